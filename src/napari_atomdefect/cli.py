@@ -1,0 +1,212 @@
+"""Command-line interface: ``atomdefect simulate | lattice | demo | view``.
+
+Every sub-command runs the napari-free core; only ``view`` starts napari.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from .core.errors import AtomDefectError
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from .core.export import defects_table, write_csv_atomic
+    from .core.io import write_tiff
+    from .core.simulate import MicroscopeParams, simulate_image
+
+    params = MicroscopeParams(dose_e_per_A2=None if args.dose <= 0 else args.dose)
+    sim = simulate_image(args.material, (args.size, args.size), args.pixel_size_nm, params=params,
+                         rotation_deg=args.rotation, seed=args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_tiff(out / "image.tif", sim.image, sim.pixel_size_nm)
+    write_tiff(out / "image_clean.tif", sim.clean, sim.pixel_size_nm)
+    write_csv_atomic(defects_table(sim.defects, sim.pixel_size_nm), out / "defects.csv")
+    sites = sim.sites.copy()
+    write_csv_atomic(sites, out / "sites.csv")
+    (out / "meta.json").write_text(json.dumps(sim.metadata(), indent=2))
+    print(f"Simulated {sim.material.name} {args.size}x{args.size} px at {args.pixel_size_nm} nm/px "
+          f"with {len(sim.defects)} defects -> {out}")
+    return 0
+
+
+def _load_frame(path: str, frame: int | None):
+    from .core.io import read_image
+
+    img = read_image(path)
+    for msg in img.messages:
+        print(msg, file=sys.stderr)
+    data = img.data
+    if img.is_stack:
+        if frame is None:
+            raise AtomDefectError(f"{img.name} is a stack of {data.shape[0]} frames; choose one "
+                                  "with --frame N.")
+        if not 0 <= frame < data.shape[0]:
+            raise AtomDefectError(f"--frame {frame} is out of range (0–{data.shape[0] - 1}).")
+        data = data[frame]
+    return img, data
+
+
+def _lattice_for(args: argparse.Namespace):
+    from .core.lattice import find_lattice
+
+    img, data = _load_frame(args.image, args.frame)
+    if args.pixel_size_nm is not None:
+        px, source = args.pixel_size_nm, "user"
+    else:
+        px, source = img.pixel_size_nm, "file"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # messages are printed from lattice.messages
+        lattice = find_lattice(data, args.material, pixel_size_nm=px, calibration=source)
+    return img, data, lattice
+
+
+def _cmd_lattice(args: argparse.Namespace) -> int:
+    _, _, lattice = _lattice_for(args)
+    for msg in lattice.messages:
+        print(msg, file=sys.stderr)
+    if args.json:
+        print(json.dumps(lattice.to_dict(sites=True)))
+    else:
+        d = lattice.to_dict(sites=False)
+        print(f"a1 = {d['a1_px'][0]:.3f}, {d['a1_px'][1]:.3f} px (row, col)")
+        print(f"a2 = {d['a2_px'][0]:.3f}, {d['a2_px'][1]:.3f} px (row, col)")
+        print(f"pixel size = {d['pixel_size_nm']:.5f} nm ({d['calibration']})")
+        print(f"unit cells = {d['n_cells']}, metal sites = {len(lattice.metal_sites_px)}, "
+              f"chalcogen sites = {len(lattice.chalcogen_sites_px)}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    """Headless run of the pipeline on the built-in sample (or an image): writes result files."""
+    import numpy as np
+    from skimage.io import imsave
+
+    from .core.cells import tile_cells
+    from .core.export import defects_table, sites_table, write_csv_atomic
+    from .core.io import write_tiff
+    from .core.lattice import find_lattice
+    from .core.preview import overlay, to_display
+    from .core.simulate import simulate_image
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.image:
+        img, data = _load_frame(args.image, args.frame)
+        px, source, material = img.pixel_size_nm, "file", args.material
+    else:
+        sim = simulate_image("MoS2", 512, 0.012, seed=0)
+        data, px, source, material = sim.image, sim.pixel_size_nm, "file", "MoS2"
+        write_tiff(out / "sample.tif", data, px)
+        write_csv_atomic(defects_table(sim.defects, px), out / "sample_truth.csv")
+        print(f"Sample: simulated MoS2, 512x512 px, {len(sim.defects)} true defects "
+              f"-> {out / 'sample.tif'}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lattice = find_lattice(data, material, pixel_size_nm=px, calibration=source)
+    for msg in lattice.messages:
+        print(msg)
+    (out / "lattice.json").write_text(json.dumps(lattice.to_dict(sites=True)))
+    write_csv_atomic(sites_table(lattice), out / "sites.csv")
+    tiles = tile_cells(data, lattice, min_inside=1.0)
+    np.savez_compressed(out / "cells.npz", tiles=tiles.tiles, index=tiles.index,
+                        affine=tiles.affine)
+    pic = overlay(data, {"metal": lattice.metal_sites_px,
+                         "chalcogen": lattice.chalcogen_sites_px}, radius=3, zoom=2)
+    imsave(out / "lattice.png", pic, check_contrast=False)
+    n = min(len(tiles), 64)
+    if n:
+        side = int(np.ceil(np.sqrt(n)))
+        s = tiles.spec.size_px
+        mont = np.zeros((side * s, side * s), np.float32)
+        for k in range(n):
+            r, c = divmod(k, side)
+            mont[r * s:(r + 1) * s, c * s:(c + 1) * s] = to_display(tiles.tiles[k])
+        imsave(out / "cells.png", (mont * 255).astype(np.uint8), check_contrast=False)
+    print(f"Lattice: {lattice.n_cells} unit cells, a = {lattice.a_px:.2f} px, pixel size "
+          f"{lattice.pixel_size_nm:.5f} nm ({lattice.calibration}); {len(tiles)} complete cell "
+          f"tiles. Results in {out}/ (lattice.json, sites.csv, cells.npz, lattice.png, cells.png)")
+    return 0
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    import napari
+
+    viewer = napari.Viewer()
+    if args.image:
+        viewer.open(args.image, plugin="napari-atomdefect")
+    else:
+        viewer.open_sample("napari-atomdefect", "mos2")
+    napari.run()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``atomdefect`` argument parser."""
+    from .core.materials import MATERIALS
+
+    parser = argparse.ArgumentParser(
+        prog="atomdefect",
+        description="Find atomic defects in HAADF-STEM images of 2D materials.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("simulate", help="simulate a labelled HAADF image")
+    p.add_argument("--material", default="MoS2", choices=list(MATERIALS))
+    p.add_argument("--size", type=int, default=512, help="image side in pixels")
+    p.add_argument("--pixel-size-nm", type=_positive_float, default=0.012)
+    p.add_argument("--dose", type=float, default=1e5, help="e/Å² (0 = noise-free)")
+    p.add_argument("--rotation", type=float, default=None, help="lattice rotation in degrees")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=_cmd_simulate)
+
+    def image_args(q):
+        q.add_argument("image", help="image file (.dm3 .dm4 .emd .ser .tif .npy .png)")
+        q.add_argument("--material", default="MoS2")
+        q.add_argument("--pixel-size-nm", type=_positive_float, default=None,
+                       help="override the file's calibration")
+        q.add_argument("--frame", type=int, default=None, help="frame of a stack")
+
+    p = sub.add_parser("lattice", help="find the lattice and its sites")
+    image_args(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_lattice)
+
+    p = sub.add_parser("demo", help="run the pipeline headless on the sample and write results")
+    p.add_argument("image", nargs="?", default=None, help="image file (default: built-in sample)")
+    p.add_argument("--material", default="MoS2")
+    p.add_argument("--frame", type=int, default=None)
+    p.add_argument("--out", default="results")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("view", help="open napari with the plugin (and the sample or an image)")
+    p.add_argument("image", nargs="?", default=None)
+    p.set_defaults(func=_cmd_view)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``atomdefect`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except AtomDefectError as exc:
+        print(f"atomdefect: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

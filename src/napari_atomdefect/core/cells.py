@@ -1,0 +1,246 @@
+"""Unit-cell tiling: cut an image into tiles along the locally refined lattice, and map back.
+
+Every tile shows one unit cell in the same *ideal* frame: an undistorted hexagonal lattice with the
+cell's metal column at ideal coordinates ``(0, 0)``, its chalcogen column at ``(A1 + A2) / 3``, with
+``A1 = (0, 1)`` and ``A2 = (-sqrt(3)/2, 1/2)`` in units of the lattice constant (``(row, col)``,
+rows pointing down). A local affine map, built from the cell's measured metal position and the
+local lattice vectors, takes the ideal frame to the image: rotation, scale, shear and drift of the
+real lattice are undone, so every tile has the same size and orientation in the lattice frame.
+
+The tile is centred between the metal and the chalcogen of its cell and spans ``extent_a`` lattice
+constants, which includes the first neighbours of both columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .lattice import Lattice
+from .sites import neighbour_mean
+
+#: Ideal lattice vectors (row, col) in units of the lattice constant.
+IDEAL_A1 = np.array([0.0, 1.0])
+IDEAL_A2 = np.array([-np.sqrt(3) / 2, 0.5])
+IDEAL_BASIS = np.stack([IDEAL_A1, IDEAL_A2], axis=1)  # columns
+#: Ideal positions of the cell's own columns.
+IDEAL_METAL = np.zeros(2)
+IDEAL_CHALCOGEN = (IDEAL_A1 + IDEAL_A2) / 3
+IDEAL_CENTRE = (IDEAL_METAL + IDEAL_CHALCOGEN) / 2
+
+
+@dataclass(frozen=True)
+class TileSpec:
+    """Geometry of a unit-cell tile.
+
+    Attributes
+    ----------
+    size_px : int
+        Tile side in pixels.
+    extent_a : float
+        Tile side in lattice constants.
+    """
+
+    size_px: int = 32
+    extent_a: float = 2.0
+
+    @property
+    def step_a(self) -> float:
+        """Tile pixel size in lattice constants."""
+        return self.extent_a / self.size_px
+
+    def ideal_to_tile(self, ideal: np.ndarray) -> np.ndarray:
+        """Ideal-frame coordinates (units of ``a``) to tile pixel coordinates."""
+        return (np.asarray(ideal, float) - IDEAL_CENTRE) / self.step_a + (self.size_px - 1) / 2
+
+    def tile_to_ideal(self, tile_pts: np.ndarray) -> np.ndarray:
+        """Tile pixel coordinates to ideal-frame coordinates (units of ``a``)."""
+        return (np.asarray(tile_pts, float) - (self.size_px - 1) / 2) * self.step_a + IDEAL_CENTRE
+
+    @property
+    def metal_px(self) -> np.ndarray:
+        """Where the cell's metal column sits in the tile."""
+        return self.ideal_to_tile(IDEAL_METAL)
+
+    @property
+    def chalcogen_px(self) -> np.ndarray:
+        """Where the cell's chalcogen column sits in the tile."""
+        return self.ideal_to_tile(IDEAL_CHALCOGEN)
+
+
+@dataclass
+class CellTiles:
+    """A batch of unit-cell tiles.
+
+    Attributes
+    ----------
+    tiles : ndarray
+        ``(N, S, S)`` float32 resampled image values.
+    index : ndarray
+        ``(N, 2)`` cell indices ``(i, j)`` (the metal site of each cell).
+    affine : ndarray
+        ``(N, 2, 3)`` maps tile pixel ``(row, col, 1)`` to image pixel ``(row, col)``.
+    inside : ndarray
+        ``(N,)`` fraction of each tile that lies inside the image.
+    spec : TileSpec
+    """
+
+    tiles: np.ndarray
+    index: np.ndarray
+    affine: np.ndarray
+    inside: np.ndarray
+    spec: TileSpec
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def to_image(self, tile_points: np.ndarray, which: np.ndarray | int | None = None) -> np.ndarray:
+        """Map tile pixel coordinates to image pixel coordinates.
+
+        Parameters
+        ----------
+        tile_points : ndarray
+            ``(N, 2)`` points, one per tile (``which=None``), or ``(M, 2)`` with ``which`` giving
+            the tile of each point (an int applies one tile to all points).
+        which : ndarray or int, optional
+            Tile numbers.
+        """
+        pts = np.atleast_2d(np.asarray(tile_points, float))
+        aff = self.affine if which is None else self.affine[np.asarray(which)]
+        aff = np.broadcast_to(aff, (len(pts), 2, 3)) if aff.ndim == 3 else aff[None]
+        return np.einsum("nij,nj->ni", aff[..., :2], pts) + aff[..., 2]
+
+    def to_tile(self, image_points: np.ndarray, which: np.ndarray | int | None = None) -> np.ndarray:
+        """Map image pixel coordinates into tile pixel coordinates (inverse of :meth:`to_image`)."""
+        pts = np.atleast_2d(np.asarray(image_points, float))
+        aff = self.affine if which is None else self.affine[np.asarray(which)]
+        aff = np.broadcast_to(aff, (len(pts), 2, 3)) if aff.ndim == 3 else aff[None]
+        inv = np.linalg.inv(aff[..., :2])
+        return np.einsum("nij,nj->ni", inv, pts - aff[..., 2])
+
+
+def local_bases(lattice: Lattice) -> np.ndarray:
+    """Local lattice vectors ``(N, 2, 2)`` (rows ``a1``, ``a2``) at every metal site.
+
+    Central differences of neighbouring metal sites (one-sided at the border, the global vectors
+    where a cell has no neighbour), smoothed over the 3 x 3 neighbouring cells.
+    """
+    idx = lattice.metal_index
+    pos = lattice.metal_sites_px
+    n = len(idx)
+    if n == 0:
+        return np.zeros((0, 2, 2))
+    lookup = {tuple(ij): k for k, ij in enumerate(idx.tolist())}
+    out = np.empty((n, 2, 2))
+    for d, (step, glob) in enumerate((((1, 0), lattice.a1_px), ((0, 1), lattice.a2_px))):
+        fwd = np.array([lookup.get((i + step[0], j + step[1]), -1) for i, j in idx.tolist()])
+        bwd = np.array([lookup.get((i - step[0], j - step[1]), -1) for i, j in idx.tolist()])
+        vec = np.tile(glob, (n, 1)).astype(float)
+        both = (fwd >= 0) & (bwd >= 0)
+        vec[both] = (pos[fwd[both]] - pos[bwd[both]]) / 2
+        only_f = (fwd >= 0) & (bwd < 0)
+        vec[only_f] = pos[fwd[only_f]] - pos[only_f]
+        only_b = (bwd >= 0) & (fwd < 0)
+        vec[only_b] = pos[only_b] - pos[bwd[only_b]]
+        smooth = neighbour_mean(vec, idx, np.ones(n, bool), size=3, exclude_self=False)
+        out[:, d] = np.where(np.isnan(smooth), vec, smooth)
+    return out
+
+
+def cell_affines(lattice: Lattice, spec: TileSpec = TileSpec()) -> np.ndarray:
+    """Affine maps ``(N, 2, 3)`` from tile pixels to image pixels for every cell of ``lattice``."""
+    bases = local_bases(lattice)                       # (N, 2 vectors, 2 coords)
+    # M maps ideal coordinates to image displacements: M @ IDEAL_BASIS = [a1 a2] (as columns).
+    m = np.einsum("nji,jk->nik", bases, np.linalg.inv(IDEAL_BASIS))
+    lin = m * spec.step_a
+    t0 = spec.tile_to_ideal(np.zeros(2))               # ideal coords of tile pixel (0, 0)
+    offset = lattice.metal_sites_px + np.einsum("nij,j->ni", m, t0)
+    return np.concatenate([lin, offset[:, :, None]], axis=2)
+
+
+def sample_bilinear(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Bilinear interpolation of ``image`` at float coordinates (edges clamped); float32, fast."""
+    h, w = image.shape
+    if h < 2 or w < 2:
+        raise ValueError("The image must be at least 2 x 2 pixels.")
+    r = np.clip(np.asarray(rows, np.float32), 0, h - 1.0001)
+    c = np.clip(np.asarray(cols, np.float32), 0, w - 1.0001)
+    r0 = r.astype(np.int32)
+    c0 = c.astype(np.int32)
+    fr = r - r0
+    fc = c - c0
+    i00 = r0 * w + c0
+    flat = np.asarray(image, np.float32).ravel()
+    v00, v01 = flat[i00], flat[i00 + 1]
+    v10, v11 = flat[i00 + w], flat[i00 + w + 1]
+    top = v00 + (v01 - v00) * fc
+    return top + ((v10 + (v11 - v10) * fc) - top) * fr
+
+
+def iter_cell_tiles(image: np.ndarray, lattice: Lattice, spec: TileSpec = TileSpec(),
+                    batch_size: int = 2048) -> Iterator[CellTiles]:
+    """Yield the unit-cell tiles of ``image`` in batches (bounded memory for large images).
+
+    Parameters
+    ----------
+    image : ndarray
+        The 2-D image the lattice was found in.
+    lattice : Lattice
+        Output of :func:`~napari_atomdefect.core.lattice.find_lattice`.
+    spec : TileSpec
+        Tile geometry.
+    batch_size : int
+        Tiles per batch.
+
+    Notes
+    -----
+    Values are interpolated bilinearly; points outside the image take the nearest edge value and
+    ``CellTiles.inside`` tells how much of each tile lies inside.
+    """
+    img = np.asarray(image, np.float32)
+    if img.shape != tuple(lattice.shape):
+        raise ValueError(f"Image shape {img.shape} differs from the lattice's {lattice.shape}.")
+    affines = cell_affines(lattice, spec)
+    s = spec.size_px
+    rr, cc = np.mgrid[0:s, 0:s].astype(np.float32)
+    rr, cc = rr.ravel()[None, :], cc.ravel()[None, :]
+    h, w = img.shape
+    for start in range(0, len(affines), batch_size):
+        aff = affines[start:start + batch_size].astype(np.float32)
+        rows = aff[:, 0, 0, None] * rr + aff[:, 0, 1, None] * cc + aff[:, 0, 2, None]
+        cols = aff[:, 1, 0, None] * rr + aff[:, 1, 1, None] * cc + aff[:, 1, 2, None]
+        vals = sample_bilinear(img, rows, cols)
+        inside = ((rows >= -0.5) & (rows <= h - 0.5) & (cols >= -0.5) & (cols <= w - 0.5)).mean(1)
+        aff = affines[start:start + batch_size]
+        yield CellTiles(tiles=vals.reshape(len(aff), s, s).astype(np.float32),
+                        index=lattice.metal_index[start:start + batch_size].copy(),
+                        affine=aff.copy(), inside=inside, spec=spec)
+
+
+def tile_cells(image: np.ndarray, lattice: Lattice, spec: TileSpec = TileSpec(),
+               min_inside: float = 0.0) -> CellTiles:
+    """All unit-cell tiles of ``image`` at once (see :func:`iter_cell_tiles`).
+
+    Parameters
+    ----------
+    min_inside : float
+        Drop tiles with a smaller fraction of their area inside the image.
+    """
+    batches = list(iter_cell_tiles(image, lattice, spec))
+    if not batches:
+        s = spec.size_px
+        return CellTiles(np.zeros((0, s, s), np.float32), np.zeros((0, 2), int),
+                         np.zeros((0, 2, 3)), np.zeros(0), spec)
+    out = CellTiles(
+        tiles=np.concatenate([b.tiles for b in batches]),
+        index=np.concatenate([b.index for b in batches]),
+        affine=np.concatenate([b.affine for b in batches]),
+        inside=np.concatenate([b.inside for b in batches]),
+        spec=spec,
+    )
+    if min_inside > 0:
+        keep = out.inside >= min_inside
+        out = CellTiles(out.tiles[keep], out.index[keep], out.affine[keep], out.inside[keep], spec)
+    return out

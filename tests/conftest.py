@@ -1,0 +1,42 @@
+"""Shared fixtures: simulated images with known truth, and the optional ../shared data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_atomdefect.core.simulate import MicroscopeParams, simulate_image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("ATOMDEFECT_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The development data folder beside the repository; tests skip cleanly without it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data folder not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def sim_mos2():
+    """A 512 x 512 MoS2 image at 0.012 nm/px and 1e5 e/Å² with mild scan distortion."""
+    return simulate_image("MoS2", 512, 0.012, params=MicroscopeParams(), seed=3)
+
+
+def pristine_params(**kw) -> MicroscopeParams:
+    """Microscope parameters without shear/stretch (the lattice stays hexagonal)."""
+    base = dict(shear=0.0, y_stretch=0.0)
+    base.update(kw)
+    return MicroscopeParams(**base)
+
+
+def nearest_distances(found: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Distance from each found point to its nearest true point."""
+    from scipy.spatial import cKDTree
+
+    return cKDTree(truth).query(found)[0]

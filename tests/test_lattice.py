@@ -1,0 +1,179 @@
+"""Lattice detection on simulated images with known truth, and its failure modes."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from napari_atomdefect.core.errors import BadImageError, NoLatticeError
+from napari_atomdefect.core.lattice import CalibrationWarning, find_lattice
+from napari_atomdefect.core.simulate import MicroscopeParams, simulate_image
+
+from .conftest import nearest_distances, pristine_params
+
+
+def vector_error(lat, sim):
+    """Largest relative error of the found vectors against the true ones (up to symmetry)."""
+    true = [sim.a1_px, sim.a2_px, sim.a2_px - sim.a1_px]
+    true += [-v for v in true]
+    errs = []
+    for v in (lat.a1_px, lat.a2_px):
+        errs.append(min(np.linalg.norm(v - t) / np.linalg.norm(t) for t in true))
+    return max(errs)
+
+
+@pytest.mark.parametrize("rotation", [0.0, 17.0, 33.0, 51.0])
+@pytest.mark.parametrize("dose", [1e4, 1e5, 1e6])
+def test_vectors_within_one_percent(rotation, dose):
+    sim = simulate_image("MoS2", 512, 0.012, params=pristine_params(dose_e_per_A2=dose),
+                         rotation_deg=rotation, seed=int(rotation) + int(np.log10(dose)))
+    lat = find_lattice(sim.image, "MoS2", pixel_size_nm=0.012)
+    assert vector_error(lat, sim) < 0.01
+    assert lat.pixel_size_lattice_nm == pytest.approx(0.012, rel=0.01)
+
+
+@pytest.mark.parametrize("pixel_size_nm,size", [(0.005, 1024), (0.008, 768), (0.015, 512),
+                                                 (0.025, 384)])
+def test_pixel_sizes(pixel_size_nm, size):
+    sim = simulate_image("MoS2", size, pixel_size_nm, params=pristine_params(), seed=7)
+    lat = find_lattice(sim.image, "MoS2")
+    assert vector_error(lat, sim) < 0.01
+    assert lat.calibration == "lattice"
+    assert lat.pixel_size_nm == pytest.approx(pixel_size_nm, rel=0.01)
+
+
+def test_low_dose_small_pixels():
+    sim = simulate_image("MoS2", 1024, 0.005, params=pristine_params(dose_e_per_A2=1e4), seed=11)
+    lat = find_lattice(sim.image, "MoS2")
+    assert vector_error(lat, sim) < 0.01
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_metal_sites_subpixel(seed):
+    sim = simulate_image("MoS2", 512, 0.012, params=pristine_params(dose_e_per_A2=1e5), seed=seed)
+    lat = find_lattice(sim.image, "MoS2")
+    truth = sim.sites[sim.sites.sublattice == "metal"][["y_px", "x_px"]].to_numpy()
+    d = nearest_distances(lat.metal_sites_px, truth)
+    assert np.sqrt(np.mean(d**2)) < 0.3
+    # nearly every true site found (the border may lose a few half-visible ones)
+    found = nearest_distances(truth, lat.metal_sites_px)
+    assert np.mean(found < 1.0) > 0.95
+    xt = sim.sites[sim.sites.sublattice == "chalcogen"][["y_px", "x_px"]].to_numpy()
+    dx = nearest_distances(lat.chalcogen_sites_px, xt)
+    assert np.sqrt(np.mean(dx**2)) < 0.8 and np.mean(dx < 2.0) > 0.98
+
+
+def test_metal_and_chalcogen_not_swapped_and_vacancies_kept():
+    params = pristine_params(dose_e_per_A2=1e5)
+    sim = simulate_image("MoS2", 512, 0.012, params=params, seed=4,
+                         defect_fractions={"V_Mo": 0.05, "V_S2": 0.05})
+    lat = find_lattice(sim.image, "MoS2")
+    metal = sim.sites[sim.sites.sublattice == "metal"][["y_px", "x_px"]].to_numpy()
+    chalc = sim.sites[sim.sites.sublattice == "chalcogen"][["y_px", "x_px"]].to_numpy()
+    assert np.median(nearest_distances(lat.metal_sites_px, metal)) < 0.5
+    assert np.median(nearest_distances(lat.chalcogen_sites_px, chalc)) < 0.8
+    # Empty sites are still sites: each V_Mo has a metal site within 1.5 px (away from the
+    # border, where an empty site cannot be told from a column outside the field).
+    vac = sim.sites[sim.sites["class"] == "V_Mo"][["y_px", "x_px"]].to_numpy()
+    margin = 0.5 * lat.a_px
+    vac = vac[((vac > margin) & (vac < 511 - margin)).all(axis=1)]
+    assert len(vac) > 3
+    assert np.all(nearest_distances(vac, lat.metal_sites_px) < 1.5)
+    # Chalcogen of cell (i, j) sits at metal + (a1 + a2) / 3.
+    lookup = {tuple(ij): p for ij, p in zip(lat.metal_index.tolist(), lat.metal_sites_px, strict=True)}
+    offs = [p - lookup[tuple(ij)] for ij, p in zip(lat.chalcogen_index.tolist(),
+                                                  lat.chalcogen_sites_px, strict=True) if tuple(ij) in lookup]
+    np.testing.assert_allclose(np.median(offs, axis=0), (lat.a1_px + lat.a2_px) / 3, atol=1.0)
+    # Normalised basis: 60 degrees apart, right-handed.
+    cos = lat.a1_px @ lat.a2_px / (np.linalg.norm(lat.a1_px) * np.linalg.norm(lat.a2_px))
+    assert cos == pytest.approx(0.5, abs=0.02)
+    assert lat.a1_px[0] * lat.a2_px[1] - lat.a1_px[1] * lat.a2_px[0] > 0
+
+
+@pytest.mark.parametrize("material", ["MoS2", "WS2", "MoSe2", "WSe2"])
+def test_sublattices_for_every_preset(material):
+    sim = simulate_image(material, 384, 0.012, params=pristine_params(), seed=9)
+    lat = find_lattice(sim.image, material)
+    metal = sim.sites[sim.sites.sublattice == "metal"][["y_px", "x_px"]].to_numpy()
+    assert np.median(nearest_distances(lat.metal_sites_px, metal)) < 0.5
+    assert lat.pixel_size_nm == pytest.approx(0.012, rel=0.01)
+
+
+def test_distorted_scan_follows_local_lattice():
+    params = MicroscopeParams(dose_e_per_A2=1e5, shear=0.04, y_stretch=-0.03, drift_nm=0.04,
+                              row_jitter_nm=0.006)
+    sim = simulate_image("MoS2", 768, 0.012, params=params, seed=21)
+    lat = find_lattice(sim.image, "MoS2")
+    truth = sim.sites[sim.sites.sublattice == "metal"][["y_px", "x_px"]].to_numpy()
+    d = nearest_distances(lat.metal_sites_px, truth)
+    assert np.sqrt(np.mean(d**2)) < 0.5
+    assert np.mean(nearest_distances(truth, lat.metal_sites_px) < 1.0) > 0.95
+
+
+def test_calibration_messages():
+    sim = simulate_image("MoS2", 384, 0.012, params=pristine_params(), seed=1)
+    with pytest.warns(CalibrationWarning, match="using the lattice calibration"):
+        lat = find_lattice(sim.image, "MoS2", pixel_size_nm=0.011, calibration="file")
+    assert lat.calibration == "lattice" and lat.pixel_size_nm == pytest.approx(0.012, rel=0.01)
+    with pytest.warns(CalibrationWarning, match="kept as given"):
+        lat = find_lattice(sim.image, "MoS2", pixel_size_nm=0.011, calibration="user")
+    assert lat.calibration == "user" and lat.pixel_size_nm == 0.011
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lat = find_lattice(sim.image, "MoS2", pixel_size_nm=0.0121, calibration="file")
+    assert lat.calibration == "file" and lat.pixel_size_nm == 0.0121
+    lat = find_lattice(sim.image, "MoS2")
+    assert lat.calibration == "lattice" and "calibrated" in lat.messages[-1]
+
+
+def _amorphous(seed, n=512):
+    rng = np.random.default_rng(seed)
+    img = np.zeros((n, n))
+    pts = rng.uniform(0, n, (4000, 2)).astype(int)
+    np.add.at(img, (pts[:, 0], pts[:, 1]), 1.0)
+    return rng.poisson(ndimage.gaussian_filter(img, 2.0) * 40 + 2).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_amorphous_and_noise_have_no_lattice(seed):
+    with pytest.raises(NoLatticeError, match="No crystal lattice"):
+        find_lattice(_amorphous(seed), "MoS2")
+    noise = np.random.default_rng(seed).poisson(3.0, (256, 256)).astype(np.float32)
+    with pytest.raises(NoLatticeError):
+        find_lattice(noise, "MoS2")
+
+
+def test_bad_inputs_give_clear_errors(sim_mos2):
+    img = sim_mos2.image
+    with pytest.raises(BadImageError, match="stack"):
+        find_lattice(np.stack([img, img]), "MoS2")
+    with pytest.raises(BadImageError, match="colour"):
+        find_lattice(np.dstack([img, img, img]), "MoS2")
+    with pytest.raises(BadImageError, match="constant"):
+        find_lattice(np.ones((256, 256)), "MoS2")
+    with pytest.raises(BadImageError, match="too small"):
+        find_lattice(img[:20, :20], "MoS2")
+    nan = img.copy()
+    nan[:100] = np.nan
+    with pytest.raises(BadImageError, match="NaN"):
+        find_lattice(nan, "MoS2")
+    with pytest.raises(BadImageError, match="pixel size"):
+        find_lattice(img, "MoS2", pixel_size_nm=-1.0)
+    few = img.copy()
+    few[10, 10] = np.nan  # a few NaN pixels are tolerated
+    assert find_lattice(few, "MoS2").n_cells > 100
+
+
+def test_too_few_cells():
+    sim = simulate_image("MoS2", 64, 0.025, params=pristine_params(), seed=0)
+    with pytest.raises(NoLatticeError):
+        find_lattice(sim.image[:40, :40], "MoS2")
+
+
+def test_to_dict_schema(sim_mos2):
+    d = find_lattice(sim_mos2.image, "MoS2", pixel_size_nm=0.012).to_dict()
+    for key in ("a1_px", "a2_px", "pixel_size_nm", "calibration", "n_cells", "metal_sites_px",
+                "chalcogen_sites_px"):
+        assert key in d
+    assert d["calibration"] == "user" and d["n_cells"] == len(d["metal_sites_px"])
