@@ -165,10 +165,10 @@ def sample_bilinear(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np
     h, w = image.shape
     if h < 2 or w < 2:
         raise ValueError("The image must be at least 2 x 2 pixels.")
-    r = np.clip(np.asarray(rows, np.float32), 0, h - 1.0001)
-    c = np.clip(np.asarray(cols, np.float32), 0, w - 1.0001)
-    r0 = r.astype(np.int32)
-    c0 = c.astype(np.int32)
+    r = np.clip(np.asarray(rows, np.float32), 0, h - 1)
+    c = np.clip(np.asarray(cols, np.float32), 0, w - 1)
+    r0 = np.minimum(r.astype(np.int32), h - 2)  # the last row/column interpolates with weight 1
+    c0 = np.minimum(c.astype(np.int32), w - 2)
     fr = r - r0
     fc = c - c0
     i00 = r0 * w + c0

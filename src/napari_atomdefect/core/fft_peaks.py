@@ -35,8 +35,9 @@ def _power_ratio(image: np.ndarray):
     h, w = image.shape
     img = image - image.mean()
     win = np.hanning(h)[:, None].astype(np.float32) * np.hanning(w)[None, :].astype(np.float32)
-    spec = np.abs(fft.fftshift(fft.fft2(img * win, workers=-1))) ** 2
-    spec = ndimage.uniform_filter(spec.astype(np.float64), size=3)
+    f = fft.fftshift(fft.fft2((img * win).astype(np.float32), workers=-1))
+    spec = ndimage.uniform_filter(f.real**2 + f.imag**2, size=3)
+    del f
     ky = (np.arange(h) - h // 2) / h
     kx = (np.arange(w) - w // 2) / w
     kr = np.hypot(ky[:, None], kx[None, :])
@@ -45,13 +46,14 @@ def _power_ratio(image: np.ndarray):
     # Ring background: geometric mean of the power per ring (robust to the few spot pixels, and
     # O(N) unlike a median); x1.25 brings it to about the median of exponential noise.
     counts = np.bincount(idx.ravel(), minlength=nbins + 2)
-    log_sum = np.bincount(idx.ravel(), weights=np.log(spec.ravel() + 1e-300), minlength=nbins + 2)
+    log_sum = np.bincount(idx.ravel(), weights=np.log(spec.ravel() + np.float32(1e-30)),
+                          minlength=nbins + 2)
     med = 1.25 * np.exp(log_sum / np.maximum(counts, 1))
     # Noise-free images have next to no power at high frequency: without a floor, round-off
     # ripples there would look like spots.
     band_max = spec[kr > 3.0 / min(h, w)].max()
     med = np.maximum(med, 1e-6 * band_max)
-    ratio = spec / med[idx]
+    ratio = spec / med.astype(np.float32)[idx]
     return ratio, ky, kx, kr
 
 

@@ -25,7 +25,7 @@ from .errors import BadImageError, NoLatticeError
 from .fft_peaks import find_reciprocal_basis
 from .gpa import PhaseMap, image_spectrum, mean_frequency, phase_map
 from .materials import Material, get_material
-from .sites import centroid_refine, neighbour_mean, refine_peaks
+from .sites import box_smooth, centroid_refine, neighbour_mean, refine_peaks
 from .validate import as_analysis_image
 
 #: File and lattice calibrations further apart than this are reported (relative difference).
@@ -127,7 +127,7 @@ class Lattice:
         return out
 
 
-def _mean_cell(smoothed: np.ndarray, frac_fn, bins: int = 24, max_points: int = 250_000):
+def _mean_cell(smoothed: np.ndarray, frac_fn, bins: int = 24, max_points: int = 120_000):
     """Image folded onto one unit cell: mean intensity per fractional-coordinate bin."""
     h, w = smoothed.shape
     stride = max(1, int(np.sqrt(h * w / max_points)))
@@ -250,7 +250,7 @@ def find_lattice(
         return s * np.stack([pm1.total_phase_cycles(points), pm2.total_phase_cycles(points)], 1)
 
     a_px0 = float(np.sqrt(abs(np.linalg.det(basis)) / (np.sqrt(3) / 2)))
-    smoothed = ndimage.gaussian_filter(arr, max(0.8, 0.08 * a_px0))
+    smoothed = box_smooth(arr, max(0.8, 0.08 * a_px0))
 
     # Sublattices from the image folded onto one cell.
     cell = _mean_cell(smoothed, frac_fn)
@@ -301,7 +301,7 @@ def find_lattice(
             "The crystalline area is too small or the image is mostly amorphous.")
     background = float(np.median(ndimage.map_coordinates(smoothed, hollow_pred.T, order=1))) \
         if len(hollow_pred) else float(np.percentile(smoothed, 5))
-    radius = 0.22 * a_px0
+    radius = 0.2 * a_px0
     sigma_col = 0.11 * a_px0
     metal_pos, metal_ok = _refine_sublattice(arr, smoothed, metal_pred, metal_idx, radius,
                                              background, sigma_col)

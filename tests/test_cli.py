@@ -1,0 +1,78 @@
+"""The ``atomdefect`` command line, end to end (in-process and as a console script)."""
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_atomdefect.cli import main
+from napari_atomdefect.core.io import read_image
+
+
+def test_simulate_then_lattice_json(tmp_path, capsys):
+    out = tmp_path / "sim"
+    assert main(["simulate", "--material", "MoS2", "--size", "384", "--pixel-size-nm", "0.012",
+                 "--dose", "1e5", "--seed", "0", "--out", str(out)]) == 0
+    img = read_image(out / "image.tif")
+    assert img.pixel_size_nm == pytest.approx(0.012)
+    defects = pd.read_csv(out / "defects.csv")
+    assert list(defects.columns) == ["y_px", "x_px", "y_nm", "x_nm", "class", "confidence",
+                                     "source"]
+    assert len(defects) > 5 and set(defects["class"]) <= {"V_S", "V_S2", "O_S", "V_Mo"}
+    np.testing.assert_allclose(defects.y_nm, defects.y_px * 0.012, atol=1e-4)
+    meta = json.loads((out / "meta.json").read_text())
+    capsys.readouterr()
+
+    assert main(["lattice", str(out / "image.tif"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["calibration"] == "file" and result["pixel_size_nm"] == pytest.approx(0.012)
+    assert result["n_cells"] == len(result["metal_sites_px"]) > 100
+    true_a = np.linalg.norm(meta["a1_px"])
+    for key in ("a1_px", "a2_px"):
+        assert np.linalg.norm(result[key]) == pytest.approx(true_a, rel=0.01)
+    assert len(result["chalcogen_sites_px"]) > 100
+
+
+def test_lattice_user_pixel_size_and_text(tmp_path, capsys):
+    main(["simulate", "--size", "256", "--out", str(tmp_path), "--dose", "0"])
+    capsys.readouterr()
+    assert main(["lattice", str(tmp_path / "image.tif"), "--pixel-size-nm", "0.0121"]) == 0
+    out = capsys.readouterr().out
+    assert "pixel size = 0.01210 nm (user)" in out and "unit cells" in out
+
+
+def test_errors_exit_2_with_message(tmp_path, capsys):
+    (tmp_path / "bad.tif").write_bytes(b"garbage" * 10)
+    assert main(["lattice", str(tmp_path / "bad.tif")]) == 2
+    assert "could not be read" in capsys.readouterr().err
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "noise.npy", rng.poisson(4, (256, 256)).astype(np.float32))
+    assert main(["lattice", str(tmp_path / "noise.npy")]) == 2
+    assert "No crystal lattice found" in capsys.readouterr().err
+    np.save(tmp_path / "stack.npy", rng.random((2, 64, 64)).astype(np.float32))
+    assert main(["lattice", str(tmp_path / "stack.npy")]) == 2
+    assert "--frame" in capsys.readouterr().err
+    assert main(["lattice", str(tmp_path / "noise.npy"), "--material", "GaN"]) == 2
+    assert "Unknown material" in capsys.readouterr().err
+
+
+def test_demo_writes_results(tmp_path):
+    out = tmp_path / "res"
+    assert main(["demo", "--out", str(out)]) == 0
+    for name in ("sample.tif", "sample_truth.csv", "lattice.json", "sites.csv", "cells.npz",
+                 "lattice.png", "cells.png"):
+        assert (out / name).stat().st_size > 0
+    cells = np.load(out / "cells.npz")
+    assert cells["tiles"].shape[1:] == (32, 32) and len(cells["tiles"]) > 200
+    sites = pd.read_csv(out / "sites.csv")
+    assert set(sites.sublattice) == {"metal", "chalcogen"}
+
+
+@pytest.mark.skipif(shutil.which("atomdefect") is None, reason="console script not installed")
+def test_console_script(tmp_path):
+    res = subprocess.run(["atomdefect", "simulate", "--size", "128", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and (tmp_path / "image.tif").exists()

@@ -1,0 +1,60 @@
+"""The plugin inside a real (headless, Xvfb) napari viewer: reader and sample data."""
+
+import numpy as np
+import pytest
+
+from napari_atomdefect._reader import get_reader
+from napari_atomdefect.core.io import write_tiff
+
+pytestmark = pytest.mark.viewer
+
+
+def test_open_tif_through_plugin(make_napari_viewer, tmp_path):
+    data = np.random.default_rng(0).random((96, 128)).astype(np.float32)
+    path = tmp_path / "stem.tif"
+    write_tiff(path, data, 0.0125)
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(path), plugin="napari-atomdefect")
+    assert len(layers) == 1
+    layer = viewer.layers["stem"]
+    np.testing.assert_array_equal(np.asarray(layer.data), data)
+    np.testing.assert_allclose(layer.scale, [0.0125, 0.0125])
+    meta = layer.metadata["atomdefect"]
+    assert meta["calibration"] == "file" and meta["pixel_size_nm"] == pytest.approx(0.0125)
+
+
+def test_stack_opens_as_stack(make_napari_viewer, tmp_path):
+    np.save(tmp_path / "st.npy", np.random.default_rng(1).random((3, 64, 64)).astype(np.float32))
+    viewer = make_napari_viewer()
+    viewer.open(str(tmp_path / "st.npy"), plugin="napari-atomdefect")
+    layer = viewer.layers["st"]
+    assert layer.data.shape == (3, 64, 64) and layer.metadata["atomdefect"]["pixel_size_nm"] is None
+
+
+def test_corrupt_file_gives_clear_error(make_napari_viewer, tmp_path):
+    bad = tmp_path / "broken.tif"
+    bad.write_bytes(b"II*\x00garbage")
+    viewer = make_napari_viewer()
+    with pytest.raises(Exception, match="could not be read"):
+        viewer.open(str(bad), plugin="napari-atomdefect")
+    assert len(viewer.layers) == 0
+
+
+def test_reader_declines_other_files():
+    assert get_reader("notes.txt") is None
+    assert get_reader(["a.tif", "b.tif"]) is None
+    assert callable(get_reader("a.dm4"))
+
+
+def test_sample_data_with_ground_truth(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-atomdefect", "mos2")
+    image = viewer.layers["MoS2 sample (simulated)"]
+    truth = viewer.layers["ground truth (sample)"]
+    np.testing.assert_allclose(image.scale, [0.012, 0.012])
+    np.testing.assert_allclose(truth.scale, image.scale)
+    assert len(truth.data) > 10
+    assert set(truth.features["class"]) <= {"V_S", "V_S2", "O_S", "V_Mo"}
+    assert list(truth.features.columns) == ["class", "confidence", "source"]
+    # Truth points sit on the image: on a V_Mo the clean intensity is far below a Mo column.
+    assert truth.data.min() >= -0.5 and truth.data.max() <= 511.5
