@@ -34,8 +34,9 @@ def make_sample_data() -> list[tuple]:
                              "source": pd.Categorical(["truth"] * len(defects))})
     truth = (defects[["y_px", "x_px"]].to_numpy(float), {
         "name": "ground truth (sample)", "scale": (px, px), "units": ("nm", "nm"),
-        "features": features, "size": 0.12, "symbol": "ring",
-        "face_color": "class", "face_color_cycle": [CLASS_COLORS[c] for c in DEFECT_CLASSES],
+        # Points sizes are in data pixels: half a lattice constant reads well at any zoom.
+        "features": features, "size": 0.5 * sim.material.a_nm / px, "symbol": "ring",
+        "face_color": "class", "face_color_cycle": dict(CLASS_COLORS),
         "border_width": 0, "opacity": 0.9,
         "metadata": {"atomdefect": {"kind": "ground_truth", "pixel_size_nm": px}},
     }, "points")

@@ -56,5 +56,13 @@ def test_sample_data_with_ground_truth(make_napari_viewer):
     assert len(truth.data) > 10
     assert set(truth.features["class"]) <= {"V_S", "V_S2", "O_S", "V_Mo"}
     assert list(truth.features.columns) == ["class", "confidence", "source"]
-    # Truth points sit on the image: on a V_Mo the clean intensity is far below a Mo column.
     assert truth.data.min() >= -0.5 and truth.data.max() <= 511.5
+    # Colour by class, fixed per class (V_S orange, V_S2 red, O_S cyan, V_Mo green).
+    from napari.utils.colormaps.standardize_color import transform_color
+
+    from napari_atomdefect._sample_data import CLASS_COLORS
+
+    for cls, colour in zip(truth.features["class"], truth.face_color, strict=True):
+        np.testing.assert_allclose(colour, transform_color(CLASS_COLORS[cls])[0], atol=1e-3)
+    # Sizes are in data pixels: visible (about half a lattice constant).
+    assert 8 < truth.size.mean() < 20
