@@ -141,6 +141,121 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_detect(args: argparse.Namespace) -> int:
+    from .core.detect import iter_detect
+    from .core.export import write_csv_atomic
+
+    img, data = _load_frame(args.image, args.frame)
+    if args.pixel_size_nm is not None:
+        px, source = args.pixel_size_nm, "user"
+    else:
+        px, source = img.pixel_size_nm, "file"
+    result = None
+    for item in iter_detect(data, px, args.material, args.model, args.device, source):
+        if item.get("done"):
+            result = item
+        elif args.verbose:
+            print(item["message"], file=sys.stderr)
+    table = result["defects"]
+    for msg in result["lattice"].messages:
+        print(msg, file=sys.stderr)
+    write_csv_atomic(table, args.out)
+    counts = table["class"].value_counts().to_dict()
+    print(f"{len(table)} defects in {result['lattice'].n_cells} unit cells "
+          f"({', '.join(f'{k}: {v}' for k, v in sorted(counts.items())) or 'none'}); model "
+          f"{result['model']} on {result['device']} -> {args.out}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .core.evaluate import pixel_size_of, read_table, score
+
+    pred, truth = read_table(args.pred), read_table(args.truth)
+    px = args.pixel_size_nm or pixel_size_of(pred) or pixel_size_of(truth)
+    if px is None:
+        raise AtomDefectError("Neither table has nm coordinates: give --pixel-size-nm.")
+    table = score(pred, truth, args.radius_nm / px)
+    if args.json:
+        print(table.to_json(orient="index"))
+    else:
+        print(f"matching radius {args.radius_nm} nm = {args.radius_nm / px:.2f} px")
+        print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+def _model_out(name: str, out: str | None) -> Path:
+    from .core.registry import user_models_dir
+
+    return Path(out) if out else user_models_dir() / name
+
+
+def _cmd_train_noise(args: argparse.Namespace) -> int:
+    import torch
+
+    from .core.pipeline import new_card, run_train_noise
+    from .core.registry import resolve_model, write_model
+
+    torch.set_num_threads(max(1, args.threads))
+    init = resolve_model(args.init) if args.init else None
+    result = None
+    for item in run_train_noise(args.material, args.real, args.real_mode, args.real_material,
+                                args.n_images, args.steps, args.batch_size, args.seed,
+                                args.device, init_model=init):
+        if item.get("done"):
+            result = item
+        elif "message" in item:
+            print(item["message"], flush=True)
+        else:
+            print(f"step {item['step']}/{item['steps']}: d {item['d']:.3f} g_adv "
+                  f"{item['g_adv']:.3f} cycle {item['cycle']:.3f} identity {item['identity']:.3f} "
+                  f"cam {item['cam']:.4f} ({item['elapsed_s']:.0f} s, ~{item['eta_s']:.0f} s left)",
+                  flush=True)
+    out = _model_out(args.name, args.out)
+    card = new_card(out.name, args.material)
+    card["noise"] = result["card"]
+    from torch import nn
+
+    write_model(out, card, noise=nn.ModuleDict({"gen_ab": result["model"].gen_ab,
+                                                "gen_ba": result["model"].gen_ba}))
+    print(f"noise-transfer model written to {out}")
+    return 0
+
+
+def _cmd_train_detector(args: argparse.Namespace) -> int:
+    import json
+    import shutil
+
+    import torch
+
+    from .core.pipeline import new_card, run_train_detector
+    from .core.registry import NOISE_FILE, resolve_model, write_model
+
+    torch.set_num_threads(max(1, args.threads))
+    noise = resolve_model(args.noise) if args.noise else None
+    result = None
+    for item in run_train_detector(args.material, noise, args.n_images, args.val_images,
+                                   args.steps, args.batch_size, args.seed, args.device,
+                                   args.translated_fraction):
+        if item.get("done"):
+            result = item
+        elif "message" in item:
+            print(item["message"], flush=True)
+        else:
+            print(f"step {item['step']}/{item['steps']}: loss {item['loss']:.4f} "
+                  f"({item['elapsed_s']:.0f} s, ~{item['eta_s']:.0f} s left)", flush=True)
+    out = _model_out(args.name, args.out)
+    card = new_card(out.name, args.material)
+    if noise is not None:
+        card["noise"] = noise.card.get("noise")
+    card["detector"] = result["card"]
+    write_model(out, card, detector=result["net"])
+    if noise is not None and (noise.path / NOISE_FILE).exists() and noise.path != out:
+        shutil.copy2(noise.path / NOISE_FILE, out / NOISE_FILE)
+    print(json.dumps(result["card"]["metrics"], indent=1))
+    print(f"detector written to {out}")
+    return 0
+
+
 def _cmd_view(args: argparse.Namespace) -> int:
     import napari
 
@@ -190,6 +305,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frame", type=int, default=None)
     p.add_argument("--out", default="results")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("detect", help="detect and classify defects; writes a CSV")
+    image_args(p)
+    p.add_argument("--model", default=None, help="model name or folder (default: bundled)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--out", default="defects.csv")
+    p.add_argument("--verbose", action="store_true")
+    p.set_defaults(func=_cmd_detect)
+
+    p = sub.add_parser("evaluate", help="per-class precision/recall/F1 of a defect CSV")
+    p.add_argument("pred", help="detections (atomdefect detect CSV)")
+    p.add_argument("truth", help="ground truth (same format, or x_px, y_px, class)")
+    p.add_argument("--radius-nm", type=_positive_float, default=0.08)
+    p.add_argument("--pixel-size-nm", type=_positive_float, default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_evaluate)
+
+    def train_args(q, steps, batch):
+        q.add_argument("--material", default="MoS2")
+        q.add_argument("--steps", type=int, default=steps)
+        q.add_argument("--batch-size", type=int, default=batch)
+        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--device", default="auto")
+        q.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
+        q.add_argument("--name", default="my-model", help="model name (user models folder)")
+        q.add_argument("--out", default=None, help="model folder (default: user models/NAME)")
+
+    p = sub.add_parser("train-noise", help="train the stage-1 U-GAT-IT noise transfer")
+    train_args(p, 2000, 16)
+    p.add_argument("--real", nargs="+", required=True, help="real images or folders (domain B)")
+    p.add_argument("--real-mode", choices=["cells", "noise"], default="cells",
+                   help="cells: real cells are domain B (same material); noise: carry the real "
+                        "images' measured noise and scan jitter onto simulated cells")
+    p.add_argument("--real-material", default=None, help="material of the real images")
+    p.add_argument("--n-images", type=int, default=60, help="simulated images per domain")
+    p.add_argument("--init", default=None, help="start from this model's stage 1 (fine-tune)")
+    p.set_defaults(func=_cmd_train_noise)
+
+    p = sub.add_parser("train-detector", help="train the stage-2 U-Net detector")
+    train_args(p, 4000, 64)
+    p.add_argument("--noise", default=None, help="model (folder or name) whose stage 1 "
+                   "translates simulated cells; without it cells come from the simulator only")
+    p.add_argument("--n-images", type=int, default=240)
+    p.add_argument("--val-images", type=int, default=40)
+    p.add_argument("--translated-fraction", type=float, default=0.5)
+    p.set_defaults(func=_cmd_train_detector)
 
     p = sub.add_parser("view", help="open napari with the plugin (and the sample or an image)")
     p.add_argument("image", nargs="?", default=None)

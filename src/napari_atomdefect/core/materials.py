@@ -17,6 +17,10 @@ CHALCOGEN_DEFECTS: tuple[str, ...] = ("V_S", "V_S2", "O_S")
 #: Classes that sit on a metal column.
 METAL_DEFECTS: tuple[str, ...] = ("V_Mo",)
 
+#: Per-pixel classes of label maps and U-Net outputs (pristine columns are "metal"/"chalcogen").
+SEGMENT_CLASSES: tuple[str, ...] = ("background", "metal", "chalcogen", "V_S", "V_S2", "O_S",
+                                    "V_Mo")
+
 ATOMIC_NUMBER: dict[str, int] = {"O": 8, "S": 16, "Se": 34, "Mo": 42, "W": 74}
 
 

@@ -46,7 +46,11 @@ class MicroscopeParams:
     tail_fraction, tail_fwhm_nm : float
         Fraction of the probe intensity in a broad Gaussian tail, and its FWHM.
     z_exponent : float
-        ``n`` in the column weight ``Z**n`` (1.6–2.0 at HAADF angles).
+        ``n`` in the column weight ``Z**n`` (1.6–2.0 at HAADF angles), used for elements that
+        ``element_weights`` does not list.
+    element_weights : dict or None
+        Weight per element symbol (e.g. from :func:`~.physics.element_weights`, HAADF
+        cross-sections of a given voltage and detector); a Mo-weight column is ``42**1.7``.
     light_ratio : float or None
         Weight of the light substituent (O) relative to one chalcogen atom. ``None`` uses ``Z**n``.
     second_atom_factor : float
@@ -65,6 +69,9 @@ class MicroscopeParams:
         Relative stretch of the slow-scan (row) axis.
     background : float
         Amplitude of the smooth background relative to the mean column signal.
+    line_noise : float
+        Standard deviation of a random offset added to each scan line, relative to the peak of
+        a Mo-weight column (horizontal streaks of real scans).
     dose_e_per_A2 : float or None
         Electron dose in e/Å². ``None`` gives the noise-free expected image.
     read_noise_e : float
@@ -75,6 +82,7 @@ class MicroscopeParams:
     tail_fraction: float = 0.15
     tail_fwhm_nm: float = 0.4
     z_exponent: float = 1.7
+    element_weights: dict | None = None
     light_ratio: float | None = None
     second_atom_factor: float = 0.9
     metal_cross_section_A2: float = 0.012
@@ -83,25 +91,36 @@ class MicroscopeParams:
     shear: float = 0.0
     y_stretch: float = 0.0
     background: float = 0.05
+    line_noise: float = 0.0
     dose_e_per_A2: float | None = 1e5
     read_noise_e: float = 1.0
 
     @classmethod
-    def random(cls, rng: np.random.Generator, **fixed: float) -> MicroscopeParams:
-        """Draw plausible aberration-corrected HAADF conditions at random (keywords fix values)."""
+    def random(cls, rng: np.random.Generator, material: str | Material = "MoS2",
+               **fixed) -> MicroscopeParams:
+        """Draw plausible aberration-corrected HAADF conditions at random (keywords fix values).
+
+        Column weights come from single-atom HAADF cross-sections for a random voltage and
+        detector, with the uncertain channelling effects randomised (see :mod:`.physics`).
+        """
+        from .physics import random_column_physics
+
+        phys = random_column_physics(get_material(material), rng)
         values = dict(
             probe_fwhm_nm=rng.uniform(0.07, 0.12),
             tail_fraction=rng.uniform(0.05, 0.3),
             tail_fwhm_nm=rng.uniform(0.25, 0.6),
             z_exponent=rng.uniform(1.6, 2.0),
-            light_ratio=rng.uniform(0.05, 0.35),
-            second_atom_factor=rng.uniform(0.7, 1.0),
+            element_weights=phys["element_weights"],
+            light_ratio=phys["light_ratio"],
+            second_atom_factor=phys["second_atom_factor"],
             metal_cross_section_A2=rng.uniform(0.006, 0.025),
             row_jitter_nm=rng.uniform(0.0, 0.012),
             drift_nm=rng.uniform(0.0, 0.04),
             shear=rng.uniform(-0.04, 0.04),
             y_stretch=rng.uniform(-0.04, 0.04),
             background=rng.uniform(0.0, 0.2),
+            line_noise=rng.choice([0.0, rng.uniform(0.0, 0.04)]),
             dose_e_per_A2=10 ** rng.uniform(4.0, 6.0),
             read_noise_e=rng.uniform(0.0, 2.0),
         )
@@ -165,7 +184,9 @@ class SimulatedImage:
 def element_weight(symbol: str, params: MicroscopeParams, material: Material) -> float:
     """HAADF weight of one atom; the light substituent is scaled against the chalcogen."""
     if symbol == material.light_substituent and params.light_ratio is not None:
-        return params.light_ratio * ATOMIC_NUMBER[material.chalcogen] ** params.z_exponent
+        return params.light_ratio * element_weight(material.chalcogen, params, material)
+    if params.element_weights and symbol in params.element_weights:
+        return float(params.element_weights[symbol])
     return float(ATOMIC_NUMBER[symbol] ** params.z_exponent)
 
 
@@ -405,7 +426,8 @@ def simulate_image(
             core, extra)
     # core is in columns' weight per pixel; probe intensity per Å² is that over the pixel area.
     px_area_A2 = (pixel_size_nm * 10) ** 2
-    per_weight = params.metal_cross_section_A2 / ATOMIC_NUMBER["Mo"] ** params.z_exponent
+    mo_weight = 42**1.7 if params.element_weights else ATOMIC_NUMBER["Mo"] ** params.z_exponent
+    per_weight = params.metal_cross_section_A2 / mo_weight
     signal = core * (per_weight / px_area_A2)  # fraction of the beam reaching the detector
     mean_signal = signal.mean()
     if params.background > 0:
@@ -414,12 +436,18 @@ def simulate_image(
     dose = params.dose_e_per_A2
     scale = (dose if dose is not None else 1e5) * px_area_A2
     clean = (signal * scale).astype(np.float32)
+    line_offsets = None
+    if params.line_noise > 0:
+        mo_peak = scale * params.metal_cross_section_A2 / px_area_A2 / (2 * np.pi * sigma**2)
+        line_offsets = rng.normal(0, params.line_noise * mo_peak, (h, 1)).astype(np.float32)
     if dose is None:
         image = clean.copy()
     else:
         image = rng.poisson(np.maximum(clean, 0)).astype(np.float32)
         if params.read_noise_e > 0:
             image += rng.normal(0, params.read_noise_e, shape).astype(np.float32)
+        if line_offsets is not None:
+            image += line_offsets
 
     p = _distorted_positions(q, dy, dx, sigma)
     n_m = len(metal_q)

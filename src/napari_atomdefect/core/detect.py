@@ -1,0 +1,140 @@
+"""Detection: image -> lattice -> normalised unit cells -> U-Net -> one defect table.
+
+Every tile is read at its own cell's two sites only (its metal and its chalcogen column), so each
+site is classified exactly once even though tiles overlap. Probabilities are temperature-scaled
+with the value fitted on held-out data when the model was trained.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+
+from .cells import TileSpec, iter_cell_tiles
+from .datasets import own_site_positions
+from .export import DEFECT_COLUMNS
+from .lattice import Lattice, find_lattice
+from .materials import CHALCOGEN_DEFECTS, SEGMENT_CLASSES, get_material
+from .normalize import intensity_levels, normalise
+from .validate import as_analysis_image
+
+
+def _empty_table() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=float if c not in ("class", "source") else object)
+                         for c in DEFECT_COLUMNS})
+
+
+def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str = "MoS2",
+                model=None, device: str = "auto", calibration: str = "user",
+                lattice: Lattice | None = None, batch_size: int = 1024) -> Iterator[dict]:
+    """Run detection step by step, yielding progress; the last item holds the result.
+
+    Yields
+    ------
+    dict
+        ``{"step": str, "fraction": float, "message": str}`` while working, then
+        ``{"done": True, "defects": DataFrame, "sites": DataFrame, "lattice": Lattice, ...}``.
+    """
+    import torch
+
+    from .device import select_device
+    from .registry import load_detector, resolve_model
+    from .train import site_probabilities
+
+    mat = get_material(material)
+    arr = as_analysis_image(image)
+    info = resolve_model(model)
+    card = info.card
+    if card.get("material") and card["material"] != mat.name:
+        warnings.warn(f"Model {info.name} was trained for {card['material']}, not {mat.name}.",
+                      UserWarning, stacklevel=2)
+    dev, dev_text = select_device(device)
+    yield {"step": "lattice", "fraction": 0.0, "message": f"Finding the lattice (device {dev_text})"}
+    if lattice is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lattice = find_lattice(arr, mat, pixel_size_nm=pixel_size_nm, calibration=calibration)
+    levels = intensity_levels(arr, lattice)
+    norm = normalise(arr, levels)
+    net = load_detector(info, dev)
+    temperature = float(card["detector"].get("temperature", 1.0))
+    spec = TileSpec(**card["detector"].get("tile", {}))
+    chalc_lookup = {tuple(ij): k for k, ij in enumerate(lattice.chalcogen_index.tolist())}
+    n_cells = lattice.n_cells
+    site_rows = []
+    done = 0
+    with torch.inference_mode():
+        for batch in iter_cell_tiles(norm, lattice, spec, batch_size=batch_size):
+            own = own_site_positions(batch, lattice)
+            x = torch.from_numpy(batch.tiles[:, None]).to(dev)
+            s = torch.from_numpy(own.astype(np.float32)).to(dev)
+            from .train import site_logits
+
+            pm, px = site_probabilities(site_logits(net(x), s), temperature)
+            pm, px = pm.cpu().numpy(), px.cpu().numpy()
+            metal_pos = lattice.metal_sites_px[done:done + len(batch)]
+            for k, ij in enumerate(batch.index.tolist()):
+                site_rows.append((metal_pos[k, 0], metal_pos[k, 1], "metal",
+                                  ("metal", "V_Mo")[int(pm[k].argmax())], float(pm[k].max()),
+                                  float(pm[k, 1])))
+                c = chalc_lookup.get(tuple(ij))
+                if c is not None:
+                    y, xx = lattice.chalcogen_sites_px[c]
+                    cls = ("chalcogen",) + CHALCOGEN_DEFECTS
+                    site_rows.append((y, xx, "chalcogen", cls[int(px[k].argmax())],
+                                      float(px[k].max()), float(1 - px[k, 0])))
+            done += len(batch)
+            yield {"step": "detect", "fraction": done / max(n_cells, 1),
+                   "message": f"Classified {done}/{n_cells} unit cells"}
+    sites = pd.DataFrame(site_rows, columns=["y_px", "x_px", "sublattice", "class", "confidence",
+                                             "p_defect"])
+    defects = sites[~sites["class"].isin(["metal", "chalcogen"])].reset_index(drop=True)
+    table = _empty_table() if defects.empty else pd.DataFrame({
+        "y_px": defects.y_px, "x_px": defects.x_px,
+        "y_nm": defects.y_px * lattice.pixel_size_nm, "x_nm": defects.x_px * lattice.pixel_size_nm,
+        "class": defects["class"], "confidence": defects.confidence, "source": "model"})
+    table.attrs.update({"model": info.name, "device": dev_text, "pixel_size_nm":
+                        lattice.pixel_size_nm, "calibration": lattice.calibration,
+                        "n_metal_sites": int((sites.sublattice == "metal").sum()),
+                        "n_chalcogen_sites": int((sites.sublattice == "chalcogen").sum()),
+                        "messages": list(lattice.messages)})
+    yield {"done": True, "defects": table, "sites": sites, "lattice": lattice, "levels": levels,
+           "model": info.name, "device": dev_text}
+
+
+def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str = "MoS2",
+           model=None, device: str = "auto", calibration: str = "user") -> pd.DataFrame:
+    """Detect and classify point defects in a HAADF-STEM image.
+
+    Parameters
+    ----------
+    image : ndarray
+        One 2-D frame.
+    pixel_size_nm : float, optional
+        Pixel size; ``None`` calibrates it from the lattice.
+    material : str
+        Material preset (``MoS2``, ``WS2``, ``MoSe2``, ``WSe2``).
+    model : str or path, optional
+        Model name (bundled or user) or folder; default: the bundled model.
+    device : str
+        ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda`` or ``mps``.
+    calibration : {"user", "file"}
+        Where ``pixel_size_nm`` comes from (see :func:`~.lattice.find_lattice`).
+
+    Returns
+    -------
+    DataFrame
+        One row per defect: ``y_px, x_px, y_nm, x_nm, class, confidence, source``; ``attrs`` hold
+        the model, device, pixel size and the number of sites examined.
+    """
+    result = None
+    for item in iter_detect(image, pixel_size_nm, material, model, device, calibration):
+        if item.get("done"):
+            result = item
+    return result["defects"]
+
+
+__all__ = ["SEGMENT_CLASSES", "detect", "iter_detect"]

@@ -1,0 +1,92 @@
+"""Scoring detections against ground truth: one-to-one matching within a radius, per-class P/R/F1.
+
+A detection matched to a true defect of another class counts as a false positive of its own class
+and a false negative of the true class ("against both classes"). ``V_S`` and ``O_S`` are also scored
+together as single-chalcogen defects (``V_S|O_S``), which HAADF separates far more reliably.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial import cKDTree
+
+from .errors import AtomDefectError
+from .materials import DEFECT_CLASSES
+
+MERGED = {"V_S|O_S": ("V_S", "O_S")}
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a defect CSV (``atomdefect detect`` output or a dev-set ``labels.csv``)."""
+    try:
+        df = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise AtomDefectError(f"Cannot read the table {path}: {exc}") from exc
+    missing = {"y_px", "x_px", "class"} - set(df.columns)
+    if missing:
+        raise AtomDefectError(f"{path} lacks the column(s) {', '.join(sorted(missing))}; expected "
+                              "y_px, x_px, class (and optionally y_nm, x_nm, confidence, source).")
+    return df
+
+
+def match(pred: np.ndarray, truth: np.ndarray, radius_px: float) -> list[tuple[int, int]]:
+    """Optimal one-to-one pairs ``(i_pred, j_truth)`` closer than ``radius_px``."""
+    if len(pred) == 0 or len(truth) == 0:
+        return []
+    tree = cKDTree(truth)
+    pairs = tree.query_ball_point(pred, radius_px)
+    cost = np.full((len(pred), len(truth)), 1e6)
+    for i, js in enumerate(pairs):
+        for j in js:
+            cost[i, j] = np.hypot(*(pred[i] - truth[j]))
+    rows, cols = linear_sum_assignment(cost)
+    return [(i, j) for i, j in zip(rows, cols, strict=True) if cost[i, j] <= radius_px]
+
+
+def score(pred: pd.DataFrame, truth: pd.DataFrame, radius_px: float) -> pd.DataFrame:
+    """Per-class precision, recall and F1 (plus the merged single-chalcogen class).
+
+    Returns
+    -------
+    DataFrame
+        Index: class; columns ``tp, fp, fn, precision, recall, f1, n_true, n_pred``.
+    """
+    p_xy = pred[["y_px", "x_px"]].to_numpy(float)
+    t_xy = truth[["y_px", "x_px"]].to_numpy(float)
+    p_cls = pred["class"].astype(str).to_numpy()
+    t_cls = truth["class"].astype(str).to_numpy()
+    pairs = match(p_xy, t_xy, radius_px)
+    matched_p = {i for i, _ in pairs}
+    matched_t = {j for _, j in pairs}
+    rows = {}
+    groups = {c: (c,) for c in DEFECT_CLASSES} | MERGED
+    for name, members in groups.items():
+        def in_group(c, members=members):
+            return np.isin(c, members)
+
+        tp = sum(1 for i, j in pairs if in_group(p_cls[i]) and in_group(t_cls[j]))
+        fp_wrong = sum(1 for i, j in pairs if in_group(p_cls[i]) and not in_group(t_cls[j]))
+        fn_wrong = sum(1 for i, j in pairs if in_group(t_cls[j]) and not in_group(p_cls[i]))
+        fp = fp_wrong + sum(1 for i in range(len(p_cls)) if i not in matched_p and in_group(p_cls[i]))
+        fn = fn_wrong + sum(1 for j in range(len(t_cls)) if j not in matched_t and in_group(t_cls[j]))
+        prec = tp / (tp + fp) if tp + fp else float("nan")
+        rec = tp / (tp + fn) if tp + fn else float("nan")
+        f1 = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else float("nan")
+        rows[name] = {"tp": tp, "fp": fp, "fn": fn, "precision": prec, "recall": rec, "f1": f1,
+                      "n_true": int(in_group(t_cls).sum()), "n_pred": int(in_group(p_cls).sum())}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def pixel_size_of(table: pd.DataFrame) -> float | None:
+    """Pixel size implied by a table's nm and px columns, if it has both."""
+    if {"y_nm", "y_px", "x_nm", "x_px"} <= set(table.columns):
+        px = np.concatenate([table.y_px.to_numpy(float), table.x_px.to_numpy(float)])
+        nm = np.concatenate([table.y_nm.to_numpy(float), table.x_nm.to_numpy(float)])
+        ok = np.abs(px) > 1
+        if ok.any() and np.all(np.isfinite(nm[ok])):
+            return float(np.median(nm[ok] / px[ok]))
+    return None

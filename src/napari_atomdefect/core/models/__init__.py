@@ -1,0 +1,1 @@
+"""Network definitions (torch). Import only from compute paths: torch is loaded lazily."""

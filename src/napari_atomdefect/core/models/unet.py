@@ -1,0 +1,58 @@
+"""U-Net that labels every pixel of a unit-cell tile with a column class.
+
+Classes (channel order, :data:`SEGMENT_CLASSES`): background, pristine metal, pristine chalcogen,
+``V_S``, ``V_S2``, ``O_S``, ``V_Mo``. Training targets are discs at every column site of the tile
+(the cell's own columns and its neighbours); detection reads the class probabilities at the
+cell's own two sites.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..materials import SEGMENT_CLASSES
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+    )
+
+
+class UNet(nn.Module):
+    """A small U-Net (three resolution levels) for 1-channel tiles.
+
+    Parameters
+    ----------
+    in_channels : int
+        Input channels (1: the normalised tile).
+    n_classes : int
+        Output channels (per-pixel class logits).
+    width : int
+        Channels of the first level (doubled at each level down).
+    """
+
+    def __init__(self, in_channels: int = 1, n_classes: int = len(SEGMENT_CLASSES),
+                 width: int = 24):
+        super().__init__()
+        w = width
+        self.config = {"in_channels": in_channels, "n_classes": n_classes, "width": width}
+        self.enc1 = _block(in_channels, w)
+        self.enc2 = _block(w, 2 * w)
+        self.enc3 = _block(2 * w, 4 * w)
+        self.pool = nn.MaxPool2d(2)
+        self.up2 = nn.ConvTranspose2d(4 * w, 2 * w, 2, stride=2)
+        self.dec2 = _block(4 * w, 2 * w)
+        self.up1 = nn.ConvTranspose2d(2 * w, w, 2, stride=2)
+        self.dec1 = _block(2 * w, w)
+        self.head = nn.Conv2d(w, n_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e1 = self.enc1(x)
+        e2 = self.enc2(self.pool(e1))
+        e3 = self.enc3(self.pool(e2))
+        d2 = self.dec2(torch.cat([self.up2(e3), e2], dim=1))
+        d1 = self.dec1(torch.cat([self.up1(d2), e1], dim=1))
+        return self.head(d1)
