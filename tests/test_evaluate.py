@@ -1,0 +1,64 @@
+"""Matching detections to truth and per-class scores on hand-made tables."""
+
+import pandas as pd
+import pytest
+
+from napari_atomdefect.cli import main
+from napari_atomdefect.core.evaluate import pixel_size_of, score
+
+
+def table(rows):
+    return pd.DataFrame(rows, columns=["y_px", "x_px", "class"])
+
+
+def test_perfect_and_missing():
+    truth = table([(10, 10, "V_S"), (50, 50, "V_S2"), (90, 90, "V_Mo")])
+    pred = table([(10.5, 9.5, "V_S"), (50, 51, "V_S2")])
+    s = score(pred, truth, radius_px=3)
+    assert s.loc["V_S", "f1"] == 1 and s.loc["V_S2", "f1"] == 1
+    assert s.loc["V_Mo", "fn"] == 1 and s.loc["V_Mo", "recall"] == 0
+    assert s.loc["V_Mo", "f1"] == 0
+
+
+def test_wrong_class_counts_against_both():
+    truth = table([(10, 10, "V_S"), (30, 30, "O_S")])
+    pred = table([(10, 10, "O_S"), (30, 30, "O_S")])
+    s = score(pred, truth, radius_px=2)
+    assert (s.loc["O_S", "tp"], s.loc["O_S", "fp"], s.loc["O_S", "fn"]) == (1, 1, 0)
+    assert (s.loc["V_S", "tp"], s.loc["V_S", "fp"], s.loc["V_S", "fn"]) == (0, 0, 1)
+    assert s.loc["O_S", "precision"] == 0.5
+    # Merged single-chalcogen class: both are right.
+    assert s.loc["V_S|O_S", "f1"] == 1.0
+
+
+def test_radius_and_one_to_one():
+    truth = table([(10, 10, "V_S")])
+    pred = table([(10, 12.5, "V_S"), (10, 10.5, "V_S")])
+    s = score(pred, truth, radius_px=3)
+    assert (s.loc["V_S", "tp"], s.loc["V_S", "fp"]) == (1, 1)  # only one may match
+    s = score(table([(10, 14, "V_S")]), truth, radius_px=3)
+    assert (s.loc["V_S", "tp"], s.loc["V_S", "fp"], s.loc["V_S", "fn"]) == (0, 1, 1)
+
+
+def test_pixel_size_of():
+    t = pd.DataFrame({"y_px": [10, 20], "x_px": [5, 40], "y_nm": [0.12, 0.24],
+                      "x_nm": [0.06, 0.48], "class": ["V_S", "V_S"]})
+    assert pixel_size_of(t) == pytest.approx(0.012)
+    assert pixel_size_of(table([(1, 1, "V_S")])) is None
+
+
+def test_cli_evaluate_with_devset_style_truth(tmp_path, capsys):
+    pred = pd.DataFrame({"y_px": [10.0, 40.0], "x_px": [20.0, 60.0], "y_nm": [0.15, 0.6],
+                         "x_nm": [0.3, 0.9], "class": ["V_S", "V_Mo"], "confidence": [0.9, 0.8],
+                         "source": ["model", "model"]})
+    pred.to_csv(tmp_path / "pred.csv", index=False)
+    pd.DataFrame({"x_px": [20.3, 100], "y_px": [10.2, 100], "class": ["V_S", "O_S"]}).to_csv(
+        tmp_path / "labels.csv", index=False)
+    assert main(["evaluate", str(tmp_path / "pred.csv"), str(tmp_path / "labels.csv"),
+                 "--json"]) == 0
+    import json
+
+    out = json.loads(capsys.readouterr().out)
+    assert out["V_S"]["f1"] == 1.0 and out["V_Mo"]["fp"] == 1 and out["O_S"]["fn"] == 1
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    assert main(["evaluate", str(tmp_path / "bad.csv"), str(tmp_path / "labels.csv")]) == 2

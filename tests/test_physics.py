@@ -1,0 +1,46 @@
+"""Physics of the column weights: screened-Rutherford HAADF cross-sections."""
+
+import numpy as np
+import pytest
+
+from napari_atomdefect.core.materials import get_material
+from napari_atomdefect.core.physics import (
+    effective_exponent,
+    element_weights,
+    haadf_cross_section,
+    random_column_physics,
+    wavelength_A,
+)
+
+
+def test_wavelength():
+    assert wavelength_A(80) == pytest.approx(0.04176, rel=1e-3)
+    assert wavelength_A(200) == pytest.approx(0.02508, rel=1e-3)
+
+
+@pytest.mark.parametrize("kv,inner,outer", [(80, 80, 200), (200, 70, 200), (60, 60, 180)])
+def test_effective_exponent_in_haadf_range(kv, inner, outer):
+    n = effective_exponent(16, 42, kv=kv, inner_mrad=inner, outer_mrad=outer)
+    assert 1.6 < n < 2.0
+    sig = [haadf_cross_section(z, kv, inner, outer) for z in (8, 16, 34, 42, 74)]
+    assert np.all(np.diff(sig) > 0)
+
+
+def test_light_atoms_weaker_than_power_law():
+    """Single-atom O/S is below the Z^1.6 rule: less screening, closer to Z^2."""
+    ratio = haadf_cross_section(8) / haadf_cross_section(16)
+    assert ratio < 0.5**1.6
+
+
+def test_random_physics_ranges():
+    rng = np.random.default_rng(0)
+    mat = get_material("MoS2")
+    draws = [random_column_physics(mat, rng) for _ in range(200)]
+    light = np.array([d["light_ratio"] for d in draws])
+    assert 0.05 < light.min() and light.max() < 0.35  # (8/16)^1.6 = 0.33: never above Z^n
+    second = np.array([d["second_atom_factor"] for d in draws])
+    assert 0.7 <= second.min() and second.max() <= 1.0
+    mo_s = np.array([d["element_weights"]["Mo"] / d["element_weights"]["S"] for d in draws])
+    assert 3.5 < mo_s.min() and mo_s.max() < 8.0
+    w = element_weights(mat)
+    assert w["Mo"] == pytest.approx(42**1.7)
