@@ -14,9 +14,34 @@ def get_reader(path: str | list[str]) -> Callable | None:
         if len(path) != 1:
             return None
         path = path[0]
-    if Path(str(path)).suffix.lower() not in SUPPORTED_EXTENSIONS:
+    suffix = Path(str(path)).suffix.lower()
+    if suffix == ".csv":
+        return read_defects_layer if _looks_like_defects(path) else None
+    if suffix not in SUPPORTED_EXTENSIONS:
         return None
     return read_stem_layers
+
+
+def _looks_like_defects(path) -> bool:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            header = fh.readline().strip().split(",")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return {"y_px", "x_px", "class"} <= set(header)
+
+
+def read_defects_layer(path: str | list[str]) -> list[tuple]:
+    """A defect CSV (``atomdefect detect`` or the writer's) back as an identical Points layer."""
+    from ._layers import defect_layer_kwargs
+    from .core.export import pixel_size_from_table, read_defects_csv
+
+    if isinstance(path, list):
+        path = path[0]
+    table = read_defects_csv(path)
+    px = pixel_size_from_table(table)
+    kwargs = defect_layer_kwargs(table, px, Path(path).stem)
+    return [(table[["y_px", "x_px"]].to_numpy(float), kwargs, "points")]
 
 
 def image_layer_data(img) -> tuple:

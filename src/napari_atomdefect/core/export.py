@@ -62,3 +62,58 @@ def write_csv_atomic(table: pd.DataFrame, path: str | Path, float_format: str = 
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def read_defects_csv(path: str | Path) -> pd.DataFrame:
+    """Read a defect CSV written by :func:`write_csv_atomic` / the napari writer.
+
+    Raises
+    ------
+    ValueError
+        If the columns are not those of a defect table.
+    """
+    table = pd.read_csv(path, dtype={"class": str, "source": str}, keep_default_na=False,
+                        na_values={"y_nm": [""], "x_nm": [""], "confidence": [""]})
+    missing = [c for c in ("y_px", "x_px", "class") if c not in table.columns]
+    if missing:
+        raise ValueError(f"{Path(path).name} is not a defect table (missing {', '.join(missing)}).")
+    if "confidence" not in table.columns:
+        table["confidence"] = 1.0
+    if "source" not in table.columns:
+        table["source"] = "manual"
+    for c in ("y_nm", "x_nm"):
+        if c not in table.columns:
+            table[c] = np.nan
+    table["source"] = table["source"].fillna("manual")
+    return table[DEFECT_COLUMNS]
+
+
+def table_from_points(data: np.ndarray, features: pd.DataFrame,
+                      pixel_size_nm: float | None) -> pd.DataFrame:
+    """Defect table from Points-layer data (pixel ``(row, col)``) and its features."""
+    data = np.asarray(data, float).reshape(-1, 2)
+    n = len(data)
+
+    def col(name, default):
+        if name in features.columns and len(features) == n:
+            return features[name].to_numpy()
+        return np.full(n, default, dtype=object if isinstance(default, str) else float)
+
+    scale = np.nan if not pixel_size_nm else float(pixel_size_nm)
+    return pd.DataFrame({
+        "y_px": data[:, 0], "x_px": data[:, 1],
+        "y_nm": data[:, 0] * scale, "x_nm": data[:, 1] * scale,
+        "class": pd.Series(col("class", "V_S")).astype(str).to_numpy(),
+        "confidence": pd.to_numeric(pd.Series(col("confidence", 1.0)), errors="coerce").to_numpy(),
+        "source": pd.Series(col("source", "manual")).astype(str).to_numpy(),
+    })[DEFECT_COLUMNS]
+
+
+def pixel_size_from_table(table: pd.DataFrame) -> float | None:
+    """Pixel size implied by the nm and px columns (``None`` if there are no nm values)."""
+    px = np.concatenate([table.y_px.to_numpy(float), table.x_px.to_numpy(float)])
+    nm = np.concatenate([table.y_nm.to_numpy(float), table.x_nm.to_numpy(float)])
+    ok = (np.abs(px) > 1e-9) & np.isfinite(nm)
+    if not ok.any():
+        return None
+    return float(np.median(nm[ok] / px[ok]))

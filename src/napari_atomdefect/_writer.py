@@ -1,0 +1,32 @@
+"""npe2 writer contribution: a Points layer of defects -> CSV (atomic write)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+
+def _pixel_size(meta: dict) -> float | None:
+    scale = meta.get("scale")
+    own = (meta.get("metadata") or {}).get("atomdefect", {}).get("pixel_size_nm")
+    if own:
+        return float(own)
+    units = meta.get("units")
+    if scale is not None and units is not None and str(units[-1]) in ("nm", "nanometer"):
+        return float(scale[-1])
+    return None
+
+
+def write_points_csv(path: str, data: Any, meta: dict) -> list[str]:
+    """Write defect points as ``y_px, x_px, y_nm, x_nm, class, confidence, source``."""
+    from .core.export import table_from_points, write_csv_atomic
+
+    features = meta.get("features")
+    if features is None:
+        features = pd.DataFrame(meta.get("properties") or {})
+    table = table_from_points(data, pd.DataFrame(features), _pixel_size(meta))
+    if not str(path).lower().endswith(".csv"):
+        path = f"{path}.csv"
+    write_csv_atomic(table, path, float_format=None)  # full precision: exact round trip
+    return [str(path)]

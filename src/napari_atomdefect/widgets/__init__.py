@@ -1,0 +1,1 @@
+"""Dock widgets (thin Qt layers over the napari-free core)."""

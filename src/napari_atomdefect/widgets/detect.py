@@ -1,0 +1,379 @@
+"""Detect dock widget: image -> lattice -> defects, run in a cancellable background worker."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .._layers import CLASS_COLORS, defect_layer_kwargs, grid_layer_data, site_layer_kwargs
+from ..core.device import DEVICE_CHOICES
+from ..core.materials import MATERIALS
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+
+
+def _lattice_job(image, material, pixel_size_nm, calibration):
+    """Worker body: find the lattice (one progress message, then the result)."""
+    import warnings
+
+    from ..core.lattice import find_lattice
+
+    yield {"fraction": 0.1, "message": "Finding the lattice…"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lattice = find_lattice(image, material, pixel_size_nm=pixel_size_nm,
+                               calibration=calibration)
+    return {"lattice": lattice}
+
+
+def _detect_job(image, material, pixel_size_nm, calibration, model, device, lattice):
+    """Worker body: detection with progress; returns the final result of ``iter_detect``."""
+    from ..core.detect import iter_detect
+
+    result = None
+    for item in iter_detect(image, pixel_size_nm, material, model, device, calibration,
+                            lattice=lattice):
+        if item.get("done"):
+            result = item
+        else:
+            yield item
+    return result
+
+
+class DetectWidget(QWidget):
+    """Find the lattice and detect defects in an image layer.
+
+    Steps run one by one (*Find lattice*, then *Detect*) or together (*Run all*), each in a
+    background worker with a progress bar and a *Cancel* button; results become new layers.
+    """
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.worker = None
+        self._lattices: dict = {}  # (layer id, frame, material, pixel size) -> Lattice
+        self._pending_detect = False
+
+        self.image_combo = QComboBox()
+        self.open_button = QPushButton("Open file…")
+        self.material = QComboBox()
+        self.material.addItems(list(MATERIALS))
+        self.pixel_size = QDoubleSpinBox()
+        self.pixel_size.setDecimals(5)
+        self.pixel_size.setRange(0.0, 1.0)
+        self.pixel_size.setSingleStep(0.0005)
+        self.pixel_size.setSuffix(" nm")
+        self.pixel_size.setSpecialValueText("unknown (from lattice)")
+        self.pixel_size.setToolTip("Pixel size; 'unknown' calibrates it from the lattice.")
+        self.calibration_label = QLabel("")
+        self.calibrate_button = QPushButton("Calibrate from lattice")
+        self.model = QComboBox()
+        self.device = QComboBox()
+        self.device.addItems(list(DEVICE_CHOICES))
+        self.device_label = QLabel("")
+        self.lattice_button = QPushButton("Find lattice")
+        self.detect_button = QPushButton("Detect")
+        self.run_button = QPushButton("Run all")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        row = QHBoxLayout()
+        row.addWidget(self.image_combo, 1)
+        row.addWidget(self.open_button)
+        form.addRow("Image", row)
+        form.addRow("Material", self.material)
+        cal = QHBoxLayout()
+        cal.addWidget(self.pixel_size, 1)
+        cal.addWidget(self.calibrate_button)
+        form.addRow("Pixel size", cal)
+        form.addRow("", self.calibration_label)
+        form.addRow("Model", self.model)
+        dev = QHBoxLayout()
+        dev.addWidget(self.device)
+        dev.addWidget(self.device_label, 1)
+        form.addRow("Device", dev)
+        buttons = QHBoxLayout()
+        for b in (self.lattice_button, self.detect_button, self.run_button):
+            buttons.addWidget(b)
+        run = QHBoxLayout()
+        run.addWidget(self.progress, 1)
+        run.addWidget(self.cancel_button)
+        legend = QGridLayout()
+        for k, (cls, colour) in enumerate(CLASS_COLORS.items()):
+            swatch = QLabel("●")
+            swatch.setStyleSheet(f"color: {colour}; font-size: 16px;")
+            legend.addWidget(swatch, 0, 2 * k)
+            legend.addWidget(QLabel(cls), 0, 2 * k + 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addLayout(run)
+        layout.addWidget(self.status)
+        layout.addLayout(legend)
+        layout.addStretch(1)
+
+        self.open_button.clicked.connect(self._open_file)
+        self.image_combo.currentIndexChanged.connect(self._image_changed)
+        self.calibrate_button.clicked.connect(self.calibrate_from_lattice)
+        self.lattice_button.clicked.connect(self.find_lattice)
+        self.detect_button.clicked.connect(self.detect)
+        self.run_button.clicked.connect(self.run_all)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.viewer.layers.events.inserted.connect(self._refresh_images)
+        self.viewer.layers.events.removed.connect(self._refresh_images)
+        self._refresh_images()
+        self.refresh_models()
+
+    # ----------------------------------------------------------------- inputs
+    def refresh_models(self) -> None:
+        """Reload the model list (bundled first, then user models)."""
+        from ..core.registry import list_models
+
+        current = self.model.currentText()
+        self.model.clear()
+        for info in list_models():
+            self.model.addItem(info.name + ("" if info.bundled else " (user)"), info.name)
+        k = self.model.findData(current.replace(" (user)", ""))
+        if k >= 0:
+            self.model.setCurrentIndex(k)
+
+    def _image_layers(self):
+        from napari.layers import Image
+
+        return [layer for layer in self.viewer.layers if isinstance(layer, Image)]
+
+    def _refresh_images(self, event=None) -> None:
+        current = self.image_combo.currentText()
+        self.image_combo.blockSignals(True)
+        self.image_combo.clear()
+        for layer in self._image_layers():
+            self.image_combo.addItem(layer.name)
+        k = self.image_combo.findText(current)
+        self.image_combo.setCurrentIndex(k if k >= 0 else self.image_combo.count() - 1)
+        self.image_combo.blockSignals(False)
+        self._image_changed()
+
+    def image_layer(self):
+        """The selected Image layer (or ``None``)."""
+        name = self.image_combo.currentText()
+        return self.viewer.layers[name] if name in self.viewer.layers else None
+
+    def _image_changed(self, *args) -> None:
+        layer = self.image_layer()
+        if layer is None:
+            return
+        meta = layer.metadata.get("atomdefect", {})
+        px = meta.get("pixel_size_nm")
+        self.pixel_size.setValue(float(px) if px else 0.0)
+        source = meta.get("calibration", "none")
+        self.calibration_label.setText(
+            {"file": "from the file", "lattice": "calibrated from the lattice",
+             "user": "set by you"}.get(source, "not calibrated: the lattice will calibrate it"))
+
+    def _open_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open STEM image", "",
+            "STEM images (*.dm3 *.dm4 *.emd *.ser *.tif *.tiff *.npy *.png *.jpg)")
+        if path:
+            self.viewer.open(path, plugin="napari-atomdefect")
+
+    def _frame(self, layer) -> tuple[np.ndarray, int | None]:
+        data = np.asarray(layer.data)
+        if data.ndim == 3 and data.shape[-1] not in (3, 4):
+            step = int(self.viewer.dims.current_step[0])
+            step = min(max(step, 0), data.shape[0] - 1)
+            return data[step], step
+        return data, None
+
+    def _inputs(self):
+        from napari.utils.notifications import show_warning
+
+        layer = self.image_layer()
+        if layer is None:
+            show_warning("Open an image first (File → Open, or the Open file… button).")
+            return None
+        image, frame = self._frame(layer)
+        px = self.pixel_size.value() or None
+        meta = layer.metadata.get("atomdefect", {})
+        calibration = "file" if px and meta.get("calibration") == "file" and \
+            abs(px - (meta.get("pixel_size_nm") or 0)) < 1e-9 else "user"
+        return layer, image, frame, px, calibration
+
+    # ---------------------------------------------------------------- running
+    def _start(self, job, args, on_done, label: str) -> None:
+        from napari.qt.threading import create_worker
+
+        if self.worker is not None:
+            return
+        self.worker = create_worker(job, *args)
+        self.worker.yielded.connect(self._on_progress)
+        self.worker.returned.connect(on_done)
+        self.worker.errored.connect(self._on_error)
+        self.worker.aborted.connect(self._on_aborted)
+        self.worker.finished.connect(self._on_finished)
+        self._set_running(True, label)
+        self.worker.start()
+
+    def _set_running(self, running: bool, label: str = "") -> None:
+        for b in (self.lattice_button, self.detect_button, self.run_button,
+                  self.calibrate_button):
+            b.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        if running:
+            self.progress.setValue(0)
+            self.status.setText(label)
+
+    def _on_progress(self, item: dict) -> None:
+        self.progress.setValue(int(100 * item.get("fraction", 0)))
+        self.status.setText(item.get("message", ""))
+
+    def _on_error(self, exc: Exception) -> None:
+        from napari.utils.notifications import show_error
+
+        from ..core.errors import AtomDefectError
+
+        self._pending_detect = False
+        text = str(exc) if isinstance(exc, (AtomDefectError, ValueError)) else \
+            f"Unexpected error: {type(exc).__name__}: {exc}"
+        self.status.setText(text)
+        show_error(text)
+
+    def _on_aborted(self) -> None:
+        self._pending_detect = False
+        self.status.setText("Cancelled: nothing was added.")
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self._set_running(False)
+        if self._pending_detect:
+            self._pending_detect = False
+            self.detect()
+
+    def cancel(self) -> None:
+        """Stop the running step at its next checkpoint; no partial layer is added."""
+        if self.worker is not None:
+            self._pending_detect = False
+            self.worker.quit()
+
+    # ------------------------------------------------------------------ steps
+    def _key(self, layer, frame, px):
+        return (id(layer), frame, self.material.currentText(), px)
+
+    def find_lattice(self) -> None:
+        """Find the lattice of the selected image (adds a sites layer and a hidden cell grid)."""
+        inputs = self._inputs()
+        if inputs is None:
+            return
+        layer, image, frame, px, calibration = inputs
+        key = self._key(layer, frame, px)
+
+        def done(result):
+            lattice = result["lattice"]
+            self._lattices[key] = lattice
+            self._show_lattice(layer, lattice)
+
+        self._start(_lattice_job, (image, self.material.currentText(), px, calibration), done,
+                    "Finding the lattice…")
+
+    def calibrate_from_lattice(self) -> None:
+        """Calibrate the pixel size from the material's lattice constant and apply it."""
+        inputs = self._inputs()
+        if inputs is None:
+            return
+        layer, image, frame, _, _ = inputs
+
+        def done(result):
+            from napari.utils.notifications import show_info
+
+            lattice = result["lattice"]
+            px = lattice.pixel_size_lattice_nm
+            self.pixel_size.setValue(px)
+            meta = dict(layer.metadata.get("atomdefect", {}))
+            old = meta.get("pixel_size_nm")
+            meta.update(pixel_size_nm=px, calibration="lattice")
+            layer.metadata = {**layer.metadata, "atomdefect": meta}
+            layer.scale = tuple(layer.scale[:-2]) + (px, px)
+            self._lattices[self._key(layer, frame, px)] = lattice
+            self._image_changed()
+            show_info(f"Pixel size calibrated from the {lattice.material.name} lattice: "
+                      f"{px:.5f} nm" + (f" (file said {old:.5f} nm)." if old else "."))
+
+        self._start(_lattice_job, (image, self.material.currentText(), None, "user"), done,
+                    "Calibrating from the lattice…")
+
+    def detect(self) -> None:
+        """Detect defects in the selected image (a new Points layer per run)."""
+        inputs = self._inputs()
+        if inputs is None:
+            return
+        layer, image, frame, px, calibration = inputs
+        lattice = self._lattices.get(self._key(layer, frame, px))
+        model = self.model.currentData()
+
+        def done(result):
+            self._show_detections(layer, frame, result)
+
+        self._start(_detect_job, (image, self.material.currentText(), px, calibration, model,
+                                  self.device.currentText(), lattice), done, "Detecting…")
+
+    def run_all(self) -> None:
+        """Find the lattice, then detect."""
+        self._pending_detect = True
+        self.find_lattice()
+
+    # ---------------------------------------------------------------- results
+    def _show_lattice(self, layer, lattice) -> None:
+        from napari.utils.notifications import show_info
+
+        data, kwargs = site_layer_kwargs(lattice, f"{layer.name} sites")
+        self.viewer.add_points(data, **kwargs)
+        shapes, gkw = grid_layer_data(lattice)
+        self.viewer.add_shapes(shapes, **gkw)
+        self.viewer.layers.selection.active = layer
+        for msg in lattice.messages:
+            show_info(msg)
+        self.status.setText(
+            f"Lattice: {lattice.n_cells} unit cells, a = {lattice.a_px:.2f} px, pixel size "
+            f"{lattice.pixel_size_nm:.5f} nm ({lattice.calibration}).")
+        self.progress.setValue(100)
+
+    def _show_detections(self, layer, frame, result) -> None:
+        table = result["defects"]
+        lattice = result["lattice"]
+        name = f"{layer.name} defects ({result['model']})"
+        kwargs = defect_layer_kwargs(table, lattice.pixel_size_nm, name, a_px=lattice.a_px)
+        meta = kwargs["metadata"]["atomdefect"]
+        meta.update(model=result["model"], device=result["device"], image=layer.name,
+                    frame=frame, n_metal_sites=table.attrs.get("n_metal_sites"),
+                    n_chalcogen_sites=table.attrs.get("n_chalcogen_sites"),
+                    area_nm2=float(np.prod(np.asarray(layer.data.shape[-2:]))
+                                   * lattice.pixel_size_nm**2))
+        self.viewer.add_points(table[["y_px", "x_px"]].to_numpy(float), **kwargs)
+        self.device_label.setText(f"used: {result['device']}")
+        counts = table["class"].value_counts()
+        summary = ", ".join(f"{c}: {counts.get(c, 0)}" for c in CLASS_COLORS)
+        self.status.setText(f"{len(table)} defects in {lattice.n_cells} cells ({summary}).")
+        self.progress.setValue(100)
+
+
+__all__ = ["DetectWidget"]

@@ -1,0 +1,247 @@
+"""Review dock widget: add, delete and reclassify defects, hide low-confidence ones, export CSV."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .._layers import CLASS_SYMBOLS
+from ..core.materials import DEFECT_CLASSES
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+
+
+def is_defect_layer(layer) -> bool:
+    """A Points layer whose features carry a defect ``class``."""
+    from napari.layers import Points
+
+    return isinstance(layer, Points) and "class" in layer.features.columns
+
+
+def layer_meta(layer) -> dict:
+    """The writer's ``meta`` for a layer (features, scale, units, metadata)."""
+    return {"features": layer.features, "scale": tuple(layer.scale),
+            "units": tuple(str(u) for u in layer.units), "metadata": layer.metadata}
+
+
+def set_class(layer, indices, cls: str) -> None:
+    """Give the points ``indices`` of ``layer`` the class ``cls`` (a human decision: manual)."""
+    idx = np.asarray(sorted(indices), int)
+    if idx.size == 0:
+        return
+    features = layer.features.copy()
+    if "source" in features and "manual" not in features["source"].cat.categories:
+        features["source"] = features["source"].cat.add_categories(["manual"])
+    features.loc[idx, "class"] = cls
+    if "source" in features:
+        features.loc[idx, "source"] = "manual"
+    if "confidence" in features:
+        features.loc[idx, "confidence"] = 1.0
+    layer.features = features
+    symbols = np.asarray(layer.symbol, dtype=object).copy()
+    if symbols.shape == (len(layer.data),):
+        from napari.layers.points._points_constants import Symbol
+
+        symbols[idx] = Symbol(CLASS_SYMBOLS.get(cls, "disc"))
+        layer.symbol = symbols
+    layer.refresh_colors()
+
+
+class ReviewWidget(QWidget):
+    """Correct a detections layer by hand and export it."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self._cursor = -1
+        self.layer_combo = QComboBox()
+        self.class_combo = QComboBox()
+        self.class_combo.addItems(list(DEFECT_CLASSES))
+        self.add_button = QPushButton("Add defects (click)")
+        self.add_button.setCheckable(True)
+        self.set_button = QPushButton("Set class of selected")
+        self.delete_button = QPushButton("Delete selected")
+        self.next_button = QPushButton("Next low-confidence")
+        self.threshold = QSlider(Qt.Orientation.Horizontal)
+        self.threshold.setRange(0, 100)
+        self.threshold_label = QLabel("show all")
+        self.export_button = QPushButton("Export CSV…")
+        self.info = QLabel("")
+        self.info.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Detections", self.layer_combo)
+        form.addRow("Class", self.class_combo)
+        thr = QHBoxLayout()
+        thr.addWidget(self.threshold, 1)
+        thr.addWidget(self.threshold_label)
+        form.addRow("Hide below", thr)
+        row1 = QHBoxLayout()
+        row1.addWidget(self.add_button)
+        row1.addWidget(self.set_button)
+        row2 = QHBoxLayout()
+        row2.addWidget(self.delete_button)
+        row2.addWidget(self.next_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(row1)
+        layout.addLayout(row2)
+        layout.addWidget(self.export_button)
+        layout.addWidget(QLabel("Keys 1–4 set the class of the selected points "
+                                f"({', '.join(f'{k + 1}: {c}' for k, c in enumerate(DEFECT_CLASSES))})."))
+        layout.addWidget(self.info)
+        layout.addStretch(1)
+
+        self.layer_combo.currentIndexChanged.connect(self._layer_changed)
+        self.class_combo.currentTextChanged.connect(self._class_changed)
+        self.add_button.toggled.connect(self._toggle_add)
+        self.set_button.clicked.connect(self.set_selected_class)
+        self.delete_button.clicked.connect(self.delete_selected)
+        self.next_button.clicked.connect(self.next_low_confidence)
+        self.threshold.valueChanged.connect(self.apply_threshold)
+        self.export_button.clicked.connect(self._export_dialog)
+        self.viewer.layers.events.inserted.connect(self._refresh_layers)
+        self.viewer.layers.events.removed.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    # ------------------------------------------------------------------ layers
+    def _refresh_layers(self, event=None) -> None:
+        current = self.layer_combo.currentText()
+        self.layer_combo.blockSignals(True)
+        self.layer_combo.clear()
+        for layer in self.viewer.layers:
+            if is_defect_layer(layer):
+                self.layer_combo.addItem(layer.name)
+        k = self.layer_combo.findText(current)
+        self.layer_combo.setCurrentIndex(k if k >= 0 else self.layer_combo.count() - 1)
+        self.layer_combo.blockSignals(False)
+        self._layer_changed()
+
+    def layer(self):
+        """The detections layer being reviewed (or ``None``)."""
+        name = self.layer_combo.currentText()
+        return self.viewer.layers[name] if name in self.viewer.layers else None
+
+    def _layer_changed(self, *args) -> None:
+        layer = self.layer()
+        if layer is None:
+            return
+        for k, cls in enumerate(DEFECT_CLASSES):
+            layer.bind_key(str(k + 1), self._key_handler(cls), overwrite=True)
+        self._class_changed(self.class_combo.currentText())
+        self.apply_threshold()
+
+    def _key_handler(self, cls):
+        def handler(layer):
+            if layer.selected_data:
+                set_class(layer, layer.selected_data, cls)
+            self.class_combo.setCurrentText(cls)
+        return handler
+
+    def _class_changed(self, cls: str) -> None:
+        layer = self.layer()
+        if layer is None:
+            return
+        defaults = layer.feature_defaults.copy()
+        values = {"class": cls, "confidence": 1.0, "source": "manual"}
+        for col, value in values.items():
+            if col in defaults.columns:
+                if hasattr(defaults[col], "cat") and value not in defaults[col].cat.categories:
+                    continue
+                defaults.loc[0, col] = value
+        layer.feature_defaults = defaults
+        layer.current_symbol = CLASS_SYMBOLS.get(cls, "disc")
+
+    # ------------------------------------------------------------------ edits
+    def _toggle_add(self, on: bool) -> None:
+        layer = self.layer()
+        if layer is not None:
+            layer.mode = "add" if on else "pan_zoom"
+            self.viewer.layers.selection.active = layer
+
+    def add_defect(self, position_px, cls: str | None = None) -> None:
+        """Add a manual defect at pixel ``(row, col)`` (what a click in add mode does)."""
+        layer = self.layer()
+        if layer is None:
+            return
+        if cls:
+            self.class_combo.setCurrentText(cls)
+        layer.add(np.atleast_2d(position_px))
+        # napari fills features from feature_defaults; make the symbol follow the class too.
+        set_class(layer, [len(layer.data) - 1], self.class_combo.currentText())
+
+    def set_selected_class(self) -> None:
+        """Set the chosen class on the selected points."""
+        layer = self.layer()
+        if layer is not None:
+            set_class(layer, layer.selected_data, self.class_combo.currentText())
+
+    def delete_selected(self) -> None:
+        layer = self.layer()
+        if layer is not None and layer.selected_data:
+            layer.remove_selected()
+
+    def apply_threshold(self, *args) -> None:
+        """Hide (not delete) detections whose confidence is below the slider."""
+        layer = self.layer()
+        t = self.threshold.value() / 100
+        self.threshold_label.setText("show all" if t == 0 else f"{t:.2f}")
+        if layer is None or "confidence" not in layer.features:
+            return
+        conf = layer.features["confidence"].to_numpy(float)
+        layer.shown = ~(conf < t)
+        hidden = int((conf < t).sum())
+        self.info.setText(f"{len(conf) - hidden} shown, {hidden} hidden below {t:.2f}.")
+
+    def next_low_confidence(self) -> int | None:
+        """Select and centre the next shown detection in order of increasing confidence."""
+        layer = self.layer()
+        if layer is None or len(layer.data) == 0:
+            return None
+        conf = layer.features["confidence"].to_numpy(float)
+        order = [i for i in np.argsort(conf, kind="stable") if layer.shown[i]]
+        if not order:
+            return None
+        self._cursor = (self._cursor + 1) % len(order)
+        i = int(order[self._cursor])
+        layer.selected_data = {i}
+        self.viewer.camera.center = tuple(np.asarray(layer.data[i]) * np.asarray(layer.scale))
+        cls = layer.features["class"].iloc[i]
+        self.info.setText(f"Point {i}: {cls}, confidence {conf[i]:.2f}.")
+        return i
+
+    # ------------------------------------------------------------------ export
+    def export_csv(self, path: str) -> str:
+        """Write the layer to ``path`` with the columns of ``atomdefect detect``."""
+        from .._writer import write_points_csv
+
+        layer = self.layer()
+        [written] = write_points_csv(path, layer.data, layer_meta(layer))
+        self.info.setText(f"Saved {len(layer.data)} defects to {written}.")
+        return written
+
+    def _export_dialog(self) -> None:
+        from napari.utils.notifications import show_warning
+
+        layer = self.layer()
+        if layer is None:
+            show_warning("There is no detections layer to export.")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export defects", f"{layer.name}.csv",
+                                              "CSV (*.csv)")
+        if path:
+            self.export_csv(path)

@@ -1,0 +1,79 @@
+"""Defect CSV: schema, atomic writes, exact round trips through the npe2 writer and reader."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from napari_atomdefect._reader import get_reader
+from napari_atomdefect._writer import write_points_csv
+from napari_atomdefect.core.export import (
+    DEFECT_COLUMNS,
+    read_defects_csv,
+    table_from_points,
+    write_csv_atomic,
+)
+from napari_atomdefect.core.materials import DEFECT_CLASSES
+
+coords = arrays(np.float64, st.tuples(st.integers(0, 30), st.just(2)),
+                elements=st.floats(-5, 5000, allow_nan=False, width=64))
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=coords, px=st.floats(0.001, 0.1), seed=st.integers(0, 1000))
+def test_writer_reader_round_trip_exact(tmp_path_factory, data, px, seed):
+    rng = np.random.default_rng(seed)
+    n = len(data)
+    features = pd.DataFrame({
+        "class": pd.Categorical(rng.choice(DEFECT_CLASSES, n), categories=list(DEFECT_CLASSES)),
+        "confidence": rng.random(n),
+        "source": pd.Categorical(rng.choice(["model", "manual"], n)),
+    })
+    path = tmp_path_factory.mktemp("rt") / "defects.csv"
+    meta = {"features": features, "scale": (px, px), "units": ("nm", "nm"), "metadata": {}}
+    written = write_points_csv(str(path), data, meta)
+    assert written == [str(path)]
+    reader = get_reader(str(path))
+    assert reader is not None
+    [(data2, kwargs, kind)] = reader(str(path))
+    assert kind == "points"
+    np.testing.assert_array_equal(data2, data)
+    f2 = kwargs["features"]
+    assert list(f2["class"].astype(str)) == list(features["class"].astype(str))
+    np.testing.assert_array_equal(f2["confidence"].to_numpy(), features["confidence"].to_numpy())
+    assert list(f2["source"].astype(str)) == list(features["source"].astype(str))
+    if (np.abs(data) > 1).any():  # the scale is implied by nm / px
+        assert kwargs["scale"][0] == pytest.approx(px, rel=1e-9)
+
+
+def test_schema_and_units(tmp_path):
+    table = table_from_points(np.array([[10.0, 20.0]]),
+                              pd.DataFrame({"class": ["V_Mo"], "confidence": [0.7],
+                                            "source": ["manual"]}), 0.01)
+    assert list(table.columns) == DEFECT_COLUMNS
+    assert table.y_nm[0] == pytest.approx(0.1) and table.x_nm[0] == pytest.approx(0.2)
+    write_csv_atomic(table, tmp_path / "t.csv", float_format=None)
+    assert read_defects_csv(tmp_path / "t.csv").equals(table)
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "t.csv"
+    good = table_from_points(np.zeros((2, 2)), pd.DataFrame(), 0.01)
+    write_csv_atomic(good, path)
+    before = path.read_text()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", boom)
+    with pytest.raises(OSError):
+        write_csv_atomic(good, path)
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]  # no temporary left behind
+
+
+def test_other_csv_is_not_claimed(tmp_path):
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    assert get_reader(str(tmp_path / "other.csv")) is None

@@ -1,0 +1,89 @@
+"""The Detect dock widget driven as a user would, in a real (Xvfb) viewer."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_atomdefect.core.evaluate import score
+from napari_atomdefect.widgets.detect import DetectWidget
+
+pytestmark = pytest.mark.viewer
+
+
+def _layers_of(viewer, kind):
+    return [layer for layer in viewer.layers
+            if layer.metadata.get("atomdefect", {}).get("kind") == kind]
+
+
+def _wait(qtbot, widget, timeout=120_000):
+    if widget.worker is not None:
+        with qtbot.waitSignal(widget.worker.finished, timeout=timeout):
+            pass
+
+
+@pytest.fixture
+def viewer_with_sample(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-atomdefect", "mos2")
+    return viewer
+
+
+def test_find_lattice_then_detect(viewer_with_sample, qtbot):
+    viewer = viewer_with_sample
+    widget = DetectWidget(viewer)
+    assert widget.image_combo.currentText() == "MoS2 sample (simulated)"
+    assert widget.pixel_size.value() == pytest.approx(0.012)
+    assert widget.model.count() >= 1
+    widget.find_lattice()
+    _wait(qtbot, widget)
+    sites = _layers_of(viewer, "lattice_sites")
+    assert len(sites) == 1 and len(sites[0].data) > 700
+    assert len(_layers_of(viewer, "cell_grid")) == 1
+    assert not _layers_of(viewer, "cell_grid")[0].visible  # the grid starts hidden
+
+    widget.detect()
+    _wait(qtbot, widget)
+    [layer] = _layers_of(viewer, "detections")
+    assert set(layer.features.columns) >= {"class", "confidence", "source"}
+    assert set(layer.features["source"].astype(str)) == {"model"}
+    assert widget.device_label.text().startswith("used: cpu")
+    np.testing.assert_allclose(layer.scale, [0.012, 0.012])
+    pred = pd.DataFrame({"y_px": layer.data[:, 0], "x_px": layer.data[:, 1],
+                         "class": layer.features["class"].astype(str)})
+    truth_layer = viewer.layers["ground truth (sample)"]
+    truth = pd.DataFrame({"y_px": truth_layer.data[:, 0], "x_px": truth_layer.data[:, 1],
+                          "class": truth_layer.features["class"].astype(str)})
+    s = score(pred, truth, radius_px=0.08 / 0.012)
+    assert s.loc["V_S2", "f1"] > 0.8 and s.loc["V_Mo", "f1"] > 0.8
+    assert s.loc["V_S|O_S", "f1"] > 0.8
+    # A second run makes a new layer and leaves the first (possibly edited) one alone.
+    layer.data = layer.data[:-1]
+    n_before = len(layer.data)
+    widget.detect()
+    _wait(qtbot, widget)
+    assert len(_layers_of(viewer, "detections")) == 2 and len(layer.data) == n_before
+
+
+def test_run_all_and_cancel(viewer_with_sample, qtbot):
+    viewer = viewer_with_sample
+    widget = DetectWidget(viewer)
+    widget.detect()
+    widget.cancel()
+    _wait(qtbot, widget)
+    assert not _layers_of(viewer, "detections")  # cancelled: no half-made layer
+    assert "Cancelled" in widget.status.text() or widget.status.text() == ""
+    widget.run_all()
+    _wait(qtbot, widget)       # lattice
+    _wait(qtbot, widget)       # detection, started when the lattice finished
+    assert len(_layers_of(viewer, "lattice_sites")) == 1
+    assert len(_layers_of(viewer, "detections")) == 1
+
+
+def test_errors_become_messages(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.random.default_rng(0).random((256, 256)).astype(np.float32), name="noise")
+    widget = DetectWidget(viewer)
+    widget.find_lattice()
+    _wait(qtbot, widget)
+    assert "No crystal lattice found" in widget.status.text()
+    assert not _layers_of(viewer, "lattice_sites")
