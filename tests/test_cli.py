@@ -65,12 +65,15 @@ def test_demo_writes_results(tmp_path):
     out = tmp_path / "res"
     assert main(["demo", "--out", str(out)]) == 0
     for name in ("sample.tif", "sample_truth.csv", "lattice.json", "sites.csv", "cells.npz",
-                 "lattice.png", "cells.png"):
+                 "lattice.png", "cells.png", "defects.csv", "defects.png"):
         assert (out / name).stat().st_size > 0
     cells = np.load(out / "cells.npz")
     assert cells["tiles"].shape[1:] == (32, 32) and len(cells["tiles"]) > 200
     sites = pd.read_csv(out / "sites.csv")
     assert set(sites.sublattice) == {"metal", "chalcogen"}
+    defects = pd.read_csv(out / "defects.csv")
+    truth = pd.read_csv(out / "sample_truth.csv")
+    assert abs(len(defects) - len(truth)) < 0.3 * len(truth)
 
 
 def _console_script():

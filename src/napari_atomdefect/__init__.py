@@ -15,6 +15,8 @@ except ImportError:  # pragma: no cover - not installed
     __version__ = "0.0.0"
 
 _API = {
+    "detect": "napari_atomdefect.core.detect",
+    "iter_detect": "napari_atomdefect.core.detect",
     "read_image": "napari_atomdefect.core.io",
     "StemImage": "napari_atomdefect.core.io",
     "simulate_image": "napari_atomdefect.core.simulate",
@@ -36,6 +38,7 @@ __all__ = sorted(_API) + ["__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .core.cells import TileSpec, iter_cell_tiles, tile_cells  # noqa: F401
+    from .core.detect import detect, iter_detect  # noqa: F401
     from .core.errors import (  # noqa: F401
         AtomDefectError,
         BadImageError,

@@ -137,7 +137,29 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         imsave(out / "cells.png", (mont * 255).astype(np.uint8), check_contrast=False)
     print(f"Lattice: {lattice.n_cells} unit cells, a = {lattice.a_px:.2f} px, pixel size "
           f"{lattice.pixel_size_nm:.5f} nm ({lattice.calibration}); {len(tiles)} complete cell "
-          f"tiles. Results in {out}/ (lattice.json, sites.csv, cells.npz, lattice.png, cells.png)")
+          "tiles.")
+    from .core.detect import iter_detect
+
+    result = None
+    for item in iter_detect(data, lattice.pixel_size_nm, material, None, "auto", "user",
+                            lattice=lattice):
+        result = item
+    table = result["defects"]
+    write_csv_atomic(table, out / "defects.csv")
+    counts = table["class"].value_counts().to_dict()
+    print(f"Detected {len(table)} defects with model {result['model']} on {result['device']}: "
+          f"{', '.join(f'{k} {v}' for k, v in sorted(counts.items())) or 'none'}.")
+    imsave(out / "defects.png", overlay(data, {
+        c: table[table["class"] == c][["y_px", "x_px"]].to_numpy() for c in counts},
+        radius=6, zoom=2), check_contrast=False)
+    if not args.image:
+        from .core.evaluate import score
+
+        s = score(table, sim.defects, 0.08 / sim.pixel_size_nm)
+        print("Against the sample's ground truth (F1, matching radius 0.08 nm): "
+              + ", ".join(f"{c} {s.loc[c, 'f1']:.2f}" for c in s.index))
+    print(f"Results in {out}/ (defects.csv, defects.png, lattice.json, sites.csv, cells.npz, "
+          "lattice.png, cells.png)")
     return 0
 
 
@@ -212,7 +234,7 @@ def _cmd_train_noise(args: argparse.Namespace) -> int:
                   flush=True)
     out = _model_out(args.name, args.out)
     card = new_card(out.name, args.material)
-    card["noise"] = result["card"]
+    card["noise"] = {**result["card"], "command": card["command"]}
     from torch import nn
 
     write_model(out, card, noise=nn.ModuleDict({"gen_ab": result["model"].gen_ab,
@@ -247,7 +269,7 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
     card = new_card(out.name, args.material)
     if noise is not None:
         card["noise"] = noise.card.get("noise")
-    card["detector"] = result["card"]
+    card["detector"] = {**result["card"], "command": card["command"]}
     write_model(out, card, detector=result["net"])
     if noise is not None and (noise.path / NOISE_FILE).exists() and noise.path != out:
         shutil.copy2(noise.path / NOISE_FILE, out / NOISE_FILE)

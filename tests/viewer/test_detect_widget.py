@@ -15,7 +15,7 @@ def _layers_of(viewer, kind):
             if layer.metadata.get("atomdefect", {}).get("kind") == kind]
 
 
-def _wait(qtbot, widget, timeout=120_000):
+def _wait(qtbot, widget, timeout=60_000):
     if widget.worker is not None:
         with qtbot.waitSignal(widget.worker.finished, timeout=timeout):
             pass
@@ -87,3 +87,17 @@ def test_errors_become_messages(make_napari_viewer, qtbot):
     _wait(qtbot, widget)
     assert "No crystal lattice found" in widget.status.text()
     assert not _layers_of(viewer, "lattice_sites")
+
+
+def test_model_view_layer(viewer_with_sample, qtbot):
+    viewer = viewer_with_sample
+    widget = DetectWidget(viewer)
+    widget.show_model_view()
+    _wait(qtbot, widget)
+    [view] = _layers_of(viewer, "model_view")
+    image = viewer.layers["MoS2 sample (simulated)"]
+    assert view.data.shape == image.data.shape
+    np.testing.assert_allclose(view.scale, image.scale)
+    inner = (slice(40, -40), slice(40, -40))
+    corr = np.corrcoef(np.asarray(view.data)[inner].ravel(), image.data[inner].ravel())[0, 1]
+    assert corr > 0.5  # the translated cells keep the columns where they are

@@ -105,6 +105,20 @@ def label_maps(batch: CellTiles, site_pos: np.ndarray, site_cls: np.ndarray) -> 
     return labels
 
 
+def crop_cells(cells: CellSet, spec_from: TileSpec, spec_to: TileSpec) -> CellSet:
+    """Central crop of tiles made with ``spec_from`` to the smaller ``spec_to`` (same sampling)."""
+    if abs(spec_from.step_a - spec_to.step_a) > 1e-9:
+        raise ValueError("Both tile specs must have the same pixel size in lattice constants.")
+    off = (spec_from.size_px - spec_to.size_px) // 2
+    if off * 2 != spec_from.size_px - spec_to.size_px or off < 0:
+        raise ValueError("The crop must be central and smaller.")
+    sl = slice(off, off + spec_to.size_px)
+    return CellSet(tiles=np.ascontiguousarray(cells.tiles[:, sl, sl]),
+                   labels=None if cells.labels is None else
+                   np.ascontiguousarray(cells.labels[:, sl, sl]),
+                   own_sites=cells.own_sites - off, own_classes=cells.own_classes)
+
+
 def _site_classes(sim: SimulatedImage) -> np.ndarray:
     return np.array([CLASS_INDEX[c] for c in sim.sites["class"]], np.uint8)
 

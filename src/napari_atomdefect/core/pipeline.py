@@ -29,6 +29,10 @@ from .io import read_image
 from .lattice import find_lattice
 from .materials import get_material
 
+#: Detector tiles: 1.5 lattice constants at the same sampling as the 2-constant noise tiles.
+DETECTOR_TILE = TileSpec(size_px=24, extent_a=1.5)
+DETECTOR_WIDTH = 16
+
 
 def software_versions() -> dict:
     import numpy
@@ -191,11 +195,15 @@ def run_train_detector(material: str, noise_model_info, n_images: int, val_image
                        steps: int, batch_size: int, seed: int, device: str,
                        translated_fraction: float = 0.5, init_net=None) -> Iterator[dict]:
     """Generate stage-2 data (translated + direct simulated cells) and train the U-Net."""
+    from .datasets import crop_cells
     from .device import select_device
     from .registry import load_noise_generators
     from .train import train_detector, translate
 
-    spec = TileSpec()
+    # Cells are made (and translated) at the noise model's tile size, then cropped to the
+    # detector's smaller tile: same sampling, less overlap between tiles, faster detection.
+    spec = TileSpec(**noise_model_info.card["noise"]["tile"]) if noise_model_info else TileSpec()
+    det_spec = DETECTOR_TILE
     dev, dev_text = select_device(device)
     n_trans = int(round(n_images * translated_fraction)) if noise_model_info else 0
     parts = []
@@ -207,18 +215,20 @@ def run_train_detector(material: str, noise_model_info, n_images: int, val_image
         parts.append(ideal)
     yield {"stage": "data", "message": f"simulating {n_images - n_trans} realistic images"}
     parts.append(simulated_cells(n_images - n_trans, seed + 1, material, spec, ideal=False))
-    train = CellSet.concatenate(parts)
-    val = simulated_cells(val_images, seed + 2, material, spec, ideal=False)
+    train = crop_cells(CellSet.concatenate(parts), spec, det_spec)
+    val = crop_cells(simulated_cells(val_images, seed + 2, material, spec, ideal=False), spec,
+                     det_spec)
     yield {"stage": "data", "message": f"{len(train)} training cells, {len(val)} validation cells"}
     result = None
     for item in train_detector(train, val, steps=steps, batch_size=batch_size, seed=seed,
-                               device=dev, net=init_net):
+                               device=dev, net=init_net, width=DETECTOR_WIDTH):
         if item.get("done"):
             result = item
         else:
             yield item
     net = result["net"]
-    card = {"architecture": net.config, "tile": spec.__dict__, "temperature": result["temperature"],
+    card = {"architecture": net.config, "tile": det_spec.__dict__,
+            "temperature": result["temperature"],
             "device": dev_text,
             "training": {"steps": steps, "batch_size": batch_size, "seed": seed,
                          "elapsed_s": round(result["elapsed_s"], 1), "n_images": n_images,

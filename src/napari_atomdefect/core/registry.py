@@ -138,7 +138,7 @@ def _load_cached(folder: str, part: str, device: str, mtime: float):
             net.load_state_dict(state)
         except RuntimeError as exc:
             raise ModelError(f"Detector weights of {info.name} do not fit its card: {exc}") from exc
-        return net.to(torch.device(device)).eval()
+        return net.eval().fused().to(torch.device(device))
     if "noise" not in info.card:
         raise ModelError(f"Model {info.name} has no noise-transfer stage (stage 1).")
     gen_ab, gen_ba = build_noise_generators(info.card)

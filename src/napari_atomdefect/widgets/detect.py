@@ -41,6 +41,35 @@ def _lattice_job(image, material, pixel_size_nm, calibration):
     return {"lattice": lattice}
 
 
+def _model_view_job(image, material, pixel_size_nm, calibration, model, device, lattice):
+    """Worker body: translate the image cell by cell into the simulated domain (gen_ba)."""
+    import warnings
+
+    from ..core.cells import TileSpec
+    from ..core.device import select_device
+    from ..core.lattice import find_lattice
+    from ..core.model_view import iter_model_view
+    from ..core.registry import load_noise_generators, resolve_model
+
+    info = resolve_model(model)
+    dev, dev_text = select_device(device)
+    if lattice is None:
+        yield {"fraction": 0.05, "message": "Finding the lattice…"}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lattice = find_lattice(image, material, pixel_size_nm=pixel_size_nm,
+                                   calibration=calibration)
+    _, gen_ba = load_noise_generators(info, dev)
+    spec = TileSpec(**info.card["noise"].get("tile", {}))
+    result = None
+    for item in iter_model_view(np.asarray(image, np.float32), lattice, gen_ba, dev, spec):
+        if item.get("done"):
+            result = item
+        else:
+            yield item
+    return {"image": result["image"], "model": info.name, "device": dev_text}
+
+
 def _detect_job(image, material, pixel_size_nm, calibration, model, device, lattice):
     """Worker body: detection with progress; returns the final result of ``iter_detect``."""
     from ..core.detect import iter_detect
@@ -89,6 +118,10 @@ class DetectWidget(QWidget):
         self.lattice_button = QPushButton("Find lattice")
         self.detect_button = QPushButton("Detect")
         self.run_button = QPushButton("Run all")
+        self.view_button = QPushButton("Show model's view")
+        self.view_button.setToolTip("Translate the image cell by cell into the simulated domain "
+                                    "with the model's real→simulated generator: what the "
+                                    "detector was trained on.")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
@@ -127,6 +160,7 @@ class DetectWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
+        layout.addWidget(self.view_button)
         layout.addLayout(run)
         layout.addWidget(self.status)
         layout.addLayout(legend)
@@ -138,6 +172,7 @@ class DetectWidget(QWidget):
         self.lattice_button.clicked.connect(self.find_lattice)
         self.detect_button.clicked.connect(self.detect)
         self.run_button.clicked.connect(self.run_all)
+        self.view_button.clicked.connect(self.show_model_view)
         self.cancel_button.clicked.connect(self.cancel)
         self.viewer.layers.events.inserted.connect(self._refresh_images)
         self.viewer.layers.events.removed.connect(self._refresh_images)
@@ -225,7 +260,8 @@ class DetectWidget(QWidget):
 
         if self.worker is not None:
             return
-        self.worker = create_worker(job, *args)
+        # Errors are shown by _on_error as a plain message; napari must not also raise them.
+        self.worker = create_worker(job, *args, _ignore_errors=True)
         self.worker.yielded.connect(self._on_progress)
         self.worker.returned.connect(on_done)
         self.worker.errored.connect(self._on_error)
@@ -236,7 +272,7 @@ class DetectWidget(QWidget):
 
     def _set_running(self, running: bool, label: str = "") -> None:
         for b in (self.lattice_button, self.detect_button, self.run_button,
-                  self.calibrate_button):
+                  self.calibrate_button, self.view_button):
             b.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         if running:
@@ -335,6 +371,27 @@ class DetectWidget(QWidget):
 
         self._start(_detect_job, (image, self.material.currentText(), px, calibration, model,
                                   self.device.currentText(), lattice), done, "Detecting…")
+
+    def show_model_view(self) -> None:
+        """Add the image translated into the simulated domain as a new Image layer."""
+        inputs = self._inputs()
+        if inputs is None:
+            return
+        layer, image, frame, px, calibration = inputs
+        lattice = self._lattices.get(self._key(layer, frame, px))
+
+        def done(result):
+            self.viewer.add_image(
+                result["image"], name=f"{layer.name} model's view ({result['model']})",
+                scale=tuple(layer.scale[-2:]), translate=tuple(layer.translate[-2:]),
+                colormap="gray", metadata={"atomdefect": {"kind": "model_view"}})
+            self.status.setText("Model's view added: the image as the detector's training "
+                                "domain sees it (cell by cell, real → simulated).")
+            self.progress.setValue(100)
+
+        self._start(_model_view_job, (image, self.material.currentText(), px, calibration,
+                                      self.model.currentData(), self.device.currentText(),
+                                      lattice), done, "Translating cells…")
 
     def run_all(self) -> None:
         """Find the lattice, then detect."""

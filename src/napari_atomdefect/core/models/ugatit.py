@@ -88,13 +88,19 @@ class Generator(nn.Module):
 
     Returns ``(image, cam_logit, heatmap)``: the translated tile (tanh range), the auxiliary
     classifier's logit (is the input from the source domain?) and the attention map.
+
+    With ``residual=True`` (used for unit cells) the decoder's output is added to the input
+    before the final tanh: the generator then learns only what differs between the domains
+    (noise, scan artefacts) and a two-pixel-wide column's intensity, which carries the label,
+    cannot be lost in the 4x down-sampled bottleneck. ``residual=False`` is the original network.
     """
 
     def __init__(self, in_ch: int = 1, out_ch: int = 1, ngf: int = 16, n_blocks: int = 3,
-                 n_down: int = 2):
+                 n_down: int = 2, residual: bool = False):
         super().__init__()
+        self.residual = residual
         self.config = {"in_ch": in_ch, "out_ch": out_ch, "ngf": ngf, "n_blocks": n_blocks,
-                       "n_down": n_down}
+                       "n_down": n_down, "residual": residual}
         layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_ch, ngf, 7, bias=False),
                   nn.InstanceNorm2d(ngf), nn.ReLU(True)]
         for i in range(n_down):
@@ -120,10 +126,13 @@ class Generator(nn.Module):
             up += [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1),
                    nn.Conv2d(ngf * m, ngf * m // 2, 3, bias=False), ILN(ngf * m // 2),
                    nn.ReLU(True)]
-        up += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_ch, 7, bias=False), nn.Tanh()]
+        up += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_ch, 7, bias=False)]
+        if residual:  # start as the identity mapping
+            nn.init.zeros_(up[-1].weight)
         self.upsample = nn.Sequential(*up)
 
     def forward(self, x):
+        inp = x
         x = self.encoder(x)
         gap = F.adaptive_avg_pool2d(x, 1).flatten(1)
         gap_logit = self.gap_fc(gap)
@@ -138,7 +147,10 @@ class Generator(nn.Module):
         gamma, beta = self.gamma(h), self.beta(h)
         for block in self.decoder_blocks:
             x = block(x, gamma, beta)
-        return self.upsample(x), cam_logit, heatmap
+        out = self.upsample(x)
+        if self.residual:
+            out = out + torch.atanh(inp.clamp(-0.995, 0.995))
+        return torch.tanh(out), cam_logit, heatmap
 
 
 class Discriminator(nn.Module):
@@ -191,11 +203,13 @@ class RhoClipper:
 class UGATIT(nn.Module):
     """Both directions of the translation: ``gen_ab`` (simulated -> real) and ``gen_ba``."""
 
-    def __init__(self, ngf: int = 16, n_blocks: int = 3, ndf: int = 16, tile_px: int = 32):
+    def __init__(self, ngf: int = 16, n_blocks: int = 3, ndf: int = 16, tile_px: int = 32,
+                 residual: bool = True):
         super().__init__()
-        self.config = {"ngf": ngf, "n_blocks": n_blocks, "ndf": ndf, "tile_px": tile_px}
-        self.gen_ab = Generator(ngf=ngf, n_blocks=n_blocks)
-        self.gen_ba = Generator(ngf=ngf, n_blocks=n_blocks)
+        self.config = {"ngf": ngf, "n_blocks": n_blocks, "ndf": ndf, "tile_px": tile_px,
+                       "residual": residual}
+        self.gen_ab = Generator(ngf=ngf, n_blocks=n_blocks, residual=residual)
+        self.gen_ba = Generator(ngf=ngf, n_blocks=n_blocks, residual=residual)
         deep = 4 if tile_px <= 32 else 5
         self.dis_ga = Discriminator(ndf=ndf, n_layers=deep)
         self.dis_gb = Discriminator(ndf=ndf, n_layers=deep)

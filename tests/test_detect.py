@@ -1,0 +1,154 @@
+"""Detection with the bundled model: accuracy on simulated images with known defects, API, CLI,
+errors, and the safety of model files."""
+
+import json
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_atomdefect import detect
+from napari_atomdefect.cli import main
+from napari_atomdefect.core.device import select_device
+from napari_atomdefect.core.errors import UnknownMaterialError
+from napari_atomdefect.core.evaluate import score
+from napari_atomdefect.core.export import DEFECT_COLUMNS
+from napari_atomdefect.core.registry import (
+    DEFAULT_MODEL,
+    ModelError,
+    list_models,
+    load_detector,
+    resolve_model,
+    write_model,
+)
+from napari_atomdefect.core.simulate import MicroscopeParams, simulate_image
+
+
+@pytest.fixture(scope="module")
+def sims():
+    out = []
+    for seed in range(3):
+        params = MicroscopeParams.random(np.random.default_rng(100 + seed), "MoS2",
+                                         dose_e_per_A2=2e5)
+        out.append(simulate_image("MoS2", 384, 0.012, params=params, seed=200 + seed,
+                                  defect_fractions={"V_S": 0.05, "V_S2": 0.03, "O_S": 0.05,
+                                                    "V_Mo": 0.03}))
+    return out
+
+
+def test_bundled_model_is_there():
+    info = resolve_model()
+    assert info.bundled and info.name == DEFAULT_MODEL
+    card = info.card
+    for key in ("command", "software", "noise", "detector"):
+        assert key in card
+    assert card["detector"]["temperature"] > 0
+    assert "label_preservation" in card["noise"]["metrics"]
+    sizes = sum(f.stat().st_size for f in info.path.iterdir())
+    assert sizes < 20e6
+
+
+def test_detect_finds_known_defects(sims):
+    tables = []
+    for sim in sims:
+        pred = detect(sim.image, pixel_size_nm=0.012, material="MoS2")
+        assert list(pred.columns) == DEFECT_COLUMNS
+        assert set(pred["source"]) <= {"model"}
+        np.testing.assert_allclose(pred.y_nm, pred.y_px * 0.012)
+        tables.append(score(pred, sim.defects, radius_px=0.08 / 0.012)[["tp", "fp", "fn"]])
+    tot = sum(tables)
+    f1 = 2 * tot.tp / (2 * tot.tp + tot.fp + tot.fn)
+    assert f1["V_S2"] > 0.85 and f1["V_Mo"] > 0.85
+    assert f1["V_S|O_S"] > 0.85
+
+
+def test_confidences_are_calibrated_not_all_one(sims):
+    pred = detect(sims[0].image, pixel_size_nm=0.012)
+    single = pred[pred["class"].isin(["V_S", "O_S"])]
+    assert len(single) > 3
+    assert single.confidence.between(0.25, 1.0).all()
+    assert single.confidence.mean() < 0.97  # V_S vs O_S is genuinely uncertain
+
+
+def test_no_duplicates(sims):
+    pred = detect(sims[1].image, pixel_size_nm=0.012)
+    xy = pred[["y_px", "x_px"]].to_numpy()
+    d = np.hypot(*(xy[:, None] - xy[None]).transpose(2, 0, 1))
+    np.fill_diagonal(d, np.inf)
+    assert d.min() > 5  # sites are >= a/sqrt(3) = 15 px apart
+
+
+def test_model_loaded_once():
+    import torch
+
+    info = resolve_model()
+    a = load_detector(info, torch.device("cpu"))
+    b = load_detector(info, torch.device("cpu"))
+    assert a is b
+
+
+def test_device_selection():
+    dev, text = select_device("auto")
+    assert dev.type in ("cpu", "cuda", "mps") and text
+    with pytest.raises(ValueError, match="Unknown device"):
+        select_device("tpu")
+
+
+def test_errors(sims, tmp_path):
+    with pytest.raises(UnknownMaterialError):
+        detect(sims[0].image, 0.012, material="GaN")
+    with pytest.raises(ModelError, match="No model called"):
+        detect(sims[0].image, 0.012, model="does-not-exist")
+    # A corrupt weights file gives a clear error.
+    info = resolve_model()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "card.json").write_text(json.dumps(info.card))
+    (bad / "detector.safetensors").write_bytes(b"\x00" * 100)
+    with pytest.raises(ModelError, match="corrupt"):
+        detect(sims[0].image, 0.012, model=str(bad))
+
+
+def test_pickle_in_model_file_is_never_executed(tmp_path, sims):
+    info = resolve_model()
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "card.json").write_text(json.dumps(info.card))
+    marker = tmp_path / "pwned"
+
+    class Boom:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (evil / "detector.safetensors").write_bytes(pickle.dumps(Boom()))
+    with pytest.raises(ModelError):
+        detect(sims[0].image, 0.012, model=str(evil))
+    assert not marker.exists()
+
+
+def test_user_models_never_overwrite_bundled(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATOMDEFECT_USER_MODELS", str(tmp_path / "models"))
+    info = resolve_model()
+    with pytest.raises(ModelError, match="never overwritten"):
+        write_model(info.path, info.card)
+    write_model(tmp_path / "models" / "mine", {**info.card, "name": "mine"})
+    names = [(m.name, m.bundled) for m in list_models()]
+    assert (DEFAULT_MODEL, True) in names and ("mine", False) in names
+
+
+def test_cli_detect_and_evaluate(tmp_path, sims, capsys):
+    from napari_atomdefect.core.export import defects_table, write_csv_atomic
+    from napari_atomdefect.core.io import write_tiff
+
+    sim = sims[2]
+    write_tiff(tmp_path / "img.tif", sim.image, 0.012)
+    write_csv_atomic(defects_table(sim.defects, 0.012), tmp_path / "truth.csv")
+    assert main(["detect", str(tmp_path / "img.tif"), "--out", str(tmp_path / "pred.csv")]) == 0
+    pred = pd.read_csv(tmp_path / "pred.csv")
+    assert list(pred.columns) == DEFECT_COLUMNS and len(pred) > 5
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "pred.csv"), str(tmp_path / "truth.csv"),
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["V_S2"]["f1"] > 0.7
