@@ -165,7 +165,7 @@ def run_train_noise(material: str, real: list[str], mode: str, real_material: st
         from .models.ugatit import UGATIT
         from .registry import NOISE_FILE, load_state
 
-        model = UGATIT(**init_model.card["noise"]["model_config"])
+        model = UGATIT(**{"residual": False, **init_model.card["noise"]["model_config"]})
         state = load_state(init_model.path / NOISE_FILE)
         model.gen_ab.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("gen_ab.")})
         model.gen_ba.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("gen_ba.")})

@@ -189,4 +189,132 @@ def write_model(folder: Path, card: dict, detector=None, noise=None) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _load_cached.cache_clear()
+    _notify()
     return folder
+
+
+#: Callables run after the set of user models changes (widgets refresh their lists).
+_listeners: list = []
+
+
+def on_models_changed(callback) -> None:
+    """Register ``callback()`` to run whenever a model is written, renamed, deleted or imported."""
+    _listeners.append(callback)
+
+
+def _notify() -> None:
+    for cb in list(_listeners):
+        try:
+            cb()
+        except RuntimeError:  # a deleted Qt widget
+            _listeners.remove(cb)
+
+
+def _user_model(name: str) -> Path:
+    folder = user_models_dir() / name
+    if not (folder / CARD).is_file():
+        raise ModelError(f"No user model called {name!r}.")
+    return folder
+
+
+def _check_name(name: str) -> None:
+    if not name or any(c in name for c in "/\\:*?\"<>|") or name.startswith("."):
+        raise ModelError(f"{name!r} is not a valid model name (letters, digits, - and _).")
+    if (BUNDLED_DIR / name).exists():
+        raise ModelError(f"{name!r} is the name of a bundled model; choose another.")
+
+
+def rename_model(old: str, new: str) -> Path:
+    """Rename a user model (bundled models cannot be renamed)."""
+    _check_name(new)
+    src = _user_model(old)
+    dst = src.with_name(new)
+    if dst.exists():
+        raise ModelError(f"A model called {new!r} exists already.")
+    os.replace(src, dst)
+    card = _read_card(dst)
+    card["name"] = new
+    (dst / CARD).write_text(json.dumps(card, indent=2, default=str))
+    _load_cached.cache_clear()
+    _notify()
+    return dst
+
+
+def delete_model(name: str) -> None:
+    """Delete a user model (bundled models cannot be deleted)."""
+    shutil.rmtree(_user_model(name))
+    _load_cached.cache_clear()
+    _notify()
+
+
+ALLOWED_FILES = {CARD, DETECTOR_FILE, NOISE_FILE}
+MAX_ARCHIVE_BYTES = 200 * 1024 * 1024
+
+
+def export_model(name_or_path, archive: str | os.PathLike) -> Path:
+    """Write a model to a single ``.zip`` archive (card and safetensors files only)."""
+    import zipfile
+
+    info = resolve_model(name_or_path)
+    archive = Path(archive)
+    tmp = archive.with_name(archive.name + ".part")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(info.path.iterdir()):
+            if f.name in ALLOWED_FILES:
+                zf.write(f, f.name)
+    os.replace(tmp, archive)
+    return archive
+
+
+def import_model(archive: str | os.PathLike, name: str | None = None) -> Path:
+    """Import a model archive into the user models folder, validating it first.
+
+    Only ``card.json`` and ``*.safetensors`` members are accepted; the card must parse, every
+    weights file must load with safetensors (never pickle) and fit the card's architecture.
+    """
+    import zipfile
+
+    archive = Path(archive)
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ModelError(f"{archive.name} is not a model archive ({exc}).") from exc
+    with zf:
+        names = zf.namelist()
+        bad = [n for n in names if n not in ALLOWED_FILES]
+        if bad or CARD not in names:
+            raise ModelError(f"{archive.name} is not a model archive: unexpected or missing "
+                             f"files ({', '.join(bad) or CARD + ' missing'}).")
+        if sum(i.file_size for i in zf.infolist()) > MAX_ARCHIVE_BYTES:
+            raise ModelError(f"{archive.name} is too large to be a model archive.")
+        try:
+            card = json.loads(zf.read(CARD))
+        except ValueError as exc:
+            raise ModelError(f"The card in {archive.name} is not valid JSON.") from exc
+        name = name or str(card.get("name") or archive.stem)
+        _check_name(name)
+        dst = user_models_dir() / name
+        if dst.exists():
+            raise ModelError(f"A model called {name!r} exists already; rename or delete it first.")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=dst.parent))
+        try:
+            for n in names:
+                (tmp / n).write_bytes(zf.read(n))
+            card["name"] = name
+            (tmp / CARD).write_text(json.dumps(card, indent=2, default=str))
+            info = ModelInfo(name, tmp, False, card)
+            if "detector" in card:
+                build_detector(card).load_state_dict(load_state(tmp / DETECTOR_FILE))
+            if "noise" in card:
+                gen_ab, _ = build_noise_generators(card)
+                state = load_state(tmp / NOISE_FILE)
+                gen_ab.load_state_dict({k[7:]: v for k, v in state.items()
+                                        if k.startswith("gen_ab.")})
+            del info
+            os.replace(tmp, dst)
+        except (ModelError, RuntimeError, KeyError, TypeError) as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ModelError(f"{archive.name} does not hold a valid model: {exc}") from exc
+    _notify()
+    return dst

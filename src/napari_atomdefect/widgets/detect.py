@@ -178,6 +178,9 @@ class DetectWidget(QWidget):
         self.viewer.layers.events.removed.connect(self._refresh_images)
         self._refresh_images()
         self.refresh_models()
+        from ..core.registry import on_models_changed
+
+        on_models_changed(self.refresh_models)
 
     # ----------------------------------------------------------------- inputs
     def refresh_models(self) -> None:
@@ -420,6 +423,10 @@ class DetectWidget(QWidget):
         name = f"{layer.name} defects ({result['model']})"
         kwargs = defect_layer_kwargs(table, lattice.pixel_size_nm, name, a_px=lattice.a_px)
         meta = kwargs["metadata"]["atomdefect"]
+        sites = result["sites"]
+        least = sites.sort_values("confidence").head(100)
+        meta.update(uncertain_sites_px=least[["y_px", "x_px"]].to_numpy().tolist(),
+                    uncertain_confidence=least["confidence"].to_numpy().tolist())
         meta.update(model=result["model"], device=result["device"], image=layer.name,
                     frame=frame, n_metal_sites=table.attrs.get("n_metal_sites"),
                     n_chalcogen_sites=table.attrs.get("n_chalcogen_sites"),

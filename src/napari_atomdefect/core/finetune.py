@@ -1,0 +1,257 @@
+"""Fine-tuning both stages on a few real unit cells of the user's own microscope.
+
+1. Stage 1 (U-GAT-IT) is fine-tuned from the base model's generators, with the user's selected real
+   cells as domain B and ideal simulated cells as domain A.
+2. New training cells are generated: simulated cells translated by the fine-tuned generator (with
+   the simulator's labels), plus — optionally — the selected real cells labelled by the user's
+   corrected detections (every other site of those cells counts as pristine).
+3. Stage 2 (U-Net) is fine-tuned from the base detector on them.
+
+Nothing is written until the end, and then atomically (temporary folder, then rename): closing the
+generator (Cancel) or an error leaves every existing model as it was.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from .cells import CellTiles, TileSpec, iter_cell_tiles
+from .datasets import CLASS_INDEX, CellSet, crop_cells, label_maps, own_site_positions
+from .errors import AtomDefectError
+from .lattice import Lattice
+from .normalize import intensity_levels, normalise
+
+#: Fewest selected cells for a meaningful fine-tuning run.
+MIN_CELLS = 20
+
+
+@dataclass
+class FinetuneSettings:
+    """Settings of a fine-tuning run (the defaults finish in a few minutes on two CPU cores)."""
+
+    noise_steps: int = 150
+    detector_steps: int = 300
+    noise_lr: float = 5e-5
+    detector_lr: float = 5e-4
+    noise_batch_size: int = 8
+    detector_batch_size: int = 32
+    n_sim_images: int = 12
+    seed: int = 0
+    use_corrections: bool = True
+    real_label_weight: int = 4
+
+
+def select_cells(lattice: Lattice, points_px: np.ndarray | None = None,
+                 polygons: list[np.ndarray] | None = None, select_all: bool = False) -> np.ndarray:
+    """Indices (rows of ``lattice.metal_index``) of the cells picked by clicks or regions.
+
+    Parameters
+    ----------
+    points_px : ndarray, optional
+        Clicked positions ``(row, col)``; each picks the cell whose centre is nearest (within one
+        lattice constant).
+    polygons : list of ndarray, optional
+        Regions (vertices ``(row, col)``); every cell whose centre lies inside is picked.
+    select_all : bool
+        Every cell of the image.
+    """
+    from scipy.spatial import cKDTree
+    from skimage.measure import points_in_poly
+
+    centres = lattice.metal_sites_px + (lattice.a1_px + lattice.a2_px) / 3
+    if select_all:
+        return np.arange(len(centres))
+    chosen: set[int] = set()
+    if points_px is not None and len(points_px):
+        d, k = cKDTree(centres).query(np.asarray(points_px, float).reshape(-1, 2))
+        chosen |= {int(i) for i, dist in zip(k, d, strict=True) if dist < lattice.a_px}
+    for poly in polygons or []:
+        inside = points_in_poly(centres[:, ::-1], np.asarray(poly, float)[:, ::-1])
+        chosen |= set(np.nonzero(inside)[0].tolist())
+    return np.array(sorted(chosen), int)
+
+
+def check_selection(lattice: Lattice, cell_ids: np.ndarray) -> None:
+    """Raise a clear error for empty, out-of-range or too small selections."""
+    if len(cell_ids) == 0:
+        raise AtomDefectError("No cells are selected: click on cells, draw a region over them, "
+                              "or choose all cells of the image.")
+    if np.any(cell_ids < 0) or np.any(cell_ids >= lattice.n_cells):
+        raise AtomDefectError("Some selected cells are outside the image's lattice.")
+    if len(cell_ids) < MIN_CELLS:
+        raise AtomDefectError(
+            f"Only {len(cell_ids)} cells are selected; at least {MIN_CELLS} are needed for the "
+            "noise-transfer network to learn your microscope's noise (50 or more work better).")
+
+
+def real_cell_tiles(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
+                    spec: TileSpec) -> tuple[CellTiles, np.ndarray]:
+    """Normalised tiles of the selected cells (and the normalised image)."""
+    norm = normalise(image, intensity_levels(image, lattice))
+    want = set(np.asarray(cell_ids).tolist())
+    parts, start = [], 0
+    for batch in iter_cell_tiles(norm, lattice, spec):
+        sel = np.array([start + k in want for k in range(len(batch))], bool)
+        start += len(batch)
+        if sel.any():
+            parts.append(CellTiles(batch.tiles[sel], batch.index[sel], batch.affine[sel],
+                                   batch.inside[sel], spec))
+    tiles = CellTiles(np.concatenate([p.tiles for p in parts]),
+                      np.concatenate([p.index for p in parts]),
+                      np.concatenate([p.affine for p in parts]),
+                      np.concatenate([p.inside for p in parts]), spec)
+    return tiles, norm
+
+
+def labelled_real_cells(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
+                        corrections: pd.DataFrame, spec: TileSpec) -> CellSet:
+    """The selected real cells, labelled by the user's corrected detections.
+
+    Every site of the lattice is pristine unless a detection (any source) lies within a quarter
+    lattice constant of it, in which case it takes that detection's class.
+    """
+    from scipy.spatial import cKDTree
+
+    sites = np.concatenate([lattice.metal_sites_px, lattice.chalcogen_sites_px])
+    cls = np.concatenate([np.full(len(lattice.metal_sites_px), CLASS_INDEX["metal"]),
+                          np.full(len(lattice.chalcogen_sites_px), CLASS_INDEX["chalcogen"])])
+    if len(corrections):
+        d, k = cKDTree(sites).query(corrections[["y_px", "x_px"]].to_numpy(float))
+        for j, (dist, site) in enumerate(zip(d, k, strict=True)):
+            name = str(corrections["class"].iloc[j])
+            if dist < 0.25 * lattice.a_px and name in CLASS_INDEX:
+                cls[site] = CLASS_INDEX[name]
+    tiles, _ = real_cell_tiles(image, lattice, cell_ids, spec)
+    own = own_site_positions(tiles, lattice)
+    own_img = np.stack([tiles.to_image(own[:, 0]), tiles.to_image(own[:, 1])], axis=1)
+    _, idx = cKDTree(sites).query(own_img.reshape(-1, 2))
+    return CellSet(tiles=tiles.tiles, labels=label_maps(tiles, sites, cls.astype(np.uint8)),
+                   own_sites=own, own_classes=cls[idx].reshape(-1, 2).astype(np.uint8))
+
+
+def _base_ugatit(info):
+    from .models.ugatit import UGATIT
+    from .registry import NOISE_FILE, load_state
+
+    cfg = {"residual": False, **info.card["noise"]["model_config"]}
+    model = UGATIT(**cfg)
+    state = load_state(info.path / NOISE_FILE)
+    model.gen_ab.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("gen_ab.")})
+    model.gen_ba.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("gen_ba.")})
+    return model
+
+
+def _base_detector(info):
+    from .registry import DETECTOR_FILE, build_detector, load_state
+
+    net = build_detector(info.card)
+    net.load_state_dict(load_state(info.path / DETECTOR_FILE))
+    return net
+
+
+def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray, base_model,
+                  name: str, settings: FinetuneSettings = FinetuneSettings(),
+                  corrections: pd.DataFrame | None = None, device: str = "auto",
+                  source: str = "", out_dir=None) -> Iterator[dict]:
+    """Fine-tune both stages; yields progress and finally ``{"done", "path", "card"}``.
+
+    ``out_dir`` defaults to the user models folder; the model is written there as ``name``.
+    """
+    from torch import nn
+
+    from .device import select_device
+    from .pipeline import DETECTOR_TILE, new_card, simulated_cells
+    from .registry import resolve_model, user_models_dir, write_model
+    from .train import label_preservation, site_f1, site_predictions, train_detector, train_noise, translate
+
+    t_start = time.perf_counter()
+    check_selection(lattice, np.asarray(cell_ids))
+    info = resolve_model(base_model)
+    if "noise" not in info.card or "detector" not in info.card:
+        raise AtomDefectError(f"Model {info.name} lacks a stage; fine-tune from a full model.")
+    dev, dev_text = select_device(device)
+    material = lattice.material.name
+    noise_spec = TileSpec(**info.card["noise"]["tile"])
+    det_spec = TileSpec(**info.card["detector"].get("tile", asdict(DETECTOR_TILE)))
+    s = settings
+
+    yield {"stage": "data", "fraction": 0.02, "message": "Cutting your cells and simulating "
+           "domain A…"}
+    real, _ = real_cell_tiles(image, lattice, cell_ids, noise_spec)
+    ideal = simulated_cells(s.n_sim_images, s.seed, material, noise_spec, ideal=True)
+
+    model = _base_ugatit(info)
+    for item in train_noise(ideal.tiles, real.tiles, steps=s.noise_steps,
+                            batch_size=s.noise_batch_size, lr=s.noise_lr, seed=s.seed,
+                            device=dev, model=model, report_every=10,
+                            sample_every=max(s.noise_steps // 5, 10)):
+        if item.get("done"):
+            model = item["model"]
+        else:
+            item["fraction"] = 0.05 + 0.45 * item["step"] / item["steps"]
+            item["message"] = (f"Stage 1 (noise transfer) step {item['step']}/{item['steps']}: "
+                               f"cycle {item['cycle']:.3f}, adversarial {item['g_adv']:.2f}")
+            yield item
+
+    yield {"stage": "data", "fraction": 0.52, "message": "Generating training cells with the "
+           "fine-tuned noise transfer…"}
+    fresh = simulated_cells(s.n_sim_images, s.seed + 1, material, noise_spec, ideal=True)
+    translated = translate(model.gen_ab.to(dev), fresh.tiles, dev)
+    kept = label_preservation(fresh, translated)
+    fresh.tiles = translated
+    train = crop_cells(fresh, noise_spec, det_spec)
+    held = simulated_cells(max(2, s.n_sim_images // 4), s.seed + 2, material, noise_spec,
+                           ideal=True)
+    held.tiles = translate(model.gen_ab, held.tiles, dev)
+    val = crop_cells(held, noise_spec, det_spec)
+    n_real_labelled = 0
+    if s.use_corrections and corrections is not None:
+        labelled = labelled_real_cells(image, lattice, cell_ids, corrections, det_spec)
+        n_real_labelled = len(labelled)
+        train = CellSet.concatenate([train] + [labelled] * max(1, s.real_label_weight))
+
+    net = _base_detector(info)
+    base_pred, _, _ = site_predictions(net.eval(), val, dev)
+    before = site_f1(val.own_classes[:, 1], base_pred[:, 1])
+    before["V_Mo"] = site_f1(val.own_classes[:, 0], base_pred[:, 0])["V_Mo"]
+    result = None
+    for item in train_detector(train, val, steps=s.detector_steps,
+                               batch_size=s.detector_batch_size, lr=s.detector_lr, seed=s.seed,
+                               device=dev, net=net, report_every=20):
+        if item.get("done"):
+            result = item
+        else:
+            item["fraction"] = 0.55 + 0.43 * item["step"] / item["steps"]
+            item["message"] = (f"Stage 2 (detector) step {item['step']}/{item['steps']}: "
+                               f"loss {item['loss']:.3f}")
+            yield item
+
+    card = new_card(name, material)
+    card["base_model"] = info.name
+    card["fine_tuning"] = {
+        "source_image": source, "cells_used": int(len(cell_ids)),
+        "cell_indices": np.asarray(lattice.metal_index[np.asarray(cell_ids)]).tolist(),
+        "corrections_used": n_real_labelled, "settings": asdict(s), "device": dev_text,
+        "elapsed_s": round(time.perf_counter() - t_start, 1)}
+    card["noise"] = {**info.card["noise"], "model_config": model.config,
+                     "architecture": model.gen_ab.config,
+                     "metrics": {"label_preservation": kept},
+                     "training": {"fine_tuned_from": info.name, "steps": s.noise_steps,
+                                  "domain_b": {"mode": "cells", "n_cells": len(real),
+                                               "images": [source]}}}
+    card["detector"] = {**info.card["detector"], "temperature": result["temperature"],
+                        "metrics": {"validation_site_f1": result["metrics"],
+                                    "validation_site_f1_before": before,
+                                    "validation": f"{len(val)} translated held-out cells"},
+                        "training": {"fine_tuned_from": info.name, "steps": s.detector_steps,
+                                     "n_cells": len(train)}}
+    folder = (out_dir or user_models_dir()) / name
+    write_model(folder, card, detector=result["net"],
+                noise=nn.ModuleDict({"gen_ab": model.gen_ab.cpu(), "gen_ba": model.gen_ba.cpu()}))
+    yield {"stage": "done", "done": True, "fraction": 1.0, "path": folder, "card": card,
+           "message": f"Saved model {name} ({card['fine_tuning']['elapsed_s']:.0f} s)."}

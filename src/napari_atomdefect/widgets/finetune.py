@@ -1,0 +1,494 @@
+"""Fine-tune dock widget: pick real cells, retrain both stages, manage user models."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+from qtpy.QtGui import QImage, QPixmap
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.materials import MATERIALS
+from .review import is_defect_layer
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+
+CELLS_LAYER = "fine-tune cells"
+REGION_LAYER = "fine-tune region"
+
+
+def montage_pixmap(tiles: np.ndarray, columns: int = 6, zoom: int = 2) -> QPixmap:
+    """A QPixmap showing a few tiles side by side (contrast stretched per tile)."""
+    tiles = np.asarray(tiles, float)[: columns * 2]
+    if len(tiles) == 0:
+        return QPixmap()
+    s = tiles.shape[-1]
+    rows = int(np.ceil(len(tiles) / columns))
+    canvas = np.zeros((rows * (s + 2), columns * (s + 2)), np.uint8)
+    for k, t in enumerate(tiles):
+        lo, hi = np.percentile(t, [1, 99.5])
+        img = np.clip((t - lo) / max(hi - lo, 1e-9), 0, 1) * 255
+        r, c = divmod(k, columns)
+        canvas[r * (s + 2):r * (s + 2) + s, c * (s + 2):c * (s + 2) + s] = img
+    canvas = np.ascontiguousarray(np.kron(canvas, np.ones((zoom, zoom), np.uint8)))
+    h, w = canvas.shape
+    qimg = QImage(canvas.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+    return QPixmap.fromImage(qimg)
+
+
+def _lattice_job(image, material, pixel_size_nm):
+    import warnings
+
+    from ..core.lattice import find_lattice
+
+    yield {"fraction": 0.02, "message": "Finding the lattice…"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return find_lattice(image, material, pixel_size_nm=pixel_size_nm)
+
+
+def _finetune_job(image, lattice, cell_ids, base, name, settings, corrections, device, source):
+    from ..core.finetune import iter_finetune
+
+    result = None
+    for item in iter_finetune(image, lattice, cell_ids, base, name, settings, corrections,
+                              device, source):
+        if item.get("done"):
+            result = item
+        else:
+            yield item
+    return result
+
+
+class FinetuneWidget(QWidget):
+    """Adapt both stages to the user's microscope from cells of their own image."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.worker = None
+        self.lattice = None
+        self._lattice_key = None
+        self._t0 = 0.0
+        self.last_result = None
+
+        self.image_combo = QComboBox()
+        self.material = QComboBox()
+        self.material.addItems(list(MATERIALS))
+        self.pick_button = QPushButton("Pick cells (click)")
+        self.region_button = QPushButton("Draw region")
+        self.all_cells = QCheckBox("All cells of this image")
+        self.suggest_button = QPushButton("Suggest cells to review")
+        self.count_label = QLabel("0 cells selected")
+        self.preview = QLabel()
+        self.corrections = QComboBox()
+        self.use_corrections = QCheckBox("Learn from my corrected detections in")
+        self.base_model = QComboBox()
+        self.name_edit = QLineEdit("my-microscope")
+        self.device = QComboBox()
+        self.device.addItems(["auto", "cpu", "cuda", "mps"])
+        self.advanced = QGroupBox("Advanced")
+        self.advanced.setCheckable(True)
+        self.advanced.setChecked(False)
+        self.noise_steps = QSpinBox()
+        self.noise_steps.setRange(10, 20000)
+        self.noise_steps.setValue(150)
+        self.detector_steps = QSpinBox()
+        self.detector_steps.setRange(10, 50000)
+        self.detector_steps.setValue(300)
+        self.noise_lr = QDoubleSpinBox()
+        self.noise_lr.setDecimals(6)
+        self.noise_lr.setRange(1e-6, 1e-2)
+        self.noise_lr.setValue(5e-5)
+        self.detector_lr = QDoubleSpinBox()
+        self.detector_lr.setDecimals(6)
+        self.detector_lr.setRange(1e-6, 1e-1)
+        self.detector_lr.setValue(5e-4)
+        self.batch_size = QSpinBox()
+        self.batch_size.setRange(2, 512)
+        self.batch_size.setValue(32)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.start_button = QPushButton("Start fine-tuning")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.samples = QLabel()
+        self.models = QListWidget()
+        self.rename_button = QPushButton("Rename")
+        self.delete_button = QPushButton("Delete")
+        self.export_button = QPushButton("Export…")
+        self.import_button = QPushButton("Import…")
+
+        adv = QFormLayout(self.advanced)
+        adv.addRow("Stage-1 steps", self.noise_steps)
+        adv.addRow("Stage-2 steps", self.detector_steps)
+        adv.addRow("Stage-1 learning rate", self.noise_lr)
+        adv.addRow("Stage-2 learning rate", self.detector_lr)
+        adv.addRow("Stage-2 batch size", self.batch_size)
+        adv.addRow("Seed", self.seed)
+        form = QFormLayout()
+        form.addRow("Image", self.image_combo)
+        form.addRow("Material", self.material)
+        pick = QHBoxLayout()
+        pick.addWidget(self.pick_button)
+        pick.addWidget(self.region_button)
+        form.addRow("Cells", pick)
+        form.addRow("", self.all_cells)
+        form.addRow("", self.suggest_button)
+        form.addRow("", self.count_label)
+        form.addRow("", self.preview)
+        corr = QHBoxLayout()
+        corr.addWidget(self.use_corrections)
+        corr.addWidget(self.corrections, 1)
+        form.addRow(corr)
+        form.addRow("Start from", self.base_model)
+        form.addRow("New model name", self.name_edit)
+        form.addRow("Device", self.device)
+        run = QHBoxLayout()
+        run.addWidget(self.start_button)
+        run.addWidget(self.cancel_button)
+        manage = QHBoxLayout()
+        for b in (self.rename_button, self.delete_button, self.export_button, self.import_button):
+            manage.addWidget(b)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.advanced)
+        layout.addLayout(run)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.samples)
+        layout.addWidget(QLabel("Your models"))
+        layout.addWidget(self.models)
+        layout.addLayout(manage)
+
+        self.pick_button.clicked.connect(self.start_picking)
+        self.region_button.clicked.connect(self.start_region)
+        self.all_cells.toggled.connect(self.update_selection)
+        self.suggest_button.clicked.connect(self.suggest_cells)
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.rename_button.clicked.connect(self._rename_dialog)
+        self.delete_button.clicked.connect(self._delete_selected)
+        self.export_button.clicked.connect(self._export_dialog)
+        self.import_button.clicked.connect(self._import_dialog)
+        self.image_combo.currentIndexChanged.connect(self._image_changed)
+        self.viewer.layers.events.inserted.connect(self._refresh_layers)
+        self.viewer.layers.events.removed.connect(self._refresh_layers)
+        from ..core.registry import on_models_changed
+
+        on_models_changed(self.refresh_models)
+        self._refresh_layers()
+        self.refresh_models()
+
+    # --------------------------------------------------------------- layers
+    def _refresh_layers(self, event=None) -> None:
+        from napari.layers import Image
+
+        for combo, pred in ((self.image_combo, lambda lyr: isinstance(lyr, Image)),
+                            (self.corrections, is_defect_layer)):
+            current = combo.currentText()
+            combo.blockSignals(True)
+            combo.clear()
+            for layer in self.viewer.layers:
+                if pred(layer) and layer.name not in (CELLS_LAYER,):
+                    combo.addItem(layer.name)
+            k = combo.findText(current)
+            combo.setCurrentIndex(k if k >= 0 else combo.count() - 1)
+            combo.blockSignals(False)
+        self._watch_selection_layers()
+
+    def _watch_selection_layers(self) -> None:
+        for name in (CELLS_LAYER, REGION_LAYER):
+            if name in self.viewer.layers:
+                layer = self.viewer.layers[name]
+                if not getattr(layer, "_atomdefect_watched", False):
+                    layer.events.data.connect(self.update_selection)
+                    layer._atomdefect_watched = True
+
+    def refresh_models(self) -> None:
+        from ..core.registry import list_models
+
+        current = self.base_model.currentText()
+        self.base_model.clear()
+        self.models.clear()
+        for info in list_models():
+            if "noise" in info.card and "detector" in info.card:
+                self.base_model.addItem(info.name)
+            if not info.bundled:
+                ft = info.card.get("fine_tuning", {})
+                extra = f" — {ft.get('cells_used', '?')} cells of {ft.get('source_image', '?')}" \
+                    if ft else ""
+                self.models.addItem(info.name + extra)
+        k = self.base_model.findText(current)
+        if k >= 0:
+            self.base_model.setCurrentIndex(k)
+
+    def image_layer(self):
+        name = self.image_combo.currentText()
+        return self.viewer.layers[name] if name in self.viewer.layers else None
+
+    def _image_changed(self, *args) -> None:
+        self.lattice = None
+        self.update_selection()
+
+    def _frame(self):
+        layer = self.image_layer()
+        data = np.asarray(layer.data)
+        if data.ndim == 3:
+            data = data[int(self.viewer.dims.current_step[0])]
+        return layer, data
+
+    # ------------------------------------------------------------ selection
+    def ensure_lattice(self):
+        """The image's lattice (computed once per image, in the foreground: a second or so)."""
+        import warnings
+
+        from ..core.lattice import find_lattice
+
+        layer, image = self._frame()
+        px = layer.metadata.get("atomdefect", {}).get("pixel_size_nm")
+        key = (id(layer), self.material.currentText(), px, image.shape)
+        if self.lattice is None or self._lattice_key != key:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.lattice = find_lattice(image, self.material.currentText(), pixel_size_nm=px)
+            self._lattice_key = key
+        return self.lattice
+
+    def _scale(self):
+        layer = self.image_layer()
+        return tuple(layer.scale[-2:]) if layer is not None else (1.0, 1.0)
+
+    def start_picking(self) -> None:
+        """Add (or activate) the Points layer in which clicks pick cells."""
+        if CELLS_LAYER not in self.viewer.layers:
+            self.viewer.add_points(np.zeros((0, 2)), name=CELLS_LAYER, scale=self._scale(),
+                                   face_color="#ffd70080", border_color="#ffd700", size=12,
+                                   symbol="cross")
+            self._watch_selection_layers()
+        layer = self.viewer.layers[CELLS_LAYER]
+        self.viewer.layers.selection.active = layer
+        layer.mode = "add"
+
+    def start_region(self) -> None:
+        """Add (or activate) the Shapes layer in which drawn polygons select cells."""
+        if REGION_LAYER not in self.viewer.layers:
+            self.viewer.add_shapes(name=REGION_LAYER, scale=self._scale(), edge_color="#ffd700",
+                                   face_color="#ffd70030", edge_width=2)
+            self._watch_selection_layers()
+        layer = self.viewer.layers[REGION_LAYER]
+        self.viewer.layers.selection.active = layer
+        layer.mode = "add_polygon"
+
+    def selected_cells(self) -> np.ndarray:
+        """Indices of the selected cells of the current image's lattice."""
+        from ..core.finetune import select_cells
+
+        if self.image_layer() is None:
+            return np.zeros(0, int)
+        if not (self.all_cells.isChecked() or CELLS_LAYER in self.viewer.layers
+                or REGION_LAYER in self.viewer.layers):
+            return np.zeros(0, int)
+        lattice = self.ensure_lattice()
+        points = self.viewer.layers[CELLS_LAYER].data if CELLS_LAYER in self.viewer.layers \
+            else None
+        polys = list(self.viewer.layers[REGION_LAYER].data) \
+            if REGION_LAYER in self.viewer.layers else None
+        return select_cells(lattice, points, polys, self.all_cells.isChecked())
+
+    def update_selection(self, *args) -> None:
+        from ..core.cells import TileSpec
+        from ..core.errors import AtomDefectError
+        from ..core.finetune import MIN_CELLS, real_cell_tiles
+
+        try:
+            ids = self.selected_cells()
+        except AtomDefectError as exc:
+            self.count_label.setText(str(exc))
+            return
+        note = "" if len(ids) >= MIN_CELLS or len(ids) == 0 else \
+            f" (at least {MIN_CELLS} are needed)"
+        self.count_label.setText(f"{len(ids)} cells selected{note}")
+        if len(ids):
+            _, image = self._frame()
+            tiles, _ = real_cell_tiles(image, self.lattice, ids[:12], TileSpec())
+            self.preview.setPixmap(montage_pixmap(tiles.tiles))
+        else:
+            self.preview.clear()
+
+    def suggest_cells(self) -> None:
+        """Put the least certain sites of the latest detections into the cells layer."""
+        from napari.utils.notifications import show_info
+
+        layers = [lyr for lyr in self.viewer.layers
+                  if lyr.metadata.get("atomdefect", {}).get("uncertain_sites_px")]
+        if not layers:
+            show_info("Run detection first: suggestions are the cells whose predictions are "
+                      "least certain.")
+            return
+        pts = np.asarray(layers[-1].metadata["atomdefect"]["uncertain_sites_px"])[:50]
+        self.start_picking()
+        self.viewer.layers[CELLS_LAYER].data = pts
+        self.viewer.layers[CELLS_LAYER].mode = "pan_zoom"
+        show_info(f"{len(pts)} least-certain sites marked: review (and correct) their "
+                  "detections first, then fine-tune on these cells.")
+
+    # ------------------------------------------------------------------ run
+    def settings(self):
+        from ..core.finetune import FinetuneSettings
+
+        s = FinetuneSettings(seed=int(self.seed.value()))
+        if self.advanced.isChecked():
+            s.noise_steps = int(self.noise_steps.value())
+            s.detector_steps = int(self.detector_steps.value())
+            s.noise_lr = float(self.noise_lr.value())
+            s.detector_lr = float(self.detector_lr.value())
+            s.detector_batch_size = int(self.batch_size.value())
+        s.use_corrections = self.use_corrections.isChecked()
+        return s
+
+    def start(self) -> None:
+        """Start fine-tuning in a background worker (Cancel stops it within a training step)."""
+        from napari.qt.threading import create_worker
+        from napari.utils.notifications import show_error
+
+        from ..core.errors import AtomDefectError
+        from ..core.export import table_from_points
+        from ..core.finetune import check_selection
+
+        if self.worker is not None or self.image_layer() is None:
+            return
+        try:
+            ids = self.selected_cells()
+            check_selection(self.ensure_lattice(), ids)
+        except AtomDefectError as exc:
+            self.status.setText(str(exc))
+            show_error(str(exc))
+            return
+        corrections = None
+        if self.use_corrections.isChecked() and self.corrections.currentText():
+            lyr = self.viewer.layers[self.corrections.currentText()]
+            corrections = table_from_points(lyr.data, lyr.features, None)
+        layer, image = self._frame()
+        name = self.name_edit.text().strip() or "my-microscope"
+        self.worker = create_worker(_finetune_job, image, self.lattice, ids,
+                                    self.base_model.currentText() or None, name, self.settings(),
+                                    corrections, self.device.currentText(), layer.name,
+                                    _ignore_errors=True)
+        self.worker.yielded.connect(self._on_progress)
+        self.worker.returned.connect(self._on_done)
+        self.worker.errored.connect(self._on_error)
+        self.worker.aborted.connect(lambda: self.status.setText(
+            "Cancelled: no model was written, existing models are unchanged."))
+        self.worker.finished.connect(self._on_finished)
+        self.start_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self._t0 = time.perf_counter()
+        self.worker.start()
+
+    def _on_progress(self, item: dict) -> None:
+        frac = float(item.get("fraction", 0))
+        self.progress.setValue(int(100 * frac))
+        elapsed = time.perf_counter() - self._t0
+        eta = f", about {elapsed / frac * (1 - frac):.0f} s left" if frac > 0.05 else ""
+        self.status.setText(f"{item.get('message', '')}{eta}")
+        if "samples" in item:
+            self.samples.setPixmap(montage_pixmap(item["samples"], columns=4))
+
+    def _on_done(self, result) -> None:
+        from napari.utils.notifications import show_info
+
+        self.last_result = result
+        self.progress.setValue(100)
+        m = result["card"]["detector"]["metrics"]["validation_site_f1"]
+        self.status.setText(f"{result['message']} Validation F1: "
+                            + ", ".join(f"{k} {v:.2f}" for k, v in m.items()))
+        show_info(f"Model {result['path'].name} saved; it is now in the Detect widget's list.")
+
+    def _on_error(self, exc) -> None:
+        from napari.utils.notifications import show_error
+
+        self.status.setText(str(exc))
+        show_error(f"Fine-tuning failed, no model was changed: {exc}")
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self.start_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.quit()
+
+    # --------------------------------------------------------------- models
+    def _selected_model_name(self) -> str | None:
+        item = self.models.currentItem()
+        return item.text().split(" — ")[0] if item else None
+
+    def _rename_dialog(self) -> None:
+        from ..core.registry import ModelError, rename_model
+
+        old = self._selected_model_name()
+        if not old:
+            return
+        new, ok = QInputDialog.getText(self, "Rename model", "New name", text=old)
+        if ok and new:
+            try:
+                rename_model(old, new.strip())
+            except ModelError as exc:
+                self.status.setText(str(exc))
+
+    def _delete_selected(self) -> None:
+        from ..core.registry import delete_model
+
+        name = self._selected_model_name()
+        if name:
+            delete_model(name)
+            self.status.setText(f"Deleted model {name}.")
+
+    def _export_dialog(self) -> None:
+        from ..core.registry import export_model
+
+        name = self._selected_model_name()
+        if not name:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export model", f"{name}.zip", "Zip (*.zip)")
+        if path:
+            export_model(name, path)
+            self.status.setText(f"Exported {name} to {path}.")
+
+    def _import_dialog(self) -> None:
+        from ..core.registry import ModelError, import_model
+
+        path, _ = QFileDialog.getOpenFileName(self, "Import model", "", "Zip (*.zip)")
+        if path:
+            try:
+                dst = import_model(path)
+                self.status.setText(f"Imported model {dst.name}.")
+            except ModelError as exc:
+                self.status.setText(str(exc))
+
+
+__all__ = ["FinetuneWidget"]
