@@ -35,15 +35,15 @@ class FinetuneSettings:
     """Settings of a fine-tuning run (the defaults finish in a few minutes on two CPU cores)."""
 
     noise_steps: int = 150
-    detector_steps: int = 300
+    detector_steps: int = 400
     noise_lr: float = 5e-5
-    detector_lr: float = 5e-4
+    detector_lr: float = 1e-3
     noise_batch_size: int = 8
     detector_batch_size: int = 32
     n_sim_images: int = 12
     seed: int = 0
     use_corrections: bool = True
-    real_label_weight: int = 4
+    real_label_weight: int = 8
 
 
 def select_cells(lattice: Lattice, points_px: np.ndarray | None = None,
