@@ -41,7 +41,7 @@ def shot(viewer, name: str) -> None:
 def main() -> None:
     OUT.mkdir(exist_ok=True)
     viewer = napari.Viewer()
-    viewer.window._qt_window.resize(1400, 900)
+    viewer.window._qt_window.resize(1500, 1000)
     viewer.open_sample("napari-atomdefect", "mos2")
     viewer.layers["ground truth (sample)"].visible = False
     detect = DetectWidget(viewer)
@@ -58,6 +58,7 @@ def main() -> None:
     sites = [layer for layer in viewer.layers if layer.name.endswith("sites")]
     for layer in sites:
         layer.visible = False
+    viewer.reset_view()
     shot(viewer, "guide_3_detect.png")
 
     review = ReviewWidget(viewer)
@@ -67,7 +68,7 @@ def main() -> None:
     review.threshold.setValue(50)
     layer = review.layer()
     first = review.next_low_confidence()
-    viewer.camera.zoom *= 1.5
+    viewer.camera.zoom *= 3
     if first is not None:
         viewer.camera.center = tuple(np.asarray(layer.data[first]) * np.asarray(layer.scale))
     shot(viewer, "guide_4_review.png")

@@ -27,7 +27,7 @@ def defect_layer_kwargs(table: pd.DataFrame, pixel_size_nm: float | None, name: 
                         a_px: float | None = None) -> dict:
     """Keyword arguments of a Points layer showing ``table`` (pixel data, scale in nm)."""
     px = pixel_size_nm or 1.0
-    size = 0.5 * a_px if a_px else 10.0
+    size = 0.4 * a_px if a_px else 10.0  # data pixels: smaller than the column spacing
     return {
         "name": name,
         "scale": (px, px),
@@ -40,7 +40,7 @@ def defect_layer_kwargs(table: pd.DataFrame, pixel_size_nm: float | None, name: 
         "border_color": "white",
         "border_width": 0.05,
         "size": size,
-        "opacity": 0.85,
+        "opacity": 0.6,  # the column under the marker stays visible
         "metadata": {"atomdefect": {"kind": "detections", "pixel_size_nm": pixel_size_nm,
                                     "a_px": a_px}},
     }

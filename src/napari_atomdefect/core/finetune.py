@@ -128,10 +128,15 @@ def labelled_real_cells(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarra
                 cls[site] = CLASS_INDEX[name]
     tiles, _ = real_cell_tiles(image, lattice, cell_ids, spec)
     own = own_site_positions(tiles, lattice)
+    n_metal = len(lattice.metal_sites_px)
     own_img = np.stack([tiles.to_image(own[:, 0]), tiles.to_image(own[:, 1])], axis=1)
-    _, idx = cKDTree(sites).query(own_img.reshape(-1, 2))
-    return CellSet(tiles=tiles.tiles, labels=label_maps(tiles, sites, cls.astype(np.uint8)),
-                   own_sites=own, own_classes=cls[idx].reshape(-1, 2).astype(np.uint8))
+    dist, idx = cKDTree(sites).query(own_img.reshape(-1, 2))
+    dist, idx = dist.reshape(-1, 2), idx.reshape(-1, 2)
+    # Keep cells whose own sites are found where they should be, on the right sublattice.
+    good = (dist < 0.25 * lattice.a_px).all(1) & (idx[:, 0] < n_metal) & (idx[:, 1] >= n_metal)
+    return CellSet(tiles=tiles.tiles[good],
+                   labels=label_maps(tiles, sites, cls.astype(np.uint8))[good],
+                   own_sites=own[good], own_classes=cls[idx[good]].astype(np.uint8))
 
 
 def _base_ugatit(info):

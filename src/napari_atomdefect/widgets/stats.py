@@ -47,7 +47,7 @@ class BarChart(QWidget):
     def __init__(self):
         super().__init__()
         self.values: dict[str, float] = {}
-        self.setMinimumHeight(110)
+        self.setMinimumHeight(130)
 
     def set_values(self, values: dict[str, float]) -> None:
         self.values = dict(values)
@@ -81,6 +81,7 @@ class StatsWidget(QWidget):
         self.table = QTableWidget(len(DEFECT_CLASSES), 4)
         self.table.setHorizontalHeaderLabels(["count", "per nm²", "per cell", "per site"])
         self.table.setVerticalHeaderLabels(list(DEFECT_CLASSES))
+        self.table.setMinimumHeight(150)
         self.chart = BarChart()
         self.note = QLabel("")
         self.note.setWordWrap(True)
