@@ -15,10 +15,13 @@ def _layers_of(viewer, kind):
             if layer.metadata.get("atomdefect", {}).get("kind") == kind]
 
 
-def _wait(qtbot, widget, timeout=60_000):
-    if widget.worker is not None:
-        with qtbot.waitSignal(widget.worker.finished, timeout=timeout):
-            pass
+def _wait(qtbot, widget, timeout=180_000):
+    """Wait until the widget's worker has finished and its result was handled.
+
+    (Waiting on ``worker.finished`` itself would race: a worker that finishes before the wait
+    connects to the signal is never seen.)"""
+    qtbot.waitUntil(lambda: widget.worker is None and not widget._pending_detect,
+                    timeout=timeout)
 
 
 @pytest.fixture
@@ -73,8 +76,7 @@ def test_run_all_and_cancel(viewer_with_sample, qtbot):
     assert not _layers_of(viewer, "detections")  # cancelled: no half-made layer
     assert "Cancelled" in widget.status.text() or widget.status.text() == ""
     widget.run_all()
-    _wait(qtbot, widget)       # lattice
-    _wait(qtbot, widget)       # detection, started when the lattice finished
+    _wait(qtbot, widget)       # lattice, then the detection it starts
     assert len(_layers_of(viewer, "lattice_sites")) == 1
     assert len(_layers_of(viewer, "detections")) == 1
 

@@ -10,9 +10,8 @@ pytestmark = pytest.mark.viewer
 
 
 def _wait(qtbot, widget, timeout=300_000):
-    if widget.worker is not None:
-        with qtbot.waitSignal(widget.worker.finished, timeout=timeout):
-            pass
+    """Wait until the worker has finished and its result was handled (no signal race)."""
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
 
 
 def test_select_and_finetune(make_napari_viewer, qtbot, tmp_path, monkeypatch):

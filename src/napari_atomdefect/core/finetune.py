@@ -139,15 +139,13 @@ def labelled_real_cells(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarra
                    own_sites=own[good], own_classes=cls[idx[good]].astype(np.uint8))
 
 
-def _base_ugatit(info):
+def base_ugatit(info):
+    """A U-GAT-IT with the generators of model ``info`` (fresh discriminators), to fine-tune."""
     from .models.ugatit import UGATIT
-    from .registry import NOISE_FILE, load_state
+    from .registry import NOISE_FILE, load_generator_states
 
-    cfg = {"residual": False, **info.card["noise"]["model_config"]}
-    model = UGATIT(**cfg)
-    state = load_state(info.path / NOISE_FILE)
-    model.gen_ab.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("gen_ab.")})
-    model.gen_ba.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("gen_ba.")})
+    model = UGATIT(**{"residual": False, **info.card["noise"]["model_config"]})
+    load_generator_states(model.gen_ab, model.gen_ba, info.path / NOISE_FILE)
     return model
 
 
@@ -190,7 +188,7 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray, bas
     real, _ = real_cell_tiles(image, lattice, cell_ids, noise_spec)
     ideal = simulated_cells(s.n_sim_images, s.seed, material, noise_spec, ideal=True)
 
-    model = _base_ugatit(info)
+    model = base_ugatit(info)
     for item in train_noise(ideal.tiles, real.tiles, steps=s.noise_steps,
                             batch_size=s.noise_batch_size, lr=s.noise_lr, seed=s.seed,
                             device=dev, model=model, report_every=10,

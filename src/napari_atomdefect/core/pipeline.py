@@ -162,13 +162,9 @@ def run_train_noise(material: str, real: list[str], mode: str, real_material: st
     yield {"stage": "data", "message": f"domain B: {len(cells_b)} cells ({b_info['mode']})"}
     model = None
     if init_model is not None:
-        from .models.ugatit import UGATIT
-        from .registry import NOISE_FILE, load_state
+        from .finetune import base_ugatit
 
-        model = UGATIT(**{"residual": False, **init_model.card["noise"]["model_config"]})
-        state = load_state(init_model.path / NOISE_FILE)
-        model.gen_ab.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("gen_ab.")})
-        model.gen_ba.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("gen_ba.")})
+        model = base_ugatit(init_model)
     result = None
     for item in train_noise(cells_a.tiles, cells_b.tiles, steps=steps, batch_size=batch_size,
                             seed=seed, device=dev, model=model):

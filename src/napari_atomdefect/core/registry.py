@@ -124,6 +124,14 @@ def build_noise_generators(card: dict):
     return Generator(**arch), Generator(**arch)
 
 
+def load_generator_states(gen_ab, gen_ba, path: Path) -> None:
+    """Load both U-GAT-IT generators from a noise-transfer safetensors file."""
+    state = load_state(path)
+    gen_ab.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("gen_ab.")})
+    if gen_ba is not None:
+        gen_ba.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("gen_ba.")})
+
+
 @lru_cache(maxsize=8)
 def _load_cached(folder: str, part: str, device: str, mtime: float):
     import torch
@@ -142,10 +150,8 @@ def _load_cached(folder: str, part: str, device: str, mtime: float):
     if "noise" not in info.card:
         raise ModelError(f"Model {info.name} has no noise-transfer stage (stage 1).")
     gen_ab, gen_ba = build_noise_generators(info.card)
-    state = load_state(info.path / NOISE_FILE)
     try:
-        gen_ab.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("gen_ab.")})
-        gen_ba.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("gen_ba.")})
+        load_generator_states(gen_ab, gen_ba, info.path / NOISE_FILE)
     except RuntimeError as exc:
         raise ModelError(f"Noise-transfer weights of {info.name} do not fit its card: {exc}") from exc
     return gen_ab.to(torch.device(device)).eval(), gen_ba.to(torch.device(device)).eval()
@@ -307,10 +313,8 @@ def import_model(archive: str | os.PathLike, name: str | None = None) -> Path:
             if "detector" in card:
                 build_detector(card).load_state_dict(load_state(tmp / DETECTOR_FILE))
             if "noise" in card:
-                gen_ab, _ = build_noise_generators(card)
-                state = load_state(tmp / NOISE_FILE)
-                gen_ab.load_state_dict({k[7:]: v for k, v in state.items()
-                                        if k.startswith("gen_ab.")})
+                gen_ab, gen_ba = build_noise_generators(card)
+                load_generator_states(gen_ab, gen_ba, tmp / NOISE_FILE)
             del info
             os.replace(tmp, dst)
         except (ModelError, RuntimeError, KeyError, TypeError) as exc:

@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
 from .._layers import CLASS_COLORS, defect_layer_kwargs, grid_layer_data, site_layer_kwargs
 from ..core.device import DEVICE_CHOICES
 from ..core.materials import MATERIALS
+from ._common import layer_by_name, refresh_layer_combo
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -195,26 +196,16 @@ class DetectWidget(QWidget):
         if k >= 0:
             self.model.setCurrentIndex(k)
 
-    def _image_layers(self):
+    def _refresh_images(self, event=None) -> None:
         from napari.layers import Image
 
-        return [layer for layer in self.viewer.layers if isinstance(layer, Image)]
-
-    def _refresh_images(self, event=None) -> None:
-        current = self.image_combo.currentText()
-        self.image_combo.blockSignals(True)
-        self.image_combo.clear()
-        for layer in self._image_layers():
-            self.image_combo.addItem(layer.name)
-        k = self.image_combo.findText(current)
-        self.image_combo.setCurrentIndex(k if k >= 0 else self.image_combo.count() - 1)
-        self.image_combo.blockSignals(False)
+        refresh_layer_combo(self.image_combo, self.viewer.layers,
+                            lambda layer: isinstance(layer, Image))
         self._image_changed()
 
     def image_layer(self):
         """The selected Image layer (or ``None``)."""
-        name = self.image_combo.currentText()
-        return self.viewer.layers[name] if name in self.viewer.layers else None
+        return layer_by_name(self.viewer, self.image_combo)
 
     def _image_changed(self, *args) -> None:
         layer = self.image_layer()

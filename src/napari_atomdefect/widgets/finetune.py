@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.materials import MATERIALS
+from ._common import layer_by_name, refresh_layer_combo
 from .review import is_defect_layer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -206,17 +207,9 @@ class FinetuneWidget(QWidget):
     def _refresh_layers(self, event=None) -> None:
         from napari.layers import Image
 
-        for combo, pred in ((self.image_combo, lambda lyr: isinstance(lyr, Image)),
-                            (self.corrections, is_defect_layer)):
-            current = combo.currentText()
-            combo.blockSignals(True)
-            combo.clear()
-            for layer in self.viewer.layers:
-                if pred(layer) and layer.name not in (CELLS_LAYER,):
-                    combo.addItem(layer.name)
-            k = combo.findText(current)
-            combo.setCurrentIndex(k if k >= 0 else combo.count() - 1)
-            combo.blockSignals(False)
+        refresh_layer_combo(self.image_combo, self.viewer.layers,
+                            lambda layer: isinstance(layer, Image))
+        refresh_layer_combo(self.corrections, self.viewer.layers, is_defect_layer)
         self._watch_selection_layers()
 
     def _watch_selection_layers(self) -> None:
@@ -246,8 +239,7 @@ class FinetuneWidget(QWidget):
             self.base_model.setCurrentIndex(k)
 
     def image_layer(self):
-        name = self.image_combo.currentText()
-        return self.viewer.layers[name] if name in self.viewer.layers else None
+        return layer_by_name(self.viewer, self.image_combo)
 
     def _image_changed(self, *args) -> None:
         self.lattice = None

@@ -20,6 +20,7 @@ from qtpy.QtWidgets import (
 
 from .._layers import CLASS_SYMBOLS
 from ..core.materials import DEFECT_CLASSES
+from ._common import layer_by_name, refresh_layer_combo
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -120,21 +121,12 @@ class ReviewWidget(QWidget):
 
     # ------------------------------------------------------------------ layers
     def _refresh_layers(self, event=None) -> None:
-        current = self.layer_combo.currentText()
-        self.layer_combo.blockSignals(True)
-        self.layer_combo.clear()
-        for layer in self.viewer.layers:
-            if is_defect_layer(layer):
-                self.layer_combo.addItem(layer.name)
-        k = self.layer_combo.findText(current)
-        self.layer_combo.setCurrentIndex(k if k >= 0 else self.layer_combo.count() - 1)
-        self.layer_combo.blockSignals(False)
+        refresh_layer_combo(self.layer_combo, self.viewer.layers, is_defect_layer)
         self._layer_changed()
 
     def layer(self):
         """The detections layer being reviewed (or ``None``)."""
-        name = self.layer_combo.currentText()
-        return self.viewer.layers[name] if name in self.viewer.layers else None
+        return layer_by_name(self.viewer, self.layer_combo)
 
     def _layer_changed(self, *args) -> None:
         layer = self.layer()

@@ -12,6 +12,7 @@ from qtpy.QtWidgets import QComboBox, QLabel, QTableWidget, QTableWidgetItem, QV
 
 from .._layers import CLASS_COLORS
 from ..core.materials import DEFECT_CLASSES
+from ._common import layer_by_name, refresh_layer_combo
 from .review import is_defect_layer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -96,20 +97,11 @@ class StatsWidget(QWidget):
         self._refresh_layers()
 
     def _refresh_layers(self, event=None) -> None:
-        current = self.layer_combo.currentText()
-        self.layer_combo.blockSignals(True)
-        self.layer_combo.clear()
-        for layer in self.viewer.layers:
-            if is_defect_layer(layer):
-                self.layer_combo.addItem(layer.name)
-        k = self.layer_combo.findText(current)
-        self.layer_combo.setCurrentIndex(k if k >= 0 else self.layer_combo.count() - 1)
-        self.layer_combo.blockSignals(False)
+        refresh_layer_combo(self.layer_combo, self.viewer.layers, is_defect_layer)
         self._layer_changed()
 
     def layer(self):
-        name = self.layer_combo.currentText()
-        return self.viewer.layers[name] if name in self.viewer.layers else None
+        return layer_by_name(self.viewer, self.layer_combo)
 
     def _layer_changed(self, *args) -> None:
         if self._connected is not None:
