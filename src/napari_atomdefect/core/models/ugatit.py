@@ -21,6 +21,16 @@ from torch import nn
 from torch.nn.utils import spectral_norm
 
 
+def class_activation(x, gap_fc: nn.Linear, gmp_fc: nn.Linear):
+    """The CAM module: auxiliary classifiers on average- and max-pooled features, whose weights
+    re-weight the feature maps. Returns ``(cam_logit, attended features (2C channels))``."""
+    gap_logit = gap_fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+    gmp_logit = gmp_fc(F.adaptive_max_pool2d(x, 1).flatten(1))
+    attended = torch.cat([x * gap_fc.weight[:, :, None, None],
+                          x * gmp_fc.weight[:, :, None, None]], 1)
+    return torch.cat([gap_logit, gmp_logit], 1), attended
+
+
 class ResnetBlock(nn.Module):
     def __init__(self, dim: int):
         super().__init__()
@@ -134,14 +144,8 @@ class Generator(nn.Module):
     def forward(self, x):
         inp = x
         x = self.encoder(x)
-        gap = F.adaptive_avg_pool2d(x, 1).flatten(1)
-        gap_logit = self.gap_fc(gap)
-        gap_x = x * self.gap_fc.weight[:, :, None, None]
-        gmp = F.adaptive_max_pool2d(x, 1).flatten(1)
-        gmp_logit = self.gmp_fc(gmp)
-        gmp_x = x * self.gmp_fc.weight[:, :, None, None]
-        cam_logit = torch.cat([gap_logit, gmp_logit], 1)
-        x = F.relu(self.conv1x1(torch.cat([gap_x, gmp_x], 1)))
+        cam_logit, attended = class_activation(x, self.gap_fc, self.gmp_fc)
+        x = F.relu(self.conv1x1(attended))
         heatmap = x.sum(1, keepdim=True)
         h = self.mlp(F.adaptive_avg_pool2d(x, 1).flatten(1))
         gamma, beta = self.gamma(h), self.beta(h)
@@ -180,14 +184,8 @@ class Discriminator(nn.Module):
 
     def forward(self, x):
         x = self.model(x)
-        gap = F.adaptive_avg_pool2d(x, 1).flatten(1)
-        gap_logit = self.gap_fc(gap)
-        gap_x = x * self.gap_fc.weight[:, :, None, None]
-        gmp = F.adaptive_max_pool2d(x, 1).flatten(1)
-        gmp_logit = self.gmp_fc(gmp)
-        gmp_x = x * self.gmp_fc.weight[:, :, None, None]
-        cam_logit = torch.cat([gap_logit, gmp_logit], 1)
-        x = F.leaky_relu(self.conv1x1(torch.cat([gap_x, gmp_x], 1)), 0.2)
+        cam_logit, attended = class_activation(x, self.gap_fc, self.gmp_fc)
+        x = F.leaky_relu(self.conv1x1(attended), 0.2)
         heatmap = x.sum(1, keepdim=True)
         return self.conv(self.pad(x)), cam_logit, heatmap
 
