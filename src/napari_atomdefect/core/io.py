@@ -299,5 +299,9 @@ def write_tiff(path: str | Path, image: np.ndarray, pixel_size_nm: float | None)
     if pixel_size_nm:
         kwargs["resolution"] = (1.0 / pixel_size_nm, 1.0 / pixel_size_nm)
         kwargs["metadata"] = {"unit": "nm"}
-    tifffile.imwrite(tmp, np.asarray(image, np.float32), **kwargs)
-    os.replace(tmp, path)
+    try:
+        tifffile.imwrite(tmp, np.asarray(image, np.float32), **kwargs)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
