@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 from .core.errors import AtomDefectError
+from .core.progress import run_to_end
 
 
 def _positive_float(text: str) -> float:
@@ -140,10 +141,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
           "tiles.")
     from .core.detect import iter_detect
 
-    result = None
-    for item in iter_detect(data, lattice.pixel_size_nm, material, None, "auto", "user",
-                            lattice=lattice):
-        result = item
+    result = run_to_end(iter_detect(data, lattice.pixel_size_nm, material, None, "auto", "user",
+                                    lattice=lattice))
     table = result["defects"]
     write_csv_atomic(table, out / "defects.csv")
     counts = table["class"].value_counts().to_dict()
@@ -172,12 +171,9 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         px, source = args.pixel_size_nm, "user"
     else:
         px, source = img.pixel_size_nm, "file"
-    result = None
-    for item in iter_detect(data, px, args.material, args.model, args.device, source):
-        if item.get("done"):
-            result = item
-        elif args.verbose:
-            print(item["message"], file=sys.stderr)
+    result = run_to_end(iter_detect(data, px, args.material, args.model, args.device, source),
+                        (lambda item: print(item["message"], file=sys.stderr))
+                        if args.verbose else None)
     table = result["defects"]
     for msg in result["lattice"].messages:
         print(msg, file=sys.stderr)
@@ -205,6 +201,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_training(item: dict) -> None:
+    """One line per progress report of a training command."""
+    if "message" in item:
+        print(item["message"], flush=True)
+        return
+    losses = ", ".join(f"{k} {item[k]:.4g}" for k in ("loss", "d", "g_adv", "cycle", "identity",
+                                                      "cam") if k in item)
+    print(f"step {item['step']}/{item['steps']}: {losses} ({item['elapsed_s']:.0f} s, "
+          f"~{item['eta_s']:.0f} s left)", flush=True)
+
+
 def _model_out(name: str, out: str | None) -> Path:
     from .core.registry import user_models_dir
 
@@ -219,19 +226,10 @@ def _cmd_train_noise(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     init = resolve_model(args.init) if args.init else None
-    result = None
-    for item in run_train_noise(args.material, args.real, args.real_mode, args.real_material,
-                                args.n_images, args.steps, args.batch_size, args.seed,
-                                args.device, init_model=init):
-        if item.get("done"):
-            result = item
-        elif "message" in item:
-            print(item["message"], flush=True)
-        else:
-            print(f"step {item['step']}/{item['steps']}: d {item['d']:.3f} g_adv "
-                  f"{item['g_adv']:.3f} cycle {item['cycle']:.3f} identity {item['identity']:.3f} "
-                  f"cam {item['cam']:.4f} ({item['elapsed_s']:.0f} s, ~{item['eta_s']:.0f} s left)",
-                  flush=True)
+    result = run_to_end(run_train_noise(args.material, args.real, args.real_mode,
+                                        args.real_material, args.n_images, args.steps,
+                                        args.batch_size, args.seed, args.device, init_model=init),
+                        _print_training)
     out = _model_out(args.name, args.out)
     card = new_card(out.name, args.material)
     card["noise"] = {**result["card"], "command": card["command"]}
@@ -254,17 +252,9 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     noise = resolve_model(args.noise) if args.noise else None
-    result = None
-    for item in run_train_detector(args.material, noise, args.n_images, args.val_images,
-                                   args.steps, args.batch_size, args.seed, args.device,
-                                   args.translated_fraction):
-        if item.get("done"):
-            result = item
-        elif "message" in item:
-            print(item["message"], flush=True)
-        else:
-            print(f"step {item['step']}/{item['steps']}: loss {item['loss']:.4f} "
-                  f"({item['elapsed_s']:.0f} s, ~{item['eta_s']:.0f} s left)", flush=True)
+    result = run_to_end(run_train_detector(args.material, noise, args.n_images, args.val_images,
+                                           args.steps, args.batch_size, args.seed, args.device,
+                                           args.translated_fraction), _print_training)
     out = _model_out(args.name, args.out)
     card = new_card(out.name, args.material)
     if noise is not None:

@@ -130,11 +130,10 @@ def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str 
         One row per defect: ``y_px, x_px, y_nm, x_nm, class, confidence, source``; ``attrs`` hold
         the model, device, pixel size and the number of sites examined.
     """
-    result = None
-    for item in iter_detect(image, pixel_size_nm, material, model, device, calibration):
-        if item.get("done"):
-            result = item
-    return result["defects"]
+    from .progress import run_to_end
+
+    return run_to_end(iter_detect(image, pixel_size_nm, material, model, device,
+                                  calibration))["defects"]
 
 
 __all__ = ["SEGMENT_CLASSES", "detect", "iter_detect"]

@@ -28,6 +28,7 @@ from .errors import AtomDefectError
 from .io import read_image
 from .lattice import find_lattice
 from .materials import get_material
+from .progress import relay
 
 #: Detector tiles: 1.5 lattice constants at the same sampling as the 2-constant noise tiles.
 DETECTOR_TILE = TileSpec(size_px=24, extent_a=1.5)
@@ -165,13 +166,9 @@ def run_train_noise(material: str, real: list[str], mode: str, real_material: st
         from .finetune import base_ugatit
 
         model = base_ugatit(init_model)
-    result = None
-    for item in train_noise(cells_a.tiles, cells_b.tiles, steps=steps, batch_size=batch_size,
-                            seed=seed, device=dev, model=model):
-        if item.get("done"):
-            result = item
-        else:
-            yield item
+    result = yield from relay(train_noise(cells_a.tiles, cells_b.tiles, steps=steps,
+                                          batch_size=batch_size, seed=seed, device=dev,
+                                          model=model))
     model = result["model"]
     held = CellSet.concatenate([c for c, _ in iter_simulated_cell_sets(
         4, seed + 999, material, spec, ideal=True)])
@@ -215,13 +212,9 @@ def run_train_detector(material: str, noise_model_info, n_images: int, val_image
     val = crop_cells(simulated_cells(val_images, seed + 2, material, spec, ideal=False), spec,
                      det_spec)
     yield {"stage": "data", "message": f"{len(train)} training cells, {len(val)} validation cells"}
-    result = None
-    for item in train_detector(train, val, steps=steps, batch_size=batch_size, seed=seed,
-                               device=dev, net=init_net, width=DETECTOR_WIDTH):
-        if item.get("done"):
-            result = item
-        else:
-            yield item
+    result = yield from relay(train_detector(train, val, steps=steps, batch_size=batch_size,
+                                             seed=seed, device=dev, net=init_net,
+                                             width=DETECTOR_WIDTH))
     net = result["net"]
     card = {"architecture": net.config, "tile": det_spec.__dict__,
             "temperature": result["temperature"],

@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
 from .._layers import CLASS_COLORS, defect_layer_kwargs, grid_layer_data, site_layer_kwargs
 from ..core.device import DEVICE_CHOICES
 from ..core.materials import MATERIALS
+from ..core.progress import relay
 from ._common import layer_by_name, refresh_layer_combo
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,12 +63,8 @@ def _model_view_job(image, material, pixel_size_nm, calibration, model, device, 
                                    calibration=calibration)
     _, gen_ba = load_noise_generators(info, dev)
     spec = TileSpec(**info.card["noise"].get("tile", {}))
-    result = None
-    for item in iter_model_view(np.asarray(image, np.float32), lattice, gen_ba, dev, spec):
-        if item.get("done"):
-            result = item
-        else:
-            yield item
+    result = yield from relay(iter_model_view(np.asarray(image, np.float32), lattice, gen_ba,
+                                              dev, spec))
     return {"image": result["image"], "model": info.name, "device": dev_text}
 
 
@@ -75,14 +72,8 @@ def _detect_job(image, material, pixel_size_nm, calibration, model, device, latt
     """Worker body: detection with progress; returns the final result of ``iter_detect``."""
     from ..core.detect import iter_detect
 
-    result = None
-    for item in iter_detect(image, pixel_size_nm, material, model, device, calibration,
-                            lattice=lattice):
-        if item.get("done"):
-            result = item
-        else:
-            yield item
-    return result
+    return (yield from relay(iter_detect(image, pixel_size_nm, material, model, device,
+                                         calibration, lattice=lattice)))
 
 
 class DetectWidget(QWidget):

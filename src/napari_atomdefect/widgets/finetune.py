@@ -69,15 +69,10 @@ def _lattice_job(image, material, pixel_size_nm):
 
 def _finetune_job(image, lattice, cell_ids, base, name, settings, corrections, device, source):
     from ..core.finetune import iter_finetune
+    from ..core.progress import relay
 
-    result = None
-    for item in iter_finetune(image, lattice, cell_ids, base, name, settings, corrections,
-                              device, source):
-        if item.get("done"):
-            result = item
-        else:
-            yield item
-    return result
+    return (yield from relay(iter_finetune(image, lattice, cell_ids, base, name, settings,
+                                           corrections, device, source)))
 
 
 class FinetuneWidget(QWidget):
