@@ -1,7 +1,7 @@
 """Benchmark fine-tuning: time and F1 before/after on a domain-shifted simulated microscope.
 
-The "user's microscope" is a simulated one outside the bundled model's training range (a probe
-with a strong broad tail, a weak second chalcogen atom). Fine-tuning uses
+The "user's microscope" is :data:`napari_atomdefect.core.scenarios.SHIFTED_MICROSCOPE`, outside the
+bundled model's training range in noise, blur and distortion (the tests use the same one). Fine-tuning uses
 the cells of one image (with its defects as the user's corrections, or without them) and is scored
 on held-out images of the same microscope.
 
@@ -18,34 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-# The same shifted microscope as tests/test_finetune.py.
-SHIFTED = dict(probe_fwhm_nm=0.11, tail_fraction=0.4, tail_fwhm_nm=0.8, line_noise=0.03,
-               dose_e_per_A2=2e5, row_jitter_nm=0.008, second_atom_factor=0.6,
-               light_ratio=0.12, background=0.1)
-FRACTIONS = {"V_S": 0.06, "V_S2": 0.03, "O_S": 0.05, "V_Mo": 0.03}
-
-
-def image(seed):
-    from napari_atomdefect.core.simulate import MicroscopeParams, simulate_image
-
-    return simulate_image("MoS2", 384, 0.012, params=MicroscopeParams(**SHIFTED), seed=seed,
-                          defect_fractions=FRACTIONS)
-
-
-def pooled_f1(model, sims):
-    from napari_atomdefect.core.detect import detect
-    from napari_atomdefect.core.evaluate import score
-
-    tot = None
-    for sim in sims:
-        s = score(detect(sim.image, 0.012, model=model), sim.defects, 0.08 / 0.012)
-        tot = s[["tp", "fp", "fn"]] if tot is None else tot + s[["tp", "fp", "fn"]]
-    return 2 * tot.tp / (2 * tot.tp + tot.fp + tot.fn)
-
 
 def main() -> None:
     from napari_atomdefect.core.finetune import FinetuneSettings, iter_finetune
     from napari_atomdefect.core.lattice import find_lattice
+    from napari_atomdefect.core.scenarios import pooled_f1
+    from napari_atomdefect.core.scenarios import shifted_image as image
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=int, default=50)

@@ -1,10 +1,16 @@
 """Fine-tuning both stages on a few real unit cells of the user's own microscope.
 
+0. The simulator is fitted to the user's image (:mod:`.calibrate`): probe width and metal/chalcogen
+   contrast from the lattice, and — from the user's corrected ``V_S`` and ``O_S`` sites, when
+   given — the second chalcogen atom's and the light substituent's contribution; the noise, scan
+   streaks and jitter are measured as well (:mod:`.noise_model`). Every simulated cell below is
+   drawn around these values.
 1. Stage 1 (U-GAT-IT) is fine-tuned from the base model's generators, with the user's selected real
    cells as domain B and ideal simulated cells as domain A.
 2. New training cells are generated: simulated cells translated by the fine-tuned generator (with
-   the simulator's labels), plus — optionally — the selected real cells labelled by the user's
-   corrected detections (every other site of those cells counts as pristine).
+   the simulator's labels), directly simulated realistic cells of the fitted microscope, plus —
+   optionally — the selected real cells labelled by the user's corrected detections (every other
+   site of those cells counts as pristine).
 3. Stage 2 (U-Net) is fine-tuned from the base detector on them.
 
 Nothing is written until the end, and then atomically (temporary folder, then rename): closing the
@@ -139,6 +145,27 @@ def labelled_real_cells(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarra
                    own_sites=own[good], own_classes=cls[idx[good]].astype(np.uint8))
 
 
+def calibrated_simulator(image: np.ndarray, lattice: Lattice, corrections: pd.DataFrame | None,
+                         seed: int = 0):
+    """Simulator parameters fitted to the user's image: ``(draw(rng) -> params, description)``.
+
+    The probe and column contrast come from :func:`.calibrate.fit_contrast` (with the corrected
+    defects, when given), the dose, scan-line noise and jitter from
+    :func:`.noise_model.measure_acquisition`.
+    """
+    from .calibrate import fit_contrast
+    from .noise_model import measure_acquisition
+    from .pipeline import realistic_overrides_from
+
+    measured = measure_acquisition(image, lattice)
+    fit = fit_contrast(image, lattice, corrections,
+                       jitter_nm=measured["jitter_a"] * lattice.material.a_nm, seed=seed)
+    draw = realistic_overrides_from([measured], lattice.material.name, contrast=fit,
+                                    pixel_size_nm=lattice.pixel_size_nm)
+    return draw, {"contrast": fit.to_dict(),
+                  "acquisition": {k: round(float(v), 4) for k, v in measured.items()}}
+
+
 def base_ugatit(info):
     """A U-GAT-IT with the generators of model ``info`` (fresh discriminators), to fine-tune."""
     from .models.ugatit import UGATIT
@@ -183,10 +210,15 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray, bas
     det_spec = TileSpec(**info.card["detector"].get("tile", asdict(DETECTOR_TILE)))
     s = settings
 
+    yield {"stage": "data", "fraction": 0.01, "message": "Fitting the simulator to your image…"}
+    use_corr = corrections if s.use_corrections and corrections is not None else None
+    draw, calibration = calibrated_simulator(image, lattice, use_corr, s.seed)
+    px = lattice.pixel_size_nm
     yield {"stage": "data", "fraction": 0.02, "message": "Cutting your cells and simulating "
-           "domain A…"}
+           "domain A…", "calibration": calibration}
     real, _ = real_cell_tiles(image, lattice, cell_ids, noise_spec)
-    ideal = simulated_cells(s.n_sim_images, s.seed, material, noise_spec, ideal=True)
+    ideal = simulated_cells(s.n_sim_images, s.seed, material, noise_spec, ideal=True,
+                            overrides=draw, pixel_size_nm=px)
 
     model = base_ugatit(info)
     for item in train_noise(ideal.tiles, real.tiles, steps=s.noise_steps,
@@ -203,14 +235,16 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray, bas
 
     yield {"stage": "data", "fraction": 0.52, "message": "Generating training cells with the "
            "fine-tuned noise transfer…"}
-    fresh = simulated_cells(s.n_sim_images, s.seed + 1, material, noise_spec, ideal=True)
+    fresh = simulated_cells(s.n_sim_images, s.seed + 1, material, noise_spec, ideal=True,
+                            overrides=draw, pixel_size_nm=px)
     translated = translate(model.gen_ab.to(dev), fresh.tiles, dev)
     kept = label_preservation(fresh, translated)
     fresh.tiles = translated
-    train = crop_cells(fresh, noise_spec, det_spec)
+    direct = simulated_cells(max(1, s.n_sim_images // 2), s.seed + 3, material, noise_spec,
+                             ideal=False, overrides=draw, pixel_size_nm=px)
+    train = crop_cells(CellSet.concatenate([fresh, direct]), noise_spec, det_spec)
     held = simulated_cells(max(2, s.n_sim_images // 4), s.seed + 2, material, noise_spec,
-                           ideal=True)
-    held.tiles = translate(model.gen_ab, held.tiles, dev)
+                           ideal=False, overrides=draw, pixel_size_nm=px)
     val = crop_cells(held, noise_spec, det_spec)
     n_real_labelled = 0
     if s.use_corrections and corrections is not None:
@@ -240,6 +274,7 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray, bas
         "source_image": source, "cells_used": int(len(cell_ids)),
         "cell_indices": np.asarray(lattice.metal_index[np.asarray(cell_ids)]).tolist(),
         "corrections_used": n_real_labelled, "settings": asdict(s), "device": dev_text,
+        "calibration": calibration,
         "elapsed_s": round(time.perf_counter() - t_start, 1)}
     card["noise"] = {**info.card["noise"], "model_config": model.config,
                      "architecture": model.gen_ab.config,

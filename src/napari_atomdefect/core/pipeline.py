@@ -67,26 +67,33 @@ def image_files(paths: list[str]) -> list[Path]:
 
 
 def simulated_cells(n_images: int, seed: int, material: str, spec: TileSpec, ideal: bool,
-                    overrides=None) -> CellSet:
-    """Labelled simulated cells from ``n_images`` random microscopes."""
+                    overrides=None, pixel_size_nm: float | None = None) -> CellSet:
+    """Labelled simulated cells from ``n_images`` random microscopes.
+
+    ``overrides`` fixes simulator parameters (a dict, or a function ``rng -> dict`` drawn per
+    image); ``pixel_size_nm`` fixes the pixel size (default: random, 0.008–0.02 nm).
+    """
     parts = []
     rng = np.random.default_rng(seed + 7)
+    px = {} if pixel_size_nm is None else {"pixel_size_nm": (pixel_size_nm, pixel_size_nm)}
     for k in range(n_images):
         ov = overrides(rng) if callable(overrides) else overrides
         for cells, _ in iter_simulated_cell_sets(1, seed * 100_003 + k, material, spec,
-                                                 ideal=ideal, params_override=ov):
+                                                 ideal=ideal, params_override=ov, **px):
             parts.append(cells)
     if not parts:
         raise AtomDefectError("No simulated image could be tiled; check the material.")
     return CellSet.concatenate(parts)
 
 
-def realistic_overrides_from(measurements: list[dict], material: str):
+def realistic_overrides_from(measurements: list[dict], material: str, contrast=None,
+                             pixel_size_nm: float = 0.012):
     """A function ``rng -> simulator parameters`` imitating one of the measured acquisitions.
 
-    A random microscope is drawn, given the measured scan jitter, simulated once at a reference
-    dose and line noise, measured the same way as the real image, and then given the dose and
-    line noise that reproduce the real image's SNR and streaks (±25 %).
+    A random microscope is drawn (with the probe and column contrast of ``contrast``, a
+    :class:`~.calibrate.ContrastFit`, when given), given the measured scan jitter, simulated once
+    at a reference dose and line noise, measured the same way as the real image, and then given
+    the dose and line noise that reproduce the real image's SNR and streaks (±25 %).
     """
     from .noise_model import acquisition_overrides, measure_acquisition
     from .simulate import MicroscopeParams, simulate_image
@@ -98,10 +105,12 @@ def realistic_overrides_from(measurements: list[dict], material: str):
         meas = measurements[int(rng.integers(len(measurements)))]
         ov = acquisition_overrides(meas, rng, mat.a_nm)
         ov["row_jitter_nm"] = min(ov["row_jitter_nm"], 0.05 * mat.a_nm)
+        fixed = {} if contrast is None else contrast.simulator_params(mat, rng)
         base = MicroscopeParams.random(np.random.default_rng(int(rng.integers(2**31))), mat,
                                        row_jitter_nm=ov["row_jitter_nm"], line_noise=ref_line,
-                                       dose_e_per_A2=ref_dose)
-        sim = simulate_image(mat, 256, 0.012, params=base, seed=int(rng.integers(2**31)))
+                                       dose_e_per_A2=ref_dose, **fixed)
+        size = int(np.clip(14 * mat.a_nm / pixel_size_nm, 192, 512))
+        sim = simulate_image(mat, size, pixel_size_nm, params=base, seed=int(rng.integers(2**31)))
         ref = measure_acquisition(sim.image, find_lattice(sim.image, mat))
         target_snr = meas["snr"] * rng.uniform(0.8, 1.25)
         dose = float(np.clip(ref_dose * (target_snr / max(ref["snr"], 1e-6)) ** 2, 3e3, 1e7))
