@@ -51,6 +51,11 @@ def test_card_and_progress(tuned):
     assert ft["cells_used"] > 100 and ft["source_image"] == "shifted_1"
     assert ft["corrections_used"] > 100 and card["base_model"] == "mos2-default"
     assert "validation_site_f1" in card["detector"]["metrics"]
+    # The simulator was fitted to the image, the chalcogen physics from the corrected sites.
+    contrast = ft["calibration"]["contrast"]
+    assert contrast["probe_fwhm_nm"] == pytest.approx(0.12, rel=0.25)
+    assert contrast["second_atom_factor"] is not None and contrast["light_ratio"] is not None
+    assert any("Simulator fitted to your image" in i.get("message", "") for i in items)
     assert {"noise", "detector", "software"} <= set(card)
     stages = {i["stage"] for i in items}
     assert {"noise", "detector", "done"} <= stages

@@ -166,6 +166,17 @@ def calibrated_simulator(image: np.ndarray, lattice: Lattice, corrections: pd.Da
                   "acquisition": {k: round(float(v), 4) for k, v in measured.items()}}
 
 
+def describe_calibration(calibration: dict) -> str:
+    """One line for the user: what the simulator was fitted to."""
+    c = calibration["contrast"]
+    parts = [f"probe {c['probe_fwhm_nm']:.3f} nm", f"metal/chalcogen {c['metal_to_chalcogen']:.2f}"]
+    if c.get("second_atom_factor") is not None:
+        parts.append(f"second S atom {c['second_atom_factor']:.2f} (from {c['n_sites']['V_S']} V_S)")
+    if c.get("light_ratio") is not None:
+        parts.append(f"O weight {c['light_ratio']:.2f} (from {c['n_sites']['O_S']} O_S)")
+    return "Simulator fitted to your image: " + ", ".join(parts) + "."
+
+
 def base_ugatit(info):
     """A U-GAT-IT with the generators of model ``info`` (fresh discriminators), to fine-tune."""
     from .models.ugatit import UGATIT
@@ -214,8 +225,9 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray, bas
     use_corr = corrections if s.use_corrections and corrections is not None else None
     draw, calibration = calibrated_simulator(image, lattice, use_corr, s.seed)
     px = lattice.pixel_size_nm
-    yield {"stage": "data", "fraction": 0.02, "message": "Cutting your cells and simulating "
-           "domain A…", "calibration": calibration}
+    yield {"stage": "data", "fraction": 0.02, "calibration": calibration,
+           "message": f"{describe_calibration(calibration)} Cutting your cells and simulating "
+           "domain A…"}
     real, _ = real_cell_tiles(image, lattice, cell_ids, noise_spec)
     ideal = simulated_cells(s.n_sim_images, s.seed, material, noise_spec, ideal=True,
                             overrides=draw, pixel_size_nm=px)

@@ -403,6 +403,12 @@ class FinetuneWidget(QWidget):
         self.status.setText(f"{item.get('message', '')}{eta}")
         if "samples" in item:
             self.samples.setPixmap(montage_pixmap(item["samples"], columns=4))
+        if "calibration" in item:
+            from napari.utils.notifications import show_info
+
+            from ..core.finetune import describe_calibration
+
+            show_info(describe_calibration(item["calibration"]))
 
     def _on_done(self, result) -> None:
         from napari.utils.notifications import show_info
