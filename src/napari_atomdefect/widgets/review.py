@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (
 
 from .._layers import CLASS_SYMBOLS
 from ..core.materials import DEFECT_CLASSES
-from ._common import layer_by_name, refresh_layer_combo
+from ._common import follow_layers, layer_by_name
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -107,7 +107,6 @@ class ReviewWidget(QWidget):
         layout.addWidget(self.info)
         layout.addStretch(1)
 
-        self.layer_combo.currentIndexChanged.connect(self._layer_changed)
         self.class_combo.currentTextChanged.connect(self._class_changed)
         self.add_button.toggled.connect(self._toggle_add)
         self.set_button.clicked.connect(self.set_selected_class)
@@ -115,15 +114,10 @@ class ReviewWidget(QWidget):
         self.next_button.clicked.connect(self.next_low_confidence)
         self.threshold.valueChanged.connect(self.apply_threshold)
         self.export_button.clicked.connect(self._export_dialog)
-        self.viewer.layers.events.inserted.connect(self._refresh_layers)
-        self.viewer.layers.events.removed.connect(self._refresh_layers)
-        self._refresh_layers()
+        self._refresh_layers = follow_layers(self.viewer, self.layer_combo, is_defect_layer,
+                                             self._layer_changed)
 
     # ------------------------------------------------------------------ layers
-    def _refresh_layers(self, event=None) -> None:
-        refresh_layer_combo(self.layer_combo, self.viewer.layers, is_defect_layer)
-        self._layer_changed()
-
     def layer(self):
         """The detections layer being reviewed (or ``None``)."""
         return layer_by_name(self.viewer, self.layer_combo)

@@ -12,7 +12,7 @@ from qtpy.QtWidgets import QComboBox, QLabel, QTableWidget, QTableWidgetItem, QV
 
 from .._layers import CLASS_COLORS
 from ..core.materials import DEFECT_CLASSES
-from ._common import layer_by_name, refresh_layer_combo
+from ._common import follow_layers, layer_by_name
 from .review import is_defect_layer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -91,14 +91,8 @@ class StatsWidget(QWidget):
         layout.addWidget(self.table)
         layout.addWidget(self.chart)
         layout.addWidget(self.note)
-        self.layer_combo.currentIndexChanged.connect(self._layer_changed)
-        self.viewer.layers.events.inserted.connect(self._refresh_layers)
-        self.viewer.layers.events.removed.connect(self._refresh_layers)
-        self._refresh_layers()
-
-    def _refresh_layers(self, event=None) -> None:
-        refresh_layer_combo(self.layer_combo, self.viewer.layers, is_defect_layer)
-        self._layer_changed()
+        self._refresh_layers = follow_layers(self.viewer, self.layer_combo, is_defect_layer,
+                                             self._layer_changed)
 
     def layer(self):
         return layer_by_name(self.viewer, self.layer_combo)
