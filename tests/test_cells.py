@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from napari_atomdefect.core.cells import TileSpec, iter_cell_tiles, sample_bilinear, tile_cells
+from napari_atomdefect.core.cells import (
+    CellTiles,
+    TileSpec,
+    border_cells,
+    iter_cell_tiles,
+    sample_bilinear,
+    tile_cells,
+)
 from napari_atomdefect.core.lattice import find_lattice
 from napari_atomdefect.core.simulate import MicroscopeParams, simulate_image
 
@@ -91,3 +98,24 @@ def test_shape_mismatch(distorted):
     sim, lat = distorted
     with pytest.raises(ValueError, match="shape"):
         tile_cells(sim.image[:100], lat)
+
+
+def test_border_cells_give_every_chalcogen_site_a_tile(distorted):
+    """Chalcogen sites whose cell's metal lies outside the image still get a tile of their own."""
+    sim, lat = distorted
+    index, origins, _ = border_cells(lat)
+    assert len(index) > 0
+    h, w = sim.image.shape
+    outside = (origins[:, 0] < 0) | (origins[:, 0] > h - 1) | (origins[:, 1] < 0) | (origins[:, 1] > w - 1)
+    assert outside.mean() > 0.9  # extrapolated metal positions lie beyond the border
+    tiles = CellTiles.concatenate(list(iter_cell_tiles(sim.image, lat, border=True)))
+    assert len(tiles) == lat.n_cells + len(index)
+    assert (~tiles.has_metal).sum() == len(index) and tiles.has_metal[:lat.n_cells].all()
+    assert {tuple(ij) for ij in tiles.index.tolist()} >= {tuple(ij) for ij in lat.chalcogen_index.tolist()}
+    # In a border tile the own chalcogen position maps onto the chalcogen site of its cell.
+    spec = tiles.spec
+    border = np.nonzero(~tiles.has_metal)[0]
+    mapped = tiles.to_image(np.tile(spec.chalcogen_px, (len(border), 1)), border)
+    lookup = {tuple(ij): k for k, ij in enumerate(lat.chalcogen_index.tolist())}
+    sites = lat.chalcogen_sites_px[[lookup[tuple(ij)] for ij in tiles.index[border].tolist()]]
+    assert np.abs(mapped - sites).max() < 1e-6

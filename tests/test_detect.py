@@ -63,6 +63,21 @@ def test_detect_finds_known_defects(sims):
     assert f1["V_S|O_S"] > 0.85
 
 
+def test_every_column_in_the_field_is_classified(sims):
+    """Border columns count too: a defect half a cell from the edge is still a defect."""
+    from napari_atomdefect.core.detect import iter_detect
+    from napari_atomdefect.core.progress import run_to_end
+
+    from .conftest import nearest_distances
+
+    for sim in sims:
+        sites = run_to_end(iter_detect(sim.image, 0.012))["sites"]
+        truth = sim.sites[["y_px", "x_px"]].to_numpy()
+        found = nearest_distances(truth, sites[["y_px", "x_px"]].to_numpy()) < 0.08 / 0.012
+        assert found.mean() > 0.98
+        assert len(sites) <= len(truth) + 3  # no invented columns beyond the border
+
+
 def test_confidences_are_calibrated_not_all_one(sims):
     pred = detect(sims[0].image, pixel_size_nm=0.012)
     single = pred[pred["class"].isin(["V_S", "O_S"])]

@@ -85,6 +85,9 @@ class CellTiles:
     inside : ndarray
         ``(N,)`` fraction of each tile that lies inside the image.
     spec : TileSpec
+    has_metal : ndarray
+        ``(N,)`` whether the cell's metal site is in the field of view; ``False`` for border cells
+        that are tiled only for their chalcogen site (see :func:`iter_cell_tiles`).
     """
 
     tiles: np.ndarray
@@ -92,9 +95,26 @@ class CellTiles:
     affine: np.ndarray
     inside: np.ndarray
     spec: TileSpec
+    has_metal: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.has_metal is None:
+            self.has_metal = np.ones(len(self.tiles), bool)
 
     def __len__(self) -> int:
         return len(self.tiles)
+
+    @classmethod
+    def concatenate(cls, parts: list[CellTiles]) -> CellTiles:
+        """One batch made of several (all with the same spec)."""
+        return cls(np.concatenate([p.tiles for p in parts]), np.concatenate([p.index for p in parts]),
+                   np.concatenate([p.affine for p in parts]), np.concatenate([p.inside for p in parts]),
+                   parts[0].spec, np.concatenate([p.has_metal for p in parts]))
+
+    def subset(self, keep: np.ndarray) -> CellTiles:
+        """The tiles selected by a boolean mask or index array."""
+        return CellTiles(self.tiles[keep], self.index[keep], self.affine[keep], self.inside[keep],
+                         self.spec, self.has_metal[keep])
 
     def to_image(self, tile_points: np.ndarray, which: np.ndarray | int | None = None) -> np.ndarray:
         """Map tile pixel coordinates to image pixel coordinates.
@@ -149,15 +169,54 @@ def local_bases(lattice: Lattice) -> np.ndarray:
     return out
 
 
-def cell_affines(lattice: Lattice, spec: TileSpec = TileSpec()) -> np.ndarray:
-    """Affine maps ``(N, 2, 3)`` from tile pixels to image pixels for every cell of ``lattice``."""
-    bases = local_bases(lattice)                       # (N, 2 vectors, 2 coords)
+def _affines(bases: np.ndarray, origins: np.ndarray, spec: TileSpec) -> np.ndarray:
+    """Tile-to-image affines of cells with local vectors ``bases`` and metal positions ``origins``."""
     # M maps ideal coordinates to image displacements: M @ IDEAL_BASIS = [a1 a2] (as columns).
     m = np.einsum("nji,jk->nik", bases, np.linalg.inv(IDEAL_BASIS))
     lin = m * spec.step_a
     t0 = spec.tile_to_ideal(np.zeros(2))               # ideal coords of tile pixel (0, 0)
-    offset = lattice.metal_sites_px + np.einsum("nij,j->ni", m, t0)
+    offset = origins + np.einsum("nij,j->ni", m, t0)
     return np.concatenate([lin, offset[:, :, None]], axis=2)
+
+
+def cell_affines(lattice: Lattice, spec: TileSpec = TileSpec()) -> np.ndarray:
+    """Affine maps ``(N, 2, 3)`` from tile pixels to image pixels for every cell of ``lattice``."""
+    return _affines(local_bases(lattice), lattice.metal_sites_px, spec)
+
+
+#: Index steps to the neighbouring cells, nearest first (a border cell borrows their vectors).
+_NEIGHBOUR_STEPS = ((1, 0), (0, 1), (-1, 0), (0, -1), (1, -1), (-1, 1), (1, 1), (-1, -1))
+
+
+def border_cells(lattice: Lattice, bases: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray,
+                                                                            np.ndarray]:
+    """Cells whose chalcogen site is in the field of view but whose metal site is not.
+
+    Along the image border about one chalcogen column in ten belongs to such a cell. Its metal
+    position is extrapolated from the chalcogen site with the local lattice vectors of the nearest
+    cell in the field, so that the cell can be tiled like any other.
+
+    Returns
+    -------
+    index : ndarray
+        ``(M, 2)`` cell indices.
+    origins : ndarray
+        ``(M, 2)`` extrapolated metal positions (image pixels, outside the field).
+    bases : ndarray
+        ``(M, 2, 2)`` local lattice vectors (rows ``a1``, ``a2``).
+    """
+    bases = local_bases(lattice) if bases is None else bases
+    lookup = {tuple(ij): k for k, ij in enumerate(lattice.metal_index.tolist())}
+    rows = [k for k, ij in enumerate(lattice.chalcogen_index.tolist()) if tuple(ij) not in lookup]
+    index = lattice.chalcogen_index[rows].reshape(-1, 2)
+    glob = np.stack([lattice.a1_px, lattice.a2_px])
+    out_bases = np.empty((len(rows), 2, 2))
+    for n, (i, j) in enumerate(index.tolist()):
+        near = next((lookup[(i + di, j + dj)] for di, dj in _NEIGHBOUR_STEPS
+                     if (i + di, j + dj) in lookup), None)
+        out_bases[n] = glob if near is None else bases[near]
+    origins = lattice.chalcogen_sites_px[rows].reshape(-1, 2) - out_bases.sum(axis=1) / 3
+    return index, origins, out_bases
 
 
 def sample_bilinear(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -180,7 +239,7 @@ def sample_bilinear(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np
 
 
 def iter_cell_tiles(image: np.ndarray, lattice: Lattice, spec: TileSpec = TileSpec(),
-                    batch_size: int = 2048) -> Iterator[CellTiles]:
+                    batch_size: int = 2048, border: bool = False) -> Iterator[CellTiles]:
     """Yield the unit-cell tiles of ``image`` in batches (bounded memory for large images).
 
     Parameters
@@ -193,6 +252,9 @@ def iter_cell_tiles(image: np.ndarray, lattice: Lattice, spec: TileSpec = TileSp
         Tile geometry.
     batch_size : int
         Tiles per batch.
+    border : bool
+        Also tile the :func:`border_cells` (after all others, ``has_metal`` False), so that every
+        chalcogen site in the field of view is the own site of one tile.
 
     Notes
     -----
@@ -202,7 +264,15 @@ def iter_cell_tiles(image: np.ndarray, lattice: Lattice, spec: TileSpec = TileSp
     img = np.asarray(image, np.float32)
     if img.shape != tuple(lattice.shape):
         raise ValueError(f"Image shape {img.shape} differs from the lattice's {lattice.shape}.")
-    affines = cell_affines(lattice, spec)
+    bases = local_bases(lattice)
+    affines = _affines(bases, lattice.metal_sites_px, spec)
+    index = lattice.metal_index
+    has_metal = np.ones(len(index), bool)
+    if border:
+        extra_index, origins, extra_bases = border_cells(lattice, bases)
+        affines = np.concatenate([affines, _affines(extra_bases, origins, spec)])
+        index = np.concatenate([index, extra_index]).astype(int)
+        has_metal = np.concatenate([has_metal, np.zeros(len(extra_index), bool)])
     s = spec.size_px
     rr, cc = np.mgrid[0:s, 0:s].astype(np.float32)
     rr, cc = rr.ravel()[None, :], cc.ravel()[None, :]
@@ -215,8 +285,9 @@ def iter_cell_tiles(image: np.ndarray, lattice: Lattice, spec: TileSpec = TileSp
         inside = ((rows >= -0.5) & (rows <= h - 0.5) & (cols >= -0.5) & (cols <= w - 0.5)).mean(1)
         aff = affines[start:start + batch_size]
         yield CellTiles(tiles=vals.reshape(len(aff), s, s).astype(np.float32),
-                        index=lattice.metal_index[start:start + batch_size].copy(),
-                        affine=aff.copy(), inside=inside, spec=spec)
+                        index=index[start:start + batch_size].copy(),
+                        affine=aff.copy(), inside=inside, spec=spec,
+                        has_metal=has_metal[start:start + batch_size].copy())
 
 
 def tile_cells(image: np.ndarray, lattice: Lattice, spec: TileSpec = TileSpec(),
@@ -233,14 +304,8 @@ def tile_cells(image: np.ndarray, lattice: Lattice, spec: TileSpec = TileSpec(),
         s = spec.size_px
         return CellTiles(np.zeros((0, s, s), np.float32), np.zeros((0, 2), int),
                          np.zeros((0, 2, 3)), np.zeros(0), spec)
-    out = CellTiles(
-        tiles=np.concatenate([b.tiles for b in batches]),
-        index=np.concatenate([b.index for b in batches]),
-        affine=np.concatenate([b.affine for b in batches]),
-        inside=np.concatenate([b.inside for b in batches]),
-        spec=spec,
-    )
+    out = CellTiles.concatenate(batches)
     if min_inside > 0:
         keep = out.inside >= min_inside
-        out = CellTiles(out.tiles[keep], out.index[keep], out.affine[keep], out.inside[keep], spec)
+        out = out.subset(keep)
     return out

@@ -146,8 +146,7 @@ def cells_from_simulation(sim: SimulatedImage, spec: TileSpec = TileSpec(), imag
         keep = batch.inside >= min_inside
         if not keep.any():
             continue
-        batch = CellTiles(batch.tiles[keep], batch.index[keep], batch.affine[keep],
-                          batch.inside[keep], spec)
+        batch = batch.subset(keep)
         own = own_site_positions(batch, lattice)
         own_img = np.stack([batch.to_image(own[:, 0]), batch.to_image(own[:, 1])], axis=1)
         d, idx = tree.query(own_img.reshape(-1, 2))
@@ -155,8 +154,7 @@ def cells_from_simulation(sim: SimulatedImage, spec: TileSpec = TileSpec(), imag
         good = (own_cls != 255).all(1)
         if not good.any():
             continue
-        batch = CellTiles(batch.tiles[good], batch.index[good], batch.affine[good],
-                          batch.inside[good], spec)
+        batch = batch.subset(good)
         parts.append(CellSet(tiles=batch.tiles, labels=label_maps(batch, pos, cls),
                              own_sites=own[good], own_classes=own_cls[good].astype(np.uint8)))
     if not parts:
@@ -217,8 +215,7 @@ def real_cells(image: np.ndarray, material: str = "MoS2", pixel_size_nm: float |
     for batch in iter_cell_tiles(norm, lattice, spec):
         keep = batch.inside >= min_inside
         if keep.any():
-            b = CellTiles(batch.tiles[keep], batch.index[keep], batch.affine[keep],
-                          batch.inside[keep], spec)
+            b = batch.subset(keep)
             parts.append(CellSet(b.tiles, None, own_site_positions(b, lattice)))
     if not parts:
         s = spec.size_px

@@ -1,7 +1,8 @@
 """Detection: image -> lattice -> normalised unit cells -> U-Net -> one defect table.
 
 Every tile is read at its own cell's two sites only (its metal and its chalcogen column), so each
-site is classified exactly once even though tiles overlap. Probabilities are temperature-scaled
+site is classified exactly once even though tiles overlap. Cells along the border whose metal site
+lies outside the field are tiled too, for their chalcogen site. Probabilities are temperature-scaled
 with the value fitted on held-out data when the model was trained.
 """
 
@@ -42,7 +43,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
 
     from .device import select_device
     from .registry import load_detector, resolve_model
-    from .train import site_probabilities
+    from .train import site_logits, site_probabilities
 
     mat = get_material(material)
     arr = as_analysis_image(image)
@@ -63,32 +64,32 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     temperature = float(card["detector"].get("temperature", 1.0))
     spec = TileSpec(**card["detector"].get("tile", {}))
     chalc_lookup = {tuple(ij): k for k, ij in enumerate(lattice.chalcogen_index.tolist())}
-    n_cells = lattice.n_cells
+    metal_lookup = {tuple(ij): k for k, ij in enumerate(lattice.metal_index.tolist())}
+    n_tiles = lattice.n_cells + sum(ij not in metal_lookup for ij in chalc_lookup)
     site_rows = []
     done = 0
     with torch.inference_mode():
-        for batch in iter_cell_tiles(norm, lattice, spec, batch_size=batch_size):
+        for batch in iter_cell_tiles(norm, lattice, spec, batch_size=batch_size, border=True):
             own = own_site_positions(batch, lattice)
             x = torch.from_numpy(batch.tiles[:, None]).to(dev)
             s = torch.from_numpy(own.astype(np.float32)).to(dev)
-            from .train import site_logits
-
             pm, px = site_probabilities(site_logits(net(x), s), temperature)
             pm, px = pm.cpu().numpy(), px.cpu().numpy()
-            metal_pos = lattice.metal_sites_px[done:done + len(batch)]
-            for k, ij in enumerate(batch.index.tolist()):
-                site_rows.append((metal_pos[k, 0], metal_pos[k, 1], "metal",
-                                  ("metal", "V_Mo")[int(pm[k].argmax())], float(pm[k].max()),
-                                  float(pm[k, 1])))
-                c = chalc_lookup.get(tuple(ij))
+            for k, ij in enumerate(map(tuple, batch.index.tolist())):
+                m = metal_lookup.get(ij) if batch.has_metal[k] else None
+                if m is not None:
+                    y, xx = lattice.metal_sites_px[m]
+                    site_rows.append((y, xx, "metal", ("metal", "V_Mo")[int(pm[k].argmax())],
+                                      float(pm[k].max()), float(pm[k, 1])))
+                c = chalc_lookup.get(ij)
                 if c is not None:
                     y, xx = lattice.chalcogen_sites_px[c]
                     cls = ("chalcogen",) + CHALCOGEN_DEFECTS
                     site_rows.append((y, xx, "chalcogen", cls[int(px[k].argmax())],
                                       float(px[k].max()), float(1 - px[k, 0])))
             done += len(batch)
-            yield {"step": "detect", "fraction": done / max(n_cells, 1),
-                   "message": f"Classified {done}/{n_cells} unit cells"}
+            yield {"step": "detect", "fraction": done / max(n_tiles, 1),
+                   "message": f"Classified {done}/{n_tiles} unit cells"}
     sites = pd.DataFrame(site_rows, columns=["y_px", "x_px", "sublattice", "class", "confidence",
                                              "p_defect"])
     defects = sites[~sites["class"].isin(["metal", "chalcogen"])].reset_index(drop=True)

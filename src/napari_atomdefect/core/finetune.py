@@ -105,13 +105,8 @@ def real_cell_tiles(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
         sel = np.array([start + k in want for k in range(len(batch))], bool)
         start += len(batch)
         if sel.any():
-            parts.append(CellTiles(batch.tiles[sel], batch.index[sel], batch.affine[sel],
-                                   batch.inside[sel], spec))
-    tiles = CellTiles(np.concatenate([p.tiles for p in parts]),
-                      np.concatenate([p.index for p in parts]),
-                      np.concatenate([p.affine for p in parts]),
-                      np.concatenate([p.inside for p in parts]), spec)
-    return tiles, norm
+            parts.append(batch.subset(sel))
+    return CellTiles.concatenate(parts), norm
 
 
 def labelled_real_cells(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,

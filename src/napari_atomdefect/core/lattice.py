@@ -32,6 +32,8 @@ from .validate import as_analysis_image
 CALIBRATION_TOLERANCE = 0.03
 #: Fewest unit cells for a usable lattice.
 MIN_CELLS = 6
+#: Margin (in lattice constants) that an unmeasured border site must keep from the image edge.
+BORDER_MARGIN_A = 0.05
 #: Chalcogen sublattice offset from the metal in the normalised basis (fractional coordinates).
 CHALCOGEN_OFFSET = np.array([1.0 / 3.0, 1.0 / 3.0])
 
@@ -285,8 +287,9 @@ def find_lattice(
 
     def predict(offset):
         pos = _solve_positions(frac_fn, index + offset, basis, centre)
-        inside = ((pos[:, 0] >= 0) & (pos[:, 0] <= h - 1) & (pos[:, 1] >= 0)
-                  & (pos[:, 1] <= w - 1))
+        slack = 0.5 + 0.1 * a_px0  # the final cut (in_field) follows refinement
+        inside = ((pos[:, 0] >= -slack) & (pos[:, 0] <= h - 1 + slack) & (pos[:, 1] >= -slack)
+                  & (pos[:, 1] <= w - 1 + slack))
         amp = np.sqrt(pm1.amplitude_at(np.clip(pos, 0, None)) * pm2.amplitude_at(
             np.clip(pos, 0, None)))
         keep = inside & (amp > 0.3 * amp_ref)
@@ -309,8 +312,9 @@ def find_lattice(
                                              background, sigma_col)
 
     def in_field(pos, measured):
-        # Sites near the border whose column could not be measured may lie outside the field.
-        edge = np.where(measured, 0.0, 0.3 * a_px0)
+        # A border column that could not be measured keeps its neighbours' position correction,
+        # which can be off by a pixel or two: it must lie a little further inside.
+        edge = np.where(measured, 0.0, BORDER_MARGIN_A * a_px0)
         return ((pos[:, 0] >= -0.5 + edge) & (pos[:, 0] <= h - 0.5 - edge)
                 & (pos[:, 1] >= -0.5 + edge) & (pos[:, 1] <= w - 0.5 - edge))
 
