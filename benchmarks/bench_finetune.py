@@ -1,11 +1,12 @@
 """Benchmark fine-tuning: time and F1 before/after on a domain-shifted simulated microscope.
 
-The "user's microscope" is :data:`napari_atomdefect.core.scenarios.SHIFTED_MICROSCOPE`, outside the
-bundled model's training range in noise, blur and distortion (the tests use the same one). Fine-tuning uses
-the cells of one image (with its defects as the user's corrections, or without them) and is scored
-on held-out images of the same microscope.
+The "user's microscope" is one of :data:`napari_atomdefect.core.scenarios.SCENARIOS` (default
+``shifted``, outside the bundled model's training range in noise, blur and distortion; the tests use
+the same one). Fine-tuning uses the cells of one image (with its defects as the user's corrections,
+or without them) and is scored on held-out images of the same microscope.
 
-Usage: python benchmarks/bench_finetune.py [--cells 50] [--no-corrections] [--held-out 3]
+Usage: python benchmarks/bench_finetune.py [--scenario shifted|sharp_noisy|blur_clean|all]
+           [--cells 50] [--no-corrections] [--held-out 6]
 """
 
 from __future__ import annotations
@@ -19,37 +20,46 @@ from pathlib import Path
 import numpy as np
 
 
-def main() -> None:
+def run(scenario: str, n_cells: int, corrections: bool, n_held_out: int) -> None:
     from napari_atomdefect.core.finetune import FinetuneSettings, iter_finetune
     from napari_atomdefect.core.lattice import find_lattice
-    from napari_atomdefect.core.scenarios import pooled_f1
-    from napari_atomdefect.core.scenarios import shifted_image as image
+    from napari_atomdefect.core.scenarios import pooled_f1, shifted_image
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", type=int, default=50)
-    parser.add_argument("--no-corrections", action="store_true")
-    parser.add_argument("--held-out", type=int, default=3)
-    args = parser.parse_args()
-    warnings.simplefilter("ignore")
-    held = [image(100 + k) for k in range(args.held_out)]
+    held = [shifted_image(100 + k, scenario=scenario) for k in range(n_held_out)]
     before = pooled_f1(None, held)
-    train = image(1)
+    train = shifted_image(1, scenario=scenario)
     lat = find_lattice(train.image, "MoS2", pixel_size_nm=0.012)
     rng = np.random.default_rng(0)
-    cells = np.sort(rng.choice(lat.n_cells, min(args.cells, lat.n_cells), replace=False))
-    corrections = None if args.no_corrections else train.defects
+    cells = np.sort(rng.choice(lat.n_cells, min(n_cells, lat.n_cells), replace=False))
+    corr = train.defects if corrections else None
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         for _ in iter_finetune(train.image, lat, cells, None, "bench", FinetuneSettings(),
-                               corrections=corrections, device="auto", out_dir=Path(tmp)):
+                               corrections=corr, device="auto", out_dir=Path(tmp)):
             pass
         elapsed = time.perf_counter() - t0
         after = pooled_f1(str(Path(tmp) / "bench"), held)
-    print(f"fine-tuning on {len(cells)} cells ({'with' if corrections is not None else 'without'}"
-          f" corrections), default settings: {elapsed:.0f} s")
+    print(f"\n{scenario}: fine-tuning on {len(cells)} cells ({'with' if corrections else 'without'}"
+          f" corrections), default settings: {elapsed:.0f} s; {n_held_out} held-out images")
     print(f"{'class':10} {'F1 before':>10} {'F1 after':>10}")
     for c in before.index:
         print(f"{c:10} {before[c]:10.3f} {after[c]:10.3f}")
+    classes = ["V_S", "V_S2", "O_S", "V_Mo"]
+    print(f"{'mean':10} {before[classes].mean():10.3f} {after[classes].mean():10.3f}")
+
+
+def main() -> None:
+    from napari_atomdefect.core.scenarios import SCENARIOS
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", default="shifted", choices=[*SCENARIOS, "all"])
+    parser.add_argument("--cells", type=int, default=50)
+    parser.add_argument("--no-corrections", action="store_true")
+    parser.add_argument("--held-out", type=int, default=6)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    for name in SCENARIOS if args.scenario == "all" else [args.scenario]:
+        run(name, args.cells, not args.no_corrections, args.held_out)
 
 
 if __name__ == "__main__":

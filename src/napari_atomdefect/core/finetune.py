@@ -12,6 +12,10 @@
    optionally — the selected real cells labelled by the user's corrected detections (every other
    site of those cells counts as pristine).
 3. Stage 2 (U-Net) is fine-tuned from the base detector on them.
+4. With corrections, a fifth of the selected labelled cells is held out of training: base and
+   fine-tuned detector are scored on these real cells, the card records both, and when the
+   held-out cells hold enough defects and the fine-tuned detector scores lower, the base detector
+   is kept (the user is told): fine-tuning never makes detection worse on the user's own cells.
 
 Nothing is written until the end, and then atomically (temporary folder, then rename): closing the
 generator (Cancel) or an error leaves every existing model as it was.
@@ -34,6 +38,10 @@ from .normalize import intensity_levels, normalise
 
 #: Fewest selected cells for a meaningful fine-tuning run.
 MIN_CELLS = 20
+#: Share of the selected, labelled cells held out to compare base and fine-tuned detector.
+REAL_VALIDATION_FRACTION = 0.2
+#: Fewest defect sites among the held-out real cells for that comparison to decide anything.
+MIN_VALIDATION_DEFECTS = 8
 
 
 @dataclass
@@ -47,9 +55,11 @@ class FinetuneSettings:
     noise_batch_size: int = 8
     detector_batch_size: int = 32
     n_sim_images: int = 12
+    anchor_images: int = 4
     seed: int = 0
     use_corrections: bool = True
     real_label_weight: int = 8
+    keep_better_detector: bool = True
 
 
 def select_cells(lattice: Lattice, points_px: np.ndarray | None = None,
@@ -140,6 +150,47 @@ def labelled_real_cells(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarra
                    own_sites=own[good], own_classes=cls[idx[good]].astype(np.uint8))
 
 
+def split_for_validation(cell_ids: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Split the selected cells into training and held-out validation cells (a fifth; none when
+    fewer than 10 would be held out)."""
+    rng = np.random.default_rng(seed + 11)
+    order = rng.permutation(np.asarray(cell_ids))
+    n_val = int(len(order) * REAL_VALIDATION_FRACTION)
+    if n_val < 10:
+        return np.sort(order), order[:0]
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def compare_on_real_cells(before: dict, after: dict, cells: CellSet) -> dict:
+    """Base and fine-tuned per-class F1 on held-out real cells, with the mean over the classes
+    that occur there and whether there are enough defect sites for the comparison to decide."""
+    def sites_of(c: str) -> np.ndarray:
+        return cells.own_classes[:, 0 if c == "V_Mo" else 1] == CLASS_INDEX[c]
+
+    present = [c for c in ("V_S", "V_S2", "O_S", "V_Mo") if sites_of(c).any()]
+    n_defects = int(sum(sites_of(c).sum() for c in present))
+
+    def mean(scores: dict) -> float:
+        return float(np.mean([scores[c] for c in present])) if present else float("nan")
+
+    return {"n_cells": len(cells), "n_defect_sites": n_defects, "classes": present,
+            "f1_before": before, "f1_after": after, "mean_f1_before": mean(before),
+            "mean_f1_after": mean(after), "decisive": n_defects >= MIN_VALIDATION_DEFECTS}
+
+
+def describe_real_validation(scores: dict, kept_base: bool) -> str:
+    """One line for the user: base vs fine-tuned detector on their held-out cells."""
+    text = (f"On {scores['n_cells']} of your cells held out of training "
+            f"({scores['n_defect_sites']} defect sites): mean F1 "
+            f"{scores['mean_f1_before']:.2f} before, {scores['mean_f1_after']:.2f} after.")
+    if kept_base:
+        return text + " The fine-tuned detector is not better there: the base detector is kept."
+    if not scores["decisive"]:
+        return text + (f" Too few defects (< {MIN_VALIDATION_DEFECTS}) for this to decide; "
+                       "select more corrected cells for a firmer check.")
+    return text
+
+
 def calibrated_simulator(image: np.ndarray, lattice: Lattice, corrections: pd.DataFrame | None,
                          seed: int = 0):
     """Simulator parameters fitted to the user's image: ``(draw(rng) -> params, description)``.
@@ -156,7 +207,7 @@ def calibrated_simulator(image: np.ndarray, lattice: Lattice, corrections: pd.Da
     fit = fit_contrast(image, lattice, corrections,
                        jitter_nm=measured["jitter_a"] * lattice.material.a_nm, seed=seed)
     draw = realistic_overrides_from([measured], lattice.material.name, contrast=fit,
-                                    pixel_size_nm=lattice.pixel_size_nm)
+                                    pixel_size_nm=lattice.pixel_size_nm, snr_steps=2)
     return draw, {"contrast": fit.to_dict(),
                   "acquisition": {k: round(float(v), 4) for k, v in measured.items()}}
 
@@ -203,7 +254,7 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray, bas
     from .device import select_device
     from .pipeline import DETECTOR_TILE, new_card, simulated_cells
     from .registry import resolve_model, user_models_dir, write_model
-    from .train import label_preservation, site_f1, site_predictions, train_detector, train_noise, translate
+    from .train import label_preservation, site_scores, train_detector, train_noise, translate
 
     t_start = time.perf_counter()
     check_selection(lattice, np.asarray(cell_ids))
@@ -249,20 +300,28 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray, bas
     fresh.tiles = translated
     direct = simulated_cells(max(1, s.n_sim_images // 2), s.seed + 3, material, noise_spec,
                              ideal=False, overrides=draw, pixel_size_nm=px)
-    train = crop_cells(CellSet.concatenate([fresh, direct]), noise_spec, det_spec)
+    parts = [fresh, direct]
+    if s.anchor_images:
+        # Images of random microscopes, as in the base model's training: they keep the detector
+        # from drifting far when the fit to one image is off (few cells, few corrected sites).
+        parts.append(simulated_cells(s.anchor_images, s.seed + 5, material, noise_spec,
+                                     ideal=False))
+    train = crop_cells(CellSet.concatenate(parts), noise_spec, det_spec)
     held = simulated_cells(max(2, s.n_sim_images // 4), s.seed + 2, material, noise_spec,
                            ideal=False, overrides=draw, pixel_size_nm=px)
     val = crop_cells(held, noise_spec, det_spec)
-    n_real_labelled = 0
+    n_real_labelled, real_val = 0, None
     if s.use_corrections and corrections is not None:
-        labelled = labelled_real_cells(image, lattice, cell_ids, corrections, det_spec)
+        train_ids, val_ids = split_for_validation(np.asarray(cell_ids), s.seed)
+        labelled = labelled_real_cells(image, lattice, train_ids, corrections, det_spec)
         n_real_labelled = len(labelled)
         train = CellSet.concatenate([train] + [labelled] * max(1, s.real_label_weight))
+        if len(val_ids):
+            real_val = labelled_real_cells(image, lattice, val_ids, corrections, det_spec)
 
     net = _base_detector(info)
-    base_pred, _, _ = site_predictions(net.eval(), val, dev)
-    before = site_f1(val.own_classes[:, 1], base_pred[:, 1])
-    before["V_Mo"] = site_f1(val.own_classes[:, 0], base_pred[:, 0])["V_Mo"]
+    before = site_scores(net.eval(), val, dev)
+    real_before = site_scores(net, real_val, dev) if real_val is not None else None
     result = None
     for item in train_detector(train, val, steps=s.detector_steps,
                                batch_size=s.detector_batch_size, lr=s.detector_lr, seed=s.seed,
@@ -274,6 +333,19 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray, bas
             item["message"] = (f"Stage 2 (detector) step {item['step']}/{item['steps']}: "
                                f"loss {item['loss']:.3f}")
             yield item
+
+    detector, temperature, kept_base = result["net"], result["temperature"], False
+    real_scores = None
+    if real_val is not None:
+        real_after = site_scores(detector, real_val, dev)
+        real_scores = compare_on_real_cells(real_before, real_after, real_val)
+        kept_base = s.keep_better_detector and real_scores["decisive"] and \
+            real_scores["mean_f1_after"] < real_scores["mean_f1_before"]
+        yield {"stage": "detector", "fraction": 0.99, "real_validation": real_scores,
+               "message": describe_real_validation(real_scores, kept_base)}
+        if kept_base:
+            detector = _base_detector(info)
+            temperature = float(info.card["detector"].get("temperature", 1.0))
 
     card = new_card(name, material)
     card["base_model"] = info.name
@@ -289,14 +361,17 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray, bas
                      "training": {"fine_tuned_from": info.name, "steps": s.noise_steps,
                                   "domain_b": {"mode": "cells", "n_cells": len(real),
                                                "images": [source]}}}
-    card["detector"] = {**info.card["detector"], "temperature": result["temperature"],
+    card["detector"] = {**info.card["detector"], "temperature": temperature,
                         "metrics": {"validation_site_f1": result["metrics"],
                                     "validation_site_f1_before": before,
-                                    "validation": f"{len(val)} translated held-out cells"},
+                                    "validation": f"{len(val)} cells of held-out images of the "
+                                                  "fitted simulator",
+                                    "real_validation": real_scores},
                         "training": {"fine_tuned_from": info.name, "steps": s.detector_steps,
-                                     "n_cells": len(train)}}
+                                     "n_cells": len(train),
+                                     "kept_base_detector": kept_base}}
     folder = (out_dir or user_models_dir()) / name
-    write_model(folder, card, detector=result["net"],
+    write_model(folder, card, detector=detector,
                 noise=nn.ModuleDict({"gen_ab": model.gen_ab.cpu(), "gen_ba": model.gen_ba.cpu()}))
     yield {"stage": "done", "done": True, "fraction": 1.0, "path": folder, "card": card,
            "message": f"Saved model {name} ({card['fine_tuning']['elapsed_s']:.0f} s)."}

@@ -25,15 +25,32 @@ def layer_by_name(viewer, combo):
     return viewer.layers[name] if name in viewer.layers else None
 
 
-def follow_layers(viewer, combo, accept: Callable, on_change: Callable) -> Callable:
-    """Keep ``combo`` listing the accepted layers of ``viewer`` and call ``on_change`` whenever its
-    choice may have changed (a new choice, a layer added or removed). Returns the refresh function."""
+def is_image_layer(layer) -> bool:
+    """Whether ``layer`` is a napari Image layer."""
+    from napari.layers import Image
+
+    return isinstance(layer, Image)
+
+
+def follow_layers(viewer, combo, accept: Callable, on_change: Callable | None = None) -> Callable:
+    """Keep ``combo`` listing the accepted layers of ``viewer``; call ``on_change`` when the chosen
+    layer changes (a new choice, or the chosen layer removed or replaced) — not on every layer
+    event, so that adding an unrelated layer never resets what the user set for the chosen one.
+    Returns the refresh function."""
+    chosen: list = [object()]  # nothing seen yet: the first refresh reports the choice
+
+    def changed(*_) -> None:
+        layer = layer_by_name(viewer, combo)
+        if layer is not chosen[0]:
+            chosen[0] = layer
+            if on_change is not None:
+                on_change()
 
     def refresh(event=None) -> None:
         refresh_layer_combo(combo, viewer.layers, accept)
-        on_change()
+        changed()
 
-    combo.currentIndexChanged.connect(on_change)
+    combo.currentIndexChanged.connect(changed)
     viewer.layers.events.inserted.connect(refresh)
     viewer.layers.events.removed.connect(refresh)
     refresh()

@@ -23,7 +23,7 @@ from .._layers import CLASS_COLORS, defect_layer_kwargs, grid_layer_data, site_l
 from ..core.device import DEVICE_CHOICES
 from ..core.materials import MATERIALS
 from ..core.progress import relay
-from ._common import layer_by_name, refresh_layer_combo
+from ._common import follow_layers, is_image_layer, layer_by_name
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -159,16 +159,14 @@ class DetectWidget(QWidget):
         layout.addStretch(1)
 
         self.open_button.clicked.connect(self._open_file)
-        self.image_combo.currentIndexChanged.connect(self._image_changed)
         self.calibrate_button.clicked.connect(self.calibrate_from_lattice)
         self.lattice_button.clicked.connect(self.find_lattice)
         self.detect_button.clicked.connect(self.detect)
         self.run_button.clicked.connect(self.run_all)
         self.view_button.clicked.connect(self.show_model_view)
         self.cancel_button.clicked.connect(self.cancel)
-        self.viewer.layers.events.inserted.connect(self._refresh_images)
-        self.viewer.layers.events.removed.connect(self._refresh_images)
-        self._refresh_images()
+        self._refresh_images = follow_layers(self.viewer, self.image_combo, is_image_layer,
+                                             self._image_changed)
         self.refresh_models()
         from ..core.registry import on_models_changed
 
@@ -186,13 +184,6 @@ class DetectWidget(QWidget):
         k = self.model.findData(current.replace(" (user)", ""))
         if k >= 0:
             self.model.setCurrentIndex(k)
-
-    def _refresh_images(self, event=None) -> None:
-        from napari.layers import Image
-
-        refresh_layer_combo(self.image_combo, self.viewer.layers,
-                            lambda layer: isinstance(layer, Image))
-        self._image_changed()
 
     def image_layer(self):
         """The selected Image layer (or ``None``)."""

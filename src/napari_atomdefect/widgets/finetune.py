@@ -27,7 +27,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.materials import MATERIALS
-from ._common import layer_by_name, refresh_layer_combo
+from ._common import follow_layers, is_image_layer, layer_by_name
 from .review import is_defect_layer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -189,25 +189,17 @@ class FinetuneWidget(QWidget):
         self.delete_button.clicked.connect(self._delete_selected)
         self.export_button.clicked.connect(self._export_dialog)
         self.import_button.clicked.connect(self._import_dialog)
-        self.image_combo.currentIndexChanged.connect(self._image_changed)
-        self.viewer.layers.events.inserted.connect(self._refresh_layers)
-        self.viewer.layers.events.removed.connect(self._refresh_layers)
+        follow_layers(self.viewer, self.image_combo, is_image_layer, self._image_changed)
+        follow_layers(self.viewer, self.corrections, is_defect_layer)
+        self.viewer.layers.events.inserted.connect(self._watch_selection_layers)
         from ..core.registry import on_models_changed
 
         on_models_changed(self.refresh_models)
-        self._refresh_layers()
+        self._watch_selection_layers()
         self.refresh_models()
 
     # --------------------------------------------------------------- layers
-    def _refresh_layers(self, event=None) -> None:
-        from napari.layers import Image
-
-        refresh_layer_combo(self.image_combo, self.viewer.layers,
-                            lambda layer: isinstance(layer, Image))
-        refresh_layer_combo(self.corrections, self.viewer.layers, is_defect_layer)
-        self._watch_selection_layers()
-
-    def _watch_selection_layers(self) -> None:
+    def _watch_selection_layers(self, event=None) -> None:
         for name in (CELLS_LAYER, REGION_LAYER):
             if name in self.viewer.layers:
                 layer = self.viewer.layers[name]
@@ -409,15 +401,26 @@ class FinetuneWidget(QWidget):
             from ..core.finetune import describe_calibration
 
             show_info(describe_calibration(item["calibration"]))
+        if "real_validation" in item:
+            from napari.utils.notifications import show_info
+
+            show_info(item["message"])
 
     def _on_done(self, result) -> None:
         from napari.utils.notifications import show_info
 
         self.last_result = result
         self.progress.setValue(100)
-        m = result["card"]["detector"]["metrics"]["validation_site_f1"]
-        self.status.setText(f"{result['message']} Validation F1: "
-                            + ", ".join(f"{k} {v:.2f}" for k, v in m.items()))
+        metrics = result["card"]["detector"]["metrics"]
+        text = f"{result['message']} Validation F1 (simulated): " + ", ".join(
+            f"{k} {v:.2f}" for k, v in metrics["validation_site_f1"].items()) + "."
+        real = metrics.get("real_validation")
+        if real:
+            text += (f" On your held-out cells: mean F1 {real['mean_f1_before']:.2f} → "
+                     f"{real['mean_f1_after']:.2f}"
+                     + (" (base detector kept)." if result["card"]["detector"]["training"].get(
+                         "kept_base_detector") else "."))
+        self.status.setText(text)
         show_info(f"Model {result['path'].name} saved; it is now in the Detect widget's list.")
 
     def _on_error(self, exc) -> None:
