@@ -34,13 +34,16 @@ def run(scenario: str, n_cells: int, corrections: bool, n_held_out: int) -> None
     corr = train.defects if corrections else None
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        for _ in iter_finetune(train.image, lat, cells, None, "bench", FinetuneSettings(),
-                               corrections=corr, device="auto", out_dir=Path(tmp)):
-            pass
+        check = "no corrections: no held-out check"
+        for item in iter_finetune(train.image, lat, cells, None, "bench", FinetuneSettings(),
+                                  corrections=corr, device="auto", out_dir=Path(tmp)):
+            if "real_validation" in item:
+                check = item["message"]
         elapsed = time.perf_counter() - t0
         after = pooled_f1(str(Path(tmp) / "bench"), held)
     print(f"\n{scenario}: fine-tuning on {len(cells)} cells ({'with' if corrections else 'without'}"
           f" corrections), default settings: {elapsed:.0f} s; {n_held_out} held-out images")
+    print(check)
     print(f"{'class':10} {'F1 before':>10} {'F1 after':>10}")
     for c in before.index:
         print(f"{c:10} {before[c]:10.3f} {after[c]:10.3f}")

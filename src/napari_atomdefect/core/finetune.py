@@ -46,7 +46,13 @@ MIN_VALIDATION_DEFECTS = 8
 
 @dataclass
 class FinetuneSettings:
-    """Settings of a fine-tuning run (the defaults finish in a few minutes on two CPU cores)."""
+    """Settings of a fine-tuning run (the defaults finish in a few minutes on two CPU cores).
+
+    ``anchor_images``: images of random microscopes added to the stage-2 data;
+    ``keep_better_detector``: keep the base detector when the fine-tuned one scores lower on the
+    held-out labelled cells; ``detector_layers``: which U-Net parts are fine-tuned
+    (:data:`~.train.TRAINABLE_PARTS`).
+    """
 
     noise_steps: int = 150
     detector_steps: int = 400
@@ -60,6 +66,7 @@ class FinetuneSettings:
     use_corrections: bool = True
     real_label_weight: int = 8
     keep_better_detector: bool = True
+    detector_layers: str = "all"
 
 
 def select_cells(lattice: Lattice, points_px: np.ndarray | None = None,
@@ -325,7 +332,8 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray, bas
     result = None
     for item in train_detector(train, val, steps=s.detector_steps,
                                batch_size=s.detector_batch_size, lr=s.detector_lr, seed=s.seed,
-                               device=dev, net=net, report_every=20):
+                               device=dev, net=net, report_every=20,
+                               trainable=s.detector_layers):
         if item.get("done"):
             result = item
         else:

@@ -152,10 +152,18 @@ def _augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return x * gain + offset
 
 
+#: Which U-Net parts are trained: all, or (fine-tuning) only the decoder, or only the last layer.
+TRAINABLE_PARTS = {"all": (), "decoder": ("enc1", "enc2", "enc3"),
+                   "head": ("enc1", "enc2", "enc3", "up2", "dec2", "up1", "dec1")}
+
+
 def train_detector(train: CellSet, val: CellSet, steps: int = 3000, batch_size: int = 64,
                    lr: float = 2e-3, seed: int = 0, device=None, net=None, width: int = 24,
-                   report_every: int = 100) -> Iterator[dict]:
+                   report_every: int = 100, trainable: str = "all") -> Iterator[dict]:
     """Train (or fine-tune, when ``net`` is given) the stage-2 U-Net; yields progress.
+
+    ``trainable`` (:data:`TRAINABLE_PARTS`) freezes the encoder (``decoder``) or everything but
+    the last layer (``head``) — frozen parts keep their weights and normalisation statistics.
 
     The final item has ``done``, ``net``, ``temperature`` (fitted on ``val``) and ``metrics``
     (per-class F1 of the own sites of ``val``).
@@ -168,7 +176,11 @@ def train_detector(train: CellSet, val: CellSet, steps: int = 3000, batch_size: 
     rng = set_seed(seed)
     device = device or torch.device("cpu")
     net = (net or UNet(width=width)).to(device)
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    frozen = [getattr(net, name) for name in TRAINABLE_PARTS[trainable]]
+    for part in frozen:
+        part.requires_grad_(False)
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr,
+                            weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1),
                                                 pct_start=0.15)
     weights = torch.tensor(PIXEL_CLASS_WEIGHTS, device=device)
@@ -179,6 +191,8 @@ def train_detector(train: CellSet, val: CellSet, steps: int = 3000, batch_size: 
         x = torch.from_numpy(_augment(train.tiles[idx], rng)[:, None]).to(device)
         y = torch.from_numpy(train.labels[idx].astype(np.int64)).to(device)
         net.train()
+        for part in frozen:
+            part.eval()
         logits = net(x)
         loss = F.cross_entropy(logits, y, weight=weights)
         # The decision is read at the own sites: weight them explicitly too.
@@ -197,6 +211,8 @@ def train_detector(train: CellSet, val: CellSet, steps: int = 3000, batch_size: 
                    "loss": float(np.mean(running)), "elapsed_s": elapsed,
                    "eta_s": elapsed / step * (steps - step)}
             running = []
+    for part in frozen:
+        part.requires_grad_(True)
     metrics = site_scores(net, val, device)
     temperature = fit_temperature(net, val, device)
     yield {"stage": "detector", "done": True, "net": net.cpu().eval(), "temperature": temperature,
