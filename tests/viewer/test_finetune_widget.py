@@ -35,6 +35,9 @@ def test_select_and_finetune(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     assert n > 60
     assert ft.preview.pixmap() is not None and not ft.preview.pixmap().isNull()
     ft.advanced.setChecked(True)
+    assert ft.settings().keep_better_detector  # on by default
+    ft.keep_base.setChecked(False)
+    assert not ft.settings().keep_better_detector
     ft.noise_steps.setValue(12)
     ft.detector_steps.setValue(20)
     ft.name_edit.setText("widget-test")

@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..core.finetune import FinetuneSettings
 from ..core.materials import MATERIALS
 from ._common import follow_layers, is_image_layer, layer_by_name
 from .review import is_defect_layer
@@ -105,23 +106,27 @@ class FinetuneWidget(QWidget):
         self.advanced = QGroupBox("Advanced")
         self.advanced.setCheckable(True)
         self.advanced.setChecked(False)
+        defaults = FinetuneSettings()
         self.noise_steps = QSpinBox()
         self.noise_steps.setRange(10, 20000)
-        self.noise_steps.setValue(150)
+        self.noise_steps.setValue(defaults.noise_steps)
         self.detector_steps = QSpinBox()
         self.detector_steps.setRange(10, 50000)
-        self.detector_steps.setValue(400)
+        self.detector_steps.setValue(defaults.detector_steps)
         self.noise_lr = QDoubleSpinBox()
         self.noise_lr.setDecimals(6)
         self.noise_lr.setRange(1e-6, 1e-2)
-        self.noise_lr.setValue(5e-5)
+        self.noise_lr.setValue(defaults.noise_lr)
         self.detector_lr = QDoubleSpinBox()
         self.detector_lr.setDecimals(6)
         self.detector_lr.setRange(1e-6, 1e-1)
-        self.detector_lr.setValue(1e-3)
+        self.detector_lr.setValue(defaults.detector_lr)
         self.batch_size = QSpinBox()
         self.batch_size.setRange(2, 512)
-        self.batch_size.setValue(32)
+        self.batch_size.setValue(defaults.detector_batch_size)
+        self.keep_base = QCheckBox("Keep the base detector if fine-tuning scores lower on "
+                                   "held-out corrected cells")
+        self.keep_base.setChecked(defaults.keep_better_detector)
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.start_button = QPushButton("Start fine-tuning")
@@ -144,6 +149,7 @@ class FinetuneWidget(QWidget):
         adv.addRow("Stage-2 learning rate", self.detector_lr)
         adv.addRow("Stage-2 batch size", self.batch_size)
         adv.addRow("Seed", self.seed)
+        adv.addRow(self.keep_base)
         form = QFormLayout()
         form.addRow("Image", self.image_combo)
         form.addRow("Material", self.material)
@@ -336,8 +342,6 @@ class FinetuneWidget(QWidget):
 
     # ------------------------------------------------------------------ run
     def settings(self):
-        from ..core.finetune import FinetuneSettings
-
         s = FinetuneSettings(seed=int(self.seed.value()))
         if self.advanced.isChecked():
             s.noise_steps = int(self.noise_steps.value())
@@ -345,6 +349,7 @@ class FinetuneWidget(QWidget):
             s.noise_lr = float(self.noise_lr.value())
             s.detector_lr = float(self.detector_lr.value())
             s.detector_batch_size = int(self.batch_size.value())
+            s.keep_better_detector = self.keep_base.isChecked()
         s.use_corrections = self.use_corrections.isChecked()
         return s
 
