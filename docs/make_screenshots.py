@@ -1,10 +1,12 @@
-"""Screenshots of the dock widgets in use, for docs/user_guide.md.
+"""Screenshots of the dock widgets in use, for docs/user_guide.md and docs/finetuning.md.
 
 Run under a display or Xvfb:  xvfb-run -a python docs/make_screenshots.py
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from qtpy.QtWidgets import QApplication
 from skimage.io import imsave
 
 from napari_atomdefect.widgets.detect import DetectWidget
+from napari_atomdefect.widgets.finetune import REGION_LAYER, FinetuneWidget
 from napari_atomdefect.widgets.review import ReviewWidget
 from napari_atomdefect.widgets.stats import StatsWidget
 
@@ -40,6 +43,8 @@ def shot(viewer, name: str) -> None:
 
 def main() -> None:
     OUT.mkdir(exist_ok=True)
+    # The fine-tuned model of the screenshots goes to a scratch folder, not the user's models.
+    os.environ["ATOMDEFECT_USER_MODELS"] = tempfile.mkdtemp()
     viewer = napari.Viewer()
     viewer.window._qt_window.resize(1500, 1000)
     viewer.open_sample("napari-atomdefect", "mos2")
@@ -82,7 +87,34 @@ def main() -> None:
     for lyr in viewer.layers:
         lyr.visible = lyr.metadata.get("atomdefect", {}).get("kind") == "model_view"
     shot(viewer, "guide_6_model_view.png")
+    viewer.window.remove_dock_widget(review)
+    viewer.window.remove_dock_widget(stats)
+    finetune_shots(viewer)
     viewer.close()
+
+
+def finetune_shots(viewer) -> None:
+    """Fine-tune widget: a region of cells selected, then a short run with corrections."""
+    for lyr in viewer.layers:
+        lyr.visible = lyr.name == "MoS2 sample (simulated)"
+    viewer.reset_view()
+    ft = FinetuneWidget(viewer)
+    viewer.window.add_dock_widget(ft, name="Fine-tune", area="right")
+    ft.image_combo.setCurrentText("MoS2 sample (simulated)")
+    ft.start_region()
+    h, w = viewer.layers["MoS2 sample (simulated)"].data.shape
+    viewer.layers[REGION_LAYER].add_polygons([np.array([[0.1 * h, 0.1 * w], [0.1 * h, 0.9 * w],
+                                                        [0.9 * h, 0.9 * w], [0.9 * h, 0.1 * w]])])
+    ft.use_corrections.setChecked(True)
+    settle(1.0)
+    shot(viewer, "finetune_1_select.png")
+    ft.advanced.setChecked(True)
+    ft.noise_steps.setValue(30)
+    ft.detector_steps.setValue(100)
+    ft.name_edit.setText("my-microscope")
+    ft.start()
+    wait_worker(ft)
+    shot(viewer, "finetune_2_done.png")
 
 
 if __name__ == "__main__":
