@@ -14,8 +14,9 @@
 3. Stage 2 (U-Net) is fine-tuned from the base detector on them.
 4. With corrections, a fifth of the selected labelled cells is held out of training: base and
    fine-tuned detector are scored on these real cells, the card records both, and when the
-   held-out cells hold enough defects and the fine-tuned detector scores lower, the base detector
-   is kept (the user is told): fine-tuning never makes detection worse on the user's own cells.
+   held-out cells hold enough defects (:data:`MIN_VALIDATION_DEFECTS`) and the fine-tuned detector
+   scores lower, the base detector is kept (the user is told). With fewer defects the scores are
+   reported but decide nothing.
 
 Nothing is written until the end, and then atomically (temporary folder, then rename): closing the
 generator (Cancel) or an error leaves every existing model as it was.
@@ -23,6 +24,7 @@ generator (Cancel) or an error leaves every existing model as it was.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -326,9 +328,10 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray, bas
         if len(val_ids):
             real_val = labelled_real_cells(image, lattice, val_ids, corrections, det_spec)
 
-    net = _base_detector(info)
-    before = site_scores(net.eval(), val, dev)
-    real_before = site_scores(net, real_val, dev) if real_val is not None else None
+    base_net = _base_detector(info).eval()
+    before = site_scores(base_net, val, dev)
+    real_before = site_scores(base_net, real_val, dev) if real_val is not None else None
+    net = copy.deepcopy(base_net)  # trained in place; the base stays for the held-out check
     result = None
     for item in train_detector(train, val, steps=s.detector_steps,
                                batch_size=s.detector_batch_size, lr=s.detector_lr, seed=s.seed,
@@ -352,7 +355,7 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray, bas
         yield {"stage": "detector", "fraction": 0.99, "real_validation": real_scores,
                "message": describe_real_validation(real_scores, kept_base)}
         if kept_base:
-            detector = _base_detector(info)
+            detector = base_net.cpu()
             temperature = float(info.card["detector"].get("temperature", 1.0))
 
     card = new_card(name, material)
