@@ -103,3 +103,11 @@ def test_model_view_layer(viewer_with_sample, qtbot):
     inner = (slice(40, -40), slice(40, -40))
     corr = np.corrcoef(np.asarray(view.data)[inner].ravel(), image.data[inner].ravel())[0, 1]
     assert corr > 0.5  # the translated cells keep the columns where they are
+    # The model's view is derived data: neither the Detect nor the Fine-tune widget offers it as
+    # an image to analyse, so choosing the next step never lands on it by default.
+    from napari_atomdefect.widgets.finetune import FinetuneWidget
+
+    names = [widget.image_combo.itemText(k) for k in range(widget.image_combo.count())]
+    assert names == ["MoS2 sample (simulated)"]
+    tune = FinetuneWidget(viewer)
+    assert tune.image_combo.currentText() == "MoS2 sample (simulated)"

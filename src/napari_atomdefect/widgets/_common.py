@@ -26,10 +26,13 @@ def layer_by_name(viewer, combo):
 
 
 def is_image_layer(layer) -> bool:
-    """Whether ``layer`` is a napari Image layer."""
+    """Whether ``layer`` is a napari Image layer holding a micrograph to analyse — not one this
+    plugin derived from another image (the "model's view")."""
     from napari.layers import Image
 
-    return isinstance(layer, Image)
+    kind = (layer.metadata or {}).get("atomdefect", {}).get("kind") \
+        if isinstance(layer, Image) else None
+    return isinstance(layer, Image) and kind != "model_view"
 
 
 def follow_layers(viewer, combo, accept: Callable, on_change: Callable | None = None) -> Callable:

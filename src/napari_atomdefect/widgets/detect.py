@@ -333,13 +333,20 @@ class DetectWidget(QWidget):
         self._start(_lattice_job, (image, self.material.currentText(), None, "user"), done,
                     "Calibrating from the lattice…")
 
-    def detect(self) -> None:
-        """Detect defects in the selected image (a new Points layer per run)."""
+    def _inputs_and_lattice(self):
+        """:meth:`_inputs` plus the lattice already found for them (``None`` if not yet)."""
         inputs = self._inputs()
         if inputs is None:
+            return None
+        layer, _, frame, px, _ = inputs
+        return (*inputs, self._lattices.get(self._key(layer, frame, px)))
+
+    def detect(self) -> None:
+        """Detect defects in the selected image (a new Points layer per run)."""
+        inputs = self._inputs_and_lattice()
+        if inputs is None:
             return
-        layer, image, frame, px, calibration = inputs
-        lattice = self._lattices.get(self._key(layer, frame, px))
+        layer, image, frame, px, calibration, lattice = inputs
         model = self.model.currentData()
 
         def done(result):
@@ -350,11 +357,10 @@ class DetectWidget(QWidget):
 
     def show_model_view(self) -> None:
         """Add the image translated into the simulated domain as a new Image layer."""
-        inputs = self._inputs()
+        inputs = self._inputs_and_lattice()
         if inputs is None:
             return
-        layer, image, frame, px, calibration = inputs
-        lattice = self._lattices.get(self._key(layer, frame, px))
+        layer, image, frame, px, calibration, lattice = inputs
 
         def done(result):
             self.viewer.add_image(
