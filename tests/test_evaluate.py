@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from napari_atomdefect.cli import main
-from napari_atomdefect.core.evaluate import pixel_size_of, score
+from napari_atomdefect.core.evaluate import corrections_needed, pixel_size_of, score
 
 
 def table(rows):
@@ -38,6 +38,15 @@ def test_radius_and_one_to_one():
     assert (s.loc["V_S", "tp"], s.loc["V_S", "fp"]) == (1, 1)  # only one may match
     s = score(table([(10, 14, "V_S")]), truth, radius_px=3)
     assert (s.loc["V_S", "tp"], s.loc["V_S", "fp"], s.loc["V_S", "fn"]) == (0, 1, 1)
+
+
+def test_corrections_needed_counts_each_edit_once():
+    truth = table([(10, 10, "V_S"), (30, 30, "O_S"), (60, 60, "V_Mo")])
+    pred = table([(10, 10, "V_S"), (30, 30, "V_S"), (80, 80, "O_S")])
+    # (30, 30) needs one reclassification, (60, 60) an addition, (80, 80) a deletion.
+    assert corrections_needed(pred, truth, radius_px=2) == {
+        "add": 1, "delete": 1, "reclassify": 1, "total": 3, "n_true": 3}
+    assert corrections_needed(truth, truth, radius_px=2)["total"] == 0
 
 
 def test_pixel_size_of():

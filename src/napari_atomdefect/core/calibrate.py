@@ -17,11 +17,20 @@ levels are) and on a noise-free simulation with the same pixel size and scan jit
 simulator's parameters are solved for (least squares) so that both agree. Measuring both with the
 same estimator makes the fit insensitive to how the estimator is biased by blur or neighbours.
 Without corrections the two chalcogen parameters stay randomised over their physical range.
+
+A handful of corrected sites measures a class level only roughly: at low dose the mean of ten
+``V_S`` sites is uncertain by a few percent of a chalcogen column, which is a large part of what
+separates ``V_S`` from ``O_S``. The standard errors of the measured levels are therefore carried
+through the fit (its Jacobian) to the two chalcogen parameters and combined with their physical
+prior (:func:`.physics.random_column_physics`, the range the bundled model was trained on): the
+training images draw these parameters from that posterior, so that a few unlucky sites shift the
+simulated microscope only as far as they are evidence for.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -41,6 +50,11 @@ REFERENCE_TAIL = {"tail_fraction": 0.15, "tail_fwhm_nm": 0.4}
 #: Parameter bounds of the fit.
 _BOUNDS = {"probe_fwhm_a": (0.12, 0.8), "metal_to_chalcogen": (0.8, 12.0),
            "second_atom_factor": (0.3, 1.0), "light_ratio": (0.0, 0.9)}
+#: The chalcogen parameters fitted from corrected sites (with a physical prior).
+CHALCOGEN_PARAMETERS = ("second_atom_factor", "light_ratio")
+#: The prior's standard deviation is that of the training range times this: weakly informative,
+#: so that a microscope outside the bundled model's range can still be fitted given the evidence.
+PRIOR_WIDENING = 2.0
 
 
 @dataclass
@@ -61,6 +75,10 @@ class ContrastFit:
         The levels on the image and on the fitted simulation.
     n_sites : dict
         Corrected sites used per class.
+    posterior : dict
+        ``{parameter: [mean, sd]}`` of the fitted chalcogen parameters once the fit's uncertainty
+        (from the standard errors of the measured levels) is combined with the physical prior;
+        training images draw them from it (with ``posterior_correlation`` between the two).
     """
 
     probe_fwhm_nm: float
@@ -71,6 +89,8 @@ class ContrastFit:
     measured: dict = field(default_factory=dict)
     simulated: dict = field(default_factory=dict)
     n_sites: dict = field(default_factory=dict)
+    posterior: dict = field(default_factory=dict)
+    posterior_correlation: float = 0.0
 
     def to_dict(self) -> dict:
         def r(v):
@@ -86,11 +106,9 @@ class ContrastFit:
 
         mat = get_material(material)
         phys = random_column_physics(mat, rng)
-        s = (self.second_atom_factor if self.second_atom_factor is not None
-             else phys["second_atom_factor"])
-        s = float(np.clip(s + rng.normal(0, spread * 0.5), *_BOUNDS["second_atom_factor"]))
-        light = (self.light_ratio if self.light_ratio is not None else phys["light_ratio"])
-        light = float(np.clip(light + rng.normal(0, spread * 0.5), *_BOUNDS["light_ratio"]))
+        drawn = self._draw_chalcogen(rng, spread * 0.5)
+        s = drawn.get("second_atom_factor", phys["second_atom_factor"])
+        light = drawn.get("light_ratio", phys["light_ratio"])
         ratio = self.metal_to_chalcogen * rng.uniform(1 - spread, 1 + spread)
         weights = dict(phys["element_weights"])
         weights[mat.chalcogen] = weights[mat.metal] / (ratio * (1 + s))
@@ -100,35 +118,112 @@ class ContrastFit:
                 "element_weights": weights, "second_atom_factor": s, "light_ratio": light}
 
 
+    def _draw_chalcogen(self, rng: np.random.Generator, jitter: float) -> dict:
+        """The fitted chalcogen parameters for one training image, drawn from the posterior
+        (or around the point fit, for a fit made without one), within the fit's bounds."""
+        names = [n for n in CHALCOGEN_PARAMETERS if getattr(self, n) is not None]
+        if not names:
+            return {}
+        mean = np.array([self.posterior.get(n, (getattr(self, n), 0.0))[0] for n in names])
+        sd = np.array([self.posterior.get(n, (0.0, 0.0))[1] for n in names])
+        corr = np.eye(len(names))
+        if len(names) == 2:
+            corr[0, 1] = corr[1, 0] = self.posterior_correlation
+        cov = corr * np.outer(sd, sd) + np.eye(len(names)) * jitter**2
+        value = rng.multivariate_normal(mean, cov)
+        return {n: float(np.clip(v, *_BOUNDS[n])) for n, v in zip(names, value, strict=True)}
+
+
+@lru_cache(maxsize=8)
+def chalcogen_prior(material: str) -> dict[str, tuple[float, float]]:
+    """Prior mean and standard deviation of the chalcogen parameters: those of the physical range
+    that :func:`.physics.random_column_physics` draws from (the bundled model's training range),
+    the deviation widened by :data:`PRIOR_WIDENING`."""
+    from .physics import random_column_physics
+
+    rng = np.random.default_rng(0)
+    draws = [random_column_physics(get_material(material), rng) for _ in range(400)]
+    return {n: (float(np.mean([d[n] for d in draws])),
+                PRIOR_WIDENING * float(np.std([d[n] for d in draws])))
+            for n in CHALCOGEN_PARAMETERS}
+
+
+def chalcogen_posterior(names: list[str], fitted: np.ndarray, jacobian: np.ndarray,
+                        level_errors: np.ndarray, prior: dict) -> tuple[dict, float]:
+    """Combine the fitted chalcogen parameters with their physical prior (Gaussian).
+
+    Parameters
+    ----------
+    names : list of str
+        All fitted parameters, in the order of ``fitted`` and of the Jacobian's columns.
+    fitted : ndarray
+        The least-squares solution.
+    jacobian : ndarray
+        d(simulated level) / d(parameter) at the solution; one row per fitted level.
+    level_errors : ndarray
+        Standard errors of the measured levels (same rows).
+    prior : dict
+        ``{parameter: (mean, sd)}`` (:func:`chalcogen_prior`).
+
+    Returns
+    -------
+    posterior : dict
+        ``{parameter: [mean, sd]}`` for the chalcogen parameters among ``names``.
+    correlation : float
+        Their posterior correlation (0 with fewer than two).
+    """
+    idx = [k for k, n in enumerate(names) if n in CHALCOGEN_PARAMETERS]
+    if not idx:
+        return {}, 0.0
+    j_inv = np.linalg.pinv(np.asarray(jacobian, float))
+    cov = j_inv @ np.diag(np.asarray(level_errors, float) ** 2) @ j_inv.T
+    cov_c = cov[np.ix_(idx, idx)] + np.eye(len(idx)) * 1e-8
+    mu0 = np.array([prior[names[k]][0] for k in idx])
+    prec0 = np.diag([1.0 / prior[names[k]][1] ** 2 for k in idx])
+    prec = np.linalg.inv(cov_c) + prec0
+    post_cov = np.linalg.inv(prec)
+    post_mean = post_cov @ (np.linalg.inv(cov_c) @ np.asarray(fitted, float)[idx] + prec0 @ mu0)
+    sd = np.sqrt(np.diag(post_cov))
+    corr = float(post_cov[0, 1] / (sd[0] * sd[1])) if len(idx) == 2 else 0.0
+    return ({names[k]: [round(float(m), 4), round(float(d), 4)]
+             for k, m, d in zip(idx, post_mean, sd, strict=True)}, round(corr, 3))
+
+
 def _levels(image: np.ndarray, metal: np.ndarray, chalc: np.ndarray, hollow: np.ndarray,
-            a_px: float, classes: dict[str, np.ndarray]) -> dict:
-    """Normalised smoothed levels at metal, bridge and class sites (as :mod:`.normalize` does)."""
+            a_px: float, classes: dict[str, np.ndarray]) -> tuple[dict, dict]:
+    """Normalised smoothed levels at metal, bridge and class sites (as :mod:`.normalize` does),
+    and their standard errors (from the spread of the sites' values)."""
     from scipy.spatial import cKDTree
 
     smoothed = box_smooth(np.asarray(image, np.float32), max(0.8, 0.08 * a_px))
     h, w = smoothed.shape
 
-    def at(points, stat=np.median):
+    def at(points, median=True) -> tuple[float, float]:
         pts = points[(points[:, 0] >= 0) & (points[:, 0] <= h - 1) & (points[:, 1] >= 0)
                      & (points[:, 1] <= w - 1)]
         if len(pts) == 0:
-            return float("nan")
-        return float(stat(sample_bilinear(smoothed, pts[:, 0], pts[:, 1])))
+            return float("nan"), float("nan")
+        v = sample_bilinear(smoothed, pts[:, 0], pts[:, 1])
+        se = float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("inf")
+        # The median of a normal sample is sqrt(pi/2) times less precise than its mean.
+        return (float(np.median(v)), 1.2533 * se) if median else (float(np.mean(v)), se)
 
-    bg, x = at(hollow), at(chalc)
+    (bg, _), (x, _) = at(hollow), at(chalc)
     scale = max(x - bg, 1e-12)
     d, k = cKDTree(metal).query(chalc, 3)
     near = d < 0.75 * a_px
     bridge = ((chalc[:, None, :] + metal[k]) / 2)[near]
-    out = {"metal": (at(metal) - bg) / scale, "bridge": (at(bridge) - bg) / scale}
+    raw = {"metal": at(metal), "bridge": at(bridge)}
     for cls, pts in classes.items():
-        out[cls] = (at(pts, np.mean) - bg) / scale
-    return out
+        raw[cls] = at(pts, median=False)
+    return ({c: (v - bg) / scale for c, (v, _) in raw.items()},
+            {c: e / scale for c, (_, e) in raw.items()})
 
 
 def measure_levels(image: np.ndarray, lattice: Lattice,
-                   corrections: pd.DataFrame | None = None) -> tuple[dict, dict]:
-    """Normalised levels of a real image, and the number of corrected sites per class."""
+                   corrections: pd.DataFrame | None = None) -> tuple[dict, dict, dict]:
+    """Normalised levels of a real image, their standard errors, and the number of corrected
+    sites per class."""
     from scipy.spatial import cKDTree
 
     chalc = lattice.chalcogen_sites_px
@@ -140,8 +235,8 @@ def measure_levels(image: np.ndarray, lattice: Lattice,
             if sel.sum() >= MIN_CLASS_SITES:
                 classes[cls] = chalc[np.unique(k[sel])]
     hollow = chalc + (lattice.a1_px + lattice.a2_px) / 3
-    levels = _levels(image, lattice.metal_sites_px, chalc, hollow, lattice.a_px, classes)
-    return levels, {c: int(len(p)) for c, p in classes.items()}
+    levels, errors = _levels(image, lattice.metal_sites_px, chalc, hollow, lattice.a_px, classes)
+    return levels, errors, {c: int(len(p)) for c, p in classes.items()}
 
 
 def _simulated_levels(material: Material, pixel_size_nm: float, jitter_nm: float, params: dict,
@@ -169,7 +264,7 @@ def _simulated_levels(material: Material, pixel_size_nm: float, jitter_nm: float
     hollow = max(cands, key=lambda c: np.median(tree.query(c)[0]))
     cls_pts = {c: chalc_rows.loc[chalc_rows["class"] == c, ["y_px", "x_px"]].to_numpy(float)
                for c in classes}
-    return _levels(sim.image, metal, chalc, hollow, a_px, cls_pts)
+    return _levels(sim.image, metal, chalc, hollow, a_px, cls_pts)[0]
 
 
 def fit_contrast(image: np.ndarray, lattice: Lattice, corrections: pd.DataFrame | None = None,
@@ -195,7 +290,7 @@ def fit_contrast(image: np.ndarray, lattice: Lattice, corrections: pd.DataFrame 
 
     mat = lattice.material
     jitter_nm = float(min(jitter_nm, 0.05 * mat.a_nm))
-    measured, n_sites = measure_levels(image, lattice, corrections)
+    measured, errors, n_sites = measure_levels(image, lattice, corrections)
     names = ["probe_fwhm_a", "metal_to_chalcogen"]
     targets = ["bridge", "metal"]
     if "V_S" in n_sites:
@@ -232,13 +327,19 @@ def fit_contrast(image: np.ndarray, lattice: Lattice, corrections: pd.DataFrame 
     x0 = np.clip([start[n] for n in names], lo, hi)
     sol = least_squares(residual, x0, bounds=(lo, hi), diff_step=0.02, max_nfev=40)
     best = dict(zip(names, sol.x, strict=True))
+    fitted_targets = targets[:len(names)]
+    posterior, correlation = chalcogen_posterior(
+        names, sol.x, sol.jac, np.array([errors[t] for t in fitted_targets]),
+        chalcogen_prior(mat.name))
     return ContrastFit(
         probe_fwhm_nm=float(best["probe_fwhm_a"] * mat.a_nm),
         metal_to_chalcogen=float(best["metal_to_chalcogen"]),
         second_atom_factor=float(best["second_atom_factor"]) if "second_atom_factor" in best
         else None,
         light_ratio=float(best["light_ratio"]) if "light_ratio" in best else None,
-        jitter_nm=jitter_nm, measured=measured, simulated=simulated(sol.x), n_sites=n_sites)
+        jitter_nm=jitter_nm, measured=measured, simulated=simulated(sol.x), n_sites=n_sites,
+        posterior=posterior, posterior_correlation=correlation)
 
 
-__all__ = ["ContrastFit", "fit_contrast", "measure_levels"]
+__all__ = ["ContrastFit", "chalcogen_posterior", "chalcogen_prior", "fit_contrast",
+           "measure_levels"]

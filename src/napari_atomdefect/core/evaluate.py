@@ -81,6 +81,26 @@ def score(pred: pd.DataFrame, truth: pd.DataFrame, radius_px: float) -> pd.DataF
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+def corrections_needed(pred: pd.DataFrame, truth: pd.DataFrame, radius_px: float) -> dict:
+    """The edits that would turn ``pred`` into ``truth``: what a user reviewing the detections
+    has to do by hand.
+
+    Returns
+    -------
+    dict
+        ``add`` (true defects with no detection), ``delete`` (detections with no true defect),
+        ``reclassify`` (matched, wrong class), ``total``, and ``n_true``.
+    """
+    p_cls = pred["class"].astype(str).to_numpy()
+    t_cls = truth["class"].astype(str).to_numpy()
+    pairs = match(pred[["y_px", "x_px"]].to_numpy(float), truth[["y_px", "x_px"]].to_numpy(float),
+                  radius_px)
+    reclassify = sum(1 for i, j in pairs if p_cls[i] != t_cls[j])
+    add, delete = len(t_cls) - len(pairs), len(p_cls) - len(pairs)
+    return {"add": add, "delete": delete, "reclassify": reclassify,
+            "total": add + delete + reclassify, "n_true": len(t_cls)}
+
+
 def pixel_size_of(table: pd.DataFrame) -> float | None:
     """Pixel size implied by a table's nm and px columns, if it has both."""
     if {"y_nm", "y_px", "x_nm", "x_px"} <= set(table.columns):

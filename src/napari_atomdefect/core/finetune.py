@@ -225,10 +225,13 @@ def describe_calibration(calibration: dict) -> str:
     """One line for the user: what the simulator was fitted to."""
     c = calibration["contrast"]
     parts = [f"probe {c['probe_fwhm_nm']:.3f} nm", f"metal/chalcogen {c['metal_to_chalcogen']:.2f}"]
-    if c.get("second_atom_factor") is not None:
-        parts.append(f"second S atom {c['second_atom_factor']:.2f} (from {c['n_sites']['V_S']} V_S)")
-    if c.get("light_ratio") is not None:
-        parts.append(f"O weight {c['light_ratio']:.2f} (from {c['n_sites']['O_S']} O_S)")
+    post = c.get("posterior") or {}
+    for name, label, cls in (("second_atom_factor", "second chalcogen atom", "V_S"),
+                             ("light_ratio", "light substituent", "O_S")):
+        if c.get(name) is None:
+            continue
+        mean, sd = post.get(name, (c[name], 0.0))
+        parts.append(f"{label} {mean:.2f} ± {sd:.2f} (from {c['n_sites'][cls]} {cls})")
     return "Simulator fitted to your image: " + ", ".join(parts) + "."
 
 

@@ -43,14 +43,25 @@ def shifted_image(seed: int, size: int = 384, scenario: str = "shifted") -> Simu
                           defect_fractions=SHIFTED_FRACTIONS)
 
 
+def pooled_scores(model, sims: list[SimulatedImage],
+                  radius_nm: float = 0.08) -> tuple[pd.Series, dict]:
+    """Per-class F1 of ``model`` over several simulated images (counts pooled before the ratio),
+    and the corrections a user would need to make (:func:`.evaluate.corrections_needed`, summed).
+    """
+    from .detect import detect
+    from .evaluate import corrections_needed, score
+
+    tot, edits = None, {}
+    for sim in sims:
+        found = detect(sim.image, sim.pixel_size_nm, model=model)
+        radius = radius_nm / sim.pixel_size_nm
+        s = score(found, sim.defects, radius)
+        tot = s[["tp", "fp", "fn"]] if tot is None else tot + s[["tp", "fp", "fn"]]
+        for k, v in corrections_needed(found, sim.defects, radius).items():
+            edits[k] = edits.get(k, 0) + v
+    return 2 * tot.tp / (2 * tot.tp + tot.fp + tot.fn), edits
+
+
 def pooled_f1(model, sims: list[SimulatedImage], radius_nm: float = 0.08) -> pd.Series:
     """Per-class F1 of ``model`` over several simulated images (counts pooled before the ratio)."""
-    from .detect import detect
-    from .evaluate import score
-
-    tot = None
-    for sim in sims:
-        s = score(detect(sim.image, sim.pixel_size_nm, model=model), sim.defects,
-                  radius_nm / sim.pixel_size_nm)
-        tot = s[["tp", "fp", "fn"]] if tot is None else tot + s[["tp", "fp", "fn"]]
-    return 2 * tot.tp / (2 * tot.tp + tot.fp + tot.fn)
+    return pooled_scores(model, sims, radius_nm)[0]
