@@ -69,5 +69,9 @@ def test_cli_evaluate_with_devset_style_truth(tmp_path, capsys):
 
     out = json.loads(capsys.readouterr().out)
     assert out["V_S"]["f1"] == 1.0 and out["V_Mo"]["fp"] == 1 and out["O_S"]["fn"] == 1
+    assert main(["evaluate", str(tmp_path / "pred.csv"), str(tmp_path / "labels.csv")]) == 0
+    # V_Mo at (40, 60) is deleted, O_S at (100, 100) added.
+    assert "corrections needed to reach the truth: 2 (add 1, delete 1, reclassify 0)" in \
+        capsys.readouterr().out
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     assert main(["evaluate", str(tmp_path / "bad.csv"), str(tmp_path / "labels.csv")]) == 2

@@ -186,7 +186,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .core.evaluate import pixel_size_of, read_table, score
+    from .core.evaluate import corrections_needed, pixel_size_of, read_table, score
 
     pred, truth = read_table(args.pred), read_table(args.truth)
     px = args.pixel_size_nm or pixel_size_of(pred) or pixel_size_of(truth)
@@ -198,6 +198,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         print(f"matching radius {args.radius_nm} nm = {args.radius_nm / px:.2f} px")
         print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+        edits = corrections_needed(pred, truth, args.radius_nm / px)
+        print(f"corrections needed to reach the truth: {edits['total']} (add {edits['add']}, "
+              f"delete {edits['delete']}, reclassify {edits['reclassify']}) for "
+              f"{edits['n_true']} true defects")
     return 0
 
 
