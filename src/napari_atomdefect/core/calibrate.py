@@ -117,7 +117,6 @@ class ContrastFit:
                 "tail_fwhm_nm": REFERENCE_TAIL["tail_fwhm_nm"] * rng.uniform(0.8, 1.2),
                 "element_weights": weights, "second_atom_factor": s, "light_ratio": light}
 
-
     def _draw_chalcogen(self, rng: np.random.Generator, jitter: float) -> dict:
         """The fitted chalcogen parameters for one training image, drawn from the posterior
         (or around the point fit, for a fit made without one), within the fit's bounds."""
@@ -175,18 +174,21 @@ def chalcogen_posterior(names: list[str], fitted: np.ndarray, jacobian: np.ndarr
     idx = [k for k, n in enumerate(names) if n in CHALCOGEN_PARAMETERS]
     if not idx:
         return {}, 0.0
-    j_inv = np.linalg.pinv(np.asarray(jacobian, float))
-    cov = j_inv @ np.diag(np.asarray(level_errors, float) ** 2) @ j_inv.T
-    cov_c = cov[np.ix_(idx, idx)] + np.eye(len(idx)) * 1e-8
-    mu0 = np.array([prior[names[k]][0] for k in idx])
-    prec0 = np.diag([1.0 / prior[names[k]][1] ** 2 for k in idx])
-    prec = np.linalg.inv(cov_c) + prec0
-    post_cov = np.linalg.inv(prec)
-    post_mean = post_cov @ (np.linalg.inv(cov_c) @ np.asarray(fitted, float)[idx] + prec0 @ mu0)
+    # Precision of the fit (Fisher information of the levels) plus the prior's; the other
+    # parameters get a flat prior. A level that does not depend on a parameter leaves that
+    # parameter at its prior.
+    jac = np.asarray(jacobian, float)
+    fisher = jac.T @ np.diag(1.0 / np.asarray(level_errors, float) ** 2) @ jac
+    prior_mean = np.zeros(len(names))
+    prior_prec = np.full(len(names), 1e-9)
+    for k in idx:
+        prior_mean[k], prior_prec[k] = prior[names[k]][0], 1.0 / prior[names[k]][1] ** 2
+    post_cov = np.linalg.inv(fisher + np.diag(prior_prec))
+    post_mean = post_cov @ (fisher @ np.asarray(fitted, float) + prior_prec * prior_mean)
     sd = np.sqrt(np.diag(post_cov))
-    corr = float(post_cov[0, 1] / (sd[0] * sd[1])) if len(idx) == 2 else 0.0
-    return ({names[k]: [round(float(m), 4), round(float(d), 4)]
-             for k, m, d in zip(idx, post_mean, sd, strict=True)}, round(corr, 3))
+    corr = float(post_cov[idx[0], idx[1]] / (sd[idx[0]] * sd[idx[1]])) if len(idx) == 2 else 0.0
+    return ({names[k]: [round(float(post_mean[k]), 4), round(float(sd[k]), 4)] for k in idx},
+            round(corr, 3))
 
 
 def _levels(image: np.ndarray, metal: np.ndarray, chalc: np.ndarray, hollow: np.ndarray,

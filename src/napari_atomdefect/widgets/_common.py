@@ -30,9 +30,9 @@ def is_image_layer(layer) -> bool:
     plugin derived from another image (the "model's view")."""
     from napari.layers import Image
 
-    kind = (layer.metadata or {}).get("atomdefect", {}).get("kind") \
-        if isinstance(layer, Image) else None
-    return isinstance(layer, Image) and kind != "model_view"
+    if not isinstance(layer, Image):
+        return False
+    return (layer.metadata or {}).get("atomdefect", {}).get("kind") != "model_view"
 
 
 def follow_layers(viewer, combo, accept: Callable, on_change: Callable | None = None) -> Callable:
