@@ -4,7 +4,8 @@
    contrast from the lattice, and — from the user's corrected ``V_S`` and ``O_S`` sites, when
    given — the second chalcogen atom's and the light substituent's contribution; the noise, scan
    streaks and jitter are measured as well (:mod:`.noise_model`). Every simulated cell below is
-   drawn around these values.
+   drawn around these values — the two chalcogen parameters from their posterior, as wide as the
+   corrected sites leave them uncertain.
 1. Stage 1 (U-GAT-IT) is fine-tuned from the base model's generators, with the user's selected real
    cells as domain B and ideal simulated cells as domain A.
 2. New training cells are generated: simulated cells translated by the fine-tuned generator (with

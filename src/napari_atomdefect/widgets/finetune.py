@@ -26,7 +26,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..core.finetune import FinetuneSettings
+from ..core.finetune import FinetuneSettings, describe_calibration
 from ..core.materials import MATERIALS
 from ._common import follow_layers, is_image_layer, layer_by_name
 from .review import is_defect_layer
@@ -393,6 +393,8 @@ class FinetuneWidget(QWidget):
         self.worker.start()
 
     def _on_progress(self, item: dict) -> None:
+        from napari.utils.notifications import show_info
+
         frac = float(item.get("fraction", 0))
         self.progress.setValue(int(100 * frac))
         elapsed = time.perf_counter() - self._t0
@@ -400,15 +402,10 @@ class FinetuneWidget(QWidget):
         self.status.setText(f"{item.get('message', '')}{eta}")
         if "samples" in item:
             self.samples.setPixmap(montage_pixmap(item["samples"], columns=4))
+        # The fitted simulator and the held-out check are worth keeping after the status moves on.
         if "calibration" in item:
-            from napari.utils.notifications import show_info
-
-            from ..core.finetune import describe_calibration
-
             show_info(describe_calibration(item["calibration"]))
         if "real_validation" in item:
-            from napari.utils.notifications import show_info
-
             show_info(item["message"])
 
     def _on_done(self, result) -> None:
