@@ -31,7 +31,7 @@ test: install
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks docs
 
 bench: install
 	$(BIN)/python benchmarks/bench_lattice.py
