@@ -138,14 +138,14 @@ def _finish(data: np.ndarray, pixel_size_nm, name, metadata, messages, path) -> 
     n_bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
     if n_bad:
         messages.append(f"{name}: {n_bad} pixels are NaN or infinite.")
-    if pixel_size_nm is not None:
+    if pixel_size_nm is None:
+        messages.append(f"{name}: no pixel size in the file; it will be calibrated from the lattice.")
+    else:
         try:
             pixel_size_nm = check_pixel_size(pixel_size_nm, "file's pixel size")
         except AtomDefectError as exc:
             messages.append(f"{name}: {exc} It will be calibrated from the lattice.")
             pixel_size_nm = None
-    if pixel_size_nm is None:
-        messages.append(f"{name}: no pixel size in the file; it will be calibrated from the lattice.")
     return StemImage(data=data, pixel_size_nm=None if pixel_size_nm is None else float(pixel_size_nm),
                      calibration="file" if pixel_size_nm is not None else "none", name=name,
                      metadata=metadata, messages=messages, path=path)
