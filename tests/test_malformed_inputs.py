@@ -452,12 +452,16 @@ def test_csv_with_bom_is_read_by_reader_and_evaluate(tmp_path, capsys):
 
 CSV_ERRORS = {
     "empty_coordinate": ("y_px,x_px,class\n10,20,V_S\n,30,V_S\n", "row 3 has an empty y_px"),
-    "non_numeric": ("y_px,x_px,class\n10,abc,V_S\n", "row 2 has a non-numeric x_px"),
+    "non_numeric": ("y_px,x_px,class\n10,abc,V_S\n", "row 2 has a non-numeric or infinite x_px"),
     "nan_coordinate": ("y_px,x_px,class\nnan,4,V_S\n", "row 2 has an empty y_px"),
     "missing_column": ("y_px,class\n10,V_S\n", "lacks the column.*x_px"),
     "empty_file": ("", "is empty"),
-    "non_numeric_nm": ("y_px,x_px,y_nm,x_nm,class\n1,2,abc,0.1,V_S\n", "non-numeric y_nm"),
+    "non_numeric_nm": ("y_px,x_px,y_nm,x_nm,class\n1,2,abc,0.1,V_S\n", "non-numeric or infinite y_nm"),
     "not_utf8": (b"y_px,x_px,class\n1,2,V_\xff\xfe\n", "Cannot read"),
+    "infinite": ("y_px,x_px,class\ninf,4,V_S\n", "row 2 has a non-numeric or infinite y_px"),
+    "surplus_field": ("y_px,x_px,class\n1,2,V_S,9\n", "more fields than the header"),
+    "ragged_rows": ("y_px,x_px,class\n1,2,V_S\n3,4,V_S,7\n", "Expected 3 fields in line 3"),
+    "semicolons": ("y_px;x_px;class\n1;2;V_S\n", "lacks the column"),
 }
 
 

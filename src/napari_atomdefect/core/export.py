@@ -124,10 +124,10 @@ def _numeric_column(table: pd.DataFrame, column: str, name: str, required: bool)
     text = table[column].str.strip()
     empty = (text == "") | (text.str.lower() == "nan")
     values = pd.to_numeric(text.where(~empty, "nan"), errors="coerce").to_numpy(float)
-    bad = np.isnan(values) & (~empty.to_numpy() | required)
+    bad = ~np.isfinite(values) & (~empty.to_numpy() | required)
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
-        what = "an empty" if empty.iloc[k] else "a non-numeric"
+        what = "an empty" if empty.iloc[k] else "a non-numeric or infinite"
         raise TableError(f"{name}: row {k + 2} has {what} {column} ({table[column].iloc[k]!r}); "
                          f"every defect needs numeric {column} values.")
     return values
@@ -159,8 +159,11 @@ def read_defects_csv(path: str | Path) -> pd.DataFrame:
         raise TableError(f"{name} is empty; a defect table needs a header y_px, x_px, "
                          "class.") from exc
     except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise TableError(f"Cannot read the table {name}: "
-                         f"{getattr(exc, 'strerror', None) or exc}".rstrip(".") + ".") from exc
+        reason = str(getattr(exc, "strerror", None) or exc).strip().splitlines()[0][:200]
+        raise TableError(f"Cannot read the table {name}: {reason.rstrip('.')}.") from exc
+    if not isinstance(table.index, pd.RangeIndex):  # pandas took surplus fields as an index
+        raise TableError(f"{name}: its rows have more fields than the header has columns; "
+                         "check the separator and the header line.")
     table.columns = [str(c).strip() for c in table.columns]
     missing = [c for c in ("y_px", "x_px", "class") if c not in table.columns]
     if missing:
