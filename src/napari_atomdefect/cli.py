@@ -19,7 +19,7 @@ class _ArgumentParser(argparse.ArgumentParser):
     """Argument errors become one sentence and exit status 2 (see :func:`main`), no usage dump."""
 
     def error(self, message: str):
-        raise _UsageError(f"{message} (see 'atomdefect {self.prog.split()[-1]} --help').")
+        raise _UsageError(f"{message.rstrip('.')} (see '{self.prog} --help').")
 
 
 class _UsageError(AtomDefectError):
