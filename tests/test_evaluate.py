@@ -75,3 +75,17 @@ def test_cli_evaluate_with_devset_style_truth(tmp_path, capsys):
         capsys.readouterr().out
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     assert main(["evaluate", str(tmp_path / "bad.csv"), str(tmp_path / "labels.csv")]) == 2
+
+
+def test_one_reader_for_defect_tables(tmp_path):
+    from napari_atomdefect.core import evaluate, export
+
+    assert evaluate.read_table is export.read_defects_csv
+    assert evaluate.pixel_size_of is export.pixel_size_from_table
+    path = tmp_path / "labels.csv"  # dev-set layout: x before y, no nm columns
+    path.write_text("x_px,y_px,class\n33.5,183.25,V_S2\n24.0,121.0,V_S\n")
+    t = export.read_defects_csv(path)
+    assert list(t.columns) == export.DEFECT_COLUMNS
+    assert t.y_px.tolist() == [183.25, 121.0] and t.x_px.tolist() == [33.5, 24.0]
+    assert t["class"].tolist() == ["V_S2", "V_S"] and t.confidence.tolist() == [1.0, 1.0]
+    assert export.pixel_size_from_table(t) is None

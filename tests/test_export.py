@@ -77,3 +77,13 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
 def test_other_csv_is_not_claimed(tmp_path):
     (tmp_path / "other.csv").write_text("a,b\n1,2\n")
     assert get_reader(str(tmp_path / "other.csv")) is None
+
+
+def test_pixel_size_from_table_uses_coordinates_away_from_zero():
+    from napari_atomdefect.core.export import pixel_size_from_table
+
+    t = pd.DataFrame({"y_px": [0.001, 10.0, 20.0], "x_px": [0.5, 40.0, 5.0],
+                      "y_nm": [9.0, 0.12, np.nan], "x_nm": [9.0, 0.48, 0.06]})
+    assert pixel_size_from_table(t) == pytest.approx(0.012)
+    assert pixel_size_from_table(t.drop(columns="y_nm")) is None
+    assert pixel_size_from_table(t.assign(y_nm=np.nan, x_nm=np.nan)) is None

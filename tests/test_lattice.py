@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from napari_atomdefect.core.errors import BadImageError, NoLatticeError
+from napari_atomdefect.core.errors import AtomDefectError, BadImageError, NoLatticeError
 from napari_atomdefect.core.lattice import CalibrationWarning, find_lattice
 from napari_atomdefect.core.simulate import MicroscopeParams, simulate_image
 
@@ -158,7 +158,7 @@ def test_bad_inputs_give_clear_errors(sim_mos2):
     nan[:100] = np.nan
     with pytest.raises(BadImageError, match="NaN"):
         find_lattice(nan, "MoS2")
-    with pytest.raises(BadImageError, match="pixel size"):
+    with pytest.raises(AtomDefectError, match="pixel size"):
         find_lattice(img, "MoS2", pixel_size_nm=-1.0)
     few = img.copy()
     few[10, 10] = np.nan  # a few NaN pixels are tolerated

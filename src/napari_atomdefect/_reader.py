@@ -24,21 +24,43 @@ def get_reader(path: str | list[str]) -> Callable | None:
 
 def _looks_like_defects(path) -> bool:
     try:
-        with open(path, encoding="utf-8") as fh:
-            header = fh.readline().strip().split(",")
+        with open(path, encoding="utf-8-sig") as fh:  # Excel's "CSV UTF-8" starts with a BOM
+            header = [c.strip().strip('"') for c in fh.readline().strip().split(",")]
     except (OSError, UnicodeDecodeError):
         return False
     return {"y_px", "x_px", "class"} <= set(header)
 
 
 def read_defects_layer(path: str | list[str]) -> list[tuple]:
-    """A defect CSV (``atomdefect detect`` or the writer's) back as an identical Points layer."""
+    """A defect CSV (``atomdefect detect`` or the writer's) back as an identical Points layer.
+
+    Raises
+    ------
+    TableError
+        If the table cannot be read, or holds class names that the Points layer cannot show
+        (opening it would drop them, and saving the layer would lose them).
+    """
+    import warnings
+
     from ._layers import defect_layer_kwargs
-    from .core.export import pixel_size_from_table, read_defects_csv
+    from .core.errors import TableError
+    from .core.export import UnknownClassWarning, pixel_size_from_table, read_defects_csv
+    from .core.materials import DEFECT_CLASSES
 
     if isinstance(path, list):
         path = path[0]
-    table = read_defects_csv(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = read_defects_csv(path)
+    for w in caught:
+        if not issubclass(w.category, UnknownClassWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    unknown = sorted(set(table["class"]) - set(DEFECT_CLASSES))
+    if unknown:
+        raise TableError(
+            f"{Path(path).name} holds class names that are not defect classes of this plugin "
+            f"({', '.join(map(repr, unknown))}); rename them to one of "
+            f"{', '.join(DEFECT_CLASSES)} (or remove those rows) to open it as a defect layer.")
     px = pixel_size_from_table(table)
     kwargs = defect_layer_kwargs(table, px, Path(path).stem)
     return [(table[["y_px", "x_px"]].to_numpy(float), kwargs, "points")]

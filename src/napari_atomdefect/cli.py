@@ -15,11 +15,49 @@ from .core.errors import AtomDefectError
 from .core.progress import run_to_end
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    """Argument errors become one sentence and exit status 2 (see :func:`main`), no usage dump."""
+
+    def error(self, message: str):
+        raise _UsageError(f"{message.rstrip('.')} (see '{self.prog} --help').")
+
+
+class _UsageError(AtomDefectError):
+    """A command-line argument is wrong."""
+
+
 def _positive_float(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
     return value
+
+
+def _pixel_size(text: str) -> float:
+    """A ``--pixel-size-nm`` value: a plausible number of nm per pixel."""
+    from .core.validate import check_pixel_size
+
+    try:
+        return check_pixel_size(_positive_float(text), "pixel size")
+    except AtomDefectError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _quiet_calibration(func, *args, **kwargs):
+    """Run ``func``; its calibration warnings are printed from ``lattice.messages`` by the
+    commands, every other warning still reaches the user."""
+    from .core.lattice import CalibrationWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = func(*args, **kwargs)
+    for w in caught:
+        if not issubclass(w.category, CalibrationWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return result
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -68,9 +106,8 @@ def _lattice_for(args: argparse.Namespace):
         px, source = args.pixel_size_nm, "user"
     else:
         px, source = img.pixel_size_nm, "file"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # messages are printed from lattice.messages
-        lattice = find_lattice(data, args.material, pixel_size_nm=px, calibration=source)
+    lattice = _quiet_calibration(find_lattice, data, args.material, pixel_size_nm=px,
+                                 calibration=source)
     return img, data, lattice
 
 
@@ -114,9 +151,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         write_csv_atomic(defects_table(sim.defects, px), out / "sample_truth.csv")
         print(f"Sample: simulated MoS2, 512x512 px, {len(sim.defects)} true defects "
               f"-> {out / 'sample.tif'}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        lattice = find_lattice(data, material, pixel_size_nm=px, calibration=source)
+    lattice = _quiet_calibration(find_lattice, data, material, pixel_size_nm=px,
+                                 calibration=source)
     for msg in lattice.messages:
         print(msg)
     (out / "lattice.json").write_text(json.dumps(lattice.to_dict(sites=True)))
@@ -164,8 +200,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_detect(args: argparse.Namespace) -> int:
     from .core.detect import iter_detect
-    from .core.export import write_csv_atomic
+    from .core.device import select_device
+    from .core.export import check_writable, write_csv_atomic
 
+    check_writable(args.out)  # before the long detection: no result is lost at the end
+    select_device(args.device)
     img, data = _load_frame(args.image, args.frame)
     if args.pixel_size_nm is not None:
         px, source = args.pixel_size_nm, "user"
@@ -186,10 +225,11 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .core.evaluate import corrections_needed, pixel_size_of, read_table, score
+    from .core.evaluate import corrections_needed, score
+    from .core.export import pixel_size_from_table, read_defects_csv
 
-    pred, truth = read_table(args.pred), read_table(args.truth)
-    px = args.pixel_size_nm or pixel_size_of(pred) or pixel_size_of(truth)
+    pred, truth = read_defects_csv(args.pred), read_defects_csv(args.truth)
+    px = args.pixel_size_nm or pixel_size_from_table(pred) or pixel_size_from_table(truth)
     if px is None:
         raise AtomDefectError("Neither table has nm coordinates: give --pixel-size-nm.")
     table = score(pred, truth, args.radius_nm / px)
@@ -288,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``atomdefect`` argument parser."""
     from .core.materials import MATERIALS
 
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog="atomdefect",
         description="Find atomic defects in HAADF-STEM images of 2D materials.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -296,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="simulate a labelled HAADF image")
     p.add_argument("--material", default="MoS2", choices=list(MATERIALS))
     p.add_argument("--size", type=int, default=512, help="image side in pixels")
-    p.add_argument("--pixel-size-nm", type=_positive_float, default=0.012)
+    p.add_argument("--pixel-size-nm", type=_pixel_size, default=0.012)
     p.add_argument("--dose", type=float, default=1e5, help="e/Å² (0 = noise-free)")
     p.add_argument("--rotation", type=float, default=None, help="lattice rotation in degrees")
     p.add_argument("--seed", type=int, default=0)
@@ -306,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     def image_args(q):
         q.add_argument("image", help="image file (.dm3 .dm4 .emd .ser .tif .npy .png)")
         q.add_argument("--material", default="MoS2")
-        q.add_argument("--pixel-size-nm", type=_positive_float, default=None,
+        q.add_argument("--pixel-size-nm", type=_pixel_size, default=None,
                        help="override the file's calibration")
         q.add_argument("--frame", type=int, default=None, help="frame of a stack")
 
@@ -334,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pred", help="detections (atomdefect detect CSV)")
     p.add_argument("truth", help="ground truth (same format, or x_px, y_px, class)")
     p.add_argument("--radius-nm", type=_positive_float, default=0.08)
-    p.add_argument("--pixel-size-nm", type=_positive_float, default=None)
+    p.add_argument("--pixel-size-nm", type=_pixel_size, default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -375,13 +415,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``atomdefect`` command."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Entry point of the ``atomdefect`` command.
+
+    Returns
+    -------
+    int
+        0 on success; 2, with one sentence on stderr and no traceback, for bad arguments, bad
+        input files, unwritable outputs and every other :class:`AtomDefectError`.
+    """
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
         return int(args.func(args) or 0)
     except AtomDefectError as exc:
         print(f"atomdefect: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a folder that cannot be created, a file that cannot be written
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"atomdefect: {exc.strerror or exc}{where}.", file=sys.stderr)
         return 2
 
 

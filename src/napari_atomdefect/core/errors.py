@@ -21,3 +21,16 @@ class NoLatticeError(AtomDefectError):
 
 class UnknownMaterialError(AtomDefectError):
     """The material name is not one of the presets."""
+
+
+class DeviceError(AtomDefectError):
+    """The requested compute device is unknown or not available on this machine."""
+
+
+class OutputError(AtomDefectError, OSError):
+    """A result file cannot be written where the user asked (missing or read-only folder, full
+    disk, a folder or a device in place of a file). Also an :class:`OSError` for older callers."""
+
+
+class TableError(AtomDefectError):
+    """A defect table (CSV) cannot be read: missing columns, non-numeric coordinates, empty."""

@@ -7,30 +7,19 @@ together as single-chalcogen defects (``V_S|O_S``), which HAADF separates far mo
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
-from .errors import AtomDefectError
+from .export import pixel_size_from_table, read_defects_csv
 from .materials import DEFECT_CLASSES
 
 MERGED = {"V_S|O_S": ("V_S", "O_S")}
 
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a defect CSV (``atomdefect detect`` output or a dev-set ``labels.csv``)."""
-    try:
-        df = pd.read_csv(path)
-    except (OSError, ValueError) as exc:
-        raise AtomDefectError(f"Cannot read the table {path}: {exc}") from exc
-    missing = {"y_px", "x_px", "class"} - set(df.columns)
-    if missing:
-        raise AtomDefectError(f"{path} lacks the column(s) {', '.join(sorted(missing))}; expected "
-                              "y_px, x_px, class (and optionally y_nm, x_nm, confidence, source).")
-    return df
+#: Tables are read by the one defect-CSV reader (names kept for existing callers).
+read_table = read_defects_csv
+pixel_size_of = pixel_size_from_table
 
 
 def match(pred: np.ndarray, truth: np.ndarray, radius_px: float) -> list[tuple[int, int]]:
@@ -99,14 +88,3 @@ def corrections_needed(pred: pd.DataFrame, truth: pd.DataFrame, radius_px: float
     add, delete = len(t_cls) - len(pairs), len(p_cls) - len(pairs)
     return {"add": add, "delete": delete, "reclassify": reclassify,
             "total": add + delete + reclassify, "n_true": len(t_cls)}
-
-
-def pixel_size_of(table: pd.DataFrame) -> float | None:
-    """Pixel size implied by a table's nm and px columns, if it has both."""
-    if {"y_nm", "y_px", "x_nm", "x_px"} <= set(table.columns):
-        px = np.concatenate([table.y_px.to_numpy(float), table.x_px.to_numpy(float)])
-        nm = np.concatenate([table.y_nm.to_numpy(float), table.x_nm.to_numpy(float)])
-        ok = np.abs(px) > 1
-        if ok.any() and np.all(np.isfinite(nm[ok])):
-            return float(np.median(nm[ok] / px[ok]))
-    return None

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .errors import OutputError, TableError
+from .materials import DEFECT_CLASSES
+
 #: Columns of a defect CSV (``atomdefect detect`` output and the napari writer).
 DEFECT_COLUMNS = ["y_px", "x_px", "y_nm", "x_nm", "class", "confidence", "source"]
+
+
+class UnknownClassWarning(UserWarning):
+    """A defect table holds class names that are not defect classes of this plugin."""
 
 
 def defects_table(defects: pd.DataFrame, pixel_size_nm: float | None,
@@ -47,10 +55,54 @@ def sites_table(lattice) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def write_csv_atomic(table: pd.DataFrame, path: str | Path, float_format: str = "%.4f") -> None:
-    """Write ``table`` to ``path`` through a temporary file and a rename (never half-written)."""
+def check_writable(path: str | Path) -> Path:
+    """Check, before any long computation, that a result file can be written at ``path``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to be written (it may exist: it will be replaced).
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    OutputError
+        If ``path`` is a folder or another non-regular file (a device, a FIFO), if its folder is
+        missing, or if the folder does not accept new files (read-only, full).
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent or ".")
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder; give a file name for the results.")
+    if path.exists() and not path.is_file():
+        raise OutputError(f"{path} is not a regular file (a device or a pipe); results are only "
+                          "written to regular files.")
+    folder = path.parent
+    if not folder.is_dir():
+        raise OutputError(f"Cannot write {path}: the folder {folder} does not exist.")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
+    except OSError as exc:
+        raise OutputError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
+    os.close(fd)
+    os.unlink(probe)
+    return path
+
+
+def write_csv_atomic(table: pd.DataFrame, path: str | Path, float_format: str | None = "%.4f"
+                     ) -> None:
+    """Write ``table`` to ``path`` through a temporary file and a rename (never half-written).
+
+    Raises
+    ------
+    OutputError
+        If the file cannot be written (see :func:`check_writable`, or a full disk); an existing file
+        at ``path`` is then left as it was and no temporary file remains.
+    """
+    path = check_writable(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "w", newline="") as fh:
             table.to_csv(fh, index=False, float_format=float_format)
@@ -58,34 +110,80 @@ def write_csv_atomic(table: pd.DataFrame, path: str | Path, float_format: str = 
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
         os.replace(tmp, path)
-    except BaseException:
+    except OSError as exc:
+        raise OutputError(f"Cannot write {path}: {exc.strerror or exc}; nothing was "
+                          "changed.") from exc
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+
+
+def _numeric_column(table: pd.DataFrame, column: str, name: str, required: bool) -> np.ndarray:
+    """``table[column]`` (text) as floats; a non-numeric cell, or if ``required`` an empty or NaN
+    one, raises :class:`TableError` naming the row of the file."""
+    text = table[column].str.strip()
+    empty = (text == "") | (text.str.lower() == "nan")
+    values = pd.to_numeric(text.where(~empty, "nan"), errors="coerce").to_numpy(float)
+    bad = ~np.isfinite(values) & (~empty.to_numpy() | required)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        what = "an empty" if empty.iloc[k] else "a non-numeric or infinite"
+        raise TableError(f"{name}: row {k + 2} has {what} {column} ({table[column].iloc[k]!r}); "
+                         f"every defect needs numeric {column} values.")
+    return values
 
 
 def read_defects_csv(path: str | Path) -> pd.DataFrame:
-    """Read a defect CSV written by :func:`write_csv_atomic` / the napari writer.
+    """Read a defect CSV: ``atomdefect detect`` output, the napari writer's, or a dev-set
+    ``labels.csv`` (only ``y_px, x_px, class`` are required; any column order; UTF-8 with or
+    without a byte-order mark).
+
+    Classes that are not one of :data:`~.materials.DEFECT_CLASSES` are kept as they are, with one
+    warning naming them.
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`DEFECT_COLUMNS` (missing nm columns are NaN, confidence 1, source manual).
 
     Raises
     ------
-    ValueError
-        If the columns are not those of a defect table.
+    TableError
+        If the file cannot be read, is empty, lacks a required column or holds a non-numeric or
+        empty coordinate.
     """
-    table = pd.read_csv(path, dtype={"class": str, "source": str}, keep_default_na=False,
-                        na_values={"y_nm": [""], "x_nm": [""], "confidence": [""]})
+    name = Path(path).name
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except pd.errors.EmptyDataError as exc:
+        raise TableError(f"{name} is empty; a defect table needs a header y_px, x_px, "
+                         "class.") from exc
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        reason = str(getattr(exc, "strerror", None) or exc).strip().splitlines()[0][:200]
+        raise TableError(f"Cannot read the table {name}: {reason.rstrip('.')}.") from exc
+    if not isinstance(table.index, pd.RangeIndex):  # pandas took surplus fields as an index
+        raise TableError(f"{name}: its rows have more fields than the header has columns; "
+                         "check the separator and the header line.")
+    table.columns = [str(c).strip() for c in table.columns]
     missing = [c for c in ("y_px", "x_px", "class") if c not in table.columns]
     if missing:
-        raise ValueError(f"{Path(path).name} is not a defect table (missing {', '.join(missing)}).")
-    if "confidence" not in table.columns:
-        table["confidence"] = 1.0
-    if "source" not in table.columns:
-        table["source"] = "manual"
+        raise TableError(f"{name} is not a defect table: it lacks the column(s) "
+                         f"{', '.join(missing)} (expected y_px, x_px, class and optionally y_nm, "
+                         "x_nm, confidence, source).")
+    out = pd.DataFrame({c: _numeric_column(table, c, name, required=True)
+                        for c in ("y_px", "x_px")})
     for c in ("y_nm", "x_nm"):
-        if c not in table.columns:
-            table[c] = np.nan
-    table["source"] = table["source"].fillna("manual")
-    return table[DEFECT_COLUMNS]
+        out[c] = _numeric_column(table, c, name, False) if c in table.columns else np.nan
+    out["class"] = table["class"].str.strip().to_numpy()
+    out["confidence"] = _numeric_column(table, "confidence", name, False) \
+        if "confidence" in table.columns else 1.0
+    out["source"] = table["source"].to_numpy() if "source" in table.columns else "manual"
+    unknown = sorted(set(out["class"]) - set(DEFECT_CLASSES))
+    if unknown:
+        warnings.warn(f"{name}: {len(unknown)} class name(s) are not defect classes of this "
+                      f"plugin ({', '.join(map(repr, unknown))}); they are kept as they are.",
+                      UnknownClassWarning, stacklevel=2)
+    return out[DEFECT_COLUMNS]
 
 
 def table_from_points(data: np.ndarray, features: pd.DataFrame,
@@ -110,10 +208,17 @@ def table_from_points(data: np.ndarray, features: pd.DataFrame,
 
 
 def pixel_size_from_table(table: pd.DataFrame) -> float | None:
-    """Pixel size implied by the nm and px columns (``None`` if there are no nm values)."""
+    """Pixel size implied by a table's nm and px columns (``None`` without usable nm values).
+
+    Only coordinates at least one pixel from 0 are used (the ratio of two tiny numbers is
+    imprecise), and only where the nm value is finite.
+    """
+    if not {"y_nm", "y_px", "x_nm", "x_px"} <= set(table.columns):
+        return None
     px = np.concatenate([table.y_px.to_numpy(float), table.x_px.to_numpy(float)])
     nm = np.concatenate([table.y_nm.to_numpy(float), table.x_nm.to_numpy(float)])
-    ok = (np.abs(px) > 1e-9) & np.isfinite(nm)
+    ok = (np.abs(px) >= 1) & np.isfinite(nm)
     if not ok.any():
         return None
-    return float(np.median(nm[ok] / px[ok]))
+    value = float(np.median(nm[ok] / px[ok]))
+    return value if np.isfinite(value) and value > 0 else None

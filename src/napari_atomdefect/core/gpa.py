@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import fft, ndimage
 
+from .errors import BadImageError
+
 #: Width of the Gaussian Bragg mask as a fraction of |g| (sets the spatial resolution, ~1 cell).
 MASK_FRACTION = 0.125
 
@@ -101,6 +103,11 @@ def phase_map(spectrum: np.ndarray, g: np.ndarray, pad: int = 0,
         Padding returned by :func:`image_spectrum`.
     mask_fraction : float
         Gaussian mask width as a fraction of ``|g|``.
+
+    Raises
+    ------
+    BadImageError
+        If the spectrum holds NaN or infinite values.
     """
     from skimage.restoration import unwrap_phase
 
@@ -116,6 +123,9 @@ def phase_map(spectrum: np.ndarray, g: np.ndarray, pad: int = 0,
     dk_c = np.arange(-half, half) + k0[1] - g[1] * w
     mask = np.exp(-0.5 * (dk_r[:, None] ** 2 + dk_c[None, :] ** 2) / sigma_bins**2)
     field = fft.ifft2(fft.ifftshift(window * mask))
+    if not np.isfinite(field).all():  # unwrap_phase would loop for ever on NaN
+        raise BadImageError("The image's Fourier transform is not finite (extreme pixel values); "
+                            "it cannot be analysed.")
     g_ref = k0 / np.array([h, w], float)
     step = np.array([h / m, w / m], float)
     # Samples are at padded coordinates; express the phase relative to image coordinates.

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ImageReadError
+from .errors import AtomDefectError, ImageReadError, OutputError
+from .validate import check_pixel_size
 
 #: File extensions handled here, by reader.
 RSCIIO_EXTENSIONS = {".dm3": "digitalmicrograph", ".dm4": "digitalmicrograph", ".emd": "emd",
@@ -137,12 +138,14 @@ def _finish(data: np.ndarray, pixel_size_nm, name, metadata, messages, path) -> 
     n_bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
     if n_bad:
         messages.append(f"{name}: {n_bad} pixels are NaN or infinite.")
-    if pixel_size_nm is not None and not (np.isfinite(pixel_size_nm) and pixel_size_nm > 0):
-        messages.append(f"{name}: the file's pixel size ({pixel_size_nm}) is not usable; it will be "
-                        "calibrated from the lattice.")
-        pixel_size_nm = None
     if pixel_size_nm is None:
         messages.append(f"{name}: no pixel size in the file; it will be calibrated from the lattice.")
+    else:
+        try:
+            pixel_size_nm = check_pixel_size(pixel_size_nm, "file's pixel size")
+        except AtomDefectError as exc:
+            messages.append(f"{name}: {exc} It will be calibrated from the lattice.")
+            pixel_size_nm = None
     return StemImage(data=data, pixel_size_nm=None if pixel_size_nm is None else float(pixel_size_nm),
                      calibration="file" if pixel_size_nm is not None else "none", name=name,
                      metadata=metadata, messages=messages, path=path)
@@ -288,13 +291,21 @@ def read_image(path: str | Path) -> StemImage:
 
 
 def write_tiff(path: str | Path, image: np.ndarray, pixel_size_nm: float | None) -> None:
-    """Write a float32 ImageJ TIFF with the pixel size in nm (atomically)."""
+    """Write a float32 ImageJ TIFF with the pixel size in nm (atomically).
+
+    Raises
+    ------
+    OutputError
+        If the file cannot be written; an existing file is then left as it was.
+    """
     import os
 
     import tifffile
 
-    path = Path(path)
-    tmp = path.with_name(path.name + ".part")
+    from .export import check_writable
+
+    path = check_writable(path)
+    tmp = path.with_name(f".{path.name}.part")
     kwargs: dict = {"imagej": True}
     if pixel_size_nm:
         kwargs["resolution"] = (1.0 / pixel_size_nm, 1.0 / pixel_size_nm)
@@ -302,6 +313,8 @@ def write_tiff(path: str | Path, image: np.ndarray, pixel_size_nm: float | None)
     try:
         tifffile.imwrite(tmp, np.asarray(image, np.float32), **kwargs)
         os.replace(tmp, path)
-    except BaseException:
+    except OSError as exc:
+        raise OutputError(f"Cannot write {path}: {exc.strerror or exc}; nothing was "
+                          "changed.") from exc
+    finally:
         tmp.unlink(missing_ok=True)
-        raise

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from .errors import BadImageError, NoLatticeError
+from .errors import NoLatticeError
 from .fft_peaks import find_reciprocal_basis
 from .gpa import PhaseMap, image_spectrum, mean_frequency, phase_map
 from .materials import Material, get_material
 from .sites import box_smooth, centroid_refine, neighbour_mean, refine_peaks
-from .validate import as_analysis_image
+from .validate import as_analysis_image, check_pixel_size
 
 #: File and lattice calibrations further apart than this are reported (relative difference).
 CALIBRATION_TOLERANCE = 0.03
@@ -229,11 +229,14 @@ def find_lattice(
         If no hexagonal lattice is present (amorphous or non-periodic input) or too few cells are.
     BadImageError
         For stacks, RGB, NaN-filled, constant or tiny images.
+    AtomDefectError
+        If ``pixel_size_nm`` is not a number or (unless it comes from a file) lies outside
+        :data:`~.validate.PIXEL_SIZE_RANGE_NM`.
     """
     mat = get_material(material)
     arr = as_analysis_image(image)
-    if pixel_size_nm is not None and not (np.isfinite(pixel_size_nm) and pixel_size_nm > 0):
-        raise BadImageError(f"The pixel size must be a positive number of nm, not {pixel_size_nm}.")
+    if pixel_size_nm is not None:  # a file's value may be implausible: calibration replaces it
+        pixel_size_nm = check_pixel_size(pixel_size_nm, plausible=calibration != "file")
     basis0 = find_reciprocal_basis(arr)
     period = 1.0 / min(np.linalg.norm(basis0.g1), np.linalg.norm(basis0.g2))
     spectrum, pad = image_spectrum(arr, period)

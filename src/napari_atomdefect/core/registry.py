@@ -98,38 +98,127 @@ def save_state(module, path: Path, metadata: dict | None = None) -> None:
     os.replace(tmp, path)
 
 
-def load_state(path: Path) -> dict:
-    """Read a safetensors file into a state dict (never executes code)."""
+def load_state(path: Path, label: str | None = None) -> dict:
+    """Read a safetensors file into a state dict (never executes code).
+
+    Parameters
+    ----------
+    path : Path
+        The ``.safetensors`` file.
+    label : str, optional
+        How the file is called in messages (default: its path).
+
+    Raises
+    ------
+    ModelError
+        If the file is missing or not a safetensors file.
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    label = label or str(path)
     if not path.is_file():
-        raise ModelError(f"Model file {path} is missing.")
+        raise ModelError(f"Model file {label} is missing.")
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise ModelError(f"Model file {path} is corrupt or not a safetensors file ({exc}).") from exc
+        raise ModelError(f"Model file {label} is corrupt or not a safetensors file.") from exc
+
+
+def _model_name(card: dict) -> str:
+    return str(card.get("name") or "(unnamed)")
+
+
+def _build(card: dict, stage: str, cls):
+    """``cls(**card[stage]["architecture"])``; a card the code cannot build raises one sentence."""
+    try:
+        arch = card[stage]["architecture"]
+        return cls(**arch)
+    except (KeyError, TypeError, ValueError) as exc:
+        what = "detector" if stage == "detector" else "noise-transfer"
+        raise ModelError(
+            f"The card of model {_model_name(card)} describes a {what} architecture this version "
+            f"cannot build ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); the model "
+            "may come from another version of napari-atomdefect.") from exc
 
 
 def build_detector(card: dict):
+    """The stage-2 U-Net described by ``card`` (untrained).
+
+    Raises
+    ------
+    ModelError
+        If the card's architecture is missing or has keys this version does not know.
+    """
     from .models.unet import UNet
 
-    return UNet(**card["detector"]["architecture"])
+    return _build(card, "detector", UNet)
 
 
 def build_noise_generators(card: dict):
+    """The two stage-1 U-GAT-IT generators described by ``card`` (untrained).
+
+    Raises
+    ------
+    ModelError
+        If the card's architecture is missing or has keys this version does not know.
+    """
     from .models.ugatit import Generator
 
-    arch = card["noise"]["architecture"]
-    return Generator(**arch), Generator(**arch)
+    return _build(card, "noise", Generator), _build(card, "noise", Generator)
 
 
-def load_generator_states(gen_ab, gen_ba, path: Path) -> None:
-    """Load both U-GAT-IT generators from a noise-transfer safetensors file."""
+def load_weights(module, state: dict, what: str, model: str) -> None:
+    """Load ``state`` into ``module``; weights that do not fit raise one sentence.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network built from the card.
+    state : dict
+        Tensors read from the weights file.
+    what : str
+        Which weights (for the message), e.g. ``"detector"``.
+    model : str
+        The model's name (for the message).
+
+    Raises
+    ------
+    ModelError
+        If tensors are missing, unexpected or of another shape than the card's architecture.
+    """
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    extra = [k for k in state if k not in own]
+    shape = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or extra or shape:
+        parts = [f"{len(v)} {t}" for v, t in ((missing, "missing"), (extra, "unexpected"),
+                                               (shape, "wrong-shaped")) if v]
+        raise ModelError(f"The {what} weights of model {model} do not fit the architecture in its "
+                         f"card ({', '.join(parts)} tensors); the card and the weights come from "
+                         "different models.")
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelError(f"The {what} weights of model {model} cannot be loaded "
+                         f"({str(exc).splitlines()[0][:200]}).") from exc
+
+
+def load_generator_states(gen_ab, gen_ba, path: Path, model: str | None = None) -> None:
+    """Load both U-GAT-IT generators from a noise-transfer safetensors file.
+
+    Raises
+    ------
+    ModelError
+        If the file is missing, corrupt or does not fit the generators.
+    """
+    model = model or path.parent.name
     state = load_state(path)
-    gen_ab.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("gen_ab.")})
+    load_weights(gen_ab, {k[7:]: v for k, v in state.items() if k.startswith("gen_ab.")},
+                 "noise-transfer", model)
     if gen_ba is not None:
-        gen_ba.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("gen_ba.")})
+        load_weights(gen_ba, {k[7:]: v for k, v in state.items() if k.startswith("gen_ba.")},
+                     "noise-transfer", model)
 
 
 @lru_cache(maxsize=8)
@@ -140,20 +229,13 @@ def _load_cached(folder: str, part: str, device: str, mtime: float):
     if part == "detector":
         if "detector" not in info.card:
             raise ModelError(f"Model {info.name} has no detector (stage 2).")
-        net = build_detector(info.card)
-        state = load_state(info.path / DETECTOR_FILE)
-        try:
-            net.load_state_dict(state)
-        except RuntimeError as exc:
-            raise ModelError(f"Detector weights of {info.name} do not fit its card: {exc}") from exc
+        net = build_detector({"name": info.name, **info.card})
+        load_weights(net, load_state(info.path / DETECTOR_FILE), "detector", info.name)
         return net.eval().fused().to(torch.device(device))
     if "noise" not in info.card:
         raise ModelError(f"Model {info.name} has no noise-transfer stage (stage 1).")
-    gen_ab, gen_ba = build_noise_generators(info.card)
-    try:
-        load_generator_states(gen_ab, gen_ba, info.path / NOISE_FILE)
-    except RuntimeError as exc:
-        raise ModelError(f"Noise-transfer weights of {info.name} do not fit its card: {exc}") from exc
+    gen_ab, gen_ba = build_noise_generators({"name": info.name, **info.card})
+    load_generator_states(gen_ab, gen_ba, info.path / NOISE_FILE, info.name)
     return gen_ab.to(torch.device(device)).eval(), gen_ba.to(torch.device(device)).eval()
 
 
@@ -258,67 +340,123 @@ MAX_ARCHIVE_BYTES = 200 * 1024 * 1024
 
 
 def export_model(name_or_path, archive: str | os.PathLike) -> Path:
-    """Write a model to a single ``.zip`` archive (card and safetensors files only)."""
+    """Write a model to a single ``.zip`` archive (card and safetensors files only).
+
+    Raises
+    ------
+    ModelError
+        If the model is unknown or the archive cannot be written (nothing is left behind).
+    """
     import zipfile
 
     info = resolve_model(name_or_path)
     archive = Path(archive)
-    tmp = archive.with_name(archive.name + ".part")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        for f in sorted(info.path.iterdir()):
-            if f.name in ALLOWED_FILES:
-                zf.write(f, f.name)
-    os.replace(tmp, archive)
+    tmp = archive.with_name(f".{archive.name}.part")
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            for f in sorted(info.path.iterdir()):
+                if f.name in ALLOWED_FILES:
+                    zf.write(f, f.name)
+        os.replace(tmp, archive)
+    except OSError as exc:
+        raise ModelError(f"Cannot write the archive {archive}: {exc.strerror or exc}.") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
     return archive
 
 
+def _open_archive(archive: Path):
+    """The archive as an open :class:`zipfile.ZipFile`, its member names checked."""
+    import zipfile
+
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ModelError(f"{archive.name} is not a model archive (not a readable zip file).") \
+            from exc
+    names = zf.namelist()
+    bad = sorted({n for n in names if n not in ALLOWED_FILES})
+    if bad or CARD not in names or len(set(names)) != len(names):
+        zf.close()
+        problem = (f"unexpected files {', '.join(bad)}" if bad else f"{CARD} missing"
+                   if CARD not in names else "duplicate files")
+        raise ModelError(f"{archive.name} is not a model archive: {problem}.")
+    if sum(i.file_size for i in zf.infolist()) > MAX_ARCHIVE_BYTES:
+        zf.close()
+        raise ModelError(f"{archive.name} is too large to be a model archive (over "
+                         f"{MAX_ARCHIVE_BYTES // 2**20} MB unpacked).")
+    return zf
+
+
+def _read_member(zf, member: str, archive: Path) -> bytes:
+    """One member's bytes; a damaged member (bad CRC, bad compressed data) raises one sentence."""
+    import zipfile
+    import zlib
+
+    try:
+        return zf.read(member)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as exc:
+        raise ModelError(f"{archive.name} is damaged: its member {member} cannot be "
+                         "unpacked.") from exc
+
+
+def _validate_model_folder(folder: Path, card: dict) -> None:
+    """Every weights file of ``folder`` loads and fits ``card`` (raises :class:`ModelError`)."""
+    name = _model_name(card)
+    if "detector" in card:
+        load_weights(build_detector(card), load_state(folder / DETECTOR_FILE,
+                                                      f"{DETECTOR_FILE} of {name}"), "detector", name)
+    if "noise" in card:
+        gen_ab, gen_ba = build_noise_generators(card)
+        state = load_state(folder / NOISE_FILE, f"{NOISE_FILE} of {name}")
+        for gen, prefix in ((gen_ab, "gen_ab."), (gen_ba, "gen_ba.")):
+            load_weights(gen, {k[len(prefix):]: v for k, v in state.items()
+                               if k.startswith(prefix)}, "noise-transfer", name)
+
+
 def import_model(archive: str | os.PathLike, name: str | None = None) -> Path:
-    """Import a model archive into the user models folder, validating it first.
+    """Import a model archive into the user models folder, validating it first (all or nothing).
 
     Only ``card.json`` and ``*.safetensors`` members are accepted; the card must parse, every
     weights file must load with safetensors (never pickle) and fit the card's architecture.
-    """
-    import zipfile
 
+    Raises
+    ------
+    ModelError
+        If the archive is not a valid model; nothing is then left in the user models folder.
+    """
     archive = Path(archive)
-    try:
-        zf = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ModelError(f"{archive.name} is not a model archive ({exc}).") from exc
-    with zf:
-        names = zf.namelist()
-        bad = [n for n in names if n not in ALLOWED_FILES]
-        if bad or CARD not in names:
-            raise ModelError(f"{archive.name} is not a model archive: unexpected or missing "
-                             f"files ({', '.join(bad) or CARD + ' missing'}).")
-        if sum(i.file_size for i in zf.infolist()) > MAX_ARCHIVE_BYTES:
-            raise ModelError(f"{archive.name} is too large to be a model archive.")
+    with _open_archive(archive) as zf:
         try:
-            card = json.loads(zf.read(CARD))
+            card = json.loads(_read_member(zf, CARD, archive))
         except ValueError as exc:
             raise ModelError(f"The card in {archive.name} is not valid JSON.") from exc
+        if not isinstance(card, dict):
+            raise ModelError(f"The card in {archive.name} is not a model card.")
         name = name or str(card.get("name") or archive.stem)
         _check_name(name)
         dst = user_models_dir() / name
         if dst.exists():
             raise ModelError(f"A model called {name!r} exists already; rename or delete it first.")
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=dst.parent))
         try:
-            for n in names:
-                (tmp / n).write_bytes(zf.read(n))
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=dst.parent))
+        except OSError as exc:
+            raise ModelError(f"Cannot write to the models folder {dst.parent}: "
+                             f"{exc.strerror or exc}.") from exc
+        try:
+            for member in zf.namelist():
+                (tmp / member).write_bytes(_read_member(zf, member, archive))
             card["name"] = name
             (tmp / CARD).write_text(json.dumps(card, indent=2, default=str))
-            info = ModelInfo(name, tmp, False, card)
-            if "detector" in card:
-                build_detector(card).load_state_dict(load_state(tmp / DETECTOR_FILE))
-            if "noise" in card:
-                gen_ab, gen_ba = build_noise_generators(card)
-                load_generator_states(gen_ab, gen_ba, tmp / NOISE_FILE)
-            del info
+            _validate_model_folder(tmp, card)
             os.replace(tmp, dst)
-        except (ModelError, RuntimeError, KeyError, TypeError) as exc:
+        except ModelError as exc:
+            raise ModelError(f"{archive.name} does not hold a valid model: "
+                             f"{str(exc)[:1].lower()}{str(exc)[1:]}") from exc
+        except OSError as exc:
+            raise ModelError(f"Cannot import {archive.name}: {exc.strerror or exc}.") from exc
+        finally:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise ModelError(f"{archive.name} does not hold a valid model: {exc}") from exc
     _notify()
     return dst
