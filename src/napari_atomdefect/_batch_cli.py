@@ -21,7 +21,7 @@ def add_batch_parser(sub, positive_float: Callable[[str], float],
     p.add_argument("--model", default=None, help="model name or folder (default: bundled)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--workers", type=int, default=None,
-                   help="local worker processes (default: half the cores)")
+                   help="local worker processes (default: one per core, at most 8)")
     p.add_argument("--scheduler", default=None,
                    help="address of a running dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

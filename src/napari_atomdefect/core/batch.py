@@ -353,6 +353,16 @@ def _check_options(material: str, model: str | None, device: str) -> str:
     return mat.name
 
 
+def _check_local_device(device: str) -> None:
+    """A local cluster's workers see this machine's devices: check the device here, once."""
+    from .device import select_device
+
+    try:
+        select_device(device)
+    except ValueError as exc:
+        raise AtomDefectError(str(exc)) from exc
+
+
 def _client(workers: int | None, scheduler: str | None, processes: bool):
     """A dask client: to ``scheduler`` if given, else to a new LocalCluster (closed by caller)."""
     from distributed import Client, LocalCluster
@@ -370,8 +380,10 @@ def _client(workers: int | None, scheduler: str | None, processes: bool):
 
 
 def default_workers() -> int:
-    """Local workers by default: half the cores (at least one, at most eight)."""
-    return max(1, min(_available_cores() // 2, 8))
+    """Local workers by default: one per core, at most eight (each then gets
+    ``cores // workers`` torch threads). Lattice finding is single-threaded, so on two cores two
+    one-thread workers are faster than one two-thread worker (docs/benchmarks.md)."""
+    return max(1, min(_available_cores(), 8))
 
 
 def _threads_by_host(client) -> dict[str, int]:
@@ -416,6 +428,8 @@ def iter_batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2"
     total = len(items)
     yield {"step": "batch", "done_files": skipped, "total_files": total, "skipped": skipped,
            "message": f"{total} files, {skipped} already done"}
+    if todo and not scheduler:
+        _check_local_device(device)
     if todo:
         client, cluster = _client(workers, scheduler, processes)
         try:
