@@ -380,9 +380,11 @@ def _client(workers: int | None, scheduler: str | None, processes: bool):
 
 
 def default_workers() -> int:
-    """Local workers by default: one per core, at most eight (each then gets
-    ``cores // workers`` torch threads). Lattice finding is single-threaded, so on two cores two
-    one-thread workers are faster than one two-thread worker (docs/benchmarks.md)."""
+    """Number of local workers by default: one per core, at most eight.
+
+    Each worker then gets ``cores // workers`` torch threads. Lattice finding is single-threaded,
+    so on two cores two one-thread workers beat one two-thread worker (docs/benchmarks.md).
+    """
     return max(1, min(_available_cores(), 8))
 
 
