@@ -163,6 +163,9 @@ def test_output_names_unique_when_stems_collide(tmp_path):
     assert bases[0].startswith("scan-") and bases[1].startswith("scan-")
     assert bases[2] == "other" and bases[3].startswith("summary-")
     assert bases == [i.base for i in plan_items(files)]  # stable from run to run
+    names = [i.base for i in plan_items([tmp_path / "movie.npy", tmp_path / "movie_f0001.tif",
+                                         tmp_path / "clip_f0001.tif"])]
+    assert names[0] == "movie" and names[1].startswith("movie_f0001-") and names[2] == "clip_f0001"
 
     with pytest.raises(AtomDefectError, match="No files match"):
         expand_inputs([str(tmp_path / "*.dm4")])

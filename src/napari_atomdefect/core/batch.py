@@ -15,6 +15,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import re
 import threading
 import time
 import warnings
@@ -109,15 +110,19 @@ def _short_hash(text: str) -> str:
 def plan_items(files: list[Path]) -> list[BatchItem]:
     """Give each file a unique output stem: its own stem, or ``stem-HASH`` when stems collide.
 
-    Stems are compared case-insensitively (for case-insensitive file systems); the hash is taken
-    from the absolute path, so a file keeps its name from run to run.
+    Stems are compared case-insensitively (for case-insensitive file systems), and a stem such as
+    ``movie_f0001`` next to a ``movie`` file is tagged too (it could meet a stack's frame CSV); the
+    hash is taken from the absolute path, so a file keeps its name from run to run.
     """
     stems: dict[str, int] = {}
     for f in files:
         stems[f.stem.lower()] = stems.get(f.stem.lower(), 0) + 1
     items = []
     for f in files:
-        clash = stems[f.stem.lower()] > 1 or f.stem.lower() == Path(SUMMARY_NAME).stem
+        stem = f.stem.lower()
+        frame_like = re.fullmatch(r"(.+)_f\d{4}", stem)  # could meet a stack's frame CSV
+        clash = (stems[stem] > 1 or stem == Path(SUMMARY_NAME).stem
+                 or (frame_like is not None and frame_like.group(1) in stems))
         items.append(BatchItem(str(f), f"{f.stem}-{_short_hash(str(f))}" if clash else f.stem))
     return items
 
