@@ -204,3 +204,24 @@ def test_foreign_summary_is_left_alone(folder, tmp_path, capsys):
     assert "is not a batch summary" in capsys.readouterr().err
     assert (out / "summary.csv").read_text() == "a,b\n1,2\n"
     assert not (out / "img0.csv").exists()
+
+
+def test_failed_write_leaves_no_partial_file(folder, tmp_path, monkeypatch):
+    real_to_csv = pd.DataFrame.to_csv
+
+    def disk_full(self, fh, *args, **kwargs):
+        if "confidence" in self.columns:  # a defect table, not the summary
+            fh.write("y_px,x_px\n1.0,")
+            raise OSError(28, "No space left on device")
+        return real_to_csv(self, fh, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", disk_full)
+    out = tmp_path / "out"
+    summary = batch([str(folder / "img0.tif")], out, workers=1, processes=False)
+    assert summary.status.tolist() == ["error"]
+    assert summary.error.iloc[0] == f"Could not write img0.csv in {out} (No space left on device)."
+    assert [p.name for p in out.iterdir()] == ["summary.csv"]
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", real_to_csv)
+    summary = batch([str(folder / "img0.tif")], out, workers=1, processes=False)
+    assert summary.status.tolist() == ["ok"] and (out / "img0.csv").is_file()

@@ -239,6 +239,17 @@ def detect_frame(data: np.ndarray, opts: BatchOptions, file_px: float | None) ->
     return result, list(result["lattice"].messages)
 
 
+def _write_defects(table: pd.DataFrame, path: Path) -> None:
+    """Write a defect CSV atomically; a failed write is a user-facing error (nothing left)."""
+    from .export import write_csv_atomic
+
+    try:
+        write_csv_atomic(table, path)
+    except OSError as exc:
+        raise AtomDefectError(f"Could not write {path.name} in {path.parent} "
+                              f"({exc.strerror or exc}).") from exc
+
+
 def process_file(item: BatchItem, opts: BatchOptions, done_frames: frozenset = frozenset()
                  ) -> list[dict]:
     """Worker task: detect defects in every frame of one file, write their CSVs, return rows.
@@ -246,7 +257,6 @@ def process_file(item: BatchItem, opts: BatchOptions, done_frames: frozenset = f
     Frames in ``done_frames`` (finished in an earlier run) are not recomputed and get no row;
     any failure becomes an ``error`` row with its one-sentence message, never an exception.
     """
-    from .export import write_csv_atomic
     from .io import read_image
 
     t0 = time.perf_counter()
@@ -265,7 +275,7 @@ def process_file(item: BatchItem, opts: BatchOptions, done_frames: frozenset = f
         data = img.data if frame is None else img.data[frame]
         try:
             result, notes = detect_frame(data, opts, img.pixel_size_nm)
-            write_csv_atomic(result["defects"], Path(opts.out) / csv_name(item.base, frame))
+            _write_defects(result["defects"], Path(opts.out) / csv_name(item.base, frame))
             rows.append(_result_row(item, frame, opts, result, img.messages + notes, t0))
         except AtomDefectError as exc:
             rows.append(_error_row(item, frame, opts, str(exc), t0))
