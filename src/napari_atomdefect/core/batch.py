@@ -226,7 +226,7 @@ def _result_row(item: BatchItem, frame: int | None, opts: BatchOptions, result: 
 
 
 def detect_frame(data: np.ndarray, opts: BatchOptions, file_px: float | None) -> tuple[dict, list]:
-    """Detect defects in one frame; returns the ``iter_detect`` result and its warnings' texts."""
+    """Detect defects in one frame; returns the ``iter_detect`` result and the lattice's notes."""
     from .detect import iter_detect
     from .progress import run_to_end
 
@@ -304,14 +304,18 @@ def read_summary(out: Path) -> pd.DataFrame:
                                          "notes": str}, keep_default_na=False,
                             na_values={c: [""] for c in SUMMARY_COLUMNS
                                        if c not in ("image", "csv", "status", "error", "notes")})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
         raise AtomDefectError(f"{path} is not a batch summary ({exc}); choose another --out "
                               "folder.") from exc
     missing = [c for c in ("image", "frame", "csv", "status") if c not in table.columns]
     if missing:
         raise AtomDefectError(f"{path} is not a batch summary (no {', '.join(missing)} column); "
                               "choose another --out folder.")
-    table["frame"] = table["frame"].astype("Int64")
+    try:
+        table["frame"] = table["frame"].astype("Int64")
+    except (ValueError, TypeError) as exc:
+        raise AtomDefectError(f"{path} is not a batch summary (its frame column is not whole "
+                              "numbers); choose another --out folder.") from exc
     return table
 
 
