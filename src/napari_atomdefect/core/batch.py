@@ -394,7 +394,7 @@ def _client(workers: int | None, scheduler: str | None, processes: bool):
                                   f"({exc}).") from exc
     n = workers if workers else default_workers()
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
-                           dashboard_address=None)
+                           dashboard_address=":0")  # a free port: runs side by side
     return Client(cluster), cluster
 
 
