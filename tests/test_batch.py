@@ -225,3 +225,16 @@ def test_failed_write_leaves_no_partial_file(folder, tmp_path, monkeypatch):
     monkeypatch.setattr(pd.DataFrame, "to_csv", real_to_csv)
     summary = batch([str(folder / "img0.tif")], out, workers=1, processes=False)
     assert summary.status.tolist() == ["ok"] and (out / "img0.csv").is_file()
+
+
+def test_cli_ctrl_c_says_how_to_continue(tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        yield {"step": "batch", "done_files": 3, "total_files": 7, "skipped": 1, "message": "x"}
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch_mod, "iter_batch", interrupted)
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path), "--out", str(out), "--no-progress"]) == 130
+    assert capsys.readouterr().err == (
+        f"atomdefect: interrupted after 3 of 7 files; {out}/summary.csv lists the finished ones. "
+        "Run the same command again to continue.\n")

@@ -48,7 +48,7 @@ def _progress_bar(enabled: bool):
             bar.update(item["done_files"] - bar.n)
         bar.set_postfix_str(item["message"][:60], refresh=True)
 
-    return update, lambda: state["bar"].close() if "bar" in state else None
+    return update, lambda: state.pop("bar").close() if "bar" in state else None
 
 
 def run_batch(args: argparse.Namespace) -> int:
@@ -58,11 +58,24 @@ def run_batch(args: argparse.Namespace) -> int:
     from .core.batch import SUMMARY_NAME, iter_batch
     from .core.progress import run_to_end
 
-    update, close = _progress_bar(not args.no_progress)
+    draw, close = _progress_bar(not args.no_progress)
+    last: dict = {}
+
+    def update(item: dict) -> None:
+        last.update(item)
+        if draw is not None:
+            draw(item)
+
     try:
         result = run_to_end(iter_batch(args.inputs, args.out, args.material, args.pixel_size_nm,
                                        args.model, args.device, args.workers, args.scheduler),
                             update)
+    except KeyboardInterrupt:
+        close()
+        print(f"atomdefect: interrupted after {last.get('done_files', 0)} of "
+              f"{last.get('total_files', '?')} files; {args.out}/{SUMMARY_NAME} lists the finished "
+              "ones. Run the same command again to continue.", file=sys.stderr)
+        return 130
     finally:
         close()
     summary = result["summary"]
