@@ -382,8 +382,12 @@ def _check_local_device(device: str) -> None:
         raise AtomDefectError(str(exc)) from exc
 
 
-def _client(workers: int | None, scheduler: str | None, processes: bool):
-    """A dask client: to ``scheduler`` if given, else to a new LocalCluster (closed by caller)."""
+def _client(workers: int | None, scheduler: str | None, processes: bool, n_tasks: int):
+    """A dask client: to ``scheduler`` if given, else to a new LocalCluster (closed by caller).
+
+    A local cluster gets ``workers`` (default :func:`default_workers`) workers, never more than
+    there are files to do.
+    """
     from distributed import Client, LocalCluster
 
     if scheduler:
@@ -392,7 +396,7 @@ def _client(workers: int | None, scheduler: str | None, processes: bool):
         except (OSError, TimeoutError) as exc:
             raise AtomDefectError(f"Could not connect to the dask scheduler at {scheduler} "
                                   f"({exc}).") from exc
-    n = workers if workers else default_workers()
+    n = max(1, min(workers or default_workers(), n_tasks))
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
                            dashboard_address=":0")  # a free port: runs side by side
     return Client(cluster), cluster
@@ -452,7 +456,7 @@ def iter_batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2"
     if todo and not scheduler:
         _check_local_device(device)
     if todo:
-        client, cluster = _client(workers, scheduler, processes)
+        client, cluster = _client(workers, scheduler, processes, len(todo))
         try:
             yield from _run_tasks(client, todo, previous, rows, out, skipped, total,
                                   BatchOptions(str(out.resolve()), material, pixel_size_nm, model,
@@ -524,7 +528,8 @@ def batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2",
     scheduler : str, optional
         Address of a running dask scheduler (``tcp://host:8786``); then ``workers`` is ignored.
     processes : bool
-        Local cluster with worker processes (default) or threads in this process.
+        Local cluster with worker processes (default) or threads in this process (then this
+        process's torch thread count is set once, to ``cores // workers``, and stays so).
     on_progress : callable, optional
         Called with each progress dict (see :func:`iter_batch`).
 
