@@ -176,7 +176,9 @@ def test_output_names_unique_when_stems_collide(tmp_path):
 def test_cli_batch(folder, expected, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
-    (out / ".img0.csv.x1y2z3.part").write_text("left by a killed run")
+    for stale in (".img0.csv.x1y2z3.part", ".summary.csv.a1b2c3.part", ".img0_f0002.csv.zz.part"):
+        (out / stale).write_text("left by a killed run")
+    (out / "mine.part").write_text("not ours")
     args = ["batch", str(folder / "img0.tif"), str(folder / "bad.tif"), "--out", str(out),
             "--workers", "1", "--pixel-size-nm", "0.012", "--no-progress"]
     assert main(args) == 0
@@ -188,7 +190,7 @@ def test_cli_batch(folder, expected, tmp_path, capsys):
     ok = summary[summary.status == "ok"]
     assert ok.n_defects.tolist() == [n] and ok.pixel_size_source.tolist() == ["user"]
     assert ok.csv.tolist() == ["img0.csv"]
-    assert sorted(p.name for p in out.iterdir()) == ["img0.csv", "summary.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["img0.csv", "mine.part", "summary.csv"]
 
     assert main(["batch", str(tmp_path / "nothere.tif"), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()

@@ -350,11 +350,13 @@ def write_summary(rows: dict, out: Path) -> pd.DataFrame:
     return table
 
 
-def _remove_stale_parts(out: Path, names: list[str]) -> None:
+def _remove_stale_parts(out: Path, bases: list[str]) -> None:
     """Delete temporary files of an interrupted earlier run (``.NAME.*.part``) for our outputs."""
-    for name in names:
-        for part in out.glob(f".{glob.escape(name)}.*.part"):
-            part.unlink(missing_ok=True)
+    for base in bases:
+        base = glob.escape(base)
+        for pattern in (f".{base}.csv.*.part", f".{base}_f[0-9][0-9][0-9][0-9].csv.*.part"):
+            for part in out.glob(pattern):
+                part.unlink(missing_ok=True)
 
 
 def _check_options(material: str, model: str | None, device: str) -> str:
@@ -443,7 +445,7 @@ def iter_batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2"
         raise AtomDefectError(f"{out} is a file, not a folder; choose another --out.")
     out.mkdir(parents=True, exist_ok=True)
     previous = _finished(read_summary(out), out)
-    _remove_stale_parts(out, [SUMMARY_NAME] + [csv_name(i.base, None) for i in items])
+    _remove_stale_parts(out, [Path(SUMMARY_NAME).stem] + [i.base for i in items])
     rows: dict[tuple, dict] = {}
     for state in previous.values():
         for row in state["rows"]:
