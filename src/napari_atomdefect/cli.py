@@ -312,6 +312,12 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from ._batch_cli import run_batch
+
+    return run_batch(args)
+
+
 def _cmd_view(args: argparse.Namespace) -> int:
     import napari
 
@@ -407,6 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-images", type=int, default=40)
     p.add_argument("--translated-fraction", type=float, default=0.5)
     p.set_defaults(func=_cmd_train_detector)
+
+    from ._batch_cli import add_batch_parser
+
+    add_batch_parser(sub, _positive_float, _cmd_batch)
 
     p = sub.add_parser("view", help="open napari with the plugin (and the sample or an image)")
     p.add_argument("image", nargs="?", default=None)

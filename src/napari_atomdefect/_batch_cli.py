@@ -1,0 +1,90 @@
+"""The ``atomdefect batch`` sub-command: arguments and console output (core in core/batch.py)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+
+def add_batch_parser(sub, positive_float: Callable[[str], float],
+                     func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    """Register ``batch`` on the sub-parsers ``sub`` of the ``atomdefect`` parser."""
+    p = sub.add_parser("batch", help="detect defects in many images on dask; CSVs + summary.csv",
+                       description="One defect CSV per image (per frame of a stack) and "
+                                   "summary.csv in --out; rerunning skips finished images.")
+    p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--material", default="MoS2")
+    p.add_argument("--pixel-size-nm", type=positive_float, default=None,
+                   help="pixel size of every image (default: each file's, else the lattice's)")
+    p.add_argument("--model", default=None, help="model name or folder (default: bundled)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local worker processes (default: one per core, at most 8)")
+    p.add_argument("--scheduler", default=None,
+                   help="address of a running dask scheduler, e.g. tcp://host:8786")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=func)
+    return p
+
+
+def _progress_bar(enabled: bool):
+    """A callback drawing a tqdm bar on stderr (or nothing); returns ``(callback, close)``."""
+    if not enabled:
+        return None, lambda: None
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm comes with napari
+        return (lambda item: print(item["message"], file=sys.stderr)), lambda: None
+    state: dict = {}
+
+    def update(item: dict) -> None:
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = tqdm(total=item["total_files"], initial=item["done_files"],
+                                      unit="file", file=sys.stderr, desc="batch")
+        else:
+            bar.update(item["done_files"] - bar.n)
+        bar.set_postfix_str(item["message"][:60], refresh=True)
+
+    return update, lambda: state.pop("bar").close() if "bar" in state else None
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    """Run ``atomdefect batch``; prints a one-line result and the error rows."""
+    import pandas as pd
+
+    from .core.batch import SUMMARY_NAME, iter_batch
+    from .core.progress import run_to_end
+
+    draw, close = _progress_bar(not args.no_progress)
+    last: dict = {}
+
+    def update(item: dict) -> None:
+        last.update(item)
+        if draw is not None:
+            draw(item)
+
+    try:
+        result = run_to_end(iter_batch(args.inputs, args.out, args.material, args.pixel_size_nm,
+                                       args.model, args.device, args.workers, args.scheduler),
+                            update)
+    except KeyboardInterrupt:
+        close()
+        print(f"atomdefect: interrupted after {last.get('done_files', 0)} of "
+              f"{last.get('total_files', '?')} files; {args.out}/{SUMMARY_NAME} lists the finished "
+              "ones. Run the same command again to continue.", file=sys.stderr)
+        return 130
+    finally:
+        close()
+    summary = result["summary"]
+    errors = summary[summary["status"] != "ok"]
+    for row in errors.itertuples():
+        where = row.image if pd.isna(row.frame) else f"{row.image} frame {row.frame}"
+        print(f"{where}: {row.error}", file=sys.stderr)
+    print(f"{len(summary)} images: {len(summary) - len(errors)} ok, {len(errors)} errors "
+          f"({result['skipped']} files already done); "
+          f"{int(summary['n_defects'].fillna(0).sum())} defects -> "
+          f"{result['out'] / SUMMARY_NAME}")
+    return 0

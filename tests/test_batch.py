@@ -1,0 +1,242 @@
+"""``atomdefect batch``: many images on dask.distributed, resumable, one CSV per image or frame."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("distributed")
+
+from napari_atomdefect.cli import main  # noqa: E402
+from napari_atomdefect.core import batch as batch_mod  # noqa: E402
+from napari_atomdefect.core.batch import (  # noqa: E402
+    SUMMARY_COLUMNS,
+    batch,
+    expand_inputs,
+    plan_items,
+)
+from napari_atomdefect.core.detect import detect  # noqa: E402
+from napari_atomdefect.core.errors import AtomDefectError  # noqa: E402
+from napari_atomdefect.core.export import read_defects_csv  # noqa: E402
+from napari_atomdefect.core.io import read_image, write_tiff  # noqa: E402
+from napari_atomdefect.core.simulate import simulate_image  # noqa: E402
+
+PX = 0.012
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """Two calibrated TIFFs, a 2-frame stack without calibration and a corrupt TIFF."""
+    root = tmp_path_factory.mktemp("batch_in")
+    for k in range(2):
+        write_tiff(root / f"img{k}.tif", simulate_image("MoS2", 256, PX, seed=k).image, PX)
+    frames = [simulate_image("MoS2", 256, PX, seed=10 + k).image for k in range(2)]
+    np.save(root / "movie.npy", np.stack(frames))
+    (root / "bad.tif").write_bytes(b"garbage" * 10)
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+@pytest.fixture(scope="module")
+def expected(folder):
+    """What ``detect`` finds in each image or frame: ``{(file name, frame): table}``."""
+    out = {}
+    for name in ("img0.tif", "img1.tif", "movie.npy"):
+        img = read_image(folder / name)
+        frames = list(enumerate(img.data)) if img.is_stack else [(None, img.data)]
+        for frame, data in frames:
+            out[(name, frame)] = detect(data, img.pixel_size_nm, "MoS2", calibration="file")
+    return out
+
+
+def _fresh_worker_state():
+    batch_mod._WORKER_MODELS.clear()
+    batch_mod._MODEL_LOADS.clear()
+    batch_mod._TORCH_THREADS.clear()
+
+
+def _no_partials(out):
+    return [p.name for p in out.iterdir() if p.name.endswith(".part") or p.name.startswith(".")]
+
+
+def _check_ok_rows(summary, out, expected):
+    ok = summary[summary.status == "ok"]
+    assert len(ok) == 4
+    for row in ok.itertuples():
+        name = os.path.basename(row.image)
+        frame = None if pd.isna(row.frame) else int(row.frame)
+        truth = expected[(name, frame)]
+        assert row.n_defects == len(truth)
+        for c in ("V_S", "V_S2", "O_S", "V_Mo"):
+            assert getattr(row, f"n_{c}") == int((truth["class"] == c).sum())
+            assert getattr(row, f"per_cell_{c}") == pytest.approx(
+                (truth["class"] == c).sum() / row.n_cells, abs=1e-5)
+        assert row.defects_per_nm2 == pytest.approx(row.n_defects / row.area_nm2, rel=1e-4)
+        assert row.area_nm2 == pytest.approx(row.n_cells * np.sqrt(3) / 2 * 0.316 ** 2, rel=0.03)
+        table = read_defects_csv(out / row.csv)
+        assert list(table.columns) == list(truth.columns)
+        np.testing.assert_allclose(table[["y_px", "x_px"]], truth[["y_px", "x_px"]], atol=1e-3)
+        assert table["class"].tolist() == truth["class"].tolist()
+
+
+def test_batch_folder_with_corrupt_file_then_resume(folder, expected, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    _fresh_worker_state()
+    summary = batch([str(folder)], out, workers=2, processes=False)
+
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    assert len(summary) == 5  # 2 images + 2 frames + 1 bad file; notes.txt is not an image
+    bad = summary[summary.status == "error"]
+    assert bad.image.tolist() == [str(folder / "bad.tif")]
+    message = bad.error.iloc[0]
+    assert message.startswith("bad.tif could not be read as a .tif image") and "\n" not in message
+    _check_ok_rows(summary, out, expected)
+    movie = summary[summary.image.str.endswith("movie.npy")]
+    assert movie.frame.tolist() == [0, 1]
+    assert movie.csv.tolist() == ["movie_f0000.csv", "movie_f0001.csv"]
+    assert set(movie.pixel_size_source) == {"lattice"}
+    assert set(summary[summary.image.str.endswith(".tif") & (summary.status == "ok")]
+               .pixel_size_source) == {"file"}
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["img0.csv", "img1.csv", "movie_f0000.csv", "movie_f0001.csv", "summary.csv"])
+    on_disk = pd.read_csv(out / "summary.csv")
+    assert on_disk.n_defects.fillna(-1).tolist() == summary.n_defects.fillna(-1).tolist()
+    # the model is loaded once in this process although two workers ran four frames
+    assert batch_mod.model_load_count() == 1
+    assert batch_mod._TORCH_THREADS == [max(1, batch_mod._available_cores() // 2)]
+
+    # rerun: nothing finished is recomputed, the bad file is tried again
+    calls = []
+    real = batch_mod.detect_frame
+    monkeypatch.setattr(batch_mod, "detect_frame", lambda *a: calls.append(1) or real(*a))
+    mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("*.csv") if p.name != "summary.csv"}
+    again = batch([str(folder)], out, workers=2, processes=False)
+    assert calls == []
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.csv")
+            if p.name != "summary.csv"} == mtimes
+    pd.testing.assert_frame_equal(again.drop(columns="time_s"), summary.drop(columns="time_s"))
+
+    # a stack with one frame lost: only that frame is redone
+    (out / "movie_f0001.csv").unlink()
+    again = batch([str(folder)], out, workers=1, processes=False)
+    assert len(calls) == 1
+    assert (out / "movie_f0000.csv").stat().st_mtime_ns == mtimes["movie_f0000.csv"]
+    _check_ok_rows(again, out, expected)
+    assert _no_partials(out) == []
+
+
+def test_real_scheduler_workers_load_model_once(folder, expected, tmp_path):
+    from distributed import Client, LocalCluster
+
+    for name in ("img0.tif", "img1.tif"):
+        shutil.copy(folder / name, tmp_path / name)
+    out = tmp_path / "out"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        summary = batch([str(tmp_path / "*.tif")], out, scheduler=cluster.scheduler_address)
+        with Client(cluster) as client:
+            loads = client.run(batch_mod.model_load_count)
+            threads = client.run(lambda: list(batch_mod._TORCH_THREADS))
+    assert summary.status.tolist() == ["ok", "ok"]
+    for row in summary.itertuples():
+        assert row.n_defects == len(expected[(os.path.basename(row.image), None)])
+    assert set(loads.values()) <= {0, 1} and sum(loads.values()) >= 1
+    cores = batch_mod._available_cores()
+    assert all(t in ([], [max(1, cores // 2)]) for t in threads.values())
+
+
+def test_output_names_unique_when_stems_collide(tmp_path):
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        np.save(tmp_path / sub / "scan.npy", np.zeros((8, 8), np.float32))
+    (tmp_path / "a" / "summary.npy").write_bytes(b"")
+    (tmp_path / "a" / "other.npy").write_bytes(b"")
+    files = expand_inputs([str(tmp_path / "*" / "scan.npy"), str(tmp_path / "a")])
+    assert [f.parent.name + "/" + f.name for f in files] == [
+        "a/scan.npy", "b/scan.npy", "a/other.npy", "a/summary.npy"]
+    bases = [i.base for i in plan_items(files)]
+    assert len(set(bases)) == 4
+    assert bases[0].startswith("scan-") and bases[1].startswith("scan-")
+    assert bases[2] == "other" and bases[3].startswith("summary-")
+    assert bases == [i.base for i in plan_items(files)]  # stable from run to run
+    names = [i.base for i in plan_items([tmp_path / "movie.npy", tmp_path / "movie_f0001.tif",
+                                         tmp_path / "clip_f0001.tif"])]
+    assert names[0] == "movie" and names[1].startswith("movie_f0001-") and names[2] == "clip_f0001"
+
+    with pytest.raises(AtomDefectError, match="No files match"):
+        expand_inputs([str(tmp_path / "*.dm4")])
+    with pytest.raises(AtomDefectError, match="No such file or folder"):
+        expand_inputs([str(tmp_path / "missing.tif")])
+
+
+def test_cli_batch(folder, expected, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    for stale in (".img0.csv.x1y2z3.part", ".summary.csv.a1b2c3.part", ".img0_f0002.csv.zz.part"):
+        (out / stale).write_text("left by a killed run")
+    (out / "mine.part").write_text("not ours")
+    args = ["batch", str(folder / "img0.tif"), str(folder / "bad.tif"), "--out", str(out),
+            "--workers", "1", "--pixel-size-nm", "0.012", "--no-progress"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    n = len(expected[("img0.tif", None)])
+    assert f"2 images: 1 ok, 1 errors (0 files already done); {n} defects" in captured.out
+    assert "bad.tif could not be read" in captured.err
+    summary = pd.read_csv(out / "summary.csv")
+    ok = summary[summary.status == "ok"]
+    assert ok.n_defects.tolist() == [n] and ok.pixel_size_source.tolist() == ["user"]
+    assert ok.csv.tolist() == ["img0.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["img0.csv", "mine.part", "summary.csv"]
+
+    assert main(["batch", str(tmp_path / "nothere.tif"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"atomdefect: No such file or folder: {tmp_path / 'nothere.tif'}."
+
+
+def test_foreign_summary_is_left_alone(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.csv").write_text("a,b\n1,2\n")
+    (out / ".img0.csv.abc123.part").write_text("half")
+    assert main(["batch", str(folder / "img0.tif"), "--out", str(out), "--no-progress"]) == 2
+    assert "is not a batch summary" in capsys.readouterr().err
+    assert (out / "summary.csv").read_text() == "a,b\n1,2\n"
+    assert not (out / "img0.csv").exists()
+
+
+def test_failed_write_leaves_no_partial_file(folder, tmp_path, monkeypatch):
+    real_to_csv = pd.DataFrame.to_csv
+
+    def disk_full(self, fh, *args, **kwargs):
+        if "confidence" in self.columns:  # a defect table, not the summary
+            fh.write("y_px,x_px\n1.0,")
+            raise OSError(28, "No space left on device")
+        return real_to_csv(self, fh, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", disk_full)
+    out = tmp_path / "out"
+    summary = batch([str(folder / "img0.tif")], out, workers=1, processes=False)
+    assert summary.status.tolist() == ["error"]
+    assert summary.error.iloc[0] == f"Could not write img0.csv in {out} (No space left on device)."
+    assert [p.name for p in out.iterdir()] == ["summary.csv"]
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", real_to_csv)
+    summary = batch([str(folder / "img0.tif")], out, workers=1, processes=False)
+    assert summary.status.tolist() == ["ok"] and (out / "img0.csv").is_file()
+
+
+def test_cli_ctrl_c_says_how_to_continue(tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        yield {"step": "batch", "done_files": 3, "total_files": 7, "skipped": 1, "message": "x"}
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch_mod, "iter_batch", interrupted)
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path), "--out", str(out), "--no-progress"]) == 130
+    assert capsys.readouterr().err == (
+        f"atomdefect: interrupted after 3 of 7 files; {out}/summary.csv lists the finished ones. "
+        "Run the same command again to continue.\n")
