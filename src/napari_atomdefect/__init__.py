@@ -32,11 +32,15 @@ _API = {
     "NoLatticeError": "napari_atomdefect.core.errors",
     "BadImageError": "napari_atomdefect.core.errors",
     "ImageReadError": "napari_atomdefect.core.errors",
+    "batch": "napari_atomdefect.core.batch",
+    "iter_batch": "napari_atomdefect.core.batch",
+    "assess_fit": "napari_atomdefect.core.image_fit",
 }
 
 __all__ = sorted(_API) + ["__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .core.batch import batch, iter_batch  # noqa: F401
     from .core.cells import TileSpec, iter_cell_tiles, tile_cells  # noqa: F401
     from .core.detect import detect, iter_detect  # noqa: F401
     from .core.errors import (  # noqa: F401
@@ -45,6 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
         ImageReadError,
         NoLatticeError,
     )
+    from .core.image_fit import assess_fit  # noqa: F401
     from .core.io import StemImage, read_image  # noqa: F401
     from .core.lattice import Lattice, find_lattice  # noqa: F401
     from .core.materials import MATERIALS, get_material  # noqa: F401
