@@ -546,3 +546,21 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray, bas
     yield {"stage": "done", "done": True, "fraction": 1.0, "path": folder, "card": card,
            "outcome": outcome, "kept_base_detector": kept_base,
            "message": f"Saved model {name} ({card['fine_tuning']['elapsed_s']:.0f} s)."}
+
+
+def preview_tiles(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
+                  spec: TileSpec = TileSpec()) -> np.ndarray:
+    """Raw (not normalised) tiles ``(N, S, S)`` of the given cells only — cheap enough to run on
+    every click, unlike tiling the whole image."""
+    from .cells import cell_affines, sample_bilinear
+
+    ids = np.asarray(cell_ids, int)
+    s = spec.size_px
+    if len(ids) == 0:
+        return np.zeros((0, s, s), np.float32)
+    aff = cell_affines(lattice, spec)[ids].astype(np.float32)
+    rr, cc = np.mgrid[0:s, 0:s].astype(np.float32)
+    rr, cc = rr.ravel()[None, :], cc.ravel()[None, :]
+    rows = aff[:, 0, 0, None] * rr + aff[:, 0, 1, None] * cc + aff[:, 0, 2, None]
+    cols = aff[:, 1, 0, None] * rr + aff[:, 1, 1, None] * cc + aff[:, 1, 2, None]
+    return sample_bilinear(np.asarray(image, np.float32), rows, cols).reshape(len(ids), s, s)
