@@ -125,8 +125,8 @@ class FinetuneWidget(QWidget):
         self.batch_size = QSpinBox()
         self.batch_size.setRange(2, 512)
         self.batch_size.setValue(defaults.detector_batch_size)
-        self.keep_base = QCheckBox("Keep the base detector if fine-tuning scores lower on "
-                                   "held-out corrected cells")
+        self.keep_base = QCheckBox("Keep the base detector if fine-tuning loses (on held-out "
+                                   "corrected cells or simulated images)")
         self.keep_base.setChecked(defaults.keep_better_detector)
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
