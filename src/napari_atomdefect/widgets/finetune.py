@@ -495,6 +495,8 @@ class FinetuneWidget(QWidget):
             self.update_selection()
             if then == "start":
                 self.start()
+        elif kind == "finetune" and self.lattice is None and self._selecting():
+            self.update_selection()  # the image or frame changed during the run
 
     def cancel(self) -> None:
         """Stop the running job at its next progress item (within a few seconds)."""
