@@ -110,6 +110,41 @@ def test_device_selection():
         select_device("tpu")
 
 
+def test_cancelled_detection_leaves_the_thread_able_to_train(sims):
+    """A consumer that stops ``iter_detect`` midway (Cancel) must not leave its thread in
+    inference mode: a training step on the same thread afterwards still gets gradients."""
+    import torch
+
+    from napari_atomdefect.core.detect import iter_detect
+
+    gen = iter_detect(sims[0].image, 0.012, batch_size=64)
+    items = []
+    for item in gen:
+        items.append(item)
+        if item.get("step") == "detect":
+            break  # suspended at the first progress item of the classification loop
+    assert items[-1]["fraction"] < 1.0  # stopped midway, not at the end
+    assert not torch.is_inference_mode_enabled()
+    layer = torch.nn.Linear(3, 1)
+    loss = layer(torch.ones(2, 3)).sum()
+    loss.backward()
+    assert layer.weight.grad is not None and float(layer.weight.grad.abs().sum()) == 6.0
+    gen.close()
+    assert not torch.is_inference_mode_enabled()
+
+
+def test_detect_warns_when_the_calibration_is_replaced(sims):
+    """The caller learns (as a warning) that the file's pixel size was replaced by the lattice
+    calibration; the same sentence is attached to the result."""
+    from napari_atomdefect.core.lattice import CalibrationWarning
+
+    with pytest.warns(CalibrationWarning, match="disagrees with the MoS2 lattice"):
+        pred = detect(sims[0].image, pixel_size_nm=0.02, calibration="file")
+    assert pred.attrs["calibration"] == "lattice"
+    assert pred.attrs["pixel_size_nm"] == pytest.approx(0.012, rel=0.03)
+    assert any("disagrees" in m for m in pred.attrs["messages"])
+
+
 def test_errors(sims, tmp_path):
     with pytest.raises(UnknownMaterialError):
         detect(sims[0].image, 0.012, material="GaN")

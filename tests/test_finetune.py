@@ -66,41 +66,136 @@ def test_card_and_progress(tuned):
     # A fifth of the labelled cells was held out and scored with both detectors.
     real = card["detector"]["metrics"]["real_validation"]
     assert real["n_cells"] >= 40 and real["n_defect_sites"] >= 1
-    assert card["detector"]["training"]["kept_base_detector"] == (
-        real["decisive"] and real["mean_f1_after"] < real["mean_f1_before"])
+    outcome = card["fine_tuning"]["outcome"]
+    assert card["detector"]["training"]["kept_base_detector"] == outcome["lost"]
+    assert outcome["real_mean_f1_before"] == real["mean_f1_before"]
     assert any("held out of training" in i.get("message", "") for i in items)
+    assert items[-1]["outcome"] == outcome["message"]
+
+
+def _tiny_run(tmp_path, monkeypatch, name, real_f1, sim_f1):
+    """A tiny fine-tuning run whose detector scores are faked by *which* detector (base or
+    fine-tuned) is scored on *which* cells (held-out real or simulated) — not by call order.
+
+    ``real_f1`` and ``sim_f1`` map ``"base"``/``"tuned"`` to per-class F1 dicts.
+    """
+    import torch
+
+    from napari_atomdefect.core import finetune as finetune_module
+    from napari_atomdefect.core import train as train_module
+    from napari_atomdefect.core.registry import DETECTOR_FILE, load_state
+
+    base_state = load_state(resolve_model().path / DETECTOR_FILE)
+    key = next(iter(base_state))
+    real_sets = []
+    labelled = finetune_module.labelled_real_cells
+
+    def remember_real(*args, **kwargs):
+        cells = labelled(*args, **kwargs)
+        real_sets.append(cells)
+        return cells
+
+    def fake_scores(net, cells, device):
+        who = "base" if torch.equal(net.state_dict()[key].cpu(), base_state[key]) else "tuned"
+        table = real_f1 if any(cells is r for r in real_sets) else sim_f1
+        return dict(table[who])
+
+    monkeypatch.setattr(finetune_module, "labelled_real_cells", remember_real)
+    monkeypatch.setattr(train_module, "site_scores", fake_scores)
+    sim = shifted_image(4, size=512)
+    lattice = find_lattice(sim.image, "MoS2", pixel_size_nm=0.012)
+    items = list(iter_finetune(sim.image, lattice, select_cells(lattice, select_all=True), None,
+                               name, FinetuneSettings(noise_steps=2, detector_steps=4,
+                                                      n_sim_images=2, anchor_images=1),
+                               corrections=sim.defects, device="cpu", out_dir=tmp_path))
+    return items, items[-1]["card"]
+
+
+def _f1(v_s, o_s, v_s2, v_mo):
+    return {"V_S": v_s, "O_S": o_s, "V_S2": v_s2, "V_Mo": v_mo}
+
+
+def _detector_is_base(path) -> bool:
+    from napari_atomdefect.core.registry import DETECTOR_FILE, load_state
+
+    kept = load_state(path / DETECTOR_FILE)
+    base = load_state(resolve_model().path / DETECTOR_FILE)
+    return all(np.array_equal(kept[k].numpy(), v.numpy()) for k, v in base.items())
 
 
 def test_base_detector_kept_when_fine_tuned_one_is_worse_on_held_out_cells(tmp_path, monkeypatch):
     """The fine-tuned detector is scored against the base one on held-out real cells; when it
     loses there, the saved model carries the base detector."""
-    from napari_atomdefect.core import train as train_module
-    from napari_atomdefect.core.registry import DETECTOR_FILE, load_state
-
-    calls = []
-
-    def fake_scores(net, cells, device):  # before (simulated), before (real), ..., after (real)
-        calls.append(len(cells))
-        value = 0.9 if len(calls) <= 2 else 0.1
-        return dict.fromkeys(("V_S", "V_S2", "O_S", "V_Mo"), value)
-
-    monkeypatch.setattr(train_module, "site_scores", fake_scores)
-    sim = shifted_image(4, size=512)
-    lattice = find_lattice(sim.image, "MoS2", pixel_size_nm=0.012)
-    items = list(iter_finetune(sim.image, lattice, select_cells(lattice, select_all=True), None,
-                               "worse", FinetuneSettings(noise_steps=2, detector_steps=4,
-                                                         n_sim_images=2, anchor_images=1),
-                               corrections=sim.defects, device="cpu", out_dir=tmp_path))
-    card = items[-1]["card"]
+    items, card = _tiny_run(tmp_path, monkeypatch, "worse",
+                            real_f1={"base": _f1(.9, .9, .9, .9), "tuned": _f1(.1, .1, .1, .1)},
+                            sim_f1={"base": _f1(.9, .9, .9, .9), "tuned": _f1(.9, .9, .9, .9)})
     real = card["detector"]["metrics"]["real_validation"]
     assert real["decisive"] and real["n_defect_sites"] >= 8
+    assert real["mean_f1_before"] == pytest.approx(0.9) and real["mean_f1_after"] == pytest.approx(0.1)
     assert card["detector"]["training"]["kept_base_detector"]
     assert any("base detector is kept" in i.get("message", "") for i in items)
+    assert _detector_is_base(tmp_path / "worse")
     base = resolve_model()
-    kept = load_state(tmp_path / "worse" / DETECTOR_FILE)
-    for key, value in load_state(base.path / DETECTOR_FILE).items():
-        np.testing.assert_array_equal(kept[key].numpy(), value.numpy())
     assert card["detector"]["temperature"] == base.card["detector"]["temperature"]
+
+
+def test_clear_loss_on_few_sites_and_simulated_images_keeps_the_base(tmp_path, monkeypatch):
+    """Issue #11: held-out mean F1 1.00 -> 0.20 on fewer than MIN_VALIDATION_DEFECTS sites and
+    simulated V_S/O_S F1 0.00 was saved as a normal model. It must keep the base detector and
+    say so (item, card)."""
+    from napari_atomdefect.core import finetune as finetune_module
+
+    monkeypatch.setattr(finetune_module, "MIN_VALIDATION_DEFECTS", 10**6)  # too few sites
+    items, card = _tiny_run(tmp_path, monkeypatch, "lost",
+                            real_f1={"base": _f1(1, 1, 1, 1), "tuned": _f1(.2, .2, .2, .2)},
+                            sim_f1={"base": _f1(.8, .7, .6, .9), "tuned": _f1(0, 0, .6, .9)})
+    real = card["detector"]["metrics"]["real_validation"]
+    assert not real["decisive"]
+    outcome = card["fine_tuning"]["outcome"]
+    assert outcome["lost"] and outcome["kept_base_detector"]
+    assert len(outcome["reasons"]) == 2  # the few held-out sites and the simulated images
+    assert outcome["sim_mean_f1_before"] == pytest.approx(0.75)
+    assert outcome["sim_mean_f1_after"] == pytest.approx(0.375)
+    assert card["detector"]["training"]["kept_base_detector"]
+    assert items[-1]["kept_base_detector"]
+    assert "base detector of mos2-default is kept" in items[-1]["outcome"]
+    assert "1.00 → 0.20" in items[-1]["outcome"] and "0.75 → 0.38" in items[-1]["outcome"]
+    assert _detector_is_base(tmp_path / "lost")
+
+
+def test_genuine_gain_keeps_the_fine_tuned_detector(tmp_path, monkeypatch):
+    items, card = _tiny_run(tmp_path, monkeypatch, "gain",
+                            real_f1={"base": _f1(.5, .5, .5, .5), "tuned": _f1(.8, .8, .8, .8)},
+                            sim_f1={"base": _f1(.6, .6, .6, .6), "tuned": _f1(.7, .7, .7, .7)})
+    outcome = card["fine_tuning"]["outcome"]
+    assert not outcome["lost"] and not outcome["kept_base_detector"]
+    assert not card["detector"]["training"]["kept_base_detector"]
+    assert items[-1]["outcome"].startswith("The fine-tuned detector is kept")
+    assert "0.50 → 0.80" in items[-1]["outcome"]
+    assert not _detector_is_base(tmp_path / "gain")
+
+
+def test_fine_tuning_verdict_rules():
+    from napari_atomdefect.core.finetune import CLEAR_LOSS, fine_tuning_verdict
+
+    same = _f1(.8, .8, .8, .8)
+
+    def real(before, after, n, decisive):
+        return {"classes": ["V_S"], "n_defect_sites": n, "mean_f1_before": before,
+                "mean_f1_after": after, "decisive": decisive}
+
+    # Enough sites: any drop counts; a gain counts even if the simulated images disagree.
+    assert fine_tuning_verdict(real(.8, .75, 20, True), same, same)["lost"]
+    assert not fine_tuning_verdict(real(.6, .8, 20, True), same, _f1(0, 0, 0, 0))["lost"]
+    # Few sites: only a clear drop counts there; the simulated images count as well.
+    assert fine_tuning_verdict(real(1.0, .2, 3, False), same, same)["lost"]
+    assert not fine_tuning_verdict(real(.8, .8 - CLEAR_LOSS / 2, 3, False), same, same)["lost"]
+    assert fine_tuning_verdict(real(.8, .8, 3, False), same, _f1(0, 0, .8, .8))["lost"]
+    # No corrections at all: the simulated images decide.
+    assert fine_tuning_verdict(None, same, _f1(.3, .3, .3, .3))["lost"]
+    verdict = fine_tuning_verdict(None, same, _f1(.75, .8, .8, .8))
+    assert not verdict["lost"] and verdict["reasons"] == []
+    assert verdict["real_mean_f1_before"] is None
 
 
 def test_real_validation_split_and_comparison():
@@ -121,16 +216,31 @@ def test_real_validation_split_and_comparison():
 
 
 def test_cancel_leaves_models_unchanged(tmp_path, monkeypatch):
+    """Progress comes every few seconds through the data generation (one item per simulated
+    image), so stopping (closing the generator, what Cancel does) takes effect promptly, and
+    nothing is written."""
+    import time
+
     monkeypatch.setenv("ATOMDEFECT_USER_MODELS", str(tmp_path))
     before = [(m.name, m.path) for m in list_models()]
     sim = shifted_image(3)
     lattice = find_lattice(sim.image, "MoS2", pixel_size_nm=0.012)
     gen = iter_finetune(sim.image, lattice, select_cells(lattice, select_all=True), None, "x",
-                        FinetuneSettings(noise_steps=200, detector_steps=50, n_sim_images=2))
+                        FinetuneSettings(noise_steps=200, detector_steps=50, n_sim_images=8))
+    gaps, items, t = [], [], time.perf_counter()
     for item in gen:
-        if item.get("stage") == "noise":
+        now = time.perf_counter()
+        gaps.append(now - t)
+        t = now
+        items.append(item)
+        if "image 8/8" in item["message"]:
             break
     gen.close()  # what Cancel does
+    # Before: one silent stretch for all 8 images of domain A; now one item per image.
+    assert max(gaps) < 8.0, gaps
+    assert sum("Simulating domain A (ideal cells): image" in i["message"] for i in items) == 8
+    fractions = [i["fraction"] for i in items]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(0.12)
     assert [(m.name, m.path) for m in list_models()] == before
     assert list(tmp_path.iterdir()) == []
     assert resolve_model().bundled

@@ -14,6 +14,11 @@ def _wait(qtbot, widget, timeout=300_000):
     qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
 
 
+def _count(qtbot, ft, start: str, timeout=60_000):
+    """Wait for the selection count (the lattice is found in a worker, once)."""
+    qtbot.waitUntil(lambda: ft.count_label.text().startswith(start), timeout=timeout)
+
+
 def test_select_and_finetune(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("ATOMDEFECT_USER_MODELS", str(tmp_path / "models"))
     viewer = make_napari_viewer()
@@ -24,13 +29,15 @@ def test_select_and_finetune(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     # Too few cells: a clear message, nothing starts.
     ft.start_picking()
     viewer.layers[CELLS_LAYER].data = np.array([[100.0, 100.0], [200.0, 200.0]])
-    assert ft.count_label.text().startswith("2 cells selected (at least")
+    _count(qtbot, ft, "2 cells selected (at least")
+    _wait(qtbot, ft, 60_000)
     ft.start()
     assert ft.worker is None and "at least" in ft.status.text()
     # A region selects every cell inside it.
     ft.start_region()
     viewer.layers[REGION_LAYER].add_polygons([np.array([[0, 0], [0, 300], [300, 300],
                                                         [300, 0]], float)])
+    _count(qtbot, ft, "")
     n = int(ft.count_label.text().split()[0])
     assert n > 60
     assert ft.preview.pixmap() is not None and not ft.preview.pixmap().isNull()
@@ -44,6 +51,7 @@ def test_select_and_finetune(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     ft.start()
     _wait(qtbot, ft)
     assert ft.last_result is not None and ft.last_result["path"].name == "widget-test"
+    assert ft.outcome.text() == ft.last_result["outcome"] and ft.outcome.text()
     assert "widget-test" in [ft.models.item(i).text().split(" — ")[0]
                              for i in range(ft.models.count())]
     # The Detect widget lists the new model at once.
@@ -51,15 +59,61 @@ def test_select_and_finetune(make_napari_viewer, qtbot, tmp_path, monkeypatch):
 
 
 def test_cancel_writes_nothing(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    """Cancel after the first progress item ends the run within seconds; bar and status say
+    Cancelled; no model folder is written."""
+    import time
+
     monkeypatch.setenv("ATOMDEFECT_USER_MODELS", str(tmp_path / "models"))
     viewer = make_napari_viewer()
     viewer.open_sample("napari-atomdefect", "mos2")
     ft = FinetuneWidget(viewer)
     ft.all_cells.setChecked(True)
+    _count(qtbot, ft, "433 cells selected")
+    _wait(qtbot, ft, 60_000)
     ft.advanced.setChecked(True)
     ft.noise_steps.setValue(500)
     ft.start()
+    assert ft.worker is not None
+    first = []
+    ft.worker.worker.yielded.connect(lambda item: first.append(time.perf_counter()))
+    qtbot.waitUntil(lambda: len(first) > 0, timeout=60_000)
     ft.cancel()
-    _wait(qtbot, ft)
-    assert "Cancelled" in ft.status.text()
+    t0 = time.perf_counter()
+    _wait(qtbot, ft, 60_000)
+    assert time.perf_counter() - t0 < 15.0
+    assert ft.status.text().startswith("Cancelled")
+    assert ft.progress.format() == "Cancelled"
+    assert ft.start_button.isEnabled() and not ft.cancel_button.isEnabled()
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+
+def test_lattice_cache_follows_frame_and_layer(make_napari_viewer, qtbot):
+    """The lattice is found in a worker, once per layer, frame, material and pixel size; new
+    data or a removed layer forget it; a click is cheap (no re-tiling, no new lattice)."""
+    from napari_atomdefect._sample_data import make_sample_data
+
+    viewer = make_napari_viewer()
+    image = np.asarray(make_sample_data()[0][0], np.float32)
+    layer = viewer.add_image(np.stack([image, image[::-1].copy()]), name="stack")
+    ft = FinetuneWidget(viewer)
+    ft.all_cells.setChecked(True)
+    _count(qtbot, ft, "433 cells selected")
+    _wait(qtbot, ft, 60_000)
+    first = ft.lattice
+    assert len(ft._lattices) == 1 and ft._key()[1] == 0
+    viewer.dims.set_current_step(0, 1)
+    assert ft.lattice is None  # another frame: not the first frame's lattice
+    ft.update_selection()
+    _count(qtbot, ft, "433 cells selected")
+    _wait(qtbot, ft, 60_000)
+    assert len(ft._lattices) == 2 and ft.lattice is not first
+    # A click selects through the cached lattice, without a worker.
+    ft.all_cells.setChecked(False)
+    ft.start_picking()
+    lat = ft.lattice
+    viewer.layers[CELLS_LAYER].data = lat.metal_sites_px[10:13] + (lat.a1_px + lat.a2_px) / 3
+    assert ft.worker is None and ft.count_label.text().startswith("3 cells selected")
+    layer.data = np.stack([image, image, image])
+    assert len(ft._lattices) == 0
+    viewer.layers.remove(layer)
+    assert len(ft._lattices) == 0

@@ -55,9 +55,9 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     dev, dev_text = select_device(device)
     yield {"step": "lattice", "fraction": 0.0, "message": f"Finding the lattice (device {dev_text})"}
     if lattice is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            lattice = find_lattice(arr, mat, pixel_size_nm=pixel_size_nm, calibration=calibration)
+        # Its warnings (e.g. a replaced calibration) reach the caller; the same sentences are
+        # attached to the result as ``attrs["messages"]``.
+        lattice = find_lattice(arr, mat, pixel_size_nm=pixel_size_nm, calibration=calibration)
     levels = intensity_levels(arr, lattice)
     norm = normalise(arr, levels)
     net = load_detector(info, dev)
@@ -68,28 +68,30 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     n_tiles = lattice.n_cells + sum(ij not in metal_lookup for ij in chalc_lookup)
     site_rows = []
     done = 0
-    with torch.inference_mode():
-        for batch in iter_cell_tiles(norm, lattice, spec, batch_size=batch_size, border=True):
-            own = own_site_positions(batch, lattice)
+    for batch in iter_cell_tiles(norm, lattice, spec, batch_size=batch_size, border=True):
+        own = own_site_positions(batch, lattice)
+        # Inference mode around the forward pass only, never across a ``yield``: a consumer that
+        # stops here (Cancel) must not leave its thread in inference mode.
+        with torch.inference_mode():
             x = torch.from_numpy(batch.tiles[:, None]).to(dev)
             s = torch.from_numpy(own.astype(np.float32)).to(dev)
             pm, px = site_probabilities(site_logits(net(x), s), temperature)
             pm, px = pm.cpu().numpy(), px.cpu().numpy()
-            for k, ij in enumerate(map(tuple, batch.index.tolist())):
-                m = metal_lookup.get(ij) if batch.has_metal[k] else None
-                if m is not None:
-                    y, xx = lattice.metal_sites_px[m]
-                    site_rows.append((y, xx, "metal", ("metal", "V_Mo")[int(pm[k].argmax())],
-                                      float(pm[k].max()), float(pm[k, 1])))
-                c = chalc_lookup.get(ij)
-                if c is not None:
-                    y, xx = lattice.chalcogen_sites_px[c]
-                    cls = ("chalcogen",) + CHALCOGEN_DEFECTS
-                    site_rows.append((y, xx, "chalcogen", cls[int(px[k].argmax())],
-                                      float(px[k].max()), float(1 - px[k, 0])))
-            done += len(batch)
-            yield {"step": "detect", "fraction": done / max(n_tiles, 1),
-                   "message": f"Classified {done}/{n_tiles} unit cells"}
+        for k, ij in enumerate(map(tuple, batch.index.tolist())):
+            m = metal_lookup.get(ij) if batch.has_metal[k] else None
+            if m is not None:
+                y, xx = lattice.metal_sites_px[m]
+                site_rows.append((y, xx, "metal", ("metal", "V_Mo")[int(pm[k].argmax())],
+                                  float(pm[k].max()), float(pm[k, 1])))
+            c = chalc_lookup.get(ij)
+            if c is not None:
+                y, xx = lattice.chalcogen_sites_px[c]
+                cls = ("chalcogen",) + CHALCOGEN_DEFECTS
+                site_rows.append((y, xx, "chalcogen", cls[int(px[k].argmax())],
+                                  float(px[k].max()), float(1 - px[k, 0])))
+        done += len(batch)
+        yield {"step": "detect", "fraction": done / max(n_tiles, 1),
+               "message": f"Classified {done}/{n_tiles} unit cells"}
     sites = pd.DataFrame(site_rows, columns=["y_px", "x_px", "sublattice", "class", "confidence",
                                              "p_defect"])
     defects = sites[~sites["class"].isin(["metal", "chalcogen"])].reset_index(drop=True)

@@ -13,11 +13,16 @@
    optionally — the selected real cells labelled by the user's corrected detections (every other
    site of those cells counts as pristine).
 3. Stage 2 (U-Net) is fine-tuned from the base detector on them.
-4. With corrections, a fifth of the selected labelled cells is held out of training: base and
-   fine-tuned detector are scored on these real cells, the card records both, and when the
-   held-out cells hold enough defects (:data:`MIN_VALIDATION_DEFECTS`) and the fine-tuned detector
-   scores lower, the base detector is kept (the user is told). With fewer defects the scores are
-   reported but decide nothing.
+4. Base and fine-tuned detector are compared on all the evidence (:func:`fine_tuning_verdict`):
+   with corrections, a fifth of the selected labelled cells is held out of training and both are
+   scored there; both are also scored on held-out images of the fitted simulator. When the
+   fine-tuned detector loses — lower on enough held-out defect sites
+   (:data:`MIN_VALIDATION_DEFECTS`), or clearly lower (:data:`CLEAR_LOSS`) on fewer sites or on
+   the simulated images — the base detector is kept in the new model. The outcome is recorded in
+   the card (``fine_tuning.outcome``) and reported as a sentence.
+
+Every step yields progress at least every few seconds, so that a consumer can show it and stop
+(close the generator) promptly.
 
 Nothing is written until the end, and then atomically (temporary folder, then rename): closing the
 generator (Cancel) or an error leaves every existing model as it was.
@@ -43,8 +48,11 @@ from .normalize import intensity_levels, normalise
 MIN_CELLS = 20
 #: Share of the selected, labelled cells held out to compare base and fine-tuned detector.
 REAL_VALIDATION_FRACTION = 0.2
-#: Fewest defect sites among the held-out real cells for that comparison to decide anything.
+#: Fewest defect sites among the held-out real cells for any drop there to count as a loss.
 MIN_VALIDATION_DEFECTS = 8
+#: A drop of the mean F1 at least this large counts as a loss even on fewer held-out defect sites,
+#: or on the held-out simulated images of the fitted microscope.
+CLEAR_LOSS = 0.25
 
 
 @dataclass
@@ -52,8 +60,8 @@ class FinetuneSettings:
     """Settings of a fine-tuning run (the defaults finish in a few minutes on two CPU cores).
 
     ``anchor_images``: images of random microscopes added to the stage-2 data;
-    ``keep_better_detector``: keep the base detector when the fine-tuned one scores lower on the
-    held-out labelled cells; ``detector_layers``: which U-Net parts are fine-tuned
+    ``keep_better_detector``: keep the base detector when the fine-tuned one loses
+    (:func:`fine_tuning_verdict`); ``detector_layers``: which U-Net parts are fine-tuned
     (:data:`~.train.TRAINABLE_PARTS`).
     """
 
@@ -194,11 +202,76 @@ def describe_real_validation(scores: dict, kept_base: bool) -> str:
             f"({scores['n_defect_sites']} defect sites): mean F1 "
             f"{scores['mean_f1_before']:.2f} before, {scores['mean_f1_after']:.2f} after.")
     if kept_base:
-        return text + " The fine-tuned detector is not better there: the base detector is kept."
+        return text + " The fine-tuned detector is not better: the base detector is kept."
     if not scores["decisive"]:
-        return text + (f" Too few defects (< {MIN_VALIDATION_DEFECTS}) for this to decide; "
-                       "select more corrected cells for a firmer check.")
+        return text + (f" Fewer than {MIN_VALIDATION_DEFECTS} defect sites: only a clear drop "
+                       "would count; select more corrected cells for a firmer check.")
     return text
+
+
+def _mean_f1(scores: dict) -> float:
+    return float(np.mean([scores[c] for c in ("V_S", "V_S2", "O_S", "V_Mo")]))
+
+
+def fine_tuning_verdict(real: dict | None, sim_before: dict, sim_after: dict) -> dict:
+    """Whether the fine-tuned detector lost against the base detector, and why.
+
+    Parameters
+    ----------
+    real : dict or None
+        :func:`compare_on_real_cells` of the held-out user cells (``None`` without corrections).
+    sim_before, sim_after : dict
+        Per-class F1 of the base and fine-tuned detector on held-out simulated images of the
+        fitted microscope.
+
+    Returns
+    -------
+    dict
+        ``lost`` (bool), ``reasons`` (sentence fragments), ``sim_mean_f1_before/after`` and
+        ``real_mean_f1_before/after`` (``None`` without held-out defect sites).
+
+    Notes
+    -----
+    With at least :data:`MIN_VALIDATION_DEFECTS` held-out defect sites the user's cells decide
+    alone: any drop there is a loss. Otherwise a drop of :data:`CLEAR_LOSS` or more, on the few
+    held-out sites or on the simulated images, is a loss.
+    """
+    sim_b, sim_a = _mean_f1(sim_before), _mean_f1(sim_after)
+    has_real = real is not None and bool(real.get("classes"))
+    real_b = real["mean_f1_before"] if has_real else None
+    real_a = real["mean_f1_after"] if has_real else None
+    reasons = []
+    if has_real and real["decisive"]:
+        if real_a < real_b:
+            reasons.append(f"it scores lower on your {real['n_defect_sites']} held-out defect "
+                           f"sites (mean F1 {real_b:.2f} → {real_a:.2f})")
+    else:
+        if has_real and real_a <= real_b - CLEAR_LOSS:
+            reasons.append(f"it scores clearly lower on your {real['n_defect_sites']} held-out "
+                           f"defect sites (mean F1 {real_b:.2f} → {real_a:.2f})")
+        if sim_a <= sim_b - CLEAR_LOSS:
+            reasons.append("it scores clearly lower on held-out simulated images of your "
+                           f"microscope (mean F1 {sim_b:.2f} → {sim_a:.2f})")
+    return {"lost": bool(reasons), "reasons": reasons, "sim_mean_f1_before": sim_b,
+            "sim_mean_f1_after": sim_a, "real_mean_f1_before": real_b,
+            "real_mean_f1_after": real_a}
+
+
+def describe_outcome(verdict: dict, kept_base: bool, base_name: str) -> str:
+    """One sentence for the user: which detector the new model carries, and why."""
+    why = "; ".join(verdict["reasons"])
+    if kept_base:
+        return (f"Fine-tuning did not help the detector ({why}): the base detector of "
+                f"{base_name} is kept in this model.")
+    if verdict["lost"]:
+        return (f"Warning: the fine-tuned detector looks worse ({why}); it was saved because "
+                "keeping the base detector is switched off.")
+    evidence = (f"simulated images of your microscope: mean F1 "
+                f"{verdict['sim_mean_f1_before']:.2f} → {verdict['sim_mean_f1_after']:.2f}")
+    if verdict["real_mean_f1_before"] is not None:
+        evidence = (f"your held-out cells: mean F1 {verdict['real_mean_f1_before']:.2f} → "
+                    f"{verdict['real_mean_f1_after']:.2f}; " + evidence)
+    return f"The fine-tuned detector is kept ({evidence})."
 
 
 def calibrated_simulator(image: np.ndarray, lattice: Lattice, corrections: pd.DataFrame | None,
@@ -254,18 +327,86 @@ def _base_detector(info):
     return net
 
 
+def _iter_simulated_cells(n_images: int, seed: int, material: str, spec: TileSpec, ideal: bool,
+                          overrides, pixel_size_nm: float | None, span: tuple[float, float],
+                          what: str) -> Iterator[dict]:
+    """:func:`.pipeline.simulated_cells` (same images, same seeds) with one progress item per
+    image, ``fraction`` moving through ``span``; returns the :class:`CellSet`."""
+    from .datasets import iter_simulated_cell_sets
+
+    parts = []
+    rng = np.random.default_rng(seed + 7)
+    px = {} if pixel_size_nm is None else {"pixel_size_nm": (pixel_size_nm, pixel_size_nm)}
+    lo, hi = span
+    for k in range(n_images):
+        ov = overrides(rng) if callable(overrides) else overrides
+        for cells, _ in iter_simulated_cell_sets(1, seed * 100_003 + k, material, spec,
+                                                 ideal=ideal, params_override=ov, **px):
+            parts.append(cells)
+        yield {"stage": "data", "fraction": lo + (hi - lo) * (k + 1) / max(n_images, 1),
+               "message": f"{what}: image {k + 1}/{n_images}"}
+    if not parts:
+        raise AtomDefectError("No simulated image could be tiled; check the material.")
+    return CellSet.concatenate(parts)
+
+
+def _in_background(fn, fraction: float, message: str, every_s: float = 1.0) -> Iterator[dict]:
+    """Run ``fn()`` in a helper thread, yielding progress every ``every_s`` seconds meanwhile (so
+    that a consumer can show it, or stop waiting); returns ``fn``'s result or raises its error.
+
+    A consumer that stops waiting leaves the helper thread to finish on its own; its result is
+    dropped.
+    """
+    import threading
+
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["result"] = fn()
+        except Exception as exc:  # re-raised in the generator's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="atomdefect-finetune-step", daemon=True)
+    t0 = time.perf_counter()
+    thread.start()
+    while True:
+        thread.join(every_s)
+        if not thread.is_alive():
+            break
+        yield {"stage": "data", "fraction": fraction,
+               "message": f"{message} ({time.perf_counter() - t0:.0f} s)"}
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def _step(fraction: float, message: str, **extra) -> dict:
+    return {"stage": "data", "fraction": fraction, "message": message, **extra}
+
+
+#: Progress fractions of the parts of a run (start, end).
+_SPANS = {"fit": (0.0, 0.03), "domain_a": (0.03, 0.12), "noise": (0.12, 0.5),
+          "fresh": (0.5, 0.58), "direct": (0.59, 0.63), "anchor": (0.63, 0.66),
+          "held": (0.66, 0.69), "detector": (0.72, 0.96)}
+
+
 def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray, base_model,
                   name: str, settings: FinetuneSettings = FinetuneSettings(),
                   corrections: pd.DataFrame | None = None, device: str = "auto",
                   source: str = "", out_dir=None) -> Iterator[dict]:
     """Fine-tune both stages; yields progress and finally ``{"done", "path", "card"}``.
 
+    Progress comes at least every few seconds (per simulated image, every few training steps),
+    so closing the generator stops the run promptly; nothing is written before the end.
     ``out_dir`` defaults to the user models folder; the model is written there as ``name``.
+    The final item also holds ``outcome`` (a sentence: which detector was kept, and why) and
+    ``kept_base_detector``.
     """
     from torch import nn
 
     from .device import select_device
-    from .pipeline import DETECTOR_TILE, new_card, simulated_cells
+    from .pipeline import DETECTOR_TILE, new_card
     from .registry import resolve_model, user_models_dir, write_model
     from .train import label_preservation, site_scores, train_detector, train_noise, translate
 
@@ -279,49 +420,56 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray, bas
     noise_spec = TileSpec(**info.card["noise"]["tile"])
     det_spec = TileSpec(**info.card["detector"].get("tile", asdict(DETECTOR_TILE)))
     s = settings
-
-    yield {"stage": "data", "fraction": 0.01, "message": "Fitting the simulator to your image…"}
-    use_corr = corrections if s.use_corrections and corrections is not None else None
-    draw, calibration = calibrated_simulator(image, lattice, use_corr, s.seed)
     px = lattice.pixel_size_nm
-    yield {"stage": "data", "fraction": 0.02, "calibration": calibration,
-           "message": f"{describe_calibration(calibration)} Cutting your cells and simulating "
-           "domain A…"}
+
+    def sims(n, seed, ideal, part, what, overrides=None, pixel_size=None):
+        return _iter_simulated_cells(n, seed, material, noise_spec, ideal, overrides, pixel_size,
+                                     _SPANS[part], what)
+
+    yield _step(0.01, "Fitting the simulator to your image…")
+    use_corr = corrections if s.use_corrections and corrections is not None else None
+    draw, calibration = yield from _in_background(
+        lambda: calibrated_simulator(image, lattice, use_corr, s.seed), 0.02,
+        "Fitting the simulator to your image…")
+    yield _step(_SPANS["fit"][1], f"{describe_calibration(calibration)} Cutting your cells and "
+                "simulating domain A…", calibration=calibration)
     real, _ = real_cell_tiles(image, lattice, cell_ids, noise_spec)
-    ideal = simulated_cells(s.n_sim_images, s.seed, material, noise_spec, ideal=True,
-                            overrides=draw, pixel_size_nm=px)
+    ideal = yield from sims(s.n_sim_images, s.seed, True, "domain_a",
+                            "Simulating domain A (ideal cells)", draw, px)
 
     model = base_ugatit(info)
+    lo, hi = _SPANS["noise"]
+    report = 3  # steps between progress items: a few seconds at most on two CPU cores
     for item in train_noise(ideal.tiles, real.tiles, steps=s.noise_steps,
                             batch_size=s.noise_batch_size, lr=s.noise_lr, seed=s.seed,
-                            device=dev, model=model, report_every=10,
-                            sample_every=max(s.noise_steps // 5, 10)):
+                            device=dev, model=model, report_every=report,
+                            sample_every=max(2 * report, s.noise_steps // 5 // report * report)):
         if item.get("done"):
             model = item["model"]
         else:
-            item["fraction"] = 0.05 + 0.45 * item["step"] / item["steps"]
+            item["fraction"] = lo + (hi - lo) * item["step"] / item["steps"]
             item["message"] = (f"Stage 1 (noise transfer) step {item['step']}/{item['steps']}: "
                                f"cycle {item['cycle']:.3f}, adversarial {item['g_adv']:.2f}")
             yield item
 
-    yield {"stage": "data", "fraction": 0.52, "message": "Generating training cells with the "
-           "fine-tuned noise transfer…"}
-    fresh = simulated_cells(s.n_sim_images, s.seed + 1, material, noise_spec, ideal=True,
-                            overrides=draw, pixel_size_nm=px)
+    fresh = yield from sims(s.n_sim_images, s.seed + 1, True, "fresh",
+                            "Simulating cells to translate with the fine-tuned noise transfer",
+                            draw, px)
     translated = translate(model.gen_ab.to(dev), fresh.tiles, dev)
     kept = label_preservation(fresh, translated)
     fresh.tiles = translated
-    direct = simulated_cells(max(1, s.n_sim_images // 2), s.seed + 3, material, noise_spec,
-                             ideal=False, overrides=draw, pixel_size_nm=px)
+    yield _step(_SPANS["fresh"][1] + 0.005, f"Translated {len(fresh)} simulated cells.")
+    direct = yield from sims(max(1, s.n_sim_images // 2), s.seed + 3, False, "direct",
+                             "Simulating realistic cells of your microscope", draw, px)
     parts = [fresh, direct]
     if s.anchor_images:
         # Images of random microscopes, as in the base model's training: they keep the detector
         # from drifting far when the fit to one image is off (few cells, few corrected sites).
-        parts.append(simulated_cells(s.anchor_images, s.seed + 5, material, noise_spec,
-                                     ideal=False))
+        parts.append((yield from sims(s.anchor_images, s.seed + 5, False, "anchor",
+                                      "Simulating anchor images of random microscopes")))
     train = crop_cells(CellSet.concatenate(parts), noise_spec, det_spec)
-    held = simulated_cells(max(2, s.n_sim_images // 4), s.seed + 2, material, noise_spec,
-                           ideal=False, overrides=draw, pixel_size_nm=px)
+    held = yield from sims(max(2, s.n_sim_images // 4), s.seed + 2, False, "held",
+                           "Simulating held-out validation images", draw, px)
     val = crop_cells(held, noise_spec, det_spec)
     n_real_labelled, real_val = 0, None
     if s.use_corrections and corrections is not None:
@@ -329,38 +477,44 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray, bas
         labelled = labelled_real_cells(image, lattice, train_ids, corrections, det_spec)
         n_real_labelled = len(labelled)
         train = CellSet.concatenate([train] + [labelled] * max(1, s.real_label_weight))
+        yield _step(0.7, f"Labelled {n_real_labelled} of your cells from your corrections.")
         if len(val_ids):
             real_val = labelled_real_cells(image, lattice, val_ids, corrections, det_spec)
 
     base_net = _base_detector(info).eval()
     before = site_scores(base_net, val, dev)
     real_before = site_scores(base_net, real_val, dev) if real_val is not None else None
-    net = copy.deepcopy(base_net)  # trained in place; the base stays for the held-out check
+    yield _step(_SPANS["detector"][0], "Scored the base detector; fine-tuning it…")
+    net = copy.deepcopy(base_net)  # trained in place; the base stays for the comparison
     result = None
+    lo, hi = _SPANS["detector"]
     for item in train_detector(train, val, steps=s.detector_steps,
                                batch_size=s.detector_batch_size, lr=s.detector_lr, seed=s.seed,
-                               device=dev, net=net, report_every=20,
+                               device=dev, net=net, report_every=report,
                                trainable=s.detector_layers):
         if item.get("done"):
             result = item
         else:
-            item["fraction"] = 0.55 + 0.43 * item["step"] / item["steps"]
+            item["fraction"] = lo + (hi - lo) * item["step"] / item["steps"]
             item["message"] = (f"Stage 2 (detector) step {item['step']}/{item['steps']}: "
                                f"loss {item['loss']:.3f}")
             yield item
 
-    detector, temperature, kept_base = result["net"], result["temperature"], False
+    detector, temperature = result["net"], result["temperature"]
     real_scores = None
     if real_val is not None:
         real_after = site_scores(detector, real_val, dev)
         real_scores = compare_on_real_cells(real_before, real_after, real_val)
-        kept_base = s.keep_better_detector and real_scores["decisive"] and \
-            real_scores["mean_f1_after"] < real_scores["mean_f1_before"]
-        yield {"stage": "detector", "fraction": 0.99, "real_validation": real_scores,
+    verdict = fine_tuning_verdict(real_scores, before, result["metrics"])
+    kept_base = s.keep_better_detector and verdict["lost"]
+    outcome = describe_outcome(verdict, kept_base, info.name)
+    if real_scores is not None:
+        yield {"stage": "detector", "fraction": 0.97, "real_validation": real_scores,
                "message": describe_real_validation(real_scores, kept_base)}
-        if kept_base:
-            detector = base_net.cpu()
-            temperature = float(info.card["detector"].get("temperature", 1.0))
+    yield {"stage": "detector", "fraction": 0.98, "outcome": outcome, "message": outcome}
+    if kept_base:
+        detector = base_net.cpu()
+        temperature = float(info.card["detector"].get("temperature", 1.0))
 
     card = new_card(name, material)
     card["base_model"] = info.name
@@ -369,6 +523,7 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray, bas
         "cell_indices": np.asarray(lattice.metal_index[np.asarray(cell_ids)]).tolist(),
         "corrections_used": n_real_labelled, "settings": asdict(s), "device": dev_text,
         "calibration": calibration,
+        "outcome": {**verdict, "kept_base_detector": kept_base, "message": outcome},
         "elapsed_s": round(time.perf_counter() - t_start, 1)}
     card["noise"] = {**info.card["noise"], "model_config": model.config,
                      "architecture": model.gen_ab.config,
@@ -389,4 +544,23 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray, bas
     write_model(folder, card, detector=detector,
                 noise=nn.ModuleDict({"gen_ab": model.gen_ab.cpu(), "gen_ba": model.gen_ba.cpu()}))
     yield {"stage": "done", "done": True, "fraction": 1.0, "path": folder, "card": card,
+           "outcome": outcome, "kept_base_detector": kept_base,
            "message": f"Saved model {name} ({card['fine_tuning']['elapsed_s']:.0f} s)."}
+
+
+def preview_tiles(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
+                  spec: TileSpec = TileSpec()) -> np.ndarray:
+    """Raw (not normalised) tiles ``(N, S, S)`` of the given cells only — cheap enough to run on
+    every click, unlike tiling the whole image."""
+    from .cells import cell_affines, sample_bilinear
+
+    ids = np.asarray(cell_ids, int)
+    s = spec.size_px
+    if len(ids) == 0:
+        return np.zeros((0, s, s), np.float32)
+    aff = cell_affines(lattice, spec)[ids].astype(np.float32)
+    rr, cc = np.mgrid[0:s, 0:s].astype(np.float32)
+    rr, cc = rr.ravel()[None, :], cc.ravel()[None, :]
+    rows = aff[:, 0, 0, None] * rr + aff[:, 0, 1, None] * cc + aff[:, 0, 2, None]
+    cols = aff[:, 1, 0, None] * rr + aff[:, 1, 1, None] * cc + aff[:, 1, 2, None]
+    return sample_bilinear(np.asarray(image, np.float32), rows, cols).reshape(len(ids), s, s)

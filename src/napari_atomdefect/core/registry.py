@@ -286,11 +286,17 @@ _listeners: list = []
 
 
 def on_models_changed(callback) -> None:
-    """Register ``callback()`` to run whenever a model is written, renamed, deleted or imported."""
+    """Register ``callback()`` to run whenever a model is written, renamed, deleted or imported.
+
+    The callback runs in the thread that changed the models — a fine-tuning worker writes its
+    model from a background thread. It must be cheap and thread-safe; GUI code must hand the
+    work to its own thread (the widgets emit a Qt signal, see ``widgets._worker.follow_models``).
+    """
     _listeners.append(callback)
 
 
 def _notify() -> None:
+    """Run the registered callbacks in the calling thread; forget those of deleted Qt objects."""
     for cb in list(_listeners):
         try:
             cb()

@@ -24,6 +24,7 @@ from ..core.device import DEVICE_CHOICES
 from ..core.materials import MATERIALS
 from ..core.progress import relay
 from ._common import follow_layers, is_image_layer, layer_by_name
+from ._worker import LatticeCache, error_sentence, follow_models, start_job
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -86,8 +87,10 @@ class DetectWidget(QWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__()
         self.viewer = napari_viewer
-        self.worker = None
-        self._lattices: dict = {}  # (layer id, frame, material, pixel size) -> Lattice
+        self.worker = None  # the running job (a _worker.JobHandle), None when idle
+        # (layer, frame, material, pixel size) -> Lattice; layers held weakly, entries dropped
+        # when the layer is removed or its data change.
+        self._lattices = LatticeCache(self.viewer)
         self._pending_detect = False
 
         self.image_combo = QComboBox()
@@ -168,9 +171,7 @@ class DetectWidget(QWidget):
         self._refresh_images = follow_layers(self.viewer, self.image_combo, is_image_layer,
                                              self._image_changed)
         self.refresh_models()
-        from ..core.registry import on_models_changed
-
-        on_models_changed(self.refresh_models)
+        follow_models(self, self.refresh_models)  # on the GUI thread, whoever saved the model
 
     # ----------------------------------------------------------------- inputs
     def refresh_models(self) -> None:
@@ -232,19 +233,13 @@ class DetectWidget(QWidget):
 
     # ---------------------------------------------------------------- running
     def _start(self, job, args, on_done, label: str) -> None:
-        from napari.qt.threading import create_worker
-
         if self.worker is not None:
             return
-        # Errors are shown by _on_error as a plain message; napari must not also raise them.
-        self.worker = create_worker(job, *args, _ignore_errors=True)
-        self.worker.yielded.connect(self._on_progress)
-        self.worker.returned.connect(on_done)
-        self.worker.errored.connect(self._on_error)
-        self.worker.aborted.connect(self._on_aborted)
-        self.worker.finished.connect(self._on_finished)
         self._set_running(True, label)
-        self.worker.start()
+        # Every end (result, error — shown as one sentence —, Cancel) reaches _on_finished.
+        self.worker = start_job(job, args, on_progress=self._on_progress, on_done=on_done,
+                                on_error=self._on_error, on_aborted=self._on_aborted,
+                                on_finished=self._on_finished)
 
     def _set_running(self, running: bool, label: str = "") -> None:
         for b in (self.lattice_button, self.detect_button, self.run_button,
@@ -262,11 +257,8 @@ class DetectWidget(QWidget):
     def _on_error(self, exc: Exception) -> None:
         from napari.utils.notifications import show_error
 
-        from ..core.errors import AtomDefectError
-
         self._pending_detect = False
-        text = str(exc) if isinstance(exc, (AtomDefectError, ValueError)) else \
-            f"Unexpected error: {type(exc).__name__}: {exc}"
+        text = str(exc) if isinstance(exc, ValueError) else error_sentence(exc)
         self.status.setText(text)
         show_error(text)
 
@@ -285,11 +277,11 @@ class DetectWidget(QWidget):
         """Stop the running step at its next checkpoint; no partial layer is added."""
         if self.worker is not None:
             self._pending_detect = False
-            self.worker.quit()
+            self.worker.cancel()
 
     # ------------------------------------------------------------------ steps
     def _key(self, layer, frame, px):
-        return (id(layer), frame, self.material.currentText(), px)
+        return (layer, frame, self.material.currentText(), px)
 
     def find_lattice(self) -> None:
         """Find the lattice of the selected image (adds a sites layer and a hidden cell grid)."""

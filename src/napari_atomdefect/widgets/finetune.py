@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
 from ..core.finetune import FinetuneSettings, describe_calibration
 from ..core.materials import MATERIALS
 from ._common import follow_layers, is_image_layer, layer_by_name
+from ._worker import LatticeCache, error_sentence, follow_models, start_job
 from .review import is_defect_layer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,14 +59,11 @@ def montage_pixmap(tiles: np.ndarray, columns: int = 6, zoom: int = 2) -> QPixma
 
 
 def _lattice_job(image, material, pixel_size_nm):
-    import warnings
-
+    """Worker body: the image's lattice (its warnings reach napari's notifications)."""
     from ..core.lattice import find_lattice
 
     yield {"fraction": 0.02, "message": "Finding the lattice…"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return find_lattice(image, material, pixel_size_nm=pixel_size_nm)
+    return find_lattice(image, material, pixel_size_nm=pixel_size_nm)
 
 
 def _finetune_job(image, lattice, cell_ids, base, name, settings, corrections, device, source):
@@ -82,9 +80,12 @@ class FinetuneWidget(QWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__()
         self.viewer = napari_viewer
-        self.worker = None
-        self.lattice = None
-        self._lattice_key = None
+        self.worker = None  # the running job (a _worker.JobHandle): the lattice or fine-tuning
+        self._job = ""  # "lattice" or "finetune"
+        self._after_lattice = None  # "start" when Start waits for the lattice
+        # (layer, frame, material, pixel size) -> Lattice, found in a worker; layers held weakly,
+        # entries dropped when the layer is removed or its data change.
+        self._lattices = LatticeCache(self.viewer)
         self._t0 = 0.0
         self.last_result = None
 
@@ -124,8 +125,8 @@ class FinetuneWidget(QWidget):
         self.batch_size = QSpinBox()
         self.batch_size.setRange(2, 512)
         self.batch_size.setValue(defaults.detector_batch_size)
-        self.keep_base = QCheckBox("Keep the base detector if fine-tuning scores lower on "
-                                   "held-out corrected cells")
+        self.keep_base = QCheckBox("Keep the base detector if fine-tuning loses (on held-out "
+                                   "corrected cells or simulated images)")
         self.keep_base.setChecked(defaults.keep_better_detector)
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
@@ -135,6 +136,10 @@ class FinetuneWidget(QWidget):
         self.progress = QProgressBar()
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        # What the last run kept (fine-tuned or base detector, and why): stays after the status
+        # moves on.
+        self.outcome = QLabel("")
+        self.outcome.setWordWrap(True)
         self.samples = QLabel()
         self.models = QListWidget()
         self.rename_button = QPushButton("Rename")
@@ -180,6 +185,7 @@ class FinetuneWidget(QWidget):
         layout.addLayout(run)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
+        layout.addWidget(self.outcome)
         layout.addWidget(self.samples)
         layout.addWidget(QLabel("Your models"))
         layout.addWidget(self.models)
@@ -188,6 +194,7 @@ class FinetuneWidget(QWidget):
         self.pick_button.clicked.connect(self.start_picking)
         self.region_button.clicked.connect(self.start_region)
         self.all_cells.toggled.connect(self.update_selection)
+        self.material.currentTextChanged.connect(self.update_selection)
         self.suggest_button.clicked.connect(self.suggest_cells)
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
@@ -198,9 +205,7 @@ class FinetuneWidget(QWidget):
         follow_layers(self.viewer, self.image_combo, is_image_layer, self._image_changed)
         follow_layers(self.viewer, self.corrections, is_defect_layer)
         self.viewer.layers.events.inserted.connect(self._watch_selection_layers)
-        from ..core.registry import on_models_changed
-
-        on_models_changed(self.refresh_models)
+        follow_models(self, self.refresh_models)  # on the GUI thread, whoever saved the model
         self._watch_selection_layers()
         self.refresh_models()
 
@@ -235,32 +240,47 @@ class FinetuneWidget(QWidget):
         return layer_by_name(self.viewer, self.image_combo)
 
     def _image_changed(self, *args) -> None:
-        self.lattice = None
         self.update_selection()
+
+    def _frame_index(self, layer) -> int | None:
+        if np.ndim(layer.data) != 3:
+            return None
+        step = int(self.viewer.dims.current_step[0])
+        return min(max(step, 0), layer.data.shape[0] - 1)
 
     def _frame(self):
         layer = self.image_layer()
         data = np.asarray(layer.data)
-        if data.ndim == 3:
-            data = data[int(self.viewer.dims.current_step[0])]
-        return layer, data
+        frame = self._frame_index(layer)
+        return layer, (data if frame is None else data[frame])
 
     # ------------------------------------------------------------ selection
-    def ensure_lattice(self):
-        """The image's lattice (computed once per image, in the foreground: a second or so)."""
-        import warnings
-
-        from ..core.lattice import find_lattice
-
-        layer, image = self._frame()
+    def _key(self) -> tuple:
+        layer = self.image_layer()
         px = layer.metadata.get("atomdefect", {}).get("pixel_size_nm")
-        key = (id(layer), self.material.currentText(), px, image.shape)
-        if self.lattice is None or self._lattice_key != key:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self.lattice = find_lattice(image, self.material.currentText(), pixel_size_nm=px)
-            self._lattice_key = key
-        return self.lattice
+        return (layer, self._frame_index(layer), self.material.currentText(), px)
+
+    @property
+    def lattice(self):
+        """The lattice of the current image, frame, material and pixel size (``None`` if not
+        found yet)."""
+        return None if self.image_layer() is None else self._lattices.get(self._key())
+
+    def ensure_lattice(self):
+        """The current lattice, or ``None`` after starting to find it in a background worker
+        (the selection is updated when it is there)."""
+        lattice = self.lattice
+        if lattice is None and self.worker is None and self.image_layer() is not None:
+            key = self._key()
+            layer, image = self._frame()
+
+            def done(found):
+                self._lattices[key] = found
+                self.status.setText(f"Lattice: {found.n_cells} unit cells.")
+
+            self._run("lattice", _lattice_job, (image, key[2], key[3]), done,
+                      "Finding the lattice…")
+        return lattice
 
     def _scale(self):
         layer = self.image_layer()
@@ -293,33 +313,37 @@ class FinetuneWidget(QWidget):
 
         if self.image_layer() is None:
             return np.zeros(0, int)
-        if not (self.all_cells.isChecked() or CELLS_LAYER in self.viewer.layers
-                or REGION_LAYER in self.viewer.layers):
+        if not self._selecting():
             return np.zeros(0, int)
-        lattice = self.ensure_lattice()
+        lattice = self.lattice
+        if lattice is None:
+            return np.zeros(0, int)
         points = self.viewer.layers[CELLS_LAYER].data if CELLS_LAYER in self.viewer.layers \
             else None
         polys = list(self.viewer.layers[REGION_LAYER].data) \
             if REGION_LAYER in self.viewer.layers else None
         return select_cells(lattice, points, polys, self.all_cells.isChecked())
 
-    def update_selection(self, *args) -> None:
-        from ..core.cells import TileSpec
-        from ..core.errors import AtomDefectError
-        from ..core.finetune import MIN_CELLS, real_cell_tiles
+    def _selecting(self) -> bool:
+        return self.all_cells.isChecked() or CELLS_LAYER in self.viewer.layers \
+            or REGION_LAYER in self.viewer.layers
 
-        try:
-            ids = self.selected_cells()
-        except AtomDefectError as exc:
-            self.count_label.setText(str(exc))
-            return
+    def update_selection(self, *args) -> None:
+        """Count and preview the selected cells (cheap: the lattice is found once, in a worker,
+        and only the previewed cells are tiled)."""
+        from ..core.finetune import MIN_CELLS, preview_tiles
+
+        if self.image_layer() is not None and self._selecting() and self.lattice is None:
+            if self.ensure_lattice() is None:
+                self.count_label.setText("Finding the lattice…")
+                return
+        ids = self.selected_cells()
         note = "" if len(ids) >= MIN_CELLS or len(ids) == 0 else \
             f" (at least {MIN_CELLS} are needed)"
         self.count_label.setText(f"{len(ids)} cells selected{note}")
         if len(ids):
             _, image = self._frame()
-            tiles, _ = real_cell_tiles(image, self.lattice, ids[:12], TileSpec())
-            self.preview.setPixmap(montage_pixmap(tiles.tiles))
+            self.preview.setPixmap(montage_pixmap(preview_tiles(image, self.lattice, ids[:12])))
         else:
             self.preview.clear()
 
@@ -354,19 +378,29 @@ class FinetuneWidget(QWidget):
         return s
 
     def start(self) -> None:
-        """Start fine-tuning in a background worker (Cancel stops it within a training step)."""
-        from napari.qt.threading import create_worker
+        """Start fine-tuning in a background worker (Cancel stops it within a few seconds).
+
+        Without the lattice yet, it is found first (in a worker) and the run starts after it.
+        """
         from napari.utils.notifications import show_error
 
         from ..core.errors import AtomDefectError
         from ..core.export import table_from_points
         from ..core.finetune import check_selection
 
-        if self.worker is not None or self.image_layer() is None:
+        if self.image_layer() is None:
+            return
+        if self.worker is not None:
+            if self._job == "lattice":
+                self._after_lattice = "start"
+            return
+        if self.ensure_lattice() is None:
+            self._after_lattice = "start"
+            self.status.setText("Finding the lattice first…")
             return
         try:
             ids = self.selected_cells()
-            check_selection(self.ensure_lattice(), ids)
+            check_selection(self.lattice, ids)
         except AtomDefectError as exc:
             self.status.setText(str(exc))
             show_error(str(exc))
@@ -377,20 +411,23 @@ class FinetuneWidget(QWidget):
             corrections = table_from_points(lyr.data, lyr.features, None)
         layer, image = self._frame()
         name = self.name_edit.text().strip() or "my-microscope"
-        self.worker = create_worker(_finetune_job, image, self.lattice, ids,
-                                    self.base_model.currentText() or None, name, self.settings(),
-                                    corrections, self.device.currentText(), layer.name,
-                                    _ignore_errors=True)
-        self.worker.yielded.connect(self._on_progress)
-        self.worker.returned.connect(self._on_done)
-        self.worker.errored.connect(self._on_error)
-        self.worker.aborted.connect(lambda: self.status.setText(
-            "Cancelled: no model was written, existing models are unchanged."))
-        self.worker.finished.connect(self._on_finished)
+        self.outcome.setText("")
+        self._t0 = time.perf_counter()
+        self._run("finetune", _finetune_job,
+                  (image, self.lattice, ids, self.base_model.currentText() or None, name,
+                   self.settings(), corrections, self.device.currentText(), layer.name),
+                  self._on_done, "Starting fine-tuning…")
+
+    def _run(self, kind: str, job, args, on_done, label: str) -> None:
+        self._job = kind
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self._t0 = time.perf_counter()
-        self.worker.start()
+        self.progress.setFormat("%p%")
+        self.progress.setValue(0)
+        self.status.setText(label)
+        self.worker = start_job(job, args, on_progress=self._on_progress, on_done=on_done,
+                                on_error=self._on_error, on_aborted=self._on_aborted,
+                                on_finished=self._on_finished)
 
     def _on_progress(self, item: dict) -> None:
         from napari.utils.notifications import show_info
@@ -398,7 +435,8 @@ class FinetuneWidget(QWidget):
         frac = float(item.get("fraction", 0))
         self.progress.setValue(int(100 * frac))
         elapsed = time.perf_counter() - self._t0
-        eta = f", about {elapsed / frac * (1 - frac):.0f} s left" if frac > 0.05 else ""
+        eta = f", about {elapsed / frac * (1 - frac):.0f} s left" \
+            if frac > 0.05 and self._job == "finetune" else ""
         self.status.setText(f"{item.get('message', '')}{eta}")
         if "samples" in item:
             self.samples.setPixmap(montage_pixmap(item["samples"], columns=4))
@@ -409,7 +447,7 @@ class FinetuneWidget(QWidget):
             show_info(item["message"])
 
     def _on_done(self, result) -> None:
-        from napari.utils.notifications import show_info
+        from napari.utils.notifications import show_info, show_warning
 
         self.last_result = result
         self.progress.setValue(100)
@@ -419,26 +457,52 @@ class FinetuneWidget(QWidget):
         real = metrics.get("real_validation")
         if real:
             text += (f" On your held-out cells: mean F1 {real['mean_f1_before']:.2f} → "
-                     f"{real['mean_f1_after']:.2f}"
-                     + (" (base detector kept)." if result["card"]["detector"]["training"].get(
-                         "kept_base_detector") else "."))
+                     f"{real['mean_f1_after']:.2f}.")
         self.status.setText(text)
+        outcome = result.get("outcome", "")
+        self.outcome.setText(outcome)
+        lost = result["card"]["fine_tuning"].get("outcome", {}).get("lost", False)
+        (show_warning if lost else show_info)(outcome)
         show_info(f"Model {result['path'].name} saved; it is now in the Detect widget's list.")
 
     def _on_error(self, exc) -> None:
         from napari.utils.notifications import show_error
 
-        self.status.setText(str(exc))
-        show_error(f"Fine-tuning failed, no model was changed: {exc}")
+        text = error_sentence(exc)
+        if self._job == "lattice":
+            self._after_lattice = None
+            self.count_label.setText(text)
+            self.status.setText(text)
+            show_error(text)
+            return
+        self.status.setText(text)
+        show_error(f"Fine-tuning failed, no model was changed: {text}")
+
+    def _on_aborted(self) -> None:
+        self._after_lattice = None
+        self.progress.setFormat("Cancelled")
+        self.status.setText("Cancelled: no model was written, existing models are unchanged."
+                            if self._job == "finetune" else "Cancelled.")
 
     def _on_finished(self) -> None:
+        kind, then = self._job, self._after_lattice
         self.worker = None
+        self._job = ""
+        self._after_lattice = None
         self.start_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
+        if kind == "lattice" and self.lattice is not None:
+            self.update_selection()
+            if then == "start":
+                self.start()
+        elif kind == "finetune" and self.lattice is None and self._selecting():
+            self.update_selection()  # the image or frame changed during the run
 
     def cancel(self) -> None:
+        """Stop the running job at its next progress item (within a few seconds)."""
         if self.worker is not None:
-            self.worker.quit()
+            self._after_lattice = None
+            self.worker.cancel()
 
     # --------------------------------------------------------------- models
     def _selected_model_name(self) -> str | None:

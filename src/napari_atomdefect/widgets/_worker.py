@@ -1,0 +1,212 @@
+"""Shared plumbing of the dock widgets: background jobs, model-list refreshes, lattice cache.
+
+* :func:`start_job` runs a core progress generator in a napari worker and guarantees that the
+  widget hears the end of it — returned, errored (as one sentence), cancelled — and is never left
+  "running". superqt takes a ``RuntimeError`` raised by the job (a CUDA out-of-memory error, a
+  torch error) for a deleted worker, swallows it and never emits ``finished``; here every error
+  of the job is carried past it.
+* :func:`follow_models` refreshes a widget's model lists on the GUI thread, whichever thread
+  wrote the model (fine-tuning saves from its worker thread).
+* :class:`LatticeCache` keeps lattices per image layer (held weakly), frame, material and pixel
+  size, and forgets a layer's lattices when the layer is removed or its data change.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Generator, Iterator
+
+from qtpy.QtCore import QObject, Signal, Slot
+
+from ..core.errors import AtomDefectError
+
+
+class JobFailed(Exception):
+    """A job's error, wrapped so that superqt reports it (it swallows ``RuntimeError``)."""
+
+    def __init__(self, original: BaseException):
+        super().__init__(str(original))
+        self.original = original
+
+
+def _guarded(gen: Iterator) -> Generator:
+    """Relay ``gen`` (progress items, then its return value); wrap its errors in JobFailed."""
+    try:
+        return (yield from gen)
+    except Exception as exc:
+        raise JobFailed(exc) from exc
+
+
+def error_sentence(exc: BaseException) -> str:
+    """One sentence for the user about a job's error (no traceback)."""
+    if isinstance(exc, JobFailed):
+        exc = exc.original
+    if isinstance(exc, AtomDefectError):
+        return str(exc)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "out of memory" in text.lower():
+        return ("The device ran out of memory; choose the CPU device, close other programs, or "
+                f"use a smaller image ({type(exc).__name__}: {text}).")
+    return f"Unexpected error: {type(exc).__name__}: {text}"
+
+
+class JobHandle:
+    """A running job: its napari worker and whether it has ended (see :func:`start_job`)."""
+
+    def __init__(self, worker, gen: Iterator):
+        self.worker = worker
+        self._gen = gen
+        self.ended = False
+
+    def cancel(self) -> None:
+        """Ask the job to stop at its next progress item (no result is delivered)."""
+        self.worker.quit()
+
+    def close(self) -> None:
+        """Close the (suspended) job generator once its worker is done with it."""
+        close = getattr(self._gen, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:  # noqa: S110 - a job's own clean-up must not break the widget
+                pass
+
+
+def start_job(job: Callable[..., Iterator], args: tuple, *,
+              on_progress: Callable[[dict], None], on_done: Callable[[object], None],
+              on_error: Callable[[BaseException], None], on_aborted: Callable[[], None],
+              on_finished: Callable[[], None]) -> JobHandle:
+    """Run generator function ``job(*args)`` in a napari worker; all callbacks run on the GUI
+    thread.
+
+    Parameters
+    ----------
+    job, args
+        A generator function yielding progress dicts and returning the result, and its
+        arguments.
+    on_progress, on_done, on_error, on_aborted
+        Called with each progress item, with the result, with the job's exception (the
+        original one, not the wrapper), and after a Cancel. Exactly one of ``on_done``,
+        ``on_error`` and ``on_aborted`` is called; an exception raised by ``on_done`` is passed
+        to ``on_error``.
+    on_finished
+        Called last, always: the widget clears its running state here.
+
+    Returns
+    -------
+    JobHandle
+    """
+    from napari.qt.threading import create_worker
+
+    gen = job(*args)
+    worker = create_worker(_guarded, gen, _ignore_errors=True)
+    handle = JobHandle(worker, gen)
+    outcome: list[str] = []
+
+    def done(result) -> None:
+        outcome.append("returned")
+        try:
+            on_done(result)
+        except Exception as exc:  # a failing result handler must not leave the widget stuck
+            on_error(exc)
+
+    def errored(exc) -> None:
+        outcome.append("errored")
+        on_error(exc.original if isinstance(exc, JobFailed) else exc)
+
+    def aborted() -> None:
+        outcome.append("aborted")
+        on_aborted()
+
+    def finished() -> None:
+        handle.ended = True
+        try:
+            if not outcome:  # cancelled after its last step: no result, no 'aborted' signal
+                on_aborted()
+        finally:
+            try:
+                on_finished()
+            finally:
+                handle.close()
+
+    worker.yielded.connect(on_progress)
+    worker.returned.connect(done)
+    worker.errored.connect(errored)
+    worker.aborted.connect(aborted)
+    worker.finished.connect(finished)
+    worker.start()
+    return handle
+
+
+class _ModelsChangedRelay(QObject):
+    """Lives in the GUI thread: a ``changed`` emitted from any thread runs the callback here."""
+
+    changed = Signal()
+
+    def __init__(self, callback: Callable[[], None], parent: QObject):
+        super().__init__(parent)
+        self._callback = callback
+        # Auto connection: direct from the GUI thread, queued from a worker thread.
+        self.changed.connect(self._relay)
+
+    @Slot()
+    def _relay(self) -> None:
+        self._callback()
+
+
+def follow_models(widget: QObject, callback: Callable[[], None]) -> _ModelsChangedRelay:
+    """Run ``callback`` on the GUI thread whenever the set of models changes (a model written,
+    renamed, deleted or imported — from any thread). The link ends with ``widget``."""
+    from ..core.registry import on_models_changed
+
+    relay = _ModelsChangedRelay(callback, widget)
+    on_models_changed(relay.changed.emit)
+    return relay
+
+
+class LatticeCache:
+    """Lattices per image layer, frame, material and pixel size.
+
+    Layers are held weakly (a layer's id may be reused after it is deleted); a layer's entries
+    are dropped when it is removed from the viewer or its data change.
+    """
+
+    def __init__(self, viewer):
+        self._entries: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._watched: weakref.WeakSet = weakref.WeakSet()
+        viewer.layers.events.removed.connect(self._on_removed)
+
+    @staticmethod
+    def _split(key: tuple) -> tuple[object, tuple]:
+        return key[0], tuple(key[1:])
+
+    def __setitem__(self, key: tuple, lattice) -> None:
+        layer, rest = self._split(key)
+        self._entries.setdefault(layer, {})[rest] = lattice
+        if layer not in self._watched:
+            self._watched.add(layer)
+            ref = weakref.ref(layer)
+            layer.events.data.connect(lambda event=None: self.drop(ref()))
+
+    def get(self, key: tuple, default=None):
+        """The lattice stored for ``key = (layer, frame, material, pixel size)``."""
+        layer, rest = self._split(key)
+        return self._entries.get(layer, {}).get(rest, default)
+
+    def __contains__(self, key: tuple) -> bool:
+        return self.get(key) is not None
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._entries.values())
+
+    def drop(self, layer) -> None:
+        """Forget every lattice of ``layer``."""
+        if layer is not None:
+            self._entries.pop(layer, None)
+
+    def _on_removed(self, event) -> None:
+        self.drop(getattr(event, "value", None))
+
+
+__all__ = ["JobFailed", "JobHandle", "LatticeCache", "error_sentence", "follow_models",
+           "start_job"]
