@@ -320,10 +320,10 @@ def base_ugatit(info):
 
 
 def _base_detector(info):
-    from .registry import DETECTOR_FILE, build_detector, load_state
+    from .registry import DETECTOR_FILE, build_detector, load_state, load_weights
 
     net = build_detector(info.card)
-    net.load_state_dict(load_state(info.path / DETECTOR_FILE))
+    load_weights(net, load_state(info.path / DETECTOR_FILE), "detector", info.name)
     return net
 
 
