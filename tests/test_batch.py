@@ -221,7 +221,8 @@ def test_failed_write_leaves_no_partial_file(folder, tmp_path, monkeypatch):
     out = tmp_path / "out"
     summary = batch([str(folder / "img0.tif")], out, workers=1, processes=False)
     assert summary.status.tolist() == ["error"]
-    assert summary.error.iloc[0] == f"Could not write img0.csv in {out} (No space left on device)."
+    assert summary.error.iloc[0] == (f"Cannot write {out / 'img0.csv'}: No space left on device; "
+                                     "nothing was changed.")
     assert [p.name for p in out.iterdir()] == ["summary.csv"]
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", real_to_csv)

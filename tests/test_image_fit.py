@@ -112,3 +112,35 @@ def test_real_converted_ws2_images(shared_data):
             assert report.proposed == "WSe2", report.messages
         else:  # never a Mo compound proposed for a W image: an alloy, or WS2 itself
             assert report.proposed in (None, "WS2", "WSe2"), report.messages
+
+
+def test_detect_warns_and_records_when_the_model_does_not_fit(tmp_path, capsys):
+    from napari_atomdefect.cli import main
+    from napari_atomdefect.core.detect import detect
+    from napari_atomdefect.core.image_fit import ModelFitWarning
+    from napari_atomdefect.core.io import write_tiff
+
+    sim = _sim("WS2", 8)
+    with pytest.warns(ModelFitWarning, match="outside what the MoS2 model was trained on"):
+        table = detect(sim.image, 0.012, material="MoS2")
+    assert table.attrs["fit"]["fits"] is False
+    assert table.attrs["fit"]["proposed"] == "WS2"
+    assert any("WS2 fits better" in m for m in table.attrs["messages"])
+
+    write_tiff(tmp_path / "ws2.tif", sim.image, 0.012)
+    code = main(["detect", str(tmp_path / "ws2.tif"), "--material", "MoS2",
+                 "--out", str(tmp_path / "found.csv")])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "WS2 fits better" in err
+    assert "Warning" not in err and "warnings.warn" not in err  # one plain line, no Python warning
+
+
+def test_a_fitting_image_gives_no_fit_warning():
+    from napari_atomdefect.core.detect import detect
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", category=Warning)
+        table = detect(_sim("MoS2", 9).image, 0.012, material="MoS2")
+    assert table.attrs["fit"]["fits"] is True
+    assert table.attrs["fit_messages"] == []

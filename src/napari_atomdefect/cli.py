@@ -47,15 +47,16 @@ def _pixel_size(text: str) -> float:
 
 
 def _quiet_calibration(func, *args, **kwargs):
-    """Run ``func``; its calibration warnings are printed from ``lattice.messages`` by the
-    commands, every other warning still reaches the user."""
+    """Run ``func``; its calibration and model-fit warnings are printed as plain lines from the
+    result's messages by the commands, every other warning still reaches the user."""
+    from .core.image_fit import ModelFitWarning
     from .core.lattice import CalibrationWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = func(*args, **kwargs)
     for w in caught:
-        if not issubclass(w.category, CalibrationWarning):
+        if not issubclass(w.category, (CalibrationWarning, ModelFitWarning)):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return result
 
@@ -210,11 +211,11 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         px, source = args.pixel_size_nm, "user"
     else:
         px, source = img.pixel_size_nm, "file"
-    result = run_to_end(iter_detect(data, px, args.material, args.model, args.device, source),
-                        (lambda item: print(item["message"], file=sys.stderr))
-                        if args.verbose else None)
+    result = _quiet_calibration(
+        run_to_end, iter_detect(data, px, args.material, args.model, args.device, source),
+        (lambda item: print(item["message"], file=sys.stderr)) if args.verbose else None)
     table = result["defects"]
-    for msg in result["lattice"].messages:
+    for msg in table.attrs["messages"]:  # calibration notes, then whether the model fits
         print(msg, file=sys.stderr)
     write_csv_atomic(table, args.out)
     counts = table["class"].value_counts().to_dict()

@@ -226,7 +226,8 @@ def _result_row(item: BatchItem, frame: int | None, opts: BatchOptions, result: 
 
 
 def detect_frame(data: np.ndarray, opts: BatchOptions, file_px: float | None) -> tuple[dict, list]:
-    """Detect defects in one frame; returns the ``iter_detect`` result and the lattice's notes."""
+    """Detect defects in one frame; returns the ``iter_detect`` result and its notes (calibration,
+    and whether the model fits the image)."""
     from .detect import iter_detect
     from .progress import run_to_end
 
@@ -234,9 +235,17 @@ def detect_frame(data: np.ndarray, opts: BatchOptions, file_px: float | None) ->
         px, source = opts.pixel_size_nm, "user"
     else:
         px, source = file_px, "file"
+    from .image_fit import ModelFitWarning
+    from .lattice import CalibrationWarning
+
     _worker_model(opts.model, opts.device)
-    result = run_to_end(iter_detect(data, px, opts.material, opts.model, opts.device, source))
-    return result, list(result["lattice"].messages)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run_to_end(iter_detect(data, px, opts.material, opts.model, opts.device, source))
+    for w in caught:  # calibration and model-fit notes go into the summary; others pass on
+        if not issubclass(w.category, (CalibrationWarning, ModelFitWarning)):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return result, list(result["defects"].attrs["messages"])
 
 
 def _write_defects(table: pd.DataFrame, path: Path) -> None:
@@ -245,6 +254,8 @@ def _write_defects(table: pd.DataFrame, path: Path) -> None:
 
     try:
         write_csv_atomic(table, path)
+    except AtomDefectError:  # already one sentence (export.OutputError)
+        raise
     except OSError as exc:
         raise AtomDefectError(f"Could not write {path.name} in {path.parent} "
                               f"({exc.strerror or exc}).") from exc

@@ -17,6 +17,7 @@ import pandas as pd
 from .cells import TileSpec, iter_cell_tiles
 from .datasets import own_site_positions
 from .export import DEFECT_COLUMNS
+from .image_fit import ModelFitWarning, assess_fit, flagged_fraction_message
 from .lattice import Lattice, find_lattice
 from .materials import CHALCOGEN_DEFECTS, SEGMENT_CLASSES, get_material
 from .normalize import intensity_levels, normalise
@@ -49,15 +50,16 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     arr = as_analysis_image(image)
     info = resolve_model(model)
     card = info.card
-    if card.get("material") and card["material"] != mat.name:
-        warnings.warn(f"Model {info.name} was trained for {card['material']}, not {mat.name}.",
-                      UserWarning, stacklevel=2)
     dev, dev_text = select_device(device)
     yield {"step": "lattice", "fraction": 0.0, "message": f"Finding the lattice (device {dev_text})"}
     if lattice is None:
         # Its warnings (e.g. a replaced calibration) reach the caller; the same sentences are
         # attached to the result as ``attrs["messages"]``.
         lattice = find_lattice(arr, mat, pixel_size_nm=pixel_size_nm, calibration=calibration)
+    fit = assess_fit(arr, lattice, mat, model_material=card.get("material") or mat.name)
+    if not fit.fits:  # before the long part: a script learns it at once, the widget shows it
+        warnings.warn(fit.summary, ModelFitWarning, stacklevel=2)
+        yield {"step": "fit", "fraction": 0.02, "message": fit.summary, "fit": fit}
     levels = intensity_levels(arr, lattice)
     norm = normalise(arr, levels)
     net = load_detector(info, dev)
@@ -99,13 +101,21 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         "y_px": defects.y_px, "x_px": defects.x_px,
         "y_nm": defects.y_px * lattice.pixel_size_nm, "x_nm": defects.x_px * lattice.pixel_size_nm,
         "class": defects["class"], "confidence": defects.confidence, "source": "model"})
+    n_chalcogen = int((sites.sublattice == "chalcogen").sum())
+    n_flagged = int(((sites.sublattice == "chalcogen") & (sites["class"] != "chalcogen")).sum())
+    flagged = flagged_fraction_message(n_flagged, n_chalcogen)
+    if flagged:
+        warnings.warn(flagged, ModelFitWarning, stacklevel=2)
+    fit_messages = fit.messages + ([flagged] if flagged else [])
     table.attrs.update({"model": info.name, "device": dev_text, "pixel_size_nm":
                         lattice.pixel_size_nm, "calibration": lattice.calibration,
                         "n_metal_sites": int((sites.sublattice == "metal").sum()),
-                        "n_chalcogen_sites": int((sites.sublattice == "chalcogen").sum()),
-                        "messages": list(lattice.messages)})
+                        "n_chalcogen_sites": n_chalcogen,
+                        "fit": {**fit.to_dict(), "flagged_fraction": n_flagged / max(n_chalcogen, 1)},
+                        "fit_messages": fit_messages,
+                        "messages": list(lattice.messages) + fit_messages})
     yield {"done": True, "defects": table, "sites": sites, "lattice": lattice, "levels": levels,
-           "model": info.name, "device": dev_text}
+           "model": info.name, "device": dev_text, "fit": fit, "fit_messages": fit_messages}
 
 
 def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str = "MoS2",

@@ -54,6 +54,10 @@ LATTICE_TOLERANCE = 0.06
 FLAGGED_FRACTION_LIMIT = 0.25
 
 
+class ModelFitWarning(UserWarning):
+    """The image does not look like the chosen material or the model's training data."""
+
+
 @dataclass(frozen=True)
 class ImageMeasurements:
     """What the image shows at the lattice's sites.
@@ -329,5 +333,5 @@ def measure_training_ranges(n_images: int = 200, seed: int = 1000) -> dict:
     return out
 
 
-__all__ = ["FitReport", "ImageMeasurements", "assess_fit", "flagged_fraction_message",
+__all__ = ["FitReport", "ModelFitWarning", "ImageMeasurements", "assess_fit", "flagged_fraction_message",
            "measure_image", "measure_training_ranges", "rank_materials", "alloy_between"]
