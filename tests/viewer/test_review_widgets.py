@@ -137,6 +137,7 @@ def test_hide_below_hides_on_canvas_and_in_statistics(viewer_and_layer):
     np.testing.assert_array_equal(layer.shown, keep)
     # napari draws 2-D points regardless of `shown`: the hidden ones must have no size on canvas.
     np.testing.assert_array_equal(np.asarray(layer._view_size) > 0, keep)
+    assert layer.canvas_size_limits[0] == 0  # no 2-px dot left where a point is hidden
     shown_classes = layer.features["class"][keep].astype(str)
     assert stats.statistics().loc["V_S", "count"] == (shown_classes == "V_S").sum() < 5
     assert stats.table.item(0, 0).text() == str((shown_classes == "V_S").sum())

@@ -147,7 +147,7 @@ class DetectWidget(QWidget):
         cal.addWidget(self.pixel_size, 1)
         cal.addWidget(self.calibrate_button)
         form.addRow("Pixel size", cal)
-        form.addRow("", self.calibration_label)
+        form.addRow(self.calibration_label)  # full width: it can take two lines
         form.addRow("Model", self.model)
         dev = QHBoxLayout()
         dev.addWidget(self.device)

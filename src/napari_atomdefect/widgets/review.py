@@ -192,7 +192,8 @@ class ReviewWidget(QWidget):
         """Hide (not delete) detections whose confidence is below the slider.
 
         Sets ``layer.shown``; as napari ignores ``shown`` for 2-D points when drawing, hidden
-        points also get size 0 (shown ones get their marker size back)."""
+        points also get size 0 (shown ones get their marker size back), and the layer's smallest
+        size on screen becomes 0 px (napari's default of 2 px would leave dots)."""
         layer = self.layer()
         t = self.threshold.value() / 100
         self.threshold_label.setText("show all" if t == 0 else f"{t:.2f}")
@@ -203,6 +204,8 @@ class ReviewWidget(QWidget):
         sizes = np.asarray(layer.size, float).copy()
         sizes[sizes <= 0] = marker_size(layer)
         sizes[~shown] = 0.0
+        if not shown.all():
+            layer.canvas_size_limits = (0, layer.canvas_size_limits[1])
         layer.size = sizes
         layer.shown = shown
         hidden = int((~shown).sum())
