@@ -118,6 +118,9 @@ class DetectWidget(QWidget):
         self.pixel_size.setToolTip("Pixel size; 'unknown' calibrates it from the lattice.")
         self.calibration_label = QLabel("")
         self.calibration_label.setWordWrap(True)
+        # Room for two lines: a form row does not grow with a wrapped label.
+        self.calibration_label.setMinimumHeight(
+            2 * self.calibration_label.fontMetrics().lineSpacing() + 4)
         self.calibrate_button = QPushButton("Calibrate from lattice")
         self.model = QComboBox()
         self.device = QComboBox()
