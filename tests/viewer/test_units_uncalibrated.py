@@ -63,6 +63,8 @@ def test_calibrate_moves_image_and_its_layers_together(make_napari_viewer, qtbot
     _wait(qtbot, widget)
     [sites], [det] = _kind(viewer, "lattice_sites"), _kind(viewer, "detections")
     before = _world(det, det.data)
+    viewer.scene.camera.center = (100.0, 60.0)
+    viewer.scene.camera.zoom = 3.0
     widget.calibrate_from_lattice()
     _wait(qtbot, widget)
     px = image.scale[-1]
@@ -74,6 +76,10 @@ def test_calibrate_moves_image_and_its_layers_together(make_napari_viewer, qtbot
     np.testing.assert_allclose(_world(det, det.data), _world(image, det.data))
     assert widget.pixel_size.value() == pytest.approx(px, abs=1e-5)
     assert "calibrated from the lattice" in widget.calibration_label.text()
+    # The view stays on the same part of the image.
+    np.testing.assert_allclose(image.world_to_data(viewer.scene.camera.center[-2:]),
+                               [100.0, 60.0], atol=1e-6)
+    assert viewer.scene.camera.zoom == pytest.approx(3.0 / px)
 
 
 def test_typed_pixel_size_is_kept(make_napari_viewer, qtbot, sim):

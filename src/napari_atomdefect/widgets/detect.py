@@ -370,6 +370,9 @@ class DetectWidget(QWidget):
             show_info(f"Pixel size calibrated from the {lattice.material.name} lattice: "
                       f"{px:.5f} nm" + (f" (file said {old:.5f} nm)." if old else ".")
                       + " The image and its layers now use it.")
+            self.status.setText(f"Pixel size {px:.5f} nm/px applied to {layer.name} and its "
+                                "layers.")
+            self.progress.setValue(100)
 
         self._start(_lattice_job, (image, self.material.currentText(), None, "none"), done,
                     "Calibrating from the lattice…")
@@ -532,6 +535,12 @@ def apply_calibration(viewer, image_layer, pixel_size_nm: float) -> None:
     """
     px = float(pixel_size_nm)
     lead = image_layer.ndim - 2
+    ratio = px / float(image_layer.scale[-1])
+    camera = viewer.scene.camera
+    centre = np.asarray(camera.center, float)
+    origin = np.asarray(image_layer.translate[-2:], float)
+    centre[-2:] = origin + (centre[-2:] - origin) * ratio  # keep the same part of the image in view
+    zoom = camera.zoom / ratio
     image_layer.scale = tuple(image_layer.scale[:lead]) + (px, px)
     image_layer.units = tuple(str(u) for u in image_layer.units[:lead]) + ("nm", "nm")
     frame = image_frame(image_layer)
@@ -548,6 +557,7 @@ def apply_calibration(viewer, image_layer, pixel_size_nm: float) -> None:
                 meta["area_nm2"] = meta["area_nm2"] * (px / old) ** 2
             meta["pixel_size_nm"] = px
             other.metadata = {**other.metadata, "atomdefect": meta}
+    camera.center, camera.zoom = tuple(centre), zoom
 
 
 __all__ = ["DetectWidget", "apply_calibration", "given_pixel_size"]

@@ -223,7 +223,7 @@ class ReviewWidget(QWidget):
         self._cursor = (self._cursor + 1) % len(order)
         i = int(order[self._cursor])
         layer.selected_data = {i}
-        self.viewer.camera.center = tuple(np.asarray(layer.data[i]) * np.asarray(layer.scale))
+        self.viewer.scene.camera.center = tuple(layer.data_to_world(layer.data[i]))
         cls = layer.features["class"].iloc[i]
         self.info.setText(f"Point {i}: {cls}, confidence {conf[i]:.2f}.")
         return i
