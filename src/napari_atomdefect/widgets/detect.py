@@ -480,7 +480,9 @@ class DetectWidget(QWidget):
         self.progress.setValue(100)
 
 
-_PLUGIN_KINDS = ("lattice_sites", "cell_grid", "detections", "model_view")
+#: Kinds (``metadata["atomdefect"]["kind"]``) of the layers the plugin derives from an image;
+#: with ``metadata["atomdefect"]["image"]`` naming it, they follow its calibration.
+_PLUGIN_KINDS = ("lattice_sites", "cell_grid", "detections", "model_view", "finetune_selection")
 
 
 def given_pixel_size(layer) -> tuple[float | None, str]:
