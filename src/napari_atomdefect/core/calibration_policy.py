@@ -43,7 +43,8 @@ class PixelSizeChoice:
 
 
 def choose_pixel_size(given_nm: float | None, source: str, lattice_nm: float, material: str,
-                      tolerance: float) -> PixelSizeChoice:
+                      tolerance: float, lattice_constant_nm: float | None = None
+                      ) -> PixelSizeChoice:
     """Apply the calibration policy.
 
     Parameters
@@ -59,6 +60,8 @@ def choose_pixel_size(given_nm: float | None, source: str, lattice_nm: float, ma
         Material name (for the messages).
     tolerance : float
         Largest relative disagreement accepted silently.
+    lattice_constant_nm : float, optional
+        The material's lattice constant, quoted in the message when the lattice calibrates.
 
     Returns
     -------
@@ -66,8 +69,10 @@ def choose_pixel_size(given_nm: float | None, source: str, lattice_nm: float, ma
     """
     if given_nm is None or source == "none":
         return PixelSizeChoice(float(lattice_nm), "lattice", float(lattice_nm), None, None,
-                               f"Pixel size calibrated from the {material} lattice: "
-                               f"{lattice_nm:.5f} nm/px.")
+                               f"Pixel size calibrated from the {material} lattice"
+                               + (f" constant ({lattice_constant_nm:.4f} nm)"
+                                  if lattice_constant_nm else "")
+                               + f": {lattice_nm:.5f} nm/px.")
     diff = abs(given_nm - lattice_nm) / lattice_nm
     kind = "user" if source == "user" else source
     if diff <= tolerance:

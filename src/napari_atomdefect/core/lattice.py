@@ -337,7 +337,7 @@ def find_lattice(
     from .calibration_policy import choose_pixel_size
 
     choice = choose_pixel_size(pixel_size_nm, calibration if pixel_size_nm is not None else "none",
-                               px_lattice, mat.name, CALIBRATION_TOLERANCE)
+                               px_lattice, mat.name, CALIBRATION_TOLERANCE, mat.a_nm)
     px_used, source = choice.pixel_size_nm, choice.source
     if choice.message:
         messages.append(choice.message)
