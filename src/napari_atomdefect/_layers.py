@@ -7,10 +7,39 @@ import pandas as pd
 
 from .core.materials import DEFECT_CLASSES
 
-#: Face colours and symbols of the defect classes (the legend of the widgets uses them too).
+#: Marker (border) colours and symbols of the defect classes (the widgets' legends use them too).
 CLASS_COLORS = {"V_S": "#ff9900", "V_S2": "#ff2020", "O_S": "#00e5ff", "V_Mo": "#33ff33"}
 CLASS_SYMBOLS = {"V_S": "disc", "V_S2": "square", "O_S": "diamond", "V_Mo": "triangle_up"}
+#: Hollow glyphs of the symbols above, for legends drawn as text.
+SYMBOL_GLYPHS = {"disc": "○", "square": "□", "diamond": "◇", "triangle_up": "△"}
 SOURCES = ("model", "manual")
+#: Border width of the defect markers, relative to their size.
+MARKER_BORDER = 0.18
+
+
+def image_frame(image_layer) -> dict:
+    """``scale``, ``translate`` and ``units`` of the last two axes of an image layer, so that a
+    layer holding data in the image's pixel coordinates is drawn on top of it.
+
+    Parameters
+    ----------
+    image_layer : napari.layers.Image
+        Any object with ``scale``, ``translate`` and ``units`` sequences.
+
+    Returns
+    -------
+    dict
+    """
+    return {"scale": tuple(float(v) for v in image_layer.scale[-2:]),
+            "translate": tuple(float(v) for v in image_layer.translate[-2:]),
+            "units": tuple(str(u) for u in image_layer.units[-2:])}
+
+
+def _frame_or_nm(px: float | None, frame: dict | None) -> dict:
+    if frame is not None:
+        return dict(frame)
+    return {"scale": (px or 1.0, px or 1.0),
+            "units": ("nm", "nm") if px else ("pixel", "pixel")}
 
 
 def defect_features(table: pd.DataFrame) -> pd.DataFrame:
@@ -24,35 +53,56 @@ def defect_features(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def defect_layer_kwargs(table: pd.DataFrame, pixel_size_nm: float | None, name: str,
-                        a_px: float | None = None) -> dict:
-    """Keyword arguments of a Points layer showing ``table`` (pixel data, scale in nm)."""
-    px = pixel_size_nm or 1.0
+                        a_px: float | None = None, frame: dict | None = None) -> dict:
+    """Keyword arguments of a Points layer showing ``table``.
+
+    Markers are hollow: a border in the class colour and a transparent face, so that the column
+    under a marker stays visible.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Defects with ``y_px``, ``x_px``, ``class``, ``confidence``, ``source``.
+    pixel_size_nm : float or None
+        The calibration of the coordinates (kept in the metadata for nm exports).
+    name : str
+        Layer name.
+    a_px : float, optional
+        Lattice constant in pixels (sets the marker size).
+    frame : dict, optional
+        ``scale``/``translate``/``units`` of the image layer (see :func:`image_frame`); without
+        it the layer is scaled by ``pixel_size_nm`` in nm.
+
+    Returns
+    -------
+    dict
+    """
     size = 0.4 * a_px if a_px else 10.0  # data pixels: smaller than the column spacing
     return {
         "name": name,
-        "scale": (px, px),
-        "units": ("nm", "nm") if pixel_size_nm else ("pixel", "pixel"),
+        **_frame_or_nm(pixel_size_nm, frame),
         "features": defect_features(table),
         "feature_defaults": {"class": "V_S", "confidence": 1.0, "source": "manual"},
-        "face_color": "class",
-        "face_color_cycle": dict(CLASS_COLORS),
+        "face_color": "transparent",
+        "border_color": "class",
+        "border_color_cycle": dict(CLASS_COLORS),
         "symbol": [CLASS_SYMBOLS.get(c, "disc") for c in table["class"].astype(str)],
-        "border_color": "white",
-        "border_width": 0.05,
+        "border_width": MARKER_BORDER,
         "size": size,
-        "opacity": 0.6,  # the column under the marker stays visible
+        "opacity": 1.0,
         "metadata": {"atomdefect": {"kind": "detections", "pixel_size_nm": pixel_size_nm,
                                     "a_px": a_px}},
     }
 
 
-def site_layer_kwargs(lattice, name: str) -> tuple[np.ndarray, dict]:
-    """Points data and kwargs of the (light) lattice-sites layer."""
+def site_layer_kwargs(lattice, name: str, frame: dict | None = None) -> tuple[np.ndarray, dict]:
+    """Points data and kwargs of the (light) lattice-sites layer (``frame``: see
+    :func:`defect_layer_kwargs`)."""
     px = lattice.pixel_size_nm
     data = np.concatenate([lattice.metal_sites_px, lattice.chalcogen_sites_px])
     sub = ["metal"] * len(lattice.metal_sites_px) + ["chalcogen"] * len(lattice.chalcogen_sites_px)
     return data, {
-        "name": name, "scale": (px, px), "units": ("nm", "nm"),
+        "name": name, **_frame_or_nm(px, frame),
         "features": pd.DataFrame({"sublattice": pd.Categorical(sub, ["metal", "chalcogen"])}),
         "face_color": "transparent", "border_color": "sublattice",
         "border_color_cycle": {"metal": "#ff6060", "chalcogen": "#40e0ff"},
@@ -61,14 +111,15 @@ def site_layer_kwargs(lattice, name: str) -> tuple[np.ndarray, dict]:
     }
 
 
-def grid_layer_data(lattice) -> tuple[list[np.ndarray], dict]:
-    """Unit-cell parallelograms (one per metal site) for a Shapes layer."""
+def grid_layer_data(lattice, frame: dict | None = None) -> tuple[list[np.ndarray], dict]:
+    """Unit-cell parallelograms (one per metal site) for a Shapes layer (``frame``: see
+    :func:`defect_layer_kwargs`)."""
     px = lattice.pixel_size_nm
     a1, a2 = lattice.a1_px, lattice.a2_px
     corners = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], float)
     # Local vectors would follow distortion exactly; the global ones keep the grid readable.
     shapes = [p + corners[:, :1] * a1 + corners[:, 1:] * a2 for p in lattice.metal_sites_px]
-    return shapes, {"name": "unit cells", "scale": (px, px), "units": ("nm", "nm"),
+    return shapes, {"name": "unit cells", **_frame_or_nm(px, frame),
                     "shape_type": "polygon", "edge_color": "#ffd700", "edge_width": 0.5,
                     "face_color": "transparent", "opacity": 0.4, "visible": False,
                     "metadata": {"atomdefect": {"kind": "cell_grid"}}}

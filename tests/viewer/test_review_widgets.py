@@ -42,13 +42,31 @@ def test_add_delete_reclassify_keep_features_consistent(viewer_and_layer):
     layer.selected_data = {2}
     review.delete_selected()
     assert len(layer.data) == 12 == len(layer.features)
-    # Colours follow the class after every edit.
+    # Hollow markers whose border colour follows the class after every edit.
+    _assert_hollow_class_colours(layer)
+
+
+def _assert_hollow_class_colours(layer):
     from napari.utils.colormaps.standardize_color import transform_color
 
     from napari_atomdefect._layers import CLASS_COLORS
 
-    for cls, colour in zip(layer.features["class"], layer.face_color, strict=True):
+    assert len(layer.border_color) == len(layer.data) == len(layer.face_color)
+    for cls, colour in zip(layer.features["class"], layer.border_color, strict=True):
         np.testing.assert_allclose(colour, transform_color(CLASS_COLORS[cls])[0], atol=1e-3)
+    np.testing.assert_array_equal(layer.face_color[:, 3], 0.0)  # transparent face
+    assert np.all(np.asarray(layer.border_width) > 0.1)
+
+
+def test_markers_hollow_in_class_colour(viewer_and_layer):
+    viewer, layer = viewer_and_layer
+    _assert_hollow_class_colours(layer)
+    review = ReviewWidget(viewer)
+    layer.selected_data = {0}
+    review._key_handler("V_Mo")(layer)  # the review key recolours the border
+    review.add_defect([50.0, 60.0], cls="O_S")
+    assert layer.features["class"].iloc[0] == "V_Mo"
+    _assert_hollow_class_colours(layer)
 
 
 def test_number_keys_set_class(viewer_and_layer):
@@ -106,3 +124,44 @@ def test_export_and_reimport_identical(viewer_and_layer, tmp_path):
 def test_defect_statistics_without_sites():
     s = defect_statistics(pd.Series(["V_S", "V_Mo"]), None, None, None)
     assert s.loc["V_S", "count"] == 1 and np.isnan(s.loc["V_S", "per_site"])
+
+
+def test_hide_below_hides_on_canvas_and_in_statistics(viewer_and_layer):
+    viewer, layer = viewer_and_layer
+    review = ReviewWidget(viewer)
+    stats = StatsWidget(viewer)
+    conf = layer.features["confidence"].to_numpy()
+    size = layer.size[0]
+    review.threshold.setValue(60)
+    keep = conf >= 0.6
+    np.testing.assert_array_equal(layer.shown, keep)
+    # napari draws 2-D points regardless of `shown`: the hidden ones must have no size on canvas.
+    np.testing.assert_array_equal(np.asarray(layer._view_size) > 0, keep)
+    assert layer.canvas_size_limits[0] == 0  # no 2-px dot left where a point is hidden
+    shown_classes = layer.features["class"][keep].astype(str)
+    assert stats.statistics().loc["V_S", "count"] == (shown_classes == "V_S").sum() < 5
+    assert stats.table.item(0, 0).text() == str((shown_classes == "V_S").sum())
+    assert "hidden" in review.info.text() and len(layer.data) == 12
+    review.threshold.setValue(0)  # everything back, at its size
+    assert layer.shown.all() and np.allclose(layer.size, size)
+    assert stats.table.item(0, 0).text() == "5"
+
+
+def test_review_and_statistics_follow_new_detections(viewer_and_layer):
+    viewer, old = viewer_and_layer
+    review, stats = ReviewWidget(viewer), StatsWidget(viewer)
+    assert review.layer() is old and stats.layer() is old
+    table = pd.DataFrame({"y_px": [10.0, 20.0, 30.0], "x_px": [5.0, 6.0, 7.0],
+                          "class": ["V_Mo"] * 3, "confidence": [0.9] * 3, "source": "model"})
+    kwargs = defect_layer_kwargs(table, 0.012, "det 2", a_px=26.3)
+    kwargs["metadata"]["atomdefect"].update(n_metal_sites=400, n_chalcogen_sites=400,
+                                            area_nm2=37.7)
+    new = viewer.add_points(table[["y_px", "x_px"]].to_numpy(), **kwargs)  # what Detect does
+    assert review.layer() is new and stats.layer() is new
+    assert stats.table.item(3, 0).text() == "3"  # V_Mo of the new layer, not nan
+    review.add_defect([40.0, 40.0], cls="V_S")
+    assert len(new.data) == 4 and len(old.data) == 12  # edits go into the new layer
+    # The user's own choice is kept when an unrelated layer is added.
+    review.layer_combo.setCurrentText("det")
+    viewer.add_image(np.zeros((8, 8)), name="other")
+    assert review.layer() is old and stats.layer() is new

@@ -215,9 +215,11 @@ def find_lattice(
         sublattice from the chalcogen one.
     pixel_size_nm : float, optional
         Known pixel size. ``None`` calibrates from the lattice.
-    calibration : {"user", "file"}
-        Where ``pixel_size_nm`` comes from. A file calibration that disagrees with the lattice by more
-        than 3 % is replaced by the lattice calibration (with a warning); a user value is kept.
+    calibration : {"user", "file", "lattice"}
+        Where ``pixel_size_nm`` comes from. A file (or earlier lattice) calibration that disagrees
+        with the lattice by more than ``CALIBRATION_TOLERANCE`` is replaced by the lattice value (with
+        a warning); a user value is kept (with a warning when it disagrees). See
+        :func:`~.calibration_policy.choose_pixel_size`.
 
     Returns
     -------
@@ -334,26 +336,16 @@ def find_lattice(
     a_px = float(np.sqrt(abs(a1[0] * a2[1] - a1[1] * a2[0]) / (np.sqrt(3) / 2)))
     px_lattice = mat.a_nm / a_px
 
-    if pixel_size_nm is None:
-        px_used, source = px_lattice, "lattice"
-        messages.append(f"Pixel size calibrated from the {mat.name} lattice constant "
-                        f"({mat.a_nm:.4f} nm): {px_lattice:.5f} nm/px.")
-    else:
-        diff = abs(pixel_size_nm - px_lattice) / px_lattice
-        px_used, source = float(pixel_size_nm), calibration
-        if diff > CALIBRATION_TOLERANCE:
-            if calibration == "file":
-                px_used, source = px_lattice, "lattice"
-                msg = (f"The file's pixel size ({pixel_size_nm:.5f} nm/px) disagrees with the "
-                       f"{mat.name} lattice ({px_lattice:.5f} nm/px) by {diff:.1%}; using the "
-                       "lattice calibration. If the material is not "
-                       f"{mat.name}, choose the right one, or give the pixel size explicitly.")
-            else:
-                msg = (f"The given pixel size ({pixel_size_nm:.5f} nm/px) disagrees with the "
-                       f"{mat.name} lattice ({px_lattice:.5f} nm/px) by {diff:.1%}; it is kept "
-                       "as given. Check the calibration or the material.")
-            messages.append(msg)
-            warnings.warn(msg, CalibrationWarning, stacklevel=2)
+    # The calibration policy (one for GUI, CLI and API): see core/calibration_policy.py.
+    from .calibration_policy import choose_pixel_size
+
+    choice = choose_pixel_size(pixel_size_nm, calibration if pixel_size_nm is not None else "none",
+                               px_lattice, mat.name, CALIBRATION_TOLERANCE, mat.a_nm)
+    px_used, source = choice.pixel_size_nm, choice.source
+    if choice.message:
+        messages.append(choice.message)
+        if choice.given_nm is not None:
+            warnings.warn(choice.message, CalibrationWarning, stacklevel=2)
 
     return Lattice(
         a1_px=np.asarray(a1), a2_px=np.asarray(a2), origin_px=np.asarray(origin),

@@ -35,11 +35,13 @@ def is_image_layer(layer) -> bool:
     return (layer.metadata or {}).get("atomdefect", {}).get("kind") != "model_view"
 
 
-def follow_layers(viewer, combo, accept: Callable, on_change: Callable | None = None) -> Callable:
+def follow_layers(viewer, combo, accept: Callable, on_change: Callable | None = None,
+                  follow_new: bool = False) -> Callable:
     """Keep ``combo`` listing the accepted layers of ``viewer``; call ``on_change`` when the chosen
     layer changes (a new choice, or the chosen layer removed or replaced) — not on every layer
     event, so that adding an unrelated layer never resets what the user set for the chosen one.
-    Returns the refresh function."""
+    With ``follow_new``, an accepted layer added to the viewer becomes the choice (a new run's
+    detections); otherwise the user's choice is kept. Returns the refresh function."""
     chosen: list = [object()]  # nothing seen yet: the first refresh reports the choice
 
     def changed(*_) -> None:
@@ -51,6 +53,13 @@ def follow_layers(viewer, combo, accept: Callable, on_change: Callable | None = 
 
     def refresh(event=None) -> None:
         refresh_layer_combo(combo, viewer.layers, accept)
+        added = getattr(event, "value", None) if getattr(event, "type", "") == "inserted" else None
+        if follow_new and added is not None and accept(added):
+            k = combo.findText(added.name)
+            if k >= 0:
+                combo.blockSignals(True)
+                combo.setCurrentIndex(k)
+                combo.blockSignals(False)
         changed()
 
     combo.currentIndexChanged.connect(changed)

@@ -19,7 +19,15 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._layers import CLASS_COLORS, defect_layer_kwargs, grid_layer_data, site_layer_kwargs
+from .._layers import (
+    CLASS_COLORS,
+    CLASS_SYMBOLS,
+    SYMBOL_GLYPHS,
+    defect_layer_kwargs,
+    grid_layer_data,
+    image_frame,
+    site_layer_kwargs,
+)
 from ..core.device import DEVICE_CHOICES
 from ..core.materials import MATERIALS
 from ..core.progress import relay
@@ -30,43 +38,49 @@ if TYPE_CHECKING:  # pragma: no cover
     import napari
 
 
-def _lattice_job(image, material, pixel_size_nm, calibration):
-    """Worker body: find the lattice (one progress message, then the result)."""
+def _find_lattice_noting(image, material, pixel_size_nm, calibration):
+    """``find_lattice`` with its warnings recorded (not printed, not silenced): returns the
+    lattice and the warning texts that are not already among its messages, for the widget to show.
+    """
     import warnings
 
     from ..core.lattice import find_lattice
 
-    yield {"fraction": 0.1, "message": "Finding the lattice…"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         lattice = find_lattice(image, material, pixel_size_nm=pixel_size_nm,
                                calibration=calibration)
-    return {"lattice": lattice}
+    extra = [str(w.message) for w in caught if str(w.message) not in lattice.messages]
+    return lattice, list(dict.fromkeys(extra))
+
+
+def _lattice_job(image, material, pixel_size_nm, calibration):
+    """Worker body: find the lattice (one progress message, then the result)."""
+    yield {"fraction": 0.1, "message": "Finding the lattice…"}
+    lattice, notes = _find_lattice_noting(image, material, pixel_size_nm, calibration)
+    return {"lattice": lattice, "warnings": notes}
 
 
 def _model_view_job(image, material, pixel_size_nm, calibration, model, device, lattice):
     """Worker body: translate the image cell by cell into the simulated domain (gen_ba)."""
-    import warnings
-
     from ..core.cells import TileSpec
     from ..core.device import select_device
-    from ..core.lattice import find_lattice
     from ..core.model_view import iter_model_view
     from ..core.registry import load_noise_generators, resolve_model
 
     info = resolve_model(model)
     dev, dev_text = select_device(device)
+    notes: list[str] = []
     if lattice is None:
         yield {"fraction": 0.05, "message": "Finding the lattice…"}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            lattice = find_lattice(image, material, pixel_size_nm=pixel_size_nm,
-                                   calibration=calibration)
+        lattice, notes = _find_lattice_noting(image, material, pixel_size_nm, calibration)
+        notes = list(lattice.messages) + notes
     _, gen_ba = load_noise_generators(info, dev)
     spec = TileSpec(**info.card["noise"].get("tile", {}))
     result = yield from relay(iter_model_view(np.asarray(image, np.float32), lattice, gen_ba,
                                               dev, spec))
-    return {"image": result["image"], "model": info.name, "device": dev_text}
+    return {"image": result["image"], "model": info.name, "device": dev_text,
+            "lattice": lattice, "warnings": notes}
 
 
 def _detect_job(image, material, pixel_size_nm, calibration, model, device, lattice):
@@ -92,6 +106,7 @@ class DetectWidget(QWidget):
         # when the layer is removed or its data change.
         self._lattices = LatticeCache(self.viewer)
         self._pending_detect = False
+        self._setting_px = False  # True while the widget (not the user) sets the pixel size
 
         self.image_combo = QComboBox()
         self.open_button = QPushButton("Open file…")
@@ -105,6 +120,10 @@ class DetectWidget(QWidget):
         self.pixel_size.setSpecialValueText("unknown (from lattice)")
         self.pixel_size.setToolTip("Pixel size; 'unknown' calibrates it from the lattice.")
         self.calibration_label = QLabel("")
+        self.calibration_label.setWordWrap(True)
+        # Room for two lines: a form row does not grow with a wrapped label.
+        self.calibration_label.setMinimumHeight(
+            2 * self.calibration_label.fontMetrics().lineSpacing() + 4)
         self.calibrate_button = QPushButton("Calibrate from lattice")
         self.model = QComboBox()
         self.device = QComboBox()
@@ -134,7 +153,7 @@ class DetectWidget(QWidget):
         cal.addWidget(self.pixel_size, 1)
         cal.addWidget(self.calibrate_button)
         form.addRow("Pixel size", cal)
-        form.addRow("", self.calibration_label)
+        form.addRow(self.calibration_label)  # full width: it can take two lines
         form.addRow("Model", self.model)
         dev = QHBoxLayout()
         dev.addWidget(self.device)
@@ -148,7 +167,7 @@ class DetectWidget(QWidget):
         run.addWidget(self.cancel_button)
         legend = QGridLayout()
         for k, (cls, colour) in enumerate(CLASS_COLORS.items()):
-            swatch = QLabel("●")
+            swatch = QLabel(SYMBOL_GLYPHS.get(CLASS_SYMBOLS[cls], "○"))
             swatch.setStyleSheet(f"color: {colour}; font-size: 16px;")
             legend.addWidget(swatch, 0, 2 * k)
             legend.addWidget(QLabel(cls), 0, 2 * k + 1)
@@ -168,6 +187,7 @@ class DetectWidget(QWidget):
         self.run_button.clicked.connect(self.run_all)
         self.view_button.clicked.connect(self.show_model_view)
         self.cancel_button.clicked.connect(self.cancel)
+        self.pixel_size.valueChanged.connect(self._pixel_size_edited)
         self._refresh_images = follow_layers(self.viewer, self.image_combo, is_image_layer,
                                              self._image_changed)
         self.refresh_models()
@@ -194,13 +214,34 @@ class DetectWidget(QWidget):
         layer = self.image_layer()
         if layer is None:
             return
-        meta = layer.metadata.get("atomdefect", {})
-        px = meta.get("pixel_size_nm")
-        self.pixel_size.setValue(float(px) if px else 0.0)
-        source = meta.get("calibration", "none")
-        self.calibration_label.setText(
-            {"file": "from the file", "lattice": "calibrated from the lattice",
-             "user": "set by you"}.get(source, "not calibrated: the lattice will calibrate it"))
+        px, source = given_pixel_size(layer)
+        self._setting_px = True
+        try:
+            self.pixel_size.setValue(px or 0.0)
+        finally:
+            self._setting_px = False
+        self.calibration_label.setText(_pending_text(px, source))
+
+    def _pixel_size_edited(self, value: float) -> None:
+        """The user typed a pixel size: remember it on the image layer (kept from now on)."""
+        layer = self.image_layer()
+        if self._setting_px or layer is None:
+            return
+        meta = dict(layer.metadata.get("atomdefect", {}))
+        meta["user_pixel_size_nm"] = float(value)
+        layer.metadata = {**layer.metadata, "atomdefect": meta}
+        px, source = given_pixel_size(layer)
+        self.calibration_label.setText(_pending_text(px, source))
+
+    def _show_choice(self, layer, lattice) -> None:
+        """Show, persistently, the pixel size in use, where it came from and any disagreement."""
+        from ..core.calibration_policy import choose_pixel_size, describe_choice
+        from ..core.lattice import CALIBRATION_TOLERANCE
+
+        px, source = given_pixel_size(layer)
+        choice = choose_pixel_size(px, source, lattice.pixel_size_lattice_nm,
+                                   lattice.material.name, CALIBRATION_TOLERANCE)
+        self.calibration_label.setText(describe_choice(choice, source))
 
     def _open_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -225,10 +266,7 @@ class DetectWidget(QWidget):
             show_warning("Open an image first (File → Open, or the Open file… button).")
             return None
         image, frame = self._frame(layer)
-        px = self.pixel_size.value() or None
-        meta = layer.metadata.get("atomdefect", {})
-        calibration = "file" if px and meta.get("calibration") == "file" and \
-            abs(px - (meta.get("pixel_size_nm") or 0)) < 1e-9 else "user"
+        px, calibration = given_pixel_size(layer)
         return layer, image, frame, px, calibration
 
     # ---------------------------------------------------------------- running
@@ -296,7 +334,8 @@ class DetectWidget(QWidget):
             self._lattices[key] = lattice
             self._show_lattice(layer, lattice)
 
-        self._start(_lattice_job, (image, self.material.currentText(), px, calibration), done,
+        self._start(_lattice_job, (image, self.material.currentText(), px, calibration),
+                    lambda result: (done(result), self._notify(result.get("warnings", []))),
                     "Finding the lattice…")
 
     def calibrate_from_lattice(self) -> None:
@@ -311,18 +350,23 @@ class DetectWidget(QWidget):
 
             lattice = result["lattice"]
             px = lattice.pixel_size_lattice_nm
-            self.pixel_size.setValue(px)
             meta = dict(layer.metadata.get("atomdefect", {}))
             old = meta.get("pixel_size_nm")
+            meta.pop("user_pixel_size_nm", None)
             meta.update(pixel_size_nm=px, calibration="lattice")
             layer.metadata = {**layer.metadata, "atomdefect": meta}
-            layer.scale = tuple(layer.scale[:-2]) + (px, px)
+            apply_calibration(self.viewer, layer, px)
             self._lattices[self._key(layer, frame, px)] = lattice
             self._image_changed()
+            self._show_choice(layer, lattice)
             show_info(f"Pixel size calibrated from the {lattice.material.name} lattice: "
-                      f"{px:.5f} nm" + (f" (file said {old:.5f} nm)." if old else "."))
+                      f"{px:.5f} nm" + (f" (file said {old:.5f} nm)." if old else ".")
+                      + " The image and its layers now use it.")
+            self.status.setText(f"Pixel size {px:.5f} nm/px applied to {layer.name} and its "
+                                "layers.")
+            self.progress.setValue(100)
 
-        self._start(_lattice_job, (image, self.material.currentText(), None, "user"), done,
+        self._start(_lattice_job, (image, self.material.currentText(), None, "none"), done,
                     "Calibrating from the lattice…")
 
     def _inputs_and_lattice(self):
@@ -355,10 +399,12 @@ class DetectWidget(QWidget):
         layer, image, frame, px, calibration, lattice = inputs
 
         def done(result):
+            self._show_choice(layer, result["lattice"])
+            self._notify(result.get("warnings", []))
             self.viewer.add_image(
                 result["image"], name=f"{layer.name} model's view ({result['model']})",
-                scale=tuple(layer.scale[-2:]), translate=tuple(layer.translate[-2:]),
-                colormap="gray", metadata={"atomdefect": {"kind": "model_view"}})
+                **image_frame(layer), colormap="gray",
+                metadata={"atomdefect": {"kind": "model_view", "image": layer.name}})
             self.status.setText("Model's view added: the image as the detector's training "
                                 "domain sees it (cell by cell, real → simulated).")
             self.progress.setValue(100)
@@ -373,26 +419,40 @@ class DetectWidget(QWidget):
         self.find_lattice()
 
     # ---------------------------------------------------------------- results
+    def _notify(self, notes) -> None:
+        """Show warnings the lattice search raised (recorded in the worker) to the user."""
+        from napari.utils.notifications import show_warning
+
+        for note in notes:
+            show_warning(note)
+        if notes:
+            self.status.setText(" ".join([self.status.text(), *notes]).strip())
+
     def _show_lattice(self, layer, lattice) -> None:
         from napari.utils.notifications import show_info
 
-        data, kwargs = site_layer_kwargs(lattice, f"{layer.name} sites")
+        frame = image_frame(layer)
+        data, kwargs = site_layer_kwargs(lattice, f"{layer.name} sites", frame)
+        kwargs["metadata"]["atomdefect"]["image"] = layer.name
         self.viewer.add_points(data, **kwargs)
-        shapes, gkw = grid_layer_data(lattice)
+        shapes, gkw = grid_layer_data(lattice, frame)
+        gkw["metadata"]["atomdefect"]["image"] = layer.name
         self.viewer.add_shapes(shapes, **gkw)
         self.viewer.layers.selection.active = layer
         for msg in lattice.messages:
             show_info(msg)
-        self.status.setText(
-            f"Lattice: {lattice.n_cells} unit cells, a = {lattice.a_px:.2f} px, pixel size "
-            f"{lattice.pixel_size_nm:.5f} nm ({lattice.calibration}).")
+        self._show_choice(layer, lattice)
+        self.status.setText(" ".join(
+            [f"Lattice: {lattice.n_cells} unit cells, a = {lattice.a_px:.2f} px, pixel size "
+             f"{lattice.pixel_size_nm:.5f} nm ({lattice.calibration})."] + list(lattice.messages)))
         self.progress.setValue(100)
 
     def _show_detections(self, layer, frame, result) -> None:
         table = result["defects"]
         lattice = result["lattice"]
         name = f"{layer.name} defects ({result['model']})"
-        kwargs = defect_layer_kwargs(table, lattice.pixel_size_nm, name, a_px=lattice.a_px)
+        kwargs = defect_layer_kwargs(table, lattice.pixel_size_nm, name, a_px=lattice.a_px,
+                                     frame=image_frame(layer))
         meta = kwargs["metadata"]["atomdefect"]
         sites = result["sites"]
         least = sites.sort_values("confidence").head(100)
@@ -405,10 +465,94 @@ class DetectWidget(QWidget):
                                    * lattice.pixel_size_nm**2))
         self.viewer.add_points(table[["y_px", "x_px"]].to_numpy(float), **kwargs)
         self.device_label.setText(f"used: {result['device']}")
+        self._show_choice(layer, lattice)
         counts = table["class"].value_counts()
         summary = ", ".join(f"{c}: {counts.get(c, 0)}" for c in CLASS_COLORS)
         self.status.setText(f"{len(table)} defects in {lattice.n_cells} cells ({summary}).")
         self.progress.setValue(100)
 
 
-__all__ = ["DetectWidget"]
+#: Kinds (``metadata["atomdefect"]["kind"]``) of the layers the plugin derives from an image;
+#: with ``metadata["atomdefect"]["image"]`` naming it, they follow its calibration.
+_PLUGIN_KINDS = ("lattice_sites", "cell_grid", "detections", "model_view", "finetune_selection")
+
+
+def given_pixel_size(layer) -> tuple[float | None, str]:
+    """The pixel size known for an image layer and where it comes from.
+
+    A value the user typed in the Detect widget wins; then the file's (or an applied lattice
+    calibration); then a nm scale set on the layer by another reader; else ``(None, "none")``.
+
+    Parameters
+    ----------
+    layer : napari.layers.Image
+
+    Returns
+    -------
+    tuple
+        ``(pixel size in nm or None, "user" | "file" | "lattice" | "none")``
+    """
+    meta = layer.metadata.get("atomdefect", {})
+    if "user_pixel_size_nm" in meta:
+        value = meta["user_pixel_size_nm"]
+        return (float(value), "user") if value else (None, "none")
+    px = meta.get("pixel_size_nm")
+    if px:
+        source = meta.get("calibration")
+        return float(px), source if source in ("file", "lattice") else "file"
+    if str(layer.units[-1]) in ("nm", "nanometer") and float(layer.scale[-1]) != 1.0:
+        return float(layer.scale[-1]), "file"
+    return None, "none"
+
+
+def _pending_text(px: float | None, source: str) -> str:
+    """What the calibration label says before the lattice has been found."""
+    if source == "user":
+        return f"Typed by you: {px:.5f} nm/px (kept even if the lattice disagrees)."
+    if source == "file":
+        return (f"From the file: {px:.5f} nm/px (replaced by the lattice's if they disagree "
+                "by more than 3 %).")
+    if source == "lattice":
+        return f"Calibrated from the lattice: {px:.5f} nm/px."
+    return "Not calibrated: the lattice will calibrate it."
+
+
+def apply_calibration(viewer, image_layer, pixel_size_nm: float) -> None:
+    """Give the image layer the pixel size ``pixel_size_nm`` (scale and nm units) and make the
+    plugin's layers of that image (sites, cell grid, detections, model's view) follow it.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+    image_layer : napari.layers.Image
+    pixel_size_nm : float
+    """
+    px = float(pixel_size_nm)
+    lead = image_layer.ndim - 2
+    ratio = px / float(image_layer.scale[-1])
+    camera = viewer.scene.camera
+    centre = np.asarray(camera.center, float)
+    origin = np.asarray(image_layer.translate[-2:], float)
+    centre[-2:] = origin + (centre[-2:] - origin) * ratio  # keep the same part of the image in view
+    zoom = camera.zoom / ratio
+    image_layer.scale = tuple(image_layer.scale[:lead]) + (px, px)
+    image_layer.units = tuple(str(u) for u in image_layer.units[:lead]) + ("nm", "nm")
+    frame = image_frame(image_layer)
+    for other in viewer.layers:
+        meta = dict(other.metadata.get("atomdefect", {}))
+        if other is image_layer or meta.get("image") != image_layer.name or \
+                meta.get("kind") not in _PLUGIN_KINDS:
+            continue
+        other.scale, other.translate, other.units = (frame["scale"], frame["translate"],
+                                                     frame["units"])
+        if meta.get("kind") == "detections" and meta.get("pixel_size_nm"):
+            old = meta["pixel_size_nm"]
+            if meta.get("area_nm2"):
+                meta["area_nm2"] = meta["area_nm2"] * (px / old) ** 2
+            meta["pixel_size_nm"] = px
+            other.metadata = {**other.metadata, "atomdefect": meta}
+    camera.center, camera.zoom = tuple(centre), zoom
+
+
+__all__ = ["DetectWidget", "apply_calibration", "given_pixel_size"]
+

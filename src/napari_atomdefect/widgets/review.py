@@ -39,6 +39,13 @@ def layer_meta(layer) -> dict:
             "units": tuple(str(u) for u in layer.units), "metadata": layer.metadata}
 
 
+def marker_size(layer) -> float:
+    """The normal marker size of a defect layer (data pixels): 0.4 lattice constants, else the
+    layer's size for new points."""
+    a_px = (layer.metadata or {}).get("atomdefect", {}).get("a_px")
+    return 0.4 * float(a_px) if a_px else float(layer.current_size)
+
+
 def set_class(layer, indices, cls: str) -> None:
     """Give the points ``indices`` of ``layer`` the class ``cls`` (a human decision: manual)."""
     idx = np.asarray(sorted(indices), int)
@@ -115,7 +122,7 @@ class ReviewWidget(QWidget):
         self.threshold.valueChanged.connect(self.apply_threshold)
         self.export_button.clicked.connect(self._export_dialog)
         self._refresh_layers = follow_layers(self.viewer, self.layer_combo, is_defect_layer,
-                                             self._layer_changed)
+                                             self._layer_changed, follow_new=True)
 
     # ------------------------------------------------------------------ layers
     def layer(self):
@@ -182,15 +189,26 @@ class ReviewWidget(QWidget):
             layer.remove_selected()
 
     def apply_threshold(self, *args) -> None:
-        """Hide (not delete) detections whose confidence is below the slider."""
+        """Hide (not delete) detections whose confidence is below the slider.
+
+        Sets ``layer.shown``; as napari ignores ``shown`` for 2-D points when drawing, hidden
+        points also get size 0 (shown ones get their marker size back), and the layer's smallest
+        size on screen becomes 0 px (napari's default of 2 px would leave dots)."""
         layer = self.layer()
         t = self.threshold.value() / 100
         self.threshold_label.setText("show all" if t == 0 else f"{t:.2f}")
         if layer is None or "confidence" not in layer.features:
             return
         conf = layer.features["confidence"].to_numpy(float)
-        layer.shown = ~(conf < t)
-        hidden = int((conf < t).sum())
+        shown = ~(conf < t)
+        sizes = np.asarray(layer.size, float).copy()
+        sizes[sizes <= 0] = marker_size(layer)
+        sizes[~shown] = 0.0
+        if not shown.all():
+            layer.canvas_size_limits = (0, layer.canvas_size_limits[1])
+        layer.size = sizes
+        layer.shown = shown
+        hidden = int((~shown).sum())
         self.info.setText(f"{len(conf) - hidden} shown, {hidden} hidden below {t:.2f}.")
 
     def next_low_confidence(self) -> int | None:
@@ -205,7 +223,7 @@ class ReviewWidget(QWidget):
         self._cursor = (self._cursor + 1) % len(order)
         i = int(order[self._cursor])
         layer.selected_data = {i}
-        self.viewer.camera.center = tuple(np.asarray(layer.data[i]) * np.asarray(layer.scale))
+        self.viewer.scene.camera.center = tuple(layer.data_to_world(layer.data[i]))
         cls = layer.features["class"].iloc[i]
         self.info.setText(f"Point {i}: {cls}, confidence {conf[i]:.2f}.")
         return i

@@ -71,6 +71,11 @@ class BarChart(QWidget):
         painter.end()
 
 
+#: Layer events after which the statistics are recomputed. Points layers have no ``shown`` event:
+#: setting ``shown`` refreshes the layer, which emits ``set_data``.
+_EVENTS = ("data", "features", "set_data")
+
+
 class StatsWidget(QWidget):
     """Live statistics of the shown points of a detections layer."""
 
@@ -92,21 +97,21 @@ class StatsWidget(QWidget):
         layout.addWidget(self.chart)
         layout.addWidget(self.note)
         self._refresh_layers = follow_layers(self.viewer, self.layer_combo, is_defect_layer,
-                                             self._layer_changed)
+                                             self._layer_changed, follow_new=True)
 
     def layer(self):
         return layer_by_name(self.viewer, self.layer_combo)
 
     def _layer_changed(self, *args) -> None:
         if self._connected is not None:
-            for ev in ("data", "features", "shown"):
+            for ev in _EVENTS:
                 emitter = getattr(self._connected.events, ev, None)
                 if emitter is not None:
                     emitter.disconnect(self.update_stats)
         layer = self.layer()
         self._connected = layer
         if layer is not None:
-            for ev in ("data", "features", "shown"):
+            for ev in _EVENTS:
                 emitter = getattr(layer.events, ev, None)
                 if emitter is not None:
                     emitter.connect(self.update_stats)

@@ -1,0 +1,118 @@
+"""Layers the plugin adds are drawn on the image, also for an image without a pixel size."""
+
+import numpy as np
+import pytest
+
+from napari_atomdefect.core.simulate import simulate_image
+from napari_atomdefect.widgets.detect import DetectWidget
+
+pytestmark = pytest.mark.viewer
+
+
+def _kind(viewer, kind):
+    return [layer for layer in viewer.layers
+            if layer.metadata.get("atomdefect", {}).get("kind") == kind]
+
+
+def _wait(qtbot, widget, timeout=180_000):
+    qtbot.waitUntil(lambda: widget.worker is None and not widget._pending_detect,
+                    timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate_image("MoS2", (256, 256), 0.012, seed=1)
+
+
+def _world(layer, points):
+    return np.array([layer.data_to_world(p) for p in np.asarray(points)])
+
+
+def _nearest(a, b):
+    return np.min(np.linalg.norm(a[:, None, :] - b[None, :, :], axis=2), axis=1)
+
+
+def test_run_all_on_uncalibrated_numpy_image(make_napari_viewer, qtbot, sim):
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.asarray(sim.image), name="raw")  # scale 1, no units
+    widget = DetectWidget(viewer)
+    widget.run_all()
+    _wait(qtbot, widget)
+    [sites] = _kind(viewer, "lattice_sites")
+    [grid] = _kind(viewer, "cell_grid")
+    [det] = _kind(viewer, "detections")
+    for layer in (sites, grid, det):
+        np.testing.assert_allclose(layer.scale, image.scale)
+        np.testing.assert_allclose(layer.translate, image.translate)
+        assert tuple(layer.units) == tuple(image.units)
+    assert len(det.data) >= 3
+    # Every marker sits on a lattice site, in world coordinates, and on the same image pixel.
+    a_px = det.metadata["atomdefect"]["a_px"]
+    d = _nearest(_world(det, det.data), _world(sites, sites.data))
+    assert d.max() < 0.15 * a_px
+    np.testing.assert_allclose(_world(det, det.data), _world(image, det.data))
+    # The nm calibration from the lattice is kept for exports.
+    assert det.metadata["atomdefect"]["pixel_size_nm"] == pytest.approx(0.012, rel=0.01)
+
+
+def test_calibrate_moves_image_and_its_layers_together(make_napari_viewer, qtbot, sim):
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.asarray(sim.image), name="raw")
+    widget = DetectWidget(viewer)
+    widget.run_all()
+    _wait(qtbot, widget)
+    [sites], [det] = _kind(viewer, "lattice_sites"), _kind(viewer, "detections")
+    before = _world(det, det.data)
+    viewer.scene.camera.center = (100.0, 60.0)
+    viewer.scene.camera.zoom = 3.0
+    widget.calibrate_from_lattice()
+    _wait(qtbot, widget)
+    px = image.scale[-1]
+    assert px == pytest.approx(0.012, rel=0.01) and str(image.units[-1]) == "nanometer"
+    for layer in (sites, det, *_kind(viewer, "cell_grid")):
+        np.testing.assert_allclose(layer.scale, image.scale)
+        assert str(layer.units[-1]) == "nanometer"
+    np.testing.assert_allclose(_world(det, det.data), before * px)
+    np.testing.assert_allclose(_world(det, det.data), _world(image, det.data))
+    assert widget.pixel_size.value() == pytest.approx(px, abs=1e-5)
+    assert "calibrated from the lattice" in widget.calibration_label.text()
+    # The view stays on the same part of the image.
+    np.testing.assert_allclose(image.world_to_data(viewer.scene.camera.center[-2:]),
+                               [100.0, 60.0], atol=1e-6)
+    assert viewer.scene.camera.zoom == pytest.approx(3.0 / px)
+
+
+def test_typed_pixel_size_is_kept(make_napari_viewer, qtbot, sim):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.asarray(sim.image), name="raw")
+    widget = DetectWidget(viewer)
+    widget.pixel_size.setValue(0.0125)  # what typing does (4 % off the lattice)
+    assert "Typed by you" in widget.calibration_label.text()
+    widget.run_all()
+    _wait(qtbot, widget)
+    assert widget.pixel_size.value() == pytest.approx(0.0125)
+    [det] = _kind(viewer, "detections")
+    assert det.metadata["atomdefect"]["pixel_size_nm"] == pytest.approx(0.0125)
+    label = widget.calibration_label.text()
+    assert "0.01250 nm/px (typed by you)" in label and "lattice says 0.0120" in label
+    # Choosing another image and coming back does not lose the typed value.
+    viewer.add_image(np.zeros((64, 64), np.float32), name="other")
+    widget.image_combo.setCurrentText("other")
+    assert widget.pixel_size.value() == 0.0
+    widget.image_combo.setCurrentText("raw")
+    assert widget.pixel_size.value() == pytest.approx(0.0125)
+    widget.detect()
+    _wait(qtbot, widget)
+    assert _kind(viewer, "detections")[-1].metadata["atomdefect"]["pixel_size_nm"] == \
+        pytest.approx(0.0125)
+
+
+def test_lattice_warnings_reach_the_widget(make_napari_viewer, qtbot, sim):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.asarray(sim.image), name="raw")
+    widget = DetectWidget(viewer)
+    widget.pixel_size.setValue(0.014)
+    widget.find_lattice()
+    _wait(qtbot, widget)
+    assert "kept as given" in widget.status.text()
+    assert "off" in widget.calibration_label.text()
