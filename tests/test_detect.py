@@ -202,3 +202,21 @@ def test_cli_detect_and_evaluate(tmp_path, sims, capsys):
                  "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["V_S2"]["f1"] > 0.7
+
+
+def test_detect_takes_a_read_image_with_its_file_calibration(tmp_path):
+    """``detect(read_image(path))`` uses the file's pixel size under the file policy: a wrong
+    file value yields to the lattice, as in the CLI and the widget."""
+    import warnings
+
+    from napari_atomdefect.core.detect import detect
+    from napari_atomdefect.core.io import read_image, write_tiff
+    from napari_atomdefect.core.simulate import simulate_image
+
+    sim = simulate_image("MoS2", 256, 0.012, seed=4)
+    write_tiff(tmp_path / "wrong.tif", sim.image, 0.012 * 1.16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = detect(read_image(tmp_path / "wrong.tif"), material="MoS2")
+    assert table.attrs["calibration"] == "lattice"
+    assert abs(table.attrs["pixel_size_nm"] / 0.012 - 1) < 0.02

@@ -16,6 +16,7 @@ import pandas as pd
 
 from .cells import TileSpec, iter_cell_tiles
 from .datasets import own_site_positions
+from .errors import AtomDefectError
 from .export import DEFECT_COLUMNS
 from .image_fit import ModelFitWarning, assess_fit, flagged_fraction_message
 from .lattice import Lattice, find_lattice
@@ -124,8 +125,9 @@ def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str 
 
     Parameters
     ----------
-    image : ndarray
-        One 2-D frame.
+    image : ndarray or StemImage
+        One 2-D frame, or an image read by :func:`~.io.read_image` (its file calibration is then
+        used with ``calibration="file"`` unless ``pixel_size_nm`` is given).
     pixel_size_nm : float, optional
         Pixel size; ``None`` calibrates it from the lattice.
     material : str
@@ -143,8 +145,16 @@ def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str 
         One row per defect: ``y_px, x_px, y_nm, x_nm, class, confidence, source``; ``attrs`` hold
         the model, device, pixel size and the number of sites examined.
     """
+    from .io import StemImage
     from .progress import run_to_end
 
+    if isinstance(image, StemImage):  # a file read by read_image: its own calibration
+        if image.is_stack:
+            raise AtomDefectError(f"{image.name} is a stack of {image.data.shape[0]} frames; "
+                                  "pass one frame (image.data[k]).")
+        if pixel_size_nm is None and image.pixel_size_nm is not None:
+            pixel_size_nm, calibration = image.pixel_size_nm, "file"
+        image = image.data
     return run_to_end(iter_detect(image, pixel_size_nm, material, model, device,
                                   calibration))["defects"]
 

@@ -282,14 +282,21 @@ class FinetuneWidget(QWidget):
                       "Finding the lattice…")
         return lattice
 
-    def _scale(self):
+    def _frame_kwargs(self) -> dict:
+        """Scale, translate, units and plugin metadata of a selection layer drawn on the image
+        (so that it follows the image, also through *Calibrate from lattice*)."""
+        from .._layers import image_frame
+
         layer = self.image_layer()
-        return tuple(layer.scale[-2:]) if layer is not None else (1.0, 1.0)
+        if layer is None:
+            return {}
+        return {**image_frame(layer),
+                "metadata": {"atomdefect": {"kind": "finetune_selection", "image": layer.name}}}
 
     def start_picking(self) -> None:
         """Add (or activate) the Points layer in which clicks pick cells."""
         if CELLS_LAYER not in self.viewer.layers:
-            self.viewer.add_points(np.zeros((0, 2)), name=CELLS_LAYER, scale=self._scale(),
+            self.viewer.add_points(np.zeros((0, 2)), name=CELLS_LAYER, **self._frame_kwargs(),
                                    face_color="#ffd70080", border_color="#ffd700", size=12,
                                    symbol="cross")
             self._watch_selection_layers()
@@ -300,7 +307,7 @@ class FinetuneWidget(QWidget):
     def start_region(self) -> None:
         """Add (or activate) the Shapes layer in which drawn polygons select cells."""
         if REGION_LAYER not in self.viewer.layers:
-            self.viewer.add_shapes(name=REGION_LAYER, scale=self._scale(), edge_color="#ffd700",
+            self.viewer.add_shapes(name=REGION_LAYER, **self._frame_kwargs(), edge_color="#ffd700",
                                    face_color="#ffd70030", edge_width=2)
             self._watch_selection_layers()
         layer = self.viewer.layers[REGION_LAYER]
