@@ -111,3 +111,29 @@ def test_model_view_layer(viewer_with_sample, qtbot):
     assert names == ["MoS2 sample (simulated)"]
     tune = FinetuneWidget(viewer)
     assert tune.image_combo.currentText() == "MoS2 sample (simulated)"
+
+
+def test_model_that_does_not_fit_is_shown_in_the_widget(make_napari_viewer, qtbot):
+    """A WS2 image analysed with the MoS2 model: the widget says so in a line that stays."""
+    from napari_atomdefect.core.simulate import MicroscopeParams, simulate_image
+
+    sim = simulate_image("WS2", 320, 0.012, params=MicroscopeParams(), seed=2)
+    viewer = make_napari_viewer()
+    viewer.add_image(sim.image, name="ws2", scale=(0.012, 0.012), units=("nm", "nm"))
+    widget = DetectWidget(viewer)
+    widget.material.setCurrentText("MoS2")
+    widget.run_all()
+    _wait(qtbot, widget)
+    assert widget.fit_label.isVisibleTo(widget)
+    assert "outside what the MoS2 model was trained on" in widget.fit_label.text()
+    assert "WS2 fits better" in widget.fit_label.text()
+    [layer] = _layers_of(viewer, "detections")
+    assert layer.metadata["atomdefect"]["fit"]["proposed"] == "WS2"
+
+    # An image that fits clears the line at the next detection.
+    viewer.layers.clear()
+    viewer.open_sample("napari-atomdefect", "mos2")
+    widget.image_combo.setCurrentText("MoS2 sample (simulated)")
+    widget.run_all()
+    _wait(qtbot, widget)
+    assert not widget.fit_label.isVisibleTo(widget)

@@ -142,6 +142,11 @@ class DetectWidget(QWidget):
         self.progress.setRange(0, 100)
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        # Whether the image looks like the model's training data: stays until the next detection.
+        self.fit_label = QLabel("")
+        self.fit_label.setWordWrap(True)
+        self.fit_label.setStyleSheet("color: #ffb000;")
+        self.fit_label.setVisible(False)
 
         form = QFormLayout()
         row = QHBoxLayout()
@@ -177,6 +182,7 @@ class DetectWidget(QWidget):
         layout.addWidget(self.view_button)
         layout.addLayout(run)
         layout.addWidget(self.status)
+        layout.addWidget(self.fit_label)
         layout.addLayout(legend)
         layout.addStretch(1)
 
@@ -291,6 +297,14 @@ class DetectWidget(QWidget):
     def _on_progress(self, item: dict) -> None:
         self.progress.setValue(int(100 * item.get("fraction", 0)))
         self.status.setText(item.get("message", ""))
+        if item.get("fit") is not None:  # the model does not fit: say so before the long part
+            self._show_fit(item["fit"].messages)
+
+    def _show_fit(self, messages: list[str]) -> None:
+        """Show (or clear) the model-fit warnings in the persistent line under the status."""
+        text = " ".join(messages)
+        self.fit_label.setText(f"⚠ {text}" if text else "")
+        self.fit_label.setVisible(bool(text))
 
     def _on_error(self, exc: Exception) -> None:
         from napari.utils.notifications import show_error
@@ -388,6 +402,7 @@ class DetectWidget(QWidget):
         def done(result):
             self._show_detections(layer, frame, result)
 
+        self._show_fit([])
         self._start(_detect_job, (image, self.material.currentText(), px, calibration, model,
                                   self.device.currentText(), lattice), done, "Detecting…")
 
@@ -463,8 +478,10 @@ class DetectWidget(QWidget):
                     n_chalcogen_sites=table.attrs.get("n_chalcogen_sites"),
                     area_nm2=float(np.prod(np.asarray(layer.data.shape[-2:]))
                                    * lattice.pixel_size_nm**2))
+        meta.update(fit=table.attrs.get("fit"))
         self.viewer.add_points(table[["y_px", "x_px"]].to_numpy(float), **kwargs)
         self.device_label.setText(f"used: {result['device']}")
+        self._show_fit(result.get("fit_messages", []))
         self._show_choice(layer, lattice)
         counts = table["class"].value_counts()
         summary = ", ".join(f"{c}: {counts.get(c, 0)}" for c in CLASS_COLORS)
