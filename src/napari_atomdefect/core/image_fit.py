@@ -259,16 +259,22 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str,
     metal = MATERIALS[chosen].metal
     alloy = alloy_between(ratio, metal)
     same_metal = [c for c in candidates if MATERIALS[c].metal == metal]
-    if _contrast_distance(ratio, trained) > 0:
-        if alloy and not same_metal:
-            better = (f"; it lies between {alloy[0]} and {alloy[1]}: the chalcogen columns look "
-                      "like an S/Se alloy (a partly converted layer)")
-        elif candidates:
-            better = f"; {candidates[0]} fits better"
-        else:
-            better = ""
+    if alloy and not same_metal:
+        better = (f"; it lies between {alloy[0]} and {alloy[1]}: the chalcogen columns look "
+                  "like an S/Se alloy (a partly converted layer)")
+    elif candidates:
+        better = f"; {candidates[0]} fits better"
+    else:
+        better = ""
+    if _contrast_distance(ratio, chosen) > 0:
+        c_lo, _, c_hi = TRAINING_RANGES[chosen]["metal_to_chalcogen"]
+        what = (f"what the {trained} model was trained on" if trained == chosen
+                else f"what {chosen} shows")
+        messages.append(f"Metal/chalcogen contrast {ratio:.2f} is outside {what} "
+                        f"({c_lo:.1f}–{c_hi:.1f}){better}.")
+    if trained != chosen and _contrast_distance(ratio, trained) > 0:
         messages.append(f"Metal/chalcogen contrast {ratio:.2f} is outside what the {trained} model "
-                        f"was trained on ({lo:.1f}–{hi:.1f}){better}.")
+                        f"was trained on ({lo:.1f}–{hi:.1f}).")
     spread_max = TRAINING_RANGES[trained]["excess_spread"][0]
     excess = meas.excess_spread
     if np.isfinite(excess) and excess > spread_max * SPREAD_TOLERANCE:
