@@ -1,0 +1,165 @@
+"""Per-class F1 of the detector next to the near-ideal observer on the same images, and how well its
+confidences are calibrated.
+
+Usage:
+    python benchmarks/bench_accuracy.py --devset ../shared/data/devset \\
+        --ideal-observer ../shared/tools/ideal_observer.py
+    python benchmarks/bench_accuracy.py --simulated 12 --ideal-observer ../shared/tools/ideal_observer.py
+
+``--simulated N`` writes N held-out images of the project's own simulator (random microscopes, doses
+1e5–2e6 e/Å², pixel sizes 0.010–0.016 nm, seeds never used in training) in the dev-set layout
+(``image.npy``, ``image_clean.npy``, ``columns.csv``, ``labels.csv``, ``meta.json``), so that the
+external ideal observer (``ideal_observer.py``, given by path, never copied here) can score the same
+images. Without ``--ideal-observer`` only the detector's figures are printed.
+
+Printed per class: the detector's pooled precision, recall and F1 (matching radius 0.08 nm), the ideal
+observer's F1 and the gap; then the expected calibration error (ECE, 10 bins) of the detector's site
+confidences against the true content of every column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CLASSES = ("V_S", "V_S2", "O_S", "V_Mo")
+RADIUS_NM = 0.08
+
+
+def write_simulated_set(folder: Path, n: int, seed: int = 900_000, size: int = 256) -> None:
+    """``n`` held-out simulated MoS2 images in the dev-set layout."""
+    from napari_atomdefect.core.simulate import MicroscopeParams, simulate_image
+
+    for k in range(n):
+        rng = np.random.default_rng(seed + k)
+        dose = float(10 ** rng.uniform(5.0, np.log10(2e6)))
+        px = float(rng.uniform(0.010, 0.016))
+        params = MicroscopeParams.random(rng, "MoS2", dose_e_per_A2=dose)
+        sim = simulate_image("MoS2", size, px, params=params, seed=seed + k)
+        d = folder / f"sim_{k:03d}"
+        d.mkdir(parents=True)
+        np.save(d / "image.npy", sim.image.astype(np.float32))
+        np.save(d / "image_clean.npy", sim.clean.astype(np.float32))
+        cls = sim.sites["class"].replace({"metal": "Mo", "chalcogen": "S2"})
+        pd.DataFrame({"x_px": sim.sites.x_px, "y_px": sim.sites.y_px, "class": cls}).to_csv(
+            d / "columns.csv", index=False, float_format="%.3f")
+        defects = sim.sites[~sim.sites["class"].isin(["metal", "chalcogen"])]
+        defects[["x_px", "y_px", "class"]].to_csv(d / "labels.csv", index=False,
+                                                  float_format="%.3f")
+        (d / "meta.json").write_text(json.dumps({"pixel_size_A": px * 10, "dose": dose,
+                                                 "seed": seed + k}))
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
+    """ECE: bin-weighted mean of |accuracy - mean confidence| over equal-width confidence bins."""
+    edges = np.linspace(0, 1, bins + 1)
+    idx = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            ece += m.mean() * abs(correct[m].mean() - confidence[m].mean())
+    return float(ece)
+
+
+def site_truth(sites: pd.DataFrame, columns: pd.DataFrame, radius_px: float) -> np.ndarray:
+    """True class of each detected site (nearest true column within ``radius_px``; else None)."""
+    from scipy.spatial import cKDTree
+
+    truth_cls = columns["class"].replace({"Mo": "metal", "S2": "chalcogen"}).to_numpy()
+    dist, k = cKDTree(columns[["y_px", "x_px"]].to_numpy()).query(
+        sites[["y_px", "x_px"]].to_numpy())
+    return np.where(dist <= radius_px, truth_cls[np.minimum(k, len(truth_cls) - 1)], None)
+
+
+def detector_scores(folder: Path, model: str | None) -> tuple[dict, dict, float]:
+    """Pooled per-class tp/fp/fn (``V_S|O_S``: either class counts), ECE of the site confidences
+    (all sites, chalcogen sites, sites called defects) and seconds per image."""
+    from napari_atomdefect.core.detect import iter_detect
+    from napari_atomdefect.core.evaluate import score
+    from napari_atomdefect.core.progress import run_to_end
+
+    totals = {c: {"tp": 0, "fp": 0, "fn": 0} for c in CLASSES + ("V_S|O_S",)}
+    conf, correct, chalc, called = [], [], [], []
+    seconds = []
+    for d in sorted(p for p in folder.iterdir() if (p / "image.npy").exists()):
+        meta = json.loads((d / "meta.json").read_text())
+        px_nm = meta["pixel_size_A"] / 10
+        t0 = time.perf_counter()
+        result = run_to_end(iter_detect(np.load(d / "image.npy"), px_nm, "MoS2", model, "auto",
+                                        "file"))
+        seconds.append(time.perf_counter() - t0)
+        truth = pd.read_csv(d / "labels.csv")
+        s = score(result["defects"], truth, RADIUS_NM / px_nm)
+        for c in totals:
+            if c in s.index:
+                for key in ("tp", "fp", "fn"):
+                    totals[c][key] += int(s.loc[c, key])
+        sites = result["sites"]
+        true = site_truth(sites, pd.read_csv(d / "columns.csv"), RADIUS_NM / px_nm)
+        known = true != None  # noqa: E711 (object array)
+        conf.append(sites["confidence"].to_numpy()[known])
+        correct.append((sites["class"].to_numpy() == true)[known])
+        chalc.append((sites["sublattice"] == "chalcogen").to_numpy()[known])
+        called.append((~sites["class"].isin(["metal", "chalcogen"])).to_numpy()[known])
+    conf_a, correct_a, chalc_a, called_a = map(np.concatenate, (conf, correct, chalc, called))
+    ece = {"all sites": expected_calibration_error(conf_a, correct_a),
+           "chalcogen sites": expected_calibration_error(conf_a[chalc_a], correct_a[chalc_a]),
+           "defect calls": expected_calibration_error(conf_a[called_a], correct_a[called_a])}
+    return totals, ece, float(np.mean(seconds))
+
+
+def ideal_observer_f1(script: Path, folder: Path) -> dict[str, float]:
+    """Run the external ideal observer on ``folder``; its per-class F1."""
+    out = subprocess.run([sys.executable, str(script), str(folder)], capture_output=True,
+                         text=True, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("ideal observer"))
+    return {c: float(v) for c, v in re.findall(r"(\w+)=([0-9.]+)", line)}
+
+
+def f1(t: dict) -> float:
+    return 2 * t["tp"] / max(2 * t["tp"] + t["fp"] + t["fn"], 1)
+
+
+def report(name: str, folder: Path, model: str | None, observer: Path | None) -> None:
+    totals, ece, sec = detector_scores(folder, model)
+    ideal = ideal_observer_f1(observer, folder) if observer else {}
+    print(f"\n{name}: {len(list(folder.glob('*/image.npy')))} images, {sec:.2f} s per image")
+    print(f"{'class':8s} {'n_true':>6s} {'P':>6s} {'R':>6s} {'F1':>6s} {'ideal':>6s} {'gap':>6s}")
+    for c, t in totals.items():
+        n_true = t["tp"] + t["fn"]
+        p = t["tp"] / max(t["tp"] + t["fp"], 1)
+        r = t["tp"] / max(n_true, 1)
+        i = ideal.get(c)
+        tail = f" {i:6.3f} {i - f1(t):6.3f}" if i is not None else ""
+        print(f"{c:8s} {n_true:6d} {p:6.3f} {r:6.3f} {f1(t):6.3f}{tail}")
+    print("ECE of site confidences: " + ", ".join(f"{k} {v:.3f}" for k, v in ece.items()))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--devset", type=Path, help="a folder of abTEM images in the dev-set layout")
+    ap.add_argument("--simulated", type=int, default=0, help="held-out images of our simulator")
+    ap.add_argument("--ideal-observer", type=Path, help="path to ideal_observer.py (not copied)")
+    ap.add_argument("--model", default=None)
+    args = ap.parse_args()
+    if args.devset:
+        report(f"dev set {args.devset}", args.devset, args.model, args.ideal_observer)
+    if args.simulated:
+        with tempfile.TemporaryDirectory() as tmp:
+            write_simulated_set(Path(tmp), args.simulated)
+            report("held-out simulated MoS2 (doses 1e5–2e6 e/Å²)", Path(tmp), args.model,
+                   args.ideal_observer)
+
+
+if __name__ == "__main__":
+    main()
