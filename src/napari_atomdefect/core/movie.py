@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import AtomDefectError
-from .export import DEFECT_COLUMNS, MOVIE_COLUMNS
+from .export import DEFECT_COLUMNS
 from .materials import CHALCOGEN_DEFECTS, METAL_DEFECTS
 
 #: Metadata key of the electron dose per frame (e/Å²) on an image (see :func:`dose_per_frame`).
