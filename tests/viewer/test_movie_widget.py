@@ -8,7 +8,7 @@ import pytest
 from napari_atomdefect._reader import read_defects_layer
 from napari_atomdefect._writer import write_points_csv
 from napari_atomdefect.core.simulate_movie import simulate_movie
-from napari_atomdefect.widgets.detect import DetectWidget
+from napari_atomdefect.widgets.detect import DetectWidget, apply_calibration
 from napari_atomdefect.widgets.review import layer_meta, set_class
 from napari_atomdefect.widgets.stats import StatsWidget
 
@@ -99,6 +99,14 @@ def test_detect_all_frames_tracks_and_statistics(viewer_with_movie, movie, qtbot
     np.testing.assert_array_equal(kwargs["features"]["track_id"], points.features["track_id"])
     assert len(kwargs["scale"]) == 3
     viewer.add_points(data, **kwargs)
+
+    # A new calibration reaches the 3-D layers (the frame axis keeps its scale).
+    area = points.metadata["atomdefect"]["frame_area_nm2"]
+    apply_calibration(viewer, viewer.layers["movie"], 0.0125)
+    np.testing.assert_allclose(points.scale, [1.0, 0.0125, 0.0125])
+    np.testing.assert_allclose(tracks.scale, [1.0, 0.0125, 0.0125])
+    assert points.metadata["atomdefect"]["frame_area_nm2"] == pytest.approx(
+        area * (0.0125 / 0.012) ** 2)
 
 
 def test_current_frame_stays_2d_and_cancel_mid_movie(viewer_with_movie, qtbot):
