@@ -79,7 +79,7 @@ class LinePlot(QWidget):
         self.x: list[float] = []
         self.series: dict[str, list[float]] = {}
         self.x_label = "frame"
-        self.setMinimumHeight(140)
+        self.setMinimumHeight(130)
 
     def set_data(self, x, series: dict[str, list[float]], x_label: str = "frame") -> None:
         """Plot ``series`` (name → values, one per ``x``) against ``x``."""
@@ -91,7 +91,7 @@ class LinePlot(QWidget):
     def paintEvent(self, event):  # noqa: N802 - Qt API
         painter = QPainter(self)
         w, h = self.width(), self.height()
-        left, right, top, bottom = 34, 8, 8, 30
+        left, right, top, bottom = 34, 8, 8, 36  # room for the tick values and the label
         painter.setPen(QColor("#888888"))
         painter.drawLine(left, h - bottom, w - right, h - bottom)
         painter.drawLine(left, top, left, h - bottom)
@@ -120,7 +120,7 @@ class LinePlot(QWidget):
             painter.drawText(QRectF(left, h - bottom + 2, w - left - right, 14),
                              Qt.AlignmentFlag.AlignRight, f"{x1:g}")
         painter.setPen(QColor("#dddddd"))
-        painter.drawText(QRectF(left, h - 15, w - left - right, 14),
+        painter.drawText(QRectF(left, h - 18, w - left - right, 16),
                          Qt.AlignmentFlag.AlignCenter, self.x_label)
         painter.end()
 
@@ -147,7 +147,7 @@ class StatsWidget(QWidget):
         self.note.setWordWrap(True)
         # Movies (3-D layers): counts per class against frame (and cumulative dose if known).
         self.frame_table = QTableWidget(0, len(DEFECT_CLASSES))
-        self.frame_table.setMinimumHeight(120)
+        self.frame_table.setMinimumHeight(100)
         self.frame_plot = LinePlot()
         self.frame_note = QLabel("")
         self.frame_note.setWordWrap(True)
@@ -156,9 +156,9 @@ class StatsWidget(QWidget):
         layout.addWidget(self.table)
         layout.addWidget(self.chart)
         layout.addWidget(self.note)
+        layout.addWidget(self.frame_note)
         layout.addWidget(self.frame_table)
         layout.addWidget(self.frame_plot)
-        layout.addWidget(self.frame_note)
         self._show_movie_part(False)
         self._refresh_layers = follow_layers(self.viewer, self.layer_combo, is_defect_layer,
                                              self._layer_changed, follow_new=True)
@@ -241,9 +241,9 @@ class StatsWidget(QWidget):
         self.frame_plot.set_data(list(x), {c: counts[c].tolist() for c in DEFECT_CLASSES},
                                  "cumulative dose (e/Å²)" if has_dose else "frame")
         self.frame_note.setText(
-            "Counts per frame (shown points)" + (", against the cumulative dose." if has_dose else
-                                                 "; no dose per frame is known (metadata key "
-                                                 "dose_e_per_A2_per_frame)."))
+            "Per frame (shown points)" + (", plotted against the cumulative dose:" if has_dose
+                                          else "; no dose per frame is known (metadata key "
+                                          "dose_e_per_A2_per_frame):"))
 
     def update_stats(self, *args) -> None:
         stats = self.statistics()
