@@ -222,6 +222,9 @@ def test_cli_all_frames(tmp_path, movie, capsys):
     assert main(["detect", str(path), "--frame", "1", "--all-frames", "--out",
                  str(tmp_path / "x.csv")]) == 2
     assert "exclude each other" in capsys.readouterr().err
+    assert main(["detect", str(path), "--all-frames", "--memory", "-1", "--out",
+                 str(tmp_path / "x.csv")]) == 2
+    assert "--memory is a number of frames" in capsys.readouterr().err
 
 
 def test_lattice_drift_reduces_to_the_nearest_lattice_translation():
@@ -232,3 +235,21 @@ def test_lattice_drift_reduces_to_the_nearest_lattice_translation():
     # The new origin is another metal site: origin moved by 2.5 px plus one lattice vector.
     cur = SimpleNamespace(a1_px=a1, a2_px=a2, origin_px=np.array([102.5, 99.0]) - a1 + a2)
     np.testing.assert_allclose(lattice_drift(prev, cur), [2.5, -1.0], atol=1e-9)
+
+
+def test_link_tracks_crowded_and_bad_memory():
+    rng = np.random.default_rng(0)
+    a = 26.0
+    parts = [pd.DataFrame({"frame": f, "y_px": rng.uniform(0, 1024, 1500),
+                           "x_px": rng.uniform(0, 1024, 1500), "class": "V_S"})
+             for f in range(3)]
+    # Crowded (trackpy alone stops at a subnetwork of 30+ candidates): the search range narrows
+    # where needed, and no link is longer than the search range.
+    linked = link_tracks(pd.concat(parts, ignore_index=True), a_px=a)
+    steps = (linked.sort_values(["track_id", "frame"]).groupby("track_id")[["y_px", "x_px"]]
+             .diff().dropna())
+    assert len(steps) > 500 and np.hypot(steps.y_px, steps.x_px).max() <= 1.2 * a
+    with pytest.raises(AtomDefectError, match="memory of the tracks"):
+        link_tracks(parts[0], a_px=a, memory=-1)
+    with pytest.raises(AtomDefectError, match="No frame to analyse"):
+        next(iter_detect_frames(np.zeros((0, 64, 64)), 0.012))

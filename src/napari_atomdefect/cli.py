@@ -205,6 +205,8 @@ def _detect_input(args: argparse.Namespace):
     if args.all_frames and args.frame is not None:
         raise _UsageError("--all-frames and --frame exclude each other; give one of them "
                           "(see 'atomdefect detect --help').")
+    if args.memory < 0:  # before the long detection
+        raise _UsageError(f"--memory is a number of frames (0 or more), not {args.memory}.")
     if args.frame is not None:
         return _load_frame(args.image, args.frame)
     from .core.io import read_image

@@ -102,6 +102,9 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
     bad = [k for k in chosen if not 0 <= k < data.shape[0]]
     if bad:
         raise AtomDefectError(f"Frame {bad[0]} is out of range (0–{data.shape[0] - 1}).")
+    if not chosen:
+        raise AtomDefectError("No frame to analyse: the stack has no frames, or none was "
+                              "chosen.")
     n = len(chosen)
     tables, lattices, per_frame, messages = [], [], [], []
     drift = np.zeros(2)
@@ -185,7 +188,8 @@ def link_tracks(table: pd.DataFrame, a_px: float | None = None, search_range: fl
     Raises
     ------
     AtomDefectError
-        If ``frame`` is missing or no lattice constant is known.
+        If ``frame`` is missing, no lattice constant is known, ``memory`` is negative, or the
+        defects are too crowded to link.
     """
     if "frame" not in table.columns:
         raise AtomDefectError("The defect table has no 'frame' column; tracks link the defects "
@@ -194,6 +198,9 @@ def link_tracks(table: pd.DataFrame, a_px: float | None = None, search_range: fl
     if not a_px or not np.isfinite(a_px) or a_px <= 0:
         raise AtomDefectError("The lattice constant is unknown; give a_px (pixels) to link "
                               "tracks.")
+    if int(memory) < 0:
+        raise AtomDefectError(f"The memory of the tracks is a number of frames (0 or more), not "
+                              f"{memory}.")
     drift = drift_px if drift_px is not None else table.attrs.get("drift_px") or {}
     out = table.copy()
     out.attrs = dict(table.attrs)
@@ -214,9 +221,17 @@ def link_tracks(table: pd.DataFrame, a_px: float | None = None, search_range: fl
     offset = 0
     for g in sorted(work["group"].unique()):
         part = work[work["group"] == g]
-        linked = trackpy.link(part[["frame", "y", "x"]].reset_index(), search_range *
-                              float(a_px), memory=int(memory), pos_columns=["y", "x"],
-                              t_column="frame")
+        try:
+            # Where many defects crowd together, trackpy narrows the search range there (down to
+            # half a lattice constant, below which two sites cannot be confused).
+            linked = trackpy.link(part[["frame", "y", "x"]].reset_index(), search_range *
+                                  float(a_px), memory=int(memory), pos_columns=["y", "x"],
+                                  t_column="frame", adaptive_stop=0.5 * float(a_px),
+                                  adaptive_step=0.9)
+        except trackpy.SubnetOversizeException as exc:
+            raise AtomDefectError(
+                "Too many defects lie close together to link them into tracks; lower the "
+                f"search range (now {search_range:g} lattice constants) or the memory.") from exc
         ids = pd.Series(linked["particle"].to_numpy(), index=linked["index"].to_numpy())
         raw.loc[ids.index] = ids.to_numpy() + offset
         offset += int(ids.max()) + 1
