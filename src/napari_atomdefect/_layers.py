@@ -17,39 +17,60 @@ SOURCES = ("model", "manual")
 MARKER_BORDER = 0.18
 
 
-def image_frame(image_layer) -> dict:
-    """``scale``, ``translate`` and ``units`` of the last two axes of an image layer, so that a
-    layer holding data in the image's pixel coordinates is drawn on top of it.
+def image_frame(image_layer, ndim: int = 2) -> dict:
+    """``scale``, ``translate`` and ``units`` of the last ``ndim`` axes of an image layer, so that
+    a layer holding data in the image's pixel coordinates is drawn on top of it.
 
     Parameters
     ----------
     image_layer : napari.layers.Image
         Any object with ``scale``, ``translate`` and ``units`` sequences.
+    ndim : int
+        2 for ``(row, col)`` data; 3 for ``(frame, row, col)`` data of a movie (the frame axis
+        then keeps the image's own scale, translate and unit).
 
     Returns
     -------
     dict
     """
-    return {"scale": tuple(float(v) for v in image_layer.scale[-2:]),
-            "translate": tuple(float(v) for v in image_layer.translate[-2:]),
-            "units": tuple(str(u) for u in image_layer.units[-2:])}
+    return {"scale": tuple(float(v) for v in image_layer.scale[-ndim:]),
+            "translate": tuple(float(v) for v in image_layer.translate[-ndim:]),
+            "units": tuple(str(u) for u in image_layer.units[-ndim:])}
 
 
-def _frame_or_nm(px: float | None, frame: dict | None) -> dict:
+def _frame_or_nm(px: float | None, frame: dict | None, movie: bool = False) -> dict:
     if frame is not None:
         return dict(frame)
-    return {"scale": (px or 1.0, px or 1.0),
-            "units": ("nm", "nm") if px else ("pixel", "pixel")}
+    lead = 1 if movie else 0  # a movie's frame axis: one frame per step, as the reader's image
+    return {"scale": (1.0,) * lead + (px or 1.0, px or 1.0),
+            "units": ("pixel",) * lead + (("nm", "nm") if px else ("pixel", "pixel"))}
+
+
+def is_movie_table(table: pd.DataFrame) -> bool:
+    """Whether a defect table belongs to a movie (it has a ``frame`` column)."""
+    return "frame" in table.columns
+
+
+def defect_points_data(table: pd.DataFrame) -> np.ndarray:
+    """Points-layer data of a defect table: ``(row, col)``, or ``(frame, row, col)`` for a
+    movie."""
+    cols = (["frame"] if is_movie_table(table) else []) + ["y_px", "x_px"]
+    return table[cols].to_numpy(float).reshape(-1, len(cols))
 
 
 def defect_features(table: pd.DataFrame) -> pd.DataFrame:
-    """Points-layer features of a defect table: categorical class and source, confidence."""
-    return pd.DataFrame({
+    """Points-layer features of a defect table: categorical class and source, confidence, and
+    for a movie the integer ``track_id`` (-1: no track)."""
+    features = pd.DataFrame({
         "class": pd.Categorical(table["class"].astype(str), categories=list(DEFECT_CLASSES)),
         "confidence": table["confidence"].astype(float).to_numpy(),
         "source": pd.Categorical(table["source"].astype(str),
                                  categories=sorted(set(SOURCES) | set(table["source"].astype(str)))),
     })
+    if is_movie_table(table):
+        tracks = table["track_id"] if "track_id" in table.columns else pd.Series(-1, table.index)
+        features["track_id"] = tracks.astype(int).to_numpy()
+    return features
 
 
 def defect_layer_kwargs(table: pd.DataFrame, pixel_size_nm: float | None, name: str,
@@ -62,7 +83,8 @@ def defect_layer_kwargs(table: pd.DataFrame, pixel_size_nm: float | None, name: 
     Parameters
     ----------
     table : DataFrame
-        Defects with ``y_px``, ``x_px``, ``class``, ``confidence``, ``source``.
+        Defects with ``y_px``, ``x_px``, ``class``, ``confidence``, ``source`` (and for a movie
+        ``frame`` and ``track_id``: the layer is then 3-D, see :func:`defect_points_data`).
     pixel_size_nm : float or None
         The calibration of the coordinates (kept in the metadata for nm exports).
     name : str
@@ -78,11 +100,13 @@ def defect_layer_kwargs(table: pd.DataFrame, pixel_size_nm: float | None, name: 
     dict
     """
     size = 0.4 * a_px if a_px else 10.0  # data pixels: smaller than the column spacing
+    movie = is_movie_table(table)
+    defaults = {"class": "V_S", "confidence": 1.0, "source": "manual"}
     return {
         "name": name,
-        **_frame_or_nm(pixel_size_nm, frame),
+        **_frame_or_nm(pixel_size_nm, frame, movie),
         "features": defect_features(table),
-        "feature_defaults": {"class": "V_S", "confidence": 1.0, "source": "manual"},
+        "feature_defaults": {**defaults, "track_id": -1} if movie else defaults,
         "face_color": "transparent",
         "border_color": "class",
         "border_color_cycle": dict(CLASS_COLORS),
@@ -123,3 +147,12 @@ def grid_layer_data(lattice, frame: dict | None = None) -> tuple[list[np.ndarray
                     "shape_type": "polygon", "edge_color": "#ffd700", "edge_width": 0.5,
                     "face_color": "transparent", "opacity": 0.4, "visible": False,
                     "metadata": {"atomdefect": {"kind": "cell_grid"}}}
+
+
+def track_layer_kwargs(name: str, frame: dict | None = None, pixel_size_nm: float | None = None,
+                       image: str | None = None) -> dict:
+    """Keyword arguments of the Tracks layer of a movie's defects (data from
+    :func:`~.core.movie.track_layer_data`; ``frame`` from :func:`image_frame` with ``ndim=3``)."""
+    return {"name": name, **_frame_or_nm(pixel_size_nm, frame, movie=True), "tail_length": 5,
+            "tail_width": 3, "colormap": "turbo", "blending": "translucent",
+            "metadata": {"atomdefect": {"kind": "tracks", "image": image}}}

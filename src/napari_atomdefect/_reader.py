@@ -32,7 +32,9 @@ def _looks_like_defects(path) -> bool:
 
 
 def read_defects_layer(path: str | list[str]) -> list[tuple]:
-    """A defect CSV (``atomdefect detect`` or the writer's) back as an identical Points layer.
+    """A defect CSV (``atomdefect detect`` or the writer's) back as an identical Points layer
+    (3-D, ``(frame, row, col)`` with a ``track_id`` feature, when the table has a ``frame``
+    column).
 
     Raises
     ------
@@ -42,7 +44,7 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
     """
     import warnings
 
-    from ._layers import defect_layer_kwargs
+    from ._layers import defect_layer_kwargs, defect_points_data
     from .core.errors import TableError
     from .core.export import UnknownClassWarning, pixel_size_from_table, read_defects_csv
     from .core.materials import DEFECT_CLASSES
@@ -63,7 +65,8 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
             f"{', '.join(DEFECT_CLASSES)} (or remove those rows) to open it as a defect layer.")
     px = pixel_size_from_table(table)
     kwargs = defect_layer_kwargs(table, px, Path(path).stem)
-    return [(table[["y_px", "x_px"]].to_numpy(float), kwargs, "points")]
+    # A movie's table (frame, track_id) becomes a 3-D layer (frame, row, col).
+    return [(defect_points_data(table), kwargs, "points")]
 
 
 def image_layer_data(img) -> tuple:

@@ -199,6 +199,27 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _detect_input(args: argparse.Namespace):
+    """The image of ``atomdefect detect`` and the frame (or stack, with ``--all-frames``) to
+    analyse."""
+    if args.all_frames and args.frame is not None:
+        raise _UsageError("--all-frames and --frame exclude each other; give one of them "
+                          "(see 'atomdefect detect --help').")
+    if args.memory < 0:  # before the long detection
+        raise _UsageError(f"--memory is a number of frames (0 or more), not {args.memory}.")
+    if args.frame is not None:
+        return _load_frame(args.image, args.frame)
+    from .core.io import read_image
+
+    img = read_image(args.image)
+    for msg in img.messages:
+        print(msg, file=sys.stderr)
+    if img.is_stack and not args.all_frames:
+        raise AtomDefectError(f"{img.name} is a stack of {img.data.shape[0]} frames; choose one "
+                              "with --frame N, or analyse all of them with --all-frames.")
+    return img, img.data
+
+
 def _cmd_detect(args: argparse.Namespace) -> int:
     from .core.detect import iter_detect
     from .core.device import select_device
@@ -206,11 +227,13 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
     check_writable(args.out)  # before the long detection: no result is lost at the end
     select_device(args.device)
-    img, data = _load_frame(args.image, args.frame)
+    img, data = _detect_input(args)
     if args.pixel_size_nm is not None:
         px, source = args.pixel_size_nm, "user"
     else:
         px, source = img.pixel_size_nm, "file"
+    if args.all_frames:
+        return _detect_movie(args, data, px, source)
     result = _quiet_calibration(
         run_to_end, iter_detect(data, px, args.material, args.model, args.device, source),
         (lambda item: print(item["message"], file=sys.stderr)) if args.verbose else None)
@@ -222,6 +245,28 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     print(f"{len(table)} defects in {result['lattice'].n_cells} unit cells "
           f"({', '.join(f'{k}: {v}' for k, v in sorted(counts.items())) or 'none'}); model "
           f"{result['model']} on {result['device']} -> {args.out}")
+    return 0
+
+
+def _detect_movie(args: argparse.Namespace, data, px, source) -> int:
+    """``detect --all-frames``: every frame, lattice drift followed, defects linked into tracks;
+    one CSV with ``frame`` and ``track_id``."""
+    from .core.export import write_csv_atomic
+    from .core.movie import iter_detect_frames, link_tracks
+
+    result = _quiet_calibration(
+        run_to_end, iter_detect_frames(data, px, args.material, args.model, args.device, source),
+        (lambda item: print(item["message"], file=sys.stderr)) if args.verbose else None)
+    table = link_tracks(result["defects"], search_range=args.search_range, memory=args.memory)
+    for msg in table.attrs["messages"]:
+        print(msg, file=sys.stderr)
+    write_csv_atomic(table, args.out)
+    n_frames = len(result["frames"])
+    lengths = table.groupby("track_id").size() if len(table) else table["track_id"]
+    drift = result["drift_px"][-1] if n_frames else (0.0, 0.0)
+    print(f"{len(table)} defects in {n_frames} frames, {int((lengths >= 2).sum())} tracks over "
+          f"two or more frames (lattice drift {drift[0]:+.1f}, {drift[1]:+.1f} px by the last "
+          f"frame); model {result['model']} on {result['device']} -> {args.out}")
     return 0
 
 
@@ -375,6 +420,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--out", default="defects.csv")
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--all-frames", action="store_true",
+                   help="analyse every frame of a stack, follow the lattice drift and link the "
+                        "defects into tracks (CSV with frame and track_id)")
+    p.add_argument("--search-range", type=_positive_float, default=1.2,
+                   help="with --all-frames: largest move between frames, in lattice constants")
+    p.add_argument("--memory", type=int, default=1,
+                   help="with --all-frames: frames a defect may be missed and keep its track")
     p.set_defaults(func=_cmd_detect)
 
     p = sub.add_parser("evaluate", help="per-class precision/recall/F1 of a defect CSV")

@@ -15,6 +15,8 @@ from .materials import DEFECT_CLASSES
 
 #: Columns of a defect CSV (``atomdefect detect`` output and the napari writer).
 DEFECT_COLUMNS = ["y_px", "x_px", "y_nm", "x_nm", "class", "confidence", "source"]
+#: Optional columns of a movie's defect CSV: the frame (0-based) and the track (-1: not linked).
+MOVIE_COLUMNS = ["frame", "track_id"]
 
 
 class UnknownClassWarning(UserWarning):
@@ -144,13 +146,15 @@ def read_defects_csv(path: str | Path) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        Columns :data:`DEFECT_COLUMNS` (missing nm columns are NaN, confidence 1, source manual).
+        Columns :data:`DEFECT_COLUMNS` (missing nm columns are NaN, confidence 1, source manual),
+        then the integer :data:`MOVIE_COLUMNS` the file has (``frame``; ``track_id``, -1 where
+        empty).
 
     Raises
     ------
     TableError
         If the file cannot be read, is empty, lacks a required column or holds a non-numeric or
-        empty coordinate.
+        empty coordinate, or a frame or track that is not a whole number.
     """
     name = Path(path).name
     try:
@@ -183,13 +187,35 @@ def read_defects_csv(path: str | Path) -> pd.DataFrame:
         warnings.warn(f"{name}: {len(unknown)} class name(s) are not defect classes of this "
                       f"plugin ({', '.join(map(repr, unknown))}); they are kept as they are.",
                       UnknownClassWarning, stacklevel=2)
-    return out[DEFECT_COLUMNS]
+    return _movie_columns(out[DEFECT_COLUMNS].copy(), table, name)
+
+
+def _movie_columns(out: pd.DataFrame, table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Add the file's ``frame`` (required in every row) and ``track_id`` (-1 where empty) as
+    integers."""
+    for column, required in (("frame", True), ("track_id", False)):
+        if column not in table.columns:
+            continue
+        values = _numeric_column(table, column, name, required)
+        values = np.where(np.isfinite(values), values, -1.0)
+        bad = (values != np.round(values)) | (values < (0 if required else -1))
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise TableError(f"{name}: row {k + 2} has {column} {table[column].iloc[k]!r}; "
+                             f"a {column} is a whole number (0 or more).")
+        out[column] = values.astype(int)
+    return out
 
 
 def table_from_points(data: np.ndarray, features: pd.DataFrame,
                       pixel_size_nm: float | None) -> pd.DataFrame:
-    """Defect table from Points-layer data (pixel ``(row, col)``) and its features."""
-    data = np.asarray(data, float).reshape(-1, 2)
+    """Defect table from Points-layer data (pixel ``(row, col)``, or ``(frame, row, col)`` for a
+    movie: then with ``frame`` and ``track_id`` columns, -1 for points without a track) and its
+    features."""
+    data = np.asarray(data, float)
+    movie = data.ndim == 2 and data.shape[1] == 3
+    frames = np.round(data[:, 0]).astype(int) if movie else None
+    data = data[:, 1:] if movie else data.reshape(-1, 2)
     n = len(data)
 
     def col(name, default):
@@ -198,13 +224,18 @@ def table_from_points(data: np.ndarray, features: pd.DataFrame,
         return np.full(n, default, dtype=object if isinstance(default, str) else float)
 
     scale = np.nan if not pixel_size_nm else float(pixel_size_nm)
-    return pd.DataFrame({
+    out = pd.DataFrame({
         "y_px": data[:, 0], "x_px": data[:, 1],
         "y_nm": data[:, 0] * scale, "x_nm": data[:, 1] * scale,
         "class": pd.Series(col("class", "V_S")).astype(str).to_numpy(),
         "confidence": pd.to_numeric(pd.Series(col("confidence", 1.0)), errors="coerce").to_numpy(),
         "source": pd.Series(col("source", "manual")).astype(str).to_numpy(),
     })[DEFECT_COLUMNS]
+    if movie:
+        out["frame"] = frames
+        tracks = pd.to_numeric(pd.Series(col("track_id", -1.0)), errors="coerce").to_numpy()
+        out["track_id"] = np.where(np.isfinite(tracks), tracks, -1).astype(int)
+    return out
 
 
 def pixel_size_from_table(table: pd.DataFrame) -> float | None:

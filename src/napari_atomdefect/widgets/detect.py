@@ -24,9 +24,11 @@ from .._layers import (
     CLASS_SYMBOLS,
     SYMBOL_GLYPHS,
     defect_layer_kwargs,
+    defect_points_data,
     grid_layer_data,
     image_frame,
     site_layer_kwargs,
+    track_layer_kwargs,
 )
 from ..core.device import DEVICE_CHOICES
 from ..core.materials import MATERIALS
@@ -91,6 +93,20 @@ def _detect_job(image, material, pixel_size_nm, calibration, model, device, latt
                                          calibration, lattice=lattice)))
 
 
+def _movie_job(stack, material, pixel_size_nm, calibration, model, device):
+    """Worker body: every frame of a movie (lattice drift followed), then the defect tracks."""
+    from ..core.movie import iter_detect_frames, link_tracks
+
+    result = yield from relay(iter_detect_frames(stack, pixel_size_nm, material, model, device,
+                                                 calibration))
+    yield {"fraction": 1.0, "message": "Linking the defects into tracks…"}
+    return {**result, "defects": link_tracks(result["defects"])}
+
+
+#: Choices of the Frames box for a stack (frames × rows × cols).
+FRAME_CHOICES = ("current frame", "all frames")
+
+
 class DetectWidget(QWidget):
     """Find the lattice and detect defects in an image layer.
 
@@ -129,6 +145,11 @@ class DetectWidget(QWidget):
         self.device = QComboBox()
         self.device.addItems(list(DEVICE_CHOICES))
         self.device_label = QLabel("")
+        self.frames = QComboBox()
+        self.frames.addItems(list(FRAME_CHOICES))
+        self.frames.setToolTip("For a stack or movie: detect in the frame shown, or in every "
+                               "frame (lattice drift followed, defects linked into tracks).")
+        self.frames.setEnabled(False)
         self.lattice_button = QPushButton("Find lattice")
         self.detect_button = QPushButton("Detect")
         self.run_button = QPushButton("Run all")
@@ -164,6 +185,7 @@ class DetectWidget(QWidget):
         dev.addWidget(self.device)
         dev.addWidget(self.device_label, 1)
         form.addRow("Device", dev)
+        form.addRow("Frames", self.frames)
         buttons = QHBoxLayout()
         for b in (self.lattice_button, self.detect_button, self.run_button):
             buttons.addWidget(b)
@@ -218,6 +240,7 @@ class DetectWidget(QWidget):
 
     def _image_changed(self, *args) -> None:
         layer = self.image_layer()
+        self.frames.setEnabled(layer is not None and _is_stack(layer))
         if layer is None:
             return
         px, source = given_pixel_size(layer)
@@ -398,6 +421,13 @@ class DetectWidget(QWidget):
             return
         layer, image, frame, px, calibration, lattice = inputs
         model = self.model.currentData()
+        if frame is not None and self.frames.currentText() == "all frames":
+            self._show_fit([])
+            self._start(_movie_job, (np.asarray(layer.data), self.material.currentText(), px,
+                                     calibration, model, self.device.currentText()),
+                        lambda result: self._show_movie(layer, result),
+                        "Detecting in every frame…")
+            return
 
         def done(result):
             self._show_detections(layer, frame, result)
@@ -462,6 +492,45 @@ class DetectWidget(QWidget):
              f"{lattice.pixel_size_nm:.5f} nm ({lattice.calibration})."] + list(lattice.messages)))
         self.progress.setValue(100)
 
+    def _show_movie(self, layer, result) -> None:
+        """Add a movie's detections as one 3-D Points layer (frame, row, col) and its tracks."""
+        from napari.utils.notifications import show_info
+
+        from ..core.movie import DOSE_KEY, dose_per_frame, track_layer_data
+
+        table = result["defects"]
+        px = table.attrs["pixel_size_nm"]
+        frame3 = image_frame(layer, 3)
+        name = f"{layer.name} defects ({result['model']}, all frames)"
+        kwargs = defect_layer_kwargs(table, px, name, a_px=table.attrs["a_px"], frame=frame3)
+        frames = result["frames"]
+        area = float(np.prod(np.asarray(layer.data.shape[-2:]))) * px**2
+        kwargs["metadata"]["atomdefect"].update(
+            model=result["model"], device=result["device"], image=layer.name, movie=True,
+            n_frames=int(layer.data.shape[0]), frames=frames, area_nm2=area * len(frames),
+            frame_area_nm2=area,
+            n_metal_sites=sum(int(f["n_metal_sites"] or 0) for f in frames),
+            n_chalcogen_sites=sum(int(f["n_chalcogen_sites"] or 0) for f in frames),
+            tracking=table.attrs.get("tracking"))
+        dose = dose_per_frame(layer.metadata)
+        if dose is not None:
+            kwargs["metadata"]["atomdefect"][DOSE_KEY] = dose
+        self.viewer.add_points(defect_points_data(table), **kwargs)
+        tracks = track_layer_data(table)
+        if len(tracks):
+            self.viewer.add_tracks(tracks, **track_layer_kwargs(
+                f"{layer.name} tracks ({result['model']})", frame3, px, layer.name))
+        self.device_label.setText(f"used: {result['device']}")
+        self._show_fit(result.get("fit_messages", []))
+        n_tracks = len(np.unique(tracks[:, 0])) if len(tracks) else 0
+        drift = result["drift_px"][-1]
+        text = (f"{len(table)} defects in {len(frames)} frames; {n_tracks} tracks over two or "
+                f"more frames; lattice drift {drift[0]:+.1f}, {drift[1]:+.1f} px by the last "
+                "frame.")
+        show_info(text)
+        self.status.setText(text)
+        self.progress.setValue(100)
+
     def _show_detections(self, layer, frame, result) -> None:
         table = result["defects"]
         lattice = result["lattice"]
@@ -491,7 +560,13 @@ class DetectWidget(QWidget):
 
 #: Kinds (``metadata["atomdefect"]["kind"]``) of the layers the plugin derives from an image;
 #: with ``metadata["atomdefect"]["image"]`` naming it, they follow its calibration.
-_PLUGIN_KINDS = ("lattice_sites", "cell_grid", "detections", "model_view", "finetune_selection")
+_PLUGIN_KINDS = ("lattice_sites", "cell_grid", "detections", "model_view", "finetune_selection",
+                 "tracks")
+
+
+def _is_stack(layer) -> bool:
+    """Whether an image layer holds a stack of grey frames (frames × rows × cols)."""
+    return layer.ndim == 3 and not getattr(layer, "rgb", False)
 
 
 def given_pixel_size(layer) -> tuple[float | None, str]:
@@ -554,18 +629,19 @@ def apply_calibration(viewer, image_layer, pixel_size_nm: float) -> None:
     zoom = camera.zoom / ratio
     image_layer.scale = tuple(image_layer.scale[:lead]) + (px, px)
     image_layer.units = tuple(str(u) for u in image_layer.units[:lead]) + ("nm", "nm")
-    frame = image_frame(image_layer)
     for other in viewer.layers:
         meta = dict(other.metadata.get("atomdefect", {}))
         if other is image_layer or meta.get("image") != image_layer.name or \
                 meta.get("kind") not in _PLUGIN_KINDS:
             continue
+        frame = image_frame(image_layer, min(other.ndim, image_layer.ndim))  # movies: 3-D
         other.scale, other.translate, other.units = (frame["scale"], frame["translate"],
                                                      frame["units"])
         if meta.get("kind") == "detections" and meta.get("pixel_size_nm"):
             old = meta["pixel_size_nm"]
-            if meta.get("area_nm2"):
-                meta["area_nm2"] = meta["area_nm2"] * (px / old) ** 2
+            for key in ("area_nm2", "frame_area_nm2"):
+                if meta.get(key):
+                    meta[key] = meta[key] * (px / old) ** 2
             meta["pixel_size_nm"] = px
             other.metadata = {**other.metadata, "atomdefect": meta}
     camera.center, camera.zoom = tuple(centre), zoom

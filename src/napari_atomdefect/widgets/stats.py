@@ -71,6 +71,60 @@ class BarChart(QWidget):
         painter.end()
 
 
+class LinePlot(QWidget):
+    """A minimal line plot of counts per class against frame (no plotting library needed)."""
+
+    def __init__(self):
+        super().__init__()
+        self.x: list[float] = []
+        self.series: dict[str, list[float]] = {}
+        self.x_label = "frame"
+        self.setMinimumHeight(130)
+
+    def set_data(self, x, series: dict[str, list[float]], x_label: str = "frame") -> None:
+        """Plot ``series`` (name → values, one per ``x``) against ``x``."""
+        self.x = [float(v) for v in x]
+        self.series = {k: [float(v) for v in vals] for k, vals in series.items()}
+        self.x_label = x_label
+        self.update()
+
+    def paintEvent(self, event):  # noqa: N802 - Qt API
+        painter = QPainter(self)
+        w, h = self.width(), self.height()
+        left, right, top, bottom = 34, 8, 8, 36  # room for the tick values and the label
+        painter.setPen(QColor("#888888"))
+        painter.drawLine(left, h - bottom, w - right, h - bottom)
+        painter.drawLine(left, top, left, h - bottom)
+        if self.x:
+            x0, x1 = min(self.x), max(self.x)
+            span = (x1 - x0) or 1.0
+            ymax = max([max(v, default=0) for v in self.series.values()] + [1])
+
+            def point(xv, yv):
+                return (left + (w - left - right) * (xv - x0) / span,
+                        h - bottom - (h - top - bottom) * yv / ymax)
+
+            for name, values in self.series.items():
+                pen = painter.pen()
+                pen.setColor(QColor(CLASS_COLORS.get(name, "#cccccc")))
+                pen.setWidth(2)
+                painter.setPen(pen)
+                pts = [point(xv, yv) for xv, yv in zip(self.x, values, strict=False)]
+                for (xa, ya), (xb, yb) in zip(pts, pts[1:], strict=False):
+                    painter.drawLine(int(xa), int(ya), int(xb), int(yb))
+            painter.setPen(QColor("#dddddd"))
+            painter.drawText(QRectF(0, top - 4, left - 4, 14), Qt.AlignmentFlag.AlignRight,
+                             f"{ymax:g}")
+            painter.drawText(QRectF(left, h - bottom + 2, w - left - right, 14),
+                             Qt.AlignmentFlag.AlignLeft, f"{x0:g}")
+            painter.drawText(QRectF(left, h - bottom + 2, w - left - right, 14),
+                             Qt.AlignmentFlag.AlignRight, f"{x1:g}")
+        painter.setPen(QColor("#dddddd"))
+        painter.drawText(QRectF(left, h - 18, w - left - right, 16),
+                         Qt.AlignmentFlag.AlignCenter, self.x_label)
+        painter.end()
+
+
 #: Layer events after which the statistics are recomputed. Points layers have no ``shown`` event:
 #: setting ``shown`` refreshes the layer, which emits ``set_data``.
 _EVENTS = ("data", "features", "set_data")
@@ -91,11 +145,21 @@ class StatsWidget(QWidget):
         self.chart = BarChart()
         self.note = QLabel("")
         self.note.setWordWrap(True)
+        # Movies (3-D layers): counts per class against frame (and cumulative dose if known).
+        self.frame_table = QTableWidget(0, len(DEFECT_CLASSES))
+        self.frame_table.setMinimumHeight(100)
+        self.frame_plot = LinePlot()
+        self.frame_note = QLabel("")
+        self.frame_note.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addWidget(self.layer_combo)
         layout.addWidget(self.table)
         layout.addWidget(self.chart)
         layout.addWidget(self.note)
+        layout.addWidget(self.frame_note)
+        layout.addWidget(self.frame_table)
+        layout.addWidget(self.frame_plot)
+        self._show_movie_part(False)
         self._refresh_layers = follow_layers(self.viewer, self.layer_combo, is_defect_layer,
                                              self._layer_changed, follow_new=True)
 
@@ -129,8 +193,61 @@ class StatsWidget(QWidget):
         return defect_statistics(classes, meta.get("n_metal_sites"),
                                  meta.get("n_chalcogen_sites"), meta.get("area_nm2"))
 
+    def per_frame(self) -> pd.DataFrame | None:
+        """Counts per class in every frame of the selected movie layer (shown points only), with
+        a ``cumulative_dose`` column (e/Å² at the end of the frame) when the dose per frame is
+        known (see :func:`~..core.movie.dose_per_frame`); ``None`` for a 2-D layer."""
+        from ..core.movie import counts_per_frame, cumulative_dose, dose_per_frame
+
+        layer = self.layer()
+        if layer is None or layer.ndim != 3:  # a 3-D defects layer is a movie's
+            return None
+        meta = layer.metadata.get("atomdefect", {})
+        shown = np.asarray(layer.shown, bool)
+        data = np.asarray(layer.data)
+        frames_all = np.round(data[:, 0]).astype(int) if len(data) else np.zeros(0, int)
+        n_frames = meta.get("n_frames") or (int(frames_all.max()) + 1 if len(data) else 0)
+        ok = len(layer.features) == len(shown)
+        table = pd.DataFrame({
+            "frame": frames_all[shown] if ok else np.zeros(0, int),
+            "class": layer.features["class"].astype(str).to_numpy()[shown] if ok else []})
+        counts = counts_per_frame(table, frames=range(n_frames))
+        dose = cumulative_dose(dose_per_frame(layer.metadata), counts.index)
+        if dose is not None:
+            counts["cumulative_dose"] = dose
+        return counts
+
+    def _show_movie_part(self, visible: bool) -> None:
+        for w in (self.frame_table, self.frame_plot, self.frame_note):
+            w.setVisible(visible)
+
+    def _update_frames(self) -> None:
+        counts = self.per_frame()
+        self._show_movie_part(counts is not None)
+        if counts is None:
+            return
+        columns = list(counts.columns)
+        self.frame_table.setColumnCount(len(columns))
+        self.frame_table.setHorizontalHeaderLabels(
+            [("dose (e/Å²)" if c == "cumulative_dose" else c) for c in columns])
+        self.frame_table.setRowCount(len(counts))
+        self.frame_table.setVerticalHeaderLabels([str(f) for f in counts.index])
+        for r, (_, row) in enumerate(counts.iterrows()):
+            for c, col in enumerate(columns):
+                text = f"{row[col]:.3g}" if col == "cumulative_dose" else f"{int(row[col])}"
+                self.frame_table.setItem(r, c, QTableWidgetItem(text))
+        has_dose = "cumulative_dose" in counts.columns
+        x = counts["cumulative_dose"] if has_dose else counts.index
+        self.frame_plot.set_data(list(x), {c: counts[c].tolist() for c in DEFECT_CLASSES},
+                                 "cumulative dose (e/Å²)" if has_dose else "frame")
+        self.frame_note.setText(
+            "Per frame (shown points)" + (", plotted against the cumulative dose:" if has_dose
+                                          else "; no dose per frame is known (metadata key "
+                                          "dose_e_per_A2_per_frame):"))
+
     def update_stats(self, *args) -> None:
         stats = self.statistics()
+        self._update_frames()
         if stats is None:
             return
         for r, cls in enumerate(DEFECT_CLASSES):
@@ -140,5 +257,8 @@ class StatsWidget(QWidget):
             for c, text in enumerate(values):
                 self.table.setItem(r, c, QTableWidgetItem(text))
         self.chart.set_values({c: int(stats.loc[c, "count"]) for c in DEFECT_CLASSES})
-        self.note.setText("Shown points only. 'per site': of chalcogen atoms (V_S, O_S; V_S2 "
-                          "counts two), of metal sites (V_Mo).")
+        movie = self.per_frame() is not None
+        self.note.setText("Shown points only" + (", all frames together (per nm², cell and site: "
+                                                 "averages over the frames)" if movie else "")
+                          + ". 'per site': of chalcogen atoms (V_S, O_S; V_S2 counts two), of "
+                          "metal sites (V_Mo).")

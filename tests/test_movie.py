@@ -1,0 +1,255 @@
+"""Movies: detection frame by frame with drift, tracks against a simulated ground truth, CSV
+round trip with frame/track_id, and the CLI's --all-frames."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.spatial import cKDTree
+
+from napari_atomdefect.cli import main
+from napari_atomdefect.core.errors import AtomDefectError, TableError
+from napari_atomdefect.core.export import read_defects_csv, table_from_points, write_csv_atomic
+from napari_atomdefect.core.movie import (
+    counts_per_frame,
+    cumulative_dose,
+    dose_per_frame,
+    iter_detect_frames,
+    lattice_drift,
+    link_tracks,
+    track_layer_data,
+)
+from napari_atomdefect.core.progress import run_to_end
+from napari_atomdefect.core.simulate_movie import simulate_movie
+
+
+@pytest.fixture(scope="module")
+def movie():
+    return simulate_movie("MoS2", 256, n_frames=5, pixel_size_nm=0.012, seed=0)
+
+
+@pytest.fixture(scope="module")
+def detected(movie):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # model-fit notes are not what these tests check
+        result = run_to_end(iter_detect_frames(movie.frames, movie.pixel_size_nm, device="cpu"))
+    return result
+
+
+def match_to_truth(found: pd.DataFrame, truth: pd.DataFrame, radius: float) -> pd.Series:
+    """For each true defect, the track of the detection within ``radius`` in its frame (-1: none)."""
+    out = pd.Series(-1, index=truth.index)
+    for f, part in truth.groupby("frame"):
+        det = found[found["frame"] == f]
+        if det.empty:
+            continue
+        d, k = cKDTree(det[["y_px", "x_px"]].to_numpy()).query(part[["y_px", "x_px"]].to_numpy())
+        out.loc[part.index] = np.where(d < radius, det["track_id"].to_numpy()[k], -1)
+    return out
+
+
+def linking_accuracy(found: pd.DataFrame, truth: pd.DataFrame, radius: float) -> float:
+    """Fraction of the true frame-to-frame links (same true track, consecutive frames) whose two
+    detections carry the same track id."""
+    truth = truth.assign(found=match_to_truth(found, truth, radius)).sort_values(
+        ["track_id", "frame"])
+    good = total = 0
+    for _, t in truth.groupby("track_id"):
+        for (_, a), (_, b) in zip(t.iterrows(), t.iloc[1:].iterrows(), strict=False):
+            total += 1
+            good += int(a.found >= 0 and a.found == b.found)
+    return good / total
+
+
+def test_simulated_movie_truth(movie):
+    assert movie.frames.shape == (5, 256, 256)
+    assert movie.truth["track_id"].nunique() == 4
+    # Vacancies appear later and hop one lattice constant; one turns into a V_S2 at its site.
+    assert movie.truth.groupby("track_id")["frame"].min().max() > 0
+    a = np.hypot(*movie.a1_px)
+    for _, t in movie.truth.groupby("track_id"):
+        ij = t[["i", "j"]].to_numpy()
+        steps = np.abs(np.diff(ij, axis=0)).max(axis=1) if len(ij) > 1 else np.zeros(0)
+        assert steps.max(initial=0) <= 1
+    assert set(movie.truth["class"]) == {"V_S", "V_S2"}
+    assert a == pytest.approx(0.316 / 0.012, rel=1e-3)
+
+
+def test_lattice_drift_is_followed(movie, detected):
+    # The measured lattice drift follows the specimen drift (to a fraction of a pixel).
+    np.testing.assert_allclose(detected["drift_px"], movie.drift_px, atol=0.6)
+    table = detected["defects"]
+    assert sorted(table["frame"].unique()) == [0, 1, 2, 3, 4]
+    assert table.attrs["pixel_size_nm"] == pytest.approx(0.012)
+    assert len(table.attrs["frames"]) == 5
+
+
+def test_tracks_against_ground_truth(movie, detected):
+    tracks = link_tracks(detected["defects"])
+    a = tracks.attrs["tracking"]["a_px"]
+    truth = movie.truth
+    found = match_to_truth(tracks, truth, 0.3 * a)
+    assert (found >= 0).mean() >= 0.9  # recall of the true vacancies over all frames
+    # One track per true vacancy (tracks of a single detection are stray detections).
+    lengths = tracks.groupby("track_id").size()
+    assert (lengths >= 2).sum() == truth["track_id"].nunique()
+    assert linking_accuracy(tracks, truth, 0.3 * a) >= 0.85  # 0.92 at seed 0
+    # The vacancy that becomes a V_S2 keeps its track through the class change.
+    first = truth[truth["track_id"] == 0]
+    ids = match_to_truth(tracks, first, 0.3 * a)
+    assert ids.nunique() == 1 and ids.iloc[0] >= 0
+
+
+def test_link_tracks_exact_on_truth(movie):
+    truth = movie.truth.rename(columns={"track_id": "true_track"})
+    drift = {k: movie.drift_px[k].tolist() for k in range(len(movie.drift_px))}
+    linked = link_tracks(truth, a_px=float(np.hypot(*movie.a1_px)), drift_px=drift)
+    assert linked["track_id"].nunique() == 4
+    pairs = linked.groupby("true_track")["track_id"].nunique()
+    assert (pairs == 1).all()
+    assert linking_accuracy(linked, movie.truth, 1.0) == 1.0
+    # Without drift correction a fast drift breaks the tracks.
+    moved = truth.copy()
+    moved["y_px"] += 20.0 * moved["frame"]
+    broken = link_tracks(moved, a_px=float(np.hypot(*movie.a1_px)), drift_px={})
+    assert broken["track_id"].nunique() > 4
+    fixed = link_tracks(moved, a_px=float(np.hypot(*movie.a1_px)),
+                        drift_px={k: [20.0 * k + drift[k][0], drift[k][1]] for k in drift})
+    assert fixed["track_id"].nunique() == 4
+
+
+def test_link_tracks_memory_and_sublattices():
+    a = 26.0
+    rows = [(0, 50.0, 50.0, "V_S"), (1, 50.5, 50.0, "V_S"), (3, 50.0, 50.5, "O_S"),
+            (0, 50.0, 65.0, "V_Mo"), (1, 50.0, 65.0, "V_Mo")]
+    table = pd.DataFrame(rows, columns=["frame", "y_px", "x_px", "class"])
+    linked = link_tracks(table, a_px=a, memory=1)
+    ids = linked["track_id"].tolist()
+    assert ids[0] == ids[1] == ids[2]  # blinked in frame 2, class change V_S -> O_S: one track
+    assert ids[3] == ids[4] != ids[0]  # a metal-site defect never continues a chalcogen track
+    no_memory = link_tracks(table, a_px=a, memory=0)["track_id"].tolist()
+    assert no_memory[2] != no_memory[0]
+    assert linked.attrs["tracking"]["library"].startswith("trackpy")
+    data = track_layer_data(linked)
+    assert data.shape == (5, 4)
+    np.testing.assert_array_equal(data[:3, 1], [0, 1, 3])
+
+
+def test_link_tracks_errors():
+    with pytest.raises(AtomDefectError, match="no 'frame' column"):
+        link_tracks(pd.DataFrame({"y_px": [1.0], "x_px": [1.0], "class": ["V_S"]}), a_px=20)
+    with pytest.raises(AtomDefectError, match="lattice constant is unknown"):
+        link_tracks(pd.DataFrame({"frame": [0], "y_px": [1.0], "x_px": [1.0], "class": ["V_S"]}))
+    empty = link_tracks(pd.DataFrame({"frame": [], "y_px": [], "x_px": [], "class": []}), a_px=9)
+    assert list(empty["track_id"]) == []
+
+
+def test_iter_detect_frames_cancel_and_range(movie):
+    gen = iter_detect_frames(movie.frames, movie.pixel_size_nm, device="cpu")
+    items = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for item in gen:
+            items.append(item)
+            if item.get("frame") == 1:
+                break
+    gen.close()  # Cancel between (or within) frames: nothing is returned
+    assert not any(i.get("done") for i in items)
+    fractions = [i["fraction"] for i in items]
+    assert fractions == sorted(fractions) and max(fractions) < 0.5
+    assert items[-1]["message"].startswith("Frame 2/5")
+    with pytest.raises(AtomDefectError, match="Frame 7 is out of range"):
+        next(iter_detect_frames(movie.frames, 0.012, frames=[0, 7]))
+
+
+def test_counts_and_dose():
+    table = pd.DataFrame({"frame": [0, 0, 2, 2, 2], "class": ["V_S", "V_Mo", "V_S", "V_S",
+                                                             "V_S2"]})
+    counts = counts_per_frame(table, frames=[0, 1, 2])
+    assert counts.loc[0, "V_S"] == 1 and counts.loc[1].sum() == 0
+    assert counts.loc[2, "V_S"] == 2 and counts.loc[2, "V_S2"] == 1
+    assert dose_per_frame({"atomdefect": {"dose_e_per_A2_per_frame": 2e4}}) == 2e4
+    assert dose_per_frame({"x": {"y": {"dose_e_per_A2_per_frame": [1, 2, 3]}}}) == [1, 2, 3]
+    assert dose_per_frame({"dose": 5}) is None
+    np.testing.assert_allclose(cumulative_dose(2e4, [0, 1, 2]), [2e4, 4e4, 6e4])
+    np.testing.assert_allclose(cumulative_dose([1, 2, 3], [0, 2]), [1, 6])
+    assert cumulative_dose([1, 2], [0, 5]) is None
+
+
+def test_movie_csv_round_trip(tmp_path):
+    data = np.array([[0, 10.5, 20.25], [3, 11.0, 19.75], [3, 40.0, 41.0]])
+    features = pd.DataFrame({"class": ["V_S", "V_S2", "V_Mo"], "confidence": [0.9, 0.8, 1.0],
+                             "source": ["model", "model", "manual"],
+                             "track_id": [4, 4, np.nan]})
+    table = table_from_points(data, features, 0.012)
+    assert table["frame"].tolist() == [0, 3, 3]
+    assert table["track_id"].tolist() == [4, 4, -1]
+    write_csv_atomic(table, tmp_path / "m.csv", float_format=None)
+    back = read_defects_csv(tmp_path / "m.csv")
+    assert back["frame"].tolist() == [0, 3, 3] and back["track_id"].tolist() == [4, 4, -1]
+    np.testing.assert_array_equal(back[["y_px", "x_px"]].to_numpy(), data[:, 1:])
+    (tmp_path / "bad.csv").write_text("y_px,x_px,class,frame\n1,2,V_S,1.5\n")
+    with pytest.raises(TableError, match="row 2 has frame '1.5'"):
+        read_defects_csv(tmp_path / "bad.csv")
+    (tmp_path / "old.csv").write_text("y_px,x_px,class\n1,2,V_S\n")
+    assert "frame" not in read_defects_csv(tmp_path / "old.csv").columns
+
+
+def test_cli_all_frames(tmp_path, movie, capsys):
+    from napari_atomdefect.core.io import write_tiff
+
+    path = tmp_path / "movie.tif"
+    write_tiff(path, movie.frames[:3], movie.pixel_size_nm)
+    assert main(["detect", str(path), "--out", str(tmp_path / "d.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "--frame N" in err and "--all-frames" in err and "Traceback" not in err
+    out = tmp_path / "all.csv"
+    assert main(["detect", str(path), "--all-frames", "--device", "cpu", "--out", str(out)]) == 0
+    table = read_defects_csv(out)
+    assert sorted(table["frame"].unique()) == [0, 1, 2]
+    assert (table["track_id"] >= 0).all()
+    truth = movie.truth[movie.truth["frame"] < 3]
+    a = np.hypot(*movie.a1_px)
+    assert (match_to_truth(table, truth, 0.3 * a) >= 0).mean() >= 0.9
+    text = capsys.readouterr().out
+    assert "3 frames" in text and "tracks" in text
+    assert main(["detect", str(path), "--frame", "1", "--device", "cpu", "--out",
+                 str(tmp_path / "one.csv")]) == 0
+    assert "frame" not in read_defects_csv(tmp_path / "one.csv").columns
+    assert main(["detect", str(path), "--frame", "1", "--all-frames", "--out",
+                 str(tmp_path / "x.csv")]) == 2
+    assert "exclude each other" in capsys.readouterr().err
+    assert main(["detect", str(path), "--all-frames", "--memory", "-1", "--out",
+                 str(tmp_path / "x.csv")]) == 2
+    assert "--memory is a number of frames" in capsys.readouterr().err
+
+
+def test_lattice_drift_reduces_to_the_nearest_lattice_translation():
+    from types import SimpleNamespace
+
+    a1, a2 = np.array([0.0, 26.0]), np.array([22.5167, 13.0])
+    prev = SimpleNamespace(a1_px=a1, a2_px=a2, origin_px=np.array([100.0, 100.0]))
+    # The new origin is another metal site: origin moved by 2.5 px plus one lattice vector.
+    cur = SimpleNamespace(a1_px=a1, a2_px=a2, origin_px=np.array([102.5, 99.0]) - a1 + a2)
+    np.testing.assert_allclose(lattice_drift(prev, cur), [2.5, -1.0], atol=1e-9)
+
+
+def test_link_tracks_crowded_and_bad_memory():
+    rng = np.random.default_rng(0)
+    a = 26.0
+    parts = [pd.DataFrame({"frame": f, "y_px": rng.uniform(0, 1024, 1500),
+                           "x_px": rng.uniform(0, 1024, 1500), "class": "V_S"})
+             for f in range(3)]
+    # Crowded (trackpy alone stops at a subnetwork of 30+ candidates): the search range narrows
+    # where needed, and no link is longer than the search range.
+    linked = link_tracks(pd.concat(parts, ignore_index=True), a_px=a)
+    steps = (linked.sort_values(["track_id", "frame"]).groupby("track_id")[["y_px", "x_px"]]
+             .diff().dropna())
+    assert len(steps) > 500 and np.hypot(steps.y_px, steps.x_px).max() <= 1.2 * a
+    with pytest.raises(AtomDefectError, match="memory of the tracks"):
+        link_tracks(parts[0], a_px=a, memory=-1)
+    with pytest.raises(AtomDefectError, match="No frame to analyse"):
+        next(iter_detect_frames(np.zeros((0, 64, 64)), 0.012))

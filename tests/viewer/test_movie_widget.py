@@ -1,0 +1,130 @@
+"""Movies in the viewer: Detect on a 3-D image layer (all frames → one 3-D Points layer and a
+Tracks layer), Statistics per frame with the cumulative dose, Review and the CSV round trip on
+the 3-D layer, and Cancel mid-movie."""
+
+import numpy as np
+import pytest
+
+from napari_atomdefect._reader import read_defects_layer
+from napari_atomdefect._writer import write_points_csv
+from napari_atomdefect.core.simulate_movie import simulate_movie
+from napari_atomdefect.widgets.detect import DetectWidget, apply_calibration
+from napari_atomdefect.widgets.review import layer_meta, set_class
+from napari_atomdefect.widgets.stats import StatsWidget
+
+pytestmark = pytest.mark.viewer
+
+
+def _layers_of(viewer, kind):
+    return [layer for layer in viewer.layers
+            if layer.metadata.get("atomdefect", {}).get("kind") == kind]
+
+
+def _wait(qtbot, widget, timeout=180_000):
+    qtbot.waitUntil(lambda: widget.worker is None and not widget._pending_detect,
+                    timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def movie():
+    return simulate_movie("MoS2", 256, n_frames=4, pixel_size_nm=0.012, seed=0)
+
+
+@pytest.fixture
+def viewer_with_movie(make_napari_viewer, movie):
+    viewer = make_napari_viewer()
+    viewer.add_image(movie.frames, name="movie", scale=(1.0, 0.012, 0.012),
+                     translate=(0.0, 0.5, -0.25), units=("pixel", "nm", "nm"),
+                     metadata={"atomdefect": {"pixel_size_nm": 0.012, "calibration": "file",
+                                              "dose_e_per_A2_per_frame": 2e4}})
+    return viewer
+
+
+def test_detect_all_frames_tracks_and_statistics(viewer_with_movie, movie, qtbot, tmp_path):
+    viewer = viewer_with_movie
+    widget = DetectWidget(viewer)
+    assert widget.frames.isEnabled()  # a stack: current frame or all frames
+    widget.frames.setCurrentText("all frames")
+    widget.device.setCurrentText("cpu")
+    widget.detect()
+    _wait(qtbot, widget)
+    [points] = _layers_of(viewer, "detections")
+    [tracks] = _layers_of(viewer, "tracks")
+    assert points.ndim == 3 and tracks.ndim == 3
+    np.testing.assert_allclose(points.scale, [1.0, 0.012, 0.012])
+    np.testing.assert_allclose(points.translate, [0.0, 0.5, -0.25])
+    np.testing.assert_allclose(tracks.scale, [1.0, 0.012, 0.012])
+    assert [str(u) for u in points.units] == [str(u) for u in viewer.layers["movie"].units]
+    frames = np.round(points.data[:, 0]).astype(int)
+    assert set(frames) == {0, 1, 2, 3}
+    # Every true vacancy is found in its frame, and its detections share one track.
+    a = np.hypot(*movie.a1_px)
+    for _, t in movie.truth.groupby("track_id"):
+        ids = set()
+        for _, row in t.iterrows():
+            here = points.data[frames == row.frame][:, 1:]
+            d = np.hypot(*(here - [row.y_px, row.x_px]).T)
+            assert d.min() < 0.3 * a
+            ids.add(int(points.features["track_id"][frames == row.frame].iloc[int(d.argmin())]))
+        assert len(ids) <= 2  # at most one break per vacancy over the movie
+    n_long = (points.features.groupby("track_id").size() >= 2).sum()
+    assert len(np.unique(tracks.data[:, 0])) == n_long == movie.truth["track_id"].nunique()
+    assert "tracks over two or more frames" in widget.status.text()
+
+    stats = StatsWidget(viewer)
+    stats.layer_combo.setCurrentText(points.name)
+    per_frame = stats.per_frame()
+    assert list(per_frame.index) == [0, 1, 2, 3]
+    for f in range(4):
+        classes = points.features["class"][frames == f].astype(str)
+        assert per_frame.loc[f, "V_S"] == (classes == "V_S").sum()
+    np.testing.assert_allclose(per_frame["cumulative_dose"], [2e4, 4e4, 6e4, 8e4])
+    assert stats.frame_table.rowCount() == 4 and stats.frame_table.isVisibleTo(stats)
+    assert stats.frame_plot.x_label.startswith("cumulative dose")
+    assert int(stats.statistics()["count"].sum()) == len(points.data)
+
+    # Review on the 3-D layer: a reclassification reaches the per-frame counts.
+    k = int(np.flatnonzero(frames == 2)[0])
+    before = int(per_frame.loc[2, "V_Mo"])
+    set_class(points, [k], "V_Mo")
+    assert stats.per_frame().loc[2, "V_Mo"] == before + 1
+
+    # Writer and reader keep frame and track_id: the same 3-D layer comes back.
+    [path] = write_points_csv(str(tmp_path / "movie.csv"), points.data, layer_meta(points))
+    header = open(path).readline().strip().split(",")
+    assert header[-2:] == ["frame", "track_id"]
+    [(data, kwargs, kind)] = read_defects_layer(path)
+    assert kind == "points"
+    np.testing.assert_array_equal(data, points.data)
+    np.testing.assert_array_equal(kwargs["features"]["track_id"], points.features["track_id"])
+    assert len(kwargs["scale"]) == 3
+    viewer.add_points(data, **kwargs)
+
+    # A new calibration reaches the 3-D layers (the frame axis keeps its scale).
+    area = points.metadata["atomdefect"]["frame_area_nm2"]
+    apply_calibration(viewer, viewer.layers["movie"], 0.0125)
+    np.testing.assert_allclose(points.scale, [1.0, 0.0125, 0.0125])
+    np.testing.assert_allclose(tracks.scale, [1.0, 0.0125, 0.0125])
+    assert points.metadata["atomdefect"]["frame_area_nm2"] == pytest.approx(
+        area * (0.0125 / 0.012) ** 2)
+
+
+def test_current_frame_stays_2d_and_cancel_mid_movie(viewer_with_movie, qtbot):
+    viewer = viewer_with_movie
+    widget = DetectWidget(viewer)
+    widget.device.setCurrentText("cpu")
+    widget.frames.setCurrentText("all frames")
+    widget.detect()
+    qtbot.waitUntil(lambda: widget.status.text().startswith("Frame 2/4"), timeout=120_000)
+    widget.cancel()
+    _wait(qtbot, widget)
+    assert not _layers_of(viewer, "detections") and not _layers_of(viewer, "tracks")
+    assert "Cancelled" in widget.status.text()
+
+    viewer.dims.set_current_step(0, 2)
+    widget.frames.setCurrentText("current frame")
+    widget.detect()
+    _wait(qtbot, widget)
+    [points] = _layers_of(viewer, "detections")
+    assert points.ndim == 2 and points.metadata["atomdefect"]["frame"] == 2
+    assert not _layers_of(viewer, "tracks")
