@@ -89,6 +89,15 @@ def test_detect_all_frames_tracks_and_statistics(viewer_with_movie, movie, qtbot
     set_class(points, [k], "V_Mo")
     assert stats.per_frame().loc[2, "V_Mo"] == before + 1
 
+    # Next low-confidence on a movie goes to the detection's frame and centres on it.
+    from napari_atomdefect.widgets.review import ReviewWidget
+
+    review = ReviewWidget(viewer)
+    review.layer_combo.setCurrentText(points.name)
+    i = review.next_low_confidence()
+    assert viewer.dims.current_step[0] == int(round(points.data[i][0]))
+    np.testing.assert_allclose(viewer.camera.center[-2:], points.data_to_world(points.data[i])[-2:])
+
     # Writer and reader keep frame and track_id: the same 3-D layer comes back.
     [path] = write_points_csv(str(tmp_path / "movie.csv"), points.data, layer_meta(points))
     header = open(path).readline().strip().split(",")

@@ -223,7 +223,10 @@ class ReviewWidget(QWidget):
         self._cursor = (self._cursor + 1) % len(order)
         i = int(order[self._cursor])
         layer.selected_data = {i}
-        self.viewer.scene.camera.center = tuple(layer.data_to_world(layer.data[i]))
+        world = np.asarray(layer.data_to_world(layer.data[i]), float)
+        if layer.ndim == 3:  # a movie: go to the detection's frame too
+            self.viewer.dims.set_point(0, float(world[0]))
+        self.viewer.scene.camera.center = tuple(world[-2:])
         cls = layer.features["class"].iloc[i]
         self.info.setText(f"Point {i}: {cls}, confidence {conf[i]:.2f}.")
         return i
