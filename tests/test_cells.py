@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_atomdefect.core.cells import (
+from napari_atomdefect.core.cells.tiles import (
     CellTiles,
     TileSpec,
     border_cells,
@@ -11,8 +11,8 @@ from napari_atomdefect.core.cells import (
     sample_bilinear,
     tile_cells,
 )
-from napari_atomdefect.core.lattice import find_lattice
-from napari_atomdefect.core.simulate import MicroscopeParams, simulate_image
+from napari_atomdefect.core.lattice.lattice import find_lattice
+from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
 
 from .conftest import nearest_distances
 

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from napari_atomdefect.cli import main
-from napari_atomdefect.core.evaluate import corrections_needed, pixel_size_of, score
+from napari_atomdefect.core.detect.evaluate import corrections_needed, pixel_size_of, score
 
 
 def table(rows):
@@ -78,7 +78,8 @@ def test_cli_evaluate_with_devset_style_truth(tmp_path, capsys):
 
 
 def test_one_reader_for_defect_tables(tmp_path):
-    from napari_atomdefect.core import evaluate, export
+    from napari_atomdefect.core.detect import evaluate
+    from napari_atomdefect.core.io import table as export
 
     assert evaluate.read_table is export.read_defects_csv
     assert evaluate.pixel_size_of is export.pixel_size_from_table

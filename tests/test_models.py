@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from napari_atomdefect.core.datasets import CellSet, iter_simulated_cell_sets
 from napari_atomdefect.core.models.ugatit import (
     UGATIT,
     Discriminator,
@@ -13,7 +12,8 @@ from napari_atomdefect.core.models.ugatit import (
     generator_loss,
 )
 from napari_atomdefect.core.models.unet import UNet
-from napari_atomdefect.core.train import (
+from napari_atomdefect.core.train.datasets import CellSet, iter_simulated_cell_sets
+from napari_atomdefect.core.train.loops import (
     from_gan,
     label_preservation,
     site_logits,

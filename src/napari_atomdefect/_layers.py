@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .core.materials import DEFECT_CLASSES
+from .core.materials.materials import DEFECT_CLASSES
 
 #: Marker (border) colours and symbols of the defect classes (the widgets' legends use them too).
 CLASS_COLORS = {"V_S": "#ff9900", "V_S2": "#ff2020", "O_S": "#00e5ff", "V_Mo": "#33ff33"}

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from napari_atomdefect._layers import defect_layer_kwargs
-from napari_atomdefect.core.export import read_defects_csv
+from napari_atomdefect.core.io.table import read_defects_csv
 from napari_atomdefect.widgets.review import ReviewWidget
 from napari_atomdefect.widgets.stats import StatsWidget, defect_statistics
 

@@ -19,7 +19,7 @@ from qtpy.QtWidgets import (
 )
 
 from .._layers import CLASS_SYMBOLS
-from ..core.materials import DEFECT_CLASSES
+from ..core.materials.materials import DEFECT_CLASSES
 from ._common import follow_layers, layer_by_name
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -11,7 +11,7 @@ from qtpy.QtGui import QColor, QPainter
 from qtpy.QtWidgets import QComboBox, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from .._layers import CLASS_COLORS
-from ..core.materials import DEFECT_CLASSES
+from ..core.materials.materials import DEFECT_CLASSES
 from ._common import follow_layers, layer_by_name
 from .review import is_defect_layer
 

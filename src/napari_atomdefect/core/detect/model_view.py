@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .cells import CellTiles, TileSpec, sample_bilinear, tile_cells
-from .lattice import Lattice
-from .normalize import intensity_levels, normalise
+from ..cells.normalize import intensity_levels, normalise
+from ..cells.tiles import CellTiles, TileSpec, sample_bilinear, tile_cells
+from ..lattice.lattice import Lattice
 
 
 def stitch_tiles(tiles: CellTiles, shape: tuple[int, int], chunk: int = 262_144) -> np.ndarray:
@@ -53,7 +53,7 @@ def iter_model_view(image: np.ndarray, lattice: Lattice, generator, device,
 
     The result is in the image's own intensity units (the normalisation is undone).
     """
-    from .train import translate
+    from ..train.loops import translate
 
     levels = intensity_levels(image, lattice)
     tiles = tile_cells(normalise(image, levels), lattice, spec)

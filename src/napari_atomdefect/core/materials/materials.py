@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import UnknownMaterialError
+from ..errors import UnknownMaterialError
 
 #: Defect classes, in the order used by the models (index 0 is "pristine").
 DEFECT_CLASSES: tuple[str, ...] = ("V_S", "V_S2", "O_S", "V_Mo")

@@ -38,11 +38,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from .cells import CellTiles, TileSpec, iter_cell_tiles
-from .datasets import CLASS_INDEX, CellSet, crop_cells, label_maps, own_site_positions
-from .errors import AtomDefectError
-from .lattice import Lattice
-from .normalize import intensity_levels, normalise
+from ..cells.normalize import intensity_levels, normalise
+from ..cells.tiles import CellTiles, TileSpec, iter_cell_tiles
+from ..errors import AtomDefectError
+from ..lattice.lattice import Lattice
+from ..train.datasets import CLASS_INDEX, CellSet, crop_cells, label_maps, own_site_positions
 
 #: Fewest selected cells for a meaningful fine-tuning run.
 MIN_CELLS = 20
@@ -282,9 +282,9 @@ def calibrated_simulator(image: np.ndarray, lattice: Lattice, corrections: pd.Da
     defects, when given), the dose, scan-line noise and jitter from
     :func:`.noise_model.measure_acquisition`.
     """
+    from ..train.noise_model import measure_acquisition
+    from ..train.pipeline import realistic_overrides_from
     from .calibrate import fit_contrast
-    from .noise_model import measure_acquisition
-    from .pipeline import realistic_overrides_from
 
     measured = measure_acquisition(image, lattice)
     fit = fit_contrast(image, lattice, corrections,
@@ -311,8 +311,8 @@ def describe_calibration(calibration: dict) -> str:
 
 def base_ugatit(info):
     """A U-GAT-IT with the generators of model ``info`` (fresh discriminators), to fine-tune."""
-    from .models.ugatit import UGATIT
-    from .registry import NOISE_FILE, load_generator_states
+    from ..models.registry import NOISE_FILE, load_generator_states
+    from ..models.ugatit import UGATIT
 
     model = UGATIT(**{"residual": False, **info.card["noise"]["model_config"]})
     load_generator_states(model.gen_ab, model.gen_ba, info.path / NOISE_FILE)
@@ -320,7 +320,7 @@ def base_ugatit(info):
 
 
 def _base_detector(info):
-    from .registry import DETECTOR_FILE, build_detector, load_state, load_weights
+    from ..models.registry import DETECTOR_FILE, build_detector, load_state, load_weights
 
     net = build_detector(info.card)
     load_weights(net, load_state(info.path / DETECTOR_FILE), "detector", info.name)
@@ -332,7 +332,7 @@ def _iter_simulated_cells(n_images: int, seed: int, material: str, spec: TileSpe
                           what: str) -> Iterator[dict]:
     """:func:`.pipeline.simulated_cells` (same images, same seeds) with one progress item per
     image, ``fraction`` moving through ``span``; returns the :class:`CellSet`."""
-    from .datasets import iter_simulated_cell_sets
+    from ..train.datasets import iter_simulated_cell_sets
 
     parts = []
     rng = np.random.default_rng(seed + 7)
@@ -405,10 +405,10 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray, bas
     """
     from torch import nn
 
-    from .device import select_device
-    from .pipeline import DETECTOR_TILE, new_card
-    from .registry import resolve_model, user_models_dir, write_model
-    from .train import label_preservation, site_scores, train_detector, train_noise, translate
+    from ..device import select_device
+    from ..models.registry import resolve_model, user_models_dir, write_model
+    from ..train.loops import label_preservation, site_scores, train_detector, train_noise, translate
+    from ..train.pipeline import DETECTOR_TILE, new_card
 
     t_start = time.perf_counter()
     check_selection(lattice, np.asarray(cell_ids))
@@ -552,7 +552,7 @@ def preview_tiles(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
                   spec: TileSpec = TileSpec()) -> np.ndarray:
     """Raw (not normalised) tiles ``(N, S, S)`` of the given cells only — cheap enough to run on
     every click, unlike tiling the whole image."""
-    from .cells import cell_affines, sample_bilinear
+    from ..cells.tiles import cell_affines, sample_bilinear
 
     ids = np.asarray(cell_ids, int)
     s = spec.size_px

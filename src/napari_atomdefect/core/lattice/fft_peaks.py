@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import fft, ndimage
 
-from .errors import NoLatticeError
+from ..errors import NoLatticeError
 
 #: Minimum peak-to-background ratio (disc-averaged) for a spot to count as a lattice reflection.
 MIN_SPOT_RATIO = 5.0

@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .lattice import Lattice
-from .normalize import intensity_levels
-from .sites import neighbour_mean
+from ..cells.normalize import intensity_levels
+from ..lattice.lattice import Lattice
+from ..lattice.sites import neighbour_mean
 
 
 def lattice_model_image(image: np.ndarray, lattice: Lattice, bins: int = 32) -> np.ndarray:

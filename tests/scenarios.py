@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .simulate import MicroscopeParams, SimulatedImage, simulate_image
+from napari_atomdefect.core.simulate.image import MicroscopeParams, SimulatedImage, simulate_image
 
 SHIFTED_MICROSCOPE = dict(probe_fwhm_nm=0.12, tail_fraction=0.35, tail_fwhm_nm=0.7, line_noise=0.03,
                           dose_e_per_A2=1e5, row_jitter_nm=0.01, second_atom_factor=0.95,
@@ -48,8 +48,8 @@ def pooled_scores(model, sims: list[SimulatedImage],
     """Per-class F1 of ``model`` over several simulated images (counts pooled before the ratio),
     and the corrections a user would need to make (:func:`.evaluate.corrections_needed`, summed).
     """
-    from .detect import detect
-    from .evaluate import corrections_needed, score
+    from napari_atomdefect.core.detect.detect import detect
+    from napari_atomdefect.core.detect.evaluate import corrections_needed, score
 
     tot, edits = None, {}
     for sim in sims:

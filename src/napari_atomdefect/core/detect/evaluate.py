@@ -12,8 +12,8 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
-from .export import pixel_size_from_table, read_defects_csv
-from .materials import DEFECT_CLASSES
+from ..io.table import pixel_size_from_table, read_defects_csv
+from ..materials.materials import DEFECT_CLASSES
 
 MERGED = {"V_S|O_S": ("V_S", "O_S")}
 

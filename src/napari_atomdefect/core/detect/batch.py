@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import AtomDefectError
-from .materials import DEFECT_CLASSES, get_material
+from ..errors import AtomDefectError
+from ..materials.materials import DEFECT_CLASSES, get_material
 
 #: Name of the summary table written in the output folder.
 SUMMARY_NAME = "summary.csv"
@@ -80,7 +80,7 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     AtomDefectError
         If an input does not exist or matches nothing, or no image file is found at all.
     """
-    from .io import SUPPORTED_EXTENSIONS
+    from ..io.image import SUPPORTED_EXTENSIONS
 
     files: list[Path] = []
     for text in map(str, inputs):
@@ -147,8 +147,8 @@ def model_load_count() -> int:
 
 def _worker_model(model: str | None, device: str):
     """The detector for ``(model, device)``, loaded once per process and kept."""
-    from .device import select_device
-    from .registry import load_detector, resolve_model
+    from ..device import select_device
+    from ..models.registry import load_detector, resolve_model
 
     info = resolve_model(model)
     try:
@@ -228,15 +228,15 @@ def _result_row(item: BatchItem, frame: int | None, opts: BatchOptions, result: 
 def detect_frame(data: np.ndarray, opts: BatchOptions, file_px: float | None) -> tuple[dict, list]:
     """Detect defects in one frame; returns the ``iter_detect`` result and its notes (calibration,
     and whether the model fits the image)."""
+    from ..progress import run_to_end
     from .detect import iter_detect
-    from .progress import run_to_end
 
     if opts.pixel_size_nm is not None:
         px, source = opts.pixel_size_nm, "user"
     else:
         px, source = file_px, "file"
+    from ..lattice.lattice import CalibrationWarning
     from .image_fit import ModelFitWarning
-    from .lattice import CalibrationWarning
 
     _worker_model(opts.model, opts.device)
     with warnings.catch_warnings(record=True) as caught:
@@ -250,7 +250,7 @@ def detect_frame(data: np.ndarray, opts: BatchOptions, file_px: float | None) ->
 
 def _write_defects(table: pd.DataFrame, path: Path) -> None:
     """Write a defect CSV atomically; a failed write is a user-facing error (nothing left)."""
-    from .export import write_csv_atomic
+    from ..io.table import write_csv_atomic
 
     try:
         write_csv_atomic(table, path)
@@ -268,7 +268,7 @@ def process_file(item: BatchItem, opts: BatchOptions, done_frames: frozenset = f
     Frames in ``done_frames`` (finished in an earlier run) are not recomputed and get no row;
     any failure becomes an ``error`` row with its one-sentence message, never an exception.
     """
-    from .io import read_image
+    from ..io.image import read_image
 
     t0 = time.perf_counter()
     try:
@@ -347,7 +347,7 @@ def _finished(previous: pd.DataFrame, out: Path) -> dict[str, dict]:
 
 def write_summary(rows: dict, out: Path) -> pd.DataFrame:
     """Write ``summary.csv`` atomically from rows keyed by ``(image, frame)``; return the table."""
-    from .export import write_csv_atomic
+    from ..io.table import write_csv_atomic
 
     table = pd.DataFrame(list(rows.values()))
     for c in SUMMARY_COLUMNS:
@@ -372,7 +372,7 @@ def _remove_stale_parts(out: Path, bases: list[str]) -> None:
 
 def _check_options(material: str, model: str | None, device: str) -> str:
     """Fail before the batch starts for a bad material or model (not once per image)."""
-    from .registry import resolve_model
+    from ..models.registry import resolve_model
 
     mat = get_material(material)
     info = resolve_model(model)
@@ -387,7 +387,7 @@ def _check_options(material: str, model: str | None, device: str) -> str:
 
 def _check_local_device(device: str) -> None:
     """A local cluster's workers see this machine's devices: check the device here, once."""
-    from .device import select_device
+    from ..device import select_device
 
     try:
         select_device(device)
@@ -559,7 +559,7 @@ def batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2",
         If an input does not exist, the material or model is unknown, or the scheduler cannot be
         reached. A file that cannot be analysed is not an exception: it is an error row.
     """
-    from .progress import run_to_end
+    from ..progress import run_to_end
 
     return run_to_end(iter_batch(inputs, out, material, pixel_size_nm, model, device, workers,
                                  scheduler, processes), on_progress)["summary"]

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import OutputError, TableError
-from .materials import DEFECT_CLASSES
+from ..errors import OutputError, TableError
+from ..materials.materials import DEFECT_CLASSES
 
 #: Columns of a defect CSV (``atomdefect detect`` output and the napari writer).
 DEFECT_COLUMNS = ["y_px", "x_px", "y_nm", "x_nm", "class", "confidence", "source"]

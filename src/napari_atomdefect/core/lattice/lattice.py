@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from .errors import NoLatticeError
+from ..errors import NoLatticeError
+from ..io.validate import as_analysis_image, check_pixel_size
+from ..materials.materials import Material, get_material
 from .fft_peaks import find_reciprocal_basis
 from .gpa import PhaseMap, image_spectrum, mean_frequency, phase_map
-from .materials import Material, get_material
 from .sites import box_smooth, centroid_refine, neighbour_mean, refine_peaks
-from .validate import as_analysis_image, check_pixel_size
 
 #: File and lattice calibrations further apart than this are reported (relative difference).
 CALIBRATION_TOLERANCE = 0.03
@@ -336,7 +336,7 @@ def find_lattice(
     a_px = float(np.sqrt(abs(a1[0] * a2[1] - a1[1] * a2[0]) / (np.sqrt(3) / 2)))
     px_lattice = mat.a_nm / a_px
 
-    # The calibration policy (one for GUI, CLI and API): see core/calibration_policy.py.
+    # The calibration policy (one for GUI, CLI and API): see core/lattice/calibration_policy.py.
     from .calibration_policy import choose_pixel_size
 
     choice = choose_pixel_size(pixel_size_nm, calibration if pixel_size_nm is not None else "none",

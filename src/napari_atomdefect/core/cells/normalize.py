@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .cells import sample_bilinear
-from .lattice import Lattice
-from .sites import box_smooth
+from ..lattice.lattice import Lattice
+from ..lattice.sites import box_smooth
+from .tiles import sample_bilinear
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from .errors import AtomDefectError, BadImageError
+from ..errors import AtomDefectError, BadImageError
 
 #: Smallest side length (pixels) for which lattice detection is attempted.
 MIN_SIDE_PX = 32

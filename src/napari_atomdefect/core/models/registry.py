@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import AtomDefectError
+from ..errors import AtomDefectError
 
-BUNDLED_DIR = Path(__file__).resolve().parents[1] / "weights"
+BUNDLED_DIR = Path(__file__).resolve().parents[2] / "weights"
 DEFAULT_MODEL = "mos2-default"
 CARD = "card.json"
 DETECTOR_FILE = "detector.safetensors"
@@ -150,7 +150,7 @@ def build_detector(card: dict):
     ModelError
         If the card's architecture is missing or has keys this version does not know.
     """
-    from .models.unet import UNet
+    from .unet import UNet
 
     return _build(card, "detector", UNet)
 
@@ -163,7 +163,7 @@ def build_noise_generators(card: dict):
     ModelError
         If the card's architecture is missing or has keys this version does not know.
     """
-    from .models.ugatit import Generator
+    from .ugatit import Generator
 
     return _build(card, "noise", Generator), _build(card, "noise", Generator)
 

@@ -35,10 +35,10 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from .cells import sample_bilinear
-from .lattice import Lattice
-from .materials import CHALCOGEN_DEFECTS, Material, get_material
-from .sites import box_smooth
+from ..cells.tiles import sample_bilinear
+from ..lattice.lattice import Lattice
+from ..lattice.sites import box_smooth
+from ..materials.materials import CHALCOGEN_DEFECTS, Material, get_material
 
 #: Fewest corrected sites of a class for its level to be fitted.
 MIN_CLASS_SITES = 3
@@ -102,7 +102,7 @@ class ContrastFit:
     def simulator_params(self, material: Material | str, rng: np.random.Generator,
                          spread: float = 0.05) -> dict:
         """:class:`~.simulate.MicroscopeParams` values for one training image (``spread``: ±)."""
-        from .physics import random_column_physics
+        from ..materials.physics import random_column_physics
 
         mat = get_material(material)
         phys = random_column_physics(mat, rng)
@@ -138,7 +138,7 @@ def chalcogen_prior(material: str) -> dict[str, tuple[float, float]]:
     """Prior mean and standard deviation of the chalcogen parameters: those of the physical range
     that :func:`.physics.random_column_physics` draws from (the bundled model's training range),
     the deviation widened by :data:`PRIOR_WIDENING`."""
-    from .physics import random_column_physics
+    from ..materials.physics import random_column_physics
 
     rng = np.random.default_rng(0)
     draws = [random_column_physics(get_material(material), rng) for _ in range(400)]
@@ -244,7 +244,7 @@ def measure_levels(image: np.ndarray, lattice: Lattice,
 def _simulated_levels(material: Material, pixel_size_nm: float, jitter_nm: float, params: dict,
                       classes: list[str], seed: int) -> dict:
     """The same levels on a noise-free simulation (true column positions)."""
-    from .simulate import MicroscopeParams, simulate_image
+    from ..simulate.image import MicroscopeParams, simulate_image
 
     a_px = material.a_nm / pixel_size_nm
     size = int(np.clip(13 * a_px, 128, 384))

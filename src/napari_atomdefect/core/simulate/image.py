@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from .materials import (
+from ..materials.materials import (
     ATOMIC_NUMBER,
     CHALCOGEN_DEFECTS,
     METAL_DEFECTS,
@@ -103,7 +103,7 @@ class MicroscopeParams:
         Column weights come from single-atom HAADF cross-sections for a random voltage and
         detector, with the uncertain channelling effects randomised (see :mod:`.physics`).
         """
-        from .physics import random_column_physics
+        from ..materials.physics import random_column_physics
 
         phys = random_column_physics(get_material(material), rng)
         values = dict(

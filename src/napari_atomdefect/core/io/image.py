@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import AtomDefectError, ImageReadError, OutputError
+from ..errors import AtomDefectError, ImageReadError, OutputError
 from .validate import check_pixel_size
 
 #: File extensions handled here, by reader.
@@ -302,7 +302,7 @@ def write_tiff(path: str | Path, image: np.ndarray, pixel_size_nm: float | None)
 
     import tifffile
 
-    from .export import check_writable
+    from .table import check_writable
 
     path = check_writable(path)
     tmp = path.with_name(f".{path.name}.part")

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .lattice import Lattice
-from .sites import neighbour_mean
+from ..lattice.lattice import Lattice
+from ..lattice.sites import neighbour_mean
 
 #: Ideal lattice vectors (row, col) in units of the lattice constant.
 IDEAL_A1 = np.array([0.0, 1.0])
@@ -247,7 +247,7 @@ def iter_cell_tiles(image: np.ndarray, lattice: Lattice, spec: TileSpec = TileSp
     image : ndarray
         The 2-D image the lattice was found in.
     lattice : Lattice
-        Output of :func:`~napari_atomdefect.core.lattice.find_lattice`.
+        Output of :func:`~napari_atomdefect.core.lattice.lattice.find_lattice`.
     spec : TileSpec
         Tile geometry.
     batch_size : int

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .lattice import Lattice
-from .materials import MATERIALS, get_material
-from .normalize import intensity_levels
+from ..cells.normalize import intensity_levels
+from ..lattice.lattice import Lattice
+from ..materials.materials import MATERIALS, get_material
 
 #: Per material, the metal/chalcogen contrast (1st, 50th, 99th percentile) and the excess
 #: chalcogen spread (99th percentile) measured on 200 simulated images of random microscopes (probe, detector,
@@ -141,8 +141,8 @@ class FitReport:
 
 def _column_values(image: np.ndarray, lattice: Lattice, points: np.ndarray,
                    background: float) -> np.ndarray:
-    from .cells import sample_bilinear
-    from .sites import box_smooth
+    from ..cells.tiles import sample_bilinear
+    from ..lattice.sites import box_smooth
 
     smoothed = box_smooth(np.asarray(image, np.float32), max(0.8, 0.08 * lattice.a_px))
     h, w = smoothed.shape
@@ -312,9 +312,9 @@ def measure_training_ranges(n_images: int = 200, seed: int = 1000) -> dict:
     Each image has a random microscope (:meth:`~.simulate.MicroscopeParams.random`), a random pixel
     size (0.008–0.02 nm) and the default defect densities.
     """
-    from .errors import NoLatticeError
-    from .lattice import find_lattice
-    from .simulate import MicroscopeParams, simulate_image
+    from ..errors import NoLatticeError
+    from ..lattice.lattice import find_lattice
+    from ..simulate.image import MicroscopeParams, simulate_image
 
     out = {}
     for name, mat in MATERIALS.items():

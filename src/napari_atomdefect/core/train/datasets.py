@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cells import CellTiles, TileSpec, iter_cell_tiles
-from .errors import AtomDefectError
-from .lattice import find_lattice
-from .materials import SEGMENT_CLASSES, get_material
-from .normalize import intensity_levels, normalise
-from .simulate import MicroscopeParams, SimulatedImage, simulate_image
+from ..cells.normalize import intensity_levels, normalise
+from ..cells.tiles import CellTiles, TileSpec, iter_cell_tiles
+from ..errors import AtomDefectError
+from ..lattice.lattice import find_lattice
+from ..materials.materials import SEGMENT_CLASSES, get_material
+from ..simulate.image import MicroscopeParams, SimulatedImage, simulate_image
 
 CLASS_INDEX = {c: i for i, c in enumerate(SEGMENT_CLASSES)}
 #: Disc radius of a labelled site, in lattice constants.

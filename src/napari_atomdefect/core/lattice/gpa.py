@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import fft, ndimage
 
-from .errors import BadImageError
+from ..errors import BadImageError
 
 #: Width of the Gaussian Bragg mask as a fraction of |g| (sets the spatial resolution, ~1 cell).
 MASK_FRACTION = 0.125

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ..materials.materials import SEGMENT_CLASSES
 from .datasets import CellSet
-from .materials import SEGMENT_CLASSES
 
 #: Site classes that can sit on a metal or a chalcogen column (indices into SEGMENT_CLASSES).
 METAL_CHOICES = (1, 6)          # metal, V_Mo
@@ -171,7 +171,7 @@ def train_detector(train: CellSet, val: CellSet, steps: int = 3000, batch_size: 
     import torch
     import torch.nn.functional as F
 
-    from .models.unet import UNet
+    from ..models.unet import UNet
 
     rng = set_seed(seed)
     device = device or torch.device("cpu")
@@ -269,7 +269,7 @@ def train_noise(domain_a: np.ndarray, domain_b: np.ndarray, steps: int = 2000,
     """
     import torch
 
-    from .models.ugatit import UGATIT, RhoClipper, discriminator_loss, generator_loss
+    from ..models.ugatit import UGATIT, RhoClipper, discriminator_loss, generator_loss
 
     rng = set_seed(seed)
     device = device or torch.device("cpu")

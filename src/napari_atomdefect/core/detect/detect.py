@@ -14,15 +14,15 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-from .cells import TileSpec, iter_cell_tiles
-from .datasets import own_site_positions
-from .errors import AtomDefectError
-from .export import DEFECT_COLUMNS
+from ..cells.normalize import intensity_levels, normalise
+from ..cells.tiles import TileSpec, iter_cell_tiles
+from ..errors import AtomDefectError
+from ..io.table import DEFECT_COLUMNS
+from ..io.validate import as_analysis_image
+from ..lattice.lattice import Lattice, find_lattice
+from ..materials.materials import CHALCOGEN_DEFECTS, SEGMENT_CLASSES, get_material
+from ..train.datasets import own_site_positions
 from .image_fit import ModelFitWarning, assess_fit, flagged_fraction_message
-from .lattice import Lattice, find_lattice
-from .materials import CHALCOGEN_DEFECTS, SEGMENT_CLASSES, get_material
-from .normalize import intensity_levels, normalise
-from .validate import as_analysis_image
 
 
 def _empty_table() -> pd.DataFrame:
@@ -43,9 +43,9 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     """
     import torch
 
-    from .device import select_device
-    from .registry import load_detector, resolve_model
-    from .train import site_logits, site_probabilities
+    from ..device import select_device
+    from ..models.registry import load_detector, resolve_model
+    from ..train.loops import site_logits, site_probabilities
 
     mat = get_material(material)
     arr = as_analysis_image(image)
@@ -145,8 +145,8 @@ def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str 
         One row per defect: ``y_px, x_px, y_nm, x_nm, class, confidence, source``; ``attrs`` hold
         the model, device, pixel size and the number of sites examined.
     """
-    from .io import StemImage
-    from .progress import run_to_end
+    from ..io.image import StemImage
+    from ..progress import run_to_end
 
     if isinstance(image, StemImage):  # a file read by read_image: its own calibration
         if image.is_stack:

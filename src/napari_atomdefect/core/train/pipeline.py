@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .cells import TileSpec
+from ..cells.tiles import TileSpec
+from ..errors import AtomDefectError
+from ..io.image import read_image
+from ..lattice.lattice import find_lattice
+from ..materials.materials import get_material
+from ..progress import relay
 from .datasets import CellSet, iter_simulated_cell_sets, real_cells
-from .errors import AtomDefectError
-from .io import read_image
-from .lattice import find_lattice
-from .materials import get_material
-from .progress import relay
 
 #: Detector tiles: 1.5 lattice constants at the same sampling as the 2-constant noise tiles.
 DETECTOR_TILE = TileSpec(size_px=24, extent_a=1.5)
@@ -39,7 +39,7 @@ def software_versions() -> dict:
     import numpy
     import torch
 
-    from .. import __version__
+    from ... import __version__
 
     return {"napari_atomdefect": __version__, "torch": torch.__version__,
             "numpy": numpy.__version__, "python": platform.python_version()}
@@ -53,7 +53,7 @@ def new_card(name: str, material: str) -> dict:
 
 def image_files(paths: list[str]) -> list[Path]:
     """Expand folders into the image files they hold."""
-    from .io import SUPPORTED_EXTENSIONS
+    from ..io.image import SUPPORTED_EXTENSIONS
 
     out = []
     for p in map(Path, paths):
@@ -99,8 +99,8 @@ def realistic_overrides_from(measurements: list[dict], material: str, contrast=N
     noisier than the real one; two steps match it within a few percent. The target SNR is the
     real one ±25 %; the line noise is scaled to reproduce the real image's streaks.
     """
+    from ..simulate.image import MicroscopeParams, simulate_image
     from .noise_model import acquisition_overrides, measure_acquisition
-    from .simulate import MicroscopeParams, simulate_image
 
     mat = get_material(material)
     ref_line = 0.02
@@ -165,8 +165,8 @@ def run_train_noise(material: str, real: list[str], mode: str, real_material: st
     """Build both domains and train stage 1; yields progress, then ``{"done", "model", "card"}``."""
     import torch
 
-    from .device import select_device
-    from .train import label_preservation, train_noise, translate
+    from ..device import select_device
+    from .loops import label_preservation, train_noise, translate
 
     spec = TileSpec()
     dev, dev_text = select_device(device)
@@ -181,7 +181,7 @@ def run_train_noise(material: str, real: list[str], mode: str, real_material: st
     yield {"stage": "data", "message": f"domain B: {len(cells_b)} cells ({b_info['mode']})"}
     model = None
     if init_model is not None:
-        from .finetune import base_ugatit
+        from ..finetune.finetune import base_ugatit
 
         model = base_ugatit(init_model)
     result = yield from relay(train_noise(cells_a.tiles, cells_b.tiles, steps=steps,
@@ -206,10 +206,10 @@ def run_train_detector(material: str, noise_model_info, n_images: int, val_image
                        steps: int, batch_size: int, seed: int, device: str,
                        translated_fraction: float = 0.5, init_net=None) -> Iterator[dict]:
     """Generate stage-2 data (translated + direct simulated cells) and train the U-Net."""
+    from ..device import select_device
+    from ..models.registry import load_noise_generators
     from .datasets import crop_cells
-    from .device import select_device
-    from .registry import load_noise_generators
-    from .train import train_detector, translate
+    from .loops import train_detector, translate
 
     # Cells are made (and translated) at the noise model's tile size, then cropped to the
     # detector's smaller tile: same sampling, less overlap between tiles, faster detection.
