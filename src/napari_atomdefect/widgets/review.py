@@ -62,9 +62,7 @@ def set_class(layer, indices, cls: str) -> None:
     layer.features = features
     symbols = np.asarray(layer.symbol, dtype=object).copy()
     if symbols.shape == (len(layer.data),):
-        from napari.layers.points._points_constants import Symbol
-
-        symbols[idx] = Symbol(CLASS_SYMBOLS.get(cls, "disc"))
+        symbols[idx] = CLASS_SYMBOLS.get(cls, "disc")  # napari turns names into its Symbol
         layer.symbol = symbols
     layer.refresh_colors()
 

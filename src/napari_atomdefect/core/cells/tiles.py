@@ -309,3 +309,19 @@ def tile_cells(image: np.ndarray, lattice: Lattice, spec: TileSpec = TileSpec(),
         keep = out.inside >= min_inside
         out = out.subset(keep)
     return out
+
+
+def own_site_positions(batch: CellTiles, lattice: Lattice) -> np.ndarray:
+    """Tile coordinates ``(N, 2, 2)`` of each tile's own metal and chalcogen sites."""
+    n = len(batch)
+    spec = batch.spec
+    out = np.empty((n, 2, 2))
+    out[:, 0] = spec.metal_px
+    lookup = {tuple(ij): k for k, ij in enumerate(lattice.chalcogen_index.tolist())}
+    rows = np.array([lookup.get(tuple(ij), -1) for ij in batch.index.tolist()])
+    have = rows >= 0
+    out[:, 1] = spec.chalcogen_px
+    if have.any():
+        pts = lattice.chalcogen_sites_px[rows[have]]
+        out[have, 1] = batch.to_tile(pts, np.nonzero(have)[0])
+    return out

@@ -15,13 +15,12 @@ import numpy as np
 import pandas as pd
 
 from ..cells.normalize import intensity_levels, normalise
-from ..cells.tiles import TileSpec, iter_cell_tiles
+from ..cells.tiles import TileSpec, iter_cell_tiles, own_site_positions
 from ..errors import AtomDefectError
 from ..io.table import DEFECT_COLUMNS
 from ..io.validate import as_analysis_image
 from ..lattice.lattice import Lattice, find_lattice
 from ..materials.materials import CHALCOGEN_DEFECTS, SEGMENT_CLASSES, get_material
-from ..train.datasets import own_site_positions
 from .image_fit import ModelFitWarning, assess_fit, flagged_fraction_message
 
 
@@ -44,8 +43,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     import torch
 
     from ..device import select_device
+    from ..models.readout import site_logits, site_probabilities
     from ..models.registry import load_detector, resolve_model
-    from ..train.loops import site_logits, site_probabilities
 
     mat = get_material(material)
     arr = as_analysis_image(image)

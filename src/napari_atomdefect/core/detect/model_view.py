@@ -53,7 +53,7 @@ def iter_model_view(image: np.ndarray, lattice: Lattice, generator, device,
 
     The result is in the image's own intensity units (the normalisation is undone).
     """
-    from ..train.loops import translate
+    from ..models.readout import translate
 
     levels = intensity_levels(image, lattice)
     tiles = tile_cells(normalise(image, levels), lattice, spec)

@@ -39,10 +39,10 @@ import numpy as np
 import pandas as pd
 
 from ..cells.normalize import intensity_levels, normalise
-from ..cells.tiles import CellTiles, TileSpec, iter_cell_tiles
+from ..cells.tiles import CellTiles, TileSpec, iter_cell_tiles, own_site_positions
 from ..errors import AtomDefectError
 from ..lattice.lattice import Lattice
-from ..train.datasets import CLASS_INDEX, CellSet, crop_cells, label_maps, own_site_positions
+from ..train.datasets import CLASS_INDEX, CellSet, crop_cells, label_maps
 
 #: Fewest selected cells for a meaningful fine-tuning run.
 MIN_CELLS = 20
@@ -309,24 +309,6 @@ def describe_calibration(calibration: dict) -> str:
     return "Simulator fitted to your image: " + ", ".join(parts) + "."
 
 
-def base_ugatit(info):
-    """A U-GAT-IT with the generators of model ``info`` (fresh discriminators), to fine-tune."""
-    from ..models.registry import NOISE_FILE, load_generator_states
-    from ..models.ugatit import UGATIT
-
-    model = UGATIT(**{"residual": False, **info.card["noise"]["model_config"]})
-    load_generator_states(model.gen_ab, model.gen_ba, info.path / NOISE_FILE)
-    return model
-
-
-def _base_detector(info):
-    from ..models.registry import DETECTOR_FILE, build_detector, load_state, load_weights
-
-    net = build_detector(info.card)
-    load_weights(net, load_state(info.path / DETECTOR_FILE), "detector", info.name)
-    return net
-
-
 def _iter_simulated_cells(n_images: int, seed: int, material: str, spec: TileSpec, ideal: bool,
                           overrides, pixel_size_nm: float | None, span: tuple[float, float],
                           what: str) -> Iterator[dict]:
@@ -406,8 +388,9 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray, bas
     from torch import nn
 
     from ..device import select_device
-    from ..models.registry import resolve_model, user_models_dir, write_model
-    from ..train.loops import label_preservation, site_scores, train_detector, train_noise, translate
+    from ..models.readout import translate
+    from ..models.registry import base_detector, base_ugatit, resolve_model, user_models_dir, write_model
+    from ..train.loops import label_preservation, site_scores, train_detector, train_noise
     from ..train.pipeline import DETECTOR_TILE, new_card
 
     t_start = time.perf_counter()
@@ -481,7 +464,7 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray, bas
         if len(val_ids):
             real_val = labelled_real_cells(image, lattice, val_ids, corrections, det_spec)
 
-    base_net = _base_detector(info).eval()
+    base_net = base_detector(info).eval()
     before = site_scores(base_net, val, dev)
     real_before = site_scores(base_net, real_val, dev) if real_val is not None else None
     yield _step(_SPANS["detector"][0], "Scored the base detector; fine-tuning it…")

@@ -221,6 +221,22 @@ def load_generator_states(gen_ab, gen_ba, path: Path, model: str | None = None) 
                      "noise-transfer", model)
 
 
+def base_ugatit(info):
+    """A U-GAT-IT with the generators of model ``info`` (fresh discriminators), to fine-tune."""
+    from .ugatit import UGATIT
+
+    model = UGATIT(**{"residual": False, **info.card["noise"]["model_config"]})
+    load_generator_states(model.gen_ab, model.gen_ba, info.path / NOISE_FILE)
+    return model
+
+
+def base_detector(info):
+    """The stage-2 U-Net of model ``info`` with its weights, to fine-tune."""
+    net = build_detector(info.card)
+    load_weights(net, load_state(info.path / DETECTOR_FILE), "detector", info.name)
+    return net
+
+
 @lru_cache(maxsize=8)
 def _load_cached(folder: str, part: str, device: str, mtime: float):
     import torch

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..cells.normalize import intensity_levels, normalise
-from ..cells.tiles import CellTiles, TileSpec, iter_cell_tiles
+from ..cells.tiles import CellTiles, TileSpec, iter_cell_tiles, own_site_positions
 from ..errors import AtomDefectError
 from ..lattice.lattice import find_lattice
 from ..materials.materials import SEGMENT_CLASSES, get_material
@@ -58,22 +58,6 @@ class CellSet:
             own_sites=np.concatenate([p.own_sites for p in parts]),
             own_classes=np.concatenate([p.own_classes for p in parts]) if labelled else None,
         )
-
-
-def own_site_positions(batch: CellTiles, lattice) -> np.ndarray:
-    """Tile coordinates ``(N, 2, 2)`` of each tile's own metal and chalcogen sites."""
-    n = len(batch)
-    spec = batch.spec
-    out = np.empty((n, 2, 2))
-    out[:, 0] = spec.metal_px
-    lookup = {tuple(ij): k for k, ij in enumerate(lattice.chalcogen_index.tolist())}
-    rows = np.array([lookup.get(tuple(ij), -1) for ij in batch.index.tolist()])
-    have = rows >= 0
-    out[:, 1] = spec.chalcogen_px
-    if have.any():
-        pts = lattice.chalcogen_sites_px[rows[have]]
-        out[have, 1] = batch.to_tile(pts, np.nonzero(have)[0])
-    return out
 
 
 def label_maps(batch: CellTiles, site_pos: np.ndarray, site_cls: np.ndarray) -> np.ndarray:

@@ -166,7 +166,8 @@ def run_train_noise(material: str, real: list[str], mode: str, real_material: st
     import torch
 
     from ..device import select_device
-    from .loops import label_preservation, train_noise, translate
+    from ..models.readout import translate
+    from .loops import label_preservation, train_noise
 
     spec = TileSpec()
     dev, dev_text = select_device(device)
@@ -181,7 +182,7 @@ def run_train_noise(material: str, real: list[str], mode: str, real_material: st
     yield {"stage": "data", "message": f"domain B: {len(cells_b)} cells ({b_info['mode']})"}
     model = None
     if init_model is not None:
-        from ..finetune.finetune import base_ugatit
+        from ..models.registry import base_ugatit
 
         model = base_ugatit(init_model)
     result = yield from relay(train_noise(cells_a.tiles, cells_b.tiles, steps=steps,
@@ -207,9 +208,10 @@ def run_train_detector(material: str, noise_model_info, n_images: int, val_image
                        translated_fraction: float = 0.5, init_net=None) -> Iterator[dict]:
     """Generate stage-2 data (translated + direct simulated cells) and train the U-Net."""
     from ..device import select_device
+    from ..models.readout import translate
     from ..models.registry import load_noise_generators
     from .datasets import crop_cells
-    from .loops import train_detector, translate
+    from .loops import train_detector
 
     # Cells are made (and translated) at the noise model's tile size, then cropped to the
     # detector's smaller tile: same sampling, less overlap between tiles, faster detection.
