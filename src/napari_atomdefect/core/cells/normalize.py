@@ -14,7 +14,7 @@ import numpy as np
 
 from ..lattice.lattice import Lattice
 from ..lattice.sites import box_smooth
-from .tiles import sample_bilinear
+from .sampling import sample_bilinear
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..lattice.lattice import Lattice
 from ..lattice.sites import neighbour_mean
+from .sampling import sample_bilinear
 
 #: Ideal lattice vectors (row, col) in units of the lattice constant.
 IDEAL_A1 = np.array([0.0, 1.0])
@@ -219,23 +220,34 @@ def border_cells(lattice: Lattice, bases: np.ndarray | None = None) -> tuple[np.
     return index, origins, out_bases
 
 
-def sample_bilinear(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Bilinear interpolation of ``image`` at float coordinates (edges clamped); float32, fast."""
-    h, w = image.shape
-    if h < 2 or w < 2:
-        raise ValueError("The image must be at least 2 x 2 pixels.")
-    r = np.clip(np.asarray(rows, np.float32), 0, h - 1)
-    c = np.clip(np.asarray(cols, np.float32), 0, w - 1)
-    r0 = np.minimum(r.astype(np.int32), h - 2)  # the last row/column interpolates with weight 1
-    c0 = np.minimum(c.astype(np.int32), w - 2)
-    fr = r - r0
-    fc = c - c0
-    i00 = r0 * w + c0
-    flat = np.asarray(image, np.float32).ravel()
-    v00, v01 = flat[i00], flat[i00 + 1]
-    v10, v11 = flat[i00 + w], flat[i00 + w + 1]
-    top = v00 + (v01 - v00) * fc
-    return top + ((v10 + (v11 - v10) * fc) - top) * fr
+def sample_tiles(image: np.ndarray, affines: np.ndarray,
+                 spec: TileSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tiles sampled from ``image`` through per-cell affine maps.
+
+    Parameters
+    ----------
+    image : ndarray
+        ``(H, W)`` image.
+    affines : ndarray
+        ``(N, 2, 3)`` maps from tile pixels ``(row, col, 1)`` to image pixels.
+    spec : TileSpec
+        Tile geometry (size).
+
+    Returns
+    -------
+    tiles : ndarray
+        ``(N, S, S)`` float32 tiles.
+    rows, cols : ndarray
+        ``(N, S * S)`` image coordinates of the tile pixels.
+    """
+    s = spec.size_px
+    rr, cc = np.mgrid[0:s, 0:s].astype(np.float32)
+    rr, cc = rr.ravel()[None, :], cc.ravel()[None, :]
+    aff = np.asarray(affines, np.float32)
+    rows = aff[:, 0, 0, None] * rr + aff[:, 0, 1, None] * cc + aff[:, 0, 2, None]
+    cols = aff[:, 1, 0, None] * rr + aff[:, 1, 1, None] * cc + aff[:, 1, 2, None]
+    vals = sample_bilinear(np.asarray(image, np.float32), rows, cols)
+    return vals.reshape(len(aff), s, s).astype(np.float32), rows, cols
 
 
 def iter_cell_tiles(image: np.ndarray, lattice: Lattice, spec: TileSpec = TileSpec(),
@@ -273,18 +285,12 @@ def iter_cell_tiles(image: np.ndarray, lattice: Lattice, spec: TileSpec = TileSp
         affines = np.concatenate([affines, _affines(extra_bases, origins, spec)])
         index = np.concatenate([index, extra_index]).astype(int)
         has_metal = np.concatenate([has_metal, np.zeros(len(extra_index), bool)])
-    s = spec.size_px
-    rr, cc = np.mgrid[0:s, 0:s].astype(np.float32)
-    rr, cc = rr.ravel()[None, :], cc.ravel()[None, :]
     h, w = img.shape
     for start in range(0, len(affines), batch_size):
-        aff = affines[start:start + batch_size].astype(np.float32)
-        rows = aff[:, 0, 0, None] * rr + aff[:, 0, 1, None] * cc + aff[:, 0, 2, None]
-        cols = aff[:, 1, 0, None] * rr + aff[:, 1, 1, None] * cc + aff[:, 1, 2, None]
-        vals = sample_bilinear(img, rows, cols)
-        inside = ((rows >= -0.5) & (rows <= h - 0.5) & (cols >= -0.5) & (cols <= w - 0.5)).mean(1)
         aff = affines[start:start + batch_size]
-        yield CellTiles(tiles=vals.reshape(len(aff), s, s).astype(np.float32),
+        tiles, rows, cols = sample_tiles(img, aff, spec)
+        inside = ((rows >= -0.5) & (rows <= h - 0.5) & (cols >= -0.5) & (cols <= w - 0.5)).mean(1)
+        yield CellTiles(tiles=tiles,
                         index=index[start:start + batch_size].copy(),
                         affine=aff.copy(), inside=inside, spec=spec,
                         has_metal=has_metal[start:start + batch_size].copy())

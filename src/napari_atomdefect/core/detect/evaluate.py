@@ -12,14 +12,9 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
-from ..io.table import pixel_size_from_table, read_defects_csv
 from ..materials.materials import DEFECT_CLASSES
 
 MERGED = {"V_S|O_S": ("V_S", "O_S")}
-
-#: Tables are read by the one defect-CSV reader (names kept for existing callers).
-read_table = read_defects_csv
-pixel_size_of = pixel_size_from_table
 
 
 def match(pred: np.ndarray, truth: np.ndarray, radius_px: float) -> list[tuple[int, int]]:

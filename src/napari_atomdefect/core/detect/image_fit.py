@@ -141,7 +141,7 @@ class FitReport:
 
 def _column_values(image: np.ndarray, lattice: Lattice, points: np.ndarray,
                    background: float) -> np.ndarray:
-    from ..cells.tiles import sample_bilinear
+    from ..cells.sampling import sample_bilinear
     from ..lattice.sites import box_smooth
 
     smoothed = box_smooth(np.asarray(image, np.float32), max(0.8, 0.08 * lattice.a_px))

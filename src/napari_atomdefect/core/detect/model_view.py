@@ -14,7 +14,8 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ..cells.normalize import intensity_levels, normalise
-from ..cells.tiles import CellTiles, TileSpec, sample_bilinear, tile_cells
+from ..cells.sampling import sample_bilinear
+from ..cells.tiles import CellTiles, TileSpec, tile_cells
 from ..lattice.lattice import Lattice
 
 
@@ -26,24 +27,12 @@ def stitch_tiles(tiles: CellTiles, shape: tuple[int, int], chunk: int = 262_144)
     h, w = shape
     out = np.empty(h * w, np.float32)
     inv = np.linalg.inv(tiles.affine[:, :, :2])
-    flat = tiles.tiles.reshape(len(tiles), -1)
     for start in range(0, h * w, chunk):
         idx = np.arange(start, min(start + chunk, h * w))
         pts = np.stack([idx // w, idx % w], axis=1).astype(float)
         _, k = tree.query(pts)
         local = np.einsum("nij,nj->ni", inv[k], pts - tiles.affine[k, :, 2])
-        r = np.clip(local[:, 0], 0, s - 1)
-        c = np.clip(local[:, 1], 0, s - 1)
-        # Bilinear sample inside tile k (gather from the flattened tiles).
-        r0 = np.minimum(r.astype(int), s - 2)
-        c0 = np.minimum(c.astype(int), s - 2)
-        fr, fc = r - r0, c - c0
-        base = r0 * s + c0
-        v00 = flat[k, base]
-        v01 = flat[k, base + 1]
-        v10 = flat[k, base + s]
-        v11 = flat[k, base + s + 1]
-        out[idx] = (v00 * (1 - fc) + v01 * fc) * (1 - fr) + (v10 * (1 - fc) + v11 * fc) * fr
+        out[idx] = sample_bilinear(tiles.tiles, local[:, 0], local[:, 1], layer=k)
     return out.reshape(h, w)
 
 
@@ -68,4 +57,4 @@ def iter_model_view(image: np.ndarray, lattice: Lattice, generator, device,
     yield {"done": True, "image": view * scale + levels.background}
 
 
-__all__ = ["iter_model_view", "sample_bilinear", "stitch_tiles"]
+__all__ = ["iter_model_view", "stitch_tiles"]

@@ -35,7 +35,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from ..cells.tiles import sample_bilinear
+from ..cells.sampling import sample_bilinear
 from ..lattice.lattice import Lattice
 from ..lattice.sites import box_smooth
 from ..materials.materials import CHALCOGEN_DEFECTS, Material, get_material

@@ -535,15 +535,10 @@ def preview_tiles(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
                   spec: TileSpec = TileSpec()) -> np.ndarray:
     """Raw (not normalised) tiles ``(N, S, S)`` of the given cells only — cheap enough to run on
     every click, unlike tiling the whole image."""
-    from ..cells.tiles import cell_affines, sample_bilinear
+    from ..cells.tiles import cell_affines, sample_tiles
 
     ids = np.asarray(cell_ids, int)
     s = spec.size_px
     if len(ids) == 0:
         return np.zeros((0, s, s), np.float32)
-    aff = cell_affines(lattice, spec)[ids].astype(np.float32)
-    rr, cc = np.mgrid[0:s, 0:s].astype(np.float32)
-    rr, cc = rr.ravel()[None, :], cc.ravel()[None, :]
-    rows = aff[:, 0, 0, None] * rr + aff[:, 0, 1, None] * cc + aff[:, 0, 2, None]
-    cols = aff[:, 1, 0, None] * rr + aff[:, 1, 1, None] * cc + aff[:, 1, 2, None]
-    return sample_bilinear(np.asarray(image, np.float32), rows, cols).reshape(len(ids), s, s)
+    return sample_tiles(image, cell_affines(lattice, spec)[ids], spec)[0]

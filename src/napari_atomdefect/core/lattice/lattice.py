@@ -26,6 +26,7 @@ from ..io.validate import as_analysis_image, check_pixel_size
 from ..materials.materials import Material, get_material
 from .fft_peaks import find_reciprocal_basis
 from .gpa import PhaseMap, image_spectrum, mean_frequency, phase_map
+from .mean_cell import fold_onto_cell
 from .sites import box_smooth, centroid_refine, neighbour_mean, refine_peaks
 
 #: File and lattice calibrations further apart than this are reported (relative difference).
@@ -135,14 +136,9 @@ def _mean_cell(smoothed: np.ndarray, frac_fn, bins: int = 24, max_points: int = 
     stride = max(1, int(np.sqrt(h * w / max_points)))
     rr, cc = np.mgrid[0:h:stride, 0:w:stride]
     pts = np.stack([rr.ravel(), cc.ravel()], axis=1).astype(float)
-    uv = np.mod(frac_fn(pts), 1.0)
-    ib = np.minimum((uv * bins).astype(int), bins - 1)
-    flat = ib[:, 0] * bins + ib[:, 1]
     vals = smoothed[rr.ravel(), cc.ravel()]
-    tot = np.bincount(flat, weights=vals, minlength=bins * bins)
-    cnt = np.bincount(flat, minlength=bins * bins)
-    cell = (tot / np.maximum(cnt, 1)).reshape(bins, bins)
-    cell[cnt.reshape(bins, bins) == 0] = np.mean(vals)
+    cell, counts, _ = fold_onto_cell(vals, frac_fn(pts), bins)
+    cell[counts == 0] = np.mean(vals)
     return ndimage.gaussian_filter(cell, 1.0, mode="wrap")
 
 

@@ -21,6 +21,7 @@ from scipy import ndimage
 
 from ..cells.normalize import intensity_levels
 from ..lattice.lattice import Lattice
+from ..lattice.mean_cell import fold_onto_cell
 from ..lattice.sites import neighbour_mean
 
 
@@ -29,12 +30,8 @@ def lattice_model_image(image: np.ndarray, lattice: Lattice, bins: int = 32) -> 
     h, w = image.shape
     rr, cc = np.mgrid[0:h, 0:w]
     pts = np.stack([rr.ravel(), cc.ravel()], axis=1).astype(float)
-    uv = np.mod(lattice.fractional(pts), 1.0)
-    ib = np.minimum((uv * bins).astype(int), bins - 1)
-    flat = ib[:, 0] * bins + ib[:, 1]
-    vals = np.asarray(image, float).ravel()
-    cell = np.bincount(flat, vals, bins * bins) / np.maximum(np.bincount(flat, None, bins * bins), 1)
-    return cell[flat].reshape(h, w)
+    cell, _, flat = fold_onto_cell(np.asarray(image, float).ravel(), lattice.fractional(pts), bins)
+    return cell.ravel()[flat].reshape(h, w)
 
 
 def measure_acquisition(image: np.ndarray, lattice: Lattice) -> dict:
