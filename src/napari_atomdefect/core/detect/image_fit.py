@@ -29,7 +29,7 @@ import numpy as np
 
 from ..cells.normalize import intensity_levels
 from ..lattice.lattice import Lattice
-from ..materials.materials import MATERIALS, get_material
+from ..materials.materials import MATERIALS, Material, get_material
 
 #: Per material, the metal/chalcogen contrast (1st, 50th, 99th percentile) and the excess
 #: chalcogen spread (99th percentile) measured on 200 simulated images of random microscopes (probe, detector,
@@ -224,7 +224,7 @@ def alloy_between(ratio: float, metal: str) -> tuple[str, str] | None:
     return (sulfide, selenide) if low < ratio < high else None
 
 
-def assess_fit(image: np.ndarray, lattice: Lattice, material: str,
+def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
                model_material: str | None = None) -> FitReport:
     """Compare what ``image`` shows with ``material`` and with the model's training range.
 
@@ -234,7 +234,7 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str,
         The 2-D frame.
     lattice : Lattice
         Its lattice (found for ``material``).
-    material : str
+    material : str or Material
         The material the user chose.
     model_material : str, optional
         The material the model was trained for (default: ``material``).

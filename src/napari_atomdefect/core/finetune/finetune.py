@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -309,30 +310,8 @@ def describe_calibration(calibration: dict) -> str:
     return "Simulator fitted to your image: " + ", ".join(parts) + "."
 
 
-def _iter_simulated_cells(n_images: int, seed: int, material: str, spec: TileSpec, ideal: bool,
-                          overrides, pixel_size_nm: float | None, span: tuple[float, float],
-                          what: str) -> Iterator[dict]:
-    """:func:`.pipeline.simulated_cells` (same images, same seeds) with one progress item per
-    image, ``fraction`` moving through ``span``; returns the :class:`CellSet`."""
-    from ..train.datasets import iter_simulated_cell_sets
-
-    parts = []
-    rng = np.random.default_rng(seed + 7)
-    px = {} if pixel_size_nm is None else {"pixel_size_nm": (pixel_size_nm, pixel_size_nm)}
-    lo, hi = span
-    for k in range(n_images):
-        ov = overrides(rng) if callable(overrides) else overrides
-        for cells, _ in iter_simulated_cell_sets(1, seed * 100_003 + k, material, spec,
-                                                 ideal=ideal, params_override=ov, **px):
-            parts.append(cells)
-        yield {"stage": "data", "fraction": lo + (hi - lo) * (k + 1) / max(n_images, 1),
-               "message": f"{what}: image {k + 1}/{n_images}"}
-    if not parts:
-        raise AtomDefectError("No simulated image could be tiled; check the material.")
-    return CellSet.concatenate(parts)
-
-
-def _in_background(fn, fraction: float, message: str, every_s: float = 1.0) -> Iterator[dict]:
+def _in_background(fn: Callable[[], Any], fraction: float, message: str,
+                   every_s: float = 1.0) -> Generator[dict, None, Any]:
     """Run ``fn()`` in a helper thread, yielding progress every ``every_s`` seconds meanwhile (so
     that a consumer can show it, or stop waiting); returns ``fn``'s result or raises its error.
 
@@ -391,7 +370,7 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray, bas
     from ..models.readout import translate
     from ..models.registry import base_detector, base_ugatit, resolve_model, user_models_dir, write_model
     from ..train.loops import label_preservation, site_scores, train_detector, train_noise
-    from ..train.pipeline import DETECTOR_TILE, new_card
+    from ..train.pipeline import DETECTOR_TILE, iter_simulated_cells, new_card
 
     t_start = time.perf_counter()
     check_selection(lattice, np.asarray(cell_ids))
@@ -406,7 +385,7 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray, bas
     px = lattice.pixel_size_nm
 
     def sims(n, seed, ideal, part, what, overrides=None, pixel_size=None):
-        return _iter_simulated_cells(n, seed, material, noise_spec, ideal, overrides, pixel_size,
+        return iter_simulated_cells(n, seed, material, noise_spec, ideal, overrides, pixel_size,
                                      _SPANS[part], what)
 
     yield _step(0.01, "Fitting the simulator to your image…")

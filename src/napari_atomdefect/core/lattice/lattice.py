@@ -236,7 +236,7 @@ def find_lattice(
     if pixel_size_nm is not None:  # a file's value may be implausible: calibration replaces it
         pixel_size_nm = check_pixel_size(pixel_size_nm, plausible=calibration != "file")
     basis0 = find_reciprocal_basis(arr)
-    period = 1.0 / min(np.linalg.norm(basis0.g1), np.linalg.norm(basis0.g2))
+    period = float(1.0 / min(np.linalg.norm(basis0.g1), np.linalg.norm(basis0.g2)))
     spectrum, pad = image_spectrum(arr, period)
     pm1 = phase_map(spectrum, basis0.g1, pad)
     pm2 = phase_map(spectrum, basis0.g2, pad)

@@ -15,6 +15,8 @@ from globally pooled features), with depths reduced for 1-channel tiles of 32–
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -136,9 +138,10 @@ class Generator(nn.Module):
             up += [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1),
                    nn.Conv2d(ngf * m, ngf * m // 2, 3, bias=False), ILN(ngf * m // 2),
                    nn.ReLU(True)]
-        up += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_ch, 7, bias=False)]
+        last = nn.Conv2d(ngf, out_ch, 7, bias=False)
+        up += [nn.ReflectionPad2d(3), last]
         if residual:  # start as the identity mapping
-            nn.init.zeros_(up[-1].weight)
+            nn.init.zeros_(last.weight)
         self.upsample = nn.Sequential(*up)
 
     def forward(self, x):
@@ -194,8 +197,9 @@ class RhoClipper:
     """Keep AdaLIN/ILN ``rho`` in [0, 1] after each optimiser step (as in the reference code)."""
 
     def __call__(self, module: nn.Module) -> None:
-        if hasattr(module, "rho"):
-            module.rho.data.clamp_(0.0, 1.0)
+        rho = getattr(module, "rho", None)
+        if rho is not None:
+            rho.data.clamp_(0.0, 1.0)
 
 
 class UGATIT(nn.Module):
@@ -231,7 +235,7 @@ def discriminator_loss(model: UGATIT, real_a: torch.Tensor, real_b: torch.Tensor
     with torch.no_grad():
         fake_ab, _, _ = model.gen_ab(real_a)
         fake_ba, _, _ = model.gen_ba(real_b)
-    loss = 0.0
+    loss: torch.Tensor | float = 0.0
     for dis, real, fake in ((model.dis_ga, real_a, fake_ba), (model.dis_la, real_a, fake_ba),
                             (model.dis_gb, real_b, fake_ab), (model.dis_lb, real_b, fake_ab)):
         r_logit, r_cam, _ = dis(real)
@@ -254,7 +258,7 @@ def generator_loss(model: UGATIT, real_a: torch.Tensor, real_b: torch.Tensor,
     rec_b, _, _ = model.gen_ab(fake_ba)
     idt_a, idt_a_cam, _ = model.gen_ba(real_a)
     idt_b, idt_b_cam, _ = model.gen_ab(real_b)
-    adv = 0.0
+    adv: Any = 0.0
     for dis, fake in ((model.dis_ga, fake_ba), (model.dis_la, fake_ba), (model.dis_gb, fake_ab),
                       (model.dis_lb, fake_ab)):
         f_logit, f_cam, _ = dis(fake)

@@ -396,7 +396,7 @@ def simulate_image(
     rng = np.random.default_rng(seed)
     params = params or MicroscopeParams()
     if dose_e_per_A2 != "params":
-        params = replace(params, dose_e_per_A2=dose_e_per_A2)
+        params = replace(params, dose_e_per_A2=dose_e_per_A2)  # type: ignore[arg-type]
     if isinstance(shape, int):
         shape = (shape, shape)
     h, w = shape

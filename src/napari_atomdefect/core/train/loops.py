@@ -48,21 +48,22 @@ def site_predictions(net, cells: CellSet, device, batch_size: int = 512,
     import torch
 
     net.eval()
-    pm, px = [], []
+    pm_parts: list[np.ndarray] = []
+    px_parts: list[np.ndarray] = []
     with torch.inference_mode():
         for s in range(0, len(cells), batch_size):
             x = torch.from_numpy(cells.tiles[s:s + batch_size, None]).to(device)
             sites = torch.from_numpy(cells.own_sites[s:s + batch_size].astype(np.float32)).to(device)
             at = site_logits(net(x), sites)
             if raw:
-                pm.append(at[:, 0, list(METAL_CHOICES)].cpu().numpy())
-                px.append(at[:, 1, list(CHALCOGEN_CHOICES)].cpu().numpy())
+                pm_parts.append(at[:, 0, list(METAL_CHOICES)].cpu().numpy())
+                px_parts.append(at[:, 1, list(CHALCOGEN_CHOICES)].cpu().numpy())
             else:
                 a, b = site_probabilities(at, temperature)
-                pm.append(a.cpu().numpy())
-                px.append(b.cpu().numpy())
-    pm = np.concatenate(pm) if pm else np.zeros((0, 2))
-    px = np.concatenate(px) if px else np.zeros((0, 4))
+                pm_parts.append(a.cpu().numpy())
+                px_parts.append(b.cpu().numpy())
+    pm = np.concatenate(pm_parts) if pm_parts else np.zeros((0, 2))
+    px = np.concatenate(px_parts) if px_parts else np.zeros((0, 4))
     classes = np.stack([np.asarray(METAL_CHOICES)[pm.argmax(1)],
                         np.asarray(CHALCOGEN_CHOICES)[px.argmax(1)]], axis=1)
     return classes, pm, px

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import platform
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -66,24 +67,42 @@ def image_files(paths: list[str]) -> list[Path]:
     return out
 
 
-def simulated_cells(n_images: int, seed: int, material: str, spec: TileSpec, ideal: bool,
-                    overrides=None, pixel_size_nm: float | None = None) -> CellSet:
-    """Labelled simulated cells from ``n_images`` random microscopes.
+def iter_simulated_cells(n_images: int, seed: int, material: str, spec: TileSpec, ideal: bool,
+                         overrides: dict | Callable[[np.random.Generator], dict] | None = None,
+                         pixel_size_nm: float | None = None, span: tuple[float, float] = (0.0, 1.0),
+                         what: str = "Simulating cells") -> Generator[dict, None, CellSet]:
+    """Labelled simulated cells from ``n_images`` random microscopes, with one progress item per
+    image (``fraction`` moving through ``span``); returns the :class:`CellSet`.
 
     ``overrides`` fixes simulator parameters (a dict, or a function ``rng -> dict`` drawn per
     image); ``pixel_size_nm`` fixes the pixel size (default: random, 0.008–0.02 nm).
     """
     parts = []
     rng = np.random.default_rng(seed + 7)
-    px = {} if pixel_size_nm is None else {"pixel_size_nm": (pixel_size_nm, pixel_size_nm)}
+    px: dict[str, Any] = {} if pixel_size_nm is None else {"pixel_size_nm": (pixel_size_nm, pixel_size_nm)}
+    lo, hi = span
     for k in range(n_images):
         ov = overrides(rng) if callable(overrides) else overrides
         for cells, _ in iter_simulated_cell_sets(1, seed * 100_003 + k, material, spec,
                                                  ideal=ideal, params_override=ov, **px):
             parts.append(cells)
+        yield {"stage": "data", "fraction": lo + (hi - lo) * (k + 1) / max(n_images, 1),
+               "message": f"{what}: image {k + 1}/{n_images}"}
     if not parts:
         raise AtomDefectError("No simulated image could be tiled; check the material.")
     return CellSet.concatenate(parts)
+
+
+def simulated_cells(n_images: int, seed: int, material: str, spec: TileSpec, ideal: bool,
+                    overrides: dict | Callable[[np.random.Generator], dict] | None = None,
+                    pixel_size_nm: float | None = None) -> CellSet:
+    """:func:`iter_simulated_cells` without the progress items."""
+    items = iter_simulated_cells(n_images, seed, material, spec, ideal, overrides, pixel_size_nm)
+    try:
+        while True:
+            next(items)
+    except StopIteration as stop:
+        return stop.value
 
 
 def realistic_overrides_from(measurements: list[dict], material: str, contrast=None,
