@@ -12,7 +12,7 @@ from napari_atomdefect.core.cells.tiles import (
     tile_cells,
 )
 from napari_atomdefect.core.detect.model_view import stitch_tiles
-from napari_atomdefect.core.finetune.finetune import preview_tiles
+from napari_atomdefect.core.finetune.selection import preview_tiles
 from napari_atomdefect.core.lattice.lattice import find_lattice
 from napari_atomdefect.core.lattice.mean_cell import fold_onto_cell
 from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image

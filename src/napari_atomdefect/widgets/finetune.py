@@ -26,7 +26,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..core.finetune.finetune import FinetuneSettings, describe_calibration
+from ..core.finetune.finetune import FinetuneSettings
+from ..core.finetune.simulator import describe_calibration
 from ..core.materials.materials import MATERIALS
 from ._common import follow_layers, is_image_layer, layer_by_name
 from ._worker import LatticeCache, error_sentence, follow_models, start_job
@@ -316,7 +317,7 @@ class FinetuneWidget(QWidget):
 
     def selected_cells(self) -> np.ndarray:
         """Indices of the selected cells of the current image's lattice."""
-        from ..core.finetune.finetune import select_cells
+        from ..core.finetune.selection import select_cells
 
         if self.image_layer() is None:
             return np.zeros(0, int)
@@ -338,7 +339,7 @@ class FinetuneWidget(QWidget):
     def update_selection(self, *args) -> None:
         """Count and preview the selected cells (cheap: the lattice is found once, in a worker,
         and only the previewed cells are tiled)."""
-        from ..core.finetune.finetune import MIN_CELLS, preview_tiles
+        from ..core.finetune.selection import MIN_CELLS, preview_tiles
 
         if self.image_layer() is not None and self._selecting() and self.lattice is None:
             if self.ensure_lattice() is None:
@@ -392,7 +393,7 @@ class FinetuneWidget(QWidget):
         from napari.utils.notifications import show_error
 
         from ..core.errors import AtomDefectError
-        from ..core.finetune.finetune import check_selection
+        from ..core.finetune.selection import check_selection
         from ..core.io.table import table_from_points
 
         if self.image_layer() is None:
