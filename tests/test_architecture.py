@@ -141,3 +141,28 @@ def test_relative_imports_resolve_to_modules():
                 if target not in names and parent not in names:
                     missing.append(f"{path.relative_to(SRC)}:{line} imports {target}")
     assert not missing, "\n".join(missing)
+
+
+def public_functions(tree: ast.Module) -> list[ast.FunctionDef]:
+    """Module-level public functions and the public methods of public classes."""
+    found = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+            found.append(node)
+        elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+            found += [f for f in node.body
+                      if isinstance(f, ast.FunctionDef) and not f.name.startswith("_")]
+    return found
+
+
+def test_public_core_functions_have_type_hints():
+    missing = []
+    for path in CORE_SOURCES:
+        for fn in public_functions(ast.parse(path.read_text(encoding="utf-8"))):
+            args = fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs
+            args += [a for a in (fn.args.vararg, fn.args.kwarg) if a is not None]
+            bare = [a.arg for a in args if a.annotation is None and a.arg not in ("self", "cls")]
+            if bare or fn.returns is None:
+                what = ", ".join(bare + ([] if fn.returns else ["return"]))
+                missing.append(f"{path.relative_to(SRC)}:{fn.lineno} {fn.name}: {what}")
+    assert not missing, "public functions without type hints:\n" + "\n".join(missing)

@@ -8,6 +8,7 @@ with the value fitted on held-out data when the model was trained.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator
 
@@ -30,7 +31,7 @@ def _empty_table() -> pd.DataFrame:
 
 
 def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str = "MoS2",
-                model=None, device: str = "auto", calibration: str = "user",
+                model: str | os.PathLike | None = None, device: str = "auto", calibration: str = "user",
                 lattice: Lattice | None = None, batch_size: int = 1024) -> Iterator[dict]:
     """Run detection step by step, yielding progress; the last item holds the result.
 
@@ -77,8 +78,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         with torch.inference_mode():
             x = torch.from_numpy(batch.tiles[:, None]).to(dev)
             s = torch.from_numpy(own.astype(np.float32)).to(dev)
-            pm, px = site_probabilities(site_logits(net(x), s), temperature)
-            pm, px = pm.cpu().numpy(), px.cpu().numpy()
+            p_metal, p_chalcogen = site_probabilities(site_logits(net(x), s), temperature)
+            pm, px = p_metal.cpu().numpy(), p_chalcogen.cpu().numpy()
         for k, ij in enumerate(map(tuple, batch.index.tolist())):
             m = metal_lookup.get(ij) if batch.has_metal[k] else None
             if m is not None:
@@ -119,7 +120,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
 
 
 def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str = "MoS2",
-           model=None, device: str = "auto", calibration: str = "user") -> pd.DataFrame:
+           model: str | os.PathLike | None = None, device: str = "auto",
+           calibration: str = "user") -> pd.DataFrame:
     """Detect and classify point defects in a HAADF-STEM image.
 
     Parameters

@@ -8,6 +8,11 @@ the plane without seams at the columns).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported lazily, inside the functions
+    import torch
+
 from collections.abc import Iterator
 
 import numpy as np
@@ -36,7 +41,8 @@ def stitch_tiles(tiles: CellTiles, shape: tuple[int, int], chunk: int = 262_144)
     return out.reshape(h, w)
 
 
-def iter_model_view(image: np.ndarray, lattice: Lattice, generator, device,
+def iter_model_view(image: np.ndarray, lattice: Lattice, generator: torch.nn.Module,
+                    device: torch.device,
                     spec: TileSpec = TileSpec(), batch_size: int = 512) -> Iterator[dict]:
     """Translate every cell with ``generator`` and stitch; yields progress, then the image.
 

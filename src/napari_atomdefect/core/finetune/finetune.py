@@ -31,9 +31,11 @@ generator (Cancel) or an error leaves every existing model as it was.
 from __future__ import annotations
 
 import copy
+import os
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -111,7 +113,7 @@ def _in_background(fn: Callable[[], Any], fraction: float, message: str,
     return box["result"]
 
 
-def _step(fraction: float, message: str, **extra) -> dict:
+def _step(fraction: float, message: str, **extra: Any) -> dict:
     return {"stage": "data", "fraction": fraction, "message": message, **extra}
 
 
@@ -121,10 +123,11 @@ _SPANS = {"fit": (0.0, 0.03), "domain_a": (0.03, 0.12), "noise": (0.12, 0.5),
           "held": (0.66, 0.69), "detector": (0.72, 0.96)}
 
 
-def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray, base_model,
+def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
+                  base_model: str | os.PathLike | None,
                   name: str, settings: FinetuneSettings = FinetuneSettings(),
                   corrections: pd.DataFrame | None = None, device: str = "auto",
-                  source: str = "", out_dir=None) -> Iterator[dict]:
+                  source: str = "", out_dir: Path | None = None) -> Iterator[dict]:
     """Fine-tune both stages; yields progress and finally ``{"done", "path", "card"}``.
 
     Progress comes at least every few seconds (per simulated image, every few training steps),

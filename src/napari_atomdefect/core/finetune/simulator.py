@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -9,7 +11,7 @@ from ..lattice.lattice import Lattice
 
 
 def calibrated_simulator(image: np.ndarray, lattice: Lattice, corrections: pd.DataFrame | None,
-                         seed: int = 0):
+                         seed: int = 0) -> tuple[Callable[[np.random.Generator], dict], dict]:
     """Simulator parameters fitted to the user's image: ``(draw(rng) -> params, description)``.
 
     The probe and column contrast come from :func:`.calibrate.fit_contrast` (with the corrected

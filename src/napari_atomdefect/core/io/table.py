@@ -6,6 +6,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,8 +40,11 @@ def defects_table(defects: pd.DataFrame, pixel_size_nm: float | None,
     return out[DEFECT_COLUMNS]
 
 
-def sites_table(lattice) -> pd.DataFrame:
-    """All column sites of a :class:`~.lattice.Lattice` as a table (pixels and nm)."""
+def sites_table(lattice: Any) -> pd.DataFrame:
+    """All column sites of a :class:`~..lattice.lattice.Lattice` as a table (pixels and nm).
+
+    ``lattice`` is typed loosely: ``io`` sits below ``lattice`` and does not import it.
+    """
     parts = []
     for name, pos, idx, ok in (
         ("metal", lattice.metal_sites_px, lattice.metal_index, lattice.metal_refined),

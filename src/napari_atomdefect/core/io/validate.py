@@ -25,7 +25,7 @@ ROBUST_PERCENTILES = (0.1, 99.9)
 OUTLIER_MARGIN = 0.5
 
 
-def check_pixel_size(value, name: str = "pixel size", plausible: bool = True) -> float:
+def check_pixel_size(value: object, name: str = "pixel size", plausible: bool = True) -> float:
     """Return ``value`` as a float number of nm per pixel, or raise one clear sentence.
 
     Parameters

@@ -121,7 +121,8 @@ def _search_spectrum(image):
     return ratio, ky, kx, image.shape
 
 
-def hexagonal_triplets(ratio, ky, kx, min_period_px: float = 3.0) -> list:
+def hexagonal_triplets(ratio: np.ndarray, ky: np.ndarray, kx: np.ndarray,
+                       min_period_px: float = 3.0) -> list:
     """All sets of three strong spots 60 degrees apart with similar lengths.
 
     Returns

@@ -44,7 +44,8 @@ def disc_offsets(radius: float) -> np.ndarray:
     return np.stack([rr[inside], cc[inside]], axis=1)
 
 
-def refine_peaks(smoothed: np.ndarray, predicted: np.ndarray, radius: float):
+def refine_peaks(smoothed: np.ndarray, predicted: np.ndarray,
+                 radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Move each predicted site to the sub-pixel maximum of ``smoothed`` within ``radius``.
 
     Parameters

@@ -5,6 +5,11 @@ What detection needs from the models, apart from the training loops (``core/trai
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported lazily, inside the functions
+    import torch
+
 import numpy as np
 
 #: Site classes that can sit on a metal or a chalcogen column (indices into SEGMENT_CLASSES).
@@ -22,7 +27,7 @@ def from_gan(x: np.ndarray) -> np.ndarray:
     return (np.asarray(x, np.float32) + 0.25) * 4.0
 
 
-def site_logits(logits, sites):
+def site_logits(logits: torch.Tensor, sites: torch.Tensor) -> torch.Tensor:
     """Per-site class logits ``(N, 2, C)``: bilinear samples of the logit maps at the own sites.
 
     Parameters
@@ -41,7 +46,8 @@ def site_logits(logits, sites):
     return out[..., 0].permute(0, 2, 1)                            # (N, 2, C)
 
 
-def site_probabilities(logits_at_sites, temperature: float = 1.0):
+def site_probabilities(logits_at_sites: torch.Tensor,
+                       temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Class probabilities of the metal site (over metal/V_Mo) and the chalcogen site.
 
     Returns ``(p_metal (N, 2), p_chalcogen (N, 4))`` in the order of ``METAL_CHOICES`` and
@@ -54,7 +60,8 @@ def site_probabilities(logits_at_sites, temperature: float = 1.0):
     return torch.softmax(lm, -1), torch.softmax(lx, -1)
 
 
-def translate(gen, tiles: np.ndarray, device, batch_size: int = 256) -> np.ndarray:
+def translate(gen: torch.nn.Module, tiles: np.ndarray, device: torch.device,
+              batch_size: int = 256) -> np.ndarray:
     """Run a U-GAT-IT generator over normalised tiles; returns normalised tiles."""
     import torch
 

@@ -8,10 +8,19 @@ overwrites a bundled one. Weights are read with safetensors only: a model file c
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported lazily, inside the functions
+    import torch
+
+    from .ugatit import UGATIT, Generator
+    from .unet import UNet
+
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -88,7 +97,7 @@ def resolve_model(model: str | os.PathLike | None = None) -> ModelInfo:
     raise ModelError(f"No model called {str(model)!r} (available: {names}), and no such folder.")
 
 
-def save_state(module, path: Path, metadata: dict | None = None) -> None:
+def save_state(module: torch.nn.Module, path: Path, metadata: dict | None = None) -> None:
     """Write a module's weights to ``path`` (safetensors) via a temporary file."""
     from safetensors.torch import save_file
 
@@ -142,7 +151,7 @@ def _build(card: dict, stage: str, cls):
             "may come from another version of napari-atomdefect.") from exc
 
 
-def build_detector(card: dict):
+def build_detector(card: dict) -> UNet:
     """The stage-2 U-Net described by ``card`` (untrained).
 
     Raises
@@ -155,7 +164,7 @@ def build_detector(card: dict):
     return _build(card, "detector", UNet)
 
 
-def build_noise_generators(card: dict):
+def build_noise_generators(card: dict) -> tuple[Generator, Generator]:
     """The two stage-1 U-GAT-IT generators described by ``card`` (untrained).
 
     Raises
@@ -168,7 +177,7 @@ def build_noise_generators(card: dict):
     return _build(card, "noise", Generator), _build(card, "noise", Generator)
 
 
-def load_weights(module, state: dict, what: str, model: str) -> None:
+def load_weights(module: torch.nn.Module, state: dict, what: str, model: str) -> None:
     """Load ``state`` into ``module``; weights that do not fit raise one sentence.
 
     Parameters
@@ -204,7 +213,8 @@ def load_weights(module, state: dict, what: str, model: str) -> None:
                          f"({str(exc).splitlines()[0][:200]}).") from exc
 
 
-def load_generator_states(gen_ab, gen_ba, path: Path, model: str | None = None) -> None:
+def load_generator_states(gen_ab: torch.nn.Module, gen_ba: torch.nn.Module | None, path: Path,
+                          model: str | None = None) -> None:
     """Load both U-GAT-IT generators from a noise-transfer safetensors file.
 
     Raises
@@ -221,7 +231,7 @@ def load_generator_states(gen_ab, gen_ba, path: Path, model: str | None = None) 
                      "noise-transfer", model)
 
 
-def base_ugatit(info):
+def base_ugatit(info: ModelInfo) -> UGATIT:
     """A U-GAT-IT with the generators of model ``info`` (fresh discriminators), to fine-tune."""
     from .ugatit import UGATIT
 
@@ -230,7 +240,7 @@ def base_ugatit(info):
     return model
 
 
-def base_detector(info):
+def base_detector(info: ModelInfo) -> UNet:
     """The stage-2 U-Net of model ``info`` with its weights, to fine-tune."""
     net = build_detector(info.card)
     load_weights(net, load_state(info.path / DETECTOR_FILE), "detector", info.name)
@@ -255,19 +265,21 @@ def _load_cached(folder: str, part: str, device: str, mtime: float):
     return gen_ab.to(torch.device(device)).eval(), gen_ba.to(torch.device(device)).eval()
 
 
-def load_detector(info: ModelInfo, device):
+def load_detector(info: ModelInfo, device: torch.device | str) -> UNet:
     """The stage-2 U-Net of ``info`` on ``device`` (loaded once, then cached)."""
     f = info.path / DETECTOR_FILE
     return _load_cached(str(info.path), "detector", str(device), f.stat().st_mtime if f.exists() else 0)
 
 
-def load_noise_generators(info: ModelInfo, device):
+def load_noise_generators(info: ModelInfo,
+                          device: torch.device | str) -> tuple[Generator, Generator]:
     """``(gen_ab, gen_ba)`` of the stage-1 U-GAT-IT of ``info`` (cached)."""
     f = info.path / NOISE_FILE
     return _load_cached(str(info.path), "noise", str(device), f.stat().st_mtime if f.exists() else 0)
 
 
-def write_model(folder: Path, card: dict, detector=None, noise=None) -> Path:
+def write_model(folder: Path, card: dict, detector: torch.nn.Module | None = None,
+                noise: torch.nn.Module | None = None) -> Path:
     """Write a model folder atomically (temporary folder, then rename); returns the folder."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -301,7 +313,7 @@ def write_model(folder: Path, card: dict, detector=None, noise=None) -> Path:
 _listeners: list = []
 
 
-def on_models_changed(callback) -> None:
+def on_models_changed(callback: Callable[[], None]) -> None:
     """Register ``callback()`` to run whenever a model is written, renamed, deleted or imported.
 
     The callback runs in the thread that changed the models — a fine-tuning worker writes its
@@ -361,7 +373,7 @@ ALLOWED_FILES = {CARD, DETECTOR_FILE, NOISE_FILE}
 MAX_ARCHIVE_BYTES = 200 * 1024 * 1024
 
 
-def export_model(name_or_path, archive: str | os.PathLike) -> Path:
+def export_model(name_or_path: str | os.PathLike, archive: str | os.PathLike) -> Path:
     """Write a model to a single ``.zip`` archive (card and safetensors files only).
 
     Raises

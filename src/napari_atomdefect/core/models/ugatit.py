@@ -23,7 +23,8 @@ from torch import nn
 from torch.nn.utils import spectral_norm
 
 
-def class_activation(x, gap_fc: nn.Linear, gmp_fc: nn.Linear):
+def class_activation(x: torch.Tensor, gap_fc: nn.Linear,
+                     gmp_fc: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
     """The CAM module: auxiliary classifiers on average- and max-pooled features, whose weights
     re-weight the feature maps. Returns ``(cam_logit, attended features (2C channels))``."""
     gap_logit = gap_fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
@@ -41,7 +42,7 @@ class ResnetBlock(nn.Module):
             nn.ReLU(True),
             nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=False), nn.InstanceNorm2d(dim))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
 
 
@@ -53,7 +54,7 @@ class AdaILN(nn.Module):
         self.eps = eps
         self.rho = nn.Parameter(torch.full((1, dim, 1, 1), 0.9))
 
-    def forward(self, x, gamma, beta):
+    def forward(self, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
         in_mean, in_var = x.mean((2, 3), keepdim=True), x.var((2, 3), keepdim=True)
         ln_mean, ln_var = x.mean((1, 2, 3), keepdim=True), x.var((1, 2, 3), keepdim=True)
         x_in = (x - in_mean) / torch.sqrt(in_var + self.eps)
@@ -72,7 +73,7 @@ class ILN(nn.Module):
         self.gamma = nn.Parameter(torch.ones(1, dim, 1, 1))
         self.beta = nn.Parameter(torch.zeros(1, dim, 1, 1))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         in_mean, in_var = x.mean((2, 3), keepdim=True), x.var((2, 3), keepdim=True)
         ln_mean, ln_var = x.mean((1, 2, 3), keepdim=True), x.var((1, 2, 3), keepdim=True)
         x_in = (x - in_mean) / torch.sqrt(in_var + self.eps)
@@ -89,7 +90,7 @@ class ResnetAdaILNBlock(nn.Module):
         self.pad2, self.conv2 = nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=False)
         self.norm2 = AdaILN(dim)
 
-    def forward(self, x, gamma, beta):
+    def forward(self, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.norm1(self.conv1(self.pad1(x)), gamma, beta))
         out = self.norm2(self.conv2(self.pad2(out)), gamma, beta)
         return x + out
@@ -144,7 +145,7 @@ class Generator(nn.Module):
             nn.init.zeros_(last.weight)
         self.upsample = nn.Sequential(*up)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         inp = x
         x = self.encoder(x)
         cam_logit, attended = class_activation(x, self.gap_fc, self.gmp_fc)
@@ -185,7 +186,7 @@ class Discriminator(nn.Module):
         self.pad = nn.ReflectionPad2d(1)
         self.conv = spectral_norm(nn.Conv2d(dim, 1, 4, 1, bias=False))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = self.model(x)
         cam_logit, attended = class_activation(x, self.gap_fc, self.gmp_fc)
         x = F.leaky_relu(self.conv1x1(attended), 0.2)

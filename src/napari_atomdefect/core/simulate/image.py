@@ -16,6 +16,7 @@ Coordinates are ``(row, col)`` pixels with pixel centres at integers, as in nump
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -97,7 +98,7 @@ class MicroscopeParams:
 
     @classmethod
     def random(cls, rng: np.random.Generator, material: str | Material = "MoS2",
-               **fixed) -> MicroscopeParams:
+               **fixed: Any) -> MicroscopeParams:
         """Draw plausible aberration-corrected HAADF conditions at random (keywords fix values).
 
         Column weights come from single-atom HAADF cross-sections for a random voltage and

@@ -107,7 +107,8 @@ def _site_classes(sim: SimulatedImage) -> np.ndarray:
     return np.array([CLASS_INDEX[c] for c in sim.sites["class"]], np.uint8)
 
 
-def cells_from_simulation(sim: SimulatedImage, spec: TileSpec = TileSpec(), image=None,
+def cells_from_simulation(sim: SimulatedImage, spec: TileSpec = TileSpec(),
+                          image: np.ndarray | None = None,
                           min_inside: float = 1.0) -> CellSet:
     """Detect the lattice of a simulated image, tile it, normalise, and label every tile.
 

@@ -7,6 +7,14 @@ training at the next step.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported lazily, inside the functions
+    import torch
+
+    from ..models.ugatit import UGATIT
+    from ..models.unet import UNet
+
 import time
 from collections.abc import Iterator
 
@@ -34,8 +42,9 @@ def set_seed(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def site_predictions(net, cells: CellSet, device, batch_size: int = 512,
-                     temperature: float = 1.0, raw: bool = False):
+def site_predictions(net: torch.nn.Module, cells: CellSet, device: torch.device,
+                     batch_size: int = 512, temperature: float = 1.0,
+                     raw: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Predicted own-site class indices and probabilities for a :class:`CellSet`.
 
     Returns
@@ -81,7 +90,7 @@ def site_f1(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     return out
 
 
-def site_scores(net, cells: CellSet, device) -> dict[str, float]:
+def site_scores(net: torch.nn.Module, cells: CellSet, device: torch.device) -> dict[str, float]:
     """Per-class F1 of ``net`` on the own sites of ``cells`` (metal site for ``V_Mo``, chalcogen
     site for the others)."""
     pred, _, _ = site_predictions(net, cells, device)
@@ -90,7 +99,7 @@ def site_scores(net, cells: CellSet, device) -> dict[str, float]:
     return scores
 
 
-def fit_temperature(net, cells: CellSet, device) -> float:
+def fit_temperature(net: torch.nn.Module, cells: CellSet, device: torch.device) -> float:
     """Temperature that minimises the negative log-likelihood of the own-site classes."""
     _, lm, lx = site_predictions(net, cells, device, raw=True)
     tm = np.searchsorted(METAL_CHOICES, cells.own_classes[:, 0])
@@ -122,7 +131,8 @@ TRAINABLE_PARTS = {"all": (), "decoder": ("enc1", "enc2", "enc3"),
 
 
 def train_detector(train: CellSet, val: CellSet, steps: int = 3000, batch_size: int = 64,
-                   lr: float = 2e-3, seed: int = 0, device=None, net=None, width: int = 24,
+                   lr: float = 2e-3, seed: int = 0, device: torch.device | None = None,
+                   net: UNet | None = None, width: int = 24,
                    report_every: int = 100, trainable: str = "all") -> Iterator[dict]:
     """Train (or fine-tune, when ``net`` is given) the stage-2 U-Net; yields progress.
 
@@ -210,7 +220,8 @@ def label_preservation(before: CellSet, after_tiles: np.ndarray) -> dict[str, di
 
 
 def train_noise(domain_a: np.ndarray, domain_b: np.ndarray, steps: int = 2000,
-                batch_size: int = 16, lr: float = 1e-4, seed: int = 0, device=None, model=None,
+                batch_size: int = 16, lr: float = 1e-4, seed: int = 0,
+                device: torch.device | None = None, model: UGATIT | None = None,
                 report_every: int = 50, ngf: int = 16, n_blocks: int = 2, ndf: int = 12,
                 sample_every: int = 0) -> Iterator[dict]:
     """Train (or fine-tune) the stage-1 U-GAT-IT between two sets of normalised tiles.

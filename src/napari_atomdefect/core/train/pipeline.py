@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Generator, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -27,9 +27,13 @@ from ..cells.tiles import TileSpec
 from ..errors import AtomDefectError
 from ..io.image import read_image
 from ..lattice.lattice import find_lattice
-from ..materials.materials import get_material
+from ..materials.materials import Material, get_material
 from ..progress import relay
 from .datasets import CellSet, iter_simulated_cell_sets, real_cells
+
+if TYPE_CHECKING:
+    from ..models.registry import ModelInfo
+    from ..models.unet import UNet
 
 #: Detector tiles: 1.5 lattice constants at the same sampling as the 2-constant noise tiles.
 DETECTOR_TILE = TileSpec(size_px=24, extent_a=1.5)
@@ -105,8 +109,17 @@ def simulated_cells(n_images: int, seed: int, material: str, spec: TileSpec, ide
         return stop.value
 
 
-def realistic_overrides_from(measurements: list[dict], material: str, contrast=None,
-                             pixel_size_nm: float = 0.012, snr_steps: int = 1):
+class SimulatorContrast(Protocol):
+    """What the training pipeline needs of a fitted contrast (e.g. :class:`.calibrate.ContrastFit`)."""
+
+    def simulator_params(self, material: Material, rng: np.random.Generator) -> dict:
+        """Simulator keywords (probe, column weights) drawn around the fit."""
+        ...
+
+
+def realistic_overrides_from(measurements: list[dict], material: str,
+                             contrast: SimulatorContrast | None = None, pixel_size_nm: float = 0.012,
+                             snr_steps: int = 1) -> Callable[[np.random.Generator], dict]:
     """A function ``rng -> simulator parameters`` imitating one of the measured acquisitions.
 
     A random microscope is drawn (with the probe and column contrast of ``contrast``, a
@@ -124,7 +137,7 @@ def realistic_overrides_from(measurements: list[dict], material: str, contrast=N
     mat = get_material(material)
     ref_line = 0.02
 
-    def draw(rng):
+    def draw(rng: np.random.Generator) -> dict:
         meas = measurements[int(rng.integers(len(measurements)))]
         ov = acquisition_overrides(meas, rng, mat.a_nm)
         ov["row_jitter_nm"] = min(ov["row_jitter_nm"], 0.05 * mat.a_nm)
@@ -180,7 +193,8 @@ def domain_b_cells(real: list[str], mode: str, material: str, real_material: str
 
 def run_train_noise(material: str, real: list[str], mode: str, real_material: str | None,
                     n_images: int, steps: int, batch_size: int, seed: int, device: str,
-                    init_model=None, max_cells: int = 20_000) -> Iterator[dict]:
+                    init_model: ModelInfo | None = None,
+                    max_cells: int = 20_000) -> Iterator[dict]:
     """Build both domains and train stage 1; yields progress, then ``{"done", "model", "card"}``."""
     import torch
 
@@ -222,9 +236,11 @@ def run_train_noise(material: str, real: list[str], mode: str, real_material: st
     yield {"stage": "noise", "done": True, "model": model, "card": card}
 
 
-def run_train_detector(material: str, noise_model_info, n_images: int, val_images: int,
+def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_images: int,
+                       val_images: int,
                        steps: int, batch_size: int, seed: int, device: str,
-                       translated_fraction: float = 0.5, init_net=None) -> Iterator[dict]:
+                       translated_fraction: float = 0.5,
+                       init_net: UNet | None = None) -> Iterator[dict]:
     """Generate stage-2 data (translated + direct simulated cells) and train the U-Net."""
     from ..device import select_device
     from ..models.readout import translate
