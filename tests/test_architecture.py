@@ -7,6 +7,9 @@ functions) and resolved to a module of the package; each ``core`` module belongs
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -166,3 +169,14 @@ def test_public_core_functions_have_type_hints():
                 what = ", ".join(bare + ([] if fn.returns else ["return"]))
                 missing.append(f"{path.relative_to(SRC)}:{fn.lineno} {fn.name}: {what}")
     assert not missing, "public functions without type hints:\n" + "\n".join(missing)
+
+
+def test_torch_is_imported_lazily():
+    """napari imports the package and the widget modules at start-up: none of that loads torch."""
+    code = ("import sys, napari_atomdefect, napari_atomdefect.widgets.detect, napari_atomdefect.cli; "
+            "from napari_atomdefect.core.models import registry, readout; "
+            "print('torch' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC.parent), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
