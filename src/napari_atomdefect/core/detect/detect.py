@@ -127,7 +127,7 @@ def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str 
     Parameters
     ----------
     image : ndarray or StemImage
-        One 2-D frame, or an image read by :func:`~.io.read_image` (its file calibration is then
+        One 2-D frame, or an image read by :func:`~..io.image.read_image` (its file calibration is then
         used with ``calibration="file"`` unless ``pixel_size_nm`` is given).
     pixel_size_nm : float, optional
         Pixel size; ``None`` calibrates it from the lattice.
@@ -138,7 +138,7 @@ def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str 
     device : str
         ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda`` or ``mps``.
     calibration : {"user", "file"}
-        Where ``pixel_size_nm`` comes from (see :func:`~.lattice.find_lattice`).
+        Where ``pixel_size_nm`` comes from (see :func:`~..lattice.lattice.find_lattice`).
 
     Returns
     -------

@@ -101,7 +101,7 @@ class ContrastFit:
 
     def simulator_params(self, material: Material | str, rng: np.random.Generator,
                          spread: float = 0.05) -> dict:
-        """:class:`~.simulate.MicroscopeParams` values for one training image (``spread``: ±)."""
+        """:class:`~..simulate.image.MicroscopeParams` values for one training image (``spread``: ±)."""
         from ..materials.physics import random_column_physics
 
         mat = get_material(material)

@@ -3,7 +3,7 @@
 0. The simulator is fitted to the user's image (:mod:`.calibrate`): probe width and metal/chalcogen
    contrast from the lattice, and — from the user's corrected ``V_S`` and ``O_S`` sites, when
    given — the second chalcogen atom's and the light substituent's contribution; the noise, scan
-   streaks and jitter are measured as well (:mod:`.noise_model`). Every simulated cell below is
+   streaks and jitter are measured as well (:mod:`..train.noise_model`). Every simulated cell below is
    drawn around these values — the two chalcogen parameters from their posterior, as wide as the
    corrected sites leave them uncertain.
 1. Stage 1 (U-GAT-IT) is fine-tuned from the base model's generators, with the user's selected real
@@ -63,7 +63,7 @@ class FinetuneSettings:
     ``anchor_images``: images of random microscopes added to the stage-2 data;
     ``keep_better_detector``: keep the base detector when the fine-tuned one loses
     (:func:`fine_tuning_verdict`); ``detector_layers``: which U-Net parts are fine-tuned
-    (:data:`~.train.TRAINABLE_PARTS`).
+    (:data:`~..train.loops.TRAINABLE_PARTS`).
     """
 
     noise_steps: int = 150

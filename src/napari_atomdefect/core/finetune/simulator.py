@@ -16,7 +16,7 @@ def calibrated_simulator(image: np.ndarray, lattice: Lattice, corrections: pd.Da
 
     The probe and column contrast come from :func:`.calibrate.fit_contrast` (with the corrected
     defects, when given), the dose, scan-line noise and jitter from
-    :func:`.noise_model.measure_acquisition`.
+    :func:`..train.noise_model.measure_acquisition`.
     """
     from ..train.noise_model import measure_acquisition
     from ..train.pipeline import realistic_overrides_from

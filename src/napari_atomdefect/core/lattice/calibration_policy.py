@@ -1,4 +1,4 @@
-"""The one pixel-size policy shared by the GUI, the CLI and :func:`~.detect.detect`.
+"""The one pixel-size policy shared by the GUI, the CLI and :func:`~..detect.detect.detect`.
 
 * no pixel size given -> the lattice calibrates it;
 * a pixel size **from the file** (or an earlier lattice calibration) that disagrees with the lattice

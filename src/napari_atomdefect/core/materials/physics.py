@@ -83,7 +83,7 @@ def element_weights(material: Material, kv: float = 80.0, inner_mrad: float = 80
 def random_column_physics(material: Material, rng: np.random.Generator) -> dict:
     """Randomised, physically grounded column-weight parameters for one simulated microscope.
 
-    Returns keyword arguments for :class:`~.simulate.MicroscopeParams`:
+    Returns keyword arguments for :class:`~..simulate.image.MicroscopeParams`:
     ``element_weights`` (single-atom cross-sections for a random voltage and detector, with a
     tilt of the effective Z exponent by -0.3..+0.05 for model error), ``light_ratio`` (light
     substituent relative to one chalcogen: single-atom ratio times a channelling factor 0.3–1.0)

@@ -110,7 +110,7 @@ def simulated_cells(n_images: int, seed: int, material: str, spec: TileSpec, ide
 
 
 class SimulatorContrast(Protocol):
-    """What the training pipeline needs of a fitted contrast (e.g. :class:`.calibrate.ContrastFit`)."""
+    """What training needs of a fitted contrast (e.g. :class:`..finetune.calibrate.ContrastFit`)."""
 
     def simulator_params(self, material: Material, rng: np.random.Generator) -> dict:
         """Simulator keywords (probe, column weights) drawn around the fit."""
@@ -123,7 +123,7 @@ def realistic_overrides_from(measurements: list[dict], material: str,
     """A function ``rng -> simulator parameters`` imitating one of the measured acquisitions.
 
     A random microscope is drawn (with the probe and column contrast of ``contrast``, a
-    :class:`~.calibrate.ContrastFit`, when given) and given the measured scan jitter. Its dose is
+    :class:`~..finetune.calibrate.ContrastFit`, when given) and given the measured scan jitter. Its dose is
     found by simulating it and measuring its SNR the same way as the real image's, then scaling
     the dose by ``(target / measured) ** 2``, ``snr_steps`` times. Part of the measured noise does
     not shrink with dose (scan jitter, column-shape mismatch), so a single ``SNR ∝ sqrt(dose)``
