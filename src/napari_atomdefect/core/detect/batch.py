@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -424,7 +425,7 @@ def default_workers() -> int:
     return max(1, min(_available_cores(), 8))
 
 
-def _threads_by_host(client) -> dict[str, int]:
+def _threads_by_host(client: Any) -> dict[str, int]:
     """Total task threads of the cluster's workers on each host."""
     hosts: dict[str, int] = {}
     for w in client.scheduler_info().get("workers", {}).values():
@@ -482,7 +483,8 @@ def iter_batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2"
     yield {"done": True, "summary": summary, "out": out, "skipped": skipped}
 
 
-def _run_tasks(client, todo, previous, rows, out, skipped, total, opts) -> Iterator[dict]:
+def _run_tasks(client: Any, todo: list[BatchItem], previous: dict[str, dict], rows: dict[tuple, dict],
+               out: Path, skipped: int, total: int, opts: BatchOptions) -> Iterator[dict]:
     """Submit one task per file and merge results into ``rows`` (summary rewritten each time)."""
     from distributed import as_completed
 

@@ -49,7 +49,7 @@ def score(pred: pd.DataFrame, truth: pd.DataFrame, radius_px: float) -> pd.DataF
     rows = {}
     groups = {c: (c,) for c in DEFECT_CLASSES} | MERGED
     for name, members in groups.items():
-        def in_group(c, members=members):
+        def in_group(c: np.ndarray, members: tuple[str, ...] = members) -> np.ndarray:
             return np.isin(c, members)
 
         tp = sum(1 for i, j in pairs if in_group(p_cls[i]) and in_group(t_cls[j]))

@@ -93,7 +93,7 @@ class ContrastFit:
     posterior_correlation: float = 0.0
 
     def to_dict(self) -> dict:
-        def r(v):
+        def r(v: object) -> object:
             if isinstance(v, float):
                 return round(v, 4)
             return {k: r(x) for k, x in v.items()} if isinstance(v, dict) else v
@@ -200,7 +200,7 @@ def _levels(image: np.ndarray, metal: np.ndarray, chalc: np.ndarray, hollow: np.
     smoothed = box_smooth(np.asarray(image, np.float32), max(0.8, 0.08 * a_px))
     h, w = smoothed.shape
 
-    def at(points, median=True) -> tuple[float, float]:
+    def at(points: np.ndarray, median: bool = True) -> tuple[float, float]:
         pts = points[(points[:, 0] >= 0) & (points[:, 0] <= h - 1) & (points[:, 1] >= 0)
                      & (points[:, 1] <= w - 1)]
         if len(pts) == 0:
@@ -305,7 +305,7 @@ def fit_contrast(image: np.ndarray, lattice: Lattice, corrections: pd.DataFrame 
     start = {"probe_fwhm_a": 0.3, "metal_to_chalcogen": max(measured["metal"], 1.0),
              "second_atom_factor": 0.85, "light_ratio": 0.2}
 
-    def params_of(theta) -> dict:
+    def params_of(theta: np.ndarray) -> dict:
         v = dict(zip(names, theta, strict=True))
         s = v.get("second_atom_factor", 0.85)
         w_metal = 42.0**1.7
@@ -316,11 +316,11 @@ def fit_contrast(image: np.ndarray, lattice: Lattice, corrections: pd.DataFrame 
                                     mat.chalcogen: w_metal / (v["metal_to_chalcogen"] * (1 + s)),
                                     mat.light_substituent: 1.0}}
 
-    def simulated(theta) -> dict:
+    def simulated(theta: np.ndarray) -> dict:
         return _simulated_levels(mat, lattice.pixel_size_nm, jitter_nm, params_of(theta),
                                  [c for c in n_sites], seed)
 
-    def residual(theta):
+    def residual(theta: np.ndarray) -> np.ndarray:
         sim = simulated(theta)
         return np.array([sim[t] - measured[t] for t in targets[:len(names)]])
 

@@ -156,7 +156,9 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
     s = settings
     px = lattice.pixel_size_nm
 
-    def sims(n, seed, ideal, part, what, overrides=None, pixel_size=None):
+    def sims(n: int, seed: int, ideal: bool, part: str, what: str,
+             overrides: dict | Callable[[np.random.Generator], dict] | None = None,
+             pixel_size: float | None = None) -> Generator[dict, None, CellSet]:
         return iter_simulated_cells(n, seed, material, noise_spec, ideal, overrides, pixel_size,
                                      _SPANS[part], what)
 

@@ -118,7 +118,8 @@ def _to_grey(data: np.ndarray, messages: list, name: str) -> np.ndarray:
     return data
 
 
-def _finish(data: np.ndarray, pixel_size_nm, name, metadata, messages, path) -> StemImage:
+def _finish(data: np.ndarray, pixel_size_nm: float | None, name: str, metadata: dict,
+            messages: list[str], path: str) -> StemImage:
     """Common checks: dimensionality, RGB, stacks, NaN; returns the StemImage."""
     data = np.asarray(data)
     if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
@@ -157,7 +158,7 @@ def _pick_rsciio_signal(signals: list[dict]) -> dict:
     if not images:
         raise ImageReadError("The file holds no 2-D image (only spectra or other signals).")
 
-    def title(s):
+    def title(s: dict) -> str:
         md = s.get("metadata", {}) or {}
         return str(md.get("General", {}).get("title", "")).upper()
 
@@ -193,7 +194,7 @@ def _read_rsciio(path: Path, plugin: str) -> tuple[np.ndarray, float | None, dic
     return np.asarray(sig["data"]), px, meta
 
 
-def _tiff_pixel_size(tif) -> tuple[float | None, dict]:
+def _tiff_pixel_size(tif: Any) -> tuple[float | None, dict]:
     """Pixel size from OME-XML or ImageJ tags (resolution tag + unit)."""
     meta: dict = {}
     page = tif.pages[0]

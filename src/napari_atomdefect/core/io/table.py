@@ -196,7 +196,7 @@ def table_from_points(data: np.ndarray, features: pd.DataFrame,
     data = np.asarray(data, float).reshape(-1, 2)
     n = len(data)
 
-    def col(name, default):
+    def col(name: str, default: object) -> np.ndarray:
         if name in features.columns and len(features) == n:
             return features[name].to_numpy()
         return np.full(n, default, dtype=object if isinstance(default, str) else float)

@@ -68,7 +68,8 @@ def _refine_peak(ratio: np.ndarray, r: int, c: int) -> tuple[float, float]:
     return r + float(np.clip(dr, -0.5, 0.5)), c + float(np.clip(dc, -0.5, 0.5))
 
 
-def _ratio_at(ratio, ky, kx, g, tol_bins=2.0):
+def _ratio_at(ratio: np.ndarray, ky: np.ndarray, kx: np.ndarray, g: np.ndarray,
+              tol_bins: float = 2.0) -> float:
     """Largest ratio within ``tol_bins`` of the frequency ``g`` (and of ``-g``)."""
     h, w = ratio.shape
     best = 0.0
@@ -112,7 +113,7 @@ def find_reciprocal_basis(image: np.ndarray, min_period_px: float = 3.0) -> Reci
     return ReciprocalBasis(g1=g1, g2=g2, strength=float(weakest))
 
 
-def _search_spectrum(image):
+def _search_spectrum(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]:
     h, w = image.shape
     if max(h, w) > SEARCH_SIZE:
         r0, c0 = max(0, (h - SEARCH_SIZE) // 2), max(0, (w - SEARCH_SIZE) // 2)

@@ -16,6 +16,7 @@ Pipeline (all steps tolerate scan distortion that varies across the field):
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,6 +38,9 @@ MIN_CELLS = 6
 BORDER_MARGIN_A = 0.05
 #: Chalcogen sublattice offset from the metal in the normalised basis (fractional coordinates).
 CHALCOGEN_OFFSET = np.array([1.0 / 3.0, 1.0 / 3.0])
+
+#: Fractional lattice coordinates ``(N, 2)`` of image points ``(N, 2)``.
+FracFn = Callable[[np.ndarray], np.ndarray]
 
 
 class CalibrationWarning(UserWarning):
@@ -130,7 +134,8 @@ class Lattice:
         return out
 
 
-def _mean_cell(smoothed: np.ndarray, frac_fn, bins: int = 24, max_points: int = 120_000):
+def _mean_cell(smoothed: np.ndarray, frac_fn: FracFn, bins: int = 24,
+               max_points: int = 120_000) -> np.ndarray:
     """Image folded onto one unit cell: mean intensity per fractional-coordinate bin."""
     h, w = smoothed.shape
     stride = max(1, int(np.sqrt(h * w / max_points)))
@@ -154,7 +159,8 @@ def _cell_peak(cell: np.ndarray, where: np.ndarray) -> np.ndarray:
     return (np.array([i + np.clip(di, -0.5, 0.5), j + np.clip(dj, -0.5, 0.5)]) + 0.5) / bins
 
 
-def _solve_positions(frac_fn, targets: np.ndarray, basis: np.ndarray, start: np.ndarray):
+def _solve_positions(frac_fn: FracFn, targets: np.ndarray, basis: np.ndarray,
+                     start: np.ndarray) -> np.ndarray:
     """Image positions whose local fractional coordinates equal ``targets`` (Newton iterations)."""
     r = start + (targets - frac_fn(start[None, :])) @ basis
     for _ in range(4):
@@ -162,7 +168,7 @@ def _solve_positions(frac_fn, targets: np.ndarray, basis: np.ndarray, start: np.
     return r
 
 
-def _index_range(frac_fn, shape):
+def _index_range(frac_fn: FracFn, shape: tuple[int, ...]) -> np.ndarray:
     h, w = shape
     corners = np.array([[0, 0], [0, w - 1], [h - 1, 0], [h - 1, w - 1], [h / 2, w / 2]], float)
     uv = frac_fn(corners)
@@ -172,8 +178,9 @@ def _index_range(frac_fn, shape):
     return np.stack([ii.ravel(), jj.ravel()], axis=1)
 
 
-def _refine_sublattice(image, smoothed, predicted, index, radius, background, sigma,
-                       min_rel_height=0.4):
+def _refine_sublattice(image: np.ndarray, smoothed: np.ndarray, predicted: np.ndarray,
+                       index: np.ndarray, radius: float, background: float, sigma: float,
+                       min_rel_height: float = 0.4):
     """Refine one sublattice; faint columns and outliers take their neighbours' correction."""
     refined, height, ok = refine_peaks(smoothed, predicted, radius)
     refined = centroid_refine(image, refined, sigma, background, max_shift=radius)
@@ -248,7 +255,7 @@ def find_lattice(
         basis = basis[::-1].copy()
     sign = 1.0
 
-    def frac_fn(points, _s=None):
+    def frac_fn(points: np.ndarray, _s: float | None = None) -> np.ndarray:
         s = sign if _s is None else _s
         return s * np.stack([pm1.total_phase_cycles(points), pm2.total_phase_cycles(points)], 1)
 
@@ -286,7 +293,7 @@ def find_lattice(
     centre = np.array([h / 2, w / 2])
     amp_ref = np.sqrt(np.median(pm1.amplitude) * np.median(pm2.amplitude))
 
-    def predict(offset):
+    def predict(offset: np.ndarray):
         pos = _solve_positions(frac_fn, index + offset, basis, centre)
         slack = 0.5 + 0.1 * a_px0  # the final cut (in_field) follows refinement
         inside = ((pos[:, 0] >= -slack) & (pos[:, 0] <= h - 1 + slack) & (pos[:, 1] >= -slack)
@@ -312,7 +319,7 @@ def find_lattice(
     chalc_pos, chalc_ok = _refine_sublattice(arr, smoothed, chalc_pred, chalc_idx, radius,
                                              background, sigma_col)
 
-    def in_field(pos, measured):
+    def in_field(pos: np.ndarray, measured: np.ndarray) -> np.ndarray:
         # A border column that could not be measured keeps its neighbours' position correction,
         # which can be off by a pixel or two: it must lie a little further inside.
         edge = np.where(measured, 0.0, BORDER_MARGIN_A * a_px0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -13,7 +14,7 @@ def _n_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _run_chunks(fn, starts) -> None:
+def _run_chunks(fn: Callable[[int], None], starts: Iterable[int]) -> None:
     """Run ``fn(start)`` for every chunk, on a few threads (numpy releases the GIL)."""
     starts = list(starts)
     if len(starts) <= 1 or _n_workers() == 1:
@@ -73,7 +74,7 @@ def refine_peaks(smoothed: np.ndarray, predicted: np.ndarray,
     refined, height, ok = np.empty((n, 2)), np.empty(n), np.empty(n, bool)
     chunk = max(512, n // (2 * _n_workers()) + 1)
 
-    def work(s):
+    def work(s: int) -> None:
         sl = slice(s, s + chunk)
         refined[sl], height[sl], ok[sl] = _refine_peaks_chunk(smoothed, predicted[sl], radius)
 
@@ -81,7 +82,8 @@ def refine_peaks(smoothed: np.ndarray, predicted: np.ndarray,
     return refined, height, ok
 
 
-def _refine_peaks_chunk(smoothed, predicted, radius):
+def _refine_peaks_chunk(smoothed: np.ndarray, predicted: np.ndarray,
+                        radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     h, w = smoothed.shape
     radius = max(radius, 1.5)
     off = disc_offsets(radius)
@@ -195,7 +197,7 @@ def centroid_refine(image: np.ndarray, start: np.ndarray, sigma: float, backgrou
     bg = np.float32(background)
     chunk = max(256, min(len(pos) // (2 * _n_workers()) + 1, 1_000_000 // off.size**2))
 
-    def work(s):
+    def work(s: int) -> None:
         p = pos[s:s + chunk].astype(np.float32)
         for _ in range(n_iter):
             base = np.round(p)

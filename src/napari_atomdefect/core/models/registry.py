@@ -8,9 +8,11 @@ overwrites a bundled one. Weights are read with safetensors only: a model file c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # torch is imported lazily, inside the functions
+    import zipfile
+
     import torch
 
     from .ugatit import UGATIT, Generator
@@ -138,7 +140,7 @@ def _model_name(card: dict) -> str:
     return str(card.get("name") or "(unnamed)")
 
 
-def _build(card: dict, stage: str, cls):
+def _build(card: dict, stage: str, cls: type) -> Any:
     """``cls(**card[stage]["architecture"])``; a card the code cannot build raises one sentence."""
     try:
         arch = card[stage]["architecture"]
@@ -422,7 +424,7 @@ def _open_archive(archive: Path):
     return zf
 
 
-def _read_member(zf, member: str, archive: Path) -> bytes:
+def _read_member(zf: zipfile.ZipFile, member: str, archive: Path) -> bytes:
     """One member's bytes; a damaged member (bad CRC, bad compressed data) raises one sentence."""
     import zipfile
     import zlib

@@ -219,7 +219,8 @@ def lattice_vectors_px(material: Material, pixel_size_nm: float, rotation_deg: f
     return a1, a2
 
 
-def _lattice_sites(shape, a1, a2, origin, margin):
+def _lattice_sites(shape: tuple[int, int], a1: np.ndarray, a2: np.ndarray, origin: np.ndarray,
+                   margin: float):
     """Integer indices and positions of all metal sites whose cell may touch the padded field."""
     h, w = shape
     corners = np.array([[-margin, -margin], [-margin, w + margin], [h + margin, -margin],
@@ -272,7 +273,8 @@ def _distorted_positions(q: np.ndarray, dy: np.ndarray, dx: np.ndarray, sigma_px
     return np.stack([p_r, q[:, 1] - dx_mean], axis=1)
 
 
-def _render_columns(shape, q, weights, dy, dx, sigma_px):
+def _render_columns(shape: tuple[int, int], q: np.ndarray, weights: np.ndarray, dy: np.ndarray,
+                    dx: np.ndarray, sigma_px: float) -> np.ndarray:
     """Sum of unit-integral Gaussians of width ``sigma_px`` at specimen positions ``q``, warped.
 
     The output is rendered on a canvas padded by the patch radius so that no bounds checks are
@@ -314,7 +316,7 @@ def _render_columns(shape, q, weights, dy, dx, sigma_px):
     return out.reshape(hp, wp)[pad:-pad, pad:-pad]
 
 
-def _smooth_background(shape, rng: np.random.Generator, n_waves: int = 4) -> np.ndarray:
+def _smooth_background(shape: tuple[int, int], rng: np.random.Generator, n_waves: int = 4) -> np.ndarray:
     """Smooth random field in [0, 1]: a few long-wavelength plane waves (separable, fast)."""
     h, w = shape
     rows = np.arange(h, dtype=np.float32)[:, None]

@@ -105,7 +105,7 @@ def fit_temperature(net: torch.nn.Module, cells: CellSet, device: torch.device) 
     tm = np.searchsorted(METAL_CHOICES, cells.own_classes[:, 0])
     tx = np.searchsorted(CHALCOGEN_CHOICES, cells.own_classes[:, 1])
 
-    def nll(t):
+    def nll(t: float) -> float:
         total = 0.0
         for logits, target in ((lm, tm), (lx, tx)):
             z = logits / t
