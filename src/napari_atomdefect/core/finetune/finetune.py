@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -54,6 +54,14 @@ from .verdict import (
     fine_tuning_verdict,
     split_for_validation,
 )
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..cells.tiles import CellTiles
+    from ..models.registry import ModelInfo
+    from ..models.ugatit import UGATIT
+    from ..models.unet import UNet
 
 
 @dataclass
@@ -123,6 +131,75 @@ _SPANS = {"fit": (0.0, 0.03), "domain_a": (0.03, 0.12), "noise": (0.12, 0.5),
           "held": (0.66, 0.69), "detector": (0.72, 0.96)}
 
 
+#: Training steps between progress items: a few seconds at most on two CPU cores.
+_REPORT_EVERY = 3
+
+
+def _stage1(ideal: CellSet, real: CellTiles, model: UGATIT, s: FinetuneSettings,
+            dev: torch.device) -> Generator[dict, None, UGATIT]:
+    """Fine-tune the noise transfer (stage 1) from ideal simulated cells to the user's cells."""
+    from ..train.loops import train_noise
+
+    lo, hi = _SPANS["noise"]
+    report = _REPORT_EVERY
+    for item in train_noise(ideal.tiles, real.tiles, steps=s.noise_steps,
+                            batch_size=s.noise_batch_size, lr=s.noise_lr, seed=s.seed,
+                            device=dev, model=model, report_every=report,
+                            sample_every=max(2 * report, s.noise_steps // 5 // report * report)):
+        if item.get("done"):
+            model = item["model"]
+        else:
+            item["fraction"] = lo + (hi - lo) * item["step"] / item["steps"]
+            item["message"] = (f"Stage 1 (noise transfer) step {item['step']}/{item['steps']}: "
+                               f"cycle {item['cycle']:.3f}, adversarial {item['g_adv']:.2f}")
+            yield item
+    return model
+
+
+def _stage2(train: CellSet, val: CellSet, net: UNet, s: FinetuneSettings,
+            dev: torch.device) -> Generator[dict, None, dict]:
+    """Fine-tune the detector (stage 2) in place; returns the training loop's ``done`` item."""
+    from ..train.loops import train_detector
+
+    result: dict = {}
+    lo, hi = _SPANS["detector"]
+    for item in train_detector(train, val, steps=s.detector_steps,
+                               batch_size=s.detector_batch_size, lr=s.detector_lr, seed=s.seed,
+                               device=dev, net=net, report_every=_REPORT_EVERY,
+                               trainable=s.detector_layers):
+        if item.get("done"):
+            result = item
+        else:
+            item["fraction"] = lo + (hi - lo) * item["step"] / item["steps"]
+            item["message"] = (f"Stage 2 (detector) step {item['step']}/{item['steps']}: "
+                               f"loss {item['loss']:.3f}")
+            yield item
+    return result
+
+
+def _noise_card(info: ModelInfo, model: UGATIT, s: FinetuneSettings, kept: dict, n_real: int,
+                source: str) -> dict:
+    """The ``noise`` section of the fine-tuned model's card."""
+    return {**info.card["noise"], "model_config": model.config,
+            "architecture": model.gen_ab.config,
+            "metrics": {"label_preservation": kept},
+            "training": {"fine_tuned_from": info.name, "steps": s.noise_steps,
+                         "domain_b": {"mode": "cells", "n_cells": n_real, "images": [source]}}}
+
+
+def _detector_card(info: ModelInfo, s: FinetuneSettings, temperature: float, metrics: dict,
+                   before: dict, real_scores: dict | None, n_val: int, n_train: int,
+                   kept_base: bool) -> dict:
+    """The ``detector`` section of the fine-tuned model's card."""
+    return {**info.card["detector"], "temperature": temperature,
+            "metrics": {"validation_site_f1": metrics,
+                        "validation_site_f1_before": before,
+                        "validation": f"{n_val} cells of held-out images of the fitted simulator",
+                        "real_validation": real_scores},
+            "training": {"fine_tuned_from": info.name, "steps": s.detector_steps,
+                         "n_cells": n_train, "kept_base_detector": kept_base}}
+
+
 def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
                   base_model: str | os.PathLike | None,
                   name: str, settings: FinetuneSettings = FinetuneSettings(),
@@ -141,7 +218,7 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
     from ..device import select_device
     from ..models.readout import translate
     from ..models.registry import base_detector, base_ugatit, resolve_model, user_models_dir, write_model
-    from ..train.loops import label_preservation, site_scores, train_detector, train_noise
+    from ..train.loops import label_preservation, site_scores
     from ..train.pipeline import DETECTOR_TILE, iter_simulated_cells, new_card
 
     t_start = time.perf_counter()
@@ -173,20 +250,7 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
     ideal = yield from sims(s.n_sim_images, s.seed, True, "domain_a",
                             "Simulating domain A (ideal cells)", draw, px)
 
-    model = base_ugatit(info)
-    lo, hi = _SPANS["noise"]
-    report = 3  # steps between progress items: a few seconds at most on two CPU cores
-    for item in train_noise(ideal.tiles, real.tiles, steps=s.noise_steps,
-                            batch_size=s.noise_batch_size, lr=s.noise_lr, seed=s.seed,
-                            device=dev, model=model, report_every=report,
-                            sample_every=max(2 * report, s.noise_steps // 5 // report * report)):
-        if item.get("done"):
-            model = item["model"]
-        else:
-            item["fraction"] = lo + (hi - lo) * item["step"] / item["steps"]
-            item["message"] = (f"Stage 1 (noise transfer) step {item['step']}/{item['steps']}: "
-                               f"cycle {item['cycle']:.3f}, adversarial {item['g_adv']:.2f}")
-            yield item
+    model = yield from _stage1(ideal, real, base_ugatit(info), s, dev)
 
     fresh = yield from sims(s.n_sim_images, s.seed + 1, True, "fresh",
                             "Simulating cells to translate with the fine-tuned noise transfer",
@@ -222,19 +286,7 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
     real_before = site_scores(base_net, real_val, dev) if real_val is not None else None
     yield _step(_SPANS["detector"][0], "Scored the base detector; fine-tuning it…")
     net = copy.deepcopy(base_net)  # trained in place; the base stays for the comparison
-    result = None
-    lo, hi = _SPANS["detector"]
-    for item in train_detector(train, val, steps=s.detector_steps,
-                               batch_size=s.detector_batch_size, lr=s.detector_lr, seed=s.seed,
-                               device=dev, net=net, report_every=report,
-                               trainable=s.detector_layers):
-        if item.get("done"):
-            result = item
-        else:
-            item["fraction"] = lo + (hi - lo) * item["step"] / item["steps"]
-            item["message"] = (f"Stage 2 (detector) step {item['step']}/{item['steps']}: "
-                               f"loss {item['loss']:.3f}")
-            yield item
+    result = yield from _stage2(train, val, net, s, dev)
 
     detector, temperature = result["net"], result["temperature"]
     real_scores = None
@@ -261,21 +313,9 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
         "calibration": calibration,
         "outcome": {**verdict, "kept_base_detector": kept_base, "message": outcome},
         "elapsed_s": round(time.perf_counter() - t_start, 1)}
-    card["noise"] = {**info.card["noise"], "model_config": model.config,
-                     "architecture": model.gen_ab.config,
-                     "metrics": {"label_preservation": kept},
-                     "training": {"fine_tuned_from": info.name, "steps": s.noise_steps,
-                                  "domain_b": {"mode": "cells", "n_cells": len(real),
-                                               "images": [source]}}}
-    card["detector"] = {**info.card["detector"], "temperature": temperature,
-                        "metrics": {"validation_site_f1": result["metrics"],
-                                    "validation_site_f1_before": before,
-                                    "validation": f"{len(val)} cells of held-out images of the "
-                                                  "fitted simulator",
-                                    "real_validation": real_scores},
-                        "training": {"fine_tuned_from": info.name, "steps": s.detector_steps,
-                                     "n_cells": len(train),
-                                     "kept_base_detector": kept_base}}
+    card["noise"] = _noise_card(info, model, s, kept, len(real), source)
+    card["detector"] = _detector_card(info, s, temperature, result["metrics"], before, real_scores,
+                                      len(val), len(train), kept_base)
     folder = (out_dir or user_models_dir()) / name
     write_model(folder, card, detector=detector,
                 noise=nn.ModuleDict({"gen_ab": model.gen_ab.cpu(), "gen_ba": model.gen_ba.cpu()}))
