@@ -32,6 +32,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks docs
+	$(BIN)/python -m mypy
 
 bench: install
 	$(BIN)/python benchmarks/bench_lattice.py

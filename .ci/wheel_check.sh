@@ -22,7 +22,7 @@ cd "$work"   # away from the source tree: only the installed wheel can be import
 "$work/venv/bin/atomdefect" evaluate sim/found.csv sim/defects.csv --radius-nm 0.08
 "$work/venv/bin/python" - <<'PY'
 import napari_atomdefect, pandas as pd
-from napari_atomdefect.core.registry import list_models
+from napari_atomdefect.core.models.registry import list_models
 assert "site-packages" in napari_atomdefect.__file__, napari_atomdefect.__file__
 found, truth = pd.read_csv("sim/found.csv"), pd.read_csv("sim/defects.csv")
 bundled = [m.name for m in list_models() if m.bundled]

@@ -37,7 +37,7 @@ RADIUS_NM = 0.08
 
 def write_simulated_set(folder: Path, n: int, seed: int = 900_000, size: int = 256) -> None:
     """``n`` held-out simulated MoS2 images in the dev-set layout."""
-    from napari_atomdefect.core.simulate import MicroscopeParams, simulate_image
+    from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
 
     for k in range(n):
         rng = np.random.default_rng(seed + k)
@@ -84,8 +84,8 @@ def site_truth(sites: pd.DataFrame, columns: pd.DataFrame, radius_px: float) -> 
 def detector_scores(folder: Path, model: str | None) -> tuple[dict, dict, float]:
     """Pooled per-class tp/fp/fn (``V_S|O_S``: either class counts), ECE of the site confidences
     (all sites, chalcogen sites, sites called defects) and seconds per image."""
-    from napari_atomdefect.core.detect import iter_detect
-    from napari_atomdefect.core.evaluate import score
+    from napari_atomdefect.core.detect.detect import iter_detect
+    from napari_atomdefect.core.detect.evaluate import score
     from napari_atomdefect.core.progress import run_to_end
 
     totals = {c: {"tp": 0, "fp": 0, "fn": 0} for c in CLASSES + ("V_S|O_S",)}

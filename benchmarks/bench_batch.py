@@ -19,8 +19,8 @@ from pathlib import Path
 
 
 def write_images(folder: Path, n: int, size: int) -> None:
-    from napari_atomdefect.core.io import write_tiff
-    from napari_atomdefect.core.simulate import simulate_image
+    from napari_atomdefect.core.io.image import write_tiff
+    from napari_atomdefect.core.simulate.image import simulate_image
 
     for k in range(n):
         sim = simulate_image("MoS2", size, 0.012, seed=k)
@@ -28,7 +28,7 @@ def write_images(folder: Path, n: int, size: int) -> None:
 
 
 def run(folder: Path, out: Path, workers: int) -> dict:
-    from napari_atomdefect.core.batch import iter_batch
+    from napari_atomdefect.core.detect.batch import iter_batch
 
     stamps = []
     t0 = time.perf_counter()

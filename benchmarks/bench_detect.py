@@ -23,8 +23,8 @@ import pandas as pd
 
 
 def devset(folder: Path, model: str | None, radius_nm: float) -> None:
-    from napari_atomdefect.core.detect import iter_detect
-    from napari_atomdefect.core.evaluate import score
+    from napari_atomdefect.core.detect.detect import iter_detect
+    from napari_atomdefect.core.detect.evaluate import score
 
     rows, totals = [], []
     for d in sorted(p for p in folder.iterdir() if (p / "image.npy").exists()):
@@ -58,10 +58,10 @@ def simulated(n_images: int, model: str | None, radius_nm: float) -> None:
     training): per-class F1 and the fraction of column sites that were classified at all."""
     from scipy.spatial import cKDTree
 
-    from napari_atomdefect.core.detect import iter_detect
-    from napari_atomdefect.core.evaluate import score
+    from napari_atomdefect.core.detect.detect import iter_detect
+    from napari_atomdefect.core.detect.evaluate import score
     from napari_atomdefect.core.progress import run_to_end
-    from napari_atomdefect.core.simulate import MicroscopeParams, simulate_image
+    from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
 
     totals, found, n_sites, invented = [], 0, 0, 0
     for k in range(n_images):
@@ -95,7 +95,7 @@ def _peak_rss_mb() -> float:
 
 
 def speed_child(path: str, model: str | None) -> None:
-    from napari_atomdefect.core.detect import detect
+    from napari_atomdefect.core.detect.detect import detect
 
     image = np.load(path)
     detect(image[:512, :512], 0.012, "MoS2", model)  # load the model once (not timed)
@@ -111,7 +111,7 @@ def speed_child(path: str, model: str | None) -> None:
 def speed(model: str | None) -> None:
     import tempfile
 
-    from napari_atomdefect.core.simulate import simulate_image
+    from napari_atomdefect.core.simulate.image import simulate_image
 
     print(f"machine: {platform.platform()}, python {platform.python_version()}")
     for size in (1024, 4096):

@@ -1,6 +1,6 @@
 """Benchmark fine-tuning: time and F1 before/after on a domain-shifted simulated microscope.
 
-The "user's microscope" is one of :data:`napari_atomdefect.core.scenarios.SCENARIOS` (default
+The "user's microscope" is one of :data:`tests.scenarios.SCENARIOS` (default
 ``shifted``, outside the bundled model's training range in noise, blur and distortion; the tests use
 the same one). Fine-tuning uses the cells of one image (with its defects as the user's corrections,
 or without them) and is scored on held-out images of the same microscope: per-class F1, and the
@@ -14,6 +14,7 @@ Usage: python benchmarks/bench_finetune.py [--scenario shifted|sharp_noisy|blur_
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 import warnings
@@ -21,11 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
+# The reference scenarios live with the tests (tests/scenarios.py), outside the shipped package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 
 def run(scenario: str, n_cells: int, corrections: bool, n_held_out: int) -> None:
-    from napari_atomdefect.core.finetune import FinetuneSettings, iter_finetune
-    from napari_atomdefect.core.lattice import find_lattice
-    from napari_atomdefect.core.scenarios import pooled_scores, shifted_image
+    from tests.scenarios import pooled_scores, shifted_image
+
+    from napari_atomdefect.core.finetune.finetune import FinetuneSettings, iter_finetune
+    from napari_atomdefect.core.lattice.lattice import find_lattice
 
     held = [shifted_image(100 + k, scenario=scenario) for k in range(n_held_out)]
     before, edits_before = pooled_scores(None, held)
@@ -59,7 +64,7 @@ def run(scenario: str, n_cells: int, corrections: bool, n_held_out: int) -> None
 
 
 def main() -> None:
-    from napari_atomdefect.core.scenarios import SCENARIOS
+    from tests.scenarios import SCENARIOS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default="shifted", choices=[*SCENARIOS, "all"])

@@ -35,8 +35,8 @@ def peak_rss_mb() -> float:
 def run_one(path: str, repeats: int) -> dict:
     import numpy as np
 
-    from napari_atomdefect.core.cells import iter_cell_tiles
-    from napari_atomdefect.core.lattice import find_lattice
+    from napari_atomdefect.core.cells.tiles import iter_cell_tiles
+    from napari_atomdefect.core.lattice.lattice import find_lattice
 
     image = np.load(path)
     size = image.shape[0]
@@ -80,7 +80,7 @@ def main() -> None:
 
     import numpy as np
 
-    from napari_atomdefect.core.simulate import simulate_image
+    from napari_atomdefect.core.simulate.image import simulate_image
 
     for size in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 from skimage.io import imsave
 
-from napari_atomdefect.core.cells import tile_cells
-from napari_atomdefect.core.io import read_image
-from napari_atomdefect.core.lattice import find_lattice
-from napari_atomdefect.core.preview import overlay, to_display
-from napari_atomdefect.core.simulate import MicroscopeParams, simulate_image
+from napari_atomdefect.core.cells.tiles import tile_cells
+from napari_atomdefect.core.io.image import read_image
+from napari_atomdefect.core.io.preview import overlay, to_display
+from napari_atomdefect.core.lattice.lattice import find_lattice
+from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
 
 OUT = Path(__file__).resolve().parent / "images"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_atomdefect.core.simulate import MicroscopeParams, simulate_image
+from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ATOMDEFECT_SHARED_DATA", REPO.parent / "shared" / "data"))

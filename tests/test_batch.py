@@ -12,18 +12,18 @@ import pytest
 pytest.importorskip("distributed")
 
 from napari_atomdefect.cli import main  # noqa: E402
-from napari_atomdefect.core import batch as batch_mod  # noqa: E402
-from napari_atomdefect.core.batch import (  # noqa: E402
+from napari_atomdefect.core.detect import batch as batch_mod  # noqa: E402
+from napari_atomdefect.core.detect.batch import (  # noqa: E402
     SUMMARY_COLUMNS,
     batch,
     expand_inputs,
     plan_items,
 )
-from napari_atomdefect.core.detect import detect  # noqa: E402
+from napari_atomdefect.core.detect.detect import detect  # noqa: E402
 from napari_atomdefect.core.errors import AtomDefectError  # noqa: E402
-from napari_atomdefect.core.export import read_defects_csv  # noqa: E402
-from napari_atomdefect.core.io import read_image, write_tiff  # noqa: E402
-from napari_atomdefect.core.simulate import simulate_image  # noqa: E402
+from napari_atomdefect.core.io.image import read_image, write_tiff  # noqa: E402
+from napari_atomdefect.core.io.table import read_defects_csv  # noqa: E402
+from napari_atomdefect.core.simulate.image import simulate_image  # noqa: E402
 
 PX = 0.012
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from napari_atomdefect.core.calibrate import chalcogen_posterior, chalcogen_prior, fit_contrast
-from napari_atomdefect.core.lattice import find_lattice
-from napari_atomdefect.core.materials import get_material
-from napari_atomdefect.core.simulate import MicroscopeParams, element_weight, simulate_image
+from napari_atomdefect.core.finetune.calibrate import chalcogen_posterior, chalcogen_prior, fit_contrast
+from napari_atomdefect.core.lattice.lattice import find_lattice
+from napari_atomdefect.core.materials.materials import get_material
+from napari_atomdefect.core.simulate.image import MicroscopeParams, element_weight, simulate_image
 
 TRUE = dict(probe_fwhm_nm=0.1, tail_fraction=0.1, tail_fwhm_nm=0.5, second_atom_factor=0.8,
             light_ratio=0.15, dose_e_per_A2=3e5, row_jitter_nm=0.0, background=0.05)

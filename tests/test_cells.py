@@ -3,16 +3,20 @@
 import numpy as np
 import pytest
 
-from napari_atomdefect.core.cells import (
+from napari_atomdefect.core.cells.sampling import sample_bilinear
+from napari_atomdefect.core.cells.tiles import (
     CellTiles,
     TileSpec,
     border_cells,
     iter_cell_tiles,
-    sample_bilinear,
     tile_cells,
 )
-from napari_atomdefect.core.lattice import find_lattice
-from napari_atomdefect.core.simulate import MicroscopeParams, simulate_image
+from napari_atomdefect.core.detect.model_view import stitch_tiles
+from napari_atomdefect.core.finetune.selection import preview_tiles
+from napari_atomdefect.core.lattice.lattice import find_lattice
+from napari_atomdefect.core.lattice.mean_cell import fold_onto_cell
+from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
+from napari_atomdefect.core.train.noise_model import lattice_model_image
 
 from .conftest import nearest_distances
 
@@ -119,3 +123,53 @@ def test_border_cells_give_every_chalcogen_site_a_tile(distorted):
     lookup = {tuple(ij): k for k, ij in enumerate(lat.chalcogen_index.tolist())}
     sites = lat.chalcogen_sites_px[[lookup[tuple(ij)] for ij in tiles.index[border].tolist()]]
     assert np.abs(mapped - sites).max() < 1e-6
+
+
+def test_bilinear_sampling_of_a_stack_equals_each_image():
+    """The one sampler reads a stack of tiles (model view) exactly as each image on its own."""
+    rng = np.random.default_rng(1)
+    stack = rng.normal(size=(4, 6, 9)).astype(np.float32)
+    rows, cols = rng.uniform(-1, 7, 200), rng.uniform(-1, 10, 200)
+    layer = rng.integers(0, 4, 200)
+    got = sample_bilinear(stack, rows, cols, layer=layer)
+    expected = [sample_bilinear(stack[k], [r], [c])[0] for k, r, c in zip(layer, rows, cols, strict=True)]
+    np.testing.assert_allclose(got, np.array(expected, np.float32), rtol=1e-6, atol=1e-6)
+    assert sample_bilinear(stack[0], [2.5], [3.0])[0] == pytest.approx((stack[0, 2, 3] + stack[0, 3, 3]) / 2)
+    with pytest.raises(ValueError):
+        sample_bilinear(stack, rows, cols)
+
+
+def test_stitched_tiles_give_back_the_image(distorted):
+    """Stitching untranslated tiles (model view without a generator) reproduces the image."""
+    sim, lat = distorted
+    tiles = tile_cells(sim.image, lat)
+    view = stitch_tiles(tiles, sim.image.shape)
+    inner = (slice(64, -64), slice(64, -64))
+    err = np.abs(view[inner] - sim.image[inner])
+    assert err.mean() < 0.02 * np.ptp(sim.image[inner])
+
+
+def test_preview_tiles_are_the_tiles_of_those_cells(distorted):
+    sim, lat = distorted
+    whole = tile_cells(sim.image, lat, min_inside=0.0)
+    ids = np.array([3, 40, 41, 100])
+    np.testing.assert_array_equal(preview_tiles(sim.image, lat, ids), whole.tiles[ids])
+    assert preview_tiles(sim.image, lat, np.array([], int)).shape == (0, *whole.tiles.shape[1:])
+
+
+def test_mean_cell_folding():
+    frac = np.array([[0.1, 0.1], [1.1, 2.1], [0.6, 0.1], [-0.4, 0.1]])
+    cell, counts, flat = fold_onto_cell(np.array([1.0, 3.0, 5.0, 7.0]), frac, bins=2)
+    np.testing.assert_allclose(cell, [[2.0, 0.0], [6.0, 0.0]])
+    np.testing.assert_array_equal(counts, [[2, 0], [2, 0]])
+    np.testing.assert_array_equal(flat, [0, 0, 2, 2])
+
+
+def test_lattice_model_image_is_the_mean_cell(distorted):
+    """An image made of its own mean cell is its own lattice model (up to the binning)."""
+    sim, lat = distorted
+    model = lattice_model_image(sim.image, lat)
+    again = lattice_model_image(model, lat)
+    np.testing.assert_allclose(again, model, atol=1e-9)
+    assert np.corrcoef(model.ravel(), sim.image.ravel())[0, 1] > 0.8
+

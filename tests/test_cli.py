@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from napari_atomdefect.cli import main
-from napari_atomdefect.core.io import read_image
+from napari_atomdefect.core.io.image import read_image
 
 
 def test_simulate_then_lattice_json(tmp_path, capsys):

@@ -2,11 +2,11 @@
 
 import numpy as np
 
-from napari_atomdefect.core.datasets import cells_from_simulation
-from napari_atomdefect.core.lattice import find_lattice
-from napari_atomdefect.core.materials import SEGMENT_CLASSES
-from napari_atomdefect.core.normalize import intensity_levels
-from napari_atomdefect.core.simulate import MicroscopeParams, simulate_image
+from napari_atomdefect.core.cells.normalize import intensity_levels
+from napari_atomdefect.core.lattice.lattice import find_lattice
+from napari_atomdefect.core.materials.materials import SEGMENT_CLASSES
+from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
+from napari_atomdefect.core.train.datasets import cells_from_simulation
 
 
 def test_levels_and_labels():

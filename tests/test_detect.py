@@ -10,11 +10,11 @@ import pytest
 
 from napari_atomdefect import detect
 from napari_atomdefect.cli import main
+from napari_atomdefect.core.detect.evaluate import score
 from napari_atomdefect.core.device import select_device
 from napari_atomdefect.core.errors import UnknownMaterialError
-from napari_atomdefect.core.evaluate import score
-from napari_atomdefect.core.export import DEFECT_COLUMNS
-from napari_atomdefect.core.registry import (
+from napari_atomdefect.core.io.table import DEFECT_COLUMNS
+from napari_atomdefect.core.models.registry import (
     DEFAULT_MODEL,
     ModelError,
     list_models,
@@ -22,7 +22,7 @@ from napari_atomdefect.core.registry import (
     resolve_model,
     write_model,
 )
-from napari_atomdefect.core.simulate import MicroscopeParams, simulate_image
+from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_detect_finds_known_defects(sims):
 
 def test_every_column_in_the_field_is_classified(sims):
     """Border columns count too: a defect half a cell from the edge is still a defect."""
-    from napari_atomdefect.core.detect import iter_detect
+    from napari_atomdefect.core.detect.detect import iter_detect
     from napari_atomdefect.core.progress import run_to_end
 
     from .conftest import nearest_distances
@@ -115,7 +115,7 @@ def test_cancelled_detection_leaves_the_thread_able_to_train(sims):
     inference mode: a training step on the same thread afterwards still gets gradients."""
     import torch
 
-    from napari_atomdefect.core.detect import iter_detect
+    from napari_atomdefect.core.detect.detect import iter_detect
 
     gen = iter_detect(sims[0].image, 0.012, batch_size=64)
     items = []
@@ -136,7 +136,7 @@ def test_cancelled_detection_leaves_the_thread_able_to_train(sims):
 def test_detect_warns_when_the_calibration_is_replaced(sims):
     """The caller learns (as a warning) that the file's pixel size was replaced by the lattice
     calibration; the same sentence is attached to the result."""
-    from napari_atomdefect.core.lattice import CalibrationWarning
+    from napari_atomdefect.core.lattice.lattice import CalibrationWarning
 
     with pytest.warns(CalibrationWarning, match="disagrees with the MoS2 lattice"):
         pred = detect(sims[0].image, pixel_size_nm=0.02, calibration="file")
@@ -188,8 +188,8 @@ def test_user_models_never_overwrite_bundled(tmp_path, monkeypatch):
 
 
 def test_cli_detect_and_evaluate(tmp_path, sims, capsys):
-    from napari_atomdefect.core.export import defects_table, write_csv_atomic
-    from napari_atomdefect.core.io import write_tiff
+    from napari_atomdefect.core.io.image import write_tiff
+    from napari_atomdefect.core.io.table import defects_table, write_csv_atomic
 
     sim = sims[2]
     write_tiff(tmp_path / "img.tif", sim.image, 0.012)
@@ -209,9 +209,9 @@ def test_detect_takes_a_read_image_with_its_file_calibration(tmp_path):
     file value yields to the lattice, as in the CLI and the widget."""
     import warnings
 
-    from napari_atomdefect.core.detect import detect
-    from napari_atomdefect.core.io import read_image, write_tiff
-    from napari_atomdefect.core.simulate import simulate_image
+    from napari_atomdefect.core.detect.detect import detect
+    from napari_atomdefect.core.io.image import read_image, write_tiff
+    from napari_atomdefect.core.simulate.image import simulate_image
 
     sim = simulate_image("MoS2", 256, 0.012, seed=4)
     write_tiff(tmp_path / "wrong.tif", sim.image, 0.012 * 1.16)

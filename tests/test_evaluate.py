@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 
 from napari_atomdefect.cli import main
-from napari_atomdefect.core.evaluate import corrections_needed, pixel_size_of, score
+from napari_atomdefect.core.detect.evaluate import corrections_needed, score
+from napari_atomdefect.core.io.table import pixel_size_from_table
 
 
 def table(rows):
@@ -49,11 +50,11 @@ def test_corrections_needed_counts_each_edit_once():
     assert corrections_needed(truth, truth, radius_px=2)["total"] == 0
 
 
-def test_pixel_size_of():
+def test_pixel_size_from_table():
     t = pd.DataFrame({"y_px": [10, 20], "x_px": [5, 40], "y_nm": [0.12, 0.24],
                       "x_nm": [0.06, 0.48], "class": ["V_S", "V_S"]})
-    assert pixel_size_of(t) == pytest.approx(0.012)
-    assert pixel_size_of(table([(1, 1, "V_S")])) is None
+    assert pixel_size_from_table(t) == pytest.approx(0.012)
+    assert pixel_size_from_table(table([(1, 1, "V_S")])) is None
 
 
 def test_cli_evaluate_with_devset_style_truth(tmp_path, capsys):
@@ -78,10 +79,10 @@ def test_cli_evaluate_with_devset_style_truth(tmp_path, capsys):
 
 
 def test_one_reader_for_defect_tables(tmp_path):
-    from napari_atomdefect.core import evaluate, export
+    from napari_atomdefect.core.detect import evaluate
+    from napari_atomdefect.core.io import table as export
 
-    assert evaluate.read_table is export.read_defects_csv
-    assert evaluate.pixel_size_of is export.pixel_size_from_table
+    assert not hasattr(evaluate, "read_table") and not hasattr(evaluate, "pixel_size_of")
     path = tmp_path / "labels.csv"  # dev-set layout: x before y, no nm columns
     path.write_text("x_px,y_px,class\n33.5,183.25,V_S2\n24.0,121.0,V_S\n")
     t = export.read_defects_csv(path)

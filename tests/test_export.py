@@ -9,13 +9,13 @@ from hypothesis.extra.numpy import arrays
 
 from napari_atomdefect._reader import get_reader
 from napari_atomdefect._writer import write_points_csv
-from napari_atomdefect.core.export import (
+from napari_atomdefect.core.io.table import (
     DEFECT_COLUMNS,
     read_defects_csv,
     table_from_points,
     write_csv_atomic,
 )
-from napari_atomdefect.core.materials import DEFECT_CLASSES
+from napari_atomdefect.core.materials.materials import DEFECT_CLASSES
 
 coords = arrays(np.float64, st.tuples(st.integers(0, 30), st.just(2)),
                 elements=st.floats(-5, 5000, allow_nan=False, width=64))
@@ -80,7 +80,7 @@ def test_other_csv_is_not_claimed(tmp_path):
 
 
 def test_pixel_size_from_table_uses_coordinates_away_from_zero():
-    from napari_atomdefect.core.export import pixel_size_from_table
+    from napari_atomdefect.core.io.table import pixel_size_from_table
 
     t = pd.DataFrame({"y_px": [0.001, 10.0, 20.0], "x_px": [0.5, 40.0, 5.0],
                       "y_nm": [9.0, 0.12, np.nan], "x_nm": [9.0, 0.48, 0.06]})

@@ -6,16 +6,11 @@ import numpy as np
 import pytest
 
 from napari_atomdefect.core.errors import AtomDefectError
-from napari_atomdefect.core.finetune import (
-    MIN_CELLS,
-    FinetuneSettings,
-    check_selection,
-    iter_finetune,
-    select_cells,
-)
-from napari_atomdefect.core.lattice import find_lattice
-from napari_atomdefect.core.registry import list_models, resolve_model
-from napari_atomdefect.core.scenarios import pooled_f1, shifted_image
+from napari_atomdefect.core.finetune.finetune import FinetuneSettings, iter_finetune
+from napari_atomdefect.core.finetune.selection import MIN_CELLS, check_selection, select_cells
+from napari_atomdefect.core.lattice.lattice import find_lattice
+from napari_atomdefect.core.models.registry import list_models, resolve_model
+from tests.scenarios import pooled_f1, shifted_image
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +76,9 @@ def _tiny_run(tmp_path, monkeypatch, name, real_f1, sim_f1):
     """
     import torch
 
-    from napari_atomdefect.core import finetune as finetune_module
-    from napari_atomdefect.core import train as train_module
-    from napari_atomdefect.core.registry import DETECTOR_FILE, load_state
+    from napari_atomdefect.core.finetune import finetune as finetune_module
+    from napari_atomdefect.core.models.registry import DETECTOR_FILE, load_state
+    from napari_atomdefect.core.train import loops as train_module
 
     base_state = load_state(resolve_model().path / DETECTOR_FILE)
     key = next(iter(base_state))
@@ -116,7 +111,7 @@ def _f1(v_s, o_s, v_s2, v_mo):
 
 
 def _detector_is_base(path) -> bool:
-    from napari_atomdefect.core.registry import DETECTOR_FILE, load_state
+    from napari_atomdefect.core.models.registry import DETECTOR_FILE, load_state
 
     kept = load_state(path / DETECTOR_FILE)
     base = load_state(resolve_model().path / DETECTOR_FILE)
@@ -143,9 +138,9 @@ def test_clear_loss_on_few_sites_and_simulated_images_keeps_the_base(tmp_path, m
     """Issue #11: held-out mean F1 1.00 -> 0.20 on fewer than MIN_VALIDATION_DEFECTS sites and
     simulated V_S/O_S F1 0.00 was saved as a normal model. It must keep the base detector and
     say so (item, card)."""
-    from napari_atomdefect.core import finetune as finetune_module
+    from napari_atomdefect.core.finetune import verdict
 
-    monkeypatch.setattr(finetune_module, "MIN_VALIDATION_DEFECTS", 10**6)  # too few sites
+    monkeypatch.setattr(verdict, "MIN_VALIDATION_DEFECTS", 10**6)  # too few sites
     items, card = _tiny_run(tmp_path, monkeypatch, "lost",
                             real_f1={"base": _f1(1, 1, 1, 1), "tuned": _f1(.2, .2, .2, .2)},
                             sim_f1={"base": _f1(.8, .7, .6, .9), "tuned": _f1(0, 0, .6, .9)})
@@ -176,7 +171,7 @@ def test_genuine_gain_keeps_the_fine_tuned_detector(tmp_path, monkeypatch):
 
 
 def test_fine_tuning_verdict_rules():
-    from napari_atomdefect.core.finetune import CLEAR_LOSS, fine_tuning_verdict
+    from napari_atomdefect.core.finetune.verdict import CLEAR_LOSS, fine_tuning_verdict
 
     same = _f1(.8, .8, .8, .8)
 
@@ -199,8 +194,8 @@ def test_fine_tuning_verdict_rules():
 
 
 def test_real_validation_split_and_comparison():
-    from napari_atomdefect.core.datasets import CLASS_INDEX, CellSet
-    from napari_atomdefect.core.finetune import compare_on_real_cells, split_for_validation
+    from napari_atomdefect.core.finetune.verdict import compare_on_real_cells, split_for_validation
+    from napari_atomdefect.core.train.datasets import CLASS_INDEX, CellSet
 
     train_ids, val_ids = split_for_validation(np.arange(100), seed=0)
     assert len(val_ids) == 20 and not set(train_ids) & set(val_ids)

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from napari_atomdefect.core.image_fit import (
+from napari_atomdefect.core.detect.image_fit import (
     TRAINING_RANGES,
     alloy_between,
     assess_fit,
@@ -15,9 +15,9 @@ from napari_atomdefect.core.image_fit import (
     measure_training_ranges,
     rank_materials,
 )
-from napari_atomdefect.core.lattice import find_lattice
-from napari_atomdefect.core.materials import MATERIALS
-from napari_atomdefect.core.simulate import MicroscopeParams, simulate_image
+from napari_atomdefect.core.lattice.lattice import find_lattice
+from napari_atomdefect.core.materials.materials import MATERIALS
+from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
 
 
 def _sim(material: str, seed: int):
@@ -98,7 +98,7 @@ def test_stored_training_ranges_match_the_simulator():
 
 @pytest.mark.shared_data
 def test_real_converted_ws2_images(shared_data):
-    from napari_atomdefect.core.io import read_image
+    from napari_atomdefect.core.io.image import read_image
 
     real = sorted((shared_data / "real").glob("*.tif"))
     if not real:
@@ -116,9 +116,9 @@ def test_real_converted_ws2_images(shared_data):
 
 def test_detect_warns_and_records_when_the_model_does_not_fit(tmp_path, capsys):
     from napari_atomdefect.cli import main
-    from napari_atomdefect.core.detect import detect
-    from napari_atomdefect.core.image_fit import ModelFitWarning
-    from napari_atomdefect.core.io import write_tiff
+    from napari_atomdefect.core.detect.detect import detect
+    from napari_atomdefect.core.detect.image_fit import ModelFitWarning
+    from napari_atomdefect.core.io.image import write_tiff
 
     sim = _sim("WS2", 8)
     with pytest.warns(ModelFitWarning, match="outside what the MoS2 model was trained on"):
@@ -137,7 +137,7 @@ def test_detect_warns_and_records_when_the_model_does_not_fit(tmp_path, capsys):
 
 
 def test_a_fitting_image_gives_no_fit_warning():
-    from napari_atomdefect.core.detect import detect
+    from napari_atomdefect.core.detect.detect import detect
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", category=Warning)

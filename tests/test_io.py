@@ -8,7 +8,7 @@ import pytest
 import tifffile
 
 from napari_atomdefect.core.errors import ImageReadError
-from napari_atomdefect.core.io import ReaderWarning, read_image, unit_to_nm, write_tiff
+from napari_atomdefect.core.io.image import ReaderWarning, read_image, unit_to_nm, write_tiff
 
 
 @pytest.fixture

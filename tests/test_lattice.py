@@ -7,8 +7,8 @@ import pytest
 from scipy import ndimage
 
 from napari_atomdefect.core.errors import AtomDefectError, BadImageError, NoLatticeError
-from napari_atomdefect.core.lattice import CalibrationWarning, find_lattice
-from napari_atomdefect.core.simulate import MicroscopeParams, simulate_image
+from napari_atomdefect.core.lattice.lattice import CalibrationWarning, find_lattice
+from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
 
 from .conftest import nearest_distances, pristine_params
 

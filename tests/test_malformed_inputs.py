@@ -31,21 +31,21 @@ from napari_atomdefect.core.errors import (
     OutputError,
     TableError,
 )
-from napari_atomdefect.core.export import (
+from napari_atomdefect.core.io.image import read_image, write_tiff
+from napari_atomdefect.core.io.table import (
     UnknownClassWarning,
     read_defects_csv,
     table_from_points,
     write_csv_atomic,
 )
-from napari_atomdefect.core.io import read_image, write_tiff
-from napari_atomdefect.core.lattice import find_lattice
-from napari_atomdefect.core.registry import (
+from napari_atomdefect.core.lattice.lattice import find_lattice
+from napari_atomdefect.core.models.registry import (
     BUNDLED_DIR,
     DEFAULT_MODEL,
     ModelError,
     import_model,
 )
-from napari_atomdefect.core.simulate import simulate_image
+from napari_atomdefect.core.simulate.image import simulate_image
 
 PX = 0.012
 
@@ -286,7 +286,7 @@ def test_reader_drops_an_implausible_file_pixel_size(tmp_path, sim):
 
 @pytest.mark.parametrize("device", ["tpu", "cuda:x", "gpu"])
 def test_detect_unknown_device(device, sim):
-    from napari_atomdefect.core.detect import detect
+    from napari_atomdefect.core.detect.detect import detect
 
     with pytest.raises(DeviceError, match="Unknown device") as info:
         detect(sim.image, PX, device=device)
@@ -296,7 +296,7 @@ def test_detect_unknown_device(device, sim):
 def test_detect_unavailable_cuda(sim):
     import torch
 
-    from napari_atomdefect.core.detect import detect
+    from napari_atomdefect.core.detect.detect import detect
 
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU is present")
@@ -306,7 +306,7 @@ def test_detect_unavailable_cuda(sim):
 
 
 def test_detect_with_extreme_pixels_matches_the_clean_image(sim):
-    from napari_atomdefect.core.detect import detect
+    from napari_atomdefect.core.detect.detect import detect
 
     clean = detect(sim.image, PX, device="cpu")
     image = sim.image.astype(np.float32).copy()
@@ -586,7 +586,7 @@ def test_model_import_is_all_or_nothing(case, tmp_path, user_dir):
 
 
 def test_model_import_refuses_a_bomb(tmp_path, user_dir, monkeypatch):
-    import napari_atomdefect.core.registry as registry
+    import napari_atomdefect.core.models.registry as registry
 
     monkeypatch.setattr(registry, "MAX_ARCHIVE_BYTES", 1 << 20)
     archive = _zip(tmp_path / "bomb.zip", {"card.json": json.dumps(_detector_only_card()),
@@ -599,7 +599,7 @@ def test_model_import_refuses_a_bomb(tmp_path, user_dir, monkeypatch):
 
 
 def test_card_weights_mismatch_when_loading_names_the_model(tmp_path):
-    from napari_atomdefect.core.registry import load_detector, resolve_model
+    from napari_atomdefect.core.models.registry import load_detector, resolve_model
 
     folder = tmp_path / "mismatch"
     folder.mkdir()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_atomdefect.core.datasets import CellSet, iter_simulated_cell_sets
+from napari_atomdefect.core.models.readout import from_gan, site_logits, to_gan
 from napari_atomdefect.core.models.ugatit import (
     UGATIT,
     Discriminator,
@@ -13,14 +13,8 @@ from napari_atomdefect.core.models.ugatit import (
     generator_loss,
 )
 from napari_atomdefect.core.models.unet import UNet
-from napari_atomdefect.core.train import (
-    from_gan,
-    label_preservation,
-    site_logits,
-    to_gan,
-    train_detector,
-    train_noise,
-)
+from napari_atomdefect.core.train.datasets import CellSet, iter_simulated_cell_sets
+from napari_atomdefect.core.train.loops import label_preservation, train_detector, train_noise
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,7 @@ import pytest
 from scipy.spatial import cKDTree
 
 from napari_atomdefect.cli import main
-from napari_atomdefect.core.errors import AtomDefectError, TableError
-from napari_atomdefect.core.export import read_defects_csv, table_from_points, write_csv_atomic
-from napari_atomdefect.core.movie import (
+from napari_atomdefect.core.detect.movie import (
     counts_per_frame,
     cumulative_dose,
     dose_per_frame,
@@ -22,8 +20,10 @@ from napari_atomdefect.core.movie import (
     link_tracks,
     track_layer_data,
 )
+from napari_atomdefect.core.errors import AtomDefectError, TableError
+from napari_atomdefect.core.io.table import read_defects_csv, table_from_points, write_csv_atomic
 from napari_atomdefect.core.progress import run_to_end
-from napari_atomdefect.core.simulate_movie import simulate_movie
+from napari_atomdefect.core.simulate.movie import simulate_movie
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +199,7 @@ def test_movie_csv_round_trip(tmp_path):
 
 
 def test_cli_all_frames(tmp_path, movie, capsys):
-    from napari_atomdefect.core.io import write_tiff
+    from napari_atomdefect.core.io.image import write_tiff
 
     path = tmp_path / "movie.tif"
     write_tiff(path, movie.frames[:3], movie.pixel_size_nm)

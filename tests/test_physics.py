@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from napari_atomdefect.core.materials import get_material
-from napari_atomdefect.core.physics import (
+from napari_atomdefect.core.materials.materials import get_material
+from napari_atomdefect.core.materials.physics import (
     effective_exponent,
     element_weights,
     haadf_cross_section,

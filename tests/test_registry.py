@@ -5,7 +5,7 @@ import zipfile
 
 import pytest
 
-from napari_atomdefect.core.registry import (
+from napari_atomdefect.core.models.registry import (
     ModelError,
     delete_model,
     export_model,

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import tifffile
 
-from napari_atomdefect.core.io import read_image
-from napari_atomdefect.core.lattice import find_lattice
+from napari_atomdefect.core.io.image import read_image
+from napari_atomdefect.core.lattice.lattice import find_lattice
 
 from .conftest import nearest_distances
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from napari_atomdefect.core.errors import UnknownMaterialError
-from napari_atomdefect.core.materials import MATERIALS, get_material
-from napari_atomdefect.core.simulate import MicroscopeParams, simulate_image
+from napari_atomdefect.core.materials.materials import MATERIALS, get_material
+from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
 
 
 def test_same_seed_same_image():

@@ -15,45 +15,45 @@ except ImportError:  # pragma: no cover - not installed
     __version__ = "0.0.0"
 
 _API = {
-    "detect": "napari_atomdefect.core.detect",
-    "iter_detect": "napari_atomdefect.core.detect",
-    "read_image": "napari_atomdefect.core.io",
-    "StemImage": "napari_atomdefect.core.io",
-    "simulate_image": "napari_atomdefect.core.simulate",
-    "MicroscopeParams": "napari_atomdefect.core.simulate",
-    "find_lattice": "napari_atomdefect.core.lattice",
-    "Lattice": "napari_atomdefect.core.lattice",
-    "tile_cells": "napari_atomdefect.core.cells",
-    "iter_cell_tiles": "napari_atomdefect.core.cells",
-    "TileSpec": "napari_atomdefect.core.cells",
-    "MATERIALS": "napari_atomdefect.core.materials",
-    "get_material": "napari_atomdefect.core.materials",
+    "detect": "napari_atomdefect.core.detect.detect",
+    "iter_detect": "napari_atomdefect.core.detect.detect",
+    "read_image": "napari_atomdefect.core.io.image",
+    "StemImage": "napari_atomdefect.core.io.image",
+    "simulate_image": "napari_atomdefect.core.simulate.image",
+    "MicroscopeParams": "napari_atomdefect.core.simulate.image",
+    "find_lattice": "napari_atomdefect.core.lattice.lattice",
+    "Lattice": "napari_atomdefect.core.lattice.lattice",
+    "tile_cells": "napari_atomdefect.core.cells.tiles",
+    "iter_cell_tiles": "napari_atomdefect.core.cells.tiles",
+    "TileSpec": "napari_atomdefect.core.cells.tiles",
+    "MATERIALS": "napari_atomdefect.core.materials.materials",
+    "get_material": "napari_atomdefect.core.materials.materials",
     "AtomDefectError": "napari_atomdefect.core.errors",
     "NoLatticeError": "napari_atomdefect.core.errors",
     "BadImageError": "napari_atomdefect.core.errors",
     "ImageReadError": "napari_atomdefect.core.errors",
-    "batch": "napari_atomdefect.core.batch",
-    "iter_batch": "napari_atomdefect.core.batch",
-    "assess_fit": "napari_atomdefect.core.image_fit",
+    "batch": "napari_atomdefect.core.detect.batch",
+    "iter_batch": "napari_atomdefect.core.detect.batch",
+    "assess_fit": "napari_atomdefect.core.detect.image_fit",
 }
 
 __all__ = sorted(_API) + ["__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .core.batch import batch, iter_batch  # noqa: F401
-    from .core.cells import TileSpec, iter_cell_tiles, tile_cells  # noqa: F401
-    from .core.detect import detect, iter_detect  # noqa: F401
+    from .core.cells.tiles import TileSpec, iter_cell_tiles, tile_cells  # noqa: F401
+    from .core.detect.batch import batch, iter_batch  # noqa: F401
+    from .core.detect.detect import detect, iter_detect  # noqa: F401
+    from .core.detect.image_fit import assess_fit  # noqa: F401
     from .core.errors import (  # noqa: F401
         AtomDefectError,
         BadImageError,
         ImageReadError,
         NoLatticeError,
     )
-    from .core.image_fit import assess_fit  # noqa: F401
-    from .core.io import StemImage, read_image  # noqa: F401
-    from .core.lattice import Lattice, find_lattice  # noqa: F401
-    from .core.materials import MATERIALS, get_material  # noqa: F401
-    from .core.simulate import MicroscopeParams, simulate_image  # noqa: F401
+    from .core.io.image import StemImage, read_image  # noqa: F401
+    from .core.lattice.lattice import Lattice, find_lattice  # noqa: F401
+    from .core.materials.materials import MATERIALS, get_material  # noqa: F401
+    from .core.simulate.image import MicroscopeParams, simulate_image  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

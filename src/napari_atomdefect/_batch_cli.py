@@ -1,4 +1,4 @@
-"""The ``atomdefect batch`` sub-command: arguments and console output (core in core/batch.py)."""
+"""The ``atomdefect batch`` sub-command: arguments and console output (core in core/detect/batch.py)."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def run_batch(args: argparse.Namespace) -> int:
     """Run ``atomdefect batch``; prints a one-line result and the error rows."""
     import pandas as pd
 
-    from .core.batch import SUMMARY_NAME, iter_batch
+    from .core.detect.batch import SUMMARY_NAME, iter_batch
     from .core.progress import run_to_end
 
     draw, close = _progress_bar(not args.no_progress)

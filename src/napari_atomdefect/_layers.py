@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .core.materials import DEFECT_CLASSES
+from .core.materials.materials import DEFECT_CLASSES
 
 #: Marker (border) colours and symbols of the defect classes (the widgets' legends use them too).
 CLASS_COLORS = {"V_S": "#ff9900", "V_S2": "#ff2020", "O_S": "#00e5ff", "V_Mo": "#33ff33"}
@@ -152,7 +152,7 @@ def grid_layer_data(lattice, frame: dict | None = None) -> tuple[list[np.ndarray
 def track_layer_kwargs(name: str, frame: dict | None = None, pixel_size_nm: float | None = None,
                        image: str | None = None) -> dict:
     """Keyword arguments of the Tracks layer of a movie's defects (data from
-    :func:`~.core.movie.track_layer_data`; ``frame`` from :func:`image_frame` with ``ndim=3``)."""
+    :func:`~.core.detect.movie.track_layer_data`; ``frame`` from :func:`image_frame` with ``ndim=3``)."""
     return {"name": name, **_frame_or_nm(pixel_size_nm, frame, movie=True), "tail_length": 5,
             "tail_width": 3, "colormap": "turbo", "blending": "translucent",
             "metadata": {"atomdefect": {"kind": "tracks", "image": image}}}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .core.io import SUPPORTED_EXTENSIONS
+from .core.io.image import SUPPORTED_EXTENSIONS
 
 
 def get_reader(path: str | list[str]) -> Callable | None:
@@ -46,8 +46,8 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
 
     from ._layers import defect_layer_kwargs, defect_points_data
     from .core.errors import TableError
-    from .core.export import UnknownClassWarning, pixel_size_from_table, read_defects_csv
-    from .core.materials import DEFECT_CLASSES
+    from .core.io.table import UnknownClassWarning, pixel_size_from_table, read_defects_csv
+    from .core.materials.materials import DEFECT_CLASSES
 
     if isinstance(path, list):
         path = path[0]
@@ -70,7 +70,7 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
 
 
 def image_layer_data(img) -> tuple:
-    """LayerData tuple of a :class:`~.core.io.StemImage` (scale in nm when calibrated)."""
+    """LayerData tuple of a :class:`~.core.io.image.StemImage` (scale in nm when calibrated)."""
     px = img.pixel_size_nm
     spatial = (px, px) if px else (1.0, 1.0)
     scale = ((1.0,) + spatial) if img.is_stack else spatial
@@ -93,7 +93,7 @@ def read_stem_layers(path: str | list[str]) -> list[tuple]:
     """Read one STEM file into napari layer data; bad files raise a plain-language error."""
     from napari.utils.notifications import show_info
 
-    from .core.io import read_image
+    from .core.io.image import read_image
 
     if isinstance(path, list):
         path = path[0]

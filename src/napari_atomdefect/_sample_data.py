@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._layers import CLASS_COLORS, defect_layer_kwargs
-from .core.export import defects_table
+from .core.io.table import defects_table
 
 SAMPLE_SHAPE = (512, 512)
 SAMPLE_PIXEL_SIZE_NM = 0.012
@@ -12,7 +12,7 @@ SAMPLE_SEED = 0
 
 def make_sample_data() -> list[tuple]:
     """Simulated MoS2 (512 x 512 px, 0.012 nm/px, 1e5 e/Å²) and its true defects as Points."""
-    from .core.simulate import simulate_image
+    from .core.simulate.image import simulate_image
 
     sim = simulate_image("MoS2", SAMPLE_SHAPE, SAMPLE_PIXEL_SIZE_NM, seed=SAMPLE_SEED)
     px = sim.pixel_size_nm

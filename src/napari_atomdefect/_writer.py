@@ -21,7 +21,7 @@ def _pixel_size(meta: dict) -> float | None:
 def write_points_csv(path: str, data: Any, meta: dict) -> list[str]:
     """Write defect points as ``y_px, x_px, y_nm, x_nm, class, confidence, source``; a 3-D layer
     of a movie (``(frame, row, col)``) adds ``frame`` and ``track_id``."""
-    from .core.export import table_from_points, write_csv_atomic
+    from .core.io.table import table_from_points, write_csv_atomic
 
     features = meta.get("features")
     if features is None:

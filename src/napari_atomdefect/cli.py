@@ -38,7 +38,7 @@ def _positive_float(text: str) -> float:
 
 def _pixel_size(text: str) -> float:
     """A ``--pixel-size-nm`` value: a plausible number of nm per pixel."""
-    from .core.validate import check_pixel_size
+    from .core.io.validate import check_pixel_size
 
     try:
         return check_pixel_size(_positive_float(text), "pixel size")
@@ -49,8 +49,8 @@ def _pixel_size(text: str) -> float:
 def _quiet_calibration(func, *args, **kwargs):
     """Run ``func``; its calibration and model-fit warnings are printed as plain lines from the
     result's messages by the commands, every other warning still reaches the user."""
-    from .core.image_fit import ModelFitWarning
-    from .core.lattice import CalibrationWarning
+    from .core.detect.image_fit import ModelFitWarning
+    from .core.lattice.lattice import CalibrationWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -62,9 +62,9 @@ def _quiet_calibration(func, *args, **kwargs):
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from .core.export import defects_table, write_csv_atomic
-    from .core.io import write_tiff
-    from .core.simulate import MicroscopeParams, simulate_image
+    from .core.io.image import write_tiff
+    from .core.io.table import defects_table, write_csv_atomic
+    from .core.simulate.image import MicroscopeParams, simulate_image
 
     params = MicroscopeParams(dose_e_per_A2=None if args.dose <= 0 else args.dose)
     sim = simulate_image(args.material, (args.size, args.size), args.pixel_size_nm, params=params,
@@ -83,7 +83,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _load_frame(path: str, frame: int | None):
-    from .core.io import read_image
+    from .core.io.image import read_image
 
     img = read_image(path)
     for msg in img.messages:
@@ -100,7 +100,7 @@ def _load_frame(path: str, frame: int | None):
 
 
 def _lattice_for(args: argparse.Namespace):
-    from .core.lattice import find_lattice
+    from .core.lattice.lattice import find_lattice
 
     img, data = _load_frame(args.image, args.frame)
     if args.pixel_size_nm is not None:
@@ -133,12 +133,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import numpy as np
     from skimage.io import imsave
 
-    from .core.cells import tile_cells
-    from .core.export import defects_table, sites_table, write_csv_atomic
-    from .core.io import write_tiff
-    from .core.lattice import find_lattice
-    from .core.preview import overlay, to_display
-    from .core.simulate import simulate_image
+    from .core.cells.tiles import tile_cells
+    from .core.io.image import write_tiff
+    from .core.io.preview import overlay, to_display
+    from .core.io.table import defects_table, sites_table, write_csv_atomic
+    from .core.lattice.lattice import find_lattice
+    from .core.simulate.image import simulate_image
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -176,7 +176,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"Lattice: {lattice.n_cells} unit cells, a = {lattice.a_px:.2f} px, pixel size "
           f"{lattice.pixel_size_nm:.5f} nm ({lattice.calibration}); {len(tiles)} complete cell "
           "tiles.")
-    from .core.detect import iter_detect
+    from .core.detect.detect import iter_detect
 
     result = run_to_end(iter_detect(data, lattice.pixel_size_nm, material, None, "auto", "user",
                                     lattice=lattice))
@@ -189,7 +189,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         c: table[table["class"] == c][["y_px", "x_px"]].to_numpy() for c in counts},
         radius=6, zoom=2), check_contrast=False)
     if not args.image:
-        from .core.evaluate import score
+        from .core.detect.evaluate import score
 
         s = score(table, sim.defects, 0.08 / sim.pixel_size_nm)
         print("Against the sample's ground truth (F1, matching radius 0.08 nm): "
@@ -209,7 +209,7 @@ def _detect_input(args: argparse.Namespace):
         raise _UsageError(f"--memory is a number of frames (0 or more), not {args.memory}.")
     if args.frame is not None:
         return _load_frame(args.image, args.frame)
-    from .core.io import read_image
+    from .core.io.image import read_image
 
     img = read_image(args.image)
     for msg in img.messages:
@@ -221,9 +221,9 @@ def _detect_input(args: argparse.Namespace):
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
-    from .core.detect import iter_detect
+    from .core.detect.detect import iter_detect
     from .core.device import select_device
-    from .core.export import check_writable, write_csv_atomic
+    from .core.io.table import check_writable, write_csv_atomic
 
     check_writable(args.out)  # before the long detection: no result is lost at the end
     select_device(args.device)
@@ -251,8 +251,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 def _detect_movie(args: argparse.Namespace, data, px, source) -> int:
     """``detect --all-frames``: every frame, lattice drift followed, defects linked into tracks;
     one CSV with ``frame`` and ``track_id``."""
-    from .core.export import write_csv_atomic
-    from .core.movie import iter_detect_frames, link_tracks
+    from .core.detect.movie import iter_detect_frames, link_tracks
+    from .core.io.table import write_csv_atomic
 
     result = _quiet_calibration(
         run_to_end, iter_detect_frames(data, px, args.material, args.model, args.device, source),
@@ -271,8 +271,8 @@ def _detect_movie(args: argparse.Namespace, data, px, source) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .core.evaluate import corrections_needed, score
-    from .core.export import pixel_size_from_table, read_defects_csv
+    from .core.detect.evaluate import corrections_needed, score
+    from .core.io.table import pixel_size_from_table, read_defects_csv
 
     pred, truth = read_defects_csv(args.pred), read_defects_csv(args.truth)
     px = args.pixel_size_nm or pixel_size_from_table(pred) or pixel_size_from_table(truth)
@@ -303,7 +303,7 @@ def _print_training(item: dict) -> None:
 
 
 def _model_out(name: str, out: str | None) -> Path:
-    from .core.registry import user_models_dir
+    from .core.models.registry import user_models_dir
 
     return Path(out) if out else user_models_dir() / name
 
@@ -311,8 +311,8 @@ def _model_out(name: str, out: str | None) -> Path:
 def _cmd_train_noise(args: argparse.Namespace) -> int:
     import torch
 
-    from .core.pipeline import new_card, run_train_noise
-    from .core.registry import resolve_model, write_model
+    from .core.models.registry import resolve_model, write_model
+    from .core.train.pipeline import new_card, run_train_noise
 
     torch.set_num_threads(max(1, args.threads))
     init = resolve_model(args.init) if args.init else None
@@ -337,8 +337,8 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
 
     import torch
 
-    from .core.pipeline import new_card, run_train_detector
-    from .core.registry import NOISE_FILE, resolve_model, write_model
+    from .core.models.registry import NOISE_FILE, resolve_model, write_model
+    from .core.train.pipeline import new_card, run_train_detector
 
     torch.set_num_threads(max(1, args.threads))
     noise = resolve_model(args.noise) if args.noise else None
@@ -378,7 +378,7 @@ def _cmd_view(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``atomdefect`` argument parser."""
-    from .core.materials import MATERIALS
+    from .core.materials.materials import MATERIALS
 
     parser = _ArgumentParser(
         prog="atomdefect",

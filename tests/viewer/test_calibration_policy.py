@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_atomdefect.core.calibration_policy import choose_pixel_size
-from napari_atomdefect.core.detect import detect
-from napari_atomdefect.core.io import read_image, write_tiff
-from napari_atomdefect.core.simulate import simulate_image
+from napari_atomdefect.core.detect.detect import detect
+from napari_atomdefect.core.io.image import read_image, write_tiff
+from napari_atomdefect.core.lattice.calibration_policy import choose_pixel_size
+from napari_atomdefect.core.simulate.image import simulate_image
 from napari_atomdefect.widgets.detect import DetectWidget
 
 pytestmark = pytest.mark.viewer

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_atomdefect.core.evaluate import score
+from napari_atomdefect.core.detect.evaluate import score
 from napari_atomdefect.widgets.detect import DetectWidget
 
 pytestmark = pytest.mark.viewer
@@ -115,7 +115,7 @@ def test_model_view_layer(viewer_with_sample, qtbot):
 
 def test_model_that_does_not_fit_is_shown_in_the_widget(make_napari_viewer, qtbot):
     """A WS2 image analysed with the MoS2 model: the widget says so in a line that stays."""
-    from napari_atomdefect.core.simulate import MicroscopeParams, simulate_image
+    from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
 
     sim = simulate_image("WS2", 320, 0.012, params=MicroscopeParams(), seed=2)
     viewer = make_napari_viewer()

@@ -7,7 +7,7 @@ import pytest
 
 from napari_atomdefect._reader import read_defects_layer
 from napari_atomdefect._writer import write_points_csv
-from napari_atomdefect.core.simulate_movie import simulate_movie
+from napari_atomdefect.core.simulate.movie import simulate_movie
 from napari_atomdefect.widgets.detect import DetectWidget, apply_calibration
 from napari_atomdefect.widgets.review import layer_meta, set_class
 from napari_atomdefect.widgets.stats import StatsWidget

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from napari_atomdefect._reader import get_reader
-from napari_atomdefect.core.io import write_tiff
+from napari_atomdefect.core.io.image import write_tiff
 
 pytestmark = pytest.mark.viewer
 

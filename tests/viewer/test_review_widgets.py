@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from napari_atomdefect._layers import defect_layer_kwargs
-from napari_atomdefect.core.export import read_defects_csv
-from napari_atomdefect.widgets.review import ReviewWidget
+from napari_atomdefect.core.io.table import read_defects_csv
+from napari_atomdefect.widgets.review import ReviewWidget, set_class
 from napari_atomdefect.widgets.stats import StatsWidget, defect_statistics
 
 pytestmark = pytest.mark.viewer
@@ -24,6 +24,16 @@ def viewer_and_layer(make_napari_viewer):
                                             area_nm2=37.7)
     layer = viewer.add_points(table[["y_px", "x_px"]].to_numpy(), **kwargs)
     return viewer, layer
+
+
+def test_reclassify_sets_the_class_symbol(viewer_and_layer):
+    """The marker of a reclassified point follows its class (set with public napari API only)."""
+    _, layer = viewer_and_layer
+    set_class(layer, [0, 9], "V_Mo")
+    symbols = [str(getattr(s, "value", s)) for s in layer.symbol]
+    assert symbols[0] == symbols[9] == "triangle_up"
+    assert symbols[1] == "disc" and symbols[5] == "square" and symbols[8] == "diamond"
+    assert list(layer.features["class"].iloc[[0, 9]]) == ["V_Mo", "V_Mo"]
 
 
 def test_add_delete_reclassify_keep_features_consistent(viewer_and_layer):

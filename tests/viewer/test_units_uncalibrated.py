@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_atomdefect.core.simulate import simulate_image
+from napari_atomdefect.core.simulate.image import simulate_image
 from napari_atomdefect.widgets.detect import DetectWidget
 
 pytestmark = pytest.mark.viewer

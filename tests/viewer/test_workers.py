@@ -10,7 +10,7 @@ import pytest
 from qtpy.QtCore import QThread, QThreadPool
 from qtpy.QtWidgets import QApplication
 
-from napari_atomdefect.core import detect as detect_module
+from napari_atomdefect.core.detect import detect as detect_module
 from napari_atomdefect.widgets._worker import start_job
 from napari_atomdefect.widgets.detect import DetectWidget
 
@@ -47,10 +47,10 @@ def _training_job(record: dict):
     """A short real detector training (two steps) on simulated cells; records its thread."""
     import torch
 
-    from napari_atomdefect.core.cells import TileSpec
-    from napari_atomdefect.core.datasets import cells_from_simulation
-    from napari_atomdefect.core.simulate import simulate_image
-    from napari_atomdefect.core.train import train_detector
+    from napari_atomdefect.core.cells.tiles import TileSpec
+    from napari_atomdefect.core.simulate.image import simulate_image
+    from napari_atomdefect.core.train.datasets import cells_from_simulation
+    from napari_atomdefect.core.train.loops import train_detector
 
     record["thread"] = threading.get_ident()
     record["inference_mode"] = torch.is_inference_mode_enabled()
@@ -138,7 +138,7 @@ def test_an_error_in_the_result_handler_still_frees_the_widget(viewer_with_sampl
 
 def test_model_saved_from_a_worker_thread_refreshes_on_the_gui_thread(
         make_napari_viewer, qtbot, tmp_path, monkeypatch):
-    from napari_atomdefect.core import registry
+    from napari_atomdefect.core.models import registry
     from napari_atomdefect.widgets.finetune import FinetuneWidget
 
     monkeypatch.setenv("ATOMDEFECT_USER_MODELS", str(tmp_path / "models"))

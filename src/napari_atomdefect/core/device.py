@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported lazily, inside the functions
+    import torch
+
 from .errors import DeviceError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
@@ -18,7 +23,7 @@ def _check_name(name: str) -> str:
                       "(or cuda:N).")
 
 
-def select_device(name: str = "auto"):
+def select_device(name: str = "auto") -> tuple[torch.device, str]:
     """Return ``(torch.device, description)`` for ``name`` (``auto``, ``cpu``, ``cuda``, ``mps``).
 
     Parameters

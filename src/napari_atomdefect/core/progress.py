@@ -20,7 +20,8 @@ def relay(items: Iterable[dict]) -> Generator[dict, None, dict | None]:
     return result
 
 
-def run_to_end(items: Iterable[dict], on_progress: Callable[[dict], None] | None = None):
+def run_to_end(items: Iterable[dict],
+               on_progress: Callable[[dict], None] | None = None) -> dict | None:
     """Consume ``items``, passing progress to ``on_progress``; return the final ``done`` item."""
     result = None
     for item in items:

@@ -157,7 +157,7 @@ class _ModelsChangedRelay(QObject):
 def follow_models(widget: QObject, callback: Callable[[], None]) -> _ModelsChangedRelay:
     """Run ``callback`` on the GUI thread whenever the set of models changes (a model written,
     renamed, deleted or imported — from any thread). The link ends with ``widget``."""
-    from ..core.registry import on_models_changed
+    from ..core.models.registry import on_models_changed
 
     relay = _ModelsChangedRelay(callback, widget)
     on_models_changed(relay.changed.emit)

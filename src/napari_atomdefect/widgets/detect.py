@@ -31,7 +31,7 @@ from .._layers import (
     track_layer_kwargs,
 )
 from ..core.device import DEVICE_CHOICES
-from ..core.materials import MATERIALS
+from ..core.materials.materials import MATERIALS
 from ..core.progress import relay
 from ._common import follow_layers, is_image_layer, layer_by_name
 from ._worker import LatticeCache, error_sentence, follow_models, start_job
@@ -46,7 +46,7 @@ def _find_lattice_noting(image, material, pixel_size_nm, calibration):
     """
     import warnings
 
-    from ..core.lattice import find_lattice
+    from ..core.lattice.lattice import find_lattice
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -65,10 +65,10 @@ def _lattice_job(image, material, pixel_size_nm, calibration):
 
 def _model_view_job(image, material, pixel_size_nm, calibration, model, device, lattice):
     """Worker body: translate the image cell by cell into the simulated domain (gen_ba)."""
-    from ..core.cells import TileSpec
+    from ..core.cells.tiles import TileSpec
+    from ..core.detect.model_view import iter_model_view
     from ..core.device import select_device
-    from ..core.model_view import iter_model_view
-    from ..core.registry import load_noise_generators, resolve_model
+    from ..core.models.registry import load_noise_generators, resolve_model
 
     info = resolve_model(model)
     dev, dev_text = select_device(device)
@@ -87,7 +87,7 @@ def _model_view_job(image, material, pixel_size_nm, calibration, model, device, 
 
 def _detect_job(image, material, pixel_size_nm, calibration, model, device, lattice):
     """Worker body: detection with progress; returns the final result of ``iter_detect``."""
-    from ..core.detect import iter_detect
+    from ..core.detect.detect import iter_detect
 
     return (yield from relay(iter_detect(image, pixel_size_nm, material, model, device,
                                          calibration, lattice=lattice)))
@@ -95,7 +95,7 @@ def _detect_job(image, material, pixel_size_nm, calibration, model, device, latt
 
 def _movie_job(stack, material, pixel_size_nm, calibration, model, device):
     """Worker body: every frame of a movie (lattice drift followed), then the defect tracks."""
-    from ..core.movie import iter_detect_frames, link_tracks
+    from ..core.detect.movie import iter_detect_frames, link_tracks
 
     result = yield from relay(iter_detect_frames(stack, pixel_size_nm, material, model, device,
                                                  calibration))
@@ -224,7 +224,7 @@ class DetectWidget(QWidget):
     # ----------------------------------------------------------------- inputs
     def refresh_models(self) -> None:
         """Reload the model list (bundled first, then user models)."""
-        from ..core.registry import list_models
+        from ..core.models.registry import list_models
 
         current = self.model.currentText()
         self.model.clear()
@@ -264,8 +264,8 @@ class DetectWidget(QWidget):
 
     def _show_choice(self, layer, lattice) -> None:
         """Show, persistently, the pixel size in use, where it came from and any disagreement."""
-        from ..core.calibration_policy import choose_pixel_size, describe_choice
-        from ..core.lattice import CALIBRATION_TOLERANCE
+        from ..core.lattice.calibration_policy import choose_pixel_size, describe_choice
+        from ..core.lattice.lattice import CALIBRATION_TOLERANCE
 
         px, source = given_pixel_size(layer)
         choice = choose_pixel_size(px, source, lattice.pixel_size_lattice_nm,
@@ -496,7 +496,7 @@ class DetectWidget(QWidget):
         """Add a movie's detections as one 3-D Points layer (frame, row, col) and its tracks."""
         from napari.utils.notifications import show_info
 
-        from ..core.movie import DOSE_KEY, dose_per_frame, track_layer_data
+        from ..core.detect.movie import DOSE_KEY, dose_per_frame, track_layer_data
 
         table = result["defects"]
         px = table.attrs["pixel_size_nm"]

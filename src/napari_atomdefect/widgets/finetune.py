@@ -26,8 +26,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..core.finetune import FinetuneSettings, describe_calibration
-from ..core.materials import MATERIALS
+from ..core.finetune.finetune import FinetuneSettings
+from ..core.finetune.simulator import describe_calibration
+from ..core.materials.materials import MATERIALS
 from ._common import follow_layers, is_image_layer, layer_by_name
 from ._worker import LatticeCache, error_sentence, follow_models, start_job
 from .review import is_defect_layer
@@ -60,14 +61,14 @@ def montage_pixmap(tiles: np.ndarray, columns: int = 6, zoom: int = 2) -> QPixma
 
 def _lattice_job(image, material, pixel_size_nm):
     """Worker body: the image's lattice (its warnings reach napari's notifications)."""
-    from ..core.lattice import find_lattice
+    from ..core.lattice.lattice import find_lattice
 
     yield {"fraction": 0.02, "message": "Finding the lattice…"}
     return find_lattice(image, material, pixel_size_nm=pixel_size_nm)
 
 
 def _finetune_job(image, lattice, cell_ids, base, name, settings, corrections, device, source):
-    from ..core.finetune import iter_finetune
+    from ..core.finetune.finetune import iter_finetune
     from ..core.progress import relay
 
     return (yield from relay(iter_finetune(image, lattice, cell_ids, base, name, settings,
@@ -219,7 +220,7 @@ class FinetuneWidget(QWidget):
                     layer._atomdefect_watched = True
 
     def refresh_models(self) -> None:
-        from ..core.registry import list_models
+        from ..core.models.registry import list_models
 
         current = self.base_model.currentText()
         self.base_model.clear()
@@ -316,7 +317,7 @@ class FinetuneWidget(QWidget):
 
     def selected_cells(self) -> np.ndarray:
         """Indices of the selected cells of the current image's lattice."""
-        from ..core.finetune import select_cells
+        from ..core.finetune.selection import select_cells
 
         if self.image_layer() is None:
             return np.zeros(0, int)
@@ -338,7 +339,7 @@ class FinetuneWidget(QWidget):
     def update_selection(self, *args) -> None:
         """Count and preview the selected cells (cheap: the lattice is found once, in a worker,
         and only the previewed cells are tiled)."""
-        from ..core.finetune import MIN_CELLS, preview_tiles
+        from ..core.finetune.selection import MIN_CELLS, preview_tiles
 
         if self.image_layer() is not None and self._selecting() and self.lattice is None:
             if self.ensure_lattice() is None:
@@ -392,8 +393,8 @@ class FinetuneWidget(QWidget):
         from napari.utils.notifications import show_error
 
         from ..core.errors import AtomDefectError
-        from ..core.export import table_from_points
-        from ..core.finetune import check_selection
+        from ..core.finetune.selection import check_selection
+        from ..core.io.table import table_from_points
 
         if self.image_layer() is None:
             return
@@ -517,7 +518,7 @@ class FinetuneWidget(QWidget):
         return item.text().split(" — ")[0] if item else None
 
     def _rename_dialog(self) -> None:
-        from ..core.registry import ModelError, rename_model
+        from ..core.models.registry import ModelError, rename_model
 
         old = self._selected_model_name()
         if not old:
@@ -530,7 +531,7 @@ class FinetuneWidget(QWidget):
                 self.status.setText(str(exc))
 
     def _delete_selected(self) -> None:
-        from ..core.registry import delete_model
+        from ..core.models.registry import delete_model
 
         name = self._selected_model_name()
         if name:
@@ -538,7 +539,7 @@ class FinetuneWidget(QWidget):
             self.status.setText(f"Deleted model {name}.")
 
     def _export_dialog(self) -> None:
-        from ..core.registry import export_model
+        from ..core.models.registry import export_model
 
         name = self._selected_model_name()
         if not name:
@@ -549,7 +550,7 @@ class FinetuneWidget(QWidget):
             self.status.setText(f"Exported {name} to {path}.")
 
     def _import_dialog(self) -> None:
-        from ..core.registry import ModelError, import_model
+        from ..core.models.registry import ModelError, import_model
 
         path, _ = QFileDialog.getOpenFileName(self, "Import model", "", "Zip (*.zip)")
         if path:

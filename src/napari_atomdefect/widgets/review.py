@@ -19,7 +19,7 @@ from qtpy.QtWidgets import (
 )
 
 from .._layers import CLASS_SYMBOLS
-from ..core.materials import DEFECT_CLASSES
+from ..core.materials.materials import DEFECT_CLASSES
 from ._common import follow_layers, layer_by_name
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,9 +62,7 @@ def set_class(layer, indices, cls: str) -> None:
     layer.features = features
     symbols = np.asarray(layer.symbol, dtype=object).copy()
     if symbols.shape == (len(layer.data),):
-        from napari.layers.points._points_constants import Symbol
-
-        symbols[idx] = Symbol(CLASS_SYMBOLS.get(cls, "disc"))
+        symbols[idx] = CLASS_SYMBOLS.get(cls, "disc")  # napari turns names into its Symbol
         layer.symbol = symbols
     layer.refresh_colors()
 

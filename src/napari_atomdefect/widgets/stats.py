@@ -11,7 +11,7 @@ from qtpy.QtGui import QColor, QPainter
 from qtpy.QtWidgets import QComboBox, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from .._layers import CLASS_COLORS
-from ..core.materials import DEFECT_CLASSES
+from ..core.materials.materials import DEFECT_CLASSES
 from ._common import follow_layers, layer_by_name
 from .review import is_defect_layer
 
@@ -196,8 +196,8 @@ class StatsWidget(QWidget):
     def per_frame(self) -> pd.DataFrame | None:
         """Counts per class in every frame of the selected movie layer (shown points only), with
         a ``cumulative_dose`` column (e/Å² at the end of the frame) when the dose per frame is
-        known (see :func:`~..core.movie.dose_per_frame`); ``None`` for a 2-D layer."""
-        from ..core.movie import counts_per_frame, cumulative_dose, dose_per_frame
+        known (see :func:`~..core.detect.movie.dose_per_frame`); ``None`` for a 2-D layer."""
+        from ..core.detect.movie import counts_per_frame, cumulative_dose, dose_per_frame
 
         layer = self.layer()
         if layer is None or layer.ndim != 3:  # a 3-D defects layer is a movie's

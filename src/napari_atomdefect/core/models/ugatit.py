@@ -15,13 +15,16 @@ from globally pooled features), with depths reduced for 1-channel tiles of 32–
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import spectral_norm
 
 
-def class_activation(x, gap_fc: nn.Linear, gmp_fc: nn.Linear):
+def class_activation(x: torch.Tensor, gap_fc: nn.Linear,
+                     gmp_fc: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
     """The CAM module: auxiliary classifiers on average- and max-pooled features, whose weights
     re-weight the feature maps. Returns ``(cam_logit, attended features (2C channels))``."""
     gap_logit = gap_fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
@@ -39,7 +42,7 @@ class ResnetBlock(nn.Module):
             nn.ReLU(True),
             nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=False), nn.InstanceNorm2d(dim))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
 
 
@@ -51,7 +54,7 @@ class AdaILN(nn.Module):
         self.eps = eps
         self.rho = nn.Parameter(torch.full((1, dim, 1, 1), 0.9))
 
-    def forward(self, x, gamma, beta):
+    def forward(self, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
         in_mean, in_var = x.mean((2, 3), keepdim=True), x.var((2, 3), keepdim=True)
         ln_mean, ln_var = x.mean((1, 2, 3), keepdim=True), x.var((1, 2, 3), keepdim=True)
         x_in = (x - in_mean) / torch.sqrt(in_var + self.eps)
@@ -70,7 +73,7 @@ class ILN(nn.Module):
         self.gamma = nn.Parameter(torch.ones(1, dim, 1, 1))
         self.beta = nn.Parameter(torch.zeros(1, dim, 1, 1))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         in_mean, in_var = x.mean((2, 3), keepdim=True), x.var((2, 3), keepdim=True)
         ln_mean, ln_var = x.mean((1, 2, 3), keepdim=True), x.var((1, 2, 3), keepdim=True)
         x_in = (x - in_mean) / torch.sqrt(in_var + self.eps)
@@ -87,7 +90,7 @@ class ResnetAdaILNBlock(nn.Module):
         self.pad2, self.conv2 = nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=False)
         self.norm2 = AdaILN(dim)
 
-    def forward(self, x, gamma, beta):
+    def forward(self, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.norm1(self.conv1(self.pad1(x)), gamma, beta))
         out = self.norm2(self.conv2(self.pad2(out)), gamma, beta)
         return x + out
@@ -136,12 +139,13 @@ class Generator(nn.Module):
             up += [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1),
                    nn.Conv2d(ngf * m, ngf * m // 2, 3, bias=False), ILN(ngf * m // 2),
                    nn.ReLU(True)]
-        up += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_ch, 7, bias=False)]
+        last = nn.Conv2d(ngf, out_ch, 7, bias=False)
+        up += [nn.ReflectionPad2d(3), last]
         if residual:  # start as the identity mapping
-            nn.init.zeros_(up[-1].weight)
+            nn.init.zeros_(last.weight)
         self.upsample = nn.Sequential(*up)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         inp = x
         x = self.encoder(x)
         cam_logit, attended = class_activation(x, self.gap_fc, self.gmp_fc)
@@ -182,7 +186,7 @@ class Discriminator(nn.Module):
         self.pad = nn.ReflectionPad2d(1)
         self.conv = spectral_norm(nn.Conv2d(dim, 1, 4, 1, bias=False))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = self.model(x)
         cam_logit, attended = class_activation(x, self.gap_fc, self.gmp_fc)
         x = F.leaky_relu(self.conv1x1(attended), 0.2)
@@ -194,8 +198,9 @@ class RhoClipper:
     """Keep AdaLIN/ILN ``rho`` in [0, 1] after each optimiser step (as in the reference code)."""
 
     def __call__(self, module: nn.Module) -> None:
-        if hasattr(module, "rho"):
-            module.rho.data.clamp_(0.0, 1.0)
+        rho = getattr(module, "rho", None)
+        if rho is not None:
+            rho.data.clamp_(0.0, 1.0)
 
 
 class UGATIT(nn.Module):
@@ -231,7 +236,7 @@ def discriminator_loss(model: UGATIT, real_a: torch.Tensor, real_b: torch.Tensor
     with torch.no_grad():
         fake_ab, _, _ = model.gen_ab(real_a)
         fake_ba, _, _ = model.gen_ba(real_b)
-    loss = 0.0
+    loss: torch.Tensor | float = 0.0
     for dis, real, fake in ((model.dis_ga, real_a, fake_ba), (model.dis_la, real_a, fake_ba),
                             (model.dis_gb, real_b, fake_ab), (model.dis_lb, real_b, fake_ab)):
         r_logit, r_cam, _ = dis(real)
@@ -254,7 +259,7 @@ def generator_loss(model: UGATIT, real_a: torch.Tensor, real_b: torch.Tensor,
     rec_b, _, _ = model.gen_ab(fake_ba)
     idt_a, idt_a_cam, _ = model.gen_ba(real_a)
     idt_b, idt_b_cam, _ = model.gen_ab(real_b)
-    adv = 0.0
+    adv: Any = 0.0
     for dis, fake in ((model.dis_ga, fake_ba), (model.dis_la, fake_ba), (model.dis_gb, fake_ab),
                       (model.dis_lb, fake_ab)):
         f_logit, f_cam, _ = dis(fake)

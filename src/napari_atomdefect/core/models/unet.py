@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..materials import SEGMENT_CLASSES
+from ..materials.materials import SEGMENT_CLASSES
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:

@@ -1,0 +1,1 @@
+"""Unit cells: tiles cut along the lattice, bilinear sampling, intensity normalisation."""

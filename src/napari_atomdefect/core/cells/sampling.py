@@ -1,0 +1,45 @@
+"""Bilinear sampling: the one interpolator of images (and stacks of tiles) at float coordinates."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def sample_bilinear(image: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                    layer: np.ndarray | None = None) -> np.ndarray:
+    """Bilinear interpolation of ``image`` at float coordinates (edges clamped); float32, fast.
+
+    Parameters
+    ----------
+    image : ndarray
+        ``(H, W)`` image, or a stack ``(N, H, W)`` of images of one size (with ``layer``).
+    rows, cols : ndarray
+        Float pixel coordinates, any (equal) shape; clamped to the image.
+    layer : ndarray, optional
+        For a stack: the index of the image each point is sampled in (shape of ``rows``).
+
+    Returns
+    -------
+    ndarray
+        float32 values, shape of ``rows``.
+    """
+    img = np.asarray(image, np.float32)
+    if img.ndim != (2 if layer is None else 3):
+        raise ValueError("Give a 2-D image, or a stack of images together with a layer index.")
+    h, w = img.shape[-2:]
+    if h < 2 or w < 2:
+        raise ValueError("The image must be at least 2 x 2 pixels.")
+    r = np.clip(np.asarray(rows, np.float32), 0, h - 1)
+    c = np.clip(np.asarray(cols, np.float32), 0, w - 1)
+    r0 = np.minimum(r.astype(np.int32), h - 2)  # the last row/column interpolates with weight 1
+    c0 = np.minimum(c.astype(np.int32), w - 2)
+    fr = r - r0
+    fc = c - c0
+    i00 = r0 * w + c0
+    if layer is not None:
+        i00 = i00 + np.asarray(layer, np.int64) * (h * w)
+    flat = img.ravel()
+    v00, v01 = flat[i00], flat[i00 + 1]
+    v10, v11 = flat[i00 + w], flat[i00 + w + 1]
+    top = v00 + (v01 - v00) * fc
+    return top + ((v10 + (v11 - v10) * fc) - top) * fr

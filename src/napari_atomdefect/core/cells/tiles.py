@@ -1,0 +1,333 @@
+"""Unit-cell tiling: cut an image into tiles along the locally refined lattice, and map back.
+
+Every tile shows one unit cell in the same *ideal* frame: an undistorted hexagonal lattice with the
+cell's metal column at ideal coordinates ``(0, 0)``, its chalcogen column at ``(A1 + A2) / 3``, with
+``A1 = (0, 1)`` and ``A2 = (-sqrt(3)/2, 1/2)`` in units of the lattice constant (``(row, col)``,
+rows pointing down). A local affine map, built from the cell's measured metal position and the
+local lattice vectors, takes the ideal frame to the image: rotation, scale, shear and drift of the
+real lattice are undone, so every tile has the same size and orientation in the lattice frame.
+
+The tile is centred between the metal and the chalcogen of its cell and spans ``extent_a`` lattice
+constants, which includes the first neighbours of both columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..lattice.lattice import Lattice
+from ..lattice.sites import neighbour_mean
+from .sampling import sample_bilinear
+
+#: Ideal lattice vectors (row, col) in units of the lattice constant.
+IDEAL_A1 = np.array([0.0, 1.0])
+IDEAL_A2 = np.array([-np.sqrt(3) / 2, 0.5])
+IDEAL_BASIS = np.stack([IDEAL_A1, IDEAL_A2], axis=1)  # columns
+#: Ideal positions of the cell's own columns.
+IDEAL_METAL = np.zeros(2)
+IDEAL_CHALCOGEN = (IDEAL_A1 + IDEAL_A2) / 3
+IDEAL_CENTRE = (IDEAL_METAL + IDEAL_CHALCOGEN) / 2
+
+
+@dataclass(frozen=True)
+class TileSpec:
+    """Geometry of a unit-cell tile.
+
+    Attributes
+    ----------
+    size_px : int
+        Tile side in pixels.
+    extent_a : float
+        Tile side in lattice constants.
+    """
+
+    size_px: int = 32
+    extent_a: float = 2.0
+
+    @property
+    def step_a(self) -> float:
+        """Tile pixel size in lattice constants."""
+        return self.extent_a / self.size_px
+
+    def ideal_to_tile(self, ideal: np.ndarray) -> np.ndarray:
+        """Ideal-frame coordinates (units of ``a``) to tile pixel coordinates."""
+        return (np.asarray(ideal, float) - IDEAL_CENTRE) / self.step_a + (self.size_px - 1) / 2
+
+    def tile_to_ideal(self, tile_pts: np.ndarray) -> np.ndarray:
+        """Tile pixel coordinates to ideal-frame coordinates (units of ``a``)."""
+        return (np.asarray(tile_pts, float) - (self.size_px - 1) / 2) * self.step_a + IDEAL_CENTRE
+
+    @property
+    def metal_px(self) -> np.ndarray:
+        """Where the cell's metal column sits in the tile."""
+        return self.ideal_to_tile(IDEAL_METAL)
+
+    @property
+    def chalcogen_px(self) -> np.ndarray:
+        """Where the cell's chalcogen column sits in the tile."""
+        return self.ideal_to_tile(IDEAL_CHALCOGEN)
+
+
+@dataclass
+class CellTiles:
+    """A batch of unit-cell tiles.
+
+    Attributes
+    ----------
+    tiles : ndarray
+        ``(N, S, S)`` float32 resampled image values.
+    index : ndarray
+        ``(N, 2)`` cell indices ``(i, j)`` (the metal site of each cell).
+    affine : ndarray
+        ``(N, 2, 3)`` maps tile pixel ``(row, col, 1)`` to image pixel ``(row, col)``.
+    inside : ndarray
+        ``(N,)`` fraction of each tile that lies inside the image.
+    spec : TileSpec
+    has_metal : ndarray
+        ``(N,)`` whether the cell's metal site is in the field of view; ``False`` for border cells
+        that are tiled only for their chalcogen site (see :func:`iter_cell_tiles`).
+    """
+
+    tiles: np.ndarray
+    index: np.ndarray
+    affine: np.ndarray
+    inside: np.ndarray
+    spec: TileSpec
+    has_metal: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.has_metal is None:
+            self.has_metal = np.ones(len(self.tiles), bool)
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    @classmethod
+    def concatenate(cls, parts: list[CellTiles]) -> CellTiles:
+        """One batch made of several (all with the same spec)."""
+        return cls(np.concatenate([p.tiles for p in parts]), np.concatenate([p.index for p in parts]),
+                   np.concatenate([p.affine for p in parts]), np.concatenate([p.inside for p in parts]),
+                   parts[0].spec, np.concatenate([p.has_metal for p in parts]))
+
+    def subset(self, keep: np.ndarray) -> CellTiles:
+        """The tiles selected by a boolean mask or index array."""
+        return CellTiles(self.tiles[keep], self.index[keep], self.affine[keep], self.inside[keep],
+                         self.spec, self.has_metal[keep])
+
+    def to_image(self, tile_points: np.ndarray, which: np.ndarray | int | None = None) -> np.ndarray:
+        """Map tile pixel coordinates to image pixel coordinates.
+
+        Parameters
+        ----------
+        tile_points : ndarray
+            ``(N, 2)`` points, one per tile (``which=None``), or ``(M, 2)`` with ``which`` giving
+            the tile of each point (an int applies one tile to all points).
+        which : ndarray or int, optional
+            Tile numbers.
+        """
+        pts = np.atleast_2d(np.asarray(tile_points, float))
+        aff = self.affine if which is None else self.affine[np.asarray(which)]
+        aff = np.broadcast_to(aff, (len(pts), 2, 3)) if aff.ndim == 3 else aff[None]
+        return np.einsum("nij,nj->ni", aff[..., :2], pts) + aff[..., 2]
+
+    def to_tile(self, image_points: np.ndarray, which: np.ndarray | int | None = None) -> np.ndarray:
+        """Map image pixel coordinates into tile pixel coordinates (inverse of :meth:`to_image`)."""
+        pts = np.atleast_2d(np.asarray(image_points, float))
+        aff = self.affine if which is None else self.affine[np.asarray(which)]
+        aff = np.broadcast_to(aff, (len(pts), 2, 3)) if aff.ndim == 3 else aff[None]
+        inv = np.linalg.inv(aff[..., :2])
+        return np.einsum("nij,nj->ni", inv, pts - aff[..., 2])
+
+
+def local_bases(lattice: Lattice) -> np.ndarray:
+    """Local lattice vectors ``(N, 2, 2)`` (rows ``a1``, ``a2``) at every metal site.
+
+    Central differences of neighbouring metal sites (one-sided at the border, the global vectors
+    where a cell has no neighbour), smoothed over the 3 x 3 neighbouring cells.
+    """
+    idx = lattice.metal_index
+    pos = lattice.metal_sites_px
+    n = len(idx)
+    if n == 0:
+        return np.zeros((0, 2, 2))
+    lookup = {tuple(ij): k for k, ij in enumerate(idx.tolist())}
+    out = np.empty((n, 2, 2))
+    for d, (step, glob) in enumerate((((1, 0), lattice.a1_px), ((0, 1), lattice.a2_px))):
+        fwd = np.array([lookup.get((i + step[0], j + step[1]), -1) for i, j in idx.tolist()])
+        bwd = np.array([lookup.get((i - step[0], j - step[1]), -1) for i, j in idx.tolist()])
+        vec = np.tile(glob, (n, 1)).astype(float)
+        both = (fwd >= 0) & (bwd >= 0)
+        vec[both] = (pos[fwd[both]] - pos[bwd[both]]) / 2
+        only_f = (fwd >= 0) & (bwd < 0)
+        vec[only_f] = pos[fwd[only_f]] - pos[only_f]
+        only_b = (bwd >= 0) & (fwd < 0)
+        vec[only_b] = pos[only_b] - pos[bwd[only_b]]
+        smooth = neighbour_mean(vec, idx, np.ones(n, bool), size=3, exclude_self=False)
+        out[:, d] = np.where(np.isnan(smooth), vec, smooth)
+    return out
+
+
+def _affines(bases: np.ndarray, origins: np.ndarray, spec: TileSpec) -> np.ndarray:
+    """Tile-to-image affines of cells with local vectors ``bases`` and metal positions ``origins``."""
+    # M maps ideal coordinates to image displacements: M @ IDEAL_BASIS = [a1 a2] (as columns).
+    m = np.einsum("nji,jk->nik", bases, np.linalg.inv(IDEAL_BASIS))
+    lin = m * spec.step_a
+    t0 = spec.tile_to_ideal(np.zeros(2))               # ideal coords of tile pixel (0, 0)
+    offset = origins + np.einsum("nij,j->ni", m, t0)
+    return np.concatenate([lin, offset[:, :, None]], axis=2)
+
+
+def cell_affines(lattice: Lattice, spec: TileSpec = TileSpec()) -> np.ndarray:
+    """Affine maps ``(N, 2, 3)`` from tile pixels to image pixels for every cell of ``lattice``."""
+    return _affines(local_bases(lattice), lattice.metal_sites_px, spec)
+
+
+#: Index steps to the neighbouring cells, nearest first (a border cell borrows their vectors).
+_NEIGHBOUR_STEPS = ((1, 0), (0, 1), (-1, 0), (0, -1), (1, -1), (-1, 1), (1, 1), (-1, -1))
+
+
+def border_cells(lattice: Lattice, bases: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray,
+                                                                            np.ndarray]:
+    """Cells whose chalcogen site is in the field of view but whose metal site is not.
+
+    Along the image border about one chalcogen column in ten belongs to such a cell. Its metal
+    position is extrapolated from the chalcogen site with the local lattice vectors of the nearest
+    cell in the field, so that the cell can be tiled like any other.
+
+    Returns
+    -------
+    index : ndarray
+        ``(M, 2)`` cell indices.
+    origins : ndarray
+        ``(M, 2)`` extrapolated metal positions (image pixels, outside the field).
+    bases : ndarray
+        ``(M, 2, 2)`` local lattice vectors (rows ``a1``, ``a2``).
+    """
+    bases = local_bases(lattice) if bases is None else bases
+    lookup = {tuple(ij): k for k, ij in enumerate(lattice.metal_index.tolist())}
+    rows = [k for k, ij in enumerate(lattice.chalcogen_index.tolist()) if tuple(ij) not in lookup]
+    index = lattice.chalcogen_index[rows].reshape(-1, 2)
+    glob = np.stack([lattice.a1_px, lattice.a2_px])
+    out_bases = np.empty((len(rows), 2, 2))
+    for n, (i, j) in enumerate(index.tolist()):
+        near = next((lookup[(i + di, j + dj)] for di, dj in _NEIGHBOUR_STEPS
+                     if (i + di, j + dj) in lookup), None)
+        out_bases[n] = glob if near is None else bases[near]
+    origins = lattice.chalcogen_sites_px[rows].reshape(-1, 2) - out_bases.sum(axis=1) / 3
+    return index, origins, out_bases
+
+
+def sample_tiles(image: np.ndarray, affines: np.ndarray,
+                 spec: TileSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tiles sampled from ``image`` through per-cell affine maps.
+
+    Parameters
+    ----------
+    image : ndarray
+        ``(H, W)`` image.
+    affines : ndarray
+        ``(N, 2, 3)`` maps from tile pixels ``(row, col, 1)`` to image pixels.
+    spec : TileSpec
+        Tile geometry (size).
+
+    Returns
+    -------
+    tiles : ndarray
+        ``(N, S, S)`` float32 tiles.
+    rows, cols : ndarray
+        ``(N, S * S)`` image coordinates of the tile pixels.
+    """
+    s = spec.size_px
+    rr, cc = np.mgrid[0:s, 0:s].astype(np.float32)
+    rr, cc = rr.ravel()[None, :], cc.ravel()[None, :]
+    aff = np.asarray(affines, np.float32)
+    rows = aff[:, 0, 0, None] * rr + aff[:, 0, 1, None] * cc + aff[:, 0, 2, None]
+    cols = aff[:, 1, 0, None] * rr + aff[:, 1, 1, None] * cc + aff[:, 1, 2, None]
+    vals = sample_bilinear(np.asarray(image, np.float32), rows, cols)
+    return vals.reshape(len(aff), s, s).astype(np.float32), rows, cols
+
+
+def iter_cell_tiles(image: np.ndarray, lattice: Lattice, spec: TileSpec = TileSpec(),
+                    batch_size: int = 2048, border: bool = False) -> Iterator[CellTiles]:
+    """Yield the unit-cell tiles of ``image`` in batches (bounded memory for large images).
+
+    Parameters
+    ----------
+    image : ndarray
+        The 2-D image the lattice was found in.
+    lattice : Lattice
+        Output of :func:`~napari_atomdefect.core.lattice.lattice.find_lattice`.
+    spec : TileSpec
+        Tile geometry.
+    batch_size : int
+        Tiles per batch.
+    border : bool
+        Also tile the :func:`border_cells` (after all others, ``has_metal`` False), so that every
+        chalcogen site in the field of view is the own site of one tile.
+
+    Notes
+    -----
+    Values are interpolated bilinearly; points outside the image take the nearest edge value and
+    ``CellTiles.inside`` tells how much of each tile lies inside.
+    """
+    img = np.asarray(image, np.float32)
+    if img.shape != tuple(lattice.shape):
+        raise ValueError(f"Image shape {img.shape} differs from the lattice's {lattice.shape}.")
+    bases = local_bases(lattice)
+    affines = _affines(bases, lattice.metal_sites_px, spec)
+    index = lattice.metal_index
+    has_metal = np.ones(len(index), bool)
+    if border:
+        extra_index, origins, extra_bases = border_cells(lattice, bases)
+        affines = np.concatenate([affines, _affines(extra_bases, origins, spec)])
+        index = np.concatenate([index, extra_index]).astype(int)
+        has_metal = np.concatenate([has_metal, np.zeros(len(extra_index), bool)])
+    h, w = img.shape
+    for start in range(0, len(affines), batch_size):
+        aff = affines[start:start + batch_size]
+        tiles, rows, cols = sample_tiles(img, aff, spec)
+        inside = ((rows >= -0.5) & (rows <= h - 0.5) & (cols >= -0.5) & (cols <= w - 0.5)).mean(1)
+        yield CellTiles(tiles=tiles,
+                        index=index[start:start + batch_size].copy(),
+                        affine=aff.copy(), inside=inside, spec=spec,
+                        has_metal=has_metal[start:start + batch_size].copy())
+
+
+def tile_cells(image: np.ndarray, lattice: Lattice, spec: TileSpec = TileSpec(),
+               min_inside: float = 0.0) -> CellTiles:
+    """All unit-cell tiles of ``image`` at once (see :func:`iter_cell_tiles`).
+
+    Parameters
+    ----------
+    min_inside : float
+        Drop tiles with a smaller fraction of their area inside the image.
+    """
+    batches = list(iter_cell_tiles(image, lattice, spec))
+    if not batches:
+        s = spec.size_px
+        return CellTiles(np.zeros((0, s, s), np.float32), np.zeros((0, 2), int),
+                         np.zeros((0, 2, 3)), np.zeros(0), spec)
+    out = CellTiles.concatenate(batches)
+    if min_inside > 0:
+        keep = out.inside >= min_inside
+        out = out.subset(keep)
+    return out
+
+
+def own_site_positions(batch: CellTiles, lattice: Lattice) -> np.ndarray:
+    """Tile coordinates ``(N, 2, 2)`` of each tile's own metal and chalcogen sites."""
+    n = len(batch)
+    spec = batch.spec
+    out = np.empty((n, 2, 2))
+    out[:, 0] = spec.metal_px
+    lookup = {tuple(ij): k for k, ij in enumerate(lattice.chalcogen_index.tolist())}
+    rows = np.array([lookup.get(tuple(ij), -1) for ij in batch.index.tolist()])
+    have = rows >= 0
+    out[:, 1] = spec.chalcogen_px
+    if have.any():
+        pts = lattice.chalcogen_sites_px[rows[have]]
+        out[have, 1] = batch.to_tile(pts, np.nonzero(have)[0])
+    return out

@@ -1,0 +1,1 @@
+"""Detection: models applied to an image, model fit, evaluation, batch runs."""

@@ -1,0 +1,343 @@
+"""Does the chosen material (and the model's training range) fit the image?
+
+Before detection the image is measured where the lattice says the columns are:
+
+- the **metal / chalcogen contrast** (column intensities above the hollow-site background), which
+  separates the four host materials far better than the lattice constant does: under HAADF's
+  ``Z^n`` contrast a W column outshines an S₂ column ~7×, an Se₂ column ~2×; a Mo column outshines
+  S₂ ~2.9× and is *dimmer* than Se₂ (~0.8×);
+- the **excess spread of the chalcogen-column intensities**: their relative inter-quartile range
+  over the one of the metal columns, divided by the square root of the contrast (the factor shot
+  noise alone would give). Noise, jitter and probe changes spread both sublattices alike; only a
+  chalcogen sublattice with varied *content* (alloys, converted or Janus layers, contamination, a
+  wrong material) makes it large. Over all simulated training microscopes it stays below ~2.3;
+- the **lattice constant**, when the pixel size comes from the file or the user (it cannot be used
+  when the pixel size was calibrated from the lattice itself).
+
+Each measurement is compared with what the simulator that trains the models produces for each
+material over its whole range of random microscopes (:data:`TRAINING_RANGES`, regenerated with
+:func:`measure_training_ranges`). Contrast alone cannot tell MoS₂ from WSe₂ (both ~2–3): when
+several materials fit, the one with the chosen material's metal is proposed first — users know
+which metal they grew; what changes in their samples is the chalcogen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..cells.normalize import intensity_levels
+from ..lattice.lattice import Lattice
+from ..materials.materials import MATERIALS, Material, get_material
+
+#: Per material, the metal/chalcogen contrast (1st, 50th, 99th percentile) and the excess
+#: chalcogen spread (99th percentile) measured on 200 simulated images of random microscopes (probe, detector,
+#: voltage, channelling, dose 1e4–1e6 e/Å², pixel size 0.008–0.02 nm, default defect densities):
+#: ``measure_training_ranges(200)``.
+TRAINING_RANGES: dict[str, dict[str, tuple[float, ...]]] = {
+    "MoS2": {"metal_to_chalcogen": (2.045, 2.861, 3.735), "excess_spread": (2.118,)},
+    "WS2": {"metal_to_chalcogen": (4.62, 7.397, 11.325), "excess_spread": (2.748,)},
+    "MoSe2": {"metal_to_chalcogen": (0.694, 0.782, 0.874), "excess_spread": (1.33,)},
+    "WSe2": {"metal_to_chalcogen": (1.511, 2.006, 2.515), "excess_spread": (1.615,)},
+}
+
+#: Factor by which a measured contrast may lie outside a material's simulated range and still fit it
+#: (detectors, background subtraction and dynamical scattering beyond the simulator's range).
+CONTRAST_TOLERANCE = 1.15
+#: Factor by which the chalcogen spread may exceed the largest seen in training.
+SPREAD_TOLERANCE = 1.25
+#: Relative lattice-constant mismatch (file or user pixel size) reported as a misfit.
+LATTICE_TOLERANCE = 0.06
+#: Fraction of chalcogen sites flagged as defects above which the result is implausible for a
+#: monolayer the models were trained on (training images hold ~9 % defective chalcogen sites).
+FLAGGED_FRACTION_LIMIT = 0.25
+
+
+class ModelFitWarning(UserWarning):
+    """The image does not look like the chosen material or the model's training data."""
+
+
+@dataclass(frozen=True)
+class ImageMeasurements:
+    """What the image shows at the lattice's sites.
+
+    Attributes
+    ----------
+    metal_to_chalcogen : float
+        Median metal-column over median chalcogen-column intensity, both above the hollow level.
+    chalcogen_spread : float
+        ``(q75 - q25) / q50`` of the (smoothed) chalcogen-column intensities above background.
+    metal_spread : float
+        The same for the metal columns.
+    a_nm : float or None
+        Lattice constant from the pixel size in use; ``None`` when that pixel size was itself
+        calibrated from the lattice.
+    n_chalcogen_sites : int
+        Chalcogen columns measured.
+    """
+
+    metal_to_chalcogen: float
+    chalcogen_spread: float
+    metal_spread: float
+    a_nm: float | None
+    n_chalcogen_sites: int
+
+    @property
+    def excess_spread(self) -> float:
+        """Chalcogen over metal relative spread, divided by the square root of the contrast (the
+        factor shot noise alone would give): ~1–2 for any single host material."""
+        scale = max(self.metal_spread, 0.01) * np.sqrt(max(self.metal_to_chalcogen, 1e-3))
+        return float(self.chalcogen_spread / scale)
+
+
+@dataclass
+class FitReport:
+    """How well the chosen material and model fit the image.
+
+    Attributes
+    ----------
+    material : str
+        The material chosen by the user.
+    model_material : str
+        The material the model was trained for.
+    measurements : ImageMeasurements
+    fits : bool
+        Whether the image looks like the model's training data (contrast, spread, lattice constant).
+    candidates : tuple of str
+        Materials whose simulated contrast range holds the measured contrast, best first.
+    proposed : str or None
+        The material to try instead (``None`` when the chosen one fits).
+    messages : list of str
+        One plain sentence per problem found (empty when everything fits).
+    """
+
+    material: str
+    model_material: str
+    measurements: ImageMeasurements
+    fits: bool
+    candidates: tuple[str, ...]
+    proposed: str | None
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def summary(self) -> str:
+        """One line for the CLI and the widget."""
+        m = self.measurements
+        text = (f"metal/chalcogen contrast {m.metal_to_chalcogen:.2f}, excess chalcogen spread "
+                f"{m.excess_spread:.1f}")
+        if self.fits:
+            return f"Image fits {self.model_material} ({text})."
+        return " ".join(self.messages)
+
+    def to_dict(self) -> dict:
+        """JSON-ready form (stored with detection results)."""
+        m = self.measurements
+        return {"material": self.material, "model_material": self.model_material,
+                "fits": self.fits, "candidates": list(self.candidates), "proposed": self.proposed,
+                "metal_to_chalcogen": m.metal_to_chalcogen, "excess_spread": m.excess_spread,
+                "a_nm": m.a_nm, "messages": list(self.messages)}
+
+
+def _column_values(image: np.ndarray, lattice: Lattice, points: np.ndarray,
+                   background: float) -> np.ndarray:
+    from ..cells.sampling import sample_bilinear
+    from ..lattice.sites import box_smooth
+
+    smoothed = box_smooth(np.asarray(image, np.float32), max(0.8, 0.08 * lattice.a_px))
+    h, w = smoothed.shape
+    inside = ((points[:, 0] >= 1) & (points[:, 0] <= h - 2) & (points[:, 1] >= 1)
+              & (points[:, 1] <= w - 2))
+    pts = points[inside]
+    return sample_bilinear(smoothed, pts[:, 0], pts[:, 1]) - background
+
+
+def measure_image(image: np.ndarray, lattice: Lattice) -> ImageMeasurements:
+    """Measure contrast, chalcogen spread and lattice constant of ``image`` at ``lattice``'s sites.
+
+    Parameters
+    ----------
+    image : ndarray
+        The 2-D frame the lattice was found in.
+    lattice : Lattice
+        Its lattice.
+
+    Returns
+    -------
+    ImageMeasurements
+    """
+    levels = intensity_levels(image, lattice)
+    chalc = _column_values(image, lattice, lattice.chalcogen_sites_px, levels.background)
+    metal = _column_values(image, lattice, lattice.metal_sites_px, levels.background)
+    a_nm = None if lattice.calibration == "lattice" else float(lattice.a_px * lattice.pixel_size_nm)
+    return ImageMeasurements(metal_to_chalcogen=float(levels.metal_to_chalcogen),
+                             chalcogen_spread=_relative_spread(chalc),
+                             metal_spread=_relative_spread(metal), a_nm=a_nm,
+                             n_chalcogen_sites=len(chalc))
+
+
+def _relative_spread(values: np.ndarray) -> float:
+    """Inter-quartile range over the median (NaN for fewer than 4 values)."""
+    if len(values) < 4:
+        return float("nan")
+    q25, q50, q75 = np.percentile(values, [25, 50, 75])
+    return float((q75 - q25) / max(abs(q50), 1e-12))
+
+
+def _contrast_distance(ratio: float, material: str) -> float:
+    """0 inside the material's (widened) contrast range, else the log-distance to it."""
+    lo, _, hi = TRAINING_RANGES[material]["metal_to_chalcogen"]
+    lo, hi = lo / CONTRAST_TOLERANCE, hi * CONTRAST_TOLERANCE
+    if ratio <= 0:
+        return float("inf")
+    return float(max(np.log(lo / ratio), np.log(ratio / hi), 0.0))
+
+
+def rank_materials(ratio: float, metal: str | None = None) -> tuple[str, ...]:
+    """Materials whose simulated contrast range holds ``ratio``, best first.
+
+    Materials with ``metal`` come first (contrast cannot separate e.g. MoS2 from WSe2); then the
+    nearer the range's median, the better.
+    """
+    fitting = [m for m in TRAINING_RANGES if _contrast_distance(ratio, m) == 0.0]
+
+    def key(name: str) -> tuple:
+        median = TRAINING_RANGES[name]["metal_to_chalcogen"][1]
+        return (MATERIALS[name].metal != metal, abs(np.log(ratio / median)))
+
+    return tuple(sorted(fitting, key=key))
+
+
+def alloy_between(ratio: float, metal: str) -> tuple[str, str] | None:
+    """``(sulfide, selenide)`` of ``metal`` when ``ratio`` lies between their contrast ranges.
+
+    A chalcogen sublattice partly converted from S to Se shows a metal/chalcogen contrast between
+    the two hosts' (a column's intensity grows with its Se content); ``None`` otherwise.
+    """
+    pair = [name for name, mat in MATERIALS.items() if mat.metal == metal]
+    sulfide = next((n for n in pair if MATERIALS[n].chalcogen == "S"), None)
+    selenide = next((n for n in pair if MATERIALS[n].chalcogen == "Se"), None)
+    if sulfide is None or selenide is None:
+        return None
+    low = TRAINING_RANGES[selenide]["metal_to_chalcogen"][1]  # Se2 columns: low contrast
+    high = TRAINING_RANGES[sulfide]["metal_to_chalcogen"][1]
+    return (sulfide, selenide) if low < ratio < high else None
+
+
+def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
+               model_material: str | None = None) -> FitReport:
+    """Compare what ``image`` shows with ``material`` and with the model's training range.
+
+    Parameters
+    ----------
+    image : ndarray
+        The 2-D frame.
+    lattice : Lattice
+        Its lattice (found for ``material``).
+    material : str or Material
+        The material the user chose.
+    model_material : str, optional
+        The material the model was trained for (default: ``material``).
+
+    Returns
+    -------
+    FitReport
+        ``fits`` is False, with one sentence per problem in ``messages``, when the contrast lies
+        outside the model material's range, the chalcogen columns vary far more than in training,
+        the lattice constant disagrees with the material, or the model was trained for another
+        material.
+    """
+    chosen = get_material(material).name
+    trained = get_material(model_material or chosen).name
+    meas = measure_image(image, lattice)
+    ratio = meas.metal_to_chalcogen
+    candidates = rank_materials(ratio, MATERIALS[chosen].metal)
+    messages = []
+    if trained != chosen:
+        messages.append(f"The model was trained for {trained}, not {chosen}.")
+    lo, _, hi = TRAINING_RANGES[trained]["metal_to_chalcogen"]
+    metal = MATERIALS[chosen].metal
+    alloy = alloy_between(ratio, metal)
+    same_metal = [c for c in candidates if MATERIALS[c].metal == metal]
+    if alloy and not same_metal:
+        better = (f"; it lies between {alloy[0]} and {alloy[1]}: the chalcogen columns look "
+                  "like an S/Se alloy (a partly converted layer)")
+    elif candidates:
+        better = f"; {candidates[0]} fits better"
+    else:
+        better = ""
+    if _contrast_distance(ratio, chosen) > 0:
+        c_lo, _, c_hi = TRAINING_RANGES[chosen]["metal_to_chalcogen"]
+        what = (f"what the {trained} model was trained on" if trained == chosen
+                else f"what {chosen} shows")
+        messages.append(f"Metal/chalcogen contrast {ratio:.2f} is outside {what} "
+                        f"({c_lo:.1f}–{c_hi:.1f}){better}.")
+    if trained != chosen and _contrast_distance(ratio, trained) > 0:
+        messages.append(f"Metal/chalcogen contrast {ratio:.2f} is outside what the {trained} model "
+                        f"was trained on ({lo:.1f}–{hi:.1f}).")
+    spread_max = TRAINING_RANGES[trained]["excess_spread"][0]
+    excess = meas.excess_spread
+    if np.isfinite(excess) and excess > spread_max * SPREAD_TOLERANCE:
+        messages.append(f"Chalcogen columns vary far more than in any training image (excess "
+                        f"spread {excess:.1f}, training ≤ {spread_max:.1f}): an alloy, a "
+                        "converted layer, contamination or another material; many columns will be "
+                        "flagged.")
+    if meas.a_nm is not None:
+        a_ref = MATERIALS[chosen].a_nm
+        if abs(meas.a_nm / a_ref - 1) > LATTICE_TOLERANCE:
+            messages.append(f"Lattice constant {meas.a_nm:.3f} nm (from the pixel size in use) is "
+                            f"not {chosen}'s {a_ref:.3f} nm: check the pixel size or the material.")
+    fits = not messages
+    proposed = None
+    if not fits and candidates and candidates[0] != chosen and (same_metal or not alloy):
+        proposed = candidates[0]
+    return FitReport(material=chosen, model_material=trained, measurements=meas, fits=fits,
+                     candidates=candidates, proposed=proposed, messages=messages)
+
+
+def flagged_fraction_message(n_flagged: int, n_sites: int) -> str | None:
+    """A sentence when an implausible fraction of chalcogen sites was flagged, else ``None``."""
+    if n_sites <= 0:
+        return None
+    frac = n_flagged / n_sites
+    if frac <= FLAGGED_FRACTION_LIMIT:
+        return None
+    return (f"{100 * frac:.0f} % of the chalcogen columns were flagged as defects — implausible for "
+            "the model's training data: the model likely does not fit this image.")
+
+
+def measure_training_ranges(n_images: int = 200, seed: int = 1000) -> dict:
+    """Regenerate :data:`TRAINING_RANGES` from ``n_images`` simulated images per material.
+
+    Each image has a random microscope (:meth:`~.simulate.MicroscopeParams.random`), a random pixel
+    size (0.008–0.02 nm) and the default defect densities.
+    """
+    from ..errors import NoLatticeError
+    from ..lattice.lattice import find_lattice
+    from ..simulate.image import MicroscopeParams, simulate_image
+
+    out = {}
+    for name, mat in MATERIALS.items():
+        ratios, spreads = [], []
+        for k in range(n_images):
+            rng = np.random.default_rng(seed + k)
+            params = MicroscopeParams.random(rng, mat)
+            px = float(rng.uniform(0.008, 0.02))
+            size = int(np.clip(14 * mat.a_nm / px, 192, 512))
+            sim = simulate_image(mat, size, px, params=params, seed=k)
+            try:
+                lattice = find_lattice(sim.image, mat, pixel_size_nm=px)
+            except NoLatticeError:  # a few very low-dose images show no lattice
+                continue
+            meas = measure_image(sim.image, lattice)
+            ratios.append(meas.metal_to_chalcogen)
+            spreads.append(meas.excess_spread)
+        out[name] = {"metal_to_chalcogen": tuple(round(float(v), 3) for v in
+                                                 np.percentile(ratios, [1, 50, 99])),
+                     "excess_spread": (round(float(np.nanpercentile(spreads, 99)), 3),),
+                     "n_images": (len(ratios),)}
+    return out
+
+
+__all__ = ["FitReport", "ModelFitWarning", "ImageMeasurements", "assess_fit", "flagged_fraction_message",
+           "measure_image", "measure_training_ranges", "rank_materials", "alloy_between"]

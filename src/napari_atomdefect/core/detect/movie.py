@@ -1,0 +1,349 @@
+"""Stacks and in-situ movies: detection frame by frame with lattice drift, and defect tracks.
+
+:func:`iter_detect_frames` finds each frame's lattice, follows the lattice from frame to frame
+(the drift between two frames is the shift of the lattice origin, reduced to less than half a
+lattice constant) and detects the defects of every frame; the result is one defect table with a
+``frame`` column, whose ``attrs["drift_px"]`` holds the drift of every frame relative to frame 0.
+
+:func:`link_tracks` links the defects of consecutive frames into tracks (``track_id``) with
+trackpy, in drift-corrected coordinates. Defects on chalcogen sites (``V_S``, ``V_S2``, ``O_S``)
+are linked among themselves whatever their class — a ``V_S`` that becomes a ``V_S2`` or an
+``O_S`` at the same site continues the site's track, each row keeping the class of its frame —
+and ``V_Mo`` (metal sites) among themselves; a chalcogen-site defect never continues a metal-site
+track.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import AtomDefectError
+from ..io.table import DEFECT_COLUMNS
+from ..materials.materials import CHALCOGEN_DEFECTS, METAL_DEFECTS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..lattice.lattice import Lattice
+
+#: Metadata key of the electron dose per frame (e/Å²) on an image (see :func:`dose_per_frame`).
+DOSE_KEY = "dose_e_per_A2_per_frame"
+
+
+def lattice_drift(previous: Lattice, current: Lattice) -> np.ndarray:
+    """Shift ``(row, col)`` in pixels of the lattice of ``current`` relative to ``previous``.
+
+    The shift of the lattice origin is only known up to a lattice vector; the one of the
+    smallest length is taken, so the drift between the two frames must stay below half a
+    lattice constant.
+
+    Parameters
+    ----------
+    previous, current : Lattice
+
+    Returns
+    -------
+    ndarray
+        ``(2,)`` shift in pixels.
+    """
+    basis = np.stack([np.asarray(current.a1_px, float), np.asarray(current.a2_px, float)], axis=1)
+    d = np.asarray(current.origin_px, float) - np.asarray(previous.origin_px, float)
+    frac = np.linalg.solve(basis, d)
+    base = frac - np.floor(frac)
+    # The nearest of the four lattice points around the fractional offset (oblique basis).
+    best = None
+    for corner in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        cand = basis @ (base - np.asarray(corner, float))
+        if best is None or np.hypot(*cand) < np.hypot(*best):
+            best = cand
+    return best
+
+
+def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
+                       material: str = "MoS2", model: str | Path | None = None,
+                       device: str = "auto", calibration: str = "user",
+                       frames: Sequence[int] | None = None) -> Iterator[dict]:
+    """Detect defects in every frame of a stack, following the lattice drift; yields progress.
+
+    The first frame is calibrated as :func:`~.detect.iter_detect` does; the later frames use the
+    first frame's pixel size, so that every frame shares one calibration. The consumer may stop
+    between any two progress items (Cancel): nothing is returned then.
+
+    Parameters
+    ----------
+    stack : ndarray
+        ``(frames, rows, cols)``; a 2-D image is a movie of one frame.
+    pixel_size_nm, material, model, device, calibration
+        As for :func:`~.detect.iter_detect`.
+    frames : sequence of int, optional
+        Frames to analyse (default: all).
+
+    Yields
+    ------
+    dict
+        Progress ``{"step", "fraction", "message", "frame"}`` (the fraction covers the whole
+        movie), then ``{"done": True, "defects": DataFrame, "lattices": list, "drift_px":
+        ndarray, "frames": list, "model", "device", "fit_messages"}``. The table has the
+        columns of a defect CSV plus ``frame``; ``attrs`` hold ``drift_px`` (frame → shift of
+        the lattice relative to the first analysed frame), ``frames`` (per-frame sites counts)
+        and the first frame's calibration.
+
+    Raises
+    ------
+    AtomDefectError
+        If ``stack`` is not 2-D or 3-D, or a frame index is out of range.
+    """
+    from .detect import iter_detect
+
+    data = np.asarray(stack)
+    if data.ndim == 2:
+        data = data[None]
+    if data.ndim != 3:
+        raise AtomDefectError(f"A movie is a stack of 2-D frames (frames × rows × cols); this "
+                              f"array has {data.ndim} dimensions.")
+    chosen = list(range(data.shape[0])) if frames is None else [int(k) for k in frames]
+    bad = [k for k in chosen if not 0 <= k < data.shape[0]]
+    if bad:
+        raise AtomDefectError(f"Frame {bad[0]} is out of range (0–{data.shape[0] - 1}).")
+    if not chosen:
+        raise AtomDefectError("No frame to analyse: the stack has no frames, or none was "
+                              "chosen.")
+    n = len(chosen)
+    tables, lattices, per_frame, messages = [], [], [], []
+    drift = np.zeros(2)
+    last = None
+    for pos, k in enumerate(chosen):
+        result = None
+        for item in iter_detect(data[k], pixel_size_nm, material, model, device, calibration):
+            if item.get("done"):
+                result = item
+                continue
+            yield {**item, "frame": k, "fraction": (pos + item.get("fraction", 0.0)) / n,
+                   "message": f"Frame {k + 1}/{data.shape[0]}: {item.get('message', '')}"}
+        lattice = result["lattice"]
+        if last is None:  # every later frame uses the first frame's calibration
+            pixel_size_nm, calibration = lattice.pixel_size_nm, "user"
+        else:
+            drift = drift + lattice_drift(last, lattice)
+        last = lattice
+        table = result["defects"].copy()
+        table["frame"] = k
+        tables.append(table)
+        lattices.append(lattice)
+        per_frame.append({"frame": k, "drift_px": drift.tolist(),
+                          "n_metal_sites": table.attrs.get("n_metal_sites"),
+                          "n_chalcogen_sites": table.attrs.get("n_chalcogen_sites"),
+                          "a_px": lattice.a_px})
+        messages += [m for m in table.attrs.get("messages", []) if m not in messages]
+    out = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
+        columns=DEFECT_COLUMNS + ["frame"])
+    out["frame"] = out["frame"].astype(int)
+    first = lattices[0]
+    out.attrs.update({"model": result["model"], "device": result["device"],
+                      "pixel_size_nm": first.pixel_size_nm, "calibration": first.calibration,
+                      "drift_px": {f["frame"]: f["drift_px"] for f in per_frame},
+                      "frames": per_frame, "a_px": float(np.mean([la.a_px for la in lattices])),
+                      "messages": messages})
+    yield {"done": True, "defects": out, "lattices": lattices,
+           "drift_px": np.array([f["drift_px"] for f in per_frame]), "frames": per_frame,
+           "model": result["model"], "device": result["device"],
+           "fit_messages": result.get("fit_messages", [])}
+
+
+def _sublattice_group(classes: pd.Series) -> np.ndarray:
+    """0 for defects of chalcogen sites, 1 for metal sites, 2 for anything else."""
+    cls = classes.astype(str)
+    return np.where(cls.isin(CHALCOGEN_DEFECTS), 0, np.where(cls.isin(METAL_DEFECTS), 1, 2))
+
+
+def link_tracks(table: pd.DataFrame, a_px: float | None = None, search_range: float = 1.2,
+                memory: int = 1, drift_px: dict | None = None) -> pd.DataFrame:
+    """Link the defects of a movie's frames into tracks: adds a ``track_id`` column.
+
+    Linking uses trackpy (``trackpy.link``) on drift-corrected positions; defects of chalcogen
+    sites and of metal sites are linked separately, and a class change at a site (``V_S`` →
+    ``V_S2`` or ``O_S``) continues its track. A defect seen in one frame only gets a track of
+    its own.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Defects with ``frame``, ``y_px``, ``x_px``, ``class`` (e.g. from
+        :func:`iter_detect_frames`).
+    a_px : float, optional
+        Lattice constant in pixels (default: ``table.attrs["a_px"]``).
+    search_range : float
+        Largest move between two frames, in lattice constants (a hop to a neighbouring site of
+        the same sublattice is one lattice constant).
+    memory : int
+        Number of frames a defect may be missed (blinking, not detected) and still continue its
+        track.
+    drift_px : dict, optional
+        Frame → ``(row, col)`` drift of the lattice (default: ``table.attrs["drift_px"]``; none:
+        no drift correction).
+
+    Returns
+    -------
+    DataFrame
+        A copy of ``table`` with integer ``track_id`` (0, 1, … in order of first appearance)
+        and the same ``attrs``, plus ``attrs["tracking"]`` with the parameters used.
+
+    Raises
+    ------
+    AtomDefectError
+        If ``frame`` is missing, no lattice constant is known, ``memory`` is negative, or the
+        defects are too crowded to link.
+    """
+    if "frame" not in table.columns:
+        raise AtomDefectError("The defect table has no 'frame' column; tracks link the defects "
+                              "of a movie's frames.")
+    a_px = a_px if a_px is not None else table.attrs.get("a_px")
+    if not a_px or not np.isfinite(a_px) or a_px <= 0:
+        raise AtomDefectError("The lattice constant is unknown; give a_px (pixels) to link "
+                              "tracks.")
+    if int(memory) < 0:
+        raise AtomDefectError(f"The memory of the tracks is a number of frames (0 or more), not "
+                              f"{memory}.")
+    drift = drift_px if drift_px is not None else table.attrs.get("drift_px") or {}
+    out = table.copy()
+    out.attrs = dict(table.attrs)
+    out["track_id"] = -1
+    if len(out) == 0:
+        out["track_id"] = out["track_id"].astype(int)
+        return out
+    import trackpy
+
+    trackpy.quiet()
+    shift = np.array([drift.get(int(f), drift.get(str(int(f)), (0.0, 0.0)))
+                      for f in out["frame"]], float).reshape(-1, 2)
+    work = pd.DataFrame({"frame": out["frame"].astype(int).to_numpy(),
+                         "y": out["y_px"].to_numpy(float) - shift[:, 0],
+                         "x": out["x_px"].to_numpy(float) - shift[:, 1],
+                         "group": _sublattice_group(out["class"])}, index=out.index)
+    raw = pd.Series(-1, index=out.index)
+    offset = 0
+    for g in sorted(work["group"].unique()):
+        part = work[work["group"] == g]
+        try:
+            # Where many defects crowd together, trackpy narrows the search range there (down to
+            # half a lattice constant, below which two sites cannot be confused).
+            linked = trackpy.link(part[["frame", "y", "x"]].reset_index(), search_range *
+                                  float(a_px), memory=int(memory), pos_columns=["y", "x"],
+                                  t_column="frame", adaptive_stop=0.5 * float(a_px),
+                                  adaptive_step=0.9)
+        except trackpy.SubnetOversizeException as exc:
+            raise AtomDefectError(
+                "Too many defects lie close together to link them into tracks; lower the "
+                f"search range (now {search_range:g} lattice constants) or the memory.") from exc
+        ids = pd.Series(linked["particle"].to_numpy(), index=linked["index"].to_numpy())
+        raw.loc[ids.index] = ids.to_numpy() + offset
+        offset += int(ids.max()) + 1
+    # Track ids in order of first appearance (frame, then row in the table).
+    order = out.assign(_raw=raw).sort_values(["frame"], kind="stable")["_raw"]
+    renumber = {r: k for k, r in enumerate(dict.fromkeys(order.tolist()))}
+    out["track_id"] = raw.map(renumber).astype(int)
+    out.attrs["tracking"] = {"search_range_a": float(search_range), "memory": int(memory),
+                             "a_px": float(a_px), "library": f"trackpy {trackpy.__version__}"}
+    return out
+
+
+def track_layer_data(table: pd.DataFrame) -> np.ndarray:
+    """Data of a napari Tracks layer: ``(track_id, frame, row, col)`` rows sorted by track and
+    frame (tracks seen in one frame only are left out: a Tracks layer draws lines).
+
+    Parameters
+    ----------
+    table : DataFrame
+        Defects with ``track_id``, ``frame``, ``y_px``, ``x_px``.
+
+    Returns
+    -------
+    ndarray
+        ``(N, 4)`` float array.
+    """
+    t = table[["track_id", "frame", "y_px", "x_px"]].astype(float)
+    t = t[t["track_id"] >= 0]
+    sizes = t.groupby("track_id")["frame"].transform("size")
+    t = t[sizes > 1].sort_values(["track_id", "frame"])
+    return t.to_numpy(float).reshape(-1, 4)
+
+
+def counts_per_frame(table: pd.DataFrame, frames: Sequence[int] | None = None) -> pd.DataFrame:
+    """Number of defects per class in every frame.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Defects with ``frame`` and ``class``.
+    frames : sequence of int, optional
+        Frames to list (frames without defects get zeros); default: the table's frames.
+
+    Returns
+    -------
+    DataFrame
+        Index ``frame``, one integer column per defect class.
+    """
+    from ..materials.materials import DEFECT_CLASSES
+
+    frames = sorted(set(table["frame"].astype(int))) if frames is None else list(frames)
+    counts = pd.crosstab(table["frame"].astype(int), table["class"].astype(str))
+    counts = counts.reindex(index=frames, columns=list(DEFECT_CLASSES), fill_value=0)
+    counts.index.name = "frame"
+    return counts.astype(int)
+
+
+def _find_key(meta: Any, key: str, depth: int = 0) -> Any:
+    if depth > 6:
+        return None
+    if isinstance(meta, dict):
+        if key in meta:
+            return meta[key]
+        for value in meta.values():
+            found = _find_key(value, key, depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def dose_per_frame(metadata: dict | None) -> float | list[float] | None:
+    """The electron dose per frame (e/Å²) an image's metadata tells, if any.
+
+    No reader of this plugin finds a dose in the vendors' files yet; the documented key
+    ``dose_e_per_A2_per_frame`` (a number, or one number per frame) is looked up anywhere in
+    the metadata (e.g. ``layer.metadata["atomdefect"]`` or the file's original metadata).
+
+    Returns
+    -------
+    float, list of float or None
+    """
+    value = _find_key(metadata or {}, DOSE_KEY)
+    if value is None:
+        return None
+    try:
+        arr = np.asarray(value, float)
+    except (TypeError, ValueError):
+        return None
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        return None
+    return float(arr) if arr.ndim == 0 else arr.ravel().tolist()
+
+
+def cumulative_dose(dose: float | Sequence[float] | np.ndarray | None,
+                    frames: Sequence[int] | np.ndarray) -> np.ndarray | None:
+    """Cumulative dose (e/Å²) at the end of each of ``frames`` (0-based frame indices)."""
+    if dose is None:
+        return None
+    frames = np.asarray(list(frames), int)
+    if np.ndim(dose) == 0:
+        return (frames + 1) * float(np.asarray(dose, float))
+    per = np.asarray(dose, float)
+    if frames.size and frames.max() >= per.size:
+        return None
+    return np.cumsum(per)[frames]
+
+
+__all__ = ["DOSE_KEY", "counts_per_frame", "cumulative_dose", "dose_per_frame",
+           "iter_detect_frames", "lattice_drift", "link_tracks", "track_layer_data"]

@@ -1,0 +1,123 @@
+"""Fine-tuning, did it help: base and fine-tuned detector compared on held-out cells and images."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..train.datasets import CLASS_INDEX, CellSet
+
+#: Share of the selected, labelled cells held out to compare base and fine-tuned detector.
+REAL_VALIDATION_FRACTION = 0.2
+
+#: Fewest defect sites among the held-out real cells for any drop there to count as a loss.
+MIN_VALIDATION_DEFECTS = 8
+
+#: A drop of the mean F1 at least this large counts as a loss even on fewer held-out defect sites,
+#: or on the held-out simulated images of the fitted microscope.
+CLEAR_LOSS = 0.25
+
+
+def split_for_validation(cell_ids: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Split the selected cells into training and held-out validation cells (a fifth; none when
+    fewer than 10 would be held out)."""
+    rng = np.random.default_rng(seed + 11)
+    order = rng.permutation(np.asarray(cell_ids))
+    n_val = int(len(order) * REAL_VALIDATION_FRACTION)
+    if n_val < 10:
+        return np.sort(order), order[:0]
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def compare_on_real_cells(before: dict, after: dict, cells: CellSet) -> dict:
+    """Base and fine-tuned per-class F1 on held-out real cells, with the mean over the classes
+    that occur there and whether there are enough defect sites for the comparison to decide."""
+    def sites_of(c: str) -> np.ndarray:
+        return cells.own_classes[:, 0 if c == "V_Mo" else 1] == CLASS_INDEX[c]
+
+    present = [c for c in ("V_S", "V_S2", "O_S", "V_Mo") if sites_of(c).any()]
+    n_defects = int(sum(sites_of(c).sum() for c in present))
+
+    def mean(scores: dict) -> float:
+        return float(np.mean([scores[c] for c in present])) if present else float("nan")
+
+    return {"n_cells": len(cells), "n_defect_sites": n_defects, "classes": present,
+            "f1_before": before, "f1_after": after, "mean_f1_before": mean(before),
+            "mean_f1_after": mean(after), "decisive": n_defects >= MIN_VALIDATION_DEFECTS}
+
+
+def describe_real_validation(scores: dict, kept_base: bool) -> str:
+    """One line for the user: base vs fine-tuned detector on their held-out cells."""
+    text = (f"On {scores['n_cells']} of your cells held out of training "
+            f"({scores['n_defect_sites']} defect sites): mean F1 "
+            f"{scores['mean_f1_before']:.2f} before, {scores['mean_f1_after']:.2f} after.")
+    if kept_base:
+        return text + " The fine-tuned detector is not better: the base detector is kept."
+    if not scores["decisive"]:
+        return text + (f" Fewer than {MIN_VALIDATION_DEFECTS} defect sites: only a clear drop "
+                       "would count; select more corrected cells for a firmer check.")
+    return text
+
+
+def _mean_f1(scores: dict) -> float:
+    return float(np.mean([scores[c] for c in ("V_S", "V_S2", "O_S", "V_Mo")]))
+
+
+def fine_tuning_verdict(real: dict | None, sim_before: dict, sim_after: dict) -> dict:
+    """Whether the fine-tuned detector lost against the base detector, and why.
+
+    Parameters
+    ----------
+    real : dict or None
+        :func:`compare_on_real_cells` of the held-out user cells (``None`` without corrections).
+    sim_before, sim_after : dict
+        Per-class F1 of the base and fine-tuned detector on held-out simulated images of the
+        fitted microscope.
+
+    Returns
+    -------
+    dict
+        ``lost`` (bool), ``reasons`` (sentence fragments), ``sim_mean_f1_before/after`` and
+        ``real_mean_f1_before/after`` (``None`` without held-out defect sites).
+
+    Notes
+    -----
+    With at least :data:`MIN_VALIDATION_DEFECTS` held-out defect sites the user's cells decide
+    alone: any drop there is a loss. Otherwise a drop of :data:`CLEAR_LOSS` or more, on the few
+    held-out sites or on the simulated images, is a loss.
+    """
+    sim_b, sim_a = _mean_f1(sim_before), _mean_f1(sim_after)
+    has_real = real is not None and bool(real.get("classes"))
+    real_b = real["mean_f1_before"] if has_real else None
+    real_a = real["mean_f1_after"] if has_real else None
+    reasons = []
+    if has_real and real["decisive"]:
+        if real_a < real_b:
+            reasons.append(f"it scores lower on your {real['n_defect_sites']} held-out defect "
+                           f"sites (mean F1 {real_b:.2f} → {real_a:.2f})")
+    else:
+        if has_real and real_a <= real_b - CLEAR_LOSS:
+            reasons.append(f"it scores clearly lower on your {real['n_defect_sites']} held-out "
+                           f"defect sites (mean F1 {real_b:.2f} → {real_a:.2f})")
+        if sim_a <= sim_b - CLEAR_LOSS:
+            reasons.append("it scores clearly lower on held-out simulated images of your "
+                           f"microscope (mean F1 {sim_b:.2f} → {sim_a:.2f})")
+    return {"lost": bool(reasons), "reasons": reasons, "sim_mean_f1_before": sim_b,
+            "sim_mean_f1_after": sim_a, "real_mean_f1_before": real_b,
+            "real_mean_f1_after": real_a}
+
+
+def describe_outcome(verdict: dict, kept_base: bool, base_name: str) -> str:
+    """One sentence for the user: which detector the new model carries, and why."""
+    why = "; ".join(verdict["reasons"])
+    if kept_base:
+        return (f"Fine-tuning did not help the detector ({why}): the base detector of "
+                f"{base_name} is kept in this model.")
+    if verdict["lost"]:
+        return (f"Warning: the fine-tuned detector looks worse ({why}); it was saved because "
+                "keeping the base detector is switched off.")
+    evidence = (f"simulated images of your microscope: mean F1 "
+                f"{verdict['sim_mean_f1_before']:.2f} → {verdict['sim_mean_f1_after']:.2f}")
+    if verdict["real_mean_f1_before"] is not None:
+        evidence = (f"your held-out cells: mean F1 {verdict['real_mean_f1_before']:.2f} → "
+                    f"{verdict['real_mean_f1_after']:.2f}; " + evidence)
+    return f"The fine-tuned detector is kept ({evidence})."

@@ -1,0 +1,1 @@
+"""Input and output: image files, the defect-table CSV schema, quick-look PNGs."""

@@ -1,0 +1,321 @@
+"""Read STEM images with their pixel size: DigitalMicrograph, EMD, TIA, TIFF, NumPy, PNG/JPEG.
+
+Every reader returns a :class:`StemImage` whose ``pixel_size_nm`` comes from the file when the file
+says it (``calibration == "file"``) or is ``None`` (the lattice will calibrate it). Colour images are
+converted to grey and stacks are kept as stacks, each with a message; anything unreadable raises
+:class:`~.errors.ImageReadError` with a plain explanation.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import AtomDefectError, ImageReadError, OutputError
+from .validate import check_pixel_size
+
+#: File extensions handled here, by reader.
+RSCIIO_EXTENSIONS = {".dm3": "digitalmicrograph", ".dm4": "digitalmicrograph", ".emd": "emd",
+                     ".ser": "tia"}
+TIFF_EXTENSIONS = (".tif", ".tiff")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+SUPPORTED_EXTENSIONS = tuple(RSCIIO_EXTENSIONS) + TIFF_EXTENSIONS + (".npy",) + IMAGE_EXTENSIONS
+
+#: Length units to nanometres.
+_UNIT_TO_NM = {
+    "nm": 1.0, "nanometer": 1.0, "nanometre": 1.0, "nanometers": 1.0,
+    "a": 0.1, "å": 0.1, "angstrom": 0.1, "ang": 0.1, "\u212b": 0.1, "angstroms": 0.1,
+    "pm": 1e-3, "picometer": 1e-3,
+    "um": 1e3, "µm": 1e3, "\u03bcm": 1e3, "micron": 1e3, "microns": 1e3, "micrometer": 1e3,
+    "mm": 1e6, "m": 1e9, "meter": 1e9, "cm": 1e7,
+}
+
+
+class ReaderWarning(UserWarning):
+    """Something about the file was changed or guessed while reading (e.g. RGB to grey)."""
+
+
+@dataclass
+class StemImage:
+    """An image read from disk.
+
+    Attributes
+    ----------
+    data : ndarray
+        ``(rows, cols)`` or, for a stack, ``(frames, rows, cols)``; float32.
+    pixel_size_nm : float or None
+        Pixel size from the file, ``None`` if the file has none.
+    calibration : str
+        ``"file"`` if the pixel size came from the file, else ``"none"``.
+    name : str
+        Display name (file stem).
+    metadata : dict
+        The file's original metadata (JSON-friendly where possible).
+    messages : list of str
+        What the reader changed or could not find, for the user.
+    """
+
+    data: np.ndarray
+    pixel_size_nm: float | None
+    calibration: str
+    name: str
+    metadata: dict = field(default_factory=dict)
+    messages: list = field(default_factory=list)
+    path: str | None = None
+
+    @property
+    def is_stack(self) -> bool:
+        """True for a stack of frames."""
+        return self.data.ndim == 3
+
+
+def unit_to_nm(unit: Any) -> float | None:
+    """Factor converting a length ``unit`` to nm, or ``None`` if it is not a length unit."""
+    if unit is None:
+        return None
+    key = str(unit).strip().lower().replace(" ", "")
+    if key in ("", "<undefined>", "pixel", "pixels", "px", "t.b.d."):
+        return None
+    return _UNIT_TO_NM.get(key)
+
+
+def _jsonable(obj: Any, depth: int = 0) -> Any:
+    """Best-effort conversion of nested metadata to JSON-friendly types (bounded size)."""
+    if depth > 12:
+        return str(obj)
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v, depth + 1) for v in obj[:1000]]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist() if obj.size <= 1000 else f"<array {obj.shape} {obj.dtype}>"
+    if isinstance(obj, (np.integer, np.floating, np.bool_)):
+        return obj.item()
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "replace")
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def _to_grey(data: np.ndarray, messages: list, name: str) -> np.ndarray:
+    """Convert an RGB(A) image to grey (luminance), with a message."""
+    if data.ndim >= 3 and data.shape[-1] in (3, 4) and data.shape[-2] > 4:
+        rgb = data[..., :3].astype(np.float32)
+        same = np.allclose(rgb[..., 0], rgb[..., 1]) and np.allclose(rgb[..., 0], rgb[..., 2])
+        grey = rgb[..., 0] if same else rgb @ np.array([0.2125, 0.7154, 0.0721], np.float32)
+        msg = (f"{name}: colour (RGB) image converted to greyscale"
+               + (" (all channels were equal)." if same else " by luminance; intensities are no "
+                  "longer detector counts."))
+        messages.append(msg)
+        warnings.warn(msg, ReaderWarning, stacklevel=3)
+        return grey
+    return data
+
+
+def _finish(data: np.ndarray, pixel_size_nm: float | None, name: str, metadata: dict,
+            messages: list[str], path: str) -> StemImage:
+    """Common checks: dimensionality, RGB, stacks, NaN; returns the StemImage."""
+    data = np.asarray(data)
+    if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
+        raise ImageReadError(f"{name}: the data are not real numbers (dtype {data.dtype}).")
+    data = _to_grey(np.squeeze(data), messages, name)
+    if data.ndim < 2:
+        raise ImageReadError(f"{name}: the file holds a {data.ndim}-D signal, not an image.")
+    if data.ndim > 3:
+        raise ImageReadError(
+            f"{name}: the file holds a {data.ndim}-D dataset (shape {data.shape}); only single "
+            "images and stacks of images are supported. A 4D-STEM dataset must be reduced to an "
+            "image first.")
+    if data.ndim == 3:
+        messages.append(f"{name}: a stack of {data.shape[0]} frames; detection runs on one frame "
+                        "at a time (the one shown).")
+    data = data.astype(np.float32, copy=False)
+    n_bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
+    if n_bad:
+        messages.append(f"{name}: {n_bad} pixels are NaN or infinite.")
+    if pixel_size_nm is None:
+        messages.append(f"{name}: no pixel size in the file; it will be calibrated from the lattice.")
+    else:
+        try:
+            pixel_size_nm = check_pixel_size(pixel_size_nm, "file's pixel size")
+        except AtomDefectError as exc:
+            messages.append(f"{name}: {exc} It will be calibrated from the lattice.")
+            pixel_size_nm = None
+    return StemImage(data=data, pixel_size_nm=None if pixel_size_nm is None else float(pixel_size_nm),
+                     calibration="file" if pixel_size_nm is not None else "none", name=name,
+                     metadata=metadata, messages=messages, path=path)
+
+
+def _pick_rsciio_signal(signals: list[dict]) -> dict:
+    """Choose the image to show from a multi-signal file (HAADF first, then any 2-D image)."""
+    images = [s for s in signals if sum(not ax.get("navigate", False) for ax in s["axes"]) == 2]
+    if not images:
+        raise ImageReadError("The file holds no 2-D image (only spectra or other signals).")
+
+    def title(s: dict) -> str:
+        md = s.get("metadata", {}) or {}
+        return str(md.get("General", {}).get("title", "")).upper()
+
+    for key in ("HAADF", "ADF", "DF"):
+        for s in images:
+            if key in title(s):
+                return s
+    return images[0]
+
+
+def _read_rsciio(path: Path, plugin: str) -> tuple[np.ndarray, float | None, dict]:
+    import importlib
+
+    module = importlib.import_module(f"rsciio.{plugin}")
+    signals = module.file_reader(str(path))
+    if isinstance(signals, dict):
+        signals = [signals]
+    sig = _pick_rsciio_signal(signals)
+    axes = sig["axes"]
+    signal_axes = [ax for ax in axes if not ax.get("navigate", False)]
+    scales = []
+    for ax in signal_axes[-2:]:
+        factor = unit_to_nm(ax.get("units"))
+        scale = ax.get("scale")
+        scales.append(None if factor is None or scale is None else float(scale) * factor)
+    px = None
+    if all(s is not None for s in scales):
+        px = scales[1]
+        if abs(scales[0] - scales[1]) > 0.01 * max(scales):
+            px = float(np.sqrt(scales[0] * scales[1]))
+    meta = {"metadata": _jsonable(sig.get("metadata", {})),
+            "original_metadata": _jsonable(sig.get("original_metadata", {}))}
+    return np.asarray(sig["data"]), px, meta
+
+
+def _tiff_pixel_size(tif: Any) -> tuple[float | None, dict]:
+    """Pixel size from OME-XML or ImageJ tags (resolution tag + unit)."""
+    meta: dict = {}
+    page = tif.pages[0]
+    if tif.is_ome and tif.ome_metadata:
+        meta["ome"] = tif.ome_metadata[:20000]
+        try:
+            import xml.etree.ElementTree as ET
+
+            root = ET.fromstring(tif.ome_metadata)
+            for el in root.iter():
+                if el.tag.endswith("Pixels") and "PhysicalSizeX" in el.attrib:
+                    size = float(el.attrib["PhysicalSizeX"])
+                    factor = unit_to_nm(el.attrib.get("PhysicalSizeXUnit", "µm"))
+                    if factor is not None:
+                        return size * factor, meta
+        except (ET.ParseError, ValueError):
+            pass
+    ij = tif.imagej_metadata or {}
+    meta["imagej"] = _jsonable(ij)
+    unit = ij.get("unit")
+    if isinstance(unit, str) and "\\u" in unit:  # ImageJ writes micro as "\u00B5m"
+        unit = unit.encode("ascii", "backslashreplace").decode("unicode_escape")
+    factor = unit_to_nm(unit)
+    tag = page.tags.get("XResolution")
+    if factor is not None and tag is not None:
+        num, den = tag.value
+        if num > 0 and den > 0:
+            return factor * den / num, meta
+    if ij.get("spacing") and factor is not None:
+        meta["note"] = "ImageJ spacing is the z step; no lateral calibration"
+    return None, meta
+
+
+def read_image(path: str | Path) -> StemImage:
+    """Read a STEM image file.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.dm3``, ``.dm4``, ``.emd``, ``.ser`` (rosettasciio), ``.tif``/``.tiff`` (tifffile; ImageJ
+        and OME calibration), ``.npy``, ``.png``/``.jpg``.
+
+    Returns
+    -------
+    StemImage
+
+    Raises
+    ------
+    ImageReadError
+        If the file is missing, truncated, of another format, or holds no usable image.
+    """
+    path = Path(path)
+    name = path.stem
+    ext = path.suffix.lower()
+    if not path.exists():
+        raise ImageReadError(f"No such file: {path}")
+    if path.is_dir():
+        raise ImageReadError(f"{path} is a folder, not an image file.")
+    if ext not in SUPPORTED_EXTENSIONS:
+        raise ImageReadError(f"{path.name}: unsupported file type '{ext}'. Supported: "
+                             f"{', '.join(SUPPORTED_EXTENSIONS)}.")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path.name}: the file is empty.")
+    messages: list[str] = []
+    try:
+        if ext in RSCIIO_EXTENSIONS:
+            data, px, meta = _read_rsciio(path, RSCIIO_EXTENSIONS[ext])
+        elif ext in TIFF_EXTENSIONS:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                data = tif.asarray()
+                px, meta = _tiff_pixel_size(tif)
+        elif ext == ".npy":
+            data = np.load(path, allow_pickle=False)
+            px, meta = None, {}
+        else:
+            from skimage.io import imread
+
+            data = imread(path)
+            px, meta = None, {}
+    except ImageReadError:
+        raise
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any parser failure means an unreadable file
+        raise ImageReadError(
+            f"{path.name} could not be read as a {ext} image: the file may be truncated, corrupt or "
+            f"of another format ({type(exc).__name__}: {exc})") from exc
+    try:
+        json.dumps(meta)
+    except (TypeError, ValueError):
+        meta = _jsonable(meta)
+    return _finish(data, px, name, meta, messages, str(path))
+
+
+def write_tiff(path: str | Path, image: np.ndarray, pixel_size_nm: float | None) -> None:
+    """Write a float32 ImageJ TIFF with the pixel size in nm (atomically).
+
+    Raises
+    ------
+    OutputError
+        If the file cannot be written; an existing file is then left as it was.
+    """
+    import os
+
+    import tifffile
+
+    from .table import check_writable
+
+    path = check_writable(path)
+    tmp = path.with_name(f".{path.name}.part")
+    kwargs: dict = {"imagej": True}
+    if pixel_size_nm:
+        kwargs["resolution"] = (1.0 / pixel_size_nm, 1.0 / pixel_size_nm)
+        kwargs["metadata"] = {"unit": "nm"}
+    try:
+        tifffile.imwrite(tmp, np.asarray(image, np.float32), **kwargs)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"Cannot write {path}: {exc.strerror or exc}; nothing was "
+                          "changed.") from exc
+    finally:
+        tmp.unlink(missing_ok=True)

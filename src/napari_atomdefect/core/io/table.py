@@ -1,0 +1,259 @@
+"""Tables written to disk: the defect CSV schema, site tables, and atomic CSV writing."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import OutputError, TableError
+from ..materials.materials import DEFECT_CLASSES
+
+#: Columns of a defect CSV (``atomdefect detect`` output and the napari writer).
+DEFECT_COLUMNS = ["y_px", "x_px", "y_nm", "x_nm", "class", "confidence", "source"]
+#: Optional columns of a movie's defect CSV: the frame (0-based) and the track (-1: not linked).
+MOVIE_COLUMNS = ["frame", "track_id"]
+
+
+class UnknownClassWarning(UserWarning):
+    """A defect table holds class names that are not defect classes of this plugin."""
+
+
+def defects_table(defects: pd.DataFrame, pixel_size_nm: float | None,
+                  confidence: np.ndarray | None = None, source: str = "simulation") -> pd.DataFrame:
+    """Defect table in the CSV schema from a frame with ``y_px, x_px, class``.
+
+    Pixel coordinates are (row, column) of the image array with pixel centres at integers; the nm
+    columns are these times the pixel size (empty when it is unknown).
+    """
+    out = pd.DataFrame({"y_px": defects["y_px"].to_numpy(float),
+                        "x_px": defects["x_px"].to_numpy(float)})
+    scale = np.nan if pixel_size_nm is None else float(pixel_size_nm)
+    out["y_nm"] = out["y_px"] * scale
+    out["x_nm"] = out["x_px"] * scale
+    out["class"] = defects["class"].astype(str).to_numpy()
+    out["confidence"] = 1.0 if confidence is None else np.asarray(confidence, float)
+    out["source"] = source
+    return out[DEFECT_COLUMNS]
+
+
+def sites_table(lattice: Any) -> pd.DataFrame:
+    """All column sites of a :class:`~..lattice.lattice.Lattice` as a table (pixels and nm).
+
+    ``lattice`` is typed loosely: ``io`` sits below ``lattice`` and does not import it.
+    """
+    parts = []
+    for name, pos, idx, ok in (
+        ("metal", lattice.metal_sites_px, lattice.metal_index, lattice.metal_refined),
+        ("chalcogen", lattice.chalcogen_sites_px, lattice.chalcogen_index,
+         lattice.chalcogen_refined),
+    ):
+        parts.append(pd.DataFrame({
+            "y_px": pos[:, 0], "x_px": pos[:, 1],
+            "y_nm": pos[:, 0] * lattice.pixel_size_nm, "x_nm": pos[:, 1] * lattice.pixel_size_nm,
+            "sublattice": name, "i": idx[:, 0], "j": idx[:, 1], "measured": ok,
+        }))
+    return pd.concat(parts, ignore_index=True)
+
+
+def check_writable(path: str | Path) -> Path:
+    """Check, before any long computation, that a result file can be written at ``path``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to be written (it may exist: it will be replaced).
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    OutputError
+        If ``path`` is a folder or another non-regular file (a device, a FIFO), if its folder is
+        missing, or if the folder does not accept new files (read-only, full).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder; give a file name for the results.")
+    if path.exists() and not path.is_file():
+        raise OutputError(f"{path} is not a regular file (a device or a pipe); results are only "
+                          "written to regular files.")
+    folder = path.parent
+    if not folder.is_dir():
+        raise OutputError(f"Cannot write {path}: the folder {folder} does not exist.")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
+    except OSError as exc:
+        raise OutputError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
+    os.close(fd)
+    os.unlink(probe)
+    return path
+
+
+def write_csv_atomic(table: pd.DataFrame, path: str | Path, float_format: str | None = "%.4f"
+                     ) -> None:
+    """Write ``table`` to ``path`` through a temporary file and a rename (never half-written).
+
+    Raises
+    ------
+    OutputError
+        If the file cannot be written (see :func:`check_writable`, or a full disk); an existing file
+        at ``path`` is then left as it was and no temporary file remains.
+    """
+    path = check_writable(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            table.to_csv(fh, index=False, float_format=float_format)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"Cannot write {path}: {exc.strerror or exc}; nothing was "
+                          "changed.") from exc
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _numeric_column(table: pd.DataFrame, column: str, name: str, required: bool) -> np.ndarray:
+    """``table[column]`` (text) as floats; a non-numeric cell, or if ``required`` an empty or NaN
+    one, raises :class:`TableError` naming the row of the file."""
+    text = table[column].str.strip()
+    empty = (text == "") | (text.str.lower() == "nan")
+    values = pd.to_numeric(text.where(~empty, "nan"), errors="coerce").to_numpy(float)
+    bad = ~np.isfinite(values) & (~empty.to_numpy() | required)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        what = "an empty" if empty.iloc[k] else "a non-numeric or infinite"
+        raise TableError(f"{name}: row {k + 2} has {what} {column} ({table[column].iloc[k]!r}); "
+                         f"every defect needs numeric {column} values.")
+    return values
+
+
+def read_defects_csv(path: str | Path) -> pd.DataFrame:
+    """Read a defect CSV: ``atomdefect detect`` output, the napari writer's, or a dev-set
+    ``labels.csv`` (only ``y_px, x_px, class`` are required; any column order; UTF-8 with or
+    without a byte-order mark).
+
+    Classes that are not one of :data:`~.materials.DEFECT_CLASSES` are kept as they are, with one
+    warning naming them.
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`DEFECT_COLUMNS` (missing nm columns are NaN, confidence 1, source manual),
+        then the integer :data:`MOVIE_COLUMNS` the file has (``frame``; ``track_id``, -1 where
+        empty).
+
+    Raises
+    ------
+    TableError
+        If the file cannot be read, is empty, lacks a required column or holds a non-numeric or
+        empty coordinate, or a frame or track that is not a whole number.
+    """
+    name = Path(path).name
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except pd.errors.EmptyDataError as exc:
+        raise TableError(f"{name} is empty; a defect table needs a header y_px, x_px, "
+                         "class.") from exc
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        reason = str(getattr(exc, "strerror", None) or exc).strip().splitlines()[0][:200]
+        raise TableError(f"Cannot read the table {name}: {reason.rstrip('.')}.") from exc
+    if not isinstance(table.index, pd.RangeIndex):  # pandas took surplus fields as an index
+        raise TableError(f"{name}: its rows have more fields than the header has columns; "
+                         "check the separator and the header line.")
+    table.columns = [str(c).strip() for c in table.columns]
+    missing = [c for c in ("y_px", "x_px", "class") if c not in table.columns]
+    if missing:
+        raise TableError(f"{name} is not a defect table: it lacks the column(s) "
+                         f"{', '.join(missing)} (expected y_px, x_px, class and optionally y_nm, "
+                         "x_nm, confidence, source).")
+    out = pd.DataFrame({c: _numeric_column(table, c, name, required=True)
+                        for c in ("y_px", "x_px")})
+    for c in ("y_nm", "x_nm"):
+        out[c] = _numeric_column(table, c, name, False) if c in table.columns else np.nan
+    out["class"] = table["class"].str.strip().to_numpy()
+    out["confidence"] = _numeric_column(table, "confidence", name, False) \
+        if "confidence" in table.columns else 1.0
+    out["source"] = table["source"].to_numpy() if "source" in table.columns else "manual"
+    unknown = sorted(set(out["class"]) - set(DEFECT_CLASSES))
+    if unknown:
+        warnings.warn(f"{name}: {len(unknown)} class name(s) are not defect classes of this "
+                      f"plugin ({', '.join(map(repr, unknown))}); they are kept as they are.",
+                      UnknownClassWarning, stacklevel=2)
+    return _movie_columns(out[DEFECT_COLUMNS].copy(), table, name)
+
+
+def _movie_columns(out: pd.DataFrame, table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Add the file's ``frame`` (required in every row) and ``track_id`` (-1 where empty) as
+    integers."""
+    for column, required in (("frame", True), ("track_id", False)):
+        if column not in table.columns:
+            continue
+        values = _numeric_column(table, column, name, required)
+        values = np.where(np.isfinite(values), values, -1.0)
+        bad = (values != np.round(values)) | (values < (0 if required else -1))
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise TableError(f"{name}: row {k + 2} has {column} {table[column].iloc[k]!r}; "
+                             f"a {column} is a whole number (0 or more).")
+        out[column] = values.astype(int)
+    return out
+
+
+def table_from_points(data: np.ndarray, features: pd.DataFrame,
+                      pixel_size_nm: float | None) -> pd.DataFrame:
+    """Defect table from Points-layer data (pixel ``(row, col)``, or ``(frame, row, col)`` for a
+    movie: then with ``frame`` and ``track_id`` columns, -1 for points without a track) and its
+    features."""
+    data = np.asarray(data, float)
+    movie = data.ndim == 2 and data.shape[1] == 3
+    frames = np.round(data[:, 0]).astype(int) if movie else None
+    data = data[:, 1:] if movie else data.reshape(-1, 2)
+    n = len(data)
+
+    def col(name: str, default: object) -> np.ndarray:
+        if name in features.columns and len(features) == n:
+            return features[name].to_numpy()
+        return np.full(n, default, dtype=object if isinstance(default, str) else float)
+
+    scale = np.nan if not pixel_size_nm else float(pixel_size_nm)
+    out = pd.DataFrame({
+        "y_px": data[:, 0], "x_px": data[:, 1],
+        "y_nm": data[:, 0] * scale, "x_nm": data[:, 1] * scale,
+        "class": pd.Series(col("class", "V_S")).astype(str).to_numpy(),
+        "confidence": pd.to_numeric(pd.Series(col("confidence", 1.0)), errors="coerce").to_numpy(),
+        "source": pd.Series(col("source", "manual")).astype(str).to_numpy(),
+    })[DEFECT_COLUMNS]
+    if movie:
+        out["frame"] = frames
+        tracks = pd.to_numeric(pd.Series(col("track_id", -1.0)), errors="coerce").to_numpy()
+        out["track_id"] = np.where(np.isfinite(tracks), tracks, -1).astype(int)
+    return out
+
+
+def pixel_size_from_table(table: pd.DataFrame) -> float | None:
+    """Pixel size implied by a table's nm and px columns (``None`` without usable nm values).
+
+    Only coordinates at least one pixel from 0 are used (the ratio of two tiny numbers is
+    imprecise), and only where the nm value is finite.
+    """
+    if not {"y_nm", "y_px", "x_nm", "x_px"} <= set(table.columns):
+        return None
+    px = np.concatenate([table.y_px.to_numpy(float), table.x_px.to_numpy(float)])
+    nm = np.concatenate([table.y_nm.to_numpy(float), table.x_nm.to_numpy(float)])
+    ok = (np.abs(px) >= 1) & np.isfinite(nm)
+    if not ok.any():
+        return None
+    value = float(np.median(nm[ok] / px[ok]))
+    return value if np.isfinite(value) and value > 0 else None

@@ -1,0 +1,127 @@
+"""Checks on image content and pixel sizes before analysis, with messages a microscopist can act on.
+
+Every pixel size given to the API, the command line or read from a file goes through
+:func:`check_pixel_size`; every image analysed goes through :func:`as_analysis_image`, which also
+clips isolated outliers (hot pixels, ±3e38 sentinels) so that one bad pixel cannot hide the lattice
+or overflow the Fourier analysis.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ..errors import AtomDefectError, BadImageError
+
+#: Smallest side length (pixels) for which lattice detection is attempted.
+MIN_SIDE_PX = 32
+#: Plausible pixel sizes (nm): the lattice constant of every preset (0.315–0.329 nm) then spans
+#: between about 2 and about 1000 pixels, the range in which the lattice can be analysed.
+PIXEL_SIZE_RANGE_NM = (3e-4, 0.15)
+#: Robust intensity range: these percentiles, widened by ``OUTLIER_MARGIN`` times their distance.
+#: Pixels beyond it are outliers (hot or dead pixels) and are clipped to it.
+ROBUST_PERCENTILES = (0.1, 99.9)
+OUTLIER_MARGIN = 0.5
+
+
+def check_pixel_size(value: object, name: str = "pixel size", plausible: bool = True) -> float:
+    """Return ``value`` as a float number of nm per pixel, or raise one clear sentence.
+
+    Parameters
+    ----------
+    value : real number
+        The pixel size in nm.
+    name : str
+        How the value is called in messages (e.g. ``"--pixel-size-nm"``).
+    plausible : bool
+        Also require ``value`` to lie in :data:`PIXEL_SIZE_RANGE_NM`.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    AtomDefectError
+        If ``value`` is not a real number, not finite and positive, or (with ``plausible``) outside
+        the range in which a 2D-material lattice can be resolved.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise AtomDefectError(
+            f"The {name} must be a number of nm per pixel, not {type(value).__name__} {value!r}.")
+    px = float(value)
+    if not (np.isfinite(px) and px > 0):
+        raise AtomDefectError(f"The {name} must be a positive number of nm per pixel, not {value}.")
+    lo, hi = PIXEL_SIZE_RANGE_NM
+    if plausible and not lo <= px <= hi:
+        raise AtomDefectError(
+            f"The {name} of {px:g} nm/px is implausible for an atomic-resolution image: it must lie "
+            f"between {lo:g} and {hi:g} nm/px (a lattice constant then spans 2 to 1000 pixels).")
+    return px
+
+
+def _clip_outliers(arr: np.ndarray) -> np.ndarray:
+    """Clip pixels far outside the robust intensity range (float64 in, float64 out)."""
+    scale = float(np.max(np.abs(arr)))
+    if scale > 1e30:  # keep every difference finite
+        arr = arr / scale
+    lo, hi = np.percentile(arr, ROBUST_PERCENTILES)
+    margin = OUTLIER_MARGIN * (hi - lo)
+    return np.clip(arr, lo - margin, hi + margin)
+
+
+def as_analysis_image(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """Return a float32 2-D copy of ``image`` fit for lattice analysis.
+
+    NaN or infinite pixels (up to 5 %) are replaced by the median; outliers beyond the robust
+    intensity range (see :data:`ROBUST_PERCENTILES`) are clipped to it.
+
+    Parameters
+    ----------
+    image : array-like
+        A single greyscale frame.
+    name : str
+        How the image is called in messages.
+
+    Raises
+    ------
+    BadImageError
+        For stacks, RGB data, non-finite values, constant images or images too small to analyse.
+    """
+    arr = np.asarray(image)
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
+        raise BadImageError(f"The {name} is not numeric (dtype {arr.dtype}).")
+    if np.iscomplexobj(arr):
+        raise BadImageError(f"The {name} is complex-valued; give its modulus or intensity.")
+    arr = np.squeeze(arr)
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+        raise BadImageError(
+            f"The {name} has colour channels (shape {arr.shape}); convert it to greyscale first "
+            "(the reader does this automatically).")
+    if arr.ndim == 3:
+        raise BadImageError(
+            f"The {name} is a stack of {arr.shape[0]} frames; analyse one frame at a time "
+            "(select a frame with the slider, or pass image[i]).")
+    if arr.ndim != 2:
+        raise BadImageError(f"The {name} must be 2-D; it has shape {arr.shape}.")
+    if min(arr.shape) < MIN_SIDE_PX:
+        raise BadImageError(
+            f"The {name} is too small ({arr.shape[0]}×{arr.shape[1]} px) to hold a few unit cells; "
+            f"at least {MIN_SIDE_PX} px per side is needed.")
+    arr = arr.astype(np.float64, copy=True)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        n_bad = int((~finite).sum())
+        frac = n_bad / arr.size
+        if frac > 0.05:
+            raise BadImageError(
+                f"{frac:.0%} of the {name}'s pixels are NaN or infinite; it cannot be analysed.")
+        arr[~finite] = np.median(arr[finite])
+    arr = _clip_outliers(arr)
+    top = float(np.max(np.abs(arr)))
+    if float(arr.max() - arr.min()) <= 1e-6 * max(top, 1e-300):
+        raise BadImageError(f"The {name} is constant: there is nothing to analyse.")
+    if top > 1e30 or top < 1e-30:  # outside the range float32 arithmetic handles safely
+        arr = (arr - arr.min()) / (arr.max() - arr.min())
+    return arr.astype(np.float32)

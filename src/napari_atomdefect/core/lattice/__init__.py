@@ -1,0 +1,1 @@
+"""Lattice finding: FFT peaks, geometric phase, site refinement, pixel-size calibration."""

@@ -1,0 +1,124 @@
+"""The one pixel-size policy shared by the GUI, the CLI and :func:`~..detect.detect.detect`.
+
+* no pixel size given -> the lattice calibrates it;
+* a pixel size **from the file** (or an earlier lattice calibration) that disagrees with the lattice
+  by more than the tolerance -> replaced by the lattice value, with a message;
+* a pixel size **typed by the user** -> kept, with a message when it disagrees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Where a pixel size can come from.
+SOURCES = ("none", "file", "lattice", "user")
+
+
+@dataclass(frozen=True)
+class PixelSizeChoice:
+    """The pixel size to use and why.
+
+    Attributes
+    ----------
+    pixel_size_nm : float
+        The pixel size in use.
+    source : str
+        ``"file"``, ``"lattice"`` or ``"user"``: where the value in use comes from.
+    lattice_nm : float
+        The lattice calibration (for comparison).
+    given_nm : float or None
+        The value that was given (``None`` if none was).
+    disagreement : float or None
+        Relative difference between the given value and the lattice (``None`` if none was given).
+    message : str or None
+        A sentence for the user when the lattice calibrated, replaced or contradicted the value.
+    """
+
+    pixel_size_nm: float
+    source: str
+    lattice_nm: float
+    given_nm: float | None
+    disagreement: float | None
+    message: str | None
+
+
+def choose_pixel_size(given_nm: float | None, source: str, lattice_nm: float, material: str,
+                      tolerance: float, lattice_constant_nm: float | None = None
+                      ) -> PixelSizeChoice:
+    """Apply the calibration policy.
+
+    Parameters
+    ----------
+    given_nm : float or None
+        The pixel size given with the image (``None``: unknown).
+    source : {"none", "file", "lattice", "user"}
+        Where ``given_nm`` comes from. ``"file"`` and ``"lattice"`` values yield to the lattice
+        when they disagree by more than ``tolerance``; ``"user"`` values are kept.
+    lattice_nm : float
+        The pixel size the material's lattice constant implies.
+    material : str
+        Material name (for the messages).
+    tolerance : float
+        Largest relative disagreement accepted silently.
+    lattice_constant_nm : float, optional
+        The material's lattice constant, quoted in the message when the lattice calibrates.
+
+    Returns
+    -------
+    PixelSizeChoice
+    """
+    if given_nm is None or source == "none":
+        return PixelSizeChoice(float(lattice_nm), "lattice", float(lattice_nm), None, None,
+                               f"Pixel size calibrated from the {material} lattice"
+                               + (f" constant ({lattice_constant_nm:.4f} nm)"
+                                  if lattice_constant_nm else "")
+                               + f": {lattice_nm:.5f} nm/px.")
+    diff = abs(given_nm - lattice_nm) / lattice_nm
+    kind = "user" if source == "user" else source
+    if diff <= tolerance:
+        return PixelSizeChoice(float(given_nm), kind, float(lattice_nm), float(given_nm), diff,
+                               None)
+    if kind == "user":
+        msg = (f"The pixel size you gave ({given_nm:.5f} nm/px) disagrees with the {material} "
+               f"lattice ({lattice_nm:.5f} nm/px) by {diff:.1%}; it is kept as given. Check the "
+               "calibration or the material.")
+        return PixelSizeChoice(float(given_nm), "user", float(lattice_nm), float(given_nm), diff,
+                               msg)
+    what = "file's" if kind == "file" else "earlier"
+    msg = (f"The {what} pixel size ({given_nm:.5f} nm/px) disagrees with the {material} lattice "
+           f"({lattice_nm:.5f} nm/px) by {diff:.1%}; using the lattice calibration. If the "
+           f"material is not {material}, choose the right one, or type the pixel size.")
+    return PixelSizeChoice(float(lattice_nm), "lattice", float(lattice_nm), float(given_nm), diff,
+                           msg)
+
+
+def describe_choice(choice: PixelSizeChoice, given_source: str = "none") -> str:
+    """One line for the Detect widget: the pixel size in use, where it came from, and the
+    disagreement with the lattice when there is one.
+
+    Parameters
+    ----------
+    choice : PixelSizeChoice
+        The outcome of :func:`choose_pixel_size`.
+    given_source : str
+        Where the given value came from (``"file"``, ``"lattice"``, ``"user"`` or ``"none"``).
+
+    Returns
+    -------
+    str
+    """
+    where = {"file": "from the file", "lattice": "calibrated from the lattice",
+             "user": "typed by you"}.get(choice.source, choice.source)
+    text = f"In use: {choice.pixel_size_nm:.5f} nm/px ({where})"
+    if choice.given_nm is not None and choice.disagreement:
+        said = {"file": "the file says", "user": "you typed", "lattice": "the earlier calibration"
+                " was"}.get(given_source, "given")
+        if choice.source == "lattice":
+            text += f"; {said} {choice.given_nm:.5f} nm/px ({choice.disagreement:.1%} off)"
+        else:
+            text += (f"; the lattice says {choice.lattice_nm:.5f} nm/px "
+                     f"({choice.disagreement:.1%} off)")
+    return text + "."
+
+
+__all__ = ["PixelSizeChoice", "SOURCES", "choose_pixel_size", "describe_choice"]

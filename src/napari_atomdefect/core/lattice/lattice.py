@@ -1,0 +1,363 @@
+"""Lattice detection for 2H-TMD monolayers: vectors, sublattices, locally refined sites, calibration.
+
+Pipeline (all steps tolerate scan distortion that varies across the field):
+
+1. :func:`~.fft_peaks.find_reciprocal_basis` picks the hexagon of first-order spots.
+2. :mod:`.gpa` turns two reflections into smooth fractional-coordinate maps ``(u(r), v(r))``: the lattice
+   follows drift and shear instead of being a rigid grid.
+3. The image folded onto one cell (mean over all cells) shows the two occupied honeycomb sites and the
+   empty hollow; the material's expected contrast says which one is the metal.
+4. Every site predicted from the maps is refined to the local intensity maximum; missing or faint
+   columns (vacancies) and outliers fall back to the prediction corrected by their neighbours.
+5. The global vectors are the least-squares fit of the refined metal sites; the pixel size is
+   calibrated from the material's lattice constant when the file has none or a wrong one.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import NoLatticeError
+from ..io.validate import as_analysis_image, check_pixel_size
+from ..materials.materials import Material, get_material
+from .fft_peaks import find_reciprocal_basis
+from .gpa import PhaseMap, image_spectrum, mean_frequency, phase_map
+from .mean_cell import fold_onto_cell
+from .sites import box_smooth, centroid_refine, neighbour_mean, refine_peaks
+
+#: File and lattice calibrations further apart than this are reported (relative difference).
+CALIBRATION_TOLERANCE = 0.03
+#: Fewest unit cells for a usable lattice.
+MIN_CELLS = 6
+#: Margin (in lattice constants) that an unmeasured border site must keep from the image edge.
+BORDER_MARGIN_A = 0.05
+#: Chalcogen sublattice offset from the metal in the normalised basis (fractional coordinates).
+CHALCOGEN_OFFSET = np.array([1.0 / 3.0, 1.0 / 3.0])
+
+#: Fractional lattice coordinates ``(N, 2)`` of image points ``(N, 2)``.
+FracFn = Callable[[np.ndarray], np.ndarray]
+
+
+class CalibrationWarning(UserWarning):
+    """The pixel size from the file and the one from the lattice disagree."""
+
+
+@dataclass
+class Lattice:
+    """A detected 2H-TMD lattice.
+
+    The basis is normalised: ``a1`` and ``a2`` are 60 degrees apart, right-handed in ``(row, col)``
+    (``a1[0]*a2[1] - a1[1]*a2[0] > 0``) and the chalcogen of the cell with metal site ``(i, j)`` is
+    at ``metal + (a1 + a2) / 3``.
+
+    Attributes
+    ----------
+    a1_px, a2_px : ndarray
+        Global primitive vectors ``(row, col)`` in pixels (least-squares fit of the metal sites).
+    origin_px : ndarray
+        Position of metal site ``(0, 0)`` of the global fit.
+    pixel_size_nm : float
+        Pixel size used for physical units.
+    calibration : str
+        Where the pixel size came from: ``"file"``, ``"user"`` or ``"lattice"``.
+    pixel_size_lattice_nm : float
+        Pixel size implied by the material's lattice constant.
+    material : Material
+    shape : tuple
+        Image shape.
+    metal_sites_px, chalcogen_sites_px : ndarray
+        ``(N, 2)`` locally refined site positions ``(row, col)``.
+    metal_index, chalcogen_index : ndarray
+        ``(N, 2)`` integer cell indices ``(i, j)`` of each site.
+    metal_refined, chalcogen_refined : ndarray of bool
+        Whether the position was measured (False: predicted from the lattice, e.g. a vacancy).
+    messages : list of str
+        Notes for the user (calibration changes, warnings).
+    """
+
+    a1_px: np.ndarray
+    a2_px: np.ndarray
+    origin_px: np.ndarray
+    pixel_size_nm: float
+    calibration: str
+    pixel_size_lattice_nm: float
+    material: Material
+    shape: tuple
+    metal_sites_px: np.ndarray
+    metal_index: np.ndarray
+    metal_refined: np.ndarray
+    chalcogen_sites_px: np.ndarray
+    chalcogen_index: np.ndarray
+    chalcogen_refined: np.ndarray
+    messages: list = field(default_factory=list)
+    phase_maps: tuple = field(default=(), repr=False)
+    frac_sign: float = 1.0
+
+    @property
+    def n_cells(self) -> int:
+        """Number of unit cells (metal sites) in the field of view."""
+        return int(len(self.metal_sites_px))
+
+    @property
+    def a_px(self) -> float:
+        """Mean lattice constant in pixels (from the cell area, robust to obliquity)."""
+        area = abs(self.a1_px[0] * self.a2_px[1] - self.a1_px[1] * self.a2_px[0])
+        return float(np.sqrt(area / (np.sqrt(3) / 2)))
+
+    def fractional(self, points: np.ndarray) -> np.ndarray:
+        """Local fractional lattice coordinates ``(u, v)`` of image points (follows distortion)."""
+        points = np.atleast_2d(np.asarray(points, float))
+        pm1, pm2 = self.phase_maps
+        uv = np.stack([pm1.total_phase_cycles(points), pm2.total_phase_cycles(points)], axis=1)
+        return self.frac_sign * uv
+
+    def to_dict(self, sites: bool = True) -> dict:
+        """JSON-ready summary (the format of ``atomdefect lattice --json``)."""
+        out = {
+            "a1_px": [float(v) for v in self.a1_px],
+            "a2_px": [float(v) for v in self.a2_px],
+            "pixel_size_nm": float(self.pixel_size_nm),
+            "calibration": self.calibration,
+            "n_cells": self.n_cells,
+        }
+        if sites:
+            out["metal_sites_px"] = np.round(self.metal_sites_px, 3).tolist()
+            out["chalcogen_sites_px"] = np.round(self.chalcogen_sites_px, 3).tolist()
+        out["material"] = self.material.name
+        out["pixel_size_lattice_nm"] = float(self.pixel_size_lattice_nm)
+        out["messages"] = list(self.messages)
+        return out
+
+
+def _mean_cell(smoothed: np.ndarray, frac_fn: FracFn, bins: int = 24,
+               max_points: int = 120_000) -> np.ndarray:
+    """Image folded onto one unit cell: mean intensity per fractional-coordinate bin."""
+    h, w = smoothed.shape
+    stride = max(1, int(np.sqrt(h * w / max_points)))
+    rr, cc = np.mgrid[0:h:stride, 0:w:stride]
+    pts = np.stack([rr.ravel(), cc.ravel()], axis=1).astype(float)
+    vals = smoothed[rr.ravel(), cc.ravel()]
+    cell, counts, _ = fold_onto_cell(vals, frac_fn(pts), bins)
+    cell[counts == 0] = np.mean(vals)
+    return ndimage.gaussian_filter(cell, 1.0, mode="wrap")
+
+
+def _cell_peak(cell: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Sub-bin position (fractional) of the mean-cell maximum near bin ``where``."""
+    bins = cell.shape[0]
+    i, j = int(where[0]) % bins, int(where[1]) % bins
+    c0 = cell[i, j]
+    up, dn = cell[(i - 1) % bins, j], cell[(i + 1) % bins, j]
+    lf, rt = cell[i, (j - 1) % bins], cell[i, (j + 1) % bins]
+    di = 0.5 * (up - dn) / (up - 2 * c0 + dn) if (up - 2 * c0 + dn) < 0 else 0.0
+    dj = 0.5 * (lf - rt) / (lf - 2 * c0 + rt) if (lf - 2 * c0 + rt) < 0 else 0.0
+    return (np.array([i + np.clip(di, -0.5, 0.5), j + np.clip(dj, -0.5, 0.5)]) + 0.5) / bins
+
+
+def _solve_positions(frac_fn: FracFn, targets: np.ndarray, basis: np.ndarray,
+                     start: np.ndarray) -> np.ndarray:
+    """Image positions whose local fractional coordinates equal ``targets`` (Newton iterations)."""
+    r = start + (targets - frac_fn(start[None, :])) @ basis
+    for _ in range(4):
+        r = r - (frac_fn(r) - targets) @ basis
+    return r
+
+
+def _index_range(frac_fn: FracFn, shape: tuple[int, ...]) -> np.ndarray:
+    h, w = shape
+    corners = np.array([[0, 0], [0, w - 1], [h - 1, 0], [h - 1, w - 1], [h / 2, w / 2]], float)
+    uv = frac_fn(corners)
+    lo = np.floor(uv.min(axis=0)) - 2
+    hi = np.ceil(uv.max(axis=0)) + 2
+    ii, jj = np.meshgrid(np.arange(lo[0], hi[0] + 1), np.arange(lo[1], hi[1] + 1), indexing="ij")
+    return np.stack([ii.ravel(), jj.ravel()], axis=1)
+
+
+def _refine_sublattice(image: np.ndarray, smoothed: np.ndarray, predicted: np.ndarray,
+                       index: np.ndarray, radius: float, background: float, sigma: float,
+                       min_rel_height: float = 0.4):
+    """Refine one sublattice; faint columns and outliers take their neighbours' correction."""
+    refined, height, ok = refine_peaks(smoothed, predicted, radius)
+    refined = centroid_refine(image, refined, sigma, background, max_shift=radius)
+    rel = height - background
+    typical = np.nanmedian(rel[ok]) if ok.any() else np.nan
+    strong = ok & (rel > min_rel_height * typical) if np.isfinite(typical) else ok
+    resid = refined - predicted
+    nbr = neighbour_mean(resid, index, strong, size=3)
+    missing = np.isnan(nbr[:, 0])
+    if missing.any():
+        nbr[missing] = neighbour_mean(resid, index, strong, size=7)[missing]
+    nbr = np.nan_to_num(nbr)
+    dev = np.hypot(*(resid - nbr).T)
+    spread = 1.4826 * np.median(dev[strong]) if strong.any() else 0.0
+    good = strong & (dev <= max(4.0 * spread, 0.08 * radius / 0.22))
+    model = predicted + nbr
+    final = np.where(good[:, None], refined, model)
+    return final, good
+
+
+def find_lattice(
+    image: np.ndarray,
+    material: str | Material = "MoS2",
+    pixel_size_nm: float | None = None,
+    calibration: str = "user",
+) -> Lattice:
+    """Detect the lattice, its metal and chalcogen sites, and calibrate the pixel size.
+
+    Parameters
+    ----------
+    image : ndarray
+        A single 2-D HAADF-STEM frame (bright atoms).
+    material : str or Material
+        Preset name; its lattice constant calibrates the pixel size and its contrast tells the metal
+        sublattice from the chalcogen one.
+    pixel_size_nm : float, optional
+        Known pixel size. ``None`` calibrates from the lattice.
+    calibration : {"user", "file", "lattice"}
+        Where ``pixel_size_nm`` comes from. A file (or earlier lattice) calibration that disagrees
+        with the lattice by more than ``CALIBRATION_TOLERANCE`` is replaced by the lattice value (with
+        a warning); a user value is kept (with a warning when it disagrees). See
+        :func:`~.calibration_policy.choose_pixel_size`.
+
+    Returns
+    -------
+    Lattice
+
+    Raises
+    ------
+    NoLatticeError
+        If no hexagonal lattice is present (amorphous or non-periodic input) or too few cells are.
+    BadImageError
+        For stacks, RGB, NaN-filled, constant or tiny images.
+    AtomDefectError
+        If ``pixel_size_nm`` is not a number or (unless it comes from a file) lies outside
+        :data:`~.validate.PIXEL_SIZE_RANGE_NM`.
+    """
+    mat = get_material(material)
+    arr = as_analysis_image(image)
+    if pixel_size_nm is not None:  # a file's value may be implausible: calibration replaces it
+        pixel_size_nm = check_pixel_size(pixel_size_nm, plausible=calibration != "file")
+    basis0 = find_reciprocal_basis(arr)
+    period = float(1.0 / min(np.linalg.norm(basis0.g1), np.linalg.norm(basis0.g2)))
+    spectrum, pad = image_spectrum(arr, period)
+    pm1 = phase_map(spectrum, basis0.g1, pad)
+    pm2 = phase_map(spectrum, basis0.g2, pad)
+    del spectrum
+    g = np.stack([mean_frequency(pm1), mean_frequency(pm2)])
+    basis = np.linalg.inv(g).T  # rows a1, a2 with a_i . g_j = delta_ij
+    if basis[0, 0] * basis[1, 1] - basis[0, 1] * basis[1, 0] < 0:  # make right-handed
+        pm1, pm2 = pm2, pm1
+        basis = basis[::-1].copy()
+    sign = 1.0
+
+    def frac_fn(points: np.ndarray, _s: float | None = None) -> np.ndarray:
+        s = sign if _s is None else _s
+        return s * np.stack([pm1.total_phase_cycles(points), pm2.total_phase_cycles(points)], 1)
+
+    a_px0 = float(np.sqrt(abs(np.linalg.det(basis)) / (np.sqrt(3) / 2)))
+    smoothed = box_smooth(arr, max(0.8, 0.08 * a_px0))
+
+    # Sublattices from the image folded onto one cell.
+    cell = _mean_cell(smoothed, frac_fn)
+    bins = cell.shape[0]
+    third = bins // 3
+    site_a = np.array(np.unravel_index(np.argmax(cell), cell.shape))
+    cand_b, cand_h = site_a + third, site_a + 2 * third
+    i_b = cell[tuple(cand_b % bins)]
+    i_h = cell[tuple(cand_h % bins)]
+    if i_b < i_h:
+        cand_b, cand_h = cand_h, cand_b
+        i_b, i_h = i_h, i_b
+    i_a = cell.max()
+    messages: list[str] = []
+    w_m, w_x = mat.column_contrast()
+    metal_bin, chalc_bin = (site_a, cand_b) if w_m >= w_x else (cand_b, site_a)
+    if (i_b - i_h) < 0.05 * (i_a - i_h):
+        messages.append("The second sublattice is barely visible; chalcogen sites are placed "
+                        "from the lattice geometry.")
+    off_m = _cell_peak(cell, metal_bin)
+    step = np.mod(np.round((chalc_bin - metal_bin) / third), 3)
+    if np.all(step == 2):  # chalcogen at -(a1+a2)/3: rotate the basis by 180 degrees
+        sign = -1.0
+        basis = -basis
+        off_m = np.mod(-off_m, 1.0)
+
+    # Predict, refine and clean every site.
+    h, w = arr.shape
+    index = _index_range(frac_fn, arr.shape)
+    centre = np.array([h / 2, w / 2])
+    amp_ref = np.sqrt(np.median(pm1.amplitude) * np.median(pm2.amplitude))
+
+    def predict(offset: np.ndarray):
+        pos = _solve_positions(frac_fn, index + offset, basis, centre)
+        slack = 0.5 + 0.1 * a_px0  # the final cut (in_field) follows refinement
+        inside = ((pos[:, 0] >= -slack) & (pos[:, 0] <= h - 1 + slack) & (pos[:, 1] >= -slack)
+                  & (pos[:, 1] <= w - 1 + slack))
+        amp = np.sqrt(pm1.amplitude_at(np.clip(pos, 0, None)) * pm2.amplitude_at(
+            np.clip(pos, 0, None)))
+        keep = inside & (amp > 0.3 * amp_ref)
+        return pos[keep], index[keep].astype(int)
+
+    metal_pred, metal_idx = predict(off_m)
+    chalc_pred, chalc_idx = predict(off_m + CHALCOGEN_OFFSET)
+    hollow_pred, _ = predict(off_m + 2 * CHALCOGEN_OFFSET)
+    if len(metal_pred) < MIN_CELLS:
+        raise NoLatticeError(
+            f"Only {len(metal_pred)} unit cells were found; at least {MIN_CELLS} are needed. "
+            "The crystalline area is too small or the image is mostly amorphous.")
+    background = float(np.median(ndimage.map_coordinates(smoothed, hollow_pred.T, order=1))) \
+        if len(hollow_pred) else float(np.percentile(smoothed, 5))
+    radius = 0.2 * a_px0
+    sigma_col = 0.11 * a_px0
+    metal_pos, metal_ok = _refine_sublattice(arr, smoothed, metal_pred, metal_idx, radius,
+                                             background, sigma_col)
+    chalc_pos, chalc_ok = _refine_sublattice(arr, smoothed, chalc_pred, chalc_idx, radius,
+                                             background, sigma_col)
+
+    def in_field(pos: np.ndarray, measured: np.ndarray) -> np.ndarray:
+        # A border column that could not be measured keeps its neighbours' position correction,
+        # which can be off by a pixel or two: it must lie a little further inside.
+        edge = np.where(measured, 0.0, BORDER_MARGIN_A * a_px0)
+        return ((pos[:, 0] >= -0.5 + edge) & (pos[:, 0] <= h - 0.5 - edge)
+                & (pos[:, 1] >= -0.5 + edge) & (pos[:, 1] <= w - 0.5 - edge))
+
+    keep = in_field(metal_pos, metal_ok)
+    metal_pos, metal_idx, metal_ok = metal_pos[keep], metal_idx[keep], metal_ok[keep]
+    keep = in_field(chalc_pos, chalc_ok)
+    chalc_pos, chalc_idx, chalc_ok = chalc_pos[keep], chalc_idx[keep], chalc_ok[keep]
+
+    # Global vectors: least squares on well-measured metal sites (all sites if too few).
+    use = metal_ok if metal_ok.sum() >= MIN_CELLS else np.ones(len(metal_pos), bool)
+    design = np.column_stack([np.ones(use.sum()), metal_idx[use]])
+    coef, *_ = np.linalg.lstsq(design, metal_pos[use], rcond=None)
+    origin, a1, a2 = coef[0], coef[1], coef[2]
+    a_px = float(np.sqrt(abs(a1[0] * a2[1] - a1[1] * a2[0]) / (np.sqrt(3) / 2)))
+    px_lattice = mat.a_nm / a_px
+
+    # The calibration policy (one for GUI, CLI and API): see core/lattice/calibration_policy.py.
+    from .calibration_policy import choose_pixel_size
+
+    choice = choose_pixel_size(pixel_size_nm, calibration if pixel_size_nm is not None else "none",
+                               px_lattice, mat.name, CALIBRATION_TOLERANCE, mat.a_nm)
+    px_used, source = choice.pixel_size_nm, choice.source
+    if choice.message:
+        messages.append(choice.message)
+        if choice.given_nm is not None:
+            warnings.warn(choice.message, CalibrationWarning, stacklevel=2)
+
+    return Lattice(
+        a1_px=np.asarray(a1), a2_px=np.asarray(a2), origin_px=np.asarray(origin),
+        pixel_size_nm=float(px_used), calibration=source, pixel_size_lattice_nm=float(px_lattice),
+        material=mat, shape=arr.shape,
+        metal_sites_px=metal_pos, metal_index=metal_idx, metal_refined=metal_ok,
+        chalcogen_sites_px=chalc_pos, chalcogen_index=chalc_idx, chalcogen_refined=chalc_ok,
+        messages=messages, phase_maps=(pm1, pm2), frac_sign=sign,
+    )
+
+
+__all__ = ["CalibrationWarning", "Lattice", "PhaseMap", "find_lattice"]

@@ -1,0 +1,1 @@
+"""Materials: the material table and the HAADF physics of atomic columns."""

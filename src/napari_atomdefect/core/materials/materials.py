@@ -1,0 +1,91 @@
+"""Material presets for 2H transition-metal dichalcogenide (TMD) monolayers.
+
+A 2H-TMD monolayer seen along [001] is a honeycomb of metal columns (one atom) and chalcogen
+columns (two atoms, one above the other). The lattice constant ``a`` is the metal–metal distance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import UnknownMaterialError
+
+#: Defect classes, in the order used by the models (index 0 is "pristine").
+DEFECT_CLASSES: tuple[str, ...] = ("V_S", "V_S2", "O_S", "V_Mo")
+#: Classes that sit on a chalcogen column.
+CHALCOGEN_DEFECTS: tuple[str, ...] = ("V_S", "V_S2", "O_S")
+#: Classes that sit on a metal column.
+METAL_DEFECTS: tuple[str, ...] = ("V_Mo",)
+
+#: Per-pixel classes of label maps and U-Net outputs (pristine columns are "metal"/"chalcogen").
+SEGMENT_CLASSES: tuple[str, ...] = ("background", "metal", "chalcogen", "V_S", "V_S2", "O_S",
+                                    "V_Mo")
+
+ATOMIC_NUMBER: dict[str, int] = {"O": 8, "S": 16, "Se": 34, "Mo": 42, "W": 74}
+
+
+@dataclass(frozen=True)
+class Material:
+    """A 2H-TMD monolayer preset.
+
+    Attributes
+    ----------
+    name : str
+        Chemical formula, e.g. ``"MoS2"``.
+    a_nm : float
+        In-plane lattice constant (metal–metal distance) in nm.
+    metal, chalcogen, light_substituent : str
+        Element symbols. ``light_substituent`` replaces one chalcogen in the ``O_S`` class
+        ("light substitution"; oxygen for every preset).
+    """
+
+    name: str
+    a_nm: float
+    metal: str
+    chalcogen: str
+    light_substituent: str = "O"
+
+    @property
+    def z_metal(self) -> int:
+        """Atomic number of the metal."""
+        return ATOMIC_NUMBER[self.metal]
+
+    @property
+    def z_chalcogen(self) -> int:
+        """Atomic number of the chalcogen."""
+        return ATOMIC_NUMBER[self.chalcogen]
+
+    @property
+    def metal_chalcogen_distance_nm(self) -> float:
+        """Projected metal–chalcogen column distance, ``a / sqrt(3)``."""
+        return self.a_nm / 3**0.5
+
+    def column_contrast(self, exponent: float = 1.7) -> tuple[float, float]:
+        """Expected HAADF weights ``(metal column, chalcogen column)`` under a ``Z**n`` rule."""
+        return self.z_metal**exponent, 2 * self.z_chalcogen**exponent
+
+
+MATERIALS: dict[str, Material] = {
+    "MoS2": Material("MoS2", 0.3160, "Mo", "S"),
+    "WS2": Material("WS2", 0.3153, "W", "S"),
+    "MoSe2": Material("MoSe2", 0.3288, "Mo", "Se"),
+    "WSe2": Material("WSe2", 0.3282, "W", "Se"),
+}
+
+
+def get_material(name: str | Material) -> Material:
+    """Return the preset called ``name`` (case-insensitive).
+
+    Raises
+    ------
+    UnknownMaterialError
+        If no preset has that name.
+    """
+    if isinstance(name, Material):
+        return name
+    for key, mat in MATERIALS.items():
+        if key.lower() == str(name).strip().lower():
+            return mat
+    raise UnknownMaterialError(
+        f"Unknown material {name!r}. Known materials: {', '.join(MATERIALS)}."
+    )

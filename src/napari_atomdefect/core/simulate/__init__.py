@@ -1,0 +1,1 @@
+"""Simulated HAADF-STEM images with known defects (ground truth)."""

@@ -1,0 +1,471 @@
+"""Fast incoherent HAADF-STEM simulator for 2H-TMD monolayers with labelled point defects.
+
+The model is the incoherent imaging approximation: the image is a sum over atomic columns of a
+column weight times the probe intensity (a narrow Gaussian core plus a broad tail, which also absorbs
+the effective source size), seen through a distorted scan, on a smooth background, with Poisson shot
+noise at a given dose and Gaussian read noise.
+
+Column weights are ``sum_i w(Z_i)`` over the atoms of a column, with ``w(Z) = Z**n`` by default and a
+sub-linear factor for the second atom of a chalcogen column (channelling); the weight of the light
+substituent relative to the chalcogen can be set on its own because the ``Z**n`` rule overestimates
+light atoms at HAADF angles.
+
+Coordinates are ``(row, col)`` pixels with pixel centres at integers, as in numpy arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from ..materials.materials import (
+    ATOMIC_NUMBER,
+    CHALCOGEN_DEFECTS,
+    METAL_DEFECTS,
+    Material,
+    get_material,
+)
+
+FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+
+#: Default fractions of sites carrying each defect (of chalcogen sites, or of metal sites for V_Mo).
+DEFAULT_DEFECT_FRACTIONS: dict[str, float] = {"V_S": 0.04, "V_S2": 0.015, "O_S": 0.03, "V_Mo": 0.01}
+
+
+@dataclass
+class MicroscopeParams:
+    """Imaging conditions of the simulated microscope.
+
+    Attributes
+    ----------
+    probe_fwhm_nm : float
+        FWHM of the probe core, effective source size included.
+    tail_fraction, tail_fwhm_nm : float
+        Fraction of the probe intensity in a broad Gaussian tail, and its FWHM.
+    z_exponent : float
+        ``n`` in the column weight ``Z**n`` (1.6–2.0 at HAADF angles), used for elements that
+        ``element_weights`` does not list.
+    element_weights : dict or None
+        Weight per element symbol (e.g. from :func:`~.physics.element_weights`, HAADF
+        cross-sections of a given voltage and detector); a Mo-weight column is ``42**1.7``.
+    light_ratio : float or None
+        Weight of the light substituent (O) relative to one chalcogen atom. ``None`` uses ``Z**n``.
+    second_atom_factor : float
+        Contribution of the second atom of a two-atom column relative to the first (<= 1).
+    metal_cross_section_A2 : float
+        Effective HAADF cross-section (Å²) of a column of molybdenum weight: the fraction of the
+        probe's electrons that reach the detector is this times the probe intensity per Å² at the
+        column. Sets the electron counts together with the dose.
+    row_jitter_nm : float
+        Standard deviation of the random horizontal shift of each scan line.
+    drift_nm : float
+        Amplitude of the smooth, slowly varying drift along the slow-scan axis (x and y).
+    shear : float
+        Horizontal shift per row (dimensionless); makes the lattice oblique.
+    y_stretch : float
+        Relative stretch of the slow-scan (row) axis.
+    background : float
+        Amplitude of the smooth background relative to the mean column signal.
+    line_noise : float
+        Standard deviation of a random offset added to each scan line, relative to the peak of
+        a Mo-weight column (horizontal streaks of real scans).
+    dose_e_per_A2 : float or None
+        Electron dose in e/Å². ``None`` gives the noise-free expected image.
+    read_noise_e : float
+        Gaussian read-out noise in electrons per pixel.
+    """
+
+    probe_fwhm_nm: float = 0.09
+    tail_fraction: float = 0.15
+    tail_fwhm_nm: float = 0.4
+    z_exponent: float = 1.7
+    element_weights: dict | None = None
+    light_ratio: float | None = None
+    second_atom_factor: float = 0.9
+    metal_cross_section_A2: float = 0.012
+    row_jitter_nm: float = 0.004
+    drift_nm: float = 0.015
+    shear: float = 0.0
+    y_stretch: float = 0.0
+    background: float = 0.05
+    line_noise: float = 0.0
+    dose_e_per_A2: float | None = 1e5
+    read_noise_e: float = 1.0
+
+    @classmethod
+    def random(cls, rng: np.random.Generator, material: str | Material = "MoS2",
+               **fixed: Any) -> MicroscopeParams:
+        """Draw plausible aberration-corrected HAADF conditions at random (keywords fix values).
+
+        Column weights come from single-atom HAADF cross-sections for a random voltage and
+        detector, with the uncertain channelling effects randomised (see :mod:`.physics`).
+        """
+        from ..materials.physics import random_column_physics
+
+        phys = random_column_physics(get_material(material), rng)
+        values = dict(
+            probe_fwhm_nm=rng.uniform(0.07, 0.12),
+            tail_fraction=rng.uniform(0.05, 0.3),
+            tail_fwhm_nm=rng.uniform(0.25, 0.6),
+            z_exponent=rng.uniform(1.6, 2.0),
+            element_weights=phys["element_weights"],
+            light_ratio=phys["light_ratio"],
+            second_atom_factor=phys["second_atom_factor"],
+            metal_cross_section_A2=rng.uniform(0.006, 0.025),
+            row_jitter_nm=rng.uniform(0.0, 0.012),
+            drift_nm=rng.uniform(0.0, 0.04),
+            shear=rng.uniform(-0.04, 0.04),
+            y_stretch=rng.uniform(-0.04, 0.04),
+            background=rng.uniform(0.0, 0.2),
+            line_noise=rng.choice([0.0, rng.uniform(0.0, 0.04)]),
+            dose_e_per_A2=10 ** rng.uniform(4.0, 6.0),
+            read_noise_e=rng.uniform(0.0, 2.0),
+        )
+        values.update(fixed)
+        return cls(**values)
+
+
+@dataclass
+class SimulatedImage:
+    """Result of :func:`simulate_image`.
+
+    Attributes
+    ----------
+    image : ndarray of float32
+        Noisy image in detected electrons per pixel (equal to ``clean`` when the dose is ``None``).
+    clean : ndarray of float32
+        Expected electrons per pixel, without noise.
+    pixel_size_nm : float
+        Pixel size.
+    sites : DataFrame
+        Every column site in the field of view: ``y_px, x_px, sublattice ('metal'|'chalcogen'),
+        class ('metal'|'chalcogen' for pristine, or a defect class), i, j`` (lattice indices).
+    defects : DataFrame
+        The defective sites only: ``y_px, x_px, class``.
+    a1_px, a2_px : ndarray
+        Primitive lattice vectors ``(row, col)`` in pixels before scan distortion.
+    material : Material
+    params : MicroscopeParams
+    rotation_deg : float
+    seed : int or None
+    """
+
+    image: np.ndarray
+    clean: np.ndarray
+    pixel_size_nm: float
+    sites: pd.DataFrame
+    defects: pd.DataFrame
+    a1_px: np.ndarray
+    a2_px: np.ndarray
+    material: Material
+    params: MicroscopeParams
+    rotation_deg: float
+    seed: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def metadata(self) -> dict:
+        """JSON-serialisable description of the simulation."""
+        return {
+            "material": self.material.name,
+            "pixel_size_nm": self.pixel_size_nm,
+            "shape": list(self.image.shape),
+            "rotation_deg": self.rotation_deg,
+            "seed": self.seed,
+            "a1_px": [float(v) for v in self.a1_px],
+            "a2_px": [float(v) for v in self.a2_px],
+            "params": asdict(self.params),
+            "defect_counts": self.defects["class"].value_counts().to_dict(),
+        }
+
+
+def element_weight(symbol: str, params: MicroscopeParams, material: Material) -> float:
+    """HAADF weight of one atom; the light substituent is scaled against the chalcogen."""
+    if symbol == material.light_substituent and params.light_ratio is not None:
+        return params.light_ratio * element_weight(material.chalcogen, params, material)
+    if params.element_weights and symbol in params.element_weights:
+        return float(params.element_weights[symbol])
+    return float(ATOMIC_NUMBER[symbol] ** params.z_exponent)
+
+
+def column_weight(cls: str, sublattice: str, params: MicroscopeParams, material: Material,
+                  rng: np.random.Generator | None = None) -> float:
+    """Weight of one column of a given class (``'metal'``/``'chalcogen'`` = pristine)."""
+    s = params.second_atom_factor
+    w_x = element_weight(material.chalcogen, params, material)
+    if sublattice == "metal":
+        return 0.0 if cls == "V_Mo" else element_weight(material.metal, params, material)
+    if cls == "V_S":
+        return w_x
+    if cls == "V_S2":
+        return 0.0
+    if cls == "O_S":
+        w_o = element_weight(material.light_substituent, params, material)
+        # Which of the two atoms is replaced is random: top (w_o + s*w_x) or bottom (w_x + s*w_o).
+        top = rng.random() < 0.5 if rng is not None else False
+        return w_o + s * w_x if top else w_x + s * w_o
+    return w_x * (1.0 + s)
+
+
+def lattice_vectors_px(material: Material, pixel_size_nm: float, rotation_deg: float) -> tuple:
+    """Primitive vectors ``(row, col)`` in pixels of the hexagonal lattice, 60 degrees apart."""
+    a = material.a_nm / pixel_size_nm
+    t = np.deg2rad(rotation_deg)
+    a1 = a * np.array([np.sin(t), np.cos(t)])
+    a2 = a * np.array([np.sin(t + np.pi / 3), np.cos(t + np.pi / 3)])
+    return a1, a2
+
+
+def _lattice_sites(shape: tuple[int, int], a1: np.ndarray, a2: np.ndarray, origin: np.ndarray,
+                   margin: float):
+    """Integer indices and positions of all metal sites whose cell may touch the padded field."""
+    h, w = shape
+    corners = np.array([[-margin, -margin], [-margin, w + margin], [h + margin, -margin],
+                        [h + margin, w + margin]], float) - origin
+    basis = np.stack([a1, a2], axis=1)
+    frac = np.linalg.solve(basis, corners.T).T
+    lo = np.floor(frac.min(axis=0)) - 1
+    hi = np.ceil(frac.max(axis=0)) + 1
+    ii, jj = np.meshgrid(np.arange(lo[0], hi[0] + 1), np.arange(lo[1], hi[1] + 1), indexing="ij")
+    ij = np.stack([ii.ravel(), jj.ravel()], axis=1)
+    pos = origin + ij @ np.stack([a1, a2])
+    inside = ((pos[:, 0] > -margin) & (pos[:, 0] < h + margin)
+              & (pos[:, 1] > -margin) & (pos[:, 1] < w + margin))
+    return ij[inside].astype(int), pos[inside]
+
+
+def _smooth_noise_1d(n: int, corr: float, rng: np.random.Generator) -> np.ndarray:
+    """Zero-mean, unit-amplitude smooth random curve of length ``n`` with correlation ``corr``."""
+    x = ndimage.gaussian_filter1d(rng.standard_normal(n + 1), max(corr, 1.0), mode="wrap")[:n]
+    return x / (np.abs(x).max() + 1e-12)
+
+
+def _scan_distortion(h: int, px_nm: float, params: MicroscopeParams, rng: np.random.Generator):
+    """Per-row shifts ``(dy, dx)`` in pixels: image(r, c) samples the specimen at (r+dy, c+dx)."""
+    rows = np.arange(h, dtype=float)
+    drift_px = params.drift_nm / px_nm
+    corr = h / 4.0
+    dy = drift_px * _smooth_noise_1d(h, corr, rng) + params.y_stretch * (rows - h / 2)
+    dx = (drift_px * _smooth_noise_1d(h, corr, rng) + params.shear * (rows - h / 2)
+          + rng.standard_normal(h) * params.row_jitter_nm / px_nm)
+    return dy, dx
+
+
+def _distorted_positions(q: np.ndarray, dy: np.ndarray, dx: np.ndarray, sigma_px: float):
+    """Where specimen points ``q`` appear in the distorted image (probe-weighted centroid)."""
+    h = dy.size
+    rows = np.arange(h, dtype=float)
+    p_r = q[:, 0].copy()
+    for _ in range(20):  # solve p_r + dy(p_r) = q_r (dy is smooth, |dy'| << 1)
+        p_r = q[:, 0] - np.interp(p_r, rows, dy)
+    # Horizontal shift: average dx over the rows the column covers, weighted by the probe profile.
+    off = np.arange(-int(3 * sigma_px) - 1, int(3 * sigma_px) + 2)
+    rr = np.round(p_r)[:, None] + off[None, :]
+    wgt = np.exp(-0.5 * ((rr - p_r[:, None]) / sigma_px) ** 2)
+    wgt *= (rr >= 0) & (rr < h)
+    dx_rows = dx[np.clip(rr, 0, h - 1).astype(int)]
+    dx_mean = (wgt * dx_rows).sum(1) / np.maximum(wgt.sum(1), 1e-12)
+    missing = wgt.sum(1) < 1e-6
+    dx_mean[missing] = np.interp(p_r[missing], rows, dx)
+    return np.stack([p_r, q[:, 1] - dx_mean], axis=1)
+
+
+def _render_columns(shape: tuple[int, int], q: np.ndarray, weights: np.ndarray, dy: np.ndarray,
+                    dx: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Sum of unit-integral Gaussians of width ``sigma_px`` at specimen positions ``q``, warped.
+
+    The output is rendered on a canvas padded by the patch radius so that no bounds checks are
+    needed, then cropped.
+    """
+    h, w = shape
+    keep = weights > 0
+    q, weights = q[keep], weights[keep]
+    rad = int(np.ceil(4.5 * sigma_px))
+    pad = 2 * rad  # centres up to rad outside the image still light its edge
+    hp, wp = h + 2 * pad, w + 2 * pad
+    out = np.zeros(hp * wp, dtype=np.float64)
+    if q.size == 0:
+        return out.reshape(hp, wp)[pad:-pad, pad:-pad]
+    off = np.arange(-rad, rad + 1)
+    p = _distorted_positions(q, dy, dx, sigma_px)
+    centre = np.round(p).astype(int)
+    vis = ((centre[:, 0] >= -rad) & (centre[:, 0] < h + rad)
+           & (centre[:, 1] >= -rad) & (centre[:, 1] < w + rad))
+    q, weights, centre = q[vis], weights[vis], centre[vis]
+    dy_pad = np.pad(dy, pad, mode="edge").astype(np.float32)
+    dx_pad = np.pad(dx, pad, mode="edge").astype(np.float32)
+    norm = 1.0 / (2 * np.pi * sigma_px**2)
+    inv2s2 = np.float32(0.5 / sigma_px**2)
+    chunk = max(1, 2_000_000 // (off.size**2))
+    for s in range(0, len(q), chunk):
+        qc = q[s:s + chunk].astype(np.float32)
+        wc = (weights[s:s + chunk] * norm).astype(np.float32)
+        r_pad = centre[s:s + chunk, 0][:, None] + off[None, :] + pad   # (n, P)
+        c_pad = centre[s:s + chunk, 1][:, None] + off[None, :] + pad   # (n, P)
+        yr = (r_pad - pad).astype(np.float32) + dy_pad[r_pad] - qc[:, :1]
+        gy = wc[:, None] * np.exp(-inv2s2 * yr * yr)
+        # The x profile depends on the row through that scan line's horizontal shift.
+        xc = ((c_pad - pad).astype(np.float32)[:, None, :] + dx_pad[r_pad][:, :, None]
+              - qc[:, None, 1:2])
+        vals = gy[:, :, None] * np.exp(-inv2s2 * xc * xc)
+        flat = r_pad[:, :, None] * wp + c_pad[:, None, :]
+        out += np.bincount(flat.ravel(), weights=vals.ravel(), minlength=hp * wp)
+    return out.reshape(hp, wp)[pad:-pad, pad:-pad]
+
+
+def _smooth_background(shape: tuple[int, int], rng: np.random.Generator, n_waves: int = 4) -> np.ndarray:
+    """Smooth random field in [0, 1]: a few long-wavelength plane waves (separable, fast)."""
+    h, w = shape
+    rows = np.arange(h, dtype=np.float32)[:, None]
+    cols = np.arange(w, dtype=np.float32)[None, :]
+    field = np.zeros(shape, dtype=np.float32)
+    for _ in range(n_waves):
+        fy, fx = rng.uniform(-1.5, 1.5, 2) / np.array([h, w])
+        phase = rng.uniform(0, 2 * np.pi)
+        ay = 2 * np.pi * fy * rows + phase
+        ax = 2 * np.pi * fx * cols
+        field += rng.uniform(0.5, 1.0) * (np.cos(ay) * np.cos(ax) - np.sin(ay) * np.sin(ax))
+    return (field - field.min()) / (np.ptp(field) + 1e-12)
+
+
+def _gaussian_blur_fft(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur through the FFT (periodic edges; for broad kernels much faster)."""
+    from scipy import fft
+
+    h, w = image.shape
+    ky = fft.fftfreq(h)[:, None]
+    kx = fft.rfftfreq(w)[None, :]
+    kernel = np.exp(-2 * np.pi**2 * sigma**2 * (ky**2 + kx**2)).astype(np.float32)
+    spec = fft.rfft2(image.astype(np.float32), workers=-1)
+    return fft.irfft2(spec * kernel, s=(h, w), workers=-1)
+
+
+def _choose_defects(n_metal: int, n_chalc: int, fractions: dict, rng: np.random.Generator):
+    """Class per metal and chalcogen site, defects drawn without replacement."""
+    metal = np.array(["metal"] * n_metal, dtype=object)
+    chalc = np.array(["chalcogen"] * n_chalc, dtype=object)
+    order = rng.permutation(n_chalc)
+    start = 0
+    for cls in CHALCOGEN_DEFECTS:
+        k = int(rng.binomial(n_chalc, min(max(fractions.get(cls, 0.0), 0.0), 1.0)))
+        k = min(k, n_chalc - start)
+        chalc[order[start:start + k]] = cls
+        start += k
+    for cls in METAL_DEFECTS:
+        k = int(rng.binomial(n_metal, min(max(fractions.get(cls, 0.0), 0.0), 1.0)))
+        metal[rng.permutation(n_metal)[:k]] = cls
+    return metal, chalc
+
+
+def simulate_image(
+    material: str | Material = "MoS2",
+    shape: tuple[int, int] | int = 512,
+    pixel_size_nm: float = 0.012,
+    params: MicroscopeParams | None = None,
+    rotation_deg: float | None = None,
+    defect_fractions: dict[str, float] | None = None,
+    seed: int | None = None,
+    dose_e_per_A2: float | None | str = "params",
+) -> SimulatedImage:
+    """Simulate a HAADF-STEM image of a 2H-TMD monolayer with point defects.
+
+    Parameters
+    ----------
+    material : str or Material
+        Preset name (``MoS2``, ``WS2``, ``MoSe2``, ``WSe2``).
+    shape : int or (int, int)
+        Image size in pixels.
+    pixel_size_nm : float
+        Pixel size in nm (typical 0.005–0.025).
+    params : MicroscopeParams, optional
+        Imaging conditions; defaults to :class:`MicroscopeParams()`.
+    rotation_deg : float, optional
+        In-plane lattice rotation; random when ``None``.
+    defect_fractions : dict, optional
+        Fraction of sites per defect class, see ``DEFAULT_DEFECT_FRACTIONS``.
+    seed : int, optional
+        Random seed; the same seed gives the same image.
+    dose_e_per_A2 : float or None, optional
+        Overrides ``params.dose_e_per_A2`` when given (``None`` = noise-free).
+
+    Returns
+    -------
+    SimulatedImage
+    """
+    mat = get_material(material)
+    rng = np.random.default_rng(seed)
+    params = params or MicroscopeParams()
+    if dose_e_per_A2 != "params":
+        params = replace(params, dose_e_per_A2=dose_e_per_A2)  # type: ignore[arg-type]
+    if isinstance(shape, int):
+        shape = (shape, shape)
+    h, w = shape
+    if rotation_deg is None:
+        rotation_deg = float(rng.uniform(0, 60))
+    fractions = DEFAULT_DEFECT_FRACTIONS if defect_fractions is None else defect_fractions
+
+    a1, a2 = lattice_vectors_px(mat, pixel_size_nm, rotation_deg)
+    sigma = params.probe_fwhm_nm * FWHM_TO_SIGMA / pixel_size_nm
+    dy, dx = _scan_distortion(h, pixel_size_nm, params, rng)
+    margin = 5 * sigma + np.abs(dy).max() + np.abs(dx).max() + 2
+    origin = np.array([h, w], float) / 2 + rng.uniform(0, 1, 2) @ np.stack([a1, a2])
+    ij, metal_q = _lattice_sites(shape, a1, a2, origin, margin)
+    chalc_q = metal_q + (a1 + a2) / 3.0
+    metal_cls, chalc_cls = _choose_defects(len(metal_q), len(chalc_q), fractions, rng)
+
+    w_metal = np.array([column_weight(c, "metal", params, mat) for c in metal_cls])
+    w_chalc = np.array([column_weight(c, "chalcogen", params, mat, rng) for c in chalc_cls])
+    q = np.concatenate([metal_q, chalc_q])
+    weights = np.concatenate([w_metal, w_chalc])
+
+    core = _render_columns(shape, q, weights, dy, dx, sigma)
+    if params.tail_fraction > 0:
+        tail_sigma = params.tail_fwhm_nm * FWHM_TO_SIGMA / pixel_size_nm
+        extra = np.sqrt(max(tail_sigma**2 - sigma**2, 1e-6))
+        core = (1 - params.tail_fraction) * core + params.tail_fraction * _gaussian_blur_fft(
+            core, extra)
+    # core is in columns' weight per pixel; probe intensity per Å² is that over the pixel area.
+    px_area_A2 = (pixel_size_nm * 10) ** 2
+    mo_weight = 42**1.7 if params.element_weights else ATOMIC_NUMBER["Mo"] ** params.z_exponent
+    per_weight = params.metal_cross_section_A2 / mo_weight
+    signal = core * (per_weight / px_area_A2)  # fraction of the beam reaching the detector
+    mean_signal = signal.mean()
+    if params.background > 0:
+        bg = _smooth_background(shape, rng)
+        signal = signal + params.background * mean_signal * (0.5 + bg)
+    dose = params.dose_e_per_A2
+    scale = (dose if dose is not None else 1e5) * px_area_A2
+    clean = (signal * scale).astype(np.float32)
+    line_offsets = None
+    if params.line_noise > 0:
+        mo_peak = scale * params.metal_cross_section_A2 / px_area_A2 / (2 * np.pi * sigma**2)
+        line_offsets = rng.normal(0, params.line_noise * mo_peak, (h, 1)).astype(np.float32)
+    if dose is None:
+        image = clean.copy()
+    else:
+        image = rng.poisson(np.maximum(clean, 0)).astype(np.float32)
+        if params.read_noise_e > 0:
+            image += rng.normal(0, params.read_noise_e, shape).astype(np.float32)
+        if line_offsets is not None:
+            image += line_offsets
+
+    p = _distorted_positions(q, dy, dx, sigma)
+    n_m = len(metal_q)
+    sites = pd.DataFrame({
+        "y_px": p[:, 0], "x_px": p[:, 1],
+        "sublattice": ["metal"] * n_m + ["chalcogen"] * len(chalc_q),
+        "class": np.concatenate([metal_cls, chalc_cls]).astype(str),
+        "i": np.concatenate([ij[:, 0], ij[:, 0]]), "j": np.concatenate([ij[:, 1], ij[:, 1]]),
+    })
+    inside = (sites.y_px >= -0.5) & (sites.y_px <= h - 0.5) & (sites.x_px >= -0.5) & (
+        sites.x_px <= w - 0.5)
+    sites = sites[inside].reset_index(drop=True)
+    defects = sites[~sites["class"].isin(["metal", "chalcogen"])][["y_px", "x_px", "class"]]
+    return SimulatedImage(
+        image=image, clean=clean, pixel_size_nm=pixel_size_nm, sites=sites,
+        defects=defects.reset_index(drop=True), a1_px=a1, a2_px=a2, material=mat, params=params,
+        rotation_deg=float(rotation_deg), seed=seed,
+    )

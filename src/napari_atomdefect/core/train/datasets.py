@@ -1,0 +1,208 @@
+"""Unit-cell training data: simulated cells with per-pixel labels, and unlabelled real cells.
+
+Simulated images are tiled exactly as real ones are at detection time (the lattice is *detected*,
+not taken from the simulator), so the models learn on the geometry they will meet. Labels are the
+simulator's: every column site that falls in a tile is painted as a small disc of its class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..cells.normalize import intensity_levels, normalise
+from ..cells.tiles import CellTiles, TileSpec, iter_cell_tiles, own_site_positions
+from ..errors import AtomDefectError
+from ..lattice.lattice import find_lattice
+from ..materials.materials import SEGMENT_CLASSES, get_material
+from ..simulate.image import MicroscopeParams, SimulatedImage, simulate_image
+
+CLASS_INDEX = {c: i for i, c in enumerate(SEGMENT_CLASSES)}
+#: Disc radius of a labelled site, in lattice constants.
+LABEL_RADIUS_A = 0.13
+
+
+@dataclass
+class CellSet:
+    """Tiles with optional labels.
+
+    Attributes
+    ----------
+    tiles : ndarray
+        ``(N, S, S)`` float32 normalised tiles.
+    labels : ndarray or None
+        ``(N, S, S)`` uint8 class maps (index into :data:`SEGMENT_CLASSES`).
+    own_sites : ndarray
+        ``(N, 2, 2)`` tile coordinates of the cell's own metal and chalcogen sites.
+    own_classes : ndarray or None
+        ``(N, 2)`` class indices of the own sites (from the simulator).
+    """
+
+    tiles: np.ndarray
+    labels: np.ndarray | None
+    own_sites: np.ndarray
+    own_classes: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    @staticmethod
+    def concatenate(parts: list[CellSet]) -> CellSet:
+        parts = [p for p in parts if len(p)]
+        labelled = all(p.labels is not None for p in parts)
+        return CellSet(
+            tiles=np.concatenate([p.tiles for p in parts]),
+            labels=np.concatenate([p.labels for p in parts]) if labelled else None,
+            own_sites=np.concatenate([p.own_sites for p in parts]),
+            own_classes=np.concatenate([p.own_classes for p in parts]) if labelled else None,
+        )
+
+
+def label_maps(batch: CellTiles, site_pos: np.ndarray, site_cls: np.ndarray) -> np.ndarray:
+    """Paint every site (image coordinates, class indices) that falls into each tile."""
+    from scipy.spatial import cKDTree
+
+    spec = batch.spec
+    s = spec.size_px
+    px_per_a = s / spec.extent_a
+    radius = LABEL_RADIUS_A * px_per_a
+    tree = cKDTree(site_pos)
+    centre_tile = np.full((len(batch), 2), (s - 1) / 2)
+    centres = batch.to_image(centre_tile)
+    reach = np.abs(batch.affine[:, :, :2]).sum(axis=2).max() * (s / 2 + radius + 1)
+    labels = np.zeros((len(batch), s, s), np.uint8)
+    rr, cc = np.mgrid[0:s, 0:s]
+    for k, near in enumerate(tree.query_ball_point(centres, reach)):
+        if not near:
+            continue
+        pts = batch.to_tile(site_pos[near], k)
+        keep = (pts > -radius - 1).all(1) & (pts < s + radius).all(1)
+        for (r, c), cls in zip(pts[keep], site_cls[near][keep], strict=True):
+            r0, r1 = max(0, int(r - radius)), min(s, int(r + radius) + 2)
+            c0, c1 = max(0, int(c - radius)), min(s, int(c + radius) + 2)
+            if r0 >= r1 or c0 >= c1:
+                continue
+            disc = (rr[r0:r1, c0:c1] - r) ** 2 + (cc[r0:r1, c0:c1] - c) ** 2 <= radius**2
+            labels[k, r0:r1, c0:c1][disc] = cls
+    return labels
+
+
+def crop_cells(cells: CellSet, spec_from: TileSpec, spec_to: TileSpec) -> CellSet:
+    """Central crop of tiles made with ``spec_from`` to the smaller ``spec_to`` (same sampling)."""
+    if abs(spec_from.step_a - spec_to.step_a) > 1e-9:
+        raise ValueError("Both tile specs must have the same pixel size in lattice constants.")
+    off = (spec_from.size_px - spec_to.size_px) // 2
+    if off * 2 != spec_from.size_px - spec_to.size_px or off < 0:
+        raise ValueError("The crop must be central and smaller.")
+    sl = slice(off, off + spec_to.size_px)
+    return CellSet(tiles=np.ascontiguousarray(cells.tiles[:, sl, sl]),
+                   labels=None if cells.labels is None else
+                   np.ascontiguousarray(cells.labels[:, sl, sl]),
+                   own_sites=cells.own_sites - off, own_classes=cells.own_classes)
+
+
+def _site_classes(sim: SimulatedImage) -> np.ndarray:
+    return np.array([CLASS_INDEX[c] for c in sim.sites["class"]], np.uint8)
+
+
+def cells_from_simulation(sim: SimulatedImage, spec: TileSpec = TileSpec(),
+                          image: np.ndarray | None = None,
+                          min_inside: float = 1.0) -> CellSet:
+    """Detect the lattice of a simulated image, tile it, normalise, and label every tile.
+
+    Parameters
+    ----------
+    image : ndarray, optional
+        The image to tile (default ``sim.image``; e.g. ``sim.clean`` for noise-free cells). The
+        lattice is always detected on ``sim.image``.
+    """
+    lattice = find_lattice(sim.image, sim.material, pixel_size_nm=sim.pixel_size_nm)
+    img = sim.image if image is None else image
+    norm = normalise(img, intensity_levels(sim.image, lattice))
+    pos = sim.sites[["y_px", "x_px"]].to_numpy(float)
+    cls = _site_classes(sim)
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(pos)
+    parts = []
+    for batch in iter_cell_tiles(norm, lattice, spec):
+        keep = batch.inside >= min_inside
+        if not keep.any():
+            continue
+        batch = batch.subset(keep)
+        own = own_site_positions(batch, lattice)
+        own_img = np.stack([batch.to_image(own[:, 0]), batch.to_image(own[:, 1])], axis=1)
+        d, idx = tree.query(own_img.reshape(-1, 2))
+        own_cls = np.where(d < 0.25 * lattice.a_px, cls[idx], 255).reshape(-1, 2)
+        good = (own_cls != 255).all(1)
+        if not good.any():
+            continue
+        batch = batch.subset(good)
+        parts.append(CellSet(tiles=batch.tiles, labels=label_maps(batch, pos, cls),
+                             own_sites=own[good], own_classes=own_cls[good].astype(np.uint8)))
+    if not parts:
+        s = spec.size_px
+        return CellSet(np.zeros((0, s, s), np.float32), np.zeros((0, s, s), np.uint8),
+                       np.zeros((0, 2, 2)), np.zeros((0, 2), np.uint8))
+    return CellSet.concatenate(parts)
+
+
+#: Defect fractions for training: richer than nature, so that every class is well represented.
+TRAINING_DEFECT_FRACTIONS = {"V_S": 0.08, "V_S2": 0.04, "O_S": 0.08, "V_Mo": 0.04}
+
+
+def iter_simulated_cell_sets(
+    n_images: int,
+    seed: int,
+    material: str = "MoS2",
+    spec: TileSpec = TileSpec(),
+    image_px: int = 320,
+    pixel_size_nm: tuple[float, float] = (0.008, 0.02),
+    ideal: bool = False,
+    params_override: dict | None = None,
+) -> Iterator[tuple[CellSet, SimulatedImage]]:
+    """Yield labelled cells of ``n_images`` simulated images with random microscopes.
+
+    Parameters
+    ----------
+    ideal : bool
+        Domain A of the noise-transfer stage: random probe, contrast and dose, but no scan
+        distortion and no background; otherwise every randomised effect is on.
+    params_override : dict, optional
+        Fixed :class:`MicroscopeParams` values (e.g. a measured noise level).
+    """
+    rng = np.random.default_rng(seed)
+    mat = get_material(material)
+    for _ in range(n_images):
+        fixed = dict(params_override or {})
+        if ideal:
+            fixed.update(row_jitter_nm=0.0, drift_nm=0.0, shear=0.0, y_stretch=0.0,
+                         background=0.0)
+        params = MicroscopeParams.random(rng, mat, **fixed)
+        px = float(np.exp(rng.uniform(*np.log(pixel_size_nm))))
+        sim = simulate_image(mat, image_px, px, params=params,
+                             defect_fractions=TRAINING_DEFECT_FRACTIONS,
+                             seed=int(rng.integers(2**31)))
+        try:
+            yield cells_from_simulation(sim, spec), sim
+        except AtomDefectError:
+            continue  # e.g. a very low dose at a tiny field of view: no lattice to tile
+
+
+def real_cells(image: np.ndarray, material: str = "MoS2", pixel_size_nm: float | None = None,
+               spec: TileSpec = TileSpec(), min_inside: float = 1.0) -> CellSet:
+    """Unlabelled, normalised unit cells of a real image (domain B of the noise transfer)."""
+    lattice = find_lattice(image, material, pixel_size_nm=pixel_size_nm)
+    norm = normalise(image, intensity_levels(image, lattice))
+    parts = []
+    for batch in iter_cell_tiles(norm, lattice, spec):
+        keep = batch.inside >= min_inside
+        if keep.any():
+            b = batch.subset(keep)
+            parts.append(CellSet(b.tiles, None, own_site_positions(b, lattice)))
+    if not parts:
+        s = spec.size_px
+        return CellSet(np.zeros((0, s, s), np.float32), None, np.zeros((0, 2, 2)))
+    return CellSet.concatenate(parts)
