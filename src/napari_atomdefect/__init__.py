@@ -35,6 +35,8 @@ _API = {
     "batch": "napari_atomdefect.core.detect.batch",
     "iter_batch": "napari_atomdefect.core.detect.batch",
     "assess_fit": "napari_atomdefect.core.detect.image_fit",
+    "iter_detect_frames": "napari_atomdefect.core.detect.movie",
+    "link_tracks": "napari_atomdefect.core.detect.movie",
 }
 
 __all__ = sorted(_API) + ["__version__"]
@@ -44,6 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .core.detect.batch import batch, iter_batch  # noqa: F401
     from .core.detect.detect import detect, iter_detect  # noqa: F401
     from .core.detect.image_fit import assess_fit  # noqa: F401
+    from .core.detect.movie import iter_detect_frames, link_tracks  # noqa: F401
     from .core.errors import (  # noqa: F401
         AtomDefectError,
         BadImageError,
