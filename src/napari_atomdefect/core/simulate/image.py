@@ -360,6 +360,27 @@ def _choose_defects(n_metal: int, n_chalc: int, fractions: dict, rng: np.random.
     return metal, chalc
 
 
+def detected_signal(shape: tuple[int, int], q: np.ndarray, weights: np.ndarray, dy: np.ndarray,
+                    dx: np.ndarray, sigma: float, pixel_size_nm: float,
+                    params: MicroscopeParams) -> np.ndarray:
+    """Fraction of the beam reaching the detector in each pixel, before background and noise.
+
+    Columns of the given weights at lattice positions ``q`` (scan-distorted by ``dy, dx``) are
+    blurred by the probe (Gaussian core of width ``sigma`` px plus the probe tails) and scaled by the
+    metal column's cross-section. Used for single images and for every frame of a movie.
+    """
+    core = _render_columns(shape, q, weights, dy, dx, sigma)
+    if params.tail_fraction > 0:
+        tail_sigma = params.tail_fwhm_nm * FWHM_TO_SIGMA / pixel_size_nm
+        extra = np.sqrt(max(tail_sigma**2 - sigma**2, 1e-6))
+        core = (1 - params.tail_fraction) * core + params.tail_fraction * _gaussian_blur_fft(
+            core, extra)
+    # core is in columns' weight per pixel; probe intensity per Å² is that over the pixel area.
+    px_area_A2 = (pixel_size_nm * 10) ** 2
+    mo_weight = 42**1.7 if params.element_weights else ATOMIC_NUMBER["Mo"] ** params.z_exponent
+    return core * (params.metal_cross_section_A2 / mo_weight / px_area_A2)
+
+
 def simulate_image(
     material: str | Material = "MoS2",
     shape: tuple[int, int] | int = 512,
@@ -421,17 +442,8 @@ def simulate_image(
     q = np.concatenate([metal_q, chalc_q])
     weights = np.concatenate([w_metal, w_chalc])
 
-    core = _render_columns(shape, q, weights, dy, dx, sigma)
-    if params.tail_fraction > 0:
-        tail_sigma = params.tail_fwhm_nm * FWHM_TO_SIGMA / pixel_size_nm
-        extra = np.sqrt(max(tail_sigma**2 - sigma**2, 1e-6))
-        core = (1 - params.tail_fraction) * core + params.tail_fraction * _gaussian_blur_fft(
-            core, extra)
-    # core is in columns' weight per pixel; probe intensity per Å² is that over the pixel area.
+    signal = detected_signal(shape, q, weights, dy, dx, sigma, pixel_size_nm, params)
     px_area_A2 = (pixel_size_nm * 10) ** 2
-    mo_weight = 42**1.7 if params.element_weights else ATOMIC_NUMBER["Mo"] ** params.z_exponent
-    per_weight = params.metal_cross_section_A2 / mo_weight
-    signal = core * (per_weight / px_area_A2)  # fraction of the beam reaching the detector
     mean_signal = signal.mean()
     if params.background > 0:
         bg = _smooth_background(shape, rng)

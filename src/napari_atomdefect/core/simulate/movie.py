@@ -12,15 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..materials.materials import ATOMIC_NUMBER, Material, get_material
+from ..materials.materials import Material, get_material
 from .image import (
     FWHM_TO_SIGMA,
     MicroscopeParams,
-    _gaussian_blur_fft,
     _lattice_sites,
-    _render_columns,
     _scan_distortion,
     column_weight,
+    detected_signal,
     lattice_vectors_px,
 )
 
@@ -180,16 +179,9 @@ def simulate_movie(material: str | Material = "MoS2", shape: int | tuple[int, in
 def _render(q: np.ndarray, weights: np.ndarray, shape: tuple[int, int], dy: np.ndarray,
             dx: np.ndarray, sigma: float, pixel_size_nm: float, params: MicroscopeParams,
             rng: np.random.Generator) -> np.ndarray:
-    """One noisy frame in electrons per pixel (as :func:`~.simulate.simulate_image` renders)."""
-    core = _render_columns(shape, q, weights, dy, dx, sigma)
-    if params.tail_fraction > 0:
-        tail_sigma = params.tail_fwhm_nm * FWHM_TO_SIGMA / pixel_size_nm
-        extra = np.sqrt(max(tail_sigma**2 - sigma**2, 1e-6))
-        core = (1 - params.tail_fraction) * core + params.tail_fraction * _gaussian_blur_fft(
-            core, extra)
+    """One noisy frame in electrons per pixel (as :func:`~.image.simulate_image` renders)."""
+    signal = detected_signal(shape, q, weights, dy, dx, sigma, pixel_size_nm, params)
     px_area_A2 = (pixel_size_nm * 10) ** 2
-    mo_weight = ATOMIC_NUMBER["Mo"] ** params.z_exponent
-    signal = core * (params.metal_cross_section_A2 / mo_weight / px_area_A2)
     signal = signal + params.background * signal.mean()
     dose = params.dose_e_per_A2
     clean = signal * (dose if dose is not None else 1e5) * px_area_A2
