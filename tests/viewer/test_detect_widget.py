@@ -6,22 +6,9 @@ import pytest
 
 from napari_atomdefect.core.detect.evaluate import score
 from napari_atomdefect.widgets.detect import DetectWidget
+from tests.viewer.helpers import layers_of, wait_idle
 
 pytestmark = pytest.mark.viewer
-
-
-def _layers_of(viewer, kind):
-    return [layer for layer in viewer.layers
-            if layer.metadata.get("atomdefect", {}).get("kind") == kind]
-
-
-def _wait(qtbot, widget, timeout=180_000):
-    """Wait until the widget's worker has finished and its result was handled.
-
-    (Waiting on ``worker.finished`` itself would race: a worker that finishes before the wait
-    connects to the signal is never seen.)"""
-    qtbot.waitUntil(lambda: widget.worker is None and not widget._pending_detect,
-                    timeout=timeout)
 
 
 @pytest.fixture
@@ -38,15 +25,15 @@ def test_find_lattice_then_detect(viewer_with_sample, qtbot):
     assert widget.pixel_size.value() == pytest.approx(0.012)
     assert widget.model.count() >= 1
     widget.find_lattice()
-    _wait(qtbot, widget)
-    sites = _layers_of(viewer, "lattice_sites")
+    wait_idle(qtbot, widget)
+    sites = layers_of(viewer, "lattice_sites")
     assert len(sites) == 1 and len(sites[0].data) > 700
-    assert len(_layers_of(viewer, "cell_grid")) == 1
-    assert not _layers_of(viewer, "cell_grid")[0].visible  # the grid starts hidden
+    assert len(layers_of(viewer, "cell_grid")) == 1
+    assert not layers_of(viewer, "cell_grid")[0].visible  # the grid starts hidden
 
     widget.detect()
-    _wait(qtbot, widget)
-    [layer] = _layers_of(viewer, "detections")
+    wait_idle(qtbot, widget)
+    [layer] = layers_of(viewer, "detections")
     assert set(layer.features.columns) >= {"class", "confidence", "source"}
     assert set(layer.features["source"].astype(str)) == {"model"}
     assert widget.device_label.text().startswith("used: cpu")
@@ -63,8 +50,8 @@ def test_find_lattice_then_detect(viewer_with_sample, qtbot):
     layer.data = layer.data[:-1]
     n_before = len(layer.data)
     widget.detect()
-    _wait(qtbot, widget)
-    assert len(_layers_of(viewer, "detections")) == 2 and len(layer.data) == n_before
+    wait_idle(qtbot, widget)
+    assert len(layers_of(viewer, "detections")) == 2 and len(layer.data) == n_before
 
 
 def test_run_all_and_cancel(viewer_with_sample, qtbot):
@@ -72,13 +59,13 @@ def test_run_all_and_cancel(viewer_with_sample, qtbot):
     widget = DetectWidget(viewer)
     widget.detect()
     widget.cancel()
-    _wait(qtbot, widget)
-    assert not _layers_of(viewer, "detections")  # cancelled: no half-made layer
+    wait_idle(qtbot, widget)
+    assert not layers_of(viewer, "detections")  # cancelled: no half-made layer
     assert "Cancelled" in widget.status.text()
     widget.run_all()
-    _wait(qtbot, widget)       # lattice, then the detection it starts
-    assert len(_layers_of(viewer, "lattice_sites")) == 1
-    assert len(_layers_of(viewer, "detections")) == 1
+    wait_idle(qtbot, widget)       # lattice, then the detection it starts
+    assert len(layers_of(viewer, "lattice_sites")) == 1
+    assert len(layers_of(viewer, "detections")) == 1
 
 
 def test_errors_become_messages(make_napari_viewer, qtbot):
@@ -86,17 +73,17 @@ def test_errors_become_messages(make_napari_viewer, qtbot):
     viewer.add_image(np.random.default_rng(0).random((256, 256)).astype(np.float32), name="noise")
     widget = DetectWidget(viewer)
     widget.find_lattice()
-    _wait(qtbot, widget)
+    wait_idle(qtbot, widget)
     assert "No crystal lattice found" in widget.status.text()
-    assert not _layers_of(viewer, "lattice_sites")
+    assert not layers_of(viewer, "lattice_sites")
 
 
 def test_model_view_layer(viewer_with_sample, qtbot):
     viewer = viewer_with_sample
     widget = DetectWidget(viewer)
     widget.show_model_view()
-    _wait(qtbot, widget)
-    [view] = _layers_of(viewer, "model_view")
+    wait_idle(qtbot, widget)
+    [view] = layers_of(viewer, "model_view")
     image = viewer.layers["MoS2 sample (simulated)"]
     assert view.data.shape == image.data.shape
     np.testing.assert_allclose(view.scale, image.scale)
@@ -123,11 +110,11 @@ def test_model_that_does_not_fit_is_shown_in_the_widget(make_napari_viewer, qtbo
     widget = DetectWidget(viewer)
     widget.material.setCurrentText("MoS2")
     widget.run_all()
-    _wait(qtbot, widget)
+    wait_idle(qtbot, widget)
     assert widget.fit_label.isVisibleTo(widget)
     assert "outside what the MoS2 model was trained on" in widget.fit_label.text()
     assert "WS2 fits better" in widget.fit_label.text()
-    [layer] = _layers_of(viewer, "detections")
+    [layer] = layers_of(viewer, "detections")
     assert layer.metadata["atomdefect"]["fit"]["proposed"] == "WS2"
 
     # An image that fits clears the line at the next detection.
@@ -135,5 +122,5 @@ def test_model_that_does_not_fit_is_shown_in_the_widget(make_napari_viewer, qtbo
     viewer.open_sample("napari-atomdefect", "mos2")
     widget.image_combo.setCurrentText("MoS2 sample (simulated)")
     widget.run_all()
-    _wait(qtbot, widget)
+    wait_idle(qtbot, widget)
     assert not widget.fit_label.isVisibleTo(widget)

@@ -5,13 +5,9 @@ import pytest
 
 from napari_atomdefect.widgets.detect import DetectWidget
 from napari_atomdefect.widgets.finetune import CELLS_LAYER, REGION_LAYER, FinetuneWidget
+from tests.viewer.helpers import wait_idle
 
 pytestmark = pytest.mark.viewer
-
-
-def _wait(qtbot, widget, timeout=300_000):
-    """Wait until the worker has finished and its result was handled (no signal race)."""
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
 
 
 def _count(qtbot, ft, start: str, timeout=60_000):
@@ -30,7 +26,7 @@ def test_select_and_finetune(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     ft.start_picking()
     viewer.layers[CELLS_LAYER].data = np.array([[100.0, 100.0], [200.0, 200.0]])
     _count(qtbot, ft, "2 cells selected (at least")
-    _wait(qtbot, ft, 60_000)
+    wait_idle(qtbot, ft, 60_000)
     ft.start()
     assert ft.worker is None and "at least" in ft.status.text()
     # A region selects every cell inside it.
@@ -49,7 +45,7 @@ def test_select_and_finetune(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     ft.detector_steps.setValue(20)
     ft.name_edit.setText("widget-test")
     ft.start()
-    _wait(qtbot, ft)
+    wait_idle(qtbot, ft)
     assert ft.last_result is not None and ft.last_result["path"].name == "widget-test"
     assert ft.outcome.text() == ft.last_result["outcome"] and ft.outcome.text()
     assert "widget-test" in [ft.models.item(i).text().split(" — ")[0]
@@ -69,7 +65,7 @@ def test_cancel_writes_nothing(make_napari_viewer, qtbot, tmp_path, monkeypatch)
     ft = FinetuneWidget(viewer)
     ft.all_cells.setChecked(True)
     _count(qtbot, ft, "433 cells selected")
-    _wait(qtbot, ft, 60_000)
+    wait_idle(qtbot, ft, 60_000)
     ft.advanced.setChecked(True)
     ft.noise_steps.setValue(500)
     ft.start()
@@ -79,7 +75,7 @@ def test_cancel_writes_nothing(make_napari_viewer, qtbot, tmp_path, monkeypatch)
     qtbot.waitUntil(lambda: len(first) > 0, timeout=60_000)
     ft.cancel()
     t0 = time.perf_counter()
-    _wait(qtbot, ft, 60_000)
+    wait_idle(qtbot, ft, 60_000)
     assert time.perf_counter() - t0 < 15.0
     assert ft.status.text().startswith("Cancelled")
     assert ft.progress.format() == "Cancelled"
@@ -98,14 +94,14 @@ def test_lattice_cache_follows_frame_and_layer(make_napari_viewer, qtbot):
     ft = FinetuneWidget(viewer)
     ft.all_cells.setChecked(True)
     _count(qtbot, ft, "433 cells selected")
-    _wait(qtbot, ft, 60_000)
+    wait_idle(qtbot, ft, 60_000)
     first = ft.lattice
     assert len(ft._lattices) == 1 and ft._key()[1] == 0
     viewer.dims.set_current_step(0, 1)
     assert ft.lattice is None  # another frame: not the first frame's lattice
     ft.update_selection()
     _count(qtbot, ft, "433 cells selected")
-    _wait(qtbot, ft, 60_000)
+    wait_idle(qtbot, ft, 60_000)
     assert len(ft._lattices) == 2 and ft.lattice is not first
     # A click selects through the cached lattice, without a worker.
     ft.all_cells.setChecked(False)

@@ -11,18 +11,9 @@ from napari_atomdefect.core.simulate.movie import simulate_movie
 from napari_atomdefect.widgets.detect import DetectWidget, apply_calibration
 from napari_atomdefect.widgets.review import layer_meta, set_class
 from napari_atomdefect.widgets.stats import StatsWidget
+from tests.viewer.helpers import layers_of, wait_idle
 
 pytestmark = pytest.mark.viewer
-
-
-def _layers_of(viewer, kind):
-    return [layer for layer in viewer.layers
-            if layer.metadata.get("atomdefect", {}).get("kind") == kind]
-
-
-def _wait(qtbot, widget, timeout=180_000):
-    qtbot.waitUntil(lambda: widget.worker is None and not widget._pending_detect,
-                    timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +38,9 @@ def test_detect_all_frames_tracks_and_statistics(viewer_with_movie, movie, qtbot
     widget.frames.setCurrentText("all frames")
     widget.device.setCurrentText("cpu")
     widget.detect()
-    _wait(qtbot, widget)
-    [points] = _layers_of(viewer, "detections")
-    [tracks] = _layers_of(viewer, "tracks")
+    wait_idle(qtbot, widget)
+    [points] = layers_of(viewer, "detections")
+    [tracks] = layers_of(viewer, "tracks")
     assert points.ndim == 3 and tracks.ndim == 3
     np.testing.assert_allclose(points.scale, [1.0, 0.012, 0.012])
     np.testing.assert_allclose(points.translate, [0.0, 0.5, -0.25])
@@ -126,14 +117,14 @@ def test_current_frame_stays_2d_and_cancel_mid_movie(viewer_with_movie, qtbot):
     widget.detect()
     qtbot.waitUntil(lambda: widget.status.text().startswith("Frame 2/4"), timeout=120_000)
     widget.cancel()
-    _wait(qtbot, widget)
-    assert not _layers_of(viewer, "detections") and not _layers_of(viewer, "tracks")
+    wait_idle(qtbot, widget)
+    assert not layers_of(viewer, "detections") and not layers_of(viewer, "tracks")
     assert "Cancelled" in widget.status.text()
 
     viewer.dims.set_current_step(0, 2)
     widget.frames.setCurrentText("current frame")
     widget.detect()
-    _wait(qtbot, widget)
-    [points] = _layers_of(viewer, "detections")
+    wait_idle(qtbot, widget)
+    [points] = layers_of(viewer, "detections")
     assert points.ndim == 2 and points.metadata["atomdefect"]["frame"] == 2
-    assert not _layers_of(viewer, "tracks")
+    assert not layers_of(viewer, "tracks")

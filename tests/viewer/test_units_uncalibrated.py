@@ -5,18 +5,9 @@ import pytest
 
 from napari_atomdefect.core.simulate.image import simulate_image
 from napari_atomdefect.widgets.detect import DetectWidget
+from tests.viewer.helpers import layers_of, wait_idle
 
 pytestmark = pytest.mark.viewer
-
-
-def _kind(viewer, kind):
-    return [layer for layer in viewer.layers
-            if layer.metadata.get("atomdefect", {}).get("kind") == kind]
-
-
-def _wait(qtbot, widget, timeout=180_000):
-    qtbot.waitUntil(lambda: widget.worker is None and not widget._pending_detect,
-                    timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +28,10 @@ def test_run_all_on_uncalibrated_numpy_image(make_napari_viewer, qtbot, sim):
     image = viewer.add_image(np.asarray(sim.image), name="raw")  # scale 1, no units
     widget = DetectWidget(viewer)
     widget.run_all()
-    _wait(qtbot, widget)
-    [sites] = _kind(viewer, "lattice_sites")
-    [grid] = _kind(viewer, "cell_grid")
-    [det] = _kind(viewer, "detections")
+    wait_idle(qtbot, widget)
+    [sites] = layers_of(viewer, "lattice_sites")
+    [grid] = layers_of(viewer, "cell_grid")
+    [det] = layers_of(viewer, "detections")
     for layer in (sites, grid, det):
         np.testing.assert_allclose(layer.scale, image.scale)
         np.testing.assert_allclose(layer.translate, image.translate)
@@ -60,16 +51,16 @@ def test_calibrate_moves_image_and_its_layers_together(make_napari_viewer, qtbot
     image = viewer.add_image(np.asarray(sim.image), name="raw")
     widget = DetectWidget(viewer)
     widget.run_all()
-    _wait(qtbot, widget)
-    [sites], [det] = _kind(viewer, "lattice_sites"), _kind(viewer, "detections")
+    wait_idle(qtbot, widget)
+    [sites], [det] = layers_of(viewer, "lattice_sites"), layers_of(viewer, "detections")
     before = _world(det, det.data)
     viewer.scene.camera.center = (100.0, 60.0)
     viewer.scene.camera.zoom = 3.0
     widget.calibrate_from_lattice()
-    _wait(qtbot, widget)
+    wait_idle(qtbot, widget)
     px = image.scale[-1]
     assert px == pytest.approx(0.012, rel=0.01) and str(image.units[-1]) == "nanometer"
-    for layer in (sites, det, *_kind(viewer, "cell_grid")):
+    for layer in (sites, det, *layers_of(viewer, "cell_grid")):
         np.testing.assert_allclose(layer.scale, image.scale)
         assert str(layer.units[-1]) == "nanometer"
     np.testing.assert_allclose(_world(det, det.data), before * px)
@@ -89,9 +80,9 @@ def test_typed_pixel_size_is_kept(make_napari_viewer, qtbot, sim):
     widget.pixel_size.setValue(0.0125)  # what typing does (4 % off the lattice)
     assert "Typed by you" in widget.calibration_label.text()
     widget.run_all()
-    _wait(qtbot, widget)
+    wait_idle(qtbot, widget)
     assert widget.pixel_size.value() == pytest.approx(0.0125)
-    [det] = _kind(viewer, "detections")
+    [det] = layers_of(viewer, "detections")
     assert det.metadata["atomdefect"]["pixel_size_nm"] == pytest.approx(0.0125)
     label = widget.calibration_label.text()
     assert "0.01250 nm/px (typed by you)" in label and "lattice says 0.0120" in label
@@ -102,8 +93,8 @@ def test_typed_pixel_size_is_kept(make_napari_viewer, qtbot, sim):
     widget.image_combo.setCurrentText("raw")
     assert widget.pixel_size.value() == pytest.approx(0.0125)
     widget.detect()
-    _wait(qtbot, widget)
-    assert _kind(viewer, "detections")[-1].metadata["atomdefect"]["pixel_size_nm"] == \
+    wait_idle(qtbot, widget)
+    assert layers_of(viewer, "detections")[-1].metadata["atomdefect"]["pixel_size_nm"] == \
         pytest.approx(0.0125)
 
 
@@ -113,6 +104,6 @@ def test_lattice_warnings_reach_the_widget(make_napari_viewer, qtbot, sim):
     widget = DetectWidget(viewer)
     widget.pixel_size.setValue(0.014)
     widget.find_lattice()
-    _wait(qtbot, widget)
+    wait_idle(qtbot, widget)
     assert "kept as given" in widget.status.text()
     assert "off" in widget.calibration_label.text()
