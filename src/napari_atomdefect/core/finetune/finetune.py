@@ -135,25 +135,34 @@ _SPANS = {"fit": (0.0, 0.03), "domain_a": (0.03, 0.12), "noise": (0.12, 0.5),
 _REPORT_EVERY = 3
 
 
+def _relay_steps(items: Iterator[dict], span: tuple[float, float],
+                 describe: Callable[[dict], str]) -> Generator[dict, None, dict]:
+    """Forward a training loop's progress items, placed in ``span`` of the progress bar and
+    described by ``describe``; returns the loop's final ``done`` item."""
+    lo, hi = span
+    for item in items:
+        if item.get("done"):
+            return item
+        item["fraction"] = lo + (hi - lo) * item["step"] / item["steps"]
+        item["message"] = describe(item)
+        yield item
+    return {}
+
+
 def _stage1(ideal: CellSet, real: CellTiles, model: UGATIT, s: FinetuneSettings,
             dev: torch.device) -> Generator[dict, None, UGATIT]:
     """Fine-tune the noise transfer (stage 1) from ideal simulated cells to the user's cells."""
     from ..train.loops import train_noise
 
-    lo, hi = _SPANS["noise"]
     report = _REPORT_EVERY
-    for item in train_noise(ideal.tiles, real.tiles, steps=s.noise_steps,
-                            batch_size=s.noise_batch_size, lr=s.noise_lr, seed=s.seed,
-                            device=dev, model=model, report_every=report,
-                            sample_every=max(2 * report, s.noise_steps // 5 // report * report)):
-        if item.get("done"):
-            model = item["model"]
-        else:
-            item["fraction"] = lo + (hi - lo) * item["step"] / item["steps"]
-            item["message"] = (f"Stage 1 (noise transfer) step {item['step']}/{item['steps']}: "
-                               f"cycle {item['cycle']:.3f}, adversarial {item['g_adv']:.2f}")
-            yield item
-    return model
+    done = yield from _relay_steps(
+        train_noise(ideal.tiles, real.tiles, steps=s.noise_steps, batch_size=s.noise_batch_size,
+                    lr=s.noise_lr, seed=s.seed, device=dev, model=model, report_every=report,
+                    sample_every=max(2 * report, s.noise_steps // 5 // report * report)),
+        _SPANS["noise"],
+        lambda item: (f"Stage 1 (noise transfer) step {item['step']}/{item['steps']}: "
+                      f"cycle {item['cycle']:.3f}, adversarial {item['g_adv']:.2f}"))
+    return done.get("model", model)
 
 
 def _stage2(train: CellSet, val: CellSet, net: UNet, s: FinetuneSettings,
@@ -161,20 +170,13 @@ def _stage2(train: CellSet, val: CellSet, net: UNet, s: FinetuneSettings,
     """Fine-tune the detector (stage 2) in place; returns the training loop's ``done`` item."""
     from ..train.loops import train_detector
 
-    result: dict = {}
-    lo, hi = _SPANS["detector"]
-    for item in train_detector(train, val, steps=s.detector_steps,
-                               batch_size=s.detector_batch_size, lr=s.detector_lr, seed=s.seed,
-                               device=dev, net=net, report_every=_REPORT_EVERY,
-                               trainable=s.detector_layers):
-        if item.get("done"):
-            result = item
-        else:
-            item["fraction"] = lo + (hi - lo) * item["step"] / item["steps"]
-            item["message"] = (f"Stage 2 (detector) step {item['step']}/{item['steps']}: "
-                               f"loss {item['loss']:.3f}")
-            yield item
-    return result
+    return (yield from _relay_steps(
+        train_detector(train, val, steps=s.detector_steps, batch_size=s.detector_batch_size,
+                       lr=s.detector_lr, seed=s.seed, device=dev, net=net,
+                       report_every=_REPORT_EVERY, trainable=s.detector_layers),
+        _SPANS["detector"],
+        lambda item: f"Stage 2 (detector) step {item['step']}/{item['steps']}: "
+                     f"loss {item['loss']:.3f}"))
 
 
 def _noise_card(info: ModelInfo, model: UGATIT, s: FinetuneSettings, kept: dict, n_real: int,
