@@ -175,3 +175,30 @@ def test_review_and_statistics_follow_new_detections(viewer_and_layer):
     review.layer_combo.setCurrentText("det")
     viewer.add_image(np.zeros((8, 8)), name="other")
     assert review.layer() is old and stats.layer() is new
+
+
+def test_click_added_point_is_manual_of_the_chosen_class_even_after_a_selection(
+        make_napari_viewer):
+    """napari fills a new point from the selected point's features; a click in add mode must
+    still give a manual point of the chosen class, confidence 1, and later edits must work."""
+    import pandas as pd
+
+    from napari_atomdefect._layers import defect_layer_kwargs
+    from napari_atomdefect.widgets.review import ReviewWidget
+
+    viewer = make_napari_viewer()
+    table = pd.DataFrame({"y_px": [10.0, 40.0], "x_px": [10.0, 40.0], "class": ["O_S", "V_S"],
+                          "confidence": [0.62, 0.9], "source": ["model", "model"]})
+    layer = viewer.add_points(table[["y_px", "x_px"]].to_numpy(),
+                              **defect_layer_kwargs(table, 0.012, "dets", a_px=26.0))
+    review = ReviewWidget(viewer)
+    review.class_combo.setCurrentText("V_Mo")
+    layer.selected_data = {0}  # looking at the O_S detection copies its features to the defaults
+    layer.add(np.array([[70.0, 70.0]]))  # what a click in add mode does
+    new = layer.features.iloc[-1]
+    assert (new["class"], new["confidence"], new["source"]) == ("V_Mo", 1.0, "manual")
+    assert isinstance(layer.features["source"].dtype, pd.CategoricalDtype)
+    from napari_atomdefect.widgets.review import set_class
+
+    set_class(layer, [1], "V_S2")  # later edits still work
+    assert list(layer.features["class"].astype(str)) == ["O_S", "V_S2", "V_Mo"]

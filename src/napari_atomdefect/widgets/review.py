@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
@@ -46,12 +47,21 @@ def marker_size(layer) -> float:
     return 0.4 * float(a_px) if a_px else float(layer.current_size)
 
 
-def set_class(layer, indices, cls: str) -> None:
-    """Give the points ``indices`` of ``layer`` the class ``cls`` (a human decision: manual)."""
+def set_class(layer, indices, cls: str, new_points: bool = False) -> None:
+    """Give the points ``indices`` of ``layer`` the class ``cls`` (a human decision: manual).
+
+    ``new_points``: the points were just added by hand, so they belong to no track either
+    (``track_id`` -1), whatever napari copied into them from a selected point.
+    """
     idx = np.asarray(sorted(indices), int)
     if idx.size == 0:
         return
     features = layer.features.copy()
+    for col in ("class", "source"):
+        if col in features and not isinstance(features[col].dtype, pd.CategoricalDtype):
+            features[col] = features[col].astype("category")
+    if "class" in features and cls not in features["class"].cat.categories:
+        features["class"] = features["class"].cat.add_categories([cls])
     if "source" in features and "manual" not in features["source"].cat.categories:
         features["source"] = features["source"].cat.add_categories(["manual"])
     features.loc[idx, "class"] = cls
@@ -59,6 +69,8 @@ def set_class(layer, indices, cls: str) -> None:
         features.loc[idx, "source"] = "manual"
     if "confidence" in features:
         features.loc[idx, "confidence"] = 1.0
+    if new_points and "track_id" in features:
+        features.loc[idx, "track_id"] = -1
     layer.features = features
     symbols = np.asarray(layer.symbol, dtype=object).copy()
     if symbols.shape == (len(layer.data),):
@@ -74,6 +86,7 @@ class ReviewWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self._cursor = -1
+        self._watched = None  # the layer whose data events mark added points as manual
         self.layer_combo = QComboBox()
         self.class_combo = QComboBox()
         self.class_combo.addItems(list(DEFECT_CLASSES))
@@ -129,12 +142,31 @@ class ReviewWidget(QWidget):
 
     def _layer_changed(self, *args) -> None:
         layer = self.layer()
+        if self._watched is not None and self._watched is not layer:
+            self._watched.events.data.disconnect(self._points_changed)
+            self._watched = None
         if layer is None:
             return
+        if self._watched is None:
+            layer.events.data.connect(self._points_changed)
+            self._watched = layer
         for k, cls in enumerate(DEFECT_CLASSES):
             layer.bind_key(str(k + 1), self._key_handler(cls), overwrite=True)
         self._class_changed(self.class_combo.currentText())
         self.apply_threshold()
+
+    def _points_changed(self, event) -> None:
+        """Points added by a click are manual detections of the chosen class (napari fills new
+        points from the last *selected* point's features otherwise)."""
+        if str(getattr(event, "action", "")) != "added":
+            return
+        layer = self.layer()
+        if layer is None or len(layer.data) == 0:
+            return
+        n = len(layer.data)  # napari gives new points as negative indices (from the end)
+        added = sorted({int(i) % n for i in (getattr(event, "data_indices", None) or ())})
+        if added:
+            set_class(layer, added, self.class_combo.currentText(), new_points=True)
 
     def _key_handler(self, cls):
         def handler(layer):
@@ -173,7 +205,7 @@ class ReviewWidget(QWidget):
             self.class_combo.setCurrentText(cls)
         layer.add(np.atleast_2d(position_px))
         # napari fills features from feature_defaults; make the symbol follow the class too.
-        set_class(layer, [len(layer.data) - 1], self.class_combo.currentText())
+        set_class(layer, [len(layer.data) - 1], self.class_combo.currentText(), new_points=True)
 
     def set_selected_class(self) -> None:
         """Set the chosen class on the selected points."""
