@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .core.io.image import SUPPORTED_EXTENSIONS
 
@@ -64,9 +65,47 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
             f"({', '.join(map(repr, unknown))}); rename them to one of "
             f"{', '.join(DEFECT_CLASSES)} (or remove those rows) to open it as a defect layer.")
     px = pixel_size_from_table(table)
-    kwargs = defect_layer_kwargs(table, px, Path(path).stem)
+    data = defect_points_data(table)
+    kwargs = defect_layer_kwargs(table, px, Path(path).stem, frame=_image_frame_under(data))
     # A movie's table (frame, track_id) becomes a 3-D layer (frame, row, col).
-    return [(defect_points_data(table), kwargs, "points")]
+    return [(data, kwargs, "points")]
+
+
+def _image_frame_under(points: Any) -> dict | None:
+    """Scale, translate and units of the image the points belong to in the current viewer: the
+    selected image layer, else the last image whose pixel grid holds every point; ``None`` when
+    there is no viewer or no such image (the layer is then scaled by the table's pixel size).
+
+    The CSV holds pixel coordinates of the image it was made from, so drawn on that image's own
+    scale the markers sit on the columns whatever the calibration of either.
+    """
+    import numpy as np
+
+    try:
+        import napari
+
+        viewer = napari.current_viewer()
+    except Exception:  # noqa: BLE001 - no Qt, no viewer: the table's own scale is used
+        return None
+    if viewer is None:
+        return None
+    from ._layers import image_frame
+    from .widgets._common import is_image_layer
+
+    pts = np.asarray(points, float)
+    ndim = pts.shape[1] if pts.ndim == 2 else 2
+
+    def holds(layer: Any) -> bool:
+        shape = np.asarray(layer.data.shape[-ndim:], float)
+        return len(pts) == 0 or bool(np.all((pts >= -0.5) & (pts <= shape - 0.5)))
+
+    images = [layer for layer in viewer.layers if is_image_layer(layer)
+              and layer.data.ndim >= ndim and holds(layer)]
+    if not images:
+        return None
+    active = viewer.layers.selection.active
+    chosen = active if active in images else images[-1]
+    return image_frame(chosen, ndim)
 
 
 def image_layer_data(img) -> tuple:

@@ -66,3 +66,28 @@ def test_sample_data_with_ground_truth(make_napari_viewer):
         np.testing.assert_allclose(colour, transform_color(CLASS_COLORS[cls])[0], atol=1e-3)
     # Sizes are in data pixels: visible (about half a lattice constant).
     assert 8 < truth.size.mean() < 20
+
+
+@pytest.mark.parametrize("image_scale, csv_px", [(1.0, 0.0117), (0.00781, 0.00881)])
+def test_reopened_csv_sits_on_the_image_it_came_from(make_napari_viewer, tmp_path, image_scale,
+                                                      csv_px):
+    """A defect CSV opened over its image lands on the same columns, whether the image is
+    uncalibrated (scale 1) or its scale differs from the CSV's (lattice) pixel size."""
+    import pandas as pd
+
+    from napari_atomdefect.core.io.table import defects_table, write_csv_atomic
+
+    viewer = make_napari_viewer()
+    units = ("nm", "nm") if image_scale != 1.0 else ("pixel", "pixel")
+    image = viewer.add_image(np.zeros((300, 300), np.float32), scale=(image_scale, image_scale),
+                             units=units)
+    truth = pd.DataFrame({"y_px": [20.0, 150.0, 280.0], "x_px": [30.0, 160.0, 250.0],
+                          "class": ["V_S", "O_S", "V_Mo"]})
+    write_csv_atomic(defects_table(truth, csv_px), tmp_path / "found.csv")
+    [layer] = viewer.open(str(tmp_path / "found.csv"), plugin="napari-atomdefect")
+    np.testing.assert_allclose(layer.scale, image.scale)
+    assert [str(u) for u in layer.units] == [str(u) for u in image.units]
+    world = np.array([layer.data_to_world(p) for p in layer.data])
+    expected = np.array([image.data_to_world(p) for p in truth[["y_px", "x_px"]].to_numpy()])
+    np.testing.assert_allclose(world, expected, atol=1e-6)
+    assert layer.metadata["atomdefect"]["pixel_size_nm"] == pytest.approx(csv_px, rel=1e-3)
