@@ -190,6 +190,8 @@ def test_fine_tuning_verdict_rules():
     assert fine_tuning_verdict(None, same, _f1(.3, .3, .3, .3))["lost"]
     verdict = fine_tuning_verdict(None, same, _f1(.75, .8, .8, .8))
     assert not verdict["lost"] and verdict["reasons"] == []
+    # The trial's case: simulated mean F1 0.82 -> 0.65 is a loss, not a moved operating point.
+    assert fine_tuning_verdict(None, _f1(.82, .82, .82, .82), _f1(.65, .65, .65, .65))["lost"]
     assert verdict["real_mean_f1_before"] is None
 
 

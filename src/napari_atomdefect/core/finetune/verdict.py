@@ -12,9 +12,12 @@ REAL_VALIDATION_FRACTION = 0.2
 #: Fewest defect sites among the held-out real cells for any drop there to count as a loss.
 MIN_VALIDATION_DEFECTS = 8
 
-#: A drop of the mean F1 at least this large counts as a loss even on fewer held-out defect sites,
-#: or on the held-out simulated images of the fitted microscope.
+#: A drop of the mean F1 at least this large counts as a loss even on fewer held-out defect sites.
 CLEAR_LOSS = 0.25
+#: A drop of the mean F1 on the held-out simulated images of the fitted microscope at least this
+#: large counts as a loss: several times the run-to-run spread of fine-tuning (±0.02–0.04,
+#: docs/benchmarks.md), so only a detector made worse, not a moved operating point, is rejected.
+SIM_CLEAR_LOSS = 0.10
 
 
 def split_for_validation(cell_ids: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -82,8 +85,8 @@ def fine_tuning_verdict(real: dict | None, sim_before: dict, sim_after: dict) ->
     Notes
     -----
     With at least :data:`MIN_VALIDATION_DEFECTS` held-out defect sites the user's cells decide
-    alone: any drop there is a loss. Otherwise a drop of :data:`CLEAR_LOSS` or more, on the few
-    held-out sites or on the simulated images, is a loss.
+    alone: any drop there is a loss. Otherwise a drop of :data:`CLEAR_LOSS` or more on the few
+    held-out sites, or of :data:`SIM_CLEAR_LOSS` or more on the simulated images, is a loss.
     """
     sim_b, sim_a = _mean_f1(sim_before), _mean_f1(sim_after)
     has_real = real is not None and bool(real.get("classes"))
@@ -98,7 +101,7 @@ def fine_tuning_verdict(real: dict | None, sim_before: dict, sim_after: dict) ->
         if has_real and real_a <= real_b - CLEAR_LOSS:
             reasons.append(f"it scores clearly lower on your {real['n_defect_sites']} held-out "
                            f"defect sites (mean F1 {real_b:.2f} → {real_a:.2f})")
-        if sim_a <= sim_b - CLEAR_LOSS:
+        if sim_a <= sim_b - SIM_CLEAR_LOSS:
             reasons.append("it scores clearly lower on held-out simulated images of your "
                            f"microscope (mean F1 {sim_b:.2f} → {sim_a:.2f})")
     return {"lost": bool(reasons), "reasons": reasons, "sim_mean_f1_before": sim_b,
