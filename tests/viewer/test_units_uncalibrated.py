@@ -92,6 +92,10 @@ def test_typed_pixel_size_is_kept(make_napari_viewer, qtbot, sim):
     assert widget.pixel_size.value() == 0.0
     widget.image_combo.setCurrentText("raw")
     assert widget.pixel_size.value() == pytest.approx(0.0125)
+    # ... and the line still says what is in use (the lattice of this image is known).
+    assert widget.calibration_label.text() == label
+    viewer.add_shapes(name="anything")  # adding an unrelated layer changes nothing either
+    assert widget.calibration_label.text() == label
     widget.detect()
     wait_idle(qtbot, widget)
     assert layers_of(viewer, "detections")[-1].metadata["atomdefect"]["pixel_size_nm"] == \

@@ -249,7 +249,12 @@ class DetectWidget(QWidget):
             self.pixel_size.setValue(px or 0.0)
         finally:
             self._setting_px = False
-        self.calibration_label.setText(_pending_text(px, source))
+        # Once the lattice of this image is known, the line keeps saying what is in use.
+        lattice = self._lattices.get(self._key(layer, self._frame(layer)[1], px))
+        if lattice is not None:
+            self._show_choice(layer, lattice)
+        else:
+            self.calibration_label.setText(_pending_text(px, source))
 
     def _pixel_size_edited(self, value: float) -> None:
         """The user typed a pixel size: remember it on the image layer (kept from now on)."""
