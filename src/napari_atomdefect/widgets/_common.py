@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from qtpy.QtCore import QSize, Qt
+from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
+
 
 def refresh_layer_combo(combo, layers, accept: Callable) -> None:
     """Fill ``combo`` with the names of the accepted layers, keeping the current choice if it
@@ -67,3 +70,38 @@ def follow_layers(viewer, combo, accept: Callable, on_change: Callable | None = 
     viewer.layers.events.removed.connect(refresh)
     refresh()
     return refresh
+
+
+class _VerticalScroll(QScrollArea):
+    """A scroll area as wide as its content that may be squeezed vertically (then it scrolls)."""
+
+    def _extra(self) -> int:
+        return self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        inner = self.widget().sizeHint() if self.widget() is not None else QSize(0, 0)
+        return QSize(inner.width() + self._extra(), inner.height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        inner = self.widget().minimumSizeHint() if self.widget() is not None else QSize(0, 0)
+        return QSize(inner.width() + self._extra(), min(inner.height(), 120))
+
+
+def scrolling_layout(widget) -> QVBoxLayout:
+    """The vertical layout to fill ``widget`` with, inside a vertical scroll area.
+
+    Docks stacked in a napari window share its height: squeezed below their natural height, a
+    plain layout makes rows overlap, and a minimum height makes the window taller than the screen.
+    In a scroll area the content keeps its layout and a scroll bar appears instead; the width still
+    follows the content.
+    """
+    inner = QWidget()
+    scroll = _VerticalScroll()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setWidget(inner)
+    outer = QVBoxLayout(widget)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(scroll)
+    return QVBoxLayout(inner)

@@ -15,7 +15,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -33,7 +32,7 @@ from .._layers import (
 from ..core.device import DEVICE_CHOICES
 from ..core.materials.materials import MATERIALS
 from ..core.progress import relay
-from ._common import follow_layers, is_image_layer, layer_by_name
+from ._common import follow_layers, is_image_layer, layer_by_name, scrolling_layout
 from ._worker import LatticeCache, error_sentence, follow_models, start_job
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -198,7 +197,7 @@ class DetectWidget(QWidget):
             swatch.setStyleSheet(f"color: {colour}; font-size: 16px;")
             legend.addWidget(swatch, 0, 2 * k)
             legend.addWidget(QLabel(cls), 0, 2 * k + 1)
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self.view_button)

@@ -22,14 +22,13 @@ from qtpy.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
 from ..core.finetune.finetune import FinetuneSettings
 from ..core.finetune.simulator import describe_calibration
 from ..core.materials.materials import MATERIALS
-from ._common import follow_layers, is_image_layer, layer_by_name
+from ._common import follow_layers, is_image_layer, layer_by_name, scrolling_layout
 from ._worker import LatticeCache, error_sentence, follow_models, start_job
 from .review import is_defect_layer
 
@@ -180,7 +179,7 @@ class FinetuneWidget(QWidget):
         manage = QHBoxLayout()
         for b in (self.rename_button, self.delete_button, self.export_button, self.import_button):
             manage.addWidget(b)
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
         layout.addLayout(form)
         layout.addWidget(self.advanced)
         layout.addLayout(run)

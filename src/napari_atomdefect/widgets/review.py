@@ -15,13 +15,12 @@ from qtpy.QtWidgets import (
     QLabel,
     QPushButton,
     QSlider,
-    QVBoxLayout,
     QWidget,
 )
 
 from .._layers import CLASS_SYMBOLS
 from ..core.materials.materials import DEFECT_CLASSES
-from ._common import follow_layers, layer_by_name
+from ._common import follow_layers, layer_by_name, scrolling_layout
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -115,7 +114,7 @@ class ReviewWidget(QWidget):
         row2 = QHBoxLayout()
         row2.addWidget(self.delete_button)
         row2.addWidget(self.next_button)
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
         layout.addLayout(form)
         layout.addLayout(row1)
         layout.addLayout(row2)

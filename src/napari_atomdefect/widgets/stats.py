@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 from qtpy.QtCore import QRectF, Qt
 from qtpy.QtGui import QColor, QPainter
-from qtpy.QtWidgets import QComboBox, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QComboBox, QLabel, QTableWidget, QTableWidgetItem, QWidget
 
 from .._layers import CLASS_COLORS
 from ..core.materials.materials import DEFECT_CLASSES
-from ._common import follow_layers, layer_by_name
+from ._common import follow_layers, layer_by_name, scrolling_layout
 from .review import is_defect_layer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -151,7 +151,7 @@ class StatsWidget(QWidget):
         self.frame_plot = LinePlot()
         self.frame_note = QLabel("")
         self.frame_note.setWordWrap(True)
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
         layout.addWidget(self.layer_combo)
         layout.addWidget(self.table)
         layout.addWidget(self.chart)
