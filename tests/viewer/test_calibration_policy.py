@@ -58,3 +58,7 @@ def test_wrong_file_calibration_same_in_widget_cli_and_api(make_napari_viewer, q
     label = widget.calibration_label.text()
     assert "calibrated from the lattice" in label and "the file says 0.01392" in label
     assert "16." in label
+    # The canvas uses it too: scale bar, cursor position and the CSV's nm agree.
+    np.testing.assert_allclose(image.scale[-2:], [api, api], rtol=1e-9)
+    np.testing.assert_allclose(det.scale[-2:], image.scale[-2:])
+    assert image.metadata["atomdefect"]["file_pixel_size_nm"] == pytest.approx(WRONG_NM, rel=1e-4)

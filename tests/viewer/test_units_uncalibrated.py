@@ -47,30 +47,34 @@ def test_run_all_on_uncalibrated_numpy_image(make_napari_viewer, qtbot, sim):
 
 
 def test_calibrate_moves_image_and_its_layers_together(make_napari_viewer, qtbot, sim):
+    """An uncalibrated image takes the lattice calibration when the lattice is found (it is the
+    pixel size in use): image and layers move together and the view stays on the same pixels."""
     viewer = make_napari_viewer()
     image = viewer.add_image(np.asarray(sim.image), name="raw")
     widget = DetectWidget(viewer)
+    viewer.scene.camera.center = (100.0, 60.0)
+    viewer.scene.camera.zoom = 3.0
     widget.run_all()
     wait_idle(qtbot, widget)
     [sites], [det] = layers_of(viewer, "lattice_sites"), layers_of(viewer, "detections")
-    before = _world(det, det.data)
-    viewer.scene.camera.center = (100.0, 60.0)
-    viewer.scene.camera.zoom = 3.0
-    widget.calibrate_from_lattice()
-    wait_idle(qtbot, widget)
     px = image.scale[-1]
     assert px == pytest.approx(0.012, rel=0.01) and str(image.units[-1]) == "nanometer"
     for layer in (sites, det, *layers_of(viewer, "cell_grid")):
         np.testing.assert_allclose(layer.scale, image.scale)
         assert str(layer.units[-1]) == "nanometer"
-    np.testing.assert_allclose(_world(det, det.data), before * px)
     np.testing.assert_allclose(_world(det, det.data), _world(image, det.data))
+    assert det.metadata["atomdefect"]["pixel_size_nm"] == pytest.approx(px)
     assert widget.pixel_size.value() == pytest.approx(px, abs=1e-5)
     assert "calibrated from the lattice" in widget.calibration_label.text()
     # The view stays on the same part of the image.
     np.testing.assert_allclose(image.world_to_data(viewer.scene.camera.center[-2:]),
                                [100.0, 60.0], atol=1e-6)
     assert viewer.scene.camera.zoom == pytest.approx(3.0 / px)
+    # Calibrating again from the lattice changes nothing.
+    before = _world(det, det.data)
+    widget.calibrate_from_lattice()
+    wait_idle(qtbot, widget)
+    np.testing.assert_allclose(_world(det, det.data), before, rtol=1e-6)
 
 
 def test_typed_pixel_size_is_kept(make_napari_viewer, qtbot, sim):

@@ -274,7 +274,12 @@ class DetectWidget(QWidget):
         px, source = given_pixel_size(layer)
         choice = choose_pixel_size(px, source, lattice.pixel_size_lattice_nm,
                                    lattice.material.name, CALIBRATION_TOLERANCE)
-        self.calibration_label.setText(describe_choice(choice, source))
+        text = describe_choice(choice, source)
+        file_px = layer.metadata.get("atomdefect", {}).get("file_pixel_size_nm")
+        if source == "lattice" and file_px and choice.source == "lattice":
+            off = abs(file_px / choice.pixel_size_nm - 1)
+            text = text[:-1] + f"; the file says {file_px:.5f} nm/px ({off:.1%} off)."
+        self.calibration_label.setText(text)
 
     def _open_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -495,6 +500,28 @@ class DetectWidget(QWidget):
             [f"Lattice: {lattice.n_cells} unit cells, a = {lattice.a_px:.2f} px, pixel size "
              f"{lattice.pixel_size_nm:.5f} nm ({lattice.calibration})."] + list(lattice.messages)))
         self.progress.setValue(100)
+        self._adopt_lattice_calibration(layer, lattice)
+
+    def _adopt_lattice_calibration(self, layer, lattice) -> None:
+        """When the lattice's pixel size is the one in use (the file had none, or one that
+        disagreed), give it to the image layer and its layers too: the scale bar, the cursor
+        position and the CSV's nm then agree. The file's value stays in the metadata."""
+        if lattice.calibration != "lattice":
+            return
+        px = float(lattice.pixel_size_nm)
+        if str(layer.units[-1]) in ("nm", "nanometer") and \
+                abs(float(layer.scale[-1]) - px) <= 1e-9 * px:
+            return
+        meta = dict(layer.metadata.get("atomdefect", {}))
+        if meta.get("pixel_size_nm") and meta.get("calibration") == "file":
+            meta.setdefault("file_pixel_size_nm", float(meta["pixel_size_nm"]))
+        meta.pop("user_pixel_size_nm", None)
+        meta.update(pixel_size_nm=px, calibration="lattice")
+        layer.metadata = {**layer.metadata, "atomdefect": meta}
+        apply_calibration(self.viewer, layer, px)
+        frame = self._frame(layer)[1]
+        self._lattices[self._key(layer, frame, px)] = lattice
+        self._image_changed()
 
     def _show_movie(self, layer, result) -> None:
         """Add a movie's detections as one 3-D Points layer (frame, row, col) and its tracks."""
@@ -560,6 +587,7 @@ class DetectWidget(QWidget):
         summary = ", ".join(f"{c}: {counts.get(c, 0)}" for c in CLASS_COLORS)
         self.status.setText(f"{len(table)} defects in {lattice.n_cells} cells ({summary}).")
         self.progress.setValue(100)
+        self._adopt_lattice_calibration(layer, lattice)
 
 
 #: Kinds (``metadata["atomdefect"]["kind"]``) of the layers the plugin derives from an image;
