@@ -90,6 +90,9 @@ def test_typed_pixel_size_is_kept(make_napari_viewer, qtbot, sim):
     assert det.metadata["atomdefect"]["pixel_size_nm"] == pytest.approx(0.0125)
     label = widget.calibration_label.text()
     assert "0.01250 nm/px (typed by you)" in label and "lattice says 0.0120" in label
+    image = viewer.layers["raw"]
+    np.testing.assert_allclose(image.scale, [0.0125, 0.0125])  # the canvas uses it too
+    np.testing.assert_allclose(det.scale, image.scale)
     # Choosing another image and coming back does not lose the typed value.
     viewer.add_image(np.zeros((64, 64), np.float32), name="other")
     widget.image_combo.setCurrentText("other")

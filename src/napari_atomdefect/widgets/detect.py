@@ -503,21 +503,23 @@ class DetectWidget(QWidget):
         self._adopt_lattice_calibration(layer, lattice)
 
     def _adopt_lattice_calibration(self, layer, lattice) -> None:
-        """When the lattice's pixel size is the one in use (the file had none, or one that
-        disagreed), give it to the image layer and its layers too: the scale bar, the cursor
-        position and the CSV's nm then agree. The file's value stays in the metadata."""
-        if lattice.calibration != "lattice":
+        """When the pixel size in use is the lattice's (the file had none, or one that
+        disagreed) or one the user typed, give it to the image layer and its layers too: the
+        scale bar, the cursor position and the CSV's nm then agree. The file's value stays in the
+        metadata."""
+        if lattice.calibration not in ("lattice", "user"):
             return
         px = float(lattice.pixel_size_nm)
         if str(layer.units[-1]) in ("nm", "nanometer") and \
                 abs(float(layer.scale[-1]) - px) <= 1e-9 * px:
             return
-        meta = dict(layer.metadata.get("atomdefect", {}))
-        if meta.get("pixel_size_nm") and meta.get("calibration") == "file":
-            meta.setdefault("file_pixel_size_nm", float(meta["pixel_size_nm"]))
-        meta.pop("user_pixel_size_nm", None)
-        meta.update(pixel_size_nm=px, calibration="lattice")
-        layer.metadata = {**layer.metadata, "atomdefect": meta}
+        if lattice.calibration == "lattice":  # (a typed value stays recorded as typed)
+            meta = dict(layer.metadata.get("atomdefect", {}))
+            if meta.get("pixel_size_nm") and meta.get("calibration") == "file":
+                meta.setdefault("file_pixel_size_nm", float(meta["pixel_size_nm"]))
+            meta.pop("user_pixel_size_nm", None)
+            meta.update(pixel_size_nm=px, calibration="lattice")
+            layer.metadata = {**layer.metadata, "atomdefect": meta}
         apply_calibration(self.viewer, layer, px)
         frame = self._frame(layer)[1]
         self._lattices[self._key(layer, frame, px)] = lattice
