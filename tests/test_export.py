@@ -87,3 +87,15 @@ def test_pixel_size_from_table_uses_coordinates_away_from_zero():
     assert pixel_size_from_table(t) == pytest.approx(0.012)
     assert pixel_size_from_table(t.drop(columns="y_nm")) is None
     assert pixel_size_from_table(t.assign(y_nm=np.nan, x_nm=np.nan)) is None
+
+
+def test_a_row_without_class_is_refused_with_its_row_number(tmp_path):
+    import pytest
+
+    from napari_atomdefect.core.errors import TableError
+    from napari_atomdefect.core.io.table import read_defects_csv
+
+    path = tmp_path / "short.csv"
+    path.write_text("y_px,x_px,y_nm,x_nm,class\n1,2,0.1,0.2,V_S\n3,4,0.3\n")
+    with pytest.raises(TableError, match="row 3 has no class"):
+        read_defects_csv(path)

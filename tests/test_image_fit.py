@@ -126,6 +126,8 @@ def test_detect_warns_and_records_when_the_model_does_not_fit(tmp_path, capsys):
     assert table.attrs["fit"]["fits"] is False
     assert table.attrs["fit"]["proposed"] == "WS2"
     assert any("WS2 fits better" in m for m in table.attrs["messages"])
+    flagged = [m for m in table.attrs["fit_messages"] if "were flagged as defects" in m]
+    assert flagged and flagged[0] in table.attrs["fit"]["messages"]
 
     write_tiff(tmp_path / "ws2.tif", sim.image, 0.012)
     code = main(["detect", str(tmp_path / "ws2.tif"), "--material", "MoS2",

@@ -112,7 +112,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
                         lattice.pixel_size_nm, "calibration": lattice.calibration,
                         "n_metal_sites": int((sites.sublattice == "metal").sum()),
                         "n_chalcogen_sites": n_chalcogen,
-                        "fit": {**fit.to_dict(), "flagged_fraction": n_flagged / max(n_chalcogen, 1)},
+                        "fit": {**fit.to_dict(), "flagged_fraction": n_flagged / max(n_chalcogen, 1),
+                                "messages": fit_messages},
                         "fit_messages": fit_messages,
                         "messages": list(lattice.messages) + fit_messages})
     yield {"done": True, "defects": table, "sites": sites, "lattice": lattice, "levels": levels,

@@ -183,6 +183,10 @@ def read_defects_csv(path: str | Path) -> pd.DataFrame:
     for c in ("y_nm", "x_nm"):
         out[c] = _numeric_column(table, c, name, False) if c in table.columns else np.nan
     out["class"] = table["class"].str.strip().to_numpy()
+    blank = np.flatnonzero(out["class"].to_numpy() == "")
+    if blank.size:
+        raise TableError(f"{name}: row {int(blank[0]) + 2} has no class (an incomplete row?); "
+                         "every defect needs y_px, x_px and class.")
     out["confidence"] = _numeric_column(table, "confidence", name, False) \
         if "confidence" in table.columns else 1.0
     out["source"] = table["source"].to_numpy() if "source" in table.columns else "manual"
