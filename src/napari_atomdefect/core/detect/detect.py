@@ -33,7 +33,6 @@ from .decision import (
 )
 from .image_fit import ModelFitWarning, assess_fit, flagged_fraction_message
 
-
 #: Calibrated probability of every class of the site's sublattice (``nan`` on the other one).
 PROBABILITY_COLUMNS = tuple(f"p_{c}" for c in METAL_CLASSES + CHALCOGEN_CLASSES)
 _NO_METAL = (float("nan"),) * len(METAL_CLASSES)
