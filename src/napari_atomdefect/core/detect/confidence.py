@@ -193,8 +193,9 @@ def iter_calibrate_model(model: str | os.PathLike | None, n_images: int = 60,
         "ece_after": calibration_errors(sites[test], held),
         "ece_evaluation": (f"the last {int(sites[test].image.nunique())} images, with a "
                            "calibration fitted on the others (10 equal-width bins)"),
-        "command": (f"atomdefect calibrate-model {info.name} --n-images {n_images} --seed {seed}"
-                    f" --size {size}"),
+        "command": ("ATOMDEFECT_WRITE_BUNDLED=1 " if info.bundled else "")
+        + (f"atomdefect calibrate-model {info.name} --n-images {n_images} --seed {seed}"
+           f" --size {size}"),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "python": sys.version.split()[0],
     })
