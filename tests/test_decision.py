@@ -109,7 +109,7 @@ def test_ece():
 
 def test_bundled_card_is_calibrated():
     cal = resolve_model().card["detector"]["calibration"]
-    assert card_calibration(resolve_model().card["detector"]) is cal
+    assert card_calibration(resolve_model().card["detector"]) == cal
     assert cal["ece_after"]["defect_calls"] <= 0.05
     assert cal["ece_after"]["defect_calls"] < cal["ece_before"]["defect_calls"]
     assert "700000" in cal["validation"].replace("\u2009", "").replace(" ", "")
@@ -186,7 +186,7 @@ def test_calibrate_model_writes_a_user_card(tmp_path, monkeypatch):
     assert len(written["chalcogen"]["scale"]) == 4 and len(written["metal"]["bias"]) == 2
     assert written["command"] == "atomdefect calibrate-model mine --n-images 3 --seed 700000 " \
                                  "--size 256"
-    assert written["ece_before"]["n_sites"] > 300
+    assert written["ece_before"]["n_sites"] > 150  # the last of the 3 images
     # Reproducible: the same images give the same parameters.
     again = run_to_end(iter_calibrate_model("mine", n_images=3, seed=700_000, size=256,
                                             device="cpu", write=False))["calibration"]
