@@ -61,8 +61,8 @@ def write_simulated_set(folder: Path, n: int, seed: int = 900_000, size: int = 2
                                                  "seed": seed + k}))
 
 
-OPERATING_POINTS = ({}, {"O_S": 0.3}, {"O_S": 0.7}, {"O_S": 0.85}, {"V_S": 0.3}, {"V_S": 0.7},
-                    {"V_S": 0.85})
+OPERATING_POINTS = ({}, {"O_S": 0.3}, {"O_S": 0.4}, {"O_S": 0.45}, {"O_S": 0.55}, {"O_S": 0.6},
+                    {"O_S": 0.7}, {"V_S": 0.4}, {"V_S": 0.6})
 
 
 def site_truth(sites: pd.DataFrame, columns: pd.DataFrame, radius_px: float) -> np.ndarray:
