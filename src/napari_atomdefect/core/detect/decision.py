@@ -67,7 +67,7 @@ def parse_operating_point(value: str | Mapping[str, float] | None) -> dict[str, 
     if not value:
         return out
     if isinstance(value, str):
-        pairs = []
+        pairs: list[tuple[str, object]] = []
         for part in (p.strip() for p in value.split(",") if p.strip()):
             name, sep, number = part.partition("=")
             if not sep:
@@ -76,19 +76,19 @@ def parse_operating_point(value: str | Mapping[str, float] | None) -> dict[str, 
                     "(e.g. V_S=0.6,O_S=0.4).")
             pairs.append((name.strip(), number.strip()))
     else:
-        pairs = list(value.items())
-    for name, number in pairs:
-        if name not in DEFECT_CLASSES:
-            raise OperatingPointError(f"{name!r} is not a defect class for the operating point "
+        pairs = [(str(k), v) for k, v in value.items()]
+    for cls, raw in pairs:
+        if cls not in DEFECT_CLASSES:
+            raise OperatingPointError(f"{cls!r} is not a defect class for the operating point "
                                       f"(use {', '.join(DEFECT_CLASSES)}).")
         try:
-            t = float(number)
+            t = float(raw)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             t = float("nan")
         if not 0.0 < t < 1.0:
-            raise OperatingPointError(f"The operating point of {name} must be a number strictly "
-                                      f"between 0 and 1, not {number!r}.")
-        out[name] = t
+            raise OperatingPointError(f"The operating point of {cls} must be a number strictly "
+                                      f"between 0 and 1, not {raw!r}.")
+        out[cls] = t
     return out
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,9 @@ from .decision import (
 )
 from .image_fit import ModelFitWarning, assess_fit, flagged_fraction_message
 
+if TYPE_CHECKING:
+    from ..models.registry import ModelInfo
+
 #: Calibrated probability of every class of the site's sublattice (``nan`` on the other one).
 PROBABILITY_COLUMNS = tuple(f"p_{c}" for c in METAL_CLASSES + CHALCOGEN_CLASSES)
 _NO_METAL = (float("nan"),) * len(METAL_CLASSES)
@@ -45,8 +49,8 @@ def _empty_table() -> pd.DataFrame:
 
 
 def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str = "MoS2",
-                model: str | os.PathLike | None = None, device: str = "auto", calibration: str = "user",
-                lattice: Lattice | None = None, batch_size: int = 1024,
+                model: str | os.PathLike | ModelInfo | None = None, device: str = "auto",
+                calibration: str = "user", lattice: Lattice | None = None, batch_size: int = 1024,
                 operating_point: str | Mapping[str, float] | None = None) -> Iterator[dict]:
     """Run detection step by step, yielding progress; the last item holds the result.
 
