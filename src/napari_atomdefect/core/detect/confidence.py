@@ -154,7 +154,7 @@ def iter_collect_sites(model: str | os.PathLike | None, n_images: int, seed: int
            "material": material}
 
 
-def iter_calibrate_model(model: str | os.PathLike | None, n_images: int = 60,
+def iter_calibrate_model(model: str | os.PathLike | None, n_images: int = 300,
                          seed: int = CALIBRATION_SEED, size: int = 256, device: str = "auto",
                          write: bool = True) -> Iterator[dict]:
     """Fit the calibration of ``model`` and (``write``) store it as ``detector.calibration``.
