@@ -14,7 +14,9 @@ images. Without ``--ideal-observer`` only the detector's figures are printed.
 
 Printed per class: the detector's pooled precision, recall and F1 (matching radius 0.08 nm), the ideal
 observer's F1 and the gap; then the expected calibration error (ECE, 10 bins) of the detector's site
-confidences against the true content of every column.
+confidences against the true content of every column, before (temperature only) and after the
+card's per-class calibration, also per called class; finally precision and recall of V_S and O_S at
+a few operating points (the decision of ``core/detect/decision.py`` applied to the same sites).
 """
 
 from __future__ import annotations
@@ -59,16 +61,8 @@ def write_simulated_set(folder: Path, n: int, seed: int = 900_000, size: int = 2
                                                  "seed": seed + k}))
 
 
-def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
-    """ECE: bin-weighted mean of |accuracy - mean confidence| over equal-width confidence bins."""
-    edges = np.linspace(0, 1, bins + 1)
-    idx = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    ece = 0.0
-    for b in range(bins):
-        m = idx == b
-        if m.any():
-            ece += m.mean() * abs(correct[m].mean() - confidence[m].mean())
-    return float(ece)
+OPERATING_POINTS = ({}, {"O_S": 0.3}, {"O_S": 0.4}, {"O_S": 0.45}, {"O_S": 0.55}, {"O_S": 0.6},
+                    {"O_S": 0.7}, {"V_S": 0.4}, {"V_S": 0.6})
 
 
 def site_truth(sites: pd.DataFrame, columns: pd.DataFrame, radius_px: float) -> np.ndarray:
@@ -81,41 +75,89 @@ def site_truth(sites: pd.DataFrame, columns: pd.DataFrame, radius_px: float) -> 
     return np.where(dist <= radius_px, truth_cls[np.minimum(k, len(truth_cls) - 1)], None)
 
 
+def _decided(sites: pd.DataFrame, calibration: dict | None, op: dict) -> pd.DataFrame:
+    """``sites`` (uncalibrated probabilities) with ``class`` and ``confidence`` as detection would
+    set them with ``calibration`` and operating point ``op``."""
+    from napari_atomdefect.core.detect.decision import (
+        CHALCOGEN_CLASSES,
+        METAL_CLASSES,
+        parse_operating_point,
+        site_decisions,
+    )
+
+    out = sites.copy()
+    for part, classes in (("metal", METAL_CLASSES), ("chalcogen", CHALCOGEN_CLASSES)):
+        m = (out.sublattice == part).to_numpy()
+        p = out.loc[m, [f"p_{c}" for c in classes]].to_numpy(float)
+        d = site_decisions(p if part == "metal" else np.zeros((0, 2)),
+                           p if part == "chalcogen" else np.zeros((0, 4)), calibration,
+                           parse_operating_point(op))
+        out.loc[m, "class"] = d[f"{part}_class"]
+        out.loc[m, "confidence"] = d[f"{part}_conf"]
+    return out
+
+
+def _ece(sites: pd.DataFrame) -> dict:
+    from napari_atomdefect.core.detect.decision import expected_calibration_error as ece
+
+    conf, correct = sites.confidence.to_numpy(float), (sites["class"] == sites.truth).to_numpy()
+    chalc = (sites.sublattice == "chalcogen").to_numpy()
+    called = (~sites["class"].isin(["metal", "chalcogen"])).to_numpy()
+    out = {"all sites": ece(conf, correct), "chalcogen sites": ece(conf[chalc], correct[chalc]),
+           "defect calls": ece(conf[called], correct[called])}
+    for c in CLASSES:
+        m = (sites["class"] == c).to_numpy()
+        out[f"{c} calls"] = ece(conf[m], correct[m])
+    return out
+
+
 def detector_scores(folder: Path, model: str | None) -> tuple[dict, dict, float]:
-    """Pooled per-class tp/fp/fn (``V_S|O_S``: either class counts), ECE of the site confidences
-    (all sites, chalcogen sites, sites called defects) and seconds per image."""
+    """Pooled per-class tp/fp/fn (``V_S|O_S``: either class counts) per operating point, ECE of
+    the site confidences before and after calibration (all sites, chalcogen sites, sites called
+    defects, per called class) and seconds per image."""
+    from dataclasses import replace
+
+    from napari_atomdefect.core.detect.decision import card_calibration
     from napari_atomdefect.core.detect.detect import iter_detect
     from napari_atomdefect.core.detect.evaluate import score
+    from napari_atomdefect.core.models.registry import resolve_model
     from napari_atomdefect.core.progress import run_to_end
 
-    totals = {c: {"tp": 0, "fp": 0, "fn": 0} for c in CLASSES + ("V_S|O_S",)}
-    conf, correct, chalc, called = [], [], [], []
-    seconds = []
+    info = resolve_model(model)
+    calibration = card_calibration(info.card["detector"])
+    det = {k: v for k, v in info.card["detector"].items() if k != "calibration"}
+    raw = replace(info, card={**info.card, "detector": det})
+    totals = {json.dumps(op): {c: {"tp": 0, "fp": 0, "fn": 0} for c in CLASSES + ("V_S|O_S",)}
+              for op in OPERATING_POINTS}
+    labelled, seconds = {"before": [], "after": []}, []
     for d in sorted(p for p in folder.iterdir() if (p / "image.npy").exists()):
         meta = json.loads((d / "meta.json").read_text())
         px_nm = meta["pixel_size_A"] / 10
         t0 = time.perf_counter()
-        result = run_to_end(iter_detect(np.load(d / "image.npy"), px_nm, "MoS2", model, "auto",
+        result = run_to_end(iter_detect(np.load(d / "image.npy"), px_nm, "MoS2", raw, "auto",
                                         "file"))
         seconds.append(time.perf_counter() - t0)
         truth = pd.read_csv(d / "labels.csv")
-        s = score(result["defects"], truth, RADIUS_NM / px_nm)
-        for c in totals:
-            if c in s.index:
-                for key in ("tp", "fp", "fn"):
-                    totals[c][key] += int(s.loc[c, key])
-        sites = result["sites"]
-        true = site_truth(sites, pd.read_csv(d / "columns.csv"), RADIUS_NM / px_nm)
-        known = true != None  # noqa: E711 (object array)
-        conf.append(sites["confidence"].to_numpy()[known])
-        correct.append((sites["class"].to_numpy() == true)[known])
-        chalc.append((sites["sublattice"] == "chalcogen").to_numpy()[known])
-        called.append((~sites["class"].isin(["metal", "chalcogen"])).to_numpy()[known])
-    conf_a, correct_a, chalc_a, called_a = map(np.concatenate, (conf, correct, chalc, called))
-    ece = {"all sites": expected_calibration_error(conf_a, correct_a),
-           "chalcogen sites": expected_calibration_error(conf_a[chalc_a], correct_a[chalc_a]),
-           "defect calls": expected_calibration_error(conf_a[called_a], correct_a[called_a])}
+        sites = result["sites"].assign(truth=site_truth(result["sites"],
+                                                        pd.read_csv(d / "columns.csv"),
+                                                        RADIUS_NM / px_nm))
+        labelled["before"].append(sites[sites.truth.notna()])
+        for op in OPERATING_POINTS:
+            decided = _decided(sites, calibration, op)
+            if not op:
+                labelled["after"].append(decided[decided.truth.notna()])
+            pred = decided[~decided["class"].isin(["metal", "chalcogen"])]
+            s = score(pred, truth, RADIUS_NM / px_nm)
+            for c, t in totals[json.dumps(op)].items():
+                if c in s.index:
+                    for key in ("tp", "fp", "fn"):
+                        t[key] += int(s.loc[c, key])
+    ece = {k: _ece(pd.concat(v, ignore_index=True)) for k, v in labelled.items()}
     return totals, ece, float(np.mean(seconds))
+
+
+def _pr(t: dict) -> tuple[float, float]:
+    return t["tp"] / max(t["tp"] + t["fp"], 1), t["tp"] / max(t["tp"] + t["fn"], 1)
 
 
 def ideal_observer_f1(script: Path, folder: Path) -> dict[str, float]:
@@ -131,18 +173,26 @@ def f1(t: dict) -> float:
 
 
 def report(name: str, folder: Path, model: str | None, observer: Path | None) -> None:
-    totals, ece, sec = detector_scores(folder, model)
+    all_totals, ece, sec = detector_scores(folder, model)
+    totals = all_totals[json.dumps({})]
     ideal = ideal_observer_f1(observer, folder) if observer else {}
     print(f"\n{name}: {len(list(folder.glob('*/image.npy')))} images, {sec:.2f} s per image")
     print(f"{'class':8s} {'n_true':>6s} {'P':>6s} {'R':>6s} {'F1':>6s} {'ideal':>6s} {'gap':>6s}")
     for c, t in totals.items():
         n_true = t["tp"] + t["fn"]
-        p = t["tp"] / max(t["tp"] + t["fp"], 1)
-        r = t["tp"] / max(n_true, 1)
+        p, r = _pr(t)
         i = ideal.get(c)
         tail = f" {i:6.3f} {i - f1(t):6.3f}" if i is not None else ""
         print(f"{c:8s} {n_true:6d} {p:6.3f} {r:6.3f} {f1(t):6.3f}{tail}")
-    print("ECE of site confidences: " + ", ".join(f"{k} {v:.3f}" for k, v in ece.items()))
+    for when, e in ece.items():
+        print(f"ECE of site confidences {when} calibration: "
+              + ", ".join(f"{k} {v:.3f}" for k, v in e.items()))
+    print("\noperating point          V_S P  V_S R  O_S P  O_S R  V_S|O_S F1")
+    for op in OPERATING_POINTS:
+        t = all_totals[json.dumps(op)]
+        label = ",".join(f"{k}={v}" for k, v in op.items()) or "neutral (0.5)"
+        (vp, vr), (op_, or_) = _pr(t["V_S"]), _pr(t["O_S"])
+        print(f"{label:24s} {vp:6.3f} {vr:6.3f} {op_:6.3f} {or_:6.3f} {f1(t['V_S|O_S']):8.3f}")
 
 
 def main() -> None:

@@ -46,6 +46,16 @@ def _pixel_size(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _operating_point(text: str) -> dict[str, float]:
+    """A ``--operating-point`` value: ``CLASS=VALUE`` pairs, each value strictly in (0, 1)."""
+    from .core.detect.decision import parse_operating_point
+
+    try:
+        return parse_operating_point(text)
+    except AtomDefectError as exc:
+        raise argparse.ArgumentTypeError(str(exc).rstrip(".")) from None
+
+
 def _quiet_calibration(func, *args, **kwargs):
     """Run ``func``; its calibration and model-fit warnings are printed as plain lines from the
     result's messages by the commands, every other warning still reaches the user."""
@@ -233,9 +243,15 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     else:
         px, source = img.pixel_size_nm, "file"
     if args.all_frames:
+        from .core.detect.decision import is_neutral
+
+        if args.operating_point and not is_neutral(args.operating_point):
+            raise _UsageError("--operating-point is not available with --all-frames yet; "
+                              "analyse single frames to use it.")
         return _detect_movie(args, data, px, source)
     result = _quiet_calibration(
-        run_to_end, iter_detect(data, px, args.material, args.model, args.device, source),
+        run_to_end, iter_detect(data, px, args.material, args.model, args.device, source,
+                                operating_point=args.operating_point),
         (lambda item: print(item["message"], file=sys.stderr)) if args.verbose else None)
     table = result["defects"]
     for msg in table.attrs["messages"]:  # calibration notes, then whether the model fits
@@ -244,7 +260,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     counts = table["class"].value_counts().to_dict()
     print(f"{len(table)} defects in {result['lattice'].n_cells} unit cells "
           f"({', '.join(f'{k}: {v}' for k, v in sorted(counts.items())) or 'none'}); model "
-          f"{result['model']} on {result['device']} -> {args.out}")
+          f"{result['model']} on {result['device']}, operating point "
+          f"{table.attrs['operating_point']} -> {args.out}")
     return 0
 
 
@@ -358,6 +375,26 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_calibrate_model(args: argparse.Namespace) -> int:
+    from .core.detect.confidence import iter_calibrate_model
+
+    if args.n_images < 3:
+        raise _UsageError(f"--n-images must be 3 or more, not {args.n_images}.")
+    result = _quiet_calibration(
+        run_to_end, iter_calibrate_model(args.model, args.n_images, args.seed, args.size,
+                                         args.device, write=not args.dry_run),
+        (lambda item: print(item["message"], file=sys.stderr)) if args.verbose else None)
+    cal = result["calibration"]
+    for key in ("ece_before", "ece_after"):
+        e = cal[key]
+        print(f"{key.replace('_', ' ')} (held-out): all sites {e['all_sites']:.3f}, chalcogen "
+              f"sites {e['chalcogen_sites']:.3f}, defect calls {e['defect_calls']:.3f} "
+              f"({e['n_defect_calls']} calls)")
+    print(f"calibration written to {result['path']}" if result["path"] else
+          "dry run: nothing written")
+    return 0
+
+
 def _cmd_batch(args: argparse.Namespace) -> int:
     from ._batch_cli import run_batch
 
@@ -423,6 +460,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all-frames", action="store_true",
                    help="analyse every frame of a stack, follow the lattice drift and link the "
                         "defects into tracks (CSV with frame and track_id)")
+    p.add_argument("--operating-point", type=_operating_point, default=None,
+                   metavar="CLASS=T,...",
+                   help="per defect class (V_S, V_S2, O_S, V_Mo) a value in (0, 1), default 0.5: "
+                        "higher calls the class only with more evidence (precision), lower calls "
+                        "it sooner (recall); e.g. V_S=0.6,O_S=0.4")
     p.add_argument("--search-range", type=_positive_float, default=1.2,
                    help="with --all-frames: largest move between frames, in lattice constants")
     p.add_argument("--memory", type=int, default=1,
@@ -466,6 +508,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-images", type=int, default=40)
     p.add_argument("--translated-fraction", type=float, default=0.5)
     p.set_defaults(func=_cmd_train_detector)
+
+    p = sub.add_parser("calibrate-model",
+                       help="fit a model's per-class confidence calibration and store it in its card")
+    p.add_argument("model", nargs="?", default=None, help="model name or folder (default: bundled;"
+                   " the bundled card is written only with ATOMDEFECT_WRITE_BUNDLED=1)")
+    p.add_argument("--n-images", type=int, default=300, help="held-out simulated images")
+    p.add_argument("--seed", type=int, default=700_000, help="seed of the first image")
+    p.add_argument("--size", type=int, default=256, help="image side in pixels")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--dry-run", action="store_true", help="fit and report, write nothing")
+    p.add_argument("--verbose", action="store_true")
+    p.set_defaults(func=_cmd_calibrate_model)
 
     from ._batch_cli import add_batch_parser
 

@@ -11,6 +11,7 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QGridLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QProgressBar,
@@ -29,8 +30,9 @@ from .._layers import (
     site_layer_kwargs,
     track_layer_kwargs,
 )
+from ..core.detect.decision import NEUTRAL, format_operating_point, is_neutral
 from ..core.device import DEVICE_CHOICES
-from ..core.materials.materials import MATERIALS
+from ..core.materials.materials import DEFECT_CLASSES, MATERIALS
 from ..core.progress import relay
 from ._common import follow_layers, is_image_layer, layer_by_name, scrolling_layout
 from ._worker import LatticeCache, error_sentence, follow_models, start_job
@@ -84,12 +86,14 @@ def _model_view_job(image, material, pixel_size_nm, calibration, model, device, 
             "lattice": lattice, "warnings": notes}
 
 
-def _detect_job(image, material, pixel_size_nm, calibration, model, device, lattice):
+def _detect_job(image, material, pixel_size_nm, calibration, model, device, lattice,
+                operating_point=None):
     """Worker body: detection with progress; returns the final result of ``iter_detect``."""
     from ..core.detect.detect import iter_detect
 
     return (yield from relay(iter_detect(image, pixel_size_nm, material, model, device,
-                                         calibration, lattice=lattice)))
+                                         calibration, lattice=lattice,
+                                         operating_point=operating_point)))
 
 
 def _movie_job(stack, material, pixel_size_nm, calibration, model, device):
@@ -167,6 +171,7 @@ class DetectWidget(QWidget):
         self.fit_label.setWordWrap(True)
         self.fit_label.setStyleSheet("color: #ffb000;")
         self.fit_label.setVisible(False)
+        self.operating_group = self._operating_point_box()
 
         form = QFormLayout()
         row = QHBoxLayout()
@@ -185,6 +190,7 @@ class DetectWidget(QWidget):
         dev.addWidget(self.device_label, 1)
         form.addRow("Device", dev)
         form.addRow("Frames", self.frames)
+        form.addRow(self.operating_group)
         buttons = QHBoxLayout()
         for b in (self.lattice_button, self.detect_button, self.run_button):
             buttons.addWidget(b)
@@ -219,6 +225,37 @@ class DetectWidget(QWidget):
                                              self._image_changed)
         self.refresh_models()
         follow_models(self, self.refresh_models)  # on the GUI thread, whoever saved the model
+
+    def _operating_point_box(self) -> QGroupBox:
+        """The advanced "Operating point" section: one spin box per defect class (0.5 neutral).
+
+        Unchecked (the default) the most probable class is called; checked, a site is called
+        class c against one alternative when its calibrated probability reaches the value.
+        """
+        box = QGroupBox("Operating point (advanced)")
+        box.setCheckable(True)
+        box.setChecked(False)
+        box.setToolTip("Per defect class: higher = call it only with more evidence (precision), "
+                       "lower = call it sooner (recall); 0.5 = the most probable class.")
+        grid = QFormLayout(box)
+        self.operating_spins: dict[str, QDoubleSpinBox] = {}
+        for cls in DEFECT_CLASSES:
+            spin = QDoubleSpinBox()
+            spin.setRange(0.01, 0.99)
+            spin.setSingleStep(0.05)
+            spin.setDecimals(2)
+            spin.setValue(NEUTRAL)
+            spin.setToolTip(f"Calibrated probability a site needs to be called {cls} against one "
+                            "alternative (recall ← 0.5 → precision).")
+            self.operating_spins[cls] = spin
+            grid.addRow(cls, spin)
+        return box
+
+    def operating_point(self) -> dict[str, float]:
+        """The operating point set in the widget (neutral while the section is unchecked)."""
+        if not self.operating_group.isChecked():
+            return {c: NEUTRAL for c in DEFECT_CLASSES}
+        return {c: float(s.value()) for c, s in self.operating_spins.items()}
 
     # ----------------------------------------------------------------- inputs
     def refresh_models(self) -> None:
@@ -430,7 +467,13 @@ class DetectWidget(QWidget):
             return
         layer, image, frame, px, calibration, lattice = inputs
         model = self.model.currentData()
+        op = self.operating_point()
         if frame is not None and self.frames.currentText() == "all frames":
+            if not is_neutral(op):
+                from napari.utils.notifications import show_info
+
+                show_info("The operating point applies to single frames; all frames are "
+                          "analysed with the neutral one.")
             self._show_fit([])
             self._start(_movie_job, (np.asarray(layer.data), self.material.currentText(), px,
                                      calibration, model, self.device.currentText()),
@@ -443,7 +486,7 @@ class DetectWidget(QWidget):
 
         self._show_fit([])
         self._start(_detect_job, (image, self.material.currentText(), px, calibration, model,
-                                  self.device.currentText(), lattice), done, "Detecting…")
+                                  self.device.currentText(), lattice, op), done, "Detecting…")
 
     def show_model_view(self) -> None:
         """Add the image translated into the simulated domain as a new Image layer."""
@@ -580,7 +623,9 @@ class DetectWidget(QWidget):
                     n_chalcogen_sites=table.attrs.get("n_chalcogen_sites"),
                     area_nm2=float(np.prod(np.asarray(layer.data.shape[-2:]))
                                    * lattice.pixel_size_nm**2))
-        meta.update(fit=table.attrs.get("fit"))
+        meta.update(fit=table.attrs.get("fit"),
+                    operating_point=table.attrs.get("operating_point",
+                                                    format_operating_point(self.operating_point())))
         self.viewer.add_points(table[["y_px", "x_px"]].to_numpy(float), **kwargs)
         self.device_label.setText(f"used: {result['device']}")
         self._show_fit(result.get("fit_messages", []))

@@ -3,14 +3,16 @@
 Every tile is read at its own cell's two sites only (its metal and its chalcogen column), so each
 site is classified exactly once even though tiles overlap. Cells along the border whose metal site
 lies outside the field are tiled too, for their chalcogen site. Probabilities are temperature-scaled
-with the value fitted on held-out data when the model was trained.
+with the value fitted on held-out data when the model was trained, then calibrated per class and
+turned into a class under the user's operating point (:mod:`.decision`).
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,8 +23,24 @@ from ..errors import AtomDefectError
 from ..io.table import DEFECT_COLUMNS
 from ..io.validate import as_analysis_image
 from ..lattice.lattice import Lattice, find_lattice
-from ..materials.materials import CHALCOGEN_DEFECTS, SEGMENT_CLASSES, get_material
+from ..materials.materials import SEGMENT_CLASSES, get_material
+from .decision import (
+    CHALCOGEN_CLASSES,
+    METAL_CLASSES,
+    card_calibration,
+    format_operating_point,
+    parse_operating_point,
+    site_decisions,
+)
 from .image_fit import ModelFitWarning, assess_fit, flagged_fraction_message
+
+if TYPE_CHECKING:
+    from ..models.registry import ModelInfo
+
+#: Calibrated probability of every class of the site's sublattice (``nan`` on the other one).
+PROBABILITY_COLUMNS = tuple(f"p_{c}" for c in METAL_CLASSES + CHALCOGEN_CLASSES)
+_NO_METAL = (float("nan"),) * len(METAL_CLASSES)
+_NO_CHALCOGEN = (float("nan"),) * len(CHALCOGEN_CLASSES)
 
 
 def _empty_table() -> pd.DataFrame:
@@ -31,9 +49,13 @@ def _empty_table() -> pd.DataFrame:
 
 
 def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str = "MoS2",
-                model: str | os.PathLike | None = None, device: str = "auto", calibration: str = "user",
-                lattice: Lattice | None = None, batch_size: int = 1024) -> Iterator[dict]:
+                model: str | os.PathLike | ModelInfo | None = None, device: str = "auto",
+                calibration: str = "user", lattice: Lattice | None = None, batch_size: int = 1024,
+                operating_point: str | Mapping[str, float] | None = None) -> Iterator[dict]:
     """Run detection step by step, yielding progress; the last item holds the result.
+
+    ``operating_point``: per defect class, see :func:`.decision.parse_operating_point` (default
+    neutral: the most probable class); ``model`` may also be a loaded ``ModelInfo``.
 
     Yields
     ------
@@ -47,6 +69,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     from ..models.readout import site_logits, site_probabilities
     from ..models.registry import load_detector, resolve_model
 
+    op = parse_operating_point(operating_point)
     mat = get_material(material)
     arr = as_analysis_image(image)
     info = resolve_model(model)
@@ -65,6 +88,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     norm = normalise(arr, levels)
     net = load_detector(info, dev)
     temperature = float(card["detector"].get("temperature", 1.0))
+    calib = card_calibration(card["detector"])
     spec = TileSpec(**card["detector"].get("tile", {}))
     chalc_lookup = {tuple(ij): k for k, ij in enumerate(lattice.chalcogen_index.tolist())}
     metal_lookup = {tuple(ij): k for k, ij in enumerate(lattice.metal_index.tolist())}
@@ -80,23 +104,24 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
             s = torch.from_numpy(own.astype(np.float32)).to(dev)
             p_metal, p_chalcogen = site_probabilities(site_logits(net(x), s), temperature)
             pm, px = p_metal.cpu().numpy(), p_chalcogen.cpu().numpy()
+        d = site_decisions(pm, px, calib, op)
         for k, ij in enumerate(map(tuple, batch.index.tolist())):
             m = metal_lookup.get(ij) if batch.has_metal[k] else None
             if m is not None:
                 y, xx = lattice.metal_sites_px[m]
-                site_rows.append((y, xx, "metal", ("metal", "V_Mo")[int(pm[k].argmax())],
-                                  float(pm[k].max()), float(pm[k, 1])))
+                site_rows.append((y, xx, "metal", d["metal_class"][k], float(d["metal_conf"][k]),
+                                  float(d["q_metal"][k, 1]), *d["q_metal"][k], *_NO_CHALCOGEN))
             c = chalc_lookup.get(ij)
             if c is not None:
                 y, xx = lattice.chalcogen_sites_px[c]
-                cls = ("chalcogen",) + CHALCOGEN_DEFECTS
-                site_rows.append((y, xx, "chalcogen", cls[int(px[k].argmax())],
-                                  float(px[k].max()), float(1 - px[k, 0])))
+                site_rows.append((y, xx, "chalcogen", d["chalcogen_class"][k],
+                                  float(d["chalcogen_conf"][k]), float(1 - d["q_chalcogen"][k, 0]),
+                                  *_NO_METAL, *d["q_chalcogen"][k]))
         done += len(batch)
         yield {"step": "detect", "fraction": done / max(n_tiles, 1),
                "message": f"Classified {done}/{n_tiles} unit cells"}
     sites = pd.DataFrame(site_rows, columns=["y_px", "x_px", "sublattice", "class", "confidence",
-                                             "p_defect"])
+                                             "p_defect", *PROBABILITY_COLUMNS])
     defects = sites[~sites["class"].isin(["metal", "chalcogen"])].reset_index(drop=True)
     table = _empty_table() if defects.empty else pd.DataFrame({
         "y_px": defects.y_px, "x_px": defects.x_px,
@@ -115,6 +140,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
                         "fit": {**fit.to_dict(), "flagged_fraction": n_flagged / max(n_chalcogen, 1),
                                 "messages": fit_messages},
                         "fit_messages": fit_messages,
+                        "operating_point": format_operating_point(op),
+                        "calibrated": calib is not None,
                         "messages": list(lattice.messages) + fit_messages})
     yield {"done": True, "defects": table, "sites": sites, "lattice": lattice, "levels": levels,
            "model": info.name, "device": dev_text, "fit": fit, "fit_messages": fit_messages}
@@ -122,7 +149,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
 
 def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str = "MoS2",
            model: str | os.PathLike | None = None, device: str = "auto",
-           calibration: str = "user") -> pd.DataFrame:
+           calibration: str = "user",
+           operating_point: str | Mapping[str, float] | None = None) -> pd.DataFrame:
     """Detect and classify point defects in a HAADF-STEM image.
 
     Parameters
@@ -140,12 +168,16 @@ def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str 
         ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda`` or ``mps``.
     calibration : {"user", "file"}
         Where ``pixel_size_nm`` comes from (see :func:`~..lattice.lattice.find_lattice`).
+    operating_point : str or mapping, optional
+        Per defect class a value in (0, 1): against one alternative a site is called that class
+        when its calibrated probability reaches the value (higher: precision, lower: recall), e.g.
+        ``"V_S=0.6,O_S=0.4"``; default 0.5 for all (the most probable class).
 
     Returns
     -------
     DataFrame
         One row per defect: ``y_px, x_px, y_nm, x_nm, class, confidence, source``; ``attrs`` hold
-        the model, device, pixel size and the number of sites examined.
+        the model, device, pixel size, the number of sites examined and the operating point.
     """
     from ..io.image import StemImage
     from ..progress import run_to_end
@@ -158,7 +190,7 @@ def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str 
             pixel_size_nm, calibration = image.pixel_size_nm, "file"
         image = image.data
     return run_to_end(iter_detect(image, pixel_size_nm, material, model, device,
-                                  calibration))["defects"]
+                                  calibration, operating_point=operating_point))["defects"]
 
 
 __all__ = ["SEGMENT_CLASSES", "detect", "iter_detect"]

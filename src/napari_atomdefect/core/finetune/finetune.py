@@ -193,7 +193,11 @@ def _detector_card(info: ModelInfo, s: FinetuneSettings, temperature: float, met
                    before: dict, real_scores: dict | None, n_val: int, n_train: int,
                    kept_base: bool) -> dict:
     """The ``detector`` section of the fine-tuned model's card."""
-    return {**info.card["detector"], "temperature": temperature,
+    # The base model's calibration was fitted to the base weights: a retrained detector uses its
+    # own temperature only (identity calibration) until ``atomdefect calibrate-model`` refits it.
+    base = info.card["detector"] if kept_base else \
+        {k: v for k, v in info.card["detector"].items() if k != "calibration"}
+    return {**base, "temperature": temperature,
             "metrics": {"validation_site_f1": metrics,
                         "validation_site_f1_before": before,
                         "validation": f"{n_val} cells of held-out images of the fitted simulator",

@@ -83,8 +83,14 @@ def list_models() -> list[ModelInfo]:
     return out
 
 
-def resolve_model(model: str | os.PathLike | None = None) -> ModelInfo:
-    """Find a model by name (user models shadow nothing: bundled names win) or by folder path."""
+def resolve_model(model: str | os.PathLike | ModelInfo | None = None) -> ModelInfo:
+    """Find a model by name (user models shadow nothing: bundled names win) or by folder path.
+
+    A :class:`ModelInfo` is returned as it is (its card may differ from the file, e.g. without
+    calibration while the calibration is being fitted).
+    """
+    if isinstance(model, ModelInfo):
+        return model
     if model is None:
         model = DEFAULT_MODEL
     path = Path(model)
@@ -309,6 +315,36 @@ def write_model(folder: Path, card: dict, detector: torch.nn.Module | None = Non
     _load_cached.cache_clear()
     _notify()
     return folder
+
+
+def write_card(info: ModelInfo, card: dict) -> Path:
+    """Replace the card of an existing model atomically (weights untouched); returns its path.
+
+    A bundled model's card is written only with ``ATOMDEFECT_WRITE_BUNDLED=1`` (as the training
+    commands do).
+
+    Raises
+    ------
+    ModelError
+        If the model is bundled without that switch, or the card cannot be written (the old card
+        is then kept).
+    """
+    path = info.path / CARD
+    if info.path.resolve().is_relative_to(BUNDLED_DIR.resolve()) and \
+            os.environ.get("ATOMDEFECT_WRITE_BUNDLED") != "1":
+        raise ModelError(f"{info.name} is a bundled model and its card is never overwritten "
+                         "(set ATOMDEFECT_WRITE_BUNDLED=1 to update the shipped card).")
+    tmp = path.with_name(f".{CARD}.part")
+    try:
+        tmp.write_text(json.dumps(card, indent=2, default=str) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ModelError(f"Cannot write the card of model {info.name}: "
+                         f"{exc.strerror or exc}.") from exc
+    _load_cached.cache_clear()
+    _notify()
+    return path
 
 
 #: Callables run after the set of user models changes (widgets refresh their lists).

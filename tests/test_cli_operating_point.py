@@ -1,0 +1,73 @@
+"""``atomdefect detect --operating-point`` and ``atomdefect calibrate-model`` (issue #14)."""
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from napari_atomdefect.cli import main
+from napari_atomdefect.core.models.registry import resolve_model
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sim")
+    assert main(["simulate", "--size", "320", "--pixel-size-nm", "0.012", "--dose", "3e5",
+                 "--seed", "5", "--out", str(folder)]) == 0
+    return folder / "image.tif"
+
+
+@pytest.mark.parametrize("value, sentence", [
+    ("O_S=1.5", "The operating point of O_S must be a number strictly between 0 and 1, not '1.5'"),
+    ("Q=0.5", "'Q' is not a defect class for the operating point (use V_S, V_S2, O_S, V_Mo)"),
+    ("O_S:0.4", "The operating point 'O_S:0.4' is not CLASS=VALUE pairs separated by commas"),
+])
+def test_detect_rejects_bad_operating_point(image, tmp_path, capsys, value, sentence):
+    out = tmp_path / "d.csv"
+    assert main(["detect", str(image), "--operating-point", value, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("atomdefect: argument --operating-point: " + sentence)
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_detect_operating_point_changes_the_calls(image, tmp_path, capsys):
+    neutral, strict = tmp_path / "n.csv", tmp_path / "s.csv"
+    assert main(["detect", str(image), "--out", str(neutral)]) == 0
+    assert "operating point V_S=0.5,V_S2=0.5,O_S=0.5,V_Mo=0.5" in capsys.readouterr().out
+    assert main(["detect", str(image), "--operating-point", "O_S=0.95,V_S=0.05",
+                 "--out", str(strict)]) == 0
+    assert "operating point V_S=0.05,V_S2=0.5,O_S=0.95,V_Mo=0.5" in capsys.readouterr().out
+    a, b = pd.read_csv(neutral), pd.read_csv(strict)
+    assert (b["class"] == "O_S").sum() < (a["class"] == "O_S").sum()
+    assert (b["class"] == "V_S").sum() > (a["class"] == "V_S").sum()
+    # The operating point never moves or removes the vacancies of other classes.
+    assert (b["class"] == "V_S2").sum() == (a["class"] == "V_S2").sum()
+
+
+def test_detect_operating_point_with_all_frames_is_refused(image, tmp_path, capsys):
+    assert main(["detect", str(image), "--all-frames", "--operating-point", "O_S=0.7",
+                 "--out", str(tmp_path / "m.csv")]) == 2
+    assert "--operating-point is not available with --all-frames" in capsys.readouterr().err
+
+
+def test_calibrate_model_cli(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ATOMDEFECT_USER_MODELS", str(tmp_path / "models"))
+    monkeypatch.delenv("ATOMDEFECT_WRITE_BUNDLED", raising=False)
+    bundled_card = (resolve_model().path / "card.json").read_text()
+    assert main(["calibrate-model", "mos2-default", "--n-images", "3"]) == 2
+    assert "bundled model and its card is never overwritten" in capsys.readouterr().err
+    assert (resolve_model().path / "card.json").read_text() == bundled_card
+    folder = tmp_path / "models" / "mine"
+    shutil.copytree(resolve_model().path, folder)
+    assert main(["calibrate-model", str(folder), "--n-images", "3", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "ece after (held-out)" in out and "dry run: nothing written" in out
+    assert (folder / "card.json").read_text() == bundled_card
+    assert main(["calibrate-model", str(folder), "--n-images", "3", "--seed", "700100"]) == 0
+    cal = json.loads((folder / "card.json").read_text())["detector"]["calibration"]
+    assert cal["command"] == "atomdefect calibrate-model mine --n-images 3 --seed 700100 --size 256"
+    assert "seeds 700100–700102" in cal["validation"]
+    assert main(["calibrate-model", str(folder), "--n-images", "1"]) == 2
+    assert capsys.readouterr().err.strip() == "atomdefect: --n-images must be 3 or more, not 1."

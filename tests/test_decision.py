@@ -1,0 +1,203 @@
+"""Calibrated site probabilities and the per-class operating point (issue #14)."""
+
+import json
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_atomdefect.core.detect.decision import (
+    CHALCOGEN_CLASSES,
+    OperatingPointError,
+    calibrate,
+    card_calibration,
+    decide,
+    expected_calibration_error,
+    format_operating_point,
+    parse_operating_point,
+)
+from napari_atomdefect.core.detect.detect import PROBABILITY_COLUMNS, iter_detect
+from napari_atomdefect.core.errors import AtomDefectError
+from napari_atomdefect.core.models.registry import ModelError, resolve_model, write_card
+from napari_atomdefect.core.progress import run_to_end
+from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
+
+
+@pytest.fixture(scope="module")
+def sim():
+    """A 384² MoS2 image with many defects (O_S and V_S plentiful)."""
+    return simulate_image("MoS2", 384, 0.012, params=MicroscopeParams(dose_e_per_A2=3e5),
+                          seed=951_234, defect_fractions={"V_S": 0.08, "V_S2": 0.03,
+                                                          "O_S": 0.08, "V_Mo": 0.02})
+
+
+@pytest.fixture(scope="module")
+def lattice(sim):
+    from napari_atomdefect.core.lattice.lattice import find_lattice
+
+    return find_lattice(sim.image, "MoS2", pixel_size_nm=0.012)
+
+
+def _detect(sim, lattice, op=None, model=None):
+    return run_to_end(iter_detect(sim.image, 0.012, "MoS2", model, "cpu", lattice=lattice,
+                                  operating_point=op))
+
+
+def test_parse_operating_point():
+    assert parse_operating_point(None) == {"V_S": 0.5, "V_S2": 0.5, "O_S": 0.5, "V_Mo": 0.5}
+    op = parse_operating_point(" V_S=0.6, O_S=0.4 ")
+    assert op == {"V_S": 0.6, "V_S2": 0.5, "O_S": 0.4, "V_Mo": 0.5}
+    assert parse_operating_point(format_operating_point(op)) == op
+    assert parse_operating_point({"V_Mo": 0.9})["V_Mo"] == 0.9
+
+
+@pytest.mark.parametrize("text, message", [
+    ("V_S=1.2", "The operating point of V_S must be a number strictly between 0 and 1, not '1.2'."),
+    ("O_S=0", "The operating point of O_S must be a number strictly between 0 and 1, not '0'."),
+    ("O_S=abc", "The operating point of O_S must be a number strictly between 0 and 1, not 'abc'."),
+    ("X=0.5", "'X' is not a defect class for the operating point (use V_S, V_S2, O_S, V_Mo)."),
+    ("V_S", "The operating point 'V_S' is not CLASS=VALUE pairs separated by commas "
+            "(e.g. V_S=0.6,O_S=0.4)."),
+])
+def test_parse_operating_point_rejects(text, message):
+    with pytest.raises(OperatingPointError) as info:
+        parse_operating_point(text)
+    assert str(info.value) == message
+    assert isinstance(info.value, AtomDefectError)
+
+
+def test_decide_neutral_is_argmax_and_binary_threshold():
+    rng = np.random.default_rng(0)
+    q = rng.dirichlet(np.ones(4), size=500)
+    idx, conf = decide(q, CHALCOGEN_CLASSES, parse_operating_point(None))
+    np.testing.assert_array_equal(idx, q.argmax(1))
+    np.testing.assert_allclose(conf, q.max(1))
+    # Against one alternative, O_S is called exactly when q(O_S) >= its value.
+    q2 = np.zeros((5, 4))
+    q2[:, 3] = [0.55, 0.65, 0.69, 0.71, 0.9]
+    q2[:, 0] = 1 - q2[:, 3]
+    idx, _ = decide(q2, CHALCOGEN_CLASSES, {"O_S": 0.7})
+    np.testing.assert_array_equal(idx, [0, 0, 0, 3, 3])
+
+
+def test_calibrate_identity_and_scaling():
+    p = np.array([[0.7, 0.1, 0.1, 0.1], [0.25, 0.25, 0.25, 0.25]])
+    np.testing.assert_allclose(calibrate(p, None), p)
+    np.testing.assert_allclose(calibrate(p, {"scale": [1] * 4, "bias": [0] * 4}), p, atol=1e-9)
+    q = calibrate(p, {"scale": [0.5] * 4, "bias": [0] * 4})  # a softer, less confident call
+    assert q[0, 0] == pytest.approx(np.sqrt(0.7) / (np.sqrt(0.7) + 3 * np.sqrt(0.1)))
+    np.testing.assert_allclose(q.sum(1), 1)
+
+
+def test_card_calibration_rejects_unknown_method():
+    assert card_calibration({"temperature": 1.2}) is None
+    with pytest.raises(AtomDefectError, match="calibration method 'magic' is unknown"):
+        card_calibration({"calibration": {"method": "magic"}})
+    with pytest.raises(AtomDefectError, match="chalcogen site does not have 4"):
+        card_calibration({"calibration": {"method": "diagonal-dirichlet",
+                                          "metal": {"scale": [1, 1], "bias": [0, 0]},
+                                          "chalcogen": {"scale": [1], "bias": [0]}}})
+
+
+def test_ece():
+    conf = np.array([0.9] * 10)
+    assert expected_calibration_error(conf, np.array([1] * 9 + [0])) == pytest.approx(0.0)
+    assert expected_calibration_error(conf, np.array([1] * 5 + [0] * 5)) == pytest.approx(0.4)
+
+
+def test_bundled_card_is_calibrated():
+    cal = resolve_model().card["detector"]["calibration"]
+    assert card_calibration(resolve_model().card["detector"]) == cal
+    assert cal["ece_after"]["defect_calls"] <= 0.05
+    assert cal["ece_after"]["defect_calls"] < cal["ece_before"]["defect_calls"]
+    assert "700000" in cal["validation"].replace("\u2009", "").replace(" ", "")
+
+
+def test_neutral_is_most_probable_calibrated_class(sim, lattice):
+    result = _detect(sim, lattice)
+    sites = result["sites"]
+    for part, classes in (("metal", ("metal", "V_Mo")), ("chalcogen", CHALCOGEN_CLASSES)):
+        s = sites[sites.sublattice == part]
+        p = s[[f"p_{c}" for c in classes]].to_numpy()
+        np.testing.assert_array_equal(s["class"].to_numpy(), np.asarray(classes)[p.argmax(1)])
+        np.testing.assert_allclose(s["confidence"], p.max(1))
+    explicit = _detect(sim, lattice, "V_S=0.5,V_S2=0.5,O_S=0.5,V_Mo=0.5")["defects"]
+    pd.testing.assert_frame_equal(explicit, result["defects"])
+    assert result["defects"].attrs["operating_point"] == "V_S=0.5,V_S2=0.5,O_S=0.5,V_Mo=0.5"
+    assert result["defects"].attrs["calibrated"] is True
+    assert set(PROBABILITY_COLUMNS) <= set(sites.columns)
+
+
+def test_identity_calibration_is_the_temperature_softmax_argmax(sim, lattice):
+    """Without a calibration section (a fine-tuned model) the decision is today's: the most
+    probable class of the temperature-scaled probabilities."""
+    info = resolve_model()
+    det = {k: v for k, v in info.card["detector"].items() if k != "calibration"}
+    raw = replace(info, card={**info.card, "detector": det})
+    plain = _detect(sim, lattice, model=raw)
+    cal = _detect(sim, lattice)
+    assert plain["defects"].attrs["calibrated"] is False
+    # Same sites, same pristine/defect probabilities up to the calibration map.
+    np.testing.assert_allclose(plain["sites"][["y_px", "x_px"]], cal["sites"][["y_px", "x_px"]])
+    s = plain["sites"][plain["sites"].sublattice == "chalcogen"]
+    p = s[[f"p_{c}" for c in CHALCOGEN_CLASSES]].to_numpy()
+    np.testing.assert_array_equal(s["class"], np.asarray(CHALCOGEN_CLASSES)[p.argmax(1)])
+
+
+def test_raising_o_s_threshold_lowers_its_count_monotonically(sim, lattice):
+    counts = []
+    for t in (0.2, 0.35, 0.5, 0.65, 0.8, 0.95):
+        table = _detect(sim, lattice, {"O_S": t})["defects"]
+        counts.append((int((table["class"] == "O_S").sum()), int((table["class"] == "V_S").sum())))
+        assert table.attrs["operating_point"] == f"V_S=0.5,V_S2=0.5,O_S={t:g},V_Mo=0.5"
+    o_s = [c[0] for c in counts]
+    assert all(a >= b for a, b in zip(o_s, o_s[1:], strict=False)), o_s
+    assert o_s[0] > o_s[-1] + 5, o_s
+    v_s = [c[1] for c in counts]  # sites O_S gives up can only go to the other classes
+    assert all(a <= b for a, b in zip(v_s, v_s[1:], strict=False)), v_s
+
+
+def test_write_card_guards_the_bundled_model(monkeypatch):
+    monkeypatch.delenv("ATOMDEFECT_WRITE_BUNDLED", raising=False)
+    info = resolve_model()
+    before = (info.path / "card.json").read_text()
+    with pytest.raises(ModelError, match="bundled model and its card is never overwritten"):
+        write_card(info, {"name": "x"})
+    assert (info.path / "card.json").read_text() == before
+
+
+def test_calibrate_model_writes_a_user_card(tmp_path, monkeypatch):
+    from napari_atomdefect.core.detect.confidence import iter_calibrate_model
+
+    monkeypatch.setenv("ATOMDEFECT_USER_MODELS", str(tmp_path / "models"))
+    folder = tmp_path / "models" / "mine"
+    shutil.copytree(resolve_model().path, folder)
+    card = json.loads((folder / "card.json").read_text())
+    del card["detector"]["calibration"]
+    card["name"] = "mine"
+    (folder / "card.json").write_text(json.dumps(card))
+    result = run_to_end(iter_calibrate_model("mine", n_images=3, seed=700_000, size=256,
+                                             device="cpu"))
+    written = json.loads((folder / "card.json").read_text())["detector"]["calibration"]
+    assert written["method"] == "diagonal-dirichlet"
+    assert written == json.loads(json.dumps(result["calibration"]))
+    assert len(written["chalcogen"]["scale"]) == 4 and len(written["metal"]["bias"]) == 2
+    assert written["command"] == "atomdefect calibrate-model mine --n-images 3 --seed 700000 " \
+                                 "--size 256"
+    assert written["ece_before"]["n_sites"] > 150  # the last of the 3 images
+    # Reproducible: the same images give the same parameters.
+    again = run_to_end(iter_calibrate_model("mine", n_images=3, seed=700_000, size=256,
+                                            device="cpu", write=False))["calibration"]
+    assert again["chalcogen"] == written["chalcogen"] and again["metal"] == written["metal"]
+
+
+def test_finetuned_detector_card_drops_the_base_calibration():
+    from napari_atomdefect.core.finetune.finetune import FinetuneSettings, _detector_card
+
+    info = resolve_model()
+    new = _detector_card(info, FinetuneSettings(), 1.1, {}, {}, None, 10, 100, kept_base=False)
+    assert "calibration" not in new and new["temperature"] == 1.1
+    kept = _detector_card(info, FinetuneSettings(), 1.3, {}, {}, None, 10, 100, kept_base=True)
+    assert kept["calibration"] == info.card["detector"]["calibration"]
