@@ -46,10 +46,24 @@ def test_detect_operating_point_changes_the_calls(image, tmp_path, capsys):
     assert (b["class"] == "V_S2").sum() == (a["class"] == "V_S2").sum()
 
 
-def test_detect_operating_point_with_all_frames_is_refused(image, tmp_path, capsys):
-    assert main(["detect", str(image), "--all-frames", "--operating-point", "O_S=0.7",
-                 "--out", str(tmp_path / "m.csv")]) == 2
-    assert "--operating-point is not available with --all-frames" in capsys.readouterr().err
+def test_detect_operating_point_applies_to_all_frames(tmp_path, capsys):
+    """The same operating point holds for every frame of a movie."""
+    from napari_atomdefect.core.io.image import write_tiff
+    from napari_atomdefect.core.io.table import read_defects_csv
+    from napari_atomdefect.core.simulate.movie import simulate_movie
+
+    movie = simulate_movie("MoS2", 256, n_frames=2, pixel_size_nm=0.012, seed=0)
+    path = tmp_path / "movie.tif"
+    write_tiff(path, movie.frames, movie.pixel_size_nm)
+    counts = {}
+    for op in ("V_S=0.5", "V_S=0.99"):
+        out = tmp_path / f"{op}.csv"
+        assert main(["detect", str(path), "--all-frames", "--operating-point", op,
+                     "--out", str(out)]) == 0
+        table = read_defects_csv(out)
+        assert sorted(table["frame"].unique()) == [0, 1]
+        counts[op] = int((table["class"] == "V_S").sum())
+    assert counts["V_S=0.99"] < counts["V_S=0.5"]
 
 
 def test_calibrate_model_cli(tmp_path, monkeypatch, capsys):

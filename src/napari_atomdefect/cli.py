@@ -243,11 +243,6 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     else:
         px, source = img.pixel_size_nm, "file"
     if args.all_frames:
-        from .core.detect.decision import is_neutral
-
-        if args.operating_point and not is_neutral(args.operating_point):
-            raise _UsageError("--operating-point is not available with --all-frames yet; "
-                              "analyse single frames to use it.")
         return _detect_movie(args, data, px, source)
     result = _quiet_calibration(
         run_to_end, iter_detect(data, px, args.material, args.model, args.device, source,
@@ -272,7 +267,8 @@ def _detect_movie(args: argparse.Namespace, data, px, source) -> int:
     from .core.io.table import write_csv_atomic
 
     result = _quiet_calibration(
-        run_to_end, iter_detect_frames(data, px, args.material, args.model, args.device, source),
+        run_to_end, iter_detect_frames(data, px, args.material, args.model, args.device, source,
+                                    operating_point=args.operating_point),
         (lambda item: print(item["message"], file=sys.stderr)) if args.verbose else None)
     table = link_tracks(result["defects"], search_range=args.search_range, memory=args.memory)
     for msg in table.attrs["messages"]:

@@ -30,7 +30,7 @@ from .._layers import (
     site_layer_kwargs,
     track_layer_kwargs,
 )
-from ..core.detect.decision import NEUTRAL, format_operating_point, is_neutral
+from ..core.detect.decision import NEUTRAL, format_operating_point
 from ..core.device import DEVICE_CHOICES
 from ..core.materials.materials import DEFECT_CLASSES, MATERIALS
 from ..core.progress import relay
@@ -96,12 +96,13 @@ def _detect_job(image, material, pixel_size_nm, calibration, model, device, latt
                                          operating_point=operating_point)))
 
 
-def _movie_job(stack, material, pixel_size_nm, calibration, model, device):
+def _movie_job(stack, material, pixel_size_nm, calibration, model, device,
+               operating_point=None):
     """Worker body: every frame of a movie (lattice drift followed), then the defect tracks."""
     from ..core.detect.movie import iter_detect_frames, link_tracks
 
     result = yield from relay(iter_detect_frames(stack, pixel_size_nm, material, model, device,
-                                                 calibration))
+                                                 calibration, operating_point=operating_point))
     yield {"fraction": 1.0, "message": "Linking the defects into tracks…"}
     return {**result, "defects": link_tracks(result["defects"])}
 
@@ -469,14 +470,9 @@ class DetectWidget(QWidget):
         model = self.model.currentData()
         op = self.operating_point()
         if frame is not None and self.frames.currentText() == "all frames":
-            if not is_neutral(op):
-                from napari.utils.notifications import show_info
-
-                show_info("The operating point applies to single frames; all frames are "
-                          "analysed with the neutral one.")
             self._show_fit([])
             self._start(_movie_job, (np.asarray(layer.data), self.material.currentText(), px,
-                                     calibration, model, self.device.currentText()),
+                                     calibration, model, self.device.currentText(), op),
                         lambda result: self._show_movie(layer, result),
                         "Detecting in every frame…")
             return

@@ -65,7 +65,8 @@ def lattice_drift(previous: Lattice, current: Lattice) -> np.ndarray:
 def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
                        material: str = "MoS2", model: str | Path | None = None,
                        device: str = "auto", calibration: str = "user",
-                       frames: Sequence[int] | None = None) -> Iterator[dict]:
+                       frames: Sequence[int] | None = None,
+                       operating_point: dict[str, float] | None = None) -> Iterator[dict]:
     """Detect defects in every frame of a stack, following the lattice drift; yields progress.
 
     The first frame is calibrated as :func:`~.detect.iter_detect` does; the later frames use the
@@ -117,7 +118,8 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
     last = None
     for pos, k in enumerate(chosen):
         result = None
-        for item in iter_detect(data[k], pixel_size_nm, material, model, device, calibration):
+        for item in iter_detect(data[k], pixel_size_nm, material, model, device, calibration,
+                                operating_point=operating_point):
             if item.get("done"):
                 result = item
                 continue
