@@ -128,3 +128,24 @@ def test_current_frame_stays_2d_and_cancel_mid_movie(viewer_with_movie, qtbot):
     [points] = layers_of(viewer, "detections")
     assert points.ndim == 2 and points.metadata["atomdefect"]["frame"] == 2
     assert not layers_of(viewer, "tracks")
+
+
+def test_lattice_of_a_frame_is_drawn_on_that_frame_and_replaced_by_a_rerun(viewer_with_movie,
+                                                                           qtbot):
+    viewer = viewer_with_movie
+    widget = DetectWidget(viewer)
+    widget.device.setCurrentText("cpu")
+    viewer.dims.set_current_step(0, 2)
+    widget.find_lattice()
+    wait_idle(qtbot, widget)
+    widget.find_lattice()  # a second run replaces the first one's layers
+    wait_idle(qtbot, widget)
+    [sites] = layers_of(viewer, "lattice_sites")
+    [grid] = layers_of(viewer, "cell_grid")
+    assert sites.ndim == 3 and np.all(sites.data[:, 0] == 2)  # shown on frame 2 only
+    assert grid.ndim == 3
+    np.testing.assert_allclose(sites.scale, viewer.layers["movie"].scale)
+    viewer.dims.set_current_step(0, 0)
+    widget.find_lattice()
+    wait_idle(qtbot, widget)
+    assert sorted(int(la.data[0, 0]) for la in layers_of(viewer, "lattice_sites")) == [0, 2]

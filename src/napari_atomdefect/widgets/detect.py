@@ -416,7 +416,7 @@ class DetectWidget(QWidget):
         def done(result):
             lattice = result["lattice"]
             self._lattices[key] = lattice
-            self._show_lattice(layer, lattice)
+            self._show_lattice(layer, lattice, frame)
 
         self._start(_lattice_job, (image, self.material.currentText(), px, calibration),
                     lambda result: (done(result), self._notify(result.get("warnings", []))),
@@ -521,15 +521,29 @@ class DetectWidget(QWidget):
         if notes:
             self.status.setText(" ".join([self.status.text(), *notes]).strip())
 
-    def _show_lattice(self, layer, lattice) -> None:
+    def _show_lattice(self, layer, lattice, frame_index: int | None = None) -> None:
+        """Add the sites and the (hidden) cell grid of ``lattice``, replacing the ones an earlier
+        run added for the same image (and frame). On a stack they are drawn on their frame only."""
         from napari.utils.notifications import show_info
 
-        frame = image_frame(layer)
+        for old in [la for la in self.viewer.layers
+                    if la.metadata.get("atomdefect", {}).get("image") == layer.name
+                    and la.metadata.get("atomdefect", {}).get("kind") in ("lattice_sites",
+                                                                          "cell_grid")
+                    and la.metadata.get("atomdefect", {}).get("frame") == frame_index]:
+            self.viewer.layers.remove(old)
+        stack = frame_index is not None
+        frame = image_frame(layer, 3 if stack else 2)
         data, kwargs = site_layer_kwargs(lattice, f"{layer.name} sites", frame)
-        kwargs["metadata"]["atomdefect"]["image"] = layer.name
-        self.viewer.add_points(data, **kwargs)
         shapes, gkw = grid_layer_data(lattice, frame)
-        gkw["metadata"]["atomdefect"]["image"] = layer.name
+        if stack:  # (frame, row, col): shown on the frame the lattice was found in
+            data = np.column_stack([np.full(len(data), float(frame_index)), data])
+            shapes = [np.column_stack([np.full(len(s), float(frame_index)), s]) for s in shapes]
+            kwargs["name"] = f"{layer.name} sites (frame {frame_index})"
+            gkw["name"] = f"unit cells (frame {frame_index})"
+        for kw in (kwargs, gkw):
+            kw["metadata"]["atomdefect"].update(image=layer.name, frame=frame_index)
+        self.viewer.add_points(data, **kwargs)
         self.viewer.add_shapes(shapes, **gkw)
         self.viewer.layers.selection.active = layer
         for msg in lattice.messages:
