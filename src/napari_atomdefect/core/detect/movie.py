@@ -139,7 +139,11 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
                           "n_metal_sites": table.attrs.get("n_metal_sites"),
                           "n_chalcogen_sites": table.attrs.get("n_chalcogen_sites"),
                           "a_px": lattice.a_px})
-        messages += [m for m in table.attrs.get("messages", []) if m not in messages]
+        notes = table.attrs.get("messages", [])
+        if pos:  # later frames were given the first frame's pixel size, not the user's
+            notes = [m.replace("The pixel size you gave", f"The first frame's pixel size (frame "
+                                                        f"{k + 1})") for m in notes]
+        messages += [m for m in notes if m not in messages]
     out = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
         columns=DEFECT_COLUMNS + ["frame"])
     out["frame"] = out["frame"].astype(int)

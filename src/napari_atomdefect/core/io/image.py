@@ -133,8 +133,8 @@ def _finish(data: np.ndarray, pixel_size_nm: float | None, name: str, metadata: 
             "images and stacks of images are supported. A 4D-STEM dataset must be reduced to an "
             "image first.")
     if data.ndim == 3:
-        messages.append(f"{name}: a stack of {data.shape[0]} frames; detection runs on one frame "
-                        "at a time (the one shown).")
+        messages.append(f"{name}: a stack of {data.shape[0]} frames; detect one frame (the one "
+                        "shown, or --frame N) or all frames (--all-frames).")
     data = data.astype(np.float32, copy=False)
     n_bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
     if n_bad:
