@@ -113,3 +113,19 @@ def test_lattice_cache_follows_frame_and_layer(make_napari_viewer, qtbot):
     assert len(ft._lattices) == 0
     viewer.layers.remove(layer)
     assert len(ft._lattices) == 0
+
+
+def test_lattice_follows_the_calibration_policy(make_napari_viewer, qtbot):
+    """A file pixel size 16 % off the lattice yields to the lattice here too, as in Detect, the
+    CLI and the API: fine-tuning simulates its training cells at the right sampling."""
+    from napari_atomdefect.core.simulate.image import simulate_image
+
+    sim = simulate_image("MoS2", 256, 0.012, seed=5)
+    viewer = make_napari_viewer()
+    viewer.add_image(sim.image, name="wrong", scale=(0.01392, 0.01392), units=("nm", "nm"),
+                     metadata={"atomdefect": {"pixel_size_nm": 0.01392, "calibration": "file"}})
+    ft = FinetuneWidget(viewer)
+    ft.ensure_lattice()
+    qtbot.waitUntil(lambda: ft.lattice is not None, timeout=60_000)
+    assert ft.lattice.calibration == "lattice"
+    assert ft.lattice.pixel_size_nm == pytest.approx(0.012, rel=0.01)

@@ -105,3 +105,31 @@ def scrolling_layout(widget) -> QVBoxLayout:
     outer.setContentsMargins(0, 0, 0, 0)
     outer.addWidget(scroll)
     return QVBoxLayout(inner)
+
+
+def given_pixel_size(layer) -> tuple[float | None, str]:
+    """The pixel size known for an image layer and where it comes from.
+
+    A value the user typed in the Detect widget wins; then the file's (or an applied lattice
+    calibration); then a nm scale set on the layer by another reader; else ``(None, "none")``.
+
+    Parameters
+    ----------
+    layer : napari.layers.Image
+
+    Returns
+    -------
+    tuple
+        ``(pixel size in nm or None, "user" | "file" | "lattice" | "none")``
+    """
+    meta = layer.metadata.get("atomdefect", {})
+    if "user_pixel_size_nm" in meta:
+        value = meta["user_pixel_size_nm"]
+        return (float(value), "user") if value else (None, "none")
+    px = meta.get("pixel_size_nm")
+    if px:
+        source = meta.get("calibration")
+        return float(px), source if source in ("file", "lattice") else "file"
+    if str(layer.units[-1]) in ("nm", "nanometer") and float(layer.scale[-1]) != 1.0:
+        return float(layer.scale[-1]), "file"
+    return None, "none"

@@ -34,7 +34,13 @@ from ..core.detect.decision import NEUTRAL, format_operating_point
 from ..core.device import DEVICE_CHOICES
 from ..core.materials.materials import DEFECT_CLASSES, MATERIALS
 from ..core.progress import relay
-from ._common import follow_layers, is_image_layer, layer_by_name, scrolling_layout
+from ._common import (
+    follow_layers,
+    given_pixel_size,
+    is_image_layer,
+    layer_by_name,
+    scrolling_layout,
+)
 from ._worker import LatticeCache, error_sentence, follow_models, start_job
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -656,34 +662,6 @@ _PLUGIN_KINDS = ("lattice_sites", "cell_grid", "detections", "model_view", "fine
 def _is_stack(layer) -> bool:
     """Whether an image layer holds a stack of grey frames (frames × rows × cols)."""
     return layer.ndim == 3 and not getattr(layer, "rgb", False)
-
-
-def given_pixel_size(layer) -> tuple[float | None, str]:
-    """The pixel size known for an image layer and where it comes from.
-
-    A value the user typed in the Detect widget wins; then the file's (or an applied lattice
-    calibration); then a nm scale set on the layer by another reader; else ``(None, "none")``.
-
-    Parameters
-    ----------
-    layer : napari.layers.Image
-
-    Returns
-    -------
-    tuple
-        ``(pixel size in nm or None, "user" | "file" | "lattice" | "none")``
-    """
-    meta = layer.metadata.get("atomdefect", {})
-    if "user_pixel_size_nm" in meta:
-        value = meta["user_pixel_size_nm"]
-        return (float(value), "user") if value else (None, "none")
-    px = meta.get("pixel_size_nm")
-    if px:
-        source = meta.get("calibration")
-        return float(px), source if source in ("file", "lattice") else "file"
-    if str(layer.units[-1]) in ("nm", "nanometer") and float(layer.scale[-1]) != 1.0:
-        return float(layer.scale[-1]), "file"
-    return None, "none"
 
 
 def _pending_text(px: float | None, source: str) -> str:

@@ -28,7 +28,7 @@ from qtpy.QtWidgets import (
 from ..core.finetune.finetune import FinetuneSettings
 from ..core.finetune.simulator import describe_calibration
 from ..core.materials.materials import MATERIALS
-from ._common import follow_layers, is_image_layer, layer_by_name, scrolling_layout
+from ._common import follow_layers, given_pixel_size, is_image_layer, layer_by_name, scrolling_layout
 from ._worker import LatticeCache, error_sentence, follow_models, start_job
 from .review import is_defect_layer
 
@@ -58,12 +58,12 @@ def montage_pixmap(tiles: np.ndarray, columns: int = 6, zoom: int = 2) -> QPixma
     return QPixmap.fromImage(qimg)
 
 
-def _lattice_job(image, material, pixel_size_nm):
+def _lattice_job(image, material, pixel_size_nm, calibration="user"):
     """Worker body: the image's lattice (its warnings reach napari's notifications)."""
     from ..core.lattice.lattice import find_lattice
 
     yield {"fraction": 0.02, "message": "Finding the lattice…"}
-    return find_lattice(image, material, pixel_size_nm=pixel_size_nm)
+    return find_lattice(image, material, pixel_size_nm=pixel_size_nm, calibration=calibration)
 
 
 def _finetune_job(image, lattice, cell_ids, base, name, settings, corrections, device, source):
@@ -257,8 +257,8 @@ class FinetuneWidget(QWidget):
     # ------------------------------------------------------------ selection
     def _key(self) -> tuple:
         layer = self.image_layer()
-        px = layer.metadata.get("atomdefect", {}).get("pixel_size_nm")
-        return (layer, self._frame_index(layer), self.material.currentText(), px)
+        px, source = given_pixel_size(layer)  # the Detect widget's calibration policy
+        return (layer, self._frame_index(layer), self.material.currentText(), px, source)
 
     @property
     def lattice(self):
@@ -278,7 +278,7 @@ class FinetuneWidget(QWidget):
                 self._lattices[key] = found
                 self.status.setText(f"Lattice: {found.n_cells} unit cells.")
 
-            self._run("lattice", _lattice_job, (image, key[2], key[3]), done,
+            self._run("lattice", _lattice_job, (image, key[2], key[3], key[4]), done,
                       "Finding the lattice…")
         return lattice
 
