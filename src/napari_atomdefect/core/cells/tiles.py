@@ -20,6 +20,7 @@ import numpy as np
 
 from ..lattice.lattice import Lattice
 from ..lattice.sites import neighbour_mean
+from .lookup import CellLookup
 from .sampling import sample_bilinear
 
 #: Ideal lattice vectors (row, col) in units of the lattice constant.
@@ -317,14 +318,26 @@ def tile_cells(image: np.ndarray, lattice: Lattice, spec: TileSpec = TileSpec(),
     return out
 
 
-def own_site_positions(batch: CellTiles, lattice: Lattice) -> np.ndarray:
-    """Tile coordinates ``(N, 2, 2)`` of each tile's own metal and chalcogen sites."""
+def own_site_positions(batch: CellTiles, lattice: Lattice,
+                       chalcogen_rows: np.ndarray | None = None) -> np.ndarray:
+    """Tile coordinates ``(N, 2, 2)`` of each tile's own metal and chalcogen sites.
+
+    Parameters
+    ----------
+    batch : CellTiles
+        The tiles.
+    lattice : Lattice
+        The lattice they were cut from.
+    chalcogen_rows : ndarray, optional
+        Row of each tile's chalcogen site in ``lattice.chalcogen_index`` (``-1``: none), if the
+        caller has it already (see :class:`~.lookup.CellLookup`).
+    """
     n = len(batch)
     spec = batch.spec
     out = np.empty((n, 2, 2))
     out[:, 0] = spec.metal_px
-    lookup = {tuple(ij): k for k, ij in enumerate(lattice.chalcogen_index.tolist())}
-    rows = np.array([lookup.get(tuple(ij), -1) for ij in batch.index.tolist()])
+    rows = (CellLookup(lattice.chalcogen_index).rows(batch.index) if chalcogen_rows is None
+            else np.asarray(chalcogen_rows))
     have = rows >= 0
     out[:, 1] = spec.chalcogen_px
     if have.any():

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
+from ..cells.lookup import CellLookup
 from ..cells.normalize import intensity_levels, normalise
 from ..cells.tiles import TileSpec, iter_cell_tiles, own_site_positions
 from ..errors import AtomDefectError
@@ -23,11 +24,22 @@ from ..io.validate import as_analysis_image
 from ..lattice.lattice import Lattice, find_lattice
 from ..materials.materials import CHALCOGEN_DEFECTS, SEGMENT_CLASSES, get_material
 from .image_fit import ModelFitWarning, assess_fit, flagged_fraction_message
+from .site_rows import site_table
 
 
 def _empty_table() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=float if c not in ("class", "source") else object)
                          for c in DEFECT_COLUMNS})
+
+
+def _decide(pm: np.ndarray, px: np.ndarray) -> tuple[dict, dict]:
+    """Class, confidence and defect probability of each tile's metal and chalcogen site."""
+    chalcogen_classes = np.array(("chalcogen",) + CHALCOGEN_DEFECTS, object)
+    metal = {"class": np.array(("metal", "V_Mo"), object)[pm.argmax(1)], "confidence": pm.max(1),
+             "p_defect": pm[:, 1]}
+    chalcogen = {"class": chalcogen_classes[px.argmax(1)], "confidence": px.max(1),
+                 "p_defect": 1 - px[:, 0]}
+    return metal, chalcogen
 
 
 def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str = "MoS2",
@@ -44,8 +56,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     import torch
 
     from ..device import select_device
-    from ..models.readout import site_logits, site_probabilities
     from ..models.registry import load_detector, resolve_model
+    from ..models.site_forward import tile_site_probabilities
 
     mat = get_material(material)
     arr = as_analysis_image(image)
@@ -66,37 +78,33 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     net = load_detector(info, dev)
     temperature = float(card["detector"].get("temperature", 1.0))
     spec = TileSpec(**card["detector"].get("tile", {}))
-    chalc_lookup = {tuple(ij): k for k, ij in enumerate(lattice.chalcogen_index.tolist())}
-    metal_lookup = {tuple(ij): k for k, ij in enumerate(lattice.metal_index.tolist())}
-    n_tiles = lattice.n_cells + sum(ij not in metal_lookup for ij in chalc_lookup)
-    site_rows = []
+    metal_lookup = CellLookup(lattice.metal_index)
+    chalc_lookup = CellLookup(lattice.chalcogen_index)
+    n_tiles = lattice.n_cells + int((metal_lookup.rows(lattice.chalcogen_index) < 0).sum())
+    metal_rows, chalc_rows, p_metal, p_chalcogen = [], [], [], []
     done = 0
     for batch in iter_cell_tiles(norm, lattice, spec, batch_size=batch_size, border=True):
-        own = own_site_positions(batch, lattice)
+        c_rows = chalc_lookup.rows(batch.index)
+        own = own_site_positions(batch, lattice, chalcogen_rows=c_rows)
         # Inference mode around the forward pass only, never across a ``yield``: a consumer that
-        # stops here (Cancel) must not leave its thread in inference mode.
+        # stops here (Cancel) must not leave its thread in inference mode. The probabilities stay
+        # on the device until the end (one copy to the host, no synchronisation per batch).
         with torch.inference_mode():
-            x = torch.from_numpy(batch.tiles[:, None]).to(dev)
-            s = torch.from_numpy(own.astype(np.float32)).to(dev)
-            p_metal, p_chalcogen = site_probabilities(site_logits(net(x), s), temperature)
-            pm, px = p_metal.cpu().numpy(), p_chalcogen.cpu().numpy()
-        for k, ij in enumerate(map(tuple, batch.index.tolist())):
-            m = metal_lookup.get(ij) if batch.has_metal[k] else None
-            if m is not None:
-                y, xx = lattice.metal_sites_px[m]
-                site_rows.append((y, xx, "metal", ("metal", "V_Mo")[int(pm[k].argmax())],
-                                  float(pm[k].max()), float(pm[k, 1])))
-            c = chalc_lookup.get(ij)
-            if c is not None:
-                y, xx = lattice.chalcogen_sites_px[c]
-                cls = ("chalcogen",) + CHALCOGEN_DEFECTS
-                site_rows.append((y, xx, "chalcogen", cls[int(px[k].argmax())],
-                                  float(px[k].max()), float(1 - px[k, 0])))
+            pm, px = tile_site_probabilities(net, batch.tiles, own, temperature, dev)
+        p_metal.append(pm)
+        p_chalcogen.append(px)
+        metal_rows.append(np.where(batch.has_metal, metal_lookup.rows(batch.index), -1))
+        chalc_rows.append(c_rows)
         done += len(batch)
         yield {"step": "detect", "fraction": done / max(n_tiles, 1),
                "message": f"Classified {done}/{n_tiles} unit cells"}
-    sites = pd.DataFrame(site_rows, columns=["y_px", "x_px", "sublattice", "class", "confidence",
-                                             "p_defect"])
+    with torch.inference_mode():
+        pm = torch.cat(p_metal).cpu().numpy() if p_metal else np.zeros((0, 2), np.float32)
+        px = torch.cat(p_chalcogen).cpu().numpy() if p_chalcogen else np.zeros((0, 4), np.float32)
+    metal, chalcogen = _decide(pm, px)
+    sites = site_table(lattice, np.concatenate(metal_rows) if metal_rows else np.zeros(0, int),
+                       np.concatenate(chalc_rows) if chalc_rows else np.zeros(0, int),
+                       metal, chalcogen)
     defects = sites[~sites["class"].isin(["metal", "chalcogen"])].reset_index(drop=True)
     table = _empty_table() if defects.empty else pd.DataFrame({
         "y_px": defects.y_px, "x_px": defects.x_px,
