@@ -90,9 +90,9 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         # stops here (Cancel) must not leave its thread in inference mode. The probabilities stay
         # on the device until the end (one copy to the host, no synchronisation per batch).
         with torch.inference_mode():
-            pm, px = tile_site_probabilities(net, batch.tiles, own, temperature, dev)
-        p_metal.append(pm)
-        p_chalcogen.append(px)
+            p_m, p_x = tile_site_probabilities(net, batch.tiles, own, temperature, dev)
+        p_metal.append(p_m)
+        p_chalcogen.append(p_x)
         metal_rows.append(np.where(batch.has_metal, metal_lookup.rows(batch.index), -1))
         chalc_rows.append(c_rows)
         done += len(batch)

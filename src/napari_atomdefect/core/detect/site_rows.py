@@ -44,6 +44,7 @@ def site_table(lattice: Lattice, metal_rows: np.ndarray, chalcogen_rows: np.ndar
 
     def interleave(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         a, b = np.asarray(a), np.asarray(b)
+        dtype: type | np.dtype
         if a.dtype.kind in "USO" or b.dtype.kind in "USO":
             dtype = object
         else:  # floats as float64, like Python floats

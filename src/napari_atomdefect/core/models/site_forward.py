@@ -155,7 +155,7 @@ def prepare_detector(net: UNet, device: torch.device) -> UNet:
     import torch
 
     if torch.device(device).type in ("cpu", "cuda"):
-        net = net.to(memory_format=torch.channels_last)
+        net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return net
 
 
