@@ -146,3 +146,23 @@ def test_cuda_detection_matches_cpu():
     sites = gpu["sites"]
     assert sites["class"].tolist() == cpu["class"].tolist()
     np.testing.assert_allclose(sites["confidence"], cpu["confidence"], atol=1e-3)
+
+
+def test_bf16_is_opt_in_and_close(monkeypatch):
+    from napari_atomdefect.core.models.site_forward import cpu_bf16, tile_site_probabilities
+
+    cpu = torch.device("cpu")
+    monkeypatch.delenv("ATOMDEFECT_CPU_BF16", raising=False)
+    assert not cpu_bf16(cpu)
+    net = _random_net()
+    rng = np.random.default_rng(2)
+    tiles = rng.normal(size=(32, 32, 32)).astype(np.float32)
+    sites = np.array([[17.8, 11.5], [13.2, 19.5]]) + rng.normal(0, 0.5, (32, 2, 2))
+    with torch.inference_mode():
+        pm32, px32 = tile_site_probabilities(net, tiles, sites, 1.0, cpu)
+        monkeypatch.setenv("ATOMDEFECT_CPU_BF16", "1")
+        assert cpu_bf16(cpu) and not cpu_bf16(torch.device("meta"))
+        pm16, px16 = tile_site_probabilities(net, tiles, sites, 1.0, cpu)
+    assert pm16.dtype == torch.float32 and px16.shape == (32, 4)
+    torch.testing.assert_close(px16.sum(1), torch.ones(32))
+    assert float((px16 - px32).abs().max()) < 0.05
