@@ -12,7 +12,7 @@ Prints, for simulated MoS2 images at 0.012 nm/px (seed 0):
 * batch throughput with 1 and 2 workers (``bench_batch.py``, ``--batch-n`` images of 512^2);
 * one fine-tuning step of each stage with the default settings (``FinetuneSettings``): the time
   per stage-2 (detector) step and per stage-1 (noise transfer) step, from ``--steps`` steps after
-  a warm-up.
+  a warm-up (median step).
 
 The load of the machine (``os.getloadavg``) is printed with every table: on a shared machine it
 explains most of the spread.
@@ -117,11 +117,11 @@ def batch(n: int) -> None:
 
 
 def _per_step(items: list[dict], warmup: int) -> float:
-    """Seconds per step after the first ``warmup`` steps, from the loops' progress items."""
+    """Median seconds per step after the first ``warmup`` steps, from the loops' progress items
+    (the median, because on a shared machine single steps can take ten times as long)."""
     prog = [i for i in items if not i.get("done")]
-    first = next(i for i in prog if i["step"] >= warmup)
-    last = prog[-1]
-    return (last["elapsed_s"] - first["elapsed_s"]) / max(last["step"] - first["step"], 1)
+    t = np.array([i["elapsed_s"] for i in prog])
+    return float(np.median(np.diff(t)[warmup:]))
 
 
 def finetune_step(steps: int, device: str) -> None:
@@ -161,7 +161,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 4096])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch-n", type=int, default=6, help="images for the batch benchmark")
-    parser.add_argument("--steps", type=int, default=10, help="timed fine-tuning steps per stage")
+    parser.add_argument("--steps", type=int, default=20, help="timed fine-tuning steps per stage")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["detection", "batch", "finetune"])
