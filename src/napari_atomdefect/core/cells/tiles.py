@@ -20,6 +20,7 @@ import numpy as np
 
 from ..lattice.lattice import Lattice
 from ..lattice.sites import neighbour_mean
+from .lookup import CellLookup
 from .sampling import sample_bilinear
 
 #: Ideal lattice vectors (row, col) in units of the lattice constant.
@@ -153,11 +154,11 @@ def local_bases(lattice: Lattice) -> np.ndarray:
     n = len(idx)
     if n == 0:
         return np.zeros((0, 2, 2))
-    lookup = {tuple(ij): k for k, ij in enumerate(idx.tolist())}
+    lookup = CellLookup(idx)
     out = np.empty((n, 2, 2))
     for d, (step, glob) in enumerate((((1, 0), lattice.a1_px), ((0, 1), lattice.a2_px))):
-        fwd = np.array([lookup.get((i + step[0], j + step[1]), -1) for i, j in idx.tolist()])
-        bwd = np.array([lookup.get((i - step[0], j - step[1]), -1) for i, j in idx.tolist()])
+        fwd = lookup.rows(idx + np.array(step))
+        bwd = lookup.rows(idx - np.array(step))
         vec = np.tile(glob, (n, 1)).astype(float)
         both = (fwd >= 0) & (bwd >= 0)
         vec[both] = (pos[fwd[both]] - pos[bwd[both]]) / 2
@@ -207,15 +208,17 @@ def border_cells(lattice: Lattice, bases: np.ndarray | None = None) -> tuple[np.
         ``(M, 2, 2)`` local lattice vectors (rows ``a1``, ``a2``).
     """
     bases = local_bases(lattice) if bases is None else bases
-    lookup = {tuple(ij): k for k, ij in enumerate(lattice.metal_index.tolist())}
-    rows = [k for k, ij in enumerate(lattice.chalcogen_index.tolist()) if tuple(ij) not in lookup]
+    lookup = CellLookup(lattice.metal_index)
+    rows = np.flatnonzero(lookup.rows(lattice.chalcogen_index) < 0)
     index = lattice.chalcogen_index[rows].reshape(-1, 2)
-    glob = np.stack([lattice.a1_px, lattice.a2_px])
-    out_bases = np.empty((len(rows), 2, 2))
-    for n, (i, j) in enumerate(index.tolist()):
-        near = next((lookup[(i + di, j + dj)] for di, dj in _NEIGHBOUR_STEPS
-                     if (i + di, j + dj) in lookup), None)
-        out_bases[n] = glob if near is None else bases[near]
+    out_bases = np.broadcast_to(np.stack([lattice.a1_px, lattice.a2_px]).astype(float),
+                                (len(rows), 2, 2)).copy()
+    todo = np.ones(len(rows), bool)  # no neighbour found yet: the nearest step wins
+    for step in _NEIGHBOUR_STEPS:
+        near = lookup.rows(index + np.array(step))
+        hit = todo & (near >= 0)
+        out_bases[hit] = bases[near[hit]]
+        todo &= ~hit
     origins = lattice.chalcogen_sites_px[rows].reshape(-1, 2) - out_bases.sum(axis=1) / 3
     return index, origins, out_bases
 
@@ -317,14 +320,26 @@ def tile_cells(image: np.ndarray, lattice: Lattice, spec: TileSpec = TileSpec(),
     return out
 
 
-def own_site_positions(batch: CellTiles, lattice: Lattice) -> np.ndarray:
-    """Tile coordinates ``(N, 2, 2)`` of each tile's own metal and chalcogen sites."""
+def own_site_positions(batch: CellTiles, lattice: Lattice,
+                       chalcogen_rows: np.ndarray | None = None) -> np.ndarray:
+    """Tile coordinates ``(N, 2, 2)`` of each tile's own metal and chalcogen sites.
+
+    Parameters
+    ----------
+    batch : CellTiles
+        The tiles.
+    lattice : Lattice
+        The lattice they were cut from.
+    chalcogen_rows : ndarray, optional
+        Row of each tile's chalcogen site in ``lattice.chalcogen_index`` (``-1``: none), if the
+        caller has it already (see :class:`~.lookup.CellLookup`).
+    """
     n = len(batch)
     spec = batch.spec
     out = np.empty((n, 2, 2))
     out[:, 0] = spec.metal_px
-    lookup = {tuple(ij): k for k, ij in enumerate(lattice.chalcogen_index.tolist())}
-    rows = np.array([lookup.get(tuple(ij), -1) for ij in batch.index.tolist()])
+    rows = (CellLookup(lattice.chalcogen_index).rows(batch.index) if chalcogen_rows is None
+            else np.asarray(chalcogen_rows))
     have = rows >= 0
     out[:, 1] = spec.chalcogen_px
     if have.any():

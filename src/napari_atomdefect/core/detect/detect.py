@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ..cells.lookup import CellLookup
 from ..cells.normalize import intensity_levels, normalise
 from ..cells.tiles import TileSpec, iter_cell_tiles, own_site_positions
 from ..errors import AtomDefectError
@@ -33,19 +34,36 @@ from .decision import (
     site_decisions,
 )
 from .image_fit import ModelFitWarning, assess_fit, flagged_fraction_message
+from .site_rows import site_table
 
 if TYPE_CHECKING:
     from ..models.registry import ModelInfo
 
 #: Calibrated probability of every class of the site's sublattice (``nan`` on the other one).
 PROBABILITY_COLUMNS = tuple(f"p_{c}" for c in METAL_CLASSES + CHALCOGEN_CLASSES)
-_NO_METAL = (float("nan"),) * len(METAL_CLASSES)
-_NO_CHALCOGEN = (float("nan"),) * len(CHALCOGEN_CLASSES)
 
 
 def _empty_table() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=float if c not in ("class", "source") else object)
                          for c in DEFECT_COLUMNS})
+
+
+def _decide(pm: np.ndarray, px: np.ndarray, calib: dict | None,
+            op: Mapping[str, float]) -> tuple[dict, dict]:
+    """Per tile, the columns of its metal and chalcogen site: class and confidence after
+    calibration and operating point, defect probability and the calibrated probability of every
+    class of the sublattice (``nan`` for the other sublattice's classes)."""
+    d = site_decisions(pm, px, calib, op)
+    qm, qx = d["q_metal"], d["q_chalcogen"]
+    n = len(qm)
+    nan = np.full(n, np.nan)
+    metal = {"class": d["metal_class"], "confidence": d["metal_conf"], "p_defect": qm[:, 1],
+             **{f"p_{c}": qm[:, i] for i, c in enumerate(METAL_CLASSES)},
+             **{f"p_{c}": nan for c in CHALCOGEN_CLASSES}}
+    chalcogen = {"class": d["chalcogen_class"], "confidence": d["chalcogen_conf"],
+                 "p_defect": 1 - qx[:, 0], **{f"p_{c}": nan for c in METAL_CLASSES},
+                 **{f"p_{c}": qx[:, i] for i, c in enumerate(CHALCOGEN_CLASSES)}}
+    return metal, chalcogen
 
 
 def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str = "MoS2",
@@ -66,8 +84,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     import torch
 
     from ..device import select_device
-    from ..models.readout import site_logits, site_probabilities
     from ..models.registry import load_detector, resolve_model
+    from ..models.site_forward import tile_site_probabilities
 
     op = parse_operating_point(operating_point)
     mat = get_material(material)
@@ -90,38 +108,33 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     temperature = float(card["detector"].get("temperature", 1.0))
     calib = card_calibration(card["detector"])
     spec = TileSpec(**card["detector"].get("tile", {}))
-    chalc_lookup = {tuple(ij): k for k, ij in enumerate(lattice.chalcogen_index.tolist())}
-    metal_lookup = {tuple(ij): k for k, ij in enumerate(lattice.metal_index.tolist())}
-    n_tiles = lattice.n_cells + sum(ij not in metal_lookup for ij in chalc_lookup)
-    site_rows = []
+    metal_lookup = CellLookup(lattice.metal_index)
+    chalc_lookup = CellLookup(lattice.chalcogen_index)
+    n_tiles = lattice.n_cells + int((metal_lookup.rows(lattice.chalcogen_index) < 0).sum())
+    metal_rows, chalc_rows, p_metal, p_chalcogen = [], [], [], []
     done = 0
     for batch in iter_cell_tiles(norm, lattice, spec, batch_size=batch_size, border=True):
-        own = own_site_positions(batch, lattice)
+        c_rows = chalc_lookup.rows(batch.index)
+        own = own_site_positions(batch, lattice, chalcogen_rows=c_rows)
         # Inference mode around the forward pass only, never across a ``yield``: a consumer that
-        # stops here (Cancel) must not leave its thread in inference mode.
+        # stops here (Cancel) must not leave its thread in inference mode. The probabilities stay
+        # on the device until the end (one copy to the host, no synchronisation per batch).
         with torch.inference_mode():
-            x = torch.from_numpy(batch.tiles[:, None]).to(dev)
-            s = torch.from_numpy(own.astype(np.float32)).to(dev)
-            p_metal, p_chalcogen = site_probabilities(site_logits(net(x), s), temperature)
-            pm, px = p_metal.cpu().numpy(), p_chalcogen.cpu().numpy()
-        d = site_decisions(pm, px, calib, op)
-        for k, ij in enumerate(map(tuple, batch.index.tolist())):
-            m = metal_lookup.get(ij) if batch.has_metal[k] else None
-            if m is not None:
-                y, xx = lattice.metal_sites_px[m]
-                site_rows.append((y, xx, "metal", d["metal_class"][k], float(d["metal_conf"][k]),
-                                  float(d["q_metal"][k, 1]), *d["q_metal"][k], *_NO_CHALCOGEN))
-            c = chalc_lookup.get(ij)
-            if c is not None:
-                y, xx = lattice.chalcogen_sites_px[c]
-                site_rows.append((y, xx, "chalcogen", d["chalcogen_class"][k],
-                                  float(d["chalcogen_conf"][k]), float(1 - d["q_chalcogen"][k, 0]),
-                                  *_NO_METAL, *d["q_chalcogen"][k]))
+            p_m, p_x = tile_site_probabilities(net, batch.tiles, own, temperature, dev)
+        p_metal.append(p_m)
+        p_chalcogen.append(p_x)
+        metal_rows.append(np.where(batch.has_metal, metal_lookup.rows(batch.index), -1))
+        chalc_rows.append(c_rows)
         done += len(batch)
         yield {"step": "detect", "fraction": done / max(n_tiles, 1),
                "message": f"Classified {done}/{n_tiles} unit cells"}
-    sites = pd.DataFrame(site_rows, columns=["y_px", "x_px", "sublattice", "class", "confidence",
-                                             "p_defect", *PROBABILITY_COLUMNS])
+    with torch.inference_mode():
+        pm = torch.cat(p_metal).cpu().numpy() if p_metal else np.zeros((0, 2), np.float32)
+        px = torch.cat(p_chalcogen).cpu().numpy() if p_chalcogen else np.zeros((0, 4), np.float32)
+    metal, chalcogen = _decide(pm, px, calib, op)
+    sites = site_table(lattice, np.concatenate(metal_rows) if metal_rows else np.zeros(0, int),
+                       np.concatenate(chalc_rows) if chalc_rows else np.zeros(0, int),
+                       metal, chalcogen)
     defects = sites[~sites["class"].isin(["metal", "chalcogen"])].reset_index(drop=True)
     table = _empty_table() if defects.empty else pd.DataFrame({
         "y_px": defects.y_px, "x_px": defects.x_px,

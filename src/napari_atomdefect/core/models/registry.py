@@ -259,13 +259,16 @@ def base_detector(info: ModelInfo) -> UNet:
 def _load_cached(folder: str, part: str, device: str, mtime: float):
     import torch
 
+    from .site_forward import prepare_detector
+
     info = ModelInfo(Path(folder).name, Path(folder), False, _read_card(Path(folder)))
     if part == "detector":
         if "detector" not in info.card:
             raise ModelError(f"Model {info.name} has no detector (stage 2).")
         net = build_detector({"name": info.name, **info.card})
         load_weights(net, load_state(info.path / DETECTOR_FILE), "detector", info.name)
-        return net.eval().fused().to(torch.device(device))
+        dev = torch.device(device)
+        return prepare_detector(net.eval().fused().to(dev), dev)
     if "noise" not in info.card:
         raise ModelError(f"Model {info.name} has no noise-transfer stage (stage 1).")
     gen_ab, gen_ba = build_noise_generators({"name": info.name, **info.card})

@@ -1,0 +1,210 @@
+"""U-Net inference read at the two own sites only: the same logits for about half the work.
+
+Detection reads the U-Net's logit maps at two points of each tile (bilinear, see
+:func:`~.readout.site_logits`). The encoder has to see the whole tile, but the decoder's last
+level and the head only matter in a small window around those points: a 3 x 3 convolution's
+output depends on its input one pixel around, so a window that stays at least the receptive margin
+away from the tile edge comes out of *valid* (unpadded) convolutions over a cropped input exactly
+as it does from the padded full-tile pass. :func:`site_logits_fast` computes the decoder on one
+window shared by the whole batch (the bounding box of all sites plus that margin) and falls back to
+the full pass when the window would reach the tile edge.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # torch is imported lazily, inside the functions
+    import torch
+
+    from .unet import UNet
+
+
+def _valid_block(block: torch.nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """Run a conv block without its zero padding (each 3 x 3 convolution trims one pixel a side)."""
+    import torch.nn.functional as F
+    from torch import nn
+
+    for layer in block:
+        if isinstance(layer, nn.Conv2d):
+            x = F.conv2d(x, layer.weight, layer.bias, layer.stride, 0, layer.dilation, layer.groups)
+        else:  # BatchNorm (eval) and ReLU act per pixel
+            x = layer(x)
+    return x
+
+
+def _block_margin(block: torch.nn.Sequential) -> int:
+    """Pixels one block trims per side when run without padding."""
+    from torch import nn
+
+    return sum(int(m.padding[0]) for m in block if isinstance(m, nn.Conv2d))
+
+
+def _window(lo: int, hi: int, margin: int, size: int) -> tuple[int, int] | None:
+    """``(lo - margin, hi + margin)`` if inside ``[0, size - 1]``, else ``None``."""
+    a, b = lo - margin, hi + margin
+    return (a, b) if a >= 0 and b <= size - 1 else None
+
+
+def decoder_windows(sites: np.ndarray, size: int, margin1: int,
+                    margin2: int) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int],
+                                           tuple[int, int]] | None:
+    """Windows (inclusive pixel ranges) of the full- and half-resolution decoder inputs.
+
+    Parameters
+    ----------
+    sites : ndarray
+        ``(N, 2, 2)`` tile coordinates (row, col) of the sites that will be read (host memory:
+        the window is decided without a device round trip).
+    size : int
+        Tile side (pixels).
+    margin1, margin2 : int
+        Pixels trimmed per side by the last and the second-to-last decoder block.
+
+    Returns
+    -------
+    tuple or None
+        ``(rows1, cols1, rows2, cols2)``: the input windows of the last decoder block (full
+        resolution) and of the one before (half resolution); ``None`` where a window would reach
+        the tile edge (or a site is not finite), so that the full pass must be used.
+    """
+    pts = np.asarray(sites, np.float64).reshape(-1, 2)
+    if not len(pts) or not np.isfinite(pts).all():
+        return None
+    lo = np.floor(pts.min(0)).astype(int)
+    hi = np.floor(pts.max(0)).astype(int) + 1
+    out = []
+    for d in range(2):
+        w1 = _window(int(lo[d]), int(hi[d]), margin1, size)
+        if w1 is None:
+            return None
+        # a transposed 2 x 2, stride-2 convolution: output pixel p comes from input pixel p // 2
+        w2 = _window(w1[0] // 2, w1[1] // 2, margin2, size // 2)
+        if w2 is None:
+            return None
+        out.append((w1, w2))
+    return out[0][0], out[1][0], out[0][1], out[1][1]
+
+
+def site_logits_fast(net: UNet, x: torch.Tensor, sites: torch.Tensor,
+                     sites_host: np.ndarray | None = None) -> torch.Tensor:
+    """Per-site logits ``(N, 2, C)`` of ``net`` on tiles ``x``: ``site_logits(net(x), sites)``.
+
+    Parameters
+    ----------
+    net : UNet
+        The detector in eval mode (fused or not).
+    x : Tensor
+        ``(N, 1, S, S)`` tiles (any memory format).
+    sites : Tensor
+        ``(N, 2, 2)`` tile coordinates (row, col) of the metal and chalcogen sites.
+    sites_host : ndarray, optional
+        The same coordinates in host memory (saves a device-to-host copy on a GPU).
+
+    Returns
+    -------
+    Tensor
+        ``(N, 2, C)``, equal to :func:`~.readout.site_logits` of the full output within float
+        rounding; computed on a cropped decoder when the sites allow it.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from .readout import site_logits
+
+    size = x.shape[-1]
+    win = None
+    if x.shape[-2] == size and size % 4 == 0:
+        host = sites.detach().cpu().numpy() if sites_host is None else sites_host
+        win = decoder_windows(host, size, _block_margin(net.dec1), _block_margin(net.dec2))
+    if win is None:
+        return site_logits(net(x), sites)
+    (r1a, r1b), (c1a, c1b), (r2a, r2b), (c2a, c2b) = win
+    e1 = net.enc1(x)
+    e2 = net.enc2(net.pool(e1))
+    e3 = net.enc3(net.pool(e2))
+    # dec2 input on the half-resolution window; up2 output pixel p comes from e3 pixel p // 2
+    u2 = net.up2(e3[..., r2a // 2:r2b // 2 + 1, c2a // 2:c2b // 2 + 1])
+    u2 = u2[..., r2a - 2 * (r2a // 2):r2a - 2 * (r2a // 2) + r2b - r2a + 1,
+            c2a - 2 * (c2a // 2):c2a - 2 * (c2a // 2) + c2b - c2a + 1]
+    d2 = _valid_block(net.dec2, torch.cat([u2, e2[..., r2a:r2b + 1, c2a:c2b + 1]], dim=1))
+    m2 = _block_margin(net.dec2)
+    d2_r0, d2_c0 = r2a + m2, c2a + m2                         # d2 window's first pixel
+    u1 = net.up1(d2)                                          # rows 2 * d2_r0 ...
+    u1 = u1[..., r1a - 2 * d2_r0:r1b - 2 * d2_r0 + 1, c1a - 2 * d2_c0:c1b - 2 * d2_c0 + 1]
+    d1 = _valid_block(net.dec1, torch.cat([u1, e1[..., r1a:r1b + 1, c1a:c1b + 1]], dim=1))
+    logits = net.head(d1)
+    m1 = _block_margin(net.dec1)
+    origin = torch.tensor([r1a + m1, c1a + m1], dtype=sites.dtype, device=sites.device)
+    extent = torch.tensor([logits.shape[-2] - 1, logits.shape[-1] - 1], dtype=sites.dtype,
+                          device=sites.device)
+    grid = ((sites - origin) / extent * 2 - 1).flip(-1)       # (N, 2, 2) as (x, y) in [-1, 1]
+    out = F.grid_sample(logits, grid[:, :, None, :].to(logits.dtype), mode="bilinear",
+                        align_corners=True)
+    return out[..., 0].permute(0, 2, 1)
+
+
+def prepare_detector(net: UNet, device: torch.device) -> UNet:
+    """The detector laid out for fast inference on ``device`` (channels-last on CPU and CUDA).
+
+    Channels-last weights and activations let oneDNN (CPU) and cuDNN pick their fastest
+    convolutions; the arithmetic, and so the result, is the same. Modifies ``net`` in place.
+    """
+    import torch
+
+    if torch.device(device).type in ("cpu", "cuda"):
+        net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return net
+
+
+def tile_site_probabilities(net: UNet, tiles: np.ndarray, sites: np.ndarray, temperature: float,
+                            device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class probabilities at each tile's own sites, left on ``device`` (no host synchronisation).
+
+    Parameters
+    ----------
+    net : UNet
+        The detector on ``device`` (eval mode).
+    tiles : ndarray
+        ``(N, S, S)`` float32 normalised tiles.
+    sites : ndarray
+        ``(N, 2, 2)`` tile coordinates of the metal and chalcogen sites.
+    temperature : float
+        Temperature of the softmax.
+    device : torch.device
+        Where ``net`` lives; on CUDA the tiles travel through pinned memory, asynchronously.
+
+    Returns
+    -------
+    p_metal, p_chalcogen : Tensor
+        ``(N, 2)`` and ``(N, 4)`` on ``device`` (see :func:`~.readout.site_probabilities`);
+        call within ``torch.inference_mode()``.
+    """
+    import torch
+
+    from .readout import site_probabilities
+
+    x = torch.from_numpy(np.ascontiguousarray(tiles, np.float32))[:, None]
+    s = torch.from_numpy(np.asarray(sites, np.float32))
+    if device.type == "cuda":
+        x = x.pin_memory().to(device, non_blocking=True)
+        s = s.pin_memory().to(device, non_blocking=True)  # the host copy decides the window
+    elif device.type != "cpu":
+        x, s = x.to(device), s.to(device)
+    if device.type in ("cpu", "cuda"):
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_bf16(device)):
+        logits = site_logits_fast(net, x, s, np.asarray(sites))
+    return site_probabilities(logits.float(), temperature)
+
+
+def cpu_bf16(device: torch.device) -> bool:
+    """Whether inference on ``device`` runs in bfloat16 (opt-in: ``ATOMDEFECT_CPU_BF16=1``, CPU).
+
+    About twice as fast on CPUs with AVX-512 BF16, but the logits move by up to a few hundredths,
+    so it is off by default (see docs/benchmarks.md).
+    """
+    return device.type == "cpu" and os.environ.get("ATOMDEFECT_CPU_BF16", "") == "1"

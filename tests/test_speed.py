@@ -1,0 +1,168 @@
+"""The optimised inference path gives the results of the straightforward one (issue #15)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from napari_atomdefect.core.cells.lookup import CellLookup
+from napari_atomdefect.core.cells.normalize import intensity_levels, normalise
+from napari_atomdefect.core.cells.tiles import TileSpec, iter_cell_tiles, own_site_positions
+from napari_atomdefect.core.detect.detect import iter_detect
+from napari_atomdefect.core.lattice.lattice import find_lattice
+from napari_atomdefect.core.materials.materials import CHALCOGEN_DEFECTS, get_material
+from napari_atomdefect.core.models.readout import site_logits, site_probabilities
+from napari_atomdefect.core.models.registry import build_detector, load_state, load_weights, resolve_model
+from napari_atomdefect.core.models.site_forward import decoder_windows, site_logits_fast
+from napari_atomdefect.core.models.unet import UNet
+from napari_atomdefect.core.progress import run_to_end
+from napari_atomdefect.core.simulate.image import simulate_image
+
+
+def _reference_sites(image: np.ndarray, pixel_size_nm: float) -> pd.DataFrame:
+    """The per-site table computed the plain way: unfused full U-Net pass, dictionaries, a loop."""
+    info = resolve_model(None)
+    net = build_detector({"name": info.name, **info.card})
+    load_weights(net, load_state(info.path / "detector.safetensors"), "detector", info.name)
+    net.eval()
+    mat = get_material("MoS2")
+    lattice = find_lattice(image, mat, pixel_size_nm=pixel_size_nm)
+    norm = normalise(image, intensity_levels(image, lattice))
+    temperature = float(info.card["detector"].get("temperature", 1.0))
+    spec = TileSpec(**info.card["detector"].get("tile", {}))
+    chalc = {tuple(ij): k for k, ij in enumerate(lattice.chalcogen_index.tolist())}
+    metal = {tuple(ij): k for k, ij in enumerate(lattice.metal_index.tolist())}
+    rows = []
+    for batch in iter_cell_tiles(norm, lattice, spec, batch_size=100, border=True):
+        own = torch.from_numpy(own_site_positions(batch, lattice).astype(np.float32))
+        with torch.no_grad():
+            pm, px = site_probabilities(site_logits(net(torch.from_numpy(batch.tiles[:, None])),
+                                                    own), temperature)
+        pm, px = pm.numpy(), px.numpy()
+        for k, ij in enumerate(map(tuple, batch.index.tolist())):
+            m = metal.get(ij) if batch.has_metal[k] else None
+            if m is not None:
+                y, x = lattice.metal_sites_px[m]
+                rows.append((y, x, "metal", ("metal", "V_Mo")[int(pm[k].argmax())],
+                             float(pm[k].max()), float(pm[k, 1])))
+            c = chalc.get(ij)
+            if c is not None:
+                y, x = lattice.chalcogen_sites_px[c]
+                rows.append((y, x, "chalcogen", (("chalcogen",) + CHALCOGEN_DEFECTS)[int(px[k].argmax())],
+                             float(px[k].max()), float(1 - px[k, 0])))
+    return pd.DataFrame(rows, columns=["y_px", "x_px", "sublattice", "class", "confidence",
+                                       "p_defect"])
+
+
+def test_optimised_detection_equals_reference():
+    sim = simulate_image("MoS2", 384, 0.012, seed=3,
+                         defect_fractions={"V_S": 0.05, "V_S2": 0.02, "O_S": 0.03, "V_Mo": 0.02})
+    ref = _reference_sites(sim.image, 0.012)
+    # small batches: several batches, and the last one short
+    out = run_to_end(iter_detect(sim.image, 0.012, "MoS2", device="cpu", batch_size=128))
+    sites = out["sites"]
+    assert len(ref) > 400 and (ref["class"] != ref["sublattice"]).sum() >= 10
+    assert len(sites) == len(ref)
+    assert sites["sublattice"].tolist() == ref["sublattice"].tolist()
+    assert sites["class"].tolist() == ref["class"].tolist()
+    np.testing.assert_allclose(sites[["y_px", "x_px"]], ref[["y_px", "x_px"]], atol=1e-9)
+    np.testing.assert_allclose(sites[["confidence", "p_defect"]], ref[["confidence", "p_defect"]],
+                               atol=1e-4)
+    defects = out["defects"]
+    want = ref[ref["class"] != ref["sublattice"]]
+    assert len(defects) == len(want)
+    assert defects["class"].tolist() == want["class"].tolist()
+    assert str(sites["confidence"].dtype) == "float64"
+
+
+def _random_net() -> UNet:
+    torch.manual_seed(0)
+    net = UNet(width=8).eval()
+    for m in net.modules():  # non-trivial BatchNorm statistics
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    return net
+
+
+@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_site_logits_fast_equals_full_pass(fused, channels_last):
+    net = _random_net()
+    net = net.fused() if fused else net
+    x = torch.randn(64, 1, 32, 32)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    gen = torch.Generator().manual_seed(1)
+    sites = torch.tensor([[17.8, 11.5], [13.2, 19.5]]) + torch.randn(64, 2, 2, generator=gen)
+    assert decoder_windows(sites.numpy(), 32, 2, 2) is not None  # the cropped path is taken
+    with torch.inference_mode():
+        want = site_logits(net(x), sites)
+        got = site_logits_fast(net, x, sites)
+    assert got.shape == (64, 2, 7)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_site_logits_fast_falls_back_near_the_tile_edge():
+    net = _random_net()
+    x = torch.randn(8, 1, 32, 32)
+    sites = torch.tensor([[1.2, 3.0], [13.2, 30.5]]).expand(8, 2, 2).clone()
+    assert decoder_windows(sites.numpy(), 32, 2, 2) is None
+    sites[0, 0, 0] = float("nan")
+    assert decoder_windows(sites.numpy(), 32, 2, 2) is None
+    sites[0, 0, 0] = 1.2
+    with torch.inference_mode():
+        torch.testing.assert_close(site_logits_fast(net, x, sites), site_logits(net(x), sites))
+
+
+def test_decoder_windows_cover_the_sites_with_margins():
+    sites = np.array([[[17.8, 11.5], [13.2, 19.5]]])
+    rows1, cols1, rows2, cols2 = decoder_windows(sites, 32, 2, 2)
+    assert rows1 == (11, 20) and cols1 == (9, 22)        # floor/ceil of the sites, 2 px margin
+    assert rows2 == (3, 12) and cols2 == (2, 13)          # half resolution, 2 px margin
+
+
+def test_cell_lookup_matches_a_dictionary():
+    rng = np.random.default_rng(0)
+    index = np.unique(rng.integers(-20, 20, (300, 2)), axis=0)
+    rng.shuffle(index)
+    queries = np.concatenate([index[::3], rng.integers(-30, 30, (200, 2))])
+    table = {tuple(ij): k for k, ij in enumerate(index.tolist())}
+    want = [table.get(tuple(ij), -1) for ij in queries.tolist()]
+    assert CellLookup(index).rows(queries).tolist() == want
+    assert CellLookup(np.zeros((0, 2), int)).rows(queries).tolist() == [-1] * len(queries)
+    assert CellLookup(index).rows(np.zeros((0, 2), int)).tolist() == []
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_detection_matches_cpu():
+    sim = simulate_image("MoS2", 384, 0.012, seed=5, defect_fractions={"V_S": 0.05, "V_Mo": 0.02})
+    cpu = run_to_end(iter_detect(sim.image, 0.012, "MoS2", device="cpu"))["sites"]
+    gpu = run_to_end(iter_detect(sim.image, 0.012, "MoS2", device="cuda", batch_size=128))
+    assert gpu["device"].startswith("cuda")
+    sites = gpu["sites"]
+    assert sites["class"].tolist() == cpu["class"].tolist()
+    np.testing.assert_allclose(sites["confidence"], cpu["confidence"], atol=1e-3)
+
+
+def test_bf16_is_opt_in_and_close(monkeypatch):
+    from napari_atomdefect.core.models.site_forward import cpu_bf16, tile_site_probabilities
+
+    cpu = torch.device("cpu")
+    monkeypatch.delenv("ATOMDEFECT_CPU_BF16", raising=False)
+    assert not cpu_bf16(cpu)
+    net = _random_net()
+    rng = np.random.default_rng(2)
+    tiles = rng.normal(size=(32, 32, 32)).astype(np.float32)
+    sites = np.array([[17.8, 11.5], [13.2, 19.5]]) + rng.normal(0, 0.5, (32, 2, 2))
+    with torch.inference_mode():
+        pm32, px32 = tile_site_probabilities(net, tiles, sites, 1.0, cpu)
+        monkeypatch.setenv("ATOMDEFECT_CPU_BF16", "1")
+        assert cpu_bf16(cpu) and not cpu_bf16(torch.device("meta"))
+        pm16, px16 = tile_site_probabilities(net, tiles, sites, 1.0, cpu)
+    assert pm16.dtype == torch.float32 and px16.shape == (32, 4)
+    torch.testing.assert_close(px16.sum(1), torch.ones(32))
+    assert float((px16 - px32).abs().max()) < 0.05
