@@ -10,9 +10,14 @@ import torch
 from napari_atomdefect.core.cells.lookup import CellLookup
 from napari_atomdefect.core.cells.normalize import intensity_levels, normalise
 from napari_atomdefect.core.cells.tiles import TileSpec, iter_cell_tiles, own_site_positions
+from napari_atomdefect.core.detect.decision import (
+    card_calibration,
+    parse_operating_point,
+    site_decisions,
+)
 from napari_atomdefect.core.detect.detect import iter_detect
 from napari_atomdefect.core.lattice.lattice import find_lattice
-from napari_atomdefect.core.materials.materials import CHALCOGEN_DEFECTS, get_material
+from napari_atomdefect.core.materials.materials import get_material
 from napari_atomdefect.core.models.readout import site_logits, site_probabilities
 from napari_atomdefect.core.models.registry import build_detector, load_state, load_weights, resolve_model
 from napari_atomdefect.core.models.site_forward import decoder_windows, site_logits_fast
@@ -40,18 +45,20 @@ def _reference_sites(image: np.ndarray, pixel_size_nm: float) -> pd.DataFrame:
         with torch.no_grad():
             pm, px = site_probabilities(site_logits(net(torch.from_numpy(batch.tiles[:, None])),
                                                     own), temperature)
-        pm, px = pm.numpy(), px.numpy()
+        # the card's calibration and the neutral operating point, as detection applies them
+        d = site_decisions(pm.numpy(), px.numpy(), card_calibration(info.card["detector"]),
+                           parse_operating_point(None))
         for k, ij in enumerate(map(tuple, batch.index.tolist())):
             m = metal.get(ij) if batch.has_metal[k] else None
             if m is not None:
                 y, x = lattice.metal_sites_px[m]
-                rows.append((y, x, "metal", ("metal", "V_Mo")[int(pm[k].argmax())],
-                             float(pm[k].max()), float(pm[k, 1])))
+                rows.append((y, x, "metal", d["metal_class"][k], float(d["metal_conf"][k]),
+                             float(d["q_metal"][k, 1])))
             c = chalc.get(ij)
             if c is not None:
                 y, x = lattice.chalcogen_sites_px[c]
-                rows.append((y, x, "chalcogen", (("chalcogen",) + CHALCOGEN_DEFECTS)[int(px[k].argmax())],
-                             float(px[k].max()), float(1 - px[k, 0])))
+                rows.append((y, x, "chalcogen", d["chalcogen_class"][k],
+                             float(d["chalcogen_conf"][k]), float(1 - d["q_chalcogen"][k, 0])))
     return pd.DataFrame(rows, columns=["y_px", "x_px", "sublattice", "class", "confidence",
                                        "p_defect"])
 
