@@ -32,14 +32,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-
-
-def _peak_rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return float(line.split()[1]) / 1024
-    return float("nan")
+sys.path.insert(0, str(HERE))
+from bench_detect import _peak_rss_mb  # noqa: E402  (one peak-memory reader for both scripts)
 
 
 def _load() -> str:
