@@ -34,10 +34,17 @@ class IntensityLevels:
         return (self.metal - self.background) / max(self.chalcogen - self.background, 1e-12)
 
 
-def intensity_levels(image: np.ndarray, lattice: Lattice) -> IntensityLevels:
-    """Measure background, chalcogen and metal levels of ``image`` at the lattice's sites."""
+def site_smoothed(image: np.ndarray, lattice: Lattice) -> np.ndarray:
+    """``image`` smoothed over 0.08 lattice constants: what column levels are read from."""
+    return box_smooth(np.asarray(image, np.float32), max(0.8, 0.08 * lattice.a_px))
+
+
+def intensity_levels(image: np.ndarray, lattice: Lattice,
+                     smoothed: np.ndarray | None = None) -> IntensityLevels:
+    """Measure background, chalcogen and metal levels of ``image`` at the lattice's sites
+    (``smoothed``: :func:`site_smoothed` of the image when the caller has it already)."""
     img = np.asarray(image, np.float32)
-    smoothed = box_smooth(img, max(0.8, 0.08 * lattice.a_px))
+    smoothed = site_smoothed(img, lattice) if smoothed is None else smoothed
     h, w = img.shape
 
     def level(points: np.ndarray) -> float:

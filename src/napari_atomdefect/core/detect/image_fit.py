@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..cells.normalize import intensity_levels
+from ..cells.normalize import intensity_levels, site_smoothed
 from ..lattice.lattice import Lattice
 from ..materials.materials import MATERIALS, Material, get_material
 
@@ -139,12 +139,9 @@ class FitReport:
                 "a_nm": m.a_nm, "messages": list(self.messages)}
 
 
-def _column_values(image: np.ndarray, lattice: Lattice, points: np.ndarray,
-                   background: float) -> np.ndarray:
+def _column_values(smoothed: np.ndarray, points: np.ndarray, background: float) -> np.ndarray:
     from ..cells.sampling import sample_bilinear
-    from ..lattice.sites import box_smooth
 
-    smoothed = box_smooth(np.asarray(image, np.float32), max(0.8, 0.08 * lattice.a_px))
     h, w = smoothed.shape
     inside = ((points[:, 0] >= 1) & (points[:, 0] <= h - 2) & (points[:, 1] >= 1)
               & (points[:, 1] <= w - 2))
@@ -152,7 +149,8 @@ def _column_values(image: np.ndarray, lattice: Lattice, points: np.ndarray,
     return sample_bilinear(smoothed, pts[:, 0], pts[:, 1]) - background
 
 
-def measure_image(image: np.ndarray, lattice: Lattice) -> ImageMeasurements:
+def measure_image(image: np.ndarray, lattice: Lattice,
+                  smoothed: np.ndarray | None = None) -> ImageMeasurements:
     """Measure contrast, chalcogen spread and lattice constant of ``image`` at ``lattice``'s sites.
 
     Parameters
@@ -161,14 +159,17 @@ def measure_image(image: np.ndarray, lattice: Lattice) -> ImageMeasurements:
         The 2-D frame the lattice was found in.
     lattice : Lattice
         Its lattice.
+    smoothed : ndarray, optional
+        :func:`~..cells.normalize.site_smoothed` of the image, when the caller has it already.
 
     Returns
     -------
     ImageMeasurements
     """
-    levels = intensity_levels(image, lattice)
-    chalc = _column_values(image, lattice, lattice.chalcogen_sites_px, levels.background)
-    metal = _column_values(image, lattice, lattice.metal_sites_px, levels.background)
+    smoothed = site_smoothed(image, lattice) if smoothed is None else smoothed
+    levels = intensity_levels(image, lattice, smoothed)
+    chalc = _column_values(smoothed, lattice.chalcogen_sites_px, levels.background)
+    metal = _column_values(smoothed, lattice.metal_sites_px, levels.background)
     a_nm = None if lattice.calibration == "lattice" else float(lattice.a_px * lattice.pixel_size_nm)
     return ImageMeasurements(metal_to_chalcogen=float(levels.metal_to_chalcogen),
                              chalcogen_spread=_relative_spread(chalc),
@@ -225,7 +226,8 @@ def alloy_between(ratio: float, metal: str) -> tuple[str, str] | None:
 
 
 def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
-               model_material: str | None = None) -> FitReport:
+               model_material: str | None = None,
+               smoothed: np.ndarray | None = None) -> FitReport:
     """Compare what ``image`` shows with ``material`` and with the model's training range.
 
     Parameters
@@ -238,6 +240,8 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
         The material the user chose.
     model_material : str, optional
         The material the model was trained for (default: ``material``).
+    smoothed : ndarray, optional
+        :func:`~..cells.normalize.site_smoothed` of the image, when the caller has it already.
 
     Returns
     -------
@@ -249,7 +253,7 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
     """
     chosen = get_material(material).name
     trained = get_material(model_material or chosen).name
-    meas = measure_image(image, lattice)
+    meas = measure_image(image, lattice, smoothed)
     ratio = meas.metal_to_chalcogen
     candidates = rank_materials(ratio, MATERIALS[chosen].metal)
     messages = []
