@@ -241,3 +241,22 @@ def test_cli_ctrl_c_says_how_to_continue(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().err == (
         f"atomdefect: interrupted after 3 of 7 files; {out}/summary.csv lists the finished ones. "
         "Run the same command again to continue.\n")
+
+
+def test_operating_point_reaches_every_image(folder, tmp_path, capsys):
+    """The batch applies the operating point it is given, as `detect` does; a bad one stops
+    before any work with one sentence."""
+    out = tmp_path / "strict"
+    summary = batch([str(folder / "img0.tif")], out, workers=1, processes=False,
+                    operating_point="V_S=0.99")
+    found = pd.read_csv(out / summary["csv"].iloc[0])
+    img = read_image(folder / "img0.tif")
+    strict = detect(img.data, img.pixel_size_nm, calibration="file", operating_point="V_S=0.99")
+    neutral = detect(img.data, img.pixel_size_nm, calibration="file")
+    assert (found["class"] == "V_S").sum() == (strict["class"] == "V_S").sum()
+    assert (strict["class"] == "V_S").sum() < (neutral["class"] == "V_S").sum()
+    assert main(["batch", str(folder / "img0.tif"), "--out", str(tmp_path / "bad"),
+                 "--operating-point", "V_S=2", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0]
+    assert not (tmp_path / "bad").exists()

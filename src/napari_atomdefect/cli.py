@@ -519,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ._batch_cli import add_batch_parser
 
-    add_batch_parser(sub, _positive_float, _cmd_batch)
+    add_batch_parser(sub, _positive_float, _cmd_batch, _operating_point)
 
     p = sub.add_parser("view", help="open napari with the plugin (and the sample or an image)")
     p.add_argument("image", nargs="?", default=None)

@@ -69,6 +69,7 @@ class BatchOptions:
     model: str | None = None
     device: str = "auto"
     threads_by_host: dict = field(default_factory=dict)
+    operating_point: dict | None = None
 
 
 # --------------------------------------------------------------------------------------- inputs
@@ -242,7 +243,8 @@ def detect_frame(data: np.ndarray, opts: BatchOptions, file_px: float | None) ->
     _worker_model(opts.model, opts.device)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = run_to_end(iter_detect(data, px, opts.material, opts.model, opts.device, source))
+        result = run_to_end(iter_detect(data, px, opts.material, opts.model, opts.device, source,
+                                        operating_point=opts.operating_point))
     for w in caught:  # calibration and model-fit notes go into the summary; others pass on
         if not issubclass(w.category, (CalibrationWarning, ModelFitWarning)):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -436,7 +438,8 @@ def _threads_by_host(client: Any) -> dict[str, int]:
 def iter_batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2",
                pixel_size_nm: float | None = None, model: str | None = None,
                device: str = "auto", workers: int | None = None, scheduler: str | None = None,
-               processes: bool = True) -> Iterator[dict]:
+               processes: bool = True,
+               operating_point: str | dict[str, float] | None = None) -> Iterator[dict]:
     """Run a batch step by step, yielding progress; the last item holds the summary.
 
     Parameters are those of :func:`batch`.
@@ -448,8 +451,11 @@ def iter_batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2"
         once before the first file and after each file, then ``{"done": True, "summary": DataFrame,
         "out": Path, "skipped": int}``.
     """
+    from .decision import parse_operating_point
+
     if workers is not None and workers < 1:
         raise AtomDefectError(f"--workers must be at least 1, not {workers}.")
+    op = parse_operating_point(operating_point)  # a bad value stops before any work
     material = _check_options(material, model, device)
     items = plan_items(expand_inputs(list(inputs)))
     out = Path(out)
@@ -474,7 +480,7 @@ def iter_batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2"
         try:
             yield from _run_tasks(client, todo, previous, rows, out, skipped, total,
                                   BatchOptions(str(out.resolve()), material, pixel_size_nm, model,
-                                               device, _threads_by_host(client)))
+                                               device, _threads_by_host(client), op))
         finally:
             client.close()
             if cluster is not None:
@@ -519,7 +525,8 @@ def _run_tasks(client: Any, todo: list[BatchItem], previous: dict[str, dict], ro
 def batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2",
           pixel_size_nm: float | None = None, model: str | None = None, device: str = "auto",
           workers: int | None = None, scheduler: str | None = None, processes: bool = True,
-          on_progress: Callable[[dict], None] | None = None) -> pd.DataFrame:
+          on_progress: Callable[[dict], None] | None = None,
+          operating_point: str | dict[str, float] | None = None) -> pd.DataFrame:
     """Detect defects in many images on dask.distributed; one CSV per image plus a summary.
 
     Parameters
@@ -547,6 +554,9 @@ def batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2",
         process's torch thread count is set once, to ``cores // workers``, and stays so).
     on_progress : callable, optional
         Called with each progress dict (see :func:`iter_batch`).
+    operating_point : str or dict, optional
+        Per-class operating point for every image (see
+        :func:`~.decision.parse_operating_point`; default neutral).
 
     Returns
     -------
@@ -564,7 +574,7 @@ def batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2",
     from ..progress import run_to_end
 
     return run_to_end(iter_batch(inputs, out, material, pixel_size_nm, model, device, workers,
-                                 scheduler, processes), on_progress)["summary"]
+                                 scheduler, processes, operating_point), on_progress)["summary"]
 
 
 __all__ = ["SUMMARY_COLUMNS", "batch", "expand_inputs", "iter_batch", "process_file"]
