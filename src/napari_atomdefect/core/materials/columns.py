@@ -1,0 +1,215 @@
+"""Column-composition classes, generic over host materials and substituents.
+
+A chalcogen column of a 2H-TMD monolayer seen along [001] holds two atoms of the host chalcogen
+X, one above the other; a metal column holds one metal atom M. A defect class says what a column
+holds instead:
+
+========  ==========================  ======================  =========================
+kind      column holds                name (host X, subst. D)  MoS2 with O / Se
+========  ==========================  ======================  =========================
+``V_X``   one X, one missing          ``V_<X>``               ``V_S``
+``V_X2``  nothing                     ``V_<X>2``              ``V_S2``
+``D_X``   one X, one D                ``<D>_<X>``             ``O_S``, ``Se_S``
+``D2_X2`` two D                       ``<D>2_<X>2``           ``Se2_S2``
+``V_M``   metal column empty          ``V_<M>``               ``V_Mo``
+========  ==========================  ======================  =========================
+
+Which substituents a host supports, which are on by default, and for which a doubly substituted
+column is a class of its own, is decided here once for the whole package (simulator, labels,
+detector heads, CSV, layers, widgets all read it from here).
+
+Not separate classes, with the reason (HAADF weights of one atom, relative to one host chalcogen,
+from :mod:`.physics`):
+
+* **mixed column (one D, one missing)** — for a heavier substituent (Se in S: ~3.4×, Te in Se:
+  ~1.9×) it carries 0.9–1.7 host atoms' worth of signal, inside the spread of pristine and
+  ``D_X`` columns; for a light one (S in Se: ~0.3×, O in S: ~0.1–0.3× after channelling) it is
+  within the spread of ``V_X2``. One projection cannot tell it apart, so it is not a class: it
+  is called whichever class it looks like.
+* **``O2_X2``** — two O atoms in one column carry ≤ 0.6 host atoms' signal, between ``V_X2`` and
+  ``V_X``; they are rare (O replaces a chalcogen next to a vacancy) and a class for them would
+  only take calls from ``V_X2``.
+* **O in selenides** — an O atom adds ~0.05–0.15 of a Se atom's signal: ``O_Se`` is a ``V_Se``
+  in HAADF and is reported as one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ..errors import AtomDefectError
+from .materials import MATERIALS, Material, get_material
+
+#: Substituents each host chalcogen supports, in the order their classes appear.
+SUPPORTED_SUBSTITUENTS: dict[str, tuple[str, ...]] = {"S": ("O", "Se"), "Se": ("S", "Te")}
+#: Substituents considered when the user names none (documented in docs/materials.md).
+DEFAULT_SUBSTITUENTS: dict[str, tuple[str, ...]] = {"S": ("O",), "Se": ("S",)}
+#: Substituents for which a column with both atoms replaced (``D2_X2``) is a class of its own.
+DOUBLE_SUBSTITUTION: frozenset[str] = frozenset({"Se", "S", "Te"})
+
+#: Defect classes of models whose card lists none (the MoS2 models before column classes).
+LEGACY_CLASSES: tuple[str, ...] = ("V_S", "V_S2", "O_S", "V_Mo")
+#: Per-pixel classes before the defect classes in label maps and U-Net outputs.
+PRISTINE_SEGMENTS: tuple[str, ...] = ("background", "metal", "chalcogen")
+
+
+class SubstituentError(AtomDefectError):
+    """A substituent the material (or the chosen model) does not support."""
+
+
+@dataclass(frozen=True)
+class ColumnClass:
+    """One defect class of a column.
+
+    Attributes
+    ----------
+    name : str
+        Name used in CSVs, layers and widgets (``"V_S"``, ``"Se2_S2"``, ``"V_W"``).
+    kind : str
+        Generic kind: ``"V_X"``, ``"V_X2"``, ``"D_X"``, ``"D2_X2"`` or ``"V_M"``.
+    site : str
+        ``"chalcogen"`` or ``"metal"``.
+    atoms : tuple of (str or None)
+        What the column holds, top to bottom; ``None`` is a missing atom. Chalcogen columns hold
+        two entries, metal columns one.
+    substituent : str or None
+        The substituent element of ``D_X`` / ``D2_X2`` classes.
+    """
+
+    name: str
+    kind: str
+    site: str
+    atoms: tuple[str | None, ...]
+    substituent: str | None = None
+
+
+def supported_substituents(material: str | Material) -> tuple[str, ...]:
+    """Substituents that can replace the host chalcogen of ``material``."""
+    return SUPPORTED_SUBSTITUENTS[get_material(material).chalcogen]
+
+
+def default_substituents(material: str | Material) -> tuple[str, ...]:
+    """Substituents considered when the user names none."""
+    return DEFAULT_SUBSTITUENTS[get_material(material).chalcogen]
+
+
+def parse_substituents(value: str | Iterable[str] | None, material: str | Material,
+                       available: Iterable[str] | None = None) -> tuple[str, ...]:
+    """Turn user input (``"Se,O"``, ``["Se"]``, ``""``, ``None``) into substituents, checked.
+
+    Parameters
+    ----------
+    value : str, iterable of str or None
+        ``None`` gives the material's defaults (those the model knows); ``""`` or ``"none"``
+        gives none (vacancies only).
+    material : str or Material
+        Host material.
+    available : iterable of str, optional
+        Substituents the chosen model was trained for; defaults to all the material supports.
+
+    Returns
+    -------
+    tuple of str
+        Substituents in the material's canonical order.
+
+    Raises
+    ------
+    SubstituentError
+        For an element the material or the model does not support.
+    """
+    mat = get_material(material)
+    supported = supported_substituents(mat)
+    known = tuple(available) if available is not None else supported
+    if value is None:
+        return tuple(d for d in default_substituents(mat) if d in known)
+    items = value.replace(";", ",").split(",") if isinstance(value, str) else list(value)
+    wanted = []
+    for item in items:
+        s = str(item).strip()
+        if not s or s.lower() == "none":
+            continue
+        match = [d for d in supported if d.lower() == s.lower()]
+        if not match:
+            raise SubstituentError(
+                f"{s!r} is not a substituent this package models in {mat.name} "
+                f"(choose from {', '.join(supported)}).")
+        if match[0] not in known:
+            raise SubstituentError(
+                f"The chosen model was not trained for {match[0]} in {mat.name} "
+                f"(it knows {', '.join(known) or 'vacancies only'}); choose a model trained "
+                f"with {match[0]} or leave it out.")
+        wanted.append(match[0])
+    return tuple(d for d in supported if d in wanted)
+
+
+def _chalcogen_classes(x: str, subs: Iterable[str]) -> list[ColumnClass]:
+    out = [ColumnClass(f"V_{x}", "V_X", "chalcogen", (x, None)),
+           ColumnClass(f"V_{x}2", "V_X2", "chalcogen", (None, None))]
+    for d in subs:
+        out.append(ColumnClass(f"{d}_{x}", "D_X", "chalcogen", (x, d), d))
+        if d in DOUBLE_SUBSTITUTION:
+            out.append(ColumnClass(f"{d}2_{x}2", "D2_X2", "chalcogen", (d, d), d))
+    return out
+
+
+def column_classes(material: str | Material,
+                   substituents: Iterable[str] | None = None) -> tuple[ColumnClass, ...]:
+    """Defect classes of ``material`` with ``substituents``, in model channel order.
+
+    Order: ``V_X``, ``V_X2``, then per substituent ``D_X`` (and ``D2_X2``), then ``V_M``.
+    ``substituents=None`` gives every supported substituent (the classes a model is trained for).
+    """
+    mat = get_material(material)
+    subs = supported_substituents(mat) if substituents is None else tuple(substituents)
+    for d in subs:
+        if d not in supported_substituents(mat):
+            raise SubstituentError(f"{d!r} is not a substituent this package models in "
+                                   f"{mat.name} (choose from "
+                                   f"{', '.join(supported_substituents(mat))}).")
+    ordered = [d for d in supported_substituents(mat) if d in subs]
+    return tuple(_chalcogen_classes(mat.chalcogen, ordered)
+                 + [ColumnClass(f"V_{mat.metal}", "V_M", "metal", (None,))])
+
+
+def class_names(material: str | Material,
+                substituents: Iterable[str] | None = None) -> tuple[str, ...]:
+    """Names of :func:`column_classes`."""
+    return tuple(c.name for c in column_classes(material, substituents))
+
+
+def segment_classes(defect_names: Iterable[str]) -> tuple[str, ...]:
+    """Per-pixel classes of label maps and U-Net channels for a model's defect classes."""
+    return PRISTINE_SEGMENTS + tuple(defect_names)
+
+
+def _all_classes() -> dict[str, ColumnClass]:
+    out: dict[str, ColumnClass] = {}
+    for mat in MATERIALS.values():
+        for c in column_classes(mat):
+            out.setdefault(c.name, c)
+    return out
+
+
+#: Every class name any material can produce, with its class (for reading CSVs and styling).
+KNOWN_CLASSES: dict[str, ColumnClass] = _all_classes()
+#: Every known class name, sorted by material order then channel order.
+ALL_CLASS_NAMES: tuple[str, ...] = tuple(KNOWN_CLASSES)
+
+
+def lookup_class(name: str) -> ColumnClass | None:
+    """The :class:`ColumnClass` called ``name`` in any material, or ``None``."""
+    return KNOWN_CLASSES.get(str(name))
+
+
+def class_site(name: str) -> str | None:
+    """``"chalcogen"``, ``"metal"`` or ``None`` (unknown name) for a class name."""
+    c = lookup_class(name)
+    return c.site if c else None
+
+
+def material_of_classes(names: Iterable[str]) -> Material | None:
+    """The one host material whose classes include all ``names``, if exactly one does."""
+    names = set(names)
+    hits = [m for m in MATERIALS.values() if names <= set(class_names(m))]
+    return hits[0] if len(hits) == 1 else None
