@@ -213,3 +213,22 @@ def material_of_classes(names: Iterable[str]) -> Material | None:
     names = set(names)
     hits = [m for m in MATERIALS.values() if names <= set(class_names(m))]
     return hits[0] if len(hits) == 1 else None
+
+
+def site_choices(defect_names: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Classes a metal site and a chalcogen site can take, pristine first.
+
+    Returns ``(("metal", "V_Mo"), ("chalcogen", "V_S", ...))`` for a model's defect classes.
+    """
+    names = tuple(defect_names)
+    metal = ("metal",) + tuple(n for n in names if class_site(n) == "metal")
+    chalcogen = ("chalcogen",) + tuple(n for n in names if class_site(n) == "chalcogen")
+    return metal, chalcogen
+
+
+def site_channels(defect_names: Iterable[str]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Indices into :func:`segment_classes` of :func:`site_choices` (metal, chalcogen)."""
+    names = tuple(defect_names)
+    seg = segment_classes(names)
+    metal, chalcogen = site_choices(names)
+    return tuple(seg.index(c) for c in metal), tuple(seg.index(c) for c in chalcogen)

@@ -12,9 +12,7 @@ if TYPE_CHECKING:  # torch is imported lazily, inside the functions
 
 import numpy as np
 
-#: Site classes that can sit on a metal or a chalcogen column (indices into SEGMENT_CLASSES).
-METAL_CHOICES = (1, 6)          # metal, V_Mo
-CHALCOGEN_CHOICES = (2, 3, 4, 5)  # chalcogen, V_S, V_S2, O_S
+from ..materials.columns import LEGACY_CLASSES, site_channels
 
 
 def to_gan(tiles: np.ndarray) -> np.ndarray:
@@ -46,17 +44,31 @@ def site_logits(logits: torch.Tensor, sites: torch.Tensor) -> torch.Tensor:
     return out[..., 0].permute(0, 2, 1)                            # (N, 2, C)
 
 
-def site_probabilities(logits_at_sites: torch.Tensor,
-                       temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Class probabilities of the metal site (over metal/V_Mo) and the chalcogen site.
+def site_probabilities(logits_at_sites: torch.Tensor, temperature: float = 1.0,
+                       classes: tuple[str, ...] = LEGACY_CLASSES,
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class probabilities of the metal site and the chalcogen site.
 
-    Returns ``(p_metal (N, 2), p_chalcogen (N, 4))`` in the order of ``METAL_CHOICES`` and
-    ``CHALCOGEN_CHOICES``.
+    Parameters
+    ----------
+    logits_at_sites : Tensor
+        ``(N, 2, C)`` from :func:`site_logits`.
+    temperature : float
+        Softmax temperature.
+    classes : tuple of str
+        The model's defect classes (its card's ``detector.classes``), in channel order.
+
+    Returns
+    -------
+    tuple of Tensor
+        ``(p_metal, p_chalcogen)`` over :func:`~..materials.columns.site_choices` of ``classes``
+        (pristine first).
     """
     import torch
 
-    lm = logits_at_sites[:, 0, list(METAL_CHOICES)] / temperature
-    lx = logits_at_sites[:, 1, list(CHALCOGEN_CHOICES)] / temperature
+    metal_ch, chalcogen_ch = site_channels(classes)
+    lm = logits_at_sites[:, 0, list(metal_ch)] / temperature
+    lx = logits_at_sites[:, 1, list(chalcogen_ch)] / temperature
     return torch.softmax(lm, -1), torch.softmax(lx, -1)
 
 

@@ -20,16 +20,18 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ..materials.columns import LEGACY_CLASSES, site_channels
 from ..materials.materials import SEGMENT_CLASSES
 from ..models.readout import (
-    CHALCOGEN_CHOICES,
-    METAL_CHOICES,
     from_gan,
     site_logits,
     site_probabilities,
     to_gan,
 )
 from .datasets import CellSet
+
+# TODO(column classes): per-model class list instead of the legacy MoS2 one.
+METAL_CHOICES, CHALCOGEN_CHOICES = site_channels(LEGACY_CLASSES)
 
 #: Pixel-class weights of the detector loss (background matters less than the sites).
 PIXEL_CLASS_WEIGHTS = (0.3, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
