@@ -1,0 +1,45 @@
+"""How each defect class is drawn: one colour and one marker symbol per class, for every material.
+
+Colours follow what the column holds, not the material, so a user sees the same colour for "one
+chalcogen missing" in MoS2 and in WSe2: vacancies warm (orange one atom, red two), substituents in
+the colour of their element (diamond for one, star for two), metal vacancies green.
+"""
+
+from __future__ import annotations
+
+from ..materials.columns import lookup_class
+
+#: Marker colour of each generic kind without a substituent.
+KIND_COLORS = {"V_X": "#ff9900", "V_X2": "#ff2020", "V_M": "#33ff33"}
+#: Marker colour of substitutions, by substituent element.
+SUBSTITUENT_COLORS = {"O": "#00e5ff", "Se": "#ff4dff", "S": "#ffee33", "Te": "#4d7fff"}
+#: Marker symbol (napari Points symbol) of each generic kind.
+KIND_SYMBOLS = {"V_X": "disc", "V_X2": "square", "D_X": "diamond", "D2_X2": "star",
+                "V_M": "triangle_up"}
+#: Hollow glyphs of the symbols above, for legends drawn as text.
+SYMBOL_GLYPHS = {"disc": "○", "square": "□", "diamond": "◇", "star": "☆", "triangle_up": "△",
+                 "cross": "✕"}
+#: Colour and symbol of a class name no material knows (kept from a user's CSV).
+UNKNOWN_STYLE = ("#bbbbbb", "cross")
+
+
+def class_color(name: str) -> str:
+    """Hex colour of the markers of class ``name``."""
+    c = lookup_class(name)
+    if c is None:
+        return UNKNOWN_STYLE[0]
+    if c.substituent is not None:
+        return SUBSTITUENT_COLORS.get(c.substituent, UNKNOWN_STYLE[0])
+    return KIND_COLORS[c.kind]
+
+
+def class_symbol(name: str) -> str:
+    """napari Points symbol of the markers of class ``name``."""
+    c = lookup_class(name)
+    return KIND_SYMBOLS[c.kind] if c is not None else UNKNOWN_STYLE[1]
+
+
+def class_rgb(name: str) -> tuple[float, float, float]:
+    """Colour of class ``name`` as an RGB tuple in 0–1 (for pictures drawn without napari)."""
+    h = class_color(name).lstrip("#")
+    return tuple(int(h[i:i + 2], 16) / 255 for i in (0, 2, 4))  # type: ignore[return-value]
