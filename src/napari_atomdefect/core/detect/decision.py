@@ -17,16 +17,18 @@ The same code runs for bundled and fine-tuned models.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 import numpy as np
 
 from ..errors import AtomDefectError
-from ..materials.materials import CHALCOGEN_DEFECTS, DEFECT_CLASSES, METAL_DEFECTS
+from ..materials.columns import LEGACY_CLASSES, site_choices
 
-#: Classes of the metal and the chalcogen site, in the order of the probability columns.
-METAL_CLASSES: tuple[str, ...] = ("metal",) + METAL_DEFECTS
-CHALCOGEN_CLASSES: tuple[str, ...] = ("chalcogen",) + CHALCOGEN_DEFECTS
+#: Classes of the metal and the chalcogen site of a legacy MoS2 model (V_S, V_S2, O_S, V_Mo), in
+#: the order of the probability columns; :func:`~..materials.columns.site_choices` gives them for
+#: any model's classes.
+METAL_CLASSES, CHALCOGEN_CLASSES = site_choices(LEGACY_CLASSES)
 #: Name of the calibration method stored in model cards.
 CALIBRATION_METHOD = "diagonal-dirichlet"
 #: The neutral operating point of a class (plain most-probable class).
@@ -38,12 +40,79 @@ class OperatingPointError(AtomDefectError):
     """An operating point the user gave cannot be used."""
 
 
-def neutral_operating_point() -> dict[str, float]:
-    """The default operating point: ``0.5`` for every defect class."""
-    return {c: NEUTRAL for c in DEFECT_CLASSES}
+class RunClasses(NamedTuple):
+    """What a detection run can call, from the model's card and the user's choices.
+
+    Attributes
+    ----------
+    classes : tuple of str
+        The run's defect classes: the model's classes of the chosen substituents, channel order.
+    substituents : tuple of str
+        The chosen substituents (canonical order).
+    model_classes : tuple of str
+        All defect classes of the model (its output channels after the pristine ones).
+    material : str
+        The material the class names follow (the model's).
+    message : str or None
+        Why the class names follow another material than the one chosen, if they do.
+    """
+
+    classes: tuple[str, ...]
+    substituents: tuple[str, ...]
+    model_classes: tuple[str, ...]
+    material: str
+    message: str | None = None
 
 
-def parse_operating_point(value: str | Mapping[str, float] | None) -> dict[str, float]:
+def run_classes(card: Mapping, material: str,
+                substituents: str | Iterable[str] | None = None) -> RunClasses:
+    """The classes a run of the model with ``card`` produces for ``material`` and ``substituents``.
+
+    Parameters
+    ----------
+    card : mapping
+        The model card.
+    material : str
+        The material the user chose.
+    substituents : str, iterable of str or None
+        ``None``: the material's defaults that the model knows; ``"Se,O"`` or a list.
+
+    Returns
+    -------
+    RunClasses
+
+    Raises
+    ------
+    SubstituentError
+        If a substituent is unknown for the material or the model was not trained for it.
+    """
+    from ..materials.columns import lookup_class, parse_substituents
+    from ..materials.materials import get_material
+    from ..models.registry import model_classes, model_material, model_substituents
+
+    chosen = get_material(material)
+    model_mat = get_material(model_material(card))
+    subs = parse_substituents(substituents, model_mat, available=model_substituents(card))
+    all_classes = model_classes(card)
+    keep = []
+    for name in all_classes:
+        c = lookup_class(name)
+        if c is None or c.substituent is None or c.substituent in subs:
+            keep.append(name)
+    message = None
+    if model_mat.name != chosen.name:
+        message = (f"The model was trained for {model_mat.name}, not {chosen.name}: its classes "
+                   f"are named for {model_mat.name} ({', '.join(keep)}).")
+    return RunClasses(tuple(keep), subs, all_classes, model_mat.name, message)
+
+
+def neutral_operating_point(classes: Iterable[str] = LEGACY_CLASSES) -> dict[str, float]:
+    """The default operating point: ``0.5`` for every defect class of ``classes``."""
+    return {c: NEUTRAL for c in classes}
+
+
+def parse_operating_point(value: str | Mapping[str, float] | None,
+                          classes: Iterable[str] = LEGACY_CLASSES) -> dict[str, float]:
     """An operating point from ``"V_S=0.6,O_S=0.4"`` or a mapping; unnamed classes stay neutral.
 
     Parameters
@@ -51,11 +120,13 @@ def parse_operating_point(value: str | Mapping[str, float] | None) -> dict[str, 
     value : str, mapping or None
         ``CLASS=VALUE`` pairs separated by commas, or ``{class: value}``; ``None`` or ``""`` is
         neutral. Values lie strictly between 0 and 1.
+    classes : iterable of str
+        The defect classes of the run (default: the legacy MoS2 classes).
 
     Returns
     -------
     dict
-        A value for every defect class (``V_S, V_S2, O_S, V_Mo``).
+        A value for every class of ``classes``, in their order.
 
     Raises
     ------
@@ -63,7 +134,8 @@ def parse_operating_point(value: str | Mapping[str, float] | None) -> dict[str, 
         If a class is unknown, a value is not a number strictly between 0 and 1, or the text is
         not ``CLASS=VALUE`` pairs.
     """
-    out = neutral_operating_point()
+    classes = tuple(classes)
+    out = neutral_operating_point(classes)
     if not value:
         return out
     if isinstance(value, str):
@@ -78,9 +150,9 @@ def parse_operating_point(value: str | Mapping[str, float] | None) -> dict[str, 
     else:
         pairs = [(str(k), v) for k, v in value.items()]
     for cls, raw in pairs:
-        if cls not in DEFECT_CLASSES:
+        if cls not in classes:
             raise OperatingPointError(f"{cls!r} is not a defect class for the operating point "
-                                      f"(use {', '.join(DEFECT_CLASSES)}).")
+                                      f"(use {', '.join(classes)}).")
         try:
             t = float(raw)  # type: ignore[arg-type]
         except (TypeError, ValueError):
@@ -92,14 +164,19 @@ def parse_operating_point(value: str | Mapping[str, float] | None) -> dict[str, 
     return out
 
 
-def format_operating_point(op: Mapping[str, float]) -> str:
-    """``"V_S=0.6,V_S2=0.5,O_S=0.4,V_Mo=0.5"`` (the form :func:`parse_operating_point` reads)."""
-    return ",".join(f"{c}={op[c]:g}" for c in DEFECT_CLASSES)
+def format_operating_point(op: Mapping[str, float], classes: Iterable[str] | None = None) -> str:
+    """``"V_S=0.6,V_S2=0.5,O_S=0.4,V_Mo=0.5"`` (the form :func:`parse_operating_point` reads).
+
+    ``classes`` (default: the keys of ``op``) gives the classes and their order; a class missing
+    from ``op`` is neutral.
+    """
+    names = tuple(op) if classes is None else tuple(classes)
+    return ",".join(f"{c}={op.get(c, NEUTRAL):g}" for c in names)
 
 
 def is_neutral(op: Mapping[str, float]) -> bool:
     """Whether ``op`` is the plain most-probable-class decision."""
-    return all(abs(op.get(c, NEUTRAL) - NEUTRAL) < 1e-12 for c in DEFECT_CLASSES)
+    return all(abs(v - NEUTRAL) < 1e-12 for v in op.values())
 
 
 def calibrate(p: np.ndarray, params: Mapping | None) -> np.ndarray:
@@ -127,8 +204,11 @@ def calibrate(p: np.ndarray, params: Mapping | None) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def card_calibration(detector_card: Mapping) -> dict | None:
+def card_calibration(detector_card: Mapping, classes: Iterable[str] | None = None) -> dict | None:
     """The calibration section of a card's detector, ``None`` (identity) without a usable one.
+
+    ``classes`` are the model's defect classes (default: the card's ``classes``, else the legacy
+    MoS2 classes); the calibration has one scale and bias per site choice of them.
 
     Raises
     ------
@@ -142,12 +222,40 @@ def card_calibration(detector_card: Mapping) -> dict | None:
     if cal.get("method") != CALIBRATION_METHOD:
         raise AtomDefectError(f"The model card's calibration method {cal.get('method')!r} is "
                               "unknown to this version of napari-atomdefect.")
-    for part, classes in (("metal", METAL_CLASSES), ("chalcogen", CHALCOGEN_CLASSES)):
+    if classes is None:
+        classes = detector_card.get("classes") or LEGACY_CLASSES
+    for part, choices in zip(("metal", "chalcogen"), site_choices(classes), strict=True):
         par = cal.get(part) or {}
-        if len(par.get("scale", ())) != len(classes) or len(par.get("bias", ())) != len(classes):
+        if len(par.get("scale", ())) != len(choices) or len(par.get("bias", ())) != len(choices):
             raise AtomDefectError(f"The model card's calibration of the {part} site does not have "
-                                  f"{len(classes)} scales and biases.")
+                                  f"{len(choices)} scales and biases.")
     return cal
+
+
+def restrict(q: np.ndarray, choices: tuple[str, ...], keep: Iterable[str]) -> np.ndarray:
+    """Probabilities over ``keep`` only: the other classes set to 0, the rest renormalised.
+
+    Parameters
+    ----------
+    q : ndarray
+        ``(N, K)`` probabilities of ``choices`` (pristine first).
+    choices : tuple of str
+        Class names of the columns of ``q``.
+    keep : iterable of str
+        Classes the run can produce (a subsequence of ``choices`` holding the pristine class).
+
+    Returns
+    -------
+    ndarray
+        ``(N, len(keep))`` probabilities of ``keep``, in the order of ``choices``; rows sum to 1.
+    """
+    keep = set(keep)
+    cols = [i for i, c in enumerate(choices) if c in keep]
+    q = np.asarray(q, np.float64)
+    if len(cols) == len(choices):
+        return q
+    out = q[:, cols]
+    return out / np.maximum(out.sum(axis=1, keepdims=True), 1e-300)
 
 
 def decide(q: np.ndarray, classes: tuple[str, ...],
@@ -179,22 +287,42 @@ def decide(q: np.ndarray, classes: tuple[str, ...],
 
 
 def site_decisions(p_metal: np.ndarray, p_chalcogen: np.ndarray, calibration: Mapping | None,
-                   op: Mapping[str, float]) -> dict[str, np.ndarray]:
-    """Calibrate both sublattices and decide; what detection stores per site.
+                   op: Mapping[str, float], classes: Iterable[str] = LEGACY_CLASSES,
+                   run_classes: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """Calibrate both sublattices, drop the classes the run leaves out, and decide.
+
+    Parameters
+    ----------
+    p_metal, p_chalcogen : ndarray
+        Temperature-scaled probabilities over the site choices of ``classes`` (pristine first).
+    calibration : mapping or None
+        The card's calibration (per site choice of ``classes``).
+    op : mapping
+        Operating point per defect class.
+    classes : iterable of str
+        The model's defect classes, in channel order.
+    run_classes : iterable of str, optional
+        The classes this run can produce (the model's classes of the chosen substituents); the
+        others get probability 0 after calibration and the rest is renormalised. Default: all.
 
     Returns
     -------
     dict
-        ``q_metal (N, 2)``, ``q_chalcogen (N, 4)``, ``metal_class``, ``metal_conf``,
-        ``chalcogen_class``, ``chalcogen_conf`` (class names and calibrated probabilities).
+        ``q_metal``, ``q_chalcogen`` (calibrated probabilities over the run's site choices),
+        ``metal_choices``, ``chalcogen_choices`` (their class names), ``metal_class``,
+        ``metal_conf``, ``chalcogen_class``, ``chalcogen_conf``.
     """
-    qm = calibrate(p_metal, calibration and calibration["metal"])
-    qx = calibrate(p_chalcogen, calibration and calibration["chalcogen"])
-    im, cm = decide(qm, METAL_CLASSES, op)
-    ix, cx = decide(qx, CHALCOGEN_CLASSES, op)
-    return {"q_metal": qm, "q_chalcogen": qx,
-            "metal_class": np.asarray(METAL_CLASSES, object)[im], "metal_conf": cm,
-            "chalcogen_class": np.asarray(CHALCOGEN_CLASSES, object)[ix], "chalcogen_conf": cx}
+    classes = tuple(classes)
+    run = classes if run_classes is None else tuple(run_classes)
+    m_all, x_all = site_choices(classes)
+    m_run, x_run = site_choices(run)
+    qm = restrict(calibrate(p_metal, calibration and calibration["metal"]), m_all, m_run)
+    qx = restrict(calibrate(p_chalcogen, calibration and calibration["chalcogen"]), x_all, x_run)
+    im, cm = decide(qm, m_run, op)
+    ix, cx = decide(qx, x_run, op)
+    return {"q_metal": qm, "q_chalcogen": qx, "metal_choices": m_run, "chalcogen_choices": x_run,
+            "metal_class": np.asarray(m_run, object)[im], "metal_conf": cm,
+            "chalcogen_class": np.asarray(x_run, object)[ix], "chalcogen_conf": cx}
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
@@ -228,7 +356,8 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     return float(ece)
 
 
-__all__ = ["CALIBRATION_METHOD", "CHALCOGEN_CLASSES", "METAL_CLASSES", "NEUTRAL",
+__all__ = ["CALIBRATION_METHOD", "RunClasses", "CHALCOGEN_CLASSES", "METAL_CLASSES", "NEUTRAL",
            "OperatingPointError", "calibrate", "card_calibration", "decide",
            "expected_calibration_error", "format_operating_point", "is_neutral",
-           "neutral_operating_point", "parse_operating_point", "site_decisions"]
+           "neutral_operating_point", "parse_operating_point", "restrict", "run_classes",
+           "site_decisions"]

@@ -24,13 +24,14 @@ from ..errors import AtomDefectError
 from ..io.table import DEFECT_COLUMNS
 from ..io.validate import as_analysis_image
 from ..lattice.lattice import Lattice, find_lattice
-from ..materials.materials import SEGMENT_CLASSES, get_material
+from ..materials.columns import LEGACY_CLASSES, segment_classes, site_choices
+from ..materials.materials import get_material
 from .decision import (
-    CHALCOGEN_CLASSES,
-    METAL_CLASSES,
+    RunClasses,
     card_calibration,
     format_operating_point,
     parse_operating_point,
+    run_classes,
     site_decisions,
 )
 from .image_fit import ModelFitWarning, assess_fit, flagged_fraction_message
@@ -39,8 +40,20 @@ from .site_rows import site_table
 if TYPE_CHECKING:
     from ..models.registry import ModelInfo
 
-#: Calibrated probability of every class of the site's sublattice (``nan`` on the other one).
-PROBABILITY_COLUMNS = tuple(f"p_{c}" for c in METAL_CLASSES + CHALCOGEN_CLASSES)
+#: Segment classes (U-Net channels) of a legacy MoS2 model.
+SEGMENT_CLASSES = segment_classes(LEGACY_CLASSES)
+
+
+def probability_columns(classes: tuple[str, ...] = LEGACY_CLASSES) -> tuple[str, ...]:
+    """Per-site probability columns of a run with defect ``classes``: ``p_metal, p_V_Mo,
+    p_chalcogen, p_V_S, ...`` (the site choices, pristine first)."""
+    metal, chalcogen = site_choices(classes)
+    return tuple(f"p_{c}" for c in metal + chalcogen)
+
+
+#: Calibrated probability of every class of the site's sublattice (``nan`` on the other one), for
+#: a legacy MoS2 model; :func:`probability_columns` gives them for any run.
+PROBABILITY_COLUMNS = probability_columns(LEGACY_CLASSES)
 
 
 def _empty_table() -> pd.DataFrame:
@@ -48,32 +61,47 @@ def _empty_table() -> pd.DataFrame:
                          for c in DEFECT_COLUMNS})
 
 
-def _decide(pm: np.ndarray, px: np.ndarray, calib: dict | None,
-            op: Mapping[str, float]) -> tuple[dict, dict]:
+def _decide(pm: np.ndarray, px: np.ndarray, calib: dict | None, op: Mapping[str, float],
+            run: RunClasses) -> tuple[dict, dict]:
     """Per tile, the columns of its metal and chalcogen site: class and confidence after
-    calibration and operating point, defect probability and the calibrated probability of every
-    class of the sublattice (``nan`` for the other sublattice's classes)."""
-    d = site_decisions(pm, px, calib, op)
+    calibration, the run's substituent choice and the operating point, defect probability and the
+    calibrated probability of every class of the sublattice (``nan`` for the other sublattice's)."""
+    d = site_decisions(pm, px, calib, op, run.model_classes, run.classes)
     qm, qx = d["q_metal"], d["q_chalcogen"]
+    m_choices, x_choices = d["metal_choices"], d["chalcogen_choices"]
     n = len(qm)
     nan = np.full(n, np.nan)
-    metal = {"class": d["metal_class"], "confidence": d["metal_conf"], "p_defect": qm[:, 1],
-             **{f"p_{c}": qm[:, i] for i, c in enumerate(METAL_CLASSES)},
-             **{f"p_{c}": nan for c in CHALCOGEN_CLASSES}}
+    metal = {"class": d["metal_class"], "confidence": d["metal_conf"], "p_defect": 1 - qm[:, 0],
+             **{f"p_{c}": qm[:, i] for i, c in enumerate(m_choices)},
+             **{f"p_{c}": nan for c in x_choices}}
     chalcogen = {"class": d["chalcogen_class"], "confidence": d["chalcogen_conf"],
-                 "p_defect": 1 - qx[:, 0], **{f"p_{c}": nan for c in METAL_CLASSES},
-                 **{f"p_{c}": qx[:, i] for i, c in enumerate(CHALCOGEN_CLASSES)}}
+                 "p_defect": 1 - qx[:, 0], **{f"p_{c}": nan for c in m_choices},
+                 **{f"p_{c}": qx[:, i] for i, c in enumerate(x_choices)}}
     return metal, chalcogen
+
+
+def _check_channels(net: object, info: ModelInfo, classes: tuple[str, ...]) -> None:
+    """The detector has one output channel per segment class of its card's classes."""
+    from ..models.registry import ModelError
+
+    n = getattr(getattr(net, "head", None), "out_channels", None)
+    if n is not None and n != len(segment_classes(classes)):
+        raise ModelError(f"The detector of model {info.name} has {n} output channels, but its card "
+                         f"lists {len(classes)} defect classes ({len(classes) + 3} channels); the "
+                         "card and the weights come from different models.")
 
 
 def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str = "MoS2",
                 model: str | os.PathLike | ModelInfo | None = None, device: str = "auto",
                 calibration: str = "user", lattice: Lattice | None = None, batch_size: int = 1024,
-                operating_point: str | Mapping[str, float] | None = None) -> Iterator[dict]:
+                operating_point: str | Mapping[str, float] | None = None, *,
+                substituents: str | list[str] | tuple[str, ...] | None = None) -> Iterator[dict]:
     """Run detection step by step, yielding progress; the last item holds the result.
 
     ``operating_point``: per defect class, see :func:`.decision.parse_operating_point` (default
-    neutral: the most probable class); ``model`` may also be a loaded ``ModelInfo``.
+    neutral: the most probable class); ``model`` may also be a loaded ``ModelInfo`` (default:
+    :func:`~..models.registry.default_model_name` of ``material``); ``substituents``: see
+    :func:`detect`.
 
     Yields
     ------
@@ -87,11 +115,16 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     from ..models.registry import load_detector, resolve_model
     from ..models.site_forward import tile_site_probabilities
 
-    op = parse_operating_point(operating_point)
     mat = get_material(material)
-    arr = as_analysis_image(image)
-    info = resolve_model(model)
+    info = resolve_model(model, mat.name)
     card = info.card
+    if "detector" not in card:
+        raise AtomDefectError(f"Model {info.name} has no detector (stage 2).")
+    run = run_classes(card, mat.name, substituents)
+    op = parse_operating_point(operating_point, run.classes)  # bad values stop before any work
+    arr = as_analysis_image(image)
+    if run.message:
+        warnings.warn(run.message, ModelFitWarning, stacklevel=2)
     dev, dev_text = select_device(device)
     yield {"step": "lattice", "fraction": 0.0, "message": f"Finding the lattice (device {dev_text})"}
     if lattice is None:
@@ -107,8 +140,9 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     levels = intensity_levels(arr, lattice, smoothed)
     norm = normalise(arr, levels)
     net = load_detector(info, dev)
+    _check_channels(net, info, run.model_classes)
     temperature = float(card["detector"].get("temperature", 1.0))
-    calib = card_calibration(card["detector"])
+    calib = card_calibration(card["detector"], run.model_classes)
     spec = TileSpec(**card["detector"].get("tile", {}))
     metal_lookup = CellLookup(lattice.metal_index)
     chalc_lookup = CellLookup(lattice.chalcogen_index)
@@ -122,7 +156,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         # stops here (Cancel) must not leave its thread in inference mode. The probabilities stay
         # on the device until the end (one copy to the host, no synchronisation per batch).
         with torch.inference_mode():
-            p_m, p_x = tile_site_probabilities(net, batch.tiles, own, temperature, dev)
+            p_m, p_x = tile_site_probabilities(net, batch.tiles, own, temperature, dev,
+                                               run.model_classes)
         p_metal.append(p_m)
         p_chalcogen.append(p_x)
         metal_rows.append(np.where(batch.has_metal, metal_lookup.rows(batch.index), -1))
@@ -130,10 +165,11 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         done += len(batch)
         yield {"step": "detect", "fraction": done / max(n_tiles, 1),
                "message": f"Classified {done}/{n_tiles} unit cells"}
+    n_m, n_x = (len(c) for c in site_choices(run.model_classes))
     with torch.inference_mode():
-        pm = torch.cat(p_metal).cpu().numpy() if p_metal else np.zeros((0, 2), np.float32)
-        px = torch.cat(p_chalcogen).cpu().numpy() if p_chalcogen else np.zeros((0, 4), np.float32)
-    metal, chalcogen = _decide(pm, px, calib, op)
+        pm = torch.cat(p_metal).cpu().numpy() if p_metal else np.zeros((0, n_m), np.float32)
+        px = torch.cat(p_chalcogen).cpu().numpy() if p_chalcogen else np.zeros((0, n_x), np.float32)
+    metal, chalcogen = _decide(pm, px, calib, op, run)
     sites = site_table(lattice, np.concatenate(metal_rows) if metal_rows else np.zeros(0, int),
                        np.concatenate(chalc_rows) if chalc_rows else np.zeros(0, int),
                        metal, chalcogen)
@@ -148,24 +184,30 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     if flagged:
         warnings.warn(flagged, ModelFitWarning, stacklevel=2)
     fit_messages = fit.messages + ([flagged] if flagged else [])
-    table.attrs.update({"model": info.name, "device": dev_text, "pixel_size_nm":
-                        lattice.pixel_size_nm, "calibration": lattice.calibration,
+    class_messages = [run.message] if run.message else []
+    table.attrs.update({"model": info.name, "classes": run.classes,
+                        "substituents": run.substituents, "model_material": run.material,
+                        "device": dev_text, "pixel_size_nm": lattice.pixel_size_nm,
+                        "calibration": lattice.calibration,
                         "n_metal_sites": int((sites.sublattice == "metal").sum()),
                         "n_chalcogen_sites": n_chalcogen,
                         "fit": {**fit.to_dict(), "flagged_fraction": n_flagged / max(n_chalcogen, 1),
                                 "messages": fit_messages},
                         "fit_messages": fit_messages,
-                        "operating_point": format_operating_point(op),
+                        "operating_point": format_operating_point(op, run.classes),
                         "calibrated": calib is not None,
-                        "messages": list(lattice.messages) + fit_messages})
+                        "messages": list(lattice.messages) + class_messages + fit_messages})
+    sites.attrs.update({"classes": run.classes, "substituents": run.substituents})
     yield {"done": True, "defects": table, "sites": sites, "lattice": lattice, "levels": levels,
-           "model": info.name, "device": dev_text, "fit": fit, "fit_messages": fit_messages}
+           "model": info.name, "device": dev_text, "fit": fit, "fit_messages": fit_messages,
+           "classes": run.classes, "substituents": run.substituents}
 
 
 def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str = "MoS2",
            model: str | os.PathLike | None = None, device: str = "auto",
            calibration: str = "user",
-           operating_point: str | Mapping[str, float] | None = None) -> pd.DataFrame:
+           operating_point: str | Mapping[str, float] | None = None, *,
+           substituents: str | list[str] | tuple[str, ...] | None = None) -> pd.DataFrame:
     """Detect and classify point defects in a HAADF-STEM image.
 
     Parameters
@@ -178,7 +220,9 @@ def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str 
     material : str
         Material preset (``MoS2``, ``WS2``, ``MoSe2``, ``WSe2``).
     model : str or path, optional
-        Model name (bundled or user) or folder; default: the bundled model.
+        Model name (bundled or user) or folder; default: the bundled ``<material>-default``
+        model when there is one, else ``mos2-default``. The class names follow the material the
+        model was trained for (a warning says so when it is not ``material``).
     device : str
         ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda`` or ``mps``.
     calibration : {"user", "file"}
@@ -186,13 +230,26 @@ def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str 
     operating_point : str or mapping, optional
         Per defect class a value in (0, 1): against one alternative a site is called that class
         when its calibrated probability reaches the value (higher: precision, lower: recall), e.g.
-        ``"V_S=0.6,O_S=0.4"``; default 0.5 for all (the most probable class).
+        ``"V_S=0.6,O_S=0.4"``; default 0.5 for all (the most probable class). A class this run
+        cannot produce is an error.
+    substituents : str or list of str, optional
+        Substituent elements to look for, e.g. ``"Se,O"`` or ``["Se"]``; ``""`` for vacancies
+        only. Default: the material's defaults that the model knows (O in sulfides, S in
+        selenides). Classes of the model's other substituents get probability 0 after calibration
+        (the rest renormalised), so they are never called.
 
     Returns
     -------
     DataFrame
         One row per defect: ``y_px, x_px, y_nm, x_nm, class, confidence, source``; ``attrs`` hold
-        the model, device, pixel size, the number of sites examined and the operating point.
+        the model, device, pixel size, the number of sites examined, the operating point,
+        ``classes`` (the defect classes this run could produce, in channel order) and
+        ``substituents``.
+
+    Raises
+    ------
+    AtomDefectError
+        For a bad image, material, model, substituent or operating point (one sentence).
     """
     from ..io.image import StemImage
     from ..progress import run_to_end
@@ -205,7 +262,9 @@ def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str 
             pixel_size_nm, calibration = image.pixel_size_nm, "file"
         image = image.data
     return run_to_end(iter_detect(image, pixel_size_nm, material, model, device,
-                                  calibration, operating_point=operating_point))["defects"]
+                                  calibration, operating_point=operating_point,
+                                  substituents=substituents))["defects"]
 
 
-__all__ = ["SEGMENT_CLASSES", "detect", "iter_detect"]
+__all__ = ["PROBABILITY_COLUMNS", "SEGMENT_CLASSES", "detect", "iter_detect",
+           "probability_columns"]

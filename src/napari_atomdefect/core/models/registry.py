@@ -83,16 +83,81 @@ def list_models() -> list[ModelInfo]:
     return out
 
 
-def resolve_model(model: str | os.PathLike | ModelInfo | None = None) -> ModelInfo:
+def model_classes(info: ModelInfo | dict) -> tuple[str, ...]:
+    """Defect classes of a model's detector, in channel order.
+
+    Parameters
+    ----------
+    info : ModelInfo or dict
+        The model (or its card).
+
+    Returns
+    -------
+    tuple of str
+        The card's ``detector.classes``; a card without them is a legacy MoS2 model
+        (:data:`~..materials.columns.LEGACY_CLASSES`).
+    """
+    from ..materials.columns import LEGACY_CLASSES
+
+    card = info.card if isinstance(info, ModelInfo) else info
+    classes = (card.get("detector") or {}).get("classes")
+    return tuple(str(c) for c in classes) if classes else LEGACY_CLASSES
+
+
+def model_substituents(info: ModelInfo | dict) -> tuple[str, ...]:
+    """Substituents a model's detector was trained for (card ``detector.substituents``).
+
+    A card without them is a legacy MoS2 model, trained for ``("O",)``; a card with classes but
+    no substituent list gets them from its ``D_X`` classes.
+    """
+    from ..materials.columns import lookup_class
+
+    card = info.card if isinstance(info, ModelInfo) else info
+    det = card.get("detector") or {}
+    if det.get("substituents") is not None:
+        return tuple(str(d) for d in det["substituents"])
+    if not det.get("classes"):
+        return ("O",)
+    out: list[str] = []
+    for name in det["classes"]:
+        c = lookup_class(name)
+        if c is not None and c.substituent and c.substituent not in out:
+            out.append(c.substituent)
+    return tuple(out)
+
+
+def model_material(info: ModelInfo | dict) -> str:
+    """Host material a model was trained for (card ``material``; legacy cards: ``MoS2``)."""
+    card = info.card if isinstance(info, ModelInfo) else info
+    return str(card.get("material") or "MoS2")
+
+
+def default_model_name(material: str | None = None) -> str:
+    """The bundled ``<material lower>-default`` model when it exists, else ``mos2-default``."""
+    if material:
+        from ..materials.materials import get_material
+
+        try:
+            name = f"{get_material(material).name.lower()}-default"
+        except AtomDefectError:
+            name = f"{str(material).lower()}-default"
+        if (BUNDLED_DIR / name / CARD).is_file():
+            return name
+    return DEFAULT_MODEL
+
+
+def resolve_model(model: str | os.PathLike | ModelInfo | None = None,
+                  material: str | None = None) -> ModelInfo:
     """Find a model by name (user models shadow nothing: bundled names win) or by folder path.
 
     A :class:`ModelInfo` is returned as it is (its card may differ from the file, e.g. without
-    calibration while the calibration is being fitted).
+    calibration while the calibration is being fitted). ``model=None`` is
+    :func:`default_model_name` of ``material``.
     """
     if isinstance(model, ModelInfo):
         return model
     if model is None:
-        model = DEFAULT_MODEL
+        model = default_model_name(material)
     path = Path(model)
     if path.is_dir():
         return ModelInfo(path.name, path.resolve(), False, _read_card(path))

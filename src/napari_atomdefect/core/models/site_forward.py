@@ -161,7 +161,8 @@ def prepare_detector(net: UNet, device: torch.device) -> UNet:
 
 
 def tile_site_probabilities(net: UNet, tiles: np.ndarray, sites: np.ndarray, temperature: float,
-                            device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+                            device: torch.device, classes: tuple[str, ...] | None = None,
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
     """Class probabilities at each tile's own sites, left on ``device`` (no host synchronisation).
 
     Parameters
@@ -176,15 +177,18 @@ def tile_site_probabilities(net: UNet, tiles: np.ndarray, sites: np.ndarray, tem
         Temperature of the softmax.
     device : torch.device
         Where ``net`` lives; on CUDA the tiles travel through pinned memory, asynchronously.
+    classes : tuple of str, optional
+        The model's defect classes in channel order (default: the legacy MoS2 classes).
 
     Returns
     -------
     p_metal, p_chalcogen : Tensor
-        ``(N, 2)`` and ``(N, 4)`` on ``device`` (see :func:`~.readout.site_probabilities`);
-        call within ``torch.inference_mode()``.
+        ``(N, M)`` and ``(N, X)`` on ``device`` over the site choices of ``classes`` (see
+        :func:`~.readout.site_probabilities`); call within ``torch.inference_mode()``.
     """
     import torch
 
+    from ..materials.columns import LEGACY_CLASSES
     from .readout import site_probabilities
 
     x = torch.from_numpy(np.ascontiguousarray(tiles, np.float32))[:, None]
@@ -198,7 +202,8 @@ def tile_site_probabilities(net: UNet, tiles: np.ndarray, sites: np.ndarray, tem
         x = x.contiguous(memory_format=torch.channels_last)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_bf16(device)):
         logits = site_logits_fast(net, x, s, np.asarray(sites))
-    return site_probabilities(logits.float(), temperature)
+    return site_probabilities(logits.float(), temperature,
+                              LEGACY_CLASSES if classes is None else tuple(classes))
 
 
 def cpu_bf16(device: torch.device) -> bool:
