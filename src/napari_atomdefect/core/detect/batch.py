@@ -28,17 +28,30 @@ import numpy as np
 import pandas as pd
 
 from ..errors import AtomDefectError
-from ..materials.materials import DEFECT_CLASSES, get_material
+from ..materials.columns import ALL_CLASS_NAMES, LEGACY_CLASSES
+from ..materials.materials import get_material
 
 #: Name of the summary table written in the output folder.
 SUMMARY_NAME = "summary.csv"
 
-#: Columns of ``summary.csv``, in order (per-class columns follow ``DEFECT_CLASSES``).
-SUMMARY_COLUMNS = (
-    ["image", "frame", "csv", "status", "error", "material", "pixel_size_nm", "pixel_size_source",
-     "n_cells", "area_nm2", "n_defects", "defects_per_nm2", "defects_per_cell"]
-    + [f"{kind}_{c}" for c in DEFECT_CLASSES for kind in ("n", "per_nm2", "per_cell")]
-    + ["time_s", "model", "device", "notes"])
+_HEAD_COLUMNS = ["image", "frame", "csv", "status", "error", "material", "pixel_size_nm",
+                 "pixel_size_source", "n_cells", "area_nm2", "n_defects", "defects_per_nm2",
+                 "defects_per_cell"]
+_TAIL_COLUMNS = ["time_s", "model", "device", "notes"]
+_CLASS_KINDS = ("n", "per_nm2", "per_cell")
+
+
+def summary_columns(classes: tuple[str, ...] = LEGACY_CLASSES) -> list[str]:
+    """Columns of ``summary.csv`` for a run with defect ``classes``, in order.
+
+    Per class ``n_<class>``, ``per_nm2_<class>``, ``per_cell_<class>``, in the run's class order.
+    """
+    return (_HEAD_COLUMNS + [f"{kind}_{c}" for c in classes for kind in _CLASS_KINDS]
+            + _TAIL_COLUMNS)
+
+
+#: Columns of ``summary.csv`` of a run with the legacy MoS2 classes (V_S, V_S2, O_S, V_Mo).
+SUMMARY_COLUMNS = summary_columns(LEGACY_CLASSES)
 
 _GLOB_CHARS = set("*?[")
 
@@ -70,6 +83,8 @@ class BatchOptions:
     device: str = "auto"
     threads_by_host: dict = field(default_factory=dict)
     operating_point: dict | None = None
+    substituents: tuple[str, ...] | None = None
+    classes: tuple[str, ...] = LEGACY_CLASSES
 
 
 # --------------------------------------------------------------------------------------- inputs
@@ -147,12 +162,12 @@ def model_load_count() -> int:
     return sum(_MODEL_LOADS.values())
 
 
-def _worker_model(model: str | None, device: str):
+def _worker_model(model: str | None, device: str, material: str | None = None):
     """The detector for ``(model, device)``, loaded once per process and kept."""
     from ..device import select_device
     from ..models.registry import load_detector, resolve_model
 
-    info = resolve_model(model)
+    info = resolve_model(model, material)
     try:
         dev, _ = select_device(device)
     except ValueError as exc:
@@ -217,7 +232,7 @@ def _result_row(item: BatchItem, frame: int | None, opts: BatchOptions, result: 
            "n_cells": n_cells, "area_nm2": float(area), "n_defects": len(table),
            "defects_per_nm2": len(table) / area if area else np.nan,
            "defects_per_cell": len(table) / n_cells if n_cells else np.nan}
-    for c in DEFECT_CLASSES:
+    for c in opts.classes:
         n = int(counts.get(c, 0))
         row[f"n_{c}"] = n
         row[f"per_nm2_{c}"] = n / area if area else np.nan
@@ -240,11 +255,12 @@ def detect_frame(data: np.ndarray, opts: BatchOptions, file_px: float | None) ->
     from ..lattice.lattice import CalibrationWarning
     from .image_fit import ModelFitWarning
 
-    _worker_model(opts.model, opts.device)
+    _worker_model(opts.model, opts.device, opts.material)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = run_to_end(iter_detect(data, px, opts.material, opts.model, opts.device, source,
-                                        operating_point=opts.operating_point))
+                                        operating_point=opts.operating_point,
+                                        substituents=opts.substituents))
     for w in caught:  # calibration and model-fit notes go into the summary; others pass on
         if not issubclass(w.category, (CalibrationWarning, ModelFitWarning)):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -316,7 +332,7 @@ def read_summary(out: Path) -> pd.DataFrame:
     try:
         table = pd.read_csv(path, dtype={"image": str, "csv": str, "status": str, "error": str,
                                          "notes": str}, keep_default_na=False,
-                            na_values={c: [""] for c in SUMMARY_COLUMNS
+                            na_values={c: [""] for c in summary_columns(ALL_CLASS_NAMES)
                                        if c not in ("image", "csv", "status", "error", "notes")})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
         raise AtomDefectError(f"{path} is not a batch summary ({exc}); choose another --out "
@@ -348,15 +364,27 @@ def _finished(previous: pd.DataFrame, out: Path) -> dict[str, dict]:
     return state
 
 
-def write_summary(rows: dict, out: Path) -> pd.DataFrame:
-    """Write ``summary.csv`` atomically from rows keyed by ``(image, frame)``; return the table."""
+def _row_classes(table: pd.DataFrame) -> list[str]:
+    """Classes with per-class columns in ``table`` (rows kept from an earlier run), in order."""
+    return [c[2:] for c in table.columns if c.startswith("n_") and c not in _HEAD_COLUMNS]
+
+
+def write_summary(rows: dict, out: Path,
+                  classes: tuple[str, ...] = LEGACY_CLASSES) -> pd.DataFrame:
+    """Write ``summary.csv`` atomically from rows keyed by ``(image, frame)``; return the table.
+
+    Per-class columns: the run's ``classes``, then any other class of rows kept from an earlier
+    run (so that their counts are not lost).
+    """
     from ..io.table import write_csv_atomic
 
     table = pd.DataFrame(list(rows.values()))
-    for c in SUMMARY_COLUMNS:
+    extra = tuple(c for c in _row_classes(table) if c not in classes)
+    columns = summary_columns(tuple(classes) + extra)
+    for c in columns:
         if c not in table.columns:
             table[c] = np.nan
-    table = table[SUMMARY_COLUMNS]
+    table = table[columns]
     table["frame"] = table["frame"].astype("Int64")
     table = table.sort_values(["image", "frame"], na_position="first", kind="stable")
     table = table.reset_index(drop=True)
@@ -373,19 +401,27 @@ def _remove_stale_parts(out: Path, bases: list[str]) -> None:
                 part.unlink(missing_ok=True)
 
 
-def _check_options(material: str, model: str | None, device: str) -> str:
-    """Fail before the batch starts for a bad material or model (not once per image)."""
+def _check_options(material: str, model: str | None, device: str,
+                   substituents: str | list[str] | tuple[str, ...] | None = None):
+    """Fail before the batch starts for a bad material, model or substituent (not once per image).
+
+    Returns the material's name and the run's :class:`~.decision.RunClasses`.
+    """
     from ..models.registry import resolve_model
+    from .decision import run_classes
 
     mat = get_material(material)
-    info = resolve_model(model)
-    if info.card.get("material") and info.card["material"] != mat.name:
-        warnings.warn(f"Model {info.name} was trained for {info.card['material']}, not {mat.name}.",
+    info = resolve_model(model, mat.name)
+    if "detector" not in info.card:
+        raise AtomDefectError(f"Model {info.name} has no detector (stage 2).")
+    run = run_classes(info.card, mat.name, substituents)
+    if run.message:
+        warnings.warn(f"Model {info.name}: {run.message[0].lower()}{run.message[1:]}",
                       UserWarning, stacklevel=3)
     if (device or "auto").lower() not in ("auto", "cpu", "cuda", "mps") \
             and not str(device).startswith("cuda:"):
         raise AtomDefectError(f"Unknown device {device!r}; choose one of auto, cpu, cuda, mps.")
-    return mat.name
+    return mat.name, run
 
 
 def _check_local_device(device: str) -> None:
@@ -439,7 +475,8 @@ def iter_batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2"
                pixel_size_nm: float | None = None, model: str | None = None,
                device: str = "auto", workers: int | None = None, scheduler: str | None = None,
                processes: bool = True,
-               operating_point: str | dict[str, float] | None = None) -> Iterator[dict]:
+               operating_point: str | dict[str, float] | None = None, *,
+               substituents: str | list[str] | tuple[str, ...] | None = None) -> Iterator[dict]:
     """Run a batch step by step, yielding progress; the last item holds the summary.
 
     Parameters are those of :func:`batch`.
@@ -455,8 +492,8 @@ def iter_batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2"
 
     if workers is not None and workers < 1:
         raise AtomDefectError(f"--workers must be at least 1, not {workers}.")
-    op = parse_operating_point(operating_point)  # a bad value stops before any work
-    material = _check_options(material, model, device)
+    material, run = _check_options(material, model, device, substituents)
+    op = parse_operating_point(operating_point, run.classes)  # a bad value stops before any work
     items = plan_items(expand_inputs(list(inputs)))
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -480,12 +517,13 @@ def iter_batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2"
         try:
             yield from _run_tasks(client, todo, previous, rows, out, skipped, total,
                                   BatchOptions(str(out.resolve()), material, pixel_size_nm, model,
-                                               device, _threads_by_host(client), op))
+                                               device, _threads_by_host(client), op,
+                                               run.substituents, run.classes))
         finally:
             client.close()
             if cluster is not None:
                 cluster.close()
-    summary = write_summary(rows, out)
+    summary = write_summary(rows, out, run.classes)
     yield {"done": True, "summary": summary, "out": out, "skipped": skipped}
 
 
@@ -513,7 +551,7 @@ def _run_tasks(client: Any, todo: list[BatchItem], previous: dict[str, dict], ro
             del rows[key]
         for r in new_rows:
             rows[(r["image"], r["frame"])] = r
-        write_summary(rows, out)
+        write_summary(rows, out, opts.classes)
         finished += 1
         bad = [r for r in new_rows if r["status"] != "ok"]
         yield {"step": "batch", "done_files": finished, "total_files": total, "skipped": skipped,
@@ -526,7 +564,8 @@ def batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2",
           pixel_size_nm: float | None = None, model: str | None = None, device: str = "auto",
           workers: int | None = None, scheduler: str | None = None, processes: bool = True,
           on_progress: Callable[[dict], None] | None = None,
-          operating_point: str | dict[str, float] | None = None) -> pd.DataFrame:
+          operating_point: str | dict[str, float] | None = None, *,
+          substituents: str | list[str] | tuple[str, ...] | None = None) -> pd.DataFrame:
     """Detect defects in many images on dask.distributed; one CSV per image plus a summary.
 
     Parameters
@@ -541,7 +580,7 @@ def batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2",
     pixel_size_nm : float, optional
         Pixel size for every image; default: each file's own, else calibrated from the lattice.
     model : str, optional
-        Model name or folder (default: the bundled model).
+        Model name or folder (default: the bundled model of ``material``, else ``mos2-default``).
     device : str
         ``auto``, ``cpu``, ``cuda`` or ``mps``, resolved on each worker.
     workers : int, optional
@@ -557,24 +596,28 @@ def batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2",
     operating_point : str or dict, optional
         Per-class operating point for every image (see
         :func:`~.decision.parse_operating_point`; default neutral).
+    substituents : str or list of str, optional
+        Substituents to look for (see :func:`~.detect.detect`); default: the material's defaults
+        that the model knows.
 
     Returns
     -------
     DataFrame
         The summary (also written to ``out/summary.csv``): one row per image or frame with
         ``status`` ``ok``/``error``, the error sentence, pixel size and its source, unit cells,
-        counts and densities per class, and time.
+        counts and densities per class of the run (see :func:`summary_columns`), and time.
 
     Raises
     ------
     AtomDefectError
-        If an input does not exist, the material or model is unknown, or the scheduler cannot be
-        reached. A file that cannot be analysed is not an exception: it is an error row.
+        If an input does not exist, the material, model or a substituent is unknown, or the
+        scheduler cannot be reached. A file that cannot be analysed is not an exception: it is an error row.
     """
     from ..progress import run_to_end
 
     return run_to_end(iter_batch(inputs, out, material, pixel_size_nm, model, device, workers,
-                                 scheduler, processes, operating_point), on_progress)["summary"]
+                                 scheduler, processes, operating_point, substituents=substituents),
+                      on_progress)["summary"]
 
 
-__all__ = ["SUMMARY_COLUMNS", "batch", "expand_inputs", "iter_batch", "process_file"]
+__all__ = ["SUMMARY_COLUMNS", "summary_columns", "batch", "expand_inputs", "iter_batch", "process_file"]

@@ -21,10 +21,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import AtomDefectError
+from ..materials.columns import LEGACY_CLASSES, site_choices
 from .decision import (
     CALIBRATION_METHOD,
-    CHALCOGEN_CLASSES,
-    METAL_CLASSES,
     calibrate,
     expected_calibration_error,
 )
@@ -90,8 +89,15 @@ def _probabilities(sites: pd.DataFrame, classes: tuple[str, ...]) -> np.ndarray:
     return sites[[f"p_{c}" for c in classes]].to_numpy(float)
 
 
-def fit_calibration(sites: pd.DataFrame) -> dict:
+def fit_calibration(sites: pd.DataFrame, classes: tuple[str, ...] = LEGACY_CLASSES) -> dict:
     """Fit the calibration on labelled sites (uncalibrated probabilities, ``truth`` column).
+
+    Parameters
+    ----------
+    sites : DataFrame
+        Per-site table with a ``p_<class>`` column for every site choice of ``classes``.
+    classes : tuple of str
+        The model's defect classes, in channel order (default: the legacy MoS2 classes).
 
     Returns
     -------
@@ -99,24 +105,28 @@ def fit_calibration(sites: pd.DataFrame) -> dict:
         ``{"method", "metal": {"scale", "bias"}, "chalcogen": {"scale", "bias"}}``.
     """
     out: dict = {"method": CALIBRATION_METHOD}
-    for part, classes in (("metal", METAL_CLASSES), ("chalcogen", CHALCOGEN_CLASSES)):
-        s = sites[(sites.sublattice == part) & sites.truth.isin(classes)]
+    for part, choices in zip(("metal", "chalcogen"), site_choices(classes), strict=True):
+        s = sites[(sites.sublattice == part) & sites.truth.isin(choices)]
         if len(s) < 20:
             raise AtomDefectError(f"Too few {part} sites ({len(s)}) to fit the calibration; "
                                   "use more images.")
-        y = s.truth.map({c: i for i, c in enumerate(classes)}).to_numpy(int)
-        out[part] = _fit_one(_probabilities(s, classes), y)
+        y = s.truth.map({c: i for i, c in enumerate(choices)}).to_numpy(int)
+        out[part] = _fit_one(_probabilities(s, choices), y)
     return out
 
 
-def calibration_errors(sites: pd.DataFrame, calibration: dict | None) -> dict[str, float]:
-    """ECE (10 bins) of the most-probable-class calls: all sites, chalcogen sites, defect calls."""
+def calibration_errors(sites: pd.DataFrame, calibration: dict | None,
+                       classes: tuple[str, ...] = LEGACY_CLASSES) -> dict[str, float]:
+    """ECE (10 bins) of the most-probable-class calls: all sites, chalcogen sites, defect calls.
+
+    ``classes`` are the model's defect classes (default: the legacy MoS2 classes).
+    """
     conf, correct, chalc, called = [], [], [], []
-    for part, classes in (("metal", METAL_CLASSES), ("chalcogen", CHALCOGEN_CLASSES)):
+    for part, choices in zip(("metal", "chalcogen"), site_choices(classes), strict=True):
         s = sites[sites.sublattice == part]
-        q = calibrate(_probabilities(s, classes), calibration and calibration[part])
+        q = calibrate(_probabilities(s, choices), calibration and calibration[part])
         idx = q.argmax(1) if len(q) else np.zeros(0, int)
-        cls = np.asarray(classes, object)[idx]
+        cls = np.asarray(choices, object)[idx]
         conf.append(q[np.arange(len(q)), idx])
         correct.append(cls == s.truth.to_numpy())
         chalc.append(np.full(len(s), part == "chalcogen"))
@@ -133,8 +143,9 @@ def calibration_errors(sites: pd.DataFrame, calibration: dict | None) -> dict[st
 def iter_collect_sites(model: str | os.PathLike | None, n_images: int, seed: int,
                        size: int = 256, device: str = "auto") -> Iterator[dict]:
     """Detect without calibration on held-out simulated images; yields progress, then
-    ``{"done": True, "sites": DataFrame, "info": ModelInfo}`` (sites labelled with ``truth``)."""
-    from ..models.registry import resolve_model
+    ``{"done": True, "sites": DataFrame, "info": ModelInfo, "classes": tuple}`` (sites labelled
+    with ``truth``; every class of the model, all its substituents on)."""
+    from ..models.registry import model_classes, model_substituents, resolve_model
     from ..progress import run_to_end
     from .detect import iter_detect
 
@@ -148,10 +159,11 @@ def iter_collect_sites(model: str | os.PathLike | None, n_images: int, seed: int
     for k, (sim, px) in enumerate(simulated_validation(n_images, seed, size, material)):
         yield {"step": "calibrate", "fraction": k / n_images,
                "message": f"Held-out simulated image {k + 1}/{n_images}"}
-        result = run_to_end(iter_detect(sim.image, px, material, raw, device, "user"))
+        result = run_to_end(iter_detect(sim.image, px, material, raw, device, "user",
+                                        substituents=list(model_substituents(info))))
         parts.append(labelled_sites(result["sites"], sim.sites, RADIUS_NM / px).assign(image=k))
     yield {"done": True, "sites": pd.concat(parts, ignore_index=True), "info": info,
-           "material": material}
+           "material": material, "classes": model_classes(info)}
 
 
 def iter_calibrate_model(model: str | os.PathLike | None, n_images: int = 300,
@@ -176,21 +188,22 @@ def iter_calibrate_model(model: str | os.PathLike | None, n_images: int = 300,
             result = item
         else:
             yield item
-    sites, info = result["sites"], result["info"]
+    sites, info, classes = result["sites"], result["info"], result["classes"]
     # ECE reported on the last third of the images with a calibration fitted on the rest; the
     # stored calibration is then fitted on all of them.
     test = sites.image >= n_images - max(n_images // 3, 1)
-    held = fit_calibration(sites[~test])
-    cal = fit_calibration(sites)
+    held = fit_calibration(sites[~test], classes)
+    cal = fit_calibration(sites, classes)
+    metal, chalcogen = site_choices(classes)
     n_def = int((~sites.truth.isin(["metal", "chalcogen"])).sum())
     cal.update({
         "input": "log of the temperature-scaled site probabilities; q = softmax(scale * log p + "
-                 "bias) per sublattice (classes metal, V_Mo | chalcogen, V_S, V_S2, O_S)",
+                 f"bias) per sublattice (classes {', '.join(metal)} | {', '.join(chalcogen)})",
         "validation": (f"{len(sites)} sites ({n_def} defects) of {n_images} held-out simulated "
                        f"{result['material']} images of {size} px, seeds {seed}–{seed + n_images - 1}"
                        ", random microscopes, doses 1e5–2e6 e/Å², pixel sizes 0.010–0.016 nm"),
-        "ece_before": calibration_errors(sites[test], None),
-        "ece_after": calibration_errors(sites[test], held),
+        "ece_before": calibration_errors(sites[test], None, classes),
+        "ece_after": calibration_errors(sites[test], held, classes),
         "ece_evaluation": (f"the last {int(sites[test].image.nunique())} images, with a "
                            "calibration fitted on the others (10 equal-width bins)"),
         "command": ("ATOMDEFECT_WRITE_BUNDLED=1 " if info.bundled else "")
