@@ -48,7 +48,7 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
     from ._layers import defect_layer_kwargs, defect_points_data
     from .core.errors import TableError
     from .core.io.table import UnknownClassWarning, pixel_size_from_table, read_defects_csv
-    from .core.materials.materials import DEFECT_CLASSES
+    from .core.materials.columns import ALL_CLASS_NAMES
 
     if isinstance(path, list):
         path = path[0]
@@ -58,12 +58,12 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
     for w in caught:
         if not issubclass(w.category, UnknownClassWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    unknown = sorted(set(table["class"]) - set(DEFECT_CLASSES))
+    unknown = sorted(set(table["class"]) - set(ALL_CLASS_NAMES))
     if unknown:
         raise TableError(
             f"{Path(path).name} holds class names that are not defect classes of this plugin "
             f"({', '.join(map(repr, unknown))}); rename them to one of "
-            f"{', '.join(DEFECT_CLASSES)} (or remove those rows) to open it as a defect layer.")
+            f"{', '.join(ALL_CLASS_NAMES)} (or remove those rows) to open it as a defect layer.")
     px = pixel_size_from_table(table)
     data = defect_points_data(table)
     kwargs = defect_layer_kwargs(table, px, Path(path).stem, frame=_image_frame_under(data))

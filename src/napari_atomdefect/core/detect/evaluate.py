@@ -1,8 +1,10 @@
 """Scoring detections against ground truth: one-to-one matching within a radius, per-class P/R/F1.
 
 A detection matched to a true defect of another class counts as a false positive of its own class
-and a false negative of the true class ("against both classes"). ``V_S`` and ``O_S`` are also scored
-together as single-chalcogen defects (``V_S|O_S``), which HAADF separates far more reliably.
+and a false negative of the true class ("against both classes"). Every class that the truth or the
+predictions hold is scored. A vacancy and a light substituent of one chalcogen (``V_S`` and
+``O_S`` in MoS2, ``V_Se`` and ``S_Se`` in selenides) are also scored together (``V_S|O_S``), which
+HAADF separates far more reliably than the two apart.
 """
 
 from __future__ import annotations
@@ -12,9 +14,31 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
-from ..materials.materials import DEFECT_CLASSES
+from ..materials.columns import ALL_CLASS_NAMES, lookup_class
 
+#: The merged group of MoS2 (kept for callers that name it).
 MERGED = {"V_S|O_S": ("V_S", "O_S")}
+#: Substituents lighter than the host chalcogen they replace (their ``D_X`` looks like ``V_X``).
+LIGHT_SUBSTITUENTS = {"S": ("O",), "Se": ("S", "O")}
+
+
+def merged_groups(classes: list[str] | tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """``{"V_X|D_X": ("V_X", "D_X")}`` for each light substituent ``D`` among ``classes``."""
+    out = {}
+    for name in classes:
+        c = lookup_class(name)
+        if c is None or c.kind != "D_X":
+            continue
+        host = c.atoms[0]
+        if c.substituent in LIGHT_SUBSTITUENTS.get(str(host), ()):
+            out[f"V_{host}|{name}"] = (f"V_{host}", name)
+    return out
+
+
+def scored_classes(*class_columns: np.ndarray) -> list[str]:
+    """The classes present in any of ``class_columns``, known ones in package order first."""
+    seen = set().union(*(set(map(str, c)) for c in class_columns)) if class_columns else set()
+    return [c for c in ALL_CLASS_NAMES if c in seen] + sorted(seen - set(ALL_CLASS_NAMES))
 
 
 def match(pred: np.ndarray, truth: np.ndarray, radius_px: float) -> list[tuple[int, int]]:
@@ -31,8 +55,19 @@ def match(pred: np.ndarray, truth: np.ndarray, radius_px: float) -> list[tuple[i
     return [(i, j) for i, j in zip(rows, cols, strict=True) if cost[i, j] <= radius_px]
 
 
-def score(pred: pd.DataFrame, truth: pd.DataFrame, radius_px: float) -> pd.DataFrame:
-    """Per-class precision, recall and F1 (plus the merged single-chalcogen class).
+def score(pred: pd.DataFrame, truth: pd.DataFrame, radius_px: float,
+          classes: list[str] | tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Per-class precision, recall and F1 (plus the merged vacancy|light-substituent groups).
+
+    Parameters
+    ----------
+    pred, truth : DataFrame
+        Defects with ``y_px``, ``x_px``, ``class``.
+    radius_px : float
+        Matching radius.
+    classes : list of str, optional
+        Classes to score, in order; default: every class the truth or the predictions hold
+        (:func:`scored_classes`), or all legacy MoS2 classes when they hold none other.
 
     Returns
     -------
@@ -47,7 +82,12 @@ def score(pred: pd.DataFrame, truth: pd.DataFrame, radius_px: float) -> pd.DataF
     matched_p = {i for i, _ in pairs}
     matched_t = {j for _, j in pairs}
     rows = {}
-    groups = {c: (c,) for c in DEFECT_CLASSES} | MERGED
+    if classes is None:
+        from ..materials.columns import LEGACY_CLASSES
+
+        found = scored_classes(p_cls, t_cls)
+        classes = list(LEGACY_CLASSES) if set(found) <= set(LEGACY_CLASSES) else found
+    groups = {c: (c,) for c in classes} | merged_groups(list(classes))
     for name, members in groups.items():
         def in_group(c: np.ndarray, members: tuple[str, ...] = members) -> np.ndarray:
             return np.isin(c, members)

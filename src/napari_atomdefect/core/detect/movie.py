@@ -6,11 +6,11 @@ lattice constant) and detects the defects of every frame; the result is one defe
 ``frame`` column, whose ``attrs["drift_px"]`` holds the drift of every frame relative to frame 0.
 
 :func:`link_tracks` links the defects of consecutive frames into tracks (``track_id``) with
-trackpy, in drift-corrected coordinates. Defects on chalcogen sites (``V_S``, ``V_S2``, ``O_S``)
-are linked among themselves whatever their class — a ``V_S`` that becomes a ``V_S2`` or an
-``O_S`` at the same site continues the site's track, each row keeping the class of its frame —
-and ``V_Mo`` (metal sites) among themselves; a chalcogen-site defect never continues a metal-site
-track.
+trackpy, in drift-corrected coordinates. Defects on chalcogen sites (``V_S``, ``V_S2``, ``O_S``,
+``Se_S``, ... of any material) are linked among themselves whatever their class — a ``V_S`` that
+becomes a ``V_S2`` or an ``O_S`` at the same site continues the site's track, each row keeping the
+class of its frame — and metal vacancies (``V_Mo``, ``V_W``) among themselves; a chalcogen-site
+defect never continues a metal-site track.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..errors import AtomDefectError
 from ..io.table import DEFECT_COLUMNS
-from ..materials.materials import CHALCOGEN_DEFECTS, METAL_DEFECTS
+from ..materials.columns import LEGACY_CLASSES, class_site
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..lattice.lattice import Lattice
@@ -66,7 +66,8 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
                        material: str = "MoS2", model: str | Path | None = None,
                        device: str = "auto", calibration: str = "user",
                        frames: Sequence[int] | None = None,
-                       operating_point: dict[str, float] | None = None) -> Iterator[dict]:
+                       operating_point: dict[str, float] | None = None, *,
+                       substituents: str | Sequence[str] | None = None) -> Iterator[dict]:
     """Detect defects in every frame of a stack, following the lattice drift; yields progress.
 
     The first frame is calibrated as :func:`~.detect.iter_detect` does; the later frames use the
@@ -77,7 +78,7 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
     ----------
     stack : ndarray
         ``(frames, rows, cols)``; a 2-D image is a movie of one frame.
-    pixel_size_nm, material, model, device, calibration
+    pixel_size_nm, material, model, device, calibration, operating_point, substituents
         As for :func:`~.detect.iter_detect`.
     frames : sequence of int, optional
         Frames to analyse (default: all).
@@ -90,7 +91,7 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
         ndarray, "frames": list, "model", "device", "fit_messages"}``. The table has the
         columns of a defect CSV plus ``frame``; ``attrs`` hold ``drift_px`` (frame → shift of
         the lattice relative to the first analysed frame), ``frames`` (per-frame sites counts)
-        and the first frame's calibration.
+        the first frame's calibration, and ``classes`` / ``substituents`` of the run.
 
     Raises
     ------
@@ -119,7 +120,7 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
     for pos, k in enumerate(chosen):
         result = None
         for item in iter_detect(data[k], pixel_size_nm, material, model, device, calibration,
-                                operating_point=operating_point):
+                                operating_point=operating_point, substituents=substituents):
             if item.get("done"):
                 result = item
                 continue
@@ -152,17 +153,19 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
                       "pixel_size_nm": first.pixel_size_nm, "calibration": first.calibration,
                       "drift_px": {f["frame"]: f["drift_px"] for f in per_frame},
                       "frames": per_frame, "a_px": float(np.mean([la.a_px for la in lattices])),
-                      "messages": messages})
+                      "messages": messages, "classes": result["classes"],
+                      "substituents": result["substituents"]})
     yield {"done": True, "defects": out, "lattices": lattices,
            "drift_px": np.array([f["drift_px"] for f in per_frame]), "frames": per_frame,
            "model": result["model"], "device": result["device"],
-           "fit_messages": result.get("fit_messages", [])}
+           "fit_messages": result.get("fit_messages", []), "classes": result["classes"],
+           "substituents": result["substituents"]}
 
 
 def _sublattice_group(classes: pd.Series) -> np.ndarray:
     """0 for defects of chalcogen sites, 1 for metal sites, 2 for anything else."""
-    cls = classes.astype(str)
-    return np.where(cls.isin(CHALCOGEN_DEFECTS), 0, np.where(cls.isin(METAL_DEFECTS), 1, 2))
+    site = classes.astype(str).map(class_site)
+    return np.where(site == "chalcogen", 0, np.where(site == "metal", 1, 2))
 
 
 def link_tracks(table: pd.DataFrame, a_px: float | None = None, search_range: float = 1.2,
@@ -277,7 +280,8 @@ def track_layer_data(table: pd.DataFrame) -> np.ndarray:
     return t.to_numpy(float).reshape(-1, 4)
 
 
-def counts_per_frame(table: pd.DataFrame, frames: Sequence[int] | None = None) -> pd.DataFrame:
+def counts_per_frame(table: pd.DataFrame, frames: Sequence[int] | None = None,
+                     classes: Sequence[str] | None = None) -> pd.DataFrame:
     """Number of defects per class in every frame.
 
     Parameters
@@ -286,17 +290,22 @@ def counts_per_frame(table: pd.DataFrame, frames: Sequence[int] | None = None) -
         Defects with ``frame`` and ``class``.
     frames : sequence of int, optional
         Frames to list (frames without defects get zeros); default: the table's frames.
+    classes : sequence of str, optional
+        Classes to count, in order; default: the run's ``table.attrs["classes"]`` (legacy MoS2
+        classes without it), then any other class in the table (e.g. added by hand).
 
     Returns
     -------
     DataFrame
         Index ``frame``, one integer column per defect class.
     """
-    from ..materials.materials import DEFECT_CLASSES
-
     frames = sorted(set(table["frame"].astype(int))) if frames is None else list(frames)
+    if classes is None:
+        classes = tuple(table.attrs.get("classes") or LEGACY_CLASSES)
+        seen = sorted(set(table["class"].astype(str)) - set(classes))
+        classes = tuple(classes) + tuple(seen)
     counts = pd.crosstab(table["frame"].astype(int), table["class"].astype(str))
-    counts = counts.reindex(index=frames, columns=list(DEFECT_CLASSES), fill_value=0)
+    counts = counts.reindex(index=frames, columns=list(classes), fill_value=0)
     counts.index.name = "frame"
     return counts.astype(int)
 

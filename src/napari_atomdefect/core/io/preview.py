@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-#: RGB colours (0–1) of marker sets used across the package.
+from ..materials.columns import ALL_CLASS_NAMES
+from .class_style import class_rgb
+
+#: RGB colours (0–1) of marker sets used across the package: the sites, then every defect class
+#: of every material in its :func:`~.class_style.class_rgb` colour (the colour of its layer).
 COLOURS = {
     "metal": (1.0, 0.25, 0.25),
     "chalcogen": (0.2, 0.9, 1.0),
-    "V_S": (1.0, 0.6, 0.0),
-    "V_S2": (1.0, 0.0, 0.0),
-    "O_S": (0.0, 1.0, 1.0),
-    "V_Mo": (0.2, 1.0, 0.2),
+    **{c: class_rgb(c) for c in ALL_CLASS_NAMES},
 }
 
 
@@ -32,7 +33,7 @@ def overlay(image: np.ndarray, markers: dict[str, np.ndarray], radius: float = 3
     image : ndarray
         2-D image.
     markers : dict
-        Name (a key of ``COLOURS`` or anything else, drawn in yellow) to ``(N, 2)`` points.
+        Name (a site, a defect class, or anything else, drawn in yellow) to ``(N, 2)`` points.
     radius : float
         Circle radius in output pixels.
     zoom : int

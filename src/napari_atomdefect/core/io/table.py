@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import OutputError, TableError
-from ..materials.materials import DEFECT_CLASSES
+from ..materials.columns import ALL_CLASS_NAMES
 
 #: Columns of a defect CSV (``atomdefect detect`` output and the napari writer).
 DEFECT_COLUMNS = ["y_px", "x_px", "y_nm", "x_nm", "class", "confidence", "source"]
@@ -144,8 +144,8 @@ def read_defects_csv(path: str | Path) -> pd.DataFrame:
     ``labels.csv`` (only ``y_px, x_px, class`` are required; any column order; UTF-8 with or
     without a byte-order mark).
 
-    Classes that are not one of :data:`~.materials.DEFECT_CLASSES` are kept as they are, with one
-    warning naming them.
+    Classes that are not one of :data:`~..materials.columns.ALL_CLASS_NAMES` (the defect classes
+    of every material) are kept as they are, with one warning naming them.
 
     Returns
     -------
@@ -190,7 +190,7 @@ def read_defects_csv(path: str | Path) -> pd.DataFrame:
     out["confidence"] = _numeric_column(table, "confidence", name, False) \
         if "confidence" in table.columns else 1.0
     out["source"] = table["source"].to_numpy() if "source" in table.columns else "manual"
-    unknown = sorted(set(out["class"]) - set(DEFECT_CLASSES))
+    unknown = sorted(set(out["class"]) - set(ALL_CLASS_NAMES))
     if unknown:
         warnings.warn(f"{name}: {len(unknown)} class name(s) are not defect classes of this "
                       f"plugin ({', '.join(map(repr, unknown))}); they are kept as they are.",
