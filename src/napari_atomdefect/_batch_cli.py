@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 def add_batch_parser(sub, positive_float: Callable[[str], float],
                      func: Callable[[argparse.Namespace], int],
-                     operating_point: Callable[[str], dict] | None = None) -> argparse.ArgumentParser:
+                     operating_point: Callable[[str], str] | None = None,
+                     substituents_help: str | None = None) -> argparse.ArgumentParser:
     """Register ``batch`` on the sub-parsers ``sub`` of the ``atomdefect`` parser."""
     p = sub.add_parser("batch", help="detect defects in many images on dask; CSVs + summary.csv",
                        description="One defect CSV per image (per frame of a stack) and "
@@ -19,7 +20,11 @@ def add_batch_parser(sub, positive_float: Callable[[str], float],
     p.add_argument("--material", default="MoS2")
     p.add_argument("--pixel-size-nm", type=positive_float, default=None,
                    help="pixel size of every image (default: each file's, else the lattice's)")
-    p.add_argument("--model", default=None, help="model name or folder (default: bundled)")
+    p.add_argument("--model", default=None,
+                   help="model name or folder (default: the bundled <material>-default model, "
+                        "else mos2-default)")
+    p.add_argument("--substituents", default=None, metavar="D[,D]",
+                   help=substituents_help or "substituent elements to look for, e.g. Se,O")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--operating-point", type=operating_point, default=None,
                    help="per-class operating point for every image, e.g. V_S=0.6,O_S=0.4 "
@@ -73,7 +78,8 @@ def run_batch(args: argparse.Namespace) -> int:
     try:
         result = run_to_end(iter_batch(args.inputs, args.out, args.material, args.pixel_size_nm,
                                        args.model, args.device, args.workers, args.scheduler,
-                                       operating_point=args.operating_point),
+                                       operating_point=args.operating_point,
+                                       substituents=args.substituents),
                             update)
     except KeyboardInterrupt:
         close()

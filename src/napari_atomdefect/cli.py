@@ -1,4 +1,5 @@
-"""Command-line interface: ``atomdefect simulate | lattice | demo | view``.
+"""Command-line interface: ``atomdefect simulate | lattice | demo | detect | evaluate | batch |
+models | train-* | calibrate-model | view``.
 
 Every sub-command runs the napari-free core; only ``view`` starts napari.
 """
@@ -46,14 +47,35 @@ def _pixel_size(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _operating_point(text: str) -> dict[str, float]:
-    """A ``--operating-point`` value: ``CLASS=VALUE`` pairs, each value strictly in (0, 1)."""
+def _operating_point(text: str) -> str:
+    """A ``--operating-point`` value: ``CLASS=VALUE`` pairs, each value strictly in (0, 1).
+
+    Checked here against every class of every material; the detection then checks the classes
+    against those of its run (a class the run cannot produce stops it before any work).
+    """
     from .core.detect.decision import parse_operating_point
+    from .core.materials.columns import ALL_CLASS_NAMES
 
     try:
-        return parse_operating_point(text)
+        parse_operating_point(text, ALL_CLASS_NAMES)
     except AtomDefectError as exc:
         raise argparse.ArgumentTypeError(str(exc).rstrip(".")) from None
+    return text
+
+
+_HOST_WORDS = {"S": "sulfides (MoS2, WS2)", "Se": "selenides (MoSe2, WSe2)"}
+
+
+def _substituents_help() -> str:
+    """Help of ``--substituents``: the choices and defaults per host chalcogen."""
+    from .core.materials.columns import DEFAULT_SUBSTITUENTS, SUPPORTED_SUBSTITUENTS
+
+    per_host = "; ".join(
+        f"{_HOST_WORDS.get(x, x + '-based materials')}: {', '.join(SUPPORTED_SUBSTITUENTS[x])} "
+        f"(default {', '.join(DEFAULT_SUBSTITUENTS[x])})" for x in SUPPORTED_SUBSTITUENTS)
+    return ("substituent elements to look for, comma-separated, e.g. Se,O; 'none' for vacancies "
+            f"only. {per_host}. The default is the material's default that the model knows; a "
+            "substituent the model was not trained for is an error")
 
 
 def _quiet_calibration(func, *args, **kwargs):
@@ -246,16 +268,18 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         return _detect_movie(args, data, px, source)
     result = _quiet_calibration(
         run_to_end, iter_detect(data, px, args.material, args.model, args.device, source,
-                                operating_point=args.operating_point),
+                                operating_point=args.operating_point,
+                                substituents=args.substituents),
         (lambda item: print(item["message"], file=sys.stderr)) if args.verbose else None)
     table = result["defects"]
     for msg in table.attrs["messages"]:  # calibration notes, then whether the model fits
         print(msg, file=sys.stderr)
     write_csv_atomic(table, args.out)
     counts = table["class"].value_counts().to_dict()
+    subs = ", ".join(table.attrs["substituents"]) or "none"
     print(f"{len(table)} defects in {result['lattice'].n_cells} unit cells "
           f"({', '.join(f'{k}: {v}' for k, v in sorted(counts.items())) or 'none'}); model "
-          f"{result['model']} on {result['device']}, operating point "
+          f"{result['model']} on {result['device']}, substituents {subs}, operating point "
           f"{table.attrs['operating_point']} -> {args.out}")
     return 0
 
@@ -268,7 +292,8 @@ def _detect_movie(args: argparse.Namespace, data, px, source) -> int:
 
     result = _quiet_calibration(
         run_to_end, iter_detect_frames(data, px, args.material, args.model, args.device, source,
-                                    operating_point=args.operating_point),
+                                    operating_point=args.operating_point,
+                                    substituents=args.substituents),
         (lambda item: print(item["message"], file=sys.stderr)) if args.verbose else None)
     table = link_tracks(result["defects"], search_range=args.search_range, memory=args.memory)
     for msg in table.attrs["messages"]:
@@ -409,6 +434,36 @@ def _cmd_view(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_models(args: argparse.Namespace) -> int:
+    """``atomdefect models``: every installed model with its material and defect classes."""
+    from .core.models.registry import (
+        list_models,
+        model_classes,
+        model_material,
+        model_substituents,
+    )
+
+    rows = []
+    for info in list_models():
+        has_detector = "detector" in info.card
+        rows.append({"name": info.name, "bundled": info.bundled, "path": str(info.path),
+                     "material": model_material(info),
+                     "classes": list(model_classes(info)) if has_detector else [],
+                     "substituents": list(model_substituents(info)) if has_detector else [],
+                     "stages": [k for k in ("noise", "detector") if k in info.card]})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("No models installed.")
+    for r in rows:
+        where = "bundled" if r["bundled"] else "user"
+        classes = ", ".join(r["classes"]) or "no detector"
+        subs = ", ".join(r["substituents"]) or "none"
+        print(f"{r['name']} ({where}, {r['material']}): classes {classes}; substituents {subs}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``atomdefect`` argument parser."""
     from .core.materials.materials import MATERIALS
@@ -449,7 +504,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("detect", help="detect and classify defects; writes a CSV")
     image_args(p)
-    p.add_argument("--model", default=None, help="model name or folder (default: bundled)")
+    p.add_argument("--model", default=None,
+                   help="model name or folder (default: the bundled <material>-default model, "
+                        "else mos2-default); see 'atomdefect models'")
+    p.add_argument("--substituents", default=None, metavar="D[,D]", help=_substituents_help())
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--out", default="defects.csv")
     p.add_argument("--verbose", action="store_true")
@@ -458,9 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "defects into tracks (CSV with frame and track_id)")
     p.add_argument("--operating-point", type=_operating_point, default=None,
                    metavar="CLASS=T,...",
-                   help="per defect class (V_S, V_S2, O_S, V_Mo) a value in (0, 1), default 0.5: "
-                        "higher calls the class only with more evidence (precision), lower calls "
-                        "it sooner (recall); e.g. V_S=0.6,O_S=0.4")
+                   help="per defect class of the run (e.g. V_S, V_S2, O_S, V_Mo) a value in "
+                        "(0, 1), default 0.5: higher calls the class only with more evidence "
+                        "(precision), lower calls it sooner (recall); e.g. V_S=0.6,O_S=0.4")
     p.add_argument("--search-range", type=_positive_float, default=1.2,
                    help="with --all-frames: largest move between frames, in lattice constants")
     p.add_argument("--memory", type=int, default=1,
@@ -519,7 +577,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ._batch_cli import add_batch_parser
 
-    add_batch_parser(sub, _positive_float, _cmd_batch, _operating_point)
+    add_batch_parser(sub, _positive_float, _cmd_batch, _operating_point, _substituents_help())
+
+    p = sub.add_parser("models", help="list the installed models: material and defect classes")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("view", help="open napari with the plugin (and the sample or an image)")
     p.add_argument("image", nargs="?", default=None)
