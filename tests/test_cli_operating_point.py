@@ -20,7 +20,6 @@ def image(tmp_path_factory):
 
 @pytest.mark.parametrize("value, sentence", [
     ("O_S=1.5", "The operating point of O_S must be a number strictly between 0 and 1, not '1.5'"),
-    ("Q=0.5", "'Q' is not a defect class for the operating point (use V_S, V_S2, O_S, V_Mo)"),
     ("O_S:0.4", "The operating point 'O_S:0.4' is not CLASS=VALUE pairs separated by commas"),
 ])
 def test_detect_rejects_bad_operating_point(image, tmp_path, capsys, value, sentence):
@@ -30,6 +29,19 @@ def test_detect_rejects_bad_operating_point(image, tmp_path, capsys, value, sent
     assert err.startswith("atomdefect: argument --operating-point: " + sentence)
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not out.exists()
+
+
+def test_detect_rejects_a_class_the_run_lacks(image, tmp_path, capsys):
+    """Class names are checked against the run's classes (here the bundled MoS2 model's), before
+    any detection work: one sentence naming the valid ones."""
+    out = tmp_path / "d.csv"
+    for value in ("Q=0.5", "Se_S=0.5"):
+        assert main(["detect", str(image), "--operating-point", value, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        name = value.split("=")[0]
+        assert err == (f"atomdefect: '{name}' is not a defect class for the operating point (use "
+                       "V_S, V_S2, O_S, V_Mo).\n")
+        assert not out.exists()
 
 
 def test_detect_operating_point_changes_the_calls(image, tmp_path, capsys):

@@ -112,7 +112,7 @@ def neutral_operating_point(classes: Iterable[str] = LEGACY_CLASSES) -> dict[str
 
 
 def parse_operating_point(value: str | Mapping[str, float] | None,
-                          classes: Iterable[str] = LEGACY_CLASSES) -> dict[str, float]:
+                          classes: Iterable[str] | None = LEGACY_CLASSES) -> dict[str, float]:
     """An operating point from ``"V_S=0.6,O_S=0.4"`` or a mapping; unnamed classes stay neutral.
 
     Parameters
@@ -120,13 +120,15 @@ def parse_operating_point(value: str | Mapping[str, float] | None,
     value : str, mapping or None
         ``CLASS=VALUE`` pairs separated by commas, or ``{class: value}``; ``None`` or ``""`` is
         neutral. Values lie strictly between 0 and 1.
-    classes : iterable of str
-        The defect classes of the run (default: the legacy MoS2 classes).
+    classes : iterable of str or None
+        The defect classes of the run (default: the legacy MoS2 classes). ``None`` checks the
+        text and the values only (any class name) and returns the named classes only, for a
+        value checked against a run's classes later.
 
     Returns
     -------
     dict
-        A value for every class of ``classes``, in their order.
+        A value for every class of ``classes``, in their order (``classes=None``: the named ones).
 
     Raises
     ------
@@ -134,7 +136,8 @@ def parse_operating_point(value: str | Mapping[str, float] | None,
         If a class is unknown, a value is not a number strictly between 0 and 1, or the text is
         not ``CLASS=VALUE`` pairs.
     """
-    classes = tuple(classes)
+    any_class = classes is None
+    classes = () if classes is None else tuple(classes)
     out = neutral_operating_point(classes)
     if not value:
         return out
@@ -150,7 +153,7 @@ def parse_operating_point(value: str | Mapping[str, float] | None,
     else:
         pairs = [(str(k), v) for k, v in value.items()]
     for cls, raw in pairs:
-        if cls not in classes:
+        if cls not in classes and not any_class:
             raise OperatingPointError(f"{cls!r} is not a defect class for the operating point "
                                       f"(use {', '.join(classes)}).")
         try:
