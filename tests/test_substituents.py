@@ -246,3 +246,62 @@ def test_cli_models_lists_material_and_classes(ws2_model, monkeypatch, capsys):
     assert "mos2-default (bundled, MoS2): classes V_S, V_S2, O_S, V_Mo; substituents O" in lines
     assert ("ws2-test (user, WS2): classes V_S, V_S2, O_S, Se_S, Se2_S2, V_W; substituents O, Se"
             in lines)
+
+
+def test_batch_summary_has_the_runs_classes(ws2_model, ws2_tif, tmp_path):
+    from napari_atomdefect.core.detect.batch import batch, summary_columns
+
+    out = tmp_path / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ModelFitWarning)
+        summary = batch([str(ws2_tif)], out, material="WS2", model=str(ws2_model), device="cpu",
+                        workers=1, processes=False, substituents="Se")
+    classes = ("V_S", "V_S2", "Se_S", "Se2_S2", "V_W")
+    assert list(summary.columns) == summary_columns(classes)
+    assert "n_O_S" not in summary.columns
+    row = summary.iloc[0]
+    assert row.status == "ok" and row.n_Se_S == row.n_defects > 50 and row.n_V_W == 0
+    assert row.per_cell_Se_S == pytest.approx(row.n_Se_S / row.n_cells, rel=1e-5)
+    assert set(pd.read_csv(out / row.csv)["class"]) == {"Se_S"}
+    with pytest.raises(SubstituentError, match="'Te' is not a substituent"):
+        batch([str(ws2_tif)], tmp_path / "out2", material="WS2", model=str(ws2_model),
+              processes=False, substituents="Te")
+    assert not (tmp_path / "out2").exists()  # stopped before any work
+
+
+def test_evaluate_scores_every_class_and_merges_light_substituents():
+    from napari_atomdefect.core.detect.evaluate import score
+
+    truth = pd.DataFrame({"y_px": [10.0, 30, 50, 70], "x_px": [10.0, 30, 50, 70],
+                          "class": ["V_Se", "S_Se", "Te_Se", "V_W"]})
+    pred = pd.DataFrame({"y_px": [10.0, 30, 50, 90], "x_px": [10.0, 30, 50, 90],
+                         "class": ["S_Se", "S_Se", "Te_Se", "V_Se2"]})
+    s = score(pred, truth, radius_px=2)
+    assert list(s.index) == ["V_Se", "V_Se2", "S_Se", "Te_Se", "V_W", "V_Se|S_Se"]
+    assert s.loc["Te_Se", ["tp", "fp", "fn"]].tolist() == [1, 0, 0]
+    assert s.loc["S_Se", ["tp", "fp", "fn"]].tolist() == [1, 1, 0]
+    assert s.loc["V_Se", ["tp", "fp", "fn"]].tolist() == [0, 0, 1]
+    assert s.loc["V_Se|S_Se", ["tp", "fp", "fn"]].tolist() == [2, 0, 0]
+    assert s.loc["V_Se2", ["fp", "n_pred"]].tolist() == [1, 1]
+    legacy = score(pred.assign(**{"class": ["V_S", "O_S", "V_S", "V_Mo"]}),
+                   truth.assign(**{"class": ["O_S", "O_S", "V_S", "V_Mo"]}), radius_px=2)
+    assert list(legacy.index) == ["V_S", "V_S2", "O_S", "V_Mo", "V_S|O_S"]
+    assert legacy.loc["V_S|O_S", "tp"] == 3
+
+
+def test_movie_counts_follow_the_runs_classes(ws2_model, ws2_image):
+    from napari_atomdefect.core.detect.movie import counts_per_frame, iter_detect_frames, link_tracks
+
+    stack = np.stack([ws2_image.image, ws2_image.image])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ModelFitWarning)
+        result = run_to_end(iter_detect_frames(stack, 0.012, "WS2", ws2_model, "cpu",
+                                               substituents="Se"))
+    table = result["defects"]
+    assert result["classes"] == table.attrs["classes"] == ("V_S", "V_S2", "Se_S", "Se2_S2", "V_W")
+    counts = counts_per_frame(table)
+    assert list(counts.columns) == list(table.attrs["classes"])
+    n = table.attrs["frames"][0]["n_chalcogen_sites"]
+    assert counts["Se_S"].tolist() == [n, n] and counts.drop(columns="Se_S").sum().sum() == 0
+    linked = link_tracks(table)
+    assert linked.groupby("track_id").size().eq(2).all()  # every Se_S column kept its track

@@ -14,7 +14,7 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
-from ..materials.columns import ALL_CLASS_NAMES, lookup_class
+from ..materials.columns import ALL_CLASS_NAMES, class_site, lookup_class
 
 #: The merged group of MoS2 (kept for callers that name it).
 MERGED = {"V_S|O_S": ("V_S", "O_S")}
@@ -36,9 +36,12 @@ def merged_groups(classes: list[str] | tuple[str, ...]) -> dict[str, tuple[str, 
 
 
 def scored_classes(*class_columns: np.ndarray) -> list[str]:
-    """The classes present in any of ``class_columns``, known ones in package order first."""
+    """The classes present in any of ``class_columns``: known chalcogen-site classes, then metal
+    vacancies (each in package order), then unknown names sorted."""
     seen = set().union(*(set(map(str, c)) for c in class_columns)) if class_columns else set()
-    return [c for c in ALL_CLASS_NAMES if c in seen] + sorted(seen - set(ALL_CLASS_NAMES))
+    known = sorted((c for c in ALL_CLASS_NAMES if c in seen),
+                   key=lambda c: (class_site(c) == "metal", ALL_CLASS_NAMES.index(c)))
+    return known + sorted(seen - set(ALL_CLASS_NAMES))
 
 
 def match(pred: np.ndarray, truth: np.ndarray, radius_px: float) -> list[tuple[int, int]]:
