@@ -305,3 +305,16 @@ def test_movie_counts_follow_the_runs_classes(ws2_model, ws2_image):
     assert counts["Se_S"].tolist() == [n, n] and counts.drop(columns="Se_S").sum().sum() == 0
     linked = link_tracks(table)
     assert linked.groupby("track_id").size().eq(2).all()  # every Se_S column kept its track
+
+
+def test_card_classes_must_match_the_channels(tmp_path):
+    """A card whose class list does not fit its U-Net's channels stops before any work."""
+    from napari_atomdefect.core.models.registry import ModelError
+
+    folder = _save_ws2_model(tmp_path / "m")
+    info = resolve_model(folder)
+    card = {**info.card, "detector": {**info.card["detector"], "classes": list(LEGACY_CLASSES)}}
+    bad = info.__class__(info.name, info.path, False, card)
+    with pytest.raises(ModelError, match=r"^The detector of model m has 9 output channels, but "
+                                         r"its card lists 4 defect classes \(7 channels\)"):
+        next(iter_detect(np.zeros((64, 64), np.float32), 0.012, "MoS2", bad, "cpu"))

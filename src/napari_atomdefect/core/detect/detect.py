@@ -80,11 +80,10 @@ def _decide(pm: np.ndarray, px: np.ndarray, calib: dict | None, op: Mapping[str,
     return metal, chalcogen
 
 
-def _check_channels(net: object, info: ModelInfo, classes: tuple[str, ...]) -> None:
-    """The detector has one output channel per segment class of its card's classes."""
+def _check_channels(n: int | None, info: ModelInfo, classes: tuple[str, ...]) -> None:
+    """The detector has one output channel (``n``) per segment class of its card's classes."""
     from ..models.registry import ModelError
 
-    n = getattr(getattr(net, "head", None), "out_channels", None)
     if n is not None and n != len(segment_classes(classes)):
         raise ModelError(f"The detector of model {info.name} has {n} output channels, but its card "
                          f"lists {len(classes)} defect classes ({len(classes) + 3} channels); the "
@@ -121,6 +120,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     if "detector" not in card:
         raise AtomDefectError(f"Model {info.name} has no detector (stage 2).")
     run = run_classes(card, mat.name, substituents)
+    _check_channels((card["detector"].get("architecture") or {}).get("n_classes"), info,
+                    run.model_classes)
     op = parse_operating_point(operating_point, run.classes)  # bad values stop before any work
     arr = as_analysis_image(image)
     if run.message:
@@ -140,7 +141,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     levels = intensity_levels(arr, lattice, smoothed)
     norm = normalise(arr, levels)
     net = load_detector(info, dev)
-    _check_channels(net, info, run.model_classes)
+    _check_channels(getattr(getattr(net, "head", None), "out_channels", None), info,
+                    run.model_classes)
     temperature = float(card["detector"].get("temperature", 1.0))
     calib = card_calibration(card["detector"], run.model_classes)
     spec = TileSpec(**card["detector"].get("tile", {}))
