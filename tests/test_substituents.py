@@ -318,3 +318,39 @@ def test_card_classes_must_match_the_channels(tmp_path):
     with pytest.raises(ModelError, match=r"^The detector of model m has 9 output channels, but "
                                          r"its card lists 4 defect classes \(7 channels\)"):
         next(iter_detect(np.zeros((64, 64), np.float32), 0.012, "MoS2", bad, "cpu"))
+
+
+def test_calibration_fit_over_the_models_classes():
+    """The per-class calibration is fitted and checked over a WS2 model's site choices."""
+    from napari_atomdefect.core.detect.confidence import calibration_errors, fit_calibration
+    from napari_atomdefect.core.detect.decision import card_calibration
+    from napari_atomdefect.core.materials.columns import site_choices
+
+    rng = np.random.default_rng(0)
+    metal, chalcogen = site_choices(WS2_CLASSES)
+    rows = []
+    for part, choices in (("metal", metal), ("chalcogen", chalcogen)):
+        truth = rng.integers(0, len(choices), 400)
+        logits = rng.normal(0, 1, (400, len(choices)))
+        logits[np.arange(400), truth] += 1.5  # informative, over-confident after scaling by 3
+        p = np.exp(3 * logits)
+        p /= p.sum(1, keepdims=True)
+        other = metal if part == "chalcogen" else chalcogen
+        frame = pd.DataFrame({f"p_{c}": p[:, i] for i, c in enumerate(choices)})
+        for c in other:
+            frame[f"p_{c}"] = np.nan
+        rows.append(frame.assign(sublattice=part, truth=np.asarray(choices)[truth]))
+    sites = pd.concat(rows, ignore_index=True)
+    cal = fit_calibration(sites, WS2_CLASSES)
+    assert len(cal["metal"]["scale"]) == 2 and len(cal["chalcogen"]["bias"]) == 6
+    assert all(0 < a < 1 for a in cal["chalcogen"]["scale"])  # over-confidence is tempered
+    assert card_calibration({"classes": list(WS2_CLASSES), "calibration": cal}) == cal
+    before = calibration_errors(sites, None, WS2_CLASSES)
+    after = calibration_errors(sites, cal, WS2_CLASSES)
+    assert before["n_sites"] == after["n_sites"] == 800
+    assert after["all_sites"] < before["all_sites"] / 2
+    from napari_atomdefect.core.errors import AtomDefectError
+
+    with pytest.raises(AtomDefectError, match="of the chalcogen site does not have 4 scales and "
+                                              "biases"):
+        card_calibration({"classes": ["V_S", "V_S2", "O_S", "V_W"], "calibration": cal})
