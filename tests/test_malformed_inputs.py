@@ -479,6 +479,23 @@ def test_bad_csv_is_one_sentence_in_reader_and_evaluate(case, tmp_path, capsys):
     cli_error(["evaluate", str(path), str(path), "--pixel-size-nm", "0.01"], capsys, match)
 
 
+def test_classes_of_every_material_are_known(tmp_path, recwarn):
+    """Se_S, V_W, Te2_Se2 are classes of WS2/WSe2 models: read without a warning, and the reader
+    either opens them as they are or refuses with one sentence naming them (never drops them)."""
+    path = tmp_path / "w.csv"
+    path.write_text("y_px,x_px,class\n10,20,Se_S\n30,40,V_W\n50,60,Te2_Se2\n")
+    assert list(read_defects_csv(path)["class"]) == ["Se_S", "V_W", "Te2_Se2"]
+    assert not [w for w in recwarn if issubclass(w.category, UnknownClassWarning)]
+    try:
+        [(_, kwargs, kind)] = read_defects_layer(str(path))
+    except TableError as exc:
+        assert str(exc) == ("w.csv holds classes the defect layer cannot show yet ('Se_S', "
+                            "'Te2_Se2', 'V_W'); opening it would lose them.")
+    else:
+        assert kind == "points"
+        assert list(kwargs["features"]["class"].astype(str)) == ["Se_S", "V_W", "Te2_Se2"]
+
+
 def test_unknown_classes_are_kept_not_dropped(tmp_path, capsys):
     path = tmp_path / "u.csv"
     path.write_text("y_px,x_px,class\n10,20,V_S\n30,40,Mo_S\n50,60,weird\n")
@@ -491,7 +508,7 @@ def test_unknown_classes_are_kept_not_dropped(tmp_path, capsys):
     # The Points layer can only hold known classes: the reader refuses rather than drop them.
     with pytest.raises(TableError, match="'Mo_S', 'weird'"):
         read_defects_layer(str(path))
-    # evaluate keeps them (they score in no class) and says so once.
+    # evaluate keeps them (scored as classes of their own) and says so once.
     with pytest.warns(UnknownClassWarning):
         assert main(["evaluate", str(path), str(path), "--pixel-size-nm", "0.01", "--json"]) == 0
     scores = json.loads(capsys.readouterr().out)

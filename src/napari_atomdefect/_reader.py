@@ -67,8 +67,28 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
     px = pixel_size_from_table(table)
     data = defect_points_data(table)
     kwargs = defect_layer_kwargs(table, px, Path(path).stem, frame=_image_frame_under(data))
+    _check_classes_kept(kwargs.get("features"), table, Path(path).name)
     # A movie's table (frame, track_id) becomes a 3-D layer (frame, row, col).
     return [(data, kwargs, "points")]
+
+
+def _check_classes_kept(features: Any, table: Any, name: str) -> None:
+    """Refuse a table whose class names the layer's features would not keep (nothing is lost).
+
+    Raises
+    ------
+    TableError
+        Naming the classes the Points layer cannot show.
+    """
+    from .core.errors import TableError
+
+    if features is None or "class" not in getattr(features, "columns", ()):
+        return
+    lost = features["class"].isna().to_numpy() & table["class"].notna().to_numpy()
+    if lost.any():
+        names = sorted(set(table["class"].astype(str)[lost]))
+        raise TableError(f"{name} holds classes the defect layer cannot show yet "
+                         f"({', '.join(map(repr, names))}); opening it would lose them.")
 
 
 def _image_frame_under(points: Any) -> dict | None:
