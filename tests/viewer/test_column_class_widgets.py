@@ -104,18 +104,22 @@ def test_statistics_rows_are_the_layer_classes(make_napari_viewer, attrs):
     assert stats.table.item(2, 0).text() == "3"  # Se_S, live
 
 
-def test_statistics_table_is_not_covered_by_the_chart(make_napari_viewer, qtbot):
+@pytest.mark.parametrize("width", [700, 300], ids=["wide", "narrow-with-scroll-bar"])
+def test_statistics_table_is_not_covered_by_the_chart(make_napari_viewer, qtbot, width):
+    """The last row of the table is fully visible: not under the bar chart, nor under the
+    horizontal scroll bar of a narrow dock."""
     viewer = make_napari_viewer()
     _add_ws2_layer(viewer)
     stats = StatsWidget(viewer)
-    stats.resize(420, 900)
+    stats.resize(width, 900)
     stats.show()
     qtbot.waitExposed(stats)
     table = stats.table
     last = table.rowCount() - 1
-    bottom = (table.verticalHeader().sectionViewportPosition(last) + table.rowHeight(last)
-              + table.horizontalHeader().height())
-    assert bottom <= table.height()  # the last row is inside the table's own box
+    assert stats.row_labels()[last] == "V_W"
+    row_bottom = table.verticalHeader().sectionViewportPosition(last) + table.rowHeight(last)
+    assert row_bottom <= table.viewport().height()  # inside the visible part of the table
+    assert table.verticalScrollBar().maximum() == 0  # nothing to scroll to
     assert table.geometry().bottom() < stats.chart.geometry().top()
 
 

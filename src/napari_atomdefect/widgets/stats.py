@@ -116,7 +116,7 @@ class LinePlot(QWidget):
         self.x: list[float] = []
         self.series: dict[str, list[float]] = {}
         self.x_label = "frame"
-        self.setMinimumHeight(130)
+        self.setMinimumHeight(150)
 
     def set_data(self, x, series: dict[str, list[float]], x_label: str = "frame") -> None:
         """Plot ``series`` (name → values, one per ``x``) against ``x``."""
@@ -128,7 +128,9 @@ class LinePlot(QWidget):
     def paintEvent(self, event):  # noqa: N802 - Qt API
         painter = QPainter(self)
         w, h = self.width(), self.height()
-        left, right, top, bottom = 34, 8, 8, 36  # room for the tick values and the label
+        legend_w = self._legend_width(painter)
+        # Room for the tick values and the label; the legend sits right of the axes.
+        left, right, top, bottom = 34, 8 + legend_w, 8, 36
         painter.setPen(QColor("#888888"))
         painter.drawLine(left, h - bottom, w - right, h - bottom)
         painter.drawLine(left, top, left, h - bottom)
@@ -159,19 +161,23 @@ class LinePlot(QWidget):
         painter.setPen(QColor("#dddddd"))
         painter.drawText(QRectF(left, h - 18, w - left - right, 16),
                          Qt.AlignmentFlag.AlignCenter, self.x_label)
-        self._draw_legend(painter, w - right, top)
+        self._draw_legend(painter, w - legend_w, top)
         painter.end()
 
     def legend_entries(self) -> list[tuple[str, str]]:
         """``(class, colour)`` of each line, in the legend's order."""
         return [(name, class_color(name)) for name in self.series]
 
-    def _draw_legend(self, painter, right: float, top: float) -> None:
-        """A legend in the top right corner: a short line in each class colour, then its name."""
-        metrics = painter.fontMetrics()
-        line_h = metrics.height()
-        width = max([metrics.horizontalAdvance(n) for n in self.series] + [0]) + 22
-        x = right - width
+    def _legend_width(self, painter) -> int:
+        """Width of the legend (0 without series)."""
+        if not self.series:
+            return 0
+        return max(painter.fontMetrics().horizontalAdvance(n) for n in self.series) + 26
+
+    def _draw_legend(self, painter, x: float, top: float) -> None:
+        """The legend right of the plot: a short line in each class colour, then its name."""
+        line_h = painter.fontMetrics().height()
+        width = self._legend_width(painter)
         for k, (name, colour) in enumerate(self.legend_entries()):
             y = top + k * line_h
             pen = painter.pen()
@@ -228,14 +234,16 @@ class StatsWidget(QWidget):
         return layer_by_name(self.viewer, self.layer_combo)
 
     def _set_rows(self, classes) -> None:
-        """One table row per class; the table is exactly as tall as its rows, so that the bar
-        chart below never covers the last one."""
+        """One table row per class; the table is as tall as its rows plus the horizontal scroll
+        bar a narrow dock shows, so that neither the bar chart below nor the scroll bar ever
+        covers the last row."""
         self.classes = tuple(classes)
         self.table.setRowCount(len(self.classes))
         self.table.setVerticalHeaderLabels(list(self.classes))
         header = self.table.horizontalHeader().sizeHint().height()
         rows = sum(self.table.rowHeight(r) for r in range(len(self.classes)))
-        height = header + rows + 2 * self.table.frameWidth() + 2
+        scroll = self.table.horizontalScrollBar().sizeHint().height()
+        height = header + rows + scroll + 2 * self.table.frameWidth() + 2
         self.table.setMinimumHeight(height)
         self.table.setMaximumHeight(height)
 
