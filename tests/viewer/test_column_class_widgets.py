@@ -138,6 +138,13 @@ def test_per_frame_plot_of_a_movie_with_new_classes(make_napari_viewer):
     assert counts["Se_S"].tolist() == [1, 1, 1] and counts["V_W"].tolist() == [1, 0, 0]
     assert list(stats.frame_plot.series) == list(counts.columns)
     assert stats.frame_plot.legend_entries() == [(c, class_color(c)) for c in counts.columns]
+    # Se2_S2 shares Se_S's colour: its line (and legend line) is dashed.
+    from qtpy.QtCore import Qt
+
+    from napari_atomdefect.widgets.stats import _class_pen
+
+    assert _class_pen("Se2_S2").style() == Qt.PenStyle.DashLine
+    assert _class_pen("Se_S").style() == Qt.PenStyle.SolidLine
     headers = [stats.frame_table.horizontalHeaderItem(k).text()
                for k in range(stats.frame_table.columnCount())]
     assert headers == list(counts.columns)

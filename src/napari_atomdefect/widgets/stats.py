@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from qtpy.QtCore import QRectF, Qt
-from qtpy.QtGui import QColor, QPainter
+from qtpy.QtGui import QColor, QPainter, QPen
 from qtpy.QtWidgets import (
     QAbstractScrollArea,
     QComboBox,
@@ -108,6 +108,16 @@ class BarChart(QWidget):
         painter.end()
 
 
+def _class_pen(name: str) -> QPen:
+    """Line of class ``name`` in plots: its colour, dashed for a doubly substituted column
+    (``Se2_S2`` shares the colour of ``Se_S``, as their markers do)."""
+    pen = QPen(QColor(class_color(name)))
+    pen.setWidth(2)
+    if getattr(lookup_class(name), "kind", None) == "D2_X2":
+        pen.setStyle(Qt.PenStyle.DashLine)
+    return pen
+
+
 class LinePlot(QWidget):
     """A minimal line plot of counts per class against frame (no plotting library needed)."""
 
@@ -144,10 +154,7 @@ class LinePlot(QWidget):
                         h - bottom - (h - top - bottom) * yv / ymax)
 
             for name, values in self.series.items():
-                pen = painter.pen()
-                pen.setColor(QColor(class_color(name)))
-                pen.setWidth(2)
-                painter.setPen(pen)
+                painter.setPen(_class_pen(name))
                 pts = [point(xv, yv) for xv, yv in zip(self.x, values, strict=False)]
                 for (xa, ya), (xb, yb) in zip(pts, pts[1:], strict=False):
                     painter.drawLine(int(xa), int(ya), int(xb), int(yb))
@@ -178,12 +185,9 @@ class LinePlot(QWidget):
         """The legend right of the plot: a short line in each class colour, then its name."""
         line_h = painter.fontMetrics().height()
         width = self._legend_width(painter)
-        for k, (name, colour) in enumerate(self.legend_entries()):
+        for k, (name, _) in enumerate(self.legend_entries()):
             y = top + k * line_h
-            pen = painter.pen()
-            pen.setColor(QColor(colour))
-            pen.setWidth(2)
-            painter.setPen(pen)
+            painter.setPen(_class_pen(name))
             painter.drawLine(int(x), int(y + line_h / 2), int(x + 14), int(y + line_h / 2))
             painter.setPen(QColor("#dddddd"))
             painter.drawText(QRectF(x + 18, y, width - 18, line_h),
