@@ -240,3 +240,72 @@ def test_chosen_substituents_reach_the_detection(make_napari_viewer, user_models
     assert call["substituents"] == ["Se"]
     assert call["operating_point"] == {"V_S": 0.5, "V_S2": 0.5, "Se_S": 0.8, "Se2_S2": 0.5,
                                        "V_Mo": 0.5}
+
+
+def _bias_only_ws2_model(folder):
+    """A WS2 detector whose output is its final-layer bias (head weights zero): every chalcogen
+    column is Se_S when Se is allowed, else O_S; metal columns stay pristine."""
+    import torch
+
+    from napari_atomdefect.core.materials.columns import class_names, segment_classes
+    from napari_atomdefect.core.models import registry
+
+    if not hasattr(registry, "write_model"):
+        pytest.skip("needs the detection side of #13 (registry.write_model, substituents=)")
+    classes = class_names("WS2")
+    bias = {"background": 0.0, "metal": 3.0, "chalcogen": 1.0, "O_S": 2.0, "Se_S": 4.0}
+    card = {"name": folder.name, "material": "WS2",
+            "detector": {"architecture": {"in_channels": 1,
+                                          "n_classes": len(segment_classes(classes)),
+                                          "width": 4},
+                         "tile": {"size_px": 24, "extent_a": 1.5}, "temperature": 1.0,
+                         "classes": list(classes), "substituents": ["O", "Se"]}}
+    net = registry.build_detector(card)
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.copy_(torch.tensor([bias.get(c, 0.0) for c in segment_classes(classes)]))
+    return registry.write_model(folder, card, detector=net.eval())
+
+
+def test_detect_widget_runs_the_chosen_substituents(make_napari_viewer, qtbot, tmp_path,
+                                                    monkeypatch):
+    """End to end: a WS2 model, Se ticked → Se classes in the layer, the Review box and the
+    Statistics rows; O ticked instead → O_S, never Se_S."""
+    from napari_atomdefect.core.simulate.image import simulate_image
+    from napari_atomdefect.widgets.detect import DetectWidget
+    from tests.viewer.helpers import layers_of, wait_idle
+
+    monkeypatch.setenv("ATOMDEFECT_USER_MODELS", str(tmp_path / "models"))
+    _bias_only_ws2_model(tmp_path / "models" / "ws2-bias")
+    sim = simulate_image("WS2", 192, 0.012, seed=3, dose_e_per_A2=3e5)
+    viewer = make_napari_viewer()
+    viewer.add_image(sim.image, name="ws2", scale=(0.012, 0.012), units=("nm", "nm"))
+    widget = DetectWidget(viewer)
+    widget.material.setCurrentText("WS2")
+    widget.model.setCurrentIndex(widget.model.findData("ws2-bias"))
+    assert _boxes(widget) == {"O": (True, True), "Se": (True, False)}
+    widget.substituent_checks["Se"].setChecked(True)
+    widget.substituent_checks["O"].setChecked(False)
+    assert tuple(widget.operating_spins) == ("V_S", "V_S2", "Se_S", "Se2_S2", "V_W")
+    widget.run_all()
+    wait_idle(qtbot, widget)
+    [se] = layers_of(viewer, "detections")
+    assert tuple(se.metadata["atomdefect"]["classes"]) == ("V_S", "V_S2", "Se_S", "Se2_S2",
+                                                           "V_W")
+    n_chalcogen = se.metadata["atomdefect"]["n_chalcogen_sites"]
+    assert n_chalcogen > 50
+    assert se.features["class"].astype(str).value_counts().to_dict() == {"Se_S": n_chalcogen}
+    assert f"Se_S: {n_chalcogen}" in widget.status.text()
+    review, stats = ReviewWidget(viewer), StatsWidget(viewer)
+    assert review.classes() == ("V_S", "V_S2", "Se_S", "Se2_S2", "V_W")
+    assert stats.row_labels() == list(review.classes())
+    assert stats.table.item(2, 0).text() == str(n_chalcogen)
+
+    widget.substituent_checks["Se"].setChecked(False)
+    widget.substituent_checks["O"].setChecked(True)
+    widget.detect()
+    wait_idle(qtbot, widget)
+    o = layers_of(viewer, "detections")[-1]
+    assert tuple(o.metadata["atomdefect"]["classes"]) == ("V_S", "V_S2", "O_S", "V_W")
+    assert set(o.features["class"].astype(str)) == {"O_S"}
+    assert review.classes() == ("V_S", "V_S2", "O_S", "V_W")  # followed the new layer
