@@ -250,8 +250,8 @@ def _bias_only_ws2_model(folder):
     from napari_atomdefect.core.materials.columns import class_names, segment_classes
     from napari_atomdefect.core.models import registry
 
-    if not hasattr(registry, "write_model"):
-        pytest.skip("needs the detection side of #13 (registry.write_model, substituents=)")
+    if not hasattr(registry, "model_substituents"):
+        pytest.skip("needs the detection side of #13 (registry.model_substituents, substituents=)")
     classes = class_names("WS2")
     bias = {"background": 0.0, "metal": 3.0, "chalcogen": 1.0, "O_S": 2.0, "Se_S": 4.0}
     card = {"name": folder.name, "material": "WS2",
