@@ -78,7 +78,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     params = MicroscopeParams(dose_e_per_A2=None if args.dose <= 0 else args.dose)
     sim = simulate_image(args.material, (args.size, args.size), args.pixel_size_nm, params=params,
-                         rotation_deg=args.rotation, seed=args.seed)
+                         rotation_deg=args.rotation, seed=args.seed,
+                         substituents=args.substituents)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_tiff(out / "image.tif", sim.image, sim.pixel_size_nm)
@@ -425,6 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dose", type=float, default=1e5, help="e/Å² (0 = noise-free)")
     p.add_argument("--rotation", type=float, default=None, help="lattice rotation in degrees")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--substituents", default=None,
+                   help="substituents whose defect classes occur, e.g. Se,O (default: every one "
+                        "the material supports; 'none': vacancies only)")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=_cmd_simulate)
 
