@@ -242,14 +242,11 @@ def column_atoms(cls: str, sublattice: str, material: Material) -> tuple[str | N
     raise ValueError(f"{cls!r} is not a {sublattice} class of {material.name}.")
 
 
-def _atom_weight(el: str, other: str | None, second: bool, params: MicroscopeParams,
-                 material: Material) -> float:
-    """Contribution of atom ``el`` to a chalcogen column whose other atom is ``other``."""
-    if (el == material.light_substituent and other == material.chalcogen
-            and params.light_ratio is not None):
-        return params.light_ratio * element_weight(material.chalcogen, params, material)
-    w = element_weight(el, params, material)
-    return w * params.second_atom_factor if second else w
+def _light_in_host(top: str | None, bottom: str | None, params: MicroscopeParams,
+                   material: Material) -> bool:
+    """Whether the column is one host atom and one light substituent with a set ``light_ratio``."""
+    return (params.light_ratio is not None
+            and {top, bottom} == {material.chalcogen, material.light_substituent})
 
 
 def column_weight(cls: str, sublattice: str, params: MicroscopeParams, material: Material,
@@ -257,7 +254,8 @@ def column_weight(cls: str, sublattice: str, params: MicroscopeParams, material:
     """Weight of one column of a given class (``'metal'``/``'chalcogen'`` = pristine).
 
     The top atom of :func:`column_atoms` adds its full weight, the second ``second_atom_factor``
-    times its weight; a light substituent beside a host atom adds ``light_ratio`` host atoms.
+    times its weight. A light substituent beside a host atom adds ``light_ratio`` host atoms to
+    the host atom's full weight, on top or below (the light atom hardly channels the probe).
     For a singly substituted column (two different atoms) the top atom is drawn at random when
     ``rng`` is given.
     """
@@ -268,11 +266,15 @@ def column_weight(cls: str, sublattice: str, params: MicroscopeParams, material:
     if top is not None and bottom is not None and top != bottom and rng is not None:
         if rng.random() < 0.5:
             top, bottom = bottom, top
+    w_x = element_weight(material.chalcogen, params, material)
+    if _light_in_host(top, bottom, params, material):
+        return float(w_x * (1.0 + params.light_ratio))
     w = 0.0
     if top is not None:
-        w += _atom_weight(top, bottom, False, params, material)
+        w += element_weight(top, params, material)
     if bottom is not None:
-        w += _atom_weight(bottom, top, top is not None, params, material)
+        second = params.second_atom_factor if top is not None else 1.0
+        w += second * element_weight(bottom, params, material)
     return float(w)
 
 
