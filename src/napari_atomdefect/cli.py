@@ -348,9 +348,8 @@ def _cmd_train_noise(args: argparse.Namespace) -> int:
 
 def _init_detector(model: str):
     """The detector of ``model`` and its defect classes, to start ``train-detector`` from."""
-    from .core.errors import ModelError
     from .core.materials.columns import LEGACY_CLASSES
-    from .core.models.registry import base_detector, resolve_model
+    from .core.models.registry import ModelError, base_detector, resolve_model
 
     info = resolve_model(model)
     if "detector" not in info.card:
