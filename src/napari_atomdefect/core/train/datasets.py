@@ -19,7 +19,13 @@ from ..cells.normalize import intensity_levels, normalise
 from ..cells.tiles import CellTiles, TileSpec, iter_cell_tiles, own_site_positions
 from ..errors import AtomDefectError
 from ..lattice.lattice import find_lattice
-from ..materials.columns import LEGACY_CLASSES, class_names, lookup_class, segment_classes
+from ..materials.columns import (
+    LEGACY_CLASSES,
+    class_names,
+    lookup_class,
+    segment_classes,
+    supported_substituents,
+)
 from ..materials.materials import Material, get_material
 from ..simulate.image import MicroscopeParams, SimulatedImage, simulate_image
 
@@ -37,6 +43,26 @@ def classes_substituents(classes: tuple[str, ...]) -> tuple[str, ...]:
         if c is not None and c.substituent and c.substituent not in out:
             out.append(c.substituent)
     return tuple(out)
+
+
+def class_index_of(name: str, classes: tuple[str, ...]) -> int | None:
+    """Index of class ``name`` among a model's per-pixel classes, or of its equivalent there.
+
+    A name the model lacks maps to the model's class of the same kind and substituent (a
+    legacy MoS2 model's ``V_Mo`` stands for ``V_W`` on a WS2 image, its ``V_S2`` for ``V_Se2``
+    on a selenide); ``None`` when there is none.
+    """
+    index = class_index(classes)
+    if name in index:
+        return index[name]
+    c = lookup_class(name)
+    if c is None:
+        return None
+    for other in classes:
+        o = lookup_class(other)
+        if o is not None and o.kind == c.kind and o.substituent == c.substituent:
+            return index[other]
+    return None
 
 
 #: Indices of the legacy MoS2 classes (models whose card lists no classes).
@@ -133,8 +159,8 @@ def crop_cells(cells: CellSet, spec_from: TileSpec, spec_to: TileSpec) -> CellSe
 
 
 def _site_classes(sim: SimulatedImage, classes: tuple[str, ...]) -> np.ndarray:
-    index = class_index(classes)
-    unknown = sorted(set(sim.sites["class"]) - set(index))
+    index = {c: class_index_of(c, classes) for c in set(sim.sites["class"])}
+    unknown = sorted(c for c, k in index.items() if k is None)
     if unknown:
         raise ValueError(f"The simulated image holds classes {', '.join(unknown)} that the class "
                          f"list {', '.join(classes)} lacks.")
@@ -222,7 +248,7 @@ def iter_simulated_cell_sets(
     rng = np.random.default_rng(seed)
     mat = get_material(material)
     classes = class_names(mat) if classes is None else tuple(classes)
-    subs = classes_substituents(classes)
+    subs = tuple(d for d in classes_substituents(classes) if d in supported_substituents(mat))
     for _ in range(n_images):
         fixed = dict(params_override or {})
         if ideal:
@@ -240,8 +266,10 @@ def iter_simulated_cell_sets(
 
 
 def real_cells(image: np.ndarray, material: str = "MoS2", pixel_size_nm: float | None = None,
-               spec: TileSpec = TileSpec(), min_inside: float = 1.0) -> CellSet:
+               spec: TileSpec = TileSpec(), min_inside: float = 1.0,
+               classes: tuple[str, ...] | None = None) -> CellSet:
     """Unlabelled, normalised unit cells of a real image (domain B of the noise transfer)."""
+    classes = class_names(material) if classes is None else tuple(classes)
     lattice = find_lattice(image, material, pixel_size_nm=pixel_size_nm)
     norm = normalise(image, intensity_levels(image, lattice))
     parts = []
@@ -249,8 +277,9 @@ def real_cells(image: np.ndarray, material: str = "MoS2", pixel_size_nm: float |
         keep = batch.inside >= min_inside
         if keep.any():
             b = batch.subset(keep)
-            parts.append(CellSet(b.tiles, None, own_site_positions(b, lattice)))
+            parts.append(CellSet(b.tiles, None, own_site_positions(b, lattice), classes=classes))
     if not parts:
         s = spec.size_px
-        return CellSet(np.zeros((0, s, s), np.float32), None, np.zeros((0, 2, 2)))
+        return CellSet(np.zeros((0, s, s), np.float32), None, np.zeros((0, 2, 2)),
+                       classes=classes)
     return CellSet.concatenate(parts)
