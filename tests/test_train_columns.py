@@ -102,3 +102,20 @@ def test_legacy_class_list_cells_and_scores():
     with pytest.raises(ValueError, match="different class lists"):
         other = next(iter_simulated_cell_sets(1, seed=2, material="WSe2", spec=DETECTOR_TILE))[0]
         CellSet.concatenate([cells, other])
+
+
+def test_train_noise_runs_for_a_selenide(tmp_path):
+    """Stage 1 for WSe2: its label preservation is reported with the host's class names."""
+    from napari_atomdefect.core.io.image import write_tiff
+    from napari_atomdefect.core.simulate.image import simulate_image
+
+    real = simulate_image("WSe2", 256, 0.012, seed=9)
+    write_tiff(tmp_path / "real.tif", real.image, 0.012)
+    out = tmp_path / "wse2-noise"
+    assert main(["train-noise", "--material", "WSe2", "--real", str(tmp_path / "real.tif"),
+                 "--real-mode", "cells", "--n-images", "1", "--steps", "2", "--batch-size", "4",
+                 "--threads", "1", "--out", str(out)]) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["material"] == "WSe2"
+    kept = card["noise"]["metrics"]["label_preservation"]
+    assert {"metal", "chalcogen", "V_Se"} <= set(kept) <= {"metal", "chalcogen", *WSE2}
