@@ -435,10 +435,11 @@ def _choose_defects(n_metal: int, n_chalc: int, classes: tuple[ColumnClass, ...]
 
 def simulated_substituents(material: str | Material,
                            substituents: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
-    """Substituents to simulate: ``None`` is every one the material supports; else as
-    :func:`~..materials.columns.parse_substituents` reads them (``"Se,O"``, a list, ``""``)."""
+    """Substituents to simulate: ``None`` is the material's defaults (as detection), ``"all"``
+    every one it supports; else as :func:`~..materials.columns.parse_substituents` reads them
+    (``"Se,O"``, a list, ``""``)."""
     mat = get_material(material)
-    if substituents is None:
+    if isinstance(substituents, str) and substituents.strip().lower() == "all":
         return supported_substituents(mat)
     return parse_substituents(substituents, mat)
 
@@ -497,8 +498,9 @@ def simulate_image(
     dose_e_per_A2 : float or None, optional
         Overrides ``params.dose_e_per_A2`` when given (``None`` = noise-free).
     substituents : str or list of str, optional
-        Substituents whose classes may occur (``"Se,O"``); ``None`` = every substituent the
-        material supports, ``""`` = vacancies only.
+        Substituents whose classes may occur (``"Se,O"``); ``None`` = the material's defaults
+        (those detection uses), ``"all"`` = every substituent it supports, ``""`` = vacancies
+        only.
 
     Returns
     -------
