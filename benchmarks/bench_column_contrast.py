@@ -231,6 +231,10 @@ def ratios(p: Preset, integ: dict, baseline: str = "site") -> dict:
         out[f"{d}: excess X/{d}"] = (xd - x1) / x1
         out[f"{d}: excess {d}/X"] = (dx - x1) / x1
         out[f"{d}2/X2"] = dd / x2
+        # the simulator's O_S formula (simulate/image.py column_weight): exit-side substituent
+        # w_x + s*w_d, entrance-side w_d + s*w_x; the w_d/w_x that reproduces each column
+        s_ = out["s"]
+        out[f"{d}: ratio fit"] = 0.5 * ((xd / x1 - 1) / s_ + (dx / x1 - s_))
     return out
 
 
@@ -246,7 +250,7 @@ def model_single_atom(p: Preset, kv: float, inner: float, outer: float) -> dict:
     for d in p.dopants:
         r = w[d] / wx
         out.update({f"{d}: excess": r, f"{d}: excess X/{d}": r, f"{d}: excess {d}/X": r,
-                    f"{d}2/X2": r})
+                    f"{d}2/X2": r, f"{d}: ratio fit": r})
     return out
 
 
@@ -255,11 +259,24 @@ def print_table(rows: list[dict]) -> None:
     print(f"{'material':7} {'kV':>3} {'detector':>8}  {'quantity':18} {'abTEM':>7} "
           f"{'model':>7} {'ratio':>6}")
     for row in rows:
-        for q, v in row["measured"].items():
+        measured = row["measured"] or {q: float("nan") for q in row["model"]}
+        for q, v in measured.items():
             mod = row["model"].get(q, float("nan"))
-            rat = v / mod if mod else float("nan")
+            rat = v / mod if mod and not math.isnan(v) else float("nan")
             print(f"{row['material']:7} {row['kv']:>3g} {row['detector']:>8}  {q:18} {v:7.3f} "
                   f"{mod:7.3f} {rat:6.2f}")
+
+
+def retabulate(paths: list[str]) -> int:
+    """Print the table of saved runs (``--json``), the ratios recomputed from their integrals."""
+    rows = []
+    for path in paths:
+        with open(path) as fh:
+            for row in json.load(fh):
+                row["measured"] = ratios(PRESETS[row["material"]], row["integrals"])
+                rows.append(row)
+    print_table(rows)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -276,7 +293,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parametrization", default="lobato", choices=["lobato", "kirkland"])
     ap.add_argument("--model-only", action="store_true", help="print the model, run no abTEM")
     ap.add_argument("--json", help="write the rows to this JSON file")
+    ap.add_argument("--from-json", nargs="+", help="re-tabulate saved runs, run nothing")
     args = ap.parse_args(argv)
+    if args.from_json:
+        return retabulate(args.from_json)
     dets = [tuple(float(v) for v in d.split("-")) for d in args.detectors]
     rows = []
     for name in args.materials:
@@ -294,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
                              "parametrization": args.parametrization, "configs": args.configs,
                              "radius": args.radius, "model": model,
                              "integrals": meas[key] if meas else None,
-                             "measured": ratios(p, meas[key]) if meas else model})
+                             "measured": ratios(p, meas[key]) if meas else None})
             print(f"# {name} {kv:g} kV: {time.perf_counter() - t0:.0f} s", file=sys.stderr,
                   flush=True)
     print_table(rows)

@@ -113,3 +113,15 @@ def test_cell_composition_with_ase(bench):
     z = atoms.positions[:, 2]
     assert np.ptp(z[np.array(sym) != "Mo"]) == pytest.approx(3.17)
     assert set(cols) >= {"X/-", "-/X", "-/-", "X/O", "O/X", "O/O", "X/Se", "Se/X", "Se/Se", "V_M"}
+
+
+def test_ratio_fit_inverts_the_simulators_substituent_formula(bench):
+    """Columns made with column_weight's O_S rule (exit: w_x + s*w_o, entrance: w_o + s*w_x)."""
+    p = bench.PRESETS["MoS2"]
+    s, light = 0.75, 0.12
+    integ = _synthetic_integrals(bench, p, s=s, light=light, tail=0.0)
+    integ["X/O"] = 1 + s * light
+    integ["O/X"] = light + s
+    r = bench.ratios(p, integ)
+    assert r["O: ratio fit"] == pytest.approx(light)
+    assert r["O: excess X/O"] == pytest.approx(s * light)
