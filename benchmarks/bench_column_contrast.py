@@ -254,6 +254,29 @@ def model_single_atom(p: Preset, kv: float, inner: float, outer: float) -> dict:
     return out
 
 
+def inner_phase(p: Preset, kv: float, inner_mrad: float) -> float:
+    """Phase ``π θ1² Δz / λ`` between the two chalcogen atoms' waves at the inner angle (rad).
+
+    Below ~π/2 the two atoms of a column scatter into the detector largely in phase.
+    """
+    lam = 12.2643 / math.sqrt(kv * 1e3 * (1 + 0.97845e-6 * kv * 1e3))
+    return math.pi * (inner_mrad * 1e-3) ** 2 * p.dz / lam
+
+
+def cross_term_rows(p: Preset, measured: dict, model: dict) -> dict:
+    """Measured vs. a symmetric two-atom model ``I = w1 + w2 + 2 c sqrt(w1 w2)``.
+
+    ``c = (s - 1) / 2`` is taken from the host column; the substituent excess is then predicted
+    as ``r + 2 c sqrt(r)`` from the single-atom ratio ``r``, for either order of the two atoms.
+    """
+    c = (measured["s"] - 1) / 2
+    out = {"c (cross term)": (c, float("nan"))}
+    for d in p.dopants:
+        r = model[f"{d}: excess"]
+        out[f"{d}: excess, x-term"] = (measured[f"{d}: excess"], r + 2 * c * math.sqrt(r))
+    return out
+
+
 def print_table(rows: list[dict]) -> None:
     """One line per (material, kV, detector, quantity): measured, model, measured/model."""
     print(f"{'material':7} {'kV':>3} {'detector':>8}  {'quantity':18} {'abTEM':>7} "
@@ -265,6 +288,14 @@ def print_table(rows: list[dict]) -> None:
             rat = v / mod if mod and not math.isnan(v) else float("nan")
             print(f"{row['material']:7} {row['kv']:>3g} {row['detector']:>8}  {q:18} {v:7.3f} "
                   f"{mod:7.3f} {rat:6.2f}")
+        if row["measured"]:
+            p = PRESETS[row["material"]]
+            inner = float(row["detector"].split("-")[0])
+            print(f"{row['material']:7} {row['kv']:>3g} {row['detector']:>8}  {'phase at inner':18} "
+                  f"{inner_phase(p, row['kv'], inner):7.3f}")
+            for q, (v, mod) in cross_term_rows(p, row["measured"], row["model"]).items():
+                print(f"{row['material']:7} {row['kv']:>3g} {row['detector']:>8}  {q:18} "
+                      f"{v:7.3f} {mod:7.3f} {v / mod:6.2f}")
 
 
 def retabulate(paths: list[str]) -> int:
@@ -273,7 +304,10 @@ def retabulate(paths: list[str]) -> int:
     for path in paths:
         with open(path) as fh:
             for row in json.load(fh):
-                row["measured"] = ratios(PRESETS[row["material"]], row["integrals"])
+                p = PRESETS[row["material"]]
+                inner, outer = (float(v) for v in row["detector"].split("-"))
+                row["model"] = model_single_atom(p, row["kv"], inner, outer)
+                row["measured"] = ratios(p, row["integrals"])
                 rows.append(row)
     print_table(rows)
     return 0
