@@ -232,9 +232,10 @@ def ratios(p: Preset, integ: dict, baseline: str = "site") -> dict:
         out[f"{d}: excess {d}/X"] = (dx - x1) / x1
         out[f"{d}2/X2"] = dd / x2
         # the simulator's O_S formula (simulate/image.py column_weight): exit-side substituent
-        # w_x + s*w_d, entrance-side w_d + s*w_x; the w_d/w_x that reproduces each column
-        s_ = out["s"]
-        out[f"{d}: ratio fit"] = 0.5 * ((xd / x1 - 1) / s_ + (dx / x1 - s_))
+        # w_x + s*w_d, entrance-side w_d + s*w_x, either with probability 1/2; the w_d/w_x
+        # for which its mean, (1 + s)(1 + w_d/w_x)/2, equals the mean of the two orders
+        mean = 0.5 * (xd + dx) / x1
+        out[f"{d}: ratio fit"] = 2 * mean / (1 + out["s"]) - 1
     return out
 
 
