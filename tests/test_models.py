@@ -20,7 +20,7 @@ from napari_atomdefect.core.train.loops import label_preservation, train_detecto
 
 @pytest.fixture(scope="module")
 def tiny_cells():
-    parts = [c for c, _ in iter_simulated_cell_sets(2, seed=3, image_px=256)]
+    parts = [c for c, _ in iter_simulated_cell_sets(3, seed=3, image_px=256)]
     return CellSet.concatenate(parts)
 
 

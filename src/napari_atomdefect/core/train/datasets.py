@@ -190,6 +190,7 @@ def cells_from_simulation(sim: SimulatedImage, spec: TileSpec = TileSpec(),
     from scipy.spatial import cKDTree
 
     tree = cKDTree(pos)
+    is_metal = (sim.sites["sublattice"] == "metal").to_numpy()
     parts = []
     for batch in iter_cell_tiles(norm, lattice, spec):
         keep = batch.inside >= min_inside
@@ -199,7 +200,10 @@ def cells_from_simulation(sim: SimulatedImage, spec: TileSpec = TileSpec(),
         own = own_site_positions(batch, lattice)
         own_img = np.stack([batch.to_image(own[:, 0]), batch.to_image(own[:, 1])], axis=1)
         d, idx = tree.query(own_img.reshape(-1, 2))
-        own_cls = np.where(d < 0.25 * lattice.a_px, cls[idx], 255).reshape(-1, 2)
+        # The own sites must land on true sites of their own sublattice: in a Se-rich MoS2 alloy
+        # the chalcogen columns outshine the metal and the lattice search swaps the two.
+        right_kind = (is_metal[idx].reshape(-1, 2) == np.array([True, False])).reshape(-1)
+        own_cls = np.where((d < 0.25 * lattice.a_px) & right_kind, cls[idx], 255).reshape(-1, 2)
         good = (own_cls != 255).all(1)
         if not good.any():
             continue

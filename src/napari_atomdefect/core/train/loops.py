@@ -122,8 +122,13 @@ def fit_temperature(net: torch.nn.Module, cells: CellSet, device: torch.device) 
     """Temperature that minimises the negative log-likelihood of the own-site classes."""
     _, lm, lx = site_predictions(net, cells, device, raw=True)
     metal_ch, chalcogen_ch = site_channels(cells.classes)
-    tm = np.searchsorted(metal_ch, cells.own_classes[:, 0])
-    tx = np.searchsorted(chalcogen_ch, cells.own_classes[:, 1])
+    # Only sites labelled with one of their sublattice's choices (a stray label never indexes
+    # past the choices).
+    ok_m = np.isin(cells.own_classes[:, 0], metal_ch)
+    ok_x = np.isin(cells.own_classes[:, 1], chalcogen_ch)
+    tm = np.searchsorted(metal_ch, cells.own_classes[ok_m, 0])
+    tx = np.searchsorted(chalcogen_ch, cells.own_classes[ok_x, 1])
+    lm, lx = lm[ok_m], lx[ok_x]
 
     def nll(t: float) -> float:
         total = 0.0
