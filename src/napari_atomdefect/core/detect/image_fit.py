@@ -36,10 +36,10 @@ from ..materials.materials import MATERIALS, Material, get_material
 #: voltage, channelling, dose 1e4–1e6 e/Å², pixel size 0.008–0.02 nm, default defect densities):
 #: ``measure_training_ranges(200)``.
 TRAINING_RANGES: dict[str, dict[str, tuple[float, ...]]] = {
-    "MoS2": {"metal_to_chalcogen": (2.045, 2.861, 3.735), "excess_spread": (2.118,)},
-    "WS2": {"metal_to_chalcogen": (4.62, 7.397, 11.325), "excess_spread": (2.748,)},
-    "MoSe2": {"metal_to_chalcogen": (0.694, 0.782, 0.874), "excess_spread": (1.33,)},
-    "WSe2": {"metal_to_chalcogen": (1.511, 2.006, 2.515), "excess_spread": (1.615,)},
+    "MoS2": {"metal_to_chalcogen": (1.389, 2.382, 3.325), "excess_spread": (2.114,)},
+    "WS2": {"metal_to_chalcogen": (2.941, 6.206, 10.11), "excess_spread": (2.759,)},
+    "MoSe2": {"metal_to_chalcogen": (0.45, 0.667, 0.757), "excess_spread": (1.466,)},
+    "WSe2": {"metal_to_chalcogen": (1.008, 1.683, 2.253), "excess_spread": (1.494,)},
 }
 
 #: Factor by which a measured contrast may lie outside a material's simulated range and still fit it
