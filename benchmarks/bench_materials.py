@@ -139,15 +139,14 @@ def analyse(item: HeldOut, info, substituents: tuple[str, ...] | None = None) ->
     """
     from napari_atomdefect.core.detect.detect import iter_detect
     from napari_atomdefect.core.models.registry import model_substituents
+    from napari_atomdefect.core.progress import run_to_end
 
     subs = model_substituents(info) if substituents is None else substituents
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = None
-        for result in iter_detect(item.image, item.pixel_size_nm, item.material, info, "cpu",
-                                  substituents=",".join(subs)):
-            pass
-    assert result is not None and result.get("done")
+        result = run_to_end(iter_detect(item.image, item.pixel_size_nm, item.material, info,
+                                        "cpu", substituents=",".join(subs)))
+    assert result is not None
     result["warnings"] = [str(w.message) for w in caught]
     return result
 
