@@ -151,6 +151,43 @@ def analyse(item: HeldOut, info, substituents: tuple[str, ...] | None = None) ->
     return result
 
 
+def chalcogen_intensities(image: np.ndarray, result: dict) -> pd.DataFrame:
+    """Normalised intensity of every chalcogen column of an analysed image, with its class.
+
+    The image is smoothed as the detector reads column levels
+    (:func:`~napari_atomdefect.core.cells.normalize.site_smoothed`) and sampled at each chalcogen
+    site; 0 is the background (hollow sites) and 1 the median chalcogen column of this image.
+
+    Parameters
+    ----------
+    image : ndarray
+        The analysed 2-D frame.
+    result : dict
+        The final item of ``iter_detect`` on it (``sites``, ``lattice``, ``levels``).
+
+    Returns
+    -------
+    DataFrame
+        ``y_px, x_px, class, intensity``; pristine columns have class ``"chalcogen"``.
+    """
+    from napari_atomdefect.core.cells.normalize import site_smoothed
+    from napari_atomdefect.core.cells.sampling import sample_bilinear
+
+    arr = np.asarray(image, np.float32)
+    smoothed = site_smoothed(arr, result["lattice"])
+    sites = result["sites"]
+    chalc = sites[sites["sublattice"] == "chalcogen"]
+    h, w = arr.shape
+    inside = chalc[(chalc.y_px >= 1) & (chalc.y_px <= h - 2) & (chalc.x_px >= 1)
+                   & (chalc.x_px <= w - 2)]
+    levels = result["levels"]
+    raw = sample_bilinear(smoothed, inside.y_px.to_numpy(float), inside.x_px.to_numpy(float))
+    scale = max(levels.chalcogen - levels.background, 1e-12)
+    return pd.DataFrame({"y_px": inside.y_px.to_numpy(), "x_px": inside.x_px.to_numpy(),
+                         "class": inside["class"].astype(str).to_numpy(),
+                         "intensity": (raw - levels.background) / scale})
+
+
 def pooled_scores(per_image: list[pd.DataFrame]) -> pd.DataFrame:
     """Sum ``tp, fp, fn, n_true, n_pred`` over images and recompute precision, recall and F1."""
     if not per_image:
