@@ -286,7 +286,8 @@ def scores_section(entry: dict | None) -> list[str]:
         return "—" if v is None else f"{v:.2f}"
 
     for name, row in entry["per_class"].items():
-        lines.append(f"| `{name}` | {row['n_true']} | {row['n_pred']} | {fmt(row['precision'])} "
+        cell = name.replace("|", "\\|")  # a merged group's bar would end the table cell
+        lines.append(f"| `{cell}` | {row['n_true']} | {row['n_pred']} | {fmt(row['precision'])} "
                      f"| {fmt(row['recall'])} | {fmt(row['f1'])} |")
     return lines + [""]
 
@@ -343,6 +344,14 @@ def example_section(material: str, info, size: int) -> tuple[list[str], dict]:
     return lines, facts
 
 
+def short_name(fname: str) -> str:
+    """``Fully_converted #14`` for ``Fully_converted_images_SuperScan__HAADF__14_corrected.tif``."""
+    import re
+
+    number = re.search(r"__(\d+)_corrected", fname)
+    return fname.split("_images")[0] + (f" #{number.group(1)}" if number else "")
+
+
 def real_example(material: str, info, facts: dict) -> list[str]:
     """The real Nion image of ``material`` analysed with its model, when data and model exist."""
     if material not in REAL_EXAMPLES:
@@ -369,8 +378,8 @@ def real_example(material: str, info, facts: dict) -> list[str]:
         result = run_to_end(iter_detect(arr, img.pixel_size_nm, material, info, "cpu",
                                         calibration="file", substituents=subs))
     key = material.lower()
-    over = overlay_figure(arr, result["defects"], f"{fname[:40]}…  ({what.split(',')[0]})",
-                          IMAGES / f"{key}_real.png", crop=512)
+    title = f"real: {short_name(fname)}, analysed as {material}" + (f" with {subs}" if subs else "")
+    over = overlay_figure(arr, result["defects"], title, IMAGES / f"{key}_real.png", crop=512)
     cols = bench().chalcogen_intensities(arr, result)
     hist = histogram_figure(cols, "real image: chalcogen columns by called class",
                             IMAGES / f"{key}_real_hist.png", tuple(result["classes"]))
@@ -388,7 +397,7 @@ def real_example(material: str, info, facts: dict) -> list[str]:
              f"Chalcogen columns per called class (mean normalised intensity): {summary}."]
     if result["fit_messages"]:
         lines += ["", "Model-fit check on this image:", ""]
-        lines += [f"> {m}" for m in result["fit_messages"]]
+        lines += [f"- {m}" for m in result["fit_messages"]]
     return lines + [""]
 
 
