@@ -5,13 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .core.materials.materials import DEFECT_CLASSES
+from .core.io.class_style import class_color, class_symbol
+from .core.materials.columns import (
+    ALL_CLASS_NAMES,
+    LEGACY_CLASSES,
+    class_names,
+    lookup_class,
+    material_of_classes,
+)
 
-#: Marker (border) colours and symbols of the defect classes (the widgets' legends use them too).
-CLASS_COLORS = {"V_S": "#ff9900", "V_S2": "#ff2020", "O_S": "#00e5ff", "V_Mo": "#33ff33"}
-CLASS_SYMBOLS = {"V_S": "disc", "V_S2": "square", "O_S": "diamond", "V_Mo": "triangle_up"}
-#: Hollow glyphs of the symbols above, for legends drawn as text.
-SYMBOL_GLYPHS = {"disc": "○", "square": "□", "diamond": "◇", "triangle_up": "△"}
+#: Colour of every known class, derived from :mod:`.core.io.class_style` (the one place that
+#: decides colours); kept only for callers that want a mapping (the sample data's truth layer).
+CLASS_COLORS = {name: class_color(name) for name in ALL_CLASS_NAMES}
 SOURCES = ("model", "manual")
 #: Border width of the defect markers, relative to their size.
 MARKER_BORDER = 0.18
@@ -58,11 +63,48 @@ def defect_points_data(table: pd.DataFrame) -> np.ndarray:
     return table[cols].to_numpy(float).reshape(-1, len(cols))
 
 
-def defect_features(table: pd.DataFrame) -> pd.DataFrame:
-    """Points-layer features of a defect table: categorical class and source, confidence, and
-    for a movie the integer ``track_id`` (-1: no track)."""
+def table_classes(table: pd.DataFrame) -> tuple[str, ...]:
+    """The defect classes a layer of ``table`` offers, in channel order.
+
+    ``table.attrs["classes"]`` (the classes the detection run could produce) when present;
+    otherwise, for a table read back from a CSV, the classes its names imply: the four legacy
+    MoS2 classes when every name is one of them, else the classes of the one host material the
+    names belong to with the substituents seen (vacancies always), else the known names present.
+    Names no material knows (kept from a user's CSV) come last, sorted.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Defects with a ``class`` column.
+
+    Returns
+    -------
+    tuple of str
+    """
+    present = list(dict.fromkeys(table["class"].astype(str))) if "class" in table else []
+    given = table.attrs.get("classes")
+    if given:
+        classes = [str(c) for c in given]
+    else:
+        known = [c for c in present if lookup_class(c) is not None]
+        if set(known) <= set(LEGACY_CLASSES):
+            classes = list(LEGACY_CLASSES)
+        else:
+            mat = material_of_classes(known)
+            subs = {lookup_class(c).substituent for c in known} - {None}
+            classes = (list(class_names(mat, subs)) if mat is not None
+                       else [c for c in ALL_CLASS_NAMES if c in known])
+    extra = sorted(c for c in present if c not in classes)
+    return tuple(classes + extra)
+
+
+def defect_features(table: pd.DataFrame, classes: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Points-layer features of a defect table: categorical class (categories ``classes``,
+    default :func:`table_classes`) and source, confidence, and for a movie the integer
+    ``track_id`` (-1: no track)."""
+    classes = table_classes(table) if classes is None else classes
     features = pd.DataFrame({
-        "class": pd.Categorical(table["class"].astype(str), categories=list(DEFECT_CLASSES)),
+        "class": pd.Categorical(table["class"].astype(str), categories=list(classes)),
         "confidence": table["confidence"].astype(float).to_numpy(),
         "source": pd.Categorical(table["source"].astype(str),
                                  categories=sorted(set(SOURCES) | set(table["source"].astype(str)))),
@@ -78,7 +120,9 @@ def defect_layer_kwargs(table: pd.DataFrame, pixel_size_nm: float | None, name: 
     """Keyword arguments of a Points layer showing ``table``.
 
     Markers are hollow: a border in the class colour and a transparent face, so that the column
-    under a marker stays visible.
+    under a marker stays visible. Colours and symbols come from :mod:`.core.io.class_style`; the
+    class categories (:func:`table_classes`) are kept in ``metadata["atomdefect"]["classes"]``
+    for the widgets (class box, keys, legend, statistics).
 
     Parameters
     ----------
@@ -101,21 +145,22 @@ def defect_layer_kwargs(table: pd.DataFrame, pixel_size_nm: float | None, name: 
     """
     size = 0.4 * a_px if a_px else 10.0  # data pixels: smaller than the column spacing
     movie = is_movie_table(table)
-    defaults = {"class": "V_S", "confidence": 1.0, "source": "manual"}
+    classes = table_classes(table)
+    defaults = {"class": classes[0] if classes else "V_S", "confidence": 1.0, "source": "manual"}
     return {
         "name": name,
         **_frame_or_nm(pixel_size_nm, frame, movie),
-        "features": defect_features(table),
+        "features": defect_features(table, classes),
         "feature_defaults": {**defaults, "track_id": -1} if movie else defaults,
         "face_color": "transparent",
         "border_color": "class",
-        "border_color_cycle": dict(CLASS_COLORS),
-        "symbol": [CLASS_SYMBOLS.get(c, "disc") for c in table["class"].astype(str)],
+        "border_color_cycle": {c: class_color(c) for c in classes},
+        "symbol": [class_symbol(c) for c in table["class"].astype(str)] or "disc",
         "border_width": MARKER_BORDER,
         "size": size,
         "opacity": 1.0,
         "metadata": {"atomdefect": {"kind": "detections", "pixel_size_nm": pixel_size_nm,
-                                    "a_px": a_px}},
+                                    "a_px": a_px, "classes": list(classes)}},
     }
 
 
@@ -156,3 +201,15 @@ def track_layer_kwargs(name: str, frame: dict | None = None, pixel_size_nm: floa
     return {"name": name, **_frame_or_nm(pixel_size_nm, frame, movie=True), "tail_length": 5,
             "tail_width": 3, "colormap": "turbo", "blending": "translucent",
             "metadata": {"atomdefect": {"kind": "tracks", "image": image}}}
+
+
+def layer_classes(layer) -> tuple[str, ...]:
+    """The defect classes of a detections layer: ``metadata["atomdefect"]["classes"]``, then any
+    further categories of its ``class`` feature (a class added by hand); for a layer made
+    without that metadata, its categories (or the legacy classes)."""
+    meta = list((layer.metadata or {}).get("atomdefect", {}).get("classes") or [])
+    feature = layer.features["class"] if "class" in layer.features else pd.Series([], dtype=str)
+    cats = (list(feature.cat.categories.astype(str)) if hasattr(feature, "cat")
+            else list(dict.fromkeys(feature.astype(str))))
+    names = meta + [c for c in cats if c not in meta]
+    return tuple(names) if names else LEGACY_CLASSES

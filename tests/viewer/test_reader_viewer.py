@@ -60,10 +60,10 @@ def test_sample_data_with_ground_truth(make_napari_viewer):
     # Colour by class, fixed per class (V_S orange, V_S2 red, O_S cyan, V_Mo green).
     from napari.utils.colormaps.standardize_color import transform_color
 
-    from napari_atomdefect._layers import CLASS_COLORS
+    from napari_atomdefect.core.io.class_style import class_color
 
     for cls, colour in zip(truth.features["class"], truth.face_color, strict=True):
-        np.testing.assert_allclose(colour, transform_color(CLASS_COLORS[cls])[0], atol=1e-3)
+        np.testing.assert_allclose(colour, transform_color(class_color(cls))[0], atol=1e-3)
     # Sizes are in data pixels: visible (about half a lattice constant).
     assert 8 < truth.size.mean() < 20
 

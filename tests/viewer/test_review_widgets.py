@@ -59,11 +59,11 @@ def test_add_delete_reclassify_keep_features_consistent(viewer_and_layer):
 def _assert_hollow_class_colours(layer):
     from napari.utils.colormaps.standardize_color import transform_color
 
-    from napari_atomdefect._layers import CLASS_COLORS
+    from napari_atomdefect.core.io.class_style import class_color
 
     assert len(layer.border_color) == len(layer.data) == len(layer.face_color)
     for cls, colour in zip(layer.features["class"], layer.border_color, strict=True):
-        np.testing.assert_allclose(colour, transform_color(CLASS_COLORS[cls])[0], atol=1e-3)
+        np.testing.assert_allclose(colour, transform_color(class_color(cls))[0], atol=1e-3)
     np.testing.assert_array_equal(layer.face_color[:, 3], 0.0)  # transparent face
     assert np.all(np.asarray(layer.border_width) > 0.1)
 

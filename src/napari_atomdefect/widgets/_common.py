@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from qtpy.QtCore import QSize, Qt
-from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFrame, QGridLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 
 def refresh_layer_combo(combo, layers, accept: Callable) -> None:
@@ -133,3 +133,46 @@ def given_pixel_size(layer) -> tuple[float | None, str]:
     if str(layer.units[-1]) in ("nm", "nanometer") and float(layer.scale[-1]) != 1.0:
         return float(layer.scale[-1]), "file"
     return None, "none"
+
+
+class ClassLegend(QWidget):
+    """Legend of defect classes: the marker glyph in the class colour, then the name (and the
+    key that sets the class, when ``keys``), a few classes per row."""
+
+    def __init__(self, per_row: int = 4, keys: bool = False):
+        super().__init__()
+        self.per_row = per_row
+        self.keys = keys
+        self.classes: tuple[str, ...] = ()
+        self._grid = QGridLayout(self)
+        self._grid.setContentsMargins(0, 0, 0, 0)
+
+    def set_classes(self, classes) -> None:
+        """Show ``classes`` (in that order), replacing what was shown."""
+        from ..core.io.class_style import SYMBOL_GLYPHS, class_color, class_symbol
+
+        self.classes = tuple(classes)
+        while self._grid.count():
+            old = self._grid.takeAt(0).widget()
+            if old is not None:
+                old.setParent(None)  # gone at once (findChild), freed later
+                old.deleteLater()
+        for k, cls in enumerate(self.classes):
+            row, col = divmod(k, self.per_row)
+            swatch = QLabel(SYMBOL_GLYPHS.get(class_symbol(cls), "○"))
+            swatch.setStyleSheet(f"color: {class_color(cls)}; font-size: 16px;")
+            swatch.setObjectName(f"legend-swatch-{cls}")
+            name = QLabel(f"{k + 1}: {cls}" if self.keys else cls)
+            name.setObjectName(f"legend-name-{cls}")
+            self._grid.addWidget(swatch, row, 2 * col)
+            self._grid.addWidget(name, row, 2 * col + 1)
+
+    def entries(self) -> list[tuple[str, str, str]]:
+        """``(glyph, colour, text)`` of every entry, in order (what a user reads)."""
+        out = []
+        for cls in self.classes:
+            swatch = self.findChild(QLabel, f"legend-swatch-{cls}")
+            name = self.findChild(QLabel, f"legend-name-{cls}")
+            colour = swatch.styleSheet().split("color:")[1].split(";")[0].strip()
+            out.append((swatch.text(), colour, name.text()))
+        return out

@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -20,9 +20,6 @@ from qtpy.QtWidgets import (
 )
 
 from .._layers import (
-    CLASS_COLORS,
-    CLASS_SYMBOLS,
-    SYMBOL_GLYPHS,
     defect_layer_kwargs,
     defect_points_data,
     grid_layer_data,
@@ -30,11 +27,18 @@ from .._layers import (
     site_layer_kwargs,
     track_layer_kwargs,
 )
-from ..core.detect.decision import NEUTRAL, format_operating_point
+from ..core.detect.decision import NEUTRAL
 from ..core.device import DEVICE_CHOICES
-from ..core.materials.materials import DEFECT_CLASSES, MATERIALS
+from ..core.materials.columns import (
+    LEGACY_CLASSES,
+    default_substituents,
+    lookup_class,
+    supported_substituents,
+)
+from ..core.materials.materials import MATERIALS
 from ..core.progress import relay
 from ._common import (
+    ClassLegend,
     follow_layers,
     given_pixel_size,
     is_image_layer,
@@ -92,25 +96,98 @@ def _model_view_job(image, material, pixel_size_nm, calibration, model, device, 
             "lattice": lattice, "warnings": notes}
 
 
+def _with_substituents(func, kwargs: dict, substituents) -> dict:
+    """``kwargs`` plus ``substituents=`` when ``func`` takes that argument.
+
+    Shim until the detection side's ``substituents=`` argument is merged: a detection function
+    without it runs the model's own classes (the MoS2 model: O only).
+    """
+    import inspect
+
+    if substituents is not None and "substituents" in inspect.signature(func).parameters:
+        return {**kwargs, "substituents": list(substituents)}
+    return kwargs
+
+
 def _detect_job(image, material, pixel_size_nm, calibration, model, device, lattice,
-                operating_point=None):
+                operating_point=None, substituents=None):
     """Worker body: detection with progress; returns the final result of ``iter_detect``."""
     from ..core.detect.detect import iter_detect
 
-    return (yield from relay(iter_detect(image, pixel_size_nm, material, model, device,
-                                         calibration, lattice=lattice,
-                                         operating_point=operating_point)))
+    kwargs = _with_substituents(iter_detect, {
+        "pixel_size_nm": pixel_size_nm, "material": material, "model": model, "device": device,
+        "calibration": calibration, "lattice": lattice, "operating_point": operating_point},
+        substituents)
+    return (yield from relay(iter_detect(image, **kwargs)))
 
 
 def _movie_job(stack, material, pixel_size_nm, calibration, model, device,
-               operating_point=None):
+               operating_point=None, substituents=None):
     """Worker body: every frame of a movie (lattice drift followed), then the defect tracks."""
     from ..core.detect.movie import iter_detect_frames, link_tracks
 
-    result = yield from relay(iter_detect_frames(stack, pixel_size_nm, material, model, device,
-                                                 calibration, operating_point=operating_point))
+    kwargs = _with_substituents(iter_detect_frames, {
+        "pixel_size_nm": pixel_size_nm, "material": material, "model": model, "device": device,
+        "calibration": calibration, "operating_point": operating_point}, substituents)
+    result = yield from relay(iter_detect_frames(stack, **kwargs))
     yield {"fraction": 1.0, "message": "Linking the defects into tracks…"}
     return {**result, "defects": link_tracks(result["defects"])}
+
+
+def _model_info(name: str | None):
+    """The :class:`~..core.models.registry.ModelInfo` called ``name`` (``None`` if unknown)."""
+    from ..core.errors import AtomDefectError
+    from ..core.models.registry import resolve_model
+
+    if not name:
+        return None
+    try:
+        return resolve_model(name)
+    except AtomDefectError:
+        return None
+
+
+def model_classes_of(info) -> tuple[str, ...]:
+    """Defect classes a model was trained for (legacy cards: the four MoS2 classes)."""
+    from ..core.models import registry
+
+    if info is None:
+        return LEGACY_CLASSES
+    if hasattr(registry, "model_classes"):
+        return tuple(registry.model_classes(info))
+    return tuple(info.card.get("detector", {}).get("classes") or LEGACY_CLASSES)
+
+
+def model_substituents_of(info) -> tuple[str, ...]:
+    """Substituents a model was trained for (legacy cards: O)."""
+    from ..core.models import registry
+
+    if info is None:
+        return ("O",)
+    if hasattr(registry, "model_substituents"):
+        return tuple(registry.model_substituents(info))
+    return tuple(info.card.get("detector", {}).get("substituents", ["O"]))
+
+
+def default_model_for(material: str) -> str:
+    """``<material lower>-default`` when such a model is bundled, else ``mos2-default``."""
+    from ..core.models import registry
+
+    if hasattr(registry, "default_model_name"):
+        return registry.default_model_name(material)
+    name = f"{material.lower()}-default"
+    bundled = {m.name for m in registry.list_models() if m.bundled}
+    return name if name in bundled else registry.DEFAULT_MODEL
+
+
+def run_classes(model_classes, substituents) -> tuple[str, ...]:
+    """The classes a run can produce: the model's, without the substitution classes of
+    substituents not chosen (``substituents=None``: all the model's classes)."""
+    if substituents is None:
+        return tuple(model_classes)
+    chosen = set(substituents)
+    return tuple(c for c in model_classes
+                 if getattr(lookup_class(c), "substituent", None) in chosen | {None})
 
 
 #: Choices of the Frames box for a stack (frames × rows × cols).
@@ -152,6 +229,9 @@ class DetectWidget(QWidget):
             2 * self.calibration_label.fontMetrics().lineSpacing() + 4)
         self.calibrate_button = QPushButton("Calibrate from lattice")
         self.model = QComboBox()
+        # One box per substituent the material supports; enabled when the model knows it.
+        self.substituent_row = QHBoxLayout()
+        self.substituent_checks: dict[str, QCheckBox] = {}
         self.device = QComboBox()
         self.device.addItems(list(DEVICE_CHOICES))
         self.device_label = QLabel("")
@@ -192,6 +272,7 @@ class DetectWidget(QWidget):
         form.addRow("Pixel size", cal)
         form.addRow(self.calibration_label)  # full width: it can take two lines
         form.addRow("Model", self.model)
+        form.addRow("Substituents", self.substituent_row)
         dev = QHBoxLayout()
         dev.addWidget(self.device)
         dev.addWidget(self.device_label, 1)
@@ -204,12 +285,7 @@ class DetectWidget(QWidget):
         run = QHBoxLayout()
         run.addWidget(self.progress, 1)
         run.addWidget(self.cancel_button)
-        legend = QGridLayout()
-        for k, (cls, colour) in enumerate(CLASS_COLORS.items()):
-            swatch = QLabel(SYMBOL_GLYPHS.get(CLASS_SYMBOLS[cls], "○"))
-            swatch.setStyleSheet(f"color: {colour}; font-size: 16px;")
-            legend.addWidget(swatch, 0, 2 * k)
-            legend.addWidget(QLabel(cls), 0, 2 * k + 1)
+        self.legend = ClassLegend(per_row=4)
         layout = scrolling_layout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
@@ -217,7 +293,7 @@ class DetectWidget(QWidget):
         layout.addLayout(run)
         layout.addWidget(self.status)
         layout.addWidget(self.fit_label)
-        layout.addLayout(legend)
+        layout.addWidget(self.legend)
         layout.addStretch(1)
 
         self.open_button.clicked.connect(self._open_file)
@@ -232,6 +308,9 @@ class DetectWidget(QWidget):
                                              self._image_changed)
         self.refresh_models()
         follow_models(self, self.refresh_models)  # on the GUI thread, whoever saved the model
+        self.material.currentTextChanged.connect(self._material_changed)
+        self.model.currentIndexChanged.connect(self._model_changed)
+        self._material_changed(self.material.currentText())
 
     def _operating_point_box(self) -> QGroupBox:
         """The advanced "Operating point" section: one spin box per defect class (0.5 neutral).
@@ -244,25 +323,89 @@ class DetectWidget(QWidget):
         box.setChecked(False)
         box.setToolTip("Per defect class: higher = call it only with more evidence (precision), "
                        "lower = call it sooner (recall); 0.5 = the most probable class.")
-        grid = QFormLayout(box)
+        self._operating_form = QFormLayout(box)
         self.operating_spins: dict[str, QDoubleSpinBox] = {}
-        for cls in DEFECT_CLASSES:
+        self._operating_values: dict[str, float] = {}  # kept when a class leaves and comes back
+        self._set_operating_classes(LEGACY_CLASSES)
+        return box
+
+    def _set_operating_classes(self, classes) -> None:
+        """One spin box per class of the run, in channel order (values kept per class)."""
+        if tuple(classes) == tuple(self.operating_spins):
+            return
+        self._operating_values.update({c: s.value() for c, s in self.operating_spins.items()})
+        while self._operating_form.rowCount():
+            self._operating_form.removeRow(0)
+        self.operating_spins = {}
+        for cls in classes:
             spin = QDoubleSpinBox()
             spin.setRange(0.01, 0.99)
             spin.setSingleStep(0.05)
             spin.setDecimals(2)
-            spin.setValue(NEUTRAL)
+            spin.setValue(self._operating_values.get(cls, NEUTRAL))
             spin.setToolTip(f"Calibrated probability a site needs to be called {cls} against one "
                             "alternative (recall ← 0.5 → precision).")
             self.operating_spins[cls] = spin
-            grid.addRow(cls, spin)
-        return box
+            self._operating_form.addRow(cls, spin)
 
     def operating_point(self) -> dict[str, float]:
-        """The operating point set in the widget (neutral while the section is unchecked)."""
+        """The operating point set in the widget for the run's classes (neutral while the
+        section is unchecked)."""
         if not self.operating_group.isChecked():
-            return {c: NEUTRAL for c in DEFECT_CLASSES}
+            return {c: NEUTRAL for c in self.operating_spins}
         return {c: float(s.value()) for c, s in self.operating_spins.items()}
+
+    # ------------------------------------------------------- classes of a run
+    def _material_changed(self, material: str) -> None:
+        """A new material: its substituent boxes (defaults ticked) and its default model."""
+        supported = supported_substituents(material)
+        if tuple(self.substituent_checks) != supported:
+            for box in self.substituent_checks.values():
+                self.substituent_row.removeWidget(box)
+                box.setParent(None)
+                box.deleteLater()
+            self.substituent_checks = {}
+            defaults = default_substituents(material)
+            for d in supported:
+                box = QCheckBox(d)
+                box.setChecked(d in defaults)
+                box.toggled.connect(self._refresh_classes)
+                self.substituent_checks[d] = box
+                self.substituent_row.addWidget(box)
+        k = self.model.findData(default_model_for(material))
+        if k >= 0 and k != self.model.currentIndex():
+            self.model.setCurrentIndex(k)  # -> _model_changed
+        else:
+            self._model_changed()
+
+    def _model_changed(self, *args) -> None:
+        """Enable the substituents the chosen model was trained for; update the classes."""
+        info = _model_info(self.model.currentData())
+        known = model_substituents_of(info)
+        name = info.name if info is not None else "the chosen model"
+        for d, box in self.substituent_checks.items():
+            box.setEnabled(d in known)
+            box.setToolTip(f"Report {d} substitutions." if d in known else
+                           f"{name} was not trained for {d}: choose a model trained with it.")
+        self._refresh_classes()
+
+    def substituents(self) -> tuple[str, ...] | None:
+        """The substituents ticked among those the model knows (``None`` when the model knows
+        none of the material's: the detection then uses the model's defaults)."""
+        enabled = [d for d, box in self.substituent_checks.items() if box.isEnabled()]
+        if not enabled:
+            return None
+        return tuple(d for d in enabled if self.substituent_checks[d].isChecked())
+
+    def run_classes(self) -> tuple[str, ...]:
+        """The defect classes the next run can produce (model classes, chosen substituents)."""
+        return run_classes(model_classes_of(_model_info(self.model.currentData())),
+                           self.substituents())
+
+    def _refresh_classes(self, *args) -> None:
+        classes = self.run_classes()
+        self._set_operating_classes(classes)
+        self.legend.set_classes(classes)
 
     # ----------------------------------------------------------------- inputs
     def refresh_models(self) -> None:
@@ -475,10 +618,11 @@ class DetectWidget(QWidget):
         layer, image, frame, px, calibration, lattice = inputs
         model = self.model.currentData()
         op = self.operating_point()
+        subs = self.substituents()
         if frame is not None and self.frames.currentText() == "all frames":
             self._show_fit([])
             self._start(_movie_job, (np.asarray(layer.data), self.material.currentText(), px,
-                                     calibration, model, self.device.currentText(), op),
+                                     calibration, model, self.device.currentText(), op, subs),
                         lambda result: self._show_movie(layer, result),
                         "Detecting in every frame…")
             return
@@ -488,7 +632,8 @@ class DetectWidget(QWidget):
 
         self._show_fit([])
         self._start(_detect_job, (image, self.material.currentText(), px, calibration, model,
-                                  self.device.currentText(), lattice, op), done, "Detecting…")
+                                  self.device.currentText(), lattice, op, subs), done,
+                    "Detecting…")
 
     def show_model_view(self) -> None:
         """Add the image translated into the simulated domain as a new Image layer."""
@@ -639,15 +784,15 @@ class DetectWidget(QWidget):
                     n_chalcogen_sites=table.attrs.get("n_chalcogen_sites"),
                     area_nm2=float(np.prod(np.asarray(layer.data.shape[-2:]))
                                    * lattice.pixel_size_nm**2))
+        op = ",".join(f"{c}={v:g}" for c, v in self.operating_point().items())
         meta.update(fit=table.attrs.get("fit"),
-                    operating_point=table.attrs.get("operating_point",
-                                                    format_operating_point(self.operating_point())))
+                    operating_point=table.attrs.get("operating_point", op))
         self.viewer.add_points(table[["y_px", "x_px"]].to_numpy(float), **kwargs)
         self.device_label.setText(f"used: {result['device']}")
         self._show_fit(result.get("fit_messages", []))
         self._show_choice(layer, lattice)
         counts = table["class"].value_counts()
-        summary = ", ".join(f"{c}: {counts.get(c, 0)}" for c in CLASS_COLORS)
+        summary = ", ".join(f"{c}: {counts.get(c, 0)}" for c in meta["classes"])
         self.status.setText(f"{len(table)} defects in {lattice.n_cells} cells ({summary}).")
         self.progress.setValue(100)
         self._adopt_lattice_calibration(layer, lattice)

@@ -18,9 +18,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._layers import CLASS_SYMBOLS
-from ..core.materials.materials import DEFECT_CLASSES
-from ._common import follow_layers, layer_by_name, scrolling_layout
+from .._layers import layer_classes
+from ..core.io.class_style import class_symbol
+from ..core.materials.columns import LEGACY_CLASSES
+from ._common import ClassLegend, follow_layers, layer_by_name, scrolling_layout
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -73,7 +74,7 @@ def set_class(layer, indices, cls: str, new_points: bool = False) -> None:
     layer.features = features
     symbols = np.asarray(layer.symbol, dtype=object).copy()
     if symbols.shape == (len(layer.data),):
-        symbols[idx] = CLASS_SYMBOLS.get(cls, "disc")  # napari turns names into its Symbol
+        symbols[idx] = class_symbol(cls)  # napari turns names into its Symbol
         layer.symbol = symbols
     layer.refresh_colors()
 
@@ -88,7 +89,8 @@ class ReviewWidget(QWidget):
         self._watched = None  # the layer whose data events mark added points as manual
         self.layer_combo = QComboBox()
         self.class_combo = QComboBox()
-        self.class_combo.addItems(list(DEFECT_CLASSES))
+        self.class_combo.addItems(list(LEGACY_CLASSES))  # until a layer says which it has
+        self._bound: tuple[object, tuple[str, ...]] | None = None  # (layer, keys bound)
         self.add_button = QPushButton("Add defects (click)")
         self.add_button.setCheckable(True)
         self.set_button = QPushButton("Set class of selected")
@@ -119,9 +121,13 @@ class ReviewWidget(QWidget):
         layout.addLayout(row1)
         layout.addLayout(row2)
         layout.addWidget(self.export_button)
-        layout.addWidget(QLabel("Keys 1–4 set the class of the selected points "
-                                f"({', '.join(f'{k + 1}: {c}' for k, c in enumerate(DEFECT_CLASSES))})."))
+        self.keys_label = QLabel("")
+        self.keys_label.setWordWrap(True)
+        self.legend = ClassLegend(per_row=3, keys=True)
+        layout.addWidget(self.keys_label)
+        layout.addWidget(self.legend)
         layout.addWidget(self.info)
+        self._show_classes(LEGACY_CLASSES)
         layout.addStretch(1)
 
         self.class_combo.currentTextChanged.connect(self._class_changed)
@@ -149,10 +155,33 @@ class ReviewWidget(QWidget):
         if self._watched is None:
             layer.events.data.connect(self._points_changed)
             self._watched = layer
-        for k, cls in enumerate(DEFECT_CLASSES):
+        classes = layer_classes(layer)
+        self._show_classes(classes)
+        for k, cls in enumerate(classes[:9]):
             layer.bind_key(str(k + 1), self._key_handler(cls), overwrite=True)
         self._class_changed(self.class_combo.currentText())
         self.apply_threshold()
+
+    def classes(self) -> tuple[str, ...]:
+        """The classes offered (those of the reviewed layer, in its order)."""
+        return tuple(self.class_combo.itemText(k) for k in range(self.class_combo.count()))
+
+    def _show_classes(self, classes) -> None:
+        """Offer ``classes`` in the class box, the key line and the legend (keeping the chosen
+        class when it is among them)."""
+        classes = tuple(classes)
+        if classes != self.classes():
+            current = self.class_combo.currentText()
+            self.class_combo.blockSignals(True)
+            self.class_combo.clear()
+            self.class_combo.addItems(list(classes))
+            if current in classes:
+                self.class_combo.setCurrentText(current)
+            self.class_combo.blockSignals(False)
+        n = min(len(classes), 9)
+        self.keys_label.setText(f"Keys 1–{n} set the class of the selected points:"
+                                if n > 1 else "Key 1 sets the class of the selected points:")
+        self.legend.set_classes(classes)
 
     def _points_changed(self, event) -> None:
         """Points added by a click are manual detections of the chosen class (napari fills new
@@ -186,7 +215,7 @@ class ReviewWidget(QWidget):
                     continue
                 defaults.loc[0, col] = value
         layer.feature_defaults = defaults
-        layer.current_symbol = CLASS_SYMBOLS.get(cls, "disc")
+        layer.current_symbol = class_symbol(cls)
 
     # ------------------------------------------------------------------ edits
     def _toggle_add(self, on: bool) -> None:

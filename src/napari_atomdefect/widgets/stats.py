@@ -7,11 +7,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from qtpy.QtCore import QRectF, Qt
-from qtpy.QtGui import QColor, QPainter
-from qtpy.QtWidgets import QComboBox, QLabel, QTableWidget, QTableWidgetItem, QWidget
+from qtpy.QtGui import QColor, QPainter, QPen
+from qtpy.QtWidgets import (
+    QAbstractScrollArea,
+    QComboBox,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QWidget,
+)
 
-from .._layers import CLASS_COLORS
-from ..core.materials.materials import DEFECT_CLASSES
+from .._layers import layer_classes
+from ..core.io.class_style import class_color
+from ..core.materials.columns import LEGACY_CLASSES, lookup_class
 from ._common import follow_layers, layer_by_name, scrolling_layout
 from .review import is_defect_layer
 
@@ -19,27 +27,56 @@ if TYPE_CHECKING:  # pragma: no cover
     import napari
 
 
+#: Chalcogen atoms a defect of each kind removes or replaces (a column holds two).
+_ATOMS_AFFECTED = {"V_X": 1, "V_X2": 2, "D_X": 1, "D2_X2": 2}
+
+
+def _per_site(cls: str, n: int, n_metal: int | None, n_chalcogen: int | None) -> float:
+    """Fraction of the affected lattice sites: metal sites for a metal vacancy, chalcogen atoms
+    (two per column) for a chalcogen class, counting the atoms each defect removes or replaces;
+    NaN for an unknown class or an unknown number of sites."""
+    column = lookup_class(cls)
+    if column is None:
+        return np.nan
+    if column.site == "metal":
+        return n / n_metal if n_metal else np.nan
+    return _ATOMS_AFFECTED[column.kind] * n / (2 * n_chalcogen) if n_chalcogen else np.nan
+
+
 def defect_statistics(classes: pd.Series, n_metal: int | None, n_chalcogen: int | None,
-                      area_nm2: float | None) -> pd.DataFrame:
+                      area_nm2: float | None,
+                      class_list: tuple[str, ...] = LEGACY_CLASSES) -> pd.DataFrame:
     """Counts per class, per nm², per unit cell, and per lattice site of the affected element.
 
-    ``per_site`` is relative to chalcogen *atoms* (two per column) for ``V_S``/``O_S``, to chalcogen
-    atoms removed for ``V_S2`` (two per defect), and to metal sites for ``V_Mo``.
+    Parameters
+    ----------
+    classes : Series
+        The class of every (shown) defect.
+    n_metal, n_chalcogen : int or None
+        Metal sites and chalcogen columns of the analysed area.
+    area_nm2 : float or None
+        Analysed area.
+    class_list : tuple of str
+        Rows, in order (the layer's classes); a class in ``classes`` but not here gets a row too.
+
+    Returns
+    -------
+    DataFrame
+        Index: class; columns ``count``, ``per_nm2``, ``per_cell``, ``per_site``. ``per_site`` is
+        relative to chalcogen *atoms* (two per column) for chalcogen classes, counting two atoms
+        for a column emptied or doubly substituted (``V_S2``, ``Se2_S2``), and to metal sites for
+        metal vacancies (``V_Mo``, ``V_W``).
     """
     counts = classes.astype(str).value_counts()
     rows = {}
-    for cls in DEFECT_CLASSES:
+    extra = sorted(c for c in counts.index if c not in class_list)
+    for cls in list(class_list) + extra:
         n = int(counts.get(cls, 0))
-        if cls == "V_Mo":
-            per_site = n / n_metal if n_metal else np.nan
-        elif n_chalcogen:
-            atoms = 2 * n if cls == "V_S2" else n
-            per_site = atoms / (2 * n_chalcogen)
-        else:
-            per_site = np.nan
+        per_site = _per_site(cls, n, n_metal, n_chalcogen)
         rows[cls] = {"count": n, "per_nm2": n / area_nm2 if area_nm2 else np.nan,
                      "per_cell": n / n_metal if n_metal else np.nan, "per_site": per_site}
-    return pd.DataFrame.from_dict(rows, orient="index")
+    return pd.DataFrame.from_dict(rows, orient="index",
+                                  columns=["count", "per_nm2", "per_cell", "per_site"])
 
 
 class BarChart(QWidget):
@@ -63,12 +100,22 @@ class BarChart(QWidget):
         for k, (name, v) in enumerate(self.values.items()):
             bh = (h - 30) * v / top
             painter.fillRect(QRectF(k * bar_w + 6, h - 18 - bh, bar_w - 12, bh),
-                             QColor(CLASS_COLORS.get(name, "#cccccc")))
+                             QColor(class_color(name)))
             painter.setPen(QColor("#dddddd"))
             painter.drawText(QRectF(k * bar_w, h - 16, bar_w, 16), Qt.AlignmentFlag.AlignCenter, name)
             painter.drawText(QRectF(k * bar_w, h - 32 - bh, bar_w, 14),
                              Qt.AlignmentFlag.AlignCenter, f"{v:g}")
         painter.end()
+
+
+def _class_pen(name: str) -> QPen:
+    """Line of class ``name`` in plots: its colour, dashed for a doubly substituted column
+    (``Se2_S2`` shares the colour of ``Se_S``, as their markers do)."""
+    pen = QPen(QColor(class_color(name)))
+    pen.setWidth(2)
+    if getattr(lookup_class(name), "kind", None) == "D2_X2":
+        pen.setStyle(Qt.PenStyle.DashLine)
+    return pen
 
 
 class LinePlot(QWidget):
@@ -79,7 +126,7 @@ class LinePlot(QWidget):
         self.x: list[float] = []
         self.series: dict[str, list[float]] = {}
         self.x_label = "frame"
-        self.setMinimumHeight(130)
+        self.setMinimumHeight(150)
 
     def set_data(self, x, series: dict[str, list[float]], x_label: str = "frame") -> None:
         """Plot ``series`` (name → values, one per ``x``) against ``x``."""
@@ -91,7 +138,9 @@ class LinePlot(QWidget):
     def paintEvent(self, event):  # noqa: N802 - Qt API
         painter = QPainter(self)
         w, h = self.width(), self.height()
-        left, right, top, bottom = 34, 8, 8, 36  # room for the tick values and the label
+        legend_w = self._legend_width(painter)
+        # Room for the tick values and the label; the legend sits right of the axes.
+        left, right, top, bottom = 34, 8 + legend_w, 8, 36
         painter.setPen(QColor("#888888"))
         painter.drawLine(left, h - bottom, w - right, h - bottom)
         painter.drawLine(left, top, left, h - bottom)
@@ -105,10 +154,7 @@ class LinePlot(QWidget):
                         h - bottom - (h - top - bottom) * yv / ymax)
 
             for name, values in self.series.items():
-                pen = painter.pen()
-                pen.setColor(QColor(CLASS_COLORS.get(name, "#cccccc")))
-                pen.setWidth(2)
-                painter.setPen(pen)
+                painter.setPen(_class_pen(name))
                 pts = [point(xv, yv) for xv, yv in zip(self.x, values, strict=False)]
                 for (xa, ya), (xb, yb) in zip(pts, pts[1:], strict=False):
                     painter.drawLine(int(xa), int(ya), int(xb), int(yb))
@@ -122,7 +168,30 @@ class LinePlot(QWidget):
         painter.setPen(QColor("#dddddd"))
         painter.drawText(QRectF(left, h - 18, w - left - right, 16),
                          Qt.AlignmentFlag.AlignCenter, self.x_label)
+        self._draw_legend(painter, w - legend_w, top)
         painter.end()
+
+    def legend_entries(self) -> list[tuple[str, str]]:
+        """``(class, colour)`` of each line, in the legend's order."""
+        return [(name, class_color(name)) for name in self.series]
+
+    def _legend_width(self, painter) -> int:
+        """Width of the legend (0 without series)."""
+        if not self.series:
+            return 0
+        return max(painter.fontMetrics().horizontalAdvance(n) for n in self.series) + 26
+
+    def _draw_legend(self, painter, x: float, top: float) -> None:
+        """The legend right of the plot: a short line in each class colour, then its name."""
+        line_h = painter.fontMetrics().height()
+        width = self._legend_width(painter)
+        for k, (name, _) in enumerate(self.legend_entries()):
+            y = top + k * line_h
+            painter.setPen(_class_pen(name))
+            painter.drawLine(int(x), int(y + line_h / 2), int(x + 14), int(y + line_h / 2))
+            painter.setPen(QColor("#dddddd"))
+            painter.drawText(QRectF(x + 18, y, width - 18, line_h),
+                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, name)
 
 
 #: Layer events after which the statistics are recomputed. Points layers have no ``shown`` event:
@@ -138,15 +207,17 @@ class StatsWidget(QWidget):
         self.viewer = napari_viewer
         self._connected = None
         self.layer_combo = QComboBox()
-        self.table = QTableWidget(len(DEFECT_CLASSES), 4)
+        self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["count", "per nm²", "per cell", "per site"])
-        self.table.setVerticalHeaderLabels(list(DEFECT_CLASSES))
-        self.table.setMinimumHeight(150)
+        self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
+        self.classes: tuple[str, ...] = ()
+        self._set_rows(LEGACY_CLASSES)
         self.chart = BarChart()
         self.note = QLabel("")
         self.note.setWordWrap(True)
         # Movies (3-D layers): counts per class against frame (and cumulative dose if known).
-        self.frame_table = QTableWidget(0, len(DEFECT_CLASSES))
+        self.frame_table = QTableWidget(0, len(LEGACY_CLASSES))
         self.frame_table.setMinimumHeight(100)
         self.frame_plot = LinePlot()
         self.frame_note = QLabel("")
@@ -165,6 +236,24 @@ class StatsWidget(QWidget):
 
     def layer(self):
         return layer_by_name(self.viewer, self.layer_combo)
+
+    def _set_rows(self, classes) -> None:
+        """One table row per class; the table is as tall as its rows plus the horizontal scroll
+        bar a narrow dock shows, so that neither the bar chart below nor the scroll bar ever
+        covers the last row."""
+        self.classes = tuple(classes)
+        self.table.setRowCount(len(self.classes))
+        self.table.setVerticalHeaderLabels(list(self.classes))
+        header = self.table.horizontalHeader().sizeHint().height()
+        rows = sum(self.table.rowHeight(r) for r in range(len(self.classes)))
+        scroll = self.table.horizontalScrollBar().sizeHint().height()
+        height = header + rows + scroll + 2 * self.table.frameWidth() + 2
+        self.table.setMinimumHeight(height)
+        self.table.setMaximumHeight(height)
+
+    def row_labels(self) -> list[str]:
+        """The class of each table row, top to bottom."""
+        return [self.table.verticalHeaderItem(r).text() for r in range(self.table.rowCount())]
 
     def _layer_changed(self, *args) -> None:
         if self._connected is not None:
@@ -191,13 +280,14 @@ class StatsWidget(QWidget):
         classes = layer.features["class"][shown] if len(layer.features) == len(shown) else \
             pd.Series([], dtype=str)
         return defect_statistics(classes, meta.get("n_metal_sites"),
-                                 meta.get("n_chalcogen_sites"), meta.get("area_nm2"))
+                                 meta.get("n_chalcogen_sites"), meta.get("area_nm2"),
+                                 layer_classes(layer))
 
     def per_frame(self) -> pd.DataFrame | None:
         """Counts per class in every frame of the selected movie layer (shown points only), with
         a ``cumulative_dose`` column (e/Å² at the end of the frame) when the dose per frame is
         known (see :func:`~..core.detect.movie.dose_per_frame`); ``None`` for a 2-D layer."""
-        from ..core.detect.movie import counts_per_frame, cumulative_dose, dose_per_frame
+        from ..core.detect.movie import cumulative_dose, dose_per_frame
 
         layer = self.layer()
         if layer is None or layer.ndim != 3:  # a 3-D defects layer is a movie's
@@ -211,7 +301,11 @@ class StatsWidget(QWidget):
         table = pd.DataFrame({
             "frame": frames_all[shown] if ok else np.zeros(0, int),
             "class": layer.features["class"].astype(str).to_numpy()[shown] if ok else []})
-        counts = counts_per_frame(table, frames=range(n_frames))
+        counts = pd.crosstab(table["frame"].astype(int), table["class"].astype(str))
+        classes = list(layer_classes(layer))
+        classes += sorted(c for c in counts.columns if c not in classes)
+        counts = counts.reindex(index=range(n_frames), columns=classes, fill_value=0).astype(int)
+        counts.index.name = "frame"
         dose = cumulative_dose(dose_per_frame(layer.metadata), counts.index)
         if dose is not None:
             counts["cumulative_dose"] = dose
@@ -238,7 +332,8 @@ class StatsWidget(QWidget):
                 self.frame_table.setItem(r, c, QTableWidgetItem(text))
         has_dose = "cumulative_dose" in counts.columns
         x = counts["cumulative_dose"] if has_dose else counts.index
-        self.frame_plot.set_data(list(x), {c: counts[c].tolist() for c in DEFECT_CLASSES},
+        classes = [c for c in counts.columns if c != "cumulative_dose"]
+        self.frame_plot.set_data(list(x), {c: counts[c].tolist() for c in classes},
                                  "cumulative dose (e/Å²)" if has_dose else "frame")
         self.frame_note.setText(
             "Per frame (shown points)" + (", plotted against the cumulative dose:" if has_dose
@@ -250,15 +345,30 @@ class StatsWidget(QWidget):
         self._update_frames()
         if stats is None:
             return
-        for r, cls in enumerate(DEFECT_CLASSES):
+        if tuple(stats.index) != self.classes:
+            self._set_rows(stats.index)
+        for r, cls in enumerate(self.classes):
             row = stats.loc[cls]
             values = [f"{int(row['count'])}", f"{row['per_nm2']:.3g}", f"{row['per_cell']:.3g}",
                       f"{row['per_site']:.2%}" if np.isfinite(row["per_site"]) else "–"]
             for c, text in enumerate(values):
                 self.table.setItem(r, c, QTableWidgetItem(text))
-        self.chart.set_values({c: int(stats.loc[c, "count"]) for c in DEFECT_CLASSES})
+        self.chart.set_values({c: int(stats.loc[c, "count"]) for c in self.classes})
         movie = self.per_frame() is not None
         self.note.setText("Shown points only" + (", all frames together (per nm², cell and site: "
                                                  "averages over the frames)" if movie else "")
-                          + ". 'per site': of chalcogen atoms (V_S, O_S; V_S2 counts two), of "
-                          "metal sites (V_Mo).")
+                          + ". " + _per_site_note(self.classes))
+
+
+def _per_site_note(classes) -> str:
+    """What 'per site' is relative to, for the classes shown."""
+    chalcogen = [c for c in classes if getattr(lookup_class(c), "site", None) == "chalcogen"]
+    double = [c for c in chalcogen if lookup_class(c).kind in ("V_X2", "D2_X2")]
+    metal = [c for c in classes if getattr(lookup_class(c), "site", None) == "metal"]
+    parts = []
+    if chalcogen:
+        parts.append(f"of chalcogen atoms ({', '.join(chalcogen)}"
+                     + (f"; {', '.join(double)} count two" if double else "") + ")")
+    if metal:
+        parts.append(f"of metal sites ({', '.join(metal)})")
+    return "'per site': " + ", ".join(parts) + "." if parts else ""

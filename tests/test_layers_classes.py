@@ -1,0 +1,42 @@
+"""Class categories, colours and symbols of defect layers for every host material (#13)."""
+
+import pandas as pd
+
+from napari_atomdefect._layers import defect_layer_kwargs, table_classes
+from napari_atomdefect.core.io.class_style import class_color, class_symbol
+
+
+def _table(classes, attrs_classes=None):
+    n = len(classes)
+    table = pd.DataFrame({"y_px": [10.0 * k for k in range(n)], "x_px": [5.0] * n,
+                          "class": classes, "confidence": [0.9] * n, "source": "model"})
+    if attrs_classes is not None:
+        table.attrs["classes"] = tuple(attrs_classes)
+    return table
+
+
+def test_classes_from_the_run_attrs_in_channel_order():
+    table = _table(["V_W", "Se_S"], ["V_S", "V_S2", "Se_S", "Se2_S2", "V_W"])
+    assert table_classes(table) == ("V_S", "V_S2", "Se_S", "Se2_S2", "V_W")
+
+
+def test_classes_of_a_reopened_csv():
+    # Legacy MoS2 names: the four legacy classes in their order, even if some are absent.
+    assert table_classes(_table(["V_Mo", "V_S"])) == ("V_S", "V_S2", "O_S", "V_Mo")
+    # WS2 names: the WS2 classes with the substituents seen (vacancies always).
+    assert table_classes(_table(["Se2_S2", "V_W", "V_S"])) == ("V_S", "V_S2", "Se_S",
+                                                               "Se2_S2", "V_W")
+    # Names of several selenides: the known names present; an unknown name kept, last.
+    assert table_classes(_table(["Te_Se", "V_Se", "blob"])) == ("V_Se", "Te_Se", "blob")
+
+
+def test_layer_kwargs_colour_symbol_and_metadata_per_class():
+    table = _table(["Se_S", "Se2_S2", "V_W", "V_S"], ["V_S", "V_S2", "Se_S", "Se2_S2", "V_W"])
+    kw = defect_layer_kwargs(table, 0.0125, "ws2")
+    assert kw["metadata"]["atomdefect"]["classes"] == ["V_S", "V_S2", "Se_S", "Se2_S2", "V_W"]
+    assert list(kw["features"]["class"].cat.categories) == kw["metadata"]["atomdefect"]["classes"]
+    assert kw["border_color_cycle"] == {c: class_color(c) for c in
+                                        ("V_S", "V_S2", "Se_S", "Se2_S2", "V_W")}
+    assert kw["border_color_cycle"]["Se_S"] == "#ff4dff" and kw["border_color_cycle"]["V_W"] == "#33ff33"
+    assert kw["symbol"] == ["diamond", "star", "triangle_up", "disc"]
+    assert kw["symbol"] == [class_symbol(c) for c in table["class"]]
