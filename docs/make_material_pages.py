@@ -403,6 +403,7 @@ def real_example(material: str, info, facts: dict) -> list[str]:
 
 def write_page(material: str, entry: dict | None, size: int) -> dict:
     """Write ``docs/materials/<material>.md``; returns facts for the index."""
+    from napari_atomdefect.core.materials.columns import column_classes, supported_substituents
     from napari_atomdefect.core.materials.materials import get_material
     from napari_atomdefect.core.models.registry import model_substituents
 
@@ -414,6 +415,21 @@ def write_page(material: str, entry: dict | None, size: int) -> dict:
              "Material box of the widgets.", "",
              "*Written by `docs/make_material_pages.py`; do not edit by hand.*", ""]
     lines += classes_section(material, model_substituents(info) if info else None)
+    heavy = [d for d in supported_substituents(mat) if atomic_number(d) > atomic_number(mat.chalcogen)]
+    lines += ["For example, to look for every substituent the package models in this material "
+              "(from the command line):", "", "```bash",
+              f"atomdefect detect image.tif --material {material} "
+              f"--substituents {','.join(supported_substituents(mat))} --out defects.csv", "```",
+              ""]
+    if heavy:
+        d = heavy[0]
+        own = [c.name for c in column_classes(mat, (d,)) if c.substituent == d]
+        others = [c.name for c in column_classes(mat) if c.substituent not in (None, d)]
+        lines += [f"With `--substituents {d}`, columns holding {d} are called "
+                  f"{' / '.join(f'`{c}`' for c in own)} and "
+                  f"{' / '.join(f'`{c}`' for c in others)} {'is' if len(others) == 1 else 'are'} never "
+                  "reported (masked at "
+                  "read-out).", ""]
     lines += model_section(material, info)
     lines += scores_section(entry)
     example, facts = example_section(material, info, size)
