@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from napari_atomdefect.core.materials.columns import class_names
 from napari_atomdefect.core.models.readout import from_gan, site_logits, to_gan
 from napari_atomdefect.core.models.ugatit import (
     UGATIT,
@@ -77,4 +78,5 @@ def test_detector_training_reduces_loss(tiny_cells):
     assert losses[-1] < losses[0]
     final = items[-1]
     assert final["done"] and 0.1 < final["temperature"] < 10
-    assert set(final["metrics"]) == {"V_S", "V_S2", "O_S", "V_Mo"}
+    assert tuple(final["metrics"]) == class_names("MoS2")  # every supported substituent
+    assert final["net"].config["n_classes"] == 3 + len(class_names("MoS2"))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from napari_atomdefect.core.errors import UnknownMaterialError
+from napari_atomdefect.core.materials.columns import class_names
 from napari_atomdefect.core.materials.materials import MATERIALS, get_material
 from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
 
@@ -26,7 +27,7 @@ def test_sites_and_defect_labels_consistent(sim_mos2):
     area_nm2 = h * w * 0.012**2
     cell_nm2 = 0.316**2 * np.sqrt(3) / 2
     assert n_m == pytest.approx(area_nm2 / cell_nm2, rel=0.05)
-    assert set(sim_mos2.defects["class"]) <= {"V_S", "V_S2", "O_S", "V_Mo"}
+    assert set(sim_mos2.defects["class"]) <= set(class_names("MoS2"))
     assert len(sim_mos2.defects) == (~sites["class"].isin(["metal", "chalcogen"])).sum()
     metal_classes = set(sites[sites.sublattice == "metal"]["class"])
     assert metal_classes <= {"metal", "V_Mo"}

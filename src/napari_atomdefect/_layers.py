@@ -14,9 +14,6 @@ from .core.materials.columns import (
     material_of_classes,
 )
 
-#: Colour of every known class, derived from :mod:`.core.io.class_style` (the one place that
-#: decides colours); kept only for callers that want a mapping (the sample data's truth layer).
-CLASS_COLORS = {name: class_color(name) for name in ALL_CLASS_NAMES}
 SOURCES = ("model", "manual")
 #: Border width of the defect markers, relative to their size.
 MARKER_BORDER = 0.18

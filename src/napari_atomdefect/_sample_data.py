@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ._layers import CLASS_COLORS, defect_layer_kwargs
+from ._layers import defect_layer_kwargs
+from .core.io.class_style import class_color
 from .core.io.table import defects_table
 
 SAMPLE_SHAPE = (512, 512)
@@ -24,7 +25,9 @@ def make_sample_data() -> list[tuple]:
     table = defects_table(sim.defects, px, source="truth")
     kwargs = defect_layer_kwargs(table, px, "ground truth (sample)", a_px=sim.material.a_nm / px)
     # The truth is drawn as filled rings, unlike the hollow detection markers, to tell them apart.
-    kwargs.update(symbol="ring", face_color="class", face_color_cycle=dict(CLASS_COLORS),
+    classes = kwargs["metadata"]["atomdefect"]["classes"]
+    kwargs.update(symbol="ring", face_color="class",
+                  face_color_cycle={c: class_color(c) for c in classes},
                   border_width=0, opacity=0.9)
     kwargs["metadata"]["atomdefect"]["kind"] = "ground_truth"
     return [image, (table[["y_px", "x_px"]].to_numpy(float), kwargs, "points")]

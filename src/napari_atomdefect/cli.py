@@ -99,7 +99,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     params = MicroscopeParams(dose_e_per_A2=None if args.dose <= 0 else args.dose)
     sim = simulate_image(args.material, (args.size, args.size), args.pixel_size_nm, params=params,
-                         rotation_deg=args.rotation, seed=args.seed)
+                         rotation_deg=args.rotation, seed=args.seed,
+                         substituents=args.substituents)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_tiff(out / "image.tif", sim.image, sim.pixel_size_nm)
@@ -348,6 +349,7 @@ def _model_out(name: str, out: str | None) -> Path:
 def _cmd_train_noise(args: argparse.Namespace) -> int:
     import torch
 
+    from .core.materials.materials import get_material
     from .core.models.registry import resolve_model, write_model
     from .core.train.pipeline import new_card, run_train_noise
 
@@ -358,7 +360,7 @@ def _cmd_train_noise(args: argparse.Namespace) -> int:
                                         args.batch_size, args.seed, args.device, init_model=init),
                         _print_training)
     out = _model_out(args.name, args.out)
-    card = new_card(out.name, args.material)
+    card = new_card(out.name, get_material(args.material).name)
     card["noise"] = {**result["card"], "command": card["command"]}
     from torch import nn
 
@@ -368,22 +370,38 @@ def _cmd_train_noise(args: argparse.Namespace) -> int:
     return 0
 
 
+def _init_detector(model: str):
+    """The detector of ``model`` and its defect classes, to start ``train-detector`` from."""
+    from .core.materials.columns import LEGACY_CLASSES
+    from .core.models.registry import ModelError, base_detector, resolve_model
+
+    info = resolve_model(model)
+    if "detector" not in info.card:
+        raise ModelError(f"Model {info.name} has no detector (stage 2) to start from.")
+    classes = tuple(info.card["detector"].get("classes") or LEGACY_CLASSES)
+    return base_detector(info), classes
+
+
 def _cmd_train_detector(args: argparse.Namespace) -> int:
     import json
     import shutil
 
     import torch
 
+    from .core.materials.materials import get_material
     from .core.models.registry import NOISE_FILE, resolve_model, write_model
     from .core.train.pipeline import new_card, run_train_detector
 
     torch.set_num_threads(max(1, args.threads))
+    material = get_material(args.material).name
     noise = resolve_model(args.noise) if args.noise else None
-    result = run_to_end(run_train_detector(args.material, noise, args.n_images, args.val_images,
+    init_net, init_classes = _init_detector(args.init) if args.init else (None, None)
+    result = run_to_end(run_train_detector(material, noise, args.n_images, args.val_images,
                                            args.steps, args.batch_size, args.seed, args.device,
-                                           args.translated_fraction), _print_training)
+                                           args.translated_fraction, init_net=init_net,
+                                           init_classes=init_classes), _print_training)
     out = _model_out(args.name, args.out)
-    card = new_card(out.name, args.material)
+    card = new_card(out.name, material)
     if noise is not None:
         card["noise"] = noise.card.get("noise")
     card["detector"] = {**result["card"], "command": card["command"]}
@@ -479,6 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dose", type=float, default=1e5, help="e/Å² (0 = noise-free)")
     p.add_argument("--rotation", type=float, default=None, help="lattice rotation in degrees")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--substituents", default=None,
+                   help="substituents whose defect classes occur, e.g. Se,O (default: every one "
+                        "the material supports; 'none': vacancies only)")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=_cmd_simulate)
 
@@ -560,6 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-images", type=int, default=240)
     p.add_argument("--val-images", type=int, default=40)
     p.add_argument("--translated-fraction", type=float, default=0.5)
+    p.add_argument("--init", default=None, help="start from this model's detector (another "
+                   "material's too: its last layer is remade for this material's classes)")
     p.set_defaults(func=_cmd_train_detector)
 
     p = sub.add_parser("calibrate-model",

@@ -157,10 +157,20 @@ class _ModelsChangedRelay(QObject):
 def follow_models(widget: QObject, callback: Callable[[], None]) -> _ModelsChangedRelay:
     """Run ``callback`` on the GUI thread whenever the set of models changes (a model written,
     renamed, deleted or imported — from any thread). The link ends with ``widget``."""
-    from ..core.models.registry import on_models_changed
+    from qtpy import sip
+
+    from ..core.models.registry import forget_models_listener, on_models_changed
 
     relay = _ModelsChangedRelay(callback, widget)
-    on_models_changed(relay.changed.emit)
+
+    def emit() -> None:
+        # Emitting on a deleted Qt object crashes the process instead of raising: check first.
+        if sip.isdeleted(relay):
+            forget_models_listener(emit)
+        else:
+            relay.changed.emit()
+
+    on_models_changed(emit)
     return relay
 
 

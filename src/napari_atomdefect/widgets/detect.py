@@ -96,29 +96,15 @@ def _model_view_job(image, material, pixel_size_nm, calibration, model, device, 
             "lattice": lattice, "warnings": notes}
 
 
-def _with_substituents(func, kwargs: dict, substituents) -> dict:
-    """``kwargs`` plus ``substituents=`` when ``func`` takes that argument.
-
-    Shim until the detection side's ``substituents=`` argument is merged: a detection function
-    without it runs the model's own classes (the MoS2 model: O only).
-    """
-    import inspect
-
-    if substituents is not None and "substituents" in inspect.signature(func).parameters:
-        return {**kwargs, "substituents": list(substituents)}
-    return kwargs
-
-
 def _detect_job(image, material, pixel_size_nm, calibration, model, device, lattice,
                 operating_point=None, substituents=None):
     """Worker body: detection with progress; returns the final result of ``iter_detect``."""
     from ..core.detect.detect import iter_detect
 
-    kwargs = _with_substituents(iter_detect, {
-        "pixel_size_nm": pixel_size_nm, "material": material, "model": model, "device": device,
-        "calibration": calibration, "lattice": lattice, "operating_point": operating_point},
-        substituents)
-    return (yield from relay(iter_detect(image, **kwargs)))
+    return (yield from relay(iter_detect(
+        image, pixel_size_nm=pixel_size_nm, material=material, model=model, device=device,
+        calibration=calibration, lattice=lattice, operating_point=operating_point,
+        substituents=substituents)))
 
 
 def _movie_job(stack, material, pixel_size_nm, calibration, model, device,
@@ -126,10 +112,9 @@ def _movie_job(stack, material, pixel_size_nm, calibration, model, device,
     """Worker body: every frame of a movie (lattice drift followed), then the defect tracks."""
     from ..core.detect.movie import iter_detect_frames, link_tracks
 
-    kwargs = _with_substituents(iter_detect_frames, {
-        "pixel_size_nm": pixel_size_nm, "material": material, "model": model, "device": device,
-        "calibration": calibration, "operating_point": operating_point}, substituents)
-    result = yield from relay(iter_detect_frames(stack, **kwargs))
+    result = yield from relay(iter_detect_frames(
+        stack, pixel_size_nm=pixel_size_nm, material=material, model=model, device=device,
+        calibration=calibration, operating_point=operating_point, substituents=substituents))
     yield {"fraction": 1.0, "message": "Linking the defects into tracks…"}
     return {**result, "defects": link_tracks(result["defects"])}
 
@@ -148,36 +133,24 @@ def _model_info(name: str | None):
 
 
 def model_classes_of(info) -> tuple[str, ...]:
-    """Defect classes a model was trained for (legacy cards: the four MoS2 classes)."""
-    from ..core.models import registry
+    """Defect classes a model was trained for (no model: the four legacy MoS2 classes)."""
+    from ..core.models.registry import model_classes
 
-    if info is None:
-        return LEGACY_CLASSES
-    if hasattr(registry, "model_classes"):
-        return tuple(registry.model_classes(info))
-    return tuple(info.card.get("detector", {}).get("classes") or LEGACY_CLASSES)
+    return LEGACY_CLASSES if info is None else tuple(model_classes(info))
 
 
 def model_substituents_of(info) -> tuple[str, ...]:
-    """Substituents a model was trained for (legacy cards: O)."""
-    from ..core.models import registry
+    """Substituents a model was trained for (no model: O)."""
+    from ..core.models.registry import model_substituents
 
-    if info is None:
-        return ("O",)
-    if hasattr(registry, "model_substituents"):
-        return tuple(registry.model_substituents(info))
-    return tuple(info.card.get("detector", {}).get("substituents", ["O"]))
+    return ("O",) if info is None else tuple(model_substituents(info))
 
 
-def default_model_for(material: str) -> str:
-    """``<material lower>-default`` when such a model is bundled, else ``mos2-default``."""
-    from ..core.models import registry
+def _default_model_name(material: str) -> str:
+    """The bundled model of ``material`` (``mos2-default`` when it has none)."""
+    from ..core.models.registry import default_model_name
 
-    if hasattr(registry, "default_model_name"):
-        return registry.default_model_name(material)
-    name = f"{material.lower()}-default"
-    bundled = {m.name for m in registry.list_models() if m.bundled}
-    return name if name in bundled else registry.DEFAULT_MODEL
+    return default_model_name(material)
 
 
 def run_classes(model_classes, substituents) -> tuple[str, ...]:
@@ -372,7 +345,7 @@ class DetectWidget(QWidget):
                 box.toggled.connect(self._refresh_classes)
                 self.substituent_checks[d] = box
                 self.substituent_row.addWidget(box)
-        k = self.model.findData(default_model_for(material))
+        k = self.model.findData(_default_model_name(material))
         if k >= 0 and k != self.model.currentIndex():
             self.model.setCurrentIndex(k)  # -> _model_changed
         else:

@@ -7,10 +7,12 @@ match are the *normalised levels* the detector reads:
 - ``metal``: a metal column (set by the metal/chalcogen column-weight ratio),
 - ``bridge``: the midpoint between a metal and a chalcogen column (set by the probe width, with the
   measured scan jitter),
-- ``V_S``, ``O_S``, …: the columns of each defect class — known only where the user has corrected
-  detections. They set what the fixed-Z rule cannot: the second chalcogen atom's contribution
-  (``second_atom_factor``) and the light substituent's (``light_ratio``), the information that
-  separates ``V_S`` from ``O_S``.
+- ``V_S``, ``O_S``, …: the columns of each chalcogen defect class of the material — known only
+  where the user has corrected detections. They set what the fixed-Z rule cannot: the second
+  chalcogen atom's contribution (``second_atom_factor``, from the ``V_X`` class: ``V_S``,
+  ``V_Se``) and the light substituent's (``light_ratio``, from its ``D_X`` class: ``O_S`` in
+  sulfides, ``S_Se`` in selenides), the information that separates ``V_X`` from that class.
+  Levels of the other classes (``Se_S``, ``Te2_Se2`` ...) are reported, not fitted.
 
 The levels are measured on the image (smoothed and normalised exactly as the lattice's intensity
 levels are) and on a noise-free simulation with the same pixel size and scan jitter, and the
@@ -38,12 +40,36 @@ import pandas as pd
 from ..cells.sampling import sample_bilinear
 from ..lattice.lattice import Lattice
 from ..lattice.sites import box_smooth
-from ..materials.materials import CHALCOGEN_DEFECTS, Material, get_material
+from ..materials.columns import column_classes, lookup_class
+from ..materials.materials import ATOMIC_NUMBER, Material, get_material
 
 #: Fewest corrected sites of a class for its level to be fitted.
 MIN_CLASS_SITES = 3
-#: Defect fractions of the noise-free reference simulation (enough sites of each class).
-_REFERENCE_FRACTIONS = {"V_S": 0.15, "V_S2": 0.03, "O_S": 0.15, "V_Mo": 0.02}
+#: Defect fractions per generic kind of the noise-free reference simulation (enough sites of
+#: each class; MoS2: V_S 0.15, V_S2 0.03, O_S 0.15, V_Mo 0.02).
+_REFERENCE_FRACTIONS = {"V_X": 0.15, "V_X2": 0.03, "D_X": 0.15, "D2_X2": 0.05, "V_M": 0.02}
+
+
+def fitted_classes(material: Material | str) -> dict[str, str]:
+    """The class whose corrected sites fit each chalcogen parameter (``V_S`` and ``O_S`` in
+    MoS2, ``V_Se`` and ``S_Se`` in WSe2)."""
+    mat = get_material(material)
+    return {"second_atom_factor": f"V_{mat.chalcogen}",
+            "light_ratio": f"{mat.light_substituent}_{mat.chalcogen}"}
+
+
+def chalcogen_class_names(material: Material | str) -> list[str]:
+    """The material's defect classes on chalcogen sites (every supported substituent)."""
+    return [c.name for c in column_classes(material) if c.site == "chalcogen"]
+
+
+def _substituent_weights(material: Material, w_chalcogen: float, exponent: float = 1.7) -> dict:
+    """Single-atom weights of the supported substituents, scaled with the host chalcogen's."""
+    from ..materials.columns import supported_substituents
+
+    zx = ATOMIC_NUMBER[material.chalcogen]
+    return {d: w_chalcogen * (ATOMIC_NUMBER[d] / zx) ** exponent
+            for d in supported_substituents(material)}
 #: Probe tail of the fit and of the training images made from it (a broad tail mostly lifts the
 #: background, which normalisation removes; the core width carries what the detector sees).
 REFERENCE_TAIL = {"tail_fraction": 0.15, "tail_fwhm_nm": 0.4}
@@ -68,7 +94,8 @@ class ContrastFit:
     metal_to_chalcogen : float
         Column-weight ratio of a metal column to a pristine (two-atom) chalcogen column.
     second_atom_factor, light_ratio : float or None
-        Fitted from corrected ``V_S`` / ``O_S`` sites; ``None`` where too few were given.
+        Fitted from corrected ``V_X`` / light-substituent ``D_X`` sites (:func:`fitted_classes`);
+        ``None`` where too few were given.
     jitter_nm : float
         The scan jitter simulated with the fit.
     measured, simulated : dict
@@ -91,6 +118,7 @@ class ContrastFit:
     n_sites: dict = field(default_factory=dict)
     posterior: dict = field(default_factory=dict)
     posterior_correlation: float = 0.0
+    fitted_from: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         def r(v: object) -> object:
@@ -111,7 +139,10 @@ class ContrastFit:
         light = drawn.get("light_ratio", phys["light_ratio"])
         ratio = self.metal_to_chalcogen * rng.uniform(1 - spread, 1 + spread)
         weights = dict(phys["element_weights"])
-        weights[mat.chalcogen] = weights[mat.metal] / (ratio * (1 + s))
+        scale = weights[mat.metal] / (ratio * (1 + s)) / weights[mat.chalcogen]
+        for el in weights:  # the substituents keep their weight relative to the host
+            if el != mat.metal:
+                weights[el] *= scale
         return {"probe_fwhm_nm": self.probe_fwhm_nm * rng.uniform(1 - spread, 1 + spread),
                 "tail_fraction": REFERENCE_TAIL["tail_fraction"] * rng.uniform(0.7, 1.3),
                 "tail_fwhm_nm": REFERENCE_TAIL["tail_fwhm_nm"] * rng.uniform(0.8, 1.2),
@@ -232,7 +263,7 @@ def measure_levels(image: np.ndarray, lattice: Lattice,
     classes: dict[str, np.ndarray] = {}
     if corrections is not None and len(corrections):
         d, k = cKDTree(chalc).query(corrections[["y_px", "x_px"]].to_numpy(float))
-        for cls in CHALCOGEN_DEFECTS:
+        for cls in chalcogen_class_names(lattice.material):
             sel = (corrections["class"].astype(str).to_numpy() == cls) & (d < 0.25 * lattice.a_px)
             if sel.sum() >= MIN_CLASS_SITES:
                 classes[cls] = chalc[np.unique(k[sel])]
@@ -243,7 +274,11 @@ def measure_levels(image: np.ndarray, lattice: Lattice,
 
 def _simulated_levels(material: Material, pixel_size_nm: float, jitter_nm: float, params: dict,
                       classes: list[str], seed: int) -> dict:
-    """The same levels on a noise-free simulation (true column positions)."""
+    """The same levels on a noise-free simulation (true column positions).
+
+    The simulation holds the light substituent's classes and those of every substituent among
+    ``classes``.
+    """
     from ..simulate.image import MicroscopeParams, simulate_image
 
     a_px = material.a_nm / pixel_size_nm
@@ -251,8 +286,12 @@ def _simulated_levels(material: Material, pixel_size_nm: float, jitter_nm: float
     p = MicroscopeParams(**{**params, "dose_e_per_A2": None, "row_jitter_nm": jitter_nm,
                             "drift_nm": 0.0, "shear": 0.0, "y_stretch": 0.0, "background": 0.0,
                             "line_noise": 0.0})
+    wanted = {material.light_substituent} | {
+        c.substituent for c in map(lookup_class, classes) if c is not None and c.substituent}
+    subs = [d for d in (material.light_substituent, *sorted(wanted)) if d in wanted]
     sim = simulate_image(material, size, pixel_size_nm, params=p, seed=seed,
-                         defect_fractions=_REFERENCE_FRACTIONS, rotation_deg=17.0)
+                         defect_fractions=_REFERENCE_FRACTIONS, rotation_deg=17.0,
+                         substituents=list(dict.fromkeys(subs)))
     sites = sim.sites
     metal = sites.loc[sites.sublattice == "metal", ["y_px", "x_px"]].to_numpy(float)
     chalc_rows = sites[sites.sublattice == "chalcogen"]
@@ -281,7 +320,8 @@ def fit_contrast(image: np.ndarray, lattice: Lattice, corrections: pd.DataFrame 
         Its lattice (column positions).
     corrections : DataFrame, optional
         Checked defects (``y_px, x_px, class``); classes with at least :data:`MIN_CLASS_SITES`
-        sites fit ``second_atom_factor`` (``V_S``) and ``light_ratio`` (``O_S``).
+        sites fit ``second_atom_factor`` (``V_S``, ``V_Se``) and ``light_ratio`` (``O_S``,
+        ``S_Se``; see :func:`fitted_classes`).
     jitter_nm : float
         Measured line-to-line scan jitter (RMS, nm), simulated alongside the probe (at most
         0.05 lattice constants: larger measurements are distortion, not jitter).
@@ -295,12 +335,11 @@ def fit_contrast(image: np.ndarray, lattice: Lattice, corrections: pd.DataFrame 
     measured, errors, n_sites = measure_levels(image, lattice, corrections)
     names = ["probe_fwhm_a", "metal_to_chalcogen"]
     targets = ["bridge", "metal"]
-    if "V_S" in n_sites:
-        names.append("second_atom_factor")
-        targets.append("V_S")
-    if "O_S" in n_sites:
-        names.append("light_ratio")
-        targets.append("O_S")
+    fitted_from = fitted_classes(mat)
+    for name in CHALCOGEN_PARAMETERS:
+        if fitted_from[name] in n_sites:
+            names.append(name)
+            targets.append(fitted_from[name])
     targets += [c for c in n_sites if c not in targets]
     start = {"probe_fwhm_a": 0.3, "metal_to_chalcogen": max(measured["metal"], 1.0),
              "second_atom_factor": 0.85, "light_ratio": 0.2}
@@ -309,12 +348,12 @@ def fit_contrast(image: np.ndarray, lattice: Lattice, corrections: pd.DataFrame 
         v = dict(zip(names, theta, strict=True))
         s = v.get("second_atom_factor", 0.85)
         w_metal = 42.0**1.7
+        w_x = w_metal / (v["metal_to_chalcogen"] * (1 + s))
         return {"probe_fwhm_nm": v["probe_fwhm_a"] * mat.a_nm, **REFERENCE_TAIL,
                 "second_atom_factor": s,
                 "light_ratio": v.get("light_ratio", 0.2),
-                "element_weights": {mat.metal: w_metal,
-                                    mat.chalcogen: w_metal / (v["metal_to_chalcogen"] * (1 + s)),
-                                    mat.light_substituent: 1.0}}
+                "element_weights": {mat.metal: w_metal, mat.chalcogen: w_x,
+                                    **_substituent_weights(mat, w_x)}}
 
     def simulated(theta: np.ndarray) -> dict:
         return _simulated_levels(mat, lattice.pixel_size_nm, jitter_nm, params_of(theta),
@@ -340,7 +379,8 @@ def fit_contrast(image: np.ndarray, lattice: Lattice, corrections: pd.DataFrame 
         else None,
         light_ratio=float(best["light_ratio"]) if "light_ratio" in best else None,
         jitter_nm=jitter_nm, measured=measured, simulated=simulated(sol.x), n_sites=n_sites,
-        posterior=posterior, posterior_correlation=correlation)
+        posterior=posterior, posterior_correlation=correlation,
+        fitted_from={n: fitted_from[n] for n in CHALCOGEN_PARAMETERS if n in best})
 
 
 __all__ = ["ContrastFit", "chalcogen_posterior", "chalcogen_prior", "fit_contrast",

@@ -44,6 +44,7 @@ import pandas as pd
 from ..cells.tiles import TileSpec
 from ..errors import AtomDefectError
 from ..lattice.lattice import Lattice
+from ..materials.columns import LEGACY_CLASSES
 from ..train.datasets import CellSet, crop_cells
 from .selection import check_selection, labelled_real_cells, real_cell_tiles
 from .simulator import calibrated_simulator, describe_calibration
@@ -234,6 +235,9 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
         raise AtomDefectError(f"Model {info.name} lacks a stage; fine-tune from a full model.")
     dev, dev_text = select_device(device)
     material = lattice.material.name
+    # Cells are labelled with the base model's classes (a legacy card lists none: MoS2's four);
+    # a class of this material the model lacks counts as its equivalent there (V_W as V_Mo).
+    classes = tuple(info.card["detector"].get("classes") or LEGACY_CLASSES)
     noise_spec = TileSpec(**info.card["noise"]["tile"])
     det_spec = TileSpec(**info.card["detector"].get("tile", asdict(DETECTOR_TILE)))
     s = settings
@@ -243,7 +247,7 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
              overrides: dict | Callable[[np.random.Generator], dict] | None = None,
              pixel_size: float | None = None) -> Generator[dict, None, CellSet]:
         return iter_simulated_cells(n, seed, material, noise_spec, ideal, overrides, pixel_size,
-                                     _SPANS[part], what)
+                                     _SPANS[part], what, classes=classes)
 
     yield _step(0.01, "Fitting the simulator to your image…")
     use_corr = corrections if s.use_corrections and corrections is not None else None
@@ -280,12 +284,13 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
     n_real_labelled, real_val = 0, None
     if s.use_corrections and corrections is not None:
         train_ids, val_ids = split_for_validation(np.asarray(cell_ids), s.seed)
-        labelled = labelled_real_cells(image, lattice, train_ids, corrections, det_spec)
+        labelled = labelled_real_cells(image, lattice, train_ids, corrections, det_spec, classes)
         n_real_labelled = len(labelled)
         train = CellSet.concatenate([train] + [labelled] * max(1, s.real_label_weight))
         yield _step(0.7, f"Labelled {n_real_labelled} of your cells from your corrections.")
         if len(val_ids):
-            real_val = labelled_real_cells(image, lattice, val_ids, corrections, det_spec)
+            real_val = labelled_real_cells(image, lattice, val_ids, corrections, det_spec,
+                                           classes)
 
     base_net = base_detector(info).eval()
     before = site_scores(base_net, val, dev)

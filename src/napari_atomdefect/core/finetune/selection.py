@@ -9,7 +9,8 @@ from ..cells.normalize import intensity_levels, normalise
 from ..cells.tiles import CellTiles, TileSpec, iter_cell_tiles, own_site_positions
 from ..errors import AtomDefectError
 from ..lattice.lattice import Lattice
-from ..train.datasets import CLASS_INDEX, CellSet, label_maps
+from ..materials.columns import LEGACY_CLASSES
+from ..train.datasets import CellSet, class_index, class_index_of, label_maps
 
 #: Fewest selected cells for a meaningful fine-tuning run.
 MIN_CELLS = 20
@@ -73,23 +74,27 @@ def real_cell_tiles(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
 
 
 def labelled_real_cells(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
-                        corrections: pd.DataFrame, spec: TileSpec) -> CellSet:
+                        corrections: pd.DataFrame, spec: TileSpec,
+                        classes: tuple[str, ...] = LEGACY_CLASSES) -> CellSet:
     """The selected real cells, labelled by the user's corrected detections.
 
     Every site of the lattice is pristine unless a detection (any source) lies within a quarter
-    lattice constant of it, in which case it takes that detection's class.
+    lattice constant of it, in which case it takes that detection's class (or the equivalent
+    class among the model's ``classes``; detections of classes the model lacks are ignored).
     """
     from scipy.spatial import cKDTree
 
+    classes = tuple(classes)
+    index = class_index(classes)
     sites = np.concatenate([lattice.metal_sites_px, lattice.chalcogen_sites_px])
-    cls = np.concatenate([np.full(len(lattice.metal_sites_px), CLASS_INDEX["metal"]),
-                          np.full(len(lattice.chalcogen_sites_px), CLASS_INDEX["chalcogen"])])
+    cls = np.concatenate([np.full(len(lattice.metal_sites_px), index["metal"]),
+                          np.full(len(lattice.chalcogen_sites_px), index["chalcogen"])])
     if len(corrections):
         d, k = cKDTree(sites).query(corrections[["y_px", "x_px"]].to_numpy(float))
         for j, (dist, site) in enumerate(zip(d, k, strict=True)):
-            name = str(corrections["class"].iloc[j])
-            if dist < 0.25 * lattice.a_px and name in CLASS_INDEX:
-                cls[site] = CLASS_INDEX[name]
+            target = class_index_of(str(corrections["class"].iloc[j]), classes)
+            if dist < 0.25 * lattice.a_px and target is not None:
+                cls[site] = target
     tiles, _ = real_cell_tiles(image, lattice, cell_ids, spec)
     own = own_site_positions(tiles, lattice)
     n_metal = len(lattice.metal_sites_px)
@@ -100,7 +105,8 @@ def labelled_real_cells(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarra
     good = (dist < 0.25 * lattice.a_px).all(1) & (idx[:, 0] < n_metal) & (idx[:, 1] >= n_metal)
     return CellSet(tiles=tiles.tiles[good],
                    labels=label_maps(tiles, sites, cls.astype(np.uint8))[good],
-                   own_sites=own[good], own_classes=cls[idx[good]].astype(np.uint8))
+                   own_sites=own[good], own_classes=cls[idx[good]].astype(np.uint8),
+                   classes=classes)
 
 
 def preview_tiles(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,

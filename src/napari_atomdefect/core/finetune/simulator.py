@@ -36,9 +36,11 @@ def describe_calibration(calibration: dict) -> str:
     c = calibration["contrast"]
     parts = [f"probe {c['probe_fwhm_nm']:.3f} nm", f"metal/chalcogen {c['metal_to_chalcogen']:.2f}"]
     post = c.get("posterior") or {}
-    for name, label, cls in (("second_atom_factor", "second chalcogen atom", "V_S"),
-                             ("light_ratio", "light substituent", "O_S")):
-        if c.get(name) is None:
+    fitted_from = c.get("fitted_from") or {"second_atom_factor": "V_S", "light_ratio": "O_S"}
+    for name, label in (("second_atom_factor", "second chalcogen atom"),
+                        ("light_ratio", "light substituent")):
+        cls = fitted_from.get(name)
+        if c.get(name) is None or cls not in c["n_sites"]:
             continue
         mean, sd = post.get(name, (c[name], 0.0))
         parts.append(f"{label} {mean:.2f} ± {sd:.2f} (from {c['n_sites'][cls]} {cls})")

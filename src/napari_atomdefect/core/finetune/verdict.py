@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..train.datasets import CLASS_INDEX, CellSet
+from ..materials.columns import class_site
+from ..train.datasets import CellSet, class_index
 
 #: Share of the selected, labelled cells held out to compare base and fine-tuned detector.
 REAL_VALIDATION_FRACTION = 0.2
@@ -34,10 +35,12 @@ def split_for_validation(cell_ids: np.ndarray, seed: int = 0) -> tuple[np.ndarra
 def compare_on_real_cells(before: dict, after: dict, cells: CellSet) -> dict:
     """Base and fine-tuned per-class F1 on held-out real cells, with the mean over the classes
     that occur there and whether there are enough defect sites for the comparison to decide."""
-    def sites_of(c: str) -> np.ndarray:
-        return cells.own_classes[:, 0 if c == "V_Mo" else 1] == CLASS_INDEX[c]
+    index = class_index(cells.classes)
 
-    present = [c for c in ("V_S", "V_S2", "O_S", "V_Mo") if sites_of(c).any()]
+    def sites_of(c: str) -> np.ndarray:
+        return cells.own_classes[:, 0 if class_site(c) == "metal" else 1] == index[c]
+
+    present = [c for c in cells.classes if sites_of(c).any()]
     n_defects = int(sum(sites_of(c).sum() for c in present))
 
     def mean(scores: dict) -> float:
@@ -62,7 +65,8 @@ def describe_real_validation(scores: dict, kept_base: bool) -> str:
 
 
 def _mean_f1(scores: dict) -> float:
-    return float(np.mean([scores[c] for c in ("V_S", "V_S2", "O_S", "V_Mo")]))
+    """Mean F1 over every class of the model (the keys of ``scores``)."""
+    return float(np.mean(list(scores.values())))
 
 
 def fine_tuning_verdict(real: dict | None, sim_before: dict, sim_after: dict) -> dict:

@@ -21,7 +21,7 @@ METAL_DEFECTS: tuple[str, ...] = ("V_Mo",)
 SEGMENT_CLASSES: tuple[str, ...] = ("background", "metal", "chalcogen", "V_S", "V_S2", "O_S",
                                     "V_Mo")
 
-ATOMIC_NUMBER: dict[str, int] = {"O": 8, "S": 16, "Se": 34, "Mo": 42, "W": 74}
+ATOMIC_NUMBER: dict[str, int] = {"O": 8, "S": 16, "Se": 34, "Mo": 42, "Te": 52, "W": 74}
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,9 @@ class Material:
     a_nm : float
         In-plane lattice constant (metal–metal distance) in nm.
     metal, chalcogen, light_substituent : str
-        Element symbols. ``light_substituent`` replaces one chalcogen in the ``O_S`` class
-        ("light substitution"; oxygen for every preset).
+        Element symbols. ``light_substituent`` is the supported substituent lighter than the
+        chalcogen (O in sulfides, S in selenides), whose signal inside a host column is weakened
+        by channelling (see :mod:`.physics`).
     """
 
     name: str
@@ -68,8 +69,8 @@ class Material:
 MATERIALS: dict[str, Material] = {
     "MoS2": Material("MoS2", 0.3160, "Mo", "S"),
     "WS2": Material("WS2", 0.3153, "W", "S"),
-    "MoSe2": Material("MoSe2", 0.3288, "Mo", "Se"),
-    "WSe2": Material("WSe2", 0.3282, "W", "Se"),
+    "MoSe2": Material("MoSe2", 0.3288, "Mo", "Se", "S"),
+    "WSe2": Material("WSe2", 0.3282, "W", "Se", "S"),
 }
 
 

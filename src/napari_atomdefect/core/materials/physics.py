@@ -16,17 +16,44 @@ screening matters less for them, so their cross-section is closer to Z² and the
 relative to heavier atoms than Z^1.7 suggests.
 
 Dynamical effects are not in this single-atom model: in a two-atom chalcogen column the probe
-channels along the column, so the second atom adds less than the first, and a light atom inside a
-column of heavier ones adds much less than its single-atom cross-section (multislice simulations of
-O in an S₂ column show roughly a third to a half of the single-atom ratio). These are the
-uncertain parts that :func:`random_column_physics` randomises.
+channels along the column, so the second atom adds less than the first (``second_atom_factor``,
+0.7–1.0), and a substituent *lighter* than the host inside a host column adds much less than its
+single-atom cross-section. These are the uncertain parts that :func:`random_column_physics`
+randomises:
+
+* **light substituent** (O in S, S in Se): its signal in a host column, relative to one host atom
+  (``light_ratio``, channelling included, not multiplied again by ``second_atom_factor``), is its
+  single-atom ratio (O/S ≈ 0.25–0.37, S/Se ≈ 0.22–0.36 over the randomised detectors) times a
+  channelling factor drawn log-uniformly from :data:`CHANNELLING_FACTOR`, clipped to
+  :data:`LIGHT_RATIO_BOUNDS`. Multislice simulations (issue #14) put an O atom in an S₂ column
+  at ~5–15 % of an S atom (``Z**1.7`` would give 31 %): O's ratio covers 0.05–0.25 with its
+  median near 0.1. S in Se is less certain (0.5–1.0 of its single-atom ratio).
+* **heavy substituent** (Se in S, Te in Se): not weakened; it scatters with its single-atom
+  cross-section (Se/S ≈ 3.4, Te/Se ≈ 1.9), as top or second atom of the column.
+
+The ranges are module constants so that measured column contrasts (abTEM) change one line.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .columns import supported_substituents
 from .materials import ATOMIC_NUMBER, Material
+
+#: Channelling factor (log-uniform range) on the single-atom ratio of a light substituent inside a
+#: host column, keyed by ``(substituent, host chalcogen)``.
+CHANNELLING_FACTOR: dict[tuple[str, str], tuple[float, float]] = {
+    ("O", "S"): (0.18, 0.75),
+    ("S", "Se"): (0.5, 1.0),
+}
+#: Bounds of the drawn ``light_ratio`` (signal in a host column relative to one host atom).
+LIGHT_RATIO_BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
+    ("O", "S"): (0.05, 0.25),
+    ("S", "Se"): (0.1, 0.4),
+}
+#: Range (uniform) of the second atom's contribution to a two-atom column, relative to the first.
+SECOND_ATOM_FACTOR: tuple[float, float] = (0.7, 1.0)
 
 BOHR_A = 0.529177  # Bohr radius (Å)
 ELECTRON_REST_KEV = 510.999
@@ -69,26 +96,47 @@ def element_weights(material: Material, kv: float = 80.0, inner_mrad: float = 80
                     outer_mrad: float = 200.0) -> dict[str, float]:
     """Cross-section weights of the material's elements, normalised to Mo = 42**1.7.
 
+    The elements are the metal, the host chalcogen and every substituent the material supports.
+
     The normalisation keeps the simulator's intensity scale (``metal_cross_section_A2`` refers to
     a column of molybdenum weight) independent of the detector.
     """
     ref = haadf_cross_section(ATOMIC_NUMBER["Mo"], kv, inner_mrad, outer_mrad)
     scale = 42**1.7 / ref
     out = {}
-    for el in {material.metal, material.chalcogen, material.light_substituent}:
+    for el in (material.metal, material.chalcogen, *supported_substituents(material)):
         out[el] = scale * haadf_cross_section(ATOMIC_NUMBER[el], kv, inner_mrad, outer_mrad)
     return out
+
+
+def is_light(substituent: str, material: Material) -> bool:
+    """Whether ``substituent`` is lighter than the host chalcogen (weakened by channelling)."""
+    return ATOMIC_NUMBER[substituent] < ATOMIC_NUMBER[material.chalcogen]
+
+
+def draw_light_ratio(single_ratio: float, substituent: str, material: Material,
+                     rng: np.random.Generator) -> float:
+    """Signal of a light substituent in a host column relative to one host atom.
+
+    The single-atom ratio times a log-uniform channelling factor (:data:`CHANNELLING_FACTOR`),
+    clipped to :data:`LIGHT_RATIO_BOUNDS`.
+    """
+    key = (substituent, material.chalcogen)
+    lo, hi = CHANNELLING_FACTOR[key]
+    factor = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    return float(np.clip(single_ratio * factor, *LIGHT_RATIO_BOUNDS[key]))
 
 
 def random_column_physics(material: Material, rng: np.random.Generator) -> dict:
     """Randomised, physically grounded column-weight parameters for one simulated microscope.
 
     Returns keyword arguments for :class:`~..simulate.image.MicroscopeParams`:
-    ``element_weights`` (single-atom cross-sections for a random voltage and detector, with a
-    tilt of the effective Z exponent by -0.3..+0.05 for model error), ``light_ratio`` (light
-    substituent relative to one chalcogen: single-atom ratio times a channelling factor 0.3–1.0)
-    and
-    ``second_atom_factor`` (0.7–1.0).
+    ``element_weights`` (single-atom cross-sections of the metal, the host chalcogen and every
+    supported substituent for a random voltage and detector, with a tilt of the effective Z
+    exponent by -0.3..+0.05 for model error), ``light_ratio`` (the light substituent's signal in
+    a host column relative to one host atom, see :func:`draw_light_ratio`; heavier substituents
+    keep their single-atom weight) and ``second_atom_factor`` (:data:`SECOND_ATOM_FACTOR`), plus
+    the ``detector`` drawn.
     """
     kv = float(rng.choice([60.0, 80.0, 100.0, 200.0, 300.0]))
     inner = float(rng.uniform(50, 100))
@@ -97,10 +145,11 @@ def random_column_physics(material: Material, rng: np.random.Generator) -> dict:
     tilt = rng.uniform(-0.3, 0.05)  # the screened model runs ~0.15 above measured exponents
     zx = ATOMIC_NUMBER[material.chalcogen]
     weights = {el: w * (ATOMIC_NUMBER[el] / zx) ** tilt for el, w in weights.items()}
-    single = weights[material.light_substituent] / weights[material.chalcogen]
+    light = material.light_substituent
+    single = weights[light] / weights[material.chalcogen]
     return {
         "element_weights": weights,
-        "light_ratio": float(single * rng.uniform(0.3, 1.0)),
-        "second_atom_factor": float(rng.uniform(0.7, 1.0)),
+        "light_ratio": draw_light_ratio(single, light, material, rng),
+        "second_atom_factor": float(rng.uniform(*SECOND_ATOM_FACTOR)),
         "detector": {"kv": kv, "inner_mrad": inner, "outer_mrad": outer},
     }

@@ -429,6 +429,12 @@ def on_models_changed(callback: Callable[[], None]) -> None:
     _listeners.append(callback)
 
 
+def forget_models_listener(callback: Callable[[], None]) -> None:
+    """Stop running ``callback`` (registered with :func:`on_models_changed`)."""
+    if callback in _listeners:
+        _listeners.remove(callback)
+
+
 def _notify() -> None:
     """Run the registered callbacks in the calling thread; forget those of deleted Qt objects."""
     for cb in list(_listeners):

@@ -1,7 +1,9 @@
 """U-Net that labels every pixel of a unit-cell tile with a column class.
 
-Classes (channel order, :data:`SEGMENT_CLASSES`): background, pristine metal, pristine chalcogen,
-``V_S``, ``V_S2``, ``O_S``, ``V_Mo``. Training targets are discs at every column site of the tile
+Classes (channel order, :func:`~..materials.columns.segment_classes` of the model's defect classes):
+background, pristine metal, pristine chalcogen, then the defect classes of the card's
+``detector.classes`` (``V_S``, ``V_S2``, ``O_S``, ``V_Mo`` for a legacy MoS2 model), so
+``3 + len(classes)`` channels. Training targets are discs at every column site of the tile
 (the cell's own columns and its neighbours); detection reads the class probabilities at the
 cell's own two sites.
 """
@@ -11,7 +13,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..materials.materials import SEGMENT_CLASSES
+from ..materials.columns import LEGACY_CLASSES, PRISTINE_SEGMENTS, lookup_class, segment_classes
+
+#: Generic kinds whose head channels carry over between hosts (same physics: missing atoms).
+TRANSFERABLE_KINDS = ("V_X", "V_X2", "V_M")
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -34,7 +39,7 @@ class UNet(nn.Module):
         Channels of the first level (doubled at each level down).
     """
 
-    def __init__(self, in_channels: int = 1, n_classes: int = len(SEGMENT_CLASSES),
+    def __init__(self, in_channels: int = 1, n_classes: int = len(PRISTINE_SEGMENTS) + len(LEGACY_CLASSES),
                  width: int = 24):
         super().__init__()
         w = width
@@ -69,3 +74,59 @@ class UNet(nn.Module):
         d2 = self.dec2(torch.cat([self.up2(e3), e2], dim=1))
         d1 = self.dec1(torch.cat([self.up1(d2), e1], dim=1))
         return self.head(d1)
+
+
+def _source_channel(name: str, old: tuple[str, ...]) -> int | None:
+    """Channel of ``old``'s segment classes that starts the new class ``name``, if any."""
+    seg = segment_classes(old)
+    if name in seg:
+        return seg.index(name)
+    new = lookup_class(name)
+    if new is None or new.kind not in TRANSFERABLE_KINDS:
+        return None
+    for k, other in enumerate(seg):
+        c = lookup_class(other)
+        if c is not None and c.kind == new.kind:
+            return k
+    return None
+
+
+def transfer_head(net: UNet, old_classes: tuple[str, ...], new_classes: tuple[str, ...],
+                  seed: int = 0) -> UNet:
+    """``net`` with its last layer remade for ``new_classes`` (all other layers kept).
+
+    A channel of the new head starts from the old channel of the same class name (background,
+    pristine sites, ``V_S`` ...) or, for vacancies, of the same kind (``V_Mo`` -> ``V_W``); the
+    others are freshly initialised. Nothing changes when the class lists are equal.
+
+    Parameters
+    ----------
+    net : UNet
+        Trained network whose head has ``3 + len(old_classes)`` channels.
+    old_classes, new_classes : tuple of str
+        Defect classes of ``net`` and of the network wanted, in channel order.
+    seed : int
+        Seed of the fresh channels' initialisation.
+
+    Returns
+    -------
+    UNet
+        The same object, with a new ``head`` and ``config["n_classes"]``.
+    """
+    old_classes, new_classes = tuple(old_classes), tuple(new_classes)
+    if old_classes == new_classes:
+        return net
+    old = net.head
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    head = nn.Conv2d(old.in_channels, len(segment_classes(new_classes)), 1)
+    torch.random.set_rng_state(gen_state)
+    with torch.no_grad():
+        for k, name in enumerate(segment_classes(new_classes)):
+            src = _source_channel(name, old_classes)
+            if src is not None:
+                head.weight[k] = old.weight[src]
+                head.bias[k] = old.bias[src]
+    net.head = head.to(old.weight.device)
+    net.config = {**net.config, "n_classes": head.out_channels}
+    return net

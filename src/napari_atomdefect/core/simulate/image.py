@@ -5,10 +5,13 @@ column weight times the probe intensity (a narrow Gaussian core plus a broad tai
 the effective source size), seen through a distorted scan, on a smooth background, with Poisson shot
 noise at a given dose and Gaussian read noise.
 
-Column weights are ``sum_i w(Z_i)`` over the atoms of a column, with ``w(Z) = Z**n`` by default and a
-sub-linear factor for the second atom of a chalcogen column (channelling); the weight of the light
-substituent relative to the chalcogen can be set on its own because the ``Z**n`` rule overestimates
-light atoms at HAADF angles.
+Column weights follow what a column holds (:class:`~..materials.columns.ColumnClass` ``atoms``,
+top to bottom): the top atom adds its full single-atom weight ``w(Z)`` (``Z**n`` by default, or
+HAADF cross-sections), the second atom ``second_atom_factor`` times its weight (channelling). A
+substituent lighter than the host (O in S, S in Se) next to a host atom adds ``light_ratio`` host
+atoms (channelling included), because the ``Z**n`` rule overestimates light atoms at HAADF
+angles; heavier substituents (Se in S, Te in Se) are not weakened (see :mod:`..materials.physics`).
+Which atom of a singly substituted column is on top is random.
 
 Coordinates are ``(row, col)`` pixels with pixel centres at integers, as in numpy arrays.
 """
@@ -22,18 +25,39 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from ..materials.materials import (
-    ATOMIC_NUMBER,
-    CHALCOGEN_DEFECTS,
-    METAL_DEFECTS,
-    Material,
-    get_material,
+from ..materials.columns import (
+    ColumnClass,
+    column_classes,
+    parse_substituents,
+    supported_substituents,
 )
+from ..materials.materials import ATOMIC_NUMBER, Material, get_material
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
-#: Default fractions of sites carrying each defect (of chalcogen sites, or of metal sites for V_Mo).
+#: Default fraction of sites carrying a defect of each generic kind (of chalcogen sites, or of
+#: metal sites for ``V_M``); per substituent for ``D_X`` / ``D2_X2``. MoS2 with O keeps V_S 0.04,
+#: V_S2 0.015, O_S 0.03, V_Mo 0.01.
+DEFAULT_KIND_FRACTIONS: dict[str, float] = {"V_X": 0.04, "V_X2": 0.015, "D_X": 0.03,
+                                            "D2_X2": 0.01, "V_M": 0.01}
+#: The MoS2 defaults by class name (kept for callers of the legacy name).
 DEFAULT_DEFECT_FRACTIONS: dict[str, float] = {"V_S": 0.04, "V_S2": 0.015, "O_S": 0.03, "V_Mo": 0.01}
+
+
+def defect_fractions_for(classes: tuple[ColumnClass, ...],
+                         fractions: dict[str, float] | None = None) -> dict[str, float]:
+    """Fraction of sites per class name.
+
+    Parameters
+    ----------
+    classes : tuple of ColumnClass
+        The classes to simulate.
+    fractions : dict, optional
+        Keys are class names (``"O_S"``) or generic kinds (``"D_X"``, applied to every class of
+        that kind); a class named by neither gets 0. ``None`` uses :data:`DEFAULT_KIND_FRACTIONS`.
+    """
+    fractions = DEFAULT_KIND_FRACTIONS if fractions is None else fractions
+    return {c.name: float(fractions.get(c.name, fractions.get(c.kind, 0.0))) for c in classes}
 
 
 @dataclass
@@ -53,7 +77,9 @@ class MicroscopeParams:
         Weight per element symbol (e.g. from :func:`~.physics.element_weights`, HAADF
         cross-sections of a given voltage and detector); a Mo-weight column is ``42**1.7``.
     light_ratio : float or None
-        Weight of the light substituent (O) relative to one chalcogen atom. ``None`` uses ``Z**n``.
+        Signal the material's light substituent (O in sulfides, S in selenides) adds to a host
+        chalcogen column, relative to one host atom (channelling included). ``None`` treats it as
+        any second atom: ``second_atom_factor`` times its single-atom weight.
     second_atom_factor : float
         Contribution of the second atom of a two-atom column relative to the first (<= 1).
     metal_cross_section_A2 : float
@@ -146,6 +172,11 @@ class SimulatedImage:
         class ('metal'|'chalcogen' for pristine, or a defect class), i, j`` (lattice indices).
     defects : DataFrame
         The defective sites only: ``y_px, x_px, class``.
+    classes : tuple of str
+        Defect classes this image could hold (channel order of
+        :func:`~..materials.columns.class_names`).
+    substituents : tuple of str
+        Substituents simulated.
     a1_px, a2_px : ndarray
         Primitive lattice vectors ``(row, col)`` in pixels before scan distortion.
     material : Material
@@ -166,6 +197,8 @@ class SimulatedImage:
     rotation_deg: float
     seed: int | None = None
     extra: dict = field(default_factory=dict)
+    classes: tuple[str, ...] = ()
+    substituents: tuple[str, ...] = ()
 
     def metadata(self) -> dict:
         """JSON-serialisable description of the simulation."""
@@ -178,36 +211,71 @@ class SimulatedImage:
             "a1_px": [float(v) for v in self.a1_px],
             "a2_px": [float(v) for v in self.a2_px],
             "params": asdict(self.params),
+            "classes": list(self.classes),
+            "substituents": list(self.substituents),
             "defect_counts": self.defects["class"].value_counts().to_dict(),
         }
 
 
 def element_weight(symbol: str, params: MicroscopeParams, material: Material) -> float:
-    """HAADF weight of one atom; the light substituent is scaled against the chalcogen."""
-    if symbol == material.light_substituent and params.light_ratio is not None:
-        return params.light_ratio * element_weight(material.chalcogen, params, material)
+    """Single-atom HAADF weight of ``symbol`` (from ``element_weights``, else ``Z**n``)."""
     if params.element_weights and symbol in params.element_weights:
         return float(params.element_weights[symbol])
     return float(ATOMIC_NUMBER[symbol] ** params.z_exponent)
 
 
+def column_atoms(cls: str, sublattice: str, material: Material) -> tuple[str | None, ...]:
+    """What a column of class ``cls`` (``'metal'``/``'chalcogen'`` = pristine) holds, top first.
+
+    Raises
+    ------
+    ValueError
+        If ``cls`` is not a class of ``material`` on that sublattice.
+    """
+    if cls == sublattice == "metal":
+        return (material.metal,)
+    if cls == sublattice == "chalcogen":
+        return (material.chalcogen, material.chalcogen)
+    for c in column_classes(material):
+        if c.name == cls and c.site == sublattice:
+            return c.atoms
+    raise ValueError(f"{cls!r} is not a {sublattice} class of {material.name}.")
+
+
+def _light_in_host(top: str | None, bottom: str | None, params: MicroscopeParams,
+                   material: Material) -> bool:
+    """Whether the column is one host atom and one light substituent with a set ``light_ratio``."""
+    return (params.light_ratio is not None
+            and {top, bottom} == {material.chalcogen, material.light_substituent})
+
+
 def column_weight(cls: str, sublattice: str, params: MicroscopeParams, material: Material,
                   rng: np.random.Generator | None = None) -> float:
-    """Weight of one column of a given class (``'metal'``/``'chalcogen'`` = pristine)."""
-    s = params.second_atom_factor
-    w_x = element_weight(material.chalcogen, params, material)
+    """Weight of one column of a given class (``'metal'``/``'chalcogen'`` = pristine).
+
+    The top atom of :func:`column_atoms` adds its full weight, the second ``second_atom_factor``
+    times its weight. A light substituent beside a host atom adds ``light_ratio`` host atoms to
+    the host atom's full weight, on top or below (the light atom hardly channels the probe).
+    For a singly substituted column (two different atoms) the top atom is drawn at random when
+    ``rng`` is given.
+    """
+    atoms = column_atoms(cls, sublattice, material)
     if sublattice == "metal":
-        return 0.0 if cls == "V_Mo" else element_weight(material.metal, params, material)
-    if cls == "V_S":
-        return w_x
-    if cls == "V_S2":
-        return 0.0
-    if cls == "O_S":
-        w_o = element_weight(material.light_substituent, params, material)
-        # Which of the two atoms is replaced is random: top (w_o + s*w_x) or bottom (w_x + s*w_o).
-        top = rng.random() < 0.5 if rng is not None else False
-        return w_o + s * w_x if top else w_x + s * w_o
-    return w_x * (1.0 + s)
+        return sum(element_weight(a, params, material) for a in atoms if a is not None)
+    top, bottom = atoms
+    if top is not None and bottom is not None and top != bottom and rng is not None:
+        if rng.random() < 0.5:
+            top, bottom = bottom, top
+    w_x = element_weight(material.chalcogen, params, material)
+    if _light_in_host(top, bottom, params, material):
+        return float(w_x * (1.0 + params.light_ratio))
+    w = 0.0
+    if top is not None:
+        w += element_weight(top, params, material)
+    if bottom is not None:
+        second = params.second_atom_factor if top is not None else 1.0
+        w += second * element_weight(bottom, params, material)
+    return float(w)
 
 
 def lattice_vectors_px(material: Material, pixel_size_nm: float, rotation_deg: float) -> tuple:
@@ -343,21 +411,36 @@ def _gaussian_blur_fft(image: np.ndarray, sigma: float) -> np.ndarray:
     return fft.irfft2(spec * kernel, s=(h, w), workers=-1)
 
 
-def _choose_defects(n_metal: int, n_chalc: int, fractions: dict, rng: np.random.Generator):
-    """Class per metal and chalcogen site, defects drawn without replacement."""
+def _choose_defects(n_metal: int, n_chalc: int, classes: tuple[ColumnClass, ...],
+                    fractions: dict[str, float], rng: np.random.Generator):
+    """Class per metal and chalcogen site, defects drawn without replacement (channel order)."""
     metal = np.array(["metal"] * n_metal, dtype=object)
     chalc = np.array(["chalcogen"] * n_chalc, dtype=object)
     order = rng.permutation(n_chalc)
     start = 0
-    for cls in CHALCOGEN_DEFECTS:
-        k = int(rng.binomial(n_chalc, min(max(fractions.get(cls, 0.0), 0.0), 1.0)))
+    for c in classes:
+        if c.site != "chalcogen":
+            continue
+        k = int(rng.binomial(n_chalc, min(max(fractions.get(c.name, 0.0), 0.0), 1.0)))
         k = min(k, n_chalc - start)
-        chalc[order[start:start + k]] = cls
+        chalc[order[start:start + k]] = c.name
         start += k
-    for cls in METAL_DEFECTS:
-        k = int(rng.binomial(n_metal, min(max(fractions.get(cls, 0.0), 0.0), 1.0)))
-        metal[rng.permutation(n_metal)[:k]] = cls
+    for c in classes:
+        if c.site != "metal":
+            continue
+        k = int(rng.binomial(n_metal, min(max(fractions.get(c.name, 0.0), 0.0), 1.0)))
+        metal[rng.permutation(n_metal)[:k]] = c.name
     return metal, chalc
+
+
+def simulated_substituents(material: str | Material,
+                           substituents: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """Substituents to simulate: ``None`` is every one the material supports; else as
+    :func:`~..materials.columns.parse_substituents` reads them (``"Se,O"``, a list, ``""``)."""
+    mat = get_material(material)
+    if substituents is None:
+        return supported_substituents(mat)
+    return parse_substituents(substituents, mat)
 
 
 def detected_signal(shape: tuple[int, int], q: np.ndarray, weights: np.ndarray, dy: np.ndarray,
@@ -390,6 +473,7 @@ def simulate_image(
     defect_fractions: dict[str, float] | None = None,
     seed: int | None = None,
     dose_e_per_A2: float | None | str = "params",
+    substituents: str | list[str] | tuple[str, ...] | None = None,
 ) -> SimulatedImage:
     """Simulate a HAADF-STEM image of a 2H-TMD monolayer with point defects.
 
@@ -406,17 +490,28 @@ def simulate_image(
     rotation_deg : float, optional
         In-plane lattice rotation; random when ``None``.
     defect_fractions : dict, optional
-        Fraction of sites per defect class, see ``DEFAULT_DEFECT_FRACTIONS``.
+        Fraction of sites per defect class name or generic kind (``"V_X"``, ``"D_X"``, ...);
+        classes named by neither get none. Default :data:`DEFAULT_KIND_FRACTIONS`.
     seed : int, optional
         Random seed; the same seed gives the same image.
     dose_e_per_A2 : float or None, optional
         Overrides ``params.dose_e_per_A2`` when given (``None`` = noise-free).
+    substituents : str or list of str, optional
+        Substituents whose classes may occur (``"Se,O"``); ``None`` = every substituent the
+        material supports, ``""`` = vacancies only.
 
     Returns
     -------
     SimulatedImage
+
+    Raises
+    ------
+    SubstituentError
+        For a substituent the material does not support.
     """
     mat = get_material(material)
+    subs = simulated_substituents(mat, substituents)
+    classes = column_classes(mat, subs)
     rng = np.random.default_rng(seed)
     params = params or MicroscopeParams()
     if dose_e_per_A2 != "params":
@@ -426,7 +521,7 @@ def simulate_image(
     h, w = shape
     if rotation_deg is None:
         rotation_deg = float(rng.uniform(0, 60))
-    fractions = DEFAULT_DEFECT_FRACTIONS if defect_fractions is None else defect_fractions
+    fractions = defect_fractions_for(classes, defect_fractions)
 
     a1, a2 = lattice_vectors_px(mat, pixel_size_nm, rotation_deg)
     sigma = params.probe_fwhm_nm * FWHM_TO_SIGMA / pixel_size_nm
@@ -435,7 +530,7 @@ def simulate_image(
     origin = np.array([h, w], float) / 2 + rng.uniform(0, 1, 2) @ np.stack([a1, a2])
     ij, metal_q = _lattice_sites(shape, a1, a2, origin, margin)
     chalc_q = metal_q + (a1 + a2) / 3.0
-    metal_cls, chalc_cls = _choose_defects(len(metal_q), len(chalc_q), fractions, rng)
+    metal_cls, chalc_cls = _choose_defects(len(metal_q), len(chalc_q), classes, fractions, rng)
 
     w_metal = np.array([column_weight(c, "metal", params, mat) for c in metal_cls])
     w_chalc = np.array([column_weight(c, "chalcogen", params, mat, rng) for c in chalc_cls])
@@ -480,4 +575,5 @@ def simulate_image(
         image=image, clean=clean, pixel_size_nm=pixel_size_nm, sites=sites,
         defects=defects.reset_index(drop=True), a1_px=a1, a2_px=a2, material=mat, params=params,
         rotation_deg=float(rotation_deg), seed=seed,
+        classes=tuple(c.name for c in classes), substituents=subs,
     )

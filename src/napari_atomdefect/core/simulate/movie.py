@@ -57,7 +57,8 @@ class SimulatedMovie:
 
 
 def _vacancy_histories(n_frames: int, n_vacancies: int, candidates: np.ndarray, hop: float,
-                       rng: np.random.Generator) -> list[list[tuple]]:
+                       rng: np.random.Generator,
+                       names: tuple[str, str] = ("V_S", "V_S2")) -> list[list[tuple]]:
     """Per frame, the list of ``(track, i, j, class)`` of the vacancies present.
 
     Vacancy ``k`` appears at a random frame (the first half of them in frame 0), hops with
@@ -92,7 +93,7 @@ def _vacancy_histories(n_frames: int, n_vacancies: int, candidates: np.ndarray, 
                 if options:
                     ij = options[int(rng.integers(len(options)))]
             sites[k] = ij
-            cls = "V_S2" if k == 0 and f >= n_frames // 2 else "V_S"
+            cls = names[1] if k == 0 and f >= n_frames // 2 else names[0]
             present.append((k, ij[0], ij[1], cls))
         frames.append(present)
     return frames
@@ -150,7 +151,9 @@ def simulate_movie(material: str | Material = "MoS2", shape: int | tuple[int, in
     lo = 2 * a + np.abs(drift).max(axis=0)
     inner = ((chalc0[:, 0] > lo[0]) & (chalc0[:, 0] < h - lo[0]) & (chalc0[:, 1] > lo[1])
              & (chalc0[:, 1] < w - lo[1]))
-    histories = _vacancy_histories(n_frames, n_vacancies, ij0[inner], hop_probability, rng)
+    vacancies = (f"V_{mat.chalcogen}", f"V_{mat.chalcogen}2")  # kinds V_X and V_X2
+    histories = _vacancy_histories(n_frames, n_vacancies, ij0[inner], hop_probability, rng,
+                                   vacancies)
     frames, rows = [], []
     for f in range(n_frames):
         origin = origin0 + drift[f]

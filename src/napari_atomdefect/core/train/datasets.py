@@ -3,6 +3,9 @@
 Simulated images are tiled exactly as real ones are at detection time (the lattice is *detected*,
 not taken from the simulator), so the models learn on the geometry they will meet. Labels are the
 simulator's: every column site that falls in a tile is painted as a small disc of its class.
+Class indices point into :func:`~..materials.columns.segment_classes` of the cell set's defect
+classes (a model's class list: by default every class of the material, all supported
+substituents).
 """
 
 from __future__ import annotations
@@ -16,10 +19,54 @@ from ..cells.normalize import intensity_levels, normalise
 from ..cells.tiles import CellTiles, TileSpec, iter_cell_tiles, own_site_positions
 from ..errors import AtomDefectError
 from ..lattice.lattice import find_lattice
-from ..materials.materials import SEGMENT_CLASSES, get_material
+from ..materials.columns import (
+    LEGACY_CLASSES,
+    class_names,
+    lookup_class,
+    segment_classes,
+    supported_substituents,
+)
+from ..materials.materials import Material, get_material
 from ..simulate.image import MicroscopeParams, SimulatedImage, simulate_image
 
-CLASS_INDEX = {c: i for i, c in enumerate(SEGMENT_CLASSES)}
+
+def class_index(classes: tuple[str, ...]) -> dict[str, int]:
+    """Index of every per-pixel class (pristine first) for a model's defect ``classes``."""
+    return {c: i for i, c in enumerate(segment_classes(classes))}
+
+
+def classes_substituents(classes: tuple[str, ...]) -> tuple[str, ...]:
+    """Substituents of the ``D_X`` / ``D2_X2`` classes among ``classes`` (first-seen order)."""
+    out: list[str] = []
+    for name in classes:
+        c = lookup_class(name)
+        if c is not None and c.substituent and c.substituent not in out:
+            out.append(c.substituent)
+    return tuple(out)
+
+
+def class_index_of(name: str, classes: tuple[str, ...]) -> int | None:
+    """Index of class ``name`` among a model's per-pixel classes, or of its equivalent there.
+
+    A name the model lacks maps to the model's class of the same kind and substituent (a
+    legacy MoS2 model's ``V_Mo`` stands for ``V_W`` on a WS2 image, its ``V_S2`` for ``V_Se2``
+    on a selenide); ``None`` when there is none.
+    """
+    index = class_index(classes)
+    if name in index:
+        return index[name]
+    c = lookup_class(name)
+    if c is None:
+        return None
+    for other in classes:
+        o = lookup_class(other)
+        if o is not None and o.kind == c.kind and o.substituent == c.substituent:
+            return index[other]
+    return None
+
+
+#: Indices of the legacy MoS2 classes (models whose card lists no classes).
+CLASS_INDEX = class_index(LEGACY_CLASSES)
 #: Disc radius of a labelled site, in lattice constants.
 LABEL_RADIUS_A = 0.13
 
@@ -33,17 +80,20 @@ class CellSet:
     tiles : ndarray
         ``(N, S, S)`` float32 normalised tiles.
     labels : ndarray or None
-        ``(N, S, S)`` uint8 class maps (index into :data:`SEGMENT_CLASSES`).
+        ``(N, S, S)`` uint8 class maps (index into ``segment_classes(classes)``).
     own_sites : ndarray
         ``(N, 2, 2)`` tile coordinates of the cell's own metal and chalcogen sites.
     own_classes : ndarray or None
         ``(N, 2)`` class indices of the own sites (from the simulator).
+    classes : tuple of str
+        Defect classes the indices refer to (channel order of the model).
     """
 
     tiles: np.ndarray
     labels: np.ndarray | None
     own_sites: np.ndarray
     own_classes: np.ndarray | None = None
+    classes: tuple[str, ...] = LEGACY_CLASSES
 
     def __len__(self) -> int:
         return len(self.tiles)
@@ -52,11 +102,15 @@ class CellSet:
     def concatenate(parts: list[CellSet]) -> CellSet:
         parts = [p for p in parts if len(p)]
         labelled = all(p.labels is not None for p in parts)
+        classes = {p.classes for p in parts}
+        if labelled and len(classes) > 1:
+            raise ValueError("Cell sets with different class lists cannot be concatenated.")
         return CellSet(
             tiles=np.concatenate([p.tiles for p in parts]),
             labels=np.concatenate([p.labels for p in parts]) if labelled else None,
             own_sites=np.concatenate([p.own_sites for p in parts]),
             own_classes=np.concatenate([p.own_classes for p in parts]) if labelled else None,
+            classes=parts[0].classes if parts else LEGACY_CLASSES,
         )
 
 
@@ -100,16 +154,23 @@ def crop_cells(cells: CellSet, spec_from: TileSpec, spec_to: TileSpec) -> CellSe
     return CellSet(tiles=np.ascontiguousarray(cells.tiles[:, sl, sl]),
                    labels=None if cells.labels is None else
                    np.ascontiguousarray(cells.labels[:, sl, sl]),
-                   own_sites=cells.own_sites - off, own_classes=cells.own_classes)
+                   own_sites=cells.own_sites - off, own_classes=cells.own_classes,
+                   classes=cells.classes)
 
 
-def _site_classes(sim: SimulatedImage) -> np.ndarray:
-    return np.array([CLASS_INDEX[c] for c in sim.sites["class"]], np.uint8)
+def _site_classes(sim: SimulatedImage, classes: tuple[str, ...]) -> np.ndarray:
+    index = {c: class_index_of(c, classes) for c in set(sim.sites["class"])}
+    unknown = sorted(c for c, k in index.items() if k is None)
+    if unknown:
+        raise ValueError(f"The simulated image holds classes {', '.join(unknown)} that the class "
+                         f"list {', '.join(classes)} lacks.")
+    return np.array([index[c] for c in sim.sites["class"]], np.uint8)
 
 
 def cells_from_simulation(sim: SimulatedImage, spec: TileSpec = TileSpec(),
                           image: np.ndarray | None = None,
-                          min_inside: float = 1.0) -> CellSet:
+                          min_inside: float = 1.0,
+                          classes: tuple[str, ...] | None = None) -> CellSet:
     """Detect the lattice of a simulated image, tile it, normalise, and label every tile.
 
     Parameters
@@ -117,12 +178,15 @@ def cells_from_simulation(sim: SimulatedImage, spec: TileSpec = TileSpec(),
     image : ndarray, optional
         The image to tile (default ``sim.image``; e.g. ``sim.clean`` for noise-free cells). The
         lattice is always detected on ``sim.image``.
+    classes : tuple of str, optional
+        Defect classes the labels index (default: every class of the material).
     """
+    classes = class_names(sim.material) if classes is None else tuple(classes)
     lattice = find_lattice(sim.image, sim.material, pixel_size_nm=sim.pixel_size_nm)
     img = sim.image if image is None else image
     norm = normalise(img, intensity_levels(sim.image, lattice))
     pos = sim.sites[["y_px", "x_px"]].to_numpy(float)
-    cls = _site_classes(sim)
+    cls = _site_classes(sim, classes)
     from scipy.spatial import cKDTree
 
     tree = cKDTree(pos)
@@ -141,27 +205,32 @@ def cells_from_simulation(sim: SimulatedImage, spec: TileSpec = TileSpec(),
             continue
         batch = batch.subset(good)
         parts.append(CellSet(tiles=batch.tiles, labels=label_maps(batch, pos, cls),
-                             own_sites=own[good], own_classes=own_cls[good].astype(np.uint8)))
+                             own_sites=own[good], own_classes=own_cls[good].astype(np.uint8),
+                             classes=classes))
     if not parts:
         s = spec.size_px
         return CellSet(np.zeros((0, s, s), np.float32), np.zeros((0, s, s), np.uint8),
-                       np.zeros((0, 2, 2)), np.zeros((0, 2), np.uint8))
+                       np.zeros((0, 2, 2)), np.zeros((0, 2), np.uint8), classes)
     return CellSet.concatenate(parts)
 
 
-#: Defect fractions for training: richer than nature, so that every class is well represented.
-TRAINING_DEFECT_FRACTIONS = {"V_S": 0.08, "V_S2": 0.04, "O_S": 0.08, "V_Mo": 0.04}
+#: Defect fractions per generic kind for training: richer than nature, so that every class is
+#: well represented (``D_X``/``D2_X2`` per substituent; the rarest classes are raised most).
+TRAINING_KIND_FRACTIONS = {"V_X": 0.08, "V_X2": 0.04, "D_X": 0.07, "D2_X2": 0.04, "V_M": 0.04}
+#: Legacy name.
+TRAINING_DEFECT_FRACTIONS = TRAINING_KIND_FRACTIONS
 
 
 def iter_simulated_cell_sets(
     n_images: int,
     seed: int,
-    material: str = "MoS2",
+    material: str | Material = "MoS2",
     spec: TileSpec = TileSpec(),
     image_px: int = 320,
     pixel_size_nm: tuple[float, float] = (0.008, 0.02),
     ideal: bool = False,
     params_override: dict | None = None,
+    classes: tuple[str, ...] | None = None,
 ) -> Iterator[tuple[CellSet, SimulatedImage]]:
     """Yield labelled cells of ``n_images`` simulated images with random microscopes.
 
@@ -172,9 +241,14 @@ def iter_simulated_cell_sets(
         distortion and no background; otherwise every randomised effect is on.
     params_override : dict, optional
         Fixed :class:`MicroscopeParams` values (e.g. a measured noise level).
+    classes : tuple of str, optional
+        The model's defect classes (default every class of the material); only their
+        substituents are simulated.
     """
     rng = np.random.default_rng(seed)
     mat = get_material(material)
+    classes = class_names(mat) if classes is None else tuple(classes)
+    subs = tuple(d for d in classes_substituents(classes) if d in supported_substituents(mat))
     for _ in range(n_images):
         fixed = dict(params_override or {})
         if ideal:
@@ -183,17 +257,19 @@ def iter_simulated_cell_sets(
         params = MicroscopeParams.random(rng, mat, **fixed)
         px = float(np.exp(rng.uniform(*np.log(pixel_size_nm))))
         sim = simulate_image(mat, image_px, px, params=params,
-                             defect_fractions=TRAINING_DEFECT_FRACTIONS,
-                             seed=int(rng.integers(2**31)))
+                             defect_fractions=TRAINING_KIND_FRACTIONS,
+                             seed=int(rng.integers(2**31)), substituents=subs)
         try:
-            yield cells_from_simulation(sim, spec), sim
+            yield cells_from_simulation(sim, spec, classes=classes), sim
         except AtomDefectError:
             continue  # e.g. a very low dose at a tiny field of view: no lattice to tile
 
 
 def real_cells(image: np.ndarray, material: str = "MoS2", pixel_size_nm: float | None = None,
-               spec: TileSpec = TileSpec(), min_inside: float = 1.0) -> CellSet:
+               spec: TileSpec = TileSpec(), min_inside: float = 1.0,
+               classes: tuple[str, ...] | None = None) -> CellSet:
     """Unlabelled, normalised unit cells of a real image (domain B of the noise transfer)."""
+    classes = class_names(material) if classes is None else tuple(classes)
     lattice = find_lattice(image, material, pixel_size_nm=pixel_size_nm)
     norm = normalise(image, intensity_levels(image, lattice))
     parts = []
@@ -201,8 +277,9 @@ def real_cells(image: np.ndarray, material: str = "MoS2", pixel_size_nm: float |
         keep = batch.inside >= min_inside
         if keep.any():
             b = batch.subset(keep)
-            parts.append(CellSet(b.tiles, None, own_site_positions(b, lattice)))
+            parts.append(CellSet(b.tiles, None, own_site_positions(b, lattice), classes=classes))
     if not parts:
         s = spec.size_px
-        return CellSet(np.zeros((0, s, s), np.float32), None, np.zeros((0, 2, 2)))
+        return CellSet(np.zeros((0, s, s), np.float32), None, np.zeros((0, 2, 2)),
+                       classes=classes)
     return CellSet.concatenate(parts)

@@ -20,8 +20,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ..materials.columns import LEGACY_CLASSES, site_channels
-from ..materials.materials import SEGMENT_CLASSES
+from ..materials.columns import LEGACY_CLASSES, class_site, segment_classes, site_channels
 from ..models.readout import (
     from_gan,
     site_logits,
@@ -30,11 +29,20 @@ from ..models.readout import (
 )
 from .datasets import CellSet
 
-# TODO(column classes): per-model class list instead of the legacy MoS2 one.
+#: Site channels of the legacy MoS2 classes (a cell set's own come from its ``classes``).
 METAL_CHOICES, CHALCOGEN_CHOICES = site_channels(LEGACY_CLASSES)
 
-#: Pixel-class weights of the detector loss (background matters less than the sites).
-PIXEL_CLASS_WEIGHTS = (0.3, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
+#: Loss weight of the background pixel class (every site class weighs 1).
+BACKGROUND_WEIGHT = 0.3
+
+
+def pixel_class_weights(n_classes: int) -> tuple[float, ...]:
+    """Pixel-class weights of the detector loss (background matters less than the sites)."""
+    return (BACKGROUND_WEIGHT,) + (1.0,) * (n_classes - 1)
+
+
+#: Pixel-class weights of a legacy (7-channel) detector.
+PIXEL_CLASS_WEIGHTS = pixel_class_weights(3 + len(LEGACY_CLASSES))
 
 
 def set_seed(seed: int) -> np.random.Generator:
@@ -52,12 +60,14 @@ def site_predictions(net: torch.nn.Module, cells: CellSet, device: torch.device,
     Returns
     -------
     classes : ndarray
-        ``(N, 2)`` class indices (into SEGMENT_CLASSES) of the metal and chalcogen sites.
+        ``(N, 2)`` class indices (into ``segment_classes(cells.classes)``) of the metal and
+        chalcogen sites.
     p_metal, p_chalcogen : ndarray
         Class probabilities (or logits when ``raw``) of each site.
     """
     import torch
 
+    metal_ch, chalcogen_ch = site_channels(cells.classes)
     net.eval()
     pm_parts: list[np.ndarray] = []
     px_parts: list[np.ndarray] = []
@@ -67,24 +77,29 @@ def site_predictions(net: torch.nn.Module, cells: CellSet, device: torch.device,
             sites = torch.from_numpy(cells.own_sites[s:s + batch_size].astype(np.float32)).to(device)
             at = site_logits(net(x), sites)
             if raw:
-                pm_parts.append(at[:, 0, list(METAL_CHOICES)].cpu().numpy())
-                px_parts.append(at[:, 1, list(CHALCOGEN_CHOICES)].cpu().numpy())
+                pm_parts.append(at[:, 0, list(metal_ch)].cpu().numpy())
+                px_parts.append(at[:, 1, list(chalcogen_ch)].cpu().numpy())
             else:
-                a, b = site_probabilities(at, temperature)
+                a, b = site_probabilities(at, temperature, cells.classes)
                 pm_parts.append(a.cpu().numpy())
                 px_parts.append(b.cpu().numpy())
-    pm = np.concatenate(pm_parts) if pm_parts else np.zeros((0, 2))
-    px = np.concatenate(px_parts) if px_parts else np.zeros((0, 4))
-    classes = np.stack([np.asarray(METAL_CHOICES)[pm.argmax(1)],
-                        np.asarray(CHALCOGEN_CHOICES)[px.argmax(1)]], axis=1)
+    pm = np.concatenate(pm_parts) if pm_parts else np.zeros((0, len(metal_ch)))
+    px = np.concatenate(px_parts) if px_parts else np.zeros((0, len(chalcogen_ch)))
+    classes = np.stack([np.asarray(metal_ch, int)[pm.argmax(1)],
+                        np.asarray(chalcogen_ch, int)[px.argmax(1)]], axis=1)
     return classes, pm, px
 
 
-def site_f1(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """F1 per defect class over own sites (a wrong class counts against both)."""
+def site_f1(true: np.ndarray, pred: np.ndarray,
+            classes: tuple[str, ...] = LEGACY_CLASSES) -> dict[str, float]:
+    """F1 per defect class over own sites (a wrong class counts against both).
+
+    ``true`` and ``pred`` are indices into ``segment_classes(classes)``.
+    """
     out = {}
-    for name in ("V_S", "V_S2", "O_S", "V_Mo"):
-        k = SEGMENT_CLASSES.index(name)
+    seg = segment_classes(classes)
+    for name in classes:
+        k = seg.index(name)
         tp = np.sum((pred == k) & (true == k))
         fp = np.sum((pred == k) & (true != k))
         fn = np.sum((pred != k) & (true == k))
@@ -93,19 +108,22 @@ def site_f1(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 
 
 def site_scores(net: torch.nn.Module, cells: CellSet, device: torch.device) -> dict[str, float]:
-    """Per-class F1 of ``net`` on the own sites of ``cells`` (metal site for ``V_Mo``, chalcogen
-    site for the others)."""
+    """Per-class F1 of ``net`` on the own sites of ``cells``, for every class of
+    ``cells.classes`` (metal site for metal classes such as ``V_Mo``, chalcogen site for the
+    others)."""
     pred, _, _ = site_predictions(net, cells, device)
-    scores = {k: v for k, v in site_f1(cells.own_classes[:, 1], pred[:, 1]).items() if k != "V_Mo"}
-    scores["V_Mo"] = site_f1(cells.own_classes[:, 0], pred[:, 0])["V_Mo"]
-    return scores
+    classes = cells.classes
+    on_chalcogen = site_f1(cells.own_classes[:, 1], pred[:, 1], classes)
+    on_metal = site_f1(cells.own_classes[:, 0], pred[:, 0], classes)
+    return {c: on_metal[c] if class_site(c) == "metal" else on_chalcogen[c] for c in classes}
 
 
 def fit_temperature(net: torch.nn.Module, cells: CellSet, device: torch.device) -> float:
     """Temperature that minimises the negative log-likelihood of the own-site classes."""
     _, lm, lx = site_predictions(net, cells, device, raw=True)
-    tm = np.searchsorted(METAL_CHOICES, cells.own_classes[:, 0])
-    tx = np.searchsorted(CHALCOGEN_CHOICES, cells.own_classes[:, 1])
+    metal_ch, chalcogen_ch = site_channels(cells.classes)
+    tm = np.searchsorted(metal_ch, cells.own_classes[:, 0])
+    tx = np.searchsorted(chalcogen_ch, cells.own_classes[:, 1])
 
     def nll(t: float) -> float:
         total = 0.0
@@ -151,7 +169,11 @@ def train_detector(train: CellSet, val: CellSet, steps: int = 3000, batch_size: 
 
     rng = set_seed(seed)
     device = device or torch.device("cpu")
-    net = (net or UNet(width=width)).to(device)
+    n_classes = len(segment_classes(train.classes))
+    net = (net or UNet(n_classes=n_classes, width=width)).to(device)
+    if net.config["n_classes"] != n_classes:
+        raise ValueError(f"The network has {net.config['n_classes']} output channels; the cells' "
+                         f"classes need {n_classes} (adapt its head first).")
     frozen = [getattr(net, name) for name in TRAINABLE_PARTS[trainable]]
     for part in frozen:
         part.requires_grad_(False)
@@ -159,7 +181,7 @@ def train_detector(train: CellSet, val: CellSet, steps: int = 3000, batch_size: 
                             weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1),
                                                 pct_start=0.15)
-    weights = torch.tensor(PIXEL_CLASS_WEIGHTS, device=device)
+    weights = torch.tensor(pixel_class_weights(n_classes), device=device)
     t0 = time.perf_counter()
     running = []
     for step in range(1, steps + 1):
@@ -212,11 +234,12 @@ def label_preservation(before: CellSet, after_tiles: np.ndarray) -> dict[str, di
     b = column_intensities(before.tiles, before.own_sites)
     a = column_intensities(after_tiles, before.own_sites)
     out = {}
-    for j, choices in ((0, METAL_CHOICES), (1, CHALCOGEN_CHOICES)):
+    seg = segment_classes(before.classes)
+    for j, choices in enumerate(site_channels(before.classes)):
         for k in choices:
             sel = before.own_classes[:, j] == k
             if sel.any():
-                out[SEGMENT_CLASSES[k]] = {"n": int(sel.sum()), "before": float(b[sel, j].mean()),
+                out[seg[k]] = {"n": int(sel.sum()), "before": float(b[sel, j].mean()),
                                            "after": float(a[sel, j].mean())}
     return out
 

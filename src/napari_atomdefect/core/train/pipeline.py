@@ -9,7 +9,10 @@ and dose, no scan artefacts); domain B are realistic cells, either
   gets a realistic domain from WS2 images without learning WS2's contrast.
 
 Stage 2 (detector, U-Net): simulated cells translated A -> B by the stage-1 generator, with the
-simulator's labels, mixed with directly simulated cells that have every randomised effect on.
+simulator's labels, mixed with directly simulated cells that have every randomised effect on. A
+detector learns the classes of every substituent its host supports
+(:func:`~..materials.columns.class_names`); its card lists them (``detector.classes``,
+``detector.substituents``) and its U-Net has ``3 + len(classes)`` output channels.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from ..cells.tiles import TileSpec
 from ..errors import AtomDefectError
 from ..io.image import read_image
 from ..lattice.lattice import find_lattice
+from ..materials.columns import class_names, supported_substituents
 from ..materials.materials import Material, get_material
 from ..progress import relay
 from .datasets import CellSet, iter_simulated_cell_sets, real_cells
@@ -74,12 +78,14 @@ def image_files(paths: list[str]) -> list[Path]:
 def iter_simulated_cells(n_images: int, seed: int, material: str, spec: TileSpec, ideal: bool,
                          overrides: dict | Callable[[np.random.Generator], dict] | None = None,
                          pixel_size_nm: float | None = None, span: tuple[float, float] = (0.0, 1.0),
-                         what: str = "Simulating cells") -> Generator[dict, None, CellSet]:
+                         what: str = "Simulating cells",
+                         classes: tuple[str, ...] | None = None) -> Generator[dict, None, CellSet]:
     """Labelled simulated cells from ``n_images`` random microscopes, with one progress item per
     image (``fraction`` moving through ``span``); returns the :class:`CellSet`.
 
     ``overrides`` fixes simulator parameters (a dict, or a function ``rng -> dict`` drawn per
-    image); ``pixel_size_nm`` fixes the pixel size (default: random, 0.008–0.02 nm).
+    image); ``pixel_size_nm`` fixes the pixel size (default: random, 0.008–0.02 nm);
+    ``classes`` are the model's defect classes (default every class of the material).
     """
     parts = []
     rng = np.random.default_rng(seed + 7)
@@ -88,7 +94,8 @@ def iter_simulated_cells(n_images: int, seed: int, material: str, spec: TileSpec
     for k in range(n_images):
         ov = overrides(rng) if callable(overrides) else overrides
         for cells, _ in iter_simulated_cell_sets(1, seed * 100_003 + k, material, spec,
-                                                 ideal=ideal, params_override=ov, **px):
+                                                 ideal=ideal, params_override=ov,
+                                                 classes=classes, **px):
             parts.append(cells)
         yield {"stage": "data", "fraction": lo + (hi - lo) * (k + 1) / max(n_images, 1),
                "message": f"{what}: image {k + 1}/{n_images}"}
@@ -99,9 +106,11 @@ def iter_simulated_cells(n_images: int, seed: int, material: str, spec: TileSpec
 
 def simulated_cells(n_images: int, seed: int, material: str, spec: TileSpec, ideal: bool,
                     overrides: dict | Callable[[np.random.Generator], dict] | None = None,
-                    pixel_size_nm: float | None = None) -> CellSet:
+                    pixel_size_nm: float | None = None,
+                    classes: tuple[str, ...] | None = None) -> CellSet:
     """:func:`iter_simulated_cells` without the progress items."""
-    items = iter_simulated_cells(n_images, seed, material, spec, ideal, overrides, pixel_size_nm)
+    items = iter_simulated_cells(n_images, seed, material, spec, ideal, overrides, pixel_size_nm,
+                                 classes=classes)
     try:
         while True:
             next(items)
@@ -240,13 +249,26 @@ def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_imag
                        val_images: int,
                        steps: int, batch_size: int, seed: int, device: str,
                        translated_fraction: float = 0.5,
-                       init_net: UNet | None = None) -> Iterator[dict]:
-    """Generate stage-2 data (translated + direct simulated cells) and train the U-Net."""
+                       init_net: UNet | None = None,
+                       init_classes: tuple[str, ...] | None = None) -> Iterator[dict]:
+    """Generate stage-2 data (translated + direct simulated cells) and train the U-Net.
+
+    The detector learns every class of ``material`` (all supported substituents). ``init_net``
+    (with its defect classes ``init_classes``, default the same) starts the training; when its
+    class list differs (another host, a legacy model) its last layer is remade for the new
+    classes (:func:`~..models.unet.transfer_head`) and every other layer is kept.
+    """
     from ..device import select_device
     from ..models.readout import translate
     from ..models.registry import load_noise_generators
+    from ..models.unet import transfer_head
     from .datasets import crop_cells
     from .loops import train_detector
+
+    classes = class_names(material)
+    substituents = supported_substituents(material)
+    if init_net is not None:
+        init_net = transfer_head(init_net, tuple(init_classes or classes), classes, seed)
 
     # Cells are made (and translated) at the noise model's tile size, then cropped to the
     # detector's smaller tile: same sampling, less overlap between tiles, faster detection.
@@ -258,25 +280,28 @@ def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_imag
     if n_trans:
         gen_ab, _ = load_noise_generators(noise_model_info, dev)
         yield {"stage": "data", "message": f"simulating {n_trans} images for translation"}
-        ideal = simulated_cells(n_trans, seed, material, spec, ideal=True)
+        ideal = simulated_cells(n_trans, seed, material, spec, ideal=True, classes=classes)
         ideal.tiles = translate(gen_ab, ideal.tiles, dev)
         parts.append(ideal)
     yield {"stage": "data", "message": f"simulating {n_images - n_trans} realistic images"}
-    parts.append(simulated_cells(n_images - n_trans, seed + 1, material, spec, ideal=False))
+    parts.append(simulated_cells(n_images - n_trans, seed + 1, material, spec, ideal=False,
+                                 classes=classes))
     train = crop_cells(CellSet.concatenate(parts), spec, det_spec)
-    val = crop_cells(simulated_cells(val_images, seed + 2, material, spec, ideal=False), spec,
-                     det_spec)
+    val = crop_cells(simulated_cells(val_images, seed + 2, material, spec, ideal=False,
+                                     classes=classes), spec, det_spec)
     yield {"stage": "data", "message": f"{len(train)} training cells, {len(val)} validation cells"}
     result = yield from relay(train_detector(train, val, steps=steps, batch_size=batch_size,
                                              seed=seed, device=dev, net=init_net,
                                              width=DETECTOR_WIDTH))
     net = result["net"]
     card = {"architecture": net.config, "tile": det_spec.__dict__,
+            "classes": list(classes), "substituents": list(substituents),
             "temperature": result["temperature"],
             "device": dev_text,
             "training": {"steps": steps, "batch_size": batch_size, "seed": seed,
                          "elapsed_s": round(result["elapsed_s"], 1), "n_images": n_images,
                          "translated_images": n_trans, "n_cells": len(train),
+                         "init_classes": list(init_classes) if init_classes else None,
                          "noise_model": noise_model_info.name if noise_model_info else None},
             "metrics": {"validation_site_f1": result["metrics"],
                         "validation": f"{len(val)} cells of {val_images} held-out simulated images"}}

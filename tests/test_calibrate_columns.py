@@ -1,0 +1,37 @@
+"""Fitting the simulator on a selenide: V_Se and S_Se fit the chalcogen physics."""
+
+import numpy as np
+import pytest
+
+from napari_atomdefect.core.finetune.calibrate import fit_contrast, fitted_classes
+from napari_atomdefect.core.finetune.simulator import describe_calibration
+from napari_atomdefect.core.lattice.lattice import find_lattice
+from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
+
+TRUE = dict(probe_fwhm_nm=0.1, tail_fraction=0.1, tail_fwhm_nm=0.5, second_atom_factor=0.8,
+            light_ratio=0.3, dose_e_per_A2=3e5, row_jitter_nm=0.0, background=0.05)
+
+
+def test_fitted_classes_per_host():
+    assert fitted_classes("WS2") == {"second_atom_factor": "V_S", "light_ratio": "O_S"}
+    assert fitted_classes("MoSe2") == {"second_atom_factor": "V_Se", "light_ratio": "S_Se"}
+
+
+def test_selenide_corrections_fit_the_chalcogen_physics():
+    sim = simulate_image("WSe2", 384, 0.012, params=MicroscopeParams(**TRUE), seed=5,
+                         defect_fractions={"V_Se": 0.08, "S_Se": 0.08, "Te_Se": 0.04,
+                                           "V_W": 0.02})
+    lattice = find_lattice(sim.image, "WSe2", pixel_size_nm=0.012)
+    fit = fit_contrast(sim.image, lattice, corrections=sim.defects)
+    assert fit.n_sites["V_Se"] >= 10 and fit.n_sites["S_Se"] >= 10 and fit.n_sites["Te_Se"] >= 5
+    assert fit.fitted_from == {"second_atom_factor": "V_Se", "light_ratio": "S_Se"}
+    assert fit.second_atom_factor == pytest.approx(0.8, abs=0.12)
+    assert fit.light_ratio == pytest.approx(0.3, abs=0.1)
+    for level in ("V_Se", "S_Se", "Te_Se"):  # Te_Se is not fitted but simulated alike
+        assert abs(fit.simulated[level] - fit.measured[level]) < 0.05, level
+    assert fit.measured["Te_Se"] > 1.0 > fit.measured["S_Se"] > fit.measured["V_Se"]
+    text = describe_calibration({"contrast": fit.to_dict()})
+    assert f"from {fit.n_sites['V_Se']} V_Se" in text and f"from {fit.n_sites['S_Se']} S_Se" in text
+    params = fit.simulator_params("WSe2", np.random.default_rng(0))
+    w = params["element_weights"]
+    assert w["Te"] / w["Se"] > 1.5 and w["S"] / w["Se"] < 0.5  # substituents scaled with host

@@ -1,0 +1,119 @@
+"""Column-composition classes in the simulator: intensities ordered as physics says, names."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_atomdefect.cli import main
+from napari_atomdefect.core.materials.columns import SubstituentError, class_names
+from napari_atomdefect.core.materials.materials import get_material
+from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
+from napari_atomdefect.core.simulate.movie import simulate_movie
+
+#: Expected order of noise-free chalcogen-column intensities (darkest first), per host.
+ORDER = {
+    "S": ["V_S2", "V_S", "O_S", "chalcogen", "Se_S", "Se2_S2"],
+    "Se": ["V_Se2", "S2_Se2", "V_Se", "S_Se", "chalcogen", "Te_Se", "Te2_Se2"],
+}
+CLEAN = dict(dose_e_per_A2=None, tail_fraction=0.0, background=0.0, row_jitter_nm=0.0,
+             drift_nm=0.0, shear=0.0, y_stretch=0.0, line_noise=0.0, probe_fwhm_nm=0.07)
+
+
+def _disc_sum(image: np.ndarray, y: float, x: float, radius: float) -> float:
+    """Signal within ``radius`` px of (y, x): a column's weight, whatever its sub-pixel offset."""
+    r0, c0 = int(round(y)), int(round(x))
+    k = int(radius) + 1
+    rr, cc = np.mgrid[r0 - k:r0 + k + 1, c0 - k:c0 + k + 1]
+    disc = (rr - y) ** 2 + (cc - x) ** 2 <= radius**2
+    return float(image[rr[disc], cc[disc]].sum())
+
+
+def _column_means(material: str, seed: int) -> tuple[pd.Series, MicroscopeParams]:
+    """Mean noise-free signal per class within 7 px (2.8 probe sigmas) of each site."""
+    params = MicroscopeParams.random(np.random.default_rng(seed), material, **CLEAN)
+    kinds = {"V_X": 0.07, "V_X2": 0.07, "D_X": 0.07, "D2_X2": 0.07, "V_M": 0.05}
+    sim = simulate_image(material, 448, 0.012, params=params, seed=seed, defect_fractions=kinds)
+    s = sim.sites
+    inner = s.y_px.between(10, 437) & s.x_px.between(10, 437)
+    s = s[inner]
+    v = [_disc_sum(sim.clean, y, x, 7.0) for y, x in s[["y_px", "x_px"]].to_numpy()]
+    return pd.Series(v, index=s["class"].to_numpy()).groupby(level=0).mean(), params
+
+
+@pytest.mark.parametrize("material", ["MoS2", "WS2", "MoSe2", "WSe2"])
+@pytest.mark.parametrize("seed", [11, 12])
+def test_column_intensities_ordered_by_physics(material, seed):
+    mat = get_material(material)
+    mean, params = _column_means(material, seed)
+    order = ORDER[mat.chalcogen]
+    assert set(order) - {"chalcogen"} <= set(mean.index)
+    values = [mean[c] for c in order]
+    assert all(a < b for a, b in zip(values, values[1:], strict=False)), dict(zip(order, values,
+                                                                               strict=True))
+    assert mean["metal"] > 2 * mean[f"V_{mat.metal}"]
+    # The light substituent adds light_ratio host atoms (one host atom = V_X - V_X2).
+    light = "O_S" if mat.chalcogen == "S" else "S_Se"
+    host = f"V_{mat.chalcogen}"
+    one_atom = mean[host] - mean[f"{host}2"]
+    excess = (mean[light] - mean[host]) / one_atom
+    assert excess == pytest.approx(params.light_ratio, abs=0.01)
+    if mat.chalcogen == "S":
+        assert 0.05 <= excess <= 0.25  # issue #14: O adds ~5-15 % of an S atom
+    # A heavy substituent is not weakened: Se_S adds more than a second S atom.
+    heavy = "Se_S" if mat.chalcogen == "S" else "Te_Se"
+    assert mean[heavy] - mean[host] > 1.5 * (mean["chalcogen"] - mean[host])
+
+
+def test_truth_names_follow_substituents():
+    sim = simulate_image("WS2", 256, 0.012, seed=4, substituents="O",
+                         defect_fractions={"V_X": 0.05, "D_X": 0.1, "D2_X2": 0.1, "V_M": 0.05})
+    assert sim.classes == class_names("WS2", ["O"]) == ("V_S", "V_S2", "O_S", "V_W")
+    assert sim.substituents == ("O",)
+    found = set(sim.defects["class"])
+    assert {"V_S", "O_S", "V_W"} <= found and not found & {"Se_S", "Se2_S2", "V_Mo"}
+    both = simulate_image("WSe2", 256, 0.012, seed=4,
+                          defect_fractions={"D_X": 0.08, "D2_X2": 0.08})
+    assert both.classes == ("V_Se", "V_Se2", "S_Se", "S2_Se2", "Te_Se", "Te2_Se2", "V_W")
+    assert set(both.defects["class"]) == {"S_Se", "S2_Se2", "Te_Se", "Te2_Se2"}
+    none = simulate_image("MoS2", 128, 0.012, seed=1, substituents="none")
+    assert none.classes == ("V_S", "V_S2", "V_Mo")
+
+
+def test_default_fractions_keep_mos2_and_cover_kinds():
+    sim = simulate_image("MoSe2", 1024, 0.012, seed=7, dose_e_per_A2=None)
+    n_x = (sim.sites.sublattice == "chalcogen").sum()
+    counts = sim.defects["class"].value_counts()
+    assert counts["V_Se"] / n_x == pytest.approx(0.04, abs=0.012)
+    assert counts["S_Se"] / n_x == pytest.approx(0.03, abs=0.01)
+    assert counts["Te2_Se2"] / n_x == pytest.approx(0.01, abs=0.006)
+    legacy = simulate_image("MoS2", 1024, 0.012, seed=7, dose_e_per_A2=None, substituents="O")
+    c = legacy.defects["class"].value_counts()
+    n_x = (legacy.sites.sublattice == "chalcogen").sum()
+    assert c["O_S"] / n_x == pytest.approx(0.03, abs=0.01) and "Se_S" not in c
+
+
+def test_unsupported_substituent_is_one_sentence():
+    with pytest.raises(SubstituentError, match="not a substituent this package models in MoSe2"):
+        simulate_image("MoSe2", 64, 0.012, substituents="O")
+
+
+def test_cli_simulate_substituents(tmp_path, capsys):
+    assert main(["simulate", "--material", "WS2", "--size", "256", "--substituents", "Se",
+                 "--seed", "3", "--out", str(tmp_path / "a")]) == 0
+    meta = json.loads((tmp_path / "a" / "meta.json").read_text())
+    assert meta["classes"] == ["V_S", "V_S2", "Se_S", "Se2_S2", "V_W"]
+    assert meta["substituents"] == ["Se"]
+    table = pd.read_csv(tmp_path / "a" / "defects.csv")
+    assert set(table["class"]) <= set(meta["classes"]) and "O_S" not in set(table["class"])
+    assert main(["simulate", "--material", "WSe2", "--substituents", "O",
+                 "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "'O' is not a substituent this package models in WSe2" in err
+    assert "Traceback" not in err and not (tmp_path / "b").exists()
+
+
+def test_movie_uses_the_hosts_vacancy_names():
+    movie = simulate_movie("WSe2", 256, n_frames=5, seed=0)
+    assert set(movie.truth["class"]) == {"V_Se", "V_Se2"}
