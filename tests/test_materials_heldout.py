@@ -35,7 +35,7 @@ MIN_TRUE = 15
 #: Per material: the model's class list when the floors were measured, and the pooled F1 then.
 MEASURED: dict[str, dict] = {
     "MoS2": {"classes": ("V_S", "V_S2", "O_S", "V_Mo"),
-             "f1": {"V_S": 0.706, "O_S": 0.344, "V_Mo": 0.970, "V_S|O_S": 0.968}},
+             "f1": {"V_S": 0.835, "V_Mo": 0.970, "V_S|O_S": 0.695}},
 }
 
 
@@ -99,7 +99,8 @@ def _print_figures() -> None:
         if "skipped" in entry:
             continue
         f1 = {c: r["f1"] for c, r in entry["per_class"].items()
-              if r["f1"] is not None and r["n_true"] >= MIN_TRUE}
+              if r["f1"] is not None and r["n_true"] >= MIN_TRUE
+              and (c in entry["classes"] or "|" in c)}  # not classes the model cannot call
         print(f"  MEASURED entry: {material!r}: {{\"classes\": {tuple(entry['classes'])!r}, "
               f"\"f1\": { {c: round(v, 3) for c, v in f1.items()} }}}")
         print(f"  floors: { {c: floor_of(v) for c, v in f1.items()} }")
