@@ -19,6 +19,7 @@ def test_fitted_classes_per_host():
 
 def test_selenide_corrections_fit_the_chalcogen_physics():
     sim = simulate_image("WSe2", 384, 0.012, params=MicroscopeParams(**TRUE), seed=5,
+                         substituents="all",
                          defect_fractions={"V_Se": 0.08, "S_Se": 0.08, "Te_Se": 0.04,
                                            "V_W": 0.02})
     lattice = find_lattice(sim.image, "WSe2", pixel_size_nm=0.012)

@@ -182,3 +182,18 @@ def test_write_tiff_is_atomic(tmp_path, image):
             write_tiff(path, image * 0, 0.01)
     np.testing.assert_array_equal(read_image(path).data, image)  # old file intact
     assert not list(tmp_path.glob("*.part"))  # and no half-written file left behind
+
+
+def test_analysis_image_is_prepared_once():
+    """Detection prepares the image once; the lattice search gets the same array back, and
+    nobody can change a prepared array behind the cache's back."""
+    from napari_atomdefect.core.io.validate import as_analysis_image
+
+    raw = np.random.default_rng(0).normal(size=(64, 64))
+    raw[3, 3] = np.nan
+    prepared = as_analysis_image(raw)
+    assert as_analysis_image(prepared) is prepared
+    assert np.isfinite(prepared).all() and prepared.dtype == np.float32
+    with pytest.raises(ValueError):
+        prepared[0, 0] = 1.0
+    assert as_analysis_image(raw) is not prepared  # a raw array is prepared anew

@@ -47,7 +47,7 @@ def test_column_intensities_follow_labels():
     assert mean["metal"] > mean["chalcogen"] > mean["O_S"] > mean["V_S"] > mean["V_S2"]
     assert mean["V_Mo"] < 0.1 * mean["metal"]
     ratio = mean["metal"] / mean["chalcogen"]
-    expected = 42**1.7 / (16**1.7 * (1 + 0.9))
+    expected = 42**1.7 / (16**1.7 * (1 + params.second_atom_factor))
     assert ratio == pytest.approx(expected, rel=0.1)
 
 

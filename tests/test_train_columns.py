@@ -52,7 +52,7 @@ def test_wse2_detector_detects(wse2_model):
 
     if "substituents" not in inspect.signature(detect).parameters:
         pytest.skip("detect() predates the column-class API of issue #13 (detect branch)")
-    sim = simulate_image("WSe2", 256, 0.012, seed=3)
+    sim = simulate_image("WSe2", 256, 0.012, seed=3, substituents="all")
     table = detect(sim.image, material="WSe2", pixel_size_nm=0.012, model=str(wse2_model),
                    substituents="S,Te")
     assert table.attrs["classes"] == WSE2

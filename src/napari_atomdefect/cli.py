@@ -498,8 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rotation", type=float, default=None, help="lattice rotation in degrees")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--substituents", default=None,
-                   help="substituents whose defect classes occur, e.g. Se,O (default: every one "
-                        "the material supports; 'none': vacancies only)")
+                   help="substituents whose defect classes occur, e.g. Se,O (default: the "
+                        "material's defaults, as detect; 'all': every one it supports; 'none': "
+                        "vacancies only)")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=_cmd_simulate)
 

@@ -75,7 +75,7 @@ def _substituent_weights(material: Material, w_chalcogen: float, exponent: float
 REFERENCE_TAIL = {"tail_fraction": 0.15, "tail_fwhm_nm": 0.4}
 #: Parameter bounds of the fit.
 _BOUNDS = {"probe_fwhm_a": (0.12, 0.8), "metal_to_chalcogen": (0.8, 12.0),
-           "second_atom_factor": (0.3, 1.0), "light_ratio": (0.0, 0.9)}
+           "second_atom_factor": (0.5, 2.4), "light_ratio": (0.0, 1.2)}
 #: The chalcogen parameters fitted from corrected sites (with a physical prior).
 CHALCOGEN_PARAMETERS = ("second_atom_factor", "light_ratio")
 #: The prior's standard deviation is that of the training range times this: weakly informative,
@@ -342,16 +342,16 @@ def fit_contrast(image: np.ndarray, lattice: Lattice, corrections: pd.DataFrame 
             targets.append(fitted_from[name])
     targets += [c for c in n_sites if c not in targets]
     start = {"probe_fwhm_a": 0.3, "metal_to_chalcogen": max(measured["metal"], 1.0),
-             "second_atom_factor": 0.85, "light_ratio": 0.2}
+             "second_atom_factor": 1.3, "light_ratio": 0.35}
 
     def params_of(theta: np.ndarray) -> dict:
         v = dict(zip(names, theta, strict=True))
-        s = v.get("second_atom_factor", 0.85)
+        s = v.get("second_atom_factor", 1.3)
         w_metal = 42.0**1.7
         w_x = w_metal / (v["metal_to_chalcogen"] * (1 + s))
         return {"probe_fwhm_nm": v["probe_fwhm_a"] * mat.a_nm, **REFERENCE_TAIL,
                 "second_atom_factor": s,
-                "light_ratio": v.get("light_ratio", 0.2),
+                "light_ratio": v.get("light_ratio", 0.35),
                 "element_weights": {mat.metal: w_metal, mat.chalcogen: w_x,
                                     **_substituent_weights(mat, w_x)}}
 

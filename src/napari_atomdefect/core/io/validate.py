@@ -9,6 +9,7 @@ or overflow the Fourier analysis.
 from __future__ import annotations
 
 import numbers
+import weakref
 
 import numpy as np
 
@@ -71,6 +72,11 @@ def _clip_outliers(arr: np.ndarray) -> np.ndarray:
     return np.clip(arr, lo - margin, hi + margin)
 
 
+#: Arrays this module returned, by id: passing one back costs nothing (detection prepares the
+#: image once and hands it to the lattice search, which would otherwise prepare it again).
+_PREPARED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
 def as_analysis_image(image: np.ndarray, name: str = "image") -> np.ndarray:
     """Return a float32 2-D copy of ``image`` fit for lattice analysis.
 
@@ -89,6 +95,8 @@ def as_analysis_image(image: np.ndarray, name: str = "image") -> np.ndarray:
     BadImageError
         For stacks, RGB data, non-finite values, constant images or images too small to analyse.
     """
+    if _PREPARED.get(id(image)) is image:
+        return image
     arr = np.asarray(image)
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
         raise BadImageError(f"The {name} is not numeric (dtype {arr.dtype}).")
@@ -124,4 +132,7 @@ def as_analysis_image(image: np.ndarray, name: str = "image") -> np.ndarray:
         raise BadImageError(f"The {name} is constant: there is nothing to analyse.")
     if top > 1e30 or top < 1e-30:  # outside the range float32 arithmetic handles safely
         arr = (arr - arr.min()) / (arr.max() - arr.min())
-    return arr.astype(np.float32)
+    out = arr.astype(np.float32)
+    out.flags.writeable = False  # prepared once: nobody may change it behind the cache's back
+    _PREPARED[id(out)] = out
+    return out

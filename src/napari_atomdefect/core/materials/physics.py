@@ -15,23 +15,26 @@ range reported experimentally (Krivanek et al., Nature 2010: Z^1.64). Light atom
 screening matters less for them, so their cross-section is closer to Z² and therefore smaller
 relative to heavier atoms than Z^1.7 suggests.
 
-Dynamical effects are not in this single-atom model: in a two-atom chalcogen column the probe
-channels along the column, so the second atom adds less than the first (``second_atom_factor``,
-0.7–1.0), and a substituent *lighter* than the host inside a host column adds much less than its
-single-atom cross-section. These are the uncertain parts that :func:`random_column_physics`
-randomises:
+Two atoms in one column do not simply add. Frozen-phonon multislice of modified columns
+(abTEM, all four hosts, 60 and 80 kV, two detectors; ``benchmarks/bench_column_contrast.py``,
+``docs/physics.md``) shows the two chalcogen atoms, 3.2–3.3 Å apart along the beam, scattering
+partly in phase at the detector's inner angle: a column of atoms with weights ``w1``, ``w2``
+gives ``w1 + w2 + 2 k c sqrt(w1 w2)``, with ``c ≈ exp(-φ1 / 0.69)``, ``φ1 = π θ1² Δz / λ``
+(least squares over 16 runs, measured/fit 0.84–1.21). So the second host atom adds *more*
+than the first: ``second_atom_factor = 1 + 2c`` is 1.2–1.3 at 80–200 mrad and 1.6–1.7 at
+60–160 mrad (1.0 at 300 kV, 100 mrad). :func:`random_column_physics` draws it from the drawn
+detector with a ×0.8–1.25 jitter (:data:`COHERENCE_JITTER`).
 
-* **light substituent** (O in S, S in Se): its signal in a host column, relative to one host atom
-  (``light_ratio``, channelling included, not multiplied again by ``second_atom_factor``), is its
-  single-atom ratio (O/S ≈ 0.25–0.37, S/Se ≈ 0.22–0.36 over the randomised detectors) times a
-  channelling factor drawn log-uniformly from :data:`CHANNELLING_FACTOR`, clipped to
-  :data:`LIGHT_RATIO_BOUNDS`. Multislice simulations (issue #14) put an O atom in an S₂ column
-  at ~5–15 % of an S atom (``Z**1.7`` would give 31 %): O's ratio covers 0.05–0.25 with its
-  median near 0.1. S in Se is less certain (0.5–1.0 of its single-atom ratio).
-* **heavy substituent** (Se in S, Te in Se): not weakened; it scatters with its single-atom
-  cross-section (Se/S ≈ 3.4, Te/Se ≈ 1.9), as top or second atom of the column.
+* **light substituent** (O in S, S in Se): ``light_ratio`` is the excess of the column (one host
+  atom + the light atom) over one host atom, in host atoms: ``r + 2 k c sqrt(r)`` with ``r`` its
+  single-atom ratio and ``k`` drawn from :data:`LIGHT_COHERENCE` (a light atom keeps less
+  coherence with the host at HAADF angles: k = 0.1–0.6 at 80–200 mrad, ≈ 1 at 60–160 mrad).
+  Measured: O in S 0.28–0.35 of an S atom at 80–200 mrad, 0.58–0.68 at 60–160 mrad (about 13 %
+  of the S₂ column); S in Se 0.29–0.36 and 0.53–0.61.
+* **heavy substituent** (Se in S, Te in Se) and host atoms: ``k = 1``; a column of two different
+  atoms is ``w1 + w2 + 2 c sqrt(w1 w2)`` (order-independent within the measurement's spread).
 
-The ranges are module constants so that measured column contrasts (abTEM) change one line.
+The ranges are module constants so that new measurements change one line.
 """
 
 from __future__ import annotations
@@ -41,19 +44,14 @@ import numpy as np
 from .columns import supported_substituents
 from .materials import ATOMIC_NUMBER, Material
 
-#: Channelling factor (log-uniform range) on the single-atom ratio of a light substituent inside a
-#: host column, keyed by ``(substituent, host chalcogen)``.
-CHANNELLING_FACTOR: dict[tuple[str, str], tuple[float, float]] = {
-    ("O", "S"): (0.18, 0.75),
-    ("S", "Se"): (0.5, 1.0),
-}
-#: Bounds of the drawn ``light_ratio`` (signal in a host column relative to one host atom).
-LIGHT_RATIO_BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
-    ("O", "S"): (0.05, 0.25),
-    ("S", "Se"): (0.1, 0.4),
-}
-#: Range (uniform) of the second atom's contribution to a two-atom column, relative to the first.
-SECOND_ATOM_FACTOR: tuple[float, float] = (0.7, 1.0)
+#: Phase scale of the coherent cross term: ``c = exp(-φ1 / COHERENCE_PHASE_SCALE)`` (multislice fit).
+COHERENCE_PHASE_SCALE = 0.69
+#: Uniform jitter on ``c`` (the fit's measured/fit spread, and phonon correlations it ignores).
+COHERENCE_JITTER: tuple[float, float] = (0.8, 1.25)
+#: Separation along the beam of the two chalcogen atoms of a column (Å), by host chalcogen.
+CHALCOGEN_SEPARATION_A: dict[str, float] = {"S": 3.17, "Se": 3.30}
+#: Coherence ``k`` (uniform range) of a light substituent with the host atom of its column.
+LIGHT_COHERENCE: tuple[float, float] = (0.1, 1.0)
 
 BOHR_A = 0.529177  # Bohr radius (Å)
 ELECTRON_REST_KEV = 510.999
@@ -114,17 +112,19 @@ def is_light(substituent: str, material: Material) -> bool:
     return ATOMIC_NUMBER[substituent] < ATOMIC_NUMBER[material.chalcogen]
 
 
-def draw_light_ratio(single_ratio: float, substituent: str, material: Material,
-                     rng: np.random.Generator) -> float:
-    """Signal of a light substituent in a host column relative to one host atom.
+def coherence(kv: float, inner_mrad: float, material: Material) -> float:
+    """Cross-term coefficient ``c`` of two host chalcogen atoms of a column (no jitter)."""
+    phi1 = np.pi * (inner_mrad * 1e-3) ** 2 * CHALCOGEN_SEPARATION_A[material.chalcogen] \
+        / wavelength_A(kv)
+    return float(np.exp(-phi1 / COHERENCE_PHASE_SCALE))
 
-    The single-atom ratio times a log-uniform channelling factor (:data:`CHANNELLING_FACTOR`),
-    clipped to :data:`LIGHT_RATIO_BOUNDS`.
+
+def draw_light_ratio(single_ratio: float, c: float, rng: np.random.Generator) -> float:
+    """Excess of a (host + light substituent) column over one host atom, in host atoms:
+    ``r + 2 k c sqrt(r)``, ``k`` drawn from :data:`LIGHT_COHERENCE`.
     """
-    key = (substituent, material.chalcogen)
-    lo, hi = CHANNELLING_FACTOR[key]
-    factor = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-    return float(np.clip(single_ratio * factor, *LIGHT_RATIO_BOUNDS[key]))
+    k = float(rng.uniform(*LIGHT_COHERENCE))
+    return float(single_ratio + 2.0 * k * c * np.sqrt(single_ratio))
 
 
 def random_column_physics(material: Material, rng: np.random.Generator) -> dict:
@@ -135,8 +135,8 @@ def random_column_physics(material: Material, rng: np.random.Generator) -> dict:
     supported substituent for a random voltage and detector, with a tilt of the effective Z
     exponent by -0.3..+0.05 for model error), ``light_ratio`` (the light substituent's signal in
     a host column relative to one host atom, see :func:`draw_light_ratio`; heavier substituents
-    keep their single-atom weight) and ``second_atom_factor`` (:data:`SECOND_ATOM_FACTOR`), plus
-    the ``detector`` drawn.
+    keep their single-atom weight) and ``second_atom_factor`` (``1 + 2c`` from the drawn
+    detector, see :func:`coherence`), plus the ``detector`` drawn.
     """
     kv = float(rng.choice([60.0, 80.0, 100.0, 200.0, 300.0]))
     inner = float(rng.uniform(50, 100))
@@ -147,9 +147,10 @@ def random_column_physics(material: Material, rng: np.random.Generator) -> dict:
     weights = {el: w * (ATOMIC_NUMBER[el] / zx) ** tilt for el, w in weights.items()}
     light = material.light_substituent
     single = weights[light] / weights[material.chalcogen]
+    c = coherence(kv, inner, material) * float(rng.uniform(*COHERENCE_JITTER))
     return {
         "element_weights": weights,
-        "light_ratio": draw_light_ratio(single, light, material, rng),
-        "second_atom_factor": float(rng.uniform(*SECOND_ATOM_FACTOR)),
+        "light_ratio": draw_light_ratio(single, c, rng),
+        "second_atom_factor": 1.0 + 2.0 * c,
         "detector": {"kv": kv, "inner_mrad": inner, "outer_mrad": outer},
     }

@@ -78,10 +78,13 @@ class MicroscopeParams:
         cross-sections of a given voltage and detector); a Mo-weight column is ``42**1.7``.
     light_ratio : float or None
         Signal the material's light substituent (O in sulfides, S in selenides) adds to a host
-        chalcogen column, relative to one host atom (channelling included). ``None`` treats it as
-        any second atom: ``second_atom_factor`` times its single-atom weight.
+        chalcogen column beside one host atom, relative to one host atom (cross term included).
+        ``None`` treats it as any second atom (the coherent sum below).
     second_atom_factor : float
-        Contribution of the second atom of a two-atom column relative to the first (<= 1).
+        What the second host atom of a column adds relative to the first: ``1 + 2c`` with ``c``
+        the coherent cross term of the two atoms (multislice: 1.2–1.3 at 80–200 mrad, 1.6–1.7
+        at 60–160 mrad; 1 is incoherent). Two atoms ``w1``, ``w2`` give
+        ``w1 + w2 + 2c sqrt(w1 w2)``.
     metal_cross_section_A2 : float
         Effective HAADF cross-section (Å²) of a column of molybdenum weight: the fraction of the
         probe's electrons that reach the detector is this times the probe intensity per Å² at the
@@ -111,7 +114,7 @@ class MicroscopeParams:
     z_exponent: float = 1.7
     element_weights: dict | None = None
     light_ratio: float | None = None
-    second_atom_factor: float = 0.9
+    second_atom_factor: float = 1.25
     metal_cross_section_A2: float = 0.012
     row_jitter_nm: float = 0.004
     drift_nm: float = 0.015
@@ -253,11 +256,12 @@ def column_weight(cls: str, sublattice: str, params: MicroscopeParams, material:
                   rng: np.random.Generator | None = None) -> float:
     """Weight of one column of a given class (``'metal'``/``'chalcogen'`` = pristine).
 
-    The top atom of :func:`column_atoms` adds its full weight, the second ``second_atom_factor``
-    times its weight. A light substituent beside a host atom adds ``light_ratio`` host atoms to
-    the host atom's full weight, on top or below (the light atom hardly channels the probe).
-    For a singly substituted column (two different atoms) the top atom is drawn at random when
-    ``rng`` is given.
+    Two atoms of weights ``w1``, ``w2`` give ``w1 + w2 + 2 c sqrt(w1 w2)`` with
+    ``c = (second_atom_factor - 1) / 2`` (the coherent cross term measured by multislice,
+    :mod:`..materials.physics`), so a host column is ``w (1 + second_atom_factor)``. A light
+    substituent beside a host atom adds ``light_ratio`` host atoms to the host atom's weight.
+    For a singly substituted column the top atom is drawn at random when ``rng`` is given (the
+    sum does not depend on it).
     """
     atoms = column_atoms(cls, sublattice, material)
     if sublattice == "metal":
@@ -269,13 +273,13 @@ def column_weight(cls: str, sublattice: str, params: MicroscopeParams, material:
     w_x = element_weight(material.chalcogen, params, material)
     if _light_in_host(top, bottom, params, material):
         return float(w_x * (1.0 + params.light_ratio))
-    w = 0.0
-    if top is not None:
-        w += element_weight(top, params, material)
-    if bottom is not None:
-        second = params.second_atom_factor if top is not None else 1.0
-        w += second * element_weight(bottom, params, material)
-    return float(w)
+    present = [element_weight(a, params, material) for a in (top, bottom) if a is not None]
+    if len(present) < 2:
+        return float(sum(present))
+    # Coherent cross term of the two atoms (docs/physics.md): X2 = w (1 + s), c = (s - 1) / 2.
+    c = (params.second_atom_factor - 1.0) / 2.0
+    w1, w2 = present
+    return float(w1 + w2 + 2.0 * c * np.sqrt(w1 * w2))
 
 
 def lattice_vectors_px(material: Material, pixel_size_nm: float, rotation_deg: float) -> tuple:
@@ -435,10 +439,11 @@ def _choose_defects(n_metal: int, n_chalc: int, classes: tuple[ColumnClass, ...]
 
 def simulated_substituents(material: str | Material,
                            substituents: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
-    """Substituents to simulate: ``None`` is every one the material supports; else as
-    :func:`~..materials.columns.parse_substituents` reads them (``"Se,O"``, a list, ``""``)."""
+    """Substituents to simulate: ``None`` is the material's defaults (as detection), ``"all"``
+    every one it supports; else as :func:`~..materials.columns.parse_substituents` reads them
+    (``"Se,O"``, a list, ``""``)."""
     mat = get_material(material)
-    if substituents is None:
+    if isinstance(substituents, str) and substituents.strip().lower() == "all":
         return supported_substituents(mat)
     return parse_substituents(substituents, mat)
 
@@ -497,8 +502,9 @@ def simulate_image(
     dose_e_per_A2 : float or None, optional
         Overrides ``params.dose_e_per_A2`` when given (``None`` = noise-free).
     substituents : str or list of str, optional
-        Substituents whose classes may occur (``"Se,O"``); ``None`` = every substituent the
-        material supports, ``""`` = vacancies only.
+        Substituents whose classes may occur (``"Se,O"``); ``None`` = the material's defaults
+        (those detection uses), ``"all"`` = every substituent it supports, ``""`` = vacancies
+        only.
 
     Returns
     -------

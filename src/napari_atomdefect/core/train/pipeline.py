@@ -160,7 +160,8 @@ def realistic_overrides_from(measurements: list[dict], material: str,
         dose = 1e5
         for _ in range(max(1, snr_steps)):
             params = MicroscopeParams(**{**base.__dict__, "dose_e_per_A2": dose})
-            sim = simulate_image(mat, size, pixel_size_nm, params=params, seed=seed)
+            sim = simulate_image(mat, size, pixel_size_nm, params=params, seed=seed,
+                                 substituents="all")
             ref = measure_acquisition(sim.image, find_lattice(sim.image, mat))
             step = float(np.clip((target / max(ref["snr"], 1e-6)) ** 2, 0.05, 20))
             dose = float(np.clip(dose * step, 3e3, 1e7))
