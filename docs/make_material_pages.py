@@ -130,20 +130,17 @@ def overlay_figure(image: np.ndarray, defects, title: str, path: Path, crop: int
     return save_png(fig, path)
 
 
-def histogram_figure(columns, title: str, path: Path, classes: tuple[str, ...]) -> Path:
-    """Histogram of normalised chalcogen-column intensities, one colour per called class."""
-    import matplotlib
+def _histogram_panel(ax, columns, column: str, bins: np.ndarray, classes: tuple[str, ...],
+                     title: str) -> None:
+    """One panel: the intensities of ``columns`` split by ``columns[column]``."""
+    from napari_atomdefect.core.materials.columns import ALL_CLASS_NAMES
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    hi = max(2.5, float(np.percentile(columns.intensity, 99.7)) + 0.2) if len(columns) else 2.5
-    bins = np.linspace(-0.5, hi, 70)
-    fig, ax = plt.subplots(figsize=(5.2, 2.8))
-    order = ["chalcogen"] + [c for c in classes if c in set(columns["class"])]
-    order += sorted(set(columns["class"]) - set(order))
+    present = set(columns[column])
+    order = ["chalcogen"] + [c for c in (*classes, *ALL_CLASS_NAMES) if c in present]
+    order = list(dict.fromkeys(order))
+    order += sorted(set(columns[column]) - set(order))
     for name in order:
-        values = columns.intensity[columns["class"] == name]
+        values = columns.intensity[columns[column] == name]
         if len(values) == 0:
             continue
         colour, _ = class_style(name)
@@ -151,14 +148,45 @@ def histogram_figure(columns, title: str, path: Path, classes: tuple[str, ...]) 
                 edgecolor="black", linewidth=0.3,
                 label=f"{class_label(name)} ({len(values)}, mean {values.mean():.2f})")
     ax.set_yscale("log")
-    ax.set_xlabel("chalcogen column intensity (background 0, median chalcogen column 1)",
-                  fontsize=8)
+    ax.set_xlabel("chalcogen column intensity (background 0, median column 1)", fontsize=7)
     ax.set_ylabel("columns", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.set_title(title, fontsize=8)
-    ax.legend(fontsize=6.5, frameon=False)
+    ax.legend(fontsize=6, frameon=False)
+
+
+def histogram_figure(columns, title: str, path: Path, classes: tuple[str, ...]) -> Path:
+    """Histogram of normalised chalcogen-column intensities, one colour per called class, and
+    per true class beside it when ``columns`` has a ``truth`` column (simulated images)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hi = max(2.5, float(np.percentile(columns.intensity, 99.7)) + 0.2) if len(columns) else 2.5
+    bins = np.linspace(-0.5, hi, 70)
+    with_truth = "truth" in columns
+    fig, axes = plt.subplots(1, 2 if with_truth else 1, figsize=(9.0 if with_truth else 5.2, 2.9),
+                             sharey=True, squeeze=False)
+    _histogram_panel(axes[0, 0], columns, "class", bins, classes,
+                     f"{title}: by called class" if with_truth else title)
+    if with_truth:
+        _histogram_panel(axes[0, 1], columns, "truth", bins, classes, f"{title}: by true class")
     fig.tight_layout()
     return save_png(fig, path)
+
+
+def with_truth(columns, sites, radius_px: float):
+    """``columns`` with ``truth``: the simulated class of the nearest chalcogen column."""
+    from scipy.spatial import cKDTree
+
+    chalc = sites[sites["sublattice"] == "chalcogen"]
+    dist, idx = cKDTree(chalc[["y_px", "x_px"]].to_numpy(float)).query(
+        columns[["y_px", "x_px"]].to_numpy(float))
+    truth = chalc["class"].astype(str).to_numpy()[idx]
+    out = columns.copy()
+    out["truth"] = np.where(dist <= radius_px, truth, "unmatched")
+    return out
 
 
 # ---------------------------------------------------------------------------------------- physics
@@ -323,9 +351,10 @@ def example_section(material: str, info, size: int) -> tuple[list[str], dict]:
         title = (f"held-out simulated {material} (seed {item.seed}, {item.kind}), "
                  f"called by {info.name}")
         over = overlay_figure(item.image, result["defects"], title, IMAGES / f"{key}_sim.png")
-        cols = b.chalcogen_intensities(item.image, result)
-        hist = histogram_figure(cols, f"simulated {material}: chalcogen columns by called class",
-                                IMAGES / f"{key}_sim_hist.png", tuple(result["classes"]))
+        cols = with_truth(b.chalcogen_intensities(item.image, result), item.sites,
+                          0.25 * result["lattice"].a_px)
+        hist = histogram_figure(cols, f"simulated {material}", IMAGES / f"{key}_sim_hist.png",
+                                tuple(result["classes"]))
         what = "the columns its default model called defects"
     else:
         title = f"held-out simulated {material} (seed {item.seed}): simulated truth"
@@ -338,7 +367,8 @@ def example_section(material: str, info, size: int) -> tuple[list[str], dict]:
               f"central crop, with {what}:", "", f"![simulated {material}](../images/materials/"
               f"{over.name})", ""]
     if hist is not None:
-        lines += ["Normalised chalcogen-column intensities of that image by called class:", "",
+        lines += ["Normalised chalcogen-column intensities of that image by called class (left) "
+                  "and by simulated content (right):", "",
                   f"![histogram](../images/materials/{hist.name})", ""]
     lines += real_example(material, info, facts)
     return lines, facts
