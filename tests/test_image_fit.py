@@ -146,3 +146,27 @@ def test_a_fitting_image_gives_no_fit_warning():
         table = detect(_sim("MoS2", 9).image, 0.012, material="MoS2")
     assert table.attrs["fit"]["fits"] is True
     assert table.attrs["fit_messages"] == []
+
+
+def test_an_alloy_is_no_misfit_when_its_substituent_is_chosen():
+    """A WS2 layer with half its S replaced by Se: analysed for O only it is flagged as a misfit
+    (contrast between WS2 and WSe2, wide chalcogen spread); with Se chosen that is what the user
+    expects, and the Se columns do not count as implausibly many defects."""
+    from napari_atomdefect.core.detect.image_fit import counts_as_flagged
+
+    rng = np.random.default_rng(5)
+    params = MicroscopeParams.random(rng, "WS2", dose_e_per_A2=3e5)
+    c = 0.5
+    sim = simulate_image("WS2", 320, 0.012, params=params, seed=5, substituents="all",
+                         defect_fractions={"Se_S": 2 * c * (1 - c), "Se2_S2": c * c,
+                                           "V_X": 0.02})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lattice = find_lattice(sim.image, "WS2", pixel_size_nm=0.012)
+    o_only = assess_fit(sim.image, lattice, "WS2", substituents=("O",))
+    assert not o_only.fits
+    with_se = assess_fit(sim.image, lattice, "WS2", substituents=("O", "Se"))
+    assert with_se.fits, with_se.messages
+    assert not counts_as_flagged("Se2_S2", ("O", "Se")) and counts_as_flagged("Se2_S2", ("O",))
+    assert counts_as_flagged("V_S", ("O", "Se")) and counts_as_flagged("O_S", ("O", "Se"))
+    assert not counts_as_flagged("chalcogen", ())

@@ -34,7 +34,12 @@ from .decision import (
     run_classes,
     site_decisions,
 )
-from .image_fit import ModelFitWarning, assess_fit, flagged_fraction_message
+from .image_fit import (
+    ModelFitWarning,
+    assess_fit,
+    counts_as_flagged,
+    flagged_fraction_message,
+)
 from .site_rows import site_table
 
 if TYPE_CHECKING:
@@ -134,7 +139,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         lattice = find_lattice(arr, mat, pixel_size_nm=pixel_size_nm, calibration=calibration)
     smoothed = site_smoothed(arr, lattice)  # read once, by the fit check and the levels
     fit = assess_fit(arr, lattice, mat, model_material=card.get("material") or mat.name,
-                     smoothed=smoothed)
+                     smoothed=smoothed, substituents=tuple(run.substituents))
     if not fit.fits:  # before the long part: a script learns it at once, the widget shows it
         warnings.warn(fit.summary, ModelFitWarning, stacklevel=2)
         yield {"step": "fit", "fraction": 0.02, "message": fit.summary, "fit": fit}
@@ -181,7 +186,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         "y_nm": defects.y_px * lattice.pixel_size_nm, "x_nm": defects.x_px * lattice.pixel_size_nm,
         "class": defects["class"], "confidence": defects.confidence, "source": "model"})
     n_chalcogen = int((sites.sublattice == "chalcogen").sum())
-    n_flagged = int(((sites.sublattice == "chalcogen") & (sites["class"] != "chalcogen")).sum())
+    flaggable = sites["class"].map(lambda c: counts_as_flagged(c, tuple(run.substituents)))
+    n_flagged = int(((sites.sublattice == "chalcogen") & flaggable).sum())
     flagged = flagged_fraction_message(n_flagged, n_chalcogen)
     if flagged:
         warnings.warn(flagged, ModelFitWarning, stacklevel=2)

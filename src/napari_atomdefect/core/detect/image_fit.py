@@ -161,6 +161,11 @@ def measure_image(image: np.ndarray, lattice: Lattice,
         Its lattice.
     smoothed : ndarray, optional
         :func:`~..cells.normalize.site_smoothed` of the image, when the caller has it already.
+    substituents : tuple of str
+        The substituents the run looks for. With the other chalcogen among them (Se in a sulfide,
+        S in a selenide) an S/Se alloy is what the user expects: a contrast between the two hosts
+        and a wide spread of chalcogen columns are then no misfit (the models are trained on
+        alloys).
 
     Returns
     -------
@@ -225,9 +230,15 @@ def alloy_between(ratio: float, metal: str) -> tuple[str, str] | None:
     return (sulfide, selenide) if low < ratio < high else None
 
 
+def alloying_partner(material: str | Material) -> str:
+    """The other chalcogen whose substitution turns ``material`` into an S/Se alloy."""
+    return "Se" if get_material(material).chalcogen == "S" else "S"
+
+
 def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
                model_material: str | None = None,
-               smoothed: np.ndarray | None = None) -> FitReport:
+               smoothed: np.ndarray | None = None,
+               substituents: tuple[str, ...] = ()) -> FitReport:
     """Compare what ``image`` shows with ``material`` and with the model's training range.
 
     Parameters
@@ -242,6 +253,11 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
         The material the model was trained for (default: ``material``).
     smoothed : ndarray, optional
         :func:`~..cells.normalize.site_smoothed` of the image, when the caller has it already.
+    substituents : tuple of str
+        The substituents the run looks for. With the other chalcogen among them (Se in a sulfide,
+        S in a selenide) an S/Se alloy is what the user expects: a contrast between the two hosts
+        and a wide spread of chalcogen columns are then no misfit (the models are trained on
+        alloys).
 
     Returns
     -------
@@ -263,6 +279,7 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
     metal = MATERIALS[chosen].metal
     alloy = alloy_between(ratio, metal)
     same_metal = [c for c in candidates if MATERIALS[c].metal == metal]
+    alloy_expected = alloying_partner(chosen) in substituents
     if alloy and not same_metal:
         better = (f"; it lies between {alloy[0]} and {alloy[1]}: the chalcogen columns look "
                   "like an S/Se alloy (a partly converted layer)")
@@ -270,7 +287,7 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
         better = f"; {candidates[0]} fits better"
     else:
         better = ""
-    if _contrast_distance(ratio, chosen) > 0:
+    if _contrast_distance(ratio, chosen) > 0 and not (alloy_expected and alloy and not same_metal):
         c_lo, _, c_hi = TRAINING_RANGES[chosen]["metal_to_chalcogen"]
         what = (f"what the {trained} model was trained on" if trained == chosen
                 else f"what {chosen} shows")
@@ -281,7 +298,7 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
                         f"was trained on ({lo:.1f}–{hi:.1f}).")
     spread_max = TRAINING_RANGES[trained]["excess_spread"][0]
     excess = meas.excess_spread
-    if np.isfinite(excess) and excess > spread_max * SPREAD_TOLERANCE:
+    if np.isfinite(excess) and excess > spread_max * SPREAD_TOLERANCE and not alloy_expected:
         messages.append(f"Chalcogen columns vary far more than in any training image (excess "
                         f"spread {excess:.1f}, training ≤ {spread_max:.1f}): an alloy, a "
                         "converted layer, contamination or another material; many columns will be "
@@ -300,7 +317,11 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
 
 
 def flagged_fraction_message(n_flagged: int, n_sites: int) -> str | None:
-    """A sentence when an implausible fraction of chalcogen sites was flagged, else ``None``."""
+    """A sentence when an implausible fraction of chalcogen sites was flagged, else ``None``.
+
+    ``n_flagged`` counts vacancies and substitutions other than an alloying chalcogen the user
+    chose (see :func:`counts_as_flagged`).
+    """
     if n_sites <= 0:
         return None
     frac = n_flagged / n_sites
@@ -343,5 +364,19 @@ def measure_training_ranges(n_images: int = 200, seed: int = 1000) -> dict:
     return out
 
 
-__all__ = ["FitReport", "ModelFitWarning", "ImageMeasurements", "assess_fit", "flagged_fraction_message",
+def counts_as_flagged(class_name: str, substituents: tuple[str, ...]) -> bool:
+    """Whether a chalcogen site of ``class_name`` counts towards the flagged fraction: every
+    defect class except substitutions by a chosen alloying chalcogen (Se in S, S in Se, Te in Se),
+    which may cover any fraction of an alloy."""
+    from ..materials.columns import DOUBLE_SUBSTITUTION, lookup_class
+
+    if class_name in ("chalcogen", "metal"):
+        return False
+    c = lookup_class(class_name)
+    return not (c is not None and c.substituent in substituents
+                and c.substituent in DOUBLE_SUBSTITUTION)
+
+
+__all__ = ["FitReport", "ModelFitWarning", "ImageMeasurements", "alloying_partner", "assess_fit",
+           "counts_as_flagged", "flagged_fraction_message",
            "measure_image", "measure_training_ranges", "rank_materials", "alloy_between"]
