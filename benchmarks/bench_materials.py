@@ -20,7 +20,9 @@ kinds of image when the simulator can place substituents (``simulate_image(subst
 A material whose default model is another material's (its bundled model is not there yet) is
 reported as skipped, with the reason. Scores pool true positives, false positives and false
 negatives over the images (matching radius 0.08 nm, :mod:`core.detect.evaluate`); merged groups
-``V_X|D_X`` of a vacancy and its light substituent are listed too.
+``V_X|D_X`` of a vacancy and its light substituent are listed too. The JSON also holds the
+figures pooled over only the images that pass the model-fit check (``per_class_fitting``) and,
+per image, its kind, counts and fit messages.
 """
 
 from __future__ import annotations
@@ -236,6 +238,8 @@ def bench_material(material: str, n_images: int, size: int, seed: int = SEED) ->
                        "n_true": int(len(item.truth)), "n_pred": int(len(result["defects"])),
                        "fit_messages": list(result.get("fit_messages", []))})
     pooled = pooled_scores(tables)
+    fitting = pooled_scores([t for t, im in zip(tables, images, strict=True)
+                             if not im["fit_messages"]])
     card = info.card
     return {"material": material, "model": info.name, "model_material": card.get("material"),
             "classes": list(model_classes(info)), "substituents": list(model_substituents(info)),
@@ -243,7 +247,8 @@ def bench_material(material: str, n_images: int, size: int, seed: int = SEED) ->
             "seeds": [seed, seed + n_images - 1], "radius_nm": RADIUS_NM,
             "simulator_substituents": simulator_places_substituents(),
             "elapsed_s": round(time.time() - t0, 1), "images": images,
-            "per_class": {name: _json_row(row) for name, row in pooled.iterrows()}}
+            "per_class": {name: _json_row(row) for name, row in pooled.iterrows()},
+            "per_class_fitting": {name: _json_row(row) for name, row in fitting.iterrows()}}
 
 
 def _json_row(row: pd.Series) -> dict:

@@ -133,7 +133,7 @@ def overlay_figure(image: np.ndarray, defects, title: str, path: Path, crop: int
 def _histogram_panel(ax, columns, column: str, bins: np.ndarray, classes: tuple[str, ...],
                      title: str) -> None:
     """One panel: the intensities of ``columns`` split by ``columns[column]``."""
-    from napari_atomdefect.core.materials.columns import ALL_CLASS_NAMES
+    from napari_atomdefect.core.materials.columns import ALL_CLASS_NAMES, lookup_class
 
     present = set(columns[column])
     order = ["chalcogen"] + [c for c in (*classes, *ALL_CLASS_NAMES) if c in present]
@@ -144,8 +144,9 @@ def _histogram_panel(ax, columns, column: str, bins: np.ndarray, classes: tuple[
         if len(values) == 0:
             continue
         colour, _ = class_style(name)
+        double = getattr(lookup_class(name), "kind", None) == "D2_X2"  # same colour as D_X
         ax.hist(values, bins=bins, color=colour, alpha=0.75, histtype="stepfilled",
-                edgecolor="black", linewidth=0.3,
+                edgecolor="black", linewidth=0.3, hatch="////" if double else None,
                 label=f"{class_label(name)} ({len(values)}, mean {values.mean():.2f})")
     ax.set_yscale("log")
     ax.set_xlabel("chalcogen column intensity (background 0, median column 1)", fontsize=7)
@@ -302,18 +303,33 @@ def scores_section(entry: dict | None) -> list[str]:
     for im in entry["images"]:
         kinds[im["kind"]] = kinds.get(im["kind"], 0) + 1
     kind_text = ", ".join(f"{n} {k}" for k, n in kinds.items())
+    misfit = [im for im in entry["images"] if im["fit_messages"]]
     lines += [f"{entry['n_images']} held-out images of {entry['size_px']} px (seeds "
               f"{entry['seeds'][0]}–{entry['seeds'][1]}; {kind_text}), model `{entry['model']}` "
               f"with substituents {', '.join(entry['substituents']) or 'none'}; pooled over the "
               f"images, matching radius {entry['radius_nm']} nm "
               "(`benchmarks/bench_materials.py`, `core/detect/evaluate.py`). A class the image "
-              "holds but the model cannot produce scores 0.", "",
-              "| class | true | called | precision | recall | F1 |", "|---|---|---|---|---|---|"]
+              "holds but the model cannot produce scores 0.", ""]
+    if misfit:
+        lines += [f"Images that failed the model-fit check ({len(misfit)} of "
+                  f"{len(entry['images'])}, scored all the same): " + "; ".join(
+                      f"seed {im['seed']} ({im['kind']}, {im['n_true']} true, {im['n_pred']} "
+                      f"called): {im['fit_messages'][0]}" for im in misfit), ""]
+    lines += score_table(entry["per_class"])
+    fitting = entry.get("per_class_fitting")
+    if misfit and fitting:
+        lines += [f"The {len(entry['images']) - len(misfit)} images that pass the fit check "
+                  "only:", ""] + score_table(fitting)
+    return lines
 
+
+def score_table(per_class: dict) -> list[str]:
+    """Markdown table of pooled per-class figures."""
     def fmt(v) -> str:
         return "—" if v is None else f"{v:.2f}"
 
-    for name, row in entry["per_class"].items():
+    lines = ["| class | true | called | precision | recall | F1 |", "|---|---|---|---|---|---|"]
+    for name, row in per_class.items():
         cell = name.replace("|", "\\|")  # a merged group's bar would end the table cell
         lines.append(f"| `{cell}` | {row['n_true']} | {row['n_pred']} | {fmt(row['precision'])} "
                      f"| {fmt(row['recall'])} | {fmt(row['f1'])} |")
