@@ -312,9 +312,9 @@ def scores_section(entry: dict | None) -> list[str]:
               "holds but the model cannot produce scores 0.", ""]
     if misfit:
         lines += [f"Images that failed the model-fit check ({len(misfit)} of "
-                  f"{len(entry['images'])}, scored all the same): " + "; ".join(
-                      f"seed {im['seed']} ({im['kind']}, {im['n_true']} true, {im['n_pred']} "
-                      f"called): {im['fit_messages'][0]}" for im in misfit), ""]
+                  f"{len(entry['images'])}, scored all the same):", ""]
+        lines += [f"- seed {im['seed']} ({im['kind']}, {im['n_true']} true, {im['n_pred']} "
+                  f"called): {im['fit_messages'][0]}" for im in misfit] + [""]
     lines += score_table(entry["per_class"])
     fitting = entry.get("per_class_fitting")
     if misfit and fitting:
