@@ -56,7 +56,7 @@ bundled-models: install
 	    --val-images 40 --steps 4000 --seed 0 --out build/stage2/$$l-default || exit 1; done
 	for l in ws2 mos2 wse2 mose2; do rm -rf src/napari_atomdefect/weights/$$l-default && \
 	  cp -r build/stage2/$$l-default src/napari_atomdefect/weights/ && \
-	  ATOMDEFECT_WRITE_BUNDLED=1 $(AD) calibrate-model $$l-default || exit 1; done
+	  ATOMDEFECT_WRITE_BUNDLED=1 $(AD) calibrate-model $$l-default --n-images 150 || exit 1; done
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

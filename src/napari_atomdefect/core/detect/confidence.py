@@ -34,16 +34,35 @@ _L2 = 1e-3  # pull towards the identity, so that a class with few sites keeps sc
 
 
 def simulated_validation(n_images: int, seed: int = CALIBRATION_SEED, size: int = 256,
-                         material: str = "MoS2") -> Iterator:
-    """Held-out simulated images ``(SimulatedImage, pixel_size_nm)`` for calibration."""
-    from ..simulate.image import MicroscopeParams, simulate_image
+                         material: str = "MoS2",
+                         substituents: tuple[str, ...] | None = None) -> Iterator:
+    """Held-out simulated images ``(SimulatedImage, pixel_size_nm)`` for calibration.
 
+    ``substituents=None``: the material's defaults at natural defect fractions. Given (the
+    model's substituents), every one of them occurs, and a share of the images are random alloys
+    (:func:`~..simulate.image.alloy_fractions`), as in training: a calibration fitted on
+    images where substitutions are rare would teach the model that they are.
+    """
+    from ..materials.materials import get_material
+    from ..simulate.image import (
+        DEFAULT_KIND_FRACTIONS,
+        MicroscopeParams,
+        alloy_fractions,
+        simulate_image,
+    )
+
+    mat = get_material(material)
     for k in range(n_images):
         rng = np.random.default_rng(seed + k)
         dose = float(10 ** rng.uniform(5.0, np.log10(2e6)))
         px = float(rng.uniform(0.010, 0.016))
         params = MicroscopeParams.random(rng, material, dose_e_per_A2=dose)
-        yield simulate_image(material, size, px, params=params, seed=seed + k), px
+        if substituents is None:
+            yield simulate_image(material, size, px, params=params, seed=seed + k), px
+            continue
+        fractions = alloy_fractions(mat, tuple(substituents), rng, DEFAULT_KIND_FRACTIONS)
+        yield simulate_image(material, size, px, params=params, seed=seed + k,
+                             substituents=list(substituents), defect_fractions=fractions), px
 
 
 def labelled_sites(sites: pd.DataFrame, truth: pd.DataFrame, radius_px: float) -> pd.DataFrame:
@@ -156,11 +175,12 @@ def iter_collect_sites(model: str | os.PathLike | None, n_images: int, seed: int
     det = {k: v for k, v in info.card["detector"].items() if k != "calibration"}
     raw = replace(info, card={**info.card, "detector": det})
     parts = []
-    for k, (sim, px) in enumerate(simulated_validation(n_images, seed, size, material)):
+    subs = tuple(model_substituents(info))
+    for k, (sim, px) in enumerate(simulated_validation(n_images, seed, size, material, subs)):
         yield {"step": "calibrate", "fraction": k / n_images,
                "message": f"Held-out simulated image {k + 1}/{n_images}"}
         result = run_to_end(iter_detect(sim.image, px, material, raw, device, "user",
-                                        substituents=list(model_substituents(info))))
+                                        substituents=list(subs)))
         parts.append(labelled_sites(result["sites"], sim.sites, RADIUS_NM / px).assign(image=k))
     yield {"done": True, "sites": pd.concat(parts, ignore_index=True), "info": info,
            "material": material, "classes": model_classes(info)}

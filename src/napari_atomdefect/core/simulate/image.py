@@ -437,6 +437,34 @@ def _choose_defects(n_metal: int, n_chalc: int, classes: tuple[ColumnClass, ...]
     return metal, chalc
 
 
+#: Share of training and calibration images that are random alloys (one substituent with a
+#: doubly substituted class, at a per-atom fraction drawn from ``ALLOY_FRACTION_RANGE``).
+#: Detection normalises the chalcogen level to the image's median column, which in an alloy is
+#: not the host column: models must see such images to read the composition from the metal
+#: contrast, and their calibration must not learn that substitutions are rare.
+ALLOY_PROBABILITY = 0.35
+ALLOY_FRACTION_RANGE = (0.1, 1.0)
+
+
+def alloy_fractions(material: Material, substituents: tuple[str, ...],
+                    rng: np.random.Generator, base: dict[str, float],
+                    probability: float = ALLOY_PROBABILITY) -> dict[str, float]:
+    """Defect fractions of one image: ``base`` (per kind or class), or with ``probability`` a
+    random alloy of one substituent ``D`` at per-atom fraction ``c``: columns ``D_X``
+    ``2c(1-c)`` and ``D2_X2`` ``c²`` (binomial, atoms independent)."""
+    from ..materials.columns import DOUBLE_SUBSTITUTION
+
+    fractions: dict[str, float] = dict(base)
+    alloying = [d for d in substituents if d in DOUBLE_SUBSTITUTION]
+    if alloying and rng.random() < probability:
+        d = alloying[int(rng.integers(len(alloying)))]
+        c = float(rng.uniform(*ALLOY_FRACTION_RANGE))
+        x = material.chalcogen
+        fractions[f"{d}_{x}"] = 2 * c * (1 - c)
+        fractions[f"{d}2_{x}2"] = c * c
+    return fractions
+
+
 def simulated_substituents(material: str | Material,
                            substituents: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
     """Substituents to simulate: ``None`` is the material's defaults (as detection), ``"all"``

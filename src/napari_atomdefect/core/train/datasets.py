@@ -27,7 +27,7 @@ from ..materials.columns import (
     supported_substituents,
 )
 from ..materials.materials import Material, get_material
-from ..simulate.image import MicroscopeParams, SimulatedImage, simulate_image
+from ..simulate.image import MicroscopeParams, SimulatedImage, alloy_fractions, simulate_image
 
 
 def class_index(classes: tuple[str, ...]) -> dict[str, int]:
@@ -223,31 +223,11 @@ def cells_from_simulation(sim: SimulatedImage, spec: TileSpec = TileSpec(),
 TRAINING_KIND_FRACTIONS = {"V_X": 0.08, "V_X2": 0.04, "D_X": 0.07, "D2_X2": 0.04, "V_M": 0.04}
 #: Legacy name.
 TRAINING_DEFECT_FRACTIONS = TRAINING_KIND_FRACTIONS
-#: Share of training images that are random alloys (one substituent with a doubly substituted
-#: class, at a per-atom fraction drawn from ``ALLOY_FRACTION_RANGE``). Detection normalises the
-#: chalcogen level to the image's median column, which in an alloy is not the host column: the
-#: detector must see such images to read the composition from the metal contrast.
-ALLOY_PROBABILITY = 0.35
-ALLOY_FRACTION_RANGE = (0.1, 1.0)
-
-
 def training_fractions(material: Material, substituents: tuple[str, ...],
                        rng: np.random.Generator) -> dict[str, float]:
-    """Defect fractions of one training image: :data:`TRAINING_KIND_FRACTIONS`, or with
-    probability :data:`ALLOY_PROBABILITY` a random alloy of one substituent ``D`` at per-atom
-    fraction ``c``: columns ``D_X`` ``2c(1-c)`` and ``D2_X2`` ``c²`` (binomial, atoms
-    independent)."""
-    from ..materials.columns import DOUBLE_SUBSTITUTION
-
-    fractions: dict[str, float] = dict(TRAINING_KIND_FRACTIONS)
-    alloying = [d for d in substituents if d in DOUBLE_SUBSTITUTION]
-    if alloying and rng.random() < ALLOY_PROBABILITY:
-        d = alloying[int(rng.integers(len(alloying)))]
-        c = float(rng.uniform(*ALLOY_FRACTION_RANGE))
-        x = material.chalcogen
-        fractions[f"{d}_{x}"] = 2 * c * (1 - c)
-        fractions[f"{d}2_{x}2"] = c * c
-    return fractions
+    """Defect fractions of one training image: :data:`TRAINING_KIND_FRACTIONS`, or a random alloy
+    (:func:`~..simulate.image.alloy_fractions`)."""
+    return alloy_fractions(material, substituents, rng, TRAINING_KIND_FRACTIONS)
 
 
 def iter_simulated_cell_sets(
