@@ -162,12 +162,19 @@ def _user_model(root, name, material, classes, substituents):
 
 @pytest.fixture
 def user_models(tmp_path, monkeypatch):
+    import json
+
     from napari_atomdefect.core.materials.columns import class_names
 
     root = tmp_path / "models"
     monkeypatch.setenv("ATOMDEFECT_USER_MODELS", str(root))
     _user_model(root, "mos2-all", "MoS2", class_names("MoS2"), ("O", "Se"))
     _user_model(root, "wse2-all", "WSe2", class_names("WSe2"), ("S", "Te"))
+    _user_model(root, "wse2-s", "WSe2", class_names("WSe2", ("S",)), ("S",))
+    # A MoS2 model from before the column classes: no material, classes or substituents.
+    (root / "mos2-legacy").mkdir()
+    (root / "mos2-legacy" / "card.json").write_text(json.dumps({"name": "mos2-legacy",
+                                                                "detector": {}}))
     return root
 
 
@@ -182,7 +189,12 @@ def test_substituent_boxes_follow_material_and_model(make_napari_viewer, user_mo
     widget = DetectWidget(viewer)
     assert widget.material.currentText() == "MoS2"
     assert widget.model.currentData() == "mos2-default"
-    # The legacy MoS2 model knows O only: Se is offered but disabled.
+    # The bundled MoS2 model knows O and Se; the default substituents (O) are checked.
+    assert _boxes(widget) == {"O": (True, True), "Se": (True, False)}
+    assert widget.run_classes() == ("V_S", "V_S2", "O_S", "V_Mo")
+    assert tuple(widget.operating_spins) == ("V_S", "V_S2", "O_S", "V_Mo")
+    # A legacy MoS2 model knows O only: Se is offered but disabled.
+    widget.model.setCurrentIndex(widget.model.findData("mos2-legacy"))
     assert _boxes(widget) == {"O": (True, True), "Se": (False, False)}
     assert widget.run_classes() == ("V_S", "V_S2", "O_S", "V_Mo")
     assert tuple(widget.operating_spins) == ("V_S", "V_S2", "O_S", "V_Mo")
@@ -197,11 +209,20 @@ def test_substituent_boxes_follow_material_and_model(make_napari_viewer, user_mo
 
     widget.material.setCurrentText("WSe2")
     assert list(widget.substituent_checks) == ["S", "Te"]
-    assert widget.model.currentData() == "mos2-default"  # no bundled wse2-default yet
+    assert widget.model.currentData() == "wse2-default"
+    assert _boxes(widget) == {"S": (True, True), "Te": (True, False)}
+    assert widget.run_classes() == ("V_Se", "V_Se2", "S_Se", "S2_Se2", "V_W")
+    # A WSe2 model trained without Te: Te is offered but disabled.
+    widget.model.setCurrentIndex(widget.model.findData("wse2-s"))
+    assert _boxes(widget) == {"S": (True, True), "Te": (False, False)}
+    assert widget.run_classes() == ("V_Se", "V_Se2", "S_Se", "S2_Se2", "V_W")
+    # A model of another material: the boxes are shown, none can be changed.
+    widget.model.setCurrentIndex(widget.model.findData("mos2-default"))
     assert _boxes(widget) == {"S": (False, True), "Te": (False, False)}
     widget.model.setCurrentIndex(widget.model.findData("wse2-all"))
     assert _boxes(widget) == {"S": (True, True), "Te": (True, False)}
-    assert widget.run_classes() == ("V_Se", "V_Se2", "S_Se", "S2_Se2", "V_W")
+    widget.substituent_checks["Te"].setChecked(True)
+    assert widget.run_classes() == ("V_Se", "V_Se2", "S_Se", "S2_Se2", "Te_Se", "Te2_Se2", "V_W")
     widget.material.setCurrentText("MoS2")
     assert list(widget.substituent_checks) == ["O", "Se"]
 
@@ -268,7 +289,9 @@ def _bias_only_ws2_model(folder):
 def test_detect_widget_runs_the_chosen_substituents(make_napari_viewer, qtbot, tmp_path,
                                                     monkeypatch):
     """End to end: a WS2 model, Se ticked → Se classes in the layer, the Review box and the
-    Statistics rows; O ticked instead → O_S, never Se_S."""
+    Statistics rows; O ticked instead → never Se_S: the Se-looking columns are host columns for
+    that run (the excluded classes' probability goes to the pristine column), so nothing is
+    flagged."""
     from napari_atomdefect.core.simulate.image import simulate_image
     from napari_atomdefect.widgets.detect import DetectWidget
     from tests.viewer.helpers import layers_of, wait_idle
@@ -305,5 +328,5 @@ def test_detect_widget_runs_the_chosen_substituents(make_napari_viewer, qtbot, t
     wait_idle(qtbot, widget)
     o = layers_of(viewer, "detections")[-1]
     assert tuple(o.metadata["atomdefect"]["classes"]) == ("V_S", "V_S2", "O_S", "V_W")
-    assert set(o.features["class"].astype(str)) == {"O_S"}
+    assert len(o.data) == 0  # Se mass (54.6) + pristine (2.7) outweighs O_S (7.4)
     assert review.classes() == ("V_S", "V_S2", "O_S", "V_W")  # followed the new layer

@@ -371,9 +371,20 @@ class DetectWidget(QWidget):
         return tuple(d for d in enabled if self.substituent_checks[d].isChecked())
 
     def run_classes(self) -> tuple[str, ...]:
-        """The defect classes the next run can produce (model classes, chosen substituents)."""
-        return run_classes(model_classes_of(_model_info(self.model.currentData())),
-                           self.substituents())
+        """The defect classes the next run can produce (model classes, chosen substituents) —
+        the same rule as the detection itself, also when the model knows none of the material's
+        substituents (then its own defaults)."""
+        from ..core.detect.decision import run_classes as core_run_classes
+        from ..core.errors import AtomDefectError
+
+        info = _model_info(self.model.currentData())
+        if info is not None and "detector" in info.card:
+            try:
+                return tuple(core_run_classes(info.card, self.material.currentText(),
+                                              self.substituents()).classes)
+            except AtomDefectError:
+                pass
+        return run_classes(model_classes_of(info), self.substituents())
 
     def _refresh_classes(self, *args) -> None:
         classes = self.run_classes()

@@ -72,8 +72,14 @@ def labelled_sites(sites: pd.DataFrame, truth: pd.DataFrame, radius_px: float) -
     if sites.empty or truth.empty:
         return sites.assign(truth=pd.Series(dtype=object)).iloc[:0]
     dist, k = cKDTree(truth[["y_px", "x_px"]].to_numpy()).query(sites[["y_px", "x_px"]].to_numpy())
-    out = sites.assign(truth=truth["class"].to_numpy()[np.minimum(k, len(truth) - 1)])
-    return out[dist <= radius_px].reset_index(drop=True)
+    k = np.minimum(k, len(truth) - 1)
+    out = sites.assign(truth=truth["class"].to_numpy()[k])
+    keep = dist <= radius_px
+    if "sublattice" in sites and "sublattice" in truth:
+        # A site labelled from a column of the other sublattice says nothing about calibration
+        # (a Se-rich MoS2 alloy outshines its metal and the lattice search swaps the two).
+        keep &= sites["sublattice"].to_numpy() == truth["sublattice"].to_numpy()[k]
+    return out[keep].reset_index(drop=True)
 
 
 def _fit_one(p: np.ndarray, y: np.ndarray) -> dict:

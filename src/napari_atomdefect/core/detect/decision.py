@@ -236,7 +236,12 @@ def card_calibration(detector_card: Mapping, classes: Iterable[str] | None = Non
 
 
 def restrict(q: np.ndarray, choices: tuple[str, ...], keep: Iterable[str]) -> np.ndarray:
-    """Probabilities over ``keep`` only: the other classes set to 0, the rest renormalised.
+    """Probabilities over ``keep`` only: the probability of the excluded classes (substitutions by
+    elements the user left out) goes to the pristine class (first of ``choices``).
+
+    A column the model sees as, say, ``Se_S`` when Se was left out is a host column as far as this
+    run can tell — spreading that probability over the rest would make a bright Se column a
+    double vacancy.
 
     Parameters
     ----------
@@ -257,7 +262,8 @@ def restrict(q: np.ndarray, choices: tuple[str, ...], keep: Iterable[str]) -> np
     q = np.asarray(q, np.float64)
     if len(cols) == len(choices):
         return q
-    out = q[:, cols]
+    out = q[:, cols].copy()
+    out[:, 0] += np.clip(1.0 - q[:, cols].sum(axis=1), 0.0, None)
     return out / np.maximum(out.sum(axis=1, keepdims=True), 1e-300)
 
 

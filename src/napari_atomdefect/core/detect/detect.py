@@ -244,7 +244,7 @@ def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str 
         Substituent elements to look for, e.g. ``"Se,O"`` or ``["Se"]``; ``""`` for vacancies
         only. Default: the material's defaults that the model knows (O in sulfides, S in
         selenides). Classes of the model's other substituents get probability 0 after calibration
-        (the rest renormalised), so they are never called.
+        (their probability goes to the pristine column), so they are never called.
 
     Returns
     -------

@@ -293,6 +293,11 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
                 else f"what {chosen} shows")
         messages.append(f"Metal/chalcogen contrast {ratio:.2f} is outside {what} "
                         f"({c_lo:.1f}–{c_hi:.1f}){better}.")
+    elif (candidates and candidates[0] != chosen and MATERIALS[candidates[0]].metal == metal
+          and chosen in candidates):
+        # Inside both ranges (they overlap at their edges) but typical of the other host.
+        messages.append(f"Metal/chalcogen contrast {ratio:.2f} is more typical of "
+                        f"{candidates[0]} than of {chosen}: {candidates[0]} fits better.")
     if trained != chosen and _contrast_distance(ratio, trained) > 0:
         messages.append(f"Metal/chalcogen contrast {ratio:.2f} is outside what the {trained} model "
                         f"was trained on ({lo:.1f}–{hi:.1f}).")
