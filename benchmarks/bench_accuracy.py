@@ -75,23 +75,23 @@ def site_truth(sites: pd.DataFrame, columns: pd.DataFrame, radius_px: float) -> 
     return np.where(dist <= radius_px, truth_cls[np.minimum(k, len(truth_cls) - 1)], None)
 
 
-def _decided(sites: pd.DataFrame, calibration: dict | None, op: dict) -> pd.DataFrame:
-    """``sites`` (uncalibrated probabilities) with ``class`` and ``confidence`` as detection would
-    set them with ``calibration`` and operating point ``op``."""
-    from napari_atomdefect.core.detect.decision import (
-        CHALCOGEN_CLASSES,
-        METAL_CLASSES,
-        parse_operating_point,
-        site_decisions,
-    )
+def _decided(sites: pd.DataFrame, calibration: dict | None, op: dict,
+             classes: tuple[str, ...], run: tuple[str, ...]) -> pd.DataFrame:
+    """``sites`` (uncalibrated probabilities over all the model's ``classes``) with ``class`` and
+    ``confidence`` as detection of the ``run`` classes would set them with ``calibration`` and
+    operating point ``op``."""
+    from napari_atomdefect.core.detect.decision import parse_operating_point, site_decisions
+    from napari_atomdefect.core.materials.columns import site_choices
 
     out = sites.copy()
-    for part, classes in (("metal", METAL_CLASSES), ("chalcogen", CHALCOGEN_CLASSES)):
+    metal_ch, chalcogen_ch = site_choices(classes)
+    for part, choices in (("metal", metal_ch), ("chalcogen", chalcogen_ch)):
         m = (out.sublattice == part).to_numpy()
-        p = out.loc[m, [f"p_{c}" for c in classes]].to_numpy(float)
-        d = site_decisions(p if part == "metal" else np.zeros((0, 2)),
-                           p if part == "chalcogen" else np.zeros((0, 4)), calibration,
-                           parse_operating_point(op))
+        p = out.loc[m, [f"p_{c}" for c in choices]].to_numpy(float)
+        d = site_decisions(p if part == "metal" else np.zeros((0, len(metal_ch))),
+                           p if part == "chalcogen" else np.zeros((0, len(chalcogen_ch))),
+                           calibration, parse_operating_point(op), classes=classes,
+                           run_classes=run)
         out.loc[m, "class"] = d[f"{part}_class"]
         out.loc[m, "confidence"] = d[f"{part}_conf"]
     return out
@@ -117,14 +117,16 @@ def detector_scores(folder: Path, model: str | None) -> tuple[dict, dict, float]
     defects, per called class) and seconds per image."""
     from dataclasses import replace
 
-    from napari_atomdefect.core.detect.decision import card_calibration
+    from napari_atomdefect.core.detect.decision import card_calibration, run_classes
     from napari_atomdefect.core.detect.detect import iter_detect
     from napari_atomdefect.core.detect.evaluate import score
-    from napari_atomdefect.core.models.registry import resolve_model
+    from napari_atomdefect.core.models.registry import model_classes, model_substituents, resolve_model
     from napari_atomdefect.core.progress import run_to_end
 
-    info = resolve_model(model)
+    info = resolve_model(model, "MoS2")
     calibration = card_calibration(info.card["detector"])
+    classes = tuple(model_classes(info))
+    run = tuple(run_classes(info.card, "MoS2", None).classes)  # the default substituents (O)
     det = {k: v for k, v in info.card["detector"].items() if k != "calibration"}
     raw = replace(info, card={**info.card, "detector": det})
     totals = {json.dumps(op): {c: {"tp": 0, "fp": 0, "fn": 0} for c in CLASSES + ("V_S|O_S",)}
@@ -135,7 +137,7 @@ def detector_scores(folder: Path, model: str | None) -> tuple[dict, dict, float]
         px_nm = meta["pixel_size_A"] / 10
         t0 = time.perf_counter()
         result = run_to_end(iter_detect(np.load(d / "image.npy"), px_nm, "MoS2", raw, "auto",
-                                        "file"))
+                                        "file", substituents=list(model_substituents(info))))
         seconds.append(time.perf_counter() - t0)
         truth = pd.read_csv(d / "labels.csv")
         sites = result["sites"].assign(truth=site_truth(result["sites"],
@@ -143,7 +145,7 @@ def detector_scores(folder: Path, model: str | None) -> tuple[dict, dict, float]
                                                         RADIUS_NM / px_nm))
         labelled["before"].append(sites[sites.truth.notna()])
         for op in OPERATING_POINTS:
-            decided = _decided(sites, calibration, op)
+            decided = _decided(sites, calibration, op, classes, run)
             if not op:
                 labelled["after"].append(decided[decided.truth.notna()])
             pred = decided[~decided["class"].isin(["metal", "chalcogen"])]
