@@ -20,7 +20,12 @@ from napari_atomdefect.core.detect.decision import (
 )
 from napari_atomdefect.core.detect.detect import PROBABILITY_COLUMNS, iter_detect
 from napari_atomdefect.core.errors import AtomDefectError
-from napari_atomdefect.core.models.registry import ModelError, resolve_model, write_card
+from napari_atomdefect.core.models.registry import (
+    ModelError,
+    model_classes,
+    resolve_model,
+    write_card,
+)
 from napari_atomdefect.core.progress import run_to_end
 from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
 
@@ -183,7 +188,9 @@ def test_calibrate_model_writes_a_user_card(tmp_path, monkeypatch):
     written = json.loads((folder / "card.json").read_text())["detector"]["calibration"]
     assert written["method"] == "diagonal-dirichlet"
     assert written == json.loads(json.dumps(result["calibration"]))
-    assert len(written["chalcogen"]["scale"]) == 4 and len(written["metal"]["bias"]) == 2
+    # One parameter per site choice: chalcogen, V_S, V_S2, O_S, Se_S, Se2_S2 | metal, V_Mo.
+    assert model_classes(card) == ("V_S", "V_S2", "O_S", "Se_S", "Se2_S2", "V_Mo")
+    assert len(written["chalcogen"]["scale"]) == 6 and len(written["metal"]["bias"]) == 2
     assert written["command"] == "atomdefect calibrate-model mine --n-images 3 --seed 700000 " \
                                  "--size 256"
     assert written["ece_before"]["n_sites"] > 150  # the last of the 3 images

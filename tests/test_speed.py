@@ -13,13 +13,20 @@ from napari_atomdefect.core.cells.tiles import TileSpec, iter_cell_tiles, own_si
 from napari_atomdefect.core.detect.decision import (
     card_calibration,
     parse_operating_point,
+    run_classes,
     site_decisions,
 )
 from napari_atomdefect.core.detect.detect import iter_detect
 from napari_atomdefect.core.lattice.lattice import find_lattice
 from napari_atomdefect.core.materials.materials import get_material
 from napari_atomdefect.core.models.readout import site_logits, site_probabilities
-from napari_atomdefect.core.models.registry import build_detector, load_state, load_weights, resolve_model
+from napari_atomdefect.core.models.registry import (
+    build_detector,
+    load_state,
+    load_weights,
+    model_classes,
+    resolve_model,
+)
 from napari_atomdefect.core.models.site_forward import decoder_windows, site_logits_fast
 from napari_atomdefect.core.models.unet import UNet
 from napari_atomdefect.core.progress import run_to_end
@@ -37,6 +44,9 @@ def _reference_sites(image: np.ndarray, pixel_size_nm: float) -> pd.DataFrame:
     norm = normalise(image, intensity_levels(image, lattice))
     temperature = float(info.card["detector"].get("temperature", 1.0))
     spec = TileSpec(**info.card["detector"].get("tile", {}))
+    # The model's classes, and the run's: MoS2's default substituents (O) of those it knows.
+    classes = model_classes(info)
+    run = run_classes(info.card, "MoS2").classes
     chalc = {tuple(ij): k for k, ij in enumerate(lattice.chalcogen_index.tolist())}
     metal = {tuple(ij): k for k, ij in enumerate(lattice.metal_index.tolist())}
     rows = []
@@ -44,10 +54,11 @@ def _reference_sites(image: np.ndarray, pixel_size_nm: float) -> pd.DataFrame:
         own = torch.from_numpy(own_site_positions(batch, lattice).astype(np.float32))
         with torch.no_grad():
             pm, px = site_probabilities(site_logits(net(torch.from_numpy(batch.tiles[:, None])),
-                                                    own), temperature)
-        # the card's calibration and the neutral operating point, as detection applies them
+                                                    own), temperature, classes)
+        # the card's calibration over all the model's classes, then the classes of the run and
+        # the neutral operating point, as detection applies them
         d = site_decisions(pm.numpy(), px.numpy(), card_calibration(info.card["detector"]),
-                           parse_operating_point(None))
+                           parse_operating_point(None, run), classes, run)
         for k, ij in enumerate(map(tuple, batch.index.tolist())):
             m = metal.get(ij) if batch.has_metal[k] else None
             if m is not None:

@@ -1,9 +1,11 @@
 """Detection with column-composition classes and a choice of substituents (issue #13).
 
-No trained multi-class model exists yet, so the tests build a small WS2 U-Net whose output is its
-final-layer bias alone (head weights zero): at every site the logits are known, which fixes the
-probabilities the detection must report and the class it must call. Chalcogen sites are biased
-towards ``Se_S`` (then ``O_S``, then pristine), so the choice of substituents decides the class.
+The tests build small WS2 U-Nets whose output is their final-layer bias alone (head weights zero):
+at every site the logits are known, which fixes the probabilities the detection must report and
+the class it must call. Chalcogen sites of the main test model are biased towards ``Se_S`` (then
+``O_S``, then pristine), those of a second one towards ``O_S`` (then ``Se_S``): the choice of
+substituents decides the class. A substitution the user leaves out counts as a host column: its
+probability goes to the pristine class (:func:`~napari_atomdefect.core.detect.decision.restrict`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from napari_atomdefect.core.materials.columns import (
 from napari_atomdefect.core.models.registry import (
     default_model_name,
     model_classes,
+    model_material,
     model_substituents,
     resolve_model,
     write_model,
@@ -45,12 +48,24 @@ WS2_CLASSES = class_names("WS2")  # V_S, V_S2, O_S, Se_S, Se2_S2, V_W
 #: Logit of every U-Net channel (background, metal, chalcogen, then WS2_CLASSES).
 BIAS = {"background": 0.0, "metal": 3.0, "chalcogen": 1.0, "V_S": 0.0, "V_S2": 0.0,
         "O_S": 2.0, "Se_S": 4.0, "Se2_S2": 0.0, "V_W": 0.0}
+#: The second model: O_S first, then Se_S.
+BIAS_O = {**BIAS, "O_S": 4.0, "Se_S": 2.0}
+CHALCOGEN_CHOICES = ("chalcogen", "V_S", "V_S2", "O_S", "Se_S", "Se2_S2")
 
 
-def _softmax(names: tuple[str, ...]) -> dict[str, float]:
-    z = {n: math.exp(BIAS[n]) for n in names}
+def _softmax(names: tuple[str, ...], bias: dict = BIAS) -> dict[str, float]:
+    z = {n: math.exp(bias[n]) for n in names}
     total = sum(z.values())
     return {n: v / total for n, v in z.items()}
+
+
+def _restricted(keep: tuple[str, ...], bias: dict = BIAS) -> dict[str, float]:
+    """Chalcogen-site probabilities of a run over ``keep`` (pristine first): the softmax over all
+    the model's chalcogen choices, the excluded classes' share added to the pristine class."""
+    p = _softmax(CHALCOGEN_CHOICES, bias)
+    out = {n: p[n] for n in keep}
+    out[keep[0]] += sum(v for n, v in p.items() if n not in keep)
+    return out
 
 
 def _ws2_card(calibration: dict | None = None) -> dict:
@@ -63,7 +78,7 @@ def _ws2_card(calibration: dict | None = None) -> dict:
     return {"name": "ws2-test", "material": "WS2", "detector": det}
 
 
-def _save_ws2_model(folder, calibration: dict | None = None):
+def _save_ws2_model(folder, calibration: dict | None = None, bias: dict = BIAS):
     import torch
 
     from napari_atomdefect.core.models.registry import build_detector
@@ -72,13 +87,51 @@ def _save_ws2_model(folder, calibration: dict | None = None):
     net = build_detector(card)
     with torch.no_grad():
         net.head.weight.zero_()
-        net.head.bias.copy_(torch.tensor([BIAS[c] for c in segment_classes(WS2_CLASSES)]))
+        net.head.bias.copy_(torch.tensor([bias[c] for c in segment_classes(WS2_CLASSES)]))
+    return write_model(folder, card, detector=net.eval())
+
+
+#: Classes and substituents of the bundled MoS2 model (retrained for column classes, #13).
+MOS2_CLASSES = ("V_S", "V_S2", "O_S", "Se_S", "Se2_S2", "V_Mo")
+
+
+def _save_legacy_model(folder):
+    """A MoS2 model as written before the column classes: its card names no material, classes or
+    substituents, so it is read as the four legacy classes trained for O alone."""
+    import torch
+
+    from napari_atomdefect.core.models.registry import build_detector
+
+    card = {"name": folder.name,
+            "detector": {"architecture": {"in_channels": 1,
+                                          "n_classes": len(segment_classes(LEGACY_CLASSES)),
+                                          "width": 4},
+                         "tile": {"size_px": 24, "extent_a": 1.5}, "temperature": 1.0}}
+    net = build_detector(card)
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.zero_()
     return write_model(folder, card, detector=net.eval())
 
 
 @pytest.fixture(scope="module")
-def ws2_model(tmp_path_factory):
-    return _save_ws2_model(tmp_path_factory.mktemp("models") / "ws2-test")
+def models_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="module")
+def ws2_model(models_dir):
+    return _save_ws2_model(models_dir / "ws2-test")
+
+
+@pytest.fixture(scope="module")
+def ws2_o_model(tmp_path_factory):
+    return _save_ws2_model(tmp_path_factory.mktemp("models_o") / "ws2-o", bias=BIAS_O)
+
+
+@pytest.fixture(scope="module")
+def legacy_model(models_dir):
+    return _save_legacy_model(models_dir / "mos2-legacy")
 
 
 @pytest.fixture(scope="module")
@@ -92,45 +145,62 @@ def _run(image, model, **kw):
         return run_to_end(iter_detect(image, 0.012, "WS2", model, "cpu", **kw))
 
 
-def test_registry_reads_classes_and_substituents(ws2_model):
+def test_registry_reads_classes_and_substituents(ws2_model, legacy_model):
     info = resolve_model(ws2_model)
     assert model_classes(info) == WS2_CLASSES
     assert model_substituents(info) == ("O", "Se")
-    legacy = resolve_model("mos2-default")
+    bundled = resolve_model("mos2-default")
+    assert model_classes(bundled) == MOS2_CLASSES and model_substituents(bundled) == ("O", "Se")
+    # A card without classes or substituents is a legacy MoS2 model: four classes, O only.
+    legacy = resolve_model(legacy_model)
     assert model_classes(legacy) == LEGACY_CLASSES and model_substituents(legacy) == ("O",)
-    assert default_model_name("MoS2") == "mos2-default"
-    assert default_model_name("WSe2") == "mos2-default"  # no bundled wse2-default yet
+    assert model_material(legacy) == "MoS2"
+    # Each material has its bundled model; no material gives the MoS2 one.
+    for material in ("MoS2", "WS2", "WSe2", "MoSe2"):
+        assert default_model_name(material) == f"{material.lower()}-default"
+    assert default_model_name() == "mos2-default"
     # A card with classes but no substituent list: the substituents of its D_X classes.
     assert model_substituents({"detector": {"classes": ["V_Se", "Te_Se", "V_W"]}}) == ("Te",)
 
 
-def test_substituents_choose_the_classes(ws2_model, ws2_image):
+def test_substituents_choose_the_classes(ws2_model, ws2_o_model, ws2_image):
     se = _run(ws2_image.image, ws2_model, substituents="Se")
     o = _run(ws2_image.image, ws2_model, substituents=["O"])
+    o_model = _run(ws2_image.image, ws2_o_model, substituents=["O"])
     default = _run(ws2_image.image, ws2_model)  # WS2 defaults: O
     t_se, t_o = se["defects"], o["defects"]
     assert t_se.attrs["classes"] == ("V_S", "V_S2", "Se_S", "Se2_S2", "V_W")
     assert t_se.attrs["substituents"] == ("Se",)
     assert t_o.attrs["classes"] == ("V_S", "V_S2", "O_S", "V_W")
     assert default["defects"].attrs["substituents"] == ("O",)
+    assert default["defects"].attrs["classes"] == ("V_S", "V_S2", "O_S", "V_W")
     n_chalcogen = t_se.attrs["n_chalcogen_sites"]
     assert n_chalcogen > 50
     # Every chalcogen column is called the winning class of the run, metal columns stay pristine.
     assert t_se["class"].value_counts().to_dict() == {"Se_S": n_chalcogen}
-    assert t_o["class"].value_counts().to_dict() == {"O_S": n_chalcogen}
-    assert set(default["defects"]["class"]) == {"O_S"}
-    # Probabilities: the biases' softmax over the run's choices (the others masked, renormalised).
+    assert o_model["defects"]["class"].value_counts().to_dict() == {"O_S": n_chalcogen}
+    # Se left out: the model's Se columns are host columns for this run, not O_S nor vacancies.
+    assert t_o.empty and default["defects"].empty
+    assert set(o["sites"]["class"]) == {"metal", "chalcogen"}
+    # Probabilities: the biases' softmax over the run's choices, the others' share pristine.
     sites = se["sites"]
     assert set(probability_columns(t_se.attrs["classes"])) <= set(sites.columns)
     assert "p_O_S" not in sites.columns
     assert "p_Se_S" not in o["sites"].columns
     ch = sites[sites.sublattice == "chalcogen"]
-    want = _softmax(("chalcogen", "V_S", "V_S2", "Se_S", "Se2_S2"))
+    want = _restricted(("chalcogen", "V_S", "V_S2", "Se_S", "Se2_S2"))
+    assert sum(want.values()) == pytest.approx(1.0)
     for name, p in want.items():
         np.testing.assert_allclose(ch[f"p_{name}"], p, rtol=1e-4)
     np.testing.assert_allclose(ch.confidence, want["Se_S"], rtol=1e-4)
     ch_o = o["sites"][o["sites"].sublattice == "chalcogen"]
-    np.testing.assert_allclose(ch_o["p_O_S"], _softmax(("chalcogen", "V_S", "V_S2", "O_S"))["O_S"],
+    want_o = _restricted(("chalcogen", "V_S", "V_S2", "O_S"))
+    for name, p in want_o.items():
+        np.testing.assert_allclose(ch_o[f"p_{name}"], p, rtol=1e-4)
+    np.testing.assert_allclose(ch_o.confidence, want_o["chalcogen"], rtol=1e-4)
+    ch_om = o_model["sites"][o_model["sites"].sublattice == "chalcogen"]
+    np.testing.assert_allclose(ch_om["p_O_S"],
+                               _restricted(("chalcogen", "V_S", "V_S2", "O_S"), BIAS_O)["O_S"],
                                rtol=1e-4)
     metal = sites[sites.sublattice == "metal"]
     assert set(metal["class"]) == {"metal"}
@@ -143,10 +213,11 @@ def test_vacancies_only_and_calibration_before_masking(tmp_path, ws2_image):
     run = _run(ws2_image.image, _save_ws2_model(tmp_path / "a"), substituents="none")
     assert run["defects"].attrs["classes"] == ("V_S", "V_S2", "V_W")
     assert run["defects"].empty  # pristine (1.0) beats V_S, V_S2 (0.0) once Se_S, O_S are gone
-    # A calibration bias of +3 on V_S2 (chalcogen choice 2): V_S2 then wins without substituents.
+    # A calibration bias of +5 on V_S2 (chalcogen choice 2): V_S2 then wins without substituents
+    # (e^5 against e^1 + e^2 + e^4 + e^0 of pristine and the excluded substitutions).
     cal = {"method": "diagonal-dirichlet",
            "metal": {"scale": [1, 1], "bias": [0, 0]},
-           "chalcogen": {"scale": [1] * 6, "bias": [0, 0, 3, 0, 0, 0]}}
+           "chalcogen": {"scale": [1] * 6, "bias": [0, 0, 5, 0, 0, 0]}}
     run = _run(ws2_image.image, _save_ws2_model(tmp_path / "b", cal), substituents="none")
     n = run["defects"].attrs["n_chalcogen_sites"]
     assert run["defects"]["class"].value_counts().to_dict() == {"V_S2": n}
@@ -154,23 +225,36 @@ def test_vacancies_only_and_calibration_before_masking(tmp_path, ws2_image):
 
 
 def test_site_decisions_mask_after_calibration():
-    p = np.array([[0.1, 0.1, 0.1, 0.2, 0.4, 0.1]])  # chalcogen, V_S, V_S2, O_S, Se_S, Se2_S2
+    p = np.array([[0.05, 0.05, 0.05, 0.5, 0.3, 0.05]])  # chalcogen, V_S, V_S2, O_S, Se_S, Se2_S2
     cal = {"metal": {"scale": [1, 1], "bias": [0, 0]},
            "chalcogen": {"scale": [1] * 6, "bias": [0, 0, 0, 0, 1, 0]}}
     d = site_decisions(np.array([[0.9, 0.1]]), p, cal, {}, WS2_CLASSES,
                        ("V_S", "V_S2", "O_S", "V_W"))
-    q = calibrate(p, cal["chalcogen"])[0, :4]
-    np.testing.assert_allclose(d["q_chalcogen"][0], q / q.sum())
+    q = calibrate(p, cal["chalcogen"])[0]
+    # The excluded Se_S, Se2_S2 go to the pristine class after calibration: the calibrated Se_S
+    # share (0.52) makes the column a host column; masking first would have called O_S (0.5).
+    want = np.array([q[0] + q[4] + q[5], q[1], q[2], q[3]])
+    np.testing.assert_allclose(d["q_chalcogen"][0], want / want.sum())
+    np.testing.assert_allclose(d["q_chalcogen"][0].sum(), 1.0)
     assert d["chalcogen_choices"] == ("chalcogen", "V_S", "V_S2", "O_S")
-    assert d["chalcogen_class"][0] == "O_S"
+    assert d["chalcogen_class"][0] == "chalcogen"
+    np.testing.assert_allclose(d["chalcogen_conf"][0], want[0] / want.sum())
+    d0 = site_decisions(np.array([[0.9, 0.1]]), p, None, {}, WS2_CLASSES,
+                        ("V_S", "V_S2", "O_S", "V_W"))
+    assert d0["chalcogen_class"][0] == "O_S"  # uncalibrated: 0.5 against 0.4 pristine
 
 
-def test_bad_substituents_and_operating_points(ws2_model):
+def test_bad_substituents_and_operating_points(ws2_model, legacy_model):
     with pytest.raises(SubstituentError, match=r"^'Te' is not a substituent this package models "
                                                r"in WS2 \(choose from O, Se\)\.$"):
         run_classes(resolve_model(ws2_model).card, "WS2", "Te")
-    with pytest.raises(SubstituentError, match="The chosen model was not trained for Se in MoS2"):
-        run_classes(resolve_model("mos2-default").card, "MoS2", "Se")
+    with pytest.raises(SubstituentError, match=r"^The chosen model was not trained for Se in MoS2 "
+                                               r"\(it knows O\); choose a model trained with Se "
+                                               r"or leave it out\.$"):
+        run_classes(resolve_model(legacy_model).card, "MoS2", "Se")
+    # The bundled MoS2 model knows Se.
+    assert run_classes(resolve_model("mos2-default").card, "MoS2", "Se").classes == \
+        ("V_S", "V_S2", "Se_S", "Se2_S2", "V_Mo")
     image = np.zeros((64, 64), np.float32)
     with pytest.raises(OperatingPointError, match=r"'Se_S' is not a defect class for the operating "
                                                   r"point \(use V_S, V_S2, O_S, V_W\)\."):
@@ -182,32 +266,22 @@ def test_other_material_keeps_the_models_class_names(ws2_image):
     """The MoS2 model on a WS2 image: classes named for MoS2, and a warning says so."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        table = detect(ws2_image.image, 0.012, "WS2", device="cpu")
-    assert table.attrs["model"] == "mos2-default" and table.attrs["classes"] == LEGACY_CLASSES
+        table = detect(ws2_image.image, 0.012, "WS2", model="mos2-default", device="cpu")
+    # The MoS2 model's default substituents (O): its Se classes are left out.
+    run = ("V_S", "V_S2", "O_S", "V_Mo")
+    assert table.attrs["model"] == "mos2-default" and table.attrs["classes"] == run
     said = [str(w.message) for w in caught if "classes are named for MoS2" in str(w.message)]
     assert said == ["The model was trained for MoS2, not WS2: its classes are named for MoS2 "
                     "(V_S, V_S2, O_S, V_Mo)."]
     assert said[0] in table.attrs["messages"]
-    assert set(table["class"]) <= set(LEGACY_CLASSES)
-
-
-def test_legacy_model_output_unchanged():
-    """mos2-default on a fixed simulated image gives the counts of the code before the column
-    classes (commit cd58016: same counts, same summed confidence)."""
-    sim = simulate_image("MoS2", 256, 0.012, seed=123, dose_e_per_A2=3e5)
-    truth = sim.defects["class"].value_counts().sort_index().to_dict()
-    if truth != {"O_S": 6, "V_Mo": 3, "V_S": 5, "V_S2": 1} or \
-            round(float(sim.image.sum()), 2) != 545098.75:
-        pytest.skip("the simulator changed since the reference counts were taken (cd58016)")
+    assert set(table["class"]) <= set(run)
+    # A WS2 image without a model named gets the bundled WS2 model, classes named for WS2.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ModelFitWarning)
-        table = detect(sim.image, 0.012, "MoS2", device="cpu")
-    assert table["class"].value_counts().sort_index().to_dict() == \
-        {"O_S": 6, "V_Mo": 3, "V_S": 5, "V_S2": 1}
-    assert table.attrs["n_chalcogen_sites"] == 107 and table.attrs["n_metal_sites"] == 110
-    assert round(float(table.confidence.sum()), 4) == pytest.approx(10.6963, abs=2e-4)
-    assert table.attrs["classes"] == LEGACY_CLASSES and table.attrs["substituents"] == ("O",)
-    assert table.attrs["operating_point"] == "V_S=0.5,V_S2=0.5,O_S=0.5,V_Mo=0.5"
+        own = detect(ws2_image.image, 0.012, "WS2", device="cpu")
+    assert own.attrs["model"] == "ws2-default"
+    assert own.attrs["classes"] == ("V_S", "V_S2", "O_S", "V_W")
+    assert not any("classes are named for" in m for m in own.attrs["messages"])
 
 
 @pytest.fixture(scope="module")
@@ -217,10 +291,11 @@ def ws2_tif(tmp_path_factory, ws2_image):
     return path
 
 
-def test_cli_detect_substituents(ws2_model, ws2_tif, tmp_path, capsys):
-    for subs, want in (("O", "O_S"), ("Se", "Se_S")):
+def test_cli_detect_substituents(ws2_model, ws2_o_model, legacy_model, ws2_tif, tmp_path,
+                                capsys):
+    for subs, model, want in (("O", ws2_o_model, "O_S"), ("Se", ws2_model, "Se_S")):
         out = tmp_path / f"{subs}.csv"
-        assert main(["detect", str(ws2_tif), "--material", "WS2", "--model", str(ws2_model),
+        assert main(["detect", str(ws2_tif), "--material", "WS2", "--model", str(model),
                      "--substituents", subs, "--device", "cpu", "--out", str(out)]) == 0
         table = pd.read_csv(out)
         assert len(table) > 50 and set(table["class"]) == {want}
@@ -232,18 +307,20 @@ def test_cli_detect_substituents(ws2_model, ws2_tif, tmp_path, capsys):
     assert err == ("atomdefect: 'Te' is not a substituent this package models in WS2 (choose "
                    "from O, Se).\n")
     assert not out.exists()
-    assert main(["detect", str(ws2_tif), "--material", "WS2", "--substituents", "Se",
-                 "--out", str(out)]) == 2
+    assert main(["detect", str(ws2_tif), "--material", "WS2", "--model", str(legacy_model),
+                 "--substituents", "Se", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("atomdefect: The chosen model was not trained for Se in MoS2")
     assert err.count("\n") == 1 and not out.exists()
 
 
-def test_cli_models_lists_material_and_classes(ws2_model, monkeypatch, capsys):
+def test_cli_models_lists_material_and_classes(ws2_model, legacy_model, monkeypatch, capsys):
     monkeypatch.setenv("ATOMDEFECT_USER_MODELS", str(ws2_model.parent))
     assert main(["models"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "mos2-default (bundled, MoS2): classes V_S, V_S2, O_S, V_Mo; substituents O" in lines
+    assert ("mos2-default (bundled, MoS2): classes V_S, V_S2, O_S, Se_S, Se2_S2, V_Mo; "
+            "substituents O, Se") in lines
+    assert "mos2-legacy (user, MoS2): classes V_S, V_S2, O_S, V_Mo; substituents O" in lines
     assert ("ws2-test (user, WS2): classes V_S, V_S2, O_S, Se_S, Se2_S2, V_W; substituents O, Se"
             in lines)
 

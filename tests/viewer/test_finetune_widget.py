@@ -64,7 +64,7 @@ def test_cancel_writes_nothing(make_napari_viewer, qtbot, tmp_path, monkeypatch)
     viewer.open_sample("napari-atomdefect", "mos2")
     ft = FinetuneWidget(viewer)
     ft.all_cells.setChecked(True)
-    _count(qtbot, ft, "433 cells selected")
+    _count(qtbot, ft, "432 cells selected")
     wait_idle(qtbot, ft, 60_000)
     ft.advanced.setChecked(True)
     ft.noise_steps.setValue(500)
@@ -93,14 +93,14 @@ def test_lattice_cache_follows_frame_and_layer(make_napari_viewer, qtbot):
     layer = viewer.add_image(np.stack([image, image[::-1].copy()]), name="stack")
     ft = FinetuneWidget(viewer)
     ft.all_cells.setChecked(True)
-    _count(qtbot, ft, "433 cells selected")
+    _count(qtbot, ft, "432 cells selected")
     wait_idle(qtbot, ft, 60_000)
     first = ft.lattice
     assert len(ft._lattices) == 1 and ft._key()[1] == 0
     viewer.dims.set_current_step(0, 1)
     assert ft.lattice is None  # another frame: not the first frame's lattice
     ft.update_selection()
-    _count(qtbot, ft, "433 cells selected")
+    _count(qtbot, ft, "432 cells selected")
     wait_idle(qtbot, ft, 60_000)
     assert len(ft._lattices) == 2 and ft.lattice is not first
     # A click selects through the cached lattice, without a worker.
