@@ -5,7 +5,25 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from qtpy.QtCore import QSize, Qt
-from qtpy.QtWidgets import QFrame, QGridLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFrame,
+    QGridLayout,
+    QLabel,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+def layer_combo() -> QComboBox:
+    """A combo box for layer names that never widens the dock: long names (real file names)
+    are elided to the dock's width and shown in full as the tooltip."""
+    combo = QComboBox()
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(12)
+    combo.currentTextChanged.connect(combo.setToolTip)
+    return combo
 
 
 def refresh_layer_combo(combo, layers, accept: Callable) -> None:

@@ -43,6 +43,7 @@ from ._common import (
     given_pixel_size,
     is_image_layer,
     layer_by_name,
+    layer_combo,
     scrolling_layout,
 )
 from ._worker import LatticeCache, error_sentence, follow_models, start_job
@@ -184,7 +185,7 @@ class DetectWidget(QWidget):
         self._pending_detect = False
         self._setting_px = False  # True while the widget (not the user) sets the pixel size
 
-        self.image_combo = QComboBox()
+        self.image_combo = layer_combo()
         self.open_button = QPushButton("Open file…")
         self.material = QComboBox()
         self.material.addItems(list(MATERIALS))

@@ -28,7 +28,14 @@ from qtpy.QtWidgets import (
 from ..core.finetune.finetune import FinetuneSettings
 from ..core.finetune.simulator import describe_calibration
 from ..core.materials.materials import MATERIALS
-from ._common import follow_layers, given_pixel_size, is_image_layer, layer_by_name, scrolling_layout
+from ._common import (
+    follow_layers,
+    given_pixel_size,
+    is_image_layer,
+    layer_by_name,
+    layer_combo,
+    scrolling_layout,
+)
 from ._worker import LatticeCache, error_sentence, follow_models, start_job
 from .review import is_defect_layer
 
@@ -89,7 +96,7 @@ class FinetuneWidget(QWidget):
         self._t0 = 0.0
         self.last_result = None
 
-        self.image_combo = QComboBox()
+        self.image_combo = layer_combo()
         self.material = QComboBox()
         self.material.addItems(list(MATERIALS))
         self.pick_button = QPushButton("Pick cells (click)")
@@ -98,7 +105,7 @@ class FinetuneWidget(QWidget):
         self.suggest_button = QPushButton("Suggest cells to review")
         self.count_label = QLabel("0 cells selected")
         self.preview = QLabel()
-        self.corrections = QComboBox()
+        self.corrections = layer_combo()
         self.use_corrections = QCheckBox("Learn from my corrected detections in")
         self.base_model = QComboBox()
         self.name_edit = QLineEdit("my-microscope")

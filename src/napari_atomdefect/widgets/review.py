@@ -21,7 +21,7 @@ from qtpy.QtWidgets import (
 from .._layers import layer_classes
 from ..core.io.class_style import class_symbol
 from ..core.materials.columns import LEGACY_CLASSES
-from ._common import ClassLegend, follow_layers, layer_by_name, scrolling_layout
+from ._common import ClassLegend, follow_layers, layer_by_name, layer_combo, scrolling_layout
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -87,7 +87,7 @@ class ReviewWidget(QWidget):
         self.viewer = napari_viewer
         self._cursor = -1
         self._watched = None  # the layer whose data events mark added points as manual
-        self.layer_combo = QComboBox()
+        self.layer_combo = layer_combo()
         self.class_combo = QComboBox()
         self.class_combo.addItems(list(LEGACY_CLASSES))  # until a layer says which it has
         self._bound: tuple[object, tuple[str, ...]] | None = None  # (layer, keys bound)

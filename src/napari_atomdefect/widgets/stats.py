@@ -10,7 +10,6 @@ from qtpy.QtCore import QRectF, Qt
 from qtpy.QtGui import QColor, QPainter, QPen
 from qtpy.QtWidgets import (
     QAbstractScrollArea,
-    QComboBox,
     QLabel,
     QTableWidget,
     QTableWidgetItem,
@@ -20,7 +19,7 @@ from qtpy.QtWidgets import (
 from .._layers import layer_classes
 from ..core.io.class_style import class_color
 from ..core.materials.columns import LEGACY_CLASSES, lookup_class
-from ._common import follow_layers, layer_by_name, scrolling_layout
+from ._common import follow_layers, layer_by_name, layer_combo, scrolling_layout
 from .review import is_defect_layer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -206,7 +205,7 @@ class StatsWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self._connected = None
-        self.layer_combo = QComboBox()
+        self.layer_combo = layer_combo()
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["count", "per nm²", "per cell", "per site"])
         self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
