@@ -431,3 +431,13 @@ def test_calibration_fit_over_the_models_classes():
     with pytest.raises(AtomDefectError, match="of the chalcogen site does not have 4 scales and "
                                               "biases"):
         card_calibration({"classes": ["V_S", "V_S2", "O_S", "V_W"], "calibration": cal})
+
+
+def test_substituent_of_the_chosen_material_with_a_model_of_another():
+    """S is modelled in WSe2; with a MoS2 model the sentence says which model to choose."""
+    from napari_atomdefect.core.detect.decision import run_classes
+    from napari_atomdefect.core.materials.columns import SubstituentError
+    from napari_atomdefect.core.models.registry import resolve_model
+
+    with pytest.raises(SubstituentError, match="trained for MoS2.*choose a WSe2 model"):
+        run_classes(resolve_model("mos2-default").card, "WSe2", "S")

@@ -86,13 +86,25 @@ def run_classes(card: Mapping, material: str,
     SubstituentError
         If a substituent is unknown for the material or the model was not trained for it.
     """
-    from ..materials.columns import lookup_class, parse_substituents
+    from ..materials.columns import SubstituentError, lookup_class, parse_substituents
     from ..materials.materials import get_material
     from ..models.registry import model_classes, model_material, model_substituents
 
     chosen = get_material(material)
     model_mat = get_material(model_material(card))
-    subs = parse_substituents(substituents, model_mat, available=model_substituents(card))
+    try:
+        subs = parse_substituents(substituents, model_mat, available=model_substituents(card))
+    except SubstituentError as err:
+        if model_mat.name == chosen.name:
+            raise
+        from ..models.registry import default_model_name
+
+        raise SubstituentError(
+            f"The chosen model was trained for {model_mat.name} (substituents "
+            f"{', '.join(model_substituents(card)) or 'none'}), not {chosen.name}: choose a "
+            f"{chosen.name} model (e.g. {default_model_name(chosen.name)}) to look for "
+            f"{substituents if isinstance(substituents, str) else ', '.join(substituents or [])}"
+            f" in {chosen.name}.") from err
     all_classes = model_classes(card)
     keep = []
     for name in all_classes:
