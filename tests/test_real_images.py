@@ -14,8 +14,6 @@ model it needs is not there yet.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import warnings
 from functools import cache
 from pathlib import Path
@@ -25,7 +23,6 @@ import pytest
 
 pytestmark = pytest.mark.shared_data
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_materials.py"
 MIN_SITES = 5
 #: Chalcogen-column classes of WS2 with Se, from the least to the most signal.
 WS2_SE_ORDER = ("V_S2", "V_S", "chalcogen", "Se_S", "Se2_S2")
@@ -33,13 +30,9 @@ WS2_SE_ORDER = ("V_S2", "V_S", "chalcogen", "Se_S", "Se2_S2")
 
 def bench():
     """``benchmarks/bench_materials.py`` (the column-intensity read-out shared with the docs)."""
-    if "bench_materials" in sys.modules:
-        return sys.modules["bench_materials"]
-    spec = importlib.util.spec_from_file_location("bench_materials", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_materials"] = module
-    spec.loader.exec_module(module)
-    return module
+    from tests.test_materials_heldout import bench as load
+
+    return load()
 
 
 def real_images(shared_data: Path, prefix: str) -> list[Path]:
