@@ -330,3 +330,18 @@ def test_detect_widget_runs_the_chosen_substituents(make_napari_viewer, qtbot, t
     assert tuple(o.metadata["atomdefect"]["classes"]) == ("V_S", "V_S2", "O_S", "V_W")
     assert len(o.data) == 0  # Se mass (54.6) + pristine (2.7) outweighs O_S (7.4)
     assert review.classes() == ("V_S", "V_S2", "O_S", "V_W")  # followed the new layer
+
+
+def test_substituent_ticks_survive_a_material_round_trip(make_napari_viewer):
+    """Ticking Se in WS2, switching to WSe2 and back keeps Se ticked (the trial lost it)."""
+    from napari_atomdefect.widgets.detect import DetectWidget
+
+    widget = DetectWidget(make_napari_viewer())
+    widget.material.setCurrentText("WS2")
+    widget.substituent_checks["Se"].setChecked(True)
+    widget.material.setCurrentText("WSe2")
+    assert {d: b.isChecked() for d, b in widget.substituent_checks.items()} == {"S": True,
+                                                                               "Te": False}
+    widget.material.setCurrentText("WS2")
+    assert {d: b.isChecked() for d, b in widget.substituent_checks.items()} == {"O": True,
+                                                                               "Se": True}

@@ -206,6 +206,7 @@ class DetectWidget(QWidget):
         # One box per substituent the material supports; enabled when the model knows it.
         self.substituent_row = QHBoxLayout()
         self.substituent_checks: dict[str, QCheckBox] = {}
+        self._ticked: dict[tuple[str, ...], set[str]] = {}  # per host chalcogen, kept on switches
         self.device = QComboBox()
         self.device.addItems(list(DEVICE_CHOICES))
         self.device_label = QLabel("")
@@ -334,12 +335,15 @@ class DetectWidget(QWidget):
         """A new material: its substituent boxes (defaults ticked) and its default model."""
         supported = supported_substituents(material)
         if tuple(self.substituent_checks) != supported:
+            # Remember the ticks of the host chalcogen left, for when the user comes back.
+            self._ticked[tuple(self.substituent_checks)] = {
+                d for d, box in self.substituent_checks.items() if box.isChecked()}
             for box in self.substituent_checks.values():
                 self.substituent_row.removeWidget(box)
                 box.setParent(None)
                 box.deleteLater()
             self.substituent_checks = {}
-            defaults = default_substituents(material)
+            defaults = self._ticked.get(supported, set(default_substituents(material)))
             for d in supported:
                 box = QCheckBox(d)
                 box.setChecked(d in defaults)
