@@ -4,7 +4,7 @@ import numpy as np
 
 from napari_atomdefect.core.cells.normalize import intensity_levels
 from napari_atomdefect.core.lattice.lattice import find_lattice
-from napari_atomdefect.core.materials.materials import SEGMENT_CLASSES
+from napari_atomdefect.core.materials.columns import class_names, segment_classes
 from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
 from napari_atomdefect.core.train.datasets import cells_from_simulation
 
@@ -25,7 +25,7 @@ def test_levels_and_labels():
     # Normalised intensities: pristine chalcogen ~1, V_S2 ~0, metal brighter than chalcogen.
     rc = np.round(cells.own_sites[:, 1]).astype(int)
     val = cells.tiles[np.arange(len(cells)), rc[:, 0], rc[:, 1]]
-    k = {c: SEGMENT_CLASSES.index(c) for c in ("chalcogen", "V_S", "V_S2")}
+    k = {c: segment_classes(class_names("MoS2")).index(c) for c in ("chalcogen", "V_S", "V_S2")}
     mean = {c: val[cells.own_classes[:, 1] == i].mean() for c, i in k.items()}
     # (peak pixels are a little above the smoothed levels used for normalisation)
     assert 0.8 < mean["chalcogen"] < 1.6 and mean["V_S2"] < 0.3

@@ -18,7 +18,7 @@ from napari_atomdefect.core.detect.decision import (
     format_operating_point,
     parse_operating_point,
 )
-from napari_atomdefect.core.detect.detect import PROBABILITY_COLUMNS, iter_detect
+from napari_atomdefect.core.detect.detect import iter_detect, probability_columns
 from napari_atomdefect.core.errors import AtomDefectError
 from napari_atomdefect.core.models.registry import (
     ModelError,
@@ -132,7 +132,7 @@ def test_neutral_is_most_probable_calibrated_class(sim, lattice):
     pd.testing.assert_frame_equal(explicit, result["defects"])
     assert result["defects"].attrs["operating_point"] == "V_S=0.5,V_S2=0.5,O_S=0.5,V_Mo=0.5"
     assert result["defects"].attrs["calibrated"] is True
-    assert set(PROBABILITY_COLUMNS) <= set(sites.columns)
+    assert set(probability_columns(sites.attrs["classes"])) <= set(sites.columns)
 
 
 def test_identity_calibration_is_the_temperature_softmax_argmax(sim, lattice):

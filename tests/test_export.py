@@ -15,7 +15,7 @@ from napari_atomdefect.core.io.table import (
     table_from_points,
     write_csv_atomic,
 )
-from napari_atomdefect.core.materials.materials import DEFECT_CLASSES
+from napari_atomdefect.core.materials.columns import LEGACY_CLASSES as DEFECT_CLASSES
 
 coords = arrays(np.float64, st.tuples(st.integers(0, 30), st.just(2)),
                 elements=st.floats(-5, 5000, allow_nan=False, width=64))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -45,20 +45,12 @@ from .site_rows import site_table
 if TYPE_CHECKING:
     from ..models.registry import ModelInfo
 
-#: Segment classes (U-Net channels) of a legacy MoS2 model.
-SEGMENT_CLASSES = segment_classes(LEGACY_CLASSES)
-
-
 def probability_columns(classes: tuple[str, ...] = LEGACY_CLASSES) -> tuple[str, ...]:
     """Per-site probability columns of a run with defect ``classes``: ``p_metal, p_V_Mo,
     p_chalcogen, p_V_S, ...`` (the site choices, pristine first)."""
     metal, chalcogen = site_choices(classes)
     return tuple(f"p_{c}" for c in metal + chalcogen)
 
-
-#: Calibrated probability of every class of the site's sublattice (``nan`` on the other one), for
-#: a legacy MoS2 model; :func:`probability_columns` gives them for any run.
-PROBABILITY_COLUMNS = probability_columns(LEGACY_CLASSES)
 
 
 def _empty_table() -> pd.DataFrame:
@@ -99,7 +91,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
                 model: str | os.PathLike | ModelInfo | None = None, device: str = "auto",
                 calibration: str = "user", lattice: Lattice | None = None, batch_size: int = 1024,
                 operating_point: str | Mapping[str, float] | None = None, *,
-                substituents: str | list[str] | tuple[str, ...] | None = None) -> Iterator[dict]:
+                substituents: str | Sequence[str] | None = None) -> Iterator[dict]:
     """Run detection step by step, yielding progress; the last item holds the result.
 
     ``operating_point``: per defect class, see :func:`.decision.parse_operating_point` (default
@@ -215,7 +207,7 @@ def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str 
            model: str | os.PathLike | None = None, device: str = "auto",
            calibration: str = "user",
            operating_point: str | Mapping[str, float] | None = None, *,
-           substituents: str | list[str] | tuple[str, ...] | None = None) -> pd.DataFrame:
+           substituents: str | Sequence[str] | None = None) -> pd.DataFrame:
     """Detect and classify point defects in a HAADF-STEM image.
 
     Parameters
@@ -274,5 +266,5 @@ def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str 
                                   substituents=substituents))["defects"]
 
 
-__all__ = ["PROBABILITY_COLUMNS", "SEGMENT_CLASSES", "detect", "iter_detect",
+__all__ = ["detect", "iter_detect",
            "probability_columns"]

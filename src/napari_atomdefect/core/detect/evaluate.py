@@ -24,7 +24,7 @@ LIGHT_SUBSTITUENTS = {"S": ("O",), "Se": ("S", "O")}
 
 def merged_groups(classes: list[str] | tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     """``{"V_X|D_X": ("V_X", "D_X")}`` for each light substituent ``D`` among ``classes``."""
-    out = {}
+    out: dict[str, tuple[str, ...]] = {}
     for name in classes:
         c = lookup_class(name)
         if c is None or c.kind != "D_X":

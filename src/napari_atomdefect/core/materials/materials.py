@@ -10,17 +10,6 @@ from dataclasses import dataclass
 
 from ..errors import UnknownMaterialError
 
-#: Defect classes, in the order used by the models (index 0 is "pristine").
-DEFECT_CLASSES: tuple[str, ...] = ("V_S", "V_S2", "O_S", "V_Mo")
-#: Classes that sit on a chalcogen column.
-CHALCOGEN_DEFECTS: tuple[str, ...] = ("V_S", "V_S2", "O_S")
-#: Classes that sit on a metal column.
-METAL_DEFECTS: tuple[str, ...] = ("V_Mo",)
-
-#: Per-pixel classes of label maps and U-Net outputs (pristine columns are "metal"/"chalcogen").
-SEGMENT_CLASSES: tuple[str, ...] = ("background", "metal", "chalcogen", "V_S", "V_S2", "O_S",
-                                    "V_Mo")
-
 ATOMIC_NUMBER: dict[str, int] = {"O": 8, "S": 16, "Se": 34, "Mo": 42, "Te": 52, "W": 74}
 
 

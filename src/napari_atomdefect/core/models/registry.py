@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -83,7 +83,7 @@ def list_models() -> list[ModelInfo]:
     return out
 
 
-def model_classes(info: ModelInfo | dict) -> tuple[str, ...]:
+def model_classes(info: ModelInfo | Mapping) -> tuple[str, ...]:
     """Defect classes of a model's detector, in channel order.
 
     Parameters
@@ -104,7 +104,7 @@ def model_classes(info: ModelInfo | dict) -> tuple[str, ...]:
     return tuple(str(c) for c in classes) if classes else LEGACY_CLASSES
 
 
-def model_substituents(info: ModelInfo | dict) -> tuple[str, ...]:
+def model_substituents(info: ModelInfo | Mapping) -> tuple[str, ...]:
     """Substituents a model's detector was trained for (card ``detector.substituents``).
 
     A card without them is a legacy MoS2 model, trained for ``("O",)``; a card with classes but
@@ -126,7 +126,7 @@ def model_substituents(info: ModelInfo | dict) -> tuple[str, ...]:
     return tuple(out)
 
 
-def model_material(info: ModelInfo | dict) -> str:
+def model_material(info: ModelInfo | Mapping) -> str:
     """Host material a model was trained for (card ``material``; legacy cards: ``MoS2``)."""
     card = info.card if isinstance(info, ModelInfo) else info
     return str(card.get("material") or "MoS2")

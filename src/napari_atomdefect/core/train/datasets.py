@@ -221,8 +221,6 @@ def cells_from_simulation(sim: SimulatedImage, spec: TileSpec = TileSpec(),
 #: Defect fractions per generic kind for training: richer than nature, so that every class is
 #: well represented (``D_X``/``D2_X2`` per substituent; the rarest classes are raised most).
 TRAINING_KIND_FRACTIONS = {"V_X": 0.08, "V_X2": 0.04, "D_X": 0.07, "D2_X2": 0.04, "V_M": 0.04}
-#: Legacy name.
-TRAINING_DEFECT_FRACTIONS = TRAINING_KIND_FRACTIONS
 def training_fractions(material: Material, substituents: tuple[str, ...],
                        rng: np.random.Generator) -> dict[str, float]:
     """Defect fractions of one training image: :data:`TRAINING_KIND_FRACTIONS`, or a random alloy
