@@ -45,7 +45,7 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
     """
     import warnings
 
-    from ._layers import defect_layer_kwargs, defect_points_data
+    from ._layers import defect_layer_kwargs, defect_points_data, image_frame
     from .core.errors import TableError
     from .core.io.table import UnknownClassWarning, pixel_size_from_table, read_defects_csv
     from .core.materials.columns import ALL_CLASS_NAMES
@@ -66,7 +66,13 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
             f"{', '.join(ALL_CLASS_NAMES)} (or remove those rows) to open it as a defect layer.")
     px = pixel_size_from_table(table)
     data = defect_points_data(table)
-    kwargs = defect_layer_kwargs(table, px, Path(path).stem, frame=_image_frame_under(data))
+    image = _image_under(data)
+    frame = image_frame(image, data.shape[1] if data.ndim == 2 else 2) if image is not None else None
+    kwargs = defect_layer_kwargs(table, px, Path(path).stem, frame=frame)
+    if image is not None and "frame" not in table.columns:
+        meta = kwargs["metadata"]["atomdefect"]
+        for key, value in _sites_from_area(image, table["class"]).items():
+            meta.setdefault(key, value)
     _check_classes_kept(kwargs.get("features"), table, Path(path).name)
     # A movie's table (frame, track_id) becomes a 3-D layer (frame, row, col).
     return [(data, kwargs, "points")]
@@ -91,10 +97,10 @@ def _check_classes_kept(features: Any, table: Any, name: str) -> None:
                          f"({', '.join(map(repr, names))}); opening it would lose them.")
 
 
-def _image_frame_under(points: Any) -> dict | None:
-    """Scale, translate and units of the image the points belong to in the current viewer: the
-    selected image layer, else the last image whose pixel grid holds every point; ``None`` when
-    there is no viewer or no such image (the layer is then scaled by the table's pixel size).
+def _image_under(points: Any) -> Any:
+    """The image layer the points belong to in the current viewer: the selected image layer, else
+    the last image whose pixel grid holds every point; ``None`` when there is no viewer or no such
+    image (the layer is then scaled by the table's pixel size).
 
     The CSV holds pixel coordinates of the image it was made from, so drawn on that image's own
     scale the markers sit on the columns whatever the calibration of either.
@@ -109,7 +115,6 @@ def _image_frame_under(points: Any) -> dict | None:
         return None
     if viewer is None:
         return None
-    from ._layers import image_frame
     from .widgets._common import is_image_layer
 
     pts = np.asarray(points, float)
@@ -124,8 +129,27 @@ def _image_frame_under(points: Any) -> dict | None:
     if not images:
         return None
     active = viewer.layers.selection.active
-    chosen = active if active in images else images[-1]
-    return image_frame(chosen, ndim)
+    return active if active in images else images[-1]
+
+
+def _sites_from_area(image: Any, classes: Any) -> dict:
+    """Area and an estimate of the lattice sites of the image a reopened table sits on (the CSV
+    holds no site counts): one metal site and one chalcogen column per unit cell of the host the
+    class names belong to. Empty when the image is not calibrated in nm."""
+    import numpy as np
+
+    from .core.materials.columns import class_names
+    from .core.materials.materials import MATERIALS
+
+    if not all(str(u) in ("nm", "nanometer") for u in image.units[-2:]):
+        return {}
+    area = float(np.prod(image.data.shape[-2:]) * abs(image.scale[-1] * image.scale[-2]))
+    names = set(map(str, classes))
+    hosts = [m for m in MATERIALS.values() if names <= set(class_names(m))] or list(MATERIALS.values())
+    a = float(np.mean([m.a_nm for m in hosts]))
+    n_cells = int(round(area / (np.sqrt(3) / 2 * a * a)))
+    return {"area_nm2": area, "n_metal_sites": n_cells, "n_chalcogen_sites": n_cells,
+            "sites_from": "image area"}
 
 
 def image_layer_data(img) -> tuple:

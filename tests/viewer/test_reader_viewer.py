@@ -91,3 +91,27 @@ def test_reopened_csv_sits_on_the_image_it_came_from(make_napari_viewer, tmp_pat
     expected = np.array([image.data_to_world(p) for p in truth[["y_px", "x_px"]].to_numpy()])
     np.testing.assert_allclose(world, expected, atol=1e-6)
     assert layer.metadata["atomdefect"]["pixel_size_nm"] == pytest.approx(csv_px, rel=1e-3)
+
+
+def test_reopened_csv_statistics_have_densities(make_napari_viewer, tmp_path):
+    """A CSV holds no site counts: reopened over its calibrated image, Statistics gives densities
+    from the image area (per nm² exact, per cell estimated from the host's unit cell)."""
+    import pandas as pd
+
+    from napari_atomdefect.core.io.table import defects_table, write_csv_atomic
+    from napari_atomdefect.core.materials.materials import MATERIALS
+    from napari_atomdefect.widgets.stats import StatsWidget
+
+    viewer = make_napari_viewer()
+    px = 0.01
+    viewer.add_image(np.zeros((400, 500), np.float32), scale=(px, px), units=("nm", "nm"))
+    truth = pd.DataFrame({"y_px": [20.0, 150.0, 280.0, 300.0], "x_px": [30.0, 160.0, 250.0, 90.0],
+                          "class": ["V_S", "V_S", "Se_S", "V_W"]})  # WS2 names
+    write_csv_atomic(defects_table(truth, px), tmp_path / "found.csv")
+    [layer] = viewer.open(str(tmp_path / "found.csv"), plugin="napari-atomdefect")
+    stats = StatsWidget(viewer).statistics()
+    area = 400 * 500 * px * px
+    assert stats.loc["V_S", "per_nm2"] == pytest.approx(2 / area)
+    cells = area / (np.sqrt(3) / 2 * MATERIALS["WS2"].a_nm ** 2)
+    assert stats.loc["V_W", "per_cell"] == pytest.approx(1 / cells, rel=0.01)
+    assert layer.metadata["atomdefect"]["sites_from"] == "image area"

@@ -354,8 +354,13 @@ class StatsWidget(QWidget):
                 self.table.setItem(r, c, QTableWidgetItem(text))
         self.chart.set_values({c: int(stats.loc[c, "count"]) for c in self.classes})
         movie = self.per_frame() is not None
+        layer = self.layer()
+        estimated = layer is not None and \
+            layer.metadata.get("atomdefect", {}).get("sites_from") == "image area"
         self.note.setText("Shown points only" + (", all frames together (per nm², cell and site: "
                                                  "averages over the frames)" if movie else "")
+                          + (" (reopened table: unit cells and sites estimated from the image "
+                             "area)" if estimated else "")
                           + ". " + _per_site_note(self.classes))
 
 
