@@ -185,6 +185,11 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         warnings.warn(flagged, ModelFitWarning, stacklevel=2)
     fit_messages = fit.messages + ([flagged] if flagged else [])
     class_messages = [run.message] if run.message else []
+    if run.message and any(m.startswith("The model was trained for") for m in fit_messages):
+        # One sentence for one fact: the longer one also says how the classes are named.
+        fit_messages = [run.message if m.startswith("The model was trained for") else m
+                        for m in fit_messages]
+        class_messages = []
     table.attrs.update({"model": info.name, "classes": run.classes,
                         "substituents": run.substituents, "model_material": run.material,
                         "device": dev_text, "pixel_size_nm": lattice.pixel_size_nm,
