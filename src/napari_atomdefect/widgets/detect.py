@@ -32,7 +32,6 @@ from ..core.device import DEVICE_CHOICES
 from ..core.materials.columns import (
     LEGACY_CLASSES,
     default_substituents,
-    lookup_class,
     supported_substituents,
 )
 from ..core.materials.materials import MATERIALS
@@ -152,16 +151,6 @@ def _default_model_name(material: str) -> str:
     from ..core.models.registry import default_model_name
 
     return default_model_name(material)
-
-
-def run_classes(model_classes, substituents) -> tuple[str, ...]:
-    """The classes a run can produce: the model's, without the substitution classes of
-    substituents not chosen (``substituents=None``: all the model's classes)."""
-    if substituents is None:
-        return tuple(model_classes)
-    chosen = set(substituents)
-    return tuple(c for c in model_classes
-                 if getattr(lookup_class(c), "substituent", None) in chosen | {None})
 
 
 #: Choices of the Frames box for a stack (frames × rows × cols).
@@ -379,17 +368,17 @@ class DetectWidget(QWidget):
         """The defect classes the next run can produce (model classes, chosen substituents) —
         the same rule as the detection itself, also when the model knows none of the material's
         substituents (then its own defaults)."""
-        from ..core.detect.decision import run_classes as core_run_classes
+        from ..core.detect.decision import run_classes
         from ..core.errors import AtomDefectError
 
         info = _model_info(self.model.currentData())
-        if info is not None and "detector" in info.card:
-            try:
-                return tuple(core_run_classes(info.card, self.material.currentText(),
-                                              self.substituents()).classes)
-            except AtomDefectError:
-                pass
-        return run_classes(model_classes_of(info), self.substituents())
+        if info is None or "detector" not in info.card:
+            return model_classes_of(info)
+        try:
+            return tuple(run_classes(info.card, self.material.currentText(),
+                                     self.substituents()).classes)
+        except AtomDefectError:  # the run will say why in one sentence; show what the model has
+            return model_classes_of(info)
 
     def _refresh_classes(self, *args) -> None:
         classes = self.run_classes()

@@ -161,11 +161,6 @@ def measure_image(image: np.ndarray, lattice: Lattice,
         Its lattice.
     smoothed : ndarray, optional
         :func:`~..cells.normalize.site_smoothed` of the image, when the caller has it already.
-    substituents : tuple of str
-        The substituents the run looks for. With the other chalcogen among them (Se in a sulfide,
-        S in a selenide) an S/Se alloy is what the user expects: a contrast between the two hosts
-        and a wide spread of chalcogen columns are then no misfit (the models are trained on
-        alloys).
 
     Returns
     -------
