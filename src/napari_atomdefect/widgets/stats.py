@@ -286,7 +286,7 @@ class StatsWidget(QWidget):
         """Counts per class in every frame of the selected movie layer (shown points only), with
         a ``cumulative_dose`` column (e/Å² at the end of the frame) when the dose per frame is
         known (see :func:`~..core.detect.movie.dose_per_frame`); ``None`` for a 2-D layer."""
-        from ..core.detect.movie import cumulative_dose, dose_per_frame
+        from ..core.detect.movie import counts_per_frame, cumulative_dose, dose_per_frame
 
         layer = self.layer()
         if layer is None or layer.ndim != 3:  # a 3-D defects layer is a movie's
@@ -300,11 +300,9 @@ class StatsWidget(QWidget):
         table = pd.DataFrame({
             "frame": frames_all[shown] if ok else np.zeros(0, int),
             "class": layer.features["class"].astype(str).to_numpy()[shown] if ok else []})
-        counts = pd.crosstab(table["frame"].astype(int), table["class"].astype(str))
         classes = list(layer_classes(layer))
-        classes += sorted(c for c in counts.columns if c not in classes)
-        counts = counts.reindex(index=range(n_frames), columns=classes, fill_value=0).astype(int)
-        counts.index.name = "frame"
+        classes += sorted(set(table["class"]) - set(classes))  # e.g. a class added by hand
+        counts = counts_per_frame(table, range(n_frames), classes)
         dose = cumulative_dose(dose_per_frame(layer.metadata), counts.index)
         if dose is not None:
             counts["cumulative_dose"] = dose
