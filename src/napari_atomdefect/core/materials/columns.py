@@ -202,6 +202,16 @@ def lookup_class(name: str) -> ColumnClass | None:
     return KNOWN_CLASSES.get(str(name))
 
 
+def substituents_of(classes: Iterable[str]) -> tuple[str, ...]:
+    """Substituents of the ``D_X`` / ``D2_X2`` classes among ``classes`` (first-seen order)."""
+    out: list[str] = []
+    for name in classes:
+        c = lookup_class(name)
+        if c is not None and c.substituent and c.substituent not in out:
+            out.append(c.substituent)
+    return tuple(out)
+
+
 def class_site(name: str) -> str | None:
     """``"chalcogen"``, ``"metal"`` or ``None`` (unknown name) for a class name."""
     c = lookup_class(name)

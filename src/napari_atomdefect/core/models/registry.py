@@ -110,7 +110,7 @@ def model_substituents(info: ModelInfo | Mapping) -> tuple[str, ...]:
     A card without them is a legacy MoS2 model, trained for ``("O",)``; a card with classes but
     no substituent list gets them from its ``D_X`` classes.
     """
-    from ..materials.columns import lookup_class
+    from ..materials.columns import substituents_of
 
     card = info.card if isinstance(info, ModelInfo) else info
     det = card.get("detector") or {}
@@ -118,12 +118,7 @@ def model_substituents(info: ModelInfo | Mapping) -> tuple[str, ...]:
         return tuple(str(d) for d in det["substituents"])
     if not det.get("classes"):
         return ("O",)
-    out: list[str] = []
-    for name in det["classes"]:
-        c = lookup_class(name)
-        if c is not None and c.substituent and c.substituent not in out:
-            out.append(c.substituent)
-    return tuple(out)
+    return substituents_of(det["classes"])
 
 
 def model_material(info: ModelInfo | Mapping) -> str:

@@ -24,6 +24,7 @@ from ..materials.columns import (
     class_names,
     lookup_class,
     segment_classes,
+    substituents_of,
     supported_substituents,
 )
 from ..materials.materials import Material, get_material
@@ -33,16 +34,6 @@ from ..simulate.image import MicroscopeParams, SimulatedImage, alloy_fractions, 
 def class_index(classes: tuple[str, ...]) -> dict[str, int]:
     """Index of every per-pixel class (pristine first) for a model's defect ``classes``."""
     return {c: i for i, c in enumerate(segment_classes(classes))}
-
-
-def classes_substituents(classes: tuple[str, ...]) -> tuple[str, ...]:
-    """Substituents of the ``D_X`` / ``D2_X2`` classes among ``classes`` (first-seen order)."""
-    out: list[str] = []
-    for name in classes:
-        c = lookup_class(name)
-        if c is not None and c.substituent and c.substituent not in out:
-            out.append(c.substituent)
-    return tuple(out)
 
 
 def class_index_of(name: str, classes: tuple[str, ...]) -> int | None:
@@ -255,7 +246,7 @@ def iter_simulated_cell_sets(
     rng = np.random.default_rng(seed)
     mat = get_material(material)
     classes = class_names(mat) if classes is None else tuple(classes)
-    subs = tuple(d for d in classes_substituents(classes) if d in supported_substituents(mat))
+    subs = tuple(d for d in substituents_of(classes) if d in supported_substituents(mat))
     for _ in range(n_images):
         fixed = dict(params_override or {})
         if ideal:
