@@ -5,13 +5,12 @@ column weight times the probe intensity (a narrow Gaussian core plus a broad tai
 the effective source size), seen through a distorted scan, on a smooth background, with Poisson shot
 noise at a given dose and Gaussian read noise.
 
-Column weights follow what a column holds (:class:`~..materials.columns.ColumnClass` ``atoms``,
-top to bottom): the top atom adds its full single-atom weight ``w(Z)`` (``Z**n`` by default, or
-HAADF cross-sections), the second atom ``second_atom_factor`` times its weight (channelling). A
-substituent lighter than the host (O in S, S in Se) next to a host atom adds ``light_ratio`` host
-atoms (channelling included), because the ``Z**n`` rule overestimates light atoms at HAADF
-angles; heavier substituents (Se in S, Te in Se) are not weakened (see :mod:`..materials.physics`).
-Which atom of a singly substituted column is on top is random.
+Column weights follow what a column holds (:class:`~..materials.columns.ColumnClass` ``atoms``)
+and single-atom weights ``w(Z)`` (``Z**n`` by default, or HAADF cross-sections). Two atoms in a
+column add coherently, as frozen-phonon multislice shows (docs/physics.md):
+``w1 + w2 + 2c sqrt(w1 w2)`` with ``c = (second_atom_factor - 1) / 2``; a light substituent (O in
+S, S in Se) beside a host atom adds ``light_ratio`` host atoms (its own weakened cross term
+included; see :mod:`..materials.physics`).
 
 Coordinates are ``(row, col)`` pixels with pixel centres at integers, as in numpy arrays.
 """
@@ -40,8 +39,6 @@ FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 #: V_S2 0.015, O_S 0.03, V_Mo 0.01.
 DEFAULT_KIND_FRACTIONS: dict[str, float] = {"V_X": 0.04, "V_X2": 0.015, "D_X": 0.03,
                                             "D2_X2": 0.01, "V_M": 0.01}
-#: The MoS2 defaults by class name (kept for callers of the legacy name).
-DEFAULT_DEFECT_FRACTIONS: dict[str, float] = {"V_S": 0.04, "V_S2": 0.015, "O_S": 0.03, "V_Mo": 0.01}
 
 
 def defect_fractions_for(classes: tuple[ColumnClass, ...],
