@@ -220,9 +220,7 @@ def column_signal(cls, host: str) -> str:
     units = sum(0.0 if a is None else (1.0 if a == host else single_atom_ratio(a, host))
                 for a in cls.atoms)
     rel = units / 2
-    note = " (less after channelling)" if cls.substituent and atomic_number(
-        cls.substituent) < atomic_number(host) else ""
-    return f"≈ {rel:.2f}{note}"
+    return f"≈ {rel:.2f}"
 
 
 def not_a_class_notes(material) -> list[str]:
@@ -280,8 +278,8 @@ def classes_section(material: str, model_subs: tuple[str, ...] | None) -> list[s
     lines += ["", f"Single-atom HAADF cross-sections (screened Rutherford, 80 kV, 80–200 mrad; "
               f"`core/materials/physics.py`): {ratios}; the simulator also tilts the effective "
               f"Z exponent by −0.3…+0.05 for model error, which spans {spans}. The signal column "
-              "above uses the untilted ratios, without channelling or the weaker second atom of "
-              "a column. A heavier substituent makes its column "
+              "above uses the untilted single-atom ratios, without the coherent cross term of the "
+              "two atoms of a column (docs/physics.md). A heavier substituent makes its column "
               "brighter than a pristine one; a lighter one makes it look like a vacancy, which "
               "is why the scores also list the merged group `V_X|D_X` for light substituents.",
               ""]

@@ -33,7 +33,7 @@ from ..materials.materials import MATERIALS, Material, get_material
 
 #: Per material, the metal/chalcogen contrast (1st, 50th, 99th percentile) and the excess
 #: chalcogen spread (99th percentile) measured on 200 simulated images of random microscopes (probe, detector,
-#: voltage, channelling, dose 1e4–1e6 e/Å², pixel size 0.008–0.02 nm, default defect densities):
+#: voltage, column coherence, dose 1e4–1e6 e/Å², pixel size 0.008–0.02 nm, default defect densities):
 #: ``measure_training_ranges(200)``.
 TRAINING_RANGES: dict[str, dict[str, tuple[float, ...]]] = {
     "MoS2": {"metal_to_chalcogen": (1.389, 2.382, 3.325), "excess_spread": (2.114,)},

@@ -23,7 +23,7 @@ from :mod:`.physics`):
 
 * **mixed column (one D, one missing)** — for a heavier substituent (Se in S: ~3.4×, Te in Se:
   ~1.9×) it carries 0.9–1.7 host atoms' worth of signal, inside the spread of pristine and
-  ``D_X`` columns; for a light one (S in Se: ~0.3×, O in S: ~0.1–0.3× after channelling) it is
+  ``D_X`` columns; for a light one (S in Se: ~0.3×, O in S: ~0.27×) it is
   within the spread of ``V_X2``. One projection cannot tell it apart, so it is not a class: it
   is called whichever class it looks like.
 * **``O2_X2``** — two O atoms in one column carry ≤ 0.6 host atoms' signal, between ``V_X2`` and

@@ -25,8 +25,8 @@ class Material:
         In-plane lattice constant (metal–metal distance) in nm.
     metal, chalcogen, light_substituent : str
         Element symbols. ``light_substituent`` is the supported substituent lighter than the
-        chalcogen (O in sulfides, S in selenides), whose signal inside a host column is weakened
-        by channelling (see :mod:`.physics`).
+        chalcogen (O in sulfides, S in selenides), whose signal beside a host atom has its own
+        randomised ratio (``light_ratio``, see :mod:`.physics`).
     """
 
     name: str

@@ -107,11 +107,6 @@ def element_weights(material: Material, kv: float = 80.0, inner_mrad: float = 80
     return out
 
 
-def is_light(substituent: str, material: Material) -> bool:
-    """Whether ``substituent`` is lighter than the host chalcogen (weakened by channelling)."""
-    return ATOMIC_NUMBER[substituent] < ATOMIC_NUMBER[material.chalcogen]
-
-
 def coherence(kv: float, inner_mrad: float, material: Material) -> float:
     """Cross-term coefficient ``c`` of two host chalcogen atoms of a column (no jitter)."""
     phi1 = np.pi * (inner_mrad * 1e-3) ** 2 * CHALCOGEN_SEPARATION_A[material.chalcogen] \

@@ -128,7 +128,7 @@ class MicroscopeParams:
         """Draw plausible aberration-corrected HAADF conditions at random (keywords fix values).
 
         Column weights come from single-atom HAADF cross-sections for a random voltage and
-        detector, with the uncertain channelling effects randomised (see :mod:`.physics`).
+        detector, with the uncertain column coherence randomised (see :mod:`.physics`).
         """
         from ..materials.physics import random_column_physics
 
