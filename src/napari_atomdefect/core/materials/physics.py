@@ -27,8 +27,9 @@ detector with a ×0.8–1.25 jitter (:data:`COHERENCE_JITTER`).
 
 * **light substituent** (O in S, S in Se): ``light_ratio`` is the excess of the column (one host
   atom + the light atom) over one host atom, in host atoms: ``r + 2 k c sqrt(r)`` with ``r`` its
-  single-atom ratio and ``k`` drawn from :data:`LIGHT_COHERENCE` (a light atom keeps less
-  coherence with the host at HAADF angles: k = 0.1–0.6 at 80–200 mrad, ≈ 1 at 60–160 mrad).
+  single-atom ratio and ``k`` from the same inner-angle phase (:func:`light_coherence`: a light
+  atom keeps less coherence with the host at HAADF angles — measured k = 0.1–0.65 at 80–200 mrad,
+  ≈ 1 at 60–160 mrad — so the column stays 0.58–0.62 of a host column at every detector).
   Measured: O in S 0.28–0.35 of an S atom at 80–200 mrad, 0.58–0.68 at 60–160 mrad (about 13 %
   of the S₂ column); S in Se 0.29–0.36 and 0.53–0.61.
 * **heavy substituent** (Se in S, Te in Se) and host atoms: ``k = 1``; a column of two different
@@ -50,8 +51,14 @@ COHERENCE_PHASE_SCALE = 0.69
 COHERENCE_JITTER: tuple[float, float] = (0.8, 1.25)
 #: Separation along the beam of the two chalcogen atoms of a column (Å), by host chalcogen.
 CHALCOGEN_SEPARATION_A: dict[str, float] = {"S": 3.17, "Se": 3.30}
-#: Coherence ``k`` (uniform range) of a light substituent with the host atom of its column.
-LIGHT_COHERENCE: tuple[float, float] = (0.1, 1.0)
+#: Light substituent's coherence ``k = exp(-((φ1 - onset) / width)²)`` (1 below the onset):
+#: least squares over the ten multislice runs with a light atom (docs/physics.md), measured
+#: k 0.1–1.0, fit within ±0.2.
+LIGHT_COHERENCE_ONSET = 0.9
+LIGHT_COHERENCE_WIDTH = 0.5
+#: Uniform additive jitter on ``k`` (the fit's spread), clipped to ``LIGHT_COHERENCE_RANGE``.
+LIGHT_COHERENCE_JITTER: tuple[float, float] = (-0.2, 0.2)
+LIGHT_COHERENCE_RANGE: tuple[float, float] = (0.05, 1.0)
 
 BOHR_A = 0.529177  # Bohr radius (Å)
 ELECTRON_REST_KEV = 510.999
@@ -109,16 +116,29 @@ def element_weights(material: Material, kv: float = 80.0, inner_mrad: float = 80
 
 def coherence(kv: float, inner_mrad: float, material: Material) -> float:
     """Cross-term coefficient ``c`` of two host chalcogen atoms of a column (no jitter)."""
-    phi1 = np.pi * (inner_mrad * 1e-3) ** 2 * CHALCOGEN_SEPARATION_A[material.chalcogen] \
-        / wavelength_A(kv)
-    return float(np.exp(-phi1 / COHERENCE_PHASE_SCALE))
+    return float(np.exp(-inner_phase(kv, inner_mrad, material) / COHERENCE_PHASE_SCALE))
 
 
-def draw_light_ratio(single_ratio: float, c: float, rng: np.random.Generator) -> float:
+def inner_phase(kv: float, inner_mrad: float, material: Material) -> float:
+    """Phase ``φ1 = π θ1² Δz / λ`` between the two chalcogen atoms of a column at the inner angle."""
+    return float(np.pi * (inner_mrad * 1e-3) ** 2 * CHALCOGEN_SEPARATION_A[material.chalcogen]
+                 / wavelength_A(kv))
+
+
+def light_coherence(phi1: float) -> float:
+    """Coherence ``k`` of a light substituent with its host atom at inner-angle phase ``phi1``
+    (no jitter): 1 up to :data:`LIGHT_COHERENCE_ONSET`, then a Gaussian fall-off."""
+    x = max(phi1 - LIGHT_COHERENCE_ONSET, 0.0) / LIGHT_COHERENCE_WIDTH
+    return float(np.exp(-x * x))
+
+
+def draw_light_ratio(single_ratio: float, c: float, rng: np.random.Generator,
+                     phi1: float = 0.0) -> float:
     """Excess of a (host + light substituent) column over one host atom, in host atoms:
-    ``r + 2 k c sqrt(r)``, ``k`` drawn from :data:`LIGHT_COHERENCE`.
+    ``r + 2 k c sqrt(r)``, ``k`` = :func:`light_coherence` of ``phi1`` with the fit's jitter.
     """
-    k = float(rng.uniform(*LIGHT_COHERENCE))
+    k = float(np.clip(light_coherence(phi1) + rng.uniform(*LIGHT_COHERENCE_JITTER),
+                      *LIGHT_COHERENCE_RANGE))
     return float(single_ratio + 2.0 * k * c * np.sqrt(single_ratio))
 
 
@@ -145,7 +165,7 @@ def random_column_physics(material: Material, rng: np.random.Generator) -> dict:
     c = coherence(kv, inner, material) * float(rng.uniform(*COHERENCE_JITTER))
     return {
         "element_weights": weights,
-        "light_ratio": draw_light_ratio(single, c, rng),
+        "light_ratio": draw_light_ratio(single, c, rng, inner_phase(kv, inner, material)),
         "second_atom_factor": 1.0 + 2.0 * c,
         "detector": {"kv": kv, "inner_mrad": inner, "outer_mrad": outer},
     }
