@@ -186,8 +186,9 @@ def integrate(signal: np.ndarray, index: dict) -> dict:
 
 def simulate(p: Preset, kv: float, detectors: list[tuple[float, float]], configs: int,
              radius: float, step: float, sampling: float, parametrization: str,
-             slice_thickness: float = 1.0, seed: int = 0) -> dict:
-    """Multislice run of one material at one voltage; integrated intensities per detector."""
+             slice_thickness: float = 1.0, seed: int = 0, static: bool = False) -> dict:
+    """Multislice run of one material at one voltage; integrated intensities per detector
+    (``static``: one run on the atoms at rest, no frozen phonons)."""
     import abtem
     import dask
 
@@ -196,7 +197,7 @@ def simulate(p: Preset, kv: float, detectors: list[tuple[float, float]], configs
     cell = (atoms.cell[0, 0], atoms.cell[1, 1])
     pos, index = probe_positions(p, columns, cell, radius, step)
     sig = {el: SIGMAS[el] for el in set(atoms.get_chemical_symbols())}
-    fp = abtem.FrozenPhonons(atoms, num_configs=configs, sigmas=sig, seed=seed)
+    fp = atoms if static else abtem.FrozenPhonons(atoms, num_configs=configs, sigmas=sig, seed=seed)
     gpts = tuple(int(math.ceil(c / sampling / 16) * 16) for c in cell)  # FFT-friendly sizes
     pot = abtem.Potential(fp, gpts=gpts, slice_thickness=slice_thickness,
                           parametrization=parametrization, projection="infinite")
@@ -321,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--detectors", nargs="+", default=["80-200", "60-160"],
                     help="annular detectors as inner-outer in mrad")
     ap.add_argument("--configs", type=int, default=4, help="frozen-phonon configurations")
+    ap.add_argument("--static", action="store_true",
+                    help="atoms at rest (no frozen phonons): the static-potential case")
     ap.add_argument("--radius", type=float, default=0.6, help="integration disc radius (Å)")
     ap.add_argument("--step", type=float, default=0.2, help="scan step inside the disc (Å)")
     ap.add_argument("--sampling", type=float, default=0.065, help="potential sampling (Å)")
@@ -341,12 +344,14 @@ def main(argv: list[str] | None = None) -> int:
             meas = None
             if not args.model_only:
                 meas = simulate(p, kv, dets, args.configs, args.radius, args.step,
-                                args.sampling, args.parametrization, args.slice)
+                                args.sampling, args.parametrization, args.slice,
+                                static=args.static)
             for (i, o) in dets:
                 key = f"{i:g}-{o:g}"
                 model = model_single_atom(p, kv, i, o)
                 rows.append({"material": name, "kv": kv, "detector": key,
-                             "parametrization": args.parametrization, "configs": args.configs,
+                             "parametrization": args.parametrization,
+                             "configs": 0 if args.static else args.configs,
                              "radius": args.radius, "model": model,
                              "integrals": meas[key] if meas else None,
                              "measured": ratios(p, meas[key]) if meas else None})

@@ -59,8 +59,9 @@ def test_ugatit_losses_are_finite_and_trainable():
 
 
 def test_noise_training_reduces_reconstruction(tiny_cells):
-    a = tiny_cells.tiles[:64]
-    b = tiny_cells.tiles[64:128] + np.random.default_rng(0).normal(0, 0.3, (64, 32, 32))
+    n = min(64, len(tiny_cells) // 2)
+    a = tiny_cells.tiles[:n]
+    b = tiny_cells.tiles[n:2 * n] + np.random.default_rng(0).normal(0, 0.3, (n, 32, 32))
     items = list(train_noise(a, b.astype(np.float32), steps=40, batch_size=8, report_every=10,
                              ngf=8, n_blocks=1, ndf=8, seed=0))
     first, last = items[0], items[-2]
@@ -80,3 +81,38 @@ def test_detector_training_reduces_loss(tiny_cells):
     assert final["done"] and 0.1 < final["temperature"] < 10
     assert tuple(final["metrics"]) == class_names("MoS2")  # every supported substituent
     assert final["net"].config["n_classes"] == 3 + len(class_names("MoS2"))
+
+
+def test_detector_trained_on_cells_takes_their_image_context(tiny_cells):
+    """Simulated cells carry their image's log metal/chalcogen contrast; a detector trained on them
+    takes it as one constant input plane after the tile."""
+    from napari_atomdefect.core.cells.normalize import CONTEXT_NAMES
+
+    assert tiny_cells.context is not None
+    assert tiny_cells.context.shape == (len(tiny_cells), len(CONTEXT_NAMES))
+    # one value per image, MoS2's metal column several times brighter than a chalcogen column
+    values = np.unique(tiny_cells.context[:, 0])
+    assert 1 <= len(values) <= 3 and np.all((values > np.log(1.2)) & (values < np.log(6)))
+    items = list(train_detector(tiny_cells, tiny_cells, steps=2, batch_size=4, width=8,
+                                report_every=1, seed=0))
+    assert items[-1]["net"].config["in_channels"] == 1 + len(CONTEXT_NAMES)
+    sub = tiny_cells.subset(np.arange(5))
+    assert len(sub) == 5 and np.array_equal(sub.context, tiny_cells.context[:5])
+
+
+def test_context_inputs_added_to_a_trained_detector_change_nothing_until_trained():
+    from napari_atomdefect.core.models.unet import add_context_inputs, n_context, with_context
+
+    torch.manual_seed(0)
+    net = UNet(width=8).eval()
+    x = torch.randn(3, 1, 32, 32)
+    before = net(x)
+    add_context_inputs(net, 1)
+    assert n_context(net) == 1 and net.config["in_channels"] == 2
+    ctx = torch.tensor([0.3, 1.0, 2.0])[:, None]
+    xin = with_context(net, x, ctx)
+    assert xin.shape == (3, 2, 32, 32) and torch.all(xin[1, 1] == 1.0)
+    assert torch.allclose(net(xin), before, atol=1e-6)
+    with pytest.raises(ValueError, match="context"):
+        with_context(net, x, None)
+    assert with_context(UNet(width=8), x, ctx) is x  # a tile-only detector ignores it

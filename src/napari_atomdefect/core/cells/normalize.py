@@ -4,6 +4,11 @@ Detectors see tiles in these units, so that a model trained at one dose, detecto
 background works at another: a pristine chalcogen column is about 1, a single-chalcogen column
 about 0.5, an empty site about 0, and the metal columns whatever the material's contrast makes them.
 Medians over all sites make the levels insensitive to the few defects.
+
+A chalcogen column's level in these units depends on the microscope (how coherently the two atoms
+of a column add) and, in an alloy, on which column the median is. Detectors that take
+:func:`image_context` as extra inputs also see the image's metal/chalcogen contrast, which tells
+both apart: a single-atom column over the metal column depends only on the elements.
 """
 
 from __future__ import annotations
@@ -61,6 +66,22 @@ def intensity_levels(image: np.ndarray, lattice: Lattice,
     if chalc - bg < 0.05 * (metal - bg):  # chalcogen invisible: fall back on a typical ratio
         chalc = bg + 0.35 * (metal - bg)
     return IntensityLevels(background=bg, chalcogen=chalc, metal=metal)
+
+
+#: Names of the image-level context values (:func:`image_context`), in input-channel order.
+CONTEXT_NAMES: tuple[str, ...] = ("log_metal_to_chalcogen",)
+
+
+def image_context(levels: IntensityLevels) -> np.ndarray:
+    """Image-level inputs of a context-aware detector: ``log`` of the metal/chalcogen contrast.
+
+    Returns
+    -------
+    ndarray
+        ``(len(CONTEXT_NAMES),)`` float32, the same for every tile of the image.
+    """
+    ratio = float(np.clip(levels.metal_to_chalcogen, 0.05, 50.0))
+    return np.array([np.log(ratio)], np.float32)
 
 
 def normalise(image: np.ndarray, levels: IntensityLevels) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..cells.lookup import CellLookup
-from ..cells.normalize import intensity_levels, normalise, site_smoothed
+from ..cells.normalize import image_context, intensity_levels, normalise, site_smoothed
 from ..cells.tiles import TileSpec, iter_cell_tiles, own_site_positions
 from ..errors import AtomDefectError
 from ..io.table import DEFECT_COLUMNS
@@ -137,6 +137,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         yield {"step": "fit", "fraction": 0.02, "message": fit.summary, "fit": fit}
     levels = intensity_levels(arr, lattice, smoothed)
     norm = normalise(arr, levels)
+    context = image_context(levels)
     net = load_detector(info, dev)
     _check_channels(getattr(getattr(net, "head", None), "out_channels", None), info,
                     run.model_classes)
@@ -156,7 +157,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         # on the device until the end (one copy to the host, no synchronisation per batch).
         with torch.inference_mode():
             p_m, p_x = tile_site_probabilities(net, batch.tiles, own, temperature, dev,
-                                               run.model_classes)
+                                               run.model_classes, context)
         p_metal.append(p_m)
         p_chalcogen.append(p_x)
         metal_rows.append(np.where(batch.has_metal, metal_lookup.rows(batch.index), -1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..cells.normalize import intensity_levels, normalise
+from ..cells.normalize import image_context, intensity_levels, normalise
 from ..cells.tiles import CellTiles, TileSpec, iter_cell_tiles, own_site_positions
 from ..errors import AtomDefectError
 from ..lattice.lattice import Lattice
@@ -103,10 +103,11 @@ def labelled_real_cells(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarra
     dist, idx = dist.reshape(-1, 2), idx.reshape(-1, 2)
     # Keep cells whose own sites are found where they should be, on the right sublattice.
     good = (dist < 0.25 * lattice.a_px).all(1) & (idx[:, 0] < n_metal) & (idx[:, 1] >= n_metal)
+    context = image_context(intensity_levels(image, lattice))
     return CellSet(tiles=tiles.tiles[good],
                    labels=label_maps(tiles, sites, cls.astype(np.uint8))[good],
                    own_sites=own[good], own_classes=cls[idx[good]].astype(np.uint8),
-                   classes=classes)
+                   classes=classes, context=np.tile(context, (int(good.sum()), 1)))
 
 
 def preview_tiles(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,

@@ -22,14 +22,17 @@ partly in phase at the detector's inner angle: a column of atoms with weights ``
 gives ``w1 + w2 + 2 k c sqrt(w1 w2)``, with ``c ≈ exp(-φ1 / 0.69)``, ``φ1 = π θ1² Δz / λ``
 (least squares over 16 runs, measured/fit 0.84–1.21). So the second host atom adds *more*
 than the first: ``second_atom_factor = 1 + 2c`` is 1.2–1.3 at 80–200 mrad and 1.6–1.7 at
-60–160 mrad (1.0 at 300 kV, 100 mrad). :func:`random_column_physics` draws it from the drawn
-detector with a ×0.8–1.25 jitter (:data:`COHERENCE_JITTER`).
+60–160 mrad (1.0 at 300 kV, 100 mrad). With the atoms at rest (a static potential, no thermal
+motion) the cross term falls on a line in φ1 instead and turns negative at HAADF angles
+(:func:`static_coherence`: the second S adds only 0.65 of the first at 80 kV, 80–200 mrad).
+:func:`random_column_physics` mixes the two regimes with a random thermal damping.
 
 * **light substituent** (O in S, S in Se): ``light_ratio`` is the excess of the column (one host
   atom + the light atom) over one host atom, in host atoms: ``r + 2 k c sqrt(r)`` with ``r`` its
   single-atom ratio and ``k`` from the same inner-angle phase (:func:`light_coherence`: a light
   atom keeps less coherence with the host at HAADF angles — measured k = 0.1–0.65 at 80–200 mrad,
-  ≈ 1 at 60–160 mrad — so the column stays 0.58–0.62 of a host column at every detector).
+  ≈ 1 at 60–160 mrad, ≈ 1 at rest — so the column stays 0.58–0.67 of a host column at every
+  detector, static or not).
   Measured: O in S 0.28–0.35 of an S atom at 80–200 mrad, 0.58–0.68 at 60–160 mrad (about 13 %
   of the S₂ column); S in Se 0.29–0.36 and 0.53–0.61.
 * **heavy substituent** (Se in S, Te in Se) and host atoms: ``k = 1``; a column of two different
@@ -51,6 +54,23 @@ COHERENCE_PHASE_SCALE = 0.69
 COHERENCE_JITTER: tuple[float, float] = (0.8, 1.25)
 #: Separation along the beam of the two chalcogen atoms of a column (Å), by host chalcogen.
 CHALCOGEN_SEPARATION_A: dict[str, float] = {"S": 3.17, "Se": 3.30}
+#: Static-potential cross term per host chalcogen: ``intercept - slope * φ1`` up to the last
+#: measured phase.
+STATIC_COHERENCE_LINE: dict[str, tuple[float, float]] = {"S": (0.82, 0.66), "Se": (0.72, 0.47)}
+STATIC_COHERENCE_MAX_PHASE = 1.6
+#: Additive jitter on the static cross term (the line's residuals).
+STATIC_COHERENCE_JITTER: tuple[float, float] = (-0.04, 0.04)
+#: Thermal decorrelation of the two atoms of a column: 0 static, 1 room-temperature phonons.
+THERMAL_DAMPING: tuple[float, float] = (0.0, 1.0)
+#: Floor of ``c`` (``second_atom_factor`` >= 0.5) and of a light substituent's excess (times its
+#: single-atom ratio).
+MIN_COHERENCE = -0.25
+MIN_LIGHT_RATIO = 0.3
+#: Multislice over screened-model single-atom ratio, metal over chalcogen (docs/physics.md:
+#: 0.94-0.99 for Mo, 0.79-0.86 for W, static and frozen-phonon alike), with a margin.
+METAL_MODEL_FACTOR: dict[str, tuple[float, float]] = {"Mo": (0.9, 1.03), "W": (0.75, 0.9)}
+#: The same for a substituent over the host chalcogen (0.86-0.98 measured).
+SUBSTITUENT_MODEL_FACTOR: tuple[float, float] = (0.85, 1.0)
 #: Light substituent's coherence ``k = exp(-((φ1 - onset) / width)²)`` (1 below the onset):
 #: least squares over the ten multislice runs with a light atom (docs/physics.md), measured
 #: k 0.1–1.0, fit within ±0.2.
@@ -58,7 +78,7 @@ LIGHT_COHERENCE_ONSET = 0.9
 LIGHT_COHERENCE_WIDTH = 0.5
 #: Uniform additive jitter on ``k`` (the fit's spread), clipped to ``LIGHT_COHERENCE_RANGE``.
 LIGHT_COHERENCE_JITTER: tuple[float, float] = (-0.2, 0.2)
-LIGHT_COHERENCE_RANGE: tuple[float, float] = (0.05, 1.0)
+LIGHT_COHERENCE_RANGE: tuple[float, float] = (0.05, 1.2)
 
 BOHR_A = 0.529177  # Bohr radius (Å)
 ELECTRON_REST_KEV = 510.999
@@ -142,30 +162,67 @@ def draw_light_ratio(single_ratio: float, c: float, rng: np.random.Generator,
     return float(single_ratio + 2.0 * k * c * np.sqrt(single_ratio))
 
 
+def static_coherence(phi1: float, chalcogen: str = "S") -> float:
+    """Cross term ``c`` of two host chalcogen atoms *at rest* (static potential, no thermal motion).
+
+    Static multislice (``bench_column_contrast.py --static``, all four hosts at 60/80 kV, two
+    detectors, docs/physics.md) gives for S columns ``c`` = 0.33, 0.21, -0.06, -0.18 at
+    φ1 = 0.74, 0.86, 1.31, 1.53 (the line ``0.82 - 0.66 φ1``) and for Se columns 0.35, 0.27,
+    0.08, -0.04 at φ1 = 0.77, 0.89, 1.36, 1.59 (``0.72 - 0.47 φ1``), within ±0.04. Beyond the
+    measured phases the interference keeps oscillating and averages out over the detector, so
+    the line's last value decays back to 0.
+    """
+    intercept, slope = STATIC_COHERENCE_LINE[chalcogen]
+    if phi1 <= STATIC_COHERENCE_MAX_PHASE:
+        return float(intercept - slope * phi1)
+    last = intercept - slope * STATIC_COHERENCE_MAX_PHASE
+    return float(last * np.exp(-(phi1 - STATIC_COHERENCE_MAX_PHASE)))
+
+
 def random_column_physics(material: Material, rng: np.random.Generator) -> dict:
     """Randomised, physically grounded column-weight parameters for one simulated microscope.
 
-    Returns keyword arguments for :class:`~..simulate.image.MicroscopeParams`:
-    ``element_weights`` (single-atom cross-sections of the metal, the host chalcogen and every
-    supported substituent for a random voltage and detector, with a tilt of the effective Z
-    exponent by -0.3..+0.05 for model error), ``light_ratio`` (the light substituent's signal in
-    a host column relative to one host atom, see :func:`draw_light_ratio`; heavier substituents
-    keep their single-atom weight) and ``second_atom_factor`` (``1 + 2c`` from the drawn
-    detector, see :func:`coherence`), plus the ``detector`` drawn.
+    A random voltage and detector give single-atom cross-sections (:func:`element_weights`;
+    the metal's scaled by the multislice/model ratio measured for it, :data:`METAL_MODEL_FACTOR`,
+    the substituents' by :data:`SUBSTITUENT_MODEL_FACTOR`) and the inner-angle phase φ1. How
+    coherently the two atoms of a column add depends on φ1 *and* on how much thermal motion
+    decorrelates them, which no single model fixes (a static potential, common in simulations,
+    has none; room-temperature frozen phonons damp it): a random ``thermal_damping`` in 0..1
+    mixes :func:`static_coherence` (0) and :func:`coherence` (1, frozen phonons), for the host
+    cross term ``c`` and for the light substituent's ``k`` (1 at rest, :func:`light_coherence`
+    with phonons).
+
+    Returns
+    -------
+    dict
+        Keyword arguments for :class:`~..simulate.image.MicroscopeParams`: ``element_weights``,
+        ``light_ratio`` (the light substituent's excess in a host column over one host atom,
+        ``r + 2kc√r``), ``second_atom_factor`` (``1 + 2c``), plus the ``detector`` drawn and the
+        ``thermal_damping``.
     """
     kv = float(rng.choice([60.0, 80.0, 100.0, 200.0, 300.0]))
     inner = float(rng.uniform(50, 100))
     outer = float(rng.uniform(max(150.0, 2 * inner), 260))
     weights = element_weights(material, kv, inner, outer)
-    tilt = rng.uniform(-0.3, 0.05)  # the screened model runs ~0.15 above measured exponents
-    zx = ATOMIC_NUMBER[material.chalcogen]
-    weights = {el: w * (ATOMIC_NUMBER[el] / zx) ** tilt for el, w in weights.items()}
+    weights[material.metal] *= float(rng.uniform(*METAL_MODEL_FACTOR[material.metal]))
+    for el in supported_substituents(material):
+        weights[el] *= float(rng.uniform(*SUBSTITUENT_MODEL_FACTOR))
     light = material.light_substituent
     single = weights[light] / weights[material.chalcogen]
-    c = coherence(kv, inner, material) * float(rng.uniform(*COHERENCE_JITTER))
+    phi1 = inner_phase(kv, inner, material)
+    damping = float(rng.uniform(*THERMAL_DAMPING))
+    c_phonon = coherence(kv, inner, material) * float(rng.uniform(*COHERENCE_JITTER))
+    c_static = static_coherence(phi1, material.chalcogen) \
+        + float(rng.uniform(*STATIC_COHERENCE_JITTER))
+    c = max(damping * c_phonon + (1 - damping) * c_static, MIN_COHERENCE)
+    k_phonon = light_coherence(phi1)
+    k = damping * k_phonon + (1 - damping) * 1.0 + float(rng.uniform(*LIGHT_COHERENCE_JITTER))
+    k = float(np.clip(k, *LIGHT_COHERENCE_RANGE))
+    light_ratio = max(single + 2.0 * k * c * np.sqrt(single), MIN_LIGHT_RATIO * single)
     return {
         "element_weights": weights,
-        "light_ratio": draw_light_ratio(single, c, rng, inner_phase(kv, inner, material)),
+        "light_ratio": float(light_ratio),
         "second_atom_factor": 1.0 + 2.0 * c,
         "detector": {"kv": kv, "inner_mrad": inner, "outer_mrad": outer},
+        "thermal_damping": damping,
     }

@@ -162,6 +162,7 @@ def prepare_detector(net: UNet, device: torch.device) -> UNet:
 
 def tile_site_probabilities(net: UNet, tiles: np.ndarray, sites: np.ndarray, temperature: float,
                             device: torch.device, classes: tuple[str, ...] | None = None,
+                            context: np.ndarray | None = None,
                             ) -> tuple[torch.Tensor, torch.Tensor]:
     """Class probabilities at each tile's own sites, left on ``device`` (no host synchronisation).
 
@@ -179,6 +180,9 @@ def tile_site_probabilities(net: UNet, tiles: np.ndarray, sites: np.ndarray, tem
         Where ``net`` lives; on CUDA the tiles travel through pinned memory, asynchronously.
     classes : tuple of str, optional
         The model's defect classes in channel order (default: the legacy MoS2 classes).
+    context : ndarray, optional
+        The image's context values (:func:`~..cells.normalize.image_context`), needed when the
+        detector takes them (:func:`~.unet.n_context`).
 
     Returns
     -------
@@ -190,8 +194,11 @@ def tile_site_probabilities(net: UNet, tiles: np.ndarray, sites: np.ndarray, tem
 
     from ..materials.columns import LEGACY_CLASSES
     from .readout import site_probabilities
+    from .unet import with_context
 
     x = torch.from_numpy(np.ascontiguousarray(tiles, np.float32))[:, None]
+    x = with_context(net, x, None if context is None else torch.from_numpy(
+        np.asarray(context, np.float32)))
     s = torch.from_numpy(np.asarray(sites, np.float32))
     if device.type == "cuda":
         x = x.pin_memory().to(device, non_blocking=True)

@@ -27,12 +27,13 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 
 
 class UNet(nn.Module):
-    """A small U-Net (three resolution levels) for 1-channel tiles.
+    """A small U-Net (three resolution levels) for normalised tiles.
 
     Parameters
     ----------
     in_channels : int
-        Input channels (1: the normalised tile).
+        Input channels: 1 (the normalised tile) plus one constant plane per image-level context
+        value (:func:`~..cells.normalize.image_context`), see :func:`with_context`.
     n_classes : int
         Output channels (per-pixel class logits).
     width : int
@@ -74,6 +75,44 @@ class UNet(nn.Module):
         d2 = self.dec2(torch.cat([self.up2(e3), e2], dim=1))
         d1 = self.dec1(torch.cat([self.up1(d2), e1], dim=1))
         return self.head(d1)
+
+
+def n_context(net: nn.Module) -> int:
+    """Number of image-level context planes ``net`` expects after the tile."""
+    return int(getattr(net, "config", {}).get("in_channels", 1)) - 1
+
+
+def with_context(net: nn.Module, x: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+    """The input of ``net``: tiles ``x`` ``(N, 1, S, S)`` and, when ``net`` takes them, the
+    ``(N, k)`` or ``(k,)`` ``context`` values as constant planes after the tile."""
+    k = n_context(net)
+    if k == 0:
+        return x
+    if context is None:
+        raise ValueError(f"The detector takes {k} image-level context value(s); none were given.")
+    ctx = context.to(device=x.device, dtype=x.dtype).reshape(-1, k)
+    planes = ctx[:, :, None, None].expand(x.shape[0], k, x.shape[-2], x.shape[-1])
+    return torch.cat([x, planes], dim=1)
+
+
+def add_context_inputs(net: UNet, k: int) -> UNet:
+    """``net`` taking ``k`` context planes after the tile; the new input weights start at zero,
+    so the network's output is unchanged until it is trained. Nothing changes when it has them."""
+    if n_context(net) == k:
+        return net
+    if n_context(net) != 0:
+        raise ValueError(f"The detector already takes {n_context(net)} context planes, not {k}.")
+    conv = net.enc1[0]
+    new = nn.Conv2d(1 + k, conv.out_channels, conv.kernel_size, padding=conv.padding,
+                    bias=conv.bias is not None).to(conv.weight.device)
+    with torch.no_grad():
+        new.weight.zero_()
+        new.weight[:, :1] = conv.weight
+        if conv.bias is not None:
+            new.bias.copy_(conv.bias)
+    net.enc1[0] = new
+    net.config = {**net.config, "in_channels": 1 + k}
+    return net
 
 
 def _source_channel(name: str, old: tuple[str, ...]) -> int | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..cells.normalize import intensity_levels, normalise
+from ..cells.normalize import image_context, intensity_levels, normalise
 from ..cells.tiles import CellTiles, TileSpec, iter_cell_tiles, own_site_positions
 from ..errors import AtomDefectError
 from ..lattice.lattice import find_lattice
@@ -78,6 +78,9 @@ class CellSet:
         ``(N, 2)`` class indices of the own sites (from the simulator).
     classes : tuple of str
         Defect classes the indices refer to (channel order of the model).
+    context : ndarray or None
+        ``(N, k)`` float32 image-level context of each tile's image
+        (:func:`~..cells.normalize.image_context`).
     """
 
     tiles: np.ndarray
@@ -85,6 +88,7 @@ class CellSet:
     own_sites: np.ndarray
     own_classes: np.ndarray | None = None
     classes: tuple[str, ...] = LEGACY_CLASSES
+    context: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.tiles)
@@ -102,7 +106,16 @@ class CellSet:
             own_sites=np.concatenate([p.own_sites for p in parts]),
             own_classes=np.concatenate([p.own_classes for p in parts]) if labelled else None,
             classes=parts[0].classes if parts else LEGACY_CLASSES,
+            context=np.concatenate([p.context for p in parts])
+            if parts and all(p.context is not None for p in parts) else None,
         )
+
+    def subset(self, keep: np.ndarray) -> CellSet:
+        """The cells selected by ``keep`` (boolean mask or indices)."""
+        return CellSet(self.tiles[keep], None if self.labels is None else self.labels[keep],
+                       self.own_sites[keep],
+                       None if self.own_classes is None else self.own_classes[keep],
+                       self.classes, None if self.context is None else self.context[keep])
 
 
 def label_maps(batch: CellTiles, site_pos: np.ndarray, site_cls: np.ndarray) -> np.ndarray:
@@ -146,7 +159,7 @@ def crop_cells(cells: CellSet, spec_from: TileSpec, spec_to: TileSpec) -> CellSe
                    labels=None if cells.labels is None else
                    np.ascontiguousarray(cells.labels[:, sl, sl]),
                    own_sites=cells.own_sites - off, own_classes=cells.own_classes,
-                   classes=cells.classes)
+                   classes=cells.classes, context=cells.context)
 
 
 def _site_classes(sim: SimulatedImage, classes: tuple[str, ...]) -> np.ndarray:
@@ -175,7 +188,9 @@ def cells_from_simulation(sim: SimulatedImage, spec: TileSpec = TileSpec(),
     classes = class_names(sim.material) if classes is None else tuple(classes)
     lattice = find_lattice(sim.image, sim.material, pixel_size_nm=sim.pixel_size_nm)
     img = sim.image if image is None else image
-    norm = normalise(img, intensity_levels(sim.image, lattice))
+    levels = intensity_levels(sim.image, lattice)
+    norm = normalise(img, levels)
+    context = image_context(levels)
     pos = sim.sites[["y_px", "x_px"]].to_numpy(float)
     cls = _site_classes(sim, classes)
     from scipy.spatial import cKDTree
@@ -201,11 +216,12 @@ def cells_from_simulation(sim: SimulatedImage, spec: TileSpec = TileSpec(),
         batch = batch.subset(good)
         parts.append(CellSet(tiles=batch.tiles, labels=label_maps(batch, pos, cls),
                              own_sites=own[good], own_classes=own_cls[good].astype(np.uint8),
-                             classes=classes))
+                             classes=classes, context=np.tile(context, (len(batch), 1))))
     if not parts:
         s = spec.size_px
         return CellSet(np.zeros((0, s, s), np.float32), np.zeros((0, s, s), np.uint8),
-                       np.zeros((0, 2, 2)), np.zeros((0, 2), np.uint8), classes)
+                       np.zeros((0, 2, 2)), np.zeros((0, 2), np.uint8), classes,
+                       np.zeros((0, len(context)), np.float32))
     return CellSet.concatenate(parts)
 
 
@@ -269,13 +285,16 @@ def real_cells(image: np.ndarray, material: str = "MoS2", pixel_size_nm: float |
     """Unlabelled, normalised unit cells of a real image (domain B of the noise transfer)."""
     classes = class_names(material) if classes is None else tuple(classes)
     lattice = find_lattice(image, material, pixel_size_nm=pixel_size_nm)
-    norm = normalise(image, intensity_levels(image, lattice))
+    levels = intensity_levels(image, lattice)
+    norm = normalise(image, levels)
+    context = image_context(levels)
     parts = []
     for batch in iter_cell_tiles(norm, lattice, spec):
         keep = batch.inside >= min_inside
         if keep.any():
             b = batch.subset(keep)
-            parts.append(CellSet(b.tiles, None, own_site_positions(b, lattice), classes=classes))
+            parts.append(CellSet(b.tiles, None, own_site_positions(b, lattice), classes=classes,
+                                 context=np.tile(context, (len(b), 1))))
     if not parts:
         s = spec.size_px
         return CellSet(np.zeros((0, s, s), np.float32), None, np.zeros((0, 2, 2)),

@@ -67,6 +67,8 @@ def site_predictions(net: torch.nn.Module, cells: CellSet, device: torch.device,
     """
     import torch
 
+    from ..models.unet import with_context
+
     metal_ch, chalcogen_ch = site_channels(cells.classes)
     net.eval()
     pm_parts: list[np.ndarray] = []
@@ -74,6 +76,7 @@ def site_predictions(net: torch.nn.Module, cells: CellSet, device: torch.device,
     with torch.inference_mode():
         for s in range(0, len(cells), batch_size):
             x = torch.from_numpy(cells.tiles[s:s + batch_size, None]).to(device)
+            x = with_context(net, x, _context(cells, slice(s, s + batch_size)))
             sites = torch.from_numpy(cells.own_sites[s:s + batch_size].astype(np.float32)).to(device)
             at = site_logits(net(x), sites)
             if raw:
@@ -143,6 +146,19 @@ def fit_temperature(net: torch.nn.Module, cells: CellSet, device: torch.device) 
     return float(grid[np.argmin([nll(t) for t in grid])])
 
 
+def _context(cells: CellSet, idx: slice | np.ndarray) -> torch.Tensor | None:
+    """The context values of ``cells[idx]`` as a tensor (``None`` when the cells have none)."""
+    import torch
+
+    return None if cells.context is None else torch.from_numpy(
+        np.ascontiguousarray(cells.context[idx], np.float32))
+
+
+#: Standard deviation of the jitter on the context values in training (the measurement's own
+#: spread between images of one microscope).
+CONTEXT_JITTER = 0.03
+
+
 def _augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Intensity augmentation: normalisation errors of a few percent (gain and offset)."""
     gain = rng.uniform(0.9, 1.1, (len(x), 1, 1)).astype(np.float32)
@@ -170,12 +186,13 @@ def train_detector(train: CellSet, val: CellSet, steps: int = 3000, batch_size: 
     import torch
     import torch.nn.functional as F
 
-    from ..models.unet import UNet
+    from ..models.unet import UNet, with_context
 
     rng = set_seed(seed)
     device = device or torch.device("cpu")
     n_classes = len(segment_classes(train.classes))
-    net = (net or UNet(n_classes=n_classes, width=width)).to(device)
+    k = 0 if train.context is None else train.context.shape[1]
+    net = (net or UNet(in_channels=1 + k, n_classes=n_classes, width=width)).to(device)
     if net.config["n_classes"] != n_classes:
         raise ValueError(f"The network has {net.config['n_classes']} output channels; the cells' "
                          f"classes need {n_classes} (adapt its head first).")
@@ -192,6 +209,11 @@ def train_detector(train: CellSet, val: CellSet, steps: int = 3000, batch_size: 
     for step in range(1, steps + 1):
         idx = rng.integers(0, len(train), batch_size)
         x = torch.from_numpy(_augment(train.tiles[idx], rng)[:, None]).to(device)
+        ctx = _context(train, idx)
+        if ctx is not None:
+            ctx = ctx + CONTEXT_JITTER * torch.from_numpy(
+                rng.standard_normal(tuple(ctx.shape)).astype(np.float32))
+        x = with_context(net, x, ctx)
         y = torch.from_numpy(train.labels[idx].astype(np.int64)).to(device)
         net.train()
         for part in frozen:

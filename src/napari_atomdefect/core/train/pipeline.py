@@ -262,7 +262,8 @@ def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_imag
     from ..device import select_device
     from ..models.readout import translate
     from ..models.registry import load_noise_generators
-    from ..models.unet import transfer_head
+    from ..cells.normalize import CONTEXT_NAMES
+    from ..models.unet import add_context_inputs, transfer_head
     from .datasets import crop_cells
     from .loops import train_detector
 
@@ -270,6 +271,7 @@ def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_imag
     substituents = supported_substituents(material)
     if init_net is not None:
         init_net = transfer_head(init_net, tuple(init_classes or classes), classes, seed)
+        init_net = add_context_inputs(init_net, len(CONTEXT_NAMES))
 
     # Cells are made (and translated) at the noise model's tile size, then cropped to the
     # detector's smaller tile: same sampling, less overlap between tiles, faster detection.
@@ -297,6 +299,7 @@ def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_imag
     net = result["net"]
     card = {"architecture": net.config, "tile": det_spec.__dict__,
             "classes": list(classes), "substituents": list(substituents),
+            "context": list(CONTEXT_NAMES),
             "temperature": result["temperature"],
             "device": dev_text,
             "training": {"steps": steps, "batch_size": batch_size, "seed": seed,
