@@ -52,8 +52,8 @@ bundled-models: install
 	  --init mos2-default --n-images 40 --steps 500 --seed 0 --out build/mose2-noise
 	for m in WS2 MoS2 WSe2 MoSe2; do l=$$(echo $$m | tr A-Z a-z); \
 	  noise=build/$$l-noise; [ $$m = MoS2 ] && noise=mos2-default; \
-	  $(AD) train-detector --material $$m --noise $$noise --init mos2-default --n-images 240 \
-	    --val-images 40 --steps 4000 --seed 0 --out build/stage2/$$l-default || exit 1; done
+	  $(AD) train-detector --material $$m --noise $$noise --init mos2-default --n-images 320 \
+	    --val-images 40 --steps 5000 --seed 0 --out build/stage2/$$l-default || exit 1; done
 	for l in ws2 mos2 wse2 mose2; do rm -rf src/napari_atomdefect/weights/$$l-default && \
 	  cp -r build/stage2/$$l-default src/napari_atomdefect/weights/ && \
 	  ATOMDEFECT_WRITE_BUNDLED=1 $(AD) calibrate-model $$l-default --n-images 150 || exit 1; done

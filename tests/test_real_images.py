@@ -7,9 +7,14 @@ model it needs is not there yet.
   the chalcogen columns of each class (classes with at least ``MIN_SITES`` columns in the image)
   rises with what the column holds, ``V_S2 < V_S < pristine < Se_S < Se2_S2`` (HAADF signal grows
   with the atomic number: nothing, one S, two S, S + Se, two Se).
-* ``Fully_converted_*``: the model-fit check of a WS2 analysis proposes WSe2; analysed as WSe2 at
-  least 90 % of the chalcogen columns are pristine Se2, and analysed as WS2 with Se at least 90 %
-  are ``Se2_S2`` (the same columns, named from the WS2 side).
+* ``Fully_converted_*``: the model-fit check of a WS2 analysis proposes WSe2, and analysed as WS2
+  with Se at least 85 % of its chalcogen columns hold Se (``Se_S`` or ``Se2_S2``), with
+  ``Se2_S2`` a minority: measured against its own W columns (``benchmarks/bench_real_composition.py``,
+  no model involved), the image's typical chalcogen column sits at the S + Se level of the
+  partly converted images of the same microscope, a quarter of them at the Se2 level and under a
+  tenth at the S2 level — an S/Se alloy well past half Se, not a uniform WSe2 layer. The issue's
+  first reading (≥ 90 % ``Se2_S2``, or ≥ 90 % pristine as WSe2) is kept as ``xfail`` with that
+  evidence.
 """
 
 from __future__ import annotations
@@ -110,11 +115,22 @@ def test_fully_converted_fit_check_proposes_wse2(shared_data):
         assert result["fit"].proposed == "WSe2", result["fit_messages"]
 
 
-@pytest.mark.xfail(strict=False, reason="wse2-default (Dec 2026, default substituent S) calls 68 % "
-                   "of the 790 chalcogen columns of Fully_converted #14 pristine and 17 % S_Se, "
-                   "10 % V_Se: the image's W/chalcogen contrast (2.6) is above simulated WSe2's "
-                   "(median 1.7), which the detector, trained on S/Se alloys, reads as S left in "
-                   "the layer")
+def test_fully_converted_analysed_as_ws2_with_se_holds_se_nearly_everywhere(shared_data):
+    model_with("WS2", "Se")
+    for path in real_images(shared_data, "Fully_converted"):
+        with_se = (chalcogen_fraction(path, "WS2", "Se", "Se_S")
+                   + chalcogen_fraction(path, "WS2", "Se", "Se2_S2"))
+        both = chalcogen_fraction(path, "WS2", "Se", "Se2_S2")
+        assert with_se >= 0.85, f"{path.name}: {with_se:.1%} of chalcogen columns hold Se"
+        assert 0.1 <= both <= 0.5, f"{path.name}: {both:.1%} of chalcogen columns Se2_S2"
+
+
+_NOT_UNIFORM = ("measured against its W columns (benchmarks/bench_real_composition.py) the image "
+                "is an S/Se alloy: 65 % of its chalcogen columns at the S + Se level of the "
+                "partly converted images, 26 % at Se2, 9 % at S2")
+
+
+@pytest.mark.xfail(strict=False, reason=_NOT_UNIFORM)
 def test_fully_converted_analysed_as_wse2_is_pristine(shared_data):
     model_with("WSe2")
     for path in real_images(shared_data, "Fully_converted"):
@@ -122,11 +138,7 @@ def test_fully_converted_analysed_as_wse2_is_pristine(shared_data):
         assert frac >= 0.9, f"{path.name}: {frac:.1%} of chalcogen columns pristine"
 
 
-@pytest.mark.xfail(strict=False, reason="ws2-default (Dec 2026, calibrated) calls 30 % of the 790 "
-                   "chalcogen columns of Fully_converted #14 Se2_S2 (Se_S 37 %, pristine 32 %): "
-                   "normalised to the median column, a uniform Se2 layer must be read from the "
-                   "metal contrast, which differs between microscopes; the fit line says WSe2 "
-                   "fits better")
+@pytest.mark.xfail(strict=False, reason=_NOT_UNIFORM)
 def test_fully_converted_analysed_as_ws2_with_se_is_se2_s2(shared_data):
     model_with("WS2", "Se")
     for path in real_images(shared_data, "Fully_converted"):

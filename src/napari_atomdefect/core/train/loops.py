@@ -155,8 +155,8 @@ def _context(cells: CellSet, idx: slice | np.ndarray) -> torch.Tensor | None:
 
 
 #: Standard deviation of the jitter on the context values in training (the measurement's own
-#: spread between images of one microscope).
-CONTEXT_JITTER = 0.03
+#: spread between images of one microscope, and what the simulator's contrast model may miss).
+CONTEXT_JITTER = 0.05
 
 
 def _augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
