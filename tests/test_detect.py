@@ -220,3 +220,34 @@ def test_detect_takes_a_read_image_with_its_file_calibration(tmp_path):
         table = detect(read_image(tmp_path / "wrong.tif"), material="MoS2")
     assert table.attrs["calibration"] == "lattice"
     assert abs(table.attrs["pixel_size_nm"] / 0.012 - 1) < 0.02
+
+
+def test_context_planes_reach_the_detector(sims, tmp_path):
+    """A detector taking the image's context gets it: with its context weights at zero it calls
+    exactly what the tile-only detector calls, and with them set the calls change."""
+    import copy
+
+    import torch
+
+    from napari_atomdefect.core.materials.columns import segment_classes
+    from napari_atomdefect.core.models.unet import UNet, add_context_inputs
+
+    card = copy.deepcopy(resolve_model("mos2-default").card)
+    card["detector"].pop("calibration", None)
+    torch.manual_seed(0)
+    net = UNet(n_classes=len(segment_classes(tuple(card["detector"]["classes"]))), width=8).eval()
+    card["detector"]["architecture"] = net.config
+    write_model(tmp_path / "plain", card, detector=net, noise=None)
+    ctx_net = add_context_inputs(copy.deepcopy(net), 1)
+    card["detector"]["architecture"] = ctx_net.config
+    write_model(tmp_path / "ctx0", card, detector=ctx_net, noise=None)
+    image = sims[0].image
+    plain = detect(image, sims[0].pixel_size_nm, model=str(tmp_path / "plain"))
+    zero = detect(image, sims[0].pixel_size_nm, model=str(tmp_path / "ctx0"))
+    assert len(plain)
+    pd.testing.assert_frame_equal(plain[["y_px", "x_px", "class"]], zero[["y_px", "x_px", "class"]])
+    with torch.no_grad():  # a strong context weight on the first layer: the output moves
+        ctx_net.enc1[0].weight[:, 1] = 3.0 * ctx_net.enc1[0].weight[:, 0].abs().mean()
+    write_model(tmp_path / "ctx1", card, detector=ctx_net, noise=None)
+    moved = detect(image, sims[0].pixel_size_nm, model=str(tmp_path / "ctx1"))
+    assert len(moved) != len(plain) or not np.allclose(moved.confidence, plain.confidence)
