@@ -4,6 +4,12 @@ The image's power spectrum is divided by its radial median (which removes the sm
 the rings of amorphous material), peaks are found, and every hexagon of spots is listed: three peak
 directions of similar length 60 degrees apart. Of the hexagons of comparable strength the one of
 lowest frequency is the first-order set (higher orders can be as strong in sharp images).
+
+Candidate spots are the peaks of highest ratio and, besides them, those of highest power. Without
+noise (simulations, very high doses) the ring background has no floor and falls by orders of
+magnitude towards high frequencies, so faint high-frequency features there (scan-line streaks from
+row jitter, high orders) reach ratios far above the first-order spots, which would then be missed;
+the first orders always remain among the most powerful peaks.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from ..errors import NoLatticeError
 
 #: Minimum peak-to-background ratio (disc-averaged) for a spot to count as a lattice reflection.
 MIN_SPOT_RATIO = 5.0
+#: Spots taken as candidates, by ratio and (again) by power.
+MAX_CANDIDATES = 40
 #: Longest side used for the spectrum search (larger images are cropped at the centre).
 SEARCH_SIZE = 1024
 
@@ -31,7 +39,8 @@ class ReciprocalBasis:
 
 
 def _power_ratio(image: np.ndarray):
-    """Centred, disc-averaged power spectrum over its radial median, and the frequency grid."""
+    """Centred, disc-averaged power spectrum over its radial median, the power spectrum itself,
+    and the frequency grid."""
     h, w = image.shape
     img = image - image.mean()
     win = np.hanning(h)[:, None].astype(np.float32) * np.hanning(w)[None, :].astype(np.float32)
@@ -54,7 +63,7 @@ def _power_ratio(image: np.ndarray):
     band_max = spec[kr > 3.0 / min(h, w)].max()
     med = np.maximum(med, 1e-6 * band_max)
     ratio = spec / med.astype(np.float32)[idx]
-    return ratio, ky, kx, kr
+    return ratio, spec, ky, kx, kr
 
 
 def _refine_peak(ratio: np.ndarray, r: int, c: int) -> tuple[float, float]:
@@ -103,8 +112,8 @@ def find_reciprocal_basis(image: np.ndarray, min_period_px: float = 3.0) -> Reci
     NoLatticeError
         When no hexagonal set of strong spots exists (amorphous, noise-only or non-periodic input).
     """
-    ratio, ky, kx, shape = _search_spectrum(image)
-    triplets = hexagonal_triplets(ratio, ky, kx, min_period_px)
+    ratio, power, ky, kx = _search_spectrum(image)
+    triplets = hexagonal_triplets(ratio, ky, kx, min_period_px, power=power)
     # Among hexagons of comparable strength, the lowest-frequency one is the primitive set
     # (higher orders can be as strong, e.g. in noise-free or very sharp images).
     strongest = max(t[0] for t in triplets)
@@ -113,18 +122,31 @@ def find_reciprocal_basis(image: np.ndarray, min_period_px: float = 3.0) -> Reci
     return ReciprocalBasis(g1=g1, g2=g2, strength=float(weakest))
 
 
-def _search_spectrum(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]:
+def _search_spectrum(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Ratio and power spectra of the image (its centre when large), and the frequency grid."""
     h, w = image.shape
     if max(h, w) > SEARCH_SIZE:
         r0, c0 = max(0, (h - SEARCH_SIZE) // 2), max(0, (w - SEARCH_SIZE) // 2)
         image = image[r0:r0 + SEARCH_SIZE, c0:c0 + SEARCH_SIZE]
-    ratio, ky, kx, _ = _power_ratio(image)
-    return ratio, ky, kx, image.shape
+    ratio, power, ky, kx, _ = _power_ratio(image)
+    return ratio, power, ky, kx
 
 
 def hexagonal_triplets(ratio: np.ndarray, ky: np.ndarray, kx: np.ndarray,
-                       min_period_px: float = 3.0) -> list:
+                       min_period_px: float = 3.0, power: np.ndarray | None = None) -> list:
     """All sets of three strong spots 60 degrees apart with similar lengths.
+
+    Parameters
+    ----------
+    ratio : ndarray
+        Centred power spectrum over its ring background.
+    ky, kx : ndarray
+        Frequencies (cycles per pixel) of the rows and columns of ``ratio``.
+    min_period_px : float
+        Shortest lattice-plane spacing considered, in pixels.
+    power : ndarray, optional
+        The centred power spectrum itself: the most powerful spots are candidates too, besides
+        those of highest ratio.
 
     Returns
     -------
@@ -146,7 +168,13 @@ def hexagonal_triplets(ratio: np.ndarray, ky: np.ndarray, kx: np.ndarray,
     if rr.size < 2:
         raise NoLatticeError(_no_lattice_message("no periodic spots stand out in the spectrum"))
     strength = ratio[rr, cc]
-    order = np.argsort(strength)[::-1][:40]
+    order = np.argsort(strength)[::-1][:MAX_CANDIDATES]
+    if power is not None:
+        # Also the most powerful spots: in noise-free or very clean images the ring background
+        # falls steeply with frequency, so the highest ratios belong to faint high-frequency
+        # features (scan-line streaks, high orders) and the strong low orders rank low by ratio.
+        by_power = np.argsort(power[rr, cc])[::-1][:MAX_CANDIDATES]
+        order = np.concatenate([order, by_power[~np.isin(by_power, order)]])
     peaks = []
     for i in order:
         pr, pc = _refine_peak(ratio, rr[i], cc[i])
