@@ -131,6 +131,20 @@ def test_noise_free_images_find_the_lattice(material):
         assert ratio == pytest.approx(true_ratio, rel=0.05), k
 
 
+@pytest.mark.parametrize("pixel_size_nm,size,rotation", [(0.012, 256, 45.0), (0.012, 256, 17.0),
+                                                         (0.005, 768, 45.0), (0.025, 256, 0.0)])
+def test_noise_free_perfect_lattice_first_order(pixel_size_nm, size, rotation):
+    """A perfect scan without noise: the first-order spots fill much of their low-frequency ring
+    and the high orders have far higher ratios; the primitive basis must still be chosen."""
+    params = pristine_params(dose_e_per_A2=None, row_jitter_nm=0.0, drift_nm=0.0, line_noise=0.0)
+    sim = simulate_image("MoS2", size, pixel_size_nm, params=params, seed=3, rotation_deg=rotation)
+    lat = find_lattice(sim.image, "MoS2")
+    assert vector_error(lat, sim) < 0.01
+    assert lat.pixel_size_nm == pytest.approx(pixel_size_nm, rel=0.01)
+    chalc = sim.sites[sim.sites.sublattice == "chalcogen"][["y_px", "x_px"]].to_numpy()
+    assert np.mean(nearest_distances(lat.chalcogen_sites_px, chalc) < 0.1 * lat.a_px) > 0.95
+
+
 def test_distorted_scan_follows_local_lattice():
     params = MicroscopeParams(dose_e_per_A2=1e5, shear=0.04, y_stretch=-0.03, drift_nm=0.04,
                               row_jitter_nm=0.006)
