@@ -1,13 +1,16 @@
 """Lattice detection on simulated images with known truth, and its failure modes."""
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from scipy import ndimage
 
+from napari_atomdefect.core.cells.normalize import intensity_levels
 from napari_atomdefect.core.errors import AtomDefectError, BadImageError, NoLatticeError
 from napari_atomdefect.core.lattice.lattice import CalibrationWarning, find_lattice
+from napari_atomdefect.core.materials.materials import get_material
 from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
 
 from .conftest import nearest_distances, pristine_params
@@ -98,6 +101,48 @@ def test_sublattices_for_every_preset(material):
     metal = sim.sites[sim.sites.sublattice == "metal"][["y_px", "x_px"]].to_numpy()
     assert np.median(nearest_distances(lat.metal_sites_px, metal)) < 0.5
     assert lat.pixel_size_nm == pytest.approx(0.012, rel=0.01)
+
+
+@pytest.mark.parametrize("material", ["MoS2", "WS2", "MoSe2", "WSe2"])
+def test_noise_free_images_find_the_lattice(material):
+    """Noise-free simulations (random microscopes, scan distortion, defects): the lattice is found
+    with the first-order basis, chalcogen sites on the chalcogen columns, and a measured (not
+    fallback) metal/chalcogen contrast. Their spectrum has no noise floor: the ring background
+    falls steeply with frequency, so faint high-frequency streaks outrank the first-order spots
+    by ratio."""
+    mat = get_material(material)
+    fallback = 1.0 / 0.35  # normalize.intensity_levels' "chalcogen invisible" ratio
+    for k in range(10):
+        params = MicroscopeParams.random(np.random.default_rng(500 + k), mat, dose_e_per_A2=None)
+        sim = simulate_image(mat, 288, 0.013, params=params, seed=k,
+                             defect_fractions={"V_X": 0.06, "D_X": 0.06, "V_X2": 0.02, "V_M": 0.02})
+        assert sim.image.std() > 0
+        lat = find_lattice(sim.image, mat, pixel_size_nm=0.013)
+        assert lat.a_px == pytest.approx(mat.a_nm / 0.013, rel=0.04), k
+        chalc = sim.sites[sim.sites.sublattice == "chalcogen"][["y_px", "x_px"]].to_numpy()
+        metal = sim.sites[sim.sites.sublattice == "metal"][["y_px", "x_px"]].to_numpy()
+        dx = nearest_distances(lat.chalcogen_sites_px, chalc) / lat.a_px
+        dm = nearest_distances(lat.metal_sites_px, metal) / lat.a_px
+        assert np.mean(dx < 0.1) > 0.95 and np.mean(dm < 0.1) > 0.95, k
+        ratio = intensity_levels(sim.image, lat).metal_to_chalcogen
+        at_truth = replace(lat, metal_sites_px=metal, chalcogen_sites_px=chalc)
+        true_ratio = intensity_levels(sim.image, at_truth).metal_to_chalcogen
+        assert ratio != pytest.approx(fallback, abs=1e-6), k
+        assert ratio == pytest.approx(true_ratio, rel=0.05), k
+
+
+@pytest.mark.parametrize("pixel_size_nm,size,rotation", [(0.012, 256, 45.0), (0.012, 256, 17.0),
+                                                         (0.005, 768, 45.0), (0.025, 256, 0.0)])
+def test_noise_free_perfect_lattice_first_order(pixel_size_nm, size, rotation):
+    """A perfect scan without noise: the first-order spots fill much of their low-frequency ring
+    and the high orders have far higher ratios; the primitive basis must still be chosen."""
+    params = pristine_params(dose_e_per_A2=None, row_jitter_nm=0.0, drift_nm=0.0, line_noise=0.0)
+    sim = simulate_image("MoS2", size, pixel_size_nm, params=params, seed=3, rotation_deg=rotation)
+    lat = find_lattice(sim.image, "MoS2")
+    assert vector_error(lat, sim) < 0.01
+    assert lat.pixel_size_nm == pytest.approx(pixel_size_nm, rel=0.01)
+    chalc = sim.sites[sim.sites.sublattice == "chalcogen"][["y_px", "x_px"]].to_numpy()
+    assert np.mean(nearest_distances(lat.chalcogen_sites_px, chalc) < 0.1 * lat.a_px) > 0.95
 
 
 def test_distorted_scan_follows_local_lattice():

@@ -4,6 +4,14 @@ The image's power spectrum is divided by its radial median (which removes the sm
 the rings of amorphous material), peaks are found, and every hexagon of spots is listed: three peak
 directions of similar length 60 degrees apart. Of the hexagons of comparable strength the one of
 lowest frequency is the first-order set (higher orders can be as strong in sharp images).
+
+Candidate spots are the peaks of highest ratio and, besides them, those of highest power. Without
+noise (simulations, very high doses) the ring background has no floor and falls by orders of
+magnitude towards high frequencies, so faint high-frequency features there (scan-line streaks from
+row jitter, high orders) reach ratios far above the first-order spots, which would then be missed;
+the first orders always remain among the most powerful peaks. For the same reason a hexagon of
+lower frequency that indexes the chosen one and carries at least 5 % of its power replaces it
+(the chosen one was a higher order whose ratio dwarfed the first order's).
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ from ..errors import NoLatticeError
 
 #: Minimum peak-to-background ratio (disc-averaged) for a spot to count as a lattice reflection.
 MIN_SPOT_RATIO = 5.0
+#: Spots taken as candidates, by ratio and (again) by power.
+MAX_CANDIDATES = 40
 #: Longest side used for the spectrum search (larger images are cropped at the centre).
 SEARCH_SIZE = 1024
 
@@ -31,7 +41,8 @@ class ReciprocalBasis:
 
 
 def _power_ratio(image: np.ndarray):
-    """Centred, disc-averaged power spectrum over its radial median, and the frequency grid."""
+    """Centred, disc-averaged power spectrum over its radial median, the power spectrum itself,
+    and the frequency grid."""
     h, w = image.shape
     img = image - image.mean()
     win = np.hanning(h)[:, None].astype(np.float32) * np.hanning(w)[None, :].astype(np.float32)
@@ -54,7 +65,19 @@ def _power_ratio(image: np.ndarray):
     band_max = spec[kr > 3.0 / min(h, w)].max()
     med = np.maximum(med, 1e-6 * band_max)
     ratio = spec / med.astype(np.float32)[idx]
-    return ratio, ky, kx, kr
+    return ratio, spec, ky, kx, kr
+
+
+def _climb(power: np.ndarray, r: int, c: int, max_steps: int = 3) -> tuple[int, int]:
+    """Move ``(r, c)`` uphill to a local maximum of ``power`` (at most ``max_steps`` bins)."""
+    h, w = power.shape
+    for _ in range(max_steps):
+        r0, r1, c0, c1 = max(0, r - 1), min(h, r + 2), max(0, c - 1), min(w, c + 2)
+        i, j = np.unravel_index(np.argmax(power[r0:r1, c0:c1]), (r1 - r0, c1 - c0))
+        if (r0 + i, c0 + j) == (r, c):
+            break
+        r, c = int(r0 + i), int(c0 + j)
+    return r, c
 
 
 def _refine_peak(ratio: np.ndarray, r: int, c: int) -> tuple[float, float]:
@@ -103,33 +126,70 @@ def find_reciprocal_basis(image: np.ndarray, min_period_px: float = 3.0) -> Reci
     NoLatticeError
         When no hexagonal set of strong spots exists (amorphous, noise-only or non-periodic input).
     """
-    ratio, ky, kx, shape = _search_spectrum(image)
-    triplets = hexagonal_triplets(ratio, ky, kx, min_period_px)
+    ratio, power, ky, kx = _search_spectrum(image)
+    triplets = hexagonal_triplets(ratio, ky, kx, min_period_px, power=power)
     # Among hexagons of comparable strength, the lowest-frequency one is the primitive set
     # (higher orders can be as strong, e.g. in noise-free or very sharp images).
     strongest = max(t[0] for t in triplets)
-    weakest, _, g1, g2 = min((t for t in triplets if t[0] >= 0.05 * strongest),
-                             key=lambda t: t[1])
-    return ReciprocalBasis(g1=g1, g2=g2, strength=float(weakest))
+    chosen = min((t for t in triplets if t[0] >= 0.05 * strongest), key=lambda t: t[1])
+    primitive = _primitive_of(chosen, triplets)
+    if primitive is not None:
+        return ReciprocalBasis(g1=primitive[5], g2=primitive[6], strength=float(primitive[0]))
+    return ReciprocalBasis(g1=chosen[2], g2=chosen[3], strength=float(chosen[0]))
 
 
-def _search_spectrum(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]:
+def _indexes(basis: tuple, g: np.ndarray, tol: float = 0.2) -> bool:
+    """Whether ``g`` is an integer combination of the reciprocal vectors ``basis`` (within ``tol``)."""
+    coef = np.linalg.solve(np.column_stack(basis), g)
+    return bool(np.all(np.abs(coef - np.round(coef)) < tol))
+
+
+def _primitive_of(chosen: tuple, triplets: list) -> tuple | None:
+    """The lowest-frequency hexagon of which ``chosen`` is a higher order and which has at least
+    5 % of its power; ``None`` if there is none.
+
+    Without noise the ring background falls by orders of magnitude towards high frequencies, so the
+    ratios of high orders dwarf the first order's; by power and by indexing (``chosen``'s vectors
+    are integer combinations of its own, spots located on the power) the first order is still told
+    from a chance hexagon of faint spots.
+    """
+    lower = [t for t in triplets if t[1] < 0.9 * chosen[1] and t[4] >= 0.05 * chosen[4]
+             and _indexes((t[5], t[6]), chosen[5]) and _indexes((t[5], t[6]), chosen[6])]
+    return min(lower, key=lambda t: t[1]) if lower else None
+
+
+def _search_spectrum(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Ratio and power spectra of the image (its centre when large), and the frequency grid."""
     h, w = image.shape
     if max(h, w) > SEARCH_SIZE:
         r0, c0 = max(0, (h - SEARCH_SIZE) // 2), max(0, (w - SEARCH_SIZE) // 2)
         image = image[r0:r0 + SEARCH_SIZE, c0:c0 + SEARCH_SIZE]
-    ratio, ky, kx, _ = _power_ratio(image)
-    return ratio, ky, kx, image.shape
+    ratio, power, ky, kx, _ = _power_ratio(image)
+    return ratio, power, ky, kx
 
 
 def hexagonal_triplets(ratio: np.ndarray, ky: np.ndarray, kx: np.ndarray,
-                       min_period_px: float = 3.0) -> list:
+                       min_period_px: float = 3.0, power: np.ndarray | None = None) -> list:
     """All sets of three strong spots 60 degrees apart with similar lengths.
+
+    Parameters
+    ----------
+    ratio : ndarray
+        Centred power spectrum over its ring background.
+    ky, kx : ndarray
+        Frequencies (cycles per pixel) of the rows and columns of ``ratio``.
+    min_period_px : float
+        Shortest lattice-plane spacing considered, in pixels.
+    power : ndarray, optional
+        The centred power spectrum itself: the most powerful spots are candidates too, besides
+        those of highest ratio.
 
     Returns
     -------
     list of tuple
-        ``(weakest ratio, mean |g|, g1, g2)`` with ``g1`` and ``g2`` 120 degrees apart.
+        ``(weakest ratio, mean |g|, g1, g2, weakest power, q1, q2)`` with ``g1`` and ``g2`` 120
+        degrees apart, and ``q1``, ``q2`` the same spots located on the power rather than the
+        ratio (the power is the ratio when ``power`` is not given).
 
     Raises
     ------
@@ -146,16 +206,28 @@ def hexagonal_triplets(ratio: np.ndarray, ky: np.ndarray, kx: np.ndarray,
     if rr.size < 2:
         raise NoLatticeError(_no_lattice_message("no periodic spots stand out in the spectrum"))
     strength = ratio[rr, cc]
-    order = np.argsort(strength)[::-1][:40]
+    order = np.argsort(strength)[::-1][:MAX_CANDIDATES]
+    if power is None:
+        power = ratio
+    else:
+        # Also the most powerful spots: in noise-free or very clean images the ring background
+        # falls steeply with frequency, so the highest ratios belong to faint high-frequency
+        # features (scan-line streaks, high orders) and the strong low orders rank low by ratio.
+        by_power = np.argsort(power[rr, cc])[::-1][:MAX_CANDIDATES]
+        order = np.concatenate([order, by_power[~np.isin(by_power, order)]])
     peaks = []
     for i in order:
         pr, pc = _refine_peak(ratio, rr[i], cc[i])
-        peaks.append((np.array([(pr - h // 2) / h, (pc - w // 2) / w]), float(strength[i])))
+        # Also where the power itself peaks: when a few spots fill much of a low-frequency ring,
+        # its background steps from ring to ring and shifts the ratio's maximum by a bin or more.
+        qr, qc = _refine_peak(power, *_climb(power, int(rr[i]), int(cc[i])))
+        peaks.append((np.array([(pr - h // 2) / h, (pc - w // 2) / w]), float(strength[i]),
+                      float(power[rr[i], cc[i]]), np.array([(qr - h // 2) / h, (qc - w // 2) / w])))
 
     triplets = []
-    for i, (gi, si) in enumerate(peaks):
-        for gj, sj in peaks[i + 1:]:
-            for gj_s in (gj, -gj):
+    for i, (gi, si, pi, qi) in enumerate(peaks):
+        for gj, sj, pj, qj in peaks[i + 1:]:
+            for gj_s, qj_s in ((gj, qj), (-gj, -qj)):
                 li, lj = np.linalg.norm(gi), np.linalg.norm(gj_s)
                 if not 0.8 < li / lj < 1.25:
                     continue
@@ -163,10 +235,13 @@ def hexagonal_triplets(ratio: np.ndarray, ky: np.ndarray, kx: np.ndarray,
                 if not -0.69 < cosang < -0.31:  # 120 +- ~13 degrees
                     continue
                 g3 = gi + gj_s  # third first-order direction
-                s3 = _ratio_at(ratio, ky, kx, g3, tol_bins=max(2.0, 0.06 * li * h))
+                tol = max(2.0, 0.06 * li * h)
+                s3 = _ratio_at(ratio, ky, kx, g3, tol_bins=tol)
                 if s3 < MIN_SPOT_RATIO:
                     continue
-                triplets.append((min(si, sj, s3), 0.5 * (li + lj), gi, gj_s))
+                p3 = _ratio_at(power, ky, kx, g3, tol_bins=tol)
+                triplets.append((min(si, sj, s3), 0.5 * (li + lj), gi, gj_s, min(pi, pj, p3),
+                                 qi, qj_s))
     if not triplets:
         raise NoLatticeError(_no_lattice_message("the spectrum has no hexagonal set of spots"))
     return triplets
