@@ -42,8 +42,24 @@ REAL_EXAMPLES = {
     "WS2": ("Partially_converted_images_SuperScan__HAADF__12_corrected.tif", "Se",
             "WS2 partly converted to WSe2 (Nion, HAADF), analysed as WS2 with substituent Se"),
     "WSe2": ("Fully_converted_images_SuperScan__HAADF__14_corrected.tif", None,
-             "WS2 fully converted to WSe2 (Nion, HAADF), analysed as WSe2 (default substituents)"),
+             "WS2 'fully converted' towards WSe2 (Nion, HAADF), analysed as WSe2 (default "
+             "substituents)"),
 }
+#: What the real images' own W contrast says (``benchmarks/bench_real_composition.py``), shown under
+#: the real example of these materials.
+REAL_COMPOSITION = [
+    "What the real images' own contrast says (no model involved, "
+    "`python benchmarks/bench_real_composition.py ../shared/data/real --figure ...`): measured "
+    "against each image's W columns, which do not change when S is replaced by Se, the partly "
+    "converted images show an S2 population (0.1–0.2 of a W column) and an S + Se one "
+    "(0.35–0.5); the 'fully converted' image has 9 % of its chalcogen columns at the S2 level, "
+    "65 % at the S + Se level and 26 % at the Se2 level (0.5–0.7, which the partly converted "
+    "images barely reach). It is an S/Se alloy well past half Se, not a uniform WSe2 layer: as "
+    "WSe2 most of its columns are `S_Se`, as WS2 with Se most are `Se_S`.",
+    "",
+    "![chalcogen/metal levels of the real images](../images/real_composition.png)",
+    "",
+]
 #: matplotlib marker of each napari symbol of ``class_style``.
 MPL_MARKERS = {"disc": "o", "square": "s", "diamond": "D", "star": "*", "triangle_up": "^",
                "cross": "x"}
@@ -442,7 +458,7 @@ def real_example(material: str, info, facts: dict) -> list[str]:
     if result["fit_messages"]:
         lines += ["", "Model-fit check on this image:", ""]
         lines += [f"- {m}" for m in result["fit_messages"]]
-    return lines + [""]
+    return lines + [""] + REAL_COMPOSITION
 
 
 def write_page(material: str, entry: dict | None, size: int) -> dict:

@@ -103,7 +103,9 @@ def add_context_inputs(net: UNet, k: int) -> UNet:
     if n_context(net) != 0:
         raise ValueError(f"The detector already takes {n_context(net)} context planes, not {k}.")
     conv = net.enc1[0]
-    new = nn.Conv2d(1 + k, conv.out_channels, conv.kernel_size, padding=conv.padding,
+    assert isinstance(conv, nn.Conv2d)  # the first layer of every U-Net block
+    new = nn.Conv2d(1 + k, conv.out_channels, conv.kernel_size,  # type: ignore[arg-type]
+                    padding=conv.padding,  # type: ignore[arg-type]
                     bias=conv.bias is not None).to(conv.weight.device)
     with torch.no_grad():
         new.weight.zero_()

@@ -259,10 +259,10 @@ def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_imag
     class list differs (another host, a legacy model) its last layer is remade for the new
     classes (:func:`~..models.unet.transfer_head`) and every other layer is kept.
     """
+    from ..cells.normalize import CONTEXT_NAMES
     from ..device import select_device
     from ..models.readout import translate
     from ..models.registry import load_noise_generators
-    from ..cells.normalize import CONTEXT_NAMES
     from ..models.unet import add_context_inputs, transfer_head
     from .datasets import crop_cells
     from .loops import train_detector
