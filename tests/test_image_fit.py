@@ -66,11 +66,11 @@ def test_wrong_pixel_size_is_reported_as_a_lattice_constant_mismatch():
 
 
 def test_ranking_prefers_the_chosen_metal_when_contrast_cannot_tell():
-    # MoS2 and WSe2 both show a metal/chalcogen contrast of ~2.3.
-    both = rank_materials(2.3)
+    # MoS2 and WSe2 both show a metal/chalcogen contrast of ~2.0.
+    both = rank_materials(2.0)
     assert {"MoS2", "WSe2"} <= set(both)
-    assert rank_materials(2.3, metal="W")[0] == "WSe2"
-    assert rank_materials(2.3, metal="Mo")[0] == "MoS2"
+    assert rank_materials(2.0, metal="W")[0] == "WSe2"
+    assert rank_materials(2.0, metal="Mo")[0] == "MoS2"
     assert rank_materials(0.75, metal="W") == ("MoSe2",)
 
 

@@ -36,10 +36,10 @@ from ..materials.materials import MATERIALS, Material, get_material
 #: voltage, column coherence, dose 1e4–1e6 e/Å², pixel size 0.008–0.02 nm, default defect densities):
 #: ``measure_training_ranges(200)``.
 TRAINING_RANGES: dict[str, dict[str, tuple[float, ...]]] = {
-    "MoS2": {"metal_to_chalcogen": (1.389, 2.382, 3.325), "excess_spread": (2.114,)},
-    "WS2": {"metal_to_chalcogen": (2.941, 6.206, 10.11), "excess_spread": (2.759,)},
-    "MoSe2": {"metal_to_chalcogen": (0.45, 0.667, 0.757), "excess_spread": (1.466,)},
-    "WSe2": {"metal_to_chalcogen": (1.008, 1.683, 2.253), "excess_spread": (1.494,)},
+    "MoS2": {"metal_to_chalcogen": (1.468, 2.713, 3.506), "excess_spread": (2.106,)},
+    "WS2": {"metal_to_chalcogen": (3.067, 6.611, 9.452), "excess_spread": (2.707,)},
+    "MoSe2": {"metal_to_chalcogen": (0.419, 0.627, 0.763), "excess_spread": (1.377,)},
+    "WSe2": {"metal_to_chalcogen": (0.994, 1.508, 1.961), "excess_spread": (1.484,)},
 }
 
 #: Factor by which a measured contrast may lie outside a material's simulated range and still fit it
@@ -275,9 +275,13 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
     alloy = alloy_between(ratio, metal)
     same_metal = [c for c in candidates if MATERIALS[c].metal == metal]
     alloy_expected = alloying_partner(chosen) in substituents
+    nearer = None
     if alloy and not same_metal:
+        nearer = min(alloy, key=lambda n: abs(np.log(
+            ratio / TRAINING_RANGES[n]["metal_to_chalcogen"][1])))
         better = (f"; it lies between {alloy[0]} and {alloy[1]}: the chalcogen columns look "
-                  "like an S/Se alloy (a partly converted layer)")
+                  f"like an S/Se alloy (a partly converted layer), nearer {nearer} — analyse it as "
+                  f"{nearer} with {alloying_partner(nearer)}")
     elif candidates:
         better = f"; {candidates[0]} fits better"
     else:
@@ -312,6 +316,8 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
     proposed = None
     if not fits and candidates and candidates[0] != chosen and (same_metal or not alloy):
         proposed = candidates[0]
+    elif not fits and nearer is not None and nearer != chosen:
+        proposed = nearer
     return FitReport(material=chosen, model_material=trained, measurements=meas, fits=fits,
                      candidates=candidates, proposed=proposed, messages=messages)
 
