@@ -35,15 +35,20 @@ MIN_TRUE = 15
 #: Per material: the model's class list when the floors were measured, and the pooled F1 then.
 MEASURED: dict[str, dict] = {
     "MoS2": {"classes": ("V_S", "V_S2", "O_S", "Se_S", "Se2_S2", "V_Mo"),
-             "f1": {"V_S": 0.897, "Se_S": 0.979, "Se2_S2": 1.0, "V_Mo": 0.97, "V_S|O_S": 0.964}},
+             "f1": {"V_S": 0.812, "V_S2": 1.0, "O_S": 0.755, "Se_S": 0.993, "Se2_S2": 0.986,
+                    "V_Mo": 0.971, "V_S|O_S": 0.974}},
     "WS2": {"classes": ("V_S", "V_S2", "O_S", "Se_S", "Se2_S2", "V_W"),
-            "f1": {"V_S": 0.917, "Se_S": 0.988, "Se2_S2": 0.993, "V_S|O_S": 0.946}},
+            "f1": {"V_S": 0.833, "V_S2": 1.0, "O_S": 0.78, "Se_S": 0.993, "Se2_S2": 0.993,
+                   "V_S|O_S": 0.962}},
+    # One of the six MoSe2 images (seed 960 002, an S-rich alloy) outshines its metal: the lattice
+    # search takes its chalcogen columns for the metal (the fit check then proposes MoS2 and warns),
+    # which costs every class here; the other five score like WSe2.
     "MoSe2": {"classes": ("V_Se", "V_Se2", "S_Se", "S2_Se2", "Te_Se", "Te2_Se2", "V_Mo"),
-              "f1": {"V_Se": 0.939, "S_Se": 0.918, "S2_Se2": 0.974, "Te_Se": 0.836, "V_Mo": 1.0,
-                     "V_Se|S_Se": 0.947}},
+              "f1": {"V_Se": 0.657, "V_Se2": 0.95, "S_Se": 0.574, "S2_Se2": 0.817, "Te_Se": 0.846,
+                     "V_Se|S_Se": 0.637}},
     "WSe2": {"classes": ("V_Se", "V_Se2", "S_Se", "S2_Se2", "Te_Se", "Te2_Se2", "V_W"),
-             "f1": {"V_Se": 0.939, "V_Se2": 1.0, "S_Se": 0.944, "S2_Se2": 0.994, "Te_Se": 0.333,
-                    "V_W": 0.933, "V_Se|S_Se": 0.977}},
+             "f1": {"V_Se": 0.917, "V_Se2": 1.0, "S_Se": 0.949, "S2_Se2": 0.983,
+                    "V_Se|S_Se": 0.989}},
 }
 
 
