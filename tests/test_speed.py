@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from napari_atomdefect.core.cells.lookup import CellLookup
-from napari_atomdefect.core.cells.normalize import intensity_levels, normalise
+from napari_atomdefect.core.cells.normalize import image_context, intensity_levels, normalise
 from napari_atomdefect.core.cells.tiles import TileSpec, iter_cell_tiles, own_site_positions
 from napari_atomdefect.core.detect.decision import (
     card_calibration,
@@ -28,7 +28,7 @@ from napari_atomdefect.core.models.registry import (
     resolve_model,
 )
 from napari_atomdefect.core.models.site_forward import decoder_windows, site_logits_fast
-from napari_atomdefect.core.models.unet import UNet
+from napari_atomdefect.core.models.unet import UNet, n_context
 from napari_atomdefect.core.progress import run_to_end
 from napari_atomdefect.core.simulate.image import simulate_image
 
@@ -41,7 +41,9 @@ def _reference_sites(image: np.ndarray, pixel_size_nm: float) -> pd.DataFrame:
     net.eval()
     mat = get_material("MoS2")
     lattice = find_lattice(image, mat, pixel_size_nm=pixel_size_nm)
-    norm = normalise(image, intensity_levels(image, lattice))
+    levels = intensity_levels(image, lattice)
+    norm = normalise(image, levels)
+    context = torch.from_numpy(image_context(levels))  # a constant plane after the tile
     temperature = float(info.card["detector"].get("temperature", 1.0))
     spec = TileSpec(**info.card["detector"].get("tile", {}))
     # The model's classes, and the run's: MoS2's default substituents (O) of those it knows.
@@ -53,8 +55,11 @@ def _reference_sites(image: np.ndarray, pixel_size_nm: float) -> pd.DataFrame:
     for batch in iter_cell_tiles(norm, lattice, spec, batch_size=100, border=True):
         own = torch.from_numpy(own_site_positions(batch, lattice).astype(np.float32))
         with torch.no_grad():
-            pm, px = site_probabilities(site_logits(net(torch.from_numpy(batch.tiles[:, None])),
-                                                    own), temperature, classes)
+            x = torch.from_numpy(batch.tiles[:, None])
+            if n_context(net):
+                x = torch.cat([x, context[None, :, None, None].expand(len(x), -1, *x.shape[-2:])],
+                              dim=1)
+            pm, px = site_probabilities(site_logits(net(x), own), temperature, classes)
         # the card's calibration over all the model's classes, then the classes of the run and
         # the neutral operating point, as detection applies them
         d = site_decisions(pm.numpy(), px.numpy(), card_calibration(info.card["detector"]),
