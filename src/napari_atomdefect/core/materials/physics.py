@@ -154,16 +154,6 @@ def light_coherence(phi1: float) -> float:
     return float(np.exp(-x * x))
 
 
-def draw_light_ratio(single_ratio: float, c: float, rng: np.random.Generator,
-                     phi1: float = 0.0) -> float:
-    """Excess of a (host + light substituent) column over one host atom, in host atoms:
-    ``r + 2 k c sqrt(r)``, ``k`` = :func:`light_coherence` of ``phi1`` with the fit's jitter.
-    """
-    k = float(np.clip(light_coherence(phi1) + rng.uniform(*LIGHT_COHERENCE_JITTER),
-                      *LIGHT_COHERENCE_RANGE))
-    return float(single_ratio + 2.0 * k * c * np.sqrt(single_ratio))
-
-
 def static_coherence(phi1: float, chalcogen: str = "S") -> float:
     """Cross term ``c`` of two host chalcogen atoms *at rest* (static potential, no thermal motion).
 
