@@ -222,3 +222,25 @@ def test_to_dict_schema(sim_mos2):
                 "chalcogen_sites_px"):
         assert key in d
     assert d["calibration"] == "user" and d["n_cells"] == len(d["metal_sites_px"])
+
+
+@pytest.mark.parametrize("material,sub", [("MoSe2", "S"), ("MoS2", "Se")])
+def test_alloy_that_reverses_the_brightness_order_keeps_its_sublattices(material, sub):
+    """An S-rich MoSe2 (metal brighter than its chalcogen) or Se-rich MoS2 (chalcogen brighter
+    than its metal) alloy: the uniform sublattice is the metal, whatever the brightness says."""
+    from scipy.spatial import cKDTree
+
+    from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
+
+    x = get_material(material).chalcogen
+    c = 0.75  # per-atom fraction of the substituent
+    fractions = {f"{sub}_{x}": 2 * c * (1 - c), f"{sub}2_{x}2": c * c}
+    for seed in range(3):
+        params = MicroscopeParams.random(np.random.default_rng(70 + seed), material,
+                                         dose_e_per_A2=5e5)
+        sim = simulate_image(material, 320, 0.012, params=params, seed=seed,
+                             defect_fractions=fractions, substituents=sub)
+        lattice = find_lattice(sim.image, material, pixel_size_nm=0.012)
+        truth = sim.sites[sim.sites.sublattice == "chalcogen"][["y_px", "x_px"]].to_numpy()
+        d, _ = cKDTree(truth).query(lattice.chalcogen_sites_px)
+        assert np.mean(d < 0.25 * lattice.a_px) > 0.95, (material, seed, lattice.messages)

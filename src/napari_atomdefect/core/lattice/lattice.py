@@ -168,6 +168,49 @@ def _solve_positions(frac_fn: FracFn, targets: np.ndarray, basis: np.ndarray,
     return r
 
 
+#: A sublattice whose columns vary this many times more than the other's (shot noise accounted
+#: for) is the chalcogen one, whatever the expected brightness order says.
+UNIFORMITY_SWAP_FACTOR = 2.0
+#: ... provided its own columns vary by at least this relative inter-quartile range.
+UNIFORMITY_MIN_SPREAD = 0.08
+
+
+def _column_spread(smoothed: np.ndarray, frac_fn: FracFn, basis: np.ndarray, offset: np.ndarray,
+                   background: float) -> tuple[float, float]:
+    """Median level above ``background`` and relative inter-quartile range of the columns of
+    one sublattice (fractional ``offset`` in the cell), read at their predicted positions."""
+    h, w = smoothed.shape
+    pos = _solve_positions(frac_fn, _index_range(frac_fn, smoothed.shape) + offset, basis,
+                           np.array([h / 2, w / 2]))
+    pos = pos[(pos[:, 0] >= 2) & (pos[:, 0] <= h - 3) & (pos[:, 1] >= 2) & (pos[:, 1] <= w - 3)]
+    if len(pos) < MIN_CELLS:
+        return float("nan"), float("nan")
+    levels = ndimage.map_coordinates(smoothed, pos.T, order=1) - background
+    q25, med, q75 = np.percentile(levels, [25, 50, 75])
+    return float(med), float((q75 - q25) / med) if med > 0 else float("nan")
+
+
+def _metal_is_the_varied_sublattice(smoothed: np.ndarray, frac_fn: FracFn, basis: np.ndarray,
+                                    metal_off: np.ndarray, chalc_off: np.ndarray,
+                                    background: float) -> bool:
+    """Whether the sublattice taken for the metal varies far more than the other one.
+
+    Every metal column holds the same atom; chalcogen columns differ with their content (alloys,
+    converted layers). Relative spreads are compared after removing what shot noise alone gives
+    (it grows as ``1 / sqrt(level)``), so the dimmer sublattice is not penalised for its counts.
+    An S-rich MoSe2 alloy (metal brighter than its chalcogen) or an Se-rich MoS2 one (chalcogen
+    brighter than its metal) reverses the expected brightness order; uniformity does not.
+    """
+    med_m, spread_m = _column_spread(smoothed, frac_fn, basis, metal_off, background)
+    med_x, spread_x = _column_spread(smoothed, frac_fn, basis, chalc_off, background)
+    if not np.all(np.isfinite([med_m, spread_m, med_x, spread_x])) or min(med_m, med_x) <= 0:
+        return False
+    normalised_m = spread_m * np.sqrt(med_m)
+    normalised_x = spread_x * np.sqrt(med_x)
+    return bool(spread_m >= UNIFORMITY_MIN_SPREAD
+                and normalised_m > UNIFORMITY_SWAP_FACTOR * normalised_x)
+
+
 def _index_range(frac_fn: FracFn, shape: tuple[int, ...]) -> np.ndarray:
     h, w = shape
     corners = np.array([[0, 0], [0, w - 1], [h - 1, 0], [h - 1, w - 1], [h / 2, w / 2]], float)
@@ -274,9 +317,18 @@ def find_lattice(
         cand_b, cand_h = cand_h, cand_b
         i_b, i_h = i_h, i_b
     i_a = cell.max()
-    messages: list[str] = []
     w_m, w_x = mat.column_contrast()
     metal_bin, chalc_bin = (site_a, cand_b) if w_m >= w_x else (cand_b, site_a)
+    if (i_b - i_h) >= 0.05 * (i_a - i_h) and _metal_is_the_varied_sublattice(
+            smoothed, frac_fn, basis, _cell_peak(cell, metal_bin), _cell_peak(cell, chalc_bin),
+            float(i_h)):
+        metal_bin, chalc_bin = chalc_bin, metal_bin
+        messages_swap = [f"The {'brighter' if w_m >= w_x else 'dimmer'} sublattice varies from "
+                         f"column to column and the other does not: it is taken for the "
+                         f"chalcogen, against {mat.name}'s usual brightness order (an alloy?)."]
+    else:
+        messages_swap = []
+    messages: list[str] = list(messages_swap)
     if (i_b - i_h) < 0.05 * (i_a - i_h):
         messages.append("The second sublattice is barely visible; chalcogen sites are placed "
                         "from the lattice geometry.")
