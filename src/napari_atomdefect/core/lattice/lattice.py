@@ -196,8 +196,10 @@ def _metal_is_the_varied_sublattice(smoothed: np.ndarray, frac_fn: FracFn, basis
     """Whether the sublattice taken for the metal varies far more than the other one.
 
     Every metal column holds the same atom; chalcogen columns differ with their content (alloys,
-    converted layers). Relative spreads are compared after removing what shot noise alone gives
-    (it grows as ``1 / sqrt(level)``), so the dimmer sublattice is not penalised for its counts.
+    converted layers). The relative spreads must differ by :data:`UNIFORMITY_SWAP_FACTOR`, both as
+    they are and after removing what shot noise alone gives (it grows as ``1 / sqrt(level)``), so
+    that neither the dimmer sublattice's counts nor position errors on the sharper columns make a
+    sublattice look varied.
     An S-rich MoSe2 alloy (metal brighter than its chalcogen) or an Se-rich MoS2 one (chalcogen
     brighter than its metal) reverses the expected brightness order; uniformity does not.
     """
@@ -205,9 +207,12 @@ def _metal_is_the_varied_sublattice(smoothed: np.ndarray, frac_fn: FracFn, basis
     med_x, spread_x = _column_spread(smoothed, frac_fn, basis, chalc_off, background)
     if not np.all(np.isfinite([med_m, spread_m, med_x, spread_x])) or min(med_m, med_x) <= 0:
         return False
+    # Both the relative spreads (what position errors on sharp columns give alike) and the
+    # shot-noise normalised ones must say so.
     normalised_m = spread_m * np.sqrt(med_m)
     normalised_x = spread_x * np.sqrt(med_x)
     return bool(spread_m >= UNIFORMITY_MIN_SPREAD
+                and spread_m > UNIFORMITY_SWAP_FACTOR * spread_x
                 and normalised_m > UNIFORMITY_SWAP_FACTOR * normalised_x)
 
 
