@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..cells.normalize import image_context, intensity_levels, normalise
+from ..cells.normalize import IntensityLevels, image_context, intensity_levels, normalise
 from ..cells.tiles import CellTiles, TileSpec, iter_cell_tiles, own_site_positions
 from ..errors import AtomDefectError
 from ..lattice.lattice import Lattice
@@ -60,9 +60,10 @@ def check_selection(lattice: Lattice, cell_ids: np.ndarray) -> None:
 
 
 def real_cell_tiles(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
-                    spec: TileSpec) -> tuple[CellTiles, np.ndarray]:
-    """Normalised tiles of the selected cells (and the normalised image)."""
-    norm = normalise(image, intensity_levels(image, lattice))
+                    spec: TileSpec) -> tuple[CellTiles, IntensityLevels]:
+    """Normalised tiles of the selected cells, and the image's levels they are normalised with."""
+    levels = intensity_levels(image, lattice)
+    norm = normalise(image, levels)
     want = set(np.asarray(cell_ids).tolist())
     parts, start = [], 0
     for batch in iter_cell_tiles(norm, lattice, spec):
@@ -70,7 +71,7 @@ def real_cell_tiles(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
         start += len(batch)
         if sel.any():
             parts.append(batch.subset(sel))
-    return CellTiles.concatenate(parts), norm
+    return CellTiles.concatenate(parts), levels
 
 
 def labelled_real_cells(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
@@ -95,7 +96,7 @@ def labelled_real_cells(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarra
             target = class_index_of(str(corrections["class"].iloc[j]), classes)
             if dist < 0.25 * lattice.a_px and target is not None:
                 cls[site] = target
-    tiles, _ = real_cell_tiles(image, lattice, cell_ids, spec)
+    tiles, levels = real_cell_tiles(image, lattice, cell_ids, spec)
     own = own_site_positions(tiles, lattice)
     n_metal = len(lattice.metal_sites_px)
     own_img = np.stack([tiles.to_image(own[:, 0]), tiles.to_image(own[:, 1])], axis=1)
@@ -103,7 +104,7 @@ def labelled_real_cells(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarra
     dist, idx = dist.reshape(-1, 2), idx.reshape(-1, 2)
     # Keep cells whose own sites are found where they should be, on the right sublattice.
     good = (dist < 0.25 * lattice.a_px).all(1) & (idx[:, 0] < n_metal) & (idx[:, 1] >= n_metal)
-    context = image_context(intensity_levels(image, lattice))
+    context = image_context(levels)
     return CellSet(tiles=tiles.tiles[good],
                    labels=label_maps(tiles, sites, cls.astype(np.uint8))[good],
                    own_sites=own[good], own_classes=cls[idx[good]].astype(np.uint8),

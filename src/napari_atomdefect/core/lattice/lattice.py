@@ -322,18 +322,16 @@ def find_lattice(
         cand_b, cand_h = cand_h, cand_b
         i_b, i_h = i_h, i_b
     i_a = cell.max()
+    messages: list[str] = []
     w_m, w_x = mat.column_contrast()
     metal_bin, chalc_bin = (site_a, cand_b) if w_m >= w_x else (cand_b, site_a)
     if (i_b - i_h) >= 0.05 * (i_a - i_h) and _metal_is_the_varied_sublattice(
             smoothed, frac_fn, basis, _cell_peak(cell, metal_bin), _cell_peak(cell, chalc_bin),
             float(i_h)):
         metal_bin, chalc_bin = chalc_bin, metal_bin
-        messages_swap = [f"The {'brighter' if w_m >= w_x else 'dimmer'} sublattice varies from "
-                         f"column to column and the other does not: it is taken for the "
-                         f"chalcogen, against {mat.name}'s usual brightness order (an alloy?)."]
-    else:
-        messages_swap = []
-    messages: list[str] = list(messages_swap)
+        messages.append(f"The {'brighter' if w_m >= w_x else 'dimmer'} sublattice varies from "
+                        f"column to column and the other does not: it is taken for the "
+                        f"chalcogen, against {mat.name}'s usual brightness order (an alloy?).")
     if (i_b - i_h) < 0.05 * (i_a - i_h):
         messages.append("The second sublattice is barely visible; chalcogen sites are placed "
                         "from the lattice geometry.")

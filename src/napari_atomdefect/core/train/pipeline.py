@@ -220,8 +220,7 @@ def run_train_noise(material: str, real: list[str], mode: str, real_material: st
     cells_b, b_info = domain_b_cells(real, mode, material, real_material, n_images, seed, spec)
     rng = np.random.default_rng(seed)
     if len(cells_b) > max_cells:
-        cells_b = CellSet(cells_b.tiles[rng.choice(len(cells_b), max_cells, replace=False)], None,
-                          np.zeros((max_cells, 2, 2)))
+        cells_b = cells_b.subset(rng.choice(len(cells_b), max_cells, replace=False))
     yield {"stage": "data", "message": f"domain B: {len(cells_b)} cells ({b_info['mode']})"}
     model = None
     if init_model is not None:
