@@ -13,10 +13,14 @@ external ideal observer (``ideal_observer.py``, given by path, never copied here
 images. Without ``--ideal-observer`` only the detector's figures are printed.
 
 Printed per class: the detector's pooled precision, recall and F1 (matching radius 0.08 nm), the ideal
-observer's F1 and the gap; then the expected calibration error (ECE, 10 bins) of the detector's site
-confidences against the true content of every column, before (temperature only) and after the
-card's per-class calibration, also per called class; finally precision and recall of V_S and O_S at
-a few operating points (the decision of ``core/detect/decision.py`` applied to the same sites).
+observer's F1 and the gap, and the template observer's F1 (the same script's second observer: it
+knows the noise-free mean patch of each class in these images but not the site's own patch, so a
+column-to-column variation of the noise-free image that nothing around the site predicts is
+noise to it as to any real method; see ``bench_column_scatter.py``); then the expected calibration
+error (ECE, 10 bins) of the detector's site confidences against the true content of every column,
+before (temperature only) and after the card's per-class calibration, also per called class;
+finally precision and recall of V_S and O_S at a few operating points (the decision of
+``core/detect/decision.py`` applied to the same sites).
 """
 
 from __future__ import annotations
@@ -162,12 +166,17 @@ def _pr(t: dict) -> tuple[float, float]:
     return t["tp"] / max(t["tp"] + t["fp"], 1), t["tp"] / max(t["tp"] + t["fn"], 1)
 
 
-def ideal_observer_f1(script: Path, folder: Path) -> dict[str, float]:
-    """Run the external ideal observer on ``folder``; its per-class F1."""
+def observer_f1(script: Path, folder: Path) -> dict[str, dict[str, float]]:
+    """Run the external observers on ``folder``: per-class F1 of the ``ideal`` observer (knows
+    the site's own noise-free patch) and of the ``template`` observer (knows the noise-free mean
+    patch of every class in these very images, not the site's own)."""
     out = subprocess.run([sys.executable, str(script), str(folder)], capture_output=True,
                          text=True, check=True).stdout
-    line = next(x for x in out.splitlines() if x.startswith("ideal observer"))
-    return {c: float(v) for c, v in re.findall(r"(\w+)=([0-9.]+)", line)}
+    found = {}
+    for key in ("ideal", "template"):
+        line = next((x for x in out.splitlines() if x.startswith(f"{key} observer")), "")
+        found[key] = {c: float(v) for c, v in re.findall(r"(\w+)=([0-9.]+)", line)}
+    return found
 
 
 def f1(t: dict) -> float:
@@ -177,14 +186,17 @@ def f1(t: dict) -> float:
 def report(name: str, folder: Path, model: str | None, observer: Path | None) -> None:
     all_totals, ece, sec = detector_scores(folder, model)
     totals = all_totals[json.dumps({})]
-    ideal = ideal_observer_f1(observer, folder) if observer else {}
+    observers = observer_f1(observer, folder) if observer else {"ideal": {}, "template": {}}
+    ideal, template = observers["ideal"], observers["template"]
     print(f"\n{name}: {len(list(folder.glob('*/image.npy')))} images, {sec:.2f} s per image")
-    print(f"{'class':8s} {'n_true':>6s} {'P':>6s} {'R':>6s} {'F1':>6s} {'ideal':>6s} {'gap':>6s}")
+    print(f"{'class':8s} {'n_true':>6s} {'P':>6s} {'R':>6s} {'F1':>6s} {'ideal':>6s} {'gap':>6s}"
+          f" {'templ.':>6s}")
     for c, t in totals.items():
         n_true = t["tp"] + t["fn"]
         p, r = _pr(t)
-        i = ideal.get(c)
+        i, tp = ideal.get(c), template.get(c)
         tail = f" {i:6.3f} {i - f1(t):6.3f}" if i is not None else ""
+        tail += f" {tp:6.3f}" if tp is not None else ""
         print(f"{c:8s} {n_true:6d} {p:6.3f} {r:6.3f} {f1(t):6.3f}{tail}")
     for when, e in ece.items():
         print(f"ECE of site confidences {when} calibration: "

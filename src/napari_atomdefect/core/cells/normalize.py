@@ -3,7 +3,9 @@
 Detectors see tiles in these units, so that a model trained at one dose, detector gain or
 background works at another: a pristine chalcogen column is about 1, a single-chalcogen column
 about 0.5, an empty site about 0, and the metal columns whatever the material's contrast makes them.
-Medians over all sites make the levels insensitive to the few defects.
+Medians over all sites make the levels insensitive to the few defects. Before the levels are read,
+:func:`prepare_image` flattens the local background measured at the hollow sites
+(:mod:`.background`), so a column is read against the background around it, not the image's.
 
 A chalcogen column's level in these units depends on the microscope (how coherently the two atoms
 of a column add) and, in an alloy, on which column the median is. Detectors that take
@@ -19,6 +21,7 @@ import numpy as np
 
 from ..lattice.lattice import Lattice
 from ..lattice.sites import box_smooth
+from .background import flatten_background
 from .sampling import sample_bilinear
 
 
@@ -88,3 +91,57 @@ def normalise(image: np.ndarray, levels: IntensityLevels) -> np.ndarray:
     """``(image - background) / (chalcogen - background)`` as float32."""
     scale = max(levels.chalcogen - levels.background, 1e-12)
     return ((np.asarray(image, np.float32) - levels.background) / scale).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """An image made ready for its cells to be read: background flattened, levels measured.
+
+    Attributes
+    ----------
+    flat : ndarray
+        The image with its local background flattened (image units, float32).
+    smoothed : ndarray
+        :func:`site_smoothed` of ``flat``.
+    levels : IntensityLevels
+        Levels of ``flat``.
+    offset : ndarray or None
+        The background variation subtracted (``None``: too few hollow sites to map one).
+    """
+
+    flat: np.ndarray
+    smoothed: np.ndarray
+    levels: IntensityLevels
+    offset: np.ndarray | None
+
+    @property
+    def normalised(self) -> np.ndarray:
+        """``flat`` in chalcogen units (:func:`normalise`)."""
+        return normalise(self.flat, self.levels)
+
+    def normalise(self, image: np.ndarray) -> np.ndarray:
+        """Another image of the same field (e.g. its noise-free version) flattened and normalised
+        like this one."""
+        img = np.asarray(image, np.float32)
+        return normalise(img if self.offset is None else img - self.offset, self.levels)
+
+
+def prepare_image(image: np.ndarray, lattice: Lattice,
+                  smoothed: np.ndarray | None = None) -> PreparedImage:
+    """Flatten the local background of ``image`` and measure its levels: the one way every
+    detector, training set and fine-tuning selection reads an image's cells.
+
+    Parameters
+    ----------
+    image : ndarray
+        The analysis image.
+    lattice : Lattice
+        Its lattice.
+    smoothed : ndarray, optional
+        :func:`site_smoothed` of ``image`` when the caller has it already.
+    """
+    img = np.asarray(image, np.float32)
+    smoothed = site_smoothed(img, lattice) if smoothed is None else smoothed
+    flat, flat_smoothed, offset = flatten_background(img, lattice, smoothed)
+    levels = intensity_levels(flat, lattice, flat_smoothed)
+    return PreparedImage(flat=flat, smoothed=flat_smoothed, levels=levels, offset=offset)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..cells.lookup import CellLookup
-from ..cells.normalize import image_context, intensity_levels, normalise, site_smoothed
+from ..cells.normalize import image_context, prepare_image
 from ..cells.tiles import TileSpec, iter_cell_tiles, own_site_positions
 from ..errors import AtomDefectError
 from ..io.table import DEFECT_COLUMNS
@@ -129,14 +129,14 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         # Its warnings (e.g. a replaced calibration) reach the caller; the same sentences are
         # attached to the result as ``attrs["messages"]``.
         lattice = find_lattice(arr, mat, pixel_size_nm=pixel_size_nm, calibration=calibration)
-    smoothed = site_smoothed(arr, lattice)  # read once, by the fit check and the levels
-    fit = assess_fit(arr, lattice, mat, model_material=card.get("material") or mat.name,
-                     smoothed=smoothed, substituents=tuple(run.substituents))
+    prepared = prepare_image(arr, lattice)  # read once, by the fit check and the levels
+    fit = assess_fit(prepared.flat, lattice, mat, model_material=card.get("material") or mat.name,
+                     smoothed=prepared.smoothed, substituents=tuple(run.substituents))
     if not fit.fits:  # before the long part: a script learns it at once, the widget shows it
         warnings.warn(fit.summary, ModelFitWarning, stacklevel=2)
         yield {"step": "fit", "fraction": 0.02, "message": fit.summary, "fit": fit}
-    levels = intensity_levels(arr, lattice, smoothed)
-    norm = normalise(arr, levels)
+    levels = prepared.levels
+    norm = prepared.normalised
     context = image_context(levels)
     net = load_detector(info, dev)
     _check_channels(getattr(getattr(net, "head", None), "out_channels", None), info,

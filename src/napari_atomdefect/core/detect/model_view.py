@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ..cells.normalize import intensity_levels, normalise
+from ..cells.normalize import prepare_image
 from ..cells.sampling import sample_bilinear
 from ..cells.tiles import CellTiles, TileSpec, tile_cells
 from ..lattice.lattice import Lattice
@@ -50,8 +50,9 @@ def iter_model_view(image: np.ndarray, lattice: Lattice, generator: torch.nn.Mod
     """
     from ..models.readout import translate
 
-    levels = intensity_levels(image, lattice)
-    tiles = tile_cells(normalise(image, levels), lattice, spec)
+    prepared = prepare_image(image, lattice)
+    levels = prepared.levels
+    tiles = tile_cells(prepared.normalised, lattice, spec)
     out = []
     for start in range(0, len(tiles), batch_size):
         out.append(translate(generator, tiles.tiles[start:start + batch_size], device))
@@ -60,7 +61,10 @@ def iter_model_view(image: np.ndarray, lattice: Lattice, generator: torch.nn.Mod
     tiles.tiles = np.concatenate(out) if out else tiles.tiles
     view = stitch_tiles(tiles, image.shape)
     scale = levels.chalcogen - levels.background
-    yield {"done": True, "image": view * scale + levels.background}
+    view = view * scale + levels.background
+    if prepared.offset is not None:  # back on the image's own background
+        view = view + prepared.offset
+    yield {"done": True, "image": view}
 
 
 __all__ = ["iter_model_view", "stitch_tiles"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..cells.normalize import IntensityLevels, image_context, intensity_levels, normalise
+from ..cells.normalize import IntensityLevels, image_context, prepare_image
 from ..cells.tiles import CellTiles, TileSpec, iter_cell_tiles, own_site_positions
 from ..errors import AtomDefectError
 from ..lattice.lattice import Lattice
@@ -62,8 +62,9 @@ def check_selection(lattice: Lattice, cell_ids: np.ndarray) -> None:
 def real_cell_tiles(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
                     spec: TileSpec) -> tuple[CellTiles, IntensityLevels]:
     """Normalised tiles of the selected cells, and the image's levels they are normalised with."""
-    levels = intensity_levels(image, lattice)
-    norm = normalise(image, levels)
+    prepared = prepare_image(image, lattice)
+    levels = prepared.levels
+    norm = prepared.normalised
     want = set(np.asarray(cell_ids).tolist())
     parts, start = [], 0
     for batch in iter_cell_tiles(norm, lattice, spec):

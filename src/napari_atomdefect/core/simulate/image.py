@@ -96,6 +96,17 @@ class MicroscopeParams:
         Relative stretch of the slow-scan (row) axis.
     background : float
         Amplitude of the smooth background relative to the mean column signal.
+    contamination : float
+        Standard deviation of a patchy background (amorphous carbon or hydrocarbon
+        contamination, a support film) relative to the mean column signal; it varies over
+        ``contamination_length_nm`` (a Gaussian random field, shifted to be non-negative).
+    contamination_length_nm : float
+        Correlation length (Gaussian width) of the contamination.
+    column_scatter : float
+        Standard deviation of a random column-to-column variation of the signal, relative to a
+        metal column's weight, added to every column (adsorbates, local tilt and ripple,
+        channelling that differs from column to column; a multislice image of a static lattice
+        carries about 0.02). Independent from column to column.
     line_noise : float
         Standard deviation of a random offset added to each scan line, relative to the peak of
         a Mo-weight column (horizontal streaks of real scans).
@@ -118,6 +129,9 @@ class MicroscopeParams:
     shear: float = 0.0
     y_stretch: float = 0.0
     background: float = 0.05
+    contamination: float = 0.0
+    contamination_length_nm: float = 0.8
+    column_scatter: float = 0.0
     line_noise: float = 0.0
     dose_e_per_A2: float | None = 1e5
     read_noise_e: float = 1.0
@@ -150,6 +164,12 @@ class MicroscopeParams:
             line_noise=rng.choice([0.0, rng.uniform(0.0, 0.04)]),
             dose_e_per_A2=10 ** rng.uniform(4.0, 6.0),
             read_noise_e=rng.uniform(0.0, 2.0),
+        )
+        # Drawn last, so that the draws above stay those of earlier versions for a seed.
+        values.update(
+            contamination=0.0 if rng.random() < 0.3 else rng.uniform(0.0, 0.12),
+            contamination_length_nm=float(np.exp(rng.uniform(np.log(0.3), np.log(3.0)))),
+            column_scatter=rng.uniform(0.0, 0.03),
         )
         values.update(fixed)
         return cls(**values)
@@ -400,6 +420,15 @@ def _smooth_background(shape: tuple[int, int], rng: np.random.Generator, n_waves
     return (field - field.min()) / (np.ptp(field) + 1e-12)
 
 
+def _contamination(shape: tuple[int, int], length_px: float,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Patchy background: white noise blurred to ``length_px``, unit standard deviation, its
+    minimum at 0 (contamination only adds signal)."""
+    field = _gaussian_blur_fft(rng.standard_normal(shape).astype(np.float32), max(length_px, 1.0))
+    field = (field - field.mean()) / (field.std() + 1e-12)
+    return (field - field.min()).astype(np.float32)
+
+
 def _gaussian_blur_fft(image: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur through the FFT (periodic edges; for broad kernels much faster)."""
     from scipy import fft
@@ -567,6 +596,10 @@ def simulate_image(
     w_chalc = np.array([column_weight(c, "chalcogen", params, mat, rng) for c in chalc_cls])
     q = np.concatenate([metal_q, chalc_q])
     weights = np.concatenate([w_metal, w_chalc])
+    if params.column_scatter > 0:
+        metal_weight = column_weight("metal", "metal", params, mat)
+        weights = np.maximum(weights + rng.normal(0, params.column_scatter * metal_weight,
+                                                  len(weights)), 0.0)
 
     signal = detected_signal(shape, q, weights, dy, dx, sigma, pixel_size_nm, params)
     px_area_A2 = (pixel_size_nm * 10) ** 2
@@ -574,6 +607,9 @@ def simulate_image(
     if params.background > 0:
         bg = _smooth_background(shape, rng)
         signal = signal + params.background * mean_signal * (0.5 + bg)
+    if params.contamination > 0:
+        field = _contamination(shape, params.contamination_length_nm / pixel_size_nm, rng)
+        signal = signal + params.contamination * mean_signal * field
     dose = params.dose_e_per_A2
     scale = (dose if dose is not None else 1e5) * px_area_A2
     clean = (signal * scale).astype(np.float32)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..cells.normalize import image_context, intensity_levels, normalise
+from ..cells.normalize import image_context, prepare_image
 from ..cells.tiles import CellTiles, TileSpec, iter_cell_tiles, own_site_positions
 from ..errors import AtomDefectError
 from ..lattice.lattice import find_lattice
@@ -188,8 +188,9 @@ def cells_from_simulation(sim: SimulatedImage, spec: TileSpec = TileSpec(),
     classes = class_names(sim.material) if classes is None else tuple(classes)
     lattice = find_lattice(sim.image, sim.material, pixel_size_nm=sim.pixel_size_nm)
     img = sim.image if image is None else image
-    levels = intensity_levels(sim.image, lattice)
-    norm = normalise(img, levels)
+    prepared = prepare_image(sim.image, lattice)
+    levels = prepared.levels
+    norm = prepared.normalise(img)
     context = image_context(levels)
     pos = sim.sites[["y_px", "x_px"]].to_numpy(float)
     cls = _site_classes(sim, classes)
@@ -285,8 +286,9 @@ def real_cells(image: np.ndarray, material: str = "MoS2", pixel_size_nm: float |
     """Unlabelled, normalised unit cells of a real image (domain B of the noise transfer)."""
     classes = class_names(material) if classes is None else tuple(classes)
     lattice = find_lattice(image, material, pixel_size_nm=pixel_size_nm)
-    levels = intensity_levels(image, lattice)
-    norm = normalise(image, levels)
+    prepared = prepare_image(image, lattice)
+    levels = prepared.levels
+    norm = prepared.normalised
     context = image_context(levels)
     parts = []
     for batch in iter_cell_tiles(norm, lattice, spec):
