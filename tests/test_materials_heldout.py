@@ -33,19 +33,21 @@ SIZE = 320
 MIN_TRUE = 15
 
 #: Per material: the model's class list when the floors were measured, and the pooled F1 then.
+#: WS2, MoSe2, WSe2: fourth session of 2026-12-02 (round-3 models; the held-out images carry
+#: patchy contamination and column-to-column scatter since then, and are harder than before).
 MEASURED: dict[str, dict] = {
     "MoS2": {"classes": ("V_S", "V_S2", "O_S", "Se_S", "Se2_S2", "V_Mo"),
              "f1": {"V_S": 0.812, "V_S2": 1.0, "O_S": 0.755, "Se_S": 0.993, "Se2_S2": 0.986,
                     "V_Mo": 0.971, "V_S|O_S": 0.974}},
     "WS2": {"classes": ("V_S", "V_S2", "O_S", "Se_S", "Se2_S2", "V_W"),
-            "f1": {"V_S": 0.833, "V_S2": 1.0, "O_S": 0.78, "Se_S": 0.993, "Se2_S2": 0.993,
-                   "V_S|O_S": 0.962}},
+            "f1": {"V_S": 0.857, "V_S2": 1.0, "O_S": 0.75, "Se_S": 0.993, "Se2_S2": 0.993,
+                   "V_S|O_S": 0.947}},
     "MoSe2": {"classes": ("V_Se", "V_Se2", "S_Se", "S2_Se2", "Te_Se", "Te2_Se2", "V_Mo"),
-              "f1": {"V_Se": 0.944, "V_Se2": 1.0, "S_Se": 0.963, "S2_Se2": 0.994, "Te_Se": 0.846,
-                     "V_Se|S_Se": 0.993}},
+              "f1": {"V_Se": 0.811, "V_Se2": 0.955, "S_Se": 0.896, "S2_Se2": 0.944, "Te_Se": 0.75,
+                     "V_Se|S_Se": 0.964}},
     "WSe2": {"classes": ("V_Se", "V_Se2", "S_Se", "S2_Se2", "Te_Se", "Te2_Se2", "V_W"),
-             "f1": {"V_Se": 0.917, "V_Se2": 1.0, "S_Se": 0.949, "S2_Se2": 0.983,
-                    "V_Se|S_Se": 0.989}},
+             "f1": {"V_Se": 0.807, "V_Se2": 0.947, "S_Se": 0.85, "S2_Se2": 0.941,
+                    "V_Se|S_Se": 0.944}},
 }
 
 
