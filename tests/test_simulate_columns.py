@@ -18,7 +18,8 @@ ORDER = {
     "Se": ["V_Se2", "S2_Se2", "V_Se", "S_Se", "chalcogen", "Te_Se", "Te2_Se2"],
 }
 CLEAN = dict(dose_e_per_A2=None, tail_fraction=0.0, background=0.0, row_jitter_nm=0.0,
-             drift_nm=0.0, shear=0.0, y_stretch=0.0, line_noise=0.0, probe_fwhm_nm=0.07)
+             drift_nm=0.0, shear=0.0, y_stretch=0.0, line_noise=0.0, probe_fwhm_nm=0.07,
+             contamination=0.0, column_scatter=0.0)
 
 
 def _disc_sum(image: np.ndarray, y: float, x: float, radius: float) -> float:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from napari_atomdefect.core.cells.lookup import CellLookup
-from napari_atomdefect.core.cells.normalize import image_context, intensity_levels, normalise
+from napari_atomdefect.core.cells.normalize import image_context, prepare_image
 from napari_atomdefect.core.cells.tiles import TileSpec, iter_cell_tiles, own_site_positions
 from napari_atomdefect.core.detect.decision import (
     card_calibration,
@@ -41,8 +41,9 @@ def _reference_sites(image: np.ndarray, pixel_size_nm: float) -> pd.DataFrame:
     net.eval()
     mat = get_material("MoS2")
     lattice = find_lattice(image, mat, pixel_size_nm=pixel_size_nm)
-    levels = intensity_levels(image, lattice)
-    norm = normalise(image, levels)
+    prepared = prepare_image(image, lattice)  # background flattened, levels measured
+    levels = prepared.levels
+    norm = prepared.normalised
     context = torch.from_numpy(image_context(levels))  # a constant plane after the tile
     temperature = float(info.card["detector"].get("temperature", 1.0))
     spec = TileSpec(**info.card["detector"].get("tile", {}))
