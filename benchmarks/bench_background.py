@@ -21,6 +21,7 @@ import contextlib
 import json
 import sys
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,7 @@ def noisy_images(folder: Path, amplitude: float, repeats: int, seed: int = 0):
         clean = np.load(d / "image_clean.npy").astype(np.float64)
         labels = pd.read_csv(d / "labels.csv")
         for rep in range(repeats):
-            rng = np.random.default_rng([seed, rep, abs(hash(d.name)) % 2**31])
+            rng = np.random.default_rng([seed, rep, zlib.crc32(d.name.encode())])
             length_px = rng.uniform(5.0, 15.0) / px_A
             field = gaussian_filter(rng.standard_normal(clean.shape), length_px, mode="wrap")
             field = (field - field.mean()) / field.std()
