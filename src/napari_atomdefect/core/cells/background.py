@@ -36,7 +36,9 @@ def hollow_sites_px(lattice: Lattice) -> np.ndarray:
 
 
 def _linear_upsample(field: np.ndarray, step: int, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear upsampling of a coarse grid (node ``i`` at pixel ``i * step``) to ``shape``."""
+    """Bilinear upsampling of a coarse grid (node ``i`` at pixel ``i * step``) to ``shape``:
+    two interpolation matrices, applied as dense products (BLAS; faster here than a gather or
+    sparse products)."""
 
     def weights(n: int, m: int) -> np.ndarray:
         pos = np.minimum(np.arange(n, dtype=np.float64) / step, m - 1)
@@ -50,25 +52,13 @@ def _linear_upsample(field: np.ndarray, step: int, shape: tuple[int, int]) -> np
 
     wy = weights(shape[0], field.shape[0])
     wx = weights(shape[1], field.shape[1])
-    return (wy @ field.astype(np.float32)) @ wx.T
+    return (wy @ np.asarray(field, np.float32)) @ wx.T
 
 
-def local_background(smoothed: np.ndarray, lattice: Lattice) -> np.ndarray | None:
-    """Background under every pixel, measured at the hollow sites of ``smoothed``.
-
-    Parameters
-    ----------
-    smoothed : ndarray
-        The image smoothed as column levels are read (:func:`.normalize.site_smoothed`).
-    lattice : Lattice
-        The image's lattice.
-
-    Returns
-    -------
-    ndarray or None
-        float32 map of the image's shape, or ``None`` when the field holds too few hollow sites
-        (fewer than 7) to map a background.
-    """
+def _coarse_background(smoothed: np.ndarray,
+                       lattice: Lattice) -> tuple[np.ndarray, int, float] | None:
+    """The background map on a coarse grid (node ``i`` at pixel ``i * step``), the grid step and
+    the typical hollow level; ``None`` with fewer than 7 hollow sites in the field."""
     img = np.asarray(smoothed, np.float32)
     h, w = img.shape
     pts = hollow_sites_px(lattice)
@@ -98,7 +88,30 @@ def local_background(smoothed: np.ndarray, lattice: Lattice) -> np.ndarray | Non
     # Far from every hollow (beyond the lattice's edge) the map relaxes to the typical level.
     eps = 1e-3 * float(den.max())
     coarse = (num + eps * typical) / (den + eps)
-    return _linear_upsample(coarse.astype(np.float32), step, (h, w))
+    return coarse.astype(np.float32), step, typical
+
+
+def local_background(smoothed: np.ndarray, lattice: Lattice) -> np.ndarray | None:
+    """Background under every pixel, measured at the hollow sites of ``smoothed``.
+
+    Parameters
+    ----------
+    smoothed : ndarray
+        The image smoothed as column levels are read (:func:`.normalize.site_smoothed`).
+    lattice : Lattice
+        The image's lattice.
+
+    Returns
+    -------
+    ndarray or None
+        float32 map of the image's shape, or ``None`` when the field holds too few hollow sites
+        (fewer than 7) to map a background.
+    """
+    found = _coarse_background(smoothed, lattice)
+    if found is None:
+        return None
+    coarse, step, _ = found
+    return _linear_upsample(coarse, step, np.shape(smoothed))
 
 
 def flatten_background(image: np.ndarray, lattice: Lattice,
@@ -119,15 +132,17 @@ def flatten_background(image: np.ndarray, lattice: Lattice,
     flat, flat_smoothed : ndarray
         ``image`` and ``smoothed`` with the background flattened (float32).
     offset : ndarray or None
-        What was subtracted (``None`` when the field is too small to map a background; then
-        ``flat`` and ``flat_smoothed`` are the inputs unchanged).
+        What was subtracted: the map less the typical hollow level (``None`` when the field is
+        too small to map a background; then ``flat`` and ``flat_smoothed`` are the inputs
+        unchanged).
     """
-    field = local_background(smoothed, lattice)
     img = np.asarray(image, np.float32)
     sm = np.asarray(smoothed, np.float32)
-    if field is None:
+    found = _coarse_background(sm, lattice)
+    if found is None:
         return img, sm, None
-    offset = field - np.float32(np.median(field))
+    coarse, step, typical = found
+    offset = _linear_upsample(coarse - np.float32(typical), step, sm.shape)
     return img - offset, sm - offset, offset
 
 
