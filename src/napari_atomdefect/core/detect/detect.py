@@ -39,6 +39,7 @@ from .image_fit import (
     assess_fit,
     counts_as_flagged,
     flagged_fraction_message,
+    uniform_substitution_message,
 )
 from .site_rows import site_table
 
@@ -184,7 +185,15 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     flagged = flagged_fraction_message(n_flagged, n_chalcogen)
     if flagged:
         warnings.warn(flagged, ModelFitWarning, stacklevel=2)
-    fit_messages = fit.messages + ([flagged] if flagged else [])
+    is_chalcogen = (sites.sublattice == "chalcogen").to_numpy()
+    substituted = is_chalcogen & ~sites["class"].isin(["chalcogen"]).to_numpy() & ~flaggable.to_numpy()
+    called = "/".join(sorted(set(sites["class"][substituted])))
+    uniform = uniform_substitution_message(int(substituted.sum()), n_chalcogen,
+                                           fit.measurements.excess_spread, called,
+                                           fit.measurements.metal_to_chalcogen)
+    if uniform:
+        warnings.warn(uniform, ModelFitWarning, stacklevel=2)
+    fit_messages = fit.messages + [m for m in (flagged, uniform) if m]
     class_messages = [run.message] if run.message else []
     if run.message and any(m.startswith("The model was trained for") for m in fit_messages):
         # One sentence for one fact: the longer one also says how the classes are named.
