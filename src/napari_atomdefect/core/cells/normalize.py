@@ -21,7 +21,7 @@ import numpy as np
 
 from ..lattice.lattice import Lattice
 from ..lattice.sites import box_smooth
-from .background import flatten_background
+from .background import flatten_background, hollow_sites_px
 from .sampling import sample_bilinear
 
 
@@ -62,8 +62,7 @@ def intensity_levels(image: np.ndarray, lattice: Lattice,
             return float(np.median(smoothed))
         return float(np.median(sample_bilinear(smoothed, pts[:, 0], pts[:, 1])))
 
-    hollow = lattice.chalcogen_sites_px + (lattice.a1_px + lattice.a2_px) / 3
-    bg = level(hollow)
+    bg = level(hollow_sites_px(lattice))
     metal = level(lattice.metal_sites_px)
     chalc = level(lattice.chalcogen_sites_px)
     if chalc - bg < 0.05 * (metal - bg):  # chalcogen invisible: fall back on a typical ratio

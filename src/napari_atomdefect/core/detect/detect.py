@@ -138,6 +138,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         yield {"step": "fit", "fraction": 0.02, "message": fit.summary, "fit": fit}
     levels = prepared.levels
     norm = prepared.normalised
+    del prepared  # the flattened image, its smoothing and the offset: not needed any more
     context = image_context(levels)
     net = load_detector(info, dev)
     _check_channels(getattr(getattr(net, "head", None), "out_channels", None), info,
@@ -185,8 +186,9 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     flagged = flagged_fraction_message(n_flagged, n_chalcogen)
     if flagged:
         warnings.warn(flagged, ModelFitWarning, stacklevel=2)
-    is_chalcogen = (sites.sublattice == "chalcogen").to_numpy()
-    substituted = is_chalcogen & ~sites["class"].isin(["chalcogen"]).to_numpy() & ~flaggable.to_numpy()
+    # Chalcogen sites called substituted by a chosen alloying chalcogen (not pristine, not flagged).
+    substituted = ((sites.sublattice == "chalcogen") & (sites["class"] != "chalcogen")
+                   & ~flaggable).to_numpy()
     called = "/".join(sorted(set(sites["class"][substituted])))
     uniform = uniform_substitution_message(int(substituted.sum()), n_chalcogen,
                                            fit.measurements.excess_spread, called,

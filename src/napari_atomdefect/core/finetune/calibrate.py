@@ -37,6 +37,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from ..cells.background import hollow_sites_px
 from ..cells.sampling import sample_bilinear
 from ..lattice.lattice import Lattice
 from ..lattice.sites import box_smooth
@@ -267,8 +268,8 @@ def measure_levels(image: np.ndarray, lattice: Lattice,
             sel = (corrections["class"].astype(str).to_numpy() == cls) & (d < 0.25 * lattice.a_px)
             if sel.sum() >= MIN_CLASS_SITES:
                 classes[cls] = chalc[np.unique(k[sel])]
-    hollow = chalc + (lattice.a1_px + lattice.a2_px) / 3
-    levels, errors = _levels(image, lattice.metal_sites_px, chalc, hollow, lattice.a_px, classes)
+    levels, errors = _levels(image, lattice.metal_sites_px, chalc, hollow_sites_px(lattice),
+                             lattice.a_px, classes)
     return levels, errors, {c: int(len(p)) for c, p in classes.items()}
 
 
