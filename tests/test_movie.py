@@ -253,3 +253,36 @@ def test_link_tracks_crowded_and_bad_memory():
         link_tracks(parts[0], a_px=a, memory=-1)
     with pytest.raises(AtomDefectError, match="No frame to analyse"):
         next(iter_detect_frames(np.zeros((0, 64, 64)), 0.012))
+
+
+
+
+def test_movie_specimen_scatter_and_contamination_stay_with_the_specimen():
+    """A column's own scatter and the contamination belong to the specimen: they drift with the
+    lattice instead of being drawn anew in every frame."""
+    from scipy import ndimage
+
+    from napari_atomdefect.core.simulate.image import MicroscopeParams
+
+    def movie(scatter: float, contamination: float):
+        params = MicroscopeParams(drift_nm=0.0, row_jitter_nm=0.0, column_scatter=scatter,
+                                  contamination=contamination, contamination_length_nm=0.6,
+                                  dose_e_per_A2=None, background=0.0)
+        return simulate_movie("MoS2", 192, n_frames=3, pixel_size_nm=0.012, n_vacancies=0,
+                              drift_px_per_frame=(6.0, -4.0), params=params, seed=3)
+
+    plain, specimen = movie(0.0, 0.0), movie(0.08, 0.1)
+    inner = (slice(30, -30), slice(30, -30))
+    added = specimen.frames[0] - plain.frames[0]  # what the scatter and contamination add
+    assert np.std(added[inner]) > 0.05 * np.mean(plain.frames[0])
+
+    def moved_back(m, f):  # frame f shifted back onto frame 0
+        return ndimage.shift(m.frames[f], -m.drift_px[f], order=3) - m.frames[0]
+
+    # Frame 2 moved back onto frame 0 differs from it (interpolation, per-frame scan) no more
+    # than in a movie without scatter or contamination, though these add more than that: were
+    # they drawn anew in every frame, the difference would grow by about their size.
+    np.testing.assert_allclose(specimen.drift_px, plain.drift_px)
+    left, plain_left = np.std(moved_back(specimen, 2)[inner]), np.std(moved_back(plain, 2)[inner])
+    assert np.std(added[inner]) > plain_left
+    assert left < 1.1 * plain_left

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from ..cells.background import hollow_sites_px
+from ..cells.normalize import prepare_image
 from ..cells.sampling import sample_bilinear
 from ..lattice.lattice import Lattice
 from ..lattice.sites import box_smooth
@@ -223,13 +224,13 @@ def chalcogen_posterior(names: list[str], fitted: np.ndarray, jacobian: np.ndarr
             round(corr, 3))
 
 
-def _levels(image: np.ndarray, metal: np.ndarray, chalc: np.ndarray, hollow: np.ndarray,
+def _levels(smoothed: np.ndarray, metal: np.ndarray, chalc: np.ndarray, hollow: np.ndarray,
             a_px: float, classes: dict[str, np.ndarray]) -> tuple[dict, dict]:
-    """Normalised smoothed levels at metal, bridge and class sites (as :mod:`.normalize` does),
-    and their standard errors (from the spread of the sites' values)."""
+    """Normalised levels at metal, bridge and class sites of an image smoothed as
+    :mod:`.normalize` smooths it, and their standard errors (from the spread of the sites'
+    values)."""
     from scipy.spatial import cKDTree
 
-    smoothed = box_smooth(np.asarray(image, np.float32), max(0.8, 0.08 * a_px))
     h, w = smoothed.shape
 
     def at(points: np.ndarray, median: bool = True) -> tuple[float, float]:
@@ -256,8 +257,8 @@ def _levels(image: np.ndarray, metal: np.ndarray, chalc: np.ndarray, hollow: np.
 
 def measure_levels(image: np.ndarray, lattice: Lattice,
                    corrections: pd.DataFrame | None = None) -> tuple[dict, dict, dict]:
-    """Normalised levels of a real image, their standard errors, and the number of corrected
-    sites per class."""
+    """Normalised levels of a real image (its local background flattened, as detection reads
+    it), their standard errors, and the number of corrected sites per class."""
     from scipy.spatial import cKDTree
 
     chalc = lattice.chalcogen_sites_px
@@ -268,7 +269,9 @@ def measure_levels(image: np.ndarray, lattice: Lattice,
             sel = (corrections["class"].astype(str).to_numpy() == cls) & (d < 0.25 * lattice.a_px)
             if sel.sum() >= MIN_CLASS_SITES:
                 classes[cls] = chalc[np.unique(k[sel])]
-    levels, errors = _levels(image, lattice.metal_sites_px, chalc, hollow_sites_px(lattice),
+    # Read as detection reads it: local background flattened at the hollow sites.
+    smoothed = prepare_image(image, lattice).smoothed
+    levels, errors = _levels(smoothed, lattice.metal_sites_px, chalc, hollow_sites_px(lattice),
                              lattice.a_px, classes)
     return levels, errors, {c: int(len(p)) for c, p in classes.items()}
 
@@ -306,7 +309,8 @@ def _simulated_levels(material: Material, pixel_size_nm: float, jitter_nm: float
     hollow = max(cands, key=lambda c: np.median(tree.query(c)[0]))
     cls_pts = {c: chalc_rows.loc[chalc_rows["class"] == c, ["y_px", "x_px"]].to_numpy(float)
                for c in classes}
-    return _levels(sim.image, metal, chalc, hollow, a_px, cls_pts)[0]
+    smoothed = box_smooth(np.asarray(sim.image, np.float32), max(0.8, 0.08 * a_px))
+    return _levels(smoothed, metal, chalc, hollow, a_px, cls_pts)[0]
 
 
 def fit_contrast(image: np.ndarray, lattice: Lattice, corrections: pd.DataFrame | None = None,

@@ -502,6 +502,24 @@ def simulated_substituents(material: str | Material,
     return parse_substituents(substituents, mat)
 
 
+def column_scatter_weight(params: MicroscopeParams, material: Material) -> float:
+    """Standard deviation of the column-to-column scatter in column-weight units:
+    ``params.column_scatter`` of a pristine chalcogen column's weight."""
+    return float(params.column_scatter * column_weight("chalcogen", "chalcogen", params, material))
+
+
+def detector_noise(clean: np.ndarray, params: MicroscopeParams,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Counting noise of the detector on an expected image in electrons: Poisson plus Gaussian
+    read-out noise (``params.dose_e_per_A2`` ``None``: the expected image itself, a copy)."""
+    if params.dose_e_per_A2 is None:
+        return np.asarray(clean, np.float32).copy()
+    image = rng.poisson(np.maximum(clean, 0)).astype(np.float32)
+    if params.read_noise_e > 0:
+        image += rng.normal(0, params.read_noise_e, clean.shape).astype(np.float32)
+    return image
+
+
 def detected_signal(shape: tuple[int, int], q: np.ndarray, weights: np.ndarray, dy: np.ndarray,
                     dx: np.ndarray, sigma: float, pixel_size_nm: float,
                     params: MicroscopeParams) -> np.ndarray:
@@ -597,8 +615,7 @@ def simulate_image(
     q = np.concatenate([metal_q, chalc_q])
     weights = np.concatenate([w_metal, w_chalc])
     if params.column_scatter > 0:
-        host_weight = column_weight("chalcogen", "chalcogen", params, mat)
-        weights = np.maximum(weights + rng.normal(0, params.column_scatter * host_weight,
+        weights = np.maximum(weights + rng.normal(0, column_scatter_weight(params, mat),
                                                   len(weights)), 0.0)
 
     signal = detected_signal(shape, q, weights, dy, dx, sigma, pixel_size_nm, params)
@@ -617,14 +634,9 @@ def simulate_image(
     if params.line_noise > 0:
         mo_peak = scale * params.metal_cross_section_A2 / px_area_A2 / (2 * np.pi * sigma**2)
         line_offsets = rng.normal(0, params.line_noise * mo_peak, (h, 1)).astype(np.float32)
-    if dose is None:
-        image = clean.copy()
-    else:
-        image = rng.poisson(np.maximum(clean, 0)).astype(np.float32)
-        if params.read_noise_e > 0:
-            image += rng.normal(0, params.read_noise_e, shape).astype(np.float32)
-        if line_offsets is not None:
-            image += line_offsets
+    image = detector_noise(clean, params, rng)
+    if dose is not None and line_offsets is not None:
+        image += line_offsets
 
     p = _distorted_positions(q, dy, dx, sigma)
     n_m = len(metal_q)

@@ -2,7 +2,10 @@
 appear, hop to neighbouring chalcogen sites and change class, and their true tracks.
 
 Frames are rendered with the pieces of :mod:`.simulate` (lattice, column weights, probe, scan
-distortion, dose); every frame has its own noise and scan distortion.
+distortion, dose); every frame has its own noise and scan distortion. What belongs to the specimen
+stays with it from frame to frame: the column-to-column scatter of each column
+(``params.column_scatter``) and the patchy contamination (``params.contamination``), which drifts
+with the lattice.
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ from ..materials.materials import Material, get_material
 from .image import (
     FWHM_TO_SIGMA,
     MicroscopeParams,
+    _contamination,
     _lattice_sites,
     _scan_distortion,
+    column_scatter_weight,
     column_weight,
     detected_signal,
+    detector_noise,
     lattice_vectors_px,
 )
 
@@ -154,6 +160,22 @@ def simulate_movie(material: str | Material = "MoS2", shape: int | tuple[int, in
     vacancies = (f"V_{mat.chalcogen}", f"V_{mat.chalcogen}2")  # kinds V_X and V_X2
     histories = _vacancy_histories(n_frames, n_vacancies, ij0[inner], hop_probability, rng,
                                    vacancies)
+    scatter_sd = column_scatter_weight(params, mat)
+    scatter: dict[tuple[str, int, int], float] = {}  # a column's own offset, kept across frames
+
+    def column_scatter(sublattice: str, ij: np.ndarray) -> np.ndarray:
+        if scatter_sd <= 0:
+            return np.zeros(len(ij))
+        for key in ((sublattice, int(i), int(j)) for i, j in ij):
+            if key not in scatter:
+                scatter[key] = float(rng.normal(0, scatter_sd))
+        return np.array([scatter[(sublattice, int(i), int(j))] for i, j in ij])
+
+    reach = np.ceil(np.abs(drift).max(axis=0)).astype(int) + 1
+    contamination = None
+    if params.contamination > 0:  # one field on the specimen, cropped where each frame sees it
+        contamination = _contamination((h + 2 * reach[0], w + 2 * reach[1]),
+                                       params.contamination_length_nm / pixel_size_nm, rng)
     frames, rows = [], []
     for f in range(n_frames):
         origin = origin0 + drift[f]
@@ -170,9 +192,15 @@ def simulate_movie(material: str | Material = "MoS2", shape: int | tuple[int, in
             rows.append((f, chalc_q[k, 0], chalc_q[k, 1], cls, track, i, j))
         w_metal = np.full(len(metal_q), column_weight("metal", "metal", params, mat))
         w_chalc = np.array([column_weight(c, "chalcogen", params, mat, rng) for c in chalc_cls])
+        w_metal = np.maximum(w_metal + column_scatter("metal", ij), 0.0)
+        w_chalc = np.maximum(w_chalc + column_scatter("chalcogen", ij), 0.0)
+        patch = None
+        if contamination is not None:
+            r0, c0 = reach - np.rint(drift[f]).astype(int)
+            patch = contamination[r0:r0 + h, c0:c0 + w]
         frames.append(_render(np.concatenate([metal_q, chalc_q]),
                               np.concatenate([w_metal, w_chalc]), (h, w), dy, dx, sigma,
-                              pixel_size_nm, params, rng))
+                              pixel_size_nm, params, rng, patch))
     truth = pd.DataFrame(rows, columns=["frame", "y_px", "x_px", "class", "track_id", "i", "j"])
     return SimulatedMovie(frames=np.stack(frames).astype(np.float32), pixel_size_nm=pixel_size_nm,
                           truth=truth, drift_px=drift, a1_px=a1, a2_px=a2, material=mat,
@@ -181,19 +209,18 @@ def simulate_movie(material: str | Material = "MoS2", shape: int | tuple[int, in
 
 def _render(q: np.ndarray, weights: np.ndarray, shape: tuple[int, int], dy: np.ndarray,
             dx: np.ndarray, sigma: float, pixel_size_nm: float, params: MicroscopeParams,
-            rng: np.random.Generator) -> np.ndarray:
-    """One noisy frame in electrons per pixel (as :func:`~.image.simulate_image` renders)."""
+            rng: np.random.Generator, contamination: np.ndarray | None = None) -> np.ndarray:
+    """One noisy frame in electrons per pixel (as :func:`~.image.simulate_image` renders);
+    ``contamination`` is the frame's view of the specimen's contamination field."""
     signal = detected_signal(shape, q, weights, dy, dx, sigma, pixel_size_nm, params)
     px_area_A2 = (pixel_size_nm * 10) ** 2
-    signal = signal + params.background * signal.mean()
+    mean_signal = signal.mean()
+    signal = signal + params.background * mean_signal
+    if contamination is not None:
+        signal = signal + params.contamination * mean_signal * contamination
     dose = params.dose_e_per_A2
-    clean = signal * (dose if dose is not None else 1e5) * px_area_A2
-    if dose is None:
-        return clean.astype(np.float32)
-    image = rng.poisson(np.maximum(clean, 0)).astype(np.float32)
-    if params.read_noise_e > 0:
-        image += rng.normal(0, params.read_noise_e, shape).astype(np.float32)
-    return image
+    clean = (signal * (dose if dose is not None else 1e5) * px_area_A2).astype(np.float32)
+    return detector_noise(clean, params, rng)
 
 
 __all__ = ["SimulatedMovie", "simulate_movie"]
