@@ -173,3 +173,23 @@ def test_lattice_model_image_is_the_mean_cell(distorted):
     np.testing.assert_allclose(again, model, atol=1e-9)
     assert np.corrcoef(model.ravel(), sim.image.ravel())[0, 1] > 0.8
 
+
+
+def test_context_ladder_tells_an_alloy_from_a_pristine_layer():
+    """The ladder context values sit near the median (log 0) for a pristine layer and on
+    different rungs for an S/Se alloy."""
+    from napari_atomdefect.core.cells.normalize import CONTEXT_NAMES, image_context, prepare_image
+    from napari_atomdefect.core.lattice.lattice import find_lattice
+    from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
+
+    params = MicroscopeParams(dose_e_per_A2=None)
+    out = {}
+    for name, subs, fractions in (("pristine", "", {"V_X": 0.02}),
+                                  ("alloy", "Se", {"D_X": 0.3, "D2_X2": 0.3})):
+        sim = simulate_image("MoS2", 256, 0.012, params=params, seed=5, substituents=subs,
+                             defect_fractions=fractions)
+        lattice = find_lattice(sim.image, "MoS2", pixel_size_nm=0.012)
+        out[name] = image_context(prepare_image(sim.image, lattice).levels)
+    assert len(out["pristine"]) == len(CONTEXT_NAMES) == 3
+    assert np.all(np.abs(out["pristine"][1:]) < 0.1)
+    assert out["alloy"][1] < -0.3 and out["alloy"][2] > 0.3

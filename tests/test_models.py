@@ -90,9 +90,11 @@ def test_detector_trained_on_cells_takes_their_image_context(tiny_cells):
 
     assert tiny_cells.context is not None
     assert tiny_cells.context.shape == (len(tiny_cells), len(CONTEXT_NAMES))
-    # one value per image, MoS2's metal column several times brighter than a chalcogen column
-    values = np.unique(tiny_cells.context[:, 0])
-    assert 1 <= len(values) <= 3 and np.all((values > np.log(1.2)) & (values < np.log(6)))
+    # one value per image: MoS2's metal column brighter than the median chalcogen column (only
+    # just, in an Se-rich alloy), then the ladder's lower and upper rung around that median
+    ctx = np.unique(tiny_cells.context, axis=0)
+    assert 1 <= len(ctx) <= 3 and np.all((ctx[:, 0] > 0) & (ctx[:, 0] < np.log(6)))
+    assert np.all(ctx[:, 1] <= 0) and np.all(ctx[:, 2] >= 0)
     items = list(train_detector(tiny_cells, tiny_cells, steps=2, batch_size=4, width=8,
                                 report_every=1, seed=0))
     assert items[-1]["net"].config["in_channels"] == 1 + len(CONTEXT_NAMES)

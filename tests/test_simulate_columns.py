@@ -60,7 +60,8 @@ def test_column_intensities_ordered_by_physics(material, seed):
     host = f"V_{mat.chalcogen}"
     one_atom = mean[host] - mean[f"{host}2"]
     excess = (mean[light] - mean[host]) / one_atom
-    assert excess == pytest.approx(params.light_ratio, abs=0.01)
+    # (on average over the columns: each is brighter or dimmer by the order asymmetry)
+    assert excess == pytest.approx(params.light_ratio, abs=0.01 + params.light_order_asymmetry)
     if mat.chalcogen == "S":
         assert 0.2 <= excess <= 1.0  # multislice: O adds 0.28-0.68 S atoms (docs/physics.md)
     # A heavy substituent is not weakened: Se_S adds more than a second S atom.

@@ -25,13 +25,20 @@ from .background import flatten_background, hollow_sites_px
 from .sampling import sample_bilinear
 
 
+#: Quantiles of the chalcogen-column levels that describe an image's Z-contrast ladder.
+LADDER_QUANTILES: tuple[float, float] = (0.2, 0.8)
+
+
 @dataclass(frozen=True)
 class IntensityLevels:
-    """Typical smoothed intensities at the hollow (background), chalcogen and metal sites."""
+    """Typical smoothed intensities at the hollow (background), chalcogen and metal sites, and
+    the lower and upper :data:`LADDER_QUANTILES` of the chalcogen sites (``None``: the median)."""
 
     background: float
     chalcogen: float
     metal: float
+    chalcogen_low: float | None = None
+    chalcogen_high: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,27 +62,38 @@ def intensity_levels(image: np.ndarray, lattice: Lattice,
     smoothed = site_smoothed(img, lattice) if smoothed is None else smoothed
     h, w = img.shape
 
-    def level(points: np.ndarray) -> float:
+    def values(points: np.ndarray) -> np.ndarray:
         pts = points[(points[:, 0] >= 0) & (points[:, 0] <= h - 1) & (points[:, 1] >= 0)
                      & (points[:, 1] <= w - 1)]
         if len(pts) == 0:
-            return float(np.median(smoothed))
-        return float(np.median(sample_bilinear(smoothed, pts[:, 0], pts[:, 1])))
+            return np.array([np.median(smoothed)], np.float32)
+        return sample_bilinear(smoothed, pts[:, 0], pts[:, 1])
 
-    bg = level(hollow_sites_px(lattice))
-    metal = level(lattice.metal_sites_px)
-    chalc = level(lattice.chalcogen_sites_px)
+    bg = float(np.median(values(hollow_sites_px(lattice))))
+    metal = float(np.median(values(lattice.metal_sites_px)))
+    chalc_values = values(lattice.chalcogen_sites_px)
+    chalc = float(np.median(chalc_values))
+    low, high = (float(v) for v in np.quantile(chalc_values, LADDER_QUANTILES))
     if chalc - bg < 0.05 * (metal - bg):  # chalcogen invisible: fall back on a typical ratio
-        chalc = bg + 0.35 * (metal - bg)
-    return IntensityLevels(background=bg, chalcogen=chalc, metal=metal)
+        chalc = low = high = bg + 0.35 * (metal - bg)
+    return IntensityLevels(background=bg, chalcogen=chalc, metal=metal, chalcogen_low=low,
+                           chalcogen_high=high)
 
 
 #: Names of the image-level context values (:func:`image_context`), in input-channel order.
-CONTEXT_NAMES: tuple[str, ...] = ("log_metal_to_chalcogen",)
+#: New values are only ever appended: a detector trained with the first ``k`` takes the first
+#: ``k`` (:func:`~..models.unet.with_context`).
+CONTEXT_NAMES: tuple[str, ...] = ("log_metal_to_chalcogen", "log_ladder_low", "log_ladder_high")
 
 
 def image_context(levels: IntensityLevels) -> np.ndarray:
-    """Image-level inputs of a context-aware detector: ``log`` of the metal/chalcogen contrast.
+    """Image-level inputs of a context-aware detector.
+
+    ``log`` of the metal/chalcogen contrast (the metal column is the reference that does not
+    change in an alloy), then the image's Z-contrast ladder: ``log`` of the lower and upper
+    :data:`LADDER_QUANTILES` of the chalcogen-column levels in chalcogen units. In a pristine
+    layer both are near 1; in an alloy they sit on different rungs (S2, S + Se, Se2), which tells
+    the detector which rung the median column — the unit of the tiles — is on.
 
     Returns
     -------
@@ -83,7 +101,14 @@ def image_context(levels: IntensityLevels) -> np.ndarray:
         ``(len(CONTEXT_NAMES),)`` float32, the same for every tile of the image.
     """
     ratio = float(np.clip(levels.metal_to_chalcogen, 0.05, 50.0))
-    return np.array([np.log(ratio)], np.float32)
+    scale = max(levels.chalcogen - levels.background, 1e-12)
+
+    def rung(value: float | None) -> float:
+        v = 1.0 if value is None else (value - levels.background) / scale
+        return float(np.log(np.clip(v, 0.05, 20.0)))
+
+    return np.array([np.log(ratio), rung(levels.chalcogen_low), rung(levels.chalcogen_high)],
+                    np.float32)
 
 
 def normalise(image: np.ndarray, levels: IntensityLevels) -> np.ndarray:

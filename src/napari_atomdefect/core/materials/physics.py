@@ -36,7 +36,13 @@ motion) the cross term falls on a line in φ1 instead and turns negative at HAAD
   Measured: O in S 0.28–0.35 of an S atom at 80–200 mrad, 0.58–0.68 at 60–160 mrad (about 13 %
   of the S₂ column); S in Se 0.29–0.36 and 0.53–0.61.
 * **heavy substituent** (Se in S, Te in Se) and host atoms: ``k = 1``; a column of two different
-  atoms is ``w1 + w2 + 2 c sqrt(w1 w2)`` (order-independent within the measurement's spread).
+  atoms is ``w1 + w2 + 2 c sqrt(w1 w2)`` on average over the two orders.
+* **which side the substituent is on** matters at HAADF angles (:func:`order_asymmetry`, from the
+  same static and frozen-phonon runs): a heavy substituent on the exit side adds about 10 % more
+  than the mean excess and on the entrance side 10 % less (Se in S2 at 80 kV, 80–200 mrad: 3.86
+  vs 3.08 S atoms at rest, 4.68 vs 3.73 with phonons); a light one on the entrance side adds
+  more (S in Se2: 0.25 vs 0.06 Se atoms at rest; O in S2: 0.14 vs 0.07). At 60–160 mrad both
+  orders give nearly the same column. So a singly substituted column has two levels, not one.
 
 The ranges are module constants so that new measurements change one line.
 """
@@ -54,18 +60,25 @@ COHERENCE_PHASE_SCALE = 0.69
 COHERENCE_JITTER: tuple[float, float] = (0.8, 1.25)
 #: Separation along the beam of the two chalcogen atoms of a column (Å), by host chalcogen.
 CHALCOGEN_SEPARATION_A: dict[str, float] = {"S": 3.17, "Se": 3.30}
-#: Static-potential cross term per host chalcogen: ``intercept - slope * φ1`` up to the last
-#: measured phase.
-STATIC_COHERENCE_LINE: dict[str, tuple[float, float]] = {"S": (0.82, 0.66), "Se": (0.72, 0.47)}
-STATIC_COHERENCE_MAX_PHASE = 1.6
+#: Static-potential cross term per host chalcogen, as measured: ``(φ1, c)`` from static
+#: multislice of MoS2/WS2 (S) and MoSe2/WSe2 (Se) at 60, 80, 100 and 200 kV
+#: (``bench_column_contrast.py --static``, docs/physics.md); interpolated between the points.
+STATIC_COHERENCE_POINTS: dict[str, tuple[tuple[float, float], ...]] = {
+    "S": ((0.74, 0.33), (0.86, 0.21), (0.97, 0.227), (0.99, 0.209), (1.31, -0.06),
+          (1.53, -0.18), (1.72, -0.172), (1.95, -0.256), (2.69, -0.224), (3.22, -0.213)),
+    "Se": ((0.77, 0.35), (0.89, 0.27), (1.01, 0.279), (1.03, 0.235), (1.36, 0.08),
+           (1.59, -0.04), (1.79, -0.054), (2.03, -0.173), (2.80, 0.015), (3.35, -0.044)),
+}
+#: Beyond the last measured phase the cross term relaxes to 0 over this many radians.
+STATIC_COHERENCE_DECAY = 3.0
 #: Additive jitter on the static cross term (the line's residuals).
 STATIC_COHERENCE_JITTER: tuple[float, float] = (-0.04, 0.04)
 #: Thermal decorrelation of the two atoms of a column: 0 static, 1 room-temperature phonons.
 THERMAL_DAMPING: tuple[float, float] = (0.0, 1.0)
-#: Floor of ``c`` (``second_atom_factor`` >= 0.5) and of a light substituent's excess (times its
-#: single-atom ratio).
-MIN_COHERENCE = -0.25
-MIN_LIGHT_RATIO = 0.3
+#: Floor of ``c`` (``second_atom_factor`` >= 0.4) and of a light substituent's excess (times its
+#: single-atom ratio: at rest at high angles an O beside an S adds nothing, -0.02 to 0.07).
+MIN_COHERENCE = -0.3
+MIN_LIGHT_RATIO = 0.0
 #: Multislice over screened-model single-atom ratio, metal over chalcogen (docs/physics.md:
 #: 0.94-0.99 for Mo, 0.79-0.86 for W, static and frozen-phonon alike, integrated over a disc),
 #: widened below for what a *peak* contrast adds: the spot of a column is not the probe's in
@@ -81,6 +94,15 @@ LIGHT_COHERENCE_WIDTH = 0.5
 #: Uniform additive jitter on ``k`` (the fit's spread), clipped to ``LIGHT_COHERENCE_RANGE``.
 LIGHT_COHERENCE_JITTER: tuple[float, float] = (-0.2, 0.2)
 LIGHT_COHERENCE_RANGE: tuple[float, float] = (0.05, 1.2)
+
+#: Order asymmetry of a singly substituted column, growing linearly with the inner-angle phase
+#: beyond the onset (docs/physics.md): heavy substituent ``a`` (relative to its mean excess;
+#: measured 0.00–0.02 at φ1 0.74–0.89, 0.06–0.11 at 1.31–1.59), light substituent ``d`` (host
+#: atoms; S in Se 0.03 → 0.095 at rest, 0.05 with phonons; O in S 0.035–0.04).
+ORDER_ASYMMETRY_ONSET = 0.8
+HEAVY_ORDER_SLOPE, HEAVY_ORDER_MAX = 0.14, 0.11
+LIGHT_ORDER_SLOPE: dict[str, float] = {"S": 0.06, "Se": 0.16}
+LIGHT_ORDER_MAX: dict[str, float] = {"S": 0.04, "Se": 0.1}
 
 BOHR_A = 0.529177  # Bohr radius (Å)
 ELECTRON_REST_KEV = 510.999
@@ -157,18 +179,40 @@ def light_coherence(phi1: float) -> float:
 def static_coherence(phi1: float, chalcogen: str = "S") -> float:
     """Cross term ``c`` of two host chalcogen atoms *at rest* (static potential, no thermal motion).
 
-    Static multislice (``bench_column_contrast.py --static``, all four hosts at 60/80 kV, two
-    detectors, docs/physics.md) gives for S columns ``c`` = 0.33, 0.21, -0.06, -0.18 at
-    φ1 = 0.74, 0.86, 1.31, 1.53 (the line ``0.82 - 0.66 φ1``) and for Se columns 0.35, 0.27,
-    0.08, -0.04 at φ1 = 0.77, 0.89, 1.36, 1.59 (``0.72 - 0.47 φ1``), within ±0.04. Beyond the
-    measured phases the interference keeps oscillating and averages out over the detector, so
-    the line's last value decays back to 0.
+    Static multislice (``bench_column_contrast.py --static``, 60–200 kV, detectors 50–240 mrad,
+    docs/physics.md) at :data:`STATIC_COHERENCE_POINTS`, interpolated. For S columns ``c`` falls
+    from 0.33 at φ1 = 0.74 to about -0.2 at φ1 ≈ 1.5 and stays there up to 3.2 (a single S then
+    reads 0.6–0.67 of its column); Se columns fall to about 0 and scatter between -0.17 and
+    +0.02. Beyond the last point the interference averages out over the detector: ``c`` relaxes
+    to 0 over :data:`STATIC_COHERENCE_DECAY` radians.
     """
-    intercept, slope = STATIC_COHERENCE_LINE[chalcogen]
-    if phi1 <= STATIC_COHERENCE_MAX_PHASE:
-        return float(intercept - slope * phi1)
-    last = intercept - slope * STATIC_COHERENCE_MAX_PHASE
-    return float(last * np.exp(-(phi1 - STATIC_COHERENCE_MAX_PHASE)))
+    points = np.array(STATIC_COHERENCE_POINTS[chalcogen])
+    last_phase, last = points[-1]
+    if phi1 <= last_phase:
+        return float(np.interp(phi1, points[:, 0], points[:, 1]))
+    return float(last * np.exp(-(phi1 - last_phase) / STATIC_COHERENCE_DECAY))
+
+
+def order_asymmetry(phi1: float, chalcogen: str = "S", thermal_damping: float = 0.0
+                    ) -> tuple[float, float]:
+    """How much the side of a single substituent changes its column, at inner-angle phase ``phi1``.
+
+    Returns
+    -------
+    heavy : float
+        A heavy substituent adds ``(1 + heavy)`` times its mean excess on the exit side and
+        ``(1 - heavy)`` times on the entrance side.
+    light : float
+        A light substituent adds ``light`` host atoms more than its mean on the entrance side and
+        as much less on the exit side (halved with room-temperature phonons for a selenide, as
+        measured).
+    """
+    x = max(phi1 - ORDER_ASYMMETRY_ONSET, 0.0)
+    heavy = min(HEAVY_ORDER_SLOPE * x, HEAVY_ORDER_MAX)
+    light = min(LIGHT_ORDER_SLOPE.get(chalcogen, 0.06) * x, LIGHT_ORDER_MAX.get(chalcogen, 0.04))
+    if chalcogen == "Se":
+        light *= 1.0 - 0.5 * thermal_damping
+    return float(heavy), float(light)
 
 
 def random_column_physics(material: Material, rng: np.random.Generator) -> dict:
@@ -189,8 +233,9 @@ def random_column_physics(material: Material, rng: np.random.Generator) -> dict:
     dict
         Keyword arguments for :class:`~..simulate.image.MicroscopeParams`: ``element_weights``,
         ``light_ratio`` (the light substituent's excess in a host column over one host atom,
-        ``r + 2kc√r``), ``second_atom_factor`` (``1 + 2c``), plus the ``detector`` drawn and the
-        ``thermal_damping``.
+        ``r + 2kc√r``), ``second_atom_factor`` (``1 + 2c``), ``heavy_order_asymmetry`` and
+        ``light_order_asymmetry`` (:func:`order_asymmetry`, no extra random draw), plus the
+        ``detector`` drawn and the ``thermal_damping``.
     """
     kv = float(rng.choice([60.0, 80.0, 100.0, 200.0, 300.0]))
     inner = float(rng.uniform(50, 100))
@@ -211,10 +256,13 @@ def random_column_physics(material: Material, rng: np.random.Generator) -> dict:
     k = damping * k_phonon + (1 - damping) * 1.0 + float(rng.uniform(*LIGHT_COHERENCE_JITTER))
     k = float(np.clip(k, *LIGHT_COHERENCE_RANGE))
     light_ratio = max(single + 2.0 * k * c * np.sqrt(single), MIN_LIGHT_RATIO * single)
+    heavy_asym, light_asym = order_asymmetry(phi1, material.chalcogen, damping)
     return {
         "element_weights": weights,
         "light_ratio": float(light_ratio),
         "second_atom_factor": 1.0 + 2.0 * c,
+        "heavy_order_asymmetry": heavy_asym,
+        "light_order_asymmetry": min(light_asym, 0.9 * float(light_ratio)),
         "detector": {"kv": kv, "inner_mrad": inner, "outer_mrad": outer},
         "thermal_damping": damping,
     }

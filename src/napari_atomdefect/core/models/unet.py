@@ -83,25 +83,31 @@ def n_context(net: nn.Module) -> int:
 
 
 def with_context(net: nn.Module, x: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
-    """The input of ``net``: tiles ``x`` ``(N, 1, S, S)`` and, when ``net`` takes them, the
-    ``(N, k)`` or ``(k,)`` ``context`` values as constant planes after the tile."""
+    """The input of ``net``: tiles ``x`` ``(N, 1, S, S)`` and, when ``net`` takes ``k`` of
+    them, the first ``k`` of the ``(N, K)`` or ``(K,)`` ``context`` values as constant planes after
+    the tile (context values are only ever appended, so a detector trained with fewer takes the
+    first ones)."""
     k = n_context(net)
     if k == 0:
         return x
-    if context is None:
-        raise ValueError(f"The detector takes {k} image-level context value(s); none were given.")
-    ctx = context.to(device=x.device, dtype=x.dtype).reshape(-1, k)
+    if context is None or context.shape[-1] < k:
+        raise ValueError(f"The detector takes {k} image-level context value(s); "
+                         f"{0 if context is None else context.shape[-1]} were given.")
+    ctx = context.to(device=x.device, dtype=x.dtype)
+    ctx = ctx.reshape(-1, ctx.shape[-1])[:, :k]
     planes = ctx[:, :, None, None].expand(x.shape[0], k, x.shape[-2], x.shape[-1])
     return torch.cat([x, planes], dim=1)
 
 
 def add_context_inputs(net: UNet, k: int) -> UNet:
-    """``net`` taking ``k`` context planes after the tile; the new input weights start at zero,
-    so the network's output is unchanged until it is trained. Nothing changes when it has them."""
-    if n_context(net) == k:
+    """``net`` taking ``k`` context planes after the tile (it may take fewer already: those keep
+    their weights); the new input weights start at zero, so the network's output is unchanged
+    until it is trained. Nothing changes when it has ``k``."""
+    have = n_context(net)
+    if have == k:
         return net
-    if n_context(net) != 0:
-        raise ValueError(f"The detector already takes {n_context(net)} context planes, not {k}.")
+    if have > k:
+        raise ValueError(f"The detector already takes {have} context planes, more than {k}.")
     conv = net.enc1[0]
     assert isinstance(conv, nn.Conv2d)  # the first layer of every U-Net block
     new = nn.Conv2d(1 + k, conv.out_channels, conv.kernel_size,  # type: ignore[arg-type]
@@ -109,7 +115,7 @@ def add_context_inputs(net: UNet, k: int) -> UNet:
                     bias=conv.bias is not None).to(conv.weight.device)
     with torch.no_grad():
         new.weight.zero_()
-        new.weight[:, :1] = conv.weight
+        new.weight[:, :1 + have] = conv.weight
         if conv.bias is not None:
             new.bias.copy_(conv.bias)
     net.enc1[0] = new

@@ -86,6 +86,12 @@ class MicroscopeParams:
         Effective HAADF cross-section (Å²) of a column of molybdenum weight: the fraction of the
         probe's electrons that reach the detector is this times the probe intensity per Å² at the
         column. Sets the electron counts together with the dose.
+    heavy_order_asymmetry : float
+        A heavy substituent beside a host atom adds ``1 + a`` times its mean excess when it is
+        on the exit side, ``1 - a`` on the entrance side (:func:`~.physics.order_asymmetry`).
+    light_order_asymmetry : float
+        A light substituent adds this many host atoms more on the entrance side, less on the
+        exit side.
     row_jitter_nm : float
         Standard deviation of the random horizontal shift of each scan line.
     drift_nm : float
@@ -123,6 +129,8 @@ class MicroscopeParams:
     element_weights: dict | None = None
     light_ratio: float | None = None
     second_atom_factor: float = 1.25
+    heavy_order_asymmetry: float = 0.0
+    light_order_asymmetry: float = 0.0
     metal_cross_section_A2: float = 0.012
     row_jitter_nm: float = 0.004
     drift_nm: float = 0.015
@@ -155,6 +163,8 @@ class MicroscopeParams:
             element_weights=phys["element_weights"],
             light_ratio=phys["light_ratio"],
             second_atom_factor=phys["second_atom_factor"],
+            heavy_order_asymmetry=phys["heavy_order_asymmetry"],
+            light_order_asymmetry=phys["light_order_asymmetry"],
             metal_cross_section_A2=rng.uniform(0.006, 0.025),
             row_jitter_nm=rng.uniform(0.0, 0.012),
             drift_nm=rng.uniform(0.0, 0.04),
@@ -278,24 +288,33 @@ def column_weight(cls: str, sublattice: str, params: MicroscopeParams, material:
     :mod:`..materials.physics`), so a host column is ``w (1 + second_atom_factor)``. A light
     substituent beside a host atom adds ``light_ratio`` host atoms to the host atom's weight.
     For a singly substituted column the top atom is drawn at random when ``rng`` is given (the
-    sum does not depend on it).
+    sum does not depend on it on average; with ``rng`` the side changes the column by the
+    params' order asymmetries, and without it the mean of the two orders is returned). ``top``
+    is the beam's entrance side.
     """
     atoms = column_atoms(cls, sublattice, material)
     if sublattice == "metal":
         return sum(element_weight(a, params, material) for a in atoms if a is not None)
     top, bottom = atoms
-    if top is not None and bottom is not None and top != bottom and rng is not None:
+    mixed = top is not None and bottom is not None and top != bottom
+    side = 0.0  # +1: the substituent on the exit side, -1: entrance, 0: the mean of both
+    if mixed and rng is not None:
         if rng.random() < 0.5:
             top, bottom = bottom, top
+        side = 1.0 if bottom != material.chalcogen else -1.0
     w_x = element_weight(material.chalcogen, params, material)
     if _light_in_host(top, bottom, params, material):
-        return float(w_x * (1.0 + params.light_ratio))
+        return float(w_x * (1.0 + params.light_ratio - side * params.light_order_asymmetry))
     present = [element_weight(a, params, material) for a in (top, bottom) if a is not None]
     if len(present) < 2:
         return float(sum(present))
     # Coherent cross term of the two atoms (docs/physics.md): X2 = w (1 + s), c = (s - 1) / 2.
     c = (params.second_atom_factor - 1.0) / 2.0
     w1, w2 = present
+    if mixed and material.chalcogen in (top, bottom):  # one substituent beside one host atom
+        w_d = w2 if top == material.chalcogen else w1
+        excess = w_d + 2.0 * c * np.sqrt(w_x * w_d)
+        return float(w_x + excess * (1.0 + side * params.heavy_order_asymmetry))
     return float(w1 + w2 + 2.0 * c * np.sqrt(w1 * w2))
 
 
