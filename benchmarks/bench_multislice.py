@@ -65,9 +65,11 @@ def column_levels(folder: Path, result: dict) -> pd.DataFrame:
     return pd.DataFrame({"true": chalc["class"].to_numpy(), "called": called, "level": level})
 
 
-def analyse(folder: Path) -> tuple[str, pd.DataFrame, pd.DataFrame, dict]:
+def analyse(folder: Path, models: dict[str, str] | None = None
+            ) -> tuple[str, pd.DataFrame, pd.DataFrame, dict]:
     """Detection on one image folder: its material, the per-class scores, the column levels and
-    the class counts."""
+    the class counts (``models``: a model name or folder per material instead of the bundled
+    one)."""
     from napari_atomdefect.core.detect.detect import iter_detect
     from napari_atomdefect.core.detect.evaluate import score
     from napari_atomdefect.core.models.registry import resolve_model
@@ -77,7 +79,7 @@ def analyse(folder: Path) -> tuple[str, pd.DataFrame, pd.DataFrame, dict]:
     material = meta.get("material", "MoS2")
     px_nm = meta["pixel_size_A"] / 10
     subs = meta.get("substituents")
-    info = resolve_model(None, material)
+    info = resolve_model((models or {}).get(material), material)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = run_to_end(iter_detect(np.load(folder / "image.npy"), px_nm, material, info,
@@ -113,11 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folders", nargs="+", type=Path)
     ap.add_argument("--json", type=Path, help="write the pooled scores here")
+    ap.add_argument("--model", action="append", default=[], metavar="MATERIAL=MODEL",
+                    help="use this model (name or folder) for a material instead of its bundled one")
     args = ap.parse_args(argv)
+    models = dict(m.split("=", 1) for m in args.model)
     per_material: dict[str, list[pd.DataFrame]] = {}
     levels: dict[str, list[pd.DataFrame]] = {}
     for folder in image_folders(args.folders):
-        material, scores, lv, counts = analyse(folder)
+        material, scores, lv, counts = analyse(folder, models)
         per_material.setdefault(material, []).append(scores)
         levels.setdefault(material, []).append(lv)
         f1 = ", ".join(f"{c} {r.f1:.2f} ({int(r.n_true)})" for c, r in scores.iterrows()

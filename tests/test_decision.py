@@ -211,3 +211,29 @@ def test_finetuned_detector_card_drops_the_base_calibration():
     assert "calibration" not in new and new["temperature"] == 1.1
     kept = _detector_card(info, FinetuneSettings(), 1.3, {}, {}, None, 10, 100, kept_base=True)
     assert kept["calibration"] == info.card["detector"]["calibration"]
+
+
+def test_calibration_that_decides_on_the_model_reports_calibrated_confidence():
+    """``"decision": "model"``: the class is the network's most probable one; the confidence is
+    the calibrated probability of that class (which may be below one half)."""
+    from napari_atomdefect.core.detect.decision import card_calibration, site_decisions
+    from napari_atomdefect.core.materials.columns import LEGACY_CLASSES, site_choices
+
+    metal, chalc = site_choices(LEGACY_CLASSES)
+    # The calibration favours the pristine column strongly (its bias), as a Dirichlet fit on a
+    # training mix with few defects does.
+    cal = {"method": "diagonal-dirichlet",
+           "metal": {"scale": [1.0] * len(metal), "bias": [2.0] + [0.0] * (len(metal) - 1)},
+           "chalcogen": {"scale": [1.0] * len(chalc), "bias": [2.0] + [0.0] * (len(chalc) - 1)}}
+    p_chalc = np.array([[0.3, 0.6, 0.05, 0.05], [0.9, 0.05, 0.03, 0.02]])
+    p_metal = np.array([[0.95, 0.05]])
+    calibrated = site_decisions(p_metal, p_chalc, card_calibration({"calibration": cal}), {})
+    assert list(calibrated["chalcogen_class"]) == [chalc[0], chalc[0]]
+    on_model = site_decisions(p_metal, p_chalc,
+                              card_calibration({"calibration": {**cal, "decision": "model"}}), {})
+    assert list(on_model["chalcogen_class"]) == [chalc[1], chalc[0]]
+    q = on_model["q_chalcogen"]
+    np.testing.assert_allclose(on_model["chalcogen_conf"], [q[0, 1], q[1, 0]])
+    assert on_model["chalcogen_conf"][0] < 0.5
+    with pytest.raises(AtomDefectError, match="decides on"):
+        card_calibration({"calibration": {**cal, "decision": "vote"}})

@@ -420,7 +420,8 @@ def _cmd_calibrate_model(args: argparse.Namespace) -> int:
         raise _UsageError(f"--n-images must be 3 or more, not {args.n_images}.")
     result = _quiet_calibration(
         run_to_end, iter_calibrate_model(args.model, args.n_images, args.seed, args.size,
-                                         args.device, write=not args.dry_run),
+                                         args.device, write=not args.dry_run,
+                                         decide_on=args.decide_on),
         (lambda item: print(item["message"], file=sys.stderr)) if args.verbose else None)
     cal = result["calibration"]
     for key in ("ece_before", "ece_after"):
@@ -595,6 +596,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=256, help="image side in pixels")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--dry-run", action="store_true", help="fit and report, write nothing")
+    p.add_argument("--decide-on", choices=["calibrated", "model"], default="calibrated",
+                   help="decide classes on the calibrated probabilities, or on the network's "
+                        "own with the calibrated ones reported as confidences")
     p.add_argument("--verbose", action="store_true")
     p.set_defaults(func=_cmd_calibrate_model)
 

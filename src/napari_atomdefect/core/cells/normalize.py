@@ -24,7 +24,6 @@ from ..lattice.sites import box_smooth
 from .background import flatten_background, hollow_sites_px
 from .sampling import sample_bilinear
 
-
 #: Quantiles of the chalcogen-column levels that describe an image's Z-contrast ladder.
 LADDER_QUANTILES: tuple[float, float] = (0.2, 0.8)
 

@@ -144,13 +144,17 @@ def calibration_errors(sites: pd.DataFrame, calibration: dict | None,
                        classes: tuple[str, ...] = LEGACY_CLASSES) -> dict[str, float]:
     """ECE (10 bins) of the most-probable-class calls: all sites, chalcogen sites, defect calls.
 
-    ``classes`` are the model's defect classes (default: the legacy MoS2 classes).
+    ``classes`` are the model's defect classes (default: the legacy MoS2 classes). With a
+    calibration that decides on the model's probabilities (``"decision": "model"``) the class is
+    the most probable one of those, and its calibrated probability the confidence.
     """
     conf, correct, chalc, called = [], [], [], []
+    on_model = bool(calibration) and calibration.get("decision") == "model"
     for part, choices in zip(("metal", "chalcogen"), site_choices(classes), strict=True):
         s = sites[sites.sublattice == part]
-        q = calibrate(_probabilities(s, choices), calibration and calibration[part])
-        idx = q.argmax(1) if len(q) else np.zeros(0, int)
+        p = _probabilities(s, choices)
+        q = calibrate(p, calibration and calibration[part])
+        idx = (p if on_model else q).argmax(1) if len(q) else np.zeros(0, int)
         cls = np.asarray(choices, object)[idx]
         conf.append(q[np.arange(len(q)), idx])
         correct.append(cls == s.truth.to_numpy())
@@ -194,8 +198,12 @@ def iter_collect_sites(model: str | os.PathLike | None, n_images: int, seed: int
 
 def iter_calibrate_model(model: str | os.PathLike | None, n_images: int = 300,
                          seed: int = CALIBRATION_SEED, size: int = 256, device: str = "auto",
-                         write: bool = True) -> Iterator[dict]:
+                         write: bool = True, decide_on: str = "calibrated") -> Iterator[dict]:
     """Fit the calibration of ``model`` and (``write``) store it as ``detector.calibration``.
+
+    ``decide_on``: ``"calibrated"`` (classes decided on the calibrated probabilities) or
+    ``"model"`` (decided on the network's own, the calibrated ones reported as confidences; see
+    :mod:`.decision`).
 
     Yields progress dicts, then ``{"done": True, "calibration": dict, "path": Path | None}``.
     The same ``n_images``, ``seed`` and ``size`` give the same calibration.
@@ -218,8 +226,12 @@ def iter_calibrate_model(model: str | os.PathLike | None, n_images: int = 300,
     # ECE reported on the last third of the images with a calibration fitted on the rest; the
     # stored calibration is then fitted on all of them.
     test = sites.image >= n_images - max(n_images // 3, 1)
-    held = fit_calibration(sites[~test], classes)
-    cal = fit_calibration(sites, classes)
+    from .decision import DECISION_BASES
+
+    if decide_on not in DECISION_BASES:
+        raise AtomDefectError(f"Decide on one of {', '.join(DECISION_BASES)}, not {decide_on!r}.")
+    held = {**fit_calibration(sites[~test], classes), "decision": decide_on}
+    cal = {**fit_calibration(sites, classes), "decision": decide_on}
     metal, chalcogen = site_choices(classes)
     n_def = int((~sites.truth.isin(["metal", "chalcogen"])).sum())
     cal.update({
@@ -234,7 +246,7 @@ def iter_calibrate_model(model: str | os.PathLike | None, n_images: int = 300,
                            "calibration fitted on the others (10 equal-width bins)"),
         "command": ("ATOMDEFECT_WRITE_BUNDLED=1 " if info.bundled else "")
         + (f"atomdefect calibrate-model {info.name} --n-images {n_images} --seed {seed}"
-           f" --size {size}"),
+           f" --size {size}" + (f" --decide-on {decide_on}" if decide_on != "calibrated" else "")),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "python": sys.version.split()[0],
     })

@@ -11,6 +11,14 @@ Two steps follow the network's temperature-scaled site probabilities ``p``:
    (neutral, the default) is the plain most-probable class. A higher ``t_c`` asks for more evidence
    before calling ``c`` (precision), a lower one calls it sooner (recall).
 
+A calibration section may say ``"decision": "model"``: the class is then decided on the
+network's own (temperature-scaled) probabilities under the operating point, and the calibrated
+probability of that class is what the table reports as its confidence. The Dirichlet fit's class
+biases carry the simulated training mix of defects; on microscopes outside the training range
+(multislice images of other microscopes, low signal) they turn uncertain defects into pristine
+columns, so for such a model the calibration says how far to trust a call without deciding it
+(``atomdefect calibrate-model --decide-on model``; docs/benchmarks.md).
+
 The same code runs for bundled and fine-tuned models.
 """
 
@@ -33,6 +41,9 @@ METAL_CLASSES, CHALCOGEN_CLASSES = site_choices(LEGACY_CLASSES)
 CALIBRATION_METHOD = "diagonal-dirichlet"
 #: The neutral operating point of a class (plain most-probable class).
 NEUTRAL = 0.5
+#: What a calibration's ``decision`` may say: decide on the calibrated probabilities (default)
+#: or on the network's own, reporting the calibrated ones.
+DECISION_BASES = ("calibrated", "model")
 _EPS = 1e-7
 
 
@@ -237,6 +248,9 @@ def card_calibration(detector_card: Mapping, classes: Iterable[str] | None = Non
     if cal.get("method") != CALIBRATION_METHOD:
         raise AtomDefectError(f"The model card's calibration method {cal.get('method')!r} is "
                               "unknown to this version of napari-atomdefect.")
+    if cal.get("decision", "calibrated") not in DECISION_BASES:
+        raise AtomDefectError(f"The model card's calibration decides on {cal.get('decision')!r}, "
+                              f"not one of {', '.join(DECISION_BASES)}.")
     if classes is None:
         classes = detector_card.get("classes") or LEGACY_CLASSES
     for part, choices in zip(("metal", "chalcogen"), site_choices(classes), strict=True):
@@ -339,8 +353,13 @@ def site_decisions(p_metal: np.ndarray, p_chalcogen: np.ndarray, calibration: Ma
     m_run, x_run = site_choices(run)
     qm = restrict(calibrate(p_metal, calibration and calibration["metal"]), m_all, m_run)
     qx = restrict(calibrate(p_chalcogen, calibration and calibration["chalcogen"]), x_all, x_run)
-    im, cm = decide(qm, m_run, op)
-    ix, cx = decide(qx, x_run, op)
+    if calibration and calibration.get("decision") == "model":
+        im = decide(restrict(p_metal, m_all, m_run), m_run, op)[0]
+        ix = decide(restrict(p_chalcogen, x_all, x_run), x_run, op)[0]
+        cm, cx = qm[np.arange(len(qm)), im], qx[np.arange(len(qx)), ix]
+    else:
+        im, cm = decide(qm, m_run, op)
+        ix, cx = decide(qx, x_run, op)
     return {"q_metal": qm, "q_chalcogen": qx, "metal_choices": m_run, "chalcogen_choices": x_run,
             "metal_class": np.asarray(m_run, object)[im], "metal_conf": cm,
             "chalcogen_class": np.asarray(x_run, object)[ix], "chalcogen_conf": cx}
@@ -377,7 +396,8 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     return float(ece)
 
 
-__all__ = ["CALIBRATION_METHOD", "RunClasses", "CHALCOGEN_CLASSES", "METAL_CLASSES", "NEUTRAL",
+__all__ = ["CALIBRATION_METHOD", "DECISION_BASES", "RunClasses", "CHALCOGEN_CLASSES",
+           "METAL_CLASSES", "NEUTRAL",
            "OperatingPointError", "calibrate", "card_calibration", "decide",
            "expected_calibration_error", "format_operating_point", "is_neutral",
            "neutral_operating_point", "parse_operating_point", "restrict", "run_classes",
