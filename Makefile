@@ -70,6 +70,14 @@ bundled-models: install
 	for l in ws2 wse2 mose2; do rm -rf src/napari_atomdefect/weights/$$l-default && \
 	  cp -r build/stage3/$$l-default src/napari_atomdefect/weights/ && \
 	  ATOMDEFECT_WRITE_BUNDLED=1 $(AD) calibrate-model $$l-default --n-images 150 || exit 1; done
+	# Round 4 (fifth session): static cross term measured to 200 kV, substituent order
+	# asymmetry, the Z-contrast ladder as two more context planes. MoS2 adopted (better on
+	# multislice images of other microscopes), deciding on the network's own probabilities.
+	$(AD) train-detector --material MoS2 --noise mos2-default --init mos2-default --n-images 200 \
+	  --val-images 30 --steps 2000 --seed 4 --out build/stage4/mos2-default
+	rm -rf src/napari_atomdefect/weights/mos2-default && \
+	  cp -r build/stage4/mos2-default src/napari_atomdefect/weights/ && \
+	  ATOMDEFECT_WRITE_BUNDLED=1 $(AD) calibrate-model mos2-default --n-images 150 --decide-on model
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

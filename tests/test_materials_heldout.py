@@ -37,18 +37,20 @@ MIN_TRUE = 15
 #: the third session's model). The held-out images carry patchy contamination and
 #: column-to-column scatter since then, and are harder than before.
 MEASURED: dict[str, dict] = {
+    # fifth session: the held-out images now include static high-angle microscopes, where a
+    # single S reads 0.6-0.67 of its column and O adds next to nothing (docs/physics.md)
     "MoS2": {"classes": ("V_S", "V_S2", "O_S", "Se_S", "Se2_S2", "V_Mo"),
-             "f1": {"V_S": 0.901, "V_S2": 1.0, "O_S": 0.792, "Se_S": 0.993, "Se2_S2": 0.993,
-                    "V_Mo": 0.971, "V_S|O_S": 0.958}},
+             "f1": {"V_S": 0.811, "V_S2": 1.0, "O_S": 0.588, "Se_S": 0.958, "Se2_S2": 0.963,
+                    "V_Mo": 0.971, "V_S|O_S": 0.928}},
     "WS2": {"classes": ("V_S", "V_S2", "O_S", "Se_S", "Se2_S2", "V_W"),
-            "f1": {"V_S": 0.857, "V_S2": 1.0, "O_S": 0.75, "Se_S": 0.993, "Se2_S2": 0.993,
-                   "V_S|O_S": 0.947}},
+            "f1": {"V_S": 0.805, "V_S2": 1.0, "O_S": 0.566, "Se_S": 0.971, "Se2_S2": 0.986,
+                   "V_S|O_S": 0.908}},
     "MoSe2": {"classes": ("V_Se", "V_Se2", "S_Se", "S2_Se2", "Te_Se", "Te2_Se2", "V_Mo"),
-              "f1": {"V_Se": 0.811, "V_Se2": 0.955, "S_Se": 0.896, "S2_Se2": 0.944, "Te_Se": 0.75,
-                     "V_Se|S_Se": 0.964}},
+              "f1": {"V_Se": 0.752, "V_Se2": 0.933, "S_Se": 0.848, "S2_Se2": 0.931, "Te_Se": 0.636,
+                     "V_Se|S_Se": 0.96}},
     "WSe2": {"classes": ("V_Se", "V_Se2", "S_Se", "S2_Se2", "Te_Se", "Te2_Se2", "V_W"),
-             "f1": {"V_Se": 0.807, "V_Se2": 0.947, "S_Se": 0.85, "S2_Se2": 0.941,
-                    "V_Se|S_Se": 0.944}},
+             "f1": {"V_Se": 0.765, "V_Se2": 0.944, "S_Se": 0.834, "S2_Se2": 0.936,
+                    "V_Se|S_Se": 0.947}},
 }
 
 

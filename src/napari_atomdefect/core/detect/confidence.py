@@ -25,12 +25,14 @@ from ..materials.columns import LEGACY_CLASSES, site_choices
 from .decision import (
     CALIBRATION_METHOD,
     calibrate,
+    call_confidence,
     expected_calibration_error,
 )
 
 CALIBRATION_SEED = 700_000
 RADIUS_NM = 0.08
 _L2 = 1e-3  # pull towards the identity, so that a class with few sites keeps scale 1, bias 0
+_EPS_P = 1e-7
 
 
 def simulated_validation(n_images: int, seed: int = CALIBRATION_SEED, size: int = 256,
@@ -114,7 +116,40 @@ def _probabilities(sites: pd.DataFrame, classes: tuple[str, ...]) -> np.ndarray:
     return sites[[f"p_{c}" for c in classes]].to_numpy(float)
 
 
-def fit_calibration(sites: pd.DataFrame, classes: tuple[str, ...] = LEGACY_CLASSES) -> dict:
+def _fit_call_confidence(p: np.ndarray, y: np.ndarray, min_calls: int = 10) -> dict:
+    """Per class, a logistic ``sigmoid(a logit(p_c) + b)`` for whether a call of class ``c``
+    (the most probable class of ``p``) is right; identity (``a = 1, b = 0``) for classes with
+    fewer than ``min_calls`` calls."""
+    from scipy.optimize import minimize
+
+    idx = p.argmax(1)
+    k = p.shape[1]
+    scale, bias = np.ones(k), np.zeros(k)
+    for c in range(k):
+        sel = idx == c
+        if sel.sum() < min_calls:
+            continue
+        pc = np.clip(p[sel, c], _EPS_P, 1 - _EPS_P)
+        x, t = np.log(pc / (1 - pc)), (y[sel] == c).astype(float)
+
+        def loss(theta: np.ndarray, x: np.ndarray = x, t: np.ndarray = t) -> tuple:
+            z = theta[0] * x + theta[1]
+            prob = 1.0 / (1.0 + np.exp(-z))
+            nll = np.mean(np.logaddexp(0.0, z) - t * z)
+            reg = _L2 * ((theta[0] - 1) ** 2 + theta[1] ** 2)
+            g = prob - t
+            return nll + reg, np.array([np.mean(g * x) + 2 * _L2 * (theta[0] - 1),
+                                        np.mean(g) + 2 * _L2 * theta[1]])
+
+        res = minimize(loss, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
+        if np.isfinite(res.fun):
+            scale[c], bias[c] = res.x
+    return {"call_scale": [round(float(v), 6) for v in scale],
+            "call_bias": [round(float(v), 6) for v in bias]}
+
+
+def fit_calibration(sites: pd.DataFrame, classes: tuple[str, ...] = LEGACY_CLASSES,
+                    decide_on: str = "calibrated") -> dict:
     """Fit the calibration on labelled sites (uncalibrated probabilities, ``truth`` column).
 
     Parameters
@@ -123,20 +158,27 @@ def fit_calibration(sites: pd.DataFrame, classes: tuple[str, ...] = LEGACY_CLASS
         Per-site table with a ``p_<class>`` column for every site choice of ``classes``.
     classes : tuple of str
         The model's defect classes, in channel order (default: the legacy MoS2 classes).
+    decide_on : str
+        ``"model"`` also fits the confidence of calls decided on the network's probabilities
+        (per class ``call_scale``, ``call_bias``; see :func:`.decision.call_confidence`).
 
     Returns
     -------
     dict
-        ``{"method", "metal": {"scale", "bias"}, "chalcogen": {"scale", "bias"}}``.
+        ``{"method", "decision", "metal": {"scale", "bias"[, "call_scale", "call_bias"]},
+        "chalcogen": {...}}``.
     """
-    out: dict = {"method": CALIBRATION_METHOD}
+    out: dict = {"method": CALIBRATION_METHOD, "decision": decide_on}
     for part, choices in zip(("metal", "chalcogen"), site_choices(classes), strict=True):
         s = sites[(sites.sublattice == part) & sites.truth.isin(choices)]
         if len(s) < 20:
             raise AtomDefectError(f"Too few {part} sites ({len(s)}) to fit the calibration; "
                                   "use more images.")
         y = s.truth.map({c: i for i, c in enumerate(choices)}).to_numpy(int)
-        out[part] = _fit_one(_probabilities(s, choices), y)
+        p = _probabilities(s, choices)
+        out[part] = _fit_one(p, y)
+        if decide_on == "model":
+            out[part].update(_fit_call_confidence(p, y))
     return out
 
 
@@ -156,7 +198,8 @@ def calibration_errors(sites: pd.DataFrame, calibration: dict | None,
         q = calibrate(p, calibration and calibration[part])
         idx = (p if on_model else q).argmax(1) if len(q) else np.zeros(0, int)
         cls = np.asarray(choices, object)[idx]
-        conf.append(q[np.arange(len(q)), idx])
+        conf.append(call_confidence(p, idx, calibration[part]) if on_model
+                    else q[np.arange(len(q)), idx])
         correct.append(cls == s.truth.to_numpy())
         chalc.append(np.full(len(s), part == "chalcogen"))
         called.append(idx > 0)
@@ -230,8 +273,8 @@ def iter_calibrate_model(model: str | os.PathLike | None, n_images: int = 300,
 
     if decide_on not in DECISION_BASES:
         raise AtomDefectError(f"Decide on one of {', '.join(DECISION_BASES)}, not {decide_on!r}.")
-    held = {**fit_calibration(sites[~test], classes), "decision": decide_on}
-    cal = {**fit_calibration(sites, classes), "decision": decide_on}
+    held = fit_calibration(sites[~test], classes, decide_on)
+    cal = fit_calibration(sites, classes, decide_on)
     metal, chalcogen = site_choices(classes)
     n_def = int((~sites.truth.isin(["metal", "chalcogen"])).sum())
     cal.update({

@@ -12,12 +12,13 @@ Two steps follow the network's temperature-scaled site probabilities ``p``:
    before calling ``c`` (precision), a lower one calls it sooner (recall).
 
 A calibration section may say ``"decision": "model"``: the class is then decided on the
-network's own (temperature-scaled) probabilities under the operating point, and the calibrated
-probability of that class is what the table reports as its confidence. The Dirichlet fit's class
-biases carry the simulated training mix of defects; on microscopes outside the training range
-(multislice images of other microscopes, low signal) they turn uncertain defects into pristine
-columns, so for such a model the calibration says how far to trust a call without deciding it
-(``atomdefect calibrate-model --decide-on model``; docs/benchmarks.md).
+network's own (temperature-scaled) probabilities under the operating point, and its confidence is
+the probability that such a call is right, fitted per called class on held-out calls
+(:func:`call_confidence`); the probability columns stay the Dirichlet-calibrated ones. The
+Dirichlet fit's class biases carry the simulated training mix of defects; on microscopes outside
+the training range (multislice images of other microscopes, low signal) they turn uncertain
+defects into pristine columns, so for such a model the calibration says how far to trust a call
+without deciding it (``atomdefect calibrate-model --decide-on model``; docs/benchmarks.md).
 
 The same code runs for bundled and fine-tuned models.
 """
@@ -261,6 +262,30 @@ def card_calibration(detector_card: Mapping, classes: Iterable[str] | None = Non
     return cal
 
 
+def call_confidence(p: np.ndarray, idx: np.ndarray, params: Mapping | None) -> np.ndarray:
+    """Confidence of the calls ``idx`` decided on the network's probabilities ``p``:
+    ``sigmoid(call_scale[c] * logit(p_c) + call_bias[c])`` for the called class ``c``, fitted on
+    held-out calls of each class (:func:`~.confidence.fit_calibration` with
+    ``decide_on="model"``); ``p_c`` itself without those parameters.
+
+    Parameters
+    ----------
+    p : ndarray
+        ``(N, K)`` temperature-scaled probabilities.
+    idx : ndarray of int
+        ``(N,)`` called class per site (a column of ``p``).
+    params : mapping or None
+        One sublattice's calibration section (``call_scale``, ``call_bias`` per class).
+    """
+    p = np.asarray(p, np.float64)
+    pc = np.clip(p[np.arange(len(p)), idx], _EPS, 1 - _EPS)
+    if not params or "call_scale" not in params:
+        return pc
+    a = np.asarray(params["call_scale"], np.float64)[idx]
+    b = np.asarray(params["call_bias"], np.float64)[idx]
+    return 1.0 / (1.0 + np.exp(-(a * np.log(pc / (1 - pc)) + b)))
+
+
 def restrict(q: np.ndarray, choices: tuple[str, ...], keep: Iterable[str]) -> np.ndarray:
     """Probabilities over ``keep`` only: the probability of the excluded classes (substitutions by
     elements the user left out) goes to the pristine class (first of ``choices``).
@@ -321,6 +346,16 @@ def decide(q: np.ndarray, classes: tuple[str, ...],
     return idx, q[np.arange(len(q)), idx]
 
 
+def _run_params(params: Mapping, choices: tuple[str, ...], keep: tuple[str, ...]) -> dict:
+    """A sublattice's per-class call parameters restricted to the run's classes ``keep``."""
+    cols = [i for i, c in enumerate(choices) if c in set(keep)]
+    out = dict(params)
+    for key in ("call_scale", "call_bias"):
+        if key in params:
+            out[key] = [params[key][i] for i in cols]
+    return out
+
+
 def site_decisions(p_metal: np.ndarray, p_chalcogen: np.ndarray, calibration: Mapping | None,
                    op: Mapping[str, float], classes: Iterable[str] = LEGACY_CLASSES,
                    run_classes: Iterable[str] | None = None) -> dict[str, np.ndarray]:
@@ -354,9 +389,10 @@ def site_decisions(p_metal: np.ndarray, p_chalcogen: np.ndarray, calibration: Ma
     qm = restrict(calibrate(p_metal, calibration and calibration["metal"]), m_all, m_run)
     qx = restrict(calibrate(p_chalcogen, calibration and calibration["chalcogen"]), x_all, x_run)
     if calibration and calibration.get("decision") == "model":
-        im = decide(restrict(p_metal, m_all, m_run), m_run, op)[0]
-        ix = decide(restrict(p_chalcogen, x_all, x_run), x_run, op)[0]
-        cm, cx = qm[np.arange(len(qm)), im], qx[np.arange(len(qx)), ix]
+        pm, px = restrict(p_metal, m_all, m_run), restrict(p_chalcogen, x_all, x_run)
+        im, ix = decide(pm, m_run, op)[0], decide(px, x_run, op)[0]
+        cm = call_confidence(pm, im, _run_params(calibration["metal"], m_all, m_run))
+        cx = call_confidence(px, ix, _run_params(calibration["chalcogen"], x_all, x_run))
     else:
         im, cm = decide(qm, m_run, op)
         ix, cx = decide(qx, x_run, op)
@@ -397,6 +433,7 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
 
 
 __all__ = ["CALIBRATION_METHOD", "DECISION_BASES", "RunClasses", "CHALCOGEN_CLASSES",
+           "call_confidence",
            "METAL_CLASSES", "NEUTRAL",
            "OperatingPointError", "calibrate", "card_calibration", "decide",
            "expected_calibration_error", "format_operating_point", "is_neutral",
