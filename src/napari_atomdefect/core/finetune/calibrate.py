@@ -77,7 +77,7 @@ def _substituent_weights(material: Material, w_chalcogen: float, exponent: float
 REFERENCE_TAIL = {"tail_fraction": 0.15, "tail_fwhm_nm": 0.4}
 #: Parameter bounds of the fit.
 _BOUNDS = {"probe_fwhm_a": (0.12, 0.8), "metal_to_chalcogen": (0.8, 12.0),
-           "second_atom_factor": (0.5, 2.4), "light_ratio": (0.0, 1.2)}
+           "second_atom_factor": (0.4, 2.4), "light_ratio": (0.0, 1.2)}
 #: The chalcogen parameters fitted from corrected sites (with a physical prior).
 CHALCOGEN_PARAMETERS = ("second_atom_factor", "light_ratio")
 #: The prior's standard deviation is that of the training range times this: weakly informative,
