@@ -86,3 +86,16 @@ def test_console_script(tmp_path):
     res = subprocess.run([_console_script(), "simulate", "--size", "128", "--out", str(tmp_path)],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and (tmp_path / "image.tif").exists()
+
+
+def test_detect_npy_says_no_pixel_size_only_when_none_was_given(tmp_path, capsys):
+    from napari_atomdefect.core.simulate.image import simulate_image
+
+    sim = simulate_image("MoS2", 256, 0.012, seed=3)
+    path = tmp_path / "frame.npy"
+    np.save(path, sim.image)
+    assert main(["detect", str(path), "--pixel-size-nm", "0.012",
+                 "--out", str(tmp_path / "a.csv")]) == 0
+    assert "no pixel size in the file" not in capsys.readouterr().err
+    assert main(["detect", str(path), "--out", str(tmp_path / "b.csv")]) == 0
+    assert "no pixel size in the file" in capsys.readouterr().err

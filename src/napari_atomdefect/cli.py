@@ -114,12 +114,21 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_frame(path: str, frame: int | None):
+def _print_reader_messages(img, args: argparse.Namespace) -> None:
+    """The reader's notes on stderr, without "no pixel size in the file" when the user gave one."""
+    from .core.io.image import no_pixel_size_message
+
+    given = getattr(args, "pixel_size_nm", None) is not None
+    for msg in img.messages:
+        if not (given and msg == no_pixel_size_message(img.name)):
+            print(msg, file=sys.stderr)
+
+
+def _load_frame(path: str, frame: int | None, args: argparse.Namespace | None = None):
     from .core.io.image import read_image
 
     img = read_image(path)
-    for msg in img.messages:
-        print(msg, file=sys.stderr)
+    _print_reader_messages(img, args or argparse.Namespace())
     data = img.data
     if img.is_stack:
         if frame is None:
@@ -134,7 +143,7 @@ def _load_frame(path: str, frame: int | None):
 def _lattice_for(args: argparse.Namespace):
     from .core.lattice.lattice import find_lattice
 
-    img, data = _load_frame(args.image, args.frame)
+    img, data = _load_frame(args.image, args.frame, args)
     if args.pixel_size_nm is not None:
         px, source = args.pixel_size_nm, "user"
     else:
@@ -175,7 +184,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.image:
-        img, data = _load_frame(args.image, args.frame)
+        img, data = _load_frame(args.image, args.frame, args)
         px, source, material = img.pixel_size_nm, "file", args.material
     else:
         sim = simulate_image("MoS2", 512, 0.012, seed=0)
@@ -240,12 +249,11 @@ def _detect_input(args: argparse.Namespace):
     if args.memory < 0:  # before the long detection
         raise _UsageError(f"--memory is a number of frames (0 or more), not {args.memory}.")
     if args.frame is not None:
-        return _load_frame(args.image, args.frame)
+        return _load_frame(args.image, args.frame, args)
     from .core.io.image import read_image
 
     img = read_image(args.image)
-    for msg in img.messages:
-        print(msg, file=sys.stderr)
+    _print_reader_messages(img, args)
     if img.is_stack and not args.all_frames:
         raise AtomDefectError(f"{img.name} is a stack of {img.data.shape[0]} frames; choose one "
                               "with --frame N, or analyse all of them with --all-frames.")

@@ -140,7 +140,7 @@ def _finish(data: np.ndarray, pixel_size_nm: float | None, name: str, metadata: 
     if n_bad:
         messages.append(f"{name}: {n_bad} pixels are NaN or infinite.")
     if pixel_size_nm is None:
-        messages.append(f"{name}: no pixel size in the file; it will be calibrated from the lattice.")
+        messages.append(no_pixel_size_message(name))
     else:
         try:
             pixel_size_nm = check_pixel_size(pixel_size_nm, "file's pixel size")
@@ -226,6 +226,12 @@ def _tiff_pixel_size(tif: Any) -> tuple[float | None, dict]:
     if ij.get("spacing") and factor is not None:
         meta["note"] = "ImageJ spacing is the z step; no lateral calibration"
     return None, meta
+
+
+def no_pixel_size_message(name: str) -> str:
+    """What the reader says of a file without a pixel size (a caller that was given one by the
+    user leaves it out)."""
+    return f"{name}: no pixel size in the file; it will be calibrated from the lattice."
 
 
 def read_image(path: str | Path) -> StemImage:
