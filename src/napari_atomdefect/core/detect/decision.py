@@ -43,7 +43,7 @@ CALIBRATION_METHOD = "diagonal-dirichlet"
 #: The neutral operating point of a class (plain most-probable class).
 NEUTRAL = 0.5
 #: What a calibration's ``decision`` may say: decide on the calibrated probabilities (default)
-#: or on the network's own, reporting the calibrated ones.
+#: or on the network's own, reporting fitted call confidences (:func:`call_confidence`).
 DECISION_BASES = ("calibrated", "model")
 _EPS = 1e-7
 
