@@ -407,7 +407,8 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
     result = run_to_end(run_train_detector(material, noise, args.n_images, args.val_images,
                                            args.steps, args.batch_size, args.seed, args.device,
                                            args.translated_fraction, init_net=init_net,
-                                           init_classes=init_classes), _print_training)
+                                           init_classes=init_classes,
+                                           even_contrast=args.even_contrast), _print_training)
     out = _model_out(args.name, args.out)
     card = new_card(out.name, material)
     if noise is not None:
@@ -593,6 +594,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--translated-fraction", type=float, default=0.5)
     p.add_argument("--init", default=None, help="start from this model's detector (another "
                    "material's too: its last layer is remade for this material's classes)")
+    p.add_argument("--even-contrast", action="store_true",
+                   help="spread the training microscopes evenly over the metal/chalcogen "
+                        "contrast (the ends of its range are otherwise rare)")
     p.set_defaults(func=_cmd_train_detector)
 
     p = sub.add_parser("calibrate-model",
