@@ -38,7 +38,7 @@ def image_folders(roots: list[Path]) -> list[Path]:
     return found
 
 
-def column_levels(folder: Path, result: dict) -> pd.DataFrame:
+def column_levels(folder: Path, result: dict, pixel_size_nm: float) -> pd.DataFrame:
     """Noise-free level (chalcogen units, read as detection reads it) of every true chalcogen
     column, with its true class and the class the detector gave its site."""
     from scipy.spatial import cKDTree
@@ -51,17 +51,16 @@ def column_levels(folder: Path, result: dict) -> pd.DataFrame:
     prepared = prepare_image(np.load(folder / "image_clean.npy"), lattice)
     lv = prepared.levels
     h, w = prepared.smoothed.shape
-    chalc = cols[~cols["class"].isin(["Mo", "W"]) & ~cols["class"].str.startswith("V_M")
-                 & ~cols["class"].isin(["V_Mo", "V_W"])]
+    chalc = cols[~cols["class"].isin(["Mo", "W", "V_Mo", "V_W"])]
     chalc = chalc[(chalc.x_px > 3) & (chalc.y_px > 3) & (chalc.x_px < w - 4) & (chalc.y_px < h - 4)]
     level = (sample_bilinear(prepared.smoothed, chalc.y_px.to_numpy(), chalc.x_px.to_numpy())
              - lv.background) / (lv.chalcogen - lv.background)
     sites = result["sites"]
-    sites = sites[sites["sublattice"] == "chalcogen"] if "sublattice" in sites else sites
+    sites = sites[sites["sublattice"] == "chalcogen"]
     d, k = cKDTree(sites[["y_px", "x_px"]].to_numpy(float)).query(
         chalc[["y_px", "x_px"]].to_numpy(float))
-    called = np.where(d < RADIUS_NM * 10 / json.loads((folder / "meta.json").read_text())[
-        "pixel_size_A"], sites["class"].astype(str).to_numpy()[k], "missed")
+    called = np.where(d < RADIUS_NM / pixel_size_nm, sites["class"].astype(str).to_numpy()[k],
+                      "missed")
     return pd.DataFrame({"true": chalc["class"].to_numpy(), "called": called, "level": level})
 
 
@@ -89,7 +88,7 @@ def analyse(folder: Path, models: dict[str, str] | None = None
     truth = pd.read_csv(folder / "labels.csv")
     scores = score(pred, truth, RADIUS_NM / px_nm)
     notes = sorted({str(w.message).split("\n")[0][:160] for w in caught})
-    return material, scores, column_levels(folder, result), {
+    return material, scores, column_levels(folder, result, px_nm), {
         "true": truth["class"].value_counts().to_dict(),
         "called": pred["class"].value_counts().to_dict(), "notes": notes}
 

@@ -49,24 +49,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_column_contrast import PRESETS, SIGMAS  # noqa: E402
+from bench_column_contrast import PRESETS, SIGMAS, lattice_sites  # noqa: E402
 
 #: Light substituent of each host chalcogen.
 LIGHT = {"S": "O", "Se": "S"}
 
 
-def supercell_sites(a: float, nx: int, ny: int) -> tuple[np.ndarray, np.ndarray, tuple]:
-    """Metal and chalcogen column positions (Å, x/y) of an ``nx × ny`` orthogonal supercell."""
-    b = a * math.sqrt(3)
-    metal0 = [(0.0, 0.0), (a / 2, b / 2)]
-    chalc0 = [(a / 2, b / 6), (0.0, 2 * b / 3)]
-    shifts = [(i * a, j * b) for i in range(nx) for j in range(ny)]
-    metal = np.array([(x + sx, y + sy) for sx, sy in shifts for x, y in metal0])
-    chalc = np.array([(x + sx, y + sy) for sx, sy in shifts for x, y in chalc0])
-    return metal, chalc, (nx * a, ny * b)
-
-
-def class_name(host: str, metal: str, atoms: tuple[str | None, str | None]) -> str:
+def class_name(host: str, atoms: tuple[str | None, str | None]) -> str:
     """The package's name for a chalcogen column holding ``atoms`` (entrance, exit)."""
     present = [x for x in atoms if x is not None]
     subs = [x for x in present if x != host]
@@ -123,7 +112,7 @@ def build_atoms(material: str, nx: int, ny: int, columns: list[tuple], metal_vac
     from ase import Atoms
 
     p = PRESETS[material]
-    metal, chalc, cell = supercell_sites(p.a, nx, ny)
+    metal, chalc, _, cell = lattice_sites(p, nx, ny)
     z0 = 2.0 + p.dz / 2
     symbols, positions = [], []
     for i, (x, y) in enumerate(metal):
@@ -238,7 +227,7 @@ def make_image(args: argparse.Namespace, out: Path) -> dict:
     subs = [s for s in args.substituents.split(",") if s]
     nx = int(math.ceil(args.size_nm * 10 / p.a))
     ny = int(math.ceil(args.size_nm * 10 / (p.a * math.sqrt(3))))
-    metal, chalc, cell = supercell_sites(p.a, nx, ny)
+    metal, chalc, _, cell = lattice_sites(p, nx, ny)
     columns = draw_columns(len(chalc), p.chalcogen, subs, args.alloy, args.defect_fraction, rng)
     n_vm = int(round(args.metal_vacancies * len(metal)))
     metal_vacant = set(rng.choice(len(metal), size=n_vm, replace=False).tolist())
@@ -269,7 +258,7 @@ def make_image(args: argparse.Namespace, out: Path) -> dict:
     noisy = rng.poisson(clean).astype(np.float32) + rng.normal(0, args.read_noise, clean.shape
                                                                 ).astype(np.float32)
 
-    names = [class_name(p.chalcogen, p.metal, c) for c in columns]
+    names = [class_name(p.chalcogen, c) for c in columns]
     rows = []
     for x, y, k in to_pixels(chalc, cell):
         rows.append((x, y, names[int(k)]))

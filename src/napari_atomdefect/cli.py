@@ -610,7 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="fit and report, write nothing")
     p.add_argument("--decide-on", choices=["calibrated", "model"], default="calibrated",
                    help="decide classes on the calibrated probabilities, or on the network's "
-                        "own with the calibrated ones reported as confidences")
+                        "own with per-class call confidences fitted on held-out calls")
     p.add_argument("--verbose", action="store_true")
     p.set_defaults(func=_cmd_calibrate_model)
 

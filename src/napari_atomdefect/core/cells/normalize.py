@@ -48,9 +48,15 @@ class IntensityLevels:
         return (self.metal - self.background) / max(self.chalcogen - self.background, 1e-12)
 
 
+def smoothed_for_sites(image: np.ndarray, a_px: float) -> np.ndarray:
+    """``image`` smoothed over 0.08 lattice constants of ``a_px`` pixels: what column levels are
+    read from."""
+    return box_smooth(np.asarray(image, np.float32), max(0.8, 0.08 * a_px))
+
+
 def site_smoothed(image: np.ndarray, lattice: Lattice) -> np.ndarray:
-    """``image`` smoothed over 0.08 lattice constants: what column levels are read from."""
-    return box_smooth(np.asarray(image, np.float32), max(0.8, 0.08 * lattice.a_px))
+    """:func:`smoothed_for_sites` at the lattice's constant."""
+    return smoothed_for_sites(image, lattice.a_px)
 
 
 def intensity_levels(image: np.ndarray, lattice: Lattice,

@@ -24,6 +24,7 @@ from ..errors import AtomDefectError
 from ..materials.columns import LEGACY_CLASSES, site_choices
 from .decision import (
     CALIBRATION_METHOD,
+    DECISION_BASES,
     calibrate,
     call_confidence,
     expected_calibration_error,
@@ -188,7 +189,8 @@ def calibration_errors(sites: pd.DataFrame, calibration: dict | None,
 
     ``classes`` are the model's defect classes (default: the legacy MoS2 classes). With a
     calibration that decides on the model's probabilities (``"decision": "model"``) the class is
-    the most probable one of those, and its calibrated probability the confidence.
+    the most probable one of those, and its call confidence (:func:`.decision.call_confidence`)
+    the confidence.
     """
     conf, correct, chalc, called = [], [], [], []
     on_model = bool(calibration) and calibration.get("decision") == "model"
@@ -245,8 +247,8 @@ def iter_calibrate_model(model: str | os.PathLike | None, n_images: int = 300,
     """Fit the calibration of ``model`` and (``write``) store it as ``detector.calibration``.
 
     ``decide_on``: ``"calibrated"`` (classes decided on the calibrated probabilities) or
-    ``"model"`` (decided on the network's own, the calibrated ones reported as confidences; see
-    :mod:`.decision`).
+    ``"model"`` (decided on the network's own probabilities, with per-class call confidences
+    fitted on the held-out calls; see :mod:`.decision`).
 
     Yields progress dicts, then ``{"done": True, "calibration": dict, "path": Path | None}``.
     The same ``n_images``, ``seed`` and ``size`` give the same calibration.
@@ -259,6 +261,8 @@ def iter_calibrate_model(model: str | os.PathLike | None, n_images: int = 300,
     """
     from ..models.registry import write_card
 
+    if decide_on not in DECISION_BASES:  # before the long part
+        raise AtomDefectError(f"Decide on one of {', '.join(DECISION_BASES)}, not {decide_on!r}.")
     result: dict = {}
     for item in iter_collect_sites(model, n_images, seed, size, device):
         if item.get("done"):
@@ -269,10 +273,6 @@ def iter_calibrate_model(model: str | os.PathLike | None, n_images: int = 300,
     # ECE reported on the last third of the images with a calibration fitted on the rest; the
     # stored calibration is then fitted on all of them.
     test = sites.image >= n_images - max(n_images // 3, 1)
-    from .decision import DECISION_BASES
-
-    if decide_on not in DECISION_BASES:
-        raise AtomDefectError(f"Decide on one of {', '.join(DECISION_BASES)}, not {decide_on!r}.")
     held = fit_calibration(sites[~test], classes, decide_on)
     cal = fit_calibration(sites, classes, decide_on)
     metal, chalcogen = site_choices(classes)

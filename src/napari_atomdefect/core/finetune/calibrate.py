@@ -38,10 +38,9 @@ import numpy as np
 import pandas as pd
 
 from ..cells.background import hollow_sites_px
-from ..cells.normalize import prepare_image
+from ..cells.normalize import prepare_image, smoothed_for_sites
 from ..cells.sampling import sample_bilinear
 from ..lattice.lattice import Lattice
-from ..lattice.sites import box_smooth
 from ..materials.columns import column_classes, lookup_class
 from ..materials.materials import ATOMIC_NUMBER, Material, get_material
 
@@ -309,8 +308,7 @@ def _simulated_levels(material: Material, pixel_size_nm: float, jitter_nm: float
     hollow = max(cands, key=lambda c: np.median(tree.query(c)[0]))
     cls_pts = {c: chalc_rows.loc[chalc_rows["class"] == c, ["y_px", "x_px"]].to_numpy(float)
                for c in classes}
-    smoothed = box_smooth(np.asarray(sim.image, np.float32), max(0.8, 0.08 * a_px))
-    return _levels(smoothed, metal, chalc, hollow, a_px, cls_pts)[0]
+    return _levels(smoothed_for_sites(sim.image, a_px), metal, chalc, hollow, a_px, cls_pts)[0]
 
 
 def fit_contrast(image: np.ndarray, lattice: Lattice, corrections: pd.DataFrame | None = None,
