@@ -119,3 +119,46 @@ def test_train_noise_runs_for_a_selenide(tmp_path):
     assert card["material"] == "WSe2"
     kept = card["noise"]["metrics"]["label_preservation"]
     assert {"metal", "chalcogen", "V_Se"} <= set(kept) <= {"metal", "chalcogen", *WSE2}
+
+
+def test_host_unit_detector_reads_tiles_against_the_host_column(tmp_path, monkeypatch):
+    """A detector trained with --host-units says so in its card, and detection hands it tiles
+    divided by the image's host level: on a Te-rich WSe2 alloy (median column Se + Te) a host
+    Se2 column reads 1, not about 0.65."""
+    import shutil
+
+    import napari_atomdefect.core.models.site_forward as site_forward
+    from napari_atomdefect.core.detect.detect import detect
+    from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
+
+    out = tmp_path / "wse2-host"
+    assert main(["train-detector", "--material", "WSe2", *TINY, "--host-units",
+                 "--out", str(out)]) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["detector"]["unit"] == "host"
+    plain = tmp_path / "wse2-plain"
+    shutil.copytree(out, plain)
+    card["detector"]["unit"] = "chalcogen"
+    (plain / "card.json").write_text(json.dumps(card))
+
+    seen: list[np.ndarray] = []
+    forward = site_forward.tile_site_probabilities
+
+    def spy(net, tiles, *args, **kwargs):
+        seen.append(np.array(tiles))
+        return forward(net, tiles, *args, **kwargs)
+
+    monkeypatch.setattr(site_forward, "tile_site_probabilities", spy)
+    params = MicroscopeParams.random(np.random.default_rng(5), "WSe2", dose_e_per_A2=5e5)
+    c = 0.55
+    sim = simulate_image("WSe2", 256, 0.014, params=params, seed=3, substituents="Te",
+                         defect_fractions={"Te_Se": 2 * c * (1 - c), "Te2_Se2": c * c})
+    host = detect(sim.image, 0.014, "WSe2", model=str(out), substituents="Te")
+    n_host = len(seen)
+    detect(sim.image, 0.014, "WSe2", model=str(plain), substituents="Te")
+    ladder = host.attrs["ladder"]
+    assert ladder["median_class"] == "Te_Se"
+    assert 0.5 < ladder["host_level"] < 0.75
+    in_host, in_chalcogen = np.concatenate(seen[:n_host]), np.concatenate(seen[n_host:])
+    np.testing.assert_allclose(in_host * ladder["host_level"], in_chalcogen, rtol=1e-3,
+                               atol=1e-4)

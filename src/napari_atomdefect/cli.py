@@ -408,7 +408,8 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
                                            args.steps, args.batch_size, args.seed, args.device,
                                            args.translated_fraction, init_net=init_net,
                                            init_classes=init_classes,
-                                           even_contrast=args.even_contrast), _print_training)
+                                           even_contrast=args.even_contrast,
+                                           host_units=args.host_units), _print_training)
     out = _model_out(args.name, args.out)
     card = new_card(out.name, material)
     if noise is not None:
@@ -597,6 +598,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--even-contrast", action="store_true",
                    help="spread the training microscopes evenly over the metal/chalcogen "
                         "contrast (the ends of its range are otherwise rare)")
+    p.add_argument("--host-units", action="store_true",
+                   help="the detector reads tiles in host units (a host chalcogen column is 1, "
+                        "read from the image's Z-contrast ladder) instead of chalcogen units "
+                        "(the median chalcogen column is 1): an alloy whose median column is "
+                        "substituted reads right")
     p.set_defaults(func=_cmd_train_detector)
 
     p = sub.add_parser("calibrate-model",

@@ -763,7 +763,7 @@ class DetectWidget(QWidget):
                     area_nm2=float(np.prod(np.asarray(layer.data.shape[-2:]))
                                    * lattice.pixel_size_nm**2))
         op = ",".join(f"{c}={v:g}" for c, v in self.operating_point().items())
-        meta.update(fit=table.attrs.get("fit"),
+        meta.update(fit=table.attrs.get("fit"), ladder=table.attrs.get("ladder"),
                     operating_point=table.attrs.get("operating_point", op))
         self.viewer.add_points(table[["y_px", "x_px"]].to_numpy(float), **kwargs)
         self.device_label.setText(f"used: {result['device']}")

@@ -59,24 +59,26 @@ def site_smoothed(image: np.ndarray, lattice: Lattice) -> np.ndarray:
     return smoothed_for_sites(image, lattice.a_px)
 
 
+def site_values(smoothed: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Values of ``smoothed`` (:func:`site_smoothed`) at the ``(N, 2)`` site positions inside
+    the image (the image's median when none is)."""
+    h, w = smoothed.shape
+    pts = np.asarray(points, float).reshape(-1, 2)
+    pts = pts[(pts[:, 0] >= 0) & (pts[:, 0] <= h - 1) & (pts[:, 1] >= 0) & (pts[:, 1] <= w - 1)]
+    if len(pts) == 0:
+        return np.array([np.median(smoothed)], np.float32)
+    return sample_bilinear(smoothed, pts[:, 0], pts[:, 1])
+
+
 def intensity_levels(image: np.ndarray, lattice: Lattice,
                      smoothed: np.ndarray | None = None) -> IntensityLevels:
     """Measure background, chalcogen and metal levels of ``image`` at the lattice's sites
     (``smoothed``: :func:`site_smoothed` of the image when the caller has it already)."""
     img = np.asarray(image, np.float32)
     smoothed = site_smoothed(img, lattice) if smoothed is None else smoothed
-    h, w = img.shape
-
-    def values(points: np.ndarray) -> np.ndarray:
-        pts = points[(points[:, 0] >= 0) & (points[:, 0] <= h - 1) & (points[:, 1] >= 0)
-                     & (points[:, 1] <= w - 1)]
-        if len(pts) == 0:
-            return np.array([np.median(smoothed)], np.float32)
-        return sample_bilinear(smoothed, pts[:, 0], pts[:, 1])
-
-    bg = float(np.median(values(hollow_sites_px(lattice))))
-    metal = float(np.median(values(lattice.metal_sites_px)))
-    chalc_values = values(lattice.chalcogen_sites_px)
+    bg = float(np.median(site_values(smoothed, hollow_sites_px(lattice))))
+    metal = float(np.median(site_values(smoothed, lattice.metal_sites_px)))
+    chalc_values = site_values(smoothed, lattice.chalcogen_sites_px)
     chalc = float(np.median(chalc_values))
     low, high = (float(v) for v in np.quantile(chalc_values, LADDER_QUANTILES))
     if chalc - bg < 0.05 * (metal - bg):  # chalcogen invisible: fall back on a typical ratio

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ..cells.ladder import read_image_ladder, to_host_units, uses_host_units
 from ..cells.lookup import CellLookup
 from ..cells.normalize import image_context, prepare_image
 from ..cells.tiles import TileSpec, iter_cell_tiles, own_site_positions
@@ -138,8 +139,11 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         yield {"step": "fit", "fraction": 0.02, "message": fit.summary, "fit": fit}
     levels = prepared.levels
     norm = prepared.normalised
-    del prepared  # the flattened image, its smoothing and the offset: not needed any more
     context = image_context(levels)
+    ladder = read_image_ladder(prepared, lattice, mat, tuple(run.substituents))
+    del prepared  # the flattened image, its smoothing and the offset: not needed any more
+    if uses_host_units(card["detector"]):
+        norm, context = to_host_units(norm, context, ladder.host_level)
     net = load_detector(info, dev)
     _check_channels(getattr(getattr(net, "head", None), "out_channels", None), info,
                     run.model_classes)
@@ -213,9 +217,11 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
                         "fit_messages": fit_messages,
                         "operating_point": format_operating_point(op, run.classes),
                         "calibrated": calib is not None,
+                        "ladder": ladder.to_dict(),
                         "messages": list(lattice.messages) + class_messages + fit_messages})
     sites.attrs.update({"classes": run.classes, "substituents": run.substituents})
     yield {"done": True, "defects": table, "sites": sites, "lattice": lattice, "levels": levels,
+           "ladder": ladder,
            "model": info.name, "device": dev_text, "fit": fit, "fit_messages": fit_messages,
            "classes": run.classes, "substituents": run.substituents}
 

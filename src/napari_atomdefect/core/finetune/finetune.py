@@ -222,6 +222,7 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
     """
     from torch import nn
 
+    from ..cells.ladder import uses_host_units
     from ..device import select_device
     from ..models.readout import translate
     from ..models.registry import base_detector, base_ugatit, resolve_model, user_models_dir, write_model
@@ -292,6 +293,9 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
             real_val = labelled_real_cells(image, lattice, val_ids, corrections, det_spec,
                                            classes)
 
+    if uses_host_units(info.card["detector"]):  # the detector reads tiles in host units
+        train, val = train.in_host_units(), val.in_host_units()
+        real_val = real_val.in_host_units() if real_val is not None else None
     base_net = base_detector(info).eval()
     before = site_scores(base_net, val, dev)
     real_before = site_scores(base_net, real_val, dev) if real_val is not None else None

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..cells.ladder import read_image_ladder
 from ..cells.normalize import IntensityLevels, image_context, prepare_image
 from ..cells.tiles import CellTiles, TileSpec, iter_cell_tiles, own_site_positions
 from ..errors import AtomDefectError
 from ..lattice.lattice import Lattice
-from ..materials.columns import LEGACY_CLASSES
+from ..materials.columns import LEGACY_CLASSES, substituents_of
 from ..train.datasets import CellSet, class_index, class_index_of, label_maps
 
 #: Fewest selected cells for a meaningful fine-tuning run.
@@ -106,10 +107,14 @@ def labelled_real_cells(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarra
     # Keep cells whose own sites are found where they should be, on the right sublattice.
     good = (dist < 0.25 * lattice.a_px).all(1) & (idx[:, 0] < n_metal) & (idx[:, 1] >= n_metal)
     context = image_context(levels)
+    host = read_image_ladder(prepare_image(image, lattice), lattice, lattice.material,
+                             substituents_of(classes)).host_level
+    n = int(good.sum())
     return CellSet(tiles=tiles.tiles[good],
                    labels=label_maps(tiles, sites, cls.astype(np.uint8))[good],
                    own_sites=own[good], own_classes=cls[idx[good]].astype(np.uint8),
-                   classes=classes, context=np.tile(context, (int(good.sum()), 1)))
+                   classes=classes, context=np.tile(context, (n, 1)),
+                   host_level=np.full(n, host, np.float32))
 
 
 def preview_tiles(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,

@@ -11,10 +11,11 @@ substituents).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..cells.ladder import read_image_ladder, to_host_units
 from ..cells.normalize import image_context, prepare_image
 from ..cells.tiles import CellTiles, TileSpec, iter_cell_tiles, own_site_positions
 from ..errors import AtomDefectError
@@ -81,6 +82,10 @@ class CellSet:
     context : ndarray or None
         ``(N, k)`` float32 image-level context of each tile's image
         (:func:`~..cells.normalize.image_context`).
+    host_level : ndarray or None
+        ``(N,)`` float32 level of a host chalcogen column of each tile's image in its chalcogen
+        units (:func:`~..cells.ladder.read_image_ladder`), for detectors that read tiles in host
+        units (:meth:`in_host_units`).
     """
 
     tiles: np.ndarray
@@ -89,9 +94,18 @@ class CellSet:
     own_classes: np.ndarray | None = None
     classes: tuple[str, ...] = LEGACY_CLASSES
     context: np.ndarray | None = None
+    host_level: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.tiles)
+
+    def in_host_units(self) -> CellSet:
+        """The same cells with tiles and context in host units
+        (:func:`~..cells.ladder.to_host_units`)."""
+        if self.host_level is None:
+            raise ValueError("These cells carry no host-column level.")
+        tiles, context = to_host_units(self.tiles, self.context, self.host_level)
+        return replace(self, tiles=tiles, context=context, host_level=np.ones_like(self.host_level))
 
     @staticmethod
     def concatenate(parts: list[CellSet]) -> CellSet:
@@ -108,6 +122,8 @@ class CellSet:
             classes=parts[0].classes if parts else LEGACY_CLASSES,
             context=np.concatenate([p.context for p in parts])
             if parts and all(p.context is not None for p in parts) else None,
+            host_level=np.concatenate([p.host_level for p in parts])
+            if parts and all(p.host_level is not None for p in parts) else None,
         )
 
     def subset(self, keep: np.ndarray) -> CellSet:
@@ -115,7 +131,8 @@ class CellSet:
         return CellSet(self.tiles[keep], None if self.labels is None else self.labels[keep],
                        self.own_sites[keep],
                        None if self.own_classes is None else self.own_classes[keep],
-                       self.classes, None if self.context is None else self.context[keep])
+                       self.classes, None if self.context is None else self.context[keep],
+                       None if self.host_level is None else self.host_level[keep])
 
 
 def label_maps(batch: CellTiles, site_pos: np.ndarray, site_cls: np.ndarray) -> np.ndarray:
@@ -159,7 +176,7 @@ def crop_cells(cells: CellSet, spec_from: TileSpec, spec_to: TileSpec) -> CellSe
                    labels=None if cells.labels is None else
                    np.ascontiguousarray(cells.labels[:, sl, sl]),
                    own_sites=cells.own_sites - off, own_classes=cells.own_classes,
-                   classes=cells.classes, context=cells.context)
+                   classes=cells.classes, context=cells.context, host_level=cells.host_level)
 
 
 def _site_classes(sim: SimulatedImage, classes: tuple[str, ...]) -> np.ndarray:
@@ -192,6 +209,9 @@ def cells_from_simulation(sim: SimulatedImage, spec: TileSpec = TileSpec(),
     levels = prepared.levels
     norm = prepared.normalise(img)
     context = image_context(levels)
+    host = read_image_ladder(prepared, lattice, sim.material,
+                             tuple(d for d in substituents_of(classes) if d in sim.substituents)
+                             ).host_level
     pos = sim.sites[["y_px", "x_px"]].to_numpy(float)
     cls = _site_classes(sim, classes)
     from scipy.spatial import cKDTree
@@ -217,12 +237,13 @@ def cells_from_simulation(sim: SimulatedImage, spec: TileSpec = TileSpec(),
         batch = batch.subset(good)
         parts.append(CellSet(tiles=batch.tiles, labels=label_maps(batch, pos, cls),
                              own_sites=own[good], own_classes=own_cls[good].astype(np.uint8),
-                             classes=classes, context=np.tile(context, (len(batch), 1))))
+                             classes=classes, context=np.tile(context, (len(batch), 1)),
+                             host_level=np.full(len(batch), host, np.float32)))
     if not parts:
         s = spec.size_px
         return CellSet(np.zeros((0, s, s), np.float32), np.zeros((0, s, s), np.uint8),
                        np.zeros((0, 2, 2)), np.zeros((0, 2), np.uint8), classes,
-                       np.zeros((0, len(context)), np.float32))
+                       np.zeros((0, len(context)), np.float32), np.zeros(0, np.float32))
     return CellSet.concatenate(parts)
 
 
@@ -290,13 +311,16 @@ def real_cells(image: np.ndarray, material: str = "MoS2", pixel_size_nm: float |
     levels = prepared.levels
     norm = prepared.normalised
     context = image_context(levels)
+    host = read_image_ladder(prepared, lattice, material,
+                             substituents_of(classes)).host_level
     parts = []
     for batch in iter_cell_tiles(norm, lattice, spec):
         keep = batch.inside >= min_inside
         if keep.any():
             b = batch.subset(keep)
             parts.append(CellSet(b.tiles, None, own_site_positions(b, lattice), classes=classes,
-                                 context=np.tile(context, (len(b), 1))))
+                                 context=np.tile(context, (len(b), 1)),
+                                 host_level=np.full(len(b), host, np.float32)))
     if not parts:
         s = spec.size_px
         return CellSet(np.zeros((0, s, s), np.float32), None, np.zeros((0, 2, 2)),

@@ -251,8 +251,13 @@ def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_imag
                        translated_fraction: float = 0.5,
                        init_net: UNet | None = None,
                        init_classes: tuple[str, ...] | None = None,
-                       even_contrast: bool = False) -> Iterator[dict]:
+                       even_contrast: bool = False,
+                       host_units: bool = False) -> Iterator[dict]:
     """Generate stage-2 data (translated + direct simulated cells) and train the U-Net.
+
+    ``host_units``: the detector reads tiles in host units, a host chalcogen column 1 whatever
+    the composition (:mod:`..cells.ladder`; the card says ``"unit": "host"``); otherwise in
+    chalcogen units, the median column 1.
 
     ``even_contrast`` spreads the training microscopes evenly over the metal/chalcogen contrast
     (:func:`~..materials.physics.even_contrast_physics`); validation images keep the usual draws.
@@ -262,6 +267,7 @@ def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_imag
     class list differs (another host, a legacy model) its last layer is remade for the new
     classes (:func:`~..models.unet.transfer_head`) and every other layer is kept.
     """
+    from ..cells.ladder import HOST_UNITS
     from ..cells.normalize import CONTEXT_NAMES
     from ..device import select_device
     from ..models.readout import translate
@@ -302,6 +308,8 @@ def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_imag
     train = crop_cells(CellSet.concatenate(parts), spec, det_spec)
     val = crop_cells(simulated_cells(val_images, seed + 2, material, spec, ideal=False,
                                      classes=classes), spec, det_spec)
+    if host_units:
+        train, val = train.in_host_units(), val.in_host_units()
     yield {"stage": "data", "message": f"{len(train)} training cells, {len(val)} validation cells"}
     result = yield from relay(train_detector(train, val, steps=steps, batch_size=batch_size,
                                              seed=seed, device=dev, net=init_net,
@@ -310,6 +318,7 @@ def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_imag
     card = {"architecture": net.config, "tile": det_spec.__dict__,
             "classes": list(classes), "substituents": list(substituents),
             "context": list(CONTEXT_NAMES),
+            "unit": HOST_UNITS if host_units else "chalcogen",
             "temperature": result["temperature"],
             "device": dev_text,
             "training": {"steps": steps, "batch_size": batch_size, "seed": seed,

@@ -1,0 +1,326 @@
+"""Which rung of the Z-contrast ladder the median chalcogen column is on.
+
+Tiles are read in *chalcogen units*: the median chalcogen column is 1 (:mod:`.normalize`). In
+a pristine or lightly alloyed layer that median column is a host column (S2 in WS2); in an alloy
+with more than about a third of its atoms substituted it is a mixed column (Se + S), and in a
+nearly converted layer a fully substituted one (Se2). A detector that sees only the tile and the
+metal/chalcogen contrast must guess which, and the contrast does not tell it: the same WSe2 + Te
+image reads the same at a microscope whose Se2 columns are as bright as W with the median on Se2,
+and at an ordinary one with the median on Se + Te.
+
+The ladder itself tells. Every image's chalcogen columns sit on rungs whose spacings are fixed by
+the elements (vacancy 0, one host atom, the host column, one substituent beside a host atom, two
+substituents), up to the column coherence and the detector angles. :func:`read_ladder` fits the
+histogram of the chalcogen-column levels with the rungs of each hypothesis (the median column is
+the host, or ``D_X``, or ``D2_X2`` for each chosen alloying substituent ``D``) over a fixed set of
+random microscopes drawn exactly as the training simulator draws them
+(:func:`~..materials.physics.random_column_physics`), weighs in the metal column's level (which
+an alloy does not change) against what each microscope predicts, and returns the host column's
+level in chalcogen units. Detectors trained in *host units* (:func:`to_host_units`) read tiles
+where a host column is 1 whatever the composition.
+
+The levels are peak values smoothed over a few pixels, and measured levels of simulated images
+follow the column weights within a few per cent (the probe tails cancel in the ratios after the
+hollow-site background is subtracted), so the rungs are read from the column weights directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from ..lattice.lattice import Lattice
+from ..materials.columns import (
+    DOUBLE_SUBSTITUTION,
+    column_classes,
+    parse_substituents,
+    supported_substituents,
+)
+from ..materials.materials import Material, get_material
+from .normalize import PreparedImage, site_values
+
+#: ``detector.unit`` of a model card whose detector reads tiles in host units.
+HOST_UNITS = "host"
+#: Microscopes drawn (seed 0) to span the physics of the rungs.
+N_MICROSCOPES = 96
+#: Prior probability that the median chalcogen column is a host column; the rest is shared by
+#: the alloy hypotheses.
+HOST_PRIOR = 0.6
+#: Spread (in log) of the metal level around what a microscope predicts: probe shape and the
+#: metal cross-section the simulator is unsure of.
+METAL_LOG_SIGMA = 0.12
+#: Histogram of the levels: range (chalcogen units) and bin width.
+LEVEL_RANGE: tuple[float, float] = (-0.5, 4.0)
+LEVEL_BIN = 0.02
+#: Smallest and largest column-level spread the fit may take (chalcogen units).
+SIGMA_RANGE: tuple[float, float] = (0.02, 0.35)
+#: Largest share of the chalcogen columns a vacancy class may take in the fit (a layer with more
+#: missing than substituted chalcogen is rare; without the cap a Se-rich MoS2 alloy reads as
+#: pristine MoS2 with a quarter of its columns missing one atom).
+MAX_VACANCY_SHARE = 0.15
+#: How far the hypothesised median rung may sit from the median column (a factor).
+SCALE_RANGE: tuple[float, float] = (0.9, 1.1)
+EM_ITERATIONS = 20
+#: Host columns the image must hold (number, and fraction of its chalcogen columns) for their
+#: level to be read off the data rather than from the microscopes' rungs.
+MIN_HOST_COLUMNS = 10
+MIN_HOST_FRACTION = 0.05
+
+
+@dataclass(frozen=True)
+class LadderReading:
+    """Result of :func:`read_ladder`.
+
+    Attributes
+    ----------
+    median_class : str
+        Class of the rung the median chalcogen column is on (``"chalcogen"``: the host column).
+    host_level : float
+        The host column's level in chalcogen units (1 when the median column is a host column).
+    posterior : dict
+        Probability of each hypothesis (by ``median_class``).
+    sigma : float
+        Fitted spread of the column levels around their rungs (chalcogen units).
+    """
+
+    median_class: str = "chalcogen"
+    host_level: float = 1.0
+    posterior: dict[str, float] = field(default_factory=lambda: {"chalcogen": 1.0})
+    sigma: float = float("nan")
+
+    @property
+    def confidence(self) -> float:
+        """Posterior probability of the chosen hypothesis."""
+        return float(self.posterior.get(self.median_class, 1.0))
+
+    def to_dict(self) -> dict:
+        return {"median_class": self.median_class, "host_level": round(self.host_level, 4),
+                "confidence": round(self.confidence, 4),
+                "posterior": {k: round(v, 4) for k, v in self.posterior.items()},
+                "sigma": round(self.sigma, 4)}
+
+
+class _Side:
+    """Stands in for a random generator in :func:`~..simulate.image.column_weight` to put a
+    single substituent on a chosen side of its column (``0.9``: as listed, ``0.1``: swapped)."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
+
+
+@lru_cache(maxsize=32)
+def ladder_physics(material_name: str, substituents: tuple[str, ...]
+                   ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """Rungs of :data:`N_MICROSCOPES` random microscopes (seed 0).
+
+    Returns
+    -------
+    names : tuple of str
+        Class of each rung: ``"chalcogen"`` (the host column) first, then every chalcogen-site
+        class of ``material`` with ``substituents``; a column of one substituent beside one host
+        atom has two rungs (the substituent on the entrance or the exit side,
+        :func:`~..materials.physics.order_asymmetry`).
+    rungs : ndarray
+        ``(N_MICROSCOPES, len(names))`` column weights over the host column's.
+    metal : ndarray
+        ``(N_MICROSCOPES,)`` metal column weight over the host column's.
+    """
+    from ..materials.physics import random_column_physics
+    from ..simulate.image import MicroscopeParams, column_weight
+
+    mat = get_material(material_name)
+    classes = [c for c in column_classes(mat, substituents) if c.site == "chalcogen"]
+    entries: list[tuple[str, _Side | None]] = [("chalcogen", None)]
+    for c in classes:
+        mixed = len({a for a in c.atoms if a is not None}) == 2
+        entries += [(c.name, _Side(0.9)), (c.name, _Side(0.1))] if mixed else [(c.name, None)]
+    rng = np.random.default_rng(0)
+    rungs, metal = [], []
+    for _ in range(N_MICROSCOPES):
+        phys = random_column_physics(mat, rng)
+        params = MicroscopeParams(**{k: v for k, v in phys.items()
+                                     if k not in ("detector", "thermal_damping")})
+        host = column_weight("chalcogen", "chalcogen", params, mat)
+        rungs.append([column_weight(n, "chalcogen", params, mat, side) / host  # type: ignore[arg-type]
+                      for n, side in entries])
+        metal.append(column_weight("metal", "metal", params, mat) / host)
+    return tuple(n for n, _ in entries), np.array(rungs), np.array(metal)
+
+
+def hypotheses(material: Material, substituents: tuple[str, ...]) -> tuple[str, ...]:
+    """Classes the median chalcogen column may be: the host column, and the singly and doubly
+    substituted columns of each alloying substituent."""
+    x = material.chalcogen
+    alloying = [d for d in substituents if d in DOUBLE_SUBSTITUTION]
+    return ("chalcogen",) + tuple(n for d in alloying for n in (f"{d}_{x}", f"{d}2_{x}2"))
+
+
+def _fit_mixture(counts: np.ndarray, centres: np.ndarray, rungs: np.ndarray, groups: np.ndarray,
+                 caps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                            np.ndarray]:
+    """EM of a mixture of Gaussians at ``scale * rungs`` on binned data, plus a flat outlier
+    component.
+
+    Each row of ``rungs`` ``(M, C)`` is one microscope's ladder; per row the fit takes one
+    spread and one scale within :data:`SCALE_RANGE` (the median column sits anywhere in its
+    rung's spread, or between two rungs), and components with the same ``groups`` label (the two
+    sides of a mixed column) hold equal shares and no component more than its ``caps`` share
+    (vacancies are a minority).
+
+    Returns
+    -------
+    loglik, sigma, scale : ndarray
+        ``(M,)`` per row.
+    n_c, mean_c : ndarray
+        ``(M, C)`` columns each component holds and their mean level.
+    """
+    lo, hi = LEVEL_RANGE
+    n_total = counts.sum()
+    m, c = rungs.shape
+    tie = (groups[:, None] == groups[None, :]).astype(float)
+    tie /= tie.sum(1, keepdims=True)  # averages over a component's group
+    weights = np.full((m, c + 1), 1.0 / (c + 1))
+    sigma = np.full(m, 0.06)
+    scale = np.ones(m)
+    flat = np.full(len(centres), 1.0 / (hi - lo))
+    for it in range(EM_ITERATIONS + 1):
+        means = scale[:, None] * rungs
+        d2 = (centres[None, None, :] - means[:, :, None]) ** 2  # (M, C, B)
+        dens = np.exp(-0.5 * d2 / sigma[:, None, None] ** 2) / (np.sqrt(2 * np.pi)
+                                                                * sigma[:, None, None])
+        comp = np.concatenate([weights[:, :c, None] * dens,
+                               (weights[:, c, None] * flat[None, :])[:, None, :]], axis=1)
+        total = comp.sum(1) + 1e-300  # (M, B)
+        loglik = (counts[None, :] * np.log(total * LEVEL_BIN)).sum(1)
+        resp = comp / total[:, None, :] * counts[None, None, :]  # (M, C+1, B)
+        n_k = resp.sum(2)
+        if it == EM_ITERATIONS:
+            break
+        weights = (n_k + 0.1) / (n_total + 0.1 * (c + 1))
+        weights[:, :c] = np.minimum(weights[:, :c] @ tie, caps)
+        weights[:, c] = np.minimum(weights[:, c], 0.05)
+        weights /= weights.sum(1, keepdims=True)
+        r = resp[:, :c, :]
+        scale = np.clip((r * centres * rungs[:, :, None]).sum((1, 2))
+                        / np.maximum((r * rungs[:, :, None] ** 2).sum((1, 2)), 1e-12),
+                        *SCALE_RANGE)
+        var = (r * d2).sum((1, 2)) / np.maximum(n_k[:, :c].sum(1), 1e-9)
+        sigma = np.clip(np.sqrt(var), *SIGMA_RANGE)
+    n_c = n_k[:, :c]
+    mean_c = (resp[:, :c, :] * centres).sum(2) / np.maximum(n_c, 1e-9)
+    return loglik, sigma, scale, n_c, mean_c
+
+
+def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str | Material,
+                substituents: str | tuple[str, ...] | list[str] | None = None) -> LadderReading:
+    """Which rung the median chalcogen column is on, and where the host column's rung is.
+
+    Parameters
+    ----------
+    chalcogen_levels : ndarray
+        Level of every chalcogen column in chalcogen units (background 0, median column 1).
+    metal_level : float
+        The typical metal column's level in the same units.
+    material : str or Material
+        The host material.
+    substituents : str or sequence of str, optional
+        Substituents the image may hold (default: the material's defaults). Without an alloying
+        substituent (Se, S, Te) the median column is a host column.
+
+    Returns
+    -------
+    LadderReading
+    """
+    mat = get_material(material)
+    if substituents is not None and not isinstance(substituents, str):
+        substituents = tuple(d for d in substituents if d in supported_substituents(mat))
+    subs = parse_substituents(substituents, mat)
+    hyps = hypotheses(mat, subs)
+    x = np.asarray(chalcogen_levels, float)
+    x = x[np.isfinite(x)]
+    if len(hyps) == 1 or len(x) < 20 or not np.isfinite(metal_level) or metal_level <= 0:
+        return LadderReading()
+    names, rungs, metal = ladder_physics(mat.name, subs)
+    lo, hi = LEVEL_RANGE
+    edges = np.arange(lo, hi + LEVEL_BIN / 2, LEVEL_BIN)
+    counts, _ = np.histogram(np.clip(x, lo, hi - 1e-9), edges)
+    centres = (edges[:-1] + edges[1:]) / 2
+    centres, counts = centres[counts > 0], counts[counts > 0]  # empty bins add nothing
+    n_draws = len(rungs)
+    host = names.index("chalcogen")
+    groups = np.array([names.index(n) for n in names])
+    caps = np.array([MAX_VACANCY_SHARE if n.startswith("V_") else 1.0 for n in names])
+    scores: dict[str, list[float]] = {h: [] for h in hyps}
+    hosts: dict[str, list[float]] = {h: [] for h in hyps}
+    sigmas: dict[str, list[float]] = {h: [] for h in hyps}
+    for k, h in enumerate(names):  # every rung the median column may be on
+        if h not in hyps:
+            continue
+        unit = rungs[:, k]  # the median rung in host units, per microscope
+        loglik, sigma, scale, n_c, mean_c = _fit_mixture(counts.astype(float), centres,
+                                                         rungs / unit[:, None], groups, caps)
+        metal_term = (-0.5 * ((np.log(metal_level) - np.log(scale * metal / unit))
+                              / METAL_LOG_SIGMA) ** 2
+                      - np.log(METAL_LOG_SIGMA * np.sqrt(2 * np.pi)))
+        total = loglik + metal_term
+        top = total.max()
+        w = np.exp(total - top)
+        prior = HOST_PRIOR if h == "chalcogen" else (1 - HOST_PRIOR) / (len(hyps) - 1)
+        scores[h].append(top + np.log(w.sum() / n_draws) + np.log(prior / names.count(h)))
+        # Where the host columns are: read off the data when enough of them are there, else
+        # where the microscopes that fit put the host rung.
+        n_host = float((w * n_c[:, host]).sum() / w.sum())
+        enough = n_host >= max(MIN_HOST_COLUMNS, MIN_HOST_FRACTION * len(x))
+        hosts[h].append(float((w * (mean_c[:, host] if enough else scale / unit)).sum()
+                              / w.sum()))
+        sigmas[h].append(float((w * sigma).sum() / w.sum()))
+    class_score = {h: float(np.logaddexp.reduce(v)) for h, v in scores.items()}
+    best = max(class_score, key=class_score.__getitem__)
+    top = max(class_score.values())
+    norm = sum(np.exp(v - top) for v in class_score.values())
+    posterior = {h: float(np.exp(v - top) / norm) for h, v in class_score.items()}
+    share = np.exp(np.array(scores[best]) - max(scores[best]))
+    share /= share.sum()
+    best_host = float(share @ np.array(hosts[best]))
+    best_sigma = float(share @ np.array(sigmas[best]))
+    return LadderReading(median_class=best, host_level=best_host, posterior=posterior,
+                         sigma=best_sigma)
+
+
+def read_image_ladder(prepared: PreparedImage, lattice: Lattice, material: str | Material,
+                      substituents: str | tuple[str, ...] | list[str] | None = None
+                      ) -> LadderReading:
+    """:func:`read_ladder` of a prepared image's chalcogen columns (levels as the tiles show
+    them)."""
+    lv = prepared.levels
+    scale = max(lv.chalcogen - lv.background, 1e-12)
+    chalc = (site_values(prepared.smoothed, lattice.chalcogen_sites_px) - lv.background) / scale
+    return read_ladder(chalc, (lv.metal - lv.background) / scale, material, substituents)
+
+
+def uses_host_units(detector_card: dict) -> bool:
+    """Whether a card's ``detector`` section reads tiles in host units (``"unit": "host"``;
+    models without the key read them in chalcogen units)."""
+    return detector_card.get("unit") == HOST_UNITS
+
+
+def to_host_units(tiles: np.ndarray, context: np.ndarray | None, host_level: float | np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Tiles and context of an image (or ``(N,)`` images) in chalcogen units re-expressed in
+    host units: the tiles divided by the host column's level, every context value (a log of a
+    level over the chalcogen unit, :func:`~.normalize.image_context`) less its log."""
+    h = np.asarray(host_level, np.float32)
+    per_image = h.reshape(-1, 1) if h.ndim else h
+    tiles = np.asarray(tiles, np.float32) / (per_image[..., None] if h.ndim else h)
+    if context is not None:
+        context = np.asarray(context, np.float32) - np.log(per_image)
+    return tiles, context
+
+
+__all__ = ["HOST_UNITS", "LadderReading", "hypotheses", "ladder_physics", "read_image_ladder", "read_ladder",
+           "to_host_units", "uses_host_units"]

@@ -1,0 +1,82 @@
+"""Reading the Z-contrast ladder: which rung the median chalcogen column is on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_atomdefect.core.cells.ladder import (
+    LadderReading,
+    ladder_physics,
+    read_image_ladder,
+    read_ladder,
+    to_host_units,
+    uses_host_units,
+)
+from napari_atomdefect.core.cells.normalize import prepare_image
+from napari_atomdefect.core.lattice.lattice import find_lattice
+from napari_atomdefect.core.materials.materials import get_material
+from napari_atomdefect.core.simulate.image import MicroscopeParams, column_weight, simulate_image
+
+
+def _levels(material: str, subs: tuple[str, ...], counts: dict[str, int], draw: int,
+            sigma: float, seed: int = 0) -> tuple[np.ndarray, float, float]:
+    """Column levels in chalcogen units (median 1) of one microscope of the ladder physics;
+    returns the levels, the metal level and the true host level."""
+    names, rungs, metal = ladder_physics(material, subs)
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([rng.normal(rungs[draw, names.index(c)], sigma, n)
+                        for c, n in counts.items()])
+    med = float(np.median(x))
+    return x / med, float(metal[draw]) / med, 1.0 / med
+
+
+@pytest.mark.parametrize("counts, expected", [
+    ({"chalcogen": 300, "Te_Se": 60, "Te2_Se2": 6, "V_Se": 8}, "chalcogen"),
+    ({"chalcogen": 90, "Te_Se": 180, "Te2_Se2": 90, "V_Se": 8}, "Te_Se"),
+    ({"chalcogen": 5, "Te_Se": 40, "Te2_Se2": 300, "V_Se": 4}, "Te2_Se2"),
+    ({"chalcogen": 60, "S_Se": 200, "S2_Se2": 100}, "S_Se"),
+])
+def test_read_ladder_finds_the_median_rung(counts, expected):
+    subs = ("S", "Te")
+    for draw in (3, 17, 40):
+        x, metal, host = _levels("WSe2", subs, counts, draw, sigma=0.04, seed=draw)
+        reading = read_ladder(x, metal, "WSe2", subs)
+        assert reading.median_class == expected, (draw, reading)
+        assert reading.host_level == pytest.approx(host, rel=0.08)
+        assert reading.confidence > 0.9
+
+
+def test_read_ladder_without_alloying_substituent_is_the_host():
+    x = np.random.default_rng(0).normal(1.0, 0.05, 200)
+    assert read_ladder(x, 4.0, "MoS2", ("O",)) == LadderReading()
+    assert read_ladder(x[:5], 4.0, "WS2", ("Se",)).host_level == 1.0  # too few columns to read
+
+
+def test_read_image_ladder_on_a_simulated_alloy():
+    mat = get_material("WSe2")
+    params = MicroscopeParams.random(np.random.default_rng(5), mat, dose_e_per_A2=5e5,
+                                     column_scatter=0.02)
+    c = 0.55  # Te per chalcogen atom: the median column holds one Te beside one Se
+    sim = simulate_image(mat, 256, 0.014, params=params, seed=3, substituents="Te",
+                         defect_fractions={"V_X": 0.03, "Te_Se": 2 * c * (1 - c),
+                                           "Te2_Se2": c * c})
+    lattice = find_lattice(sim.image, mat, 0.014)
+    reading = read_image_ladder(prepare_image(sim.image, lattice), lattice, mat, ("Te",))
+    assert reading.median_class == "Te_Se"
+    chalc = sim.sites[sim.sites.sublattice == "chalcogen"]["class"]
+    weights = np.array([column_weight(k, "chalcogen", params, mat) for k in chalc])
+    true_host = column_weight("chalcogen", "chalcogen", params, mat) / np.median(weights)
+    assert reading.host_level == pytest.approx(true_host, rel=0.08)
+
+
+def test_to_host_units_scales_tiles_and_shifts_context():
+    tiles = np.ones((2, 4, 4), np.float32)
+    context = np.array([[0.5, 0.0, 0.3], [0.5, 0.0, 0.3]], np.float32)
+    t, c = to_host_units(tiles, context, np.array([0.5, 2.0]))
+    assert t[0].max() == pytest.approx(2.0) and t[1].max() == pytest.approx(0.5)
+    assert c[0] == pytest.approx(context[0] - np.log(0.5))
+    assert c[1] == pytest.approx(context[1] - np.log(2.0))
+    t, c = to_host_units(np.ones((3, 3)), context[0], 2.0)  # one image
+    assert t.max() == pytest.approx(0.5) and c == pytest.approx(context[0] - np.log(2.0))
+    assert uses_host_units({"unit": "host"}) and not uses_host_units({})
