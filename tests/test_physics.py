@@ -169,18 +169,3 @@ def test_singly_substituted_column_has_two_levels():
     w_s = 16.0**1.7
     assert np.isclose(levels.mean(), mean)
     assert np.isclose((levels[1] - w_s) / (levels[0] - w_s), 1.1 / 0.9)
-
-
-def test_even_contrast_draws_cover_the_ends_of_the_range():
-    """Training microscopes spread over the metal/chalcogen contrast: the low end (WSe2 whose Se2
-    columns outshine W) is drawn several times as often as by the usual draws."""
-    from napari_atomdefect.core.materials.physics import _log_contrast, even_contrast_physics
-
-    mat = get_material("WSe2")
-    rng = np.random.default_rng(1)
-    usual = np.array([_log_contrast(mat, random_column_physics(mat, rng)) for _ in range(1500)])
-    draw = even_contrast_physics(mat)
-    even = np.array([_log_contrast(mat, draw(rng)) for _ in range(1500)])
-    low = np.quantile(usual, 0.05)
-    assert np.mean(even < low) > 2 * np.mean(usual < low)
-    assert abs(np.median(even) - np.median(usual)) < 0.3

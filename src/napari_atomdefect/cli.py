@@ -408,7 +408,6 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
                                            args.steps, args.batch_size, args.seed, args.device,
                                            args.translated_fraction, init_net=init_net,
                                            init_classes=init_classes,
-                                           even_contrast=args.even_contrast,
                                            host_units=args.host_units), _print_training)
     out = _model_out(args.name, args.out)
     card = new_card(out.name, material)
@@ -595,9 +594,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--translated-fraction", type=float, default=0.5)
     p.add_argument("--init", default=None, help="start from this model's detector (another "
                    "material's too: its last layer is remade for this material's classes)")
-    p.add_argument("--even-contrast", action="store_true",
-                   help="spread the training microscopes evenly over the metal/chalcogen "
-                        "contrast (the ends of its range are otherwise rare)")
     p.add_argument("--host-units", action="store_true",
                    help="the detector reads tiles in host units (a host chalcogen column is 1, "
                         "read from the image's Z-contrast ladder) instead of chalcogen units "

@@ -49,8 +49,6 @@ The ranges are module constants so that new measurements change one line.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from .columns import supported_substituents
@@ -268,49 +266,3 @@ def random_column_physics(material: Material, rng: np.random.Generator) -> dict:
         "detector": {"kv": kv, "inner_mrad": inner, "outer_mrad": outer},
         "thermal_damping": damping,
     }
-
-
-def _log_contrast(material: Material, phys: dict) -> float:
-    """``log`` of the metal over host-chalcogen column weight of one :func:`random_column_physics`
-    draw."""
-    w = phys["element_weights"]
-    return float(np.log(w[material.metal] / (w[material.chalcogen]
-                                             * (1.0 + phys["second_atom_factor"]))))
-
-
-def even_contrast_physics(material: Material, n_reference: int = 4000,
-                          bins: int = 16) -> Callable[[np.random.Generator], dict]:
-    """A drawer of :func:`random_column_physics` results whose metal/chalcogen contrast is spread
-    evenly (uniform in its log over the central 99 % of the usual draws) instead of peaking.
-
-    The usual draws put few microscopes at the ends of the contrast range (e.g. WSe2 at rest at
-    small angles, where the Se2 columns outshine W: ~5 % of the draws); a detector trained on
-    them reads an image there as an alloy of the usual contrast. Rejection sampling against the
-    histogram of ``n_reference`` draws (seed 0) flattens the distribution; the other physics of
-    each draw is unchanged.
-
-    Returns
-    -------
-    callable
-        ``rng -> dict`` of :class:`~..simulate.image.MicroscopeParams` keywords (the column
-        physics: ``element_weights``, ``light_ratio``, ``second_atom_factor``, order asymmetries).
-    """
-    ref_rng = np.random.default_rng(0)
-    ref = np.array([_log_contrast(material, random_column_physics(material, ref_rng))
-                    for _ in range(n_reference)])
-    lo, hi = np.quantile(ref, [0.005, 0.995])
-    hist, _ = np.histogram(np.clip(ref, lo, hi), bins=bins, range=(lo, hi))
-    # Every bin brought down to the lower quartile of the bin counts (the sparse ends kept whole).
-    accept = np.minimum(1.0, np.percentile(hist, 25) / np.maximum(hist, 1))
-
-    def draw(rng: np.random.Generator) -> dict:
-        for _ in range(1000):
-            phys = random_column_physics(material, rng)
-            x = float(np.clip(_log_contrast(material, phys), lo, hi))
-            k = min(int((x - lo) / (hi - lo) * bins), bins - 1)
-            if rng.random() < accept[k]:
-                break
-        return {key: phys[key] for key in ("element_weights", "light_ratio", "second_atom_factor",
-                                           "heavy_order_asymmetry", "light_order_asymmetry")}
-
-    return draw

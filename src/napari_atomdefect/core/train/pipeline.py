@@ -251,16 +251,12 @@ def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_imag
                        translated_fraction: float = 0.5,
                        init_net: UNet | None = None,
                        init_classes: tuple[str, ...] | None = None,
-                       even_contrast: bool = False,
                        host_units: bool = False) -> Iterator[dict]:
     """Generate stage-2 data (translated + direct simulated cells) and train the U-Net.
 
     ``host_units``: the detector reads tiles in host units, a host chalcogen column 1 whatever
     the composition (:mod:`..cells.ladder`; the card says ``"unit": "host"``); otherwise in
     chalcogen units, the median column 1.
-
-    ``even_contrast`` spreads the training microscopes evenly over the metal/chalcogen contrast
-    (:func:`~..materials.physics.even_contrast_physics`); validation images keep the usual draws.
 
     The detector learns every class of ``material`` (all supported substituents). ``init_net``
     (with its defect classes ``init_classes``, default the same) starts the training; when its
@@ -287,24 +283,18 @@ def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_imag
     spec = TileSpec(**noise_model_info.card["noise"]["tile"]) if noise_model_info else TileSpec()
     det_spec = DETECTOR_TILE
     dev, dev_text = select_device(device)
-    physics = None
-    if even_contrast:
-        from ..materials.materials import get_material
-        from ..materials.physics import even_contrast_physics
-
-        physics = even_contrast_physics(get_material(material))
     n_trans = int(round(n_images * translated_fraction)) if noise_model_info else 0
     parts = []
     if n_trans:
         gen_ab, _ = load_noise_generators(noise_model_info, dev)
         yield {"stage": "data", "message": f"simulating {n_trans} images for translation"}
-        ideal = simulated_cells(n_trans, seed, material, spec, ideal=True, overrides=physics,
+        ideal = simulated_cells(n_trans, seed, material, spec, ideal=True,
                                 classes=classes)
         ideal.tiles = translate(gen_ab, ideal.tiles, dev)
         parts.append(ideal)
     yield {"stage": "data", "message": f"simulating {n_images - n_trans} realistic images"}
     parts.append(simulated_cells(n_images - n_trans, seed + 1, material, spec, ideal=False,
-                                 overrides=physics, classes=classes))
+                                 classes=classes))
     train = crop_cells(CellSet.concatenate(parts), spec, det_spec)
     val = crop_cells(simulated_cells(val_images, seed + 2, material, spec, ideal=False,
                                      classes=classes), spec, det_spec)
@@ -325,7 +315,6 @@ def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_imag
                          "elapsed_s": round(result["elapsed_s"], 1), "n_images": n_images,
                          "translated_images": n_trans, "n_cells": len(train),
                          "init_classes": list(init_classes) if init_classes else None,
-                         "even_contrast": even_contrast,
                          "noise_model": noise_model_info.name if noise_model_info else None},
             "metrics": {"validation_site_f1": result["metrics"],
                         "validation": f"{len(val)} cells of {val_images} held-out simulated images"}}
