@@ -172,6 +172,23 @@ def test_an_alloy_is_no_misfit_when_its_substituent_is_chosen():
     assert not counts_as_flagged("chalcogen", ())
 
 
+def test_a_te_alloy_spread_is_no_misfit_when_te_is_chosen():
+    """WSe2 with half its Se replaced by Te: the chalcogen columns spread over three rungs; with
+    Te chosen (alone) that is what the user expects, with vacancies only it is not."""
+    params = MicroscopeParams.random(np.random.default_rng(5), "WSe2", dose_e_per_A2=5e5)
+    c = 0.5
+    sim = simulate_image("WSe2", 320, 0.012, params=params, seed=5, substituents="Te",
+                         defect_fractions={"Te_Se": 2 * c * (1 - c), "Te2_Se2": c * c})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lattice = find_lattice(sim.image, "WSe2", pixel_size_nm=0.012)
+    spread = "Chalcogen columns vary far more"
+    vacancies = assess_fit(sim.image, lattice, "WSe2", substituents=())
+    assert any(m.startswith(spread) for m in vacancies.messages), vacancies.messages
+    with_te = assess_fit(sim.image, lattice, "WSe2", substituents=("Te",))
+    assert not any(m.startswith(spread) for m in with_te.messages), with_te.messages
+
+
 def test_uniform_substitution_message_only_for_uniform_images():
     from napari_atomdefect.core.detect.image_fit import uniform_substitution_message
 

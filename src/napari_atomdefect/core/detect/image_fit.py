@@ -29,6 +29,7 @@ import numpy as np
 
 from ..cells.normalize import intensity_levels, prepare_image, site_smoothed
 from ..lattice.lattice import Lattice
+from ..materials.columns import DOUBLE_SUBSTITUTION
 from ..materials.materials import MATERIALS, Material, get_material
 
 #: Per material, the metal/chalcogen contrast (1st, 50th, 99th percentile) and the excess
@@ -255,7 +256,7 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
         The substituents the run looks for. With the other chalcogen among them (Se in a sulfide,
         S in a selenide) an S/Se alloy is what the user expects: a contrast between the two hosts
         and a wide spread of chalcogen columns are then no misfit (the models are trained on
-        alloys).
+        alloys); with Te in a selenide a wide spread is expected too.
 
     Returns
     -------
@@ -305,7 +306,9 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
                         f"was trained on ({lo:.1f}–{hi:.1f}).")
     spread_max = TRAINING_RANGES[trained]["excess_spread"][0]
     excess = meas.excess_spread
-    if np.isfinite(excess) and excess > spread_max * SPREAD_TOLERANCE and not alloy_expected:
+    # Any alloying substituent chosen (S/Se, or Te in a selenide): a wide spread is expected.
+    any_alloy = alloy_expected or any(d in DOUBLE_SUBSTITUTION for d in substituents)
+    if np.isfinite(excess) and excess > spread_max * SPREAD_TOLERANCE and not any_alloy:
         messages.append(f"Chalcogen columns vary far more than in any training image (excess "
                         f"spread {excess:.1f}, training ≤ {spread_max:.1f}): an alloy, a "
                         "converted layer, contamination or another material; many columns will be "
