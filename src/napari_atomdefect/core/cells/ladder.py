@@ -44,7 +44,7 @@ from .normalize import PreparedImage, site_values
 #: ``detector.unit`` of a model card whose detector reads tiles in host units.
 HOST_UNITS = "host"
 #: Microscopes drawn (seed 0) to span the physics of the rungs.
-N_MICROSCOPES = 96
+N_MICROSCOPES = 256
 #: Prior probability that the median chalcogen column is a host column; the rest is shared by
 #: the alloy hypotheses.
 HOST_PRIOR = 0.6
@@ -54,12 +54,26 @@ METAL_LOG_SIGMA = 0.12
 #: Histogram of the levels: range (chalcogen units) and bin width.
 LEVEL_RANGE: tuple[float, float] = (-0.5, 4.0)
 LEVEL_BIN = 0.02
-#: Smallest and largest column-level spread the fit may take (chalcogen units).
+#: Level below which a column's noise no longer falls with its level (read noise, background).
+LOW_LEVEL = 0.2
+#: Smallest and largest spread of a column at the median level the fit may take.
 SIGMA_RANGE: tuple[float, float] = (0.02, 0.35)
 #: Largest share of the chalcogen columns a vacancy class may take in the fit (a layer with more
 #: missing than substituted chalcogen is rare; without the cap a Se-rich MoS2 alloy reads as
 #: pristine MoS2 with a quarter of its columns missing one atom).
 MAX_VACANCY_SHARE = 0.15
+#: Largest share of the chalcogen columns the singly substituted class may take in the fit: a
+#: random alloy has at most half its columns mixed (binomial, at half substitution); a layer
+#: whose columns are nearly all mixed is ordered (Janus), which this reading does not assume —
+#: without the cap one broad host rung reads as the mixed rung of an unusual microscope.
+MAX_MIXED_SHARE = 0.75
+#: Weight of the random-alloy deviance in a hypothesis' score (:class:`_AlloyPairs`): atoms
+#: substituted independently put host, mixed and doubly substituted columns in binomial
+#: proportions, which tells readings apart that the rung spacings cannot (a WSe2 + Te image's
+#: Te_Se/Se2 ratio can equal Se2/S_Se); tempered, since ordered layers (Janus, domains) exist.
+ALLOY_DEVIANCE_WEIGHT = 0.1
+#: Largest share of the flat outlier term (columns on no rung: contamination, misplaced sites).
+MAX_OUTLIER_SHARE = 0.05
 #: How far the hypothesised median rung may sit from the median column (a factor).
 SCALE_RANGE: tuple[float, float] = (0.9, 1.1)
 EM_ITERATIONS = 20
@@ -115,18 +129,22 @@ class _Side:
 
 @lru_cache(maxsize=32)
 def ladder_physics(material_name: str, substituents: tuple[str, ...]
-                   ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+                   ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
     """Rungs of :data:`N_MICROSCOPES` random microscopes (seed 0).
 
     Returns
     -------
     names : tuple of str
         Class of each rung: ``"chalcogen"`` (the host column) first, then every chalcogen-site
-        class of ``material`` with ``substituents``; a column of one substituent beside one host
-        atom has two rungs (the substituent on the entrance or the exit side,
-        :func:`~..materials.physics.order_asymmetry`).
+        class of ``material`` with ``substituents``.
     rungs : ndarray
-        ``(N_MICROSCOPES, len(names))`` column weights over the host column's.
+        ``(N_MICROSCOPES, len(names))`` column weights over the host column's (a column of one
+        substituent beside one host atom: the mean of its two orders).
+    split : ndarray
+        ``(N_MICROSCOPES, len(names))`` half the difference between the two orders of such a
+        column (the substituent on the entrance or the exit side,
+        :func:`~..materials.physics.order_asymmetry`), 0 for the others: the rung is that much
+        wider.
     metal : ndarray
         ``(N_MICROSCOPES,)`` metal column weight over the host column's.
     """
@@ -134,43 +152,84 @@ def ladder_physics(material_name: str, substituents: tuple[str, ...]
     from ..simulate.image import MicroscopeParams, column_weight
 
     mat = get_material(material_name)
-    classes = [c for c in column_classes(mat, substituents) if c.site == "chalcogen"]
-    entries: list[tuple[str, _Side | None]] = [("chalcogen", None)]
-    for c in classes:
-        mixed = len({a for a in c.atoms if a is not None}) == 2
-        entries += [(c.name, _Side(0.9)), (c.name, _Side(0.1))] if mixed else [(c.name, None)]
+    names = ("chalcogen",) + tuple(c.name for c in column_classes(mat, substituents)
+                                   if c.site == "chalcogen")
     rng = np.random.default_rng(0)
-    rungs, metal = [], []
+    rungs, split, metal = [], [], []
     for _ in range(N_MICROSCOPES):
         phys = random_column_physics(mat, rng)
         params = MicroscopeParams(**{k: v for k, v in phys.items()
                                      if k not in ("detector", "thermal_damping")})
         host = column_weight("chalcogen", "chalcogen", params, mat)
-        rungs.append([column_weight(n, "chalcogen", params, mat, side) / host  # type: ignore[arg-type]
-                      for n, side in entries])
+        sides = np.array([[column_weight(n, "chalcogen", params, mat, _Side(v))  # type: ignore[arg-type]
+                           for v in (0.9, 0.1)] for n in names]) / host
+        rungs.append(sides.mean(1))
+        split.append(np.abs(sides[:, 0] - sides[:, 1]) / 2)
         metal.append(column_weight("metal", "metal", params, mat) / host)
-    return tuple(n for n, _ in entries), np.array(rungs), np.array(metal)
+    return names, np.array(rungs), np.array(split), np.array(metal)
 
 
 def hypotheses(material: Material, substituents: tuple[str, ...]) -> tuple[str, ...]:
-    """Classes the median chalcogen column may be: the host column, and the singly and doubly
-    substituted columns of each alloying substituent."""
+    """Classes the median chalcogen column may be: the host column; one substituent beside a
+    host atom, for each alloying substituent; two, for the other of S and Se only (an S/Se layer
+    converted past half; a selenide whose median column holds two Te is a telluride, which no
+    model covers)."""
     x = material.chalcogen
+    partner = "Se" if x == "S" else "S"
     alloying = [d for d in substituents if d in DOUBLE_SUBSTITUTION]
-    return ("chalcogen",) + tuple(n for d in alloying for n in (f"{d}_{x}", f"{d}2_{x}2"))
+    return ("chalcogen",) + tuple(f"{d}_{x}" for d in alloying) + tuple(
+        f"{d}2_{x}2" for d in alloying if d == partner)
 
 
-def _fit_mixture(counts: np.ndarray, centres: np.ndarray, rungs: np.ndarray, groups: np.ndarray,
+class _AlloyPairs:
+    """Indices of the host, ``D_X`` and ``D2_X2`` rungs of each alloying substituent, and how
+    far fitted column counts are from a random alloy."""
+
+    def __init__(self, names: tuple[str, ...], x: str, substituents: tuple[str, ...]) -> None:
+        self.triples = [(names.index("chalcogen"), names.index(f"{d}_{x}"),
+                         names.index(f"{d}2_{x}2")) for d in substituents
+                        if d in DOUBLE_SUBSTITUTION and f"{d}2_{x}2" in names]
+
+    def deviance(self, n_c: np.ndarray) -> np.ndarray:
+        """``(M,)`` binomial deviance of the ``(M, C)`` counts: for each substituent, the host,
+        singly and doubly substituted columns against ``(1-c)², 2c(1-c), c²`` at the best
+        ``c`` (atoms substituted independently), summed."""
+        out = np.zeros(len(n_c))
+        for trio in self.triples:
+            n = np.maximum(n_c[:, list(trio)], 0.0) + 0.5  # (M, 3), a half column of slack each
+            total = n.sum(1, keepdims=True)
+            c = ((n[:, 1] + 2 * n[:, 2]) / (2 * total[:, 0]))[:, None]
+            p = np.concatenate([(1 - c) ** 2, 2 * c * (1 - c), c**2], axis=1)
+            out += 2 * (n * np.log(n / (total * p))).sum(1)
+        return out
+
+
+def _capped(weights: np.ndarray, caps: np.ndarray) -> np.ndarray:
+    """Rows of mixture ``weights`` (summing to 1) with no component above its cap: the excess
+    goes to the components below their caps, in proportion."""
+    w = weights / weights.sum(1, keepdims=True)
+    for _ in range(len(caps)):
+        over = w > caps
+        if not over.any():
+            break
+        w = np.where(over, caps, w)
+        free = np.where(over, 0.0, w)
+        room = 1.0 - np.where(over, caps, 0.0).sum(1, keepdims=True)
+        w = np.where(over, caps, free * room / np.maximum(free.sum(1, keepdims=True), 1e-12))
+    return w
+
+
+def _fit_mixture(counts: np.ndarray, centres: np.ndarray, rungs: np.ndarray, split: np.ndarray,
                  caps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
                                             np.ndarray]:
     """EM of a mixture of Gaussians at ``scale * rungs`` on binned data, plus a flat outlier
     component.
 
-    Each row of ``rungs`` ``(M, C)`` is one microscope's ladder; per row the fit takes one
-    spread and one scale within :data:`SCALE_RANGE` (the median column sits anywhere in its
-    rung's spread, or between two rungs), and components with the same ``groups`` label (the two
-    sides of a mixed column) hold equal shares and no component more than its ``caps`` share
-    (vacancies are a minority).
+    Each row of ``rungs`` ``(M, C)`` is one microscope's ladder; a rung's variance is the
+    common spread squared times its level (shot noise), plus its ``split`` squared (the two
+    orders of a mixed column); per row the fit takes one spread and one scale
+    within :data:`SCALE_RANGE` (the median column sits anywhere in its rung's spread, or between
+    two rungs), and no component more than its ``caps`` share (vacancies are a minority).
 
     Returns
     -------
@@ -182,17 +241,19 @@ def _fit_mixture(counts: np.ndarray, centres: np.ndarray, rungs: np.ndarray, gro
     lo, hi = LEVEL_RANGE
     n_total = counts.sum()
     m, c = rungs.shape
-    tie = (groups[:, None] == groups[None, :]).astype(float)
-    tie /= tie.sum(1, keepdims=True)  # averages over a component's group
     weights = np.full((m, c + 1), 1.0 / (c + 1))
     sigma = np.full(m, 0.06)
     scale = np.ones(m)
     flat = np.full(len(centres), 1.0 / (hi - lo))
+    all_caps = np.append(caps, MAX_OUTLIER_SHARE)
     for it in range(EM_ITERATIONS + 1):
         means = scale[:, None] * rungs
+        extra = (scale[:, None] * split) ** 2  # (M, C)
+        # Shot noise: a column's variance grows with its level (sigma is the host column's).
+        level = np.maximum(means, LOW_LEVEL)
+        var = sigma[:, None] ** 2 * level + extra
         d2 = (centres[None, None, :] - means[:, :, None]) ** 2  # (M, C, B)
-        dens = np.exp(-0.5 * d2 / sigma[:, None, None] ** 2) / (np.sqrt(2 * np.pi)
-                                                                * sigma[:, None, None])
+        dens = np.exp(-0.5 * d2 / var[:, :, None]) / np.sqrt(2 * np.pi * var[:, :, None])
         comp = np.concatenate([weights[:, :c, None] * dens,
                                (weights[:, c, None] * flat[None, :])[:, None, :]], axis=1)
         total = comp.sum(1) + 1e-300  # (M, B)
@@ -201,16 +262,17 @@ def _fit_mixture(counts: np.ndarray, centres: np.ndarray, rungs: np.ndarray, gro
         n_k = resp.sum(2)
         if it == EM_ITERATIONS:
             break
-        weights = (n_k + 0.1) / (n_total + 0.1 * (c + 1))
-        weights[:, :c] = np.minimum(weights[:, :c] @ tie, caps)
-        weights[:, c] = np.minimum(weights[:, c], 0.05)
-        weights /= weights.sum(1, keepdims=True)
+        weights = _capped((n_k + 0.1) / (n_total + 0.1 * (c + 1)), all_caps)
         r = resp[:, :c, :]
         scale = np.clip((r * centres * rungs[:, :, None]).sum((1, 2))
                         / np.maximum((r * rungs[:, :, None] ** 2).sum((1, 2)), 1e-12),
                         *SCALE_RANGE)
-        var = (r * d2).sum((1, 2)) / np.maximum(n_k[:, :c].sum(1), 1e-9)
-        sigma = np.clip(np.sqrt(var), *SIGMA_RANGE)
+        # The common spread from the rungs of one column order only (a mixed column's split
+        # is the simulator's, not measured: it must not drive the others' spread).
+        plain = (split == 0)[:, :, None] * r
+        common = ((plain * d2 / level[:, :, None]).sum((1, 2))
+                  / np.maximum(plain.sum((1, 2)), 1e-9))
+        sigma = np.clip(np.sqrt(np.maximum(common, 0.0)), *SIGMA_RANGE)
     n_c = n_k[:, :c]
     mean_c = (resp[:, :c, :] * centres).sum(2) / np.maximum(n_c, 1e-9)
     return loglik, sigma, scale, n_c, mean_c
@@ -245,7 +307,7 @@ def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str 
     x = x[np.isfinite(x)]
     if len(hyps) == 1 or len(x) < 20 or not np.isfinite(metal_level) or metal_level <= 0:
         return LadderReading()
-    names, rungs, metal = ladder_physics(mat.name, subs)
+    names, rungs, split, metal = ladder_physics(mat.name, subs)
     lo, hi = LEVEL_RANGE
     edges = np.arange(lo, hi + LEVEL_BIN / 2, LEVEL_BIN)
     counts, _ = np.histogram(np.clip(x, lo, hi - 1e-9), edges)
@@ -253,8 +315,10 @@ def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str 
     centres, counts = centres[counts > 0], counts[counts > 0]  # empty bins add nothing
     n_draws = len(rungs)
     host = names.index("chalcogen")
-    groups = np.array([names.index(n) for n in names])
-    caps = np.array([MAX_VACANCY_SHARE if n.startswith("V_") else 1.0 for n in names])
+    kinds = {c.name: c.kind for c in column_classes(mat, subs)}
+    pairs = _AlloyPairs(names, mat.chalcogen, subs)
+    caps = np.array([{"V_X": MAX_VACANCY_SHARE, "V_X2": MAX_VACANCY_SHARE,
+                      "D_X": MAX_MIXED_SHARE}.get(kinds.get(n, ""), 1.0) for n in names])
     scores: dict[str, list[float]] = {h: [] for h in hyps}
     hosts: dict[str, list[float]] = {h: [] for h in hyps}
     sigmas: dict[str, list[float]] = {h: [] for h in hyps}
@@ -263,11 +327,12 @@ def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str 
             continue
         unit = rungs[:, k]  # the median rung in host units, per microscope
         loglik, sigma, scale, n_c, mean_c = _fit_mixture(counts.astype(float), centres,
-                                                         rungs / unit[:, None], groups, caps)
+                                                         rungs / unit[:, None],
+                                                         split / unit[:, None], caps)
         metal_term = (-0.5 * ((np.log(metal_level) - np.log(scale * metal / unit))
                               / METAL_LOG_SIGMA) ** 2
                       - np.log(METAL_LOG_SIGMA * np.sqrt(2 * np.pi)))
-        total = loglik + metal_term
+        total = loglik + metal_term - ALLOY_DEVIANCE_WEIGHT * pairs.deviance(n_c)
         top = total.max()
         w = np.exp(total - top)
         prior = HOST_PRIOR if h == "chalcogen" else (1 - HOST_PRIOR) / (len(hyps) - 1)

@@ -489,13 +489,19 @@ def _choose_defects(n_metal: int, n_chalc: int, classes: tuple[ColumnClass, ...]
 #: contrast, and their calibration must not learn that substitutions are rare.
 ALLOY_PROBABILITY = 0.35
 ALLOY_FRACTION_RANGE = (0.1, 1.0)
+#: Per-atom fraction range of an alloying substituent that is not the host's S/Se partner (Te
+#: in a selenide): past half, the layer is a telluride, which is analysed as no selenide (its
+#: lattice constant is 7 % larger) and whose median column the ladder reading does not consider
+#: (:func:`~..cells.ladder.hypotheses`).
+OTHER_ALLOY_FRACTION_RANGE = (0.1, 0.5)
 
 
 def alloy_fractions(material: Material, substituents: tuple[str, ...],
                     rng: np.random.Generator, base: dict[str, float],
                     probability: float = ALLOY_PROBABILITY) -> dict[str, float]:
     """Defect fractions of one image: ``base`` (per kind or class), or with ``probability`` a
-    random alloy of one substituent ``D`` at per-atom fraction ``c``: columns ``D_X``
+    random alloy of one substituent ``D`` at per-atom fraction ``c`` (:data:`ALLOY_FRACTION_RANGE`
+    for the other of S and Se, :data:`OTHER_ALLOY_FRACTION_RANGE` for Te): columns ``D_X``
     ``2c(1-c)`` and ``D2_X2`` ``c²`` (binomial, atoms independent)."""
     from ..materials.columns import DOUBLE_SUBSTITUTION
 
@@ -503,8 +509,10 @@ def alloy_fractions(material: Material, substituents: tuple[str, ...],
     alloying = [d for d in substituents if d in DOUBLE_SUBSTITUTION]
     if alloying and rng.random() < probability:
         d = alloying[int(rng.integers(len(alloying)))]
-        c = float(rng.uniform(*ALLOY_FRACTION_RANGE))
         x = material.chalcogen
+        partner = "Se" if x == "S" else "S"
+        c = float(rng.uniform(*(ALLOY_FRACTION_RANGE if d == partner
+                                else OTHER_ALLOY_FRACTION_RANGE)))
         fractions[f"{d}_{x}"] = 2 * c * (1 - c)
         fractions[f"{d}2_{x}2"] = c * c
     return fractions
