@@ -198,15 +198,19 @@ def test_uniform_substitution_message_only_for_uniform_images():
     assert uniform_substitution_message(0, 0, 1.0, "Se_S", 2.8) is None
 
 
-def test_pristine_ws2_at_low_contrast_read_as_alloy_says_so():
-    """Held-out image 10 of ``benchmarks/bench_materials.py``: pristine WS2 (6 true Se_S) from a
-    microscope with a low W/S2 contrast (2.8); with Se chosen nearly every column is called Se_S."""
+def test_pristine_ws2_at_low_contrast_is_not_read_as_an_alloy():
+    """Held-out image 10 of ``benchmarks/bench_materials.py``: nearly pristine WS2 (6 true Se_S)
+    from a microscope with a low W/S2 contrast (2.8). Read against the median column only, such
+    a layer looked like an Se alloy (the round-3 detector called nearly every column Se_S and the
+    uniform-substitution sentence had to say so); its Z-contrast ladder says the median column is
+    a host column, and the host-unit detector calls what is there."""
     import importlib.util
     import sys
     import warnings
     from pathlib import Path
 
     from napari_atomdefect.core.detect.detect import detect
+    from napari_atomdefect.core.detect.evaluate import score
 
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_materials.py"
     spec = importlib.util.spec_from_file_location("bench_materials_fit", path)
@@ -217,10 +221,12 @@ def test_pristine_ws2_at_low_contrast_read_as_alloy_says_so():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         found = detect(item.image, item.pixel_size_nm, "WS2", substituents=["Se"])
-    texts = [str(w.message) for w in caught]
-    assert any("as uniform as a pristine layer" in t for t in texts), texts
-    assert any("as uniform as a pristine layer" in m for m in found.attrs["fit"]["messages"])
-    # A random alloy of the same host is not questioned.
+    assert found.attrs["ladder"]["median_class"] == "chalcogen"
+    assert (found["class"] == "Se_S").sum() <= 2 * (item.truth["class"] == "Se_S").sum()
+    f1 = score(found, item.truth, 0.08 / item.pixel_size_nm)["f1"]
+    assert f1["Se_S"] >= 0.8 and f1["V_S"] >= 0.7, f1.to_dict()
+    assert not any("as uniform as a pristine layer" in str(w.message) for w in caught)
+    # A random alloy of the same host is not questioned either.
     alloy = bench.heldout_image("WS2", 2, 320)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

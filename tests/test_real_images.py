@@ -115,11 +115,9 @@ def test_fully_converted_fit_check_proposes_wse2(shared_data):
         assert result["fit"].proposed == "WSe2", result["fit_messages"]
 
 
-@pytest.mark.xfail(strict=False, reason="ws2-default (fourth session of 2026-12-02) finds Se in 80 % "
-                   "of the columns (Se_S 50 %, Se2_S2 30 %, pristine 18 %; the third session's "
-                   "model 52 %); the W-relative levels say about 91 % hold Se "
-                   "(benchmarks/bench_real_composition.py)")
 def test_fully_converted_analysed_as_ws2_with_se_holds_se_nearly_everywhere(shared_data):
+    """The round-5 (host-unit) WS2 detector: Se in 91 % of the columns (Se_S 62 %, Se2_S2 28 %),
+    as the W-relative levels say (the round-3 detector: 80 %, xfail until the sixth session)."""
     model_with("WS2", "Se")
     for path in real_images(shared_data, "Fully_converted"):
         with_se = (chalcogen_fraction(path, "WS2", "Se", "Se_S")
