@@ -24,11 +24,15 @@ def _levels(material: str, subs: tuple[str, ...], counts: dict[str, int], draw: 
     """Column levels in chalcogen units (median 1) of one microscope of the ladder physics, with
     shot noise ``sigma`` at the host level; returns the levels, the metal level and the true host
     level."""
-    names, rungs, _, metal = ladder_physics(material, subs)
+    names, rungs, split, metal = ladder_physics(material, subs)
     rng = np.random.default_rng(seed)
-    level = {c: rungs[draw, names.index(c)] for c in counts}
-    x = np.concatenate([rng.normal(level[c], sigma * np.sqrt(max(level[c], 0.2)), n)
-                        for c, n in counts.items()])  # shot noise
+    parts = []
+    for c, n in counts.items():
+        k = names.index(c)
+        side = rng.choice([-1.0, 1.0], n) * split[draw, k]  # a mixed column's two orders
+        level = rungs[draw, k] + side
+        parts.append(rng.normal(level, sigma * np.sqrt(np.maximum(level, 0.2))))  # shot noise
+    x = np.concatenate(parts)
     med = float(np.median(x))
     return x / med, float(metal[draw]) / med, 1.0 / med
 

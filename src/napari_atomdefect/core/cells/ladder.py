@@ -34,6 +34,7 @@ import numpy as np
 from ..lattice.lattice import Lattice
 from ..materials.columns import (
     DOUBLE_SUBSTITUTION,
+    ColumnClass,
     column_classes,
     parse_substituents,
     supported_substituents,
@@ -58,10 +59,10 @@ LEVEL_BIN = 0.02
 LOW_LEVEL = 0.2
 #: Smallest and largest spread of a column at the median level the fit may take.
 SIGMA_RANGE: tuple[float, float] = (0.02, 0.35)
-#: Largest share of the chalcogen columns a vacancy class may take in the fit (a layer with more
-#: missing than substituted chalcogen is rare; without the cap a Se-rich MoS2 alloy reads as
-#: pristine MoS2 with a quarter of its columns missing one atom).
-MAX_VACANCY_SHARE = 0.15
+#: Largest share of the chalcogen columns a point-defect rung (a vacancy, or a substituent the
+#: user does not look for) may take in the fit: without the cap a cluster of substituted columns
+#: reads as a quarter of the columns missing one atom, or as the light substituent.
+MAX_DEFECT_SHARE = 0.15
 #: Largest share of the chalcogen columns the singly substituted class may take in the fit: a
 #: random alloy has at most half its columns mixed (binomial, at half substitution); a layer
 #: whose columns are nearly all mixed is ordered (Janus), which this reading does not assume —
@@ -204,6 +205,17 @@ class _AlloyPairs:
         return out
 
 
+def _share_cap(column: ColumnClass | None, chosen: tuple[str, ...]) -> float:
+    """Largest share of the chalcogen columns a rung may take in the fit: point defects (a
+    vacancy, a substituent not looked for) are a minority; a random alloy has at most half its
+    columns mixed (:data:`MAX_MIXED_SHARE`)."""
+    if column is None:  # the host column
+        return 1.0
+    if column.kind in ("V_X", "V_X2") or column.substituent not in chosen:
+        return MAX_DEFECT_SHARE
+    return MAX_MIXED_SHARE if column.kind == "D_X" else 1.0
+
+
 def _capped(weights: np.ndarray, caps: np.ndarray) -> np.ndarray:
     """Rows of mixture ``weights`` (summing to 1) with no component above its cap: the excess
     goes to the components below their caps, in proportion."""
@@ -291,8 +303,9 @@ def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str 
     material : str or Material
         The host material.
     substituents : str or sequence of str, optional
-        Substituents the image may hold (default: the material's defaults). Without an alloying
-        substituent (Se, S, Te) the median column is a host column.
+        Substituents the user looks for (default: the material's defaults): the median column
+        may hold them. Without an alloying substituent (Se, S, Te) it is a host column. The
+        material's light substituent (O, S) is always among the rungs fitted.
 
     Returns
     -------
@@ -307,7 +320,12 @@ def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str 
     x = x[np.isfinite(x)]
     if len(hyps) == 1 or len(x) < 20 or not np.isfinite(metal_level) or metal_level <= 0:
         return LadderReading()
-    names, rungs, split, metal = ladder_physics(mat.name, subs)
+    # The rungs: the chosen substituents' and the light one's (O in a sulfide, S in a
+    # selenide: a common point defect whether looked for or not, whose columns sit between a
+    # single host atom and the host column).
+    light = mat.light_substituent
+    rung_subs = tuple(d for d in supported_substituents(mat) if d in subs or d == light)
+    names, rungs, split, metal = ladder_physics(mat.name, rung_subs)
     lo, hi = LEVEL_RANGE
     edges = np.arange(lo, hi + LEVEL_BIN / 2, LEVEL_BIN)
     counts, _ = np.histogram(np.clip(x, lo, hi - 1e-9), edges)
@@ -315,10 +333,9 @@ def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str 
     centres, counts = centres[counts > 0], counts[counts > 0]  # empty bins add nothing
     n_draws = len(rungs)
     host = names.index("chalcogen")
-    kinds = {c.name: c.kind for c in column_classes(mat, subs)}
+    classes = {c.name: c for c in column_classes(mat, rung_subs)}
     pairs = _AlloyPairs(names, mat.chalcogen, subs)
-    caps = np.array([{"V_X": MAX_VACANCY_SHARE, "V_X2": MAX_VACANCY_SHARE,
-                      "D_X": MAX_MIXED_SHARE}.get(kinds.get(n, ""), 1.0) for n in names])
+    caps = np.array([_share_cap(classes.get(n), subs) for n in names])
     scores: dict[str, list[float]] = {h: [] for h in hyps}
     hosts: dict[str, list[float]] = {h: [] for h in hyps}
     sigmas: dict[str, list[float]] = {h: [] for h in hyps}
