@@ -189,6 +189,32 @@ def test_a_te_alloy_spread_is_no_misfit_when_te_is_chosen():
     assert not any(m.startswith(spread) for m in with_te.messages), with_te.messages
 
 
+def test_an_alloy_whose_median_column_is_substituted_fits_its_host():
+    """WS2 with 60 % of its S replaced by Se at a small-angle microscope: the median column holds
+    Se + S, so the metal/median contrast is a selenide's; the host columns, found on the ladder,
+    have WS2's contrast, and with Se chosen the image fits WS2."""
+    from napari_atomdefect.core.cells.ladder import read_image_ladder
+    from napari_atomdefect.core.cells.normalize import prepare_image
+
+    rng = np.random.default_rng(6)
+    params = MicroscopeParams.random(rng, "WS2", dose_e_per_A2=5e5)
+    c = 0.6
+    sim = simulate_image("WS2", 320, 0.012, params=params, seed=3, substituents="Se",
+                         defect_fractions={"Se_S": 2 * c * (1 - c), "Se2_S2": c * c})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lattice = find_lattice(sim.image, "WS2", pixel_size_nm=0.012)
+    reading = read_image_ladder(prepare_image(sim.image, lattice), lattice, "WS2", ("O", "Se"))
+    assert reading.median_class == "Se_S"
+    median_only = assess_fit(sim.image, lattice, "WS2", substituents=("O", "Se"))
+    with_host = assess_fit(sim.image, lattice, "WS2", substituents=("O", "Se"),
+                           host_level=reading.host_level)
+    assert not median_only.fits  # the median column's contrast is no sulfide's
+    assert with_host.fits, with_host.messages
+    ratio = median_only.measurements.metal_to_chalcogen
+    assert TRAINING_RANGES["WS2"]["metal_to_chalcogen"][0] < ratio / reading.host_level
+
+
 def test_uniform_substitution_message_only_for_uniform_images():
     from napari_atomdefect.core.detect.image_fit import uniform_substitution_message
 

@@ -132,15 +132,16 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         # attached to the result as ``attrs["messages"]``.
         lattice = find_lattice(arr, mat, pixel_size_nm=pixel_size_nm, calibration=calibration)
     prepared = prepare_image(arr, lattice)  # read once, by the fit check and the levels
+    ladder = read_image_ladder(prepared, lattice, mat, tuple(run.substituents))
     fit = assess_fit(prepared.flat, lattice, mat, model_material=card.get("material") or mat.name,
-                     smoothed=prepared.smoothed, substituents=tuple(run.substituents))
+                     smoothed=prepared.smoothed, substituents=tuple(run.substituents),
+                     host_level=1.0 if ladder.median_class == "chalcogen" else ladder.host_level)
     if not fit.fits:  # before the long part: a script learns it at once, the widget shows it
         warnings.warn(fit.summary, ModelFitWarning, stacklevel=2)
         yield {"step": "fit", "fraction": 0.02, "message": fit.summary, "fit": fit}
     levels = prepared.levels
     norm = prepared.normalised
     context = image_context(levels)
-    ladder = read_image_ladder(prepared, lattice, mat, tuple(run.substituents))
     del prepared  # the flattened image, its smoothing and the offset: not needed any more
     if uses_host_units(card["detector"]):
         norm, context = to_host_units(norm, context, ladder.host_level)

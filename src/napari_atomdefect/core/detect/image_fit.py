@@ -237,7 +237,7 @@ def alloying_partner(material: str | Material) -> str:
 def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
                model_material: str | None = None,
                smoothed: np.ndarray | None = None,
-               substituents: tuple[str, ...] = ()) -> FitReport:
+               substituents: tuple[str, ...] = (), host_level: float = 1.0) -> FitReport:
     """Compare what ``image`` shows with ``material`` and with the model's training range.
 
     Parameters
@@ -257,6 +257,12 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
         S in a selenide) an S/Se alloy is what the user expects: a contrast between the two hosts
         and a wide spread of chalcogen columns are then no misfit (the models are trained on
         alloys); with Te in a selenide a wide spread is expected too.
+    host_level : float
+        The host chalcogen column's level in chalcogen units, read off the image's Z-contrast
+        ladder (:func:`~..cells.ladder.read_image_ladder`; 1 when the median column is a host
+        column). The chosen material's contrast range is checked against the host column's
+        contrast, ``metal / host``: an alloy whose median column is substituted has the host's
+        contrast where its host columns are.
 
     Returns
     -------
@@ -270,6 +276,7 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
     trained = get_material(model_material or chosen).name
     meas = measure_image(image, lattice, smoothed)
     ratio = meas.metal_to_chalcogen
+    host_ratio = ratio / max(host_level, 1e-6)  # the host column's contrast
     candidates = rank_materials(ratio, MATERIALS[chosen].metal)
     messages = []
     if trained != chosen:
@@ -290,12 +297,15 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
         better = f"; {candidates[0]} fits better"
     else:
         better = ""
-    if _contrast_distance(ratio, chosen) > 0 and not (alloy_expected and alloy and not same_metal):
+    if (_contrast_distance(host_ratio, chosen) > 0
+            and not (alloy_expected and alloy and not same_metal)):
         c_lo, _, c_hi = TRAINING_RANGES[chosen]["metal_to_chalcogen"]
         what = (f"what the {trained} model was trained on" if trained == chosen
                 else f"what {chosen} shows")
-        messages.append(f"Metal/chalcogen contrast {ratio:.2f} is outside {what} "
+        messages.append(f"Metal/chalcogen contrast {host_ratio:.2f} is outside {what} "
                         f"({c_lo:.1f}–{c_hi:.1f}){better}.")
+    elif host_level != 1.0:
+        pass  # the host columns are where the chosen host puts them: an alloy of it
     elif (candidates and candidates[0] != chosen and MATERIALS[candidates[0]].metal == metal
           and chosen in candidates):
         # Inside both ranges (they overlap at their edges) but typical of the other host.
