@@ -172,16 +172,25 @@ def test_an_alloy_is_no_misfit_when_its_substituent_is_chosen():
     assert not counts_as_flagged("chalcogen", ())
 
 
+def _random_alloy(material: str, substituent: str, c: float, microscope_seed: int, seed: int):
+    """A random alloy (per-atom fraction ``c`` of ``substituent``) at a random microscope, 5e5
+    e/Å², 320 px of 0.012 nm, and its lattice."""
+    x = MATERIALS[material].chalcogen
+    params = MicroscopeParams.random(np.random.default_rng(microscope_seed), material,
+                                     dose_e_per_A2=5e5)
+    sim = simulate_image(material, 320, 0.012, params=params, seed=seed, substituents=substituent,
+                         defect_fractions={f"{substituent}_{x}": 2 * c * (1 - c),
+                                           f"{substituent}2_{x}2": c * c})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lattice = find_lattice(sim.image, material, pixel_size_nm=0.012)
+    return sim, lattice
+
+
 def test_a_te_alloy_spread_is_no_misfit_when_te_is_chosen():
     """WSe2 with half its Se replaced by Te: the chalcogen columns spread over three rungs; with
     Te chosen (alone) that is what the user expects, with vacancies only it is not."""
-    params = MicroscopeParams.random(np.random.default_rng(5), "WSe2", dose_e_per_A2=5e5)
-    c = 0.5
-    sim = simulate_image("WSe2", 320, 0.012, params=params, seed=5, substituents="Te",
-                         defect_fractions={"Te_Se": 2 * c * (1 - c), "Te2_Se2": c * c})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        lattice = find_lattice(sim.image, "WSe2", pixel_size_nm=0.012)
+    sim, lattice = _random_alloy("WSe2", "Te", 0.5, microscope_seed=5, seed=5)
     spread = "Chalcogen columns vary far more"
     vacancies = assess_fit(sim.image, lattice, "WSe2", substituents=())
     assert any(m.startswith(spread) for m in vacancies.messages), vacancies.messages
@@ -196,14 +205,7 @@ def test_an_alloy_whose_median_column_is_substituted_fits_its_host():
     from napari_atomdefect.core.cells.ladder import read_image_ladder
     from napari_atomdefect.core.cells.normalize import prepare_image
 
-    rng = np.random.default_rng(6)
-    params = MicroscopeParams.random(rng, "WS2", dose_e_per_A2=5e5)
-    c = 0.6
-    sim = simulate_image("WS2", 320, 0.012, params=params, seed=3, substituents="Se",
-                         defect_fractions={"Se_S": 2 * c * (1 - c), "Se2_S2": c * c})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        lattice = find_lattice(sim.image, "WS2", pixel_size_nm=0.012)
+    sim, lattice = _random_alloy("WS2", "Se", 0.6, microscope_seed=6, seed=3)
     reading = read_image_ladder(prepare_image(sim.image, lattice), lattice, "WS2", ("O", "Se"))
     assert reading.median_class == "Se_S"
     median_only = assess_fit(sim.image, lattice, "WS2", substituents=("O", "Se"))
