@@ -12,12 +12,13 @@ The ladder itself tells. Every image's chalcogen columns sit on rungs whose spac
 the elements (vacancy 0, one host atom, the host column, one substituent beside a host atom, two
 substituents), up to the column coherence and the detector angles. :func:`read_ladder` fits the
 histogram of the chalcogen-column levels with the rungs of each hypothesis (the median column is
-the host, or ``D_X``, or ``D2_X2`` for each chosen alloying substituent ``D``) over a fixed set of
-random microscopes drawn exactly as the training simulator draws them
-(:func:`~..materials.physics.random_column_physics`), weighs in the metal column's level (which
-an alloy does not change) against what each microscope predicts, and returns the host column's
-level in chalcogen units. Detectors trained in *host units* (:func:`to_host_units`) read tiles
-where a host column is 1 whatever the composition.
+the host, or ``D_X`` for each chosen alloying substituent ``D``, or ``D2_X2`` for the S/Se
+partner) over a fixed set of random microscopes drawn exactly as the training simulator draws
+them (:func:`~..materials.physics.random_column_physics`), weighs in the metal column's level
+(which an alloy does not change) against what each microscope predicts and how far the fitted
+populations are from a random alloy's, and returns the host column's level in chalcogen units.
+Detectors trained in *host units* (:func:`to_host_units`) read tiles where a host column is 1
+whatever the composition.
 
 The levels are peak values smoothed over a few pixels, and measured levels of simulated images
 follow the column weights within a few per cent (the probe tails cancel in the ratios after the
@@ -336,13 +337,11 @@ def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str 
     classes = {c.name: c for c in column_classes(mat, rung_subs)}
     pairs = _AlloyPairs(names, mat.chalcogen, subs)
     caps = np.array([_share_cap(classes.get(n), subs) for n in names])
-    scores: dict[str, list[float]] = {h: [] for h in hyps}
-    hosts: dict[str, list[float]] = {h: [] for h in hyps}
-    sigmas: dict[str, list[float]] = {h: [] for h in hyps}
-    for k, h in enumerate(names):  # every rung the median column may be on
-        if h not in hyps:
-            continue
-        unit = rungs[:, k]  # the median rung in host units, per microscope
+    scores: dict[str, float] = {}
+    hosts: dict[str, float] = {}
+    sigmas: dict[str, float] = {}
+    for h in hyps:  # every rung the median column may be on
+        unit = rungs[:, names.index(h)]  # the median rung in host units, per microscope
         loglik, sigma, scale, n_c, mean_c = _fit_mixture(counts.astype(float), centres,
                                                          rungs / unit[:, None],
                                                          split / unit[:, None], caps)
@@ -353,25 +352,20 @@ def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str 
         top = total.max()
         w = np.exp(total - top)
         prior = HOST_PRIOR if h == "chalcogen" else (1 - HOST_PRIOR) / (len(hyps) - 1)
-        scores[h].append(top + np.log(w.sum() / n_draws) + np.log(prior / names.count(h)))
+        scores[h] = float(top + np.log(w.sum() / n_draws) + np.log(prior))
+        w /= w.sum()  # the microscopes, weighted by how well they explain the image
         # Where the host columns are: read off the data when enough of them are there, else
         # where the microscopes that fit put the host rung.
-        n_host = float((w * n_c[:, host]).sum() / w.sum())
+        n_host = float(w @ n_c[:, host])
         enough = n_host >= max(MIN_HOST_COLUMNS, MIN_HOST_FRACTION * len(x))
-        hosts[h].append(float((w * (mean_c[:, host] if enough else scale / unit)).sum()
-                              / w.sum()))
-        sigmas[h].append(float((w * sigma).sum() / w.sum()))
-    class_score = {h: float(np.logaddexp.reduce(v)) for h, v in scores.items()}
-    best = max(class_score, key=class_score.__getitem__)
-    top = max(class_score.values())
-    norm = sum(np.exp(v - top) for v in class_score.values())
-    posterior = {h: float(np.exp(v - top) / norm) for h, v in class_score.items()}
-    share = np.exp(np.array(scores[best]) - max(scores[best]))
-    share /= share.sum()
-    best_host = float(share @ np.array(hosts[best]))
-    best_sigma = float(share @ np.array(sigmas[best]))
-    return LadderReading(median_class=best, host_level=best_host, posterior=posterior,
-                         sigma=best_sigma)
+        hosts[h] = float(w @ (mean_c[:, host] if enough else scale / unit))
+        sigmas[h] = float(w @ sigma)
+    best = max(scores, key=scores.__getitem__)
+    top = scores[best]
+    norm = sum(np.exp(v - top) for v in scores.values())
+    posterior = {h: float(np.exp(v - top) / norm) for h, v in scores.items()}
+    return LadderReading(median_class=best, host_level=hosts[best], posterior=posterior,
+                         sigma=sigmas[best])
 
 
 def read_image_ladder(prepared: PreparedImage, lattice: Lattice, material: str | Material,
