@@ -315,6 +315,9 @@ def test_detect_widget_runs_the_chosen_substituents(make_napari_viewer, qtbot, t
                                                            "V_W")
     n_chalcogen = se.metadata["atomdefect"]["n_chalcogen_sites"]
     assert n_chalcogen > 50
+    # The ladder reading travels with the layer: a pristine WS2 image, median column a host one.
+    ladder = se.metadata["atomdefect"]["ladder"]
+    assert ladder["median_class"] == "chalcogen" and abs(ladder["host_level"] - 1) < 0.1
     assert se.features["class"].astype(str).value_counts().to_dict() == {"Se_S": n_chalcogen}
     assert f"Se_S: {n_chalcogen}" in widget.status.text()
     review, stats = ReviewWidget(viewer), StatsWidget(viewer)
