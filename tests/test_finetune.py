@@ -268,3 +268,27 @@ def test_selection_rules():
     centres = lattice.metal_sites_px[inside] + (lattice.a1_px + lattice.a2_px) / 3
     assert len(inside) > 20 and (centres >= 0).all() and (centres <= 200).all()
     assert len(select_cells(lattice, select_all=True)) == lattice.n_cells
+
+
+def test_fine_tuning_a_host_unit_detector_keeps_host_units(tmp_path):
+    """Fine-tuning the bundled WS2 detector (host units) from a WS2 + Se alloy with corrections:
+    the simulated, anchor and corrected real cells are all converted to host units, and the
+    fine-tuned card still says so."""
+    from napari_atomdefect.core.simulate.image import simulate_image
+
+    if resolve_model(None, "WS2").card["detector"].get("unit") != "host":
+        pytest.skip("the bundled WS2 detector does not read host units")
+    c = 0.5
+    sim = simulate_image("WS2", 384, 0.012, seed=2, dose_e_per_A2=5e5, substituents="Se",
+                         defect_fractions={"Se_S": 2 * c * (1 - c), "Se2_S2": c * c,
+                                           "V_X": 0.03})
+    lattice = find_lattice(sim.image, "WS2", pixel_size_nm=0.012)
+    items = list(iter_finetune(sim.image, lattice, select_cells(lattice, select_all=True),
+                               "ws2-default", "ws2-host-tuned",
+                               FinetuneSettings(noise_steps=2, detector_steps=4, n_sim_images=2,
+                                                anchor_images=1),
+                               corrections=sim.defects, device="cpu", out_dir=tmp_path))
+    card = items[-1]["card"]
+    assert card["detector"]["unit"] == "host"
+    assert card["fine_tuning"]["corrections_used"] > 0
+    assert (tmp_path / "ws2-host-tuned" / "card.json").exists()
