@@ -120,10 +120,11 @@ def test_bundled_card_is_calibrated():
     assert cal["ece_after"]["all_sites"] <= cal["ece_before"]["all_sites"] + 0.005
     # The defect calls alone: since the fifth session the held-out images include static
     # high-angle microscopes where V_S and O_S are the same column (docs/physics.md), and the
-    # round-4 MoS2 model decides on its own probabilities; its call confidences measure 0.078 on
-    # the held-out third (0.052 for the temperature alone; on the multislice dev set 0.113 ->
-    # 0.069). 10 bins of a few hundred calls carry ±0.01-0.02 of counting noise.
-    assert cal["ece_after"]["defect_calls"] <= 0.1
+    # round-4 MoS2 model decides on its own probabilities; its call confidences measure 0.049
+    # averaged over the three held-out thirds (0.025-0.078 per third; 0.043 for the temperature
+    # alone; on the multislice dev set 0.113 -> 0.069).
+    assert cal["ece_after"]["defect_calls"] <= 0.06
+    assert len(cal["ece_after"]["folds"]) == 3
     assert "700000" in cal["validation"].replace("\u2009", "").replace(" ", "")
 
 
@@ -215,7 +216,7 @@ def test_calibrate_model_writes_a_user_card(tmp_path, monkeypatch):
     assert len(written["chalcogen"]["scale"]) == 6 and len(written["metal"]["bias"]) == 2
     assert written["command"] == "atomdefect calibrate-model mine --n-images 3 --seed 700000 " \
                                  "--size 256"
-    assert written["ece_before"]["n_sites"] > 150  # the last of the 3 images
+    assert written["ece_before"]["n_sites"] > 450  # each of the 3 images held out in turn
     # Reproducible: the same images give the same parameters.
     again = run_to_end(iter_calibrate_model("mine", n_images=3, seed=700_000, size=256,
                                             device="cpu", write=False))["calibration"]
