@@ -118,17 +118,6 @@ class LadderReading:
                 "sigma": round(self.sigma, 4)}
 
 
-class _Side:
-    """Stands in for a random generator in :func:`~..simulate.image.column_weight` to put a
-    single substituent on a chosen side of its column (``0.9``: as listed, ``0.1``: swapped)."""
-
-    def __init__(self, value: float) -> None:
-        self.value = value
-
-    def random(self) -> float:
-        return self.value
-
-
 @lru_cache(maxsize=32)
 def ladder_physics(material_name: str, substituents: tuple[str, ...]
                    ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
@@ -163,8 +152,8 @@ def ladder_physics(material_name: str, substituents: tuple[str, ...]
         params = MicroscopeParams(**{k: v for k, v in phys.items()
                                      if k not in ("detector", "thermal_damping")})
         host = column_weight("chalcogen", "chalcogen", params, mat)
-        sides = np.array([[column_weight(n, "chalcogen", params, mat, _Side(v))  # type: ignore[arg-type]
-                           for v in (0.9, 0.1)] for n in names]) / host
+        sides = np.array([[column_weight(n, "chalcogen", params, mat, side=v) for v in (1, -1)]
+                          for n in names]) / host
         rungs.append(sides.mean(1))
         split.append(np.abs(sides[:, 0] - sides[:, 1]) / 2)
         metal.append(column_weight("metal", "metal", params, mat) / host)

@@ -280,7 +280,7 @@ def _light_in_host(top: str | None, bottom: str | None, params: MicroscopeParams
 
 
 def column_weight(cls: str, sublattice: str, params: MicroscopeParams, material: Material,
-                  rng: np.random.Generator | None = None) -> float:
+                  rng: np.random.Generator | None = None, side: float | None = None) -> float:
     """Weight of one column of a given class (``'metal'``/``'chalcogen'`` = pristine).
 
     Two atoms of weights ``w1``, ``w2`` give ``w1 + w2 + 2 c sqrt(w1 w2)`` with
@@ -290,21 +290,23 @@ def column_weight(cls: str, sublattice: str, params: MicroscopeParams, material:
     For a singly substituted column the top atom is drawn at random when ``rng`` is given (the
     sum does not depend on it on average; with ``rng`` the side changes the column by the
     params' order asymmetries, and without it the mean of the two orders is returned). ``top``
-    is the beam's entrance side.
+    is the beam's entrance side. ``side`` chooses the order instead: ``+1`` the substituent on
+    the exit side, ``-1`` on the entrance side.
     """
     atoms = column_atoms(cls, sublattice, material)
     if sublattice == "metal":
         return sum(element_weight(a, params, material) for a in atoms if a is not None)
     top, bottom = atoms
     mixed = top is not None and bottom is not None and top != bottom
-    side = 0.0  # +1: the substituent on the exit side, -1: entrance, 0: the mean of both
-    if mixed and rng is not None:
-        if rng.random() < 0.5:
+    sign = 0.0  # +1: the substituent on the exit side, -1: entrance, 0: the mean of both
+    if mixed and (side is not None or rng is not None):
+        swap = side < 0 if side is not None else rng.random() < 0.5
+        if swap:  # listed as (host, substituent): swapped, the substituent is on top
             top, bottom = bottom, top
-        side = 1.0 if bottom != material.chalcogen else -1.0
+        sign = 1.0 if bottom != material.chalcogen else -1.0
     w_x = element_weight(material.chalcogen, params, material)
     if _light_in_host(top, bottom, params, material):
-        return float(w_x * (1.0 + params.light_ratio - side * params.light_order_asymmetry))
+        return float(w_x * (1.0 + params.light_ratio - sign * params.light_order_asymmetry))
     present = [element_weight(a, params, material) for a in (top, bottom) if a is not None]
     if len(present) < 2:
         return float(sum(present))
@@ -314,7 +316,7 @@ def column_weight(cls: str, sublattice: str, params: MicroscopeParams, material:
     if mixed and material.chalcogen in (top, bottom):  # one substituent beside one host atom
         w_d = w2 if top == material.chalcogen else w1
         excess = w_d + 2.0 * c * np.sqrt(w_x * w_d)
-        return float(w_x + excess * (1.0 + side * params.heavy_order_asymmetry))
+        return float(w_x + excess * (1.0 + sign * params.heavy_order_asymmetry))
     return float(w1 + w2 + 2.0 * c * np.sqrt(w1 * w2))
 
 
