@@ -304,9 +304,8 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
                 else f"what {chosen} shows")
         messages.append(f"Metal/chalcogen contrast {host_ratio:.2f} is outside {what} "
                         f"({c_lo:.1f}–{c_hi:.1f}){better}.")
-    elif host_level != 1.0:
-        pass  # the host columns are where the chosen host puts them: an alloy of it
-    elif (candidates and candidates[0] != chosen and MATERIALS[candidates[0]].metal == metal
+    elif (host_level == 1.0  # else the host columns are where the chosen host puts them
+          and candidates and candidates[0] != chosen and MATERIALS[candidates[0]].metal == metal
           and chosen in candidates):
         # Inside both ranges (they overlap at their edges) but typical of the other host.
         messages.append(f"Metal/chalcogen contrast {ratio:.2f} is more typical of "

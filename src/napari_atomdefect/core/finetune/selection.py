@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ..cells.ladder import read_image_ladder
-from ..cells.normalize import IntensityLevels, image_context, prepare_image
+from ..cells.normalize import IntensityLevels, PreparedImage, image_context, prepare_image
 from ..cells.tiles import CellTiles, TileSpec, iter_cell_tiles, own_site_positions
 from ..errors import AtomDefectError
 from ..lattice.lattice import Lattice
@@ -61,9 +61,12 @@ def check_selection(lattice: Lattice, cell_ids: np.ndarray) -> None:
 
 
 def real_cell_tiles(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
-                    spec: TileSpec) -> tuple[CellTiles, IntensityLevels]:
-    """Normalised tiles of the selected cells, and the image's levels they are normalised with."""
-    prepared = prepare_image(image, lattice)
+                    spec: TileSpec, prepared: PreparedImage | None = None
+                    ) -> tuple[CellTiles, IntensityLevels]:
+    """Normalised tiles of the selected cells, and the image's levels they are normalised with
+    (``prepared``: :func:`~..cells.normalize.prepare_image` of the image when the caller has
+    it)."""
+    prepared = prepare_image(image, lattice) if prepared is None else prepared
     levels = prepared.levels
     norm = prepared.normalised
     want = set(np.asarray(cell_ids).tolist())
@@ -98,7 +101,8 @@ def labelled_real_cells(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarra
             target = class_index_of(str(corrections["class"].iloc[j]), classes)
             if dist < 0.25 * lattice.a_px and target is not None:
                 cls[site] = target
-    tiles, levels = real_cell_tiles(image, lattice, cell_ids, spec)
+    prepared = prepare_image(image, lattice)
+    tiles, levels = real_cell_tiles(image, lattice, cell_ids, spec, prepared)
     own = own_site_positions(tiles, lattice)
     n_metal = len(lattice.metal_sites_px)
     own_img = np.stack([tiles.to_image(own[:, 0]), tiles.to_image(own[:, 1])], axis=1)
@@ -107,7 +111,7 @@ def labelled_real_cells(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarra
     # Keep cells whose own sites are found where they should be, on the right sublattice.
     good = (dist < 0.25 * lattice.a_px).all(1) & (idx[:, 0] < n_metal) & (idx[:, 1] >= n_metal)
     context = image_context(levels)
-    host = read_image_ladder(prepare_image(image, lattice), lattice, lattice.material,
+    host = read_image_ladder(prepared, lattice, lattice.material,
                              substituents_of(classes)).host_level
     n = int(good.sum())
     return CellSet(tiles=tiles.tiles[good],

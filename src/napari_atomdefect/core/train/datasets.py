@@ -304,23 +304,21 @@ def iter_simulated_cell_sets(
 def real_cells(image: np.ndarray, material: str = "MoS2", pixel_size_nm: float | None = None,
                spec: TileSpec = TileSpec(), min_inside: float = 1.0,
                classes: tuple[str, ...] | None = None) -> CellSet:
-    """Unlabelled, normalised unit cells of a real image (domain B of the noise transfer)."""
+    """Unlabelled, normalised unit cells of a real image (domain B of the noise transfer, which
+    works in chalcogen units: no host level)."""
     classes = class_names(material) if classes is None else tuple(classes)
     lattice = find_lattice(image, material, pixel_size_nm=pixel_size_nm)
     prepared = prepare_image(image, lattice)
     levels = prepared.levels
     norm = prepared.normalised
     context = image_context(levels)
-    host = read_image_ladder(prepared, lattice, material,
-                             substituents_of(classes)).host_level
     parts = []
     for batch in iter_cell_tiles(norm, lattice, spec):
         keep = batch.inside >= min_inside
         if keep.any():
             b = batch.subset(keep)
             parts.append(CellSet(b.tiles, None, own_site_positions(b, lattice), classes=classes,
-                                 context=np.tile(context, (len(b), 1)),
-                                 host_level=np.full(len(b), host, np.float32)))
+                                 context=np.tile(context, (len(b), 1))))
     if not parts:
         s = spec.size_px
         return CellSet(np.zeros((0, s, s), np.float32), None, np.zeros((0, 2, 2)),
