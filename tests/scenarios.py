@@ -65,3 +65,32 @@ def pooled_scores(model, sims: list[SimulatedImage],
 def pooled_f1(model, sims: list[SimulatedImage], radius_nm: float = 0.08) -> pd.Series:
     """Per-class F1 of ``model`` over several simulated images (counts pooled before the ratio)."""
     return pooled_scores(model, sims, radius_nm)[0]
+
+
+def holey_image(seed: int = 3, size: int = 768, pixel_size_nm: float = 0.012,
+                hole: tuple[float, float, float] = (250.0, 250.0, 110.0),
+                amorphous: tuple[float, float, float] = (560.0, 520.0, 120.0),
+                dose_e_per_A2: float = 5e5) -> tuple[SimulatedImage, object]:
+    """A simulated MoS2 image with a hole (vacuum: the columns gone, the background left) and a
+    patch of amorphous material (the crystal's signal nearly gone under random blobs), each
+    ``(row, col, radius)`` in pixels. Returns the simulation (its labels cover the whole field)
+    and the noisy image (float32)."""
+    import numpy as np
+    from scipy import ndimage
+
+    sim = simulate_image("MoS2", size, pixel_size_nm, MicroscopeParams(dose_e_per_A2=dose_e_per_A2),
+                         seed=seed, rotation_deg=17.0)
+    rng = np.random.default_rng(seed)
+    clean = sim.clean.astype(np.float64)
+    yy, xx = np.mgrid[:size, :size]
+    bg = float(np.percentile(clean, 2))
+    in_hole = (yy - hole[0]) ** 2 + (xx - hole[1]) ** 2 < hole[2] ** 2
+    in_amorphous = (yy - amorphous[0]) ** 2 + (xx - amorphous[1]) ** 2 < amorphous[2] ** 2
+    blobs = np.zeros_like(clean)
+    pts = rng.integers(0, size, (int(0.01 * size * size), 2))
+    blobs[pts[:, 0], pts[:, 1]] = 1.0
+    blobs = ndimage.gaussian_filter(blobs, 3.0)
+    blobs *= 0.5 * (np.percentile(clean, 99) - bg) / max(blobs[in_amorphous].max(), 1e-12)
+    clean = np.where(in_hole, 0.3 * bg, clean)
+    clean = np.where(in_amorphous, 0.15 * clean + bg + blobs, clean)
+    return sim, rng.poisson(np.maximum(clean, 0.0)).astype(np.float32)

@@ -59,12 +59,13 @@ def site_smoothed(image: np.ndarray, lattice: Lattice) -> np.ndarray:
     return smoothed_for_sites(image, lattice.a_px)
 
 
-def site_values(smoothed: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Values of ``smoothed`` (:func:`site_smoothed`) at the ``(N, 2)`` site positions inside
-    the image (the image's median when none is)."""
+def site_values(smoothed: np.ndarray, points: np.ndarray, margin: float = 0.0) -> np.ndarray:
+    """Values of ``smoothed`` (:func:`site_smoothed`) at the ``(N, 2)`` site positions at least
+    ``margin`` pixels inside the image (the image's median when none is)."""
     h, w = smoothed.shape
     pts = np.asarray(points, float).reshape(-1, 2)
-    pts = pts[(pts[:, 0] >= 0) & (pts[:, 0] <= h - 1) & (pts[:, 1] >= 0) & (pts[:, 1] <= w - 1)]
+    pts = pts[(pts[:, 0] >= margin) & (pts[:, 0] <= h - 1 - margin) & (pts[:, 1] >= margin)
+              & (pts[:, 1] <= w - 1 - margin)]
     if len(pts) == 0:
         return np.array([np.median(smoothed)], np.float32)
     return sample_bilinear(smoothed, pts[:, 0], pts[:, 1])

@@ -143,13 +143,10 @@ class FitReport:
 
 
 def _column_values(smoothed: np.ndarray, points: np.ndarray, background: float) -> np.ndarray:
-    from ..cells.sampling import sample_bilinear
+    """Column levels above ``background`` at the sites a pixel or more inside the image."""
+    from ..cells.normalize import site_values
 
-    h, w = smoothed.shape
-    inside = ((points[:, 0] >= 1) & (points[:, 0] <= h - 2) & (points[:, 1] >= 1)
-              & (points[:, 1] <= w - 2))
-    pts = points[inside]
-    return sample_bilinear(smoothed, pts[:, 0], pts[:, 1]) - background
+    return site_values(smoothed, points, margin=1.0) - background
 
 
 def measure_image(image: np.ndarray, lattice: Lattice,

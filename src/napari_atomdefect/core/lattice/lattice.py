@@ -25,6 +25,7 @@ from scipy import ndimage
 from ..errors import NoLatticeError
 from ..io.validate import as_analysis_image, check_pixel_size
 from ..materials.materials import Material, get_material
+from .crystal import MIN_CRYSTAL_SUPPORT, crystal_support, off_crystal_message
 from .fft_peaks import find_reciprocal_basis
 from .gpa import PhaseMap, image_spectrum, mean_frequency, phase_map
 from .mean_cell import fold_onto_cell
@@ -393,6 +394,19 @@ def find_lattice(
     origin, a1, a2 = coef[0], coef[1], coef[2]
     a_px = float(np.sqrt(abs(a1[0] * a2[1] - a1[1] * a2[0]) / (np.sqrt(3) / 2)))
     px_lattice = mat.a_nm / a_px
+
+    # No cell over vacuum or amorphous material (core/lattice/crystal.py).
+    metal_in, chalc_in = (support >= MIN_CRYSTAL_SUPPORT for support in crystal_support(
+        smoothed, [metal_pos, chalc_pos], chalc_pos + (a1 + a2) / 3.0, a_px))
+    if metal_in.sum() < MIN_CELLS:
+        raise NoLatticeError(
+            f"Only {int(metal_in.sum())} unit cells lie in crystalline areas; at least "
+            f"{MIN_CELLS} are needed. The image is mostly vacuum or amorphous material.")
+    left_out = off_crystal_message(int((~metal_in).sum()), int(metal_in.sum()))
+    if left_out:
+        messages.append(left_out)
+    metal_pos, metal_idx, metal_ok = metal_pos[metal_in], metal_idx[metal_in], metal_ok[metal_in]
+    chalc_pos, chalc_idx, chalc_ok = chalc_pos[chalc_in], chalc_idx[chalc_in], chalc_ok[chalc_in]
 
     # The calibration policy (one for GUI, CLI and API): see core/lattice/calibration_policy.py.
     from .calibration_policy import choose_pixel_size

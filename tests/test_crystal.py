@@ -1,0 +1,141 @@
+"""Sites over vacuum or amorphous material are left out of the lattice (core/lattice/crystal.py)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from napari_atomdefect.core.lattice.crystal import (
+    MIN_CRYSTAL_SUPPORT,
+    _median_of,
+    crystal_support,
+    off_crystal_message,
+)
+from napari_atomdefect.core.lattice.lattice import find_lattice
+from napari_atomdefect.core.materials.materials import get_material
+from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
+from napari_atomdefect.core.train.datasets import training_fractions
+
+from .scenarios import holey_image
+
+HOLE = (250.0, 250.0, 110.0)
+AMORPHOUS = (560.0, 520.0, 120.0)
+
+
+def _distance_inside(points: np.ndarray, disc: tuple[float, float, float]) -> np.ndarray:
+    """How far each point lies inside the disc (negative: outside)."""
+    return disc[2] - np.hypot(points[:, 0] - disc[0], points[:, 1] - disc[1])
+
+
+@pytest.fixture(scope="module")
+def holey():
+    sim, image = holey_image(hole=HOLE, amorphous=AMORPHOUS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lattice = find_lattice(image, "MoS2", pixel_size_nm=sim.pixel_size_nm)
+        reference = find_lattice(sim.image, "MoS2", pixel_size_nm=sim.pixel_size_nm)
+    return sim, image, lattice, reference
+
+
+def test_median_of_ignores_missing_neighbours():
+    values = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    idx = np.array([[0, 1, 2, -1], [3, 4, -1, -1], [-1, -1, -1, -1], [0, 1, 2, 3]])
+    out = _median_of(values, idx)
+    np.testing.assert_allclose(out[[0, 1, 3]], [2.0, 4.5, 2.5])
+    assert np.isnan(out[2])
+
+
+def test_no_site_inside_a_hole_or_an_amorphous_patch(holey):
+    sim, _, lattice, _ = holey
+    _, _, _, reference = holey
+    a = lattice.a_px
+    for sites, before in ((lattice.metal_sites_px, reference.metal_sites_px),
+                          (lattice.chalcogen_sites_px, reference.chalcogen_sites_px)):
+        assert (_distance_inside(sites, HOLE) > a).sum() == 0
+        # Random blobs over the amorphous patch can line up with a few sites.
+        deep = (_distance_inside(sites, AMORPHOUS) > a).sum()
+        assert deep <= 0.1 * (_distance_inside(before, AMORPHOUS) > a).sum()
+    assert any("over vacuum or amorphous material are left out" in m for m in lattice.messages)
+
+
+def test_the_crystal_around_them_keeps_every_site(holey):
+    from scipy.spatial import cKDTree
+
+    _, _, lattice, reference = holey
+    a = lattice.a_px
+    assert not any("left out" in m for m in reference.messages)
+    for sites, before in ((lattice.metal_sites_px, reference.metal_sites_px),
+                          (lattice.chalcogen_sites_px, reference.chalcogen_sites_px)):
+        away = ((_distance_inside(before, HOLE) < -2 * a)
+                & (_distance_inside(before, AMORPHOUS) < -2 * a)
+                & ((before > 5) & (before < np.array(lattice.shape) - 6)).all(1))
+        distance, _ = cKDTree(sites).query(before[away])
+        assert away.sum() > 600 and distance.max() < 0.1 * a
+
+
+@pytest.mark.parametrize("material", ["MoS2", "WS2", "MoSe2", "WSe2"])
+def test_no_crystal_left_out_of_ordinary_images(material):
+    """Alloys, vacancy clusters, contamination, doses down to 1e4 e/Å², small fields: every
+    cell stays."""
+    mat = get_material(material)
+    subs = ("O", "Se") if mat.chalcogen == "S" else ("S", "Te")
+    rng = np.random.default_rng(7)
+    for k in range(4):
+        dose = float(np.exp(rng.uniform(np.log(1e4), np.log(2e6))))
+        params = MicroscopeParams.random(rng, mat, dose_e_per_A2=dose)
+        px = float(np.exp(rng.uniform(np.log(0.008), np.log(0.02))))
+        sim = simulate_image(mat, 320, px, params=params, seed=100 + k, substituents=subs,
+                             defect_fractions=training_fractions(mat, subs, rng))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lattice = find_lattice(sim.image, mat, pixel_size_nm=px)
+        assert not any("left out" in m for m in lattice.messages), (material, k, dose)
+
+
+def test_support_is_one_in_a_crystal_and_zero_in_vacuum():
+    a = 20.0
+    i, j = np.mgrid[-2:14, -2:14]
+    a1, a2 = np.array([a, 0.0]), np.array([a / 2, a * np.sqrt(3) / 2])
+    metal = i.ravel()[:, None] * a1 + j.ravel()[:, None] * a2
+    metal = metal[(metal > 2).all(1) & (metal < 197).all(1)]
+    chalc = metal + (a1 + a2) / 3
+    hollow = metal + 2 * (a1 + a2) / 3
+    yy, xx = np.mgrid[:200, :200]
+    image = np.zeros((200, 200))
+    for pts, amp in ((metal, 3.0), (chalc, 1.0)):
+        for y, x in pts:
+            image += amp * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * 2.0**2))
+    image[:, 120:] = 0.0  # vacuum on the right
+    metal_support, chalc_support = crystal_support(image, [metal, chalc], hollow, a)
+    for pts, support in ((metal, metal_support), (chalc, chalc_support)):
+        assert support[pts[:, 1] < 100].min() > 0.8
+        assert support[pts[:, 1] > 140].max() < MIN_CRYSTAL_SUPPORT
+
+
+def test_message_says_how_many_cells():
+    assert off_crystal_message(0, 100) == ""
+    assert off_crystal_message(25, 75).startswith("25 unit cells (25%) over vacuum")
+
+
+def test_detection_calls_no_defect_inside_a_hole(holey):
+    """The ring of `V_Mo`/`V_S2` calls inside every hole is gone, the crystal's defects are
+    found, and the user is told why part of the field has no calls."""
+    from napari_atomdefect.core.detect.detect import detect
+    from napari_atomdefect.core.detect.evaluate import score
+
+    sim, image, _, _ = holey
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        defects = detect(image, pixel_size_nm=sim.pixel_size_nm, material="MoS2")
+    points = defects[["y_px", "x_px"]].to_numpy(float)
+    a = 0.316 / sim.pixel_size_nm
+    assert (_distance_inside(points, HOLE) > a).sum() == 0
+    assert (_distance_inside(points, AMORPHOUS) > a).sum() <= 3
+    assert any("over vacuum or amorphous material" in m for m in defects.attrs["messages"])
+    truth = sim.defects
+    away = lambda t: t[(_distance_inside(t[["y_px", "x_px"]].to_numpy(float), HOLE) < -a)  # noqa: E731
+                       & (_distance_inside(t[["y_px", "x_px"]].to_numpy(float), AMORPHOUS) < -a)]
+    f1 = score(away(defects), away(truth), 0.08 / sim.pixel_size_nm)["f1"]
+    assert f1["V_S2"] >= 0.9 and f1["V_Mo"] >= 0.9
