@@ -34,6 +34,10 @@ NEIGHBOUR_RADIUS_CELLS = 2.2
 #: alloys, contamination and doses of 1e4 e/Å²; about 0 over vacuum and 0.1–0.3 over amorphous
 #: material).
 MIN_CRYSTAL_SUPPORT = 0.4
+#: A column below this fraction of its sublattice's typical level counts as missing, and its
+#: site needs :data:`MIN_SUPPORT_OF_EMPTY_SITE` (point defects in a crystal: 0.7–1.0).
+PRESENT_LEVEL = 0.5
+MIN_SUPPORT_OF_EMPTY_SITE = 0.7
 #: Percentile of a sublattice's column contrasts taken as the image's typical one (not the
 #: median, which a hole covering half the field would pull down).
 REFERENCE_PERCENTILE = 75.0
@@ -58,7 +62,7 @@ def _median_of(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 
 def crystal_support(smoothed: np.ndarray, columns_px: list[np.ndarray], hollow_px: np.ndarray,
-                    a_px: float) -> list[np.ndarray]:
+                    a_px: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Local crystal contrast at every column site of every sublattice.
 
     Every column's level is read above its local background (the median of its nearest
@@ -79,9 +83,12 @@ def crystal_support(smoothed: np.ndarray, columns_px: list[np.ndarray], hollow_p
 
     Returns
     -------
-    list of ndarray
+    support : list of ndarray
         Per sublattice, ``(N,)``: about 1 in a crystal, about 0 over vacuum, 0 where no column
         is near.
+    presence : list of ndarray
+        Per sublattice, ``(N,)``: each site's own column level above its local background, over
+        its sublattice's typical level (1 where the sublattice shows no contrast).
     """
     columns = [np.asarray(c, float).reshape(-1, 2) for c in columns_px]
     sites = np.concatenate(columns) if columns else np.zeros((0, 2))
@@ -91,7 +98,7 @@ def crystal_support(smoothed: np.ndarray, columns_px: list[np.ndarray], hollow_p
               & (hollow_px[:, 1] <= w - 1))
     hollow_px = hollow_px[inside]  # one beyond the edge would read the edge's pixels
     if len(sites) == 0 or len(hollow_px) == 0:
-        return [np.zeros(len(c)) for c in columns]
+        return [np.zeros(len(c)) for c in columns], [np.zeros(len(c)) for c in columns]
 
     def values(points: np.ndarray) -> np.ndarray:
         return ndimage.map_coordinates(smoothed, points.T, order=1, mode="nearest")
@@ -100,23 +107,45 @@ def crystal_support(smoothed: np.ndarray, columns_px: list[np.ndarray], hollow_p
     v_hollow = values(hollow_px)
     local_bg = _median_of(v_hollow, _nearest(cKDTree(hollow_px), sites, NEAREST_HOLLOWS, bound))
     above = values(sites) - np.where(np.isfinite(local_bg), local_bg, np.median(v_hollow))
-    near, start = [], 0
+    near, presence, start = [], np.ones(len(sites)), 0
     for pos in columns:
         own = above[start:start + len(pos)]
-        start += len(pos)
         reference = float(np.percentile(own, REFERENCE_PERCENTILE)) if len(own) else np.nan
+        start += len(pos)
         if not np.isfinite(reference) or reference <= 0:
             continue  # this sublattice shows no contrast: it cannot tell
+        presence[start - len(pos):start] = own / reference
         near.append(_median_of(own / reference,
                                _nearest(cKDTree(pos), sites, NEAREST_COLUMNS, bound)))
+    splits = np.cumsum([len(c) for c in columns])[:-1]
     if not near:  # no contrast to compare with: leave every site in
-        return [np.ones(len(c)) for c in columns]
+        return [np.ones(len(c)) for c in columns], np.split(presence, splits)
     # The better-supported sublattice: in an alloy region one sublattice's columns sit on
     # another rung of the ladder (S2 in WSe2 reads 0.2 of Se2), the metal ones do not.
     medians = np.stack(near, axis=1)
     with np.errstate(all="ignore"):
         support = np.where(np.isfinite(medians).any(1), np.nanmax(medians, axis=1), 0.0)
-    return np.split(support, np.cumsum([len(c) for c in columns])[:-1])
+    return np.split(support, splits), np.split(presence, splits)
+
+
+def in_crystal(smoothed: np.ndarray, columns_px: list[np.ndarray], hollow_px: np.ndarray,
+               a_px: float) -> list[np.ndarray]:
+    """Which column sites of each sublattice lie in the crystal.
+
+    A site is in when its :func:`crystal_support` reaches :data:`MIN_CRYSTAL_SUPPORT`; a site
+    whose own column is missing (below :data:`PRESENT_LEVEL` of its sublattice's typical level)
+    needs :data:`MIN_SUPPORT_OF_EMPTY_SITE`: a vacancy in the crystal has all its neighbours,
+    a site a lattice constant into a hole has half of them.
+
+    Returns
+    -------
+    list of ndarray of bool
+        Per sublattice of ``columns_px``.
+    """
+    supports, presences = crystal_support(smoothed, columns_px, hollow_px, a_px)
+    return [(support >= MIN_CRYSTAL_SUPPORT)
+            & ((presence >= PRESENT_LEVEL) | (support >= MIN_SUPPORT_OF_EMPTY_SITE))
+            for support, presence in zip(supports, presences, strict=True)]
 
 
 def off_crystal_message(n_left_out: int, n_cells: int) -> str:
@@ -128,5 +157,5 @@ def off_crystal_message(n_left_out: int, n_cells: int) -> str:
             f"out: no crystal there.")
 
 
-__all__ = ["MIN_CRYSTAL_SUPPORT", "NEAREST_COLUMNS", "crystal_support",
+__all__ = ["MIN_CRYSTAL_SUPPORT", "NEAREST_COLUMNS", "crystal_support", "in_crystal",
            "off_crystal_message"]

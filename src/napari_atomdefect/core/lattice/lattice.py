@@ -25,7 +25,7 @@ from scipy import ndimage
 from ..errors import NoLatticeError
 from ..io.validate import as_analysis_image, check_pixel_size
 from ..materials.materials import Material, get_material
-from .crystal import MIN_CRYSTAL_SUPPORT, crystal_support, off_crystal_message
+from .crystal import in_crystal, off_crystal_message
 from .fft_peaks import find_reciprocal_basis
 from .gpa import PhaseMap, image_spectrum, mean_frequency, phase_map
 from .mean_cell import fold_onto_cell
@@ -396,8 +396,8 @@ def find_lattice(
     px_lattice = mat.a_nm / a_px
 
     # No cell over vacuum or amorphous material (core/lattice/crystal.py).
-    metal_in, chalc_in = (support >= MIN_CRYSTAL_SUPPORT for support in crystal_support(
-        smoothed, [metal_pos, chalc_pos], chalc_pos + (a1 + a2) / 3.0, a_px))
+    metal_in, chalc_in = in_crystal(smoothed, [metal_pos, chalc_pos], chalc_pos + (a1 + a2) / 3.0,
+                                    a_px)
     if metal_in.sum() < MIN_CELLS:
         raise NoLatticeError(
             f"Only {int(metal_in.sum())} unit cells lie in crystalline areas; at least "
