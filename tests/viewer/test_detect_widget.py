@@ -124,3 +124,31 @@ def test_model_that_does_not_fit_is_shown_in_the_widget(make_napari_viewer, qtbo
     widget.run_all()
     wait_idle(qtbot, widget)
     assert not widget.fit_label.isVisibleTo(widget)
+
+
+def test_image_with_a_hole_has_no_calls_inside_it(make_napari_viewer, qtbot):
+    """An uncalibrated image with a hole and an amorphous patch: no site or marker inside them,
+    the status line says how many cells were left out, and Statistics' densities are over the
+    crystal analysed."""
+    from napari_atomdefect.widgets.stats import StatsWidget
+    from tests.scenarios import holey_image
+
+    hole = (250.0, 250.0, 110.0)
+    _, image = holey_image(hole=hole)
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name="holey")
+    widget = DetectWidget(viewer)
+    stats = StatsWidget(viewer)
+    widget.run_all()
+    wait_idle(qtbot, widget)
+    [layer] = layers_of(viewer, "detections")
+    a_px = 0.316 / 0.012
+    for points in (layer.data, layers_of(viewer, "lattice_sites")[0].data):
+        inside = hole[2] - np.hypot(points[:, 0] - hole[0], points[:, 1] - hole[1])
+        assert (inside > 0.75 * a_px).sum() == 0
+    assert "over vacuum or amorphous material are left out" in widget.status.text()
+    meta = layer.metadata["atomdefect"]
+    image_area = image.shape[0] * image.shape[1] * meta["pixel_size_nm"] ** 2
+    assert 0.8 * image_area < meta["area_nm2"] < 0.95 * image_area
+    table = stats.statistics()
+    assert table["per_nm2"].sum() == pytest.approx(len(layer.data) / meta["area_nm2"], rel=1e-3)

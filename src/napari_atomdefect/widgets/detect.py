@@ -760,8 +760,7 @@ class DetectWidget(QWidget):
         meta.update(model=result["model"], device=result["device"], image=layer.name,
                     frame=frame, n_metal_sites=table.attrs.get("n_metal_sites"),
                     n_chalcogen_sites=table.attrs.get("n_chalcogen_sites"),
-                    area_nm2=float(np.prod(np.asarray(layer.data.shape[-2:]))
-                                   * lattice.pixel_size_nm**2))
+                    area_nm2=lattice.area_nm2)  # the crystal analysed, not holes
         op = ",".join(f"{c}={v:g}" for c, v in self.operating_point().items())
         meta.update(fit=table.attrs.get("fit"), ladder=table.attrs.get("ladder"),
                     operating_point=table.attrs.get("operating_point", op))
@@ -771,7 +770,11 @@ class DetectWidget(QWidget):
         self._show_choice(layer, lattice)
         counts = table["class"].value_counts()
         summary = ", ".join(f"{c}: {counts.get(c, 0)}" for c in meta["classes"])
-        self.status.setText(f"{len(table)} defects in {lattice.n_cells} cells ({summary}).")
+        from ..core.lattice.crystal import OFF_CRYSTAL_NOTE
+
+        left_out = [m for m in lattice.messages if OFF_CRYSTAL_NOTE in m]
+        self.status.setText(" ".join([f"{len(table)} defects in {lattice.n_cells} cells "
+                                      f"({summary}).", *left_out]))
         self.progress.setValue(100)
         self._adopt_lattice_calibration(layer, lattice)
 

@@ -223,8 +223,7 @@ def _result_row(item: BatchItem, frame: int | None, opts: BatchOptions, result: 
     """Summary row of one analysed frame: counts and densities per class."""
     table, lattice = result["defects"], result["lattice"]
     n_cells = lattice.n_cells
-    a_nm = lattice.a_px * lattice.pixel_size_nm
-    area = n_cells * np.sqrt(3) / 2 * a_nm ** 2
+    area = lattice.area_nm2
     counts = table["class"].value_counts()
     row = {"image": item.path, "frame": frame, "csv": csv_name(item.base, frame), "status": "ok",
            "error": "", "material": lattice.material.name,

@@ -148,14 +148,17 @@ def in_crystal(smoothed: np.ndarray, columns_px: list[np.ndarray], hollow_px: np
             for support, presence in zip(supports, presences, strict=True)]
 
 
+#: The words that mark the note of :func:`off_crystal_message` among a lattice's messages.
+OFF_CRYSTAL_NOTE = "over vacuum or amorphous material are left out"
+
+
 def off_crystal_message(n_left_out: int, n_cells: int) -> str:
     """The note for the user when cells are left out (empty when none are)."""
     if n_left_out <= 0:
         return ""
     share = n_left_out / max(n_cells + n_left_out, 1)
-    return (f"{n_left_out} unit cells ({share:.0%}) over vacuum or amorphous material are left "
-            f"out: no crystal there.")
+    return f"{n_left_out} unit cells ({share:.0%}) {OFF_CRYSTAL_NOTE}: no crystal there."
 
 
-__all__ = ["MIN_CRYSTAL_SUPPORT", "NEAREST_COLUMNS", "crystal_support", "in_crystal",
+__all__ = ["MIN_CRYSTAL_SUPPORT", "NEAREST_COLUMNS", "OFF_CRYSTAL_NOTE", "crystal_support", "in_crystal",
            "off_crystal_message"]

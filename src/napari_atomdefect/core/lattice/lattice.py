@@ -105,6 +105,13 @@ class Lattice:
         return int(len(self.metal_sites_px))
 
     @property
+    def area_nm2(self) -> float:
+        """Area of the unit cells found (the analysed crystal, without vacuum or amorphous
+        patches), in nm² at the pixel size in use."""
+        a_nm = self.a_px * self.pixel_size_nm
+        return float(self.n_cells * np.sqrt(3) / 2 * a_nm**2)
+
+    @property
     def a_px(self) -> float:
         """Mean lattice constant in pixels (from the cell area, robust to obliquity)."""
         area = abs(self.a1_px[0] * self.a2_px[1] - self.a1_px[1] * self.a2_px[0])
