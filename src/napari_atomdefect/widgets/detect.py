@@ -719,11 +719,13 @@ class DetectWidget(QWidget):
         name = f"{layer.name} defects ({result['model']}, all frames)"
         kwargs = defect_layer_kwargs(table, px, name, a_px=table.attrs["a_px"], frame=frame3)
         frames = result["frames"]
-        area = float(np.prod(np.asarray(layer.data.shape[-2:]))) * px**2
+        # The crystal analysed (cells over holes are left out), as for a single image.
+        cell_nm2 = np.sqrt(3) / 2 * (table.attrs["a_px"] * px) ** 2
+        area = sum(int(f["n_metal_sites"] or 0) for f in frames) * cell_nm2
         kwargs["metadata"]["atomdefect"].update(
             model=result["model"], device=result["device"], image=layer.name, movie=True,
-            n_frames=int(layer.data.shape[0]), frames=frames, area_nm2=area * len(frames),
-            frame_area_nm2=area,
+            n_frames=int(layer.data.shape[0]), frames=frames, area_nm2=area,
+            frame_area_nm2=area / max(len(frames), 1),
             n_metal_sites=sum(int(f["n_metal_sites"] or 0) for f in frames),
             n_chalcogen_sites=sum(int(f["n_chalcogen_sites"] or 0) for f in frames),
             tracking=table.attrs.get("tracking"))
