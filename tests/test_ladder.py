@@ -77,6 +77,35 @@ def test_read_image_ladder_on_a_simulated_alloy():
     assert reading.host_level == pytest.approx(true_host, rel=0.08)
 
 
+@pytest.mark.parametrize("material, sub", [("WS2", "Se"), ("MoS2", "Se"), ("WSe2", "S"),
+                                           ("MoSe2", "Te")])
+def test_read_ladder_of_an_ordered_janus_layer(material, sub):
+    """Nearly every column one substituent beside one host atom (a Janus MoSSe, WSSe or WSeTe
+    layer): the median is that mixed column, read as an ordered layer, not a random alloy."""
+    x = get_material(material).chalcogen
+    counts = {"chalcogen": 6, f"{sub}_{x}": 330, f"{sub}2_{x}2": 6, f"V_{x}": 8}
+    for draw in (3, 17, 40, 100):
+        levels, metal, host = _levels(material, (sub,), counts, draw, sigma=0.04, seed=draw)
+        reading = read_ladder(levels, metal, material, (sub,))
+        assert reading.median_class == f"{sub}_{x}" and reading.ordered, (draw, reading)
+        assert reading.host_level == pytest.approx(host, rel=0.08)
+
+
+def test_detection_of_a_janus_ws2_layer():
+    """A simulated Janus WSSe layer analysed as WS2 with Se: its columns called Se_S."""
+    from napari_atomdefect.core.detect.detect import detect
+
+    sim = simulate_image("WS2", 384, 0.012, MicroscopeParams(dose_e_per_A2=5e5), seed=1,
+                         defect_fractions={"Se_S": 0.93, "V_S": 0.03, "Se2_S2": 0.02},
+                         substituents="Se")
+    defects = detect(sim.image, pixel_size_nm=0.012, material="WS2", substituents=["Se"])
+    assert defects.attrs["ladder"]["median_class"] == "Se_S"
+    truth = sim.defects["class"].value_counts()
+    called = defects["class"].value_counts()
+    assert called.get("Se_S", 0) >= 0.9 * truth["Se_S"]
+    assert called.get("Se2_S2", 0) <= 2 * truth["Se2_S2"]
+
+
 def test_to_host_units_scales_tiles_and_shifts_context():
     tiles = np.ones((2, 4, 4), np.float32)
     context = np.array([[0.5, 0.0, 0.3], [0.5, 0.0, 0.3]], np.float32)

@@ -74,6 +74,9 @@ MAX_MIXED_SHARE = 0.75
 #: proportions, which tells readings apart that the rung spacings cannot (a WSe2 + Te image's
 #: Te_Se/Se2 ratio can equal Se2/S_Se); tempered, since ordered layers (Janus, domains) exist.
 ALLOY_DEVIANCE_WEIGHT = 0.1
+#: Share of a singly substituted median's prior given to the ordered (Janus) layer, whose
+#: columns are nearly all mixed: MoSSe, WSSe and WSeTe Janus monolayers are made on purpose.
+JANUS_PRIOR_SHARE = 0.25
 #: Largest share of the flat outlier term (columns on no rung: contamination, misplaced sites).
 MAX_OUTLIER_SHARE = 0.05
 #: How far the hypothesised median rung may sit from the median column (a factor).
@@ -99,12 +102,16 @@ class LadderReading:
         Probability of each hypothesis (by ``median_class``).
     sigma : float
         Fitted spread of the column levels around their rungs (chalcogen units).
+    ordered : bool
+        Whether the best reading is an ordered (Janus) layer, nearly every column mixed,
+        rather than a random alloy.
     """
 
     median_class: str = "chalcogen"
     host_level: float = 1.0
     posterior: dict[str, float] = field(default_factory=lambda: {"chalcogen": 1.0})
     sigma: float = float("nan")
+    ordered: bool = False
 
     @property
     def confidence(self) -> float:
@@ -115,7 +122,7 @@ class LadderReading:
         return {"median_class": self.median_class, "host_level": round(self.host_level, 4),
                 "confidence": round(self.confidence, 4),
                 "posterior": {k: round(v, 4) for k, v in self.posterior.items()},
-                "sigma": round(self.sigma, 4)}
+                "sigma": round(self.sigma, 4), "ordered": self.ordered}
 
 
 @lru_cache(maxsize=32)
@@ -326,35 +333,50 @@ def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str 
     classes = {c.name: c for c in column_classes(mat, rung_subs)}
     pairs = _AlloyPairs(names, mat.chalcogen, subs)
     caps = np.array([_share_cap(classes.get(n), subs) for n in names])
-    scores: dict[str, float] = {}
-    hosts: dict[str, float] = {}
-    sigmas: dict[str, float] = {}
-    for h in hyps:  # every rung the median column may be on
+    scores: dict[tuple[str, bool], float] = {}
+    hosts: dict[tuple[str, bool], float] = {}
+    sigmas: dict[tuple[str, bool], float] = {}
+    # Every rung the median column may be on; a singly substituted median also as an ordered
+    # (Janus) layer: nearly every column mixed, no random-alloy proportions.
+    variants = [(h, False) for h in hyps] + [(h, True) for h in hyps if _is_single(h, classes)]
+    for h, janus in variants:
         unit = rungs[:, names.index(h)]  # the median rung in host units, per microscope
+        hyp_caps = np.where(np.array(names) == h, 1.0, caps) if janus else caps
         loglik, sigma, scale, n_c, mean_c = _fit_mixture(counts.astype(float), centres,
                                                          rungs / unit[:, None],
-                                                         split / unit[:, None], caps)
+                                                         split / unit[:, None], hyp_caps)
         metal_term = (-0.5 * ((np.log(metal_level) - np.log(scale * metal / unit))
                               / METAL_LOG_SIGMA) ** 2
                       - np.log(METAL_LOG_SIGMA * np.sqrt(2 * np.pi)))
-        total = loglik + metal_term - ALLOY_DEVIANCE_WEIGHT * pairs.deviance(n_c)
+        deviance = 0.0 if janus else ALLOY_DEVIANCE_WEIGHT * pairs.deviance(n_c)
+        total = loglik + metal_term - deviance
         top = total.max()
         w = np.exp(total - top)
         prior = HOST_PRIOR if h == "chalcogen" else (1 - HOST_PRIOR) / (len(hyps) - 1)
-        scores[h] = float(top + np.log(w.sum() / n_draws) + np.log(prior))
+        if _is_single(h, classes):
+            prior *= JANUS_PRIOR_SHARE if janus else 1 - JANUS_PRIOR_SHARE
+        scores[h, janus] = float(top + np.log(w.sum() / n_draws) + np.log(prior))
         w /= w.sum()  # the microscopes, weighted by how well they explain the image
         # Where the host columns are: read off the data when enough of them are there, else
         # where the microscopes that fit put the host rung.
         n_host = float(w @ n_c[:, host])
         enough = n_host >= max(MIN_HOST_COLUMNS, MIN_HOST_FRACTION * len(x))
-        hosts[h] = float(w @ (mean_c[:, host] if enough else scale / unit))
-        sigmas[h] = float(w @ sigma)
+        hosts[h, janus] = float(w @ (mean_c[:, host] if enough else scale / unit))
+        sigmas[h, janus] = float(w @ sigma)
     best = max(scores, key=scores.__getitem__)
     top = scores[best]
     norm = sum(np.exp(v - top) for v in scores.values())
-    posterior = {h: float(np.exp(v - top) / norm) for h, v in scores.items()}
-    return LadderReading(median_class=best, host_level=hosts[best], posterior=posterior,
-                         sigma=sigmas[best])
+    posterior: dict[str, float] = {}
+    for (h, _), v in scores.items():  # a median class's probability, ordered layer or not
+        posterior[h] = posterior.get(h, 0.0) + float(np.exp(v - top) / norm)
+    return LadderReading(median_class=best[0], host_level=hosts[best], posterior=posterior,
+                         sigma=sigmas[best], ordered=best[1])
+
+
+def _is_single(name: str, classes: dict[str, ColumnClass]) -> bool:
+    """Whether ``name`` is a singly substituted column class (``D_X``)."""
+    column = classes.get(name)
+    return column is not None and column.kind == "D_X"
 
 
 def read_image_ladder(prepared: PreparedImage, lattice: Lattice, material: str | Material,
