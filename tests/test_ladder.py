@@ -116,3 +116,38 @@ def test_to_host_units_scales_tiles_and_shifts_context():
     t, c = to_host_units(np.ones((3, 3)), context[0], 2.0)  # one image
     assert t.max() == pytest.approx(0.5) and c == pytest.approx(context[0] - np.log(2.0))
     assert uses_host_units({"unit": "host"}) and not uses_host_units({})
+
+
+def test_alternatives_keep_the_probable_readings():
+    reading = LadderReading(median_class="Se_S", host_level=0.55,
+                            posterior={"chalcogen": 0.3, "Se_S": 0.65, "Se2_S2": 0.05},
+                            host_levels={"chalcogen": 0.95, "Se_S": 0.55, "Se2_S2": 0.3})
+    alternatives = dict(reading.alternatives())
+    assert alternatives == pytest.approx({0.95: 0.3 / 0.95, 0.55: 0.65 / 0.95})
+    assert LadderReading().alternatives() == [(1.0, 1.0)]
+
+
+def test_detection_averages_over_the_probable_readings(monkeypatch):
+    """An uncertain ladder reading: a host-unit detector's site probabilities are the weighted
+    mean of those under each reading."""
+    import napari_atomdefect.core.detect.detect as det
+    from napari_atomdefect.core.progress import run_to_end
+
+    sim = simulate_image("WS2", 256, 0.012, MicroscopeParams(dose_e_per_A2=5e5), seed=4,
+                         substituents="Se", defect_fractions={"Se_S": 0.3, "Se2_S2": 0.05,
+                                                              "V_S": 0.04})
+    monkeypatch.setattr(det, "card_calibration", lambda *a, **k: None)  # linear in p
+
+    def run(posterior: dict[str, float]) -> np.ndarray:
+        reading = LadderReading(median_class=max(posterior, key=posterior.__getitem__),
+                                host_level={"chalcogen": 1.0, "Se_S": 0.6}[
+                                    max(posterior, key=posterior.__getitem__)],
+                                posterior=posterior, host_levels={"chalcogen": 1.0, "Se_S": 0.6})
+        monkeypatch.setattr(det, "read_image_ladder", lambda *a, **k: reading)
+        result = run_to_end(det.iter_detect(sim.image, 0.012, "WS2", substituents=["Se"]))
+        return result["sites"].filter(like="p_").to_numpy(float)
+
+    host, mixed = run({"chalcogen": 1.0}), run({"Se_S": 1.0})
+    both = run({"chalcogen": 0.4, "Se_S": 0.6})
+    assert np.nanmax(np.abs(host - mixed)) > 0.1  # the readings matter for this image
+    np.testing.assert_allclose(both, 0.4 * host + 0.6 * mixed, atol=1e-4)

@@ -77,6 +77,9 @@ ALLOY_DEVIANCE_WEIGHT = 0.1
 #: Share of a singly substituted median's prior given to the ordered (Janus) layer, whose
 #: columns are nearly all mixed: MoSSe, WSSe and WSeTe Janus monolayers are made on purpose.
 JANUS_PRIOR_SHARE = 0.25
+#: Least posterior of a reading under which a host-unit detector is also run (its probabilities
+#: averaged over the readings, weighted by their posteriors).
+MIN_ALTERNATIVE_POSTERIOR = 0.1
 #: Largest share of the flat outlier term (columns on no rung: contamination, misplaced sites).
 MAX_OUTLIER_SHARE = 0.05
 #: How far the hypothesised median rung may sit from the median column (a factor).
@@ -105,6 +108,8 @@ class LadderReading:
     ordered : bool
         Whether the best reading is an ordered (Janus) layer, nearly every column mixed,
         rather than a random alloy.
+    host_levels : dict
+        The host column's level under each hypothesis (by ``median_class``).
     """
 
     median_class: str = "chalcogen"
@@ -112,17 +117,30 @@ class LadderReading:
     posterior: dict[str, float] = field(default_factory=lambda: {"chalcogen": 1.0})
     sigma: float = float("nan")
     ordered: bool = False
+    host_levels: dict[str, float] = field(default_factory=dict)
 
     @property
     def confidence(self) -> float:
         """Posterior probability of the chosen hypothesis."""
         return float(self.posterior.get(self.median_class, 1.0))
 
+    def alternatives(self, min_posterior: float = MIN_ALTERNATIVE_POSTERIOR
+                     ) -> list[tuple[float, float]]:
+        """``(host level, weight)`` of every reading at least ``min_posterior`` probable, the
+        weights summing to 1 (the best reading alone when no other is): a detector in host units
+        is run under each and its probabilities averaged with these weights."""
+        chosen = [(self.host_levels.get(h, self.host_level) if h != self.median_class
+                   else self.host_level, p) for h, p in self.posterior.items()
+                  if p >= min_posterior or h == self.median_class]
+        total = sum(p for _, p in chosen)
+        return [(float(h), float(p / total)) for h, p in chosen]
+
     def to_dict(self) -> dict:
         return {"median_class": self.median_class, "host_level": round(self.host_level, 4),
                 "confidence": round(self.confidence, 4),
                 "posterior": {k: round(v, 4) for k, v in self.posterior.items()},
-                "sigma": round(self.sigma, 4), "ordered": self.ordered}
+                "sigma": round(self.sigma, 4), "ordered": self.ordered,
+                "host_levels": {k: round(v, 4) for k, v in self.host_levels.items()}}
 
 
 @lru_cache(maxsize=32)
@@ -369,8 +387,11 @@ def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str 
     posterior: dict[str, float] = {}
     for (h, _), v in scores.items():  # a median class's probability, ordered layer or not
         posterior[h] = posterior.get(h, 0.0) + float(np.exp(v - top) / norm)
+    # Each median class's host level from its more probable variant.
+    host_levels = {h: hosts[max((k for k in scores if k[0] == h), key=scores.__getitem__)]
+                   for h in posterior}
     return LadderReading(median_class=best[0], host_level=hosts[best], posterior=posterior,
-                         sigma=sigmas[best], ordered=best[1])
+                         sigma=sigmas[best], ordered=best[1], host_levels=host_levels)
 
 
 def _is_single(name: str, classes: dict[str, ColumnClass]) -> bool:

@@ -143,8 +143,9 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     norm = prepared.normalised
     context = image_context(levels)
     del prepared  # the flattened image, its smoothing and the offset: not needed any more
-    if uses_host_units(card["detector"]):
-        norm, context = to_host_units(norm, context, ladder.host_level)
+    # A host-unit detector reads the tiles under every probable reading of the ladder, its
+    # probabilities averaged with the readings' weights (one reading: one pass).
+    readings = ladder.alternatives() if uses_host_units(card["detector"]) else [(None, 1.0)]
     net = load_detector(info, dev)
     _check_channels(getattr(getattr(net, "head", None), "out_channels", None), info,
                     run.model_classes)
@@ -163,8 +164,14 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         # stops here (Cancel) must not leave its thread in inference mode. The probabilities stay
         # on the device until the end (one copy to the host, no synchronisation per batch).
         with torch.inference_mode():
-            p_m, p_x = tile_site_probabilities(net, batch.tiles, own, temperature, dev,
-                                               run.model_classes, context)
+            p_m = p_x = None
+            for host_level, weight in readings:
+                tiles, ctx = ((batch.tiles, context) if host_level is None
+                              else to_host_units(batch.tiles, context, host_level))
+                q_m, q_x = tile_site_probabilities(net, tiles, own, temperature, dev,
+                                                   run.model_classes, ctx)
+                p_m = weight * q_m if p_m is None else p_m + weight * q_m
+                p_x = weight * q_x if p_x is None else p_x + weight * q_x
         p_metal.append(p_m)
         p_chalcogen.append(p_x)
         metal_rows.append(np.where(batch.has_metal, metal_lookup.rows(batch.index), -1))
