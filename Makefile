@@ -92,5 +92,13 @@ bundled-models: install
 	  ATOMDEFECT_WRITE_BUNDLED=1 $(AD) calibrate-model $$l-default --n-images 150 --decide-on model \
 	  || exit 1; done
 
+	# Seventh session: mos2-alloy, the MoS2 detector in host units for S/Se alloys (mos2-default
+	# stays the default without an alloying substituent: it is better on O and vacancies).
+	$(AD) train-detector --material MoS2 --noise mos2-default --init mos2-default --n-images 280 \
+	  --val-images 30 --steps 3000 --seed 9 --host-units --out build/stage9/mos2-alloy
+	rm -rf src/napari_atomdefect/weights/mos2-alloy && \
+	  cp -r build/stage9/mos2-alloy src/napari_atomdefect/weights/ && \
+	  ATOMDEFECT_WRITE_BUNDLED=1 $(AD) calibrate-model mos2-alloy --n-images 150 --decide-on model
+
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -20,6 +20,8 @@ cd "$work"   # away from the source tree: only the installed wheel can be import
   --seed 1 --out sim
 "$work/venv/bin/atomdefect" detect sim/image.tif --material MoS2 --out sim/found.csv
 "$work/venv/bin/atomdefect" evaluate sim/found.csv sim/defects.csv --radius-nm 0.08
+"$work/venv/bin/atomdefect" detect sim/image.tif --material MoS2 --substituents O,Se \
+  --out sim/found_alloy.csv
 "$work/venv/bin/python" - <<'PY'
 import napari_atomdefect, pandas as pd
 from napari_atomdefect.core.models.registry import list_models
@@ -28,5 +30,8 @@ found, truth = pd.read_csv("sim/found.csv"), pd.read_csv("sim/defects.csv")
 bundled = [m.name for m in list_models() if m.bundled]
 print(f"installed wheel: {len(found)} defects found, {len(truth)} true; bundled models {bundled}")
 assert bundled and len(truth) > 0 and 0.5 * len(truth) <= len(found) <= 2 * len(truth)
+assert {"mos2-default", "mos2-alloy", "ws2-default", "wse2-default", "mose2-default"} <= set(bundled)
+alloy = pd.read_csv("sim/found_alloy.csv")
+assert 0.5 * len(truth) <= len(alloy) <= 2 * len(truth), len(alloy)
 PY
 echo "wheel check passed"

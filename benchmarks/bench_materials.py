@@ -119,14 +119,16 @@ def heldout_image(material: str, k: int, size: int = 320, seed: int = SEED) -> H
 
 
 def material_model(material: str):
-    """The material's default model and ``None``, or ``None`` and why it is not there yet."""
+    """The material's default model for every substituent it supports (the held-out images hold
+    them all) and ``None``, or ``None`` and why it is not there yet."""
+    from napari_atomdefect.core.materials.columns import supported_substituents
     from napari_atomdefect.core.models.registry import (
         default_model_name,
         model_material,
         resolve_model,
     )
 
-    info = resolve_model(default_model_name(material), material)
+    info = resolve_model(default_model_name(material, supported_substituents(material)), material)
     if model_material(info) != material:
         return None, (f"no bundled model for {material} yet (the default would be {info.name}, "
                       f"trained for {model_material(info)})")

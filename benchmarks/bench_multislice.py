@@ -78,7 +78,7 @@ def analyse(folder: Path, models: dict[str, str] | None = None
     material = meta.get("material", "MoS2")
     px_nm = meta["pixel_size_A"] / 10
     subs = meta.get("substituents")
-    info = resolve_model((models or {}).get(material), material)
+    info = resolve_model((models or {}).get(material), material, subs)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = run_to_end(iter_detect(np.load(folder / "image.npy"), px_nm, material, info,

@@ -159,6 +159,15 @@ def test_registry_reads_classes_and_substituents(ws2_model, legacy_model):
     for material in ("MoS2", "WS2", "WSe2", "MoSe2"):
         assert default_model_name(material) == f"{material.lower()}-default"
     assert default_model_name() == "mos2-default"
+    # MoS2 with an alloying substituent has its own bundled detector (host units); O alone and
+    # the other hosts keep theirs.
+    assert default_model_name("MoS2", ("O", "Se")) == "mos2-alloy"
+    assert default_model_name("MoS2", "Se") == "mos2-alloy"
+    assert default_model_name("MoS2", ("O",)) == "mos2-default"
+    assert default_model_name("WS2", ("Se",)) == "ws2-default"
+    alloy = resolve_model(None, "MoS2", ("Se",))
+    assert alloy.name == "mos2-alloy" and alloy.bundled
+    assert model_classes(alloy) == MOS2_CLASSES and alloy.card["detector"]["unit"] == "host"
     # A card with classes but no substituent list: the substituents of its D_X classes.
     assert model_substituents({"detector": {"classes": ["V_Se", "Te_Se", "V_W"]}}) == ("Te",)
 

@@ -21,7 +21,8 @@ def add_batch_parser(sub, positive_float: Callable[[str], float],
     p.add_argument("--pixel-size-nm", type=positive_float, default=None,
                    help="pixel size of every image (default: each file's, else the lattice's)")
     p.add_argument("--model", default=None,
-                   help="model name or folder (default: the bundled <material>-default model, "
+                   help="model name or folder (default: the bundled model of the material for "
+                        "the substituents: mos2-alloy for MoS2 with Se, else <material>-default, "
                         "else mos2-default)")
     p.add_argument("--substituents", default=None, metavar="D[,D]",
                    help=substituents_help or "substituent elements to look for, e.g. Se,O")

@@ -536,7 +536,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("detect", help="detect and classify defects; writes a CSV")
     image_args(p)
     p.add_argument("--model", default=None,
-                   help="model name or folder (default: the bundled <material>-default model, "
+                   help="model name or folder (default: the bundled model of the material for "
+                        "the substituents: mos2-alloy for MoS2 with Se, else <material>-default, "
                         "else mos2-default); see 'atomdefect models'")
     p.add_argument("--substituents", default=None, metavar="D[,D]", help=_substituents_help())
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")

@@ -198,6 +198,14 @@ def test_substituent_boxes_follow_material_and_model(make_napari_viewer, user_mo
     assert _boxes(widget) == {"O": (True, True), "Se": (False, False)}
     assert widget.run_classes() == ("V_S", "V_S2", "O_S", "V_Mo")
     assert tuple(widget.operating_spins) == ("V_S", "V_S2", "O_S", "V_Mo")
+    # Looking for Se with the bundled default: the MoS2 alloy detector takes over, and gives
+    # way again when Se is unticked; a model the user chose stays.
+    widget.model.setCurrentIndex(widget.model.findData("mos2-default"))
+    widget.substituent_checks["Se"].setChecked(True)
+    assert widget.model.currentData() == "mos2-alloy"
+    assert tuple(widget.operating_spins) == ("V_S", "V_S2", "O_S", "Se_S", "Se2_S2", "V_Mo")
+    widget.substituent_checks["Se"].setChecked(False)
+    assert widget.model.currentData() == "mos2-default"
     widget.model.setCurrentIndex(widget.model.findData("mos2-all"))
     assert _boxes(widget) == {"O": (True, True), "Se": (True, False)}
     widget.substituent_checks["Se"].setChecked(True)

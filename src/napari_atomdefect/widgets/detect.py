@@ -146,11 +146,12 @@ def model_substituents_of(info) -> tuple[str, ...]:
     return ("O",) if info is None else tuple(model_substituents(info))
 
 
-def _default_model_name(material: str) -> str:
-    """The bundled model of ``material`` (``mos2-default`` when it has none)."""
+def _default_model_name(material: str, substituents: tuple[str, ...] = ()) -> str:
+    """The bundled model of ``material`` for ``substituents`` (``mos2-default`` when it has
+    none)."""
     from ..core.models.registry import default_model_name
 
-    return default_model_name(material)
+    return default_model_name(material, substituents)
 
 
 #: Choices of the Frames box for a stack (frames × rows × cols).
@@ -336,14 +337,30 @@ class DetectWidget(QWidget):
             for d in supported:
                 box = QCheckBox(d)
                 box.setChecked(d in defaults)
-                box.toggled.connect(self._refresh_classes)
+                box.toggled.connect(self._substituents_toggled)
                 self.substituent_checks[d] = box
                 self.substituent_row.addWidget(box)
-        k = self.model.findData(_default_model_name(material))
+        k = self.model.findData(_default_model_name(material, self._ticked_substituents()))
         if k >= 0 and k != self.model.currentIndex():
             self.model.setCurrentIndex(k)  # -> _model_changed
         else:
             self._model_changed()
+
+    def _ticked_substituents(self) -> tuple[str, ...]:
+        return tuple(d for d, box in self.substituent_checks.items() if box.isChecked())
+
+    def _substituents_toggled(self, *args) -> None:
+        """A bundled default model gives way to the material's one for the substituents now
+        ticked (``mos2-alloy`` when Se is looked for in MoS2); a model the user chose stays."""
+        from ..core.models.registry import is_default_model
+
+        if is_default_model(self.model.currentData()):
+            wanted = _default_model_name(self.material.currentText(), self._ticked_substituents())
+            k = self.model.findData(wanted)
+            if k >= 0 and k != self.model.currentIndex():
+                self.model.setCurrentIndex(k)  # -> _model_changed -> _refresh_classes
+                return
+        self._refresh_classes()
 
     def _model_changed(self, *args) -> None:
         """Enable the substituents the chosen model was trained for; update the classes."""

@@ -162,12 +162,13 @@ def model_load_count() -> int:
     return sum(_MODEL_LOADS.values())
 
 
-def _worker_model(model: str | None, device: str, material: str | None = None):
+def _worker_model(model: str | None, device: str, material: str | None = None,
+                  substituents: tuple[str, ...] | None = None):
     """The detector for ``(model, device)``, loaded once per process and kept."""
     from ..device import select_device
     from ..models.registry import load_detector, resolve_model
 
-    info = resolve_model(model, material)
+    info = resolve_model(model, material, substituents)
     try:
         dev, _ = select_device(device)
     except ValueError as exc:
@@ -254,7 +255,7 @@ def detect_frame(data: np.ndarray, opts: BatchOptions, file_px: float | None) ->
     from ..lattice.lattice import CalibrationWarning
     from .image_fit import ModelFitWarning
 
-    _worker_model(opts.model, opts.device, opts.material)
+    _worker_model(opts.model, opts.device, opts.material, opts.substituents)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = run_to_end(iter_detect(data, px, opts.material, opts.model, opts.device, source,
@@ -410,7 +411,7 @@ def _check_options(material: str, model: str | None, device: str,
     from .decision import run_classes
 
     mat = get_material(material)
-    info = resolve_model(model, mat.name)
+    info = resolve_model(model, mat.name, substituents)
     if "detector" not in info.card:
         raise AtomDefectError(f"Model {info.name} has no detector (stage 2).")
     run = run_classes(info.card, mat.name, substituents)

@@ -98,7 +98,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
 
     ``operating_point``: per defect class, see :func:`.decision.parse_operating_point` (default
     neutral: the most probable class); ``model`` may also be a loaded ``ModelInfo`` (default:
-    :func:`~..models.registry.default_model_name` of ``material``); ``substituents``: see
+    :func:`~..models.registry.default_model_name` of ``material`` and ``substituents``);
+    ``substituents``: see
     :func:`detect`.
 
     Yields
@@ -114,7 +115,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     from ..models.site_forward import tile_site_probabilities
 
     mat = get_material(material)
-    info = resolve_model(model, mat.name)
+    info = resolve_model(model, mat.name, substituents)
     card = info.card
     if "detector" not in card:
         raise AtomDefectError(f"Model {info.name} has no detector (stage 2).")
@@ -251,9 +252,11 @@ def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str 
     material : str
         Material preset (``MoS2``, ``WS2``, ``MoSe2``, ``WSe2``).
     model : str or path, optional
-        Model name (bundled or user) or folder; default: the bundled ``<material>-default``
-        model when there is one, else ``mos2-default``. The class names follow the material the
-        model was trained for (a warning says so when it is not ``material``).
+        Model name (bundled or user) or folder; default: the bundled model of ``material``
+        for ``substituents`` (:func:`~..models.registry.default_model_name`: ``mos2-alloy``
+        for MoS2 with Se, else ``<material>-default``, else ``mos2-default``). The class names
+        follow the material the model was trained for (a warning says so when it is not
+        ``material``).
     device : str
         ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda`` or ``mps``.
     calibration : {"user", "file"}

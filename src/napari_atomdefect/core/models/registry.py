@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +31,8 @@ from ..errors import AtomDefectError
 
 BUNDLED_DIR = Path(__file__).resolve().parents[2] / "weights"
 DEFAULT_MODEL = "mos2-default"
+#: Suffix of a bundled model for a material's chalcogen alloys (:func:`default_model_name`).
+ALLOY_SUFFIX = "-alloy"
 CARD = "card.json"
 DETECTOR_FILE = "detector.safetensors"
 NOISE_FILE = "noise.safetensors"
@@ -127,32 +129,53 @@ def model_material(info: ModelInfo | Mapping) -> str:
     return str(card.get("material") or "MoS2")
 
 
-def default_model_name(material: str | None = None) -> str:
-    """The bundled ``<material lower>-default`` model when it exists, else ``mos2-default``."""
+def default_model_name(material: str | None = None,
+                       substituents: str | Sequence[str] | None = None) -> str:
+    """The bundled model of ``material`` for ``substituents``.
+
+    ``<material lower>-alloy`` when an alloying substituent (Se, S, Te) is among
+    ``substituents`` and the material has such a model (MoS2: a detector in host units for
+    S/Se alloys, while ``mos2-default`` stays the one judged on O and vacancies), else
+    ``<material lower>-default`` when it exists, else ``mos2-default``.
+    """
     if material:
+        from ..materials.columns import DOUBLE_SUBSTITUTION
         from ..materials.materials import get_material
 
         try:
-            name = f"{get_material(material).name.lower()}-default"
+            stem = get_material(material).name.lower()
         except AtomDefectError:
-            name = f"{str(material).lower()}-default"
-        if (BUNDLED_DIR / name / CARD).is_file():
-            return name
+            stem = str(material).lower()
+        if isinstance(substituents, str):
+            substituents = [d.strip() for d in substituents.split(",")]
+        if any(d in DOUBLE_SUBSTITUTION for d in substituents or ()) and \
+                (BUNDLED_DIR / f"{stem}{ALLOY_SUFFIX}" / CARD).is_file():
+            return f"{stem}{ALLOY_SUFFIX}"
+        if (BUNDLED_DIR / f"{stem}-default" / CARD).is_file():
+            return f"{stem}-default"
     return DEFAULT_MODEL
 
 
+def is_default_model(name: str | None) -> bool:
+    """Whether ``name`` is one of the bundled per-material defaults (``-default``/``-alloy``),
+    which detection swaps for the one that fits the material and substituents chosen."""
+    return bool(name) and str(name).endswith(("-default", ALLOY_SUFFIX)) and \
+        (BUNDLED_DIR / str(name) / CARD).is_file()
+
+
 def resolve_model(model: str | os.PathLike | ModelInfo | None = None,
-                  material: str | None = None) -> ModelInfo:
+                  material: str | None = None,
+                  substituents: str | Sequence[str] | None = None) -> ModelInfo:
     """Find a model by name (user models shadow nothing: bundled names win) or by folder path.
 
     A :class:`ModelInfo` is returned as it is (its card may differ from the file, e.g. without
     calibration while the calibration is being fitted). ``model=None`` is
-    :func:`default_model_name` of ``material``.
+    :func:`default_model_name` of ``material`` and ``substituents``.
     """
     if isinstance(model, ModelInfo):
         return model
     if model is None:
-        model = default_model_name(material)
+        model = default_model_name(material, substituents)
     path = Path(model)
     if path.is_dir():
         return ModelInfo(path.name, path.resolve(), False, _read_card(path))
