@@ -226,9 +226,11 @@ class FinetuneWidget(QWidget):
                     layer._atomdefect_watched = True
 
     def refresh_models(self) -> None:
-        from ..core.models.registry import list_models
+        from ..core.models.registry import default_model_name, list_models
 
-        current = self.base_model.currentText()
+        # Keep the user's choice; the first time, the material's bundled default.
+        current = self.base_model.currentText() or default_model_name(
+            self.material.currentText())
         self.base_model.clear()
         self.models.clear()
         for info in list_models():

@@ -21,6 +21,7 @@ from ..cells.ladder import read_image_ladder, to_host_units, uses_host_units
 from ..cells.lookup import CellLookup
 from ..cells.normalize import image_context, prepare_image
 from ..cells.tiles import TileSpec, iter_cell_tiles, own_site_positions
+from ..cpu_share import CpuShare
 from ..errors import AtomDefectError
 from ..io.table import DEFECT_COLUMNS
 from ..io.validate import as_analysis_image
@@ -127,6 +128,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     if run.message:
         warnings.warn(run.message, ModelFitWarning, stacklevel=2)
     dev, dev_text = select_device(device)
+    share = CpuShare()  # how busy other programs keep the cores, measured until the network
     yield {"step": "lattice", "fraction": 0.0, "message": f"Finding the lattice (device {dev_text})"}
     if lattice is None:
         # Its warnings (e.g. a replaced calibration) reach the caller; the same sentences are
@@ -158,28 +160,39 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     n_tiles = lattice.n_cells + int((metal_lookup.rows(lattice.chalcogen_index) < 0).sum())
     metal_rows, chalc_rows, p_metal, p_chalcogen = [], [], [], []
     done = 0
-    for batch in iter_cell_tiles(norm, lattice, spec, batch_size=batch_size, border=True):
-        c_rows = chalc_lookup.rows(batch.index)
-        own = own_site_positions(batch, lattice, chalcogen_rows=c_rows)
-        # Inference mode around the forward pass only, never across a ``yield``: a consumer that
-        # stops here (Cancel) must not leave its thread in inference mode. The probabilities stay
-        # on the device until the end (one copy to the host, no synchronisation per batch).
-        with torch.inference_mode():
-            p_m = p_x = None
-            for host_level, weight in readings:
-                tiles, ctx = ((batch.tiles, context) if host_level is None
-                              else to_host_units(batch.tiles, context, host_level))
-                q_m, q_x = tile_site_probabilities(net, tiles, own, temperature, dev,
-                                                   run.model_classes, ctx)
-                p_m = weight * q_m if p_m is None else p_m + weight * q_m
-                p_x = weight * q_x if p_x is None else p_x + weight * q_x
-        p_metal.append(p_m)
-        p_chalcogen.append(p_x)
-        metal_rows.append(np.where(batch.has_metal, metal_lookup.rows(batch.index), -1))
-        chalc_rows.append(c_rows)
-        done += len(batch)
-        yield {"step": "detect", "fraction": done / max(n_tiles, 1),
-               "message": f"Classified {done}/{n_tiles} unit cells"}
+    threads = torch.get_num_threads()
+    free = share.threads(threads) if dev.type == "cpu" else threads
+    if free < threads:
+        # Other programs keep cores busy: threads beyond the free cores only contend with them.
+        torch.set_num_threads(free)
+        dev_text = f"cpu ({free} of {threads} threads: other programs keep the other cores busy)"
+    try:
+        for batch in iter_cell_tiles(norm, lattice, spec, batch_size=batch_size, border=True):
+            c_rows = chalc_lookup.rows(batch.index)
+            own = own_site_positions(batch, lattice, chalcogen_rows=c_rows)
+            # Inference mode around the forward pass only, never across a ``yield``: a consumer
+            # that stops here (Cancel) must not leave its thread in inference mode. The
+            # probabilities stay on the device until the end (one copy to the host, no
+            # synchronisation per batch).
+            with torch.inference_mode():
+                p_m = p_x = None
+                for host_level, weight in readings:
+                    tiles, ctx = ((batch.tiles, context) if host_level is None
+                                  else to_host_units(batch.tiles, context, host_level))
+                    q_m, q_x = tile_site_probabilities(net, tiles, own, temperature, dev,
+                                                       run.model_classes, ctx)
+                    p_m = weight * q_m if p_m is None else p_m + weight * q_m
+                    p_x = weight * q_x if p_x is None else p_x + weight * q_x
+            p_metal.append(p_m)
+            p_chalcogen.append(p_x)
+            metal_rows.append(np.where(batch.has_metal, metal_lookup.rows(batch.index), -1))
+            chalc_rows.append(c_rows)
+            done += len(batch)
+            yield {"step": "detect", "fraction": done / max(n_tiles, 1),
+                   "message": f"Classified {done}/{n_tiles} unit cells"}
+    finally:
+        if free < threads:
+            torch.set_num_threads(threads)
     n_m, n_x = (len(c) for c in site_choices(run.model_classes))
     with torch.inference_mode():
         pm = torch.cat(p_metal).cpu().numpy() if p_metal else np.zeros((0, n_m), np.float32)

@@ -1,0 +1,45 @@
+"""Threads fitted to the cores other programs leave free (core/cpu_share.py)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+
+import napari_atomdefect.core.cpu_share as cpu_share
+
+
+def _fake(monkeypatch, cores: int, busy: list[float], own: list[float], wall: list[float]):
+    monkeypatch.setattr(cpu_share, "_own_cores", lambda: set(range(cores)))
+    monkeypatch.setattr(cpu_share, "_busy_seconds", lambda c: busy.pop(0))
+    monkeypatch.setattr(cpu_share, "_own_cpu_seconds", lambda: own.pop(0))
+    monkeypatch.setattr(cpu_share.time, "perf_counter", lambda: wall.pop(0))
+
+
+@pytest.mark.parametrize("others_busy, expected", [(0.0, 2), (0.4, 2), (0.9, 1), (1.6, 1),
+                                                    (2.0, 1)])
+def test_threads_leave_the_busy_cores_to_their_programs(monkeypatch, others_busy, expected):
+    # 1 s of wall time; this process used 1 s of CPU; the others what they keep busy.
+    _fake(monkeypatch, 2, [100.0, 101.0 + others_busy], [5.0, 6.0], [0.0, 1.0])
+    share = cpu_share.CpuShare()
+    assert share.threads(2) == expected
+
+
+def test_threads_never_raised_and_unknown_keeps_them(monkeypatch):
+    _fake(monkeypatch, 8, [0.0, 0.5], [0.0, 0.5], [0.0, 1.0])  # an idle 8-core machine
+    assert cpu_share.CpuShare().threads(2) == 2
+    _fake(monkeypatch, 2, [None, None], [0.0, 0.1], [0.0, 1.0])  # no /proc/stat
+    assert cpu_share.CpuShare().threads(2) == 2
+    _fake(monkeypatch, 2, [0.0, 0.1], [0.0, 0.0], [0.0, 0.05])  # too short to tell
+    assert cpu_share.CpuShare().others_busy() is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/stat")
+def test_measures_this_machine():
+    share = cpu_share.CpuShare()
+    end = time.perf_counter() + 0.3
+    while time.perf_counter() < end:  # this process busy: not counted as others
+        pass
+    others = share.others_busy()
+    assert others is not None and 0.0 <= others <= len(cpu_share._own_cores())
