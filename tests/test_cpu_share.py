@@ -17,8 +17,8 @@ def _fake(monkeypatch, cores: int, busy: list[float], own: list[float], wall: li
     monkeypatch.setattr(cpu_share.time, "perf_counter", lambda: wall.pop(0))
 
 
-@pytest.mark.parametrize("others_busy, expected", [(0.0, 2), (0.4, 2), (0.9, 1), (1.6, 1),
-                                                    (2.0, 1)])
+@pytest.mark.parametrize("others_busy, expected", [(0.0, 2), (0.4, 2), (0.9, 1), (1.2, 1),
+                                                    (1.6, 2), (2.0, 2)])
 def test_threads_leave_the_busy_cores_to_their_programs(monkeypatch, others_busy, expected):
     # 1 s of wall time; this process used 1 s of CPU; the others what they keep busy.
     _fake(monkeypatch, 2, [100.0, 101.0 + others_busy], [5.0, 6.0], [0.0, 1.0])
