@@ -358,10 +358,17 @@ def model_section(material: str, info) -> list[str]:
         why = bench().material_model(material)[1]
         return lines + [f"No bundled model yet: {why}. Until there is one, detection of "
                         f"{material} uses `mos2-default` and says so.", ""]
+    from napari_atomdefect.core.models.registry import default_model_name
+
     card = info.card
-    lines += [f"Default model `{info.name}` (material {card.get('material', 'MoS2')}, created "
-              f"{card.get('created', '?')}): classes {', '.join(model_classes(info))}; "
-              f"substituents {', '.join(model_substituents(info)) or 'none'}.", ""]
+    plain = default_model_name(material)
+    other = (f" Without an alloying substituent chosen, detection uses `{plain}` (better on the "
+             f"light substituent and vacancies; see [models.md](../models.md))."
+             if plain != info.name else "")
+    lines += [f"Model with every substituent chosen: `{info.name}` (material "
+              f"{card.get('material', 'MoS2')}, created {card.get('created', '?')}): classes "
+              f"{', '.join(model_classes(info))}; substituents "
+              f"{', '.join(model_substituents(info)) or 'none'}.{other}", ""]
     if card.get("command"):
         lines += ["Trained with:", "", "```bash", str(card["command"]), "```", ""]
     return lines
@@ -512,9 +519,14 @@ def write_index(rows: list[dict], entries: dict[str, dict]) -> None:
              "example images (real Nion images of converted WS2 where available).", "",
              "| material | page | bundled model | substituents (default) | classes |",
              "|---|---|---|---|---|"]
+    from napari_atomdefect.core.models.registry import default_model_name
+
     for row in rows:
         m = row["material"]
-        lines.append(f"| {m} | [{m}]({m}.md) | {('`' + row['model'] + '`') if row['model'] else '—'}"
+        model = f"`{row['model']}`" if row["model"] else "—"
+        if row["model"] and default_model_name(m) != row["model"]:  # a model for the alloys
+            model = f"`{default_model_name(m)}` ({model} with an alloying substituent)"
+        lines.append(f"| {m} | [{m}]({m}.md) | {model}"
                      f" | {', '.join(supported_substituents(m))} "
                      f"({', '.join(default_substituents(m))}) | {', '.join(class_names(m))} |")
     lines += ["", "*Written by `docs/make_material_pages.py`.*"]
