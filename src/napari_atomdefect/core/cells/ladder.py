@@ -381,15 +381,17 @@ def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str 
         enough = n_host >= max(MIN_HOST_COLUMNS, MIN_HOST_FRACTION * len(x))
         hosts[h, janus] = float(w @ (mean_c[:, host] if enough else scale / unit))
         sigmas[h, janus] = float(w @ sigma)
-    best = max(scores, key=scores.__getitem__)
-    top = scores[best]
+    top = max(scores.values())
     norm = sum(np.exp(v - top) for v in scores.values())
     posterior: dict[str, float] = {}
     for (h, _), v in scores.items():  # a median class's probability, ordered layer or not
         posterior[h] = posterior.get(h, 0.0) + float(np.exp(v - top) / norm)
-    # Each median class's host level from its more probable variant.
-    host_levels = {h: hosts[max((k for k in scores if k[0] == h), key=scores.__getitem__)]
-                   for h in posterior}
+    # The most probable median class (over both variants), and each class's host level from its
+    # more probable variant.
+    variant = {h: max((k for k in scores if k[0] == h), key=scores.__getitem__)
+               for h in posterior}
+    host_levels = {h: hosts[k] for h, k in variant.items()}
+    best = variant[max(posterior, key=posterior.__getitem__)]
     return LadderReading(median_class=best[0], host_level=hosts[best], posterior=posterior,
                          sigma=sigmas[best], ordered=best[1], host_levels=host_levels)
 
