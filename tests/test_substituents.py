@@ -331,7 +331,10 @@ def test_cli_models_lists_material_and_classes(ws2_model, legacy_model, monkeypa
     assert main(["models"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert ("mos2-default (bundled, MoS2): classes V_S, V_S2, O_S, Se_S, Se2_S2, V_Mo; "
-            "substituents O, Se") in lines
+            "substituents O, Se (the default for MoS2)") in lines
+    assert ("mos2-alloy (bundled, MoS2): classes V_S, V_S2, O_S, Se_S, Se2_S2, V_Mo; "
+            "substituents O, Se (the default for MoS2 when an alloying substituent is chosen)"
+            ) in lines
     assert "mos2-legacy (user, MoS2): classes V_S, V_S2, O_S, V_Mo; substituents O" in lines
     assert ("ws2-test (user, WS2): classes V_S, V_S2, O_S, Se_S, Se2_S2, V_W; substituents O, Se"
             in lines)

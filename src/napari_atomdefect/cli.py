@@ -464,6 +464,7 @@ def _cmd_view(args: argparse.Namespace) -> int:
 def _cmd_models(args: argparse.Namespace) -> int:
     """``atomdefect models``: every installed model with its material and defect classes."""
     from .core.models.registry import (
+        default_model_name,
         list_models,
         model_classes,
         model_material,
@@ -473,10 +474,17 @@ def _cmd_models(args: argparse.Namespace) -> int:
     rows = []
     for info in list_models():
         has_detector = "detector" in info.card
+        material = model_material(info)
+        subs = list(model_substituents(info)) if has_detector else []
+        default_for = ""
+        if info.bundled and default_model_name(material) == info.name:
+            default_for = f"the default for {material}"
+        elif info.bundled and default_model_name(material, subs) == info.name:
+            default_for = f"the default for {material} when an alloying substituent is chosen"
         rows.append({"name": info.name, "bundled": info.bundled, "path": str(info.path),
-                     "material": model_material(info),
+                     "material": material,
                      "classes": list(model_classes(info)) if has_detector else [],
-                     "substituents": list(model_substituents(info)) if has_detector else [],
+                     "substituents": subs, "default_for": default_for,
                      "stages": [k for k in ("noise", "detector") if k in info.card]})
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -487,7 +495,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
         where = "bundled" if r["bundled"] else "user"
         classes = ", ".join(r["classes"]) or "no detector"
         subs = ", ".join(r["substituents"]) or "none"
-        print(f"{r['name']} ({where}, {r['material']}): classes {classes}; substituents {subs}")
+        note = f" ({r['default_for']})" if r["default_for"] else ""
+        print(f"{r['name']} ({where}, {r['material']}): classes {classes}; substituents "
+              f"{subs}{note}")
     return 0
 
 
