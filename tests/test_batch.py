@@ -260,3 +260,17 @@ def test_operating_point_reaches_every_image(folder, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "Traceback" not in err[0]
     assert not (tmp_path / "bad").exists()
+
+
+def test_batch_with_se_uses_the_alloy_model(folder, tmp_path, capsys):
+    """MoS2 with Se looked for: every image is read by mos2-alloy, as detect would choose."""
+    out = tmp_path / "alloy"
+    args = ["batch", str(folder / "img0.tif"), "--out", str(out), "--workers", "1",
+            "--substituents", "O,Se", "--no-progress"]
+    assert main(args) == 0
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary.model.tolist() == ["mos2-alloy"] and summary.status.tolist() == ["ok"]
+    img = read_image(folder / "img0.tif")
+    same = detect(img.data, img.pixel_size_nm, "MoS2", calibration="file", substituents="O,Se")
+    assert same.attrs["model"] == "mos2-alloy"
+    assert summary.n_defects.tolist() == [len(same)]
