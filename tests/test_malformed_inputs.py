@@ -146,7 +146,9 @@ READER_ERRORS = {
     "npy_complex": (lambda t, s: _npy(t, np.ones((64, 64), np.complex64)), "not real numbers"),
     "npy_bool": (lambda t, s: _npy(t, np.ones((64, 64), bool)), "not real numbers"),
     "npy_object_pickle": (lambda t, s: _npy(t, np.array([{"a": 1}], dtype=object)),
-                          "could not be read"),
+                          "holds Python objects"),
+    "text_named_npy": (lambda t, s: (t / "t.npy").write_text("hello!") and t / "t.npy",
+                       "not a NumPy .npy file"),
     "missing_file": (lambda t, s: t / "nope.tif", "No such file"),
     "folder": (lambda t, s: (t / "d.tif").mkdir() or t / "d.tif", "folder"),
 }

@@ -17,7 +17,8 @@ def add_batch_parser(sub, positive_float: Callable[[str], float],
                                    "summary.csv in --out; rerunning skips finished images.")
     p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--material", default="MoS2")
+    p.add_argument("--material", default="MoS2",
+                   help="host material of every image: MoS2 (default), WS2, MoSe2 or WSe2")
     p.add_argument("--pixel-size-nm", type=positive_float, default=None,
                    help="pixel size of every image (default: each file's, else the lattice's)")
     p.add_argument("--model", default=None,

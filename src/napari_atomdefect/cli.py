@@ -526,7 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def image_args(q):
         q.add_argument("image", help="image file (.dm3 .dm4 .emd .ser .tif .npy .png)")
-        q.add_argument("--material", default="MoS2")
+        q.add_argument("--material", default="MoS2",
+                       help="host material: MoS2 (default), WS2, MoSe2 or WSe2")
         q.add_argument("--pixel-size-nm", type=_pixel_size, default=None,
                        help="override the file's calibration")
         q.add_argument("--frame", type=int, default=None, help="frame of a stack")

@@ -106,8 +106,9 @@ class LadderReading:
     sigma : float
         Fitted spread of the column levels around their rungs (chalcogen units).
     ordered : bool
-        Whether the best reading is an ordered (Janus) layer, nearly every column mixed,
-        rather than a random alloy.
+        Whether the best reading needs more singly substituted (mixed) columns than a random
+        alloy can hold (about half at most): an ordered layer — a Janus layer, or a conversion
+        that went one side first — rather than atoms substituted independently.
     host_levels : dict
         The host column's level under each hypothesis (by ``median_class``).
     """

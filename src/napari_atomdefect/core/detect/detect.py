@@ -189,7 +189,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
             chalc_rows.append(c_rows)
             done += len(batch)
             yield {"step": "detect", "fraction": done / max(n_tiles, 1),
-                   "message": f"Classified {done}/{n_tiles} unit cells"}
+                   "message": f"Classified {done}/{n_tiles} tiles (unit cells and border "
+                              f"sites)"}
     finally:
         if free < threads:
             torch.set_num_threads(threads)

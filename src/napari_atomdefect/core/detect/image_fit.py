@@ -287,9 +287,11 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
     if alloy and not same_metal:
         nearer = min(alloy, key=lambda n: abs(np.log(
             ratio / TRAINING_RANGES[n]["metal_to_chalcogen"][1])))
+        other = alloy[0] if nearer == alloy[1] else alloy[1]
         better = (f"; it lies between {alloy[0]} and {alloy[1]}: the chalcogen columns look "
                   f"like an S/Se alloy (a partly converted layer), nearer {nearer} — analyse it as "
-                  f"{nearer} with {alloying_partner(nearer)}")
+                  f"an alloy: {nearer} with {alloying_partner(nearer)}, or {other} with "
+                  f"{alloying_partner(other)}")
     elif candidates:
         better = f"; {candidates[0]} fits better"
     else:

@@ -275,7 +275,17 @@ def read_image(path: str | Path) -> StemImage:
                 data = tif.asarray()
                 px, meta = _tiff_pixel_size(tif)
         elif ext == ".npy":
-            data = np.load(path, allow_pickle=False)
+            with open(path, "rb") as fh:
+                if fh.read(6) != b"\x93NUMPY":
+                    raise ImageReadError(f"{path.name} is not a NumPy .npy file (it does not "
+                                         "start with the .npy header).")
+            try:
+                data = np.load(path, allow_pickle=False)
+            except ValueError as exc:
+                if "pickle" not in str(exc):
+                    raise
+                raise ImageReadError(f"{path.name} holds Python objects, not a numeric array; "
+                                     "such files are not loaded (they could run code).") from exc
             px, meta = None, {}
         else:
             from skimage.io import imread
