@@ -261,3 +261,13 @@ def test_pristine_ws2_at_low_contrast_reads_like_a_janus_layer_and_says_so():
         warnings.simplefilter("always")
         found = detect(alloy.image, alloy.pixel_size_nm, "WS2", substituents=["Se"])
     assert not any("as uniform as a pristine layer" in str(w.message) for w in caught)
+
+
+def test_calls_summary_tells_defects_from_alloying():
+    from napari_atomdefect.core.detect.image_fit import calls_summary
+
+    assert calls_summary(["V_S", "O_S", "V_Mo"], ("O",)) == "3 defects"
+    assert calls_summary(["V_S", "Se_S", "Se2_S2", "Se_S"], ("O", "Se")) == \
+        "4 calls (1 defect, 3 alloying substitutions)"
+    # Se not chosen: an Se call (a model's own defaults) is a point defect like any other.
+    assert calls_summary(["Se_S"], ("O",)) == "1 defect"

@@ -283,9 +283,12 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     for msg in table.attrs["messages"]:  # calibration notes, then whether the model fits
         print(msg, file=sys.stderr)
     write_csv_atomic(table, args.out)
+    from .core.detect.image_fit import calls_summary
+
     counts = table["class"].value_counts().to_dict()
     subs = ", ".join(table.attrs["substituents"]) or "none"
-    print(f"{len(table)} defects in {result['lattice'].n_cells} unit cells "
+    what = calls_summary(list(table["class"]), tuple(table.attrs["substituents"]))
+    print(f"{what} in {result['lattice'].n_cells} unit cells "
           f"({', '.join(f'{k}: {v}' for k, v in sorted(counts.items())) or 'none'}); model "
           f"{result['model']} on {result['device']}, substituents {subs}, operating point "
           f"{table.attrs['operating_point']} -> {args.out}")

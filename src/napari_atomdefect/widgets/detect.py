@@ -789,11 +789,13 @@ class DetectWidget(QWidget):
         self._show_choice(layer, lattice)
         counts = table["class"].value_counts()
         summary = ", ".join(f"{c}: {counts.get(c, 0)}" for c in meta["classes"])
+        from ..core.detect.image_fit import calls_summary
         from ..core.lattice.crystal import OFF_CRYSTAL_NOTE
 
         left_out = [m for m in lattice.messages if OFF_CRYSTAL_NOTE in m]
-        self.status.setText(" ".join([f"{len(table)} defects in {lattice.n_cells} cells "
-                                      f"({summary}).", *left_out]))
+        what = calls_summary(list(table["class"]), tuple(table.attrs.get("substituents", ())))
+        self.status.setText(" ".join([f"{what} in {lattice.n_cells} cells ({summary}).",
+                                      *left_out]))
         self.progress.setValue(100)
         self._adopt_lattice_calibration(layer, lattice)
 

@@ -439,6 +439,19 @@ def counts_as_flagged(class_name: str, substituents: tuple[str, ...]) -> bool:
                 and c.substituent in DOUBLE_SUBSTITUTION)
 
 
+def calls_summary(classes: list[str] | tuple[str, ...], substituents: tuple[str, ...]) -> str:
+    """``"N defects"``, or ``"N calls (a defects, b alloying substitutions)"`` when some calls
+    are substitutions by a chosen alloying chalcogen (the alloy's composition, not defects)."""
+    def many(n: int, word: str) -> str:
+        return f"{n} {word}{'' if n == 1 else 's'}"
+
+    n_alloy = sum(1 for c in classes if not counts_as_flagged(str(c), tuple(substituents)))
+    if not n_alloy:
+        return many(len(classes), "defect")
+    return (f"{many(len(classes), 'call')} ({many(len(classes) - n_alloy, 'defect')}, "
+            f"{many(n_alloy, 'alloying substitution')})")
+
+
 __all__ = ["FitReport", "ModelFitWarning", "ImageMeasurements", "alloying_partner", "assess_fit",
-           "counts_as_flagged", "flagged_fraction_message", "uniform_substitution_message",
+           "calls_summary", "counts_as_flagged", "flagged_fraction_message", "uniform_substitution_message",
            "measure_image", "measure_training_ranges", "rank_materials", "alloy_between"]
