@@ -262,15 +262,22 @@ def test_operating_point_reaches_every_image(folder, tmp_path, capsys):
     assert not (tmp_path / "bad").exists()
 
 
-def test_batch_with_se_uses_the_alloy_model(folder, tmp_path, capsys):
-    """MoS2 with Se looked for: every image is read by mos2-alloy, as detect would choose."""
+def test_batch_with_se_uses_the_alloy_model(tmp_path, capsys):
+    """MoS2 with Se looked for: every image is read by mos2-alloy, as detect would choose, and
+    the Se substitutions (the alloy's composition) are counted per class, not as defects."""
+    path = tmp_path / "alloy.tif"
+    write_tiff(path, simulate_image("MoS2", 256, PX, seed=3, substituents="O,Se",
+                                    defect_fractions={"Se_S": 0.2, "Se2_S2": 0.03, "V_S": 0.04,
+                                                      "V_Mo": 0.02}).image, PX)
     out = tmp_path / "alloy"
-    args = ["batch", str(folder / "img0.tif"), "--out", str(out), "--workers", "1",
-            "--substituents", "O,Se", "--no-progress"]
+    args = ["batch", str(path), "--out", str(out), "--workers", "1", "--substituents", "O,Se",
+            "--no-progress"]
     assert main(args) == 0
     summary = pd.read_csv(out / "summary.csv")
     assert summary.model.tolist() == ["mos2-alloy"] and summary.status.tolist() == ["ok"]
-    img = read_image(folder / "img0.tif")
+    img = read_image(path)
     same = detect(img.data, img.pixel_size_nm, "MoS2", calibration="file", substituents="O,Se")
     assert same.attrs["model"] == "mos2-alloy"
-    assert summary.n_defects.tolist() == [len(same)]
+    alloying = same["class"].isin(["Se_S", "Se2_S2"]).sum()
+    assert alloying >= 10 and summary.n_defects.tolist() == [len(same) - alloying]
+    assert summary.n_Se_S.tolist() == [(same["class"] == "Se_S").sum()]

@@ -30,6 +30,7 @@ import pandas as pd
 from ..errors import AtomDefectError
 from ..materials.columns import ALL_CLASS_NAMES, LEGACY_CLASSES
 from ..materials.materials import get_material
+from .image_fit import counts_as_flagged
 
 #: Name of the summary table written in the output folder.
 SUMMARY_NAME = "summary.csv"
@@ -226,12 +227,15 @@ def _result_row(item: BatchItem, frame: int | None, opts: BatchOptions, result: 
     n_cells = lattice.n_cells
     area = lattice.area_nm2
     counts = table["class"].value_counts()
+    # Substitutions by a chosen alloying chalcogen are the alloy's composition, not defects.
+    subs = tuple(table.attrs.get("substituents", ()))
+    n_defects = sum(int(n) for c, n in counts.items() if counts_as_flagged(str(c), subs))
     row = {"image": item.path, "frame": frame, "csv": csv_name(item.base, frame), "status": "ok",
            "error": "", "material": lattice.material.name,
            "pixel_size_nm": float(lattice.pixel_size_nm), "pixel_size_source": lattice.calibration,
-           "n_cells": n_cells, "area_nm2": float(area), "n_defects": len(table),
-           "defects_per_nm2": len(table) / area if area else np.nan,
-           "defects_per_cell": len(table) / n_cells if n_cells else np.nan}
+           "n_cells": n_cells, "area_nm2": float(area), "n_defects": n_defects,
+           "defects_per_nm2": n_defects / area if area else np.nan,
+           "defects_per_cell": n_defects / n_cells if n_cells else np.nan}
     for c in opts.classes:
         n = int(counts.get(c, 0))
         row[f"n_{c}"] = n
