@@ -13,6 +13,7 @@ Two more microscopes keep the benchmark from judging the defaults on one case on
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from napari_atomdefect.core.simulate.image import MicroscopeParams, SimulatedImage, simulate_image
@@ -70,12 +71,11 @@ def pooled_f1(model, sims: list[SimulatedImage], radius_nm: float = 0.08) -> pd.
 def holey_image(seed: int = 3, size: int = 768, pixel_size_nm: float = 0.012,
                 hole: tuple[float, float, float] = (250.0, 250.0, 110.0),
                 amorphous: tuple[float, float, float] = (560.0, 520.0, 120.0),
-                dose_e_per_A2: float = 5e5) -> tuple[SimulatedImage, object]:
+                dose_e_per_A2: float = 5e5) -> tuple[SimulatedImage, np.ndarray]:
     """A simulated MoS2 image with a hole (vacuum: the columns gone, the background left) and a
     patch of amorphous material (the crystal's signal nearly gone under random blobs), each
     ``(row, col, radius)`` in pixels. Returns the simulation (its labels cover the whole field)
     and the noisy image (float32)."""
-    import numpy as np
     from scipy import ndimage
 
     sim = simulate_image("MoS2", size, pixel_size_nm, MicroscopeParams(dose_e_per_A2=dose_e_per_A2),

@@ -13,8 +13,8 @@ alloy region the chalcogen columns may sit on another rung, the metal ones do no
 defect changes one or two of them and leaves the median near 1; over vacuum the columns read
 like the hollows (about 0), and over amorphous material the column and hollow positions see
 the same random structure (0.1–0.4). Sites below :data:`MIN_CRYSTAL_SUPPORT` are left out of
-the lattice, so no cell is tiled, classified or counted there. Near the edge of a hole the
-lattice continues about one lattice constant into it: the columns there are the edge's.
+the lattice, so no cell is tiled, classified or counted there. Within about half a lattice
+constant of a hole's edge the sites stay: the columns there are the edge's.
 """
 
 from __future__ import annotations
@@ -23,16 +23,16 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-#: Columns of each sublattice compared around a site (its nearest 12, within
+#: Columns of each sublattice compared around a site (its nearest six, within
 #: :data:`NEIGHBOUR_RADIUS_CELLS` lattice constants), and hollows giving each column's local
 #: background.
 NEAREST_COLUMNS = 6
 NEAREST_HOLLOWS = 6
 NEIGHBOUR_RADIUS_CELLS = 2.2
 #: Least local column-over-hollow contrast, as a fraction of the image's typical one, for a site
-#: to count as crystal (measured: 0.6–1.0 on real, multislice and simulated images including
-#: alloys, contamination and doses of 1e4 e/Å²; about 0 over vacuum and 0.1–0.3 over amorphous
-#: material).
+#: to count as crystal (measured: 0.44–1.0 on 100 random simulated images including alloys,
+#: contamination and doses of 1e4 e/Å², 0.73–1.0 on the real, dev-set and multislice images;
+#: about 0 over vacuum and 0.1–0.4 over amorphous material).
 MIN_CRYSTAL_SUPPORT = 0.4
 #: A column below this fraction of its sublattice's typical level counts as missing, and its
 #: site needs :data:`MIN_SUPPORT_OF_EMPTY_SITE` (point defects in a crystal: 0.7–1.0).
