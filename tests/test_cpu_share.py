@@ -43,3 +43,24 @@ def test_measures_this_machine():
         pass
     others = share.others_busy()
     assert others is not None and 0.0 <= others <= len(cpu_share._own_cores())
+
+
+def test_thread_count_is_restored_and_never_fought_over(monkeypatch):
+    """Two detections in threads of one process: only the first changes the process-wide count,
+    and it is back to what it was once both are done, whichever ends first."""
+    import torch
+
+    monkeypatch.setattr(cpu_share.CpuShare, "threads", lambda self, n: 1)
+    before = torch.get_num_threads()
+    if before < 2:
+        pytest.skip("needs 2 torch threads to see a change")
+    first = cpu_share.torch_threads_for_free_cores(cpu_share.CpuShare(), True)
+    second = cpu_share.torch_threads_for_free_cores(cpu_share.CpuShare(), True)
+    assert first.__enter__() == (1, before) and torch.get_num_threads() == 1
+    assert second.__enter__() == (1, 1)  # sees the first one's count, changes nothing
+    first.__exit__(None, None, None)
+    assert torch.get_num_threads() == before
+    second.__exit__(None, None, None)
+    assert torch.get_num_threads() == before
+    with cpu_share.torch_threads_for_free_cores(cpu_share.CpuShare(), False) as used:
+        assert used == (before, before) and torch.get_num_threads() == before  # not the CPU

@@ -14,7 +14,10 @@ elsewhere it proposes nothing.
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 _PROC_STAT = Path("/proc/stat")
@@ -87,4 +90,36 @@ class CpuShare:
         return max(1, min(current, int(round(free))))
 
 
-__all__ = ["CpuShare"]
+#: Blocks of :func:`torch_threads_for_free_cores` running in this process, and the lock that
+#: guards them: the torch thread count is process-wide, so only a block that runs alone changes
+#: it (two detections in threads of one process must not restore each other's counts).
+_ACTIVE = [0]
+_LOCK = threading.Lock()
+
+
+@contextmanager
+def torch_threads_for_free_cores(share: CpuShare, on_cpu: bool) -> Iterator[tuple[int, int]]:
+    """Within the block torch runs on no more threads than the cores others leave free.
+
+    Yields ``(threads used, threads before)``; the count is restored on leaving (also when the
+    consumer of a generator stops early). Nothing changes off the CPU, or when another such block
+    is running in this process.
+    """
+    import torch
+
+    with _LOCK:
+        before = torch.get_num_threads()
+        used = share.threads(before) if on_cpu and _ACTIVE[0] == 0 else before
+        _ACTIVE[0] += 1
+        if used < before:
+            torch.set_num_threads(used)
+    try:
+        yield used, before
+    finally:
+        with _LOCK:
+            _ACTIVE[0] -= 1
+            if used < before:
+                torch.set_num_threads(before)
+
+
+__all__ = ["CpuShare", "torch_threads_for_free_cores"]

@@ -21,7 +21,7 @@ from ..cells.ladder import read_image_ladder, to_host_units, uses_host_units
 from ..cells.lookup import CellLookup
 from ..cells.normalize import image_context, prepare_image
 from ..cells.tiles import TileSpec, iter_cell_tiles, own_site_positions
-from ..cpu_share import CpuShare
+from ..cpu_share import CpuShare, torch_threads_for_free_cores
 from ..errors import AtomDefectError
 from ..io.table import DEFECT_COLUMNS
 from ..io.validate import as_analysis_image
@@ -160,13 +160,11 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     n_tiles = lattice.n_cells + int((metal_lookup.rows(lattice.chalcogen_index) < 0).sum())
     metal_rows, chalc_rows, p_metal, p_chalcogen = [], [], [], []
     done = 0
-    threads = torch.get_num_threads()
-    free = share.threads(threads) if dev.type == "cpu" else threads
-    if free < threads:
-        # Other programs keep cores busy: threads beyond the free cores only contend with them.
-        torch.set_num_threads(free)
-        dev_text = f"cpu ({free} of {threads} threads: other programs keep the other cores busy)"
-    try:
+    # Other programs keeping cores busy: threads beyond the free cores only contend with them.
+    with torch_threads_for_free_cores(share, dev.type == "cpu") as (free, threads):
+        if free < threads:
+            dev_text = (f"cpu ({free} of {threads} threads: other programs keep the other cores "
+                        "busy)")
         for batch in iter_cell_tiles(norm, lattice, spec, batch_size=batch_size, border=True):
             c_rows = chalc_lookup.rows(batch.index)
             own = own_site_positions(batch, lattice, chalcogen_rows=c_rows)
@@ -191,9 +189,6 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
             yield {"step": "detect", "fraction": done / max(n_tiles, 1),
                    "message": f"Classified {done}/{n_tiles} tiles (unit cells and border "
                               f"sites)"}
-    finally:
-        if free < threads:
-            torch.set_num_threads(threads)
     n_m, n_x = (len(c) for c in site_choices(run.model_classes))
     with torch.inference_mode():
         pm = torch.cat(p_metal).cpu().numpy() if p_metal else np.zeros((0, n_m), np.float32)
