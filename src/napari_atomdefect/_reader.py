@@ -138,6 +138,7 @@ def _sites_from_area(image: Any, classes: Any) -> dict:
     class names belong to. Empty when the image is not calibrated in nm."""
     import numpy as np
 
+    from .core.lattice.lattice import cell_area_nm2
     from .core.materials.columns import class_names
     from .core.materials.materials import MATERIALS
 
@@ -147,7 +148,7 @@ def _sites_from_area(image: Any, classes: Any) -> dict:
     names = set(map(str, classes))
     hosts = [m for m in MATERIALS.values() if names <= set(class_names(m))] or list(MATERIALS.values())
     a = float(np.mean([m.a_nm for m in hosts]))
-    n_cells = int(round(area / (np.sqrt(3) / 2 * a * a)))
+    n_cells = int(round(area / cell_area_nm2(a)))
     return {"area_nm2": area, "n_metal_sites": n_cells, "n_chalcogen_sites": n_cells,
             "sites_from": "image area"}
 

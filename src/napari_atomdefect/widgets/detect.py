@@ -736,9 +736,11 @@ class DetectWidget(QWidget):
         name = f"{layer.name} defects ({result['model']}, all frames)"
         kwargs = defect_layer_kwargs(table, px, name, a_px=table.attrs["a_px"], frame=frame3)
         frames = result["frames"]
+        from ..core.lattice.lattice import cell_area_nm2
+
         # The crystal analysed (cells over holes are left out), as for a single image.
-        cell_nm2 = np.sqrt(3) / 2 * (table.attrs["a_px"] * px) ** 2
-        area = sum(int(f["n_metal_sites"] or 0) for f in frames) * cell_nm2
+        area = (sum(int(f["n_metal_sites"] or 0) for f in frames)
+                * cell_area_nm2(table.attrs["a_px"] * px))
         kwargs["metadata"]["atomdefect"].update(
             model=result["model"], device=result["device"], image=layer.name, movie=True,
             n_frames=int(layer.data.shape[0]), frames=frames, area_nm2=area,

@@ -44,6 +44,11 @@ CHALCOGEN_OFFSET = np.array([1.0 / 3.0, 1.0 / 3.0])
 FracFn = Callable[[np.ndarray], np.ndarray]
 
 
+def cell_area_nm2(a_nm: float) -> float:
+    """Area of one hexagonal unit cell of lattice constant ``a_nm`` (nm²)."""
+    return float(np.sqrt(3) / 2 * a_nm**2)
+
+
 class CalibrationWarning(UserWarning):
     """The pixel size from the file and the one from the lattice disagree."""
 
@@ -108,8 +113,7 @@ class Lattice:
     def area_nm2(self) -> float:
         """Area of the unit cells found (the analysed crystal, without vacuum or amorphous
         patches), in nm² at the pixel size in use."""
-        a_nm = self.a_px * self.pixel_size_nm
-        return float(self.n_cells * np.sqrt(3) / 2 * a_nm**2)
+        return self.n_cells * cell_area_nm2(self.a_px * self.pixel_size_nm)
 
     @property
     def a_px(self) -> float:
@@ -436,4 +440,4 @@ def find_lattice(
     )
 
 
-__all__ = ["CalibrationWarning", "Lattice", "PhaseMap", "find_lattice"]
+__all__ = ["CalibrationWarning", "Lattice", "PhaseMap", "cell_area_nm2", "find_lattice"]
