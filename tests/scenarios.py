@@ -94,3 +94,20 @@ def holey_image(seed: int = 3, size: int = 768, pixel_size_nm: float = 0.012,
     clean = np.where(in_hole, 0.3 * bg, clean)
     clean = np.where(in_amorphous, 0.15 * clean + bg + blobs, clean)
     return sim, rng.poisson(np.maximum(clean, 0.0)).astype(np.float32)
+
+
+def bicrystal_image(seed: int = 1, size: int = 512, pixel_size_nm: float = 0.012,
+                    rotations_deg: tuple[float, float] = (5.0, 23.0), boundary_col: int = 256,
+                    dose_e_per_A2: float = 5e5) -> tuple[SimulatedImage, SimulatedImage, np.ndarray]:
+    """Two MoS2 grains at different orientations meeting along a vertical boundary at column
+    ``boundary_col``: the left grain from the first simulation, the right from the second (the
+    same microscope). Returns both simulations and the image (float32)."""
+    params = MicroscopeParams.random(np.random.default_rng(seed), "MoS2",
+                                     dose_e_per_A2=dose_e_per_A2)
+    left = simulate_image("MoS2", size, pixel_size_nm, params=params, seed=seed,
+                          rotation_deg=rotations_deg[0])
+    right = simulate_image("MoS2", size, pixel_size_nm, params=params, seed=seed + 1,
+                           rotation_deg=rotations_deg[1])
+    image = left.image.astype(np.float32).copy()
+    image[:, boundary_col:] = right.image[:, boundary_col:]
+    return left, right, image

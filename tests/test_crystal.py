@@ -19,7 +19,7 @@ from napari_atomdefect.core.materials.materials import get_material
 from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
 from napari_atomdefect.core.train.datasets import training_fractions
 
-from .scenarios import holey_image
+from .scenarios import bicrystal_image, holey_image
 
 HOLE = (250.0, 250.0, 110.0)
 AMORPHOUS = (560.0, 520.0, 120.0)
@@ -146,3 +146,34 @@ def test_detection_calls_no_defect_inside_a_hole(holey):
                        & (_distance_inside(t[["y_px", "x_px"]].to_numpy(float), AMORPHOUS) < -a)]
     f1 = score(away(defects), away(truth), 0.08 / sim.pixel_size_nm)["f1"]
     assert f1["V_S2"] >= 0.9 and f1["V_Mo"] >= 0.9
+
+
+def test_a_second_grain_is_left_out_and_said():
+    """Two grains 18 degrees apart: the lattice of one fades over the other (its Bragg amplitude
+    there is a few per cent of its own grain's), so no site lies more than a lattice constant
+    into the other grain, the user is told, and the analysed grain's defects are found."""
+    from napari_atomdefect.core.detect.detect import detect
+    from napari_atomdefect.core.detect.evaluate import score
+
+    left, right, image = bicrystal_image()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lattice = find_lattice(image, "MoS2", pixel_size_nm=0.012)
+        defects = detect(image, pixel_size_nm=0.012, material="MoS2")
+    a = lattice.a_px
+    cols = np.concatenate([lattice.metal_sites_px, lattice.chalcogen_sites_px])[:, 1]
+    # one grain analysed (the lattice of either); its lattice fades over about a cell (the
+    # resolution of the Bragg filter), so nothing lies deeper than 1.5 lattice constants into
+    # the other grain and a few sites deeper than 0.75
+    on_right = np.median(cols) > 256
+    depth = (256 - cols) if on_right else (cols - 256)
+    assert (depth > 1.5 * a).sum() == 0
+    assert (depth > 0.75 * a).sum() <= 0.02 * len(cols), np.sort(depth)[-10:] / a
+    assert any("where this lattice fades are left out" in m for m in lattice.messages)
+    assert any("another grain" in m for m in defects.attrs["messages"])
+    grain = right if on_right else left
+    inside = (lambda t: t[(t.x_px > 256 + 2 * a) & (t.x_px < 510 - a) & (t.y_px > a)  # noqa: E731
+                          & (t.y_px < 511 - a)] if on_right else
+              t[(t.x_px < 256 - 2 * a) & (t.x_px > a) & (t.y_px > a) & (t.y_px < 511 - a)])
+    f1 = score(inside(defects), inside(grain.defects), 0.08 / 0.012)["f1"]
+    assert f1[["V_S2", "V_Mo"]].min() >= 0.9, f1

@@ -62,7 +62,8 @@ def _median_of(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 
 def crystal_support(smoothed: np.ndarray, columns_px: list[np.ndarray], hollow_px: np.ndarray,
-                    a_px: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+                    a_px: float, faded_px: list[np.ndarray] | None = None
+                    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Local crystal contrast at every column site of every sublattice.
 
     Every column's level is read above its local background (the median of its nearest
@@ -80,6 +81,10 @@ def crystal_support(smoothed: np.ndarray, columns_px: list[np.ndarray], hollow_p
         ``(K, 2)`` positions of the hollow sites.
     a_px : float
         Lattice constant in pixels.
+    faded_px : list of ndarray, optional
+        Per sublattice, positions the lattice predicts where its Bragg amplitude fades (not
+        sites any more): read as neighbours like the others, so that a site at the edge of a
+        faded region is not judged by the crystal on its other side alone.
 
     Returns
     -------
@@ -90,6 +95,11 @@ def crystal_support(smoothed: np.ndarray, columns_px: list[np.ndarray], hollow_p
         Per sublattice, ``(N,)``: each site's own column level above its local background, over
         its sublattice's typical level (1 where the sublattice shows no contrast).
     """
+    n_own = [len(np.asarray(c).reshape(-1, 2)) for c in columns_px]
+    if faded_px is not None:
+        columns_px = [np.concatenate([np.asarray(c, float).reshape(-1, 2),
+                                      np.asarray(f, float).reshape(-1, 2)])
+                      for c, f in zip(columns_px, faded_px, strict=True)]
     columns = [np.asarray(c, float).reshape(-1, 2) for c in columns_px]
     sites = np.concatenate(columns) if columns else np.zeros((0, 2))
     hollow_px = np.asarray(hollow_px, float).reshape(-1, 2)
@@ -98,7 +108,7 @@ def crystal_support(smoothed: np.ndarray, columns_px: list[np.ndarray], hollow_p
               & (hollow_px[:, 1] <= w - 1))
     hollow_px = hollow_px[inside]  # one beyond the edge would read the edge's pixels
     if len(sites) == 0 or len(hollow_px) == 0:
-        return [np.zeros(len(c)) for c in columns], [np.zeros(len(c)) for c in columns]
+        return [np.zeros(n) for n in n_own], [np.zeros(n) for n in n_own]
 
     def values(points: np.ndarray) -> np.ndarray:
         return ndimage.map_coordinates(smoothed, points.T, order=1, mode="nearest")
@@ -118,18 +128,22 @@ def crystal_support(smoothed: np.ndarray, columns_px: list[np.ndarray], hollow_p
         near.append(_median_of(own / reference,
                                _nearest(cKDTree(pos), sites, NEAREST_COLUMNS, bound)))
     splits = np.cumsum([len(c) for c in columns])[:-1]
+
+    def judged(values: np.ndarray) -> list[np.ndarray]:  # the sites, not the faded positions
+        return [v[:n] for v, n in zip(np.split(values, splits), n_own, strict=True)]
+
     if not near:  # no contrast to compare with: leave every site in
-        return [np.ones(len(c)) for c in columns], np.split(presence, splits)
+        return [np.ones(n) for n in n_own], judged(presence)
     # The better-supported sublattice: in an alloy region one sublattice's columns sit on
     # another rung of the ladder (S2 in WSe2 reads 0.2 of Se2), the metal ones do not.
     medians = np.stack(near, axis=1)
     with np.errstate(all="ignore"):
         support = np.where(np.isfinite(medians).any(1), np.nanmax(medians, axis=1), 0.0)
-    return np.split(support, splits), np.split(presence, splits)
+    return judged(support), judged(presence)
 
 
 def in_crystal(smoothed: np.ndarray, columns_px: list[np.ndarray], hollow_px: np.ndarray,
-               a_px: float) -> list[np.ndarray]:
+               a_px: float, faded_px: list[np.ndarray] | None = None) -> list[np.ndarray]:
     """Which column sites of each sublattice lie in the crystal.
 
     A site is in when its :func:`crystal_support` reaches :data:`MIN_CRYSTAL_SUPPORT`; a site
@@ -137,12 +151,14 @@ def in_crystal(smoothed: np.ndarray, columns_px: list[np.ndarray], hollow_px: np
     needs :data:`MIN_SUPPORT_OF_EMPTY_SITE`: a vacancy in the crystal has all its neighbours,
     a site a lattice constant into a hole has half of them.
 
+    ``faded_px``: see :func:`crystal_support`.
+
     Returns
     -------
     list of ndarray of bool
         Per sublattice of ``columns_px``.
     """
-    supports, presences = crystal_support(smoothed, columns_px, hollow_px, a_px)
+    supports, presences = crystal_support(smoothed, columns_px, hollow_px, a_px, faded_px)
     return [(support >= MIN_CRYSTAL_SUPPORT)
             & ((presence >= PRESENT_LEVEL) | (support >= MIN_SUPPORT_OF_EMPTY_SITE))
             for support, presence in zip(supports, presences, strict=True)]

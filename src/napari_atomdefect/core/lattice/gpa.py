@@ -57,10 +57,35 @@ class PhaseMap:
         """Bragg-filtered amplitude at image points ``(N, 2)``."""
         return self._sample(self.amplitude, points)
 
+    def field_amplitude_at(self, points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """:meth:`amplitude_at` corrected for the image's edges: within about a cell of an edge
+        the Bragg filter also averages the zero padding, which lowers the amplitude by up to a
+        half (``shape``: the image's)."""
+        return self.amplitude_at(points) / np.maximum(
+            edge_support(points, shape, self.g_ref), 0.25)
+
     def total_phase_cycles(self, points: np.ndarray) -> np.ndarray:
         """Total phase in cycles, ``g_ref . r + psi(r) / 2 pi``: the fractional lattice coordinate."""
         points = np.asarray(points, float)
         return points @ self.g_ref + self.phase_at(points) / (2 * np.pi)
+
+
+def edge_support(points: np.ndarray, shape: tuple[int, ...], g: np.ndarray,
+                 mask_fraction: float = MASK_FRACTION) -> np.ndarray:
+    """Share of the Bragg filter's real-space kernel (the Gaussian dual to the mask around ``g``)
+    that falls inside an image of ``shape``, at image points ``(N, 2)``: 1 in the interior, a
+    half on an edge."""
+    from scipy.special import erf
+
+    sigma = 1.0 / (2 * np.pi * mask_fraction * max(float(np.linalg.norm(g)), 1e-9))
+    pts = np.asarray(points, float).reshape(-1, 2)
+    out = np.ones(len(pts))
+    for axis in range(2):
+        n = shape[axis]
+        x = pts[:, axis]
+        out *= 0.5 * (erf((x + 0.5) / (np.sqrt(2) * sigma))
+                      - erf((x - (n - 0.5)) / (np.sqrt(2) * sigma)))
+    return out
 
 
 def image_spectrum(image: np.ndarray, period_px: float) -> tuple[np.ndarray, int]:

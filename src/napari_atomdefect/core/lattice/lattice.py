@@ -185,26 +185,49 @@ def _solve_positions(frac_fn: FracFn, targets: np.ndarray, basis: np.ndarray,
 UNIFORMITY_SWAP_FACTOR = 2.0
 #: ... provided its own columns vary by at least this relative inter-quartile range.
 UNIFORMITY_MIN_SPREAD = 0.08
+#: The lattice's reference amplitude is this percentile of its Bragg-filtered amplitude over the
+#: image (:func:`_amplitude_reference`): that of its crystal, whatever share of the field is
+#: vacuum, amorphous material or a grain at another orientation.
+AMPLITUDE_REF_PERCENTILE = 75
+#: Sites where the amplitude is below this fraction of the reference are not on this lattice.
+AMPLITUDE_CUT = 0.3
+#: Share of the cells left out that way from which the user is told.
+FADED_NOTE_SHARE = 0.05
+#: A few columns off the common level leave the inter-quartile range as it is (a layer almost
+#: fully converted to the other host: one column in ten mixed). Columns further than this many
+#: robust standard deviations from their sublattice's median are its *outliers*...
+OUTLIER_SIGMAS = 3.5
+#: ... and a sublattice with at least this share of outliers, and this many times the other's
+#: share, is the chalcogen one: metal columns differ only where a metal atom is missing (rare).
+OUTLIER_MIN_SHARE = 0.05
+OUTLIER_SWAP_FACTOR = 3.0
 
 
 def _column_spread(smoothed: np.ndarray, frac_fn: FracFn, basis: np.ndarray, offset: np.ndarray,
-                   background: float) -> tuple[float, float]:
-    """Median level above ``background`` and relative inter-quartile range of the columns of
-    one sublattice (fractional ``offset`` in the cell), read at their predicted positions."""
+                   background: float, on_lattice: Callable[[np.ndarray], np.ndarray]
+                   ) -> tuple[float, float, float]:
+    """Median level above ``background``, relative inter-quartile range and share of outliers
+    (:data:`OUTLIER_SIGMAS`) of the columns of one sublattice (fractional ``offset`` in the
+    cell), read at their predicted positions where ``on_lattice`` says the lattice is."""
     h, w = smoothed.shape
     pos = _solve_positions(frac_fn, _index_range(frac_fn, smoothed.shape) + offset, basis,
                            np.array([h / 2, w / 2]))
     pos = pos[(pos[:, 0] >= 2) & (pos[:, 0] <= h - 3) & (pos[:, 1] >= 2) & (pos[:, 1] <= w - 3)]
+    pos = pos[on_lattice(pos)]
     if len(pos) < MIN_CELLS:
-        return float("nan"), float("nan")
+        return float("nan"), float("nan"), float("nan")
     levels = ndimage.map_coordinates(smoothed, pos.T, order=1) - background
     q25, med, q75 = np.percentile(levels, [25, 50, 75])
-    return float(med), float((q75 - q25) / med) if med > 0 else float("nan")
+    deviation = np.abs(levels - med)
+    robust_sd = max(1.4826 * float(np.median(deviation)), 1e-12)
+    outliers = float(np.mean(deviation > OUTLIER_SIGMAS * robust_sd))
+    return float(med), float((q75 - q25) / med) if med > 0 else float("nan"), outliers
 
 
 def _metal_is_the_varied_sublattice(smoothed: np.ndarray, frac_fn: FracFn, basis: np.ndarray,
                                     metal_off: np.ndarray, chalc_off: np.ndarray,
-                                    background: float) -> bool:
+                                    background: float,
+                                    on_lattice: Callable[[np.ndarray], np.ndarray]) -> bool:
     """Whether the sublattice taken for the metal varies far more than the other one.
 
     Every metal column holds the same atom; chalcogen columns differ with their content (alloys,
@@ -212,13 +235,23 @@ def _metal_is_the_varied_sublattice(smoothed: np.ndarray, frac_fn: FracFn, basis
     they are and after removing what shot noise alone gives (it grows as ``1 / sqrt(level)``), so
     that neither the dimmer sublattice's counts nor position errors on the sharper columns make a
     sublattice look varied.
+    A layer nearly converted to the other host varies in a few columns only (one in ten mixed):
+    its inter-quartile range is that of a pure layer, but its share of outlying columns is not
+    (:data:`OUTLIER_MIN_SHARE`, :data:`OUTLIER_SWAP_FACTOR`).
     An S-rich MoSe2 alloy (metal brighter than its chalcogen) or an Se-rich MoS2 one (chalcogen
     brighter than its metal) reverses the expected brightness order; uniformity does not.
     """
-    med_m, spread_m = _column_spread(smoothed, frac_fn, basis, metal_off, background)
-    med_x, spread_x = _column_spread(smoothed, frac_fn, basis, chalc_off, background)
+    med_m, spread_m, outliers_m = _column_spread(smoothed, frac_fn, basis, metal_off, background,
+                                                 on_lattice)
+    med_x, spread_x, outliers_x = _column_spread(smoothed, frac_fn, basis, chalc_off, background,
+                                                 on_lattice)
     if not np.all(np.isfinite([med_m, spread_m, med_x, spread_x])) or min(med_m, med_x) <= 0:
         return False
+    if (outliers_m >= OUTLIER_MIN_SHARE and outliers_m > OUTLIER_SWAP_FACTOR * outliers_x
+            and spread_x <= UNIFORMITY_SWAP_FACTOR * spread_m):
+        # (the other sublattice must not be the varied one by its inter-quartile range: a
+        # chalcogen sublattice barely above the background spreads widely and has no outliers)
+        return True
     # Both the relative spreads (what position errors on sharp columns give alike) and the
     # shot-noise normalised ones must say so.
     normalised_m = spread_m * np.sqrt(med_m)
@@ -226,6 +259,28 @@ def _metal_is_the_varied_sublattice(smoothed: np.ndarray, frac_fn: FracFn, basis
     return bool(spread_m >= UNIFORMITY_MIN_SPREAD
                 and spread_m > UNIFORMITY_SWAP_FACTOR * spread_x
                 and normalised_m > UNIFORMITY_SWAP_FACTOR * normalised_x)
+
+
+def _amplitude_reference(pm1: PhaseMap, pm2: PhaseMap, shape: tuple[int, ...]) -> float:
+    """The lattice's typical Bragg-filtered amplitude where its crystal is: the
+    :data:`AMPLITUDE_REF_PERCENTILE` percentile over a grid of points inside the image (the
+    padding around it, vacuum, amorphous patches and other grains do not lower it)."""
+    h, w = shape[:2]
+    rows, cols = np.meshgrid(np.linspace(0, h - 1, 48), np.linspace(0, w - 1, 48), indexing="ij")
+    grid = np.stack([rows.ravel(), cols.ravel()], axis=1)
+    amp = np.sqrt(pm1.field_amplitude_at(grid, shape) * pm2.field_amplitude_at(grid, shape))
+    return float(np.percentile(amp, AMPLITUDE_REF_PERCENTILE))
+
+
+def faded_lattice_message(n_faded: int, n_cells: int) -> str:
+    """The note for the user when parts of the field do not show the lattice (empty when they
+    are fewer than :data:`FADED_NOTE_SHARE` of the cells)."""
+    share = n_faded / max(n_cells + n_faded, 1)
+    if share < FADED_NOTE_SHARE:
+        return ""
+    return (f"{n_faded} unit cells ({share:.0%}) where this lattice fades are left out: vacuum, "
+            f"amorphous material or another grain (crop a grain at another orientation and "
+            f"analyse it on its own).")
 
 
 def _index_range(frac_fn: FracFn, shape: tuple[int, ...]) -> np.ndarray:
@@ -321,6 +376,14 @@ def find_lattice(
 
     a_px0 = float(np.sqrt(abs(np.linalg.det(basis)) / (np.sqrt(3) / 2)))
     smoothed = box_smooth(arr, max(0.8, 0.08 * a_px0))
+    amp_ref = _amplitude_reference(pm1, pm2, arr.shape)
+
+    def amplitude(pos: np.ndarray) -> np.ndarray:
+        pos = np.clip(pos, 0, None)
+        return np.sqrt(pm1.field_amplitude_at(pos, arr.shape) * pm2.field_amplitude_at(pos, arr.shape))
+
+    def on_lattice(pos: np.ndarray) -> np.ndarray:
+        return amplitude(pos) > AMPLITUDE_CUT * amp_ref
 
     # Sublattices from the image folded onto one cell.
     cell = _mean_cell(smoothed, frac_fn)
@@ -339,7 +402,7 @@ def find_lattice(
     metal_bin, chalc_bin = (site_a, cand_b) if w_m >= w_x else (cand_b, site_a)
     if (i_b - i_h) >= 0.05 * (i_a - i_h) and _metal_is_the_varied_sublattice(
             smoothed, frac_fn, basis, _cell_peak(cell, metal_bin), _cell_peak(cell, chalc_bin),
-            float(i_h)):
+            float(i_h), on_lattice):
         metal_bin, chalc_bin = chalc_bin, metal_bin
         messages.append(f"The {'brighter' if w_m >= w_x else 'dimmer'} sublattice varies from "
                         f"column to column and the other does not: it is taken for the "
@@ -358,21 +421,21 @@ def find_lattice(
     h, w = arr.shape
     index = _index_range(frac_fn, arr.shape)
     centre = np.array([h / 2, w / 2])
-    amp_ref = np.sqrt(np.median(pm1.amplitude) * np.median(pm2.amplitude))
 
     def predict(offset: np.ndarray):
         pos = _solve_positions(frac_fn, index + offset, basis, centre)
         slack = 0.5 + 0.1 * a_px0  # the final cut (in_field) follows refinement
         inside = ((pos[:, 0] >= -slack) & (pos[:, 0] <= h - 1 + slack) & (pos[:, 1] >= -slack)
                   & (pos[:, 1] <= w - 1 + slack))
-        amp = np.sqrt(pm1.amplitude_at(np.clip(pos, 0, None)) * pm2.amplitude_at(
-            np.clip(pos, 0, None)))
-        keep = inside & (amp > 0.3 * amp_ref)
-        return pos[keep], index[keep].astype(int)
+        keep = inside & on_lattice(pos)
+        return pos[keep], index[keep].astype(int), pos[inside & ~keep]
 
-    metal_pred, metal_idx = predict(off_m)
-    chalc_pred, chalc_idx = predict(off_m + CHALCOGEN_OFFSET)
-    hollow_pred, _ = predict(off_m + 2 * CHALCOGEN_OFFSET)
+    metal_pred, metal_idx, metal_faded = predict(off_m)
+    chalc_pred, chalc_idx, chalc_faded = predict(off_m + CHALCOGEN_OFFSET)
+    hollow_pred, _, _ = predict(off_m + 2 * CHALCOGEN_OFFSET)
+    faded = faded_lattice_message(len(metal_faded), len(metal_pred))
+    if faded:
+        messages.append(faded)
     if len(metal_pred) < MIN_CELLS:
         raise NoLatticeError(
             f"Only {len(metal_pred)} unit cells were found; at least {MIN_CELLS} are needed. "
@@ -407,8 +470,10 @@ def find_lattice(
     px_lattice = mat.a_nm / a_px
 
     # No cell over vacuum or amorphous material (core/lattice/crystal.py).
-    metal_in, chalc_in = in_crystal(smoothed, [metal_pos, chalc_pos], chalc_pos + (a1 + a2) / 3.0,
-                                    a_px)
+    # (the hollows of the faded region too: the columns at its edge are read against them)
+    hollows = np.concatenate([chalc_pos, chalc_faded]) + (a1 + a2) / 3.0
+    metal_in, chalc_in = in_crystal(smoothed, [metal_pos, chalc_pos], hollows, a_px,
+                                    faded_px=[metal_faded, chalc_faded])
     if metal_in.sum() < MIN_CELLS:
         raise NoLatticeError(
             f"Only {int(metal_in.sum())} unit cells lie in crystalline areas; at least "
