@@ -7,8 +7,11 @@ from napari_atomdefect.core.cells.sampling import sample_bilinear
 from napari_atomdefect.core.cells.tiles import (
     CellTiles,
     TileSpec,
+    bin_image,
     border_cells,
     iter_cell_tiles,
+    sample_tiles,
+    tile_binning,
     tile_cells,
 )
 from napari_atomdefect.core.detect.model_view import stitch_tiles
@@ -147,6 +150,33 @@ def test_stitched_tiles_give_back_the_image(distorted):
     inner = (slice(64, -64), slice(64, -64))
     err = np.abs(view[inner] - sim.image[inner])
     assert err.mean() < 0.02 * np.ptp(sim.image[inner])
+
+
+def test_finely_sampled_images_are_binned_before_tiling():
+    """Up to the training images' finest sampling (a lattice constant of about 41 px over the 16
+    tile pixels) the tiles read the image as it is; finer images are averaged over blocks first,
+    and a tile of a smooth image reads the same values either way."""
+    spec = TileSpec()
+    assert [tile_binning(a, spec) for a in (16.0, 26.0, 41.5, 44.0, 63.0, 105.0)] == [1, 1, 1, 1,
+                                                                                    2, 3]
+    img = np.arange(7 * 9, dtype=np.float32).reshape(7, 9)
+    binned = bin_image(img, 2)
+    assert binned.shape == (3, 4)
+    assert binned[1, 2] == pytest.approx(img[2:4, 4:6].mean())
+    # a linear ramp: the block mean is the ramp at the block's centre, and bilinear sampling of
+    # a ramp is exact, so binned and unbinned tiles agree
+    yy, xx = np.mgrid[:300, :300].astype(np.float32)
+    ramp = 0.3 * yy - 0.7 * xx + 5.0
+    angle = np.deg2rad(17.0)
+    scale = 3.5  # image pixels per tile pixel
+    aff = np.array([[[scale * np.cos(angle), -scale * np.sin(angle), 100.0],
+                     [scale * np.sin(angle), scale * np.cos(angle), 100.0]]], np.float32)
+    plain, rows, cols = sample_tiles(ramp, aff, spec)
+    for b in (2, 3):
+        tiles, rows_b, cols_b = sample_tiles(bin_image(ramp, b), aff, spec, b)
+        np.testing.assert_allclose(tiles, plain, atol=1e-3)
+        np.testing.assert_array_equal(rows_b, rows)
+        np.testing.assert_array_equal(cols_b, cols)
 
 
 def test_preview_tiles_are_the_tiles_of_those_cells(distorted):

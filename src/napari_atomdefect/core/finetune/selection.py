@@ -125,10 +125,12 @@ def preview_tiles(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
                   spec: TileSpec = TileSpec()) -> np.ndarray:
     """Raw (not normalised) tiles ``(N, S, S)`` of the given cells only — cheap enough to run on
     every click, unlike tiling the whole image."""
-    from ..cells.tiles import cell_affines, sample_tiles
+    from ..cells.tiles import bin_image, cell_affines, sample_tiles, tile_binning
 
     ids = np.asarray(cell_ids, int)
     s = spec.size_px
     if len(ids) == 0:
         return np.zeros((0, s, s), np.float32)
-    return sample_tiles(image, cell_affines(lattice, spec)[ids], spec)[0]
+    binning = tile_binning(lattice.a_px, spec)  # as detection reads them
+    return sample_tiles(bin_image(image, binning), cell_affines(lattice, spec)[ids], spec,
+                        binning)[0]
