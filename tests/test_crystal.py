@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from napari_atomdefect.core.lattice.crystal import (
@@ -177,3 +178,54 @@ def test_a_second_grain_is_left_out_and_said():
               t[(t.x_px < 256 - 2 * a) & (t.x_px > a) & (t.y_px > a) & (t.y_px < 511 - a)])
     f1 = score(inside(defects), inside(grain.defects), 0.08 / 0.012)["f1"]
     assert f1[["V_S2", "V_Mo"]].min() >= 0.9, f1
+
+
+def _within(table: pd.DataFrame, rect: tuple[int, int, int, int]) -> pd.DataFrame:
+    """Rows of ``table`` a lattice constant (at 0.012 nm/px) inside the rectangle."""
+    a = 0.316 / 0.012
+    return table[(table.x_px > rect[2] + a) & (table.x_px < rect[3] - a)
+                 & (table.y_px > rect[0] + a) & (table.y_px < rect[1] - 1 - a)]
+
+
+def test_a_region_analyses_the_grain_it_holds(tmp_path, capsys):
+    """The region given (API mask or rectangle, CLI --region) holds every site and call, and the
+    grain in it is analysed as well as a whole single-grain image; a bad region is one
+    sentence."""
+    from napari_atomdefect.cli import main
+    from napari_atomdefect.core.detect.detect import detect
+    from napari_atomdefect.core.detect.evaluate import score
+    from napari_atomdefect.core.errors import AtomDefectError
+
+    left, right, image = bicrystal_image()
+    for grain, rect in ((left, (0, 512, 0, 250)), (right, (0, 512, 262, 512))):
+        mask = np.zeros(image.shape, bool)
+        mask[rect[0]:rect[1], rect[2]:rect[3]] = True
+        for region in (rect, mask):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                lattice = find_lattice(image, "MoS2", pixel_size_nm=0.012, region=region)
+            sites = np.concatenate([lattice.metal_sites_px, lattice.chalcogen_sites_px])
+            assert sites[:, 1].min() >= rect[2] - 1 and sites[:, 1].max() <= rect[3]
+            assert not any("another grain" in m for m in lattice.messages)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found = detect(image, pixel_size_nm=0.012, material="MoS2", region=rect)
+        f1 = score(_within(found, rect), _within(grain.defects, rect), 0.08 / 0.012)["f1"]
+        assert f1[["V_S2", "V_Mo", "V_S|O_S"]].min() >= 0.9, f1
+    path = tmp_path / "bicrystal.npy"
+    np.save(path, image)
+    out = tmp_path / "right.csv"
+    assert main(["detect", str(path), "--pixel-size-nm", "0.012", "--region", "0:512,262:512",
+                 "--out", str(out)]) == 0
+    table = pd.read_csv(out)
+    assert len(table) > 10 and table.x_px.min() >= 262 - 1
+    capsys.readouterr()
+    for bad in ("0:512", "5:1,0:10", "a:b,c:d"):
+        assert main(["detect", str(path), "--region", bad, "--out", str(out)]) == 2
+        assert "--region" in capsys.readouterr().err
+    assert main(["detect", str(path), "--pixel-size-nm", "0.012", "--region", "600:700,0:10",
+                 "--out", str(tmp_path / "none.csv")]) == 2
+    assert "The region holds 0 pixels" in capsys.readouterr().err
+    assert not (tmp_path / "none.csv").exists()
+    with pytest.raises(AtomDefectError, match="shape"):
+        find_lattice(image, "MoS2", region=np.ones((10, 10), bool))

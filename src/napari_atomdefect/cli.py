@@ -47,6 +47,21 @@ def _pixel_size(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _region(text: str) -> tuple[int, int, int, int]:
+    """A ``--region`` value: ``ROW0:ROW1,COL0:COL1`` pixel bounds (end excluded)."""
+    try:
+        rows, cols = text.split(",")
+        r0, r1 = (int(v) for v in rows.split(":"))
+        c0, c1 = (int(v) for v in cols.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not ROW0:ROW1,COL0:COL1 (pixels, e.g. 0:512,0:250)") from None
+    if r1 <= r0 or c1 <= c0 or min(r0, c0) < 0:
+        raise argparse.ArgumentTypeError(
+            f"'{text}': each range must start at 0 or more and end after it starts")
+    return r0, r1, c0, c1
+
+
 def _operating_point(text: str) -> str:
     """A ``--operating-point`` value: ``CLASS=VALUE`` pairs, each value strictly in (0, 1).
 
@@ -246,6 +261,9 @@ def _detect_input(args: argparse.Namespace):
     if args.all_frames and args.frame is not None:
         raise _UsageError("--all-frames and --frame exclude each other; give one of them "
                           "(see 'atomdefect detect --help').")
+    if args.all_frames and args.region is not None:
+        raise _UsageError("--region analyses one frame; crop the movie, or give --frame N "
+                          "(see 'atomdefect detect --help').")
     if args.memory < 0:  # before the long detection
         raise _UsageError(f"--memory is a number of frames (0 or more), not {args.memory}.")
     if args.frame is not None:
@@ -277,7 +295,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     result = _quiet_calibration(
         run_to_end, iter_detect(data, px, args.material, args.model, args.device, source,
                                 operating_point=args.operating_point,
-                                substituents=args.substituents),
+                                substituents=args.substituents, region=args.region),
         (lambda item: print(item["message"], file=sys.stderr)) if args.verbose else None)
     table = result["defects"]
     for msg in table.attrs["messages"]:  # calibration notes, then whether the model fits
@@ -565,6 +583,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per defect class of the run (e.g. V_S, V_S2, O_S, V_Mo) a value in "
                         "(0, 1), default 0.5: higher calls the class only with more evidence "
                         "(precision), lower calls it sooner (recall); e.g. V_S=0.6,O_S=0.4")
+    p.add_argument("--region", type=_region, default=None, metavar="ROW0:ROW1,COL0:COL1",
+                   help="analyse only this rectangle of the image (pixels, end excluded), e.g. "
+                        "one grain of a polycrystalline layer; coordinates stay the image's")
     p.add_argument("--search-range", type=_positive_float, default=1.2,
                    help="with --all-frames: largest move between frames, in lattice constants")
     p.add_argument("--memory", type=int, default=1,

@@ -152,3 +152,47 @@ def test_image_with_a_hole_has_no_calls_inside_it(make_napari_viewer, qtbot):
     assert 0.8 * image_area < meta["area_nm2"] < 0.95 * image_area
     table = stats.statistics()
     assert table["per_nm2"].sum() == pytest.approx(len(layer.data) / meta["area_nm2"], rel=1e-3)
+
+
+def test_bicrystal_is_said_and_a_drawn_region_analyses_one_grain(make_napari_viewer, qtbot):
+    """Two grains, 18 degrees apart, in an uncalibrated image: the whole image analyses one grain
+    and the status line says the rest was left out (another grain); *Draw region* around the
+    other grain (a rectangle in the 'analysis region' layer), ticked *Only in the drawn
+    region*: its lattice, sites and markers lie in that grain, its defects are found, and the
+    analysis region layer shares the image's frame."""
+    from napari_atomdefect.widgets.detect import ANALYSIS_REGION_LAYER
+    from tests.scenarios import bicrystal_image
+
+    left, right, image = bicrystal_image()
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name="bicrystal")
+    widget = DetectWidget(viewer)
+    widget.run_all()
+    wait_idle(qtbot, widget)
+    assert "another grain" in widget.status.text()
+    [whole] = layers_of(viewer, "detections")
+    on_right = np.median(whole.data[:, 1]) > 256
+    other, grain_cols = (left, (0, 250)) if on_right else (right, (262, 512))
+
+    widget.start_region()
+    assert widget.region_check.isChecked()
+    shapes = viewer.layers[ANALYSIS_REGION_LAYER]
+    assert shapes.mode == "add_rectangle"
+    shapes.add_rectangles(np.array([[0, grain_cols[0]], [511, grain_cols[1]]], float))
+    widget.run_all()
+    wait_idle(qtbot, widget)
+    layers = layers_of(viewer, "detections")
+    assert len(layers) == 2
+    found = layers[-1]
+    cols = found.data[:, 1]
+    assert cols.min() >= grain_cols[0] - 2 and cols.max() <= grain_cols[1] + 2
+    sites = layers_of(viewer, "lattice_sites")[-1].data
+    assert sites[:, 1].min() >= grain_cols[0] - 2 and sites[:, 1].max() <= grain_cols[1] + 2
+    a = 0.316 / found.metadata["atomdefect"]["pixel_size_nm"]
+    lo, hi = grain_cols[0] + a, grain_cols[1] - a
+    pred = pd.DataFrame({"y_px": found.data[:, 0], "x_px": found.data[:, 1],
+                         "class": found.features["class"].astype(str)})
+    inside = lambda t: t[(t.x_px > lo) & (t.x_px < hi) & (t.y_px > a) & (t.y_px < 511 - a)]  # noqa: E731
+    f1 = score(inside(pred), inside(other.defects), 0.08 / 0.012)["f1"]
+    assert f1[["V_S2", "V_Mo"]].min() >= 0.9, f1
+    np.testing.assert_allclose(shapes.scale, viewer.layers["bicrystal"].scale)

@@ -51,7 +51,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import napari
 
 
-def _find_lattice_noting(image, material, pixel_size_nm, calibration):
+def _find_lattice_noting(image, material, pixel_size_nm, calibration, region=None):
     """``find_lattice`` with its warnings recorded (not printed, not silenced): returns the
     lattice and the warning texts that are not already among its messages, for the widget to show.
     """
@@ -62,19 +62,20 @@ def _find_lattice_noting(image, material, pixel_size_nm, calibration):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         lattice = find_lattice(image, material, pixel_size_nm=pixel_size_nm,
-                               calibration=calibration)
+                               calibration=calibration, region=region)
     extra = [str(w.message) for w in caught if str(w.message) not in lattice.messages]
     return lattice, list(dict.fromkeys(extra))
 
 
-def _lattice_job(image, material, pixel_size_nm, calibration):
+def _lattice_job(image, material, pixel_size_nm, calibration, region=None):
     """Worker body: find the lattice (one progress message, then the result)."""
     yield {"fraction": 0.1, "message": "Finding the lattice…"}
-    lattice, notes = _find_lattice_noting(image, material, pixel_size_nm, calibration)
+    lattice, notes = _find_lattice_noting(image, material, pixel_size_nm, calibration, region)
     return {"lattice": lattice, "warnings": notes}
 
 
-def _model_view_job(image, material, pixel_size_nm, calibration, model, device, lattice):
+def _model_view_job(image, material, pixel_size_nm, calibration, model, device, lattice,
+                    region=None):
     """Worker body: translate the image cell by cell into the simulated domain (gen_ba)."""
     from ..core.cells.tiles import TileSpec
     from ..core.detect.model_view import iter_model_view
@@ -86,7 +87,8 @@ def _model_view_job(image, material, pixel_size_nm, calibration, model, device, 
     notes: list[str] = []
     if lattice is None:
         yield {"fraction": 0.05, "message": "Finding the lattice…"}
-        lattice, notes = _find_lattice_noting(image, material, pixel_size_nm, calibration)
+        lattice, notes = _find_lattice_noting(image, material, pixel_size_nm, calibration,
+                                              region)
         notes = list(lattice.messages) + notes
     _, gen_ba = load_noise_generators(info, dev)
     spec = TileSpec(**info.card["noise"].get("tile", {}))
@@ -97,14 +99,14 @@ def _model_view_job(image, material, pixel_size_nm, calibration, model, device, 
 
 
 def _detect_job(image, material, pixel_size_nm, calibration, model, device, lattice,
-                operating_point=None, substituents=None):
+                operating_point=None, substituents=None, region=None):
     """Worker body: detection with progress; returns the final result of ``iter_detect``."""
     from ..core.detect.detect import iter_detect
 
     return (yield from relay(iter_detect(
         image, pixel_size_nm=pixel_size_nm, material=material, model=model, device=device,
         calibration=calibration, lattice=lattice, operating_point=operating_point,
-        substituents=substituents)))
+        substituents=substituents, region=region)))
 
 
 def _movie_job(stack, material, pixel_size_nm, calibration, model, device,
@@ -156,6 +158,29 @@ def _default_model_name(material: str, substituents: tuple[str, ...] = ()) -> st
 
 #: Choices of the Frames box for a stack (frames × rows × cols).
 FRAME_CHOICES = ("current frame", "all frames")
+#: The Shapes layer in which the user draws the part of the image to analyse.
+ANALYSIS_REGION_LAYER = "analysis region"
+
+
+def region_mask(shapes_layer, shape: tuple[int, int]) -> np.ndarray | None:
+    """The pixels of an image of ``shape`` inside the rectangles, polygons and ellipses of
+    ``shapes_layer`` (drawn in the image's pixel coordinates; the last two axes of a movie's
+    shapes), or ``None`` when it holds none."""
+    from skimage.draw import ellipse, polygon
+
+    mask = np.zeros(shape, bool)
+    for verts, kind in zip(shapes_layer.data, shapes_layer.shape_type, strict=True):
+        v = np.asarray(verts, float)[:, -2:]
+        if kind == "ellipse":
+            (r0, c0), (r1, c1) = v.min(0), v.max(0)
+            rr, cc = ellipse((r0 + r1) / 2, (c0 + c1) / 2, (r1 - r0) / 2, (c1 - c0) / 2,
+                             shape=shape)
+        elif kind in ("rectangle", "polygon"):
+            rr, cc = polygon(v[:, 0], v[:, 1], shape=shape)
+        else:  # lines and paths enclose nothing
+            continue
+        mask[rr, cc] = True
+    return mask if mask.any() else None
 
 
 class DetectWidget(QWidget):
@@ -205,6 +230,11 @@ class DetectWidget(QWidget):
         self.frames.setToolTip("For a stack or movie: detect in the frame shown, or in every "
                                "frame (lattice drift followed, defects linked into tracks).")
         self.frames.setEnabled(False)
+        self.region_check = QCheckBox("Only in the drawn region")
+        self.region_check.setToolTip(
+            f"Analyse only the shapes drawn in the '{ANALYSIS_REGION_LAYER}' layer (e.g. one "
+            "grain of a polycrystalline layer, or away from contamination).")
+        self.region_button = QPushButton("Draw region")
         self.lattice_button = QPushButton("Find lattice")
         self.detect_button = QPushButton("Detect")
         self.run_button = QPushButton("Run all")
@@ -243,6 +273,10 @@ class DetectWidget(QWidget):
         dev.addWidget(self.device_label, 1)
         form.addRow("Device", dev)
         form.addRow("Frames", self.frames)
+        region = QHBoxLayout()
+        region.addWidget(self.region_check, 1)
+        region.addWidget(self.region_button)
+        form.addRow("Region", region)
         form.addRow(self.operating_group)
         buttons = QHBoxLayout()
         for b in (self.lattice_button, self.detect_button, self.run_button):
@@ -264,6 +298,7 @@ class DetectWidget(QWidget):
         self.open_button.clicked.connect(self._open_file)
         self.calibrate_button.clicked.connect(self.calibrate_from_lattice)
         self.lattice_button.clicked.connect(self.find_lattice)
+        self.region_button.clicked.connect(self.start_region)
         self.detect_button.clicked.connect(self.detect)
         self.run_button.clicked.connect(self.run_all)
         self.view_button.clicked.connect(self.show_model_view)
@@ -489,6 +524,36 @@ class DetectWidget(QWidget):
         px, calibration = given_pixel_size(layer)
         return layer, image, frame, px, calibration
 
+    def start_region(self) -> None:
+        """Add (or activate) the Shapes layer in which the part of the image to analyse is
+        drawn, and tick *Only in the drawn region*."""
+        layer = self.image_layer()
+        if ANALYSIS_REGION_LAYER not in self.viewer.layers:
+            frame = {} if layer is None else {
+                **image_frame(layer),
+                "metadata": {"atomdefect": {"kind": "analysis_region", "image": layer.name}}}
+            self.viewer.add_shapes(name=ANALYSIS_REGION_LAYER, **frame, edge_color="#00e5ff",
+                                   face_color="#00e5ff20", edge_width=2)
+        shapes = self.viewer.layers[ANALYSIS_REGION_LAYER]
+        self.viewer.layers.selection.active = shapes
+        shapes.mode = "add_rectangle"
+        self.region_check.setChecked(True)
+
+    def region(self, image: np.ndarray) -> np.ndarray | None:
+        """The mask of the drawn region for ``image`` (``None``: the whole image — unticked, or
+        nothing drawn, which the status line then says)."""
+        from napari.utils.notifications import show_warning
+
+        if not self.region_check.isChecked():
+            return None
+        mask = None
+        if ANALYSIS_REGION_LAYER in self.viewer.layers:
+            mask = region_mask(self.viewer.layers[ANALYSIS_REGION_LAYER], image.shape[-2:])
+        if mask is None:
+            show_warning(f"No region is drawn in the '{ANALYSIS_REGION_LAYER}' layer (Draw "
+                         "region): the whole image is analysed.")
+        return mask
+
     # ---------------------------------------------------------------- running
     def _start(self, job, args, on_done, label: str) -> None:
         if self.worker is not None:
@@ -546,8 +611,9 @@ class DetectWidget(QWidget):
             self.worker.cancel()
 
     # ------------------------------------------------------------------ steps
-    def _key(self, layer, frame, px):
-        return (layer, frame, self.material.currentText(), px)
+    def _key(self, layer, frame, px, region=None):
+        drawn = None if region is None else hash(np.packbits(region).tobytes())
+        return (layer, frame, self.material.currentText(), px, drawn)
 
     def find_lattice(self) -> None:
         """Find the lattice of the selected image (adds a sites layer and a hidden cell grid)."""
@@ -555,14 +621,15 @@ class DetectWidget(QWidget):
         if inputs is None:
             return
         layer, image, frame, px, calibration = inputs
-        key = self._key(layer, frame, px)
+        region = self.region(image)
+        key = self._key(layer, frame, px, region)
 
         def done(result):
             lattice = result["lattice"]
             self._lattices[key] = lattice
             self._show_lattice(layer, lattice, frame)
 
-        self._start(_lattice_job, (image, self.material.currentText(), px, calibration),
+        self._start(_lattice_job, (image, self.material.currentText(), px, calibration, region),
                     lambda result: (done(result), self._notify(result.get("warnings", []))),
                     "Finding the lattice…")
 
@@ -572,6 +639,7 @@ class DetectWidget(QWidget):
         if inputs is None:
             return
         layer, image, frame, _, _ = inputs
+        region = self.region(image)
 
         def done(result):
             from napari.utils.notifications import show_info
@@ -584,7 +652,7 @@ class DetectWidget(QWidget):
             meta.update(pixel_size_nm=px, calibration="lattice")
             layer.metadata = {**layer.metadata, "atomdefect": meta}
             apply_calibration(self.viewer, layer, px)
-            self._lattices[self._key(layer, frame, px)] = lattice
+            self._lattices[self._key(layer, frame, px, region)] = lattice
             self._image_changed()
             self._show_choice(layer, lattice)
             show_info(f"Pixel size calibrated from the {lattice.material.name} lattice: "
@@ -594,27 +662,33 @@ class DetectWidget(QWidget):
                                 "layers.")
             self.progress.setValue(100)
 
-        self._start(_lattice_job, (image, self.material.currentText(), None, "none"), done,
-                    "Calibrating from the lattice…")
+        self._start(_lattice_job, (image, self.material.currentText(), None, "none", region),
+                    done, "Calibrating from the lattice…")
 
     def _inputs_and_lattice(self):
         """:meth:`_inputs` plus the lattice already found for them (``None`` if not yet)."""
         inputs = self._inputs()
         if inputs is None:
             return None
-        layer, _, frame, px, _ = inputs
-        return (*inputs, self._lattices.get(self._key(layer, frame, px)))
+        layer, image, frame, px, _ = inputs
+        region = self.region(image)
+        return (*inputs, region, self._lattices.get(self._key(layer, frame, px, region)))
 
     def detect(self) -> None:
         """Detect defects in the selected image (a new Points layer per run)."""
         inputs = self._inputs_and_lattice()
         if inputs is None:
             return
-        layer, image, frame, px, calibration, lattice = inputs
+        layer, image, frame, px, calibration, region, lattice = inputs
         model = self.model.currentData()
         op = self.operating_point()
         subs = self.substituents()
         if frame is not None and self.frames.currentText() == "all frames":
+            if region is not None:
+                from napari.utils.notifications import show_warning
+
+                show_warning("The drawn region applies to one frame; every frame of the movie "
+                             "is analysed whole.")
             self._show_fit([])
             self._start(_movie_job, (np.asarray(layer.data), self.material.currentText(), px,
                                      calibration, model, self.device.currentText(), op, subs),
@@ -627,7 +701,7 @@ class DetectWidget(QWidget):
 
         self._show_fit([])
         self._start(_detect_job, (image, self.material.currentText(), px, calibration, model,
-                                  self.device.currentText(), lattice, op, subs), done,
+                                  self.device.currentText(), lattice, op, subs, region), done,
                     "Detecting…")
 
     def show_model_view(self) -> None:
@@ -635,7 +709,7 @@ class DetectWidget(QWidget):
         inputs = self._inputs_and_lattice()
         if inputs is None:
             return
-        layer, image, frame, px, calibration, lattice = inputs
+        layer, image, frame, px, calibration, region, lattice = inputs
 
         def done(result):
             self._show_choice(layer, result["lattice"])
@@ -650,7 +724,7 @@ class DetectWidget(QWidget):
 
         self._start(_model_view_job, (image, self.material.currentText(), px, calibration,
                                       self.model.currentData(), self.device.currentText(),
-                                      lattice), done, "Translating cells…")
+                                      lattice, region), done, "Translating cells…")
 
     def run_all(self) -> None:
         """Find the lattice, then detect."""
@@ -721,7 +795,8 @@ class DetectWidget(QWidget):
             layer.metadata = {**layer.metadata, "atomdefect": meta}
         apply_calibration(self.viewer, layer, px)
         frame = self._frame(layer)[1]
-        self._lattices[self._key(layer, frame, px)] = lattice
+        if not self.region_check.isChecked():  # (a region's lattice is kept under its region)
+            self._lattices[self._key(layer, frame, px)] = lattice
         self._image_changed()
 
     def _show_movie(self, layer, result) -> None:
@@ -792,9 +867,9 @@ class DetectWidget(QWidget):
         counts = table["class"].value_counts()
         summary = ", ".join(f"{c}: {counts.get(c, 0)}" for c in meta["classes"])
         from ..core.detect.image_fit import calls_summary
-        from ..core.lattice.crystal import OFF_CRYSTAL_NOTE
+        from ..core.lattice.lattice import left_out_messages
 
-        left_out = [m for m in lattice.messages if OFF_CRYSTAL_NOTE in m]
+        left_out = left_out_messages(lattice)
         what = calls_summary(list(table["class"]), tuple(table.attrs.get("substituents", ())))
         self.status.setText(" ".join([f"{what} in {lattice.n_cells} cells ({summary}).",
                                       *left_out]))
@@ -805,7 +880,7 @@ class DetectWidget(QWidget):
 #: Kinds (``metadata["atomdefect"]["kind"]``) of the layers the plugin derives from an image;
 #: with ``metadata["atomdefect"]["image"]`` naming it, they follow its calibration.
 _PLUGIN_KINDS = ("lattice_sites", "cell_grid", "detections", "model_view", "finetune_selection",
-                 "tracks")
+                 "tracks", "analysis_region")
 
 
 def _is_stack(layer) -> bool:

@@ -94,14 +94,16 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
                 model: str | os.PathLike | ModelInfo | None = None, device: str = "auto",
                 calibration: str = "user", lattice: Lattice | None = None, batch_size: int = 1024,
                 operating_point: str | Mapping[str, float] | None = None, *,
-                substituents: str | Sequence[str] | None = None) -> Iterator[dict]:
+                substituents: str | Sequence[str] | None = None,
+                region: np.ndarray | tuple[float, float, float, float] | None = None
+                ) -> Iterator[dict]:
     """Run detection step by step, yielding progress; the last item holds the result.
 
     ``operating_point``: per defect class, see :func:`.decision.parse_operating_point` (default
     neutral: the most probable class); ``model`` may also be a loaded ``ModelInfo`` (default:
     :func:`~..models.registry.default_model_name` of ``material`` and ``substituents``);
-    ``substituents``: see
-    :func:`detect`.
+    ``substituents``, ``region``: see :func:`detect` (``region`` is not used when ``lattice`` is
+    given: the lattice holds the sites to analyse).
 
     Yields
     ------
@@ -133,7 +135,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     if lattice is None:
         # Its warnings (e.g. a replaced calibration) reach the caller; the same sentences are
         # attached to the result as ``attrs["messages"]``.
-        lattice = find_lattice(arr, mat, pixel_size_nm=pixel_size_nm, calibration=calibration)
+        lattice = find_lattice(arr, mat, pixel_size_nm=pixel_size_nm, calibration=calibration,
+                               region=region)
     prepared = prepare_image(arr, lattice)  # read once, by the fit check and the levels
     ladder = read_image_ladder(prepared, lattice, mat, tuple(run.substituents))
     fit = assess_fit(prepared.flat, lattice, mat, model_material=card.get("material") or mat.name,
@@ -248,7 +251,8 @@ def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str 
            model: str | os.PathLike | None = None, device: str = "auto",
            calibration: str = "user",
            operating_point: str | Mapping[str, float] | None = None, *,
-           substituents: str | Sequence[str] | None = None) -> pd.DataFrame:
+           substituents: str | Sequence[str] | None = None,
+           region: np.ndarray | tuple[float, float, float, float] | None = None) -> pd.DataFrame:
     """Detect and classify point defects in a HAADF-STEM image.
 
     Parameters
@@ -280,6 +284,10 @@ def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str 
         only. Default: the material's defaults that the model knows (O in sulfides, S in
         selenides). Classes of the model's other substituents get probability 0 after calibration
         (their probability goes to the pristine column), so they are never called.
+    region : ndarray of bool or (row0, row1, col0, col1), optional
+        Only these pixels are analysed (e.g. one grain of a polycrystalline layer; see
+        :func:`~..lattice.lattice.find_lattice`); coordinates stay those of the whole image and
+        densities are over the region's crystal.
 
     Returns
     -------
@@ -306,7 +314,7 @@ def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str 
         image = image.data
     return run_to_end(iter_detect(image, pixel_size_nm, material, model, device,
                                   calibration, operating_point=operating_point,
-                                  substituents=substituents))["defects"]
+                                  substituents=substituents, region=region))["defects"]
 
 
 __all__ = ["detect", "iter_detect",

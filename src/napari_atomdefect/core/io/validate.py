@@ -62,6 +62,33 @@ def check_pixel_size(value: object, name: str = "pixel size", plausible: bool = 
     return px
 
 
+def check_region(region: object, shape: tuple[int, ...]) -> np.ndarray:
+    """Return ``region`` as a boolean mask of an image of ``shape``, or raise one clear sentence.
+
+    ``region`` marks the pixels to analyse (e.g. one grain of a polycrystalline layer): an
+    array of booleans (or of 0 and 1) of the image's shape, or ``(row0, row1, col0, col1)``
+    pixel bounds of a rectangle (end excluded).
+    """
+    shape = tuple(int(n) for n in shape[:2])
+    if isinstance(region, (tuple, list)) and len(region) == 4 and all(
+            isinstance(v, numbers.Real) for v in region):
+        r0, r1, c0, c1 = (int(round(float(v))) for v in region)
+        mask = np.zeros(shape, bool)
+        mask[max(r0, 0):max(r1, 0), max(c0, 0):max(c1, 0)] = True
+    else:
+        mask = np.asarray(region)
+        if mask.shape != shape:
+            raise AtomDefectError(f"The region's shape {mask.shape} is not the image's {shape}.")
+        if mask.dtype != bool:
+            if not np.issubdtype(mask.dtype, np.number) or not np.isin(mask, (0, 1)).all():
+                raise AtomDefectError("The region must be a mask of True/False (or 0/1) pixels.")
+            mask = mask.astype(bool)
+    if mask.sum() < MIN_SIDE_PX * MIN_SIDE_PX:
+        raise AtomDefectError(f"The region holds {int(mask.sum())} pixels inside the image; at "
+                              f"least {MIN_SIDE_PX} x {MIN_SIDE_PX} are needed.")
+    return mask
+
+
 def _clip_outliers(arr: np.ndarray) -> np.ndarray:
     """Clip pixels far outside the robust intensity range (float64 in, float64 out)."""
     scale = float(np.max(np.abs(arr)))

@@ -23,9 +23,9 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import NoLatticeError
-from ..io.validate import as_analysis_image, check_pixel_size
+from ..io.validate import as_analysis_image, check_pixel_size, check_region
 from ..materials.materials import Material, get_material
-from .crystal import in_crystal, off_crystal_message
+from .crystal import OFF_CRYSTAL_NOTE, in_crystal, off_crystal_message
 from .fft_peaks import find_reciprocal_basis
 from .gpa import PhaseMap, image_spectrum, mean_frequency, phase_map
 from .mean_cell import fold_onto_cell
@@ -191,8 +191,9 @@ UNIFORMITY_MIN_SPREAD = 0.08
 AMPLITUDE_REF_PERCENTILE = 75
 #: Sites where the amplitude is below this fraction of the reference are not on this lattice.
 AMPLITUDE_CUT = 0.3
-#: Share of the cells left out that way from which the user is told.
+#: Share of the cells left out that way from which the user is told, and what is said.
 FADED_NOTE_SHARE = 0.05
+FADED_NOTE = "where this lattice fades are left out"
 #: A few columns off the common level leave the inter-quartile range as it is (a layer almost
 #: fully converted to the other host: one column in ten mixed). Columns further than this many
 #: robust standard deviations from their sublattice's median are its *outliers*...
@@ -261,13 +262,18 @@ def _metal_is_the_varied_sublattice(smoothed: np.ndarray, frac_fn: FracFn, basis
                 and normalised_m > UNIFORMITY_SWAP_FACTOR * normalised_x)
 
 
-def _amplitude_reference(pm1: PhaseMap, pm2: PhaseMap, shape: tuple[int, ...]) -> float:
+def _amplitude_reference(pm1: PhaseMap, pm2: PhaseMap, shape: tuple[int, ...],
+                         region: np.ndarray | None = None) -> float:
     """The lattice's typical Bragg-filtered amplitude where its crystal is: the
-    :data:`AMPLITUDE_REF_PERCENTILE` percentile over a grid of points inside the image (the
-    padding around it, vacuum, amorphous patches and other grains do not lower it)."""
+    :data:`AMPLITUDE_REF_PERCENTILE` percentile over a grid of points inside the image (and the
+    ``region`` mask; the padding around it, vacuum, amorphous patches and other grains do not
+    lower it)."""
     h, w = shape[:2]
     rows, cols = np.meshgrid(np.linspace(0, h - 1, 48), np.linspace(0, w - 1, 48), indexing="ij")
     grid = np.stack([rows.ravel(), cols.ravel()], axis=1)
+    if region is not None:
+        picked = grid[region[np.round(grid[:, 0]).astype(int), np.round(grid[:, 1]).astype(int)]]
+        grid = picked if len(picked) >= 16 else grid
     amp = np.sqrt(pm1.field_amplitude_at(grid, shape) * pm2.field_amplitude_at(grid, shape))
     return float(np.percentile(amp, AMPLITUDE_REF_PERCENTILE))
 
@@ -278,9 +284,14 @@ def faded_lattice_message(n_faded: int, n_cells: int) -> str:
     share = n_faded / max(n_cells + n_faded, 1)
     if share < FADED_NOTE_SHARE:
         return ""
-    return (f"{n_faded} unit cells ({share:.0%}) where this lattice fades are left out: vacuum, "
-            f"amorphous material or another grain (crop a grain at another orientation and "
-            f"analyse it on its own).")
+    return (f"{n_faded} unit cells ({share:.0%}) {FADED_NOTE}: vacuum, amorphous material or "
+            f"another grain (analyse a grain at another orientation on its own: a drawn region "
+            f"in the Detect widget, or --region).")
+
+
+def left_out_messages(lattice: Lattice) -> list[str]:
+    """The lattice's notes on the parts of the field it leaves out (faded lattice, no crystal)."""
+    return [m for m in lattice.messages if FADED_NOTE in m or OFF_CRYSTAL_NOTE in m]
 
 
 def _index_range(frac_fn: FracFn, shape: tuple[int, ...]) -> np.ndarray:
@@ -321,6 +332,7 @@ def find_lattice(
     material: str | Material = "MoS2",
     pixel_size_nm: float | None = None,
     calibration: str = "user",
+    region: np.ndarray | tuple[float, float, float, float] | None = None,
 ) -> Lattice:
     """Detect the lattice, its metal and chalcogen sites, and calibrate the pixel size.
 
@@ -338,6 +350,9 @@ def find_lattice(
         with the lattice by more than ``CALIBRATION_TOLERANCE`` is replaced by the lattice value (with
         a warning); a user value is kept (with a warning when it disagrees). See
         :func:`~.calibration_policy.choose_pixel_size`.
+    region : ndarray of bool or (row0, row1, col0, col1), optional
+        The pixels to analyse (:func:`~..io.validate.check_region`), e.g. one grain of a
+        polycrystalline layer: the lattice is searched there only and no site lies outside.
 
     Returns
     -------
@@ -355,6 +370,9 @@ def find_lattice(
     """
     mat = get_material(material)
     arr = as_analysis_image(image)
+    mask = None if region is None else check_region(region, arr.shape)
+    if mask is not None:  # the rest of the field neither shows a lattice nor holds sites
+        arr = np.where(mask, arr, np.float32(np.median(arr[mask]))).astype(np.float32)
     if pixel_size_nm is not None:  # a file's value may be implausible: calibration replaces it
         pixel_size_nm = check_pixel_size(pixel_size_nm, plausible=calibration != "file")
     basis0 = find_reciprocal_basis(arr)
@@ -376,14 +394,21 @@ def find_lattice(
 
     a_px0 = float(np.sqrt(abs(np.linalg.det(basis)) / (np.sqrt(3) / 2)))
     smoothed = box_smooth(arr, max(0.8, 0.08 * a_px0))
-    amp_ref = _amplitude_reference(pm1, pm2, arr.shape)
+    amp_ref = _amplitude_reference(pm1, pm2, arr.shape, mask)
+
+    def in_region(pos: np.ndarray) -> np.ndarray:
+        if mask is None:
+            return np.ones(len(pos), bool)
+        rows = np.clip(np.round(pos[:, 0]).astype(int), 0, mask.shape[0] - 1)
+        cols = np.clip(np.round(pos[:, 1]).astype(int), 0, mask.shape[1] - 1)
+        return mask[rows, cols]
 
     def amplitude(pos: np.ndarray) -> np.ndarray:
         pos = np.clip(pos, 0, None)
         return np.sqrt(pm1.field_amplitude_at(pos, arr.shape) * pm2.field_amplitude_at(pos, arr.shape))
 
     def on_lattice(pos: np.ndarray) -> np.ndarray:
-        return amplitude(pos) > AMPLITUDE_CUT * amp_ref
+        return (amplitude(pos) > AMPLITUDE_CUT * amp_ref) & in_region(pos)
 
     # Sublattices from the image folded onto one cell.
     cell = _mean_cell(smoothed, frac_fn)
@@ -426,7 +451,7 @@ def find_lattice(
         pos = _solve_positions(frac_fn, index + offset, basis, centre)
         slack = 0.5 + 0.1 * a_px0  # the final cut (in_field) follows refinement
         inside = ((pos[:, 0] >= -slack) & (pos[:, 0] <= h - 1 + slack) & (pos[:, 1] >= -slack)
-                  & (pos[:, 1] <= w - 1 + slack))
+                  & (pos[:, 1] <= w - 1 + slack)) & in_region(pos)
         keep = inside & on_lattice(pos)
         return pos[keep], index[keep].astype(int), pos[inside & ~keep]
 
@@ -505,4 +530,5 @@ def find_lattice(
     )
 
 
-__all__ = ["CalibrationWarning", "Lattice", "PhaseMap", "cell_area_nm2", "find_lattice"]
+__all__ = ["CalibrationWarning", "Lattice", "PhaseMap", "cell_area_nm2", "find_lattice",
+           "left_out_messages"]
