@@ -184,7 +184,7 @@ def test_cli_batch(folder, expected, tmp_path, capsys):
     assert main(args) == 0
     captured = capsys.readouterr()
     n = len(expected[("img0.tif", None)])
-    assert f"2 images: 1 ok, 1 errors (0 files already done); {n} defects" in captured.out
+    assert f"2 files: 1 ok, 1 error (0 files already done); {n} defects" in captured.out
     assert "bad.tif could not be read" in captured.err
     summary = pd.read_csv(out / "summary.csv")
     ok = summary[summary.status == "ok"]
@@ -195,6 +195,15 @@ def test_cli_batch(folder, expected, tmp_path, capsys):
     assert main(["batch", str(tmp_path / "nothere.tif"), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"atomdefect: No such file or folder: {tmp_path / 'nothere.tif'}."
+
+    # the same folder with other settings: one sentence, nothing changed (a rerun would skip
+    # the finished image and mix two analyses)
+    before = (out / "summary.csv").read_text()
+    for other in (["--material", "WS2"], ["--substituents", "O,Se"]):
+        assert main(args[:-1] + other + ["--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert "holds 1 results of another analysis" in err and "choose another --out" in err
+        assert (out / "summary.csv").read_text() == before
 
 
 def test_foreign_summary_is_left_alone(folder, tmp_path, capsys):

@@ -99,3 +99,36 @@ def test_detect_npy_says_no_pixel_size_only_when_none_was_given(tmp_path, capsys
     assert "no pixel size in the file" not in capsys.readouterr().err
     assert main(["detect", str(path), "--out", str(tmp_path / "b.csv")]) == 0
     assert "no pixel size in the file" in capsys.readouterr().err
+
+
+def test_detect_never_replaces_a_table_corrected_by_hand(tmp_path, capsys):
+    """A defect CSV holding rows the user added or corrected (source manual) is not replaced by
+    a new detection written to the same --out; a table of model calls only is."""
+    from napari_atomdefect.core.simulate.image import simulate_image
+
+    image = tmp_path / "img.npy"
+    np.save(image, simulate_image("MoS2", 256, 0.012, seed=1).image)
+    out = tmp_path / "defects.csv"
+    edited = "y_px,x_px,class,confidence,source\n10.0,12.0,V_S,1.0,manual\n20,30,O_S,0.8,model\n"
+    out.write_text(edited)
+    assert main(["detect", str(image), "--pixel-size-nm", "0.012", "--out", str(out)]) == 2
+    assert "holds 1 defects you added or corrected by hand" in capsys.readouterr().err
+    assert out.read_text() == edited
+    out.write_text("y_px,x_px,class,confidence,source\n20,30,O_S,0.8,model\n")
+    assert main(["detect", str(image), "--pixel-size-nm", "0.012", "--out", str(out)]) == 0
+    assert set(pd.read_csv(out)["source"]) <= {"model"}
+
+
+def test_version_and_reader_notes_once(tmp_path, capsys):
+    """--version answers; an RGB file's conversion note is printed once, as a plain line."""
+    from PIL import Image
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.startswith("atomdefect ")
+    rgb = tmp_path / "colour.png"
+    Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype("uint8")).save(rgb)
+    assert main(["detect", str(rgb), "--out", str(tmp_path / "d.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("converted to greyscale") == 1 and "Warning" not in err

@@ -96,7 +96,10 @@ def run_batch(args: argparse.Namespace) -> int:
     for row in errors.itertuples():
         where = row.image if pd.isna(row.frame) else f"{row.image} frame {row.frame}"
         print(f"{where}: {row.error}", file=sys.stderr)
-    print(f"{len(summary)} images: {len(summary) - len(errors)} ok, {len(errors)} errors "
+    n_files = summary["image"].nunique()
+    frames = f" ({len(summary)} images and frames)" if n_files != len(summary) else ""
+    print(f"{n_files} file{'s' if n_files != 1 else ''}{frames}: {len(summary) - len(errors)} ok, "
+          f"{len(errors)} error{'s' if len(errors) != 1 else ''} "
           f"({result['skipped']} files already done); "
           f"{int(summary['n_defects'].fillna(0).sum())} defects -> "
           f"{result['out'] / SUMMARY_NAME}")

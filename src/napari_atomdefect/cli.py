@@ -129,21 +129,30 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_reader_messages(img, args: argparse.Namespace) -> None:
-    """The reader's notes on stderr, without "no pixel size in the file" when the user gave one."""
-    from .core.io.image import no_pixel_size_message
+def _read_image(path: str, args: argparse.Namespace):
+    """:func:`read_image` for a command: its notes once each, as plain lines on stderr (the
+    warnings that repeat them are not printed again), without "no pixel size in the file" when
+    the user gave one and without the stack note (the command says what to do with a stack)."""
+    from .core.io.image import ReaderWarning, no_pixel_size_message, read_image
 
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        img = read_image(path)
+    for w in caught:
+        if not (issubclass(w.category, ReaderWarning) and str(w.message) in img.messages):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     given = getattr(args, "pixel_size_nm", None) is not None
     for msg in img.messages:
-        if not (given and msg == no_pixel_size_message(img.name)):
-            print(msg, file=sys.stderr)
+        if given and msg == no_pixel_size_message(img.name):
+            continue
+        if img.is_stack and msg.startswith(f"{img.name}: a stack of"):
+            continue
+        print(msg, file=sys.stderr)
+    return img
 
 
 def _load_frame(path: str, frame: int | None, args: argparse.Namespace | None = None):
-    from .core.io.image import read_image
-
-    img = read_image(path)
-    _print_reader_messages(img, args or argparse.Namespace())
+    img = _read_image(path, args or argparse.Namespace())
     data = img.data
     if img.is_stack:
         if frame is None:
@@ -266,12 +275,14 @@ def _detect_input(args: argparse.Namespace):
                           "(see 'atomdefect detect --help').")
     if args.memory < 0:  # before the long detection
         raise _UsageError(f"--memory is a number of frames (0 or more), not {args.memory}.")
+    from .core.materials.columns import parse_substituents
+    from .core.materials.materials import get_material
+
+    # A misspelt material or substituent is said before the file is read.
+    parse_substituents(args.substituents, get_material(args.material))
     if args.frame is not None:
         return _load_frame(args.image, args.frame, args)
-    from .core.io.image import read_image
-
-    img = read_image(args.image)
-    _print_reader_messages(img, args)
+    img = _read_image(args.image, args)
     if img.is_stack and not args.all_frames:
         raise AtomDefectError(f"{img.name} is a stack of {img.data.shape[0]} frames; choose one "
                               "with --frame N, or analyse all of them with --all-frames.")
@@ -281,9 +292,13 @@ def _detect_input(args: argparse.Namespace):
 def _cmd_detect(args: argparse.Namespace) -> int:
     from .core.detect.detect import iter_detect
     from .core.device import select_device
-    from .core.io.table import check_writable, write_csv_atomic
+    from .core.io.table import check_writable, manual_rows, write_csv_atomic
 
     check_writable(args.out)  # before the long detection: no result is lost at the end
+    edited = manual_rows(args.out)
+    if edited:  # a table the user corrected by hand is never replaced by a fresh detection
+        raise AtomDefectError(f"{args.out} holds {edited} defects you added or corrected by "
+                              "hand; it is not replaced: give another --out.")
     select_device(args.device)
     img, data = _detect_input(args)
     if args.pixel_size_nm is not None:
@@ -522,6 +537,15 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("napari-atomdefect")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``atomdefect`` argument parser."""
     from .core.materials.materials import MATERIALS
@@ -529,6 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(
         prog="atomdefect",
         description="Find atomic defects in HAADF-STEM images of 2D materials.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("simulate", help="simulate a labelled HAADF image")
@@ -546,7 +571,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_simulate)
 
     def image_args(q):
-        q.add_argument("image", help="image file (.dm3 .dm4 .emd .ser .tif .npy .png)")
+        q.add_argument("image", help="image file (.dm3 .dm4 .emd .ser .tif .tiff .npy .png "
+                                      ".jpg)")
         q.add_argument("--material", default="MoS2",
                        help="host material: MoS2 (default), WS2, MoSe2 or WSe2")
         q.add_argument("--pixel-size-nm", type=_pixel_size, default=None,
@@ -573,8 +599,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "else mos2-default); see 'atomdefect models'")
     p.add_argument("--substituents", default=None, metavar="D[,D]", help=_substituents_help())
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    p.add_argument("--out", default="defects.csv")
-    p.add_argument("--verbose", action="store_true")
+    p.add_argument("--out", default="defects.csv",
+                   help="CSV to write (default defects.csv; replaced when it exists, unless it "
+                        "holds defects you corrected by hand)")
+    p.add_argument("--verbose", action="store_true", help="print the progress of each step")
     p.add_argument("--all-frames", action="store_true",
                    help="analyse every frame of a stack, follow the lattice drift and link the "
                         "defects into tracks (CSV with frame and track_id)")

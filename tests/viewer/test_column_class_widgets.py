@@ -246,7 +246,7 @@ def test_chosen_substituents_reach_the_detection(make_napari_viewer, user_models
 
     def fake_iter_detect(image, pixel_size_nm=None, material="MoS2", model=None,
                          device="auto", calibration="user", lattice=None, batch_size=1024,
-                         operating_point=None, substituents=None):
+                         operating_point=None, substituents=None, region=None):
         calls.append({"material": material, "model": model, "substituents": substituents,
                       "operating_point": operating_point})
         raise AtomDefectError("Stopped by the test.")

@@ -353,6 +353,29 @@ def read_summary(out: Path) -> pd.DataFrame:
     return table
 
 
+def check_same_analysis(previous: pd.DataFrame, out: Path, material: str,
+                        classes: tuple[str, ...], model: str | None) -> None:
+    """Raise one sentence when the finished images of ``out``'s summary were analysed otherwise
+    (another material, other classes — other substituents —, or another ``model`` when one is
+    named): rerunning skips them, and the folder would mix two analyses."""
+    done = previous[previous["status"] == "ok"] if "status" in previous else previous.iloc[:0]
+    if done.empty:
+        return
+    was: list[str] = []
+    if "material" in done and set(done["material"].astype(str)) - {material}:
+        was.append("material " + "/".join(sorted(set(done["material"].astype(str)))))
+    old_classes = _row_classes(done)
+    if old_classes and set(old_classes) != set(classes):
+        was.append("classes " + ", ".join(old_classes))
+    if model is not None and "model" in done and set(done["model"].astype(str)) - {str(model)}:
+        was.append("model " + "/".join(sorted(set(done["model"].astype(str)))))
+    if was:
+        raise AtomDefectError(
+            f"{out} holds {len(done)} results of another analysis ({'; '.join(was)}); a rerun "
+            "skips finished images, so the folder would mix two analyses: choose another --out "
+            "(or delete those results).")
+
+
 def _finished(previous: pd.DataFrame, out: Path) -> dict[str, dict]:
     """Earlier rows by image path, with whether the whole file is done and which frames are."""
     state: dict[str, dict] = {}
@@ -503,7 +526,9 @@ def iter_batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2"
     if out.exists() and not out.is_dir():
         raise AtomDefectError(f"{out} is a file, not a folder; choose another --out.")
     out.mkdir(parents=True, exist_ok=True)
-    previous = _finished(read_summary(out), out)
+    summary_before = read_summary(out)
+    check_same_analysis(summary_before, out, material, tuple(run.classes), model)
+    previous = _finished(summary_before, out)
     _remove_stale_parts(out, [Path(SUMMARY_NAME).stem] + [i.base for i in items])
     rows: dict[tuple, dict] = {}
     for state in previous.values():

@@ -61,6 +61,19 @@ def sites_table(lattice: Any) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def manual_rows(path: str | Path) -> int:
+    """How many rows of the defect CSV at ``path`` are the user's own (``source`` ``manual``:
+    added or corrected in the Review widget); 0 when the file is missing or not such a table."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    try:
+        source = pd.read_csv(path, usecols=["source"], encoding="utf-8-sig")["source"]
+    except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError):
+        return 0
+    return int((source.astype(str).str.strip() == "manual").sum())
+
+
 def check_writable(path: str | Path) -> Path:
     """Check, before any long computation, that a result file can be written at ``path``.
 
