@@ -191,6 +191,11 @@ UNIFORMITY_MIN_SPREAD = 0.08
 AMPLITUDE_REF_PERCENTILE = 75
 #: Sites where the amplitude is below this fraction of the reference are not on this lattice.
 AMPLITUDE_CUT = 0.3
+#: Next to a faded position (within this many lattice constants), a site needs this fraction of
+#: the reference: the cell at the edge of a faded part is half over it (at a grain boundary it
+#: reads the other grain's columns; calls there were wrong at 0.47-0.57, right from 0.65).
+TRANSITION_CELLS = 1.5
+TRANSITION_CUT = 0.6
 #: Share of the cells left out that way from which the user is told, and what is said.
 FADED_NOTE_SHARE = 0.05
 FADED_NOTE = "where this lattice fades are left out"
@@ -276,6 +281,21 @@ def _amplitude_reference(pm1: PhaseMap, pm2: PhaseMap, shape: tuple[int, ...],
         grid = picked if len(picked) >= 16 else grid
     amp = np.sqrt(pm1.field_amplitude_at(grid, shape) * pm2.field_amplitude_at(grid, shape))
     return float(np.percentile(amp, AMPLITUDE_REF_PERCENTILE))
+
+
+def _in_transition(pos: np.ndarray, faded: np.ndarray, amplitude: Callable[[np.ndarray], np.ndarray],
+                   amp_ref: float, a_px: float) -> np.ndarray:
+    """Sites within :data:`TRANSITION_CELLS` lattice constants of a faded position whose
+    amplitude is below :data:`TRANSITION_CUT` of the reference."""
+    if len(pos) == 0 or len(faded) == 0:
+        return np.zeros(len(pos), bool)
+    from scipy.spatial import cKDTree
+
+    near = cKDTree(faded).query(pos, distance_upper_bound=TRANSITION_CELLS * a_px)[0] < np.inf
+    out = np.zeros(len(pos), bool)
+    if near.any():
+        out[near] = amplitude(pos[near]) < TRANSITION_CUT * amp_ref
+    return out
 
 
 def faded_lattice_message(n_faded: int, n_cells: int) -> str:
@@ -458,6 +478,15 @@ def find_lattice(
     metal_pred, metal_idx, metal_faded = predict(off_m)
     chalc_pred, chalc_idx, chalc_faded = predict(off_m + CHALCOGEN_OFFSET)
     hollow_pred, _, _ = predict(off_m + 2 * CHALCOGEN_OFFSET)
+    # Where the lattice fades, the cell next to the faded part is half on it (the Bragg filter
+    # resolves about a cell): such a site at a grain boundary reads the other grain's columns.
+    faded_all = np.concatenate([metal_faded, chalc_faded])
+    keep_m = ~_in_transition(metal_pred, faded_all, amplitude, amp_ref, a_px0)
+    keep_x = ~_in_transition(chalc_pred, faded_all, amplitude, amp_ref, a_px0)
+    metal_faded = np.concatenate([metal_faded, metal_pred[~keep_m]])
+    chalc_faded = np.concatenate([chalc_faded, chalc_pred[~keep_x]])
+    metal_pred, metal_idx = metal_pred[keep_m], metal_idx[keep_m]
+    chalc_pred, chalc_idx = chalc_pred[keep_x], chalc_idx[keep_x]
     faded = faded_lattice_message(len(metal_faded), len(metal_pred))
     if faded:
         messages.append(faded)
