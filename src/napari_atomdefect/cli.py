@@ -323,8 +323,9 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     what = calls_summary(list(table["class"]), tuple(table.attrs["substituents"]))
     print(f"{what} in {result['lattice'].n_cells} unit cells "
           f"({', '.join(f'{k}: {v}' for k, v in sorted(counts.items())) or 'none'}); model "
-          f"{result['model']} on {result['device']}, substituents {subs}, operating point "
-          f"{table.attrs['operating_point']} -> {args.out}")
+          f"{result['model']} on {result['device']}, substituents {subs}"
+          + (f", operating point {table.attrs['operating_point']}" if args.operating_point
+             else "") + f" -> {args.out}")
     return 0
 
 
