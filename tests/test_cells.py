@@ -153,12 +153,12 @@ def test_stitched_tiles_give_back_the_image(distorted):
 
 
 def test_finely_sampled_images_are_binned_before_tiling():
-    """Up to the training images' finest sampling (a lattice constant of about 41 px over the 16
-    tile pixels) the tiles read the image as it is; finer images are averaged over blocks first,
-    and a tile of a smooth image reads the same values either way."""
+    """Up to two image pixels per tile pixel (a lattice constant of 32 px over the 16 tile
+    pixels) the tiles read the image as it is; finer images are averaged over blocks first, and
+    a tile of a smooth image reads the same values either way."""
     spec = TileSpec()
-    assert [tile_binning(a, spec) for a in (16.0, 26.0, 41.5, 44.0, 63.0, 105.0)] == [1, 1, 1, 1,
-                                                                                    2, 3]
+    assert [tile_binning(a, spec) for a in (16.0, 26.0, 32.0, 41.5, 63.0, 105.0)] == [1, 1, 1, 2,
+                                                                                    2, 4]
     img = np.arange(7 * 9, dtype=np.float32).reshape(7, 9)
     binned = bin_image(img, 2)
     assert binned.shape == (3, 4)

@@ -260,9 +260,9 @@ def test_context_planes_reach_the_detector(sims, tmp_path):
 
 def test_high_magnification_keeps_the_dose():
     """At 0.005 nm/px (a lattice constant of 63 px, finer than every training image) the tiles
-    average the pixels they span instead of reading one in four. Three such images at 2e5 e/A2:
-    bilinear sampling alone gave V_S 0.75, O_S 0.46, V_S|O_S 0.81, V_S2 0.94; now 0.91 / 0.85 /
-    0.975 / 1.0 (at 5e5: 0.93 / 0.90 -> 0.97 / 0.97)."""
+    average the pixels they span instead of reading one in ten. Three such images at 2e5 e/A2:
+    bilinear sampling alone gave V_S 0.75, O_S 0.46, V_S|O_S 0.81, V_S2 0.94; block averaging
+    0.91 / 0.85 / 0.975 / 1.0 (at 5e5: 0.93 / 0.90 -> 0.97 / 0.97)."""
     import warnings
 
     tot = None
