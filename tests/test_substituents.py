@@ -308,7 +308,7 @@ def test_cli_detect_substituents(ws2_model, ws2_o_model, legacy_model, ws2_tif, 
                      "--substituents", subs, "--device", "cpu", "--out", str(out)]) == 0
         table = pd.read_csv(out)
         assert len(table) > 50 and set(table["class"]) == {want}
-        assert f"substituents {subs}," in capsys.readouterr().out
+        assert f"substituents {subs} -> " in capsys.readouterr().out
     out = tmp_path / "bad.csv"
     assert main(["detect", str(ws2_tif), "--material", "WS2", "--model", str(ws2_model),
                  "--substituents", "Te", "--out", str(out)]) == 2

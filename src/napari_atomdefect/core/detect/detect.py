@@ -28,6 +28,7 @@ from ..io.validate import as_analysis_image
 from ..lattice.lattice import Lattice, find_lattice
 from ..materials.columns import LEGACY_CLASSES, segment_classes, site_choices
 from ..materials.materials import get_material
+from .alloy_calibration import vegard_calibration
 from .decision import (
     RunClasses,
     card_calibration,
@@ -200,6 +201,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     sites = site_table(lattice, np.concatenate(metal_rows) if metal_rows else np.zeros(0, int),
                        np.concatenate(chalc_rows) if chalc_rows else np.zeros(0, int),
                        metal, chalcogen)
+    # An S/Se alloy calibrated from the host's lattice constant: Vegard's law over the columns.
+    lattice = vegard_calibration(lattice, sites)
     defects = sites[~sites["class"].isin(["metal", "chalcogen"])].reset_index(drop=True)
     table = _empty_table() if defects.empty else pd.DataFrame({
         "y_px": defects.y_px, "x_px": defects.x_px,

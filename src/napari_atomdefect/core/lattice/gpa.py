@@ -57,6 +57,11 @@ class PhaseMap:
         """Bragg-filtered amplitude at image points ``(N, 2)``."""
         return self._sample(self.amplitude, points)
 
+    @property
+    def kernel_sigma_px(self) -> float:
+        """Width (pixels) of the Bragg filter's real-space kernel: its spatial resolution."""
+        return kernel_sigma_px(self.g_ref)
+
     def field_amplitude_at(self, points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         """:meth:`amplitude_at` corrected for the image's edges: within about a cell of an edge
         the Bragg filter also averages the zero padding, which lowers the amplitude by up to a
@@ -70,6 +75,12 @@ class PhaseMap:
         return points @ self.g_ref + self.phase_at(points) / (2 * np.pi)
 
 
+def kernel_sigma_px(g: np.ndarray, mask_fraction: float = MASK_FRACTION) -> float:
+    """Standard deviation (pixels) of the real-space Gaussian dual to the Bragg mask around
+    ``g`` (cycles per pixel)."""
+    return 1.0 / (2 * np.pi * mask_fraction * max(float(np.linalg.norm(g)), 1e-9))
+
+
 def edge_support(points: np.ndarray, shape: tuple[int, ...], g: np.ndarray,
                  mask_fraction: float = MASK_FRACTION) -> np.ndarray:
     """Share of the Bragg filter's real-space kernel (the Gaussian dual to the mask around ``g``)
@@ -77,7 +88,7 @@ def edge_support(points: np.ndarray, shape: tuple[int, ...], g: np.ndarray,
     half on an edge."""
     from scipy.special import erf
 
-    sigma = 1.0 / (2 * np.pi * mask_fraction * max(float(np.linalg.norm(g)), 1e-9))
+    sigma = kernel_sigma_px(g, mask_fraction)
     pts = np.asarray(points, float).reshape(-1, 2)
     out = np.ones(len(pts))
     for axis in range(2):

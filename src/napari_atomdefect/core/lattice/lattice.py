@@ -189,6 +189,9 @@ UNIFORMITY_MIN_SPREAD = 0.08
 #: image (:func:`_amplitude_reference`): that of its crystal, whatever share of the field is
 #: vacuum, amorphous material or a grain at another orientation.
 AMPLITUDE_REF_PERCENTILE = 75
+#: Fields smaller than this many kernel widths of the Bragg filter (about 9 cells across) keep
+#: the typical amplitude of the padded grid as reference (:func:`_amplitude_reference`).
+SMALL_FIELD_KERNELS = 8
 #: Sites where the amplitude is below this fraction of the reference are not on this lattice.
 AMPLITUDE_CUT = 0.3
 #: Next to a faded position (within this many lattice constants), a site needs this fraction of
@@ -224,7 +227,11 @@ def _column_spread(smoothed: np.ndarray, frac_fn: FracFn, basis: np.ndarray, off
         return float("nan"), float("nan"), float("nan")
     levels = ndimage.map_coordinates(smoothed, pos.T, order=1) - background
     q25, med, q75 = np.percentile(levels, [25, 50, 75])
-    deviation = np.abs(levels - med)
+    # Outliers at each column's own peak (within 0.15 a of the prediction): a predicted
+    # position off a sharp column reads low, which is no outlying column.
+    a_px = float(np.sqrt(abs(np.linalg.det(basis)) / (np.sqrt(3) / 2)))
+    peaks = refine_peaks(smoothed, pos, 0.15 * a_px)[1] - background
+    deviation = np.abs(peaks - np.median(peaks))
     robust_sd = max(1.4826 * float(np.median(deviation)), 1e-12)
     outliers = float(np.mean(deviation > OUTLIER_SIGMAS * robust_sd))
     return float(med), float((q75 - q25) / med) if med > 0 else float("nan"), outliers
@@ -274,6 +281,11 @@ def _amplitude_reference(pm1: PhaseMap, pm2: PhaseMap, shape: tuple[int, ...],
     ``region`` mask; the padding around it, vacuum, amorphous patches and other grains do not
     lower it)."""
     h, w = shape[:2]
+    if min(h, w) < SMALL_FIELD_KERNELS * max(pm1.kernel_sigma_px, pm2.kernel_sigma_px):
+        # A field of a few kernels: the amplitude varies by a factor of three across a perfect
+        # crystal (the filter's edges meet), so only the typical amplitude of the padded grid
+        # (about a third of the crystal's) separates a crystal from nothing.
+        return float(np.sqrt(np.median(pm1.amplitude) * np.median(pm2.amplitude)))
     rows, cols = np.meshgrid(np.linspace(0, h - 1, 48), np.linspace(0, w - 1, 48), indexing="ij")
     grid = np.stack([rows.ravel(), cols.ravel()], axis=1)
     if region is not None:

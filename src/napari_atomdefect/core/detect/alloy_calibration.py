@@ -1,0 +1,75 @@
+"""Calibration of an alloy layer from its lattice: Vegard's law over the composition found.
+
+Without a usable pixel size (none in the file, or one the lattice replaced), the lattice
+calibrates the image with the host's lattice constant. An S/Se alloy's lattice constant lies
+between its two end members' (Vegard's law; WS2 0.3153 nm and WSe2 0.3282 nm differ by 4 %), so
+once the detection has counted the columns' partner chalcogen atoms (Se in a sulfide, S in a
+selenide), the pixel size is re-derived from the lattice constant of that composition: the nm
+coordinates and the densities then follow the layer, not the host.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+
+from ..lattice.lattice import Lattice
+from ..materials.materials import MATERIALS, Material, get_material
+
+#: Least share of partner atoms for which the calibration is re-derived (below it the change is
+#: under 0.1 %).
+MIN_PARTNER_SHARE = 0.02
+
+
+def partner_material(host: str | Material) -> Material | None:
+    """The end member whose chalcogen is ``host``'s S/Se partner (WS2 -> WSe2, MoSe2 -> MoS2)."""
+    mat = get_material(host)
+    partner = {"S": "Se", "Se": "S"}.get(mat.chalcogen)
+    for other in MATERIALS.values():
+        if other.metal == mat.metal and other.chalcogen == partner:
+            return other
+    return None
+
+
+def partner_share(sites: pd.DataFrame, host: str | Material) -> float:
+    """Share of the chalcogen atoms of ``sites`` (a site table of detection) that are the host's
+    S/Se partner: one per ``D_X`` column, two per ``D2_X2`` column, over two per site."""
+    mat = get_material(host)
+    partner = partner_material(mat)
+    chalcogen = sites[sites["sublattice"] == "chalcogen"]
+    if partner is None or chalcogen.empty:
+        return 0.0
+    d, x = partner.chalcogen, mat.chalcogen
+    classes = chalcogen["class"].astype(str)
+    atoms = (classes == f"{d}_{x}").sum() + 2 * (classes == f"{d}2_{x}2").sum()
+    return float(atoms / (2 * len(chalcogen)))
+
+
+def vegard_calibration(lattice: Lattice, sites: pd.DataFrame) -> Lattice:
+    """``lattice`` with its pixel size re-derived from the alloy's lattice constant.
+
+    Only a lattice calibrated from the host's lattice constant is changed (a pixel size from the
+    file or typed by the user is kept), and only when at least :data:`MIN_PARTNER_SHARE` of the
+    chalcogen atoms are the partner; the message says what was done.
+    """
+    mat = lattice.material
+    partner = partner_material(mat)
+    host_px = mat.a_nm / lattice.a_px
+    if (partner is None or lattice.calibration != "lattice"
+            or abs(lattice.pixel_size_nm - host_px) > 1e-6 * host_px):
+        return lattice
+    share = partner_share(sites, mat)
+    if share < MIN_PARTNER_SHARE:
+        return lattice
+    a_nm = (1 - share) * mat.a_nm + share * partner.a_nm
+    px = a_nm / lattice.a_px
+    note = (f"Pixel size calibrated from the lattice with Vegard's law for {share:.0%} "
+            f"{partner.chalcogen} (a = {a_nm:.4f} nm between {mat.name} {mat.a_nm:.4f} and "
+            f"{partner.name} {partner.a_nm:.4f} nm): {px:.5f} nm/px.")
+    messages = [m for m in lattice.messages if not m.startswith("Pixel size calibrated from")]
+    return dataclasses.replace(lattice, pixel_size_nm=float(px), pixel_size_lattice_nm=float(px),
+                               messages=messages + [note])
+
+
+__all__ = ["partner_material", "partner_share", "vegard_calibration"]
