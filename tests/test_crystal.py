@@ -59,7 +59,7 @@ def test_no_site_inside_a_hole_or_an_amorphous_patch(holey):
         # Random blobs over the amorphous patch can line up with a few sites.
         deep = (_distance_inside(sites, AMORPHOUS) > a).sum()
         assert deep <= 0.1 * (_distance_inside(before, AMORPHOUS) > a).sum()
-    assert any("over vacuum or amorphous material are left out" in m for m in lattice.messages)
+    assert any("left out over vacuum or amorphous material" in m for m in lattice.messages)
 
 
 def test_the_crystal_around_them_keeps_every_site(holey):
@@ -124,7 +124,8 @@ def test_support_is_one_in_a_crystal_and_zero_in_vacuum():
 
 def test_message_says_how_many_cells():
     assert off_crystal_message(0, 100) == ""
-    assert off_crystal_message(25, 75).startswith("25 unit cells (25%) over vacuum")
+    assert off_crystal_message(25, 75).startswith("25 unit cells (25%) are left out over vacuum")
+    assert off_crystal_message(1, 800).startswith("1 unit cell (under 1%) is left out")
 
 
 def test_detection_calls_no_defect_inside_a_hole(holey):
@@ -170,7 +171,7 @@ def test_a_second_grain_is_left_out_and_said():
     depth = (256 - cols) if on_right else (cols - 256)
     assert (depth > 1.5 * a).sum() == 0
     assert (depth > 0.75 * a).sum() <= 0.02 * len(cols), np.sort(depth)[-10:] / a
-    assert any("where this lattice fades are left out" in m for m in lattice.messages)
+    assert any("left out where this lattice fades" in m for m in lattice.messages)
     assert any("another grain" in m for m in defects.attrs["messages"])
     grain = right if on_right else left
     inside = (lambda t: t[(t.x_px > 256 + 2 * a) & (t.x_px < 510 - a) & (t.y_px > a)  # noqa: E731

@@ -165,7 +165,7 @@ def in_crystal(smoothed: np.ndarray, columns_px: list[np.ndarray], hollow_px: np
 
 
 #: The words that mark the note of :func:`off_crystal_message` among a lattice's messages.
-OFF_CRYSTAL_NOTE = "over vacuum or amorphous material are left out"
+OFF_CRYSTAL_NOTE = "over vacuum or amorphous material"
 
 
 def off_crystal_message(n_left_out: int, n_cells: int) -> str:
@@ -173,8 +173,14 @@ def off_crystal_message(n_left_out: int, n_cells: int) -> str:
     if n_left_out <= 0:
         return ""
     share = n_left_out / max(n_cells + n_left_out, 1)
-    return f"{n_left_out} unit cells ({share:.0%}) {OFF_CRYSTAL_NOTE}: no crystal there."
+    return f"{cells_and_share(n_left_out, share)} left out {OFF_CRYSTAL_NOTE}: no crystal there."
 
 
-__all__ = ["MIN_CRYSTAL_SUPPORT", "NEAREST_COLUMNS", "OFF_CRYSTAL_NOTE", "crystal_support", "in_crystal",
-           "off_crystal_message"]
+def cells_and_share(n: int, share: float) -> str:
+    """``"74 unit cells (8%) are"``, ``"1 unit cell (under 1%) is"``."""
+    percent = "under 1%" if 0 < share < 0.005 else f"{share:.0%}"
+    return f"{n} unit cell{' (' if n == 1 else 's ('}{percent}) {'is' if n == 1 else 'are'}"
+
+
+__all__ = ["MIN_CRYSTAL_SUPPORT", "NEAREST_COLUMNS", "OFF_CRYSTAL_NOTE", "cells_and_share",
+           "crystal_support", "in_crystal", "off_crystal_message"]

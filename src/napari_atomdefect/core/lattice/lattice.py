@@ -25,7 +25,7 @@ from scipy import ndimage
 from ..errors import NoLatticeError
 from ..io.validate import as_analysis_image, check_pixel_size, check_region
 from ..materials.materials import Material, get_material
-from .crystal import OFF_CRYSTAL_NOTE, in_crystal, off_crystal_message
+from .crystal import OFF_CRYSTAL_NOTE, cells_and_share, in_crystal, off_crystal_message
 from .fft_peaks import find_reciprocal_basis
 from .gpa import PhaseMap, image_spectrum, mean_frequency, phase_map
 from .mean_cell import fold_onto_cell
@@ -201,7 +201,7 @@ TRANSITION_CELLS = 1.5
 TRANSITION_CUT = 0.6
 #: Share of the cells left out that way from which the user is told, and what is said.
 FADED_NOTE_SHARE = 0.05
-FADED_NOTE = "where this lattice fades are left out"
+FADED_NOTE = "where this lattice fades"
 #: A few columns off the common level leave the inter-quartile range as it is (a layer almost
 #: fully converted to the other host: one column in ten mixed). Columns further than this many
 #: robust standard deviations from their sublattice's median are its *outliers*...
@@ -316,7 +316,7 @@ def faded_lattice_message(n_faded: int, n_cells: int) -> str:
     share = n_faded / max(n_cells + n_faded, 1)
     if share < FADED_NOTE_SHARE:
         return ""
-    return (f"{n_faded} unit cells ({share:.0%}) {FADED_NOTE}: vacuum, amorphous material or "
+    return (f"{cells_and_share(n_faded, share)} left out {FADED_NOTE}: vacuum, amorphous material or "
             f"another grain (analyse a grain at another orientation on its own: a drawn region "
             f"in the Detect widget, or --region).")
 
