@@ -197,3 +197,26 @@ def test_bicrystal_is_said_and_a_drawn_region_analyses_one_grain(make_napari_vie
     f1 = score(inside(pred), inside(other.defects), 0.08 / 0.012)["f1"]
     assert f1[["V_S2", "V_Mo"]].min() >= 0.9, f1
     np.testing.assert_allclose(shapes.scale, viewer.layers["bicrystal"].scale)
+
+
+def test_region_reaches_calibration_and_the_model_view(viewer_with_sample, qtbot):
+    """With *Only in the drawn region* ticked and a rectangle drawn, *Calibrate from lattice*
+    calibrates from the region's lattice and the model's view translates the region's cells
+    only (outside it the view is blank); unticked, a drawn region is ignored."""
+    from napari_atomdefect.widgets.detect import ANALYSIS_REGION_LAYER
+
+    viewer = viewer_with_sample
+    widget = DetectWidget(viewer)
+    widget.start_region()
+    viewer.layers[ANALYSIS_REGION_LAYER].add_rectangles(np.array([[0, 0], [300, 300]], float))
+    widget.calibrate_from_lattice()
+    wait_idle(qtbot, widget)
+    assert widget.pixel_size.value() == pytest.approx(0.012, rel=0.02)
+    widget.show_model_view()
+    wait_idle(qtbot, widget)
+    [view] = layers_of(viewer, "model_view")
+    data = np.asarray(view.data)
+    assert np.ptp(data[20:260, 20:260]) > 0  # translated cells in the region
+    assert np.ptp(data[400:, 400:]) == 0  # nothing outside it: the background
+    widget.region_check.setChecked(False)
+    assert widget.region(np.asarray(viewer.layers["MoS2 sample (simulated)"].data)) is None

@@ -3,7 +3,8 @@
 With the real -> simulated generator (``gen_ba``) this shows the image the way the detector's
 training domain looks: every unit cell is translated, and each pixel takes the value of the
 translated tile of the cell whose centre is nearest (tiles overlap; nearest-centre regions tile
-the plane without seams at the columns).
+the plane without seams at the columns); a pixel farther than a lattice constant from every cell
+(a hole, a grain or region left out) shows the background.
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ from ..cells.tiles import CellTiles, TileSpec, tile_cells
 from ..lattice.lattice import Lattice
 
 
-def stitch_tiles(tiles: CellTiles, shape: tuple[int, int], chunk: int = 262_144) -> np.ndarray:
-    """Image of ``shape`` where each pixel samples the tile whose centre is nearest to it."""
+def stitch_tiles(tiles: CellTiles, shape: tuple[int, int], chunk: int = 262_144,
+                 max_distance: float | None = None, fill: float = 0.0) -> np.ndarray:
+    """Image of ``shape`` where each pixel samples the tile whose centre is nearest to it; with
+    ``max_distance`` (pixels), pixels farther from every tile centre take ``fill`` (no cell
+    there: a hole, a region left out)."""
     s = tiles.spec.size_px
     centres = tiles.to_image(np.full((len(tiles), 2), (s - 1) / 2))
     tree = cKDTree(centres)
@@ -35,9 +39,11 @@ def stitch_tiles(tiles: CellTiles, shape: tuple[int, int], chunk: int = 262_144)
     for start in range(0, h * w, chunk):
         idx = np.arange(start, min(start + chunk, h * w))
         pts = np.stack([idx // w, idx % w], axis=1).astype(float)
-        _, k = tree.query(pts)
+        dist, k = tree.query(pts)
         local = np.einsum("nij,nj->ni", inv[k], pts - tiles.affine[k, :, 2])
         out[idx] = sample_bilinear(tiles.tiles, local[:, 0], local[:, 1], layer=k)
+        if max_distance is not None:
+            out[idx[dist > max_distance]] = fill
     return out.reshape(h, w)
 
 
@@ -59,7 +65,9 @@ def iter_model_view(image: np.ndarray, lattice: Lattice, generator: torch.nn.Mod
         yield {"fraction": min(1.0, (start + batch_size) / max(len(tiles), 1)) * 0.9,
                "message": f"Translated {min(start + batch_size, len(tiles))}/{len(tiles)} cells"}
     tiles.tiles = np.concatenate(out) if out else tiles.tiles
-    view = stitch_tiles(tiles, image.shape)
+    # (no translated cell farther than a lattice constant: the background, e.g. in a hole or
+    # outside the region analysed)
+    view = stitch_tiles(tiles, image.shape, max_distance=lattice.a_px)
     scale = levels.chalcogen - levels.background
     view = view * scale + levels.background
     if prepared.offset is not None:  # back on the image's own background
