@@ -209,7 +209,7 @@ class DetectWidget(QWidget):
         self.pixel_size.setRange(0.0, 1.0)
         self.pixel_size.setSingleStep(0.0005)
         self.pixel_size.setSuffix(" nm")
-        self.pixel_size.setSpecialValueText("unknown (from lattice)")
+        self.pixel_size.setSpecialValueText("unknown")  # (the line below says what is used)
         self.pixel_size.setToolTip("Pixel size; 'unknown' calibrates it from the lattice.")
         self.calibration_label = QLabel("")
         self.calibration_label.setWordWrap(True)
