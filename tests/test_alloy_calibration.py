@@ -9,12 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_atomdefect.core.detect.alloy_calibration import (
-    partner_material,
-    partner_share,
-    vegard_calibration,
-)
+from napari_atomdefect.core.detect.alloy_calibration import partner_share, vegard_calibration
 from napari_atomdefect.core.lattice.lattice import find_lattice
+from napari_atomdefect.core.materials.materials import partner_material
 from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
 
 
@@ -77,3 +74,61 @@ def test_detect_reports_vegard_for_an_uncalibrated_alloy(tmp_path, capsys):
     table = pd.read_csv(out)
     ratio = float(np.median(table.x_nm / table.x_px))
     assert 0.3153 / 0.012 * ratio == pytest.approx(0.3153 + 0.5 * 0.0129, rel=0.01)
+
+
+def test_policy_accepts_any_pixel_size_an_alloy_lattice_allows():
+    """With the partner chalcogen chosen, a given value between the host's and the partner's
+    lattice calibration agrees; outside that range (beyond the tolerance) it does not."""
+    from napari_atomdefect.core.lattice.calibration_policy import choose_pixel_size
+    from napari_atomdefect.core.materials.materials import lattice_constant_range_nm
+
+    assert lattice_constant_range_nm("WS2", ("Se",)) == (0.3153, 0.3282)
+    assert lattice_constant_range_nm("WS2", ("O",)) == (0.3153, 0.3153)
+    assert lattice_constant_range_nm("MoSe2", ("S", "Te")) == (0.3160, 0.3288)
+    a_px = 26.0
+    host, rng = 0.3153 / a_px, (0.3153 / a_px, 0.3282 / a_px)
+    se_rich = 0.3270 / a_px  # 3.7 % above the host's calibration
+    alone = choose_pixel_size(se_rich, "file", host, "WS2", 0.03)
+    assert alone.source == "lattice" and alone.pixel_size_nm == host
+    alloy = choose_pixel_size(se_rich, "file", host, "WS2", 0.03, alloy_range_nm=rng)
+    assert (alloy.source, alloy.pixel_size_nm, alloy.message) == ("file", se_rich, None)
+    assert alloy.disagreement == 0.0
+    far = choose_pixel_size(0.3500 / a_px, "file", host, "WS2", 0.03, alloy_range_nm=rng)
+    assert far.source == "lattice" and "alloy lattice" in far.message
+    assert far.disagreement == pytest.approx(0.3500 / 0.3282 - 1, rel=1e-6)
+
+
+def test_se_rich_layer_keeps_its_calibrations():
+    """A layer 90 % converted to Se: a file calibration matching its own (Vegard) lattice is kept
+    when Se is chosen (replaced, with the host's, only when it is not), and a second run given the
+    first run's Vegard calibration keeps it without a word."""
+    from napari_atomdefect.core.detect.detect import iter_detect
+    from napari_atomdefect.core.lattice.lattice import CalibrationWarning
+    from napari_atomdefect.core.progress import run_to_end
+
+    c = 0.9
+    sim = simulate_image("WS2", 320, 0.012, MicroscopeParams(dose_e_per_A2=5e5), seed=3,
+                         defect_fractions={"Se_S": 2 * c * (1 - c), "Se2_S2": c * c},
+                         substituents="Se")
+    a_px = find_lattice(sim.image, "WS2", substituents="Se").a_px
+    own = (0.3153 + 0.95 * 0.0129) / a_px  # the layer's own lattice constant, 3.9 % above WS2's
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CalibrationWarning)
+        kept = find_lattice(sim.image, "WS2", own, "file", substituents=("Se",))
+    assert (kept.calibration, kept.pixel_size_nm) == ("file", own)
+    with pytest.warns(CalibrationWarning, match="disagrees with the WS2 lattice"):
+        replaced = find_lattice(sim.image, "WS2", own, "file", substituents=("O",))
+    assert replaced.calibration == "lattice"
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = run_to_end(iter_detect(sim.image, None, "WS2", None, "cpu", substituents=["Se"]))
+    px = first["lattice"].pixel_size_nm
+    assert px / first["lattice"].pixel_size_lattice_nm == pytest.approx(1.0)  # Vegard in both
+    assert px * a_px > 0.3153 * 1.03  # Se-rich: more than 3 % above WS2's constant
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CalibrationWarning)
+        again = run_to_end(iter_detect(sim.image, px, "WS2", None, "cpu", "lattice",
+                                       substituents=["Se"]))
+    assert again["lattice"].pixel_size_nm == px
+    assert not any("disagrees" in m for m in again["defects"].attrs["messages"])

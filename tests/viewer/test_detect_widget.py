@@ -220,3 +220,19 @@ def test_region_reaches_calibration_and_the_model_view(viewer_with_sample, qtbot
     assert np.ptp(data[400:, 400:]) == 0  # nothing outside it: the background
     widget.region_check.setChecked(False)
     assert widget.region(np.asarray(viewer.layers["MoS2 sample (simulated)"].data)) is None
+
+
+def test_run_all_says_once_that_no_region_is_drawn(viewer_with_sample, qtbot, monkeypatch):
+    """*Only in the drawn region* ticked, nothing drawn: *Run all* analyses the whole image and
+    says so once (not once for the lattice and again for the detection)."""
+    import napari.utils.notifications as notifications
+
+    said = []
+    monkeypatch.setattr(notifications, "show_warning", said.append)
+    widget = DetectWidget(viewer_with_sample)
+    widget.region_check.setChecked(True)
+    widget.run_all()
+    wait_idle(qtbot, widget)
+    assert sum("No region is drawn" in s for s in said) == 1
+    [found] = layers_of(viewer_with_sample, "detections")
+    assert len(found.data) > 10  # the whole image was analysed

@@ -51,7 +51,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import napari
 
 
-def _find_lattice_noting(image, material, pixel_size_nm, calibration, region=None):
+def _find_lattice_noting(image, material, pixel_size_nm, calibration, region=None,
+                         substituents=None):
     """``find_lattice`` with its warnings recorded (not printed, not silenced): returns the
     lattice and the warning texts that are not already among its messages, for the widget to show.
     """
@@ -62,20 +63,22 @@ def _find_lattice_noting(image, material, pixel_size_nm, calibration, region=Non
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         lattice = find_lattice(image, material, pixel_size_nm=pixel_size_nm,
-                               calibration=calibration, region=region)
+                               calibration=calibration, region=region,
+                               substituents=substituents)
     extra = [str(w.message) for w in caught if str(w.message) not in lattice.messages]
     return lattice, list(dict.fromkeys(extra))
 
 
-def _lattice_job(image, material, pixel_size_nm, calibration, region=None):
+def _lattice_job(image, material, pixel_size_nm, calibration, region=None, substituents=None):
     """Worker body: find the lattice (one progress message, then the result)."""
     yield {"fraction": 0.1, "message": "Finding the lattice…"}
-    lattice, notes = _find_lattice_noting(image, material, pixel_size_nm, calibration, region)
+    lattice, notes = _find_lattice_noting(image, material, pixel_size_nm, calibration, region,
+                                          substituents)
     return {"lattice": lattice, "warnings": notes}
 
 
 def _model_view_job(image, material, pixel_size_nm, calibration, model, device, lattice,
-                    region=None):
+                    region=None, substituents=None):
     """Worker body: translate the image cell by cell into the simulated domain (gen_ba)."""
     from ..core.cells.tiles import TileSpec
     from ..core.detect.model_view import iter_model_view
@@ -88,7 +91,7 @@ def _model_view_job(image, material, pixel_size_nm, calibration, model, device, 
     if lattice is None:
         yield {"fraction": 0.05, "message": "Finding the lattice…"}
         lattice, notes = _find_lattice_noting(image, material, pixel_size_nm, calibration,
-                                              region)
+                                              region, substituents)
         notes = list(lattice.messages) + notes
     _, gen_ba = load_noise_generators(info, dev)
     spec = TileSpec(**info.card["noise"].get("tile", {}))
@@ -198,6 +201,7 @@ class DetectWidget(QWidget):
         # when the layer is removed or its data change.
         self._lattices = LatticeCache(self.viewer)
         self._pending_detect = False
+        self._region_said = False  # Run all: the missing region was already said (find lattice)
         self._setting_px = False  # True while the widget (not the user) sets the pixel size
 
         self.image_combo = layer_combo()
@@ -416,21 +420,34 @@ class DetectWidget(QWidget):
             return None
         return tuple(d for d in enabled if self.substituent_checks[d].isChecked())
 
-    def run_classes(self) -> tuple[str, ...]:
-        """The defect classes the next run can produce (model classes, chosen substituents) —
-        the same rule as the detection itself, also when the model knows none of the material's
-        substituents (then its own defaults)."""
+    def _run(self):
+        """The run the next detection makes (``decision.run_classes``), or ``None`` when the
+        model has no detector or does not fit the material (the run will say why)."""
         from ..core.detect.decision import run_classes
         from ..core.errors import AtomDefectError
 
         info = _model_info(self.model.currentData())
         if info is None or "detector" not in info.card:
-            return model_classes_of(info)
+            return None
         try:
-            return tuple(run_classes(info.card, self.material.currentText(),
-                                     self.substituents()).classes)
-        except AtomDefectError:  # the run will say why in one sentence; show what the model has
-            return model_classes_of(info)
+            return run_classes(info.card, self.material.currentText(), self.substituents())
+        except AtomDefectError:
+            return None
+
+    def run_classes(self) -> tuple[str, ...]:
+        """The defect classes the next run can produce (model classes, chosen substituents) —
+        the same rule as the detection itself, also when the model knows none of the material's
+        substituents (then its own defaults)."""
+        run = self._run()
+        if run is None:  # the run will say why in one sentence; show what the model has
+            return model_classes_of(_model_info(self.model.currentData()))
+        return tuple(run.classes)
+
+    def run_substituents(self) -> tuple[str, ...]:
+        """The substituents the next run considers (the ticked ones, or the model's defaults
+        when it knows none of the material's); they decide which pixel sizes fit an alloy."""
+        run = self._run()
+        return () if run is None else tuple(run.substituents)
 
     def _refresh_classes(self, *args) -> None:
         classes = self.run_classes()
@@ -487,10 +504,13 @@ class DetectWidget(QWidget):
         """Show, persistently, the pixel size in use, where it came from and any disagreement."""
         from ..core.lattice.calibration_policy import choose_pixel_size, describe_choice
         from ..core.lattice.lattice import CALIBRATION_TOLERANCE
+        from ..core.materials.materials import lattice_constant_range_nm
 
         px, source = given_pixel_size(layer)
+        lo, hi = lattice_constant_range_nm(lattice.material, self.run_substituents())
         choice = choose_pixel_size(px, source, lattice.pixel_size_lattice_nm,
-                                   lattice.material.name, CALIBRATION_TOLERANCE)
+                                   lattice.material.name, CALIBRATION_TOLERANCE,
+                                   alloy_range_nm=(lo / lattice.a_px, hi / lattice.a_px))
         text = describe_choice(choice, source)
         file_px = layer.metadata.get("atomdefect", {}).get("file_pixel_size_nm")
         if source == "lattice" and file_px and choice.source == "lattice":
@@ -549,7 +569,7 @@ class DetectWidget(QWidget):
         mask = None
         if ANALYSIS_REGION_LAYER in self.viewer.layers:
             mask = region_mask(self.viewer.layers[ANALYSIS_REGION_LAYER], image.shape[-2:])
-        if mask is None:
+        if mask is None and not self._region_said:
             show_warning(f"No region is drawn in the '{ANALYSIS_REGION_LAYER}' layer (Draw "
                          "region): the whole image is analysed.")
         return mask
@@ -602,7 +622,11 @@ class DetectWidget(QWidget):
         self._set_running(False)
         if self._pending_detect:
             self._pending_detect = False
-            self.detect()
+            self._region_said = True  # Run all's lattice step already said what is analysed
+            try:
+                self.detect()
+            finally:
+                self._region_said = False
 
     def cancel(self) -> None:
         """Stop the running step at its next checkpoint; no partial layer is added."""
@@ -613,7 +637,8 @@ class DetectWidget(QWidget):
     # ------------------------------------------------------------------ steps
     def _key(self, layer, frame, px, region=None):
         drawn = None if region is None else hash(np.packbits(region).tobytes())
-        return (layer, frame, self.material.currentText(), px, drawn)
+        # the chosen substituents decide which calibrations agree with the lattice (alloys)
+        return (layer, frame, self.material.currentText(), px, drawn, self.run_substituents())
 
     def find_lattice(self) -> None:
         """Find the lattice of the selected image (adds a sites layer and a hidden cell grid)."""
@@ -629,7 +654,8 @@ class DetectWidget(QWidget):
             self._lattices[key] = lattice
             self._show_lattice(layer, lattice, frame)
 
-        self._start(_lattice_job, (image, self.material.currentText(), px, calibration, region),
+        self._start(_lattice_job, (image, self.material.currentText(), px, calibration, region,
+                                   self.run_substituents()),
                     lambda result: (done(result), self._notify(result.get("warnings", []))),
                     "Finding the lattice…")
 
@@ -724,7 +750,8 @@ class DetectWidget(QWidget):
 
         self._start(_model_view_job, (image, self.material.currentText(), px, calibration,
                                       self.model.currentData(), self.device.currentText(),
-                                      lattice, region), done, "Translating cells…")
+                                      lattice, region, self.run_substituents()), done,
+                    "Translating cells…")
 
     def run_all(self) -> None:
         """Find the lattice, then detect."""

@@ -15,21 +15,11 @@ import dataclasses
 import pandas as pd
 
 from ..lattice.lattice import Lattice
-from ..materials.materials import MATERIALS, Material, get_material
+from ..materials.materials import Material, get_material, partner_material
 
 #: Least share of partner atoms for which the calibration is re-derived (below it the change is
 #: under 0.1 %).
 MIN_PARTNER_SHARE = 0.02
-
-
-def partner_material(host: str | Material) -> Material | None:
-    """The end member whose chalcogen is ``host``'s S/Se partner (WS2 -> WSe2, MoSe2 -> MoS2)."""
-    mat = get_material(host)
-    partner = {"S": "Se", "Se": "S"}.get(mat.chalcogen)
-    for other in MATERIALS.values():
-        if other.metal == mat.metal and other.chalcogen == partner:
-            return other
-    return None
 
 
 def partner_share(sites: pd.DataFrame, host: str | Material) -> float:
@@ -72,4 +62,4 @@ def vegard_calibration(lattice: Lattice, sites: pd.DataFrame) -> Lattice:
                                messages=messages + [note])
 
 
-__all__ = ["partner_material", "partner_share", "vegard_calibration"]
+__all__ = ["partner_share", "vegard_calibration"]

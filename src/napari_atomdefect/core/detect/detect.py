@@ -137,7 +137,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         # Its warnings (e.g. a replaced calibration) reach the caller; the same sentences are
         # attached to the result as ``attrs["messages"]``.
         lattice = find_lattice(arr, mat, pixel_size_nm=pixel_size_nm, calibration=calibration,
-                               region=region)
+                               region=region, substituents=run.substituents)
     prepared = prepare_image(arr, lattice)  # read once, by the fit check and the levels
     ladder = read_image_ladder(prepared, lattice, mat, tuple(run.substituents))
     fit = assess_fit(prepared.flat, lattice, mat, model_material=card.get("material") or mat.name,

@@ -4,6 +4,11 @@
 * a pixel size **from the file** (or an earlier lattice calibration) that disagrees with the lattice
   by more than the tolerance -> replaced by the lattice value, with a message;
 * a pixel size **typed by the user** -> kept, with a message when it disagrees.
+
+An S/Se alloy (the host's partner chalcogen among the chosen substituents) may have any lattice
+constant between its two end members (Vegard's law): a given value agrees when it lies within the
+tolerance of that range. When the lattice calibrates, it uses the host's constant; the detection
+re-derives it from the composition found (:mod:`~..detect.alloy_calibration`).
 """
 
 from __future__ import annotations
@@ -43,8 +48,8 @@ class PixelSizeChoice:
 
 
 def choose_pixel_size(given_nm: float | None, source: str, lattice_nm: float, material: str,
-                      tolerance: float, lattice_constant_nm: float | None = None
-                      ) -> PixelSizeChoice:
+                      tolerance: float, lattice_constant_nm: float | None = None,
+                      alloy_range_nm: tuple[float, float] | None = None) -> PixelSizeChoice:
     """Apply the calibration policy.
 
     Parameters
@@ -62,6 +67,11 @@ def choose_pixel_size(given_nm: float | None, source: str, lattice_nm: float, ma
         Largest relative disagreement accepted silently.
     lattice_constant_nm : float, optional
         The material's lattice constant, quoted in the message when the lattice calibrates.
+    alloy_range_nm : (float, float), optional
+        The pixel sizes the lattice implies for the smallest and the largest lattice constant
+        the layer may have (an S/Se alloy: host and partner end member). A given value within
+        ``tolerance`` of that range agrees; ``lattice_nm`` (the host's) is still the value used
+        when the lattice calibrates or replaces.
 
     Returns
     -------
@@ -73,20 +83,24 @@ def choose_pixel_size(given_nm: float | None, source: str, lattice_nm: float, ma
                                + (f" constant ({lattice_constant_nm:.4f} nm)"
                                   if lattice_constant_nm else "")
                                + f": {lattice_nm:.5f} nm/px.")
-    diff = abs(given_nm - lattice_nm) / lattice_nm
+    lo, hi = sorted(alloy_range_nm) if alloy_range_nm else (lattice_nm, lattice_nm)
+    nearest = min(max(given_nm, lo), hi)  # the closest value the layer's lattice allows
+    diff = abs(given_nm - nearest) / nearest
     kind = "user" if source == "user" else source
+    what_lattice = (f"{material} lattice ({lattice_nm:.5f} nm/px)" if hi == lo else
+                    f"{material} alloy lattice ({lo:.5f}–{hi:.5f} nm/px)")
     if diff <= tolerance:
         return PixelSizeChoice(float(given_nm), kind, float(lattice_nm), float(given_nm), diff,
                                None)
     if kind == "user":
-        msg = (f"The pixel size you gave ({given_nm:.5f} nm/px) disagrees with the {material} "
-               f"lattice ({lattice_nm:.5f} nm/px) by {diff:.1%}; it is kept as given. Check the "
-               "calibration or the material.")
+        msg = (f"The pixel size you gave ({given_nm:.5f} nm/px) disagrees with the "
+               f"{what_lattice} by {diff:.1%}; it is kept as given. Check the calibration or "
+               "the material.")
         return PixelSizeChoice(float(given_nm), "user", float(lattice_nm), float(given_nm), diff,
                                msg)
     what = "file's" if kind == "file" else "earlier"
-    msg = (f"The {what} pixel size ({given_nm:.5f} nm/px) disagrees with the {material} lattice "
-           f"({lattice_nm:.5f} nm/px) by {diff:.1%}; using the lattice calibration. If the "
+    msg = (f"The {what} pixel size ({given_nm:.5f} nm/px) disagrees with the {what_lattice} "
+           f"by {diff:.1%}; using the lattice calibration. If the "
            f"material is not {material}, choose the right one, or type the pixel size.")
     return PixelSizeChoice(float(lattice_nm), "lattice", float(lattice_nm), float(given_nm), diff,
                            msg)

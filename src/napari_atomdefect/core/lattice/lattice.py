@@ -16,7 +16,7 @@ Pipeline (all steps tolerate scan distortion that varies across the field):
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +24,7 @@ from scipy import ndimage
 
 from ..errors import NoLatticeError
 from ..io.validate import as_analysis_image, check_pixel_size, check_region
-from ..materials.materials import Material, get_material
+from ..materials.materials import Material, get_material, lattice_constant_range_nm
 from .crystal import OFF_CRYSTAL_NOTE, cells_and_share, in_crystal, off_crystal_message
 from .fft_peaks import find_reciprocal_basis
 from .gpa import PhaseMap, image_spectrum, mean_frequency, phase_map
@@ -365,6 +365,7 @@ def find_lattice(
     pixel_size_nm: float | None = None,
     calibration: str = "user",
     region: np.ndarray | tuple[float, float, float, float] | None = None,
+    substituents: str | Sequence[str] | None = None,
 ) -> Lattice:
     """Detect the lattice, its metal and chalcogen sites, and calibrate the pixel size.
 
@@ -385,6 +386,12 @@ def find_lattice(
     region : ndarray of bool or (row0, row1, col0, col1), optional
         The pixels to analyse (:func:`~..io.validate.check_region`), e.g. one grain of a
         polycrystalline layer: the lattice is searched there only and no site lies outside.
+    substituents : str or sequence of str, optional
+        The substituents the analysis considers (e.g. ``"Se"``). With the host's S/Se partner
+        among them the layer may be an alloy, whose lattice constant lies anywhere between the
+        two end members: a given pixel size agrees when it fits that range (the lattice
+        calibration itself uses the host's constant; the detection follows the composition,
+        :func:`~..detect.alloy_calibration.vegard_calibration`).
 
     Returns
     -------
@@ -553,8 +560,11 @@ def find_lattice(
     # The calibration policy (one for GUI, CLI and API): see core/lattice/calibration_policy.py.
     from .calibration_policy import choose_pixel_size
 
+    subs = (substituents,) if isinstance(substituents, str) else tuple(substituents or ())
+    lo_nm, hi_nm = lattice_constant_range_nm(mat, subs)
     choice = choose_pixel_size(pixel_size_nm, calibration if pixel_size_nm is not None else "none",
-                               px_lattice, mat.name, CALIBRATION_TOLERANCE, mat.a_nm)
+                               px_lattice, mat.name, CALIBRATION_TOLERANCE, mat.a_nm,
+                               alloy_range_nm=(lo_nm / a_px, hi_nm / a_px))
     px_used, source = choice.pixel_size_nm, choice.source
     if choice.message:
         messages.append(choice.message)

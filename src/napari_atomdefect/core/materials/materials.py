@@ -79,3 +79,27 @@ def get_material(name: str | Material) -> Material:
     raise UnknownMaterialError(
         f"Unknown material {name!r}. Known materials: {', '.join(MATERIALS)}."
     )
+
+
+def partner_material(host: str | Material) -> Material | None:
+    """The end member whose chalcogen is ``host``'s S/Se partner (WS2 -> WSe2, MoSe2 -> MoS2):
+    the other end of the S/Se alloys of ``host``'s metal (``None`` when there is none)."""
+    mat = get_material(host)
+    partner = {"S": "Se", "Se": "S"}.get(mat.chalcogen)
+    for other in MATERIALS.values():
+        if other.metal == mat.metal and other.chalcogen == partner:
+            return other
+    return None
+
+
+def lattice_constant_range_nm(host: str | Material,
+                              substituents: tuple[str, ...] | list[str] | None = None
+                              ) -> tuple[float, float]:
+    """Smallest and largest lattice constant a layer of ``host`` may have with ``substituents``:
+    the host's own, or — with the S/Se partner chalcogen among them — anything between the host
+    and its partner end member (Vegard's law; WS2 0.3153 nm, WSe2 0.3282 nm)."""
+    mat = get_material(host)
+    partner = partner_material(mat)
+    if partner is None or partner.chalcogen not in tuple(substituents or ()):
+        return mat.a_nm, mat.a_nm
+    return min(mat.a_nm, partner.a_nm), max(mat.a_nm, partner.a_nm)
