@@ -150,10 +150,10 @@ def test_detection_calls_no_defect_inside_a_hole(holey):
     assert f1["V_S2"] >= 0.9 and f1["V_Mo"] >= 0.9
 
 
-def test_a_second_grain_is_left_out_and_said():
+def test_one_lattice_stops_at_the_grain_boundary():
     """Two grains 18 degrees apart: the lattice of one fades over the other (its Bragg amplitude
     there is a few per cent of its own grain's), so no site lies more than a lattice constant
-    into the other grain, the user is told, and the analysed grain's defects are found."""
+    into the other grain, the user is told, and (first grain only) its defects are found."""
     from napari_atomdefect.core.detect.detect import detect
     from napari_atomdefect.core.detect.evaluate import score
 
@@ -161,7 +161,7 @@ def test_a_second_grain_is_left_out_and_said():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         lattice = find_lattice(image, "MoS2", pixel_size_nm=0.012)
-        defects = detect(image, pixel_size_nm=0.012, material="MoS2")
+        defects = detect(image, pixel_size_nm=0.012, material="MoS2", grains=False)
     a = lattice.a_px
     cols = np.concatenate([lattice.metal_sites_px, lattice.chalcogen_sites_px])[:, 1]
     # one grain analysed (the lattice of either); its lattice fades over about a cell (the
@@ -184,6 +184,74 @@ def test_a_second_grain_is_left_out_and_said():
     half = grain.defects[(grain.defects.x_px > 256) if on_right else (grain.defects.x_px < 256)]
     precision = score(defects, half, 0.08 / 0.012)["precision"]
     assert precision[["V_S2", "V_Mo"]].min() >= 0.95, precision
+
+
+def _grain_interior(t: pd.DataFrame, on_right: bool, a: float) -> pd.DataFrame:
+    """Rows of ``t`` inside one grain of the bicrystal: two lattice constants from the boundary
+    at column 256, one from the field's edges."""
+    rows = (t.y_px > a) & (t.y_px < 511 - a)
+    if on_right:
+        return t[rows & (t.x_px > 256 + 2 * a) & (t.x_px < 510 - a)]
+    return t[rows & (t.x_px < 256 - 2 * a) & (t.x_px > a)]
+
+
+def test_every_grain_is_analysed(tmp_path):
+    """By default both grains are found, each on its own lattice (18 degrees apart), said in one
+    sentence; no site of one lies on the other; each grain's defects are found as in a
+    single-grain image, the boundary adds no false V_S2 / V_Mo, and the CSV says the grain."""
+    from napari_atomdefect.core.detect.detect import iter_detect
+    from napari_atomdefect.core.detect.evaluate import score
+    from napari_atomdefect.core.io.table import read_defects_csv, write_csv_atomic
+    from napari_atomdefect.core.lattice.grains import find_grains, misorientation_deg
+    from napari_atomdefect.core.progress import run_to_end
+
+    left, right, image = bicrystal_image()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lattices = find_grains(image, "MoS2", pixel_size_nm=0.012)
+        result = run_to_end(iter_detect(image, 0.012, "MoS2"))
+    assert len(lattices) == 2
+    assert misorientation_deg(*lattices) == pytest.approx(18.0, abs=0.5)
+    assert {la.pixel_size_nm for la in lattices} == {0.012}
+    a = lattices[0].a_px
+    cols = [np.concatenate([la.metal_sites_px, la.chalcogen_sites_px])[:, 1] for la in lattices]
+    sides = [np.median(c) > 256 for c in cols]
+    assert sides[0] != sides[1]
+    for c, on_right in zip(cols, sides, strict=True):  # each grain stays on its side
+        depth = (256 - c) if on_right else (c - 256)
+        assert (depth > 1.5 * a).sum() == 0
+    defects = result["defects"]
+    assert any("2 grains at different orientations" in m for m in defects.attrs["messages"])
+    assert not any("left out where this lattice fades" in m for m in defects.attrs["messages"])
+    assert defects.attrs["n_cells"] == sum(la.n_cells for la in lattices) > 1.6 * lattices[0].n_cells
+    assert set(defects["grain"]) == {0, 1}
+    preds, truths = [], []
+    for k, grain in enumerate((right, left) if sides[0] else (left, right)):
+        on_right = sides[k]
+        mine = defects[defects.grain == k]
+        assert ((mine.x_px > 256) == on_right).mean() > 0.95
+        preds.append(_grain_interior(mine, on_right, a))
+        truths.append(_grain_interior(grain.defects, on_right, a))
+    f1 = score(pd.concat(preds), pd.concat(truths), 0.08 / 0.012)["f1"]
+    assert f1[["V_S2", "V_Mo", "V_S|O_S"]].min() >= 0.9, f1
+    truth = pd.concat([left.defects[left.defects.x_px < 256],
+                       right.defects[right.defects.x_px >= 256]])
+    precision = score(defects, truth, 0.08 / 0.012)["precision"]
+    assert precision[["V_S2", "V_Mo"]].min() >= 0.95, precision
+    write_csv_atomic(defects, tmp_path / "d.csv")
+    back = read_defects_csv(tmp_path / "d.csv")
+    np.testing.assert_array_equal(back["grain"], defects["grain"])
+
+
+def test_a_single_grain_with_holes_is_one_grain():
+    """Holes and an amorphous patch in one grain: the search for another grain finds the same
+    lattice (the holes' rims) or none, so one lattice analyses the field."""
+    from napari_atomdefect.core.lattice.grains import find_grains
+
+    _, image = holey_image()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert len(find_grains(image, "MoS2", pixel_size_nm=0.012)) == 1
 
 
 def _within(table: pd.DataFrame, rect: tuple[int, int, int, int]) -> pd.DataFrame:

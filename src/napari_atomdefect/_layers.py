@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from .core.io.class_style import class_color, class_symbol
+from .core.io.table import GRAIN_COLUMN
 from .core.materials.columns import (
     ALL_CLASS_NAMES,
     LEGACY_CLASSES,
@@ -98,7 +99,7 @@ def table_classes(table: pd.DataFrame) -> tuple[str, ...]:
 def defect_features(table: pd.DataFrame, classes: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Points-layer features of a defect table: categorical class (categories ``classes``,
     default :func:`table_classes`) and source, confidence, and for a movie the integer
-    ``track_id`` (-1: no track)."""
+    ``track_id`` (-1: no track), for a field of several grains the ``grain``."""
     classes = table_classes(table) if classes is None else classes
     features = pd.DataFrame({
         "class": pd.Categorical(table["class"].astype(str), categories=list(classes)),
@@ -109,6 +110,8 @@ def defect_features(table: pd.DataFrame, classes: tuple[str, ...] | None = None)
     if is_movie_table(table):
         tracks = table["track_id"] if "track_id" in table.columns else pd.Series(-1, table.index)
         features["track_id"] = tracks.astype(int).to_numpy()
+    if GRAIN_COLUMN in table.columns:  # a field of several grains
+        features[GRAIN_COLUMN] = table[GRAIN_COLUMN].astype(int).to_numpy()
     return features
 
 
@@ -144,6 +147,8 @@ def defect_layer_kwargs(table: pd.DataFrame, pixel_size_nm: float | None, name: 
     movie = is_movie_table(table)
     classes = table_classes(table)
     defaults = {"class": classes[0] if classes else "V_S", "confidence": 1.0, "source": "manual"}
+    if GRAIN_COLUMN in table.columns:
+        defaults[GRAIN_COLUMN] = -1  # a point added by hand
     return {
         "name": name,
         **_frame_or_nm(pixel_size_nm, frame, movie),
@@ -161,30 +166,46 @@ def defect_layer_kwargs(table: pd.DataFrame, pixel_size_nm: float | None, name: 
     }
 
 
+def _grains(lattice) -> list:
+    """A lattice, or the lattices of several grains, as a list (the first holds the calibration)."""
+    return list(lattice) if isinstance(lattice, (list, tuple)) else [lattice]
+
+
 def site_layer_kwargs(lattice, name: str, frame: dict | None = None) -> tuple[np.ndarray, dict]:
-    """Points data and kwargs of the (light) lattice-sites layer (``frame``: see
+    """Points data and kwargs of the (light) lattice-sites layer (``lattice``: one, or the
+    lattices of several grains — a ``grain`` feature then says which; ``frame``: see
     :func:`defect_layer_kwargs`)."""
-    px = lattice.pixel_size_nm
-    data = np.concatenate([lattice.metal_sites_px, lattice.chalcogen_sites_px])
-    sub = ["metal"] * len(lattice.metal_sites_px) + ["chalcogen"] * len(lattice.chalcogen_sites_px)
+    grains = _grains(lattice)
+    first = grains[0]
+    px = first.pixel_size_nm
+    data = np.concatenate([np.concatenate([la.metal_sites_px, la.chalcogen_sites_px])
+                           for la in grains])
+    sub = [s for la in grains for s in ["metal"] * len(la.metal_sites_px)
+           + ["chalcogen"] * len(la.chalcogen_sites_px)]
+    features = pd.DataFrame({"sublattice": pd.Categorical(sub, ["metal", "chalcogen"])})
+    if len(grains) > 1:
+        features["grain"] = np.concatenate([
+            np.full(len(la.metal_sites_px) + len(la.chalcogen_sites_px), k)
+            for k, la in enumerate(grains)])
     return data, {
         "name": name, **_frame_or_nm(px, frame),
-        "features": pd.DataFrame({"sublattice": pd.Categorical(sub, ["metal", "chalcogen"])}),
+        "features": features,
         "face_color": "transparent", "border_color": "sublattice",
         "border_color_cycle": {"metal": "#ff6060", "chalcogen": "#40e0ff"},
-        "border_width": 0.15, "size": 0.3 * lattice.a_px, "opacity": 0.6, "symbol": "ring",
+        "border_width": 0.15, "size": 0.3 * first.a_px, "opacity": 0.6, "symbol": "ring",
         "metadata": {"atomdefect": {"kind": "lattice_sites"}},
     }
 
 
 def grid_layer_data(lattice, frame: dict | None = None) -> tuple[list[np.ndarray], dict]:
-    """Unit-cell parallelograms (one per metal site) for a Shapes layer (``frame``: see
-    :func:`defect_layer_kwargs`)."""
-    px = lattice.pixel_size_nm
-    a1, a2 = lattice.a1_px, lattice.a2_px
+    """Unit-cell parallelograms (one per metal site, every grain's on its own lattice) for a
+    Shapes layer (``frame``: see :func:`defect_layer_kwargs`)."""
+    grains = _grains(lattice)
+    px = grains[0].pixel_size_nm
     corners = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], float)
     # Local vectors would follow distortion exactly; the global ones keep the grid readable.
-    shapes = [p + corners[:, :1] * a1 + corners[:, 1:] * a2 for p in lattice.metal_sites_px]
+    shapes = [p + corners[:, :1] * la.a1_px + corners[:, 1:] * la.a2_px
+              for la in grains for p in la.metal_sites_px]
     return shapes, {"name": "unit cells", **_frame_or_nm(px, frame),
                     "shape_type": "polygon", "edge_color": "#ffd700", "edge_width": 0.5,
                     "face_color": "transparent", "opacity": 0.4, "visible": False,

@@ -321,7 +321,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     counts = table["class"].value_counts().to_dict()
     subs = ", ".join(table.attrs["substituents"]) or "none"
     what = calls_summary(list(table["class"]), tuple(table.attrs["substituents"]))
-    print(f"{what} in {result['lattice'].n_cells} unit cells "
+    n_cells = table.attrs.get("n_cells", result["lattice"].n_cells)  # every grain's
+    print(f"{what} in {n_cells} unit cells "
           f"({', '.join(f'{k}: {v}' for k, v in sorted(counts.items())) or 'none'}); model "
           f"{result['model']} on {result['device']}, substituents {subs}"
           + (f", operating point {table.attrs['operating_point']}" if args.operating_point

@@ -156,8 +156,9 @@ def test_image_with_a_hole_has_no_calls_inside_it(make_napari_viewer, qtbot):
 
 
 def test_bicrystal_is_said_and_a_drawn_region_analyses_one_grain(make_napari_viewer, qtbot):
-    """Two grains, 18 degrees apart, in an uncalibrated image: the whole image analyses one grain
-    and the status line says the rest was left out (another grain); *Draw region* around the
+    """Two grains, 18 degrees apart, in an uncalibrated image: *Run all* analyses both, each on
+    its own lattice (sites of both grains, a ``grain`` feature, the status line says so); *Draw
+    region* around the
     other grain (a rectangle in the 'analysis region' layer), ticked *Only in the drawn
     region*: its lattice, sites and markers lie in that grain, its defects are found, and the
     analysis region layer shares the image's frame."""
@@ -170,9 +171,14 @@ def test_bicrystal_is_said_and_a_drawn_region_analyses_one_grain(make_napari_vie
     widget = DetectWidget(viewer)
     widget.run_all()
     wait_idle(qtbot, widget)
-    assert "another grain" in widget.status.text()
+    assert "2 grains at different orientations" in widget.status.text()
     [whole] = layers_of(viewer, "detections")
-    on_right = np.median(whole.data[:, 1]) > 256
+    assert set(whole.features["grain"]) == {0, 1}
+    [sites] = layers_of(viewer, "lattice_sites")
+    assert set(sites.features["grain"]) == {0, 1}
+    assert (sites.data[:, 1] < 200).sum() > 300 and (sites.data[:, 1] > 312).sum() > 300
+    first = whole.data[whole.features["grain"].to_numpy() == 0]
+    on_right = np.median(first[:, 1]) > 256
     other, grain_cols = (left, (0, 250)) if on_right else (right, (262, 512))
 
     widget.start_region()

@@ -175,7 +175,8 @@ def follow_models(widget: QObject, callback: Callable[[], None]) -> _ModelsChang
 
 
 class LatticeCache:
-    """Lattices per image layer, frame, material and pixel size.
+    """Lattices (the Detect widget: the list of a field's grains) per image layer, frame, material
+    and pixel size.
 
     Layers are held weakly (a layer's id may be reused after it is deleted); a layer's entries
     are dropped when it is removed from the viewer or its data change.

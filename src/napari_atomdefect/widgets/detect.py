@@ -53,28 +53,29 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def _find_lattice_noting(image, material, pixel_size_nm, calibration, region=None,
                          substituents=None):
-    """``find_lattice`` with its warnings recorded (not printed, not silenced): returns the
-    lattice and the warning texts that are not already among its messages, for the widget to show.
+    """``find_grains`` with its warnings recorded (not printed, not silenced): returns the
+    lattices of the grains (the first holds the calibration and the messages) and the warning
+    texts that are not already among its messages, for the widget to show.
     """
     import warnings
 
-    from ..core.lattice.lattice import find_lattice
+    from ..core.lattice.grains import find_grains
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        lattice = find_lattice(image, material, pixel_size_nm=pixel_size_nm,
+        lattices = find_grains(image, material, pixel_size_nm=pixel_size_nm,
                                calibration=calibration, region=region,
                                substituents=substituents)
-    extra = [str(w.message) for w in caught if str(w.message) not in lattice.messages]
-    return lattice, list(dict.fromkeys(extra))
+    extra = [str(w.message) for w in caught if str(w.message) not in lattices[0].messages]
+    return lattices, list(dict.fromkeys(extra))
 
 
 def _lattice_job(image, material, pixel_size_nm, calibration, region=None, substituents=None):
     """Worker body: find the lattice (one progress message, then the result)."""
     yield {"fraction": 0.1, "message": "Finding the lattice…"}
-    lattice, notes = _find_lattice_noting(image, material, pixel_size_nm, calibration, region,
-                                          substituents)
-    return {"lattice": lattice, "warnings": notes}
+    lattices, notes = _find_lattice_noting(image, material, pixel_size_nm, calibration, region,
+                                           substituents)
+    return {"lattice": lattices[0], "lattices": lattices, "warnings": notes}
 
 
 def _model_view_job(image, material, pixel_size_nm, calibration, model, device, lattice,
@@ -92,13 +93,14 @@ def _model_view_job(image, material, pixel_size_nm, calibration, model, device, 
         yield {"fraction": 0.05, "message": "Finding the lattice…"}
         lattice, notes = _find_lattice_noting(image, material, pixel_size_nm, calibration,
                                               region, substituents)
-        notes = list(lattice.messages) + notes
+        notes = list(lattice[0].messages) + notes
     _, gen_ba = load_noise_generators(info, dev)
     spec = TileSpec(**info.card["noise"].get("tile", {}))
     result = yield from relay(iter_model_view(np.asarray(image, np.float32), lattice, gen_ba,
                                               dev, spec))
+    first = lattice[0] if isinstance(lattice, (list, tuple)) else lattice
     return {"image": result["image"], "model": info.name, "device": dev_text,
-            "lattice": lattice, "warnings": notes}
+            "lattice": first, "warnings": notes}
 
 
 def _detect_job(image, material, pixel_size_nm, calibration, model, device, lattice,
@@ -483,9 +485,9 @@ class DetectWidget(QWidget):
         finally:
             self._setting_px = False
         # Once the lattice of this image is known, the line keeps saying what is in use.
-        lattice = self._lattices.get(self._key(layer, self._frame(layer)[1], px))
-        if lattice is not None:
-            self._show_choice(layer, lattice)
+        lattices = self._lattices.get(self._key(layer, self._frame(layer)[1], px))
+        if lattices is not None:  # (one per grain; the first holds the calibration)
+            self._show_choice(layer, lattices[0])
         else:
             self.calibration_label.setText(_pending_text(px, source))
 
@@ -650,9 +652,8 @@ class DetectWidget(QWidget):
         key = self._key(layer, frame, px, region)
 
         def done(result):
-            lattice = result["lattice"]
-            self._lattices[key] = lattice
-            self._show_lattice(layer, lattice, frame)
+            self._lattices[key] = result["lattices"]
+            self._show_lattice(layer, result["lattices"], frame)
 
         self._start(_lattice_job, (image, self.material.currentText(), px, calibration, region,
                                    self.run_substituents()),
@@ -678,7 +679,7 @@ class DetectWidget(QWidget):
             meta.update(pixel_size_nm=px, calibration="lattice")
             layer.metadata = {**layer.metadata, "atomdefect": meta}
             apply_calibration(self.viewer, layer, px)
-            self._lattices[self._key(layer, frame, px, region)] = lattice
+            self._lattices[self._key(layer, frame, px, region)] = result["lattices"]
             self._image_changed()
             self._show_choice(layer, lattice)
             show_info(f"Pixel size calibrated from the {lattice.material.name} lattice: "
@@ -768,9 +769,10 @@ class DetectWidget(QWidget):
         if notes:
             self.status.setText(" ".join([self.status.text(), *notes]).strip())
 
-    def _show_lattice(self, layer, lattice, frame_index: int | None = None) -> None:
-        """Add the sites and the (hidden) cell grid of ``lattice``, replacing the ones an earlier
-        run added for the same image (and frame). On a stack they are drawn on their frame only."""
+    def _show_lattice(self, layer, lattices, frame_index: int | None = None) -> None:
+        """Add the sites and the (hidden) cell grid of ``lattices`` (one per grain; the first
+        holds the calibration), replacing the ones an earlier run added for the same image (and
+        frame). On a stack they are drawn on their frame only."""
         from napari.utils.notifications import show_info
 
         for old in [la for la in self.viewer.layers
@@ -781,8 +783,10 @@ class DetectWidget(QWidget):
             self.viewer.layers.remove(old)
         stack = frame_index is not None
         frame = image_frame(layer, 3 if stack else 2)
-        data, kwargs = site_layer_kwargs(lattice, f"{layer.name} sites", frame)
-        shapes, gkw = grid_layer_data(lattice, frame)
+        data, kwargs = site_layer_kwargs(lattices, f"{layer.name} sites", frame)
+        shapes, gkw = grid_layer_data(lattices, frame)
+        lattice = lattices[0]
+        n_cells = sum(la.n_cells for la in lattices)
         if stack:  # (frame, row, col): shown on the frame the lattice was found in
             data = np.column_stack([np.full(len(data), float(frame_index)), data])
             shapes = [np.column_stack([np.full(len(s), float(frame_index)), s]) for s in shapes]
@@ -797,16 +801,17 @@ class DetectWidget(QWidget):
             show_info(msg)
         self._show_choice(layer, lattice)
         self.status.setText(" ".join(
-            [f"Lattice: {lattice.n_cells} unit cells, a = {lattice.a_px:.2f} px, pixel size "
+            [f"Lattice: {n_cells} unit cells, a = {lattice.a_px:.2f} px, pixel size "
              f"{lattice.pixel_size_nm:.5f} nm ({lattice.calibration})."] + list(lattice.messages)))
         self.progress.setValue(100)
-        self._adopt_lattice_calibration(layer, lattice)
+        self._adopt_lattice_calibration(layer, lattices)
 
-    def _adopt_lattice_calibration(self, layer, lattice) -> None:
+    def _adopt_lattice_calibration(self, layer, lattices) -> None:
         """When the pixel size in use is the lattice's (the file had none, or one that
         disagreed) or one the user typed, give it to the image layer and its layers too: the
         scale bar, the cursor position and the CSV's nm then agree. The file's value stays in the
-        metadata."""
+        metadata. ``lattices``: one per grain, the first holds the calibration."""
+        lattice = lattices[0]
         if lattice.calibration not in ("lattice", "user"):
             return
         px = float(lattice.pixel_size_nm)
@@ -823,7 +828,7 @@ class DetectWidget(QWidget):
         apply_calibration(self.viewer, layer, px)
         frame = self._frame(layer)[1]
         if not self.region_check.isChecked():  # (a region's lattice is kept under its region)
-            self._lattices[self._key(layer, frame, px)] = lattice
+            self._lattices[self._key(layer, frame, px)] = lattices
         self._image_changed()
 
     def _show_movie(self, layer, result) -> None:
@@ -883,7 +888,9 @@ class DetectWidget(QWidget):
         meta.update(model=result["model"], device=result["device"], image=layer.name,
                     frame=frame, n_metal_sites=table.attrs.get("n_metal_sites"),
                     n_chalcogen_sites=table.attrs.get("n_chalcogen_sites"),
-                    area_nm2=lattice.area_nm2)  # the crystal analysed, not holes
+                    # the crystal analysed (every grain, not holes)
+                    area_nm2=table.attrs.get("area_nm2", lattice.area_nm2),
+                    grains=table.attrs.get("grains"))
         op = ",".join(f"{c}={v:g}" for c, v in self.operating_point().items())
         meta.update(fit=table.attrs.get("fit"), ladder=table.attrs.get("ladder"),
                     operating_point=table.attrs.get("operating_point", op))
@@ -894,14 +901,17 @@ class DetectWidget(QWidget):
         counts = table["class"].value_counts()
         summary = ", ".join(f"{c}: {counts.get(c, 0)}" for c in meta["classes"])
         from ..core.detect.image_fit import calls_summary
+        from ..core.lattice.grains import GRAINS_NOTE
         from ..core.lattice.lattice import left_out_messages
 
         left_out = left_out_messages(lattice)
         what = calls_summary(list(table["class"]), tuple(table.attrs.get("substituents", ())))
-        self.status.setText(" ".join([f"{what} in {lattice.n_cells} cells ({summary}).",
+        grains = [m for m in lattice.messages if GRAINS_NOTE in m]
+        n_cells = table.attrs.get("n_cells", lattice.n_cells)
+        self.status.setText(" ".join([f"{what} in {n_cells} cells ({summary}).", *grains,
                                       *left_out]))
         self.progress.setValue(100)
-        self._adopt_lattice_calibration(layer, lattice)
+        self._adopt_lattice_calibration(layer, result.get("lattices", [lattice]))
 
 
 #: Kinds (``metadata["atomdefect"]["kind"]``) of the layers the plugin derives from an image;

@@ -224,8 +224,8 @@ def _result_row(item: BatchItem, frame: int | None, opts: BatchOptions, result: 
                 notes: list[str], t0: float) -> dict:
     """Summary row of one analysed frame: counts and densities per class."""
     table, lattice = result["defects"], result["lattice"]
-    n_cells = lattice.n_cells
-    area = lattice.area_nm2
+    n_cells = table.attrs.get("n_cells", lattice.n_cells)  # every grain's
+    area = table.attrs.get("area_nm2", lattice.area_nm2)
     counts = table["class"].value_counts()
     # Substitutions by a chosen alloying chalcogen are the alloy's composition, not defects.
     subs = tuple(table.attrs.get("substituents", ()))

@@ -9,10 +9,11 @@ turned into a class under the user's operating point (:mod:`.decision`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,9 +26,10 @@ from ..cpu_share import CpuShare, torch_threads_for_free_cores
 from ..errors import AtomDefectError
 from ..io.table import DEFECT_COLUMNS
 from ..io.validate import as_analysis_image
-from ..lattice.lattice import Lattice, find_lattice
+from ..lattice.grains import MAX_GRAINS, find_grains, misorientation_deg
+from ..lattice.lattice import Lattice
 from ..materials.columns import LEGACY_CLASSES, segment_classes, site_choices
-from ..materials.materials import get_material
+from ..materials.materials import Material, get_material
 from .alloy_calibration import vegard_calibration
 from .decision import (
     RunClasses,
@@ -91,61 +93,42 @@ def _check_channels(n: int | None, info: ModelInfo, classes: tuple[str, ...]) ->
                          "card and the weights come from different models.")
 
 
-def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str = "MoS2",
-                model: str | os.PathLike | ModelInfo | None = None, device: str = "auto",
-                calibration: str = "user", lattice: Lattice | None = None, batch_size: int = 1024,
-                operating_point: str | Mapping[str, float] | None = None, *,
-                substituents: str | Sequence[str] | None = None,
-                region: np.ndarray | tuple[float, float, float, float] | None = None
-                ) -> Iterator[dict]:
-    """Run detection step by step, yielding progress; the last item holds the result.
+@dataclasses.dataclass
+class _Classifier:
+    """What every grain of one run is classified with: the material, the model's card, the run's
+    classes, the network on its device, the calibration, the operating point, the CPU share."""
 
-    ``operating_point``: per defect class, see :func:`.decision.parse_operating_point` (default
-    neutral: the most probable class); ``model`` may also be a loaded ``ModelInfo`` (default:
-    :func:`~..models.registry.default_model_name` of ``material`` and ``substituents``);
-    ``substituents``, ``region``: see :func:`detect` (``region`` is not used when ``lattice`` is
-    given: the lattice holds the sites to analyse).
+    mat: Material
+    card: dict
+    run: RunClasses
+    net: Any
+    dev: Any
+    calib: dict | None
+    op: Mapping[str, float]
+    share: CpuShare
+    batch_size: int
 
-    Yields
-    ------
-    dict
-        ``{"step": str, "fraction": float, "message": str}`` while working, then
-        ``{"done": True, "defects": DataFrame, "sites": DataFrame, "lattice": Lattice, ...}``.
-    """
+
+def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_text: str,
+                    progress: tuple[float, float], grain_text: str) -> Generator[dict, None, tuple]:
+    """Classify the sites of one grain's ``lattice``; yields progress (``progress``: the span of
+    the run's fraction this grain covers), returns ``(sites, fit, ladder, levels, dev_text)``."""
     import torch
 
-    from ..device import select_device
-    from ..models.registry import load_detector, resolve_model
     from ..models.site_forward import tile_site_probabilities
 
-    mat = get_material(material)
-    info = resolve_model(model, mat.name, substituents)
-    card = info.card
-    if "detector" not in card:
-        raise AtomDefectError(f"Model {info.name} has no detector (stage 2).")
-    run = run_classes(card, mat.name, substituents)
-    _check_channels((card["detector"].get("architecture") or {}).get("n_classes"), info,
-                    run.model_classes)
-    op = parse_operating_point(operating_point, run.classes)  # bad values stop before any work
-    arr = as_analysis_image(image)
-    if run.message:
-        warnings.warn(run.message, ModelFitWarning, stacklevel=2)
-    dev, dev_text = select_device(device)
-    share = CpuShare()  # how busy other programs keep the cores, measured until the network
-    yield {"step": "lattice", "fraction": 0.0, "message": f"Finding the lattice (device {dev_text})"}
-    if lattice is None:
-        # Its warnings (e.g. a replaced calibration) reach the caller; the same sentences are
-        # attached to the result as ``attrs["messages"]``.
-        lattice = find_lattice(arr, mat, pixel_size_nm=pixel_size_nm, calibration=calibration,
-                               region=region, substituents=run.substituents)
+    mat, card, run, net, dev = clf.mat, clf.card, clf.run, clf.net, clf.dev
+    calib, op, share, batch_size = clf.calib, clf.op, clf.share, clf.batch_size
+
     prepared = prepare_image(arr, lattice)  # read once, by the fit check and the levels
     ladder = read_image_ladder(prepared, lattice, mat, tuple(run.substituents))
     fit = assess_fit(prepared.flat, lattice, mat, model_material=card.get("material") or mat.name,
                      smoothed=prepared.smoothed, substituents=tuple(run.substituents),
                      host_level=1.0 if ladder.median_class == "chalcogen" else ladder.host_level)
     if not fit.fits:  # before the long part: a script learns it at once, the widget shows it
-        warnings.warn(fit.summary, ModelFitWarning, stacklevel=2)
-        yield {"step": "fit", "fraction": 0.02, "message": fit.summary, "fit": fit}
+        warnings.warn(fit.summary, ModelFitWarning, stacklevel=3)
+        yield {"step": "fit", "fraction": progress[0] + 0.02 * (progress[1] - progress[0]),
+               "message": fit.summary, "fit": fit}
     levels = prepared.levels
     norm = prepared.normalised
     context = image_context(levels)
@@ -153,11 +136,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     # A host-unit detector reads the tiles under every probable reading of the ladder, its
     # probabilities averaged with the readings' weights (one reading: one pass).
     readings = ladder.alternatives() if uses_host_units(card["detector"]) else [(None, 1.0)]
-    net = load_detector(info, dev)
-    _check_channels(getattr(getattr(net, "head", None), "out_channels", None), info,
-                    run.model_classes)
     temperature = float(card["detector"].get("temperature", 1.0))
-    calib = card_calibration(card["detector"], run.model_classes)
     spec = TileSpec(**card["detector"].get("tile", {}))
     metal_lookup = CellLookup(lattice.metal_index)
     chalc_lookup = CellLookup(lattice.chalcogen_index)
@@ -190,9 +169,10 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
             metal_rows.append(np.where(batch.has_metal, metal_lookup.rows(batch.index), -1))
             chalc_rows.append(c_rows)
             done += len(batch)
-            yield {"step": "detect", "fraction": done / max(n_tiles, 1),
+            yield {"step": "detect",
+                   "fraction": progress[0] + (progress[1] - progress[0]) * done / max(n_tiles, 1),
                    "message": f"Classified {done}/{n_tiles} tiles (unit cells and border "
-                              f"sites)"}
+                              f"sites){grain_text}"}
     n_m, n_x = (len(c) for c in site_choices(run.model_classes))
     with torch.inference_mode():
         pm = torch.cat(p_metal).cpu().numpy() if p_metal else np.zeros((0, n_m), np.float32)
@@ -201,13 +181,104 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     sites = site_table(lattice, np.concatenate(metal_rows) if metal_rows else np.zeros(0, int),
                        np.concatenate(chalc_rows) if chalc_rows else np.zeros(0, int),
                        metal, chalcogen)
+    return sites, fit, ladder, levels, dev_text
+
+
+def _one_calibration(lattices: list[Lattice], sites: pd.DataFrame) -> list[Lattice]:
+    """Vegard's law over the columns of every grain (an S/Se alloy calibrated from the host's
+    lattice constant), applied to the first grain's lattice and shared by all: one image, one
+    pixel size."""
+    first = vegard_calibration(lattices[0], sites)
+    if first is lattices[0]:
+        return lattices
+    return [first] + [dataclasses.replace(la, pixel_size_nm=first.pixel_size_nm,
+                                          pixel_size_lattice_nm=first.pixel_size_lattice_nm)
+                      for la in lattices[1:]]
+
+
+def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str = "MoS2",
+                model: str | os.PathLike | ModelInfo | None = None, device: str = "auto",
+                calibration: str = "user", lattice: Lattice | Sequence[Lattice] | None = None,
+                batch_size: int = 1024,
+                operating_point: str | Mapping[str, float] | None = None, *,
+                substituents: str | Sequence[str] | None = None,
+                region: np.ndarray | tuple[float, float, float, float] | None = None,
+                grains: bool = True) -> Iterator[dict]:
+    """Run detection step by step, yielding progress; the last item holds the result.
+
+    ``operating_point``: per defect class, see :func:`.decision.parse_operating_point` (default
+    neutral: the most probable class); ``model`` may also be a loaded ``ModelInfo`` (default:
+    :func:`~..models.registry.default_model_name` of ``material`` and ``substituents``);
+    ``substituents``, ``region``: see :func:`detect` (``region`` is not used when ``lattice`` is
+    given: the lattice holds the sites to analyse). ``lattice`` may be one lattice or the
+    lattices of several grains (:func:`~..lattice.grains.find_grains`); without it, every grain
+    of the field is found (``grains=False``: the first only).
+
+    Yields
+    ------
+    dict
+        ``{"step": str, "fraction": float, "message": str}`` while working, then
+        ``{"done": True, "defects": DataFrame, "sites": DataFrame, "lattice": Lattice,
+        "lattices": list, ...}`` (``lattice``: the first grain's, which holds the calibration;
+        the sites and defects of several grains carry a ``grain`` column, 0 for the first).
+    """
+    from ..device import select_device
+    from ..models.registry import load_detector, resolve_model
+
+    mat = get_material(material)
+    info = resolve_model(model, mat.name, substituents)
+    card = info.card
+    if "detector" not in card:
+        raise AtomDefectError(f"Model {info.name} has no detector (stage 2).")
+    run = run_classes(card, mat.name, substituents)
+    _check_channels((card["detector"].get("architecture") or {}).get("n_classes"), info,
+                    run.model_classes)
+    op = parse_operating_point(operating_point, run.classes)  # bad values stop before any work
+    arr = as_analysis_image(image)
+    if run.message:
+        warnings.warn(run.message, ModelFitWarning, stacklevel=2)
+    dev, dev_text = select_device(device)
+    share = CpuShare()  # how busy other programs keep the cores, measured until the network
+    yield {"step": "lattice", "fraction": 0.0, "message": f"Finding the lattice (device {dev_text})"}
+    if lattice is None:
+        # Its warnings (e.g. a replaced calibration) reach the caller; the same sentences are
+        # attached to the result as ``attrs["messages"]``.
+        lattices = find_grains(arr, mat, pixel_size_nm=pixel_size_nm, calibration=calibration,
+                               region=region, substituents=run.substituents,
+                               max_grains=MAX_GRAINS if grains else 1)
+    else:
+        lattices = [lattice] if isinstance(lattice, Lattice) else list(lattice)
+    net = load_detector(info, dev)
+    _check_channels(getattr(getattr(net, "head", None), "out_channels", None), info,
+                    run.model_classes)
+    calib = card_calibration(card["detector"], run.model_classes)
+    clf = _Classifier(mat, card, run, net, dev, calib, op, share, batch_size)
+    parts, fits, ladders = [], [], []
+    levels = None
+    weights = np.cumsum([0] + [la.n_cells for la in lattices]) / max(
+        sum(la.n_cells for la in lattices), 1)
+    for k, grain in enumerate(lattices):
+        text = f" in grain {k + 1}/{len(lattices)}" if len(lattices) > 1 else ""
+        sites, fit, ladder, grain_levels, dev_text = yield from _classify_grain(
+            arr, grain, clf, dev_text, (float(weights[k]), float(weights[k + 1])), text)
+        if len(lattices) > 1:
+            sites = sites.assign(grain=k)
+        parts.append(sites)
+        fits.append(fit)
+        ladders.append(ladder)
+        levels = grain_levels if levels is None else levels
+    sites = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    fit, ladder = fits[0], ladders[0]  # the first (largest) grain's reading of the image
     # An S/Se alloy calibrated from the host's lattice constant: Vegard's law over the columns.
-    lattice = vegard_calibration(lattice, sites)
+    lattices = _one_calibration(lattices, sites)
+    lattice = lattices[0]
     defects = sites[~sites["class"].isin(["metal", "chalcogen"])].reset_index(drop=True)
     table = _empty_table() if defects.empty else pd.DataFrame({
         "y_px": defects.y_px, "x_px": defects.x_px,
         "y_nm": defects.y_px * lattice.pixel_size_nm, "x_nm": defects.x_px * lattice.pixel_size_nm,
         "class": defects["class"], "confidence": defects.confidence, "source": "model"})
+    if len(lattices) > 1:
+        table["grain"] = defects["grain"].to_numpy(int) if len(defects) else np.zeros(0, int)
     n_chalcogen = int((sites.sublattice == "chalcogen").sum())
     flaggable = sites["class"].map(lambda c: counts_as_flagged(c, tuple(run.substituents)))
     n_flagged = int(((sites.sublattice == "chalcogen") & flaggable).sum())
@@ -223,19 +294,24 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
                                            fit.measurements.metal_to_chalcogen)
     if uniform:
         warnings.warn(uniform, ModelFitWarning, stacklevel=2)
-    fit_messages = fit.messages + [m for m in (flagged, uniform) if m]
+    grain_fit = [m for f in fits[1:] for m in f.messages if m not in fit.messages]
+    fit_messages = list(dict.fromkeys(fit.messages + grain_fit)) + [
+        m for m in (flagged, uniform) if m]
     class_messages = [run.message] if run.message else []
     if run.message and any(m.startswith("The model was trained for") for m in fit_messages):
         # One sentence for one fact: the longer one also says how the classes are named.
         fit_messages = [run.message if m.startswith("The model was trained for") else m
                         for m in fit_messages]
         class_messages = []
+    n_cells = sum(la.n_cells for la in lattices)
     table.attrs.update({"model": info.name, "classes": run.classes,
                         "substituents": run.substituents, "model_material": run.material,
                         "device": dev_text, "pixel_size_nm": lattice.pixel_size_nm,
                         "calibration": lattice.calibration,
                         "n_metal_sites": int((sites.sublattice == "metal").sum()),
                         "n_chalcogen_sites": n_chalcogen,
+                        "n_cells": n_cells,
+                        "area_nm2": float(sum(la.area_nm2 for la in lattices)),
                         "fit": {**fit.to_dict(), "flagged_fraction": n_flagged / max(n_chalcogen, 1),
                                 "messages": fit_messages},
                         "fit_messages": fit_messages,
@@ -243,9 +319,13 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
                         "calibrated": calib is not None,
                         "ladder": ladder.to_dict(),
                         "messages": list(lattice.messages) + class_messages + fit_messages})
+    if len(lattices) > 1:
+        table.attrs["grains"] = [{"grain": k, "n_cells": la.n_cells, "a_px": la.a_px,
+                                  "rotation_deg": misorientation_deg(lattices[0], la)}
+                                 for k, la in enumerate(lattices)]
     sites.attrs.update({"classes": run.classes, "substituents": run.substituents})
-    yield {"done": True, "defects": table, "sites": sites, "lattice": lattice, "levels": levels,
-           "ladder": ladder,
+    yield {"done": True, "defects": table, "sites": sites, "lattice": lattice,
+           "lattices": lattices, "levels": levels, "ladder": ladder,
            "model": info.name, "device": dev_text, "fit": fit, "fit_messages": fit_messages,
            "classes": run.classes, "substituents": run.substituents}
 
@@ -255,7 +335,8 @@ def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str 
            calibration: str = "user",
            operating_point: str | Mapping[str, float] | None = None, *,
            substituents: str | Sequence[str] | None = None,
-           region: np.ndarray | tuple[float, float, float, float] | None = None) -> pd.DataFrame:
+           region: np.ndarray | tuple[float, float, float, float] | None = None,
+           grains: bool = True) -> pd.DataFrame:
     """Detect and classify point defects in a HAADF-STEM image.
 
     Parameters
@@ -291,12 +372,16 @@ def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str 
         Only these pixels are analysed (e.g. one grain of a polycrystalline layer; see
         :func:`~..lattice.lattice.find_lattice`); coordinates stay those of the whole image and
         densities are over the region's crystal.
+    grains : bool
+        Find and analyse every grain of the field (or region), each on its own lattice
+        (:func:`~..lattice.grains.find_grains`; default); ``False``: the first grain only.
 
     Returns
     -------
     DataFrame
-        One row per defect: ``y_px, x_px, y_nm, x_nm, class, confidence, source``; ``attrs`` hold
-        the model, device, pixel size, the number of sites examined, the operating point,
+        One row per defect: ``y_px, x_px, y_nm, x_nm, class, confidence, source`` (and ``grain``
+        when the field holds several grains); ``attrs`` hold the model, device, pixel size, the
+        number of sites and cells examined, the crystal area, the operating point,
         ``classes`` (the defect classes this run could produce, in channel order) and
         ``substituents``.
 
@@ -317,7 +402,8 @@ def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str 
         image = image.data
     return run_to_end(iter_detect(image, pixel_size_nm, material, model, device,
                                   calibration, operating_point=operating_point,
-                                  substituents=substituents, region=region))["defects"]
+                                  substituents=substituents, region=region,
+                                  grains=grains))["defects"]
 
 
 __all__ = ["detect", "iter_detect",

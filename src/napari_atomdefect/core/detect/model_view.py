@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # torch is imported lazily, inside the functions
     import torch
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -47,32 +47,42 @@ def stitch_tiles(tiles: CellTiles, shape: tuple[int, int], chunk: int = 262_144,
     return out.reshape(h, w)
 
 
-def iter_model_view(image: np.ndarray, lattice: Lattice, generator: torch.nn.Module,
-                    device: torch.device,
+def iter_model_view(image: np.ndarray, lattice: Lattice | Sequence[Lattice],
+                    generator: torch.nn.Module, device: torch.device,
                     spec: TileSpec = TileSpec(), batch_size: int = 512) -> Iterator[dict]:
     """Translate every cell with ``generator`` and stitch; yields progress, then the image.
 
-    The result is in the image's own intensity units (the normalisation is undone).
+    The result is in the image's own intensity units (the normalisation is undone). ``lattice``
+    may be the lattices of several grains (:func:`~..lattice.grains.find_grains`): each grain's
+    cells are translated on its own lattice.
     """
+    from ..lattice.grains import lattice_cover
     from ..models.readout import translate
 
-    prepared = prepare_image(image, lattice)
-    levels = prepared.levels
-    tiles = tile_cells(prepared.normalised, lattice, spec)
-    out = []
-    for start in range(0, len(tiles), batch_size):
-        out.append(translate(generator, tiles.tiles[start:start + batch_size], device))
-        yield {"fraction": min(1.0, (start + batch_size) / max(len(tiles), 1)) * 0.9,
-               "message": f"Translated {min(start + batch_size, len(tiles))}/{len(tiles)} cells"}
-    tiles.tiles = np.concatenate(out) if out else tiles.tiles
-    # (no translated cell farther than a lattice constant: the background, e.g. in a hole or
-    # outside the region analysed)
-    view = stitch_tiles(tiles, image.shape, max_distance=lattice.a_px)
-    scale = levels.chalcogen - levels.background
-    view = view * scale + levels.background
-    if prepared.offset is not None:  # back on the image's own background
-        view = view + prepared.offset
-    yield {"done": True, "image": view}
+    lattices = [lattice] if isinstance(lattice, Lattice) else list(lattice)
+    composite = None
+    for k, grain in enumerate(lattices):
+        prepared = prepare_image(image, grain)
+        levels = prepared.levels
+        tiles = tile_cells(prepared.normalised, grain, spec)
+        out = []
+        for start in range(0, len(tiles), batch_size):
+            out.append(translate(generator, tiles.tiles[start:start + batch_size], device))
+            done = min(1.0, (start + batch_size) / max(len(tiles), 1))
+            yield {"fraction": 0.9 * (k + done) / len(lattices),
+                   "message": f"Translated {min(start + batch_size, len(tiles))}/{len(tiles)} "
+                              "cells" + (f" of grain {k + 1}" if len(lattices) > 1 else "")}
+        tiles.tiles = np.concatenate(out) if out else tiles.tiles
+        # (no translated cell farther than a lattice constant: the background, e.g. in a hole or
+        # outside the region analysed)
+        view = stitch_tiles(tiles, image.shape, max_distance=grain.a_px)
+        scale = levels.chalcogen - levels.background
+        view = view * scale + levels.background
+        if prepared.offset is not None:  # back on the image's own background
+            view = view + prepared.offset
+        composite = view if composite is None else np.where(
+            lattice_cover(grain, image.shape, radius_a=1.0), view, composite)
+    yield {"done": True, "image": composite}
 
 
 __all__ = ["iter_model_view", "stitch_tiles"]

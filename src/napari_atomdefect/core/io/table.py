@@ -18,6 +18,9 @@ from ..materials.columns import ALL_CLASS_NAMES
 DEFECT_COLUMNS = ["y_px", "x_px", "y_nm", "x_nm", "class", "confidence", "source"]
 #: Optional columns of a movie's defect CSV: the frame (0-based) and the track (-1: not linked).
 MOVIE_COLUMNS = ["frame", "track_id"]
+#: Optional column of the defects of a field with several grains: the grain (0: the first, the
+#: one that calibrates; -1: added by hand).
+GRAIN_COLUMN = "grain"
 
 
 class UnknownClassWarning(UserWarning):
@@ -165,7 +168,7 @@ def read_defects_csv(path: str | Path) -> pd.DataFrame:
     DataFrame
         Columns :data:`DEFECT_COLUMNS` (missing nm columns are NaN, confidence 1, source manual),
         then the integer :data:`MOVIE_COLUMNS` the file has (``frame``; ``track_id``, -1 where
-        empty).
+        empty) and :data:`GRAIN_COLUMN` (-1 where empty).
 
     Raises
     ------
@@ -208,13 +211,13 @@ def read_defects_csv(path: str | Path) -> pd.DataFrame:
         warnings.warn(f"{name}: {len(unknown)} class name(s) are not defect classes of this "
                       f"plugin ({', '.join(map(repr, unknown))}); they are kept as they are.",
                       UnknownClassWarning, stacklevel=2)
-    return _movie_columns(out[DEFECT_COLUMNS].copy(), table, name)
+    return _integer_columns(out[DEFECT_COLUMNS].copy(), table, name)
 
 
-def _movie_columns(out: pd.DataFrame, table: pd.DataFrame, name: str) -> pd.DataFrame:
-    """Add the file's ``frame`` (required in every row) and ``track_id`` (-1 where empty) as
-    integers."""
-    for column, required in (("frame", True), ("track_id", False)):
+def _integer_columns(out: pd.DataFrame, table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Add the file's ``frame`` (required in every row), ``track_id`` and ``grain`` (-1 where
+    empty) as integers."""
+    for column, required in (("frame", True), ("track_id", False), (GRAIN_COLUMN, False)):
         if column not in table.columns:
             continue
         values = _numeric_column(table, column, name, required)
@@ -256,6 +259,9 @@ def table_from_points(data: np.ndarray, features: pd.DataFrame,
         out["frame"] = frames
         tracks = pd.to_numeric(pd.Series(col("track_id", -1.0)), errors="coerce").to_numpy()
         out["track_id"] = np.where(np.isfinite(tracks), tracks, -1).astype(int)
+    if GRAIN_COLUMN in features.columns:  # a field of several grains (-1: added by hand)
+        grains = pd.to_numeric(pd.Series(col(GRAIN_COLUMN, -1.0)), errors="coerce").to_numpy()
+        out[GRAIN_COLUMN] = np.where(np.isfinite(grains), grains, -1).astype(int)
     return out
 
 

@@ -1,0 +1,168 @@
+"""Grains of a polycrystalline field: one lattice each.
+
+A lattice found by :func:`~.lattice.find_lattice` covers one grain: where it fades (another
+grain at another orientation, vacuum, amorphous material) its sites are left out. The rest of the
+field is searched again, restricted to the pixels no grain found so far covers; a lattice found
+there at another orientation (or with another lattice constant) is a grain of its own. A search
+that finds the same lattice again (the rim of a hole, a strip along a boundary) or none (vacuum,
+amorphous material) ends the search. Every grain shares the first grain's pixel size — one image
+has one calibration —; a grain whose own lattice disagrees with it is said.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import AtomDefectError
+from ..io.validate import as_analysis_image, check_region
+from ..materials.materials import Material, get_material
+from .crystal import OFF_CRYSTAL_NOTE
+from .lattice import CALIBRATION_TOLERANCE, FADED_NOTE, CalibrationWarning, Lattice, find_lattice
+
+#: Pixels closer than this (in lattice constants) to a grain's sites belong to it, its edge
+#: cells' transition band included (the Bragg filter resolves about a cell).
+COVER_RADIUS_A = 1.0
+#: Least uncovered area, in unit cells of the first grain, worth searching for another grain.
+MIN_GRAIN_CELLS = 12
+#: Most grains searched for in one field.
+MAX_GRAINS = 4
+#: Two lattices closer than this in orientation (degrees, modulo 60) and in lattice constant
+#: (relative) are the same grain.
+SAME_ORIENTATION_DEG = 2.0
+SAME_CONSTANT = 0.03
+#: Words of the sentence naming the grains found (:func:`grains_message`).
+GRAINS_NOTE = "grains at different orientations"
+
+
+def lattice_cover(lattice: Lattice, shape: tuple[int, int],
+                  radius_a: float | None = None) -> np.ndarray:
+    """Pixels of a field of ``shape`` within ``radius_a`` lattice constants (default
+    :data:`COVER_RADIUS_A`) of a site of ``lattice`` (metal or chalcogen)."""
+    radius_a = COVER_RADIUS_A if radius_a is None else radius_a
+    marks = np.zeros(shape, bool)
+    pts = np.concatenate([lattice.metal_sites_px, lattice.chalcogen_sites_px])
+    if len(pts):
+        rows = np.clip(np.round(pts[:, 0]).astype(int), 0, shape[0] - 1)
+        cols = np.clip(np.round(pts[:, 1]).astype(int), 0, shape[1] - 1)
+        marks[rows, cols] = True
+    return ndimage.distance_transform_edt(~marks) <= radius_a * lattice.a_px
+
+
+def orientation_deg(lattice: Lattice) -> float:
+    """Orientation of ``lattice`` in degrees, modulo 60 (the hexagonal lattice's symmetry): the
+    angle of its first basis vector from the image's column axis."""
+    return float(np.degrees(np.arctan2(lattice.a1_px[0], lattice.a1_px[1])) % 60.0)
+
+
+def misorientation_deg(first: Lattice, second: Lattice) -> float:
+    """Smallest rotation (degrees, 0–30) between two hexagonal lattices."""
+    d = abs(orientation_deg(first) - orientation_deg(second)) % 60.0
+    return float(min(d, 60.0 - d))
+
+
+def same_grain(first: Lattice, second: Lattice) -> bool:
+    """Whether two lattices are one grain: the same orientation and lattice constant."""
+    return (misorientation_deg(first, second) < SAME_ORIENTATION_DEG
+            and abs(second.a_px / first.a_px - 1.0) < SAME_CONSTANT)
+
+
+def _grain_note(k: int, grain: Lattice, first: Lattice) -> str | None:
+    """A sentence when grain ``k``'s own lattice disagrees with the pixel size in use."""
+    own = grain.material.a_nm / grain.a_px
+    host = first.material.a_nm / first.a_px
+    off = abs(own / host - 1.0)
+    if off <= CALIBRATION_TOLERANCE:
+        return None
+    return (f"Grain {k + 1}'s lattice constant differs from grain 1's by {off:.1%}: another "
+            f"phase or material? It is analysed as {grain.material.name} with grain 1's pixel "
+            "size.")
+
+
+def grains_message(lattices: Sequence[Lattice]) -> str | None:
+    """One sentence naming the grains found (``None`` for one grain)."""
+    if len(lattices) < 2:
+        return None
+    first = lattices[0]
+    angles = ", ".join(f"{misorientation_deg(first, la):.0f}°" for la in lattices[1:])
+    cells = ", ".join(str(la.n_cells) for la in lattices)
+    return (f"{len(lattices)} {GRAINS_NOTE} (rotated {angles} from the "
+            f"first): each is analysed on its own lattice ({cells} unit cells).")
+
+
+def find_grains(image: np.ndarray, material: str | Material = "MoS2",
+                pixel_size_nm: float | None = None, calibration: str = "user",
+                region: np.ndarray | tuple[float, float, float, float] | None = None,
+                substituents: str | Sequence[str] | None = None,
+                max_grains: int = MAX_GRAINS) -> list[Lattice]:
+    """The lattices of every grain of the field, the largest first.
+
+    Parameters
+    ----------
+    image, material, pixel_size_nm, calibration, region, substituents
+        As for :func:`~.lattice.find_lattice` (the first grain is what it finds; later grains
+        share its pixel size).
+    max_grains : int
+        Most grains to find (1: the first lattice only).
+
+    Returns
+    -------
+    list of Lattice
+        One lattice per grain; with several, the first lattice's messages name the grains (its
+        note on cells "left out where this lattice fades" gives way to it) and every grain has
+        the first grain's pixel size and calibration source.
+
+    Raises
+    ------
+    NoLatticeError, BadImageError, AtomDefectError
+        As :func:`~.lattice.find_lattice` for the first grain; a later search that fails only
+        ends the search.
+    """
+    mat = get_material(material)
+    first = find_lattice(image, mat, pixel_size_nm=pixel_size_nm, calibration=calibration,
+                         region=region, substituents=substituents)
+    arr = as_analysis_image(image)
+    allowed = (np.ones(arr.shape, bool) if region is None
+               else check_region(region, arr.shape))
+    lattices, notes = [first], []
+    searched = np.zeros(arr.shape, bool)  # covered by a grain, or searched in vain
+    cell_px = first.a_px ** 2 * np.sqrt(3) / 2
+    while len(lattices) < max_grains:
+        searched |= lattice_cover(lattices[-1], arr.shape)
+        rest = allowed & ~searched
+        if rest.sum() < MIN_GRAIN_CELLS * cell_px:
+            break
+        try:
+            with warnings.catch_warnings():  # its calibration is the first grain's: said below
+                warnings.simplefilter("ignore")
+                grain = find_lattice(arr, mat, pixel_size_nm=first.pixel_size_nm,
+                                     calibration="user", region=rest, substituents=substituents)
+        except AtomDefectError:  # vacuum or amorphous material: no further grain
+            break
+        if grain.n_cells < MIN_GRAIN_CELLS or any(same_grain(la, grain) for la in lattices):
+            break  # the rim of a hole, a strip of a grain already found
+        note = _grain_note(len(lattices), grain, first)
+        if note:
+            notes.append(note)
+        own = [m for m in grain.messages if m not in first.messages
+               and FADED_NOTE not in m and OFF_CRYSTAL_NOTE not in m
+               and "pixel size" not in m.lower()]
+        lattices.append(dataclasses.replace(
+            grain, calibration=first.calibration, pixel_size_nm=first.pixel_size_nm,
+            pixel_size_lattice_nm=first.pixel_size_lattice_nm, messages=own))
+    said = grains_message(lattices)
+    if said is None:
+        return lattices
+    for note in notes:
+        warnings.warn(note, CalibrationWarning, stacklevel=2)
+    kept = [m for m in first.messages if FADED_NOTE not in m]
+    lattices[0] = dataclasses.replace(first, messages=kept + [said] + notes)
+    return lattices
+
+
+__all__ = ["GRAINS_NOTE", "find_grains", "grains_message", "lattice_cover", "misorientation_deg",
+           "orientation_deg", "same_grain"]
