@@ -317,8 +317,8 @@ def faded_lattice_message(n_faded: int, n_cells: int) -> str:
     if share < FADED_NOTE_SHARE:
         return ""
     return (f"{cells_and_share(n_faded, share)} left out {FADED_NOTE}: vacuum, amorphous material or "
-            f"another grain (analyse a grain at another orientation on its own: a drawn region "
-            f"in the Detect widget, or --region).")
+            f"another grain no lattice of its own was found for (to analyse it, draw a region "
+            f"around it in the Detect widget, or --region).")
 
 
 def left_out_messages(lattice: Lattice) -> list[str]:
