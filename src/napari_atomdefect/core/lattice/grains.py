@@ -19,7 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import AtomDefectError
-from ..io.validate import as_analysis_image, check_region
+from ..io.validate import check_region
 from ..materials.materials import Material, get_material
 from .crystal import OFF_CRYSTAL_NOTE
 from .lattice import CALIBRATION_TOLERANCE, FADED_NOTE, CalibrationWarning, Lattice, find_lattice
@@ -35,6 +35,16 @@ MAX_GRAINS = 4
 #: (relative) are the same grain.
 SAME_ORIENTATION_DEG = 2.0
 SAME_CONSTANT = 0.03
+#: A grain's lattice constant may differ from the first grain's by this much (relative; an S/Se
+#: alloy grain: 4 %); beyond it the lattice found is not of this material (a pattern in
+#: amorphous material, another phase).
+MAX_CONSTANT_MISMATCH = 0.10
+#: Least share of a grain's metal columns that refine to a peak of their own.
+MIN_REFINED_SHARE = 0.5
+#: Least Bragg amplitude of a grain at its metal sites, relative to the first grain's at its own.
+MIN_AMPLITUDE_RATIO = 0.1
+#: Most searches of the rest of the field (each finds a grain, or a lattice that is none).
+MAX_SEARCHES = 6
 #: Words of the sentence naming the grains found (:func:`grains_message`).
 GRAINS_NOTE = "grains at different orientations"
 
@@ -42,15 +52,22 @@ GRAINS_NOTE = "grains at different orientations"
 def lattice_cover(lattice: Lattice, shape: tuple[int, int],
                   radius_a: float | None = None) -> np.ndarray:
     """Pixels of a field of ``shape`` within ``radius_a`` lattice constants (default
-    :data:`COVER_RADIUS_A`) of a site of ``lattice`` (metal or chalcogen)."""
+    :data:`COVER_RADIUS_A`) of a site of ``lattice`` (metal or chalcogen).
+
+    Measured on a grid of about a sixth of a lattice constant (the distance transform of a
+    4096² field would cost seconds), then read back at every pixel.
+    """
     radius_a = COVER_RADIUS_A if radius_a is None else radius_a
-    marks = np.zeros(shape, bool)
+    step = max(1, int(lattice.a_px / 6))
+    coarse = (-(-shape[0] // step), -(-shape[1] // step))
+    marks = np.zeros(coarse, bool)
     pts = np.concatenate([lattice.metal_sites_px, lattice.chalcogen_sites_px])
     if len(pts):
-        rows = np.clip(np.round(pts[:, 0]).astype(int), 0, shape[0] - 1)
-        cols = np.clip(np.round(pts[:, 1]).astype(int), 0, shape[1] - 1)
+        rows = np.clip(np.round(pts[:, 0] / step).astype(int), 0, coarse[0] - 1)
+        cols = np.clip(np.round(pts[:, 1] / step).astype(int), 0, coarse[1] - 1)
         marks[rows, cols] = True
-    return ndimage.distance_transform_edt(~marks) <= radius_a * lattice.a_px
+    near = ndimage.distance_transform_edt(~marks) * step <= radius_a * lattice.a_px
+    return np.repeat(np.repeat(near, step, 0), step, 1)[:shape[0], :shape[1]]
 
 
 def orientation_deg(lattice: Lattice) -> float:
@@ -69,6 +86,25 @@ def same_grain(first: Lattice, second: Lattice) -> bool:
     """Whether two lattices are one grain: the same orientation and lattice constant."""
     return (misorientation_deg(first, second) < SAME_ORIENTATION_DEG
             and abs(second.a_px / first.a_px - 1.0) < SAME_CONSTANT)
+
+
+def _metal_amplitude(lattice: Lattice) -> float:
+    """Median Bragg amplitude of ``lattice`` at its metal sites (its phase maps)."""
+    pm1, pm2 = lattice.phase_maps
+    pos = np.clip(lattice.metal_sites_px, 0, None)
+    return float(np.median(np.sqrt(pm1.field_amplitude_at(pos, lattice.shape)
+                                   * pm2.field_amplitude_at(pos, lattice.shape))))
+
+
+def is_crystal_grain(first: Lattice, grain: Lattice) -> bool:
+    """Whether a lattice found in the rest of the field is a grain of the first grain's material:
+    enough cells, a lattice constant within :data:`MAX_CONSTANT_MISMATCH` of the first's,
+    columns that refine to peaks and a Bragg amplitude of the first's order (a pattern of
+    amorphous material has none of these)."""
+    return (grain.n_cells >= MIN_GRAIN_CELLS
+            and abs(grain.a_px / first.a_px - 1.0) <= MAX_CONSTANT_MISMATCH
+            and float(np.mean(grain.metal_refined)) >= MIN_REFINED_SHARE
+            and _metal_amplitude(grain) >= MIN_AMPLITUDE_RATIO * _metal_amplitude(first))
 
 
 def _grain_note(k: int, grain: Lattice, first: Lattice) -> str | None:
@@ -125,26 +161,31 @@ def find_grains(image: np.ndarray, material: str | Material = "MoS2",
     mat = get_material(material)
     first = find_lattice(image, mat, pixel_size_nm=pixel_size_nm, calibration=calibration,
                          region=region, substituents=substituents)
-    arr = as_analysis_image(image)
-    allowed = (np.ones(arr.shape, bool) if region is None
-               else check_region(region, arr.shape))
+    shape = first.shape
+    allowed = np.ones(shape, bool) if region is None else check_region(region, shape)
     lattices, notes = [first], []
-    searched = np.zeros(arr.shape, bool)  # covered by a grain, or searched in vain
+    searched = np.zeros(shape, bool)  # covered by a grain, or searched in vain
     cell_px = first.a_px ** 2 * np.sqrt(3) / 2
-    while len(lattices) < max_grains:
-        searched |= lattice_cover(lattices[-1], arr.shape)
+    searches = 0
+    newest = first
+    while len(lattices) < max_grains and searches < MAX_SEARCHES:
+        searches += 1
+        searched |= lattice_cover(newest, shape)
         rest = allowed & ~searched
         if rest.sum() < MIN_GRAIN_CELLS * cell_px:
             break
         try:
             with warnings.catch_warnings():  # its calibration is the first grain's: said below
                 warnings.simplefilter("ignore")
-                grain = find_lattice(arr, mat, pixel_size_nm=first.pixel_size_nm,
-                                     calibration="user", region=rest, substituents=substituents)
+                newest = find_lattice(image, mat, pixel_size_nm=first.pixel_size_nm,
+                                      calibration="user", region=rest, substituents=substituents)
         except AtomDefectError:  # vacuum or amorphous material: no further grain
             break
-        if grain.n_cells < MIN_GRAIN_CELLS or any(same_grain(la, grain) for la in lattices):
+        if any(same_grain(la, newest) for la in lattices):
             break  # the rim of a hole, a strip of a grain already found
+        if not is_crystal_grain(first, newest):
+            continue  # a pattern in amorphous material: searched, not a grain
+        grain = newest
         note = _grain_note(len(lattices), grain, first)
         if note:
             notes.append(note)
@@ -164,5 +205,5 @@ def find_grains(image: np.ndarray, material: str | Material = "MoS2",
     return lattices
 
 
-__all__ = ["GRAINS_NOTE", "find_grains", "grains_message", "lattice_cover", "misorientation_deg",
-           "orientation_deg", "same_grain"]
+__all__ = ["GRAINS_NOTE", "find_grains", "grains_message", "is_crystal_grain", "lattice_cover",
+           "misorientation_deg", "orientation_deg", "same_grain"]
