@@ -43,31 +43,91 @@ MAX_CONSTANT_MISMATCH = 0.10
 MIN_REFINED_SHARE = 0.5
 #: Least Bragg amplitude of a grain at its metal sites, relative to the first grain's at its own.
 MIN_AMPLITUDE_RATIO = 0.1
+#: A chalcogen site whose neighbourhood reads its hollows brighter than its chalcogen positions
+#: by more than this share of the metal-to-hollow contrast lies in a mirror-twin domain
+#: (ordinary fields: +0.2 to +1.2, their lowest site above 0).
+TWIN_CUT = -0.1
+#: Radius of that neighbourhood, in lattice constants.
+TWIN_NEIGHBOURHOOD_A = 2.1
+#: Least number of such sites that is a twin domain (fewer: noise at an edge).
+MIN_TWIN_SITES = 6
+#: Most passes of leaving a twin domain out of the first lattice.
+MAX_TWIN_PASSES = 4
 #: Most searches of the rest of the field (each finds a grain, or a lattice that is none).
 MAX_SEARCHES = 6
 #: Words of the sentence naming the grains found (:func:`grains_message`).
 GRAINS_NOTE = "grains at different orientations"
 
 
-def lattice_cover(lattice: Lattice, shape: tuple[int, int],
-                  radius_a: float | None = None) -> np.ndarray:
-    """Pixels of a field of ``shape`` within ``radius_a`` lattice constants (default
-    :data:`COVER_RADIUS_A`) of a site of ``lattice`` (metal or chalcogen).
+def points_cover(points: np.ndarray, a_px: float, shape: tuple[int, int],
+                 radius_a: float | None = None) -> np.ndarray:
+    """Pixels of a field of ``shape`` within ``radius_a`` lattice constants (``a_px`` pixels
+    each; default :data:`COVER_RADIUS_A`) of any of ``points`` (``(n, 2)`` row, column).
 
     Measured on a grid of about a sixth of a lattice constant (the distance transform of a
     4096² field would cost seconds), then read back at every pixel.
     """
     radius_a = COVER_RADIUS_A if radius_a is None else radius_a
-    step = max(1, int(lattice.a_px / 6))
+    step = max(1, int(a_px / 6))
     coarse = (-(-shape[0] // step), -(-shape[1] // step))
     marks = np.zeros(coarse, bool)
-    pts = np.concatenate([lattice.metal_sites_px, lattice.chalcogen_sites_px])
-    if len(pts):
-        rows = np.clip(np.round(pts[:, 0] / step).astype(int), 0, coarse[0] - 1)
-        cols = np.clip(np.round(pts[:, 1] / step).astype(int), 0, coarse[1] - 1)
+    if len(points):
+        rows = np.clip(np.round(points[:, 0] / step).astype(int), 0, coarse[0] - 1)
+        cols = np.clip(np.round(points[:, 1] / step).astype(int), 0, coarse[1] - 1)
         marks[rows, cols] = True
-    near = ndimage.distance_transform_edt(~marks) * step <= radius_a * lattice.a_px
+    near = ndimage.distance_transform_edt(~marks) * step <= radius_a * a_px
     return np.repeat(np.repeat(near, step, 0), step, 1)[:shape[0], :shape[1]]
+
+
+def lattice_cover(lattice: Lattice, shape: tuple[int, int],
+                  radius_a: float | None = None) -> np.ndarray:
+    """Pixels of a field of ``shape`` within ``radius_a`` lattice constants (default
+    :data:`COVER_RADIUS_A`) of a site of ``lattice`` (metal or chalcogen)."""
+    pts = np.concatenate([lattice.metal_sites_px, lattice.chalcogen_sites_px])
+    return points_cover(pts, lattice.a_px, shape, radius_a)
+
+
+def _local_level(image: np.ndarray, points: np.ndarray, radius_px: float) -> np.ndarray:
+    """Mean of ``image`` at ``points`` and four points ``radius_px`` around each (bilinear)."""
+    offsets = np.array([[0, 0], [radius_px, 0], [-radius_px, 0], [0, radius_px],
+                        [0, -radius_px]], float)
+    return np.mean([ndimage.map_coordinates(image, (points + o).T, order=1, mode="nearest")
+                    for o in offsets], axis=0)
+
+
+def twin_sites(lattice: Lattice, image: np.ndarray) -> np.ndarray:
+    """Chalcogen sites of ``lattice`` that lie in a mirror-twin domain, as booleans.
+
+    A grain rotated by 60° (a mirror twin) has the same Bragg peaks, so one lattice runs over
+    both; but there its chalcogen positions fall on the twin's empty hollows and its hollows on
+    the twin's chalcogen columns. Per site, the level at the chalcogen position minus that at
+    its hollow, in units of the field's metal-to-hollow contrast, is taken as the median over
+    the chalcogen sites within about two lattice constants (a vacancy does not flip it); a
+    site is in a twin domain where that median is below :data:`TWIN_CUT`.
+    """
+    from scipy.spatial import cKDTree
+
+    chalc = lattice.chalcogen_sites_px
+    if len(chalc) == 0:
+        return np.zeros(0, bool)
+    img = np.asarray(image, np.float32)
+    radius = 0.1 * lattice.a_px
+    hollow = chalc + (lattice.a1_px + lattice.a2_px) / 3.0
+    inside = ((hollow[:, 0] >= 0) & (hollow[:, 0] <= img.shape[0] - 1)
+              & (hollow[:, 1] >= 0) & (hollow[:, 1] <= img.shape[1] - 1))
+    if not inside.any():
+        return np.zeros(len(chalc), bool)
+    at_hollow = _local_level(img, hollow, radius)
+    contrast = float(np.median(_local_level(img, lattice.metal_sites_px, radius))
+                     - np.median(at_hollow[inside]))
+    if contrast <= 0:
+        return np.zeros(len(chalc), bool)
+    step = np.where(inside, (_local_level(img, chalc, radius) - at_hollow) / contrast, np.nan)
+    near = cKDTree(chalc).query_ball_point(chalc, TWIN_NEIGHBOURHOOD_A * lattice.a_px)
+    with warnings.catch_warnings():  # a site whose neighbours' hollows all lie outside: nan
+        warnings.simplefilter("ignore", RuntimeWarning)
+        local = np.array([np.nanmedian(step[k]) for k in near])
+    return np.nan_to_num(local, nan=0.0) < TWIN_CUT
 
 
 def orientation_deg(lattice: Lattice) -> float:
@@ -82,10 +142,32 @@ def misorientation_deg(first: Lattice, second: Lattice) -> float:
     return float(min(d, 60.0 - d))
 
 
-def same_grain(first: Lattice, second: Lattice) -> bool:
-    """Whether two lattices are one grain: the same orientation and lattice constant."""
+def same_orientation(first: Lattice, second: Lattice) -> bool:
+    """Whether two lattices have the same Bragg peaks: orientation (modulo 60°) and constant."""
     return (misorientation_deg(first, second) < SAME_ORIENTATION_DEG
             and abs(second.a_px / first.a_px - 1.0) < SAME_CONSTANT)
+
+
+def _chalcogen_direction_deg(lattice: Lattice) -> float:
+    """Direction of the metal-to-chalcogen step of ``lattice`` (degrees, modulo 120: the three
+    equivalent steps of a 2H layer)."""
+    step = lattice.a1_px + lattice.a2_px
+    return float(np.degrees(np.arctan2(step[0], step[1])) % 120.0)
+
+
+def is_mirror_twin(first: Lattice, second: Lattice) -> bool:
+    """Whether ``second`` is a mirror twin of ``first``: the same Bragg peaks, but its
+    metal-to-chalcogen step points the other way (60° apart, modulo 120°)."""
+    if not same_orientation(first, second):
+        return False
+    d = abs(_chalcogen_direction_deg(first) - _chalcogen_direction_deg(second)) % 120.0
+    return 30.0 < min(d, 120.0 - d)
+
+
+def same_grain(first: Lattice, second: Lattice) -> bool:
+    """Whether two lattices are one grain: the same orientation and lattice constant, and the
+    same metal-to-chalcogen step (not a mirror twin)."""
+    return same_orientation(first, second) and not is_mirror_twin(first, second)
 
 
 def _metal_amplitude(lattice: Lattice) -> float:
@@ -124,7 +206,8 @@ def grains_message(lattices: Sequence[Lattice]) -> str | None:
     if len(lattices) < 2:
         return None
     first = lattices[0]
-    angles = ", ".join(f"{misorientation_deg(first, la):.0f}°" for la in lattices[1:])
+    angles = ", ".join("60° (a mirror twin)" if is_mirror_twin(first, la)
+                       else f"{misorientation_deg(first, la):.0f}°" for la in lattices[1:])
     cells = ", ".join(str(la.n_cells) for la in lattices)
     return (f"{len(lattices)} {GRAINS_NOTE} (rotated {angles} from the "
             f"first): each is analysed on its own lattice ({cells} unit cells).")
@@ -163,6 +246,21 @@ def find_grains(image: np.ndarray, material: str | Material = "MoS2",
                          region=region, substituents=substituents)
     shape = first.shape
     allowed = np.ones(shape, bool) if region is None else check_region(region, shape)
+    # Where the lattice runs over a mirror twin, leave the twin out (it is found below as a
+    # grain of its own); the lattice found without it may reach further into it: again.
+    twin_area = np.zeros(shape, bool)
+    for _ in range(MAX_TWIN_PASSES if max_grains > 1 else 0):
+        twin = twin_sites(first, image)
+        if twin.sum() < MIN_TWIN_SITES:
+            break
+        twin_area |= points_cover(first.chalcogen_sites_px[twin], first.a_px, shape,
+                                  radius_a=1.5)
+        try:
+            first = find_lattice(image, mat, pixel_size_nm=pixel_size_nm,
+                                 calibration=calibration, region=allowed & ~twin_area,
+                                 substituents=substituents)
+        except AtomDefectError:  # (the twin is nearly the whole field: keep the lattice)
+            break
     lattices, notes = [first], []
     searched = np.zeros(shape, bool)  # covered by a grain, or searched in vain
     cell_px = first.a_px ** 2 * np.sqrt(3) / 2
@@ -205,5 +303,6 @@ def find_grains(image: np.ndarray, material: str | Material = "MoS2",
     return lattices
 
 
-__all__ = ["GRAINS_NOTE", "find_grains", "grains_message", "is_crystal_grain", "lattice_cover",
-           "misorientation_deg", "orientation_deg", "same_grain"]
+__all__ = ["GRAINS_NOTE", "find_grains", "grains_message", "is_crystal_grain", "is_mirror_twin",
+           "lattice_cover", "misorientation_deg", "orientation_deg", "points_cover", "same_grain",
+           "same_orientation", "twin_sites"]
