@@ -49,6 +49,8 @@ MIN_AMPLITUDE_RATIO = 0.1
 TWIN_CUT = -0.1
 #: Radius of that neighbourhood, in lattice constants.
 TWIN_NEIGHBOURHOOD_A = 2.1
+#: Most neighbours read in that neighbourhood (a full one holds 12 within 2.1 a).
+TWIN_NEIGHBOURS = 12
 #: Least number of such sites that is a twin domain (fewer: noise at an edge).
 MIN_TWIN_SITES = 6
 #: Most passes of leaving a twin domain out of the first lattice.
@@ -123,10 +125,15 @@ def twin_sites(lattice: Lattice, image: np.ndarray) -> np.ndarray:
     if contrast <= 0:
         return np.zeros(len(chalc), bool)
     step = np.where(inside, (_local_level(img, chalc, radius) - at_hollow) / contrast, np.nan)
-    near = cKDTree(chalc).query_ball_point(chalc, TWIN_NEIGHBOURHOOD_A * lattice.a_px)
+    # the site and its neighbours within the radius (12 in a full hexagonal neighbourhood)
+    k = min(TWIN_NEIGHBOURS + 1, len(chalc))
+    dist, near = cKDTree(chalc).query(chalc, k=k)
+    dist, near = dist.reshape(len(chalc), k), near.reshape(len(chalc), k)
+    values = np.where(dist <= TWIN_NEIGHBOURHOOD_A * lattice.a_px,
+                      step[np.minimum(near, len(chalc) - 1)], np.nan)
     with warnings.catch_warnings():  # a site whose neighbours' hollows all lie outside: nan
         warnings.simplefilter("ignore", RuntimeWarning)
-        local = np.array([np.nanmedian(step[k]) for k in near])
+        local = np.nanmedian(values, axis=1)
     return np.nan_to_num(local, nan=0.0) < TWIN_CUT
 
 
