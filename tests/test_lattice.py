@@ -52,18 +52,26 @@ def test_low_dose_small_pixels():
     assert vector_error(lat, sim) < 0.01
 
 
+def _inner(pos: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Sites more than a pixel inside the field (a site at the edge may be that of a column
+    just outside it, which the list of true columns leaves out)."""
+    return pos[np.all((pos > 0.5) & (pos < np.array(shape) - 1.5), axis=1)]
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_metal_sites_subpixel(seed):
     sim = simulate_image("MoS2", 512, 0.012, params=pristine_params(dose_e_per_A2=1e5), seed=seed)
     lat = find_lattice(sim.image, "MoS2")
     truth = sim.sites[sim.sites.sublattice == "metal"][["y_px", "x_px"]].to_numpy()
-    d = nearest_distances(lat.metal_sites_px, truth)
+    # (a site within a pixel of the field's edge may be that of a column just outside it, which
+    # the list of true columns leaves out: the nearest listed one is a lattice constant away)
+    d = nearest_distances(_inner(lat.metal_sites_px, sim.image.shape), truth)
     assert np.sqrt(np.mean(d**2)) < 0.3
     # nearly every true site found (the border may lose a few half-visible ones)
     found = nearest_distances(truth, lat.metal_sites_px)
     assert np.mean(found < 1.0) > 0.95
     xt = sim.sites[sim.sites.sublattice == "chalcogen"][["y_px", "x_px"]].to_numpy()
-    dx = nearest_distances(lat.chalcogen_sites_px, xt)
+    dx = nearest_distances(_inner(lat.chalcogen_sites_px, sim.image.shape), xt)
     assert np.sqrt(np.mean(dx**2)) < 0.8 and np.mean(dx < 2.0) > 0.98
 
 
