@@ -1,5 +1,7 @@
 """The Fine-tune widget driven headless: selection, a short run, the model list, cancel."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,16 @@ pytestmark = pytest.mark.viewer
 def _count(qtbot, ft, start: str, timeout=60_000):
     """Wait for the selection count (the lattice is found in a worker, once)."""
     qtbot.waitUntil(lambda: ft.count_label.text().startswith(start), timeout=timeout)
+
+
+def _all_selected(qtbot, ft) -> int:
+    """Wait until every cell of the lattice is selected (*All cells*); the count."""
+    qtbot.waitUntil(lambda: re.match(r"\d+ cells selected", ft.count_label.text()) is not None,
+                    timeout=60_000)
+    wait_idle(qtbot, ft, 60_000)
+    n = int(ft.count_label.text().split()[0])
+    assert n == ft.lattice.n_cells and n > 400
+    return n
 
 
 def test_select_and_finetune(make_napari_viewer, qtbot, tmp_path, monkeypatch):
@@ -64,8 +76,7 @@ def test_cancel_writes_nothing(make_napari_viewer, qtbot, tmp_path, monkeypatch)
     viewer.open_sample("napari-atomdefect", "mos2")
     ft = FinetuneWidget(viewer)
     ft.all_cells.setChecked(True)
-    _count(qtbot, ft, "432 cells selected")
-    wait_idle(qtbot, ft, 60_000)
+    _all_selected(qtbot, ft)
     ft.advanced.setChecked(True)
     ft.noise_steps.setValue(500)
     ft.start()
@@ -93,15 +104,13 @@ def test_lattice_cache_follows_frame_and_layer(make_napari_viewer, qtbot):
     layer = viewer.add_image(np.stack([image, image[::-1].copy()]), name="stack")
     ft = FinetuneWidget(viewer)
     ft.all_cells.setChecked(True)
-    _count(qtbot, ft, "432 cells selected")
-    wait_idle(qtbot, ft, 60_000)
+    _all_selected(qtbot, ft)
     first = ft.lattice
     assert len(ft._lattices) == 1 and ft._key()[1] == 0
     viewer.dims.set_current_step(0, 1)
     assert ft.lattice is None  # another frame: not the first frame's lattice
     ft.update_selection()
-    _count(qtbot, ft, "432 cells selected")
-    wait_idle(qtbot, ft, 60_000)
+    _all_selected(qtbot, ft)
     assert len(ft._lattices) == 2 and ft.lattice is not first
     # A click selects through the cached lattice, without a worker.
     ft.all_cells.setChecked(False)

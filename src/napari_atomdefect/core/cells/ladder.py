@@ -403,14 +403,27 @@ def _is_single(name: str, classes: dict[str, ColumnClass]) -> bool:
     return column is not None and column.kind == "D_X"
 
 
+#: Columns closer than this (lattice constants) to the field's edge are not read by the ladder.
+EDGE_MARGIN_A = 0.25
+#: Fewest columns inside that margin for it to apply (a small field reads every column).
+MIN_INNER_COLUMNS = 30
+
+
 def read_image_ladder(prepared: PreparedImage, lattice: Lattice, material: str | Material,
                       substituents: str | tuple[str, ...] | list[str] | None = None
                       ) -> LadderReading:
     """:func:`read_ladder` of a prepared image's chalcogen columns (levels as the tiles show
-    them)."""
+    them). Columns within :data:`EDGE_MARGIN_A` of the field's edge, part of whose profile is
+    cut off, are not read while enough others are."""
     lv = prepared.levels
     scale = max(lv.chalcogen - lv.background, 1e-12)
-    chalc = (site_values(prepared.smoothed, lattice.chalcogen_sites_px) - lv.background) / scale
+    sites = lattice.chalcogen_sites_px
+    shape = np.asarray(prepared.smoothed.shape[-2:], float)
+    margin = EDGE_MARGIN_A * lattice.a_px
+    inner = np.all((sites >= margin - 0.5) & (sites <= shape - 0.5 - margin), axis=1)
+    if inner.sum() >= MIN_INNER_COLUMNS:
+        sites = sites[inner]
+    chalc = (site_values(prepared.smoothed, sites) - lv.background) / scale
     return read_ladder(chalc, (lv.metal - lv.background) / scale, material, substituents)
 
 

@@ -305,7 +305,11 @@ def find_grains(image: np.ndarray, material: str | Material = "MoS2",
         return lattices
     for note in notes:
         warnings.warn(note, CalibrationWarning, stacklevel=2)
-    kept = [m for m in first.messages if FADED_NOTE not in m]
+    # (cells left out where the columns do not stand above their hollows lie at the boundaries
+    # too, not only over vacuum)
+    kept = [m.replace(f"{OFF_CRYSTAL_NOTE}: no crystal there",
+                      f"{OFF_CRYSTAL_NOTE}, or along a grain boundary")
+            for m in first.messages if FADED_NOTE not in m]
     lattices[0] = dataclasses.replace(first, messages=kept + [said] + notes)
     return lattices
 
