@@ -7,6 +7,11 @@ there at another orientation (or with another lattice constant) is a grain of it
 that finds the same lattice again (the rim of a hole, a strip along a boundary) or none (vacuum,
 amorphous material) ends the search. Every grain shares the first grain's pixel size — one image
 has one calibration —; a grain whose own lattice disagrees with it is said.
+
+A mirror twin (a grain rotated by 60°) has the same Bragg peaks, so the first lattice runs over
+it with its chalcogen sites on the twin's hollows: such a domain (:func:`twin_sites`) is left out
+of the first lattice, and found by the search as a grain whose metal-to-chalcogen step points the
+other way (:func:`is_mirror_twin`).
 """
 
 from __future__ import annotations
@@ -301,7 +306,14 @@ def find_grains(image: np.ndarray, material: str | Material = "MoS2",
             grain, calibration=first.calibration, pixel_size_nm=first.pixel_size_nm,
             pixel_size_lattice_nm=first.pixel_size_lattice_nm, messages=own))
     said = grains_message(lattices)
+    twin_note = []  # (a message, like the notes on cells left out)
+    if twin_area.any() and not any(is_mirror_twin(first, la) for la in lattices[1:]):
+        share = float((twin_area & allowed).sum() / max(allowed.sum(), 1))
+        twin_note = [f"A mirror-twin domain (about {share:.0%} of the field) is left out: no "
+                     "lattice of its own was found there."]
     if said is None:
+        if twin_note:
+            lattices[0] = dataclasses.replace(first, messages=list(first.messages) + twin_note)
         return lattices
     for note in notes:
         warnings.warn(note, CalibrationWarning, stacklevel=2)
@@ -310,7 +322,7 @@ def find_grains(image: np.ndarray, material: str | Material = "MoS2",
     kept = [m.replace(f"{OFF_CRYSTAL_NOTE}: no crystal there",
                       f"{OFF_CRYSTAL_NOTE}, or along a grain boundary")
             for m in first.messages if FADED_NOTE not in m]
-    lattices[0] = dataclasses.replace(first, messages=kept + [said] + notes)
+    lattices[0] = dataclasses.replace(first, messages=kept + [said] + notes + twin_note)
     return lattices
 
 
