@@ -286,3 +286,23 @@ def test_movie_specimen_scatter_and_contamination_stay_with_the_specimen():
     left, plain_left = np.std(moved_back(specimen, 2)[inner]), np.std(moved_back(plain, 2)[inner])
     assert np.std(added[inner]) > plain_left
     assert left < 1.1 * plain_left
+
+
+def test_a_bicrystal_movie_follows_one_grain():
+    """Two grains in every frame: the drift follows the grain of the first frame's orientation,
+    whichever grain a later frame finds first."""
+    import warnings
+
+    from napari_atomdefect.core.detect.movie import iter_detect_frames
+    from napari_atomdefect.core.progress import run_to_end
+    from tests.scenarios import bicrystal_image
+
+    _, _, image = bicrystal_image()
+    moved = np.roll(image, (3, 2), axis=(0, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run_to_end(iter_detect_frames(np.stack([image, moved]), 0.012, "MoS2"))
+    assert all(len(la.messages) and any("2 grains" in m for m in la.messages)
+               for la in result["lattices"])
+    np.testing.assert_allclose(result["drift_px"][1], [3.0, 2.0], atol=0.5)
+    assert set(result["defects"]["frame"]) == {0, 1}

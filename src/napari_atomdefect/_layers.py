@@ -111,7 +111,7 @@ def defect_features(table: pd.DataFrame, classes: tuple[str, ...] | None = None)
         tracks = table["track_id"] if "track_id" in table.columns else pd.Series(-1, table.index)
         features["track_id"] = tracks.astype(int).to_numpy()
     if GRAIN_COLUMN in table.columns:  # a field of several grains
-        features[GRAIN_COLUMN] = table[GRAIN_COLUMN].astype(int).to_numpy()
+        features[GRAIN_COLUMN] = table[GRAIN_COLUMN].fillna(-1).astype(int).to_numpy()
     return features
 
 

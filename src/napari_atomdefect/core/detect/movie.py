@@ -98,6 +98,7 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
     AtomDefectError
         If ``stack`` is not 2-D or 3-D, or a frame index is out of range.
     """
+    from ..lattice.grains import misorientation_deg
     from .detect import iter_detect
 
     data = np.asarray(stack)
@@ -129,9 +130,14 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
         lattice = result["lattice"]
         if last is None:  # every later frame uses the first frame's calibration
             pixel_size_nm, calibration = lattice.pixel_size_nm, "user"
+            followed = lattice
         else:
-            drift = drift + lattice_drift(last, lattice)
-        last = lattice
+            # The drift follows one grain: that of the orientation followed so far (with
+            # several grains, which one a frame finds first may change).
+            followed = min(result.get("lattices", [lattice]),
+                           key=lambda la: misorientation_deg(last, la))
+            drift = drift + lattice_drift(last, followed)
+        last = followed
         table = result["defects"].copy()
         table["frame"] = k
         tables.append(table)
@@ -148,6 +154,8 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
     out = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
         columns=DEFECT_COLUMNS + ["frame"])
     out["frame"] = out["frame"].astype(int)
+    if "grain" in out.columns:  # frames of one grain carry no grain column: theirs is grain 0
+        out["grain"] = out["grain"].fillna(0).astype(int)
     first = lattices[0]
     out.attrs.update({"model": result["model"], "device": result["device"],
                       "pixel_size_nm": first.pixel_size_nm, "calibration": first.calibration,
