@@ -195,7 +195,7 @@ def _grain_interior(t: pd.DataFrame, on_right: bool, a: float) -> pd.DataFrame:
     return t[rows & (t.x_px < 256 - 2 * a) & (t.x_px > a)]
 
 
-def test_every_grain_is_analysed(tmp_path):
+def test_every_grain_is_analysed(tmp_path, capsys):
     """By default both grains are found, each on its own lattice (18 degrees apart), said in one
     sentence; no site of one lies on the other; each grain's defects are found as in a
     single-grain image, the boundary adds no false V_S2 / V_Mo, and the CSV says the grain."""
@@ -241,6 +241,17 @@ def test_every_grain_is_analysed(tmp_path):
     write_csv_atomic(defects, tmp_path / "d.csv")
     back = read_defects_csv(tmp_path / "d.csv")
     np.testing.assert_array_equal(back["grain"], defects["grain"])
+    # the lattice command lists both grains too
+    import json
+
+    from napari_atomdefect.cli import main
+
+    np.save(tmp_path / "bicrystal.npy", image)
+    capsys.readouterr()
+    assert main(["lattice", str(tmp_path / "bicrystal.npy"), "--pixel-size-nm", "0.012",
+                 "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert len(listed["grains"]) == 1 and listed["grains"][0]["n_cells"] > 150
 
 
 def test_a_mirror_twin_is_a_grain_of_its_own():

@@ -164,32 +164,40 @@ def _load_frame(path: str, frame: int | None, args: argparse.Namespace | None = 
     return img, data
 
 
-def _lattice_for(args: argparse.Namespace):
-    from .core.lattice.lattice import find_lattice
+def _lattices_for(args: argparse.Namespace):
+    """The image, the frame and the lattices of its grains (the first holds the calibration)."""
+    from .core.lattice.grains import find_grains
 
     img, data = _load_frame(args.image, args.frame, args)
     if args.pixel_size_nm is not None:
         px, source = args.pixel_size_nm, "user"
     else:
         px, source = img.pixel_size_nm, "file"
-    lattice = _quiet_calibration(find_lattice, data, args.material, pixel_size_nm=px,
-                                 calibration=source)
-    return img, data, lattice
+    lattices = _quiet_calibration(find_grains, data, args.material, pixel_size_nm=px,
+                                  calibration=source)
+    return img, data, lattices
 
 
 def _cmd_lattice(args: argparse.Namespace) -> int:
-    _, _, lattice = _lattice_for(args)
+    _, _, lattices = _lattices_for(args)
+    lattice = lattices[0]
     for msg in lattice.messages:
         print(msg, file=sys.stderr)
     if args.json:
-        print(json.dumps(lattice.to_dict(sites=True)))
-    else:
-        d = lattice.to_dict(sites=False)
+        out = lattice.to_dict(sites=True)
+        if len(lattices) > 1:  # the other grains, each on its own lattice
+            out["grains"] = [la.to_dict(sites=True) for la in lattices[1:]]
+        print(json.dumps(out))
+        return 0
+    for k, grain in enumerate(lattices):
+        d = grain.to_dict(sites=False)
+        if len(lattices) > 1:
+            print(f"grain {k}:")
         print(f"a1 = {d['a1_px'][0]:.3f}, {d['a1_px'][1]:.3f} px (row, col)")
         print(f"a2 = {d['a2_px'][0]:.3f}, {d['a2_px'][1]:.3f} px (row, col)")
         print(f"pixel size = {d['pixel_size_nm']:.5f} nm ({d['calibration']})")
-        print(f"unit cells = {d['n_cells']}, metal sites = {len(lattice.metal_sites_px)}, "
-              f"chalcogen sites = {len(lattice.chalcogen_sites_px)}")
+        print(f"unit cells = {d['n_cells']}, metal sites = {len(grain.metal_sites_px)}, "
+              f"chalcogen sites = {len(grain.chalcogen_sites_px)}")
     return 0
 
 
