@@ -132,3 +132,15 @@ def test_se_rich_layer_keeps_its_calibrations():
                                        substituents=["Se"]))
     assert again["lattice"].pixel_size_nm == px
     assert not any("disagrees" in m for m in again["defects"].attrs["messages"])
+
+
+def test_find_lattice_reads_substituents_as_the_cli_does():
+    """``substituents="Se,O"`` (a string, as typed on the command line) widens the range as
+    ``("Se", "O")`` does: a file value at the Se end of WS2's alloys is kept."""
+    sim = simulate_image("WS2", 256, 0.012, MicroscopeParams(dose_e_per_A2=5e5), seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a_px = find_lattice(sim.image, "WS2").a_px
+        px = 0.3270 / a_px  # 3.7 % above WS2's own calibration
+        assert find_lattice(sim.image, "WS2", px, "file", substituents="Se,O").calibration == "file"
+        assert find_lattice(sim.image, "WS2", px, "file").calibration == "lattice"

@@ -89,16 +89,17 @@ def _model_view_job(image, material, pixel_size_nm, calibration, model, device, 
     info = resolve_model(model)
     dev, dev_text = select_device(device)
     notes: list[str] = []
-    if lattice is None:
+    grains = lattice  # the cached lattices of the grains (or a single lattice), or None
+    if grains is None:
         yield {"fraction": 0.05, "message": "Finding the lattice…"}
-        lattice, notes = _find_lattice_noting(image, material, pixel_size_nm, calibration,
-                                              region, substituents)
-        notes = list(lattice[0].messages) + notes
+        grains, notes = _find_lattice_noting(image, material, pixel_size_nm, calibration,
+                                             region, substituents)
+        notes = list(grains[0].messages) + notes
     _, gen_ba = load_noise_generators(info, dev)
     spec = TileSpec(**info.card["noise"].get("tile", {}))
-    result = yield from relay(iter_model_view(np.asarray(image, np.float32), lattice, gen_ba,
+    result = yield from relay(iter_model_view(np.asarray(image, np.float32), grains, gen_ba,
                                               dev, spec))
-    first = lattice[0] if isinstance(lattice, (list, tuple)) else lattice
+    first = grains[0] if isinstance(grains, (list, tuple)) else grains
     return {"image": result["image"], "model": info.name, "device": dev_text,
             "lattice": first, "warnings": notes}
 

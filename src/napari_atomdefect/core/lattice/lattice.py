@@ -24,6 +24,7 @@ from scipy import ndimage
 
 from ..errors import NoLatticeError
 from ..io.validate import as_analysis_image, check_pixel_size, check_region
+from ..materials.columns import parse_substituents
 from ..materials.materials import Material, get_material, lattice_constant_range_nm
 from .crystal import OFF_CRYSTAL_NOTE, cells_and_share, in_crystal, off_crystal_message
 from .fft_peaks import find_reciprocal_basis
@@ -36,7 +37,7 @@ CALIBRATION_TOLERANCE = 0.03
 #: Fewest unit cells for a usable lattice.
 MIN_CELLS = 6
 #: Margin (in lattice constants) that an unmeasured border site must keep from the image edge.
-#: None: a border column is often unmeasured *because* it is a vacancy (no peak to refine), and
+#: Zero: a border column is often unmeasured *because* it is a vacancy (no peak to refine), and
 #: a margin of 0.05 a dropped a third of the true defects within a quarter lattice constant of
 #: the edge (3 % of all defects of small multislice images; the calls kept there are as precise
 #: as inside: 49 of 50 right).
@@ -565,7 +566,8 @@ def find_lattice(
     # The calibration policy (one for GUI, CLI and API): see core/lattice/calibration_policy.py.
     from .calibration_policy import choose_pixel_size
 
-    subs = (substituents,) if isinstance(substituents, str) else tuple(substituents or ())
+    # (``None``: no substituent widens the range; a string such as "Se,O" is read as the CLI does)
+    subs = () if substituents is None else parse_substituents(substituents, mat)
     lo_nm, hi_nm = lattice_constant_range_nm(mat, subs)
     choice = choose_pixel_size(pixel_size_nm, calibration if pixel_size_nm is not None else "none",
                                px_lattice, mat.name, CALIBRATION_TOLERANCE, mat.a_nm,
