@@ -15,6 +15,7 @@ from napari_atomdefect.core.lattice.crystal import (
     in_crystal,
     off_crystal_message,
 )
+from napari_atomdefect.core.lattice.grains import low_angle_domain
 from napari_atomdefect.core.lattice.lattice import find_lattice
 from napari_atomdefect.core.materials.materials import get_material
 from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
@@ -94,6 +95,8 @@ def test_no_crystal_left_out_of_ordinary_images(material):
             warnings.simplefilter("ignore")
             lattice = find_lattice(sim.image, mat, pixel_size_nm=px)
         assert not any("left out" in m for m in lattice.messages), (material, k, dose)
+        # one orientation domain: the scan distortion turns the lattice smoothly
+        assert len(low_angle_domain(lattice)) == 0, (material, k, dose)
 
 
 def test_support_is_one_in_a_crystal_and_zero_in_vacuum():
@@ -280,6 +283,38 @@ def test_a_mirror_twin_is_a_grain_of_its_own():
     f1 = score(pd.concat(preds), pd.concat(truths), 0.08 / 0.012)["f1"]
     assert f1[["V_S2", "V_Mo", "V_S|O_S"]].min() >= 0.85, f1
     assert (preds[0]["class"] == "V_S2").sum() <= 2 * (truths[0]["class"] == "V_S2").sum() + 2
+
+
+def test_a_low_angle_boundary_splits_the_field_into_two_grains():
+    """Two grains 7 degrees apart: their Bragg peaks lie in one filter kernel and one lattice
+    followed both, its sites along the boundary falling between columns (30 false calls). The
+    columns' local orientations split into two domains: each grain is analysed on its own
+    lattice, and the boundary adds few false calls."""
+    from scipy.spatial import cKDTree
+
+    from napari_atomdefect.core.detect.detect import iter_detect
+    from napari_atomdefect.core.detect.evaluate import score
+    from napari_atomdefect.core.lattice.grains import misorientation_deg
+    from napari_atomdefect.core.progress import run_to_end
+
+    left, right, image = bicrystal_image(seed=3, rotations_deg=(10.0, 17.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        one = find_lattice(image, "MoS2", pixel_size_nm=0.012)
+        result = run_to_end(iter_detect(image, 0.012, "MoS2"))
+    assert len(low_angle_domain(one)) >= 100  # the smaller domain: about half the columns
+    lattices, defects = result["lattices"], result["defects"]
+    assert len(lattices) == 2
+    assert misorientation_deg(*lattices) == pytest.approx(7.0, abs=0.7)
+    assert any("2 grains at different orientations (rotated 7°" in m
+               for m in defects.attrs["messages"])
+    truth = pd.concat([left.defects[left.defects.x_px < 256],
+                       right.defects[right.defects.x_px >= 256]])
+    radius = 0.08 / 0.012
+    off, _ = cKDTree(truth[["y_px", "x_px"]].to_numpy()).query(defects[["y_px", "x_px"]])
+    assert (off > radius).sum() <= 8, defects[off > radius]
+    f1 = score(defects, truth, radius)["f1"]
+    assert f1[["V_S2", "V_Mo", "V_S|O_S"]].min() >= 0.85, f1
 
 
 def test_a_single_grain_with_holes_is_one_grain():

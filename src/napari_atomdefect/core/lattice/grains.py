@@ -60,6 +60,18 @@ TWIN_NEIGHBOURS = 12
 MIN_TWIN_SITES = 6
 #: Most passes of leaving a twin domain out of the first lattice.
 MAX_TWIN_PASSES = 4
+#: Two orientation domains of one lattice at least this far apart (degrees) are two grains (a
+#: low-angle boundary, whose Bragg peaks share one filter kernel): the scan distortion of real
+#: and simulated fields turns their lattices by up to about 3.5° from corner to corner, but
+#: smoothly.
+LOW_ANGLE_MIN_DEG = 2.5
+#: ... when the two domains hold at least this share of the variance of the site orientations
+#: (a smooth turn across the field, spread evenly: 0.75; two uniform grains: 1).
+LOW_ANGLE_SPLIT = 0.9
+#: Radius (lattice constants) over which a site's orientation is the median of its neighbours'.
+ORIENTATION_NEIGHBOURHOOD_A = 1.6
+#: Most passes of leaving a low-angle domain out of the first lattice.
+MAX_LOW_ANGLE_PASSES = 2
 #: Most searches of the rest of the field (each finds a grain, or a lattice that is none).
 MAX_SEARCHES = 6
 #: Words of the sentence naming the grains found (:func:`grains_message`).
@@ -140,6 +152,75 @@ def twin_sites(lattice: Lattice, image: np.ndarray) -> np.ndarray:
         warnings.simplefilter("ignore", RuntimeWarning)
         local = np.nanmedian(values, axis=1)
     return np.nan_to_num(local, nan=0.0) < TWIN_CUT
+
+
+def site_orientations(lattice: Lattice) -> tuple[np.ndarray, np.ndarray]:
+    """Local orientation at each refined metal column of ``lattice``.
+
+    Returns
+    -------
+    points : ndarray
+        ``(n, 2)`` positions (row, column) of the refined metal columns with at least three
+        refined neighbours a lattice constant away.
+    degrees : ndarray
+        ``(n,)`` the orientation of the bonds to those neighbours (modulo 60°, relative to the
+        lattice's own orientation, in -30..30), the median over the columns within
+        :data:`ORIENTATION_NEIGHBOURHOOD_A` lattice constants (so one misplaced column counts
+        little).
+    """
+    from scipy.spatial import cKDTree
+
+    pos = lattice.metal_sites_px[lattice.metal_refined]
+    if len(pos) < 7:
+        return np.zeros((0, 2)), np.zeros(0)
+    a = lattice.a_px
+    dist, near = cKDTree(pos).query(pos, k=7)
+    bond = pos[near[:, 1:]] - pos[:, None, :]
+    ok = (dist[:, 1:] > 0.8 * a) & (dist[:, 1:] < 1.2 * a)
+    ref = np.radians(orientation_deg(lattice))
+    # six-fold average of the bond directions: exp(6i(angle - ref))
+    z = np.where(ok, np.exp(6j * (np.arctan2(bond[..., 0], bond[..., 1]) - ref)), 0).sum(1)
+    keep = ok.sum(1) >= 3
+    own = np.degrees(np.angle(z)) / 6.0
+    pos, own = pos[keep], own[keep]
+    if len(pos) < 7:
+        return np.zeros((0, 2)), np.zeros(0)
+    dist, near = cKDTree(pos).query(pos, k=7)
+    values = np.where(dist <= ORIENTATION_NEIGHBOURHOOD_A * a, own[near], np.nan)
+    return pos, np.nanmedian(values, axis=1)
+
+
+def low_angle_domain(lattice: Lattice) -> np.ndarray:
+    """Refined metal columns of ``lattice`` in the smaller of two orientation domains, as
+    ``(n, 2)`` positions (empty when the lattice is one grain).
+
+    A grain turned by less than about 10° has its Bragg peaks in the same filter kernel as the
+    first grain's: one lattice follows both, and its sites fall between the columns along the
+    boundary. The columns' local orientations (:func:`site_orientations`) then fall into two
+    groups: split at the threshold that best separates them (Otsu), they are two grains when the
+    groups' means lie :data:`LOW_ANGLE_MIN_DEG` apart, the split holds :data:`LOW_ANGLE_SPLIT`
+    of the variance and the smaller group holds :data:`MIN_GRAIN_CELLS` columns.
+    """
+    pos, deg = site_orientations(lattice)
+    if len(deg) < 2 * MIN_GRAIN_CELLS:
+        return np.zeros((0, 2))
+    order = np.sort(deg)
+    n = len(order)
+    k = np.arange(1, n)                              # the first k values form the low group
+    low_sum = np.cumsum(order)[:-1]
+    mean_low, mean_high = low_sum / k, (order.sum() - low_sum) / (n - k)
+    between = k * (n - k) / n ** 2 * (mean_high - mean_low) ** 2
+    total = float(order.var())
+    best = int(np.argmax(between))
+    if total <= 0 or between[best] < LOW_ANGLE_SPLIT * total:
+        return np.zeros((0, 2))
+    if mean_high[best] - mean_low[best] < LOW_ANGLE_MIN_DEG:
+        return np.zeros((0, 2))
+    high = deg > order[best]
+    smaller = high if high.sum() <= n / 2 else ~high
+    if smaller.sum() < MIN_GRAIN_CELLS:
+        return np.zeros((0, 2))
+    return pos[smaller]
 
 
 def orientation_deg(lattice: Lattice) -> float:
@@ -273,6 +354,21 @@ def find_grains(image: np.ndarray, material: str | Material = "MoS2",
                                  substituents=substituents)
         except AtomDefectError:  # (the twin is nearly the whole field: keep the lattice)
             break
+    # Where the lattice follows a grain turned by a few degrees (a low-angle boundary), leave
+    # the smaller orientation domain out: it is found below as a grain of its own.
+    split_area = np.zeros(shape, bool)
+    for _ in range(MAX_LOW_ANGLE_PASSES if max_grains > 1 else 0):
+        domain = low_angle_domain(first)
+        if not len(domain):
+            break
+        split_area |= points_cover(domain, first.a_px, shape)
+        try:
+            first = find_lattice(image, mat, pixel_size_nm=pixel_size_nm,
+                                 calibration=calibration,
+                                 region=allowed & ~twin_area & ~split_area,
+                                 substituents=substituents)
+        except AtomDefectError:  # (too little left: keep the lattice)
+            break
     lattices, notes = [first], []
     searched = np.zeros(shape, bool)  # covered by a grain, or searched in vain
     cell_px = first.a_px ** 2 * np.sqrt(3) / 2
@@ -306,14 +402,19 @@ def find_grains(image: np.ndarray, material: str | Material = "MoS2",
             grain, calibration=first.calibration, pixel_size_nm=first.pixel_size_nm,
             pixel_size_lattice_nm=first.pixel_size_lattice_nm, messages=own))
     said = grains_message(lattices)
-    twin_note = []  # (a message, like the notes on cells left out)
+    left_out: list[str] = []  # (messages, like the notes on cells left out)
     if twin_area.any() and not any(is_mirror_twin(first, la) for la in lattices[1:]):
         share = float((twin_area & allowed).sum() / max(allowed.sum(), 1))
-        twin_note = [f"A mirror-twin domain (about {share:.0%} of the field) is left out: no "
+        left_out = [f"A mirror-twin domain (about {share:.0%} of the field) is left out: no "
                      "lattice of its own was found there."]
+    if split_area.any() and len(lattices) == 1:
+        share = float((split_area & allowed).sum() / max(allowed.sum(), 1))
+        left_out.append(f"A domain turned by a few degrees (about {share:.0%} of the field, "
+                         "beyond a low-angle grain boundary) is left out: no lattice of its own "
+                         "was found there.")
     if said is None:
-        if twin_note:
-            lattices[0] = dataclasses.replace(first, messages=list(first.messages) + twin_note)
+        if left_out:
+            lattices[0] = dataclasses.replace(first, messages=list(first.messages) + left_out)
         return lattices
     for note in notes:
         warnings.warn(note, CalibrationWarning, stacklevel=2)
@@ -322,10 +423,10 @@ def find_grains(image: np.ndarray, material: str | Material = "MoS2",
     kept = [m.replace(f"{OFF_CRYSTAL_NOTE}: no crystal there",
                       f"{OFF_CRYSTAL_NOTE}, or along a grain boundary")
             for m in first.messages if FADED_NOTE not in m]
-    lattices[0] = dataclasses.replace(first, messages=kept + [said] + notes + twin_note)
+    lattices[0] = dataclasses.replace(first, messages=kept + [said] + notes + left_out)
     return lattices
 
 
 __all__ = ["GRAINS_NOTE", "find_grains", "grains_message", "is_crystal_grain", "is_mirror_twin",
-           "lattice_cover", "misorientation_deg", "orientation_deg", "points_cover", "same_grain",
-           "same_orientation", "twin_sites"]
+           "lattice_cover", "low_angle_domain", "misorientation_deg", "orientation_deg",
+           "points_cover", "same_grain", "same_orientation", "site_orientations", "twin_sites"]
