@@ -64,11 +64,11 @@ def column_levels(folder: Path, result: dict, pixel_size_nm: float) -> pd.DataFr
     return pd.DataFrame({"true": chalc["class"].to_numpy(), "called": called, "level": level})
 
 
-def analyse(folder: Path, models: dict[str, str] | None = None
+def analyse(folder: Path, models: dict[str, str] | None = None, uncalibrated: bool = False
             ) -> tuple[str, pd.DataFrame, pd.DataFrame, dict]:
     """Detection on one image folder: its material, the per-class scores, the column levels and
     the class counts (``models``: a model name or folder per material instead of the bundled
-    one)."""
+    one; ``uncalibrated``: no pixel size given, the lattice calibrates it)."""
     from napari_atomdefect.core.detect.detect import iter_detect
     from napari_atomdefect.core.detect.evaluate import score
     from napari_atomdefect.core.models.registry import resolve_model
@@ -81,7 +81,8 @@ def analyse(folder: Path, models: dict[str, str] | None = None
     info = resolve_model((models or {}).get(material), material, subs)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = run_to_end(iter_detect(np.load(folder / "image.npy"), px_nm, material, info,
+        result = run_to_end(iter_detect(np.load(folder / "image.npy"),
+                                        None if uncalibrated else px_nm, material, info,
                                         "auto", "file", substituents=subs))
     sites = result["sites"]
     pred = sites[~sites["class"].isin(["metal", "chalcogen"])]
@@ -116,12 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write the pooled scores here")
     ap.add_argument("--model", action="append", default=[], metavar="MATERIAL=MODEL",
                     help="use this model (name or folder) for a material instead of its bundled one")
+    ap.add_argument("--uncalibrated", action="store_true",
+                    help="give no pixel size: the lattice calibrates it, as for a bare .npy "
+                         "(scores stay in pixels)")
     args = ap.parse_args(argv)
     models = dict(m.split("=", 1) for m in args.model)
     per_material: dict[str, list[pd.DataFrame]] = {}
     levels: dict[str, list[pd.DataFrame]] = {}
     for folder in image_folders(args.folders):
-        material, scores, lv, counts = analyse(folder, models)
+        material, scores, lv, counts = analyse(folder, models, args.uncalibrated)
         per_material.setdefault(material, []).append(scores)
         levels.setdefault(material, []).append(lv)
         f1 = ", ".join(f"{c} {r.f1:.2f} ({int(r.n_true)})" for c, r in scores.iterrows()

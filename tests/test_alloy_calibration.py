@@ -96,6 +96,14 @@ def test_policy_accepts_any_pixel_size_an_alloy_lattice_allows():
     far = choose_pixel_size(0.3500 / a_px, "file", host, "WS2", 0.03, alloy_range_nm=rng)
     assert far.source == "lattice" and "alloy lattice" in far.message
     assert far.disagreement == pytest.approx(0.3500 / 0.3282 - 1, rel=1e-6)
+    # the widget's line quotes the range the disagreement is measured against
+    from napari_atomdefect.core.lattice.calibration_policy import describe_choice
+
+    typed = choose_pixel_size(0.3500 / a_px, "user", host, "WS2", 0.03, alloy_range_nm=rng)
+    line = describe_choice(typed, "user")
+    assert f"allows {rng[0]:.5f}–{rng[1]:.5f} nm/px (6.6% outside)" in line, line
+    assert "lattice says" in describe_choice(
+        choose_pixel_size(0.3500 / a_px, "user", host, "WS2", 0.03), "user")
 
 
 def test_se_rich_layer_keeps_its_calibrations():

@@ -37,6 +37,9 @@ class PixelSizeChoice:
         Relative difference between the given value and the lattice (``None`` if none was given).
     message : str or None
         A sentence for the user when the lattice calibrated, replaced or contradicted the value.
+    lattice_range_nm : (float, float) or None
+        The pixel sizes the lattice allows for an S/Se alloy (host and partner end member), which
+        ``disagreement`` is measured against; ``None`` for a single lattice constant.
     """
 
     pixel_size_nm: float
@@ -45,6 +48,7 @@ class PixelSizeChoice:
     given_nm: float | None
     disagreement: float | None
     message: str | None
+    lattice_range_nm: tuple[float, float] | None = None
 
 
 def choose_pixel_size(given_nm: float | None, source: str, lattice_nm: float, material: str,
@@ -84,6 +88,7 @@ def choose_pixel_size(given_nm: float | None, source: str, lattice_nm: float, ma
                                   if lattice_constant_nm else "")
                                + f": {lattice_nm:.5f} nm/px.")
     lo, hi = sorted(alloy_range_nm) if alloy_range_nm else (lattice_nm, lattice_nm)
+    span = (float(lo), float(hi)) if hi > lo else None
     nearest = min(max(given_nm, lo), hi)  # the closest value the layer's lattice allows
     diff = abs(given_nm - nearest) / nearest
     kind = "user" if source == "user" else source
@@ -91,19 +96,19 @@ def choose_pixel_size(given_nm: float | None, source: str, lattice_nm: float, ma
                     f"{material} alloy lattice ({lo:.5f}–{hi:.5f} nm/px)")
     if diff <= tolerance:
         return PixelSizeChoice(float(given_nm), kind, float(lattice_nm), float(given_nm), diff,
-                               None)
+                               None, span)
     if kind == "user":
         msg = (f"The pixel size you gave ({given_nm:.5f} nm/px) disagrees with the "
                f"{what_lattice} by {diff:.1%}; it is kept as given. Check the calibration or "
                "the material.")
         return PixelSizeChoice(float(given_nm), "user", float(lattice_nm), float(given_nm), diff,
-                               msg)
+                               msg, span)
     what = "file's" if kind == "file" else "earlier"
     msg = (f"The {what} pixel size ({given_nm:.5f} nm/px) disagrees with the {what_lattice} "
            f"by {diff:.1%}; using the lattice calibration. If the "
            f"material is not {material}, choose the right one, or type the pixel size.")
     return PixelSizeChoice(float(lattice_nm), "lattice", float(lattice_nm), float(given_nm), diff,
-                           msg)
+                           msg, span)
 
 
 def describe_choice(choice: PixelSizeChoice, given_source: str = "none") -> str:
@@ -129,6 +134,10 @@ def describe_choice(choice: PixelSizeChoice, given_source: str = "none") -> str:
                 " was"}.get(given_source, "given")
         if choice.source == "lattice":
             text += f"; {said} {choice.given_nm:.5f} nm/px ({choice.disagreement:.1%} off)"
+        elif choice.lattice_range_nm is not None:  # an alloy: the range it was measured against
+            lo, hi = choice.lattice_range_nm
+            text += (f"; the alloy lattice allows {lo:.5f}–{hi:.5f} nm/px "
+                     f"({choice.disagreement:.1%} outside)")
         else:
             text += (f"; the lattice says {choice.lattice_nm:.5f} nm/px "
                      f"({choice.disagreement:.1%} off)")
