@@ -255,3 +255,23 @@ def test_alloy_that_reverses_the_brightness_order_keeps_its_sublattices(material
         truth = sim.sites[sim.sites.sublattice == "chalcogen"][["y_px", "x_px"]].to_numpy()
         d, _ = cKDTree(truth).query(lattice.chalcogen_sites_px)
         assert np.mean(d < 0.25 * lattice.a_px) > 0.95, (material, seed, lattice.messages)
+
+
+@pytest.mark.parametrize(("material", "seed"), [("MoSe2", 2), ("MoSe2", 3), ("WSe2", 7),
+                                                ("MoS2", 11)])
+def test_a_field_five_cells_across_finds_the_unit_cell(material, seed):
+    """On a field about five unit cells across the first-order spots are broad and the
+    second-order ring won: a lattice √3 too fine (every column and hollow on one sublattice,
+    the second one "barely visible"). The unit cell's own spots, a third of the way between
+    two second-order ones, give the right lattice."""
+    from napari_atomdefect.core.lattice.lattice import SECOND_SUBLATTICE_NOTE
+
+    a_nm = get_material(material).a_nm
+    sim = simulate_image(material, int(5.2 * a_nm / 0.012), 0.012,
+                         params=MicroscopeParams(dose_e_per_A2=3e5), seed=seed,
+                         rotation_deg=7.0 * seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lattice = find_lattice(sim.image, material)
+    assert lattice.a_px == pytest.approx(a_nm / 0.012, rel=0.03)
+    assert not any(SECOND_SUBLATTICE_NOTE in m for m in lattice.messages)

@@ -138,6 +138,22 @@ def find_reciprocal_basis(image: np.ndarray, min_period_px: float = 3.0) -> Reci
     return ReciprocalBasis(g1=chosen[2], g2=chosen[3], strength=float(chosen[0]))
 
 
+#: Least geometric mean, over a hexagon's three spots, of their ratio to the ring background
+#: for spots predicted elsewhere to count as present (broad first-order spots of a field five
+#: unit cells across: 4–6; where no periodicity is, about 2).
+PREDICTED_SPOT_RATIO = 3.5
+
+
+def spots_stand_out(image: np.ndarray, basis: ReciprocalBasis) -> bool:
+    """Whether the predicted spots of ``basis`` (``g1``, ``g2`` and ``g1 + g2``) stand out of
+    the image's spectrum (geometric mean of their ratios to the ring background above
+    :data:`PREDICTED_SPOT_RATIO`)."""
+    ratio, _, ky, kx, _ = _power_ratio(np.asarray(image, np.float32))
+    values = [_ratio_at(ratio, ky, kx, np.asarray(g, float))
+              for g in (basis.g1, basis.g2, basis.g1 + basis.g2)]
+    return float(np.exp(np.mean(np.log(np.maximum(values, 1e-12))))) > PREDICTED_SPOT_RATIO
+
+
 def _indexes(basis: tuple, g: np.ndarray, tol: float = 0.2) -> bool:
     """Whether ``g`` is an integer combination of the reciprocal vectors ``basis`` (within ``tol``)."""
     coef = np.linalg.solve(np.column_stack(basis), g)

@@ -22,18 +22,20 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from ..errors import NoLatticeError
+from ..errors import AtomDefectError, NoLatticeError
 from ..io.validate import as_analysis_image, check_pixel_size, check_region
 from ..materials.columns import parse_substituents
 from ..materials.materials import Material, get_material, lattice_constant_range_nm
 from .crystal import OFF_CRYSTAL_NOTE, cells_and_share, in_crystal, off_crystal_message
-from .fft_peaks import find_reciprocal_basis
+from .fft_peaks import ReciprocalBasis, find_reciprocal_basis, spots_stand_out
 from .gpa import PhaseMap, image_spectrum, mean_frequency, phase_map
 from .mean_cell import fold_onto_cell
 from .sites import box_smooth, centroid_refine, neighbour_mean, refine_peaks
 
 #: File and lattice calibrations further apart than this are reported (relative difference).
 CALIBRATION_TOLERANCE = 0.03
+#: Words of the note on a second sublattice too faint to place the chalcogen sites by.
+SECOND_SUBLATTICE_NOTE = "The second sublattice is barely visible"
 #: Fewest unit cells for a usable lattice.
 MIN_CELLS = 6
 #: Margin (in lattice constants) that an unmeasured border site must keep from the image edge.
@@ -364,6 +366,37 @@ def _refine_sublattice(image: np.ndarray, smoothed: np.ndarray, predicted: np.nd
     return final, good
 
 
+def _unit_cell_lattice(image: np.ndarray, arr: np.ndarray, basis0: ReciprocalBasis,
+                       a_px0: float, mat: Material, pixel_size_nm: float | None,
+                       calibration: str, region: np.ndarray | tuple | None,
+                       substituents: str | Sequence[str] | None) -> Lattice | None:
+    """The lattice of the unit cell when ``basis0`` is the second-order ring, else ``None``.
+
+    On a small field the first-order spots are broad and the second-order ring (√3 farther
+    out, turned by 30°) can win: its "cell" is a third of the unit cell, every column and hollow
+    on one sublattice, so the second sublattice is barely visible. The unit cell's own spots lie
+    a third of the way between two second-order ones; where they stand out of the spectrum and
+    the lattice found with them shows its second sublattice (and agrees with a given pixel size
+    at least as well), it is the right one.
+    """
+    g1, g2 = basis0.g1, basis0.g2
+    finer = ReciprocalBasis(g1=(2 * g1 + g2) / 3, g2=-(g1 + 2 * g2) / 3, strength=basis0.strength)
+    if not spots_stand_out(arr, finer):
+        return None  # (a mirror twin's lattice, run over both domains, has none there)
+    try:
+        coarser = find_lattice(image, mat, pixel_size_nm, calibration, region, substituents,
+                               _reciprocal=finer)
+    except AtomDefectError:
+        return None
+    if any(SECOND_SUBLATTICE_NOTE in m for m in coarser.messages):
+        return None
+    if pixel_size_nm is not None:  # a given pixel size must not fit the first lattice better
+        expected = mat.a_nm / pixel_size_nm
+        if abs(np.log(coarser.a_px / expected)) > abs(np.log(a_px0 / expected)):
+            return None
+    return coarser
+
+
 def find_lattice(
     image: np.ndarray,
     material: str | Material = "MoS2",
@@ -371,6 +404,7 @@ def find_lattice(
     calibration: str = "user",
     region: np.ndarray | tuple[float, float, float, float] | None = None,
     substituents: str | Sequence[str] | None = None,
+    _reciprocal: ReciprocalBasis | None = None,
 ) -> Lattice:
     """Detect the lattice, its metal and chalcogen sites, and calibrate the pixel size.
 
@@ -419,7 +453,7 @@ def find_lattice(
         arr = np.where(mask, arr, np.float32(np.median(arr[mask]))).astype(np.float32)
     if pixel_size_nm is not None:  # a file's value may be implausible: calibration replaces it
         pixel_size_nm = check_pixel_size(pixel_size_nm, plausible=calibration != "file")
-    basis0 = find_reciprocal_basis(arr)
+    basis0 = find_reciprocal_basis(arr) if _reciprocal is None else _reciprocal
     period = float(1.0 / min(np.linalg.norm(basis0.g1), np.linalg.norm(basis0.g2)))
     spectrum, pad = image_spectrum(arr, period)
     pm1 = phase_map(spectrum, basis0.g1, pad)
@@ -477,8 +511,18 @@ def find_lattice(
                         f"column to column and the other does not: it is taken for the "
                         f"chalcogen, against {mat.name}'s usual brightness order (an alloy?).")
     if (i_b - i_h) < 0.05 * (i_a - i_h):
-        messages.append("The second sublattice is barely visible; chalcogen sites are placed "
-                        "from the lattice geometry.")
+        if _reciprocal is None:
+            # On a small field the first-order spots are broad and the second-order ring (√3
+            # farther out, turned by 30°) can win: its "cell" is a third of the unit cell, with
+            # every column and hollow on one sublattice. The unit cell's own spots are then a
+            # third of the way between two second-order ones; a lattice found with them that
+            # shows its second sublattice is the right one.
+            coarser = _unit_cell_lattice(image, arr, basis0, a_px0, mat, pixel_size_nm,
+                                         calibration, region, substituents)
+            if coarser is not None:
+                return coarser
+        messages.append(f"{SECOND_SUBLATTICE_NOTE}; chalcogen sites are placed from the lattice "
+                        "geometry.")
     off_m = _cell_peak(cell, metal_bin)
     step = np.mod(np.round((chalc_bin - metal_bin) / third), 3)
     if np.all(step == 2):  # chalcogen at -(a1+a2)/3: rotate the basis by 180 degrees
