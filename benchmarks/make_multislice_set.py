@@ -351,6 +351,30 @@ PLANS: dict[str, list[tuple[str, dict]]] = {
 }
 
 
+def random_microscopes(n: int, seed: int) -> list[tuple[str, dict]]:
+    """``n`` MoS2 images (O and vacancies) of random microscopes, drawn from ``seed``: voltage,
+    detector, convergence, source size, atoms at rest or frozen phonons, pixel size, dose,
+    background, scan distortion, defect fractions (``--random-microscopes``: training data)."""
+    rng = np.random.default_rng(seed)
+    jobs = []
+    for k in range(n):
+        inner = float(rng.uniform(50, 100))
+        opts = dict(material="MoS2", substituents="O", kv=float(rng.choice([60, 80, 100, 120])),
+                    detector=f"{inner:.0f}-{rng.uniform(max(160, 2 * inner), 250):.0f}",
+                    convergence=float(rng.uniform(24, 35)),
+                    configs=int(rng.random() < 0.35) * 2,
+                    source_fwhm=float(rng.uniform(0.5, 1.1)),
+                    pixel=float(rng.uniform(0.10, 0.19)),
+                    dose=float(np.exp(rng.uniform(np.log(1e5), np.log(2e6)))),
+                    background=float(rng.uniform(0.0, 0.3)),
+                    jitter=float(rng.uniform(0.02, 0.08)), drift=float(rng.uniform(0.05, 0.25)),
+                    defect_fraction=float(rng.uniform(0.08, 0.16)),
+                    metal_vacancies=float(rng.uniform(0.005, 0.03)),
+                    seed=int(seed * 1000 + k))
+        jobs.append((f"ms_{seed}_{k:03d}", opts))
+    return jobs
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--material", choices=list(PRESETS), default="MoS2")
@@ -388,10 +412,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plan", choices=list(PLANS),
                     help="make a named set of images into subfolders of --out (the options "
                          "above that the plan does not set keep their values)")
+    ap.add_argument("--random-microscopes", type=int, default=0, metavar="N",
+                    help="make N MoS2 images of random microscopes (drawn from --seed) into "
+                         "subfolders of --out")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     jobs = [(args.out, {})] if args.plan is None else [
         (args.out / name, opts) for name, opts in PLANS[args.plan]]
+    if args.random_microscopes:
+        jobs = [(args.out / name, opts)
+                for name, opts in random_microscopes(args.random_microscopes, args.seed)]
     for out, opts in jobs:
         if (out / "meta.json").exists():
             print(f"{out}: exists, skipped")

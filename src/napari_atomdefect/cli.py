@@ -454,7 +454,9 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
                                            args.steps, args.batch_size, args.seed, args.device,
                                            args.translated_fraction, init_net=init_net,
                                            init_classes=init_classes,
-                                           host_units=args.host_units), _print_training)
+                                           host_units=args.host_units,
+                                           labelled=args.labelled,
+                                           labelled_doses=args.labelled_doses), _print_training)
     out = _model_out(args.name, args.out)
     card = new_card(out.name, material)
     if noise is not None:
@@ -673,6 +675,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "read from the image's Z-contrast ladder) instead of chalcogen units "
                         "(the median chalcogen column is 1): an alloy whose median column is "
                         "substituted reads right")
+    p.add_argument("--labelled", nargs="+", default=None, metavar="DIR",
+                   help="also train on the cells of labelled images of another simulator "
+                        "(folders holding image_clean.npy or image.npy, labels.csv and "
+                        "meta.json, e.g. from benchmarks/make_multislice_set.py)")
+    p.add_argument("--labelled-doses", type=int, default=3,
+                   help="noise realisations of each labelled noise-free image (doses drawn "
+                        "log-uniformly in 1e5-2e6 e/Å²)")
     p.set_defaults(func=_cmd_train_detector)
 
     p = sub.add_parser("calibrate-model",

@@ -46,7 +46,8 @@ from ..errors import AtomDefectError
 from ..lattice.lattice import Lattice
 from ..materials.columns import LEGACY_CLASSES
 from ..train.datasets import CellSet, crop_cells
-from .selection import check_selection, labelled_real_cells, real_cell_tiles
+from ..train.labelled_images import labelled_real_cells, real_cell_tiles
+from .selection import check_selection
 from .simulator import calibrated_simulator, describe_calibration
 from .verdict import (
     compare_on_real_cells,

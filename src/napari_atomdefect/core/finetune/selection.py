@@ -1,17 +1,12 @@
-"""Fine-tuning, which cells: the user's selection of unit cells, checked, and their tiles and labels."""
+"""Fine-tuning, which cells: the user's selection of unit cells, checked, and their previews."""
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
-from ..cells.ladder import read_image_ladder
-from ..cells.normalize import IntensityLevels, PreparedImage, image_context, prepare_image
-from ..cells.tiles import CellTiles, TileSpec, iter_cell_tiles, own_site_positions
+from ..cells.tiles import TileSpec
 from ..errors import AtomDefectError
 from ..lattice.lattice import Lattice
-from ..materials.columns import LEGACY_CLASSES, substituents_of
-from ..train.datasets import CellSet, class_index, class_index_of, label_maps
 
 #: Fewest selected cells for a meaningful fine-tuning run.
 MIN_CELLS = 20
@@ -58,67 +53,6 @@ def check_selection(lattice: Lattice, cell_ids: np.ndarray) -> None:
         raise AtomDefectError(
             f"Only {len(cell_ids)} cells are selected; at least {MIN_CELLS} are needed for the "
             "noise-transfer network to learn your microscope's noise (50 or more work better).")
-
-
-def real_cell_tiles(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
-                    spec: TileSpec, prepared: PreparedImage | None = None
-                    ) -> tuple[CellTiles, IntensityLevels]:
-    """Normalised tiles of the selected cells, and the image's levels they are normalised with
-    (``prepared``: :func:`~..cells.normalize.prepare_image` of the image when the caller has
-    it)."""
-    prepared = prepare_image(image, lattice) if prepared is None else prepared
-    levels = prepared.levels
-    norm = prepared.normalised
-    want = set(np.asarray(cell_ids).tolist())
-    parts, start = [], 0
-    for batch in iter_cell_tiles(norm, lattice, spec):
-        sel = np.array([start + k in want for k in range(len(batch))], bool)
-        start += len(batch)
-        if sel.any():
-            parts.append(batch.subset(sel))
-    return CellTiles.concatenate(parts), levels
-
-
-def labelled_real_cells(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
-                        corrections: pd.DataFrame, spec: TileSpec,
-                        classes: tuple[str, ...] = LEGACY_CLASSES) -> CellSet:
-    """The selected real cells, labelled by the user's corrected detections.
-
-    Every site of the lattice is pristine unless a detection (any source) lies within a quarter
-    lattice constant of it, in which case it takes that detection's class (or the equivalent
-    class among the model's ``classes``; detections of classes the model lacks are ignored).
-    """
-    from scipy.spatial import cKDTree
-
-    classes = tuple(classes)
-    index = class_index(classes)
-    sites = np.concatenate([lattice.metal_sites_px, lattice.chalcogen_sites_px])
-    cls = np.concatenate([np.full(len(lattice.metal_sites_px), index["metal"]),
-                          np.full(len(lattice.chalcogen_sites_px), index["chalcogen"])])
-    if len(corrections):
-        d, k = cKDTree(sites).query(corrections[["y_px", "x_px"]].to_numpy(float))
-        for j, (dist, site) in enumerate(zip(d, k, strict=True)):
-            target = class_index_of(str(corrections["class"].iloc[j]), classes)
-            if dist < 0.25 * lattice.a_px and target is not None:
-                cls[site] = target
-    prepared = prepare_image(image, lattice)
-    tiles, levels = real_cell_tiles(image, lattice, cell_ids, spec, prepared)
-    own = own_site_positions(tiles, lattice)
-    n_metal = len(lattice.metal_sites_px)
-    own_img = np.stack([tiles.to_image(own[:, 0]), tiles.to_image(own[:, 1])], axis=1)
-    dist, idx = cKDTree(sites).query(own_img.reshape(-1, 2))
-    dist, idx = dist.reshape(-1, 2), idx.reshape(-1, 2)
-    # Keep cells whose own sites are found where they should be, on the right sublattice.
-    good = (dist < 0.25 * lattice.a_px).all(1) & (idx[:, 0] < n_metal) & (idx[:, 1] >= n_metal)
-    context = image_context(levels)
-    host = read_image_ladder(prepared, lattice, lattice.material,
-                             substituents_of(classes)).host_level
-    n = int(good.sum())
-    return CellSet(tiles=tiles.tiles[good],
-                   labels=label_maps(tiles, sites, cls.astype(np.uint8))[good],
-                   own_sites=own[good], own_classes=cls[idx[good]].astype(np.uint8),
-                   classes=classes, context=np.tile(context, (n, 1)),
-                   host_level=np.full(n, host, np.float32))
 
 
 def preview_tiles(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,

@@ -251,8 +251,14 @@ def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_imag
                        translated_fraction: float = 0.5,
                        init_net: UNet | None = None,
                        init_classes: tuple[str, ...] | None = None,
-                       host_units: bool = False) -> Iterator[dict]:
+                       host_units: bool = False,
+                       labelled: list[str] | None = None,
+                       labelled_doses: int = 3) -> Iterator[dict]:
     """Generate stage-2 data (translated + direct simulated cells) and train the U-Net.
+
+    ``labelled``: folders of labelled images of another simulator (multislice), whose cells
+    join the training data, each image read at ``labelled_doses`` noise realisations
+    (:mod:`.labelled_images`).
 
     ``host_units``: the detector reads tiles in host units, a host chalcogen column 1 whatever
     the composition (:mod:`..cells.ladder`; the card says ``"unit": "host"``); otherwise in
@@ -296,6 +302,19 @@ def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_imag
     parts.append(simulated_cells(n_images - n_trans, seed + 1, material, spec, ideal=False,
                                  classes=classes))
     train = crop_cells(CellSet.concatenate(parts), spec, det_spec)
+    n_labelled = n_labelled_folders = 0
+    if labelled:
+        from .labelled_images import labelled_cells
+
+        extra = None
+        for item in labelled_cells(labelled, classes, det_spec, labelled_doses, seed + 3):
+            if item.get("done"):
+                extra, n_labelled_folders = item["cells"], item["n_folders"]
+            else:
+                yield item
+        if extra is not None:
+            n_labelled = len(extra)
+            train = CellSet.concatenate([train, extra])
     val = crop_cells(simulated_cells(val_images, seed + 2, material, spec, ideal=False,
                                      classes=classes), spec, det_spec)
     if host_units:
@@ -315,6 +334,9 @@ def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_imag
                          "elapsed_s": round(result["elapsed_s"], 1), "n_images": n_images,
                          "translated_images": n_trans, "n_cells": len(train),
                          "init_classes": list(init_classes) if init_classes else None,
+                         "labelled_images": n_labelled_folders,
+                         "labelled_cells": n_labelled,
+                         "labelled_doses": labelled_doses if labelled else None,
                          "noise_model": noise_model_info.name if noise_model_info else None},
             "metrics": {"validation_site_f1": result["metrics"],
                         "validation": f"{len(val)} cells of {val_images} held-out simulated images"}}
