@@ -202,3 +202,34 @@ def test_click_added_point_is_manual_of_the_chosen_class_even_after_a_selection(
 
     set_class(layer, [1], "V_S2")  # later edits still work
     assert list(layer.features["class"].astype(str)) == ["O_S", "V_S2", "V_Mo"]
+
+
+def test_choosing_a_class_leaves_the_selected_point_alone_and_added_points_have_no_grain(
+        make_napari_viewer):
+    """With a detection selected, choosing a class in the box is for the points added next:
+    the selected one keeps its class, marker and colour (napari restyled it: an orange diamond
+    still called V_S). A point added while a grain-0 detection is selected belongs to no grain
+    (-1), as every point added by hand."""
+    from napari_atomdefect._layers import defect_layer_kwargs
+    from napari_atomdefect.widgets.review import ReviewWidget
+
+    viewer = make_napari_viewer()
+    table = pd.DataFrame({"y_px": [10.0, 40.0], "x_px": [10.0, 40.0], "class": ["V_S", "V_S2"],
+                          "confidence": [0.62, 0.9], "source": ["model", "model"],
+                          "grain": [0, 1]})
+    layer = viewer.add_points(table[["y_px", "x_px"]].to_numpy(),
+                              **defect_layer_kwargs(table, 0.012, "dets", a_px=26.0))
+    review = ReviewWidget(viewer)
+    review.class_combo.setCurrentText("V_S")
+    layer.selected_data = {0}
+    symbol_before = str(getattr(layer.symbol[0], "value", layer.symbol[0]))
+    colour_before = layer.border_color[0].copy()
+    review.class_combo.setCurrentText("O_S")
+    assert str(layer.features["class"].iloc[0]) == "V_S"
+    assert str(getattr(layer.symbol[0], "value", layer.symbol[0])) == symbol_before == "disc"
+    np.testing.assert_allclose(layer.border_color[0], colour_before)
+    layer.add(np.array([[70.0, 70.0]]))  # a click in add mode, point 0 still selected
+    new = layer.features.iloc[-1]
+    assert (str(new["class"]), int(new["grain"]), str(new["source"])) == ("O_S", -1, "manual")
+    assert str(getattr(layer.symbol[-1], "value", layer.symbol[-1])) == "diamond"
+    assert str(layer.features["class"].iloc[0]) == "V_S"

@@ -50,8 +50,9 @@ def marker_size(layer) -> float:
 def set_class(layer, indices, cls: str, new_points: bool = False) -> None:
     """Give the points ``indices`` of ``layer`` the class ``cls`` (a human decision: manual).
 
-    ``new_points``: the points were just added by hand, so they belong to no track either
-    (``track_id`` -1), whatever napari copied into them from a selected point.
+    ``new_points``: the points were just added by hand, so they belong to no track and no
+    grain either (``track_id`` and ``grain`` -1), whatever napari copied into them from a
+    selected point.
     """
     idx = np.asarray(sorted(indices), int)
     if idx.size == 0:
@@ -69,8 +70,9 @@ def set_class(layer, indices, cls: str, new_points: bool = False) -> None:
         features.loc[idx, "source"] = "manual"
     if "confidence" in features:
         features.loc[idx, "confidence"] = 1.0
-    if new_points and "track_id" in features:
-        features.loc[idx, "track_id"] = -1
+    for col in ("track_id", "grain"):
+        if new_points and col in features:
+            features.loc[idx, col] = -1
     layer.features = features
     symbols = np.asarray(layer.symbol, dtype=object).copy()
     if symbols.shape == (len(layer.data),):
@@ -204,18 +206,22 @@ class ReviewWidget(QWidget):
         return handler
 
     def _class_changed(self, cls: str) -> None:
+        """The class for points added next; the selected points keep theirs (napari would
+        restyle them: *Set class of selected* and the keys change a class)."""
         layer = self.layer()
         if layer is None:
             return
         defaults = layer.feature_defaults.copy()
-        values = {"class": cls, "confidence": 1.0, "source": "manual"}
+        values = {"class": cls, "confidence": 1.0, "source": "manual", "grain": -1,
+                  "track_id": -1}
         for col, value in values.items():
             if col in defaults.columns:
                 if hasattr(defaults[col], "cat") and value not in defaults[col].cat.categories:
                     continue
                 defaults.loc[0, col] = value
-        layer.feature_defaults = defaults
-        layer.current_symbol = class_symbol(cls)
+        with layer.block_update_properties():
+            layer.feature_defaults = defaults
+            layer.current_symbol = class_symbol(cls)
 
     # ------------------------------------------------------------------ edits
     def _toggle_add(self, on: bool) -> None:
