@@ -118,3 +118,38 @@ def test_lattice_warnings_reach_the_widget(make_napari_viewer, qtbot, sim):
     wait_idle(qtbot, widget)
     assert "kept as given" in widget.status.text()
     assert "off" in widget.calibration_label.text()
+
+
+def test_an_alloy_calibrated_with_vegard_says_so_in_the_calibration_line(make_napari_viewer,
+                                                                          qtbot):
+    """An uncalibrated Se-rich WS2 layer analysed as WS2 with Se takes its pixel size from
+    Vegard's law; the calibration line says so (it said only "calibrated from the lattice",
+    the Se share appeared nowhere)."""
+    c = 0.9
+    sim = simulate_image("WS2", 256, 0.012, seed=3, substituents="Se",
+                         defect_fractions={"Se_S": 2 * c * (1 - c), "Se2_S2": c * c})
+    viewer = make_napari_viewer()
+    viewer.add_image(np.asarray(sim.image), name="alloy")
+    widget = DetectWidget(viewer)
+    widget.material.setCurrentText("WS2")
+    for name, box in widget.substituent_checks.items():
+        box.setChecked(name == "Se")
+    widget.run_all()
+    wait_idle(qtbot, widget)
+    label = widget.calibration_label.text()
+    assert "Vegard's law" in label and "% Se" in label, label
+    assert "off)" not in label
+
+
+def test_the_calibration_line_tells_no_disagreement_within_the_tolerance():
+    from napari_atomdefect.core.lattice.calibration_policy import (
+        choose_pixel_size,
+        describe_choice,
+    )
+
+    close = choose_pixel_size(0.01180, "lattice", 0.01188, "MoS2", 0.03)
+    assert describe_choice(close, "lattice") == ("In use: 0.01180 nm/px (calibrated from the "
+                                                 "lattice).")
+    far = choose_pixel_size(0.01100, "lattice", 0.01188, "MoS2", 0.03)
+    assert "the earlier calibration was 0.01100 nm/px (7.4% off)" in describe_choice(
+        far, "lattice")

@@ -505,6 +505,7 @@ class DetectWidget(QWidget):
 
     def _show_choice(self, layer, lattice) -> None:
         """Show, persistently, the pixel size in use, where it came from and any disagreement."""
+        from ..core.detect.alloy_calibration import VEGARD_NOTE
         from ..core.lattice.calibration_policy import choose_pixel_size, describe_choice
         from ..core.lattice.lattice import CALIBRATION_TOLERANCE
         from ..core.materials.materials import lattice_constant_range_nm
@@ -515,6 +516,9 @@ class DetectWidget(QWidget):
                                    lattice.material.name, CALIBRATION_TOLERANCE,
                                    alloy_range_nm=(lo / lattice.a_px, hi / lattice.a_px))
         text = describe_choice(choice, source)
+        vegard = next((m for m in lattice.messages if VEGARD_NOTE in m), None)
+        if vegard is not None and choice.source == "lattice":  # an alloy's own lattice constant
+            text = f"In use: {vegard[0].lower()}{vegard[1:]}"
         file_px = layer.metadata.get("atomdefect", {}).get("file_pixel_size_nm")
         if source == "lattice" and file_px and choice.source == "lattice":
             off = abs(file_px / choice.pixel_size_nm - 1)

@@ -36,6 +36,10 @@ def partner_share(sites: pd.DataFrame, host: str | Material) -> float:
     return float(atoms / (2 * len(chalcogen)))
 
 
+#: Words of the message of a Vegard calibration (:func:`vegard_calibration`).
+VEGARD_NOTE = "with Vegard's law"
+
+
 def vegard_calibration(lattice: Lattice, sites: pd.DataFrame) -> Lattice:
     """``lattice`` with its pixel size re-derived from the alloy's lattice constant.
 
@@ -54,7 +58,7 @@ def vegard_calibration(lattice: Lattice, sites: pd.DataFrame) -> Lattice:
         return lattice
     a_nm = (1 - share) * mat.a_nm + share * partner.a_nm
     px = a_nm / lattice.a_px
-    note = (f"Pixel size calibrated from the lattice with Vegard's law for {share:.0%} "
+    note = (f"Pixel size calibrated from the lattice {VEGARD_NOTE} for {share:.0%} "
             f"{partner.chalcogen} (a = {a_nm:.4f} nm between {mat.name} {mat.a_nm:.4f} and "
             f"{partner.name} {partner.a_nm:.4f} nm): {px:.5f} nm/px.")
     messages = [m for m in lattice.messages if not m.startswith("Pixel size calibrated from")]
@@ -62,4 +66,4 @@ def vegard_calibration(lattice: Lattice, sites: pd.DataFrame) -> Lattice:
                                messages=messages + [note])
 
 
-__all__ = ["partner_share", "vegard_calibration"]
+__all__ = ["VEGARD_NOTE", "partner_share", "vegard_calibration"]

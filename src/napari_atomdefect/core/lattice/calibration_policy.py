@@ -129,7 +129,8 @@ def describe_choice(choice: PixelSizeChoice, given_source: str = "none") -> str:
     where = {"file": "from the file", "lattice": "calibrated from the lattice",
              "user": "typed by you"}.get(choice.source, choice.source)
     text = f"In use: {choice.pixel_size_nm:.5f} nm/px ({where})"
-    if choice.given_nm is not None and choice.disagreement:
+    # (within the tolerance there is no disagreement to tell: the value given is in use)
+    if choice.given_nm is not None and choice.disagreement and choice.message is not None:
         said = {"file": "the file says", "user": "you typed", "lattice": "the earlier calibration"
                 " was"}.get(given_source, "given")
         if choice.source == "lattice":
