@@ -138,3 +138,23 @@ def test_lattice_follows_the_calibration_policy(make_napari_viewer, qtbot):
     qtbot.waitUntil(lambda: ft.lattice is not None, timeout=60_000)
     assert ft.lattice.calibration == "lattice"
     assert ft.lattice.pixel_size_nm == pytest.approx(0.012, rel=0.01)
+
+
+def test_finetune_follows_the_material_the_image_was_analysed_as(make_napari_viewer):
+    """A WS2 image analysed as WS2 with Se in the Detect widget: the Fine-tune widget takes WS2
+    and its bundled model as the base (it stayed at MoS2 / mos2-default and fine-tuned that)."""
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((64, 64), np.float32), name="ws2")
+    detect, finetune = DetectWidget(viewer), FinetuneWidget(viewer)
+    assert finetune.material.currentText() == "MoS2"
+    detect.material.setCurrentText("WS2")
+    for name, box in detect.substituent_checks.items():
+        box.setChecked(name == "Se")
+    assert detect._inputs() is not None  # what every run of the Detect widget starts with
+    assert finetune.material.currentText() == "WS2"
+    assert finetune.base_model.currentText() == "ws2-default"
+    # a later analysis as another material is followed too
+    detect.material.setCurrentText("WSe2")
+    detect._inputs()
+    assert (finetune.material.currentText(), finetune.base_model.currentText()) == (
+        "WSe2", "wse2-default")

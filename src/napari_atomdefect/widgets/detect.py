@@ -549,6 +549,12 @@ class DetectWidget(QWidget):
             return None
         image, frame = self._frame(layer)
         px, calibration = given_pixel_size(layer)
+        # The image's analysis (the Fine-tune widget follows it): material and substituents.
+        meta = dict(layer.metadata.get("atomdefect", {}))
+        analysis = {"material": self.material.currentText(),
+                    "substituents": list(self.run_substituents())}
+        if {k: meta.get(k) for k in analysis} != analysis:
+            layer.metadata = {**layer.metadata, "atomdefect": {**meta, **analysis}}
         return layer, image, frame, px, calibration
 
     def start_region(self) -> None:

@@ -93,6 +93,7 @@ class FinetuneWidget(QWidget):
         # (layer, frame, material, pixel size) -> Lattice, found in a worker; layers held weakly,
         # entries dropped when the layer is removed or its data change.
         self._lattices = LatticeCache(self.viewer)
+        self._followed = None  # the image layer whose analysed material is followed
         self._t0 = 0.0
         self.last_result = None
 
@@ -249,7 +250,34 @@ class FinetuneWidget(QWidget):
         return layer_by_name(self.viewer, self.image_combo)
 
     def _image_changed(self, *args) -> None:
+        layer = self.image_layer()
+        if self._followed is not None and self._followed is not layer:
+            self._followed.events.metadata.disconnect(self._follow_material)
+            self._followed = None
+        if layer is not None and self._followed is None:
+            layer.events.metadata.connect(self._follow_material)
+            self._followed = layer
+        self._follow_material()
         self.update_selection()
+
+    def _follow_material(self, *args) -> None:
+        """Take the material the image was analysed as in the Detect widget (recorded on the
+        image layer), and that material's bundled model as the base when the base was another
+        material's bundled model."""
+        from ..core.models.registry import default_model_name, list_models
+
+        layer = self.image_layer()
+        meta = {} if layer is None else layer.metadata.get("atomdefect", {})
+        material = meta.get("material")
+        if not material or material == self.material.currentText() \
+                or self.material.findText(material) < 0:
+            return
+        self.material.setCurrentText(material)
+        bundled = {info.name for info in list_models() if info.bundled}
+        if self.base_model.currentText() in bundled or not self.base_model.currentText():
+            k = self.base_model.findText(default_model_name(material, meta.get("substituents")))
+            if k >= 0:
+                self.base_model.setCurrentIndex(k)
 
     def _frame_index(self, layer) -> int | None:
         if np.ndim(layer.data) != 3:
