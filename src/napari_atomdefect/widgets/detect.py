@@ -16,6 +16,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QWidget,
 )
 
@@ -232,6 +233,10 @@ class DetectWidget(QWidget):
         self.device = QComboBox()
         self.device.addItems(list(DEVICE_CHOICES))
         self.device_label = QLabel("")
+        # (a long "used: cpu (1 of 2 threads: …)" must wrap, not widen the dock past the window)
+        self.device_label.setWordWrap(True)
+        self.device_label.setSizePolicy(QSizePolicy.Policy.Ignored,
+                                        QSizePolicy.Policy.Preferred)
         self.frames = QComboBox()
         self.frames.addItems(list(FRAME_CHOICES))
         self.frames.setToolTip("For a stack or movie: detect in the frame shown, or in every "
@@ -842,6 +847,10 @@ class DetectWidget(QWidget):
             self._lattices[self._key(layer, frame, px)] = lattices
         self._image_changed()
 
+    def _show_device(self, device: str) -> None:
+        self.device_label.setText(f"used: {device}")
+        self.device_label.setToolTip(f"used: {device}")
+
     def _show_movie(self, layer, result) -> None:
         """Add a movie's detections as one 3-D Points layer (frame, row, col) and its tracks."""
         from napari.utils.notifications import show_info
@@ -874,7 +883,7 @@ class DetectWidget(QWidget):
         if len(tracks):
             self.viewer.add_tracks(tracks, **track_layer_kwargs(
                 f"{layer.name} tracks ({result['model']})", frame3, px, layer.name))
-        self.device_label.setText(f"used: {result['device']}")
+        self._show_device(result["device"])
         self._show_fit(result.get("fit_messages", []))
         n_tracks = len(np.unique(tracks[:, 0])) if len(tracks) else 0
         drift = result["drift_px"][-1]
@@ -906,7 +915,7 @@ class DetectWidget(QWidget):
         meta.update(fit=table.attrs.get("fit"), ladder=table.attrs.get("ladder"),
                     operating_point=table.attrs.get("operating_point", op))
         self.viewer.add_points(table[["y_px", "x_px"]].to_numpy(float), **kwargs)
-        self.device_label.setText(f"used: {result['device']}")
+        self._show_device(result["device"])
         self._show_fit(result.get("fit_messages", []))
         self._show_choice(layer, lattice)
         counts = table["class"].value_counts()
