@@ -275,6 +275,12 @@ def test_a_mirror_twin_is_a_grain_of_its_own():
         plain = find_lattice(bicrystal_image()[2], "MoS2", pixel_size_nm=0.012)
     assert len(lattices) == 2 and is_mirror_twin(*lattices)
     assert not twin_sites(plain, bicrystal_image()[2]).any()
+    # uncalibrated too: one lattice over both domains shows no second sublattice, yet it is
+    # not the second-order ring of a field too small (no spots a third of the way between)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bare = find_grains(image, "MoS2")
+    assert len(bare) == 2 and bare[0].pixel_size_nm == pytest.approx(0.012, rel=0.03)
     defects = result["defects"]
     assert any("a mirror twin" in m for m in defects.attrs["messages"])
     a = lattices[0].a_px

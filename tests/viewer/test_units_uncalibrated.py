@@ -153,3 +153,17 @@ def test_the_calibration_line_tells_no_disagreement_within_the_tolerance():
     far = choose_pixel_size(0.01100, "lattice", 0.01188, "MoS2", 0.03)
     assert "the earlier calibration was 0.01100 nm/px (7.4% off)" in describe_choice(
         far, "lattice")
+
+
+def test_a_scale_in_angstrom_is_read_as_a_pixel_size(make_napari_viewer):
+    """A layer whose scale is in Å (or pm, µm) has a pixel size (it was ignored: only nm
+    counted); a scale in pixels has none."""
+    from napari_atomdefect.widgets._common import given_pixel_size
+
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(np.zeros((32, 32)), scale=(0.11, 0.11), units=("angstrom",) * 2)
+    assert given_pixel_size(layer) == (pytest.approx(0.011), "file")
+    widget = DetectWidget(viewer)
+    assert "0.01100 nm/px" in widget.calibration_label.text()
+    bare = viewer.add_image(np.zeros((32, 32)))
+    assert given_pixel_size(bare) == (None, "none")

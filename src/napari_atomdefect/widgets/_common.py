@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 from qtpy.QtCore import QSize, Qt
 from qtpy.QtWidgets import (
     QComboBox,
@@ -148,9 +149,24 @@ def given_pixel_size(layer) -> tuple[float | None, str]:
     if px:
         source = meta.get("calibration")
         return float(px), source if source in ("file", "lattice") else "file"
-    if str(layer.units[-1]) in ("nm", "nanometer") and float(layer.scale[-1]) != 1.0:
-        return float(layer.scale[-1]), "file"
+    nm = _scale_in_nm(layer)
+    if nm is not None:
+        return nm, "file"
     return None, "none"
+
+
+def _scale_in_nm(layer) -> float | None:
+    """The layer's pixel size in nm when its scale is in a length unit (nm, Å, pm, µm; set by
+    another reader or by hand), else ``None`` (a scale of 1 in pixels says nothing)."""
+    unit = layer.units[-1]
+    scale = float(layer.scale[-1])
+    if str(unit) in ("nm", "nanometer"):
+        return scale if scale != 1.0 else None
+    try:
+        nm = float((scale * unit).to("nm").magnitude)
+    except Exception:  # (pint: pixel or another dimension)
+        return None
+    return nm if np.isfinite(nm) and nm > 0 else None
 
 
 class ClassLegend(QWidget):
