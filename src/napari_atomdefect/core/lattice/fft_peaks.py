@@ -106,7 +106,14 @@ def _ratio_at(ratio: np.ndarray, ky: np.ndarray, kx: np.ndarray, g: np.ndarray,
     return best
 
 
-def find_reciprocal_basis(image: np.ndarray, min_period_px: float = 3.0) -> ReciprocalBasis:
+#: A hexagon of spots within this relative distance of the expected first-order frequency (a
+#: given pixel size) is taken for the first order (file calibrations can be ~10 % off; the
+#: wrong orders lie √3 or 2 times farther).
+EXPECTED_FREQUENCY_TOLERANCE = 0.2
+
+
+def find_reciprocal_basis(image: np.ndarray, min_period_px: float = 3.0,
+                          expected_g: float | None = None) -> ReciprocalBasis:
     """Find two first-order reciprocal vectors of a hexagonal lattice, 120 degrees apart.
 
     Parameters
@@ -115,6 +122,12 @@ def find_reciprocal_basis(image: np.ndarray, min_period_px: float = 3.0) -> Reci
         2-D float image.
     min_period_px : float
         Shortest lattice-plane spacing considered, in pixels.
+    expected_g : float, optional
+        The first-order spots' frequency (cycles per pixel) a known pixel size implies. The
+        strongest hexagon within :data:`EXPECTED_FREQUENCY_TOLERANCE` of it is taken, unless
+        it is a higher order of a lower-frequency hexagon (a pixel size twice too large); on a
+        small or noisy field the first-order spots are broad and a higher order can otherwise
+        win. Without a hexagon there, the search is the same as without a pixel size.
 
     Returns
     -------
@@ -128,14 +141,32 @@ def find_reciprocal_basis(image: np.ndarray, min_period_px: float = 3.0) -> Reci
     """
     ratio, power, ky, kx = _search_spectrum(image)
     triplets = hexagonal_triplets(ratio, ky, kx, min_period_px, power=power)
-    # Among hexagons of comparable strength, the lowest-frequency one is the primitive set
-    # (higher orders can be as strong, e.g. in noise-free or very sharp images).
-    strongest = max(t[0] for t in triplets)
-    chosen = min((t for t in triplets if t[0] >= 0.05 * strongest), key=lambda t: t[1])
+    blind = _blind_choice(triplets)
+    if expected_g and abs(blind[1] / expected_g - 1.0) > EXPECTED_FREQUENCY_TOLERANCE:
+        near = [t for t in triplets
+                if abs(t[1] / expected_g - 1.0) <= EXPECTED_FREQUENCY_TOLERANCE]
+        if near:
+            best = max(near, key=lambda t: t[0])
+            if _primitive_of(best, triplets) is None:
+                return ReciprocalBasis(g1=best[2], g2=best[3], strength=float(best[0]))
+        elif abs(blind[1] / (np.sqrt(3) * expected_g) - 1.0) <= EXPECTED_FREQUENCY_TOLERANCE:
+            # the first-order spots too faint to be found, but present where expected?
+            finer = finer_hexagon(ReciprocalBasis(g1=blind[2], g2=blind[3],
+                                                  strength=float(blind[0])))
+            if _stand_out(ratio, ky, kx, finer):
+                return finer
+    chosen = blind
     primitive = _primitive_of(chosen, triplets)
     if primitive is not None:
         return ReciprocalBasis(g1=primitive[5], g2=primitive[6], strength=float(primitive[0]))
     return ReciprocalBasis(g1=chosen[2], g2=chosen[3], strength=float(chosen[0]))
+
+
+def _blind_choice(triplets: list) -> tuple:
+    """Among hexagons of comparable strength, the lowest-frequency one: the primitive set
+    (higher orders can be as strong, e.g. in noise-free or very sharp images)."""
+    strongest = max(t[0] for t in triplets)
+    return min((t for t in triplets if t[0] >= 0.05 * strongest), key=lambda t: t[1])
 
 
 #: Least geometric mean, over a hexagon's three spots, of their ratio to the ring background
@@ -144,14 +175,26 @@ def find_reciprocal_basis(image: np.ndarray, min_period_px: float = 3.0) -> Reci
 PREDICTED_SPOT_RATIO = 3.5
 
 
+def finer_hexagon(basis: ReciprocalBasis) -> ReciprocalBasis:
+    """The hexagon of which ``basis`` would be the second order: √3 nearer the origin, turned
+    by 30°, each of its spots a third of the way between two of ``basis``'s."""
+    g1, g2 = basis.g1, basis.g2
+    return ReciprocalBasis(g1=(2 * g1 + g2) / 3, g2=-(g1 + 2 * g2) / 3, strength=basis.strength)
+
+
+def _stand_out(ratio: np.ndarray, ky: np.ndarray, kx: np.ndarray,
+               basis: ReciprocalBasis) -> bool:
+    values = [_ratio_at(ratio, ky, kx, np.asarray(g, float))
+              for g in (basis.g1, basis.g2, basis.g1 + basis.g2)]
+    return float(np.exp(np.mean(np.log(np.maximum(values, 1e-12))))) > PREDICTED_SPOT_RATIO
+
+
 def spots_stand_out(image: np.ndarray, basis: ReciprocalBasis) -> bool:
     """Whether the predicted spots of ``basis`` (``g1``, ``g2`` and ``g1 + g2``) stand out of
     the image's spectrum (geometric mean of their ratios to the ring background above
     :data:`PREDICTED_SPOT_RATIO`)."""
     ratio, _, ky, kx, _ = _power_ratio(np.asarray(image, np.float32))
-    values = [_ratio_at(ratio, ky, kx, np.asarray(g, float))
-              for g in (basis.g1, basis.g2, basis.g1 + basis.g2)]
-    return float(np.exp(np.mean(np.log(np.maximum(values, 1e-12))))) > PREDICTED_SPOT_RATIO
+    return _stand_out(ratio, ky, kx, basis)
 
 
 def _indexes(basis: tuple, g: np.ndarray, tol: float = 0.2) -> bool:

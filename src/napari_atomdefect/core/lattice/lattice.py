@@ -27,7 +27,7 @@ from ..io.validate import as_analysis_image, check_pixel_size, check_region
 from ..materials.columns import parse_substituents
 from ..materials.materials import Material, get_material, lattice_constant_range_nm
 from .crystal import OFF_CRYSTAL_NOTE, cells_and_share, in_crystal, off_crystal_message
-from .fft_peaks import ReciprocalBasis, find_reciprocal_basis, spots_stand_out
+from .fft_peaks import ReciprocalBasis, find_reciprocal_basis, finer_hexagon, spots_stand_out
 from .gpa import PhaseMap, image_spectrum, mean_frequency, phase_map
 from .mean_cell import fold_onto_cell
 from .sites import box_smooth, centroid_refine, neighbour_mean, refine_peaks
@@ -379,8 +379,7 @@ def _unit_cell_lattice(image: np.ndarray, arr: np.ndarray, basis0: ReciprocalBas
     the lattice found with them shows its second sublattice (and agrees with a given pixel size
     at least as well), it is the right one.
     """
-    g1, g2 = basis0.g1, basis0.g2
-    finer = ReciprocalBasis(g1=(2 * g1 + g2) / 3, g2=-(g1 + 2 * g2) / 3, strength=basis0.strength)
+    finer = finer_hexagon(basis0)
     if not spots_stand_out(arr, finer):
         return None  # (a mirror twin's lattice, run over both domains, has none there)
     try:
@@ -453,7 +452,10 @@ def find_lattice(
         arr = np.where(mask, arr, np.float32(np.median(arr[mask]))).astype(np.float32)
     if pixel_size_nm is not None:  # a file's value may be implausible: calibration replaces it
         pixel_size_nm = check_pixel_size(pixel_size_nm, plausible=calibration != "file")
-    basis0 = find_reciprocal_basis(arr) if _reciprocal is None else _reciprocal
+    # (a known pixel size tells where the first-order spots are expected)
+    expected_g = None if pixel_size_nm is None else 2.0 / (np.sqrt(3) * mat.a_nm / pixel_size_nm)
+    basis0 = (find_reciprocal_basis(arr, expected_g=expected_g) if _reciprocal is None
+              else _reciprocal)
     period = float(1.0 / min(np.linalg.norm(basis0.g1), np.linalg.norm(basis0.g2)))
     spectrum, pad = image_spectrum(arr, period)
     pm1 = phase_map(spectrum, basis0.g1, pad)
