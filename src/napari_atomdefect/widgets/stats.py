@@ -346,7 +346,10 @@ class StatsWidget(QWidget):
             self._set_rows(stats.index)
         for r, cls in enumerate(self.classes):
             row = stats.loc[cls]
-            values = [f"{int(row['count'])}", f"{row['per_nm2']:.3g}", f"{row['per_cell']:.3g}",
+            # (a table opened without its image knows no area, cells or sites: a dash)
+            values = [f"{int(row['count'])}",
+                      f"{row['per_nm2']:.3g}" if np.isfinite(row["per_nm2"]) else "–",
+                      f"{row['per_cell']:.3g}" if np.isfinite(row["per_cell"]) else "–",
                       f"{row['per_site']:.2%}" if np.isfinite(row["per_site"]) else "–"]
             for c, text in enumerate(values):
                 self.table.setItem(r, c, QTableWidgetItem(text))
