@@ -16,6 +16,7 @@ multislice runs give many noise realisations.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -114,8 +115,10 @@ def labelled_image_folders(paths: Iterable[str | Path]) -> list[Path]:
         path = Path(raw)
         if not path.exists():
             raise AtomDefectError(f"{path} does not exist.")
-        for meta in ([path / META_FILE] if (path / META_FILE).exists()
-                     else sorted(path.rglob(META_FILE))):
+        metas = ([path / META_FILE] if (path / META_FILE).exists() else
+                 [Path(root) / META_FILE for root, _, files in os.walk(path, followlinks=True)
+                  if META_FILE in files])  # (linked folders too)
+        for meta in metas:
             folder = meta.parent
             if (folder / LABELS_FILE).exists() and ((folder / CLEAN_FILE).exists()
                                                     or (folder / NOISY_FILE).exists()):
