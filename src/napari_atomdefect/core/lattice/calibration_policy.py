@@ -82,11 +82,14 @@ def choose_pixel_size(given_nm: float | None, source: str, lattice_nm: float, ma
     PixelSizeChoice
     """
     if given_nm is None or source == "none":
+        alloy = alloy_range_nm is not None and abs(alloy_range_nm[1] - alloy_range_nm[0]) > 0
         return PixelSizeChoice(float(lattice_nm), "lattice", float(lattice_nm), None, None,
                                f"Pixel size calibrated from the {material} lattice"
                                + (f" constant ({lattice_constant_nm:.4f} nm)"
                                   if lattice_constant_nm else "")
-                               + f": {lattice_nm:.5f} nm/px.")
+                               + f": {lattice_nm:.5f} nm/px"
+                               + ("; for an alloy, detection refines it from the "
+                                  "composition it finds (Vegard's law)." if alloy else "."))
     lo, hi = sorted(alloy_range_nm) if alloy_range_nm else (lattice_nm, lattice_nm)
     span = (float(lo), float(hi)) if hi > lo else None
     nearest = min(max(given_nm, lo), hi)  # the closest value the layer's lattice allows
