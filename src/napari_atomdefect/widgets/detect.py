@@ -219,6 +219,8 @@ class DetectWidget(QWidget):
         self.pixel_size.setSuffix(" nm")
         self.pixel_size.setSpecialValueText("unknown")  # (the line below says what is used)
         self.pixel_size.setToolTip("Pixel size; 'unknown' calibrates it from the lattice.")
+        self.pixel_size.setMinimumWidth(  # the whole value stays readable in a narrow dock
+            self.pixel_size.fontMetrics().horizontalAdvance("0.00000 nm") + 48)
         self.calibration_label = QLabel("")
         self.calibration_label.setWordWrap(True)
         # Room for two lines: a form row does not grow with a wrapped label.
@@ -268,6 +270,9 @@ class DetectWidget(QWidget):
         self.operating_group = self._operating_point_box()
 
         form = QFormLayout()
+        # (a narrow dock puts the labels above their fields rather than clipping the right
+        # edge: Cancel, Draw region and Calibrate from lattice stay visible)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         row = QHBoxLayout()
         row.addWidget(self.image_combo, 1)
         row.addWidget(self.open_button)
