@@ -513,12 +513,7 @@ def find_lattice(
                         f"column to column and the other does not: it is taken for the "
                         f"chalcogen, against {mat.name}'s usual brightness order (an alloy?).")
     if (i_b - i_h) < 0.05 * (i_a - i_h):
-        if _reciprocal is None:
-            # On a small field the first-order spots are broad and the second-order ring (√3
-            # farther out, turned by 30°) can win: its "cell" is a third of the unit cell, with
-            # every column and hollow on one sublattice. The unit cell's own spots are then a
-            # third of the way between two second-order ones; a lattice found with them that
-            # shows its second sublattice is the right one.
+        if _reciprocal is None:  # the second-order ring of a small field? (see there)
             coarser = _unit_cell_lattice(image, arr, basis0, a_px0, mat, pixel_size_nm,
                                          calibration, region, substituents)
             if coarser is not None:
