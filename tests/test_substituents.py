@@ -163,6 +163,8 @@ def test_registry_reads_classes_and_substituents(ws2_model, legacy_model):
     # the other hosts keep theirs.
     assert default_model_name("MoS2", ("O", "Se")) == "mos2-alloy"
     assert default_model_name("MoS2", "Se") == "mos2-alloy"
+    # spelt as a user types it ("se", "SE"), as --substituents reads it: the same model
+    assert default_model_name("MoS2", "se") == default_model_name("MoS2", ["SE"]) == "mos2-alloy"
     assert default_model_name("MoS2", ("O",)) == "mos2-default"
     assert default_model_name("WS2", ("Se",)) == "ws2-default"
     alloy = resolve_model(None, "MoS2", ("Se",))

@@ -147,8 +147,9 @@ def default_model_name(material: str | None = None,
         except AtomDefectError:
             stem = str(material).lower()
         if isinstance(substituents, str):
-            substituents = [d.strip() for d in substituents.split(",")]
-        if any(d in DOUBLE_SUBSTITUTION for d in substituents or ()) and \
+            substituents = [d.strip() for d in substituents.replace(";", ",").split(",")]
+        double = {d.lower() for d in DOUBLE_SUBSTITUTION}  # ("se" is Se, as parsing reads it)
+        if any(str(d).strip().lower() in double for d in substituents or ()) and \
                 (BUNDLED_DIR / f"{stem}{ALLOY_SUFFIX}" / CARD).is_file():
             return f"{stem}{ALLOY_SUFFIX}"
         if (BUNDLED_DIR / f"{stem}-default" / CARD).is_file():
