@@ -271,3 +271,32 @@ def test_calls_summary_tells_defects_from_alloying():
         "4 calls (1 defect, 3 alloying substitutions)"
     # Se not chosen: an Se call (a model's own defaults) is a point defect like any other.
     assert calls_summary(["Se_S"], ("O",)) == "1 defect"
+
+
+def test_a_heavier_substituent_not_chosen_is_named():
+    """Chalcogen columns brighter than the host's (Se in WS2 analysed with O only) are said,
+    naming the substituent to choose; a Se-rich MoS2 layer analysed with O only: "MoSe2 fits
+    better (or, for an S/Se alloy, MoS2 with Se)" — never the material chosen itself (a Te-rich
+    MoSe2 image was told "MoSe2 fits better"); a pristine layer at high dose: nothing."""
+    sim, lattice = _random_alloy("WS2", "Se", 0.3, microscope_seed=2, seed=2)
+    report = assess_fit(sim.image, lattice, "WS2", substituents=("O",))
+    assert any("brighter than a WS2 column can be: a heavier substituent (Se)" in m
+               for m in report.messages), report.messages
+    with_se = assess_fit(sim.image, lattice, "WS2", substituents=("O", "Se"))
+    assert not any("brighter than" in m for m in with_se.messages)
+    sim, lattice = _random_alloy("MoS2", "Se", 0.8, microscope_seed=4, seed=4)
+    text = " ".join(assess_fit(sim.image, lattice, "MoS2", substituents=("O",)).messages)
+    assert "MoSe2 fits better (or, for an S/Se alloy, MoS2 with Se)" in text, text
+    for material in MATERIALS:
+        report = assess_fit(*_pristine(material), material, substituents=())
+        assert not any("fits better" in m and f"; {material} fits" in m
+                       for m in report.messages)
+        assert report.measurements.bright_share() < 0.02, material
+
+
+def _pristine(material: str):
+    params = MicroscopeParams.random(np.random.default_rng(9), material, dose_e_per_A2=2e6)
+    sim = simulate_image(material, 320, 0.012, params=params, seed=9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sim.image, find_lattice(sim.image, material, pixel_size_nm=0.012)

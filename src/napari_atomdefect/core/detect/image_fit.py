@@ -78,6 +78,8 @@ class ImageMeasurements:
         calibrated from the lattice.
     n_chalcogen_sites : int
         Chalcogen columns measured.
+    chalcogen_relative : ndarray
+        Each chalcogen column's level over their median.
     """
 
     metal_to_chalcogen: float
@@ -85,6 +87,18 @@ class ImageMeasurements:
     metal_spread: float
     a_nm: float | None
     n_chalcogen_sites: int
+    chalcogen_relative: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+
+    def bright_share(self, host_level: float = 1.0) -> float:
+        """Share of the chalcogen columns brighter than a host column (``host_level``, in units
+        of the median column) by more than :data:`BRIGHT_SIGMAS` noise widths — the width a
+        column's level has from shot noise, scaled from the metal columns' spread — and by
+        at least :data:`BRIGHT_FLOOR`."""
+        rel = self.chalcogen_relative
+        if len(rel) < 20 or not np.isfinite(self.metal_spread):
+            return 0.0
+        width = self.metal_spread / 1.349 * np.sqrt(max(self.metal_to_chalcogen, 1e-3))
+        return float(np.mean(rel > host_level + max(BRIGHT_SIGMAS * width, BRIGHT_FLOOR)))
 
     @property
     def excess_spread(self) -> float:
@@ -172,10 +186,13 @@ def measure_image(image: np.ndarray, lattice: Lattice,
     chalc = _column_values(smoothed, lattice.chalcogen_sites_px, levels.background)
     metal = _column_values(smoothed, lattice.metal_sites_px, levels.background)
     a_nm = None if lattice.calibration == "lattice" else float(lattice.a_px * lattice.pixel_size_nm)
+    median = float(np.median(chalc)) if len(chalc) else 0.0
     return ImageMeasurements(metal_to_chalcogen=float(levels.metal_to_chalcogen),
                              chalcogen_spread=_relative_spread(chalc),
                              metal_spread=_relative_spread(metal), a_nm=a_nm,
-                             n_chalcogen_sites=len(chalc))
+                             n_chalcogen_sites=len(chalc),
+                             chalcogen_relative=(chalc / median if median > 0
+                                                 else np.zeros(0)))
 
 
 def _relative_spread(values: np.ndarray) -> float:
@@ -224,6 +241,17 @@ def alloy_between(ratio: float, metal: str) -> tuple[str, str] | None:
     low = TRAINING_RANGES[selenide]["metal_to_chalcogen"][1]  # Se2 columns: low contrast
     high = TRAINING_RANGES[sulfide]["metal_to_chalcogen"][1]
     return (sulfide, selenide) if low < ratio < high else None
+
+
+#: The substituent heavier than each host chalcogen that the package models.
+HEAVIER_SUBSTITUENT = {"S": "Se", "Se": "Te"}
+#: A chalcogen column this many noise widths above a host column holds a heavier atom.
+BRIGHT_SIGMAS = 4.0
+#: ... and at least this far above it, in host columns (multislice columns scatter by ~5 %
+#: at rest even where shot noise is small).
+BRIGHT_FLOOR = 0.2
+#: Least share of such columns that is said (pristine and light-substituted images: under 2 %).
+BRIGHT_SHARE = 0.05
 
 
 def alloying_partner(material: str | Material) -> str:
@@ -292,8 +320,17 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
                   f"like an S/Se alloy (a partly converted layer), nearer {nearer} — analyse it as "
                   f"an alloy: {nearer} with {alloying_partner(nearer)}, or {other} with "
                   f"{alloying_partner(other)}")
-    elif candidates:
+    elif candidates and candidates[0] != chosen:
         better = f"; {candidates[0]} fits better"
+        partner = alloying_partner(chosen)
+        if MATERIALS[candidates[0]].metal == metal and partner not in substituents:
+            better += f" (or, for an S/Se alloy, {chosen} with {partner})"
+    elif host_ratio < TRAINING_RANGES[chosen]["metal_to_chalcogen"][0]:
+        # the chalcogen columns outshine the chosen host's: a heavier atom in them
+        heavier = HEAVIER_SUBSTITUENT.get(MATERIALS[chosen].chalcogen)
+        better = (f": the chalcogen columns are brighter than {chosen}'s — a heavier "
+                  f"substituent ({heavier}) to choose among the substituents, or another material"
+                  if heavier and heavier not in substituents else "")
     else:
         better = ""
     if (_contrast_distance(host_ratio, chosen) > 0
@@ -312,6 +349,13 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
     if trained != chosen and _contrast_distance(ratio, trained) > 0:
         messages.append(f"Metal/chalcogen contrast {ratio:.2f} is outside what the {trained} model "
                         f"was trained on ({lo:.1f}–{hi:.1f}).")
+    heavier = HEAVIER_SUBSTITUENT.get(MATERIALS[chosen].chalcogen)
+    bright = meas.bright_share(host_level)
+    if heavier and heavier not in substituents and bright > BRIGHT_SHARE \
+            and not any(heavier in m for m in messages):
+        messages.append(f"{bright:.0%} of the chalcogen columns are brighter than a {chosen} "
+                        f"column can be: a heavier substituent ({heavier}) to choose among the "
+                        "substituents, contamination or another material.")
     spread_max = TRAINING_RANGES[trained]["excess_spread"][0]
     excess = meas.excess_spread
     # Any alloying substituent chosen (S/Se, or Te in a selenide): a wide spread is expected.
