@@ -80,6 +80,9 @@ class ImageMeasurements:
         Chalcogen columns measured.
     chalcogen_relative : ndarray
         Each chalcogen column's level over their median.
+    skewness : float
+        Skewness of the smoothed image's pixel values: positive for bright columns on a darker
+        field (HAADF: +0.6 to +2.6 on every image at hand), negative for an inverted image.
     """
 
     metal_to_chalcogen: float
@@ -88,6 +91,7 @@ class ImageMeasurements:
     a_nm: float | None
     n_chalcogen_sites: int
     chalcogen_relative: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    skewness: float = 1.0
 
     def bright_share(self, host_level: float = 1.0) -> float:
         """Share of the chalcogen columns brighter than a host column (``host_level``, in units
@@ -187,12 +191,17 @@ def measure_image(image: np.ndarray, lattice: Lattice,
     metal = _column_values(smoothed, lattice.metal_sites_px, levels.background)
     a_nm = None if lattice.calibration == "lattice" else float(lattice.a_px * lattice.pixel_size_nm)
     median = float(np.median(chalc)) if len(chalc) else 0.0
+    values = np.asarray(smoothed, np.float64).ravel()
+    spread = float(values.std())
+    skewness = (float(np.mean(((values - values.mean()) / spread) ** 3)) if spread > 0
+                else 0.0)
     return ImageMeasurements(metal_to_chalcogen=float(levels.metal_to_chalcogen),
                              chalcogen_spread=_relative_spread(chalc),
                              metal_spread=_relative_spread(metal), a_nm=a_nm,
                              n_chalcogen_sites=len(chalc),
                              chalcogen_relative=(chalc / median if median > 0
-                                                 else np.zeros(0)))
+                                                 else np.zeros(0)),
+                             skewness=skewness)
 
 
 def _relative_spread(values: np.ndarray) -> float:
@@ -243,6 +252,8 @@ def alloy_between(ratio: float, metal: str) -> tuple[str, str] | None:
     return (sulfide, selenide) if low < ratio < high else None
 
 
+#: Below this skewness of its pixel values an image is taken for inverted (columns dark).
+INVERTED_SKEWNESS = 0.0
 #: The substituent heavier than each host chalcogen that the package models.
 HEAVIER_SUBSTITUENT = {"S": "Se", "Se": "Te"}
 #: A chalcogen column this many noise widths above a host column holds a heavier atom.
@@ -349,6 +360,12 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
     if trained != chosen and _contrast_distance(ratio, trained) > 0:
         messages.append(f"Metal/chalcogen contrast {ratio:.2f} is outside what the {trained} model "
                         f"was trained on ({lo:.1f}–{hi:.1f}).")
+    if meas.skewness < INVERTED_SKEWNESS:
+        messages.insert(0, f"The image looks inverted: most of its pixels are bright and a few "
+                           f"dark (skewness {meas.skewness:+.1f}; a HAADF image of atomic columns "
+                           "is the other way round, above +0.5), so its columns are darker than "
+                           "the space between them. Is it a bright-field or ABF image? HAADF "
+                           "(Z-contrast) is needed: invert it, or open the HAADF channel.")
     heavier = HEAVIER_SUBSTITUENT.get(MATERIALS[chosen].chalcogen)
     bright = meas.bright_share(host_level)
     if heavier and heavier not in substituents and bright > BRIGHT_SHARE \
