@@ -247,9 +247,16 @@ def test_cli_ctrl_c_says_how_to_continue(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(batch_mod, "iter_batch", interrupted)
     out = tmp_path / "out"
     assert main(["batch", str(tmp_path), "--out", str(out), "--no-progress"]) == 130
+    # no summary written yet (workers may have written a CSV the run did not record)
+    assert capsys.readouterr().err == (
+        "atomdefect: interrupted after 3 of 7 files; no file was recorded as finished yet. Run "
+        "the same command again to continue (files not recorded are analysed again).\n")
+    out.mkdir()
+    (out / "summary.csv").write_text("image\n")
+    assert main(["batch", str(tmp_path), "--out", str(out), "--no-progress"]) == 130
     assert capsys.readouterr().err == (
         f"atomdefect: interrupted after 3 of 7 files; {out}/summary.csv lists the finished ones. "
-        "Run the same command again to continue.\n")
+        "Run the same command again to continue (files not recorded are analysed again).\n")
 
 
 def test_operating_point_reaches_every_image(folder, tmp_path, capsys):

@@ -85,9 +85,14 @@ def run_batch(args: argparse.Namespace) -> int:
                             update)
     except KeyboardInterrupt:
         close()
+        from pathlib import Path
+
+        summary_path = Path(args.out) / SUMMARY_NAME
+        recorded = (f"{summary_path} lists the finished ones" if summary_path.exists() else
+                    "no file was recorded as finished yet")
         print(f"atomdefect: interrupted after {last.get('done_files', 0)} of "
-              f"{last.get('total_files', '?')} files; {args.out}/{SUMMARY_NAME} lists the finished "
-              "ones. Run the same command again to continue.", file=sys.stderr)
+              f"{last.get('total_files', '?')} files; {recorded}. Run the same command again to "
+              "continue (files not recorded are analysed again).", file=sys.stderr)
         return 130
     finally:
         close()

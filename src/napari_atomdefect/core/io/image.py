@@ -40,6 +40,10 @@ class ReaderWarning(UserWarning):
     """Something about the file was changed or guessed while reading (e.g. RGB to grey)."""
 
 
+#: Words of the reader's note on a stack of frames (batch analyses every frame and drops it).
+STACK_NOTE = "stack of"
+
+
 @dataclass
 class StemImage:
     """An image read from disk.
@@ -133,8 +137,8 @@ def _finish(data: np.ndarray, pixel_size_nm: float | None, name: str, metadata: 
             "images and stacks of images are supported. A 4D-STEM dataset must be reduced to an "
             "image first.")
     if data.ndim == 3:
-        messages.append(f"{name}: a stack of {data.shape[0]} frames; detect one frame (the one "
-                        "shown, or --frame N) or all frames (--all-frames).")
+        messages.append(f"{name}: a {STACK_NOTE} {data.shape[0]} frames; detect one frame (the "
+                        "one shown, or --frame N) or all frames (--all-frames).")
     data = data.astype(np.float32, copy=False)
     n_bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
     if n_bad:
