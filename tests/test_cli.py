@@ -112,7 +112,7 @@ def test_detect_never_replaces_a_table_corrected_by_hand(tmp_path, capsys):
     edited = "y_px,x_px,class,confidence,source\n10.0,12.0,V_S,1.0,manual\n20,30,O_S,0.8,model\n"
     out.write_text(edited)
     assert main(["detect", str(image), "--pixel-size-nm", "0.012", "--out", str(out)]) == 2
-    assert "holds 1 defects you added or corrected by hand" in capsys.readouterr().err
+    assert "holds 1 defect you added or corrected by hand" in capsys.readouterr().err
     assert out.read_text() == edited
     out.write_text("y_px,x_px,class,confidence,source\n20,30,O_S,0.8,model\n")
     assert main(["detect", str(image), "--pixel-size-nm", "0.012", "--out", str(out)]) == 0

@@ -305,8 +305,9 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     check_writable(args.out)  # before the long detection: no result is lost at the end
     edited = manual_rows(args.out)
     if edited:  # a table the user corrected by hand is never replaced by a fresh detection
-        raise AtomDefectError(f"{args.out} holds {edited} defects you added or corrected by "
-                              "hand; it is not replaced: give another --out.")
+        rows = f"{edited} defect{'' if edited == 1 else 's'}"
+        raise AtomDefectError(f"{args.out} holds {rows} you added or corrected by hand; it is "
+                              "not replaced: give another --out.")
     select_device(args.device)
     img, data = _detect_input(args)
     if args.pixel_size_nm is not None:

@@ -8,8 +8,10 @@ converted to grey and stacks are kept as stacks, each with a message; anything u
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,29 @@ _UNIT_TO_NM = {
 
 class ReaderWarning(UserWarning):
     """Something about the file was changed or guessed while reading (e.g. RGB to grey)."""
+
+
+@contextlib.contextmanager
+def _tifffile_log() -> Iterator[list[str]]:
+    """Collect what tifffile logs while a file is read (it prints to stderr otherwise, before
+    and apart from this reader's own sentence)."""
+    import logging
+
+    logger = logging.getLogger("tifffile")
+    records: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage().split("> ", 1)[-1])
+
+    handler, propagate = _Collect(level=logging.WARNING), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 #: Words of the reader's note on a stack of frames (batch analyses every frame and drops it).
@@ -275,9 +300,11 @@ def read_image(path: str | Path) -> StemImage:
         elif ext in TIFF_EXTENSIONS:
             import tifffile
 
-            with tifffile.TiffFile(path) as tif:
+            with _tifffile_log() as logged, tifffile.TiffFile(path) as tif:
                 data = tif.asarray()
                 px, meta = _tiff_pixel_size(tif)
+            # (tifffile's own notes on a file it could read; on one it cannot, the error says it)
+            messages.extend(f"{path.name}: {m}" for m in logged)
         elif ext == ".npy":
             with open(path, "rb") as fh:
                 if fh.read(6) != b"\x93NUMPY":
