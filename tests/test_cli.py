@@ -132,3 +132,14 @@ def test_version_and_reader_notes_once(tmp_path, capsys):
     assert main(["detect", str(rgb), "--out", str(tmp_path / "d.csv")]) == 2
     err = capsys.readouterr().err
     assert err.count("converted to greyscale") == 1 and "Warning" not in err
+
+
+def test_a_frame_of_a_single_image_is_refused(tmp_path, capsys):
+    """--frame 3 on a 2-D image was accepted silently (the image analysed as it is)."""
+    from napari_atomdefect.core.simulate.image import simulate_image
+
+    np.save(tmp_path / "one.npy", simulate_image("MoS2", 96, 0.012, seed=0).image)
+    assert main(["detect", str(tmp_path / "one.npy"), "--frame", "3",
+                 "--out", str(tmp_path / "d.csv")]) == 2
+    assert "is a single image, not a stack: --frame 3" in capsys.readouterr().err
+    assert not (tmp_path / "d.csv").exists()

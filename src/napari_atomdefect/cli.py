@@ -161,6 +161,9 @@ def _load_frame(path: str, frame: int | None, args: argparse.Namespace | None = 
         if not 0 <= frame < data.shape[0]:
             raise AtomDefectError(f"--frame {frame} is out of range (0–{data.shape[0] - 1}).")
         data = data[frame]
+    elif frame not in (None, 0):  # (frame 0 of a single image is the image)
+        raise AtomDefectError(f"{img.name} is a single image, not a stack: --frame {frame} does "
+                              "not exist (leave --frame out).")
     return img, data
 
 
