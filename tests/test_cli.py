@@ -143,3 +143,15 @@ def test_a_frame_of_a_single_image_is_refused(tmp_path, capsys):
                  "--out", str(tmp_path / "d.csv")]) == 2
     assert "is a single image, not a stack: --frame 3" in capsys.readouterr().err
     assert not (tmp_path / "d.csv").exists()
+
+
+def test_a_region_beyond_the_image_is_said(tmp_path, capsys):
+    """--region reaching past the image was clipped silently; now the line says what is
+    analysed."""
+    from napari_atomdefect.core.simulate.image import simulate_image
+
+    np.save(tmp_path / "one.npy", simulate_image("MoS2", 160, 0.012, seed=0).image)
+    assert main(["detect", str(tmp_path / "one.npy"), "--pixel-size-nm", "0.012",
+                 "--region", "0:200,0:160", "--out", str(tmp_path / "d.csv")]) == 0
+    assert ("--region 0:200,0:160 reaches beyond the image (160 x 160 px): analysed up to its "
+            "edge (rows 0:160, columns 0:160).") in capsys.readouterr().err

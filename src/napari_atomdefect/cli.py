@@ -319,6 +319,13 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         px, source = img.pixel_size_nm, "file"
     if args.all_frames:
         return _detect_movie(args, data, px, source)
+    if args.region is not None:
+        r0, r1, c0, c1 = args.region
+        h, w = data.shape[-2:]
+        if min(r0, c0) < 0 or r1 > h or c1 > w:
+            print(f"--region {r0}:{r1},{c0}:{c1} reaches beyond the image ({h} x {w} px): "
+                  f"analysed up to its edge (rows {max(r0, 0)}:{min(r1, h)}, columns "
+                  f"{max(c0, 0)}:{min(c1, w)}).", file=sys.stderr)
     result = _quiet_calibration(
         run_to_end, iter_detect(data, px, args.material, args.model, args.device, source,
                                 operating_point=args.operating_point,
