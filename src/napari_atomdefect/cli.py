@@ -182,6 +182,8 @@ def _lattices_for(args: argparse.Namespace):
 
 
 def _cmd_lattice(args: argparse.Namespace) -> int:
+    from .core.lattice.grains import orientation_deg
+
     _, _, lattices = _lattices_for(args)
     lattice = lattices[0]
     for msg in lattice.messages:
@@ -199,6 +201,8 @@ def _cmd_lattice(args: argparse.Namespace) -> int:
         print(f"a1 = {d['a1_px'][0]:.3f}, {d['a1_px'][1]:.3f} px (row, col)")
         print(f"a2 = {d['a2_px'][0]:.3f}, {d['a2_px'][1]:.3f} px (row, col)")
         print(f"pixel size = {d['pixel_size_nm']:.5f} nm ({d['calibration']})")
+        print(f"lattice constant = {grain.a_px:.2f} px = {grain.a_px * grain.pixel_size_nm:.4f} "
+              f"nm, orientation {orientation_deg(grain):.1f}° (modulo 60°, from the column axis)")
         print(f"unit cells = {d['n_cells']}, metal sites = {len(grain.metal_sites_px)}, "
               f"chalcogen sites = {len(grain.chalcogen_sites_px)}")
     return 0
