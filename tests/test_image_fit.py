@@ -7,11 +7,15 @@ import warnings
 import numpy as np
 import pytest
 
+from napari_atomdefect.core.cells.ladder import read_image_ladder
+from napari_atomdefect.core.cells.normalize import prepare_image
+from napari_atomdefect.core.detect.detect import detect
 from napari_atomdefect.core.detect.image_fit import (
     TRAINING_RANGES,
     alloy_between,
     assess_fit,
     flagged_fraction_message,
+    heavier_substituent_reading,
     measure_training_ranges,
     rank_materials,
 )
@@ -116,7 +120,6 @@ def test_real_converted_ws2_images(shared_data):
 
 def test_detect_warns_and_records_when_the_model_does_not_fit(tmp_path, capsys):
     from napari_atomdefect.cli import main
-    from napari_atomdefect.core.detect.detect import detect
     from napari_atomdefect.core.detect.image_fit import ModelFitWarning
     from napari_atomdefect.core.io.image import write_tiff
 
@@ -139,7 +142,7 @@ def test_detect_warns_and_records_when_the_model_does_not_fit(tmp_path, capsys):
 
 
 def test_a_fitting_image_gives_no_fit_warning():
-    from napari_atomdefect.core.detect.detect import detect
+
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", category=Warning)
@@ -237,7 +240,7 @@ def test_pristine_ws2_at_low_contrast_reads_like_a_janus_layer_and_says_so():
     import warnings
     from pathlib import Path
 
-    from napari_atomdefect.core.detect.detect import detect
+
 
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_materials.py"
     spec = importlib.util.spec_from_file_location("bench_materials_fit", path)
@@ -314,3 +317,37 @@ def test_an_inverted_image_is_said():
         lattice = find_lattice(inverted, "MoS2", pixel_size_nm=0.012)
     report = assess_fit(inverted, lattice, "MoS2")
     assert not report.fits and report.messages[0].startswith("The image looks inverted")
+
+
+@pytest.mark.parametrize("material", ["MoSe2", "WSe2"])
+def test_te_in_a_selenide_analysed_with_s_only_is_said(material):
+    """A selenide with Te in a fifth of its columns, analysed with S only, reads as an S-rich
+    alloy (Te columns on the host's rung, pristine ones on S_Se's): detection says that Te
+    explains it better; an S-rich alloy analysed with S is not told so."""
+    sim, lattice = _random_alloy(material, "Te", 0.1, microscope_seed=3, seed=3)
+    prepared = prepare_image(sim.image, lattice)
+    ladder = read_image_ladder(prepared, lattice, material, ("S",))
+    assert ladder.median_class == "S_Se"
+    assert heavier_substituent_reading(prepared, lattice, material, ("S",), ladder) == "Te"
+    with_te = read_image_ladder(prepared, lattice, material, ("S", "Te"))
+    assert heavier_substituent_reading(prepared, lattice, material, ("S", "Te"), with_te) is None
+    report = assess_fit(sim.image, lattice, material, substituents=("S",),
+                        heavier_explains="Te")
+    assert any(f"read better as {material} with Te" in m and "(S, Te)" in m
+               for m in report.messages), report.messages
+    sim, lattice = _random_alloy(material, "S", 0.6, microscope_seed=3, seed=3)
+    prepared = prepare_image(sim.image, lattice)
+    ladder = read_image_ladder(prepared, lattice, material, ("S",))
+    assert ladder.median_class == "S_Se"
+    assert heavier_substituent_reading(prepared, lattice, material, ("S",), ladder) is None
+
+
+def test_detect_says_te_when_only_s_was_chosen():
+    """End to end: the sentence reaches the caller as a warning and in the result's messages."""
+    sim, _ = _random_alloy("MoSe2", "Te", 0.1, microscope_seed=1, seed=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = detect(sim.image, 0.012, "MoSe2", substituents="S")
+    text = " ".join(result.attrs["messages"])
+    assert "add Te to the substituents (S, Te)" in text, text
+    assert any("add Te to the substituents" in str(w.message) for w in caught)

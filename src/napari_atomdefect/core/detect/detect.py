@@ -44,6 +44,7 @@ from .image_fit import (
     assess_fit,
     counts_as_flagged,
     flagged_fraction_message,
+    heavier_substituent_reading,
     uniform_substitution_message,
 )
 from .site_rows import site_table
@@ -124,7 +125,9 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     ladder = read_image_ladder(prepared, lattice, mat, tuple(run.substituents))
     fit = assess_fit(prepared.flat, lattice, mat, model_material=card.get("material") or mat.name,
                      smoothed=prepared.smoothed, substituents=tuple(run.substituents),
-                     host_level=1.0 if ladder.median_class == "chalcogen" else ladder.host_level)
+                     host_level=1.0 if ladder.median_class == "chalcogen" else ladder.host_level,
+                     heavier_explains=heavier_substituent_reading(
+                         prepared, lattice, mat, tuple(run.substituents), ladder))
     if not fit.fits:  # before the long part: a script learns it at once, the widget shows it
         warnings.warn(fit.summary, ModelFitWarning, stacklevel=3)
         yield {"step": "fit", "fraction": progress[0] + 0.02 * (progress[1] - progress[0]),

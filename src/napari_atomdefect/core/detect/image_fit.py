@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..cells.normalize import intensity_levels, prepare_image, site_smoothed
+from ..cells.ladder import LadderReading, read_image_ladder
+from ..cells.normalize import PreparedImage, intensity_levels, prepare_image, site_smoothed
 from ..lattice.lattice import Lattice
-from ..materials.columns import DOUBLE_SUBSTITUTION
+from ..materials.columns import DOUBLE_SUBSTITUTION, supported_substituents
 from ..materials.materials import MATERIALS, Material, get_material
 
 #: Per material, the metal/chalcogen contrast (1st, 50th, 99th percentile) and the excess
@@ -281,10 +282,33 @@ def alloying_partner(material: str | Material) -> str:
     return "Se" if get_material(material).chalcogen == "S" else "S"
 
 
+def heavier_substituent_reading(prepared: PreparedImage, lattice: Lattice,
+                                material: str | Material, substituents: tuple[str, ...],
+                                ladder: LadderReading) -> str | None:
+    """The heavier substituent (Te in a selenide) that explains the image better than the
+    ladder reading of the chosen ``substituents``, else ``None``.
+
+    With the S/Se partner chosen but not the heavier atom, a selenide with Te in a tenth of its
+    columns reads as an S-rich alloy: its Te columns take the host's rung and its pristine
+    columns the partner's (``S_Se``), so every pristine column would be called substituted. When
+    the same levels read with the heavier substituent put the median column back on the host's
+    rung, that substituent is the likelier explanation (simulated MoSe2/WSe2 with 10–25 % Te
+    read so every time; S-rich alloys keep their ``S_Se`` median either way).
+    """
+    mat = get_material(material)
+    heavier = HEAVIER_SUBSTITUENT.get(mat.chalcogen)
+    if (ladder.median_class == "chalcogen" or heavier is None or heavier in substituents
+            or heavier not in supported_substituents(mat)):
+        return None
+    with_heavier = read_image_ladder(prepared, lattice, mat, tuple(substituents) + (heavier,))
+    return heavier if with_heavier.median_class == "chalcogen" else None
+
+
 def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
                model_material: str | None = None,
                smoothed: np.ndarray | None = None,
-               substituents: tuple[str, ...] = (), host_level: float = 1.0) -> FitReport:
+               substituents: tuple[str, ...] = (), host_level: float = 1.0,
+               heavier_explains: str | None = None) -> FitReport:
     """Compare what ``image`` shows with ``material`` and with the model's training range.
 
     Parameters
@@ -310,6 +334,9 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
         column). The chosen material's contrast range is checked against the host column's
         contrast, ``metal / host``: an alloy whose median column is substituted has the host's
         contrast where its host columns are.
+    heavier_explains : str, optional
+        A heavier substituent not chosen that reads the image as the host with that atom in its
+        brightest columns (:func:`heavier_substituent_reading`): said, as the likelier reading.
 
     Returns
     -------
@@ -383,6 +410,14 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
         messages.append(f"{bright:.0%} of the chalcogen columns are brighter than a {chosen} "
                         f"column can be: a heavier substituent ({heavier}) to choose among the "
                         "substituents, contamination or another material.")
+    if heavier_explains:
+        partner = alloying_partner(chosen)
+        messages.append(
+            f"The chalcogen columns read as an {partner}-rich {chosen} alloy, with its brightest "
+            f"columns pristine; they read better as {chosen} with {heavier_explains} in its "
+            f"brightest columns (then most columns are pristine): add {heavier_explains} to the "
+            f"substituents ({', '.join((*substituents, heavier_explains))}) unless the layer "
+            f"is known to hold {partner} and no {heavier_explains}.")
     spread_max = TRAINING_RANGES[trained]["excess_spread"][0]
     excess = meas.excess_spread
     # Any alloying substituent chosen (S/Se, or Te in a selenide): a wide spread is expected.
