@@ -17,7 +17,9 @@ from napari_atomdefect.core.detect.image_fit import (
     flagged_fraction_message,
     heavier_substituent_reading,
     measure_training_ranges,
+    other_host_reading,
     rank_materials,
+    uniform_substitution_message,
 )
 from napari_atomdefect.core.lattice.lattice import find_lattice
 from napari_atomdefect.core.materials.materials import MATERIALS
@@ -351,3 +353,53 @@ def test_detect_says_te_when_only_s_was_chosen():
     text = " ".join(result.attrs["messages"])
     assert "add Te to the substituents (S, Te)" in text, text
     assert any("add Te to the substituents" in str(w.message) for w in caught)
+
+
+def test_swapped_sublattices_name_the_material():
+    """A WS2 image analysed as MoSe2: the brighter W columns are taken for the chalcogen (as a
+    selenide's are), so the contrast reads 0.12 — no material's; its inverse is WS2's, which is
+    proposed (the sentence said "a heavier substituent (Te) ... or another material")."""
+    sim = simulate_image("WS2", 384, 0.012, seed=1, params=MicroscopeParams.random(
+        np.random.default_rng(1), "WS2", dose_e_per_A2=5e5))
+    report = _report(sim.image, "MoSe2")
+    assert report.proposed == "WS2", report.messages
+    assert any("as metal columns they show WS2's contrast" in m for m in report.messages)
+
+
+def test_a_given_pixel_size_ranks_materials_by_lattice_constant():
+    """WSe2 analysed as MoSe2 at its right pixel size: the contrast (1.1–1.8) is MoS2's and
+    WSe2's; the lattice constant (0.328 nm) is only WSe2's, which is proposed (MoS2 was)."""
+    assert rank_materials(1.5, "Mo")[0] == "MoS2"
+    assert rank_materials(1.5, "Mo", a_nm=0.3285)[0] == "WSe2"
+    assert rank_materials(1.5, "Mo", a_nm=0.36)[0] == "MoS2"  # (no material has it: unchanged)
+    for seed in (1, 2):
+        sim = simulate_image("WSe2", 384, 0.012, seed=seed, params=MicroscopeParams.random(
+            np.random.default_rng(seed), "WSe2", dose_e_per_A2=5e5))
+        report = _report(sim.image, "MoSe2")
+        assert report.proposed == "WSe2", report.messages
+
+
+def test_a_layer_of_the_partner_host_is_named():
+    """Nearly every column called doubly substituted by the partner chalcogen (a WS2 layer
+    analysed as WSe2 with S: ~99 % S2_Se2) is that partner's host, said by name."""
+    assert other_host_reading({"S2_Se2": 95, "chalcogen": 5}, 100, "WSe2") == "WS2"
+    assert other_host_reading({"S2_Se2": 60, "S_Se": 35}, 100, "WSe2") is None
+    assert other_host_reading({"Se2_S2": 99}, 100, "MoS2") == "MoSe2"
+    text = uniform_substitution_message(99, 100, 1.5, "S2_Se2", 8.3, other_host="WS2")
+    assert "the layer is WS2 — analyse it as WS2" in text
+    sim = simulate_image("WS2", 384, 0.012, seed=2, params=MicroscopeParams.random(
+        np.random.default_rng(2), "WS2", dose_e_per_A2=5e5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = detect(sim.image, 0.012, "WSe2", substituents="S")
+    assert any("analyse it as WS2" in m for m in result.attrs["messages"]), \
+        result.attrs["messages"]
+
+
+def test_a_user_pixel_size_names_the_materials_of_its_lattice_constant():
+    from napari_atomdefect.core.lattice.calibration_policy import choose_pixel_size
+
+    choice = choose_pixel_size(0.012, "user", 0.01142, "MoS2", 0.03, 0.316)
+    assert "lattice constant is 0.332 nm: MoSe2's or WSe2's" in choice.message
+    choice = choose_pixel_size(0.015, "user", 0.01142, "MoS2", 0.03, 0.316)
+    assert "lattice constant is" not in choice.message  # (0.415 nm: no material's)

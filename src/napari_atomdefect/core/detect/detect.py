@@ -45,6 +45,7 @@ from .image_fit import (
     counts_as_flagged,
     flagged_fraction_message,
     heavier_substituent_reading,
+    other_host_reading,
     uniform_substitution_message,
 )
 from .site_rows import site_table
@@ -292,9 +293,12 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     substituted = ((sites.sublattice == "chalcogen") & (sites["class"] != "chalcogen")
                    & ~flaggable).to_numpy()
     called = "/".join(sorted(set(sites["class"][substituted])))
-    uniform = uniform_substitution_message(int(substituted.sum()), n_chalcogen,
-                                           fit.measurements.excess_spread, called,
-                                           fit.measurements.metal_to_chalcogen)
+    chalcogen_counts = sites["class"][sites.sublattice == "chalcogen"].value_counts().to_dict()
+    uniform = uniform_substitution_message(
+        int(substituted.sum()), n_chalcogen, fit.measurements.excess_spread, called,
+        fit.measurements.metal_to_chalcogen,
+        other_host=(other_host_reading(chalcogen_counts, n_chalcogen, mat)
+                    if fit.proposed is None else None))  # (no second material proposed)
     if uniform:
         warnings.warn(uniform, ModelFitWarning, stacklevel=2)
     grain_fit = [m for f in fits[1:] for m in f.messages if m not in fit.messages]

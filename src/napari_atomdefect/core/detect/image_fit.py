@@ -23,6 +23,7 @@ which metal they grew; what changes in their samples is the chalcogen.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,7 +32,13 @@ from ..cells.ladder import LadderReading, read_image_ladder
 from ..cells.normalize import PreparedImage, intensity_levels, prepare_image, site_smoothed
 from ..lattice.lattice import Lattice
 from ..materials.columns import DOUBLE_SUBSTITUTION, supported_substituents
-from ..materials.materials import MATERIALS, Material, get_material
+from ..materials.materials import (
+    MATERIALS,
+    Material,
+    get_material,
+    materials_with_lattice_constant,
+    partner_material,
+)
 
 #: Per material, the metal/chalcogen contrast (1st, 50th, 99th percentile) and the excess
 #: chalcogen spread (99th percentile) measured on 200 simulated images of random microscopes (probe, detector,
@@ -233,17 +240,21 @@ def _contrast_distance(ratio: float, material: str) -> float:
     return float(max(np.log(lo / ratio), np.log(ratio / hi), 0.0))
 
 
-def rank_materials(ratio: float, metal: str | None = None) -> tuple[str, ...]:
+def rank_materials(ratio: float, metal: str | None = None,
+                   a_nm: float | None = None) -> tuple[str, ...]:
     """Materials whose simulated contrast range holds ``ratio``, best first.
 
-    Materials with ``metal`` come first (contrast cannot separate e.g. MoS2 from WSe2); then the
-    nearer the range's median, the better.
+    Materials whose lattice constant agrees with ``a_nm`` (measured with a pixel size from the
+    file or the user; :func:`~..materials.materials.materials_with_lattice_constant`) come
+    first: the sulfides and selenides differ by 4 %. Then materials with ``metal`` (contrast
+    cannot separate e.g. MoS2 from WSe2); then the nearer the range's median, the better.
     """
     fitting = [m for m in TRAINING_RANGES if _contrast_distance(ratio, m) == 0.0]
 
     def key(name: str) -> tuple:
         median = TRAINING_RANGES[name]["metal_to_chalcogen"][1]
-        return (MATERIALS[name].metal != metal, abs(np.log(ratio / median)))
+        lattice_off = a_nm is not None and name not in materials_with_lattice_constant(a_nm)
+        return (lattice_off, MATERIALS[name].metal != metal, abs(np.log(ratio / median)))
 
     return tuple(sorted(fitting, key=key))
 
@@ -351,7 +362,7 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
     meas = measure_image(image, lattice, smoothed)
     ratio = meas.metal_to_chalcogen
     host_ratio = ratio / max(host_level, 1e-6)  # the host column's contrast
-    candidates = rank_materials(ratio, MATERIALS[chosen].metal)
+    candidates = rank_materials(ratio, MATERIALS[chosen].metal, meas.a_nm)
     messages = []
     if trained != chosen:
         messages.append(f"The model was trained for {trained}, not {chosen}.")
@@ -375,6 +386,15 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
         partner = alloying_partner(chosen)
         if MATERIALS[candidates[0]].metal == metal and partner not in substituents:
             better += f" (or, for an S/Se alloy, {chosen} with {partner})"
+    elif not candidates and ratio < 1 and rank_materials(1 / ratio, None, meas.a_nm):
+        # Nothing shows this contrast, but its inverse is a material's whose metal outshines its
+        # chalcogen (WS2 analysed as MoSe2, where the chalcogen is the brighter sublattice):
+        # the sublattices were taken the wrong way round for that material.
+        swapped = rank_materials(1 / ratio, MATERIALS[chosen].metal, meas.a_nm)[0]
+        candidates = (swapped,)
+        better = (f"; the brighter columns were taken for the chalcogen, as {chosen}'s are, "
+                  f"but as metal columns they show {swapped}'s contrast ({1 / ratio:.1f}): "
+                  f"{swapped} fits better")
     elif host_ratio < TRAINING_RANGES[chosen]["metal_to_chalcogen"][0]:
         # the chalcogen columns outshine the chosen host's: a heavier atom in them
         better = (f": the chalcogen columns are brighter than {chosen}'s — a heavier "
@@ -430,8 +450,11 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
     if meas.a_nm is not None:
         a_ref = MATERIALS[chosen].a_nm
         if abs(meas.a_nm / a_ref - 1) > LATTICE_TOLERANCE:
+            fitting = [n for n in materials_with_lattice_constant(meas.a_nm) if n != chosen]
+            named = (f" ({' or '.join(fitting)} has it)" if fitting else "")
             messages.append(f"Lattice constant {meas.a_nm:.3f} nm (from the pixel size in use) is "
-                            f"not {chosen}'s {a_ref:.3f} nm: check the pixel size or the material.")
+                            f"not {chosen}'s {a_ref:.3f} nm{named}: check the pixel size or the "
+                            "material.")
     fits = not messages
     proposed = None
     if not fits and candidates and candidates[0] != chosen and (same_metal or not alloy):
@@ -500,7 +523,8 @@ UNIFORM_SUBSTITUTED_FRACTION = 0.5
 
 
 def uniform_substitution_message(n_substituted: int, n_sites: int, excess_spread: float,
-                                 called: str, contrast: float) -> str | None:
+                                 called: str, contrast: float,
+                                 other_host: str | None = None) -> str | None:
     """A sentence when most chalcogen columns are called substituted although they are as uniform
     as a pristine layer's, else ``None``.
 
@@ -519,17 +543,42 @@ def uniform_substitution_message(n_substituted: int, n_sites: int, excess_spread
         The substituted classes called, for the sentence (e.g. ``"Se_S/Se2_S2"``).
     contrast : float
         The image's metal/chalcogen contrast.
+    other_host : str, optional
+        The host whose chalcogen nearly every column was called to hold twice (WSe2 when a WS2
+        layer's columns are nearly all ``Se2_S2``): the layer is that material, to analyse as it.
     """
     if n_sites <= 0 or not np.isfinite(excess_spread):
         return None
     frac = n_substituted / n_sites
     if frac < UNIFORM_SUBSTITUTED_FRACTION or excess_spread > UNIFORM_SPREAD:
         return None
+    if other_host:
+        return (f"{100 * frac:.0f} % of the chalcogen columns were called {called}, as uniform "
+                f"as a pristine layer's (excess spread {excess_spread:.1f}): the layer is "
+                f"{other_host} — analyse it as {other_host} — unless it is the chosen host imaged "
+                f"at an unusually low metal/chalcogen contrast ({contrast:.2f}).")
     return (f"{100 * frac:.0f} % of the chalcogen columns were called {called}, yet they are as "
             f"uniform as a pristine layer's (excess spread {excess_spread:.1f}): either a uniform "
             "Janus or alloy layer, or the pristine host imaged at an unusually low metal/chalcogen "
             f"contrast ({contrast:.2f}). Check against a region of known composition, or detect "
             "without that substituent.")
+
+
+#: Share of the chalcogen columns called doubly substituted by the S/Se partner above which the
+#: layer is that partner's host (a WS2 layer analysed as WSe2 with S: ~99 % ``S2_Se2``).
+OTHER_HOST_SHARE = 0.9
+
+
+def other_host_reading(class_counts: Mapping[str, int], n_sites: int,
+                       material: str | Material) -> str | None:
+    """The partner host (WS2 for WSe2) when at least :data:`OTHER_HOST_SHARE` of the ``n_sites``
+    chalcogen columns were called doubly substituted by its chalcogen, else ``None``."""
+    mat = get_material(material)
+    double = f"{alloying_partner(mat)}2_{mat.chalcogen}2"
+    if n_sites <= 0 or class_counts.get(double, 0) < OTHER_HOST_SHARE * n_sites:
+        return None
+    other = partner_material(mat)
+    return other.name if other is not None else None
 
 
 def counts_as_flagged(class_name: str, substituents: tuple[str, ...]) -> bool:

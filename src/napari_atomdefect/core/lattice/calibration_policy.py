@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..materials.materials import MATERIALS, materials_with_lattice_constant
+
 #: Where a pixel size can come from.
 SOURCES = ("none", "file", "lattice", "user")
 
@@ -103,7 +105,7 @@ def choose_pixel_size(given_nm: float | None, source: str, lattice_nm: float, ma
     if kind == "user":
         msg = (f"The pixel size you gave ({given_nm:.5f} nm/px) disagrees with the "
                f"{what_lattice} by {diff:.1%}; it is kept as given. Check the calibration or "
-               "the material.")
+               f"the material{_other_materials_note(given_nm, lattice_nm, material)}.")
         return PixelSizeChoice(float(given_nm), "user", float(lattice_nm), float(given_nm), diff,
                                msg, span)
     what = "file's" if kind == "file" else "earlier"
@@ -112,6 +114,20 @@ def choose_pixel_size(given_nm: float | None, source: str, lattice_nm: float, ma
            f"material is not {material}, choose the right one, or type the pixel size.")
     return PixelSizeChoice(float(lattice_nm), "lattice", float(lattice_nm), float(given_nm), diff,
                            msg, span)
+
+
+def _other_materials_note(given_nm: float, lattice_nm: float, material: str) -> str:
+    """" (at that pixel size the lattice constant is 0.332 nm: MoSe2's or WSe2's)" when the
+    lattice constant the given pixel size implies is another material's, else ``""``."""
+    mat = MATERIALS.get(material)
+    if mat is None or lattice_nm <= 0:
+        return ""
+    a_nm = mat.a_nm * given_nm / lattice_nm  # the lattice's period in pixels times the given size
+    others = [n for n in materials_with_lattice_constant(a_nm) if n != material]
+    if not others:
+        return ""
+    return (f" (at that pixel size the lattice constant is {a_nm:.3f} nm: "
+            f"{' or '.join(n + chr(39) + 's' for n in others)})")
 
 
 def describe_choice(choice: PixelSizeChoice, given_source: str = "none") -> str:

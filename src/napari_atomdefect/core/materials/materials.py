@@ -92,6 +92,17 @@ def partner_material(host: str | Material) -> Material | None:
     return None
 
 
+#: Lattice constants within this relative distance are one material's (the sulfides and the
+#: selenides differ by 4 %; a metal's two compounds of one chalcogen by under 0.3 %).
+SAME_LATTICE_CONSTANT = 0.02
+
+
+def materials_with_lattice_constant(a_nm: float,
+                                    tolerance: float = SAME_LATTICE_CONSTANT) -> tuple[str, ...]:
+    """Names of the materials whose lattice constant lies within ``tolerance`` of ``a_nm``."""
+    return tuple(n for n, m in MATERIALS.items() if abs(a_nm / m.a_nm - 1) <= tolerance)
+
+
 def lattice_constant_range_nm(host: str | Material,
                               substituents: tuple[str, ...] | list[str] | None = None
                               ) -> tuple[float, float]:
