@@ -184,4 +184,56 @@ def read_stem_layers(path: str | list[str]) -> list[tuple]:
     img = read_image(path)
     for msg in img.messages:
         show_info(msg)
-    return [image_layer_data(img)]
+    data, kwargs, kind = image_layer_data(img)
+    moved = _draw_open_defect_layers_on(data.shape, kwargs)
+    if moved:
+        show_info(f"{', '.join(moved)}: drawn on {img.name}'s pixel grid (the table's pixel "
+                  "coordinates belong to this image's pixels).")
+    return [(data, kwargs, kind)]
+
+
+def _draw_open_defect_layers_on(shape: tuple[int, ...], image_kwargs: dict) -> list[str]:
+    """Give the defect layers already open, that no image layer carries yet, the frame of the
+    image being opened, when their points fit its pixel grid; their names.
+
+    The mirror of :func:`_image_under` for a table opened *before* its image: drawn by the
+    table's own pixel size in nm, the markers of an uncalibrated image's table (scale 1 pixel)
+    were far off its columns.
+    """
+    import numpy as np
+
+    try:
+        import napari
+
+        viewer = napari.current_viewer()
+    except Exception:  # noqa: BLE001 - no Qt, no viewer: nothing is open
+        return []
+    if viewer is None:
+        return []
+    from napari.layers import Points
+
+    from ._layers import image_frame
+    from .widgets._common import is_image_layer
+
+    images = [layer for layer in viewer.layers if is_image_layer(layer)]
+    moved = []
+    for layer in viewer.layers:
+        if not isinstance(layer, Points) \
+                or layer.metadata.get("atomdefect", {}).get("kind") != "detections":
+            continue
+        ndim = int(layer.data.shape[1]) if layer.data.ndim == 2 else 2
+        frame = image_frame(layer, ndim)
+        if any(image_frame(im, ndim) == frame for im in images if im.ndim >= ndim):
+            continue  # drawn on an open image already
+        pts = np.asarray(layer.data, float)
+        grid = np.asarray(shape[-ndim:], float)
+        if len(pts) == 0 or len(shape) < ndim or not np.all((pts >= -0.5) & (pts <= grid - 0.5)):
+            continue
+        lead = len(image_kwargs["scale"]) - ndim
+        if lead < 0:
+            continue
+        layer.scale = tuple(image_kwargs["scale"][lead:])
+        layer.translate = (0.0,) * ndim
+        layer.units = tuple(image_kwargs["units"][lead:])
+        moved.append(layer.name)
+    return moved

@@ -115,3 +115,33 @@ def test_reopened_csv_statistics_have_densities(make_napari_viewer, tmp_path):
     cells = area / (np.sqrt(3) / 2 * MATERIALS["WS2"].a_nm ** 2)
     assert stats.loc["V_W", "per_cell"] == pytest.approx(1 / cells, rel=0.01)
     assert layer.metadata["atomdefect"]["sites_from"] == "image area"
+
+
+def test_a_table_opened_before_its_uncalibrated_image_lands_on_its_columns(make_napari_viewer,
+                                                                          tmp_path):
+    """The CSV of an uncalibrated image (nm from the lattice) opened first is drawn in nm; the
+    image opened next is in pixels: the table's layer takes the image's frame, so each marker is
+    on its pixel (it was 0.011 of the way there). A table that does not fit the grid stays."""
+    import pandas as pd
+
+    from napari_atomdefect.core.io.table import defects_table, write_csv_atomic
+
+    image = np.random.default_rng(2).random((200, 240)).astype(np.float32)
+    np.save(tmp_path / "uncal.npy", image)
+    defects = {"y_px": [10.0, 150.5], "x_px": [20.0, 230.0], "class": ["V_S", "V_Mo"],
+               "confidence": [0.9, 0.8]}
+    write_csv_atomic(defects_table(pd.DataFrame(defects), 0.011), tmp_path / "uncal.csv")
+    write_csv_atomic(defects_table(pd.DataFrame({**defects, "x_px": [20.0, 900.0]}), 0.011),
+                     tmp_path / "other.csv")
+    viewer = make_napari_viewer()
+    viewer.open(str(tmp_path / "uncal.csv"), plugin="napari-atomdefect")
+    viewer.open(str(tmp_path / "other.csv"), plugin="napari-atomdefect")
+    points, other = viewer.layers["uncal"], viewer.layers["other"]
+    np.testing.assert_allclose(points.scale, [0.011, 0.011])
+    viewer.open(str(tmp_path / "uncal.npy"), plugin="napari-atomdefect")
+    img = viewer.layers["uncal [1]"] if "uncal [1]" in viewer.layers else viewer.layers[-1]
+    np.testing.assert_allclose(points.scale, img.scale)
+    assert tuple(map(str, points.units)) == tuple(map(str, img.units))
+    world = points.data_to_world(points.data[1])
+    np.testing.assert_allclose(img.world_to_data(world), [150.5, 230.0])
+    np.testing.assert_allclose(other.scale, [0.011, 0.011])  # does not fit: left as it was
