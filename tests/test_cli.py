@@ -14,6 +14,27 @@ from napari_atomdefect.cli import main
 from napari_atomdefect.core.io.image import read_image
 
 
+def test_simulate_an_alloy(tmp_path, capsys):
+    """``--alloy Te:0.1``: a tenth of the Se atoms are Te, each independently (Te_Se columns
+    2c(1-c) = 18 %, Te2_Se2 c² = 1 %); detect with S only is told to add Te."""
+    out = tmp_path / "sim"
+    assert main(["simulate", "--material", "MoSe2", "--alloy", "te:0.1", "--size", "384",
+                 "--dose", "3e5", "--out", str(out)]) == 0
+    sites = pd.read_csv(out / "sites.csv")
+    chalcogen = sites[sites.sublattice == "chalcogen"]
+    share = (chalcogen["class"] == "Te_Se").mean()
+    assert 0.12 < share < 0.24, share
+    assert main(["detect", str(out / "image.tif"), "--material", "MoSe2", "--substituents", "S",
+                 "--out", str(tmp_path / "d.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "add Te to the substituents (S, Te)" in err and "as uniform as" not in err
+    for bad in ("Te", "Te:0", "Te:1.5", ":0.2"):
+        assert main(["simulate", "--alloy", bad, "--out", str(tmp_path / "x")]) == 2
+    assert main(["simulate", "--material", "MoS2", "--alloy", "Te:0.1",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "not a substituent this package models in MoS2" in capsys.readouterr().err
+
+
 def test_simulate_then_lattice_json(tmp_path, capsys):
     out = tmp_path / "sim"
     assert main(["simulate", "--material", "MoS2", "--size", "384", "--pixel-size-nm", "0.012",

@@ -47,6 +47,19 @@ def _pixel_size(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _alloy(text: str) -> tuple[str, float]:
+    """A ``--alloy`` value: ``D:FRACTION``, a substituent and its per-atom fraction in (0, 1]."""
+    name, sep, value = text.partition(":")
+    try:
+        fraction = float(value)
+    except ValueError:
+        fraction = float("nan")
+    if not sep or not name.strip() or not 0 < fraction <= 1:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not SUBSTITUENT:FRACTION with a fraction in (0, 1], e.g. Se:0.3")
+    return name.strip().capitalize(), fraction
+
+
 def _region(text: str) -> tuple[int, int, int, int]:
     """A ``--region`` value: ``ROW0:ROW1,COL0:COL1`` pixel bounds (end excluded)."""
     try:
@@ -110,12 +123,29 @@ def _quiet_calibration(func, *args, **kwargs):
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from .core.io.image import write_tiff
     from .core.io.table import defects_table, write_csv_atomic
-    from .core.simulate.image import MicroscopeParams, simulate_image
+    from .core.materials.columns import parse_substituents
+    from .core.materials.materials import get_material
+    from .core.simulate.image import (
+        DEFAULT_KIND_FRACTIONS,
+        MicroscopeParams,
+        simulate_image,
+        simulated_substituents,
+    )
 
     params = MicroscopeParams(dose_e_per_A2=None if args.dose <= 0 else args.dose)
+    substituents = args.substituents
+    fractions = None
+    if args.alloy is not None:
+        d, c = args.alloy
+        mat = get_material(args.material)
+        chosen = simulated_substituents(mat, substituents)
+        substituents = ",".join(dict.fromkeys((*chosen, d))) or d
+        parse_substituents(substituents, mat)  # one sentence when D is not one of the material's
+        x = mat.chalcogen
+        fractions = {**DEFAULT_KIND_FRACTIONS, f"{d}_{x}": 2 * c * (1 - c), f"{d}2_{x}2": c * c}
     sim = simulate_image(args.material, (args.size, args.size), args.pixel_size_nm, params=params,
-                         rotation_deg=args.rotation, seed=args.seed,
-                         substituents=args.substituents)
+                         rotation_deg=args.rotation, seed=args.seed, substituents=substituents,
+                         defect_fractions=fractions)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_tiff(out / "image.tif", sim.image, sim.pixel_size_nm)
@@ -583,18 +613,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("simulate", help="simulate a labelled HAADF image")
-    p.add_argument("--material", default="MoS2", choices=list(MATERIALS))
-    p.add_argument("--size", type=int, default=512, help="image side in pixels")
-    p.add_argument("--pixel-size-nm", type=_pixel_size, default=0.012)
-    p.add_argument("--dose", type=float, default=1e5, help="e/Å² (0 = noise-free)")
-    p.add_argument("--rotation", type=float, default=None, help="lattice rotation in degrees")
-    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser(
+        "simulate", help="simulate a labelled HAADF image",
+        description="Simulate a HAADF-STEM image of a 2H-TMD monolayer with known point defects "
+                    "(the package's own fast simulator, the one its models are trained on). "
+                    "Writes image.tif (noisy, calibrated), image_clean.tif (noise-free), "
+                    "defects.csv (every defect: y_px, x_px, y_nm, x_nm, class), sites.csv "
+                    "(every lattice site with its class) and meta.json (microscope, dose, "
+                    "seed) into --out.",
+        epilog="Example: atomdefect simulate --material MoSe2 --substituents S,Te --alloy "
+               "Te:0.1 --size 512 --dose 2e5 --out sim_mose2; then atomdefect detect "
+               "sim_mose2/image.tif --material MoSe2 --substituents S,Te --out d.csv and "
+               "atomdefect evaluate d.csv sim_mose2/defects.csv.")
+    p.add_argument("--material", default="MoS2", choices=list(MATERIALS),
+                   help="host material (default MoS2)")
+    p.add_argument("--size", type=int, default=512, help="image side in pixels (default 512)")
+    p.add_argument("--pixel-size-nm", type=_pixel_size, default=0.012,
+                   help="pixel size in nm (default 0.012)")
+    p.add_argument("--dose", type=float, default=1e5,
+                   help="electron dose in e/Å² (default 1e5; 0 = noise-free)")
+    p.add_argument("--rotation", type=float, default=None,
+                   help="lattice rotation in degrees (default random)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed: the same seed gives the same image (default 0)")
     p.add_argument("--substituents", default=None,
                    help="substituents whose defect classes occur, e.g. Se,O (default: the "
                         "material's defaults, as detect; 'all': every one it supports; 'none': "
                         "vacancies only)")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--alloy", type=_alloy, default=None, metavar="D:FRACTION",
+                   help="a random alloy: this share of the host's chalcogen atoms replaced by D, "
+                        "each independently (e.g. Se:0.3 for MoS2, Te:0.1 for MoSe2); D is "
+                        "added to the substituents")
+    p.add_argument("--out", required=True, help="output folder (created; files in it replaced)")
     p.set_defaults(func=_cmd_simulate)
 
     def image_args(q):

@@ -294,7 +294,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
                    & ~flaggable).to_numpy()
     called = "/".join(sorted(set(sites["class"][substituted])))
     chalcogen_counts = sites["class"][sites.sublattice == "chalcogen"].value_counts().to_dict()
-    uniform = uniform_substitution_message(
+    uniform = None if fit.heavier else uniform_substitution_message(  # (else: "add Te" said)
         int(substituted.sum()), n_chalcogen, fit.measurements.excess_spread, called,
         fit.measurements.metal_to_chalcogen,
         other_host=(other_host_reading(chalcogen_counts, n_chalcogen, mat)

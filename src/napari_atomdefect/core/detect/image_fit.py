@@ -139,6 +139,8 @@ class FitReport:
         The material to try instead (``None`` when the chosen one fits).
     messages : list of str
         One plain sentence per problem found (empty when everything fits).
+    heavier : str or None
+        A heavier substituent not chosen that explains the image better (said in ``messages``).
     """
 
     material: str
@@ -148,6 +150,7 @@ class FitReport:
     candidates: tuple[str, ...]
     proposed: str | None
     messages: list[str] = field(default_factory=list)
+    heavier: str | None = None
 
     @property
     def summary(self) -> str:
@@ -462,7 +465,8 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
     elif not fits and nearer is not None and nearer != chosen:
         proposed = nearer
     return FitReport(material=chosen, model_material=trained, measurements=meas, fits=fits,
-                     candidates=candidates, proposed=proposed, messages=messages)
+                     candidates=candidates, proposed=proposed, messages=messages,
+                     heavier=heavier_explains)
 
 
 def flagged_fraction_message(n_flagged: int, n_sites: int) -> str | None:
