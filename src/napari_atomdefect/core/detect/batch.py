@@ -12,10 +12,13 @@ do not oversubscribe the CPU.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
+import logging
 import os
 import re
+import signal
 import threading
 import time
 import warnings
@@ -478,9 +481,33 @@ def _client(workers: int | None, scheduler: str | None, processes: bool, n_tasks
             raise AtomDefectError(f"Could not connect to the dask scheduler at {scheduler} "
                                   f"({exc}).") from exc
     n = max(1, min(workers or default_workers(), n_tasks))
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
-                           dashboard_address=":0")  # a free port: runs side by side
+    # A free dashboard port: runs side by side. The log lines of our own cluster's workers are
+    # dask's internals, not the user's business (on Ctrl-C each cancelled task logged "... ended
+    # with CancelledError", and a loaded machine's shutdown a heartbeat traceback at ERROR): a
+    # file that fails, or whose worker dies, is reported in the summary. A cluster of the user's
+    # own (--scheduler) logs as it is configured.
+    with _interrupt_ignored_by_children():
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
+                               dashboard_address=":0", silence_logs=logging.CRITICAL)
     return Client(cluster), cluster
+
+
+@contextlib.contextmanager
+def _interrupt_ignored_by_children() -> Iterator[None]:
+    """Start worker processes that ignore Ctrl-C (an ignored signal stays ignored in a child).
+
+    A terminal's Ctrl-C reaches every process of the command: each worker then printed a
+    KeyboardInterrupt traceback while the batch itself was stopping them in order and saying
+    what was finished. Only from the main thread (the only one that may set signal handlers).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def default_workers() -> int:
