@@ -243,7 +243,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         warnings.warn(run.message, ModelFitWarning, stacklevel=2)
     dev, dev_text = select_device(device)
     share = CpuShare()  # how busy other programs keep the cores, measured until the network
-    yield {"step": "lattice", "fraction": 0.0, "message": f"Finding the lattice (device {dev_text})"}
+    yield {"step": "lattice", "fraction": 0.0, "message": "Finding the lattice…"}
     if lattice is None:
         # Its warnings (e.g. a replaced calibration) reach the caller; the same sentences are
         # attached to the result as ``attrs["messages"]``.
