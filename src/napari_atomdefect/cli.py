@@ -105,6 +105,15 @@ def _substituents_help() -> str:
             "substituent the model was not trained for is an error")
 
 
+def _progress_printer(args: argparse.Namespace):
+    """``--verbose``: a callback printing each progress step's message — not the model-fit
+    sentences, which the command prints once at the end with the other notes."""
+    if not getattr(args, "verbose", False):
+        return None
+    return lambda item: (None if item.get("step") == "fit"
+                         else print(item["message"], file=sys.stderr))
+
+
 def _quiet_calibration(func, *args, **kwargs):
     """Run ``func``; its calibration and model-fit warnings are printed as plain lines from the
     result's messages by the commands, every other warning still reaches the user."""
@@ -364,7 +373,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         run_to_end, iter_detect(data, px, args.material, args.model, args.device, source,
                                 operating_point=args.operating_point,
                                 substituents=args.substituents, region=args.region),
-        (lambda item: print(item["message"], file=sys.stderr)) if args.verbose else None)
+        _progress_printer(args))
     table = result["defects"]
     for msg in table.attrs["messages"]:  # calibration notes, then whether the model fits
         print(msg, file=sys.stderr)
@@ -393,7 +402,7 @@ def _detect_movie(args: argparse.Namespace, data, px, source) -> int:
         run_to_end, iter_detect_frames(data, px, args.material, args.model, args.device, source,
                                     operating_point=args.operating_point,
                                     substituents=args.substituents),
-        (lambda item: print(item["message"], file=sys.stderr)) if args.verbose else None)
+        _progress_printer(args))
     table = link_tracks(result["defects"], search_range=args.search_range, memory=args.memory)
     for msg in table.attrs["messages"]:
         print(msg, file=sys.stderr)
@@ -524,7 +533,7 @@ def _cmd_calibrate_model(args: argparse.Namespace) -> int:
         run_to_end, iter_calibrate_model(args.model, args.n_images, args.seed, args.size,
                                          args.device, write=not args.dry_run,
                                          decide_on=args.decide_on),
-        (lambda item: print(item["message"], file=sys.stderr)) if args.verbose else None)
+        _progress_printer(args))
     cal = result["calibration"]
     for key in ("ece_before", "ece_after"):
         e = cal[key]
