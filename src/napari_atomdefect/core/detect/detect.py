@@ -124,11 +124,14 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
 
     prepared = prepare_image(arr, lattice)  # read once, by the fit check and the levels
     ladder = read_image_ladder(prepared, lattice, mat, tuple(run.substituents))
+    # A heavier substituent not chosen that reads the median column as the host's: the host
+    # columns are then the median ones, not where the chosen substituents' reading puts them.
+    heavier = heavier_substituent_reading(prepared, lattice, mat, tuple(run.substituents), ladder)
     fit = assess_fit(prepared.flat, lattice, mat, model_material=card.get("material") or mat.name,
                      smoothed=prepared.smoothed, substituents=tuple(run.substituents),
-                     host_level=1.0 if ladder.median_class == "chalcogen" else ladder.host_level,
-                     heavier_explains=heavier_substituent_reading(
-                         prepared, lattice, mat, tuple(run.substituents), ladder))
+                     host_level=(1.0 if ladder.median_class == "chalcogen" or heavier
+                                 else ladder.host_level),
+                     heavier_explains=heavier)
     if not fit.fits:  # before the long part: a script learns it at once, the widget shows it
         warnings.warn(fit.summary, ModelFitWarning, stacklevel=3)
         yield {"step": "fit", "fraction": progress[0] + 0.02 * (progress[1] - progress[0]),
@@ -186,6 +189,11 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
                        np.concatenate(chalc_rows) if chalc_rows else np.zeros(0, int),
                        metal, chalcogen)
     return sites, fit, ladder, levels, dev_text
+
+
+def _unless_another_proposed(other_host: str | None, proposed: str | None) -> str | None:
+    """``other_host``, unless the fit check proposed a different material (one name said)."""
+    return other_host if proposed in (None, other_host) else None
 
 
 def _one_calibration(lattices: list[Lattice], sites: pd.DataFrame) -> list[Lattice]:
@@ -297,8 +305,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     uniform = None if fit.heavier else uniform_substitution_message(  # (else: "add Te" said)
         int(substituted.sum()), n_chalcogen, fit.measurements.excess_spread, called,
         fit.measurements.metal_to_chalcogen,
-        other_host=(other_host_reading(chalcogen_counts, n_chalcogen, mat)
-                    if fit.proposed is None else None))  # (no second material proposed)
+        other_host=_unless_another_proposed(
+            other_host_reading(chalcogen_counts, n_chalcogen, mat), fit.proposed))
     if uniform:
         warnings.warn(uniform, ModelFitWarning, stacklevel=2)
     grain_fit = [m for f in fits[1:] for m in f.messages if m not in fit.messages]

@@ -428,19 +428,20 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
                            "the space between them. Is it a bright-field or ABF image? HAADF "
                            "(Z-contrast) is needed: invert it, or open the HAADF channel.")
     bright = meas.bright_share(host_level)
-    if heavier and heavier not in substituents and bright > BRIGHT_SHARE \
-            and not any(heavier in m for m in messages):
-        messages.append(f"{bright:.0%} of the chalcogen columns are brighter than a {chosen} "
-                        f"column can be: a heavier substituent ({heavier}) to choose among the "
-                        "substituents, contamination or another material.")
     if heavier_explains:
         partner = alloying_partner(chosen)
         messages.append(
             f"The chalcogen columns read as an {partner}-rich {chosen} alloy, with its brightest "
             f"columns pristine; they read better as {chosen} with {heavier_explains} in its "
-            f"brightest columns (then most columns are pristine): add {heavier_explains} to the "
-            f"substituents ({', '.join((*substituents, heavier_explains))}) unless the layer "
-            f"is known to hold {partner} and no {heavier_explains}.")
+            f"brightest columns ({bright:.0%} of them): add "
+            f"{heavier_explains} to the substituents "
+            f"({', '.join((*substituents, heavier_explains))}) unless the layer is known to hold "
+            f"{partner} and no {heavier_explains}.")
+    if heavier and heavier not in substituents and bright > BRIGHT_SHARE \
+            and not any(heavier in m for m in messages):
+        messages.append(f"{bright:.0%} of the chalcogen columns are brighter than a {chosen} "
+                        f"column can be: a heavier substituent ({heavier}) to choose among the "
+                        "substituents, contamination or another material.")
     spread_max = TRAINING_RANGES[trained]["excess_spread"][0]
     excess = meas.excess_spread
     # Any alloying substituent chosen (S/Se, or Te in a selenide): a wide spread is expected.
@@ -560,7 +561,7 @@ def uniform_substitution_message(n_substituted: int, n_sites: int, excess_spread
         return (f"{100 * frac:.0f} % of the chalcogen columns were called {called}, as uniform "
                 f"as a pristine layer's (excess spread {excess_spread:.1f}): the layer is "
                 f"{other_host} — analyse it as {other_host} — unless it is the chosen host imaged "
-                f"at an unusually low metal/chalcogen contrast ({contrast:.2f}).")
+                f"at an unusual metal/chalcogen contrast ({contrast:.2f}).")
     return (f"{100 * frac:.0f} % of the chalcogen columns were called {called}, yet they are as "
             f"uniform as a pristine layer's (excess spread {excess_spread:.1f}): either a uniform "
             "Janus or alloy layer, or the pristine host imaged at an unusually low metal/chalcogen "
@@ -568,18 +569,24 @@ def uniform_substitution_message(n_substituted: int, n_sites: int, excess_spread
             "without that substituent.")
 
 
-#: Share of the chalcogen columns called doubly substituted by the S/Se partner above which the
-#: layer is that partner's host (a WS2 layer analysed as WSe2 with S: ~99 % ``S2_Se2``).
+#: Share of the chalcogen columns holding atoms called doubly substituted by the S/Se partner above
+#: which the layer is that partner's host (a WS2 layer analysed as WSe2 with S: ~99 % ``S2_Se2``).
 OTHER_HOST_SHARE = 0.9
 
 
 def other_host_reading(class_counts: Mapping[str, int], n_sites: int,
                        material: str | Material) -> str | None:
     """The partner host (WS2 for WSe2) when at least :data:`OTHER_HOST_SHARE` of the ``n_sites``
-    chalcogen columns were called doubly substituted by its chalcogen, else ``None``."""
+    chalcogen columns that hold atoms (vacancies left out) were called doubly substituted by its
+    chalcogen, else ``None``."""
+    from ..materials.columns import lookup_class
+
     mat = get_material(material)
     double = f"{alloying_partner(mat)}2_{mat.chalcogen}2"
-    if n_sites <= 0 or class_counts.get(double, 0) < OTHER_HOST_SHARE * n_sites:
+    vacancies = sum(n for name, n in class_counts.items()
+                    if (c := lookup_class(name)) is not None and c.kind in ("V_X", "V_X2"))
+    holding = n_sites - vacancies
+    if holding <= 0 or class_counts.get(double, 0) < OTHER_HOST_SHARE * holding:
         return None
     other = partner_material(mat)
     return other.name if other is not None else None
