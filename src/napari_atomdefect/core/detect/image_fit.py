@@ -561,7 +561,7 @@ def uniform_substitution_message(n_substituted: int, n_sites: int, excess_spread
         return (f"{100 * frac:.0f} % of the chalcogen columns were called {called}, as uniform "
                 f"as a pristine layer's (excess spread {excess_spread:.1f}): the layer is "
                 f"{other_host} — analyse it as {other_host} — unless it is the chosen host imaged "
-                f"at an unusual metal/chalcogen contrast ({contrast:.2f}).")
+                "at an unusual metal/chalcogen contrast.")
     return (f"{100 * frac:.0f} % of the chalcogen columns were called {called}, yet they are as "
             f"uniform as a pristine layer's (excess spread {excess_spread:.1f}): either a uniform "
             "Janus or alloy layer, or the pristine host imaged at an unusually low metal/chalcogen "
