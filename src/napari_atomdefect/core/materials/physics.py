@@ -54,18 +54,24 @@ import numpy as np
 from .columns import supported_substituents
 from .materials import ATOMIC_NUMBER, Material
 
-#: Phase scale of the coherent cross term: ``c = exp(-φ1 / COHERENCE_PHASE_SCALE)`` (multislice fit).
-COHERENCE_PHASE_SCALE = 0.69
+#: Phase scale of the coherent cross term with frozen phonons, ``c = exp(-φ1 / scale)``, per host
+#: chalcogen (multislice fit). S: four MoS2 runs at 60 and 80 kV, 60–160 and 80–200 mrad, at a
+#: converged potential sampling of 0.04 Å (eleventh session; 0.69 from runs at 0.065 Å, whose
+#: high angles were under-resolved). Se: not re-measured yet.
+COHERENCE_PHASE_SCALE: dict[str, float] = {"S": 0.57, "Se": 0.69}
 #: Uniform jitter on ``c`` (the fit's measured/fit spread, and phonon correlations it ignores).
 COHERENCE_JITTER: tuple[float, float] = (0.8, 1.25)
 #: Separation along the beam of the two chalcogen atoms of a column (Å), by host chalcogen.
 CHALCOGEN_SEPARATION_A: dict[str, float] = {"S": 3.17, "Se": 3.30}
 #: Static-potential cross term per host chalcogen, as measured: ``(φ1, c)`` from static
-#: multislice of MoS2/WS2 (S) and MoSe2/WSe2 (Se) at 60, 80, 100 and 200 kV
-#: (``bench_column_contrast.py --static``, docs/physics.md); interpolated between the points.
+#: multislice (``bench_column_contrast.py --static``, docs/physics.md); interpolated between the
+#: points. S: MoS2 at 60, 80 and 100 kV, inner angles 60–120 mrad, at a converged potential
+#: sampling of 0.04 Å (eleventh session; the earlier points, at 0.065 Å, under-resolved high
+#: angles: c -0.18 instead of -0.10 at 80 kV, 80–200 mrad). Se: MoSe2/WSe2 at 60–200 kV at
+#: 0.065 Å, not re-measured yet.
 STATIC_COHERENCE_POINTS: dict[str, tuple[tuple[float, float], ...]] = {
-    "S": ((0.74, 0.33), (0.86, 0.21), (0.97, 0.227), (0.99, 0.209), (1.31, -0.06),
-          (1.53, -0.18), (1.72, -0.172), (1.95, -0.256), (2.69, -0.224), (3.22, -0.213)),
+    "S": ((0.737, 0.325), (0.86, 0.219), (0.969, 0.156), (1.31, -0.017), (1.526, -0.098),
+          (1.722, -0.179), (1.932, -0.233), (2.385, -0.279), (3.434, -0.023)),
     "Se": ((0.77, 0.35), (0.89, 0.27), (1.01, 0.279), (1.03, 0.235), (1.36, 0.08),
            (1.59, -0.04), (1.79, -0.054), (2.03, -0.173), (2.80, 0.015), (3.35, -0.044)),
 }
@@ -79,11 +85,13 @@ THERMAL_DAMPING: tuple[float, float] = (0.0, 1.0)
 #: single-atom ratio: at rest at high angles an O beside an S adds nothing, -0.02 to 0.07).
 MIN_COHERENCE = -0.3
 MIN_LIGHT_RATIO = 0.0
-#: Multislice over screened-model single-atom ratio, metal over chalcogen (docs/physics.md:
-#: 0.94-0.99 for Mo, 0.79-0.86 for W, static and frozen-phonon alike, integrated over a disc),
-#: widened below for what a *peak* contrast adds: the spot of a column is not the probe's in
-#: multislice, and images read at the columns' centres show up to ~12 % less metal contrast.
-METAL_MODEL_FACTOR: dict[str, tuple[float, float]] = {"Mo": (0.8, 1.03), "W": (0.68, 0.9)}
+#: Multislice over screened-model single-atom ratio, metal over chalcogen, per material
+#: (docs/physics.md). MoS2: 0.83–0.90 over eight static runs at 60–100 kV and 60–240 mrad at a
+#: converged 0.04 Å potential sampling (eleventh session; 0.94–0.99 at 0.065 Å), widened by a
+#: few per cent either side. The others as measured at 0.065 Å (Mo 0.94–0.99, W 0.79–0.86),
+#: widened below for a peak contrast; not re-measured yet (their models were trained on these).
+METAL_MODEL_FACTOR: dict[str, tuple[float, float]] = {
+    "MoS2": (0.80, 0.96), "MoSe2": (0.8, 1.03), "WS2": (0.68, 0.9), "WSe2": (0.68, 0.9)}
 #: The same for a substituent over the host chalcogen (0.86-0.98 measured).
 SUBSTITUENT_MODEL_FACTOR: tuple[float, float] = (0.85, 1.0)
 #: Light substituent's coherence ``k = exp(-((φ1 - onset) / width)²)`` (1 below the onset):
@@ -160,7 +168,8 @@ def element_weights(material: Material, kv: float = 80.0, inner_mrad: float = 80
 
 def coherence(kv: float, inner_mrad: float, material: Material) -> float:
     """Cross-term coefficient ``c`` of two host chalcogen atoms of a column (no jitter)."""
-    return float(np.exp(-inner_phase(kv, inner_mrad, material) / COHERENCE_PHASE_SCALE))
+    scale = COHERENCE_PHASE_SCALE[material.chalcogen]
+    return float(np.exp(-inner_phase(kv, inner_mrad, material) / scale))
 
 
 def inner_phase(kv: float, inner_mrad: float, material: Material) -> float:
@@ -241,7 +250,7 @@ def random_column_physics(material: Material, rng: np.random.Generator) -> dict:
     inner = float(rng.uniform(50, 100))
     outer = float(rng.uniform(max(150.0, 2 * inner), 260))
     weights = element_weights(material, kv, inner, outer)
-    weights[material.metal] *= float(rng.uniform(*METAL_MODEL_FACTOR[material.metal]))
+    weights[material.metal] *= float(rng.uniform(*METAL_MODEL_FACTOR[material.name]))
     for el in supported_substituents(material):
         weights[el] *= float(rng.uniform(*SUBSTITUENT_MODEL_FACTOR))
     light = material.light_substituent
