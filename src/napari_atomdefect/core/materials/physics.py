@@ -19,10 +19,11 @@ Two atoms in one column do not simply add. Frozen-phonon multislice of modified 
 (abTEM, all four hosts, 60 and 80 kV, two detectors; ``benchmarks/bench_column_contrast.py``,
 ``docs/physics.md``) shows the two chalcogen atoms, 3.2–3.3 Å apart along the beam, scattering
 partly in phase at the detector's inner angle: a column of atoms with weights ``w1``, ``w2``
-gives ``w1 + w2 + 2 k c sqrt(w1 w2)``, with ``c ≈ exp(-φ1 / 0.69)``, ``φ1 = π θ1² Δz / λ``
-(least squares over 16 runs, measured/fit 0.84–1.21). So the second host atom adds *more*
-than the first: ``second_atom_factor = 1 + 2c`` is 1.2–1.3 at 80–200 mrad and 1.6–1.7 at
-60–160 mrad (1.0 at 300 kV, 100 mrad). With the atoms at rest (a static potential, no thermal
+gives ``w1 + w2 + 2 k c sqrt(w1 w2)``, with ``c ≈ exp(-φ1 / s)``, ``φ1 = π θ1² Δz / λ``
+(:data:`COHERENCE_PHASE_SCALE`: S columns ``s`` = 0.57 from four MoS2 runs at a converged 0.04 Å
+potential sampling, Se columns 0.69 from runs at 0.065 Å). So the second host atom adds *more*
+than the first with phonons: ``second_atom_factor = 1 + 2c`` is 1.05–1.2 at 80–200 mrad and
+1.45–1.65 at 60–160 mrad for S columns. With the atoms at rest (a static potential, no thermal
 motion) the cross term falls on a line in φ1 instead and turns negative at HAADF angles
 (:func:`static_coherence`: the second S adds only 0.65 of the first at 80 kV, 80–200 mrad).
 :func:`random_column_physics` mixes the two regimes with a random thermal damping.
