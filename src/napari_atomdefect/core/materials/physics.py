@@ -25,7 +25,7 @@ potential sampling, Se columns 0.69 from runs at 0.065 Å). So the second host a
 than the first with phonons: ``second_atom_factor = 1 + 2c`` is 1.05–1.2 at 80–200 mrad and
 1.45–1.65 at 60–160 mrad for S columns. With the atoms at rest (a static potential, no thermal
 motion) the cross term falls on a line in φ1 instead and turns negative at HAADF angles
-(:func:`static_coherence`: the second S adds only 0.65 of the first at 80 kV, 80–200 mrad).
+(:func:`static_coherence`: the second S adds only 0.8 of the first at 80 kV, 80–200 mrad).
 :func:`random_column_physics` mixes the two regimes with a random thermal damping.
 
 * **light substituent** (O in S, S in Se): ``light_ratio`` is the excess of the column (one host
@@ -191,10 +191,10 @@ def static_coherence(phi1: float, chalcogen: str = "S") -> float:
 
     Static multislice (``bench_column_contrast.py --static``, 60–200 kV, detectors 50–240 mrad,
     docs/physics.md) at :data:`STATIC_COHERENCE_POINTS`, interpolated. For S columns ``c`` falls
-    from 0.33 at φ1 = 0.74 to about -0.2 at φ1 ≈ 1.5 and stays there up to 3.2 (a single S then
-    reads 0.6–0.67 of its column); Se columns fall to about 0 and scatter between -0.17 and
-    +0.02. Beyond the last point the interference averages out over the detector: ``c`` relaxes
-    to 0 over :data:`STATIC_COHERENCE_DECAY` radians.
+    from 0.33 at φ1 = 0.74 through -0.1 at φ1 ≈ 1.5 to -0.28 at 2.4 (a single S then reads
+    0.55–0.69 of its column) and comes back near 0 at 3.4; Se columns fall to about 0 and
+    scatter between -0.17 and +0.02. Beyond the last point the interference averages out over
+    the detector: ``c`` relaxes to 0 over :data:`STATIC_COHERENCE_DECAY` radians.
     """
     points = np.array(STATIC_COHERENCE_POINTS[chalcogen])
     last_phase, last = points[-1]
