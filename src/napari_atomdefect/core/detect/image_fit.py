@@ -31,7 +31,7 @@ import numpy as np
 from ..cells.ladder import LadderReading, read_image_ladder
 from ..cells.normalize import PreparedImage, intensity_levels, prepare_image, site_smoothed
 from ..lattice.lattice import Lattice
-from ..materials.columns import DOUBLE_SUBSTITUTION, supported_substituents
+from ..materials.columns import DOUBLE_SUBSTITUTION, lookup_class, supported_substituents
 from ..materials.materials import (
     MATERIALS,
     Material,
@@ -579,8 +579,6 @@ def other_host_reading(class_counts: Mapping[str, int], n_sites: int,
     """The partner host (WS2 for WSe2) when at least :data:`OTHER_HOST_SHARE` of the ``n_sites``
     chalcogen columns that hold atoms (vacancies left out) were called doubly substituted by its
     chalcogen, else ``None``."""
-    from ..materials.columns import lookup_class
-
     mat = get_material(material)
     double = f"{alloying_partner(mat)}2_{mat.chalcogen}2"
     vacancies = sum(n for name, n in class_counts.items()
@@ -596,8 +594,6 @@ def counts_as_flagged(class_name: str, substituents: tuple[str, ...]) -> bool:
     """Whether a chalcogen site of ``class_name`` counts towards the flagged fraction: every
     defect class except substitutions by a chosen alloying chalcogen (Se in S, S in Se, Te in Se),
     which may cover any fraction of an alloy."""
-    from ..materials.columns import DOUBLE_SUBSTITUTION, lookup_class
-
     if class_name in ("chalcogen", "metal"):
         return False
     c = lookup_class(class_name)

@@ -126,8 +126,8 @@ def _other_materials_note(given_nm: float, lattice_nm: float, material: str) -> 
     others = [n for n in materials_with_lattice_constant(a_nm) if n != material]
     if not others:
         return ""
-    return (f" (at that pixel size the lattice constant is {a_nm:.3f} nm: "
-            f"{' or '.join(n + chr(39) + 's' for n in others)})")
+    owners = " or ".join(f"{n}'s" for n in others)
+    return f" (at that pixel size the lattice constant is {a_nm:.3f} nm: {owners})"
 
 
 def describe_choice(choice: PixelSizeChoice, given_source: str = "none") -> str:
