@@ -99,6 +99,13 @@ bundled-models: install
 	rm -rf src/napari_atomdefect/weights/mos2-alloy && \
 	  cp -r build/stage9/mos2-alloy src/napari_atomdefect/weights/ && \
 	  ATOMDEFECT_WRITE_BUNDLED=1 $(AD) calibrate-model mos2-alloy --n-images 150 --decide-on model
+	# Round 6 of mos2-default (eleventh session): the S-column constants and Mo contrast
+	# re-measured by multislice at a converged potential sampling (docs/physics.md).
+	$(AD) train-detector --material MoS2 --noise mos2-default --init mos2-default --n-images 200 \
+	  --val-images 30 --steps 2000 --seed 4 --out build/stage6/mos2-default
+	rm -rf src/napari_atomdefect/weights/mos2-default && \
+	  cp -r build/stage6/mos2-default src/napari_atomdefect/weights/ && \
+	  ATOMDEFECT_WRITE_BUNDLED=1 $(AD) calibrate-model mos2-default --n-images 150 --decide-on model
 
 clean:
 	rm -rf $(VENV) results .pytest_cache
