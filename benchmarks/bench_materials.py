@@ -118,9 +118,10 @@ def heldout_image(material: str, k: int, size: int = 320, seed: int = SEED) -> H
     return HeldOut(material, seed + k, kind, subs, sim.image, px, dose, truth, sim.sites)
 
 
-def material_model(material: str):
+def material_model(material: str, model: str | None = None):
     """The material's default model for every substituent it supports (the held-out images hold
-    them all) and ``None``, or ``None`` and why it is not there yet."""
+    them all) and ``None``, or ``None`` and why it is not there yet. ``model``: another model
+    (a name or folder, e.g. a candidate from ``atomdefect train-detector``) instead."""
     from napari_atomdefect.core.materials.columns import supported_substituents
     from napari_atomdefect.core.models.registry import (
         default_model_name,
@@ -128,7 +129,8 @@ def material_model(material: str):
         resolve_model,
     )
 
-    info = resolve_model(default_model_name(material, supported_substituents(material)), material)
+    info = resolve_model(model or default_model_name(material, supported_substituents(material)),
+                         material)
     if model_material(info) != material:
         return None, (f"no bundled model for {material} yet (the default would be {info.name}, "
                       f"trained for {model_material(info)})")
@@ -220,11 +222,13 @@ def score_image(item: HeldOut, result: dict) -> pd.DataFrame:
     return score(pred, item.truth, RADIUS_NM / item.pixel_size_nm, classes=classes)
 
 
-def bench_material(material: str, n_images: int, size: int, seed: int = SEED) -> dict:
-    """Held-out figures of one material's default model (a dict ready for JSON)."""
+def bench_material(material: str, n_images: int, size: int, seed: int = SEED,
+                   model: str | None = None) -> dict:
+    """Held-out figures of one material's default model, or of ``model`` (a dict ready for
+    JSON)."""
     from napari_atomdefect.core.models.registry import model_classes, model_substituents
 
-    info, why = material_model(material)
+    info, why = material_model(material, model)
     if info is None:
         return {"material": material, "skipped": why}
     tables, images = [], []
@@ -287,11 +291,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=320)
     ap.add_argument("--material", nargs="+", default=list(HOSTS), choices=HOSTS)
     ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--model", help="score this model (name or folder) instead of the default; "
+                    "with one --material")
     ap.add_argument("--json", help="write the figures to this JSON file")
     args = ap.parse_args(argv)
+    if args.model and len(args.material) != 1:
+        ap.error("--model needs exactly one --material")
     out = []
     for material in args.material:
-        entry = bench_material(material, args.n_images, args.size, args.seed)
+        entry = bench_material(material, args.n_images, args.size, args.seed, args.model)
         out.append(entry)
         print(format_table(entry), flush=True)
     if args.json:

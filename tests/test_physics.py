@@ -5,6 +5,7 @@ import pytest
 
 from napari_atomdefect.core.materials.materials import get_material
 from napari_atomdefect.core.materials.physics import (
+    column_physics,
     effective_exponent,
     element_weights,
     haadf_cross_section,
@@ -42,11 +43,12 @@ def test_random_physics_ranges():
     # Multislice (docs/physics.md): O adds 0.28-0.35 S atoms at 80-200 mrad with frozen
     # phonons, 0.10-0.23 at rest, 0.58-0.72 at 60-160 mrad; the second S atom adds 1.2-1.7 times
     # the first with phonons, 0.65-0.88 at rest at 80-200 mrad (coherent cross term). At rest
-    # beyond ~90 mrad O adds next to nothing (0.004 at 80 kV, 90-220 mrad; converged sampling).
+    # beyond ~90 mrad O adds next to nothing (0.004 at 80 kV, 90-220 mrad; converged sampling),
+    # and the second S as little as 0.41 of the first (WS2 at 100 kV, 90-220 mrad).
     assert light.min() >= 0.0 and light.max() <= 1.0
     assert 0.15 < np.median(light) < 0.4
     second = np.array([d["second_atom_factor"] for d in draws])
-    assert 0.5 <= second.min() and second.max() <= 2.3 and 0.8 < np.median(second) < 1.3
+    assert 0.4 <= second.min() and second.max() <= 2.3 and 0.8 < np.median(second) < 1.3
     mo_s = np.array([d["element_weights"]["Mo"] / d["element_weights"]["S"] for d in draws])
     assert 3.5 < mo_s.min() and mo_s.max() < 8.0
     w = element_weights(mat)
@@ -110,12 +112,15 @@ def test_light_coherence_follows_multislice(phi1, measured):
     ("S", 0.737, 0.325), ("S", 0.86, 0.219), ("S", 0.969, 0.156), ("S", 1.31, -0.017),
     ("S", 1.526, -0.098), ("S", 1.722, -0.179), ("S", 1.932, -0.233), ("S", 2.385, -0.279),
     ("S", 3.434, -0.023),
-    # Se: MoSe2 at 60-200 kV (third and fifth sessions, 0.065 Å sampling)
-    ("Se", 0.77, 0.353), ("Se", 0.89, 0.274), ("Se", 1.36, 0.083), ("Se", 1.59, -0.036),
-    ("Se", 1.79, -0.054), ("Se", 2.03, -0.173), ("Se", 2.80, 0.015), ("Se", 3.35, -0.044)])
+    # S: WS2 at 60-100 kV, 90-260 mrad, and 200 kV at 0.025 Å (twelfth session)
+    ("S", 1.642, -0.129), ("S", 2.159, -0.295), ("S", 2.919, -0.185), ("S", 3.838, 0.096),
+    # Se: MoSe2 and WSe2 at 60-100 kV (0.04 Å) and 200 kV (0.025 Å), twelfth session
+    ("Se", 0.767, 0.322), ("Se", 0.894, 0.251), ("Se", 1.364, 0.095), ("Se", 1.589, 0.016),
+    ("Se", 1.488, 0.029), ("Se", 2.011, -0.1), ("Se", 2.026, -0.107), ("Se", 2.269, -0.144),
+    ("Se", 3.068, 0.086), ("Se", 4.134, 0.342)])
 def test_static_coherence_follows_static_multislice(chalcogen, phi1, measured):
-    """``bench_column_contrast.py --static``: MoS2 (S) and MoSe2 (Se), detectors 50-260 mrad
-    (WS2 and WSe2 agreed with them to 0.01 at 0.065 Å)."""
+    """``bench_column_contrast.py --static``: MoS2/WS2 (S) and MoSe2/WSe2 (Se), detectors
+    50-260 mrad, at a converged potential sampling (the two hosts of a chalcogen agree to 0.01)."""
     assert static_coherence(phi1, chalcogen) == pytest.approx(measured, abs=0.05)
 
 
@@ -173,3 +178,50 @@ def test_singly_substituted_column_has_two_levels():
     w_s = 16.0**1.7
     assert np.isclose(levels.mean(), mean)
     assert np.isclose((levels[1] - w_s) / (levels[0] - w_s), 1.1 / 0.9)
+
+
+def _simulated_columns(name: str, kv: float, inner: float, outer: float) -> dict[str, float]:
+    """The simulator's columns at one microscope with its atoms at rest (no jitter), in the
+    ratios ``bench_column_contrast.py`` prints."""
+    from napari_atomdefect.core.simulate.image import MicroscopeParams, column_weight
+
+    mat = get_material(name)
+    phys = column_physics(mat, kv, inner, outer)
+    params = MicroscopeParams(**{k: v for k, v in phys.items()
+                                 if k not in ("detector", "thermal_damping")})
+    host = column_weight("chalcogen", "chalcogen", params, mat)
+    x1 = phys["element_weights"][mat.chalcogen]
+    out = {"M/X2": column_weight("metal", "metal", params, mat) / host, "X1/X2": x1 / host}
+    partner = "Se" if mat.chalcogen == "S" else "S"
+    x = mat.chalcogen
+    out[f"{partner}: excess"] = (column_weight(f"{partner}_{x}", "chalcogen", params, mat)
+                                 - x1) / x1
+    out[f"{partner}2/X2"] = column_weight(f"{partner}2_{x}2", "chalcogen", params, mat) / host
+    return out
+
+
+@pytest.mark.parametrize("name,kv,detector,measured", [
+    # static abTEM at a converged potential sampling (0.04 Å; twelfth session, docs/physics.md)
+    ("WS2", 60, (60, 160), {"M/X2": 3.156, "X1/X2": 0.376, "Se: excess": 4.883, "Se2/X2": 3.554}),
+    ("WS2", 80, (100, 240), {"M/X2": 7.46, "X1/X2": 0.696, "Se: excess": 3.145, "Se2/X2": 4.872}),
+    ("WS2", 100, (80, 200), {"M/X2": 6.6, "X1/X2": 0.606, "Se: excess": 3.41, "Se2/X2": 4.408}),
+    ("MoSe2", 60, (60, 160), {"M/X2": 0.496, "X1/X2": 0.378, "S: excess": 0.648,
+                              "S2/X2": 0.283}),
+    ("MoSe2", 80, (100, 240), {"M/X2": 0.751, "X1/X2": 0.545, "S: excess": 0.095,
+                               "S2/X2": 0.207}),
+    ("WSe2", 80, (80, 200), {"M/X2": 1.363, "X1/X2": 0.492, "S: excess": 0.23, "S2/X2": 0.233}),
+])
+def test_simulated_columns_follow_static_multislice(name, kv, detector, measured):
+    """Metal, single host atom, and the other of S and Se beside a host atom or in pairs, against
+    static multislice. Before the twelfth session W columns were a quarter too bright and Se
+    pairs in a sulfide up to a sixth too dim at high angles (they read the host's cross term,
+    not the mean of the host's and their own)."""
+    sim = _simulated_columns(name, kv, *detector)
+    for key, value in measured.items():
+        if key.endswith("excess") and abs(value) < 0.3:  # a light atom's small excess: absolute
+            assert sim[key] == pytest.approx(value, abs=0.04), key
+        elif key == "S2/X2":  # S pairs in a selenide: 5-13 % too bright, the price of the
+            # light-atom factor that gets S beside Se right (docs/physics.md)
+            assert sim[key] == pytest.approx(value, rel=0.14), key
+        else:
+            assert sim[key] == pytest.approx(value, rel=0.1), key

@@ -147,7 +147,8 @@ class ContrastFit:
         return {"probe_fwhm_nm": self.probe_fwhm_nm * rng.uniform(1 - spread, 1 + spread),
                 "tail_fraction": REFERENCE_TAIL["tail_fraction"] * rng.uniform(0.7, 1.3),
                 "tail_fwhm_nm": REFERENCE_TAIL["tail_fwhm_nm"] * rng.uniform(0.8, 1.2),
-                "element_weights": weights, "second_atom_factor": s, "light_ratio": light}
+                "element_weights": weights, "second_atom_factor": s, "light_ratio": light,
+                "partner_cross_term": phys["partner_cross_term"]}
 
     def _draw_chalcogen(self, rng: np.random.Generator, jitter: float) -> dict:
         """The fitted chalcogen parameters for one training image, drawn from the posterior

@@ -21,7 +21,7 @@ Two atoms in one column do not simply add. Frozen-phonon multislice of modified 
 partly in phase at the detector's inner angle: a column of atoms with weights ``w1``, ``w2``
 gives ``w1 + w2 + 2 k c sqrt(w1 w2)``, with ``c ≈ exp(-φ1 / s)``, ``φ1 = π θ1² Δz / λ``
 (:data:`COHERENCE_PHASE_SCALE`: S columns ``s`` = 0.57 from four MoS2 runs at a converged 0.04 Å
-potential sampling, Se columns 0.69 from runs at 0.065 Å). So the second host atom adds *more*
+potential sampling, Se columns 0.66 from four MoSe2 runs). So the second host atom adds *more*
 than the first with phonons: ``second_atom_factor = 1 + 2c`` is 1.05–1.2 at 80–200 mrad and
 1.45–1.65 at 60–160 mrad for S columns. With the atoms at rest (a static potential, no thermal
 motion) the cross term falls on a line in φ1 instead and turns negative at HAADF angles
@@ -38,6 +38,12 @@ motion) the cross term falls on a line in φ1 instead and turns negative at HAAD
   of the S₂ column); S in Se 0.29–0.36 and 0.53–0.61.
 * **heavy substituent** (Se in S, Te in Se) and host atoms: ``k = 1``; a column of two different
   atoms is ``w1 + w2 + 2 c sqrt(w1 w2)`` on average over the two orders.
+* **the other of S and Se** (Se in a sulfide, S in a selenide) keeps the cross term of its own
+  pair: a column holding one or two of them reads ``c = (c_host + c_partner) / 2``, each from
+  its own measured curve at the same phase (:func:`partner_chalcogen`; twelfth session, static
+  runs of all four hosts at 60–200 kV). With the host's ``c`` alone, Se2 in a sulfide read up
+  to a sixth too dim at high angles, where S pairs interfere destructively and Se pairs
+  hardly at all.
 * **which side the substituent is on** matters at HAADF angles (:func:`order_asymmetry`, from the
   same static and frozen-phonon runs): a heavy substituent on the exit side adds about 10 % more
   than the mean excess and on the entrance side 10 % less (Se in S2 at 80 kV, 80–200 mrad: 3.86
@@ -58,23 +64,29 @@ from .materials import ATOMIC_NUMBER, Material
 #: Phase scale of the coherent cross term with frozen phonons, ``c = exp(-φ1 / scale)``, per host
 #: chalcogen (multislice fit). S: four MoS2 runs at 60 and 80 kV, 60–160 and 80–200 mrad, at a
 #: converged potential sampling of 0.04 Å (eleventh session; 0.69 from runs at 0.065 Å, whose
-#: high angles were under-resolved). Se: not re-measured yet.
-COHERENCE_PHASE_SCALE: dict[str, float] = {"S": 0.57, "Se": 0.69}
+#: high angles were under-resolved). Se: four MoSe2 runs, the same microscopes, 0.04 Å (twelfth
+#: session: 0.651–0.669 run by run; 0.69 before).
+COHERENCE_PHASE_SCALE: dict[str, float] = {"S": 0.57, "Se": 0.66}
 #: Uniform jitter on ``c`` (the fit's measured/fit spread, and phonon correlations it ignores).
 COHERENCE_JITTER: tuple[float, float] = (0.8, 1.25)
 #: Separation along the beam of the two chalcogen atoms of a column (Å), by host chalcogen.
 CHALCOGEN_SEPARATION_A: dict[str, float] = {"S": 3.17, "Se": 3.30}
 #: Static-potential cross term per host chalcogen, as measured: ``(φ1, c)`` from static
 #: multislice (``bench_column_contrast.py --static``, docs/physics.md); interpolated between the
-#: points. S: MoS2 at 60, 80 and 100 kV, inner angles 60–120 mrad, at a converged potential
-#: sampling of 0.04 Å (eleventh session; the earlier points, at 0.065 Å, under-resolved high
-#: angles: c -0.18 instead of -0.10 at 80 kV, 80–200 mrad). Se: MoSe2/WSe2 at 60–200 kV at
-#: 0.065 Å, not re-measured yet.
+#: points (runs less than 0.04 rad apart averaged). S: MoS2 at 60, 80 and 100 kV (eleventh
+#: session) and WS2 at 60–200 kV (twelfth), inner angles 50–120 mrad, at a converged potential
+#: sampling (0.04 Å; 0.025 Å at 200 kV; the earlier points, at 0.065 Å, under-resolved high
+#: angles: c -0.18 instead of -0.10 at 80 kV, 80–200 mrad). Se: MoSe2 and WSe2 at 60–200 kV,
+#: the same way (twelfth session; the two hosts agree to 0.003).
 STATIC_COHERENCE_POINTS: dict[str, tuple[tuple[float, float], ...]] = {
-    "S": ((0.737, 0.325), (0.86, 0.219), (0.969, 0.156), (1.31, -0.017), (1.526, -0.098),
-          (1.722, -0.179), (1.932, -0.233), (2.385, -0.279), (3.434, -0.023)),
-    "Se": ((0.77, 0.35), (0.89, 0.27), (1.01, 0.279), (1.03, 0.235), (1.36, 0.08),
-           (1.59, -0.04), (1.79, -0.054), (2.03, -0.173), (2.80, 0.015), (3.35, -0.044)),
+    "S": ((0.731, 0.328), (0.853, 0.221), (0.969, 0.181), (1.301, -0.015), (1.416, -0.044),
+          (1.515, -0.096), (1.642, -0.129), (1.710, -0.176), (1.921, -0.231), (2.027, -0.234),
+          (2.159, -0.295), (2.368, -0.282), (2.517, -0.290), (2.665, -0.244), (2.919, -0.185),
+          (3.410, -0.029), (3.838, 0.096), (3.933, 0.055)),
+    "Se": ((0.767, 0.322), (0.894, 0.251), (1.017, 0.233), (1.364, 0.095), (1.488, 0.029),
+           (1.589, 0.016), (1.726, 0.001), (1.793, -0.075), (2.016, -0.102), (2.131, -0.081),
+           (2.269, -0.144), (2.483, -0.082), (2.646, -0.103), (2.801, -0.031), (3.068, 0.086),
+           (3.575, 0.266), (4.033, 0.346), (4.134, 0.342)),
 }
 #: Beyond the last measured phase the cross term relaxes to 0 over this many radians.
 STATIC_COHERENCE_DECAY = 3.0
@@ -86,15 +98,27 @@ THERMAL_DAMPING: tuple[float, float] = (0.0, 1.0)
 #: single-atom ratio: at rest at high angles an O beside an S adds nothing, -0.02 to 0.07).
 MIN_COHERENCE = -0.3
 MIN_LIGHT_RATIO = 0.0
-#: Multislice over screened-model single-atom ratio, metal over chalcogen, per material
-#: (docs/physics.md). MoS2: 0.83–0.90 over eight static runs at 60–100 kV and 60–240 mrad at a
-#: converged 0.04 Å potential sampling (eleventh session; 0.94–0.99 at 0.065 Å), widened by a
-#: few per cent either side. The others as measured at 0.065 Å (Mo 0.94–0.99, W 0.79–0.86),
-#: widened below for a peak contrast; not re-measured yet (their models were trained on these).
-METAL_MODEL_FACTOR: dict[str, tuple[float, float]] = {
-    "MoS2": (0.80, 0.96), "MoSe2": (0.8, 1.03), "WS2": (0.68, 0.9), "WSe2": (0.68, 0.9)}
-#: The same for a substituent over the host chalcogen (0.86-0.98 measured).
-SUBSTITUENT_MODEL_FACTOR: tuple[float, float] = (0.85, 1.0)
+#: Multislice over screened-model single-atom ratio, metal over chalcogen, per material and
+#: voltage (docs/physics.md; :func:`metal_factor_range` interpolates in kV, constant beyond the
+#: ends). MoS2: 0.83–0.90 over eight static runs at 60–100 kV and 60–240 mrad at a converged
+#: 0.04 Å potential sampling (eleventh session; 0.94–0.99 at 0.065 Å), widened by a few per cent
+#: either side. The others over twenty static runs each at 60, 80, 100 and 200 kV, 50–260 mrad
+#: (twelfth session), widened by ~0.02: MoSe2 0.91–0.93 at 60 kV to 0.94–0.99 at 200 kV, WS2
+#: 0.56–0.69 to 0.72–0.79, WSe2 0.66–0.71 to 0.79–0.85. W was 0.79–0.86 at 0.065 Å: the
+#: simulator had W columns a quarter too bright.
+METAL_MODEL_FACTOR: dict[str, dict[float, tuple[float, float]]] = {
+    "MoS2": {60.0: (0.80, 0.96)},
+    "MoSe2": {60.0: (0.88, 0.95), 100.0: (0.90, 0.97), 200.0: (0.92, 1.01)},
+    "WS2": {60.0: (0.54, 0.71), 100.0: (0.63, 0.73), 200.0: (0.70, 0.81)},
+    "WSe2": {60.0: (0.64, 0.73), 100.0: (0.71, 0.79), 200.0: (0.77, 0.87)},
+}
+#: The same for a substituent over the host chalcogen: what the single-atom model needs to give
+#: the measured column with a substituent (Se in S2, Te in Se2, O in S2: 0.94–1.06 at a
+#: converged 0.04 Å sampling, twelfth session), and for S in a selenide, whose excess over one Se
+#: the model leaves 0.03–0.05 Se atoms short at every detector
+#: (:data:`LIGHT_SUBSTITUENT_MODEL_FACTOR`).
+SUBSTITUENT_MODEL_FACTOR: tuple[float, float] = (0.86, 1.05)
+LIGHT_SUBSTITUENT_MODEL_FACTOR: dict[str, tuple[float, float]] = {"S": (1.0, 1.15)}
 #: Light substituent's coherence ``k = exp(-((φ1 - onset) / width)²)`` (1 below the onset):
 #: least squares over the ten multislice runs with a light atom (docs/physics.md), measured
 #: k 0.1–1.0, fit within ±0.2.
@@ -167,10 +191,29 @@ def element_weights(material: Material, kv: float = 80.0, inner_mrad: float = 80
     return out
 
 
-def coherence(kv: float, inner_mrad: float, material: Material) -> float:
-    """Cross-term coefficient ``c`` of two host chalcogen atoms of a column (no jitter)."""
-    scale = COHERENCE_PHASE_SCALE[material.chalcogen]
+def coherence(kv: float, inner_mrad: float, material: Material,
+              chalcogen: str | None = None) -> float:
+    """Cross-term coefficient ``c`` of two host chalcogen atoms of a column with frozen phonons
+    (no jitter); with ``chalcogen``, of two atoms of that chalcogen at the host's separation."""
+    scale = COHERENCE_PHASE_SCALE[chalcogen or material.chalcogen]
     return float(np.exp(-inner_phase(kv, inner_mrad, material) / scale))
+
+
+def metal_factor_range(material: Material, kv: float) -> tuple[float, float]:
+    """Range of the metal's multislice/model factor at ``kv`` (:data:`METAL_MODEL_FACTOR`,
+    linear in kV between the measured voltages, constant beyond them)."""
+    table = METAL_MODEL_FACTOR[material.name]
+    volts = np.array(sorted(table))
+    lo = float(np.interp(kv, volts, [table[v][0] for v in volts]))
+    hi = float(np.interp(kv, volts, [table[v][1] for v in volts]))
+    return lo, hi
+
+
+def partner_chalcogen(material: Material) -> str | None:
+    """The other of S and Se when the material supports it as a substituent (Se in a sulfide,
+    S in a selenide), else None."""
+    partner = {"S": "Se", "Se": "S"}.get(material.chalcogen)
+    return partner if partner in supported_substituents(material) else None
 
 
 def inner_phase(kv: float, inner_mrad: float, material: Material) -> float:
@@ -250,29 +293,93 @@ def random_column_physics(material: Material, rng: np.random.Generator) -> dict:
     kv = float(rng.choice([60.0, 80.0, 100.0, 200.0, 300.0]))
     inner = float(rng.uniform(50, 100))
     outer = float(rng.uniform(max(150.0, 2 * inner), 260))
-    weights = element_weights(material, kv, inner, outer)
-    weights[material.metal] *= float(rng.uniform(*METAL_MODEL_FACTOR[material.name]))
+    metal_factor = float(rng.uniform(*metal_factor_range(material, kv)))
+    substituent_factors = {el: float(rng.uniform(*_substituent_factor_range(material, el)))
+                           for el in supported_substituents(material)}
+    damping = float(rng.uniform(*THERMAL_DAMPING))
+    phonon_jitter = float(rng.uniform(*COHERENCE_JITTER))
+    static_jitter = float(rng.uniform(*STATIC_COHERENCE_JITTER))
+    light_jitter = float(rng.uniform(*LIGHT_COHERENCE_JITTER))
+    return column_physics(material, kv, inner, outer, thermal_damping=damping,
+                          metal_factor=metal_factor, substituent_factors=substituent_factors,
+                          phonon_jitter=phonon_jitter, static_jitter=static_jitter,
+                          light_jitter=light_jitter)
+
+
+def _substituent_factor_range(material: Material, element: str) -> tuple[float, float]:
+    """Range of the multislice/model factor of a substituent (:data:`SUBSTITUENT_MODEL_FACTOR`,
+    :data:`LIGHT_SUBSTITUENT_MODEL_FACTOR`)."""
+    if element == material.light_substituent:
+        return LIGHT_SUBSTITUENT_MODEL_FACTOR.get(element, SUBSTITUENT_MODEL_FACTOR)
+    return SUBSTITUENT_MODEL_FACTOR
+
+
+def column_physics(material: Material, kv: float, inner_mrad: float, outer_mrad: float, *,
+                   thermal_damping: float = 0.0, metal_factor: float | None = None,
+                   substituent_factors: dict[str, float] | None = None,
+                   phonon_jitter: float = 1.0, static_jitter: float = 0.0,
+                   light_jitter: float = 0.0) -> dict:
+    """Column-weight parameters of one microscope (voltage, detector, thermal motion).
+
+    :func:`random_column_physics` draws the arguments; called directly, the multislice/model
+    factors default to the middle of their ranges and the jitters to none, which gives the
+    simulator's best estimate at a given microscope (tests compare it with multislice).
+
+    Parameters
+    ----------
+    material : Material
+        The host.
+    kv, inner_mrad, outer_mrad : float
+        Voltage and annular detector.
+    thermal_damping : float
+        0 for atoms at rest (static potential), 1 for room-temperature frozen phonons.
+    metal_factor : float, optional
+        Multislice over single-atom model for the metal (:data:`METAL_MODEL_FACTOR`).
+    substituent_factors : dict, optional
+        The same per substituent element.
+    phonon_jitter, static_jitter, light_jitter : float
+        Factor on the phonon cross term, additive jitter on the static one and on the light
+        substituent's coherence ``k``.
+
+    Returns
+    -------
+    dict
+        Keyword arguments for :class:`~..simulate.image.MicroscopeParams` (see
+        :func:`random_column_physics`), plus ``detector`` and ``thermal_damping``.
+    """
+    weights = element_weights(material, kv, inner_mrad, outer_mrad)
+    weights[material.metal] *= (float(np.mean(metal_factor_range(material, kv)))
+                                if metal_factor is None else metal_factor)
     for el in supported_substituents(material):
-        weights[el] *= float(rng.uniform(*SUBSTITUENT_MODEL_FACTOR))
+        weights[el] *= (substituent_factors or {}).get(
+            el, float(np.mean(_substituent_factor_range(material, el))))
     light = material.light_substituent
     single = weights[light] / weights[material.chalcogen]
-    phi1 = inner_phase(kv, inner, material)
-    damping = float(rng.uniform(*THERMAL_DAMPING))
-    c_phonon = coherence(kv, inner, material) * float(rng.uniform(*COHERENCE_JITTER))
-    c_static = static_coherence(phi1, material.chalcogen) \
-        + float(rng.uniform(*STATIC_COHERENCE_JITTER))
-    c = max(damping * c_phonon + (1 - damping) * c_static, MIN_COHERENCE)
-    k_phonon = light_coherence(phi1)
-    k = damping * k_phonon + (1 - damping) * 1.0 + float(rng.uniform(*LIGHT_COHERENCE_JITTER))
+    phi1 = inner_phase(kv, inner_mrad, material)
+    damping = thermal_damping
+
+    def cross_term(chalcogen: str) -> float:
+        phonon = coherence(kv, inner_mrad, material, chalcogen) * phonon_jitter
+        static = static_coherence(phi1, chalcogen) + static_jitter
+        return max(damping * phonon + (1 - damping) * static, MIN_COHERENCE)
+
+    c = cross_term(material.chalcogen)
+    # The other of S and Se: its own pair's cross term at this microscope (same jitters); a
+    # column holding it reads the mean of the host's and its own (column_weight).
+    partner = partner_chalcogen(material)
+    c_partner = None if partner is None else cross_term(partner)
+    k = damping * light_coherence(phi1) + (1 - damping) * 1.0 + light_jitter
     k = float(np.clip(k, *LIGHT_COHERENCE_RANGE))
-    light_ratio = max(single + 2.0 * k * c * np.sqrt(single), MIN_LIGHT_RATIO * single)
+    c_light = 0.5 * (c + c_partner) if light == partner and c_partner is not None else c
+    light_ratio = max(single + 2.0 * k * c_light * np.sqrt(single), MIN_LIGHT_RATIO * single)
     heavy_asym, light_asym = order_asymmetry(phi1, material.chalcogen, damping)
     return {
         "element_weights": weights,
         "light_ratio": float(light_ratio),
         "second_atom_factor": 1.0 + 2.0 * c,
+        "partner_cross_term": None if c_partner is None else float(c_partner),
         "heavy_order_asymmetry": heavy_asym,
         "light_order_asymmetry": min(light_asym, 0.9 * float(light_ratio)),
-        "detector": {"kv": kv, "inner_mrad": inner, "outer_mrad": outer},
+        "detector": {"kv": kv, "inner_mrad": inner_mrad, "outer_mrad": outer_mrad},
         "thermal_damping": damping,
     }

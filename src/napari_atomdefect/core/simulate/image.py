@@ -82,6 +82,10 @@ class MicroscopeParams:
         the coherent cross term of the two atoms (multislice: 1.2–1.3 at 80–200 mrad, 1.6–1.7
         at 60–160 mrad; 1 is incoherent). Two atoms ``w1``, ``w2`` give
         ``w1 + w2 + 2c sqrt(w1 w2)``.
+    partner_cross_term : float or None
+        Cross term ``c`` of a pair of the other of S and Se (Se in a sulfide, S in a selenide)
+        at this microscope; a column holding one or two of them reads ``(c_host + c_partner)/2``
+        (multislice, docs/physics.md). ``None``: the host's ``c``.
     metal_cross_section_A2 : float
         Effective HAADF cross-section (Å²) of a column of molybdenum weight: the fraction of the
         probe's electrons that reach the detector is this times the probe intensity per Å² at the
@@ -131,6 +135,7 @@ class MicroscopeParams:
     second_atom_factor: float = 1.25
     heavy_order_asymmetry: float = 0.0
     light_order_asymmetry: float = 0.0
+    partner_cross_term: float | None = None
     metal_cross_section_A2: float = 0.012
     row_jitter_nm: float = 0.004
     drift_nm: float = 0.015
@@ -163,6 +168,7 @@ class MicroscopeParams:
             element_weights=phys["element_weights"],
             light_ratio=phys["light_ratio"],
             second_atom_factor=phys["second_atom_factor"],
+            partner_cross_term=phys["partner_cross_term"],
             heavy_order_asymmetry=phys["heavy_order_asymmetry"],
             light_order_asymmetry=phys["light_order_asymmetry"],
             metal_cross_section_A2=rng.uniform(0.006, 0.025),
@@ -312,6 +318,9 @@ def column_weight(cls: str, sublattice: str, params: MicroscopeParams, material:
         return float(sum(present))
     # Coherent cross term of the two atoms (docs/physics.md): X2 = w (1 + s), c = (s - 1) / 2.
     c = (params.second_atom_factor - 1.0) / 2.0
+    partner_present = bool(({top, bottom} - {material.chalcogen}) & {"S", "Se"})
+    if params.partner_cross_term is not None and partner_present:
+        c = 0.5 * (c + params.partner_cross_term)
     w1, w2 = present
     if mixed and material.chalcogen in (top, bottom):  # one substituent beside one host atom
         w_d = w2 if top == material.chalcogen else w1
