@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"material": name, "kv": kv, "detector": key,
                              "parametrization": args.parametrization,
                              "configs": 0 if args.static else args.configs,
-                             "radius": args.radius, "model": model,
+                             "radius": args.radius, "sampling": args.sampling, "model": model,
                              "integrals": meas[key] if meas else None,
                              "measured": ratios(p, meas[key]) if meas else None})
             print(f"# {name} {kv:g} kV: {time.perf_counter() - t0:.0f} s", file=sys.stderr,
