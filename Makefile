@@ -106,6 +106,15 @@ bundled-models: install
 	rm -rf src/napari_atomdefect/weights/mos2-default && \
 	  cp -r build/stage6/mos2-default src/napari_atomdefect/weights/ && \
 	  ATOMDEFECT_WRITE_BUNDLED=1 $(AD) calibrate-model mos2-default --n-images 150 --decide-on model
+	# Round 12 (twelfth session): Se columns, W contrast and the partner chalcogen's cross term
+	# re-measured by multislice (docs/physics.md); WS2 and mos2-alloy one more round on them.
+	for l in ws2-default mos2-alloy; do m=WS2; noise=ws2-default; \
+	  [ $$l = mos2-alloy ] && m=MoS2 && noise=mos2-default; \
+	  $(AD) train-detector --material $$m --noise $$noise --init $$l --n-images 200 \
+	    --val-images 30 --steps 2000 --seed 12 --host-units --out build/stage12/$$l || exit 1; \
+	  rm -rf src/napari_atomdefect/weights/$$l && cp -r build/stage12/$$l src/napari_atomdefect/weights/ && \
+	  ATOMDEFECT_WRITE_BUNDLED=1 $(AD) calibrate-model $$l --n-images 150 --decide-on model \
+	  || exit 1; done
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -127,6 +127,16 @@ def test_fully_converted_analysed_as_ws2_with_se_holds_se_nearly_everywhere(shar
         assert 0.1 <= both <= 0.5, f"{path.name}: {both:.1%} of chalcogen columns Se2_S2"
 
 
+def test_fully_converted_analysed_as_wse2_with_s_is_not_told_to_add_te(shared_data):
+    """An S/Se alloy with no Te: analysed as WSe2 with S, nothing may tell the user to add Te
+    (its three rungs, S2 / S + Se / Se2, have the spacing of Se + S / Se2 / Se + Te; a stricter
+    ordered-layer reading of the twelfth session read it as WSe2 with Te and was not adopted)."""
+    model_with("WSe2", "S")
+    for path in real_images(shared_data, "Fully_converted"):
+        result, _ = analysed(str(path), "WSe2", "S")
+        assert not any("add Te" in m for m in result["fit_messages"]), result["fit_messages"]
+
+
 _NOT_UNIFORM = ("measured against its W columns (benchmarks/bench_real_composition.py) the image "
                 "is an S/Se alloy: 65 % of its chalcogen columns at the S + Se level of the "
                 "partly converted images, 26 % at Se2, 9 % at S2")

@@ -77,12 +77,6 @@ ALLOY_DEVIANCE_WEIGHT = 0.1
 #: Share of a singly substituted median's prior given to the ordered (Janus) layer, whose
 #: columns are nearly all mixed: MoSSe, WSSe and WSeTe Janus monolayers are made on purpose.
 JANUS_PRIOR_SHARE = 0.25
-#: Least share of the chalcogen columns an ordered (Janus) reading's mixed column should hold: a
-#: Janus layer has nearly every column mixed, and below this share the reading pays the binomial
-#: deviance of falling short (weighted as the random-alloy one), as a random-alloy reading pays
-#: for its proportions. Without it an S-rich WSe2 alloy (host 57 %, S2_Se2 25 %, S_Se 15 %)
-#: was read as a Janus WSeTe layer with 42 % of its columns something else (twelfth session).
-JANUS_MIN_SHARE = 0.8
 #: Least posterior of a reading under which a host-unit detector is also run (its probabilities
 #: averaged over the readings, weighted by their posteriors).
 MIN_ALTERNATIVE_POSTERIOR = 0.1
@@ -225,17 +219,6 @@ class _AlloyPairs:
             p = np.concatenate([(1 - c) ** 2, 2 * c * (1 - c), c**2], axis=1)
             out += 2 * (n * np.log(n / (total * p))).sum(1)
         return out
-
-
-def _janus_shortfall(n_c: np.ndarray, column: int) -> np.ndarray:
-    """``(M,)`` binomial deviance of the ordered reading's mixed-column count against
-    :data:`JANUS_MIN_SHARE`, 0 where the share reaches it."""
-    n = np.maximum(n_c[:, column], 0.0) + 0.5
-    total = np.maximum(n_c, 0.0).sum(1) + 1.0
-    rest = total - n
-    p = JANUS_MIN_SHARE
-    dev = 2 * (n * np.log(n / (total * p)) + rest * np.log(rest / (total * (1 - p))))
-    return np.where(n / total < p, dev, 0.0)
 
 
 def _share_cap(column: ColumnClass | None, chosen: tuple[str, ...]) -> float:
@@ -384,8 +367,7 @@ def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str 
         metal_term = (-0.5 * ((np.log(metal_level) - np.log(scale * metal / unit))
                               / METAL_LOG_SIGMA) ** 2
                       - np.log(METAL_LOG_SIGMA * np.sqrt(2 * np.pi)))
-        deviance = ALLOY_DEVIANCE_WEIGHT * (_janus_shortfall(n_c, names.index(h)) if janus
-                                            else pairs.deviance(n_c))
+        deviance = 0.0 if janus else ALLOY_DEVIANCE_WEIGHT * pairs.deviance(n_c)
         total = loglik + metal_term - deviance
         top = total.max()
         w = np.exp(total - top)
