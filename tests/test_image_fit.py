@@ -77,7 +77,7 @@ def test_ranking_prefers_the_chosen_metal_when_contrast_cannot_tell():
     assert {"MoS2", "WSe2"} <= set(both)
     assert rank_materials(2.0, metal="W")[0] == "WSe2"
     assert rank_materials(2.0, metal="Mo")[0] == "MoS2"
-    assert rank_materials(0.75, metal="W") == ("MoSe2",)
+    assert rank_materials(0.6, metal="W") == ("MoSe2",)  # WSe2 reaches down to ~0.73
 
 
 def test_alloy_between_the_sulfide_and_selenide_of_one_metal():

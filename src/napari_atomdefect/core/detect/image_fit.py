@@ -44,13 +44,13 @@ from ..materials.materials import (
 #: chalcogen spread (99th percentile) measured on 200 simulated images of random microscopes (probe, detector,
 #: voltage, column coherence, contamination and column scatter, dose 1e4–1e6 e/Å², pixel size
 #: 0.008–0.02 nm, default defect densities; background flattened as detection does):
-#: ``measure_training_ranges(200)`` (fifth session of 2026-12-02: static cross term measured up
-#: to 200 kV, substituent order asymmetry).
+#: ``measure_training_ranges(200)`` (twelfth session, 2026-12-03: Se columns, W contrast and
+#: the partner chalcogen's cross term re-measured by multislice; WS2 2.6–9.7, was 3.1–10.7).
 TRAINING_RANGES: dict[str, dict[str, tuple[float, ...]]] = {
-    "MoS2": {"metal_to_chalcogen": (1.516, 2.748, 3.931), "excess_spread": (2.094,)},
-    "WS2": {"metal_to_chalcogen": (3.128, 6.753, 10.681), "excess_spread": (2.783,)},
-    "MoSe2": {"metal_to_chalcogen": (0.432, 0.642, 0.81), "excess_spread": (1.347,)},
-    "WSe2": {"metal_to_chalcogen": (0.975, 1.548, 2.019), "excess_spread": (1.723,)},
+    "MoS2": {"metal_to_chalcogen": (1.568, 2.67, 3.775), "excess_spread": (1.993,)},
+    "WS2": {"metal_to_chalcogen": (2.591, 5.867, 9.736), "excess_spread": (2.858,)},
+    "MoSe2": {"metal_to_chalcogen": (0.449, 0.657, 0.811), "excess_spread": (1.373,)},
+    "WSe2": {"metal_to_chalcogen": (0.838, 1.485, 2.048), "excess_spread": (1.674,)},
 }
 
 #: Factor by which a measured contrast may lie outside a material's simulated range and still fit it
@@ -376,6 +376,21 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
     alloy_expected = alloying_partner(chosen) in substituents
     nearer = None
     heavier = HEAVIER_SUBSTITUENT.get(MATERIALS[chosen].chalcogen)  # (not chosen: said below)
+    bright = meas.bright_share(host_level)
+    # Inside the chosen sulfide's contrast range but with columns brighter than it can show:
+    # the partner chalcogen in them, and a contrast between the two hosts' — an S/Se alloy.
+    partner_seen = (alloy is not None and same_metal and not alloy_expected
+                    and heavier == alloying_partner(chosen) and bright > BRIGHT_SHARE)
+    if partner_seen:
+        nearer = min(alloy, key=lambda n: abs(np.log(
+            ratio / TRAINING_RANGES[n]["metal_to_chalcogen"][1])))
+        other = alloy[0] if nearer == alloy[1] else alloy[1]
+        messages.append(
+            f"{bright:.0%} of the chalcogen columns are brighter than a {chosen} column can be "
+            f"and the metal/chalcogen contrast {ratio:.2f} lies between {alloy[0]}'s and "
+            f"{alloy[1]}'s: an S/Se alloy (a partly converted layer), nearer {nearer} — analyse "
+            f"it as an alloy: {nearer} with {alloying_partner(nearer)}, or {other} with "
+            f"{alloying_partner(other)}.")
     if alloy and not same_metal:
         nearer = min(alloy, key=lambda n: abs(np.log(
             ratio / TRAINING_RANGES[n]["metal_to_chalcogen"][1])))
@@ -427,7 +442,6 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
                            "is the other way round, above +0.5), so its columns are darker than "
                            "the space between them. Is it a bright-field or ABF image? HAADF "
                            "(Z-contrast) is needed: invert it, or open the HAADF channel.")
-    bright = meas.bright_share(host_level)
     if heavier_explains:
         partner = alloying_partner(chosen)
         messages.append(
