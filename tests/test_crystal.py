@@ -359,7 +359,8 @@ def test_a_region_analyses_the_grain_it_holds(tmp_path, capsys):
                 warnings.simplefilter("ignore")
                 lattice = find_lattice(image, "MoS2", pixel_size_nm=0.012, region=region)
             sites = np.concatenate([lattice.metal_sites_px, lattice.chalcogen_sites_px])
-            assert sites[:, 1].min() >= rect[2] - 1 and sites[:, 1].max() <= rect[3]
+            # (a site at the region's edge may refine up to ~1.5 px over it)
+            assert sites[:, 1].min() >= rect[2] - 2 and sites[:, 1].max() <= rect[3] + 1
             assert not any("another grain" in m for m in lattice.messages)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
