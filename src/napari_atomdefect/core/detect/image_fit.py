@@ -278,6 +278,14 @@ def alloy_between(ratio: float, metal: str) -> tuple[str, str] | None:
     return (sulfide, selenide) if low < ratio < high else None
 
 
+def _nearer_first(pair: tuple[str, str], ratio: float) -> tuple[str, str]:
+    """The two end members of an alloy, the one whose typical contrast is nearer ``ratio``
+    first."""
+    a, b = sorted(pair, key=lambda n: abs(np.log(
+        ratio / TRAINING_RANGES[n]["metal_to_chalcogen"][1])))
+    return a, b
+
+
 #: Below this skewness of its pixel values an image is taken for inverted (columns dark).
 INVERTED_SKEWNESS = 0.0
 #: The substituent heavier than each host chalcogen that the package models.
@@ -382,9 +390,7 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
     partner_seen = (alloy is not None and same_metal and not alloy_expected
                     and heavier == alloying_partner(chosen) and bright > BRIGHT_SHARE)
     if partner_seen:
-        nearer = min(alloy, key=lambda n: abs(np.log(
-            ratio / TRAINING_RANGES[n]["metal_to_chalcogen"][1])))
-        other = alloy[0] if nearer == alloy[1] else alloy[1]
+        nearer, other = _nearer_first(alloy, ratio)
         messages.append(
             f"{bright:.0%} of the chalcogen columns are brighter than a {chosen} column can be "
             f"and the metal/chalcogen contrast {ratio:.2f} lies between {alloy[0]}'s and "
@@ -392,9 +398,7 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
             f"it as an alloy: {nearer} with {alloying_partner(nearer)}, or {other} with "
             f"{alloying_partner(other)}.")
     if alloy and not same_metal:
-        nearer = min(alloy, key=lambda n: abs(np.log(
-            ratio / TRAINING_RANGES[n]["metal_to_chalcogen"][1])))
-        other = alloy[0] if nearer == alloy[1] else alloy[1]
+        nearer, other = _nearer_first(alloy, ratio)
         better = (f"; it lies between {alloy[0]} and {alloy[1]}: the chalcogen columns look "
                   f"like an S/Se alloy (a partly converted layer), nearer {nearer} — analyse it as "
                   f"an alloy: {nearer} with {alloying_partner(nearer)}, or {other} with "

@@ -113,8 +113,9 @@ METAL_MODEL_FACTOR: dict[str, dict[float, tuple[float, float]]] = {
     "WSe2": {60.0: (0.64, 0.73), 100.0: (0.71, 0.79), 200.0: (0.77, 0.87)},
 }
 #: The same for a substituent over the host chalcogen: what the single-atom model needs to give
-#: the measured column with a substituent (Se in S2, Te in Se2, O in S2: 0.94–1.06 at a
-#: converged 0.04 Å sampling, twelfth session), and for S in a selenide, whose excess over one Se
+#: the measured column with a substituent (Se in S2, Te in Se2, O in S2: 0.94–1.08 at rest at a
+#: converged 0.04 Å sampling, twelfth session; Te 0.86–0.94 with phonons), and for S in a
+#: selenide, whose excess over one Se
 #: the model leaves 0.03–0.05 Se atoms short at every detector
 #: (:data:`LIGHT_SUBSTITUENT_MODEL_FACTOR`).
 SUBSTITUENT_MODEL_FACTOR: tuple[float, float] = (0.86, 1.05)
@@ -286,7 +287,8 @@ def random_column_physics(material: Material, rng: np.random.Generator) -> dict:
     dict
         Keyword arguments for :class:`~..simulate.image.MicroscopeParams`: ``element_weights``,
         ``light_ratio`` (the light substituent's excess in a host column over one host atom,
-        ``r + 2kc√r``), ``second_atom_factor`` (``1 + 2c``), ``heavy_order_asymmetry`` and
+        ``r + 2kc√r``), ``second_atom_factor`` (``1 + 2c``), ``partner_cross_term`` (``c`` of a
+        pair of the other of S and Se, or ``None``), ``heavy_order_asymmetry`` and
         ``light_order_asymmetry`` (:func:`order_asymmetry`, no extra random draw), plus the
         ``detector`` drawn and the ``thermal_damping``.
     """
