@@ -235,10 +235,11 @@ def static_coherence(phi1: float, chalcogen: str = "S") -> float:
 
     Static multislice (``bench_column_contrast.py --static``, 60–200 kV, detectors 50–240 mrad,
     docs/physics.md) at :data:`STATIC_COHERENCE_POINTS`, interpolated. For S columns ``c`` falls
-    from 0.33 at φ1 = 0.74 through -0.1 at φ1 ≈ 1.5 to -0.28 at 2.4 (a single S then reads
-    0.55–0.69 of its column) and comes back near 0 at 3.4; Se columns fall to about 0 and
-    scatter between -0.17 and +0.02. Beyond the last point the interference averages out over
-    the detector: ``c`` relaxes to 0 over :data:`STATIC_COHERENCE_DECAY` radians.
+    from 0.33 at φ1 = 0.74 through -0.1 at φ1 ≈ 1.5 to -0.29 at 2.2–2.5 (a single S then reads
+    0.55–0.7 of its column) and comes back to +0.1 at 3.8; Se columns fall from 0.32 to about
+    0 at 1.7 and -0.14 at 2.3, and rise again to +0.34 at 4.1. Beyond the last point the
+    interference averages out over the detector: ``c`` relaxes to 0 over
+    :data:`STATIC_COHERENCE_DECAY` radians.
     """
     points = np.array(STATIC_COHERENCE_POINTS[chalcogen])
     last_phase, last = points[-1]
