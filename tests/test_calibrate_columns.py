@@ -36,3 +36,29 @@ def test_selenide_corrections_fit_the_chalcogen_physics():
     params = fit.simulator_params("WSe2", np.random.default_rng(0))
     w = params["element_weights"]
     assert w["Te"] / w["Se"] > 1.5 and w["S"] / w["Se"] < 0.5  # substituents scaled with host
+
+
+def test_partner_cross_term_follows_the_fitted_host_term():
+    """A column holding the other of S and Se reads the mean of the host's and its own cross
+    term; a fine-tuning draw keeps the drawn microscope's offset between the two and moves it
+    with the fitted host term (not a random microscope's partner term beside a fitted host)."""
+    from dataclasses import replace
+
+    from napari_atomdefect.core.finetune.calibrate import ContrastFit
+    from napari_atomdefect.core.materials.materials import get_material
+    from napari_atomdefect.core.materials.physics import random_column_physics
+
+    sim = simulate_image("WSe2", 256, 0.012, params=MicroscopeParams(**TRUE), seed=5,
+                         substituents="S", defect_fractions={"V_Se": 0.08, "S_Se": 0.08})
+    fit = fit_contrast(sim.image, find_lattice(sim.image, "WSe2", pixel_size_nm=0.012),
+                       corrections=sim.defects)
+    assert isinstance(fit, ContrastFit)
+    for s_fit in (0.6, 1.4):
+        point = replace(fit, second_atom_factor=s_fit, posterior={})
+        for seed in range(5):
+            params = point.simulator_params("WSe2", np.random.default_rng(seed), spread=0.0)
+            phys = random_column_physics(get_material("WSe2"), np.random.default_rng(seed))
+            offset = phys["partner_cross_term"] - (phys["second_atom_factor"] - 1) / 2
+            c_host = (params["second_atom_factor"] - 1) / 2
+            assert params["second_atom_factor"] == pytest.approx(s_fit)
+            assert params["partner_cross_term"] == pytest.approx(max(c_host + offset, -0.3))

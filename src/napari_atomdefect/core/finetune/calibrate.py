@@ -131,7 +131,7 @@ class ContrastFit:
     def simulator_params(self, material: Material | str, rng: np.random.Generator,
                          spread: float = 0.05) -> dict:
         """:class:`~..simulate.image.MicroscopeParams` values for one training image (``spread``: ±)."""
-        from ..materials.physics import random_column_physics
+        from ..materials.physics import MIN_COHERENCE, random_column_physics
 
         mat = get_material(material)
         phys = random_column_physics(mat, rng)
@@ -140,6 +140,10 @@ class ContrastFit:
         light = drawn.get("light_ratio", phys["light_ratio"])
         ratio = self.metal_to_chalcogen * rng.uniform(1 - spread, 1 + spread)
         weights = dict(phys["element_weights"])
+        partner = phys["partner_cross_term"]
+        if partner is not None:  # the drawn microscope's partner offset, carried onto the fit
+            partner = max((s - 1.0) / 2.0 + partner - (phys["second_atom_factor"] - 1.0) / 2.0,
+                          MIN_COHERENCE)
         scale = weights[mat.metal] / (ratio * (1 + s)) / weights[mat.chalcogen]
         for el in weights:  # the substituents keep their weight relative to the host
             if el != mat.metal:
@@ -148,7 +152,7 @@ class ContrastFit:
                 "tail_fraction": REFERENCE_TAIL["tail_fraction"] * rng.uniform(0.7, 1.3),
                 "tail_fwhm_nm": REFERENCE_TAIL["tail_fwhm_nm"] * rng.uniform(0.8, 1.2),
                 "element_weights": weights, "second_atom_factor": s, "light_ratio": light,
-                "partner_cross_term": phys["partner_cross_term"]}
+                "partner_cross_term": partner}
 
     def _draw_chalcogen(self, rng: np.random.Generator, jitter: float) -> dict:
         """The fitted chalcogen parameters for one training image, drawn from the posterior
