@@ -19,9 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import fft, ndimage
+from scipy import fft
 
 from ..errors import NoLatticeError
+from .filters import maximum_box, uniform_box
 
 #: Minimum peak-to-background ratio (disc-averaged) for a spot to count as a lattice reflection.
 MIN_SPOT_RATIO = 5.0
@@ -47,7 +48,7 @@ def _power_ratio(image: np.ndarray):
     img = image - image.mean()
     win = np.hanning(h)[:, None].astype(np.float32) * np.hanning(w)[None, :].astype(np.float32)
     f = fft.fftshift(fft.fft2((img * win).astype(np.float32), workers=-1))
-    spec = ndimage.uniform_filter(f.real**2 + f.imag**2, size=3)
+    spec = uniform_box(f.real**2 + f.imag**2, 3)
     del f
     ky = (np.arange(h) - h // 2) / h
     kx = (np.arange(w) - w // 2) / w
@@ -260,7 +261,7 @@ def hexagonal_triplets(ratio: np.ndarray, ky: np.ndarray, kx: np.ndarray,
     k_min = 3.0 / min(h, w)          # at least ~3 periods across the field
     k_max = 1.0 / min_period_px
     band = (kr > k_min) & (kr < k_max) & (ky[:, None] >= 0)
-    maxima = (ratio == ndimage.maximum_filter(ratio, size=5)) & band & (ratio > MIN_SPOT_RATIO)
+    maxima = (ratio == maximum_box(ratio, 5)) & band & (ratio > MIN_SPOT_RATIO)
     rr, cc = np.nonzero(maxima)
     if rr.size < 2:
         raise NoLatticeError(_no_lattice_message("no periodic spots stand out in the spectrum"))

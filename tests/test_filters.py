@@ -1,0 +1,30 @@
+"""The fast box and moving-maximum filters equal scipy.ndimage's."""
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from napari_atomdefect.core.lattice.filters import maximum_box, uniform_box
+
+
+@pytest.mark.parametrize("mode", ["nearest", "reflect", "mirror", "constant", "wrap"])
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 9])
+def test_uniform_box_equals_scipy(mode, size):
+    image = np.random.default_rng(size).gamma(2.0, 100.0, (37, 53)).astype(np.float32)
+    ours = uniform_box(image, size, mode)
+    ref = ndimage.uniform_filter(image, size, mode=mode)
+    assert ours.dtype == np.float32 and ours.shape == image.shape
+    np.testing.assert_allclose(ours, ref, rtol=2e-6, atol=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "reflect", "mirror", "constant", "wrap"])
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 6])
+def test_maximum_box_equals_scipy(mode, size):
+    image = np.random.default_rng(size).normal(0, 1, (41, 29))
+    np.testing.assert_array_equal(maximum_box(image, size, mode),
+                                  ndimage.maximum_filter(image, size, mode=mode))
+
+
+def test_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="unsupported mode"):
+        uniform_box(np.zeros((4, 4)), 3, "grid-wrap")
