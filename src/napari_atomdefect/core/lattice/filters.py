@@ -11,6 +11,8 @@ a 1024² image is smoothed in a quarter of the time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy import ndimage
 
@@ -19,13 +21,24 @@ _PAD_MODES = {"nearest": "edge", "reflect": "symmetric", "mirror": "reflect",
               "constant": "constant", "wrap": "wrap"}
 
 
-def _shifted_rows(image: np.ndarray, size: int, mode: str) -> tuple[np.ndarray, int]:
-    """The image padded along its first axis for a window of ``size`` rows (scipy's origin)."""
+def _separable(image: np.ndarray, size: int, mode: str, along_rows: Callable,
+               combine: Callable) -> np.ndarray:
+    """A moving-window filter of ``size`` x ``size``: ``along_rows`` (a scipy 1-D filter) along the
+    last axis, then ``combine(total, view)`` folds the ``size`` row-shifted views of the padded
+    result into ``total`` in place (scipy's window origin and edge ``mode``)."""
     if mode not in _PAD_MODES:
         raise ValueError(f"unsupported mode {mode!r}; use one of {sorted(_PAD_MODES)}")
+    out = np.asarray(image)
+    if size <= 1:
+        return out.copy()
+    out = along_rows(out, size, axis=1, mode=mode)
     before = size // 2
-    padded = np.pad(image, ((before, size - 1 - before), (0, 0)), mode=_PAD_MODES[mode])
-    return padded, image.shape[0]
+    padded = np.pad(out, ((before, size - 1 - before), (0, 0)), mode=_PAD_MODES[mode])
+    h = out.shape[0]
+    total = padded[:h].copy()
+    for i in range(1, size):
+        combine(total, padded[i:i + h])
+    return total
 
 
 def uniform_box(image: np.ndarray, size: int, mode: str = "reflect") -> np.ndarray:
@@ -45,43 +58,18 @@ def uniform_box(image: np.ndarray, size: int, mode: str = "reflect") -> np.ndarr
     ndarray
         float32, the shape of ``image``.
     """
-    out = np.asarray(image, np.float32)
-    if size <= 1:
-        return out.copy()
-    out = ndimage.uniform_filter1d(out, size, axis=1, mode=mode)
-    padded, h = _shifted_rows(out, size, mode)
-    total = padded[:h].copy()
-    for i in range(1, size):
-        total += padded[i:i + h]
-    total *= np.float32(1.0 / size)
+    total = _separable(np.asarray(image, np.float32), size, mode, ndimage.uniform_filter1d,
+                       lambda acc, view: np.add(acc, view, out=acc))
+    if size > 1:
+        total *= np.float32(1.0 / size)
     return total
 
 
 def maximum_box(image: np.ndarray, size: int, mode: str = "reflect") -> np.ndarray:
-    """``ndimage.maximum_filter(image, size, mode=mode)`` of a 2-D image (same dtype).
-
-    Parameters
-    ----------
-    image : ndarray
-        2-D image.
-    size : int
-        Window side in pixels.
-    mode : str
-        scipy.ndimage edge mode.
-
-    Returns
-    -------
-    ndarray
-    """
-    out = np.asarray(image)
-    if size <= 1:
-        return out.copy()
-    out = ndimage.maximum_filter1d(out, size, axis=1, mode=mode)
-    padded, h = _shifted_rows(out, size, mode)
-    peak = padded[:h].copy()
-    for i in range(1, size):
-        np.maximum(peak, padded[i:i + h], out=peak)
-    return peak
+    """``ndimage.maximum_filter(image, size, mode=mode)`` of a 2-D image (same dtype); ``mode``
+    as in :func:`uniform_box`."""
+    return _separable(image, size, mode, ndimage.maximum_filter1d,
+                      lambda acc, view: np.maximum(acc, view, out=acc))
 
 
 __all__ = ["maximum_box", "uniform_box"]
