@@ -162,3 +162,36 @@ def test_host_unit_detector_reads_tiles_against_the_host_column(tmp_path, monkey
     in_host, in_chalcogen = np.concatenate(seen[:n_host]), np.concatenate(seen[n_host:])
     np.testing.assert_allclose(in_host * ladder["host_level"], in_chalcogen, rtol=1e-3,
                                atol=1e-4)
+
+
+def test_training_cells_carry_the_true_host_level():
+    """Cells of a simulated Te-rich WSe2 alloy (median column Se + Te) carry the level of the
+    image's true Se2 columns beside the ladder's reading; ``in_host_units("truth")`` divides by
+    the true one, falling back on the ladder's where an image has too few host columns."""
+    from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
+    from napari_atomdefect.core.train.datasets import cells_from_simulation
+
+    params = MicroscopeParams.random(np.random.default_rng(5), "WSe2", dose_e_per_A2=5e5)
+    c = 0.4
+    sim = simulate_image("WSe2", 256, 0.014, params=params, seed=3, substituents="Te",
+                         defect_fractions={"Te_Se": 2 * c * (1 - c), "Te2_Se2": c * c})
+    cells = cells_from_simulation(sim, DETECTOR_TILE)
+    true = float(cells.true_host_level[0])
+    assert 0.5 < true < 0.75  # a host Se2 column is dimmer than the median Se + Te
+    assert abs(np.log(true / float(cells.host_level[0]))) < 0.08  # the ladder reads it too
+    truth = cells.in_host_units("truth")
+    np.testing.assert_allclose(truth.tiles * true, cells.tiles, rtol=1e-4, atol=1e-5)
+    unknown = CellSet.concatenate([cells.subset(np.arange(3))])
+    unknown.true_host_level = np.full(3, np.nan, np.float32)
+    np.testing.assert_allclose(unknown.in_host_units("truth").tiles,
+                               unknown.in_host_units("ladder").tiles)
+    with pytest.raises(ValueError, match="source must be one of"):
+        cells.in_host_units("median")
+
+
+def test_train_detector_records_where_the_host_level_came_from(tmp_path):
+    out = tmp_path / "wse2-truth"
+    assert main(["train-detector", "--material", "WSe2", *TINY, "--host-units",
+                 "--host-level", "truth", "--out", str(out)]) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["detector"]["training"]["host_level_from"] == "truth"

@@ -510,7 +510,8 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
                                            init_classes=init_classes,
                                            host_units=args.host_units,
                                            labelled=args.labelled,
-                                           labelled_doses=args.labelled_doses), _print_training)
+                                           labelled_doses=args.labelled_doses,
+                                           host_level_from=args.host_level), _print_training)
     out = _model_out(args.name, args.out)
     card = new_card(out.name, material)
     if noise is not None:
@@ -749,6 +750,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "read from the image's Z-contrast ladder) instead of chalcogen units "
                         "(the median chalcogen column is 1): an alloy whose median column is "
                         "substituted reads right")
+    p.add_argument("--host-level", choices=("ladder", "truth"), default="ladder",
+                   help="with --host-units: the training images' host level from the ladder's "
+                        "reading, as detection reads it (default), or from their true host "
+                        "columns (the ladder's reading where an image has fewer than 10)")
     p.add_argument("--labelled", nargs="+", default=None, metavar="DIR",
                    help="also train on the cells of labelled images of another simulator "
                         "(folders holding image_clean.npy or image.npy, labels.csv and "

@@ -12,13 +12,14 @@ a 1024² image is smoothed in a quarter of the time.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
 #: scipy.ndimage edge modes and the numpy.pad modes that extend an image the same way.
-_PAD_MODES = {"nearest": "edge", "reflect": "symmetric", "mirror": "reflect",
-              "constant": "constant", "wrap": "wrap"}
+_PAD_MODES: dict[str, Any] = {"nearest": "edge", "reflect": "symmetric", "mirror": "reflect",
+                              "constant": "constant", "wrap": "wrap"}
 
 
 def _separable(image: np.ndarray, size: int, mode: str, along_rows: Callable,

@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..cells.ladder import read_image_ladder, to_host_units
-from ..cells.normalize import image_context, prepare_image
+from ..cells.ladder import MIN_HOST_COLUMNS, read_image_ladder, to_host_units
+from ..cells.normalize import PreparedImage, image_context, prepare_image, site_values
 from ..cells.tiles import CellTiles, TileSpec, iter_cell_tiles, own_site_positions
 from ..errors import AtomDefectError
 from ..lattice.lattice import find_lattice
@@ -61,6 +61,9 @@ def class_index_of(name: str, classes: tuple[str, ...]) -> int | None:
 CLASS_INDEX = class_index(LEGACY_CLASSES)
 #: Disc radius of a labelled site, in lattice constants.
 LABEL_RADIUS_A = 0.13
+#: Where a host-unit detector's training cells take their image's host level from: the
+#: ladder's reading, as detection does (default), or the image's true host columns.
+HOST_LEVEL_SOURCES = ("ladder", "truth")
 
 
 @dataclass
@@ -86,6 +89,9 @@ class CellSet:
         ``(N,)`` float32 level of a host chalcogen column of each tile's image in its chalcogen
         units (:func:`~..cells.ladder.read_image_ladder`), for detectors that read tiles in host
         units (:meth:`in_host_units`).
+    true_host_level : ndarray or None
+        ``(N,)`` float32 the same level measured at the image's true host columns (simulated
+        images: :func:`true_host_level`; NaN where unknown).
     """
 
     tiles: np.ndarray
@@ -95,17 +101,27 @@ class CellSet:
     classes: tuple[str, ...] = LEGACY_CLASSES
     context: np.ndarray | None = None
     host_level: np.ndarray | None = None
+    true_host_level: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.tiles)
 
-    def in_host_units(self) -> CellSet:
+    def in_host_units(self, source: str = HOST_LEVEL_SOURCES[0]) -> CellSet:
         """The same cells with tiles and context in host units
-        (:func:`~..cells.ladder.to_host_units`)."""
+        (:func:`~..cells.ladder.to_host_units`), against the ladder's reading of each image's
+        host level (``source="ladder"``) or its true host columns (``"truth"``, the ladder's
+        reading where the image has too few of them)."""
+        if source not in HOST_LEVEL_SOURCES:
+            raise ValueError(f"source must be one of {', '.join(HOST_LEVEL_SOURCES)}")
         if self.host_level is None:
             raise ValueError("These cells carry no host-column level.")
-        tiles, context = to_host_units(self.tiles, self.context, self.host_level)
-        return replace(self, tiles=tiles, context=context, host_level=np.ones_like(self.host_level))
+        level = self.host_level
+        if source == "truth" and self.true_host_level is not None:
+            level = np.where(np.isfinite(self.true_host_level), self.true_host_level, level)
+        tiles, context = to_host_units(self.tiles, self.context, level)
+        ones = np.ones_like(self.host_level)
+        return replace(self, tiles=tiles, context=context, host_level=ones,
+                       true_host_level=None if self.true_host_level is None else ones)
 
     @staticmethod
     def concatenate(parts: list[CellSet]) -> CellSet:
@@ -124,6 +140,10 @@ class CellSet:
             if parts and all(p.context is not None for p in parts) else None,
             host_level=np.concatenate([p.host_level for p in parts])
             if parts and all(p.host_level is not None for p in parts) else None,
+            true_host_level=np.concatenate([
+                np.full(len(p), np.nan, np.float32) if p.true_host_level is None
+                else p.true_host_level for p in parts])
+            if any(p.true_host_level is not None for p in parts) else None,
         )
 
     def subset(self, keep: np.ndarray) -> CellSet:
@@ -132,7 +152,8 @@ class CellSet:
                        self.own_sites[keep],
                        None if self.own_classes is None else self.own_classes[keep],
                        self.classes, None if self.context is None else self.context[keep],
-                       None if self.host_level is None else self.host_level[keep])
+                       None if self.host_level is None else self.host_level[keep],
+                       None if self.true_host_level is None else self.true_host_level[keep])
 
 
 def label_maps(batch: CellTiles, site_pos: np.ndarray, site_cls: np.ndarray) -> np.ndarray:
@@ -176,7 +197,8 @@ def crop_cells(cells: CellSet, spec_from: TileSpec, spec_to: TileSpec) -> CellSe
                    labels=None if cells.labels is None else
                    np.ascontiguousarray(cells.labels[:, sl, sl]),
                    own_sites=cells.own_sites - off, own_classes=cells.own_classes,
-                   classes=cells.classes, context=cells.context, host_level=cells.host_level)
+                   classes=cells.classes, context=cells.context, host_level=cells.host_level,
+                   true_host_level=cells.true_host_level)
 
 
 def _site_classes(sim: SimulatedImage, classes: tuple[str, ...]) -> np.ndarray:
@@ -186,6 +208,19 @@ def _site_classes(sim: SimulatedImage, classes: tuple[str, ...]) -> np.ndarray:
         raise ValueError(f"The simulated image holds classes {', '.join(unknown)} that the class "
                          f"list {', '.join(classes)} lacks.")
     return np.array([index[c] for c in sim.sites["class"]], np.uint8)
+
+
+def true_host_level(sim: SimulatedImage, prepared: PreparedImage,
+                    min_columns: int = MIN_HOST_COLUMNS) -> float:
+    """Level of the host chalcogen columns of a simulated image in its chalcogen units: the
+    median of its true host columns as the prepared image shows them (NaN with fewer than
+    ``min_columns`` of them, e.g. a nearly converted alloy)."""
+    host = sim.sites[sim.sites["class"] == "chalcogen"]
+    if len(host) < min_columns:
+        return float("nan")
+    lv = prepared.levels
+    values = site_values(prepared.smoothed, host[["y_px", "x_px"]].to_numpy(float))
+    return float(np.median((values - lv.background) / max(lv.chalcogen - lv.background, 1e-12)))
 
 
 def cells_from_simulation(sim: SimulatedImage, spec: TileSpec = TileSpec(),
@@ -212,6 +247,7 @@ def cells_from_simulation(sim: SimulatedImage, spec: TileSpec = TileSpec(),
     host = read_image_ladder(prepared, lattice, sim.material,
                              tuple(d for d in substituents_of(classes) if d in sim.substituents)
                              ).host_level
+    true_host = true_host_level(sim, prepared)
     pos = sim.sites[["y_px", "x_px"]].to_numpy(float)
     cls = _site_classes(sim, classes)
     from scipy.spatial import cKDTree
@@ -238,7 +274,8 @@ def cells_from_simulation(sim: SimulatedImage, spec: TileSpec = TileSpec(),
         parts.append(CellSet(tiles=batch.tiles, labels=label_maps(batch, pos, cls),
                              own_sites=own[good], own_classes=own_cls[good].astype(np.uint8),
                              classes=classes, context=np.tile(context, (len(batch), 1)),
-                             host_level=np.full(len(batch), host, np.float32)))
+                             host_level=np.full(len(batch), host, np.float32),
+                             true_host_level=np.full(len(batch), true_host, np.float32)))
     if not parts:
         s = spec.size_px
         return CellSet(np.zeros((0, s, s), np.float32), np.zeros((0, s, s), np.uint8),

@@ -33,7 +33,7 @@ from ..lattice.lattice import find_lattice
 from ..materials.columns import class_names, supported_substituents
 from ..materials.materials import Material, get_material
 from ..progress import relay
-from .datasets import CellSet, iter_simulated_cell_sets, real_cells
+from .datasets import HOST_LEVEL_SOURCES, CellSet, iter_simulated_cell_sets, real_cells
 
 if TYPE_CHECKING:
     from ..models.registry import ModelInfo
@@ -253,7 +253,8 @@ def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_imag
                        init_classes: tuple[str, ...] | None = None,
                        host_units: bool = False,
                        labelled: list[str] | None = None,
-                       labelled_doses: int = 3) -> Iterator[dict]:
+                       labelled_doses: int = 3,
+                       host_level_from: str = "ladder") -> Iterator[dict]:
     """Generate stage-2 data (translated + direct simulated cells) and train the U-Net.
 
     ``labelled``: folders of labelled images of another simulator (multislice), whose cells
@@ -262,7 +263,9 @@ def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_imag
 
     ``host_units``: the detector reads tiles in host units, a host chalcogen column 1 whatever
     the composition (:mod:`..cells.ladder`; the card says ``"unit": "host"``); otherwise in
-    chalcogen units, the median column 1.
+    chalcogen units, the median column 1. ``host_level_from``: where the training and
+    validation cells take their image's host level (:data:`.datasets.HOST_LEVEL_SOURCES`: the
+    ladder's reading, as detection does, or the simulated image's true host columns).
 
     The detector learns every class of ``material`` (all supported substituents). ``init_net``
     (with its defect classes ``init_classes``, default the same) starts the training; when its
@@ -317,8 +320,11 @@ def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_imag
             train = CellSet.concatenate([train, extra])
     val = crop_cells(simulated_cells(val_images, seed + 2, material, spec, ideal=False,
                                      classes=classes), spec, det_spec)
+    if host_level_from not in HOST_LEVEL_SOURCES:
+        raise AtomDefectError(f"The host level comes from one of "
+                              f"{', '.join(HOST_LEVEL_SOURCES)}, not {host_level_from!r}.")
     if host_units:
-        train, val = train.in_host_units(), val.in_host_units()
+        train, val = train.in_host_units(host_level_from), val.in_host_units(host_level_from)
     yield {"stage": "data", "message": f"{len(train)} training cells, {len(val)} validation cells"}
     result = yield from relay(train_detector(train, val, steps=steps, batch_size=batch_size,
                                              seed=seed, device=dev, net=init_net,
@@ -337,6 +343,7 @@ def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_imag
                          "labelled_images": n_labelled_folders,
                          "labelled_cells": n_labelled,
                          "labelled_doses": labelled_doses if labelled else None,
+                         "host_level_from": host_level_from if host_units else None,
                          "noise_model": noise_model_info.name if noise_model_info else None},
             "metrics": {"validation_site_f1": result["metrics"],
                         "validation": f"{len(val)} cells of {val_images} held-out simulated images"}}
