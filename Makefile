@@ -122,6 +122,14 @@ bundled-models: install
 	rm -rf src/napari_atomdefect/weights/mose2-default && \
 	  cp -r build/stage14/mose2-default src/napari_atomdefect/weights/ && \
 	  ATOMDEFECT_WRITE_BUNDLED=1 $(AD) calibrate-model mose2-default --n-images 150 --decide-on model
+	# Round 15 (thirteenth session): MoSe2's training cells in units of their image's true host
+	# column (--host-level truth), read with the ladder's metal weight 0.07.
+	$(AD) train-detector --material MoSe2 --noise mose2-default --init mose2-default \
+	  --n-images 200 --val-images 30 --steps 2000 --seed 15 --host-units --host-level truth \
+	  --out build/stage15/mose2-default
+	rm -rf src/napari_atomdefect/weights/mose2-default && \
+	  cp -r build/stage15/mose2-default src/napari_atomdefect/weights/ && \
+	  ATOMDEFECT_WRITE_BUNDLED=1 $(AD) calibrate-model mose2-default --n-images 150 --decide-on model
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -45,19 +45,19 @@ MEASURED: dict[str, dict] = {
              "f1": {"V_S": 0.833, "V_S2": 1.0, "O_S": 0.667, "Se_S": 0.979, "Se2_S2": 0.978,
                     "V_Mo": 1.0, "V_S|O_S": 0.959}},
     # WS2 and WSe2: round 12 in host units (tiles read against the host column,
-    # cells/ladder.py); MoSe2 a longer round (seed 14). Image 5, an S-rich alloy in proportions
-    # no random alloy has, is read on the ladder as an ordered Se + Te layer (WSe2's image 5
-    # too; tests/test_ladder.py, xfail): its pristine columns are called S_Se here (round 5
-    # called them Te_Se), which sets MoSe2's S_Se and Te_Se (docs/status.md).
+    # cells/ladder.py); MoSe2 round 15 (thirteenth session: trained on its images' true host
+    # level). Selenides re-measured in the thirteenth session, when the ladder's metal weight
+    # (0.07) stopped reading image 5 — an S alloy in proportions no random alloy has — as an
+    # ordered Se + Te layer (its pristine columns had been called S_Se or Te_Se).
     "WS2": {"classes": ("V_S", "V_S2", "O_S", "Se_S", "Se2_S2", "V_W"),
             "f1": {"V_S": 0.845, "V_S2": 1.0, "O_S": 0.721, "Se_S": 0.952, "Se2_S2": 0.949,
                    "V_S|O_S": 0.939}},
     "MoSe2": {"classes": ("V_Se", "V_Se2", "S_Se", "S2_Se2", "Te_Se", "Te2_Se2", "V_Mo"),
-              "f1": {"V_Se": 0.852, "V_Se2": 0.977, "S_Se": 0.641, "S2_Se2": 0.964, "Te_Se": 0.34,
-                     "V_Se|S_Se": 0.777}},
+              "f1": {"V_Se": 0.8, "V_Se2": 0.977, "S_Se": 0.888, "S2_Se2": 0.928, "Te_Se": 0.6,
+                     "V_Se|S_Se": 0.933}},
     "WSe2": {"classes": ("V_Se", "V_Se2", "S_Se", "S2_Se2", "Te_Se", "Te2_Se2", "V_W"),
-             "f1": {"V_Se": 0.667, "V_Se2": 0.974, "S_Se": 0.765, "S2_Se2": 0.819,
-                    "V_Se|S_Se": 0.854}},
+             "f1": {"V_Se": 0.724, "V_Se2": 1.0, "S_Se": 0.802, "S2_Se2": 0.921,
+                    "V_Se|S_Se": 0.901}},
 }
 
 
