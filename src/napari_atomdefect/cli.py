@@ -525,6 +525,28 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_average_models(args: argparse.Namespace) -> int:
+    import shutil
+
+    from .core.models.average import average_detectors
+    from .core.models.registry import NOISE_FILE, model_material, write_model
+    from .core.train.pipeline import new_card
+
+    net, detector_card, infos = average_detectors(args.models)
+    out = _model_out(args.name, args.out)
+    first = infos[0]
+    card = new_card(out.name, model_material(first))
+    if "noise" in first.card:
+        card["noise"] = first.card["noise"]
+    card["detector"] = {**detector_card, "command": card["command"]}
+    write_model(out, card, detector=net)
+    if (first.path / NOISE_FILE).exists() and first.path.resolve() != out.resolve():
+        shutil.copy2(first.path / NOISE_FILE, out / NOISE_FILE)
+    print(f"averaged the detectors of {', '.join(i.name for i in infos)} -> {out}; "
+          f"calibrate it before use: atomdefect calibrate-model {out}")
+    return 0
+
+
 def _cmd_calibrate_model(args: argparse.Namespace) -> int:
     from .core.detect.confidence import iter_calibrate_model
 
@@ -762,6 +784,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="noise realisations of each labelled noise-free image (doses drawn "
                         "log-uniformly in 1e5-2e6 e/Å²)")
     p.set_defaults(func=_cmd_train_detector)
+
+    p = sub.add_parser("average-models",
+                       help="average the detector weights of sibling models (trained from the "
+                            "same model): a new model, to calibrate before use")
+    p.add_argument("models", nargs="+", help="two or more model names or folders")
+    p.add_argument("--name", default="averaged", help="name of the new user model")
+    p.add_argument("--out", default=None, help="folder to write (default: the user model folder)")
+    p.set_defaults(func=_cmd_average_models)
 
     p = sub.add_parser("calibrate-model",
                        help="fit a model's per-class confidence calibration and store it in its card")
