@@ -122,7 +122,8 @@ bundled-models: install
 	rm -rf src/napari_atomdefect/weights/mose2-default && \
 	  cp -r build/stage14/mose2-default src/napari_atomdefect/weights/ && \
 	  ATOMDEFECT_WRITE_BUNDLED=1 $(AD) calibrate-model mose2-default --n-images 150 --decide-on model
-	# Round 15 (thirteenth session): MoSe2's training cells in units of their image's true host
+	# Round 15 (thirteenth session): WSe2's round-12 detector averaged with one more round
+	# trained from it (average-models); MoSe2's training cells in units of their image's true host
 	# column (--host-level truth), read with the ladder's metal weight 0.07.
 	$(AD) train-detector --material MoSe2 --noise mose2-default --init mose2-default \
 	  --n-images 200 --val-images 30 --steps 2000 --seed 15 --host-units --host-level truth \
@@ -130,6 +131,14 @@ bundled-models: install
 	rm -rf src/napari_atomdefect/weights/mose2-default && \
 	  cp -r build/stage15/mose2-default src/napari_atomdefect/weights/ && \
 	  ATOMDEFECT_WRITE_BUNDLED=1 $(AD) calibrate-model mose2-default --n-images 150 --decide-on model
+	$(AD) train-detector --material WSe2 --noise wse2-default --init wse2-default \
+	  --n-images 200 --val-images 30 --steps 2000 --seed 15 --host-units \
+	  --out build/stage15/wse2-default
+	$(AD) average-models wse2-default build/stage15/wse2-default \
+	  --out build/stage15/averaged/wse2-default
+	rm -rf src/napari_atomdefect/weights/wse2-default && \
+	  cp -r build/stage15/averaged/wse2-default src/napari_atomdefect/weights/ && \
+	  ATOMDEFECT_WRITE_BUNDLED=1 $(AD) calibrate-model wse2-default --n-images 150 --decide-on model
 
 clean:
 	rm -rf $(VENV) results .pytest_cache
