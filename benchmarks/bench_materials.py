@@ -46,6 +46,8 @@ KINDS = ("mixed", "single", "alloy")
 ALLOY_FRACTIONS = {"V_X": 0.03, "V_X2": 0.01, "D_X": 0.15, "D2_X2": 0.20, "V_M": 0.005}
 #: The substituent that converts each host chalcogen in ``alloy`` images.
 ALLOY_SUBSTITUENT = {"S": "Se", "Se": "S"}
+#: Vacancy fractions (per generic kind) of the ``--random-alloys`` images, beside the alloy.
+RANDOM_ALLOY_BASE = {"V_X": 0.04, "V_X2": 0.01, "V_M": 0.01}
 
 
 @dataclass
@@ -70,8 +72,31 @@ def simulator_places_substituents() -> bool:
     return "substituents" in inspect.signature(simulate_image).parameters
 
 
-def _image_plan(material: str, k: int, rng: np.random.Generator) -> tuple[str, dict]:
+def _random_alloy_plan(material: str, k: int, rng: np.random.Generator) -> tuple[str, dict]:
+    """A random alloy (``--random-alloys``): the image's alloying substituent in turn (Se in a
+    sulfide; S, then Te in a selenide), its atoms substituted independently at a per-atom
+    fraction drawn as for training (:func:`~napari_atomdefect.core.simulate.image.alloy_fractions`),
+    plus :data:`RANDOM_ALLOY_BASE` vacancies; every supported substituent is looked for."""
+    from napari_atomdefect.core.materials.columns import (
+        DOUBLE_SUBSTITUTION,
+        supported_substituents,
+    )
+    from napari_atomdefect.core.materials.materials import get_material
+    from napari_atomdefect.core.simulate.image import alloy_fractions
+
+    mat = get_material(material)
+    subs = supported_substituents(mat)
+    alloying = [d for d in subs if d in DOUBLE_SUBSTITUTION]
+    fractions = alloy_fractions(mat, (alloying[k % len(alloying)],), rng, RANDOM_ALLOY_BASE,
+                                probability=1.0)
+    return "random-alloy", {"substituents": ",".join(subs), "defect_fractions": fractions}
+
+
+def _image_plan(material: str, k: int, rng: np.random.Generator,
+                random_alloys: bool = False) -> tuple[str, dict]:
     """Kind of image ``k`` and the extra keyword arguments of ``simulate_image``."""
+    if random_alloys:
+        return _random_alloy_plan(material, k, rng)
     from napari_atomdefect.core.materials.columns import supported_substituents
     from napari_atomdefect.core.materials.materials import get_material
 
@@ -87,7 +112,8 @@ def _image_plan(material: str, k: int, rng: np.random.Generator) -> tuple[str, d
     return kind, {"substituents": conv, "defect_fractions": dict(ALLOY_FRACTIONS)}
 
 
-def heldout_image(material: str, k: int, size: int = 320, seed: int = SEED) -> HeldOut:
+def heldout_image(material: str, k: int, size: int = 320, seed: int = SEED,
+                  random_alloys: bool = False) -> HeldOut:
     """Held-out image ``k`` of ``material`` (same arguments, same image).
 
     Parameters
@@ -100,6 +126,9 @@ def heldout_image(material: str, k: int, size: int = 320, seed: int = SEED) -> H
         Image side in pixels.
     seed : int
         First seed.
+    random_alloys : bool
+        A random binomial alloy (:func:`_random_alloy_plan`) instead of the mixed / single /
+        alloy plan.
 
     Returns
     -------
@@ -111,7 +140,7 @@ def heldout_image(material: str, k: int, size: int = 320, seed: int = SEED) -> H
     dose = float(10 ** rng.uniform(5.0, np.log10(2e6)))
     px = float(rng.uniform(0.010, 0.016))
     params = MicroscopeParams.random(rng, material, dose_e_per_A2=dose)
-    kind, extra = _image_plan(material, k, rng)
+    kind, extra = _image_plan(material, k, rng, random_alloys)
     sim = simulate_image(material, size, px, params=params, seed=seed + k, **extra)
     truth = sim.sites[~sim.sites["class"].isin(["metal", "chalcogen"])].reset_index(drop=True)
     subs = tuple(s for s in extra.get("substituents", "").split(",") if s) if extra else None
@@ -223,7 +252,7 @@ def score_image(item: HeldOut, result: dict) -> pd.DataFrame:
 
 
 def bench_material(material: str, n_images: int, size: int, seed: int = SEED,
-                   model: str | None = None) -> dict:
+                   model: str | None = None, random_alloys: bool = False) -> dict:
     """Held-out figures of one material's default model, or of ``model`` (a dict ready for
     JSON)."""
     from napari_atomdefect.core.models.registry import model_classes, model_substituents
@@ -234,7 +263,7 @@ def bench_material(material: str, n_images: int, size: int, seed: int = SEED,
     tables, images = [], []
     t0 = time.time()
     for k in range(n_images):
-        item = heldout_image(material, k, size, seed)
+        item = heldout_image(material, k, size, seed, random_alloys)
         result = analyse(item, info)
         table = score_image(item, result)
         tables.append(table)
@@ -251,6 +280,7 @@ def bench_material(material: str, n_images: int, size: int, seed: int = SEED,
             "classes": list(model_classes(info)), "substituents": list(model_substituents(info)),
             "command": card.get("command"), "n_images": n_images, "size_px": size,
             "seeds": [seed, seed + n_images - 1], "radius_nm": RADIUS_NM,
+            "random_alloys": random_alloys,
             "simulator_substituents": simulator_places_substituents(),
             "elapsed_s": round(time.time() - t0, 1), "images": images,
             "per_class": {name: _json_row(row) for name, row in pooled.iterrows()},
@@ -293,13 +323,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--model", help="score this model (name or folder) instead of the default; "
                     "with one --material")
+    ap.add_argument("--random-alloys", action="store_true",
+                    help="random binomial alloys (one alloying substituent per image, in turn) "
+                         "instead of the mixed / single / alloy images")
     ap.add_argument("--json", help="write the figures to this JSON file")
     args = ap.parse_args(argv)
     if args.model and len(args.material) != 1:
         ap.error("--model needs exactly one --material")
     out = []
     for material in args.material:
-        entry = bench_material(material, args.n_images, args.size, args.seed, args.model)
+        entry = bench_material(material, args.n_images, args.size, args.seed, args.model,
+                               args.random_alloys)
         out.append(entry)
         print(format_table(entry), flush=True)
     if args.json:
