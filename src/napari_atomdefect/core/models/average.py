@@ -36,9 +36,9 @@ def average_detectors(models: Sequence[str | os.PathLike | ModelInfo]
     net : UNet
         The averaged detector (floating-point weights and BatchNorm statistics averaged).
     detector_card : dict
-        The first model's ``detector`` card section with its training metrics and calibration
-        removed (they described another network), the temperature averaged, and
-        ``averaged_from`` naming the models. Calibrate the result (``atomdefect
+        The first model's ``detector`` card section without its training record, metrics and
+        calibration (they described another network), the temperature averaged, and
+        ``averaged_from`` naming the models with their training records. Calibrate the result (``atomdefect
         calibrate-model``) before use.
     infos : list of ModelInfo
         The resolved models, in order.
@@ -74,9 +74,12 @@ def average_detectors(models: Sequence[str | os.PathLike | ModelInfo]
             averaged[key] = value.clone()
     net = build_detector(infos[0].card)
     net.load_state_dict(averaged)
-    card = {k: v for k, v in cards[0].items() if k not in ("calibration", "metrics", "command")}
+    card = {k: v for k, v in cards[0].items()
+            if k not in ("calibration", "metrics", "command", "training")}
     card["temperature"] = float(sum(float(c.get("temperature", 1.0)) for c in cards) / len(cards))
-    card["averaged_from"] = [{"name": i.name, "created": i.card.get("created")} for i in infos]
+    card["averaged_from"] = [{"name": i.name, "created": i.card.get("created"),
+                              "training": c.get("training"), "command": c.get("command")}
+                             for i, c in zip(infos, cards, strict=True)]
     return net, card, infos
 
 
