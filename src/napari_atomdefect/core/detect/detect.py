@@ -48,6 +48,7 @@ from .image_fit import (
     other_host_reading,
     uniform_substitution_message,
 )
+from .overlap import overlap_message
 from .site_rows import site_table
 
 if TYPE_CHECKING:
@@ -309,9 +310,13 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
             other_host_reading(chalcogen_counts, n_chalcogen, mat), fit.proposed))
     if uniform:
         warnings.warn(uniform, ModelFitWarning, stacklevel=2)
+    # Two defect classes this image's calls cannot tell apart (their sum is what to trust).
+    overlap = overlap_message(sites)
+    if overlap:
+        warnings.warn(overlap, ModelFitWarning, stacklevel=2)
     grain_fit = [m for f in fits[1:] for m in f.messages if m not in fit.messages]
     fit_messages = list(dict.fromkeys(fit.messages + grain_fit)) + [
-        m for m in (flagged, uniform) if m]
+        m for m in (flagged, uniform, overlap) if m]
     class_messages = [run.message] if run.message else []
     if run.message and any(m.startswith("The model was trained for") for m in fit_messages):
         # One sentence for one fact: the longer one also says how the classes are named.
