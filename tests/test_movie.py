@@ -306,3 +306,19 @@ def test_a_bicrystal_movie_follows_one_grain():
                for la in result["lattices"])
     np.testing.assert_allclose(result["drift_px"][1], [3.0, 2.0], atol=0.5)
     assert set(result["defects"]["frame"]) == {0, 1}
+
+
+def test_a_fact_said_by_every_frame_with_other_numbers_is_said_once(movie, monkeypatch):
+    """A per-frame sentence that differs only in its counts (an overlap of two classes, a
+    flagged share) reaches the movie's messages once, as the first frame says it."""
+    import napari_atomdefect.core.detect.detect as detect_module
+
+    calls = iter(range(1, 100))
+    monkeypatch.setattr(detect_module, "overlap_message",
+                        lambda sites: f"V_S and O_S overlap in this image: {next(calls)} of 9.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run_to_end(iter_detect_frames(movie.frames[:3], movie.pixel_size_nm,
+                                               device="cpu"))
+    said = [m for m in result["defects"].attrs["messages"] if "overlap" in m]
+    assert said == ["V_S and O_S overlap in this image: 1 of 9."]

@@ -15,6 +15,7 @@ defect never continues a metal-site track.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Metadata key of the electron dose per frame (e/Å²) on an image (see :func:`dose_per_frame`).
 DOSE_KEY = "dose_e_per_A2_per_frame"
+
+
+def _shape(message: str) -> str:
+    """A message with its numbers left out (the same fact of another frame)."""
+    return re.sub(r"\d+(?:\.\d+)?", "#", message)
 
 
 def lattice_drift(previous: Lattice, current: Lattice) -> np.ndarray:
@@ -150,7 +156,10 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
         if pos:  # later frames were given the first frame's pixel size, not the user's
             notes = [m.replace("The pixel size you gave", f"The first frame's pixel size (frame "
                                                         f"{k + 1})") for m in notes]
-        messages += [m for m in notes if m not in messages]
+        # One sentence per fact: frames that say the same with other numbers (a flagged
+        # share, an overlap's counts) keep the first frame's.
+        said = {_shape(m) for m in messages}
+        messages += [m for m in notes if _shape(m) not in said]
     out = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
         columns=DEFECT_COLUMNS + ["frame"])
     out["frame"] = out["frame"].astype(int)
