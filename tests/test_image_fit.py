@@ -19,6 +19,7 @@ from napari_atomdefect.core.detect.image_fit import (
     measure_training_ranges,
     other_host_reading,
     rank_materials,
+    twin_message,
     uniform_substitution_message,
 )
 from napari_atomdefect.core.lattice.lattice import find_lattice
@@ -55,6 +56,34 @@ def test_ws2_image_analysed_as_mos2_says_so_and_proposes_ws2():
     assert report.proposed == "WS2"
     assert any("outside what the MoS2 model was trained on" in m for m in report.messages)
     assert "WS2 fits better" in report.summary
+
+
+def test_the_other_metals_host_is_named_when_the_contrast_is_far_likelier_under_it():
+    """MoS2 and WS2 differ by 0.3 % in lattice constant and their contrast ranges overlap: a
+    contrast at the edge of WS2's range and typical of MoS2 names MoS2 (and the other way
+    round); one typical of the chosen host does not."""
+    said = twin_message(3.0, "WS2")
+    assert said is not None and said[0] == "MoS2"
+    assert "is low for WS2" in said[1] and "if the metal is Mo, analyse it as MoS2" in said[1]
+    assert twin_message(6.0, "WS2") is None
+    assert twin_message(3.0, "MoS2") is None
+    high = twin_message(4.1, "MoS2")
+    assert high is not None and high[0] == "WS2" and "is high for MoS2" in high[1]
+
+
+def test_mos2_image_analysed_as_ws2_is_told_mos2_unless_an_alloy_is_chosen():
+    """A MoS2 image analysed as WS2 with its defaults (O) is told that MoS2's contrast fits
+    better (simulated MoS2 of 30 random microscopes: 27 told; WS2 analysed as itself: 1 of 30);
+    with Se chosen an S/Se alloy's columns could lower the contrast, and nothing is said."""
+    image = _sim("MoS2", 13).image
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lattice = find_lattice(image, "WS2", pixel_size_nm=0.012)
+    report = assess_fit(image, lattice, "WS2")
+    assert not report.fits and report.proposed == "MoS2", report.messages
+    assert any("analyse it as MoS2" in m for m in report.messages)
+    with_se = assess_fit(image, lattice, "WS2", substituents=("Se",))
+    assert not any("analyse it as MoS2" in m for m in with_se.messages)
 
 
 def test_mose2_image_analysed_as_mos2_proposes_mose2():

@@ -56,6 +56,14 @@ TRAINING_RANGES: dict[str, dict[str, tuple[float, ...]]] = {
 #: Factor by which a measured contrast may lie outside a material's simulated range and still fit it
 #: (detectors, background subtraction and dynamical scattering beyond the simulator's range).
 CONTRAST_TOLERANCE = 1.15
+#: Likelihood ratio (contrast of the host column under each material's simulated range, read
+#: as a log-normal through its 1st, 50th and 99th percentiles) from which the other metal's host
+#: of the same chalcogen is named: MoS2 and WS2 (MoSe2 and WSe2) differ by 0.3 % in lattice
+#: constant, so only the contrast tells them apart, and their ranges overlap. Multislice MoS2
+#: analysed as WS2: 8–100 (one microscope at 80 kV, 90–220 mrad: 1.3–1.6); the multislice
+#: and real hosts as themselves: below 0.8; 48 simulated images per host without an alloying
+#: substituent chosen: none above it.
+TWIN_LIKELIHOOD_RATIO = 5.0
 #: Factor by which the chalcogen spread may exceed the largest seen in training.
 SPREAD_TOLERANCE = 1.25
 #: Relative lattice-constant mismatch (file or user pixel size) reported as a misfit.
@@ -241,6 +249,38 @@ def _contrast_distance(ratio: float, material: str) -> float:
     if ratio <= 0:
         return float("inf")
     return float(max(np.log(lo / ratio), np.log(ratio / hi), 0.0))
+
+
+def _log_likelihood(ratio: float, material: str) -> float:
+    """Log-likelihood of a host contrast under ``material``'s simulated range, read as a
+    log-normal (two half-widths) through its 1st, 50th and 99th percentiles."""
+    lo, med, hi = TRAINING_RANGES[material]["metal_to_chalcogen"]
+    sigma = float(np.log(med / lo) if ratio < med else np.log(hi / med)) / 2.326
+    return float(-0.5 * (np.log(ratio / med) / sigma) ** 2 - np.log(sigma))
+
+
+def twin_material(material: str) -> str | None:
+    """The host of the same chalcogen with the other metal (MoS2 ↔ WS2, MoSe2 ↔ WSe2)."""
+    mat = MATERIALS[material]
+    return next((n for n, m in MATERIALS.items()
+                 if m.chalcogen == mat.chalcogen and m.metal != mat.metal), None)
+
+
+def twin_message(host_ratio: float, chosen: str) -> tuple[str, str] | None:
+    """``(twin, sentence)`` when the host contrast is :data:`TWIN_LIKELIHOOD_RATIO` times likelier
+    under the other metal's host of the same chalcogen than under ``chosen``, else ``None``."""
+    twin = twin_material(chosen)
+    if twin is None or host_ratio <= 0 or not np.isfinite(host_ratio):
+        return None
+    if _log_likelihood(host_ratio, twin) - _log_likelihood(host_ratio, chosen) < np.log(
+            TWIN_LIKELIHOOD_RATIO):
+        return None
+    med, twin_med = (TRAINING_RANGES[m]["metal_to_chalcogen"][1] for m in (chosen, twin))
+    side = "low" if host_ratio < med else "high"
+    return twin, (f"Metal/chalcogen contrast {host_ratio:.2f} is {side} for {chosen} (typically "
+                  f"{med:.1f}) and likelier for {twin} (typically {twin_med:.1f}): if the metal is "
+                  f"{MATERIALS[twin].metal}, analyse it as {twin} (their lattice constants "
+                  "differ by 0.3 %: only the contrast tells them apart).")
 
 
 def rank_materials(ratio: float, metal: str | None = None,
@@ -477,8 +517,19 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
             messages.append(f"Lattice constant {meas.a_nm:.3f} nm (from the pixel size in use) is "
                             f"not {chosen}'s {a_ref:.3f} nm{named}: check the pixel size or the "
                             "material.")
+    # The other metal's host of the same chalcogen, which no range check names: the metal is
+    # what the user knows, but a contrast far likelier under the twin is worth a sentence —
+    # unless an alloying chalcogen is chosen, whose columns make the contrast a poor witness of
+    # the metal (simulated WS2 + Se alloys read as MoS2's contrast in 3 of 16).
+    twin = None
+    alloying_chosen = any(d in DOUBLE_SUBSTITUTION for d in substituents)
+    said = (None if partner_seen or heavier_explains or alloying_chosen
+            or _contrast_distance(host_ratio, chosen) > 0 else twin_message(host_ratio, chosen))
+    if said and not any(said[0] in m for m in messages):
+        twin = said[0]
+        messages.append(said[1])
     fits = not messages
-    proposed = None
+    proposed = twin
     if not fits and candidates and candidates[0] != chosen and (same_metal or not alloy):
         proposed = candidates[0]
     elif not fits and nearer is not None and nearer != chosen:
