@@ -297,3 +297,14 @@ def test_batch_with_se_uses_the_alloy_model(tmp_path, capsys):
     alloying = same["class"].isin(["Se_S", "Se2_S2"]).sum()
     assert alloying >= 10 and summary.n_defects.tolist() == [len(same) - alloying]
     assert summary.n_Se_S.tolist() == [(same["class"] == "Se_S").sum()]
+
+
+def test_a_batch_where_nothing_could_be_analysed_ends_with_status_2(folder, tmp_path, capsys):
+    """Every input an error: the summary is written and lists it, and the exit status says
+    the run produced nothing (a script cannot tell otherwise)."""
+    out = tmp_path / "out"
+    assert main(["batch", str(folder / "bad.tif"), "--out", str(out), "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert "1 file: 0 ok, 1 error" in captured.out
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary.status.tolist() == ["error"]

@@ -108,4 +108,6 @@ def run_batch(args: argparse.Namespace) -> int:
           f"({result['skipped']} files already done); "
           f"{int(summary['n_defects'].fillna(0).sum())} defects -> "
           f"{result['out'] / SUMMARY_NAME}")
-    return 0
+    # Nothing analysed and something failed: a script must learn that the run produced nothing
+    # (a partial failure stays 0: the summary lists the errors beside the results).
+    return 2 if len(errors) and len(errors) == len(summary) else 0
