@@ -176,3 +176,10 @@ def test_a_region_beyond_the_image_is_said(tmp_path, capsys):
                  "--region", "0:200,0:160", "--out", str(tmp_path / "d.csv")]) == 0
     assert ("--region 0:200,0:160 reaches beyond the image (160 x 160 px): analysed up to its "
             "edge (rows 0:160, columns 0:160).") in capsys.readouterr().err
+    # Wholly outside: one sentence, exit 2, no "analysed up to its edge" before it.
+    assert main(["detect", str(tmp_path / "one.npy"), "--pixel-size-nm", "0.012",
+                 "--region", "500:600,0:10", "--out", str(tmp_path / "e.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("atomdefect: --region 500:600,0:10 lies outside the image (160 x 160 px: "
+                   "rows 0:160, columns 0:160).")
+    assert not (tmp_path / "e.csv").exists()

@@ -365,6 +365,9 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     if args.region is not None:
         r0, r1, c0, c1 = args.region
         h, w = data.shape[-2:]
+        if r0 >= h or c0 >= w or r1 <= 0 or c1 <= 0:
+            raise AtomDefectError(f"--region {r0}:{r1},{c0}:{c1} lies outside the image "
+                                  f"({h} x {w} px: rows 0:{h}, columns 0:{w}).")
         if min(r0, c0) < 0 or r1 > h or c1 > w:
             print(f"--region {r0}:{r1},{c0}:{c1} reaches beyond the image ({h} x {w} px): "
                   f"analysed up to its edge (rows {max(r0, 0)}:{min(r1, h)}, columns "
