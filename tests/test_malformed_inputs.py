@@ -459,10 +459,13 @@ CSV_ERRORS = {
     "missing_column": ("y_px,class\n10,V_S\n", "lacks the column.*x_px"),
     "empty_file": ("", "is empty"),
     "non_numeric_nm": ("y_px,x_px,y_nm,x_nm,class\n1,2,abc,0.1,V_S\n", "non-numeric or infinite y_nm"),
-    "not_utf8": (b"y_px,x_px,class\n1,2,V_\xff\xfe\n", "Cannot read"),
+    "not_utf8": (b"y_px,x_px,class\n1,2,V_\xff\xfe\n", "is not a text \\(CSV\\) file"),
     "infinite": ("y_px,x_px,class\ninf,4,V_S\n", "row 2 has a non-numeric or infinite y_px"),
     "surplus_field": ("y_px,x_px,class\n1,2,V_S,9\n", "more fields than the header"),
-    "ragged_rows": ("y_px,x_px,class\n1,2,V_S\n3,4,V_S,7\n", "Expected 3 fields in line 3"),
+    "ragged_rows": ("y_px,x_px,class\n1,2,V_S\n3,4,V_S,7\n",
+                    "line 3 has 4 fields where the first line has 3"),
+    "json": ('{\n "pixel_size_A": 0.12,\n "shape": [198, 200],\n "a": [1, 2, 3]\n}\n',
+             "cannot be read as a defect table"),
     "semicolons": ("y_px;x_px;class\n1;2;V_S\n", "lacks the column"),
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -182,7 +183,16 @@ def read_defects_csv(path: str | Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError as exc:
         raise TableError(f"{name} is empty; a defect table needs a header y_px, x_px, "
                          "class.") from exc
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+    except UnicodeDecodeError as exc:  # a binary file: an image, an archive
+        raise TableError(f"{name} is not a text (CSV) file: a defect table is a CSV file with a "
+                         "header y_px, x_px, class and one row per defect.") from exc
+    except pd.errors.ParserError as exc:  # the parser's own words say nothing to a user
+        ragged = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        where = (f": line {ragged[2]} has {ragged[3]} fields where the first line has "
+                 f"{ragged[1]}" if ragged else "")
+        raise TableError(f"{name} cannot be read as a defect table (a CSV file with a header "
+                         f"y_px, x_px, class){where}.") from exc
+    except OSError as exc:
         reason = str(getattr(exc, "strerror", None) or exc).strip().splitlines()[0][:200]
         raise TableError(f"Cannot read the table {name}: {reason.rstrip('.')}.") from exc
     if not isinstance(table.index, pd.RangeIndex):  # pandas took surplus fields as an index
