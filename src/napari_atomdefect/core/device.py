@@ -63,4 +63,5 @@ def select_device(name: str = "auto") -> tuple[torch.device, str]:
             raise DeviceError("Apple MPS was requested but is not available on this machine; "
                               "use 'cpu' or 'auto'.")
         return torch.device("mps"), "mps (Apple GPU)"
-    return torch.device("cpu"), f"cpu ({torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return torch.device("cpu"), f"cpu ({n} thread{'s' if n != 1 else ''})"

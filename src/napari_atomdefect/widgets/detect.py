@@ -531,8 +531,12 @@ class DetectWidget(QWidget):
             text = f"In use: {vegard[0].lower()}{vegard[1:]}"
         file_px = layer.metadata.get("atomdefect", {}).get("file_pixel_size_nm")
         if source == "lattice" and file_px and choice.source == "lattice":
+            # Against the value in use (the message of the run says how far the file's is from
+            # the whole range an alloy's lattice allows, which may be less).
             off = abs(file_px / choice.pixel_size_nm - 1)
-            text = text[:-1] + f"; the file says {file_px:.5f} nm/px ({off:.1%} off)."
+            side = "below" if file_px < choice.pixel_size_nm else "above"
+            text = text[:-1] + (f"; the file says {file_px:.5f} nm/px ({off:.1%} {side} the "
+                                "value in use).")
         self.calibration_label.setText(text)
 
     def _open_file(self) -> None:

@@ -154,8 +154,8 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     # Other programs keeping cores busy: threads beyond the free cores only contend with them.
     with torch_threads_for_free_cores(share, dev.type == "cpu") as (free, threads):
         if free < threads:
-            dev_text = (f"cpu ({free} of {threads} threads: other programs keep the other cores "
-                        "busy)")
+            dev_text = (f"cpu ({free} of {threads} threads: other programs keep the other "
+                        f"core{'s' if threads - free != 1 else ''} busy)")
         for batch in iter_cell_tiles(norm, lattice, spec, batch_size=batch_size, border=True):
             c_rows = chalc_lookup.rows(batch.index)
             own = own_site_positions(batch, lattice, chalcogen_rows=c_rows)
