@@ -198,9 +198,22 @@ def test_reader_and_lattice_survive_a_few_non_finite_pixels(bad, tmp_path, sim, 
     data = sim.image.astype(np.float32).copy()
     data[10:14, 10:14] = bad
     img = read_image(_npy(tmp_path, data))
-    assert "16 pixels are NaN or infinite" in " ".join(img.messages)
+    assert "16 pixels (0.0%) are NaN or infinite." in " ".join(img.messages)
     lat = within(30, find_lattice, img.data, "MoS2", pixel_size_nm=PX)
     assert abs(lat.n_cells - clean_cells) <= 2
+
+
+def test_an_image_without_a_finite_pixel_is_not_opened_and_a_mostly_nan_one_is_told(tmp_path):
+    """All NaN: nothing to show, one sentence at reading (it opened as an empty layer and
+    failed only at detection); more NaN than detection accepts: said when it is read."""
+    with pytest.raises(ImageReadError, match="every pixel is NaN or infinite") as info:
+        read_image(_npy(tmp_path, np.full((64, 64), np.nan, np.float32)))
+    one_sentence(info.value)
+    half = np.ones((64, 64), np.float32)
+    half[:32] = np.nan
+    img = read_image(_npy(tmp_path, half))
+    assert any("2048 pixels (50.0%) are NaN or infinite; above 5% detection refuses the image"
+               in m for m in img.messages)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float16])

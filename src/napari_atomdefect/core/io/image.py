@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import AtomDefectError, ImageReadError, OutputError
-from .validate import check_pixel_size
+from .validate import MAX_NONFINITE_SHARE, check_pixel_size
 
 #: File extensions handled here, by reader.
 RSCIIO_EXTENSIONS = {".dm3": "digitalmicrograph", ".dm4": "digitalmicrograph", ".emd": "emd",
@@ -166,8 +166,13 @@ def _finish(data: np.ndarray, pixel_size_nm: float | None, name: str, metadata: 
                         "one shown, or --frame N) or all frames (--all-frames).")
     data = data.astype(np.float32, copy=False)
     n_bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
+    if n_bad == np.size(data):
+        raise ImageReadError(f"{name}: every pixel is NaN or infinite; there is no image to show.")
     if n_bad:
-        messages.append(f"{name}: {n_bad} pixels are NaN or infinite.")
+        share = n_bad / np.size(data)
+        messages.append(f"{name}: {n_bad} pixels ({share:.1%}) are NaN or infinite"
+                        + (f"; above {MAX_NONFINITE_SHARE:.0%} detection refuses the image: crop "
+                           "them away, or draw a region." if share > MAX_NONFINITE_SHARE else "."))
     if pixel_size_nm is None:
         messages.append(no_pixel_size_message(name))
     else:

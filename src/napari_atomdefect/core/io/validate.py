@@ -17,6 +17,9 @@ from ..errors import AtomDefectError, BadImageError
 
 #: Smallest side length (pixels) for which lattice detection is attempted.
 MIN_SIDE_PX = 32
+#: Largest share of NaN or infinite pixels an image may hold and still be analysed (they are
+#: replaced by the median).
+MAX_NONFINITE_SHARE = 0.05
 #: Plausible pixel sizes (nm): the lattice constant of every preset (0.315–0.329 nm) then spans
 #: between about 2 and about 1000 pixels, the range in which the lattice can be analysed.
 PIXEL_SIZE_RANGE_NM = (3e-4, 0.15)
@@ -149,9 +152,10 @@ def as_analysis_image(image: np.ndarray, name: str = "image") -> np.ndarray:
     if not finite.all():
         n_bad = int((~finite).sum())
         frac = n_bad / arr.size
-        if frac > 0.05:
+        if frac > MAX_NONFINITE_SHARE:
             raise BadImageError(
-                f"{frac:.0%} of the {name}'s pixels are NaN or infinite; it cannot be analysed.")
+                f"{frac:.0%} of the {name}'s pixels are NaN or infinite; it cannot be analysed "
+                f"(at most {MAX_NONFINITE_SHARE:.0%}: crop them away, or select a region).")
         arr[~finite] = np.median(arr[finite])
     arr = _clip_outliers(arr)
     top = float(np.max(np.abs(arr)))
