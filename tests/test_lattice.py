@@ -297,3 +297,18 @@ def test_a_given_pixel_size_finds_faint_first_order_spots():
         warnings.simplefilter("error", CalibrationWarning)
         lattice = find_lattice(sim.image, mat, pixel_size_nm=px)
     assert lattice.a_px == pytest.approx(mat.a_nm / px, rel=0.03)
+
+
+def test_a_swap_that_the_chosen_heavier_substituent_explains_is_said_as_such():
+    """A Se-rich MoS2 layer outshines its Mo: with Se chosen the swap is what the user
+    expects and is said so ("as in a Se-rich MoS2 alloy"), not as a surprise ("an alloy?")."""
+    from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
+
+    params = MicroscopeParams.random(np.random.default_rng(70), "MoS2", dose_e_per_A2=5e5)
+    sim = simulate_image("MoS2", 320, 0.012, params=params, seed=0,
+                         defect_fractions={"Se_S": 2 * 0.75 * 0.25, "Se2_S2": 0.75 ** 2},
+                         substituents="Se")
+    told = find_lattice(sim.image, "MoS2", pixel_size_nm=0.012, substituents="Se").messages
+    assert any("outshine the Mo columns here, as in a Se-rich MoS2 alloy" in m for m in told), told
+    plain = find_lattice(sim.image, "MoS2", pixel_size_nm=0.012).messages
+    assert any("against MoS2's usual brightness order (an alloy?)" in m for m in plain), plain

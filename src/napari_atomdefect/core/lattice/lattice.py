@@ -509,9 +509,17 @@ def find_lattice(
             smoothed, frac_fn, basis, _cell_peak(cell, metal_bin), _cell_peak(cell, chalc_bin),
             float(i_h), on_lattice):
         metal_bin, chalc_bin = chalc_bin, metal_bin
-        messages.append(f"The {'brighter' if w_m >= w_x else 'dimmer'} sublattice varies from "
-                        f"column to column and the other does not: it is taken for the "
-                        f"chalcogen, against {mat.name}'s usual brightness order (an alloy?).")
+        heavier = {"S": "Se", "Se": "Te"}.get(mat.chalcogen)
+        chosen = () if substituents is None else parse_substituents(substituents, mat)
+        if w_m >= w_x and heavier in chosen:  # what a layer rich in the chosen atom shows
+            messages.append(f"The chalcogen columns outshine the {mat.metal} columns here, as in "
+                            f"a {heavier}-rich {mat.name} alloy: the uniform sublattice is taken "
+                            f"for the {mat.metal}.")
+        else:
+            messages.append(f"The {'brighter' if w_m >= w_x else 'dimmer'} sublattice varies "
+                            f"from column to column and the other does not: it is taken for the "
+                            f"chalcogen, against {mat.name}'s usual brightness order (an "
+                            "alloy?).")
     if (i_b - i_h) < 0.05 * (i_a - i_h):
         if _reciprocal is None:  # the second-order ring of a small field? (see there)
             coarser = _unit_cell_lattice(image, arr, basis0, a_px0, mat, pixel_size_nm,
