@@ -315,7 +315,7 @@ def test_a_fact_said_by_every_frame_with_other_numbers_is_said_once(movie, monke
 
     calls = iter(range(1, 100))
     monkeypatch.setattr(detect_module, "overlap_message",
-                        lambda sites: f"V_S and O_S overlap in this image: {next(calls)} of 9.")
+                        lambda overlaps: f"V_S and O_S overlap in this image: {next(calls)} of 9.")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = run_to_end(iter_detect_frames(movie.frames[:3], movie.pixel_size_nm,

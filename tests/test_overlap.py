@@ -36,7 +36,7 @@ def test_a_pair_whose_calls_are_often_nearly_as_likely_the_other_is_reported():
     o = overlaps[0]
     assert o.classes == ("V_Se", "S_Se")
     assert o.uncertain == (12, 0) and o.called == (12, 30) and o.n_union == 42
-    message = overlap_message(site_table(rows))
+    message = overlap_message(class_overlaps(site_table(rows)))
     assert message.startswith("V_Se and S_Se overlap in this image: 12 of 12 V_Se")
     assert "(42)" in message
 
@@ -47,7 +47,7 @@ def test_firm_calls_and_pristine_runners_up_are_not_reported():
             + [("S_Se", {"S_Se": 0.8, "V_Se": 0.15})] * 20
             + [("chalcogen", {"chalcogen": 0.6, "V_Se": 0.39})] * 50)
     assert class_overlaps(site_table(rows)) == []
-    assert overlap_message(site_table(rows)) is None
+    assert overlap_message(class_overlaps(site_table(rows))) is None
 
 
 def test_a_few_uncertain_calls_or_a_small_share_are_not_reported():

@@ -104,6 +104,23 @@ def test_statistics_rows_are_the_layer_classes(make_napari_viewer, attrs):
     assert stats.table.item(2, 0).text() == "3"  # Se_S, live
 
 
+def test_statistics_say_which_classes_the_detection_could_not_tell_apart(make_napari_viewer):
+    """A pair the detection found overlapping (``class_overlaps`` of the layer) is named under
+    the table with the pair's current sum, which follows the user's edits."""
+    viewer = make_napari_viewer()
+    layer = _add_ws2_layer(viewer)
+    layer.metadata["atomdefect"]["class_overlaps"] = [["V_S", "Se_S"]]
+    stats = StatsWidget(viewer)
+    assert ("V_S and Se_S overlap in this image: their split is uncertain, their sum (5) is "
+            "not.") in stats.note.text()
+    layer.selected_data = {0}  # an Se_S
+    layer.remove_selected()
+    assert "their sum (4) is not." in stats.note.text()
+    layer.metadata["atomdefect"]["class_overlaps"] = []
+    stats.update_stats()
+    assert "overlap" not in stats.note.text()
+
+
 @pytest.mark.parametrize("width", [700, 300], ids=["wide", "narrow-with-scroll-bar"])
 def test_statistics_table_is_not_covered_by_the_chart(make_napari_viewer, qtbot, width):
     """The last row of the table is fully visible: not under the bar chart, nor under the

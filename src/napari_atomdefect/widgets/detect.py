@@ -922,6 +922,7 @@ class DetectWidget(QWidget):
                     grains=table.attrs.get("grains"))
         op = ",".join(f"{c}={v:g}" for c, v in self.operating_point().items())
         meta.update(fit=table.attrs.get("fit"), ladder=table.attrs.get("ladder"),
+                    class_overlaps=table.attrs.get("class_overlaps", []),
                     operating_point=table.attrs.get("operating_point", op))
         self.viewer.add_points(table[["y_px", "x_px"]].to_numpy(float), **kwargs)
         self._show_device(result["device"])

@@ -358,11 +358,27 @@ class StatsWidget(QWidget):
         layer = self.layer()
         estimated = layer is not None and \
             layer.metadata.get("atomdefect", {}).get("sites_from") == "image area"
+        overlaps = [] if layer is None else layer.metadata.get("atomdefect", {}).get(
+            "class_overlaps", [])
         self.note.setText("Shown points only" + (", all frames together (per nm², cell and site: "
                                                  "averages over the frames)" if movie else "")
                           + (" (reopened table: unit cells and sites estimated from the image "
                              "area)" if estimated else "")
-                          + ". " + _per_site_note(self.classes))
+                          + ". " + _per_site_note(self.classes)
+                          + _overlap_note(overlaps, stats))
+
+
+def _overlap_note(overlaps: list, stats: pd.DataFrame) -> str:
+    """" V_Se and S_Se overlap in this image: count them together (496)." for each pair the
+    detection found it could not tell apart (:mod:`~..core.detect.overlap`), with the pair's
+    current count (edits included)."""
+    out = ""
+    for pair in overlaps:
+        if len(pair) == 2 and all(c in stats.index for c in pair):
+            total = int(sum(stats.loc[c, "count"] for c in pair))
+            out += (f" {pair[0]} and {pair[1]} overlap in this image: their split is uncertain, "
+                    f"their sum ({total}) is not.")
+    return out
 
 
 def _per_site_note(classes) -> str:

@@ -48,7 +48,7 @@ from .image_fit import (
     other_host_reading,
     uniform_substitution_message,
 )
-from .overlap import overlap_message
+from .overlap import class_overlaps, overlap_message
 from .site_rows import site_table
 
 if TYPE_CHECKING:
@@ -311,7 +311,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     if uniform:
         warnings.warn(uniform, ModelFitWarning, stacklevel=2)
     # Two defect classes this image's calls cannot tell apart (their sum is what to trust).
-    overlap = overlap_message(sites)
+    overlaps = class_overlaps(sites)
+    overlap = overlap_message(overlaps)
     if overlap:
         warnings.warn(overlap, ModelFitWarning, stacklevel=2)
     grain_fit = [m for f in fits[1:] for m in f.messages if m not in fit.messages]
@@ -338,6 +339,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
                         "operating_point": format_operating_point(op, run.classes),
                         "calibrated": calib is not None,
                         "ladder": ladder.to_dict(),
+                        "class_overlaps": [list(o.classes) for o in overlaps],
                         "messages": list(lattice.messages) + class_messages + fit_messages})
     if len(lattices) > 1:
         table.attrs["grains"] = [{"grain": k, "n_cells": la.n_cells, "a_px": la.a_px,

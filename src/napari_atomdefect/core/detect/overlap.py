@@ -114,10 +114,9 @@ def class_overlaps(sites: pd.DataFrame) -> list[ClassOverlap]:
     return out
 
 
-def overlap_message(sites: pd.DataFrame) -> str | None:
-    """:meth:`ClassOverlap.message` of each overlapping pair of :func:`class_overlaps` (one
+def overlap_message(overlaps: list[ClassOverlap]) -> str | None:
+    """:meth:`ClassOverlap.message` of each pair of ``overlaps`` (:func:`class_overlaps`; one
     sentence each, joined), or ``None``."""
-    overlaps = class_overlaps(sites)
     return " ".join(o.message() for o in overlaps) or None
 
 
