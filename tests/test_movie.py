@@ -206,6 +206,11 @@ def test_cli_all_frames(tmp_path, movie, capsys):
     assert main(["detect", str(path), "--out", str(tmp_path / "d.csv")]) == 2
     err = capsys.readouterr().err
     assert "--frame N" in err and "--all-frames" in err and "Traceback" not in err
+    # Uncalibrated: the stack sentence alone (no "it will be calibrated" before a refusal).
+    np.save(tmp_path / "movie.npy", movie.frames[:3])
+    assert main(["detect", str(tmp_path / "movie.npy"), "--out", str(tmp_path / "n.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("atomdefect: movie is a stack of 3 frames") and "\n" not in err, err
     out = tmp_path / "all.csv"
     assert main(["detect", str(path), "--all-frames", "--device", "cpu", "--out", str(out)]) == 0
     table = read_defects_csv(out)

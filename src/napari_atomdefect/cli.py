@@ -168,15 +168,19 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_image(path: str, args: argparse.Namespace):
+def _read_image(path: str, args: argparse.Namespace, single: bool = False):
     """:func:`read_image` for a command: its notes once each, as plain lines on stderr (the
     warnings that repeat them are not printed again), without "no pixel size in the file" when
-    the user gave one and without the stack note (the command says what to do with a stack)."""
+    the user gave one and without the stack note (the command says what to do with a stack).
+    ``single``: a stack stops the command with one sentence, before any note is printed."""
     from .core.io.image import ReaderWarning, no_pixel_size_message, read_image
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         img = read_image(path)
+    if single and img.is_stack:
+        raise AtomDefectError(f"{img.name} is a stack of {img.data.shape[0]} frames; choose one "
+                              "with --frame N, or analyse all of them with --all-frames.")
     for w in caught:
         if not (issubclass(w.category, ReaderWarning) and str(w.message) in img.messages):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -336,10 +340,7 @@ def _detect_input(args: argparse.Namespace):
     parse_substituents(args.substituents, get_material(args.material))
     if args.frame is not None:
         return _load_frame(args.image, args.frame, args)
-    img = _read_image(args.image, args)
-    if img.is_stack and not args.all_frames:
-        raise AtomDefectError(f"{img.name} is a stack of {img.data.shape[0]} frames; choose one "
-                              "with --frame N, or analyse all of them with --all-frames.")
+    img = _read_image(args.image, args, single=not args.all_frames)
     return img, img.data
 
 
