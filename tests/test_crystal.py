@@ -382,7 +382,7 @@ def test_a_region_analyses_the_grain_it_holds(tmp_path, capsys):
         assert "--region" in capsys.readouterr().err
     assert main(["detect", str(path), "--pixel-size-nm", "0.012", "--region", "600:700,0:10",
                  "--out", str(tmp_path / "none.csv")]) == 2
-    assert "The region holds 0 pixels" in capsys.readouterr().err
+    assert "--region 600:700,0:10 lies outside the image" in capsys.readouterr().err
     assert not (tmp_path / "none.csv").exists()
     with pytest.raises(AtomDefectError, match="shape"):
         find_lattice(image, "MoS2", region=np.ones((10, 10), bool))
