@@ -327,3 +327,21 @@ def test_a_fact_said_by_every_frame_with_other_numbers_is_said_once(movie, monke
                                                device="cpu"))
     said = [m for m in result["defects"].attrs["messages"] if "overlap" in m]
     assert said == ["V_S and O_S overlap in this image: 1 of 9."]
+
+
+def test_a_drift_near_half_a_lattice_constant_between_frames_is_said():
+    """The lattice gives the drift only up to a lattice vector: a movie drifting 17 px a frame
+    on a 26 px lattice is told that its drift and tracks may be wrong (one sentence, in the
+    table's messages and the widget's fit lines); a slow one is not."""
+    fast = simulate_movie("MoS2", 256, n_frames=3, pixel_size_nm=0.012,
+                          drift_px_per_frame=(14.0, -10.0), seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run_to_end(iter_detect_frames(fast.frames, fast.pixel_size_nm, device="cpu"))
+    said = [m for m in result["defects"].attrs["messages"] if "lattice moved" in m]
+    assert said == [m for m in result["fit_messages"] if "lattice moved" in m]
+    assert len(said) == 1 and "(into frame 2, 3)" in said[0], said
+
+
+def test_a_slow_drift_is_not_said(detected):
+    assert not any("lattice moved" in m for m in detected["defects"].attrs["messages"])

@@ -68,6 +68,23 @@ def lattice_drift(previous: Lattice, current: Lattice) -> np.ndarray:
     return best
 
 
+#: A drift between two frames above this share of the lattice constant is said: the lattice
+#: tells the drift only up to a lattice vector (:func:`lattice_drift` takes the shortest), so
+#: beyond half a lattice constant it is taken for a smaller one the other way and the tracks
+#: break (a simulated movie drifting 17 px a frame at a 26 px lattice: linking 0.50).
+FAST_DRIFT_SHARE = 1 / 3
+
+
+def fast_drift_message(frames: Sequence[int]) -> str:
+    """The sentence for frames whose drift from the frame before is near half a lattice
+    constant (0-based ``frames``)."""
+    shown = ", ".join(str(k + 1) for k in list(frames)[:5]) + (" …" if len(frames) > 5 else "")
+    return (f"The lattice moved by more than a third of a lattice constant between frames (into "
+            f"frame {shown}): a drift past half a lattice constant cannot be told from a smaller "
+            "one the other way, so the drift and the tracks may be wrong there: align the "
+            "movie first (drift correction).")
+
+
 def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
                        material: str = "MoS2", model: str | Path | None = None,
                        device: str = "auto", calibration: str = "user",
@@ -124,6 +141,7 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
     tables, lattices, per_frame, messages = [], [], [], []
     drift = np.zeros(2)
     last = None
+    fast: list[int] = []  # frames whose drift from the one before is near half a lattice constant
     for pos, k in enumerate(chosen):
         result = None
         for item in iter_detect(data[k], pixel_size_nm, material, model, device, calibration,
@@ -142,7 +160,10 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
             # several grains, which one a frame finds first may change).
             followed = min(result.get("lattices", [lattice]),
                            key=lambda la: misorientation_deg(last, la))
-            drift = drift + lattice_drift(last, followed)
+            step = lattice_drift(last, followed)
+            drift = drift + step
+            if np.hypot(*step) > FAST_DRIFT_SHARE * followed.a_px:
+                fast.append(k)
         last = followed
         table = result["defects"].copy()
         table["frame"] = k
@@ -160,6 +181,8 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
         # share, an overlap's counts) keep the first frame's.
         said = {_shape(m) for m in messages}
         messages += [m for m in notes if _shape(m) not in said]
+    if fast:
+        messages.append(fast_drift_message(fast))
     out = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
         columns=DEFECT_COLUMNS + ["frame"])
     out["frame"] = out["frame"].astype(int)
@@ -175,7 +198,8 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
     yield {"done": True, "defects": out, "lattices": lattices,
            "drift_px": np.array([f["drift_px"] for f in per_frame]), "frames": per_frame,
            "model": result["model"], "device": result["device"],
-           "fit_messages": result.get("fit_messages", []), "classes": result["classes"],
+           "fit_messages": result.get("fit_messages", []) + (
+               [fast_drift_message(fast)] if fast else []), "classes": result["classes"],
            "substituents": result["substituents"]}
 
 
