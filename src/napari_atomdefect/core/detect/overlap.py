@@ -64,7 +64,8 @@ class ClassOverlap:
                  if n]
         return (f"{a} and {b} overlap in this image: {' and '.join(parts)} calls are nearly as "
                 f"likely the other class, so their split is uncertain while their sum "
-                f"({self.n_union}) is not.")
+                f"({self.n_union}) is not; correcting a few of them and fine-tuning on those "
+                "cells splits them for your microscope.")
 
 
 def class_overlaps(sites: pd.DataFrame) -> list[ClassOverlap]:
