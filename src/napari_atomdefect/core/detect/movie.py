@@ -138,7 +138,8 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
         raise AtomDefectError("No frame to analyse: the stack has no frames, or none was "
                               "chosen.")
     n = len(chosen)
-    tables, lattices, per_frame, messages = [], [], [], []
+    tables, lattices, per_frame = [], [], []
+    messages: list[str] = []
     drift = np.zeros(2)
     last = None
     fast: list[int] = []  # frames whose drift from the one before is near half a lattice constant

@@ -60,8 +60,8 @@ class ClassOverlap:
     def message(self) -> str:
         """One sentence for the user."""
         a, b = self.classes
-        parts = [f"{u} of {n} {c}" for c, u, n in zip(self.classes, self.uncertain, self.called, strict=True)
-                 if n]
+        parts = [f"{u} of {n} {c}"
+                 for c, u, n in zip(self.classes, self.uncertain, self.called, strict=True) if n]
         return (f"{a} and {b} overlap in this image: {' and '.join(parts)} calls are nearly as "
                 f"likely the other class, so their split is uncertain while their sum "
                 f"({self.n_union}) is not; correcting a few of them and fine-tuning on those "
