@@ -149,3 +149,24 @@ def test_lattice_of_a_frame_is_drawn_on_that_frame_and_replaced_by_a_rerun(viewe
     widget.find_lattice()
     wait_idle(qtbot, widget)
     assert sorted(int(la.data[0, 0]) for la in layers_of(viewer, "lattice_sites")) == [0, 2]
+
+
+def test_an_uncalibrated_movie_takes_the_pixel_size_it_was_analysed_with(make_napari_viewer,
+                                                                          movie, qtbot):
+    """A bare stack (scale 1, no units) analysed with all frames at a typed pixel size: the
+    image, its detections and tracks are shown in nm afterwards, as a single image is (they
+    stayed in pixels), and the frame axis keeps its scale."""
+    viewer = make_napari_viewer()
+    viewer.add_image(movie.frames, name="bare")
+    widget = DetectWidget(viewer)
+    widget.pixel_size.setValue(0.012)
+    widget.frames.setCurrentText("all frames")
+    widget.device.setCurrentText("cpu")
+    widget.detect()
+    wait_idle(qtbot, widget)
+    image = viewer.layers["bare"]
+    [points] = layers_of(viewer, "detections")
+    [tracks] = layers_of(viewer, "tracks")
+    for layer in (image, points, tracks):
+        np.testing.assert_allclose(layer.scale, [1.0, 0.012, 0.012])
+        assert [str(u) for u in layer.units[1:]] == ["nanometer", "nanometer"]

@@ -831,11 +831,12 @@ class DetectWidget(QWidget):
         self.progress.setValue(100)
         self._adopt_lattice_calibration(layer, lattices)
 
-    def _adopt_lattice_calibration(self, layer, lattices) -> None:
+    def _adopt_lattice_calibration(self, layer, lattices, remember: bool = True) -> None:
         """When the pixel size in use is the lattice's (the file had none, or one that
         disagreed) or one the user typed, give it to the image layer and its layers too: the
         scale bar, the cursor position and the CSV's nm then agree. The file's value stays in the
-        metadata. ``lattices``: one per grain, the first holds the calibration."""
+        metadata. ``lattices``: one per grain, the first holds the calibration; ``remember``:
+        keep them as the lattice of the frame shown (not for a movie's first frame)."""
         lattice = lattices[0]
         if lattice.calibration not in ("lattice", "user"):
             return
@@ -852,7 +853,7 @@ class DetectWidget(QWidget):
             layer.metadata = {**layer.metadata, "atomdefect": meta}
         apply_calibration(self.viewer, layer, px)
         frame = self._frame(layer)[1]
-        if not self.region_check.isChecked():  # (a region's lattice is kept under its region)
+        if remember and not self.region_check.isChecked():  # (a region's: under its region)
             self._lattices[self._key(layer, frame, px)] = lattices
         self._image_changed()
 
@@ -902,6 +903,9 @@ class DetectWidget(QWidget):
         show_info(text)
         self.status.setText(text)
         self.progress.setValue(100)
+        # The first frame's calibration (every frame uses it) reaches the image and its layers,
+        # as for a single image: a movie typed or calibrated in nm is shown in nm.
+        self._adopt_lattice_calibration(layer, result["lattices"][:1], remember=False)
 
     def _show_detections(self, layer, frame, result) -> None:
         table = result["defects"]
