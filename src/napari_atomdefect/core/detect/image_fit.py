@@ -31,7 +31,12 @@ import numpy as np
 from ..cells.ladder import LadderReading, read_image_ladder
 from ..cells.normalize import PreparedImage, intensity_levels, prepare_image, site_smoothed
 from ..lattice.lattice import Lattice
-from ..materials.columns import DOUBLE_SUBSTITUTION, lookup_class, supported_substituents
+from ..materials.columns import (
+    DOUBLE_SUBSTITUTION,
+    HEAVIER_SUBSTITUENT,
+    lookup_class,
+    supported_substituents,
+)
 from ..materials.materials import (
     MATERIALS,
     Material,
@@ -328,8 +333,6 @@ def _nearer_first(pair: tuple[str, str], ratio: float) -> tuple[str, str]:
 
 #: Below this skewness of its pixel values an image is taken for inverted (columns dark).
 INVERTED_SKEWNESS = 0.0
-#: The substituent heavier than each host chalcogen that the package models.
-HEAVIER_SUBSTITUENT = {"S": "Se", "Se": "Te"}
 #: A chalcogen column this many noise widths above a host column holds a heavier atom.
 BRIGHT_SIGMAS = 4.0
 #: ... and at least this far above it, in host columns (multislice columns scatter by ~5 %

@@ -24,7 +24,7 @@ from scipy import ndimage
 
 from ..errors import AtomDefectError, NoLatticeError
 from ..io.validate import as_analysis_image, check_pixel_size, check_region
-from ..materials.columns import parse_substituents
+from ..materials.columns import HEAVIER_SUBSTITUENT, parse_substituents
 from ..materials.materials import Material, get_material, lattice_constant_range_nm
 from .crystal import OFF_CRYSTAL_NOTE, cells_and_share, in_crystal, off_crystal_message
 from .fft_peaks import ReciprocalBasis, find_reciprocal_basis, finer_hexagon, spots_stand_out
@@ -509,7 +509,7 @@ def find_lattice(
             smoothed, frac_fn, basis, _cell_peak(cell, metal_bin), _cell_peak(cell, chalc_bin),
             float(i_h), on_lattice):
         metal_bin, chalc_bin = chalc_bin, metal_bin
-        heavier = {"S": "Se", "Se": "Te"}.get(mat.chalcogen)
+        heavier = HEAVIER_SUBSTITUENT.get(mat.chalcogen)
         chosen = () if substituents is None else parse_substituents(substituents, mat)
         if w_m >= w_x and heavier in chosen:  # what a layer rich in the chosen atom shows
             messages.append(f"The chalcogen columns outshine the {mat.metal} columns here, as in "

@@ -47,6 +47,8 @@ SUPPORTED_SUBSTITUENTS: dict[str, tuple[str, ...]] = {"S": ("O", "Se"), "Se": ("
 DEFAULT_SUBSTITUENTS: dict[str, tuple[str, ...]] = {"S": ("O",), "Se": ("S",)}
 #: Substituents for which a column with both atoms replaced (``D2_X2``) is a class of its own.
 DOUBLE_SUBSTITUTION: frozenset[str] = frozenset({"Se", "S", "Te"})
+#: The substituent heavier than each host chalcogen that the package models.
+HEAVIER_SUBSTITUENT: dict[str, str] = {"S": "Se", "Se": "Te"}
 
 #: Defect classes of models whose card lists none (the MoS2 models before column classes).
 LEGACY_CLASSES: tuple[str, ...] = ("V_S", "V_S2", "O_S", "V_Mo")
