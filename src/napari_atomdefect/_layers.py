@@ -166,6 +166,20 @@ def defect_layer_kwargs(table: pd.DataFrame, pixel_size_nm: float | None, name: 
     }
 
 
+def reference_layer_kwargs(kwargs: dict, name: str | None = None) -> dict:
+    """:func:`defect_layer_kwargs` restyled for a *reference* table — ground-truth labels, or an
+    annotation without the detector's ``confidence`` column: filled class-coloured rings instead
+    of hollow class symbols (``metadata["atomdefect"]["kind"]`` ``"reference"``), so that opened
+    with the detections of the same image each call is seen against its reference. ``name``:
+    the layer's (default: ``"<name> (reference)"``)."""
+    classes = kwargs["metadata"]["atomdefect"]["classes"]
+    meta = {**kwargs["metadata"]["atomdefect"], "kind": "reference"}
+    return {**kwargs, "name": name or f"{kwargs['name']} (reference)", "symbol": "ring",
+            "face_color": "class", "face_color_cycle": {c: class_color(c) for c in classes},
+            "border_width": 0, "opacity": 0.9,
+            "metadata": {**kwargs["metadata"], "atomdefect": meta}}
+
+
 def _grains(lattice) -> list:
     """A lattice, or the lattices of several grains, as a list (the first holds the calibration)."""
     return list(lattice) if isinstance(lattice, (list, tuple)) else [lattice]

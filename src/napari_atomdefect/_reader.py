@@ -23,19 +23,25 @@ def get_reader(path: str | list[str]) -> Callable | None:
     return read_stem_layers
 
 
-def _looks_like_defects(path) -> bool:
+def _header(path) -> list[str]:
+    """The column names of a CSV file's first line (empty if it cannot be read as text)."""
     try:
         with open(path, encoding="utf-8-sig") as fh:  # Excel's "CSV UTF-8" starts with a BOM
-            header = [c.strip().strip('"') for c in fh.readline().strip().split(",")]
+            return [c.strip().strip('"') for c in fh.readline().strip().split(",")]
     except (OSError, UnicodeDecodeError):
-        return False
-    return {"y_px", "x_px", "class"} <= set(header)
+        return []
+
+
+def _looks_like_defects(path) -> bool:
+    return {"y_px", "x_px", "class"} <= set(_header(path))
 
 
 def read_defects_layer(path: str | list[str]) -> list[tuple]:
     """A defect CSV (``atomdefect detect`` or the writer's) back as an identical Points layer
     (3-D, ``(frame, row, col)`` with a ``track_id`` feature, when the table has a ``frame``
-    column).
+    column). A table without a ``confidence`` column — ground-truth labels, an annotation made
+    elsewhere — opens as a *reference* layer (:func:`~._layers.reference_layer_kwargs`), styled
+    apart from detections.
 
     Raises
     ------
@@ -45,7 +51,12 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
     """
     import warnings
 
-    from ._layers import defect_layer_kwargs, defect_points_data, image_frame
+    from ._layers import (
+        defect_layer_kwargs,
+        defect_points_data,
+        image_frame,
+        reference_layer_kwargs,
+    )
     from .core.errors import TableError
     from .core.io.table import UnknownClassWarning, pixel_size_from_table, read_defects_csv
     from .core.materials.columns import ALL_CLASS_NAMES
@@ -74,6 +85,8 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
         for key, value in _sites_from_area(image, table["class"]).items():
             meta.setdefault(key, value)
     _check_classes_kept(kwargs.get("features"), table, Path(path).name)
+    if "confidence" not in _header(path):
+        kwargs = reference_layer_kwargs(kwargs)
     # A movie's table (frame, track_id) becomes a 3-D layer (frame, row, col).
     return [(data, kwargs, "points")]
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ._layers import defect_layer_kwargs
-from .core.io.class_style import class_color
+from ._layers import defect_layer_kwargs, reference_layer_kwargs
 from .core.io.table import defects_table
 
 SAMPLE_SHAPE = (512, 512)
@@ -23,11 +22,7 @@ def make_sample_data() -> list[tuple]:
                          "units": ("nm", "nm"), "colormap": "gray", "metadata": image_meta},
              "image")
     table = defects_table(sim.defects, px, source="truth")
-    kwargs = defect_layer_kwargs(table, px, "ground truth (sample)", a_px=sim.material.a_nm / px)
-    # The truth is drawn as filled rings, unlike the hollow detection markers, to tell them apart.
-    classes = kwargs["metadata"]["atomdefect"]["classes"]
-    kwargs.update(symbol="ring", face_color="class",
-                  face_color_cycle={c: class_color(c) for c in classes},
-                  border_width=0, opacity=0.9)
-    kwargs["metadata"]["atomdefect"]["kind"] = "ground_truth"
+    kwargs = reference_layer_kwargs(
+        defect_layer_kwargs(table, px, "truth", a_px=sim.material.a_nm / px),
+        name="ground truth (sample)")
     return [image, (table[["y_px", "x_px"]].to_numpy(float), kwargs, "points")]
