@@ -344,6 +344,10 @@ class StatsWidget(QWidget):
             return
         if tuple(stats.index) != self.classes:
             self._set_rows(stats.index)
+        layer = self.layer()
+        overlaps = [] if layer is None else layer.metadata.get("atomdefect", {}).get(
+            "class_overlaps", [])
+        partner = _overlap_partners(overlaps, stats.index)
         for r, cls in enumerate(self.classes):
             row = stats.loc[cls]
             # (a table opened without its image knows no area, cells or sites: a dash)
@@ -352,20 +356,32 @@ class StatsWidget(QWidget):
                       f"{row['per_cell']:.3g}" if np.isfinite(row["per_cell"]) else "–",
                       f"{row['per_site']:.2%}" if np.isfinite(row["per_site"]) else "–"]
             for c, text in enumerate(values):
-                self.table.setItem(r, c, QTableWidgetItem(text))
+                item = QTableWidgetItem(("≈ " + text) if cls in partner else text)
+                if cls in partner:  # the split of an overlapping pair is uncertain
+                    item.setToolTip(f"{cls} and {partner[cls]} overlap in this image: their "
+                                    "split is uncertain, their sum is not.")
+                self.table.setItem(r, c, item)
         self.chart.set_values({c: int(stats.loc[c, "count"]) for c in self.classes})
         movie = self.per_frame() is not None
-        layer = self.layer()
         estimated = layer is not None and \
             layer.metadata.get("atomdefect", {}).get("sites_from") == "image area"
-        overlaps = [] if layer is None else layer.metadata.get("atomdefect", {}).get(
-            "class_overlaps", [])
         self.note.setText("Shown points only" + (", all frames together (per nm², cell and site: "
                                                  "averages over the frames)" if movie else "")
                           + (" (reopened table: unit cells and sites estimated from the image "
                              "area)" if estimated else "")
                           + ". " + _per_site_note(self.classes)
                           + _overlap_note(overlaps, stats))
+
+
+def _overlap_partners(overlaps: list, classes) -> dict[str, str]:
+    """Each class of an overlapping pair shown in the table, with the other one: their rows are
+    marked "≈" (:mod:`~..core.detect.overlap`)."""
+    shown = set(classes)
+    out: dict[str, str] = {}
+    for pair in overlaps:
+        if len(pair) == 2 and set(pair) <= shown:
+            out[pair[0]], out[pair[1]] = pair[1], pair[0]
+    return out
 
 
 def _overlap_note(overlaps: list, stats: pd.DataFrame) -> str:
@@ -376,8 +392,8 @@ def _overlap_note(overlaps: list, stats: pd.DataFrame) -> str:
     for pair in overlaps:
         if len(pair) == 2 and all(c in stats.index for c in pair):
             total = int(sum(stats.loc[c, "count"] for c in pair))
-            out += (f" {pair[0]} and {pair[1]} overlap in this image: their split is uncertain, "
-                    f"their sum ({total}) is not.")
+            out += (f" ≈ {pair[0]} and {pair[1]} overlap in this image: their split is "
+                    f"uncertain, their sum ({total}) is not.")
     return out
 
 
