@@ -122,3 +122,31 @@ def test_cli_simulate_substituents(tmp_path, capsys):
 def test_movie_uses_the_hosts_vacancy_names():
     movie = simulate_movie("WSe2", 256, n_frames=5, seed=0)
     assert set(movie.truth["class"]) == {"V_Se", "V_Se2"}
+
+
+def test_training_alloys_include_partly_converted_layers():
+    """Training and calibration images hold random alloys (binomial column proportions) and
+    partly converted layers (singly and doubly substituted columns in independent proportions);
+    without ``partial_share`` the draw is the random alloy's alone, as the benchmarks' seeds
+    expect."""
+    from napari_atomdefect.core.simulate.image import PARTIAL_COLUMN_RANGE, alloy_fractions
+    from napari_atomdefect.core.train.datasets import training_fractions
+
+    wse2 = get_material("WSe2")
+    binomial = partial = 0
+    for k in range(400):
+        f = training_fractions(wse2, ("S", "Te"), np.random.default_rng(k))
+        pairs = [(f[f"{d}_Se"], f[f"{d}2_Se2"]) for d in ("S", "Te")
+                 if f.get(f"{d}2_Se2", 0.04) != 0.04 or f.get(f"{d}_Se", 0.07) != 0.07]
+        for single, double in pairs:
+            c = np.sqrt(double)
+            if np.isclose(single, 2 * c * (1 - c)):
+                binomial += 1
+            else:
+                assert PARTIAL_COLUMN_RANGE[0] <= single <= PARTIAL_COLUMN_RANGE[1]
+                partial += 1
+    assert 0.25 < (binomial + partial) / 400 < 0.45 and 0.25 < partial / (binomial + partial) < 0.55
+    for k in range(50):
+        f = alloy_fractions(wse2, ("S",), np.random.default_rng(k), {}, probability=1.0)
+        c = np.sqrt(f["S2_Se2"])
+        assert f["S_Se"] == pytest.approx(2 * c * (1 - c))

@@ -49,6 +49,7 @@ def simulated_validation(n_images: int, seed: int = CALIBRATION_SEED, size: int 
     from ..materials.materials import get_material
     from ..simulate.image import (
         DEFAULT_KIND_FRACTIONS,
+        PARTIAL_CONVERSION_SHARE,
         MicroscopeParams,
         alloy_fractions,
         simulate_image,
@@ -63,7 +64,8 @@ def simulated_validation(n_images: int, seed: int = CALIBRATION_SEED, size: int 
         if substituents is None:
             yield simulate_image(material, size, px, params=params, seed=seed + k), px
             continue
-        fractions = alloy_fractions(mat, tuple(substituents), rng, DEFAULT_KIND_FRACTIONS)
+        fractions = alloy_fractions(mat, tuple(substituents), rng, DEFAULT_KIND_FRACTIONS,
+                                    partial_share=PARTIAL_CONVERSION_SHARE)
         yield simulate_image(material, size, px, params=params, seed=seed + k,
                              substituents=list(substituents), defect_fractions=fractions), px
 

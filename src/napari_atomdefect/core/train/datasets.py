@@ -29,7 +29,13 @@ from ..materials.columns import (
     supported_substituents,
 )
 from ..materials.materials import Material, get_material
-from ..simulate.image import MicroscopeParams, SimulatedImage, alloy_fractions, simulate_image
+from ..simulate.image import (
+    PARTIAL_CONVERSION_SHARE,
+    MicroscopeParams,
+    SimulatedImage,
+    alloy_fractions,
+    simulate_image,
+)
 
 
 def class_index(classes: tuple[str, ...]) -> dict[str, int]:
@@ -291,7 +297,8 @@ def training_fractions(material: Material, substituents: tuple[str, ...],
                        rng: np.random.Generator) -> dict[str, float]:
     """Defect fractions of one training image: :data:`TRAINING_KIND_FRACTIONS`, or a random alloy
     (:func:`~..simulate.image.alloy_fractions`)."""
-    return alloy_fractions(material, substituents, rng, TRAINING_KIND_FRACTIONS)
+    return alloy_fractions(material, substituents, rng, TRAINING_KIND_FRACTIONS,
+                           partial_share=PARTIAL_CONVERSION_SHARE)
 
 
 def iter_simulated_cell_sets(
