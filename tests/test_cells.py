@@ -10,6 +10,10 @@ from napari_atomdefect.core.cells.tiles import (
     bin_image,
     border_cells,
     iter_cell_tiles,
+    mirror_about_sites,
+    mirrored_affines,
+    mirrored_tiles,
+    own_site_positions,
     sample_tiles,
     tile_binning,
     tile_cells,
@@ -63,6 +67,38 @@ def test_own_columns_land_on_their_tile_positions(distorted):
     hollow = sample_bilinear(mean, *spec.ideal_to_tile([-np.sqrt(3) / 6 * 2, 0.0])[:, None])[0]
     assert at_metal > 0.95 * mean.max()
     assert at_metal > at_chalc > hollow + 0.1 * (at_metal - hollow)
+
+
+def test_mirror_about_the_metal_chalcogen_line_is_a_symmetry_of_the_lattice(distorted):
+    """The second view of a tile: reflected about the line through its own metal and chalcogen
+    (a mirror of the projected layer), both sites stay in place, the reflection undoes itself,
+    and on a noise-free pristine layer the mirrored tile is the tile."""
+    spec = TileSpec()
+    matrix, centre = mirror_about_sites(spec)
+    np.testing.assert_allclose(matrix @ matrix, np.eye(2), atol=1e-12)
+    for site in (spec.metal_px, spec.chalcogen_px):
+        np.testing.assert_allclose(centre + matrix @ (site - centre), site, atol=1e-12)
+    sim, lat = distorted
+    tiles = tile_cells(sim.image, lat, spec, min_inside=1.0)
+    np.testing.assert_allclose(mirrored_affines(mirrored_affines(tiles.affine, spec), spec),
+                               tiles.affine, atol=1e-9)
+    # Mirrored, the own sites land on the same image points.
+    own = own_site_positions(tiles, lat)
+    _, sites = mirrored_tiles(sim.image.astype(np.float32), tiles, own)
+    flipped = CellTiles(tiles.tiles, tiles.index, mirrored_affines(tiles.affine, spec),
+                        tiles.inside, spec)
+    for k in (0, 1):
+        np.testing.assert_allclose(flipped.to_image(sites[:, k]), tiles.to_image(own[:, k]),
+                                   atol=1e-9)
+    clean = simulate_image("MoS2", 256, 0.0125, seed=5, defect_fractions={}, rotation_deg=17.0)
+    lat_clean = find_lattice(clean.clean, "MoS2")
+    plain = tile_cells(clean.clean, lat_clean, spec, min_inside=1.0)
+    view, _ = mirrored_tiles(clean.clean.astype(np.float32), plain,
+                             own_site_positions(plain, lat_clean))
+    inner = (slice(6, 26), slice(6, 26))
+    corr = [np.corrcoef(a[inner].ravel(), b[inner].ravel())[0, 1]
+            for a, b in zip(plain.tiles, view, strict=True)]
+    assert np.median(corr) > 0.97
 
 
 def test_tile_pixels_sample_the_image(distorted):

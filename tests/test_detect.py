@@ -91,6 +91,36 @@ def test_confidences_are_calibrated_not_all_one(sims):
     assert single.confidence.mean() < 0.97  # V_S vs O_S is genuinely uncertain
 
 
+def test_uncertain_cells_are_read_a_second_time_mirrored(sims, monkeypatch):
+    """Only tiles with an uncertain own site get the mirrored second view; every other site
+    keeps its single reading, and every defect call comes from a site that was read twice."""
+    import napari_atomdefect.core.detect.detect as det
+    from napari_atomdefect.core.progress import run_to_end
+
+    sim = sims[0]
+    calls = []
+    real = det.mirrored_tiles
+
+    def counting(source, batch, sites, binning=1):
+        calls.append(len(batch))
+        return real(source, batch, sites, binning)
+
+    monkeypatch.setattr(det, "mirrored_tiles", counting)
+    two = run_to_end(det.iter_detect(sim.image, 0.012, calibration="user"))["sites"]
+    n_reread = sum(calls)
+    monkeypatch.setattr(det, "SECOND_VIEW_BELOW", 0.0)
+    calls.clear()
+    one = run_to_end(det.iter_detect(sim.image, 0.012, calibration="user"))["sites"]
+    assert not calls  # never below 0: no second view
+    assert len(one) == len(two) and 0 < n_reread < 0.3 * len(one)
+    p = [c for c in one.columns if c.startswith("p_")]
+    changed = ~np.isclose(one[p].to_numpy(), two[p].to_numpy(), atol=1e-6, equal_nan=True).all(1)
+    assert 0 < changed.sum() <= 2 * n_reread  # a tile's metal and chalcogen row
+    # Sites called defects are the uncertain ones: nearly all of them were read twice.
+    defects = two["class"].isin(["V_S", "O_S"]).to_numpy()
+    assert changed[defects].mean() > 0.8
+
+
 def test_no_duplicates(sims):
     pred = detect(sims[1].image, pixel_size_nm=0.012)
     xy = pred[["y_px", "x_px"]].to_numpy()

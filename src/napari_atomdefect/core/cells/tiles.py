@@ -359,6 +359,63 @@ def tile_cells(image: np.ndarray, lattice: Lattice, spec: TileSpec = TileSpec(),
     return out
 
 
+def mirror_about_sites(spec: TileSpec) -> tuple[np.ndarray, np.ndarray]:
+    """The reflection of tile pixels about the line through the ideal metal and chalcogen sites.
+
+    That line is a mirror of the projected monolayer (plane group *p3m1*: every mirror runs
+    along a metal–chalcogen bond), so the reflected tile shows the same cell seen from its other
+    side, with both own sites in place.
+
+    Returns
+    -------
+    matrix, centre : ndarray
+        ``p -> centre + matrix @ (p - centre)`` (tile pixel coordinates, row/col).
+    """
+    centre = (spec.metal_px + spec.chalcogen_px) / 2
+    d = spec.chalcogen_px - spec.metal_px
+    d = d / np.linalg.norm(d)
+    return 2 * np.outer(d, d) - np.eye(2), centre
+
+
+def mirrored_tiles(source: np.ndarray, batch: CellTiles, sites: np.ndarray,
+                   binning: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The tiles of ``batch`` mirrored about their metal–chalcogen line (:func:`mirror_about_sites`),
+    sampled afresh from the image (not resampled from the tiles, so nothing is blurred twice).
+
+    Parameters
+    ----------
+    source : ndarray
+        The image the tiles were sampled from, binned by ``binning`` (:func:`bin_image`).
+    batch : CellTiles
+        The tiles (their affine maps are used).
+    sites : ndarray
+        ``(N, K, 2)`` tile coordinates of the sites read in each tile.
+    binning : int
+        :func:`tile_binning` of the image.
+
+    Returns
+    -------
+    tiles : ndarray
+        ``(N, S, S)`` mirrored tiles.
+    sites : ndarray
+        ``(N, K, 2)`` where the same sites are in them.
+    """
+    matrix, centre = mirror_about_sites(batch.spec)
+    tiles, _, _ = sample_tiles(source, mirrored_affines(batch.affine, batch.spec), batch.spec,
+                               binning)
+    return tiles, centre + (np.asarray(sites, float) - centre) @ matrix.T
+
+
+def mirrored_affines(affines: np.ndarray, spec: TileSpec) -> np.ndarray:
+    """Tile-to-image affines ``(N, 2, 3)`` composed with :func:`mirror_about_sites` (applied
+    twice, the identity)."""
+    matrix, centre = mirror_about_sites(spec)
+    aff = np.asarray(affines, float)
+    lin = aff[:, :, :2]
+    offset = aff[:, :, 2] + np.einsum("nij,j->ni", lin, centre - matrix @ centre)
+    return np.concatenate([lin @ matrix, offset[:, :, None]], axis=2)
+
+
 def own_site_positions(batch: CellTiles, lattice: Lattice,
                        chalcogen_rows: np.ndarray | None = None) -> np.ndarray:
     """Tile coordinates ``(N, 2, 2)`` of each tile's own metal and chalcogen sites.
