@@ -139,6 +139,13 @@ bundled-models: install
 	rm -rf src/napari_atomdefect/weights/wse2-default && \
 	  cp -r build/stage15/averaged/wse2-default src/napari_atomdefect/weights/ && \
 	  ATOMDEFECT_WRITE_BUNDLED=1 $(AD) calibrate-model wse2-default --n-images 150 --decide-on model
+	# Round 16 (fifteenth session): training images include partly converted alloys (singly
+	# and doubly substituted columns in independent proportions, simulate/image.py).
+	$(AD) train-detector --material WSe2 --noise wse2-default --init wse2-default \
+	  --n-images 200 --val-images 30 --steps 2000 --seed 16 --host-units \
+	  --out build/stage16/wse2-default
+	rm -rf src/napari_atomdefect/weights/wse2-default && \
+	  cp -r build/stage16/wse2-default src/napari_atomdefect/weights/
 	# Fifteenth session: detection reads uncertain cells twice (mirrored view) and calibration
 	# images include partly converted alloys: every calibration refitted on that.
 	for l in mos2-default mos2-alloy ws2-default wse2-default mose2-default; do \
