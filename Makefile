@@ -141,11 +141,12 @@ bundled-models: install
 	  ATOMDEFECT_WRITE_BUNDLED=1 $(AD) calibrate-model wse2-default --n-images 150 --decide-on model
 	# Round 16 (fifteenth session): training images include partly converted alloys (singly
 	# and doubly substituted columns in independent proportions, simulate/image.py).
-	$(AD) train-detector --material WSe2 --noise wse2-default --init wse2-default \
+	$(AD) train-detector --material MoS2 --noise mos2-default --init mos2-alloy \
 	  --n-images 200 --val-images 30 --steps 2000 --seed 16 --host-units \
-	  --out build/stage16/wse2-default
-	rm -rf src/napari_atomdefect/weights/wse2-default && \
-	  cp -r build/stage16/wse2-default src/napari_atomdefect/weights/
+	  --out build/stage16/mos2-alloy
+	rm -rf src/napari_atomdefect/weights/mos2-alloy && \
+	  cp -r build/stage16/mos2-alloy src/napari_atomdefect/weights/
+	# (WSe2, MoSe2 and WS2 round 16 were not adopted: docs/benchmarks.md.)
 	# Fifteenth session: detection reads uncertain cells twice (mirrored view) and calibration
 	# images include partly converted alloys: every calibration refitted on that.
 	for l in mos2-default mos2-alloy ws2-default wse2-default mose2-default; do \
