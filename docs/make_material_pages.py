@@ -325,14 +325,15 @@ def scores_section(entry: dict | None) -> list[str]:
               "(`benchmarks/bench_materials.py`, `core/detect/evaluate.py`). A class the image "
               "holds but the model cannot produce scores 0.", ""]
     if misfit:
-        lines += [f"Images that failed the model-fit check ({len(misfit)} of "
-                  f"{len(entry['images'])}, scored all the same):", ""]
+        lines += [f"Images on which detection warned ({len(misfit)} of "
+                  f"{len(entry['images'])}, scored all the same: the model-fit check, or a "
+                  "pair of classes the image could not tell apart):", ""]
         lines += [f"- seed {im['seed']} ({im['kind']}, {im['n_true']} true, {im['n_pred']} "
                   f"called): {im['fit_messages'][0]}" for im in misfit] + [""]
     lines += score_table(entry["per_class"])
     fitting = entry.get("per_class_fitting")
     if misfit and fitting:
-        lines += [f"The {len(entry['images']) - len(misfit)} images that pass the fit check "
+        lines += [f"The {len(entry['images']) - len(misfit)} images without a warning "
                   "only:", ""] + score_table(fitting)
     return lines
 
