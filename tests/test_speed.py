@@ -9,14 +9,19 @@ import torch
 
 from napari_atomdefect.core.cells.lookup import CellLookup
 from napari_atomdefect.core.cells.normalize import image_context, prepare_image
-from napari_atomdefect.core.cells.tiles import TileSpec, iter_cell_tiles, own_site_positions
+from napari_atomdefect.core.cells.tiles import (
+    TileSpec,
+    iter_cell_tiles,
+    own_site_positions,
+    sample_tiles,
+)
 from napari_atomdefect.core.detect.decision import (
     card_calibration,
     parse_operating_point,
     run_classes,
     site_decisions,
 )
-from napari_atomdefect.core.detect.detect import iter_detect
+from napari_atomdefect.core.detect.detect import SECOND_VIEW_BELOW, iter_detect
 from napari_atomdefect.core.lattice.lattice import find_lattice
 from napari_atomdefect.core.materials.materials import get_material
 from napari_atomdefect.core.models.readout import site_logits, site_probabilities
@@ -34,7 +39,8 @@ from napari_atomdefect.core.simulate.image import simulate_image
 
 
 def _reference_sites(image: np.ndarray, pixel_size_nm: float) -> pd.DataFrame:
-    """The per-site table computed the plain way: unfused full U-Net pass, dictionaries, a loop."""
+    """The per-site table computed the plain way: unfused full U-Net pass, dictionaries, a loop
+    (an uncertain cell read a second time, mirrored, one tile at a time)."""
     info = resolve_model(None)
     net = build_detector({"name": info.name, **info.card})
     load_weights(net, load_state(info.path / "detector.safetensors"), "detector", info.name)
@@ -53,14 +59,36 @@ def _reference_sites(image: np.ndarray, pixel_size_nm: float) -> pd.DataFrame:
     chalc = {tuple(ij): k for k, ij in enumerate(lattice.chalcogen_index.tolist())}
     metal = {tuple(ij): k for k, ij in enumerate(lattice.metal_index.tolist())}
     rows = []
+    # The second view of an uncertain cell: the tile reflected about the line through its metal
+    # and chalcogen sites, sampled afresh from the image (written out here, not the library's).
+    d = spec.chalcogen_px - spec.metal_px
+    d = d / np.hypot(*d)
+    mirror = 2 * np.outer(d, d) - np.eye(2)
+    centre = (spec.metal_px + spec.chalcogen_px) / 2
+
+    def probabilities(tiles: np.ndarray, sites: np.ndarray):
+        x = torch.from_numpy(tiles[:, None].astype(np.float32))
+        if n_context(net):
+            x = torch.cat([x, context[None, :, None, None].expand(len(x), -1, *x.shape[-2:])],
+                          dim=1)
+        return site_probabilities(site_logits(net(x), torch.from_numpy(sites.astype(np.float32))),
+                                  temperature, classes)
+
     for batch in iter_cell_tiles(norm, lattice, spec, batch_size=100, border=True):
-        own = torch.from_numpy(own_site_positions(batch, lattice).astype(np.float32))
+        own = own_site_positions(batch, lattice)
         with torch.no_grad():
-            x = torch.from_numpy(batch.tiles[:, None])
-            if n_context(net):
-                x = torch.cat([x, context[None, :, None, None].expand(len(x), -1, *x.shape[-2:])],
-                              dim=1)
-            pm, px = site_probabilities(site_logits(net(x), own), temperature, classes)
+            pm, px = probabilities(batch.tiles, own)
+            for k in range(len(batch)):
+                unsure = (px[k].max() < SECOND_VIEW_BELOW
+                          or (batch.has_metal[k] and pm[k].max() < SECOND_VIEW_BELOW))
+                if not unsure:
+                    continue
+                lin, offset = batch.affine[k, :, :2], batch.affine[k, :, 2]
+                affine = np.concatenate([lin @ mirror, (offset + lin @ (centre - mirror @ centre))
+                                         [:, None]], axis=1)
+                tile, _, _ = sample_tiles(norm, affine[None], spec)
+                qm, qx = probabilities(tile, (centre + (own[k] - centre) @ mirror.T)[None])
+                pm[k], px[k] = (pm[k] + qm[0]) / 2, (px[k] + qx[0]) / 2
         # the card's calibration over all the model's classes, then the classes of the run and
         # the neutral operating point, as detection applies them
         d = site_decisions(pm.numpy(), px.numpy(), card_calibration(info.card["detector"]),
