@@ -145,3 +145,26 @@ def test_a_table_opened_before_its_uncalibrated_image_lands_on_its_columns(make_
     world = points.data_to_world(points.data[1])
     np.testing.assert_allclose(img.world_to_data(world), [150.5, 230.0])
     np.testing.assert_allclose(other.scale, [0.011, 0.011])  # does not fit: left as it was
+
+
+def test_review_and_statistics_stay_on_the_detections_when_a_reference_opens(
+        make_napari_viewer, tmp_path):
+    """Opening ground-truth labels next to detections leaves Review and Statistics on the
+    detections (editing or counting the truth by accident is not what opening it asks for);
+    the reference layer is listed to choose."""
+    import pandas as pd
+
+    from napari_atomdefect.widgets.review import ReviewWidget
+    from napari_atomdefect.widgets.stats import StatsWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((200, 200), np.float32), scale=(0.01, 0.01), units=("nm", "nm"))
+    rows = pd.DataFrame({"x_px": [20.0, 150.0], "y_px": [30.0, 160.0], "class": ["V_S", "O_S"]})
+    rows.assign(confidence=[0.9, 0.7]).to_csv(tmp_path / "found.csv", index=False)
+    rows.to_csv(tmp_path / "labels.csv", index=False)
+    review, stats = ReviewWidget(viewer), StatsWidget(viewer)
+    viewer.open(str(tmp_path / "found.csv"), plugin="napari-atomdefect")
+    assert review.layer_combo.currentText() == stats.layer_combo.currentText() == "found"
+    viewer.open(str(tmp_path / "labels.csv"), plugin="napari-atomdefect")
+    assert review.layer_combo.currentText() == stats.layer_combo.currentText() == "found"
+    assert review.layer_combo.findText("labels (reference)") >= 0

@@ -47,6 +47,13 @@ def layer_by_name(viewer, combo):
     return viewer.layers[name] if name in viewer.layers else None
 
 
+def is_reference_layer(layer) -> bool:
+    """Whether ``layer`` shows a reference table (ground-truth labels, an annotation opened from
+    a CSV without confidences), which the Review and Statistics widgets list but do not jump to
+    when it is opened."""
+    return (getattr(layer, "metadata", None) or {}).get("atomdefect", {}).get("kind") == "reference"
+
+
 def is_image_layer(layer) -> bool:
     """Whether ``layer`` is a napari Image layer holding a micrograph to analyse — not one this
     plugin derived from another image (the "model's view")."""
@@ -58,12 +65,13 @@ def is_image_layer(layer) -> bool:
 
 
 def follow_layers(viewer, combo, accept: Callable, on_change: Callable | None = None,
-                  follow_new: bool = False) -> Callable:
+                  follow_new: bool | Callable = False) -> Callable:
     """Keep ``combo`` listing the accepted layers of ``viewer``; call ``on_change`` when the chosen
     layer changes (a new choice, or the chosen layer removed or replaced) — not on every layer
     event, so that adding an unrelated layer never resets what the user set for the chosen one.
-    With ``follow_new``, an accepted layer added to the viewer becomes the choice (a new run's
-    detections); otherwise the user's choice is kept. Returns the refresh function."""
+    With ``follow_new`` (``True``, or a test of the added layer), an accepted layer added to the
+    viewer becomes the choice (an image just opened, a new run's detections); otherwise the
+    user's choice is kept. Returns the refresh function."""
     chosen: list = [object()]  # nothing seen yet: the first refresh reports the choice
 
     def changed(*_) -> None:
@@ -76,7 +84,8 @@ def follow_layers(viewer, combo, accept: Callable, on_change: Callable | None = 
     def refresh(event=None) -> None:
         refresh_layer_combo(combo, viewer.layers, accept)
         added = getattr(event, "value", None) if getattr(event, "type", "") == "inserted" else None
-        if follow_new and added is not None and accept(added):
+        follows = follow_new(added) if callable(follow_new) else follow_new
+        if added is not None and accept(added) and follows:
             k = combo.findText(added.name)
             if k >= 0:
                 combo.blockSignals(True)

@@ -321,8 +321,9 @@ class DetectWidget(QWidget):
         self.view_button.clicked.connect(self.show_model_view)
         self.cancel_button.clicked.connect(self.cancel)
         self.pixel_size.valueChanged.connect(self._pixel_size_edited)
+        # An image opened (or added) becomes the one analysed, as in the viewer.
         self._refresh_images = follow_layers(self.viewer, self.image_combo, is_image_layer,
-                                             self._image_changed)
+                                             self._image_changed, follow_new=True)
         self.refresh_models()
         follow_models(self, self.refresh_models)  # on the GUI thread, whoever saved the model
         self.material.currentTextChanged.connect(self._material_changed)

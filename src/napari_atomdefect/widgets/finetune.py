@@ -210,7 +210,8 @@ class FinetuneWidget(QWidget):
         self.delete_button.clicked.connect(self._delete_selected)
         self.export_button.clicked.connect(self._export_dialog)
         self.import_button.clicked.connect(self._import_dialog)
-        follow_layers(self.viewer, self.image_combo, is_image_layer, self._image_changed)
+        follow_layers(self.viewer, self.image_combo, is_image_layer, self._image_changed,
+                      follow_new=True)
         follow_layers(self.viewer, self.corrections, is_defect_layer)
         self.viewer.layers.events.inserted.connect(self._watch_selection_layers)
         follow_models(self, self.refresh_models)  # on the GUI thread, whoever saved the model

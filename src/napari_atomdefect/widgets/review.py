@@ -21,7 +21,14 @@ from qtpy.QtWidgets import (
 from .._layers import layer_classes
 from ..core.io.class_style import class_symbol
 from ..core.materials.columns import LEGACY_CLASSES
-from ._common import ClassLegend, follow_layers, layer_by_name, layer_combo, scrolling_layout
+from ._common import (
+    ClassLegend,
+    follow_layers,
+    is_reference_layer,
+    layer_by_name,
+    layer_combo,
+    scrolling_layout,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -140,7 +147,8 @@ class ReviewWidget(QWidget):
         self.threshold.valueChanged.connect(self.apply_threshold)
         self.export_button.clicked.connect(self._export_dialog)
         self._refresh_layers = follow_layers(self.viewer, self.layer_combo, is_defect_layer,
-                                             self._layer_changed, follow_new=True)
+                                             self._layer_changed,
+                                             follow_new=lambda la: not is_reference_layer(la))
 
     # ------------------------------------------------------------------ layers
     def layer(self):

@@ -19,7 +19,7 @@ from qtpy.QtWidgets import (
 from .._layers import layer_classes
 from ..core.io.class_style import class_color
 from ..core.materials.columns import LEGACY_CLASSES, lookup_class
-from ._common import follow_layers, layer_by_name, layer_combo, scrolling_layout
+from ._common import follow_layers, is_reference_layer, layer_by_name, layer_combo, scrolling_layout
 from .review import is_defect_layer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -231,7 +231,8 @@ class StatsWidget(QWidget):
         layout.addWidget(self.frame_plot)
         self._show_movie_part(False)
         self._refresh_layers = follow_layers(self.viewer, self.layer_combo, is_defect_layer,
-                                             self._layer_changed, follow_new=True)
+                                             self._layer_changed,
+                                             follow_new=lambda la: not is_reference_layer(la))
 
     def layer(self):
         return layer_by_name(self.viewer, self.layer_combo)
