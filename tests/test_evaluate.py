@@ -76,6 +76,12 @@ def test_cli_evaluate_with_devset_style_truth(tmp_path, capsys):
         capsys.readouterr().out
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     assert main(["evaluate", str(tmp_path / "bad.csv"), str(tmp_path / "labels.csv")]) == 2
+    capsys.readouterr()
+    # A radius that reaches the neighbouring columns is scored, and said in one line.
+    assert main(["evaluate", str(tmp_path / "pred.csv"), str(tmp_path / "labels.csv"),
+                 "--radius-nm", "0.5"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "reaches the neighbouring columns" in err[0]
 
 
 def test_one_reader_for_defect_tables(tmp_path):

@@ -368,6 +368,8 @@ def _fifo(tmp_path):
 OUT_CASES = {
     "missing_folder": (lambda t: t / "no" / "such" / "d.csv", "does not exist"),
     "a_folder": (lambda t: t, "is a folder"),
+    "file_as_folder": (lambda t: (t / "f.csv").write_text("x") and t / "f.csv" / "d.csv",
+                       "is a file, not a folder"),
     "fifo": (_fifo, "not a regular file"),
     "dev_null": (lambda t: Path(os.devnull), "not a regular file"),
 }

@@ -420,6 +420,11 @@ def _detect_movie(args: argparse.Namespace, data, px, source) -> int:
     return 0
 
 
+#: Largest matching radius of ``evaluate`` that keeps a match to one column: half the smallest
+#: metal–chalcogen distance of the four hosts (a / sqrt(3) = 0.18 nm in MoS2).
+MAX_MATCH_RADIUS_NM = 0.09
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .core.detect.evaluate import corrections_needed, score
     from .core.io.table import pixel_size_from_table, read_defects_csv
@@ -428,6 +433,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     px = args.pixel_size_nm or pixel_size_from_table(pred) or pixel_size_from_table(truth)
     if px is None:
         raise AtomDefectError("Neither table has nm coordinates: give --pixel-size-nm.")
+    if args.radius_nm > MAX_MATCH_RADIUS_NM:
+        print(f"atomdefect: a matching radius of {args.radius_nm:g} nm reaches the neighbouring "
+              f"columns (0.18 nm apart in MoS2): a call may match a defect next to it; "
+              f"{MAX_MATCH_RADIUS_NM:g} nm or less keeps the matches to one column.",
+              file=sys.stderr)
     table = score(pred, truth, args.radius_nm / px)
     if args.json:
         print(table.to_json(orient="index"))
@@ -736,9 +746,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="per-class precision/recall/F1 of a defect CSV")
     p.add_argument("pred", help="detections (atomdefect detect CSV)")
     p.add_argument("truth", help="ground truth (same format, or x_px, y_px, class)")
-    p.add_argument("--radius-nm", type=_positive_float, default=0.08)
-    p.add_argument("--pixel-size-nm", type=_pixel_size, default=None)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--radius-nm", type=_positive_float, default=0.08,
+                   help="a call matches a true defect within this distance (default 0.08 nm, "
+                        "under half the 0.18 nm between neighbouring columns)")
+    p.add_argument("--pixel-size-nm", type=_pixel_size, default=None,
+                   help="nm per pixel of the tables' pixel coordinates (default: from their nm "
+                        "columns)")
+    p.add_argument("--json", action="store_true", help="print the scores as JSON")
     p.set_defaults(func=_cmd_evaluate)
 
     def train_args(q, steps, batch):

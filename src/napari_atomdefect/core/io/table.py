@@ -103,6 +103,8 @@ def check_writable(path: str | Path) -> Path:
         raise OutputError(f"{path} is not a regular file (a device or a pipe); results are only "
                           "written to regular files.")
     folder = path.parent
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"Cannot write {path}: {folder} is a file, not a folder.")
     if not folder.is_dir():
         raise OutputError(f"Cannot write {path}: the folder {folder} does not exist.")
     try:
