@@ -216,6 +216,17 @@ def test_an_image_without_a_finite_pixel_is_not_opened_and_a_mostly_nan_one_is_t
                in m for m in img.messages)
 
 
+def test_cli_says_a_mostly_nan_image_is_refused_once(tmp_path, capsys):
+    """The command line gives the refusal alone (the note read from the file said the same)."""
+    half = np.ones((64, 64), np.float32)
+    half[:32] = np.nan
+    assert main(["detect", str(_npy(tmp_path, half)), "--pixel-size-nm", "0.012",
+                 "--out", str(tmp_path / "d.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "NaN or infinite" in err[0], err
+    assert not (tmp_path / "d.csv").exists()
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float16])
 def test_reader_and_lattice_accept_integer_and_half_images(dtype, tmp_path, sim, clean_cells):
     data = sim.image - sim.image.min()

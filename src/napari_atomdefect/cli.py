@@ -185,9 +185,12 @@ def _read_image(path: str, args: argparse.Namespace, single: bool = False):
         if not (issubclass(w.category, ReaderWarning) and str(w.message) in img.messages):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     given = getattr(args, "pixel_size_nm", None) is not None
+    whole = getattr(args, "region", None) is None
     for msg in img.messages:
         if given and msg == no_pixel_size_message(img.name):
             continue
+        if whole and "detection refuses the image" in msg:
+            continue  # the refusal itself comes next, in one sentence
         if img.is_stack and msg.startswith(f"{img.name}: a stack of"):
             continue
         print(msg, file=sys.stderr)

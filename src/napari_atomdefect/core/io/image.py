@@ -167,7 +167,7 @@ def _finish(data: np.ndarray, pixel_size_nm: float | None, name: str, metadata: 
     data = data.astype(np.float32, copy=False)
     n_bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
     if n_bad == np.size(data):
-        raise ImageReadError(f"{name}: every pixel is NaN or infinite; there is no image to show.")
+        raise ImageReadError(f"{name}: every pixel is NaN or infinite; the file holds no image.")
     if n_bad:
         share = n_bad / np.size(data)
         messages.append(f"{name}: {n_bad} pixels ({share:.1%}) are NaN or infinite"
