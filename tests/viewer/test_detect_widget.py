@@ -264,3 +264,24 @@ def test_an_image_opened_next_is_the_one_analysed(viewer_with_sample, qtbot, tmp
     assert widget.image_layer() is viewer.layers["second"]
     widget.image_combo.setCurrentText("MoS2 sample (simulated)")
     assert widget.image_layer() is viewer.layers["MoS2 sample (simulated)"]
+
+
+def test_a_squeezed_dock_scrolls_the_result_and_its_warning_into_view(make_napari_viewer, qtbot):
+    """With several docks stacked the Detect dock is short: after a run its result line and the
+    warning under it are scrolled into view (a trial found them below the fold)."""
+    from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
+
+    sim = simulate_image("WS2", 320, 0.012, params=MicroscopeParams(), seed=2)
+    viewer = make_napari_viewer()
+    viewer.add_image(sim.image, name="ws2", scale=(0.012, 0.012), units=("nm", "nm"))
+    widget = DetectWidget(viewer)
+    widget.material.setCurrentText("MoS2")  # a misfit: a warning line appears
+    widget.resize(420, 260)
+    widget.show()
+    qtbot.waitExposed(widget)
+    widget.run_all()
+    wait_idle(qtbot, widget)
+    qtbot.wait(50)
+    assert widget.fit_label.isVisibleTo(widget)
+    assert widget.scroll_area.verticalScrollBar().value() > 0
+    assert not widget.fit_label.visibleRegion().isEmpty()

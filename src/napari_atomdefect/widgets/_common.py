@@ -132,7 +132,19 @@ def scrolling_layout(widget) -> QVBoxLayout:
     outer = QVBoxLayout(widget)
     outer.setContentsMargins(0, 0, 0, 0)
     outer.addWidget(scroll)
+    widget.scroll_area = scroll  # for show_in_dock
     return QVBoxLayout(inner)
+
+
+def show_in_dock(widget, *children) -> None:
+    """Scroll ``widget``'s dock (:func:`scrolling_layout`) so that the visible ``children`` — a
+    run's result line and its warning — are in view (a squeezed dock hid them below the fold)."""
+    scroll = getattr(widget, "scroll_area", None)
+    if scroll is None:
+        return
+    for child in children:
+        if child.isVisibleTo(widget):
+            scroll.ensureWidgetVisible(child, 0, 8)
 
 
 def given_pixel_size(layer) -> tuple[float | None, str]:

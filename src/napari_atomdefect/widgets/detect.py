@@ -45,6 +45,7 @@ from ._common import (
     layer_by_name,
     layer_combo,
     scrolling_layout,
+    show_in_dock,
 )
 from ._worker import LatticeCache, error_sentence, follow_models, start_job
 
@@ -946,6 +947,7 @@ class DetectWidget(QWidget):
         self.status.setText(" ".join([f"{what} in {n_cells} cells ({summary}).", *grains,
                                       *left_out]))
         self.progress.setValue(100)
+        show_in_dock(self, self.status, self.fit_label)
         self._adopt_lattice_calibration(layer, result.get("lattices", [lattice]))
 
 
