@@ -46,6 +46,7 @@ from .decision import (
     run_classes,
     site_decisions,
 )
+from .edge import edge_adjusted
 from .image_fit import (
     ModelFitWarning,
     assess_fit,
@@ -235,6 +236,8 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     sites = site_table(lattice, np.concatenate(metal_rows) if metal_rows else np.zeros(0, int),
                        np.concatenate(chalc_rows) if chalc_rows else np.zeros(0, int),
                        metal, chalcogen)
+    # Calls on columns the edge of the field cuts: their confidence is lower (edge.py).
+    sites = edge_adjusted(sites, arr.shape, lattice.a_px)
     return sites, fit, ladder, levels, dev_text
 
 

@@ -1,0 +1,53 @@
+"""Defect calls at the edge of the field carry a lower confidence (core/detect/edge.py)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_atomdefect.core.detect.edge import (
+    EDGE_BAND_A,
+    EDGE_LOGIT_SHIFT,
+    edge_adjusted,
+    edge_distance_a,
+)
+
+
+def test_edge_distance_in_lattice_constants():
+    pts = np.array([[0.0, 50.0], [50.0, 99.0], [50.0, 50.0]])
+    np.testing.assert_allclose(edge_distance_a(pts, (100, 100), 25.0), [0.02, 0.02, 1.98])
+
+
+def test_only_defect_calls_in_the_band_are_lowered():
+    a_px, shape = 30.0, (300, 300)
+    near = EDGE_BAND_A * a_px / 2  # inside the band
+    sites = pd.DataFrame({"y_px": [near, near, 150.0, 150.0], "x_px": [100.0, 120.0, 150.0, near + 20],
+                          "class": ["V_S", "chalcogen", "V_S", "O_S"],
+                          "confidence": [0.8, 0.95, 0.8, 0.7]})
+    out = edge_adjusted(sites, shape, a_px)
+    logit = np.log(0.8 / 0.2) + EDGE_LOGIT_SHIFT
+    assert out["confidence"].iloc[0] == pytest.approx(1 / (1 + np.exp(-logit)))
+    assert out["confidence"].iloc[0] < 0.8
+    assert list(out["confidence"].iloc[1:]) == [0.95, 0.8, 0.7]  # pristine, inside, inside
+    assert list(sites["confidence"]) == [0.8, 0.95, 0.8, 0.7]  # the input is not changed
+    assert list(out["class"]) == list(sites["class"])  # the calls themselves stay
+
+
+def test_detection_lowers_the_confidence_of_calls_at_the_edge_only(monkeypatch):
+    import napari_atomdefect.core.detect.edge as edge
+    from napari_atomdefect import detect
+    from napari_atomdefect.core.simulate.image import simulate_image
+
+    sim = simulate_image("MoS2", 320, 0.012, seed=7, defect_fractions={"V_S": 0.08, "V_S2": 0.04})
+    found = detect(sim.image, pixel_size_nm=0.012)
+    monkeypatch.setattr(edge, "EDGE_LOGIT_SHIFT", 0.0)
+    plain = detect(sim.image, pixel_size_nm=0.012)
+    assert list(found["class"]) == list(plain["class"])  # the calls stay
+    a_px = 0.316 / 0.012
+    e = edge_distance_a(found[["y_px", "x_px"]].to_numpy(), sim.image.shape, a_px)
+    near = e < EDGE_BAND_A
+    assert near.any() and (~near).sum() > 10
+    np.testing.assert_allclose(found["confidence"][~near], plain["confidence"][~near])
+    p = np.clip(plain["confidence"][near].to_numpy(), 1e-6, 1 - 1e-6)
+    want = 1 / (1 + np.exp(-(np.log(p / (1 - p)) + EDGE_LOGIT_SHIFT)))
+    np.testing.assert_allclose(found["confidence"][near], want, rtol=1e-6)
+    assert (found["confidence"][near] < plain["confidence"][near]).all()
