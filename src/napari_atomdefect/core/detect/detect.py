@@ -123,8 +123,9 @@ class _Classifier:
 #: A tile whose own metal or chalcogen site the detector calls with less probability than this
 #: is read a second time, mirrored about its metal–chalcogen line (a mirror of the lattice), and
 #: the two readings are averaged: eight multislice MoS2 images `V_S` 0.878 -> 0.899, `O_S`
-#: 0.638 -> 0.686; held-out images of our simulator MoS2 `O_S` 0.68 -> 0.72, WS2 0.59 -> 0.68,
-#: selenides unchanged (the same as reading every tile twice). About one tile in eight of a
+#: 0.638 -> 0.686; the benchmarks' held-out images of our simulator MoS2 `O_S` 0.677 -> 0.706,
+#: WSe2 `Te_Se` 0.866 -> 0.906, WS2 `V_S` 0.870 -> 0.860 (the same as reading every tile twice;
+#: docs/benchmarks.md). About one tile in eight of a
 #: defect-poor image is read again, half or more of an alloy's (docs/benchmarks.md). The choice
 #: needs the probabilities on the host: one synchronisation per batch on a GPU.
 SECOND_VIEW_BELOW = 0.9
