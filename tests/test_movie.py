@@ -18,6 +18,7 @@ from napari_atomdefect.core.detect.movie import (
     iter_detect_frames,
     lattice_drift,
     link_tracks,
+    resolve_drift,
     track_layer_data,
 )
 from napari_atomdefect.core.errors import AtomDefectError, TableError
@@ -329,18 +330,65 @@ def test_a_fact_said_by_every_frame_with_other_numbers_is_said_once(movie, monke
     assert said == ["V_S and O_S overlap in this image: 1 of 9."]
 
 
-def test_a_drift_near_half_a_lattice_constant_between_frames_is_said():
-    """The lattice gives the drift only up to a lattice vector: a movie drifting 17 px a frame
-    on a 26 px lattice is told that its drift and tracks may be wrong (one sentence, in the
-    table's messages and the widget's fit lines); a slow one is not."""
-    fast = simulate_movie("MoS2", 256, n_frames=3, pixel_size_nm=0.012,
-                          drift_px_per_frame=(14.0, -10.0), seed=0)
+def test_a_fast_drift_is_decided_by_the_defects_that_stay():
+    """A movie drifting 17 px a frame on a 26 px lattice (the lattice alone takes the shorter
+    9 px the other way): the defects found again in the next frame tell the lattice translation,
+    so the drift is followed, the tracks link and nothing is said."""
+    fast = simulate_movie("MoS2", 384, n_frames=4, pixel_size_nm=0.012,
+                          drift_px_per_frame=(14.0, -10.0), n_vacancies=12, hop_probability=0.2,
+                          seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = run_to_end(iter_detect_frames(fast.frames, fast.pixel_size_nm, device="cpu"))
+    np.testing.assert_allclose(result["drift_px"], fast.drift_px, atol=0.6)
+    assert not any("lattice moved" in m for m in result["defects"].attrs["messages"])
+    linked = link_tracks(result["defects"])
+    a = float(np.hypot(*fast.a1_px))
+    assert linking_accuracy(linked, fast.truth, 0.3 * a) >= 0.9
+    assert linked["track_id"].nunique() == fast.truth["track_id"].nunique()
+
+
+def test_resolve_drift_lets_stayers_outvote_hoppers():
+    a1, a2 = np.array([0.0, 26.0]), np.array([22.5167, 13.0])
+    basis = np.stack([a1, a2], axis=1)
+    rng = np.random.default_rng(1)
+    prev = rng.uniform(0, 400, (8, 2))
+    true = np.array([14.0, -10.0])
+    shortest = true - a2 + a1  # what the lattice alone gives (9 px against 17)
+    assert np.hypot(*shortest) < np.hypot(*true)
+    cur = prev + true
+    cur[:3] += a1  # three of eight hop one site the same way
+    step, decided = resolve_drift(shortest, basis, prev, cur, 26.0)
+    assert decided
+    np.testing.assert_allclose(step, true)
+    # Two defects cannot decide; nor can as many hoppers as stayers: the shortest is kept.
+    step, decided = resolve_drift(shortest, basis, prev[:2], prev[:2] + true, 26.0)
+    assert not decided
+    np.testing.assert_allclose(step, shortest)
+    tied = prev[:6] + true
+    tied[:3] += a1
+    step, decided = resolve_drift(shortest, basis, prev[:6], tied, 26.0)
+    assert not decided
+    np.testing.assert_allclose(step, shortest)
+
+
+def test_a_drift_near_half_a_lattice_constant_between_frames_is_said():
+    """The lattice gives the drift only up to a lattice vector: a movie drifting 17 px a frame
+    on a 26 px lattice with too few defects to tell (two vacancies) is told that its drift and
+    tracks may be wrong (one sentence, in the table's messages and the widget's fit lines); with
+    four, frame 3 finds enough of frame 2's defects again, and frame 2 follows its drift."""
+    kwargs = dict(n_frames=3, pixel_size_nm=0.012, drift_px_per_frame=(14.0, -10.0), seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        few = simulate_movie("MoS2", 256, n_vacancies=2, **kwargs)
+        result = run_to_end(iter_detect_frames(few.frames, few.pixel_size_nm, device="cpu"))
+        four = simulate_movie("MoS2", 256, n_vacancies=4, **kwargs)
+        followed = run_to_end(iter_detect_frames(four.frames, four.pixel_size_nm, device="cpu"))
     said = [m for m in result["defects"].attrs["messages"] if "lattice moved" in m]
     assert said == [m for m in result["fit_messages"] if "lattice moved" in m]
     assert len(said) == 1 and "(into frame 2, 3)" in said[0], said
+    np.testing.assert_allclose(followed["drift_px"], four.drift_px, atol=0.6)
+    assert not any("lattice moved" in m for m in followed["defects"].attrs["messages"])
 
 
 def test_a_slow_drift_is_not_said(detected):

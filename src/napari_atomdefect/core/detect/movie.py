@@ -1,8 +1,9 @@
 """Stacks and in-situ movies: detection frame by frame with lattice drift, and defect tracks.
 
 :func:`iter_detect_frames` finds each frame's lattice, follows the lattice from frame to frame
-(the drift between two frames is the shift of the lattice origin, reduced to less than half a
-lattice constant) and detects the defects of every frame; the result is one defect table with a
+(the drift between two frames is the shift of the lattice origin, known up to a lattice vector:
+the translation under which most of the previous frame's defects are found again is taken,
+else the shortest) and detects the defects of every frame; the result is one defect table with a
 ``frame`` column, whose ``attrs["drift_px"]`` holds the drift of every frame relative to frame 0.
 
 :func:`link_tracks` links the defects of consecutive frames into tracks (``track_id``) with
@@ -43,8 +44,8 @@ def lattice_drift(previous: Lattice, current: Lattice) -> np.ndarray:
     """Shift ``(row, col)`` in pixels of the lattice of ``current`` relative to ``previous``.
 
     The shift of the lattice origin is only known up to a lattice vector; the one of the
-    smallest length is taken, so the drift between the two frames must stay below half a
-    lattice constant.
+    smallest length is taken (:func:`resolve_drift` lets the defects decide between it and the
+    others).
 
     Parameters
     ----------
@@ -68,21 +69,93 @@ def lattice_drift(previous: Lattice, current: Lattice) -> np.ndarray:
     return best
 
 
-#: A drift between two frames above this share of the lattice constant is said: the lattice
-#: tells the drift only up to a lattice vector (:func:`lattice_drift` takes the shortest), so
-#: beyond half a lattice constant it is taken for a smaller one the other way and the tracks
-#: break (a simulated movie drifting 17 px a frame at a 26 px lattice: linking 0.50).
+#: Lattice translations tried around the shortest drift (:func:`resolve_drift`): up to this many
+#: lattice constants away from it.
+DRIFT_SEARCH_A = 3.0
+#: A defect of one frame is found again in the next when one lies within this share of the
+#: lattice constant of its drift-corrected position (a neighbouring site of either sublattice
+#: is 0.58 lattice constants away).
+DRIFT_MATCH_A = 0.3
+#: The defects decide the lattice translation when at least this many are found again under it
+#: and half as many again as under any other translation (defects that hop between two frames
+#: agree with a wrong one, so the stayers must outnumber the hoppers in any one direction).
+DRIFT_MIN_MATCHES = 3
+DRIFT_MIN_RATIO = 1.5
+
+
+def resolve_drift(step_px: np.ndarray, basis_px: np.ndarray, previous_yx: np.ndarray,
+                  current_yx: np.ndarray, a_px: float) -> tuple[np.ndarray, bool]:
+    """The drift between two frames, with its lattice-vector ambiguity decided by the defects.
+
+    The lattice gives the drift only up to a lattice vector; defects do not repeat with the
+    lattice. Each translation ``step_px + basis_px @ n`` within :data:`DRIFT_SEARCH_A` lattice
+    constants of ``step_px`` is scored by the number of the current frame's defects that lie,
+    moved back by it, within :data:`DRIFT_MATCH_A` lattice constants of a previous frame's
+    defect. Defects that stay at their site between the two frames (most, in a movie) all agree
+    on the true drift; one that hops to a neighbouring site agrees with one wrong translation.
+
+    Parameters
+    ----------
+    step_px : ndarray
+        ``(2,)`` drift ``(row, col)`` in pixels from :func:`lattice_drift` (the shortest).
+    basis_px : ndarray
+        ``(2, 2)`` lattice vectors as columns, in pixels.
+    previous_yx, current_yx : ndarray
+        ``(N, 2)`` defect positions ``(row, col)`` in pixels of the two frames.
+    a_px : float
+        Lattice constant in pixels.
+
+    Returns
+    -------
+    step : ndarray
+        ``(2,)`` the translation with the most defects found again when they decide (at least
+        :data:`DRIFT_MIN_MATCHES`, :data:`DRIFT_MIN_RATIO` times as many as under any other),
+        else ``step_px``.
+    decided : bool
+        Whether the defects decided it.
+    """
+    from scipy.spatial import cKDTree
+
+    step = np.asarray(step_px, float)
+    prev = np.asarray(previous_yx, float).reshape(-1, 2)
+    cur = np.asarray(current_yx, float).reshape(-1, 2)
+    if len(prev) < DRIFT_MIN_MATCHES or len(cur) < DRIFT_MIN_MATCHES:
+        return step, False
+    span = int(np.ceil(DRIFT_SEARCH_A * 2 / np.sqrt(3))) + 1  # oblique basis: a little wider
+    grid = np.array([(i, j) for i in range(-span, span + 1) for j in range(-span, span + 1)],
+                    float)
+    candidates = step + grid @ np.asarray(basis_px, float).T
+    keep = np.hypot(*(candidates - step).T) <= DRIFT_SEARCH_A * a_px + 1e-9
+    candidates = candidates[keep]
+    # The shortest first: it wins a tie.
+    candidates = candidates[np.argsort(np.hypot(*candidates.T), kind="stable")]
+    tree = cKDTree(prev)
+    counts = np.array([int(np.sum(tree.query(cur - c, distance_upper_bound=DRIFT_MATCH_A * a_px)[0]
+                                  < np.inf)) for c in candidates])
+    best = int(np.argmax(counts))
+    others = np.delete(counts, best)
+    if counts[best] >= DRIFT_MIN_MATCHES and counts[best] >= DRIFT_MIN_RATIO * others.max(initial=0):
+        return candidates[best], True
+    return step, False
+
+
+#: A drift between two frames above this share of the lattice constant is said when the
+#: defects did not decide it (:func:`resolve_drift`): the lattice tells the drift only up to a
+#: lattice vector (:func:`lattice_drift` takes the shortest), so beyond half a lattice constant
+#: it is taken for a smaller one the other way and the tracks break (a simulated movie drifting
+#: 17 px a frame at a 26 px lattice: linking 0.50).
 FAST_DRIFT_SHARE = 1 / 3
 
 
 def fast_drift_message(frames: Sequence[int]) -> str:
     """The sentence for frames whose drift from the frame before is near half a lattice
-    constant (0-based ``frames``)."""
+    constant and was not decided by the defects (0-based ``frames``)."""
     shown = ", ".join(str(k + 1) for k in list(frames)[:5]) + (" …" if len(frames) > 5 else "")
     return (f"The lattice moved by more than a third of a lattice constant between frames (into "
-            f"frame {shown}): a drift past half a lattice constant cannot be told from a smaller "
-            "one the other way, so the drift and the tracks may be wrong there: align the "
-            "movie first (drift correction).")
+            f"frame {shown}) and too few defects were found again to tell by how much: a drift "
+            "past half a lattice constant cannot be told from a smaller one the other way, so "
+            "the drift and the tracks may be wrong there: align the movie first (drift "
+            "correction).")
 
 
 def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
@@ -140,9 +213,9 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
     n = len(chosen)
     tables, lattices, per_frame = [], [], []
     messages: list[str] = []
-    drift = np.zeros(2)
-    last = None
-    fast: list[int] = []  # frames whose drift from the one before is near half a lattice constant
+    last, last_yx = None, np.zeros((0, 2))
+    steps: list[tuple[int, np.ndarray, np.ndarray, float, bool]] = []  # (frame, step, basis,
+    # a_px, decided by the defects) from the frame before
     for pos, k in enumerate(chosen):
         result = None
         for item in iter_detect(data[k], pixel_size_nm, material, model, device, calibration,
@@ -161,16 +234,17 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
             # several grains, which one a frame finds first may change).
             followed = min(result.get("lattices", [lattice]),
                            key=lambda la: misorientation_deg(last, la))
-            step = lattice_drift(last, followed)
-            drift = drift + step
-            if np.hypot(*step) > FAST_DRIFT_SHARE * followed.a_px:
-                fast.append(k)
-        last = followed
+            basis = np.stack([np.asarray(followed.a1_px, float),
+                              np.asarray(followed.a2_px, float)], axis=1)
+            step, decided = resolve_drift(lattice_drift(last, followed), basis, last_yx,
+                                          _defect_yx(result["defects"]), followed.a_px)
+            steps.append((k, step, basis, float(followed.a_px), decided))
+        last, last_yx = followed, _defect_yx(result["defects"])
         table = result["defects"].copy()
         table["frame"] = k
         tables.append(table)
         lattices.append(lattice)
-        per_frame.append({"frame": k, "drift_px": drift.tolist(),
+        per_frame.append({"frame": k, "drift_px": [0.0, 0.0],
                           "n_metal_sites": table.attrs.get("n_metal_sites"),
                           "n_chalcogen_sites": table.attrs.get("n_chalcogen_sites"),
                           "a_px": lattice.a_px})
@@ -182,6 +256,10 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
         # share, an overlap's counts) keep the first frame's.
         said = {_shape(m) for m in messages}
         messages += [m for m in notes if _shape(m) not in said]
+    fast = _follow_decided_steps(steps)
+    drift = np.cumsum([np.zeros(2)] + [step for _, step, *_ in steps], axis=0)
+    for entry, d in zip(per_frame, drift, strict=True):
+        entry["drift_px"] = d.tolist()
     if fast:
         messages.append(fast_drift_message(fast))
     out = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
@@ -202,6 +280,39 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
            "fit_messages": result.get("fit_messages", []) + (
                [fast_drift_message(fast)] if fast else []), "classes": result["classes"],
            "substituents": result["substituents"]}
+
+
+def _follow_decided_steps(steps: list) -> list[int]:
+    """Steps the defects did not decide take the lattice translation nearest the median of the
+    steps they did decide (a specimen drifts steadily); returns the frames whose step stays
+    undecided and long enough to be in doubt (:data:`FAST_DRIFT_SHARE`).
+
+    ``steps`` holds ``(frame, step, basis, a_px, decided)`` and is changed in place.
+    """
+    decided = [step for _, step, _, _, sure in steps if sure]
+    typical = np.median(decided, axis=0) if decided else None
+    doubtful = []
+    for pos, (k, step, basis, a_px, sure) in enumerate(steps):
+        if sure:
+            continue
+        if typical is not None:
+            grid = np.array([(i, j) for i in range(-4, 5) for j in range(-4, 5)], float)
+            candidates = step + grid @ basis.T
+            near = candidates[np.argmin(np.hypot(*(candidates - typical).T))]
+            if np.hypot(*(near - typical)) <= FAST_DRIFT_SHARE * a_px:
+                steps[pos] = (k, near, basis, a_px, True)
+                continue
+        if np.hypot(*step) > FAST_DRIFT_SHARE * a_px or (
+                typical is not None and np.hypot(*typical) > FAST_DRIFT_SHARE * a_px):
+            doubtful.append(k)
+    return doubtful
+
+
+def _defect_yx(table: pd.DataFrame) -> np.ndarray:
+    """``(N, 2)`` defect positions ``(row, col)`` in pixels of a frame's defect table."""
+    if len(table) == 0:
+        return np.zeros((0, 2))
+    return table[["y_px", "x_px"]].to_numpy(float)
 
 
 def _sublattice_group(classes: pd.Series) -> np.ndarray:
