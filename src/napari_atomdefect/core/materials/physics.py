@@ -95,9 +95,11 @@ STATIC_COHERENCE_JITTER: tuple[float, float] = (-0.04, 0.04)
 #: Thermal decorrelation of the two atoms of a column: 0 static, 1 room-temperature phonons.
 THERMAL_DAMPING: tuple[float, float] = (0.0, 1.0)
 #: Floor of ``c`` (``second_atom_factor`` >= 0.4) and of a light substituent's excess (times its
-#: single-atom ratio: at rest at high angles an O beside an S adds nothing, -0.02 to 0.07).
+#: single-atom ratio): at rest at high angles an O beside an S adds nothing or takes a little
+#: away (-0.07 to +0.02 S atoms at φ1 1.9-2.7 in the converged runs; the cross-term formula
+#: gives -0.04 to +0.02 there, the floor of 0 before gave 0-0.02).
 MIN_COHERENCE = -0.3
-MIN_LIGHT_RATIO = 0.0
+MIN_LIGHT_RATIO = -0.5
 #: Multislice over screened-model single-atom ratio, metal over chalcogen, per material and
 #: voltage (docs/physics.md; :func:`metal_factor_range` interpolates in kV, constant beyond the
 #: ends). MoS2: 0.83–0.90 over eight static runs at 60–100 kV and 60–240 mrad at a converged
@@ -130,13 +132,18 @@ LIGHT_COHERENCE_JITTER: tuple[float, float] = (-0.2, 0.2)
 LIGHT_COHERENCE_RANGE: tuple[float, float] = (0.05, 1.2)
 
 #: Order asymmetry of a singly substituted column, growing linearly with the inner-angle phase
-#: beyond the onset (docs/physics.md): heavy substituent ``a`` (relative to its mean excess;
-#: measured 0.00–0.02 at φ1 0.74–0.89, 0.06–0.11 at 1.31–1.59), light substituent ``d`` (host
-#: atoms; S in Se 0.03 → 0.095 at rest, 0.05 with phonons; O in S 0.035–0.04).
+#: beyond the onset and levelling off (docs/physics.md): heavy substituent ``a`` (relative to its
+#: mean excess), light substituent ``d`` (host atoms), per host chalcogen. Least squares over the
+#: 40 converged static runs at 60–200 kV and 50–260 mrad (φ1 0.74–4.1,
+#: docs/data/column_contrast_converged_static.json, sixteenth session): Se in S2 rises to 0.27–0.32
+#: of its excess at φ1 2.4–3.0, Te in Se2 to 0.22–0.24, O in S2 to ±0.12–0.17 S atoms, S in Se2 to
+#: ±0.2–0.3 Se atoms (rms 0.013–0.03; the earlier caps of 0.11 and 0.04 / 0.1 came from runs that
+#: stopped at φ1 1.6 and were 3–5 times further off).
 ORDER_ASYMMETRY_ONSET = 0.8
-HEAVY_ORDER_SLOPE, HEAVY_ORDER_MAX = 0.14, 0.11
-LIGHT_ORDER_SLOPE: dict[str, float] = {"S": 0.06, "Se": 0.16}
-LIGHT_ORDER_MAX: dict[str, float] = {"S": 0.04, "Se": 0.1}
+HEAVY_ORDER_SLOPE: dict[str, float] = {"S": 0.14, "Se": 0.105}
+HEAVY_ORDER_MAX: dict[str, float] = {"S": 0.25, "Se": 0.2}
+LIGHT_ORDER_SLOPE: dict[str, float] = {"S": 0.07, "Se": 0.11}
+LIGHT_ORDER_MAX: dict[str, float] = {"S": 0.15, "Se": 0.25}
 
 BOHR_A = 0.529177  # Bohr radius (Å)
 ELECTRON_REST_KEV = 510.999
@@ -263,8 +270,8 @@ def order_asymmetry(phi1: float, chalcogen: str = "S", thermal_damping: float = 
         measured).
     """
     x = max(phi1 - ORDER_ASYMMETRY_ONSET, 0.0)
-    heavy = min(HEAVY_ORDER_SLOPE * x, HEAVY_ORDER_MAX)
-    light = min(LIGHT_ORDER_SLOPE.get(chalcogen, 0.06) * x, LIGHT_ORDER_MAX.get(chalcogen, 0.04))
+    heavy = min(HEAVY_ORDER_SLOPE[chalcogen] * x, HEAVY_ORDER_MAX[chalcogen])
+    light = min(LIGHT_ORDER_SLOPE[chalcogen] * x, LIGHT_ORDER_MAX[chalcogen])
     if chalcogen == "Se":
         light *= 1.0 - 0.5 * thermal_damping
     return float(heavy), float(light)
