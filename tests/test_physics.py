@@ -43,9 +43,10 @@ def test_random_physics_ranges():
     # Multislice (docs/physics.md): O adds 0.28-0.35 S atoms at 80-200 mrad with frozen
     # phonons, 0.10-0.23 at rest, 0.58-0.72 at 60-160 mrad; the second S atom adds 1.2-1.7 times
     # the first with phonons, 0.65-0.88 at rest at 80-200 mrad (coherent cross term). At rest
-    # beyond ~90 mrad O adds next to nothing (0.004 at 80 kV, 90-220 mrad; converged sampling),
-    # and the second S as little as 0.41 of the first (WS2 at 100 kV, 90-220 mrad).
-    assert light.min() >= 0.0 and light.max() <= 1.0
+    # beyond ~90 mrad O adds next to nothing or takes a little away (-0.07 to +0.02 S atoms at
+    # φ1 1.9-2.7; converged sampling), and the second S as little as 0.41 of the first (WS2 at
+    # 100 kV, 90-220 mrad).
+    assert light.min() >= -0.1 and light.max() <= 1.0
     assert 0.15 < np.median(light) < 0.4
     second = np.array([d["second_atom_factor"] for d in draws])
     assert 0.4 <= second.min() and second.max() <= 2.3 and 0.8 < np.median(second) < 1.3
