@@ -89,6 +89,9 @@ MIN_ALTERNATIVE_POSTERIOR = 0.1
 MAX_OUTLIER_SHARE = 0.05
 #: How far the hypothesised median rung may sit from the median column (a factor).
 SCALE_RANGE: tuple[float, float] = (0.9, 1.1)
+#: A mixed median rung whose two orders lie further apart than this (in its own units) is fitted
+#: from each order as well as from its middle.
+MIN_SPLIT_TO_START_TWICE = 0.06
 EM_ITERATIONS = 20
 #: Host columns the image must hold (number, and fraction of its chalcogen columns) for their
 #: level to be read off the data rather than from the microscopes' rungs.
@@ -253,16 +256,22 @@ def _capped(weights: np.ndarray, caps: np.ndarray) -> np.ndarray:
 
 
 def _fit_mixture(counts: np.ndarray, centres: np.ndarray, rungs: np.ndarray, split: np.ndarray,
-                 caps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                            np.ndarray]:
+                 caps: np.ndarray, median_split: np.ndarray | float = 0.0,
+                 scale_init: np.ndarray | float = 1.0
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """EM of a mixture of Gaussians at ``scale * rungs`` on binned data, plus a flat outlier
     component.
 
     Each row of ``rungs`` ``(M, C)`` is one microscope's ladder; a rung's variance is the
-    common spread squared times its level (shot noise), plus its ``split`` squared (the two
-    orders of a mixed column); per row the fit takes one spread and one scale
+    common spread squared times its level (shot noise); a rung with a ``split`` (a mixed column,
+    its substituent on the entrance or the exit side) is two Gaussians of half its share at
+    ``scale * (rung ± split)`` (at high angles the two orders lie up to a third of a host column
+    apart: one wide Gaussian put the host rung where a mixed column's lower order is); per row
+    the fit takes one spread and one scale
     within :data:`SCALE_RANGE` (the median column sits anywhere in its rung's spread, or between
-    two rungs), and no component more than its ``caps`` share (vacancies are a minority).
+    two rungs), widened by ``median_split`` (``(M,)``: the median rung's own split, in its units:
+    the median column may be either order of a mixed column), starting from ``scale_init``, and
+    no component more than its ``caps`` share (vacancies are a minority).
 
     Returns
     -------
@@ -276,38 +285,40 @@ def _fit_mixture(counts: np.ndarray, centres: np.ndarray, rungs: np.ndarray, spl
     m, c = rungs.shape
     weights = np.full((m, c + 1), 1.0 / (c + 1))
     sigma = np.full(m, 0.06)
-    scale = np.ones(m)
+    scale = np.broadcast_to(np.asarray(scale_init, float), (m,)).copy()
     flat = np.full(len(centres), 1.0 / (hi - lo))
     all_caps = np.append(caps, MAX_OUTLIER_SHARE)
+    # Each rung as its two orders (the same twice where there is no split): (M, 2, C).
+    orders = np.stack([rungs + split, rungs - split], axis=1)
+    scale_lo = SCALE_RANGE[0] - np.broadcast_to(median_split, (m,))
+    scale_hi = SCALE_RANGE[1] + np.broadcast_to(median_split, (m,))
     for it in range(EM_ITERATIONS + 1):
-        means = scale[:, None] * rungs
-        extra = (scale[:, None] * split) ** 2  # (M, C)
+        means = scale[:, None, None] * orders
         # Shot noise: a column's variance grows with its level (sigma is the host column's).
         level = np.maximum(means, LOW_LEVEL)
-        var = sigma[:, None] ** 2 * level + extra
-        d2 = (centres[None, None, :] - means[:, :, None]) ** 2  # (M, C, B)
-        dens = np.exp(-0.5 * d2 / var[:, :, None]) / np.sqrt(2 * np.pi * var[:, :, None])
-        comp = np.concatenate([weights[:, :c, None] * dens,
-                               (weights[:, c, None] * flat[None, :])[:, None, :]], axis=1)
-        total = comp.sum(1) + 1e-300  # (M, B)
+        var = sigma[:, None, None] ** 2 * level
+        d2 = (centres[None, None, None, :] - means[..., None]) ** 2  # (M, 2, C, B)
+        dens = np.exp(-0.5 * d2 / var[..., None]) / np.sqrt(2 * np.pi * var[..., None])
+        sub = 0.5 * weights[:, None, :c, None] * dens  # each order half the rung's share
+        total = sub.sum((1, 2)) + weights[:, c, None] * flat[None, :] + 1e-300  # (M, B)
         loglik = (counts[None, :] * np.log(total * LEVEL_BIN)).sum(1)
-        resp = comp / total[:, None, :] * counts[None, None, :]  # (M, C+1, B)
-        n_k = resp.sum(2)
+        r_sub = sub / total[:, None, None, :] * counts[None, None, None, :]  # (M, 2, C, B)
+        n_k = np.concatenate([r_sub.sum((1, 3)), (weights[:, c, None] * flat[None, :] / total
+                                                   * counts[None, :]).sum(1)[:, None]], axis=1)
         if it == EM_ITERATIONS:
             break
         weights = _capped((n_k + 0.1) / (n_total + 0.1 * (c + 1)), all_caps)
-        r = resp[:, :c, :]
-        scale = np.clip((r * centres * rungs[:, :, None]).sum((1, 2))
-                        / np.maximum((r * rungs[:, :, None] ** 2).sum((1, 2)), 1e-12),
-                        *SCALE_RANGE)
+        scale = np.clip((r_sub * centres * orders[..., None]).sum((1, 2, 3))
+                        / np.maximum((r_sub * orders[..., None] ** 2).sum((1, 2, 3)), 1e-12),
+                        scale_lo, scale_hi)
         # The common spread from the rungs of one column order only (a mixed column's split
         # is the simulator's, not measured: it must not drive the others' spread).
-        plain = (split == 0)[:, :, None] * r
-        common = ((plain * d2 / level[:, :, None]).sum((1, 2))
-                  / np.maximum(plain.sum((1, 2)), 1e-9))
+        plain = (split == 0)[:, None, :, None] * r_sub
+        common = ((plain * d2 / level[..., None]).sum((1, 2, 3))
+                  / np.maximum(plain.sum((1, 2, 3)), 1e-9))
         sigma = np.clip(np.sqrt(np.maximum(common, 0.0)), *SIGMA_RANGE)
     n_c = n_k[:, :c]
-    mean_c = (resp[:, :c, :] * centres).sum(2) / np.maximum(n_c, 1e-9)
+    mean_c = (r_sub.sum(1) * centres).sum(2) / np.maximum(n_c, 1e-9)
     return loglik, sigma, scale, n_c, mean_c
 
 
@@ -366,9 +377,22 @@ def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str 
     for h, janus in variants:
         unit = rungs[:, names.index(h)]  # the median rung in host units, per microscope
         hyp_caps = np.where(np.array(names) == h, 1.0, caps) if janus else caps
-        loglik, sigma, scale, n_c, mean_c = _fit_mixture(counts.astype(float), centres,
-                                                         rungs / unit[:, None],
-                                                         split / unit[:, None], hyp_caps)
+        median_split = split[:, names.index(h)] / unit
+        args = (counts.astype(float), centres, rungs / unit[:, None], split / unit[:, None],
+                hyp_caps)
+        loglik, sigma, scale, n_c, mean_c = _fit_mixture(*args, median_split)
+        # The median column may sit on either order of a mixed median rung: where the two lie
+        # far apart, the fit starts from each too and keeps, per microscope, the best.
+        wide = np.flatnonzero(median_split > MIN_SPLIT_TO_START_TWICE)
+        for start in (1 / (1 + median_split[wide]), 1 / np.maximum(1 - median_split[wide], 0.5)):
+            if not len(wide):
+                break
+            sub = _fit_mixture(args[0], args[1], args[2][wide], args[3][wide], hyp_caps,
+                               median_split[wide], start)
+            better = wide[sub[0] > loglik[wide]]
+            keep = sub[0] > loglik[wide]
+            for full, part in zip((loglik, sigma, scale, n_c, mean_c), sub, strict=True):
+                full[better] = part[keep]
         metal_term = (-0.5 * ((np.log(metal_level) - np.log(scale * metal / unit))
                               / METAL_LOG_SIGMA) ** 2
                       - np.log(METAL_LOG_SIGMA * np.sqrt(2 * np.pi)))
