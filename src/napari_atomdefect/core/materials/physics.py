@@ -137,7 +137,7 @@ LIGHT_COHERENCE_RANGE: tuple[float, float] = (0.05, 1.2)
 #: Order asymmetry of a singly substituted column, growing linearly with the inner-angle phase
 #: beyond the onset and levelling off (docs/physics.md): heavy substituent ``a`` (relative to its
 #: mean excess), light substituent ``d`` (host atoms), per host chalcogen. Least squares over the
-#: 40 converged static runs at 60–200 kV and 50–260 mrad (φ1 0.74–4.1,
+#: converged static runs of WS2 and MoSe2 (WSe2 agrees) at 60–200 kV and 50–260 mrad (φ1 0.74–4.1,
 #: docs/data/column_contrast_converged_static.json, sixteenth session): Se in S2 rises to 0.27–0.32
 #: of its excess at φ1 2.4–3.0, Te in Se2 to 0.22–0.24, O in S2 to ±0.12–0.17 S atoms, S in Se2 to
 #: ±0.2–0.3 Se atoms (rms 0.013–0.03; the earlier caps of 0.11 and 0.04 / 0.1 came from runs that
