@@ -121,12 +121,7 @@ def resolve_drift(step_px: np.ndarray, basis_px: np.ndarray, previous_yx: np.nda
     cur = np.asarray(current_yx, float).reshape(-1, 2)
     if len(prev) < DRIFT_MIN_MATCHES or len(cur) < DRIFT_MIN_MATCHES:
         return step, False
-    span = int(np.ceil(DRIFT_SEARCH_A * 2 / np.sqrt(3))) + 1  # oblique basis: a little wider
-    grid = np.array([(i, j) for i in range(-span, span + 1) for j in range(-span, span + 1)],
-                    float)
-    candidates = step + grid @ np.asarray(basis_px, float).T
-    keep = np.hypot(*(candidates - step).T) <= DRIFT_SEARCH_A * a_px + 1e-9
-    candidates = candidates[keep]
+    candidates = _lattice_translations(step, basis_px, DRIFT_SEARCH_A * a_px)
     # The shortest first: it wins a tie.
     candidates = candidates[np.argsort(np.hypot(*candidates.T), kind="stable")]
     tree = cKDTree(prev)
@@ -226,6 +221,7 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
             yield {**item, "frame": k, "fraction": (pos + item.get("fraction", 0.0)) / n,
                    "message": f"Frame {k + 1}/{data.shape[0]}: {item.get('message', '')}"}
         lattice = result["lattice"]
+        here_yx = _defect_yx(result["defects"])
         if last is None:  # every later frame uses the first frame's calibration
             pixel_size_nm, calibration = lattice.pixel_size_nm, "user"
             followed = lattice
@@ -237,9 +233,9 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
             basis = np.stack([np.asarray(followed.a1_px, float),
                               np.asarray(followed.a2_px, float)], axis=1)
             step, decided = resolve_drift(lattice_drift(last, followed), basis, last_yx,
-                                          _defect_yx(result["defects"]), followed.a_px)
+                                          here_yx, followed.a_px)
             steps.append((k, step, basis, float(followed.a_px), decided))
-        last, last_yx = followed, _defect_yx(result["defects"])
+        last, last_yx = followed, here_yx
         table = result["defects"].copy()
         table["frame"] = k
         tables.append(table)
@@ -296,8 +292,7 @@ def _follow_decided_steps(steps: list) -> list[int]:
         if sure:
             continue
         if typical is not None:
-            grid = np.array([(i, j) for i in range(-4, 5) for j in range(-4, 5)], float)
-            candidates = step + grid @ basis.T
+            candidates = _lattice_translations(step, basis, np.hypot(*(typical - step)) + a_px)
             near = candidates[np.argmin(np.hypot(*(candidates - typical).T))]
             if np.hypot(*(near - typical)) <= FAST_DRIFT_SHARE * a_px:
                 steps[pos] = (k, near, basis, a_px, True)
@@ -306,6 +301,16 @@ def _follow_decided_steps(steps: list) -> list[int]:
                 typical is not None and np.hypot(*typical) > FAST_DRIFT_SHARE * a_px):
             doubtful.append(k)
     return doubtful
+
+
+def _lattice_translations(step: np.ndarray, basis: np.ndarray, reach_px: float) -> np.ndarray:
+    """``step`` plus every lattice translation (``basis`` columns) within ``reach_px`` of it."""
+    # Integer coordinates to ±span cover a disc of that radius on an oblique (60°) basis.
+    span = int(np.ceil(reach_px / np.linalg.norm(basis, axis=0).min() * 2 / np.sqrt(3))) + 1
+    grid = np.array([(i, j) for i in range(-span, span + 1) for j in range(-span, span + 1)],
+                    float)
+    candidates = np.asarray(step, float) + grid @ np.asarray(basis, float).T
+    return candidates[np.hypot(*(candidates - step).T) <= reach_px + 1e-9]
 
 
 def _defect_yx(table: pd.DataFrame) -> np.ndarray:
