@@ -198,17 +198,6 @@ def test_cell_lookup_matches_a_dictionary():
     assert CellLookup(index).rows(np.zeros((0, 2), int)).tolist() == []
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_cuda_detection_matches_cpu():
-    sim = simulate_image("MoS2", 384, 0.012, seed=5, defect_fractions={"V_S": 0.05, "V_Mo": 0.02})
-    cpu = run_to_end(iter_detect(sim.image, 0.012, "MoS2", device="cpu"))["sites"]
-    gpu = run_to_end(iter_detect(sim.image, 0.012, "MoS2", device="cuda", batch_size=128))
-    assert gpu["device"].startswith("cuda")
-    sites = gpu["sites"]
-    assert sites["class"].tolist() == cpu["class"].tolist()
-    np.testing.assert_allclose(sites["confidence"], cpu["confidence"], atol=1e-3)
-
-
 def test_bf16_is_opt_in_and_close(monkeypatch):
     from napari_atomdefect.core.models.site_forward import cpu_bf16, tile_site_probabilities
 

@@ -57,6 +57,9 @@ def site_predictions(net: torch.nn.Module, cells: CellSet, device: torch.device,
                      raw: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Predicted own-site class indices and probabilities for a :class:`CellSet`.
 
+    The network runs on ``device`` and is left on the device it came on (a trained network
+    comes back on the CPU; fine-tuning scores it on the GPU).
+
     Returns
     -------
     classes : ndarray
@@ -65,12 +68,23 @@ def site_predictions(net: torch.nn.Module, cells: CellSet, device: torch.device,
     p_metal, p_chalcogen : ndarray
         Class probabilities (or logits when ``raw``) of each site.
     """
+    metal_ch, chalcogen_ch = site_channels(cells.classes)
+    came_on = next(net.parameters()).device
+    net.eval().to(device)
+    try:
+        return _site_predictions(net, cells, device, batch_size, temperature, raw,
+                                 metal_ch, chalcogen_ch)
+    finally:
+        net.to(came_on)
+
+
+def _site_predictions(net: torch.nn.Module, cells: CellSet, device: torch.device,
+                      batch_size: int, temperature: float, raw: bool, metal_ch: tuple,
+                      chalcogen_ch: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     import torch
 
     from ..models.unet import with_context
 
-    metal_ch, chalcogen_ch = site_channels(cells.classes)
-    net.eval()
     pm_parts: list[np.ndarray] = []
     px_parts: list[np.ndarray] = []
     with torch.inference_mode():
