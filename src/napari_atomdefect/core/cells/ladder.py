@@ -288,37 +288,44 @@ def _fit_mixture(counts: np.ndarray, centres: np.ndarray, rungs: np.ndarray, spl
     scale = np.broadcast_to(np.asarray(scale_init, float), (m,)).copy()
     flat = np.full(len(centres), 1.0 / (hi - lo))
     all_caps = np.append(caps, MAX_OUTLIER_SHARE)
-    # Each rung as its two orders (the same twice where there is no split): (M, 2, C).
-    orders = np.stack([rungs + split, rungs - split], axis=1)
+    # The components: a rung that is split (a mixed column) in any microscope is its two orders,
+    # each half its share; any other rung one Gaussian (its two orders would coincide).
+    split = np.broadcast_to(split, rungs.shape)
+    two = np.flatnonzero((split != 0).any(0))
+    rung_of = np.concatenate([np.arange(c), two])  # (K,) the rung of each component
+    orders = np.concatenate([rungs + split, rungs[:, two] - split[:, two]], axis=1)  # (M, K)
+    share = np.where(np.isin(np.arange(c), two), 0.5, 1.0)[rung_of]
+    to_rung = np.zeros((len(rung_of), c))
+    to_rung[np.arange(len(rung_of)), rung_of] = 1.0
+    # The common spread is measured on the rungs of one column order only (a mixed column's split
+    # is the simulator's, not measured: it must not drive the others' spread).
+    plain = (split == 0)[:, rung_of, None]
     scale_lo = SCALE_RANGE[0] - np.broadcast_to(median_split, (m,))
     scale_hi = SCALE_RANGE[1] + np.broadcast_to(median_split, (m,))
     for it in range(EM_ITERATIONS + 1):
-        means = scale[:, None, None] * orders
+        means = scale[:, None] * orders
         # Shot noise: a column's variance grows with its level (sigma is the host column's).
         level = np.maximum(means, LOW_LEVEL)
-        var = sigma[:, None, None] ** 2 * level
-        d2 = (centres[None, None, None, :] - means[..., None]) ** 2  # (M, 2, C, B)
+        var = sigma[:, None] ** 2 * level
+        d2 = (centres[None, None, :] - means[..., None]) ** 2  # (M, K, B)
         dens = np.exp(-0.5 * d2 / var[..., None]) / np.sqrt(2 * np.pi * var[..., None])
-        sub = 0.5 * weights[:, None, :c, None] * dens  # each order half the rung's share
-        total = sub.sum((1, 2)) + weights[:, c, None] * flat[None, :] + 1e-300  # (M, B)
+        sub = (share * weights[:, rung_of])[..., None] * dens
+        total = sub.sum(1) + weights[:, c, None] * flat[None, :] + 1e-300  # (M, B)
         loglik = (counts[None, :] * np.log(total * LEVEL_BIN)).sum(1)
-        r_sub = sub / total[:, None, None, :] * counts[None, None, None, :]  # (M, 2, C, B)
-        n_k = np.concatenate([r_sub.sum((1, 3)), (weights[:, c, None] * flat[None, :] / total
-                                                   * counts[None, :]).sum(1)[:, None]], axis=1)
+        r_sub = sub / total[:, None, :] * counts[None, None, :]  # (M, K, B)
+        n_k = np.concatenate([r_sub.sum(2) @ to_rung, (weights[:, c, None] * flat[None, :] / total
+                                                       * counts[None, :]).sum(1)[:, None]], axis=1)
         if it == EM_ITERATIONS:
             break
         weights = _capped((n_k + 0.1) / (n_total + 0.1 * (c + 1)), all_caps)
-        scale = np.clip((r_sub * centres * orders[..., None]).sum((1, 2, 3))
-                        / np.maximum((r_sub * orders[..., None] ** 2).sum((1, 2, 3)), 1e-12),
+        scale = np.clip((r_sub * centres * orders[..., None]).sum((1, 2))
+                        / np.maximum((r_sub * orders[..., None] ** 2).sum((1, 2)), 1e-12),
                         scale_lo, scale_hi)
-        # The common spread from the rungs of one column order only (a mixed column's split
-        # is the simulator's, not measured: it must not drive the others' spread).
-        plain = (split == 0)[:, None, :, None] * r_sub
-        common = ((plain * d2 / level[..., None]).sum((1, 2, 3))
-                  / np.maximum(plain.sum((1, 2, 3)), 1e-9))
+        common = ((plain * r_sub * d2 / level[..., None]).sum((1, 2))
+                  / np.maximum((plain * r_sub).sum((1, 2)), 1e-9))
         sigma = np.clip(np.sqrt(np.maximum(common, 0.0)), *SIGMA_RANGE)
     n_c = n_k[:, :c]
-    mean_c = (r_sub.sum(1) * centres).sum(2) / np.maximum(n_c, 1e-9)
+    mean_c = ((r_sub * centres).sum(2) @ to_rung) / np.maximum(n_c, 1e-9)
     return loglik, sigma, scale, n_c, mean_c
 
 
