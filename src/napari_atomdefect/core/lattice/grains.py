@@ -60,6 +60,10 @@ TWIN_NEIGHBOURS = 12
 MIN_TWIN_SITES = 6
 #: Most passes of leaving a twin domain out of the first lattice.
 MAX_TWIN_PASSES = 4
+#: Once a twin domain is found, a metal site whose neighbourhood reads its metal positions less
+#: than this share of the metal-to-hollow contrast above its hollows lies between columns: the
+#: lattice runs on over the twin out of step (:func:`off_column_sites`).
+OFF_COLUMN_CUT = 0.5
 #: Two orientation domains of one lattice at least this far apart (degrees) are two grains (a
 #: low-angle boundary, whose Bragg peaks share one filter kernel): the scan distortion of real
 #: and simulated fields turns their lattices by up to about 3.5° from corner to corner, but
@@ -114,6 +118,41 @@ def _local_level(image: np.ndarray, points: np.ndarray, radius_px: float) -> np.
                     for o in offsets], axis=0)
 
 
+def _neighbourhood_median(points: np.ndarray, values: np.ndarray, a_px: float) -> np.ndarray:
+    """Per point, the median of ``values`` over the points within :data:`TWIN_NEIGHBOURHOOD_A`
+    lattice constants (itself included; nan values left out, 0 where all are nan)."""
+    from scipy.spatial import cKDTree
+
+    k = min(TWIN_NEIGHBOURS + 1, len(points))
+    dist, near = cKDTree(points).query(points, k=k)
+    dist, near = dist.reshape(len(points), k), near.reshape(len(points), k)
+    around = np.where(dist <= TWIN_NEIGHBOURHOOD_A * a_px,
+                      values[np.minimum(near, len(points) - 1)], np.nan)
+    with warnings.catch_warnings():  # a point whose neighbours' values are all nan
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nan_to_num(np.nanmedian(around, axis=1), nan=0.0)
+
+
+def _steps(lattice: Lattice, image: np.ndarray, sites: np.ndarray,
+           to_hollow: np.ndarray) -> np.ndarray | None:
+    """Level at ``sites`` minus that at ``sites + to_hollow`` (the lattice's empty hollows), in
+    units of the field's metal-to-hollow contrast; nan where the hollow lies outside the field.
+    ``None`` when the field shows no contrast."""
+    img = np.asarray(image, np.float32)
+    radius = 0.1 * lattice.a_px
+    hollow = sites + to_hollow
+    inside = ((hollow[:, 0] >= 0) & (hollow[:, 0] <= img.shape[0] - 1)
+              & (hollow[:, 1] >= 0) & (hollow[:, 1] <= img.shape[1] - 1))
+    if not inside.any():
+        return None
+    at_hollow = _local_level(img, hollow, radius)
+    contrast = float(np.median(_local_level(img, lattice.metal_sites_px, radius))
+                     - np.median(at_hollow[inside]))
+    if contrast <= 0:
+        return None
+    return np.where(inside, (_local_level(img, sites, radius) - at_hollow) / contrast, np.nan)
+
+
 def twin_sites(lattice: Lattice, image: np.ndarray) -> np.ndarray:
     """Chalcogen sites of ``lattice`` that lie in a mirror-twin domain, as booleans.
 
@@ -124,34 +163,33 @@ def twin_sites(lattice: Lattice, image: np.ndarray) -> np.ndarray:
     the chalcogen sites within about two lattice constants (a vacancy does not flip it); a
     site is in a twin domain where that median is below :data:`TWIN_CUT`.
     """
-    from scipy.spatial import cKDTree
-
     chalc = lattice.chalcogen_sites_px
     if len(chalc) == 0:
         return np.zeros(0, bool)
-    img = np.asarray(image, np.float32)
-    radius = 0.1 * lattice.a_px
-    hollow = chalc + (lattice.a1_px + lattice.a2_px) / 3.0
-    inside = ((hollow[:, 0] >= 0) & (hollow[:, 0] <= img.shape[0] - 1)
-              & (hollow[:, 1] >= 0) & (hollow[:, 1] <= img.shape[1] - 1))
-    if not inside.any():
+    step = _steps(lattice, image, chalc, (lattice.a1_px + lattice.a2_px) / 3.0)
+    if step is None:
         return np.zeros(len(chalc), bool)
-    at_hollow = _local_level(img, hollow, radius)
-    contrast = float(np.median(_local_level(img, lattice.metal_sites_px, radius))
-                     - np.median(at_hollow[inside]))
-    if contrast <= 0:
-        return np.zeros(len(chalc), bool)
-    step = np.where(inside, (_local_level(img, chalc, radius) - at_hollow) / contrast, np.nan)
-    # the site and its neighbours within the radius (12 in a full hexagonal neighbourhood)
-    k = min(TWIN_NEIGHBOURS + 1, len(chalc))
-    dist, near = cKDTree(chalc).query(chalc, k=k)
-    dist, near = dist.reshape(len(chalc), k), near.reshape(len(chalc), k)
-    values = np.where(dist <= TWIN_NEIGHBOURHOOD_A * lattice.a_px,
-                      step[np.minimum(near, len(chalc) - 1)], np.nan)
-    with warnings.catch_warnings():  # a site whose neighbours' hollows all lie outside: nan
-        warnings.simplefilter("ignore", RuntimeWarning)
-        local = np.nanmedian(values, axis=1)
-    return np.nan_to_num(local, nan=0.0) < TWIN_CUT
+    return _neighbourhood_median(chalc, step, lattice.a_px) < TWIN_CUT
+
+
+def off_column_sites(lattice: Lattice, image: np.ndarray) -> np.ndarray:
+    """Metal sites of ``lattice`` that lie between the image's columns, as booleans.
+
+    Beside a mirror twin (the same Bragg peaks) a lattice can run on over the twin out of step
+    with its columns, neither on them nor on the twin's hollows (:func:`twin_sites` sees
+    neither order there). Per site, the level at the metal position minus that at its hollow,
+    in units of the field's metal-to-hollow contrast (about 1 on the lattice's own columns,
+    above 0.5 on a twin's), is taken as the median over the metal sites within about two
+    lattice constants; a site lies between columns where that median is below
+    :data:`OFF_COLUMN_CUT`.
+    """
+    metal = lattice.metal_sites_px
+    if len(metal) == 0:
+        return np.zeros(0, bool)
+    step = _steps(lattice, image, metal, 2.0 * (lattice.a1_px + lattice.a2_px) / 3.0)
+    if step is None:
+        return np.zeros(len(metal), bool)
+    return _neighbourhood_median(metal, step, lattice.a_px) < OFF_COLUMN_CUT
 
 
 def site_orientations(lattice: Lattice) -> tuple[np.ndarray, np.ndarray]:
@@ -342,12 +380,17 @@ def find_grains(image: np.ndarray, material: str | Material = "MoS2",
     # Where the lattice runs over a mirror twin, leave the twin out (it is found below as a
     # grain of its own); the lattice found without it may reach further into it: again.
     twin_area = np.zeros(shape, bool)
+    # Once a twin is found, also where the lattice runs on over it out of step with its columns.
     for _ in range(MAX_TWIN_PASSES if max_grains > 1 else 0):
         twin = twin_sites(first, image)
-        if twin.sum() < MIN_TWIN_SITES:
+        if twin.sum() < (1 if twin_area.any() else MIN_TWIN_SITES):
+            twin = np.zeros_like(twin)
+        off = off_column_sites(first, image) if twin_area.any() or twin.any() else twin[:0]
+        if not twin.any() and not off.any():
             break
-        twin_area |= points_cover(first.chalcogen_sites_px[twin], first.a_px, shape,
-                                  radius_a=1.5)
+        twin_area |= points_cover(np.concatenate([first.chalcogen_sites_px[twin],
+                                                  first.metal_sites_px[off]]), first.a_px,
+                                  shape, radius_a=1.5)
         try:
             first = find_lattice(image, mat, pixel_size_nm=pixel_size_nm,
                                  calibration=calibration, region=allowed & ~twin_area,
