@@ -6,8 +6,9 @@
 # Writes into OUTDIR: gpu.txt (GPU, driver, torch), test_gpu.log (tests/test_gpu.py: CUDA gives
 # the CPU's answers), bench_gpu.md (benchmarks/bench_suite.py --device cuda), real_cpu_vs_cuda.txt
 # (atomdefect detect on each .tif of REAL_IMAGES_DIR on both devices: time and differing calls),
-# suite.log (the non-viewer test suite with device "auto", i.e. on the GPU). Each part has its own
-# time limit, so one slow part cannot take the others' time. PYTHON (default python3) runs it.
+# suite.log (the non-viewer test suite with device "auto", i.e. on the GPU; needs pytest-xdist).
+# Each part has its own time limit, so one slow part cannot take the others' time. PYTHON
+# (default python3) runs it, with the package importable (installed, or PYTHONPATH=src).
 set -u
 out=${1:?usage: gpu_checks.sh OUTDIR [REAL_IMAGES_DIR]}
 real=${2:-}
@@ -61,6 +62,8 @@ EOF
   cat "$out/real_cpu_vs_cuda.txt"
 fi
 
-timeout 300 "$py" -m pytest -q -p no:randomly -p no:cacheprovider -n 8 --ignore=tests/viewer \
+# -v: a run cut off by its time limit still names each failure as it happens (about 4 min on
+# 14 workers of a 16-core machine for ~640 tests; the viewer tests need napari and a display).
+timeout 300 "$py" -m pytest -v -p no:randomly -p no:cacheprovider -n 14 --ignore=tests/viewer \
   tests > "$out/suite.log" 2>&1
-tail -n 40 "$out/suite.log"
+grep -E "FAILED|ERROR|passed|failed" "$out/suite.log" | grep -v PASSED | tail -n 40
