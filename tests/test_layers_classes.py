@@ -1,5 +1,6 @@
 """Class categories, colours and symbols of defect layers for every host material (#13)."""
 
+import numpy as np
 import pandas as pd
 
 from napari_atomdefect._layers import defect_layer_kwargs, table_classes
@@ -38,5 +39,10 @@ def test_layer_kwargs_colour_symbol_and_metadata_per_class():
     assert kw["border_color_cycle"] == {c: class_color(c) for c in
                                         ("V_S", "V_S2", "Se_S", "Se2_S2", "V_W")}
     assert kw["border_color_cycle"]["Se_S"] == "#ff4dff" and kw["border_color_cycle"]["V_W"] == "#33ff33"
+    # two substituents: a paler tint of the single one's colour (each channel nearer white)
+    for one, two in (("Se_S", "Se2_S2"), ("S_Se", "S2_Se2"), ("Te_Se", "Te2_Se2")):
+        rgb1, rgb2 = (np.array([int(class_color(c)[i:i + 2], 16) for i in (1, 3, 5)])
+                      for c in (one, two))
+        assert (rgb2 >= rgb1).all() and (rgb2 > rgb1).any()
     assert kw["symbol"] == ["diamond", "star", "triangle_up", "disc"]
     assert kw["symbol"] == [class_symbol(c) for c in table["class"]]

@@ -109,7 +109,7 @@ class BarChart(QWidget):
 
 def _class_pen(name: str) -> QPen:
     """Line of class ``name`` in plots: its colour, dashed for a doubly substituted column
-    (``Se2_S2`` shares the colour of ``Se_S``, as their markers do)."""
+    (``Se2_S2`` in the paler tint of ``Se_S``, as their markers are)."""
     pen = QPen(QColor(class_color(name)))
     pen.setWidth(2)
     if getattr(lookup_class(name), "kind", None) == "D2_X2":

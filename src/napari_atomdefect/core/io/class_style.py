@@ -2,7 +2,8 @@
 
 Colours follow what the column holds, not the material, so a user sees the same colour for "one
 chalcogen missing" in MoS2 and in WSe2: vacancies warm (orange one atom, red two), substituents in
-the colour of their element (diamond for one, star for two), metal vacancies green.
+the colour of their element (a diamond for one; a star in a paler tint for two, so that the two
+stay apart at full view of a dense alloy), metal vacancies green.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from ..materials.columns import lookup_class
 KIND_COLORS = {"V_X": "#ff9900", "V_X2": "#ff2020", "V_M": "#33ff33"}
 #: Marker colour of substitutions, by substituent element.
 SUBSTITUENT_COLORS = {"O": "#00e5ff", "Se": "#ff4dff", "S": "#ffee33", "Te": "#4d7fff"}
+#: How far a doubly substituted column's colour is mixed towards white (its single one's tint).
+DOUBLE_TINT = 0.55
 #: Marker symbol (napari Points symbol) of each generic kind.
 KIND_SYMBOLS = {"V_X": "disc", "V_X2": "square", "D_X": "diamond", "D2_X2": "star",
                 "V_M": "triangle_up"}
@@ -28,9 +31,13 @@ def class_color(name: str) -> str:
     c = lookup_class(name)
     if c is None:
         return UNKNOWN_STYLE[0]
-    if c.substituent is not None:
-        return SUBSTITUENT_COLORS.get(c.substituent, UNKNOWN_STYLE[0])
-    return KIND_COLORS[c.kind]
+    if c.substituent is None:
+        return KIND_COLORS[c.kind]
+    colour = SUBSTITUENT_COLORS.get(c.substituent, UNKNOWN_STYLE[0])
+    if c.kind != "D2_X2" or c.substituent not in SUBSTITUENT_COLORS:
+        return colour
+    rgb = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(v + DOUBLE_TINT * (255 - v)):02x}" for v in rgb)
 
 
 def class_symbol(name: str) -> str:
