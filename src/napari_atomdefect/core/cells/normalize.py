@@ -22,7 +22,12 @@ import numpy as np
 from ..lattice.lattice import Lattice
 from ..lattice.sites import box_smooth
 from .background import flatten_background, hollow_sites_px
+from .edge_gain import correct_edge_gain
 from .sampling import sample_bilinear
+
+#: Bring the columns along the field's edge to the field's gain before reading them
+#: (:mod:`.edge_gain`; real scans are dimmer at their edges). A switch for measuring its effect.
+CORRECT_EDGE_GAIN = True
 
 #: Quantiles of the chalcogen-column levels that describe an image's Z-contrast ladder.
 LADDER_QUANTILES: tuple[float, float] = (0.2, 0.8)
@@ -175,5 +180,7 @@ def prepare_image(image: np.ndarray, lattice: Lattice,
     img = np.asarray(image, np.float32)
     smoothed = site_smoothed(img, lattice) if smoothed is None else smoothed
     flat, flat_smoothed, offset = flatten_background(img, lattice, smoothed)
+    if CORRECT_EDGE_GAIN:
+        flat, flat_smoothed = correct_edge_gain(flat, flat_smoothed, lattice)
     levels = intensity_levels(flat, lattice, flat_smoothed)
     return PreparedImage(flat=flat, smoothed=flat_smoothed, levels=levels, offset=offset)
