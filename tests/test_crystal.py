@@ -257,7 +257,7 @@ def test_every_grain_is_analysed(tmp_path, capsys):
     assert len(listed["grains"]) == 1 and listed["grains"][0]["n_cells"] > 150
 
 
-@pytest.mark.parametrize("seed", [6, 7])
+@pytest.mark.parametrize("seed", [4, 6, 7, 14])
 def test_a_mirror_twin_is_a_grain_of_its_own(seed):
     """Two grains 60 degrees apart (a mirror twin: the same Bragg peaks, the metal-to-chalcogen
     step reversed): one lattice ran over both and put the twin's chalcogen sites on its empty
@@ -268,10 +268,10 @@ def test_a_mirror_twin_is_a_grain_of_its_own(seed):
     from napari_atomdefect.core.lattice.grains import find_grains, is_mirror_twin, twin_sites
     from napari_atomdefect.core.progress import run_to_end
 
-    # Seed 7's first lattice ran on over the twin out of step with its columns (13 false V_S2)
-    # until those sites were left out too (grains.off_column_sites). Seed 4's microscope (1 %
-    # weaker S2 columns) still leaves 17 % of its cells out along the boundary and misses
-    # defects in the twin (docs/status.md, known issues).
+    # Seventeenth session (grains.off_column_sites): seed 7's first lattice ran on over the twin
+    # out of step with its columns (13 false V_S2); seed 4's kept patches of the twin in step
+    # with it whose chalcogen sites it had dropped (17 % of the cells left out, defects in the
+    # twin missed); seed 14's twin was not seen at all (32 false V_S2).
     left, right, image = bicrystal_image(seed=seed, rotations_deg=(5.0, 65.0))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

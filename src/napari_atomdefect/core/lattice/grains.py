@@ -60,10 +60,16 @@ TWIN_NEIGHBOURS = 12
 MIN_TWIN_SITES = 6
 #: Most passes of leaving a twin domain out of the first lattice.
 MAX_TWIN_PASSES = 4
-#: Once a twin domain is found, a metal site whose neighbourhood reads its metal positions less
-#: than this share of the metal-to-hollow contrast above its hollows lies between columns: the
-#: lattice runs on over the twin out of step (:func:`off_column_sites`).
-OFF_COLUMN_CUT = 0.5
+#: A metal site whose neighbourhood reads its metal positions less than this share of the
+#: metal-to-hollow contrast above its hollows is not on the lattice's own columns: once a twin
+#: domain is found, the lattice runs on over the twin there (:func:`off_column_sites`; 1 on
+#: the lattice's own columns, about 0.6 on a twin in step with it, about 0 out of step).
+OFF_COLUMN_CUT = 0.75
+#: A metal site off its columns is in a twin in step with the lattice (its hollow on the twin's
+#: chalcogen column) where its step stays above this and its hollow reads brighter than the
+#: field's hollows by this share of the contrast (a twin: about 0.6 and 0.4).
+TWIN_METAL_FLOOR = 0.3
+TWIN_HOLLOW_BRIGHT = 0.2
 #: Two orientation domains of one lattice at least this far apart (degrees) are two grains (a
 #: low-angle boundary, whose Bragg peaks share one filter kernel): the scan distortion of real
 #: and simulated fields turns their lattices by up to about 3.5° from corner to corner, but
@@ -172,24 +178,48 @@ def twin_sites(lattice: Lattice, image: np.ndarray) -> np.ndarray:
     return _neighbourhood_median(chalc, step, lattice.a_px) < TWIN_CUT
 
 
-def off_column_sites(lattice: Lattice, image: np.ndarray) -> np.ndarray:
-    """Metal sites of ``lattice`` that lie between the image's columns, as booleans.
-
-    Beside a mirror twin (the same Bragg peaks) a lattice can run on over the twin out of step
-    with its columns, neither on them nor on the twin's hollows (:func:`twin_sites` sees
-    neither order there). Per site, the level at the metal position minus that at its hollow,
-    in units of the field's metal-to-hollow contrast (about 1 on the lattice's own columns,
-    above 0.5 on a twin's), is taken as the median over the metal sites within about two
-    lattice constants; a site lies between columns where that median is below
-    :data:`OFF_COLUMN_CUT`.
-    """
+def _metal_readings(lattice: Lattice, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per metal site of ``lattice``, neighbourhood medians of the level at the metal position
+    minus that at its hollow, and of the hollow's level above the field's typical hollow, both
+    in units of the field's metal-to-hollow contrast (``None`` without contrast)."""
     metal = lattice.metal_sites_px
-    if len(metal) == 0:
-        return np.zeros(0, bool)
-    step = _steps(lattice, image, metal, 2.0 * (lattice.a1_px + lattice.a2_px) / 3.0)
-    if step is None:
-        return np.zeros(len(metal), bool)
-    return _neighbourhood_median(metal, step, lattice.a_px) < OFF_COLUMN_CUT
+    to_hollow = 2.0 * (lattice.a1_px + lattice.a2_px) / 3.0
+    step = _steps(lattice, image, metal, to_hollow)
+    if step is None or len(metal) == 0:
+        return None
+    img = np.asarray(image, np.float32)
+    radius = 0.1 * lattice.a_px
+    hollow = metal + to_hollow
+    at_hollow = _local_level(img, hollow, radius)
+    ok = np.isfinite(step)
+    contrast = float(np.median(_local_level(img, metal[ok], radius)) - np.median(at_hollow[ok]))
+    bright = np.where(ok, (at_hollow - np.median(at_hollow[ok])) / max(contrast, 1e-12), np.nan)
+    return (_neighbourhood_median(metal, step, lattice.a_px),
+            _neighbourhood_median(metal, bright, lattice.a_px))
+
+
+def off_column_sites(lattice: Lattice, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Metal sites of ``lattice`` that are not on its own columns, as two boolean arrays.
+
+    Per site, the level at the metal position minus that at its hollow, in units of the
+    field's metal-to-hollow contrast, is taken as the median over the metal sites within about
+    two lattice constants: about 1 on the lattice's own columns. Below
+    :data:`OFF_COLUMN_CUT` the site is off its columns (first array): beside a mirror twin (the
+    same Bragg peaks) a lattice can run on over the twin out of step with its columns, where
+    :func:`twin_sites` sees neither order. The second array holds the sites that are positively
+    in a twin in step with the lattice whose chalcogen sites were dropped (so that
+    :func:`twin_sites` cannot see it): the metal position on a column (step above
+    :data:`TWIN_METAL_FLOOR`) and the hollow on one too (brighter than the field's hollows by
+    :data:`TWIN_HOLLOW_BRIGHT`) — not a crystal's edge on vacuum or amorphous material, where
+    the hollows are not columns.
+    """
+    found = _metal_readings(lattice, image)
+    if found is None:
+        none = np.zeros(len(lattice.metal_sites_px), bool)
+        return none, none
+    step, bright = found
+    off = step < OFF_COLUMN_CUT
+    return off, off & (step > TWIN_METAL_FLOOR) & (bright > TWIN_HOLLOW_BRIGHT)
 
 
 def site_orientations(lattice: Lattice) -> tuple[np.ndarray, np.ndarray]:
@@ -380,12 +410,15 @@ def find_grains(image: np.ndarray, material: str | Material = "MoS2",
     # Where the lattice runs over a mirror twin, leave the twin out (it is found below as a
     # grain of its own); the lattice found without it may reach further into it: again.
     twin_area = np.zeros(shape, bool)
-    # Once a twin is found, also where the lattice runs on over it out of step with its columns.
+    # A twin shows as chalcogen sites on its hollows, or as metal sites whose hollows are its
+    # columns; once one is found, also where the lattice runs on over it out of step.
     for _ in range(MAX_TWIN_PASSES if max_grains > 1 else 0):
         twin = twin_sites(first, image)
-        if twin.sum() < (1 if twin_area.any() else MIN_TWIN_SITES):
+        off, twin_metal = off_column_sites(first, image)
+        if not twin_area.any() and twin.sum() < MIN_TWIN_SITES:
             twin = np.zeros_like(twin)
-        off = off_column_sites(first, image) if twin_area.any() or twin.any() else twin[:0]
+            if twin_metal.sum() < MIN_TWIN_SITES:  # no twin in this field
+                break
         if not twin.any() and not off.any():
             break
         twin_area |= points_cover(np.concatenate([first.chalcogen_sites_px[twin],
