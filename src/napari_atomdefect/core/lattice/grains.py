@@ -140,10 +140,11 @@ def _neighbourhood_median(points: np.ndarray, values: np.ndarray, a_px: float) -
 
 
 def _steps(lattice: Lattice, image: np.ndarray, sites: np.ndarray,
-           to_hollow: np.ndarray) -> np.ndarray | None:
-    """Level at ``sites`` minus that at ``sites + to_hollow`` (the lattice's empty hollows), in
-    units of the field's metal-to-hollow contrast; nan where the hollow lies outside the field.
-    ``None`` when the field shows no contrast."""
+           to_hollow: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Level at ``sites`` minus that at ``sites + to_hollow`` (the lattice's empty hollows), and
+    the hollow's level above the median hollow, both in units of the field's metal-to-hollow
+    contrast; nan where the hollow lies outside the field. ``None`` when the field shows no
+    contrast."""
     img = np.asarray(image, np.float32)
     radius = 0.1 * lattice.a_px
     hollow = sites + to_hollow
@@ -156,7 +157,9 @@ def _steps(lattice: Lattice, image: np.ndarray, sites: np.ndarray,
                      - np.median(at_hollow[inside]))
     if contrast <= 0:
         return None
-    return np.where(inside, (_local_level(img, sites, radius) - at_hollow) / contrast, np.nan)
+    step = np.where(inside, (_local_level(img, sites, radius) - at_hollow) / contrast, np.nan)
+    bright = np.where(inside, (at_hollow - np.median(at_hollow[inside])) / contrast, np.nan)
+    return step, bright
 
 
 def twin_sites(lattice: Lattice, image: np.ndarray) -> np.ndarray:
@@ -172,30 +175,10 @@ def twin_sites(lattice: Lattice, image: np.ndarray) -> np.ndarray:
     chalc = lattice.chalcogen_sites_px
     if len(chalc) == 0:
         return np.zeros(0, bool)
-    step = _steps(lattice, image, chalc, (lattice.a1_px + lattice.a2_px) / 3.0)
-    if step is None:
+    found = _steps(lattice, image, chalc, (lattice.a1_px + lattice.a2_px) / 3.0)
+    if found is None:
         return np.zeros(len(chalc), bool)
-    return _neighbourhood_median(chalc, step, lattice.a_px) < TWIN_CUT
-
-
-def _metal_readings(lattice: Lattice, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per metal site of ``lattice``, neighbourhood medians of the level at the metal position
-    minus that at its hollow, and of the hollow's level above the field's typical hollow, both
-    in units of the field's metal-to-hollow contrast (``None`` without contrast)."""
-    metal = lattice.metal_sites_px
-    to_hollow = 2.0 * (lattice.a1_px + lattice.a2_px) / 3.0
-    step = _steps(lattice, image, metal, to_hollow)
-    if step is None or len(metal) == 0:
-        return None
-    img = np.asarray(image, np.float32)
-    radius = 0.1 * lattice.a_px
-    hollow = metal + to_hollow
-    at_hollow = _local_level(img, hollow, radius)
-    ok = np.isfinite(step)
-    contrast = float(np.median(_local_level(img, metal[ok], radius)) - np.median(at_hollow[ok]))
-    bright = np.where(ok, (at_hollow - np.median(at_hollow[ok])) / max(contrast, 1e-12), np.nan)
-    return (_neighbourhood_median(metal, step, lattice.a_px),
-            _neighbourhood_median(metal, bright, lattice.a_px))
+    return _neighbourhood_median(chalc, found[0], lattice.a_px) < TWIN_CUT
 
 
 def off_column_sites(lattice: Lattice, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -213,11 +196,11 @@ def off_column_sites(lattice: Lattice, image: np.ndarray) -> tuple[np.ndarray, n
     :data:`TWIN_HOLLOW_BRIGHT`) — not a crystal's edge on vacuum or amorphous material, where
     the hollows are not columns.
     """
-    found = _metal_readings(lattice, image)
-    if found is None:
-        none = np.zeros(len(lattice.metal_sites_px), bool)
-        return none, none
-    step, bright = found
+    metal = lattice.metal_sites_px
+    found = _steps(lattice, image, metal, 2.0 * (lattice.a1_px + lattice.a2_px) / 3.0)
+    if found is None or len(metal) == 0:
+        return np.zeros(len(metal), bool), np.zeros(len(metal), bool)
+    step, bright = (_neighbourhood_median(metal, v, lattice.a_px) for v in found)
     off = step < OFF_COLUMN_CUT
     return off, off & (step > TWIN_METAL_FLOOR) & (bright > TWIN_HOLLOW_BRIGHT)
 
