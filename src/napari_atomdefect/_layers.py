@@ -206,7 +206,9 @@ def site_layer_kwargs(lattice, name: str, frame: dict | None = None) -> tuple[np
         "features": features,
         "face_color": "transparent", "border_color": "sublattice",
         "border_color_cycle": {"metal": "#ff6060", "chalcogen": "#40e0ff"},
-        "border_width": 0.15, "size": 0.3 * first.a_px, "opacity": 0.6, "symbol": "ring",
+        # one thin outline, faint: the sites show where the lattice put them without hiding the
+        # columns they mark or competing with the defect markers drawn over them
+        "border_width": 0.1, "size": 0.28 * first.a_px, "opacity": 0.45, "symbol": "disc",
         "metadata": {"atomdefect": {"kind": "lattice_sites"}},
     }
 
