@@ -528,7 +528,8 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
                                            host_units=args.host_units,
                                            labelled=args.labelled,
                                            labelled_doses=args.labelled_doses,
-                                           host_level_from=args.host_level), _print_training)
+                                           host_level_from=args.host_level,
+                                           workers=args.workers), _print_training)
     out = _model_out(args.name, args.out)
     card = new_card(out.name, material)
     if noise is not None:
@@ -801,6 +802,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also train on the cells of labelled images of another simulator "
                         "(folders holding image_clean.npy or image.npy, labels.csv and "
                         "meta.json, e.g. from benchmarks/make_multislice_set.py)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes that simulate the training images (the same images whatever "
+                        "the number; a machine with many cores, a GPU machine's, makes its data "
+                        "that much faster)")
     p.add_argument("--labelled-doses", type=int, default=3,
                    help="noise realisations of each labelled noise-free image (doses drawn "
                         "log-uniformly in 1e5-2e6 e/Å²)")
