@@ -16,8 +16,9 @@ from .core.materials.columns import (
 )
 
 SOURCES = ("model", "manual")
-#: Border width of the defect markers, relative to their size.
-MARKER_BORDER = 0.18
+#: Border width of the defect markers, relative to their size (0.18 filled a star's middle and
+#: hid the very column it marks when zoomed in).
+MARKER_BORDER = 0.12
 
 
 def image_frame(image_layer, ndim: int = 2) -> dict:

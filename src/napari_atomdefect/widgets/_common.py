@@ -221,6 +221,12 @@ class ClassLegend(QWidget):
             name.setObjectName(f"legend-name-{cls}")
             self._grid.addWidget(swatch, row, 2 * col)
             self._grid.addWidget(name, row, 2 * col + 1)
+        # each name next to its own glyph: the spare width goes after the names, not between
+        # a glyph and its name
+        for col in range(min(self.per_row, len(self.classes))):
+            self._grid.setColumnStretch(2 * col, 0)
+            self._grid.setColumnStretch(2 * col + 1, 1)
+        self._grid.setHorizontalSpacing(4)
 
     def entries(self) -> list[tuple[str, str, str]]:
         """``(glyph, colour, text)`` of every entry, in order (what a user reads)."""
