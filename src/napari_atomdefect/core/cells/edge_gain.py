@@ -1,6 +1,6 @@
 """Columns at the edge of a real scan read dimmer: their gain, measured on the metal columns.
 
-Real HAADF images are often dimmer (or brighter) along their edges than inside: the fly-back of
+Real HAADF images are often dimmer along their edges than inside: the fly-back of
 the scan distorts its first columns, and a rolling-ball background subtraction (as the Nion
 images of ``../shared/data/real`` had) cannot fit its ball beyond the field. On those images
 the metal columns within half a lattice constant of an edge read 3–20 % below the field's
@@ -63,6 +63,17 @@ def _side_distances(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.stack([r + 0.5, h - 0.5 - r, c + 0.5, w - 0.5 - c], axis=1)
 
 
+def _typical_hollow(image: np.ndarray, lattice: Lattice) -> float | None:
+    """Median level of the lattice's empty hollows inside the field (``None``: none inside)."""
+    h, w = image.shape
+    hollow = hollow_sites_px(lattice)
+    inside = ((hollow[:, 0] >= 0) & (hollow[:, 0] <= h - 1) & (hollow[:, 1] >= 0)
+              & (hollow[:, 1] <= w - 1))
+    if not inside.any():
+        return None
+    return float(np.median(sample_bilinear(image, hollow[inside, 0], hollow[inside, 1])))
+
+
 def edge_gain(smoothed: np.ndarray, lattice: Lattice) -> np.ndarray | None:
     """Amplitude ``A`` of the gain ``1 + A exp(-d / L)`` of each side of the field.
 
@@ -84,12 +95,9 @@ def edge_gain(smoothed: np.ndarray, lattice: Lattice) -> np.ndarray | None:
     h, w = img.shape
     a_px = float(lattice.a_px)
     metal = lattice.metal_sites_px
-    hollow = hollow_sites_px(lattice)
-    inside = ((hollow[:, 0] >= 0) & (hollow[:, 0] <= h - 1) & (hollow[:, 1] >= 0)
-              & (hollow[:, 1] <= w - 1))
-    if len(metal) < MIN_INTERIOR_COLUMNS or not inside.any():
+    typical = _typical_hollow(img, lattice)
+    if len(metal) < MIN_INTERIOR_COLUMNS or typical is None:
         return None
-    typical = float(np.median(sample_bilinear(img, hollow[inside, 0], hollow[inside, 1])))
     amp = sample_bilinear(img, metal[:, 0], metal[:, 1]) - typical
     dist = _side_distances(metal, (h, w)) / a_px
     interior = dist.min(axis=1) > INTERIOR_FROM_A
@@ -135,11 +143,7 @@ def correct_edge_gain(flat: np.ndarray, flat_smoothed: np.ndarray, lattice: Latt
     if amplitudes is None or not np.any(amplitudes):
         return flat, flat_smoothed
     h, w = flat_smoothed.shape
-    hollow = hollow_sites_px(lattice)
-    inside = ((hollow[:, 0] >= 0) & (hollow[:, 0] <= h - 1) & (hollow[:, 1] >= 0)
-              & (hollow[:, 1] <= w - 1))
-    typical = np.float32(np.median(sample_bilinear(flat_smoothed, hollow[inside, 0],
-                                                   hollow[inside, 1])))
+    typical = np.float32(_typical_hollow(np.asarray(flat_smoothed, np.float32), lattice))
     a_px = float(lattice.a_px)
     rows = np.arange(h, dtype=np.float32)
     cols = np.arange(w, dtype=np.float32)

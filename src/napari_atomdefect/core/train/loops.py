@@ -68,23 +68,23 @@ def site_predictions(net: torch.nn.Module, cells: CellSet, device: torch.device,
     p_metal, p_chalcogen : ndarray
         Class probabilities (or logits when ``raw``) of each site.
     """
-    metal_ch, chalcogen_ch = site_channels(cells.classes)
     came_on = next(net.parameters()).device
     net.eval().to(device)
     try:
-        return _site_predictions(net, cells, device, batch_size, temperature, raw,
-                                 metal_ch, chalcogen_ch)
+        return _site_predictions(net, cells, device, batch_size, temperature, raw)
     finally:
         net.to(came_on)
 
 
 def _site_predictions(net: torch.nn.Module, cells: CellSet, device: torch.device,
-                      batch_size: int, temperature: float, raw: bool, metal_ch: tuple,
-                      chalcogen_ch: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                      batch_size: int, temperature: float, raw: bool
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`site_predictions` with the network already on ``device``."""
     import torch
 
     from ..models.unet import with_context
 
+    metal_ch, chalcogen_ch = site_channels(cells.classes)
     pm_parts: list[np.ndarray] = []
     px_parts: list[np.ndarray] = []
     with torch.inference_mode():
