@@ -23,3 +23,6 @@ def test_progress_comes_per_image_and_closing_stops_the_workers():
     first = next(items)
     assert first["stage"] == "data" and "image 1/4" in first["message"]
     items.close()  # a cancelled run: the pool is shut down, nothing is returned
+    import multiprocessing
+
+    assert multiprocessing.active_children() == []
