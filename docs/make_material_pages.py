@@ -534,6 +534,21 @@ def write_index(rows: list[dict], entries: dict[str, dict]) -> None:
     (PAGES / "index.md").write_text("\n".join(lines) + "\n")
 
 
+def _stored(name: str, key: str | None = None) -> list[dict]:
+    """The per-material entries of a JSON file this script wrote before (none when absent)."""
+    path = IMAGES / name
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    return list(data[key] if key else data)
+
+
+def _merged(stored: list[dict], fresh: list[dict]) -> list[dict]:
+    """``stored`` entries with those of ``fresh`` put in their place, in the order of HOSTS."""
+    by_material = {e["material"]: e for e in stored} | {e["material"]: e for e in fresh}
+    return [by_material[m] for m in HOSTS if m in by_material]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bench-json", help="figures of benchmarks/bench_materials.py (default: run "
@@ -548,12 +563,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         data = {"materials": [bench().bench_material(m, args.n_images, args.size)
                               for m in args.material]}
+        # A run for some materials keeps the stored figures of the others.
+        data["materials"] = _merged(_stored("heldout.json", "materials"), data["materials"])
         (IMAGES / "heldout.json").write_text(json.dumps(data, indent=1))
     entries = {e["material"]: e for e in data["materials"]}
     rows = []
     for m in args.material:
         rows.append(write_page(m, entries.get(m), args.size))
         print(f"wrote {PAGES / (m + '.md')}", flush=True)
+    rows = _merged(_stored("facts.json"), rows)
     write_index(rows, entries)
     (IMAGES / "facts.json").write_text(json.dumps(rows, indent=1))
     for png in sorted(IMAGES.glob("*.png")):
