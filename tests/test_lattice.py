@@ -312,3 +312,15 @@ def test_a_swap_that_the_chosen_heavier_substituent_explains_is_said_as_such():
     assert any("outshine the Mo columns here, as in a Se-rich MoS2 alloy" in m for m in told), told
     plain = find_lattice(sim.image, "MoS2", pixel_size_nm=0.012).messages
     assert any("against MoS2's usual brightness order (an alloy?)" in m for m in plain), plain
+
+
+def test_within_field_counts_pixel_centres_and_margins():
+    from napari_atomdefect.core.lattice.sites import within_field
+
+    pts = np.array([[0.0, 0.0], [9.0, 19.0], [-0.01, 5.0], [5.0, 19.01], [2.0, 2.0], [7.5, 17.5]])
+    assert within_field(pts, (10, 20)).tolist() == [True, True, False, False, True, True]
+    assert within_field(pts, (10, 20), margin=2.0).tolist() == [False, False, False, False,
+                                                               True, False]
+    # a negative margin lets positions lie that far beyond the field
+    assert within_field(pts, (10, 20), margin=-0.02).tolist() == [True] * 6
+    assert within_field(np.zeros((0, 2)), (10, 20)).shape == (0,)

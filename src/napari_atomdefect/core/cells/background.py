@@ -22,6 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..lattice.lattice import Lattice
+from ..lattice.sites import within_field
 from .sampling import sample_bilinear
 
 #: Gaussian width of the background map, in lattice constants.
@@ -62,9 +63,7 @@ def _coarse_background(smoothed: np.ndarray,
     img = np.asarray(smoothed, np.float32)
     h, w = img.shape
     pts = hollow_sites_px(lattice)
-    inside = ((pts[:, 0] >= 0) & (pts[:, 0] <= h - 1) & (pts[:, 1] >= 0)
-              & (pts[:, 1] <= w - 1))
-    pts = pts[inside]
+    pts = pts[within_field(pts, (h, w))]
     if len(pts) < _ROBUST_NEIGHBOURS:
         return None
     from scipy.spatial import cKDTree

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..lattice.lattice import Lattice
+from ..lattice.sites import within_field
 from .background import hollow_sites_px
 from .sampling import sample_bilinear
 
@@ -67,8 +68,7 @@ def _typical_hollow(image: np.ndarray, lattice: Lattice) -> float | None:
     """Median level of the lattice's empty hollows inside the field (``None``: none inside)."""
     h, w = image.shape
     hollow = hollow_sites_px(lattice)
-    inside = ((hollow[:, 0] >= 0) & (hollow[:, 0] <= h - 1) & (hollow[:, 1] >= 0)
-              & (hollow[:, 1] <= w - 1))
+    inside = within_field(hollow, (h, w))
     if not inside.any():
         return None
     return float(np.median(sample_bilinear(image, hollow[inside, 0], hollow[inside, 1])))

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..lattice.lattice import Lattice
-from ..lattice.sites import box_smooth
+from ..lattice.sites import box_smooth, within_field
 from .background import flatten_background, hollow_sites_px
 from .edge_gain import correct_edge_gain
 from .sampling import sample_bilinear
@@ -69,8 +69,7 @@ def site_values(smoothed: np.ndarray, points: np.ndarray, margin: float = 0.0) -
     ``margin`` pixels inside the image (the image's median when none is)."""
     h, w = smoothed.shape
     pts = np.asarray(points, float).reshape(-1, 2)
-    pts = pts[(pts[:, 0] >= margin) & (pts[:, 0] <= h - 1 - margin) & (pts[:, 1] >= margin)
-              & (pts[:, 1] <= w - 1 - margin)]
+    pts = pts[within_field(pts, (h, w), margin)]
     if len(pts) == 0:
         return np.array([np.median(smoothed)], np.float32)
     return sample_bilinear(smoothed, pts[:, 0], pts[:, 1])

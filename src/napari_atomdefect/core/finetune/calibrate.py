@@ -41,6 +41,7 @@ from ..cells.background import hollow_sites_px
 from ..cells.normalize import prepare_image, smoothed_for_sites
 from ..cells.sampling import sample_bilinear
 from ..lattice.lattice import Lattice
+from ..lattice.sites import within_field
 from ..materials.columns import column_classes, lookup_class
 from ..materials.materials import ATOMIC_NUMBER, Material, get_material
 
@@ -238,8 +239,7 @@ def _levels(smoothed: np.ndarray, metal: np.ndarray, chalc: np.ndarray, hollow: 
     h, w = smoothed.shape
 
     def at(points: np.ndarray, median: bool = True) -> tuple[float, float]:
-        pts = points[(points[:, 0] >= 0) & (points[:, 0] <= h - 1) & (points[:, 1] >= 0)
-                     & (points[:, 1] <= w - 1)]
+        pts = points[within_field(points, (h, w))]
         if len(pts) == 0:
             return float("nan"), float("nan")
         v = sample_bilinear(smoothed, pts[:, 0], pts[:, 1])

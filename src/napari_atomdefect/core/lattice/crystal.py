@@ -23,6 +23,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from .sites import within_field
+
 #: Columns of each sublattice compared around a site (its nearest six, within
 #: :data:`NEIGHBOUR_RADIUS_CELLS` lattice constants), and hollows giving each column's local
 #: background.
@@ -104,9 +106,7 @@ def crystal_support(smoothed: np.ndarray, columns_px: list[np.ndarray], hollow_p
     sites = np.concatenate(columns) if columns else np.zeros((0, 2))
     hollow_px = np.asarray(hollow_px, float).reshape(-1, 2)
     h, w = smoothed.shape
-    inside = ((hollow_px[:, 0] >= 0) & (hollow_px[:, 0] <= h - 1) & (hollow_px[:, 1] >= 0)
-              & (hollow_px[:, 1] <= w - 1))
-    hollow_px = hollow_px[inside]  # one beyond the edge would read the edge's pixels
+    hollow_px = hollow_px[within_field(hollow_px, (h, w))]  # one beyond the edge would read the edge's pixels
     if len(sites) == 0 or len(hollow_px) == 0:
         return [np.zeros(n) for n in n_own], [np.zeros(n) for n in n_own]
 

@@ -28,6 +28,7 @@ from ..io.validate import check_region
 from ..materials.materials import Material, get_material
 from .crystal import OFF_CRYSTAL_NOTE
 from .lattice import CALIBRATION_TOLERANCE, FADED_NOTE, CalibrationWarning, Lattice, find_lattice
+from .sites import within_field
 
 #: Pixels closer than this (in lattice constants) to a grain's sites belong to it, its edge
 #: cells' transition band included (the Bragg filter resolves about a cell).
@@ -148,8 +149,7 @@ def _steps(lattice: Lattice, image: np.ndarray, sites: np.ndarray,
     img = np.asarray(image, np.float32)
     radius = 0.1 * lattice.a_px
     hollow = sites + to_hollow
-    inside = ((hollow[:, 0] >= 0) & (hollow[:, 0] <= img.shape[0] - 1)
-              & (hollow[:, 1] >= 0) & (hollow[:, 1] <= img.shape[1] - 1))
+    inside = within_field(hollow, img.shape)
     if not inside.any():
         return None
     at_hollow = _local_level(img, hollow, radius)

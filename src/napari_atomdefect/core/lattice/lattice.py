@@ -30,7 +30,7 @@ from .crystal import OFF_CRYSTAL_NOTE, cells_and_share, in_crystal, off_crystal_
 from .fft_peaks import ReciprocalBasis, find_reciprocal_basis, finer_hexagon, spots_stand_out
 from .gpa import PhaseMap, image_spectrum, mean_frequency, phase_map
 from .mean_cell import fold_onto_cell
-from .sites import box_smooth, centroid_refine, neighbour_mean, refine_peaks
+from .sites import box_smooth, centroid_refine, neighbour_mean, refine_peaks, within_field
 
 #: File and lattice calibrations further apart than this are reported (relative difference).
 CALIBRATION_TOLERANCE = 0.03
@@ -543,8 +543,7 @@ def find_lattice(
     def predict(offset: np.ndarray):
         pos = _solve_positions(frac_fn, index + offset, basis, centre)
         slack = 0.5 + 0.1 * a_px0  # the final cut (in_field) follows refinement
-        inside = ((pos[:, 0] >= -slack) & (pos[:, 0] <= h - 1 + slack) & (pos[:, 1] >= -slack)
-                  & (pos[:, 1] <= w - 1 + slack)) & in_region(pos)
+        inside = within_field(pos, (h, w), -slack) & in_region(pos)
         keep = inside & on_lattice(pos)
         return pos[keep], index[keep].astype(int), pos[inside & ~keep]
 

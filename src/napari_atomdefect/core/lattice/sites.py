@@ -13,6 +13,16 @@ from scipy import ndimage
 from .filters import uniform_box
 
 
+def within_field(points: np.ndarray, shape: tuple[int, ...], margin: float = 0.0) -> np.ndarray:
+    """Which of the ``(N, 2)`` pixel positions lie at least ``margin`` pixels inside a field of
+    ``shape`` (pixel centres at integers, so inside means ``margin <= row <= h - 1 - margin``;
+    a negative ``margin`` lets positions lie that far beyond the field)."""
+    pts = np.asarray(points, float).reshape(-1, 2)
+    h, w = shape[:2]
+    return ((pts[:, 0] >= margin) & (pts[:, 0] <= h - 1 - margin) & (pts[:, 1] >= margin)
+            & (pts[:, 1] <= w - 1 - margin))
+
+
 def _n_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
