@@ -324,3 +324,20 @@ def test_within_field_counts_pixel_centres_and_margins():
     # a negative margin lets positions lie that far beyond the field
     assert within_field(pts, (10, 20), margin=-0.02).tolist() == [True] * 6
     assert within_field(np.zeros((0, 2)), (10, 20)).shape == (0,)
+
+
+@pytest.mark.parametrize("y_stretch, told", [(0.0, False), (0.03, False), (0.10, True)])
+def test_a_strongly_distorted_lattice_is_told(y_stretch, told):
+    """A scan stretched along its slow axis spreads the three lattice spacings; beyond 5 % the
+    user reads that positions in nm carry it (the real fully converted image: 11 %)."""
+    from napari_atomdefect.core.lattice.lattice import distortion_message
+
+    sim = simulate_image("MoS2", 384, 0.012, params=pristine_params(y_stretch=y_stretch), seed=3)
+    lat = find_lattice(sim.image, "MoS2", pixel_size_nm=0.012)
+    notes = [m for m in lat.messages if m.startswith("The lattice is distorted")]
+    assert bool(notes) is told
+    if told:
+        assert "densities per nm² (from the cell area) are not" in notes[0]
+    # the same sentence from the basis alone, None for a hexagon
+    assert distortion_message(np.array([10.0, 0.0]), np.array([5.0, 8.660254])) is None
+    assert "differ by 10%" in distortion_message(np.array([11.0, 0.0]), np.array([5.0, 8.660254]))

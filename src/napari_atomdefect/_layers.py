@@ -186,6 +186,10 @@ def _grains(lattice) -> list:
     return list(lattice) if isinstance(lattice, (list, tuple)) else [lattice]
 
 
+#: Outline colours of the lattice-sites layer, per sublattice.
+SITE_COLORS = {"metal": "#f0f0f0", "chalcogen": "#8a8a8a"}
+
+
 def site_layer_kwargs(lattice, name: str, frame: dict | None = None) -> tuple[np.ndarray, dict]:
     """Points data and kwargs of the (light) lattice-sites layer (``lattice``: one, or the
     lattices of several grains — a ``grain`` feature then says which; ``frame``: see
@@ -206,9 +210,12 @@ def site_layer_kwargs(lattice, name: str, frame: dict | None = None) -> tuple[np
         "name": name, **_frame_or_nm(px, frame),
         "features": features,
         "face_color": "transparent", "border_color": "sublattice",
-        "border_color_cycle": {"metal": "#ff6060", "chalcogen": "#40e0ff"},
-        # one thin outline, faint: the sites show where the lattice put them without hiding the
-        # columns they mark or competing with the defect markers drawn over them
+        # neutral greys (white metal, grey chalcogen) that no class colour uses: red and cyan
+        # rings read as V_X2 squares and O diamonds beside them (a user trial, eighteenth
+        # session); one thin outline, faint: the sites show where the lattice put them without
+        # hiding the columns they mark or competing with the defect markers drawn over them
+        "border_color_cycle": {"metal": SITE_COLORS["metal"],
+                               "chalcogen": SITE_COLORS["chalcogen"]},
         "border_width": 0.1, "size": 0.28 * first.a_px, "opacity": 0.45, "symbol": "disc",
         "metadata": {"atomdefect": {"kind": "lattice_sites"}},
     }
