@@ -233,3 +233,43 @@ def test_choosing_a_class_leaves_the_selected_point_alone_and_added_points_have_
     assert (str(new["class"]), int(new["grain"]), str(new["source"])) == ("O_S", -1, "manual")
     assert str(getattr(layer.symbol[-1], "value", layer.symbol[-1])) == "diamond"
     assert str(layer.features["class"].iloc[0]) == "V_S"
+
+
+def test_added_defect_snaps_to_its_sublattice_site(make_napari_viewer):
+    """A click near a column puts the manual defect on the lattice site of its class's
+    sublattice (metal for V_Mo, chalcogen otherwise); far from any site, or without a sites
+    layer (a reopened CSV), it stays where clicked."""
+    from napari_atomdefect._layers import site_layer_kwargs
+    from napari_atomdefect.core.lattice.lattice import find_lattice
+    from napari_atomdefect.core.simulate.image import simulate_image
+
+    from ..conftest import pristine_params
+
+    viewer = make_napari_viewer()
+    sim = simulate_image("MoS2", 256, 0.012, params=pristine_params(), seed=2)
+    lattice = find_lattice(sim.image, "MoS2", pixel_size_nm=0.012)
+    viewer.add_image(sim.image, name="img")
+    data, skw = site_layer_kwargs(lattice, "img sites")
+    skw["metadata"]["atomdefect"].update(image="img", frame=None)
+    viewer.add_points(data, **skw)
+    table = pd.DataFrame({"y_px": [50.0], "x_px": [60.0], "class": ["V_S"],
+                          "confidence": [0.9], "source": "model"})
+    kwargs = defect_layer_kwargs(table, 0.012, "img defects", a_px=lattice.a_px)
+    kwargs["metadata"]["atomdefect"].update(image="img")
+    layer = viewer.add_points(table[["y_px", "x_px"]].to_numpy(), **kwargs)
+    review = ReviewWidget(viewer)
+    review.layer_combo.setCurrentText("img defects")
+    a = lattice.a_px
+    metal, chalc = lattice.metal_sites_px, lattice.chalcogen_sites_px
+    target_m = metal[np.argmin(np.hypot(*(metal - [128, 128]).T))]
+    review.add_defect(target_m + [0.2 * a, -0.1 * a], cls="V_Mo")
+    np.testing.assert_allclose(layer.data[-1], target_m)
+    target_c = chalc[np.argmin(np.hypot(*(chalc - [128, 128]).T))]
+    review.add_defect(target_c + [0.15 * a, 0.15 * a], cls="V_S")
+    np.testing.assert_allclose(layer.data[-1], target_c)
+    # a chalcogen class clicked on a metal column stays where clicked (its own sites are 0.58 a
+    # away, beyond the snap)
+    review.add_defect(target_m + [1.0, 1.0], cls="O_S")
+    np.testing.assert_allclose(layer.data[-1], target_m + [1.0, 1.0])
+    assert list(layer.features["class"].iloc[-3:]) == ["V_Mo", "V_S", "O_S"]
+    assert list(layer.features["source"].iloc[-3:].astype(str)) == ["manual"] * 3

@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (
 
 from .._layers import layer_classes
 from ..core.io.class_style import class_symbol
-from ..core.materials.columns import LEGACY_CLASSES
+from ..core.materials.columns import LEGACY_CLASSES, class_site
 from ._common import (
     ClassLegend,
     follow_layers,
@@ -86,6 +86,48 @@ def set_class(layer, indices, cls: str, new_points: bool = False) -> None:
         symbols[idx] = class_symbol(cls)  # napari turns names into its Symbol
         layer.symbol = symbols
     layer.refresh_colors()
+
+
+#: A point added by hand moves onto the nearest lattice site of its class's sublattice when one
+#: lies within this many lattice constants (a click is rarely on the column's centre; the
+#: nearest columns of the other sublattice are 0.58 a away, of the same one 1 a).
+SNAP_A = 0.3
+
+
+def snap_to_sites(viewer, layer, indices, cls: str) -> int:
+    """Move the points ``indices`` of the detections ``layer`` onto the nearest site of the
+    lattice found for its image (its sites layer, same frame), on the sublattice of ``cls`` (the
+    metal's for a metal vacancy, the chalcogen's otherwise), where one lies within
+    :data:`SNAP_A` lattice constants. Returns how many moved (none without a sites layer: a
+    reopened CSV)."""
+    meta = layer.metadata.get("atomdefect", {})
+    a_px, site = meta.get("a_px"), class_site(cls)
+    if not a_px or site is None or not len(indices):
+        return 0
+    sites = [la for la in viewer.layers
+             if la.metadata.get("atomdefect", {}).get("kind") == "lattice_sites"
+             and la.metadata.get("atomdefect", {}).get("image") == meta.get("image")
+             and la.data.shape[1:] == layer.data.shape[1:]]
+    data = np.asarray(layer.data, float).copy()
+    moved = 0
+    for i in indices:
+        best, best_d = None, SNAP_A * float(a_px)
+        for la in sites:
+            cand = np.asarray(la.data, float)[np.asarray(la.features["sublattice"] == site)]
+            if data.shape[1] == 3:  # a stack: the sites of the point's frame
+                cand = cand[np.isclose(cand[:, 0], data[i, 0])]
+            if not len(cand):
+                continue
+            d = np.hypot(*(cand[:, -2:] - data[i, -2:]).T)
+            k = int(np.argmin(d))
+            if d[k] < best_d:
+                best, best_d = cand[k], d[k]
+        if best is not None:
+            data[i] = best
+            moved += 1
+    if moved:
+        layer.data = data
+    return moved
 
 
 class ReviewWidget(QWidget):
@@ -205,6 +247,7 @@ class ReviewWidget(QWidget):
         added = sorted({int(i) % n for i in (getattr(event, "data_indices", None) or ())})
         if added:
             set_class(layer, added, self.class_combo.currentText(), new_points=True)
+            snap_to_sites(self.viewer, layer, added, self.class_combo.currentText())
 
     def _key_handler(self, cls):
         def handler(layer):
@@ -248,6 +291,7 @@ class ReviewWidget(QWidget):
         layer.add(np.atleast_2d(position_px))
         # napari fills features from feature_defaults; make the symbol follow the class too.
         set_class(layer, [len(layer.data) - 1], self.class_combo.currentText(), new_points=True)
+        snap_to_sites(self.viewer, layer, [len(layer.data) - 1], self.class_combo.currentText())
 
     def set_selected_class(self) -> None:
         """Set the chosen class on the selected points."""
