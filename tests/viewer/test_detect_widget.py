@@ -285,3 +285,27 @@ def test_a_squeezed_dock_scrolls_the_result_and_its_warning_into_view(make_napar
     assert widget.fit_label.isVisibleTo(widget)
     assert widget.scroll_area.verticalScrollBar().value() > 0
     assert not widget.fit_label.visibleRegion().isEmpty()
+
+
+def test_the_result_stays_in_view_when_the_calibration_line_grows(make_napari_viewer, qtbot):
+    """An alloy without a pixel size takes Vegard's law once classified: the calibration line
+    grows by several lines after the run and must not push the result below the fold again."""
+    from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
+
+    sim = simulate_image("WS2", 320, 0.012, params=MicroscopeParams(), seed=4,
+                         substituents="Se", defect_fractions={"Se_S": 0.35, "Se2_S2": 0.15})
+    viewer = make_napari_viewer()
+    viewer.add_image(sim.image, name="ws2se")  # no pixel size: the lattice calibrates it
+    widget = DetectWidget(viewer)
+    widget.material.setCurrentText("WS2")
+    widget.substituent_checks["Se"].setChecked(True)
+    widget.resize(420, 260)
+    widget.show()
+    qtbot.waitExposed(widget)
+    widget.run_all()
+    wait_idle(qtbot, widget)
+    qtbot.wait(50)
+    assert "Vegard" in widget.calibration_label.text()
+    viewport = widget.scroll_area.viewport()
+    top = widget.status.mapTo(viewport, widget.status.rect().topLeft()).y()
+    assert 0 <= top and top + widget.status.height() <= viewport.height()  # wholly in view

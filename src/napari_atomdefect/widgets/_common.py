@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from qtpy.QtCore import QSize, Qt
+from qtpy.QtCore import QSize, Qt, QTimer
 from qtpy.QtWidgets import (
     QComboBox,
     QFrame,
@@ -142,9 +142,19 @@ def show_in_dock(widget, *children) -> None:
     scroll = getattr(widget, "scroll_area", None)
     if scroll is None:
         return
-    for child in children:
-        if child.isVisibleTo(widget):
-            scroll.ensureWidgetVisible(child, 0, 8)
+
+    def scroll_to_children() -> None:
+        inner = scroll.widget()
+        if inner is not None and inner.layout() is not None:
+            inner.layout().activate()  # the labels' heights for their new text
+        for child in children:
+            if child.isVisibleTo(widget):
+                scroll.ensureWidgetVisible(child, 0, 8)
+
+    scroll_to_children()
+    # once more after the pending layout: labels whose text just grew (the calibration line of
+    # an alloy) push the result down only when the layout runs (a trial found it below the fold)
+    QTimer.singleShot(0, scroll_to_children)
 
 
 def given_pixel_size(layer) -> tuple[float | None, str]:

@@ -947,8 +947,9 @@ class DetectWidget(QWidget):
         self.status.setText(" ".join([f"{what} in {n_cells} cells ({summary}).", *grains,
                                       *left_out]))
         self.progress.setValue(100)
-        show_in_dock(self, self.status, self.fit_label)
         self._adopt_lattice_calibration(layer, result.get("lattices", [lattice]))
+        # after the calibration line took its final text (an alloy's Vegard line is longer)
+        show_in_dock(self, self.status, self.fit_label)
 
 
 #: Kinds (``metadata["atomdefect"]["kind"]``) of the layers the plugin derives from an image;
