@@ -65,6 +65,13 @@ def test_lattice_user_pixel_size_and_text(tmp_path, capsys):
     assert main(["lattice", str(tmp_path / "image.tif"), "--pixel-size-nm", "0.0121"]) == 0
     out = capsys.readouterr().out
     assert "pixel size = 0.01210 nm (user)" in out and "unit cells" in out
+    assert "Vegard" not in out  # said only of a lattice calibration
+    from tifffile import imread
+
+    np.save(tmp_path / "bare.npy", imread(tmp_path / "image.tif"))  # no pixel size
+    assert main(["lattice", str(tmp_path / "bare.npy")]) == 0
+    out = capsys.readouterr().out
+    assert "(lattice)" in out and "from the MoS2 lattice constant" in out and "Vegard" in out
 
 
 def test_errors_exit_2_with_message(tmp_path, capsys):

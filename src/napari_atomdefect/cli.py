@@ -247,6 +247,10 @@ def _cmd_lattice(args: argparse.Namespace) -> int:
         print(f"a1 = {d['a1_px'][0]:.3f}, {d['a1_px'][1]:.3f} px (row, col)")
         print(f"a2 = {d['a2_px'][0]:.3f}, {d['a2_px'][1]:.3f} px (row, col)")
         print(f"pixel size = {d['pixel_size_nm']:.5f} nm ({d['calibration']})")
+        if d["calibration"] == "lattice" and k == 0:
+            print(f"  (from the {grain.material.name} lattice constant, {grain.material.a_nm:.4f} "
+                  "nm; for an alloy, `atomdefect detect --substituents` refines it by Vegard's "
+                  "law once the columns are classified)")
         print(f"lattice constant = {grain.a_px:.2f} px = {grain.a_px * grain.pixel_size_nm:.4f} "
               f"nm, orientation {orientation_deg(grain):.1f}° (modulo 60°, from the column axis)")
         print(f"unit cells = {d['n_cells']}, metal sites = {len(grain.metal_sites_px)}, "
