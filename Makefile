@@ -163,14 +163,16 @@ bundled-models: install
 	  cp -r build/stage17/wse2-default src/napari_atomdefect/weights/ && \
 	  ATOMDEFECT_WRITE_BUNDLED=1 $(AD) calibrate-model wse2-default --n-images 150 --decide-on model
 	# Round 19 (eighteenth session), on a GPU machine (a lent H200: ~7 min with the three others of
-	# benchmarks/gpu_train_round.sh): five times the images and steps of a CPU round. WS2 adopted
-	# (better on every class of our held-out images); MoS2, mos2-alloy, WSe2 and MoSe2 round 19
-	# were not (docs/benchmarks.md). On a CPU drop --device cuda (about 40 min).
+	# benchmarks/gpu_train_round.sh): five times the images and steps of a CPU round, averaged
+	# with round 12 for WS2 (round 19 alone misread Janus WSSe layers); MoS2, mos2-alloy, WSe2
+	# and MoSe2 round 19 were not adopted (docs/benchmarks.md). On a CPU drop --device cuda.
 	$(AD) train-detector --material WS2 --noise ws2-default --init ws2-default --n-images 1000 \
 	  --val-images 60 --steps 10000 --batch-size 128 --seed 19 --device cuda --threads 1 \
 	  --workers 3 --host-units --out build/stage19/ws2-default
+	$(AD) average-models ws2-default build/stage19/ws2-default \
+	  --out build/stage19/averaged/ws2-default
 	rm -rf src/napari_atomdefect/weights/ws2-default && \
-	  cp -r build/stage19/ws2-default src/napari_atomdefect/weights/ && \
+	  cp -r build/stage19/averaged/ws2-default src/napari_atomdefect/weights/ && \
 	  ATOMDEFECT_WRITE_BUNDLED=1 $(AD) calibrate-model ws2-default --n-images 150 --decide-on model
 
 clean:

@@ -266,6 +266,17 @@ def test_an_image_opened_next_is_the_one_analysed(viewer_with_sample, qtbot, tmp
     assert widget.image_layer() is viewer.layers["MoS2 sample (simulated)"]
 
 
+def _run_in_a_squeezed_dock(widget, qtbot) -> None:
+    """Run all in a Detect dock as short as one among several stacked docks, and let the
+    deferred scrolling happen."""
+    widget.resize(420, 260)
+    widget.show()
+    qtbot.waitExposed(widget)
+    widget.run_all()
+    wait_idle(qtbot, widget)
+    qtbot.wait(50)
+
+
 def test_a_squeezed_dock_scrolls_the_result_and_its_warning_into_view(make_napari_viewer, qtbot):
     """With several docks stacked the Detect dock is short: after a run its result line and the
     warning under it are scrolled into view (a trial found them below the fold)."""
@@ -276,12 +287,7 @@ def test_a_squeezed_dock_scrolls_the_result_and_its_warning_into_view(make_napar
     viewer.add_image(sim.image, name="ws2", scale=(0.012, 0.012), units=("nm", "nm"))
     widget = DetectWidget(viewer)
     widget.material.setCurrentText("MoS2")  # a misfit: a warning line appears
-    widget.resize(420, 260)
-    widget.show()
-    qtbot.waitExposed(widget)
-    widget.run_all()
-    wait_idle(qtbot, widget)
-    qtbot.wait(50)
+    _run_in_a_squeezed_dock(widget, qtbot)
     assert widget.fit_label.isVisibleTo(widget)
     assert widget.scroll_area.verticalScrollBar().value() > 0
     assert not widget.fit_label.visibleRegion().isEmpty()
@@ -299,12 +305,7 @@ def test_the_result_stays_in_view_when_the_calibration_line_grows(make_napari_vi
     widget = DetectWidget(viewer)
     widget.material.setCurrentText("WS2")
     widget.substituent_checks["Se"].setChecked(True)
-    widget.resize(420, 260)
-    widget.show()
-    qtbot.waitExposed(widget)
-    widget.run_all()
-    wait_idle(qtbot, widget)
-    qtbot.wait(50)
+    _run_in_a_squeezed_dock(widget, qtbot)
     assert "Vegard" in widget.calibration_label.text()
     viewport = widget.scroll_area.viewport()
     top = widget.status.mapTo(viewport, widget.status.rect().topLeft()).y()
