@@ -310,3 +310,20 @@ def test_the_result_stays_in_view_when_the_calibration_line_grows(make_napari_vi
     viewport = widget.scroll_area.viewport()
     top = widget.status.mapTo(viewport, widget.status.rect().topLeft()).y()
     assert 0 <= top and top + widget.status.height() <= viewport.height()  # wholly in view
+
+
+def test_a_distorted_lattice_is_said_beside_the_result(make_napari_viewer, qtbot):
+    """A scan stretched by 10 % along its slow axis: the note stays in the dock's result line
+    (a toast alone is truncated and gone)."""
+    from napari_atomdefect.core.simulate.image import simulate_image
+
+    from ..conftest import pristine_params
+
+    sim = simulate_image("MoS2", 320, 0.012, params=pristine_params(y_stretch=0.10), seed=3)
+    viewer = make_napari_viewer()
+    viewer.add_image(sim.image, name="stretched", scale=(0.012, 0.012), units=("nm", "nm"))
+    widget = DetectWidget(viewer)
+    widget.run_all()
+    wait_idle(qtbot, widget)
+    assert "The lattice is distorted: its three spacings differ by" in widget.status.text()
+    assert "defects" in widget.status.text() or "calls" in widget.status.text()

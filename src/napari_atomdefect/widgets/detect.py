@@ -938,9 +938,11 @@ class DetectWidget(QWidget):
         summary = ", ".join(f"{c}: {counts.get(c, 0)}" for c in meta["classes"])
         from ..core.detect.image_fit import calls_summary
         from ..core.lattice.grains import GRAINS_NOTE
-        from ..core.lattice.lattice import left_out_messages
+        from ..core.lattice.lattice import DISTORTION_NOTE, left_out_messages
 
-        left_out = left_out_messages(lattice)
+        # what the lattice says of the field stays beside the result (a toast truncates it)
+        left_out = left_out_messages(lattice) + [m for m in lattice.messages
+                                                 if m.startswith(DISTORTION_NOTE)]
         what = calls_summary(list(table["class"]), tuple(table.attrs.get("substituents", ())))
         grains = [m for m in lattice.messages if GRAINS_NOTE in m]
         n_cells = table.attrs.get("n_cells", lattice.n_cells)

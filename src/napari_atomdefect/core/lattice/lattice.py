@@ -43,6 +43,8 @@ MIN_CELLS = 6
 #: stretched and sheared by up to 4 %, spread by 0.1-4 %; the multislice and dev-set images by
 #: under 1.5 %; the real Nion images by 2-11 %.
 DISTORTION_NOTE_SPREAD = 0.05
+#: Words that open the note on a distorted lattice.
+DISTORTION_NOTE = "The lattice is distorted"
 #: Margin (in lattice constants) that an unmeasured border site must keep from the image edge.
 #: Zero: a border column is often unmeasured *because* it is a vacancy (no peak to refine), and
 #: a margin of 0.05 a dropped a third of the true defects within a quarter lattice constant of
@@ -658,11 +660,11 @@ def distortion_message(a1_px: np.ndarray, a2_px: np.ndarray) -> str | None:
     spread = float((spacings.max() - spacings.min()) / spacings.mean())
     if not np.isfinite(spread) or spread <= DISTORTION_NOTE_SPREAD:
         return None
-    return (f"The lattice is distorted: its three spacings differ by {spread:.0%} "
+    return (f"{DISTORTION_NOTE}: its three spacings differ by {spread:.0%} "
             f"({spacings.min():.1f}-{spacings.max():.1f} px; scan distortion, drift or strain), so "
             f"positions and distances in nm are off by up to about {spread / 2:.0%} along some "
             f"directions; the calls and the densities per nm² (from the cell area) are not.")
 
 
-__all__ = ["CalibrationWarning", "DISTORTION_NOTE_SPREAD", "Lattice", "PhaseMap", "cell_area_nm2",
-           "distortion_message", "find_lattice", "left_out_messages"]
+__all__ = ["CalibrationWarning", "DISTORTION_NOTE", "DISTORTION_NOTE_SPREAD", "Lattice", "PhaseMap",
+           "cell_area_nm2", "distortion_message", "find_lattice", "left_out_messages"]
