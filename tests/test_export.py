@@ -99,3 +99,23 @@ def test_a_row_without_class_is_refused_with_its_row_number(tmp_path):
     path.write_text("y_px,x_px,y_nm,x_nm,class\n1,2,0.1,0.2,V_S\n3,4,0.3\n")
     with pytest.raises(TableError, match="row 3 has no class"):
         read_defects_csv(path)
+
+
+@pytest.mark.parametrize("classes, a_nm", [(["V_S", "Se_S", "V_W"], 0.3153),
+                                           (["V_Se", "S_Se"], 0.3286)])
+def test_reopened_csv_markers_as_large_as_a_detections(tmp_path, classes, a_nm):
+    """A reopened table draws its markers 0.4 lattice constants wide, as detection does, where
+    its classes (sulfide or selenide) and nm columns give the lattice constant in pixels."""
+    from napari_atomdefect.core.materials.columns import lattice_constant_of_classes
+
+    px = 0.0087
+    table = table_from_points(np.array([[10.0 * (k + 1), 20.0] for k in range(len(classes))]),
+                              pd.DataFrame({"class": classes, "confidence": 0.9,
+                                            "source": "model"}), px)
+    path = tmp_path / "d.csv"
+    write_csv_atomic(table, path)
+    [(_, kwargs, _)] = get_reader(str(path))(str(path))
+    assert lattice_constant_of_classes(classes) == pytest.approx(a_nm, rel=0.003)
+    assert np.asarray(kwargs["size"]).mean() == pytest.approx(0.4 * a_nm / px, rel=0.01)
+    # classes of both families name no one lattice constant
+    assert lattice_constant_of_classes(["V_S", "V_Se"]) is None

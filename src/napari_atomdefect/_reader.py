@@ -59,7 +59,7 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
     )
     from .core.errors import TableError
     from .core.io.table import UnknownClassWarning, pixel_size_from_table, read_defects_csv
-    from .core.materials.columns import ALL_CLASS_NAMES
+    from .core.materials.columns import ALL_CLASS_NAMES, lattice_constant_of_classes
 
     if isinstance(path, list):
         path = path[0]
@@ -79,7 +79,10 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
     data = defect_points_data(table)
     image = _image_under(data)
     frame = image_frame(image, data.shape[1] if data.ndim == 2 else 2) if image is not None else None
-    kwargs = defect_layer_kwargs(table, px, Path(path).stem, frame=frame)
+    # markers as large as a detection's (0.4 a) where the classes and nm columns give a
+    a_nm = lattice_constant_of_classes(table["class"].dropna().unique())
+    a_px = a_nm / px if a_nm and px else None
+    kwargs = defect_layer_kwargs(table, px, Path(path).stem, frame=frame, a_px=a_px)
     if image is not None and "frame" not in table.columns:
         meta = kwargs["metadata"]["atomdefect"]
         for key, value in _sites_from_area(image, table["class"]).items():

@@ -220,6 +220,17 @@ def class_site(name: str) -> str | None:
     return c.site if c else None
 
 
+def lattice_constant_of_classes(names: Iterable[str]) -> float | None:
+    """The host lattice constant (nm) that defect classes ``names`` imply: the mean of every host
+    whose classes include them all, when those agree within 2 % (the sulfides 0.315-0.316 nm, the
+    selenides 0.328-0.329 nm); ``None`` when no host has them all or the hosts disagree."""
+    names = set(map(str, names))
+    hits = [m.a_nm for m in MATERIALS.values() if names <= set(class_names(m))]
+    if not hits or (max(hits) - min(hits)) > 0.02 * min(hits):
+        return None
+    return float(sum(hits) / len(hits))
+
+
 def material_of_classes(names: Iterable[str]) -> Material | None:
     """The one host material whose classes include all ``names``, if exactly one does."""
     names = set(names)
