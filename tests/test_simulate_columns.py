@@ -129,23 +129,30 @@ def test_training_alloys_include_partly_converted_layers():
     partly converted layers (singly and doubly substituted columns in independent proportions);
     without ``partial_share`` the draw is the random alloy's alone, as the benchmarks' seeds
     expect."""
-    from napari_atomdefect.core.simulate.image import PARTIAL_COLUMN_RANGE, alloy_fractions
+    from napari_atomdefect.core.simulate.image import (
+        PARTIAL_COLUMN_RANGE,
+        PARTIAL_PARTNER_SINGLE_RANGE,
+        alloy_fractions,
+    )
     from napari_atomdefect.core.train.datasets import training_fractions
 
     wse2 = get_material("WSe2")
-    binomial = partial = 0
+    binomial = partial = janus = 0
     for k in range(400):
         f = training_fractions(wse2, ("S", "Te"), np.random.default_rng(k))
-        pairs = [(f[f"{d}_Se"], f[f"{d}2_Se2"]) for d in ("S", "Te")
+        pairs = [(d, f[f"{d}_Se"], f[f"{d}2_Se2"]) for d in ("S", "Te")
                  if f.get(f"{d}2_Se2", 0.04) != 0.04 or f.get(f"{d}_Se", 0.07) != 0.07]
-        for single, double in pairs:
+        for d, single, double in pairs:
             c = np.sqrt(double)
             if np.isclose(single, 2 * c * (1 - c)):
                 binomial += 1
-            else:
-                assert PARTIAL_COLUMN_RANGE[0] <= single <= PARTIAL_COLUMN_RANGE[1]
+            else:  # the S/Se partner up to a Janus layer, the host column always left
+                lo, hi = PARTIAL_PARTNER_SINGLE_RANGE if d == "S" else PARTIAL_COLUMN_RANGE
+                assert lo <= single <= hi and single + double <= 0.97 + 1e-9
                 partial += 1
+                janus += d == "S" and single > 0.8
     assert 0.25 < (binomial + partial) / 400 < 0.45 and 0.25 < partial / (binomial + partial) < 0.55
+    assert janus >= 3  # Janus-like layers (nearly every column S + Se) are among them
     for k in range(50):
         f = alloy_fractions(wse2, ("S",), np.random.default_rng(k), {}, probability=1.0)
         c = np.sqrt(f["S2_Se2"])

@@ -517,6 +517,13 @@ OTHER_ALLOY_FRACTION_RANGE = (0.1, 0.5)
 PARTIAL_CONVERSION_SHARE = 0.4
 PARTIAL_COLUMN_RANGE = (0.03, 0.4)
 PARTIAL_OTHER_DOUBLE_RANGE = (0.0, 0.15)
+#: Singly substituted share of a partly converted layer by the host's S/Se partner: up to a
+#: Janus layer (S-W-Se, nearly every column S + Se; eighteenth session: with at most 0.4 in
+#: training, a longer training round read Janus layers' S + Se columns as Se2). Its doubly
+#: substituted share is drawn from :data:`PARTIAL_COLUMN_RANGE` and capped so that the two
+#: leave at least :data:`PARTIAL_MIN_HOST` of the columns to the host and other classes.
+PARTIAL_PARTNER_SINGLE_RANGE = (0.03, 0.95)
+PARTIAL_MIN_HOST = 0.03
 
 
 def alloy_fractions(material: Material, substituents: tuple[str, ...],
@@ -530,8 +537,9 @@ def alloy_fractions(material: Material, substituents: tuple[str, ...],
     S and Se, :data:`OTHER_ALLOY_FRACTION_RANGE` for Te), columns ``D_X`` ``2c(1-c)`` and
     ``D2_X2`` ``c²`` (binomial, atoms independent) — or, with ``partial_share`` of the alloy
     images, a partly converted layer whose ``D_X`` and ``D2_X2`` fractions are drawn
-    independently (:data:`PARTIAL_COLUMN_RANGE`; the default 0 draws nothing more, so that
-    images of the benchmarks' seeds stay the same)."""
+    independently (:data:`PARTIAL_PARTNER_SINGLE_RANGE` up to a Janus layer for the S/Se
+    partner, :data:`PARTIAL_COLUMN_RANGE`; the default 0 draws nothing more, so that images of
+    the benchmarks' seeds stay the same)."""
     from ..materials.columns import DOUBLE_SUBSTITUTION
 
     fractions: dict[str, float] = dict(base)
@@ -541,9 +549,15 @@ def alloy_fractions(material: Material, substituents: tuple[str, ...],
         x = material.chalcogen
         partner = "Se" if x == "S" else "S"
         if partial_share > 0 and rng.random() < partial_share:
-            fractions[f"{d}_{x}"] = float(rng.uniform(*PARTIAL_COLUMN_RANGE))
-            fractions[f"{d}2_{x}2"] = float(rng.uniform(*(
-                PARTIAL_COLUMN_RANGE if d == partner else PARTIAL_OTHER_DOUBLE_RANGE)))
+            if d == partner:
+                single = float(rng.uniform(*PARTIAL_PARTNER_SINGLE_RANGE))
+                double = float(rng.uniform(*PARTIAL_COLUMN_RANGE))
+                double = min(double, max(1.0 - PARTIAL_MIN_HOST - single, 0.0))
+            else:
+                single = float(rng.uniform(*PARTIAL_COLUMN_RANGE))
+                double = float(rng.uniform(*PARTIAL_OTHER_DOUBLE_RANGE))
+            fractions[f"{d}_{x}"] = single
+            fractions[f"{d}2_{x}2"] = double
             return fractions
         c = float(rng.uniform(*(ALLOY_FRACTION_RANGE if d == partner
                                 else OTHER_ALLOY_FRACTION_RANGE)))
