@@ -288,10 +288,9 @@ class ReviewWidget(QWidget):
             return
         if cls:
             self.class_combo.setCurrentText(cls)
+        # the layer's data event makes it manual, of the chosen class, on its site
+        # (:meth:`_points_changed`, as for a click)
         layer.add(np.atleast_2d(position_px))
-        # napari fills features from feature_defaults; make the symbol follow the class too.
-        set_class(layer, [len(layer.data) - 1], self.class_combo.currentText(), new_points=True)
-        snap_to_sites(self.viewer, layer, [len(layer.data) - 1], self.class_combo.currentText())
 
     def set_selected_class(self) -> None:
         """Set the chosen class on the selected points."""
