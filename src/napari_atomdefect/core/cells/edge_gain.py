@@ -92,10 +92,14 @@ def edge_gain(smoothed: np.ndarray, lattice: Lattice) -> np.ndarray | None:
         field holds too few interior metal columns.
     """
     img = np.asarray(smoothed, np.float32)
+    return _edge_gain(img, lattice, _typical_hollow(img, lattice))
+
+
+def _edge_gain(img: np.ndarray, lattice: Lattice, typical: float | None) -> np.ndarray | None:
+    """:func:`edge_gain` of the float32 ``img`` whose typical hollow level is ``typical``."""
     h, w = img.shape
     a_px = float(lattice.a_px)
     metal = lattice.metal_sites_px
-    typical = _typical_hollow(img, lattice)
     if len(metal) < MIN_INTERIOR_COLUMNS or typical is None:
         return None
     amp = sample_bilinear(img, metal[:, 0], metal[:, 1]) - typical
@@ -139,11 +143,13 @@ def correct_edge_gain(flat: np.ndarray, flat_smoothed: np.ndarray, lattice: Latt
     (:func:`edge_gain`): within :data:`EDGE_GAIN_BAND_A` of a side their level above the
     typical hollow is divided by the product of the sides' gains (copies; the inputs returned
     as they are where no gain is measured)."""
-    amplitudes = edge_gain(flat_smoothed, lattice)
+    smoothed = np.asarray(flat_smoothed, np.float32)
+    level = _typical_hollow(smoothed, lattice)
+    amplitudes = _edge_gain(smoothed, lattice, level)
     if amplitudes is None or not np.any(amplitudes):
         return flat, flat_smoothed
-    h, w = flat_smoothed.shape
-    typical = np.float32(_typical_hollow(np.asarray(flat_smoothed, np.float32), lattice))
+    h, w = smoothed.shape
+    typical = np.float32(level)
     a_px = float(lattice.a_px)
     rows = np.arange(h, dtype=np.float32)
     cols = np.arange(w, dtype=np.float32)
