@@ -51,13 +51,11 @@ def test_layer_kwargs_colour_symbol_and_metadata_per_class():
 def test_lattice_site_outlines_use_no_class_colour():
     """The sites layer lies under the defect markers: its greys must not read as a class."""
     from napari_atomdefect._layers import SITE_COLORS
+    from napari_atomdefect.core.io.class_style import class_rgb, hex_rgb
     from napari_atomdefect.core.materials.columns import class_names
 
-    def rgb(hex_colour):
-        return np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)]) / 255
-
     for site in SITE_COLORS.values():  # a grey: no hue of its own
-        assert np.ptp(rgb(site)) < 0.05
+        assert np.ptp(hex_rgb(site)) < 0.05
     for material in ("MoS2", "WS2", "MoSe2", "WSe2"):  # every class has one, pale tints too
         for name in class_names(material):
-            assert np.ptp(rgb(class_color(name))) > 0.25, name
+            assert np.ptp(class_rgb(name)) > 0.25, name

@@ -36,8 +36,8 @@ def class_color(name: str) -> str:
     colour = SUBSTITUENT_COLORS.get(c.substituent, UNKNOWN_STYLE[0])
     if c.kind != "D2_X2" or c.substituent not in SUBSTITUENT_COLORS:
         return colour
-    rgb = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
-    return "#" + "".join(f"{round(v + DOUBLE_TINT * (255 - v)):02x}" for v in rgb)
+    return "#" + "".join(f"{round(255 * (v + DOUBLE_TINT * (1 - v))):02x}"
+                         for v in hex_rgb(colour))
 
 
 def class_symbol(name: str) -> str:
@@ -46,7 +46,12 @@ def class_symbol(name: str) -> str:
     return KIND_SYMBOLS[c.kind] if c is not None else UNKNOWN_STYLE[1]
 
 
+def hex_rgb(colour: str) -> tuple[float, float, float]:
+    """A ``#rrggbb`` colour as an RGB tuple in 0–1."""
+    h = colour.lstrip("#")
+    return tuple(int(h[i:i + 2], 16) / 255 for i in (0, 2, 4))  # type: ignore[return-value]
+
+
 def class_rgb(name: str) -> tuple[float, float, float]:
     """Colour of class ``name`` as an RGB tuple in 0–1 (for pictures drawn without napari)."""
-    h = class_color(name).lstrip("#")
-    return tuple(int(h[i:i + 2], 16) / 255 for i in (0, 2, 4))  # type: ignore[return-value]
+    return hex_rgb(class_color(name))

@@ -106,7 +106,8 @@ def crystal_support(smoothed: np.ndarray, columns_px: list[np.ndarray], hollow_p
     sites = np.concatenate(columns) if columns else np.zeros((0, 2))
     hollow_px = np.asarray(hollow_px, float).reshape(-1, 2)
     h, w = smoothed.shape
-    hollow_px = hollow_px[within_field(hollow_px, (h, w))]  # one beyond the edge would read the edge's pixels
+    # (a hollow beyond the edge would read the edge's pixels)
+    hollow_px = hollow_px[within_field(hollow_px, (h, w))]
     if len(sites) == 0 or len(hollow_px) == 0:
         return [np.zeros(n) for n in n_own], [np.zeros(n) for n in n_own]
 
