@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from napari_atomdefect._layers import defect_layer_kwargs, table_classes
-from napari_atomdefect.core.io.class_style import class_color, class_symbol
+from napari_atomdefect.core.io.class_style import class_color, class_rgb, class_symbol
 
 
 def _table(classes, attrs_classes=None):
@@ -41,8 +41,7 @@ def test_layer_kwargs_colour_symbol_and_metadata_per_class():
     assert kw["border_color_cycle"]["Se_S"] == "#ff4dff" and kw["border_color_cycle"]["V_W"] == "#33ff33"
     # two substituents: a paler tint of the single one's colour (each channel nearer white)
     for one, two in (("Se_S", "Se2_S2"), ("S_Se", "S2_Se2"), ("Te_Se", "Te2_Se2")):
-        rgb1, rgb2 = (np.array([int(class_color(c)[i:i + 2], 16) for i in (1, 3, 5)])
-                      for c in (one, two))
+        rgb1, rgb2 = (np.array(class_rgb(c)) for c in (one, two))
         assert (rgb2 >= rgb1).all() and (rgb2 > rgb1).any()
     assert kw["symbol"] == ["diamond", "star", "triangle_up", "disc"]
     assert kw["symbol"] == [class_symbol(c) for c in table["class"]]
@@ -51,7 +50,7 @@ def test_layer_kwargs_colour_symbol_and_metadata_per_class():
 def test_lattice_site_outlines_use_no_class_colour():
     """The sites layer lies under the defect markers: its greys must not read as a class."""
     from napari_atomdefect._layers import SITE_COLORS
-    from napari_atomdefect.core.io.class_style import class_rgb, hex_rgb
+    from napari_atomdefect.core.io.class_style import hex_rgb
     from napari_atomdefect.core.materials.columns import class_names
 
     for site in SITE_COLORS.values():  # a grey: no hue of its own
