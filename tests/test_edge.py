@@ -6,8 +6,10 @@ import pytest
 
 from napari_atomdefect.core.detect.edge import (
     EDGE_BAND_A,
+    EDGE_LOGIT_SCALE,
     EDGE_LOGIT_SHIFT,
     edge_adjusted,
+    edge_confidence,
     edge_distance_a,
 )
 
@@ -24,7 +26,7 @@ def test_only_defect_calls_in_the_band_are_lowered():
                           "class": ["V_S", "chalcogen", "V_S", "O_S"],
                           "confidence": [0.8, 0.95, 0.8, 0.7]})
     out = edge_adjusted(sites, shape, a_px)
-    logit = np.log(0.8 / 0.2) + EDGE_LOGIT_SHIFT
+    logit = EDGE_LOGIT_SCALE * np.log(0.8 / 0.2) + EDGE_LOGIT_SHIFT
     assert out["confidence"].iloc[0] == pytest.approx(1 / (1 + np.exp(-logit)))
     assert out["confidence"].iloc[0] < 0.8
     assert list(out["confidence"].iloc[1:]) == [0.95, 0.8, 0.7]  # pristine, inside, inside
@@ -40,6 +42,7 @@ def test_detection_lowers_the_confidence_of_calls_at_the_edge_only(monkeypatch):
     sim = simulate_image("MoS2", 320, 0.012, seed=7, defect_fractions={"V_S": 0.08, "V_S2": 0.04})
     found = detect(sim.image, pixel_size_nm=0.012)
     monkeypatch.setattr(edge, "EDGE_LOGIT_SHIFT", 0.0)
+    monkeypatch.setattr(edge, "EDGE_LOGIT_SCALE", 1.0)
     plain = detect(sim.image, pixel_size_nm=0.012)
     assert list(found["class"]) == list(plain["class"])  # the calls stay
     a_px = 0.316 / 0.012
@@ -48,6 +51,18 @@ def test_detection_lowers_the_confidence_of_calls_at_the_edge_only(monkeypatch):
     assert near.any() and (~near).sum() > 10
     np.testing.assert_allclose(found["confidence"][~near], plain["confidence"][~near])
     p = np.clip(plain["confidence"][near].to_numpy(), 1e-6, 1 - 1e-6)
-    want = 1 / (1 + np.exp(-(np.log(p / (1 - p)) + EDGE_LOGIT_SHIFT)))
+    want = 1 / (1 + np.exp(-(EDGE_LOGIT_SCALE * np.log(p / (1 - p)) + EDGE_LOGIT_SHIFT)))
     np.testing.assert_allclose(found["confidence"][near], want, rtol=1e-6)
     assert (found["confidence"][near] < plain["confidence"][near]).all()
+
+
+def test_the_surest_edge_calls_come_down_the_most():
+    """On held-out images the surest calls at the edge were the most overconfident: a call read
+    at 0.999 is not left at 0.99+, and no call's confidence is raised (even a weak one)."""
+    raw = np.array([0.05, 0.3, 0.6, 0.9, 0.99, 0.999])
+    out = edge_confidence(raw)
+    assert (out <= raw).all()
+    assert out[-1] < 0.99 and out[-2] < 0.9
+    z_in, z_out = np.log(raw / (1 - raw)), np.log(out / (1 - out))
+    assert (np.diff(z_in - z_out)[2:] > 0).all()  # the log-odds lowered more, the surer the call
+    assert np.all(np.diff(out) > 0)  # the order of the calls kept

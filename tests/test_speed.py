@@ -22,7 +22,7 @@ from napari_atomdefect.core.detect.decision import (
     site_decisions,
 )
 from napari_atomdefect.core.detect.detect import SECOND_VIEW_BELOW, iter_detect
-from napari_atomdefect.core.detect.edge import EDGE_BAND_A, EDGE_LOGIT_SHIFT
+from napari_atomdefect.core.detect.edge import EDGE_BAND_A, EDGE_LOGIT_SCALE, EDGE_LOGIT_SHIFT
 from napari_atomdefect.core.lattice.lattice import find_lattice
 from napari_atomdefect.core.materials.materials import get_material
 from napari_atomdefect.core.models.readout import site_logits, site_probabilities
@@ -113,7 +113,8 @@ def _reference_sites(image: np.ndarray, pixel_size_nm: float) -> pd.DataFrame:
         edge = min(row.y_px + 0.5, row.x_px + 0.5, h - 0.5 - row.y_px, w - 0.5 - row.x_px)
         if row["class"] != row.sublattice and edge < EDGE_BAND_A * lattice.a_px:
             c = min(max(row.confidence, 1e-6), 1 - 1e-6)
-            table.loc[k, "confidence"] = 1 / (1 + np.exp(-(np.log(c / (1 - c)) + EDGE_LOGIT_SHIFT)))
+            z = EDGE_LOGIT_SCALE * np.log(c / (1 - c)) + EDGE_LOGIT_SHIFT
+            table.loc[k, "confidence"] = min(1 / (1 + np.exp(-z)), row.confidence)
     return table
 
 

@@ -204,13 +204,13 @@ def test_substituents_choose_the_classes(ws2_model, ws2_o_model, ws2_image):
     for name, p in want.items():
         np.testing.assert_allclose(ch[f"p_{name}"], p, rtol=1e-4)
     # (a call on a column the field's edge cuts says so in a lower confidence: detect/edge.py)
-    from napari_atomdefect.core.detect.edge import EDGE_BAND_A, EDGE_LOGIT_SHIFT, edge_distance_a
+    from napari_atomdefect.core.detect.edge import EDGE_BAND_A, edge_confidence, edge_distance_a
 
     at_edge = edge_distance_a(ch[["y_px", "x_px"]].to_numpy(), ws2_image.image.shape,
                               se["lattice"].a_px) < EDGE_BAND_A
-    logit = np.log(want["Se_S"] / (1 - want["Se_S"])) + EDGE_LOGIT_SHIFT
     np.testing.assert_allclose(ch.confidence[~at_edge], want["Se_S"], rtol=1e-4)
-    np.testing.assert_allclose(ch.confidence[at_edge], 1 / (1 + np.exp(-logit)), rtol=1e-4)
+    np.testing.assert_allclose(ch.confidence[at_edge], edge_confidence(want["Se_S"]), rtol=1e-4)
+    assert (ch.confidence[at_edge] < want["Se_S"]).all()
     ch_o = o["sites"][o["sites"].sublattice == "chalcogen"]
     want_o = _restricted(("chalcogen", "V_S", "V_S2", "O_S"))
     for name, p in want_o.items():
