@@ -20,6 +20,10 @@ def get_reader(path: str | list[str]) -> Callable | None:
         return read_defects_layer if _looks_like_defects(path) else None
     if suffix not in SUPPORTED_EXTENSIONS:
         return None
+    if suffix == ".h5":  # HDF5 of other programs is theirs to read
+        from .core.io.nion import is_nion_h5
+
+        return read_stem_layers if is_nion_h5(path) else None
     return read_stem_layers
 
 

@@ -702,8 +702,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_simulate)
 
     def image_args(q):
-        q.add_argument("image", help="image file (.dm3 .dm4 .emd .ser .tif .tiff .npy .png "
-                                      ".jpg)")
+        from .core.io.image import SUPPORTED_EXTENSIONS
+
+        q.add_argument("image", help="image file (" + " ".join(SUPPORTED_EXTENSIONS) + ")")
         q.add_argument("--material", default="MoS2",
                        help="host material: MoS2 (default), WS2, MoSe2 or WSe2")
         q.add_argument("--pixel-size-nm", type=_pixel_size, default=None,

@@ -23,6 +23,21 @@ def test_open_tif_through_plugin(make_napari_viewer, tmp_path):
     assert meta["calibration"] == "file" and meta["pixel_size_nm"] == pytest.approx(0.0125)
 
 
+def test_open_nion_ndata(make_napari_viewer, tmp_path):
+    """A Nion Swift .ndata opens as a layer that carries the file's calibration."""
+    from tests.test_io_formats import write_ndata
+
+    data = np.random.default_rng(2).random((96, 128)).astype(np.float32)
+    cal = [{"offset": 0.0, "scale": 0.0117, "units": "nm"}] * 2
+    write_ndata(tmp_path / "nion scan.ndata", data, {"dimensional_calibrations": cal})
+    viewer = make_napari_viewer()
+    viewer.open(str(tmp_path / "nion scan.ndata"), plugin="napari-atomdefect")
+    layer = viewer.layers["nion scan"]
+    np.testing.assert_array_equal(np.asarray(layer.data), data)
+    np.testing.assert_allclose(layer.scale, [0.0117, 0.0117])
+    assert layer.metadata["atomdefect"]["calibration"] == "file"
+
+
 def test_stack_opens_as_stack(make_napari_viewer, tmp_path):
     np.save(tmp_path / "st.npy", np.random.default_rng(1).random((3, 64, 64)).astype(np.float32))
     viewer = make_napari_viewer()

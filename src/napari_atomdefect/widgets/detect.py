@@ -30,6 +30,7 @@ from .._layers import (
 )
 from ..core.detect.decision import NEUTRAL
 from ..core.device import DEVICE_CHOICES
+from ..core.io.image import SUPPORTED_EXTENSIONS
 from ..core.materials.columns import (
     LEGACY_CLASSES,
     default_substituents,
@@ -544,7 +545,7 @@ class DetectWidget(QWidget):
     def _open_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
             self, "Open STEM image", "",
-            "STEM images (*.dm3 *.dm4 *.emd *.ser *.tif *.tiff *.npy *.png *.jpg)")
+            "STEM images (" + " ".join(f"*{ext}" for ext in SUPPORTED_EXTENSIONS) + ")")
         if path:
             self.viewer.open(path, plugin="napari-atomdefect")
 

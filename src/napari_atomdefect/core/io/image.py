@@ -1,4 +1,5 @@
-"""Read STEM images with their pixel size: DigitalMicrograph, EMD, TIA, TIFF, NumPy, PNG/JPEG.
+"""Read STEM images with their pixel size: DigitalMicrograph, EMD, TIA, MRC, HyperSpy, Nion Swift,
+TIFF, NumPy, PNG/JPEG.
 
 Every reader returns a :class:`StemImage` whose ``pixel_size_nm`` comes from the file when the file
 says it (``calibration == "file"``) or is ``None`` (the lattice will calibrate it). Colour images are
@@ -19,23 +20,18 @@ from typing import Any
 import numpy as np
 
 from ..errors import AtomDefectError, ImageReadError, OutputError
+from .nion import NION_EXTENSIONS, read_nion
+from .units import unit_to_nm
 from .validate import MAX_NONFINITE_SHARE, check_pixel_size
 
 #: File extensions handled here, by reader.
 RSCIIO_EXTENSIONS = {".dm3": "digitalmicrograph", ".dm4": "digitalmicrograph", ".emd": "emd",
-                     ".ser": "tia"}
+                     ".ser": "tia", ".mrc": "mrc", ".hspy": "hspy"}
 TIFF_EXTENSIONS = (".tif", ".tiff")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
-SUPPORTED_EXTENSIONS = tuple(RSCIIO_EXTENSIONS) + TIFF_EXTENSIONS + (".npy",) + IMAGE_EXTENSIONS
+SUPPORTED_EXTENSIONS = (tuple(RSCIIO_EXTENSIONS) + NION_EXTENSIONS + TIFF_EXTENSIONS + (".npy",)
+                        + IMAGE_EXTENSIONS)
 
-#: Length units to nanometres.
-_UNIT_TO_NM = {
-    "nm": 1.0, "nanometer": 1.0, "nanometre": 1.0, "nanometers": 1.0,
-    "a": 0.1, "å": 0.1, "angstrom": 0.1, "ang": 0.1, "\u212b": 0.1, "angstroms": 0.1,
-    "pm": 1e-3, "picometer": 1e-3,
-    "um": 1e3, "µm": 1e3, "\u03bcm": 1e3, "micron": 1e3, "microns": 1e3, "micrometer": 1e3,
-    "mm": 1e6, "m": 1e9, "meter": 1e9, "cm": 1e7,
-}
 
 
 class ReaderWarning(UserWarning):
@@ -101,16 +97,6 @@ class StemImage:
     def is_stack(self) -> bool:
         """True for a stack of frames."""
         return self.data.ndim == 3
-
-
-def unit_to_nm(unit: Any) -> float | None:
-    """Factor converting a length ``unit`` to nm, or ``None`` if it is not a length unit."""
-    if unit is None:
-        return None
-    key = str(unit).strip().lower().replace(" ", "")
-    if key in ("", "<undefined>", "pixel", "pixels", "px", "t.b.d."):
-        return None
-    return _UNIT_TO_NM.get(key)
 
 
 def _jsonable(obj: Any, depth: int = 0) -> Any:
@@ -274,8 +260,9 @@ def read_image(path: str | Path) -> StemImage:
     Parameters
     ----------
     path : str or Path
-        ``.dm3``, ``.dm4``, ``.emd``, ``.ser`` (rosettasciio), ``.tif``/``.tiff`` (tifffile; ImageJ
-        and OME calibration), ``.npy``, ``.png``/``.jpg``.
+        ``.dm3``, ``.dm4``, ``.emd``, ``.ser``, ``.mrc``, ``.hspy`` (rosettasciio), ``.ndata``
+        and ``.h5`` (Nion Swift, :mod:`.nion`), ``.tif``/``.tiff`` (tifffile; ImageJ and OME
+        calibration), ``.npy``, ``.png``/``.jpg``.
 
     Returns
     -------
@@ -302,6 +289,8 @@ def read_image(path: str | Path) -> StemImage:
     try:
         if ext in RSCIIO_EXTENSIONS:
             data, px, meta = _read_rsciio(path, RSCIIO_EXTENSIONS[ext])
+        elif ext in NION_EXTENSIONS:
+            data, px, meta = read_nion(path)
         elif ext in TIFF_EXTENSIONS:
             import tifffile
 
