@@ -73,11 +73,13 @@ def class_name(host: str, atoms: tuple[str | None, str | None]) -> str:
 
 
 def draw_columns(n_chalc: int, host: str, substituents: list[str], alloy: float,
-                 defect_fraction: float, rng: np.random.Generator) -> list[tuple]:
+                 defect_fraction: float, rng: np.random.Generator,
+                 janus: bool = False) -> list[tuple]:
     """What every chalcogen column holds, ``(entrance atom, exit atom)``; ``None`` = missing.
 
     An alloy first: each atom independently becomes the alloying element — the first chosen
-    substituent other than O, which the package never pairs — with probability ``alloy``. Then
+    substituent other than O, which the package never pairs — with probability ``alloy``
+    (``janus``: only the entrance layer's atoms, as in a layer converted from one side). Then
     ``defect_fraction`` of the columns that are still pristine get a defect: one atom missing
     (half), both missing (a sixth), one light substituent (a third, when it is chosen).
     """
@@ -86,7 +88,8 @@ def draw_columns(n_chalc: int, host: str, substituents: list[str], alloy: float,
     for _ in range(n_chalc):
         pair = (host, host)
         if alloy_el is not None and alloy > 0:
-            pair = tuple(alloy_el if rng.random() < alloy else host for _ in range(2))
+            pair = tuple(alloy_el if (layer == 0 or not janus) and rng.random() < alloy else host
+                         for layer in range(2))
         cols.append(pair)
     pristine = [i for i, c in enumerate(cols) if c == (host, host)]
     n_def = int(round(defect_fraction * len(pristine)))
@@ -228,7 +231,8 @@ def make_image(args: argparse.Namespace, out: Path) -> dict:
     nx = int(math.ceil(args.size_nm * 10 / p.a))
     ny = int(math.ceil(args.size_nm * 10 / (p.a * math.sqrt(3))))
     metal, chalc, _, cell = lattice_sites(p, nx, ny)
-    columns = draw_columns(len(chalc), p.chalcogen, subs, args.alloy, args.defect_fraction, rng)
+    columns = draw_columns(len(chalc), p.chalcogen, subs, args.alloy, args.defect_fraction, rng,
+                           janus=args.janus)
     n_vm = int(round(args.metal_vacancies * len(metal)))
     metal_vacant = set(rng.choice(len(metal), size=n_vm, replace=False).tolist())
     atoms = build_atoms(args.material, nx, ny, columns, metal_vacant)
@@ -376,6 +380,44 @@ def random_microscopes(n: int, seed: int) -> list[tuple[str, dict]]:
     return jobs
 
 
+#: Substituent choices of ``--random-materials`` per host chalcogen (the alloying one first).
+RANDOM_SUBSTITUENTS = {"S": ("Se,O", "O", "Se"), "Se": ("S", "Te,S", "Te")}
+
+
+def random_materials(n: int, seed: int) -> list[tuple[str, dict]]:
+    """``n`` images of random hosts, substituents and alloys at random microscopes, drawn from
+    ``seed`` (``--random-materials``: issue #13's labelled alloys of an independent simulator).
+    Per image: the host (MoS2, WS2, MoSe2, WSe2), its substituents, a per-atom alloy fraction
+    (0-0.6; a third of the alloys converted from one side only, Janus-like), and a microscope
+    drawn as in :func:`random_microscopes`."""
+    rng = np.random.default_rng(seed)
+    jobs = []
+    for k in range(n):
+        material = str(rng.choice(["MoS2", "WS2", "MoSe2", "WSe2"]))
+        host = PRESETS[material].chalcogen
+        subs = str(rng.choice(RANDOM_SUBSTITUENTS[host]))
+        alloying = subs.split(",")[0] != "O"
+        janus = bool(alloying and rng.random() < 1 / 3)
+        inner = float(rng.uniform(50, 100))
+        opts = dict(material=material, substituents=subs,
+                    alloy=float(rng.uniform(0.0, 0.6)) * alloying * (1.6 if janus else 1.0),
+                    janus=janus, kv=float(rng.choice([60, 80, 100, 120])),
+                    detector=f"{inner:.0f}-{rng.uniform(max(150, 1.8 * inner), 200):.0f}",
+                    convergence=float(rng.uniform(24, 35)),
+                    configs=int(rng.random() < 0.35) * 2,
+                    source_fwhm=float(rng.uniform(0.5, 1.1)),
+                    pixel=float(rng.uniform(0.10, 0.19)),
+                    dose=float(np.exp(rng.uniform(np.log(1e5), np.log(2e6)))),
+                    background=float(rng.uniform(0.0, 0.3)),
+                    jitter=float(rng.uniform(0.02, 0.08)), drift=float(rng.uniform(0.05, 0.25)),
+                    defect_fraction=float(rng.uniform(0.06, 0.14)),
+                    metal_vacancies=float(rng.uniform(0.005, 0.03)),
+                    seed=int(seed * 1000 + k))
+        jobs.append((f"mat_{seed}_{k:03d}_{material.lower()}_{subs.replace(',', '')}"
+                     + ("_janus" if janus else ""), opts))
+    return jobs
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--material", choices=list(PRESETS), default="MoS2")
@@ -413,6 +455,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plan", choices=list(PLANS),
                     help="make a named set of images into subfolders of --out (the options "
                          "above that the plan does not set keep their values)")
+    ap.add_argument("--janus", action="store_true",
+                    help="the alloy in the entrance layer only (a layer converted from one side)")
+    ap.add_argument("--random-materials", type=int, default=0, metavar="N",
+                    help="make N images of random hosts, substituents, alloys and microscopes "
+                         "(random_materials; --seed draws them) into subfolders of --out")
     ap.add_argument("--random-microscopes", type=int, default=0, metavar="N",
                     help="make N MoS2 images of random microscopes (drawn from --seed) into "
                          "subfolders of --out")
@@ -423,6 +470,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.random_microscopes:
         jobs = [(args.out / name, opts)
                 for name, opts in random_microscopes(args.random_microscopes, args.seed)]
+    if args.random_materials:
+        jobs = [(args.out / name, opts)
+                for name, opts in random_materials(args.random_materials, args.seed)]
     for out, opts in jobs:
         if (out / "meta.json").exists():
             print(f"{out}: exists, skipped")
