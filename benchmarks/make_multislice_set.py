@@ -355,24 +355,30 @@ PLANS: dict[str, list[tuple[str, dict]]] = {
 }
 
 
+def _random_microscope(rng: np.random.Generator) -> dict:
+    """A random microscope and scan: voltage, detector, convergence, source size, atoms at rest
+    or frozen phonons, pixel size, dose, background, scan distortion."""
+    inner = float(rng.uniform(50, 100))
+    return dict(kv=float(rng.choice([60, 80, 100, 120])),
+                # (an outer angle beyond ~200 mrad needs a finer potential grid)
+                detector=f"{inner:.0f}-{rng.uniform(max(150, 1.8 * inner), 200):.0f}",
+                convergence=float(rng.uniform(24, 35)),
+                configs=int(rng.random() < 0.35) * 2,
+                source_fwhm=float(rng.uniform(0.5, 1.1)),
+                pixel=float(rng.uniform(0.10, 0.19)),
+                dose=float(np.exp(rng.uniform(np.log(1e5), np.log(2e6)))),
+                background=float(rng.uniform(0.0, 0.3)),
+                jitter=float(rng.uniform(0.02, 0.08)), drift=float(rng.uniform(0.05, 0.25)))
+
+
 def random_microscopes(n: int, seed: int) -> list[tuple[str, dict]]:
-    """``n`` MoS2 images (O and vacancies) of random microscopes, drawn from ``seed``: voltage,
-    detector, convergence, source size, atoms at rest or frozen phonons, pixel size, dose,
-    background, scan distortion, defect fractions (``--random-microscopes``: training data)."""
+    """``n`` MoS2 images (O and vacancies) of random microscopes (:func:`_random_microscope`),
+    drawn from ``seed``, with random defect fractions (``--random-microscopes``: training
+    data)."""
     rng = np.random.default_rng(seed)
     jobs = []
     for k in range(n):
-        inner = float(rng.uniform(50, 100))
-        opts = dict(material="MoS2", substituents="O", kv=float(rng.choice([60, 80, 100, 120])),
-                    # (an outer angle beyond ~200 mrad needs a finer potential grid)
-                    detector=f"{inner:.0f}-{rng.uniform(max(150, 1.8 * inner), 200):.0f}",
-                    convergence=float(rng.uniform(24, 35)),
-                    configs=int(rng.random() < 0.35) * 2,
-                    source_fwhm=float(rng.uniform(0.5, 1.1)),
-                    pixel=float(rng.uniform(0.10, 0.19)),
-                    dose=float(np.exp(rng.uniform(np.log(1e5), np.log(2e6)))),
-                    background=float(rng.uniform(0.0, 0.3)),
-                    jitter=float(rng.uniform(0.02, 0.08)), drift=float(rng.uniform(0.05, 0.25)),
+        opts = dict(material="MoS2", substituents="O", **_random_microscope(rng),
                     defect_fraction=float(rng.uniform(0.08, 0.16)),
                     metal_vacancies=float(rng.uniform(0.005, 0.03)),
                     seed=int(seed * 1000 + k))
@@ -388,28 +394,18 @@ def random_materials(n: int, seed: int) -> list[tuple[str, dict]]:
     """``n`` images of random hosts, substituents and alloys at random microscopes, drawn from
     ``seed`` (``--random-materials``: issue #13's labelled alloys of an independent simulator).
     Per image: the host (MoS2, WS2, MoSe2, WSe2), its substituents, a per-atom alloy fraction
-    (0-0.6; a third of the alloys converted from one side only, Janus-like), and a microscope
-    drawn as in :func:`random_microscopes`."""
+    (0-0.6; a third of the alloys converted from one side only, Janus-like, at up to 0.96 in
+    that layer) and a microscope (:func:`_random_microscope`)."""
     rng = np.random.default_rng(seed)
     jobs = []
     for k in range(n):
         material = str(rng.choice(["MoS2", "WS2", "MoSe2", "WSe2"]))
-        host = PRESETS[material].chalcogen
-        subs = str(rng.choice(RANDOM_SUBSTITUENTS[host]))
+        subs = str(rng.choice(RANDOM_SUBSTITUENTS[PRESETS[material].chalcogen]))
         alloying = subs.split(",")[0] != "O"
-        janus = bool(alloying and rng.random() < 1 / 3)
-        inner = float(rng.uniform(50, 100))
-        opts = dict(material=material, substituents=subs,
-                    alloy=float(rng.uniform(0.0, 0.6)) * alloying * (1.6 if janus else 1.0),
-                    janus=janus, kv=float(rng.choice([60, 80, 100, 120])),
-                    detector=f"{inner:.0f}-{rng.uniform(max(150, 1.8 * inner), 200):.0f}",
-                    convergence=float(rng.uniform(24, 35)),
-                    configs=int(rng.random() < 0.35) * 2,
-                    source_fwhm=float(rng.uniform(0.5, 1.1)),
-                    pixel=float(rng.uniform(0.10, 0.19)),
-                    dose=float(np.exp(rng.uniform(np.log(1e5), np.log(2e6)))),
-                    background=float(rng.uniform(0.0, 0.3)),
-                    jitter=float(rng.uniform(0.02, 0.08)), drift=float(rng.uniform(0.05, 0.25)),
+        janus = alloying and bool(rng.random() < 1 / 3)
+        alloy = float(rng.uniform(0.0, 0.6)) * (1.6 if janus else 1.0) if alloying else 0.0
+        opts = dict(material=material, substituents=subs, alloy=alloy, janus=janus,
+                    **_random_microscope(rng),
                     defect_fraction=float(rng.uniform(0.06, 0.14)),
                     metal_vacancies=float(rng.uniform(0.005, 0.03)),
                     seed=int(seed * 1000 + k))
