@@ -170,3 +170,32 @@ def test_an_uncalibrated_movie_takes_the_pixel_size_it_was_analysed_with(make_na
     for layer in (image, points, tracks):
         np.testing.assert_allclose(layer.scale, [1.0, 0.012, 0.012])
         assert [str(u) for u in layer.units[1:]] == ["nanometer", "nanometer"]
+
+
+def test_an_overlap_of_two_classes_in_a_movie_is_shown_and_marked(viewer_with_movie, qtbot,
+                                                                  monkeypatch):
+    """Two classes whose split the movie's calls cannot tell: one sentence beside the result,
+    and their rows in Statistics carry "≈" (a movie's frames had each said it to the console
+    only, twice with the pair in either order)."""
+    import napari_atomdefect.core.detect.movie as movie_module
+    from napari_atomdefect.core.detect.overlap import ClassOverlap
+
+    monkeypatch.setattr(movie_module, "class_overlaps",
+                        lambda sites: [ClassOverlap(("V_S", "O_S"), (4, 3), (12, 6))])
+    viewer = viewer_with_movie
+    widget = DetectWidget(viewer)
+    widget.frames.setCurrentText("all frames")
+    widget.device.setCurrentText("cpu")
+    widget.detect()
+    wait_idle(qtbot, widget)
+    assert widget.fit_label.isVisibleTo(widget)
+    text = widget.fit_label.text()
+    assert text.count("overlap") == 1 and "V_S and O_S overlap in these frames" in text
+    [points] = layers_of(viewer, "detections")
+    stats = StatsWidget(viewer)
+    stats.layer_combo.setCurrentText(points.name)
+    stats.update_stats()
+    rows = {stats.table.verticalHeaderItem(r).text(): stats.table.item(r, 0).text()
+            for r in range(stats.table.rowCount())}
+    assert rows["V_S"].startswith("≈") and rows["O_S"].startswith("≈")
+    assert not rows["V_S2"].startswith("≈")

@@ -887,7 +887,8 @@ class DetectWidget(QWidget):
             frame_area_nm2=area / max(len(frames), 1),
             n_metal_sites=sum(int(f["n_metal_sites"] or 0) for f in frames),
             n_chalcogen_sites=sum(int(f["n_chalcogen_sites"] or 0) for f in frames),
-            tracking=table.attrs.get("tracking"))
+            tracking=table.attrs.get("tracking"),
+            class_overlaps=table.attrs.get("class_overlaps", []))
         dose = dose_per_frame(layer.metadata)
         if dose is not None:
             kwargs["metadata"]["atomdefect"][DOSE_KEY] = dose

@@ -390,6 +390,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
                         "calibrated": calib is not None,
                         "ladder": ladder.to_dict(),
                         "class_overlaps": [list(o.classes) for o in overlaps],
+                        "overlap_message": overlap,
                         "messages": list(lattice.messages) + class_messages + fit_messages})
     if len(lattices) > 1:
         table.attrs["grains"] = [{"grain": k, "n_cells": la.n_cells, "a_px": la.a_px,

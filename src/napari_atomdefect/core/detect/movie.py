@@ -27,6 +27,7 @@ import pandas as pd
 from ..errors import AtomDefectError
 from ..io.table import DEFECT_COLUMNS
 from ..materials.columns import LEGACY_CLASSES, class_site
+from .overlap import class_overlaps, overlap_message
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..lattice.lattice import Lattice
@@ -81,6 +82,19 @@ DRIFT_MATCH_A = 0.3
 #: agree with a wrong one, so the stayers must outnumber the hoppers in any one direction).
 DRIFT_MIN_MATCHES = 3
 DRIFT_MIN_RATIO = 1.5
+#: ... and when so many are not found again by chance: a wrong translation also finds some
+#: (a low-dose frame's false calls, and defects that sit where others were), on average the
+#: wrong translations' mean count; the best count must be above what that gives the best of all
+#: tried translations with probability :data:`DRIFT_CHANCE` (Poisson). Without it, 3 matches
+#: against 2 decided a jump of 2.6 lattice constants in a 3e4 e/Å² movie drifting 0.11 lattice
+#: constants a frame (20–30 false calls a frame), and its tracks broke there.
+DRIFT_CHANCE = 0.05
+#: A decided step farther than this (lattice constants) from the median of the decided steps
+#: (at least :data:`DRIFT_MIN_DECIDED` of them) is taken for a chance decision and follows the
+#: others (:func:`_follow_decided_steps`): a specimen drifts steadily, and a wrong translation
+#: is at least a lattice constant from the right one.
+DRIFT_OUTLIER_A = 0.5
+DRIFT_MIN_DECIDED = 3
 
 
 def resolve_drift(step_px: np.ndarray, basis_px: np.ndarray, previous_yx: np.ndarray,
@@ -92,7 +106,8 @@ def resolve_drift(step_px: np.ndarray, basis_px: np.ndarray, previous_yx: np.nda
     constants of ``step_px`` is scored by the number of the current frame's defects that lie,
     moved back by it, within :data:`DRIFT_MATCH_A` lattice constants of a previous frame's
     defect. Defects that stay at their site between the two frames (most, in a movie) all agree
-    on the true drift; one that hops to a neighbouring site agrees with one wrong translation.
+    on the true drift; one that hops to a neighbouring site agrees with one wrong translation,
+    and false calls agree with any by chance (:data:`DRIFT_CHANCE`).
 
     Parameters
     ----------
@@ -109,12 +124,13 @@ def resolve_drift(step_px: np.ndarray, basis_px: np.ndarray, previous_yx: np.nda
     -------
     step : ndarray
         ``(2,)`` the translation with the most defects found again when they decide (at least
-        :data:`DRIFT_MIN_MATCHES`, :data:`DRIFT_MIN_RATIO` times as many as under any other),
-        else ``step_px``.
+        :data:`DRIFT_MIN_MATCHES`, :data:`DRIFT_MIN_RATIO` times as many as under any other,
+        and more than chance gives, :data:`DRIFT_CHANCE`), else ``step_px``.
     decided : bool
         Whether the defects decided it.
     """
     from scipy.spatial import cKDTree
+    from scipy.stats import poisson
 
     step = np.asarray(step_px, float)
     prev = np.asarray(previous_yx, float).reshape(-1, 2)
@@ -129,7 +145,10 @@ def resolve_drift(step_px: np.ndarray, basis_px: np.ndarray, previous_yx: np.nda
                                   < np.inf)) for c in candidates])
     best = int(np.argmax(counts))
     others = np.delete(counts, best)
-    if counts[best] >= DRIFT_MIN_MATCHES and counts[best] >= DRIFT_MIN_RATIO * others.max(initial=0):
+    chance = (others.sum() + 1) / (len(others) + 1)  # mean count of a wrong translation
+    by_chance = poisson.sf(counts[best] - 1, chance) * len(candidates)
+    if (counts[best] >= DRIFT_MIN_MATCHES and counts[best] >= DRIFT_MIN_RATIO * others.max(initial=0)
+            and by_chance < DRIFT_CHANCE):
         return candidates[best], True
     return step, False
 
@@ -206,8 +225,9 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
         raise AtomDefectError("No frame to analyse: the stack has no frames, or none was "
                               "chosen.")
     n = len(chosen)
-    tables, lattices, per_frame = [], [], []
+    tables, lattices, per_frame, site_tables = [], [], [], []
     messages: list[str] = []
+    fit_messages: list[str] = []
     last, last_yx = None, np.zeros((0, 2))
     steps: list[tuple[int, np.ndarray, np.ndarray, float, bool]] = []  # (frame, step, basis,
     # a_px, decided by the defects) from the frame before
@@ -244,20 +264,28 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
                           "n_metal_sites": table.attrs.get("n_metal_sites"),
                           "n_chalcogen_sites": table.attrs.get("n_chalcogen_sites"),
                           "a_px": lattice.a_px})
-        notes = table.attrs.get("messages", [])
+        site_tables.append(result["sites"])
+        # (two classes that overlap are said once, for the whole movie, below)
+        frame_overlap = table.attrs.get("overlap_message")
+        notes = [m for m in table.attrs.get("messages", []) if m != frame_overlap]
         if pos:  # later frames were given the first frame's pixel size, not the user's
             notes = [m.replace("The pixel size you gave", f"The first frame's pixel size (frame "
                                                         f"{k + 1})") for m in notes]
         # One sentence per fact: frames that say the same with other numbers (a flagged
-        # share, an overlap's counts) keep the first frame's.
+        # share) keep the first frame's.
         said = {_shape(m) for m in messages}
         messages += [m for m in notes if _shape(m) not in said]
+        said = {_shape(m) for m in fit_messages}
+        fit_messages += [m for m in result.get("fit_messages", [])
+                         if m != frame_overlap and _shape(m) not in said]
     fast = _follow_decided_steps(steps)
     drift = np.cumsum([np.zeros(2)] + [step for _, step, *_ in steps], axis=0)
     for entry, d in zip(per_frame, drift, strict=True):
         entry["drift_px"] = d.tolist()
-    if fast:
-        messages.append(fast_drift_message(fast))
+    overlaps = class_overlaps(pd.concat(site_tables, ignore_index=True))
+    overlap = overlap_message(overlaps, "these frames")
+    fit_messages += [m for m in (overlap, fast_drift_message(fast) if fast else None) if m]
+    messages += [m for m in (overlap, fast_drift_message(fast) if fast else None) if m]
     out = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
         columns=DEFECT_COLUMNS + ["frame"])
     out["frame"] = out["frame"].astype(int)
@@ -269,24 +297,30 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
                       "drift_px": {f["frame"]: f["drift_px"] for f in per_frame},
                       "frames": per_frame, "a_px": float(np.mean([la.a_px for la in lattices])),
                       "messages": messages, "classes": result["classes"],
-                      "substituents": result["substituents"]})
+                      "substituents": result["substituents"],
+                      "class_overlaps": [list(o.classes) for o in overlaps],
+                      "overlap_message": overlap})
     yield {"done": True, "defects": out, "lattices": lattices,
            "drift_px": np.array([f["drift_px"] for f in per_frame]), "frames": per_frame,
            "model": result["model"], "device": result["device"],
-           "fit_messages": result.get("fit_messages", []) + (
-               [fast_drift_message(fast)] if fast else []), "classes": result["classes"],
+           "fit_messages": fit_messages, "classes": result["classes"],
            "substituents": result["substituents"]}
 
 
 def _follow_decided_steps(steps: list) -> list[int]:
-    """Steps the defects did not decide take the lattice translation nearest the median of the
-    steps they did decide (a specimen drifts steadily); returns the frames whose step stays
-    undecided and long enough to be in doubt (:data:`FAST_DRIFT_SHARE`).
+    """Steps the defects did not decide, and decided steps far from the others
+    (:data:`DRIFT_OUTLIER_A`), take the lattice translation nearest the median of the decided
+    steps (a specimen drifts steadily); returns the frames whose step stays undecided and long
+    enough to be in doubt (:data:`FAST_DRIFT_SHARE`).
 
     ``steps`` holds ``(frame, step, basis, a_px, decided)`` and is changed in place.
     """
     decided = [step for _, step, _, _, sure in steps if sure]
     typical = np.median(decided, axis=0) if decided else None
+    if len(decided) >= DRIFT_MIN_DECIDED:
+        steps[:] = [(k, step, basis, a_px, sure and bool(
+            np.hypot(*(step - typical)) <= DRIFT_OUTLIER_A * a_px))
+            for k, step, basis, a_px, sure in steps]
     doubtful = []
     for pos, (k, step, basis, a_px, sure) in enumerate(steps):
         if sure:

@@ -57,12 +57,12 @@ class ClassOverlap:
         """Calls of either class."""
         return int(sum(self.called))
 
-    def message(self) -> str:
-        """One sentence for the user."""
+    def message(self, where: str = "this image") -> str:
+        """One sentence for the user (``where``: what the calls were made in)."""
         a, b = self.classes
         parts = [f"{u} of {n} {c}"
                  for c, u, n in zip(self.classes, self.uncertain, self.called, strict=True) if n]
-        return (f"{a} and {b} overlap in this image: {' and '.join(parts)} calls are nearly as "
+        return (f"{a} and {b} overlap in {where}: {' and '.join(parts)} calls are nearly as "
                 f"likely the other class, so their split is uncertain while their sum "
                 f"({self.n_union}) is not; correcting a few of them and fine-tuning on those "
                 "cells splits them for your microscope.")
@@ -115,10 +115,10 @@ def class_overlaps(sites: pd.DataFrame) -> list[ClassOverlap]:
     return out
 
 
-def overlap_message(overlaps: list[ClassOverlap]) -> str | None:
+def overlap_message(overlaps: list[ClassOverlap], where: str = "this image") -> str | None:
     """:meth:`ClassOverlap.message` of each pair of ``overlaps`` (:func:`class_overlaps`; one
     sentence each, joined), or ``None``."""
-    return " ".join(o.message() for o in overlaps) or None
+    return " ".join(o.message(where) for o in overlaps) or None
 
 
 __all__ = ["ClassOverlap", "class_overlaps", "overlap_message"]
