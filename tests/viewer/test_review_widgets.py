@@ -131,6 +131,27 @@ def test_export_and_reimport_identical(viewer_and_layer, tmp_path):
     np.testing.assert_allclose(new.scale, layer.scale)
 
 
+def test_export_that_cannot_be_written_says_so_and_keeps_the_old_file(viewer_and_layer,
+                                                                       tmp_path, monkeypatch):
+    """A folder that is not there, or a file in place of a folder: one sentence in the dock and
+    a notification (not a traceback); the last "Saved" line does not stay."""
+    import napari.utils.notifications as notifications
+
+    viewer, layer = viewer_and_layer
+    review = ReviewWidget(viewer)
+    shown = []
+    monkeypatch.setattr(notifications, "show_error", shown.append)
+    good = review.export_csv(str(tmp_path / "good.csv"))
+    before = open(good).read()
+    assert review.info.text().startswith("Saved")
+    (tmp_path / "afile").write_text("x")
+    for bad in (tmp_path / "missing" / "out.csv", tmp_path / "afile" / "out.csv"):
+        assert review.export_csv(str(bad)) is None
+        assert review.info.text().startswith("Not saved:") and not bad.exists()
+    assert len(shown) == 2 and all(isinstance(m, str) and m for m in shown)
+    assert open(good).read() == before
+
+
 def test_defect_statistics_without_sites():
     s = defect_statistics(pd.Series(["V_S", "V_Mo"]), None, None, None)
     assert s.loc["V_S", "count"] == 1 and np.isnan(s.loc["V_S", "per_site"])

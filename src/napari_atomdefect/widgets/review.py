@@ -347,12 +347,22 @@ class ReviewWidget(QWidget):
         return i
 
     # ------------------------------------------------------------------ export
-    def export_csv(self, path: str) -> str:
-        """Write the layer to ``path`` with the columns of ``atomdefect detect``."""
+    def export_csv(self, path: str) -> str | None:
+        """Write the layer to ``path`` with the columns of ``atomdefect detect``; returns the
+        path written, or ``None`` when it could not be (said in the dock and a notification;
+        nothing is left half-written, an existing file stays as it was)."""
+        from napari.utils.notifications import show_error
+
         from .._writer import write_points_csv
+        from ..core.errors import AtomDefectError
 
         layer = self.layer()
-        [written] = write_points_csv(path, layer.data, layer_meta(layer))
+        try:
+            [written] = write_points_csv(path, layer.data, layer_meta(layer))
+        except AtomDefectError as exc:
+            self.info.setText(f"Not saved: {exc}")
+            show_error(str(exc))
+            return None
         self.info.setText(f"Saved {len(layer.data)} defects to {written}.")
         return written
 
