@@ -89,7 +89,7 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
     kwargs = defect_layer_kwargs(table, px, Path(path).stem, frame=frame, a_px=a_px)
     if image is not None and "frame" not in table.columns:
         meta = kwargs["metadata"]["atomdefect"]
-        for key, value in _sites_from_area(image, table["class"]).items():
+        for key, value in _sites_from_area(image, table["class"], px).items():
             meta.setdefault(key, value)
     _check_classes_kept(kwargs.get("features"), table, Path(path).name)
     if "confidence" not in _header(path):
@@ -152,23 +152,38 @@ def _image_under(points: Any) -> Any:
     return active if active in images else images[-1]
 
 
-def _sites_from_area(image: Any, classes: Any) -> dict:
+def _sites_from_area(image: Any, classes: Any, pixel_size_nm: float | None = None) -> dict:
     """Area and an estimate of the lattice sites of the image a reopened table sits on (the CSV
     holds no site counts): one metal site and one chalcogen column per unit cell of the host the
-    class names belong to. Empty when the image is not calibrated in nm."""
+    class names belong to, its lattice constant by Vegard's law over the partner atoms the table
+    counts (as detection calibrates an alloy). The area is the image's at the table's pixel size
+    (the calibration the table was made with: the image may be opened at its file's), else at
+    the image's scale in nm; empty when neither is known."""
     import numpy as np
 
+    from .core.detect.alloy_calibration import vegard_lattice_constant
     from .core.lattice.lattice import cell_area_nm2
     from .core.materials.columns import class_names
-    from .core.materials.materials import MATERIALS
+    from .core.materials.materials import MATERIALS, partner_material
 
-    if not all(str(u) in ("nm", "nanometer") for u in image.units[-2:]):
+    n_pixels = float(np.prod(image.data.shape[-2:]))
+    if pixel_size_nm:
+        area = n_pixels * float(pixel_size_nm) ** 2
+    elif all(str(u) in ("nm", "nanometer") for u in image.units[-2:]):
+        area = n_pixels * abs(image.scale[-1] * image.scale[-2])
+    else:
         return {}
-    area = float(np.prod(image.data.shape[-2:]) * abs(image.scale[-1] * image.scale[-2]))
-    names = set(map(str, classes))
-    hosts = [m for m in MATERIALS.values() if names <= set(class_names(m))] or list(MATERIALS.values())
+    calls = [str(c) for c in classes]
+    hosts = ([m for m in MATERIALS.values() if set(calls) <= set(class_names(m))]
+             or list(MATERIALS.values()))
     a = float(np.mean([m.a_nm for m in hosts]))
     n_cells = int(round(area / cell_area_nm2(a)))
+    partner = partner_material(hosts[0]) if len(hosts) == 1 else None
+    if partner is not None and n_cells:
+        d, x = partner.chalcogen, hosts[0].chalcogen
+        atoms = calls.count(f"{d}_{x}") + 2 * calls.count(f"{d}2_{x}2")
+        a = vegard_lattice_constant(hosts[0], atoms / (2 * n_cells))
+        n_cells = int(round(area / cell_area_nm2(a)))
     return {"area_nm2": area, "n_metal_sites": n_cells, "n_chalcogen_sites": n_cells,
             "sites_from": "image area"}
 

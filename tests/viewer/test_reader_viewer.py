@@ -132,6 +132,37 @@ def test_reopened_csv_statistics_have_densities(make_napari_viewer, tmp_path):
     assert layer.metadata["atomdefect"]["sites_from"] == "image area"
 
 
+def test_reopened_csv_densities_use_the_tables_calibration_and_alloy(make_napari_viewer,
+                                                                     tmp_path):
+    """The image opens at its file's pixel size while the table was made with the lattice's
+    (0.00899 against 0.00781 nm/px on a real image): the densities are the table's — the image's
+    area at the table's pixel size, the cells of the alloy the table counts (Vegard's law) —
+    so reopening gives what the detection said (it had given 36 % more)."""
+    import pandas as pd
+
+    from napari_atomdefect.core.detect.alloy_calibration import vegard_lattice_constant
+    from napari_atomdefect.core.io.table import defects_table, write_csv_atomic
+    from napari_atomdefect.widgets.stats import StatsWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((512, 512), np.float32), scale=(0.00781, 0.00781),
+                     units=("nm", "nm"))
+    rng = np.random.default_rng(0)
+    classes = ["Se_S"] * 100 + ["Se2_S2"] * 40 + ["V_S"] * 10
+    truth = pd.DataFrame({"y_px": rng.uniform(0, 511, 150), "x_px": rng.uniform(0, 511, 150),
+                          "class": classes})
+    write_csv_atomic(defects_table(truth, 0.00899), tmp_path / "alloy.csv")
+    viewer.open(str(tmp_path / "alloy.csv"), plugin="napari-atomdefect")
+    stats = StatsWidget(viewer).statistics()
+    area = (512 * 0.00899) ** 2
+    assert stats.loc["V_S", "per_nm2"] == pytest.approx(10 / area, rel=1e-4)
+    host_cells = area / (np.sqrt(3) / 2 * 0.3153 ** 2)  # 246, of which 100 + 2 x 40 Se atoms
+    a_nm = vegard_lattice_constant("WS2", 180 / (2 * host_cells))  # 37 % Se: 0.3200 nm
+    assert 0.3195 < a_nm < 0.3205
+    cells = area / (np.sqrt(3) / 2 * a_nm ** 2)
+    assert stats.loc["V_S", "per_cell"] == pytest.approx(10 / cells, rel=0.01)
+
+
 def test_a_table_opened_before_its_uncalibrated_image_lands_on_its_columns(make_napari_viewer,
                                                                           tmp_path):
     """The CSV of an uncalibrated image (nm from the lattice) opened first is drawn in nm; the

@@ -36,6 +36,17 @@ def partner_share(sites: pd.DataFrame, host: str | Material) -> float:
     return float(atoms / (2 * len(chalcogen)))
 
 
+def vegard_lattice_constant(host: str | Material, share: float) -> float:
+    """Lattice constant (nm) of ``host`` with ``share`` of its chalcogen atoms replaced by its
+    S/Se partner (Vegard's law; the host's own when it has no partner)."""
+    mat = get_material(host)
+    partner = partner_material(mat)
+    if partner is None:
+        return float(mat.a_nm)
+    share = min(max(float(share), 0.0), 1.0)
+    return float((1 - share) * mat.a_nm + share * partner.a_nm)
+
+
 #: Words of the message of a Vegard calibration (:func:`vegard_calibration`).
 VEGARD_NOTE = "with Vegard's law"
 
@@ -56,7 +67,7 @@ def vegard_calibration(lattice: Lattice, sites: pd.DataFrame) -> Lattice:
     share = partner_share(sites, mat)
     if share < MIN_PARTNER_SHARE:
         return lattice
-    a_nm = (1 - share) * mat.a_nm + share * partner.a_nm
+    a_nm = vegard_lattice_constant(mat, share)
     px = a_nm / lattice.a_px
     note = (f"Pixel size calibrated from the lattice {VEGARD_NOTE} for {share:.0%} "
             f"{partner.chalcogen} (a = {a_nm:.4f} nm between {mat.name} {mat.a_nm:.4f} and "
@@ -66,4 +77,4 @@ def vegard_calibration(lattice: Lattice, sites: pd.DataFrame) -> Lattice:
                                messages=messages + [note])
 
 
-__all__ = ["VEGARD_NOTE", "partner_share", "vegard_calibration"]
+__all__ = ["VEGARD_NOTE", "partner_share", "vegard_calibration", "vegard_lattice_constant"]
