@@ -176,13 +176,14 @@ def _sites_from_area(image: Any, classes: Any, pixel_size_nm: float | None = Non
     calls = [str(c) for c in classes]
     hosts = ([m for m in MATERIALS.values() if set(calls) <= set(class_names(m))]
              or list(MATERIALS.values()))
-    a = float(np.mean([m.a_nm for m in hosts]))
-    n_cells = int(round(area / cell_area_nm2(a)))
-    partner = partner_material(hosts[0]) if len(hosts) == 1 else None
-    if partner is not None and n_cells:
-        d, x = partner.chalcogen, hosts[0].chalcogen
-        atoms = calls.count(f"{d}_{x}") + 2 * calls.count(f"{d}2_{x}2")
-        a = vegard_lattice_constant(hosts[0], atoms / (2 * n_cells))
+    n_cells = int(round(area / cell_area_nm2(float(np.mean([m.a_nm for m in hosts])))))
+    if n_cells:  # (the hosts that share the names share their chalcogen and its partner)
+        atoms = 0
+        partner = partner_material(hosts[0])
+        if partner is not None:
+            d, x = partner.chalcogen, hosts[0].chalcogen
+            atoms = calls.count(f"{d}_{x}") + 2 * calls.count(f"{d}2_{x}2")
+        a = float(np.mean([vegard_lattice_constant(m, atoms / (2 * n_cells)) for m in hosts]))
         n_cells = int(round(area / cell_area_nm2(a)))
     return {"area_nm2": area, "n_metal_sites": n_cells, "n_chalcogen_sites": n_cells,
             "sites_from": "image area"}
