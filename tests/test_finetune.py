@@ -296,3 +296,40 @@ def test_fine_tuning_a_host_unit_detector_keeps_host_units(tmp_path):
     assert card["detector"]["unit"] == "host"
     assert card["fine_tuning"]["corrections_used"] > 0
     assert (tmp_path / "ws2-host-tuned" / "card.json").exists()
+
+
+def test_the_simulator_is_fitted_to_the_calls_of_the_selected_cells_only(monkeypatch):
+    """The corrections layer holds every call of the image; the user reviewed those of the
+    cells they selected. Only those fit the simulator (a real image's unreviewed calls along
+    its first scan rows had set the second chalcogen atom's signal)."""
+    import pandas as pd
+
+    import napari_atomdefect.core.finetune.finetune as finetune_module
+    from napari_atomdefect.core.finetune.selection import corrections_in_cells
+
+    sim = shifted_image(4)
+    lattice = find_lattice(sim.image, "MoS2", pixel_size_nm=0.012)
+    square = np.array([[0, 0], [0, 220], [220, 220], [220, 0]], float)
+    cells = select_cells(lattice, polygons=[square])
+    calls = sim.defects
+    inside = corrections_in_cells(lattice, cells, calls)
+    assert 0 < len(inside) < len(calls)
+    assert (inside[["y_px", "x_px"]].to_numpy() < 240).all()  # the region, and its cells' sites
+    outside = calls.drop(inside.index)
+    assert (outside[["y_px", "x_px"]].to_numpy().min(axis=1) > 200).any()
+    assert len(corrections_in_cells(lattice, cells, calls.iloc[:0])) == 0
+
+    fitted = []
+
+    class Stop(Exception):
+        pass
+
+    def record(image, lattice, corrections, seed):
+        fitted.append(corrections)
+        raise Stop
+
+    monkeypatch.setattr(finetune_module, "calibrated_simulator", record)
+    with pytest.raises(Stop):
+        list(iter_finetune(sim.image, lattice, cells, None, "x", FinetuneSettings(),
+                           corrections=calls, device="cpu"))
+    pd.testing.assert_frame_equal(fitted[0], inside)

@@ -47,7 +47,7 @@ from ..lattice.lattice import Lattice
 from ..materials.columns import LEGACY_CLASSES
 from ..train.datasets import CellSet, crop_cells
 from ..train.labelled_images import labelled_real_cells, real_cell_tiles
-from .selection import check_selection
+from .selection import check_selection, corrections_in_cells
 from .simulator import calibrated_simulator, describe_calibration
 from .verdict import (
     compare_on_real_cells,
@@ -252,7 +252,9 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
                                      _SPANS[part], what, classes=classes)
 
     yield _step(0.01, "Fitting the simulator to your image…")
-    use_corr = corrections if s.use_corrections and corrections is not None else None
+    # (fitted to the calls of the selected cells, the ones the user reviewed)
+    use_corr = (corrections_in_cells(lattice, cell_ids, corrections)
+                if s.use_corrections and corrections is not None else None)
     draw, calibration = yield from _in_background(
         lambda: calibrated_simulator(image, lattice, use_corr, s.seed), 0.02,
         "Fitting the simulator to your image…")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from ..cells.tiles import TileSpec
 from ..errors import AtomDefectError
@@ -40,6 +41,23 @@ def select_cells(lattice: Lattice, points_px: np.ndarray | None = None,
         inside = points_in_poly(centres[:, ::-1], np.asarray(poly, float)[:, ::-1])
         chosen |= set(np.nonzero(inside)[0].tolist())
     return np.array(sorted(chosen), int)
+
+
+def corrections_in_cells(lattice: Lattice, cell_ids: np.ndarray,
+                         corrections: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``corrections`` (a defect table, ``y_px``/``x_px``) that lie on the selected
+    cells' own sites: within a quarter lattice constant of a cell's metal site or of its
+    chalcogen column (at the cell's centre). What the user reviewed is what the selected cells
+    hold; calls elsewhere in the image were not looked at."""
+    from scipy.spatial import cKDTree
+
+    ids = np.asarray(cell_ids, int)
+    if corrections is None or len(corrections) == 0 or len(ids) == 0:
+        return corrections.iloc[:0] if corrections is not None else corrections
+    metal = lattice.metal_sites_px[ids]
+    own = np.concatenate([metal, metal + (lattice.a1_px + lattice.a2_px) / 3])
+    dist, _ = cKDTree(own).query(corrections[["y_px", "x_px"]].to_numpy(float))
+    return corrections[dist < 0.25 * lattice.a_px]
 
 
 def check_selection(lattice: Lattice, cell_ids: np.ndarray) -> None:
