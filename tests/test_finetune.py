@@ -333,3 +333,13 @@ def test_the_simulator_is_fitted_to_the_calls_of_the_selected_cells_only(monkeyp
         list(iter_finetune(sim.image, lattice, cells, None, "x", FinetuneSettings(),
                            corrections=calls, device="cpu"))
     pd.testing.assert_frame_equal(fitted[0], inside)
+
+
+def test_a_bundled_models_name_is_refused_before_any_work():
+    from napari_atomdefect.core.models.registry import ModelError
+
+    sim = shifted_image(4)
+    lattice = find_lattice(sim.image, "MoS2", pixel_size_nm=0.012)
+    with pytest.raises(ModelError, match="bundled model"):
+        next(iter_finetune(sim.image, lattice, select_cells(lattice, select_all=True), None,
+                           "mos2-default"))

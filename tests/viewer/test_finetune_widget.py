@@ -64,6 +64,15 @@ def test_select_and_finetune(make_napari_viewer, qtbot, tmp_path, monkeypatch):
                              for i in range(ft.models.count())]
     # The Detect widget lists the new model at once.
     assert detect.model.findData("widget-test") >= 0
+    # A name taken (by that model, or by a bundled one) is refused before anything runs: the
+    # user's model is not replaced, and none is made that a bundled model would hide.
+    written = (tmp_path / "models" / "widget-test" / "card.json").stat().st_mtime_ns
+    for taken, said in (("widget-test", "exists already"), ("ws2-default", "bundled model")):
+        ft.name_edit.setText(taken)
+        ft.start()
+        assert ft.worker is None and said in ft.status.text()
+    assert (tmp_path / "models" / "widget-test" / "card.json").stat().st_mtime_ns == written
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["widget-test"]
 
 
 def test_cancel_writes_nothing(make_napari_viewer, qtbot, tmp_path, monkeypatch):

@@ -456,6 +456,17 @@ class FinetuneWidget(QWidget):
             corrections = table_from_points(lyr.data, lyr.features, None)
         layer, image = self._frame()
         name = self.name_edit.text().strip() or "my-microscope"
+        from ..core.models.registry import check_model_name, user_models_dir
+
+        try:
+            check_model_name(name)
+            if (user_models_dir() / name).exists():
+                raise AtomDefectError(f"A model called {name!r} exists already: choose another "
+                                      "name, or rename or delete that one first.")
+        except AtomDefectError as exc:
+            self.status.setText(str(exc))
+            show_error(str(exc))
+            return
         self.outcome.setText("")
         self._t0 = time.perf_counter()
         self._run("finetune", _finetune_job,

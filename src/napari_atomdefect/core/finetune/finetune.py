@@ -226,11 +226,19 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
     from ..cells.ladder import uses_host_units
     from ..device import select_device
     from ..models.readout import translate
-    from ..models.registry import base_detector, base_ugatit, resolve_model, user_models_dir, write_model
+    from ..models.registry import (
+        base_detector,
+        base_ugatit,
+        check_model_name,
+        resolve_model,
+        user_models_dir,
+        write_model,
+    )
     from ..train.loops import label_preservation, site_scores
     from ..train.pipeline import DETECTOR_TILE, iter_simulated_cells, new_card
 
     t_start = time.perf_counter()
+    check_model_name(name)
     check_selection(lattice, np.asarray(cell_ids))
     info = resolve_model(base_model)
     if "noise" not in info.card or "detector" not in info.card:

@@ -470,7 +470,9 @@ def _user_model(name: str) -> Path:
     return folder
 
 
-def _check_name(name: str) -> None:
+def check_model_name(name: str) -> None:
+    """Raise :class:`ModelError` for a name a new user model cannot take: empty, with path
+    characters, hidden, or a bundled model's (a user model of that name would be hidden by it)."""
     if not name or any(c in name for c in "/\\:*?\"<>|") or name.startswith("."):
         raise ModelError(f"{name!r} is not a valid model name (letters, digits, - and _).")
     if (BUNDLED_DIR / name).exists():
@@ -479,7 +481,7 @@ def _check_name(name: str) -> None:
 
 def rename_model(old: str, new: str) -> Path:
     """Rename a user model (bundled models cannot be renamed)."""
-    _check_name(new)
+    check_model_name(new)
     src = _user_model(old)
     dst = src.with_name(new)
     if dst.exists():
@@ -599,7 +601,7 @@ def import_model(archive: str | os.PathLike, name: str | None = None) -> Path:
         if not isinstance(card, dict):
             raise ModelError(f"The card in {archive.name} is not a model card.")
         name = name or str(card.get("name") or archive.stem)
-        _check_name(name)
+        check_model_name(name)
         dst = user_models_dir() / name
         if dst.exists():
             raise ModelError(f"A model called {name!r} exists already; rename or delete it first.")
