@@ -220,6 +220,7 @@ class ClassLegend(QWidget):
         while self._grid.count():
             old = self._grid.takeAt(0).widget()
             if old is not None:
+                old.hide()  # (a parentless visible widget flashes as a window of its own)
                 old.setParent(None)  # gone at once (findChild), freed later
                 old.deleteLater()
         for k, cls in enumerate(self.classes):

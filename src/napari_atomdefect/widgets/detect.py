@@ -385,6 +385,7 @@ class DetectWidget(QWidget):
                 d for d, box in self.substituent_checks.items() if box.isChecked()}
             for box in self.substituent_checks.values():
                 self.substituent_row.removeWidget(box)
+                box.hide()  # (a parentless visible widget flashes as a window of its own)
                 box.setParent(None)
                 box.deleteLater()
             self.substituent_checks = {}
