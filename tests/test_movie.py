@@ -231,6 +231,35 @@ def test_cli_all_frames(tmp_path, movie, capsys):
     assert main(["detect", str(path), "--all-frames", "--memory", "-1", "--out",
                  str(tmp_path / "x.csv")]) == 2
     assert "--memory is a number of frames" in capsys.readouterr().err
+    # --min-track-frames keeps the defects seen in that many frames (their tracks, whole).
+    assert main(["detect", str(path), "--all-frames", "--device", "cpu", "--min-track-frames",
+                 "2", "--out", str(tmp_path / "kept.csv")]) == 0
+    kept = read_defects_csv(tmp_path / "kept.csv")
+    spans = table.groupby("track_id")["frame"].nunique()
+    want = table[table["track_id"].map(spans) >= 2]
+    assert len(kept) == len(want) and 0 < len(kept) <= len(table)
+    assert set(kept["track_id"]) == set(want["track_id"])
+    assert f"(of {len(table)}: those seen in at least 2 frames" in capsys.readouterr().out
+    for bad, said in ((["--min-track-frames", "0", "--all-frames"], "1 or more"),
+                      (["--min-track-frames", "2", "--frame", "0"], "give --all-frames")):
+        assert main(["detect", str(path), *bad, "--out", str(tmp_path / "x.csv")]) == 2
+        assert said in capsys.readouterr().err
+
+
+def test_track_frames_and_persistent_defects():
+    from napari_atomdefect.core.detect.movie import persistent_defects, track_frames
+
+    table = pd.DataFrame({"frame": [0, 1, 2, 0, 2, 1, 1],
+                          "track_id": [0, 0, 0, 1, 1, 2, -1],
+                          "class": ["V_S"] * 7, "y_px": 0.0, "x_px": 0.0})
+    table.attrs["a_px"] = 26.0
+    np.testing.assert_array_equal(track_frames(table), [3, 3, 3, 2, 2, 1, 1])
+    kept = persistent_defects(table, 2)
+    assert list(kept.index) == [0, 1, 2, 3, 4] and kept.attrs["min_track_frames"] == 2
+    assert kept.attrs["a_px"] == 26.0
+    assert len(persistent_defects(table, 1)) == 7
+    with pytest.raises(AtomDefectError, match="at least 1 frame"):
+        persistent_defects(table, 0)
 
 
 def test_lattice_drift_reduces_to_the_nearest_lattice_translation():

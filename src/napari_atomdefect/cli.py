@@ -340,6 +340,12 @@ def _detect_input(args: argparse.Namespace):
                           "(see 'atomdefect detect --help').")
     if args.memory < 0:  # before the long detection
         raise _UsageError(f"--memory is a number of frames (0 or more), not {args.memory}.")
+    if args.min_track_frames < 1:
+        raise _UsageError(f"--min-track-frames is a number of frames (1 or more), not "
+                          f"{args.min_track_frames}.")
+    if args.min_track_frames > 1 and not args.all_frames:
+        raise _UsageError("--min-track-frames keeps the defects seen in several frames of a "
+                          "movie; give --all-frames with it.")
     from .core.materials.columns import parse_substituents
     from .core.materials.materials import get_material
 
@@ -406,7 +412,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 def _detect_movie(args: argparse.Namespace, data, px, source) -> int:
     """``detect --all-frames``: every frame, lattice drift followed, defects linked into tracks;
     one CSV with ``frame`` and ``track_id``."""
-    from .core.detect.movie import iter_detect_frames, link_tracks
+    from .core.detect.movie import iter_detect_frames, link_tracks, persistent_defects
     from .core.io.table import write_csv_atomic
 
     result = _quiet_calibration(
@@ -417,13 +423,19 @@ def _detect_movie(args: argparse.Namespace, data, px, source) -> int:
     table = link_tracks(result["defects"], search_range=args.search_range, memory=args.memory)
     for msg in table.attrs["messages"]:
         print(msg, file=sys.stderr)
+    kept = ""
+    if args.min_track_frames > 1:
+        n_all = len(table)
+        table = persistent_defects(table, args.min_track_frames)
+        kept = (f" (of {n_all}: those seen in at least {args.min_track_frames} frames, "
+                "--min-track-frames)")
     write_csv_atomic(table, args.out)
     n_frames = len(result["frames"])
     lengths = table.groupby("track_id").size() if len(table) else table["track_id"]
     drift = result["drift_px"][-1] if n_frames else (0.0, 0.0)
-    print(f"{len(table)} defects in {n_frames} frames, {int((lengths >= 2).sum())} tracks over "
-          f"two or more frames (lattice drift {drift[0]:+.1f}, {drift[1]:+.1f} px by the last "
-          f"frame); model {result['model']} on {result['device']} -> {args.out}")
+    print(f"{len(table)} defects{kept} in {n_frames} frames, {int((lengths >= 2).sum())} tracks "
+          f"over two or more frames (lattice drift {drift[0]:+.1f}, {drift[1]:+.1f} px by the "
+          f"last frame); model {result['model']} on {result['device']} -> {args.out}")
     return 0
 
 
@@ -750,6 +762,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --all-frames: largest move between frames, in lattice constants")
     p.add_argument("--memory", type=int, default=1,
                    help="with --all-frames: frames a defect may be missed and keep its track")
+    p.add_argument("--min-track-frames", type=int, default=1, metavar="N",
+                   help="with --all-frames: keep only defects whose track spans at least N "
+                        "frames (default 1: all); at a low dose per frame most false calls are "
+                        "seen in one frame only")
     p.set_defaults(func=_cmd_detect)
 
     p = sub.add_parser("evaluate", help="per-class precision/recall/F1 of a defect CSV")

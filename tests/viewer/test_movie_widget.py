@@ -199,3 +199,38 @@ def test_an_overlap_of_two_classes_in_a_movie_is_shown_and_marked(viewer_with_mo
             for r in range(stats.table.rowCount())}
     assert rows["V_S"].startswith("≈") and rows["O_S"].startswith("≈")
     assert not rows["V_S2"].startswith("≈")
+
+
+def test_review_hides_defects_seen_in_too_few_frames(viewer_with_movie, qtbot):
+    """On a movie's layer, *Seen in at least N frames* hides the detections whose track spans
+    fewer frames (as *Hide below* does; Statistics counts the rest); the control is not offered
+    for a single image's layer."""
+    from napari_atomdefect.core.detect.movie import track_frames
+    from napari_atomdefect.widgets.review import ReviewWidget
+
+    viewer = viewer_with_movie
+    widget = DetectWidget(viewer)
+    widget.frames.setCurrentText("all frames")
+    widget.device.setCurrentText("cpu")
+    widget.detect()
+    wait_idle(qtbot, widget)
+    [points] = layers_of(viewer, "detections")
+    review = ReviewWidget(viewer)
+    review.layer_combo.setCurrentText(points.name)
+    assert review.min_frames.isVisibleTo(review)
+    frames = np.round(points.data[:, 0]).astype(int)
+    spans = track_frames(points.features.assign(frame=frames))
+    review.min_frames.setValue(3)
+    np.testing.assert_array_equal(points.shown, spans >= 3)
+    assert 0 < points.shown.sum() < len(points.data) or spans.min() >= 3
+    assert f"{int((spans < 3).sum())} hidden (seen in fewer than 3 frames)" in review.info.text()
+    stats = StatsWidget(viewer)
+    stats.layer_combo.setCurrentText(points.name)
+    assert int(stats.statistics()["count"].sum()) == int(points.shown.sum())
+    review.min_frames.setValue(1)
+    assert points.shown.all()
+    one = viewer.add_points(points.data[frames == 0][:, 1:], name="one frame",
+                            features=points.features[frames == 0].drop(columns="track_id"),
+                            metadata=dict(points.metadata))
+    review.layer_combo.setCurrentText(one.name)
+    assert not review.min_frames.isVisibleTo(review)

@@ -15,6 +15,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QPushButton,
     QSlider,
+    QSpinBox,
     QWidget,
 )
 
@@ -150,6 +151,12 @@ class ReviewWidget(QWidget):
         self.threshold = QSlider(Qt.Orientation.Horizontal)
         self.threshold.setRange(0, 100)
         self.threshold_label = QLabel("show all")
+        # (movies: a defect seen in fewer frames is hidden, as one below the confidence is)
+        self.min_frames = QSpinBox()
+        self.min_frames.setRange(1, 1000)
+        self.min_frames.setSuffix(" frames")
+        self.min_frames.setToolTip("Hide defects whose track spans fewer frames: at a low dose "
+                                   "per frame most false calls are seen in one frame only.")
         self.export_button = QPushButton("Export CSV…")
         self.info = QLabel("")
         self.info.setWordWrap(True)
@@ -161,6 +168,8 @@ class ReviewWidget(QWidget):
         thr.addWidget(self.threshold, 1)
         thr.addWidget(self.threshold_label)
         form.addRow("Hide below", thr)
+        form.addRow("Seen in at least", self.min_frames)
+        self._min_frames_row = (form.labelForField(self.min_frames), self.min_frames)
         row1 = QHBoxLayout()
         row1.addWidget(self.add_button)
         row1.addWidget(self.set_button)
@@ -187,6 +196,7 @@ class ReviewWidget(QWidget):
         self.delete_button.clicked.connect(self.delete_selected)
         self.next_button.clicked.connect(self.next_low_confidence)
         self.threshold.valueChanged.connect(self.apply_threshold)
+        self.min_frames.valueChanged.connect(self.apply_threshold)
         self.export_button.clicked.connect(self._export_dialog)
         self._refresh_layers = follow_layers(self.viewer, self.layer_combo, is_defect_layer,
                                              self._layer_changed,
@@ -304,18 +314,30 @@ class ReviewWidget(QWidget):
             layer.remove_selected()
 
     def apply_threshold(self, *args) -> None:
-        """Hide (not delete) detections whose confidence is below the slider.
+        """Hide (not delete) detections whose confidence is below the slider (and, in a movie,
+        those whose track spans fewer frames than *Seen in at least*).
 
         Sets ``layer.shown``; as napari ignores ``shown`` for 2-D points when drawing, hidden
         points also get size 0 (shown ones get their marker size back), and the layer's smallest
         size on screen becomes 0 px (napari's default of 2 px would leave dots)."""
+        from ..core.detect.movie import track_frames
+
         layer = self.layer()
         t = self.threshold.value() / 100
         self.threshold_label.setText("show all" if t == 0 else f"{t:.2f}")
+        movie = layer is not None and "track_id" in layer.features
+        for w in self._min_frames_row:
+            if w is not None:
+                w.setVisible(movie)
         if layer is None or "confidence" not in layer.features:
             return
         conf = layer.features["confidence"].to_numpy(float)
         shown = ~(conf < t)
+        n_frames = self.min_frames.value() if movie else 1
+        if n_frames > 1:
+            frames = np.round(np.asarray(layer.data)[:, 0]).astype(int)
+            tracks = layer.features.assign(frame=frames)
+            shown &= track_frames(tracks) >= n_frames
         sizes = np.asarray(layer.size, float).copy()
         sizes[sizes <= 0] = marker_size(layer)
         sizes[~shown] = 0.0
@@ -324,7 +346,10 @@ class ReviewWidget(QWidget):
         layer.size = sizes
         layer.shown = shown
         hidden = int((~shown).sum())
-        self.info.setText(f"{len(conf) - hidden} shown, {hidden} hidden below {t:.2f}.")
+        why = [f"below {t:.2f}"] if t > 0 else []
+        why += [f"seen in fewer than {n_frames} frames"] if n_frames > 1 else []
+        self.info.setText(f"{len(conf) - hidden} shown, {hidden} hidden"
+                          + (f" ({' or '.join(why)})." if why else "."))
 
     def next_low_confidence(self) -> int | None:
         """Select and centre the next shown detection in order of increasing confidence."""
