@@ -234,3 +234,26 @@ def test_review_hides_defects_seen_in_too_few_frames(viewer_with_movie, qtbot):
                             metadata=dict(points.metadata))
     review.layer_combo.setCurrentText(one.name)
     assert not review.min_frames.isVisibleTo(review)
+
+
+def test_a_dose_given_to_the_image_after_detection_reaches_the_plot(make_napari_viewer, movie,
+                                                                    qtbot):
+    """The dose per frame typed into the image's metadata after the detection: Statistics
+    plots against the cumulative dose from then on (it had stayed against frame)."""
+    viewer = make_napari_viewer()
+    image = viewer.add_image(movie.frames, name="movie", scale=(1.0, 0.012, 0.012),
+                             metadata={"atomdefect": {"pixel_size_nm": 0.012,
+                                                      "calibration": "file"}})
+    widget = DetectWidget(viewer)
+    widget.frames.setCurrentText("all frames")
+    widget.device.setCurrentText("cpu")
+    widget.detect()
+    wait_idle(qtbot, widget)
+    [points] = layers_of(viewer, "detections")
+    stats = StatsWidget(viewer)
+    stats.layer_combo.setCurrentText(points.name)
+    assert "cumulative_dose" not in stats.per_frame().columns
+    image.metadata["atomdefect"]["dose_e_per_A2_per_frame"] = 5e4
+    stats.update_stats()
+    np.testing.assert_allclose(stats.per_frame()["cumulative_dose"], [5e4, 1e5, 1.5e5, 2e5])
+    assert stats.frame_plot.x_label.startswith("cumulative dose")

@@ -304,7 +304,12 @@ class StatsWidget(QWidget):
         classes = list(layer_classes(layer))
         classes += sorted(set(table["class"]) - set(classes))  # e.g. a class added by hand
         counts = counts_per_frame(table, range(n_frames), classes)
-        dose = cumulative_dose(dose_per_frame(layer.metadata), counts.index)
+        per_frame = dose_per_frame(layer.metadata)
+        image = meta.get("image")
+        if per_frame is None and image in self.viewer.layers:
+            # (a dose given to the movie's image after its detection counts too)
+            per_frame = dose_per_frame(self.viewer.layers[image].metadata)
+        dose = cumulative_dose(per_frame, counts.index)
         if dose is not None:
             counts["cumulative_dose"] = dose
         return counts
