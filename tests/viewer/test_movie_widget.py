@@ -31,6 +31,17 @@ def viewer_with_movie(make_napari_viewer, movie):
     return viewer
 
 
+def _detect_all_frames(viewer, qtbot):
+    """Run the Detect dock on every frame of the viewer's movie; the dock and its layer."""
+    widget = DetectWidget(viewer)
+    widget.frames.setCurrentText("all frames")
+    widget.device.setCurrentText("cpu")
+    widget.detect()
+    wait_idle(qtbot, widget)
+    [points] = layers_of(viewer, "detections")
+    return widget, points
+
+
 def test_detect_all_frames_tracks_and_statistics(viewer_with_movie, movie, qtbot, tmp_path):
     viewer = viewer_with_movie
     widget = DetectWidget(viewer)
@@ -209,12 +220,7 @@ def test_review_hides_defects_seen_in_too_few_frames(viewer_with_movie, qtbot):
     from napari_atomdefect.widgets.review import ReviewWidget
 
     viewer = viewer_with_movie
-    widget = DetectWidget(viewer)
-    widget.frames.setCurrentText("all frames")
-    widget.device.setCurrentText("cpu")
-    widget.detect()
-    wait_idle(qtbot, widget)
-    [points] = layers_of(viewer, "detections")
+    widget, points = _detect_all_frames(viewer, qtbot)
     review = ReviewWidget(viewer)
     review.layer_combo.setCurrentText(points.name)
     assert review.min_frames.isVisibleTo(review)
@@ -244,12 +250,7 @@ def test_a_dose_given_to_the_image_after_detection_reaches_the_plot(make_napari_
     image = viewer.add_image(movie.frames, name="movie", scale=(1.0, 0.012, 0.012),
                              metadata={"atomdefect": {"pixel_size_nm": 0.012,
                                                       "calibration": "file"}})
-    widget = DetectWidget(viewer)
-    widget.frames.setCurrentText("all frames")
-    widget.device.setCurrentText("cpu")
-    widget.detect()
-    wait_idle(qtbot, widget)
-    [points] = layers_of(viewer, "detections")
+    widget, points = _detect_all_frames(viewer, qtbot)
     stats = StatsWidget(viewer)
     stats.layer_combo.setCurrentText(points.name)
     assert "cumulative_dose" not in stats.per_frame().columns
