@@ -13,7 +13,12 @@ a lattice constant off the truth, whether the shortest lattice translation alone
 whether the movie was told its drift may be wrong; then the totals for slow and fast movies.
 ``--dose`` sets the dose per frame (e/Å²; default: the simulator's), where a frame's false calls
 can land on the frame before's under a wrong lattice translation by chance; ``--slow-only``
-makes every movie a slow one.
+makes every movie a slow one; ``--drift DY,DX``, ``--vacancies N`` and ``--hop P`` fix the drift
+(px a frame), the vacancies and their hop probability instead of drawing them, e.g. the low-dose
+movies of the nineteenth session::
+
+    python benchmarks/bench_movie_drift.py --dose 1e4 --frames 24 --size 512 --movies 6 \
+        --drift 2.5,-1.5 --vacancies 12 --hop 0.3 --slow-only
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=123)
     parser.add_argument("--dose", type=float, default=None, help="e/Å² per frame")
     parser.add_argument("--slow-only", action="store_true")
+    parser.add_argument("--drift", default=None, metavar="DY,DX", help="px a frame")
+    parser.add_argument("--vacancies", type=int, default=None)
+    parser.add_argument("--hop", type=float, default=None)
     args = parser.parse_args(argv)
     from napari_atomdefect.core.simulate.image import MicroscopeParams
 
@@ -53,9 +61,15 @@ def main(argv: list[str] | None = None) -> int:
         angle = rng.uniform(0, 2 * np.pi)
         speed = rng.uniform(12, 24) if kind == "fast" else rng.uniform(0.5, 6)
         n_vacancies, hop = int(rng.integers(3, 16)), float(rng.uniform(0.1, 0.5))
+        drift = (speed * np.sin(angle), speed * np.cos(angle))
+        if args.drift:
+            drift = tuple(float(v) for v in args.drift.split(","))
+            speed = float(np.hypot(*drift))
+        n_vacancies = n_vacancies if args.vacancies is None else args.vacancies
+        hop = hop if args.hop is None else args.hop
         material = ["MoS2", "WS2", "WSe2", "MoSe2"][m % 4]
         movie = simulate_movie(material, args.size, n_frames=args.frames, pixel_size_nm=0.012,
-                               drift_px_per_frame=(speed * np.sin(angle), speed * np.cos(angle)),
+                               drift_px_per_frame=drift,
                                n_vacancies=n_vacancies, hop_probability=hop, params=params,
                                seed=args.seed * 100 + m)
         with warnings.catch_warnings():

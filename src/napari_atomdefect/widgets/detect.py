@@ -646,7 +646,7 @@ class DetectWidget(QWidget):
 
     def _on_aborted(self) -> None:
         self._pending_detect = False
-        self.status.setText("Cancelled: nothing was added.")
+        self.status.setText("Cancelled: no detections were added (a lattice found before stays).")
 
     def _on_finished(self) -> None:
         self.worker = None
