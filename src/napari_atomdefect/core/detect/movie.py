@@ -264,7 +264,11 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
                           "n_metal_sites": table.attrs.get("n_metal_sites"),
                           "n_chalcogen_sites": table.attrs.get("n_chalcogen_sites"),
                           "a_px": lattice.a_px})
-        site_tables.append(result["sites"])
+        # (the defect calls and their probabilities: what the overlap of two classes is read
+        # from; a long movie's pristine sites are not kept)
+        sites = result["sites"]
+        site_tables.append(sites.loc[~sites["class"].isin(("metal", "chalcogen")),
+                                     ["class"] + [c for c in sites.columns if c.startswith("p_")]])
         # (two classes that overlap are said once, for the whole movie, below)
         frame_overlap = table.attrs.get("overlap_message")
         notes = [m for m in table.attrs.get("messages", []) if m != frame_overlap]
