@@ -52,8 +52,8 @@ def corrections_in_cells(lattice: Lattice, cell_ids: np.ndarray,
     from scipy.spatial import cKDTree
 
     ids = np.asarray(cell_ids, int)
-    if corrections is None or len(corrections) == 0 or len(ids) == 0:
-        return corrections.iloc[:0] if corrections is not None else corrections
+    if len(corrections) == 0 or len(ids) == 0:
+        return corrections.iloc[:0]
     metal = lattice.metal_sites_px[ids]
     own = np.concatenate([metal, metal + (lattice.a1_px + lattice.a2_px) / 3])
     dist, _ = cKDTree(own).query(corrections[["y_px", "x_px"]].to_numpy(float))
