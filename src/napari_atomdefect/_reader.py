@@ -161,10 +161,10 @@ def _sites_from_area(image: Any, classes: Any, pixel_size_nm: float | None = Non
     the image's scale in nm; empty when neither is known."""
     import numpy as np
 
-    from .core.detect.alloy_calibration import vegard_lattice_constant
+    from .core.detect.alloy_calibration import partner_atoms, vegard_lattice_constant
     from .core.lattice.lattice import cell_area_nm2
-    from .core.materials.columns import class_names
-    from .core.materials.materials import MATERIALS, partner_material
+    from .core.materials.columns import materials_of_classes
+    from .core.materials.materials import MATERIALS
 
     n_pixels = float(np.prod(image.data.shape[-2:]))
     if pixel_size_nm:
@@ -174,16 +174,11 @@ def _sites_from_area(image: Any, classes: Any, pixel_size_nm: float | None = Non
     else:
         return {}
     calls = [str(c) for c in classes]
-    hosts = ([m for m in MATERIALS.values() if set(calls) <= set(class_names(m))]
-             or list(MATERIALS.values()))
+    hosts = materials_of_classes(calls) or list(MATERIALS.values())
     n_cells = int(round(area / cell_area_nm2(float(np.mean([m.a_nm for m in hosts])))))
     if n_cells:  # (the hosts that share the names share their chalcogen and its partner)
-        atoms = 0
-        partner = partner_material(hosts[0])
-        if partner is not None:
-            d, x = partner.chalcogen, hosts[0].chalcogen
-            atoms = calls.count(f"{d}_{x}") + 2 * calls.count(f"{d}2_{x}2")
-        a = float(np.mean([vegard_lattice_constant(m, atoms / (2 * n_cells)) for m in hosts]))
+        share = partner_atoms(calls, hosts[0]) / (2 * n_cells)
+        a = float(np.mean([vegard_lattice_constant(m, share) for m in hosts]))
         n_cells = int(round(area / cell_area_nm2(a)))
     return {"area_nm2": area, "n_metal_sites": n_cells, "n_chalcogen_sites": n_cells,
             "sites_from": "image area"}

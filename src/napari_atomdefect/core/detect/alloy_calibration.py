@@ -11,6 +11,7 @@ coordinates and the densities then follow the layer, not the host.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 
 import pandas as pd
 
@@ -22,18 +23,25 @@ from ..materials.materials import Material, get_material, partner_material
 MIN_PARTNER_SHARE = 0.02
 
 
-def partner_share(sites: pd.DataFrame, host: str | Material) -> float:
-    """Share of the chalcogen atoms of ``sites`` (a site table of detection) that are the host's
-    S/Se partner: one per ``D_X`` column, two per ``D2_X2`` column, over two per site."""
+def partner_atoms(classes: Iterable[str], host: str | Material) -> int:
+    """Number of the host's S/Se partner atoms that the column classes ``classes`` hold: one
+    per ``D_X`` column, two per ``D2_X2`` column (0 for a host without a partner)."""
     mat = get_material(host)
     partner = partner_material(mat)
-    chalcogen = sites[sites["sublattice"] == "chalcogen"]
-    if partner is None or chalcogen.empty:
-        return 0.0
+    if partner is None:
+        return 0
     d, x = partner.chalcogen, mat.chalcogen
-    classes = chalcogen["class"].astype(str)
-    atoms = (classes == f"{d}_{x}").sum() + 2 * (classes == f"{d}2_{x}2").sum()
-    return float(atoms / (2 * len(chalcogen)))
+    calls = [str(c) for c in classes]
+    return calls.count(f"{d}_{x}") + 2 * calls.count(f"{d}2_{x}2")
+
+
+def partner_share(sites: pd.DataFrame, host: str | Material) -> float:
+    """Share of the chalcogen atoms of ``sites`` (a site table of detection) that are the host's
+    S/Se partner: :func:`partner_atoms` over two per site."""
+    chalcogen = sites[sites["sublattice"] == "chalcogen"]
+    if chalcogen.empty:
+        return 0.0
+    return float(partner_atoms(chalcogen["class"], host) / (2 * len(chalcogen)))
 
 
 def vegard_lattice_constant(host: str | Material, share: float) -> float:
@@ -77,4 +85,5 @@ def vegard_calibration(lattice: Lattice, sites: pd.DataFrame) -> Lattice:
                                messages=messages + [note])
 
 
-__all__ = ["VEGARD_NOTE", "partner_share", "vegard_calibration", "vegard_lattice_constant"]
+__all__ = ["VEGARD_NOTE", "partner_atoms", "partner_share", "vegard_calibration",
+           "vegard_lattice_constant"]

@@ -220,12 +220,17 @@ def class_site(name: str) -> str | None:
     return c.site if c else None
 
 
+def materials_of_classes(names: Iterable[str]) -> list[Material]:
+    """Every host material whose classes include all ``names`` (in :data:`MATERIALS` order)."""
+    names = set(map(str, names))
+    return [m for m in MATERIALS.values() if names <= set(class_names(m))]
+
+
 def lattice_constant_of_classes(names: Iterable[str]) -> float | None:
     """The host lattice constant (nm) that defect classes ``names`` imply: the mean of every host
     whose classes include them all, when those agree within 2 % (the sulfides 0.315-0.316 nm, the
     selenides 0.328-0.329 nm); ``None`` when no host has them all or the hosts disagree."""
-    names = set(map(str, names))
-    hits = [m.a_nm for m in MATERIALS.values() if names <= set(class_names(m))]
+    hits = [m.a_nm for m in materials_of_classes(names)]
     if not hits or (max(hits) - min(hits)) > 0.02 * min(hits):
         return None
     return float(sum(hits) / len(hits))
@@ -233,8 +238,7 @@ def lattice_constant_of_classes(names: Iterable[str]) -> float | None:
 
 def material_of_classes(names: Iterable[str]) -> Material | None:
     """The one host material whose classes include all ``names``, if exactly one does."""
-    names = set(names)
-    hits = [m for m in MATERIALS.values() if names <= set(class_names(m))]
+    hits = materials_of_classes(names)
     return hits[0] if len(hits) == 1 else None
 
 
