@@ -61,13 +61,22 @@ def _read_ndata(path: Path) -> tuple[np.ndarray, dict]:
     return data, metadata
 
 
+def _nion_dataset(h5: Any) -> Any:
+    """The ``data`` dataset of an open HDF5 file when it is a Nion Swift data item (it carries
+    its metadata as the attribute ``properties``), else ``None``."""
+    import h5py
+
+    dataset = h5.get("data")
+    return dataset if isinstance(dataset, h5py.Dataset) and "properties" in dataset.attrs else None
+
+
 def _read_h5(path: Path) -> tuple[np.ndarray, dict]:
     import h5py
 
     try:
         with h5py.File(path, "r") as h5:
-            dataset = h5.get("data")
-            if not (isinstance(dataset, h5py.Dataset) and "properties" in dataset.attrs):
+            dataset = _nion_dataset(h5)
+            if dataset is None:
                 raise ImageReadError(
                     f"{path.name} is an HDF5 file but not a Nion Swift data item (no 'data' "
                     "dataset with its 'properties'); export the image as .ndata, .tif, .dm4 or "
@@ -88,8 +97,7 @@ def is_nion_h5(path: str | Path) -> bool:
         import h5py
 
         with h5py.File(path, "r") as h5:
-            dataset = h5.get("data")
-            return isinstance(dataset, h5py.Dataset) and "properties" in dataset.attrs
+            return _nion_dataset(h5) is not None
     except (OSError, ImportError):
         return False
 
