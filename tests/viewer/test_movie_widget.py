@@ -228,7 +228,7 @@ def test_review_hides_defects_seen_in_too_few_frames(viewer_with_movie, qtbot):
     spans = track_frames(points.features.assign(frame=frames))
     review.min_frames.setValue(3)
     np.testing.assert_array_equal(points.shown, spans >= 3)
-    assert 0 < points.shown.sum() < len(points.data) or spans.min() >= 3
+    assert 0 < points.shown.sum() < len(points.data)  # this movie has short tracks
     assert f"{int((spans < 3).sum())} hidden (seen in fewer than 3 frames)" in review.info.text()
     stats = StatsWidget(viewer)
     stats.layer_combo.setCurrentText(points.name)
