@@ -5,12 +5,15 @@ import pytest
 
 from napari_atomdefect.core.materials.materials import get_material
 from napari_atomdefect.core.materials.physics import (
+    COMMON_VOLTAGES_KV,
+    VOLTAGE_RANGE_KV,
     column_physics,
     effective_exponent,
     element_weights,
     haadf_cross_section,
     light_coherence,
     random_column_physics,
+    random_voltage,
     static_coherence,
     wavelength_A,
 )
@@ -33,6 +36,19 @@ def test_light_atoms_weaker_than_power_law():
     """Single-atom O/S is below the Z^1.6 rule: less screening, closer to Z^2."""
     ratio = haadf_cross_section(8) / haadf_cross_section(16)
     assert ratio < 0.5**1.6
+
+
+def test_random_voltages_cover_the_common_settings_and_between():
+    """Simulated microscopes run at every common voltage (120 kV included: multislice images
+    there were read a rung off when no training microscope had it) and at voltages between."""
+    rng = np.random.default_rng(1)
+    kv = np.array([random_voltage(rng) for _ in range(2000)])
+    assert VOLTAGE_RANGE_KV[0] <= kv.min() and kv.max() <= VOLTAGE_RANGE_KV[1]
+    common = np.isin(kv, COMMON_VOLTAGES_KV)
+    assert set(kv[common]) == set(COMMON_VOLTAGES_KV)
+    assert 0.4 < common.mean() < 0.6
+    between = kv[~common]
+    assert ((between > 120) & (between < 200)).sum() > 100  # e.g. 150 kV
 
 
 def test_random_physics_ranges():
