@@ -101,6 +101,22 @@ def test_confidence_threshold_hides_without_deleting(viewer_and_layer):
     assert layer.shown.all()
 
 
+def test_next_low_confidence_zooms_in_on_the_call(viewer_and_layer):
+    """Next low-confidence centres the call and zooms in to a few lattice constants, never out."""
+    viewer, layer = viewer_and_layer
+    review = ReviewWidget(viewer)
+    viewer.reset_view()
+    whole = viewer.camera.zoom
+    i = review.next_low_confidence()
+    np.testing.assert_allclose(viewer.camera.center[-2:], layer.data_to_world(layer.data[i]),
+                               atol=1e-6)
+    # the 500 px field spans the canvas at `whole`; about 8 lattice constants (8 x 26.3 px) now
+    assert viewer.camera.zoom == pytest.approx(whole * 500 / (8 * 26.3), rel=0.15)
+    viewer.camera.zoom = zoomed_in = viewer.camera.zoom * 4  # the user looks closer
+    review.next_low_confidence()
+    assert viewer.camera.zoom == pytest.approx(zoomed_in)
+
+
 def test_statistics_update_live(viewer_and_layer):
     viewer, layer = viewer_and_layer
     stats = StatsWidget(viewer)

@@ -93,6 +93,9 @@ def set_class(layer, indices, cls: str, new_points: bool = False) -> None:
 #: lies within this many lattice constants (a click is rarely on the column's centre; the
 #: nearest columns of the other sublattice are 0.58 a away, of the same one 1 a).
 SNAP_A = 0.3
+#: *Next low-confidence* zooms in (never out) so that about this many lattice constants span the
+#: canvas: enough to see the call's column against its neighbours.
+REVIEW_FIELD_CELLS = 8.0
 
 
 def snap_to_sites(viewer, layer, indices, cls: str) -> int:
@@ -366,10 +369,33 @@ class ReviewWidget(QWidget):
         world = np.asarray(layer.data_to_world(layer.data[i]), float)
         if layer.ndim == 3:  # a movie: go to the detection's frame too
             self.viewer.dims.set_point(0, float(world[0]))
-        self.viewer.scene.camera.center = tuple(world[-2:])
+        zoom = self._zoom_showing_cells(layer, REVIEW_FIELD_CELLS)
+        self.viewer.camera.center = tuple(world[-2:])
+        if zoom is not None:
+            self.viewer.camera.zoom = zoom
         cls = layer.features["class"].iloc[i]
         self.info.setText(f"Point {i}: {cls}, confidence {conf[i]:.2f}.")
         return i
+
+    def _zoom_showing_cells(self, layer: napari.layers.Points, n_cells: float) -> float | None:
+        """Camera zoom at which about ``n_cells`` lattice constants span the canvas, never less
+        than the present zoom (a user zoomed in further stays so); ``None`` when the layer does
+        not know its lattice constant.
+
+        napari has no public canvas size; :meth:`napari.Viewer.reset_view` fits the scene to it,
+        so the zoom it sets tells how many world units the canvas spans."""
+        a_px = (layer.metadata or {}).get("atomdefect", {}).get("a_px")
+        if not a_px:
+            return None
+        camera = self.viewer.camera
+        before = (camera.center, camera.zoom)
+        extent = np.asarray(self.viewer.layers.extent.world, float)[:, -2:]
+        span = float(np.max(extent[1] - extent[0]))
+        self.viewer.reset_view()
+        fit_zoom = float(camera.zoom)
+        camera.center, camera.zoom = before
+        target = fit_zoom * span / (n_cells * float(a_px) * float(np.max(layer.scale[-2:])))
+        return max(float(before[1]), target)
 
     # ------------------------------------------------------------------ export
     def export_csv(self, path: str) -> str | None:
