@@ -22,7 +22,8 @@ reported as skipped, with the reason. Scores pool true positives, false positive
 negatives over the images (matching radius 0.08 nm, :mod:`core.detect.evaluate`); merged groups
 ``V_X|D_X`` of a vacancy and its light substituent are listed too. The JSON also holds the
 figures pooled over only the images that pass the model-fit check (``per_class_fitting``) and,
-per image, its kind, counts and fit messages.
+per image, its kind, counts and fit messages. ``--image-substituents`` analyses each image with
+the substituents it was made with, as a user who names them does.
 """
 
 from __future__ import annotations
@@ -252,7 +253,8 @@ def score_image(item: HeldOut, result: dict) -> pd.DataFrame:
 
 
 def bench_material(material: str, n_images: int, size: int, seed: int = SEED,
-                   model: str | None = None, random_alloys: bool = False) -> dict:
+                   model: str | None = None, random_alloys: bool = False,
+                   image_substituents: bool = False) -> dict:
     """Held-out figures of one material's default model, or of ``model`` (a dict ready for
     JSON)."""
     from napari_atomdefect.core.models.registry import model_classes, model_substituents
@@ -264,7 +266,8 @@ def bench_material(material: str, n_images: int, size: int, seed: int = SEED,
     t0 = time.time()
     for k in range(n_images):
         item = heldout_image(material, k, size, seed, random_alloys)
-        result = analyse(item, info)
+        own = tuple(item.substituents) if image_substituents and item.substituents else None
+        result = analyse(item, info, own)
         table = score_image(item, result)
         tables.append(table)
         images.append({"seed": item.seed, "kind": item.kind,
@@ -280,7 +283,7 @@ def bench_material(material: str, n_images: int, size: int, seed: int = SEED,
             "classes": list(model_classes(info)), "substituents": list(model_substituents(info)),
             "command": card.get("command"), "n_images": n_images, "size_px": size,
             "seeds": [seed, seed + n_images - 1], "radius_nm": RADIUS_NM,
-            "random_alloys": random_alloys,
+            "random_alloys": random_alloys, "image_substituents": image_substituents,
             "simulator_substituents": simulator_places_substituents(),
             "elapsed_s": round(time.time() - t0, 1), "images": images,
             "per_class": {name: _json_row(row) for name, row in pooled.iterrows()},
@@ -326,6 +329,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--random-alloys", action="store_true",
                     help="random binomial alloys (one alloying substituent per image, in turn) "
                          "instead of the mixed / single / alloy images")
+    ap.add_argument("--image-substituents", action="store_true",
+                    help="analyse each image with the substituents it was made with (as a user "
+                         "who names them, and as `atomdefect detect --substituents` is judged) "
+                         "instead of every substituent of the model")
     ap.add_argument("--json", help="write the figures to this JSON file")
     args = ap.parse_args(argv)
     if args.model and len(args.material) != 1:
@@ -333,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     out = []
     for material in args.material:
         entry = bench_material(material, args.n_images, args.size, args.seed, args.model,
-                               args.random_alloys)
+                               args.random_alloys, args.image_substituents)
         out.append(entry)
         print(format_table(entry), flush=True)
     if args.json:
