@@ -6,6 +6,7 @@ import pytest
 from napari_atomdefect.core.materials.materials import get_material
 from napari_atomdefect.core.materials.physics import (
     COMMON_VOLTAGES_KV,
+    HELD_OUT_VOLTAGES_KV,
     VOLTAGE_RANGE_KV,
     column_physics,
     effective_exponent,
@@ -49,6 +50,13 @@ def test_random_voltages_cover_the_common_settings_and_between():
     assert 0.4 < common.mean() < 0.6
     between = kv[~common]
     assert ((between > 120) & (between < 200)).sum() > 100  # e.g. 150 kV
+    # The training range draws them; the held-out images keep the five voltages they always had.
+    mat = get_material("WSe2")
+    trained = {random_column_physics(mat, rng, all_voltages=True)["detector"]["kv"]
+               for _ in range(300)}
+    held_out = {random_column_physics(mat, rng)["detector"]["kv"] for _ in range(300)}
+    assert 120.0 in trained and len(trained) > 100
+    assert held_out == set(HELD_OUT_VOLTAGES_KV)
 
 
 def test_random_physics_ranges():

@@ -13,8 +13,8 @@ the elements (vacancy 0, one host atom, the host column, one substituent beside 
 substituents), up to the column coherence and the detector angles. :func:`read_ladder` fits the
 histogram of the chalcogen-column levels with the rungs of each hypothesis (the median column is
 the host, or ``D_X`` for each chosen alloying substituent ``D``, or ``D2_X2`` for the S/Se
-partner) over a fixed set of random microscopes drawn exactly as the training simulator draws
-them (:func:`~..materials.physics.random_column_physics`), weighs in the metal column's level
+partner) over a fixed set of random microscopes drawn as the training simulator draws them
+(:func:`~..materials.physics.random_column_physics`), weighs in the metal column's level
 (which an alloy does not change) against what each microscope predicts and how far the fitted
 populations are from a random alloy's, and returns the host column's level in chalcogen units.
 Detectors trained in *host units* (:func:`to_host_units`) read tiles where a host column is 1

@@ -60,7 +60,7 @@ def simulated_validation(n_images: int, seed: int = CALIBRATION_SEED, size: int 
         rng = np.random.default_rng(seed + k)
         dose = float(10 ** rng.uniform(5.0, np.log10(2e6)))
         px = float(rng.uniform(0.010, 0.016))
-        params = MicroscopeParams.random(rng, material, dose_e_per_A2=dose)
+        params = MicroscopeParams.random(rng, material, all_voltages=True, dose_e_per_A2=dose)
         if substituents is None:
             yield simulate_image(material, size, px, params=params, seed=seed + k), px
             continue

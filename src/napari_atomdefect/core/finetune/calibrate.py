@@ -135,7 +135,7 @@ class ContrastFit:
         from ..materials.physics import MIN_COHERENCE, random_column_physics
 
         mat = get_material(material)
-        phys = random_column_physics(mat, rng)
+        phys = random_column_physics(mat, rng, all_voltages=True)
         drawn = self._draw_chalcogen(rng, spread * 0.5)
         s = drawn.get("second_atom_factor", phys["second_atom_factor"])
         light = drawn.get("light_ratio", phys["light_ratio"])
@@ -179,7 +179,8 @@ def chalcogen_prior(material: str) -> dict[str, tuple[float, float]]:
     from ..materials.physics import random_column_physics
 
     rng = np.random.default_rng(0)
-    draws = [random_column_physics(get_material(material), rng) for _ in range(400)]
+    draws = [random_column_physics(get_material(material), rng, all_voltages=True)
+             for _ in range(400)]
     return {n: (float(np.mean([d[n] for d in draws])),
                 PRIOR_WIDENING * float(np.std([d[n] for d in draws])))
             for n in CHALCOGEN_PARAMETERS}

@@ -154,6 +154,10 @@ LIGHT_ORDER_MAX: dict[str, float] = {"S": 0.15, "Se": 0.25}
 #: were read a rung off: docs/benchmarks.md).
 COMMON_VOLTAGES_KV: tuple[float, ...] = (60.0, 80.0, 100.0, 120.0, 200.0, 300.0)
 VOLTAGE_RANGE_KV: tuple[float, float] = (60.0, 300.0)
+#: The voltages every simulated microscope drew until the twentieth session; the held-out images
+#: of the benchmarks and tests still draw them (``random_column_physics(all_voltages=False)``),
+#: so that the same seed gives the same image from session to session.
+HELD_OUT_VOLTAGES_KV: tuple[float, ...] = (60.0, 80.0, 100.0, 200.0, 300.0)
 
 BOHR_A = 0.529177  # Bohr radius (Å)
 ELECTRON_REST_KEV = 510.999
@@ -301,7 +305,8 @@ def random_voltage(rng: np.random.Generator) -> float:
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
-def random_column_physics(material: Material, rng: np.random.Generator) -> dict:
+def random_column_physics(material: Material, rng: np.random.Generator, *,
+                          all_voltages: bool = False) -> dict:
     """Randomised, physically grounded column-weight parameters for one simulated microscope.
 
     A random voltage (:func:`random_voltage`) and detector give single-atom cross-sections
@@ -314,6 +319,12 @@ def random_column_physics(material: Material, rng: np.random.Generator) -> dict:
     frozen phonons), for the host cross term ``c`` and for the light substituent's ``k`` (1 at
     rest, :func:`light_coherence` with phonons).
 
+    ``all_voltages`` draws the voltage with :func:`random_voltage` (the training range: the
+    training images, the calibration images, the ladder's and fine-tuning's microscopes);
+    without it one of :data:`HELD_OUT_VOLTAGES_KV`, as every microscope did until the twentieth
+    session (the held-out images of the benchmarks and tests, which stay the same from session
+    to session).
+
     Returns
     -------
     dict
@@ -324,7 +335,7 @@ def random_column_physics(material: Material, rng: np.random.Generator) -> dict:
         ``light_order_asymmetry`` (:func:`order_asymmetry`, no extra random draw), plus the
         ``detector`` drawn and the ``thermal_damping``.
     """
-    kv = random_voltage(rng)
+    kv = random_voltage(rng) if all_voltages else float(rng.choice(HELD_OUT_VOLTAGES_KV))
     inner = float(rng.uniform(50, 100))
     outer = float(rng.uniform(max(150.0, 2 * inner), 260))
     metal_factor = float(rng.uniform(*metal_factor_range(material, kv)))

@@ -150,16 +150,18 @@ class MicroscopeParams:
     read_noise_e: float = 1.0
 
     @classmethod
-    def random(cls, rng: np.random.Generator, material: str | Material = "MoS2",
-               **fixed: Any) -> MicroscopeParams:
+    def random(cls, rng: np.random.Generator, material: str | Material = "MoS2", *,
+               all_voltages: bool = False, **fixed: Any) -> MicroscopeParams:
         """Draw plausible aberration-corrected HAADF conditions at random (keywords fix values).
 
         Column weights come from single-atom HAADF cross-sections for a random voltage and
-        detector, with the uncertain column coherence randomised (see :mod:`.physics`).
+        detector, with the uncertain column coherence randomised (see :mod:`.physics`);
+        ``all_voltages``: any voltage of the training range, else one of the held-out sets'
+        (:func:`~..materials.physics.random_column_physics`).
         """
         from ..materials.physics import random_column_physics
 
-        phys = random_column_physics(get_material(material), rng)
+        phys = random_column_physics(get_material(material), rng, all_voltages=all_voltages)
         values = dict(
             probe_fwhm_nm=rng.uniform(0.07, 0.12),
             tail_fraction=rng.uniform(0.05, 0.3),

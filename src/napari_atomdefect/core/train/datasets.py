@@ -334,7 +334,7 @@ def iter_simulated_cell_sets(
         if ideal:
             fixed.update(row_jitter_nm=0.0, drift_nm=0.0, shear=0.0, y_stretch=0.0,
                          background=0.0)
-        params = MicroscopeParams.random(rng, mat, **fixed)
+        params = MicroscopeParams.random(rng, mat, all_voltages=True, **fixed)
         px = float(np.exp(rng.uniform(*np.log(pixel_size_nm))))
         sim = simulate_image(mat, image_px, px, params=params,
                              defect_fractions=training_fractions(mat, subs, rng),

@@ -177,8 +177,8 @@ def realistic_overrides_from(measurements: list[dict], material: str,
         ov["row_jitter_nm"] = min(ov["row_jitter_nm"], 0.05 * mat.a_nm)
         fixed = {} if contrast is None else contrast.simulator_params(mat, rng)
         base = MicroscopeParams.random(np.random.default_rng(int(rng.integers(2**31))), mat,
-                                       row_jitter_nm=ov["row_jitter_nm"], line_noise=ref_line,
-                                       **fixed)
+                                       all_voltages=True, row_jitter_nm=ov["row_jitter_nm"],
+                                       line_noise=ref_line, **fixed)
         size = int(np.clip(14 * mat.a_nm / pixel_size_nm, 192, 512))
         seed = int(rng.integers(2**31))
         target = meas["snr"] * rng.uniform(0.8, 1.25)
