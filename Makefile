@@ -174,6 +174,15 @@ bundled-models: install
 	rm -rf src/napari_atomdefect/weights/ws2-default && \
 	  cp -r build/stage19/averaged/ws2-default src/napari_atomdefect/weights/ && \
 	  ATOMDEFECT_WRITE_BUNDLED=1 $(AD) calibrate-model ws2-default --n-images 150 --decide-on model
+	# Round 20 (twentieth session, CPU): training and calibration microscopes at every common
+	# voltage (120 kV added) and any between 60 and 300 kV. MoSe2 adopted (multislice S alloys
+	# read right); MoS2, WS2, WSe2 and mos2-alloy round 20 were not (docs/benchmarks.md).
+	$(AD) train-detector --material MoSe2 --noise mose2-default --init mose2-default \
+	  --n-images 300 --val-images 30 --steps 3000 --seed 20 --host-units --host-level truth \
+	  --workers 2 --threads 2 --out build/stage20/mose2-default
+	rm -rf src/napari_atomdefect/weights/mose2-default && \
+	  cp -r build/stage20/mose2-default src/napari_atomdefect/weights/ && \
+	  ATOMDEFECT_WRITE_BUNDLED=1 $(AD) calibrate-model mose2-default --n-images 150 --decide-on model
 
 clean:
 	rm -rf $(VENV) results .pytest_cache
