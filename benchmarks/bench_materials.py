@@ -23,7 +23,8 @@ negatives over the images (matching radius 0.08 nm, :mod:`core.detect.evaluate`)
 ``V_X|D_X`` of a vacancy and its light substituent are listed too. The JSON also holds the
 figures pooled over only the images that pass the model-fit check (``per_class_fitting``) and,
 per image, its kind, counts and fit messages. ``--image-substituents`` analyses each image with
-the substituents it was made with, as a user who names them does.
+the substituents it was made with (and, without ``--model``, the model ``atomdefect detect``
+takes for them), as a user who names them does.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def _image_plan(material: str, k: int, rng: np.random.Generator,
 
 
 def heldout_image(material: str, k: int, size: int = 320, seed: int = SEED,
-                  random_alloys: bool = False) -> HeldOut:
+                  random_alloys: bool = False, all_voltages: bool = False) -> HeldOut:
     """Held-out image ``k`` of ``material`` (same arguments, same image).
 
     Parameters
@@ -130,6 +131,9 @@ def heldout_image(material: str, k: int, size: int = 320, seed: int = SEED,
     random_alloys : bool
         A random binomial alloy (:func:`_random_alloy_plan`) instead of the mixed / single /
         alloy plan.
+    all_voltages : bool
+        Microscopes at any voltage of the training range (60–300 kV) instead of the five the
+        held-out images have always had (the same seed then gives another image).
 
     Returns
     -------
@@ -140,7 +144,8 @@ def heldout_image(material: str, k: int, size: int = 320, seed: int = SEED,
     rng = np.random.default_rng(seed + k)
     dose = float(10 ** rng.uniform(5.0, np.log10(2e6)))
     px = float(rng.uniform(0.010, 0.016))
-    params = MicroscopeParams.random(rng, material, dose_e_per_A2=dose)
+    params = MicroscopeParams.random(rng, material, all_voltages=all_voltages,
+                                     dose_e_per_A2=dose)
     kind, extra = _image_plan(material, k, rng, random_alloys)
     sim = simulate_image(material, size, px, params=params, seed=seed + k, **extra)
     truth = sim.sites[~sim.sites["class"].isin(["metal", "chalcogen"])].reset_index(drop=True)
@@ -165,6 +170,13 @@ def material_model(material: str, model: str | None = None):
         return None, (f"no bundled model for {material} yet (the default would be {info.name}, "
                       f"trained for {model_material(info)})")
     return info, None
+
+
+def _model_for(material: str, substituents: tuple[str, ...]):
+    """The model ``atomdefect detect`` takes for ``material`` with ``substituents`` named."""
+    from napari_atomdefect.core.models.registry import default_model_name, resolve_model
+
+    return resolve_model(default_model_name(material, substituents), material)
 
 
 def analyse(item: HeldOut, info, substituents: tuple[str, ...] | None = None) -> dict:
@@ -254,7 +266,7 @@ def score_image(item: HeldOut, result: dict) -> pd.DataFrame:
 
 def bench_material(material: str, n_images: int, size: int, seed: int = SEED,
                    model: str | None = None, random_alloys: bool = False,
-                   image_substituents: bool = False) -> dict:
+                   image_substituents: bool = False, all_voltages: bool = False) -> dict:
     """Held-out figures of one material's default model, or of ``model`` (a dict ready for
     JSON)."""
     from napari_atomdefect.core.models.registry import model_classes, model_substituents
@@ -265,9 +277,9 @@ def bench_material(material: str, n_images: int, size: int, seed: int = SEED,
     tables, images = [], []
     t0 = time.time()
     for k in range(n_images):
-        item = heldout_image(material, k, size, seed, random_alloys)
+        item = heldout_image(material, k, size, seed, random_alloys, all_voltages)
         own = tuple(item.substituents) if image_substituents and item.substituents else None
-        result = analyse(item, info, own)
+        result = analyse(item, _model_for(material, own) if own and model is None else info, own)
         table = score_image(item, result)
         tables.append(table)
         images.append({"seed": item.seed, "kind": item.kind,
@@ -284,6 +296,7 @@ def bench_material(material: str, n_images: int, size: int, seed: int = SEED,
             "command": card.get("command"), "n_images": n_images, "size_px": size,
             "seeds": [seed, seed + n_images - 1], "radius_nm": RADIUS_NM,
             "random_alloys": random_alloys, "image_substituents": image_substituents,
+            "all_voltages": all_voltages,
             "simulator_substituents": simulator_places_substituents(),
             "elapsed_s": round(time.time() - t0, 1), "images": images,
             "per_class": {name: _json_row(row) for name, row in pooled.iterrows()},
@@ -330,9 +343,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="random binomial alloys (one alloying substituent per image, in turn) "
                          "instead of the mixed / single / alloy images")
     ap.add_argument("--image-substituents", action="store_true",
-                    help="analyse each image with the substituents it was made with (as a user "
-                         "who names them, and as `atomdefect detect --substituents` is judged) "
-                         "instead of every substituent of the model")
+                    help="analyse each image with the substituents it was made with and the "
+                         "model `atomdefect detect --substituents` takes for them (without "
+                         "--model), as a user who names them, instead of every substituent")
+    ap.add_argument("--all-voltages", action="store_true",
+                    help="microscopes at any voltage of the training range (60-300 kV) instead "
+                         "of the held-out images' five (other images for the same seeds)")
     ap.add_argument("--json", help="write the figures to this JSON file")
     args = ap.parse_args(argv)
     if args.model and len(args.material) != 1:
@@ -340,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     out = []
     for material in args.material:
         entry = bench_material(material, args.n_images, args.size, args.seed, args.model,
-                               args.random_alloys, args.image_substituents)
+                               args.random_alloys, args.image_substituents, args.all_voltages)
         out.append(entry)
         print(format_table(entry), flush=True)
     if args.json:

@@ -2,9 +2,12 @@
 
 Per host material, the first ``N_IMAGES`` held-out images of ``benchmarks/bench_materials.py``
 (seeds 960 000+, disjoint from training, calibration and the other accuracy checks; mixed,
-single-substituent and alloy-like substituent content) are analysed with the material's default
-model and every substituent it was trained for. Pooled per-class F1 (matching radius 0.08 nm) must
-reach ``FLOORS``: the measured figures (``MEASURED``) minus about 0.1, rounded down to 0.05.
+single-substituent and alloy-like substituent content) are analysed two ways (``PROTOCOLS``):
+``"named"``, each image with the substituents it was made with and the model ``atomdefect
+detect --substituents`` takes for them (a user who names what the sample holds, and how the
+command is judged); ``"every"``, every image with every substituent of the material and its
+default model for them all. Pooled per-class F1 (matching radius 0.08 nm) must reach the
+floors: the measured figures (``MEASURED``) minus about 0.1, rounded down to 0.05.
 
 A material whose bundled model is not there yet is skipped with the reason; so is a model whose
 class list is not the one the floors were measured for (the floors must be measured again: run
@@ -31,34 +34,50 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_materials.py
 N_IMAGES = 6
 SIZE = 320
 MIN_TRUE = 15
+#: The two ways the images are analysed (see the module docstring).
+PROTOCOLS = ("named", "every")
 
-#: Per material: the model's class list when the floors were measured, and the pooled F1 then.
-#: The held-out images carry patchy contamination and column-to-column scatter (fourth session)
-#: and the multislice-measured column physics of the twelfth session.
-MEASURED: dict[str, dict] = {
-    # Sixteenth session (2026-12-04): the same bundled models as the fifteenth session, on held-out
-    # images of the corrected simulator — the side of a singly substituted column weighs up to
-    # 3-5 times more at high angles (O beside S up to ±0.15 S atoms, S beside Se ±0.25 Se atoms,
-    # no longer capped at the mean excess), and the static cross term reaches 0.12 below its
-    # line (docs/physics.md). WS2 O_S 0.678 -> 0.51 and MoSe2 Te_Se 0.714 -> 0.667 on them: at
-    # high angles an O_S column lies on either side of a single S. (Fifteenth session: every
-    # model reads uncertain cells twice and is calibrated on that; MoS2 with every substituent
-    # is read by mos2-alloy, host units; a WSe2 + S image, k = 11 of the second seed range and
-    # not among these six, is read as a WSeTe layer when Te is chosen.)
-    "MoS2": {"classes": ("V_S", "V_S2", "O_S", "Se_S", "Se2_S2", "V_Mo"),
-             "f1": {"V_S": 0.845, "V_S2": 1.0, "O_S": 0.667, "Se_S": 0.934, "Se2_S2": 0.951,
-                    "V_Mo": 1.0, "V_S|O_S": 0.958}},
-    "WS2": {"classes": ("V_S", "V_S2", "O_S", "Se_S", "Se2_S2", "V_W"),
-            "f1": {"V_S": 0.842, "V_S2": 1.0, "O_S": 0.51, "Se_S": 0.957, "Se2_S2": 0.958,
-                   "V_S|O_S": 0.898}},
-    "MoSe2": {"classes": ("V_Se", "V_Se2", "S_Se", "S2_Se2", "Te_Se", "Te2_Se2", "V_Mo"),
-              "f1": {"V_Se": 0.768, "V_Se2": 0.977, "S_Se": 0.83, "S2_Se2": 0.939, "Te_Se": 0.667,
-                     "V_Se|S_Se": 0.933}},
-    # WSe2: round 17 (sixteenth session) on that simulator; the fifteenth session's detector got
-    # V_Se 0.73, S_Se 0.819, S2_Se2 0.922 here.
-    "WSe2": {"classes": ("V_Se", "V_Se2", "S_Se", "S2_Se2", "Te_Se", "Te2_Se2", "V_W"),
-             "f1": {"V_Se": 0.775, "V_Se2": 0.973, "S_Se": 0.832, "S2_Se2": 0.966,
-                    "V_Se|S_Se": 0.956}},
+#: Per protocol and material: the model's class list when the floors were measured, and the
+#: pooled F1 then.
+MEASURED: dict[str, dict[str, dict]] = {
+    # Twentieth session (2026-12-04): both protocols measured with the bundled models of the
+    # session's end (mose2-default round 20; training microscopes at every voltage, held-out
+    # images at the five they always had). MoSe2 "every" went V_Se 0.768 -> 0.724, Te_Se 0.667
+    # -> 0.643 with round 20, which reads multislice S alloys far better (docs/benchmarks.md);
+    # WS2 "every" O_S 0.51 -> 0.64 is the round-19 average of the eighteenth session (not
+    # re-measured then). Earlier notes: the held-out images carry patchy contamination and
+    # column-to-column scatter (fourth session), the multislice-measured column physics of the
+    # twelfth and the side asymmetry of the sixteenth session; with every substituent MoS2 is
+    # read by mos2-alloy (host units); a WSe2 + S image, k = 11 of the second seed range and not
+    # among these six, is read as a WSeTe layer when Te is chosen.
+    "named": {
+        "MoS2": {"classes": ("V_S", "V_S2", "O_S", "Se_S", "Se2_S2", "V_Mo"),
+                 "f1": {"V_S": 0.822, "V_S2": 1.0, "O_S": 0.651, "Se_S": 0.934, "Se2_S2": 0.951,
+                        "V_Mo": 1.0, "V_S|O_S": 0.972}},
+        "WS2": {"classes": ("V_S", "V_S2", "O_S", "Se_S", "Se2_S2", "V_W"),
+                "f1": {"V_S": 0.889, "V_S2": 1.0, "O_S": 0.667, "Se_S": 0.971, "Se2_S2": 0.972,
+                       "V_S|O_S": 0.942}},
+        "MoSe2": {"classes": ("V_Se", "V_Se2", "S_Se", "S2_Se2", "Te_Se", "Te2_Se2", "V_Mo"),
+                  "f1": {"V_Se": 0.724, "V_Se2": 0.977, "S_Se": 0.819, "S2_Se2": 0.932,
+                         "Te_Se": 0.692, "V_Se|S_Se": 0.934}},
+        "WSe2": {"classes": ("V_Se", "V_Se2", "S_Se", "S2_Se2", "Te_Se", "Te2_Se2", "V_W"),
+                 "f1": {"V_Se": 0.775, "V_Se2": 0.973, "S_Se": 0.832, "S2_Se2": 0.966,
+                        "V_Se|S_Se": 0.956}},
+    },
+    "every": {
+        "MoS2": {"classes": ("V_S", "V_S2", "O_S", "Se_S", "Se2_S2", "V_Mo"),
+                 "f1": {"V_S": 0.845, "V_S2": 1.0, "O_S": 0.667, "Se_S": 0.934, "Se2_S2": 0.951,
+                        "V_Mo": 1.0, "V_S|O_S": 0.958}},
+        "WS2": {"classes": ("V_S", "V_S2", "O_S", "Se_S", "Se2_S2", "V_W"),
+                "f1": {"V_S": 0.889, "V_S2": 1.0, "O_S": 0.64, "Se_S": 0.971, "Se2_S2": 0.972,
+                       "V_S|O_S": 0.931}},
+        "MoSe2": {"classes": ("V_Se", "V_Se2", "S_Se", "S2_Se2", "Te_Se", "Te2_Se2", "V_Mo"),
+                  "f1": {"V_Se": 0.724, "V_Se2": 0.977, "S_Se": 0.819, "S2_Se2": 0.932,
+                         "Te_Se": 0.643, "V_Se|S_Se": 0.934}},
+        "WSe2": {"classes": ("V_Se", "V_Se2", "S_Se", "S2_Se2", "Te_Se", "Te2_Se2", "V_W"),
+                 "f1": {"V_Se": 0.775, "V_Se2": 0.973, "S_Se": 0.825, "S2_Se2": 0.966,
+                        "V_Se|S_Se": 0.952}},
+    },
 }
 
 
@@ -67,7 +86,8 @@ def floor_of(f1: float) -> float:
     return max(0.0, math.floor((f1 - 0.1) * 20 + 1e-9) / 20)
 
 
-FLOORS = {m: {c: floor_of(v) for c, v in entry["f1"].items()} for m, entry in MEASURED.items()}
+FLOORS = {p: {m: {c: floor_of(v) for c, v in entry["f1"].items()} for m, entry in table.items()}
+          for p, table in MEASURED.items()}
 
 
 def bench():
@@ -82,42 +102,46 @@ def bench():
 
 
 @cache
-def figures(material: str) -> dict:
-    """Pooled held-out figures of ``material``'s default model (see the module docstring)."""
-    return bench().bench_material(material, N_IMAGES, SIZE)
+def figures(material: str, protocol: str = "every") -> dict:
+    """Pooled held-out figures of ``material``'s default model(s) under ``protocol`` (see the
+    module docstring)."""
+    return bench().bench_material(material, N_IMAGES, SIZE,
+                                  image_substituents=protocol == "named")
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("material", ["MoS2", "WS2", "MoSe2", "WSe2"])
-def test_heldout_per_class_f1_floors(material):
+def test_heldout_per_class_f1_floors(material, protocol):
     info, why = bench().material_model(material)
     if info is None:
         pytest.skip(why)
     from napari_atomdefect.core.models.registry import model_classes
 
     classes = model_classes(info)
-    measured = MEASURED.get(material)
+    measured = MEASURED[protocol].get(material)
     if measured is None or tuple(measured["classes"]) != classes:
         pytest.skip(f"floors for {material} not measured for model {info.name} with classes "
                     f"{', '.join(classes)}; run tests/test_materials_heldout.py as a script")
-    result = figures(material)
+    result = figures(material, protocol)
     per_class = result["per_class"]
     assert set(classes) <= set(per_class), "every class of the model is scored"
     checked = []
-    for name, floor in FLOORS[material].items():
+    for name, floor in FLOORS[protocol][material].items():
         row = per_class.get(name)
         if row is None or row["n_true"] < MIN_TRUE:
             continue
         checked.append(name)
         assert row["f1"] is not None and row["f1"] >= floor, (
-            f"{material} {name}: F1 {row['f1']} below {floor} "
+            f"{material} ({protocol} substituents) {name}: F1 {row['f1']} below {floor} "
             f"(n_true {row['n_true']}, n_pred {row['n_pred']})")
     assert checked, f"no class of {material} has {MIN_TRUE} true sites in the held-out images"
 
 
 def _print_figures() -> None:
     module = bench()
-    for material in module.HOSTS:
-        entry = figures(material)
+    for protocol, material in [(p, m) for p in PROTOCOLS for m in module.HOSTS]:
+        entry = figures(material, protocol)
+        print(f"[{protocol}]")
         print(module.format_table(entry))
         if "skipped" in entry:
             continue
