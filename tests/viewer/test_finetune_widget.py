@@ -167,3 +167,18 @@ def test_finetune_follows_the_material_the_image_was_analysed_as(make_napari_vie
     detect._inputs()
     assert (finetune.material.currentText(), finetune.base_model.currentText()) == (
         "WSe2", "wse2-default")
+
+
+def test_time_left_comes_from_the_training_part_in_progress():
+    """The estimate follows the steps of the part being trained (stage 1, then the detector),
+    not the fraction of the whole bar, and starts again when the next part starts."""
+    from napari_atomdefect.widgets.finetune import PartTimer
+
+    timer = PartTimer()
+    assert timer.seconds_left({"fraction": 0.01, "message": "Simulating"}, 0.0) is None
+    assert timer.seconds_left({"step": 0, "steps": 100}, 10.0) is None
+    assert timer.seconds_left({"step": 3, "steps": 100}, 13.0) is None  # too few steps yet
+    assert timer.seconds_left({"step": 10, "steps": 100}, 20.0) == pytest.approx(90.0)
+    # the detector part: 50 steps at 0.5 s a step, whatever stage 1 took
+    assert timer.seconds_left({"step": 0, "steps": 50}, 200.0) is None
+    assert timer.seconds_left({"step": 10, "steps": 50}, 205.0) == pytest.approx(20.0)

@@ -65,6 +65,38 @@ def montage_pixmap(tiles: np.ndarray, columns: int = 6, zoom: int = 2) -> QPixma
     return QPixmap.fromImage(qimg)
 
 
+class PartTimer:
+    """Time left in the training part a progress item belongs to (stage 1 or the detector),
+    from the rate of its own steps so far.
+
+    The run's parts take very different times for different settings, so the fraction of the
+    whole progress bar says little about the time left; a training loop's ``step``/``steps``
+    does. A new part starts when ``steps`` changes or ``step`` goes back.
+    """
+
+    #: Steps a part must have run before its rate is trusted.
+    MIN_STEPS = 6
+
+    def __init__(self) -> None:
+        self._part: tuple[int, float, int] | None = None  # (steps, start time, first step)
+        self._last_step = -1
+
+    def seconds_left(self, item: dict, now: float) -> float | None:
+        """Seconds left in ``item``'s part, or ``None`` when it is not a training step or its
+        part has not run :data:`MIN_STEPS` steps yet."""
+        step, steps = item.get("step"), item.get("steps")
+        if step is None or not steps:
+            return None
+        step, steps = int(step), int(steps)
+        if self._part is None or self._part[0] != steps or step < self._last_step:
+            self._part = (steps, now, step)
+        self._last_step = step
+        _, t0, first = self._part
+        if step - first < self.MIN_STEPS:
+            return None
+        return (now - t0) / (step - first) * (steps - step)
+
+
 def _lattice_job(image, material, pixel_size_nm, calibration="user"):
     """Worker body: the image's lattice (its warnings reach napari's notifications)."""
     from ..core.lattice.lattice import find_lattice
@@ -94,7 +126,7 @@ class FinetuneWidget(QWidget):
         # entries dropped when the layer is removed or its data change.
         self._lattices = LatticeCache(self.viewer)
         self._followed = None  # the image layer whose analysed material is followed
-        self._t0 = 0.0
+        self._part_timer = PartTimer()
         self.last_result = None
 
         self.image_combo = layer_combo()
@@ -468,7 +500,7 @@ class FinetuneWidget(QWidget):
             show_error(str(exc))
             return
         self.outcome.setText("")
-        self._t0 = time.perf_counter()
+        self._part_timer = PartTimer()
         self._run("finetune", _finetune_job,
                   (image, self.lattice, ids, self.base_model.currentText() or None, name,
                    self.settings(), corrections, self.device.currentText(), layer.name),
@@ -490,9 +522,9 @@ class FinetuneWidget(QWidget):
 
         frac = float(item.get("fraction", 0))
         self.progress.setValue(int(100 * frac))
-        elapsed = time.perf_counter() - self._t0
-        eta = f", about {elapsed / frac * (1 - frac):.0f} s left" \
-            if frac > 0.05 and self._job == "finetune" else ""
+        left = (self._part_timer.seconds_left(item, time.perf_counter())
+                if self._job == "finetune" else None)
+        eta = f", about {left:.0f} s left in this part" if left is not None else ""
         self.status.setText(f"{item.get('message', '')}{eta}")
         if "samples" in item:
             self.samples.setPixmap(montage_pixmap(item["samples"], columns=4))
