@@ -153,10 +153,12 @@ def heldout_image(material: str, k: int, size: int = 320, seed: int = SEED,
     return HeldOut(material, seed + k, kind, subs, sim.image, px, dose, truth, sim.sites)
 
 
-def material_model(material: str, model: str | None = None):
+def material_model(material: str, model: str | None = None,
+                   substituents: tuple[str, ...] | None = None):
     """The material's default model for every substituent it supports (the held-out images hold
     them all) and ``None``, or ``None`` and why it is not there yet. ``model``: another model
-    (a name or folder, e.g. a candidate from ``atomdefect train-detector``) instead."""
+    (a name or folder, e.g. a candidate from ``atomdefect train-detector``) instead;
+    ``substituents``: the default model ``atomdefect detect`` takes for those instead."""
     from napari_atomdefect.core.materials.columns import supported_substituents
     from napari_atomdefect.core.models.registry import (
         default_model_name,
@@ -164,19 +166,12 @@ def material_model(material: str, model: str | None = None):
         resolve_model,
     )
 
-    info = resolve_model(model or default_model_name(material, supported_substituents(material)),
-                         material)
+    subs = supported_substituents(material) if substituents is None else substituents
+    info = resolve_model(model or default_model_name(material, subs), material)
     if model_material(info) != material:
         return None, (f"no bundled model for {material} yet (the default would be {info.name}, "
                       f"trained for {model_material(info)})")
     return info, None
-
-
-def _model_for(material: str, substituents: tuple[str, ...]):
-    """The model ``atomdefect detect`` takes for ``material`` with ``substituents`` named."""
-    from napari_atomdefect.core.models.registry import default_model_name, resolve_model
-
-    return resolve_model(default_model_name(material, substituents), material)
 
 
 def analyse(item: HeldOut, info, substituents: tuple[str, ...] | None = None) -> dict:
@@ -279,7 +274,7 @@ def bench_material(material: str, n_images: int, size: int, seed: int = SEED,
     for k in range(n_images):
         item = heldout_image(material, k, size, seed, random_alloys, all_voltages)
         own = tuple(item.substituents) if image_substituents and item.substituents else None
-        result = analyse(item, _model_for(material, own) if own and model is None else info, own)
+        result = analyse(item, material_model(material, model, own)[0] if own else info, own)
         table = score_image(item, result)
         tables.append(table)
         images.append({"seed": item.seed, "kind": item.kind,
