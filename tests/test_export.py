@@ -11,8 +11,10 @@ from napari_atomdefect._reader import get_reader
 from napari_atomdefect._writer import write_points_csv
 from napari_atomdefect.core.io.table import (
     DEFECT_COLUMNS,
+    defects_table,
     read_defects_csv,
     table_from_points,
+    with_run_columns,
     write_csv_atomic,
 )
 from napari_atomdefect.core.materials.columns import LEGACY_CLASSES as DEFECT_CLASSES
@@ -119,3 +121,39 @@ def test_reopened_csv_markers_as_large_as_a_detections(tmp_path, classes, a_nm):
     assert np.asarray(kwargs["size"]).mean() == pytest.approx(0.4 * a_nm / px, rel=0.01)
     # classes of both families name no one lattice constant
     assert lattice_constant_of_classes(["V_S", "V_Se"]) is None
+
+
+def test_a_table_names_its_run_and_reopens_with_the_runs_classes(tmp_path):
+    """``material`` and ``substituents`` columns: a reopened table offers the run's classes (a
+    metal vacancy nobody called, O when O was looked for), not those its names imply."""
+    from napari_atomdefect._layers import table_classes
+
+    truth = pd.DataFrame({"y_px": [20.0, 150.0], "x_px": [30.0, 160.0], "class": ["V_S", "O_S"]})
+    plain = defects_table(truth, 0.01)
+    write_csv_atomic(plain, tmp_path / "plain.csv")
+    assert "V_Mo" in table_classes(read_defects_csv(tmp_path / "plain.csv"))  # implied: MoS2
+    write_csv_atomic(with_run_columns(plain, "WS2", ("O",)), tmp_path / "ws2.csv")
+    back = read_defects_csv(tmp_path / "ws2.csv")
+    assert list(back.columns[:7]) == ["y_px", "x_px", "y_nm", "x_nm", "class", "confidence",
+                                      "source"]
+    assert back.attrs["material"] == "WS2" and back.attrs["substituents"] == ("O",)
+    assert table_classes(back) == ("V_S", "V_S2", "O_S", "V_W")
+    se = pd.DataFrame({"y_px": [5.0], "x_px": [6.0], "class": ["Se_S"]})
+    write_csv_atomic(with_run_columns(defects_table(se, 0.01), "WS2", "Se"), tmp_path / "se.csv")
+    assert "V_W" in table_classes(read_defects_csv(tmp_path / "se.csv"))
+    # a material this plugin does not know: said, and the classes the names imply
+    bad = with_run_columns(plain, "NbSe2", ())
+    write_csv_atomic(bad, tmp_path / "bad.csv")
+    with pytest.warns(UserWarning, match="not understood"):
+        other = read_defects_csv(tmp_path / "bad.csv")
+    assert "material" not in other.attrs and "V_Mo" in table_classes(other)
+
+
+def test_detection_tables_carry_their_run():
+    """``with_run_columns`` takes the run from a detection table's attrs; a table without them
+    is left as it is."""
+    table = defects_table(pd.DataFrame({"y_px": [1.0], "x_px": [2.0], "class": ["V_Se"]}), 0.01)
+    assert with_run_columns(table) is table
+    table.attrs.update(model_material="WSe2", substituents=("S", "Te"))
+    out = with_run_columns(table)
+    assert list(out["material"]) == ["WSe2"] and list(out["substituents"]) == ["S,Te"]

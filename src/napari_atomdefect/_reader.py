@@ -87,8 +87,13 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
     a_nm = lattice_constant_of_classes(table["class"].dropna().unique())
     a_px = a_nm / px if a_nm and px else None
     kwargs = defect_layer_kwargs(table, px, Path(path).stem, frame=frame, a_px=a_px)
+    meta = kwargs["metadata"]["atomdefect"]
+    if table.attrs.get("material"):  # the run the table names (its classes, kept on export)
+        meta.update(material=table.attrs["material"],
+                    substituents=list(table.attrs.get("substituents", ())))
+    if image is not None:  # drawn on that image: it follows the image's calibration from now on
+        meta["image"] = image.name
     if image is not None and "frame" not in table.columns:
-        meta = kwargs["metadata"]["atomdefect"]
         for key, value in _sites_from_area(image, table["class"], px).items():
             meta.setdefault(key, value)
     _check_classes_kept(kwargs.get("features"), table, Path(path).name)

@@ -266,7 +266,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .core.cells.tiles import tile_cells
     from .core.io.image import write_tiff
     from .core.io.preview import overlay, to_display
-    from .core.io.table import defects_table, sites_table, write_csv_atomic
+    from .core.io.table import defects_table, sites_table, with_run_columns, write_csv_atomic
     from .core.lattice.lattice import find_lattice
     from .core.simulate.image import simulate_image
 
@@ -311,7 +311,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     result = run_to_end(iter_detect(data, lattice.pixel_size_nm, material, None, "auto", "user",
                                     lattice=lattice))
     table = result["defects"]
-    write_csv_atomic(table, out / "defects.csv")
+    write_csv_atomic(with_run_columns(table), out / "defects.csv")
     counts = table["class"].value_counts().to_dict()
     print(f"Detected {len(table)} defects with model {result['model']} on {result['device']}: "
           f"{', '.join(f'{k} {v}' for k, v in sorted(counts.items())) or 'none'}.")
@@ -360,7 +360,7 @@ def _detect_input(args: argparse.Namespace):
 def _cmd_detect(args: argparse.Namespace) -> int:
     from .core.detect.detect import iter_detect
     from .core.device import select_device
-    from .core.io.table import check_writable, manual_rows, write_csv_atomic
+    from .core.io.table import check_writable, manual_rows, with_run_columns, write_csv_atomic
 
     check_writable(args.out)  # before the long detection: no result is lost at the end
     edited = manual_rows(args.out)
@@ -394,7 +394,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     table = result["defects"]
     for msg in table.attrs["messages"]:  # calibration notes, then whether the model fits
         print(msg, file=sys.stderr)
-    write_csv_atomic(table, args.out)
+    write_csv_atomic(with_run_columns(table), args.out)
     from .core.detect.image_fit import calls_summary
 
     counts = table["class"].value_counts().to_dict()
@@ -413,7 +413,7 @@ def _detect_movie(args: argparse.Namespace, data, px, source) -> int:
     """``detect --all-frames``: every frame, lattice drift followed, defects linked into tracks;
     one CSV with ``frame`` and ``track_id``."""
     from .core.detect.movie import iter_detect_frames, link_tracks, persistent_defects
-    from .core.io.table import write_csv_atomic
+    from .core.io.table import with_run_columns, write_csv_atomic
 
     result = _quiet_calibration(
         run_to_end, iter_detect_frames(data, px, args.material, args.model, args.device, source,
@@ -429,7 +429,8 @@ def _detect_movie(args: argparse.Namespace, data, px, source) -> int:
         table = persistent_defects(table, args.min_track_frames)
         kept = (f" (of {n_all}: those seen in at least {args.min_track_frames} frames, "
                 "--min-track-frames)")
-    write_csv_atomic(table, args.out)
+    write_csv_atomic(with_run_columns(table, result["defects"].attrs.get("model_material"),
+                                      result["defects"].attrs.get("substituents")), args.out)
     n_frames = len(result["frames"])
     lengths = table.groupby("track_id").size() if len(table) else table["track_id"]
     drift = result["drift_px"][-1] if n_frames else (0.0, 0.0)

@@ -214,3 +214,39 @@ def test_review_and_statistics_stay_on_the_detections_when_a_reference_opens(
     viewer.open(str(tmp_path / "labels.csv"), plugin="napari-atomdefect")
     assert review.layer_combo.currentText() == stats.layer_combo.currentText() == "found"
     assert review.layer_combo.findText("labels (reference)") >= 0
+
+
+def test_a_reopened_csv_follows_its_image_calibration_and_keeps_its_classes(make_napari_viewer,
+                                                                           tmp_path):
+    """Trial, twenty-first session: a CSV reopened over its image stayed at the file's scale
+    when a detection then calibrated the image from the lattice (its markers drifted off the
+    columns), and a WS2 table without `V_W` calls reopened without `V_W` (one of `V_S`/`O_S`
+    only: with the legacy MoS2 `V_Mo`). The table names its run; the layer follows the image."""
+    import pandas as pd
+
+    from napari_atomdefect.core.io.table import defects_table, with_run_columns, write_csv_atomic
+    from napari_atomdefect.widgets.detect import apply_calibration
+
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.zeros((300, 300), np.float32), scale=(0.0078, 0.0078),
+                             units=("nm", "nm"), name="scan")
+    truth = pd.DataFrame({"y_px": [20.0, 150.0], "x_px": [30.0, 160.0], "class": ["V_S", "O_S"]})
+    write_csv_atomic(with_run_columns(defects_table(truth, 0.0087), "WS2", ("O", "Se")),
+                     tmp_path / "ws2.csv")
+    [layer] = viewer.open(str(tmp_path / "ws2.csv"), plugin="napari-atomdefect")
+    meta = layer.metadata["atomdefect"]
+    assert meta["image"] == "scan" and meta["material"] == "WS2"
+    assert {"V_W", "O_S", "Se_S", "Se2_S2"} <= set(meta["classes"]) and "V_Mo" not in \
+        meta["classes"]
+    apply_calibration(viewer, image, 0.0087)
+    np.testing.assert_allclose(layer.scale, image.scale)
+    world = np.array([layer.data_to_world(p) for p in layer.data])
+    expected = np.array([image.data_to_world(p) for p in truth[["y_px", "x_px"]].to_numpy()])
+    np.testing.assert_allclose(world, expected, atol=1e-9)
+    # exported again, the table still names its run
+    from napari_atomdefect._writer import write_points_csv
+    from napari_atomdefect.widgets.review import layer_meta
+
+    [again] = write_points_csv(str(tmp_path / "again.csv"), layer.data, layer_meta(layer))
+    written = pd.read_csv(again)
+    assert set(written["material"]) == {"WS2"} and set(written["substituents"]) == {"O,Se"}

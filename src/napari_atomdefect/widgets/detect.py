@@ -884,6 +884,8 @@ class DetectWidget(QWidget):
                 * cell_area_nm2(table.attrs["a_px"] * px))
         kwargs["metadata"]["atomdefect"].update(
             model=result["model"], device=result["device"], image=layer.name, movie=True,
+            material=result["defects"].attrs.get("model_material"),
+            substituents=list(result["defects"].attrs.get("substituents", ())),
             n_frames=int(layer.data.shape[0]), frames=frames, area_nm2=area,
             frame_area_nm2=area / max(len(frames), 1),
             n_metal_sites=sum(int(f["n_metal_sites"] or 0) for f in frames),
@@ -924,6 +926,8 @@ class DetectWidget(QWidget):
         meta.update(uncertain_sites_px=least[["y_px", "x_px"]].to_numpy().tolist(),
                     uncertain_confidence=least["confidence"].to_numpy().tolist())
         meta.update(model=result["model"], device=result["device"], image=layer.name,
+                    material=table.attrs.get("model_material"),
+                    substituents=list(table.attrs.get("substituents", ())),
                     frame=frame, n_metal_sites=table.attrs.get("n_metal_sites"),
                     n_chalcogen_sites=table.attrs.get("n_chalcogen_sites"),
                     # the crystal analysed (every grain, not holes)
@@ -959,8 +963,8 @@ class DetectWidget(QWidget):
 
 #: Kinds (``metadata["atomdefect"]["kind"]``) of the layers the plugin derives from an image;
 #: with ``metadata["atomdefect"]["image"]`` naming it, they follow its calibration.
-_PLUGIN_KINDS = ("lattice_sites", "cell_grid", "detections", "model_view", "finetune_selection",
-                 "tracks", "analysis_region")
+_PLUGIN_KINDS = ("lattice_sites", "cell_grid", "detections", "reference", "model_view",
+                 "finetune_selection", "tracks", "analysis_region")
 
 
 def _is_stack(layer) -> bool:

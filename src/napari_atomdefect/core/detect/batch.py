@@ -275,11 +275,12 @@ def detect_frame(data: np.ndarray, opts: BatchOptions, file_px: float | None) ->
 
 
 def _write_defects(table: pd.DataFrame, path: Path) -> None:
-    """Write a defect CSV atomically; a failed write is a user-facing error (nothing left)."""
-    from ..io.table import write_csv_atomic
+    """Write a defect CSV atomically (with the run's material and substituents); a failed write
+    is a user-facing error (nothing left)."""
+    from ..io.table import with_run_columns, write_csv_atomic
 
     try:
-        write_csv_atomic(table, path)
+        write_csv_atomic(with_run_columns(table), path)
     except AtomDefectError:  # already one sentence (export.OutputError)
         raise
     except OSError as exc:

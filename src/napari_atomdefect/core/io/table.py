@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import OutputError, TableError
+from ..errors import AtomDefectError, OutputError, TableError
 from ..materials.columns import ALL_CLASS_NAMES
 
 #: Columns of a defect CSV (``atomdefect detect`` output and the napari writer).
@@ -22,6 +22,12 @@ MOVIE_COLUMNS = ["frame", "track_id"]
 #: Optional column of the defects of a field with several grains: the grain (0: the first, the
 #: one that calibrates; -1: added by hand).
 GRAIN_COLUMN = "grain"
+#: Optional columns naming the run a table came from: the material its class names follow and the
+#: substituents that were looked for (``"Se"``, ``"O,Se"``; empty: vacancies only). With them a
+#: reopened table offers the run's classes — a metal vacancy nobody called yet, O when O was
+#: looked for — rather than the classes its names imply (a WS2 table of `V_S` and `O_S` only
+#: reads as the legacy MoS2 classes, with `V_Mo`).
+RUN_COLUMNS = ["material", "substituents"]
 
 
 class UnknownClassWarning(UserWarning):
@@ -158,6 +164,51 @@ def _numeric_column(table: pd.DataFrame, column: str, name: str, required: bool)
     return values
 
 
+def with_run_columns(table: pd.DataFrame, material: str | None = None,
+                     substituents: Any = None) -> pd.DataFrame:
+    """``table`` with the :data:`RUN_COLUMNS` of the run it came from (``material`` and
+    ``substituents``, default: its ``attrs`` ``"model_material"`` and ``"substituents"``, which
+    :func:`~..detect.detect.detect` sets); unchanged when the material is not known."""
+    material = material or table.attrs.get("model_material") or table.attrs.get("material")
+    if not material:
+        return table
+    if substituents is None:
+        substituents = table.attrs.get("substituents", ())
+    if isinstance(substituents, str):
+        substituents = [d for d in substituents.split(",") if d.strip()]
+    out = table.copy()
+    out["material"] = str(material)
+    out["substituents"] = ",".join(str(d).strip() for d in substituents)
+    return out
+
+
+def _run_context(table: pd.DataFrame, name: str) -> dict:
+    """``attrs`` from a table's :data:`RUN_COLUMNS` (its first row that names a material):
+    ``material``, ``substituents`` and the run's ``classes``; empty without them, or with a
+    material or substituent this plugin does not know (said in a warning: the classes are then
+    those the names imply)."""
+    from ..materials.columns import class_names, parse_substituents
+    from ..materials.materials import get_material
+
+    if "material" not in table.columns:
+        return {}
+    named = table["material"].str.strip()
+    named = named[named != ""]
+    if named.empty:
+        return {}
+    subs_text = table["substituents"].iloc[named.index[0]] if "substituents" in table.columns \
+        else ""
+    try:
+        mat = get_material(named.iloc[0])
+        subs = parse_substituents(str(subs_text).replace(" ", ""), mat)
+    except AtomDefectError as exc:
+        warnings.warn(f"{name}: its material/substituents columns are not understood ({exc}); "
+                      "the classes offered are those its class names imply.", stacklevel=3)
+        return {}
+    return {"material": mat.name, "substituents": tuple(subs),
+            "classes": class_names(mat, subs)}
+
+
 def read_defects_csv(path: str | Path) -> pd.DataFrame:
     """Read a defect CSV: ``atomdefect detect`` output, the napari writer's, or a dev-set
     ``labels.csv`` (only ``y_px, x_px, class`` are required; any column order; UTF-8 with or
@@ -171,7 +222,8 @@ def read_defects_csv(path: str | Path) -> pd.DataFrame:
     DataFrame
         Columns :data:`DEFECT_COLUMNS` (missing nm columns are NaN, confidence 1, source manual),
         then the integer :data:`MOVIE_COLUMNS` the file has (``frame``; ``track_id``, -1 where
-        empty) and :data:`GRAIN_COLUMN` (-1 where empty).
+        empty) and :data:`GRAIN_COLUMN` (-1 where empty). A table with :data:`RUN_COLUMNS`
+        has ``attrs`` ``material``, ``substituents`` and ``classes`` (the run's classes).
 
     Raises
     ------
@@ -223,7 +275,9 @@ def read_defects_csv(path: str | Path) -> pd.DataFrame:
         warnings.warn(f"{name}: {len(unknown)} class name(s) are not defect classes of this "
                       f"plugin ({', '.join(map(repr, unknown))}); they are kept as they are.",
                       UnknownClassWarning, stacklevel=2)
-    return _integer_columns(out[DEFECT_COLUMNS].copy(), table, name)
+    out = _integer_columns(out[DEFECT_COLUMNS].copy(), table, name)
+    out.attrs.update(_run_context(table, name))
+    return out
 
 
 def _integer_columns(out: pd.DataFrame, table: pd.DataFrame, name: str) -> pd.DataFrame:
