@@ -98,7 +98,7 @@ def test_detect_all_frames_tracks_and_statistics(viewer_with_movie, movie, qtbot
     review.layer_combo.setCurrentText(points.name)
     i = review.next_low_confidence()
     assert viewer.dims.current_step[0] == int(round(points.data[i][0]))
-    np.testing.assert_allclose(viewer.camera.center[-2:], points.data_to_world(points.data[i])[-2:])
+    np.testing.assert_allclose(viewer.scene.camera.center[-2:], points.data_to_world(points.data[i])[-2:])
 
     # Writer and reader keep frame and track_id: the same 3-D layer comes back.
     [path] = write_points_csv(str(tmp_path / "movie.csv"), points.data, layer_meta(points))

@@ -106,15 +106,15 @@ def test_next_low_confidence_zooms_in_on_the_call(viewer_and_layer):
     viewer, layer = viewer_and_layer
     review = ReviewWidget(viewer)
     viewer.reset_view()
-    whole = viewer.camera.zoom
+    whole = viewer.scene.camera.zoom
     i = review.next_low_confidence()
-    np.testing.assert_allclose(viewer.camera.center[-2:], layer.data_to_world(layer.data[i]),
+    np.testing.assert_allclose(viewer.scene.camera.center[-2:], layer.data_to_world(layer.data[i]),
                                atol=1e-6)
     # the 500 px field spans the canvas at `whole`; about 8 lattice constants (8 x 26.3 px) now
-    assert viewer.camera.zoom == pytest.approx(whole * 500 / (8 * 26.3), rel=0.15)
-    viewer.camera.zoom = zoomed_in = viewer.camera.zoom * 4  # the user looks closer
+    assert viewer.scene.camera.zoom == pytest.approx(whole * 500 / (8 * 26.3), rel=0.15)
+    viewer.scene.camera.zoom = zoomed_in = viewer.scene.camera.zoom * 4  # the user looks closer
     review.next_low_confidence()
-    assert viewer.camera.zoom == pytest.approx(zoomed_in)
+    assert viewer.scene.camera.zoom == pytest.approx(zoomed_in)
 
 
 def test_statistics_update_live(viewer_and_layer):
@@ -310,3 +310,57 @@ def test_added_defect_snaps_to_its_sublattice_site(make_napari_viewer):
     np.testing.assert_allclose(layer.data[-1], target_m + [1.0, 1.0])
     assert list(layer.features["class"].iloc[-3:]) == ["V_Mo", "V_S", "O_S"]
     assert list(layer.features["source"].iloc[-3:].astype(str)) == ["manual"] * 3
+
+
+def test_a_class_added_on_the_other_sublattice_is_said_and_not_moved(make_napari_viewer):
+    """A chalcogen class clicked on a metal column (or a metal vacancy on a chalcogen column)
+    is left where clicked and the dock says which sublattice it lies on (trial, twenty-first
+    session: a V_S landed on a W column without a word)."""
+    from napari_atomdefect._layers import site_layer_kwargs
+    from napari_atomdefect.core.lattice.lattice import find_lattice
+    from napari_atomdefect.core.simulate.image import simulate_image
+
+    from ..conftest import pristine_params
+
+    viewer = make_napari_viewer()
+    sim = simulate_image("MoS2", 256, 0.012, params=pristine_params(), seed=2)
+    lattice = find_lattice(sim.image, "MoS2", pixel_size_nm=0.012)
+    viewer.add_image(sim.image, name="img")
+    data, skw = site_layer_kwargs(lattice, "img sites")
+    skw["metadata"]["atomdefect"].update(image="img", frame=None)
+    viewer.add_points(data, **skw)
+    table = pd.DataFrame({"y_px": [50.0], "x_px": [60.0], "class": ["V_S"],
+                          "confidence": [0.9], "source": "model"})
+    kwargs = defect_layer_kwargs(table, 0.012, "img defects", a_px=lattice.a_px)
+    kwargs["metadata"]["atomdefect"].update(image="img")
+    layer = viewer.add_points(table[["y_px", "x_px"]].to_numpy(), **kwargs)
+    review = ReviewWidget(viewer)
+    review.layer_combo.setCurrentText("img defects")
+    metal, chalc = lattice.metal_sites_px, lattice.chalcogen_sites_px
+    target_m = metal[np.argmin(np.hypot(*(metal - [128, 128]).T))]
+    review.add_defect(target_m + [1.0, 1.0], cls="V_S")
+    np.testing.assert_allclose(layer.data[-1], target_m + [1.0, 1.0])
+    assert "lies on a metal column" in review.info.text()
+    assert "V_S is a chalcogen-site class" in review.info.text()
+    target_c = chalc[np.argmin(np.hypot(*(chalc - [128, 128]).T))]
+    review.add_defect(target_c + [0.5, -0.5], cls="V_Mo")
+    np.testing.assert_allclose(layer.data[-1], target_c + [0.5, -0.5])
+    assert "lies on a chalcogen column" in review.info.text()
+    review.add_defect(target_c + [0.5, -0.5], cls="O_S")  # the right sublattice: snapped
+    np.testing.assert_allclose(layer.data[-1], target_c)
+
+
+def test_export_says_when_hidden_points_are_in_the_file(viewer_and_layer, tmp_path):
+    """*Hide below* hides points on the canvas and in Statistics; the export keeps them all and
+    the dock says so (a user who filtered expects to be told)."""
+    viewer, layer = viewer_and_layer
+    review = ReviewWidget(viewer)
+    review.threshold.setValue(60)
+    hidden = int((~layer.shown).sum())
+    assert hidden > 0
+    path = review.export_csv(str(tmp_path / "all.csv"))
+    assert len(read_defects_csv(path)) == len(layer.data)
+    assert f"Saved {len(layer.data)} defects ({hidden} of them hidden" in review.info.text()
+    review.threshold.setValue(0)
+    review.export_csv(str(tmp_path / "all2.csv"))
+    assert "of them hidden" not in review.info.text()

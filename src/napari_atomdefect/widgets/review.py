@@ -98,6 +98,44 @@ SNAP_A = 0.3
 REVIEW_FIELD_CELLS = 8.0
 
 
+def _site_layers(viewer, layer) -> list:
+    """The sites layers of the image the detections ``layer`` belongs to (same dimensions)."""
+    meta = layer.metadata.get("atomdefect", {})
+    return [la for la in viewer.layers
+            if la.metadata.get("atomdefect", {}).get("kind") == "lattice_sites"
+            and la.metadata.get("atomdefect", {}).get("image") == meta.get("image")
+            and la.data.shape[1:] == layer.data.shape[1:]]
+
+
+def on_other_sublattice(viewer, layer, indices, cls: str) -> list[int]:
+    """Those of the points ``indices`` whose nearest lattice site (within :data:`SNAP_A`
+    lattice constants) is on the other sublattice than ``cls``'s: a chalcogen class on a metal
+    column, or a metal vacancy on a chalcogen column (a click beside the intended column)."""
+    meta = layer.metadata.get("atomdefect", {})
+    a_px, site = meta.get("a_px"), class_site(cls)
+    if not a_px or site is None:
+        return []
+    data = np.asarray(layer.data, float)
+    out = []
+    for i in indices:
+        best, best_d = None, SNAP_A * float(a_px)
+        for la in _site_layers(viewer, layer):
+            cand = np.asarray(la.data, float)
+            which = np.asarray(la.features["sublattice"]).astype(str)
+            if data.shape[1] == 3:  # a stack: the sites of the point's frame
+                keep = np.isclose(cand[:, 0], data[i, 0])
+                cand, which = cand[keep], which[keep]
+            if not len(cand):
+                continue
+            d = np.hypot(*(cand[:, -2:] - data[i, -2:]).T)
+            k = int(np.argmin(d))
+            if d[k] < best_d:
+                best, best_d = which[k], d[k]
+        if best is not None and best != site:
+            out.append(int(i))
+    return out
+
+
 def snap_to_sites(viewer, layer, indices, cls: str) -> int:
     """Move the points ``indices`` of the detections ``layer`` onto the nearest site of the
     lattice found for its image (its sites layer, same frame), on the sublattice of ``cls`` (the
@@ -108,10 +146,7 @@ def snap_to_sites(viewer, layer, indices, cls: str) -> int:
     a_px, site = meta.get("a_px"), class_site(cls)
     if not a_px or site is None or not len(indices):
         return 0
-    sites = [la for la in viewer.layers
-             if la.metadata.get("atomdefect", {}).get("kind") == "lattice_sites"
-             and la.metadata.get("atomdefect", {}).get("image") == meta.get("image")
-             and la.data.shape[1:] == layer.data.shape[1:]]
+    sites = _site_layers(viewer, layer)
     data = np.asarray(layer.data, float).copy()
     moved = 0
     for i in indices:
@@ -259,8 +294,18 @@ class ReviewWidget(QWidget):
         n = len(layer.data)  # napari gives new points as negative indices (from the end)
         added = sorted({int(i) % n for i in (getattr(event, "data_indices", None) or ())})
         if added:
-            set_class(layer, added, self.class_combo.currentText(), new_points=True)
-            snap_to_sites(self.viewer, layer, added, self.class_combo.currentText())
+            cls = self.class_combo.currentText()
+            set_class(layer, added, cls, new_points=True)
+            # A click nearer a column of the other sublattice is not snapped away from it: the
+            # class or the place is wrong, and only the user knows which.
+            wrong = on_other_sublattice(self.viewer, layer, added, cls)
+            snap_to_sites(self.viewer, layer, [i for i in added if i not in wrong], cls)
+            if wrong:
+                other = "metal" if class_site(cls) == "chalcogen" else "chalcogen"
+                self.info.setText(
+                    f"The {cls} just added lies on a {other} column, and {cls} is a "
+                    f"{class_site(cls)}-site class: set its class (a {other}-site one) or move "
+                    "it onto the column you meant.")
 
     def _key_handler(self, cls):
         def handler(layer):
@@ -370,9 +415,9 @@ class ReviewWidget(QWidget):
         if layer.ndim == 3:  # a movie: go to the detection's frame too
             self.viewer.dims.set_point(0, float(world[0]))
         zoom = self._zoom_showing_cells(layer, REVIEW_FIELD_CELLS)
-        self.viewer.camera.center = tuple(world[-2:])
+        self.viewer.scene.camera.center = tuple(world[-2:])
         if zoom is not None:
-            self.viewer.camera.zoom = zoom
+            self.viewer.scene.camera.zoom = zoom
         cls = layer.features["class"].iloc[i]
         self.info.setText(f"Point {i}: {cls}, confidence {conf[i]:.2f}.")
         return i
@@ -387,7 +432,7 @@ class ReviewWidget(QWidget):
         a_px = (layer.metadata or {}).get("atomdefect", {}).get("a_px")
         if not a_px:
             return None
-        camera = self.viewer.camera
+        camera = self.viewer.scene.camera
         before = (camera.center, camera.zoom)
         extent = np.asarray(self.viewer.layers.extent.world, float)[:, -2:]
         span = float(np.max(extent[1] - extent[0]))
@@ -414,7 +459,10 @@ class ReviewWidget(QWidget):
             self.info.setText(f"Not saved: {exc}")
             show_error(str(exc))
             return None
-        self.info.setText(f"Saved {len(layer.data)} defects to {written}.")
+        hidden = int((~np.asarray(layer.shown, bool)).sum())
+        note = (f" ({hidden} of them hidden by *Hide below* or *Seen in at least*: the file "
+                "holds every defect of the layer)" if hidden else "")
+        self.info.setText(f"Saved {len(layer.data)} defects{note} to {written}.")
         return written
 
     def _export_dialog(self) -> None:
