@@ -62,3 +62,22 @@ def test_wrong_file_calibration_same_in_widget_cli_and_api(make_napari_viewer, q
     np.testing.assert_allclose(image.scale[-2:], [api, api], rtol=1e-9)
     np.testing.assert_allclose(det.scale[-2:], image.scale[-2:])
     assert image.metadata["atomdefect"]["file_pixel_size_nm"] == pytest.approx(WRONG_NM, rel=1e-4)
+
+
+def test_the_model_view_adopts_the_lattice_calibration_too(make_napari_viewer, qtbot, tmp_path):
+    """Trial, twenty-first session: *Show model's view* said it used the lattice calibration
+    while the pixel-size line kept "From the file" and the image its file scale."""
+    sim = simulate_image("MoS2", (256, 256), 0.012, seed=1)
+    path = tmp_path / "wrong.tif"
+    write_tiff(path, sim.image, WRONG_NM)
+    viewer = make_napari_viewer()
+    [image] = viewer.open(str(path), plugin="napari-atomdefect")
+    widget = DetectWidget(viewer)
+    widget.show_model_view()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=180_000)
+    label = widget.calibration_label.text()
+    assert "calibrated from the lattice" in label and "the file says 0.01392" in label
+    assert image.scale[-1] == pytest.approx(0.012, rel=0.01)
+    [view] = [la for la in viewer.layers
+              if la.metadata.get("atomdefect", {}).get("kind") == "model_view"]
+    np.testing.assert_allclose(view.scale, image.scale)

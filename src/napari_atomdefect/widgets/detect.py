@@ -768,6 +768,8 @@ class DetectWidget(QWidget):
         layer, image, frame, px, calibration, region, lattice = inputs
 
         def done(result):
+            # as after a detection: the image (and its layers) take the pixel size in use
+            self._adopt_lattice_calibration(layer, [result["lattice"]])
             self._show_choice(layer, result["lattice"])
             self._notify(result.get("warnings", []))
             self.viewer.add_image(

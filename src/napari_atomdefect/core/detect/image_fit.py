@@ -434,12 +434,16 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
     partner_seen = (alloy is not None and same_metal and not alloy_expected
                     and heavier == alloying_partner(chosen) and bright > BRIGHT_SHARE)
     if partner_seen:
-        nearer, other = _nearer_first(alloy, ratio)
+        nearer, _ = _nearer_first(alloy, ratio)
+        # The host chosen first (the user knows what the layer was made from; its model with
+        # the partner read the real fully converted image with the fewest vacancy calls), then
+        # the other end of the alloy.
+        other = alloy[1] if alloy[0] == chosen else alloy[0]
         messages.append(
             f"{bright:.0%} of the chalcogen columns are brighter than a {chosen} column can be "
             f"and the metal/chalcogen contrast {ratio:.2f} lies between {alloy[0]}'s and "
             f"{alloy[1]}'s: an S/Se alloy (a partly converted layer), nearer {nearer} — analyse "
-            f"it as an alloy: {nearer} with {alloying_partner(nearer)}, or {other} with "
+            f"it as an alloy: {chosen} with {alloying_partner(chosen)}, or {other} with "
             f"{alloying_partner(other)}.")
     if alloy and not same_metal:
         nearer, other = _nearer_first(alloy, ratio)
