@@ -28,7 +28,9 @@ def test_operating_point_section(make_napari_viewer, qtbot):
     assert widget.operating_point()["O_S"] == 0.5  # ignored while the section is unchecked
     widget.detect()
     _wait(qtbot, widget)
+    assert all(s.isHidden() for s in widget.operating_spins.values())  # folded while unchecked
     widget.operating_group.setChecked(True)
+    assert not any(s.isHidden() for s in widget.operating_spins.values())
     assert widget.operating_point() == {"V_S": 0.5, "V_S2": 0.5, "O_S": 0.95, "V_Mo": 0.5}
     widget.detect()
     _wait(qtbot, widget)

@@ -165,8 +165,10 @@ class FinetuneWidget(QWidget):
         self.batch_size = QSpinBox()
         self.batch_size.setRange(2, 512)
         self.batch_size.setValue(defaults.detector_batch_size)
-        self.keep_base = QCheckBox("Keep the base detector if fine-tuning loses (on held-out "
-                                   "corrected cells or simulated images)")
+        # Short: a check box does not wrap its text, and a long one widened the whole dock area.
+        self.keep_base = QCheckBox("Keep the base detector if fine-tuning loses")
+        self.keep_base.setToolTip("Judged on held-out corrected cells, or on simulated images "
+                                  "when there are too few of them.")
         self.keep_base.setChecked(defaults.keep_better_detector)
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
