@@ -236,7 +236,8 @@ def test_cli_detect_and_evaluate(tmp_path, sims, capsys):
     write_csv_atomic(defects_table(sim.defects, 0.012), tmp_path / "truth.csv")
     assert main(["detect", str(tmp_path / "img.tif"), "--out", str(tmp_path / "pred.csv")]) == 0
     pred = pd.read_csv(tmp_path / "pred.csv")
-    assert list(pred.columns) == DEFECT_COLUMNS and len(pred) > 5
+    assert list(pred.columns) == DEFECT_COLUMNS + ["material", "substituents"] and len(pred) > 5
+    assert set(pred["material"]) == {"MoS2"} and set(pred["substituents"]) == {"O"}
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "pred.csv"), str(tmp_path / "truth.csv"),
                  "--json"]) == 0

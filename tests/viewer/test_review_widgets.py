@@ -272,10 +272,10 @@ def test_choosing_a_class_leaves_the_selected_point_alone_and_added_points_have_
     assert str(layer.features["class"].iloc[0]) == "V_S"
 
 
-def test_added_defect_snaps_to_its_sublattice_site(make_napari_viewer):
-    """A click near a column puts the manual defect on the lattice site of its class's
-    sublattice (metal for V_Mo, chalcogen otherwise); far from any site, or without a sites
-    layer (a reopened CSV), it stays where clicked."""
+@pytest.fixture
+def review_on_a_lattice(make_napari_viewer):
+    """A simulated MoS2 image with its sites layer and a detections layer of one call, and a
+    Review dock on it: ``(review, layer, lattice)``."""
     from napari_atomdefect._layers import site_layer_kwargs
     from napari_atomdefect.core.lattice.lattice import find_lattice
     from napari_atomdefect.core.simulate.image import simulate_image
@@ -296,6 +296,14 @@ def test_added_defect_snaps_to_its_sublattice_site(make_napari_viewer):
     layer = viewer.add_points(table[["y_px", "x_px"]].to_numpy(), **kwargs)
     review = ReviewWidget(viewer)
     review.layer_combo.setCurrentText("img defects")
+    return review, layer, lattice
+
+
+def test_added_defect_snaps_to_its_sublattice_site(review_on_a_lattice):
+    """A click near a column puts the manual defect on the lattice site of its class's
+    sublattice (metal for V_Mo, chalcogen otherwise); far from any site, or without a sites
+    layer (a reopened CSV), it stays where clicked."""
+    review, layer, lattice = review_on_a_lattice
     a = lattice.a_px
     metal, chalc = lattice.metal_sites_px, lattice.chalcogen_sites_px
     target_m = metal[np.argmin(np.hypot(*(metal - [128, 128]).T))]
@@ -312,30 +320,11 @@ def test_added_defect_snaps_to_its_sublattice_site(make_napari_viewer):
     assert list(layer.features["source"].iloc[-3:].astype(str)) == ["manual"] * 3
 
 
-def test_a_class_added_on_the_other_sublattice_is_said_and_not_moved(make_napari_viewer):
+def test_a_class_added_on_the_other_sublattice_is_said_and_not_moved(review_on_a_lattice):
     """A chalcogen class clicked on a metal column (or a metal vacancy on a chalcogen column)
     is left where clicked and the dock says which sublattice it lies on (trial, twenty-first
     session: a V_S landed on a W column without a word)."""
-    from napari_atomdefect._layers import site_layer_kwargs
-    from napari_atomdefect.core.lattice.lattice import find_lattice
-    from napari_atomdefect.core.simulate.image import simulate_image
-
-    from ..conftest import pristine_params
-
-    viewer = make_napari_viewer()
-    sim = simulate_image("MoS2", 256, 0.012, params=pristine_params(), seed=2)
-    lattice = find_lattice(sim.image, "MoS2", pixel_size_nm=0.012)
-    viewer.add_image(sim.image, name="img")
-    data, skw = site_layer_kwargs(lattice, "img sites")
-    skw["metadata"]["atomdefect"].update(image="img", frame=None)
-    viewer.add_points(data, **skw)
-    table = pd.DataFrame({"y_px": [50.0], "x_px": [60.0], "class": ["V_S"],
-                          "confidence": [0.9], "source": "model"})
-    kwargs = defect_layer_kwargs(table, 0.012, "img defects", a_px=lattice.a_px)
-    kwargs["metadata"]["atomdefect"].update(image="img")
-    layer = viewer.add_points(table[["y_px", "x_px"]].to_numpy(), **kwargs)
-    review = ReviewWidget(viewer)
-    review.layer_combo.setCurrentText("img defects")
+    review, layer, lattice = review_on_a_lattice
     metal, chalc = lattice.metal_sites_px, lattice.chalcogen_sites_px
     target_m = metal[np.argmin(np.hypot(*(metal - [128, 128]).T))]
     review.add_defect(target_m + [1.0, 1.0], cls="V_S")

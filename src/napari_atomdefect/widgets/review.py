@@ -107,6 +107,28 @@ def _site_layers(viewer, layer) -> list:
             and la.data.shape[1:] == layer.data.shape[1:]]
 
 
+def _nearest_site(sites: list, point: np.ndarray, bound: float, sublattice: str | None = None
+                  ) -> tuple[np.ndarray, str] | None:
+    """Position and sublattice of the site of the ``sites`` layers nearest ``point`` (of its
+    frame, for a stack) within ``bound`` pixels, on ``sublattice`` only if given; ``None``
+    when there is none."""
+    best, best_d = None, bound
+    for la in sites:
+        cand = np.asarray(la.data, float)
+        which = np.asarray(la.features["sublattice"]).astype(str)
+        keep = np.ones(len(cand), bool) if sublattice is None else which == sublattice
+        if len(point) == 3:  # a stack: the sites of the point's frame
+            keep &= np.isclose(cand[:, 0], point[0])
+        cand, which = cand[keep], which[keep]
+        if not len(cand):
+            continue
+        d = np.hypot(*(cand[:, -2:] - point[-2:]).T)
+        k = int(np.argmin(d))
+        if d[k] < best_d:
+            best, best_d = (cand[k], str(which[k])), d[k]
+    return best
+
+
 def on_other_sublattice(viewer, layer, indices, cls: str) -> list[int]:
     """Those of the points ``indices`` whose nearest lattice site (within :data:`SNAP_A`
     lattice constants) is on the other sublattice than ``cls``'s: a chalcogen class on a metal
@@ -115,23 +137,12 @@ def on_other_sublattice(viewer, layer, indices, cls: str) -> list[int]:
     a_px, site = meta.get("a_px"), class_site(cls)
     if not a_px or site is None:
         return []
+    sites = _site_layers(viewer, layer)
     data = np.asarray(layer.data, float)
     out = []
     for i in indices:
-        best, best_d = None, SNAP_A * float(a_px)
-        for la in _site_layers(viewer, layer):
-            cand = np.asarray(la.data, float)
-            which = np.asarray(la.features["sublattice"]).astype(str)
-            if data.shape[1] == 3:  # a stack: the sites of the point's frame
-                keep = np.isclose(cand[:, 0], data[i, 0])
-                cand, which = cand[keep], which[keep]
-            if not len(cand):
-                continue
-            d = np.hypot(*(cand[:, -2:] - data[i, -2:]).T)
-            k = int(np.argmin(d))
-            if d[k] < best_d:
-                best, best_d = which[k], d[k]
-        if best is not None and best != site:
+        nearest = _nearest_site(sites, data[i], SNAP_A * float(a_px))
+        if nearest is not None and nearest[1] != site:
             out.append(int(i))
     return out
 
@@ -150,19 +161,9 @@ def snap_to_sites(viewer, layer, indices, cls: str) -> int:
     data = np.asarray(layer.data, float).copy()
     moved = 0
     for i in indices:
-        best, best_d = None, SNAP_A * float(a_px)
-        for la in sites:
-            cand = np.asarray(la.data, float)[np.asarray(la.features["sublattice"] == site)]
-            if data.shape[1] == 3:  # a stack: the sites of the point's frame
-                cand = cand[np.isclose(cand[:, 0], data[i, 0])]
-            if not len(cand):
-                continue
-            d = np.hypot(*(cand[:, -2:] - data[i, -2:]).T)
-            k = int(np.argmin(d))
-            if d[k] < best_d:
-                best, best_d = cand[k], d[k]
-        if best is not None:
-            data[i] = best
+        nearest = _nearest_site(sites, data[i], SNAP_A * float(a_px), site)
+        if nearest is not None:
+            data[i] = nearest[0]
             moved += 1
     if moved:
         layer.data = data
