@@ -147,6 +147,25 @@ def test_detect_never_replaces_a_table_corrected_by_hand(tmp_path, capsys):
     assert set(pd.read_csv(out)["source"]) <= {"model"}
 
 
+@pytest.mark.parametrize("content, said", [
+    ("x_px,y_px,class\n10,12,V_S\n", "a defect table without confidences"),
+    ("notes on this scan\n", "not a detection table of this tool"),
+])
+def test_detect_never_replaces_labels_or_another_file(tmp_path, capsys, content, said):
+    """Trial, twenty-first session: ground-truth labels (no confidence column) or any other
+    file given as --out were replaced without a word. Refused now, the file untouched."""
+    from napari_atomdefect.core.simulate.image import simulate_image
+
+    image = tmp_path / "img.npy"
+    np.save(image, simulate_image("MoS2", 256, 0.012, seed=1).image)
+    out = tmp_path / "labels.csv"
+    out.write_text(content)
+    assert main(["detect", str(image), "--pixel-size-nm", "0.012", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "give another --out" in err and "Traceback" not in err
+    assert out.read_text() == content
+
+
 def test_version_and_reader_notes_once(tmp_path, capsys):
     """--version answers; an RGB file's conversion note is printed once, as a plain line."""
     from PIL import Image

@@ -360,14 +360,17 @@ def _detect_input(args: argparse.Namespace):
 def _cmd_detect(args: argparse.Namespace) -> int:
     from .core.detect.detect import iter_detect
     from .core.device import select_device
-    from .core.io.table import check_writable, manual_rows, with_run_columns, write_csv_atomic
+    from .core.io.table import (
+        check_writable,
+        replace_refusal,
+        with_run_columns,
+        write_csv_atomic,
+    )
 
     check_writable(args.out)  # before the long detection: no result is lost at the end
-    edited = manual_rows(args.out)
-    if edited:  # a table the user corrected by hand is never replaced by a fresh detection
-        rows = f"{edited} defect{'' if edited == 1 else 's'}"
-        raise AtomDefectError(f"{args.out} holds {rows} you added or corrected by hand; it is "
-                              "not replaced: give another --out.")
+    refusal = replace_refusal(args.out)
+    if refusal:  # corrections by hand, labels or another file are never replaced
+        raise AtomDefectError(f"{refusal}: give another --out.")
     select_device(args.device)
     img, data = _detect_input(args)
     if args.pixel_size_nm is not None:

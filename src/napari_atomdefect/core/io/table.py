@@ -84,6 +84,33 @@ def manual_rows(path: str | Path) -> int:
     return int((source.astype(str).str.strip() == "manual").sum())
 
 
+def replace_refusal(path: str | Path) -> str | None:
+    """Why the existing file at ``path`` must not be replaced by a fresh detection table, or
+    ``None`` when it may be (missing, empty, or a detection table of this tool with no row the
+    user added or corrected).
+
+    A table with rows whose ``source`` is ``manual`` holds the user's corrections; a file that
+    is not a detection table (no ``confidence`` and ``source`` columns: ground-truth labels, an
+    annotation, any other file) is not this tool's to replace."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    edited = manual_rows(path)
+    if edited:
+        rows = f"{edited} defect{'' if edited == 1 else 's'}"
+        return f"{path} holds {rows} you added or corrected by hand; it is not replaced"
+    try:
+        header = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
+        columns = {str(c).strip() for c in header}
+    except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError):
+        columns = set()
+    if {"y_px", "x_px", "class", "confidence", "source"} <= columns:
+        return None
+    what = ("a defect table without confidences (ground-truth labels or an annotation)"
+            if {"y_px", "x_px", "class"} <= columns else "not a detection table of this tool")
+    return f"{path} exists and is {what}; it is not replaced"
+
+
 def check_writable(path: str | Path) -> Path:
     """Check, before any long computation, that a result file can be written at ``path``.
 
