@@ -209,3 +209,27 @@ def test_a_region_beyond_the_image_is_said(tmp_path, capsys):
     assert err == ("atomdefect: --region 500:600,0:10 lies outside the image (160 x 160 px: "
                    "rows 0:160, columns 0:160).")
     assert not (tmp_path / "e.csv").exists()
+
+
+def test_a_pixel_size_no_material_can_have_stops_the_run(tmp_path, capsys):
+    """Trial, twenty-first session: a pixel size 10× off (a lattice constant of 3 nm) was kept
+    with two notes and every nm value written 10× wrong. It stops the run with one sentence
+    (CLI exit 2, no file; the API raises); one a material could have (17 % off) is kept, said."""
+    from napari_atomdefect.core.detect.detect import detect
+    from napari_atomdefect.core.errors import AtomDefectError
+    from napari_atomdefect.core.simulate.image import simulate_image
+
+    sim = simulate_image("MoS2", 256, 0.012, seed=1)
+    np.save(tmp_path / "img.npy", sim.image)
+    out = tmp_path / "d.csv"
+    assert main(["detect", str(tmp_path / "img.npy"), "--pixel-size-nm", "0.12",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "makes the lattice constant 3.1" in err and "Traceback" not in err
+    assert not out.exists()
+    with pytest.raises(AtomDefectError, match="no supported material has"):
+        detect(sim.image, 0.0012)
+    assert main(["detect", str(tmp_path / "img.npy"), "--pixel-size-nm", "0.014",
+                 "--out", str(out)]) == 0
+    assert pd.read_csv(out)["y_nm"].div(pd.read_csv(out)["y_px"]).median() == \
+        pytest.approx(0.014, rel=1e-3)

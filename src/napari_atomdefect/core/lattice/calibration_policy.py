@@ -3,7 +3,9 @@
 * no pixel size given -> the lattice calibrates it;
 * a pixel size **from the file** (or an earlier lattice calibration) that disagrees with the lattice
   by more than the tolerance -> replaced by the lattice value, with a message;
-* a pixel size **typed by the user** -> kept, with a message when it disagrees.
+* a pixel size **typed by the user** -> kept, with a message when it disagrees (a value that
+  gives a lattice constant no material has is refused by
+  :func:`~.lattice.find_lattice`, ``IMPLAUSIBLE_LATTICE_FACTOR``).
 
 An S/Se alloy (the host's partner chalcogen among the chosen substituents) may have any lattice
 constant between its two end members (Vegard's law): a given value agrees when it lies within the

@@ -34,6 +34,12 @@ from .sites import box_smooth, centroid_refine, neighbour_mean, refine_peaks, wi
 
 #: File and lattice calibrations further apart than this are reported (relative difference).
 CALIBRATION_TOLERANCE = 0.03
+#: A pixel size the user gives is kept when it disagrees with the lattice (they may know better,
+#: or have chosen another material: said), unless the lattice constant it implies is further
+#: than this factor from every supported material's: then it is wrong (a 10× slip gives a
+#: lattice constant of 3 nm), and the run stops with one sentence rather than write every
+#: distance and density in nm wrong.
+IMPLAUSIBLE_LATTICE_FACTOR = 1.3
 #: Words of the note on a second sublattice too faint to place the chalcogen sites by.
 SECOND_SUBLATTICE_NOTE = "The second sublattice is barely visible"
 #: Fewest unit cells for a usable lattice.
@@ -628,6 +634,9 @@ def find_lattice(
                                px_lattice, mat.name, CALIBRATION_TOLERANCE, mat.a_nm,
                                alloy_range_nm=(lo_nm / a_px, hi_nm / a_px))
     px_used, source = choice.pixel_size_nm, choice.source
+    if source == "user":
+        _check_user_lattice_constant(float(pixel_size_nm) * a_px, float(pixel_size_nm),
+                                     px_lattice, mat)
     if choice.message:
         messages.append(choice.message)
         if choice.given_nm is not None:
@@ -645,6 +654,23 @@ def find_lattice(
         chalcogen_sites_px=chalc_pos, chalcogen_index=chalc_idx, chalcogen_refined=chalc_ok,
         messages=messages, phase_maps=(pm1, pm2), frac_sign=sign,
     )
+
+
+def _check_user_lattice_constant(a_nm: float, given_nm: float, lattice_nm: float,
+                                 material: Material) -> None:
+    """Raise one sentence when the lattice constant ``a_nm`` that a pixel size the user gave
+    implies is no supported material's (:data:`IMPLAUSIBLE_LATTICE_FACTOR`)."""
+    from ..materials.materials import MATERIALS
+
+    lo = min(m.a_nm for m in MATERIALS.values())
+    hi = max(m.a_nm for m in MATERIALS.values())
+    if lo / IMPLAUSIBLE_LATTICE_FACTOR <= a_nm <= hi * IMPLAUSIBLE_LATTICE_FACTOR:
+        return
+    raise AtomDefectError(
+        f"The pixel size you gave ({given_nm:.5g} nm/px) makes the lattice constant "
+        f"{a_nm:.3g} nm, which no supported material has ({lo:.3f}–{hi:.3f} nm; the "
+        f"{material.name} lattice gives {lattice_nm:.5f} nm/px here): check the pixel size, or "
+        "leave it out to calibrate it from the lattice.")
 
 
 def distortion_message(a1_px: np.ndarray, a2_px: np.ndarray) -> str | None:
