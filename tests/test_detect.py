@@ -12,7 +12,7 @@ from napari_atomdefect import detect
 from napari_atomdefect.cli import main
 from napari_atomdefect.core.detect.evaluate import score
 from napari_atomdefect.core.device import select_device
-from napari_atomdefect.core.errors import UnknownMaterialError
+from napari_atomdefect.core.errors import AtomDefectError, UnknownMaterialError
 from napari_atomdefect.core.io.table import DEFECT_COLUMNS
 from napari_atomdefect.core.models.registry import (
     DEFAULT_MODEL,
@@ -314,3 +314,30 @@ def test_high_magnification_keeps_the_dose():
     f1 = 2 * tot.tp / (2 * tot.tp + tot.fp + tot.fn)
     assert f1["V_S"] >= 0.85 and f1["O_S"] >= 0.75 and f1["V_S|O_S"] >= 0.94, f1
     assert f1["V_S2"] >= 0.97 and f1["V_Mo"] >= 0.97, f1
+
+
+def test_detect_says_its_warnings_at_the_callers_line():
+    """Trial, twenty-first session: ``detect``'s notes pointed at the package's generator
+    (``progress.py``), not at the user's call; they are said at the caller's line now, each
+    once, through the caller's filters."""
+    import warnings
+
+    from napari_atomdefect.core.simulate.image import simulate_image
+
+    sim = simulate_image("MoS2", 256, 0.012, seed=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        detect(sim.image, 0.0139)
+    assert caught and all(w.filename == __file__ for w in caught)
+    assert any("disagrees with the MoS2 lattice" in str(w.message) for w in caught)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UserWarning):
+            detect(sim.image, 0.0139)
+
+
+def test_detect_refuses_an_unknown_calibration():
+    from napari_atomdefect.core.simulate.image import simulate_image
+
+    with pytest.raises(AtomDefectError, match="calibration must be"):
+        detect(simulate_image("MoS2", 128, 0.012, seed=1).image, 0.012, calibration="foo")

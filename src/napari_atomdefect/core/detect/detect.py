@@ -473,10 +473,17 @@ def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str 
         if pixel_size_nm is None and image.pixel_size_nm is not None:
             pixel_size_nm, calibration = image.pixel_size_nm, "file"
         image = image.data
-    return run_to_end(iter_detect(image, pixel_size_nm, material, model, device,
-                                  calibration, operating_point=operating_point,
-                                  substituents=substituents, region=region,
-                                  grains=grains))["defects"]
+    # The pipeline's warnings (calibration, model fit, class overlaps) are said at the caller's
+    # line, not inside the generator that raised them; the caller's filters still apply.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run_to_end(iter_detect(image, pixel_size_nm, material, model, device,
+                                        calibration, operating_point=operating_point,
+                                        substituents=substituents, region=region,
+                                        grains=grains))
+    for w in caught:
+        warnings.warn(w.message, w.category, stacklevel=2)
+    return result["defects"]
 
 
 __all__ = ["detect", "iter_detect",

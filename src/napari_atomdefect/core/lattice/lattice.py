@@ -459,6 +459,9 @@ def find_lattice(
         :data:`~.validate.PIXEL_SIZE_RANGE_NM`.
     """
     mat = get_material(material)
+    if calibration not in ("user", "file", "lattice"):
+        raise AtomDefectError(f"calibration must be 'user', 'file' or 'lattice' (where the pixel "
+                              f"size comes from), not {calibration!r}.")
     arr = as_analysis_image(image)
     mask = None if region is None else check_region(region, arr.shape)
     if mask is not None:  # the rest of the field neither shows a lattice nor holds sites
