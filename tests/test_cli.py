@@ -233,3 +233,24 @@ def test_a_pixel_size_no_material_can_have_stops_the_run(tmp_path, capsys):
                  "--out", str(out)]) == 0
     assert pd.read_csv(out)["y_nm"].div(pd.read_csv(out)["y_px"]).median() == \
         pytest.approx(0.014, rel=1e-3)
+
+
+def test_a_closed_pipe_ends_the_command_quietly(tmp_path):
+    """Trial, twenty-first session: ``atomdefect evaluate … --json | head -c 10`` said
+    "atomdefect: Broken pipe." and exited 2."""
+    import subprocess
+    import sys
+
+    from napari_atomdefect.core.io.table import defects_table, write_csv_atomic
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"y_px": rng.uniform(0, 500, 400), "x_px": rng.uniform(0, 500, 400),
+                          "class": ["V_S"] * 400})
+    write_csv_atomic(defects_table(table, 0.012), tmp_path / "a.csv")
+    code = ("import sys; from napari_atomdefect.cli import main; "
+            "sys.exit(main(['evaluate', sys.argv[1], sys.argv[1], '--json']))")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "a.csv")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader stops before the table is written (`| head -c 0`)
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and "Broken pipe" not in err and "Traceback" not in err

@@ -7,7 +7,9 @@ Every sub-command runs the napari-free core; only ``view`` starts napari.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -889,6 +891,10 @@ def main(argv: list[str] | None = None) -> int:
     except AtomDefectError as exc:
         print(f"atomdefect: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of a pipe stopped (``| head``): nothing more to say
+        with contextlib.suppress(OSError):  # Python flushes stdout at exit: send it nowhere
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:  # a folder that cannot be created, a file that cannot be written
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"atomdefect: {exc.strerror or exc}{where}.", file=sys.stderr)
