@@ -217,6 +217,7 @@ def test_cli_all_frames(tmp_path, movie, capsys):
     table = read_defects_csv(out)
     assert sorted(table["frame"].unique()) == [0, 1, 2]
     assert (table["track_id"] >= 0).all()
+    assert table.attrs["material"] == "MoS2"  # the movie's table names its run too
     truth = movie.truth[movie.truth["frame"] < 3]
     a = np.hypot(*movie.a1_px)
     assert (match_to_truth(table, truth, 0.3 * a) >= 0).mean() >= 0.9

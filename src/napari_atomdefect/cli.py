@@ -434,8 +434,7 @@ def _detect_movie(args: argparse.Namespace, data, px, source) -> int:
         table = persistent_defects(table, args.min_track_frames)
         kept = (f" (of {n_all}: those seen in at least {args.min_track_frames} frames, "
                 "--min-track-frames)")
-    write_csv_atomic(with_run_columns(table, result["defects"].attrs.get("model_material"),
-                                      result["defects"].attrs.get("substituents")), args.out)
+    write_csv_atomic(with_run_columns(table), args.out)
     n_frames = len(result["frames"])
     lengths = table.groupby("track_id").size() if len(table) else table["track_id"]
     drift = result["drift_px"][-1] if n_frames else (0.0, 0.0)

@@ -899,8 +899,8 @@ class DetectWidget(QWidget):
                 * cell_area_nm2(table.attrs["a_px"] * px))
         kwargs["metadata"]["atomdefect"].update(
             model=result["model"], device=result["device"], image=layer.name, movie=True,
-            material=result["defects"].attrs.get("model_material"),
-            substituents=list(result["defects"].attrs.get("substituents", ())),
+            material=table.attrs.get("model_material"),
+            substituents=list(table.attrs.get("substituents", ())),
             n_frames=int(layer.data.shape[0]), frames=frames, area_nm2=area,
             frame_area_nm2=area / max(len(frames), 1),
             n_metal_sites=sum(int(f["n_metal_sites"] or 0) for f in frames),

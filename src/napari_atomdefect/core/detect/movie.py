@@ -302,6 +302,7 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
                       "frames": per_frame, "a_px": float(np.mean([la.a_px for la in lattices])),
                       "messages": messages, "classes": result["classes"],
                       "substituents": result["substituents"],
+                      "model_material": result["defects"].attrs.get("model_material"),
                       "class_overlaps": [list(o.classes) for o in overlaps],
                       "overlap_message": overlap})
     yield {"done": True, "defects": out, "lattices": lattices,
