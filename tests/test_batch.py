@@ -308,3 +308,14 @@ def test_a_batch_where_nothing_could_be_analysed_ends_with_status_2(folder, tmp_
     assert "1 file: 0 ok, 1 error" in captured.out
     summary = pd.read_csv(out / "summary.csv")
     assert summary.status.tolist() == ["error"]
+
+
+def test_a_given_pixel_size_drops_the_files_missing_one_from_the_notes(folder, tmp_path):
+    """Trial, twenty-first session: with --pixel-size-nm every row's notes still said "no pixel
+    size in the file; it will be calibrated from the lattice" beside pixel_size_source user."""
+    out = tmp_path / "out"
+    assert main(["batch", str(folder / "movie.npy"), "--out", str(out), "--workers", "1",
+                 "--pixel-size-nm", str(PX), "--no-progress"]) == 0
+    summary = pd.read_csv(out / "summary.csv", keep_default_na=False)
+    assert set(summary.pixel_size_source) == {"user"}
+    assert not summary.notes.str.contains("no pixel size in the file").any()

@@ -295,7 +295,7 @@ def process_file(item: BatchItem, opts: BatchOptions, done_frames: frozenset = f
     Frames in ``done_frames`` (finished in an earlier run) are not recomputed and get no row;
     any failure becomes an ``error`` row with its one-sentence message, never an exception.
     """
-    from ..io.image import STACK_NOTE, read_image
+    from ..io.image import STACK_NOTE, no_pixel_size_message, read_image
 
     t0 = time.perf_counter()
     try:
@@ -314,8 +314,10 @@ def process_file(item: BatchItem, opts: BatchOptions, done_frames: frozenset = f
         try:
             result, notes = detect_frame(data, opts, img.pixel_size_nm)
             _write_defects(result["defects"], Path(opts.out) / csv_name(item.base, frame))
-            # (the reader's advice on stacks is the CLI's; a batch analyses every frame)
-            said = [m for m in img.messages if STACK_NOTE not in m]
+            # (the reader's advice on stacks is the CLI's, a batch analyses every frame; a
+            # pixel size the user gave makes the file's lack of one moot)
+            said = [m for m in img.messages if STACK_NOTE not in m and not (
+                opts.pixel_size_nm is not None and m == no_pixel_size_message(img.name))]
             rows.append(_result_row(item, frame, opts, result, said + notes, t0))
         except AtomDefectError as exc:
             rows.append(_error_row(item, frame, opts, str(exc), t0))
