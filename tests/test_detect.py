@@ -339,5 +339,12 @@ def test_detect_says_its_warnings_at_the_callers_line():
 def test_detect_refuses_an_unknown_calibration():
     from napari_atomdefect.core.simulate.image import simulate_image
 
+    image = simulate_image("MoS2", 128, 0.012, seed=1).image
     with pytest.raises(AtomDefectError, match="calibration must be"):
-        detect(simulate_image("MoS2", 128, 0.012, seed=1).image, 0.012, calibration="foo")
+        detect(image, 0.012, calibration="foo")
+    # "none" (no pixel size known: what the Detect dock passes for an uncalibrated image) is fine
+    from napari_atomdefect.core.lattice.lattice import find_lattice
+
+    lattice = find_lattice(image, "MoS2", None, calibration="none")
+    assert lattice.calibration == "lattice"
+    assert lattice.pixel_size_nm == pytest.approx(0.012, rel=0.02)

@@ -462,17 +462,44 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
               f"columns (0.18 nm apart in MoS2): a call may match a defect next to it; "
               f"{MAX_MATCH_RADIUS_NM:g} nm or less keeps the matches to one column.",
               file=sys.stderr)
+    for note in _evaluate_notes(args.pred, args.truth, pred, truth):
+        print(f"atomdefect: {note}", file=sys.stderr)
     table = score(pred, truth, args.radius_nm / px)
     if args.json:
         print(table.to_json(orient="index"))
     else:
         print(f"matching radius {args.radius_nm} nm = {args.radius_nm / px:.2f} px")
-        print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+        print(table.to_string(float_format=lambda v: f"{v:.3f}", na_rep="—"))
         edits = corrections_needed(pred, truth, args.radius_nm / px)
         print(f"corrections needed to reach the truth: {edits['total']} (add {edits['add']}, "
               f"delete {edits['delete']}, reclassify {edits['reclassify']}) for "
               f"{edits['n_true']} true defects")
     return 0
+
+
+def _evaluate_notes(pred_path: str, truth_path: str, pred, truth) -> list[str]:
+    """Sentences for an evaluation whose tables look mismatched: no class in common (two
+    materials?), or confidences in the truth but not in the predictions (swapped?)."""
+    import pandas as pd
+
+    notes = []
+    shared = set(pred["class"]) & set(truth["class"])
+    if len(pred) and len(truth) and not shared:
+        notes.append(f"the tables share no class (predictions: {', '.join(sorted(set(pred['class'])))}; "
+                     f"truth: {', '.join(sorted(set(truth['class'])))}): of two materials or "
+                     "two images? Every score below is 0.")
+
+    def has_confidence(path: str) -> bool:
+        try:
+            return "confidence" in {str(c).strip() for c in
+                                    pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns}
+        except (ValueError, OSError):
+            return False
+
+    if has_confidence(truth_path) and not has_confidence(pred_path):
+        notes.append(f"{Path(truth_path).name} has confidences and {Path(pred_path).name} has "
+                     "none: are the two swapped? (atomdefect evaluate PREDICTIONS TRUTH)")
+    return notes
 
 
 def _print_training(item: dict) -> None:

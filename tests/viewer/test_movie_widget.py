@@ -103,7 +103,7 @@ def test_detect_all_frames_tracks_and_statistics(viewer_with_movie, movie, qtbot
     # Writer and reader keep frame and track_id: the same 3-D layer comes back.
     [path] = write_points_csv(str(tmp_path / "movie.csv"), points.data, layer_meta(points))
     header = open(path).readline().strip().split(",")
-    assert header[-2:] == ["frame", "track_id"]
+    assert header[-4:] == ["frame", "track_id", "material", "substituents"]
     [(data, kwargs, kind)] = read_defects_layer(path)
     assert kind == "points"
     np.testing.assert_array_equal(data, points.data)

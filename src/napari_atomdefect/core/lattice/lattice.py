@@ -429,7 +429,7 @@ def find_lattice(
         sublattice from the chalcogen one.
     pixel_size_nm : float, optional
         Known pixel size. ``None`` calibrates from the lattice.
-    calibration : {"user", "file", "lattice"}
+    calibration : {"user", "file", "lattice", "none"}
         Where ``pixel_size_nm`` comes from. A file (or earlier lattice) calibration that disagrees
         with the lattice by more than ``CALIBRATION_TOLERANCE`` is replaced by the lattice value (with
         a warning); a user value is kept (with a warning when it disagrees). See
@@ -459,9 +459,11 @@ def find_lattice(
         :data:`~.validate.PIXEL_SIZE_RANGE_NM`.
     """
     mat = get_material(material)
-    if calibration not in ("user", "file", "lattice"):
-        raise AtomDefectError(f"calibration must be 'user', 'file' or 'lattice' (where the pixel "
-                              f"size comes from), not {calibration!r}.")
+    from .calibration_policy import SOURCES
+
+    if calibration not in SOURCES:  # ("none": no pixel size known, as the Detect dock says)
+        raise AtomDefectError(f"calibration must be one of {', '.join(map(repr, SOURCES))} "
+                              f"(where the pixel size comes from), not {calibration!r}.")
     arr = as_analysis_image(image)
     mask = None if region is None else check_region(region, arr.shape)
     if mask is not None:  # the rest of the field neither shows a lattice nor holds sites
