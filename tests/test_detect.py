@@ -345,6 +345,7 @@ def test_detect_refuses_an_unknown_calibration():
     # "none" (no pixel size known: what the Detect dock passes for an uncalibrated image) is fine
     from napari_atomdefect.core.lattice.lattice import find_lattice
 
+    image = simulate_image("MoS2", 256, 0.012, seed=1).image
     lattice = find_lattice(image, "MoS2", None, calibration="none")
     assert lattice.calibration == "lattice"
     assert lattice.pixel_size_nm == pytest.approx(0.012, rel=0.02)
