@@ -169,6 +169,19 @@ def test_finetune_follows_the_material_the_image_was_analysed_as(make_napari_vie
         "WSe2", "wse2-default")
 
 
+def test_the_base_follows_the_material_chosen_in_the_finetune_dock(make_napari_viewer):
+    """Trial, twenty-first session: choosing WS2 in the Fine-tune dock itself (no detection
+    first) left mos2-default as the base. A bundled base follows the material chosen."""
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((64, 64), np.float32), name="img")
+    finetune = FinetuneWidget(viewer)
+    assert finetune.base_model.currentText() == "mos2-default"
+    finetune.material.setCurrentText("WS2")
+    assert finetune.base_model.currentText() == "ws2-default"
+    finetune.material.setCurrentText("MoSe2")
+    assert finetune.base_model.currentText() == "mose2-default"
+
+
 def test_time_left_comes_from_the_training_part_in_progress():
     """The estimate follows the steps of the part being trained (stage 1, then the detector),
     not the fraction of the whole bar, and starts again when the next part starts."""

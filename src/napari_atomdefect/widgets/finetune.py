@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import weakref
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -126,6 +127,7 @@ class FinetuneWidget(QWidget):
         # entries dropped when the layer is removed or its data change.
         self._lattices = LatticeCache(self.viewer)
         self._followed = None  # the image layer whose analysed material is followed
+        self._watched_layers: list[weakref.ref] = []  # selection layers whose edits are followed
         self._part_timer = PartTimer()
         self.last_result = None
 
@@ -237,6 +239,7 @@ class FinetuneWidget(QWidget):
         self.region_button.clicked.connect(self.start_region)
         self.all_cells.toggled.connect(self.update_selection)
         self.material.currentTextChanged.connect(self.update_selection)
+        self.material.currentTextChanged.connect(lambda m: self._base_for_material(m))
         self.suggest_button.clicked.connect(self.suggest_cells)
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
@@ -257,9 +260,9 @@ class FinetuneWidget(QWidget):
         for name in (CELLS_LAYER, REGION_LAYER):
             if name in self.viewer.layers:
                 layer = self.viewer.layers[name]
-                if not getattr(layer, "_atomdefect_watched", False):
+                if not any(w() is layer for w in self._watched_layers):
                     layer.events.data.connect(self.update_selection)
-                    layer._atomdefect_watched = True
+                    self._watched_layers.append(weakref.ref(layer))
 
     def refresh_models(self) -> None:
         from ..core.models.registry import default_model_name, list_models
@@ -299,18 +302,23 @@ class FinetuneWidget(QWidget):
         """Take the material the image was analysed as in the Detect widget (recorded on the
         image layer), and that material's bundled model as the base when the base was another
         material's bundled model."""
-        from ..core.models.registry import default_model_name, list_models
-
         layer = self.image_layer()
         meta = {} if layer is None else layer.metadata.get("atomdefect", {})
         material = meta.get("material")
         if not material or material == self.material.currentText() \
                 or self.material.findText(material) < 0:
             return
-        self.material.setCurrentText(material)
+        self.material.setCurrentText(material)  # (the base follows, for its substituents too)
+        self._base_for_material(material, meta.get("substituents"))
+
+    def _base_for_material(self, material: str, substituents=None) -> None:
+        """Make ``material``'s bundled model the base when the base is another bundled model
+        (or none): a user model chosen by hand stays."""
+        from ..core.models.registry import default_model_name, list_models
+
         bundled = {info.name for info in list_models() if info.bundled}
         if self.base_model.currentText() in bundled or not self.base_model.currentText():
-            k = self.base_model.findText(default_model_name(material, meta.get("substituents")))
+            k = self.base_model.findText(default_model_name(material, substituents))
             if k >= 0:
                 self.base_model.setCurrentIndex(k)
 
