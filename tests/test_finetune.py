@@ -208,6 +208,20 @@ def test_fine_tuning_verdict_rules():
     assert verdict["real_mean_f1_before"] is None
 
 
+def test_a_kept_detector_whose_score_dropped_says_why():
+    """Trial, twenty-first session: "The fine-tuned detector is kept (… mean F1 0.74 → 0.68)"
+    read as a contradiction; a drop below the loss threshold says so."""
+    from napari_atomdefect.core.finetune.verdict import describe_outcome, fine_tuning_verdict
+
+    verdict = fine_tuning_verdict(None, _f1(.74, .74, .74, .74), _f1(.68, .68, .68, .68))
+    text = describe_outcome(verdict, False, "ws2-default")
+    assert text.startswith("The fine-tuned detector is kept") and "0.74 → 0.68" in text
+    assert "a drop smaller than the 0.10 that counts as a loss" in text
+    gain = describe_outcome(fine_tuning_verdict(None, _f1(.6, .6, .6, .6), _f1(.7, .7, .7, .7)),
+                            False, "ws2-default")
+    assert "drop" not in gain
+
+
 def test_real_validation_split_and_comparison():
     from napari_atomdefect.core.finetune.verdict import compare_on_real_cells, split_for_validation
     from napari_atomdefect.core.train.datasets import CLASS_INDEX, CellSet
@@ -215,6 +229,11 @@ def test_real_validation_split_and_comparison():
     train_ids, val_ids = split_for_validation(np.arange(100), seed=0)
     assert len(val_ids) == 20 and not set(train_ids) & set(val_ids)
     assert len(split_for_validation(np.arange(40))[1]) == 0  # fewer than 10 would be held out
+    from napari_atomdefect.core.finetune.verdict import min_cells_to_hold_out
+
+    n = min_cells_to_hold_out()
+    assert n == 50 and len(split_for_validation(np.arange(n))[1]) == 10
+    assert len(split_for_validation(np.arange(n - 1))[1]) == 0
     own = np.array([[CLASS_INDEX["metal"], CLASS_INDEX["V_S"]]] * 5
                    + [[CLASS_INDEX["V_Mo"], CLASS_INDEX["chalcogen"]]] * 4, np.uint8)
     cells = CellSet(np.zeros((9, 4, 4), np.float32), None, np.zeros((9, 2, 2)), own)

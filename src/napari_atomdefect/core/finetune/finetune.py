@@ -54,6 +54,7 @@ from .verdict import (
     describe_outcome,
     describe_real_validation,
     fine_tuning_verdict,
+    min_cells_to_hold_out,
     split_for_validation,
 )
 
@@ -299,7 +300,12 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
         labelled = labelled_real_cells(image, lattice, train_ids, corrections, det_spec, classes)
         n_real_labelled = len(labelled)
         train = CellSet.concatenate([train] + [labelled] * max(1, s.real_label_weight))
-        yield _step(0.7, f"Labelled {n_real_labelled} of your cells from your corrections.")
+        held = (f"{len(val_ids)} held out to check the result" if len(val_ids) else
+                f"none held out to check the result on your own cells (that needs at least "
+                f"{min_cells_to_hold_out()} selected cells): it is judged on simulated images "
+                "of your microscope")
+        yield _step(0.7, f"Labelled {n_real_labelled} of your cells from your corrections; "
+                    f"{held}.")
         if len(val_ids):
             real_val = labelled_real_cells(image, lattice, val_ids, corrections, det_spec,
                                            classes)
