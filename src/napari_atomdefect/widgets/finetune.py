@@ -47,12 +47,19 @@ CELLS_LAYER = "fine-tune cells"
 REGION_LAYER = "fine-tune region"
 
 
+#: Widest a montage of tiles in the dock may be (pixels): wider, it widened the whole dock area
+#: and the dock's right side was cut off in a 1700-pixel window (trial, twenty-first session).
+MONTAGE_MAX_WIDTH = 280
+
+
 def montage_pixmap(tiles: np.ndarray, columns: int = 6, zoom: int = 2) -> QPixmap:
-    """A QPixmap showing a few tiles side by side (contrast stretched per tile)."""
+    """A QPixmap showing a few tiles side by side (contrast stretched per tile), enlarged by up to
+    ``zoom`` while it stays within :data:`MONTAGE_MAX_WIDTH`."""
     tiles = np.asarray(tiles, float)[: columns * 2]
     if len(tiles) == 0:
         return QPixmap()
     s = tiles.shape[-1]
+    zoom = max(1, min(zoom, MONTAGE_MAX_WIDTH // (columns * (s + 2))))
     rows = int(np.ceil(len(tiles) / columns))
     canvas = np.zeros((rows * (s + 2), columns * (s + 2)), np.uint8)
     for k, t in enumerate(tiles):
@@ -210,10 +217,8 @@ class FinetuneWidget(QWidget):
         form.addRow("", self.suggest_button)
         form.addRow("", self.count_label)
         form.addRow("", self.preview)
-        corr = QHBoxLayout()
-        corr.addWidget(self.use_corrections)
-        corr.addWidget(self.corrections, 1)
-        form.addRow(corr)
+        form.addRow(self.use_corrections)  # (the layer on a row of its own: the dock stays narrow)
+        form.addRow("", self.corrections)
         form.addRow("Start from", self.base_model)
         form.addRow("New model name", self.name_edit)
         form.addRow("Device", self.device)

@@ -273,6 +273,9 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
     ideal = yield from sims(s.n_sim_images, s.seed, True, "domain_a",
                             "Simulating domain A (ideal cells)", draw, px)
 
+    # (torch is imported lazily: in napari this is often its first use, seconds on a cold disk)
+    yield _step(_SPANS["noise"][0] + 0.001,  # (past domain A's last item, rounding and all)
+                "Loading the networks and starting stage 1 (noise transfer)…")
     model = yield from _stage1(ideal, real, base_ugatit(info), s, dev)
 
     fresh = yield from sims(s.n_sim_images, s.seed + 1, True, "fresh",
