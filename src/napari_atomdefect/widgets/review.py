@@ -193,7 +193,9 @@ class ReviewWidget(QWidget):
         # (movies: a defect seen in fewer frames is hidden, as one below the confidence is)
         self.min_frames = QSpinBox()
         self.min_frames.setRange(1, 1000)
-        self.min_frames.setSuffix(" frames")
+        self.min_frames.setSuffix(" frame")  # (1 frame; the suffix follows the value)
+        self.min_frames.valueChanged.connect(
+            lambda n: self.min_frames.setSuffix(" frame" if n == 1 else " frames"))
         self.min_frames.setToolTip("Hide defects whose track spans fewer frames: at a low dose "
                                    "per frame most false calls are seen in one frame only.")
         self.export_button = QPushButton("Export CSV…")

@@ -156,7 +156,9 @@ def _finish(data: np.ndarray, pixel_size_nm: float | None, name: str, metadata: 
         raise ImageReadError(f"{name}: every pixel is NaN or infinite; the file holds no image.")
     if n_bad:
         share = n_bad / np.size(data)
-        messages.append(f"{name}: {n_bad} pixels ({share:.1%}) are NaN or infinite"
+        what = "1 pixel (" if n_bad == 1 else f"{n_bad} pixels ("
+        pct = f"{share:.1%}" if share >= 0.001 else "<0.1%"
+        messages.append(f"{name}: {what}{pct}) {'is' if n_bad == 1 else 'are'} NaN or infinite"
                         + (f"; above {MAX_NONFINITE_SHARE:.0%} detection refuses the image: crop "
                            "them away, or draw a region." if share > MAX_NONFINITE_SHARE else "."))
     if pixel_size_nm is None:
