@@ -717,3 +717,16 @@ def test_write_tiff_refuses_a_fifo(tmp_path, sim):
         write_tiff(out, sim.image, PX)
     assert out.is_fifo()
     no_leftovers(tmp_path)
+
+
+def test_api_arguments_said_in_one_sentence():
+    """Trial, twenty-first session (a Python user): a rectangle with a number missing read as a
+    mask of the wrong shape; tile_cells without a lattice raised an AttributeError."""
+    from napari_atomdefect import tile_cells
+    from napari_atomdefect.core.errors import AtomDefectError
+    from napari_atomdefect.core.io.validate import check_region
+
+    with pytest.raises(AtomDefectError, match=r"must be \(row0, row1, col0, col1\)"):
+        check_region((0, 10, 0), (64, 64))
+    with pytest.raises(AtomDefectError, match="needs the image's lattice"):
+        tile_cells(np.zeros((64, 64)), None)

@@ -2,6 +2,12 @@
 
 The public API is imported lazily, so that ``import napari_atomdefect`` (done by napari at start-up)
 costs nothing: no torch, no scipy until a function is used.
+
+Start with :func:`read_image` and :func:`detect` (a DataFrame of defects, one row each, with
+the run in its ``attrs``); :func:`with_run_columns` adds the material and substituents to it
+before writing a CSV that reopens with the run's classes. Also: :func:`find_lattice`,
+:func:`tile_cells`, :func:`simulate_image`, :func:`batch`, :func:`iter_detect_frames` and
+:func:`link_tracks` (movies), :func:`assess_fit` (does the image look like the material?).
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ _API = {
     "assess_fit": "napari_atomdefect.core.detect.image_fit",
     "iter_detect_frames": "napari_atomdefect.core.detect.movie",
     "link_tracks": "napari_atomdefect.core.detect.movie",
+    "with_run_columns": "napari_atomdefect.core.io.table",
+    "read_defects_csv": "napari_atomdefect.core.io.table",
 }
 
 __all__ = sorted(_API) + ["__version__"]
@@ -54,6 +62,7 @@ if TYPE_CHECKING:  # pragma: no cover
         NoLatticeError,
     )
     from .core.io.image import StemImage, read_image  # noqa: F401
+    from .core.io.table import read_defects_csv, with_run_columns  # noqa: F401
     from .core.lattice.lattice import Lattice, find_lattice  # noqa: F401
     from .core.materials.materials import MATERIALS, get_material  # noqa: F401
     from .core.simulate.image import MicroscopeParams, simulate_image  # noqa: F401
@@ -63,3 +72,9 @@ def __getattr__(name: str) -> Any:
     if name in _API:
         return getattr(import_module(_API[name]), name)
     raise AttributeError(f"module 'napari_atomdefect' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public API too (imported lazily, so not in the module's namespace until used):
+    tab completion and ``dir()`` show it."""
+    return sorted(set(globals()) | set(__all__))

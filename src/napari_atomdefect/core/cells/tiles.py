@@ -119,6 +119,10 @@ class CellTiles:
     def __len__(self) -> int:
         return len(self.tiles)
 
+    def __repr__(self) -> str:  # (the default printed every tile)
+        return (f"CellTiles({len(self)} tiles of {self.spec.size_px}×{self.spec.size_px} px, "
+                f"{int(np.sum(self.has_metal))} with their metal site)")
+
     @classmethod
     def concatenate(cls, parts: list[CellTiles]) -> CellTiles:
         """One batch made of several (all with the same spec)."""
@@ -344,9 +348,31 @@ def tile_cells(image: np.ndarray, lattice: Lattice, spec: TileSpec = TileSpec(),
 
     Parameters
     ----------
+    image : ndarray
+        The 2-D image the lattice was found in (raw values: tiles are resampled, not
+        normalised; see :func:`~.normalize.prepare_image` for the detector's reading).
+    lattice : Lattice
+        From :func:`~..lattice.lattice.find_lattice` on ``image``.
+    spec : TileSpec
+        Tile geometry (size in pixels, extent in lattice constants).
     min_inside : float
         Drop tiles with a smaller fraction of their area inside the image.
+
+    Returns
+    -------
+    CellTiles
+        ``tiles`` ``(N, S, S)``, each cell's index, affine map to image pixels and share inside.
+
+    Raises
+    ------
+    AtomDefectError
+        When ``lattice`` is not a :class:`~..lattice.lattice.Lattice`.
     """
+    from ..errors import AtomDefectError
+
+    if not isinstance(lattice, Lattice):
+        raise AtomDefectError("tile_cells needs the image's lattice (find_lattice(image, "
+                              f"material, pixel_size_nm)), not {type(lattice).__name__}.")
     batches = list(iter_cell_tiles(image, lattice, spec))
     if not batches:
         s = spec.size_px

@@ -303,12 +303,12 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
         labelled = labelled_real_cells(image, lattice, train_ids, corrections, det_spec, classes)
         n_real_labelled = len(labelled)
         train = CellSet.concatenate([train] + [labelled] * max(1, s.real_label_weight))
-        held = (f"{len(val_ids)} held out to check the result" if len(val_ids) else
-                f"none held out to check the result on your own cells (that needs at least "
-                f"{min_cells_to_hold_out()} selected cells): it is judged on simulated images "
-                "of your microscope")
+        held_note = (f"{len(val_ids)} held out to check the result" if len(val_ids) else
+                     "none held out to check the result on your own cells (that needs at "
+                     f"least {min_cells_to_hold_out()} selected cells): it is judged on "
+                     "simulated images of your microscope")
         yield _step(0.7, f"Labelled {n_real_labelled} of your cells from your corrections; "
-                    f"{held}.")
+                    f"{held_note}.")
         if len(val_ids):
             real_val = labelled_real_cells(image, lattice, val_ids, corrections, det_spec,
                                            classes)

@@ -80,6 +80,9 @@ def check_region(region: object, shape: tuple[int, ...]) -> np.ndarray:
         mask[max(r0, 0):max(r1, 0), max(c0, 0):max(c1, 0)] = True
     else:
         mask = np.asarray(region)
+        if mask.ndim < 2:  # a rectangle with a number missing, say
+            raise AtomDefectError(f"The region must be (row0, row1, col0, col1) or a mask of the "
+                                  f"image's shape {shape}, not {region!r}.")
         if mask.shape != shape:
             raise AtomDefectError(f"The region's shape {mask.shape} is not the image's {shape}.")
         if mask.dtype != bool:

@@ -129,6 +129,11 @@ class Lattice:
         """Number of unit cells (metal sites) in the field of view."""
         return int(len(self.metal_sites_px))
 
+    def __repr__(self) -> str:  # (the default printed every site array: kilobytes)
+        return (f"Lattice({self.material.name}, {self.n_cells} cells, a = {self.a_px:.2f} px, "
+                f"{self.pixel_size_nm:.5f} nm/px ({self.calibration}), image "
+                f"{self.shape[-2]}×{self.shape[-1]}, {len(self.messages)} message(s))")
+
     @property
     def area_nm2(self) -> float:
         """Area of the unit cells found (the analysed crystal, without vacuum or amorphous
