@@ -371,8 +371,26 @@ def model_section(material: str, info) -> list[str]:
               f"{', '.join(model_classes(info))}; substituents "
               f"{', '.join(model_substituents(info)) or 'none'}.{other}", ""]
     if card.get("command"):
-        lines += ["Trained with:", "", "```bash", str(card["command"]), "```", ""]
+        lines += training_command_lines(str(card["command"]))
     return lines
+
+
+def training_command_lines(command: str) -> list[str]:
+    """A card's training command as a page shows it: one command a line in a bash block (the
+    card chains them with ``&&``), the prose note it ends with below the block."""
+    import re
+
+    note = ""
+    last = re.search(r" \((?=[a-z])(.*)\)\s*$", command)
+    if last:  # "… --decide-on model (the last round, …)": a note, not part of the command
+        command, note = command[:last.start()], last.group(1)
+    steps = [s.strip() for s in command.split(" && ") if s.strip()]
+    out = ["Trained with (the bundled model's whole lineage, from the repository's root; "
+           "`make bundled-models` runs it; a model of your own goes to your own folder or to "
+           "the Fine-tune widget, never over the bundled one):", "", "```bash", *steps, "```", ""]
+    if note:
+        out += [note[0].upper() + note[1:] + ".", ""]
+    return out
 
 
 def example_section(material: str, info, size: int) -> tuple[list[str], dict]:
