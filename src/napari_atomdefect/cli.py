@@ -359,6 +359,21 @@ def _detect_input(args: argparse.Namespace):
     return img, img.data
 
 
+def _check_run_options(args: argparse.Namespace) -> None:
+    """Raise for an unknown material, model or substituent, or an operating point of a class
+    the run cannot produce, before the image is read (its notes would come first)."""
+    from .core.detect.decision import parse_operating_point, run_classes
+    from .core.materials.materials import get_material
+    from .core.models.registry import resolve_model
+
+    mat = get_material(args.material)
+    info = resolve_model(args.model, mat.name, args.substituents)
+    if "detector" not in info.card:
+        raise AtomDefectError(f"Model {info.name} has no detector (stage 2).")
+    parse_operating_point(args.operating_point, run_classes(info.card, mat.name,
+                                                             args.substituents).classes)
+
+
 def _cmd_detect(args: argparse.Namespace) -> int:
     from .core.detect.detect import iter_detect
     from .core.device import select_device
@@ -374,6 +389,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     if refusal:  # corrections by hand, labels or another file are never replaced
         raise AtomDefectError(f"{refusal}: give another --out.")
     select_device(args.device)
+    _check_run_options(args)  # a bad model or operating point said before any note on the image
     img, data = _detect_input(args)
     if args.pixel_size_nm is not None:
         px, source = args.pixel_size_nm, "user"
