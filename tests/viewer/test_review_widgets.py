@@ -353,3 +353,21 @@ def test_export_says_when_hidden_points_are_in_the_file(viewer_and_layer, tmp_pa
     review.threshold.setValue(0)
     review.export_csv(str(tmp_path / "all2.csv"))
     assert "of them hidden" not in review.info.text()
+
+
+def test_stacked_docks_each_get_the_room_they_need(make_napari_viewer, qtbot):
+    """Trial, twenty-first session: Review and Statistics docked under Detect got two rows
+    each while Detect kept an empty third of the window; the column is now shared by need."""
+    from qtpy.QtWidgets import QDockWidget
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1700, 1100)
+    viewer.add_image(np.zeros((128, 128), np.float32), name="img")
+    docks = [viewer.window.add_plugin_dock_widget("napari-atomdefect", name)[0]
+             for name in ("Detect defects", "Review and correct", "Statistics")]
+    assert all(isinstance(d, QDockWidget) for d in docks)
+    detect, review, stats = docks
+    qtbot.wait(500)  # the docks placed (Qt's own split first: 757 / 140 / 140 px here)
+    assert review.height() >= review.sizeHint().height()
+    assert detect.height() >= detect.sizeHint().height()
+    assert stats.height() >= stats.minimumSizeHint().height()

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from qtpy.QtCore import QSize, Qt, QTimer
+from qtpy.QtCore import QEvent, QObject, QSize, Qt, QTimer
 from qtpy.QtWidgets import (
     QComboBox,
+    QDockWidget,
     QFrame,
     QGridLayout,
     QLabel,
+    QMainWindow,
     QScrollArea,
     QVBoxLayout,
     QWidget,
@@ -133,7 +135,66 @@ def scrolling_layout(widget) -> QVBoxLayout:
     outer.setContentsMargins(0, 0, 0, 0)
     outer.addWidget(scroll)
     widget.scroll_area = scroll  # for show_in_dock
+    widget._fit_docks = _FitDocksOnFirstShow(widget)  # (kept: Qt holds filters weakly)
+    widget.installEventFilter(widget._fit_docks)
     return QVBoxLayout(inner)
+
+
+#: Pixels given to a fitted dock beyond its size hint (the dock's frame and the scroll area's
+#: margins: without them its last row was cut by a few pixels).
+DOCK_FIT_SLACK_PX = 10
+
+
+def fit_stacked_docks(widget) -> None:
+    """Share the height of the dock column holding ``widget`` by what each dock needs.
+
+    A dock added below another gets only what Qt takes from its neighbour (two rows of Review and
+    Statistics under a Detect dock that kept an empty third of the window: trial, twenty-first
+    session). When the docks' natural heights fit, each but the last gets its own and the last
+    (often Statistics, a table) the rest; otherwise Qt's split stays and the docks scroll.
+    Floating or tabbed docks are left alone.
+    """
+    main = widget.window()
+    if not isinstance(main, QMainWindow):
+        return
+    docks = [d for d in main.findChildren(QDockWidget) if d.isVisible() and not d.isFloating()]
+    own = next((d for d in docks if d.isAncestorOf(widget)), None)
+    if own is None:
+        return
+    area, x = main.dockWidgetArea(own), own.geometry().x()
+    stack = sorted((d for d in docks if main.dockWidgetArea(d) == area
+                    and d.geometry().x() == x and not main.tabifiedDockWidgets(d)),
+                   key=lambda d: d.geometry().y())
+    if len(stack) < 2 or own not in stack:
+        return
+    total = sum(d.height() for d in stack)
+    needs = [d.sizeHint().height() + DOCK_FIT_SLACK_PX for d in stack]
+    rest = total - sum(needs[:-1])
+    if rest < stack[-1].minimumSizeHint().height():
+        return
+    main.resizeDocks(stack, needs[:-1] + [rest], Qt.Orientation.Vertical)
+
+
+class _FitDocksOnFirstShow(QObject):
+    """Event filter: :func:`fit_stacked_docks` once, when the widget is first shown in a dock."""
+
+    def __init__(self, widget) -> None:
+        super().__init__(widget)
+        self._done = False
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        if not self._done and event.type() == QEvent.Type.Show:
+            self._done = True
+            QTimer.singleShot(0, lambda: _fit_if_alive(obj))
+        return False
+
+
+def _fit_if_alive(widget) -> None:
+    """:func:`fit_stacked_docks`, unless the widget was closed meanwhile."""
+    try:
+        fit_stacked_docks(widget)
+    except RuntimeError:  # its C++ object is gone (a viewer closed at once)
+        pass
 
 
 def show_in_dock(widget, *children) -> None:
