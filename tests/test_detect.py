@@ -349,3 +349,20 @@ def test_detect_refuses_an_unknown_calibration():
     lattice = find_lattice(image, "MoS2", None, calibration="none")
     assert lattice.calibration == "lattice"
     assert lattice.pixel_size_nm == pytest.approx(0.012, rel=0.02)
+
+
+def test_detect_says_when_an_arrays_pixels_are_not_finite():
+    """Trial, twenty-first session: a file's reader notes NaN pixels, an array passed to
+    ``detect`` said nothing."""
+    import warnings
+
+    from napari_atomdefect.core.simulate.image import simulate_image
+
+    image = simulate_image("MoS2", 256, 0.012, seed=1).image.astype(np.float64)
+    image[10, 10:40] = np.nan
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = detect(image, 0.012)
+    said = [str(w.message) for w in caught if "NaN or infinite" in str(w.message)]
+    assert said == ["30 pixels of the image are NaN or infinite; read as the image's median."]
+    assert caught[0].filename == __file__ and len(table) > 0

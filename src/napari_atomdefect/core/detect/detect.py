@@ -32,7 +32,7 @@ from ..cells.tiles import (
 from ..cpu_share import CpuShare, torch_threads_for_free_cores
 from ..errors import AtomDefectError
 from ..io.table import DEFECT_COLUMNS
-from ..io.validate import as_analysis_image
+from ..io.validate import MAX_NONFINITE_SHARE, as_analysis_image
 from ..lattice.grains import MAX_GRAINS, find_grains, misorientation_deg
 from ..lattice.lattice import Lattice
 from ..materials.columns import LEGACY_CLASSES, segment_classes, site_choices
@@ -473,6 +473,13 @@ def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str 
         if pixel_size_nm is None and image.pixel_size_nm is not None:
             pixel_size_nm, calibration = image.pixel_size_nm, "file"
         image = image.data
+    elif isinstance(image, np.ndarray) and np.issubdtype(image.dtype, np.floating):
+        # (a file's reader says it; an array's caller hears it here)
+        n_bad = int(np.size(image) - np.count_nonzero(np.isfinite(image)))
+        if 0 < n_bad <= MAX_NONFINITE_SHARE * np.size(image):
+            warnings.warn(f"{n_bad} pixel{'' if n_bad == 1 else 's'} of the image "
+                          f"{'is' if n_bad == 1 else 'are'} NaN or infinite; read as the "
+                          "image's median.", UserWarning, stacklevel=2)
     # The pipeline's warnings (calibration, model fit, class overlaps) are said at the caller's
     # line, not inside the generator that raised them; the caller's filters still apply.
     with warnings.catch_warnings(record=True) as caught:
