@@ -180,6 +180,10 @@ def test_the_base_follows_the_material_chosen_in_the_finetune_dock(make_napari_v
     assert finetune.base_model.currentText() == "ws2-default"
     finetune.material.setCurrentText("MoSe2")
     assert finetune.base_model.currentText() == "mose2-default"
+    # the Advanced section folds away while unchecked (its greyed rows took the dock's room)
+    assert finetune.noise_steps.isHidden() and finetune.keep_base.isHidden()
+    finetune.advanced.setChecked(True)
+    assert not finetune.noise_steps.isHidden() and not finetune.keep_base.isHidden()
 
 
 def test_time_left_comes_from_the_training_part_in_progress():

@@ -19,6 +19,19 @@ from qtpy.QtWidgets import (
 )
 
 
+def fold_group(box, folded: bool) -> None:
+    """Hide (``folded``) or show the rows of a checkable group box: unchecked, its greyed rows
+    only took the room the docks below it need."""
+    for child in box.findChildren(QWidget, options=Qt.FindChildOption.FindDirectChildrenOnly):
+        child.setVisible(not folded)
+
+
+def foldable(box) -> None:
+    """Fold a checkable group box's rows while it is unchecked (now and on every toggle)."""
+    box.toggled.connect(lambda checked: fold_group(box, not checked))
+    fold_group(box, not box.isChecked())
+
+
 def layer_combo() -> QComboBox:
     """A combo box for layer names that never widens the dock: long names (real file names)
     are elided to the dock's width and shown in full as the tooltip."""

@@ -40,6 +40,8 @@ from ..core.materials.materials import MATERIALS
 from ..core.progress import relay
 from ._common import (
     ClassLegend,
+    fold_group,
+    foldable,
     follow_layers,
     given_pixel_size,
     is_image_layer,
@@ -348,18 +350,8 @@ class DetectWidget(QWidget):
         self._operating_values: dict[str, float] = {}  # kept when a class leaves and comes back
         self._operating_box = box
         self._set_operating_classes(LEGACY_CLASSES)
-        # Folded while unchecked: its rows would take the room Review and Statistics need.
-        box.toggled.connect(self._show_operating_rows)
+        foldable(box)  # folded while unchecked: its rows took the room Review and Statistics need
         return box
-
-    def _show_operating_rows(self, shown: bool) -> None:
-        """Show the operating point's spin boxes (and their class labels) only while the
-        section is checked."""
-        for spin in self.operating_spins.values():
-            spin.setVisible(shown)
-            label = self._operating_form.labelForField(spin)
-            if label is not None:
-                label.setVisible(shown)
 
     def _set_operating_classes(self, classes) -> None:
         """One spin box per class of the run, in channel order (values kept per class)."""
@@ -379,7 +371,7 @@ class DetectWidget(QWidget):
                             "alternative (recall ← 0.5 → precision).")
             self.operating_spins[cls] = spin
             self._operating_form.addRow(cls, spin)
-        self._show_operating_rows(self._operating_box.isChecked())
+        fold_group(self._operating_box, not self._operating_box.isChecked())
 
     def operating_point(self) -> dict[str, float]:
         """The operating point set in the widget for the run's classes (neutral while the

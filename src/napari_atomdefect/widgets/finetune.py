@@ -30,6 +30,7 @@ from ..core.finetune.finetune import FinetuneSettings
 from ..core.finetune.simulator import describe_calibration
 from ..core.materials.materials import MATERIALS
 from ._common import (
+    foldable,
     follow_layers,
     given_pixel_size,
     is_image_layer,
@@ -206,6 +207,7 @@ class FinetuneWidget(QWidget):
         adv.addRow("Stage-2 batch size", self.batch_size)
         adv.addRow("Seed", self.seed)
         adv.addRow(self.keep_base)
+        foldable(self.advanced)
         form = QFormLayout()
         form.addRow("Image", self.image_combo)
         form.addRow("Material", self.material)
