@@ -319,3 +319,28 @@ def test_a_given_pixel_size_drops_the_files_missing_one_from_the_notes(folder, t
     summary = pd.read_csv(out / "summary.csv", keep_default_na=False)
     assert set(summary.pixel_size_source) == {"user"}
     assert not summary.notes.str.contains("no pixel size in the file").any()
+
+
+def test_a_folders_renderings_beside_its_data_are_left_out(tmp_path, capsys):
+    """Trial, twenty-first session: a folder's preview.png beside its scans was analysed as one
+    more image. PNG/JPEG images beside data files are left out (said); named, they are read."""
+    from PIL import Image
+
+    from napari_atomdefect.core.detect.batch import expand_inputs
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    write_tiff(folder / "scan.tif", simulate_image("MoS2", 128, PX, seed=1).image, PX)
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(folder / "preview.png")
+    notes: list[str] = []
+    assert [p.name for p in expand_inputs([str(folder)], notes)] == ["scan.tif"]
+    assert len(notes) == 1 and "left out 1 PNG/JPEG image" in notes[0]
+    assert [p.name for p in expand_inputs([str(folder / "preview.png")])] == ["preview.png"]
+    only = tmp_path / "pngs"
+    only.mkdir()
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(only / "a.png")
+    assert [p.name for p in expand_inputs([str(only)])] == ["a.png"]
+    out = tmp_path / "out"
+    assert main(["batch", str(folder), "--out", str(out), "--workers", "1", "--no-progress"]) == 0
+    assert "left out 1 PNG/JPEG image" in capsys.readouterr().err
+    assert [os.path.basename(p) for p in pd.read_csv(out / "summary.csv")["image"]] == ["scan.tif"]

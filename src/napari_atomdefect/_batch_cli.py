@@ -73,6 +73,8 @@ def run_batch(args: argparse.Namespace) -> int:
     last: dict = {}
 
     def update(item: dict) -> None:
+        for note in item.get("notes", ()):  # (said once, before the bar)
+            print(f"atomdefect: {note}", file=sys.stderr)
         last.update(item)
         if draw is not None:
             draw(item)

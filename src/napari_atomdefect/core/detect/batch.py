@@ -93,15 +93,20 @@ class BatchOptions:
 
 # --------------------------------------------------------------------------------------- inputs
 
-def expand_inputs(inputs: list[str]) -> list[Path]:
+def expand_inputs(inputs: list[str], notes: list[str] | None = None) -> list[Path]:
     """Image files named by ``inputs``: files, folders (their supported images) and glob patterns.
+
+    A folder holding microscope data files beside PNG/JPEG images gives its data files only:
+    the PNG/JPEG images there are renderings (previews, figures) of the same scans, analysed
+    twice otherwise; a sentence for each such folder goes to ``notes``. Named one by one, or in
+    a folder of PNG/JPEG images only, they are analysed.
 
     Raises
     ------
     AtomDefectError
         If an input does not exist or matches nothing, or no image file is found at all.
     """
-    from ..io.image import SUPPORTED_EXTENSIONS
+    from ..io.image import IMAGE_EXTENSIONS, SUPPORTED_EXTENSIONS
 
     files: list[Path] = []
     for text in map(str, inputs):
@@ -113,6 +118,13 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
         elif Path(text).is_dir():
             found = sorted(f for f in Path(text).iterdir()
                            if f.is_file() and f.suffix.lower() in SUPPORTED_EXTENSIONS)
+            rendered = [f for f in found if f.suffix.lower() in IMAGE_EXTENSIONS]
+            if rendered and len(rendered) < len(found):
+                found = [f for f in found if f not in rendered]
+                if notes is not None:
+                    notes.append(f"{text}: left out {len(rendered)} PNG/JPEG image"
+                                 f"{'' if len(rendered) == 1 else 's'} beside its data files "
+                                 "(renderings of the scans?); name them to analyse them.")
         elif Path(text).exists():
             found = [Path(text)]
         else:
@@ -544,8 +556,9 @@ def iter_batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2"
     ------
     dict
         ``{"step": "batch", "done_files": int, "total_files": int, "skipped": int, "message": str}``
-        once before the first file and after each file, then ``{"done": True, "summary": DataFrame,
-        "out": Path, "skipped": int}``.
+        once before the first file (with ``notes``: sentences on the inputs, e.g. renderings
+        left out of a folder, :func:`expand_inputs`) and after each file, then
+        ``{"done": True, "summary": DataFrame, "out": Path, "skipped": int}``.
     """
     from .decision import parse_operating_point
 
@@ -553,7 +566,8 @@ def iter_batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2"
         raise AtomDefectError(f"--workers must be at least 1, not {workers}.")
     material, run = _check_options(material, model, device, substituents)
     op = parse_operating_point(operating_point, run.classes)  # a bad value stops before any work
-    items = plan_items(expand_inputs(list(inputs)))
+    notes: list[str] = []
+    items = plan_items(expand_inputs(list(inputs), notes))
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise AtomDefectError(f"{out} is a file, not a folder; choose another --out.")
@@ -570,7 +584,7 @@ def iter_batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2"
     skipped = len(items) - len(todo)
     total = len(items)
     yield {"step": "batch", "done_files": skipped, "total_files": total, "skipped": skipped,
-           "message": f"{total} files, {skipped} already done"}
+           "message": f"{total} files, {skipped} already done", "notes": notes}
     if todo and not scheduler:
         _check_local_device(device)
     if todo:
