@@ -362,16 +362,10 @@ def _detect_input(args: argparse.Namespace):
 def _check_run_options(args: argparse.Namespace) -> None:
     """Raise for an unknown material, model or substituent, or an operating point of a class
     the run cannot produce, before the image is read (its notes would come first)."""
-    from .core.detect.decision import parse_operating_point, run_classes
-    from .core.materials.materials import get_material
-    from .core.models.registry import resolve_model
+    from .core.detect.decision import check_run, parse_operating_point
 
-    mat = get_material(args.material)
-    info = resolve_model(args.model, mat.name, args.substituents)
-    if "detector" not in info.card:
-        raise AtomDefectError(f"Model {info.name} has no detector (stage 2).")
-    parse_operating_point(args.operating_point, run_classes(info.card, mat.name,
-                                                             args.substituents).classes)
+    _, run = check_run(args.material, args.model, args.substituents)
+    parse_operating_point(args.operating_point, run.classes)
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:

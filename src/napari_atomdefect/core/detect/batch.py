@@ -32,7 +32,6 @@ import pandas as pd
 
 from ..errors import AtomDefectError
 from ..materials.columns import ALL_CLASS_NAMES, LEGACY_CLASSES
-from ..materials.materials import get_material
 from .image_fit import counts_as_flagged
 
 #: Name of the summary table written in the output folder.
@@ -455,20 +454,17 @@ def _check_options(material: str, model: str | None, device: str,
     Returns the material's name and the run's :class:`~.decision.RunClasses`.
     """
     from ..models.registry import resolve_model
-    from .decision import run_classes
+    from .decision import check_run
 
-    mat = get_material(material)
-    info = resolve_model(model, mat.name, substituents)
-    if "detector" not in info.card:
-        raise AtomDefectError(f"Model {info.name} has no detector (stage 2).")
-    run = run_classes(info.card, mat.name, substituents)
+    name, run = check_run(material, model, substituents)
     if run.message:
+        info = resolve_model(model, name, substituents)
         warnings.warn(f"Model {info.name}: {run.message[0].lower()}{run.message[1:]}",
                       UserWarning, stacklevel=3)
     if (device or "auto").lower() not in ("auto", "cpu", "cuda", "mps") \
             and not str(device).startswith("cuda:"):
         raise AtomDefectError(f"Unknown device {device!r}; choose one of auto, cpu, cuda, mps.")
-    return mat.name, run
+    return name, run
 
 
 def _check_local_device(device: str) -> None:

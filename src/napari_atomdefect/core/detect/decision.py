@@ -26,7 +26,7 @@ The same code runs for bundled and fine-tuned models.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -128,6 +128,27 @@ def run_classes(card: Mapping, material: str,
         message = (f"The model was trained for {model_mat.name}, not {chosen.name}: its classes "
                    f"are named for {model_mat.name} ({', '.join(keep)}).")
     return RunClasses(tuple(keep), subs, all_classes, model_mat.name, message)
+
+
+def check_run(material: str, model: str | None = None,
+              substituents: str | Sequence[str] | None = None) -> tuple[str, RunClasses]:
+    """Check a run's options before any image is read: the material, the model (it must have a
+    detector) and the substituents; returns the material's name and the run's classes.
+
+    Raises
+    ------
+    AtomDefectError
+        For an unknown material or model, a model without a detector, or a substituent the
+        material or the model does not know (one sentence each).
+    """
+    from ..materials.materials import get_material
+    from ..models.registry import resolve_model
+
+    mat = get_material(material)
+    info = resolve_model(model, mat.name, substituents)
+    if "detector" not in info.card:
+        raise AtomDefectError(f"Model {info.name} has no detector (stage 2).")
+    return mat.name, run_classes(info.card, mat.name, substituents)
 
 
 def neutral_operating_point(classes: Iterable[str] = LEGACY_CLASSES) -> dict[str, float]:
