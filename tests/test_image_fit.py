@@ -411,6 +411,20 @@ def test_a_given_pixel_size_ranks_materials_by_lattice_constant():
         assert report.proposed == "WSe2", report.messages
 
 
+def test_the_lattice_constant_lets_the_contrast_outrank_the_chosen_metal():
+    """An MoS2 image analysed as WSe2 at its pixel size: the lattice says sulfide, and the
+    contrast (~2.7) is MoS2's median and WS2's lowest edge — MoS2 is proposed, not the chosen
+    metal's sulfide (WS2 was, and a second run as WS2 then proposed MoS2)."""
+    assert rank_materials(2.9, "W", a_nm=0.316)[0] == "MoS2"
+    assert rank_materials(5.0, "Mo", a_nm=0.316)[0] == "WS2"
+    assert rank_materials(2.0, "W")[0] == "WSe2"  # no lattice constant: the metal first
+    for seed in (3, 4):
+        sim = simulate_image("MoS2", 384, 0.012, seed=seed, params=MicroscopeParams.random(
+            np.random.default_rng(seed), "MoS2", dose_e_per_A2=5e5))
+        report = _report(sim.image, "WSe2")
+        assert report.proposed == "MoS2", report.messages
+
+
 def test_a_layer_of_the_partner_host_is_named():
     """Nearly every column called doubly substituted by the partner chalcogen (a WS2 layer
     analysed as WSe2 with S: ~99 % S2_Se2) is that partner's host, said by name."""

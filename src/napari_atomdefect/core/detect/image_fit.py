@@ -295,15 +295,22 @@ def rank_materials(ratio: float, metal: str | None = None,
 
     Materials whose lattice constant agrees with ``a_nm`` (measured with a pixel size from the
     file or the user; :func:`~..materials.materials.materials_with_lattice_constant`) come
-    first: the sulfides and selenides differ by 4 %. Then materials with ``metal`` (contrast
-    cannot separate e.g. MoS2 from WSe2); then the nearer the range's median, the better.
+    first: the sulfides and selenides differ by 4 %. Among those the contrast decides (the
+    nearer the range's median, the better; two hosts of one chalcogen differ by over twice in
+    contrast), ``metal`` only breaks ties: an MoS2 image analysed as WSe2 is MoS2, not WS2.
+    Without a lattice constant that tells, materials with ``metal`` come first (contrast alone
+    cannot separate e.g. MoS2 from WSe2), then the nearer the range's median, the better.
     """
     fitting = [m for m in TRAINING_RANGES if _contrast_distance(ratio, m) == 0.0]
+    on_lattice = () if a_nm is None else materials_with_lattice_constant(a_nm)
 
     def key(name: str) -> tuple:
         median = TRAINING_RANGES[name]["metal_to_chalcogen"][1]
-        lattice_off = a_nm is not None and name not in materials_with_lattice_constant(a_nm)
-        return (lattice_off, MATERIALS[name].metal != metal, abs(np.log(ratio / median)))
+        distance = abs(np.log(ratio / median))
+        other_metal = MATERIALS[name].metal != metal
+        if on_lattice:
+            return (name not in on_lattice, distance, other_metal)
+        return (other_metal, distance)
 
     return tuple(sorted(fitting, key=key))
 
