@@ -167,6 +167,10 @@ def defect_layer_kwargs(table: pd.DataFrame, pixel_size_nm: float | None, name: 
     }
 
 
+#: Size of a reference ring over the size of a detection marker.
+REFERENCE_SIZE = 1.7
+
+
 def reference_layer_kwargs(kwargs: dict, name: str | None = None) -> dict:
     """:func:`defect_layer_kwargs` restyled for a *reference* table — ground-truth labels, or an
     annotation without the detector's ``confidence`` column: filled class-coloured rings instead
@@ -175,7 +179,10 @@ def reference_layer_kwargs(kwargs: dict, name: str | None = None) -> dict:
     the layer's (default: ``"<name> (reference)"``)."""
     classes = kwargs["metadata"]["atomdefect"]["classes"]
     meta = {**kwargs["metadata"]["atomdefect"], "kind": "reference"}
+    # Larger than a detection's marker: drawn above the detections (opened after them), the
+    # ring surrounds each call's symbol instead of covering it.
     return {**kwargs, "name": name or f"{kwargs['name']} (reference)", "symbol": "ring",
+            "size": REFERENCE_SIZE * np.asarray(kwargs["size"], float),
             "face_color": "class", "face_color_cycle": {c: class_color(c) for c in classes},
             "border_width": 0, "opacity": 0.9,
             "metadata": {**kwargs["metadata"], "atomdefect": meta}}

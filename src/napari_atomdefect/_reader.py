@@ -93,6 +93,7 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
                     substituents=list(table.attrs.get("substituents", ())))
     if image is not None:  # drawn on that image: it follows the image's calibration from now on
         meta["image"] = image.name
+        _say_other_calibration(image, px, Path(path).name)
     if image is not None and "frame" not in table.columns:
         for key, value in _sites_from_area(image, table["class"], px).items():
             meta.setdefault(key, value)
@@ -101,6 +102,27 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
         kwargs = reference_layer_kwargs(kwargs)
     # A movie's table (frame, track_id) becomes a 3-D layer (frame, row, col).
     return [(data, kwargs, "points")]
+
+
+#: A table's pixel size this far from its image layer's is said when the table opens.
+CALIBRATION_SAID = 0.01
+
+
+def _say_other_calibration(image: Any, px: float | None, name: str) -> None:
+    """Warn when the table was measured at another pixel size than its image is shown at (a
+    detection calibrated by the lattice, opened again over the file's calibration): the
+    markers sit on their columns, but the scale bar and the table's nm columns differ."""
+    import warnings
+
+    from .widgets._common import given_pixel_size
+
+    shown, _ = given_pixel_size(image)
+    if px and shown and abs(shown / px - 1) > CALIBRATION_SAID:
+        warnings.warn(
+            f"{name} was measured at {px:.5f} nm/px; {image.name} is shown at {shown:.5f} "
+            f"nm/px ({shown / px - 1:+.0%}). The markers sit on their columns, but the table's "
+            "nm columns and the densities follow the table, the scale bar the image: detect "
+            "again to show the image at the lattice's calibration.", UserWarning, stacklevel=2)
 
 
 def _check_classes_kept(features: Any, table: Any, name: str) -> None:
@@ -120,6 +142,10 @@ def _check_classes_kept(features: Any, table: Any, name: str) -> None:
         names = sorted(set(table["class"].astype(str)[lost]))
         raise TableError(f"{name} holds classes the defect layer cannot show yet "
                          f"({', '.join(map(repr, names))}); opening it would lose them.")
+
+
+#: A table's points may lie this share of the image's size past its edge and still be the image's.
+HOLD_MARGIN = 0.02
 
 
 def _image_under(points: Any) -> Any:
@@ -146,8 +172,12 @@ def _image_under(points: Any) -> Any:
     ndim = pts.shape[1] if pts.ndim == 2 else 2
 
     def holds(layer: Any) -> bool:
+        # (a hand-added point may lie a little past the edge: a click beside an edge column)
         shape = np.asarray(layer.data.shape[-ndim:], float)
-        return len(pts) == 0 or bool(np.all((pts >= -0.5) & (pts <= shape - 0.5)))
+        margin = np.maximum(HOLD_MARGIN * shape, 2.0)
+        margin[:-2] = 0.0  # frames of a movie: none
+        return len(pts) == 0 or bool(np.all((pts >= -0.5 - margin)
+                                            & (pts <= shape - 0.5 + margin)))
 
     images = [layer for layer in viewer.layers if is_image_layer(layer)
               and layer.data.ndim >= ndim and holds(layer)]

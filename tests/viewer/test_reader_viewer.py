@@ -250,3 +250,25 @@ def test_a_reopened_csv_follows_its_image_calibration_and_keeps_its_classes(make
     [again] = write_points_csv(str(tmp_path / "again.csv"), layer.data, layer_meta(layer))
     written = pd.read_csv(again)
     assert set(written["material"]) == {"WS2"} and set(written["substituents"]) == {"O,Se"}
+
+
+def test_a_table_measured_at_another_calibration_says_so_and_a_point_past_the_edge_is_kept(
+        make_napari_viewer, tmp_path):
+    """Trial, twenty-second session: a CSV measured at the lattice's 0.0090 nm/px reopened over
+    its image at the file's 0.0078 drew right but said nothing of the 13 % between the scale bar
+    and the table; and one hand-added point 0.7 px past the last row made the table lose its
+    image (drawn at the nm scale, every marker in a corner)."""
+    import pandas as pd
+
+    from napari_atomdefect.core.io.table import defects_table, write_csv_atomic
+
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.zeros((274, 300), np.float32), scale=(0.0078, 0.0078),
+                             units=("nm", "nm"), name="scan")
+    table = pd.DataFrame({"y_px": [20.0, 274.2], "x_px": [30.0, 160.0], "class": ["V_S", "O_S"],
+                          "confidence": [0.9, 1.0], "source": ["model", "manual"]})
+    write_csv_atomic(defects_table(table, 0.0090), tmp_path / "found.csv")
+    with pytest.warns(UserWarning, match=r"measured at 0\.00900 nm/px; scan is shown at 0\.00780"):
+        [layer] = viewer.open(str(tmp_path / "found.csv"), plugin="napari-atomdefect")
+    assert layer.metadata["atomdefect"]["image"] == "scan"
+    np.testing.assert_allclose(layer.scale, image.scale)

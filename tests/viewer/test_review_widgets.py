@@ -371,3 +371,107 @@ def test_stacked_docks_each_get_the_room_they_need(make_napari_viewer, qtbot):
     assert review.height() >= review.sizeHint().height()
     assert detect.height() >= detect.sizeHint().height()
     assert stats.height() >= stats.minimumSizeHint().height()
+
+
+def _classes(layer) -> list[str]:
+    return [str(c) for c in layer.features["class"]]
+
+
+def test_undo_takes_back_each_hand_edit(viewer_and_layer):
+    """Points added, deleted, reclassified (button or key) and dragged are undone one edit at a
+    time, positions, classes, sources and symbols included (napari's Points have no undo; a
+    trial's Ctrl+Z changed nothing and a deleted call was lost)."""
+    viewer, layer = viewer_and_layer
+    review = ReviewWidget(viewer)
+    start = (layer.data.copy(), _classes(layer), list(layer.features["source"].astype(str)))
+    assert not review.undo_button.isEnabled()
+    review.add_defect([100.0, 120.0], cls="V_Mo")
+    layer.selected_data = {0, 1}
+    review.class_combo.setCurrentText("O_S")
+    review.set_selected_class()
+    layer.selected_data = {3}
+    review._key_handler("V_S2")(layer)
+    layer.selected_data = {2}
+    review.delete_selected()
+    layer.selected_data = {4}
+    for step in range(1, 4):  # a drag: several moves of one selection, one edit
+        layer._move({4}, layer.data[4] + [0.0, 3.0 * step])
+    moved = layer.data[4].copy()
+    assert len(layer.data) == 12 and review.undo_button.isEnabled()
+
+    assert review.undo()  # the drag
+    assert not np.allclose(layer.data[4], moved) and len(layer.data) == 12
+    assert review.undo()  # the deletion
+    assert len(layer.data) == 13 and _classes(layer)[2] == start[1][2]
+    assert review.undo()  # the key
+    assert _classes(layer)[3] == start[1][3]
+    assert str(getattr(layer.symbol[3], "value", layer.symbol[3])) == "disc"
+    assert review.undo()  # the button
+    assert _classes(layer)[:2] == start[1][:2]
+    assert list(layer.features["source"].astype(str))[:2] == start[2][:2]
+    bound = layer.keymap  # Ctrl+Z on the layer undoes too: the added point
+    assert any("Z" in str(k) for k in bound)
+    assert review.undo()
+    np.testing.assert_allclose(layer.data, start[0])
+    assert _classes(layer) == start[1]
+    assert not review.undo() and "Nothing to undo" in review.info.text()
+    assert not review.undo_button.isEnabled()
+    _assert_hollow_class_colours(layer)
+
+
+def test_next_low_confidence_does_not_skip_after_a_correction(viewer_and_layer):
+    """Correcting the call being reviewed (its confidence becomes 1) leaves the next press on
+    the next lowest confidence (a trial's went one too far after each correction)."""
+    viewer, layer = viewer_and_layer
+    review = ReviewWidget(viewer)
+    conf = layer.features["confidence"].to_numpy()
+    order = list(np.argsort(conf))
+    seen = []
+    for _ in range(5):
+        i = review.next_low_confidence()
+        seen.append(float(conf[i]))
+        layer.selected_data = {i}
+        review._key_handler("V_S")(layer)  # corrected: confidence 1
+    assert seen == [float(conf[k]) for k in order[:5]]
+
+
+def test_hidden_points_stay_out_of_the_selection(viewer_and_layer):
+    """With *Hide below* on, a box or select-all selects only the shown points, so a deletion
+    never removes calls the user cannot see."""
+    viewer, layer = viewer_and_layer
+    review = ReviewWidget(viewer)
+    review.threshold.setValue(60)
+    shown = np.flatnonzero(layer.shown)
+    assert 0 < len(shown) < len(layer.data)
+    layer.selected_data = set(range(len(layer.data)))
+    assert layer.selected_data == set(shown.tolist())
+    review.delete_selected()
+    assert len(layer.data) == 12 - len(shown)
+    assert (layer.features["confidence"] < 0.6).all()
+
+
+def test_a_call_added_on_a_called_column_replaces_it(review_on_a_lattice):
+    """A click in add mode on a column that has a call replaces that call (one call per column,
+    said), instead of stacking a second point on it."""
+    review, layer, lattice = review_on_a_lattice
+    chalc = lattice.chalcogen_sites_px
+    site = chalc[np.argmin(np.hypot(*(chalc - [128, 128]).T))]
+    review.add_defect(site, cls="V_S")
+    assert len(layer.data) == 2
+    review.add_defect(site + [1.5, -1.0], cls="V_S2")
+    assert len(layer.data) == 2
+    np.testing.assert_allclose(layer.data[-1], site)
+    assert _classes(layer) == ["V_S", "V_S2"]
+    assert "The V_S already called on that column was replaced" in review.info.text()
+    assert review.undo()  # the replacement is one edit
+    assert _classes(layer) == ["V_S", "V_S"]
+
+
+def test_a_point_clicked_outside_the_image_is_not_added(review_on_a_lattice):
+    """A click past the image's edge adds nothing and says why (a trial's point 0.7 px past
+    the last row made its reopened CSV lose the image's scale)."""
+    review, layer, _ = review_on_a_lattice
+    review.add_defect([257.0, 100.0], cls="V_S")
+    assert len(layer.data) == 1
+    assert "outside the image" in review.info.text()
+    assert not review.undo_button.isEnabled()  # nothing to undo either

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,6 +31,7 @@ from ._common import (
     layer_combo,
     scrolling_layout,
 )
+from ._history import EditHistory
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -170,14 +172,62 @@ def snap_to_sites(viewer, layer, indices, cls: str) -> int:
     return moved
 
 
+#: A point added within this many lattice constants of an existing call is a new call for the
+#: same column and replaces it (one call per column; the other sublattice's columns are 0.58 a
+#: away).
+SAME_COLUMN_A = 0.25
+
+
+def _same_frame(data: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """Which rows of ``data`` lie in the frame of ``point`` (all of them for 2-D points)."""
+    if data.shape[1] == 3:
+        return np.isclose(data[:, 0], point[0])
+    return np.ones(len(data), bool)
+
+
+def calls_on_same_column(layer, indices) -> list[int]:
+    """The points of ``layer`` other than ``indices`` within :data:`SAME_COLUMN_A` lattice
+    constants of one of them (same frame): earlier calls of the column a new call was put on."""
+    a_px = layer.metadata.get("atomdefect", {}).get("a_px")
+    data = np.asarray(layer.data, float)
+    bound = SAME_COLUMN_A * float(a_px) if a_px else 0.25 * marker_size(layer) / 0.4
+    new = set(int(i) for i in indices)
+    out: set[int] = set()
+    for i in new:
+        near = _same_frame(data, data[i]) & (np.hypot(*(data[:, -2:] - data[i, -2:]).T) < bound)
+        out |= {int(k) for k in np.flatnonzero(near) if int(k) not in new}
+    return sorted(out)
+
+
+def image_shape(viewer, layer) -> tuple[int, int] | None:
+    """Rows and columns of the image the detections ``layer`` belongs to (``None`` when it is
+    not in the viewer)."""
+    name = layer.metadata.get("atomdefect", {}).get("image")
+    if name is None or name not in viewer.layers:
+        return None
+    shape = viewer.layers[name].data.shape
+    return int(shape[-2]), int(shape[-1])
+
+
+def outside_image(viewer, layer, indices) -> list[int]:
+    """Those of the points ``indices`` that lie outside the pixels of the layer's image."""
+    shape = image_shape(viewer, layer)
+    if shape is None:
+        return []
+    data = np.asarray(layer.data, float)
+    return [int(i) for i in indices
+            if not (np.all(data[i, -2:] >= -0.5) and np.all(data[i, -2:] <= np.subtract(shape, 0.5)))]
+
+
 class ReviewWidget(QWidget):
     """Correct a detections layer by hand and export it."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__()
         self.viewer = napari_viewer
-        self._cursor = -1
         self._watched = None  # the layer whose data events mark added points as manual
+        self._last_reviewed: tuple | None = None  # (confidence, row, col) of the last *Next*
+        self._histories: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.layer_combo = layer_combo()
         self.class_combo = QComboBox()
         self.class_combo.addItems(list(LEGACY_CLASSES))  # until a layer says which it has
@@ -186,6 +236,9 @@ class ReviewWidget(QWidget):
         self.add_button.setCheckable(True)
         self.set_button = QPushButton("Set class of selected")
         self.delete_button = QPushButton("Delete selected")
+        self.undo_button = QPushButton("Undo")
+        self.undo_button.setToolTip("Undo the last edit of the detections (Ctrl+Z on the layer)")
+        self.undo_button.setEnabled(False)
         self.next_button = QPushButton("Next low-confidence")
         self.threshold = QSlider(Qt.Orientation.Horizontal)
         self.threshold.setRange(0, 100)
@@ -216,12 +269,15 @@ class ReviewWidget(QWidget):
         row1.addWidget(self.set_button)
         row2 = QHBoxLayout()
         row2.addWidget(self.delete_button)
-        row2.addWidget(self.next_button)
+        row2.addWidget(self.undo_button)
+        row3 = QHBoxLayout()
+        row3.addWidget(self.next_button)
+        row3.addWidget(self.export_button)
         layout = scrolling_layout(self)
         layout.addLayout(form)
         layout.addLayout(row1)
         layout.addLayout(row2)
-        layout.addWidget(self.export_button)
+        layout.addLayout(row3)
         self.keys_label = QLabel("")
         self.keys_label.setWordWrap(True)
         self.legend = ClassLegend(per_row=3, keys=True)
@@ -235,6 +291,7 @@ class ReviewWidget(QWidget):
         self.add_button.toggled.connect(self._toggle_add)
         self.set_button.clicked.connect(self.set_selected_class)
         self.delete_button.clicked.connect(self.delete_selected)
+        self.undo_button.clicked.connect(self.undo)
         self.next_button.clicked.connect(self.next_low_confidence)
         self.threshold.valueChanged.connect(self.apply_threshold)
         self.min_frames.valueChanged.connect(self.apply_threshold)
@@ -252,12 +309,20 @@ class ReviewWidget(QWidget):
         layer = self.layer()
         if self._watched is not None and self._watched is not layer:
             self._watched.events.data.disconnect(self._points_changed)
+            self._watched.selected_data.events.items_changed.disconnect(self._selection_changed)
             self._watched = None
         if layer is None:
+            self.undo_button.setEnabled(False)
             return
         if self._watched is None:
             layer.events.data.connect(self._points_changed)
+            layer.selected_data.events.items_changed.connect(self._selection_changed)
             self._watched = layer
+            self._last_reviewed = None
+            if layer in self._histories:  # edits made while another layer was reviewed
+                self._histories[layer].resync()
+        layer.bind_key("Control-Z", lambda _layer: self.undo(), overwrite=True)
+        self.undo_button.setEnabled(self._history(layer).can_undo)
         classes = layer_classes(layer)
         self._show_classes(classes)
         for k, cls in enumerate(classes[:9]):
@@ -286,34 +351,111 @@ class ReviewWidget(QWidget):
                                 if n > 1 else "Key 1 sets the class of the selected points:")
         self.legend.set_classes(classes)
 
-    def _points_changed(self, event) -> None:
-        """Points added by a click are manual detections of the chosen class (napari fills new
-        points from the last *selected* point's features otherwise)."""
-        if str(getattr(event, "action", "")) != "added":
-            return
+    def _history(self, layer) -> EditHistory:
+        """The undo stack of ``layer`` (made when first needed)."""
+        if layer not in self._histories:
+            self._histories[layer] = EditHistory(layer)
+        return self._histories[layer]
+
+    def _edited(self, layer, moved: tuple | None = None) -> None:
+        self._history(layer).edited(moved)
+        self.undo_button.setEnabled(self._history(layer).can_undo)
+
+    def undo(self) -> bool:
+        """Undo the last edit of the reviewed layer (points added, deleted or moved, classes
+        set); ``False`` when there is none."""
         layer = self.layer()
-        if layer is None or len(layer.data) == 0:
+        if layer is None or not self._history(layer).undo():
+            self.info.setText("Nothing to undo.")
+            return False
+        self.undo_button.setEnabled(self._history(layer).can_undo)
+        self.apply_threshold()
+        self.info.setText(self.info.text() + " Last edit undone.")
+        return True
+
+    def _points_changed(self, event) -> None:
+        """Record every edit for undo. Points added by a click are manual detections of the
+        chosen class (napari fills new points from the last *selected* point's features
+        otherwise), on their column's site; a point off the image is taken back, and a call
+        put on a column that had one replaces it."""
+        action = str(getattr(event, "action", ""))
+        layer = self.layer()
+        if layer is None or action not in ("added", "removed", "changed"):
+            return
+        history = self._history(layer)
+        if history.is_quiet:
+            return
+        if action == "removed":
+            self._edited(layer)
+            self.apply_threshold()
+            return
+        if action == "changed":
+            self._edited(layer, moved=tuple(sorted(getattr(event, "data_indices", None) or ())))
+            return
+        if len(layer.data) == 0:
             return
         n = len(layer.data)  # napari gives new points as negative indices (from the end)
         added = sorted({int(i) % n for i in (getattr(event, "data_indices", None) or ())})
-        if added:
-            cls = self.class_combo.currentText()
+        if not added:
+            return
+        cls = self.class_combo.currentText()
+        notes = []
+        with history.quiet():
             set_class(layer, added, cls, new_points=True)
             # A click nearer a column of the other sublattice is not snapped away from it: the
             # class or the place is wrong, and only the user knows which.
             wrong = on_other_sublattice(self.viewer, layer, added, cls)
             snap_to_sites(self.viewer, layer, [i for i in added if i not in wrong], cls)
-            if wrong:
-                other = "metal" if class_site(cls) == "chalcogen" else "chalcogen"
-                self.info.setText(
-                    f"The {cls} just added lies on a {other} column, and {cls} is a "
-                    f"{class_site(cls)}-site class: set its class (a {other}-site one) or move "
-                    "it onto the column you meant.")
+            outside = outside_image(self.viewer, layer, added)
+            if outside:
+                layer.selected_data = set()
+                layer.remove(outside)
+                added = [i for i in added if i not in outside]
+                wrong = [i for i in wrong if i not in outside]
+                notes.append("A point clicked outside the image was not added: a defect is on "
+                             "a column of the image.")
+            # (a call on the other sublattice's column replaces nothing: it is said below)
+            replaced = calls_on_same_column(layer, [i for i in added if i not in wrong])
+            if replaced:
+                old = ", ".join(sorted(set(layer.features["class"].iloc[replaced].astype(str))))
+                keep = [i for i in range(len(layer.data)) if i not in set(replaced)]
+                layer.selected_data = set()
+                layer.remove(replaced)
+                shift = {old_i: new_i for new_i, old_i in enumerate(keep)}
+                added = [shift[i] for i in added]
+                wrong = [shift[i] for i in wrong if i in shift]
+                notes.append(f"The {old} already called on that column was replaced by the "
+                             f"new {cls} (one call per column).")
+            if added:
+                layer.selected_data = set(added)
+        if added:
+            self._edited(layer)
+        self.apply_threshold()
+        if wrong:
+            other = "metal" if class_site(cls) == "chalcogen" else "chalcogen"
+            notes.append(
+                f"The {cls} just added lies on a {other} column, and {cls} is a "
+                f"{class_site(cls)}-site class: set its class (a {other}-site one) or move "
+                "it onto the column you meant.")
+        if notes:
+            self.info.setText(self.info.text() + " " + " ".join(notes))
+
+    def _selection_changed(self, *args) -> None:
+        """Hidden points (*Hide below*, *Seen in at least*) stay out of the selection: a box
+        or select-all must not let them be deleted or reclassified unseen."""
+        layer = self._watched
+        if layer is None or not layer.selected_data:
+            return
+        shown = np.asarray(layer.shown, bool)
+        hidden = {i for i in layer.selected_data if i < len(shown) and not shown[i]}
+        if hidden:
+            layer.selected_data = set(layer.selected_data) - hidden
 
     def _key_handler(self, cls):
         def handler(layer):
             if layer.selected_data:
                 set_class(layer, layer.selected_data, cls)
+                self._edited(layer)
             self.class_combo.setCurrentText(cls)
         return handler
 
@@ -356,8 +498,9 @@ class ReviewWidget(QWidget):
     def set_selected_class(self) -> None:
         """Set the chosen class on the selected points."""
         layer = self.layer()
-        if layer is not None:
+        if layer is not None and layer.selected_data:
             set_class(layer, layer.selected_data, self.class_combo.currentText())
+            self._edited(layer)
 
     def delete_selected(self) -> None:
         layer = self.layer()
@@ -403,16 +546,25 @@ class ReviewWidget(QWidget):
                           + (f" ({' or '.join(why)})." if why else "."))
 
     def next_low_confidence(self) -> int | None:
-        """Select and centre the next shown detection in order of increasing confidence."""
+        """Select and centre the next shown detection in order of increasing confidence.
+
+        The order is kept by the last reviewed call's confidence and place, not by its index:
+        a call corrected on the way (confidence 1) or deleted does not make the next press
+        skip one."""
         layer = self.layer()
         if layer is None or len(layer.data) == 0:
             return None
         conf = layer.features["confidence"].to_numpy(float)
-        order = [i for i in np.argsort(conf, kind="stable") if layer.shown[i]]
-        if not order:
+        data = np.asarray(layer.data, float)
+        shown = np.flatnonzero(np.asarray(layer.shown, bool))
+        if not shown.size:
             return None
-        self._cursor = (self._cursor + 1) % len(order)
-        i = int(order[self._cursor])
+        keys = {int(k): (conf[k], *(float(v) for v in data[k])) for k in shown}
+        order = sorted(keys, key=lambda k: keys[k])
+        last = self._last_reviewed
+        later = [k for k in order if last is None or keys[k] > last]
+        i = int(later[0] if later else order[0])
+        self._last_reviewed = keys[i]
         layer.selected_data = {i}
         world = np.asarray(layer.data_to_world(layer.data[i]), float)
         if layer.ndim == 3:  # a movie: go to the detection's frame too
