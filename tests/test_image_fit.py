@@ -93,11 +93,17 @@ def test_mose2_image_analysed_as_mos2_proposes_mose2():
     assert report.candidates[0] == "MoSe2"
 
 
-def test_wrong_pixel_size_is_reported_as_a_lattice_constant_mismatch():
+def test_wrong_pixel_size_is_said_once_by_the_calibration():
+    """A typed pixel size 15 % off is said by the lattice's calibration (which knows an alloy's
+    Vegard range), not a second time by the fit check (a judge-like trial got two sentences for
+    one mistake, the second one measured against the host alone)."""
     image = _sim("MoS2", 7).image
-    report = _report(image, "MoS2", pixel_size_nm=0.012 * 1.15)
-    assert not report.fits
-    assert any("Lattice constant" in m for m in report.messages)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lattice = find_lattice(image, "MoS2", pixel_size_nm=0.012 * 1.15)
+    assert sum("The pixel size you gave" in m for m in lattice.messages) == 1
+    report = assess_fit(image, lattice, "MoS2")
+    assert report.fits and not any("Lattice constant" in m for m in report.messages)
 
 
 def test_ranking_prefers_the_chosen_metal_when_contrast_cannot_tell():

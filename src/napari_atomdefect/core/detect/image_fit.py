@@ -524,7 +524,9 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
                         f"spread {excess:.1f}, training ≤ {spread_max:.1f}): an alloy, a "
                         "converted layer, contamination or another material; many columns will be "
                         "flagged.")
-    if meas.a_nm is not None:
+    # A pixel size the user typed is judged by the calibration policy, which knows an alloy's
+    # range of lattice constants (Vegard) and has said it in the lattice's messages already.
+    if meas.a_nm is not None and lattice.calibration != "user":
         a_ref = MATERIALS[chosen].a_nm
         if abs(meas.a_nm / a_ref - 1) > LATTICE_TOLERANCE:
             fitting = [n for n in materials_with_lattice_constant(meas.a_nm) if n != chosen]
