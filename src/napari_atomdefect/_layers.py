@@ -167,24 +167,24 @@ def defect_layer_kwargs(table: pd.DataFrame, pixel_size_nm: float | None, name: 
     }
 
 
-#: Size of a reference ring over the size of a detection marker.
-REFERENCE_SIZE = 1.7
+#: Size of a reference circle over the size of a detection marker, and its border (relative to
+#: its size): a thin circle around the call's symbol, not over it.
+REFERENCE_SIZE = 1.8
+REFERENCE_BORDER = 0.05
 
 
 def reference_layer_kwargs(kwargs: dict, name: str | None = None) -> dict:
     """:func:`defect_layer_kwargs` restyled for a *reference* table — ground-truth labels, or an
-    annotation without the detector's ``confidence`` column: filled class-coloured rings instead
-    of hollow class symbols (``metadata["atomdefect"]["kind"]`` ``"reference"``), so that opened
-    with the detections of the same image each call is seen against its reference. ``name``:
-    the layer's (default: ``"<name> (reference)"``)."""
-    classes = kwargs["metadata"]["atomdefect"]["classes"]
+    annotation without the detector's ``confidence`` column: thin class-coloured circles
+    :data:`REFERENCE_SIZE` times a detection marker's size instead of class symbols
+    (``metadata["atomdefect"]["kind"]`` ``"reference"``), so that opened with the detections of
+    the same image each call's symbol is seen inside its reference's circle, whichever layer is
+    on top (filled rings of the markers' size had covered the calls). ``name``: the layer's
+    (default: ``"<name> (reference)"``)."""
     meta = {**kwargs["metadata"]["atomdefect"], "kind": "reference"}
-    # Larger than a detection's marker: drawn above the detections (opened after them), the
-    # ring surrounds each call's symbol instead of covering it.
-    return {**kwargs, "name": name or f"{kwargs['name']} (reference)", "symbol": "ring",
+    return {**kwargs, "name": name or f"{kwargs['name']} (reference)", "symbol": "disc",
             "size": REFERENCE_SIZE * np.asarray(kwargs["size"], float),
-            "face_color": "class", "face_color_cycle": {c: class_color(c) for c in classes},
-            "border_width": 0, "opacity": 0.9,
+            "border_width": REFERENCE_BORDER, "opacity": 1.0,
             "metadata": {**kwargs["metadata"], "atomdefect": meta}}
 
 

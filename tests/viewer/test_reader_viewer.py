@@ -77,10 +77,14 @@ def test_sample_data_with_ground_truth(make_napari_viewer):
 
     from napari_atomdefect.core.io.class_style import class_color
 
-    for cls, colour in zip(truth.features["class"], truth.face_color, strict=True):
+    for cls, colour in zip(truth.features["class"], truth.border_color, strict=True):
         np.testing.assert_allclose(colour, transform_color(class_color(cls))[0], atol=1e-3)
-    # Sizes are in data pixels: visible (about half a lattice constant).
-    assert 8 < truth.size.mean() < 20
+    # Thin circles (transparent inside) larger than a call's marker (0.4 a), smaller than the
+    # column spacing: the call is seen inside its truth's circle.
+    np.testing.assert_array_equal(truth.face_color[:, 3], 0.0)
+    a_px = 0.316 / 0.012
+    assert 0.6 * a_px < truth.size.mean() < 0.8 * a_px
+    assert np.all(np.asarray(truth.border_width) < 0.1)
 
 
 @pytest.mark.parametrize("image_scale, csv_px", [(1.0, 0.0117), (0.00781, 0.00881)])
