@@ -205,7 +205,12 @@ def test_an_alloy_is_no_misfit_when_its_substituent_is_chosen():
         lattice = find_lattice(sim.image, "WS2", pixel_size_nm=0.012)
     o_only = assess_fit(sim.image, lattice, "WS2", substituents=("O",))
     assert not o_only.fits
-    with_se = assess_fit(sim.image, lattice, "WS2", substituents=("O", "Se"))
+    # (as detection does: the host level the image's ladder reads with Se — the median column
+    # holds one Se — since a contrast between the hosts' is an alloy's only off the host's rung)
+    ladder = read_image_ladder(prepare_image(sim.image, lattice), lattice, "WS2", ("O", "Se"))
+    assert ladder.median_class == "Se_S"
+    with_se = assess_fit(sim.image, lattice, "WS2", substituents=("O", "Se"),
+                         host_level=ladder.host_level)
     assert with_se.fits, with_se.messages
     assert not counts_as_flagged("Se2_S2", ("O", "Se")) and counts_as_flagged("Se2_S2", ("O",))
     assert counts_as_flagged("V_S", ("O", "Se")) and counts_as_flagged("O_S", ("O", "Se"))
@@ -455,3 +460,22 @@ def test_a_user_pixel_size_names_the_materials_of_its_lattice_constant():
     assert "lattice constant is 0.332 nm: MoSe2's or WSe2's" in choice.message
     choice = choose_pixel_size(0.015, "user", 0.01142, "MoS2", 0.03, 0.316)
     assert "lattice constant is" not in choice.message  # (0.415 nm: no material's)
+
+
+def test_a_contrast_past_the_chosen_range_names_the_other_metals_host():
+    """Trial, twenty-second session: a multislice WSe2 + Te layer opened without a pixel size
+    and analysed as MoSe2 with S and Te read a host contrast of 0.97 — past MoSe2's simulated
+    range (to 0.85), inside its tolerance, and inside WSe2's — and nothing was said; the first
+    hint (analysed as MoS2) named MoSe2 only. Both now name WSe2 for a W metal."""
+    from napari_atomdefect.core.detect.image_fit import (
+        _edge_of_range_message,
+        _other_metal_note,
+    )
+
+    text = _edge_of_range_message(0.97, "MoSe2", ("MoSe2", "WSe2"))
+    assert text is not None and "if the metal is W, analyse it as WSe2" in text
+    assert _edge_of_range_message(0.80, "MoSe2", ("MoSe2", "WSe2")) is None  # MoSe2's own
+    assert _edge_of_range_message(0.97, "MoSe2", ("MoSe2",)) is None  # (lattice excludes it)
+    assert _other_metal_note(("MoSe2", "WSe2"), None) == " (or WSe2, if the metal is W)"
+    assert _other_metal_note(("MoSe2", "WSe2"), 0.3288) == ""  # a lattice constant ranked them
+    assert _other_metal_note(("MoS2", "MoSe2"), None) == ""  # one metal

@@ -339,6 +339,38 @@ def _nearer_first(pair: tuple[str, str], ratio: float) -> tuple[str, str]:
     return a, b
 
 
+def _edge_of_range_message(host_ratio: float, chosen: str,
+                           candidates: tuple[str, ...]) -> str | None:
+    """A sentence when the host contrast lies past the chosen host's simulated range (inside
+    only its tolerance) and inside the range of a host of the other metal that the lattice
+    constant does not exclude (``candidates``): a WSe2 + Te layer analysed as MoSe2 read 0.97
+    (MoSe2 up to 0.85, WSe2 from 0.92) and went unsaid."""
+    lo, _, hi = TRAINING_RANGES[chosen]["metal_to_chalcogen"]
+    if lo <= host_ratio <= hi:
+        return None
+    metal = MATERIALS[chosen].metal
+    others = [c for c in candidates if MATERIALS[c].metal != metal
+              and TRAINING_RANGES[c]["metal_to_chalcogen"][0] <= host_ratio
+              <= TRAINING_RANGES[c]["metal_to_chalcogen"][2]]
+    if not others:
+        return None
+    other = MATERIALS[others[0]]
+    return (f"Metal/chalcogen contrast {host_ratio:.2f} lies past {chosen}'s ({lo:.2f}–{hi:.2f}) "
+            f"and inside {other.name}'s: if the metal is {other.metal}, analyse it as "
+            f"{other.name}.")
+
+
+def _other_metal_note(candidates: tuple[str, ...], a_nm: float | None) -> str:
+    """" (or WSe2, if the metal is W)" when the second candidate has another metal than the
+    first and no lattice constant tells them apart (contrast alone ranks MoSe2 and WSe2, or MoS2
+    and WSe2, close): a user who followed the first alone went round in a loop."""
+    if a_nm is not None or len(candidates) < 2:
+        return ""
+    first, second = MATERIALS[candidates[0]], MATERIALS[candidates[1]]
+    return (f" (or {second.name}, if the metal is {second.metal})"
+            if second.metal != first.metal else "")
+
+
 #: Below this skewness of its pixel values an image is taken for inverted (columns dark).
 INVERTED_SKEWNESS = 0.0
 #: A chalcogen column this many noise widths above a host column holds a heavier atom.
@@ -463,6 +495,7 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
         partner = alloying_partner(chosen)
         if MATERIALS[candidates[0]].metal == metal and partner not in substituents:
             better += f" (or, for an S/Se alloy, {chosen} with {partner})"
+        better += _other_metal_note(candidates, meas.a_nm)
     elif not candidates and ratio < 1 and rank_materials(1 / ratio, None, meas.a_nm):
         # Nothing shows this contrast, but its inverse is a material's whose metal outshines its
         # chalcogen (WS2 analysed as MoSe2, where the chalcogen is the brighter sublattice):
@@ -479,8 +512,11 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
                   if heavier and heavier not in substituents else "")
     else:
         better = ""
-    if (_contrast_distance(host_ratio, chosen) > 0
-            and not (alloy_expected and alloy and not same_metal)):
+    # An S/Se alloy chosen explains a contrast between the two hosts' only where the ladder
+    # reads the median column as substituted: read as the host's, it is the host's contrast
+    # (a WSe2 + Te layer analysed as MoSe2 with S and Te had gone unsaid).
+    alloy_explains = alloy_expected and alloy and not same_metal and host_level != 1.0
+    if _contrast_distance(host_ratio, chosen) > 0 and not alloy_explains:
         c_lo, _, c_hi = TRAINING_RANGES[chosen]["metal_to_chalcogen"]
         what = (f"what the {trained} model was trained on" if trained == chosen
                 else f"what {chosen} shows")
@@ -492,6 +528,8 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
         # Inside both ranges (they overlap at their edges) but typical of the other host.
         messages.append(f"Metal/chalcogen contrast {ratio:.2f} is more typical of "
                         f"{candidates[0]} than of {chosen}: {candidates[0]} fits better.")
+    elif host_level == 1.0 and (edge := _edge_of_range_message(host_ratio, chosen, candidates)):
+        messages.append(edge)
     if trained != chosen and _contrast_distance(ratio, trained) > 0:
         messages.append(f"Metal/chalcogen contrast {ratio:.2f} is outside what the {trained} model "
                         f"was trained on ({lo:.1f}–{hi:.1f}).")
