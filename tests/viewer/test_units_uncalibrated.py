@@ -167,3 +167,31 @@ def test_a_scale_in_angstrom_is_read_as_a_pixel_size(make_napari_viewer):
     assert "0.01100 nm/px" in widget.calibration_label.text()
     bare = viewer.add_image(np.zeros((32, 32)))
     assert given_pixel_size(bare) == (None, "none")
+
+
+def test_a_lattice_calibration_of_another_material_is_not_kept(make_napari_viewer, qtbot):
+    """Trial, twenty-second session: an uncalibrated WSe2 image run first as MoS2 kept MoS2's
+    lattice calibration (3.8 % off) for the WSe2 run that followed — within the S/Se alloy's
+    range of lattice constants, so never replaced. A run of another material (or other
+    substituents) calibrates anew; the line says so as soon as the material changes."""
+    sim = simulate_image("WSe2", (256, 256), 0.0125, seed=2)
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.asarray(sim.image), name="raw")
+    widget = DetectWidget(viewer)
+    widget.material.setCurrentText("MoS2")
+    widget.run_all()
+    wait_idle(qtbot, widget)
+    mos2_px = float(image.scale[-1])
+    assert mos2_px == pytest.approx(0.0125 * 0.3160 / 0.3282, rel=0.01)  # MoS2's constant
+    widget.material.setCurrentText("WSe2")
+    assert "the lattice will calibrate it" in widget.calibration_label.text()
+    widget.run_all()
+    wait_idle(qtbot, widget)
+    assert float(image.scale[-1]) == pytest.approx(0.0125, rel=0.01)
+    assert image.metadata["atomdefect"]["calibrated_for"] == {"material": "WSe2",
+                                                              "substituents": ["S"]}
+    # the same analysis again keeps its calibration (no needless new lattice search)
+    before = float(image.scale[-1])
+    widget.run_all()
+    wait_idle(qtbot, widget)
+    assert float(image.scale[-1]) == before

@@ -260,6 +260,27 @@ def given_pixel_size(layer) -> tuple[float | None, str]:
     return None, "none"
 
 
+def run_pixel_size(layer, material: str, substituents) -> tuple[float | None, str]:
+    """:func:`given_pixel_size` for a run of ``material`` with ``substituents``: a lattice
+    calibration made for another material or other substituents is no given value — the
+    lattice calibrates anew (from the file's value, if the file had one). A run of MoS2 had
+    calibrated a WSe2 image 3.8 % off, and the WSe2 run that followed kept it (within the
+    S/Se alloy's range of lattice constants)."""
+    px, source = given_pixel_size(layer)
+    meta = layer.metadata.get("atomdefect", {})
+    if source == "lattice" and meta.get("calibrated_for") != analysis_key(material,
+                                                                          substituents):
+        file_px = meta.get("file_pixel_size_nm")
+        return (float(file_px), "file") if file_px else (None, "none")
+    return px, source
+
+
+def analysis_key(material: str, substituents) -> dict:
+    """What a lattice calibration was made for (kept as ``calibrated_for`` in the image layer's
+    metadata): the material and the substituents, which set the lattice constant (Vegard)."""
+    return {"material": str(material), "substituents": sorted(str(d) for d in substituents)}
+
+
 def _scale_in_nm(layer) -> float | None:
     """The layer's pixel size in nm when its scale is in a length unit (nm, Å, pm, µm; set by
     another reader or by hand), else ``None`` (a scale of 1 in pixels says nothing)."""

@@ -40,6 +40,7 @@ from ..core.materials.materials import MATERIALS
 from ..core.progress import relay
 from ._common import (
     ClassLegend,
+    analysis_key,
     fold_group,
     foldable,
     follow_layers,
@@ -47,6 +48,7 @@ from ._common import (
     is_image_layer,
     layer_by_name,
     layer_combo,
+    run_pixel_size,
     scrolling_layout,
     show_in_dock,
 )
@@ -406,6 +408,7 @@ class DetectWidget(QWidget):
             self.model.setCurrentIndex(k)  # -> _model_changed
         else:
             self._model_changed()
+        self._image_changed()  # the calibration line: what a run for this material starts from
 
     def _ticked_substituents(self) -> tuple[str, ...]:
         return tuple(d for d, box in self.substituent_checks.items() if box.isChecked())
@@ -420,8 +423,10 @@ class DetectWidget(QWidget):
             k = self.model.findData(wanted)
             if k >= 0 and k != self.model.currentIndex():
                 self.model.setCurrentIndex(k)  # -> _model_changed -> _refresh_classes
+                self._image_changed()
                 return
         self._refresh_classes()
+        self._image_changed()
 
     def _model_changed(self, *args) -> None:
         """Enable the substituents the chosen model was trained for; update the classes."""
@@ -498,7 +503,9 @@ class DetectWidget(QWidget):
         self.frames.setEnabled(layer is not None and _is_stack(layer))
         if layer is None:
             return
-        px, source = given_pixel_size(layer)
+        # (what the next run starts from: a lattice calibration of another material or other
+        # substituents is not kept)
+        px, source = run_pixel_size(layer, self.material.currentText(), self.run_substituents())
         self._setting_px = True
         try:
             self.pixel_size.setValue(px or 0.0)
@@ -529,7 +536,7 @@ class DetectWidget(QWidget):
         from ..core.lattice.lattice import CALIBRATION_TOLERANCE
         from ..core.materials.materials import lattice_constant_range_nm
 
-        px, source = given_pixel_size(layer)
+        px, source = run_pixel_size(layer, lattice.material.name, self.run_substituents())
         lo, hi = lattice_constant_range_nm(lattice.material, self.run_substituents())
         choice = choose_pixel_size(px, source, lattice.pixel_size_lattice_nm,
                                    lattice.material.name, CALIBRATION_TOLERANCE,
@@ -571,7 +578,8 @@ class DetectWidget(QWidget):
             show_warning("Open an image first (File → Open, or the Open file… button).")
             return None
         image, frame = self._frame(layer)
-        px, calibration = given_pixel_size(layer)
+        px, calibration = run_pixel_size(layer, self.material.currentText(),
+                                         self.run_substituents())
         # The image's analysis (the Fine-tune widget follows it): material and substituents.
         meta = dict(layer.metadata.get("atomdefect", {}))
         analysis = {"material": self.material.currentText(),
@@ -710,7 +718,9 @@ class DetectWidget(QWidget):
             meta = dict(layer.metadata.get("atomdefect", {}))
             old = meta.get("pixel_size_nm")
             meta.pop("user_pixel_size_nm", None)
-            meta.update(pixel_size_nm=px, calibration="lattice")
+            meta.update(pixel_size_nm=px, calibration="lattice",
+                        calibrated_for=analysis_key(lattice.material.name,
+                                                    self.run_substituents()))
             layer.metadata = {**layer.metadata, "atomdefect": meta}
             apply_calibration(self.viewer, layer, px)
             self._lattices[self._key(layer, frame, px, region)] = result["lattices"]
@@ -860,7 +870,9 @@ class DetectWidget(QWidget):
             if meta.get("pixel_size_nm") and meta.get("calibration") == "file":
                 meta.setdefault("file_pixel_size_nm", float(meta["pixel_size_nm"]))
             meta.pop("user_pixel_size_nm", None)
-            meta.update(pixel_size_nm=px, calibration="lattice")
+            meta.update(pixel_size_nm=px, calibration="lattice",
+                        calibrated_for=analysis_key(lattice.material.name,
+                                                    self.run_substituents()))
             layer.metadata = {**layer.metadata, "atomdefect": meta}
         apply_calibration(self.viewer, layer, px)
         frame = self._frame(layer)[1]

@@ -32,10 +32,10 @@ from ..core.materials.materials import MATERIALS
 from ._common import (
     foldable,
     follow_layers,
-    given_pixel_size,
     is_image_layer,
     layer_by_name,
     layer_combo,
+    run_pixel_size,
     scrolling_layout,
 )
 from ._worker import LatticeCache, error_sentence, follow_models, start_job
@@ -344,7 +344,11 @@ class FinetuneWidget(QWidget):
     # ------------------------------------------------------------ selection
     def _key(self) -> tuple:
         layer = self.image_layer()
-        px, source = given_pixel_size(layer)  # the Detect widget's calibration policy
+        # the Detect widget's calibration policy (a lattice calibration of another analysis
+        # is not kept)
+        analysis = layer.metadata.get("atomdefect", {})
+        px, source = run_pixel_size(layer, self.material.currentText(),
+                                    analysis.get("substituents", ()))
         return (layer, self._frame_index(layer), self.material.currentText(), px, source)
 
     @property
