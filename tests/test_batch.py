@@ -199,7 +199,11 @@ def test_cli_batch(folder, expected, tmp_path, capsys):
     # the same folder with other settings: one sentence, nothing changed (a rerun would skip
     # the finished image and mix two analyses)
     before = (out / "summary.csv").read_text()
-    for other in (["--material", "WS2"], ["--substituents", "O,Se"]):
+    # (and another operating point: a docs trial's rerun skipped every image and reported the
+    # old counts)
+    assert ok.operating_point.tolist() == ["neutral"]
+    for other in (["--material", "WS2"], ["--substituents", "O,Se"],
+                  ["--operating-point", "V_S=0.7"]):
         assert main(args[:-1] + other + ["--no-progress"]) == 2
         err = capsys.readouterr().err
         assert "holds 1 results of another analysis" in err and "choose another --out" in err

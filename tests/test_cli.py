@@ -150,6 +150,10 @@ def test_detect_never_replaces_a_table_corrected_by_hand(tmp_path, capsys):
 @pytest.mark.parametrize("content, said", [
     ("x_px,y_px,class\n10,12,V_S\n", "a defect table without confidences"),
     ("notes on this scan\n", "not a detection table of this tool"),
+    # the simulator's truth (`atomdefect simulate`, the demo) carries confidence 1 and source
+    # simulation: a docs trial's `detect --out` replaced it silently
+    ("y_px,x_px,y_nm,x_nm,class,confidence,source\n10,12,0.1,0.1,V_S,1.0,simulation\n",
+     "ground truth (the simulator's labels)"),
 ])
 def test_detect_never_replaces_labels_or_another_file(tmp_path, capsys, content, said):
     """Trial, twenty-first session: ground-truth labels (no confidence column) or any other
@@ -254,3 +258,21 @@ def test_a_closed_pipe_ends_the_command_quietly(tmp_path):
     proc.stdout.close()  # the reader stops before the table is written (`| head -c 0`)
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0 and "Broken pipe" not in err and "Traceback" not in err
+
+
+def test_the_packages_warnings_are_plain_lines_and_view_needs_a_display(tmp_path, capsys,
+                                                                        monkeypatch):
+    """Docs trial, twenty-second session: `evaluate` (and `demo`) printed Python's warning form
+    (`cli.py:466: UnknownClassWarning: …` and a line of source); `view` without a display
+    aborted with Qt's core dump. One plain line each now."""
+    (tmp_path / "found.csv").write_text("y_px,x_px,class\n1,2,V_Q\n")
+    (tmp_path / "truth.csv").write_text("y_px,x_px,class\n1,2,V_S\n")
+    main(["evaluate", str(tmp_path / "found.csv"), str(tmp_path / "truth.csv")])
+    err = capsys.readouterr().err
+    assert "atomdefect: found.csv: 1 class name(s) are not defect classes" in err
+    assert "UnknownClassWarning" not in err and "cli.py" not in err
+    for key in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    assert main(["view"]) == 2
+    assert "No display to open napari on" in capsys.readouterr().err

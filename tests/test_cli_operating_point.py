@@ -93,7 +93,9 @@ def test_calibrate_model_cli(tmp_path, monkeypatch, capsys):
     assert (folder / "card.json").read_text() == bundled_card
     assert main(["calibrate-model", str(folder), "--n-images", "3", "--seed", "700100"]) == 0
     cal = json.loads((folder / "card.json").read_text())["detector"]["calibration"]
-    assert cal["command"] == "atomdefect calibrate-model mine --n-images 3 --seed 700100 --size 256"
+    assert cal["command"] == ("atomdefect calibrate-model mine --n-images 3 --seed 700100 "
+                              "--size 256 --decide-on model")  # (the default: as the bundled)
+    assert cal["decision"] == "model"
     assert "seeds 700100–700102" in cal["validation"]
     assert main(["calibrate-model", str(folder), "--n-images", "1"]) == 2
     assert capsys.readouterr().err.strip() == "atomdefect: --n-images must be 3 or more, not 1."

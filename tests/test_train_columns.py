@@ -119,6 +119,13 @@ def test_train_noise_runs_for_a_selenide(tmp_path):
     assert card["material"] == "WSe2"
     kept = card["noise"]["metrics"]["label_preservation"]
     assert {"metal", "chalcogen", "V_Se"} <= set(kept) <= {"metal", "chalcogen", *WSE2}
+    # models.md's recipe: the detector trained into the folder of its own stage 1 keeps it
+    # (a docs trial found noise.safetensors deleted and fine-tuning failing on it)
+    assert main(["train-detector", "--material", "WSe2", *TINY, "--noise", str(out),
+                 "--out", str(out)]) == 0
+    assert (out / "noise.safetensors").exists() and (out / "detector.safetensors").exists()
+    info = resolve_model(str(out))
+    assert "noise" in info.card and "detector" in info.card
 
 
 def test_host_unit_detector_reads_tiles_against_the_host_column(tmp_path, monkeypatch):

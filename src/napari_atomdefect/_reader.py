@@ -44,7 +44,8 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
     """A defect CSV (``atomdefect detect`` or the writer's) back as an identical Points layer
     (3-D, ``(frame, row, col)`` with a ``track_id`` feature, when the table has a ``frame``
     column). A table without a ``confidence`` column — ground-truth labels, an annotation made
-    elsewhere — opens as a *reference* layer (:func:`~._layers.reference_layer_kwargs`), styled
+    elsewhere — or the simulator's truth (every ``source`` ``simulation``/``truth``) opens as a
+    *reference* layer (:func:`~._layers.reference_layer_kwargs`), styled
     apart from detections.
 
     Raises
@@ -62,7 +63,12 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
         reference_layer_kwargs,
     )
     from .core.errors import TableError
-    from .core.io.table import UnknownClassWarning, pixel_size_from_table, read_defects_csv
+    from .core.io.table import (
+        UnknownClassWarning,
+        is_truth_table,
+        pixel_size_from_table,
+        read_defects_csv,
+    )
     from .core.materials.columns import ALL_CLASS_NAMES, lattice_constant_of_classes
 
     if isinstance(path, list):
@@ -98,7 +104,7 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
         for key, value in _sites_from_area(image, table["class"], px).items():
             meta.setdefault(key, value)
     _check_classes_kept(kwargs.get("features"), table, Path(path).name)
-    if "confidence" not in _header(path):
+    if is_truth_table(path):  # labels, an annotation, or the simulator's truth
         kwargs = reference_layer_kwargs(kwargs)
     # A movie's table (frame, track_id) becomes a 3-D layer (frame, row, col).
     return [(data, kwargs, "points")]

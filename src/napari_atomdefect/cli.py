@@ -567,7 +567,6 @@ def _init_detector(model: str):
 
 def _cmd_train_detector(args: argparse.Namespace) -> int:
     import json
-    import shutil
 
     import torch
 
@@ -593,16 +592,17 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
     if noise is not None:
         card["noise"] = noise.card.get("noise")
     card["detector"] = {**result["card"], "command": card["command"]}
-    write_model(out, card, detector=result["net"])
-    if noise is not None and (noise.path / NOISE_FILE).exists() and noise.path != out:
-        shutil.copy2(noise.path / NOISE_FILE, out / NOISE_FILE)
+    # (the stage 1 copied in before the folder is replaced: a detector trained into the folder
+    # of its own stage 1 — the models.md recipe — had lost its noise weights)
+    stage1 = (noise.path / NOISE_FILE) if noise is not None else None
+    write_model(out, card, detector=result["net"],
+                copy_files={NOISE_FILE: stage1} if stage1 is not None and stage1.exists() else None)
     print(json.dumps(result["card"]["metrics"], indent=1))
     print(f"detector written to {out}")
     return 0
 
 
 def _cmd_average_models(args: argparse.Namespace) -> int:
-    import shutil
 
     from .core.models.average import average_detectors
     from .core.models.registry import NOISE_FILE, model_material, write_model
@@ -615,9 +615,9 @@ def _cmd_average_models(args: argparse.Namespace) -> int:
     if "noise" in first.card:
         card["noise"] = first.card["noise"]
     card["detector"] = {**detector_card, "command": card["command"]}
-    write_model(out, card, detector=net)
-    if (first.path / NOISE_FILE).exists() and first.path.resolve() != out.resolve():
-        shutil.copy2(first.path / NOISE_FILE, out / NOISE_FILE)
+    stage1 = first.path / NOISE_FILE
+    write_model(out, card, detector=net,
+                copy_files={NOISE_FILE: stage1} if stage1.exists() else None)
     print(f"averaged the detectors of {', '.join(i.name for i in infos)} -> {out}; "
           f"calibrate it before use: atomdefect calibrate-model {out}")
     return 0
@@ -651,6 +651,11 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _cmd_view(args: argparse.Namespace) -> int:
+    if sys.platform.startswith("linux") and not any(
+            os.environ.get(k) for k in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
+        # (Qt would abort the process with a core dump)
+        raise AtomDefectError("No display to open napari on (DISPLAY is not set): run it on a "
+                              "desktop, with ssh -X, or under xvfb-run for screenshots.")
     import napari
 
     viewer = napari.Viewer()
@@ -823,12 +828,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_evaluate)
 
     def train_args(q, steps, batch):
-        q.add_argument("--material", default="MoS2")
-        q.add_argument("--steps", type=int, default=steps)
-        q.add_argument("--batch-size", type=int, default=batch)
-        q.add_argument("--seed", type=int, default=0)
-        q.add_argument("--device", default="auto")
-        q.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
+        q.add_argument("--material", default="MoS2",
+                       help=f"host material ({', '.join(MATERIALS)}; default MoS2)")
+        q.add_argument("--steps", type=int, default=steps,
+                       help=f"optimiser steps (default {steps})")
+        q.add_argument("--batch-size", type=int, default=batch,
+                       help=f"cells per step (default {batch})")
+        q.add_argument("--seed", type=int, default=0,
+                       help="seed of the simulated images and the training (default 0)")
+        q.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+        q.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
         q.add_argument("--name", default="my-model", help="model name (user models folder)")
         q.add_argument("--out", default=None, help="model folder (default: user models/NAME)")
 
@@ -839,7 +848,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cells: real cells are domain B (same material); noise: carry the real "
                         "images' measured noise and scan jitter onto simulated cells")
     p.add_argument("--real-material", default=None, help="material of the real images")
-    p.add_argument("--n-images", type=int, default=60, help="simulated images per domain")
+    p.add_argument("--n-images", type=int, default=60,
+                   help="simulated images per domain (default 60)")
     p.add_argument("--init", default=None, help="start from this model's stage 1 (fine-tune)")
     p.set_defaults(func=_cmd_train_noise)
 
@@ -847,9 +857,13 @@ def build_parser() -> argparse.ArgumentParser:
     train_args(p, 4000, 64)
     p.add_argument("--noise", default=None, help="model (folder or name) whose stage 1 "
                    "translates simulated cells; without it cells come from the simulator only")
-    p.add_argument("--n-images", type=int, default=240)
-    p.add_argument("--val-images", type=int, default=40)
-    p.add_argument("--translated-fraction", type=float, default=0.5)
+    p.add_argument("--n-images", type=int, default=240,
+                   help="simulated training images (default 240)")
+    p.add_argument("--val-images", type=int, default=40,
+                   help="simulated validation images (default 40)")
+    p.add_argument("--translated-fraction", type=float, default=0.5,
+                   help="share of the training cells made realistic by --noise's stage 1 "
+                        "(default 0.5)")
     p.add_argument("--init", default=None, help="start from this model's detector (another "
                    "material's too: its last layer is remade for this material's classes)")
     p.add_argument("--host-units", action="store_true",
@@ -891,9 +905,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=256, help="image side in pixels")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--dry-run", action="store_true", help="fit and report, write nothing")
-    p.add_argument("--decide-on", choices=["calibrated", "model"], default="calibrated",
-                   help="decide classes on the calibrated probabilities, or on the network's "
-                        "own with per-class call confidences fitted on held-out calls")
+    p.add_argument("--decide-on", choices=["calibrated", "model"], default="model",
+                   help="decide classes on the network's own probabilities with per-class call "
+                        "confidences fitted on held-out calls (default, as every bundled model), "
+                        "or on the calibrated probabilities")
     p.add_argument("--verbose", action="store_true")
     p.set_defaults(func=_cmd_calibrate_model)
 
@@ -911,6 +926,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _plain_warnings():
+    """Print the package's own warnings (model fit, calibration, unknown classes, …) as one plain
+    line each, as the commands print their messages — not Python's ``file:line: Category:``
+    form with a line of source; warnings of other libraries keep Python's form."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        ours = (category.__module__.startswith(__package__ or "napari_atomdefect")
+                or os.path.abspath(str(filename)).startswith(package))
+        if ours:
+            print(f"atomdefect: {message}", file=sys.stderr if file is None else file)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``atomdefect`` command.
 
@@ -923,7 +961,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
-        return int(args.func(args) or 0)
+        with _plain_warnings():
+            return int(args.func(args) or 0)
     except AtomDefectError as exc:
         print(f"atomdefect: {exc}", file=sys.stderr)
         return 2

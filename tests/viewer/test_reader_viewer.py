@@ -180,9 +180,10 @@ def test_a_table_opened_before_its_uncalibrated_image_lands_on_its_columns(make_
     np.save(tmp_path / "uncal.npy", image)
     defects = {"y_px": [10.0, 150.5], "x_px": [20.0, 230.0], "class": ["V_S", "V_Mo"],
                "confidence": [0.9, 0.8]}
-    write_csv_atomic(defects_table(pd.DataFrame(defects), 0.011), tmp_path / "uncal.csv")
-    write_csv_atomic(defects_table(pd.DataFrame({**defects, "x_px": [20.0, 900.0]}), 0.011),
-                     tmp_path / "other.csv")
+    write_csv_atomic(defects_table(pd.DataFrame(defects), 0.011, source="model"),
+                     tmp_path / "uncal.csv")
+    write_csv_atomic(defects_table(pd.DataFrame({**defects, "x_px": [20.0, 900.0]}), 0.011,
+                                   source="model"), tmp_path / "other.csv")
     viewer = make_napari_viewer()
     viewer.open(str(tmp_path / "uncal.csv"), plugin="napari-atomdefect")
     viewer.open(str(tmp_path / "other.csv"), plugin="napari-atomdefect")
@@ -276,3 +277,15 @@ def test_a_table_measured_at_another_calibration_says_so_and_a_point_past_the_ed
         [layer] = viewer.open(str(tmp_path / "found.csv"), plugin="napari-atomdefect")
     assert layer.metadata["atomdefect"]["image"] == "scan"
     np.testing.assert_allclose(layer.scale, image.scale)
+
+
+def test_the_simulators_truth_opens_as_a_reference(make_napari_viewer, tmp_path):
+    """`atomdefect simulate`'s defects.csv (confidence 1, source simulation) is ground truth: it
+    opens as a reference layer like labels without confidences, not as detections."""
+    from napari_atomdefect.cli import main
+
+    assert main(["simulate", "--size", "256", "--out", str(tmp_path / "sim")]) == 0
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(tmp_path / "sim" / "defects.csv"), plugin="napari-atomdefect")
+    assert layer.metadata["atomdefect"]["kind"] == "reference"
+    assert layer.name.endswith("(reference)")

@@ -40,7 +40,7 @@ SUMMARY_NAME = "summary.csv"
 _HEAD_COLUMNS = ["image", "frame", "csv", "status", "error", "material", "pixel_size_nm",
                  "pixel_size_source", "n_cells", "area_nm2", "n_defects", "defects_per_nm2",
                  "defects_per_cell"]
-_TAIL_COLUMNS = ["time_s", "model", "device", "notes"]
+_TAIL_COLUMNS = ["time_s", "model", "operating_point", "device", "notes"]
 _CLASS_KINDS = ("n", "per_nm2", "per_cell")
 
 
@@ -256,6 +256,7 @@ def _result_row(item: BatchItem, frame: int | None, opts: BatchOptions, result: 
         row[f"per_nm2_{c}"] = n / area if area else np.nan
         row[f"per_cell_{c}"] = n / n_cells if n_cells else np.nan
     row.update({"time_s": round(time.perf_counter() - t0, 3), "model": result["model"],
+                "operating_point": operating_point_text(opts.operating_point, opts.classes),
                 "device": result["device"], "notes": " ".join(dict.fromkeys(notes))})
     return row
 
@@ -372,11 +373,22 @@ def read_summary(out: Path) -> pd.DataFrame:
     return table
 
 
+def operating_point_text(op: dict | None, classes: tuple[str, ...]) -> str:
+    """The summary's ``operating_point``: ``"neutral"``, or the thresholds as
+    :func:`~.decision.format_operating_point` writes them."""
+    from .decision import format_operating_point, is_neutral
+
+    return "neutral" if not op or is_neutral(op) else format_operating_point(op, classes)
+
+
 def check_same_analysis(previous: pd.DataFrame, out: Path, material: str,
-                        classes: tuple[str, ...], model: str | None) -> None:
+                        classes: tuple[str, ...], model: str | None,
+                        operating_point: str | None = None) -> None:
     """Raise one sentence when the finished images of ``out``'s summary were analysed otherwise
-    (another material, other classes — other substituents —, or another ``model`` when one is
-    named): rerunning skips them, and the folder would mix two analyses."""
+    (another material, other classes — other substituents —, another ``model`` when one is
+    named, or another ``operating_point``, :func:`operating_point_text`): rerunning skips them,
+    and the folder would mix two analyses. (Summaries of earlier versions, without an
+    ``operating_point`` column, are not checked for it.)"""
     done = previous[previous["status"] == "ok"] if "status" in previous else previous.iloc[:0]
     if done.empty:
         return
@@ -388,6 +400,10 @@ def check_same_analysis(previous: pd.DataFrame, out: Path, material: str,
         was.append("classes " + ", ".join(old_classes))
     if model is not None and "model" in done and set(done["model"].astype(str)) - {str(model)}:
         was.append("model " + "/".join(sorted(set(done["model"].astype(str)))))
+    if operating_point is not None and "operating_point" in done:
+        earlier = set(done["operating_point"].dropna().astype(str)) - {""}
+        if earlier - {operating_point}:
+            was.append("operating point " + " / ".join(sorted(earlier)))
     if was:
         raise AtomDefectError(
             f"{out} holds {len(done)} results of another analysis ({'; '.join(was)}); a rerun "
@@ -569,7 +585,8 @@ def iter_batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2"
         raise AtomDefectError(f"{out} is a file, not a folder; choose another --out.")
     out.mkdir(parents=True, exist_ok=True)
     summary_before = read_summary(out)
-    check_same_analysis(summary_before, out, material, tuple(run.classes), model)
+    check_same_analysis(summary_before, out, material, tuple(run.classes), model,
+                        operating_point_text(op, tuple(run.classes)))
     previous = _finished(summary_before, out)
     _remove_stale_parts(out, [Path(SUMMARY_NAME).stem] + [i.base for i in items])
     rows: dict[tuple, dict] = {}

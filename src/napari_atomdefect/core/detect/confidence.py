@@ -323,7 +323,7 @@ def iter_calibrate_model(model: str | os.PathLike | None, n_images: int = 300,
                            "with a calibration fitted on the other two (10 equal-width bins)"),
         "command": ("ATOMDEFECT_WRITE_BUNDLED=1 " if info.bundled else "")
         + (f"atomdefect calibrate-model {info.name} --n-images {n_images} --seed {seed}"
-           f" --size {size}" + (f" --decide-on {decide_on}" if decide_on != "calibrated" else "")),
+           f" --size {size} --decide-on {decide_on}"),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "python": sys.version.split()[0],
     })

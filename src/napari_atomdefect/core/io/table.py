@@ -71,6 +71,29 @@ def sites_table(lattice: Any) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+#: ``source`` values of ground truth: the simulator's labels (``atomdefect simulate``, the demo)
+#: and the napari sample's. A table whose every row is one of them is a reference, not detections.
+TRUTH_SOURCES = ("simulation", "truth")
+
+
+def is_truth_table(path: str | Path) -> bool:
+    """Whether the defect CSV at ``path`` is ground truth: no ``confidence`` column, or every
+    ``source`` one of :data:`TRUTH_SOURCES` (the simulator's labels carry confidence 1)."""
+    try:
+        header = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
+        columns = {str(c).strip() for c in header}
+        if "confidence" not in columns:
+            return True
+        if "source" not in columns:
+            return False
+        source = pd.read_csv(path, usecols=lambda c: str(c).strip() == "source",
+                             encoding="utf-8-sig").iloc[:, 0]
+    except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError):
+        return False
+    values = source.dropna().astype(str).str.strip()
+    return len(values) > 0 and bool(values.isin(TRUTH_SOURCES).all())
+
+
 def manual_rows(path: str | Path) -> int:
     """How many rows of the defect CSV at ``path`` are the user's own (``source`` ``manual``:
     added or corrected in the Review widget); 0 when the file is missing or not such a table."""
@@ -91,7 +114,8 @@ def replace_refusal(path: str | Path) -> str | None:
 
     A table with rows whose ``source`` is ``manual`` holds the user's corrections; a file that
     is not a detection table (no ``confidence`` and ``source`` columns: ground-truth labels, an
-    annotation, any other file) is not this tool's to replace."""
+    annotation, any other file) or is ground truth (:func:`is_truth_table`: the simulator's
+    labels) is not this tool's to replace."""
     path = Path(path)
     if not path.is_file() or path.stat().st_size == 0:
         return None
@@ -104,9 +128,10 @@ def replace_refusal(path: str | Path) -> str | None:
         columns = {str(c).strip() for c in header}
     except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError):
         columns = set()
-    if {"y_px", "x_px", "class", "confidence", "source"} <= columns:
+    if {"y_px", "x_px", "class", "confidence", "source"} <= columns and not is_truth_table(path):
         return None
-    what = ("a defect table without confidences (ground-truth labels or an annotation)"
+    what = ("ground truth (the simulator's labels)" if "confidence" in columns
+            else "a defect table without confidences (ground-truth labels or an annotation)"
             if {"y_px", "x_px", "class"} <= columns else "not a detection table of this tool")
     return f"{path} exists and is {what}; it is not replaced"
 

@@ -374,8 +374,13 @@ def load_noise_generators(info: ModelInfo,
 
 
 def write_model(folder: Path, card: dict, detector: torch.nn.Module | None = None,
-                noise: torch.nn.Module | None = None) -> Path:
-    """Write a model folder atomically (temporary folder, then rename); returns the folder."""
+                noise: torch.nn.Module | None = None,
+                copy_files: dict[str, Path] | None = None) -> Path:
+    """Write a model folder atomically (temporary folder, then rename); returns the folder.
+
+    ``copy_files``: file name -> an existing file to copy into the folder (e.g. the stage-1
+    weights of another model, or of the very model being replaced: copied before the old
+    folder goes)."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     if folder.resolve().is_relative_to(BUNDLED_DIR.resolve()) and folder.exists() and \
@@ -387,6 +392,8 @@ def write_model(folder: Path, card: dict, detector: torch.nn.Module | None = Non
             save_state(detector, tmp / DETECTOR_FILE)
         if noise is not None:
             save_state(noise, tmp / NOISE_FILE)
+        for name, source in (copy_files or {}).items():
+            shutil.copy2(source, tmp / name)
         (tmp / CARD).write_text(json.dumps(card, indent=2, default=str))
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old")

@@ -349,9 +349,11 @@ def real_cells(image: np.ndarray, material: str = "MoS2", pixel_size_nm: float |
                spec: TileSpec = TileSpec(), min_inside: float = 1.0,
                classes: tuple[str, ...] | None = None) -> CellSet:
     """Unlabelled, normalised unit cells of a real image (domain B of the noise transfer, which
-    works in chalcogen units: no host level)."""
+    works in chalcogen units: no host level). ``pixel_size_nm`` is the file's: the calibration
+    policy replaces it by the lattice's when they disagree (the Nion files are 8–12 % off)."""
     classes = class_names(material) if classes is None else tuple(classes)
-    lattice = find_lattice(image, material, pixel_size_nm=pixel_size_nm)
+    lattice = find_lattice(image, material, pixel_size_nm=pixel_size_nm,
+                           calibration="file" if pixel_size_nm else "none")
     prepared = prepare_image(image, lattice)
     levels = prepared.levels
     norm = prepared.normalised
