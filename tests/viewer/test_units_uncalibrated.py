@@ -195,3 +195,7 @@ def test_a_lattice_calibration_of_another_material_is_not_kept(make_napari_viewe
     widget.run_all()
     wait_idle(qtbot, widget)
     assert float(image.scale[-1]) == before
+    # the earlier runs' calls are hidden, not removed (a trial saw the MoSe2 run's S_Se calls
+    # drawn under the next run's, as if both were the answer)
+    runs = layers_of(viewer, "detections")
+    assert len(runs) == 3 and [la.visible for la in runs] == [False, False, True]

@@ -914,6 +914,7 @@ class DetectWidget(QWidget):
         dose = dose_per_frame(layer.metadata)
         if dose is not None:
             kwargs["metadata"]["atomdefect"][DOSE_KEY] = dose
+        self._hide_earlier_detections(layer)
         self.viewer.add_points(defect_points_data(table), **kwargs)
         tracks = track_layer_data(table)
         if len(tracks):
@@ -932,6 +933,15 @@ class DetectWidget(QWidget):
         # The first frame's calibration (every frame uses it) reaches the image and its layers,
         # as for a single image: a movie typed or calibrated in nm is shown in nm.
         self._adopt_lattice_calibration(layer, result["lattices"][:1], remember=False)
+
+    def _hide_earlier_detections(self, layer) -> None:
+        """Hide (not remove: they may hold corrections) the detections layers earlier runs made
+        of this image: a run with other substituents left the last run's calls drawn under the
+        new ones, as if both were the answer. Their eye in the layer list shows them again."""
+        for old in self.viewer.layers:
+            meta = old.metadata.get("atomdefect", {})
+            if meta.get("kind") == "detections" and meta.get("image") == layer.name:
+                old.visible = False
 
     def _show_detections(self, layer, frame, result) -> None:
         table = result["defects"]
@@ -956,6 +966,7 @@ class DetectWidget(QWidget):
         meta.update(fit=table.attrs.get("fit"), ladder=table.attrs.get("ladder"),
                     class_overlaps=table.attrs.get("class_overlaps", []),
                     operating_point=table.attrs.get("operating_point", op))
+        self._hide_earlier_detections(layer)
         self.viewer.add_points(table[["y_px", "x_px"]].to_numpy(float), **kwargs)
         self._show_device(result["device"])
         self._show_fit(result.get("fit_messages", []))
