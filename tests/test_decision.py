@@ -215,7 +215,8 @@ def test_calibrate_model_writes_a_user_card(tmp_path, monkeypatch):
     assert model_classes(card) == ("V_S", "V_S2", "O_S", "Se_S", "Se2_S2", "V_Mo")
     assert len(written["chalcogen"]["scale"]) == 6 and len(written["metal"]["bias"]) == 2
     assert written["command"] == "atomdefect calibrate-model mine --n-images 3 --seed 700000 " \
-                                 "--size 256"
+                                 "--size 256 --decide-on model"
+    assert written["decision"] == "model"
     assert written["ece_before"]["n_sites"] > 450  # each of the 3 images held out in turn
     # Reproducible: the same images give the same parameters.
     again = run_to_end(iter_calibrate_model("mine", n_images=3, seed=700_000, size=256,

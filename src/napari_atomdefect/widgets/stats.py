@@ -210,6 +210,7 @@ class StatsWidget(QWidget):
         self.table.setHorizontalHeaderLabels(["count", "per nm²", "per cell", "per site"])
         self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
         self.classes: tuple[str, ...] = ()
         self._set_rows(LEGACY_CLASSES)
         self.chart = BarChart()
@@ -367,6 +368,9 @@ class StatsWidget(QWidget):
                     item.setToolTip(f"{cls} and {partner[cls]} overlap in this image: their "
                                     "split is uncertain, their sum is not.")
                 self.table.setItem(r, c, item)
+        # Columns as wide as their text (Qt's default of 100 px each hid "per site" behind a
+        # scroll bar in a dock of the usual width); the last one takes what is left.
+        self.table.resizeColumnsToContents()
         self.chart.set_values({c: int(stats.loc[c, "count"]) for c in self.classes})
         movie = self.per_frame() is not None
         estimated = layer is not None and \

@@ -277,12 +277,12 @@ def held_out_errors(sites: pd.DataFrame, classes: tuple[str, ...], decide_on: st
 
 def iter_calibrate_model(model: str | os.PathLike | None, n_images: int = 300,
                          seed: int = CALIBRATION_SEED, size: int = 256, device: str = "auto",
-                         write: bool = True, decide_on: str = "calibrated") -> Iterator[dict]:
+                         write: bool = True, decide_on: str = "model") -> Iterator[dict]:
     """Fit the calibration of ``model`` and (``write``) store it as ``detector.calibration``.
 
-    ``decide_on``: ``"calibrated"`` (classes decided on the calibrated probabilities) or
-    ``"model"`` (decided on the network's own probabilities, with per-class call confidences
-    fitted on the held-out calls; see :mod:`.decision`).
+    ``decide_on``: ``"model"`` (the default, as every bundled card: classes decided on the
+    network's own probabilities, with per-class call confidences fitted on the held-out calls;
+    see :mod:`.decision`) or ``"calibrated"`` (decided on the calibrated probabilities).
 
     Yields progress dicts, then ``{"done": True, "calibration": dict, "path": Path | None}``.
     The same ``n_images``, ``seed`` and ``size`` give the same calibration.
