@@ -930,23 +930,22 @@ def build_parser() -> argparse.ArgumentParser:
 def _plain_warnings():
     """Print the package's own warnings (model fit, calibration, unknown classes, …) as one plain
     line each, as the commands print their messages — not Python's ``file:line: Category:``
-    form with a line of source; warnings of other libraries keep Python's form."""
+    form with a line of source; warnings of other libraries keep Python's form. Only the
+    format changes (``warnings.formatwarning``): filters and recorders work as before."""
     package = os.path.dirname(os.path.abspath(__file__))
-    shown = warnings.showwarning
+    formatted = warnings.formatwarning
 
-    def show(message, category, filename, lineno, file=None, line=None):
+    def plain(message, category, filename, lineno, line=None):
         ours = (category.__module__.startswith(__package__ or "napari_atomdefect")
                 or os.path.abspath(str(filename)).startswith(package))
-        if ours:
-            print(f"atomdefect: {message}", file=sys.stderr if file is None else file)
-        else:
-            shown(message, category, filename, lineno, file, line)
+        return (f"atomdefect: {message}\n" if ours
+                else formatted(message, category, filename, lineno, line))
 
-    warnings.showwarning = show
+    warnings.formatwarning = plain
     try:
         yield
     finally:
-        warnings.showwarning = shown
+        warnings.formatwarning = formatted
 
 
 def main(argv: list[str] | None = None) -> int:
