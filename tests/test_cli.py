@@ -265,10 +265,15 @@ def test_the_packages_warnings_are_plain_lines_and_view_needs_a_display(tmp_path
     """Docs trial, twenty-second session: `evaluate` (and `demo`) printed Python's warning form
     (`cli.py:466: UnknownClassWarning: …` and a line of source); `view` without a display
     aborted with Qt's core dump. One plain line each now."""
+    import subprocess
+    import sys
+
     (tmp_path / "found.csv").write_text("y_px,x_px,class\n1,2,V_Q\n")
     (tmp_path / "truth.csv").write_text("y_px,x_px,class\n1,2,V_S\n")
-    main(["evaluate", str(tmp_path / "found.csv"), str(tmp_path / "truth.csv")])
-    err = capsys.readouterr().err
+    # (a process of its own: pytest records warnings instead of printing them)
+    err = subprocess.run([sys.executable, "-m", "napari_atomdefect.cli", "evaluate",
+                          str(tmp_path / "found.csv"), str(tmp_path / "truth.csv")],
+                         capture_output=True, text=True, timeout=120).stderr
     assert "atomdefect: found.csv: 1 class name(s) are not defect classes" in err
     assert "UnknownClassWarning" not in err and "cli.py" not in err
     for key in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
