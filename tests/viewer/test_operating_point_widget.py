@@ -29,8 +29,10 @@ def test_operating_point_section(make_napari_viewer, qtbot):
     widget.detect()
     _wait(qtbot, widget)
     assert all(s.isHidden() for s in widget.operating_spins.values())  # folded while unchecked
+    assert widget.operating_group.isFlat()  # (its title line only, no empty frame)
     widget.operating_group.setChecked(True)
     assert not any(s.isHidden() for s in widget.operating_spins.values())
+    assert not widget.operating_group.isFlat()
     assert widget.operating_point() == {"V_S": 0.5, "V_S2": 0.5, "O_S": 0.95, "V_Mo": 0.5}
     widget.detect()
     _wait(qtbot, widget)

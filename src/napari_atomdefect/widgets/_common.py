@@ -21,9 +21,11 @@ from qtpy.QtWidgets import (
 
 def fold_group(box, folded: bool) -> None:
     """Hide (``folded``) or show the rows of a checkable group box: unchecked, its greyed rows
-    only took the room the docks below it need."""
+    only took the room the docks below it need. Folded, the box is drawn flat (its title line
+    only: the frame around no rows was an empty box)."""
     for child in box.findChildren(QWidget, options=Qt.FindChildOption.FindDirectChildrenOnly):
         child.setVisible(not folded)
+    box.setFlat(folded)
 
 
 def foldable(box) -> None:
