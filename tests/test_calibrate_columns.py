@@ -63,3 +63,22 @@ def test_partner_cross_term_follows_the_fitted_host_term():
             c_host = (params["second_atom_factor"] - 1) / 2
             assert params["second_atom_factor"] == pytest.approx(s_fit)
             assert params["partner_cross_term"] == pytest.approx(max(c_host + offset, -0.3))
+
+
+def test_an_alloys_contrast_is_fitted_against_its_host_column():
+    """Trial, twenty-second session: on a real WS2 + Se image whose median column is S + Se,
+    fine-tuning fitted the metal/chalcogen contrast against that median column (2.9 where W
+    over S2 is ~6): the levels are now read in host units, by the image's Z-contrast ladder
+    with the substituents of the corrected calls. An alloy and a pristine layer of one
+    microscope fit the same contrast."""
+    params = MicroscopeParams(**TRUE)
+    pristine = simulate_image("WS2", 320, 0.012, params=params, seed=6,
+                              defect_fractions={"V_S": 0.06, "V_W": 0.02})
+    c = 0.5
+    alloy = simulate_image("WS2", 320, 0.012, params=params, seed=6, substituents="Se",
+                           defect_fractions={"V_S": 0.04, "Se_S": 2 * c * (1 - c),
+                                             "Se2_S2": c * c, "V_W": 0.02})
+    fits = [fit_contrast(sim.image, find_lattice(sim.image, "WS2", pixel_size_nm=0.012),
+                         corrections=sim.defects) for sim in (pristine, alloy)]
+    assert fits[1].metal_to_chalcogen == pytest.approx(fits[0].metal_to_chalcogen, rel=0.15)
+    assert fits[1].measured["Se2_S2"] > fits[1].measured["Se_S"] > 1.0 > fits[1].measured["V_S"]

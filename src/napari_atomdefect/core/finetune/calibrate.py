@@ -260,11 +260,29 @@ def _levels(smoothed: np.ndarray, metal: np.ndarray, chalc: np.ndarray, hollow: 
             {c: e / scale for c, (_, e) in raw.items()})
 
 
+def implied_substituents(corrections: pd.DataFrame | None) -> tuple[str, ...]:
+    """The substituents whose classes the corrected defects hold (``Se`` for ``Se_S`` calls)."""
+    if corrections is None or not len(corrections):
+        return ()
+    found = {c.substituent for c in map(lookup_class, set(corrections["class"].astype(str)))
+             if c is not None and c.substituent}
+    return tuple(sorted(found))
+
+
 def measure_levels(image: np.ndarray, lattice: Lattice,
-                   corrections: pd.DataFrame | None = None) -> tuple[dict, dict, dict]:
+                   corrections: pd.DataFrame | None = None,
+                   substituents: tuple[str, ...] | None = None) -> tuple[dict, dict, dict]:
     """Normalised levels of a real image (its local background flattened, as detection reads
-    it), their standard errors, and the number of corrected sites per class."""
+    it), their standard errors, and the number of corrected sites per class.
+
+    The levels are in host units — a host chalcogen column is 1, as in the simulation they are
+    compared with — by the image's Z-contrast ladder read with ``substituents`` (default: those
+    of the corrected classes, :func:`implied_substituents`): in an alloy whose median column
+    holds a substituent (a real WS2 + Se image: S + Se) the median-column units had put the
+    fitted metal/chalcogen contrast at half the host's (2.9 where W / S2 is 5.8)."""
     from scipy.spatial import cKDTree
+
+    from ..cells.ladder import read_image_ladder
 
     chalc = lattice.chalcogen_sites_px
     classes: dict[str, np.ndarray] = {}
@@ -275,9 +293,15 @@ def measure_levels(image: np.ndarray, lattice: Lattice,
             if sel.sum() >= MIN_CLASS_SITES:
                 classes[cls] = chalc[np.unique(k[sel])]
     # Read as detection reads it: local background flattened at the hollow sites.
-    smoothed = prepare_image(image, lattice).smoothed
-    levels, errors = _levels(smoothed, lattice.metal_sites_px, chalc, hollow_sites_px(lattice),
-                             lattice.a_px, classes)
+    prepared = prepare_image(image, lattice)
+    levels, errors = _levels(prepared.smoothed, lattice.metal_sites_px, chalc,
+                             hollow_sites_px(lattice), lattice.a_px, classes)
+    subs = implied_substituents(corrections) if substituents is None else tuple(substituents)
+    host = (read_image_ladder(prepared, lattice, lattice.material, subs).host_level
+            if subs else 1.0)
+    if host > 0 and host != 1.0:
+        levels = {c: v / host for c, v in levels.items()}
+        errors = {c: e / host for c, e in errors.items()}
     return levels, errors, {c: int(len(p)) for c, p in classes.items()}
 
 
@@ -318,7 +342,8 @@ def _simulated_levels(material: Material, pixel_size_nm: float, jitter_nm: float
 
 
 def fit_contrast(image: np.ndarray, lattice: Lattice, corrections: pd.DataFrame | None = None,
-                 jitter_nm: float = 0.0, seed: int = 0) -> ContrastFit:
+                 jitter_nm: float = 0.0, seed: int = 0,
+                 substituents: tuple[str, ...] | None = None) -> ContrastFit:
     """Fit the probe width and column weights to the image's normalised levels.
 
     Parameters
@@ -336,12 +361,15 @@ def fit_contrast(image: np.ndarray, lattice: Lattice, corrections: pd.DataFrame 
         0.05 lattice constants: larger measurements are distortion, not jitter).
     seed : int
         Seed of the reference simulation.
+    substituents : tuple of str, optional
+        The run's substituents, for reading the image's host level (:func:`measure_levels`;
+        default: those of the corrected classes).
     """
     from scipy.optimize import least_squares
 
     mat = lattice.material
     jitter_nm = float(min(jitter_nm, 0.05 * mat.a_nm))
-    measured, errors, n_sites = measure_levels(image, lattice, corrections)
+    measured, errors, n_sites = measure_levels(image, lattice, corrections, substituents)
     names = ["probe_fwhm_a", "metal_to_chalcogen"]
     targets = ["bridge", "metal"]
     fitted_from = fitted_classes(mat)
@@ -393,4 +421,4 @@ def fit_contrast(image: np.ndarray, lattice: Lattice, corrections: pd.DataFrame 
 
 
 __all__ = ["ContrastFit", "chalcogen_posterior", "chalcogen_prior", "fit_contrast",
-           "measure_levels"]
+           "implied_substituents", "measure_levels"]

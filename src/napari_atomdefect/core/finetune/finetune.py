@@ -47,6 +47,7 @@ from ..lattice.lattice import Lattice
 from ..materials.columns import LEGACY_CLASSES
 from ..train.datasets import CellSet, crop_cells
 from ..train.labelled_images import labelled_real_cells, real_cell_tiles
+from .calibrate import implied_substituents
 from .selection import check_selection, corrections_in_cells
 from .simulator import calibrated_simulator, describe_calibration
 from .verdict import (
@@ -264,8 +265,11 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
     # (fitted to the calls of the selected cells, the ones the user reviewed)
     use_corr = (corrections_in_cells(lattice, cell_ids, corrections)
                 if s.use_corrections and corrections is not None else None)
+    # (the image's host column read with the substituents the user's calls hold, over the
+    # whole image: an alloy's median column is not the host's)
+    subs = implied_substituents(corrections) if s.use_corrections else None
     draw, calibration = yield from _in_background(
-        lambda: calibrated_simulator(image, lattice, use_corr, s.seed), 0.02,
+        lambda: calibrated_simulator(image, lattice, use_corr, s.seed, subs), 0.02,
         "Fitting the simulator to your image…")
     yield _step(_SPANS["fit"][1], f"{describe_calibration(calibration)} Cutting your cells and "
                 "simulating domain A…", calibration=calibration)

@@ -11,12 +11,13 @@ from ..lattice.lattice import Lattice
 
 
 def calibrated_simulator(image: np.ndarray, lattice: Lattice, corrections: pd.DataFrame | None,
-                         seed: int = 0) -> tuple[Callable[[np.random.Generator], dict], dict]:
+                         seed: int = 0, substituents: tuple[str, ...] | None = None
+                         ) -> tuple[Callable[[np.random.Generator], dict], dict]:
     """Simulator parameters fitted to the user's image: ``(draw(rng) -> params, description)``.
 
     The probe and column contrast come from :func:`.calibrate.fit_contrast` (with the corrected
-    defects, when given), the dose, scan-line noise and jitter from
-    :func:`..train.noise_model.measure_acquisition`.
+    defects, when given; in host units read with ``substituents``), the dose, scan-line noise
+    and jitter from :func:`..train.noise_model.measure_acquisition`.
     """
     from ..train.noise_model import measure_acquisition
     from ..train.pipeline import realistic_overrides_from
@@ -24,7 +25,8 @@ def calibrated_simulator(image: np.ndarray, lattice: Lattice, corrections: pd.Da
 
     measured = measure_acquisition(image, lattice)
     fit = fit_contrast(image, lattice, corrections,
-                       jitter_nm=measured["jitter_a"] * lattice.material.a_nm, seed=seed)
+                       jitter_nm=measured["jitter_a"] * lattice.material.a_nm, seed=seed,
+                       substituents=substituents)
     draw = realistic_overrides_from([measured], lattice.material.name, contrast=fit,
                                     pixel_size_nm=lattice.pixel_size_nm, snr_steps=2)
     return draw, {"contrast": fit.to_dict(),
