@@ -199,3 +199,28 @@ def test_time_left_comes_from_the_training_part_in_progress():
     # the detector part: 50 steps at 0.5 s a step, whatever stage 1 took
     assert timer.seconds_left({"step": 0, "steps": 50}, 200.0) is None
     assert timer.seconds_left({"step": 10, "steps": 50}, 205.0) == pytest.approx(20.0)
+
+
+def test_suggested_sites_cover_enough_cells_for_the_held_out_check():
+    """Trial, twenty-second session: *Suggest cells to review* marked 50 sites, which fell in 48
+    cells, and the run then held none out to check the result on the user's cells (that needs
+    50). Enough sites are marked now for their cells to number 50."""
+    from napari_atomdefect.core.finetune.selection import select_cells
+    from napari_atomdefect.core.finetune.verdict import min_cells_to_hold_out
+    from napari_atomdefect.core.lattice.lattice import find_lattice
+    from napari_atomdefect.core.simulate.image import simulate_image
+    from napari_atomdefect.widgets.finetune import suggested_sites
+
+    sim = simulate_image("MoS2", 384, 0.012, seed=3)
+    lattice = find_lattice(sim.image, "MoS2", pixel_size_nm=0.012)
+    want = min_cells_to_hold_out()
+    # the sites of cells in pairs (two uncertain sites often share a cell)
+    pairs = np.concatenate([lattice.metal_sites_px[:, None], lattice.metal_sites_px[:, None]
+                            + [0.3, 0.3]], axis=1).reshape(-1, 2)[:120]
+    chosen = suggested_sites(pairs, lattice)
+    assert len(select_cells(lattice, chosen, None, False)) >= want
+    assert len(select_cells(lattice, chosen[:-1], None, False)) < want  # no more than needed
+    assert len(chosen) > want
+    few = pairs[:40]  # fewer cells than that: every site
+    assert len(suggested_sites(few, lattice)) == 40
+    assert len(suggested_sites(pairs, None)) == int(want * 1.1)  # no lattice yet

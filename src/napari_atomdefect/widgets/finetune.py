@@ -122,6 +122,23 @@ def _finetune_job(image, lattice, cell_ids, base, name, settings, corrections, d
                                            corrections, device, source)))
 
 
+def suggested_sites(uncertain: np.ndarray, lattice) -> np.ndarray:
+    """The least certain sites (``uncertain``, most uncertain first) to review: enough of them
+    that their cells number :func:`~..core.finetune.verdict.min_cells_to_hold_out` — a fifth is
+    then held out to check the result on the user's own cells (50 sites had given 48 cells, and
+    no check) — or all of them. Without the lattice yet, that many sites and a tenth more."""
+    from ..core.finetune.selection import select_cells
+    from ..core.finetune.verdict import min_cells_to_hold_out
+
+    want = min_cells_to_hold_out()
+    if lattice is None:
+        return uncertain[:int(want * 1.1)]
+    for k in range(min(want, len(uncertain)), len(uncertain) + 1):
+        if len(select_cells(lattice, uncertain[:k], None, False)) >= want:
+            return uncertain[:k]
+    return uncertain
+
+
 class FinetuneWidget(QWidget):
     """Adapt both stages to the user's microscope from cells of their own image."""
 
@@ -455,7 +472,8 @@ class FinetuneWidget(QWidget):
             show_info("Run detection first: suggestions are the cells whose predictions are "
                       "least certain.")
             return
-        pts = np.asarray(layers[-1].metadata["atomdefect"]["uncertain_sites_px"])[:50]
+        pts = suggested_sites(np.asarray(layers[-1].metadata["atomdefect"]["uncertain_sites_px"]),
+                              self.lattice)
         self.start_picking()
         self.viewer.layers[CELLS_LAYER].data = pts
         self.viewer.layers[CELLS_LAYER].mode = "pan_zoom"

@@ -201,9 +201,12 @@ def _detector_card(info: ModelInfo, s: FinetuneSettings, temperature: float, met
     # own temperature only (identity calibration) until ``atomdefect calibrate-model`` refits it.
     base = info.card["detector"] if kept_base else \
         {k: v for k, v in info.card["detector"].items() if k != "calibration"}
+    # The figures of the detector the model carries: the base one's when it is kept (the
+    # fine-tuned one's are kept beside them, as what was tried).
     return {**base, "temperature": temperature,
-            "metrics": {"validation_site_f1": metrics,
+            "metrics": {"validation_site_f1": before if kept_base else metrics,
                         "validation_site_f1_before": before,
+                        "validation_site_f1_fine_tuned": metrics,
                         "validation": f"{n_val} cells of held-out images of the fitted simulator",
                         "real_validation": real_scores},
             "training": {"fine_tuned_from": info.name, "steps": s.detector_steps,

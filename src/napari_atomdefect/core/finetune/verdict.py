@@ -41,18 +41,22 @@ def min_cells_to_hold_out() -> int:
 
 
 def compare_on_real_cells(before: dict, after: dict, cells: CellSet) -> dict:
-    """Base and fine-tuned per-class F1 on held-out real cells, with the mean over the classes
-    that occur there and whether there are enough defect sites for the comparison to decide."""
+    """Base and fine-tuned per-class F1 on held-out real cells, with their mean over the classes
+    that occur there — weighted by each class's held-out sites: a class with one site there
+    had swung the verdict as much as one with a hundred — and whether there are enough defect
+    sites for the comparison to decide."""
     index = class_index(cells.classes)
 
     def sites_of(c: str) -> np.ndarray:
         return cells.own_classes[:, 0 if class_site(c) == "metal" else 1] == index[c]
 
     present = [c for c in cells.classes if sites_of(c).any()]
-    n_defects = int(sum(sites_of(c).sum() for c in present))
+    support = np.array([sites_of(c).sum() for c in present], float)
+    n_defects = int(support.sum())
 
     def mean(scores: dict) -> float:
-        return float(np.mean([scores[c] for c in present])) if present else float("nan")
+        return (float(np.average([scores[c] for c in present], weights=support)) if present
+                else float("nan"))
 
     return {"n_cells": len(cells), "n_defect_sites": n_defects, "classes": present,
             "f1_before": before, "f1_after": after, "mean_f1_before": mean(before),
