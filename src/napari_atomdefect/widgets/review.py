@@ -485,15 +485,20 @@ class ReviewWidget(QWidget):
             self.viewer.layers.selection.active = layer
 
     def add_defect(self, position_px, cls: str | None = None) -> None:
-        """Add a manual defect at pixel ``(row, col)`` (what a click in add mode does)."""
+        """Add a manual defect at pixel ``(row, col)`` (what a click in add mode does); on a
+        movie's layer in the frame shown, unless ``(frame, row, col)`` is given."""
         layer = self.layer()
         if layer is None:
             return
         if cls:
             self.class_combo.setCurrentText(cls)
+        position = np.atleast_2d(np.asarray(position_px, float))
+        if layer.ndim == 3 and position.shape[1] == 2:
+            frame = float(self.viewer.dims.current_step[0])
+            position = np.column_stack([np.full(len(position), frame), position])
         # the layer's data event makes it manual, of the chosen class, on its site
         # (:meth:`_points_changed`, as for a click)
-        layer.add(np.atleast_2d(position_px))
+        layer.add(position)
 
     def set_selected_class(self) -> None:
         """Set the chosen class on the selected points."""

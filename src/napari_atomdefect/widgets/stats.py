@@ -205,6 +205,7 @@ class StatsWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self._connected = None
+        self._connected_image = None  # the image of the layer shown (its dose metadata)
         self.layer_combo = layer_combo()
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["count", "per nm²", "per cell", "per site"])
@@ -262,6 +263,9 @@ class StatsWidget(QWidget):
                 emitter = getattr(self._connected.events, ev, None)
                 if emitter is not None:
                     emitter.disconnect(self.update_stats)
+        if self._connected_image is not None:
+            self._connected_image.events.metadata.disconnect(self.update_stats)
+            self._connected_image = None
         layer = self.layer()
         self._connected = layer
         if layer is not None:
@@ -269,6 +273,11 @@ class StatsWidget(QWidget):
                 emitter = getattr(layer.events, ev, None)
                 if emitter is not None:
                     emitter.connect(self.update_stats)
+            # (a dose per frame given to a movie's image after its detection: the plot follows)
+            image = layer.metadata.get("atomdefect", {}).get("image")
+            if image in self.viewer.layers:
+                self._connected_image = self.viewer.layers[image]
+                self._connected_image.events.metadata.connect(self.update_stats)
         self.update_stats()
 
     def statistics(self) -> pd.DataFrame | None:
