@@ -479,3 +479,14 @@ def test_a_contrast_past_the_chosen_range_names_the_other_metals_host():
     assert _other_metal_note(("MoSe2", "WSe2"), None) == " (or WSe2, if the metal is W)"
     assert _other_metal_note(("MoSe2", "WSe2"), 0.3288) == ""  # a lattice constant ranked them
     assert _other_metal_note(("MoS2", "MoSe2"), None) == ""  # one metal
+
+
+def test_bright_columns_of_an_s_rich_selenide_are_named_before_te():
+    """Trial, twenty-second session: the real fully converted image analysed as WSe2 with no
+    substituent was told its bright columns need Te; in an S-rich layer (contrast between the
+    two hosts') they are likelier the host's own Se2 among S + Se columns: that comes first."""
+    sim, lattice = _random_alloy("WSe2", "S", 0.6, microscope_seed=3, seed=3)
+    report = assess_fit(sim.image, lattice, "WSe2", substituents=())
+    text = " ".join(report.messages)
+    assert "Se2 columns among S-substituted ones" in text and "choose S" in text, text
+    assert "a heavier substituent (Te)" in text  # still named, second

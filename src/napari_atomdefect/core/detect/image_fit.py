@@ -360,6 +360,11 @@ def _edge_of_range_message(host_ratio: float, chosen: str,
             f"{other.name}.")
 
 
+def _typical(material: str) -> str:
+    """"WS2's typical 6.3": a host's median simulated contrast, for the alloy sentences."""
+    return f"{material}'s typical {TRAINING_RANGES[material]['metal_to_chalcogen'][1]:.1f}"
+
+
 def _other_metal_note(candidates: tuple[str, ...], a_nm: float | None) -> str:
     """" (or WSe2, if the metal is W)" when the second candidate has another metal than the
     first and no lattice constant tells them apart (contrast alone ranks MoSe2 and WSe2, or MoS2
@@ -480,8 +485,9 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
         other = alloy[1] if alloy[0] == chosen else alloy[0]
         messages.append(
             f"{bright:.0%} of the chalcogen columns are brighter than a {chosen} column can be "
-            f"and the metal/chalcogen contrast {ratio:.2f} lies between {alloy[0]}'s and "
-            f"{alloy[1]}'s: an S/Se alloy (a partly converted layer), nearer {nearer} — analyse "
+            f"and the metal/chalcogen contrast {ratio:.2f} lies between {_typical(alloy[0])} "
+            f"and {_typical(alloy[1])}: an S/Se alloy (a partly converted layer), nearer "
+            f"{nearer} — analyse "
             f"it as an alloy: {chosen} with {alloying_partner(chosen)}, or {other} with "
             f"{alloying_partner(other)}.")
     if alloy and not same_metal:
@@ -528,7 +534,8 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
         # Inside both ranges (they overlap at their edges) but typical of the other host.
         messages.append(f"Metal/chalcogen contrast {ratio:.2f} is more typical of "
                         f"{candidates[0]} than of {chosen}: {candidates[0]} fits better.")
-    elif host_level == 1.0 and (edge := _edge_of_range_message(host_ratio, chosen, candidates)):
+    elif (host_level == 1.0 and not partner_seen  # (an S/Se alloy already explains it)
+          and (edge := _edge_of_range_message(host_ratio, chosen, candidates))):
         messages.append(edge)
     if trained != chosen and _contrast_distance(ratio, trained) > 0:
         messages.append(f"Metal/chalcogen contrast {ratio:.2f} is outside what the {trained} model "
@@ -550,9 +557,18 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
             f"{partner} and no {heavier_explains}.")
     if heavier and heavier not in substituents and bright > BRIGHT_SHARE \
             and not any(heavier in m for m in messages):
+        partner = alloying_partner(chosen)
+        # A selenide whose contrast lies towards its sulfide's, the partner (S) not chosen: the
+        # bright columns are likelier the host's own Se2 among S + Se ones (the real fully
+        # converted image analysed as WSe2 was told Te alone).
+        s_rich = (alloy is not None and partner not in substituents
+                  and partner != heavier and heavier != "Se")
+        first = (f"{MATERIALS[chosen].chalcogen}2 columns among {partner}-substituted ones (the "
+                 f"contrast {ratio:.2f} lies between {_typical(alloy[0])} and "
+                 f"{_typical(alloy[1])}: choose {partner}), " if s_rich and alloy else "")
         messages.append(f"{bright:.0%} of the chalcogen columns are brighter than a {chosen} "
-                        f"column can be: a heavier substituent ({heavier}) to choose among the "
-                        "substituents, contamination or another material.")
+                        f"column can be: {first}a heavier substituent ({heavier}) to choose "
+                        "among the substituents, contamination or another material.")
     spread_max = TRAINING_RANGES[trained]["excess_spread"][0]
     excess = meas.excess_spread
     # Any alloying substituent chosen (S/Se, or Te in a selenide): a wide spread is expected.
