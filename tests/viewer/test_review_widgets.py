@@ -475,3 +475,30 @@ def test_a_point_clicked_outside_the_image_is_not_added(review_on_a_lattice):
     assert len(layer.data) == 1
     assert "outside the image" in review.info.text()
     assert not review.undo_button.isEnabled()  # nothing to undo either
+
+
+def test_the_layers_review_keys_outlive_a_closed_dock(viewer_and_layer):
+    """The layer keeps its key bindings (1–n, Ctrl+Z) after the Review dock is closed: pressed
+    then, they do nothing instead of reaching a deleted widget."""
+    import gc
+
+    viewer, layer = viewer_and_layer
+    review = ReviewWidget(viewer)
+    layer.selected_data = {0}
+    keys = {str(k): v for k, v in layer.keymap.items()}
+    undo, one = keys["Ctrl+Z"], keys["1"]
+    one(layer)
+    assert review.undo_button.isEnabled()
+    from qtpy.QtCore import QCoreApplication, QEvent
+
+    review.close()
+    review.deleteLater()  # what closing its dock does
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    with pytest.raises(RuntimeError):
+        review.objectName()  # (its Qt object is gone)
+    del review
+    gc.collect()
+    before = list(layer.features["class"].astype(str))
+    undo(layer)
+    one(layer)
+    assert list(layer.features["class"].astype(str)) == before

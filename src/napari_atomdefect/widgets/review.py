@@ -219,6 +219,24 @@ def outside_image(viewer, layer, indices) -> list[int]:
             if not (np.all(data[i, -2:] >= -0.5) and np.all(data[i, -2:] <= np.subtract(shape, 0.5)))]
 
 
+def _while_alive(widget, handler):
+    """A layer key binding that calls ``handler(widget, layer)`` while the dock widget lives:
+    the layer keeps its bindings after the dock is closed, and a binding holding the widget
+    would then reach a deleted Qt object (a weak reference, and nothing once it is gone)."""
+    ref = weakref.ref(widget)
+
+    def bound(layer):
+        alive = ref()
+        if alive is None:
+            return
+        try:
+            alive.objectName()  # (raises once the widget's Qt object is deleted with its dock)
+        except RuntimeError:
+            return
+        handler(alive, layer)
+    return bound
+
+
 class ReviewWidget(QWidget):
     """Correct a detections layer by hand and export it."""
 
@@ -321,7 +339,8 @@ class ReviewWidget(QWidget):
             self._last_reviewed = None
             if layer in self._histories:  # edits made while another layer was reviewed
                 self._histories[layer].resync()
-        layer.bind_key("Control-Z", lambda _layer: self.undo(), overwrite=True)
+        layer.bind_key("Control-Z", _while_alive(self, lambda widget, _layer: widget.undo()),
+                       overwrite=True)
         self.undo_button.setEnabled(self._history(layer).can_undo)
         classes = layer_classes(layer)
         self._show_classes(classes)
@@ -452,12 +471,12 @@ class ReviewWidget(QWidget):
             layer.selected_data = set(layer.selected_data) - hidden
 
     def _key_handler(self, cls):
-        def handler(layer):
+        def handler(widget, layer):
             if layer.selected_data:
                 set_class(layer, layer.selected_data, cls)
-                self._edited(layer)
-            self.class_combo.setCurrentText(cls)
-        return handler
+                widget._edited(layer)
+            widget.class_combo.setCurrentText(cls)
+        return _while_alive(self, handler)
 
     def _class_changed(self, cls: str) -> None:
         """The class for points added next; the selected points keep theirs (napari would
