@@ -199,3 +199,6 @@ def test_a_lattice_calibration_of_another_material_is_not_kept(make_napari_viewe
     # drawn under the next run's, as if both were the answer)
     runs = layers_of(viewer, "detections")
     assert len(runs) == 3 and [la.visible for la in runs] == [False, False, True]
+    # their names say the model and the substituents of the run
+    assert runs[0].name == "raw defects (mos2-default, O)"
+    assert runs[-1].name.startswith("raw defects (wse2-default, S)")

@@ -893,7 +893,7 @@ class DetectWidget(QWidget):
         table = result["defects"]
         px = table.attrs["pixel_size_nm"]
         frame3 = image_frame(layer, 3)
-        name = f"{layer.name} defects ({result['model']}, all frames)"
+        name = f"{layer.name} defects ({_run_label(result['model'], table)}, all frames)"
         kwargs = defect_layer_kwargs(table, px, name, a_px=table.attrs["a_px"], frame=frame3)
         frames = result["frames"]
         from ..core.lattice.lattice import cell_area_nm2
@@ -946,7 +946,7 @@ class DetectWidget(QWidget):
     def _show_detections(self, layer, frame, result) -> None:
         table = result["defects"]
         lattice = result["lattice"]
-        name = f"{layer.name} defects ({result['model']})"
+        name = f"{layer.name} defects ({_run_label(result['model'], table)})"
         kwargs = defect_layer_kwargs(table, lattice.pixel_size_nm, name, a_px=lattice.a_px,
                                      frame=image_frame(layer))
         meta = kwargs["metadata"]["atomdefect"]
@@ -1000,6 +1000,13 @@ _PLUGIN_KINDS = ("lattice_sites", "cell_grid", "detections", "reference", "model
 def _is_stack(layer) -> bool:
     """Whether an image layer holds a stack of grey frames (frames × rows × cols)."""
     return layer.ndim == 3 and not getattr(layer, "rgb", False)
+
+
+def _run_label(model: str, table) -> str:
+    """``"ws2-default, O+Se"``: what a detections layer's name says of its run (two runs with
+    other substituents could not be told apart in the layer list)."""
+    subs = tuple(table.attrs.get("substituents", ()))
+    return f"{model}, {'+'.join(subs) if subs else 'vacancies only'}"
 
 
 def _pending_text(px: float | None, source: str) -> str:
