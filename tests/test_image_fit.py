@@ -476,6 +476,8 @@ def test_a_contrast_past_the_chosen_range_names_the_other_metals_host():
     assert text is not None and "if the metal is W, analyse it as WSe2" in text
     assert _edge_of_range_message(0.80, "MoSe2", ("MoSe2", "WSe2")) is None  # MoSe2's own
     assert _edge_of_range_message(0.97, "MoSe2", ("MoSe2",)) is None  # (lattice excludes it)
+    assert _edge_of_range_message(2.2, "WSe2", ("WSe2", "MoS2"), a_nm=0.328) is None
+    assert "MoS2" in _edge_of_range_message(2.2, "WSe2", ("WSe2", "MoS2"))  # no lattice constant
     assert _other_metal_note(("MoSe2", "WSe2"), None) == " (or WSe2, if the metal is W)"
     assert _other_metal_note(("MoSe2", "WSe2"), 0.3288) == ""  # a lattice constant ranked them
     assert _other_metal_note(("MoS2", "MoSe2"), None) == ""  # one metal

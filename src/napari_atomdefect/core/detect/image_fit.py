@@ -339,17 +339,19 @@ def _nearer_first(pair: tuple[str, str], ratio: float) -> tuple[str, str]:
     return a, b
 
 
-def _edge_of_range_message(host_ratio: float, chosen: str,
-                           candidates: tuple[str, ...]) -> str | None:
+def _edge_of_range_message(host_ratio: float, chosen: str, candidates: tuple[str, ...],
+                           a_nm: float | None = None) -> str | None:
     """A sentence when the host contrast lies past the chosen host's simulated range (inside
-    only its tolerance) and inside the range of a host of the other metal that the lattice
-    constant does not exclude (``candidates``): a WSe2 + Te layer analysed as MoSe2 read 0.97
-    (MoSe2 up to 0.85, WSe2 from 0.92) and went unsaid."""
+    only its tolerance) and inside the range of a host of the other metal among ``candidates``
+    that the lattice constant ``a_nm`` (when measured) does not exclude: a WSe2 + Te layer
+    analysed as MoSe2 read 0.97 (MoSe2 up to 0.85, WSe2 from 0.92) and went unsaid."""
     lo, _, hi = TRAINING_RANGES[chosen]["metal_to_chalcogen"]
     if lo <= host_ratio <= hi:
         return None
     metal = MATERIALS[chosen].metal
+    on_lattice = None if a_nm is None else materials_with_lattice_constant(a_nm)
     others = [c for c in candidates if MATERIALS[c].metal != metal
+              and (on_lattice is None or c in on_lattice)
               and TRAINING_RANGES[c]["metal_to_chalcogen"][0] <= host_ratio
               <= TRAINING_RANGES[c]["metal_to_chalcogen"][2]]
     if not others:
@@ -535,7 +537,7 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
         messages.append(f"Metal/chalcogen contrast {ratio:.2f} is more typical of "
                         f"{candidates[0]} than of {chosen}: {candidates[0]} fits better.")
     elif (host_level == 1.0 and not partner_seen  # (an S/Se alloy already explains it)
-          and (edge := _edge_of_range_message(host_ratio, chosen, candidates))):
+          and (edge := _edge_of_range_message(host_ratio, chosen, candidates, meas.a_nm))):
         messages.append(edge)
     if trained != chosen and _contrast_distance(ratio, trained) > 0:
         messages.append(f"Metal/chalcogen contrast {ratio:.2f} is outside what the {trained} model "
