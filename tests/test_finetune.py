@@ -350,8 +350,11 @@ def test_the_simulator_is_fitted_to_the_calls_of_the_selected_cells_only(monkeyp
     class Stop(Exception):
         pass
 
+    read_with = []
+
     def record(image, lattice, corrections, seed, substituents=None):
         fitted.append(corrections)
+        read_with.append(substituents)
         raise Stop
 
     monkeypatch.setattr(finetune_module, "calibrated_simulator", record)
@@ -359,6 +362,16 @@ def test_the_simulator_is_fitted_to_the_calls_of_the_selected_cells_only(monkeyp
         list(iter_finetune(sim.image, lattice, cells, None, "x", FinetuneSettings(),
                            corrections=calls, device="cpu"))
     pd.testing.assert_frame_equal(fitted[0], inside)
+    # the host level is read with the run's substituents when given (a check run without
+    # corrections, or with vacancies only, had fitted an alloy's contrast to its median column),
+    # else with those of the calls (here O: the truth's O_S)
+    assert read_with[0] == ("O",)
+    settings = FinetuneSettings()
+    settings.use_corrections = False
+    with pytest.raises(Stop):
+        list(iter_finetune(sim.image, lattice, cells, None, "y", settings, device="cpu",
+                           substituents=("O", "Se")))
+    assert read_with[1] == ("O", "Se") and fitted[1] is None
 
 
 def test_a_bundled_models_name_is_refused_before_any_work():

@@ -114,12 +114,14 @@ def _lattice_job(image, material, pixel_size_nm, calibration="user"):
     return find_lattice(image, material, pixel_size_nm=pixel_size_nm, calibration=calibration)
 
 
-def _finetune_job(image, lattice, cell_ids, base, name, settings, corrections, device, source):
+def _finetune_job(image, lattice, cell_ids, base, name, settings, corrections, device, source,
+                  substituents=None):
     from ..core.finetune.finetune import iter_finetune
     from ..core.progress import relay
 
     return (yield from relay(iter_finetune(image, lattice, cell_ids, base, name, settings,
-                                           corrections, device, source)))
+                                           corrections, device, source,
+                                           substituents=substituents)))
 
 
 def suggested_sites(uncertain: np.ndarray, lattice) -> np.ndarray:
@@ -540,9 +542,15 @@ class FinetuneWidget(QWidget):
             return
         self.outcome.setText("")
         self._part_timer = PartTimer()
+        # the substituents the image was analysed for (Detect's run), when for this material
+        analysis = layer.metadata.get("atomdefect", {})
+        substituents = (tuple(analysis.get("substituents") or ())
+                        if analysis.get("material") == self.material.currentText()
+                        and "substituents" in analysis else None)
         self._run("finetune", _finetune_job,
                   (image, self.lattice, ids, self.base_model.currentText() or None, name,
-                   self.settings(), corrections, self.device.currentText(), layer.name),
+                   self.settings(), corrections, self.device.currentText(), layer.name,
+                   substituents),
                   self._on_done, "Starting fine-tuning…")
 
     def _run(self, kind: str, job, args, on_done, label: str) -> None:

@@ -217,8 +217,14 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
                   base_model: str | os.PathLike | None,
                   name: str, settings: FinetuneSettings = FinetuneSettings(),
                   corrections: pd.DataFrame | None = None, device: str = "auto",
-                  source: str = "", out_dir: Path | None = None) -> Iterator[dict]:
+                  source: str = "", out_dir: Path | None = None,
+                  substituents: tuple[str, ...] | None = None) -> Iterator[dict]:
     """Fine-tune both stages; yields progress and finally ``{"done", "path", "card"}``.
+
+    ``substituents``: those the image was analysed for (its detection run's); the simulator's
+    contrast is fitted against the host column the image's Z-contrast ladder reads with them
+    (default: the substituents of the corrected classes) — an alloy's median column is not the
+    host's.
 
     Progress comes at least every few seconds (per simulated image, every few training steps),
     so closing the generator stops the run promptly; nothing is written before the end.
@@ -268,9 +274,10 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
     # (fitted to the calls of the selected cells, the ones the user reviewed)
     use_corr = (corrections_in_cells(lattice, cell_ids, corrections)
                 if s.use_corrections and corrections is not None else None)
-    # (the image's host column read with the substituents the user's calls hold, over the
-    # whole image: an alloy's median column is not the host's)
-    subs = implied_substituents(corrections) if s.use_corrections else None
+    # (the image's host column read with the run's substituents, else those the user's calls
+    # hold over the whole image: an alloy's median column is not the host's)
+    subs = (tuple(substituents) if substituents is not None
+            else implied_substituents(corrections) if corrections is not None else None)
     draw, calibration = yield from _in_background(
         lambda: calibrated_simulator(image, lattice, use_corr, s.seed, subs), 0.02,
         "Fitting the simulator to your image…")
