@@ -59,6 +59,22 @@ def test_detect_all_frames_tracks_and_statistics(viewer_with_movie, movie, qtbot
     assert [str(u) for u in points.units] == [str(u) for u in viewer.layers["movie"].units]
     frames = np.round(points.data[:, 0]).astype(int)
     assert set(frames) == {0, 1, 2, 3}
+    # One sites layer holds every frame's sites (each on its frame, following the drift): a
+    # point added by hand in any frame snaps to its columns (only the frame shown had them).
+    [sites] = layers_of(viewer, "lattice_sites")
+    assert sites.ndim == 3 and set(np.round(sites.data[:, 0]).astype(int)) == {0, 1, 2, 3}
+    np.testing.assert_allclose(sites.scale, points.scale)
+    from napari_atomdefect.widgets.review import ReviewWidget
+
+    review = ReviewWidget(viewer)
+    review.layer_combo.setCurrentText(points.name)
+    chalc = sites.data[(np.round(sites.data[:, 0]) == 3)
+                       & (np.asarray(sites.features["sublattice"]) == "chalcogen")]
+    target = chalc[len(chalc) // 2]
+    viewer.dims.set_point(0, 3)
+    review.add_defect(target[1:] + [1.0, -1.0], cls="V_S")
+    np.testing.assert_allclose(points.data[-1], target)
+    review.undo()
     # Every true vacancy is found in its frame, and its detections share one track.
     a = np.hypot(*movie.a1_px)
     for _, t in movie.truth.groupby("track_id"):

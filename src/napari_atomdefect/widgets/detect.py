@@ -825,7 +825,8 @@ class DetectWidget(QWidget):
                     if la.metadata.get("atomdefect", {}).get("image") == layer.name
                     and la.metadata.get("atomdefect", {}).get("kind") in ("lattice_sites",
                                                                           "cell_grid")
-                    and la.metadata.get("atomdefect", {}).get("frame") == frame_index]:
+                    and la.metadata.get("atomdefect", {}).get("frame") in (frame_index,
+                                                                           ALL_FRAMES)]:
             self.viewer.layers.remove(old)
         stack = frame_index is not None
         frame = image_frame(layer, 3 if stack else 2)
@@ -915,6 +916,7 @@ class DetectWidget(QWidget):
         if dose is not None:
             kwargs["metadata"]["atomdefect"][DOSE_KEY] = dose
         self._hide_earlier_detections(layer)
+        self._show_movie_sites(layer, result["lattices"], [f["frame"] for f in frames])
         self.viewer.add_points(defect_points_data(table), **kwargs)
         tracks = track_layer_data(table)
         if len(tracks):
@@ -933,6 +935,29 @@ class DetectWidget(QWidget):
         # The first frame's calibration (every frame uses it) reaches the image and its layers,
         # as for a single image: a movie typed or calibrated in nm is shown in nm.
         self._adopt_lattice_calibration(layer, result["lattices"][:1], remember=False)
+
+    def _show_movie_sites(self, layer, lattices, frames) -> None:
+        """The sites of every analysed frame of a movie as one 3-D layer (frame, row, col),
+        replacing the image's earlier sites layers: a point added by hand in any frame snaps to
+        that frame's columns (only the frame shown had its sites before)."""
+        import pandas as pd
+
+        if not lattices:
+            return
+        for old in [la for la in self.viewer.layers
+                    if la.metadata.get("atomdefect", {}).get("image") == layer.name
+                    and la.metadata.get("atomdefect", {}).get("kind") == "lattice_sites"]:
+            self.viewer.layers.remove(old)
+        frame3 = image_frame(layer, 3)
+        parts, features, kwargs = [], [], None
+        for k, lattice in zip(frames, lattices, strict=True):
+            data, kw = site_layer_kwargs(lattice, f"{layer.name} sites (all frames)", frame3)
+            parts.append(np.column_stack([np.full(len(data), float(k)), data]))
+            features.append(kw["features"])
+            kwargs = kwargs or kw
+        kwargs["features"] = pd.concat(features, ignore_index=True)
+        kwargs["metadata"]["atomdefect"].update(image=layer.name, frame=ALL_FRAMES)
+        self.viewer.add_points(np.concatenate(parts), **kwargs)
 
     def _hide_earlier_detections(self, layer) -> None:
         """Hide (not remove: they may hold corrections) the detections layers earlier runs made
@@ -1000,6 +1025,10 @@ _PLUGIN_KINDS = ("lattice_sites", "cell_grid", "detections", "reference", "model
 def _is_stack(layer) -> bool:
     """Whether an image layer holds a stack of grey frames (frames × rows × cols)."""
     return layer.ndim == 3 and not getattr(layer, "rgb", False)
+
+
+#: ``metadata["atomdefect"]["frame"]`` of a movie's sites layer holding every frame's sites.
+ALL_FRAMES = "all"
 
 
 def _run_label(model: str, table) -> str:
