@@ -57,6 +57,7 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
     import warnings
 
     from ._layers import (
+        SOURCES,
         defect_layer_kwargs,
         defect_points_data,
         image_frame,
@@ -106,6 +107,13 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
     _check_classes_kept(kwargs.get("features"), table, Path(path).name)
     if is_truth_table(path):  # labels, an annotation, or the simulator's truth
         kwargs = reference_layer_kwargs(kwargs)
+        if "source" not in _header(path):  # (not "manual", which the table never said)
+            import pandas as pd
+
+            features = kwargs["features"].copy()
+            features["source"] = pd.Categorical(["truth"] * len(features),
+                                                categories=sorted({*SOURCES, "truth"}))
+            kwargs["features"] = features
     # A movie's table (frame, track_id) becomes a 3-D layer (frame, row, col).
     return [(data, kwargs, "points")]
 

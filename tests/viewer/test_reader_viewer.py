@@ -216,9 +216,11 @@ def test_review_and_statistics_stay_on_the_detections_when_a_reference_opens(
     review, stats = ReviewWidget(viewer), StatsWidget(viewer)
     viewer.open(str(tmp_path / "found.csv"), plugin="napari-atomdefect")
     assert review.layer_combo.currentText() == stats.layer_combo.currentText() == "found"
-    viewer.open(str(tmp_path / "labels.csv"), plugin="napari-atomdefect")
+    [labels] = viewer.open(str(tmp_path / "labels.csv"), plugin="napari-atomdefect")
     assert review.layer_combo.currentText() == stats.layer_combo.currentText() == "found"
     assert review.layer_combo.findText("labels (reference)") >= 0
+    # labels without a source column are the truth, not hand-made calls ("manual" was shown)
+    assert set(labels.features["source"].astype(str)) == {"truth"}
 
 
 def test_a_reopened_csv_follows_its_image_calibration_and_keeps_its_classes(make_napari_viewer,
