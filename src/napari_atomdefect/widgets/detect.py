@@ -821,13 +821,9 @@ class DetectWidget(QWidget):
         frame). On a stack they are drawn on their frame only."""
         from napari.utils.notifications import show_info
 
-        for old in [la for la in self.viewer.layers
-                    if la.metadata.get("atomdefect", {}).get("image") == layer.name
-                    and la.metadata.get("atomdefect", {}).get("kind") in ("lattice_sites",
-                                                                          "cell_grid")
-                    and la.metadata.get("atomdefect", {}).get("frame") in (frame_index,
-                                                                           ALL_FRAMES)]:
-            self.viewer.layers.remove(old)
+        for old in _derived_layers(self.viewer, layer, ("lattice_sites", "cell_grid")):
+            if old.metadata["atomdefect"].get("frame") in (frame_index, ALL_FRAMES):
+                self.viewer.layers.remove(old)
         stack = frame_index is not None
         frame = image_frame(layer, 3 if stack else 2)
         data, kwargs = site_layer_kwargs(lattices, f"{layer.name} sites", frame)
@@ -944,9 +940,7 @@ class DetectWidget(QWidget):
 
         if not lattices:
             return
-        for old in [la for la in self.viewer.layers
-                    if la.metadata.get("atomdefect", {}).get("image") == layer.name
-                    and la.metadata.get("atomdefect", {}).get("kind") == "lattice_sites"]:
+        for old in _derived_layers(self.viewer, layer, ("lattice_sites",)):
             self.viewer.layers.remove(old)
         frame3 = image_frame(layer, 3)
         parts, features, kwargs = [], [], None
@@ -963,10 +957,8 @@ class DetectWidget(QWidget):
         """Hide (not remove: they may hold corrections) the detections layers earlier runs made
         of this image: a run with other substituents left the last run's calls drawn under the
         new ones, as if both were the answer. Their eye in the layer list shows them again."""
-        for old in self.viewer.layers:
-            meta = old.metadata.get("atomdefect", {})
-            if meta.get("kind") == "detections" and meta.get("image") == layer.name:
-                old.visible = False
+        for old in _derived_layers(self.viewer, layer, ("detections",)):
+            old.visible = False
 
     def _show_detections(self, layer, frame, result) -> None:
         table = result["defects"]
@@ -1025,6 +1017,14 @@ _PLUGIN_KINDS = ("lattice_sites", "cell_grid", "detections", "reference", "model
 def _is_stack(layer) -> bool:
     """Whether an image layer holds a stack of grey frames (frames × rows × cols)."""
     return layer.ndim == 3 and not getattr(layer, "rgb", False)
+
+
+def _derived_layers(viewer, image_layer, kinds: tuple[str, ...]) -> list:
+    """The plugin's layers of these ``kinds`` made from ``image_layer`` (a list: the caller may
+    remove them from the viewer)."""
+    return [la for la in viewer.layers
+            if la.metadata.get("atomdefect", {}).get("image") == image_layer.name
+            and la.metadata.get("atomdefect", {}).get("kind") in kinds]
 
 
 #: ``metadata["atomdefect"]["frame"]`` of a movie's sites layer holding every frame's sites.
