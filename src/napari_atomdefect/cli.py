@@ -490,7 +490,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _evaluate_notes(pred_path: str, truth_path: str, pred, truth) -> list[str]:
     """Sentences for an evaluation whose tables look mismatched: no class in common (two
     materials?), or confidences in the truth but not in the predictions (swapped?)."""
-    import pandas as pd
+    from .core.io.table import csv_columns
 
     notes = []
     shared = set(pred["class"]) & set(truth["class"])
@@ -499,14 +499,7 @@ def _evaluate_notes(pred_path: str, truth_path: str, pred, truth) -> list[str]:
                      f"truth: {', '.join(sorted(set(truth['class'])))}): of two materials or "
                      "two images? Every score below is 0.")
 
-    def has_confidence(path: str) -> bool:
-        try:
-            return "confidence" in {str(c).strip() for c in
-                                    pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns}
-        except (ValueError, OSError):
-            return False
-
-    if has_confidence(truth_path) and not has_confidence(pred_path):
+    if "confidence" in csv_columns(truth_path) and "confidence" not in csv_columns(pred_path):
         notes.append(f"{Path(truth_path).name} has confidences and {Path(pred_path).name} has "
                      "none: are the two swapped? (atomdefect evaluate PREDICTIONS TRUTH)")
     return notes

@@ -71,6 +71,16 @@ def sites_table(lattice: Any) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def csv_columns(path: str | Path) -> set[str]:
+    """The column names of the CSV file at ``path`` (stripped; Excel's BOM read away); empty
+    when it cannot be read as a table."""
+    try:
+        header = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
+    except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError):
+        return set()
+    return {str(c).strip() for c in header}
+
+
 #: ``source`` values of ground truth: the simulator's labels (``atomdefect simulate``, the demo)
 #: and the napari sample's. A table whose every row is one of them is a reference, not detections.
 TRUTH_SOURCES = ("simulation", "truth")
@@ -79,13 +89,14 @@ TRUTH_SOURCES = ("simulation", "truth")
 def is_truth_table(path: str | Path) -> bool:
     """Whether the defect CSV at ``path`` is ground truth: no ``confidence`` column, or every
     ``source`` one of :data:`TRUTH_SOURCES` (the simulator's labels carry confidence 1)."""
+    columns = csv_columns(path)
+    if not columns:
+        return False
+    if "confidence" not in columns:
+        return True
+    if "source" not in columns:
+        return False
     try:
-        header = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
-        columns = {str(c).strip() for c in header}
-        if "confidence" not in columns:
-            return True
-        if "source" not in columns:
-            return False
         source = pd.read_csv(path, usecols=lambda c: str(c).strip() == "source",
                              encoding="utf-8-sig").iloc[:, 0]
     except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError):
@@ -123,11 +134,7 @@ def replace_refusal(path: str | Path) -> str | None:
     if edited:
         rows = f"{edited} defect{'' if edited == 1 else 's'}"
         return f"{path} holds {rows} you added or corrected by hand; it is not replaced"
-    try:
-        header = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
-        columns = {str(c).strip() for c in header}
-    except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError):
-        columns = set()
+    columns = csv_columns(path)
     if {"y_px", "x_px", "class", "confidence", "source"} <= columns and not is_truth_table(path):
         return None
     what = ("ground truth (the simulator's labels)" if "confidence" in columns
