@@ -42,7 +42,7 @@ from ..cells.normalize import prepare_image, smoothed_for_sites
 from ..cells.sampling import sample_bilinear
 from ..lattice.lattice import Lattice
 from ..lattice.sites import within_field
-from ..materials.columns import column_classes, lookup_class
+from ..materials.columns import column_classes, lookup_class, substituents_of
 from ..materials.materials import ATOMIC_NUMBER, Material, get_material
 
 #: Fewest corrected sites of a class for its level to be fitted.
@@ -264,9 +264,7 @@ def implied_substituents(corrections: pd.DataFrame | None) -> tuple[str, ...]:
     """The substituents whose classes the corrected defects hold (``Se`` for ``Se_S`` calls)."""
     if corrections is None or not len(corrections):
         return ()
-    found = {c.substituent for c in map(lookup_class, set(corrections["class"].astype(str)))
-             if c is not None and c.substituent}
-    return tuple(sorted(found))
+    return tuple(sorted(substituents_of(set(corrections["class"].astype(str)))))
 
 
 def measure_levels(image: np.ndarray, lattice: Lattice,
