@@ -478,8 +478,8 @@ def test_a_point_clicked_outside_the_image_is_not_added(review_on_a_lattice):
 
 
 def test_the_layers_review_keys_outlive_a_closed_dock(viewer_and_layer):
-    """The layer keeps its key bindings (1–n, Ctrl+Z) after the Review dock is closed: pressed
-    then, they do nothing instead of reaching a deleted widget."""
+    """The layer keeps its key bindings (1–n, Ctrl+Z, Ctrl+V) after the Review dock is closed:
+    pressed then, they do nothing (a paste pastes) instead of reaching a deleted widget."""
     import gc
 
     viewer, layer = viewer_and_layer
@@ -502,3 +502,59 @@ def test_the_layers_review_keys_outlive_a_closed_dock(viewer_and_layer):
     undo(layer)
     one(layer)
     assert list(layer.features["class"].astype(str)) == before
+    layer.selected_data = {0}  # a paste still pastes (napari's own would, unrecorded)
+    layer._copy_data()
+    keys["Ctrl+V"](layer)
+    assert len(layer.data) == 13 and str(layer.features["source"].iloc[-1]) == "manual"
+
+
+def _press(layer, key: str) -> None:
+    """Call the layer's binding of ``key`` (as napari does on a key press over the canvas)."""
+    bindings = {str(k): v for k, v in layer.keymap.items()}
+    bindings[key](layer)
+
+
+def test_pasted_calls_are_manual_replace_their_column_and_undo(viewer_and_layer):
+    """Ctrl+V (napari's paste, which emits no event) gives hand-made calls of the copied classes
+    — source manual, confidence 1 — one edit for Undo; pasted on the copied call's own column
+    (a 2-D layer pastes in place) it replaces that call instead of stacking a second one."""
+    viewer, layer = viewer_and_layer
+    review = ReviewWidget(viewer)
+    start = (layer.data.copy(), _classes(layer), list(layer.features["source"].astype(str)))
+    layer.selected_data = {0, 8}  # a V_S and an O_S of the model
+    layer._copy_data()
+    _press(layer, "Ctrl+V")
+    assert len(layer.data) == 12
+    src = layer.features["source"].astype(str).to_numpy()
+    assert sorted(_classes(layer)[i] for i in np.flatnonzero(src == "manual")) == ["O_S", "V_S"]
+    assert (layer.features["confidence"].to_numpy()[src == "manual"] == 1.0).all()
+    assert sorted(map(tuple, layer.data)) == sorted(map(tuple, start[0]))
+    assert "2 calls pasted" in review.info.text() and "replacing the 2" in review.info.text()
+    assert review.undo()
+    np.testing.assert_allclose(layer.data, start[0])
+    assert _classes(layer) == start[1]
+    assert list(layer.features["source"].astype(str)) == start[2]
+
+
+def test_calls_pasted_into_another_frame_of_a_movie_are_recorded(make_napari_viewer):
+    """On a movie's 3-D layer, calls copied in one frame and pasted in another are new manual
+    calls there (in no track), and Undo removes them."""
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((3, 64, 64), np.float32), name="movie")
+    table = pd.DataFrame({"frame": [0, 0, 1], "y_px": [10.0, 30.0, 10.0],
+                          "x_px": [10.0, 40.0, 10.0], "class": ["V_S", "V_S2", "V_S"],
+                          "confidence": [0.8, 0.9, 0.7], "source": "model",
+                          "track_id": [0, 1, 0]})
+    kwargs = defect_layer_kwargs(table, None, "det", a_px=20.0)
+    layer = viewer.add_points(table[["frame", "y_px", "x_px"]].to_numpy(), **kwargs)
+    review = ReviewWidget(viewer)
+    viewer.dims.set_current_step(0, 0)
+    layer.selected_data = {1}  # the V_S2 of frame 0
+    layer._copy_data()
+    viewer.dims.set_current_step(0, 2)
+    _press(layer, "Ctrl+V")
+    assert len(layer.data) == 4
+    np.testing.assert_allclose(layer.data[-1], [2.0, 30.0, 40.0])
+    f = layer.features.iloc[-1]
+    assert (str(f["class"]), str(f["source"]), int(f["track_id"])) == ("V_S2", "manual", -1)
+    assert review.undo() and len(layer.data) == 3

@@ -237,6 +237,52 @@ def _while_alive(widget, handler):
     return bound
 
 
+def paste_calls(layer) -> list[int]:
+    """Paste the points copied from ``layer`` (napari's Ctrl+C) into the frame shown, as
+    hand-made calls of their copied classes (:func:`set_class`: source ``manual``,
+    confidence 1, in no track or grain); their indices.
+
+    napari's own paste emits no data event (nothing would record it) and fails on a movie's
+    3-D layer (napari 0.9); this one adds the points with :meth:`Points.add`.
+    """
+    clip = getattr(layer, "_clipboard", None) or {}
+    if len(clip.get("data", ())) == 0 or "features" not in clip:
+        return []
+    data = np.array(clip["data"], float)
+    if data.shape[1] > 2:  # to the frame shown, from the one copied in
+        hidden = list(layer._slice_input.not_displayed)
+        now = np.asarray(layer._data_slice.point, float)
+        then = np.asarray(clip["indices"].point, float)
+        data[:, hidden] += (now - then)[hidden]
+    classes = clip["features"]["class"].astype(str).to_numpy()
+    before = len(layer.data)
+    layer.add(data)
+    new = list(range(before, len(layer.data)))
+    for cls in sorted(set(classes)):
+        set_class(layer, [i for i, c in zip(new, classes, strict=True) if c == cls], cls,
+                  new_points=True)
+    return new
+
+
+def _paste_binding(widget):
+    """A layer binding of Ctrl+V: :meth:`ReviewWidget.paste` while the dock widget lives,
+    :func:`paste_calls` once it is closed."""
+    ref = weakref.ref(widget)
+
+    def bound(layer):
+        alive = ref()
+        try:
+            if alive is not None:
+                alive.objectName()  # (raises once the widget's Qt object is deleted)
+        except RuntimeError:
+            alive = None
+        if alive is None:
+            paste_calls(layer)
+        else:
+            alive.paste(layer)
+    return bound
+
+
 class ReviewWidget(QWidget):
     """Correct a detections layer by hand and export it."""
 
@@ -341,6 +387,7 @@ class ReviewWidget(QWidget):
                 self._histories[layer].resync()
         layer.bind_key("Control-Z", _while_alive(self, lambda widget, _layer: widget.undo()),
                        overwrite=True)
+        layer.bind_key("Control-V", _paste_binding(self), overwrite=True)
         self.undo_button.setEnabled(self._history(layer).can_undo)
         classes = layer_classes(layer)
         self._show_classes(classes)
@@ -458,6 +505,38 @@ class ReviewWidget(QWidget):
                 "it onto the column you meant.")
         if notes:
             self.info.setText(self.info.text() + " " + " ".join(notes))
+
+    def paste(self, layer=None) -> list[int]:
+        """Paste the points copied from the reviewed layer (Ctrl+V on it) into the frame shown
+        (:func:`paste_calls`), as one edit for *Undo*; a pasted call on a called column
+        replaces that call (a 2-D layer pastes in place: the copies replace the originals).
+        The pasted points' indices."""
+        layer = self.layer() if layer is None else layer
+        if layer is None or layer is not self.layer():
+            return []
+        history = self._history(layer)
+        with history.quiet():
+            new = paste_calls(layer)
+            replaced = calls_on_same_column(layer, new) if new else []
+            if replaced:
+                keep = [i for i in range(len(layer.data)) if i not in set(replaced)]
+                layer.selected_data = set()
+                layer.remove(replaced)
+                shift = {old_i: new_i for new_i, old_i in enumerate(keep)}
+                new = [shift[i] for i in new]
+            if new:
+                layer.selected_data = set(new)
+        if not new:
+            self.info.setText("Nothing to paste: copy calls first (select them, Ctrl+C).")
+            return []
+        self._edited(layer)
+        self.apply_threshold()
+        said = f"{len(new)} call{'s' if len(new) != 1 else ''} pasted (manual)"
+        if replaced:
+            where = "their columns" if len(replaced) != 1 else "its column"
+            said += f", replacing the {len(replaced)} already on {where}"
+        self.info.setText(said + ".")
+        return new
 
     def _selection_changed(self, *args) -> None:
         """Hidden points (*Hide below*, *Seen in at least*) stay out of the selection: a box
