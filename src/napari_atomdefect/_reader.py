@@ -88,7 +88,7 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
             f"{', '.join(ALL_CLASS_NAMES)} (or remove those rows) to open it as a defect layer.")
     px = pixel_size_from_table(table)
     data = defect_points_data(table)
-    image = _image_under(data)
+    image = _image_under(data, px, Path(path).name)
     frame = image_frame(image, data.shape[1] if data.ndim == 2 else 2) if image is not None else None
     # markers as large as a detection's (0.4 a) where the classes and nm columns give a
     a_nm = lattice_constant_of_classes(table["class"].dropna().unique())
@@ -162,10 +162,14 @@ def _check_classes_kept(features: Any, table: Any, name: str) -> None:
 HOLD_MARGIN = 0.02
 
 
-def _image_under(points: Any) -> Any:
+def _image_under(points: Any, pixel_size_nm: float | None = None, name: str = "the table"
+                 ) -> Any:
     """The image layer the points belong to in the current viewer: the selected image layer, else
-    the last image whose pixel grid holds every point; ``None`` when there is no viewer or no such
-    image (the layer is then scaled by the table's pixel size).
+    among the images whose pixel grid holds every point those shown at the table's pixel size
+    ``pixel_size_nm`` (within :data:`CALIBRATION_SAID`: a detection's lattice calibration tells
+    images of one session apart), the last one; ``None`` when there is no viewer or no such image
+    (the layer is then scaled by the table's pixel size). When several images could hold it and
+    nothing tells which, a warning names the one taken.
 
     The CSV holds pixel coordinates of the image it was made from, so drawn on that image's own
     scale the markers sit on the columns whatever the calibration of either.
@@ -198,7 +202,23 @@ def _image_under(points: Any) -> Any:
     if not images:
         return None
     active = viewer.layers.selection.active
-    return active if active in images else images[-1]
+    if active in images:
+        return active
+    from .widgets._common import given_pixel_size
+
+    if pixel_size_nm:
+        same = [layer for layer in images
+                if (shown := given_pixel_size(layer)[0])
+                and abs(shown / pixel_size_nm - 1) <= CALIBRATION_SAID]
+        images = same or images
+    if len(images) > 1:
+        import warnings
+
+        warnings.warn(
+            f"{name} could belong to {len(images)} open images; it is drawn on "
+            f"{images[-1].name}. If that is not its image, select the image layer and open "
+            "the table again.", UserWarning, stacklevel=3)
+    return images[-1]
 
 
 def _sites_from_area(image: Any, classes: Any, pixel_size_nm: float | None = None) -> dict:

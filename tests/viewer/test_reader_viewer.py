@@ -291,3 +291,37 @@ def test_the_simulators_truth_opens_as_a_reference(make_napari_viewer, tmp_path)
     [layer] = viewer.open(str(tmp_path / "sim" / "defects.csv"), plugin="napari-atomdefect")
     assert layer.metadata["atomdefect"]["kind"] == "reference"
     assert layer.name.endswith("(reference)")
+
+
+def test_a_reopened_csv_goes_to_the_image_shown_at_its_pixel_size(make_napari_viewer, tmp_path):
+    """With several same-sized images open and a points layer selected, a table lands on the
+    image shown at its own pixel size (a trial's table of one real image was drawn on the last
+    one opened, 6 % off its columns, unsaid); with nothing to tell them apart it is said which
+    image it was drawn on."""
+    import warnings
+
+    import pandas as pd
+
+    from napari_atomdefect.core.io.table import defects_table, write_csv_atomic
+
+    viewer = make_napari_viewer()
+    first = viewer.add_image(np.zeros((300, 300), np.float32), name="img19",
+                             scale=(0.00873, 0.00873), units=("nm", "nm"))
+    viewer.add_image(np.zeros((300, 300), np.float32), name="img14",
+                     scale=(0.00826, 0.00826), units=("nm", "nm"))
+    viewer.add_points(np.array([[5.0, 5.0]]), name="other points")  # the selected layer
+    table = pd.DataFrame({"y_px": [20.0, 150.0], "x_px": [30.0, 160.0], "class": ["V_S", "O_S"],
+                          "confidence": [0.9, 0.8], "source": "model"})
+    write_csv_atomic(defects_table(table, 0.008725), tmp_path / "found19.csv")
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        [layer] = viewer.open(str(tmp_path / "found19.csv"), plugin="napari-atomdefect")
+    assert layer.metadata["atomdefect"]["image"] == "img19"
+    np.testing.assert_allclose(layer.scale, first.scale)
+    assert not [w for w in said if "could belong to" in str(w.message)]
+    write_csv_atomic(defects_table(table, 0.0100), tmp_path / "found_other.csv")
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        [layer] = viewer.open(str(tmp_path / "found_other.csv"), plugin="napari-atomdefect")
+    assert any("could belong to 2 open images" in str(w.message) and "img14" in str(w.message)
+               for w in said)
