@@ -558,3 +558,22 @@ def test_calls_pasted_into_another_frame_of_a_movie_are_recorded(make_napari_vie
     f = layer.features.iloc[-1]
     assert (str(f["class"]), str(f["source"]), int(f["track_id"])) == ("V_S2", "manual", -1)
     assert review.undo() and len(layer.data) == 3
+
+
+def test_long_layer_names_keep_their_end_in_sight(viewer_and_layer, qtbot):
+    """Real file names differ at their end (``…__10_corrected`` / ``…__19_corrected``) and a
+    detections layer's run label ends its name: the layer boxes elide in the middle (a trial
+    could not tell two images apart in any dock)."""
+    viewer, layer = viewer_and_layer
+    name = "Partially_converted_images_SuperScan__HAADF__19_corrected defects (ws2-default, O+Se)"
+    layer.name = name
+    review = ReviewWidget(viewer)
+    qtbot.addWidget(review)
+    review.resize(320, 600)
+    review.show()
+    qtbot.waitExposed(review)
+    combo = review.layer_combo
+    assert combo.currentText() == name and combo.toolTip() == name
+    shown = combo.shown_text()
+    assert "…" in shown and shown.startswith("Part") and shown.endswith("O+Se)")
+    assert combo.width() < 330

@@ -14,6 +14,9 @@ from qtpy.QtWidgets import (
     QLabel,
     QMainWindow,
     QScrollArea,
+    QStyle,
+    QStyleOptionComboBox,
+    QStylePainter,
     QVBoxLayout,
     QWidget,
 )
@@ -34,10 +37,35 @@ def foldable(box) -> None:
     fold_group(box, not box.isChecked())
 
 
+class MiddleElidedCombo(QComboBox):
+    """A combo box that elides a long current text in the middle: real file names differ at
+    their end (``…_HAADF__10_corrected`` / ``…_19_corrected``) and run labels end a
+    detections layer's name, so the end must stay in sight."""
+
+    def shown_text(self) -> str:
+        """The current text as drawn: elided in the middle to the box's text field."""
+        opt = QStyleOptionComboBox()
+        self.initStyleOption(opt)
+        field = self.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, opt,
+                                            QStyle.SubControl.SC_ComboBoxEditField, self)
+        return self.fontMetrics().elidedText(self.currentText(), Qt.TextElideMode.ElideMiddle,
+                                             max(field.width(), 1))
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        painter = QStylePainter(self)
+        opt = QStyleOptionComboBox()
+        self.initStyleOption(opt)
+        opt.currentText = self.shown_text()
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, opt)
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, opt)
+
+
 def layer_combo() -> QComboBox:
     """A combo box for layer names that never widens the dock: long names (real file names)
-    are elided to the dock's width and shown in full as the tooltip."""
-    combo = QComboBox()
+    are elided in the middle to the dock's width (in the list too) and shown in full as the
+    tooltip."""
+    combo = MiddleElidedCombo()
+    combo.view().setTextElideMode(Qt.TextElideMode.ElideMiddle)
     combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
     combo.setMinimumContentsLength(12)
     combo.currentTextChanged.connect(combo.setToolTip)
@@ -56,6 +84,7 @@ def refresh_layer_combo(combo, layers, accept: Callable) -> None:
     k = combo.findText(current)
     combo.setCurrentIndex(k if k >= 0 else combo.count() - 1)
     combo.blockSignals(False)
+    combo.setToolTip(combo.currentText())  # (the change signal was blocked)
 
 
 def layer_by_name(viewer, combo):
