@@ -4,8 +4,9 @@ The tests build small WS2 U-Nets whose output is their final-layer bias alone (h
 at every site the logits are known, which fixes the probabilities the detection must report and
 the class it must call. Chalcogen sites of the main test model are biased towards ``Se_S`` (then
 ``O_S``, then pristine), those of a second one towards ``O_S`` (then ``Se_S``): the choice of
-substituents decides the class. A substitution the user leaves out counts as a host column: its
-probability goes to the pristine class (:func:`~napari_atomdefect.core.detect.decision.restrict`).
+substituents decides the class. A substitution the user leaves out goes to the classes either side
+of it on the Z-contrast ladder: Se's to the pristine class, O's to V_S and pristine
+(:func:`~napari_atomdefect.core.detect.decision.restrict`).
 """
 
 from __future__ import annotations
@@ -61,10 +62,19 @@ def _softmax(names: tuple[str, ...], bias: dict = BIAS) -> dict[str, float]:
 
 def _restricted(keep: tuple[str, ...], bias: dict = BIAS) -> dict[str, float]:
     """Chalcogen-site probabilities of a run over ``keep`` (pristine first): the softmax over all
-    the model's chalcogen choices, the excluded classes' share added to the pristine class."""
+    the model's chalcogen choices; an excluded Se class's share goes to the pristine class
+    (nothing brighter is kept), an excluded O_S's to V_S and pristine, the classes either side
+    of it on the Z-contrast ladder, in proportion to their own probabilities."""
     p = _softmax(CHALCOGEN_CHOICES, bias)
     out = {n: p[n] for n in keep}
-    out[keep[0]] += sum(v for n, v in p.items() if n not in keep)
+    for n, v in p.items():
+        if n in keep:
+            continue
+        if n == "O_S":
+            out["V_S"] += v * p["V_S"] / (p["V_S"] + p["chalcogen"])
+            out["chalcogen"] += v * p["chalcogen"] / (p["V_S"] + p["chalcogen"])
+        else:
+            out["chalcogen"] += v
     return out
 
 

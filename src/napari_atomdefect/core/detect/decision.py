@@ -32,7 +32,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import AtomDefectError
-from ..materials.columns import LEGACY_CLASSES, site_choices
+from ..materials.columns import LEGACY_CLASSES, lookup_class, site_choices
+from ..materials.materials import ATOMIC_NUMBER
 
 #: Classes of the metal and the chalcogen site of a legacy MoS2 model (V_S, V_S2, O_S, V_Mo), in
 #: the order of the probability columns; :func:`~..materials.columns.site_choices` gives them for
@@ -307,13 +308,42 @@ def call_confidence(p: np.ndarray, idx: np.ndarray, params: Mapping | None) -> n
     return 1.0 / (1.0 + np.exp(-(a * np.log(pc / (1 - pc)) + b)))
 
 
-def restrict(q: np.ndarray, choices: tuple[str, ...], keep: Iterable[str]) -> np.ndarray:
-    """Probabilities over ``keep`` only: the probability of the excluded classes (substitutions by
-    elements the user left out) goes to the pristine class (first of ``choices``).
+#: Exponent of the atomic number in the HAADF signal of an atom, used only to order the
+#: classes of one sublattice by the signal of what their column holds (:func:`column_signals`).
+ORDER_EXPONENT = 1.7
 
-    A column the model sees as, say, ``Se_S`` when Se was left out is a host column as far as this
-    run can tell — spreading that probability over the rest would make a bright Se column a
-    double vacancy.
+
+def column_signals(choices: Sequence[str]) -> np.ndarray | None:
+    """Rough HAADF signal of each site choice's column (pristine first: two host atoms), from
+    what the class's column holds (``Z**1.7`` summed): the order of the classes along the
+    Z-contrast ladder (``V_S2 < V_S < O_S < chalcogen < Se_S < Se2_S2``). ``None`` when the
+    host atom cannot be told from the choices' names."""
+    host = None
+    for name in choices[1:]:
+        c = lookup_class(name)
+        if c is not None and c.kind == "V_X":
+            host = next(a for a in c.atoms if a)
+    if host is None:
+        return None
+    out = []
+    for name in choices:
+        c = lookup_class(name)
+        atoms = c.atoms if c is not None else (host, host)
+        out.append(sum(ATOMIC_NUMBER[a] ** ORDER_EXPONENT for a in atoms if a))
+    return np.array(out, np.float64)
+
+
+def restrict(q: np.ndarray, choices: tuple[str, ...], keep: Iterable[str]) -> np.ndarray:
+    """Probabilities over ``keep`` only: the probability of each excluded class (a substitution
+    by an element the user left out) goes to the run's classes on either side of it on the
+    Z-contrast ladder (:func:`column_signals`), in proportion to their own probabilities.
+
+    A column the model sees as ``Se_S`` when Se was left out is a host column as far as this
+    run can tell (nothing brighter is left): spreading that probability over all the rest would
+    make a bright Se column a double vacancy. A column it sees as ``O_S`` when O was left out
+    lies between a single S and an S2 column: it is the more probable of ``V_S`` and pristine
+    (all of it to pristine, as before the twenty-third session, lost the single vacancies the
+    model was torn between ``V_S`` and ``O_S`` on).
 
     Parameters
     ----------
@@ -335,7 +365,22 @@ def restrict(q: np.ndarray, choices: tuple[str, ...], keep: Iterable[str]) -> np
     if len(cols) == len(choices):
         return q
     out = q[:, cols].copy()
-    out[:, 0] += np.clip(1.0 - q[:, cols].sum(axis=1), 0.0, None)
+    signal = column_signals(tuple(choices))
+    for j in (j for j in range(len(choices)) if j not in cols):
+        if signal is None:
+            out[:, 0] += q[:, j]
+            continue
+        below = [k for k, i in enumerate(cols) if signal[i] < signal[j]]
+        above = [k for k, i in enumerate(cols) if signal[i] > signal[j]]
+        lo = max(below, key=lambda k: signal[cols[k]]) if below else None
+        hi = min(above, key=lambda k: signal[cols[k]]) if above else None
+        if lo is None or hi is None:
+            out[:, 0 if lo is None and hi is None else (lo if hi is None else hi)] += q[:, j]
+            continue
+        p_lo, p_hi = q[:, cols[lo]], q[:, cols[hi]]
+        share = np.where(p_lo + p_hi > 0, p_lo / np.maximum(p_lo + p_hi, 1e-300), 0.5)
+        out[:, lo] += q[:, j] * share
+        out[:, hi] += q[:, j] * (1 - share)
     return out / np.maximum(out.sum(axis=1, keepdims=True), 1e-300)
 
 
