@@ -21,6 +21,7 @@ import pandas as pd
 from ..cells.ladder import read_image_ladder, to_host_units, uses_host_units
 from ..cells.lookup import CellLookup
 from ..cells.normalize import image_context, prepare_image
+from ..cells.sampling import sample_bilinear
 from ..cells.tiles import (
     TileSpec,
     bin_image,
@@ -57,6 +58,7 @@ from .image_fit import (
     uniform_substitution_message,
 )
 from .overlap import class_overlaps, overlap_message
+from .rungs import split_heavy_rungs
 from .site_rows import site_table
 
 if TYPE_CHECKING:
@@ -187,6 +189,10 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     levels = prepared.levels
     norm = prepared.normalised
     context = image_context(levels)
+    # Every chalcogen column's level (the heavy substituent's rungs are split by them, rungs.py)
+    chalc_sites = lattice.chalcogen_sites_px.reshape(-1, 2)
+    chalc_levels = sample_bilinear(prepared.smoothed, chalc_sites[:, 0],
+                                   chalc_sites[:, 1]) - levels.background
     del prepared  # the flattened image, its smoothing and the offset: not needed any more
     # A host-unit detector reads the tiles under every probable reading of the ladder, its
     # probabilities averaged with the readings' weights (one reading: one pass).
@@ -234,6 +240,10 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
         pm = torch.cat(p_metal).cpu().numpy() if p_metal else np.zeros((0, n_m), np.float32)
         px = torch.cat(p_chalcogen).cpu().numpy() if p_chalcogen else np.zeros((0, n_x), np.float32)
     metal, chalcogen = _decide(pm, px, calib, op, run)
+    c_rows = np.concatenate(chalc_rows) if chalc_rows else np.zeros(0, int)
+    tile_levels = np.where(c_rows >= 0, chalc_levels[np.maximum(c_rows, 0)], np.nan) if len(
+        chalc_levels) else np.full(len(c_rows), np.nan)
+    chalcogen, _ = split_heavy_rungs(chalcogen, tile_levels, mat, tuple(run.substituents))
     sites = site_table(lattice, np.concatenate(metal_rows) if metal_rows else np.zeros(0, int),
                        np.concatenate(chalc_rows) if chalc_rows else np.zeros(0, int),
                        metal, chalcogen)

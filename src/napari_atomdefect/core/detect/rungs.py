@@ -1,0 +1,178 @@
+"""The heavy substituent's two rungs (``D_X``, ``D2_X2``) split where the image puts them.
+
+A column with one heavy substituent (Se in a sulfide, Te in a selenide) and one with two sit on
+two rungs of the Z-contrast ladder 1.3–1.7 times apart: in an alloy with many such columns they
+form two clusters of column levels that the image itself separates, whatever the microscope. The
+detector reads each column against the host column and the image's metal/chalcogen contrast, and
+its idea of where the two rungs lie follows how the simulator ties them to that contrast. An
+image whose rungs sit elsewhere for its contrast — an independent simulator's WS2 + Se alloy at
+a W/S2 contrast of 7 with its Se2 columns 3.7 host columns bright, where the simulator puts them
+at 3.9–4.9 — had 92 % of its ``Se2_S2`` columns called ``Se_S`` although the two clusters lay
+24 standard deviations apart.
+
+:func:`split_heavy_rungs` fits the levels of the columns called either class with two clusters
+(a Gaussian mixture of the log levels, one spread): when the clusters are clearly apart
+(:data:`MIN_SEPARATION`), their ratio is one the physics allows for the two rungs (the
+simulator's microscopes, :func:`~..cells.ladder.ladder_physics`, ± :data:`RATIO_MARGIN`) and
+each holds enough columns, and the host, ``D_X`` and ``D2_X2`` counts it gives are those of a
+random alloy (:func:`_random_alloy_counts`: the two orders of a singly substituted column can
+lie as far apart as two rungs), the lower cluster's columns are ``D_X`` and the upper's
+``D2_X2``, their probabilities shared between the two in the clusters' proportions. Otherwise
+(a few columns, one rung only, clusters that overlap: a low dose, an ordered layer) the
+detector's calls stand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from ..materials.columns import HEAVIER_SUBSTITUENT
+from ..materials.materials import Material, get_material
+
+#: Fewest columns called either class for a split to be tried.
+MIN_COLUMNS = 20
+#: Fewest columns (expected) and least share each cluster must hold.
+MIN_CLUSTER_COLUMNS = 5
+MIN_CLUSTER_SHARE = 0.02
+#: Least distance between the two clusters' centres, in their common spread (log levels).
+MIN_SEPARATION = 4.0
+#: Margin around the simulator's range of the two rungs' ratio.
+RATIO_MARGIN = 0.1
+EM_ITERATIONS = 60
+#: How far (a factor) the host columns' share may lie from a random alloy's for the split.
+HOST_SHARE_FACTOR = 1.5
+
+
+def rung_ratio_range(material: str | Material, substituent: str) -> tuple[float, float]:
+    """Range of ``D2_X2 / D_X`` (the two rungs' ratio) over the simulator's microscopes,
+    widened by :data:`RATIO_MARGIN`."""
+    from ..cells.ladder import ladder_physics
+
+    mat = get_material(material)
+    x = mat.chalcogen
+    names, rungs, _, _ = ladder_physics(mat.name, (substituent,))
+    ratio = rungs[:, names.index(f"{substituent}2_{x}2")] / rungs[:, names.index(f"{substituent}_{x}")]
+    return float(ratio.min() * (1 - RATIO_MARGIN)), float(ratio.max() * (1 + RATIO_MARGIN))
+
+
+def _two_clusters(z: np.ndarray, start: tuple[float, float]
+                  ) -> tuple[float, np.ndarray, np.ndarray, float, np.ndarray]:
+    """EM of two Gaussians with one spread on ``z``; ``(loglik, means, weights, sigma,
+    posterior of the upper)``."""
+    m = np.array(sorted(start), float)
+    w = np.array([0.5, 0.5])
+    s = max(float(np.std(z)) / 2, 1e-3)
+    post = np.full(len(z), 0.5)
+    loglik = -np.inf
+    for _ in range(EM_ITERATIONS):
+        d = np.exp(-0.5 * ((z[:, None] - m[None, :]) / s) ** 2) * w[None, :] / s
+        total = d.sum(1) + 1e-300
+        loglik = float(np.log(total).sum())
+        r = d / total[:, None]
+        n = r.sum(0)
+        if (n < 1e-9).any():
+            break
+        w = n / len(z)
+        m = (r * z[:, None]).sum(0) / n
+        s = max(float(np.sqrt((r * (z[:, None] - m[None, :]) ** 2).sum() / len(z))), 1e-3)
+        post = r[:, 1]
+    order = np.argsort(m)
+    if order[0] == 1:
+        m, w, post = m[order], w[order], 1 - post
+    return loglik, m, w, s, post
+
+
+def _random_alloy_counts(n_host: int, n_single: int, n_double: int) -> bool:
+    """Whether host, singly and doubly substituted column counts are those of a random alloy:
+    the host columns' share within :data:`HOST_SHARE_FACTOR` of ``(1 - c)**2`` at the
+    composition ``c`` the counts imply. Two clusters of singly substituted columns alone — the
+    substituent above or below its host atom, which at some microscopes differ in level as
+    much as one and two substituents do — put half the columns on the upper rung with next to
+    no host columns, which no random alloy does."""
+    total = n_host + n_single + n_double
+    if total == 0:
+        return False
+    c = (n_single + 2 * n_double) / (2 * total)
+    expected = max((1 - c) ** 2, 1e-6)
+    observed = max(n_host / total, 0.5 / total)
+    return 1 / HOST_SHARE_FACTOR <= observed / expected <= HOST_SHARE_FACTOR
+
+
+def split_heavy_rungs(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
+                      material: str | Material, substituents: tuple[str, ...]
+                      ) -> tuple[dict, dict[str, int]]:
+    """Calls of the heavy substituent's ``D_X`` and ``D2_X2`` made to follow the image's own
+    two clusters of column levels, where it has them clearly.
+
+    Parameters
+    ----------
+    chalcogen : mapping of str to ndarray
+        Per tile, its chalcogen column's ``class``, ``confidence``, ``p_defect`` and ``p_<class>``
+        of every chalcogen site choice (as :func:`~.detect._decide` gives them).
+    levels : ndarray
+        Per tile, its chalcogen column's level (any unit proportional to the signal; ``nan``
+        where the tile has none).
+    material : str or Material
+    substituents : tuple of str
+        The run's substituents.
+
+    Returns
+    -------
+    chalcogen : dict
+        The columns, with the class, confidence and the two classes' probabilities of the
+        columns whose class changed (the others as they were).
+    moved : dict
+        Per class, how many calls it received.
+    """
+    mat = get_material(material)
+    x = mat.chalcogen
+    out = {k: np.array(v, copy=True) for k, v in chalcogen.items()}
+    moved: dict[str, int] = {}
+    d = HEAVIER_SUBSTITUENT.get(x)
+    if d is None or d not in substituents:
+        return out, moved
+    lo, hi = f"{d}_{x}", f"{d}2_{x}2"
+    if f"p_{lo}" not in out or f"p_{hi}" not in out:
+        return out, moved
+    cls = out["class"].astype(object)
+    lv = np.asarray(levels, float)
+    pick = np.flatnonzero(np.isin(cls, [lo, hi]) & np.isfinite(lv) & (lv > 0))
+    if len(pick) < MIN_COLUMNS:
+        return out, moved
+    z = np.log(lv[pick])
+    is_hi = cls[pick] == hi
+    starts = [tuple(np.quantile(z, [0.2, 0.8])), tuple(np.quantile(z, [0.5, 0.95]))]
+    if is_hi.sum() >= 3 and (~is_hi).sum() >= 3:
+        starts.insert(0, (float(np.median(z[~is_hi])), float(np.median(z[is_hi]))))
+    loglik, means, weights, sigma, post = max((_two_clusters(z, s) for s in starts),
+                                              key=lambda fit: fit[0])
+    ratio = float(np.exp(means[1] - means[0]))
+    r_lo, r_hi = rung_ratio_range(mat, d)
+    n_each = weights * len(z)
+    if not (r_lo <= ratio <= r_hi and (means[1] - means[0]) / sigma >= MIN_SEPARATION
+            and n_each.min() >= MIN_CLUSTER_COLUMNS and weights.min() >= MIN_CLUSTER_SHARE):
+        return out, moved
+    new_hi = post > 0.5
+    if not _random_alloy_counts(int((cls == "chalcogen").sum()), int((~new_hi).sum()),
+                                int(new_hi.sum())):
+        return out, moved
+    change = new_hi != is_hi
+    if not change.any():
+        return out, moved
+    rows = pick[change]
+    total = out[f"p_{lo}"][rows] + out[f"p_{hi}"][rows]
+    out[f"p_{hi}"][rows] = total * post[change]
+    out[f"p_{lo}"][rows] = total * (1 - post[change])
+    cls[rows] = np.where(new_hi[change], hi, lo)
+    out["class"] = cls
+    out["confidence"][rows] = np.where(new_hi[change], out[f"p_{hi}"][rows], out[f"p_{lo}"][rows])
+    for name in (lo, hi):
+        n = int((cls[rows] == name).sum())
+        if n:
+            moved[name] = n
+    return out, moved
+
+
+__all__ = ["rung_ratio_range", "split_heavy_rungs"]
