@@ -281,3 +281,42 @@ def test_the_packages_warnings_are_plain_lines_and_view_needs_a_display(tmp_path
     monkeypatch.setattr("sys.platform", "linux")
     assert main(["view"]) == 2
     assert "No display to open napari on" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, said", [
+    (["simulate", "--size", "0"], "--size: must be at least 32 pixels"),
+    (["simulate", "--dose", "-5"], "--dose: must be a dose of 0"),
+    (["train-detector", "--batch-size", "0"], "--batch-size: must be at least 1"),
+    (["train-detector", "--steps", "0"], "--steps: must be at least 1"),
+    (["train-detector", "--n-images", "0"], "--n-images: must be at least 1"),
+    (["train-detector", "--translated-fraction", "2"], "must lie between 0 and 1"),
+    (["train-detector", "--name", "mos2-default"], "is the name of a bundled model"),
+    (["calibrate-model", "--size", "16"], "--size: must be at least 32 pixels"),
+])
+def test_bad_training_and_simulation_options_are_refused_at_once(tmp_path, capsys, args, said):
+    """Options that would crash (a 0-pixel image), train nothing (0 steps) or a NaN model
+    (batch 0), or hide a user model behind a bundled one are refused before any work, one
+    sentence and exit 2."""
+    assert main(args + ["--out", str(tmp_path / "x")] if args[0] == "simulate" else args) == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err and not (tmp_path / "x").exists()
+
+
+def test_training_never_replaces_a_folder_that_is_not_a_model(tmp_path, capsys):
+    """``--out`` naming a folder of other files, or a file, is refused before the training
+    (a trial's folder was deleted with its contents after a training wrote over it)."""
+    kept = tmp_path / "my results"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("keep")
+    as_file = tmp_path / "model.txt"
+    as_file.write_text("keep")
+    for out in (kept, as_file):
+        assert main(["train-detector", "--steps", "1", "--n-images", "1", "--val-images", "1",
+                     "--out", str(out)]) == 2
+        assert "choose another --out" in capsys.readouterr().err
+    assert (kept / "notes.txt").read_text() == "keep" and as_file.read_text() == "keep"
+    from napari_atomdefect.core.models.registry import ModelError, write_model
+
+    with pytest.raises(ModelError, match="not a model folder"):
+        write_model(kept, {"name": "x"})
+    assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]

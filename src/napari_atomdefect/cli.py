@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import sys
 import warnings
@@ -37,6 +38,52 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie between 0 and 1, not {text}")
+    return value
+
+
+def _image_side(text: str) -> int:
+    """A simulated image's side: a few unit cells at least."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < MIN_SIMULATED_SIDE:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_SIMULATED_SIDE} pixels (a few "
+                                         f"unit cells), not {text}")
+    return value
+
+
+def _dose(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a dose of 0 (noise-free) or more, not {text}")
+    return value
+
+
+#: Smallest side of a simulated image (pixels).
+MIN_SIMULATED_SIDE = 32
 
 
 def _pixel_size(text: str) -> float:
@@ -517,9 +564,13 @@ def _print_training(item: dict) -> None:
 
 
 def _model_out(name: str, out: str | None) -> Path:
-    from .core.models.registry import user_models_dir
+    """Where a new model goes (``--out``, else the user models folder under ``--name``),
+    checked before any work (:func:`~.core.models.registry.check_model_destination`)."""
+    from .core.models.registry import check_model_destination, check_model_name, user_models_dir
 
-    return Path(out) if out else user_models_dir() / name
+    if not out:
+        check_model_name(name)
+    return check_model_destination(Path(out) if out else user_models_dir() / name)
 
 
 def _cmd_train_noise(args: argparse.Namespace) -> int:
@@ -530,12 +581,12 @@ def _cmd_train_noise(args: argparse.Namespace) -> int:
     from .core.train.pipeline import new_card, run_train_noise
 
     torch.set_num_threads(max(1, args.threads))
+    out = _model_out(args.name, args.out)  # (refused before the training, not after)
     init = resolve_model(args.init) if args.init else None
     result = run_to_end(run_train_noise(args.material, args.real, args.real_mode,
                                         args.real_material, args.n_images, args.steps,
                                         args.batch_size, args.seed, args.device, init_model=init),
                         _print_training)
-    out = _model_out(args.name, args.out)
     card = new_card(out.name, get_material(args.material).name)
     card["noise"] = {**result["card"], "command": card["command"]}
     from torch import nn
@@ -569,6 +620,7 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     material = get_material(args.material).name
+    out = _model_out(args.name, args.out)  # (refused before the training, not after)
     noise = resolve_model(args.noise) if args.noise else None
     init_net, init_classes = _init_detector(args.init) if args.init else (None, None)
     result = run_to_end(run_train_detector(material, noise, args.n_images, args.val_images,
@@ -580,7 +632,6 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
                                            labelled_doses=args.labelled_doses,
                                            host_level_from=args.host_level,
                                            workers=args.workers), _print_training)
-    out = _model_out(args.name, args.out)
     card = new_card(out.name, material)
     if noise is not None:
         card["noise"] = noise.card.get("noise")
@@ -601,8 +652,8 @@ def _cmd_average_models(args: argparse.Namespace) -> int:
     from .core.models.registry import NOISE_FILE, model_material, write_model
     from .core.train.pipeline import new_card
 
-    net, detector_card, infos = average_detectors(args.models)
     out = _model_out(args.name, args.out)
+    net, detector_card, infos = average_detectors(args.models)
     first = infos[0]
     card = new_card(out.name, model_material(first))
     if "noise" in first.card:
@@ -733,10 +784,11 @@ def build_parser() -> argparse.ArgumentParser:
                "atomdefect evaluate d.csv sim_mose2/defects.csv.")
     p.add_argument("--material", default="MoS2", choices=list(MATERIALS),
                    help="host material (default MoS2)")
-    p.add_argument("--size", type=int, default=512, help="image side in pixels (default 512)")
+    p.add_argument("--size", type=_image_side, default=512,
+                   help="image side in pixels (default 512)")
     p.add_argument("--pixel-size-nm", type=_pixel_size, default=0.012,
                    help="pixel size in nm (default 0.012)")
-    p.add_argument("--dose", type=float, default=1e5,
+    p.add_argument("--dose", type=_dose, default=1e5,
                    help="electron dose in e/Å² (default 1e5; 0 = noise-free)")
     p.add_argument("--rotation", type=float, default=None,
                    help="lattice rotation in degrees (default random)")
@@ -823,14 +875,15 @@ def build_parser() -> argparse.ArgumentParser:
     def train_args(q, steps, batch):
         q.add_argument("--material", default="MoS2",
                        help=f"host material ({', '.join(MATERIALS)}; default MoS2)")
-        q.add_argument("--steps", type=int, default=steps,
+        q.add_argument("--steps", type=_positive_int, default=steps,
                        help=f"optimiser steps (default {steps})")
-        q.add_argument("--batch-size", type=int, default=batch,
+        q.add_argument("--batch-size", type=_positive_int, default=batch,
                        help=f"cells per step (default {batch})")
         q.add_argument("--seed", type=int, default=0,
                        help="seed of the simulated images and the training (default 0)")
         q.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
-        q.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
+        q.add_argument("--threads", type=_positive_int, default=2,
+                       help="CPU threads for torch (default 2)")
         q.add_argument("--name", default="my-model", help="model name (user models folder)")
         q.add_argument("--out", default=None, help="model folder (default: user models/NAME)")
 
@@ -841,7 +894,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cells: real cells are domain B (same material); noise: carry the real "
                         "images' measured noise and scan jitter onto simulated cells")
     p.add_argument("--real-material", default=None, help="material of the real images")
-    p.add_argument("--n-images", type=int, default=60,
+    p.add_argument("--n-images", type=_positive_int, default=60,
                    help="simulated images per domain (default 60)")
     p.add_argument("--init", default=None, help="start from this model's stage 1 (fine-tune)")
     p.set_defaults(func=_cmd_train_noise)
@@ -850,11 +903,11 @@ def build_parser() -> argparse.ArgumentParser:
     train_args(p, 4000, 64)
     p.add_argument("--noise", default=None, help="model (folder or name) whose stage 1 "
                    "translates simulated cells; without it cells come from the simulator only")
-    p.add_argument("--n-images", type=int, default=240,
+    p.add_argument("--n-images", type=_positive_int, default=240,
                    help="simulated training images (default 240)")
-    p.add_argument("--val-images", type=int, default=40,
+    p.add_argument("--val-images", type=_positive_int, default=40,
                    help="simulated validation images (default 40)")
-    p.add_argument("--translated-fraction", type=float, default=0.5,
+    p.add_argument("--translated-fraction", type=_fraction, default=0.5,
                    help="share of the training cells made realistic by --noise's stage 1 "
                         "(default 0.5)")
     p.add_argument("--init", default=None, help="start from this model's detector (another "
@@ -872,11 +925,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also train on the cells of labelled images of another simulator "
                         "(folders holding image_clean.npy or image.npy, labels.csv and "
                         "meta.json, e.g. from benchmarks/make_multislice_set.py)")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--workers", type=_positive_int, default=1,
                    help="processes that simulate the training images (the same images whatever "
                         "the number; a machine with many cores, a GPU machine's, makes its data "
                         "that much faster)")
-    p.add_argument("--labelled-doses", type=int, default=3,
+    p.add_argument("--labelled-doses", type=_positive_int, default=3,
                    help="noise realisations of each labelled noise-free image (doses drawn "
                         "log-uniformly in 1e5-2e6 e/Å²)")
     p.set_defaults(func=_cmd_train_detector)
@@ -893,9 +946,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fit a model's per-class confidence calibration and store it in its card")
     p.add_argument("model", nargs="?", default=None, help="model name or folder (default: bundled;"
                    " the bundled card is written only with ATOMDEFECT_WRITE_BUNDLED=1)")
-    p.add_argument("--n-images", type=int, default=300, help="held-out simulated images")
+    p.add_argument("--n-images", type=_positive_int, default=300,
+                   help="held-out simulated images")
     p.add_argument("--seed", type=int, default=700_000, help="seed of the first image")
-    p.add_argument("--size", type=int, default=256, help="image side in pixels")
+    p.add_argument("--size", type=_image_side, default=256, help="image side in pixels")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--dry-run", action="store_true", help="fit and report, write nothing")
     p.add_argument("--decide-on", choices=["calibrated", "model"], default="model",

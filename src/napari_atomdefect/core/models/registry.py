@@ -373,6 +373,31 @@ def load_noise_generators(info: ModelInfo,
     return _load_cached(str(info.path), "noise", str(device), f.stat().st_mtime if f.exists() else 0)
 
 
+def check_model_destination(folder: str | os.PathLike) -> Path:
+    """Raise :class:`ModelError` when a model cannot be written to ``folder`` without losing
+    something: a file, or a folder holding anything but a model (a model folder is replaced,
+    as a model update); a bundled model; a place that cannot be written. Checked before a
+    training starts, so that an hour's run does not end in a refusal. Returns the folder."""
+    folder = Path(folder)
+    if folder.resolve().is_relative_to(BUNDLED_DIR.resolve()) and \
+            os.environ.get("ATOMDEFECT_WRITE_BUNDLED") != "1":
+        raise ModelError(f"{folder} is a bundled model and is never overwritten.")
+    if folder.exists() and not folder.is_dir():
+        raise ModelError(f"{folder} is a file, not a model folder; choose another --out "
+                         "(nothing was written).")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / CARD).exists():
+        raise ModelError(f"{folder} exists and is not a model folder (no {CARD}); choose "
+                         "another --out: a model is written to a new folder or over a model.")
+    parent = folder.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise ModelError(f"Cannot write a model in {parent}: {exc.strerror or exc}.") from exc
+    return folder
+
+
 def write_model(folder: Path, card: dict, detector: torch.nn.Module | None = None,
                 noise: torch.nn.Module | None = None,
                 copy_files: dict[str, Path] | None = None) -> Path:
@@ -386,6 +411,9 @@ def write_model(folder: Path, card: dict, detector: torch.nn.Module | None = Non
     if folder.resolve().is_relative_to(BUNDLED_DIR.resolve()) and folder.exists() and \
             os.environ.get("ATOMDEFECT_WRITE_BUNDLED") != "1":
         raise ModelError(f"{folder} is a bundled model and is never overwritten.")
+    if folder.exists() and not (folder.is_dir() and ((folder / CARD).exists()
+                                                     or not any(folder.iterdir()))):
+        check_model_destination(folder)  # (raises: a file, or a folder that is not a model)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         if detector is not None:
