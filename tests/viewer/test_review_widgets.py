@@ -577,3 +577,27 @@ def test_long_layer_names_keep_their_end_in_sight(viewer_and_layer, qtbot):
     shown = combo.shown_text()
     assert "…" in shown and shown.startswith("Part") and shown.endswith("O+Se)")
     assert combo.width() < 330
+
+
+def test_export_named_without_csv_asks_before_replacing_that_csv(viewer_and_layer, tmp_path,
+                                                                  monkeypatch):
+    """A name typed without ``.csv`` is written as NAME.csv: the dialog's own "replace?"
+    was about NAME, so replacing an existing NAME.csv is asked first (a trial's was replaced
+    unasked)."""
+    from qtpy.QtWidgets import QFileDialog, QMessageBox
+
+    viewer, layer = viewer_and_layer
+    review = ReviewWidget(viewer)
+    kept = tmp_path / "truth.csv"
+    kept.write_text("y_px,x_px,class\n1,2,V_S\n")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        lambda *a, **k: (str(tmp_path / "truth"), "CSV (*.csv)"))
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.No)
+    review._export_dialog()
+    assert asked and "truth.csv exists" in asked[0]
+    assert kept.read_text() == "y_px,x_px,class\n1,2,V_S\n" and "was kept" in review.info.text()
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    review._export_dialog()
+    assert len(pd.read_csv(kept)) == 12

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -14,6 +15,7 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QPushButton,
     QSlider,
     QSpinBox,
@@ -732,5 +734,15 @@ class ReviewWidget(QWidget):
             return
         path, _ = QFileDialog.getSaveFileName(self, "Export defects", f"{layer.name}.csv",
                                               "CSV (*.csv)")
-        if path:
-            self.export_csv(path)
+        if not path:
+            return
+        if not path.lower().endswith(".csv"):
+            # (the dialog asked about the name typed; the file written is NAME.csv)
+            path = f"{path}.csv"
+            if Path(path).exists() and QMessageBox.question(
+                    self, "Export defects", f"{Path(path).name} exists. Replace it?",
+                    QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                    QMessageBox.StandardButton.No) != QMessageBox.StandardButton.Yes:
+                self.info.setText(f"Not saved: {path} was kept.")
+                return
+        self.export_csv(path)
