@@ -730,3 +730,24 @@ def test_api_arguments_said_in_one_sentence():
         check_region((0, 10, 0), (64, 64))
     with pytest.raises(AtomDefectError, match="needs the image's lattice"):
         tile_cells(np.zeros((64, 64)), None)
+
+
+@pytest.mark.parametrize("how", ["tiny", "huge", "offset"])
+def test_intensity_scale_and_offset_do_not_change_the_calls(how, tmp_path, sim, capsys):
+    """HAADF intensities are relative: the same image ×1e-15, as float64 ×1e40 (past 32-bit
+    floats) or on a dark level of 1e9 (which 32-bit floats cannot resolve it on) gives the
+    same calls — a trial's got 0 defects, "every pixel is NaN" and "the image is constant"."""
+    base = np.asarray(sim.image, np.float64)
+    data = {"tiny": (base * 1e-15).astype(np.float32), "huge": base * 1e40,
+            "offset": base + 1e9}[how]
+    tifffile.imwrite(tmp_path / "plain.tif", base.astype(np.float32))
+    tifffile.imwrite(tmp_path / "changed.tif", data)
+    for name in ("plain", "changed"):
+        assert main(["detect", str(tmp_path / f"{name}.tif"), "--pixel-size-nm", str(PX),
+                     "--out", str(tmp_path / f"{name}.csv")]) == 0
+    plain, changed = (pd.read_csv(tmp_path / f"{n}.csv") for n in ("plain", "changed"))
+    assert len(plain) >= 5
+    assert sorted(changed["class"]) == sorted(plain["class"])
+    np.testing.assert_allclose(np.sort(changed["y_px"]), np.sort(plain["y_px"]), atol=0.05)
+    err = capsys.readouterr().err
+    assert ("do not fit 32-bit floats" in err) == (how != "tiny")

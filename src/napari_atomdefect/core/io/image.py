@@ -133,6 +133,39 @@ def _to_grey(data: np.ndarray, messages: list, name: str) -> np.ndarray:
     return data
 
 
+#: 32-bit floats keep about 7 significant digits: data whose offset is this many times its
+#: range are shifted first.
+FLOAT32_OFFSET_LIMIT = 1e5
+#: Largest magnitude kept as it is in 32-bit floats (their largest is 3.4e38).
+FLOAT32_TOP = 1e30
+
+
+def _as_float32(data: np.ndarray, name: str, messages: list[str]) -> np.ndarray:
+    """``data`` as 32-bit floats; values that 32-bit floats cannot hold (magnitudes past
+    :data:`FLOAT32_TOP`) or not tell apart (a large offset: a detector's dark level of 1e9
+    under counts of 100) are shifted, and scaled if need be, in double precision first, and
+    said — HAADF intensities are relative."""
+    if data.dtype == np.float32 or (data.dtype.itemsize <= 2 and data.dtype.kind in "fiub"):
+        return data.astype(np.float32, copy=False)  # (exact: nothing to shift)
+    finite = np.isfinite(data)
+    if not finite.any():
+        return data.astype(np.float32)
+    lo, hi = float(data[finite].min()), float(data[finite].max())
+    top, span = max(abs(lo), abs(hi)), hi - lo
+    if top <= FLOAT32_TOP and not (span > 0 and top > FLOAT32_OFFSET_LIMIT * span):
+        return data.astype(np.float32)
+    shifted = data.astype(np.float64) - lo
+    how = "shifted by its minimum"
+    if span > FLOAT32_TOP:
+        shifted /= span
+        how = "shifted and scaled to 0–1"
+    msg = (f"{name}: its values ({lo:.4g} to {hi:.4g}) do not fit 32-bit floats; {how} "
+           "(HAADF intensities are relative).")
+    messages.append(msg)
+    warnings.warn(msg, ReaderWarning, stacklevel=4)
+    return shifted.astype(np.float32)
+
+
 def _finish(data: np.ndarray, pixel_size_nm: float | None, name: str, metadata: dict,
             messages: list[str], path: str) -> StemImage:
     """Common checks: dimensionality, RGB, stacks, NaN; returns the StemImage."""
@@ -150,7 +183,7 @@ def _finish(data: np.ndarray, pixel_size_nm: float | None, name: str, metadata: 
     if data.ndim == 3:
         messages.append(f"{name}: a {STACK_NOTE} {data.shape[0]} frames; detect one frame (the "
                         "one shown, or --frame N) or all frames (--all-frames).")
-    data = data.astype(np.float32, copy=False)
+    data = _as_float32(data, name, messages)
     n_bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
     if n_bad == np.size(data):
         raise ImageReadError(f"{name}: every pixel is NaN or infinite; the file holds no image.")

@@ -110,6 +110,10 @@ def _clip_outliers(arr: np.ndarray) -> np.ndarray:
 _PREPARED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
+#: Images whose largest magnitude is below this are rescaled to 0–1 before the analysis.
+SMALLEST_SCALE = 1e-3
+
+
 def as_analysis_image(image: np.ndarray, name: str = "image") -> np.ndarray:
     """Return a float32 2-D copy of ``image`` fit for lattice analysis.
 
@@ -162,10 +166,16 @@ def as_analysis_image(image: np.ndarray, name: str = "image") -> np.ndarray:
         arr[~finite] = np.median(arr[finite])
     arr = _clip_outliers(arr)
     top = float(np.max(np.abs(arr)))
-    if float(arr.max() - arr.min()) <= 1e-6 * max(top, 1e-300):
+    span = float(arr.max() - arr.min())
+    if span <= 1e-12 * max(top, 1e-300):
         raise BadImageError(f"The {name} is constant: there is nothing to analyse.")
-    if top > 1e30 or top < 1e-30:  # outside the range float32 arithmetic handles safely
-        arr = (arr - arr.min()) / (arr.max() - arr.min())
+    if top > 1e30 or top < SMALLEST_SCALE:
+        # Outside what float32 arithmetic (and the analysis' small guards against division by
+        # zero) handle safely: an image ×1e-15 lost every defect. HAADF intensities are
+        # relative; counts (≥ 1) are never this small.
+        arr = (arr - arr.min()) / span
+    elif top > 1e5 * span:  # an offset float32 cannot resolve the image on (a dark level)
+        arr = arr - arr.min()
     out = arr.astype(np.float32)
     out.flags.writeable = False  # prepared once: nobody may change it behind the cache's back
     _PREPARED[id(out)] = out
