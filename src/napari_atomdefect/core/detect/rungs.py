@@ -37,10 +37,16 @@ MIN_COLUMNS = 20
 MIN_CLUSTER_COLUMNS = 5
 MIN_CLUSTER_SHARE = 0.02
 #: Least distance between the two clusters' centres, in their common spread (log levels).
-MIN_SEPARATION = 4.0
+MIN_SEPARATION = 6.0
 #: Margin around the simulator's range of the two rungs' ratio.
 RATIO_MARGIN = 0.1
 EM_ITERATIONS = 60
+#: Two clusters whose counts are within this factor of each other are not split: the two
+#: orders of a singly substituted column (the substituent above or below its host atom) come
+#: in equal numbers in any layer substituted at random, and at high angles lie as far apart as
+#: two rungs; a random alloy's doubly substituted columns are fewer than half its singly
+#: substituted ones below two-thirds substitution.
+EQUAL_HALVES = 1.6
 #: How far (a factor) the host columns' share may lie from a random alloy's for the split.
 HOST_SHARE_FACTOR = 1.5
 
@@ -155,6 +161,9 @@ def split_heavy_rungs(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
             and n_each.min() >= MIN_CLUSTER_COLUMNS and weights.min() >= MIN_CLUSTER_SHARE):
         return out, moved
     new_hi = post > 0.5
+    n_hi, n_lo = int(new_hi.sum()), int((~new_hi).sum())
+    if 1 / EQUAL_HALVES <= n_hi / max(n_lo, 1) <= EQUAL_HALVES:
+        return out, moved  # (two halves: the two orders of one rung, as likely as two rungs)
     if not _random_alloy_counts(int((cls == "chalcogen").sum()), int((~new_hi).sum()),
                                 int(new_hi.sum())):
         return out, moved
