@@ -493,3 +493,29 @@ def test_a_drift_near_half_a_lattice_constant_between_frames_is_said():
 
 def test_a_slow_drift_is_not_said(detected):
     assert not any("lattice moved" in m for m in detected["defects"].attrs["messages"])
+
+
+def test_a_frame_that_cannot_be_analysed_is_left_out_and_said(movie, detected, tmp_path, capsys):
+    """A blank frame in a movie (a scan that failed) costs that frame only: the others are
+    analysed as before, and one sentence names the frame left out (a trial's whole movie was
+    refused with "The image is constant", no frame named). A movie with no usable frame is
+    refused with the first frame's reason."""
+    frames = movie.frames.copy()
+    frames[2] = frames[2].mean()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run_to_end(iter_detect_frames(frames, movie.pixel_size_nm, device="cpu"))
+    table = result["defects"]
+    assert sorted(table["frame"].unique()) == [0, 1, 3, 4]
+    full = detected["defects"]
+    for k in (0, 1):  # frames before the blank one: the very same calls
+        assert sorted(table[table.frame == k]["class"]) == sorted(full[full.frame == k]["class"])
+    said = [m for m in table.attrs["messages"] if "left out" in m]
+    assert said and said[0].startswith("Frame 3 could not be analysed") and "constant" in said[0]
+    with pytest.raises(AtomDefectError, match="constant"):
+        run_to_end(iter_detect_frames(np.ones((2, 128, 128), np.float32), 0.012, device="cpu"))
+    np.save(tmp_path / "m.npy", frames)
+    assert main(["detect", str(tmp_path / "m.npy"), "--all-frames", "--pixel-size-nm",
+                 str(movie.pixel_size_nm), "--out", str(tmp_path / "m.csv")]) == 0
+    assert "Frame 3 could not be analysed" in capsys.readouterr().err
+    assert sorted(pd.read_csv(tmp_path / "m.csv")["frame"].unique()) == [0, 1, 3, 4]

@@ -231,15 +231,24 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
     last, last_yx = None, np.zeros((0, 2))
     steps: list[tuple[int, np.ndarray, np.ndarray, float, bool]] = []  # (frame, step, basis,
     # a_px, decided by the defects) from the frame before
+    failed: list[tuple[int, AtomDefectError]] = []  # frames that cannot be analysed
+    done = None
     for pos, k in enumerate(chosen):
         result = None
-        for item in iter_detect(data[k], pixel_size_nm, material, model, device, calibration,
-                                operating_point=operating_point, substituents=substituents):
-            if item.get("done"):
-                result = item
-                continue
-            yield {**item, "frame": k, "fraction": (pos + item.get("fraction", 0.0)) / n,
-                   "message": f"Frame {k + 1}/{data.shape[0]}: {item.get('message', '')}"}
+        try:
+            for item in iter_detect(data[k], pixel_size_nm, material, model, device,
+                                    calibration, operating_point=operating_point,
+                                    substituents=substituents):
+                if item.get("done"):
+                    result = item
+                    continue
+                yield {**item, "frame": k, "fraction": (pos + item.get("fraction", 0.0)) / n,
+                       "message": f"Frame {k + 1}/{data.shape[0]}: {item.get('message', '')}"}
+        except AtomDefectError as exc:
+            # One bad frame (blank, cut, a scan glitch) does not cost the others; said below.
+            failed.append((k, exc))
+            continue
+        done = result
         lattice = result["lattice"]
         here_yx = _defect_yx(result["defects"])
         if last is None:  # every later frame uses the first frame's calibration
@@ -272,7 +281,7 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
         # (two classes that overlap are said once, for the whole movie, below)
         frame_overlap = table.attrs.get("overlap_message")
         notes = [m for m in table.attrs.get("messages", []) if m != frame_overlap]
-        if pos:  # later frames were given the first frame's pixel size, not the user's
+        if len(lattices) > 1:  # later frames were given the first one's pixel size, not the user's
             notes = [m.replace("The pixel size you gave", f"The first frame's pixel size (frame "
                                                         f"{k + 1})") for m in notes]
         # One sentence per fact: frames that say the same with other numbers (a flagged
@@ -282,6 +291,14 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
         said = {_shape(m) for m in fit_messages}
         fit_messages += [m for m in result.get("fit_messages", [])
                          if m != frame_overlap and _shape(m) not in said]
+    if done is None:  # no frame could be analysed: the first frame's reason
+        raise failed[0][1]
+    result = done
+    if failed:
+        ks = [k + 1 for k, _ in failed]
+        what = f"frame {ks[0]}" if len(ks) == 1 else f"{len(ks)} frames ({_frame_list(ks)})"
+        messages.append(f"{what[0].upper()}{what[1:]} could not be analysed and "
+                        f"{'was' if len(ks) == 1 else 'were'} left out: {failed[0][1]}")
     fast = _follow_decided_steps(steps)
     drift = np.cumsum([np.zeros(2)] + [step for _, step, *_ in steps], axis=0)
     for entry, d in zip(per_frame, drift, strict=True):
@@ -310,6 +327,12 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
            "model": result["model"], "device": result["device"],
            "fit_messages": fit_messages, "classes": result["classes"],
            "substituents": result["substituents"]}
+
+
+def _frame_list(frames: list[int], most: int = 8) -> str:
+    """``1, 4, 7`` (frame numbers, the first ``most`` and how many more)."""
+    shown = ", ".join(str(k) for k in frames[:most])
+    return shown + (f" and {len(frames) - most} more" if len(frames) > most else "")
 
 
 def _follow_decided_steps(steps: list) -> list[int]:
