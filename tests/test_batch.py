@@ -348,3 +348,22 @@ def test_a_folders_renderings_beside_its_data_are_left_out(tmp_path, capsys):
     assert main(["batch", str(folder), "--out", str(out), "--workers", "1", "--no-progress"]) == 0
     assert "left out 1 PNG/JPEG image" in capsys.readouterr().err
     assert [os.path.basename(p) for p in pd.read_csv(out / "summary.csv")["image"]] == ["scan.tif"]
+
+
+def test_cli_batch_prints_each_images_notes_and_refuses_bad_options_first(folder, tmp_path,
+                                                                          capsys):
+    """The calibration and model-fit notes of each image reach the terminal, not only the
+    summary's notes column (a trial's batch of WS2 images analysed as MoS2 said nothing); an
+    implausible pixel size is refused before any image, as ``detect`` does."""
+    out = tmp_path / "out"
+    assert main(["batch", str(folder / "movie.npy"), "--out", str(out), "--workers", "1",
+                 "--material", "WS2", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    summary = pd.read_csv(out / "summary.csv", keep_default_na=False)
+    assert len(summary) == 2 and all(summary.notes)
+    for row in summary.itertuples():
+        assert f"movie.npy frame {row.frame}: {row.notes}" in err
+    assert "calibrated from the lattice" in err and "Metal/chalcogen contrast" in err
+    assert main(["batch", str(folder / "img0.tif"), "--out", str(tmp_path / "o2"),
+                 "--pixel-size-nm", "10"]) == 2
+    assert "implausible" in capsys.readouterr().err and not (tmp_path / "o2").exists()

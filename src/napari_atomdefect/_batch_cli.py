@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 
 
-def add_batch_parser(sub, positive_float: Callable[[str], float],
+def add_batch_parser(sub, pixel_size: Callable[[str], float],
                      func: Callable[[argparse.Namespace], int],
                      operating_point: Callable[[str], str] | None = None,
                      substituents_help: str | None = None) -> argparse.ArgumentParser:
@@ -19,7 +19,7 @@ def add_batch_parser(sub, positive_float: Callable[[str], float],
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--material", default="MoS2",
                    help="host material of every image: MoS2 (default), WS2, MoSe2 or WSe2")
-    p.add_argument("--pixel-size-nm", type=positive_float, default=None,
+    p.add_argument("--pixel-size-nm", type=pixel_size, default=None,
                    help="pixel size of every image (default: each file's, else the lattice's)")
     p.add_argument("--model", default=None,
                    help="model name or folder (default: the bundled model of the material for "
@@ -62,6 +62,11 @@ def _progress_bar(enabled: bool):
     return update, lambda: state.pop("bar").close() if "bar" in state else None
 
 
+#: Images whose notes (calibration, model fit) are printed at the end of a batch; the rest
+#: are in the summary's notes column.
+MAX_NOTED_IMAGES = 20
+
+
 def run_batch(args: argparse.Namespace) -> int:
     """Run ``atomdefect batch``; prints a one-line result and the error rows."""
     import pandas as pd
@@ -100,6 +105,14 @@ def run_batch(args: argparse.Namespace) -> int:
         close()
     summary = result["summary"]
     errors = summary[summary["status"] != "ok"]
+    noted = summary[(summary["status"] == "ok") & (summary.get("notes", "").astype(str) != "")]
+    for k, row in enumerate(noted.itertuples()):  # calibration and model-fit notes, per image
+        if k == MAX_NOTED_IMAGES:
+            print(f"... and notes on {len(noted) - k} more images (the notes column of "
+                  f"{result['out'] / SUMMARY_NAME}).", file=sys.stderr)
+            break
+        where = row.image if pd.isna(row.frame) else f"{row.image} frame {row.frame}"
+        print(f"{where}: {row.notes}", file=sys.stderr)
     for row in errors.itertuples():
         where = row.image if pd.isna(row.frame) else f"{row.image} frame {row.frame}"
         print(f"{where}: {row.error}", file=sys.stderr)

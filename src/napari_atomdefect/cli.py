@@ -961,7 +961,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ._batch_cli import add_batch_parser
 
-    add_batch_parser(sub, _positive_float, _cmd_batch, _operating_point, _substituents_help())
+    add_batch_parser(sub, _pixel_size, _cmd_batch, _operating_point, _substituents_help())
 
     p = sub.add_parser("models", help="list the installed models: material and defect classes")
     p.add_argument("--json", action="store_true", help="print JSON")

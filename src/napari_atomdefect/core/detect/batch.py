@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import signal
+import tempfile
 import threading
 import time
 import warnings
@@ -583,7 +584,13 @@ def iter_batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2"
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise AtomDefectError(f"{out} is a file, not a folder; choose another --out.")
-    out.mkdir(parents=True, exist_ok=True)
+    try:  # writable before any image is analysed (not "cannot write" after the last one)
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise AtomDefectError(f"Cannot write results in {out}: {exc.strerror or exc}; choose "
+                              "another --out.") from exc
     summary_before = read_summary(out)
     check_same_analysis(summary_before, out, material, tuple(run.classes), model,
                         operating_point_text(op, tuple(run.classes)))
