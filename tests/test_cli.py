@@ -320,3 +320,16 @@ def test_training_never_replaces_a_folder_that_is_not_a_model(tmp_path, capsys):
     with pytest.raises(ModelError, match="not a model folder"):
         write_model(kept, {"name": "x"})
     assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]
+
+
+def test_another_materials_model_runs_and_says_whose_classes_it_names(tmp_path, capsys):
+    """``--model wse2-default`` on a MoS2 analysis: the lattice is MoS2's, the classes the
+    model's, said once (a trial's run stopped at "'S' is not a substituent ... in MoS2")."""
+    out = tmp_path / "sim"
+    assert main(["simulate", "--size", "256", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["detect", str(out / "image.tif"), "--model", "wse2-default",
+                 "--out", str(tmp_path / "d.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "The model was trained for WSe2, not MoS2" in err
+    assert "MoS2 lattice constant" in err or "pixel size" in err.lower()

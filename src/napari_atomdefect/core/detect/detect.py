@@ -36,7 +36,12 @@ from ..io.table import DEFECT_COLUMNS
 from ..io.validate import MAX_NONFINITE_SHARE, as_analysis_image
 from ..lattice.grains import MAX_GRAINS, find_grains, misorientation_deg
 from ..lattice.lattice import Lattice
-from ..materials.columns import LEGACY_CLASSES, segment_classes, site_choices
+from ..materials.columns import (
+    LEGACY_CLASSES,
+    segment_classes,
+    site_choices,
+    supported_substituents,
+)
 from ..materials.materials import Material, get_material
 from .alloy_calibration import vegard_calibration
 from .decision import (
@@ -316,8 +321,10 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     if lattice is None:
         # Its warnings (e.g. a replaced calibration) reach the caller; the same sentences are
         # attached to the result as ``attrs["messages"]``.
+        # (a model of another material names its own substituents: those of this one count)
+        lattice_subs = tuple(d for d in run.substituents if d in supported_substituents(mat))
         lattices = find_grains(arr, mat, pixel_size_nm=pixel_size_nm, calibration=calibration,
-                               region=region, substituents=run.substituents,
+                               region=region, substituents=lattice_subs,
                                max_grains=MAX_GRAINS if grains else 1)
     else:
         lattices = [lattice] if isinstance(lattice, Lattice) else list(lattice)
