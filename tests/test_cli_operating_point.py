@@ -82,7 +82,11 @@ def test_calibrate_model_cli(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ATOMDEFECT_USER_MODELS", str(tmp_path / "models"))
     monkeypatch.delenv("ATOMDEFECT_WRITE_BUNDLED", raising=False)
     bundled_card = (resolve_model().path / "card.json").read_text()
-    assert main(["calibrate-model", "mos2-default", "--n-images", "3"]) == 2
+    import napari_atomdefect.core.detect.confidence as confidence
+
+    with monkeypatch.context() as m:  # refused before the images are simulated and read
+        m.setattr(confidence, "iter_collect_sites", lambda *a, **k: pytest.fail("ran first"))
+        assert main(["calibrate-model", "mos2-default", "--n-images", "3"]) == 2
     assert "bundled model and its card is never overwritten" in capsys.readouterr().err
     assert (resolve_model().path / "card.json").read_text() == bundled_card
     folder = tmp_path / "models" / "mine"

@@ -297,6 +297,12 @@ def iter_calibrate_model(model: str | os.PathLike | None, n_images: int = 300,
 
     if decide_on not in DECISION_BASES:  # before the long part
         raise AtomDefectError(f"Decide on one of {', '.join(DECISION_BASES)}, not {decide_on!r}.")
+    if write:  # a card that cannot be written is refused before the long part, not after
+        from ..models.registry import card_write_refusal, resolve_model
+
+        refusal = card_write_refusal(resolve_model(model))
+        if refusal:
+            raise AtomDefectError(refusal)
     result: dict = {}
     for item in iter_collect_sites(model, n_images, seed, size, device):
         if item.get("done"):

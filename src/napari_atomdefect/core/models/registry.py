@@ -439,6 +439,16 @@ def write_model(folder: Path, card: dict, detector: torch.nn.Module | None = Non
     return folder
 
 
+def card_write_refusal(info: ModelInfo) -> str | None:
+    """Why the card of ``info`` must not be written (a bundled model without
+    ``ATOMDEFECT_WRITE_BUNDLED=1``), or ``None``."""
+    if info.path.resolve().is_relative_to(BUNDLED_DIR.resolve()) and \
+            os.environ.get("ATOMDEFECT_WRITE_BUNDLED") != "1":
+        return (f"{info.name} is a bundled model and its card is never overwritten (set "
+                "ATOMDEFECT_WRITE_BUNDLED=1 to update the shipped card, or use --dry-run).")
+    return None
+
+
 def write_card(info: ModelInfo, card: dict) -> Path:
     """Replace the card of an existing model atomically (weights untouched); returns its path.
 
@@ -452,10 +462,9 @@ def write_card(info: ModelInfo, card: dict) -> Path:
         is then kept).
     """
     path = info.path / CARD
-    if info.path.resolve().is_relative_to(BUNDLED_DIR.resolve()) and \
-            os.environ.get("ATOMDEFECT_WRITE_BUNDLED") != "1":
-        raise ModelError(f"{info.name} is a bundled model and its card is never overwritten "
-                         "(set ATOMDEFECT_WRITE_BUNDLED=1 to update the shipped card).")
+    refusal = card_write_refusal(info)
+    if refusal:
+        raise ModelError(refusal)
     tmp = path.with_name(f".{CARD}.part")
     try:
         tmp.write_text(json.dumps(card, indent=2, default=str) + "\n")
