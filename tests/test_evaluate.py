@@ -1,5 +1,6 @@
 """Matching detections to truth and per-class scores on hand-made tables."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -96,3 +97,21 @@ def test_one_reader_for_defect_tables(tmp_path):
     assert t.y_px.tolist() == [183.25, 121.0] and t.x_px.tolist() == [33.5, 24.0]
     assert t["class"].tolist() == ["V_S2", "V_S"] and t.confidence.tolist() == [1.0, 1.0]
     assert export.pixel_size_from_table(t) is None
+
+
+def test_cli_evaluate_says_when_the_tables_are_of_two_images(tmp_path, capsys):
+    """Calls of another image score 0 everywhere: one sentence says the tables may not belong
+    together (a trial got all-zero scores and no hint); tables of one image say nothing."""
+    from napari_atomdefect.core.io.table import defects_table, write_csv_atomic
+
+    rng = np.random.default_rng(3)
+    truth = pd.DataFrame({"y_px": rng.uniform(0, 500, 30), "x_px": rng.uniform(0, 500, 30),
+                          "class": "V_S"})
+    same = truth.assign(confidence=0.9, source="model")
+    other = same.assign(y_px=rng.uniform(0, 500, 30), x_px=rng.uniform(0, 500, 30))
+    write_csv_atomic(defects_table(truth, 0.012), tmp_path / "truth.csv")
+    for name, table in (("same", same), ("other", other)):
+        write_csv_atomic(defects_table(table, 0.012), tmp_path / f"{name}.csv")
+        assert main(["evaluate", str(tmp_path / f"{name}.csv"), str(tmp_path / "truth.csv")]) == 0
+        err = capsys.readouterr().err
+        assert ("are the two tables of the same image" in err) == (name == "other")

@@ -522,6 +522,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     for note in _evaluate_notes(args.pred, args.truth, pred, truth):
         print(f"atomdefect: {note}", file=sys.stderr)
     table = score(pred, truth, args.radius_nm / px)
+    if len(pred) >= 5 and len(truth) >= 5 and _located_share(pred, truth, args.radius_nm / px) < 0.1:
+        print(f"atomdefect: under a tenth of the calls lie within {args.radius_nm:g} nm of a true "
+              "defect of any class: are the two tables of the same image, at the same pixel "
+              "size?", file=sys.stderr)
     if args.json:
         print(table.to_json(orient="index"))
     else:
@@ -532,6 +536,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
               f"delete {edits['delete']}, reclassify {edits['reclassify']}) for "
               f"{edits['n_true']} true defects")
     return 0
+
+
+def _located_share(pred, truth, radius_px: float) -> float:
+    """Share of the calls within ``radius_px`` of a true defect, whatever the classes."""
+    import numpy as np
+    from scipy.spatial import cKDTree
+
+    d, _ = cKDTree(truth[["y_px", "x_px"]].to_numpy(float)).query(
+        pred[["y_px", "x_px"]].to_numpy(float))
+    return float(np.mean(d <= radius_px))
 
 
 def _evaluate_notes(pred_path: str, truth_path: str, pred, truth) -> list[str]:
