@@ -751,3 +751,12 @@ def test_intensity_scale_and_offset_do_not_change_the_calls(how, tmp_path, sim, 
     np.testing.assert_allclose(np.sort(changed["y_px"]), np.sort(plain["y_px"]), atol=0.05)
     err = capsys.readouterr().err
     assert ("do not fit 32-bit floats" in err) == (how != "tiny")
+
+
+def test_a_field_too_small_for_its_lattice_says_so(sim):
+    """A 64 px field (two unit cells across) is not "amorphous or out of focus" only: the
+    message names its size."""
+    from napari_atomdefect.core.errors import NoLatticeError
+
+    with pytest.raises(NoLatticeError, match=r"A field of 64 × 64 px may also hold too few"):
+        find_lattice(sim.image[:64, :64], "MoS2", pixel_size_nm=PX)

@@ -264,7 +264,8 @@ def hexagonal_triplets(ratio: np.ndarray, ky: np.ndarray, kx: np.ndarray,
     maxima = (ratio == maximum_box(ratio, 5)) & band & (ratio > MIN_SPOT_RATIO)
     rr, cc = np.nonzero(maxima)
     if rr.size < 2:
-        raise NoLatticeError(_no_lattice_message("no periodic spots stand out in the spectrum"))
+        raise NoLatticeError(_no_lattice_message("no periodic spots stand out in the spectrum",
+                                                 (h, w)))
     strength = ratio[rr, cc]
     order = np.argsort(strength)[::-1][:MAX_CANDIDATES]
     if power is None:
@@ -303,10 +304,18 @@ def hexagonal_triplets(ratio: np.ndarray, ky: np.ndarray, kx: np.ndarray,
                 triplets.append((min(si, sj, s3), 0.5 * (li + lj), gi, gj_s, min(pi, pj, p3),
                                  qi, qj_s))
     if not triplets:
-        raise NoLatticeError(_no_lattice_message("the spectrum has no hexagonal set of spots"))
+        raise NoLatticeError(_no_lattice_message("the spectrum has no hexagonal set of spots",
+                                                 (h, w)))
     return triplets
 
 
-def _no_lattice_message(reason: str) -> str:
+#: Fields narrower than this (pixels) are named as a possible reason when no lattice is found.
+SMALL_FIELD_PX = 128
+
+
+def _no_lattice_message(reason: str, shape: tuple[int, int] | None = None) -> str:
+    small = (f" A field of {shape[0]} × {shape[1]} px may also hold too few unit cells for "
+             "their spots to stand out: analyse a larger field."
+             if shape is not None and min(shape) < SMALL_FIELD_PX else "")
     return (f"No crystal lattice found: {reason}. The image may be amorphous, out of focus, too "
-            "noisy, or not an atomic-resolution image of a 2D crystal.")
+            f"noisy, or not an atomic-resolution image of a 2D crystal.{small}")
