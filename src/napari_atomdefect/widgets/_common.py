@@ -137,6 +137,7 @@ def follow_layers(viewer, combo, accept: Callable, on_change: Callable | None = 
                 combo.blockSignals(True)
                 combo.setCurrentIndex(k)
                 combo.blockSignals(False)
+                combo.setToolTip(combo.currentText())  # (its change signal was blocked)
         changed()
 
     combo.currentIndexChanged.connect(changed)
