@@ -66,14 +66,8 @@ LEVEL_RANGE: tuple[float, float] = (-0.5, 4.0)
 LEVEL_BIN = 0.02
 #: Level below which a column's noise no longer falls with its level (read noise, background).
 LOW_LEVEL = 0.2
-#: Smallest and largest spread of a column at the median level the fit may take. The floor
-#: (0.02 until the twenty-third session) also stands for how far real rungs lie from the
-#: simulator's microscopes: at a high dose the columns' own spread is ~0.02, and a rung a few
-#: per cent from every drawn microscope's then outweighed the rest — an independent
-#: simulator's WSe2 with 11 % S (host columns at 1.0, S + Se at 0.62, nothing above) read as
-#: a Janus layer whose host lay at 1.7. At 0.04 it reads as the host; the held-out, random-alloy,
-#: multislice and real readings are otherwise unchanged.
-SIGMA_RANGE: tuple[float, float] = (0.04, 0.35)
+#: Smallest and largest spread of a column at the median level the fit may take.
+SIGMA_RANGE: tuple[float, float] = (0.02, 0.35)
 #: Largest share of the chalcogen columns the point-defect rungs (vacancies, and substituents the
 #: user does not look for) may take in the fit, each and together: without the cap a cluster of
 #: substituted columns reads as a quarter of the columns missing one atom, or as the light
