@@ -14,9 +14,10 @@ at 3.9–4.9 — had 92 % of its ``Se2_S2`` columns called ``Se_S`` although the
 (a Gaussian mixture of the log levels, one spread): when the clusters are clearly apart
 (:data:`MIN_SEPARATION`), their ratio is one the physics allows for the two rungs (the
 simulator's microscopes, :func:`~..cells.ladder.ladder_physics`, ± :data:`RATIO_MARGIN`) and
-each holds enough columns, and the host, ``D_X`` and ``D2_X2`` counts it gives are those of a
-random alloy (:func:`_random_alloy_counts`: the two orders of a singly substituted column can
-lie as far apart as two rungs), the lower cluster's columns are ``D_X`` and the upper's
+each holds enough columns, the two are not equal halves (:data:`EQUAL_HALVES`) and the host,
+``D_X`` and ``D2_X2`` counts they give are those of a random alloy (:func:`_random_alloy_counts`)
+— the two orders of a singly substituted column (the substituent above or below its host atom)
+can lie as far apart as two rungs — the lower cluster's columns are ``D_X`` and the upper's
 ``D2_X2``, their probabilities shared between the two in the clusters' proportions. Otherwise
 (a few columns, one rung only, clusters that overlap: a low dose, an ordered layer) the
 detector's calls stand.
