@@ -334,3 +334,24 @@ def test_another_materials_model_runs_and_says_whose_classes_it_names(tmp_path, 
     assert "The model was trained for WSe2, not MoS2" in err
     classes = set(pd.read_csv(tmp_path / "d.csv")["class"])
     assert classes and classes <= {"V_Se", "V_Se2", "S_Se", "S2_Se2", "V_W"}
+
+
+def test_detect_over_an_edited_table_keeps_it_as_previous(tmp_path, capsys):
+    """``detect --out`` over a table edited by hand that kept ``source`` ``model`` (nothing
+    marks it as a user's) replaces it, but keeps it beside as ``NAME.previous.csv`` and says
+    so; the same result again leaves no copy behind."""
+    out = tmp_path / "sim"
+    assert main(["simulate", "--size", "256", "--out", str(out)]) == 0
+    csv = tmp_path / "d.csv"
+    args = ["detect", str(out / "image.tif"), "--out", str(csv)]
+    assert main(args) == 0
+    assert main(args) == 0
+    assert not (tmp_path / "d.previous.csv").exists()
+    edited = pd.read_csv(csv).iloc[1:]
+    edited.to_csv(csv, index=False)
+    kept = csv.read_bytes()
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "d.csv replaced is kept as d.previous.csv" in capsys.readouterr().err
+    assert (tmp_path / "d.previous.csv").read_bytes() == kept
+    assert len(pd.read_csv(csv)) == len(edited) + 1

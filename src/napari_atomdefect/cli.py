@@ -406,6 +406,30 @@ def _detect_input(args: argparse.Namespace):
     return img, img.data
 
 
+def _write_keeping_previous(table, out: str) -> None:
+    """Write the defect table to ``out``; a different table it replaces (an earlier run, or one
+    edited by hand without marking its rows ``manual``) is kept beside it as
+    ``<name>.previous.csv``, and said."""
+    from .core.io.table import write_csv_atomic
+
+    path = Path(out)
+    before = path.read_bytes() if path.is_file() and path.stat().st_size else None
+    write_csv_atomic(table, path)
+    if before is not None and before != path.read_bytes():
+        previous = path.with_name(f"{path.stem}.previous{path.suffix or '.csv'}")
+        tmp = previous.with_name(f".{previous.name}.part")
+        try:
+            tmp.write_bytes(before)
+            os.replace(tmp, previous)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            print(f"atomdefect: the table {path.name} replaced could not be kept "
+                  f"({exc.strerror or exc}).", file=sys.stderr)
+            return
+        print(f"atomdefect: the table {path.name} replaced is kept as {previous.name}.",
+              file=sys.stderr)
+
+
 def _check_run_options(args: argparse.Namespace) -> None:
     """Raise for an unknown material, model or substituent, or an operating point of a class
     the run cannot produce, before the image is read (its notes would come first)."""
@@ -422,7 +446,6 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         check_writable,
         replace_refusal,
         with_run_columns,
-        write_csv_atomic,
     )
 
     check_writable(args.out)  # before the long detection: no result is lost at the end
@@ -456,7 +479,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     table = result["defects"]
     for msg in table.attrs["messages"]:  # calibration notes, then whether the model fits
         print(msg, file=sys.stderr)
-    write_csv_atomic(with_run_columns(table), args.out)
+    _write_keeping_previous(with_run_columns(table), args.out)
     from .core.detect.image_fit import calls_summary
 
     counts = table["class"].value_counts().to_dict()
@@ -475,7 +498,7 @@ def _detect_movie(args: argparse.Namespace, data, px, source) -> int:
     """``detect --all-frames``: every frame, lattice drift followed, defects linked into tracks;
     one CSV with ``frame`` and ``track_id``."""
     from .core.detect.movie import iter_detect_frames, link_tracks, persistent_defects
-    from .core.io.table import with_run_columns, write_csv_atomic
+    from .core.io.table import with_run_columns
 
     result = _quiet_calibration(
         run_to_end, iter_detect_frames(data, px, args.material, args.model, args.device, source,
@@ -491,7 +514,7 @@ def _detect_movie(args: argparse.Namespace, data, px, source) -> int:
         table = persistent_defects(table, args.min_track_frames)
         kept = (f" (of {n_all}: those seen in at least {args.min_track_frames} frames, "
                 "--min-track-frames)")
-    write_csv_atomic(with_run_columns(table), args.out)
+    _write_keeping_previous(with_run_columns(table), args.out)
     n_frames = len(result["frames"])
     lengths = table.groupby("track_id").size() if len(table) else table["track_id"]
     drift = result["drift_px"][-1] if n_frames else (0.0, 0.0)
