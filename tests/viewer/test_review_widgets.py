@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_atomdefect._layers import defect_layer_kwargs
+from napari_atomdefect._layers import defect_layer_kwargs, layer_classes
 from napari_atomdefect.core.io.table import read_defects_csv
 from napari_atomdefect.widgets.review import ReviewWidget, set_class
 from napari_atomdefect.widgets.stats import StatsWidget, defect_statistics
@@ -601,3 +601,28 @@ def test_export_named_without_csv_asks_before_replacing_that_csv(viewer_and_laye
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     review._export_dialog()
     assert len(pd.read_csv(kept)) == 12
+
+
+def test_review_as_a_dock_works_through_napari_proxies(viewer_and_layer):
+    """Opened as napari opens it (a dock given a proxy of the viewer, whose layers are new proxy
+    objects at each access), pasting, the Undo button and the layer's keys act on the layer the
+    keys are called with (a trial's Ctrl+V did nothing: the proxy was never the layer)."""
+    viewer, layer = viewer_and_layer
+    _, review = viewer.window.add_plugin_dock_widget("napari-atomdefect", "Review and correct")
+    assert review.layer() is not layer and review.layer() == layer  # (the proxy)
+    start = (layer.data.copy(), _classes(layer))
+    layer.selected_data = {0}
+    _press(layer, "2")  # a key: the layer's second class
+    assert _classes(layer)[0] == layer_classes(layer)[1]
+    layer.selected_data = {3}
+    layer._copy_data()
+    _press(layer, "Ctrl+V")
+    assert "1 call pasted" in review.info.text()
+    assert str(layer.features["source"].iloc[-1]) == "manual"
+    import gc
+
+    gc.collect()  # (proxies die: the undo stack must not have been kept for one)
+    review.undo_button.click()
+    review.undo_button.click()
+    np.testing.assert_allclose(layer.data, start[0])
+    assert _classes(layer) == start[1]

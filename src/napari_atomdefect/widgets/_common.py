@@ -93,6 +93,18 @@ def layer_by_name(viewer, combo):
     return viewer.layers[name] if name in viewer.layers else None
 
 
+def real_layer(layer):
+    """The layer itself behind napari's proxy: a dock widget is given a proxy of the viewer,
+    whose layers are new proxy objects at each access — equal to the layer, never identical
+    to it (nor to the layer a key binding is called with)."""
+    return getattr(layer, "__wrapped__", layer)
+
+
+def same_layer(a, b) -> bool:
+    """Whether ``a`` and ``b`` are one layer (either may be napari's proxy of it, or None)."""
+    return real_layer(a) is real_layer(b)
+
+
 def is_reference_layer(layer) -> bool:
     """Whether ``layer`` shows a reference table (ground-truth labels, an annotation opened from
     a CSV without confidences), which the Review and Statistics widgets list but do not jump to
@@ -121,7 +133,7 @@ def follow_layers(viewer, combo, accept: Callable, on_change: Callable | None = 
     chosen: list = [object()]  # nothing seen yet: the first refresh reports the choice
 
     def changed(*_) -> None:
-        layer = layer_by_name(viewer, combo)
+        layer = real_layer(layer_by_name(viewer, combo))
         if layer is not chosen[0]:
             chosen[0] = layer
             if on_change is not None:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Generator, Iterator
 from qtpy.QtCore import QObject, Signal, Slot
 
 from ..core.errors import AtomDefectError
+from ._common import real_layer
 
 
 class JobFailed(Exception):
@@ -189,7 +190,8 @@ class LatticeCache:
 
     @staticmethod
     def _split(key: tuple) -> tuple[object, tuple]:
-        return key[0], tuple(key[1:])
+        # (the layer itself: a dock widget's layers are napari proxies, a new one each time)
+        return real_layer(key[0]), tuple(key[1:])
 
     def __setitem__(self, key: tuple, lattice) -> None:
         layer, rest = self._split(key)
@@ -213,7 +215,7 @@ class LatticeCache:
     def drop(self, layer) -> None:
         """Forget every lattice of ``layer``."""
         if layer is not None:
-            self._entries.pop(layer, None)
+            self._entries.pop(real_layer(layer), None)
 
     def _on_removed(self, event) -> None:
         self.drop(getattr(event, "value", None))

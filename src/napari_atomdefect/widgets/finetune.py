@@ -35,6 +35,7 @@ from ._common import (
     is_image_layer,
     layer_by_name,
     layer_combo,
+    real_layer,
     run_pixel_size,
     scrolling_layout,
 )
@@ -285,7 +286,7 @@ class FinetuneWidget(QWidget):
     def _watch_selection_layers(self, event=None) -> None:
         for name in (CELLS_LAYER, REGION_LAYER):
             if name in self.viewer.layers:
-                layer = self.viewer.layers[name]
+                layer = real_layer(self.viewer.layers[name])
                 if not any(w() is layer for w in self._watched_layers):
                     layer.events.data.connect(self.update_selection)
                     self._watched_layers.append(weakref.ref(layer))
@@ -314,7 +315,7 @@ class FinetuneWidget(QWidget):
         return layer_by_name(self.viewer, self.image_combo)
 
     def _image_changed(self, *args) -> None:
-        layer = self.image_layer()
+        layer = real_layer(self.image_layer())
         if self._followed is not None and self._followed is not layer:
             self._followed.events.metadata.disconnect(self._follow_material)
             self._followed = None

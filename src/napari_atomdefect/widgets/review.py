@@ -31,6 +31,8 @@ from ._common import (
     is_reference_layer,
     layer_by_name,
     layer_combo,
+    real_layer,
+    same_layer,
     scrolling_layout,
 )
 from ._history import EditHistory
@@ -373,7 +375,7 @@ class ReviewWidget(QWidget):
 
     def _layer_changed(self, *args) -> None:
         layer = self.layer()
-        if self._watched is not None and self._watched is not layer:
+        if self._watched is not None and not same_layer(self._watched, layer):
             self._watched.events.data.disconnect(self._points_changed)
             self._watched.selected_data.events.items_changed.disconnect(self._selection_changed)
             self._watched = None
@@ -383,7 +385,7 @@ class ReviewWidget(QWidget):
         if self._watched is None:
             layer.events.data.connect(self._points_changed)
             layer.selected_data.events.items_changed.connect(self._selection_changed)
-            self._watched = layer
+            self._watched = real_layer(layer)
             self._last_reviewed = None
             if layer in self._histories:  # edits made while another layer was reviewed
                 self._histories[layer].resync()
@@ -420,7 +422,9 @@ class ReviewWidget(QWidget):
         self.legend.set_classes(classes)
 
     def _history(self, layer) -> EditHistory:
-        """The undo stack of ``layer`` (made when first needed)."""
+        """The undo stack of ``layer`` (made when first needed; kept for the layer itself, not
+        for napari's short-lived proxy of it)."""
+        layer = real_layer(layer)
         if layer not in self._histories:
             self._histories[layer] = EditHistory(layer)
         return self._histories[layer]
@@ -514,7 +518,7 @@ class ReviewWidget(QWidget):
         replaces that call (a 2-D layer pastes in place: the copies replace the originals).
         The pasted points' indices."""
         layer = self.layer() if layer is None else layer
-        if layer is None or layer is not self.layer():
+        if layer is None or not same_layer(layer, self.layer()):
             return []
         history = self._history(layer)
         with history.quiet():
