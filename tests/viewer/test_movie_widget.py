@@ -142,7 +142,7 @@ def test_current_frame_stays_2d_and_cancel_mid_movie(viewer_with_movie, qtbot):
     widget.device.setCurrentText("cpu")
     widget.frames.setCurrentText("all frames")
     widget.detect()
-    qtbot.waitUntil(lambda: widget.status.text().startswith("Frame 2/4"), timeout=120_000)
+    qtbot.waitUntil(lambda: widget.status.text().startswith("Frame 1 (2 of 4)"), timeout=120_000)
     widget.cancel()
     wait_idle(qtbot, widget)
     assert not layers_of(viewer, "detections") and not layers_of(viewer, "tracks")
@@ -284,3 +284,20 @@ def test_a_dose_given_to_the_image_after_detection_reaches_the_plot(make_napari_
                                                        "dose_e_per_A2_per_frame": 5e4}}
     np.testing.assert_allclose(stats.per_frame()["cumulative_dose"], [5e4, 1e5, 1.5e5, 2e5])
     assert stats.frame_plot.x_label.startswith("cumulative dose")
+
+
+def test_a_blank_frame_is_said_and_has_no_row_in_statistics(make_napari_viewer, movie, qtbot):
+    """A frame that cannot be analysed (a failed scan) is named in the dock's status and has no
+    row in Statistics' per-frame table (it had read as a frame with no defect, unsaid)."""
+
+    viewer = make_napari_viewer()
+    frames = movie.frames.copy()
+    frames[2] = frames[2].mean()
+    viewer.add_image(frames, name="movie", scale=(1.0, 0.012, 0.012),
+                     metadata={"atomdefect": {"pixel_size_nm": 0.012, "calibration": "file"}})
+    widget, points = _detect_all_frames(viewer, qtbot)
+    assert "Frame 2 could not be analysed" in widget.status.text()
+    stats = StatsWidget(viewer)
+    stats.layer_combo.setCurrentText(points.name)
+    per_frame = stats.per_frame()
+    assert list(per_frame.index) == [0, 1, 3]

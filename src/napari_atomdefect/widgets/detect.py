@@ -925,6 +925,12 @@ class DetectWidget(QWidget):
         text = (f"{len(table)} defects in {len(frames)} frames; {n_tracks} tracks over two or "
                 f"more frames; lattice drift {drift[0]:+.1f}, {drift[1]:+.1f} px by the last "
                 "frame.")
+        left_out = [m for m in table.attrs.get("messages", []) if "could not be analysed" in m]
+        if left_out:  # frames the run had to leave out (blank, constant): said where one looks
+            from napari.utils.notifications import show_warning
+
+            text += " " + left_out[0]
+            show_warning(left_out[0])
         show_info(text)
         self.status.setText(text)
         self.progress.setValue(100)

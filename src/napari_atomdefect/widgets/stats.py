@@ -313,7 +313,9 @@ class StatsWidget(QWidget):
             "class": layer.features["class"].astype(str).to_numpy()[shown] if ok else []})
         classes = list(layer_classes(layer))
         classes += sorted(set(table["class"]) - set(classes))  # e.g. a class added by hand
-        counts = counts_per_frame(table, range(n_frames), classes)
+        # Frames the run analysed (one left out — blank, constant — has no row, not zeros)
+        analysed = [int(f["frame"]) for f in meta.get("frames") or [] if "frame" in f]
+        counts = counts_per_frame(table, analysed or range(n_frames), classes)
         per_frame = dose_per_frame(layer.metadata)
         image = meta.get("image")
         if per_frame is None and image in self.viewer.layers:

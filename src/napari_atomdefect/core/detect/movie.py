@@ -164,7 +164,8 @@ FAST_DRIFT_SHARE = 1 / 3
 def fast_drift_message(frames: Sequence[int]) -> str:
     """The sentence for frames whose drift from the frame before is near half a lattice
     constant and was not decided by the defects (0-based ``frames``)."""
-    shown = ", ".join(str(k + 1) for k in list(frames)[:5]) + (" …" if len(frames) > 5 else "")
+    # (frames numbered as the slider, the frame column and Statistics number them: from 0)
+    shown = ", ".join(str(k) for k in list(frames)[:5]) + (" …" if len(frames) > 5 else "")
     return (f"The lattice moved by more than a third of a lattice constant between frames (into "
             f"frame {shown}) and too few defects were found again to tell by how much: a drift "
             "past half a lattice constant cannot be told from a smaller one the other way, so "
@@ -243,7 +244,7 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
                     result = item
                     continue
                 yield {**item, "frame": k, "fraction": (pos + item.get("fraction", 0.0)) / n,
-                       "message": f"Frame {k + 1}/{data.shape[0]}: {item.get('message', '')}"}
+                       "message": f"Frame {k} ({pos + 1} of {n}): {item.get('message', '')}"}
         except AtomDefectError as exc:
             # One bad frame (blank, cut, a scan glitch) does not cost the others; said below.
             failed.append((k, exc))
@@ -283,7 +284,7 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
         notes = [m for m in table.attrs.get("messages", []) if m != frame_overlap]
         if len(lattices) > 1:  # later frames were given the first one's pixel size, not the user's
             notes = [m.replace("The pixel size you gave", f"The first frame's pixel size (frame "
-                                                        f"{k + 1})") for m in notes]
+                                                        f"{per_frame[0]['frame']})") for m in notes]
         # One sentence per fact: frames that say the same with other numbers (a flagged
         # share) keep the first frame's.
         said = {_shape(m) for m in messages}
@@ -295,7 +296,7 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
         raise failed[0][1]
     result = done
     if failed:
-        ks = [k + 1 for k, _ in failed]
+        ks = [k for k, _ in failed]
         what = f"frame {ks[0]}" if len(ks) == 1 else f"{len(ks)} frames ({_frame_list(ks)})"
         messages.append(f"{what[0].upper()}{what[1:]} could not be analysed and "
                         f"{'was' if len(ks) == 1 else 'were'} left out: {failed[0][1]}")
