@@ -301,3 +301,25 @@ def test_a_blank_frame_is_said_and_has_no_row_in_statistics(make_napari_viewer, 
     stats.layer_combo.setCurrentText(points.name)
     per_frame = stats.per_frame()
     assert list(per_frame.index) == [0, 1, 3]
+
+
+def test_run_all_on_a_movie_shown_at_its_blank_frame_analyses_the_others(make_napari_viewer,
+                                                                          movie, qtbot):
+    """*Run all* with *all frames* while the slider shows a blank frame: the lattice step on
+    that frame fails, said, and every other frame is analysed (it had stopped at "The image is
+    constant", nothing analysed)."""
+    viewer = make_napari_viewer()
+    frames = movie.frames.copy()
+    frames[2] = frames[2].mean()
+    viewer.add_image(frames, name="movie", scale=(1.0, 0.012, 0.012),
+                     metadata={"atomdefect": {"pixel_size_nm": 0.012, "calibration": "file"}})
+    viewer.dims.set_current_step(0, 2)
+    widget = DetectWidget(viewer)
+    widget.frames.setCurrentText("all frames")
+    widget.device.setCurrentText("cpu")
+    widget.run_all()
+    wait_idle(qtbot, widget)
+    qtbot.waitUntil(lambda: bool(layers_of(viewer, "detections")), timeout=120_000)
+    [points] = layers_of(viewer, "detections")
+    assert set(np.round(points.data[:, 0]).astype(int)) <= {0, 1, 3}
+    assert "Frame 2 could not be analysed" in widget.status.text()

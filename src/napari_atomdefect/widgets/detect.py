@@ -650,10 +650,21 @@ class DetectWidget(QWidget):
         self.fit_label.setVisible(bool(text))
 
     def _on_error(self, exc: Exception) -> None:
-        from napari.utils.notifications import show_error
+        from napari.utils.notifications import show_error, show_warning
 
-        self._pending_detect = False
+        from ..core.errors import AtomDefectError
+
         text = str(exc) if isinstance(exc, ValueError) else error_sentence(exc)
+        if (self._pending_detect and isinstance(exc, AtomDefectError)
+                and self.frames.isEnabled() and self.frames.currentText() == "all frames"):
+            # Run all on a movie whose shown frame has no lattice (a failed scan): every frame
+            # finds its own, the others are analysed and the bad one is left out (said then).
+            text = (f"The frame shown: {text} Every frame is analysed on its own; those that "
+                    "cannot be are left out.")
+            self.status.setText(text)
+            show_warning(text)
+            return
+        self._pending_detect = False
         self.status.setText(text)
         show_error(text)
 
