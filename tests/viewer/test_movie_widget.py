@@ -323,3 +323,24 @@ def test_run_all_on_a_movie_shown_at_its_blank_frame_analyses_the_others(make_na
     [points] = layers_of(viewer, "detections")
     assert set(np.round(points.data[:, 0]).astype(int)) <= {0, 1, 3}
     assert "Frame 2 could not be analysed" in widget.status.text()
+
+
+def test_a_call_pasted_into_a_drifted_frame_lands_on_its_column(viewer_with_movie, movie, qtbot):
+    """A call copied in frame 0 and pasted into frame 3 (the lattice drifted 4.5, -3 px) sits
+    on its column of frame 3, as a click would (a trial's stayed at frame 0's pixels)."""
+    from napari_atomdefect.widgets.review import ReviewWidget
+
+    viewer = viewer_with_movie
+    _, points = _detect_all_frames(viewer, qtbot)
+    review = ReviewWidget(viewer)
+    review.layer_combo.setCurrentText(points.name)
+    first = int(np.flatnonzero(np.round(points.data[:, 0]) == 0)[0])
+    viewer.dims.set_current_step(0, 0)
+    points.selected_data = {first}
+    points._copy_data()
+    viewer.dims.set_current_step(0, 3)
+    [new] = review.paste(points)
+    moved = points.data[new, 1:] - points.data[first, 1:]
+    np.testing.assert_allclose(moved, 3 * np.asarray(movie.drift_px[1] - movie.drift_px[0]),
+                               atol=1.0)
+    assert points.data[new, 0] == 3

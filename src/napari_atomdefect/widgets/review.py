@@ -514,15 +514,19 @@ class ReviewWidget(QWidget):
 
     def paste(self, layer=None) -> list[int]:
         """Paste the points copied from the reviewed layer (Ctrl+V on it) into the frame shown
-        (:func:`paste_calls`), as one edit for *Undo*; a pasted call on a called column
-        replaces that call (a 2-D layer pastes in place: the copies replace the originals).
-        The pasted points' indices."""
+        (:func:`paste_calls`), onto their columns there (as a click is), as one edit for *Undo*;
+        a pasted call on a called column replaces that call (a 2-D layer pastes in place: the
+        copies replace the originals). The pasted points' indices."""
         layer = self.layer() if layer is None else layer
         if layer is None or not same_layer(layer, self.layer()):
             return []
         history = self._history(layer)
         with history.quiet():
             new = paste_calls(layer)
+            # onto their columns in the frame shown (a movie's lattice drifts between frames)
+            classes = layer.features["class"].astype(str).to_numpy()
+            for cls in sorted(set(classes[new])):
+                snap_to_sites(self.viewer, layer, [i for i in new if classes[i] == cls], cls)
             replaced = calls_on_same_column(layer, new) if new else []
             if replaced:
                 keep = [i for i in range(len(layer.data)) if i not in set(replaced)]
