@@ -154,6 +154,7 @@ def test_current_frame_stays_2d_and_cancel_mid_movie(viewer_with_movie, qtbot):
     wait_idle(qtbot, widget)
     [points] = layers_of(viewer, "detections")
     assert points.ndim == 2 and points.metadata["atomdefect"]["frame"] == 2
+    assert points.name.startswith("movie frame 2 defects")  # (drawn over every frame)
     assert not layers_of(viewer, "tracks")
 
 

@@ -980,7 +980,9 @@ class DetectWidget(QWidget):
     def _show_detections(self, layer, frame, result) -> None:
         table = result["defects"]
         lattice = result["lattice"]
-        name = f"{layer.name} defects ({_run_label(result['model'], table)})"
+        # (a frame of a stack says which: its 2-D layer is drawn over every frame)
+        which = f" frame {frame}" if frame is not None else ""
+        name = f"{layer.name}{which} defects ({_run_label(result['model'], table)})"
         kwargs = defect_layer_kwargs(table, lattice.pixel_size_nm, name, a_px=lattice.a_px,
                                      frame=image_frame(layer))
         meta = kwargs["metadata"]["atomdefect"]
