@@ -760,3 +760,23 @@ def test_a_field_too_small_for_its_lattice_says_so(sim):
 
     with pytest.raises(NoLatticeError, match=r"A field of 64 × 64 px may also hold too few"):
         find_lattice(sim.image[:64, :64], "MoS2", pixel_size_nm=PX)
+
+
+@pytest.mark.parametrize("canvas", [768, 1024])
+def test_a_frame_padded_with_zeros_is_analysed_where_the_image_is(canvas, tmp_path, sim):
+    """An image centred in a zero border (a padded or registered frame; the crystal a quarter
+    of the field or less): no call in the border, nearly the image's own calls (a trial's got
+    576 calls in the border, or a ZeroDivisionError)."""
+    from napari_atomdefect.core.detect.detect import detect
+
+    n, o = canvas, (canvas - 256) // 2
+    padded = np.zeros((n, n), np.float32)
+    padded[o:o + 256, o:o + 256] = sim.image
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = detect(sim.image, pixel_size_nm=PX)
+        found = detect(padded, pixel_size_nm=PX)
+    inside = ((found.y_px >= o - 1) & (found.y_px < o + 257)
+              & (found.x_px >= o - 1) & (found.x_px < o + 257))
+    assert inside.all()
+    assert abs(len(found) - len(plain)) <= max(3, 0.2 * len(plain))

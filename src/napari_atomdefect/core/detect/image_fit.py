@@ -504,7 +504,7 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
         if MATERIALS[candidates[0]].metal == metal and partner not in substituents:
             better += f" (or, for an S/Se alloy, {chosen} with {partner})"
         better += _other_metal_note(candidates, meas.a_nm)
-    elif not candidates and ratio < 1 and rank_materials(1 / ratio, None, meas.a_nm):
+    elif not candidates and 0 < ratio < 1 and rank_materials(1 / ratio, None, meas.a_nm):
         # Nothing shows this contrast, but its inverse is a material's whose metal outshines its
         # chalcogen (WS2 analysed as MoSe2, where the chalcogen is the brighter sublattice):
         # the sublattices were taken the wrong way round for that material.

@@ -43,6 +43,8 @@ MIN_SUPPORT_OF_EMPTY_SITE = 0.7
 #: Percentile of a sublattice's column contrasts taken as the image's typical one (not the
 #: median, which a hole covering half the field would pull down).
 REFERENCE_PERCENTILE = 75.0
+#: Column contrasts below this fraction of the largest are an exactly flat region's.
+FLAT = 1e-6
 
 
 def _nearest(tree: cKDTree, points: np.ndarray, k: int, bound: float) -> np.ndarray:
@@ -121,7 +123,11 @@ def crystal_support(smoothed: np.ndarray, columns_px: list[np.ndarray], hollow_p
     near, presence, start = [], np.ones(len(sites)), 0
     for pos in columns:
         own = above[start:start + len(pos)]
-        reference = float(np.percentile(own, REFERENCE_PERCENTILE)) if len(own) else np.nan
+        # (sites over an exactly flat region — a zero border of a padded or registered frame
+        # — are no part of the typical contrast: at four fifths of the field they had made it 0
+        # and every site "crystal")
+        real = own[np.abs(own) > FLAT * np.abs(own).max()] if len(own) else own
+        reference = float(np.percentile(real, REFERENCE_PERCENTILE)) if len(real) else np.nan
         start += len(pos)
         if not np.isfinite(reference) or reference <= 0:
             continue  # this sublattice shows no contrast: it cannot tell

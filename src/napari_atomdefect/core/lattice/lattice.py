@@ -214,6 +214,8 @@ UNIFORMITY_MIN_SPREAD = 0.08
 #: image (:func:`_amplitude_reference`): that of its crystal, whatever share of the field is
 #: vacuum, amorphous material or a grain at another orientation.
 AMPLITUDE_REF_PERCENTILE = 75
+#: Amplitudes below this fraction of the largest are an exactly flat region's (no noise).
+FLAT_AMPLITUDE = 1e-3
 #: Fields smaller than this many kernel widths of the Bragg filter (about 9 cells across) keep
 #: the typical amplitude of the padded grid as reference (:func:`_amplitude_reference`).
 SMALL_FIELD_KERNELS = 8
@@ -317,7 +319,10 @@ def _amplitude_reference(pm1: PhaseMap, pm2: PhaseMap, shape: tuple[int, ...],
         picked = grid[region[np.round(grid[:, 0]).astype(int), np.round(grid[:, 1]).astype(int)]]
         grid = picked if len(picked) >= 16 else grid
     amp = np.sqrt(pm1.field_amplitude_at(grid, shape) * pm2.field_amplitude_at(grid, shape))
-    return float(np.percentile(amp, AMPLITUDE_REF_PERCENTILE))
+    # (an exactly flat part — the zero border of a padded frame — has no amplitude at all: at
+    # three quarters of the field it had made the reference 0 and every position "crystal")
+    shows = amp[amp > FLAT_AMPLITUDE * amp.max()] if len(amp) else amp
+    return float(np.percentile(shows if len(shows) >= 16 else amp, AMPLITUDE_REF_PERCENTILE))
 
 
 def _in_transition(pos: np.ndarray, faded: np.ndarray, amplitude: Callable[[np.ndarray], np.ndarray],
