@@ -367,3 +367,22 @@ def test_cli_batch_prints_each_images_notes_and_refuses_bad_options_first(folder
     assert main(["batch", str(folder / "img0.tif"), "--out", str(tmp_path / "o2"),
                  "--pixel-size-nm", "10"]) == 2
     assert "implausible" in capsys.readouterr().err and not (tmp_path / "o2").exists()
+
+
+def test_batch_never_replaces_a_users_table_where_its_csv_goes(folder, tmp_path, capsys):
+    """A table of the user's where a batch CSV would go (hand corrections, labels) is left as
+    it is and that image is an error row saying why (a trial's batch replaced both)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    labels = "y_px,x_px,class\n10,12,V_S\n"
+    (out / "img0.csv").write_text(labels)
+    manual = ("y_px,x_px,y_nm,x_nm,class,confidence,source\n"
+              "10,12,0.12,0.144,V_S,1.0,manual\n")
+    (out / "img1.csv").write_text(manual)
+    assert main(["batch", str(folder / "img0.tif"), str(folder / "img1.tif"), "--out", str(out),
+                 "--workers", "1", "--pixel-size-nm", "0.012", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "ground-truth labels or an annotation" in err and "you added or corrected" in err
+    assert (out / "img0.csv").read_text() == labels and (out / "img1.csv").read_text() == manual
+    summary = pd.read_csv(out / "summary.csv")
+    assert (summary.status == "error").all()

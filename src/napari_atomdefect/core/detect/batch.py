@@ -320,13 +320,20 @@ def process_file(item: BatchItem, opts: BatchOptions, done_frames: frozenset = f
         return [_error_row(item, None, opts, str(exc), t0)]
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
         return [_error_row(item, None, opts, f"Unexpected error ({type(exc).__name__}: {exc}).", t0)]
+    from ..io.table import replace_refusal
+
     frames = list(range(img.data.shape[0])) if img.is_stack else [None]
     rows = []
     for frame in (f for f in frames if f not in done_frames):
         data = img.data if frame is None else img.data[frame]
+        target = Path(opts.out) / csv_name(item.base, frame)
+        refusal = replace_refusal(target)
+        if refusal:  # a table of the user's (corrections, labels, any other file) stays
+            rows.append(_error_row(item, frame, opts, f"{refusal}: choose another --out.", t0))
+            continue
         try:
             result, notes = detect_frame(data, opts, img.pixel_size_nm)
-            _write_defects(result["defects"], Path(opts.out) / csv_name(item.base, frame))
+            _write_defects(result["defects"], target)
             # (the reader's advice on stacks is the CLI's, a batch analyses every frame; a
             # pixel size the user gave makes the file's lack of one moot)
             said = [m for m in img.messages if STACK_NOTE not in m and not (
