@@ -780,3 +780,25 @@ def test_a_frame_padded_with_zeros_is_analysed_where_the_image_is(canvas, tmp_pa
               & (found.x_px >= o - 1) & (found.x_px < o + 257))
     assert inside.all()
     assert abs(len(found) - len(plain)) <= max(3, 0.2 * len(plain))
+
+
+def test_a_user_model_with_a_broken_card_is_said_not_a_traceback(user_dir, capsys):
+    """A user model whose card is a JSON list, or no JSON: ``models`` lists the others and says
+    which is left out; naming it says its card is unreadable (a traceback; "no such folder")."""
+    from napari_atomdefect.core.models.registry import ModelError, resolve_model
+
+    for name, text in (("listcard", "[1, 2]"), ("broken", "{")):
+        (user_dir / name).mkdir(parents=True)
+        (user_dir / name / "card.json").write_text(text)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        assert main(["models"]) == 0
+    out = capsys.readouterr()
+    assert "mos2-default" in out.out
+    told = " ".join(str(w.message) for w in said) + out.err
+    assert "listcard is left out" in told and "broken is left out" in told
+    for name in ("listcard", "broken"):
+        with pytest.raises(ModelError, match="card.json is (unreadable|not a model card)"):
+            resolve_model(name)
+    with pytest.raises(ModelError, match="empty name"):
+        resolve_model("")

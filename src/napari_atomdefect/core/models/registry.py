@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -64,11 +65,14 @@ class ModelInfo:
 
 def _read_card(folder: Path) -> dict:
     try:
-        return json.loads((folder / CARD).read_text())
+        card = json.loads((folder / CARD).read_text())
     except FileNotFoundError as exc:
         raise ModelError(f"Model folder {folder} has no {CARD}.") from exc
     except (OSError, ValueError) as exc:
         raise ModelError(f"The model card {folder / CARD} is unreadable: {exc}") from exc
+    if not isinstance(card, dict):  # (valid JSON, but not a card: a list, a number)
+        raise ModelError(f"The model card {folder / CARD} is not a model card (a JSON object).")
+    return card
 
 
 def list_models() -> list[ModelInfo]:
@@ -80,7 +84,9 @@ def list_models() -> list[ModelInfo]:
         for folder in sorted(p for p in root.iterdir() if (p / CARD).is_file()):
             try:
                 out.append(ModelInfo(folder.name, folder, bundled, _read_card(folder)))
-            except ModelError:
+            except ModelError as exc:  # left out of the list, and said (not silently)
+                warnings.warn(f"{exc} The model {folder.name} is left out.", UserWarning,
+                              stacklevel=2)
                 continue
     return out
 
@@ -177,15 +183,23 @@ def resolve_model(model: str | os.PathLike | ModelInfo | None = None,
         return model
     if model is None:
         model = default_model_name(material, substituents)
+    if not str(model).strip():
+        raise ModelError("No model named (an empty name): give a model's name or folder.")
     path = Path(model)
     if path.is_dir():
         return ModelInfo(path.name, path.resolve(), False, _read_card(path))
     if path.suffix == ".safetensors" and path.is_file():
         return ModelInfo(path.parent.name, path.parent.resolve(), False, _read_card(path.parent))
-    for info in list_models():
+    with warnings.catch_warnings():  # (an unreadable card is said by the error below)
+        warnings.simplefilter("ignore")
+        models = list_models()
+    for info in models:
         if info.name == str(model):
             return info
-    names = ", ".join(m.name for m in list_models()) or "none installed"
+    for root in (BUNDLED_DIR, user_models_dir()):
+        if (root / str(model) / CARD).is_file():  # there, but its card cannot be read
+            _read_card(root / str(model))
+    names = ", ".join(m.name for m in models) or "none installed"
     raise ModelError(f"No model called {str(model)!r} (available: {names}), and no such folder.")
 
 
