@@ -224,3 +224,37 @@ def test_suggested_sites_cover_enough_cells_for_the_held_out_check():
     few = pairs[:40]  # fewer cells than that: every site
     assert len(suggested_sites(few, lattice)) == 40
     assert len(suggested_sites(pairs, None)) == int(want * 1.1)  # no lattice yet
+
+
+def test_model_management_asks_before_deleting_and_says_what_failed(make_napari_viewer,
+                                                                     tmp_path, monkeypatch):
+    """Delete asks first (one click had removed a model for good); an export that cannot be
+    written, a rename and Start without an image each leave one sentence in the dock, never a
+    traceback."""
+    import shutil
+
+    from qtpy.QtWidgets import QFileDialog, QMessageBox
+
+    from napari_atomdefect.core.models.registry import resolve_model
+
+    models = tmp_path / "models"
+    monkeypatch.setenv("ATOMDEFECT_USER_MODELS", str(models))
+    models.mkdir()
+    shutil.copytree(resolve_model("mos2-default").path, models / "mine")
+    viewer = make_napari_viewer()
+    ft = FinetuneWidget(viewer)
+    ft.refresh_models()
+    ft.start()
+    assert "Open an image first" in ft.status.text()
+    ft.models.setCurrentRow([ft.models.item(k).text() for k in range(ft.models.count())]
+                            .index("mine"))
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
+    ft._delete_selected()
+    assert (models / "mine").is_dir() and "kept" in ft.status.text()
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        lambda *a, **k: (str(tmp_path / "no such folder" / "m.zip"), ""))
+    ft._export_dialog()
+    assert ft.status.text().startswith("Not exported")
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    ft._delete_selected()
+    assert not (models / "mine").exists() and "Deleted model mine" in ft.status.text()

@@ -20,6 +20,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -508,6 +509,7 @@ class FinetuneWidget(QWidget):
         from ..core.io.table import table_from_points
 
         if self.image_layer() is None:
+            self.status.setText("Open an image first: fine-tuning learns from its cells.")
             return
         if self.worker is not None:
             if self._job == "lattice":
@@ -657,24 +659,47 @@ class FinetuneWidget(QWidget):
                 rename_model(old, new.strip())
             except ModelError as exc:
                 self.status.setText(str(exc))
+            else:
+                self.status.setText(f"Renamed model {old} to {new.strip()}.")
 
     def _delete_selected(self) -> None:
-        from ..core.models.registry import delete_model
+        from ..core.models.registry import ModelError, delete_model
 
         name = self._selected_model_name()
-        if name:
+        if not name:
+            return
+        # (a model is hours of training or a user's corrections: one click must not lose it)
+        if QMessageBox.question(
+                self, "Delete model", f"Delete the model {name}? This cannot be undone "
+                "(Export… keeps a copy first).",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No) != QMessageBox.StandardButton.Yes:
+            self.status.setText(f"Model {name} kept.")
+            return
+        try:
             delete_model(name)
-            self.status.setText(f"Deleted model {name}.")
+        except (ModelError, OSError) as exc:
+            self.status.setText(f"Not deleted: {error_sentence(exc)}")
+            return
+        self.status.setText(f"Deleted model {name}.")
 
     def _export_dialog(self) -> None:
-        from ..core.models.registry import export_model
+        from napari.utils.notifications import show_error
+
+        from ..core.models.registry import ModelError, export_model
 
         name = self._selected_model_name()
         if not name:
             return
         path, _ = QFileDialog.getSaveFileName(self, "Export model", f"{name}.zip", "Zip (*.zip)")
         if path:
-            export_model(name, path)
+            try:
+                export_model(name, path)
+            except (ModelError, OSError) as exc:
+                text = f"Not exported: {error_sentence(exc)}"
+                self.status.setText(text)
+                show_error(text)
+                return
             self.status.setText(f"Exported {name} to {path}.")
 
     def _import_dialog(self) -> None:

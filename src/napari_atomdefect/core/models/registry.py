@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # torch is imported lazily, inside the functions
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -528,12 +529,20 @@ def _user_model(name: str) -> Path:
     return folder
 
 
+#: Longest name a user model may take (a folder name every file system holds).
+MAX_MODEL_NAME = 100
+
+
 def check_model_name(name: str) -> None:
     """Raise :class:`ModelError` for a name a new user model cannot take: empty, with path
     characters, hidden, or a bundled model's (a user model of that name would be hidden by it)."""
-    if not name or any(c in name for c in "/\\:*?\"<>|") or name.startswith("."):
+    if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", name or ""):
         raise ModelError(f"{name!r} is not a valid model name (letters, digits, - and _).")
-    if (BUNDLED_DIR / name).exists():
+    if len(name) > MAX_MODEL_NAME:
+        raise ModelError(f"A model name has at most {MAX_MODEL_NAME} characters, not "
+                         f"{len(name)}.")
+    bundled = {p.name.lower() for p in BUNDLED_DIR.iterdir()} if BUNDLED_DIR.is_dir() else set()
+    if name.lower() in bundled:  # (on a case-insensitive disk the two would be one folder)
         raise ModelError(f"{name!r} is the name of a bundled model; choose another.")
 
 
