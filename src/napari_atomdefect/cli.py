@@ -13,6 +13,7 @@ import math
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from .core.errors import AtomDefectError
@@ -30,60 +31,33 @@ class _UsageError(AtomDefectError):
     """A command-line argument is wrong."""
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
-    return value
+def _checked(convert: Callable[[str], float], ok: Callable[[float], bool], need: str
+             ) -> Callable[[str], float]:
+    """An argparse ``type``: ``convert`` the text (a number, or a whole number for ``int``), then
+    refuse a value that is not ``ok`` with "must {need}, not TEXT"."""
+    what = "a whole number" if convert is int else "a number"
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must lie between 0 and 1, not {text}")
-    return value
-
-
-def _image_side(text: str) -> int:
-    """A simulated image's side: a few unit cells at least."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
-    if value < MIN_SIMULATED_SIDE:
-        raise argparse.ArgumentTypeError(f"must be at least {MIN_SIMULATED_SIDE} pixels (a few "
-                                         f"unit cells), not {text}")
-    return value
-
-
-def _dose(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a dose of 0 (noise-free) or more, not {text}")
-    return value
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, not {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must {need}, not {text}")
+        return value
+    return parse
 
 
 #: Smallest side of a simulated image (pixels).
 MIN_SIMULATED_SIDE = 32
+
+_positive_float = _checked(float, lambda v: v > 0, "be a positive number")
+_positive_int = _checked(int, lambda v: v >= 1, "be at least 1")
+_fraction = _checked(float, lambda v: 0.0 <= v <= 1.0, "lie between 0 and 1")
+_image_side = _checked(int, lambda v: v >= MIN_SIMULATED_SIDE,
+                       f"be at least {MIN_SIMULATED_SIDE} pixels (a few unit cells)")
+_dose = _checked(float, lambda v: v >= 0 and math.isfinite(v),
+                 "be a dose of 0 (noise-free) or more")
 
 
 def _pixel_size(text: str) -> float:
