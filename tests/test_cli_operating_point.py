@@ -103,3 +103,14 @@ def test_calibrate_model_cli(tmp_path, monkeypatch, capsys):
     assert "seeds 700100–700102" in cal["validation"]
     assert main(["calibrate-model", str(folder), "--n-images", "1"]) == 2
     assert capsys.readouterr().err.strip() == "atomdefect: --n-images must be 3 or more, not 1."
+
+
+def test_an_operating_point_that_flags_everything_is_named_not_the_model(tmp_path, capsys):
+    """A very low operating point flags nearly every column: the sentence names the operating
+    point the user set, not a model that "does not fit this image"."""
+    from napari_atomdefect.core.detect.image_fit import flagged_fraction_message
+
+    said = flagged_fraction_message(90, 100, "V_S=1e-06,V_S2=0.5")
+    assert "operating point V_S=1e-06" in said and "does not fit" not in said
+    assert "does not fit this image" in flagged_fraction_message(90, 100)
+    assert flagged_fraction_message(10, 100, "V_S=0.1") is None

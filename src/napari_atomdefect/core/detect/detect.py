@@ -45,6 +45,7 @@ from ..materials.columns import (
 from ..materials.materials import Material, get_material
 from .alloy_calibration import vegard_calibration
 from .decision import (
+    NEUTRAL,
     RunClasses,
     card_calibration,
     format_operating_point,
@@ -362,7 +363,10 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     n_chalcogen = int((sites.sublattice == "chalcogen").sum())
     flaggable = sites["class"].map(lambda c: counts_as_flagged(c, tuple(run.substituents)))
     n_flagged = int(((sites.sublattice == "chalcogen") & flaggable).sum())
-    flagged = flagged_fraction_message(n_flagged, n_chalcogen)
+    lowered = any(v < NEUTRAL for v in op.values())  # (a class called more readily)
+    flagged = flagged_fraction_message(n_flagged, n_chalcogen,
+                                       format_operating_point(op, run.classes) if lowered
+                                       else None)
     if flagged:
         warnings.warn(flagged, ModelFitWarning, stacklevel=2)
     # Chalcogen sites called substituted by a chosen alloying chalcogen (not pristine, not flagged).

@@ -612,17 +612,24 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
                      heavier=heavier_explains)
 
 
-def flagged_fraction_message(n_flagged: int, n_sites: int) -> str | None:
+def flagged_fraction_message(n_flagged: int, n_sites: int,
+                             operating_point: str | None = None) -> str | None:
     """A sentence when an implausible fraction of chalcogen sites was flagged, else ``None``.
 
     ``n_flagged`` counts vacancies and substitutions other than an alloying chalcogen the user
-    chose (see :func:`counts_as_flagged`).
+    chose (see :func:`counts_as_flagged`); ``operating_point``: the run's, when the user set one
+    (a low one calls more defects: that is named as the likelier cause).
     """
     if n_sites <= 0:
         return None
     frac = n_flagged / n_sites
     if frac <= FLAGGED_FRACTION_LIMIT:
         return None
+    if operating_point:
+        return (f"{100 * frac:.0f} % of the chalcogen columns were flagged as defects at the "
+                f"operating point {operating_point} (a value below 0.5 calls its class more "
+                "readily): run at the neutral point (0.5) to tell whether the model fits this "
+                "image.")
     return (f"{100 * frac:.0f} % of the chalcogen columns were flagged as defects — implausible for "
             "the model's training data: the model likely does not fit this image.")
 
