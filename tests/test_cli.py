@@ -355,3 +355,11 @@ def test_detect_over_an_edited_table_keeps_it_as_previous(tmp_path, capsys):
     assert "d.csv replaced is kept as d.previous.csv" in capsys.readouterr().err
     assert (tmp_path / "d.previous.csv").read_bytes() == kept
     assert len(pd.read_csv(csv)) == len(edited) + 1
+
+
+def test_demo_on_a_bad_image_leaves_no_folder(tmp_path, capsys):
+    """A demo whose image cannot be used says so and leaves no empty --out folder behind."""
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"garbage" * 10)
+    assert main(["demo", str(bad), "--out", str(tmp_path / "dd")]) == 2
+    assert not (tmp_path / "dd").exists()

@@ -294,11 +294,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .core.simulate.image import simulate_image
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if args.image:
+    if args.image:  # (read before the folder is made: a bad image leaves no empty folder)
         img, data = _load_frame(args.image, args.frame, args)
         px, source, material = img.pixel_size_nm, "file", args.material
-    else:
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.image:
         sim = simulate_image("MoS2", 512, 0.012, seed=0)
         data, px, source, material = sim.image, sim.pixel_size_nm, "file", "MoS2"
         write_tiff(out / "sample.tif", data, px)
