@@ -382,3 +382,15 @@ def test_a_bundled_models_name_is_refused_before_any_work():
     with pytest.raises(ModelError, match="bundled model"):
         next(iter_finetune(sim.image, lattice, select_cells(lattice, select_all=True), None,
                            "mos2-default"))
+
+
+def test_held_out_cells_without_a_defect_say_so_not_nan():
+    """Held-out cells of the user holding no defect site give no F1: the line says so (a trial
+    was shown "mean F1 nan → nan")."""
+    from napari_atomdefect.core.finetune.verdict import describe_real_validation
+
+    scores = {"n_cells": 87, "n_defect_sites": 0, "classes": [], "f1_before": {},
+              "f1_after": {}, "mean_f1_before": float("nan"), "mean_f1_after": float("nan"),
+              "decisive": False}
+    said = describe_real_validation(scores, kept_base=False)
+    assert "nan" not in said and "no defect site" in said and "87" in said

@@ -65,6 +65,11 @@ def compare_on_real_cells(before: dict, after: dict, cells: CellSet) -> dict:
 
 def describe_real_validation(scores: dict, kept_base: bool) -> str:
     """One line for the user: base vs fine-tuned detector on their held-out cells."""
+    if not scores["n_defect_sites"]:  # (no F1 to give: "nan" meant nothing to a user)
+        return (f"On {scores['n_cells']} of your cells held out of training: no defect site "
+                "among them, so no F1 on your own cells; mark the defects of the cells you "
+                "select (Review) for that check."
+                + (" The base detector is kept." if kept_base else ""))
     text = (f"On {scores['n_cells']} of your cells held out of training "
             f"({scores['n_defect_sites']} defect sites): mean F1 "
             f"{scores['mean_f1_before']:.2f} before, {scores['mean_f1_after']:.2f} after.")
