@@ -223,22 +223,40 @@ def outside_image(viewer, layer, indices) -> list[int]:
             if not (np.all(data[i, -2:] >= -0.5) and np.all(data[i, -2:] <= np.subtract(shape, 0.5)))]
 
 
+def _alive(ref):
+    """The widget a weak reference holds, or ``None`` once it or its Qt object is gone (a
+    layer keeps its key bindings after the dock is closed)."""
+    widget = ref()
+    if widget is None:
+        return None
+    try:
+        widget.objectName()  # (raises once the widget's Qt object is deleted with its dock)
+    except RuntimeError:
+        return None
+    return widget
+
+
 def _while_alive(widget, handler):
-    """A layer key binding that calls ``handler(widget, layer)`` while the dock widget lives:
-    the layer keeps its bindings after the dock is closed, and a binding holding the widget
-    would then reach a deleted Qt object (a weak reference, and nothing once it is gone)."""
+    """A layer key binding that calls ``handler(widget, layer)`` while the dock widget lives
+    (a binding holding the widget would reach a deleted Qt object; nothing once it is gone)."""
     ref = weakref.ref(widget)
 
     def bound(layer):
-        alive = ref()
-        if alive is None:
-            return
-        try:
-            alive.objectName()  # (raises once the widget's Qt object is deleted with its dock)
-        except RuntimeError:
-            return
-        handler(alive, layer)
+        alive = _alive(ref)
+        if alive is not None:
+            handler(alive, layer)
     return bound
+
+
+def _remove_keeping_indices(layer, remove: list[int], *indices: list[int]) -> list[list[int]]:
+    """Remove the points ``remove`` of ``layer``; each list of ``indices`` (of other points)
+    re-numbered as the layer now counts them (an index that was removed is dropped)."""
+    gone = set(remove)
+    keep = [i for i in range(len(layer.data)) if i not in gone]
+    layer.selected_data = set()
+    layer.remove(remove)
+    shift = {old: new for new, old in enumerate(keep)}
+    return [[shift[i] for i in ids if i in shift] for ids in indices]
 
 
 def paste_calls(layer) -> list[int]:
@@ -274,12 +292,7 @@ def _paste_binding(widget):
     ref = weakref.ref(widget)
 
     def bound(layer):
-        alive = ref()
-        try:
-            if alive is not None:
-                alive.objectName()  # (raises once the widget's Qt object is deleted)
-        except RuntimeError:
-            alive = None
+        alive = _alive(ref)
         if alive is None:
             paste_calls(layer)
         else:
@@ -480,22 +493,14 @@ class ReviewWidget(QWidget):
             snap_to_sites(self.viewer, layer, [i for i in added if i not in wrong], cls)
             outside = outside_image(self.viewer, layer, added)
             if outside:
-                layer.selected_data = set()
-                layer.remove(outside)
-                added = [i for i in added if i not in outside]
-                wrong = [i for i in wrong if i not in outside]
+                added, wrong = _remove_keeping_indices(layer, outside, added, wrong)
                 notes.append("A point clicked outside the image was not added: a defect is on "
                              "a column of the image.")
             # (a call on the other sublattice's column replaces nothing: it is said below)
             replaced = calls_on_same_column(layer, [i for i in added if i not in wrong])
             if replaced:
                 old = ", ".join(sorted(set(layer.features["class"].iloc[replaced].astype(str))))
-                keep = [i for i in range(len(layer.data)) if i not in set(replaced)]
-                layer.selected_data = set()
-                layer.remove(replaced)
-                shift = {old_i: new_i for new_i, old_i in enumerate(keep)}
-                added = [shift[i] for i in added]
-                wrong = [shift[i] for i in wrong if i in shift]
+                added, wrong = _remove_keeping_indices(layer, replaced, added, wrong)
                 notes.append(f"The {old} already called on that column was replaced by the "
                              f"new {cls} (one call per column).")
             if added:
@@ -529,11 +534,7 @@ class ReviewWidget(QWidget):
                 snap_to_sites(self.viewer, layer, [i for i in new if classes[i] == cls], cls)
             replaced = calls_on_same_column(layer, new) if new else []
             if replaced:
-                keep = [i for i in range(len(layer.data)) if i not in set(replaced)]
-                layer.selected_data = set()
-                layer.remove(replaced)
-                shift = {old_i: new_i for new_i, old_i in enumerate(keep)}
-                new = [shift[i] for i in new]
+                [new] = _remove_keeping_indices(layer, replaced, new)
             if new:
                 layer.selected_data = set(new)
         if not new:
