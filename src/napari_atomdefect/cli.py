@@ -381,28 +381,20 @@ def _detect_input(args: argparse.Namespace):
 
 
 def _write_keeping_previous(table, out: str) -> None:
-    """Write the defect table to ``out``; a different table it replaces (an earlier run, or one
-    edited by hand without marking its rows ``manual``) is kept beside it as
-    ``<name>.previous.csv``, and said."""
-    from .core.io.table import write_csv_atomic
+    """Write the defect table to ``out``, saying when the table it replaced is kept as
+    ``<name>.previous.csv`` (:func:`~.core.io.table.write_keeping_previous`)."""
+    from .core.io.table import write_keeping_previous
 
-    path = Path(out)
-    before = path.read_bytes() if path.is_file() and path.stat().st_size else None
-    write_csv_atomic(table, path)
-    if before is not None and before != path.read_bytes():
-        previous = path.with_name(f"{path.stem}.previous{path.suffix or '.csv'}")
-        tmp = previous.with_name(f".{previous.name}.part")
-        try:
-            tmp.write_bytes(before)
-            os.replace(tmp, previous)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            print(f"atomdefect: the table {path.name} replaced could not be kept "
-                  f"({exc.strerror or exc}).", file=sys.stderr)
-            return
-        print(f"atomdefect: the table {path.name} replaced is kept as {previous.name}.",
+    name = Path(out).name
+    try:
+        previous = write_keeping_previous(table, out)
+    except OSError as exc:
+        print(f"atomdefect: the table {name} replaced could not be kept "
+              f"({exc.strerror or exc}).", file=sys.stderr)
+        return
+    if previous is not None:
+        print(f"atomdefect: the table {name} replaced is kept as {previous.name}.",
               file=sys.stderr)
-
 
 def _check_run_options(args: argparse.Namespace) -> None:
     """Raise for an unknown material, model or substituent, or an operating point of a class
@@ -504,7 +496,7 @@ MAX_MATCH_RADIUS_NM = 0.09
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .core.detect.evaluate import corrections_needed, score
+    from .core.detect.evaluate import corrections_needed, located_share, score
     from .core.io.table import pixel_size_from_table, read_defects_csv
 
     pred, truth = read_defects_csv(args.pred), read_defects_csv(args.truth)
@@ -519,7 +511,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     for note in _evaluate_notes(args.pred, args.truth, pred, truth):
         print(f"atomdefect: {note}", file=sys.stderr)
     table = score(pred, truth, args.radius_nm / px)
-    if len(pred) >= 5 and len(truth) >= 5 and _located_share(pred, truth, args.radius_nm / px) < 0.1:
+    if len(pred) >= 5 and len(truth) >= 5 and located_share(pred, truth, args.radius_nm / px) < 0.1:
         print(f"atomdefect: under a tenth of the calls lie within {args.radius_nm:g} nm of a true "
               "defect of any class: are the two tables of the same image, at the same pixel "
               "size?", file=sys.stderr)
@@ -533,16 +525,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
               f"delete {edits['delete']}, reclassify {edits['reclassify']}) for "
               f"{edits['n_true']} true defects")
     return 0
-
-
-def _located_share(pred, truth, radius_px: float) -> float:
-    """Share of the calls within ``radius_px`` of a true defect, whatever the classes."""
-    import numpy as np
-    from scipy.spatial import cKDTree
-
-    d, _ = cKDTree(truth[["y_px", "x_px"]].to_numpy(float)).query(
-        pred[["y_px", "x_px"]].to_numpy(float))
-    return float(np.mean(d <= radius_px))
 
 
 def _evaluate_notes(pred_path: str, truth_path: str, pred, truth) -> list[str]:

@@ -126,3 +126,13 @@ def corrections_needed(pred: pd.DataFrame, truth: pd.DataFrame, radius_px: float
     add, delete = len(t_cls) - len(pairs), len(p_cls) - len(pairs)
     return {"add": add, "delete": delete, "reclassify": reclassify,
             "total": add + delete + reclassify, "n_true": len(t_cls)}
+
+
+def located_share(pred: pd.DataFrame, truth: pd.DataFrame, radius_px: float) -> float:
+    """Share of the calls of ``pred`` within ``radius_px`` of a defect of ``truth``, whatever the
+    classes (near 0: the two tables are not of one image, or not at one pixel size)."""
+    if len(pred) == 0 or len(truth) == 0:
+        return float("nan")
+    d, _ = cKDTree(truth[["y_px", "x_px"]].to_numpy(float)).query(
+        pred[["y_px", "x_px"]].to_numpy(float))
+    return float(np.mean(d <= radius_px))

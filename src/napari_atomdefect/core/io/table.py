@@ -208,6 +208,32 @@ def write_csv_atomic(table: pd.DataFrame, path: str | Path, float_format: str | 
             os.unlink(tmp)
 
 
+
+def write_keeping_previous(table: pd.DataFrame, path: str | Path) -> Path | None:
+    """Write ``table`` to ``path`` (:func:`write_csv_atomic`); a different table it replaces (an
+    earlier run, or one edited by hand without marking its rows ``manual``) is kept beside it
+    as ``<name>.previous.csv``, whose path is returned (``None`` when nothing was replaced).
+
+    Raises
+    ------
+    OSError
+        If the previous table cannot be kept (the new one is written).
+    """
+    path = Path(path)
+    before = path.read_bytes() if path.is_file() and path.stat().st_size else None
+    write_csv_atomic(table, path)
+    if before is None or before == path.read_bytes():
+        return None
+    previous = path.with_name(f"{path.stem}.previous{path.suffix or '.csv'}")
+    tmp = previous.with_name(f".{previous.name}.part")
+    try:
+        tmp.write_bytes(before)
+        os.replace(tmp, previous)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+    return previous
+
 def _numeric_column(table: pd.DataFrame, column: str, name: str, required: bool) -> np.ndarray:
     """``table[column]`` (text) as floats; a non-numeric cell, or if ``required`` an empty or NaN
     one, raises :class:`TableError` naming the row of the file."""
