@@ -464,6 +464,64 @@ def test_a_decided_step_far_from_the_others_follows_them():
     assert all(np.hypot(*(s[1] - true)) < 0.5 for s in steps)
 
 
+def _steps_of(frames_yx, shortest, basis, a_px):
+    """``(steps, evidence)`` of a movie's defect positions as iter_detect_frames keeps them."""
+    from napari_atomdefect.core.detect.movie import resolve_drift, translation_matches
+
+    steps, evidence = [], []
+    for k in range(1, len(frames_yx)):
+        prev, cur = frames_yx[k - 1], frames_yx[k]
+        step, decided = resolve_drift(shortest, basis, prev, cur, a_px)
+        steps.append((k, step, basis, a_px, decided))
+        evidence.append((*translation_matches(shortest, basis, prev, cur, a_px), a_px))
+    return steps, evidence
+
+
+def test_few_defects_hopping_together_do_not_move_a_slow_drift():
+    """A slow movie (0.07 lattice constants a frame) whose three defects all hop by one lattice
+    vector between two frames: that step alone is decided a lattice vector wrong by them; the
+    defects of all steps together find the steady drift, and the step follows it (seen on a
+    simulated movie whose calls were all right)."""
+    from napari_atomdefect.core.detect.movie import _follow_decided_steps, steady_drift
+
+    a1, a2 = np.array([2.4, 26.2]), np.array([23.9, 11.1])
+    basis = np.stack([a1, a2], axis=1)
+    true = np.array([1.4, -1.2])
+    sites = np.array([[120.0, 80.0], [200.0, 150.0], [90.0, 260.0]])
+    frames = [sites + k * true for k in range(6)]
+    frames[2:] = [f - a2 for f in frames[2:]]  # all three hop by -a2 into frame 2
+    steps, evidence = _steps_of(frames, true, basis, 26.3)
+    assert steps[1][4] and np.hypot(*(steps[1][1] - (true - a2))) < 0.5  # one step: wrong
+    steady = steady_drift(evidence)
+    np.testing.assert_allclose(steady, true)
+    assert _follow_decided_steps(steps, steady) == []
+    assert all(np.hypot(*(s[1] - true)) < 0.5 for s in steps)
+
+
+def test_a_fast_drift_found_in_one_step_holds_for_the_others():
+    """A fast drift (0.7 lattice constants a frame, whose shortest lattice translation is 0.3
+    lattice constants the other way): one step's defects decide it, the others find one defect
+    again each; pooled, the fast drift holds for every step."""
+    from napari_atomdefect.core.detect.movie import _follow_decided_steps, steady_drift
+
+    a1, a2 = np.array([0.0, 26.0]), np.array([22.5167, 13.0])
+    basis = np.stack([a1, a2], axis=1)
+    true = 0.7 * a1
+    rng = np.random.default_rng(4)
+    frames = []
+    for k in range(5):
+        stay = np.array([[100.0, 100.0]] + ([[150.0, 60.0], [60.0, 170.0], [200.0, 220.0]]
+                                           if k in (2, 3) else []))
+        new = rng.uniform(40, 260, (3, 2))  # defects of this frame only
+        frames.append(np.concatenate([stay, new]) + k * true)
+    steps, evidence = _steps_of(frames, true - a1, basis, 26.0)
+    assert sum(s[4] for s in steps) == 1
+    steady = steady_drift(evidence)
+    np.testing.assert_allclose(steady, true, atol=1e-6)
+    _follow_decided_steps(steps, steady)
+    assert all(np.hypot(*(s[1] - true)) < 0.5 for s in steps)
+
+
 def _translations(step, basis):
     """Wrong lattice translations within three lattice constants of ``step``."""
     grid = [(i, j) for i in range(-4, 5) for j in range(-4, 5) if (i, j) != (0, 0)]

@@ -3,7 +3,8 @@
 :func:`iter_detect_frames` finds each frame's lattice, follows the lattice from frame to frame
 (the drift between two frames is the shift of the lattice origin, known up to a lattice vector:
 the translation under which most of the previous frame's defects are found again is taken,
-else the shortest) and detects the defects of every frame; the result is one defect table with a
+else the shortest, and a step far from the movie's steady drift — the translation the defects
+of all steps together find again most often — follows it) and detects the defects of every frame; the result is one defect table with a
 ``frame`` column, whose ``attrs["drift_px"]`` holds the drift of every frame relative to frame 0.
 
 :func:`link_tracks` links the defects of consecutive frames into tracks (``track_id``) with
@@ -129,7 +130,6 @@ def resolve_drift(step_px: np.ndarray, basis_px: np.ndarray, previous_yx: np.nda
     decided : bool
         Whether the defects decided it.
     """
-    from scipy.spatial import cKDTree
     from scipy.stats import poisson
 
     step = np.asarray(step_px, float)
@@ -137,12 +137,7 @@ def resolve_drift(step_px: np.ndarray, basis_px: np.ndarray, previous_yx: np.nda
     cur = np.asarray(current_yx, float).reshape(-1, 2)
     if len(prev) < DRIFT_MIN_MATCHES or len(cur) < DRIFT_MIN_MATCHES:
         return step, False
-    candidates = _lattice_translations(step, basis_px, DRIFT_SEARCH_A * a_px)
-    # The shortest first: it wins a tie.
-    candidates = candidates[np.argsort(np.hypot(*candidates.T), kind="stable")]
-    tree = cKDTree(prev)
-    counts = np.array([int(np.sum(tree.query(cur - c, distance_upper_bound=DRIFT_MATCH_A * a_px)[0]
-                                  < np.inf)) for c in candidates])
+    candidates, counts = translation_matches(step, basis_px, prev, cur, a_px)
     best = int(np.argmax(counts))
     others = np.delete(counts, best)
     chance = (others.sum() + 1) / (len(others) + 1)  # mean count of a wrong translation
@@ -151,6 +146,90 @@ def resolve_drift(step_px: np.ndarray, basis_px: np.ndarray, previous_yx: np.nda
             and by_chance < DRIFT_CHANCE):
         return candidates[best], True
     return step, False
+
+
+def translation_matches(step_px: np.ndarray, basis_px: np.ndarray, previous_yx: np.ndarray,
+                        current_yx: np.ndarray, a_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """The lattice translations around a step and how many defects each finds again.
+
+    Parameters
+    ----------
+    step_px, basis_px, previous_yx, current_yx, a_px
+        As for :func:`resolve_drift`.
+
+    Returns
+    -------
+    candidates : ndarray
+        ``(K, 2)`` translations ``step_px + basis_px @ n`` within :data:`DRIFT_SEARCH_A`
+        lattice constants of ``step_px``, the shortest first.
+    counts : ndarray
+        ``(K,)`` the current frame's defects that lie, moved back by each, within
+        :data:`DRIFT_MATCH_A` lattice constants of one of the previous frame's.
+    """
+    from scipy.spatial import cKDTree
+
+    candidates = _lattice_translations(np.asarray(step_px, float), basis_px,
+                                       DRIFT_SEARCH_A * a_px)
+    # The shortest first: it wins a tie.
+    candidates = candidates[np.argsort(np.hypot(*candidates.T), kind="stable")]
+    prev = np.asarray(previous_yx, float).reshape(-1, 2)
+    cur = np.asarray(current_yx, float).reshape(-1, 2)
+    if not len(prev) or not len(cur):
+        return candidates, np.zeros(len(candidates), int)
+    tree = cKDTree(prev)
+    counts = np.array([int(np.sum(tree.query(cur - c, distance_upper_bound=DRIFT_MATCH_A * a_px)[0]
+                                  < np.inf)) for c in candidates])
+    return candidates, counts
+
+
+def steady_drift(evidence: Sequence[tuple[np.ndarray, np.ndarray, float]]) -> np.ndarray | None:
+    """The drift per frame that the defects of all steps together find again, if they decide.
+
+    A specimen drifts steadily: the same translation (within a third of a lattice constant)
+    holds between every two frames. Each translation that some step's defects found again is
+    scored by the matches of every step at its own translation nearest it; the defects of all
+    steps decide when the best has :data:`DRIFT_MIN_MATCHES` and :data:`DRIFT_MIN_RATIO` times
+    as many as any translation :data:`DRIFT_OUTLIER_A` lattice constants or more from it.
+    Pooled, the few defects of a slow movie that all hop by one lattice vector between two
+    frames are outvoted by those that stay in the other steps (one step alone took their hop for
+    a drift of a lattice constant), and a fast drift found in a few steps holds for the others.
+
+    Parameters
+    ----------
+    evidence : sequence of (candidates, counts, a_px)
+        Per step, :func:`translation_matches`' output and the lattice constant in pixels.
+
+    Returns
+    -------
+    ndarray or None
+        ``(2,)`` the decided translation, or None.
+    """
+    if not evidence:
+        return None
+    found = [(c, k) for cands, counts, _ in evidence for c, k in zip(cands, counts, strict=True)
+             if k > 0]
+    if not found:
+        return None
+    a_px = float(np.median([a for *_, a in evidence]))
+    kept: list[np.ndarray] = []  # one trial per translation found (steps drift a little apart)
+    for c, _ in sorted(found, key=lambda ck: -ck[1]):
+        if all(np.hypot(*(c - t)) > FAST_DRIFT_SHARE * a_px for t in kept):
+            kept.append(np.asarray(c, float))
+    scores = []
+    for t in kept:
+        total = 0
+        for cands, counts, a in evidence:
+            near = np.hypot(*(cands - t).T)
+            j = int(np.argmin(near))
+            total += int(counts[j]) if near[j] <= FAST_DRIFT_SHARE * a else 0
+        scores.append(total)
+    best = int(np.argmax(scores))
+    rivals = [sc for t, sc in zip(kept, scores, strict=True)
+              if np.hypot(*(t - kept[best])) >= DRIFT_OUTLIER_A * a_px]
+    if scores[best] >= DRIFT_MIN_MATCHES and scores[best] >= DRIFT_MIN_RATIO * max(rivals,
+                                                                                  default=0):
+        return kept[best]
+    return None
 
 
 #: A drift between two frames above this share of the lattice constant is said when the
@@ -232,6 +311,7 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
     last, last_yx = None, np.zeros((0, 2))
     steps: list[tuple[int, np.ndarray, np.ndarray, float, bool]] = []  # (frame, step, basis,
     # a_px, decided by the defects) from the frame before
+    evidence: list[tuple[np.ndarray, np.ndarray, float]] = []  # per step: translation_matches
     failed: list[tuple[int, AtomDefectError]] = []  # frames that cannot be analysed
     done = None
     for pos, k in enumerate(chosen):
@@ -262,9 +342,11 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
                            key=lambda la: misorientation_deg(last, la))
             basis = np.stack([np.asarray(followed.a1_px, float),
                               np.asarray(followed.a2_px, float)], axis=1)
-            step, decided = resolve_drift(lattice_drift(last, followed), basis, last_yx,
-                                          here_yx, followed.a_px)
+            shortest = lattice_drift(last, followed)
+            step, decided = resolve_drift(shortest, basis, last_yx, here_yx, followed.a_px)
             steps.append((k, step, basis, float(followed.a_px), decided))
+            evidence.append((*translation_matches(shortest, basis, last_yx, here_yx,
+                                                  followed.a_px), float(followed.a_px)))
         last, last_yx = followed, here_yx
         table = result["defects"].copy()
         table["frame"] = k
@@ -300,7 +382,7 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
         what = f"frame {ks[0]}" if len(ks) == 1 else f"{len(ks)} frames ({_frame_list(ks)})"
         messages.append(f"{what[0].upper()}{what[1:]} could not be analysed and "
                         f"{'was' if len(ks) == 1 else 'were'} left out: {failed[0][1]}")
-    fast = _follow_decided_steps(steps)
+    fast = _follow_decided_steps(steps, steady_drift(evidence))
     drift = np.cumsum([np.zeros(2)] + [step for _, step, *_ in steps], axis=0)
     for entry, d in zip(per_frame, drift, strict=True):
         entry["drift_px"] = d.tolist()
@@ -336,17 +418,19 @@ def _frame_list(frames: list[int], most: int = 8) -> str:
     return shown + (f" and {len(frames) - most} more" if len(frames) > most else "")
 
 
-def _follow_decided_steps(steps: list) -> list[int]:
+def _follow_decided_steps(steps: list, steady: np.ndarray | None = None) -> list[int]:
     """Steps the defects did not decide, and decided steps far from the others
-    (:data:`DRIFT_OUTLIER_A`), take the lattice translation nearest the median of the decided
-    steps (a specimen drifts steadily); returns the frames whose step stays undecided and long
-    enough to be in doubt (:data:`FAST_DRIFT_SHARE`).
+    (:data:`DRIFT_OUTLIER_A`), take the lattice translation nearest the movie's steady drift:
+    ``steady`` where the defects of all steps decided it (:func:`steady_drift`), else the
+    median of the decided steps (a specimen drifts steadily); returns the frames whose step
+    stays undecided and long enough to be in doubt (:data:`FAST_DRIFT_SHARE`).
 
     ``steps`` holds ``(frame, step, basis, a_px, decided)`` and is changed in place.
     """
     decided = [step for _, step, _, _, sure in steps if sure]
-    typical = np.median(decided, axis=0) if decided else None
-    if len(decided) >= DRIFT_MIN_DECIDED:
+    typical = (np.asarray(steady, float) if steady is not None
+               else np.median(decided, axis=0) if decided else None)
+    if steady is not None or len(decided) >= DRIFT_MIN_DECIDED:
         steps[:] = [(k, step, basis, a_px, sure and bool(
             np.hypot(*(step - typical)) <= DRIFT_OUTLIER_A * a_px))
             for k, step, basis, a_px, sure in steps]
