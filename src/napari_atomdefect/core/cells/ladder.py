@@ -99,6 +99,17 @@ SCALE_RANGE: tuple[float, float] = (0.9, 1.1)
 #: from each order as well as from its middle.
 MIN_SPLIT_TO_START_TWICE = 0.06
 EM_ITERATIONS = 20
+#: A random alloy's mixed columns are read with their two orders (the substituent on the
+#: entrance or the exit side) split as each microscope says, and split by this share of it as
+#: well (each microscope once more; the median rung keeps its split). How far apart the orders
+#: lie depends on the channelling, which a sharp probe, a thin specimen or an incoherent image
+#: formation can leave out: with the full split only, the unsplit mixed columns of a sharp
+#: WSe2 + 11 % S image of another simulator fitted no random alloy and the image read as an
+#: ordered (Janus) WSSe layer, every Se2 column called S_Se. At no split (0) the minority rung
+#: of a heavier substituent fits a tight cluster of host columns as well (a MoSe2 + S + Te alloy
+#: whose median column is S_Se read as pristine with its Se2 columns Te_Se). An ordered layer's
+#: reading keeps the full split: read without it, a pristine layer fits it as well as its own.
+REDUCED_SPLIT_SHARE = 0.5
 #: Host columns the image must hold (number, and fraction of its chalcogen columns) for their
 #: level to be read off the data rather than from the microscopes' rungs.
 MIN_HOST_COLUMNS = 10
@@ -398,7 +409,6 @@ def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str 
     counts, _ = np.histogram(np.clip(x, lo, hi - 1e-9), edges)
     centres = (edges[:-1] + edges[1:]) / 2
     centres, counts = centres[counts > 0], counts[counts > 0]  # empty bins add nothing
-    n_draws = len(rungs)
     host = names.index("chalcogen")
     classes = {c.name: c for c in column_classes(mat, rung_subs)}
     pairs = _AlloyPairs(names, mat.chalcogen, subs)
@@ -410,11 +420,17 @@ def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str 
     # (Janus) layer: nearly every column mixed, no random-alloy proportions.
     variants = [(h, False) for h in hyps] + [(h, True) for h in hyps if _is_single(h, classes)]
     for h, janus in variants:
-        unit = rungs[:, names.index(h)]  # the median rung in host units, per microscope
+        if janus:
+            rungs_h, split_h, metal_h = rungs, split, metal
+        else:  # each microscope also with a reduced split (:data:`REDUCED_SPLIT_SHARE`)
+            own = np.array(names) == h
+            rungs_h, metal_h = np.concatenate([rungs, rungs]), np.concatenate([metal, metal])
+            split_h = np.concatenate([split, np.where(own, split, REDUCED_SPLIT_SHARE * split)])
+        unit = rungs_h[:, names.index(h)]  # the median rung in host units, per microscope
         hyp_caps = np.where(np.array(names) == h, 1.0, caps) if janus else caps
-        median_split = split[:, names.index(h)] / unit
-        args = (counts.astype(float), centres, rungs / unit[:, None], split / unit[:, None],
-                hyp_caps)
+        median_split = split_h[:, names.index(h)] / unit
+        args = (counts.astype(float), centres, rungs_h / unit[:, None],
+                split_h / unit[:, None], hyp_caps)
         loglik, sigma, scale, n_c, mean_c = _fit_mixture(*args, median_split)
         # The median column may sit on either order of a mixed median rung: where the two lie
         # far apart, the fit starts from each too and keeps, per microscope, the best.
@@ -428,7 +444,7 @@ def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str 
             keep = sub[0] > loglik[wide]
             for full, part in zip((loglik, sigma, scale, n_c, mean_c), sub, strict=True):
                 full[better] = part[keep]
-        metal_term = (-0.5 * ((np.log(metal_level) - np.log(scale * metal / unit))
+        metal_term = (-0.5 * ((np.log(metal_level) - np.log(scale * metal_h / unit))
                               / METAL_LOG_SIGMA) ** 2
                       - np.log(METAL_LOG_SIGMA * np.sqrt(2 * np.pi)))
         deviance = 0.0 if janus else ALLOY_DEVIANCE_WEIGHT * pairs.deviance(n_c)
@@ -438,7 +454,7 @@ def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str 
         prior = HOST_PRIOR if h == "chalcogen" else (1 - HOST_PRIOR) / (len(hyps) - 1)
         if _is_single(h, classes):
             prior *= JANUS_PRIOR_SHARE if janus else 1 - JANUS_PRIOR_SHARE
-        scores[h, janus] = float(top + np.log(w.sum() / n_draws) + np.log(prior))
+        scores[h, janus] = float(top + np.log(w.sum() / len(w)) + np.log(prior))
         w /= w.sum()  # the microscopes, weighted by how well they explain the image
         # Where the host columns are: read off the data when enough of them are there, else
         # where the microscopes that fit put the host rung.
