@@ -5,7 +5,8 @@
 the translation under which most of the previous frame's defects are found again is taken,
 else the shortest, and a step far from the movie's steady drift — the translation the defects
 of all steps together find again most often — follows it) and detects the defects of every
-frame; the result is one defect table with a ``frame`` column, whose ``attrs["drift_px"]`` holds the drift of every frame relative to frame 0.
+frame; the result is one defect table with a ``frame`` column, whose ``attrs["drift_px"]``
+holds the drift of every frame relative to frame 0.
 
 :func:`link_tracks` links the defects of consecutive frames into tracks (``track_id``) with
 trackpy, in drift-corrected coordinates. Defects on chalcogen sites (``V_S``, ``V_S2``, ``O_S``,
