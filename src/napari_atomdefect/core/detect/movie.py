@@ -100,7 +100,9 @@ DRIFT_MIN_DECIDED = 3
 
 
 def resolve_drift(step_px: np.ndarray, basis_px: np.ndarray, previous_yx: np.ndarray,
-                  current_yx: np.ndarray, a_px: float) -> tuple[np.ndarray, bool]:
+                  current_yx: np.ndarray, a_px: float,
+                  matches: tuple[np.ndarray, np.ndarray] | None = None
+                  ) -> tuple[np.ndarray, bool]:
     """The drift between two frames, with its lattice-vector ambiguity decided by the defects.
 
     The lattice gives the drift only up to a lattice vector; defects do not repeat with the
@@ -121,6 +123,8 @@ def resolve_drift(step_px: np.ndarray, basis_px: np.ndarray, previous_yx: np.nda
         ``(N, 2)`` defect positions ``(row, col)`` in pixels of the two frames.
     a_px : float
         Lattice constant in pixels.
+    matches : tuple of ndarray, optional
+        :func:`translation_matches` of these arguments, where the caller has them already.
 
     Returns
     -------
@@ -138,7 +142,8 @@ def resolve_drift(step_px: np.ndarray, basis_px: np.ndarray, previous_yx: np.nda
     cur = np.asarray(current_yx, float).reshape(-1, 2)
     if len(prev) < DRIFT_MIN_MATCHES or len(cur) < DRIFT_MIN_MATCHES:
         return step, False
-    candidates, counts = translation_matches(step, basis_px, prev, cur, a_px)
+    candidates, counts = (matches if matches is not None
+                          else translation_matches(step, basis_px, prev, cur, a_px))
     best = int(np.argmax(counts))
     others = np.delete(counts, best)
     chance = (others.sum() + 1) / (len(others) + 1)  # mean count of a wrong translation
@@ -344,10 +349,11 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
             basis = np.stack([np.asarray(followed.a1_px, float),
                               np.asarray(followed.a2_px, float)], axis=1)
             shortest = lattice_drift(last, followed)
-            step, decided = resolve_drift(shortest, basis, last_yx, here_yx, followed.a_px)
+            matches = translation_matches(shortest, basis, last_yx, here_yx, followed.a_px)
+            step, decided = resolve_drift(shortest, basis, last_yx, here_yx, followed.a_px,
+                                          matches)
             steps.append((k, step, basis, float(followed.a_px), decided))
-            evidence.append((*translation_matches(shortest, basis, last_yx, here_yx,
-                                                  followed.a_px), float(followed.a_px)))
+            evidence.append((*matches, float(followed.a_px)))
         last, last_yx = followed, here_yx
         table = result["defects"].copy()
         table["frame"] = k
