@@ -498,6 +498,17 @@ def test_few_defects_hopping_together_do_not_move_a_slow_drift():
     assert all(np.hypot(*(s[1] - true)) < 0.5 for s in steps)
 
 
+def test_a_movie_whose_defects_hop_together_keeps_its_drift():
+    """End to end: the simulated MoS2 movie in which all three defects hopped by one lattice
+    vector into frame 2 (its calls all right): the drift followed is the true one in every
+    frame (it had been a lattice vector off from frame 2 on)."""
+    m = simulate_movie("MoS2", 384, n_frames=6, pixel_size_nm=0.012, seed=3)
+    hops = m.truth.pivot(index="track_id", columns="frame", values="j")
+    assert (hops[2] - hops[1]).dropna().eq(-1).all()  # the common hop of the case
+    result = run_to_end(iter_detect_frames(m.frames, 0.012, "MoS2", calibration="file"))
+    np.testing.assert_allclose(result["drift_px"], m.drift_px, atol=0.5 * 26.3 / 3)
+
+
 def test_a_fast_drift_found_in_one_step_holds_for_the_others():
     """A fast drift (0.7 lattice constants a frame, whose shortest lattice translation is 0.3
     lattice constants the other way): one step's defects decide it, the others find one defect
