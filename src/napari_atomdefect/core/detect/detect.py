@@ -64,7 +64,7 @@ from .image_fit import (
     uniform_substitution_message,
 )
 from .overlap import class_overlaps, overlap_message
-from .rungs import split_heavy_rungs
+from .rungs import split_heavy_rungs, split_vacancy_rung
 from .site_rows import site_table
 
 if TYPE_CHECKING:
@@ -195,7 +195,8 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     levels = prepared.levels
     norm = prepared.normalised
     context = image_context(levels)
-    # Every chalcogen column's level (the heavy substituent's rungs are split by them, rungs.py)
+    # Every chalcogen column's level (the heavy substituent's rungs and the vacancy rung are
+    # split by them, rungs.py)
     chalc_sites = lattice.chalcogen_sites_px.reshape(-1, 2)
     chalc_levels = sample_bilinear(prepared.smoothed, chalc_sites[:, 0],
                                    chalc_sites[:, 1]) - levels.background
@@ -250,6 +251,7 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     tile_levels = np.where(c_rows >= 0, chalc_levels[np.maximum(c_rows, 0)], np.nan) if len(
         chalc_levels) else np.full(len(c_rows), np.nan)
     chalcogen, _ = split_heavy_rungs(chalcogen, tile_levels, mat, tuple(run.substituents))
+    chalcogen, _ = split_vacancy_rung(chalcogen, tile_levels, mat, tuple(run.substituents))
     sites = site_table(lattice, np.concatenate(metal_rows) if metal_rows else np.zeros(0, int),
                        np.concatenate(chalc_rows) if chalc_rows else np.zeros(0, int),
                        metal, chalcogen)

@@ -21,6 +21,17 @@ can lie as far apart as two rungs — the lower cluster's columns are ``D_X`` an
 ``D2_X2``, their probabilities shared between the two in the clusters' proportions. Otherwise
 (a few columns, one rung only, clusters that overlap: a low dose, an ordered layer) the
 detector's calls stand.
+
+:func:`split_vacancy_rung` does the same one rung lower, for a single vacancy ``V_X`` and the
+light substituent's ``L_X`` (S in a selenide, O in a sulfide): where many columns hold the light
+substituent (an S/Se alloy) they form a cluster the image places, and a small cluster clearly
+below it is the columns that lost an atom. How far apart the two lie is a matter of coherence
+(a light atom adds 0.06–0.7 of a host atom, by microscope): an independent simulator's MoSe2 + S
+alloy put its single Se columns at 0.50 of an Se2 column and its S + Se columns at 0.64, 7
+standard deviations apart, and all its 59 ``V_Se`` were called ``S_Se`` (the simulator puts the
+two closer for that contrast, and the alloy makes ``S_Se`` the likelier class). Only a small
+lower cluster is read as vacancies: two clusters of similar size may be the light substituent's
+two orders (entrance or exit side), which at high angles lie as far apart.
 """
 
 from __future__ import annotations
@@ -50,6 +61,10 @@ EM_ITERATIONS = 60
 EQUAL_HALVES = 1.6
 #: How far (a factor) the host columns' share may lie from a random alloy's for the split.
 HOST_SHARE_FACTOR = 1.5
+#: The vacancy rung: least separation (in the common spread of the log levels) and the largest
+#: share of the columns the lower cluster (the vacancies) may hold.
+VACANCY_MIN_SEPARATION = 3.5
+VACANCY_MAX_SHARE = 0.25
 
 
 def rung_ratio_range(material: str | Material, substituent: str) -> tuple[float, float]:
@@ -62,6 +77,27 @@ def rung_ratio_range(material: str | Material, substituent: str) -> tuple[float,
     names, rungs, _, _ = ladder_physics(mat.name, (substituent,))
     ratio = rungs[:, names.index(f"{substituent}2_{x}2")] / rungs[:, names.index(f"{substituent}_{x}")]
     return float(ratio.min() * (1 - RATIO_MARGIN)), float(ratio.max() * (1 + RATIO_MARGIN))
+
+
+def vacancy_ratio_range(material: str | Material, light: str) -> tuple[float, float]:
+    """Range of ``L_X / V_X`` (the light substituent's rung over the single vacancy's) over the
+    simulator's microscopes, the two orders of ``L_X`` included, widened by
+    :data:`RATIO_MARGIN`."""
+    from ..cells.ladder import ladder_physics
+
+    mat = get_material(material)
+    x = mat.chalcogen
+    names, rungs, split, _ = ladder_physics(mat.name, (light,))
+    vac, sub = names.index(f"V_{x}"), names.index(f"{light}_{x}")
+    low = (rungs[:, sub] - split[:, sub]) / rungs[:, vac]
+    high = (rungs[:, sub] + split[:, sub]) / rungs[:, vac]
+    return float(low.min() * (1 - RATIO_MARGIN)), float(high.max() * (1 + RATIO_MARGIN))
+
+
+def _best_two_clusters(z: np.ndarray, starts: list[tuple[float, float]]
+                       ) -> tuple[float, np.ndarray, np.ndarray, float, np.ndarray]:
+    """The likeliest of :func:`_two_clusters` from several starts."""
+    return max((_two_clusters(z, s) for s in starts), key=lambda fit: fit[0])
 
 
 def _two_clusters(z: np.ndarray, start: tuple[float, float]
@@ -153,8 +189,7 @@ def split_heavy_rungs(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
     starts = [tuple(np.quantile(z, [0.2, 0.8])), tuple(np.quantile(z, [0.5, 0.95]))]
     if is_hi.sum() >= 3 and (~is_hi).sum() >= 3:
         starts.insert(0, (float(np.median(z[~is_hi])), float(np.median(z[is_hi]))))
-    loglik, means, weights, sigma, post = max((_two_clusters(z, s) for s in starts),
-                                              key=lambda fit: fit[0])
+    loglik, means, weights, sigma, post = _best_two_clusters(z, starts)
     ratio = float(np.exp(means[1] - means[0]))
     r_lo, r_hi = rung_ratio_range(mat, d)
     n_each = weights * len(z)
@@ -168,9 +203,18 @@ def split_heavy_rungs(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
     if not _random_alloy_counts(int((cls == "chalcogen").sum()), int((~new_hi).sum()),
                                 int(new_hi.sum())):
         return out, moved
+    _reassign(out, cls, pick, new_hi, post, lo, hi, moved)
+    return out, moved
+
+
+def _reassign(out: dict, cls: np.ndarray, pick: np.ndarray, new_hi: np.ndarray,
+              post: np.ndarray, lo: str, hi: str, moved: dict[str, int]) -> None:
+    """Columns ``pick`` called ``hi`` where ``new_hi`` and ``lo`` elsewhere, their two
+    probabilities shared in the proportion ``post`` (of ``hi``); ``out`` and ``moved`` updated."""
+    is_hi = cls[pick] == hi
     change = new_hi != is_hi
     if not change.any():
-        return out, moved
+        return
     rows = pick[change]
     total = out[f"p_{lo}"][rows] + out[f"p_{hi}"][rows]
     out[f"p_{hi}"][rows] = total * post[change]
@@ -181,8 +225,50 @@ def split_heavy_rungs(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
     for name in (lo, hi):
         n = int((cls[rows] == name).sum())
         if n:
-            moved[name] = n
+            moved[name] = moved.get(name, 0) + n
+
+
+def split_vacancy_rung(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
+                       material: str | Material, substituents: tuple[str, ...]
+                       ) -> tuple[dict, dict[str, int]]:
+    """Calls of ``V_X`` and the light substituent's ``L_X`` made to follow the image's own two
+    clusters of column levels, where a small cluster lies clearly below a large one.
+
+    Parameters and returns as :func:`split_heavy_rungs`. The split is made only when at least
+    :data:`MIN_COLUMNS` columns are called either class, the two clusters are
+    :data:`VACANCY_MIN_SEPARATION` spreads apart, their ratio is one the physics allows
+    (:func:`vacancy_ratio_range`), each holds :data:`MIN_CLUSTER_COLUMNS`, and the lower (the
+    vacancies) holds at most :data:`VACANCY_MAX_SHARE` of the columns.
+    """
+    mat = get_material(material)
+    x = mat.chalcogen
+    out = {k: np.array(v, copy=True) for k, v in chalcogen.items()}
+    moved: dict[str, int] = {}
+    light = mat.light_substituent
+    if light not in substituents:
+        return out, moved
+    lo, hi = f"V_{x}", f"{light}_{x}"
+    if f"p_{lo}" not in out or f"p_{hi}" not in out:
+        return out, moved
+    cls = out["class"].astype(object)
+    lv = np.asarray(levels, float)
+    pick = np.flatnonzero(np.isin(cls, [lo, hi]) & np.isfinite(lv) & (lv > 0))
+    if len(pick) < MIN_COLUMNS:
+        return out, moved
+    z = np.log(lv[pick])
+    # A small lower cluster: starts from the lowest columns as well as from the middle.
+    starts = [tuple(np.quantile(z, q)) for q in ([0.05, 0.5], [0.1, 0.6], [0.2, 0.8])]
+    _, means, weights, sigma, post = _best_two_clusters(z, starts)
+    ratio = float(np.exp(means[1] - means[0]))
+    r_lo, r_hi = vacancy_ratio_range(mat, light)
+    n_each = weights * len(z)
+    new_hi = post > 0.5
+    if not (r_lo <= ratio <= r_hi and (means[1] - means[0]) / sigma >= VACANCY_MIN_SEPARATION
+            and n_each.min() >= MIN_CLUSTER_COLUMNS
+            and (~new_hi).sum() <= VACANCY_MAX_SHARE * len(z)):
+        return out, moved
+    _reassign(out, cls, pick, new_hi, post, lo, hi, moved)
     return out, moved
 
 
-__all__ = ["rung_ratio_range", "split_heavy_rungs"]
+__all__ = ["rung_ratio_range", "split_heavy_rungs", "split_vacancy_rung", "vacancy_ratio_range"]
