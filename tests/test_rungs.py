@@ -89,13 +89,15 @@ def test_rungs_that_overlap_or_a_layer_without_host_columns_keep_the_detectors_c
     assert split_heavy_rungs(cols, lv, "WS2", ("Se",))[1] == {}  # the detector already agrees
 
 
-def _selenide_columns(levels: np.ndarray, called: np.ndarray, n_host: int) -> tuple[dict, np.ndarray]:
-    cls = np.array(["chalcogen"] * n_host + list(called), object)
+def _selenide_columns(levels: np.ndarray, called: np.ndarray, n_host: int,
+                      s2: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
+    s2 = np.zeros(0) if s2 is None else s2
+    cls = np.array(["chalcogen"] * n_host + list(called) + ["S2_Se2"] * len(s2), object)
     p_s = np.where(cls == "S_Se", 0.85, np.where(cls == "V_Se", 0.25, 0.0))
     p_v = np.where(cls == "V_Se", 0.7, np.where(cls == "S_Se", 0.1, 0.0))
     cols = {"class": cls, "confidence": np.maximum(p_s, p_v),
             "p_chalcogen": np.where(cls == "chalcogen", 1.0, 0.05), "p_V_Se": p_v, "p_S_Se": p_s}
-    return cols, np.concatenate([np.ones(n_host), levels])
+    return cols, np.concatenate([np.ones(n_host), levels, s2])
 
 
 def test_a_small_cluster_below_an_alloys_light_substituent_is_its_vacancies():
@@ -113,6 +115,23 @@ def test_a_small_cluster_below_an_alloys_light_substituent_is_its_vacancies():
     np.testing.assert_allclose(out["p_V_Se"] + out["p_S_Se"], cols["p_V_Se"] + cols["p_S_Se"])
     assert (out["confidence"][300:340] > 0.5).all()
     assert split_vacancy_rung(cols, levels, "MoSe2", ("Te",))[1] == {}  # S not looked for
+
+
+def test_columns_at_another_rung_do_not_make_the_vacancy_cluster():
+    """A low-dose WSe2 + 26 % S alloy (another simulator): two S2 columns called V_Se sat below
+    its 19 single Se columns; the two-cluster fit took them (and four single Se) for the
+    vacancies and sent the other single Se to S_Se. Columns nearer the S2_Se2 calls' level
+    than the pair's are left out of the fit."""
+    rng = np.random.default_rng(4)
+    vac, sub = 0.51 + 0.03 * rng.standard_normal(19), 0.645 + 0.03 * rng.standard_normal(245)
+    strays = np.array([0.33, 0.325])
+    s2 = 0.274 + 0.03 * rng.standard_normal(52)
+    called = np.array(["V_Se"] * 19 + ["S_Se"] * 245 + ["V_Se"] * 2)
+    cols, levels = _selenide_columns(np.concatenate([vac, sub, strays]), called, 330, s2)
+    out, moved = split_vacancy_rung(cols, levels, "WSe2", ("S",))
+    new = out["class"][330:330 + 266]
+    assert (new[:19] == "V_Se").sum() >= 17 and (new[19:264] == "S_Se").sum() >= 240
+    assert (new[264:] == "V_Se").all()  # left as the detector called them
 
 
 def test_vacancy_clusters_that_may_be_two_orders_or_overlap_keep_the_detectors_calls():

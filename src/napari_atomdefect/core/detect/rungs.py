@@ -63,7 +63,7 @@ EQUAL_HALVES = 1.6
 HOST_SHARE_FACTOR = 1.5
 #: The vacancy rung: least separation (in the common spread of the log levels) and the largest
 #: share of the columns the lower cluster (the vacancies) may hold.
-VACANCY_MIN_SEPARATION = 3.5
+VACANCY_MIN_SEPARATION = 3.0
 VACANCY_MAX_SHARE = 0.25
 
 
@@ -228,6 +228,26 @@ def _reassign(out: dict, cls: np.ndarray, pick: np.ndarray, new_hi: np.ndarray,
             moved[name] = moved.get(name, 0) + n
 
 
+def _pair_columns(cls: np.ndarray, lv: np.ndarray, pair: tuple[str, str]) -> np.ndarray:
+    """Rows of the columns called either class of ``pair`` whose level is nearer (in log) to the
+    median of the pair's calls than to that of any other class called :data:`MIN_CLUSTER_COLUMNS`
+    times or more: a doubly substituted column called a vacancy (a low dose) is no cluster of
+    the pair's and would pull the fit's lower cluster onto itself."""
+    good = np.isfinite(lv) & (lv > 0)
+    z = np.log(np.where(good, lv, 1.0))
+    in_pair = np.isin(cls, list(pair)) & good
+    if not in_pair.any():
+        return np.flatnonzero(in_pair)
+    centre = float(np.median(z[in_pair]))
+    keep = in_pair.copy()
+    for name in set(cls[good]) - set(pair):
+        own = (cls == name) & good
+        if own.sum() >= MIN_CLUSTER_COLUMNS:
+            other = float(np.median(z[own]))
+            keep &= np.abs(z - centre) <= np.abs(z - other)
+    return np.flatnonzero(keep)
+
+
 def split_vacancy_rung(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
                        material: str | Material, substituents: tuple[str, ...]
                        ) -> tuple[dict, dict[str, int]]:
@@ -235,7 +255,8 @@ def split_vacancy_rung(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
     clusters of column levels, where a small cluster lies clearly below a large one.
 
     Parameters and returns as :func:`split_heavy_rungs`. The split is made only when at least
-    :data:`MIN_COLUMNS` columns are called either class, the two clusters are
+    :data:`MIN_COLUMNS` columns are called either class (those nearer another class's level
+    left out, :func:`_pair_columns`), the two clusters are
     :data:`VACANCY_MIN_SEPARATION` spreads apart, their ratio is one the physics allows
     (:func:`vacancy_ratio_range`), each holds :data:`MIN_CLUSTER_COLUMNS`, and the lower (the
     vacancies) holds at most :data:`VACANCY_MAX_SHARE` of the columns.
@@ -252,7 +273,7 @@ def split_vacancy_rung(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
         return out, moved
     cls = out["class"].astype(object)
     lv = np.asarray(levels, float)
-    pick = np.flatnonzero(np.isin(cls, [lo, hi]) & np.isfinite(lv) & (lv > 0))
+    pick = _pair_columns(cls, lv, (lo, hi))
     if len(pick) < MIN_COLUMNS:
         return out, moved
     z = np.log(lv[pick])
