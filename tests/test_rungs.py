@@ -182,3 +182,18 @@ def test_an_incoherent_selenide_alloy_keeps_its_single_vacancies():
         tp, fp, fn = tp + s.loc["V_Se", "tp"], fp + s.loc["V_Se", "fp"], fn + s.loc["V_Se", "fn"]
         assert s.loc["S_Se", "f1"] >= 0.95
     assert 2 * tp / (2 * tp + fp + fn) >= 0.9, (tp, fp, fn)
+
+
+def test_the_vacancy_split_follows_the_operating_point():
+    """A column moved between V_Se and S_Se is called as the operating point prefers: raising
+    V_Se's threshold (precision) leaves fewer V_Se calls, lowering it more, and the neutral
+    point calls the likelier of the two clusters."""
+    rng = np.random.default_rng(5)
+    vac, sub = 0.50 + 0.03 * rng.standard_normal(60), 0.64 + 0.03 * rng.standard_normal(600)
+    cols, levels = _selenide_columns(np.concatenate([vac, sub]), np.array(["S_Se"] * 660), 300)
+    counts = {}
+    for t in (0.2, 0.5, 0.8, 0.97):
+        out, _ = split_vacancy_rung(cols, levels, "MoSe2", ("S",), {"V_Se": t, "S_Se": 0.5})
+        counts[t] = int((out["class"] == "V_Se").sum())
+    assert counts[0.2] > counts[0.5] > counts[0.8] > counts[0.97] > 0, counts
+    assert abs(counts[0.5] - 60) <= 8

@@ -250,8 +250,8 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     c_rows = np.concatenate(chalc_rows) if chalc_rows else np.zeros(0, int)
     tile_levels = np.where(c_rows >= 0, chalc_levels[np.maximum(c_rows, 0)], np.nan) if len(
         chalc_levels) else np.full(len(c_rows), np.nan)
-    chalcogen, _ = split_heavy_rungs(chalcogen, tile_levels, mat, tuple(run.substituents))
-    chalcogen, _ = split_vacancy_rung(chalcogen, tile_levels, mat, tuple(run.substituents))
+    chalcogen, _ = split_heavy_rungs(chalcogen, tile_levels, mat, tuple(run.substituents), op)
+    chalcogen, _ = split_vacancy_rung(chalcogen, tile_levels, mat, tuple(run.substituents), op)
     sites = site_table(lattice, np.concatenate(metal_rows) if metal_rows else np.zeros(0, int),
                        np.concatenate(chalc_rows) if chalc_rows else np.zeros(0, int),
                        metal, chalcogen)

@@ -144,7 +144,8 @@ def _random_alloy_counts(n_host: int, n_single: int, n_double: int) -> bool:
 
 
 def split_heavy_rungs(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
-                      material: str | Material, substituents: tuple[str, ...]
+                      material: str | Material, substituents: tuple[str, ...],
+                      operating_point: Mapping[str, float] | None = None
                       ) -> tuple[dict, dict[str, int]]:
     """Calls of the heavy substituent's ``D_X`` and ``D2_X2`` made to follow the image's own
     two clusters of column levels, where it has them clearly.
@@ -160,6 +161,9 @@ def split_heavy_rungs(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
     material : str or Material
     substituents : tuple of str
         The run's substituents.
+    operating_point : mapping of str to float, optional
+        The run's operating point: a column moved between the two classes is called the one it
+        prefers (:mod:`.decision`); the neutral point when not given.
 
     Returns
     -------
@@ -203,14 +207,20 @@ def split_heavy_rungs(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
     if not _random_alloy_counts(int((cls == "chalcogen").sum()), int((~new_hi).sum()),
                                 int(new_hi.sum())):
         return out, moved
-    _reassign(out, cls, pick, new_hi, post, lo, hi, moved)
+    _reassign(out, cls, pick, post, lo, hi, moved, operating_point)
     return out, moved
 
 
-def _reassign(out: dict, cls: np.ndarray, pick: np.ndarray, new_hi: np.ndarray,
-              post: np.ndarray, lo: str, hi: str, moved: dict[str, int]) -> None:
-    """Columns ``pick`` called ``hi`` where ``new_hi`` and ``lo`` elsewhere, their two
-    probabilities shared in the proportion ``post`` (of ``hi``); ``out`` and ``moved`` updated."""
+def _reassign(out: dict, cls: np.ndarray, pick: np.ndarray, post: np.ndarray, lo: str, hi: str,
+              moved: dict[str, int], operating_point: Mapping[str, float] | None) -> None:
+    """Columns ``pick`` given the two classes' probabilities in the proportion ``post`` (of
+    ``hi``) and called the one the operating point prefers (``hi`` where ``logit(post) >=
+    logit(t_hi) - logit(t_lo)``: ``post >= 0.5`` at the neutral point, as the decision
+    does); ``out`` and ``moved`` updated."""
+    op = operating_point or {}
+    t_hi, t_lo = (float(np.clip(op.get(c, 0.5), 1e-6, 1 - 1e-6)) for c in (hi, lo))
+    p = np.clip(post, 1e-12, 1 - 1e-12)
+    new_hi = np.log(p / (1 - p)) >= np.log(t_hi / (1 - t_hi)) - np.log(t_lo / (1 - t_lo))
     is_hi = cls[pick] == hi
     change = new_hi != is_hi
     if not change.any():
@@ -249,7 +259,8 @@ def _pair_columns(cls: np.ndarray, lv: np.ndarray, pair: tuple[str, str]) -> np.
 
 
 def split_vacancy_rung(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
-                       material: str | Material, substituents: tuple[str, ...]
+                       material: str | Material, substituents: tuple[str, ...],
+                       operating_point: Mapping[str, float] | None = None
                        ) -> tuple[dict, dict[str, int]]:
     """Calls of ``V_X`` and the light substituent's ``L_X`` made to follow the image's own two
     clusters of column levels, where a small cluster lies clearly below a large one.
@@ -288,7 +299,7 @@ def split_vacancy_rung(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
             and n_each.min() >= MIN_CLUSTER_COLUMNS
             and (~new_hi).sum() <= VACANCY_MAX_SHARE * len(z)):
         return out, moved
-    _reassign(out, cls, pick, new_hi, post, lo, hi, moved)
+    _reassign(out, cls, pick, post, lo, hi, moved, operating_point)
     return out, moved
 
 
