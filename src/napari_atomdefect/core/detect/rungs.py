@@ -1,4 +1,6 @@
-"""The heavy substituent's two rungs (``D_X``, ``D2_X2``) split where the image puts them.
+"""Neighbouring rungs of the Z-contrast ladder split where the image puts them: the heavy
+substituent's two (``D_X``, ``D2_X2``) and the single vacancy below the light substituent
+(``V_X``, ``L_X``).
 
 A column with one heavy substituent (Se in a sulfide, Te in a selenide) and one with two sit on
 two rungs of the Z-contrast ladder 1.3–1.7 times apart: in an alloy with many such columns they
@@ -11,7 +13,8 @@ at 3.9–4.9 — had 92 % of its ``Se2_S2`` columns called ``Se_S`` although the
 24 standard deviations apart.
 
 :func:`split_heavy_rungs` fits the levels of the columns called either class with two clusters
-(a Gaussian mixture of the log levels, one spread): when the clusters are clearly apart
+(a Gaussian mixture of the log levels, one spread; columns whose level is nearer another
+class's calls are left out): when the clusters are clearly apart
 (:data:`MIN_SEPARATION`), their ratio is one the physics allows for the two rungs (the
 simulator's microscopes, :func:`~..cells.ladder.ladder_physics`, ± :data:`RATIO_MARGIN`) and
 each holds enough columns, the two are not equal halves (:data:`EQUAL_HALVES`) and the host,
@@ -31,7 +34,10 @@ alloy put its single Se columns at 0.50 of an Se2 column and its S + Se columns 
 standard deviations apart, and all its 59 ``V_Se`` were called ``S_Se`` (the simulator puts the
 two closer for that contrast, and the alloy makes ``S_Se`` the likelier class). Only a small
 lower cluster is read as vacancies: two clusters of similar size may be the light substituent's
-two orders (entrance or exit side), which at high angles lie as far apart.
+two orders (entrance or exit side), which at high angles lie as far apart (our multislice MoS2
+at 80 kV, 90–220 mrad splits its ``O_S`` that way).
+
+Both call a column they move as the run's operating point prefers.
 """
 
 from __future__ import annotations
@@ -185,7 +191,7 @@ def split_heavy_rungs(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
         return out, moved
     cls = out["class"].astype(object)
     lv = np.asarray(levels, float)
-    pick = np.flatnonzero(np.isin(cls, [lo, hi]) & np.isfinite(lv) & (lv > 0))
+    pick = _pair_columns(cls, lv, (lo, hi))
     if len(pick) < MIN_COLUMNS:
         return out, moved
     z = np.log(lv[pick])
