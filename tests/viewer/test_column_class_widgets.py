@@ -380,3 +380,16 @@ def test_substituent_ticks_survive_a_material_round_trip(make_napari_viewer):
     widget.material.setCurrentText("WS2")
     assert {d: b.isChecked() for d, b in widget.substituent_checks.items()} == {"O": True,
                                                                                "Se": True}
+
+
+def test_an_overlapping_pair_with_no_call_left_is_not_named():
+    """Trial, twenty-fifth session: with every O_S hidden below a confidence the note still said
+    "their sum (0) is not" uncertain."""
+    import pandas as pd
+
+    from napari_atomdefect.widgets.stats import _overlap_note
+
+    stats = pd.DataFrame({"count": [0, 0, 4]}, index=["V_S", "O_S", "Se_S"])
+    assert _overlap_note([["V_S", "O_S"]], stats) == ""
+    stats.loc["V_S", "count"] = 3
+    assert "their sum (3) is not" in _overlap_note([["V_S", "O_S"]], stats)

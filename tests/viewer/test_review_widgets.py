@@ -373,6 +373,24 @@ def test_stacked_docks_each_get_the_room_they_need(make_napari_viewer, qtbot):
     assert stats.height() >= stats.minimumSizeHint().height()
 
 
+def test_a_short_column_of_docks_keeps_rows_of_statistics_in_view(make_napari_viewer, qtbot):
+    """Trial, twenty-fifth session: in a window too short for all three docks' natural
+    heights, Statistics kept 120 px (two rows of six) under Detect and Review; the column is
+    now shared by need and the docks scroll."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1600, 900)
+    viewer.add_image(np.zeros((128, 128), np.float32), name="img")
+    detect, review, stats = (viewer.window.add_plugin_dock_widget("napari-atomdefect", name)[0]
+                             for name in ("Detect defects", "Review and correct", "Statistics"))
+    qtbot.wait(500)
+    needs = [d.sizeHint().height() for d in (detect, review, stats)]
+    total = detect.height() + review.height() + stats.height()
+    heights = [d.height() for d in (detect, review, stats)]
+    assert total < sum(needs)  # (the case: too little room for all)
+    for height, need in zip(heights[1:], needs[1:], strict=True):  # (Qt's split: 557/140/140)
+        assert height >= 0.8 * total * need / sum(needs), (heights, needs)
+
+
 def _classes(layer) -> list[str]:
     return [str(c) for c in layer.features["class"]]
 
@@ -389,8 +407,10 @@ def test_undo_takes_back_each_hand_edit(viewer_and_layer):
     layer.selected_data = {0, 1}
     review.class_combo.setCurrentText("O_S")
     review.set_selected_class()
+    assert review.info.text() == "2 points set to O_S (manual, confidence 1.00)."
     layer.selected_data = {3}
     review._key_handler("V_S2")(layer)
+    assert review.info.text() == "Point 3 set to V_S2 (manual, confidence 1.00)."
     layer.selected_data = {2}
     review.delete_selected()
     layer.selected_data = {4}
@@ -400,9 +420,11 @@ def test_undo_takes_back_each_hand_edit(viewer_and_layer):
     assert len(layer.data) == 12 and review.undo_button.isEnabled()
 
     assert review.undo()  # the drag
+    assert layer.selected_data == {4}  # the same points: still selected (trial, 25th session)
     assert not np.allclose(layer.data[4], moved) and len(layer.data) == 12
     assert review.undo()  # the deletion
     assert len(layer.data) == 13 and _classes(layer)[2] == start[1][2]
+    assert layer.selected_data == set()  # (points came back: nothing selected)
     assert review.undo()  # the key
     assert _classes(layer)[3] == start[1][3]
     assert str(getattr(layer.symbol[3], "value", layer.symbol[3])) == "disc"

@@ -200,6 +200,9 @@ def scrolling_layout(widget) -> QVBoxLayout:
 #: Pixels given to a fitted dock beyond its size hint (the dock's frame and the scroll area's
 #: margins: without them its last row was cut by a few pixels).
 DOCK_FIT_SLACK_PX = 10
+#: The last dock of a column keeps at least this height (px: a table's header and four rows)
+#: when the others take their own; below it the column is shared by need.
+LAST_DOCK_MIN_PX = 180
 
 
 def fit_stacked_docks(widget) -> None:
@@ -208,7 +211,8 @@ def fit_stacked_docks(widget) -> None:
     A dock added below another gets only what Qt takes from its neighbour (two rows of Review and
     Statistics under a Detect dock that kept an empty third of the window: trial, twenty-first
     session). When the docks' natural heights fit, each but the last gets its own and the last
-    (often Statistics, a table) the rest; otherwise Qt's split stays and the docks scroll.
+    (often Statistics, a table) the rest; otherwise each dock gets a share of the column in
+    proportion to its need, and the docks scroll.
     Floating or tabbed docks are left alone.
     """
     main = widget.window()
@@ -227,9 +231,14 @@ def fit_stacked_docks(widget) -> None:
     total = sum(d.height() for d in stack)
     needs = [d.sizeHint().height() + DOCK_FIT_SLACK_PX for d in stack]
     rest = total - sum(needs[:-1])
-    if rest < stack[-1].minimumSizeHint().height():
+    if rest >= max(stack[-1].minimumSizeHint().height(), min(LAST_DOCK_MIN_PX, needs[-1])):
+        main.resizeDocks(stack, needs[:-1] + [rest], Qt.Orientation.Vertical)
         return
-    main.resizeDocks(stack, needs[:-1] + [rest], Qt.Orientation.Vertical)
+    # Too little for all: each dock its share of the column by need, so that the last (a
+    # table: Statistics) keeps some rows in view, and the others scroll (a trial's Statistics
+    # had 120 px, two rows of six, under Detect and Review).
+    shares = [max(1, int(total * n / sum(needs))) for n in needs]
+    main.resizeDocks(stack, shares, Qt.Orientation.Vertical)
 
 
 class _FitDocksOnFirstShow(QObject):

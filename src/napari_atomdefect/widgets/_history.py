@@ -106,6 +106,9 @@ class EditHistory:
         if layer is None or not self._undo:
             return False
         state = self._undo.pop()
+        # The same points (a class set, a move undone): they stay selected, so that the next
+        # key or Ctrl+Z acts on them as before; points added or deleted: no selection.
+        keep = set(layer.selected_data) if len(state.data) == len(layer.data) else set()
         with self.quiet():
             layer.selected_data = set()
             layer.data = state.data
@@ -115,6 +118,7 @@ class EditHistory:
             if len(state.size) == len(state.data):
                 layer.size = state.size
             layer.refresh_colors()
+            layer.selected_data = keep
         self._state = self._snapshot(layer)
         self._last_move = None
         return True

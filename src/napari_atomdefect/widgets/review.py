@@ -565,6 +565,7 @@ class ReviewWidget(QWidget):
             if layer.selected_data:
                 set_class(layer, layer.selected_data, cls)
                 widget._edited(layer)
+                widget._say_class_set(layer, cls)
             widget.class_combo.setCurrentText(cls)
         return _while_alive(self, handler)
 
@@ -615,6 +616,14 @@ class ReviewWidget(QWidget):
         if layer is not None and layer.selected_data:
             set_class(layer, layer.selected_data, self.class_combo.currentText())
             self._edited(layer)
+            self._say_class_set(layer, self.class_combo.currentText())
+
+    def _say_class_set(self, layer, cls: str) -> None:
+        """The info line after a class was set on the selected points (it had kept the last
+        reviewed point's old class and confidence)."""
+        chosen = sorted(int(i) for i in layer.selected_data)
+        what = f"Point {chosen[0]}" if len(chosen) == 1 else f"{len(chosen)} points"
+        self.info.setText(f"{what} set to {cls} (manual, confidence 1.00).")
 
     def delete_selected(self) -> None:
         layer = self.layer()

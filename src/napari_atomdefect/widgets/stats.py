@@ -413,6 +413,8 @@ def _overlap_note(overlaps: list, stats: pd.DataFrame) -> str:
     for pair in overlaps:
         if len(pair) == 2 and all(c in stats.index for c in pair):
             total = int(sum(stats.loc[c, "count"] for c in pair))
+            if total == 0:  # (all hidden below a confidence, or corrected away)
+                continue
             out += (f" ≈ {pair[0]} and {pair[1]} overlap in this image: their split is "
                     f"uncertain, their sum ({total}) is not.")
     return out

@@ -111,8 +111,12 @@ def choose_pixel_size(given_nm: float | None, source: str, lattice_nm: float, ma
         return PixelSizeChoice(float(given_nm), "user", float(lattice_nm), float(given_nm), diff,
                                msg, span)
     what = "file's" if kind == "file" else "earlier"
+    # An alloy: measured from the nearer end of its range, so "at least" (the value in use,
+    # refined from the composition, may lie further: the Detect widget's line says by how much).
+    by = f"by at least {diff:.1%}" if span else f"by {diff:.1%}"
+    refined = " (refined from the composition the detection finds)" if span else ""
     msg = (f"The {what} pixel size ({given_nm:.5f} nm/px) disagrees with the {what_lattice} "
-           f"by {diff:.1%}; using the lattice calibration. If the "
+           f"{by}; using the lattice calibration{refined}. If the "
            f"material is not {material}, choose the right one, or type the pixel size.")
     return PixelSizeChoice(float(lattice_nm), "lattice", float(lattice_nm), float(given_nm), diff,
                            msg, span)
