@@ -492,3 +492,33 @@ def test_bright_columns_of_an_s_rich_selenide_are_named_before_te():
     text = " ".join(report.messages)
     assert "Se2 columns among S-substituted ones" in text and "choose S" in text, text
     assert "a heavier substituent (Te)" in text  # still named, second
+
+
+def test_a_partner_majority_is_named_with_the_host_to_analyse_it_as():
+    """More than 55 % of the chalcogen atoms read as the S/Se partner: the layer is the partner
+    host's alloy, and the sentence says which host and substituents to choose."""
+    from napari_atomdefect.core.detect.image_fit import partner_majority_message
+
+    said = partner_majority_message(0.68, "WSe2")
+    assert said.startswith("68 % of the chalcogen atoms read as S: the layer is WS2 alloyed with "
+                           "Se — analyse it as WS2 with Se.")
+    assert "analyse it as MoSe2 with S" in partner_majority_message(0.6, "MoS2")
+    assert partner_majority_message(0.5, "WSe2") is None  # a near-equal alloy is either host's
+    assert partner_majority_message(0.55, "WS2") is None
+
+
+def test_a_sulfide_alloy_analysed_as_the_selenide_is_sent_back():
+    """End to end: simulated WS2 with a third of its S replaced by Se, analysed as WSe2 with S,
+    is told to analyse it as WS2 with Se (or, when the fit check proposes a host first, that
+    host is WS2); analysed as WS2 with Se nothing sends it elsewhere."""
+    rng = np.random.default_rng(11)
+    sim = simulate_image("WS2", 320, 0.012, MicroscopeParams.random(rng, "WS2", dose_e_per_A2=5e5),
+                         seed=11, substituents="Se",
+                         defect_fractions={"Se_S": 0.42, "Se2_S2": 0.1, "V_S": 0.04})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        as_wse2 = detect(sim.image, pixel_size_nm=0.012, material="WSe2", substituents=["S"])
+        as_ws2 = detect(sim.image, pixel_size_nm=0.012, material="WS2", substituents=["Se"])
+    said = " ".join(as_wse2.attrs["fit_messages"])
+    assert "analyse it as WS2" in said or as_wse2.attrs["fit"]["proposed"] == "WS2", said
+    assert not any("analyse it as WSe2" in m for m in as_ws2.attrs["fit_messages"])

@@ -43,7 +43,7 @@ from ..materials.columns import (
     supported_substituents,
 )
 from ..materials.materials import Material, get_material
-from .alloy_calibration import vegard_calibration
+from .alloy_calibration import partner_share, vegard_calibration
 from .decision import (
     NEUTRAL,
     RunClasses,
@@ -61,6 +61,7 @@ from .image_fit import (
     flagged_fraction_message,
     heavier_substituent_reading,
     other_host_reading,
+    partner_majority_message,
     uniform_substitution_message,
 )
 from .overlap import class_overlaps, overlap_message
@@ -383,6 +384,12 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
             other_host_reading(chalcogen_counts, n_chalcogen, mat), fit.proposed))
     if uniform:
         warnings.warn(uniform, ModelFitWarning, stacklevel=2)
+    # Mostly the partner chalcogen: the layer is the partner host's alloy (one material
+    # proposed at a time: not when the fit check or the uniform reading named one already).
+    majority = None if fit.proposed or fit.heavier or (uniform and "analyse it as" in uniform) \
+        else partner_majority_message(partner_share(sites, mat), mat)
+    if majority:
+        warnings.warn(majority, ModelFitWarning, stacklevel=2)
     # Two defect classes this image's calls cannot tell apart (their sum is what to trust).
     overlaps = class_overlaps(sites)
     overlap = overlap_message(overlaps)
@@ -390,7 +397,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         warnings.warn(overlap, ModelFitWarning, stacklevel=2)
     grain_fit = [m for f in fits[1:] for m in f.messages if m not in fit.messages]
     fit_messages = list(dict.fromkeys(fit.messages + grain_fit)) + [
-        m for m in (flagged, uniform, overlap) if m]
+        m for m in (flagged, uniform, majority, overlap) if m]
     class_messages = [run.message] if run.message else []
     if run.message and any(m.startswith("The model was trained for") for m in fit_messages):
         # One sentence for one fact: the longer one also says how the classes are named.

@@ -739,6 +739,32 @@ def other_host_reading(class_counts: Mapping[str, int], n_sites: int,
     return other.name if other is not None else None
 
 
+#: Share of the chalcogen atoms read as the S/Se partner above which the layer is said to be
+#: the partner host's alloy (a margin past one half: a near-equal alloy is either host's).
+PARTNER_MAJORITY_SHARE = 0.55
+
+
+def partner_majority_message(share: float, material: str | Material) -> str | None:
+    """A sentence when more than :data:`PARTNER_MAJORITY_SHARE` of the chalcogen atoms were read
+    as the host's S/Se partner (S in WSe2, Se in WS2), else ``None``.
+
+    A layer is named after its majority chalcogen for a reason the classes carry: a column that
+    lost one of its two atoms has a class only for the host's chalcogen (``V_Se`` is one Se
+    left; one S left beside a vacancy is no class of a selenide, and one Se left is none of a
+    sulfide). In a WS2 layer converted a third of the way to Se, analysed as WSe2 with S, a
+    trial's 42 ``V_S`` became 32 pristine-looking and 10 empty columns, and 17 ``O_S`` became
+    ``S2_Se2``: the vacancy count depended fourfold on the host chosen, and nothing said so.
+    """
+    mat = get_material(material)
+    other = partner_material(mat)
+    if other is None or not share > PARTNER_MAJORITY_SHARE:
+        return None
+    return (f"{100 * share:.0f} % of the chalcogen atoms read as {other.chalcogen}: the layer "
+            f"is {other.name} alloyed with {mat.chalcogen} — analyse it as {other.name} with "
+            f"{mat.chalcogen}. As {mat.name}, a column left with one {other.chalcogen} atom has no "
+            f"class, so most of its single vacancies go uncalled.")
+
+
 def counts_as_flagged(class_name: str, substituents: tuple[str, ...]) -> bool:
     """Whether a chalcogen site of ``class_name`` counts towards the flagged fraction: every
     defect class except substitutions by a chosen alloying chalcogen (Se in S, S in Se, Te in Se),
@@ -764,5 +790,6 @@ def calls_summary(classes: list[str] | tuple[str, ...], substituents: tuple[str,
 
 
 __all__ = ["FitReport", "ModelFitWarning", "ImageMeasurements", "alloying_partner", "assess_fit",
-           "calls_summary", "counts_as_flagged", "flagged_fraction_message", "uniform_substitution_message",
+           "calls_summary", "counts_as_flagged", "flagged_fraction_message",
+           "partner_majority_message", "uniform_substitution_message",
            "measure_image", "measure_training_ranges", "rank_materials", "alloy_between"]
