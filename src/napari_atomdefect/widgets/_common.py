@@ -29,6 +29,9 @@ def fold_group(box, folded: bool) -> None:
     for child in box.findChildren(QWidget, options=Qt.FindChildOption.FindDirectChildrenOnly):
         child.setVisible(not folded)
     box.setFlat(folded)
+    # napari's style sheet draws a group box's border whatever ``flat`` says (a trial saw the
+    # empty frame under the folded *Operating point* title)
+    box.setStyleSheet("QGroupBox { border: none; }" if folded else "")
 
 
 def foldable(box) -> None:
