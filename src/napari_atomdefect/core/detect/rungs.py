@@ -187,14 +187,10 @@ def split_heavy_rungs(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
     if d is None or d not in substituents:
         return out, moved
     lo, hi = f"{d}_{x}", f"{d}2_{x}2"
-    if f"p_{lo}" not in out or f"p_{hi}" not in out:
+    picked = _pair_levels(out, levels, (lo, hi))
+    if picked is None:
         return out, moved
-    cls = out["class"].astype(object)
-    lv = np.asarray(levels, float)
-    pick = _pair_columns(cls, lv, (lo, hi))
-    if len(pick) < MIN_COLUMNS:
-        return out, moved
-    z = np.log(lv[pick])
+    cls, pick, z = picked
     is_hi = cls[pick] == hi
     starts = [tuple(np.quantile(z, [0.2, 0.8])), tuple(np.quantile(z, [0.5, 0.95]))]
     if is_hi.sum() >= 3 and (~is_hi).sum() >= 3:
@@ -264,6 +260,21 @@ def _pair_columns(cls: np.ndarray, lv: np.ndarray, pair: tuple[str, str]) -> np.
     return np.flatnonzero(keep)
 
 
+def _pair_levels(out: Mapping[str, np.ndarray], levels: np.ndarray, pair: tuple[str, str]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The columns' classes, the rows of the pair's columns to fit (:func:`_pair_columns`) and
+    their log levels; ``None`` when the run has no probability of either class or fewer than
+    :data:`MIN_COLUMNS` columns to fit."""
+    if any(f"p_{c}" not in out for c in pair):
+        return None
+    cls = out["class"].astype(object)
+    lv = np.asarray(levels, float)
+    pick = _pair_columns(cls, lv, pair)
+    if len(pick) < MIN_COLUMNS:
+        return None
+    return cls, pick, np.log(lv[pick])
+
+
 def split_vacancy_rung(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
                        material: str | Material, substituents: tuple[str, ...],
                        operating_point: Mapping[str, float] | None = None
@@ -286,14 +297,10 @@ def split_vacancy_rung(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
     if light not in substituents:
         return out, moved
     lo, hi = f"V_{x}", f"{light}_{x}"
-    if f"p_{lo}" not in out or f"p_{hi}" not in out:
+    picked = _pair_levels(out, levels, (lo, hi))
+    if picked is None:
         return out, moved
-    cls = out["class"].astype(object)
-    lv = np.asarray(levels, float)
-    pick = _pair_columns(cls, lv, (lo, hi))
-    if len(pick) < MIN_COLUMNS:
-        return out, moved
-    z = np.log(lv[pick])
+    cls, pick, z = picked
     # A small lower cluster: starts from the lowest columns as well as from the middle.
     starts = [tuple(np.quantile(z, q)) for q in ([0.05, 0.5], [0.1, 0.6], [0.2, 0.8])]
     _, means, weights, sigma, post = _best_two_clusters(z, starts)
