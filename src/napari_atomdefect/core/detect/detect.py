@@ -377,16 +377,16 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
                    & ~flaggable).to_numpy()
     called = "/".join(sorted(set(sites["class"][substituted])))
     chalcogen_counts = sites["class"][sites.sublattice == "chalcogen"].value_counts().to_dict()
+    other_host = _unless_another_proposed(
+        other_host_reading(chalcogen_counts, n_chalcogen, mat), fit.proposed)
     uniform = None if fit.heavier else uniform_substitution_message(  # (else: "add Te" said)
         int(substituted.sum()), n_chalcogen, fit.measurements.excess_spread, called,
-        fit.measurements.metal_to_chalcogen,
-        other_host=_unless_another_proposed(
-            other_host_reading(chalcogen_counts, n_chalcogen, mat), fit.proposed))
+        fit.measurements.metal_to_chalcogen, other_host=other_host)
     if uniform:
         warnings.warn(uniform, ModelFitWarning, stacklevel=2)
     # Mostly the partner chalcogen: the layer is the partner host's alloy (one material
     # proposed at a time: not when the fit check or the uniform reading named one already).
-    majority = None if fit.proposed or fit.heavier or (uniform and "analyse it as" in uniform) \
+    majority = None if fit.proposed or fit.heavier or (uniform and other_host) \
         else partner_majority_message(partner_share(sites, mat), mat)
     if majority:
         warnings.warn(majority, ModelFitWarning, stacklevel=2)
