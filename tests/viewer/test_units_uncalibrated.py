@@ -202,3 +202,21 @@ def test_a_lattice_calibration_of_another_material_is_not_kept(make_napari_viewe
     # their names say the model and the substituents of the run
     assert runs[0].name == "raw defects (mos2-default, O)"
     assert runs[-1].name.startswith("raw defects (wse2-default, S)")
+
+
+def test_an_uncalibrated_image_beside_a_calibrated_one_says_how_it_is_drawn(make_napari_viewer,
+                                                                            sim):
+    """An image without a pixel size opened beside a calibrated one is drawn at one nm per
+    pixel (napari warns that the units disagree) until the lattice calibrates it: the
+    calibration line says so, and which button puts it at its scale; alone, it does not."""
+    viewer = make_napari_viewer()
+    widget = DetectWidget(viewer)
+    viewer.add_image(np.asarray(sim.image), name="raw")
+    widget.image_combo.setCurrentText("raw")
+    assert "Not calibrated" in widget.calibration_label.text()
+    assert "beside the calibrated" not in widget.calibration_label.text()
+    viewer.add_image(np.asarray(sim.image), name="calibrated", scale=(0.012, 0.012))
+    widget.image_combo.setCurrentText("calibrated")
+    widget.image_combo.setCurrentText("raw")
+    assert "beside the calibrated images" in widget.calibration_label.text()
+    assert "Calibrate from lattice" in widget.calibration_label.text()

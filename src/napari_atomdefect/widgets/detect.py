@@ -49,6 +49,7 @@ from ._common import (
     layer_by_name,
     layer_combo,
     run_pixel_size,
+    same_layer,
     scrolling_layout,
     show_in_dock,
 )
@@ -516,7 +517,12 @@ class DetectWidget(QWidget):
         if lattices is not None:  # (one per grain; the first holds the calibration)
             self._show_choice(layer, lattices[0])
         else:
-            self.calibration_label.setText(_pending_text(px, source))
+            text = _pending_text(px, source)
+            if source == "none" and _beside_calibrated(self.viewer, layer):
+                text += (" Until then it is drawn at 1 nm per pixel beside the calibrated "
+                         "images (napari says their units disagree): *Calibrate from lattice* "
+                         "puts it at its own scale.")
+            self.calibration_label.setText(text)
 
     def _pixel_size_edited(self, value: float) -> None:
         """The user typed a pixel size: remember it on the image layer (kept from now on)."""
@@ -1055,6 +1061,14 @@ def _run_label(model: str, table) -> str:
     other substituents could not be told apart in the layer list)."""
     subs = tuple(table.attrs.get("substituents", ()))
     return f"{model}, {'+'.join(subs) if subs else 'vacancies only'}"
+
+
+def _beside_calibrated(viewer, layer) -> bool:
+    """Whether another image layer of the viewer is drawn at a pixel size (a calibrated image:
+    an uncalibrated one beside it is drawn at one world unit per pixel, far too large)."""
+    return any(is_image_layer(other) and not same_layer(other, layer)
+               and not np.allclose(np.asarray(other.scale)[-2:], 1.0)
+               for other in viewer.layers)
 
 
 def _pending_text(px: float | None, source: str) -> str:
