@@ -69,3 +69,19 @@ def test_the_metal_sublattice_never_competes_with_the_chalcogen_classes():
 
 def test_an_empty_table_has_no_overlap():
     assert class_overlaps(site_table([], n_metal=0)) == []
+
+
+def test_a_handful_of_substitutions_beside_many_vacancies_suggest_leaving_the_substituent_out():
+    """A trial's MoSe2 + Te image analysed with S and Te: 18 of its 20 V_Se were nearly as
+    likely S_Se (2 S_Se calls in all) and the sentence advised fine-tuning; with so few calls
+    of the substitution it also says the layer may hold no S, and what to do then."""
+    from napari_atomdefect.core.detect.overlap import ClassOverlap
+
+    said = ClassOverlap(("V_Se", "S_Se"), (18, 1), (20, 2)).message()
+    assert said.endswith("With only 2 S_Se calls the layer may hold no S: if so, leave S out "
+                         "of the substituents and the V_Se calls stand on their own.")
+    many = ClassOverlap(("S_Se", "V_Se"), (13, 6), (61, 9)).message()
+    assert "may hold no" not in many
+    assert "may hold no O: if so, leave O out" in ClassOverlap(("V_S", "O_S"), (10, 2),
+                                                                (30, 2)).message()
+    assert "may hold no" not in ClassOverlap(("V_S", "O_S"), (10, 6), (30, 6)).message()

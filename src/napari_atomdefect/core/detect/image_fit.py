@@ -762,7 +762,8 @@ def partner_majority_message(share: float, material: str | Material) -> str | No
     return (f"{100 * share:.0f} % of the chalcogen atoms read as {other.chalcogen}: the layer "
             f"is {other.name} alloyed with {mat.chalcogen} — analyse it as {other.name} with "
             f"{mat.chalcogen}. As {mat.name}, a column left with one {other.chalcogen} atom has no "
-            f"class, so most of its single vacancies go uncalled.")
+            f"class: its single vacancies are missed, and other columns may be called V_"
+            f"{mat.chalcogen} in their place.")
 
 
 def counts_as_flagged(class_name: str, substituents: tuple[str, ...]) -> bool:

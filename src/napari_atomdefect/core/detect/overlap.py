@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..materials.columns import lookup_class
+
 #: A call is uncertain between its class and the runner-up defect class when the runner-up's
 #: calibrated probability is at least this fraction of the called class's.
 RUNNER_UP_RATIO = 0.5
@@ -31,6 +33,10 @@ MIN_SHARE = 0.4
 MIN_UNCERTAIN = 8
 #: Site-table classes of pristine columns (never one of a pair).
 PRISTINE = ("metal", "chalcogen")
+#: A substitution class of a pair called at most this many times, and at most this share of
+#: the other class's calls, may be a substituent the layer does not hold.
+FEW_SUBSTITUTIONS = 5
+FEW_SUBSTITUTION_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -62,10 +68,27 @@ class ClassOverlap:
         a, b = self.classes
         parts = [f"{u} of {n} {c}"
                  for c, u, n in zip(self.classes, self.uncertain, self.called, strict=True) if n]
-        return (f"{a} and {b} overlap in {where}: {' and '.join(parts)} calls are nearly as "
+        text = (f"{a} and {b} overlap in {where}: {' and '.join(parts)} calls are nearly as "
                 f"likely the other class, so their split is uncertain while their sum "
                 f"({self.n_union}) is not; correcting a few of them and fine-tuning on those "
                 "cells splits them for your microscope.")
+        return text + self._few_substitutions_note()
+
+    def _few_substitutions_note(self) -> str:
+        """" With only 2 S_Se calls the layer may hold no S: …" when one class of the pair is a
+        substitution called a handful of times beside many calls of the other (a Te layer
+        analysed with S and Te chosen: its single vacancies were each nearly an S_Se, and the
+        advice to fine-tune was the wrong one)."""
+        for c, n, n_other in ((self.classes[0], self.called[0], self.called[1]),
+                              (self.classes[1], self.called[1], self.called[0])):
+            kind = lookup_class(c)
+            if (kind is not None and kind.substituent and n <= FEW_SUBSTITUTIONS
+                    and n <= FEW_SUBSTITUTION_SHARE * n_other):
+                other = self.classes[1] if c == self.classes[0] else self.classes[0]
+                return (f" With only {n} {c} call{'s' if n != 1 else ''} the layer may hold no "
+                        f"{kind.substituent}: if so, leave {kind.substituent} out of the "
+                        f"substituents and the {other} calls stand on their own.")
+        return ""
 
 
 def class_overlaps(sites: pd.DataFrame) -> list[ClassOverlap]:
