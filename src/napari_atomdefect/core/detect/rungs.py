@@ -46,7 +46,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..materials.columns import HEAVIER_SUBSTITUENT
+from ..materials.columns import HEAVIER_SUBSTITUENT, supported_substituents
 from ..materials.materials import Material, get_material
 
 #: Fewest columns called either class for a split to be tried.
@@ -73,27 +73,37 @@ VACANCY_MIN_SEPARATION = 3.0
 VACANCY_MAX_SHARE = 0.25
 
 
-def rung_ratio_range(material: str | Material, substituent: str) -> tuple[float, float]:
-    """Range of ``D2_X2 / D_X`` (the two rungs' ratio) over the simulator's microscopes,
-    widened by :data:`RATIO_MARGIN`."""
+def _ladder_physics(mat: Material, substituents: tuple[str, ...]
+                    ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`~..cells.ladder.ladder_physics` of the rungs the image's ladder reading uses for
+    ``substituents`` (those chosen and the light one, in the material's order): the same cached
+    microscopes as that reading, not a second set (0.5 s the first time)."""
     from ..cells.ladder import ladder_physics
 
+    light = mat.light_substituent
+    rung_subs = tuple(d for d in supported_substituents(mat) if d in substituents or d == light)
+    return ladder_physics(mat.name, rung_subs)
+
+
+def rung_ratio_range(material: str | Material, substituent: str,
+                     substituents: tuple[str, ...] = ()) -> tuple[float, float]:
+    """Range of ``D2_X2 / D_X`` (the two rungs' ratio) over the simulator's microscopes,
+    widened by :data:`RATIO_MARGIN` (``substituents``: the run's, for the shared cache)."""
     mat = get_material(material)
     x = mat.chalcogen
-    names, rungs, _, _ = ladder_physics(mat.name, (substituent,))
+    names, rungs, _, _ = _ladder_physics(mat, (substituent, *substituents))
     ratio = rungs[:, names.index(f"{substituent}2_{x}2")] / rungs[:, names.index(f"{substituent}_{x}")]
     return float(ratio.min() * (1 - RATIO_MARGIN)), float(ratio.max() * (1 + RATIO_MARGIN))
 
 
-def vacancy_ratio_range(material: str | Material, light: str) -> tuple[float, float]:
+def vacancy_ratio_range(material: str | Material, light: str,
+                        substituents: tuple[str, ...] = ()) -> tuple[float, float]:
     """Range of ``L_X / V_X`` (the light substituent's rung over the single vacancy's) over the
     simulator's microscopes, the two orders of ``L_X`` included, widened by
-    :data:`RATIO_MARGIN`."""
-    from ..cells.ladder import ladder_physics
-
+    :data:`RATIO_MARGIN` (``substituents``: the run's, for the shared cache)."""
     mat = get_material(material)
     x = mat.chalcogen
-    names, rungs, split, _ = ladder_physics(mat.name, (light,))
+    names, rungs, split, _ = _ladder_physics(mat, (light, *substituents))
     vac, sub = names.index(f"V_{x}"), names.index(f"{light}_{x}")
     low = (rungs[:, sub] - split[:, sub]) / rungs[:, vac]
     high = (rungs[:, sub] + split[:, sub]) / rungs[:, vac]
@@ -197,7 +207,7 @@ def split_heavy_rungs(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
         starts.insert(0, (float(np.median(z[~is_hi])), float(np.median(z[is_hi]))))
     loglik, means, weights, sigma, post = _best_two_clusters(z, starts)
     ratio = float(np.exp(means[1] - means[0]))
-    r_lo, r_hi = rung_ratio_range(mat, d)
+    r_lo, r_hi = rung_ratio_range(mat, d, tuple(substituents))
     n_each = weights * len(z)
     if not (r_lo <= ratio <= r_hi and (means[1] - means[0]) / sigma >= MIN_SEPARATION
             and n_each.min() >= MIN_CLUSTER_COLUMNS and weights.min() >= MIN_CLUSTER_SHARE):
@@ -304,13 +314,15 @@ def split_vacancy_rung(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
     # A small lower cluster: starts from the lowest columns as well as from the middle.
     starts = [tuple(np.quantile(z, q)) for q in ([0.05, 0.5], [0.1, 0.6], [0.2, 0.8])]
     _, means, weights, sigma, post = _best_two_clusters(z, starts)
-    ratio = float(np.exp(means[1] - means[0]))
-    r_lo, r_hi = vacancy_ratio_range(mat, light)
     n_each = weights * len(z)
     new_hi = post > 0.5
-    if not (r_lo <= ratio <= r_hi and (means[1] - means[0]) / sigma >= VACANCY_MIN_SEPARATION
+    if not ((means[1] - means[0]) / sigma >= VACANCY_MIN_SEPARATION
             and n_each.min() >= MIN_CLUSTER_COLUMNS
             and (~new_hi).sum() <= VACANCY_MAX_SHARE * len(z)):
+        return out, moved
+    ratio = float(np.exp(means[1] - means[0]))  # (the physics last: its microscopes cost)
+    r_lo, r_hi = vacancy_ratio_range(mat, light, tuple(substituents))
+    if not r_lo <= ratio <= r_hi:
         return out, moved
     _reassign(out, cls, pick, post, lo, hi, moved, operating_point)
     return out, moved
