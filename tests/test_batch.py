@@ -364,6 +364,13 @@ def test_cli_batch_prints_each_images_notes_and_refuses_bad_options_first(folder
     for row in summary.itertuples():
         assert f"movie.npy frame {row.frame}: {row.notes}" in err
     assert "calibrated from the lattice" in err and "Metal/chalcogen contrast" in err
+    # A rerun skips the finished images and does not say their notes again (trial, 25th
+    # session); they stay in the summary.
+    assert main(["batch", str(folder / "movie.npy"), "--out", str(out), "--workers", "1",
+                 "--material", "WS2", "--no-progress"]) == 0
+    again = capsys.readouterr()
+    assert "already done" in again.out + again.err
+    assert "calibrated from the lattice" not in again.err
     assert main(["batch", str(folder / "img0.tif"), "--out", str(tmp_path / "o2"),
                  "--pixel-size-nm", "10"]) == 2
     assert "implausible" in capsys.readouterr().err and not (tmp_path / "o2").exists()

@@ -105,7 +105,11 @@ def run_batch(args: argparse.Namespace) -> int:
         close()
     summary = result["summary"]
     errors = summary[summary["status"] != "ok"]
-    noted = summary[(summary["status"] == "ok") & (summary.get("notes", "").astype(str) != "")]
+    # Calibration and model-fit notes of the images analysed now (a rerun had repeated those of
+    # every image it skipped; they stay in the summary's notes column).
+    analysed = summary["image"].astype(str).isin(result.get("analysed", []))
+    noted = summary[(summary["status"] == "ok") & (summary.get("notes", "").astype(str) != "")
+                    & analysed]
     for k, row in enumerate(noted.itertuples()):  # calibration and model-fit notes, per image
         if k == MAX_NOTED_IMAGES:
             print(f"... and notes on {len(noted) - k} more images (the notes column of "

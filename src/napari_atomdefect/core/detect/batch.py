@@ -578,7 +578,8 @@ def iter_batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2"
         ``{"step": "batch", "done_files": int, "total_files": int, "skipped": int, "message": str}``
         once before the first file (with ``notes``: sentences on the inputs, e.g. renderings
         left out of a folder, :func:`expand_inputs`) and after each file, then
-        ``{"done": True, "summary": DataFrame, "out": Path, "skipped": int}``.
+        ``{"done": True, "summary": DataFrame, "out": Path, "skipped": int, "analysed": list}``
+        (``analysed``: the inputs analysed in this run, as the summary's ``image`` names them).
     """
     from .decision import parse_operating_point
 
@@ -626,7 +627,8 @@ def iter_batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2"
             if cluster is not None:
                 cluster.close()
     summary = write_summary(rows, out, run.classes)
-    yield {"done": True, "summary": summary, "out": out, "skipped": skipped}
+    yield {"done": True, "summary": summary, "out": out, "skipped": skipped,
+           "analysed": [str(i.path) for i in todo]}
 
 
 def _run_tasks(client: Any, todo: list[BatchItem], previous: dict[str, dict], rows: dict[tuple, dict],
