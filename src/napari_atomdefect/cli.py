@@ -396,6 +396,7 @@ def _write_keeping_previous(table, out: str) -> None:
         print(f"atomdefect: the table {name} replaced is kept as {previous.name}.",
               file=sys.stderr)
 
+
 def _check_run_options(args: argparse.Namespace) -> None:
     """Raise for an unknown material, model or substituent, or an operating point of a class
     the run cannot produce, before the image is read (its notes would come first)."""

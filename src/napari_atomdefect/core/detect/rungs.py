@@ -191,13 +191,10 @@ def split_heavy_rungs(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
     """
     mat = get_material(material)
     x = mat.chalcogen
-    out = {k: np.array(v, copy=True) for k, v in chalcogen.items()}
-    moved: dict[str, int] = {}
     d = HEAVIER_SUBSTITUENT.get(x)
-    if d is None or d not in substituents:
-        return out, moved
     lo, hi = f"{d}_{x}", f"{d}2_{x}2"
-    picked = _pair_levels(out, levels, (lo, hi))
+    out, picked = _pair_input(chalcogen, levels, (lo, hi), d is not None and d in substituents)
+    moved: dict[str, int] = {}
     if picked is None:
         return out, moved
     cls, pick, z = picked
@@ -270,11 +267,19 @@ def _pair_columns(cls: np.ndarray, lv: np.ndarray, pair: tuple[str, str]) -> np.
     return np.flatnonzero(keep)
 
 
+def _pair_input(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray, pair: tuple[str, str],
+                chosen: bool) -> tuple[dict, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
+    """A copy of the columns (what a split returns), and the columns' classes, the rows of the
+    pair's columns to fit (:func:`_pair_columns`) and their log levels — ``None`` when the
+    pair's substituent was not ``chosen``, the run has no probability of either class or
+    fewer than :data:`MIN_COLUMNS` columns are to fit."""
+    out = {k: np.array(v, copy=True) for k, v in chalcogen.items()}
+    return out, _pair_levels(out, levels, pair) if chosen else None
+
+
 def _pair_levels(out: Mapping[str, np.ndarray], levels: np.ndarray, pair: tuple[str, str]
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """The columns' classes, the rows of the pair's columns to fit (:func:`_pair_columns`) and
-    their log levels; ``None`` when the run has no probability of either class or fewer than
-    :data:`MIN_COLUMNS` columns to fit."""
+    """See :func:`_pair_input`."""
     if any(f"p_{c}" not in out for c in pair):
         return None
     cls = out["class"].astype(object)
@@ -301,13 +306,10 @@ def split_vacancy_rung(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
     """
     mat = get_material(material)
     x = mat.chalcogen
-    out = {k: np.array(v, copy=True) for k, v in chalcogen.items()}
-    moved: dict[str, int] = {}
     light = mat.light_substituent
-    if light not in substituents:
-        return out, moved
     lo, hi = f"V_{x}", f"{light}_{x}"
-    picked = _pair_levels(out, levels, (lo, hi))
+    out, picked = _pair_input(chalcogen, levels, (lo, hi), light in substituents)
+    moved: dict[str, int] = {}
     if picked is None:
         return out, moved
     cls, pick, z = picked

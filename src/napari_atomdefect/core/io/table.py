@@ -208,7 +208,6 @@ def write_csv_atomic(table: pd.DataFrame, path: str | Path, float_format: str | 
             os.unlink(tmp)
 
 
-
 def write_keeping_previous(table: pd.DataFrame, path: str | Path) -> Path | None:
     """Write ``table`` to ``path`` (:func:`write_csv_atomic`); a different table it replaces (an
     earlier run, or one edited by hand without marking its rows ``manual``) is kept beside it
@@ -233,6 +232,7 @@ def write_keeping_previous(table: pd.DataFrame, path: str | Path) -> Path | None
         tmp.unlink(missing_ok=True)
         raise
     return previous
+
 
 def _numeric_column(table: pd.DataFrame, column: str, name: str, required: bool) -> np.ndarray:
     """``table[column]`` (text) as floats; a non-numeric cell, or if ``required`` an empty or NaN
