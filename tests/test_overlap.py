@@ -85,3 +85,8 @@ def test_a_handful_of_substitutions_beside_many_vacancies_suggest_leaving_the_su
     assert "may hold no O: if so, leave O out" in ClassOverlap(("V_S", "O_S"), (10, 2),
                                                                 (30, 2)).message()
     assert "may hold no" not in ClassOverlap(("V_S", "O_S"), (10, 6), (30, 6)).message()
+    # None called at all (an independent simulator's WSe2 + S image): "no", not "only 0".
+    none = ClassOverlap(("V_Se", "S2_Se2"), (17, 0), (17, 0)).message()
+    assert none.endswith("With no S2_Se2 call the layer may hold no S: if so, leave S out of "
+                         "the substituents and the V_Se calls stand on their own.")
+    assert "17 of 17 V_Se calls are" in none and "0 S2_Se2" not in none

@@ -42,7 +42,7 @@ from ..materials.columns import (
     site_choices,
     supported_substituents,
 )
-from ..materials.materials import Material, get_material
+from ..materials.materials import ATOMIC_NUMBER, Material, get_material
 from .alloy_calibration import partner_share, vegard_calibration
 from .decision import (
     NEUTRAL,
@@ -375,13 +375,17 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     # Chalcogen sites called substituted by a chosen alloying chalcogen (not pristine, not flagged).
     substituted = ((sites.sublattice == "chalcogen") & (sites["class"] != "chalcogen")
                    & ~flaggable).to_numpy()
-    called = "/".join(sorted(set(sites["class"][substituted])))
+    called_classes = sorted(set(sites["class"][substituted]))
+    called = "/".join(called_classes)
+    # (S in a selenide dims the columns it is in: a pristine layer reads so at a high contrast)
+    lighter = bool(called_classes) and all(
+        ATOMIC_NUMBER[c.split("_")[0].rstrip("2")] < mat.z_chalcogen for c in called_classes)
     chalcogen_counts = sites["class"][sites.sublattice == "chalcogen"].value_counts().to_dict()
     other_host = _unless_another_proposed(
         other_host_reading(chalcogen_counts, n_chalcogen, mat), fit.proposed)
     uniform = None if fit.heavier else uniform_substitution_message(  # (else: "add Te" said)
         int(substituted.sum()), n_chalcogen, fit.measurements.excess_spread, called,
-        fit.measurements.metal_to_chalcogen, other_host=other_host)
+        fit.measurements.metal_to_chalcogen, other_host=other_host, lighter=lighter)
     if uniform:
         warnings.warn(uniform, ModelFitWarning, stacklevel=2)
     # Mostly the partner chalcogen: the layer is the partner host's alloy (one material

@@ -678,13 +678,15 @@ UNIFORM_SUBSTITUTED_FRACTION = 0.5
 
 def uniform_substitution_message(n_substituted: int, n_sites: int, excess_spread: float,
                                  called: str, contrast: float,
-                                 other_host: str | None = None) -> str | None:
+                                 other_host: str | None = None,
+                                 lighter: bool = False) -> str | None:
     """A sentence when most chalcogen columns are called substituted although they are as uniform
     as a pristine layer's, else ``None``.
 
     The metal/chalcogen contrast alone cannot tell a chalcogen sublattice brightened by a
     substituent from a microscope whose contrast is low: a pristine layer imaged at a low contrast
-    is then read as an alloy. A real random alloy spreads its chalcogen columns widely; a uniform
+    is then read as an alloy — and one dimmed by a lighter substituent (S in a selenide) from a
+    microscope whose contrast is high. A real random alloy spreads its chalcogen columns widely; a uniform
     Janus or fully substituted layer does not, so the sentence names both readings.
 
     Parameters
@@ -700,6 +702,9 @@ def uniform_substitution_message(n_substituted: int, n_sites: int, excess_spread
     other_host : str, optional
         The host whose chalcogen nearly every column was called to hold twice (WSe2 when a WS2
         layer's columns are nearly all ``Se2_S2``): the layer is that material, to analyse as it.
+    lighter : bool
+        The substituent called is lighter than the host chalcogen (S in a selenide): the pristine
+        alternative is a microscope of unusually *high* contrast, not low.
     """
     if n_sites <= 0 or not np.isfinite(excess_spread):
         return None
@@ -713,9 +718,9 @@ def uniform_substitution_message(n_substituted: int, n_sites: int, excess_spread
                 "at an unusual metal/chalcogen contrast.")
     return (f"{100 * frac:.0f} % of the chalcogen columns were called {called}, yet they are as "
             f"uniform as a pristine layer's (excess spread {excess_spread:.1f}): either a uniform "
-            "Janus or alloy layer, or the pristine host imaged at an unusually low metal/chalcogen "
-            f"contrast ({contrast:.2f}). Check against a region of known composition, or detect "
-            "without that substituent.")
+            "Janus or alloy layer, or the pristine host imaged at an unusually "
+            f"{'high' if lighter else 'low'} metal/chalcogen contrast ({contrast:.2f}). Check "
+            "against a region of known composition, or detect without that substituent.")
 
 
 #: Share of the chalcogen columns holding atoms called doubly substituted by the S/Se partner above

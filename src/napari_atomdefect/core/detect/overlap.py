@@ -85,9 +85,11 @@ class ClassOverlap:
             if (kind is not None and kind.substituent and n <= FEW_SUBSTITUTIONS
                     and n <= FEW_SUBSTITUTION_SHARE * n_other):
                 other = self.classes[1] if c == self.classes[0] else self.classes[0]
-                return (f" With only {n} {c} call{'s' if n != 1 else ''} the layer may hold no "
-                        f"{kind.substituent}: if so, leave {kind.substituent} out of the "
-                        f"substituents and the {other} calls stand on their own.")
+                calls = (f"no {c} call" if n == 0
+                         else f"only {n} {c} call{'s' if n != 1 else ''}")
+                return (f" With {calls} the layer may hold no {kind.substituent}: if so, leave "
+                        f"{kind.substituent} out of the substituents and the {other} calls stand "
+                        "on their own.")
         return ""
 
 
