@@ -271,9 +271,9 @@ def test_uniform_substitution_message_only_for_uniform_images():
     assert uniform_substitution_message(0, 0, 1.0, "Se_S", 2.8) is None
     # A lighter substituent dims the columns: the pristine alternative is a high contrast
     # (an independent simulator's pristine WSe2 at W/Se2 1.77 read as a Janus WSSe layer).
-    assert "unusually low metal/chalcogen" in uniform_substitution_message(180, 200, 1.0,
-                                                                           "Se_S", 2.8)
-    assert "unusually high metal/chalcogen contrast (1.77)" in uniform_substitution_message(
+    assert "at a lower metal/chalcogen contrast (2.80) than" in uniform_substitution_message(
+        180, 200, 1.0, "Se_S", 2.8)
+    assert "at a higher metal/chalcogen contrast (1.77) than" in uniform_substitution_message(
         300, 310, 1.2, "S2_Se2/S_Se", 1.77, lighter=True)
 
 

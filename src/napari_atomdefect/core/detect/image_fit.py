@@ -704,7 +704,7 @@ def uniform_substitution_message(n_substituted: int, n_sites: int, excess_spread
         layer's columns are nearly all ``Se2_S2``): the layer is that material, to analyse as it.
     lighter : bool
         The substituent called is lighter than the host chalcogen (S in a selenide): the pristine
-        alternative is a microscope of unusually *high* contrast, not low.
+        alternative is a microscope of *higher* contrast than the reading expects, not lower.
     """
     if n_sites <= 0 or not np.isfinite(excess_spread):
         return None
@@ -718,9 +718,10 @@ def uniform_substitution_message(n_substituted: int, n_sites: int, excess_spread
                 "at an unusual metal/chalcogen contrast.")
     return (f"{100 * frac:.0f} % of the chalcogen columns were called {called}, yet they are as "
             f"uniform as a pristine layer's (excess spread {excess_spread:.1f}): either a uniform "
-            "Janus or alloy layer, or the pristine host imaged at an unusually "
-            f"{'high' if lighter else 'low'} metal/chalcogen contrast ({contrast:.2f}). Check "
-            "against a region of known composition, or detect without that substituent.")
+            "Janus or alloy layer, or the pristine host imaged at a "
+            f"{'higher' if lighter else 'lower'} metal/chalcogen contrast ({contrast:.2f}) than "
+            "this reading expects of it. Check against a region of known composition, or detect "
+            "without that substituent.")
 
 
 #: Share of the chalcogen columns holding atoms called doubly substituted by the S/Se partner above
