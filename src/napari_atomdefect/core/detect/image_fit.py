@@ -745,14 +745,25 @@ def other_host_reading(class_counts: Mapping[str, int], n_sites: int,
     return other.name if other is not None else None
 
 
-#: Share of the chalcogen atoms read as the S/Se partner above which the layer is said to be
-#: the partner host's alloy (a margin past one half: a near-equal alloy is either host's).
+#: Share of the chalcogen atoms read as the S/Se partner above which the host chosen is said to
+#: decide which single vacancies have a class (a margin past one half).
 PARTNER_MAJORITY_SHARE = 0.55
+#: ... and above which the layer is said to be the partner host's alloy, to analyse as it: two
+#: thirds, past which the partner host's own column (two partner atoms) is the layer's most
+#: common column (``c**2 > 2c(1 - c)`` in a random alloy). Between the two the layer is either
+#: host's and the sentence asks for both analyses: told to switch at 60 %, a new user analysed
+#: the real fully converted WS2 layer (60 % Se as WS2 with Se) as WSe2 with S, whose reading
+#: flags a sixth of its columns as vacancies (S + Se columns by their levels), and nothing sent
+#: them back — while a simulated WS2 with 37 % Se, analysed as WSe2 (61 % S), misses all its
+#: single vacancies.
+PARTNER_HOST_SHARE = 2 / 3
 
 
 def partner_majority_message(share: float, material: str | Material) -> str | None:
     """A sentence when more than :data:`PARTNER_MAJORITY_SHARE` of the chalcogen atoms were read
-    as the host's S/Se partner (S in WSe2, Se in WS2), else ``None``.
+    as the host's S/Se partner (S in WSe2, Se in WS2), else ``None``: past
+    :data:`PARTNER_HOST_SHARE` the layer is the partner host's alloy, to analyse as it; below,
+    either host's, to analyse as both.
 
     A layer is named after its majority chalcogen for a reason the classes carry: a column that
     lost one of its two atoms has a class only for the host's chalcogen (``V_Se`` is one Se
@@ -765,11 +776,16 @@ def partner_majority_message(share: float, material: str | Material) -> str | No
     other = partner_material(mat)
     if other is None or not share > PARTNER_MAJORITY_SHARE:
         return None
+    missed = (f"As {mat.name}, a column left with one {other.chalcogen} atom has no class: its "
+              f"single vacancies are missed, and other columns may be called V_{mat.chalcogen} "
+              "in their place.")
+    if share > PARTNER_HOST_SHARE:
+        return (f"{100 * share:.0f} % of the chalcogen atoms read as {other.chalcogen}: the "
+                f"layer is {other.name} alloyed with {mat.chalcogen} — analyse it as "
+                f"{other.name} with {mat.chalcogen}. {missed}")
     return (f"{100 * share:.0f} % of the chalcogen atoms read as {other.chalcogen}: the layer "
-            f"is {other.name} alloyed with {mat.chalcogen} — analyse it as {other.name} with "
-            f"{mat.chalcogen}. As {mat.name}, a column left with one {other.chalcogen} atom has no "
-            f"class: its single vacancies are missed, and other columns may be called V_"
-            f"{mat.chalcogen} in their place.")
+            f"is either host's alloy — analyse it as {other.name} with {mat.chalcogen} as well "
+            f"and compare the two. {missed}")
 
 
 def counts_as_flagged(class_name: str, substituents: tuple[str, ...]) -> bool:
