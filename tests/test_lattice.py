@@ -341,3 +341,23 @@ def test_a_strongly_distorted_lattice_is_told(y_stretch, told):
     # the same sentence from the basis alone, None for a hexagon
     assert distortion_message(np.array([10.0, 0.0]), np.array([5.0, 8.660254])) is None
     assert "differ by 10%" in distortion_message(np.array([11.0, 0.0]), np.array([5.0, 8.660254]))
+
+
+def test_side_lobes_near_a_spot_are_not_taken_for_a_lower_order():
+    """The first order is the lowest-frequency hexagon of comparable strength, since higher
+    orders can be as strong; but a weaker hexagon only a little nearer the origin (side lobes
+    that a hole's edge puts around every spot: a real image with a hole read a pixel size 3 %
+    off) is the same order, and the strongest of that order stands for it."""
+    from napari_atomdefect.core.lattice.fft_peaks import _blind_choice
+
+    def hexagon(strength: float, freq: float) -> tuple:
+        g1 = np.array([freq, 0.0])
+        g2 = freq * np.array([-0.5, np.sqrt(3) / 2])
+        return (strength, freq, g1, g2, strength, g1, g2)
+
+    lattice, lobes = hexagon(100.0, 0.0316), hexagon(8.0, 0.0290)
+    assert _blind_choice([lattice, lobes])[1] == 0.0316
+    assert _blind_choice([lobes, lattice])[1] == 0.0316
+    # A hexagon √3 nearer the origin with at least 5 % of the strength is the first order.
+    first = hexagon(6.0, 0.0316 / np.sqrt(3))
+    assert _blind_choice([lattice, lobes, first])[1] == pytest.approx(0.0316 / np.sqrt(3))
