@@ -159,6 +159,25 @@ def test_vacancy_clusters_that_may_be_two_orders_or_overlap_keep_the_detectors_c
         assert moved == {} and (out["class"] == cols["class"]).all()
 
 
+def test_single_vacancies_alone_are_not_split_into_vacancies_and_the_light_substituent():
+    """A frame of an independent simulator's MoS2 movie (no O in it): 21 columns called V_S, a
+    tight cluster with five stragglers below. The two-cluster fit found the stragglers 'clearly
+    below' the rest and sent the rest to O_S (16 calls at a confidence of 0.99); the upper
+    cluster must be mostly the detector's light-substituent calls."""
+    rng = np.random.default_rng(6)
+    levels = np.concatenate([0.487 + 0.004 * rng.standard_normal(16),
+                             0.455 + 0.004 * rng.standard_normal(5)])
+    n_host = 300
+    cls = np.array(["chalcogen"] * n_host + ["V_S"] * 21, object)
+    p_v = np.where(cls == "V_S", 0.85, 0.0)
+    p_o = np.where(cls == "V_S", 0.13, 0.0)
+    cols = {"class": cls, "confidence": np.where(cls == "V_S", 0.85, 1.0),
+            "p_chalcogen": np.where(cls == "chalcogen", 1.0, 0.02), "p_V_S": p_v, "p_O_S": p_o}
+    lv = np.concatenate([np.ones(n_host), levels])
+    out, moved = split_vacancy_rung(cols, lv, "MoS2", ("O",))
+    assert moved == {} and (out["class"] == cls).all()
+
+
 def test_an_incoherent_selenide_alloy_keeps_its_single_vacancies():
     """End to end on an image of incoherent Z^1.8 columns (another simulator's physics: no cross
     term, S adds 0.26 of an Se atom): MoSe2 with 45 % of its columns S + Se. Before the vacancy
