@@ -198,7 +198,8 @@ def test_reader_and_lattice_survive_a_few_non_finite_pixels(bad, tmp_path, sim, 
     data = sim.image.astype(np.float32).copy()
     data[10:14, 10:14] = bad
     img = read_image(_npy(tmp_path, data))
-    assert "16 pixels (<0.1%) are NaN or infinite." in " ".join(img.messages)
+    assert ("16 pixels (<0.1%) are NaN or infinite; they are read as the image's median."
+            in " ".join(img.messages))
     lat = within(30, find_lattice, img.data, "MoS2", pixel_size_nm=PX)
     assert abs(lat.n_cells - clean_cells) <= 2
 

@@ -830,8 +830,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--substituents", default=None, metavar="D[,D]", help=_substituents_help())
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--out", default="defects.csv",
-                   help="CSV to write (default defects.csv; replaced when it exists, unless it "
-                        "holds defects you corrected by hand)")
+                   help="CSV to write (default defects.csv; an earlier, different one is kept "
+                        "as NAME.previous.csv; refused when it holds defects you corrected by "
+                        "hand)")
     p.add_argument("--verbose", action="store_true", help="print the progress of each step")
     p.add_argument("--all-frames", action="store_true",
                    help="analyse every frame of a stack, follow the lattice drift and link the "

@@ -193,7 +193,8 @@ def _finish(data: np.ndarray, pixel_size_nm: float | None, name: str, metadata: 
         pct = f"{share:.1%}" if share >= 0.001 else "<0.1%"
         messages.append(f"{name}: {what}{pct}) {'is' if n_bad == 1 else 'are'} NaN or infinite"
                         + (f"; above {MAX_NONFINITE_SHARE:.0%} detection refuses the image: crop "
-                           "them away, or draw a region." if share > MAX_NONFINITE_SHARE else "."))
+                           "them away, or draw a region." if share > MAX_NONFINITE_SHARE
+                           else "; they are read as the image's median."))
     if pixel_size_nm is None:
         messages.append(no_pixel_size_message(name))
     else:
