@@ -164,23 +164,31 @@ def find_reciprocal_basis(image: np.ndarray, min_period_px: float = 3.0,
 
 
 #: Hexagons whose frequencies lie within this factor of each other are one order of the
-#: lattice (the orders lie √3 or 2 times apart): of such, only the strongest is that order.
+#: lattice (the orders lie √3 or 2 times apart).
 SAME_ORDER_FACTOR = 1.15
+#: Within one order, the hexagons at least this share of its strongest's strength stand for it
+#: (the same spots located a little differently); weaker ones are side lobes.
+SAME_ORDER_STRENGTH = 0.5
 
 
 def _blind_choice(triplets: list) -> tuple:
     """Among hexagons of comparable strength, the lowest-frequency one: the primitive set
-    (higher orders can be as strong, e.g. in noise-free or very sharp images). Each order is
-    represented by its strongest hexagon only: the side lobes that an edge in the field (a hole,
-    vacuum beside the crystal) puts around every spot make weaker hexagons a little nearer the
-    origin, which must not win as a "lower order"."""
+    (higher orders can be as strong, e.g. in noise-free or very sharp images). Hexagons of one
+    order (:data:`SAME_ORDER_FACTOR`) are compared by strength first: the side lobes that an
+    edge in the field (a hole, vacuum beside the crystal) puts around every spot make weaker
+    hexagons a little nearer the origin, which must not win as a "lower order"."""
     strongest = max(t[0] for t in triplets)
-    by_strength = sorted(triplets, key=lambda t: -t[0])
-    orders: list[tuple] = []
-    for t in by_strength:
-        if all(max(t[1], o[1]) / min(t[1], o[1]) > SAME_ORDER_FACTOR for o in orders):
-            orders.append(t)
-    return min((t for t in orders if t[0] >= 0.05 * strongest), key=lambda t: t[1])
+    orders: list[list[tuple]] = []
+    for t in sorted(triplets, key=lambda t: -t[0]):
+        group = next((g for g in orders
+                      if max(t[1], g[0][1]) / min(t[1], g[0][1]) <= SAME_ORDER_FACTOR), None)
+        if group is None:
+            orders.append([t])
+        else:
+            group.append(t)
+    choices = [min((t for t in g if t[0] >= SAME_ORDER_STRENGTH * g[0][0]), key=lambda t: t[1])
+               for g in orders if g[0][0] >= 0.05 * strongest]
+    return min(choices, key=lambda t: t[1])
 
 
 #: Least geometric mean, over a hexagon's three spots, of their ratio to the ring background
