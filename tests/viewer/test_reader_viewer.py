@@ -223,6 +223,54 @@ def test_review_and_statistics_stay_on_the_detections_when_a_reference_opens(
     assert set(labels.features["source"].astype(str)) == {"truth"}
 
 
+def test_statistics_opened_after_a_reference_start_on_the_detections(make_napari_viewer,
+                                                                      tmp_path):
+    """New-user trial, twenty-sixth session: Statistics (and Review) opened *after* the
+    detections and a reference table started on the reference, the last layer listed — a user
+    may read the truth's counts as the detector's. Opened late they start on the newest
+    detection layer; the reference stays listed."""
+    import pandas as pd
+
+    from napari_atomdefect.widgets.review import ReviewWidget
+    from napari_atomdefect.widgets.stats import StatsWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((200, 200), np.float32), scale=(0.01, 0.01), units=("nm", "nm"))
+    rows = pd.DataFrame({"x_px": [20.0, 150.0], "y_px": [30.0, 160.0], "class": ["V_S", "O_S"]})
+    rows.assign(confidence=[0.9, 0.7]).to_csv(tmp_path / "found.csv", index=False)
+    rows.to_csv(tmp_path / "labels.csv", index=False)
+    viewer.open(str(tmp_path / "found.csv"), plugin="napari-atomdefect")
+    viewer.open(str(tmp_path / "labels.csv"), plugin="napari-atomdefect")
+    review, stats = ReviewWidget(viewer), StatsWidget(viewer)
+    assert review.layer_combo.currentText() == stats.layer_combo.currentText() == "found"
+    assert stats.layer_combo.findText("labels (reference)") >= 0
+
+
+def test_fine_tune_follows_the_material_of_a_table_reopened_on_the_image(make_napari_viewer,
+                                                                         tmp_path):
+    """New-user trial, twenty-sixth session: with a WS2 detection table reopened over its image
+    the Fine-tune dock stayed on MoS2 and mos2-default; it takes the material the table names
+    (whether the dock was opened before or after the table)."""
+    import pandas as pd
+
+    from napari_atomdefect.core.io.table import defects_table, with_run_columns, write_csv_atomic
+    from napari_atomdefect.widgets.finetune import FinetuneWidget
+
+    table = pd.DataFrame({"y_px": [20.0, 150.0], "x_px": [30.0, 160.0], "class": ["V_S", "V_W"],
+                          "confidence": [0.9, 0.8]})
+    table = with_run_columns(defects_table(table, 0.0078), "WS2", ("O",))
+    write_csv_atomic(table, tmp_path / "found.csv")
+    for dock_first in (True, False):
+        viewer = make_napari_viewer()
+        viewer.add_image(np.zeros((300, 300), np.float32), scale=(0.0078, 0.0078),
+                         units=("nm", "nm"), name="scan")
+        dock = FinetuneWidget(viewer) if dock_first else None
+        viewer.open(str(tmp_path / "found.csv"), plugin="napari-atomdefect")
+        dock = dock or FinetuneWidget(viewer)
+        assert dock.material.currentText() == "WS2", dock_first
+        assert dock.base_model.currentText() == "ws2-default", dock_first
+
+
 def test_a_reopened_csv_follows_its_image_calibration_and_keeps_its_classes(make_napari_viewer,
                                                                            tmp_path):
     """Trial, twenty-first session: a CSV reopened over its image stayed at the file's scale

@@ -145,6 +145,11 @@ def follow_layers(viewer, combo, accept: Callable, on_change: Callable | None = 
     def refresh(event=None) -> None:
         refresh_layer_combo(combo, viewer.layers, accept)
         added = getattr(event, "value", None) if getattr(event, "type", "") == "inserted" else None
+        if event is None and callable(follow_new):
+            # Opened after the layers: start on the newest one a new layer would have been
+            # followed to (a run's detections, not a reference table opened after them).
+            followed = [la for la in viewer.layers if accept(la) and follow_new(la)]
+            added = followed[-1] if followed else None
         follows = follow_new(added) if callable(follow_new) else follow_new
         if added is not None and accept(added) and follows:
             k = combo.findText(added.name)

@@ -279,6 +279,7 @@ class FinetuneWidget(QWidget):
                       follow_new=True)
         follow_layers(self.viewer, self.corrections, is_defect_layer)
         self.viewer.layers.events.inserted.connect(self._watch_selection_layers)
+        self.viewer.layers.events.inserted.connect(self._table_of_image_opened)
         follow_models(self, self.refresh_models)  # on the GUI thread, whoever saved the model
         self._watch_selection_layers()
         self.refresh_models()
@@ -328,16 +329,28 @@ class FinetuneWidget(QWidget):
 
     def _follow_material(self, *args) -> None:
         """Take the material the image was analysed as in the Detect widget (recorded on the
-        image layer), and that material's bundled model as the base when the base was another
-        material's bundled model."""
+        image layer) or that a defect table reopened on it names, and that material's bundled
+        model as the base when the base was another material's bundled model."""
         layer = self.image_layer()
         meta = {} if layer is None else layer.metadata.get("atomdefect", {})
+        if layer is not None and not meta.get("material"):
+            # Not analysed here: the material of a defect table reopened on this image
+            meta = next((la.metadata["atomdefect"] for la in reversed(self.viewer.layers)
+                         if la.metadata.get("atomdefect", {}).get("image") == layer.name
+                         and la.metadata["atomdefect"].get("material")), meta)
         material = meta.get("material")
         if not material or material == self.material.currentText() \
                 or self.material.findText(material) < 0:
             return
         self.material.setCurrentText(material)  # (the base follows, for its substituents too)
         self._base_for_material(material, meta.get("substituents"))
+
+    def _table_of_image_opened(self, event) -> None:
+        """A defect table opened on the image chosen: follow the material it names."""
+        layer, image = getattr(event, "value", None), self.image_layer()
+        if layer is not None and image is not None and \
+                layer.metadata.get("atomdefect", {}).get("image") == image.name:
+            self._follow_material()
 
     def _base_for_material(self, material: str, substituents=None) -> None:
         """Make ``material``'s bundled model the base when the base is another bundled model
