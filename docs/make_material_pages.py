@@ -62,7 +62,7 @@ REAL_COMPOSITION = [
 ]
 #: matplotlib marker of each napari symbol of ``class_style``.
 MPL_MARKERS = {"disc": "o", "square": "s", "diamond": "D", "star": "*", "triangle_up": "^",
-               "cross": "x"}
+               "triangle_down": "v", "cross": "x"}
 PRISTINE_COLOUR = "#9a9a9a"
 #: Atomic numbers (Te added where the package's table has no entry for it yet).
 Z_EXTRA = {"Te": 52}

@@ -58,3 +58,20 @@ def test_lattice_site_outlines_use_no_class_colour():
     for material in ("MoS2", "WS2", "MoSe2", "WSe2"):  # every class has one, pale tints too
         for name in class_names(material):
             assert np.ptp(class_rgb(name)) > 0.25, name
+
+
+def test_a_lighter_and_a_heavier_substituent_differ_by_shape():
+    """New-user trial, twenty-sixth session: O_S and Se_S (WS2 with Se and O, a common choice)
+    were both diamonds, told apart by colour only. One substituent lighter than the host
+    chalcogen is a downward triangle; a heavier one stays a diamond; every symbol has a glyph
+    for the legends."""
+    from napari_atomdefect.core.io.class_style import SYMBOL_GLYPHS
+
+    assert class_symbol("O_S") == class_symbol("S_Se") == "triangle_down"
+    assert class_symbol("Se_S") == class_symbol("Te_Se") == "diamond"
+    assert class_symbol("Se2_S2") == class_symbol("S2_Se2") == "star"
+    ws2 = ("V_S", "V_S2", "O_S", "Se_S", "Se2_S2", "V_W")
+    assert len({class_symbol(c) for c in ws2}) == len(ws2)
+    wse2 = ("V_Se", "V_Se2", "S_Se", "Te_Se", "V_W")
+    assert len({class_symbol(c) for c in wse2}) == len(wse2)
+    assert all(class_symbol(c) in SYMBOL_GLYPHS for c in ws2 + wse2)

@@ -32,7 +32,7 @@ def test_reclassify_sets_the_class_symbol(viewer_and_layer):
     set_class(layer, [0, 9], "V_Mo")
     symbols = [str(getattr(s, "value", s)) for s in layer.symbol]
     assert symbols[0] == symbols[9] == "triangle_up"
-    assert symbols[1] == "disc" and symbols[5] == "square" and symbols[8] == "diamond"
+    assert symbols[1] == "disc" and symbols[5] == "square" and symbols[8] == "triangle_down"
     assert list(layer.features["class"].iloc[[0, 9]]) == ["V_Mo", "V_Mo"]
 
 
@@ -268,7 +268,7 @@ def test_choosing_a_class_leaves_the_selected_point_alone_and_added_points_have_
     layer.add(np.array([[70.0, 70.0]]))  # a click in add mode, point 0 still selected
     new = layer.features.iloc[-1]
     assert (str(new["class"]), int(new["grain"]), str(new["source"])) == ("O_S", -1, "manual")
-    assert str(getattr(layer.symbol[-1], "value", layer.symbol[-1])) == "diamond"
+    assert str(getattr(layer.symbol[-1], "value", layer.symbol[-1])) == "triangle_down"
     assert str(layer.features["class"].iloc[0]) == "V_S"
 
 

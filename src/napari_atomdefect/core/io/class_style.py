@@ -3,12 +3,15 @@
 Colours follow what the column holds, not the material, so a user sees the same colour for "one
 chalcogen missing" in MoS2 and in WSe2: vacancies warm (orange one atom, red two), substituents in
 the colour of their element (a diamond for one; a star in a paler tint for two, so that the two
-stay apart at full view of a dense alloy), metal vacancies green.
+stay apart at full view of a dense alloy), metal vacancies green. One substituent lighter than
+the host chalcogen (O in a sulfide, S in a selenide) is a downward triangle, not a diamond: it
+is often looked for beside a heavier one (WS2 with Se and O) and colour alone told the two apart.
 """
 
 from __future__ import annotations
 
 from ..materials.columns import lookup_class
+from ..materials.materials import ATOMIC_NUMBER
 
 #: Marker colour of each generic kind without a substituent.
 KIND_COLORS = {"V_X": "#ff9900", "V_X2": "#ff2020", "V_M": "#33ff33"}
@@ -19,9 +22,11 @@ DOUBLE_TINT = 0.55
 #: Marker symbol (napari Points symbol) of each generic kind.
 KIND_SYMBOLS = {"V_X": "disc", "V_X2": "square", "D_X": "diamond", "D2_X2": "star",
                 "V_M": "triangle_up"}
+#: Symbol of one substituent lighter than the host chalcogen (``O_S``, ``S_Se``).
+LIGHTER_SINGLE_SYMBOL = "triangle_down"
 #: Hollow glyphs of the symbols above, for legends drawn as text.
 SYMBOL_GLYPHS = {"disc": "○", "square": "□", "diamond": "◇", "star": "☆", "triangle_up": "△",
-                 "cross": "✕"}
+                 "triangle_down": "▽", "cross": "✕"}
 #: Colour and symbol of a class name no material knows (kept from a user's CSV).
 UNKNOWN_STYLE = ("#bbbbbb", "cross")
 
@@ -43,7 +48,19 @@ def class_color(name: str) -> str:
 def class_symbol(name: str) -> str:
     """napari Points symbol of the markers of class ``name``."""
     c = lookup_class(name)
-    return KIND_SYMBOLS[c.kind] if c is not None else UNKNOWN_STYLE[1]
+    if c is None:
+        return UNKNOWN_STYLE[1]
+    if c.kind == "D_X" and _lighter_than_host(name, c.substituent):
+        return LIGHTER_SINGLE_SYMBOL
+    return KIND_SYMBOLS[c.kind]
+
+
+def _lighter_than_host(name: str, substituent: str | None) -> bool:
+    """Whether ``substituent`` is lighter than the host chalcogen the class ``name`` names
+    (``O_S``: O in S)."""
+    host = name.rsplit("_", 1)[-1].rstrip("2")
+    return (substituent is not None and substituent in ATOMIC_NUMBER and host in ATOMIC_NUMBER
+            and ATOMIC_NUMBER[substituent] < ATOMIC_NUMBER[host])
 
 
 def hex_rgb(colour: str) -> tuple[float, float, float]:
