@@ -16,8 +16,8 @@ far the light substituent's column lies above the single vacancy's; the metal co
 how noisy a column is (shot noise, scaled to the single-atom level). When the gap at the lower
 :data:`GAP_QUANTILE` of those microscopes is less than :data:`MIN_SEPARATION` noise widths, the
 two classes are said to overlap (their sum is what to trust). Measured on 28 images of four
-simulators (docs/benchmarks.md): every image below the threshold had ``O_S`` F1 ≤ 0.54; every
-image above 2 but two had it ≥ 0.5.
+simulators (docs/model_fit.md): the nine below the threshold had ``O_S`` F1 ≤ 0.54; above it the
+split is good on most images but not all (the dev set: 0–0.89), so its absence proves nothing.
 """
 
 from __future__ import annotations
