@@ -38,6 +38,7 @@ from ..lattice.grains import MAX_GRAINS, find_grains, misorientation_deg
 from ..lattice.lattice import Lattice
 from ..materials.columns import (
     LEGACY_CLASSES,
+    lookup_class,
     segment_classes,
     site_choices,
     supported_substituents,
@@ -380,7 +381,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     called = "/".join(called_classes)
     # (S in a selenide dims the columns it is in: a pristine layer reads so at a high contrast)
     lighter = bool(called_classes) and all(
-        ATOMIC_NUMBER[c.split("_")[0].rstrip("2")] < mat.z_chalcogen for c in called_classes)
+        (kind := lookup_class(c)) is not None and kind.substituent is not None
+        and ATOMIC_NUMBER[kind.substituent] < mat.z_chalcogen for c in called_classes)
     chalcogen_counts = sites["class"][sites.sublattice == "chalcogen"].value_counts().to_dict()
     other_host = _unless_another_proposed(
         other_host_reading(chalcogen_counts, n_chalcogen, mat), fit.proposed)
@@ -405,12 +407,12 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
                     fit.measurements.metal_to_chalcogen / max(ladder.host_level, 1e-6),
                     fit.measurements.metal_spread)
     pair_calls = 0 if gap is None else sum(int(chalcogen_counts.get(c, 0)) for c in gap.classes)
-    gap_said = None
+    gap_said: dict[str, Any] | None = None  # {"classes", "message"}: for a movie to say once
     overlap_pairs = [list(o.classes) for o in overlaps]
     if gap is not None and gap.overlap and pair_calls and not any(
             set(o.classes) == set(gap.classes) for o in overlaps):
-        gap_said = gap.message(pair_calls)
-        overlap = " ".join(m for m in (overlap, gap_said) if m)
+        gap_said = {"classes": list(gap.classes), "message": gap.message(pair_calls)}
+        overlap = " ".join(m for m in (overlap, gap_said["message"]) if m)
         overlap_pairs.append(list(gap.classes))
     if overlap:
         warnings.warn(overlap, ModelFitWarning, stacklevel=2)
@@ -440,7 +442,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
                         "ladder": ladder.to_dict(),
                         "class_overlaps": overlap_pairs,
                         "overlap_message": overlap,
-                        "light_gap_message": gap_said,
+                        "light_gap": gap_said,
                         "messages": list(lattice.messages) + class_messages + fit_messages})
     if len(lattices) > 1:
         table.attrs["grains"] = [{"grain": k, "n_cells": la.n_cells, "a_px": la.a_px,

@@ -312,7 +312,7 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
                               "chosen.")
     n = len(chosen)
     tables, lattices, per_frame, site_tables = [], [], [], []
-    gap_said = gap_pair = None  # (light_gap.py: the first frame that said it)
+    gap_said = None  # (light_gap.py: the first frame that said it)
     messages: list[str] = []
     fit_messages: list[str] = []
     last, last_yx = None, np.zeros((0, 2))
@@ -371,9 +371,7 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
                                      ["class"] + [c for c in sites.columns if c.startswith("p_")]])
         # (two classes that overlap are said once, for the whole movie, below)
         frame_overlap = table.attrs.get("overlap_message")
-        if gap_said is None and table.attrs.get("light_gap_message"):
-            gap_said = table.attrs["light_gap_message"]
-            gap_pair = list(table.attrs["class_overlaps"][-1])  # (said last by detection)
+        gap_said = gap_said or table.attrs.get("light_gap")
         notes = [m for m in table.attrs.get("messages", []) if m != frame_overlap]
         if len(lattices) > 1:  # later frames were given the first one's pixel size, not the user's
             notes = [m.replace("The pixel size you gave", f"The first frame's pixel size (frame "
@@ -400,9 +398,9 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
     overlaps = class_overlaps(pd.concat(site_tables, ignore_index=True))
     overlap = overlap_message(overlaps, "these frames")
     pairs = [list(o.classes) for o in overlaps]
-    if gap_said and not any(set(p) == set(gap_pair) for p in pairs):
-        overlap = " ".join(m for m in (overlap, gap_said) if m)
-        pairs.append(gap_pair)
+    if gap_said and not any(set(p) == set(gap_said["classes"]) for p in pairs):
+        overlap = " ".join(m for m in (overlap, gap_said["message"]) if m)
+        pairs.append(gap_said["classes"])
     fit_messages += [m for m in (overlap, fast_drift_message(fast) if fast else None) if m]
     messages += [m for m in (overlap, fast_drift_message(fast) if fast else None) if m]
     out = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(

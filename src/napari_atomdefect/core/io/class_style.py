@@ -50,17 +50,12 @@ def class_symbol(name: str) -> str:
     c = lookup_class(name)
     if c is None:
         return UNKNOWN_STYLE[1]
-    if c.kind == "D_X" and _lighter_than_host(name, c.substituent):
+    # (one substituent beside its host atom: ``atoms`` is the host, then the substituent)
+    host = c.atoms[0]
+    if (c.kind == "D_X" and c.substituent is not None and host is not None
+            and ATOMIC_NUMBER[c.substituent] < ATOMIC_NUMBER[host]):
         return LIGHTER_SINGLE_SYMBOL
     return KIND_SYMBOLS[c.kind]
-
-
-def _lighter_than_host(name: str, substituent: str | None) -> bool:
-    """Whether ``substituent`` is lighter than the host chalcogen the class ``name`` names
-    (``O_S``: O in S)."""
-    host = name.rsplit("_", 1)[-1].rstrip("2")
-    return (substituent is not None and substituent in ATOMIC_NUMBER and host in ATOMIC_NUMBER
-            and ATOMIC_NUMBER[substituent] < ATOMIC_NUMBER[host])
 
 
 def hex_rgb(colour: str) -> tuple[float, float, float]:
