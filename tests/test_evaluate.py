@@ -115,3 +115,14 @@ def test_cli_evaluate_says_when_the_tables_are_of_two_images(tmp_path, capsys):
         assert main(["evaluate", str(tmp_path / f"{name}.csv"), str(tmp_path / "truth.csv")]) == 0
         err = capsys.readouterr().err
         assert ("are the two tables of the same image" in err) == (name == "other")
+
+
+def test_a_tables_material_names_its_metal_vacancy():
+    """Second new-user trial: a WS2 movie's table of V_S and V_S2 calls was scored with a V_Mo
+    row (the legacy MoS2 classes); the material the table names gives its metal."""
+    import pandas as pd
+
+    rows = pd.DataFrame({"y_px": [10.0, 40.0], "x_px": [10.0, 40.0], "class": ["V_S", "V_S2"]})
+    table = score(rows.assign(material="WS2"), rows, 2.0)
+    assert "V_W" in table.index and "V_Mo" not in table.index
+    assert "V_Mo" in score(rows, rows, 2.0).index  # no material named: MoS2's classes

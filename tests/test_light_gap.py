@@ -72,3 +72,32 @@ def test_detection_says_it_where_the_o_adds_little(weak, said):
         assert ("V_S", "O_S") in pairs or ("O_S", "V_S") in pairs
     else:
         assert "cannot be told apart reliably" not in text, text
+
+
+def test_a_movie_says_it_once_with_the_calls_of_every_frame():
+    """Second new-user trial: a movie's sentence quoted the first frame's sum (8) where the
+    table and Statistics held 282. It is said once, for these frames, with every frame's calls."""
+    from napari_atomdefect.core.detect.movie import iter_detect_frames
+    from napari_atomdefect.core.progress import run_to_end
+    from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
+
+    n = 2.05
+    weights = {"Mo": 42**n, "S": 16**n, "O": 8**n, "Se": 34**n}
+    frames = [simulate_image("MoS2", 256, 0.0125,
+                             MicroscopeParams(element_weights=weights, z_exponent=n,
+                                              light_ratio=0.1, second_atom_factor=1.0,
+                                              probe_fwhm_nm=0.1, column_scatter=0.0,
+                                              dose_e_per_A2=1e5),
+                             seed=seed, substituents="O",
+                             defect_fractions={"V_S": 0.06, "O_S": 0.05}).image
+              for seed in (3, 4)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run_to_end(iter_detect_frames(np.stack(frames), 0.0125, "MoS2",
+                                               substituents="O"))
+    table = result["defects"]
+    n_pair = int(table["class"].isin(["V_S", "O_S"]).sum())
+    said = [m for m in result["fit_messages"] if "told apart reliably" in m]
+    assert len(said) == 1 and "at these frames' metal/chalcogen contrast" in said[0]
+    assert f"their sum ({n_pair}) is not" in said[0]
+    assert ["V_S", "O_S"] in table.attrs["class_overlaps"]

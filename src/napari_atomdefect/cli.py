@@ -486,8 +486,8 @@ def _detect_movie(args: argparse.Namespace, data, px, source) -> int:
     lengths = table.groupby("track_id").size() if len(table) else table["track_id"]
     drift = result["drift_px"][-1] if n_frames else (0.0, 0.0)
     print(f"{len(table)} defects{kept} in {n_frames} frames, {int((lengths >= 2).sum())} tracks "
-          f"over two or more frames (lattice drift {drift[0]:+.1f}, {drift[1]:+.1f} px by the "
-          f"last frame); model {result['model']} on {result['device']} -> {args.out}")
+          f"over two or more frames (lattice drift y {drift[0]:+.1f}, x {drift[1]:+.1f} px by "
+          f"the last frame); model {result['model']} on {result['device']} -> {args.out}")
     return 0
 
 

@@ -121,6 +121,15 @@ def test_statistics_say_which_classes_the_detection_could_not_tell_apart(make_na
     layer.selected_data = {0}  # an Se_S
     layer.remove_selected()
     assert "their sum (4) is not." in stats.note.text()
+    # A pair with one side never called (every O_S called V_S: a one-sided split) shows that
+    # side as 0, not "≈ 0", which read as "about no O_S" (second new-user trial).
+    layer.metadata["atomdefect"]["class_overlaps"] = [["V_S", "V_W"]]
+    layer.selected_data = set(np.flatnonzero(layer.features["class"].astype(str) == "V_W"))
+    layer.remove_selected()
+    stats.update_stats()
+    assert stats.table.item(rows["V_W"], 0).text() == "0"
+    assert stats.table.item(rows["V_S"], 0).text().startswith("≈")
+    assert "V_S" in stats.table.item(rows["V_W"], 0).toolTip()
     layer.metadata["atomdefect"]["class_overlaps"] = []
     stats.update_stats()
     assert "overlap" not in stats.note.text()

@@ -373,8 +373,10 @@ class StatsWidget(QWidget):
                       f"{row['per_nm2']:.3g}" if np.isfinite(row["per_nm2"]) else "–",
                       f"{row['per_cell']:.3g}" if np.isfinite(row["per_cell"]) else "–",
                       f"{row['per_site']:.2%}" if np.isfinite(row["per_site"]) else "–"]
+            # (a pair's class with no call is not "about zero": one side of a one-sided split)
+            approx = cls in partner and int(row["count"]) > 0
             for c, text in enumerate(values):
-                item = QTableWidgetItem(("≈ " + text) if cls in partner else text)
+                item = QTableWidgetItem(("≈ " + text) if approx else text)
                 if cls in partner:  # the split of an overlapping pair is uncertain
                     item.setToolTip(f"{cls} and {partner[cls]} overlap in this image: their "
                                     "split is uncertain, their sum is not.")

@@ -411,7 +411,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     overlap_pairs = [list(o.classes) for o in overlaps]
     if gap is not None and gap.overlap and pair_calls and not any(
             set(o.classes) == set(gap.classes) for o in overlaps):
-        gap_said = {"classes": list(gap.classes), "message": gap.message(pair_calls)}
+        gap_said = {**dataclasses.asdict(gap), "message": gap.message(pair_calls)}
         overlap = " ".join(m for m in (overlap, gap_said["message"]) if m)
         overlap_pairs.append(list(gap.classes))
     if overlap:

@@ -58,6 +58,18 @@ def match(pred: np.ndarray, truth: np.ndarray, radius_px: float) -> list[tuple[i
     return [(i, j) for i, j in zip(rows, cols, strict=True) if cost[i, j] <= radius_px]
 
 
+def _metal_of(*tables: pd.DataFrame) -> str | None:
+    """The metal of the material a defect table names (its ``material`` column), if any."""
+    from ..materials.materials import MATERIALS
+
+    for table in tables:
+        if "material" in table.columns and len(table):
+            name = str(table["material"].iloc[0])
+            if name in MATERIALS:
+                return MATERIALS[name].metal
+    return None
+
+
 def score(pred: pd.DataFrame, truth: pd.DataFrame, radius_px: float,
           classes: list[str] | tuple[str, ...] | None = None) -> pd.DataFrame:
     """Per-class precision, recall and F1 (plus the merged vacancy|light-substituent groups).
@@ -70,7 +82,8 @@ def score(pred: pd.DataFrame, truth: pd.DataFrame, radius_px: float,
         Matching radius.
     classes : list of str, optional
         Classes to score, in order; default: every class the truth or the predictions hold
-        (:func:`scored_classes`), or all legacy MoS2 classes when they hold none other.
+        (:func:`scored_classes`), or all legacy MoS2 classes when they hold none other (with the
+        metal vacancy of the material a table names in its ``material`` column).
 
     Returns
     -------
@@ -90,6 +103,9 @@ def score(pred: pd.DataFrame, truth: pd.DataFrame, radius_px: float,
 
         found = scored_classes(p_cls, t_cls)
         classes = list(LEGACY_CLASSES) if set(found) <= set(LEGACY_CLASSES) else found
+        metal = _metal_of(pred, truth)
+        if metal and metal != "Mo":  # (a WS2 table of V_S/V_S2 calls: its metal is W)
+            classes = [f"V_{metal}" if c == "V_Mo" else c for c in classes]
     groups = {c: (c,) for c in classes} | merged_groups(list(classes))
     for name, members in groups.items():
         def in_group(c: np.ndarray, members: tuple[str, ...] = members) -> np.ndarray:

@@ -67,15 +67,16 @@ class LightGap:
         """Whether the two classes cannot be told apart reliably."""
         return self.separation < MIN_SEPARATION
 
-    def message(self, n_calls: int) -> str:
-        """One sentence for the user (``n_calls``: calls of either class)."""
+    def message(self, n_calls: int, where: str = "this image's") -> str:
+        """One sentence for the user (``n_calls``: calls of either class; ``where``: whose
+        contrast, e.g. ``"these frames'"``)."""
         v, light = self.classes
-        where = (f"no brighter than {v}" if self.gap < 0.005 else
+        above = (f"no brighter than {v}" if self.gap < 0.005 else
                  f"as little as {self.gap:.2f} of a column above {v} "
                  f"({self.separation:.1f} noise widths)")
-        return (f"{v} and {light} cannot be told apart reliably at this image's metal/chalcogen "
+        return (f"{v} and {light} cannot be told apart reliably at {where} metal/chalcogen "
                 f"contrast ({self.contrast:.2f}) and noise: microscopes of that contrast put "
-                f"{light} {where}, so their split is uncertain while their sum ({n_calls}) is "
+                f"{light} {above}, so their split is uncertain while their sum ({n_calls}) is "
                 "not.")
 
 

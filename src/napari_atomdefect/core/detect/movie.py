@@ -29,6 +29,7 @@ import pandas as pd
 from ..errors import AtomDefectError
 from ..io.table import DEFECT_COLUMNS
 from ..materials.columns import LEGACY_CLASSES, class_site
+from .light_gap import LightGap
 from .overlap import class_overlaps, overlap_message
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -399,8 +400,12 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
     overlap = overlap_message(overlaps, "these frames")
     pairs = [list(o.classes) for o in overlaps]
     if gap_said and not any(set(p) == set(gap_said["classes"]) for p in pairs):
-        overlap = " ".join(m for m in (overlap, gap_said["message"]) if m)
-        pairs.append(gap_said["classes"])
+        # (the first frame that said it, with the calls of every frame, as Statistics counts)
+        gap = LightGap(**{k: v for k, v in gap_said.items() if k != "message"})
+        n_calls = sum(int((t["class"].astype(str) == c).sum()) for t in tables
+                      for c in gap.classes)
+        overlap = " ".join(m for m in (overlap, gap.message(n_calls, "these frames'")) if m)
+        pairs.append(list(gap.classes))
     fit_messages += [m for m in (overlap, fast_drift_message(fast) if fast else None) if m]
     messages += [m for m in (overlap, fast_drift_message(fast) if fast else None) if m]
     out = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
