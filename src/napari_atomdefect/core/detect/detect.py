@@ -38,12 +38,13 @@ from ..lattice.grains import MAX_GRAINS, find_grains, misorientation_deg
 from ..lattice.lattice import Lattice
 from ..materials.columns import (
     LEGACY_CLASSES,
+    lighter_than_host,
     lookup_class,
     segment_classes,
     site_choices,
     supported_substituents,
 )
-from ..materials.materials import ATOMIC_NUMBER, Material, get_material
+from ..materials.materials import Material, get_material
 from .alloy_calibration import partner_share, vegard_calibration
 from .decision import (
     NEUTRAL,
@@ -381,8 +382,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     called = "/".join(called_classes)
     # (S in a selenide dims the columns it is in: a pristine layer reads so at a high contrast)
     lighter = bool(called_classes) and all(
-        (kind := lookup_class(c)) is not None and kind.substituent is not None
-        and ATOMIC_NUMBER[kind.substituent] < mat.z_chalcogen for c in called_classes)
+        lighter_than_host(lookup_class(c), mat.chalcogen) for c in called_classes)
     chalcogen_counts = sites["class"][sites.sublattice == "chalcogen"].value_counts().to_dict()
     other_host = _unless_another_proposed(
         other_host_reading(chalcogen_counts, n_chalcogen, mat), fit.proposed)
@@ -407,7 +407,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
                     fit.measurements.metal_to_chalcogen / max(ladder.host_level, 1e-6),
                     fit.measurements.metal_spread)
     pair_calls = 0 if gap is None else sum(int(chalcogen_counts.get(c, 0)) for c in gap.classes)
-    gap_said: dict[str, Any] | None = None  # {"classes", "message"}: for a movie to say once
+    # (the gap's fields and its sentence: a movie says it once, with every frame's calls)
+    gap_said: dict[str, Any] | None = None
     overlap_pairs = [list(o.classes) for o in overlaps]
     if gap is not None and gap.overlap and pair_calls and not any(
             set(o.classes) == set(gap.classes) for o in overlaps):

@@ -686,8 +686,8 @@ def uniform_substitution_message(n_substituted: int, n_sites: int, excess_spread
     The metal/chalcogen contrast alone cannot tell a chalcogen sublattice brightened by a
     substituent from a microscope whose contrast is low: a pristine layer imaged at a low contrast
     is then read as an alloy — and one dimmed by a lighter substituent (S in a selenide) from a
-    microscope whose contrast is high. A real random alloy spreads its chalcogen columns widely; a uniform
-    Janus or fully substituted layer does not, so the sentence names both readings.
+    microscope whose contrast is high. A real random alloy spreads its chalcogen columns widely;
+    a uniform Janus or fully substituted layer does not, so the sentence names both readings.
 
     Parameters
     ----------

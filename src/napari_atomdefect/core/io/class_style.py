@@ -10,8 +10,7 @@ is often looked for beside a heavier one (WS2 with Se and O) and colour alone to
 
 from __future__ import annotations
 
-from ..materials.columns import lookup_class
-from ..materials.materials import ATOMIC_NUMBER
+from ..materials.columns import lighter_than_host, lookup_class
 
 #: Marker colour of each generic kind without a substituent.
 KIND_COLORS = {"V_X": "#ff9900", "V_X2": "#ff2020", "V_M": "#33ff33"}
@@ -51,9 +50,7 @@ def class_symbol(name: str) -> str:
     if c is None:
         return UNKNOWN_STYLE[1]
     # (one substituent beside its host atom: ``atoms`` is the host, then the substituent)
-    host = c.atoms[0]
-    if (c.kind == "D_X" and c.substituent is not None and host is not None
-            and ATOMIC_NUMBER[c.substituent] < ATOMIC_NUMBER[host]):
+    if c.kind == "D_X" and lighter_than_host(c, c.atoms[0]):
         return LIGHTER_SINGLE_SYMBOL
     return KIND_SYMBOLS[c.kind]
 

@@ -39,7 +39,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import AtomDefectError
-from .materials import MATERIALS, Material, get_material
+from .materials import ATOMIC_NUMBER, MATERIALS, Material, get_material
 
 #: Substituents each host chalcogen supports, in the order their classes appear.
 SUPPORTED_SUBSTITUENTS: dict[str, tuple[str, ...]] = {"S": ("O", "Se"), "Se": ("S", "Te")}
@@ -202,6 +202,13 @@ ALL_CLASS_NAMES: tuple[str, ...] = tuple(KNOWN_CLASSES)
 def lookup_class(name: str) -> ColumnClass | None:
     """The :class:`ColumnClass` called ``name`` in any material, or ``None``."""
     return KNOWN_CLASSES.get(str(name))
+
+
+def lighter_than_host(column: ColumnClass | None, host: str | None) -> bool:
+    """Whether ``column`` holds a substituent lighter than the host chalcogen ``host`` (``O_S``
+    and ``S2_Se2`` do, ``Se_S`` does not; a class without a substituent does not)."""
+    return (column is not None and column.substituent is not None and host is not None
+            and ATOMIC_NUMBER[column.substituent] < ATOMIC_NUMBER[host])
 
 
 def substituents_of(classes: Iterable[str]) -> tuple[str, ...]:
