@@ -30,7 +30,7 @@ hollow-site background is subtracted), so the rungs are read from the column wei
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
@@ -114,6 +114,18 @@ REDUCED_SPLIT_SHARE = 0.5
 #: level to be read off the data rather than from the microscopes' rungs.
 MIN_HOST_COLUMNS = 10
 MIN_HOST_FRACTION = 0.05
+#: Share of the columns on the median rung from which a layer is uniform. Read as the host and
+#: as an ordered (Janus) layer, only its few other columns tell the two apart, and where their
+#: rungs lie rests on the simulator tying them together (a single host atom and a substituent
+#: beside one move with the same cross-sections), which another microscope or simulator need
+#: not: the readings of a uniform layer let each rung but the median one sit off its
+#: microscope's place by :data:`RUNG_TOLERANCE` of its level (one standard deviation). With the
+#: rungs tied, a pristine WSe2 image of an independent simulator (17 single-Se and 9 S + Se
+#: columns 0.01–0.02 off the drawn microscopes' joint places) fitted the Janus reading better:
+#: 302 columns called ``S_Se``. Alloys are read with the rungs tied: free, they read random
+#: alloys whose median column is mixed as the host, and a WSe2 + Te alloy as a Janus WSSe layer.
+UNIFORM_SHARE = 0.85
+RUNG_TOLERANCE = 0.03
 
 
 @dataclass(frozen=True)
@@ -291,7 +303,8 @@ def _group_capped(weights: np.ndarray, group: np.ndarray, cap: float) -> np.ndar
 
 def _fit_mixture(counts: np.ndarray, centres: np.ndarray, rungs: np.ndarray, split: np.ndarray,
                  caps: np.ndarray, median_split: np.ndarray | float = 0.0,
-                 scale_init: np.ndarray | float = 1.0
+                 scale_init: np.ndarray | float = 1.0, median: int | None = None,
+                 tolerance: float = 0.0
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """EM of a mixture of Gaussians at ``scale * rungs`` on binned data, plus a flat outlier
     component.
@@ -307,6 +320,9 @@ def _fit_mixture(counts: np.ndarray, centres: np.ndarray, rungs: np.ndarray, spl
     the median column may be either order of a mixed column), starting from ``scale_init``, and
     no component more than its ``caps`` share, nor the point-defect components (a cap of at
     most :data:`MAX_DEFECT_SHARE`) more than that together (vacancies are a minority).
+    With a ``tolerance``, every rung but the ``median`` one (whose place the scale sets) may sit
+    off its microscope's place by a Gaussian of that share of its level: each rung's offset is
+    fitted (MAP) and its prior and Laplace factor are counted in the likelihood.
 
     Returns
     -------
@@ -339,8 +355,15 @@ def _fit_mixture(counts: np.ndarray, centres: np.ndarray, rungs: np.ndarray, spl
     plain = (split == 0)[:, rung_of, None]
     scale_lo = SCALE_RANGE[0] - np.broadcast_to(median_split, (m,))
     scale_hi = SCALE_RANGE[1] + np.broadcast_to(median_split, (m,))
+    # Each rung's offset from its microscope's place (in median-rung units), its prior width,
+    # and what the offsets cost (their prior density and Laplace factor).
+    tol = tolerance * np.abs(rungs)  # (M, C)
+    if median is not None:
+        tol[:, median] = 0.0
+    offset, occam = np.zeros((m, c)), np.zeros(m)
     for it in range(EM_ITERATIONS + 1):
-        means = scale[:, None] * orders
+        placed = orders + offset[:, rung_of]
+        means = scale[:, None] * placed
         # Shot noise: a column's variance grows with its level (sigma is the host column's).
         level = np.maximum(means, LOW_LEVEL)
         var = sigma[:, None] ** 2 * level
@@ -348,7 +371,7 @@ def _fit_mixture(counts: np.ndarray, centres: np.ndarray, rungs: np.ndarray, spl
         dens = np.exp(-0.5 * d2 / var[..., None]) / np.sqrt(2 * np.pi * var[..., None])
         sub = (share * weights[:, rung_of])[..., None] * dens
         total = sub.sum(1) + weights[:, c, None] * flat[None, :] + 1e-300  # (M, B)
-        loglik = (counts[None, :] * np.log(total * LEVEL_BIN)).sum(1)
+        loglik = (counts[None, :] * np.log(total * LEVEL_BIN)).sum(1) - occam
         r_sub = sub / total[:, None, :] * counts[None, None, :]  # (M, K, B)
         n_k = np.concatenate([r_sub.sum(2) @ to_rung, (weights[:, c, None] * flat[None, :] / total
                                                        * counts[None, :]).sum(1)[:, None]], axis=1)
@@ -357,9 +380,17 @@ def _fit_mixture(counts: np.ndarray, centres: np.ndarray, rungs: np.ndarray, spl
         weights = _capped((n_k + 0.1) / (n_total + 0.1 * (c + 1)), all_caps)
         if defects.any():
             weights = _capped(_group_capped(weights, defects, MAX_DEFECT_SHARE), all_caps)
-        scale = np.clip((r_sub * centres * orders[..., None]).sum((1, 2))
-                        / np.maximum((r_sub * orders[..., None] ** 2).sum((1, 2)), 1e-12),
+        scale = np.clip((r_sub * centres * placed[..., None]).sum((1, 2))
+                        / np.maximum((r_sub * placed[..., None] ** 2).sum((1, 2)), 1e-12),
                         scale_lo, scale_hi)
+        if tol.any():  # each rung's offset: its columns' pull against its prior
+            prec = (r_sub / var[..., None]).sum(2) @ to_rung * scale[:, None] ** 2  # (M, C)
+            pull = ((r_sub * (centres - scale[:, None, None] * orders[..., None])
+                     / var[..., None]).sum(2) @ to_rung) * scale[:, None]
+            inv_prior = 1.0 / np.maximum(tol, 1e-12) ** 2
+            offset = np.where(tol > 0, pull / (prec + inv_prior), 0.0)
+            occam = np.where(tol > 0, 0.5 * offset**2 * inv_prior
+                             + 0.5 * np.log1p(prec / inv_prior), 0.0).sum(1)
         common = ((plain * r_sub * d2 / level[..., None]).sum((1, 2))
                   / np.maximum((plain * r_sub).sum((1, 2)), 1e-9))
         sigma = np.clip(np.sqrt(np.maximum(common, 0.0)), *SIGMA_RANGE)
@@ -409,59 +440,23 @@ def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str 
     counts, _ = np.histogram(np.clip(x, lo, hi - 1e-9), edges)
     centres = (edges[:-1] + edges[1:]) / 2
     centres, counts = centres[counts > 0], counts[counts > 0]  # empty bins add nothing
-    host = names.index("chalcogen")
     classes = {c.name: c for c in column_classes(mat, rung_subs)}
-    pairs = _AlloyPairs(names, mat.chalcogen, subs)
     caps = np.array([_share_cap(classes.get(n), subs) for n in names])
-    scores: dict[tuple[str, bool], float] = {}
-    hosts: dict[tuple[str, bool], float] = {}
-    sigmas: dict[tuple[str, bool], float] = {}
+    data = _Rungs(counts.astype(float), centres, len(x), names, rungs, split, metal, caps,
+                  classes, _AlloyPairs(names, mat.chalcogen, subs), len(hyps), metal_level)
     # Every rung the median column may be on; a singly substituted median also as an ordered
     # (Janus) layer: nearly every column mixed, no random-alloy proportions.
     variants = [(h, False) for h in hyps] + [(h, True) for h in hyps if _is_single(h, classes)]
-    for h, janus in variants:
-        if janus:
-            rungs_h, split_h, metal_h = rungs, split, metal
-        else:  # each microscope also with a reduced split (:data:`REDUCED_SPLIT_SHARE`)
-            own = np.array(names) == h
-            rungs_h, metal_h = np.concatenate([rungs, rungs]), np.concatenate([metal, metal])
-            split_h = np.concatenate([split, np.where(own, split, REDUCED_SPLIT_SHARE * split)])
-        unit = rungs_h[:, names.index(h)]  # the median rung in host units, per microscope
-        hyp_caps = np.where(np.array(names) == h, 1.0, caps) if janus else caps
-        median_split = split_h[:, names.index(h)] / unit
-        args = (counts.astype(float), centres, rungs_h / unit[:, None],
-                split_h / unit[:, None], hyp_caps)
-        loglik, sigma, scale, n_c, mean_c = _fit_mixture(*args, median_split)
-        # The median column may sit on either order of a mixed median rung: where the two lie
-        # far apart, the fit starts from each too and keeps, per microscope, the best.
-        wide = np.flatnonzero(median_split > MIN_SPLIT_TO_START_TWICE)
-        for start in (1 / (1 + median_split[wide]), 1 / np.maximum(1 - median_split[wide], 0.5)):
-            if not len(wide):
-                break
-            sub = _fit_mixture(args[0], args[1], args[2][wide], args[3][wide], hyp_caps,
-                               median_split[wide], start)
-            better = wide[sub[0] > loglik[wide]]
-            keep = sub[0] > loglik[wide]
-            for full, part in zip((loglik, sigma, scale, n_c, mean_c), sub, strict=True):
-                full[better] = part[keep]
-        metal_term = (-0.5 * ((np.log(metal_level) - np.log(scale * metal_h / unit))
-                              / METAL_LOG_SIGMA) ** 2
-                      - np.log(METAL_LOG_SIGMA * np.sqrt(2 * np.pi)))
-        deviance = 0.0 if janus else ALLOY_DEVIANCE_WEIGHT * pairs.deviance(n_c)
-        total = loglik + metal_term - deviance
-        top = total.max()
-        w = np.exp(total - top)
-        prior = HOST_PRIOR if h == "chalcogen" else (1 - HOST_PRIOR) / (len(hyps) - 1)
-        if _is_single(h, classes):
-            prior *= JANUS_PRIOR_SHARE if janus else 1 - JANUS_PRIOR_SHARE
-        scores[h, janus] = float(top + np.log(w.sum() / len(w)) + np.log(prior))
-        w /= w.sum()  # the microscopes, weighted by how well they explain the image
-        # Where the host columns are: read off the data when enough of them are there, else
-        # where the microscopes that fit put the host rung.
-        n_host = float(w @ n_c[:, host])
-        enough = n_host >= max(MIN_HOST_COLUMNS, MIN_HOST_FRACTION * len(x))
-        hosts[h, janus] = float(w @ (mean_c[:, host] if enough else scale / unit))
-        sigmas[h, janus] = float(w @ sigma)
+    reads = {v: _read_variant(data, *v) for v in variants}
+    # A uniform layer read as the host and as an ordered one: only its few other columns tell
+    # the two apart, their rungs then free to sit a little off in the scores
+    # (:data:`UNIFORM_SHARE`); the host level stays where the microscopes that fit put it.
+    uniform = [v for v in variants if (v == ("chalcogen", False) or v[1])
+               and reads[v].on_median >= UNIFORM_SHARE]
+    if ("chalcogen", False) in uniform and len(uniform) > 1:
+        reads.update({v: replace(reads[v], score=_read_variant(
+            data, *v, tolerance=RUNG_TOLERANCE).score) for v in uniform})
+    scores = {v: r.score for v, r in reads.items()}
     top = max(scores.values())
     norm = sum(np.exp(v - top) for v in scores.values())
     posterior: dict[str, float] = {}
@@ -471,10 +466,96 @@ def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str 
     # more probable variant.
     variant = {h: max((k for k in scores if k[0] == h), key=scores.__getitem__)
                for h in posterior}
-    host_levels = {h: hosts[k] for h, k in variant.items()}
-    best = variant[max(posterior, key=posterior.__getitem__)]
-    return LadderReading(median_class=best[0], host_level=hosts[best], posterior=posterior,
-                         sigma=sigmas[best], ordered=best[1], host_levels=host_levels)
+    host_levels = {h: reads[k].host_level for h, k in variant.items()}
+    best = reads[variant[max(posterior, key=posterior.__getitem__)]]
+    return LadderReading(median_class=best.median_class, host_level=best.host_level,
+                         posterior=posterior, sigma=best.sigma, ordered=best.ordered,
+                         host_levels=host_levels)
+
+
+@dataclass(frozen=True)
+class _Rungs:
+    """What every reading of one image's ladder is fitted to: the histogram of its chalcogen
+    columns (``counts`` at ``centres``, ``n_columns`` in all), the microscopes' rungs
+    (:func:`ladder_physics`), the rungs' share caps and classes, and the metal level."""
+
+    counts: np.ndarray
+    centres: np.ndarray
+    n_columns: int
+    names: tuple[str, ...]
+    rungs: np.ndarray
+    split: np.ndarray
+    metal: np.ndarray
+    caps: np.ndarray
+    classes: dict[str, ColumnClass]
+    pairs: _AlloyPairs
+    n_hypotheses: int
+    metal_level: float
+
+
+@dataclass(frozen=True)
+class _VariantReading:
+    """One reading of the ladder (:func:`_read_variant`)."""
+
+    median_class: str
+    ordered: bool
+    score: float
+    host_level: float
+    sigma: float
+    on_median: float
+
+
+def _read_variant(data: _Rungs, h: str, janus: bool, tolerance: float = 0.0
+                  ) -> _VariantReading:
+    """The ladder read with its median column on rung ``h`` (``janus``: of an ordered layer):
+    its score (log evidence over the microscopes, prior included), where it puts the host
+    column, the spread, and the share of the columns on the median rung. ``tolerance``: how far
+    each other rung may sit off its microscope's place (:func:`_fit_mixture`)."""
+    names, rungs, split, metal = data.names, data.rungs, data.split, data.metal
+    at, host = names.index(h), names.index("chalcogen")
+    if janus:
+        rungs_h, split_h, metal_h = rungs, split, metal
+    else:  # each microscope also with a reduced split (:data:`REDUCED_SPLIT_SHARE`)
+        own = np.array(names) == h
+        rungs_h, metal_h = np.concatenate([rungs, rungs]), np.concatenate([metal, metal])
+        split_h = np.concatenate([split, np.where(own, split, REDUCED_SPLIT_SHARE * split)])
+    unit = rungs_h[:, at]  # the median rung in host units, per microscope
+    hyp_caps = np.where(np.array(names) == h, 1.0, data.caps) if janus else data.caps
+    median_split = split_h[:, at] / unit
+    args = (data.counts, data.centres, rungs_h / unit[:, None], split_h / unit[:, None], hyp_caps)
+    loglik, sigma, scale, n_c, mean_c = _fit_mixture(*args, median_split, median=at,
+                                                     tolerance=tolerance)
+    # The median column may sit on either order of a mixed median rung: where the two lie
+    # far apart, the fit starts from each too and keeps, per microscope, the best.
+    wide = np.flatnonzero(median_split > MIN_SPLIT_TO_START_TWICE)
+    for start in (1 / (1 + median_split[wide]), 1 / np.maximum(1 - median_split[wide], 0.5)):
+        if not len(wide):
+            break
+        sub = _fit_mixture(args[0], args[1], args[2][wide], args[3][wide], hyp_caps,
+                           median_split[wide], start, median=at, tolerance=tolerance)
+        better = wide[sub[0] > loglik[wide]]
+        keep = sub[0] > loglik[wide]
+        for full, part in zip((loglik, sigma, scale, n_c, mean_c), sub, strict=True):
+            full[better] = part[keep]
+    metal_term = (-0.5 * ((np.log(data.metal_level) - np.log(scale * metal_h / unit))
+                          / METAL_LOG_SIGMA) ** 2
+                  - np.log(METAL_LOG_SIGMA * np.sqrt(2 * np.pi)))
+    deviance = 0.0 if janus else ALLOY_DEVIANCE_WEIGHT * data.pairs.deviance(n_c)
+    total = loglik + metal_term - deviance
+    top = total.max()
+    w = np.exp(total - top)
+    prior = HOST_PRIOR if h == "chalcogen" else (1 - HOST_PRIOR) / (data.n_hypotheses - 1)
+    if _is_single(h, data.classes):
+        prior *= JANUS_PRIOR_SHARE if janus else 1 - JANUS_PRIOR_SHARE
+    score = float(top + np.log(w.sum() / len(w)) + np.log(prior))
+    w /= w.sum()  # the microscopes, weighted by how well they explain the image
+    # Where the host columns are: read off the data when enough of them are there, else
+    # where the microscopes that fit put the host rung.
+    n_host = float(w @ n_c[:, host])
+    enough = n_host >= max(MIN_HOST_COLUMNS, MIN_HOST_FRACTION * data.n_columns)
+    host_level = float(w @ (mean_c[:, host] if enough else scale / unit))
+    return _VariantReading(h, janus, score, host_level, float(w @ sigma),
+                           float(w @ n_c[:, at]) / data.n_columns)
 
 
 def _is_single(name: str, classes: dict[str, ColumnClass]) -> bool:
