@@ -75,6 +75,11 @@ SIGMA_RANGE: tuple[float, float] = (0.02, 0.35)
 #: partly converted WS2 image's columns when a 23°-rotated view of it was read a rung low
 #: (twenty-first session, ``benchmarks/bench_real_invariance.py``).
 MAX_DEFECT_SHARE = 0.15
+#: Mean of the prior on the point-defect rungs' share of the columns (a Beta(1, β) prior): a
+#: reading that needs many vacancies pays for them. Without it, the few alternatives of a
+#: MoSe2 + 12 % S alloy of an independent simulator read as an even chance of a Janus MoSSe
+#: layer whose S + Se columns were 12 % single-Se vacancies (296 columns called ``S_Se``).
+POINT_DEFECT_MEAN = 0.03
 #: Largest share of the chalcogen columns the singly substituted class may take in the fit: a
 #: random alloy has at most half its columns mixed (binomial, at half substitution); a layer
 #: whose columns are nearly all mixed is ordered (Janus), which this reading does not assume —
@@ -541,7 +546,10 @@ def _read_variant(data: _Rungs, h: str, janus: bool, tolerance: float = 0.0
                           / METAL_LOG_SIGMA) ** 2
                   - np.log(METAL_LOG_SIGMA * np.sqrt(2 * np.pi)))
     deviance = 0.0 if janus else ALLOY_DEVIANCE_WEIGHT * data.pairs.deviance(n_c)
-    total = loglik + metal_term - deviance
+    # The point-defect rungs' share of the columns, under its prior (:data:`POINT_DEFECT_MEAN`).
+    share = n_c[:, hyp_caps <= MAX_DEFECT_SHARE].sum(1) / data.n_columns
+    point_prior = (1 / POINT_DEFECT_MEAN - 2) * np.log1p(-np.minimum(share, 0.99))
+    total = loglik + metal_term - deviance + point_prior
     top = total.max()
     w = np.exp(total - top)
     prior = HOST_PRIOR if h == "chalcogen" else (1 - HOST_PRIOR) / (data.n_hypotheses - 1)
