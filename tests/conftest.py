@@ -28,6 +28,18 @@ def sim_mos2():
     return simulate_image("MoS2", 512, 0.012, params=MicroscopeParams(), seed=3)
 
 
+@pytest.fixture
+def detector_calls_stand(monkeypatch):
+    """Detection without the ladder's overruling of the median rung
+    (:func:`~napari_atomdefect.core.detect.median_rung.keep_median_rung`): for tests whose
+    stand-in models call every chalcogen column of a pristine image one substituted class, to
+    see the probabilities reach the table as the model gave them."""
+    import napari_atomdefect.core.detect.detect as detect_module
+
+    monkeypatch.setattr(detect_module, "keep_median_rung", lambda chalcogen, levels, ladder: (
+        {k: np.array(v, copy=True) for k, v in chalcogen.items()}, None))
+
+
 def pristine_params(**kw) -> MicroscopeParams:
     """Microscope parameters without shear/stretch (the lattice stays hexagonal)."""
     base = dict(shear=0.0, y_stretch=0.0)

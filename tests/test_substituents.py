@@ -7,6 +7,12 @@ the class it must call. Chalcogen sites of the main test model are biased toward
 substituents decides the class. A substitution the user leaves out goes to the classes either side
 of it on the Z-contrast ladder: Se's to the pristine class, O's to V_S and pristine
 (:func:`~napari_atomdefect.core.detect.decision.restrict`).
+
+Such a model calls every chalcogen column of a pristine image substituted, which the Z-contrast
+ladder reads as the host: the step that returns a uniform layer's columns to the host when the
+two disagree (:func:`~napari_atomdefect.core.detect.median_rung.keep_median_rung`,
+``tests/test_median_rung.py``) is left out here (``detector_calls_stand``), so that the
+probabilities reach the table as the model gave them.
 """
 
 from __future__ import annotations
@@ -51,6 +57,9 @@ BIAS = {"background": 0.0, "metal": 3.0, "chalcogen": 1.0, "V_S": 0.0, "V_S2": 0
         "O_S": 2.0, "Se_S": 4.0, "Se2_S2": 0.0, "V_W": 0.0}
 #: The second model: O_S first, then Se_S.
 BIAS_O = {**BIAS, "O_S": 4.0, "Se_S": 2.0}
+#: The biased models' calls, not the ladder's reading of the median rung (module docstring).
+pytestmark = pytest.mark.usefixtures("detector_calls_stand")
+
 CHALCOGEN_CHOICES = ("chalcogen", "V_S", "V_S2", "O_S", "Se_S", "Se2_S2")
 
 

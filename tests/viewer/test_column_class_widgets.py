@@ -328,11 +328,12 @@ def _bias_only_ws2_model(folder):
 
 
 def test_detect_widget_runs_the_chosen_substituents(make_napari_viewer, qtbot, tmp_path,
-                                                    monkeypatch):
+                                                    monkeypatch, detector_calls_stand):
     """End to end: a WS2 model, Se ticked → Se classes in the layer, the Review box and the
     Statistics rows; O ticked instead → never Se_S: the Se-looking columns are host columns for
     that run (the excluded classes' probability goes to the pristine column), so nothing is
-    flagged."""
+    flagged. (The stand-in model calls every column Se_S, which the ladder reads as the host:
+    its calls stand, ``detector_calls_stand``.)"""
     from napari_atomdefect.core.simulate.image import simulate_image
     from napari_atomdefect.widgets.detect import DetectWidget
     from tests.viewer.helpers import layers_of, wait_idle

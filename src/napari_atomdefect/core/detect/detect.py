@@ -67,6 +67,7 @@ from .image_fit import (
     uniform_substitution_message,
 )
 from .light_gap import light_gap
+from .median_rung import keep_median_rung, median_rung_message
 from .overlap import class_overlaps, overlap_message
 from .rungs import split_heavy_rungs, split_vacancy_rung
 from .site_rows import site_table
@@ -256,6 +257,12 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
         chalc_levels) else np.full(len(c_rows), np.nan)
     chalcogen, _ = split_heavy_rungs(chalcogen, tile_levels, mat, tuple(run.substituents), op)
     chalcogen, _ = split_vacancy_rung(chalcogen, tile_levels, mat, tuple(run.substituents), op)
+    chalcogen, moved = keep_median_rung(
+        chalcogen, tile_levels / max(levels.chalcogen - levels.background, 1e-12), ladder)
+    overruled = median_rung_message(moved, ladder, fit.measurements.metal_to_chalcogen)
+    if overruled:
+        warnings.warn(overruled, ModelFitWarning, stacklevel=3)
+        fit.messages.append(overruled)
     sites = site_table(lattice, np.concatenate(metal_rows) if metal_rows else np.zeros(0, int),
                        np.concatenate(chalc_rows) if chalc_rows else np.zeros(0, int),
                        metal, chalcogen)

@@ -1,0 +1,67 @@
+"""The ladder's reading of the median rung over the detector's calls (detect/median_rung.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_atomdefect.core.cells.ladder import LadderReading
+from napari_atomdefect.core.detect.median_rung import keep_median_rung
+
+
+def _columns(n_host_level: int, n_low: int, called: str = "S_Se", n_host: int = 10):
+    """``n_host_level`` columns on the host rung called ``called`` (p 0.9), ``n_low`` single-Se
+    columns at 0.5 called ``V_Se``, and ``n_host`` called host."""
+    cls = np.array([called] * n_host_level + ["V_Se"] * n_low + ["chalcogen"] * n_host, object)
+    n = len(cls)
+    p = {"p_chalcogen": np.full(n, 0.1), f"p_{called}": np.full(n, 0.0), "p_V_Se": np.zeros(n)}
+    p[f"p_{called}"][:n_host_level] = 0.9
+    p["p_V_Se"][n_host_level:n_host_level + n_low] = 0.9
+    p["p_chalcogen"][n_host_level + n_low:] = 0.9
+    levels = np.concatenate([np.random.default_rng(0).normal(1.0, 0.02, n_host_level),
+                             np.full(n_low, 0.5), np.full(n_host, 1.0)])
+    return {"class": cls, "confidence": np.full(n, 0.9), **p}, levels
+
+
+def _reading(median="chalcogen", posterior=1.0, ordered=False):
+    post = {"chalcogen": posterior, "S_Se": 1 - posterior}
+    return LadderReading(median_class=median, host_level=1.0, posterior=post, sigma=0.02,
+                         ordered=ordered, host_levels={"chalcogen": 1.0, "S_Se": 1.66})
+
+
+def test_columns_on_the_host_rung_return_to_the_host():
+    """A pristine WSe2 image of another simulator at a contrast past training (W/Se2 2.31): the
+    ladder reads the host at 1.00, the detector called 243 of 260 Se2 columns S_Se."""
+    cols, levels = _columns(240, 15)
+    out, moved = keep_median_rung(cols, levels, _reading())
+    assert moved[0] == "S_Se" and moved[1] >= 0.98 * 240  # all within three spreads
+    back = out["class"][:240] == "chalcogen"
+    assert back.sum() == moved[1]
+    assert (np.abs(levels[:240][~back] - 1.0) > 0.06).all()
+    assert (out["class"][240:255] == "V_Se").all()  # off the rung: kept
+    np.testing.assert_allclose(out["p_chalcogen"][:240][back], 1.0)
+    np.testing.assert_allclose(out["confidence"][:240][back], 1.0)
+    assert (cols["class"][:240] == "S_Se").all()  # the input is not changed
+
+
+def test_the_detector_stands_when_the_ladder_reads_otherwise_or_is_unsure():
+    cols, levels = _columns(240, 15)
+    for reading in (_reading(median="S_Se", posterior=0.0), _reading(posterior=0.8),
+                    _reading(median="S_Se", posterior=0.0, ordered=True)):
+        out, moved = keep_median_rung(cols, levels, reading)
+        assert moved is None and (out["class"] == cols["class"]).all()
+
+
+def test_a_minority_of_substituted_columns_is_left_alone():
+    """An alloy's S + Se columns (a third of them) are the detector's to call."""
+    cols, levels = _columns(100, 15, n_host=120)
+    out, moved = keep_median_rung(cols, levels, _reading())
+    assert moved is None and (out["class"] == cols["class"]).all()
+
+
+def test_the_user_is_told_what_was_overruled():
+    from napari_atomdefect.core.detect.median_rung import median_rung_message
+
+    assert median_rung_message(None, _reading(), 2.31) is None
+    text = median_rung_message(("S_Se", 242), _reading(), 2.31)
+    assert text.startswith("242 chalcogen columns the detector called S_Se")
+    assert "(probability 1.00)" in text and "(2.31)" in text
