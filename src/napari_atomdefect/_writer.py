@@ -21,8 +21,15 @@ def _pixel_size(meta: dict) -> float | None:
 def write_points_csv(path: str, data: Any, meta: dict) -> list[str]:
     """Write defect points as ``y_px, x_px, y_nm, x_nm, class, confidence, source``; a 3-D layer
     of a movie (``(frame, row, col)``) adds ``frame`` and ``track_id``, a layer that knows its
-    run (a detection, or a table that named it) ``material`` and ``substituents``."""
-    from .core.io.table import table_from_points, with_run_columns, write_csv_atomic
+    run (a detection, or a table that named it) ``material`` and ``substituents``. A different
+    table the file replaces is kept as ``<name>.previous.csv`` (:func:`write_points_table`)."""
+    return [write_points_table(path, data, meta)[0]]
+
+
+def write_points_table(path: str, data: Any, meta: dict) -> tuple[str, str | None]:
+    """:func:`write_points_csv`, returning the path written and that of the table it replaced,
+    kept beside it (``None`` when it replaced none, or the same table)."""
+    from .core.io.table import table_from_points, with_run_columns, write_keeping_previous
 
     features = meta.get("features")
     if features is None:
@@ -33,5 +40,6 @@ def write_points_csv(path: str, data: Any, meta: dict) -> list[str]:
         table = with_run_columns(table, own["material"], own.get("substituents") or ())
     if not str(path).lower().endswith(".csv"):
         path = f"{path}.csv"
-    write_csv_atomic(table, path, float_format=None)  # full precision: exact round trip
-    return [str(path)]
+    # full precision: exact round trip
+    previous = write_keeping_previous(table, path, float_format=None)
+    return str(path), None if previous is None else str(previous)

@@ -648,3 +648,43 @@ def test_review_as_a_dock_works_through_napari_proxies(viewer_and_layer):
     review.undo_button.click()
     np.testing.assert_allclose(layer.data, start[0])
     assert _classes(layer) == start[1]
+
+
+def test_a_new_run_neither_takes_the_place_of_corrections_nor_is_saved_over_them(
+        viewer_and_layer, tmp_path, monkeypatch):
+    """A user's trial: a corrected table reopened, Detect pressed again — the review moved to the
+    new, unedited layer and *Export* wrote it over the corrected file, keeping no copy. The
+    review now stays on the corrected layer (and says so), and a file of corrections replaced
+    is kept as NAME.previous.csv, said in the dock and a notification."""
+    import napari.utils.notifications as notifications
+
+    viewer, layer = viewer_and_layer
+    review = ReviewWidget(viewer)
+    layer.selected_data = {0, 1, 2}
+    review.class_combo.setCurrentText("O_S")
+    review.set_selected_class()
+    path = tmp_path / "reviewed.csv"
+    review.export_csv(str(path))
+    corrected = path.read_text()
+    assert (read_defects_csv(str(path))["source"] == "manual").sum() == 3
+    # A new run's detections arrive: the review stays on the corrected layer.
+    table = pd.DataFrame({"y_px": [50.0, 60.0], "x_px": [70.0, 80.0], "class": ["V_S", "V_Mo"],
+                          "confidence": [0.9, 0.8], "source": "model"})
+    fresh = viewer.add_points(table[["y_px", "x_px"]].to_numpy(),
+                              **defect_layer_kwargs(table, 0.012, "det [2]", a_px=26.3))
+    assert review.layer() is layer
+    assert "stays on det" in review.info.text() and "3 corrections" in review.info.text()
+    # Chosen by hand and saved over the corrected file: the corrections are kept beside it.
+    warned = []
+    monkeypatch.setattr(notifications, "show_warning", warned.append)
+    review.layer_combo.setCurrentText(fresh.name)
+    assert review.layer() is fresh
+    review.export_csv(str(path))
+    kept = tmp_path / "reviewed.previous.csv"
+    assert kept.read_text() == corrected
+    assert len(read_defects_csv(str(path))) == 2
+    assert "held 3 defects corrected by hand, this layer 0" in review.info.text()
+    assert "reviewed.previous.csv" in review.info.text() and len(warned) == 1
+    # The same table saved again: nothing replaced, nothing more kept or said.
+    review.export_csv(str(path))
+    assert kept.read_text() == corrected and "previous" not in review.info.text()

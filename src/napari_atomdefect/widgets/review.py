@@ -378,10 +378,27 @@ class ReviewWidget(QWidget):
         self.min_frames.valueChanged.connect(self.apply_threshold)
         self.export_button.clicked.connect(self._export_dialog)
         self._refresh_layers = follow_layers(self.viewer, self.layer_combo, is_defect_layer,
-                                             self._layer_changed,
-                                             follow_new=lambda la: not is_reference_layer(la))
+                                             self._layer_changed, follow_new=self._follows)
 
     # ------------------------------------------------------------------ layers
+    def _follows(self, added) -> bool:
+        """Whether the review moves to the detections layer ``added``: a run's detections, not a
+        reference table — and not away from a layer holding corrections by hand (a new run must
+        not take the place of the table being corrected, nor be saved over it unnoticed)."""
+        if added is None or is_reference_layer(added):
+            return False
+        current = getattr(self, "layer_combo", None) and self.layer()
+        if current is None or current is added:
+            return True
+        features = current.features
+        edited = (int((features["source"].astype(str) == "manual").sum())
+                  if "source" in features else 0)
+        if edited and hasattr(self, "info"):
+            self.info.setText(f"New detections in {added.name}: the review stays on "
+                              f"{current.name}, which holds {edited} corrections by hand "
+                              "(choose the new layer above to review it).")
+        return not edited
+
     def layer(self):
         """The detections layer being reviewed (or ``None``)."""
         return layer_by_name(self.viewer, self.layer_combo)
@@ -725,22 +742,36 @@ class ReviewWidget(QWidget):
         """Write the layer to ``path`` with the columns of ``atomdefect detect``; returns the
         path written, or ``None`` when it could not be (said in the dock and a notification;
         nothing is left half-written, an existing file stays as it was)."""
-        from napari.utils.notifications import show_error
+        from napari.utils.notifications import show_error, show_warning
 
-        from .._writer import write_points_csv
+        from .._writer import write_points_table
         from ..core.errors import AtomDefectError
+        from ..core.io.table import manual_rows
 
         layer = self.layer()
+        target = path if str(path).lower().endswith(".csv") else f"{path}.csv"
+        edited_before = manual_rows(target)  # corrections by hand in the file replaced
         try:
-            [written] = write_points_csv(path, layer.data, layer_meta(layer))
-        except AtomDefectError as exc:
+            written, previous = write_points_table(path, layer.data, layer_meta(layer))
+        except (AtomDefectError, OSError) as exc:
             self.info.setText(f"Not saved: {exc}")
             show_error(str(exc))
             return None
         hidden = int((~np.asarray(layer.shown, bool)).sum())
         note = (f" ({hidden} of them hidden by *Hide below* or *Seen in at least*: the file "
                 "holds every defect of the layer)" if hidden else "")
-        self.info.setText(f"Saved {len(layer.data)} defects{note} to {written}.")
+        text = f"Saved {len(layer.data)} defects{note} to {written}."
+        if previous is not None:
+            kept = f"The table it replaced is kept as {Path(previous).name}"
+            features = layer.features
+            edited_now = (int((features["source"].astype(str) == "manual").sum())
+                          if "source" in features else 0)
+            if edited_before > edited_now:  # corrections by hand the new file does not hold
+                kept = (f"{Path(written).name} held {edited_before} defects corrected by hand, "
+                        f"this layer {edited_now}: {kept[0].lower()}{kept[1:]}")
+                show_warning(f"{kept}.")
+            text = f"{text} {kept}."
+        self.info.setText(text)
         return written
 
     def _export_dialog(self) -> None:

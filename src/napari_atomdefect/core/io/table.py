@@ -208,10 +208,11 @@ def write_csv_atomic(table: pd.DataFrame, path: str | Path, float_format: str | 
             os.unlink(tmp)
 
 
-def write_keeping_previous(table: pd.DataFrame, path: str | Path) -> Path | None:
-    """Write ``table`` to ``path`` (:func:`write_csv_atomic`); a different table it replaces (an
-    earlier run, or one edited by hand without marking its rows ``manual``) is kept beside it
-    as ``<name>.previous.csv``, whose path is returned (``None`` when nothing was replaced).
+def write_keeping_previous(table: pd.DataFrame, path: str | Path,
+                           **csv_kwargs: Any) -> Path | None:
+    """Write ``table`` to ``path`` (:func:`write_csv_atomic`, with ``csv_kwargs``); a different
+    table it replaces (an earlier run, a table corrected by hand) is kept beside it as
+    ``<name>.previous.csv``, whose path is returned (``None`` when nothing was replaced).
 
     Raises
     ------
@@ -220,7 +221,7 @@ def write_keeping_previous(table: pd.DataFrame, path: str | Path) -> Path | None
     """
     path = Path(path)
     before = path.read_bytes() if path.is_file() and path.stat().st_size else None
-    write_csv_atomic(table, path)
+    write_csv_atomic(table, path, **csv_kwargs)
     if before is None or before == path.read_bytes():
         return None
     previous = path.with_name(f"{path.stem}.previous{path.suffix or '.csv'}")
