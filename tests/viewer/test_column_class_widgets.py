@@ -304,9 +304,29 @@ def test_chosen_substituents_reach_the_detection(make_napari_viewer, user_models
                                        "V_Mo": 0.5}
 
 
-def _bias_only_ws2_model(folder):
+def test_a_user_model_that_kept_its_base_detector_says_so_in_the_model_list(
+        make_napari_viewer, tmp_path, monkeypatch):
+    """A user's trial: a fine-tuned model that had kept the base detector looked like a
+    fine-tuned one in Detect's list, and re-detecting with it gave the same calls."""
+    from napari_atomdefect.widgets.detect import DetectWidget
+
+    monkeypatch.setenv("ATOMDEFECT_USER_MODELS", str(tmp_path / "models"))
+    _bias_only_ws2_model(tmp_path / "models" / "tuned")
+    _bias_only_ws2_model(tmp_path / "models" / "kept", kept_base=True)
+    widget = DetectWidget(make_napari_viewer())
+    labels = {widget.model.itemData(i): widget.model.itemText(i)
+              for i in range(widget.model.count())}
+    assert labels["tuned"] == "tuned (user)"
+    assert labels["kept"] == "kept (user, base detector kept)"
+    widget.model.setCurrentIndex(widget.model.findData("kept"))
+    widget.refresh_models()  # the choice survives a refresh
+    assert widget.model.currentData() == "kept"
+
+
+def _bias_only_ws2_model(folder, kept_base: bool = False):
     """A WS2 detector whose output is its final-layer bias (head weights zero): every chalcogen
-    column is Se_S when Se is allowed, else O_S; metal columns stay pristine."""
+    column is Se_S when Se is allowed, else O_S; metal columns stay pristine. ``kept_base``:
+    its card says a fine-tuning kept its base detector."""
     import torch
 
     from napari_atomdefect.core.materials.columns import class_names, segment_classes
@@ -320,6 +340,9 @@ def _bias_only_ws2_model(folder):
                                           "width": 4},
                          "tile": {"size_px": 24, "extent_a": 1.5}, "temperature": 1.0,
                          "classes": list(classes), "substituents": ["O", "Se"]}}
+    if kept_base:
+        card["detector"]["training"] = {"fine_tuned_from": "ws2-default",
+                                        "kept_base_detector": True}
     net = registry.build_detector(card)
     with torch.no_grad():
         net.head.weight.zero_()

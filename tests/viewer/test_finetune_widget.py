@@ -258,3 +258,43 @@ def test_model_management_asks_before_deleting_and_says_what_failed(make_napari_
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     ft._delete_selected()
     assert not (models / "mine").exists() and "Deleted model mine" in ft.status.text()
+
+
+def test_suggestions_join_the_cells_picked_and_unreviewed_cells_are_said(make_napari_viewer,
+                                                                         qtbot):
+    """A user's trial: *Suggest cells to review* replaced the cells picked by hand, and a run on
+    suggested cells nobody had corrected learnt the detections back without a word."""
+    import pandas as pd
+
+    from napari_atomdefect.widgets.finetune import unreviewed_note
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-atomdefect", "mos2")
+    ft = FinetuneWidget(viewer)
+    ft.start_picking()
+    viewer.layers[CELLS_LAYER].data = np.array([[100.0, 100.0], [200.0, 200.0]])
+    _count(qtbot, ft, "2 cells selected")
+    wait_idle(qtbot, ft, 60_000)
+    lattice = ft.lattice
+    uncertain = lattice.metal_sites_px[::7][:30]
+    viewer.add_points(np.zeros((0, 2)), name="det",
+                      metadata={"atomdefect": {"uncertain_sites_px": uncertain.tolist()}})
+    ft.suggest_cells()
+    data = viewer.layers[CELLS_LAYER].data
+    np.testing.assert_allclose(data[:2], [[100.0, 100.0], [200.0, 200.0]])  # kept, first
+    picked = np.array([[100.0, 100.0], [200.0, 200.0]])
+    near = np.linalg.norm(uncertain[:, None] - picked[None], axis=2).min(1) < 0.5 * lattice.a_px
+    assert len(data) == 2 + int((~near).sum()) and (~near).sum() >= 28  # a site on a picked cell
+    # Learning from the detections of cells none of which holds a correction: said.
+    ids = np.arange(40)
+    sites = lattice.metal_sites_px[ids]
+    table = pd.DataFrame({"y_px": sites[:, 0], "x_px": sites[:, 1], "class": "V_Mo",
+                          "confidence": 0.9, "source": "model"})
+    note = unreviewed_note(lattice, ids, table)
+    assert note.startswith("None of the 40 selected cells holds a correction by hand")
+    table.loc[3, "source"] = "manual"
+    assert unreviewed_note(lattice, ids, table) == ""
+    far = table.copy()  # a correction on a cell not selected
+    far.loc[3, ["y_px", "x_px"]] = lattice.metal_sites_px[300]
+    far.loc[3, "source"] = "manual"
+    assert unreviewed_note(lattice, ids, far).startswith("None of the 40")

@@ -487,11 +487,14 @@ class DetectWidget(QWidget):
         """Reload the model list (bundled first, then user models)."""
         from ..core.models.registry import list_models
 
-        current = self.model.currentText()
+        current = self.model.currentData()
         self.model.clear()
         for info in list_models():
-            self.model.addItem(info.name + ("" if info.bundled else " (user)"), info.name)
-        k = self.model.findData(current.replace(" (user)", ""))
+            # A fine-tuned model that kept its base's detector says so (the same calls).
+            kept = info.card.get("detector", {}).get("training", {}).get("kept_base_detector")
+            label = "" if info.bundled else " (user, base detector kept)" if kept else " (user)"
+            self.model.addItem(info.name + label, info.name)
+        k = self.model.findData(current)
         if k >= 0:
             self.model.setCurrentIndex(k)
 

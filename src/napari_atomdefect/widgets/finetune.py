@@ -126,6 +126,21 @@ def _finetune_job(image, lattice, cell_ids, base, name, settings, corrections, d
                                            substituents=substituents)))
 
 
+def unreviewed_note(lattice, cell_ids: np.ndarray, corrections) -> str:
+    """A warning when the detections the run learns from hold no correction by hand on the
+    selected cells: unless every call there was right, the run then learns the base detector's
+    own calls, and its check on held-out cells compares the detector with itself."""
+    from ..core.finetune.selection import corrections_in_cells
+
+    on_cells = corrections_in_cells(lattice, cell_ids, corrections)
+    if "source" in on_cells and (on_cells["source"].astype(str) == "manual").any():
+        return ""
+    return (f"None of the {len(cell_ids)} selected cells holds a correction by hand: unless "
+            "you reviewed them and every call was right, the run learns the detections as "
+            "they are, and its check on held-out cells compares the detector with itself. "
+            "Review (and correct) the selected cells first.")
+
+
 def suggested_sites(uncertain: np.ndarray, lattice) -> np.ndarray:
     """The least certain sites (``uncertain``, most uncertain first) to review: enough of them
     that their cells number :func:`~..core.finetune.verdict.min_cells_to_hold_out` — a fifth is
@@ -308,6 +323,8 @@ class FinetuneWidget(QWidget):
                 ft = info.card.get("fine_tuning", {})
                 extra = f" — {ft.get('cells_used', '?')} cells of {ft.get('source_image', '?')}" \
                     if ft else ""
+                if info.card.get("detector", {}).get("training", {}).get("kept_base_detector"):
+                    extra += " (base detector kept)"
                 self.models.addItem(info.name + extra)
         k = self.base_model.findText(current)
         if k >= 0:
@@ -492,9 +509,19 @@ class FinetuneWidget(QWidget):
         pts = suggested_sites(np.asarray(layers[-1].metadata["atomdefect"]["uncertain_sites_px"]),
                               self.lattice)
         self.start_picking()
-        self.viewer.layers[CELLS_LAYER].data = pts
-        self.viewer.layers[CELLS_LAYER].mode = "pan_zoom"
-        show_info(f"{len(pts)} least-certain sites marked: review (and correct) their "
+        cells = self.viewer.layers[CELLS_LAYER]
+        picked = np.asarray(cells.data, float).reshape(-1, cells.data.shape[-1] if len(
+            cells.data) else pts.shape[-1] if len(pts) else 2)
+        if len(picked) and len(pts):  # the cells picked already stay; suggestions are added
+            from scipy.spatial import cKDTree
+
+            near = cKDTree(picked[:, -2:]).query(pts[:, -2:])[0] < 0.5 * self.lattice.a_px
+            pts = np.concatenate([picked, pts[~near]])
+        added = len(pts) - len(picked)
+        cells.data = pts
+        cells.mode = "pan_zoom"
+        kept = f" (beside the {len(picked)} you picked)" if len(picked) else ""
+        show_info(f"{added} least-certain sites marked{kept}: review (and correct) their "
                   "detections first, then fine-tune on these cells.")
 
     # ------------------------------------------------------------------ run
@@ -540,9 +567,11 @@ class FinetuneWidget(QWidget):
             show_error(str(exc))
             return
         corrections = None
+        unreviewed = ""
         if self.use_corrections.isChecked() and self.corrections.currentText():
             lyr = self.viewer.layers[self.corrections.currentText()]
             corrections = table_from_points(lyr.data, lyr.features, None)
+            unreviewed = unreviewed_note(self.lattice, ids, corrections)
         layer, image = self._frame()
         name = self.name_edit.text().strip() or "my-microscope"
         from ..core.models.registry import check_model_name, user_models_dir
@@ -568,6 +597,11 @@ class FinetuneWidget(QWidget):
                    self.settings(), corrections, self.device.currentText(), layer.name,
                    substituents),
                   self._on_done, "Starting fine-tuning…")
+        if unreviewed:  # said once the run has started (its progress replaces the status)
+            from napari.utils.notifications import show_warning
+
+            self.outcome.setText(unreviewed)
+            show_warning(unreviewed)
 
     def _run(self, kind: str, job, args, on_done, label: str) -> None:
         self._job = kind
