@@ -147,6 +147,35 @@ def test_detect_never_replaces_a_table_corrected_by_hand(tmp_path, capsys):
     assert set(pd.read_csv(out)["source"]) <= {"model"}
 
 
+def test_finetune_from_the_command_line(tmp_path, capsys, monkeypatch):
+    """A user's trial: fine-tuning had no command. ``atomdefect finetune`` runs the widget's
+    fine-tuning on the cells of a region (with the corrected detections of the image), writes a
+    user model, says when none of those cells holds a correction by hand, and refuses a name
+    that is taken before any work."""
+    from napari_atomdefect.core.models.registry import resolve_model
+    from napari_atomdefect.core.simulate.image import simulate_image
+
+    monkeypatch.setenv("ATOMDEFECT_USER_MODELS", str(tmp_path / "models"))
+    image = tmp_path / "img.npy"
+    np.save(image, simulate_image("MoS2", 256, 0.012, seed=1).image)
+    table = tmp_path / "det.csv"
+    assert main(["detect", str(image), "--pixel-size-nm", "0.012", "--out", str(table)]) == 0
+    capsys.readouterr()
+    args = ["finetune", str(image), "--pixel-size-nm", "0.012", "--name", "cli-tuned",
+            "--corrections", str(table), "--region", "0:200,0:256", "--noise-steps", "2",
+            "--detector-steps", "2"]
+    assert main(args) == 0
+    out = capsys.readouterr()
+    assert "None of the" in out.err and "holds a correction by hand" in out.err
+    assert "model written to" in out.out and "detector" in out.out
+    info = resolve_model("cli-tuned")
+    assert not info.bundled and info.card["material"] == "MoS2"
+    used = info.card["fine_tuning"]["cells_used"]
+    assert 40 < used < 90  # the region's cells of the 256² field (~78 cells in all)
+    assert main(args) == 2  # the name is taken: refused at once
+    assert "exists" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("content, said", [
     ("x_px,y_px,class\n10,12,V_S\n", "a defect table without confidences"),
     ("notes on this scan\n", "not a detection table of this tool"),

@@ -682,6 +682,66 @@ def _cmd_calibrate_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    """Fine-tune a model on the cells of one image (the Fine-tune widget's run, without Qt)."""
+    import numpy as np
+
+    from .core.finetune.finetune import FinetuneSettings, iter_finetune
+    from .core.finetune.selection import select_cells, unreviewed_note
+    from .core.io.table import read_defects_csv
+    from .core.lattice.lattice import find_lattice
+    from .core.materials.columns import parse_substituents
+    from .core.materials.materials import get_material
+    from .core.models.registry import (
+        check_model_destination,
+        check_new_user_model,
+        default_model_name,
+    )
+
+    # (refused before the training, not after)
+    out = check_model_destination(check_new_user_model(args.name))
+    substituents = (parse_substituents(args.substituents, get_material(args.material))
+                    if args.substituents else None)
+    base = args.model or default_model_name(args.material, substituents)
+    corrections = read_defects_csv(args.corrections) if args.corrections else None
+    img, data = _load_frame(args.image, args.frame, args)
+    if args.pixel_size_nm is not None:
+        px, source = args.pixel_size_nm, "user"
+    else:
+        px, source = img.pixel_size_nm, "file"
+    lattice = _quiet_calibration(find_lattice, data, args.material, pixel_size_nm=px,
+                                 calibration=source)
+    for msg in lattice.messages:
+        print(msg, file=sys.stderr)
+    if args.region is not None:
+        r0, r1, c0, c1 = args.region
+        corners = np.array([[r0, c0], [r0, c1], [r1, c1], [r1, c0]], float)
+        cells = select_cells(lattice, polygons=[corners])
+    else:
+        cells = select_cells(lattice, select_all=True)
+    if corrections is not None:
+        note = unreviewed_note(lattice, cells, corrections)
+        if note:
+            print(note, file=sys.stderr)
+    settings = FinetuneSettings(seed=args.seed, use_corrections=corrections is not None)
+    if args.noise_steps is not None:
+        settings.noise_steps = args.noise_steps
+    if args.detector_steps is not None:
+        settings.detector_steps = args.detector_steps
+    print(f"fine-tuning {base} on {len(cells)} cells of {Path(args.image).name} "
+          f"({lattice.pixel_size_nm:.5f} nm/px, {lattice.calibration})", file=sys.stderr)
+    verbose = args.verbose and (lambda item: item.get("message") and print(
+        item["message"], file=sys.stderr))
+    result = run_to_end(iter_finetune(data, lattice, cells, base, out.name, settings,
+                                      corrections, args.device, Path(args.image).name,
+                                      substituents=substituents), verbose or None)
+    if result.get("message"):  # the check on the held-out cells
+        print(result["message"])
+    print(result["outcome"])
+    print(f"model written to {result['path']}")
+    return 0
+
+
 def _cmd_batch(args: argparse.Namespace) -> int:
     from ._batch_cli import run_batch
 
@@ -854,6 +914,30 @@ def build_parser() -> argparse.ArgumentParser:
                         "frames (default 1: all); at a low dose per frame most false calls are "
                         "seen in one frame only")
     p.set_defaults(func=_cmd_detect)
+
+    p = sub.add_parser("finetune", help="adapt a model to your microscope from the cells of one "
+                                        "image (and your corrected detections); a user model")
+    image_args(p)
+    p.add_argument("--name", required=True, help="name of the new user model")
+    p.add_argument("--model", default=None,
+                   help="model to start from (default: the bundled model of the material)")
+    p.add_argument("--substituents", default=None, metavar="D[,D]",
+                   help="substituents the image was analysed for (default: those of the "
+                        "corrected classes)")
+    p.add_argument("--corrections", default=None, metavar="CSV",
+                   help="a defect table of this image you reviewed (Review's export or "
+                        "'atomdefect detect --out' corrected by hand): its selected cells "
+                        "become labelled training examples")
+    p.add_argument("--region", type=_region, default=None, metavar="ROW0:ROW1,COL0:COL1",
+                   help="the cells to learn from (pixels; default: every cell of the image)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--noise-steps", type=int, default=None,
+                   help="stage-1 steps (default as the widget: 150)")
+    p.add_argument("--detector-steps", type=int, default=None,
+                   help="stage-2 steps (default as the widget: 400)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--verbose", action="store_true", help="print the progress of each step")
+    p.set_defaults(func=_cmd_finetune)
 
     p = sub.add_parser("evaluate", help="per-class precision/recall/F1 of a defect CSV")
     p.add_argument("pred", help="detections (atomdefect detect CSV)")

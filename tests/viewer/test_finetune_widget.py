@@ -266,7 +266,7 @@ def test_suggestions_join_the_cells_picked_and_unreviewed_cells_are_said(make_na
     suggested cells nobody had corrected learnt the detections back without a word."""
     import pandas as pd
 
-    from napari_atomdefect.widgets.finetune import unreviewed_note
+    from napari_atomdefect.core.finetune.selection import unreviewed_note
 
     viewer = make_napari_viewer()
     viewer.open_sample("napari-atomdefect", "mos2")

@@ -126,21 +126,6 @@ def _finetune_job(image, lattice, cell_ids, base, name, settings, corrections, d
                                            substituents=substituents)))
 
 
-def unreviewed_note(lattice, cell_ids: np.ndarray, corrections) -> str:
-    """A warning when the detections the run learns from hold no correction by hand on the
-    selected cells: unless every call there was right, the run then learns the base detector's
-    own calls, and its check on held-out cells compares the detector with itself."""
-    from ..core.finetune.selection import corrections_in_cells
-
-    on_cells = corrections_in_cells(lattice, cell_ids, corrections)
-    if "source" in on_cells and (on_cells["source"].astype(str) == "manual").any():
-        return ""
-    return (f"None of the {len(cell_ids)} selected cells holds a correction by hand: unless "
-            "you reviewed them and every call was right, the run learns the detections as "
-            "they are, and its check on held-out cells compares the detector with itself. "
-            "Review (and correct) the selected cells first.")
-
-
 def suggested_sites(uncertain: np.ndarray, lattice) -> np.ndarray:
     """The least certain sites (``uncertain``, most uncertain first) to review: enough of them
     that their cells number :func:`~..core.finetune.verdict.min_cells_to_hold_out` — a fifth is
@@ -545,7 +530,7 @@ class FinetuneWidget(QWidget):
         from napari.utils.notifications import show_error
 
         from ..core.errors import AtomDefectError
-        from ..core.finetune.selection import check_selection
+        from ..core.finetune.selection import check_selection, unreviewed_note
         from ..core.io.table import table_from_points
 
         if self.image_layer() is None:
@@ -571,16 +556,13 @@ class FinetuneWidget(QWidget):
         if self.use_corrections.isChecked() and self.corrections.currentText():
             lyr = self.viewer.layers[self.corrections.currentText()]
             corrections = table_from_points(lyr.data, lyr.features, None)
-            unreviewed = unreviewed_note(self.lattice, ids, corrections)
+            unreviewed = unreviewed_note(self.lattice, ids, corrections)  # (said after the start)
         layer, image = self._frame()
         name = self.name_edit.text().strip() or "my-microscope"
-        from ..core.models.registry import check_model_name, user_models_dir
+        from ..core.models.registry import check_new_user_model
 
         try:
-            check_model_name(name)
-            if (user_models_dir() / name).exists():
-                raise AtomDefectError(f"A model called {name!r} exists already: choose another "
-                                      "name, or rename or delete that one first.")
+            check_new_user_model(name)
         except AtomDefectError as exc:
             self.status.setText(str(exc))
             show_error(str(exc))

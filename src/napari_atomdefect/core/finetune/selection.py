@@ -60,6 +60,19 @@ def corrections_in_cells(lattice: Lattice, cell_ids: np.ndarray,
     return corrections[dist < 0.25 * lattice.a_px]
 
 
+def unreviewed_note(lattice: Lattice, cell_ids: np.ndarray, corrections: pd.DataFrame) -> str:
+    """A warning when the detections the run learns from hold no correction by hand on the
+    selected cells: unless every call there was right, the run then learns the base detector's
+    own calls, and its check on held-out cells compares the detector with itself."""
+    on_cells = corrections_in_cells(lattice, cell_ids, corrections)
+    if "source" in on_cells and (on_cells["source"].astype(str) == "manual").any():
+        return ""
+    return (f"None of the {len(cell_ids)} selected cells holds a correction by hand: unless "
+            "you reviewed them and every call was right, the run learns the detections as "
+            "they are, and its check on held-out cells compares the detector with itself. "
+            "Review (and correct) the selected cells first.")
+
+
 def check_selection(lattice: Lattice, cell_ids: np.ndarray) -> None:
     """Raise a clear error for empty, out-of-range or too small selections."""
     if len(cell_ids) == 0:

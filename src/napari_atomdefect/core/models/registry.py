@@ -388,6 +388,18 @@ def load_noise_generators(info: ModelInfo,
     return _load_cached(str(info.path), "noise", str(device), f.stat().st_mtime if f.exists() else 0)
 
 
+def check_new_user_model(name: str) -> Path:
+    """The user-models folder a new model called ``name`` goes to; :class:`ModelError` when the
+    name is not allowed or a model of that name exists (a fine-tuning never replaces one:
+    rename or delete it first)."""
+    check_model_name(name)
+    folder = user_models_dir() / name
+    if folder.exists():
+        raise ModelError(f"A model called {name!r} exists already: choose another name, or "
+                         "rename or delete that one first.")
+    return folder
+
+
 def check_model_destination(folder: str | os.PathLike) -> Path:
     """Raise :class:`ModelError` when a model cannot be written to ``folder`` without losing
     something: a file, or a folder holding anything but a model (a model folder is replaced,
