@@ -688,3 +688,20 @@ def test_a_new_run_neither_takes_the_place_of_corrections_nor_is_saved_over_them
     # The same table saved again: nothing replaced, nothing more kept or said.
     review.export_csv(str(path))
     assert kept.read_text() == corrected and "previous" not in review.info.text()
+
+
+def test_review_opened_before_any_detections_follows_the_first_run(make_napari_viewer):
+    """Opened on an image alone (an empty layer list in its selector), the review takes the
+    first detections layer a run adds — with no error (the trial of the twenty-seventh session
+    found the check for corrections tripping over the empty selector)."""
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((64, 64), np.float32), name="img")
+    review = ReviewWidget(viewer)
+    assert review.layer() is None
+    viewer.add_points(np.array([[1.0, 2.0]]), name="lattice sites")  # added first by a run
+    assert review.layer() is None
+    table = pd.DataFrame({"y_px": [5.0], "x_px": [6.0], "class": ["V_S"], "confidence": [0.9],
+                          "source": "model"})
+    layer = viewer.add_points(table[["y_px", "x_px"]].to_numpy(),
+                              **defect_layer_kwargs(table, 0.012, "det", a_px=26.3))
+    assert review.layer() is layer

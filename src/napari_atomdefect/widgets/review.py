@@ -387,7 +387,7 @@ class ReviewWidget(QWidget):
         not take the place of the table being corrected, nor be saved over it unnoticed)."""
         if added is None or is_reference_layer(added):
             return False
-        current = getattr(self, "layer_combo", None) and self.layer()
+        current = self.layer() if hasattr(self, "layer_combo") else None
         if current is None or current is added:
             return True
         features = current.features
