@@ -279,15 +279,21 @@ def test_a_uniform_pristine_layer_whose_defect_rungs_sit_off_the_microscopes_is_
     with the rungs tied the Janus WSSe reading fitted its few other columns better and every
     Se2 column was called S_Se (6 of these 10 draws). A uniform layer's readings let the rungs
     sit a little off, and the metal level and the prior decide."""
-    wrong = 0
-    for seed in range(10):
+    readings = _host_draws([(1.0, 300), (0.485, 17), (0.642, 9), (0.0, 2)], 0.012, 1.77, "WSe2")
+    assert all(r.median_class == "chalcogen" and not r.ordered for r in readings)
+    assert all(abs(r.host_level - 1.0) < 0.03 for r in readings)
+
+
+def _host_draws(parts: list[tuple[float, int]], spread: float, metal: float, material: str,
+                subs: tuple[str, ...] = ("S",), draws: int = 10) -> list[LadderReading]:
+    """Readings of ``draws`` histograms of ``(level, count)`` clusters with shot noise of
+    ``spread`` at the host level, at the metal level ``metal`` (units of the median column)."""
+    out = []
+    for seed in range(draws):
         rng = np.random.default_rng(seed)
-        parts = [(1.0, 300), (0.485, 17), (0.642, 9), (0.0, 2)]
-        x = np.concatenate([rng.normal(m, 0.012 * np.sqrt(max(m, 0.2)), n) for m, n in parts])
-        reading = read_ladder(x / np.median(x), 1.77, "WSe2", ("S",))
-        wrong += reading.median_class != "chalcogen" or reading.ordered
-        assert abs(reading.host_level - 1.0) < 0.03
-    assert wrong == 0
+        x = np.concatenate([rng.normal(m, spread * np.sqrt(max(m, 0.2)), n) for m, n in parts])
+        out.append(read_ladder(x / np.median(x), metal, material, subs))
+    return out
 
 
 def test_a_reading_that_needs_many_vacancies_pays_for_them():
@@ -297,11 +303,6 @@ def test_a_reading_that_needs_many_vacancies_pays_for_them():
     as well as the alloy (8 of these 10 draws read as Janus, the image itself at even odds:
     296 columns called S_Se). Under the prior on the point-defect share the alloy reads right
     but in a near tie."""
-    wrong = 0
-    for seed in range(10):
-        rng = np.random.default_rng(seed)
-        parts = [(1.0, 293), (0.644, 41), (0.519, 5), (0.286, 1)]
-        x = np.concatenate([rng.normal(m, 0.0155 * np.sqrt(max(m, 0.2)), n) for m, n in parts])
-        reading = read_ladder(x / np.median(x), 0.719, "MoSe2", ("S",))
-        wrong += reading.median_class != "chalcogen" or reading.ordered
-    assert wrong <= 2
+    readings = _host_draws([(1.0, 293), (0.644, 41), (0.519, 5), (0.286, 1)], 0.0155, 0.719,
+                           "MoSe2")
+    assert sum(r.median_class != "chalcogen" or r.ordered for r in readings) <= 2

@@ -236,18 +236,20 @@ def _load_frame(path: str, frame: int | None, args: argparse.Namespace | None = 
     return img, data
 
 
-def _lattices_for(args: argparse.Namespace):
-    """The image, the frame and the lattices of its grains (the first holds the calibration)."""
+def _lattices_for(args: argparse.Namespace, one_grain: bool = False):
+    """The image, the frame and the lattices of its grains (the first holds the calibration;
+    ``one_grain``: the image's one lattice, as the Fine-tune widget finds it)."""
     from .core.lattice.grains import find_grains
+    from .core.lattice.lattice import find_lattice
 
     img, data = _load_frame(args.image, args.frame, args)
     if args.pixel_size_nm is not None:
         px, source = args.pixel_size_nm, "user"
     else:
         px, source = img.pixel_size_nm, "file"
-    lattices = _quiet_calibration(find_grains, data, args.material, pixel_size_nm=px,
-                                  calibration=source)
-    return img, data, lattices
+    lattices = _quiet_calibration(find_lattice if one_grain else find_grains, data,
+                                  args.material, pixel_size_nm=px, calibration=source)
+    return img, data, [lattices] if one_grain else lattices
 
 
 def _cmd_lattice(args: argparse.Namespace) -> int:
@@ -689,7 +691,6 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     from .core.finetune.finetune import FinetuneSettings, iter_finetune
     from .core.finetune.selection import select_cells, unreviewed_note
     from .core.io.table import read_defects_csv
-    from .core.lattice.lattice import find_lattice
     from .core.materials.columns import parse_substituents
     from .core.materials.materials import get_material
     from .core.models.registry import (
@@ -704,13 +705,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
                     if args.substituents else None)
     base = args.model or default_model_name(args.material, substituents)
     corrections = read_defects_csv(args.corrections) if args.corrections else None
-    img, data = _load_frame(args.image, args.frame, args)
-    if args.pixel_size_nm is not None:
-        px, source = args.pixel_size_nm, "user"
-    else:
-        px, source = img.pixel_size_nm, "file"
-    lattice = _quiet_calibration(find_lattice, data, args.material, pixel_size_nm=px,
-                                 calibration=source)
+    _, data, [lattice] = _lattices_for(args, one_grain=True)
     for msg in lattice.messages:
         print(msg, file=sys.stderr)
     if args.region is not None:
