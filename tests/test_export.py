@@ -157,3 +157,28 @@ def test_detection_tables_carry_their_run():
     table.attrs.update(model_material="WSe2", substituents=("S", "Te"))
     out = with_run_columns(table)
     assert list(out["material"]) == ["WSe2"] and list(out["substituents"]) == ["S,Te"]
+
+
+def test_a_replaced_table_is_kept_and_nothing_is_replaced_when_it_cannot_be(tmp_path):
+    """Saving over a different table keeps it as NAME.previous.csv; when that copy cannot be
+    made (here a folder stands in its place), the file is left as it was and nothing is staged
+    beside it — a save never loses the table it would replace."""
+    from napari_atomdefect.core.io.table import write_keeping_previous
+
+    path = tmp_path / "t.csv"
+    old = pd.DataFrame({"y_px": [1.0], "x_px": [2.0], "class": ["V_S"], "confidence": [1.0],
+                        "source": ["manual"]})
+    new = old.assign(source="model", confidence=0.8)
+    assert write_keeping_previous(old, path) is None  # nothing there before
+    before = path.read_bytes()
+    assert write_keeping_previous(old, path) is None  # the same table: nothing kept
+    kept = write_keeping_previous(new, path)
+    assert kept == tmp_path / "t.previous.csv" and kept.read_bytes() == before
+    assert pd.read_csv(path)["source"].tolist() == ["model"]
+    kept.unlink()
+    kept.mkdir()  # the copy cannot be made
+    current = path.read_bytes()
+    with pytest.raises(OSError):
+        write_keeping_previous(old, path)
+    assert path.read_bytes() == current
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.previous.csv"]

@@ -390,10 +390,10 @@ def _write_keeping_previous(table, out: str) -> None:
     name = Path(out).name
     try:
         previous = write_keeping_previous(table, out)
-    except OSError as exc:
-        print(f"atomdefect: the table {name} replaced could not be kept "
-              f"({exc.strerror or exc}).", file=sys.stderr)
-        return
+    except OSError as exc:  # (the file at --out is as it was)
+        raise AtomDefectError(f"{name} was not written: the table it would replace could not "
+                              f"be kept beside it ({exc.strerror or exc}); give another "
+                              "--out.") from exc
     if previous is not None:
         print(f"atomdefect: the table {name} replaced is kept as {previous.name}.",
               file=sys.stderr)

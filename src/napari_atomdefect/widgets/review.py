@@ -61,6 +61,12 @@ def marker_size(layer) -> float:
     return 0.4 * float(a_px) if a_px else float(layer.current_size)
 
 
+def corrections_by_hand(layer) -> int:
+    """How many points of a detections layer were added or corrected by hand (source manual)."""
+    features = layer.features
+    return int((features["source"].astype(str) == "manual").sum()) if "source" in features else 0
+
+
 def set_class(layer, indices, cls: str, new_points: bool = False) -> None:
     """Give the points ``indices`` of ``layer`` the class ``cls`` (a human decision: manual).
 
@@ -390,9 +396,7 @@ class ReviewWidget(QWidget):
         current = self.layer() if hasattr(self, "layer_combo") else None
         if current is None or current is added:
             return True
-        features = current.features
-        edited = (int((features["source"].astype(str) == "manual").sum())
-                  if "source" in features else 0)
+        edited = corrections_by_hand(current)
         if edited and hasattr(self, "info"):
             self.info.setText(f"New detections in {added.name}: the review stays on "
                               f"{current.name}, which holds {edited} corrections by hand "
@@ -763,9 +767,7 @@ class ReviewWidget(QWidget):
         text = f"Saved {len(layer.data)} defects{note} to {written}."
         if previous is not None:
             kept = f"The table it replaced is kept as {Path(previous).name}"
-            features = layer.features
-            edited_now = (int((features["source"].astype(str) == "manual").sum())
-                          if "source" in features else 0)
+            edited_now = corrections_by_hand(layer)
             if edited_before > edited_now:  # corrections by hand the new file does not hold
                 kept = (f"{Path(written).name} held {edited_before} defects corrected by hand, "
                         f"this layer {edited_now}: {kept[0].lower()}{kept[1:]}")

@@ -19,7 +19,12 @@ images; drawn at every voltage of the training range, it misread two cases of
 ``tests/test_ladder.py``, a clustered WSe2 + S alloy as a Te alloy and a Janus WSSe layer;
 twentieth session), weighs in the metal column's level (which an alloy does not change)
 against what each microscope predicts and how far the fitted populations are from a random
-alloy's, and returns the host column's level in chalcogen units.
+alloy's, and returns the host column's level in chalcogen units. Vacancies (and substituents not
+looked for) are a minority under a prior on their share (:data:`POINT_DEFECT_MEAN`); a uniform
+layer — nearly every column on the median rung — read as the host and as an ordered one is
+scored with its other rungs free to sit a little off the microscopes' places
+(:data:`UNIFORM_SHARE`), so that the few columns off the median rung do not decide between the
+two by a slight misfit of the simulator's physics (twenty-seventh session).
 Detectors trained in *host units* (:func:`to_host_units`) read tiles where a host column is 1
 whatever the composition.
 

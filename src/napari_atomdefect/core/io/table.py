@@ -214,22 +214,33 @@ def write_keeping_previous(table: pd.DataFrame, path: str | Path,
     table it replaces (an earlier run, a table corrected by hand) is kept beside it as
     ``<name>.previous.csv``, whose path is returned (``None`` when nothing was replaced).
 
+    The new table is staged beside the file first, the old one kept, and only then is the new
+    one renamed into place: when the old table cannot be kept, nothing is replaced.
+
     Raises
     ------
     OSError
-        If the previous table cannot be kept (the new one is written).
+        If the table cannot be written, or the one it would replace cannot be kept (then the
+        file at ``path`` is as it was).
     """
     path = Path(path)
     before = path.read_bytes() if path.is_file() and path.stat().st_size else None
-    write_csv_atomic(table, path, **csv_kwargs)
-    if before is None or before == path.read_bytes():
+    if before is None:
+        write_csv_atomic(table, path, **csv_kwargs)
         return None
+    staged = path.with_name(f".{path.name}.new.part")
     previous = path.with_name(f"{path.stem}.previous{path.suffix or '.csv'}")
     tmp = previous.with_name(f".{previous.name}.part")
     try:
+        write_csv_atomic(table, staged, **csv_kwargs)
+        if staged.read_bytes() == before:
+            staged.unlink()
+            return None
         tmp.write_bytes(before)
         os.replace(tmp, previous)
+        os.replace(staged, path)
     except OSError:
+        staged.unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)
         raise
     return previous
