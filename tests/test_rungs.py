@@ -117,6 +117,26 @@ def test_a_small_cluster_below_an_alloys_light_substituent_is_its_vacancies():
     assert split_vacancy_rung(cols, levels, "MoSe2", ("Te",))[1] == {}  # S not looked for
 
 
+def test_a_few_vacancies_far_below_the_light_substituent_are_a_cluster():
+    """An independent simulator's WSe2 + 34 % S alloy: its S + Se columns in two orders (0.61
+    and 0.63 of Se2), the lower order's 21 called V_Se, beside 4 true single Se at 0.505 —
+    too few for a cluster of five, so every call had stood. Far below (six spreads or more), a
+    few columns are the vacancies: the lower order goes back to S_Se."""
+    rng = np.random.default_rng(5)
+    vac = 0.505 + 0.014 * rng.standard_normal(4)
+    lower, upper = 0.609 + 0.014 * rng.standard_normal(60), 0.628 + 0.016 * rng.standard_normal(80)
+    called = np.array(["V_Se"] * 4 + ["V_Se"] * 21 + ["S_Se"] * 39 + ["S_Se"] * 80)
+    cols, levels = _selenide_columns(np.concatenate([vac, lower, upper]), called, n_host=245)
+    out, moved = split_vacancy_rung(cols, levels, "WSe2", ("S",))
+    new = out["class"][245:]
+    assert (new[:4] == "V_Se").all() and (new[4:] == "S_Se").all()
+    assert moved == {"S_Se": 21}
+    # The same 4 columns within a few spreads of the S + Se ones: the calls stand.
+    near = np.concatenate([0.58 + 0.014 * rng.standard_normal(4), lower, upper])
+    cols, levels = _selenide_columns(near, called, n_host=245)
+    assert split_vacancy_rung(cols, levels, "WSe2", ("S",))[1] == {}
+
+
 def test_columns_at_another_rung_do_not_make_the_vacancy_cluster():
     """A low-dose WSe2 + 26 % S alloy (another simulator): two S2 columns called V_Se sat below
     its 19 single Se columns; the two-cluster fit took them (and four single Se) for the

@@ -76,6 +76,13 @@ VACANCY_MAX_SHARE = 0.25
 #: frame of an independent simulator's MoS2 movie, no O in it: its 21 V_S calls, a tight
 #: cluster with a few stragglers below, had 16 sent to O_S at a confidence of 0.99).
 UPPER_CALLED_SHARE = 0.5
+#: A lower cluster of as few as :data:`FEW_VACANCIES` columns is the vacancies when it lies
+#: :data:`FEW_VACANCIES_SEPARATION` spreads or more below the light substituent's: an
+#: independent simulator's WSe2 + S alloys (21–34 % S) had the lower order of their S + Se
+#: columns (0.60 of Se2, the upper at 0.63) called V_Se — 21 and 15 of them — beside their
+#: 4 and 2 true single-Se columns at 0.50–0.55, too few for a cluster of five.
+FEW_VACANCIES = 1.5
+FEW_VACANCIES_SEPARATION = 6.0
 
 
 def _ladder_physics(mat: Material, substituents: tuple[str, ...]
@@ -306,7 +313,8 @@ def split_vacancy_rung(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
     :data:`MIN_COLUMNS` columns are called either class (those nearer another class's level
     left out, :func:`_pair_columns`), the two clusters are
     :data:`VACANCY_MIN_SEPARATION` spreads apart, their ratio is one the physics allows
-    (:func:`vacancy_ratio_range`), each holds :data:`MIN_CLUSTER_COLUMNS`, the lower (the
+    (:func:`vacancy_ratio_range`), each holds :data:`MIN_CLUSTER_COLUMNS` (the lower as few as
+    :data:`FEW_VACANCIES` when :data:`FEW_VACANCIES_SEPARATION` spreads below), the lower (the
     vacancies) holds at most :data:`VACANCY_MAX_SHARE` of the columns and the detector called
     at least :data:`UPPER_CALLED_SHARE` of the upper's the light substituent.
     """
@@ -324,8 +332,11 @@ def split_vacancy_rung(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
     _, means, weights, sigma, post = _best_two_clusters(z, starts)
     n_each = weights * len(z)
     new_hi = post > 0.5
-    if not ((means[1] - means[0]) / sigma >= VACANCY_MIN_SEPARATION
-            and n_each.min() >= MIN_CLUSTER_COLUMNS
+    separation = (means[1] - means[0]) / sigma
+    # A few vacancies (fewer than MIN_CLUSTER_COLUMNS) are a cluster too when far below.
+    fewest = MIN_CLUSTER_COLUMNS if separation < FEW_VACANCIES_SEPARATION else FEW_VACANCIES
+    if not (separation >= VACANCY_MIN_SEPARATION
+            and n_each.min() >= fewest
             and (~new_hi).sum() <= VACANCY_MAX_SHARE * len(z)
             and (cls[pick][new_hi] == hi).mean() >= UPPER_CALLED_SHARE):
         return out, moved
