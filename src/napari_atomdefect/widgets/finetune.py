@@ -495,13 +495,15 @@ class FinetuneWidget(QWidget):
                               self.lattice)
         self.start_picking()
         cells = self.viewer.layers[CELLS_LAYER]
-        picked = np.asarray(cells.data, float).reshape(-1, cells.data.shape[-1] if len(
-            cells.data) else pts.shape[-1] if len(pts) else 2)
-        if len(picked) and len(pts):  # the cells picked already stay; suggestions are added
+        picked = np.asarray(cells.data, float)
+        if len(picked) and len(pts) and picked.shape[1] == pts.shape[1]:
+            # the cells picked already stay; the suggestions on other cells are added
             from scipy.spatial import cKDTree
 
             near = cKDTree(picked[:, -2:]).query(pts[:, -2:])[0] < 0.5 * self.lattice.a_px
             pts = np.concatenate([picked, pts[~near]])
+        else:
+            picked = picked[:0]
         added = len(pts) - len(picked)
         cells.data = pts
         cells.mode = "pan_zoom"
