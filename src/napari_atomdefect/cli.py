@@ -129,11 +129,12 @@ def _substituents_help() -> str:
 
 
 def _progress_printer(args: argparse.Namespace):
-    """``--verbose``: a callback printing each progress step's message — not the model-fit
-    sentences, which the command prints once at the end with the other notes."""
+    """``--verbose``: a callback printing each progress step's message (a training step without
+    one prints nothing) — not the model-fit sentences, which the command prints once at the end
+    with the other notes."""
     if not getattr(args, "verbose", False):
         return None
-    return lambda item: (None if item.get("step") == "fit"
+    return lambda item: (None if item.get("step") == "fit" or not item.get("message")
                          else print(item["message"], file=sys.stderr))
 
 
@@ -725,11 +726,9 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         settings.detector_steps = args.detector_steps
     print(f"fine-tuning {base} on {len(cells)} cells of {Path(args.image).name} "
           f"({lattice.pixel_size_nm:.5f} nm/px, {lattice.calibration})", file=sys.stderr)
-    verbose = args.verbose and (lambda item: item.get("message") and print(
-        item["message"], file=sys.stderr))
     result = run_to_end(iter_finetune(data, lattice, cells, base, out.name, settings,
                                       corrections, args.device, Path(args.image).name,
-                                      substituents=substituents), verbose or None)
+                                      substituents=substituents), _progress_printer(args))
     if result.get("message"):  # the check on the held-out cells
         print(result["message"])
     print(result["outcome"])
