@@ -102,6 +102,26 @@ def test_read_ladder_of_an_ordered_janus_layer(material, sub):
         assert reading.host_level == pytest.approx(host, rel=0.08)
 
 
+def test_a_pristine_selenide_with_a_few_te_is_not_read_as_a_janus_layer():
+    """Held-out image 10 of ``benchmarks/bench_materials.py`` (MoSe2, a few Te_Se point
+    substitutions), S and Te chosen: a uniform layer read as the host and as a Janus MoSeTe
+    one. Scored with the heavy substituent's rungs free as well, it read as Janus (Te_Se at
+    0.98, 223 calls): only the light substituent's ordered reading is so scored."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_materials.py"
+    spec = importlib.util.spec_from_file_location("bench_materials_ladder", path)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["bench_materials_ladder"] = bench
+    spec.loader.exec_module(bench)
+    item = bench.heldout_image("MoSe2", 10, 320)
+    lattice = find_lattice(item.image, "MoSe2", item.pixel_size_nm)
+    reading = read_image_ladder(prepare_image(item.image, lattice), lattice, "MoSe2", ("S", "Te"))
+    assert reading.median_class == "chalcogen" and not reading.ordered, reading
+
+
 def test_clustered_alloy_is_not_read_as_a_janus_layer_with_te():
     """Held-out image 5 of ``benchmarks/bench_materials.py``: a WSe2 + S alloy whose S columns
     are not in random-alloy proportions (host 57 %, S2_Se2 25 %, S_Se 15 %). With S and Te

@@ -134,6 +134,10 @@ MIN_HOST_FRACTION = 0.05
 #: columns 0.01–0.02 off the drawn microscopes' joint places) fitted the Janus reading better:
 #: 302 columns called ``S_Se``. Alloys are read with the rungs tied: free, they read random
 #: alloys whose median column is mixed as the host, and a WSe2 + Te alloy as a Janus WSSe layer.
+#: Only the light substituent's ordered reading (S in a selenide, O in a sulfide) is so scored:
+#: where a light atom's column lies is what the microscopes know least (it adds 0.06–0.7 of a
+#: host atom, by coherence); with a heavy one's too, a held-out pristine MoSe2 image with a few
+#: Te, S and Te chosen, read as a Janus MoSeTe layer (``Te_Se`` at 0.98, 223 calls).
 UNIFORM_SHARE = 0.85
 RUNG_TOLERANCE = 0.03
 
@@ -458,10 +462,11 @@ def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str 
     # (Janus) layer: nearly every column mixed, no random-alloy proportions.
     variants = [(h, False) for h in hyps] + [(h, True) for h in hyps if _is_single(h, classes)]
     reads = {v: _read_variant(data, *v) for v in variants}
-    # A uniform layer read as the host and as an ordered one: only its few other columns tell
-    # the two apart, their rungs then free to sit a little off in the scores
-    # (:data:`UNIFORM_SHARE`); the host level stays where the microscopes that fit put it.
-    uniform = [v for v in variants if (v == ("chalcogen", False) or v[1])
+    # A uniform layer read as the host and as an ordered one of the light substituent: only its
+    # few other columns tell the two apart, their rungs then free to sit a little off in the
+    # scores (:data:`UNIFORM_SHARE`); the host level stays where the microscopes that fit put it.
+    ordered_light = (f"{light}_{mat.chalcogen}", True)
+    uniform = [v for v in variants if v in (("chalcogen", False), ordered_light)
                and reads[v].on_median >= UNIFORM_SHARE]
     if ("chalcogen", False) in uniform and len(uniform) > 1:
         reads.update({v: replace(reads[v], score=_read_variant(
