@@ -163,11 +163,14 @@ def test_finetune_from_the_command_line(tmp_path, capsys, monkeypatch):
     capsys.readouterr()
     args = ["finetune", str(image), "--pixel-size-nm", "0.012", "--name", "cli-tuned",
             "--corrections", str(table), "--region", "0:200,0:256", "--noise-steps", "2",
-            "--detector-steps", "2"]
+            "--detector-steps", "2", "--verbose"]
     assert main(args) == 0
     out = capsys.readouterr()
     assert "None of the" in out.err and "holds a correction by hand" in out.err
     assert "model written to" in out.out and "detector" in out.out
+    # the outcome once, also with --verbose (it was printed twice)
+    outcome = out.out.splitlines()[-2]
+    assert out.out.count(outcome) == 1 and outcome not in out.err
     info = resolve_model("cli-tuned")
     assert not info.bundled and info.card["material"] == "MoS2"
     used = info.card["fine_tuning"]["cells_used"]

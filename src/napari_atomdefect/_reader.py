@@ -98,6 +98,11 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
     if table.attrs.get("material"):  # the run the table names (its classes, kept on export)
         meta.update(material=table.attrs["material"],
                     substituents=list(table.attrs.get("substituents", ())))
+    # where the pixel size came from (written again on export): the image's once drawn on it
+    source = (table.attrs.get("calibration") if image is None
+              else image.metadata.get("atomdefect", {}).get("calibration"))
+    if source:
+        meta["calibration"] = source
     if image is not None:  # drawn on that image: it follows the image's calibration from now on
         meta["image"] = image.name
         _say_other_calibration(image, px, Path(path).name)

@@ -36,8 +36,8 @@ def write_points_table(path: str, data: Any, meta: dict) -> tuple[str, str | Non
         features = pd.DataFrame(meta.get("properties") or {})
     table = table_from_points(data, pd.DataFrame(features), _pixel_size(meta))
     own = (meta.get("metadata") or {}).get("atomdefect", {})
-    if own.get("material"):
-        table = with_run_columns(table, own["material"], own.get("substituents") or ())
+    table = with_run_columns(table, own.get("material"), own.get("substituents") or (),
+                             _pixel_size(meta), own.get("calibration"))
     if not str(path).lower().endswith(".csv"):
         path = f"{path}.csv"
     # full precision: exact round trip

@@ -726,12 +726,20 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         settings.detector_steps = args.detector_steps
     print(f"fine-tuning {base} on {len(cells)} cells of {Path(args.image).name} "
           f"({lattice.pixel_size_nm:.5f} nm/px, {lattice.calibration})", file=sys.stderr)
+    printer = _progress_printer(args)
+    verdicts: list[str] = []  # the check on the held-out cells, then the outcome
+
+    def on_progress(item: dict) -> None:
+        if "real_validation" in item or "outcome" in item:
+            verdicts.append(item["message"])
+        elif printer is not None:
+            printer(item)
+
     result = run_to_end(iter_finetune(data, lattice, cells, base, out.name, settings,
                                       corrections, args.device, Path(args.image).name,
-                                      substituents=substituents), _progress_printer(args))
-    if result.get("message"):  # the check on the held-out cells
-        print(result["message"])
-    print(result["outcome"])
+                                      substituents=substituents), on_progress)
+    for line in verdicts or [result["outcome"]]:
+        print(line)
     print(f"model written to {result['path']}")
     return 0
 

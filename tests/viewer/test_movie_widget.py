@@ -3,6 +3,7 @@ Tracks layer), Statistics per frame with the cumulative dose, Review and the CSV
 the 3-D layer, and Cancel mid-movie."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from napari_atomdefect._reader import read_defects_layer
@@ -119,9 +120,14 @@ def test_detect_all_frames_tracks_and_statistics(viewer_with_movie, movie, qtbot
     # Writer and reader keep frame and track_id: the same 3-D layer comes back.
     [path] = write_points_csv(str(tmp_path / "movie.csv"), points.data, layer_meta(points))
     header = open(path).readline().strip().split(",")
-    assert header[-4:] == ["frame", "track_id", "material", "substituents"]
+    assert header[-6:] == ["frame", "track_id", "material", "substituents", "pixel_size_nm",
+                           "pixel_size_source"]
+    written = pd.read_csv(path)
+    assert set(written["pixel_size_source"]) == {"file"}
+    np.testing.assert_allclose(written["pixel_size_nm"], 0.012)
     [(data, kwargs, kind)] = read_defects_layer(path)
     assert kind == "points"
+    assert kwargs["metadata"]["atomdefect"]["calibration"] == "file"  # (kept on export)
     np.testing.assert_array_equal(data, points.data)
     np.testing.assert_array_equal(kwargs["features"]["track_id"], points.features["track_id"])
     assert len(kwargs["scale"]) == 3

@@ -922,6 +922,7 @@ class DetectWidget(QWidget):
             model=result["model"], device=result["device"], image=layer.name, movie=True,
             material=table.attrs.get("model_material"),
             substituents=list(table.attrs.get("substituents", ())),
+            calibration=table.attrs.get("calibration"),
             n_frames=int(layer.data.shape[0]), frames=frames, area_nm2=area,
             frame_area_nm2=area / max(len(frames), 1),
             n_metal_sites=sum(int(f["n_metal_sites"] or 0) for f in frames),
@@ -1002,6 +1003,7 @@ class DetectWidget(QWidget):
         meta.update(model=result["model"], device=result["device"], image=layer.name,
                     material=table.attrs.get("model_material"),
                     substituents=list(table.attrs.get("substituents", ())),
+                    calibration=table.attrs.get("calibration", lattice.calibration),
                     frame=frame, n_metal_sites=table.attrs.get("n_metal_sites"),
                     n_chalcogen_sites=table.attrs.get("n_chalcogen_sites"),
                     # the crystal analysed (every grain, not holes)

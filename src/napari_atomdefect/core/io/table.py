@@ -28,6 +28,10 @@ GRAIN_COLUMN = "grain"
 #: looked for — rather than the classes its names imply (a WS2 table of `V_S` and `O_S` only
 #: reads as the legacy MoS2 classes, with `V_Mo`).
 RUN_COLUMNS = ["material", "substituents"]
+#: Optional columns saying which pixel size the nm columns follow and where it came from
+#: (``file``, ``user``, ``lattice``: the calibration policy's sources), so that a table read
+#: months later tells whether its nm are the file's calibration or the lattice's.
+PIXEL_SIZE_COLUMNS = ["pixel_size_nm", "pixel_size_source"]
 
 
 class UnknownClassWarning(UserWarning):
@@ -262,20 +266,43 @@ def _numeric_column(table: pd.DataFrame, column: str, name: str, required: bool)
 
 
 def with_run_columns(table: pd.DataFrame, material: str | None = None,
-                     substituents: Any = None) -> pd.DataFrame:
-    """``table`` with the :data:`RUN_COLUMNS` of the run it came from (``material`` and
-    ``substituents``, default: its ``attrs`` ``"model_material"`` and ``"substituents"``, which
-    :func:`~..detect.detect.detect` sets); unchanged when the material is not known."""
+                     substituents: Any = None, pixel_size_nm: float | None = None,
+                     pixel_size_source: str | None = None) -> pd.DataFrame:
+    """``table`` with the columns of the run it came from.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A defect table (:data:`DEFECT_COLUMNS`, maybe more).
+    material, substituents : optional
+        The :data:`RUN_COLUMNS` (default: the ``attrs`` ``"model_material"`` and
+        ``"substituents"``, which :func:`~..detect.detect.detect` sets); they are added only when
+        the material is known.
+    pixel_size_nm, pixel_size_source : optional
+        The :data:`PIXEL_SIZE_COLUMNS` (default: the ``attrs`` ``"pixel_size_nm"`` and
+        ``"calibration"``); added when the pixel size is known.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with the columns added (``table`` itself when there is nothing to add).
+    """
     material = material or table.attrs.get("model_material") or table.attrs.get("material")
-    if not material:
+    pixel_size_nm = pixel_size_nm or table.attrs.get("pixel_size_nm")
+    pixel_size_source = pixel_size_source or table.attrs.get("calibration")
+    if not material and not pixel_size_nm:
         return table
-    if substituents is None:
-        substituents = table.attrs.get("substituents", ())
-    if isinstance(substituents, str):
-        substituents = [d for d in substituents.split(",") if d.strip()]
     out = table.copy()
-    out["material"] = str(material)
-    out["substituents"] = ",".join(str(d).strip() for d in substituents)
+    if material:
+        if substituents is None:
+            substituents = table.attrs.get("substituents", ())
+        if isinstance(substituents, str):
+            substituents = [d for d in substituents.split(",") if d.strip()]
+        out["material"] = str(material)
+        out["substituents"] = ",".join(str(d).strip() for d in substituents)
+    if pixel_size_nm:
+        out["pixel_size_nm"] = float(pixel_size_nm)
+        out["pixel_size_source"] = str(pixel_size_source or "")
     return out
 
 
@@ -320,7 +347,8 @@ def read_defects_csv(path: str | Path) -> pd.DataFrame:
         Columns :data:`DEFECT_COLUMNS` (missing nm columns are NaN, confidence 1, source manual),
         then the integer :data:`MOVIE_COLUMNS` the file has (``frame``; ``track_id``, -1 where
         empty) and :data:`GRAIN_COLUMN` (-1 where empty). A table with :data:`RUN_COLUMNS`
-        has ``attrs`` ``material``, ``substituents`` and ``classes`` (the run's classes).
+        has ``attrs`` ``material``, ``substituents`` and ``classes`` (the run's classes); one
+        with ``pixel_size_source`` has ``attrs`` ``calibration`` (where its nm came from).
 
     Raises
     ------
@@ -374,6 +402,11 @@ def read_defects_csv(path: str | Path) -> pd.DataFrame:
                       UnknownClassWarning, stacklevel=2)
     out = _integer_columns(out[DEFECT_COLUMNS].copy(), table, name)
     out.attrs.update(_run_context(table, name))
+    if "pixel_size_source" in table.columns:  # where the nm columns' pixel size came from
+        said = table["pixel_size_source"].str.strip()
+        said = said[said != ""]
+        if not said.empty:
+            out.attrs["calibration"] = str(said.iloc[0])
     return out
 
 
