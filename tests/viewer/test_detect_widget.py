@@ -114,6 +114,10 @@ def test_model_that_does_not_fit_is_shown_in_the_widget(make_napari_viewer, qtbo
     assert widget.fit_label.isVisibleTo(widget)
     assert "outside what the MoS2 model was trained on" in widget.fit_label.text()
     assert "WS2 fits better" in widget.fit_label.text()
+    # one paragraph per sentence of the fit check, each with its sign
+    lines = widget.fit_label.text().split("\n")
+    assert len(lines) >= 2 and all(x.startswith("⚠ ") for x in lines), lines
+    assert any(x.startswith("⚠ Metal/chalcogen contrast") for x in lines)
     [layer] = layers_of(viewer, "detections")
     assert layer.metadata["atomdefect"]["fit"]["proposed"] == "WS2"
 

@@ -653,9 +653,10 @@ class DetectWidget(QWidget):
             self._show_fit(item["fit"].messages)
 
     def _show_fit(self, messages: list[str]) -> None:
-        """Show (or clear) the model-fit warnings in the persistent line under the status."""
-        text = " ".join(messages)
-        self.fit_label.setText(f"⚠ {text}" if text else "")
+        """Show (or clear) the model-fit warnings under the status: one paragraph each (the
+        median-rung sentence had run into the contrast sentence)."""
+        text = "\n".join(f"⚠ {m}" for m in messages if m.strip())
+        self.fit_label.setText(text)
         self.fit_label.setVisible(bool(text))
 
     def _on_error(self, exc: Exception) -> None:
