@@ -189,6 +189,7 @@ def test_cli_batch(folder, expected, tmp_path, capsys):
     summary = pd.read_csv(out / "summary.csv")
     ok = summary[summary.status == "ok"]
     assert ok.n_defects.tolist() == [n] and ok.pixel_size_source.tolist() == ["user"]
+    assert summary.substituents.tolist() == ["O", "O"]  # (the failed file's row too)
     assert ok.csv.tolist() == ["img0.csv"]
     assert sorted(p.name for p in out.iterdir()) == ["img0.csv", "mine.part", "summary.csv"]
 
@@ -301,6 +302,12 @@ def test_batch_with_se_uses_the_alloy_model(tmp_path, capsys):
     alloying = same["class"].isin(["Se_S", "Se2_S2"]).sum()
     assert alloying >= 10 and summary.n_defects.tolist() == [len(same) - alloying]
     assert summary.n_Se_S.tolist() == [(same["class"] == "Se_S").sum()]
+    # the summary names the substituents looked for; the closing line counts the alloying
+    # substitutions apart (a trial read "N defects" as every call)
+    assert summary.substituents.tolist() == ["O,Se"]
+    said = capsys.readouterr().out
+    assert (f"{len(same) - alloying} defects and {alloying} alloying substitutions (not counted "
+            "as defects)") in said and "(0 files already done)" in said
 
 
 def test_a_batch_where_nothing_could_be_analysed_ends_with_status_2(folder, tmp_path, capsys):

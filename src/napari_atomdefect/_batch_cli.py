@@ -122,11 +122,17 @@ def run_batch(args: argparse.Namespace) -> int:
         print(f"{where}: {row.error}", file=sys.stderr)
     n_files = summary["image"].nunique()
     frames = f" ({len(summary)} images and frames)" if n_files != len(summary) else ""
+    skipped = int(result["skipped"])
+    n_defects = int(summary["n_defects"].fillna(0).sum())
+    # (per-class counts: n_<class>; a chosen alloying chalcogen's are composition, not defects)
+    calls = summary[[c for c in summary.columns if c.startswith("n_")
+                     and c not in ("n_cells", "n_defects")]].fillna(0).to_numpy().sum()
+    alloying = int(calls) - n_defects
     print(f"{n_files} file{'s' if n_files != 1 else ''}{frames}: {len(summary) - len(errors)} ok, "
           f"{len(errors)} error{'s' if len(errors) != 1 else ''} "
-          f"({result['skipped']} files already done); "
-          f"{int(summary['n_defects'].fillna(0).sum())} defects -> "
-          f"{result['out'] / SUMMARY_NAME}")
+          f"({skipped} file{'s' if skipped != 1 else ''} already done); {n_defects} defects"
+          + (f" and {alloying} alloying substitutions (not counted as defects)" if alloying > 0
+             else "") + f" -> {result['out'] / SUMMARY_NAME}")
     # Nothing analysed and something failed: a script must learn that the run produced nothing
     # (a partial failure stays 0: the summary lists the errors beside the results).
     return 2 if len(errors) and len(errors) == len(summary) else 0

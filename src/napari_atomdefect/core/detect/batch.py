@@ -38,7 +38,8 @@ from .image_fit import counts_as_flagged
 #: Name of the summary table written in the output folder.
 SUMMARY_NAME = "summary.csv"
 
-_HEAD_COLUMNS = ["image", "frame", "csv", "status", "error", "material", "pixel_size_nm",
+_HEAD_COLUMNS = ["image", "frame", "csv", "status", "error", "material", "substituents",
+                 "pixel_size_nm",
                  "pixel_size_source", "n_cells", "area_nm2", "n_defects", "defects_per_nm2",
                  "defects_per_cell"]
 _TAIL_COLUMNS = ["time_s", "model", "operating_point", "device", "notes"]
@@ -232,7 +233,19 @@ def _torch_threads_here(threads_by_host: dict) -> int:
 def _error_row(item: BatchItem, frame: int | None, opts: BatchOptions, message: str,
                t0: float) -> dict:
     return {"image": item.path, "frame": frame, "csv": "", "status": "error", "error": message,
-            "material": opts.material, "time_s": round(time.perf_counter() - t0, 3)}
+            "material": opts.material, "substituents": _substituents_text(opts),
+            "time_s": round(time.perf_counter() - t0, 3)}
+
+
+def _substituents_text(opts: BatchOptions) -> str:
+    """The substituents looked for, as the summary and the defect CSVs write them (``O,Se``)."""
+    from ..materials.columns import parse_substituents
+    from ..materials.materials import get_material
+
+    try:
+        return ",".join(parse_substituents(opts.substituents, get_material(opts.material)))
+    except AtomDefectError:  # (a run refused before any image says why itself)
+        return ",".join(opts.substituents or ())
 
 
 def _result_row(item: BatchItem, frame: int | None, opts: BatchOptions, result: dict,
@@ -246,7 +259,7 @@ def _result_row(item: BatchItem, frame: int | None, opts: BatchOptions, result: 
     subs = tuple(table.attrs.get("substituents", ()))
     n_defects = sum(int(n) for c, n in counts.items() if counts_as_flagged(str(c), subs))
     row = {"image": item.path, "frame": frame, "csv": csv_name(item.base, frame), "status": "ok",
-           "error": "", "material": lattice.material.name,
+           "error": "", "material": lattice.material.name, "substituents": ",".join(subs),
            "pixel_size_nm": float(lattice.pixel_size_nm), "pixel_size_source": lattice.calibration,
            "n_cells": n_cells, "area_nm2": float(area), "n_defects": n_defects,
            "defects_per_nm2": n_defects / area if area else np.nan,
