@@ -101,6 +101,14 @@ def test_detect_all_frames_tracks_and_statistics(viewer_with_movie, movie, qtbot
     assert stats.frame_table.rowCount() == 4 and stats.frame_table.isVisibleTo(stats)
     assert stats.frame_plot.x_label.startswith("cumulative dose")
     assert int(stats.statistics()["count"].sum()) == len(points.data)
+    # the count is of detections in every frame; the defects themselves are the tracks (a
+    # trial read 282 V_S where 54 had been seen)
+    assert stats.table.horizontalHeaderItem(0).text() == "count (all frames)"
+    feats = points.features
+    n_vs = feats.loc[(feats["class"] == "V_S") & (feats["track_id"] >= 0), "track_id"].nunique() \
+        + int(((feats["class"] == "V_S") & (feats["track_id"] < 0)).sum())
+    assert f"distinct defects (tracks): V_S {n_vs}" in stats.note.text(), stats.note.text()
+    assert n_vs < (feats["class"] == "V_S").sum()
 
     # Review on the 3-D layer: a reclassification reaches the per-frame counts.
     k = int(np.flatnonzero(frames == 2)[0])

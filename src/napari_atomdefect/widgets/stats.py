@@ -293,6 +293,24 @@ class StatsWidget(QWidget):
                                  meta.get("n_chalcogen_sites"), meta.get("area_nm2"),
                                  layer_classes(layer))
 
+    def _tracks_note(self) -> str:
+        """"; count: detections summed over the frames (…); distinct tracks: V_S 31, …" for a
+        movie layer with ``track_id`` (a track called two classes counts in both)."""
+        layer = self.layer()
+        features = layer.features if layer is not None else pd.DataFrame()
+        shown = np.asarray(layer.shown, bool) if layer is not None else np.zeros(0, bool)
+        text = ("; count: detections summed over the frames (a defect seen in ten frames counts "
+                "ten times)")
+        if "track_id" not in features.columns or len(features) != len(shown):
+            return text
+        table = features.loc[shown, ["class", "track_id"]]
+        linked = table[table["track_id"] >= 0]
+        per_class = linked.groupby("class", observed=True)["track_id"].nunique()
+        alone = table[table["track_id"] < 0]["class"].value_counts()  # (each its own defect)
+        tracks = {c: int(per_class.get(c, 0)) + int(alone.get(c, 0)) for c in self.classes}
+        listed = ", ".join(f"{c} {n}" for c, n in tracks.items() if n)
+        return text + (f"; distinct defects (tracks): {listed}" if listed else "")
+
     def per_frame(self) -> pd.DataFrame | None:
         """Counts per class in every frame of the selected movie layer (shown points only), with
         a ``cumulative_dose`` column (e/Å² at the end of the frame) when the dose per frame is
@@ -386,10 +404,13 @@ class StatsWidget(QWidget):
         self.table.resizeColumnsToContents()
         self.chart.set_values({c: int(stats.loc[c, "count"]) for c in self.classes})
         movie = self.per_frame() is not None
+        # (a movie's count is of detections in every frame: a defect seen in ten frames is ten)
+        self.table.horizontalHeaderItem(0).setText("count (all frames)" if movie else "count")
         estimated = layer is not None and \
             layer.metadata.get("atomdefect", {}).get("sites_from") == "image area"
         self.note.setText("Shown points only" + (", all frames together (per nm², cell and site: "
                                                  "averages over the frames)" if movie else "")
+                          + (self._tracks_note() if movie else "")
                           + (" (reopened table: unit cells and sites estimated from the image "
                              "area)" if estimated else "")
                           + ". " + _per_site_note(self.classes)
