@@ -275,6 +275,8 @@ def image_layer_data(img) -> tuple:
     }
     kwargs = {"name": img.name, "scale": scale, "metadata": meta, "colormap": "gray",
               "units": ("pixel",) + (units, units) if img.is_stack else (units, units)}
+    if img.is_stack:  # the slider says "frame" (napari's default was "-3")
+        kwargs["axis_labels"] = ("frame", "y", "x")
     return img.data, kwargs, "image"
 
 

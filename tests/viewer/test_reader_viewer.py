@@ -44,6 +44,7 @@ def test_stack_opens_as_stack(make_napari_viewer, tmp_path):
     viewer.open(str(tmp_path / "st.npy"), plugin="napari-atomdefect")
     layer = viewer.layers["st"]
     assert layer.data.shape == (3, 64, 64) and layer.metadata["atomdefect"]["pixel_size_nm"] is None
+    assert viewer.dims.axis_labels[0] == "frame"  # (the slider read "-3": a trial)
 
 
 def test_corrupt_file_gives_clear_error(make_napari_viewer, tmp_path):

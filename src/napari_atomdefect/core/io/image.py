@@ -181,8 +181,9 @@ def _finish(data: np.ndarray, pixel_size_nm: float | None, name: str, metadata: 
             "images and stacks of images are supported. A 4D-STEM dataset must be reduced to an "
             "image first.")
     if data.ndim == 3:
-        messages.append(f"{name}: a {STACK_NOTE} {data.shape[0]} frames; detect one frame (the "
-                        "one shown, or --frame N) or all frames (--all-frames).")
+        messages.append(f"{name}: a {STACK_NOTE} {data.shape[0]} frames; detect one frame or "
+                        "all frames (the Detect dock's Frames choice; on the command line "
+                        "--frame N or --all-frames).")
     data = _as_float32(data, name, messages)
     n_bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
     if n_bad == np.size(data):
