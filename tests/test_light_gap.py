@@ -101,3 +101,29 @@ def test_a_movie_says_it_once_with_the_calls_of_every_frame():
     assert len(said) == 1 and "at these frames' metal/chalcogen contrast" in said[0]
     assert f"their sum ({n_pair}) is not" in said[0]
     assert ["V_S", "O_S"] in table.attrs["class_overlaps"]
+
+
+def test_the_images_own_columns_must_show_the_split_of_a_weak_light_substituent():
+    """A new-user trial: an independent simulator's MoS2 + O images, whose O adds 5-20 % of an S
+    atom, had most O_S called V_S and no sentence. Where the columns called either class spread
+    no more than one population's noise, the split is said to rest on the training alone."""
+    from napari_atomdefect.core.detect.light_gap import MIN_SHOWN_GAP, with_image_split
+
+    rng = np.random.default_rng(0)
+    spread = _spread(0.03, 1.8)  # a low contrast: the microscopes keep O a fifth above
+    gap = light_gap("MoS2", ("O",), 1.8, spread)
+    assert not gap.overlap
+    width = 0.03 * np.sqrt(0.5)  # a single-atom column's noise in host columns
+    one = 0.5 + width * rng.standard_normal(40)  # O adds nothing visible: one population
+    unseen = with_image_split(gap, "O", one, 15, spread)
+    assert unseen.unseen and unseen.overlap and unseen.shown < MIN_SHOWN_GAP
+    said = unseen.message(40)
+    assert said.startswith("V_S and O_S cannot be told apart reliably in this image") and \
+        "their sum (40) is not" in said
+    assert "in these frames: the levels" in unseen.message(40, "these frames'")  # (a movie)
+    two = np.concatenate([one[:25], 0.5 + 6 * width + width * rng.standard_normal(15)])
+    seen = with_image_split(gap, "O", two, 15, spread)
+    assert not seen.unseen and not seen.overlap and seen.shown > MIN_SHOWN_GAP
+    # not asked: too few columns, or a selenide's S (a quarter to a half of an Se atom)
+    assert with_image_split(gap, "O", one[:5], 2, spread).shown is None
+    assert with_image_split(gap, "S", one, 15, spread).shown is None

@@ -66,7 +66,7 @@ from .image_fit import (
     partner_majority_message,
     uniform_substitution_message,
 )
-from .light_gap import light_gap
+from .light_gap import light_gap, with_image_split
 from .median_rung import keep_median_rung, median_rung_message
 from .overlap import class_overlaps, overlap_message
 from .rungs import split_heavy_rungs, split_vacancy_rung
@@ -263,6 +263,9 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     if overruled:
         warnings.warn(overruled, ModelFitWarning, stacklevel=3)
         fit.messages.append(overruled)
+    # Each chalcogen column's level (chalcogen units: the median column 1), a column of the sites.
+    chalcogen["level"] = tile_levels / max(levels.chalcogen - levels.background, 1e-12)
+    metal["level"] = np.full(len(tile_levels), np.nan)
     sites = site_table(lattice, np.concatenate(metal_rows) if metal_rows else np.zeros(0, int),
                        np.concatenate(chalc_rows) if chalc_rows else np.zeros(0, int),
                        metal, chalcogen)
@@ -413,6 +416,12 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     gap = light_gap(mat, tuple(run.substituents),
                     fit.measurements.metal_to_chalcogen / max(ladder.host_level, 1e-6),
                     fit.measurements.metal_spread)
+    if gap is not None:  # (O in a sulfide: do the image's own columns show the split?)
+        pair = sites[sites["class"].isin(gap.classes)]
+        gap = with_image_split(gap, mat.light_substituent,
+                               pair["level"].to_numpy(float) / max(ladder.host_level, 1e-6),
+                               int((pair["class"] == gap.classes[1]).sum()),
+                               fit.measurements.metal_spread)
     pair_calls = 0 if gap is None else sum(int(chalcogen_counts.get(c, 0)) for c in gap.classes)
     # (the gap's fields and its sentence: a movie says it once, with every frame's calls)
     gap_said: dict[str, Any] | None = None
