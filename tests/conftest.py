@@ -30,14 +30,17 @@ def sim_mos2():
 
 @pytest.fixture
 def detector_calls_stand(monkeypatch):
-    """Detection without the ladder's overruling of the median rung
-    (:func:`~napari_atomdefect.core.detect.median_rung.keep_median_rung`): for tests whose
-    stand-in models call every chalcogen column of a pristine image one substituted class, to
-    see the probabilities reach the table as the model gave them."""
+    """Detection without the ladder's overruling of the median and the host rung
+    (:func:`~napari_atomdefect.core.detect.median_rung.keep_median_rung`, ``keep_host_rung``):
+    for tests whose stand-in models call every chalcogen column of a pristine image one class,
+    to see the probabilities reach the table as the model gave them."""
     import napari_atomdefect.core.detect.detect as detect_module
 
-    monkeypatch.setattr(detect_module, "keep_median_rung", lambda chalcogen, levels, ladder: (
-        {k: np.array(v, copy=True) for k, v in chalcogen.items()}, None))
+    def as_given(chalcogen, *args):
+        return {k: np.array(v, copy=True) for k, v in chalcogen.items()}, None
+
+    monkeypatch.setattr(detect_module, "keep_median_rung", as_given)
+    monkeypatch.setattr(detect_module, "keep_host_rung", as_given)
 
 
 def pristine_params(**kw) -> MicroscopeParams:

@@ -65,3 +65,37 @@ def test_the_user_is_told_what_was_overruled():
     text = median_rung_message(("S_Se", 242), _reading(), 2.31)
     assert text.startswith("242 chalcogen columns the detector called S_Se")
     assert "(probability 1.00)" in text and "(2.31)" in text
+
+
+def test_single_vacancy_calls_as_bright_as_the_host_return_to_the_host():
+    """An independent simulator's WSe2 + 47 % Te alloy (median column Te_Se, the host rung at
+    0.64 of it): 63 of its 154 Se2 columns called V_Se at the host rung's level."""
+    from napari_atomdefect.core.detect.median_rung import host_rung_message, keep_host_rung
+
+    rng = np.random.default_rng(1)
+    n_on, n_true, n_te = 60, 10, 150
+    cls = np.array(["V_Se"] * (n_on + n_true) + ["Te_Se"] * n_te, object)
+    n = len(cls)
+    p = {"p_chalcogen": np.full(n, 0.05), "p_V_Se": np.zeros(n), "p_Te_Se": np.zeros(n)}
+    p["p_V_Se"][:n_on + n_true] = 0.57
+    p["p_chalcogen"][:n_on] = 0.43
+    p["p_Te_Se"][n_on + n_true:] = 0.95
+    host = 0.64  # in chalcogen units (the median column, Te_Se, is 1)
+    levels = np.concatenate([host * rng.normal(1.0, 0.02, n_on), np.full(n_true, 0.47 * host),
+                             np.full(n_te, 1.0)])
+    cols = {"class": cls, "confidence": np.full(n, 0.57), **p}
+    reading = LadderReading(median_class="Te_Se", host_level=host,
+                            posterior={"chalcogen": 0.0, "Te_Se": 1.0}, sigma=0.02)
+    out, moved = keep_host_rung(cols, levels, reading, "V_Se")
+    assert moved == ("V_Se", n_on)
+    assert (out["class"][:n_on] == "chalcogen").all()
+    assert (out["class"][n_on:n_on + n_true] == "V_Se").all()  # one atom's level: kept
+    np.testing.assert_allclose(out["p_chalcogen"][:n_on] + out["p_V_Se"][:n_on], 1.0)
+    assert "brighter than one atom can be" in host_rung_message(moved)
+    # a few stray calls, or an unsure ladder: the detector stands
+    few = {k: np.array(v, copy=True) for k, v in cols.items()}
+    few["class"][4:n_on] = "Te_Se"
+    assert keep_host_rung(few, levels, reading, "V_Se")[1] is None
+    unsure = LadderReading(median_class="Te_Se", host_level=host,
+                           posterior={"chalcogen": 0.3, "Te_Se": 0.7}, sigma=0.02)
+    assert keep_host_rung(cols, levels, unsure, "V_Se")[1] is None

@@ -67,7 +67,12 @@ from .image_fit import (
     uniform_substitution_message,
 )
 from .light_gap import light_gap, with_image_split
-from .median_rung import keep_median_rung, median_rung_message
+from .median_rung import (
+    host_rung_message,
+    keep_host_rung,
+    keep_median_rung,
+    median_rung_message,
+)
 from .overlap import class_overlaps, overlap_message
 from .rungs import split_heavy_rungs, split_vacancy_rung
 from .site_rows import site_table
@@ -260,9 +265,13 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     chalcogen, moved = keep_median_rung(
         chalcogen, tile_levels / max(levels.chalcogen - levels.background, 1e-12), ladder)
     overruled = median_rung_message(moved, ladder, fit.measurements.metal_to_chalcogen)
-    if overruled:
-        warnings.warn(overruled, ModelFitWarning, stacklevel=3)
-        fit.messages.append(overruled)
+    chalcogen, lifted = keep_host_rung(
+        chalcogen, tile_levels / max(levels.chalcogen - levels.background, 1e-12), ladder,
+        f"V_{mat.chalcogen}")
+    for said in (overruled, host_rung_message(lifted)):
+        if said:
+            warnings.warn(said, ModelFitWarning, stacklevel=3)
+            fit.messages.append(said)
     # Each chalcogen column's level (chalcogen units: the median column 1), a column of the sites.
     chalcogen["level"] = tile_levels / max(levels.chalcogen - levels.background, 1e-12)
     metal["level"] = np.full(len(tile_levels), np.nan)
