@@ -134,6 +134,15 @@ def test_link_tracks_memory_and_sublattices():
     no_memory = link_tracks(table, a_px=a, memory=0)["track_id"].tolist()
     assert no_memory[2] != no_memory[0]
     assert linked.attrs["tracking"]["library"].startswith("trackpy")
+    # the class of the track over all its frames (V_S twice against O_S once), the per-frame
+    # calls kept; one of two tracks over two or more frames changes class, and is said
+    assert linked["track_class"].tolist()[:3] == ["V_S"] * 3
+    assert linked["class"].tolist()[2] == "O_S" and linked["track_class"].tolist()[3] == "V_Mo"
+    assert linked.attrs["tracking"]["changing_class"] == (1, 2)
+    from napari_atomdefect.core.detect.movie import changing_class_message
+
+    assert changing_class_message(linked).startswith("1 of 2 tracks are called more than one")
+    assert changing_class_message(linked[linked["class"] != "O_S"]) is None
     data = track_layer_data(linked)
     assert data.shape == (5, 4)
     np.testing.assert_array_equal(data[:3, 1], [0, 1, 3])
@@ -188,6 +197,9 @@ def test_movie_csv_round_trip(tmp_path):
     table = table_from_points(data, features, 0.012)
     assert table["frame"].tolist() == [0, 3, 3]
     assert table["track_id"].tolist() == [4, 4, -1]
+    # each track's class over its frames, recomputed from the calls as they are now (V_S 0.9
+    # against V_S2 0.8); a point without a track keeps its own
+    assert table["track_class"].tolist() == ["V_S", "V_S", "V_Mo"]
     write_csv_atomic(table, tmp_path / "m.csv", float_format=None)
     back = read_defects_csv(tmp_path / "m.csv")
     assert back["frame"].tolist() == [0, 3, 3] and back["track_id"].tolist() == [4, 4, -1]

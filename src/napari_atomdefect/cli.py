@@ -467,7 +467,12 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 def _detect_movie(args: argparse.Namespace, data, px, source) -> int:
     """``detect --all-frames``: every frame, lattice drift followed, defects linked into tracks;
     one CSV with ``frame`` and ``track_id``."""
-    from .core.detect.movie import iter_detect_frames, link_tracks, persistent_defects
+    from .core.detect.movie import (
+        changing_class_message,
+        iter_detect_frames,
+        link_tracks,
+        persistent_defects,
+    )
     from .core.io.table import with_run_columns
 
     result = _quiet_calibration(
@@ -476,8 +481,9 @@ def _detect_movie(args: argparse.Namespace, data, px, source) -> int:
                                     substituents=args.substituents),
         _progress_printer(args))
     table = link_tracks(result["defects"], search_range=args.search_range, memory=args.memory)
-    for msg in table.attrs["messages"]:
-        print(msg, file=sys.stderr)
+    for msg in [*table.attrs["messages"], changing_class_message(table)]:
+        if msg:
+            print(msg, file=sys.stderr)
     kept = ""
     if args.min_track_frames > 1:
         n_all = len(table)

@@ -906,7 +906,12 @@ class DetectWidget(QWidget):
         """Add a movie's detections as one 3-D Points layer (frame, row, col) and its tracks."""
         from napari.utils.notifications import show_info
 
-        from ..core.detect.movie import DOSE_KEY, dose_per_frame, track_layer_data
+        from ..core.detect.movie import (
+            DOSE_KEY,
+            changing_class_message,
+            dose_per_frame,
+            track_layer_data,
+        )
 
         table = result["defects"]
         px = table.attrs["pixel_size_nm"]
@@ -947,6 +952,9 @@ class DetectWidget(QWidget):
         text = (f"{len(table)} defects in {len(frames)} frames; {n_tracks} tracks over two or "
                 f"more frames; lattice drift {drift[0]:+.1f}, {drift[1]:+.1f} px by the last "
                 "frame.")
+        changing = changing_class_message(table)
+        if changing:
+            text += " " + changing
         left_out = [m for m in table.attrs.get("messages", []) if "could not be analysed" in m]
         if left_out:  # frames the run had to leave out (blank, constant): said where one looks
             from napari.utils.notifications import show_warning

@@ -303,13 +303,17 @@ class StatsWidget(QWidget):
                 "ten times)")
         if "track_id" not in features.columns or len(features) != len(shown):
             return text
-        table = features.loc[shown, ["class", "track_id"]]
-        linked = table[table["track_id"] >= 0]
-        per_class = linked.groupby("class", observed=True)["track_id"].nunique()
-        alone = table[table["track_id"] < 0]["class"].value_counts()  # (each its own defect)
+        from ..core.io.table import track_classes
+
+        table = features.loc[shown].copy()
+        table["track_class"] = track_classes(table)  # (each track once, in the class of its
+        linked = table[table["track_id"] >= 0]       # frames together; edits included)
+        per_class = linked.groupby("track_class")["track_id"].nunique()
+        alone = table[table["track_id"] < 0]["class"].astype(str).value_counts()
         tracks = {c: int(per_class.get(c, 0)) + int(alone.get(c, 0)) for c in self.classes}
         listed = ", ".join(f"{c} {n}" for c, n in tracks.items() if n)
-        return text + (f"; distinct defects (tracks): {listed}" if listed else "")
+        return text + (f"; distinct defects (tracks, each in the class its frames add up to): "
+                       f"{listed}" if listed else "")
 
     def per_frame(self) -> pd.DataFrame | None:
         """Counts per class in every frame of the selected movie layer (shown points only), with

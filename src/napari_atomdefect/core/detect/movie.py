@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import AtomDefectError
-from ..io.table import DEFECT_COLUMNS
+from ..io.table import DEFECT_COLUMNS, TRACK_CLASS_COLUMN, track_classes
 from ..materials.columns import LEGACY_CLASSES, class_site
 from .light_gap import LightGap
 from .overlap import class_overlaps, overlap_message
@@ -545,6 +545,7 @@ def link_tracks(table: pd.DataFrame, a_px: float | None = None, search_range: fl
     out["track_id"] = -1
     if len(out) == 0:
         out["track_id"] = out["track_id"].astype(int)
+        out[TRACK_CLASS_COLUMN] = out["class"].astype(str)
         return out
     import trackpy
 
@@ -577,9 +578,34 @@ def link_tracks(table: pd.DataFrame, a_px: float | None = None, search_range: fl
     order = out.assign(_raw=raw).sort_values(["frame"], kind="stable")["_raw"]
     renumber = {r: k for k, r in enumerate(dict.fromkeys(order.tolist()))}
     out["track_id"] = raw.map(renumber).astype(int)
+    out[TRACK_CLASS_COLUMN] = track_classes(out)
     out.attrs["tracking"] = {"search_range_a": float(search_range), "memory": int(memory),
-                             "a_px": float(a_px), "library": f"trackpy {trackpy.__version__}"}
+                             "a_px": float(a_px), "library": f"trackpy {trackpy.__version__}",
+                             "changing_class": changing_class_tracks(out)}
     return out
+
+
+def changing_class_tracks(table: pd.DataFrame) -> tuple[int, int]:
+    """``(changing, tracks)``: how many of the tracks over two or more frames are called more
+    than one class from frame to frame, and how many such tracks there are."""
+    if table.empty or "track_id" not in table.columns:
+        return 0, 0
+    linked = table[table["track_id"] >= 0]
+    sizes = linked.groupby("track_id")["frame"].size()
+    kinds = linked.groupby("track_id")["class"].nunique()
+    long = sizes.index[sizes >= 2]
+    return int((kinds[long] > 1).sum()), len(long)
+
+
+def changing_class_message(table: pd.DataFrame) -> str | None:
+    """A sentence when some tracks change class from frame to frame (``None`` otherwise)."""
+    changing, tracks = changing_class_tracks(table)
+    if not changing:
+        return None
+    return (f"{changing} of {tracks} tracks are called more than one class from frame to frame "
+            f"(a vacancy that takes an O is a real event; at a microscope that hardly tells them "
+            f"apart it is the split): the CSV's {TRACK_CLASS_COLUMN} gives each track the class "
+            "its frames add up to.")
 
 
 def track_frames(table: pd.DataFrame) -> np.ndarray:

@@ -19,6 +19,9 @@ from ..materials.columns import ALL_CLASS_NAMES
 DEFECT_COLUMNS = ["y_px", "x_px", "y_nm", "x_nm", "class", "confidence", "source"]
 #: Optional columns of a movie's defect CSV: the frame (0-based) and the track (-1: not linked).
 MOVIE_COLUMNS = ["frame", "track_id"]
+#: Optional column of a movie's defect CSV: the class of the row's track over all its frames
+#: (:func:`track_classes`; written, recomputed from the calls on every export, never read).
+TRACK_CLASS_COLUMN = "track_class"
 #: Optional column of the defects of a field with several grains: the grain (0: the first, the
 #: one that calibrates; -1: added by hand).
 GRAIN_COLUMN = "grain"
@@ -455,9 +458,44 @@ def table_from_points(data: np.ndarray, features: pd.DataFrame,
         out["frame"] = frames
         tracks = pd.to_numeric(pd.Series(col("track_id", -1.0)), errors="coerce").to_numpy()
         out["track_id"] = np.where(np.isfinite(tracks), tracks, -1).astype(int)
+        out[TRACK_CLASS_COLUMN] = track_classes(out).to_numpy()  # (after the user's edits)
     if GRAIN_COLUMN in features.columns:  # a field of several grains (-1: added by hand)
         grains = pd.to_numeric(pd.Series(col(GRAIN_COLUMN, -1.0)), errors="coerce").to_numpy()
         out[GRAIN_COLUMN] = np.where(np.isfinite(grains), grains, -1).astype(int)
+    return out
+
+
+def track_classes(table: pd.DataFrame) -> pd.Series:
+    """Each row's track's class over all its frames: the class whose calls on the track add up
+    to the most confidence (a row without a track, ``track_id`` -1: its own class).
+
+    A vacancy read ``V_S`` in some frames and ``O_S`` in others (at a microscope that hardly
+    tells them apart) is one defect with one most likely class; the per-frame calls stay as they
+    are (an O that fills a vacancy is a real event).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Defects with ``class``, ``confidence`` and ``track_id``.
+
+    Returns
+    -------
+    pandas.Series
+        Class names, indexed like ``table``.
+    """
+    cls = table["class"].astype(str)
+    if "track_id" not in table.columns or table.empty:
+        return cls.copy()
+    ids = pd.to_numeric(table["track_id"], errors="coerce").fillna(-1).astype(int)
+    conf = pd.to_numeric(table.get("confidence", 1.0), errors="coerce")
+    conf = pd.Series(conf, index=table.index).fillna(1.0).clip(lower=1e-6)
+    linked = ids >= 0
+    weights = pd.DataFrame({"track": ids[linked], "class": cls[linked], "w": conf[linked]})
+    best = (weights.groupby(["track", "class"])["w"].sum().reset_index()
+            .sort_values(["track", "w", "class"], ascending=[True, False, True])
+            .drop_duplicates("track").set_index("track")["class"])
+    out = cls.copy()
+    out[linked] = ids[linked].map(best).to_numpy()
     return out
 
 
