@@ -236,3 +236,39 @@ def test_the_vacancy_split_follows_the_operating_point():
         counts[t] = int((out["class"] == "V_Se").sum())
     assert counts[0.2] > counts[0.5] > counts[0.8] > counts[0.97] > 0, counts
     assert abs(counts[0.5] - 60) <= 8
+
+
+def test_the_boundary_between_vacancies_and_the_light_substituent_follows_the_image():
+    """A large MoS2 field (our simulator's 1024², 137 single columns): V_S at 0.44, O_S at 0.65
+    of the host column, the detector's boundary at 0.60 — the O_S between 0.55 and 0.60 were
+    called V_S. Two clusters of any size that the calls follow move the boundary; clusters the
+    calls do not follow (the light substituent's two orders at high angles) do not."""
+    from napari_atomdefect.core.detect.rungs import BOUNDARY_AGREEMENT
+
+    rng = np.random.default_rng(11)
+    v = 0.44 + 0.035 * rng.standard_normal(85)
+    o = 0.65 + 0.035 * rng.standard_normal(52)
+    levels = np.concatenate([v, o])
+    called = np.where(levels < 0.60, "V_S", "O_S")
+    n_host = 600
+    cls = np.array(["chalcogen"] * n_host + list(called), object)
+    p_o = np.where(cls == "O_S", 0.8, np.where(cls == "V_S", 0.2, 0.0))
+    p_v = np.where(cls == "V_S", 0.8, np.where(cls == "O_S", 0.2, 0.0))
+    cols = {"class": cls, "confidence": np.maximum(p_o, p_v),
+            "p_chalcogen": np.where(cls == "chalcogen", 1.0, 0.0), "p_V_S": p_v, "p_O_S": p_o}
+    lv = np.concatenate([np.ones(n_host), levels])
+    truth = np.array(["V_S"] * 85 + ["O_S"] * 52)
+    before = (called != truth).sum()
+    assert (called == "V_S").mean() > 0.5 and ((called == "O_S") == (truth == "O_S")).mean() \
+        >= BOUNDARY_AGREEMENT
+    out, moved = split_vacancy_rung(cols, lv, "MoS2", ("O",))
+    after = (out["class"][n_host:] != truth).sum()
+    assert moved.get("O_S", 0) >= 3 and after < before / 2
+    np.testing.assert_allclose(out["p_V_S"] + out["p_O_S"], cols["p_V_S"] + cols["p_O_S"])
+    # the same clusters, but the calls do not follow them (half of each called the other):
+    # the detector's calls stand
+    mixed = np.where(rng.random(len(levels)) < 0.5, "V_S", "O_S")
+    cls2 = np.array(["chalcogen"] * n_host + list(mixed), object)
+    cols2 = {**cols, "class": cls2}
+    out2, moved2 = split_vacancy_rung(cols2, lv, "MoS2", ("O",))
+    assert moved2 == {} and (out2["class"] == cls2).all()
