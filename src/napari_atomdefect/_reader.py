@@ -106,9 +106,12 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
     if image is not None:  # drawn on that image: it follows the image's calibration from now on
         meta["image"] = image.name
         _say_other_calibration(image, px, Path(path).name)
-    if image is not None and "frame" not in table.columns:
-        for key, value in _sites_from_area(image, table["class"], px).items():
-            meta.setdefault(key, value)
+    if image is not None:  # (a movie's table over its 3-D image: every frame's area)
+        movie = "frame" in table.columns and image.data.ndim == 3
+        if movie or "frame" not in table.columns:
+            n_frames = int(image.data.shape[0]) if movie else 1
+            for key, value in _sites_from_area(image, table["class"], px, n_frames).items():
+                meta.setdefault(key, value)
     _check_classes_kept(kwargs.get("features"), table, Path(path).name)
     if is_truth_table(path):  # labels, an annotation, or the simulator's truth
         kwargs = reference_layer_kwargs(kwargs)
@@ -226,13 +229,15 @@ def _image_under(points: Any, pixel_size_nm: float | None = None, name: str = "t
     return images[-1]
 
 
-def _sites_from_area(image: Any, classes: Any, pixel_size_nm: float | None = None) -> dict:
+def _sites_from_area(image: Any, classes: Any, pixel_size_nm: float | None = None,
+                     n_frames: int = 1) -> dict:
     """Area and an estimate of the lattice sites of the image a reopened table sits on (the CSV
     holds no site counts): one metal site and one chalcogen column per unit cell of the host the
     class names belong to, its lattice constant by Vegard's law over the partner atoms the table
     counts (as detection calibrates an alloy). The area is the image's at the table's pixel size
     (the calibration the table was made with: the image may be opened at its file's), else at
-    the image's scale in nm; empty when neither is known."""
+    the image's scale in nm; empty when neither is known. A movie's table (``n_frames``) counts
+    every frame's area and sites, as its detection did."""
     import numpy as np
 
     from .core.detect.alloy_calibration import partner_atoms, vegard_lattice_constant
@@ -251,11 +256,14 @@ def _sites_from_area(image: Any, classes: Any, pixel_size_nm: float | None = Non
     hosts = materials_of_classes(calls) or list(MATERIALS.values())
     n_cells = int(round(area / cell_area_nm2(float(np.mean([m.a_nm for m in hosts])))))
     if n_cells:  # (the hosts that share the names share their chalcogen and its partner)
-        share = partner_atoms(calls, hosts[0]) / (2 * n_cells)
+        share = partner_atoms(calls, hosts[0]) / (2 * n_cells * n_frames)
         a = float(np.mean([vegard_lattice_constant(m, share) for m in hosts]))
         n_cells = int(round(area / cell_area_nm2(a)))
-    return {"area_nm2": area, "n_metal_sites": n_cells, "n_chalcogen_sites": n_cells,
-            "sites_from": "image area"}
+    out = {"area_nm2": area * n_frames, "n_metal_sites": n_cells * n_frames,
+           "n_chalcogen_sites": n_cells * n_frames, "sites_from": "image area"}
+    if n_frames > 1:
+        out.update(frame_area_nm2=area, n_frames=n_frames)
+    return out
 
 
 def image_layer_data(img) -> tuple:

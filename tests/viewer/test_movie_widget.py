@@ -140,6 +140,12 @@ def test_detect_all_frames_tracks_and_statistics(viewer_with_movie, movie, qtbot
     [(data, kwargs, kind)] = read_defects_layer(path)
     assert kind == "points"
     assert kwargs["metadata"]["atomdefect"]["calibration"] == "file"  # (kept on export)
+    # reopened over its movie: every frame's area and sites (a trial saw "–" densities)
+    meta = kwargs["metadata"]["atomdefect"]
+    assert meta["n_frames"] == 4 and meta["sites_from"] == "image area"
+    np.testing.assert_allclose(meta["area_nm2"], 4 * meta["frame_area_nm2"])
+    np.testing.assert_allclose(meta["area_nm2"], points.metadata["atomdefect"]["area_nm2"],
+                               rtol=0.1)
     np.testing.assert_array_equal(data, points.data)
     np.testing.assert_array_equal(kwargs["features"]["track_id"], points.features["track_id"])
     assert len(kwargs["scale"]) == 3
