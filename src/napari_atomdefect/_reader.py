@@ -240,7 +240,7 @@ def _sites_from_area(image: Any, classes: Any, pixel_size_nm: float | None = Non
     every frame's area and sites, as its detection did."""
     import numpy as np
 
-    from .core.detect.alloy_calibration import partner_atoms, vegard_lattice_constant
+    from .core.detect.alloy_calibration import alloy_atoms, alloy_lattice_constant
     from .core.lattice.lattice import cell_area_nm2
     from .core.materials.columns import materials_of_classes
     from .core.materials.materials import MATERIALS
@@ -256,8 +256,10 @@ def _sites_from_area(image: Any, classes: Any, pixel_size_nm: float | None = Non
     hosts = materials_of_classes(calls) or list(MATERIALS.values())
     n_cells = int(round(area / cell_area_nm2(float(np.mean([m.a_nm for m in hosts])))))
     if n_cells:  # (the hosts that share the names share their chalcogen and its partner)
-        share = partner_atoms(calls, hosts[0]) / (2 * n_cells * n_frames)
-        a = float(np.mean([vegard_lattice_constant(m, share) for m in hosts]))
+        atoms = 2 * n_cells * n_frames
+        a = float(np.mean([alloy_lattice_constant(m, {d: n / atoms for d, n in
+                                                      alloy_atoms(calls, m).items()})
+                           for m in hosts]))
         n_cells = int(round(area / cell_area_nm2(a)))
     out = {"area_nm2": area * n_frames, "n_metal_sites": n_cells * n_frames,
            "n_chalcogen_sites": n_cells * n_frames, "sites_from": "image area"}

@@ -1,11 +1,11 @@
 """Calibration of an alloy layer from its lattice: Vegard's law over the composition found.
 
 Without a usable pixel size (none in the file, or one the lattice replaced), the lattice
-calibrates the image with the host's lattice constant. An S/Se alloy's lattice constant lies
-between its two end members' (Vegard's law; WS2 0.3153 nm and WSe2 0.3282 nm differ by 4 %), so
-once the detection has counted the columns' partner chalcogen atoms (Se in a sulfide, S in a
-selenide), the pixel size is re-derived from the lattice constant of that composition: the nm
-coordinates and the densities then follow the layer, not the host.
+calibrates the image with the host's lattice constant. An alloy's lattice constant lies between
+its end members' (Vegard's law; WS2 0.3153 nm and WSe2 0.3282 nm differ by 4 %, WSe2 and 2H-WTe2
+0.3551 nm by 8 %), so once the detection has counted the columns' alloying atoms (Se in a
+sulfide, S or Te in a selenide), the pixel size is re-derived from the lattice constant of that
+composition: the nm coordinates and the densities then follow the layer, not the host.
 """
 
 from __future__ import annotations
@@ -16,7 +16,12 @@ from collections.abc import Iterable
 import pandas as pd
 
 from ..lattice.lattice import Lattice
-from ..materials.materials import Material, get_material, partner_material
+from ..materials.materials import (
+    Material,
+    end_member_lattice_constant,
+    get_material,
+    partner_material,
+)
 
 #: Least share of partner atoms for which the calibration is re-derived (below it the change is
 #: under 0.1 %).
@@ -44,15 +49,43 @@ def partner_share(sites: pd.DataFrame, host: str | Material) -> float:
     return float(partner_atoms(chalcogen["class"], host) / (2 * len(chalcogen)))
 
 
+def alloy_atoms(classes: Iterable[str], host: str | Material) -> dict[str, int]:
+    """Alloying atoms that the column classes ``classes`` hold, per element (one per ``D_X``
+    column, two per ``D2_X2``): the S/Se partner and, in a selenide, Te; none of O."""
+    mat = get_material(host)
+    calls = [str(c) for c in classes]
+    x = mat.chalcogen
+    out = {}
+    for d in ("O", "S", "Se", "Te"):
+        if end_member_lattice_constant(mat, d) is not None:
+            out[d] = calls.count(f"{d}_{x}") + 2 * calls.count(f"{d}2_{x}2")
+    return out
+
+
+def alloy_lattice_constant(host: str | Material, shares: dict[str, float]) -> float:
+    """Lattice constant (nm) of ``host`` with ``shares`` of its chalcogen atoms replaced by
+    alloying elements (Vegard's law over every end member; an element that forms no alloy with
+    ``host`` counts for nothing)."""
+    mat = get_material(host)
+    a = float(mat.a_nm)
+    left = 1.0
+    for d, share in shares.items():
+        end = end_member_lattice_constant(mat, d)
+        if end is None:
+            continue
+        share = min(max(float(share), 0.0), left)
+        left -= share
+        a += share * (end - mat.a_nm)
+    return a
+
+
 def vegard_lattice_constant(host: str | Material, share: float) -> float:
     """Lattice constant (nm) of ``host`` with ``share`` of its chalcogen atoms replaced by its
     S/Se partner (Vegard's law; the host's own when it has no partner)."""
-    mat = get_material(host)
-    partner = partner_material(mat)
+    partner = partner_material(host)
     if partner is None:
-        return float(mat.a_nm)
-    share = min(max(float(share), 0.0), 1.0)
-    return float((1 - share) * mat.a_nm + share * partner.a_nm)
+        return float(get_material(host).a_nm)
+    return alloy_lattice_constant(host, {partner.chalcogen: share})
 
 
 #: Words of the message of a Vegard calibration (:func:`vegard_calibration`).
@@ -67,23 +100,36 @@ def vegard_calibration(lattice: Lattice, sites: pd.DataFrame) -> Lattice:
     chalcogen atoms are the partner; the message says what was done.
     """
     mat = lattice.material
-    partner = partner_material(mat)
     host_px = mat.a_nm / lattice.a_px
-    if (partner is None or lattice.calibration != "lattice"
+    if (lattice.calibration != "lattice"
             or abs(lattice.pixel_size_nm - host_px) > 1e-6 * host_px):
         return lattice
-    share = partner_share(sites, mat)
-    if share < MIN_PARTNER_SHARE:
+    chalcogen = sites[sites["sublattice"] == "chalcogen"]
+    n_atoms = 2 * len(chalcogen)
+    shares = {d: n / n_atoms for d, n in alloy_atoms(chalcogen["class"], mat).items()
+              if n_atoms and n / n_atoms >= MIN_PARTNER_SHARE}
+    if not shares:
         return lattice
-    a_nm = vegard_lattice_constant(mat, share)
+    a_nm = alloy_lattice_constant(mat, shares)
     px = a_nm / lattice.a_px
-    note = (f"Pixel size calibrated from the lattice {VEGARD_NOTE} for {share:.0%} "
-            f"{partner.chalcogen} (a = {a_nm:.4f} nm between {mat.name} {mat.a_nm:.4f} and "
-            f"{partner.name} {partner.a_nm:.4f} nm): {px:.5f} nm/px.")
+    ends = " and ".join(f"{_end_name(mat, d)} {end_member_lattice_constant(mat, d):.4f}"
+                        for d in shares)
+    what = " and ".join(f"{share:.0%} {d}" for d, share in shares.items())
+    note = (f"Pixel size calibrated from the lattice {VEGARD_NOTE} for {what} "
+            f"(a = {a_nm:.4f} nm between {mat.name} {mat.a_nm:.4f} and {ends} nm): "
+            f"{px:.5f} nm/px.")
     messages = [m for m in lattice.messages if not m.startswith("Pixel size calibrated from")]
     return dataclasses.replace(lattice, pixel_size_nm=float(px), pixel_size_lattice_nm=float(px),
                                messages=messages + [note])
 
 
-__all__ = ["VEGARD_NOTE", "partner_atoms", "partner_share", "vegard_calibration",
-           "vegard_lattice_constant"]
+def _end_name(host: Material, substituent: str) -> str:
+    """Name of the end member of ``host``'s alloy with ``substituent`` (WSe2, 2H-WTe2)."""
+    partner = partner_material(host)
+    if partner is not None and partner.chalcogen == substituent:
+        return partner.name
+    return f"2H-{host.metal}{substituent}2"
+
+
+__all__ = ["VEGARD_NOTE", "alloy_atoms", "alloy_lattice_constant", "partner_atoms",
+           "partner_share", "vegard_calibration", "vegard_lattice_constant"]

@@ -103,14 +103,33 @@ def materials_with_lattice_constant(a_nm: float,
     return tuple(n for n, m in MATERIALS.items() if abs(a_nm / m.a_nm - 1) <= tolerance)
 
 
+#: In-plane lattice constants (nm) of the 2H tellurides, the Te end of a selenide's Te alloys:
+#: 2H-MoTe2 measured (0.3519 nm); 2H-WTe2, not a stable bulk phase (WTe2 grows as Td), as
+#: computed (0.3551 nm) — the 2H WSe2-WTe2 alloys follow the line between them up to about half Te.
+TELLURIDE_A_NM: dict[str, float] = {"Mo": 0.3519, "W": 0.3551}
+
+
+def end_member_lattice_constant(host: str | Material, substituent: str) -> float | None:
+    """Lattice constant (nm) of the end member an alloy of ``host`` with ``substituent`` tends
+    to: the S/Se partner's (WS2 with Se -> WSe2), the telluride's for Te in a selenide; ``None``
+    for a substituent that forms no alloy (O)."""
+    mat = get_material(host)
+    partner = partner_material(mat)
+    if partner is not None and substituent == partner.chalcogen:
+        return float(partner.a_nm)
+    if substituent == "Te" and mat.chalcogen == "Se":
+        return TELLURIDE_A_NM.get(mat.metal)
+    return None
+
+
 def lattice_constant_range_nm(host: str | Material,
                               substituents: tuple[str, ...] | list[str] | None = None
                               ) -> tuple[float, float]:
     """Smallest and largest lattice constant a layer of ``host`` may have with ``substituents``:
-    the host's own, or — with the S/Se partner chalcogen among them — anything between the host
-    and its partner end member (Vegard's law; WS2 0.3153 nm, WSe2 0.3282 nm)."""
+    the host's own, or — with an alloying substituent among them (the S/Se partner, Te in a
+    selenide) — anything between the host and that end member (Vegard's law; WS2 0.3153 nm,
+    WSe2 0.3282 nm, 2H-WTe2 0.3551 nm)."""
     mat = get_material(host)
-    partner = partner_material(mat)
-    if partner is None or partner.chalcogen not in tuple(substituents or ()):
-        return mat.a_nm, mat.a_nm
-    return min(mat.a_nm, partner.a_nm), max(mat.a_nm, partner.a_nm)
+    ends = [end_member_lattice_constant(mat, d) for d in tuple(substituents or ())]
+    values = [mat.a_nm] + [a for a in ends if a is not None]
+    return min(values), max(values)
