@@ -294,6 +294,7 @@ def test_a_reopened_csv_follows_its_image_calibration_and_keeps_its_classes(make
     assert meta["image"] == "scan" and meta["material"] == "WS2"
     assert {"V_W", "O_S", "Se_S", "Se2_S2"} <= set(meta["classes"]) and "V_Mo" not in \
         meta["classes"]
+    image.metadata = {"atomdefect": {"calibration": "lattice", "pixel_size_nm": 0.0087}}
     apply_calibration(viewer, image, 0.0087)
     np.testing.assert_allclose(layer.scale, image.scale)
     world = np.array([layer.data_to_world(p) for p in layer.data])
@@ -306,6 +307,9 @@ def test_a_reopened_csv_follows_its_image_calibration_and_keeps_its_classes(make
     [again] = write_points_csv(str(tmp_path / "again.csv"), layer.data, layer_meta(layer))
     written = pd.read_csv(again)
     assert set(written["material"]) == {"WS2"} and set(written["substituents"]) == {"O,Se"}
+    # and the pixel size its nm follow, with its source: the image's calibration it follows now
+    assert set(written["pixel_size_source"]) == {"lattice"}
+    np.testing.assert_allclose(written["pixel_size_nm"], 0.0087)
 
 
 def test_a_table_measured_at_another_calibration_says_so_and_a_point_past_the_edge_is_kept(

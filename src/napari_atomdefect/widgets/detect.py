@@ -1125,12 +1125,15 @@ def apply_calibration(viewer, image_layer, pixel_size_nm: float) -> None:
         frame = image_frame(image_layer, min(other.ndim, image_layer.ndim))  # movies: 3-D
         other.scale, other.translate, other.units = (frame["scale"], frame["translate"],
                                                      frame["units"])
-        if meta.get("kind") == "detections" and meta.get("pixel_size_nm"):
+        if meta.get("kind") in ("detections", "reference") and meta.get("pixel_size_nm"):
             old = meta["pixel_size_nm"]
             for key in ("area_nm2", "frame_area_nm2"):
                 if meta.get(key):
                     meta[key] = meta[key] * (px / old) ** 2
             meta["pixel_size_nm"] = px
+            source = image_layer.metadata.get("atomdefect", {}).get("calibration")
+            if source:  # (its CSV's pixel_size_source follows too)
+                meta["calibration"] = source
             other.metadata = {**other.metadata, "atomdefect": meta}
     camera.center, camera.zoom = tuple(centre), zoom
 
