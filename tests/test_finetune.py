@@ -226,6 +226,23 @@ def test_a_kept_detector_whose_score_dropped_says_why():
     assert "drop" not in gain
 
 
+def test_a_kept_detector_decided_by_the_users_cells_says_so_and_names_lost_classes():
+    """Trial, twenty-eighth session: "kept (held-out cells 0.90 → 0.90; simulated images 0.79 →
+    0.69, a drop smaller than the 0.10 that counts as a loss)" — false (0.105), the simulated
+    drop being ignored because the user's own cells decided; and O_S 0.53 → 0.15 on the
+    simulated images went unsaid."""
+    from napari_atomdefect.core.finetune.verdict import describe_outcome, fine_tuning_verdict
+
+    real = {"classes": ["V_S", "O_S"], "n_defect_sites": 12, "mean_f1_before": .9,
+            "mean_f1_after": .9, "decisive": True}
+    verdict = fine_tuning_verdict(real, _f1(.9, .53, .9, .82), _f1(.9, .15, .9, .82))
+    assert not verdict["lost"] and verdict["real_decides"]
+    text = describe_outcome(verdict, False, "ws2-default")
+    assert "not counted: your own held-out cells decide" in text
+    assert "a drop smaller" not in text
+    assert "much lower on O_S 0.53 → 0.15" in text and "compare its calls" in text
+
+
 def test_real_validation_split_and_comparison():
     from napari_atomdefect.core.finetune.verdict import compare_on_real_cells, split_for_validation
     from napari_atomdefect.core.train.datasets import CLASS_INDEX, CellSet
