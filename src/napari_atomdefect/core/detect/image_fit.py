@@ -776,9 +776,12 @@ def partner_majority_message(share: float, material: str | Material) -> str | No
     other = partner_material(mat)
     if other is None or not share > PARTNER_MAJORITY_SHARE:
         return None
-    missed = (f"As {mat.name}, a column left with one {other.chalcogen} atom has no class: its "
-              f"single vacancies are missed, and other columns may be called V_{mat.chalcogen} "
-              "in their place.")
+    x, d = mat.chalcogen, other.chalcogen
+    missed = (f"As {mat.name}, a column left with one {d} atom has no class (one left with {x} "
+              f"is V_{x}): the single vacancies that left {d} are missed, and other columns may "
+              f"be called V_{x} in their place; as {other.name} it is the reverse — where "
+              "vacancies may have left either atom (made before the conversion, say), compare "
+              "the two counts.")
     if share > PARTNER_HOST_SHARE:
         return (f"{100 * share:.0f} % of the chalcogen atoms read as {other.chalcogen}: the "
                 f"layer is {other.name} alloyed with {mat.chalcogen} — analyse it as "
