@@ -187,8 +187,6 @@ def test_a_replaced_table_is_kept_and_nothing_is_replaced_when_it_cannot_be(tmp_
 def test_the_pixel_size_column_keeps_six_figures(tmp_path):
     """A trial: the CLI's CSV wrote pixel_size_nm 0.0083 for 0.00826 (the coordinates' four
     decimals): 0.5 % off, 2 % at 0.003 nm/px."""
-    import pandas as pd
-
     from napari_atomdefect.core.io.table import write_csv_atomic
 
     table = pd.DataFrame({"y_px": [1.0], "x_px": [2.0], "pixel_size_nm": [0.0082634]})
