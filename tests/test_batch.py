@@ -204,7 +204,7 @@ def test_cli_batch(folder, expected, tmp_path, capsys):
     # old counts)
     assert ok.operating_point.tolist() == ["neutral"]
     for other in (["--material", "WS2"], ["--substituents", "O,Se"],
-                  ["--operating-point", "V_S=0.7"]):
+                  ["--operating-point", "V_S=0.7"], ["--pixel-size-nm", "0.02"]):
         assert main(args[:-1] + other + ["--no-progress"]) == 2
         err = capsys.readouterr().err
         assert "holds 1 results of another analysis" in err and "choose another --out" in err

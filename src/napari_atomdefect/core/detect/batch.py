@@ -404,10 +404,12 @@ def operating_point_text(op: dict | None, classes: tuple[str, ...]) -> str:
 
 def check_same_analysis(previous: pd.DataFrame, out: Path, material: str,
                         classes: tuple[str, ...], model: str | None,
-                        operating_point: str | None = None) -> None:
+                        operating_point: str | None = None,
+                        pixel_size_nm: float | None = None) -> None:
     """Raise one sentence when the finished images of ``out``'s summary were analysed otherwise
     (another material, other classes — other substituents —, another ``model`` when one is
-    named, or another ``operating_point``, :func:`operating_point_text`): rerunning skips them,
+    named, another ``operating_point``, :func:`operating_point_text`, or another typed
+    ``pixel_size_nm`` — one given now and not then, or then and not now): rerunning skips them,
     and the folder would mix two analyses. (Summaries of earlier versions, without an
     ``operating_point`` column, are not checked for it.)"""
     done = previous[previous["status"] == "ok"] if "status" in previous else previous.iloc[:0]
@@ -425,6 +427,13 @@ def check_same_analysis(previous: pd.DataFrame, out: Path, material: str,
         earlier = set(done["operating_point"].dropna().astype(str)) - {""}
         if earlier - {operating_point}:
             was.append("operating point " + " / ".join(sorted(earlier)))
+    if "pixel_size_source" in done and "pixel_size_nm" in done:
+        typed = done["pixel_size_source"].astype(str) == "user"
+        values = sorted({f"{float(v):.6g}" for v in done.loc[typed, "pixel_size_nm"]})
+        now = None if pixel_size_nm is None else f"{float(pixel_size_nm):.6g}"
+        if (now is None and values) or (now is not None and (not typed.all() or values != [now])):
+            was.append("pixel size " + ("/".join(values) + " nm typed" if values
+                                        else "from the files or the lattice"))
     if was:
         raise AtomDefectError(
             f"{out} holds {len(done)} results of another analysis ({'; '.join(was)}); a rerun "
@@ -614,7 +623,7 @@ def iter_batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2"
                               "another --out.") from exc
     summary_before = read_summary(out)
     check_same_analysis(summary_before, out, material, tuple(run.classes), model,
-                        operating_point_text(op, tuple(run.classes)))
+                        operating_point_text(op, tuple(run.classes)), pixel_size_nm)
     previous = _finished(summary_before, out)
     _remove_stale_parts(out, [Path(SUMMARY_NAME).stem] + [i.base for i in items])
     rows: dict[tuple, dict] = {}

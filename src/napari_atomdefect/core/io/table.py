@@ -200,7 +200,8 @@ def write_csv_atomic(table: pd.DataFrame, path: str | Path, float_format: str | 
     """
     path = check_writable(path)
     if float_format and "pixel_size_nm" in table.columns:  # (0.0083 for 0.00826: 0.5 % off)
-        table = table.assign(pixel_size_nm=table["pixel_size_nm"].map("{:.6g}".format))
+        values = pd.to_numeric(table["pixel_size_nm"], errors="coerce")
+        table = table.assign(pixel_size_nm=values.map(lambda v: "" if pd.isna(v) else f"{v:.6g}"))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "w", newline="") as fh:
