@@ -326,3 +326,26 @@ def test_a_reading_that_needs_many_vacancies_pays_for_them():
     readings = _host_draws([(1.0, 293), (0.644, 41), (0.519, 5), (0.286, 1)], 0.0155, 0.719,
                            "MoSe2")
     assert sum(r.median_class != "chalcogen" or r.ordered for r in readings) <= 2
+
+
+def test_a_reading_that_needs_many_point_defects_is_said_to_be_strained():
+    """An independent simulator's WSe2 + 53 % Te read as pristine WSe2 needed 17 % of its
+    columns as vacancies or unchosen S; ordinary images stay at a few per cent."""
+    from napari_atomdefect.core.detect.image_fit import (
+        STRAINED_POINT_SHARE,
+        strained_reading_message,
+    )
+
+    rng = np.random.default_rng(5)
+    noise = 0.02
+    few = np.concatenate([1 + noise * rng.standard_normal(400),
+                          0.5 + noise * rng.standard_normal(10)])
+    many = np.concatenate([1 + noise * rng.standard_normal(300),
+                           0.5 + noise * rng.standard_normal(70)])
+    calm = read_ladder(few, 1.8, "WSe2", ("S",))
+    strained = read_ladder(many, 1.8, "WSe2", ("S",))
+    assert calm.point_share < 0.05 < STRAINED_POINT_SHARE <= strained.point_share
+    assert strained_reading_message(calm.point_share, "WSe2", ("S",)) is None
+    said = strained_reading_message(strained.point_share, "WSe2", ("S",))
+    assert said.startswith("Read as WSe2 with S, ") and "check the material" in said
+    assert strained.to_dict()["point_share"] == round(strained.point_share, 4)

@@ -162,6 +162,9 @@ class LadderReading:
         that went one side first — rather than atoms substituted independently.
     host_levels : dict
         The host column's level under each hypothesis (by ``median_class``).
+    point_share : float
+        Share of the chalcogen columns the best reading puts on point-defect rungs (vacancies
+        and substituents the user did not choose): a reading that needs many is strained.
     """
 
     median_class: str = "chalcogen"
@@ -170,6 +173,7 @@ class LadderReading:
     sigma: float = float("nan")
     ordered: bool = False
     host_levels: dict[str, float] = field(default_factory=dict)
+    point_share: float = 0.0
 
     @property
     def confidence(self) -> float:
@@ -192,7 +196,8 @@ class LadderReading:
                 "confidence": round(self.confidence, 4),
                 "posterior": {k: round(v, 4) for k, v in self.posterior.items()},
                 "sigma": round(self.sigma, 4), "ordered": self.ordered,
-                "host_levels": {k: round(v, 4) for k, v in self.host_levels.items()}}
+                "host_levels": {k: round(v, 4) for k, v in self.host_levels.items()},
+                "point_share": round(self.point_share, 4)}
 
 
 @lru_cache(maxsize=32)
@@ -485,7 +490,7 @@ def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str 
     best = reads[variant[max(posterior, key=posterior.__getitem__)]]
     return LadderReading(median_class=best.median_class, host_level=best.host_level,
                          posterior=posterior, sigma=best.sigma, ordered=best.ordered,
-                         host_levels=host_levels)
+                         host_levels=host_levels, point_share=best.point_share)
 
 
 @dataclass(frozen=True)
@@ -518,6 +523,7 @@ class _VariantReading:
     host_level: float
     sigma: float
     on_median: float
+    point_share: float = 0.0
 
 
 def _read_variant(data: _Rungs, h: str, janus: bool, tolerance: float = 0.0
@@ -573,7 +579,7 @@ def _read_variant(data: _Rungs, h: str, janus: bool, tolerance: float = 0.0
     enough = n_host >= max(MIN_HOST_COLUMNS, MIN_HOST_FRACTION * data.n_columns)
     host_level = float(w @ (mean_c[:, host] if enough else scale / unit))
     return _VariantReading(h, janus, score, host_level, float(w @ sigma),
-                           float(w @ n_c[:, at]) / data.n_columns)
+                           float(w @ n_c[:, at]) / data.n_columns, float(w @ share))
 
 
 def _is_single(name: str, classes: dict[str, ColumnClass]) -> bool:

@@ -64,6 +64,7 @@ from .image_fit import (
     heavier_substituent_reading,
     other_host_reading,
     partner_majority_message,
+    strained_reading_message,
     uniform_substitution_message,
 )
 from .light_gap import light_gap, with_image_split
@@ -416,6 +417,12 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         else partner_majority_message(partner_share(sites, mat), mat)
     if majority:
         warnings.warn(majority, ModelFitWarning, stacklevel=2)
+    # A ladder reading that needs many vacancies or unchosen substituents (one sentence per
+    # fact: not when the fit check, a uniform or a majority reading named the cause already).
+    strained = None if (not fit.fits or fit.heavier or uniform or majority) else \
+        strained_reading_message(ladder.point_share, mat, tuple(run.substituents))
+    if strained:
+        warnings.warn(strained, ModelFitWarning, stacklevel=2)
     # Two defect classes this image's calls cannot tell apart (their sum is what to trust).
     overlaps = class_overlaps(sites)
     overlap = overlap_message(overlaps)
@@ -444,7 +451,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         warnings.warn(overlap, ModelFitWarning, stacklevel=2)
     grain_fit = [m for f in fits[1:] for m in f.messages if m not in fit.messages]
     fit_messages = list(dict.fromkeys(fit.messages + grain_fit)) + [
-        m for m in (flagged, uniform, majority, overlap) if m]
+        m for m in (flagged, uniform, majority, strained, overlap) if m]
     class_messages = [run.message] if run.message else []
     if run.message and any(m.startswith("The model was trained for") for m in fit_messages):
         # One sentence for one fact: the longer one also says how the classes are named.

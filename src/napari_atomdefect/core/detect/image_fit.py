@@ -791,6 +791,30 @@ def partner_majority_message(share: float, material: str | Material) -> str | No
             f"and compare the two. {missed}")
 
 
+#: Share of the chalcogen columns on point-defect rungs (vacancies, substituents not chosen) at
+#: which a ladder reading is strained: the fit allows 15 % at most. Over 143 simulated images of
+#: four simulators (true vacancy shares up to 7 %) the readings stayed at or below 6 %; an
+#: independent simulator's WSe2 + 53 % Te read as pristine WSe2 needed 17 %, and the real partly
+#: converted WS2 images read as WSe2 with S 12–17 % (as WS2 with Se, 11 % at most).
+STRAINED_POINT_SHARE = 0.14
+
+
+def strained_reading_message(point_share: float, material: str | Material,
+                             substituents: tuple[str, ...]) -> str | None:
+    """A sentence when the Z-contrast ladder's reading puts ``point_share`` (at least
+    :data:`STRAINED_POINT_SHARE`) of the chalcogen columns on vacancy or unchosen-substituent
+    rungs, else ``None``."""
+    if not point_share >= STRAINED_POINT_SHARE:
+        return None
+    mat = get_material(material)
+    subs = ", ".join(substituents) if substituents else "no substituent"
+    return (f"Read as {mat.name} with {subs}, {100 * point_share:.0f} % of the chalcogen columns "
+            "can only be vacancies or substituents you did not choose — near the most this "
+            "reading allows: check the material and the substituents (a layer substituted past "
+            "half, another element or a heavily damaged layer reads like this); the calls may "
+            "be a class off.")
+
+
 def counts_as_flagged(class_name: str, substituents: tuple[str, ...]) -> bool:
     """Whether a chalcogen site of ``class_name`` counts towards the flagged fraction: every
     defect class except substitutions by a chosen alloying chalcogen (Se in S, S in Se, Te in Se),
