@@ -348,4 +348,5 @@ def test_a_reading_that_needs_many_point_defects_is_said_to_be_strained():
     assert strained_reading_message(calm.point_share, "WSe2", ("S",)) is None
     said = strained_reading_message(strained.point_share, "WSe2", ("S",))
     assert said.startswith("Read as WSe2 with S, ") and "check the material" in said
+    assert "substituents (Te not chosen)" in said
     assert strained.to_dict()["point_share"] == round(strained.point_share, 4)

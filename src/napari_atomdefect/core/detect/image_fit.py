@@ -808,11 +808,13 @@ def strained_reading_message(point_share: float, material: str | Material,
         return None
     mat = get_material(material)
     subs = ", ".join(substituents) if substituents else "no substituent"
+    left = [d for d in supported_substituents(mat) if d not in substituents]
+    unchosen = f" ({', '.join(left)} not chosen)" if left else ""
     return (f"Read as {mat.name} with {subs}, {100 * point_share:.0f} % of the chalcogen columns "
             "can only be vacancies or substituents you did not choose — near the most this "
-            "reading allows: check the material and the substituents (a layer substituted past "
-            "half, another element or a heavily damaged layer reads like this); the calls may "
-            "be a class off.")
+            f"reading allows: check the material and the substituents{unchosen}; a layer "
+            "substituted past half, another element or a heavily damaged layer reads like "
+            "this, and the calls may be a class off.")
 
 
 def counts_as_flagged(class_name: str, substituents: tuple[str, ...]) -> bool:
