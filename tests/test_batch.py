@@ -192,6 +192,10 @@ def test_cli_batch(folder, expected, tmp_path, capsys):
     assert summary.substituents.tolist() == ["O", "O"]  # (the failed file's row too)
     assert ok.csv.tolist() == ["img0.csv"]
     assert sorted(p.name for p in out.iterdir()) == ["img0.csv", "mine.part", "summary.csv"]
+    # one of the two files given again: the closing line says the other is from an earlier run
+    assert main([a for a in args if a != str(folder / "bad.tif")]) == 0
+    assert "(1 file already done)" in (said := capsys.readouterr().out) and \
+        "1 of these files is from earlier runs into this folder" in said
 
     assert main(["batch", str(tmp_path / "nothere.tif"), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()

@@ -67,6 +67,15 @@ def _progress_bar(enabled: bool):
 MAX_NOTED_IMAGES = 20
 
 
+def _earlier_note(n_listed: int, n_given: int | None) -> str:
+    """"; 3 of these files are from earlier runs" when the summary lists files this run was
+    not given (a trial read "4 files: 4 ok" after giving one)."""
+    if n_given is None or n_listed <= n_given:
+        return ""
+    n = n_listed - n_given
+    return f"; {n} of these files {'are' if n != 1 else 'is'} from earlier runs into this folder"
+
+
 def run_batch(args: argparse.Namespace) -> int:
     """Run ``atomdefect batch``; prints a one-line result and the error rows."""
     import pandas as pd
@@ -132,7 +141,8 @@ def run_batch(args: argparse.Namespace) -> int:
           f"{len(errors)} error{'s' if len(errors) != 1 else ''} "
           f"({skipped} file{'s' if skipped != 1 else ''} already done); {n_defects} defects"
           + (f" and {alloying} alloying substitutions (not counted as defects)" if alloying > 0
-             else "") + f" -> {result['out'] / SUMMARY_NAME}")
+             else "") + _earlier_note(n_files, last.get("total_files"))
+          + f" -> {result['out'] / SUMMARY_NAME}")
     # Nothing analysed and something failed: a script must learn that the run produced nothing
     # (a partial failure stays 0: the summary lists the errors beside the results).
     return 2 if len(errors) and len(errors) == len(summary) else 0
