@@ -97,7 +97,8 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
     meta = kwargs["metadata"]["atomdefect"]
     if table.attrs.get("material"):  # the run the table names (its classes, kept on export)
         meta.update(material=table.attrs["material"],
-                    substituents=list(table.attrs.get("substituents", ())))
+                    substituents=list(table.attrs.get("substituents", ())),
+                    class_overlaps=list(table.attrs.get("class_overlaps", [])))
     # where the pixel size came from (written again on export): the image's once drawn on it
     source = (table.attrs.get("calibration") if image is None
               else image.metadata.get("atomdefect", {}).get("calibration"))

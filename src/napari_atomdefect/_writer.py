@@ -37,7 +37,8 @@ def write_points_table(path: str, data: Any, meta: dict) -> tuple[str, str | Non
     table = table_from_points(data, pd.DataFrame(features), _pixel_size(meta))
     own = (meta.get("metadata") or {}).get("atomdefect", {})
     table = with_run_columns(table, own.get("material"), own.get("substituents") or (),
-                             _pixel_size(meta), own.get("calibration"))
+                             _pixel_size(meta), own.get("calibration"),
+                             own.get("class_overlaps") or [])
     if not str(path).lower().endswith(".csv"):
         path = f"{path}.csv"
     # full precision: exact round trip

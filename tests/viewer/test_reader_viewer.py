@@ -287,11 +287,12 @@ def test_a_reopened_csv_follows_its_image_calibration_and_keeps_its_classes(make
     image = viewer.add_image(np.zeros((300, 300), np.float32), scale=(0.0078, 0.0078),
                              units=("nm", "nm"), name="scan")
     truth = pd.DataFrame({"y_px": [20.0, 150.0], "x_px": [30.0, 160.0], "class": ["V_S", "O_S"]})
-    write_csv_atomic(with_run_columns(defects_table(truth, 0.0087), "WS2", ("O", "Se")),
-                     tmp_path / "ws2.csv")
+    write_csv_atomic(with_run_columns(defects_table(truth, 0.0087), "WS2", ("O", "Se"),
+                                      overlaps=[["V_S", "O_S"]]), tmp_path / "ws2.csv")
     [layer] = viewer.open(str(tmp_path / "ws2.csv"), plugin="napari-atomdefect")
     meta = layer.metadata["atomdefect"]
     assert meta["image"] == "scan" and meta["material"] == "WS2"
+    assert meta["class_overlaps"] == [["V_S", "O_S"]]  # (Statistics' "≈" kept; a trial)
     assert {"V_W", "O_S", "Se_S", "Se2_S2"} <= set(meta["classes"]) and "V_Mo" not in \
         meta["classes"]
     image.metadata = {"atomdefect": {"calibration": "lattice", "pixel_size_nm": 0.0087}}
@@ -307,6 +308,7 @@ def test_a_reopened_csv_follows_its_image_calibration_and_keeps_its_classes(make
     [again] = write_points_csv(str(tmp_path / "again.csv"), layer.data, layer_meta(layer))
     written = pd.read_csv(again)
     assert set(written["material"]) == {"WS2"} and set(written["substituents"]) == {"O,Se"}
+    assert set(written["overlaps"]) == {"V_S|O_S"}
     # and the pixel size its nm follow, with its source: the image's calibration it follows now
     assert set(written["pixel_size_source"]) == {"lattice"}
     np.testing.assert_allclose(written["pixel_size_nm"], 0.0087)

@@ -35,6 +35,9 @@ RUN_COLUMNS = ["material", "substituents"]
 #: (``file``, ``user``, ``lattice``: the calibration policy's sources), so that a table read
 #: months later tells whether its nm are the file's calibration or the lattice's.
 PIXEL_SIZE_COLUMNS = ["pixel_size_nm", "pixel_size_source"]
+#: Optional column naming the pairs of classes the run could not tell apart (``V_S|O_S``, pairs
+#: separated by ``;``): a reopened table keeps Statistics' "≈" on them.
+OVERLAPS_COLUMN = "overlaps"
 
 
 class UnknownClassWarning(UserWarning):
@@ -273,7 +276,8 @@ def _numeric_column(table: pd.DataFrame, column: str, name: str, required: bool)
 
 def with_run_columns(table: pd.DataFrame, material: str | None = None,
                      substituents: Any = None, pixel_size_nm: float | None = None,
-                     pixel_size_source: str | None = None) -> pd.DataFrame:
+                     pixel_size_source: str | None = None,
+                     overlaps: list | None = None) -> pd.DataFrame:
     """``table`` with the columns of the run it came from.
 
     Parameters
@@ -287,6 +291,9 @@ def with_run_columns(table: pd.DataFrame, material: str | None = None,
     pixel_size_nm, pixel_size_source : optional
         The :data:`PIXEL_SIZE_COLUMNS` (default: the ``attrs`` ``"pixel_size_nm"`` and
         ``"calibration"``); added when the pixel size is known.
+    overlaps : list of pairs, optional
+        The :data:`OVERLAPS_COLUMN` (default: the ``attrs`` ``"class_overlaps"``); added with
+        the material.
 
     Returns
     -------
@@ -306,6 +313,8 @@ def with_run_columns(table: pd.DataFrame, material: str | None = None,
             substituents = [d for d in substituents.split(",") if d.strip()]
         out["material"] = str(material)
         out["substituents"] = ",".join(str(d).strip() for d in substituents)
+        pairs = table.attrs.get("class_overlaps", []) if overlaps is None else overlaps
+        out[OVERLAPS_COLUMN] = ";".join("|".join(map(str, p)) for p in pairs if len(p) == 2)
     if pixel_size_nm:
         out["pixel_size_nm"] = float(pixel_size_nm)
         out["pixel_size_source"] = str(pixel_size_source or "")
@@ -335,8 +344,12 @@ def _run_context(table: pd.DataFrame, name: str) -> dict:
         warnings.warn(f"{name}: its material/substituents columns are not understood ({exc}); "
                       "the classes offered are those its class names imply.", stacklevel=3)
         return {}
-    return {"material": mat.name, "substituents": tuple(subs),
-            "classes": class_names(mat, subs)}
+    classes = class_names(mat, subs)
+    said = table[OVERLAPS_COLUMN].iloc[named.index[0]] if OVERLAPS_COLUMN in table.columns \
+        else ""
+    pairs = [p.split("|") for p in str(said).split(";") if p.count("|") == 1]
+    return {"material": mat.name, "substituents": tuple(subs), "classes": classes,
+            "class_overlaps": [p for p in pairs if set(p) <= set(classes)]}
 
 
 def read_defects_csv(path: str | Path) -> pd.DataFrame:
@@ -353,8 +366,9 @@ def read_defects_csv(path: str | Path) -> pd.DataFrame:
         Columns :data:`DEFECT_COLUMNS` (missing nm columns are NaN, confidence 1, source manual),
         then the integer :data:`MOVIE_COLUMNS` the file has (``frame``; ``track_id``, -1 where
         empty) and :data:`GRAIN_COLUMN` (-1 where empty). A table with :data:`RUN_COLUMNS`
-        has ``attrs`` ``material``, ``substituents`` and ``classes`` (the run's classes); one
-        with ``pixel_size_source`` has ``attrs`` ``calibration`` (where its nm came from).
+        has ``attrs`` ``material``, ``substituents``, ``classes`` (the run's classes) and
+        ``class_overlaps`` (from :data:`OVERLAPS_COLUMN`); one with ``pixel_size_source`` has
+        ``attrs`` ``calibration`` (where its nm came from).
 
     Raises
     ------
