@@ -13,6 +13,10 @@ Two more microscopes keep the benchmark from judging the defaults on one case on
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -111,3 +115,16 @@ def bicrystal_image(seed: int = 1, size: int = 512, pixel_size_nm: float = 0.012
     image = left.image.astype(np.float32).copy()
     image[:, boundary_col:] = right.image[:, boundary_col:]
     return left, right, image
+
+
+def bench_materials():
+    """The ``benchmarks/bench_materials.py`` module (one source of the held-out images of every
+    host), loaded once."""
+    if "bench_materials" in sys.modules:
+        return sys.modules["bench_materials"]
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_materials.py"
+    spec = importlib.util.spec_from_file_location("bench_materials", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_materials"] = module
+    spec.loader.exec_module(module)
+    return module

@@ -285,12 +285,11 @@ def test_janus_ws2_layer_is_questioned_and_a_low_contrast_pristine_one_is_not():
     before the W contrast was re-measured by multislice (twelfth session: the simulator's W had
     been a quarter too bright, so its ladder expected pristine WS2 higher); it is now read as
     what it is, and a random alloy is not questioned either."""
-    import importlib.util
-    import sys
     import warnings
-    from pathlib import Path
 
     from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
+
+    from .scenarios import bench_materials
 
     janus = simulate_image("WS2", 384, 0.012, MicroscopeParams(dose_e_per_A2=5e5), seed=1,
                            defect_fractions={"Se_S": 0.93, "V_S": 0.03, "Se2_S2": 0.02},
@@ -303,11 +302,7 @@ def test_janus_ws2_layer_is_questioned_and_a_low_contrast_pristine_one_is_not():
     assert said and "Janus" in said[0] and "pristine host" in said[0]
     assert any("as uniform as a pristine layer" in m for m in found.attrs["messages"])
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_materials.py"
-    spec = importlib.util.spec_from_file_location("bench_materials_fit", path)
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules["bench_materials_fit"] = bench
-    spec.loader.exec_module(bench)
+    bench = bench_materials()
     for k in (10, 2):  # nearly pristine at low contrast; a random alloy
         item = bench.heldout_image("WS2", k, 320)
         with warnings.catch_warnings(record=True) as caught:

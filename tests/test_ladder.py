@@ -18,6 +18,8 @@ from napari_atomdefect.core.lattice.lattice import find_lattice
 from napari_atomdefect.core.materials.materials import get_material
 from napari_atomdefect.core.simulate.image import MicroscopeParams, column_weight, simulate_image
 
+from .scenarios import bench_materials
+
 
 def _levels(material: str, subs: tuple[str, ...], counts: dict[str, int], draw: int,
             sigma: float, seed: int = 0) -> tuple[np.ndarray, float, float]:
@@ -107,15 +109,7 @@ def test_a_pristine_selenide_with_a_few_te_is_not_read_as_a_janus_layer():
     substitutions), S and Te chosen: a uniform layer read as the host and as a Janus MoSeTe
     one. Scored with the heavy substituent's rungs free as well, it read as Janus (Te_Se at
     0.98, 223 calls): only the light substituent's ordered reading is so scored."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_materials.py"
-    spec = importlib.util.spec_from_file_location("bench_materials_ladder", path)
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules["bench_materials_ladder"] = bench
-    spec.loader.exec_module(bench)
+    bench = bench_materials()
     item = bench.heldout_image("MoSe2", 10, 320)
     lattice = find_lattice(item.image, "MoSe2", item.pixel_size_nm)
     reading = read_image_ladder(prepare_image(item.image, lattice), lattice, "MoSe2", ("S", "Te"))
@@ -128,15 +122,7 @@ def test_clustered_alloy_is_not_read_as_a_janus_layer_with_te():
     chosen its histogram fits a Janus WSeTe layer as well as the truth; only the metal level
     (30 % off under that reading) tells them apart (until the thirteenth session it was read as
     WSeTe, every pristine column then called Te_Se)."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_materials.py"
-    spec = importlib.util.spec_from_file_location("bench_materials_ladder", path)
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules["bench_materials_ladder"] = bench
-    spec.loader.exec_module(bench)
+    bench = bench_materials()
     item = bench.heldout_image("WSe2", 5, 320)
     mat = get_material("WSe2")
     lattice = find_lattice(item.image, mat, item.pixel_size_nm)
@@ -277,15 +263,7 @@ def test_a_heavier_substituent_does_not_take_the_host_columns_of_a_mixed_median(
     Te chosen): its median column is S_Se (88 S_Se, 103 Se2 and 19 S2 columns, binomial). Had
     the minority rungs been read with no order split at all, the tight Se2 cluster fitted the
     Te_Se rung and the image read as pristine MoSe2 with Te; a reduced split does not."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_materials.py"
-    spec = importlib.util.spec_from_file_location("bench_materials_ladder", path)
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules["bench_materials_ladder"] = bench
-    spec.loader.exec_module(bench)
+    bench = bench_materials()
     item = bench.heldout_image("MoSe2", 10, 320, random_alloys=True)
     mat = get_material("MoSe2")
     lattice = find_lattice(item.image, mat, item.pixel_size_nm)

@@ -22,15 +22,13 @@ The WS2-image-analysed-as-MoS2 mismatch message is tested in ``tests/test_image_
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from functools import cache
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_materials.py"
+from .scenarios import bench_materials
+
 N_IMAGES = 6
 SIZE = 320
 MIN_TRUE = 15
@@ -89,15 +87,7 @@ FLOORS = {p: {m: {c: floor_of(v) for c, v in f1.items()} for m, f1 in table.item
           for p, table in MEASURED.items()}
 
 
-def bench():
-    """The ``benchmarks/bench_materials.py`` module (one source of the held-out images)."""
-    if "bench_materials" in sys.modules:
-        return sys.modules["bench_materials"]
-    spec = importlib.util.spec_from_file_location("bench_materials", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_materials"] = module
-    spec.loader.exec_module(module)
-    return module
+bench = bench_materials  # (the held-out images' one source)
 
 
 @cache

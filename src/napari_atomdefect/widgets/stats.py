@@ -294,8 +294,9 @@ class StatsWidget(QWidget):
                                  layer_classes(layer))
 
     def _tracks_note(self) -> str:
-        """"; count: detections summed over the frames (…); distinct tracks: V_S 31, …" for a
-        movie layer with ``track_id`` (a track called two classes counts in both)."""
+        """"; count: detections summed over the frames (…); distinct defects (tracks …): V_S 31,
+        …" for a movie layer with ``track_id``: each track once, in its class over its frames
+        (:func:`~..core.io.table.track_classes`, the user's edits included)."""
         layer = self.layer()
         features = layer.features if layer is not None else pd.DataFrame()
         shown = np.asarray(layer.shown, bool) if layer is not None else np.zeros(0, bool)
@@ -306,9 +307,9 @@ class StatsWidget(QWidget):
         from ..core.io.table import track_classes
 
         table = features.loc[shown].copy()
-        table["track_class"] = track_classes(table)  # (each track once, in the class of its
-        linked = table[table["track_id"] >= 0]       # frames together; edits included)
-        per_class = linked.groupby("track_class")["track_id"].nunique()
+        table["pooled"] = track_classes(table)
+        linked = table[table["track_id"] >= 0]
+        per_class = linked.groupby("pooled")["track_id"].nunique()
         alone = table[table["track_id"] < 0]["class"].astype(str).value_counts()
         tracks = {c: int(per_class.get(c, 0)) + int(alone.get(c, 0)) for c in self.classes}
         listed = ", ".join(f"{c} {n}" for c, n in tracks.items() if n)

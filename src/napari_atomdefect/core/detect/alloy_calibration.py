@@ -23,21 +23,16 @@ from ..materials.materials import (
     partner_material,
 )
 
-#: Least share of partner atoms for which the calibration is re-derived (below it the change is
-#: under 0.1 %).
+#: Least share of an alloying element's atoms for which the calibration is re-derived (below it
+#: the change is under 0.1 %).
 MIN_PARTNER_SHARE = 0.02
 
 
 def partner_atoms(classes: Iterable[str], host: str | Material) -> int:
     """Number of the host's S/Se partner atoms that the column classes ``classes`` hold: one
     per ``D_X`` column, two per ``D2_X2`` column (0 for a host without a partner)."""
-    mat = get_material(host)
-    partner = partner_material(mat)
-    if partner is None:
-        return 0
-    d, x = partner.chalcogen, mat.chalcogen
-    calls = [str(c) for c in classes]
-    return calls.count(f"{d}_{x}") + 2 * calls.count(f"{d}2_{x}2")
+    partner = partner_material(host)
+    return 0 if partner is None else alloy_atoms(classes, host).get(partner.chalcogen, 0)
 
 
 def partner_share(sites: pd.DataFrame, host: str | Material) -> float:
@@ -96,8 +91,9 @@ def vegard_calibration(lattice: Lattice, sites: pd.DataFrame) -> Lattice:
     """``lattice`` with its pixel size re-derived from the alloy's lattice constant.
 
     Only a lattice calibrated from the host's lattice constant is changed (a pixel size from the
-    file or typed by the user is kept), and only when at least :data:`MIN_PARTNER_SHARE` of the
-    chalcogen atoms are the partner; the message says what was done.
+    file or typed by the user is kept), and only by the alloying elements (the S/Se partner, Te
+    in a selenide) of which at least :data:`MIN_PARTNER_SHARE` of the chalcogen atoms are;
+    the message says what was done.
     """
     mat = lattice.material
     host_px = mat.a_nm / lattice.a_px

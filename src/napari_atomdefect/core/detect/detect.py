@@ -263,18 +263,17 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
         chalc_levels) else np.full(len(c_rows), np.nan)
     chalcogen, _ = split_heavy_rungs(chalcogen, tile_levels, mat, tuple(run.substituents), op)
     chalcogen, _ = split_vacancy_rung(chalcogen, tile_levels, mat, tuple(run.substituents), op)
-    chalcogen, moved = keep_median_rung(
-        chalcogen, tile_levels / max(levels.chalcogen - levels.background, 1e-12), ladder)
+    # Each chalcogen column's level in chalcogen units (the median column 1; a column of the
+    # sites table too).
+    column_levels = tile_levels / max(levels.chalcogen - levels.background, 1e-12)
+    chalcogen, moved = keep_median_rung(chalcogen, column_levels, ladder)
     overruled = median_rung_message(moved, ladder, fit.measurements.metal_to_chalcogen)
-    chalcogen, lifted = keep_host_rung(
-        chalcogen, tile_levels / max(levels.chalcogen - levels.background, 1e-12), ladder,
-        f"V_{mat.chalcogen}")
+    chalcogen, lifted = keep_host_rung(chalcogen, column_levels, ladder, f"V_{mat.chalcogen}")
     for said in (overruled, host_rung_message(lifted)):
         if said:
             warnings.warn(said, ModelFitWarning, stacklevel=3)
             fit.messages.append(said)
-    # Each chalcogen column's level (chalcogen units: the median column 1), a column of the sites.
-    chalcogen["level"] = tile_levels / max(levels.chalcogen - levels.background, 1e-12)
+    chalcogen["level"] = column_levels
     metal["level"] = np.full(len(tile_levels), np.nan)
     sites = site_table(lattice, np.concatenate(metal_rows) if metal_rows else np.zeros(0, int),
                        np.concatenate(chalc_rows) if chalc_rows else np.zeros(0, int),

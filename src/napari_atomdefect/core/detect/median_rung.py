@@ -13,6 +13,10 @@ column as the host (:data:`MIN_POSTERIOR`) and the detector calls more than
 :data:`MAJORITY` of the chalcogen columns one other class, the columns of that class whose level
 lies on the median rung (within :data:`RUNG_WIDTH` of the ladder's spread) are called host,
 their two probabilities shared in the ladder's proportion. Columns off the rung keep their call.
+
+:func:`keep_host_rung` does the same for single-vacancy calls on the host column's rung when the
+median column is not the host's (an alloy past the detector's contrasts): where most of them
+read as bright as two atoms (:data:`ABOVE_ANY_SINGLE`), they are called host.
 """
 
 from __future__ import annotations

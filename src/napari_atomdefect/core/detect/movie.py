@@ -599,7 +599,7 @@ def changing_class_tracks(table: pd.DataFrame) -> tuple[int, int]:
 
 def changing_class_message(table: pd.DataFrame) -> str | None:
     """A sentence when some tracks change class from frame to frame (``None`` otherwise)."""
-    changing, tracks = changing_class_tracks(table)
+    changing, tracks = changing_class_tracks(table)  # (a filtered table keeps its attrs: count)
     if not changing:
         return None
     return (f"{changing} of {tracks} tracks are called more than one class from frame to frame "

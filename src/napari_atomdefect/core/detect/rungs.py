@@ -87,8 +87,9 @@ VACANCY_MAX_SHARE = 0.25
 #: cluster with a few stragglers below, had 16 sent to O_S at a confidence of 0.99).
 UPPER_CALLED_SHARE = 0.5
 #: Two clusters of the single vacancy and the light substituent of any size: least separation
-#: (common spread of the log levels) and least share of the columns whose detector call agrees
-#: with their cluster, for the detector's boundary between the two to follow the image's.
+#: (in levels, over the root mean square of the two clusters' own spreads) and least share of
+#: the columns whose detector call agrees with their cluster, for the detector's boundary
+#: between the two to follow the image's.
 BOUNDARY_MIN_SEPARATION = 3.0
 BOUNDARY_AGREEMENT = 0.85
 #: A lower cluster of as few as :data:`FEW_VACANCIES` columns is the vacancies when it lies

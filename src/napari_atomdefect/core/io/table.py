@@ -316,8 +316,9 @@ def with_run_columns(table: pd.DataFrame, material: str | None = None,
         pairs = table.attrs.get("class_overlaps", []) if overlaps is None else overlaps
         out[OVERLAPS_COLUMN] = ";".join("|".join(map(str, p)) for p in pairs if len(p) == 2)
     if pixel_size_nm:
-        out["pixel_size_nm"] = float(pixel_size_nm)
-        out["pixel_size_source"] = str(pixel_size_source or "")
+        size, source = PIXEL_SIZE_COLUMNS
+        out[size] = float(pixel_size_nm)
+        out[source] = str(pixel_size_source or "")
     return out
 
 
