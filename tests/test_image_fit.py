@@ -515,6 +515,28 @@ def test_a_partner_majority_is_named_with_the_host_to_analyse_it_as():
     assert "a column left with one Se atom has no class" in both
 
 
+def test_a_te_alloy_analysed_as_the_sulfide_is_sent_to_the_selenide_with_te():
+    """Trial, twenty-eighth session: an independent simulator's WSe2 with 38–47 % Te, analysed as
+    WS2 with Se, read as 71–75 % Se and was sent to "WSe2 with S" (whose reading then asked for
+    Te). Read again as WSe2 with S and Te, the layer's brightest columns hold Te: it is sent to
+    WSe2 with Te at once. A WS2 layer with 75 % Se is still sent to WSe2 with S."""
+    from napari_atomdefect.core.detect.image_fit import partner_majority_message
+
+    said = partner_majority_message(0.75, "WS2", ("Te",))
+    assert said.startswith("75 % of the chalcogen atoms read as Se as WS2 with Se; read as WSe2, "
+                           "its brightest columns hold Te: the layer is WSe2 alloyed with Te — "
+                           "analyse it as WSe2 with Te."), said
+    assert "as well and compare" in partner_majority_message(0.6, "MoS2", ("S", "Te"))
+    for material, substituent, share, named in (("WSe2", "Te", 0.4, "WSe2 with Te."),
+                                                ("WS2", "Se", 0.75, "WSe2 with S.")):
+        sim, _ = _random_alloy(material, substituent, share, microscope_seed=0, seed=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = detect(sim.image, pixel_size_nm=None, material="WS2", substituents="Se")
+        said = " ".join(result.attrs["fit_messages"])
+        assert f"analyse it as {named}" in said, said
+
+
 def test_a_sulfide_alloy_analysed_as_the_selenide_is_sent_back():
     """End to end: simulated WS2 with a third of its S replaced by Se, analysed as WSe2 with S,
     is told to analyse it as WS2 with Se (or, when the fit check proposes a host first, that

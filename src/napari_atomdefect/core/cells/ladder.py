@@ -165,6 +165,8 @@ class LadderReading:
     point_share : float
         Share of the chalcogen columns the best reading puts on point-defect rungs (vacancies
         and substituents the user did not choose): a reading that needs many is strained.
+    shares : dict
+        Share of the chalcogen columns on each rung (by class name) under the best reading.
     """
 
     median_class: str = "chalcogen"
@@ -174,6 +176,7 @@ class LadderReading:
     ordered: bool = False
     host_levels: dict[str, float] = field(default_factory=dict)
     point_share: float = 0.0
+    shares: dict[str, float] = field(default_factory=dict)
 
     @property
     def confidence(self) -> float:
@@ -197,7 +200,8 @@ class LadderReading:
                 "posterior": {k: round(v, 4) for k, v in self.posterior.items()},
                 "sigma": round(self.sigma, 4), "ordered": self.ordered,
                 "host_levels": {k: round(v, 4) for k, v in self.host_levels.items()},
-                "point_share": round(self.point_share, 4)}
+                "point_share": round(self.point_share, 4),
+                "shares": {k: round(v, 4) for k, v in self.shares.items()}}
 
 
 @lru_cache(maxsize=32)
@@ -490,7 +494,8 @@ def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str 
     best = reads[variant[max(posterior, key=posterior.__getitem__)]]
     return LadderReading(median_class=best.median_class, host_level=best.host_level,
                          posterior=posterior, sigma=best.sigma, ordered=best.ordered,
-                         host_levels=host_levels, point_share=best.point_share)
+                         host_levels=host_levels, point_share=best.point_share,
+                         shares=dict(zip(names, best.shares, strict=True)))
 
 
 @dataclass(frozen=True)
@@ -524,6 +529,7 @@ class _VariantReading:
     sigma: float
     on_median: float
     point_share: float = 0.0
+    shares: tuple[float, ...] = ()
 
 
 def _read_variant(data: _Rungs, h: str, janus: bool, tolerance: float = 0.0
@@ -579,7 +585,8 @@ def _read_variant(data: _Rungs, h: str, janus: bool, tolerance: float = 0.0
     enough = n_host >= max(MIN_HOST_COLUMNS, MIN_HOST_FRACTION * data.n_columns)
     host_level = float(w @ (mean_c[:, host] if enough else scale / unit))
     return _VariantReading(h, janus, score, host_level, float(w @ sigma),
-                           float(w @ n_c[:, at]) / data.n_columns, float(w @ share))
+                           float(w @ n_c[:, at]) / data.n_columns, float(w @ share),
+                           tuple(float(v) for v in w @ n_c / data.n_columns))
 
 
 def _is_single(name: str, classes: dict[str, ColumnClass]) -> bool:

@@ -11,7 +11,8 @@ composition: the nm coordinates and the densities then follow the layer, not the
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
@@ -47,14 +48,18 @@ def partner_share(sites: pd.DataFrame, host: str | Material) -> float:
 def alloy_atoms(classes: Iterable[str], host: str | Material) -> dict[str, int]:
     """Alloying atoms that the column classes ``classes`` hold, per element (one per ``D_X``
     column, two per ``D2_X2``): the S/Se partner and, in a selenide, Te; none of O."""
+    counts = Counter(str(c) for c in classes)
+    return {d: int(n) for d, n in alloy_atom_weights(counts, host).items()}
+
+
+def alloy_atom_weights(columns: Mapping[str, float], host: str | Material) -> dict[str, float]:
+    """Alloying atoms per element that columns of each class hold, given ``columns`` (how many
+    or what share of the columns are of each class name): one per ``D_X`` column, two per
+    ``D2_X2``; the elements that form an alloy with ``host`` only."""
     mat = get_material(host)
-    calls = [str(c) for c in classes]
     x = mat.chalcogen
-    out = {}
-    for d in ("O", "S", "Se", "Te"):
-        if end_member_lattice_constant(mat, d) is not None:
-            out[d] = calls.count(f"{d}_{x}") + 2 * calls.count(f"{d}2_{x}2")
-    return out
+    return {d: float(columns.get(f"{d}_{x}", 0) + 2 * columns.get(f"{d}2_{x}2", 0))
+            for d in ("O", "S", "Se", "Te") if end_member_lattice_constant(mat, d) is not None}
 
 
 def alloy_lattice_constant(host: str | Material, shares: dict[str, float]) -> float:
@@ -127,5 +132,5 @@ def _end_name(host: Material, substituent: str) -> str:
     return f"2H-{host.metal}{substituent}2"
 
 
-__all__ = ["VEGARD_NOTE", "alloy_atoms", "alloy_lattice_constant", "partner_atoms",
+__all__ = ["VEGARD_NOTE", "alloy_atom_weights", "alloy_atoms", "alloy_lattice_constant", "partner_atoms",
            "partner_share", "vegard_calibration", "vegard_lattice_constant"]

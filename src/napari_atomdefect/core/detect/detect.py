@@ -63,6 +63,7 @@ from .image_fit import (
     flagged_fraction_message,
     heavier_substituent_reading,
     other_host_reading,
+    partner_host_substituents,
     partner_majority_message,
     strained_reading_message,
     uniform_substitution_message,
@@ -199,6 +200,8 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
                      host_level=(1.0 if ladder.median_class == "chalcogen" or heavier
                                  else ladder.host_level),
                      heavier_explains=heavier)
+    fit = dataclasses.replace(fit, partner_substituents=partner_host_substituents(
+        prepared, lattice, mat, ladder))
     if not fit.fits:  # before the long part: a script learns it at once, the widget shows it
         warnings.warn(fit.summary, ModelFitWarning, stacklevel=3)
         yield {"step": "fit", "fraction": progress[0] + 0.02 * (progress[1] - progress[0]),
@@ -413,7 +416,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     # Mostly the partner chalcogen: the layer is the partner host's alloy (one material
     # proposed at a time: not when the fit check or the uniform reading named one already).
     majority = None if fit.proposed or fit.heavier or (uniform and other_host) \
-        else partner_majority_message(partner_share(sites, mat), mat)
+        else partner_majority_message(partner_share(sites, mat), mat, fit.partner_substituents)
     if majority:
         warnings.warn(majority, ModelFitWarning, stacklevel=2)
     # A ladder reading that needs many vacancies or unchosen substituents (one sentence per

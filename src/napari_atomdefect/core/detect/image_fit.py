@@ -44,6 +44,7 @@ from ..materials.materials import (
     materials_with_lattice_constant,
     partner_material,
 )
+from .alloy_calibration import alloy_atom_weights
 
 #: Per material, the metal/chalcogen contrast (1st, 50th, 99th percentile) and the excess
 #: chalcogen spread (99th percentile) measured on 200 simulated images of random microscopes (probe, detector,
@@ -155,6 +156,9 @@ class FitReport:
         One plain sentence per problem found (empty when everything fits).
     heavier : str or None
         A heavier substituent not chosen that explains the image better (said in ``messages``).
+    partner_substituents : tuple of str
+        The substituents to name when the layer is sent to its S/Se partner host, where that
+        host's heavier substituent is among them (:func:`partner_host_substituents`).
     """
 
     material: str
@@ -165,6 +169,7 @@ class FitReport:
     proposed: str | None
     messages: list[str] = field(default_factory=list)
     heavier: str | None = None
+    partner_substituents: tuple[str, ...] = ()
 
     @property
     def summary(self) -> str:
@@ -414,6 +419,40 @@ def heavier_substituent_reading(prepared: PreparedImage, lattice: Lattice,
         return None
     with_heavier = read_image_ladder(prepared, lattice, mat, tuple(substituents) + (heavier,))
     return heavier if with_heavier.median_class == "chalcogen" else None
+
+
+#: Share of the chalcogen atoms an alloying element must hold, read with the S/Se partner host's
+#: ladder, to be named in the sentence that sends the user to that host.
+PARTNER_NAMED_SHARE = 0.05
+
+
+def partner_host_substituents(prepared: PreparedImage, lattice: Lattice,
+                              material: str | Material, ladder: LadderReading) -> tuple[str, ...]:
+    """The substituents to analyse the layer with as its S/Se partner host, when that host's
+    heavier substituent (Te in a selenide) is among them; else ``()`` (the partner host with
+    ``material``'s chalcogen, the sentence's default).
+
+    Read only where the ``ladder`` of ``material`` puts the partner chalcogen in the median
+    column (a layer whose majority chalcogen may be the partner's): the image is read again as
+    the partner host with both its substituents (``material``'s chalcogen and the heavier one),
+    and each is named when it holds :data:`PARTNER_NAMED_SHARE` of the chalcogen atoms. A WSe2
+    layer with 38–47 % Te analysed as WS2 with Se reads as 75 % Se and was sent to "WSe2 with
+    S", whose reading then asked for Te: it is now sent to "WSe2 with Te" at once.
+    """
+    mat = get_material(material)
+    other = partner_material(mat)
+    if other is None:
+        return ()
+    column = lookup_class(ladder.median_class)
+    heavier = HEAVIER_SUBSTITUENT.get(other.chalcogen)
+    if (column is None or column.substituent != other.chalcogen or heavier in (None, mat.chalcogen)
+            or heavier not in supported_substituents(other)):
+        return ()
+    reading = read_image_ladder(prepared, lattice, other, (mat.chalcogen, heavier))
+    atoms = alloy_atom_weights(reading.shares, other)
+    named = tuple(d for d in (mat.chalcogen, heavier) if atoms.get(d, 0.0) / 2
+                  >= PARTNER_NAMED_SHARE)
+    return named if heavier in named else ()
 
 
 def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
@@ -759,11 +798,14 @@ PARTNER_MAJORITY_SHARE = 0.55
 PARTNER_HOST_SHARE = 2 / 3
 
 
-def partner_majority_message(share: float, material: str | Material) -> str | None:
+def partner_majority_message(share: float, material: str | Material,
+                             partner_substituents: tuple[str, ...] = ()) -> str | None:
     """A sentence when more than :data:`PARTNER_MAJORITY_SHARE` of the chalcogen atoms were read
     as the host's S/Se partner (S in WSe2, Se in WS2), else ``None``: past
     :data:`PARTNER_HOST_SHARE` the layer is the partner host's alloy, to analyse as it; below,
-    either host's, to analyse as both.
+    either host's, to analyse as both. ``partner_substituents`` (:func:`partner_host_substituents`)
+    are named for the partner host in place of ``material``'s chalcogen: a selenide with Te
+    analysed as a sulfide with Se reads as mostly Se.
 
     A layer is named after its majority chalcogen for a reason the classes carry: a column that
     lost one of its two atoms has a class only for the host's chalcogen (``V_Se`` is one Se
@@ -782,13 +824,17 @@ def partner_majority_message(share: float, material: str | Material) -> str | No
               f"be called V_{x} in their place; as {other.name} it is the reverse — where "
               "vacancies may have left either atom (made before the conversion, say), compare "
               "the two counts.")
+    subs = " and ".join(partner_substituents or (mat.chalcogen,))
+    read = f"{100 * share:.0f} % of the chalcogen atoms read as {other.chalcogen}"
+    heavier = HEAVIER_SUBSTITUENT.get(other.chalcogen)
+    if heavier in partner_substituents:
+        read += (f" as {mat.name} with {other.chalcogen}; read as {other.name}, its brightest "
+                 f"columns hold {heavier}")
     if share > PARTNER_HOST_SHARE:
-        return (f"{100 * share:.0f} % of the chalcogen atoms read as {other.chalcogen}: the "
-                f"layer is {other.name} alloyed with {mat.chalcogen} — analyse it as "
-                f"{other.name} with {mat.chalcogen}. {missed}")
-    return (f"{100 * share:.0f} % of the chalcogen atoms read as {other.chalcogen}: the layer "
-            f"is either host's alloy — analyse it as {other.name} with {mat.chalcogen} as well "
-            f"and compare the two. {missed}")
+        return (f"{read}: the layer is {other.name} alloyed with {subs} — analyse it as "
+                f"{other.name} with {subs}. {missed}")
+    return (f"{read}: the layer is either host's alloy — analyse it as {other.name} with "
+            f"{subs} as well and compare the two. {missed}")
 
 
 #: Share of the chalcogen columns on point-defect rungs (vacancies, substituents not chosen) at
@@ -843,5 +889,5 @@ def calls_summary(classes: list[str] | tuple[str, ...], substituents: tuple[str,
 
 __all__ = ["FitReport", "ModelFitWarning", "ImageMeasurements", "alloying_partner", "assess_fit",
            "calls_summary", "counts_as_flagged", "flagged_fraction_message",
-           "partner_majority_message", "uniform_substitution_message",
+           "partner_host_substituents", "partner_majority_message", "uniform_substitution_message",
            "measure_image", "measure_training_ranges", "rank_materials", "alloy_between"]
