@@ -133,19 +133,27 @@ CALIBRATION_SAID = 0.01
 
 def _say_other_calibration(image: Any, px: float | None, name: str) -> None:
     """Warn when the table was measured at another pixel size than its image is shown at (a
-    detection calibrated by the lattice, opened again over the file's calibration): the
-    markers sit on their columns, but the scale bar and the table's nm columns differ."""
+    detection calibrated by the lattice, opened again over the file's calibration)."""
     import warnings
 
     from .widgets._common import given_pixel_size
 
-    shown, _ = given_pixel_size(image)
-    if px and shown and abs(shown / px - 1) > CALIBRATION_SAID:
-        warnings.warn(
-            f"{name} was measured at {px:.5f} nm/px; {image.name} is shown at {shown:.5f} "
+    sentence = _other_calibration(name, px, image.name, given_pixel_size(image)[0])
+    if sentence:
+        warnings.warn(sentence, UserWarning, stacklevel=3)
+
+
+def _other_calibration(name: str, px: float | None, image_name: str, shown: float | None
+                       ) -> str | None:
+    """The sentence for a table measured at ``px`` nm/px drawn on an image shown at ``shown``
+    (``None`` within :data:`CALIBRATION_SAID`): the markers sit on their columns, but the scale
+    bar and the table's nm columns differ."""
+    if not (px and shown and abs(shown / px - 1) > CALIBRATION_SAID):
+        return None
+    return (f"{name} was measured at {px:.5f} nm/px; {image_name} is shown at {shown:.5f} "
             f"nm/px ({shown / px - 1:+.0%}). The markers sit on their columns, but the table's "
             "nm columns and the densities follow the table, the scale bar the image: detect "
-            "again to show the image at the lattice's calibration.", UserWarning, stacklevel=2)
+            "again to show the image at the lattice's calibration.")
 
 
 def _check_classes_kept(features: Any, table: Any, name: str) -> None:
@@ -293,6 +301,8 @@ def image_layer_data(img) -> tuple:
 
 def read_stem_layers(path: str | list[str]) -> list[tuple]:
     """Read one STEM file into napari layer data; bad files raise a plain-language error."""
+    import warnings
+
     from napari.utils.notifications import show_info
 
     from .core.io.image import read_image
@@ -307,12 +317,21 @@ def read_stem_layers(path: str | list[str]) -> list[tuple]:
     if moved:
         show_info(f"{', '.join(moved)}: drawn on {img.name}'s pixel grid (the table's pixel "
                   "coordinates belong to this image's pixels).")
+    for sentence in moved.values():
+        if sentence:  # (the table opened first: told as it is when opened after its image)
+            warnings.warn(sentence, UserWarning, stacklevel=2)
     return [(data, kwargs, kind)]
 
 
-def _draw_open_defect_layers_on(shape: tuple[int, ...], image_kwargs: dict) -> list[str]:
-    """Give the defect layers already open, that no image layer carries yet, the frame of the
-    image being opened, when their points fit its pixel grid; their names.
+def _draw_open_defect_layers_on(shape: tuple[int, ...], image_kwargs: dict
+                                ) -> dict[str, str | None]:
+    """Give the defect layers already open (detections, or a reference such as ground truth),
+    that no image layer carries yet, the frame of the
+    image being opened, when their points fit its pixel grid; their names, each with the
+    sentence that says when its table was measured at another pixel size than the image is
+    read at (else ``None``). Each layer then belongs to that image (``metadata["image"]``: it
+    follows the image's calibration, Statistics reads its area), as a table opened after its
+    image does.
 
     The mirror of :func:`_image_under` for a table opened *before* its image: drawn by the
     table's own pixel size in nm, the markers of an uncalibrated image's table (scale 1 pixel)
@@ -325,19 +344,23 @@ def _draw_open_defect_layers_on(shape: tuple[int, ...], image_kwargs: dict) -> l
 
         viewer = napari.current_viewer()
     except Exception:  # noqa: BLE001 - no Qt, no viewer: nothing is open
-        return []
+        return {}
     if viewer is None:
-        return []
+        return {}
+    from types import SimpleNamespace
+
     from napari.layers import Points
 
     from ._layers import image_frame
     from .widgets._common import is_image_layer
 
     images = [layer for layer in viewer.layers if is_image_layer(layer)]
-    moved = []
+    moved: dict[str, str | None] = {}
+    image_px = image_kwargs["metadata"]["atomdefect"].get("pixel_size_nm")
     for layer in viewer.layers:
         if not isinstance(layer, Points) \
-                or layer.metadata.get("atomdefect", {}).get("kind") != "detections":
+                or layer.metadata.get("atomdefect", {}).get("kind") not in ("detections",
+                                                                            "reference"):
             continue
         ndim = int(layer.data.shape[1]) if layer.data.ndim == 2 else 2
         frame = image_frame(layer, ndim)
@@ -353,5 +376,15 @@ def _draw_open_defect_layers_on(shape: tuple[int, ...], image_kwargs: dict) -> l
         layer.scale = tuple(image_kwargs["scale"][lead:])
         layer.translate = (0.0,) * ndim
         layer.units = tuple(image_kwargs["units"][lead:])
-        moved.append(layer.name)
+        meta = layer.metadata.setdefault("atomdefect", {})
+        meta["image"] = image_kwargs["name"]
+        px = meta.get("pixel_size_nm")
+        if "class" in getattr(layer.features, "columns", ()) and "area_nm2" not in meta:
+            image = SimpleNamespace(data=SimpleNamespace(shape=shape),
+                                    scale=image_kwargs["scale"], units=image_kwargs["units"])
+            movie = ndim == 3 and len(shape) == 3
+            for key, value in _sites_from_area(image, layer.features["class"], px,
+                                               int(shape[0]) if movie else 1).items():
+                meta.setdefault(key, value)
+        moved[layer.name] = _other_calibration(layer.name, px, image_kwargs["name"], image_px)
     return moved

@@ -1,5 +1,7 @@
 """The plugin inside a real (headless, Xvfb) napari viewer: reader and sample data."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -197,6 +199,41 @@ def test_a_table_opened_before_its_uncalibrated_image_lands_on_its_columns(make_
     world = points.data_to_world(points.data[1])
     np.testing.assert_allclose(img.world_to_data(world), [150.5, 230.0])
     np.testing.assert_allclose(other.scale, [0.011, 0.011])  # does not fit: left as it was
+
+
+def test_a_table_opened_before_its_image_is_told_of_another_calibration(make_napari_viewer,
+                                                                         tmp_path):
+    """Trial, twenty-eighth session: a CSV measured at the lattice's 0.0090 nm/px, opened before
+    its image (0.0078 nm/px in the file), was moved onto the image's pixel grid without a word of
+    the 13 % between the table's nm columns and the scale bar (opened after its image, it is
+    said). It is said now, and the layer then belongs to that image: its area for Statistics."""
+    import pandas as pd
+
+    from napari_atomdefect.core.io.table import defects_table, write_csv_atomic
+
+    write_tiff(tmp_path / "scan.tif", np.zeros((274, 300), np.float32), 0.0078)
+    table = pd.DataFrame({"y_px": [20.0, 200.0], "x_px": [30.0, 160.0], "class": ["V_S", "O_S"],
+                          "confidence": [0.9, 1.0], "source": ["model", "model"]})
+    write_csv_atomic(defects_table(table, 0.0090, source="model"), tmp_path / "found.csv")
+    write_csv_atomic(defects_table(table, 0.0090), tmp_path / "truth.csv")  # (a reference)
+    viewer = make_napari_viewer()
+    [points] = viewer.open(str(tmp_path / "found.csv"), plugin="napari-atomdefect")
+    [truth] = viewer.open(str(tmp_path / "truth.csv"), plugin="napari-atomdefect")
+    assert "image" not in points.metadata["atomdefect"]
+    with pytest.warns(UserWarning, match=r"found was measured at 0\.00900 nm/px; scan is shown at "
+                                         r"0\.00780 nm/px \(-13%\)"):
+        [image] = viewer.open(str(tmp_path / "scan.tif"), plugin="napari-atomdefect")
+    np.testing.assert_allclose(points.scale, image.scale)
+    np.testing.assert_allclose(truth.scale, image.scale)  # ground truth lands on it too
+    meta = points.metadata["atomdefect"]
+    assert meta["image"] == "scan"
+    assert meta["area_nm2"] == pytest.approx(274 * 300 * 0.0090 ** 2)  # the table's calibration
+    write_tiff(tmp_path / "same.tif", np.zeros((274, 300), np.float32), 0.0090)
+    write_csv_atomic(defects_table(table, 0.0090, source="model"), tmp_path / "again.csv")
+    viewer.open(str(tmp_path / "again.csv"), plugin="napari-atomdefect")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same calibration: nothing to say
+        viewer.open(str(tmp_path / "same.tif"), plugin="napari-atomdefect")
 
 
 def test_review_and_statistics_stay_on_the_detections_when_a_reference_opens(
