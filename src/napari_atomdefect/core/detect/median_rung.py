@@ -111,21 +111,15 @@ def keep_host_rung(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
 
     Parameters
     ----------
-    chalcogen : mapping
-        The chalcogen columns' ``class``, ``confidence`` and ``p_<class>`` arrays.
-    levels : ndarray
-        Each column's level in chalcogen units (median column 1; NaN where unknown).
-    ladder : LadderReading
-        The image's ladder reading (its host level, spread and posterior).
+    chalcogen, levels, ladder
+        As for :func:`keep_median_rung` (the ladder's host level, spread and posterior).
     vacancy : str
         The single-vacancy class (``V_Se``).
 
     Returns
     -------
-    out : dict
-        A copy of ``chalcogen``, mended.
-    moved : tuple or None
-        ``(vacancy, n)``: how many columns were called host.
+    out, moved
+        As for :func:`keep_median_rung`; ``moved`` is ``(vacancy, n)``.
     """
     out = {k: np.array(v, copy=True) for k, v in chalcogen.items()}
     cls = out["class"].astype(object)
