@@ -81,6 +81,28 @@ def test_other_csv_is_not_claimed(tmp_path):
     assert get_reader(str(tmp_path / "other.csv")) is None
 
 
+def test_a_layer_saved_by_naparis_points_writer_reads_back(tmp_path):
+    """Trial, twenty-ninth session: File > Save Selected Layer(s) offers napari's own points
+    writer first; its CSV (``index, axis-0, axis-1`` and the features) was refused by the
+    reader and by ``atomdefect evaluate``. Its pixel coordinates and classes read back (a movie's
+    ``axis-0`` is its frame); other CSVs with axis columns but no class are not claimed."""
+    (tmp_path / "still.csv").write_text("index,axis-0,axis-1,class,confidence,source,track_id\n"
+                                        "0,10.0,20.5,V_S,0.9,model,-1\n1,200.0,30.0,O_S,0.6,manual,-1\n")
+    assert get_reader(str(tmp_path / "still.csv")) is not None
+    table = read_defects_csv(tmp_path / "still.csv")
+    np.testing.assert_allclose(table[["y_px", "x_px"]], [[10.0, 20.5], [200.0, 30.0]])
+    assert list(table["class"]) == ["V_S", "O_S"] and list(table["source"]) == ["model", "manual"]
+    np.testing.assert_allclose(table["confidence"], [0.9, 0.6])
+    assert table[["y_nm", "x_nm"]].isna().all().all()
+    (tmp_path / "movie.csv").write_text("index,axis-0,axis-1,axis-2,class,confidence,track_id\n"
+                                        "0,3.0,10.0,20.0,V_S,0.9,4\n1,4.0,11.0,21.0,V_S,0.8,4\n")
+    movie = read_defects_csv(tmp_path / "movie.csv")
+    assert list(movie["frame"]) == [3, 4] and list(movie["track_id"]) == [4, 4]
+    np.testing.assert_allclose(movie[["y_px", "x_px"]], [[10.0, 20.0], [11.0, 21.0]])
+    (tmp_path / "shapes.csv").write_text("index,axis-0,axis-1\n0,1.0,2.0\n")
+    assert get_reader(str(tmp_path / "shapes.csv")) is None
+
+
 def test_pixel_size_from_table_uses_coordinates_away_from_zero():
     from napari_atomdefect.core.io.table import pixel_size_from_table
 

@@ -37,7 +37,12 @@ def _header(path) -> list[str]:
 
 
 def _looks_like_defects(path) -> bool:
-    return {"y_px", "x_px", "class"} <= set(_header(path))
+    """A defect table: this plugin's columns, or a detections layer saved by napari's own points
+    writer (its pixel coordinates as ``axis-0``, ``axis-1`` beside a ``class`` feature)."""
+    from .core.io.table import is_napari_points_layout
+
+    header = _header(path)
+    return {"y_px", "x_px", "class"} <= set(header) or is_napari_points_layout(header)
 
 
 def read_defects_layer(path: str | list[str]) -> list[tuple]:

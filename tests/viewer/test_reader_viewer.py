@@ -236,6 +236,34 @@ def test_a_table_opened_before_its_image_is_told_of_another_calibration(make_nap
         viewer.open(str(tmp_path / "same.tif"), plugin="napari-atomdefect")
 
 
+def test_a_layer_saved_through_the_file_menu_opens_again_on_its_image(make_napari_viewer,
+                                                                        tmp_path):
+    """Trial, twenty-ninth session: the File menu's save of a detections layer with a .csv name
+    goes to napari's own points writer by default; that file now opens again on its image, the
+    classes and sources kept."""
+    import pandas as pd
+
+    from napari_atomdefect._layers import defect_layer_kwargs, defect_points_data
+    from napari_atomdefect.core.io.table import defects_table
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((300, 320), np.float32), scale=(0.01, 0.01), units=("nm", "nm"),
+                     name="scan")
+    table = defects_table(pd.DataFrame({"y_px": [10.0, 200.5], "x_px": [20.0, 250.0],
+                                        "class": ["V_S", "O_S"]}), 0.01, np.array([0.9, 0.7]),
+                          source="model")
+    found = viewer.add_points(defect_points_data(table), **defect_layer_kwargs(table, 0.01, "found"))
+    viewer.layers.selection = {found}
+    viewer.layers.save(str(tmp_path / "menu.csv"), selected=True)  # napari's own writer
+    assert "axis-0" in (tmp_path / "menu.csv").read_text().splitlines()[0]
+    [again] = viewer.open(str(tmp_path / "menu.csv"), plugin="napari-atomdefect")
+    np.testing.assert_allclose(again.data, found.data)
+    np.testing.assert_allclose(again.scale, found.scale)
+    assert list(again.features["class"]) == ["V_S", "O_S"]
+    np.testing.assert_allclose(again.features["confidence"], [0.9, 0.7])
+    assert again.metadata["atomdefect"]["kind"] == "detections"
+
+
 def test_review_and_statistics_stay_on_the_detections_when_a_reference_opens(
         make_napari_viewer, tmp_path):
     """Opening ground-truth labels next to detections leaves Review and Statistics on the

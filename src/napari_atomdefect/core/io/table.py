@@ -6,6 +6,7 @@ import os
 import re
 import tempfile
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -356,7 +357,9 @@ def _run_context(table: pd.DataFrame, name: str) -> dict:
 def read_defects_csv(path: str | Path) -> pd.DataFrame:
     """Read a defect CSV: ``atomdefect detect`` output, the napari writer's, or a dev-set
     ``labels.csv`` (only ``y_px, x_px, class`` are required; any column order; UTF-8 with or
-    without a byte-order mark).
+    without a byte-order mark). A detections layer saved by napari's own points writer
+    (:data:`NAPARI_POINTS_AXES`: the layer's pixel coordinates, its features beside them) is
+    read too, without nm columns or run.
 
     Classes that are not one of :data:`~..materials.columns.ALL_CLASS_NAMES` (the defect classes
     of every material) are kept as they are, with one warning naming them.
@@ -399,6 +402,7 @@ def read_defects_csv(path: str | Path) -> pd.DataFrame:
         raise TableError(f"{name}: its rows have more fields than the header has columns; "
                          "check the separator and the header line.")
     table.columns = [str(c).strip() for c in table.columns]
+    table = _from_napari_points_layout(table)
     missing = [c for c in ("y_px", "x_px", "class") if c not in table.columns]
     if missing:
         raise TableError(f"{name} is not a defect table: it lacks the column(s) "
@@ -429,6 +433,37 @@ def read_defects_csv(path: str | Path) -> pd.DataFrame:
         if not said.empty:
             out.attrs["calibration"] = str(said.iloc[0])
     return out
+
+
+#: Coordinate columns of napari's own points CSV writer (``File > Save Selected Layer(s)`` with
+#: its "points" format, listed first in the dialog): ``index``, then the layer's data
+#: coordinates (pixels for this plugin's layers; a movie's first axis is its frame), then the
+#: features.
+NAPARI_POINTS_AXES = ("axis-0", "axis-1", "axis-2")
+
+
+def is_napari_points_layout(columns: Iterable[str]) -> bool:
+    """Whether a CSV with ``columns`` is napari's own points table of a defect layer (its pixel
+    coordinates under :data:`NAPARI_POINTS_AXES`, a ``class`` feature, no ``y_px``)."""
+    names = {str(c).strip() for c in columns}
+    return {"axis-0", "axis-1", "class"} <= names and "y_px" not in names
+
+
+def _from_napari_points_layout(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with napari's points layout renamed to this plugin's columns: ``axis-0``,
+    ``axis-1`` are ``y_px``, ``x_px`` (with ``axis-2``: ``frame``, ``y_px``, ``x_px``); its
+    ``index`` column dropped. Other tables are returned as they are."""
+    if not is_napari_points_layout(table.columns):
+        return table
+    axes = [a for a in NAPARI_POINTS_AXES if a in table.columns]
+    names = ["frame", "y_px", "x_px"] if len(axes) == 3 else ["y_px", "x_px"]
+    table = table.drop(columns=[c for c in ("index", *names) if c in table.columns])
+    table = table.rename(columns=dict(zip(axes, names, strict=True)))
+    if "frame" in table.columns:  # (written as floats: "3.0")
+        values = pd.to_numeric(table["frame"], errors="coerce")
+        table["frame"] = [str(int(v)) if v == v and v == round(v) else str(t)
+                          for v, t in zip(values, table["frame"], strict=True)]
+    return table
 
 
 def _integer_columns(out: pd.DataFrame, table: pd.DataFrame, name: str) -> pd.DataFrame:
