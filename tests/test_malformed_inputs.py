@@ -729,6 +729,13 @@ def test_api_arguments_said_in_one_sentence():
 
     with pytest.raises(AtomDefectError, match=r"must be \(row0, row1, col0, col1\)"):
         check_region((0, 10, 0), (64, 64))
+    # (trial, twenty-ninth session: the README's rectangle on a smaller image "held 0 pixels")
+    with pytest.raises(AtomDefectError, match=r"lies outside the image \(512 x 512 px: rows "
+                                              r"0:512, columns 0:512\)"):
+        check_region((0, 1024, 512, 1024), (512, 512))
+    with pytest.raises(AtomDefectError, match="is empty"):
+        check_region((40, 10, 0, 64), (64, 64))
+    assert check_region((-5, 40, 0, 80), (64, 64)).sum() == 40 * 64  # clipped to the image
     with pytest.raises(AtomDefectError, match="needs the image's lattice"):
         tile_cells(np.zeros((64, 64)), None)
 

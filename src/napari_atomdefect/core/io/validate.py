@@ -76,6 +76,13 @@ def check_region(region: object, shape: tuple[int, ...]) -> np.ndarray:
     if isinstance(region, (tuple, list)) and len(region) == 4 and all(
             isinstance(v, numbers.Real) for v in region):
         r0, r1, c0, c1 = (int(round(float(v))) for v in region)
+        h, w = shape
+        if r1 <= r0 or c1 <= c0:
+            raise AtomDefectError(f"The region (rows {r0}:{r1}, columns {c0}:{c1}) is empty: it "
+                                  "is (row0, row1, col0, col1) with row0 < row1 and col0 < col1.")
+        if r0 >= h or c0 >= w or r1 <= 0 or c1 <= 0:
+            raise AtomDefectError(f"The region (rows {r0}:{r1}, columns {c0}:{c1}) lies outside "
+                                  f"the image ({h} x {w} px: rows 0:{h}, columns 0:{w}).")
         mask = np.zeros(shape, bool)
         mask[max(r0, 0):max(r1, 0), max(c0, 0):max(c1, 0)] = True
     else:
