@@ -201,6 +201,20 @@ def test_a_layer_read_mostly_as_the_partner_chalcogen_is_sent_to_the_partner_hos
                    for m in result["fit_messages"]), result["fit_messages"]
 
 
+def test_vacancy_calls_crowded_along_the_first_scan_lines_are_said(shared_data):
+    """Trial, twenty-ninth session: image 12 analysed as WS2 with Se has most of its vacancy
+    calls in the top fifth of the field (the scan's first lines), and nothing said so; it is
+    said now, and not on the other partly converted images, whose calls spread."""
+    model_with("WS2", "Se")
+    for path in real_images(shared_data, "Partially_converted"):
+        result, _ = analysed(str(path), "WS2", "Se")
+        said = [m for m in result["fit_messages"] if "vacancy calls lie along the" in m]
+        if "HAADF__12" in path.name:
+            assert said and "top edge" in said[0], result["fit_messages"]
+        else:
+            assert not said, said
+
+
 def test_a_vacuum_hole_leaves_the_lattice_and_its_calibration_alone(shared_data):
     """A real image with a hole cut into it (vacuum: dark noise in a disc 0.3 of the field
     across). The hole's edge puts side lobes around every spot of the spectrum; a weak hexagon

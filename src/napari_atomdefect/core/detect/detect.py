@@ -55,7 +55,7 @@ from .decision import (
     run_classes,
     site_decisions,
 )
-from .edge import edge_adjusted
+from .edge import crowded_edge_message, edge_adjusted
 from .image_fit import (
     ModelFitWarning,
     assess_fit,
@@ -397,6 +397,10 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
                                        else None)
     if flagged:
         warnings.warn(flagged, ModelFitWarning, stacklevel=2)
+    # Vacancy calls crowded along one edge: a distorted stretch of the scan, likelier than damage.
+    crowded = crowded_edge_message(sites, arr.shape, lattice.a_px)
+    if crowded:
+        warnings.warn(crowded, ModelFitWarning, stacklevel=2)
     # Chalcogen sites called substituted by a chosen alloying chalcogen (not pristine, not flagged).
     substituted = ((sites.sublattice == "chalcogen") & (sites["class"] != "chalcogen")
                    & ~flaggable).to_numpy()
@@ -453,7 +457,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         warnings.warn(overlap, ModelFitWarning, stacklevel=2)
     grain_fit = [m for f in fits[1:] for m in f.messages if m not in fit.messages]
     fit_messages = list(dict.fromkeys(fit.messages + grain_fit)) + [
-        m for m in (flagged, uniform, majority, strained, overlap) if m]
+        m for m in (flagged, crowded, uniform, majority, strained, overlap) if m]
     class_messages = [run.message] if run.message else []
     if run.message and any(m.startswith("The model was trained for") for m in fit_messages):
         # One sentence for one fact: the longer one also says how the classes are named.
