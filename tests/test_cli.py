@@ -89,9 +89,12 @@ def test_errors_exit_2_with_message(tmp_path, capsys):
     assert "Unknown material" in capsys.readouterr().err
 
 
-def test_demo_writes_results(tmp_path):
+def test_demo_writes_results(tmp_path, capsys):
     out = tmp_path / "res"
     assert main(["demo", "--out", str(out)]) == 0
+    said = capsys.readouterr().out  # (trial: the closing line left the sample's files out)
+    assert "(sample.tif, sample_truth.csv, defects.csv, defects.png" in said
+    assert "V_S circles, V_S2 squares" in said  # the picture's legend
     for name in ("sample.tif", "sample_truth.csv", "lattice.json", "sites.csv", "cells.npz",
                  "lattice.png", "cells.png", "defects.csv", "defects.png"):
         assert (out / name).stat().st_size > 0
@@ -395,3 +398,20 @@ def test_demo_on_a_bad_image_leaves_no_folder(tmp_path, capsys):
     bad.write_bytes(b"garbage" * 10)
     assert main(["demo", str(bad), "--out", str(tmp_path / "dd")]) == 2
     assert not (tmp_path / "dd").exists()
+
+
+def test_the_quick_look_draws_each_class_in_its_symbol():
+    """defects.png drew every class as a circle (a trial): a class is drawn in its layer's
+    colour and symbol, a square where a vacancy's circle would be round."""
+    from napari_atomdefect.core.io.preview import legend_text, overlay
+
+    image = np.zeros((40, 40))
+    disc = overlay(image, {"V_S": [[20.0, 20.0]]}, radius=8)
+    square = overlay(image, {"V_S2": [[20.0, 20.0]]}, radius=8)
+    drawn = lambda rgb: np.argwhere(rgb.sum(axis=2) > 0)  # noqa: E731
+    square_sides = np.abs(drawn(square) - 20).max(axis=1)  # (Chebyshev distance from the centre)
+    disc_sides = np.abs(drawn(disc) - 20).max(axis=1)
+    assert np.ptp(square_sides) <= 1 and np.ptp(disc_sides) >= 2  # flat sides, round outline
+    assert tuple(square[drawn(square)[0][0], drawn(square)[0][1]]) == (255, 32, 32)  # V_S2 red
+    assert legend_text(["V_S", "O_S", "Se2_S2"]) == ("V_S circles, O_S downward triangles, "
+                                                     "Se2_S2 stars")

@@ -291,7 +291,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     from .core.cells.tiles import tile_cells
     from .core.io.image import write_tiff
-    from .core.io.preview import overlay, to_display
+    from .core.io.preview import legend_text, overlay, to_display
     from .core.io.table import defects_table, sites_table, with_run_columns, write_csv_atomic
     from .core.lattice.lattice import find_lattice
     from .core.simulate.image import simulate_image
@@ -344,14 +344,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     imsave(out / "defects.png", overlay(data, {
         c: table[table["class"] == c][["y_px", "x_px"]].to_numpy() for c in counts},
         radius=6, zoom=2), check_contrast=False)
+    if counts:
+        print(f"defects.png: {legend_text(sorted(counts))}, in the colours of the napari layer.")
     if not args.image:
         from .core.detect.evaluate import score
 
         s = score(table, sim.defects, 0.08 / sim.pixel_size_nm)
         print("Against the sample's ground truth (F1, matching radius 0.08 nm): "
               + ", ".join(f"{c} {s.loc[c, 'f1']:.2f}" for c in s.index))
-    print(f"Results in {out}/ (defects.csv, defects.png, lattice.json, sites.csv, cells.npz, "
-          "lattice.png, cells.png)")
+    sample = "" if args.image else "sample.tif, sample_truth.csv, "
+    print(f"Results in {out}/ ({sample}defects.csv, defects.png, lattice.json, sites.csv, "
+          "cells.npz, lattice.png, cells.png)")
     return 0
 
 
