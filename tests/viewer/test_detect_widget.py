@@ -90,6 +90,10 @@ def test_model_view_layer(viewer_with_sample, qtbot):
     inner = (slice(40, -40), slice(40, -40))
     corr = np.corrcoef(np.asarray(view.data)[inner].ravel(), image.data[inner].ravel())[0, 1]
     assert corr > 0.5  # the translated cells keep the columns where they are
+    # just above its image, under every marker layer (on top, the opaque view hid them: a trial)
+    order = list(viewer.layers)
+    assert order.index(view) == order.index(image) + 1
+    assert all(order.index(la) > order.index(view) for la in order if la._type_string == "points")
     # The model's view is derived data: neither the Detect nor the Fine-tune widget offers it as
     # an image to analyse, so choosing the next step never lands on it by default.
     from napari_atomdefect.widgets.finetune import FinetuneWidget
@@ -331,3 +335,11 @@ def test_a_distorted_lattice_is_said_beside_the_result(make_napari_viewer, qtbot
     wait_idle(qtbot, widget)
     assert "The lattice is distorted: its three spacings differ by" in widget.status.text()
     assert "defects" in widget.status.text() or "calls" in widget.status.text()
+
+
+def test_the_review_dock_shows_the_movie_row_only_for_a_movie(make_napari_viewer):
+    """A trial saw *Seen in at least 1 frame* (a movie's filter) in a Review dock with no layer."""
+    from napari_atomdefect.widgets.review import ReviewWidget
+
+    review = ReviewWidget(make_napari_viewer())
+    assert not review.min_frames.isVisibleTo(review)

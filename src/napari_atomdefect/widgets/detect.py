@@ -808,10 +808,15 @@ class DetectWidget(QWidget):
             self._adopt_lattice_calibration(layer, [result["lattice"]])
             self._show_choice(layer, result["lattice"])
             self._notify(result.get("warnings", []))
-            self.viewer.add_image(
+            view = self.viewer.add_image(
                 result["image"], name=f"{layer.name} model's view ({result['model']})",
                 **image_frame(layer), colormap="gray",
                 metadata={"atomdefect": {"kind": "model_view", "image": layer.name}})
+            # just above its image, under the sites and detections (an opaque image on top hid
+            # every marker: a trial)
+            layers = self.viewer.layers
+            if layer in layers:
+                layers.move(layers.index(view), layers.index(layer) + 1)
             self.status.setText("Model's view added: the image as the detector's training "
                                 "domain sees it (cell by cell, real → simulated).")
             self.progress.setValue(100)

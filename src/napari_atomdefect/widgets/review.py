@@ -351,6 +351,9 @@ class ReviewWidget(QWidget):
         form.addRow("Hide below", thr)
         form.addRow("Seen in at least", self.min_frames)
         self._min_frames_row = (form.labelForField(self.min_frames), self.min_frames)
+        for w in self._min_frames_row:  # (a movie's row: shown once a movie's layer is chosen)
+            if w is not None:
+                w.setVisible(False)
         row1 = QHBoxLayout()
         row1.addWidget(self.add_button)
         row1.addWidget(self.set_button)
