@@ -510,8 +510,9 @@ def test_a_partner_majority_is_named_with_the_host_to_analyse_it_as():
     assert partner_majority_message(0.5, "WSe2") is None  # a near-equal alloy is either host's
     assert partner_majority_message(0.55, "WS2") is None
     both = partner_majority_message(0.6, "WS2")
-    assert both.startswith("60 % of the chalcogen atoms read as Se: the layer is either host's "
-                           "alloy — analyse it as WSe2 with S as well and compare the two.")
+    assert both.startswith("60 % of the chalcogen atoms read as Se: near an equal alloy, the "
+                           "layer may be called WS2 or WSe2 — analyse it as WSe2 with S as well "
+                           "and compare the two.")
     assert "a column left with one Se atom has no class" in both
 
 

@@ -833,8 +833,8 @@ def partner_majority_message(share: float, material: str | Material,
     if share > PARTNER_HOST_SHARE:
         return (f"{read}: the layer is {other.name} alloyed with {subs} — analyse it as "
                 f"{other.name} with {subs}. {missed}")
-    return (f"{read}: the layer is either host's alloy — analyse it as {other.name} with "
-            f"{subs} as well and compare the two. {missed}")
+    return (f"{read}: near an equal alloy, the layer may be called {mat.name} or {other.name} "
+            f"— analyse it as {other.name} with {subs} as well and compare the two. {missed}")
 
 
 #: Share of the chalcogen columns on point-defect rungs (vacancies, substituents not chosen) at
