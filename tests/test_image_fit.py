@@ -395,8 +395,22 @@ def test_detect_says_te_when_only_s_was_chosen():
         warnings.simplefilter("always")
         result = detect(sim.image, 0.012, "MoSe2", substituents="S")
     text = " ".join(result.attrs["messages"])
-    assert "add Te to the substituents (S, Te)" in text, text
-    assert any("add Te to the substituents" in str(w.message) for w in caught)
+    # (a layer the Te reading finds no S in is told to choose Te in place of S: a trial's user
+    # told to add Te kept S and a Te-rich layer read as an ordered S layer, silently)
+    assert "choose Te as the substituents, in place of S" in text, text
+    assert any("choose Te as the substituents" in str(w.message) for w in caught)
+    # with S in the layer too, Te is added to S
+    rng = np.random.default_rng(4)
+    both = simulate_image("MoSe2", 320, 0.012, MicroscopeParams.random(rng, "MoSe2",
+                                                                        dose_e_per_A2=5e5),
+                          seed=4, substituents="S,Te",
+                          defect_fractions={"Te_Se": 0.18, "Te2_Se2": 0.01, "S_Se": 0.25,
+                                            "S2_Se2": 0.03})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = detect(both.image, 0.012, "MoSe2", substituents="S")
+    said = " ".join(result.attrs["messages"])
+    assert "add Te to the substituents (S, Te)" in said, said
 
 
 def test_swapped_sublattices_name_the_material():
@@ -514,6 +528,24 @@ def test_a_partner_majority_is_named_with_the_host_to_analyse_it_as():
                            "layer may be called WS2 or WSe2 — analyse it as WSe2 with S as well "
                            "and compare the two.")
     assert "a column left with one Se atom has no class" in both
+
+
+def test_a_te_rich_selenide_read_with_s_only_is_told_to_add_te():
+    """Trial, twenty-ninth session: a WSe2 + 45 % Te layer has a Te column as its median, so
+    the check that a heavier substituent puts the median back on the host rung never fired; read
+    with S only, one image said nothing at all. Where the ladder's levels are far likelier with
+    Te (log evidence), it is named; an S/Se alloy is not told to add Te."""
+    sim, _ = _random_alloy("WSe2", "Te", 0.45, microscope_seed=1, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        told = detect(sim.image, pixel_size_nm=0.012, material="WSe2", substituents="S")
+    said = " ".join(told.attrs["fit_messages"])
+    assert "choose Te as the substituents, in place of S" in said, said
+    sim, _ = _random_alloy("WSe2", "S", 0.35, microscope_seed=1, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alloy = detect(sim.image, pixel_size_nm=0.012, material="WSe2", substituents="S")
+    assert not any("Te" in m for m in alloy.attrs["fit_messages"]), alloy.attrs["fit_messages"]
 
 
 def test_a_te_alloy_analysed_as_the_sulfide_is_sent_to_the_selenide_with_te():

@@ -98,7 +98,7 @@ def test_a_movie_says_it_once_with_the_calls_of_every_frame():
     table = result["defects"]
     n_pair = int(table["class"].isin(["V_S", "O_S"]).sum())
     said = [m for m in result["fit_messages"] if "told apart reliably" in m]
-    assert len(said) == 1 and "at these frames' metal/chalcogen contrast" in said[0]
+    assert len(said) == 1 and "at these frames' metal/S2 contrast" in said[0]
     assert f"their sum ({n_pair}) is not" in said[0]
     assert ["V_S", "O_S"] in table.attrs["class_overlaps"]
 

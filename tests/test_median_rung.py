@@ -99,3 +99,31 @@ def test_single_vacancy_calls_as_bright_as_the_host_return_to_the_host():
     unsure = LadderReading(median_class="Te_Se", host_level=host,
                            posterior={"chalcogen": 0.3, "Te_Se": 0.7}, sigma=0.02)
     assert keep_host_rung(cols, levels, unsure, "V_Se")[1] is None
+
+
+def test_light_substituent_calls_as_bright_as_the_host_return_to_the_host():
+    """Trial, twenty-ninth session: the same WSe2 + 47 % Te alloy analysed with S and Te had its
+    Se2 columns called S_Se (one Se beside an S: 0.55–0.75 of a host column at every
+    microscope), which also kept the Te2_Se2 columns from their split (the host count was
+    wrong): such calls on the host rung are called host too, said as two atoms' column."""
+    from napari_atomdefect.core.detect.median_rung import host_rung_message, keep_host_rung
+
+    rng = np.random.default_rng(2)
+    n_on, n_te = 40, 120
+    cls = np.array(["S_Se"] * n_on + ["Te_Se"] * n_te, object)
+    n = len(cls)
+    p = {"p_chalcogen": np.full(n, 0.05), "p_S_Se": np.zeros(n), "p_Te_Se": np.zeros(n)}
+    p["p_S_Se"][:n_on], p["p_chalcogen"][:n_on] = 0.6, 0.4
+    p["p_Te_Se"][n_on:] = 0.95
+    host = 0.64
+    levels = np.concatenate([host * rng.normal(1.0, 0.02, n_on), np.full(n_te, 1.0)])
+    cols = {"class": cls, "confidence": np.full(n, 0.6), **p}
+    reading = LadderReading(median_class="Te_Se", host_level=host,
+                            posterior={"chalcogen": 0.0, "Te_Se": 1.0}, sigma=0.02)
+    out, moved = keep_host_rung(cols, levels, reading, "S_Se")
+    assert moved == ("S_Se", n_on) and (out["class"][:n_on] == "chalcogen").all()
+    assert "brighter than one Se atom beside one S can be" in host_rung_message(moved)
+    # S + Se columns where the physics puts them (0.64 of the host) keep their call
+    low = {k: np.array(v, copy=True) for k, v in cols.items()}
+    assert keep_host_rung(low, np.concatenate([np.full(n_on, 0.64 * host), np.full(n_te, 1.0)]),
+                          reading, "S_Se")[1] is None

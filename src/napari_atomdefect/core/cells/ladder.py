@@ -167,6 +167,9 @@ class LadderReading:
         and substituents the user did not choose): a reading that needs many is strained.
     shares : dict
         Share of the chalcogen columns on each rung (by class name) under the best reading.
+    evidence : float
+        Log evidence of the levels under every reading together (priors included): readings of
+        one image with different substituents compare by it.
     """
 
     median_class: str = "chalcogen"
@@ -177,6 +180,7 @@ class LadderReading:
     host_levels: dict[str, float] = field(default_factory=dict)
     point_share: float = 0.0
     shares: dict[str, float] = field(default_factory=dict)
+    evidence: float = float("nan")
 
     @property
     def confidence(self) -> float:
@@ -495,7 +499,8 @@ def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str 
     return LadderReading(median_class=best.median_class, host_level=best.host_level,
                          posterior=posterior, sigma=best.sigma, ordered=best.ordered,
                          host_levels=host_levels, point_share=best.point_share,
-                         shares=dict(zip(names, best.shares, strict=True)))
+                         shares=dict(zip(names, best.shares, strict=True)),
+                         evidence=float(top + np.log(norm)))
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ from .image_fit import (
     counts_as_flagged,
     flagged_fraction_message,
     heavier_substituent_reading,
+    heavier_suggestion,
     other_host_reading,
     partner_host_substituents,
     partner_majority_message,
@@ -195,11 +196,13 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     # A heavier substituent not chosen that reads the median column as the host's: the host
     # columns are then the median ones, not where the chosen substituents' reading puts them.
     heavier = heavier_substituent_reading(prepared, lattice, mat, tuple(run.substituents), ladder)
+    suggested = (heavier_suggestion(prepared, lattice, mat, tuple(run.substituents), heavier)
+                 if heavier else None)
     fit = assess_fit(prepared.flat, lattice, mat, model_material=card.get("material") or mat.name,
                      smoothed=prepared.smoothed, substituents=tuple(run.substituents),
                      host_level=(1.0 if ladder.median_class == "chalcogen" or heavier
                                  else ladder.host_level),
-                     heavier_explains=heavier)
+                     heavier_explains=heavier, suggested_substituents=suggested)
     fit = dataclasses.replace(fit, partner_substituents=partner_host_substituents(
         prepared, lattice, mat, ladder))
     if not fit.fits:  # before the long part: a script learns it at once, the widget shows it
@@ -264,15 +267,22 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     c_rows = np.concatenate(chalc_rows) if chalc_rows else np.zeros(0, int)
     tile_levels = np.where(c_rows >= 0, chalc_levels[np.maximum(c_rows, 0)], np.nan) if len(
         chalc_levels) else np.full(len(c_rows), np.nan)
-    chalcogen, _ = split_heavy_rungs(chalcogen, tile_levels, mat, tuple(run.substituents), op)
-    chalcogen, _ = split_vacancy_rung(chalcogen, tile_levels, mat, tuple(run.substituents), op)
     # Each chalcogen column's level in chalcogen units (the median column 1; a column of the
     # sites table too).
     column_levels = tile_levels / max(levels.chalcogen - levels.background, 1e-12)
+    # Calls of the classes below the host column (the single vacancy, the light substituent) on
+    # the host's rung are host columns the detector misread past its training: lifted first, so
+    # that the heavy rungs' split counts the host columns it has (a WSe2 + 47 % Te layer with S
+    # chosen had its Se2 columns called S_Se, and its Te2_Se2 stayed Te_Se).
+    lifted = []
+    for below in (f"V_{mat.chalcogen}", f"{mat.light_substituent}_{mat.chalcogen}"):
+        chalcogen, moved_up = keep_host_rung(chalcogen, column_levels, ladder, below)
+        lifted.append(moved_up)
+    chalcogen, _ = split_heavy_rungs(chalcogen, tile_levels, mat, tuple(run.substituents), op)
+    chalcogen, _ = split_vacancy_rung(chalcogen, tile_levels, mat, tuple(run.substituents), op)
     chalcogen, moved = keep_median_rung(chalcogen, column_levels, ladder)
     overruled = median_rung_message(moved, ladder, fit.measurements.metal_to_chalcogen)
-    chalcogen, lifted = keep_host_rung(chalcogen, column_levels, ladder, f"V_{mat.chalcogen}")
-    for said in (overruled, host_rung_message(lifted)):
+    for said in (overruled, *(host_rung_message(m) for m in lifted)):
         if said:
             warnings.warn(said, ModelFitWarning, stacklevel=3)
             fit.messages.append(said)

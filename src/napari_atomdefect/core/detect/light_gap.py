@@ -108,8 +108,10 @@ class LightGap:
         above = (f"no brighter than {v}" if self.gap < 0.005 else
                  f"as little as {self.gap:.2f} of a column above {v} "
                  f"({self.separation:.1f} noise widths)")
-        return (f"{v} and {light} cannot be told apart reliably at {where} metal/chalcogen "
-                f"contrast ({self.contrast:.2f}) and noise: microscopes of that contrast put "
+        host = f"{v.split('_')[-1]}2"  # (the host column: in an alloy not the median one)
+        return (f"{v} and {light} cannot be told apart reliably at {where} metal/{host} "
+                f"contrast ({self.contrast:.2f}: a metal column over a pristine {host} column) "
+                "and noise: microscopes of that contrast put "
                 f"{light} {above}, so their split is uncertain while their sum ({n_calls}) is "
                 "not.")
 

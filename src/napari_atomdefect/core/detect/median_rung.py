@@ -16,7 +16,9 @@ their two probabilities shared in the ladder's proportion. Columns off the rung 
 
 :func:`keep_host_rung` does the same for single-vacancy calls on the host column's rung when the
 median column is not the host's (an alloy past the detector's contrasts): where most of them
-read as bright as two atoms (:data:`ABOVE_ANY_SINGLE`), they are called host.
+read as bright as two atoms (:data:`ABOVE_ANY_SINGLE`), they are called host. The light
+substituent's column (one host atom beside an S in a selenide, an O in a sulfide: 0.55–0.75 of
+the host column at every microscope measured) is treated the same way.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..cells.ladder import LadderReading
+from ..materials.columns import lookup_class
 
 #: Least posterior of the host reading for the ladder to overrule the detector.
 MIN_POSTERIOR = 0.9
@@ -114,7 +117,8 @@ def keep_host_rung(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
     chalcogen, levels, ladder
         As for :func:`keep_median_rung` (the ladder's host level, spread and posterior).
     vacancy : str
-        The single-vacancy class (``V_Se``).
+        The class below the host column whose calls are checked: the single vacancy (``V_Se``)
+        or the light substituent's (``S_Se``).
 
     Returns
     -------
@@ -155,8 +159,11 @@ def host_rung_message(moved: tuple[str, int] | None) -> str | None:
     if moved is None:
         return None
     name, n = moved
+    column = lookup_class(name)
+    what = ("one atom" if column is None or column.kind == "V_X"
+            else f"one {column.atoms[0]} atom beside one {column.substituent}")
     return (f"{n} chalcogen columns the detector called {name} are as bright as the host "
-            f"column, brighter than one atom can be, and are called host (the detector is "
+            f"column, brighter than {what} can be, and are called host (the detector is "
             "outside its training at this image's contrast).")
 
 
