@@ -540,9 +540,9 @@ def find_lattice(
         heavier = HEAVIER_SUBSTITUENT.get(mat.chalcogen)
         chosen = () if substituents is None else parse_substituents(substituents, mat)
         if w_m >= w_x and heavier in chosen:  # what a layer rich in the chosen atom shows
-            messages.append(f"The chalcogen columns outshine the {mat.metal} columns here, as in "
-                            f"a {heavier}-rich {mat.name} alloy: the uniform sublattice is taken "
-                            f"for the {mat.metal}.")
+            messages.append(f"The chalcogen columns outshine the {mat.metal} columns here, as "
+                            f"they can in a {mat.name} alloy with {heavier}: the uniform "
+                            f"sublattice is taken for the {mat.metal}.")
         else:
             messages.append(f"The {'brighter' if w_m >= w_x else 'dimmer'} sublattice varies "
                             f"from column to column and the other does not: it is taken for the "
