@@ -674,6 +674,11 @@ def test_a_new_run_neither_takes_the_place_of_corrections_nor_is_saved_over_them
                               **defect_layer_kwargs(table, 0.012, "det [2]", a_px=26.3))
     assert review.layer() is layer
     assert "stays on det" in review.info.text() and "3 corrections" in review.info.text()
+    # A layer that is no detections (a fine-tuning region) says nothing of new detections (a
+    # trial saw "New detections in fine-tune region").
+    review.info.setText("")
+    viewer.add_shapes([[[0, 0], [0, 40], [40, 40]]], shape_type="polygon", name="fine-tune region")
+    assert "New detections" not in review.info.text() and review.layer() is layer
     # Chosen by hand and saved over the corrected file: the corrections are kept beside it.
     warned = []
     monkeypatch.setattr(notifications, "show_warning", warned.append)

@@ -150,8 +150,11 @@ def follow_layers(viewer, combo, accept: Callable, on_change: Callable | None = 
             # followed to (a run's detections, not a reference table opened after them).
             followed = [la for la in viewer.layers if accept(la) and follow_new(la)]
             added = followed[-1] if followed else None
-        follows = follow_new(added) if callable(follow_new) else follow_new
-        if added is not None and accept(added) and follows:
+        # (a layer the combo does not list is never asked about: the Review dock's test says
+        # why it stays, and a fine-tuning region is no detections to stay away from)
+        accepted = added is not None and accept(added)
+        follows = accepted and (follow_new(added) if callable(follow_new) else follow_new)
+        if follows:
             k = combo.findText(added.name)
             if k >= 0:
                 combo.blockSignals(True)
