@@ -90,3 +90,15 @@ def test_a_handful_of_substitutions_beside_many_vacancies_suggest_leaving_the_su
     assert none.endswith("With no S2_Se2 call the layer may hold no S: if so, leave S out of "
                          "the substituents and the V_Se calls stand on their own.")
     assert "17 of 17 V_Se calls are" in none and "0 S2_Se2" not in none
+
+
+def test_a_fine_tuned_models_overlap_does_not_ask_to_fine_tune_as_if_new():
+    """Trial, twenty-ninth session: detecting with the model just fine-tuned still ended with
+    "correcting a few of them and fine-tuning on those cells splits them for your microscope"."""
+    from napari_atomdefect.core.detect.overlap import ClassOverlap
+
+    pair = ClassOverlap(("V_Se", "S_Se"), (10, 12), (20, 25))
+    assert "fine-tuning on those cells splits them" in pair.message()
+    tuned = pair.message(fine_tuned=True)
+    assert "this model is fine-tuned already: correct more of them (both classes)" in tuned
+    assert "splits them for your microscope" not in tuned

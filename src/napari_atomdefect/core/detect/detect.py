@@ -441,7 +441,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         warnings.warn(strained, ModelFitWarning, stacklevel=2)
     # Two defect classes this image's calls cannot tell apart (their sum is what to trust).
     overlaps = class_overlaps(sites)
-    overlap = overlap_message(overlaps)
+    overlap = overlap_message(overlaps, fine_tuned=not info.bundled)
     # The single vacancy and the light substituent, at a contrast whose microscopes may put
     # them within the noise of each other: said even where the detector's calls look sure.
     # (the contrast over the host column: the median one is a substituted column in an alloy)
@@ -500,7 +500,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     sites.attrs.update({"classes": run.classes, "substituents": run.substituents})
     yield {"done": True, "defects": table, "sites": sites, "lattice": lattice,
            "lattices": lattices, "levels": levels, "ladder": ladder,
-           "model": info.name, "device": dev_text, "fit": fit, "fit_messages": fit_messages,
+           "model": info.name, "fine_tuned": not info.bundled, "device": dev_text, "fit": fit,
+           "fit_messages": fit_messages,
            "classes": run.classes, "substituents": run.substituents}
 
 

@@ -397,7 +397,7 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
     for entry, d in zip(per_frame, drift, strict=True):
         entry["drift_px"] = d.tolist()
     overlaps = class_overlaps(pd.concat(site_tables, ignore_index=True))
-    overlap = overlap_message(overlaps, "these frames")
+    overlap = overlap_message(overlaps, "these frames", fine_tuned=bool(result.get("fine_tuned")))
     pairs = [list(o.classes) for o in overlaps]
     if gap_said and not any(set(p) == set(gap_said["classes"]) for p in pairs):
         # (the first frame that said it, with the calls of every frame, as Statistics counts)

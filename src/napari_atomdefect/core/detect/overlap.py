@@ -63,15 +63,19 @@ class ClassOverlap:
         """Calls of either class."""
         return int(sum(self.called))
 
-    def message(self, where: str = "this image") -> str:
-        """One sentence for the user (``where``: what the calls were made in)."""
+    def message(self, where: str = "this image", fine_tuned: bool = False) -> str:
+        """One sentence for the user (``where``: what the calls were made in; ``fine_tuned``:
+        the calls are a fine-tuned model's, whose user is not told to fine-tune as if new)."""
         a, b = self.classes
         parts = [f"{u} of {n} {c}"
                  for c, u, n in zip(self.classes, self.uncertain, self.called, strict=True) if n]
+        advice = ("this model is fine-tuned already: correct more of them (both classes) and "
+                  "fine-tune it again on those cells" if fine_tuned else
+                  "correcting a few of them and fine-tuning on those cells splits them for your "
+                  "microscope")
         text = (f"{a} and {b} overlap in {where}: {' and '.join(parts)} calls are nearly as "
                 f"likely the other class, so their split is uncertain while their sum "
-                f"({self.n_union}) is not; correcting a few of them and fine-tuning on those "
-                "cells splits them for your microscope.")
+                f"({self.n_union}) is not; {advice}.")
         return text + self._few_substitutions_note()
 
     def _few_substitutions_note(self) -> str:
@@ -140,10 +144,11 @@ def class_overlaps(sites: pd.DataFrame) -> list[ClassOverlap]:
     return out
 
 
-def overlap_message(overlaps: list[ClassOverlap], where: str = "this image") -> str | None:
+def overlap_message(overlaps: list[ClassOverlap], where: str = "this image",
+                    fine_tuned: bool = False) -> str | None:
     """:meth:`ClassOverlap.message` of each pair of ``overlaps`` (:func:`class_overlaps`; one
     sentence each, joined), or ``None``."""
-    return " ".join(o.message(where) for o in overlaps) or None
+    return " ".join(o.message(where, fine_tuned) for o in overlaps) or None
 
 
 __all__ = ["ClassOverlap", "class_overlaps", "overlap_message"]
