@@ -243,6 +243,25 @@ def test_a_kept_detector_decided_by_the_users_cells_says_so_and_names_lost_class
     assert "much lower on O_S 0.53 → 0.15" in text and "compare its calls" in text
 
 
+def test_a_kept_detector_that_the_users_few_cells_did_not_decide_says_so():
+    """Trial, twenty-ninth session: "kept (your held-out cells: mean F1 0.40 → 0.40; simulated
+    images 0.77 → 0.86)" — the 4 held-out defect sites could not decide, the new model made the
+    base model's calls, and nothing said either."""
+    from napari_atomdefect.core.finetune.verdict import describe_outcome, fine_tuning_verdict
+
+    real = {"classes": ["V_Se", "S_Se"], "n_defect_sites": 4, "mean_f1_before": .4,
+            "mean_f1_after": .4, "decisive": False}
+    text = describe_outcome(fine_tuning_verdict(real, _f1(.77, .77, .77, .77),
+                                                _f1(.86, .86, .86, .86)), False, "mose2-default")
+    assert "your 4 held-out defect sites: mean F1 0.40 → 0.40, too few to decide (fewer than 8)" \
+        ", so the simulated images decided" in text, text
+    assert "it scores as the base model did: check that its calls differ" in text
+    better = dict(real, mean_f1_after=.7)
+    text = describe_outcome(fine_tuning_verdict(better, _f1(.77, .77, .77, .77),
+                                                _f1(.86, .86, .86, .86)), False, "mose2-default")
+    assert "scores as the base model did" not in text and "0.40 → 0.70" in text
+
+
 def test_real_validation_split_and_comparison():
     from napari_atomdefect.core.finetune.verdict import compare_on_real_cells, split_for_validation
     from napari_atomdefect.core.train.datasets import CLASS_INDEX, CellSet

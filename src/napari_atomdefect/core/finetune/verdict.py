@@ -133,6 +133,7 @@ def fine_tuning_verdict(real: dict | None, sim_before: dict, sim_after: dict) ->
     return {"lost": bool(reasons), "reasons": reasons, "sim_mean_f1_before": sim_b,
             "sim_mean_f1_after": sim_a, "real_mean_f1_before": real_b,
             "real_mean_f1_after": real_a, "real_decides": bool(has_real and real["decisive"]),
+            "real_defect_sites": int(real["n_defect_sites"]) if has_real else 0,
             "sim_class_drops": drops}
 
 
@@ -153,11 +154,14 @@ def describe_outcome(verdict: dict, kept_base: bool, base_name: str) -> str:
                      f", a drop smaller than the {SIM_CLEAR_LOSS:.2f} that counts as a loss "
                      "(runs of fine-tuning spread by ±0.02–0.04)")
     if verdict["real_mean_f1_before"] is not None:
-        real = (f"your held-out cells: mean F1 {verdict['real_mean_f1_before']:.2f} → "
-                f"{verdict['real_mean_f1_after']:.2f}")
-        if verdict["real_mean_f1_after"] < verdict["real_mean_f1_before"]:
-            real += (f", too few defect sites to decide (fewer than {MIN_VALIDATION_DEFECTS}) "
-                     f"and less than a {CLEAR_LOSS:.2f} drop")
+        real_b, real_a = verdict["real_mean_f1_before"], verdict["real_mean_f1_after"]
+        n_sites = verdict.get("real_defect_sites")
+        sites = f"{n_sites} held-out defect sites" if n_sites else "held-out cells"
+        real = f"your {sites}: mean F1 {real_b:.2f} → {real_a:.2f}"
+        if not decides:  # (a trial's run was kept, unchanged on 4 sites, and said nothing)
+            real += (f", too few to decide (fewer than {MIN_VALIDATION_DEFECTS}"
+                     + (f"; less than a {CLEAR_LOSS:.2f} drop" if real_a < real_b else "")
+                     + "), so the simulated images decided")
         evidence = real + "; " + evidence
     drops = verdict.get("sim_class_drops") or {}
     warn = ""
@@ -166,4 +170,9 @@ def describe_outcome(verdict: dict, kept_base: bool, base_name: str) -> str:
         warn = (f" On the simulated images it scores much lower on {lost}: that may be what your "
                 "corrections taught it, or a loss — compare its calls with the base model's on "
                 "cells you know before you trust them.")
+    if (verdict["real_mean_f1_before"] is not None and not decides
+            and abs(verdict["real_mean_f1_after"] - verdict["real_mean_f1_before"]) < 0.005):
+        warn += (" On your held-out cells it scores as the base model did: check that its calls "
+                 "differ from the base model's where you corrected them (select more cells, or "
+                 "correct more defects, for a firmer check).")
     return f"The fine-tuned detector is kept ({evidence}).{warn}"
