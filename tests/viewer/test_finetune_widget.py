@@ -298,3 +298,23 @@ def test_suggestions_join_the_cells_picked_and_unreviewed_cells_are_said(make_na
     far.loc[3, ["y_px", "x_px"]] = lattice.metal_sites_px[300]
     far.loc[3, "source"] = "manual"
     assert unreviewed_note(lattice, ids, far).startswith("None of the 40")
+
+
+def test_a_squeezed_fine_tune_dock_scrolls_its_outcome_into_view(make_napari_viewer, qtbot):
+    """Trial, twenty-ninth session: with Detect, Review and Fine-tune docked, the Fine-tune dock
+    was 150 px high and its outcome, status and *Start* stayed below the fold when a run ended."""
+    from pathlib import Path
+
+    viewer = make_napari_viewer()
+    ft = FinetuneWidget(viewer)
+    ft.resize(420, 200)
+    ft.show()
+    qtbot.waitExposed(ft)
+    result = {"message": "Fine-tuned.", "path": Path("my-model"), "outcome": "The fine-tuned "
+              "detector is kept (simulated images of your microscope: mean F1 0.70 → 0.80).",
+              "card": {"detector": {"metrics": {"validation_site_f1": {"V_S": 0.8}}},
+                       "fine_tuning": {"outcome": {"lost": False}}}}
+    ft._on_done(result)
+    qtbot.wait(50)
+    assert ft.scroll_area.verticalScrollBar().value() > 0
+    assert not ft.outcome.visibleRegion().isEmpty()

@@ -39,6 +39,7 @@ from ._common import (
     real_layer,
     run_pixel_size,
     scrolling_layout,
+    show_in_dock,
 )
 from ._worker import LatticeCache, error_sentence, follow_models, start_job
 from .review import is_defect_layer
@@ -594,6 +595,7 @@ class FinetuneWidget(QWidget):
         self.progress.setFormat("%p%")
         self.progress.setValue(0)
         self.status.setText(label)
+        show_in_dock(self, self.progress, self.status)  # (the progress, in a squeezed dock too)
         self.worker = start_job(job, args, on_progress=self._on_progress, on_done=on_done,
                                 on_error=self._on_error, on_aborted=self._on_aborted,
                                 on_finished=self._on_finished)
@@ -631,8 +633,9 @@ class FinetuneWidget(QWidget):
         outcome = result.get("outcome", "")
         self.outcome.setText(outcome)
         lost = result["card"]["fine_tuning"].get("outcome", {}).get("lost", False)
-        (show_warning if lost else show_info)(outcome)
         show_info(f"Model {result['path'].name} saved; it is now in the Detect widget's list.")
+        (show_warning if lost else show_info)(outcome)  # (last: the toast a user sees)
+        show_in_dock(self, self.status, self.outcome)  # (a squeezed dock hid both: a trial)
 
     def _on_error(self, exc) -> None:
         from napari.utils.notifications import show_error
