@@ -193,8 +193,10 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
 
     prepared = prepare_image(arr, lattice)  # read once, by the fit check and the levels
     ladder = read_image_ladder(prepared, lattice, mat, tuple(run.substituents))
-    # A heavier substituent not chosen that reads the median column as the host's: the host
-    # columns are then the median ones, not where the chosen substituents' reading puts them.
+    # A heavier substituent not chosen that explains the image better (the median column back
+    # on the host's rung: the host columns are then the median ones, not where the chosen
+    # substituents' reading puts them; or, past a tenth of it, far likelier levels), and the
+    # substituents to suggest with it.
     heavier = heavier_substituent_reading(prepared, lattice, mat, tuple(run.substituents), ladder)
     suggested = (heavier_suggestion(prepared, lattice, mat, tuple(run.substituents), heavier)
                  if heavier else None)
