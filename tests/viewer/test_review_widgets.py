@@ -710,3 +710,23 @@ def test_review_opened_before_any_detections_follows_the_first_run(make_napari_v
     layer = viewer.add_points(table[["y_px", "x_px"]].to_numpy(),
                               **defect_layer_kwargs(table, 0.012, "det", a_px=26.3))
     assert review.layer() is layer
+
+
+def test_statistics_stays_with_the_review_on_a_corrected_layer(viewer_and_layer):
+    """Trial, twenty-ninth session: after a reopened table arrived, Statistics moved to it while
+    Review stayed on the layer holding corrections by hand — two docks on two layers. Statistics
+    now stays too; an uncorrected layer is still left for a new run's detections."""
+    viewer, layer = viewer_and_layer
+    review, stats = ReviewWidget(viewer), StatsWidget(viewer)
+    table = pd.DataFrame({"y_px": [50.0], "x_px": [70.0], "class": ["V_S"], "confidence": [0.9],
+                          "source": "model"})
+    first = viewer.add_points(table[["y_px", "x_px"]].to_numpy(),
+                              **defect_layer_kwargs(table, 0.012, "det [2]", a_px=26.3))
+    assert review.layer() is first and stats.layer() is first  # nothing corrected: both follow
+    review.layer_combo.setCurrentText(layer.name)
+    stats.layer_combo.setCurrentText(layer.name)
+    set_class(layer, [0, 1], "O_S")  # corrections by hand
+    again = viewer.add_points(table[["y_px", "x_px"]].to_numpy(),
+                              **defect_layer_kwargs(table, 0.012, "det reopened", a_px=26.3))
+    assert review.layer() is layer and stats.layer() is layer
+    assert again.name in [stats.layer_combo.itemText(k) for k in range(stats.layer_combo.count())]

@@ -20,7 +20,7 @@ from .._layers import layer_classes
 from ..core.io.class_style import class_color
 from ..core.materials.columns import LEGACY_CLASSES, lookup_class
 from ._common import follow_layers, is_reference_layer, layer_by_name, layer_combo, scrolling_layout
-from .review import is_defect_layer
+from .review import corrections_by_hand, is_defect_layer
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -233,8 +233,16 @@ class StatsWidget(QWidget):
         layout.addWidget(self.frame_plot)
         self._show_movie_part(False)
         self._refresh_layers = follow_layers(self.viewer, self.layer_combo, is_defect_layer,
-                                             self._layer_changed,
-                                             follow_new=lambda la: not is_reference_layer(la))
+                                             self._layer_changed, follow_new=self._follows)
+
+    def _follows(self, added) -> bool:
+        """Whether Statistics moves to the layer ``added``: a run's detections, not a reference
+        table — and, as the Review dock, not away from a layer holding corrections by hand (a
+        trial saw the two docks on different layers once a reopened table arrived)."""
+        if is_reference_layer(added):
+            return False
+        current = self.layer() if hasattr(self, "layer_combo") else None
+        return current is None or current is added or not corrections_by_hand(current)
 
     def layer(self):
         return layer_by_name(self.viewer, self.layer_combo)
