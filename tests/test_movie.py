@@ -366,9 +366,9 @@ def test_two_classes_that_overlap_are_said_once_for_the_whole_movie(movie, monke
 
     calls = iter(range(1, 100))
     monkeypatch.setattr(detect_module, "overlap_message",
-                        lambda overlaps: (f"V_S and O_S overlap in this image: {next(calls)} of 9."
-                                          if next(calls) % 2 else
-                                          "O_S and V_S overlap in this image: 2 of 9."))
+                        lambda overlaps, **_: (
+                            f"V_S and O_S overlap in this image: {next(calls)} of 9."
+                            if next(calls) % 2 else "O_S and V_S overlap in this image: 2 of 9."))
     seen = []
 
     def overlaps_of(sites):
