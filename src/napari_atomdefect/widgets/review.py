@@ -67,6 +67,15 @@ def corrections_by_hand(layer) -> int:
     return int((features["source"].astype(str) == "manual").sum()) if "source" in features else 0
 
 
+def follows_new_detections(current, added) -> bool:
+    """Whether a dock showing the layer ``current`` moves to the detections layer ``added``: a
+    run's detections, not a reference table, and not away from a layer holding corrections by
+    hand (Review and Statistics follow the same rule, so they stay on one layer)."""
+    if added is None or is_reference_layer(added):
+        return False
+    return current is None or current is added or not corrections_by_hand(current)
+
+
 def set_class(layer, indices, cls: str, new_points: bool = False) -> None:
     """Give the points ``indices`` of ``layer`` the class ``cls`` (a human decision: manual).
 
@@ -391,20 +400,17 @@ class ReviewWidget(QWidget):
 
     # ------------------------------------------------------------------ layers
     def _follows(self, added) -> bool:
-        """Whether the review moves to the detections layer ``added``: a run's detections, not a
-        reference table — and not away from a layer holding corrections by hand (a new run must
-        not take the place of the table being corrected, nor be saved over it unnoticed)."""
-        if added is None or is_reference_layer(added):
-            return False
+        """:func:`follows_new_detections`, saying where the new detections are when the review
+        stays (a new run must not take the place of the table being corrected, nor be saved
+        over it unnoticed)."""
         current = self.layer() if hasattr(self, "layer_combo") else None
-        if current is None or current is added:
-            return True
-        edited = corrections_by_hand(current)
-        if edited and hasattr(self, "info"):
+        follows = follows_new_detections(current, added)
+        if not follows and None not in (current, added) and not is_reference_layer(added) \
+                and hasattr(self, "info"):
             self.info.setText(f"New detections in {added.name}: the review stays on "
-                              f"{current.name}, which holds {edited} corrections by hand "
-                              "(choose the new layer above to review it).")
-        return not edited
+                              f"{current.name}, which holds {corrections_by_hand(current)} "
+                              "corrections by hand (choose the new layer above to review it).")
+        return follows
 
     def layer(self):
         """The detections layer being reviewed (or ``None``)."""

@@ -19,8 +19,8 @@ from qtpy.QtWidgets import (
 from .._layers import layer_classes
 from ..core.io.class_style import class_color
 from ..core.materials.columns import LEGACY_CLASSES, lookup_class
-from ._common import follow_layers, is_reference_layer, layer_by_name, layer_combo, scrolling_layout
-from .review import corrections_by_hand, is_defect_layer
+from ._common import follow_layers, layer_by_name, layer_combo, scrolling_layout
+from .review import follows_new_detections, is_defect_layer
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -236,13 +236,10 @@ class StatsWidget(QWidget):
                                              self._layer_changed, follow_new=self._follows)
 
     def _follows(self, added) -> bool:
-        """Whether Statistics moves to the layer ``added``: a run's detections, not a reference
-        table — and, as the Review dock, not away from a layer holding corrections by hand (a
-        trial saw the two docks on different layers once a reopened table arrived)."""
-        if is_reference_layer(added):
-            return False
+        """:func:`~.review.follows_new_detections`, as the Review dock (a trial saw the two
+        docks on different layers once a reopened table arrived)."""
         current = self.layer() if hasattr(self, "layer_combo") else None
-        return current is None or current is added or not corrections_by_hand(current)
+        return follows_new_detections(current, added)
 
     def layer(self):
         return layer_by_name(self.viewer, self.layer_combo)

@@ -61,11 +61,11 @@ from .image_fit import (
     assess_fit,
     counts_as_flagged,
     flagged_fraction_message,
-    heavier_substituent_reading,
     heavier_suggestion,
     other_host_reading,
     partner_host_substituents,
     partner_majority_message,
+    read_heavier_substituent,
     strained_reading_message,
     uniform_substitution_message,
 )
@@ -197,9 +197,10 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     # on the host's rung: the host columns are then the median ones, not where the chosen
     # substituents' reading puts them; or, past a tenth of it, far likelier levels), and the
     # substituents to suggest with it.
-    heavier = heavier_substituent_reading(prepared, lattice, mat, tuple(run.substituents), ladder)
-    suggested = (heavier_suggestion(prepared, lattice, mat, tuple(run.substituents), heavier)
-                 if heavier else None)
+    heavier, with_heavier = read_heavier_substituent(prepared, lattice, mat,
+                                                     tuple(run.substituents), ladder)
+    suggested = (heavier_suggestion(mat, tuple(run.substituents), heavier, with_heavier)
+                 if heavier and with_heavier is not None else None)
     fit = assess_fit(prepared.flat, lattice, mat, model_material=card.get("material") or mat.name,
                      smoothed=prepared.smoothed, substituents=tuple(run.substituents),
                      host_level=(1.0 if ladder.median_class == "chalcogen" or heavier

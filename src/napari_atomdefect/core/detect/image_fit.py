@@ -417,21 +417,29 @@ def heavier_substituent_reading(prepared: PreparedImage, lattice: Lattice,
     :data:`HEAVIER_EVIDENCE` likelier under it (log evidence): an independent simulator's
     WSe2 + 47 % Te read as WSe2 with S had its Se2 columns called ``S_Se`` and no hint of Te.
     """
+    return read_heavier_substituent(prepared, lattice, material, substituents, ladder)[0]
+
+
+def read_heavier_substituent(prepared: PreparedImage, lattice: Lattice, material: str | Material,
+                             substituents: tuple[str, ...], ladder: LadderReading
+                             ) -> tuple[str | None, LadderReading | None]:
+    """:func:`heavier_substituent_reading`, and the ladder read with the heavier substituent
+    (``None`` where it was not read): :func:`heavier_suggestion` reads its shares."""
     mat = get_material(material)
     heavier = HEAVIER_SUBSTITUENT.get(mat.chalcogen)
     if (ladder.median_class == "chalcogen" or heavier is None or heavier in substituents
             or heavier not in supported_substituents(mat)):
-        return None
+        return None, None
     with_heavier = read_image_ladder(prepared, lattice, mat, tuple(substituents) + (heavier,))
     if with_heavier.median_class == "chalcogen":
-        return heavier
+        return heavier, with_heavier
     # A layer past a tenth Te has a Te column as its median: the heavier reading explains it
     # where the levels are far likelier under it (:data:`HEAVIER_EVIDENCE`).
     column = lookup_class(with_heavier.median_class)
     if (column is not None and column.substituent == heavier
             and with_heavier.evidence - ladder.evidence >= HEAVIER_EVIDENCE):
-        return heavier
-    return None
+        return heavier, with_heavier
+    return None, with_heavier
 
 
 #: Share of the chalcogen atoms below which the S/Se partner is not kept in the substituents
@@ -439,21 +447,20 @@ def heavier_substituent_reading(prepared: PreparedImage, lattice: Lattice,
 PARTNER_SHOWN_SHARE = 0.02
 
 
-def heavier_suggestion(prepared: PreparedImage, lattice: Lattice, material: str | Material,
-                       substituents: tuple[str, ...], heavier: str) -> tuple[str, ...]:
+def heavier_suggestion(material: str | Material, substituents: tuple[str, ...], heavier: str,
+                       with_heavier: LadderReading) -> tuple[str, ...]:
     """The substituents to suggest once the ``heavier`` one explains the image
-    (:func:`heavier_substituent_reading`): the chosen ones with it added, the S/Se partner left
-    out where the ladder read with it holds under :data:`PARTNER_SHOWN_SHARE` of the partner's
-    atoms. Told to add Te to S, a trial's user analysed a MoSe2 + 20 % Te layer with both, which
-    read it as an ordered (Janus) S layer, every class wrong and nothing said; with Te alone it
-    reads right."""
+    (:func:`read_heavier_substituent`, whose ladder reading with it is ``with_heavier``): the
+    chosen ones with it added, the S/Se partner left out where that reading holds under
+    :data:`PARTNER_SHOWN_SHARE` of the partner's atoms. Told to add Te to S, a trial's user
+    analysed a WSe2 + 47 % Te layer with both, which read its Se2 columns as S_Se and its
+    Te2_Se2 as Te_Se, and nothing said; with Te alone it reads right."""
     mat = get_material(material)
     added = tuple(substituents) + (heavier,)
     partner = alloying_partner(mat)
     if partner not in substituents:
         return added
-    reading = read_image_ladder(prepared, lattice, mat, added)
-    shown = alloy_atom_weights(reading.shares, mat).get(partner, 0.0) / 2
+    shown = alloy_atom_weights(with_heavier.shares, mat).get(partner, 0.0) / 2
     return added if shown >= PARTNER_SHOWN_SHARE else tuple(d for d in added if d != partner)
 
 
@@ -949,5 +956,5 @@ def calls_summary(classes: list[str] | tuple[str, ...], substituents: tuple[str,
 __all__ = ["FitReport", "ModelFitWarning", "ImageMeasurements", "alloying_partner", "assess_fit",
            "calls_summary", "counts_as_flagged", "flagged_fraction_message",
            "heavier_suggestion", "partner_host_substituents", "partner_majority_message",
-           "uniform_substitution_message",
+           "read_heavier_substituent", "uniform_substitution_message",
            "measure_image", "measure_training_ranges", "rank_materials", "alloy_between"]

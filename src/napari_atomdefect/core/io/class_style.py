@@ -26,6 +26,10 @@ LIGHTER_SINGLE_SYMBOL = "triangle_down"
 #: Hollow glyphs of the symbols above, for legends drawn as text.
 SYMBOL_GLYPHS = {"disc": "○", "square": "□", "diamond": "◇", "star": "☆", "triangle_up": "△",
                  "triangle_down": "▽", "cross": "✕"}
+#: ... and as plain words, for a legend printed to a console that may not show the glyphs.
+SYMBOL_WORDS = {"disc": "circles", "square": "squares", "diamond": "diamonds", "star": "stars",
+                "triangle_up": "triangles", "triangle_down": "downward triangles",
+                "cross": "crosses"}
 #: Colour and symbol of a class name no material knows (kept from a user's CSV).
 UNKNOWN_STYLE = ("#bbbbbb", "cross")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..materials.columns import ALL_CLASS_NAMES
-from .class_style import class_rgb, class_symbol
+from .class_style import SYMBOL_WORDS, class_rgb, class_symbol
 
 #: RGB colours (0–1) of marker sets used across the package: the sites, then every defect class
 #: of every material in its :func:`~.class_style.class_rgb` colour (the colour of its layer).
@@ -90,12 +90,6 @@ def marker_shape(name: str) -> np.ndarray | None:
     if name not in ALL_CLASS_NAMES:
         return None
     return MARKER_OUTLINES.get(class_symbol(name))
-
-
-#: Words for each symbol in a legend printed as plain text.
-SYMBOL_WORDS = {"disc": "circles", "square": "squares", "diamond": "diamonds", "star": "stars",
-                "triangle_up": "triangles", "triangle_down": "downward triangles",
-                "cross": "crosses"}
 
 
 def legend_text(names: list[str] | tuple[str, ...]) -> str:
