@@ -23,6 +23,7 @@ from ..lattice.lattice import Lattice
 from ..lattice.sites import box_smooth, within_field
 from .background import flatten_background, hollow_sites_px
 from .edge_gain import correct_edge_gain
+from .metal_alloy import equalise_metal_alloy
 from .sampling import sample_bilinear
 
 #: Bring the columns along the field's edge to the field's gain before reading them
@@ -181,5 +182,8 @@ def prepare_image(image: np.ndarray, lattice: Lattice,
     flat, flat_smoothed, offset = flatten_background(img, lattice, smoothed)
     if CORRECT_EDGE_GAIN:
         flat, flat_smoothed = correct_edge_gain(flat, flat_smoothed, lattice)
+    if lattice.metal_alloy is not None:  # a Mo/W alloy: its other metal at the host's level
+        background = float(np.median(site_values(flat_smoothed, hollow_sites_px(lattice))))
+        flat, flat_smoothed = equalise_metal_alloy(flat, flat_smoothed, lattice, background)
     levels = intensity_levels(flat, lattice, flat_smoothed)
     return PreparedImage(flat=flat, smoothed=flat_smoothed, levels=levels, offset=offset)

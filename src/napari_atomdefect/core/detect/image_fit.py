@@ -44,21 +44,8 @@ from ..materials.materials import (
     materials_with_lattice_constant,
     partner_material,
 )
+from ..materials.ranges import TRAINING_RANGES
 from .alloy_calibration import alloy_atom_weights
-
-#: Per material, the metal/chalcogen contrast (1st, 50th, 99th percentile) and the excess
-#: chalcogen spread (99th percentile) measured on 200 simulated images of random microscopes (probe, detector,
-#: voltage, column coherence, contamination and column scatter, dose 1e4–1e6 e/Å², pixel size
-#: 0.008–0.02 nm, default defect densities; background flattened as detection does):
-#: ``measure_training_ranges(200)`` (twentieth session, 2026-12-04: microscopes at any voltage
-#: between 60 and 300 kV, 120 kV among the common ones; MoS2 1.57–3.78 → 1.60–4.09, WS2
-#: 2.6–9.7 → 2.7–10.0, MoSe2 0.45–0.81 → 0.48–0.85, WSe2 0.84–2.05 → 0.92–2.05).
-TRAINING_RANGES: dict[str, dict[str, tuple[float, ...]]] = {
-    "MoS2": {"metal_to_chalcogen": (1.603, 2.708, 4.094), "excess_spread": (2.113,)},
-    "WS2": {"metal_to_chalcogen": (2.715, 6.284, 10.037), "excess_spread": (2.578,)},
-    "MoSe2": {"metal_to_chalcogen": (0.484, 0.665, 0.852), "excess_spread": (1.359,)},
-    "WSe2": {"metal_to_chalcogen": (0.917, 1.532, 2.051), "excess_spread": (1.735,)},
-}
 
 #: Factor by which a measured contrast may lie outside a material's simulated range and still fit it
 #: (detectors, background subtraction and dynamical scattering beyond the simulator's range).

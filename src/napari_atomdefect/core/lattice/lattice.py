@@ -30,6 +30,7 @@ from .crystal import OFF_CRYSTAL_NOTE, cells_and_share, in_crystal, off_crystal_
 from .fft_peaks import ReciprocalBasis, find_reciprocal_basis, finer_hexagon, spots_stand_out
 from .gpa import PhaseMap, image_spectrum, mean_frequency, phase_map
 from .mean_cell import fold_onto_cell
+from .metal_rungs import MetalAlloyReading, read_metal_alloy
 from .sites import box_smooth, centroid_refine, neighbour_mean, refine_peaks, within_field
 
 #: File and lattice calibrations further apart than this are reported (relative difference).
@@ -104,6 +105,8 @@ class Lattice:
         Whether the position was measured (False: predicted from the lattice, e.g. a vacancy).
     messages : list of str
         Notes for the user (calibration changes, warnings).
+    metal_alloy : MetalAlloyReading or None
+        The metal columns read as a Mo/W alloy (:mod:`.metal_rungs`), if they are one.
     """
 
     a1_px: np.ndarray
@@ -123,6 +126,7 @@ class Lattice:
     messages: list = field(default_factory=list)
     phase_maps: tuple = field(default=(), repr=False)
     frac_sign: float = 1.0
+    metal_alloy: MetalAlloyReading | None = None
 
     @property
     def n_cells(self) -> int:
@@ -239,19 +243,34 @@ OUTLIER_MIN_SHARE = 0.05
 OUTLIER_SWAP_FACTOR = 3.0
 
 
-def _column_spread(smoothed: np.ndarray, frac_fn: FracFn, basis: np.ndarray, offset: np.ndarray,
-                   background: float, on_lattice: Callable[[np.ndarray], np.ndarray]
-                   ) -> tuple[float, float, float]:
-    """Median level above ``background``, relative inter-quartile range and share of outliers
-    (:data:`OUTLIER_SIGMAS`) of the columns of one sublattice (fractional ``offset`` in the
-    cell), read at their predicted positions where ``on_lattice`` says the lattice is."""
+@dataclass(frozen=True)
+class _Sublattice:
+    """One sublattice's columns as read for the choice of the metal: the median level above the
+    background, the relative inter-quartile range, the share of outliers
+    (:data:`OUTLIER_SIGMAS`) and every column's peak level above the background."""
+
+    median: float
+    spread: float
+    outliers: float
+    peaks: np.ndarray
+
+    @property
+    def finite(self) -> bool:
+        return bool(np.isfinite(self.median) and np.isfinite(self.spread) and self.median > 0)
+
+
+def _read_sublattice(smoothed: np.ndarray, frac_fn: FracFn, basis: np.ndarray,
+                     offset: np.ndarray, background: float,
+                     on_lattice: Callable[[np.ndarray], np.ndarray]) -> _Sublattice:
+    """The columns of one sublattice (fractional ``offset`` in the cell), read at their predicted
+    positions where ``on_lattice`` says the lattice is."""
     h, w = smoothed.shape
     pos = _solve_positions(frac_fn, _index_range(frac_fn, smoothed.shape) + offset, basis,
                            np.array([h / 2, w / 2]))
     pos = pos[(pos[:, 0] >= 2) & (pos[:, 0] <= h - 3) & (pos[:, 1] >= 2) & (pos[:, 1] <= w - 3)]
     pos = pos[on_lattice(pos)]
     if len(pos) < MIN_CELLS:
-        return float("nan"), float("nan"), float("nan")
+        return _Sublattice(float("nan"), float("nan"), float("nan"), np.zeros(0))
     levels = ndimage.map_coordinates(smoothed, pos.T, order=1) - background
     q25, med, q75 = np.percentile(levels, [25, 50, 75])
     # Outliers at each column's own peak (within 0.15 a of the prediction): a predicted
@@ -261,43 +280,39 @@ def _column_spread(smoothed: np.ndarray, frac_fn: FracFn, basis: np.ndarray, off
     deviation = np.abs(peaks - np.median(peaks))
     robust_sd = max(1.4826 * float(np.median(deviation)), 1e-12)
     outliers = float(np.mean(deviation > OUTLIER_SIGMAS * robust_sd))
-    return float(med), float((q75 - q25) / med) if med > 0 else float("nan"), outliers
+    return _Sublattice(float(med), float((q75 - q25) / med) if med > 0 else float("nan"),
+                       outliers, np.asarray(peaks, float))
 
 
-def _metal_is_the_varied_sublattice(smoothed: np.ndarray, frac_fn: FracFn, basis: np.ndarray,
-                                    metal_off: np.ndarray, chalc_off: np.ndarray,
-                                    background: float,
-                                    on_lattice: Callable[[np.ndarray], np.ndarray]) -> bool:
-    """Whether the sublattice taken for the metal varies far more than the other one.
+def _is_the_varied_one(metal: _Sublattice, chalcogen: _Sublattice) -> bool:
+    """Whether the sublattice taken for the metal (``metal``) varies far more than the other.
 
-    Every metal column holds the same atom; chalcogen columns differ with their content (alloys,
-    converted layers). The relative spreads must differ by :data:`UNIFORMITY_SWAP_FACTOR`, both as
-    they are and after removing what shot noise alone gives (it grows as ``1 / sqrt(level)``), so
-    that neither the dimmer sublattice's counts nor position errors on the sharper columns make a
-    sublattice look varied.
+    Every metal column of a host holds the same atom; chalcogen columns differ with their content
+    (alloys, converted layers). The relative spreads must differ by
+    :data:`UNIFORMITY_SWAP_FACTOR`, both as they are and after removing what shot noise alone
+    gives (it grows as ``1 / sqrt(level)``), so that neither the dimmer sublattice's counts nor
+    position errors on the sharper columns make a sublattice look varied.
     A layer nearly converted to the other host varies in a few columns only (one in ten mixed):
     its inter-quartile range is that of a pure layer, but its share of outlying columns is not
     (:data:`OUTLIER_MIN_SHARE`, :data:`OUTLIER_SWAP_FACTOR`).
     An S-rich MoSe2 alloy (metal brighter than its chalcogen) or an Se-rich MoS2 one (chalcogen
-    brighter than its metal) reverses the expected brightness order; uniformity does not.
+    brighter than its metal) reverses the expected brightness order; uniformity does not. (A
+    Mo/W alloy varies its metal columns: :mod:`.metal_rungs` tells it apart.)
     """
-    med_m, spread_m, outliers_m = _column_spread(smoothed, frac_fn, basis, metal_off, background,
-                                                 on_lattice)
-    med_x, spread_x, outliers_x = _column_spread(smoothed, frac_fn, basis, chalc_off, background,
-                                                 on_lattice)
-    if not np.all(np.isfinite([med_m, spread_m, med_x, spread_x])) or min(med_m, med_x) <= 0:
+    if not (metal.finite and chalcogen.finite):
         return False
-    if (outliers_m >= OUTLIER_MIN_SHARE and outliers_m > OUTLIER_SWAP_FACTOR * outliers_x
-            and spread_x <= UNIFORMITY_SWAP_FACTOR * spread_m):
+    if (metal.outliers >= OUTLIER_MIN_SHARE
+            and metal.outliers > OUTLIER_SWAP_FACTOR * chalcogen.outliers
+            and chalcogen.spread <= UNIFORMITY_SWAP_FACTOR * metal.spread):
         # (the other sublattice must not be the varied one by its inter-quartile range: a
         # chalcogen sublattice barely above the background spreads widely and has no outliers)
         return True
     # Both the relative spreads (what position errors on sharp columns give alike) and the
     # shot-noise normalised ones must say so.
-    normalised_m = spread_m * np.sqrt(med_m)
-    normalised_x = spread_x * np.sqrt(med_x)
-    return bool(spread_m >= UNIFORMITY_MIN_SPREAD
-                and spread_m > UNIFORMITY_SWAP_FACTOR * spread_x
+    normalised_m = metal.spread * np.sqrt(metal.median)
+    normalised_x = chalcogen.spread * np.sqrt(chalcogen.median)
+    return bool(metal.spread >= UNIFORMITY_MIN_SPREAD
+                and metal.spread > UNIFORMITY_SWAP_FACTOR * chalcogen.spread
                 and normalised_m > UNIFORMITY_SWAP_FACTOR * normalised_x)
 
 
@@ -533,21 +548,34 @@ def find_lattice(
     messages: list[str] = []
     w_m, w_x = mat.column_contrast()
     metal_bin, chalc_bin = (site_a, cand_b) if w_m >= w_x else (cand_b, site_a)
-    if (i_b - i_h) >= 0.05 * (i_a - i_h) and _metal_is_the_varied_sublattice(
-            smoothed, frac_fn, basis, _cell_peak(cell, metal_bin), _cell_peak(cell, chalc_bin),
-            float(i_h), on_lattice):
-        metal_bin, chalc_bin = chalc_bin, metal_bin
+    metal_alloy = None
+    if (i_b - i_h) >= 0.05 * (i_a - i_h):
+        taken_m = _read_sublattice(smoothed, frac_fn, basis, _cell_peak(cell, metal_bin),
+                                   float(i_h), on_lattice)
+        taken_x = _read_sublattice(smoothed, frac_fn, basis, _cell_peak(cell, chalc_bin),
+                                   float(i_h), on_lattice)
         heavier = HEAVIER_SUBSTITUENT.get(mat.chalcogen)
         chosen = () if substituents is None else parse_substituents(substituents, mat)
-        if w_m >= w_x and heavier in chosen:  # what a layer rich in the chosen atom shows
-            messages.append(f"The chalcogen columns outshine the {mat.metal} columns here, as "
-                            f"they can in a {mat.name} alloy with {heavier}: the uniform "
-                            f"sublattice is taken for the {mat.metal}.")
-        else:
-            messages.append(f"The {'brighter' if w_m >= w_x else 'dimmer'} sublattice varies "
-                            f"from column to column and the other does not: it is taken for the "
-                            f"chalcogen, against {mat.name}'s usual brightness order (an "
-                            "alloy?).")
+        # Metal columns in two rungs that each show their host's contrast: a Mo/W alloy, not a
+        # chalcogen alloy read the wrong way round (unless the heavier chalcogen was chosen).
+        # (the chalcogen columns must be the uniform ones: a selenide's vacancy rung is no W)
+        metal_alloy = (read_metal_alloy(taken_m.peaks, taken_x.median, mat)
+                       if taken_x.finite and not _is_the_varied_one(taken_x, taken_m) else None)
+        if metal_alloy is not None and heavier in chosen and _is_the_varied_one(taken_m, taken_x):
+            metal_alloy = None
+        if metal_alloy is None and _is_the_varied_one(taken_m, taken_x):
+            metal_bin, chalc_bin = chalc_bin, metal_bin
+            if w_m >= w_x and heavier in chosen:  # what a layer rich in the chosen atom shows
+                messages.append(f"The chalcogen columns outshine the {mat.metal} columns here, "
+                                f"as they can in a {mat.name} alloy with {heavier}: the uniform "
+                                f"sublattice is taken for the {mat.metal}.")
+            else:
+                messages.append(f"The {'brighter' if w_m >= w_x else 'dimmer'} sublattice "
+                                f"varies from column to column and the other does not: it is "
+                                f"taken for the chalcogen, against {mat.name}'s usual brightness "
+                                "order (an alloy?).")
+        if metal_alloy is not None:
+            messages.append(metal_alloy.message(mat))
     if (i_b - i_h) < 0.05 * (i_a - i_h):
         if _reciprocal is None:  # the second-order ring of a small field? (see there)
             coarser = _unit_cell_lattice(image, arr, basis0, a_px0, mat, pixel_size_nm,
@@ -667,7 +695,7 @@ def find_lattice(
         material=mat, shape=arr.shape,
         metal_sites_px=metal_pos, metal_index=metal_idx, metal_refined=metal_ok,
         chalcogen_sites_px=chalc_pos, chalcogen_index=chalc_idx, chalcogen_refined=chalc_ok,
-        messages=messages, phase_maps=(pm1, pm2), frac_sign=sign,
+        messages=messages, phase_maps=(pm1, pm2), frac_sign=sign, metal_alloy=metal_alloy,
     )
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from ..errors import UnknownMaterialError
 
 ATOMIC_NUMBER: dict[str, int] = {"O": 8, "S": 16, "Se": 34, "Mo": 42, "Te": 52, "W": 74}
+#: The other metal of a Mo/W alloy (Mo₁₋ₓWₓS₂, ...).
+METAL_PARTNER: dict[str, str] = {"Mo": "W", "W": "Mo"}
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from ..materials.columns import (
     parse_substituents,
     supported_substituents,
 )
-from ..materials.materials import ATOMIC_NUMBER, Material, get_material
+from ..materials.materials import ATOMIC_NUMBER, METAL_PARTNER, Material, get_material
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
@@ -628,6 +628,7 @@ def simulate_image(
     seed: int | None = None,
     dose_e_per_A2: float | None | str = "params",
     substituents: str | list[str] | tuple[str, ...] | None = None,
+    metal_alloy: float = 0.0,
 ) -> SimulatedImage:
     """Simulate a HAADF-STEM image of a 2H-TMD monolayer with point defects.
 
@@ -654,6 +655,10 @@ def simulate_image(
         Substituents whose classes may occur (``"Se,O"``); ``None`` = the material's defaults
         (those detection uses), ``"all"`` = every substituent it supports, ``""`` = vacancies
         only.
+    metal_alloy : float, optional
+        Share of the metal sites that hold the other metal of a Mo/W alloy (its single-atom
+        weight ``(Z_other / Z_host) ** z_exponent`` times the host metal's); the sites table
+        then has a ``metal_atom`` column. Not a defect class: such sites stay ``"metal"``.
 
     Returns
     -------
@@ -688,6 +693,11 @@ def simulate_image(
     metal_cls, chalc_cls = _choose_defects(len(metal_q), len(chalc_q), classes, fractions, rng)
 
     w_metal = np.array([column_weight(c, "metal", params, mat) for c in metal_cls])
+    other_metal = np.zeros(len(metal_q), bool)
+    if metal_alloy > 0:
+        other = METAL_PARTNER[mat.metal]
+        other_metal = (rng.uniform(size=len(metal_q)) < metal_alloy) & (metal_cls == "metal")
+        w_metal[other_metal] *= (ATOMIC_NUMBER[other] / mat.z_metal) ** params.z_exponent
     w_chalc = np.array([column_weight(c, "chalcogen", params, mat, rng) for c in chalc_cls])
     q = np.concatenate([metal_q, chalc_q])
     weights = np.concatenate([w_metal, w_chalc])
@@ -725,6 +735,10 @@ def simulate_image(
     })
     inside = (sites.y_px >= -0.5) & (sites.y_px <= h - 0.5) & (sites.x_px >= -0.5) & (
         sites.x_px <= w - 0.5)
+    if metal_alloy > 0:
+        sites["metal_atom"] = np.where(np.concatenate([other_metal, np.zeros(len(chalc_q), bool)]),
+                                       METAL_PARTNER[mat.metal], "")
+        sites.loc[sites.sublattice.eq("metal") & sites.metal_atom.eq(""), "metal_atom"] = mat.metal
     sites = sites[inside].reset_index(drop=True)
     defects = sites[~sites["class"].isin(["metal", "chalcogen"])][["y_px", "x_px", "class"]]
     return SimulatedImage(

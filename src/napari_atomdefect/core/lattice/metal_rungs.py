@@ -1,0 +1,177 @@
+"""Two levels on the metal sublattice: a Mo/W alloy (Mo₁₋ₓWₓS₂, Mo₁₋ₓWₓSe₂).
+
+A metal column holds one atom. In a Mo/W alloy it holds Mo or W, and a W atom scatters 2.4–3.0
+times a Mo atom into a HAADF detector (screened Rutherford, 60–300 kV, 60–250 mrad:
+:func:`~..materials.physics.haadf_cross_section`), somewhat less where channelling dims W
+(:data:`~..materials.physics.METAL_MODEL_FACTOR`). So the metal sublattice splits into two tight
+rungs, and each rung shows its own host's metal/chalcogen contrast against the chalcogen columns,
+which stay as they are: the Mo rung over S₂ as in MoS₂, the W rung over S₂ as in WS₂.
+
+That matters before anything is classified: the lattice takes for the metal the sublattice whose
+columns are alike (an S/Se alloy varies its chalcogen columns, never its metal ones,
+``lattice._is_the_varied_one``). A Mo/W alloy varies its metal columns, and
+was read with its sublattices exchanged — every S₂ column a metal, hundreds of "metal vacancies".
+:func:`read_metal_alloy` says whether the varied sublattice reads as the two metals over a
+uniform chalcogen one; an S/Se alloy's chalcogen ladder (S₂, S+Se, Se₂: rungs 2.0 and 1.6 apart,
+the metal between them) fails it, because its lowest rung over the metal is no host's contrast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..materials.materials import METAL_PARTNER, Material, get_material
+from ..materials.ranges import TRAINING_RANGES
+
+#: Range of the W/Mo column ratio taken as a Mo/W alloy's two rungs: 2.4–3.0 for single atoms
+#: (screened Rutherford over 60–300 kV, 60–250 mrad), down to ~1.8 where multislice channelling
+#: dims W (:data:`~..materials.physics.METAL_MODEL_FACTOR` at 60 kV), with room for the detector.
+HEAVY_TO_LIGHT_RATIO = (1.6, 3.6)
+#: The two rungs' medians must lie this many pooled robust standard deviations apart (log levels):
+#: two atoms, not a broad spread of one.
+RUNG_SEPARATION = 4.0
+#: Each rung holds at least this share of the metal columns, and at least this many.
+MIN_RUNG_SHARE = 0.02
+MIN_RUNG_COLUMNS = 4
+#: Factor by which each rung's contrast over the chalcogen columns may lie outside its host's
+#: simulated range (:data:`~..materials.ranges.TRAINING_RANGES`).
+CONTRAST_SLACK = 1.3
+#: Columns below this fraction of the median metal level are left out (metal vacancies).
+VACANCY_LEVEL = 0.35
+#: Hosts whose metal rungs cannot be mistaken for a chalcogen ladder. In a sulfide both metals
+#: outshine S₂ 1.6–10×, and an S/Se ladder's lowest rung lies below the metal. In a selenide
+#: a Mo/W alloy's rungs (Mo 0.5–0.85, W 0.9–2 of Se₂) are those of an S-rich MoSe₂ ladder (S₂ and
+#: S+Se under the Mo) or a Te-rich WSe₂ one (Se₂ and Se+Te around the W), read against a
+#: uniform sublattice alike: the levels cannot tell them apart.
+HOSTS: tuple[str, ...] = ("MoS2", "WS2")
+
+
+@dataclass(frozen=True)
+class MetalAlloyReading:
+    """A metal sublattice read as two metals.
+
+    Attributes
+    ----------
+    host_metal, other_metal : str
+        The chosen material's metal and the other one of the alloy.
+    other_share : float
+        Share of the metal columns (vacancies left out) on the other metal's rung.
+    ratio : float
+        The heavier rung's level over the lighter one's.
+    threshold : float
+        The level between the two rungs (the units of the levels read).
+    n_columns : int
+        Metal columns read.
+    """
+
+    host_metal: str
+    other_metal: str
+    other_share: float
+    ratio: float
+    threshold: float
+    n_columns: int
+
+    def message(self, material: str | Material) -> str:
+        """One sentence for the user: the alloy seen, and how the image is analysed."""
+        mat = get_material(material)
+        factor = self.ratio if self.other_metal == "W" else 1 / self.ratio
+        text = (f"The {mat.metal} columns take two levels: {100 * self.other_share:.0f} % of them "
+                f"are {factor:.2g}× as bright as the rest, as {self.other_metal} columns are "
+                f"in a Mo/W alloy. Metal substitutions are no defect class here: the chalcogen "
+                f"columns and vacancies are analysed as in {mat.name}, the {self.other_metal} "
+                f"columns are left unmarked")
+        if self.other_share > 0.5:
+            other = f"{self.other_metal}{mat.name[len(mat.metal):]}"
+            text += f"; with mostly {self.other_metal}, analyse it as {other}"
+        return text + "."
+
+
+def two_rungs(levels: np.ndarray) -> tuple[float, float, float, float] | None:
+    """Split positive ``levels`` into two rungs (Otsu on their logarithms).
+
+    Returns
+    -------
+    tuple or None
+        ``(low, high, threshold, high_share)``: the two rungs' medians, the level between them and
+        the share of the levels on the high rung; ``None`` when the levels are not two rungs
+        (:data:`RUNG_SEPARATION`, :data:`MIN_RUNG_SHARE`, :data:`MIN_RUNG_COLUMNS`).
+    """
+    x = np.sort(np.log(np.asarray(levels, float)[np.asarray(levels, float) > 0]))
+    n = len(x)
+    least = max(MIN_RUNG_COLUMNS, int(np.ceil(MIN_RUNG_SHARE * n)))
+    if n < 2 * least:
+        return None
+    csum = np.cumsum(x)
+    k = np.arange(1, n)                       # k levels on the low side
+    m_low = csum[:-1] / k
+    m_high = (csum[-1] - csum[:-1]) / (n - k)
+    between = k * (n - k) * (m_high - m_low) ** 2
+    between[(k < least) | (n - k < least)] = -1.0
+    split = int(np.argmax(between)) + 1
+    if between[split - 1] < 0:
+        return None
+    low, high = x[:split], x[split:]
+
+    def robust_sd(v: np.ndarray) -> float:
+        return 1.4826 * float(np.median(np.abs(v - np.median(v))))
+
+    pooled = np.sqrt((robust_sd(low) ** 2 + robust_sd(high) ** 2) / 2)
+    gap = float(np.median(high) - np.median(low))
+    if gap < RUNG_SEPARATION * max(pooled, 1e-6):
+        return None
+    return (float(np.exp(np.median(low))), float(np.exp(np.median(high))),
+            float(np.exp((x[split - 1] + x[split]) / 2)), float(len(high) / n))
+
+
+def _within(contrast: float, host: str) -> bool:
+    lo, _, hi = TRAINING_RANGES[host]["metal_to_chalcogen"]
+    return lo / CONTRAST_SLACK <= contrast <= hi * CONTRAST_SLACK
+
+
+def read_metal_alloy(metal_levels: np.ndarray, chalcogen_level: float,
+                     material: str | Material) -> MetalAlloyReading | None:
+    """Whether the metal columns read as a Mo/W alloy over uniform chalcogen columns.
+
+    Parameters
+    ----------
+    metal_levels : ndarray
+        Levels of the sublattice taken for the metal (above the hollow-site background).
+    chalcogen_level : float
+        The typical level of the other sublattice's columns (same units).
+    material : str or Material
+        The chosen host (:data:`HOSTS` only: in selenides the reading is ambiguous).
+
+    Returns
+    -------
+    MetalAlloyReading or None
+        The reading, when the levels form two rungs :data:`HEAVY_TO_LIGHT_RATIO` apart and each
+        rung over ``chalcogen_level`` shows its own host's contrast; else ``None``.
+    """
+    mat = get_material(material)
+    other = METAL_PARTNER.get(mat.metal)
+    levels = np.asarray(metal_levels, float)
+    levels = levels[np.isfinite(levels)]
+    if mat.name not in HOSTS or other is None or not len(levels) or not chalcogen_level > 0:
+        return None
+    levels = levels[levels > VACANCY_LEVEL * np.median(levels)]
+    rungs = two_rungs(levels)
+    if rungs is None:
+        return None
+    low, high, threshold, high_share = rungs
+    ratio = high / low
+    if not HEAVY_TO_LIGHT_RATIO[0] <= ratio <= HEAVY_TO_LIGHT_RATIO[1]:
+        return None
+    chalcogen_part = mat.name[len(mat.metal):]           # "S2", "Se2"
+    mo_level, w_level = (low, high)
+    if not (_within(mo_level / chalcogen_level, f"Mo{chalcogen_part}")
+            and _within(w_level / chalcogen_level, f"W{chalcogen_part}")):
+        return None
+    other_share = high_share if other == "W" else 1.0 - high_share
+    return MetalAlloyReading(mat.metal, other, float(other_share), float(ratio), threshold,
+                             int(len(levels)))
+
+
+__all__ = ["HEAVY_TO_LIGHT_RATIO", "HOSTS", "MetalAlloyReading", "read_metal_alloy",
+           "two_rungs"]

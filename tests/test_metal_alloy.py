@@ -1,0 +1,93 @@
+"""Mo/W alloys of the sulfides (Mo₁₋ₓWₓS₂): the metal columns in two rungs.
+
+The lattice took the metal for the sublattice whose columns are alike (right for S/Se alloys),
+and read a Mo/W alloy's sublattices the wrong way round: an independent simulator's Mo₀.₇W₀.₃S₂
+gave 305 "V_Mo" calls on its S₂ columns. Once the sublattices were right, S₂ columns beside two
+or three W columns were called `O_S` (55 of 293). These tests hold both mends.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from napari_atomdefect.core.cells.metal_alloy import other_metal_columns
+from napari_atomdefect.core.cells.normalize import site_smoothed
+from napari_atomdefect.core.lattice.lattice import find_lattice
+from napari_atomdefect.core.lattice.metal_rungs import read_metal_alloy, two_rungs
+from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
+
+
+def test_two_rungs_splits_two_atoms_and_not_one_broad_spread():
+    rng = np.random.default_rng(0)
+    mo, w = rng.normal(2.7, 0.08, 300), rng.normal(7.0, 0.2, 100)
+    low, high, threshold, share = two_rungs(np.concatenate([mo, w]))
+    assert low == pytest.approx(2.7, rel=0.03) and high == pytest.approx(7.0, rel=0.03)
+    assert 2.9 < threshold < 6.8 and share == pytest.approx(0.25, abs=0.01)
+    assert two_rungs(rng.lognormal(1.0, 0.3, 400)) is None        # one broad rung
+    assert two_rungs(np.concatenate([mo, [7.0, 7.1]])) is None      # two columns are no rung
+
+
+def test_a_metal_alloy_reading_needs_each_rung_at_its_own_hosts_contrast():
+    rng = np.random.default_rng(1)
+    mo, w = rng.normal(2.7, 0.08, 300), rng.normal(7.0, 0.2, 100)
+    reading = read_metal_alloy(np.concatenate([mo, w]), 1.0, "MoS2")
+    assert reading is not None and reading.other_metal == "W"
+    assert reading.other_share == pytest.approx(0.25, abs=0.01)
+    assert "25 % of them are 2.6× as bright" in reading.message("MoS2")
+    # A W host with Mo in it: the other metal is the dim rung.
+    reading = read_metal_alloy(np.concatenate([mo, w]), 1.0, "WS2")
+    assert reading.other_metal == "Mo" and reading.other_share == pytest.approx(0.75, abs=0.01)
+    assert "analyse it as MoS2" in reading.message("WS2")
+    # An Se-rich MoS2 ladder (S+Se 2.2, Se2 3.5 S2 units) read against its Mo columns (2.7):
+    # its low rung over the Mo is no host's metal/S2 contrast.
+    ladder = np.concatenate([rng.normal(2.2, 0.06, 200), rng.normal(3.5, 0.1, 200)])
+    assert read_metal_alloy(ladder, 2.7, "MoS2") is None
+    # Selenides: a Mo/W ladder is an S- or Te-rich chalcogen ladder's twin (not read).
+    assert read_metal_alloy(np.concatenate([mo, w]) / 4, 1.0, "MoSe2") is None
+
+
+@pytest.fixture(scope="module")
+def mows2():
+    params = MicroscopeParams.random(np.random.default_rng(31), "MoS2", dose_e_per_A2=4e5)
+    return simulate_image("MoS2", 384, 0.012, params=params, seed=31, metal_alloy=0.3)
+
+
+def test_a_mo_w_alloy_keeps_its_sublattices_and_its_w_share_is_said(mows2):
+    lattice = find_lattice(mows2.image, "MoS2", pixel_size_nm=0.012)
+    truth = mows2.sites[mows2.sites.sublattice == "metal"]
+    d, _ = cKDTree(truth[["y_px", "x_px"]].to_numpy()).query(lattice.metal_sites_px)
+    assert np.mean(d < 0.25 * lattice.a_px) > 0.95, lattice.messages
+    share = float((truth.metal_atom == "W").mean())
+    assert lattice.metal_alloy is not None
+    assert lattice.metal_alloy.other_share == pytest.approx(share, abs=0.04)
+    assert any("Mo/W alloy" in m for m in lattice.messages)
+    # The columns read as W are the W columns.
+    other, factor = other_metal_columns(site_smoothed(mows2.image, lattice), lattice,
+                                        float(np.percentile(mows2.image, 5)))
+    _, nearest = cKDTree(truth[["y_px", "x_px"]].to_numpy()).query(lattice.metal_sites_px)
+    is_w = truth.metal_atom.to_numpy()[nearest] == "W"
+    assert np.mean(other == is_w) > 0.97 and 0.3 < factor < 0.5
+
+
+def test_a_pure_host_reads_no_metal_alloy():
+    sim = simulate_image("MoS2", 320, 0.012, seed=3)
+    lattice = find_lattice(sim.image, "MoS2", pixel_size_nm=0.012)
+    assert lattice.metal_alloy is None
+    assert not any("Mo/W" in m for m in lattice.messages)
+
+
+def test_detection_in_a_mo_w_alloy_calls_the_chalcogen_defects_not_w_neighbours(mows2):
+    from napari_atomdefect.core.detect.detect import detect
+    from napari_atomdefect.core.detect.evaluate import score
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = detect(mows2.image, pixel_size_nm=0.012, material="MoS2", device="cpu")
+    f1 = score(table, mows2.defects, 0.08 / 0.012)["f1"]
+    assert f1["V_S2"] >= 0.9 and f1["V_Mo"] >= 0.9
+    assert f1["V_S|O_S"] >= 0.9, f1.to_dict()   # no O_S called on S2 beside W columns
+    assert any("Mo/W alloy" in m for m in table.attrs["messages"])
