@@ -91,3 +91,20 @@ def test_detection_in_a_mo_w_alloy_calls_the_chalcogen_defects_not_w_neighbours(
     assert f1["V_S2"] >= 0.9 and f1["V_Mo"] >= 0.9
     assert f1["V_S|O_S"] >= 0.9, f1.to_dict()   # no O_S called on S2 beside W columns
     assert any("Mo/W alloy" in m for m in table.attrs["messages"])
+
+
+def test_cli_simulates_a_mo_w_alloy_and_detect_says_it(tmp_path, capsys):
+    import json
+
+    from napari_atomdefect.cli import main
+
+    out = tmp_path / "mows2"
+    assert main(["simulate", "--material", "MoS2", "--size", "320", "--metal-alloy", "0.3",
+                 "--dose", "4e5", "--seed", "2", "--out", str(out)]) == 0
+    counts = json.loads((out / "meta.json").read_text())["metal_atoms"]
+    assert set(counts) == {"Mo", "W"} and 0.2 < counts["W"] / sum(counts.values()) < 0.4
+    capsys.readouterr()
+    assert main(["detect", str(out / "image.tif"), "--material", "MoS2", "--device", "cpu",
+                 "--out", str(tmp_path / "d.csv")]) == 0
+    assert "Mo/W alloy" in capsys.readouterr().err
+    assert main(["simulate", "--metal-alloy", "1.5", "--out", str(tmp_path / "x")]) == 2

@@ -83,6 +83,18 @@ def _alloy(text: str) -> tuple[str, float]:
     return name.strip().capitalize(), fraction
 
 
+def _metal_alloy(text: str) -> float:
+    """A ``--metal-alloy`` value: the other metal's share of the metal sites, in [0, 1)."""
+    try:
+        share = float(text)
+    except ValueError:
+        share = float("nan")
+    if not 0 <= share < 1:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a share of the metal sites in [0, 1), e.g. 0.3")
+    return share
+
+
 def _region(text: str) -> tuple[int, int, int, int]:
     """A ``--region`` value: ``ROW0:ROW1,COL0:COL1`` pixel bounds (end excluded)."""
     try:
@@ -178,7 +190,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         fractions = {**DEFAULT_KIND_FRACTIONS, f"{d}_{x}": 2 * c * (1 - c), f"{d}2_{x}2": c * c}
     sim = simulate_image(args.material, (args.size, args.size), args.pixel_size_nm, params=params,
                          rotation_deg=args.rotation, seed=args.seed, substituents=substituents,
-                         defect_fractions=fractions)
+                         defect_fractions=fractions, metal_alloy=args.metal_alloy)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_tiff(out / "image.tif", sim.image, sim.pixel_size_nm)
@@ -867,6 +879,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a random alloy: this share of the host's chalcogen atoms replaced by D, "
                         "each independently (e.g. Se:0.3 for MoS2, Te:0.1 for MoSe2); D is "
                         "added to the substituents")
+    p.add_argument("--metal-alloy", type=_metal_alloy, default=0.0, metavar="FRACTION",
+                   help="a Mo/W alloy: this share of the metal sites holds the other metal (W in "
+                        "a Mo host, Mo in a W host); sites.csv then names each metal column's "
+                        "atom (metal_atom). Not a defect class")
     p.add_argument("--out", required=True, help="output folder (created; files in it replaced)")
     p.set_defaults(func=_cmd_simulate)
 

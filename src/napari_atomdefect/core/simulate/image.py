@@ -252,6 +252,8 @@ class SimulatedImage:
             "classes": list(self.classes),
             "substituents": list(self.substituents),
             "defect_counts": self.defects["class"].value_counts().to_dict(),
+            **({"metal_atoms": self.sites["metal_atom"][self.sites.sublattice == "metal"]
+                .value_counts().to_dict()} if "metal_atom" in self.sites else {}),
         }
 
 
