@@ -223,12 +223,12 @@ def test_substituent_boxes_follow_material_and_model(make_napari_viewer, user_mo
     assert widget.material.currentText() == "MoS2"
     assert widget.model.currentData() == "mos2-default"
     # The bundled MoS2 model knows O and Se; the default substituents (O) are checked.
-    assert _boxes(widget) == {"O": (True, True), "Se": (True, False)}
+    assert _boxes(widget) == {"O": (True, True), "Se": (True, False), "W": (True, False)}
     assert widget.run_classes() == ("V_S", "V_S2", "O_S", "V_Mo")
     assert tuple(widget.operating_spins) == ("V_S", "V_S2", "O_S", "V_Mo")
     # A legacy MoS2 model knows O only: Se is offered but disabled.
     widget.model.setCurrentIndex(widget.model.findData("mos2-legacy"))
-    assert _boxes(widget) == {"O": (True, True), "Se": (False, False)}
+    assert _boxes(widget) == {"O": (True, True), "Se": (False, False), "W": (True, False)}
     assert widget.run_classes() == ("V_S", "V_S2", "O_S", "V_Mo")
     assert tuple(widget.operating_spins) == ("V_S", "V_S2", "O_S", "V_Mo")
     # Looking for Se with the bundled default: the MoS2 alloy detector takes over, and gives
@@ -240,7 +240,7 @@ def test_substituent_boxes_follow_material_and_model(make_napari_viewer, user_mo
     widget.substituent_checks["Se"].setChecked(False)
     assert widget.model.currentData() == "mos2-default"
     widget.model.setCurrentIndex(widget.model.findData("mos2-all"))
-    assert _boxes(widget) == {"O": (True, True), "Se": (True, False)}
+    assert _boxes(widget) == {"O": (True, True), "Se": (True, False), "W": (True, False)}
     widget.substituent_checks["Se"].setChecked(True)
     assert widget.substituents() == ("O", "Se")
     assert tuple(widget.operating_spins) == ("V_S", "V_S2", "O_S", "Se_S", "Se2_S2", "V_Mo")
@@ -249,23 +249,24 @@ def test_substituent_boxes_follow_material_and_model(make_napari_viewer, user_mo
     assert tuple(widget.operating_spins) == ("V_S", "V_S2", "Se_S", "Se2_S2", "V_Mo")
 
     widget.material.setCurrentText("WSe2")
-    assert list(widget.substituent_checks) == ["S", "Te"]
+    assert list(widget.substituent_checks) == ["S", "Te", "Mo"]
     assert widget.model.currentData() == "wse2-default"
-    assert _boxes(widget) == {"S": (True, True), "Te": (True, False)}
+    assert _boxes(widget) == {"S": (True, True), "Te": (True, False), "Mo": (True, False)}
     assert widget.run_classes() == ("V_Se", "V_Se2", "S_Se", "S2_Se2", "V_W")
     # A WSe2 model trained without Te: Te is offered but disabled.
     widget.model.setCurrentIndex(widget.model.findData("wse2-s"))
-    assert _boxes(widget) == {"S": (True, True), "Te": (False, False)}
+    assert _boxes(widget) == {"S": (True, True), "Te": (False, False), "Mo": (True, False)}
     assert widget.run_classes() == ("V_Se", "V_Se2", "S_Se", "S2_Se2", "V_W")
-    # A model of another material: the boxes are shown, none can be changed.
+    # A model of another material: the boxes are shown, none can be changed (but the other
+    # metal's: its columns are called from their brightness, no model needed).
     widget.model.setCurrentIndex(widget.model.findData("mos2-default"))
-    assert _boxes(widget) == {"S": (False, True), "Te": (False, False)}
+    assert _boxes(widget) == {"S": (False, True), "Te": (False, False), "Mo": (True, False)}
     widget.model.setCurrentIndex(widget.model.findData("wse2-all"))
-    assert _boxes(widget) == {"S": (True, True), "Te": (True, False)}
+    assert _boxes(widget) == {"S": (True, True), "Te": (True, False), "Mo": (True, False)}
     widget.substituent_checks["Te"].setChecked(True)
     assert widget.run_classes() == ("V_Se", "V_Se2", "S_Se", "S2_Se2", "Te_Se", "Te2_Se2", "V_W")
     widget.material.setCurrentText("MoS2")
-    assert list(widget.substituent_checks) == ["O", "Se"]
+    assert list(widget.substituent_checks) == ["O", "Se", "W"]
 
 
 def test_chosen_substituents_reach_the_detection(make_napari_viewer, user_models, qtbot,
@@ -369,7 +370,7 @@ def test_detect_widget_runs_the_chosen_substituents(make_napari_viewer, qtbot, t
     widget = DetectWidget(viewer)
     widget.material.setCurrentText("WS2")
     widget.model.setCurrentIndex(widget.model.findData("ws2-bias"))
-    assert _boxes(widget) == {"O": (True, True), "Se": (True, False)}
+    assert _boxes(widget) == {"O": (True, True), "Se": (True, False), "Mo": (True, False)}
     widget.substituent_checks["Se"].setChecked(True)
     widget.substituent_checks["O"].setChecked(False)
     assert tuple(widget.operating_spins) == ("V_S", "V_S2", "Se_S", "Se2_S2", "V_W")
@@ -400,6 +401,34 @@ def test_detect_widget_runs_the_chosen_substituents(make_napari_viewer, qtbot, t
     assert review.classes() == ("V_S", "V_S2", "O_S", "V_W")  # followed the new layer
 
 
+def test_the_w_box_marks_the_w_columns_of_a_mo_w_alloy(make_napari_viewer, qtbot):
+    """MoS2 with W ticked: a Mo0.7W0.3S2 layer's W columns become W_Mo markers (× in the W
+    colour) beside the chalcogen defects; the dock says the alloy; Statistics counts them."""
+    from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
+    from napari_atomdefect.widgets.detect import DetectWidget
+    from tests.viewer.helpers import layers_of, wait_idle
+
+    params = MicroscopeParams.random(np.random.default_rng(31), "MoS2", dose_e_per_A2=4e5)
+    sim = simulate_image("MoS2", 256, 0.012, params=params, seed=31, metal_alloy=0.3)
+    viewer = make_napari_viewer()
+    viewer.add_image(sim.image, name="mows2", scale=(0.012, 0.012), units=("nm", "nm"))
+    widget = DetectWidget(viewer)
+    widget.substituent_checks["W"].setChecked(True)
+    assert widget.run_classes() == ("V_S", "V_S2", "O_S", "V_Mo", "W_Mo")
+    widget.run_all()
+    wait_idle(qtbot, widget)
+    [layer] = layers_of(viewer, "detections")
+    classes = layer.features["class"].astype(str)
+    n_w = int((sim.sites.metal_atom == "W").sum())
+    assert abs(int((classes == "W_Mo").sum()) - n_w) <= max(2, 0.05 * n_w)
+    symbols = [str(getattr(s, "value", s)) for s in layer.symbol]
+    assert {sym for sym, c in zip(symbols, classes, strict=True) if c == "W_Mo"} == {"x"}
+    assert "Mo/W alloy" in widget.fit_label.text()
+    stats = StatsWidget(viewer)
+    row = stats.row_labels().index("W_Mo")
+    assert stats.table.item(row, 0).text() == str(int((classes == "W_Mo").sum()))
+
+
 def test_substituent_ticks_survive_a_material_round_trip(make_napari_viewer):
     """Ticking Se in WS2, switching to WSe2 and back keeps Se ticked (the trial lost it)."""
     from napari_atomdefect.widgets.detect import DetectWidget
@@ -408,11 +437,11 @@ def test_substituent_ticks_survive_a_material_round_trip(make_napari_viewer):
     widget.material.setCurrentText("WS2")
     widget.substituent_checks["Se"].setChecked(True)
     widget.material.setCurrentText("WSe2")
-    assert {d: b.isChecked() for d, b in widget.substituent_checks.items()} == {"S": True,
-                                                                               "Te": False}
+    assert {d: b.isChecked() for d, b in widget.substituent_checks.items()} == {
+        "S": True, "Te": False, "Mo": False}
     widget.material.setCurrentText("WS2")
-    assert {d: b.isChecked() for d, b in widget.substituent_checks.items()} == {"O": True,
-                                                                               "Se": True}
+    assert {d: b.isChecked() for d, b in widget.substituent_checks.items()} == {
+        "O": True, "Se": True, "Mo": False}
 
 
 def test_an_overlapping_pair_with_no_call_left_is_not_named():

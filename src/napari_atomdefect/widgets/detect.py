@@ -33,6 +33,7 @@ from ..core.device import DEVICE_CHOICES
 from ..core.io.image import SUPPORTED_EXTENSIONS
 from ..core.materials.columns import (
     LEGACY_CLASSES,
+    METAL_SUBSTITUENTS,
     default_substituents,
     supported_substituents,
 )
@@ -133,6 +134,18 @@ def _movie_job(stack, material, pixel_size_nm, calibration, model, device,
         calibration=calibration, operating_point=operating_point, substituents=substituents))
     yield {"fraction": 1.0, "message": "Linking the defects into tracks…"}
     return {**result, "defects": link_tracks(result["defects"])}
+
+
+def metal_substituents_of(material: str) -> tuple[str, ...]:
+    """The other metal of a Mo/W alloy of ``material`` (a substituent box of its own)."""
+    return METAL_SUBSTITUENTS.get(MATERIALS[material].metal, ()) if material in MATERIALS else ()
+
+
+def default_substituents_of_model(info, material: str) -> tuple[str, ...]:
+    """The substituents a run takes when none of the material's is ticked: the material's
+    defaults the model knows (what ``None`` means to :func:`~..core.detect.decision.run_classes`)."""
+    known = model_substituents_of(info)
+    return tuple(d for d in default_substituents(material) if d in known)
 
 
 def _model_info(name: str | None):
@@ -386,7 +399,8 @@ class DetectWidget(QWidget):
     # ------------------------------------------------------- classes of a run
     def _material_changed(self, material: str) -> None:
         """A new material: its substituent boxes (defaults ticked) and its default model."""
-        supported = supported_substituents(material)
+        # (then the other metal of a Mo/W alloy: its columns are called from their brightness)
+        supported = supported_substituents(material) + metal_substituents_of(material)
         if tuple(self.substituent_checks) != supported:
             # Remember the ticks of the host chalcogen left, for when the user comes back.
             self._ticked[tuple(self.substituent_checks)] = {
@@ -434,19 +448,27 @@ class DetectWidget(QWidget):
         info = _model_info(self.model.currentData())
         known = model_substituents_of(info)
         name = info.name if info is not None else "the chosen model"
+        metals = metal_substituents_of(self.material.currentText())
+        host_metal = MATERIALS[self.material.currentText()].metal
         for d, box in self.substituent_checks.items():
-            box.setEnabled(d in known)
-            box.setToolTip(f"Report {d} substitutions." if d in known else
-                           f"{name} was not trained for {d}: choose a model trained with it.")
+            box.setEnabled(d in known or d in metals)
+            box.setToolTip(
+                f"A Mo/W alloy: mark the {d} columns ({d}_{host_metal}) from their brightness "
+                "(no model needed)." if d in metals else
+                f"Report {d} substitutions." if d in known else
+                f"{name} was not trained for {d}: choose a model trained with it.")
         self._refresh_classes()
 
     def substituents(self) -> tuple[str, ...] | None:
         """The substituents ticked among those the model knows (``None`` when the model knows
         none of the material's: the detection then uses the model's defaults)."""
+        metals = metal_substituents_of(self.material.currentText())
         enabled = [d for d, box in self.substituent_checks.items() if box.isEnabled()]
-        if not enabled:
-            return None
-        return tuple(d for d in enabled if self.substituent_checks[d].isChecked())
+        ticked = tuple(d for d in enabled if self.substituent_checks[d].isChecked())
+        if not [d for d in enabled if d not in metals]:  # (the model's defaults, and the metal)
+            return None if not ticked else tuple(default_substituents_of_model(
+                _model_info(self.model.currentData()), self.material.currentText())) + ticked
+        return ticked
 
     def _run(self):
         """The run the next detection makes (``decision.run_classes``), or ``None`` when the
@@ -475,7 +497,7 @@ class DetectWidget(QWidget):
         """The substituents the next run considers (the ticked ones, or the model's defaults
         when it knows none of the material's); they decide which pixel sizes fit an alloy."""
         run = self._run()
-        return () if run is None else tuple(run.substituents)
+        return () if run is None else tuple(run.all_substituents)
 
     def _refresh_classes(self, *args) -> None:
         classes = self.run_classes()

@@ -28,8 +28,8 @@ WINDOW_EDGE_A = 0.08
 
 def other_metal_columns(smoothed: np.ndarray, lattice: Lattice,
                         background: float) -> tuple[np.ndarray, float]:
-    """Which metal sites hold the other metal of the lattice's Mo/W alloy, and the factor that
-    brings their level to the host metal's.
+    """How probably each metal site holds the other metal of the lattice's Mo/W alloy, and the
+    factor that brings such a column's level to the host metal's.
 
     Parameters
     ----------
@@ -43,14 +43,16 @@ def other_metal_columns(smoothed: np.ndarray, lattice: Lattice,
 
     Returns
     -------
-    other : ndarray of bool
-        One entry per metal site of the lattice.
+    probability : ndarray
+        One entry per metal site of the lattice: the posterior of the other metal's rung under
+        two log-normal rungs (each its own median and robust spread, weighted by its share);
+        0 at a metal vacancy.
     factor : float
         Host metal's level over the other metal's (1.0 when there is none).
     """
     reading = lattice.metal_alloy
     sites = lattice.metal_sites_px
-    none = np.zeros(len(sites), bool), 1.0
+    none = np.zeros(len(sites)), 1.0
     if reading is None or not len(sites):
         return none
     levels = sample_bilinear(smoothed, sites[:, 0], sites[:, 1]) - background
@@ -58,14 +60,26 @@ def other_metal_columns(smoothed: np.ndarray, lattice: Lattice,
     rungs = two_rungs(levels[present])
     if rungs is None:
         return none
-    low, high, threshold, _ = rungs
+    low, high, threshold, high_share = rungs
+    x = np.log(np.maximum(levels, 1e-12))
+    on_low = present & (levels <= threshold)
+    on_high = present & (levels > threshold)
+
+    def log_density(rung: np.ndarray, share: float) -> np.ndarray:
+        centre = float(np.median(x[rung]))
+        sd = max(1.4826 * float(np.median(np.abs(x[rung] - centre))), 1e-3)
+        return np.log(max(share, 1e-6)) - np.log(sd) - 0.5 * ((x - centre) / sd) ** 2
+
+    high_p = 1.0 / (1.0 + np.exp(np.clip(log_density(on_low, 1 - high_share)
+                                         - log_density(on_high, high_share), -50, 50)))
     if reading.other_metal == "W":
-        return present & (levels > threshold), low / high
-    return present & (levels <= threshold), high / low
+        return np.where(present, high_p, 0.0), low / high
+    return np.where(present, 1.0 - high_p, 0.0), high / low
 
 
 def equalise_metal_alloy(flat: np.ndarray, smoothed: np.ndarray, lattice: Lattice,
-                         background: float) -> tuple[np.ndarray, np.ndarray]:
+                         background: float, other: tuple[np.ndarray, float]
+                         ) -> tuple[np.ndarray, np.ndarray]:
     """``flat`` and its ``smoothed`` copy with the other metal's columns at the host's level.
 
     Parameters
@@ -76,14 +90,17 @@ def equalise_metal_alloy(flat: np.ndarray, smoothed: np.ndarray, lattice: Lattic
         Its lattice (nothing changes without a Mo/W alloy reading).
     background : float
         The hollow-site level of ``smoothed``.
+    other : (ndarray, float)
+        :func:`other_metal_columns` of ``smoothed``: the columns to scale and by how much.
 
     Returns
     -------
     flat, smoothed : ndarray
         New arrays (the inputs when nothing changes).
     """
-    other, factor = other_metal_columns(smoothed, lattice, background)
-    if not other.any():
+    probability, factor = other
+    scaled = probability >= 0.5
+    if not scaled.any():
         return flat, smoothed
     a = lattice.a_px
     radius = int(np.ceil((WINDOW_FLAT_A + 4 * WINDOW_EDGE_A) * a))
@@ -93,7 +110,7 @@ def equalise_metal_alloy(flat: np.ndarray, smoothed: np.ndarray, lattice: Lattic
     # Impulses at the other metal's columns, spread bilinearly over their four pixels, then the
     # window around each (the columns are a lattice constant apart: windows do not overlap).
     impulses = np.zeros(flat.shape, np.float32)
-    pos = lattice.metal_sites_px[other]
+    pos = lattice.metal_sites_px[scaled]
     r0, c0 = np.floor(pos[:, 0]).astype(int), np.floor(pos[:, 1]).astype(int)
     fr, fc = pos[:, 0] - r0, pos[:, 1] - c0
     h, w = flat.shape

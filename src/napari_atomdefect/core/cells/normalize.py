@@ -23,7 +23,7 @@ from ..lattice.lattice import Lattice
 from ..lattice.sites import box_smooth, within_field
 from .background import flatten_background, hollow_sites_px
 from .edge_gain import correct_edge_gain
-from .metal_alloy import equalise_metal_alloy
+from .metal_alloy import equalise_metal_alloy, other_metal_columns
 from .sampling import sample_bilinear
 
 #: Bring the columns along the field's edge to the field's gain before reading them
@@ -144,12 +144,17 @@ class PreparedImage:
         Levels of ``flat``.
     offset : ndarray or None
         The background variation subtracted (``None``: too few hollow sites to map one).
+    other_metal : ndarray or None
+        In a Mo/W alloy (the lattice's ``metal_alloy``), how probably each metal site of the
+        lattice holds the other metal, read before its columns were brought to the host's level
+        (:mod:`.metal_alloy`); else ``None``.
     """
 
     flat: np.ndarray
     smoothed: np.ndarray
     levels: IntensityLevels
     offset: np.ndarray | None
+    other_metal: np.ndarray | None = None
 
     @property
     def normalised(self) -> np.ndarray:
@@ -182,8 +187,12 @@ def prepare_image(image: np.ndarray, lattice: Lattice,
     flat, flat_smoothed, offset = flatten_background(img, lattice, smoothed)
     if CORRECT_EDGE_GAIN:
         flat, flat_smoothed = correct_edge_gain(flat, flat_smoothed, lattice)
+    other = None
     if lattice.metal_alloy is not None:  # a Mo/W alloy: its other metal at the host's level
         background = float(np.median(site_values(flat_smoothed, hollow_sites_px(lattice))))
-        flat, flat_smoothed = equalise_metal_alloy(flat, flat_smoothed, lattice, background)
+        found = other_metal_columns(flat_smoothed, lattice, background)
+        flat, flat_smoothed = equalise_metal_alloy(flat, flat_smoothed, lattice, background, found)
+        other = found[0]
     levels = intensity_levels(flat, lattice, flat_smoothed)
-    return PreparedImage(flat=flat, smoothed=flat_smoothed, levels=levels, offset=offset)
+    return PreparedImage(flat=flat, smoothed=flat_smoothed, levels=levels, offset=offset,
+                         other_metal=other)

@@ -68,6 +68,9 @@ class RunClasses(NamedTuple):
         The material the class names follow (the model's).
     message : str or None
         Why the class names follow another material than the one chosen, if they do.
+    metal_substituents : tuple of str
+        The other metal of a Mo/W alloy when the user chose it (``("W",)`` for a Mo host): its
+        class (``W_Mo``) ends ``classes``; it comes from the metal columns' levels, not the model.
     """
 
     classes: tuple[str, ...]
@@ -75,6 +78,17 @@ class RunClasses(NamedTuple):
     model_classes: tuple[str, ...]
     material: str
     message: str | None = None
+    metal_substituents: tuple[str, ...] = ()
+
+    @property
+    def detector_classes(self) -> tuple[str, ...]:
+        """``classes`` the detector calls (all but the metal substituent's)."""
+        return tuple(c for c in self.classes if c in self.model_classes)
+
+    @property
+    def all_substituents(self) -> tuple[str, ...]:
+        """The chalcogen substituents, then the metal one: what the user chose."""
+        return self.substituents + self.metal_substituents
 
 
 def run_classes(card: Mapping, material: str,
@@ -99,7 +113,13 @@ def run_classes(card: Mapping, material: str,
     SubstituentError
         If a substituent is unknown for the material or the model was not trained for it.
     """
-    from ..materials.columns import SubstituentError, lookup_class, parse_substituents
+    from ..materials.columns import (
+        SubstituentError,
+        lookup_class,
+        metal_substituent_classes,
+        metal_substituents,
+        parse_substituents,
+    )
     from ..materials.materials import get_material
     from ..models.registry import model_classes, model_material, model_substituents
 
@@ -128,7 +148,10 @@ def run_classes(card: Mapping, material: str,
     if model_mat.name != chosen.name:
         message = (f"The model was trained for {model_mat.name}, not {chosen.name}: its classes "
                    f"are named for {model_mat.name} ({', '.join(keep)}).")
-    return RunClasses(tuple(keep), subs, all_classes, model_mat.name, message)
+    # The other metal of a Mo/W alloy, named for the chosen host (the metal columns say it).
+    metals = metal_substituents(substituents, chosen)
+    keep += [c.name for c in metal_substituent_classes(chosen, metals)]
+    return RunClasses(tuple(keep), subs, all_classes, model_mat.name, message, metals)
 
 
 def check_run(material: str, model: str | None = None,

@@ -101,7 +101,7 @@ def _decide(pm: np.ndarray, px: np.ndarray, calib: dict | None, op: Mapping[str,
     """Per tile, the columns of its metal and chalcogen site: class and confidence after
     calibration, the run's substituent choice and the operating point, defect probability and the
     calibrated probability of every class of the sublattice (``nan`` for the other sublattice's)."""
-    d = site_decisions(pm, px, calib, op, run.model_classes, run.classes)
+    d = site_decisions(pm, px, calib, op, run.model_classes, run.detector_classes)
     qm, qx = d["q_metal"], d["q_chalcogen"]
     m_choices, x_choices = d["metal_choices"], d["chalcogen_choices"]
     n = len(qm)
@@ -113,6 +113,25 @@ def _decide(pm: np.ndarray, px: np.ndarray, calib: dict | None, op: Mapping[str,
                  "p_defect": 1 - qx[:, 0], **{f"p_{c}": nan for c in m_choices},
                  **{f"p_{c}": qx[:, i] for i, c in enumerate(x_choices)}}
     return metal, chalcogen
+
+
+def other_metal_calls(metal: dict, chalcogen: dict, metal_rows: np.ndarray,
+                      probability: np.ndarray | None, name: str) -> tuple[dict, dict]:
+    """The tiles' metal columns the detector calls pristine that lie on the other metal's rung of
+    a Mo/W alloy (``probability`` per lattice metal site, :func:`~..cells.metal_alloy.
+    other_metal_columns`; ``None``: no alloy read) called ``name`` (``W_Mo``), with that
+    probability as confidence; its ``p_`` column joins both sublattices' (``nan`` on chalcogen
+    sites)."""
+    p = np.zeros(len(metal_rows))
+    if probability is not None and len(probability):
+        has = metal_rows >= 0
+        p[has] = probability[metal_rows[has]]
+    metal = dict(metal)
+    call = (np.asarray(metal["class"]) == "metal") & (p >= 0.5)
+    metal["class"] = np.where(call, name, np.asarray(metal["class"], object)).astype(object)
+    metal["confidence"] = np.where(call, p, metal["confidence"])
+    metal[f"p_{name}"] = p
+    return metal, {**chalcogen, f"p_{name}": np.full(len(p), np.nan)}
 
 
 def _check_channels(n: int | None, info: ModelInfo, classes: tuple[str, ...]) -> None:
@@ -214,6 +233,7 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
                "message": fit.summary, "fit": fit}
     levels = prepared.levels
     norm = prepared.normalised
+    other_metal = prepared.other_metal  # (a Mo/W alloy: how probably each metal site is the other)
     context = image_context(levels)
     # Every chalcogen column's level (the heavy substituent's rungs and the vacancy rung are
     # split by them, rungs.py)
@@ -267,6 +287,10 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
         pm = torch.cat(p_metal).cpu().numpy() if p_metal else np.zeros((0, n_m), np.float32)
         px = torch.cat(p_chalcogen).cpu().numpy() if p_chalcogen else np.zeros((0, n_x), np.float32)
     metal, chalcogen = _decide(pm, px, calib, op, run)
+    m_rows = np.concatenate(metal_rows) if metal_rows else np.zeros(0, int)
+    if run.metal_substituents:  # the other metal of a Mo/W alloy, from its columns' rung
+        metal, chalcogen = other_metal_calls(metal, chalcogen, m_rows, other_metal,
+                                             f"{run.metal_substituents[0]}_{mat.metal}")
     c_rows = np.concatenate(chalc_rows) if chalc_rows else np.zeros(0, int)
     tile_levels = np.where(c_rows >= 0, chalc_levels[np.maximum(c_rows, 0)], np.nan) if len(
         chalc_levels) else np.full(len(c_rows), np.nan)
@@ -291,9 +315,7 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
             fit.messages.append(said)
     chalcogen["level"] = column_levels
     metal["level"] = np.full(len(tile_levels), np.nan)
-    sites = site_table(lattice, np.concatenate(metal_rows) if metal_rows else np.zeros(0, int),
-                       np.concatenate(chalc_rows) if chalc_rows else np.zeros(0, int),
-                       metal, chalcogen)
+    sites = site_table(lattice, m_rows, c_rows, metal, chalcogen)
     # Calls on columns the edge of the field cuts: their confidence is lower (edge.py).
     sites = edge_adjusted(sites, arr.shape, lattice.a_px)
     return sites, fit, ladder, levels, dev_text
@@ -364,7 +386,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         # Its warnings (e.g. a replaced calibration) reach the caller; the same sentences are
         # attached to the result as ``attrs["messages"]``.
         # (a model of another material names its own substituents: those of this one count)
-        lattice_subs = tuple(d for d in run.substituents if d in supported_substituents(mat))
+        lattice_subs = tuple(d for d in run.substituents if d in supported_substituents(mat)) \
+            + run.metal_substituents  # (named: a Mo/W alloy is read in a selenide too)
         lattices = find_grains(arr, mat, pixel_size_nm=pixel_size_nm, calibration=calibration,
                                region=region, substituents=lattice_subs,
                                max_grains=MAX_GRAINS if grains else 1)
@@ -469,7 +492,9 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     if overlap:
         warnings.warn(overlap, ModelFitWarning, stacklevel=2)
     grain_fit = [m for f in fits[1:] for m in f.messages if m not in fit.messages]
-    fit_messages = list(dict.fromkeys(fit.messages + grain_fit)) + [
+    # A Mo/W alloy read on the metal columns (a lattice note, said beside the result too).
+    metal_alloy = [la.metal_alloy.message(la.material) for la in lattices[:1] if la.metal_alloy]
+    fit_messages = list(dict.fromkeys(metal_alloy + fit.messages + grain_fit)) + [
         m for m in (flagged, crowded, uniform, majority, strained, overlap) if m]
     class_messages = [run.message] if run.message else []
     if run.message and any(m.startswith("The model was trained for") for m in fit_messages):
@@ -479,7 +504,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         class_messages = []
     n_cells = sum(la.n_cells for la in lattices)
     table.attrs.update({"model": info.name, "classes": run.classes,
-                        "substituents": run.substituents, "model_material": run.material,
+                        "substituents": run.all_substituents, "model_material": run.material,
                         "device": dev_text, "pixel_size_nm": lattice.pixel_size_nm,
                         "calibration": lattice.calibration,
                         "n_metal_sites": int((sites.sublattice == "metal").sum()),
@@ -495,17 +520,18 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
                         "class_overlaps": overlap_pairs,
                         "overlap_message": overlap,
                         "light_gap": gap_said,
-                        "messages": list(lattice.messages) + class_messages + fit_messages})
+                        "messages": list(dict.fromkeys(list(lattice.messages) + class_messages
+                                                       + fit_messages))})
     if len(lattices) > 1:
         table.attrs["grains"] = [{"grain": k, "n_cells": la.n_cells, "a_px": la.a_px,
                                   "rotation_deg": misorientation_deg(lattices[0], la)}
                                  for k, la in enumerate(lattices)]
-    sites.attrs.update({"classes": run.classes, "substituents": run.substituents})
+    sites.attrs.update({"classes": run.classes, "substituents": run.all_substituents})
     yield {"done": True, "defects": table, "sites": sites, "lattice": lattice,
            "lattices": lattices, "levels": levels, "ladder": ladder,
            "model": info.name, "fine_tuned": not info.bundled, "device": dev_text, "fit": fit,
            "fit_messages": fit_messages,
-           "classes": run.classes, "substituents": run.substituents}
+           "classes": run.classes, "substituents": run.all_substituents}
 
 
 def detect(image: np.ndarray, pixel_size_nm: float | None = None, material: str = "MoS2",

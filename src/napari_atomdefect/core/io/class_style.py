@@ -6,6 +6,7 @@ the colour of their element (a diamond for one; a star in a paler tint for two, 
 stay apart at full view of a dense alloy), metal vacancies green. One substituent lighter than
 the host chalcogen (O in a sulfide, S in a selenide) is a downward triangle, not a diamond: it
 is often looked for beside a heavier one (WS2 with Se and O) and colour alone told the two apart.
+The other metal of a Mo/W alloy (``W_Mo``, ``Mo_W``) is an ✕ in its element's colour.
 """
 
 from __future__ import annotations
@@ -15,21 +16,22 @@ from ..materials.columns import lighter_than_host, lookup_class
 #: Marker colour of each generic kind without a substituent.
 KIND_COLORS = {"V_X": "#ff9900", "V_X2": "#ff2020", "V_M": "#33ff33"}
 #: Marker colour of substitutions, by substituent element.
-SUBSTITUENT_COLORS = {"O": "#00e5ff", "Se": "#ff4dff", "S": "#ffee33", "Te": "#4d7fff"}
+SUBSTITUENT_COLORS = {"O": "#00e5ff", "Se": "#ff4dff", "S": "#ffee33", "Te": "#4d7fff",
+                      "W": "#b266ff", "Mo": "#66ffcc"}
 #: How far a doubly substituted column's colour is mixed towards white (its single one's tint).
 DOUBLE_TINT = 0.55
 #: Marker symbol (napari Points symbol) of each generic kind.
 KIND_SYMBOLS = {"V_X": "disc", "V_X2": "square", "D_X": "diamond", "D2_X2": "star",
-                "V_M": "triangle_up"}
+                "V_M": "triangle_up", "D_M": "x"}
 #: Symbol of one substituent lighter than the host chalcogen (``O_S``, ``S_Se``).
 LIGHTER_SINGLE_SYMBOL = "triangle_down"
 #: Hollow glyphs of the symbols above, for legends drawn as text.
 SYMBOL_GLYPHS = {"disc": "○", "square": "□", "diamond": "◇", "star": "☆", "triangle_up": "△",
-                 "triangle_down": "▽", "cross": "✕"}
+                 "triangle_down": "▽", "cross": "✕", "x": "×"}
 #: ... and as plain words, for a legend printed to a console that may not show the glyphs.
 SYMBOL_WORDS = {"disc": "circles", "square": "squares", "diamond": "diamonds", "star": "stars",
                 "triangle_up": "triangles", "triangle_down": "downward triangles",
-                "cross": "crosses"}
+                "cross": "crosses", "x": "x marks"}
 #: Colour and symbol of a class name no material knows (kept from a user's CSV).
 UNKNOWN_STYLE = ("#bbbbbb", "cross")
 

@@ -24,7 +24,7 @@ from scipy import ndimage
 
 from ..errors import AtomDefectError, NoLatticeError
 from ..io.validate import as_analysis_image, check_pixel_size, check_region
-from ..materials.columns import HEAVIER_SUBSTITUENT, parse_substituents
+from ..materials.columns import HEAVIER_SUBSTITUENT, metal_substituents, parse_substituents
 from ..materials.materials import Material, get_material, lattice_constant_range_nm
 from .crystal import OFF_CRYSTAL_NOTE, cells_and_share, in_crystal, off_crystal_message
 from .fft_peaks import ReciprocalBasis, find_reciprocal_basis, finer_hexagon, spots_stand_out
@@ -556,14 +556,25 @@ def find_lattice(
                                    float(i_h), on_lattice)
         heavier = HEAVIER_SUBSTITUENT.get(mat.chalcogen)
         chosen = () if substituents is None else parse_substituents(substituents, mat)
-        # Metal columns in two rungs that each show their host's contrast: a Mo/W alloy, not a
-        # chalcogen alloy read the wrong way round (unless the heavier chalcogen was chosen).
-        # (the chalcogen columns must be the uniform ones: a selenide's vacancy rung is no W)
-        metal_alloy = (read_metal_alloy(taken_m.peaks, taken_x.median, mat)
-                       if taken_x.finite and not _is_the_varied_one(taken_x, taken_m) else None)
-        if metal_alloy is not None and heavier in chosen and _is_the_varied_one(taken_m, taken_x):
+        # The other metal of a Mo/W alloy named by the user: read in selenides too.
+        named = bool(metal_substituents(substituents, mat))
+
+        def alloy_reading(metal: _Sublattice, chalcogen: _Sublattice) -> MetalAlloyReading | None:
+            # Metal columns in two rungs that each show their host's contrast over chalcogen
+            # columns that are the uniform ones (a selenide's vacancy rung is no W).
+            if not chalcogen.finite or _is_the_varied_one(chalcogen, metal):
+                return None
+            return read_metal_alloy(metal.peaks, chalcogen.median, mat, named=named)
+
+        metal_alloy = alloy_reading(taken_m, taken_x)
+        if metal_alloy is not None and heavier in chosen and not named and _is_the_varied_one(
+                taken_m, taken_x):  # (a chalcogen alloy read the wrong way round, as chosen)
             metal_alloy = None
-        if metal_alloy is None and _is_the_varied_one(taken_m, taken_x):
+        if metal_alloy is None and named and (swapped := alloy_reading(taken_x, taken_m)):
+            # The alloy's mean metal column is as bright as the chalcogen one (MoSe2 with a
+            # third W): the brightness order took the metal for the chalcogen.
+            metal_bin, chalc_bin, metal_alloy = chalc_bin, metal_bin, swapped
+        elif metal_alloy is None and _is_the_varied_one(taken_m, taken_x):
             metal_bin, chalc_bin = chalc_bin, metal_bin
             if w_m >= w_x and heavier in chosen:  # what a layer rich in the chosen atom shows
                 messages.append(f"The chalcogen columns outshine the {mat.metal} columns here, "

@@ -38,8 +38,9 @@ MIN_RUNG_COLUMNS = 4
 #: Factor by which each rung's contrast over the chalcogen columns may lie outside its host's
 #: simulated range (:data:`~..materials.ranges.TRAINING_RANGES`).
 CONTRAST_SLACK = 1.3
-#: Columns below this fraction of the median metal level are left out (metal vacancies).
-VACANCY_LEVEL = 0.35
+#: Columns below this fraction of the median metal level are left out (metal vacancies: within
+#: ±0.1 of the background; a Mo column of a W host lies at 0.22–0.45 of the median W).
+VACANCY_LEVEL = 0.15
 #: Hosts whose metal rungs cannot be mistaken for a chalcogen ladder. In a sulfide both metals
 #: outshine S₂ 1.6–10×, and an S/Se ladder's lowest rung lies below the metal. In a selenide
 #: a Mo/W alloy's rungs (Mo 0.5–0.85, W 0.9–2 of Se₂) are those of an S-rich MoSe₂ ladder (S₂ and
@@ -64,6 +65,9 @@ class MetalAlloyReading:
         The level between the two rungs (the units of the levels read).
     n_columns : int
         Metal columns read.
+    named : bool
+        Whether the user named the other metal among the substituents (its columns are then
+        a class, ``W_Mo``).
     """
 
     host_metal: str
@@ -72,16 +76,23 @@ class MetalAlloyReading:
     ratio: float
     threshold: float
     n_columns: int
+    named: bool = False
 
     def message(self, material: str | Material) -> str:
         """One sentence for the user: the alloy seen, and how the image is analysed."""
         mat = get_material(material)
         factor = self.ratio if self.other_metal == "W" else 1 / self.ratio
+        cls = f"{self.other_metal}_{mat.metal}"
         text = (f"The {mat.metal} columns take two levels: {100 * self.other_share:.0f} % of them "
                 f"are {factor:.2g}× as bright as the rest, as {self.other_metal} columns are "
-                f"in a Mo/W alloy. Metal substitutions are no defect class here: the chalcogen "
-                f"columns and vacancies are analysed as in {mat.name}, the {self.other_metal} "
-                f"columns are left unmarked")
+                f"in a Mo/W alloy")
+        if self.named:
+            text += (f": marked {cls}; the chalcogen columns and vacancies are analysed as in "
+                     f"{mat.name}")
+        else:
+            text += (f". The chalcogen columns and vacancies are analysed as in {mat.name}; "
+                     f"choose {self.other_metal} among the substituents to mark the "
+                     f"{self.other_metal} columns ({cls})")
         if self.other_share > 0.5:
             other = f"{self.other_metal}{mat.name[len(mat.metal):]}"
             text += f"; with mostly {self.other_metal}, analyse it as {other}"
@@ -131,7 +142,7 @@ def _within(contrast: float, host: str) -> bool:
 
 
 def read_metal_alloy(metal_levels: np.ndarray, chalcogen_level: float,
-                     material: str | Material) -> MetalAlloyReading | None:
+                     material: str | Material, named: bool = False) -> MetalAlloyReading | None:
     """Whether the metal columns read as a Mo/W alloy over uniform chalcogen columns.
 
     Parameters
@@ -141,7 +152,10 @@ def read_metal_alloy(metal_levels: np.ndarray, chalcogen_level: float,
     chalcogen_level : float
         The typical level of the other sublattice's columns (same units).
     material : str or Material
-        The chosen host (:data:`HOSTS` only: in selenides the reading is ambiguous).
+        The chosen host (:data:`HOSTS` only, unless ``named``: in selenides the reading is
+        ambiguous).
+    named : bool
+        Whether the user named the other metal among the substituents (which settles it).
 
     Returns
     -------
@@ -153,7 +167,7 @@ def read_metal_alloy(metal_levels: np.ndarray, chalcogen_level: float,
     other = METAL_PARTNER.get(mat.metal)
     levels = np.asarray(metal_levels, float)
     levels = levels[np.isfinite(levels)]
-    if mat.name not in HOSTS or other is None or not len(levels) or not chalcogen_level > 0:
+    if (mat.name not in HOSTS and not named) or other is None or not len(levels) or not chalcogen_level > 0:
         return None
     levels = levels[levels > VACANCY_LEVEL * np.median(levels)]
     rungs = two_rungs(levels)
@@ -170,7 +184,7 @@ def read_metal_alloy(metal_levels: np.ndarray, chalcogen_level: float,
         return None
     other_share = high_share if other == "W" else 1.0 - high_share
     return MetalAlloyReading(mat.metal, other, float(other_share), float(ratio), threshold,
-                             int(len(levels)))
+                             int(len(levels)), named)
 
 
 __all__ = ["HEAVY_TO_LIGHT_RATIO", "HOSTS", "MetalAlloyReading", "read_metal_alloy",

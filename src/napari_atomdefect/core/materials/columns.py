@@ -12,11 +12,19 @@ kind      column holds                name (host X, subst. D)  MoS2 with O / Se
 ``D_X``   one X, one D                ``<D>_<X>``             ``O_S``, ``Se_S``
 ``D2_X2`` two D                       ``<D>2_<X>2``           ``Se2_S2``
 ``V_M``   metal column empty          ``V_<M>``               ``V_Mo``
+``D_M``   the other metal (Mo/W)      ``<D>_<M>``             ``W_Mo``
 ========  ==========================  ======================  =========================
 
 Which substituents a host supports, which are on by default, and for which a doubly substituted
 column is a class of its own, is decided here once for the whole package (simulator, labels,
 detector heads, CSV, layers, widgets all read it from here).
+
+The other metal of a Mo/W alloy (W in a Mo host, Mo in a W host: :data:`METAL_SUBSTITUENTS`) is
+a substituent the user may choose too, but not a detector class: a W column is 2.4–3 Mo columns
+bright, and the metal columns' own two rungs tell it (:mod:`..lattice.metal_rungs`). So
+:func:`parse_substituents` returns the chalcogen substituents only (what models, the simulator,
+the ladder and the rungs know) and :func:`metal_substituents` the metal one; ``D_M`` classes are
+never model channels (:func:`column_classes` leaves them out; :func:`metal_substituent_classes`).
 
 Not separate classes, with the reason (HAADF weights of one atom, relative to one host chalcogen,
 from :mod:`.physics`):
@@ -49,6 +57,8 @@ DEFAULT_SUBSTITUENTS: dict[str, tuple[str, ...]] = {"S": ("O",), "Se": ("S",)}
 DOUBLE_SUBSTITUTION: frozenset[str] = frozenset({"Se", "S", "Te"})
 #: The substituent heavier than each host chalcogen that the package models.
 HEAVIER_SUBSTITUENT: dict[str, str] = {"S": "Se", "Se": "Te"}
+#: Metal substituents each host metal supports (the other metal of a Mo/W alloy).
+METAL_SUBSTITUENTS: dict[str, tuple[str, ...]] = {"Mo": ("W",), "W": ("Mo",)}
 
 #: Defect classes of models whose card lists none (the MoS2 models before column classes).
 LEGACY_CLASSES: tuple[str, ...] = ("V_S", "V_S2", "O_S", "V_Mo")
@@ -69,14 +79,14 @@ class ColumnClass:
     name : str
         Name used in CSVs, layers and widgets (``"V_S"``, ``"Se2_S2"``, ``"V_W"``).
     kind : str
-        Generic kind: ``"V_X"``, ``"V_X2"``, ``"D_X"``, ``"D2_X2"`` or ``"V_M"``.
+        Generic kind: ``"V_X"``, ``"V_X2"``, ``"D_X"``, ``"D2_X2"``, ``"V_M"`` or ``"D_M"``.
     site : str
         ``"chalcogen"`` or ``"metal"``.
     atoms : tuple of (str or None)
         What the column holds, top to bottom; ``None`` is a missing atom. Chalcogen columns hold
         two entries, metal columns one.
     substituent : str or None
-        The substituent element of ``D_X`` / ``D2_X2`` classes.
+        The substituent element of ``D_X`` / ``D2_X2`` / ``D_M`` classes.
     """
 
     name: str
@@ -96,9 +106,31 @@ def default_substituents(material: str | Material) -> tuple[str, ...]:
     return DEFAULT_SUBSTITUENTS[get_material(material).chalcogen]
 
 
+def _items(value: str | Iterable[str]) -> list[str]:
+    items = value.replace(";", ",").split(",") if isinstance(value, str) else list(value)
+    return [str(item).strip() for item in items]
+
+
+def metal_substituents(value: str | Iterable[str] | None,
+                       material: str | Material) -> tuple[str, ...]:
+    """The metal substituents (:data:`METAL_SUBSTITUENTS`) among the user's ``value``.
+
+    ``None`` (the material's defaults) holds none: a Mo/W alloy is chosen by naming the metal.
+    """
+    if value is None:
+        return ()
+    mat = get_material(material)
+    metals = METAL_SUBSTITUENTS.get(mat.metal, ())
+    wanted = {s.lower() for s in _items(value)}
+    return tuple(m for m in metals if m.lower() in wanted)
+
+
 def parse_substituents(value: str | Iterable[str] | None, material: str | Material,
                        available: Iterable[str] | None = None) -> tuple[str, ...]:
     """Turn user input (``"Se,O"``, ``["Se"]``, ``""``, ``None``) into substituents, checked.
+
+    The other metal of a Mo/W alloy (``"W"`` for a Mo host) is accepted and left out of the
+    result (:func:`metal_substituents` reads it).
 
     Parameters
     ----------
@@ -125,17 +157,16 @@ def parse_substituents(value: str | Iterable[str] | None, material: str | Materi
     known = tuple(available) if available is not None else supported
     if value is None:
         return tuple(d for d in default_substituents(mat) if d in known)
-    items = value.replace(";", ",").split(",") if isinstance(value, str) else list(value)
+    metals = METAL_SUBSTITUENTS.get(mat.metal, ())
     wanted = []
-    for item in items:
-        s = str(item).strip()
-        if not s or s.lower() == "none":
+    for s in _items(value):
+        if not s or s.lower() == "none" or s.lower() in {m.lower() for m in metals}:
             continue
         match = [d for d in supported if d.lower() == s.lower()]
         if not match:
             raise SubstituentError(
                 f"{s!r} is not a substituent this package models in {mat.name} "
-                f"(choose from {', '.join(supported)}).")
+                f"(choose from {', '.join(supported + metals)}).")
         if match[0] not in known:
             raise SubstituentError(
                 f"The chosen model was not trained for {match[0]} in {mat.name} "
@@ -161,17 +192,33 @@ def column_classes(material: str | Material,
 
     Order: ``V_X``, ``V_X2``, then per substituent ``D_X`` (and ``D2_X2``), then ``V_M``.
     ``substituents=None`` gives every supported substituent (the classes a model is trained for).
+    A metal substituent named in ``substituents`` (``"W"`` for a Mo host) adds its ``D_M``
+    class at the end (never a model channel: ``None`` leaves it out).
     """
     mat = get_material(material)
-    subs = supported_substituents(mat) if substituents is None else tuple(substituents)
+    metals = METAL_SUBSTITUENTS.get(mat.metal, ())
+    subs = (supported_substituents(mat) if substituents is None
+            else tuple(d for d in substituents if d not in metals))
     for d in subs:
         if d not in supported_substituents(mat):
             raise SubstituentError(f"{d!r} is not a substituent this package models in "
                                    f"{mat.name} (choose from "
-                                   f"{', '.join(supported_substituents(mat))}).")
+                                   f"{', '.join(supported_substituents(mat) + metals)}).")
     ordered = [d for d in supported_substituents(mat) if d in subs]
+    extra = () if substituents is None else metal_substituent_classes(
+        mat, [d for d in substituents if d in metals])
     return tuple(_chalcogen_classes(mat.chalcogen, ordered)
-                 + [ColumnClass(f"V_{mat.metal}", "V_M", "metal", (None,))])
+                 + [ColumnClass(f"V_{mat.metal}", "V_M", "metal", (None,))]) + extra
+
+
+def metal_substituent_classes(material: str | Material,
+                              metals: Iterable[str] | None = None) -> tuple[ColumnClass, ...]:
+    """The ``D_M`` classes of ``material`` (``W_Mo``) for the metal substituents ``metals``
+    (``None``: every one it supports). Never model channels: see the module docstring."""
+    mat = get_material(material)
+    supported = METAL_SUBSTITUENTS.get(mat.metal, ())
+    chosen = supported if metals is None else tuple(m for m in supported if m in tuple(metals))
+    return tuple(ColumnClass(f"{m}_{mat.metal}", "D_M", "metal", (m,), m) for m in chosen)
 
 
 def class_names(material: str | Material,
@@ -188,7 +235,7 @@ def segment_classes(defect_names: Iterable[str]) -> tuple[str, ...]:
 def _all_classes() -> dict[str, ColumnClass]:
     out: dict[str, ColumnClass] = {}
     for mat in MATERIALS.values():
-        for c in column_classes(mat):
+        for c in column_classes(mat) + metal_substituent_classes(mat):
             out.setdefault(c.name, c)
     return out
 
@@ -230,7 +277,8 @@ def class_site(name: str) -> str | None:
 def materials_of_classes(names: Iterable[str]) -> list[Material]:
     """Every host material whose classes include all ``names`` (in :data:`MATERIALS` order)."""
     names = set(map(str, names))
-    return [m for m in MATERIALS.values() if names <= set(class_names(m))]
+    return [m for m in MATERIALS.values()
+            if names <= set(class_names(m)) | {c.name for c in metal_substituent_classes(m)}]
 
 
 def lattice_constant_of_classes(names: Iterable[str]) -> float | None:
