@@ -527,17 +527,21 @@ def write_page(material: str, entry: dict | None, size: int) -> dict:
 
 def write_index(rows: list[dict], entries: dict[str, dict]) -> None:
     from napari_atomdefect.core.materials.columns import (
+        METAL_SUBSTITUENTS,
         class_names,
         default_substituents,
+        metal_substituent_classes,
         supported_substituents,
     )
+    from napari_atomdefect.core.materials.materials import MATERIALS
 
     lines = ["# Materials", "",
              "One page per host material: the classes and substituents modelled, the bundled "
              "model and how it was trained, its held-out accuracy on simulated images, and "
              "example images (real Nion images of converted WS2 where available).", "",
-             "| material | page | bundled model | substituents (default) | classes |",
-             "|---|---|---|---|---|"]
+             "| material | page | bundled model | substituents (default) | classes | other metal "
+             "(Mo/W alloy) |",
+             "|---|---|---|---|---|---|"]
     from napari_atomdefect.core.models.registry import default_model_name
 
     for row in rows:
@@ -547,8 +551,13 @@ def write_index(rows: list[dict], entries: dict[str, dict]) -> None:
             model = f"`{default_model_name(m)}` ({model} with an alloying substituent)"
         lines.append(f"| {m} | [{m}]({m}.md) | {model}"
                      f" | {', '.join(supported_substituents(m))} "
-                     f"({', '.join(default_substituents(m))}) | {', '.join(class_names(m))} |")
-    lines += ["", "*Written by `docs/make_material_pages.py`.*"]
+                     f"({', '.join(default_substituents(m))}) | {', '.join(class_names(m))} | "
+                     f"{', '.join(METAL_SUBSTITUENTS[MATERIALS[m].metal])}: "
+                     f"{', '.join(c.name for c in metal_substituent_classes(m))} |")
+    lines += ["", "The other metal of a Mo/W alloy is ticked like a substituent; its columns are "
+              "called from the metal columns' two levels, not by the network "
+              "([Mo/W alloys](../model_fit.md#a-mow-alloy-the-metal-columns-in-two-levels)).",
+              "", "*Written by `docs/make_material_pages.py`.*"]
     (PAGES / "index.md").write_text("\n".join(lines) + "\n")
 
 

@@ -204,7 +204,7 @@ def test_bf16_is_opt_in_and_close(monkeypatch):
 
     cpu = torch.device("cpu")
     monkeypatch.delenv("ATOMDEFECT_CPU_BF16", raising=False)
-    assert not cpu_bf16(cpu)
+    assert not cpu_bf16(cpu)  # (mixed at most, on a CPU with native bfloat16)
     net = _random_net()
     rng = np.random.default_rng(2)
     tiles = rng.normal(size=(32, 32, 32)).astype(np.float32)
@@ -217,3 +217,34 @@ def test_bf16_is_opt_in_and_close(monkeypatch):
     assert pm16.dtype == torch.float32 and px16.shape == (32, 4)
     torch.testing.assert_close(px16.sum(1), torch.ones(32))
     assert float((px16 - px32).abs().max()) < 0.05
+
+
+def test_mixed_precision_decides_in_float32(monkeypatch):
+    """Mixed precision (the default on a CPU with native bfloat16): every tile read in bfloat16,
+    the uncertain ones again in float32 — the calls, the mirrored views and every probability
+    near a decision are float32's; the confident tiles' probabilities move by thousandths."""
+    import napari_atomdefect.core.models.site_forward as sf
+    from napari_atomdefect.core.detect.detect import detect
+
+    sim = simulate_image("MoS2", 320, 0.012, seed=5, dose_e_per_A2=2e5)
+    monkeypatch.setenv("ATOMDEFECT_CPU_BF16", "0")
+    assert sf.cpu_precision(torch.device("cpu")) == "fp32"
+    ref = detect(sim.image, pixel_size_nm=0.012, device="cpu")
+    sites32 = ref.attrs  # (the table's run record)
+    monkeypatch.setenv("ATOMDEFECT_CPU_BF16", "mixed")
+    assert sf.cpu_precision(torch.device("cpu")) == "mixed"
+    assert sf.cpu_precision(torch.device("meta")) == "fp32"
+    seen = []
+    real = sf.tile_site_probabilities
+
+    def spy(*args, **kw):
+        seen.append((len(args[1]), kw.get("bf16")))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(sf, "tile_site_probabilities", spy)
+    mixed = detect(sim.image, pixel_size_nm=0.012, device="cpu")
+    assert seen[0][1] is True and any(b is False for _, b in seen[1:])
+    assert sum(n for n, b in seen if b is False) < sum(n for n, b in seen if b is True)
+    pd.testing.assert_frame_equal(ref[["y_px", "x_px", "class"]], mixed[["y_px", "x_px", "class"]])
+    assert np.abs(ref.confidence.to_numpy() - mixed.confidence.to_numpy()).max() < 0.01
+    assert sites32["classes"] == mixed.attrs["classes"]

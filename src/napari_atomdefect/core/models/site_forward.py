@@ -13,6 +13,8 @@ the full pass when the window would reach the tile edge.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -162,7 +164,7 @@ def prepare_detector(net: UNet, device: torch.device) -> UNet:
 
 def tile_site_probabilities(net: UNet, tiles: np.ndarray, sites: np.ndarray, temperature: float,
                             device: torch.device, classes: tuple[str, ...] | None = None,
-                            context: np.ndarray | None = None,
+                            context: np.ndarray | None = None, bf16: bool | None = None,
                             ) -> tuple[torch.Tensor, torch.Tensor]:
     """Class probabilities at each tile's own sites, left on ``device`` (no host synchronisation).
 
@@ -183,6 +185,9 @@ def tile_site_probabilities(net: UNet, tiles: np.ndarray, sites: np.ndarray, tem
     context : ndarray, optional
         The image's context values (:func:`~..cells.normalize.image_context`), needed when the
         detector takes them (:func:`~.unet.n_context`).
+    bf16 : bool, optional
+        Run the network in bfloat16 (CPU only); ``None``: as :func:`cpu_precision` says for the
+        whole run (``"bf16"``).
 
     Returns
     -------
@@ -207,16 +212,57 @@ def tile_site_probabilities(net: UNet, tiles: np.ndarray, sites: np.ndarray, tem
         x, s = x.to(device), s.to(device)
     if device.type in ("cpu", "cuda"):
         x = x.contiguous(memory_format=torch.channels_last)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_bf16(device)):
+    half = cpu_precision(device) == "bf16" if bf16 is None else bf16 and device.type == "cpu"
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=half):
         logits = site_logits_fast(net, x, s, np.asarray(sites))
     return site_probabilities(logits.float(), temperature,
                               LEGACY_CLASSES if classes is None else tuple(classes))
 
 
-def cpu_bf16(device: torch.device) -> bool:
-    """Whether inference on ``device`` runs in bfloat16 (opt-in: ``ATOMDEFECT_CPU_BF16=1``, CPU).
+#: Precisions of CPU inference (:func:`cpu_precision`).
+PRECISIONS = ("fp32", "mixed", "bf16")
 
-    About twice as fast on CPUs with AVX-512 BF16, but the logits move by up to a few hundredths,
-    so it is off by default (see docs/benchmarks.md).
+
+@lru_cache(maxsize=1)
+def native_bf16() -> bool:
+    """Whether this CPU computes in bfloat16 natively (AVX-512 BF16 or AMX; Linux flags): there
+    a bfloat16 pass runs about twice as fast; elsewhere it is emulated and slower."""
+    import torch
+
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    try:
+        supported = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        supported = False
+    return supported and ("avx512_bf16" in flags or "amx_bf16" in flags)
+
+
+def cpu_precision(device: torch.device) -> str:
+    """How detection on ``device`` runs its network: ``"fp32"``, ``"mixed"`` or ``"bf16"``.
+
+    ``"mixed"`` (the default on a CPU with native bfloat16, :func:`native_bf16`): every tile is
+    read in bfloat16 and the tiles it leaves uncertain (below
+    :data:`~..detect.detect.FP32_RECHECK_BELOW`) are read again in float32, so every call near a
+    decision — and every mirrored view — is the float32 one; the confident tiles keep
+    probabilities within a few thousandths of float32. ``"bf16"`` reads everything in bfloat16
+    (calls near a decision may change: opt-in). ``ATOMDEFECT_CPU_BF16`` chooses: ``1`` bf16,
+    ``0`` fp32, ``mixed``; unset, the CPU decides. Other devices: fp32.
     """
-    return device.type == "cpu" and os.environ.get("ATOMDEFECT_CPU_BF16", "") == "1"
+    if device.type != "cpu":
+        return "fp32"
+    chosen = os.environ.get("ATOMDEFECT_CPU_BF16", "").strip().lower()
+    if chosen in ("1", "bf16"):
+        return "bf16"
+    if chosen in ("0", "fp32"):
+        return "fp32"
+    if chosen == "mixed":
+        return "mixed"
+    return "mixed" if native_bf16() else "fp32"
+
+
+def cpu_bf16(device: torch.device) -> bool:
+    """Whether inference on ``device`` reads every tile in bfloat16 (``ATOMDEFECT_CPU_BF16=1``)."""
+    return cpu_precision(device) == "bf16"
