@@ -136,8 +136,10 @@ def _substituents_help() -> str:
         f"{_HOST_WORDS.get(x, x + '-based materials')}: {', '.join(SUPPORTED_SUBSTITUENTS[x])} "
         f"(default {', '.join(DEFAULT_SUBSTITUENTS[x])})" for x in SUPPORTED_SUBSTITUENTS)
     return ("substituent elements to look for, comma-separated, e.g. Se,O; 'none' for vacancies "
-            f"only. {per_host}. The default is the material's default that the model knows; a "
-            "substituent the model was not trained for is an error")
+            f"only. {per_host}. The other metal of a Mo/W alloy too: W in MoS2/MoSe2, Mo in "
+            "WS2/WSe2 (its columns called W_Mo / Mo_W from their brightness). The default is the "
+            "material's default that the model knows; a substituent the model was not trained "
+            "for is an error")
 
 
 def _progress_printer(args: argparse.Namespace):

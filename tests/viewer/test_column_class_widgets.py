@@ -423,7 +423,9 @@ def test_the_w_box_marks_the_w_columns_of_a_mo_w_alloy(make_napari_viewer, qtbot
     assert abs(int((classes == "W_Mo").sum()) - n_w) <= max(2, 0.05 * n_w)
     symbols = [str(getattr(s, "value", s)) for s in layer.symbol]
     assert {sym for sym, c in zip(symbols, classes, strict=True) if c == "W_Mo"} == {"x"}
-    assert "Mo/W alloy" in widget.fit_label.text()
+    # the W share is part of the result (the status line), not a warning
+    assert "Mo/W alloy: marked W_Mo" in widget.status.text()
+    assert "Mo/W" not in widget.fit_label.text()
     stats = StatsWidget(viewer)
     row = stats.row_labels().index("W_Mo")
     assert stats.table.item(row, 0).text() == str(int((classes == "W_Mo").sum()))

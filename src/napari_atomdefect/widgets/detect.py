@@ -1065,9 +1065,12 @@ class DetectWidget(QWidget):
                                                  if m.startswith(DISTORTION_NOTE)]
         what = calls_summary(list(table["class"]), tuple(table.attrs.get("substituents", ())))
         grains = [m for m in lattice.messages if GRAINS_NOTE in m]
+        # a Mo/W alloy whose other metal the user named: its share is part of the result
+        alloy = ([lattice.metal_alloy.message(lattice.material)]
+                 if getattr(lattice, "metal_alloy", None) and lattice.metal_alloy.named else [])
         n_cells = table.attrs.get("n_cells", lattice.n_cells)
-        self.status.setText(" ".join([f"{what} in {n_cells} cells ({summary}).", *grains,
-                                      *left_out]))
+        self.status.setText(" ".join([f"{what} in {n_cells} cells ({summary}).", *alloy,
+                                      *grains, *left_out]))
         self.progress.setValue(100)
         self._adopt_lattice_calibration(layer, result.get("lattices", [lattice]))
         # after the calibration line took its final text (an alloy's Vegard line is longer)

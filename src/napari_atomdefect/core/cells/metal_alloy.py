@@ -16,7 +16,7 @@ import numpy as np
 from scipy import signal
 
 from ..lattice.lattice import Lattice
-from ..lattice.metal_rungs import VACANCY_LEVEL, two_rungs
+from ..lattice.metal_rungs import VACANCY_LEVEL, metal_rungs
 from .sampling import sample_bilinear
 
 #: Radius (lattice constants) of the window's flat top around a metal column: the column itself.
@@ -56,25 +56,11 @@ def other_metal_columns(smoothed: np.ndarray, lattice: Lattice,
     if reading is None or not len(sites):
         return none
     levels = sample_bilinear(smoothed, sites[:, 0], sites[:, 1]) - background
-    present = levels > VACANCY_LEVEL * float(np.median(levels))
-    rungs = two_rungs(levels[present])
+    rungs = metal_rungs(levels, reading.other_metal)
     if rungs is None:
         return none
-    low, high, threshold, high_share = rungs
-    x = np.log(np.maximum(levels, 1e-12))
-    on_low = present & (levels <= threshold)
-    on_high = present & (levels > threshold)
-
-    def log_density(rung: np.ndarray, share: float) -> np.ndarray:
-        centre = float(np.median(x[rung]))
-        sd = max(1.4826 * float(np.median(np.abs(x[rung] - centre))), 1e-3)
-        return np.log(max(share, 1e-6)) - np.log(sd) - 0.5 * ((x - centre) / sd) ** 2
-
-    high_p = 1.0 / (1.0 + np.exp(np.clip(log_density(on_low, 1 - high_share)
-                                         - log_density(on_high, high_share), -50, 50)))
-    if reading.other_metal == "W":
-        return np.where(present, high_p, 0.0), low / high
-    return np.where(present, 1.0 - high_p, 0.0), high / low
+    present = levels > VACANCY_LEVEL * float(np.median(levels))
+    return np.where(present, rungs.other_probability(levels), 0.0), rungs.host / rungs.other
 
 
 def equalise_metal_alloy(flat: np.ndarray, smoothed: np.ndarray, lattice: Lattice,

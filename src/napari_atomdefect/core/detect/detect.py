@@ -512,8 +512,11 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     if overlap:
         warnings.warn(overlap, ModelFitWarning, stacklevel=2)
     grain_fit = [m for f in fits[1:] for m in f.messages if m not in fit.messages]
-    # A Mo/W alloy read on the metal columns (a lattice note, said beside the result too).
-    metal_alloy = [la.metal_alloy.message(la.material) for la in lattices[:1] if la.metal_alloy]
+    # A Mo/W alloy read on the metal columns and not named by the user (a lattice note, said
+    # beside the result too: choose the other metal to mark its columns; named, the note is the
+    # result's composition, not a warning).
+    metal_alloy = [la.metal_alloy.message(la.material) for la in lattices[:1]
+                   if la.metal_alloy and not la.metal_alloy.named]
     fit_messages = list(dict.fromkeys(metal_alloy + fit.messages + grain_fit)) + [
         m for m in (flagged, crowded, uniform, majority, strained, overlap) if m]
     class_messages = [run.message] if run.message else []

@@ -917,19 +917,23 @@ def strained_reading_message(point_share: float, material: str | Material,
 
 
 def counts_as_flagged(class_name: str, substituents: tuple[str, ...]) -> bool:
-    """Whether a chalcogen site of ``class_name`` counts towards the flagged fraction: every
-    defect class except substitutions by a chosen alloying chalcogen (Se in S, S in Se, Te in Se),
-    which may cover any fraction of an alloy."""
+    """Whether a site of ``class_name`` counts as a defect (towards the flagged fraction of the
+    chalcogen sites and the defect counts): every defect class except substitutions by a chosen
+    alloying chalcogen (Se in S, S in Se, Te in Se), which may cover any fraction of an alloy,
+    and the other metal of a Mo/W alloy (``W_Mo``)."""
     if class_name in ("chalcogen", "metal"):
         return False
     c = lookup_class(class_name)
+    if c is not None and c.kind == "D_M":
+        return False
     return not (c is not None and c.substituent in substituents
                 and c.substituent in DOUBLE_SUBSTITUTION)
 
 
 def calls_summary(classes: list[str] | tuple[str, ...], substituents: tuple[str, ...]) -> str:
     """``"N defects"``, or ``"N calls (a defects, b alloying substitutions)"`` when some calls
-    are substitutions by a chosen alloying chalcogen (the alloy's composition, not defects)."""
+    are substitutions by a chosen alloying chalcogen or the other metal of a Mo/W alloy (the
+    alloy's composition, not defects)."""
     def many(n: int, word: str) -> str:
         return f"{n} {word}{'' if n == 1 else 's'}"
 

@@ -25,11 +25,12 @@ from scipy import ndimage
 from ..errors import AtomDefectError, NoLatticeError
 from ..io.validate import as_analysis_image, check_pixel_size, check_region
 from ..materials.columns import HEAVIER_SUBSTITUENT, metal_substituents, parse_substituents
-from ..materials.materials import Material, get_material, lattice_constant_range_nm
+from ..materials.materials import METAL_PARTNER, Material, get_material, lattice_constant_range_nm
 from .crystal import OFF_CRYSTAL_NOTE, cells_and_share, in_crystal, off_crystal_message
 from .fft_peaks import ReciprocalBasis, find_reciprocal_basis, finer_hexagon, spots_stand_out
 from .gpa import PhaseMap, image_spectrum, mean_frequency, phase_map
 from .mean_cell import fold_onto_cell
+from .metal_rungs import HOSTS as METAL_ALLOY_HOSTS
 from .metal_rungs import MetalAlloyReading, read_metal_alloy
 from .sites import box_smooth, centroid_refine, neighbour_mean, refine_peaks, within_field
 
@@ -241,6 +242,12 @@ OUTLIER_SIGMAS = 3.5
 #: share, is the chalcogen one: metal columns differ only where a metal atom is missing (rare).
 OUTLIER_MIN_SHARE = 0.05
 OUTLIER_SWAP_FACTOR = 3.0
+#: A Mo/W alloy named by the user is read on the sublattice the brightness order took for the
+#: chalcogen (and the two exchanged) when the other metal's share there lies in this range and
+#: exceeds what the first reading found: a selenide's single vacancies read as a few "Mo"
+#: columns of its Se2 sublattice (a tenth at most), and its Se2 columns over their vacancy rung as
+#: mostly "W" (a layer of mostly W is analysed as WSe2).
+SWAPPED_ALLOY_SHARE = (0.1, 0.5)
 
 
 @dataclass(frozen=True)
@@ -559,22 +566,48 @@ def find_lattice(
         # The other metal of a Mo/W alloy named by the user: read in selenides too.
         named = bool(metal_substituents(substituents, mat))
 
-        def alloy_reading(metal: _Sublattice, chalcogen: _Sublattice) -> MetalAlloyReading | None:
+        def alloy_reading(metal: _Sublattice, chalcogen: _Sublattice,
+                          as_named: bool = named) -> MetalAlloyReading | None:
             # Metal columns in two rungs that each show their host's contrast over chalcogen
-            # columns that are the uniform ones (a selenide's vacancy rung is no W).
-            if not chalcogen.finite or _is_the_varied_one(chalcogen, metal):
+            # columns that are the uniform ones: a reading of mostly the other metal over a
+            # varied sublattice is a selenide's chalcogen columns (Se2 and its vacancy rung)
+            # read against its Mo/W columns. (A few columns of the other metal beside a
+            # chalcogen sublattice whose vacancies make it look varied are no such reading.)
+            if not chalcogen.finite:
                 return None
-            return read_metal_alloy(metal.peaks, chalcogen.median, mat, named=named)
+            reading = read_metal_alloy(metal.peaks, chalcogen.median, mat, named=as_named)
+            if reading is not None and reading.other_share > 0.5 and _is_the_varied_one(
+                    chalcogen, metal):
+                return None
+            return reading
 
         metal_alloy = alloy_reading(taken_m, taken_x)
         if metal_alloy is not None and heavier in chosen and not named and _is_the_varied_one(
                 taken_m, taken_x):  # (a chalcogen alloy read the wrong way round, as chosen)
             metal_alloy = None
-        if metal_alloy is None and named and (swapped := alloy_reading(taken_x, taken_m)):
+        swapped = alloy_reading(taken_x, taken_m) if named else None
+        if (swapped is not None and SWAPPED_ALLOY_SHARE[0] <= swapped.other_share
+                <= SWAPPED_ALLOY_SHARE[1]
+                and (metal_alloy is None or swapped.other_share > metal_alloy.other_share)):
             # The alloy's mean metal column is as bright as the chalcogen one (MoSe2 with a
-            # third W): the brightness order took the metal for the chalcogen.
+            # fifth to a half W): the brightness order took the metal for the chalcogen, whose
+            # single vacancies then read as a few columns of the other metal.
             metal_bin, chalc_bin, metal_alloy = chalc_bin, metal_bin, swapped
-        elif metal_alloy is None and _is_the_varied_one(taken_m, taken_x):
+        elif (metal_alloy is None and not named and mat.name not in METAL_ALLOY_HOSTS
+              and heavier not in chosen):
+            # A selenide's metal columns in two rungs are read only when the other metal is
+            # named (an S- or Te-rich ladder looks alike): the possibility is said (not when Te
+            # was chosen: a Te-rich ladder is what the user expects).
+            maybe = alloy_reading(taken_x, taken_m, as_named=True)
+            if alloy_reading(taken_m, taken_x, as_named=True) or (
+                    maybe and SWAPPED_ALLOY_SHARE[0] <= maybe.other_share
+                    <= SWAPPED_ALLOY_SHARE[1]):
+                other = METAL_PARTNER[mat.metal]
+                messages.append(f"The columns here could also be read as a Mo/W alloy ({mat.name} "
+                                f"with {other} in place of some {mat.metal}): if the layer holds "
+                                f"{other}, choose {other} among the substituents — its "
+                                f"sublattices and classes are then read for that alloy.")
+        if metal_alloy is None and _is_the_varied_one(taken_m, taken_x):
             metal_bin, chalc_bin = chalc_bin, metal_bin
             if w_m >= w_x and heavier in chosen:  # what a layer rich in the chosen atom shows
                 messages.append(f"The chalcogen columns outshine the {mat.metal} columns here, "

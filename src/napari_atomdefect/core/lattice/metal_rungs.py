@@ -50,6 +50,44 @@ HOSTS: tuple[str, ...] = ("MoS2", "WS2")
 
 
 @dataclass(frozen=True)
+class MetalRungs:
+    """The metal columns' two levels: the host metal's rung and the other metal's.
+
+    Attributes
+    ----------
+    host, other : float
+        The two rungs' median levels.
+    threshold : float
+        The level between them.
+    other_share : float
+        Share of the columns read on the other metal's rung.
+    host_sd, other_sd : float
+        Robust spreads of the two rungs' log levels (the host's for an other rung of a few
+        columns).
+    """
+
+    host: float
+    other: float
+    threshold: float
+    other_share: float
+    host_sd: float
+    other_sd: float
+
+    def other_probability(self, levels: np.ndarray) -> np.ndarray:
+        """Posterior of the other metal's rung for each level under two log-normal rungs
+        weighted by their shares (0 for a level at or below zero)."""
+        x = np.log(np.maximum(np.asarray(levels, float), 1e-12))
+
+        def log_density(centre: float, sd: float, share: float) -> np.ndarray:
+            sd = max(sd, 1e-3)
+            return np.log(max(share, 1e-6)) - np.log(sd) - 0.5 * ((x - np.log(centre)) / sd) ** 2
+
+        odds = (log_density(self.host, self.host_sd, 1 - self.other_share)
+                - log_density(self.other, self.other_sd, self.other_share))
+        return np.where(np.asarray(levels) > 0, 1 / (1 + np.exp(np.clip(odds, -50, 50))), 0.0)
+
+
+@dataclass(frozen=True)
 class MetalAlloyReading:
     """A metal sublattice read as two metals.
 
@@ -68,6 +106,8 @@ class MetalAlloyReading:
     named : bool
         Whether the user named the other metal among the substituents (its columns are then
         a class, ``W_Mo``).
+    n_other : int
+        Columns on the other metal's rung.
     """
 
     host_metal: str
@@ -77,15 +117,21 @@ class MetalAlloyReading:
     threshold: float
     n_columns: int
     named: bool = False
+    n_other: int = 0
 
     def message(self, material: str | Material) -> str:
         """One sentence for the user: the alloy seen, and how the image is analysed."""
         mat = get_material(material)
-        factor = self.ratio if self.other_metal == "W" else 1 / self.ratio
         cls = f"{self.other_metal}_{mat.metal}"
-        text = (f"The {mat.metal} columns take two levels: {100 * self.other_share:.0f} % of them "
-                f"are {factor:.2g}× as bright as the rest, as {self.other_metal} columns are "
-                f"in a Mo/W alloy")
+        if self.other_metal == "W":
+            looks = f"{self.ratio:.2g}× as bright as the rest"
+        else:
+            looks = f"{self.ratio:.2g}× dimmer than the rest"
+        few = self.other_share < MIN_RUNG_SHARE
+        share = (f"{self.n_other} of them ({100 * self.other_share:.1f} %)" if few
+                 else f"{100 * self.other_share:.0f} % of them")
+        text = (f"The {mat.metal} columns take two levels: {share} are {looks}, as "
+                f"{self.other_metal} columns are in a Mo/W alloy")
         if self.named:
             text += (f": marked {cls}; the chalcogen columns and vacancies are analysed as in "
                      f"{mat.name}")
@@ -97,6 +143,10 @@ class MetalAlloyReading:
             other = f"{self.other_metal}{mat.name[len(mat.metal):]}"
             text += f"; with mostly {self.other_metal}, analyse it as {other}"
         return text + "."
+
+
+def _robust_sd(v: np.ndarray) -> float:
+    return 1.4826 * float(np.median(np.abs(v - np.median(v)))) if len(v) else 0.0
 
 
 def two_rungs(levels: np.ndarray) -> tuple[float, float, float, float] | None:
@@ -124,16 +174,57 @@ def two_rungs(levels: np.ndarray) -> tuple[float, float, float, float] | None:
     if between[split - 1] < 0:
         return None
     low, high = x[:split], x[split:]
-
-    def robust_sd(v: np.ndarray) -> float:
-        return 1.4826 * float(np.median(np.abs(v - np.median(v))))
-
-    pooled = np.sqrt((robust_sd(low) ** 2 + robust_sd(high) ** 2) / 2)
+    pooled = np.sqrt((_robust_sd(low) ** 2 + _robust_sd(high) ** 2) / 2)
     gap = float(np.median(high) - np.median(low))
     if gap < RUNG_SEPARATION * max(pooled, 1e-6):
         return None
     return (float(np.exp(np.median(low))), float(np.exp(np.median(high))),
             float(np.exp((x[split - 1] + x[split]) / 2)), float(len(high) / n))
+
+
+#: A few columns of the other metal (fewer than a rung of :data:`MIN_RUNG_SHARE`): each must lie
+#: this many robust spreads of the host rung away from it (log levels), and at the W/Mo ratio.
+OUTLIER_SIGMAS = 6.0
+
+
+def metal_rungs(levels: np.ndarray, other_metal: str) -> MetalRungs | None:
+    """The host and other-metal rungs of metal column ``levels`` (vacancies left out), or ``None``.
+
+    Two rungs (:func:`two_rungs`) whose ratio is :data:`HEAVY_TO_LIGHT_RATIO`; or, where the other
+    metal holds too few columns to be a rung, the columns of the host rung's outliers
+    (:data:`OUTLIER_SIGMAS`) that lie at that ratio from it — brighter for W in a Mo host, dimmer
+    for Mo in a W host (a dilute alloy: a few W columns in MoS2 made their S2 neighbours
+    ``O_S`` calls).
+    """
+    levels = np.asarray(levels, float)
+    levels = levels[np.isfinite(levels)]
+    if not len(levels):
+        return None
+    levels = levels[levels > VACANCY_LEVEL * np.median(levels)]
+    brighter = other_metal == "W"
+    rungs = two_rungs(levels)
+    if rungs is not None:
+        low, high, threshold, high_share = rungs
+        if not HEAVY_TO_LIGHT_RATIO[0] <= high / low <= HEAVY_TO_LIGHT_RATIO[1]:
+            return None
+        x = np.log(levels)
+        sd_low = _robust_sd(x[levels <= threshold])
+        sd_high = _robust_sd(x[levels > threshold])
+        if brighter:
+            return MetalRungs(low, high, threshold, high_share, sd_low, sd_high)
+        return MetalRungs(high, low, threshold, 1 - high_share, sd_high, sd_low)
+    if len(levels) < 2 * MIN_RUNG_COLUMNS:
+        return None
+    x = np.log(levels)
+    centre, sd = float(np.median(x)), max(_robust_sd(x), 1e-3)
+    step = (x - centre) if brighter else (centre - x)
+    far = ((step >= np.log(HEAVY_TO_LIGHT_RATIO[0])) & (step <= np.log(HEAVY_TO_LIGHT_RATIO[1]))
+           & (step >= OUTLIER_SIGMAS * sd))
+    if not far.any():
+        return None
+    other = float(np.exp(np.median(x[far])))
+    host = float(np.exp(centre))
+    return MetalRungs(host, other, float(np.sqrt(host * other)), float(far.mean()), sd, sd)
 
 
 def _within(contrast: float, host: str) -> bool:
@@ -160,32 +251,28 @@ def read_metal_alloy(metal_levels: np.ndarray, chalcogen_level: float,
     Returns
     -------
     MetalAlloyReading or None
-        The reading, when the levels form two rungs :data:`HEAVY_TO_LIGHT_RATIO` apart and each
-        rung over ``chalcogen_level`` shows its own host's contrast; else ``None``.
+        The reading, when the levels form two rungs :data:`HEAVY_TO_LIGHT_RATIO` apart (or the
+        other metal's few columns lie there, :func:`metal_rungs`) and each rung over
+        ``chalcogen_level`` shows its own host's contrast; else ``None``.
     """
     mat = get_material(material)
     other = METAL_PARTNER.get(mat.metal)
-    levels = np.asarray(metal_levels, float)
-    levels = levels[np.isfinite(levels)]
-    if (mat.name not in HOSTS and not named) or other is None or not len(levels) or not chalcogen_level > 0:
+    if (mat.name not in HOSTS and not named) or other is None or not chalcogen_level > 0:
         return None
-    levels = levels[levels > VACANCY_LEVEL * np.median(levels)]
-    rungs = two_rungs(levels)
+    rungs = metal_rungs(metal_levels, other)
     if rungs is None:
         return None
-    low, high, threshold, high_share = rungs
-    ratio = high / low
-    if not HEAVY_TO_LIGHT_RATIO[0] <= ratio <= HEAVY_TO_LIGHT_RATIO[1]:
-        return None
+    mo_level, w_level = ((rungs.host, rungs.other) if other == "W"
+                         else (rungs.other, rungs.host))
     chalcogen_part = mat.name[len(mat.metal):]           # "S2", "Se2"
-    mo_level, w_level = (low, high)
     if not (_within(mo_level / chalcogen_level, f"Mo{chalcogen_part}")
             and _within(w_level / chalcogen_level, f"W{chalcogen_part}")):
         return None
-    other_share = high_share if other == "W" else 1.0 - high_share
-    return MetalAlloyReading(mat.metal, other, float(other_share), float(ratio), threshold,
-                             int(len(levels)), named)
+    levels = np.asarray(metal_levels, float)
+    n = int(np.sum(np.isfinite(levels) & (levels > VACANCY_LEVEL * np.nanmedian(levels))))
+    return MetalAlloyReading(mat.metal, other, rungs.other_share, w_level / mo_level,
+                             rungs.threshold, n, named, int(round(rungs.other_share * n)))
 
 
-__all__ = ["HEAVY_TO_LIGHT_RATIO", "HOSTS", "MetalAlloyReading", "read_metal_alloy",
-           "two_rungs"]
+__all__ = ["HEAVY_TO_LIGHT_RATIO", "HOSTS", "MetalAlloyReading", "MetalRungs", "metal_rungs",
+           "read_metal_alloy", "two_rungs"]
