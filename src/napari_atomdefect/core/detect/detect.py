@@ -199,10 +199,10 @@ def _two_view_probabilities(net: Any, batch: Any, own: np.ndarray, source: np.nd
                 | (q_x.max(1).values < limit).cpu().numpy())
 
     if precision == "mixed" and (recheck := below(FP32_RECHECK_BELOW)).any():
-        rows = np.flatnonzero(recheck)
-        f_m, f_x = tile_site_probabilities(net, tiles[rows], own[rows], temperature, dev,
+        again = np.flatnonzero(recheck)
+        f_m, f_x = tile_site_probabilities(net, tiles[again], own[again], temperature, dev,
                                            classes, ctx, bf16=False)
-        at = torch.as_tensor(rows, device=q_m.device)
+        at = torch.as_tensor(again, device=q_m.device)
         q_m, q_x = q_m.clone(), q_x.clone()
         q_m[at], q_x[at] = f_m, f_x
     unsure = below(SECOND_VIEW_BELOW)
