@@ -16,7 +16,8 @@ import numpy as np
 from scipy import signal
 
 from ..lattice.lattice import Lattice
-from ..lattice.metal_rungs import VACANCY_LEVEL, metal_rungs
+from ..lattice.metal_rungs import EDGE_A, VACANCY_LEVEL, metal_rungs
+from ..lattice.sites import within_field
 from .sampling import sample_bilinear
 
 #: Radius (lattice constants) of the window's flat top around a metal column: the column itself.
@@ -56,7 +57,8 @@ def other_metal_columns(smoothed: np.ndarray, lattice: Lattice,
     if reading is None or not len(sites):
         return none
     levels = sample_bilinear(smoothed, sites[:, 0], sites[:, 1]) - background
-    rungs = metal_rungs(levels, reading.other_metal)
+    inner = within_field(sites, smoothed.shape, EDGE_A * lattice.a_px)
+    rungs = metal_rungs(levels[inner], reading.other_metal)
     if rungs is None:
         return none
     present = levels > VACANCY_LEVEL * float(np.median(levels))

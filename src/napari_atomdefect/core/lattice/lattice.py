@@ -30,8 +30,8 @@ from .crystal import OFF_CRYSTAL_NOTE, cells_and_share, in_crystal, off_crystal_
 from .fft_peaks import ReciprocalBasis, find_reciprocal_basis, finer_hexagon, spots_stand_out
 from .gpa import PhaseMap, image_spectrum, mean_frequency, phase_map
 from .mean_cell import fold_onto_cell
+from .metal_rungs import EDGE_A, MetalAlloyReading, read_metal_alloy
 from .metal_rungs import HOSTS as METAL_ALLOY_HOSTS
-from .metal_rungs import MetalAlloyReading, read_metal_alloy
 from .sites import box_smooth, centroid_refine, neighbour_mean, refine_peaks, within_field
 
 #: File and lattice calibrations further apart than this are reported (relative difference).
@@ -242,11 +242,11 @@ OUTLIER_SIGMAS = 3.5
 #: share, is the chalcogen one: metal columns differ only where a metal atom is missing (rare).
 OUTLIER_MIN_SHARE = 0.05
 OUTLIER_SWAP_FACTOR = 3.0
-#: A Mo/W alloy named by the user is read on the sublattice the brightness order took for the
-#: chalcogen (and the two exchanged) when the other metal's share there lies in this range and
-#: exceeds what the first reading found: a selenide's single vacancies read as a few "Mo"
-#: columns of its Se2 sublattice (a tenth at most), and its Se2 columns over their vacancy rung as
-#: mostly "W" (a layer of mostly W is analysed as WSe2).
+#: A Mo/W alloy of a Mo host named by the user is read on the sublattice the brightness order
+#: took for the chalcogen (and the two exchanged) when the W share there lies in this range and
+#: exceeds what the first reading found: a pure selenide's Se2 columns over their vacancy rung
+#: read as mostly "W" (a layer of mostly W is analysed as WSe2). (In a W host the dim columns of
+#: the Se2 sublattice — single vacancies and S, a tenth of it — read as "Mo": never turned.)
 SWAPPED_ALLOY_SHARE = (0.1, 0.5)
 
 
@@ -254,12 +254,14 @@ SWAPPED_ALLOY_SHARE = (0.1, 0.5)
 class _Sublattice:
     """One sublattice's columns as read for the choice of the metal: the median level above the
     background, the relative inter-quartile range, the share of outliers
-    (:data:`OUTLIER_SIGMAS`) and every column's peak level above the background."""
+    (:data:`OUTLIER_SIGMAS`), every column's peak level above the background, and which columns
+    lie :data:`~.metal_rungs.EDGE_A` inside the field (the edge cuts the others)."""
 
     median: float
     spread: float
     outliers: float
     peaks: np.ndarray
+    inner: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
     @property
     def finite(self) -> bool:
@@ -287,8 +289,9 @@ def _read_sublattice(smoothed: np.ndarray, frac_fn: FracFn, basis: np.ndarray,
     deviation = np.abs(peaks - np.median(peaks))
     robust_sd = max(1.4826 * float(np.median(deviation)), 1e-12)
     outliers = float(np.mean(deviation > OUTLIER_SIGMAS * robust_sd))
+    inner = within_field(pos, (h, w), EDGE_A * a_px)
     return _Sublattice(float(med), float((q75 - q25) / med) if med > 0 else float("nan"),
-                       outliers, np.asarray(peaks, float))
+                       outliers, np.asarray(peaks, float), inner)
 
 
 def _is_the_varied_one(metal: _Sublattice, chalcogen: _Sublattice) -> bool:
@@ -575,7 +578,8 @@ def find_lattice(
             # chalcogen sublattice whose vacancies make it look varied are no such reading.)
             if not chalcogen.finite:
                 return None
-            reading = read_metal_alloy(metal.peaks, chalcogen.median, mat, named=as_named)
+            reading = read_metal_alloy(metal.peaks[metal.inner], chalcogen.median, mat,
+                                       named=as_named)
             if reading is not None and reading.other_share > 0.5 and _is_the_varied_one(
                     chalcogen, metal):
                 return None
@@ -585,7 +589,10 @@ def find_lattice(
         if metal_alloy is not None and heavier in chosen and not named and _is_the_varied_one(
                 taken_m, taken_x):  # (a chalcogen alloy read the wrong way round, as chosen)
             metal_alloy = None
-        swapped = alloy_reading(taken_x, taken_m) if named else None
+        # (in a W host the brightness order fails only past ~70 % Mo, the other metal the
+        # majority; its Se2 sublattice's dim columns — single vacancies, S — read as "Mo")
+        turnable = METAL_PARTNER.get(mat.metal) == "W"
+        swapped = alloy_reading(taken_x, taken_m) if named and turnable else None
         if (swapped is not None and SWAPPED_ALLOY_SHARE[0] <= swapped.other_share
                 <= SWAPPED_ALLOY_SHARE[1]
                 and (metal_alloy is None or swapped.other_share > metal_alloy.other_share)):
@@ -598,7 +605,7 @@ def find_lattice(
             # A selenide's metal columns in two rungs are read only when the other metal is
             # named (an S- or Te-rich ladder looks alike): the possibility is said (not when Te
             # was chosen: a Te-rich ladder is what the user expects).
-            maybe = alloy_reading(taken_x, taken_m, as_named=True)
+            maybe = alloy_reading(taken_x, taken_m, as_named=True) if turnable else None
             if alloy_reading(taken_m, taken_x, as_named=True) or (
                     maybe and SWAPPED_ALLOY_SHARE[0] <= maybe.other_share
                     <= SWAPPED_ALLOY_SHARE[1]):

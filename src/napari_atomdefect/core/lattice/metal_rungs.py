@@ -41,6 +41,9 @@ CONTRAST_SLACK = 1.3
 #: Columns below this fraction of the median metal level are left out (metal vacancies: within
 #: ±0.1 of the background; a Mo column of a W host lies at 0.22–0.45 of the median W).
 VACANCY_LEVEL = 0.15
+#: Columns closer than this (lattice constants) to the edge of the field are left out of the
+#: rungs: the edge cuts them, and a cut W column reads like a Mo one.
+EDGE_A = 0.15
 #: Hosts whose metal rungs cannot be mistaken for a chalcogen ladder. In a sulfide both metals
 #: outshine S₂ 1.6–10×, and an S/Se ladder's lowest rung lies below the metal. In a selenide
 #: a Mo/W alloy's rungs (Mo 0.5–0.85, W 0.9–2 of Se₂) are those of an S-rich MoSe₂ ladder (S₂ and
@@ -203,10 +206,8 @@ def metal_rungs(levels: np.ndarray, other_metal: str) -> MetalRungs | None:
     levels = levels[levels > VACANCY_LEVEL * np.median(levels)]
     brighter = other_metal == "W"
     rungs = two_rungs(levels)
-    if rungs is not None:
+    if rungs is not None and HEAVY_TO_LIGHT_RATIO[0] <= rungs[1] / rungs[0] <= HEAVY_TO_LIGHT_RATIO[1]:
         low, high, threshold, high_share = rungs
-        if not HEAVY_TO_LIGHT_RATIO[0] <= high / low <= HEAVY_TO_LIGHT_RATIO[1]:
-            return None
         x = np.log(levels)
         sd_low = _robust_sd(x[levels <= threshold])
         sd_high = _robust_sd(x[levels > threshold])
@@ -274,5 +275,5 @@ def read_metal_alloy(metal_levels: np.ndarray, chalcogen_level: float,
                              rungs.threshold, n, named, int(round(rungs.other_share * n)))
 
 
-__all__ = ["HEAVY_TO_LIGHT_RATIO", "HOSTS", "MetalAlloyReading", "MetalRungs", "metal_rungs",
+__all__ = ["EDGE_A", "HEAVY_TO_LIGHT_RATIO", "HOSTS", "MetalAlloyReading", "MetalRungs", "metal_rungs",
            "read_metal_alloy", "two_rungs"]
