@@ -242,12 +242,15 @@ OUTLIER_SIGMAS = 3.5
 #: share, is the chalcogen one: metal columns differ only where a metal atom is missing (rare).
 OUTLIER_MIN_SHARE = 0.05
 OUTLIER_SWAP_FACTOR = 3.0
-#: A Mo/W alloy of a Mo host named by the user is read on the sublattice the brightness order
-#: took for the chalcogen (and the two exchanged) when the W share there lies in this range and
-#: exceeds what the first reading found: a pure selenide's Se2 columns over their vacancy rung
-#: read as mostly "W" (a layer of mostly W is analysed as WSe2). (In a W host the dim columns of
-#: the Se2 sublattice — single vacancies and S, a tenth of it — read as "Mo": never turned.)
-SWAPPED_ALLOY_SHARE = (0.1, 0.5)
+#: A Mo/W alloy named by the user is read on the sublattice the brightness order took for the
+#: chalcogen (and the two exchanged) when the other metal's share there is at least this (by the
+#: other metal) and at most :data:`SWAPPED_ALLOY_MAX`, and exceeds what the first reading found
+#: (the alloy's mean metal column is as bright as Se2: MoSe2 with a fifth to a half W, WSe2 with
+#: about half Mo). A pure MoSe2's Se2 columns over their vacancy rung read as mostly "W"; a
+#: WSe2's dim Se2 columns — single vacancies and S, an eighth of them in a defect-rich image —
+#: as a few "Mo": those must not turn the sublattices.
+SWAPPED_ALLOY_SHARE: dict[str, float] = {"W": 0.1, "Mo": 0.25}
+SWAPPED_ALLOY_MAX = 0.5
 
 
 @dataclass(frozen=True)
@@ -589,12 +592,9 @@ def find_lattice(
         if metal_alloy is not None and heavier in chosen and not named and _is_the_varied_one(
                 taken_m, taken_x):  # (a chalcogen alloy read the wrong way round, as chosen)
             metal_alloy = None
-        # (in a W host the brightness order fails only past ~70 % Mo, the other metal the
-        # majority; its Se2 sublattice's dim columns — single vacancies, S — read as "Mo")
-        turnable = METAL_PARTNER.get(mat.metal) == "W"
-        swapped = alloy_reading(taken_x, taken_m) if named and turnable else None
-        if (swapped is not None and SWAPPED_ALLOY_SHARE[0] <= swapped.other_share
-                <= SWAPPED_ALLOY_SHARE[1]
+        least = SWAPPED_ALLOY_SHARE[METAL_PARTNER.get(mat.metal, "W")]
+        swapped = alloy_reading(taken_x, taken_m) if named else None
+        if (swapped is not None and least <= swapped.other_share <= SWAPPED_ALLOY_MAX
                 and (metal_alloy is None or swapped.other_share > metal_alloy.other_share)):
             # The alloy's mean metal column is as bright as the chalcogen one (MoSe2 with a
             # fifth to a half W): the brightness order took the metal for the chalcogen, whose
@@ -605,10 +605,9 @@ def find_lattice(
             # A selenide's metal columns in two rungs are read only when the other metal is
             # named (an S- or Te-rich ladder looks alike): the possibility is said (not when Te
             # was chosen: a Te-rich ladder is what the user expects).
-            maybe = alloy_reading(taken_x, taken_m, as_named=True) if turnable else None
+            maybe = alloy_reading(taken_x, taken_m, as_named=True)
             if alloy_reading(taken_m, taken_x, as_named=True) or (
-                    maybe and SWAPPED_ALLOY_SHARE[0] <= maybe.other_share
-                    <= SWAPPED_ALLOY_SHARE[1]):
+                    maybe and least <= maybe.other_share <= SWAPPED_ALLOY_MAX):
                 other = METAL_PARTNER[mat.metal]
                 messages.append(f"The columns here could also be read as a Mo/W alloy ({mat.name} "
                                 f"with {other} in place of some {mat.metal}): if the layer holds "

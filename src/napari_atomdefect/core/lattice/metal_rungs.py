@@ -221,7 +221,8 @@ def metal_rungs(levels: np.ndarray, other_metal: str) -> MetalRungs | None:
     step = (x - centre) if brighter else (centre - x)
     far = ((step >= np.log(HEAVY_TO_LIGHT_RATIO[0])) & (step <= np.log(HEAVY_TO_LIGHT_RATIO[1]))
            & (step >= OUTLIER_SIGMAS * sd))
-    if not far.any():
+    # (a few columns: more would have been a rung of their own)
+    if not far.any() or far.sum() > max(MIN_RUNG_COLUMNS, MIN_RUNG_SHARE * len(levels)):
         return None
     other = float(np.exp(np.median(x[far])))
     host = float(np.exp(centre))
