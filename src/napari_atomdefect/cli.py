@@ -83,6 +83,19 @@ def _alloy(text: str) -> tuple[str, float]:
     return name.strip().capitalize(), fraction
 
 
+def _truth_summary(classes: list[str], substituents: tuple[str, ...], adjective: str = "") -> str:
+    """``"54 defects"``, or ``"48 defects and 6 alloying substitutions"`` for a table of true
+    sites holding substitutions by a chosen alloying chalcogen or the other metal of a Mo/W alloy
+    (the alloy's composition, not defects)."""
+    from .core.detect.image_fit import counts_as_flagged
+
+    n_alloy = sum(1 for c in classes if not counts_as_flagged(str(c), substituents))
+    n = len(classes) - n_alloy
+    text = f"{n} {adjective}defect{'' if n == 1 else 's'}"
+    return text + (f" and {n_alloy} alloying substitution{'' if n_alloy == 1 else 's'}"
+                   if n_alloy else "")
+
+
 def _metal_alloy(text: str) -> float:
     """A ``--metal-alloy`` value: the other metal's share of the metal sites, in [0, 1)."""
     try:
@@ -202,7 +215,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     write_csv_atomic(sites, out / "sites.csv")
     (out / "meta.json").write_text(json.dumps(sim.metadata(), indent=2))
     print(f"Simulated {sim.material.name} {args.size}x{args.size} px at {args.pixel_size_nm} nm/px "
-          f"with {len(sim.defects)} defects -> {out}")
+          f"with {_truth_summary(list(sim.defects['class']), tuple(sim.substituents))} -> {out}")
     return 0
 
 
@@ -550,7 +563,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         edits = corrections_needed(pred, truth, args.radius_nm / px)
         print(f"corrections needed to reach the truth: {edits['total']} (add {edits['add']}, "
               f"delete {edits['delete']}, reclassify {edits['reclassify']}) for "
-              f"{edits['n_true']} true defects")
+              f"{_truth_summary(list(truth['class']), tuple(truth.attrs.get('substituents', ())), 'true ')}")
     return 0
 
 

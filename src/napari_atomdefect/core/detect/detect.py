@@ -36,6 +36,7 @@ from ..io.table import DEFECT_COLUMNS
 from ..io.validate import MAX_NONFINITE_SHARE, as_analysis_image
 from ..lattice.grains import MAX_GRAINS, find_grains, misorientation_deg
 from ..lattice.lattice import Lattice
+from ..lattice.metal_rungs import METAL_ALLOY_NOTE
 from ..materials.columns import (
     LEGACY_CLASSES,
     lighter_than_host,
@@ -517,6 +518,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     # result's composition, not a warning).
     metal_alloy = [la.metal_alloy.message(la.material) for la in lattices[:1]
                    if la.metal_alloy and not la.metal_alloy.named]
+    # (a selenide's possible Mo/W alloy, not read unasked: said first, beside the result too)
+    metal_alloy += [m for m in lattices[0].messages if METAL_ALLOY_NOTE in m]
     fit_messages = list(dict.fromkeys(metal_alloy + fit.messages + grain_fit)) + [
         m for m in (flagged, crowded, uniform, majority, strained, overlap) if m]
     class_messages = [run.message] if run.message else []

@@ -30,7 +30,7 @@ from .crystal import OFF_CRYSTAL_NOTE, cells_and_share, in_crystal, off_crystal_
 from .fft_peaks import ReciprocalBasis, find_reciprocal_basis, finer_hexagon, spots_stand_out
 from .gpa import PhaseMap, image_spectrum, mean_frequency, phase_map
 from .mean_cell import fold_onto_cell
-from .metal_rungs import EDGE_A, MetalAlloyReading, read_metal_alloy
+from .metal_rungs import EDGE_A, METAL_ALLOY_NOTE, MetalAlloyReading, read_metal_alloy
 from .metal_rungs import HOSTS as METAL_ALLOY_HOSTS
 from .sites import box_smooth, centroid_refine, neighbour_mean, refine_peaks, within_field
 
@@ -609,7 +609,7 @@ def find_lattice(
             if alloy_reading(taken_m, taken_x, as_named=True) or (
                     maybe and least <= maybe.other_share <= SWAPPED_ALLOY_MAX):
                 other = METAL_PARTNER[mat.metal]
-                messages.append(f"The columns here could also be read as a Mo/W alloy ({mat.name} "
+                messages.append(f"The columns here {METAL_ALLOY_NOTE} ({mat.name} "
                                 f"with {other} in place of some {mat.metal}): if the layer holds "
                                 f"{other}, choose {other} among the substituents — its "
                                 f"sublattices and classes are then read for that alloy.")

@@ -38,6 +38,8 @@ MIN_RUNG_COLUMNS = 4
 #: Factor by which each rung's contrast over the chalcogen columns may lie outside its host's
 #: simulated range (:data:`~..materials.ranges.TRAINING_RANGES`).
 CONTRAST_SLACK = 1.3
+#: The words of the lattice's note that a selenide could be a Mo/W alloy (said beside the result).
+METAL_ALLOY_NOTE = "could also be read as a Mo/W alloy"
 #: Columns below this fraction of the median metal level are left out (metal vacancies: within
 #: ±0.1 of the background; a Mo column of a W host lies at 0.22–0.45 of the median W).
 VACANCY_LEVEL = 0.15
@@ -130,10 +132,11 @@ class MetalAlloyReading:
             looks = f"{self.ratio:.2g}× as bright as the rest"
         else:
             looks = f"{self.ratio:.2g}× dimmer than the rest"
-        few = self.other_share < MIN_RUNG_SHARE
-        share = (f"{self.n_other} of them ({100 * self.other_share:.1f} %)" if few
-                 else f"{100 * self.other_share:.0f} % of them")
-        text = (f"The {mat.metal} columns take two levels: {share} are {looks}, as "
+        percent = 100 * self.other_share
+        share = (f"{self.n_other} of them ({percent:.1f} %)" if percent < 10
+                 else f"{percent:.0f} % of them")
+        text = (f"The {mat.metal} columns take two levels: {share} "
+                f"{'is' if self.n_other == 1 else 'are'} {looks}, as "
                 f"{self.other_metal} columns are in a Mo/W alloy")
         if self.named:
             text += (f": marked {cls}; the chalcogen columns and vacancies are analysed as in "
@@ -186,8 +189,13 @@ def two_rungs(levels: np.ndarray) -> tuple[float, float, float, float] | None:
 
 
 #: A few columns of the other metal (fewer than a rung of :data:`MIN_RUNG_SHARE`): each must lie
-#: this many robust spreads of the host rung away from it (log levels), and at the W/Mo ratio.
+#: this many robust spreads of the host rung away from it (log levels), at the single-atom W/Mo
+#: ratio (:data:`FEW_COLUMNS_RATIO`: 2.4–3.0 screened Rutherford, with room for the detector),
+#: and there must be :data:`FEW_COLUMNS_MIN` of them — one W column dimmed 1.9× by a scan glitch
+#: of a real WS2 image had been read as Mo.
 OUTLIER_SIGMAS = 6.0
+FEW_COLUMNS_RATIO = (2.1, 3.4)
+FEW_COLUMNS_MIN = 2
 
 
 def metal_rungs(levels: np.ndarray, other_metal: str) -> MetalRungs | None:
@@ -219,10 +227,10 @@ def metal_rungs(levels: np.ndarray, other_metal: str) -> MetalRungs | None:
     x = np.log(levels)
     centre, sd = float(np.median(x)), max(_robust_sd(x), 1e-3)
     step = (x - centre) if brighter else (centre - x)
-    far = ((step >= np.log(HEAVY_TO_LIGHT_RATIO[0])) & (step <= np.log(HEAVY_TO_LIGHT_RATIO[1]))
+    far = ((step >= np.log(FEW_COLUMNS_RATIO[0])) & (step <= np.log(FEW_COLUMNS_RATIO[1]))
            & (step >= OUTLIER_SIGMAS * sd))
     # (a few columns: more would have been a rung of their own)
-    if not far.any() or far.sum() > max(MIN_RUNG_COLUMNS, MIN_RUNG_SHARE * len(levels)):
+    if not FEW_COLUMNS_MIN <= far.sum() <= max(MIN_RUNG_COLUMNS, MIN_RUNG_SHARE * len(levels)):
         return None
     other = float(np.exp(np.median(x[far])))
     host = float(np.exp(centre))
@@ -276,5 +284,5 @@ def read_metal_alloy(metal_levels: np.ndarray, chalcogen_level: float,
                              rungs.threshold, n, named, int(round(rungs.other_share * n)))
 
 
-__all__ = ["EDGE_A", "HEAVY_TO_LIGHT_RATIO", "HOSTS", "MetalAlloyReading", "MetalRungs", "metal_rungs",
-           "read_metal_alloy", "two_rungs"]
+__all__ = ["EDGE_A", "FEW_COLUMNS_RATIO", "HEAVY_TO_LIGHT_RATIO", "HOSTS", "METAL_ALLOY_NOTE",
+           "MetalAlloyReading", "MetalRungs", "metal_rungs", "read_metal_alloy", "two_rungs"]
