@@ -329,6 +329,82 @@ def _is_the_varied_one(metal: _Sublattice, chalcogen: _Sublattice) -> bool:
                 and normalised_m > UNIFORMITY_SWAP_FACTOR * normalised_x)
 
 
+def _metal_sublattice(taken_m: _Sublattice, taken_x: _Sublattice, mat: Material,
+                      substituents: str | Sequence[str] | None, metal_brighter: bool
+                      ) -> tuple[bool, MetalAlloyReading | None, list[str]]:
+    """Which of the two sublattices is the metal, given the one the expected brightness order
+    took for it (``taken_m``; ``metal_brighter``: the material's metal outshines its chalcogen).
+
+    Returns whether to exchange the two, the Mo/W alloy the metal columns read as (if any,
+    :mod:`.metal_rungs`) and the sentences for the user. The uniform sublattice is the metal (an
+    S/Se alloy varies its chalcogen columns), unless the varied one reads as the two metals of a
+    Mo/W alloy over uniform chalcogen columns (read unasked in sulfides, and in selenides when the
+    user named the other metal).
+    """
+    messages: list[str] = []
+    heavier = HEAVIER_SUBSTITUENT.get(mat.chalcogen)
+    chosen = () if substituents is None else parse_substituents(substituents, mat)
+    # The other metal of a Mo/W alloy named by the user: read in selenides too.
+    named = bool(metal_substituents(substituents, mat))
+
+    def alloy_reading(metal: _Sublattice, chalcogen: _Sublattice,
+                      as_named: bool = named) -> MetalAlloyReading | None:
+        # Metal columns in two rungs that each show their host's contrast over chalcogen
+        # columns that are the uniform ones: a reading of mostly the other metal over a varied
+        # sublattice is a selenide's chalcogen columns (Se2 and its vacancy rung) read against
+        # its Mo/W columns. (A few columns of the other metal beside a chalcogen sublattice
+        # whose vacancies make it look varied are no such reading.)
+        if not chalcogen.finite:
+            return None
+        reading = read_metal_alloy(metal.peaks[metal.inner], chalcogen.median, mat,
+                                   named=as_named)
+        if reading is not None and reading.other_share > 0.5 and _is_the_varied_one(
+                chalcogen, metal):
+            return None
+        return reading
+
+    swap = False
+    metal_alloy = alloy_reading(taken_m, taken_x)
+    if metal_alloy is not None and heavier in chosen and not named and _is_the_varied_one(
+            taken_m, taken_x):  # (a chalcogen alloy read the wrong way round, as chosen)
+        metal_alloy = None
+    least = SWAPPED_ALLOY_SHARE[METAL_PARTNER.get(mat.metal, "W")]
+    swapped = alloy_reading(taken_x, taken_m) if named else None
+    if (swapped is not None and least <= swapped.other_share <= SWAPPED_ALLOY_MAX
+            and (metal_alloy is None or swapped.other_share > metal_alloy.other_share)):
+        # The alloy's mean metal column is as bright as the chalcogen one (MoSe2 with a fifth
+        # to a half W): the brightness order took the metal for the chalcogen, whose single
+        # vacancies then read as a few columns of the other metal.
+        swap, metal_alloy = True, swapped
+    elif (metal_alloy is None and not named and mat.name not in METAL_ALLOY_HOSTS
+          and heavier not in chosen):
+        # A selenide's metal columns in two rungs are read only when the other metal is named
+        # (an S- or Te-rich ladder looks alike): the possibility is said (not when Te was
+        # chosen: a Te-rich ladder is what the user expects).
+        maybe = alloy_reading(taken_x, taken_m, as_named=True)
+        if alloy_reading(taken_m, taken_x, as_named=True) or (
+                maybe and least <= maybe.other_share <= SWAPPED_ALLOY_MAX):
+            other = METAL_PARTNER[mat.metal]
+            messages.append(f"The columns here {METAL_ALLOY_NOTE} ({mat.name} with {other} in "
+                            f"place of some {mat.metal}): if the layer holds {other}, choose "
+                            f"{other} among the substituents — its sublattices and classes are "
+                            "then read for that alloy.")
+    if metal_alloy is None and _is_the_varied_one(taken_m, taken_x):
+        swap = True
+        if metal_brighter and heavier in chosen:  # what a layer rich in the chosen atom shows
+            messages.append(f"The chalcogen columns outshine the {mat.metal} columns here, as "
+                            f"they can in a {mat.name} alloy with {heavier}: the uniform "
+                            f"sublattice is taken for the {mat.metal}.")
+        else:
+            messages.append(f"The {'brighter' if metal_brighter else 'dimmer'} sublattice "
+                            f"varies from column to column and the other does not: it is taken "
+                            f"for the chalcogen, against {mat.name}'s usual brightness order "
+                            "(an alloy?).")
+    if metal_alloy is not None:
+        messages.append(metal_alloy.message(mat))
+    return swap, metal_alloy, messages
+
+
 def _amplitude_reference(pm1: PhaseMap, pm2: PhaseMap, shape: tuple[int, ...],
                          region: np.ndarray | None = None) -> float:
     """The lattice's typical Bragg-filtered amplitude where its crystal is: the
@@ -567,65 +643,11 @@ def find_lattice(
                                    float(i_h), on_lattice)
         taken_x = _read_sublattice(smoothed, frac_fn, basis, _cell_peak(cell, chalc_bin),
                                    float(i_h), on_lattice)
-        heavier = HEAVIER_SUBSTITUENT.get(mat.chalcogen)
-        chosen = () if substituents is None else parse_substituents(substituents, mat)
-        # The other metal of a Mo/W alloy named by the user: read in selenides too.
-        named = bool(metal_substituents(substituents, mat))
-
-        def alloy_reading(metal: _Sublattice, chalcogen: _Sublattice,
-                          as_named: bool = named) -> MetalAlloyReading | None:
-            # Metal columns in two rungs that each show their host's contrast over chalcogen
-            # columns that are the uniform ones: a reading of mostly the other metal over a
-            # varied sublattice is a selenide's chalcogen columns (Se2 and its vacancy rung)
-            # read against its Mo/W columns. (A few columns of the other metal beside a
-            # chalcogen sublattice whose vacancies make it look varied are no such reading.)
-            if not chalcogen.finite:
-                return None
-            reading = read_metal_alloy(metal.peaks[metal.inner], chalcogen.median, mat,
-                                       named=as_named)
-            if reading is not None and reading.other_share > 0.5 and _is_the_varied_one(
-                    chalcogen, metal):
-                return None
-            return reading
-
-        metal_alloy = alloy_reading(taken_m, taken_x)
-        if metal_alloy is not None and heavier in chosen and not named and _is_the_varied_one(
-                taken_m, taken_x):  # (a chalcogen alloy read the wrong way round, as chosen)
-            metal_alloy = None
-        least = SWAPPED_ALLOY_SHARE[METAL_PARTNER.get(mat.metal, "W")]
-        swapped = alloy_reading(taken_x, taken_m) if named else None
-        if (swapped is not None and least <= swapped.other_share <= SWAPPED_ALLOY_MAX
-                and (metal_alloy is None or swapped.other_share > metal_alloy.other_share)):
-            # The alloy's mean metal column is as bright as the chalcogen one (MoSe2 with a
-            # fifth to a half W): the brightness order took the metal for the chalcogen, whose
-            # single vacancies then read as a few columns of the other metal.
-            metal_bin, chalc_bin, metal_alloy = chalc_bin, metal_bin, swapped
-        elif (metal_alloy is None and not named and mat.name not in METAL_ALLOY_HOSTS
-              and heavier not in chosen):
-            # A selenide's metal columns in two rungs are read only when the other metal is
-            # named (an S- or Te-rich ladder looks alike): the possibility is said (not when Te
-            # was chosen: a Te-rich ladder is what the user expects).
-            maybe = alloy_reading(taken_x, taken_m, as_named=True)
-            if alloy_reading(taken_m, taken_x, as_named=True) or (
-                    maybe and least <= maybe.other_share <= SWAPPED_ALLOY_MAX):
-                other = METAL_PARTNER[mat.metal]
-                messages.append(f"The columns here {METAL_ALLOY_NOTE} ({mat.name} "
-                                f"with {other} in place of some {mat.metal}): if the layer holds "
-                                f"{other}, choose {other} among the substituents — its "
-                                f"sublattices and classes are then read for that alloy.")
-        if metal_alloy is None and _is_the_varied_one(taken_m, taken_x):
+        swap, metal_alloy, said = _metal_sublattice(taken_m, taken_x, mat, substituents,
+                                                    w_m >= w_x)
+        if swap:
             metal_bin, chalc_bin = chalc_bin, metal_bin
-            if w_m >= w_x and heavier in chosen:  # what a layer rich in the chosen atom shows
-                messages.append(f"The chalcogen columns outshine the {mat.metal} columns here, "
-                                f"as they can in a {mat.name} alloy with {heavier}: the uniform "
-                                f"sublattice is taken for the {mat.metal}.")
-            else:
-                messages.append(f"The {'brighter' if w_m >= w_x else 'dimmer'} sublattice "
-                                f"varies from column to column and the other does not: it is "
-                                f"taken for the chalcogen, against {mat.name}'s usual brightness "
-                                "order (an alloy?).")
-        if metal_alloy is not None:
-            messages.append(metal_alloy.message(mat))
+        messages += said
     if (i_b - i_h) < 0.05 * (i_a - i_h):
         if _reciprocal is None:  # the second-order ring of a small field? (see there)
             coarser = _unit_cell_lattice(image, arr, basis0, a_px0, mat, pixel_size_nm,
