@@ -211,6 +211,7 @@ def test_a_pure_selenide_with_the_other_metal_named_stays_as_it_is(material):
         named = detect(sim.image, pixel_size_nm=0.012, material=material, device="cpu",
                        substituents=f"S,{other}")
     assert not (named["class"] == f"{other}_{get_metal(material)}").any()
+    assert any(f"{other} was chosen, but the" in m for m in named.attrs["fit_messages"])
     pd.testing.assert_frame_equal(plain[["y_px", "x_px", "class"]],
                                   named[["y_px", "x_px", "class"]])
 

@@ -520,6 +520,9 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
                    if la.metal_alloy and not la.metal_alloy.named]
     # (a selenide's possible Mo/W alloy, not read unasked: said first, beside the result too)
     metal_alloy += [m for m in lattices[0].messages if METAL_ALLOY_NOTE in m]
+    if run.metal_substituents and lattices[0].metal_alloy is None:
+        metal_alloy.append(f"{run.metal_substituents[0]} was chosen, but the {mat.metal} columns "
+                           f"show one level: no {run.metal_substituents[0]} column is marked.")
     fit_messages = list(dict.fromkeys(metal_alloy + fit.messages + grain_fit)) + [
         m for m in (flagged, crowded, uniform, majority, strained, overlap) if m]
     class_messages = [run.message] if run.message else []
