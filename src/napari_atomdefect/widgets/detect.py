@@ -460,8 +460,9 @@ class DetectWidget(QWidget):
         self._refresh_classes()
 
     def substituents(self) -> tuple[str, ...] | None:
-        """The substituents ticked among those the model knows (``None`` when the model knows
-        none of the material's: the detection then uses the model's defaults)."""
+        """The substituents ticked among those the model knows, and the other metal of a Mo/W
+        alloy when ticked (``None`` when the model knows none of the material's and no metal is
+        ticked: the detection then uses the model's defaults)."""
         metals = metal_substituents_of(self.material.currentText())
         enabled = [d for d, box in self.substituent_checks.items() if box.isEnabled()]
         ticked = tuple(d for d in enabled if self.substituent_checks[d].isChecked())
