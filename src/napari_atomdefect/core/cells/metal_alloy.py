@@ -58,7 +58,7 @@ def other_metal_columns(smoothed: np.ndarray, lattice: Lattice,
         return none
     levels = sample_bilinear(smoothed, sites[:, 0], sites[:, 1]) - background
     inner = within_field(sites, smoothed.shape, EDGE_A * lattice.a_px)
-    rungs = metal_rungs(levels[inner], reading.other_metal)
+    rungs = metal_rungs(levels[inner], reading.other_metal, reading.named)
     if rungs is None:
         return none
     present = levels > VACANCY_LEVEL * float(np.median(levels))

@@ -42,7 +42,12 @@ from ..cells.normalize import prepare_image, smoothed_for_sites
 from ..cells.sampling import sample_bilinear
 from ..lattice.lattice import Lattice
 from ..lattice.sites import within_field
-from ..materials.columns import column_classes, lookup_class, substituents_of
+from ..materials.columns import (
+    METAL_SUBSTITUENTS,
+    column_classes,
+    lookup_class,
+    substituents_of,
+)
 from ..materials.materials import ATOMIC_NUMBER, Material, get_material
 
 #: Fewest corrected sites of a class for its level to be fitted.
@@ -146,8 +151,9 @@ class ContrastFit:
             partner = max((s - 1.0) / 2.0 + partner - (phys["second_atom_factor"] - 1.0) / 2.0,
                           MIN_COHERENCE)
         scale = weights[mat.metal] / (ratio * (1 + s)) / weights[mat.chalcogen]
+        metals = {mat.metal, *METAL_SUBSTITUENTS.get(mat.metal, ())}
         for el in weights:  # the substituents keep their weight relative to the host
-            if el != mat.metal:
+            if el not in metals:  # (the other metal of a Mo/W alloy: relative to the metal)
                 weights[el] *= scale
         return {"probe_fwhm_nm": self.probe_fwhm_nm * rng.uniform(1 - spread, 1 + spread),
                 "tail_fraction": REFERENCE_TAIL["tail_fraction"] * rng.uniform(0.7, 1.3),

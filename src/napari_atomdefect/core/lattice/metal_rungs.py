@@ -26,9 +26,10 @@ from ..materials.materials import METAL_PARTNER, Material, get_material
 from ..materials.ranges import TRAINING_RANGES
 
 #: Range of the W/Mo column ratio taken as a Mo/W alloy's two rungs: 2.4–3.0 for single atoms
-#: (screened Rutherford over 60–300 kV, 60–250 mrad), down to ~1.8 where multislice channelling
-#: dims W (:data:`~..materials.physics.METAL_MODEL_FACTOR` at 60 kV), with room for the detector.
-HEAVY_TO_LIGHT_RATIO = (1.6, 3.6)
+#: (screened Rutherford over 60–300 kV, 60–250 mrad), 1.6–1.8 at 60 kV and 2.4–2.6 at 200 kV in
+#: multislice, where channelling dims W against the model more than Mo
+#: (:data:`~..materials.physics.METAL_MODEL_FACTOR`), with room for the detector.
+HEAVY_TO_LIGHT_RATIO = (1.4, 3.6)
 #: The two rungs' medians must lie this many pooled robust standard deviations apart (log levels):
 #: two atoms, not a broad spread of one.
 RUNG_SEPARATION = 4.0
@@ -189,23 +190,23 @@ def two_rungs(levels: np.ndarray) -> tuple[float, float, float, float] | None:
 
 
 #: A few columns of the other metal (fewer than a rung of :data:`MIN_RUNG_SHARE`): each must lie
-#: this many robust spreads of the host rung away from it (log levels), at the single-atom W/Mo
-#: ratio (:data:`FEW_COLUMNS_RATIO`: 2.4–3.0 screened Rutherford, with room for the detector),
-#: and there must be :data:`FEW_COLUMNS_MIN` of them — one W column dimmed 1.9× by a scan glitch
-#: of a real WS2 image had been read as Mo.
+#: this many robust spreads of the host rung away from it (log levels), at the W/Mo ratio of
+#: :data:`FEW_COLUMNS_RATIO` — named by the user, the multislice range; unasked, only the
+#: single-atom one (2.4–3.0; one W column of a real WS2 image dimmed 1.9× by a scan glitch had
+#: been read as Mo) — and there must be :data:`FEW_COLUMNS_MIN` of them.
 OUTLIER_SIGMAS = 6.0
-FEW_COLUMNS_RATIO = (2.1, 3.4)
+FEW_COLUMNS_RATIO: dict[bool, tuple[float, float]] = {True: (1.5, 3.4), False: (2.1, 3.4)}
 FEW_COLUMNS_MIN = 2
 
 
-def metal_rungs(levels: np.ndarray, other_metal: str) -> MetalRungs | None:
+def metal_rungs(levels: np.ndarray, other_metal: str, named: bool = False) -> MetalRungs | None:
     """The host and other-metal rungs of metal column ``levels`` (vacancies left out), or ``None``.
 
     Two rungs (:func:`two_rungs`) whose ratio is :data:`HEAVY_TO_LIGHT_RATIO`; or, where the other
     metal holds too few columns to be a rung, the columns of the host rung's outliers
-    (:data:`OUTLIER_SIGMAS`) that lie at that ratio from it — brighter for W in a Mo host, dimmer
-    for Mo in a W host (a dilute alloy: a few W columns in MoS2 made their S2 neighbours
-    ``O_S`` calls).
+    (:data:`OUTLIER_SIGMAS`) that lie at :data:`FEW_COLUMNS_RATIO` from it (``named``: the
+    user named the other metal) — brighter for W in a Mo host, dimmer for Mo in a W host (a
+    dilute alloy: a few W columns in MoS2 made their S2 neighbours ``O_S`` calls).
     """
     levels = np.asarray(levels, float)
     levels = levels[np.isfinite(levels)]
@@ -227,7 +228,8 @@ def metal_rungs(levels: np.ndarray, other_metal: str) -> MetalRungs | None:
     x = np.log(levels)
     centre, sd = float(np.median(x)), max(_robust_sd(x), 1e-3)
     step = (x - centre) if brighter else (centre - x)
-    far = ((step >= np.log(FEW_COLUMNS_RATIO[0])) & (step <= np.log(FEW_COLUMNS_RATIO[1]))
+    low_ratio, high_ratio = FEW_COLUMNS_RATIO[named]
+    far = ((step >= np.log(low_ratio)) & (step <= np.log(high_ratio))
            & (step >= OUTLIER_SIGMAS * sd))
     # (a few columns: more would have been a rung of their own)
     if not FEW_COLUMNS_MIN <= far.sum() <= max(MIN_RUNG_COLUMNS, MIN_RUNG_SHARE * len(levels)):
@@ -269,7 +271,7 @@ def read_metal_alloy(metal_levels: np.ndarray, chalcogen_level: float,
     other = METAL_PARTNER.get(mat.metal)
     if (mat.name not in HOSTS and not named) or other is None or not chalcogen_level > 0:
         return None
-    rungs = metal_rungs(metal_levels, other)
+    rungs = metal_rungs(metal_levels, other, named)
     if rungs is None:
         return None
     mo_level, w_level = ((rungs.host, rungs.other) if other == "W"

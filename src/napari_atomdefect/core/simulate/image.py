@@ -659,7 +659,8 @@ def simulate_image(
         only.
     metal_alloy : float, optional
         Share of the metal sites that hold the other metal of a Mo/W alloy (its single-atom
-        weight ``(Z_other / Z_host) ** z_exponent`` times the host metal's), labelled with its
+        weight from the params' ``element_weights`` — the microscope's, multislice-corrected —
+        or ``Z ** z_exponent``), labelled with its
         ``D_M`` class (``W_Mo``); the sites table then has a ``metal_atom`` column too.
 
     Returns
@@ -699,7 +700,8 @@ def simulate_image(
     if metal_alloy > 0:
         other = METAL_PARTNER[mat.metal]
         other_metal = (rng.uniform(size=len(metal_q)) < metal_alloy) & (metal_cls == "metal")
-        w_metal[other_metal] *= (ATOMIC_NUMBER[other] / mat.z_metal) ** params.z_exponent
+        w_metal[other_metal] *= element_weight(other, params, mat) / element_weight(
+            mat.metal, params, mat)
         metal_cls = np.where(other_metal, f"{other}_{mat.metal}", metal_cls).astype(object)
     w_chalc = np.array([column_weight(c, "chalcogen", params, mat, rng) for c in chalc_cls])
     q = np.concatenate([metal_q, chalc_q])
