@@ -225,3 +225,21 @@ def test_a_selenide_mo_w_alloy_unasked_says_the_possibility():
     # Te chosen: a Te-rich ladder is what the user expects, and the possibility is not said.
     lattice = find_lattice(sim.image, "WSe2", pixel_size_nm=0.012, substituents="S,Te")
     assert not any("Mo/W" in m for m in lattice.messages)
+
+
+def test_a_batch_with_the_other_metal_named_marks_it(tmp_path, mows2):
+    """The batch's workers take the other metal too (they had taken the chalcogen substituents
+    only, and every image failed on the operating point's W_Mo); the summary counts it apart
+    from the defects."""
+    from napari_atomdefect.core.detect.batch import batch
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    np.save(folder / "mows2.npy", mows2.image)
+    summary = batch([str(folder)], tmp_path / "out", material="MoS2", pixel_size_nm=0.012,
+                    workers=1, processes=False, substituents="O,W")
+    [row] = summary.to_dict("records")
+    assert row["status"] == "ok" and row["substituents"] == "O,W"
+    n_w = int((mows2.defects["class"] == "W_Mo").sum())
+    assert abs(row["n_W_Mo"] - n_w) <= 2
+    assert row["n_defects"] == sum(row[f"n_{c}"] for c in ("V_S", "V_S2", "O_S", "V_Mo"))

@@ -239,11 +239,13 @@ def _error_row(item: BatchItem, frame: int | None, opts: BatchOptions, message: 
 
 def _substituents_text(opts: BatchOptions) -> str:
     """The substituents looked for, as the summary and the defect CSVs write them (``O,Se``)."""
-    from ..materials.columns import parse_substituents
+    from ..materials.columns import metal_substituents, parse_substituents
     from ..materials.materials import get_material
 
-    try:
-        return ",".join(parse_substituents(opts.substituents, get_material(opts.material)))
+    try:  # (the chalcogen ones, then the other metal of a Mo/W alloy)
+        mat = get_material(opts.material)
+        return ",".join(parse_substituents(opts.substituents, mat)
+                        + metal_substituents(opts.substituents, mat))
     except AtomDefectError:  # (a run refused before any image says why itself)
         return ",".join(opts.substituents or ())
 
@@ -643,7 +645,7 @@ def iter_batch(inputs: list[str], out: str | os.PathLike, material: str = "MoS2"
             yield from _run_tasks(client, todo, previous, rows, out, skipped, total,
                                   BatchOptions(str(out.resolve()), material, pixel_size_nm, model,
                                                device, _threads_by_host(client), op,
-                                               run.substituents, run.classes))
+                                               run.all_substituents, run.classes))
         finally:
             client.close()
             if cluster is not None:
