@@ -87,9 +87,9 @@ def _truth_summary(classes: list[str], substituents: tuple[str, ...], adjective:
     """``"54 defects"``, or ``"48 defects and 6 alloying substitutions"`` for a table of true
     sites holding substitutions by a chosen alloying chalcogen or the other metal of a Mo/W alloy
     (the alloy's composition, not defects)."""
-    from .core.detect.image_fit import counts_as_flagged
+    from .core.detect.image_fit import alloying_count
 
-    n_alloy = sum(1 for c in classes if not counts_as_flagged(str(c), substituents))
+    n_alloy = alloying_count(classes, substituents)
     n = len(classes) - n_alloy
     text = f"{n} {adjective}defect{'' if n == 1 else 's'}"
     return text + (f" and {n_alloy} alloying substitution{'' if n_alloy == 1 else 's'}"

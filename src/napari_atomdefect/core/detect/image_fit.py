@@ -930,6 +930,12 @@ def counts_as_flagged(class_name: str, substituents: tuple[str, ...]) -> bool:
                 and c.substituent in DOUBLE_SUBSTITUTION)
 
 
+def alloying_count(classes: list[str] | tuple[str, ...], substituents: tuple[str, ...]) -> int:
+    """How many of ``classes`` (one per call or true site) are alloying substitutions, not
+    defects (:func:`counts_as_flagged`)."""
+    return sum(1 for c in classes if not counts_as_flagged(str(c), tuple(substituents)))
+
+
 def calls_summary(classes: list[str] | tuple[str, ...], substituents: tuple[str, ...]) -> str:
     """``"N defects"``, or ``"N calls (a defects, b alloying substitutions)"`` when some calls
     are substitutions by a chosen alloying chalcogen or the other metal of a Mo/W alloy (the
@@ -937,14 +943,15 @@ def calls_summary(classes: list[str] | tuple[str, ...], substituents: tuple[str,
     def many(n: int, word: str) -> str:
         return f"{n} {word}{'' if n == 1 else 's'}"
 
-    n_alloy = sum(1 for c in classes if not counts_as_flagged(str(c), tuple(substituents)))
+    n_alloy = alloying_count(classes, substituents)
     if not n_alloy:
         return many(len(classes), "defect")
     return (f"{many(len(classes), 'call')} ({many(len(classes) - n_alloy, 'defect')}, "
             f"{many(n_alloy, 'alloying substitution')})")
 
 
-__all__ = ["FitReport", "ModelFitWarning", "ImageMeasurements", "alloying_partner", "assess_fit",
+__all__ = ["FitReport", "ModelFitWarning", "ImageMeasurements", "alloying_count",
+           "alloying_partner", "assess_fit",
            "calls_summary", "counts_as_flagged", "flagged_fraction_message",
            "heavier_suggestion", "partner_host_substituents", "partner_majority_message",
            "read_heavier_substituent", "uniform_substitution_message",
