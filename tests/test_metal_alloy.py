@@ -243,3 +243,68 @@ def test_a_batch_with_the_other_metal_named_marks_it(tmp_path, mows2):
     n_w = int((mows2.defects["class"] == "W_Mo").sum())
     assert abs(row["n_W_Mo"] - n_w) <= 2
     assert row["n_defects"] == sum(row[f"n_{c}"] for c in ("V_S", "V_S2", "O_S", "V_Mo"))
+
+
+def test_a_chalcogen_alloy_moves_the_host_level_the_rungs_are_read_against():
+    rng = np.random.default_rng(2)
+    # WS2 with Mo and 30 % Se: Mo 1.5, W 3.8 S2 units; the chalcogen median is an S + Se column
+    # (1.6 S2 units), against which the Mo rung shows no host's contrast; the S2 end does.
+    mo, w = rng.normal(1.5, 0.05, 100), rng.normal(3.8, 0.1, 300)
+    metal = np.concatenate([mo, w])
+    assert read_metal_alloy(metal, 1.6, "WS2", named=True) is None
+    reading = read_metal_alloy(metal, [1.6, 1.0], "WS2", named=True)
+    assert reading is not None and reading.other_share == pytest.approx(0.25, abs=0.01)
+    assert reading.below_share == 0.0
+
+
+def test_a_chalcogen_ladder_read_as_metals_keeps_a_rung_below_its_lighter_one():
+    from napari_atomdefect.core.lattice.metal_rungs import below_lighter_rung, metal_rungs
+
+    rng = np.random.default_rng(3)
+    # An S-rich MoSe2 ladder (Se2 1.0, S+Se 0.65, S2 0.38): a third, lower rung.
+    ladder = np.concatenate([rng.normal(1.0, 0.03, 280), rng.normal(0.65, 0.02, 140),
+                             rng.normal(0.38, 0.02, 25)])
+    rungs = metal_rungs(ladder, "W", named=True)
+    assert rungs is not None and below_lighter_rung(ladder, rungs, "W") > 0.04
+    # Mo and W columns with their vacancies (left out): nothing below the Mo rung.
+    metal = np.concatenate([rng.normal(0.7, 0.02, 350), rng.normal(1.9, 0.05, 90),
+                            rng.normal(0.0, 0.02, 5)])
+    rungs = metal_rungs(metal, "W", named=True)
+    assert rungs is not None and below_lighter_rung(metal, rungs, "W") == 0.0
+
+
+@pytest.mark.parametrize(("material", "seed", "alloy", "metal_alloy", "named"), [
+    ("MoSe2", 501, 0.3, 0.15, True),   # both sublattices varied: the chalcogen read as W/Mo
+    ("WSe2", 505, 0.5, 0.15, True),    # the Mo/W reading failed against an S + Se median
+    ("MoS2", 502, 0.5, 0.3, False),    # the Se-rich guard swapped a clean Mo/W reading
+])
+def test_a_mo_w_alloy_with_a_chalcogen_alloy_keeps_its_sublattices(material, seed, alloy,
+                                                                    metal_alloy, named):
+    """Quaternary alloys (Mo₁₋ₓWₓS₂₍₁₋ᵧ₎Se₂ᵧ): an independent simulator's MoSe2 + 20 % W + 20 %
+    S named had its sublattices exchanged (376 `S2_Se2`, 267 `W_Mo` on the wrong columns)."""
+    from napari_atomdefect.core.detect.detect import detect
+    from napari_atomdefect.core.detect.evaluate import score
+
+    metal = "Mo" if material.startswith("Mo") else "W"
+    other = "W" if metal == "Mo" else "Mo"
+    alloying = "Se" if "S2" in material else "S"
+    rng = np.random.default_rng(seed)
+    params = MicroscopeParams.random(rng, material)
+    px = float(np.exp(rng.uniform(np.log(0.009), np.log(0.018))))
+    fractions = {"V_X": 0.03, "V_X2": 0.01, "V_M": 0.005, "D_X": 2 * alloy * (1 - alloy),
+                 "D2_X2": alloy ** 2}
+    sim = simulate_image(material, 320, px, params=params, seed=seed, metal_alloy=metal_alloy,
+                         defect_fractions=fractions, substituents=alloying)
+    subs = alloying + ("," + other if named else "")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = detect(sim.image, pixel_size_nm=px, material=material, device="cpu",
+                       substituents=subs)
+    cls = f"{other}_{metal}"
+    truth = sim.defects if named else sim.defects[sim.defects["class"] != cls]
+    f1 = score(table, truth, 0.08 / px)["f1"]
+    pair = [c for c in f1.index if c.startswith(("Se_", "S_")) and "|" not in c][0]
+    assert f1[pair] >= 0.7, f1.to_dict()
+    if named:
+        assert f1[cls] >= 0.95, f1.to_dict()
+    assert any("Mo/W alloy" in m for m in table.attrs["messages"])

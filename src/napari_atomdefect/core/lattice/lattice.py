@@ -24,13 +24,30 @@ from scipy import ndimage
 
 from ..errors import AtomDefectError, NoLatticeError
 from ..io.validate import as_analysis_image, check_pixel_size, check_region
-from ..materials.columns import HEAVIER_SUBSTITUENT, metal_substituents, parse_substituents
-from ..materials.materials import METAL_PARTNER, Material, get_material, lattice_constant_range_nm
+from ..materials.columns import (
+    DOUBLE_SUBSTITUTION,
+    HEAVIER_SUBSTITUENT,
+    metal_substituents,
+    parse_substituents,
+)
+from ..materials.materials import (
+    ATOMIC_NUMBER,
+    METAL_PARTNER,
+    Material,
+    get_material,
+    lattice_constant_range_nm,
+)
 from .crystal import OFF_CRYSTAL_NOTE, cells_and_share, in_crystal, off_crystal_message
 from .fft_peaks import ReciprocalBasis, find_reciprocal_basis, finer_hexagon, spots_stand_out
 from .gpa import PhaseMap, image_spectrum, mean_frequency, phase_map
 from .mean_cell import fold_onto_cell
-from .metal_rungs import EDGE_A, METAL_ALLOY_NOTE, MetalAlloyReading, read_metal_alloy
+from .metal_rungs import (
+    EDGE_A,
+    METAL_ALLOY_NOTE,
+    VACANCY_LEVEL,
+    MetalAlloyReading,
+    read_metal_alloy,
+)
 from .metal_rungs import HOSTS as METAL_ALLOY_HOSTS
 from .sites import box_smooth, centroid_refine, neighbour_mean, refine_peaks, within_field
 
@@ -329,6 +346,64 @@ def _is_the_varied_one(metal: _Sublattice, chalcogen: _Sublattice) -> bool:
                 and normalised_m > UNIFORMITY_SWAP_FACTOR * normalised_x)
 
 
+#: Chalcogen levels at the ends of the ladder of an alloy with the chosen substituents, as
+#: percentiles of its columns (vacancies left out): a heavier substituent puts the host's own
+#: columns at the bottom, a lighter one (S in a selenide) at the top.
+HOST_END_PERCENTILE = {"heavier": 15.0, "lighter": 85.0}
+#: A chalcogen sublattice whose relative inter-quartile range reaches this is alloyed (a
+#: uniform one, vacancies and noise included: 0.02–0.15).
+ALLOYED_CHALCOGEN_SPREAD = 0.3
+#: Two readings of the metal columns whose shares of columns below the lighter rung
+#: (:attr:`~.metal_rungs.MetalAlloyReading.below_share`) differ by more than this are told apart
+#: by it.
+BELOW_SHARE_MARGIN = 0.02
+
+
+def _chalcogen_references(chalcogen: _Sublattice, mat: Material,
+                          chosen: Sequence[str]) -> list[float]:
+    """Levels the host's own chalcogen columns may have: the median column, and where the user
+    chose a substituent that alloys (S, Se, Te), the end of the ladder the host's columns hold
+    (a Mo/W alloy's contrasts were read against an S + Se median: WS2 with 30 % Se and 20 % Mo
+    and WSe2 with 30 % S and Mo were not read as alloys)."""
+    refs = [chalcogen.median]
+    host_z = ATOMIC_NUMBER[mat.chalcogen]
+    ends = {"heavier" if ATOMIC_NUMBER[d] > host_z else "lighter"
+            for d in chosen if d in DOUBLE_SUBSTITUTION}
+    peaks = chalcogen.peaks[chalcogen.inner] if chalcogen.inner.any() else chalcogen.peaks
+    peaks = peaks[np.isfinite(peaks)]
+    if ends and len(peaks) >= MIN_CELLS:
+        peaks = peaks[peaks > VACANCY_LEVEL * np.median(peaks)]
+        scale = chalcogen.median / max(float(np.median(peaks)), 1e-12)
+        refs += [scale * float(np.percentile(peaks, HOST_END_PERCENTILE[end]))
+                 for end in sorted(ends)]
+    return refs
+
+
+def _both_alloyed(reading: MetalAlloyReading, chalcogen: _Sublattice) -> bool:
+    """Whether a clean two-metal ``reading`` (nothing below its lighter rung) stands over a
+    chalcogen sublattice that varies too (:data:`ALLOYED_CHALCOGEN_SPREAD`): a Mo/W alloy with
+    an S/Se one (MoS2 with 30 % W and half its S as Se), not a chalcogen ladder read as metals
+    over a uniform metal sublattice."""
+    return (reading.below_share <= BELOW_SHARE_MARGIN
+            and bool(chalcogen.spread >= ALLOYED_CHALCOGEN_SPREAD))
+
+
+def _better_reading(swapped: MetalAlloyReading, first: MetalAlloyReading) -> bool:
+    """Whether the metal reading of the other sublattice (``swapped``) beats ``first``.
+
+    A metal sublattice has no rung between its vacancies and its lighter metal, a chalcogen
+    ladder read as metals has (:attr:`~.metal_rungs.MetalAlloyReading.below_share`); where that
+    does not tell, the reading consistent with the chosen host (its metal the majority) wins,
+    and then the larger share of the other metal (a chalcogen sublattice's vacancies read as a
+    few columns of it).
+    """
+    if abs(swapped.below_share - first.below_share) > BELOW_SHARE_MARGIN:
+        return swapped.below_share < first.below_share
+    if (swapped.other_share <= SWAPPED_ALLOY_MAX) != (first.other_share <= SWAPPED_ALLOY_MAX):
+        return swapped.other_share <= SWAPPED_ALLOY_MAX
+    return swapped.other_share > first.other_share
+
+
 def _metal_sublattice(taken_m: _Sublattice, taken_x: _Sublattice, mat: Material,
                       substituents: str | Sequence[str] | None, metal_brighter: bool
                       ) -> tuple[bool, MetalAlloyReading | None, list[str]]:
@@ -356,7 +431,8 @@ def _metal_sublattice(taken_m: _Sublattice, taken_x: _Sublattice, mat: Material,
         # whose vacancies make it look varied are no such reading.)
         if not chalcogen.finite:
             return None
-        reading = read_metal_alloy(metal.peaks[metal.inner], chalcogen.median, mat,
+        reading = read_metal_alloy(metal.peaks[metal.inner],
+                                   _chalcogen_references(chalcogen, mat, chosen), mat,
                                    named=as_named)
         if reading is not None and reading.other_share > 0.5 and _is_the_varied_one(
                 chalcogen, metal):
@@ -365,13 +441,14 @@ def _metal_sublattice(taken_m: _Sublattice, taken_x: _Sublattice, mat: Material,
 
     swap = False
     metal_alloy = alloy_reading(taken_m, taken_x)
-    if metal_alloy is not None and heavier in chosen and not named and _is_the_varied_one(
-            taken_m, taken_x):  # (a chalcogen alloy read the wrong way round, as chosen)
-        metal_alloy = None
+    if (metal_alloy is not None and heavier in chosen and not named
+            and _is_the_varied_one(taken_m, taken_x)
+            and not _both_alloyed(metal_alloy, taken_x)):
+        metal_alloy = None  # (a chalcogen alloy read the wrong way round, as chosen)
     least = SWAPPED_ALLOY_SHARE[METAL_PARTNER.get(mat.metal, "W")]
     swapped = alloy_reading(taken_x, taken_m) if named else None
     if (swapped is not None and least <= swapped.other_share <= SWAPPED_ALLOY_MAX
-            and (metal_alloy is None or swapped.other_share > metal_alloy.other_share)):
+            and (metal_alloy is None or _better_reading(swapped, metal_alloy))):
         # The alloy's mean metal column is as bright as the chalcogen one (MoSe2 with a fifth
         # to a half W): the brightness order took the metal for the chalcogen, whose single
         # vacancies then read as a few columns of the other metal.

@@ -18,6 +18,7 @@ the metal between them) fails it, because its lowest rung over the metal is no h
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,6 +115,10 @@ class MetalAlloyReading:
         a class, ``W_Mo``).
     n_other : int
         Columns on the other metal's rung.
+    below_share : float
+        Share of the columns read that lie well below the lighter metal's rung yet above a
+        vacancy (:func:`below_lighter_rung`): a metal column holds one atom or none, so a
+        third, lower rung says the sublattice read is a chalcogen ladder.
     """
 
     host_metal: str
@@ -124,6 +129,7 @@ class MetalAlloyReading:
     n_columns: int
     named: bool = False
     n_other: int = 0
+    below_share: float = 0.0
 
     def message(self, material: str | Material) -> str:
         """One sentence for the user: the alloy seen, and how the image is analysed."""
@@ -239,12 +245,36 @@ def metal_rungs(levels: np.ndarray, other_metal: str, named: bool = False) -> Me
     return MetalRungs(host, other, float(np.sqrt(host * other)), float(far.mean()), sd, sd)
 
 
+#: A column lies "below the lighter rung" (:func:`below_lighter_rung`) this many of that rung's
+#: robust spreads under it (log levels), and at least :data:`BELOW_RUNG_FACTOR` dimmer.
+BELOW_RUNG_SIGMAS = 6.0
+BELOW_RUNG_FACTOR = 0.8
+
+
+def below_lighter_rung(levels: np.ndarray, rungs: MetalRungs, other_metal: str) -> float:
+    """Share of the non-vacancy ``levels`` well below the lighter metal's rung of ``rungs``.
+
+    A metal column holds Mo, W or nothing: between a vacancy (:data:`VACANCY_LEVEL`) and the
+    lighter rung lies nothing but noise. A chalcogen sublattice read as two metals keeps its
+    lower rungs there (S₂ under S + Se and Se₂ in an S-rich selenide).
+    """
+    levels = np.asarray(levels, float)
+    levels = levels[np.isfinite(levels)]
+    if not len(levels):
+        return 0.0
+    levels = levels[levels > VACANCY_LEVEL * np.median(levels)]
+    light, sd = ((rungs.host, rungs.host_sd) if other_metal == "W"
+                 else (rungs.other, rungs.other_sd))
+    cut = min(np.log(light) - BELOW_RUNG_SIGMAS * sd, np.log(BELOW_RUNG_FACTOR * light))
+    return float(np.mean(np.log(levels) < cut)) if len(levels) else 0.0
+
+
 def _within(contrast: float, host: str) -> bool:
     lo, _, hi = TRAINING_RANGES[host]["metal_to_chalcogen"]
     return lo / CONTRAST_SLACK <= contrast <= hi * CONTRAST_SLACK
 
 
-def read_metal_alloy(metal_levels: np.ndarray, chalcogen_level: float,
+def read_metal_alloy(metal_levels: np.ndarray, chalcogen_level: float | Sequence[float],
                      material: str | Material, named: bool = False) -> MetalAlloyReading | None:
     """Whether the metal columns read as a Mo/W alloy over uniform chalcogen columns.
 
@@ -252,8 +282,10 @@ def read_metal_alloy(metal_levels: np.ndarray, chalcogen_level: float,
     ----------
     metal_levels : ndarray
         Levels of the sublattice taken for the metal (above the hollow-site background).
-    chalcogen_level : float
-        The typical level of the other sublattice's columns (same units).
+    chalcogen_level : float or sequence of float
+        The level of the other sublattice's host columns (same units); several where a
+        chalcogen alloy leaves it open (the median column, and the end of the chalcogen ladder
+        where the host's own columns lie): the contrasts must hold against one of them.
     material : str or Material
         The chosen host (:data:`HOSTS` only, unless ``named``: in selenides the reading is
         ambiguous).
@@ -269,7 +301,9 @@ def read_metal_alloy(metal_levels: np.ndarray, chalcogen_level: float,
     """
     mat = get_material(material)
     other = METAL_PARTNER.get(mat.metal)
-    if (mat.name not in HOSTS and not named) or other is None or not chalcogen_level > 0:
+    references = [float(r) for r in np.atleast_1d(np.asarray(chalcogen_level, float))
+                  if np.isfinite(r) and r > 0]
+    if (mat.name not in HOSTS and not named) or other is None or not references:
         return None
     rungs = metal_rungs(metal_levels, other, named)
     if rungs is None:
@@ -277,14 +311,16 @@ def read_metal_alloy(metal_levels: np.ndarray, chalcogen_level: float,
     mo_level, w_level = ((rungs.host, rungs.other) if other == "W"
                          else (rungs.other, rungs.host))
     chalcogen_part = mat.name[len(mat.metal):]           # "S2", "Se2"
-    if not (_within(mo_level / chalcogen_level, f"Mo{chalcogen_part}")
-            and _within(w_level / chalcogen_level, f"W{chalcogen_part}")):
+    if not any(_within(mo_level / ref, f"Mo{chalcogen_part}")
+               and _within(w_level / ref, f"W{chalcogen_part}") for ref in references):
         return None
     levels = np.asarray(metal_levels, float)
     n = int(np.sum(np.isfinite(levels) & (levels > VACANCY_LEVEL * np.nanmedian(levels))))
     return MetalAlloyReading(mat.metal, other, rungs.other_share, w_level / mo_level,
-                             rungs.threshold, n, named, int(round(rungs.other_share * n)))
+                             rungs.threshold, n, named, int(round(rungs.other_share * n)),
+                             below_lighter_rung(levels, rungs, other))
 
 
 __all__ = ["EDGE_A", "FEW_COLUMNS_RATIO", "HEAVY_TO_LIGHT_RATIO", "HOSTS", "METAL_ALLOY_NOTE",
-           "MetalAlloyReading", "MetalRungs", "metal_rungs", "read_metal_alloy", "two_rungs"]
+           "MetalAlloyReading", "MetalRungs", "below_lighter_rung", "metal_rungs",
+           "read_metal_alloy", "two_rungs"]
