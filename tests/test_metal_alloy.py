@@ -308,3 +308,37 @@ def test_a_mo_w_alloy_with_a_chalcogen_alloy_keeps_its_sublattices(material, see
     if named:
         assert f1[cls] >= 0.95, f1.to_dict()
     assert any("Mo/W alloy" in m for m in table.attrs["messages"])
+
+
+def test_the_dim_metal_of_a_w_host_is_no_empty_site_over_amorphous_material():
+    """WS2 with a quarter Mo and S/Se alloying at Z² contrast (Mo 0.4 of W): one Mo column in
+    four, among S + Se neighbours, had been left out of the lattice as over amorphous material
+    (and so never called `Mo_W`)."""
+    import dataclasses
+
+    rng = np.random.default_rng(7)
+    params = dataclasses.replace(MicroscopeParams.random(rng, "WS2", dose_e_per_A2=3e5),
+                                 z_exponent=2.0)
+    fractions = {"V_X": 0.03, "V_X2": 0.01, "V_M": 0.005, "D_X": 0.42, "D2_X2": 0.09}
+    sim = simulate_image("WS2", 320, 0.012, params=params, seed=7, metal_alloy=0.25,
+                         defect_fractions=fractions, substituents="Se")
+    lattice = find_lattice(sim.image, "WS2", pixel_size_nm=0.012, substituents="Se,Mo")
+    assert lattice.metal_alloy is not None and lattice.metal_alloy.ratio > 2.3
+    truth = sim.sites[(sim.sites.sublattice == "metal") & (sim.sites.metal_atom == "Mo")]
+    inner = truth[truth[["y_px", "x_px"]].to_numpy().min(1) > 8]
+    inner = inner[inner[["y_px", "x_px"]].to_numpy().max(1) < 311]
+    d, _ = cKDTree(lattice.metal_sites_px).query(inner[["y_px", "x_px"]].to_numpy())
+    assert len(inner) > 30 and int((d > 0.25 * lattice.a_px).sum()) == 0
+    assert not any("amorphous" in m for m in lattice.messages)
+
+
+def test_a_grain_boundarys_columns_are_no_rung_of_a_metal_alloy():
+    """A pure MoS2 bicrystal: the columns where the first grain's lattice fades read the other
+    grain, about 2.4× dimmer, and had been read as the Mo rung of a 97 % W alloy."""
+    from .scenarios import bicrystal_image
+
+    _, _, image = bicrystal_image(1)
+    for subs in (None, "O,W"):
+        lattice = find_lattice(image, "MoS2", pixel_size_nm=0.012, substituents=subs)
+        assert lattice.metal_alloy is None
+        assert not any("Mo/W" in m for m in lattice.messages)

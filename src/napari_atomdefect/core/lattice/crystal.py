@@ -66,7 +66,8 @@ def _median_of(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 
 def crystal_support(smoothed: np.ndarray, columns_px: list[np.ndarray], hollow_px: np.ndarray,
-                    a_px: float, faded_px: list[np.ndarray] | None = None
+                    a_px: float, faded_px: list[np.ndarray] | None = None,
+                    rung_ratio: list[float] | None = None
                     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Local crystal contrast at every column site of every sublattice.
 
@@ -89,6 +90,12 @@ def crystal_support(smoothed: np.ndarray, columns_px: list[np.ndarray], hollow_p
         Per sublattice, positions the lattice predicts where its Bragg amplitude fades (not
         sites any more): read as neighbours like the others, so that a site at the edge of a
         faded region is not judged by the crystal on its other side alone.
+    rung_ratio : list of float, optional
+        Per sublattice, the ratio of two rungs its present columns hold (1: one rung, the
+        default; a Mo/W alloy's metal sublattice: its W/Mo ratio,
+        :attr:`~.metal_rungs.MetalAlloyReading.ratio`): a column on the lower rung counts at the
+        upper one's level. (The Mo columns of a WS2 host read 0.4 of the W ones: among S + Se
+        neighbours one in five of them had been left out as over amorphous material.)
 
     Returns
     -------
@@ -121,7 +128,8 @@ def crystal_support(smoothed: np.ndarray, columns_px: list[np.ndarray], hollow_p
     local_bg = _median_of(v_hollow, _nearest(cKDTree(hollow_px), sites, NEAREST_HOLLOWS, bound))
     above = values(sites) - np.where(np.isfinite(local_bg), local_bg, np.median(v_hollow))
     near, presence, start = [], np.ones(len(sites)), 0
-    for pos in columns:
+    ratios = [1.0] * len(columns) if rung_ratio is None else list(rung_ratio)
+    for pos, ratio in zip(columns, ratios, strict=True):
         own = above[start:start + len(pos)]
         # (sites over an exactly flat region — a zero border of a padded or registered frame
         # — are no part of the typical contrast: at four fifths of the field they had made it 0
@@ -131,9 +139,12 @@ def crystal_support(smoothed: np.ndarray, columns_px: list[np.ndarray], hollow_p
         start += len(pos)
         if not np.isfinite(reference) or reference <= 0:
             continue  # this sublattice shows no contrast: it cannot tell
-        presence[start - len(pos):start] = own / reference
-        near.append(_median_of(own / reference,
-                               _nearest(cKDTree(pos), sites, NEAREST_COLUMNS, bound)))
+        relative = own / reference
+        if ratio > 1.0:  # the lower rung's columns, not a vacancy, at the upper rung's level
+            lower = (relative < 1.0 / np.sqrt(ratio)) & (relative >= PRESENT_LEVEL / ratio)
+            relative = np.where(lower, relative * ratio, relative)
+        presence[start - len(pos):start] = relative
+        near.append(_median_of(relative, _nearest(cKDTree(pos), sites, NEAREST_COLUMNS, bound)))
     splits = np.cumsum([len(c) for c in columns])[:-1]
 
     def judged(values: np.ndarray) -> list[np.ndarray]:  # the sites, not the faded positions
@@ -150,7 +161,8 @@ def crystal_support(smoothed: np.ndarray, columns_px: list[np.ndarray], hollow_p
 
 
 def in_crystal(smoothed: np.ndarray, columns_px: list[np.ndarray], hollow_px: np.ndarray,
-               a_px: float, faded_px: list[np.ndarray] | None = None) -> list[np.ndarray]:
+               a_px: float, faded_px: list[np.ndarray] | None = None,
+               rung_ratio: list[float] | None = None) -> list[np.ndarray]:
     """Which column sites of each sublattice lie in the crystal.
 
     A site is in when its :func:`crystal_support` reaches :data:`MIN_CRYSTAL_SUPPORT`; a site
@@ -158,14 +170,15 @@ def in_crystal(smoothed: np.ndarray, columns_px: list[np.ndarray], hollow_px: np
     needs :data:`MIN_SUPPORT_OF_EMPTY_SITE`: a vacancy in the crystal has all its neighbours,
     a site a lattice constant into a hole has half of them.
 
-    ``faded_px``: see :func:`crystal_support`.
+    ``faded_px``, ``rung_ratio``: see :func:`crystal_support`.
 
     Returns
     -------
     list of ndarray of bool
         Per sublattice of ``columns_px``.
     """
-    supports, presences = crystal_support(smoothed, columns_px, hollow_px, a_px, faded_px)
+    supports, presences = crystal_support(smoothed, columns_px, hollow_px, a_px, faded_px,
+                                          rung_ratio)
     return [(support >= MIN_CRYSTAL_SUPPORT)
             & ((presence >= PRESENT_LEVEL) | (support >= MIN_SUPPORT_OF_EMPTY_SITE))
             for support, presence in zip(supports, presences, strict=True)]

@@ -290,9 +290,13 @@ class _Sublattice:
 
 def _read_sublattice(smoothed: np.ndarray, frac_fn: FracFn, basis: np.ndarray,
                      offset: np.ndarray, background: float,
-                     on_lattice: Callable[[np.ndarray], np.ndarray]) -> _Sublattice:
+                     on_lattice: Callable[[np.ndarray], np.ndarray],
+                     steady: Callable[[np.ndarray], np.ndarray] | None = None) -> _Sublattice:
     """The columns of one sublattice (fractional ``offset`` in the cell), read at their predicted
-    positions where ``on_lattice`` says the lattice is."""
+    positions where ``on_lattice`` says the lattice is; ``inner`` marks those clear of the field's
+    edge and, where ``steady`` says so for at least half of them, of the lattice's fades (a grain
+    boundary's columns read the other grain: a pure MoS2 bicrystal's had read as the Mo rung of
+    a 97 % W alloy)."""
     h, w = smoothed.shape
     pos = _solve_positions(frac_fn, _index_range(frac_fn, smoothed.shape) + offset, basis,
                            np.array([h / 2, w / 2]))
@@ -310,6 +314,9 @@ def _read_sublattice(smoothed: np.ndarray, frac_fn: FracFn, basis: np.ndarray,
     robust_sd = max(1.4826 * float(np.median(deviation)), 1e-12)
     outliers = float(np.mean(deviation > OUTLIER_SIGMAS * robust_sd))
     inner = within_field(pos, (h, w), EDGE_A * a_px)
+    if steady is not None:
+        clear = inner & steady(pos)
+        inner = clear if clear.sum() >= 0.5 * inner.sum() else inner
     return _Sublattice(float(med), float((q75 - q25) / med) if med > 0 else float("nan"),
                        outliers, np.asarray(peaks, float), inner)
 
@@ -716,10 +723,13 @@ def find_lattice(
     metal_bin, chalc_bin = (site_a, cand_b) if w_m >= w_x else (cand_b, site_a)
     metal_alloy = None
     if (i_b - i_h) >= 0.05 * (i_a - i_h):
+        def steady(pos: np.ndarray) -> np.ndarray:
+            return amplitude(pos) >= TRANSITION_CUT * amp_ref
+
         taken_m = _read_sublattice(smoothed, frac_fn, basis, _cell_peak(cell, metal_bin),
-                                   float(i_h), on_lattice)
+                                   float(i_h), on_lattice, steady)
         taken_x = _read_sublattice(smoothed, frac_fn, basis, _cell_peak(cell, chalc_bin),
-                                   float(i_h), on_lattice)
+                                   float(i_h), on_lattice, steady)
         swap, metal_alloy, said = _metal_sublattice(taken_m, taken_x, mat, substituents,
                                                     w_m >= w_x)
         if swap:
@@ -805,7 +815,9 @@ def find_lattice(
     # (the hollows of the faded region too: the columns at its edge are read against them)
     hollows = np.concatenate([chalc_pos, chalc_faded]) + (a1 + a2) / 3.0
     metal_in, chalc_in = in_crystal(smoothed, [metal_pos, chalc_pos], hollows, a_px,
-                                    faded_px=[metal_faded, chalc_faded])
+                                    faded_px=[metal_faded, chalc_faded],
+                                    rung_ratio=[1.0 if metal_alloy is None else metal_alloy.ratio,
+                                                1.0])
     if metal_in.sum() < MIN_CELLS:
         raise NoLatticeError(
             f"Only {int(metal_in.sum())} unit cells lie in crystalline areas; at least "
