@@ -342,3 +342,52 @@ def test_a_grain_boundarys_columns_are_no_rung_of_a_metal_alloy():
         lattice = find_lattice(image, "MoS2", pixel_size_nm=0.012, substituents=subs)
         assert lattice.metal_alloy is None
         assert not any("Mo/W" in m for m in lattice.messages)
+
+
+def test_a_mo_w_alloy_analysed_as_the_wrong_host_is_said_so():
+    """Trial, thirty-first session: WS2 with 20 % Mo and Se analysed as MoS2 with Se and W said
+    "the Mo columns show one level" (they take two: 80 % W); MoSe2 with W analysed as MoS2 said
+    the same. Now the majority is read and said, or the two levels that are not the chosen
+    host's metals."""
+    rng = np.random.default_rng(0)
+    params = MicroscopeParams.random(rng, "WS2", dose_e_per_A2=3e5)
+    sim = simulate_image("WS2", 320, 0.012, params=params, seed=0, metal_alloy=0.2,
+                         defect_fractions={"V_X": 0.03, "V_X2": 0.01, "D_X": 0.42,
+                                           "D2_X2": 0.09}, substituents="Se")
+    lattice = find_lattice(sim.image, "MoS2", pixel_size_nm=0.012, substituents="Se,W")
+    assert lattice.metal_alloy is not None and lattice.metal_alloy.other_share > 0.7
+    assert any("with mostly W, analyse it as WS2" in m for m in lattice.messages)
+
+    params = MicroscopeParams.random(np.random.default_rng(0), "MoSe2", dose_e_per_A2=3e5)
+    sim = simulate_image("MoSe2", 320, 0.012, params=params, seed=0, metal_alloy=0.2)
+    from napari_atomdefect.core.detect.detect import detect
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = detect(sim.image, pixel_size_nm=0.012, material="MoS2", device="cpu",
+                       substituents="Se,W")
+    said = table.attrs["fit_messages"]
+    assert any("take two levels, but not as Mo and W columns of MoS2" in m for m in said), said
+    assert not any("show one level" in m for m in said), said
+
+
+def test_a_host_proposed_beside_the_mo_w_note_keeps_the_alloy_open():
+    """Trial: WSe2 with Mo and S, Mo not ticked, was told both to choose Mo and that another
+    host fits better; the second sentence now keeps the Mo/W alloy open."""
+    from napari_atomdefect.core.detect.detect import detect
+
+    rng = np.random.default_rng(504)
+    params = MicroscopeParams.random(rng, "WSe2")
+    px = float(np.exp(rng.uniform(np.log(0.009), np.log(0.018))))
+    fractions = {"V_X": 0.03, "V_X2": 0.01, "V_M": 0.005, "D_X": 0.18, "D2_X2": 0.01}
+    sim = simulate_image("WSe2", 320, px, params=params, seed=504, metal_alloy=0.3,
+                         defect_fractions=fractions, substituents="S")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = detect(sim.image, pixel_size_nm=px, material="WSe2", device="cpu",
+                       substituents="S")
+    said = table.attrs["fit_messages"]
+    assert any("could also be read as a Mo/W alloy" in m for m in said), said
+    better = [m for m in said if "fits better" in m]
+    assert better and all("unless the layer is WSe2 with Mo in place of some W" in m
+                          for m in better), said

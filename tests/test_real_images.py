@@ -182,6 +182,7 @@ def test_a_layer_read_mostly_as_the_partner_chalcogen_is_sent_to_the_partner_hos
     S as well (told to switch, a new user got a worse reading there and nothing sent them
     back)."""
     from napari_atomdefect.core.detect.alloy_calibration import partner_share
+    from napari_atomdefect.core.detect.image_fit import PARTNER_MAJORITY_SHARE
 
     model_with("WSe2", "S")
     model_with("WS2", "Se")
@@ -189,7 +190,7 @@ def test_a_layer_read_mostly_as_the_partner_chalcogen_is_sent_to_the_partner_hos
     for path in real_images(shared_data, "Partially_converted"):
         result, _ = analysed(str(path), "WSe2", "S")
         said = [m for m in result["fit_messages"] if "analyse it as WS2 with Se" in m]
-        if partner_share(result["sites"], "WSe2") > 0.55:
+        if partner_share(result["sites"], "WSe2") > PARTNER_MAJORITY_SHARE:
             assert said, result["fit_messages"]
             told += 1
         else:

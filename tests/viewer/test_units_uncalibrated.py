@@ -184,7 +184,7 @@ def test_a_lattice_calibration_of_another_material_is_not_kept(make_napari_viewe
     mos2_px = float(image.scale[-1])
     assert mos2_px == pytest.approx(0.0125 * 0.3160 / 0.3282, rel=0.01)  # MoS2's constant
     widget.material.setCurrentText("WSe2")
-    assert "the lattice will calibrate it" in widget.calibration_label.text()
+    assert "the next run calibrates it again" in widget.calibration_label.text()
     widget.run_all()
     wait_idle(qtbot, widget)
     assert float(image.scale[-1]) == pytest.approx(0.0125, rel=0.01)
@@ -220,3 +220,21 @@ def test_an_uncalibrated_image_beside_a_calibrated_one_says_how_it_is_drawn(make
     widget.image_combo.setCurrentText("raw")
     assert "beside the calibrated images" in widget.calibration_label.text()
     assert "Calibrate from lattice" in widget.calibration_label.text()
+
+
+def test_the_calibration_line_says_what_a_new_choice_does(make_napari_viewer, qtbot, sim):
+    """Trial, thirty-first session: after a run, ticking a substituent box put the line back to
+    "Not calibrated" beside a calibrated image, and a scale set without a unit was ignored
+    without a word."""
+    viewer = make_napari_viewer()
+    viewer.add_image(np.asarray(sim.image), name="raw", scale=(0.012, 0.012))  # no unit
+    widget = DetectWidget(viewer)
+    label = widget.calibration_label.text()
+    assert "Not calibrated" in label and "has no unit" in label and "0.012 per pixel" in label
+    widget.run_all()
+    wait_idle(qtbot, widget)
+    assert "calibrated from the lattice" in widget.calibration_label.text()
+    widget.substituent_checks["Se"].setChecked(True)
+    label = widget.calibration_label.text()
+    assert "Not calibrated" not in label, label
+    assert "Calibrated from the lattice for MoS2 with O" in label and "again" in label, label

@@ -544,6 +544,12 @@ class DetectWidget(QWidget):
             self._show_choice(layer, lattices[0])
         else:
             text = _pending_text(px, source)
+            earlier = _earlier_lattice_text(layer, source)
+            if earlier:
+                text = earlier
+            elif source == "none" and (unitless := _unitless_scale(layer)) is not None:
+                text += (f" The layer's scale ({unitless:.5g} per pixel) has no unit: if it is "
+                         "in nm, type it under Pixel size to use it.")
             if source == "none" and _beside_calibrated(self.viewer, layer):
                 text += (" Until then it is drawn at 1 nm per pixel beside the calibrated "
                          "images (napari says their units disagree): *Calibrate from lattice* "
@@ -1114,6 +1120,30 @@ def _beside_calibrated(viewer, layer) -> bool:
     return any(is_image_layer(other) and not same_layer(other, layer)
                and not np.allclose(np.asarray(other.scale)[-2:], 1.0)
                for other in viewer.layers)
+
+
+def _earlier_lattice_text(layer, source: str) -> str:
+    """The calibration line of an image the lattice calibrated for another material or other
+    substituents (empty otherwise): the next run calibrates it again (a trial read "Not
+    calibrated" after ticking a box beside a calibrated image)."""
+    meta = layer.metadata.get("atomdefect", {})
+    if source != "none" or meta.get("calibration") != "lattice" or not meta.get(
+            "pixel_size_nm"):
+        return ""
+    made = meta.get("calibrated_for") or {}
+    subs = "+".join(made.get("substituents", ())) or "no substituents"
+    then = f" for {made['material']} with {subs}" if made.get("material") else ""
+    return (f"Calibrated from the lattice{then}: {float(meta['pixel_size_nm']):.5f} nm/px; the "
+            "next run calibrates it again for the material and substituents chosen now (the "
+            "lattice constant follows them).")
+
+
+def _unitless_scale(layer) -> float | None:
+    """The layer's pixel scale when it is set (not 1) without a length unit, else ``None``."""
+    scale = float(layer.scale[-1])
+    if np.isclose(scale, 1.0) or str(layer.units[-1]) not in ("pixel", "px", ""):
+        return None
+    return scale
 
 
 def _pending_text(px: float | None, source: str) -> str:

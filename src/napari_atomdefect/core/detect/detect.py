@@ -36,7 +36,7 @@ from ..io.table import DEFECT_COLUMNS
 from ..io.validate import MAX_NONFINITE_SHARE, as_analysis_image
 from ..lattice.grains import MAX_GRAINS, find_grains, misorientation_deg
 from ..lattice.lattice import Lattice
-from ..lattice.metal_rungs import METAL_ALLOY_NOTE
+from ..lattice.metal_rungs import METAL_ALLOY_NOTE, METAL_TWO_LEVELS_NOTE
 from ..materials.columns import (
     LEGACY_CLASSES,
     lighter_than_host,
@@ -520,7 +520,9 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
                    if la.metal_alloy and not la.metal_alloy.named]
     # (a selenide's possible Mo/W alloy, not read unasked: said first, beside the result too)
     metal_alloy += [m for m in lattices[0].messages if METAL_ALLOY_NOTE in m]
-    if run.metal_substituents and lattices[0].metal_alloy is None:
+    metal_alloy += [m for m in lattices[0].messages if METAL_TWO_LEVELS_NOTE in m]
+    if run.metal_substituents and lattices[0].metal_alloy is None and not any(
+            METAL_TWO_LEVELS_NOTE in m for m in metal_alloy):
         metal_alloy.append(f"{run.metal_substituents[0]} was chosen, but the {mat.metal} columns "
                            f"show one level: no {run.metal_substituents[0]} column is marked.")
     fit_messages = list(dict.fromkeys(metal_alloy + fit.messages + grain_fit)) + [

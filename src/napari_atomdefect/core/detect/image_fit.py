@@ -31,6 +31,7 @@ import numpy as np
 from ..cells.ladder import LadderReading, read_image_ladder
 from ..cells.normalize import PreparedImage, intensity_levels, prepare_image, site_smoothed
 from ..lattice.lattice import Lattice
+from ..lattice.metal_rungs import METAL_ALLOY_NOTE, METAL_TWO_LEVELS_NOTE
 from ..materials.columns import (
     DOUBLE_SUBSTITUTION,
     HEAVIER_SUBSTITUENT,
@@ -39,6 +40,7 @@ from ..materials.columns import (
 )
 from ..materials.materials import (
     MATERIALS,
+    METAL_PARTNER,
     Material,
     get_material,
     materials_with_lattice_constant,
@@ -596,7 +598,9 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
         # the sublattices were taken the wrong way round for that material.
         swapped = rank_materials(1 / ratio, MATERIALS[chosen].metal, meas.a_nm)[0]
         candidates = (swapped,)
-        better = (f"; the brighter columns were taken for the chalcogen, as {chosen}'s are, "
+        usual = (f"as {chosen}'s are" if TRAINING_RANGES[chosen]["metal_to_chalcogen"][2] < 1
+                 else f"against {chosen}'s usual order")
+        better = (f"; the brighter columns were taken for the chalcogen, {usual}, "
                   f"but as metal columns they show {swapped}'s contrast ({1 / ratio:.1f}): "
                   f"{swapped} fits better")
     elif host_ratio < TRAINING_RANGES[chosen]["metal_to_chalcogen"][0]:
@@ -606,6 +610,13 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
                   if heavier and heavier not in substituents else "")
     else:
         better = ""
+    if better and any(METAL_ALLOY_NOTE in m or METAL_TWO_LEVELS_NOTE in m
+                      for m in lattice.messages):
+        # (the lattice said its metal columns could be a Mo/W alloy's: another host proposed
+        # from the contrast alone would point away from it — a trial's WSe2 + Mo + S was sent to
+        # MoS2)
+        better += (f" — unless the layer is {chosen} with {METAL_PARTNER[metal]} in place of "
+                   f"some {metal}, a Mo/W alloy (see the sentence on it)")
     # An S/Se alloy chosen explains a contrast between the two hosts' only where the ladder
     # reads the median column as substituted: read as the host's, it is the host's contrast
     # (a WSe2 + Te layer analysed as MoSe2 with S and Te had gone unsaid).
@@ -838,8 +849,10 @@ def other_host_reading(class_counts: Mapping[str, int], n_sites: int,
 
 
 #: Share of the chalcogen atoms read as the S/Se partner above which the host chosen is said to
-#: decide which single vacancies have a class (a margin past one half).
-PARTNER_MAJORITY_SHARE = 0.55
+#: decide which single vacancies have a class: near an equal alloy or past it (0.55 until a
+#: trial's MoS2 + 50 % Se analysed as MoSe2 with S turned its 11 `V_S` into `S2_Se2` calls and
+#: said nothing, in either direction).
+PARTNER_MAJORITY_SHARE = 0.45
 #: ... and above which the layer is said to be the partner host's alloy, to analyse as it: two
 #: thirds, past which the partner host's own column (two partner atoms) is the layer's most
 #: common column (``c**2 > 2c(1 - c)`` in a random alloy). Between the two the layer is either

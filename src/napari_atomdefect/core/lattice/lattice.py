@@ -44,8 +44,10 @@ from .mean_cell import fold_onto_cell
 from .metal_rungs import (
     EDGE_A,
     METAL_ALLOY_NOTE,
+    METAL_TWO_LEVELS_NOTE,
     VACANCY_LEVEL,
     MetalAlloyReading,
+    metal_rungs,
     read_metal_alloy,
 )
 from .metal_rungs import HOSTS as METAL_ALLOY_HOSTS
@@ -435,14 +437,17 @@ def _metal_sublattice(taken_m: _Sublattice, taken_x: _Sublattice, mat: Material,
         # columns that are the uniform ones: a reading of mostly the other metal over a varied
         # sublattice is a selenide's chalcogen columns (Se2 and its vacancy rung) read against
         # its Mo/W columns. (A few columns of the other metal beside a chalcogen sublattice
-        # whose vacancies make it look varied are no such reading.)
+        # whose vacancies make it look varied are no such reading; in a sulfide a chalcogen
+        # ladder's lowest rung over the metal is no host's contrast, so mostly W over an S/Se
+        # alloy — WS2 with Mo and Se analysed as MoS2 — is read, and the majority said.)
         if not chalcogen.finite:
             return None
         reading = read_metal_alloy(metal.peaks[metal.inner],
                                    _chalcogen_references(chalcogen, mat, chosen), mat,
                                    named=as_named)
-        if reading is not None and reading.other_share > 0.5 and _is_the_varied_one(
-                chalcogen, metal):
+        if (reading is not None and reading.other_share > 0.5
+                and (mat.name not in METAL_ALLOY_HOSTS or reading.below_share > BELOW_SHARE_MARGIN)
+                and _is_the_varied_one(chalcogen, metal)):
             return None
         return reading
 
@@ -486,6 +491,15 @@ def _metal_sublattice(taken_m: _Sublattice, taken_x: _Sublattice, mat: Material,
                             "(an alloy?).")
     if metal_alloy is not None:
         messages.append(metal_alloy.message(mat))
+    elif named:
+        final = taken_x if swap else taken_m
+        other = METAL_PARTNER[mat.metal]
+        if final.finite and metal_rungs(final.peaks[final.inner], other, named=True) is not None:
+            # (named, the user is told the other metal was not found: not "one level" here)
+            messages.append(f"The {mat.metal} columns {METAL_TWO_LEVELS_NOTE} as {mat.metal} and "
+                            f"{other} columns of {mat.name} would over its chalcogen columns (each "
+                            f"at its own host's contrast): is the layer {mat.name}? No {other} "
+                            "column is marked.")
     return swap, metal_alloy, messages
 
 

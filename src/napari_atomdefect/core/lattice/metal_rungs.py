@@ -42,6 +42,9 @@ MIN_RUNG_COLUMNS = 4
 CONTRAST_SLACK = 1.3
 #: The words of the lattice's note that a selenide could be a Mo/W alloy (said beside the result).
 METAL_ALLOY_NOTE = "could also be read as a Mo/W alloy"
+#: The words of the lattice's note that the metal columns the user named the other metal for take
+#: two levels, yet not as the two metals of the chosen host (a wrong material?).
+METAL_TWO_LEVELS_NOTE = "take two levels, but not"
 #: Columns below this fraction of the median metal level are left out (metal vacancies: within
 #: ±0.1 of the background; a Mo column of a W host lies at 0.22–0.45 of the median W).
 VACANCY_LEVEL = 0.15
@@ -322,5 +325,5 @@ def read_metal_alloy(metal_levels: np.ndarray, chalcogen_level: float | Sequence
 
 
 __all__ = ["EDGE_A", "FEW_COLUMNS_RATIO", "HEAVY_TO_LIGHT_RATIO", "HOSTS", "METAL_ALLOY_NOTE",
-           "MetalAlloyReading", "MetalRungs", "below_lighter_rung", "metal_rungs",
+           "METAL_TWO_LEVELS_NOTE", "MetalAlloyReading", "MetalRungs", "below_lighter_rung", "metal_rungs",
            "read_metal_alloy", "two_rungs"]
