@@ -118,7 +118,10 @@ def _reference_sites(image: np.ndarray, pixel_size_nm: float) -> pd.DataFrame:
     return table
 
 
-def test_optimised_detection_equals_reference():
+def test_optimised_detection_equals_reference(monkeypatch):
+    # every cell read by the detector, as the reference does (plain cells read in a sample
+    # change no call: tests/test_plain_cells.py)
+    monkeypatch.setenv("ATOMDEFECT_PLAIN_CELLS", "0")
     sim = simulate_image("MoS2", 384, 0.012, seed=3,
                          defect_fractions={"V_S": 0.05, "V_S2": 0.02, "O_S": 0.03, "V_Mo": 0.02})
     ref = _reference_sites(sim.image, 0.012)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,6 +37,7 @@ from ..io.validate import MAX_NONFINITE_SHARE, as_analysis_image
 from ..lattice.grains import MAX_GRAINS, find_grains, misorientation_deg
 from ..lattice.lattice import Lattice
 from ..lattice.metal_rungs import METAL_ALLOY_NOTE, METAL_TWO_LEVELS_NOTE
+from ..lattice.sites import within_field
 from ..materials.columns import (
     LEGACY_CLASSES,
     lighter_than_host,
@@ -46,6 +47,7 @@ from ..materials.columns import (
     supported_substituents,
 )
 from ..materials.materials import Material, get_material
+from . import plain_cells as plain
 from .alloy_calibration import partner_share, vegard_calibration
 from .decision import (
     NEUTRAL,
@@ -222,6 +224,31 @@ def _two_view_probabilities(net: Any, batch: Any, own: np.ndarray, source: np.nd
     return q_m, q_x
 
 
+def _with_plain_cells(read: Callable[[Any, np.ndarray], tuple[Any, Any]], batch: Any,
+                      own: np.ndarray, skip: np.ndarray, is_plain: np.ndarray
+                      ) -> tuple[Any, Any]:
+    """Site probabilities of a batch whose plain cells the detector reads in a sample
+    (:mod:`.plain_cells`): the ``skip`` tiles take the sampled plain tiles' mean where every
+    one of those is called pristine, else they are read too. Call within inference mode."""
+    import torch
+
+    kept = np.flatnonzero(~skip)
+    r_m, r_x = read(batch.subset(~skip), own[~skip])
+    sampled = np.flatnonzero(is_plain[kept])     # rows of the read tiles that were plain
+    if plain.confirmed(r_m[sampled].cpu().numpy(), r_x[sampled].cpu().numpy()):
+        s_m = r_m[sampled].mean(0, keepdim=True).expand(int(skip.sum()), -1)
+        s_x = r_x[sampled].mean(0, keepdim=True).expand(int(skip.sum()), -1)
+    else:
+        s_m, s_x = read(batch.subset(skip), own[skip])
+    p_m = torch.empty((len(batch), r_m.shape[1]), dtype=r_m.dtype, device=r_m.device)
+    p_x = torch.empty((len(batch), r_x.shape[1]), dtype=r_x.dtype, device=r_x.device)
+    at_kept = torch.as_tensor(kept, device=r_m.device)
+    at_skip = torch.as_tensor(np.flatnonzero(skip), device=r_m.device)
+    p_m[at_kept], p_x[at_kept] = r_m, r_x
+    p_m[at_skip], p_x[at_skip] = s_m, s_x
+    return p_m, p_x
+
+
 def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_text: str,
                     progress: tuple[float, float], grain_text: str) -> Generator[dict, None, tuple]:
     """Classify the sites of one grain's ``lattice``; yields progress (``progress``: the span of
@@ -261,10 +288,21 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     chalc_sites = lattice.chalcogen_sites_px.reshape(-1, 2)
     chalc_levels = sample_bilinear(prepared.smoothed, chalc_sites[:, 0],
                                    chalc_sites[:, 1]) - levels.background
-    del prepared  # the flattened image, its smoothing and the offset: not needed any more
     # A host-unit detector reads the tiles under every probable reading of the ladder, its
     # probabilities averaged with the readings' weights (one reading: one pass).
     readings = ladder.alternatives() if uses_host_units(card["detector"]) else [(None, 1.0)]
+    # Cells whose two columns sit plainly on the host's levels: read in a sample (plain_cells).
+    plain_sites: tuple[np.ndarray, np.ndarray] | None = None
+    if plain.enabled() and len(readings) == 1 and ladder.median_class == "chalcogen":
+        metal_sites = lattice.metal_sites_px.reshape(-1, 2)
+        metal_levels = sample_bilinear(prepared.smoothed, metal_sites[:, 0],
+                                       metal_sites[:, 1]) - levels.background
+        plain_sites = (
+            plain.in_band(*plain.relative_levels(metal_levels), "metal")
+            & within_field(metal_sites, arr.shape, lattice.a_px),
+            plain.in_band(*plain.relative_levels(chalc_levels), "chalcogen")
+            & within_field(chalc_sites, arr.shape, lattice.a_px))
+    del prepared  # the flattened image, its smoothing and the offset: not needed any more
     temperature = float(card["detector"].get("temperature", 1.0))
     spec = TileSpec(**card["detector"].get("tile", {}))
     metal_lookup = CellLookup(lattice.metal_index)
@@ -279,24 +317,37 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
         if free < threads:
             dev_text = (f"cpu ({free} of {threads} threads: other programs keep the other "
                         f"core{'s' if threads - free != 1 else ''} busy)")
+        def read(tiles: Any, at: np.ndarray) -> tuple[Any, Any]:
+            p_m = p_x = None
+            for host_level, weight in readings:
+                q_m, q_x = _two_view_probabilities(
+                    net, tiles, at, source, binning, host_level, context, temperature,
+                    dev, run.model_classes)
+                p_m = weight * q_m if p_m is None else p_m + weight * q_m
+                p_x = weight * q_x if p_x is None else p_x + weight * q_x
+            return p_m, p_x
+
         for batch in iter_cell_tiles(norm, lattice, spec, batch_size=batch_size, border=True):
             c_rows = chalc_lookup.rows(batch.index)
+            m_rows_b = np.where(batch.has_metal, metal_lookup.rows(batch.index), -1)
             own = own_site_positions(batch, lattice, chalcogen_rows=c_rows)
+            skip = np.zeros(len(batch), bool)
+            if plain_sites is not None:
+                is_plain = plain.plain_cells(plain_sites[0], plain_sites[1], m_rows_b, c_rows,
+                                             batch.has_metal)
+                skip = is_plain & ~plain.sample(is_plain)
             # Inference mode around the forward pass only, never across a ``yield``: a consumer
             # that stops here (Cancel) must not leave its thread in inference mode. The
-            # probabilities stay on the device until the end (one copy to the host, no
-            # synchronisation per batch).
+            # probabilities stay on the device until the end (one copy to the host per batch
+            # only where plain cells were sampled).
             with torch.inference_mode():
-                p_m = p_x = None
-                for host_level, weight in readings:
-                    q_m, q_x = _two_view_probabilities(
-                        net, batch, own, source, binning, host_level, context, temperature,
-                        dev, run.model_classes)
-                    p_m = weight * q_m if p_m is None else p_m + weight * q_m
-                    p_x = weight * q_x if p_x is None else p_x + weight * q_x
+                if not skip.any():
+                    p_m, p_x = read(batch, own)
+                else:
+                    p_m, p_x = _with_plain_cells(read, batch, own, skip, is_plain)
             p_metal.append(p_m)
             p_chalcogen.append(p_x)
-            metal_rows.append(np.where(batch.has_metal, metal_lookup.rows(batch.index), -1))
+            metal_rows.append(m_rows_b)
             chalc_rows.append(c_rows)
             done += len(batch)
             yield {"step": "detect",
