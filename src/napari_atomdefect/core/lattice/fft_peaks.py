@@ -307,23 +307,28 @@ def hexagonal_triplets(ratio: np.ndarray, ky: np.ndarray, kx: np.ndarray,
                       float(power[rr[i], cc[i]]), np.array([(qr - h // 2) / h, (qc - w // 2) / w])))
 
     triplets = []
-    for i, (gi, si, pi, qi) in enumerate(peaks):
-        for gj, sj, pj, qj in peaks[i + 1:]:
-            for gj_s, qj_s in ((gj, qj), (-gj, -qj)):
-                li, lj = np.linalg.norm(gi), np.linalg.norm(gj_s)
-                if not 0.8 < li / lj < 1.25:
-                    continue
-                cosang = float(gi @ gj_s) / (li * lj)
-                if not -0.69 < cosang < -0.31:  # 120 +- ~13 degrees
-                    continue
-                g3 = gi + gj_s  # third first-order direction
-                tol = max(2.0, 0.06 * li * h)
-                s3 = _ratio_at(ratio, ky, kx, g3, tol_bins=tol)
-                if s3 < MIN_SPOT_RATIO:
-                    continue
-                p3 = _ratio_at(power, ky, kx, g3, tol_bins=tol)
-                triplets.append((min(si, sj, s3), 0.5 * (li + lj), gi, gj_s, min(pi, pj, p3),
-                                 qi, qj_s))
+    # Pairs of spots (each with the second one's sign flipped too) of similar lengths 120 +- ~13
+    # degrees apart, in the order of the nested loops over them (the first of equals wins).
+    g = np.array([p[0] for p in peaks]).reshape(-1, 2)
+    length = np.linalg.norm(g, axis=1)
+    first, second = np.triu_indices(len(peaks), k=1)
+    first, second = np.repeat(first, 2), np.repeat(second, 2)
+    sign = np.tile([1.0, -1.0], len(first) // 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = length[first] / length[second]
+        cosang = sign * np.einsum("ij,ij->i", g[first], g[second]) / (length[first] * length[second])
+    pairs = np.flatnonzero((rel > 0.8) & (rel < 1.25) & (cosang > -0.69) & (cosang < -0.31))
+    for k in pairs:
+        (gi, si, pi, qi), (gj, sj, pj, qj) = peaks[first[k]], peaks[second[k]]
+        gj_s, qj_s = sign[k] * gj, sign[k] * qj
+        li, lj = float(length[first[k]]), float(length[second[k]])
+        g3 = gi + gj_s  # third first-order direction
+        tol = max(2.0, 0.06 * li * h)
+        s3 = _ratio_at(ratio, ky, kx, g3, tol_bins=tol)
+        if s3 < MIN_SPOT_RATIO:
+            continue
+        p3 = _ratio_at(power, ky, kx, g3, tol_bins=tol)
+        triplets.append((min(si, sj, s3), 0.5 * (li + lj), gi, gj_s, min(pi, pj, p3), qi, qj_s))
     if not triplets:
         raise NoLatticeError(_no_lattice_message("the spectrum has no hexagonal set of spots",
                                                  (h, w)))
