@@ -17,6 +17,7 @@ lower frequency that indexes the chosen one and carries at least 5 % of its powe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import fft
@@ -41,6 +42,20 @@ class ReciprocalBasis:
     strength: float
 
 
+@lru_cache(maxsize=4)
+def _frequency_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The centred spectrum's row and column frequencies, their radius and its ring index
+    (read-only; the same for every image of a shape: 14 ms at 1024²)."""
+    ky = (np.arange(h) - h // 2) / h
+    kx = (np.arange(w) - w // 2) / w
+    kr = np.hypot(ky[:, None], kx[None, :])
+    nbins = int(min(h, w) // 2)
+    idx = np.minimum((kr / 0.5 * nbins).astype(int), nbins + 1)
+    for a in (ky, kx, kr, idx):
+        a.setflags(write=False)
+    return ky, kx, kr, idx
+
+
 def _power_ratio(image: np.ndarray):
     """Centred, disc-averaged power spectrum over its radial median, the power spectrum itself,
     and the frequency grid."""
@@ -50,11 +65,8 @@ def _power_ratio(image: np.ndarray):
     f = fft.fftshift(fft.fft2((img * win).astype(np.float32), workers=-1))
     spec = uniform_box(f.real**2 + f.imag**2, 3)
     del f
-    ky = (np.arange(h) - h // 2) / h
-    kx = (np.arange(w) - w // 2) / w
-    kr = np.hypot(ky[:, None], kx[None, :])
+    ky, kx, kr, idx = _frequency_grid(h, w)
     nbins = int(min(h, w) // 2)
-    idx = np.minimum((kr / 0.5 * nbins).astype(int), nbins + 1)
     # Ring background: geometric mean of the power per ring (robust to the few spot pixels, and
     # O(N) unlike a median); x1.25 brings it to about the median of exponential noise.
     counts = np.bincount(idx.ravel(), minlength=nbins + 2)
@@ -278,7 +290,8 @@ def hexagonal_triplets(ratio: np.ndarray, ky: np.ndarray, kx: np.ndarray,
         If there is none.
     """
     h, w = ratio.shape
-    kr = np.hypot(ky[:, None], kx[None, :])
+    grid = _frequency_grid(h, w)
+    kr = grid[2] if ky is grid[0] and kx is grid[1] else np.hypot(ky[:, None], kx[None, :])
     k_min = 3.0 / min(h, w)          # at least ~3 periods across the field
     k_max = 1.0 / min_period_px
     band = (kr > k_min) & (kr < k_max) & (ky[:, None] >= 0)
