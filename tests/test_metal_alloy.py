@@ -220,7 +220,9 @@ def test_a_selenide_mo_w_alloy_unasked_says_the_possibility():
     params = MicroscopeParams.random(np.random.default_rng(7), "WSe2", dose_e_per_A2=6e5)
     sim = simulate_image("WSe2", 320, 0.012, params=params, seed=7, metal_alloy=0.3)
     lattice = find_lattice(sim.image, "WSe2", pixel_size_nm=0.012)
-    assert lattice.metal_alloy is None
+    # (read since the thirty-first session: its Se2 columns' single vacancies tell the
+    # chalcogen sublattice, tests below)
+    assert lattice.metal_alloy is not None and not lattice.metal_alloy.named
     assert any("choose Mo among the substituents" in m for m in lattice.messages)
     # Te chosen: a Te-rich ladder is what the user expects, and the possibility is not said.
     lattice = find_lattice(sim.image, "WSe2", pixel_size_nm=0.012, substituents="S,Te")
@@ -372,22 +374,48 @@ def test_a_mo_w_alloy_analysed_as_the_wrong_host_is_said_so():
 
 
 def test_a_host_proposed_beside_the_mo_w_note_keeps_the_alloy_open():
-    """Trial: WSe2 with Mo and S, Mo not ticked, was told both to choose Mo and that another
-    host fits better; the second sentence now keeps the Mo/W alloy open."""
+    """Trial: WSe2 with Mo, Mo not ticked, was told both to choose Mo and that another host fits
+    better; the second sentence now keeps the Mo/W alloy open (a low-dose image, 2e4 e/Å², whose
+    vacancies do not settle it)."""
     from napari_atomdefect.core.detect.detect import detect
 
-    rng = np.random.default_rng(504)
+    rng = np.random.default_rng(109)
     params = MicroscopeParams.random(rng, "WSe2")
     px = float(np.exp(rng.uniform(np.log(0.009), np.log(0.018))))
-    fractions = {"V_X": 0.03, "V_X2": 0.01, "V_M": 0.005, "D_X": 0.18, "D2_X2": 0.01}
-    sim = simulate_image("WSe2", 320, px, params=params, seed=504, metal_alloy=0.3,
-                         defect_fractions=fractions, substituents="S")
+    sim = simulate_image("WSe2", 320, px, params=params, seed=109, metal_alloy=0.15)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        table = detect(sim.image, pixel_size_nm=px, material="WSe2", device="cpu",
-                       substituents="S")
+        table = detect(sim.image, pixel_size_nm=px, material="WSe2", device="cpu")
     said = table.attrs["fit_messages"]
     assert any("could also be read as a Mo/W alloy" in m for m in said), said
     better = [m for m in said if "fits better" in m]
     assert better and all("unless the layer is WSe2 with Mo in place of some W" in m
                           for m in better), said
+
+
+@pytest.mark.parametrize(("material", "seed", "share"), [("MoSe2", 110, 0.3),
+                                                          ("WSe2", 111, 0.45)])
+def test_a_selenide_mo_w_alloy_is_told_by_its_chalcogen_vacancies(material, seed, share):
+    """Not named, a selenide's Mo/W alloy had its sublattices exchanged (its metal levels are an
+    S-rich ladder's twin); the sublattice with a single-vacancy rung is the chalcogen: a metal
+    column holds one atom or none."""
+    from napari_atomdefect.core.detect.detect import detect
+    from napari_atomdefect.core.detect.evaluate import score
+
+    metal = "Mo" if material.startswith("Mo") else "W"
+    other = "W" if metal == "Mo" else "Mo"
+    rng = np.random.default_rng(seed)
+    params = MicroscopeParams.random(rng, material)
+    px = float(np.exp(rng.uniform(np.log(0.009), np.log(0.018))))
+    sim = simulate_image(material, 320, px, params=params, seed=seed, metal_alloy=share)
+    lattice = find_lattice(sim.image, material, pixel_size_nm=px)
+    truth = sim.sites[sim.sites.sublattice == "metal"]
+    d, _ = cKDTree(truth[["y_px", "x_px"]].to_numpy()).query(lattice.metal_sites_px)
+    assert np.mean(d < 0.25 * lattice.a_px) > 0.95, lattice.messages
+    assert lattice.metal_alloy is not None and not lattice.metal_alloy.named
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = detect(sim.image, pixel_size_nm=px, material=material, device="cpu")
+    f1 = score(table, sim.defects[sim.defects["class"] != f"{other}_{metal}"], 0.08 / px)["f1"]
+    assert f1[f"V_{'Se'}|S_Se"] >= 0.9, f1.to_dict()
+    assert any(f"choose {other} among the substituents" in m for m in table.attrs["fit_messages"])

@@ -15,6 +15,7 @@ Pipeline (all steps tolerate scan distortion that varies across the field):
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -388,6 +389,67 @@ def _chalcogen_references(chalcogen: _Sublattice, mat: Material,
     return refs
 
 
+#: A single-vacancy rung (:func:`_vacancy_rung`): columns between this fraction of a
+#: sublattice's lowest atom rung and :data:`VACANCY_RUNG_TOP` of it, at least
+#: :data:`VACANCY_RUNG_SIGMAS` robust spreads below it; at least :data:`VACANCY_RUNG_MIN`
+#: columns and :data:`VACANCY_RUNG_SHARE` of the sublattice.
+VACANCY_RUNG_BOTTOM = 0.3
+VACANCY_RUNG_TOP = 0.8
+VACANCY_RUNG_SIGMAS = 6.0
+VACANCY_RUNG_MIN = 3
+VACANCY_RUNG_SHARE = 0.01
+
+
+def _vacancy_rung(sub: _Sublattice, reading: MetalAlloyReading | None = None) -> bool:
+    """Whether ``sub`` holds a single-vacancy rung: columns well below its lowest atom rung (the
+    median column's, or the lighter metal's of a Mo/W ``reading`` of it) yet far from empty. A
+    chalcogen column that lost one of its two atoms keeps 0.45–0.7 of it; a metal column holds
+    one atom or none (selenides of four simulators: never on the metal sublattice, 1–38 % of
+    the chalcogen columns)."""
+    peaks = sub.peaks[sub.inner] if sub.inner.any() else sub.peaks
+    peaks = peaks[np.isfinite(peaks)]
+    if not len(peaks) or not sub.finite:
+        return False
+    rel = peaks / float(np.median(peaks))
+    lowest = 1.0 if reading is None else min(1.0, reading.threshold / float(np.median(peaks))
+                                             / np.sqrt(reading.ratio))
+    core = rel[np.abs(rel / lowest - 1.0) < 0.15]
+    sd = 1.4826 * float(np.median(np.abs(core / lowest - 1.0))) if len(core) else 1.0
+    low = rel / lowest
+    below = ((low > VACANCY_RUNG_BOTTOM) & (low < VACANCY_RUNG_TOP)
+             & (low < 1.0 - VACANCY_RUNG_SIGMAS * sd))
+    return bool(below.sum() >= max(VACANCY_RUNG_MIN, VACANCY_RUNG_SHARE * len(rel)))
+
+
+def _metal_by_vacancy_rung(taken_m: _Sublattice, taken_x: _Sublattice,
+                           first: MetalAlloyReading | None, maybe: MetalAlloyReading | None,
+                           least: float, varied_m: bool
+                           ) -> tuple[bool, MetalAlloyReading] | None:
+    """A selenide's Mo/W alloy told by its chalcogen vacancies, the other metal not named.
+
+    The levels alone cannot tell a Mo/W ladder from an S-rich one (:data:`~.metal_rungs.HOSTS`);
+    the single vacancies can: the sublattice holding a single-vacancy rung (:func:`_vacancy_rung`)
+    is the chalcogen, and the other must read as the two metals, its other metal a minority
+    (:data:`SWAPPED_ALLOY_SHARE` to one half). Returns ``(swap, reading)`` when that settles it
+    against the uniformity the choice would follow (``varied_m``: ``taken_m`` would become the
+    chalcogen), else ``None``. (Independent images of MoSe2 + 20 % W, WSe2 + 30 % Mo and WSe2
+    + 30 % Mo + 30 % S had been read with their sublattices exchanged.)
+    """
+    def metals(reading: MetalAlloyReading | None) -> bool:
+        return reading is not None and least <= reading.other_share <= SWAPPED_ALLOY_MAX
+
+    # taken_m the metal (no swap), against the choice that made it the chalcogen, or the reverse
+    if (varied_m and metals(first) and _vacancy_rung(taken_x)
+            and not _vacancy_rung(taken_m, first)):
+        assert first is not None
+        return False, first
+    if (not varied_m and metals(maybe) and _vacancy_rung(taken_m)
+            and not _vacancy_rung(taken_x, maybe)):
+        assert maybe is not None
+        return True, maybe
+    return None
+
+
 def _both_alloyed(reading: MetalAlloyReading, chalcogen: _Sublattice) -> bool:
     """Whether a clean two-metal ``reading`` (nothing below its lighter rung) stands over a
     chalcogen sublattice that varies too (:data:`ALLOYED_CHALCOGEN_SPREAD`): a Mo/W alloy with
@@ -469,10 +531,16 @@ def _metal_sublattice(taken_m: _Sublattice, taken_x: _Sublattice, mat: Material,
           and heavier not in chosen):
         # A selenide's metal columns in two rungs are read only when the other metal is named
         # (an S- or Te-rich ladder looks alike): the possibility is said (not when Te was
-        # chosen: a Te-rich ladder is what the user expects).
+        # chosen: a Te-rich ladder is what the user expects) — unless the sublattice the
+        # levels would make the metal keeps a single-vacancy rung, which no metal column has.
         maybe = alloy_reading(taken_x, taken_m, as_named=True)
-        if alloy_reading(taken_m, taken_x, as_named=True) or (
-                maybe and least <= maybe.other_share <= SWAPPED_ALLOY_MAX):
+        first = alloy_reading(taken_m, taken_x, as_named=True)
+        by_vacancies = _metal_by_vacancy_rung(taken_m, taken_x, first, maybe, least,
+                                              _is_the_varied_one(taken_m, taken_x))
+        if by_vacancies is not None:
+            swap, metal_alloy = by_vacancies
+            metal_alloy = dataclasses.replace(metal_alloy, named=False)
+        elif first or (maybe and least <= maybe.other_share <= SWAPPED_ALLOY_MAX):
             other = METAL_PARTNER[mat.metal]
             messages.append(f"The columns here {METAL_ALLOY_NOTE} ({mat.name} with {other} in "
                             f"place of some {mat.metal}): if the layer holds {other}, choose "
