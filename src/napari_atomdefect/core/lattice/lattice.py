@@ -435,18 +435,14 @@ def _metal_by_vacancy_rung(taken_m: _Sublattice, taken_x: _Sublattice,
     chalcogen), else ``None``. (Independent images of MoSe2 + 20 % W, WSe2 + 30 % Mo and WSe2
     + 30 % Mo + 30 % S had been read with their sublattices exchanged.)
     """
-    def metals(reading: MetalAlloyReading | None) -> bool:
-        return reading is not None and least <= reading.other_share <= SWAPPED_ALLOY_MAX
-
     # taken_m the metal (no swap), against the choice that made it the chalcogen, or the reverse
-    if (varied_m and metals(first) and _vacancy_rung(taken_x)
-            and not _vacancy_rung(taken_m, first)):
-        assert first is not None
-        return False, first
-    if (not varied_m and metals(maybe) and _vacancy_rung(taken_m)
-            and not _vacancy_rung(taken_x, maybe)):
-        assert maybe is not None
-        return True, maybe
+    if varied_m:
+        metal, chalcogen, reading, swap = taken_m, taken_x, first, False
+    else:
+        metal, chalcogen, reading, swap = taken_x, taken_m, maybe, True
+    if (reading is not None and least <= reading.other_share <= SWAPPED_ALLOY_MAX
+            and _vacancy_rung(chalcogen) and not _vacancy_rung(metal, reading)):
+        return swap, reading
     return None
 
 
