@@ -31,6 +31,7 @@ def test_run_all_on_uncalibrated_numpy_image(make_napari_viewer, qtbot, sim):
     wait_idle(qtbot, widget)
     [sites] = layers_of(viewer, "lattice_sites")
     [grid] = layers_of(viewer, "cell_grid")
+    assert grid.name == "raw unit cells"  # (two images' grids told apart in the layer list)
     [det] = layers_of(viewer, "detections")
     for layer in (sites, grid, det):
         np.testing.assert_allclose(layer.scale, image.scale)

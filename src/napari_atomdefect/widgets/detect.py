@@ -883,13 +883,14 @@ class DetectWidget(QWidget):
         frame = image_frame(layer, 3 if stack else 2)
         data, kwargs = site_layer_kwargs(lattices, f"{layer.name} sites", frame)
         shapes, gkw = grid_layer_data(lattices, frame)
+        gkw["name"] = f"{layer.name} unit cells"  # (two images' grids told apart in the list)
         lattice = lattices[0]
         n_cells = sum(la.n_cells for la in lattices)
         if stack:  # (frame, row, col): shown on the frame the lattice was found in
             data = np.column_stack([np.full(len(data), float(frame_index)), data])
             shapes = [np.column_stack([np.full(len(s), float(frame_index)), s]) for s in shapes]
             kwargs["name"] = f"{layer.name} sites (frame {frame_index})"
-            gkw["name"] = f"unit cells (frame {frame_index})"
+            gkw["name"] = f"{layer.name} unit cells (frame {frame_index})"
         for kw in (kwargs, gkw):
             kw["metadata"]["atomdefect"].update(image=layer.name, frame=frame_index)
         self.viewer.add_points(data, **kwargs)
