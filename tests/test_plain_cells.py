@@ -96,3 +96,19 @@ def test_an_unconfirmed_sample_reads_every_cell(mos2, monkeypatch):
     every = _detect(mos2, monkeypatch, "0")
     cols = ["y_px", "x_px", "class", "confidence"]
     assert unconfirmed[cols].reset_index(drop=True).equals(every[cols].reset_index(drop=True))
+
+
+def test_a_lowered_operating_point_reads_every_cell(mos2, monkeypatch):
+    """Trial: at an operating point of 0.15 the faint calls on plain columns (0.05–0.09) were
+    lost in the sample's mean; below neutral every cell is read."""
+    import napari_atomdefect.core.detect.detect as detect_module
+
+    called = []
+    monkeypatch.setattr(detect_module, "_with_plain_cells",
+                        lambda *a: called.append(1) or (_ for _ in ()).throw(AssertionError))
+    monkeypatch.setenv(plain.ENV_SWITCH, "1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        detect_module.detect(mos2.image, pixel_size_nm=0.012, material="MoS2", device="cpu",
+                             operating_point="O_S=0.3")
+    assert not called

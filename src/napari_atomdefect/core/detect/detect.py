@@ -291,9 +291,13 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     # A host-unit detector reads the tiles under every probable reading of the ladder, its
     # probabilities averaged with the readings' weights (one reading: one pass).
     readings = ladder.alternatives() if uses_host_units(card["detector"]) else [(None, 1.0)]
-    # Cells whose two columns sit plainly on the host's levels: read in a sample (plain_cells).
+    # Cells whose two columns sit plainly on the host's levels: read in a sample (plain_cells) —
+    # unless an operating point was lowered below neutral: the user asks for the faint calls
+    # too (a trial at 0.15 lost three O_S calls at 0.05–0.09 on plain S2 columns).
     plain_sites: tuple[np.ndarray, np.ndarray] | None = None
-    if plain.enabled() and len(readings) == 1 and ladder.median_class == "chalcogen":
+    lowered = any(float(v) < NEUTRAL for v in op.values())
+    if (plain.enabled() and not lowered and len(readings) == 1
+            and ladder.median_class == "chalcogen"):
         metal_sites = lattice.metal_sites_px.reshape(-1, 2)
         metal_levels = sample_bilinear(prepared.smoothed, metal_sites[:, 0],
                                        metal_sites[:, 1]) - levels.background
