@@ -167,6 +167,16 @@ def test_output_names_unique_when_stems_collide(tmp_path):
                                          tmp_path / "clip_f0001.tif"])]
     assert names[0] == "movie" and names[1].startswith("movie_f0001-") and names[2] == "clip_f0001"
 
+    # A linked file keeps the name it was given (a trial's links to many "image.npy" came out
+    # as image.csv / image-HASH.csv); a file reached twice is analysed once.
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / "first_scan.npy").symlink_to(tmp_path / "a" / "scan.npy")
+    (links / "second_scan.npy").symlink_to(tmp_path / "b" / "scan.npy")
+    files = expand_inputs([str(links), str(tmp_path / "a" / "scan.npy")])
+    assert [f.name for f in files] == ["first_scan.npy", "second_scan.npy"]
+    assert [i.base for i in plan_items(files)] == ["first_scan", "second_scan"]
+
     with pytest.raises(AtomDefectError, match="No files match"):
         expand_inputs([str(tmp_path / "*.dm4")])
     with pytest.raises(AtomDefectError, match="No such file or folder"):

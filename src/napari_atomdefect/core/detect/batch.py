@@ -131,7 +131,12 @@ def expand_inputs(inputs: list[str], notes: list[str] | None = None) -> list[Pat
         else:
             raise AtomDefectError(f"No such file or folder: {text}.")
         files += found
-    unique = list(dict.fromkeys(f.resolve() for f in files))
+    # One entry per file (a file reached twice, or through a link, is analysed once), under the
+    # name it was given: a linked file's outputs had taken its target's name ("image.csv").
+    seen: dict[Path, Path] = {}
+    for f in files:
+        seen.setdefault(f.resolve(), f.absolute())
+    unique = list(seen.values())
     if not unique:
         raise AtomDefectError(f"No image files found in {', '.join(map(str, inputs))}.")
     return unique
