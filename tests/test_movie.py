@@ -143,6 +143,14 @@ def test_link_tracks_memory_and_sublattices():
 
     assert changing_class_message(linked).startswith("1 of 2 tracks are called more than one")
     assert changing_class_message(linked[linked["class"] != "O_S"]) is None
+    # A vacancy that loses its second atom and stays so is an event, said apart (a trial: 11 of
+    # 12 "changing" tracks were V_S -> V_S2, the message blamed the V_S/O_S split).
+    rows = [(f, 50.0, 50.0, "V_S" if f < 3 else "V_S2") for f in range(6)] + [
+        (f, 90.0, 50.0, ("V_S", "O_S")[f % 2]) for f in range(6)]
+    flips = link_tracks(pd.DataFrame(rows, columns=["frame", "y_px", "x_px", "class"]), a_px=a)
+    said = changing_class_message(flips)
+    assert said.startswith("1 of 2 tracks change class once and keep it (V_S → V_S2 1)"), said
+    assert "1 of 2 tracks are called more than one class back and forth" in said
     data = track_layer_data(linked)
     assert data.shape == (5, 4)
     np.testing.assert_array_equal(data[:3, 1], [0, 1, 3])
