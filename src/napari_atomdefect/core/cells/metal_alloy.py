@@ -13,7 +13,6 @@ and the metal vacancies stay empty.
 from __future__ import annotations
 
 import numpy as np
-from scipy import signal
 
 from ..lattice.lattice import Lattice
 from ..lattice.metal_rungs import EDGE_A, VACANCY_LEVEL, metal_rungs
@@ -90,6 +89,8 @@ def equalise_metal_alloy(flat: np.ndarray, smoothed: np.ndarray, lattice: Lattic
     scaled = probability >= 0.5
     if not scaled.any():
         return flat, smoothed
+    from scipy import signal  # (0.7 s to import: only where a Mo/W alloy is read)
+
     a = lattice.a_px
     radius = int(np.ceil((WINDOW_FLAT_A + 4 * WINDOW_EDGE_A) * a))
     yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
