@@ -228,16 +228,17 @@ def site_layer_kwargs(lattice, name: str, frame: dict | None = None) -> tuple[np
     }
 
 
-def grid_layer_data(lattice, frame: dict | None = None) -> tuple[list[np.ndarray], dict]:
+def grid_layer_data(lattice, name: str = "unit cells",
+                    frame: dict | None = None) -> tuple[list[np.ndarray], dict]:
     """Unit-cell parallelograms (one per metal site, every grain's on its own lattice) for a
-    Shapes layer (``frame``: see :func:`defect_layer_kwargs`)."""
+    Shapes layer called ``name`` (``frame``: see :func:`defect_layer_kwargs`)."""
     grains = _grains(lattice)
     px = grains[0].pixel_size_nm
     corners = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], float)
     # Local vectors would follow distortion exactly; the global ones keep the grid readable.
     shapes = [p + corners[:, :1] * la.a1_px + corners[:, 1:] * la.a2_px
               for la in grains for p in la.metal_sites_px]
-    return shapes, {"name": "unit cells", **_frame_or_nm(px, frame),
+    return shapes, {"name": name, **_frame_or_nm(px, frame),
                     "shape_type": "polygon", "edge_color": "#ffd700", "edge_width": 0.5,
                     "face_color": "transparent", "opacity": 0.4, "visible": False,
                     "metadata": {"atomdefect": {"kind": "cell_grid"}}}

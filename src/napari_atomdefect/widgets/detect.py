@@ -882,8 +882,8 @@ class DetectWidget(QWidget):
         stack = frame_index is not None
         frame = image_frame(layer, 3 if stack else 2)
         data, kwargs = site_layer_kwargs(lattices, f"{layer.name} sites", frame)
-        shapes, gkw = grid_layer_data(lattices, frame)
-        gkw["name"] = f"{layer.name} unit cells"  # (two images' grids told apart in the list)
+        # (named after the image: two images' grids told apart in the layer list)
+        shapes, gkw = grid_layer_data(lattices, f"{layer.name} unit cells", frame)
         lattice = lattices[0]
         n_cells = sum(la.n_cells for la in lattices)
         if stack:  # (frame, row, col): shown on the frame the lattice was found in
