@@ -104,8 +104,12 @@ def test_a_lowered_operating_point_reads_every_cell(mos2, monkeypatch):
     import napari_atomdefect.core.detect.detect as detect_module
 
     called = []
-    monkeypatch.setattr(detect_module, "_with_plain_cells",
-                        lambda *a: called.append(1) or (_ for _ in ()).throw(AssertionError))
+
+    def sampled(*args):
+        called.append(1)
+        raise AssertionError("plain cells were sampled below a neutral operating point")
+
+    monkeypatch.setattr(detect_module, "_with_plain_cells", sampled)
     monkeypatch.setenv(plain.ENV_SWITCH, "1")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
