@@ -25,6 +25,7 @@ import numpy as np
 
 from ..lattice.lattice import Lattice
 from ..lattice.sites import within_field
+from ..robust import robust_sd
 from .background import hollow_sites_px
 from .sampling import sample_bilinear
 
@@ -124,7 +125,7 @@ def _edge_gain(img: np.ndarray, lattice: Lattice, typical: float | None) -> np.n
         for _ in range(3):  # least squares, dropping columns far off the fit (a vacancy)
             amplitude = float((e[keep] * r[keep]).sum() / max((e[keep] ** 2).sum(), 1e-9))
             res = r - amplitude * e
-            spread = 1.4826 * np.median(np.abs(res[keep] - np.median(res[keep]))) + 1e-9
+            spread = robust_sd(res[keep]) + 1e-9
             keep = np.abs(res) < 3 * spread
             if keep.sum() < MIN_SIDE_COLUMNS:
                 break

@@ -25,6 +25,8 @@ import os
 
 import numpy as np
 
+from ..robust import robust_sd
+
 #: Half-width of the band, in robust standard deviations of the sublattice's relative levels.
 PLAIN_SIGMAS = 2.5
 #: ... and at most this far from the host level (relative): the lightest defect rung of a
@@ -60,7 +62,7 @@ def relative_levels(levels: np.ndarray) -> tuple[np.ndarray, float]:
     if not median > 0:
         return np.full(len(levels), np.nan), float("inf")
     rel = levels / median
-    sd = 1.4826 * float(np.median(np.abs(rel[np.isfinite(rel)] - 1.0)))
+    sd = robust_sd(rel[np.isfinite(rel)], centre=1.0)
     return rel, sd
 
 

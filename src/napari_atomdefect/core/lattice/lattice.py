@@ -38,6 +38,7 @@ from ..materials.materials import (
     get_material,
     lattice_constant_range_nm,
 )
+from ..robust import robust_sd
 from .crystal import OFF_CRYSTAL_NOTE, cells_and_share, in_crystal, off_crystal_message
 from .fft_peaks import ReciprocalBasis, find_reciprocal_basis, finer_hexagon, spots_stand_out
 from .gpa import PhaseMap, image_spectrum, mean_frequency, phase_map
@@ -314,8 +315,8 @@ def _read_sublattice(smoothed: np.ndarray, frac_fn: FracFn, basis: np.ndarray,
     a_px = float(np.sqrt(abs(np.linalg.det(basis)) / (np.sqrt(3) / 2)))
     peaks = refine_peaks(smoothed, pos, 0.15 * a_px)[1] - background
     deviation = np.abs(peaks - np.median(peaks))
-    robust_sd = max(1.4826 * float(np.median(deviation)), 1e-12)
-    outliers = float(np.mean(deviation > OUTLIER_SIGMAS * robust_sd))
+    spread = max(robust_sd(peaks), 1e-12)
+    outliers = float(np.mean(deviation > OUTLIER_SIGMAS * spread))
     inner = within_field(pos, (h, w), EDGE_A * a_px)
     if steady is not None:
         clear = inner & steady(pos)
@@ -414,7 +415,7 @@ def _vacancy_rung(sub: _Sublattice, reading: MetalAlloyReading | None = None) ->
     lowest = 1.0 if reading is None else min(1.0, reading.threshold / float(np.median(peaks))
                                              / np.sqrt(reading.ratio))
     core = rel[np.abs(rel / lowest - 1.0) < 0.15]
-    sd = 1.4826 * float(np.median(np.abs(core / lowest - 1.0))) if len(core) else 1.0
+    sd = robust_sd(core / lowest, centre=1.0) if len(core) else 1.0
     low = rel / lowest
     below = ((low > VACANCY_RUNG_BOTTOM) & (low < VACANCY_RUNG_TOP)
              & (low < 1.0 - VACANCY_RUNG_SIGMAS * sd))
@@ -648,7 +649,7 @@ def _refine_sublattice(image: np.ndarray, smoothed: np.ndarray, predicted: np.nd
         nbr[missing] = neighbour_mean(resid, index, strong, size=7)[missing]
     nbr = np.nan_to_num(nbr)
     dev = np.hypot(*(resid - nbr).T)
-    spread = 1.4826 * np.median(dev[strong]) if strong.any() else 0.0
+    spread = robust_sd(dev[strong], centre=0.0)
     good = strong & (dev <= max(4.0 * spread, 0.08 * radius / 0.22))
     model = predicted + nbr
     final = np.where(good[:, None], refined, model)

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..materials.materials import METAL_PARTNER, Material, get_material
 from ..materials.ranges import TRAINING_RANGES
+from ..robust import robust_sd
 
 #: Range of the W/Mo column ratio taken as a Mo/W alloy's two rungs: 2.4–3.0 for single atoms
 #: (screened Rutherford over 60–300 kV, 60–250 mrad), 1.6–1.8 at 60 kV and 2.4–2.6 at 200 kV in
@@ -161,10 +162,6 @@ class MetalAlloyReading:
         return text + "."
 
 
-def _robust_sd(v: np.ndarray) -> float:
-    return 1.4826 * float(np.median(np.abs(v - np.median(v)))) if len(v) else 0.0
-
-
 def two_rungs(levels: np.ndarray) -> tuple[float, float, float, float] | None:
     """Split positive ``levels`` into two rungs (Otsu on their logarithms).
 
@@ -190,7 +187,7 @@ def two_rungs(levels: np.ndarray) -> tuple[float, float, float, float] | None:
     if between[split - 1] < 0:
         return None
     low, high = x[:split], x[split:]
-    pooled = np.sqrt((_robust_sd(low) ** 2 + _robust_sd(high) ** 2) / 2)
+    pooled = np.sqrt((robust_sd(low) ** 2 + robust_sd(high) ** 2) / 2)
     gap = float(np.median(high) - np.median(low))
     if gap < RUNG_SEPARATION * max(pooled, 1e-6):
         return None
@@ -227,15 +224,15 @@ def metal_rungs(levels: np.ndarray, other_metal: str, named: bool = False) -> Me
     if rungs is not None and HEAVY_TO_LIGHT_RATIO[0] <= rungs[1] / rungs[0] <= HEAVY_TO_LIGHT_RATIO[1]:
         low, high, threshold, high_share = rungs
         x = np.log(levels)
-        sd_low = _robust_sd(x[levels <= threshold])
-        sd_high = _robust_sd(x[levels > threshold])
+        sd_low = robust_sd(x[levels <= threshold])
+        sd_high = robust_sd(x[levels > threshold])
         if brighter:
             return MetalRungs(low, high, threshold, high_share, sd_low, sd_high)
         return MetalRungs(high, low, threshold, 1 - high_share, sd_high, sd_low)
     if len(levels) < 2 * MIN_RUNG_COLUMNS:
         return None
     x = np.log(levels)
-    centre, sd = float(np.median(x)), max(_robust_sd(x), 1e-3)
+    centre, sd = float(np.median(x)), max(robust_sd(x), 1e-3)
     step = (x - centre) if brighter else (centre - x)
     low_ratio, high_ratio = FEW_COLUMNS_RATIO[named]
     far = ((step >= np.log(low_ratio)) & (step <= np.log(high_ratio))

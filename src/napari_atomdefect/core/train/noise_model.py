@@ -23,6 +23,7 @@ from ..cells.normalize import intensity_levels
 from ..lattice.lattice import Lattice
 from ..lattice.mean_cell import fold_onto_cell
 from ..lattice.sites import neighbour_mean
+from ..robust import robust_sd
 
 
 def lattice_model_image(image: np.ndarray, lattice: Lattice, bins: int = 32) -> np.ndarray:
@@ -43,7 +44,7 @@ def measure_acquisition(image: np.ndarray, lattice: Lattice) -> dict:
     # Pixel noise: robust spread of the residual with the line offsets removed.
     row_means = np.median(resid, axis=1, keepdims=True)
     pix = resid - row_means
-    sigma = 1.4826 * np.median(np.abs(pix - np.median(pix)))
+    sigma = robust_sd(pix)
     w = img.shape[1]
     excess = max(float(np.var(resid.mean(axis=1))) - sigma**2 / w, 0.0)
     # Correlation of neighbouring pixels along the fast-scan direction.
