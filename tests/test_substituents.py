@@ -283,7 +283,8 @@ def test_site_decisions_mask_after_calibration():
 
 def test_bad_substituents_and_operating_points(ws2_model, legacy_model):
     with pytest.raises(SubstituentError, match=r"^'Te' is not a substituent this package models "
-                                               r"in WS2 \(choose from O, Se, Mo\)\.$"):
+                                               r"in WS2 \(choose from O, Se, Mo, or W for its "
+                                               r"antisites\)\.$"):
         run_classes(resolve_model(ws2_model).card, "WS2", "Te")
     with pytest.raises(SubstituentError, match=r"^The chosen model was not trained for Se in MoS2 "
                                                r"\(it knows O\); choose a model trained with Se "
@@ -342,7 +343,7 @@ def test_cli_detect_substituents(ws2_model, ws2_o_model, legacy_model, ws2_tif, 
                  "--substituents", "Te", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err == ("atomdefect: 'Te' is not a substituent this package models in WS2 (choose "
-                   "from O, Se, Mo).\n")
+                   "from O, Se, Mo, or W for its antisites).\n")
     assert not out.exists()
     assert main(["detect", str(ws2_tif), "--material", "WS2", "--model", str(legacy_model),
                  "--substituents", "Se", "--out", str(out)]) == 2

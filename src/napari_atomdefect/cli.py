@@ -150,7 +150,9 @@ def _substituents_help() -> str:
         f"(default {', '.join(DEFAULT_SUBSTITUENTS[x])})" for x in SUPPORTED_SUBSTITUENTS)
     return ("substituent elements to look for, comma-separated, e.g. Se,O; 'none' for vacancies "
             f"only. {per_host}. The other metal of a Mo/W alloy too: W in MoS2/MoSe2, Mo in "
-            "WS2/WSe2 (its columns called W_Mo / Mo_W from their brightness). The default is the "
+            "WS2/WSe2 (its columns called W_Mo / Mo_W from their brightness); and the host's own "
+            "metal for its antisites (Mo in MoS2: S2 columns holding a Mo atom called Mo_S2, "
+            "from their brightness; not beside Se). The default is the "
             "material's default that the model knows; a substituent the model was not trained "
             "for is an error")
 

@@ -223,12 +223,14 @@ def test_substituent_boxes_follow_material_and_model(make_napari_viewer, user_mo
     assert widget.material.currentText() == "MoS2"
     assert widget.model.currentData() == "mos2-default"
     # The bundled MoS2 model knows O and Se; the default substituents (O) are checked.
-    assert _boxes(widget) == {"O": (True, True), "Se": (True, False), "W": (True, False)}
+    assert _boxes(widget) == {"O": (True, True), "Se": (True, False), "W": (True, False),
+                             "Mo": (True, False)}
     assert widget.run_classes() == ("V_S", "V_S2", "O_S", "V_Mo")
     assert tuple(widget.operating_spins) == ("V_S", "V_S2", "O_S", "V_Mo")
     # A legacy MoS2 model knows O only: Se is offered but disabled.
     widget.model.setCurrentIndex(widget.model.findData("mos2-legacy"))
-    assert _boxes(widget) == {"O": (True, True), "Se": (False, False), "W": (True, False)}
+    assert _boxes(widget) == {"O": (True, True), "Se": (False, False), "W": (True, False),
+                             "Mo": (True, False)}
     assert widget.run_classes() == ("V_S", "V_S2", "O_S", "V_Mo")
     assert tuple(widget.operating_spins) == ("V_S", "V_S2", "O_S", "V_Mo")
     # Looking for Se with the bundled default: the MoS2 alloy detector takes over, and gives
@@ -240,7 +242,8 @@ def test_substituent_boxes_follow_material_and_model(make_napari_viewer, user_mo
     widget.substituent_checks["Se"].setChecked(False)
     assert widget.model.currentData() == "mos2-default"
     widget.model.setCurrentIndex(widget.model.findData("mos2-all"))
-    assert _boxes(widget) == {"O": (True, True), "Se": (True, False), "W": (True, False)}
+    assert _boxes(widget) == {"O": (True, True), "Se": (True, False), "W": (True, False),
+                             "Mo": (True, False)}
     widget.substituent_checks["Se"].setChecked(True)
     assert widget.substituents() == ("O", "Se")
     assert tuple(widget.operating_spins) == ("V_S", "V_S2", "O_S", "Se_S", "Se2_S2", "V_Mo")
@@ -249,24 +252,28 @@ def test_substituent_boxes_follow_material_and_model(make_napari_viewer, user_mo
     assert tuple(widget.operating_spins) == ("V_S", "V_S2", "Se_S", "Se2_S2", "V_Mo")
 
     widget.material.setCurrentText("WSe2")
-    assert list(widget.substituent_checks) == ["S", "Te", "Mo"]
+    assert list(widget.substituent_checks) == ["S", "Te", "Mo", "W"]
     assert widget.model.currentData() == "wse2-default"
-    assert _boxes(widget) == {"S": (True, True), "Te": (True, False), "Mo": (True, False)}
+    assert _boxes(widget) == {"S": (True, True), "Te": (True, False), "Mo": (True, False),
+                             "W": (True, False)}
     assert widget.run_classes() == ("V_Se", "V_Se2", "S_Se", "S2_Se2", "V_W")
     # A WSe2 model trained without Te: Te is offered but disabled.
     widget.model.setCurrentIndex(widget.model.findData("wse2-s"))
-    assert _boxes(widget) == {"S": (True, True), "Te": (False, False), "Mo": (True, False)}
+    assert _boxes(widget) == {"S": (True, True), "Te": (False, False), "Mo": (True, False),
+                             "W": (True, False)}
     assert widget.run_classes() == ("V_Se", "V_Se2", "S_Se", "S2_Se2", "V_W")
     # A model of another material: the boxes are shown, none can be changed (but the other
     # metal's: its columns are called from their brightness, no model needed).
     widget.model.setCurrentIndex(widget.model.findData("mos2-default"))
-    assert _boxes(widget) == {"S": (False, True), "Te": (False, False), "Mo": (True, False)}
+    assert _boxes(widget) == {"S": (False, True), "Te": (False, False), "Mo": (True, False),
+                             "W": (True, False)}
     widget.model.setCurrentIndex(widget.model.findData("wse2-all"))
-    assert _boxes(widget) == {"S": (True, True), "Te": (True, False), "Mo": (True, False)}
+    assert _boxes(widget) == {"S": (True, True), "Te": (True, False), "Mo": (True, False),
+                             "W": (True, False)}
     widget.substituent_checks["Te"].setChecked(True)
     assert widget.run_classes() == ("V_Se", "V_Se2", "S_Se", "S2_Se2", "Te_Se", "Te2_Se2", "V_W")
     widget.material.setCurrentText("MoS2")
-    assert list(widget.substituent_checks) == ["O", "Se", "W"]
+    assert list(widget.substituent_checks) == ["O", "Se", "W", "Mo"]
 
 
 def test_chosen_substituents_reach_the_detection(make_napari_viewer, user_models, qtbot,
@@ -370,7 +377,8 @@ def test_detect_widget_runs_the_chosen_substituents(make_napari_viewer, qtbot, t
     widget = DetectWidget(viewer)
     widget.material.setCurrentText("WS2")
     widget.model.setCurrentIndex(widget.model.findData("ws2-bias"))
-    assert _boxes(widget) == {"O": (True, True), "Se": (True, False), "Mo": (True, False)}
+    assert _boxes(widget) == {"O": (True, True), "Se": (True, False), "Mo": (True, False),
+                              "W": (True, False)}
     widget.substituent_checks["Se"].setChecked(True)
     widget.substituent_checks["O"].setChecked(False)
     assert tuple(widget.operating_spins) == ("V_S", "V_S2", "Se_S", "Se2_S2", "V_W")
@@ -440,10 +448,10 @@ def test_substituent_ticks_survive_a_material_round_trip(make_napari_viewer):
     widget.substituent_checks["Se"].setChecked(True)
     widget.material.setCurrentText("WSe2")
     assert {d: b.isChecked() for d, b in widget.substituent_checks.items()} == {
-        "S": True, "Te": False, "Mo": False}
+        "S": True, "Te": False, "Mo": False, "W": False}
     widget.material.setCurrentText("WS2")
     assert {d: b.isChecked() for d, b in widget.substituent_checks.items()} == {
-        "O": True, "Se": True, "Mo": False}
+        "O": True, "Se": True, "Mo": False, "W": False}
 
 
 def test_an_overlapping_pair_with_no_call_left_is_not_named():

@@ -33,8 +33,8 @@ from ..core.device import DEVICE_CHOICES
 from ..core.io.image import SUPPORTED_EXTENSIONS
 from ..core.materials.columns import (
     LEGACY_CLASSES,
-    METAL_SUBSTITUENTS,
     default_substituents,
+    rule_substituents,
     supported_substituents,
 )
 from ..core.materials.materials import MATERIALS
@@ -136,9 +136,10 @@ def _movie_job(stack, material, pixel_size_nm, calibration, model, device,
     return {**result, "defects": link_tracks(result["defects"])}
 
 
-def metal_substituents_of(material: str) -> tuple[str, ...]:
-    """The other metal of a Mo/W alloy of ``material`` (a substituent box of its own)."""
-    return METAL_SUBSTITUENTS.get(MATERIALS[material].metal, ()) if material in MATERIALS else ()
+def rule_substituents_of(material: str) -> tuple[str, ...]:
+    """The other metal of a Mo/W alloy of ``material``, then its own metal (antisites): boxes
+    of their own, whose columns the levels tell (no model needed)."""
+    return rule_substituents(material) if material in MATERIALS else ()
 
 
 def default_substituents_of_model(info, material: str) -> tuple[str, ...]:
@@ -400,7 +401,7 @@ class DetectWidget(QWidget):
     def _material_changed(self, material: str) -> None:
         """A new material: its substituent boxes (defaults ticked) and its default model."""
         # (then the other metal of a Mo/W alloy: its columns are called from their brightness)
-        supported = supported_substituents(material) + metal_substituents_of(material)
+        supported = supported_substituents(material) + rule_substituents_of(material)
         if tuple(self.substituent_checks) != supported:
             # Remember the ticks of the host chalcogen left, for when the user comes back.
             self._ticked[tuple(self.substituent_checks)] = {
@@ -412,8 +413,9 @@ class DetectWidget(QWidget):
                 box.deleteLater()
             self.substituent_checks = {}
             defaults = self._ticked.get(supported, set(default_substituents(material)))
+            host_metal = MATERIALS[material].metal if material in MATERIALS else None
             for d in supported:
-                box = QCheckBox(d)
+                box = QCheckBox(f"{d} antisites" if d == host_metal else d)
                 box.setChecked(d in defaults)
                 box.toggled.connect(self._substituents_toggled)
                 self.substituent_checks[d] = box
@@ -448,11 +450,15 @@ class DetectWidget(QWidget):
         info = _model_info(self.model.currentData())
         known = model_substituents_of(info)
         name = info.name if info is not None else "the chosen model"
-        metals = metal_substituents_of(self.material.currentText())
-        host_metal = MATERIALS[self.material.currentText()].metal
+        metals = rule_substituents_of(self.material.currentText())
+        mat = MATERIALS[self.material.currentText()]
+        host_metal = mat.metal
         for d, box in self.substituent_checks.items():
             box.setEnabled(d in known or d in metals)
             box.setToolTip(
+                f"Metal antisites: mark the {mat.chalcogen}2 columns that hold a {d} atom "
+                f"({d}_{mat.chalcogen}2) from their brightness (no model needed)."
+                if d == host_metal else
                 f"A Mo/W alloy: mark the {d} columns ({d}_{host_metal}) from their brightness "
                 "(no model needed)." if d in metals else
                 f"Report {d} substitutions." if d in known else
@@ -463,7 +469,7 @@ class DetectWidget(QWidget):
         """The substituents ticked among those the model knows, and the other metal of a Mo/W
         alloy when ticked (``None`` when the model knows none of the material's and no metal is
         ticked: the detection then uses the model's defaults)."""
-        metals = metal_substituents_of(self.material.currentText())
+        metals = rule_substituents_of(self.material.currentText())
         enabled = [d for d, box in self.substituent_checks.items() if box.isEnabled()]
         ticked = tuple(d for d in enabled if self.substituent_checks[d].isChecked())
         if not [d for d in enabled if d not in metals]:  # (the model's defaults, and the metal)

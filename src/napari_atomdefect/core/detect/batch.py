@@ -244,13 +244,14 @@ def _error_row(item: BatchItem, frame: int | None, opts: BatchOptions, message: 
 
 def _substituents_text(opts: BatchOptions) -> str:
     """The substituents looked for, as the summary and the defect CSVs write them (``O,Se``)."""
-    from ..materials.columns import metal_substituents, parse_substituents
+    from ..materials.columns import antisite_chosen, metal_substituents, parse_substituents
     from ..materials.materials import get_material
 
-    try:  # (the chalcogen ones, then the other metal of a Mo/W alloy)
+    try:  # (the chalcogen ones, the other metal of a Mo/W alloy, the host metal: antisites)
         mat = get_material(opts.material)
         return ",".join(parse_substituents(opts.substituents, mat)
-                        + metal_substituents(opts.substituents, mat))
+                        + metal_substituents(opts.substituents, mat)
+                        + ((mat.metal,) if antisite_chosen(opts.substituents, mat) else ()))
     except AtomDefectError:  # (a run refused before any image says why itself)
         return ",".join(opts.substituents or ())
 

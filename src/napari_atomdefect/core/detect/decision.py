@@ -71,6 +71,10 @@ class RunClasses(NamedTuple):
     metal_substituents : tuple of str
         The other metal of a Mo/W alloy when the user chose it (``("W",)`` for a Mo host): its
         class (``W_Mo``) ends ``classes``; it comes from the metal columns' levels, not the model.
+    antisites : tuple of str
+        The host metal when the user chose its antisites (``("Mo",)`` for MoS2): their class
+        (``Mo_S2``) ends ``classes``; it comes from the chalcogen columns' levels
+        (:mod:`.antisites`), not the model.
     """
 
     classes: tuple[str, ...]
@@ -79,16 +83,18 @@ class RunClasses(NamedTuple):
     material: str
     message: str | None = None
     metal_substituents: tuple[str, ...] = ()
+    antisites: tuple[str, ...] = ()
 
     @property
     def detector_classes(self) -> tuple[str, ...]:
-        """``classes`` the detector calls (all but the metal substituent's)."""
+        """``classes`` the detector calls (all but the metal substituent's and the antisite's)."""
         return tuple(c for c in self.classes if c in self.model_classes)
 
     @property
     def all_substituents(self) -> tuple[str, ...]:
-        """The chalcogen substituents, then the metal one: what the user chose."""
-        return self.substituents + self.metal_substituents
+        """The chalcogen substituents, the other metal, then the host metal (antisites): what
+        the user chose."""
+        return self.substituents + self.metal_substituents + self.antisites
 
 
 def run_classes(card: Mapping, material: str,
@@ -115,6 +121,8 @@ def run_classes(card: Mapping, material: str,
     """
     from ..materials.columns import (
         SubstituentError,
+        antisite_chosen,
+        antisite_class,
         lookup_class,
         metal_substituent_classes,
         metal_substituents,
@@ -151,7 +159,10 @@ def run_classes(card: Mapping, material: str,
     # The other metal of a Mo/W alloy, named for the chosen host (the metal columns say it).
     metals = metal_substituents(substituents, chosen)
     keep += [c.name for c in metal_substituent_classes(chosen, metals)]
-    return RunClasses(tuple(keep), subs, all_classes, model_mat.name, message, metals)
+    # The host metal's antisites, named for the chosen host (the chalcogen columns' levels say it).
+    antisites = (chosen.metal,) if antisite_chosen(substituents, chosen) else ()
+    keep += [antisite_class(chosen).name for _ in antisites]
+    return RunClasses(tuple(keep), subs, all_classes, model_mat.name, message, metals, antisites)
 
 
 def check_run(material: str, model: str | None = None,

@@ -40,6 +40,7 @@ from ..lattice.metal_rungs import METAL_ALLOY_NOTE, METAL_TWO_LEVELS_NOTE
 from ..lattice.sites import within_field
 from ..materials.columns import (
     LEGACY_CLASSES,
+    antisite_class,
     lighter_than_host,
     lookup_class,
     segment_classes,
@@ -49,6 +50,7 @@ from ..materials.columns import (
 from ..materials.materials import Material, get_material
 from . import plain_cells as plain
 from .alloy_calibration import partner_share, vegard_calibration
+from .antisites import antisite_calls
 from .decision import (
     NEUTRAL,
     RunClasses,
@@ -385,7 +387,18 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     chalcogen, _ = split_vacancy_rung(chalcogen, tile_levels, mat, tuple(run.substituents), op)
     chalcogen, moved = keep_median_rung(chalcogen, column_levels, ladder)
     overruled = median_rung_message(moved, ladder, fit.measurements.metal_to_chalcogen)
-    for said in (overruled, *(host_rung_message(m) for m in lifted)):
+    # The host metal in a chalcogen column (an antisite): read from the levels when chosen, said
+    # where columns look like one when not (the fit check's heavier substituent says it first).
+    chalcogen, antisites_said, _ = antisite_calls(
+        chalcogen, column_levels, levels.metal_to_chalcogen, ladder.host_level,
+        fit.measurements.metal_spread, mat, tuple(run.substituents), bool(run.antisites),
+        float(op.get(antisite_class(mat).name, NEUTRAL)))
+    if fit.heavier and not run.antisites:
+        antisites_said = None
+    for name in chalcogen:
+        if name not in metal:  # (the antisite's probability: NaN on the metal sites)
+            metal[name] = np.full(len(m_rows), np.nan)
+    for said in (overruled, *(host_rung_message(m) for m in lifted), antisites_said):
         if said:
             warnings.warn(said, ModelFitWarning, stacklevel=3)
             fit.messages.append(said)

@@ -6,7 +6,8 @@ the colour of their element (a diamond for one; a star in a paler tint for two, 
 stay apart at full view of a dense alloy), metal vacancies green. One substituent lighter than
 the host chalcogen (O in a sulfide, S in a selenide) is a downward triangle, not a diamond: it
 is often looked for beside a heavier one (WS2 with Se and O) and colour alone told the two apart.
-The other metal of a Mo/W alloy (``W_Mo``, ``Mo_W``) is an ✕ in its element's colour.
+The other metal of a Mo/W alloy (``W_Mo``, ``Mo_W``) is an ✕ in its element's colour, a metal
+antisite (``Mo_S2``: the host metal in a chalcogen column) a cross in its metal's colour.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ SUBSTITUENT_COLORS = {"O": "#00e5ff", "Se": "#ff4dff", "S": "#ffee33", "Te": "#4
 DOUBLE_TINT = 0.55
 #: Marker symbol (napari Points symbol) of each generic kind.
 KIND_SYMBOLS = {"V_X": "disc", "V_X2": "square", "D_X": "diamond", "D2_X2": "star",
-                "V_M": "triangle_up", "D_M": "x"}
+                "V_M": "triangle_up", "D_M": "x", "M_X2": "cross"}
 #: Symbol of one substituent lighter than the host chalcogen (``O_S``, ``S_Se``).
 LIGHTER_SINGLE_SYMBOL = "triangle_down"
 #: Hollow glyphs of the symbols above, for legends drawn as text.

@@ -13,6 +13,7 @@ kind      column holds                name (host X, subst. D)  MoS2 with O / Se
 ``D2_X2`` two D                       ``<D>2_<X>2``           ``Se2_S2``
 ``V_M``   metal column empty          ``V_<M>``               ``V_Mo``
 ``D_M``   the other metal (Mo/W)      ``<D>_<M>``             ``W_Mo``
+``M_X2``  one host metal atom         ``<M>_<X>2``            ``Mo_S2``
 ========  ==========================  ======================  =========================
 
 Which substituents a host supports, which are on by default, and for which a doubly substituted
@@ -25,6 +26,14 @@ bright, and the metal columns' own two rungs tell it (:mod:`..lattice.metal_rung
 :func:`parse_substituents` returns the chalcogen substituents only (what models, the simulator,
 the ladder and the rungs know) and :func:`metal_substituents` the metal one; ``D_M`` classes are
 never model channels (:func:`column_classes` leaves them out; :func:`metal_substituent_classes`).
+
+A **metal antisite** (``M_X2``: an atom of the host's own metal in a chalcogen column, ``Mo_S2``)
+is chosen by naming the host metal (``"Mo"`` in MoS2). It is not a detector class either: one
+metal atom reads as a metal column, far above the host chalcogen column where the metal outshines
+it (2.3–8× in sulfides), and the chalcogen columns' levels tell it
+(:mod:`..detect.antisites`); but an unchosen heavier substituent (``Se_S``) reads as bright, so
+only the user can say which of the two the image holds. :func:`antisite_chosen` reads the choice.
+A chalcogen pair at a metal site (``S2_Mo``) is no class: it reads as a faint metal column.
 
 Not separate classes, with the reason (HAADF weights of one atom, relative to one host chalcogen,
 from :mod:`.physics`):
@@ -79,14 +88,16 @@ class ColumnClass:
     name : str
         Name used in CSVs, layers and widgets (``"V_S"``, ``"Se2_S2"``, ``"V_W"``).
     kind : str
-        Generic kind: ``"V_X"``, ``"V_X2"``, ``"D_X"``, ``"D2_X2"``, ``"V_M"`` or ``"D_M"``.
+        Generic kind: ``"V_X"``, ``"V_X2"``, ``"D_X"``, ``"D2_X2"``, ``"V_M"``, ``"D_M"`` or
+        ``"M_X2"`` (a metal antisite).
     site : str
         ``"chalcogen"`` or ``"metal"``.
     atoms : tuple of (str or None)
         What the column holds, top to bottom; ``None`` is a missing atom. Chalcogen columns hold
         two entries, metal columns one.
     substituent : str or None
-        The substituent element of ``D_X`` / ``D2_X2`` / ``D_M`` classes.
+        The substituent element of ``D_X`` / ``D2_X2`` / ``D_M`` classes (the host metal of an
+        ``M_X2`` antisite).
     """
 
     name: str
@@ -125,12 +136,43 @@ def metal_substituents(value: str | Iterable[str] | None,
     return tuple(m for m in metals if m.lower() in wanted)
 
 
+def antisite_chosen(value: str | Iterable[str] | None, material: str | Material) -> bool:
+    """Whether the user's ``value`` names the host's own metal (``"Mo"`` in MoS2): look for metal
+    antisites (:func:`antisite_class`). ``None`` (the material's defaults) does not."""
+    if value is None:
+        return False
+    metal = get_material(material).metal.lower()
+    return any(s.lower() == metal for s in _items(value))
+
+
+def antisite_class(material: str | Material) -> ColumnClass:
+    """The metal antisite of ``material``: one host metal atom in a chalcogen column
+    (``Mo_S2``); never a model channel (see the module docstring)."""
+    mat = get_material(material)
+    return ColumnClass(f"{mat.metal}_{mat.chalcogen}2", "M_X2", "chalcogen", (None, mat.metal),
+                       mat.metal)
+
+
+def _choices_text(mat: Material) -> str:
+    """What may be chosen for ``mat``, said in a refusal."""
+    return (f"choose from {', '.join(supported_substituents(mat) + METAL_SUBSTITUENTS.get(mat.metal, ()))}"
+            f", or {mat.metal} for its antisites")
+
+
+def rule_substituents(material: str | Material) -> tuple[str, ...]:
+    """Substituents whose columns the levels tell, not the detector: the other metal of a Mo/W
+    alloy, then the host metal (its antisites)."""
+    mat = get_material(material)
+    return METAL_SUBSTITUENTS.get(mat.metal, ()) + (mat.metal,)
+
+
 def parse_substituents(value: str | Iterable[str] | None, material: str | Material,
                        available: Iterable[str] | None = None) -> tuple[str, ...]:
     """Turn user input (``"Se,O"``, ``["Se"]``, ``""``, ``None``) into substituents, checked.
 
-    The other metal of a Mo/W alloy (``"W"`` for a Mo host) is accepted and left out of the
-    result (:func:`metal_substituents` reads it).
+    The other metal of a Mo/W alloy (``"W"`` for a Mo host) and the host metal (antisites) are
+    accepted and left out of the result (:func:`metal_substituents`, :func:`antisite_chosen`
+    read them).
 
     Parameters
     ----------
@@ -157,7 +199,7 @@ def parse_substituents(value: str | Iterable[str] | None, material: str | Materi
     known = tuple(available) if available is not None else supported
     if value is None:
         return tuple(d for d in default_substituents(mat) if d in known)
-    metals = METAL_SUBSTITUENTS.get(mat.metal, ())
+    metals = rule_substituents(mat)
     wanted = []
     for s in _items(value):
         if not s or s.lower() == "none" or s.lower() in {m.lower() for m in metals}:
@@ -166,7 +208,7 @@ def parse_substituents(value: str | Iterable[str] | None, material: str | Materi
         if not match:
             raise SubstituentError(
                 f"{s!r} is not a substituent this package models in {mat.name} "
-                f"(choose from {', '.join(supported + metals)}).")
+                f"({_choices_text(mat)}).")
         if match[0] not in known:
             raise SubstituentError(
                 f"The chosen model was not trained for {match[0]} in {mat.name} "
@@ -193,20 +235,21 @@ def column_classes(material: str | Material,
     Order: ``V_X``, ``V_X2``, then per substituent ``D_X`` (and ``D2_X2``), then ``V_M``.
     ``substituents=None`` gives every supported substituent (the classes a model is trained for).
     A metal substituent named in ``substituents`` (``"W"`` for a Mo host) adds its ``D_M``
-    class at the end (never a model channel: ``None`` leaves it out).
+    class at the end, the host metal (``"Mo"``) the antisite ``M_X2`` after it (never model
+    channels: ``None`` leaves them out).
     """
     mat = get_material(material)
-    metals = METAL_SUBSTITUENTS.get(mat.metal, ())
+    metals = rule_substituents(mat)
     subs = (supported_substituents(mat) if substituents is None
             else tuple(d for d in substituents if d not in metals))
     for d in subs:
         if d not in supported_substituents(mat):
             raise SubstituentError(f"{d!r} is not a substituent this package models in "
-                                   f"{mat.name} (choose from "
-                                   f"{', '.join(supported_substituents(mat) + metals)}).")
+                                   f"{mat.name} ({_choices_text(mat)}).")
     ordered = [d for d in supported_substituents(mat) if d in subs]
     extra = () if substituents is None else metal_substituent_classes(
-        mat, [d for d in substituents if d in metals])
+        mat, [d for d in substituents if d in metals]) + (
+        (antisite_class(mat),) if mat.metal in tuple(substituents) else ())
     return tuple(_chalcogen_classes(mat.chalcogen, ordered)
                  + [ColumnClass(f"V_{mat.metal}", "V_M", "metal", (None,))]) + extra
 
@@ -235,7 +278,7 @@ def segment_classes(defect_names: Iterable[str]) -> tuple[str, ...]:
 def _all_classes() -> dict[str, ColumnClass]:
     out: dict[str, ColumnClass] = {}
     for mat in MATERIALS.values():
-        for c in column_classes(mat) + metal_substituent_classes(mat):
+        for c in column_classes(mat) + metal_substituent_classes(mat) + (antisite_class(mat),):
             out.setdefault(c.name, c)
     return out
 
@@ -278,7 +321,8 @@ def materials_of_classes(names: Iterable[str]) -> list[Material]:
     """Every host material whose classes include all ``names`` (in :data:`MATERIALS` order)."""
     names = set(map(str, names))
     return [m for m in MATERIALS.values()
-            if names <= set(class_names(m)) | {c.name for c in metal_substituent_classes(m)}]
+            if names <= set(class_names(m)) | {c.name for c in metal_substituent_classes(m)}
+            | {antisite_class(m).name}]
 
 
 def lattice_constant_of_classes(names: Iterable[str]) -> float | None:

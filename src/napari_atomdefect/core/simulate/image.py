@@ -26,6 +26,7 @@ from scipy import ndimage
 
 from ..materials.columns import (
     ColumnClass,
+    antisite_class,
     column_classes,
     parse_substituents,
     supported_substituents,
@@ -276,7 +277,7 @@ def column_atoms(cls: str, sublattice: str, material: Material) -> tuple[str | N
         return (material.metal,)
     if cls == sublattice == "chalcogen":
         return (material.chalcogen, material.chalcogen)
-    for c in column_classes(material):
+    for c in column_classes(material) + (antisite_class(material),):
         if c.name == cls and c.site == sublattice:
             return c.atoms
     raise ValueError(f"{cls!r} is not a {sublattice} class of {material.name}.")
@@ -631,6 +632,7 @@ def simulate_image(
     dose_e_per_A2: float | None | str = "params",
     substituents: str | list[str] | tuple[str, ...] | None = None,
     metal_alloy: float = 0.0,
+    antisites: float = 0.0,
 ) -> SimulatedImage:
     """Simulate a HAADF-STEM image of a 2H-TMD monolayer with point defects.
 
@@ -662,6 +664,9 @@ def simulate_image(
         weight from the params' ``element_weights`` — the microscope's, multislice-corrected —
         or ``Z ** z_exponent``), labelled with its
         ``D_M`` class (``W_Mo``); the sites table then has a ``metal_atom`` column too.
+    antisites : float, optional
+        Share of the pristine chalcogen columns that hold one atom of the host metal instead
+        (a metal antisite, labelled ``M_X2``: ``Mo_S2``), weighted as one metal atom.
 
     Returns
     -------
@@ -703,6 +708,9 @@ def simulate_image(
         w_metal[other_metal] *= element_weight(other, params, mat) / element_weight(
             mat.metal, params, mat)
         metal_cls = np.where(other_metal, f"{other}_{mat.metal}", metal_cls).astype(object)
+    if antisites > 0:
+        swap = (rng.uniform(size=len(chalc_q)) < antisites) & (chalc_cls == "chalcogen")
+        chalc_cls = np.where(swap, antisite_class(mat).name, chalc_cls).astype(object)
     w_chalc = np.array([column_weight(c, "chalcogen", params, mat, rng) for c in chalc_cls])
     q = np.concatenate([metal_q, chalc_q])
     weights = np.concatenate([w_metal, w_chalc])
