@@ -19,7 +19,7 @@ def _count(qtbot, ft, start: str, timeout=60_000):
 
 def _all_selected(qtbot, ft) -> int:
     """Wait until every cell of the lattice is selected (*All cells*); the count."""
-    qtbot.waitUntil(lambda: re.match(r"\d+ cells selected", ft.count_label.text()) is not None,
+    qtbot.waitUntil(lambda: re.match(r"\d+ cells? selected", ft.count_label.text()) is not None,
                     timeout=60_000)
     wait_idle(qtbot, ft, 60_000)
     n = int(ft.count_label.text().split()[0])

@@ -663,9 +663,24 @@ class DetectWidget(QWidget):
         return mask
 
     # ---------------------------------------------------------------- running
-    def _start(self, job, args, on_done, label: str) -> None:
+    def _start(self, job, args, on_done, label: str, layer=None) -> None:
+        """Run ``job`` in a worker; ``on_done`` gets its result unless ``layer`` (the image it
+        analyses) was closed meanwhile: then nothing is added, and a Run all stops there."""
         if self.worker is not None:
             return
+        if layer is not None:
+            show = on_done
+
+            def on_done(result):
+                if layer in self.viewer.layers:
+                    show(result)
+                    return
+                from napari.utils.notifications import show_warning
+
+                self._pending_detect = False
+                text = f"{layer.name} was closed while it was analysed: nothing was added."
+                self.status.setText(text)
+                show_warning(text)
         self._set_running(True, label)
         # Every end (result, error — shown as one sentence —, Cancel) reaches _on_finished.
         self.worker = start_job(job, args, on_progress=self._on_progress, on_done=on_done,
@@ -756,7 +771,7 @@ class DetectWidget(QWidget):
         self._start(_lattice_job, (image, self.material.currentText(), px, calibration, region,
                                    self.run_substituents()),
                     lambda result: (done(result), self._notify(result.get("warnings", []))),
-                    "Finding the lattice…")
+                    "Finding the lattice…", layer)
 
     def calibrate_from_lattice(self) -> None:
         """Calibrate the pixel size from the material's lattice constant and apply it."""
@@ -790,7 +805,7 @@ class DetectWidget(QWidget):
             self.progress.setValue(100)
 
         self._start(_lattice_job, (image, self.material.currentText(), None, "none", region),
-                    done, "Calibrating from the lattice…")
+                    done, "Calibrating from the lattice…", layer)
 
     def _inputs_and_lattice(self):
         """:meth:`_inputs` plus the lattice already found for them (``None`` if not yet)."""
@@ -820,7 +835,7 @@ class DetectWidget(QWidget):
             self._start(_movie_job, (np.asarray(layer.data), self.material.currentText(), px,
                                      calibration, model, self.device.currentText(), op, subs),
                         lambda result: self._show_movie(layer, result),
-                        "Detecting in every frame…")
+                        "Detecting in every frame…", layer)
             return
 
         def done(result):
@@ -829,7 +844,7 @@ class DetectWidget(QWidget):
         self._show_fit([])
         self._start(_detect_job, (image, self.material.currentText(), px, calibration, model,
                                   self.device.currentText(), lattice, op, subs, region), done,
-                    "Detecting…")
+                    "Detecting…", layer)
 
     def show_model_view(self) -> None:
         """Add the image translated into the simulated domain as a new Image layer."""
@@ -859,7 +874,7 @@ class DetectWidget(QWidget):
         self._start(_model_view_job, (image, self.material.currentText(), px, calibration,
                                       self.model.currentData(), self.device.currentText(),
                                       lattice, region, self.run_substituents()), done,
-                    "Translating cells…")
+                    "Translating cells…", layer)
 
     def run_all(self) -> None:
         """Find the lattice, then detect."""

@@ -281,6 +281,8 @@ class FinetuneWidget(QWidget):
         follow_layers(self.viewer, self.corrections, is_defect_layer)
         self.viewer.layers.events.inserted.connect(self._watch_selection_layers)
         self.viewer.layers.events.inserted.connect(self._table_of_image_opened)
+        # (a deleted cells or region layer takes its cells with it: the count follows)
+        self.viewer.layers.events.removed.connect(self._selection_layer_removed)
         follow_models(self, self.refresh_models)  # on the GUI thread, whoever saved the model
         self._watch_selection_layers()
         self.refresh_models()
@@ -293,6 +295,11 @@ class FinetuneWidget(QWidget):
                 if not any(w() is layer for w in self._watched_layers):
                     layer.events.data.connect(self.update_selection)
                     self._watched_layers.append(weakref.ref(layer))
+
+    def _selection_layer_removed(self, event=None) -> None:
+        layer = getattr(event, "value", None)
+        if layer is not None and layer.name in (CELLS_LAYER, REGION_LAYER):
+            self.update_selection()
 
     def refresh_models(self) -> None:
         from ..core.models.registry import default_model_name, list_models
@@ -475,7 +482,7 @@ class FinetuneWidget(QWidget):
         ids = self.selected_cells()
         note = "" if len(ids) >= MIN_CELLS or len(ids) == 0 else \
             f" (at least {MIN_CELLS} are needed)"
-        self.count_label.setText(f"{len(ids)} cells selected{note}")
+        self.count_label.setText(f"{len(ids)} cell{'' if len(ids) == 1 else 's'} selected{note}")
         if len(ids):
             _, image = self._frame()
             self.preview.setPixmap(montage_pixmap(preview_tiles(image, self.lattice, ids[:12])))
@@ -556,11 +563,20 @@ class FinetuneWidget(QWidget):
             return
         corrections = None
         unreviewed = ""
+        layer, image = self._frame()
         if self.use_corrections.isChecked() and self.corrections.currentText():
             lyr = self.viewer.layers[self.corrections.currentText()]
+            # Corrections made on another image would label these cells with its calls.
+            made_on = lyr.metadata.get("atomdefect", {}).get("image")
+            if made_on and made_on != layer.name:
+                text = (f"The corrections in {lyr.name!r} were made on {made_on!r}, not on "
+                        f"{layer.name!r}: choose that image to fine-tune on, or this image's own "
+                        "corrected detections.")
+                self.status.setText(text)
+                show_error(text)
+                return
             corrections = table_from_points(lyr.data, lyr.features, None)
             unreviewed = unreviewed_note(self.lattice, ids, corrections)  # (said after the start)
-        layer, image = self._frame()
         name = self.name_edit.text().strip() or "my-microscope"
         from ..core.models.registry import check_new_user_model
 

@@ -82,7 +82,8 @@ def check_selection(lattice: Lattice, cell_ids: np.ndarray) -> None:
         raise AtomDefectError("Some selected cells are outside the image's lattice.")
     if len(cell_ids) < MIN_CELLS:
         raise AtomDefectError(
-            f"Only {len(cell_ids)} cells are selected; at least {MIN_CELLS} are needed for the "
+            f"Only {len(cell_ids)} cell{' is' if len(cell_ids) == 1 else 's are'} selected; "
+            f"at least {MIN_CELLS} are needed for the "
             "noise-transfer network to learn your microscope's noise (50 or more work better).")
 
 

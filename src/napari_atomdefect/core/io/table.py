@@ -185,8 +185,9 @@ def check_writable(path: str | Path) -> Path:
         raise OutputError(f"Cannot write {path}: the folder {folder} does not exist.")
     try:
         fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
-    except OSError as exc:
-        raise OutputError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
+    except OSError as exc:  # (a system folder such as /proc says "No such file": say what it is)
+        raise OutputError(f"Cannot write {path}: the folder {folder} does not accept new files "
+                          f"({exc.strerror or exc}).") from exc
     os.close(fd)
     os.unlink(probe)
     return path
