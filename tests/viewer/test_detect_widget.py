@@ -343,3 +343,17 @@ def test_the_review_dock_shows_the_movie_row_only_for_a_movie(make_napari_viewer
 
     review = ReviewWidget(make_napari_viewer())
     assert not review.min_frames.isVisibleTo(review)
+
+
+def test_an_image_closed_while_it_is_analysed_gets_no_layer(viewer_with_sample, qtbot):
+    """Trial, thirty-third session: an image removed mid-run still got its detections layer (and
+    the view of a layer with no image under it)."""
+    viewer = viewer_with_sample
+    widget = DetectWidget(viewer)
+    image = viewer.layers["MoS2 sample (simulated)"]
+    widget.run_all()
+    viewer.layers.remove(image)
+    wait_idle(qtbot, widget)
+    assert not layers_of(viewer, "detections") and not layers_of(viewer, "lattice_sites")
+    assert widget.status.text() == ("MoS2 sample (simulated) was closed while it was analysed: "
+                                    "nothing was added.")

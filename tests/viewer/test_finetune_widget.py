@@ -318,3 +318,29 @@ def test_a_squeezed_fine_tune_dock_scrolls_its_outcome_into_view(make_napari_vie
     qtbot.wait(50)
     assert ft.scroll_area.verticalScrollBar().value() > 0
     assert not ft.outcome.visibleRegion().isEmpty()
+
+
+def test_corrections_made_on_another_image_are_refused(make_napari_viewer, qtbot, tmp_path,
+                                                       monkeypatch):
+    """Trial, thirty-third session: the corrected detections of image 19 taught a model of image
+    10's cells (base F1 0.12 on "your" held-out cells), and the model was kept."""
+    monkeypatch.setenv("ATOMDEFECT_USER_MODELS", str(tmp_path / "models"))
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-atomdefect", "mos2")
+    other = viewer.add_image(np.zeros((64, 64), np.float32), name="another image")
+    corrections = viewer.add_points(
+        np.array([[10.0, 10.0]]), name="another image defects", features={"class": ["V_S"]},
+        metadata={"atomdefect": {"kind": "detections", "image": other.name}})
+    ft = FinetuneWidget(viewer)
+    ft.image_combo.setCurrentText("MoS2 sample (simulated)")
+    ft.all_cells.setChecked(True)
+    _all_selected(qtbot, ft)
+    ft.use_corrections.setChecked(True)
+    ft.corrections.setCurrentText(corrections.name)
+    ft.start()
+    assert ft.worker is None
+    assert ft.status.text() == (
+        "The corrections in 'another image defects' were made on 'another image', not on "
+        "'MoS2 sample (simulated)': choose that image to fine-tune on, or this image's own "
+        "corrected detections.")
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
