@@ -115,3 +115,16 @@ def test_no_antisite_is_said_or_called_in_a_layer_without_one():
         table, messages = _detect(sim, subs)
         assert "Mo_S2" not in set(table["class"])
         assert not [m for m in messages if "antisite" in m]
+
+
+def test_statistics_count_an_antisite_as_both_atoms_of_its_column():
+    """The Statistics dock failed on the new kind (a user's first run with it ticked)."""
+    import pandas as pd
+
+    from napari_atomdefect.widgets.stats import defect_statistics
+
+    stats = defect_statistics(pd.Series(["Mo_S2", "Mo_S2", "V_S"]), 100, 100, 10.0,
+                              ("V_S", "V_S2", "O_S", "V_Mo", "Mo_S2"))
+    assert stats.loc["Mo_S2", "count"] == 2
+    assert stats.loc["Mo_S2", "per_site"] == pytest.approx(4 / 200)  # both atoms of 2 of 100
+    assert stats.loc["V_S", "per_site"] == pytest.approx(1 / 200)

@@ -26,8 +26,9 @@ if TYPE_CHECKING:  # pragma: no cover
     import napari
 
 
-#: Chalcogen atoms a defect of each kind removes or replaces (a column holds two).
-_ATOMS_AFFECTED = {"V_X": 1, "V_X2": 2, "D_X": 1, "D2_X2": 2}
+#: Chalcogen atoms a defect of each kind removes or replaces (a column holds two; a metal
+#: antisite takes both atoms' place).
+_ATOMS_AFFECTED = {"V_X": 1, "V_X2": 2, "D_X": 1, "D2_X2": 2, "M_X2": 2}
 
 
 def _per_site(cls: str, n: int, n_metal: int | None, n_chalcogen: int | None) -> float:
@@ -456,7 +457,7 @@ def _overlap_note(overlaps: list, stats: pd.DataFrame) -> str:
 def _per_site_note(classes) -> str:
     """What 'per site' is relative to, for the classes shown."""
     chalcogen = [c for c in classes if getattr(lookup_class(c), "site", None) == "chalcogen"]
-    double = [c for c in chalcogen if lookup_class(c).kind in ("V_X2", "D2_X2")]
+    double = [c for c in chalcogen if _ATOMS_AFFECTED.get(lookup_class(c).kind) == 2]
     metal = [c for c in classes if getattr(lookup_class(c), "site", None) == "metal"]
     parts = []
     if chalcogen:
