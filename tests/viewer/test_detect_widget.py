@@ -357,3 +357,22 @@ def test_an_image_closed_while_it_is_analysed_gets_no_layer(viewer_with_sample, 
     assert not layers_of(viewer, "detections") and not layers_of(viewer, "lattice_sites")
     assert widget.status.text() == ("MoS2 sample (simulated) was closed while it was analysed: "
                                     "nothing was added.")
+
+
+def test_a_long_file_name_breaks_in_the_dock_text(make_napari_viewer, qtbot):
+    """Trial, thirty-third session: 'New detections in Partially_converted_images_SuperScan__…'
+    ran past the Review dock's edge as one unbreakable word."""
+    from qtpy.QtWidgets import QLabel
+
+    from napari_atomdefect.widgets._common import WrappingLabel
+
+    name = "Partially_converted_images_SuperScan__HAADF__10_corrected"
+    label = WrappingLabel(f"New detections in {name} defects.")
+    assert label.text() == f"New detections in {name} defects."          # as set
+    shown = QLabel.text(label)
+    assert shown.replace("\u200b", "") == label.text() and shown.count("\u200b") == 8
+    assert QLabel.text(WrappingLabel("short_name stays")) == "short_name stays"
+    label.resize(200, 400)
+    label.show()
+    qtbot.waitExposed(label)
+    assert label.sizeHint().width() < 400

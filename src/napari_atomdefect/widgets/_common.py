@@ -40,6 +40,38 @@ def foldable(box) -> None:
     fold_group(box, not box.isChecked())
 
 
+#: A word this long or longer (a real file name) may break after its ``_``, ``-`` or ``.``.
+LONG_WORD = 24
+_BREAK = "\u200b"  # zero-width space: a place to break, drawn as nothing
+
+
+def _breakable(text: str) -> str:
+    """``text`` with a zero-width space after each ``_``, ``-`` and ``.`` of its long words."""
+    import re
+
+    return re.sub(rf"\S{{{LONG_WORD},}}",
+                  lambda m: re.sub(r"([_\-.])", r"\1" + _BREAK, m.group(0)), text)
+
+
+class WrappingLabel(QLabel):
+    """A word-wrapped label whose long words (real file names: ``…_HAADF__10_corrected``) break
+    at their ``_``, ``-`` and ``.``: one unbroken name had pushed the rest of a sentence out of
+    the dock. :meth:`text` gives the text as set."""
+
+    def __init__(self, text: str = "", parent=None) -> None:
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self._text = ""
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        self._text = str(text)
+        super().setText(_breakable(self._text))
+
+    def text(self) -> str:
+        return self._text
+
+
 class MiddleElidedCombo(QComboBox):
     """A combo box that elides a long current text in the middle: real file names differ at
     their end (``…_HAADF__10_corrected`` / ``…_19_corrected``) and run labels end a

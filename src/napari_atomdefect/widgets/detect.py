@@ -41,6 +41,7 @@ from ..core.materials.materials import MATERIALS
 from ..core.progress import relay
 from ._common import (
     ClassLegend,
+    WrappingLabel,
     analysis_key,
     fold_group,
     foldable,
@@ -281,11 +282,9 @@ class DetectWidget(QWidget):
         self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = WrappingLabel("")
         # Whether the image looks like the model's training data: stays until the next detection.
-        self.fit_label = QLabel("")
-        self.fit_label.setWordWrap(True)
+        self.fit_label = WrappingLabel("")
         self.fit_label.setStyleSheet("color: #ffb000;")
         self.fit_label.setVisible(False)
         self.operating_group = self._operating_point_box()

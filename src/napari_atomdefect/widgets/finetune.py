@@ -31,6 +31,7 @@ from ..core.finetune.finetune import FinetuneSettings
 from ..core.finetune.simulator import describe_calibration
 from ..core.materials.materials import MATERIALS
 from ._common import (
+    WrappingLabel,
     foldable,
     follow_layers,
     is_image_layer,
@@ -208,12 +209,10 @@ class FinetuneWidget(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = WrappingLabel("")
         # What the last run kept (fine-tuned or base detector, and why): stays after the status
         # moves on.
-        self.outcome = QLabel("")
-        self.outcome.setWordWrap(True)
+        self.outcome = WrappingLabel("")
         self.samples = QLabel()
         self.models = QListWidget()
         self.rename_button = QPushButton("Rename")

@@ -27,6 +27,7 @@ from ..core.io.class_style import class_symbol
 from ..core.materials.columns import LEGACY_CLASSES, class_site
 from ._common import (
     ClassLegend,
+    WrappingLabel,
     follow_layers,
     is_reference_layer,
     layer_by_name,
@@ -348,8 +349,7 @@ class ReviewWidget(QWidget):
         self.min_frames.setToolTip("Hide defects whose track spans fewer frames: at a low dose "
                                    "per frame most false calls are seen in one frame only.")
         self.export_button = QPushButton("Export CSV…")
-        self.info = QLabel("")
-        self.info.setWordWrap(True)
+        self.info = WrappingLabel("")
 
         form = QFormLayout()
         form.addRow("Detections", self.layer_combo)
