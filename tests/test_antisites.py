@@ -1,6 +1,6 @@
 """Metal antisites (the host metal in a chalcogen column, ``Mo_S2``): read from the levels.
 
-A probe of the thirty-second session put Mo atoms at S2 sites of simulated MoS2: every one was
+A probe of the thirty-first session put Mo atoms at S2 sites of simulated MoS2: every one was
 called pristine, and nothing was said. They are now a class the user chooses (the host metal
 among the substituents), read from the chalcogen columns' levels, and said when not chosen.
 """

@@ -242,7 +242,7 @@ def test_a_kept_detector_decided_by_the_users_cells_says_so_and_names_lost_class
     assert "a drop smaller" not in text
     assert "much lower on O_S 0.53 → 0.15" in text and "compare its calls" in text
     # A tie on enough held-out sites says nothing of the corrected ones either (trial,
-    # thirty-third session: 0.81 → 0.81 on 8 sites, a fifth of the alloy's calls moved).
+    # thirty-second session: 0.81 → 0.81 on 8 sites, a fifth of the alloy's calls moved).
     assert "it scores as the base model did: check that its calls differ" in text
 
 

@@ -346,7 +346,7 @@ def test_the_review_dock_shows_the_movie_row_only_for_a_movie(make_napari_viewer
 
 
 def test_an_image_closed_while_it_is_analysed_gets_no_layer(viewer_with_sample, qtbot):
-    """Trial, thirty-third session: an image removed mid-run still got its detections layer (and
+    """Trial, thirty-second session: an image removed mid-run still got its detections layer (and
     the view of a layer with no image under it)."""
     viewer = viewer_with_sample
     widget = DetectWidget(viewer)
@@ -360,7 +360,7 @@ def test_an_image_closed_while_it_is_analysed_gets_no_layer(viewer_with_sample, 
 
 
 def test_a_long_file_name_breaks_in_the_dock_text(make_napari_viewer, qtbot):
-    """Trial, thirty-third session: 'New detections in Partially_converted_images_SuperScan__…'
+    """Trial, thirty-second session: 'New detections in Partially_converted_images_SuperScan__…'
     ran past the Review dock's edge as one unbreakable word."""
     from qtpy.QtWidgets import QLabel
 

@@ -322,7 +322,7 @@ def test_a_squeezed_fine_tune_dock_scrolls_its_outcome_into_view(make_napari_vie
 
 def test_corrections_made_on_another_image_are_refused(make_napari_viewer, qtbot, tmp_path,
                                                        monkeypatch):
-    """Trial, thirty-third session: the corrected detections of image 19 taught a model of image
+    """Trial, thirty-second session: the corrected detections of image 19 taught a model of image
     10's cells (base F1 0.12 on "your" held-out cells), and the model was kept."""
     monkeypatch.setenv("ATOMDEFECT_USER_MODELS", str(tmp_path / "models"))
     viewer = make_napari_viewer()
