@@ -328,3 +328,16 @@ def test_a_reading_that_needs_many_point_defects_is_said_to_be_strained():
     assert said.startswith("Read as WSe2 with S, ") and "check the material" in said
     assert "substituents (Te not chosen)" in said
     assert strained.to_dict()["point_share"] == round(strained.point_share, 4)
+
+
+def test_a_pristine_selenide_with_vacancies_is_not_read_as_an_ordered_layer():
+    """A fresh image of an independent simulator (pristine MoSe2, 5 % single-Se vacancies at 0.49
+    of the median column, S chosen): read as a Janus MoSSe layer whose vacancies were its "S2"
+    columns — outside the point-defect prior — and 726 columns were called S_Se. In an ordered
+    layer every column off its median rung is a defect of the order: the host reading wins."""
+    from pathlib import Path
+
+    data = np.load(Path(__file__).parent / "data" / "ladder_pristine_mose2_vacancies.npz")
+    reading = read_ladder(data["levels"], float(data["metal_level"]), "MoSe2", ("S",))
+    assert reading.median_class == "chalcogen" and not reading.ordered
+    assert reading.posterior["chalcogen"] > 0.7
