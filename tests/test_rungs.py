@@ -272,3 +272,18 @@ def test_the_boundary_between_vacancies_and_the_light_substituent_follows_the_im
     cols2 = {**cols, "class": cls2}
     out2, moved2 = split_vacancy_rung(cols2, lv, "MoS2", ("O",))
     assert moved2 == {} and (out2["class"] == cls2).all()
+
+
+def test_a_se_rich_layer_whose_median_column_is_se2_splits_near_equal_halves():
+    """A fresh image of an independent simulator, WS2 + 75 % Se: its Se2 (195) and S + Se (140)
+    columns 1.6 times apart, half the Se2 ones called Se_S. Near-equal counts looked like the
+    two orders of S + Se and were left; the ladder read the median column as Se2, which two
+    orders of S + Se would not give, and the halves are split."""
+    rng = np.random.default_rng(2)
+    single, double = 2.3 + 0.05 * rng.standard_normal(140), 3.7 + 0.06 * rng.standard_normal(195)
+    called = np.array(["Se_S"] * 140 + ["Se_S"] * 99 + ["Se2_S2"] * 96)
+    cols, levels = _columns(np.concatenate([single, double]), called, n_host=22)
+    assert split_heavy_rungs(cols, levels, "WS2", ("Se",))[1] == {}
+    out, moved = split_heavy_rungs(cols, levels, "WS2", ("Se",), median_doubly=True)
+    assert moved == {"Se2_S2": 99}
+    assert (out["class"][22:162] == "Se_S").all() and (out["class"][162:] == "Se2_S2").all()

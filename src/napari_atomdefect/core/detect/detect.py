@@ -39,6 +39,7 @@ from ..lattice.lattice import Lattice
 from ..lattice.metal_rungs import METAL_ALLOY_NOTE, METAL_TWO_LEVELS_NOTE
 from ..lattice.sites import within_field
 from ..materials.columns import (
+    HEAVIER_SUBSTITUENT,
     LEGACY_CLASSES,
     antisite_class,
     lighter_than_host,
@@ -174,6 +175,9 @@ class _Classifier:
 #: defect-poor image is read again, half or more of an alloy's (docs/benchmarks.md). The choice
 #: needs the probabilities on the host: one synchronisation per batch on a GPU.
 SECOND_VIEW_BELOW = 0.9
+#: The ladder's reading of the median column counts as sure from this posterior (a median doubly
+#: substituted column then lets :func:`~.rungs.split_heavy_rungs` split near-equal halves).
+SURE_MEDIAN = 0.9
 #: In mixed precision (:func:`~..models.site_forward.cpu_precision`) a tile whose bfloat16 reading
 #: leaves a site below this probability is read again in float32 before anything is decided:
 #: bfloat16 moved the probabilities of confident tiles by at most 0.01 (the 99th percentile
@@ -383,7 +387,12 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     for below in (f"V_{mat.chalcogen}", f"{mat.light_substituent}_{mat.chalcogen}"):
         chalcogen, moved_up = keep_host_rung(chalcogen, column_levels, ladder, below)
         lifted.append(moved_up)
-    chalcogen, _ = split_heavy_rungs(chalcogen, tile_levels, mat, tuple(run.substituents), op)
+    # (an S/Se layer past two-thirds Se: its Se2 and S + Se columns come in near-equal numbers,
+    # as the two orders of S + Se would; the ladder's median Se2 column tells them apart)
+    median_doubly = (ladder.median_class == f"{HEAVIER_SUBSTITUENT.get(mat.chalcogen)}2_"
+                     f"{mat.chalcogen}2" and ladder.confidence >= SURE_MEDIAN)
+    chalcogen, _ = split_heavy_rungs(chalcogen, tile_levels, mat, tuple(run.substituents), op,
+                                     median_doubly)
     chalcogen, _ = split_vacancy_rung(chalcogen, tile_levels, mat, tuple(run.substituents), op)
     chalcogen, moved = keep_median_rung(chalcogen, column_levels, ladder)
     overruled = median_rung_message(moved, ladder, fit.measurements.metal_to_chalcogen)

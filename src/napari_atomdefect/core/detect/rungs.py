@@ -191,8 +191,8 @@ def _random_alloy_counts(n_host: int, n_single: int, n_double: int) -> bool:
 
 def split_heavy_rungs(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
                       material: str | Material, substituents: tuple[str, ...],
-                      operating_point: Mapping[str, float] | None = None
-                      ) -> tuple[dict, dict[str, int]]:
+                      operating_point: Mapping[str, float] | None = None,
+                      median_doubly: bool = False) -> tuple[dict, dict[str, int]]:
     """Calls of the heavy substituent's ``D_X`` and ``D2_X2`` made to follow the image's own
     two clusters of column levels, where it has them clearly.
 
@@ -210,6 +210,10 @@ def split_heavy_rungs(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
     operating_point : mapping of str to float, optional
         The run's operating point: a column moved between the two classes is called the one it
         prefers (:mod:`.decision`); the neutral point when not given.
+    median_doubly : bool
+        Whether the image's ladder read its median column as doubly substituted (``D2_X2``,
+        surely): two clusters of near-equal counts are then the two rungs, not the two orders of
+        ``D_X`` (:data:`EQUAL_HALVES`) — the median column would lie on ``D_X`` then.
 
     Returns
     -------
@@ -241,7 +245,7 @@ def split_heavy_rungs(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
         return out, moved
     new_hi = post > 0.5
     n_hi, n_lo = int(new_hi.sum()), int((~new_hi).sum())
-    if 1 / EQUAL_HALVES <= n_hi / max(n_lo, 1) <= EQUAL_HALVES:
+    if not median_doubly and 1 / EQUAL_HALVES <= n_hi / max(n_lo, 1) <= EQUAL_HALVES:
         return out, moved  # (two halves: the two orders of one rung, as likely as two rungs)
     if not _random_alloy_counts(int((cls == "chalcogen").sum()), int((~new_hi).sum()),
                                 int(new_hi.sum())):
