@@ -96,8 +96,8 @@ def test_unchosen_antisites_are_said_and_not_called(antisite_image):
     said = [m for m in messages if "antisite" in m]
     n = int((antisite_image.defects["class"] == "Mo_S2").sum())
     assert said == [f"{n} S2 columns are as bright as a Mo column: a Mo atom in each (an "
-                    "antisite) — or Se, where the layer holds some; tick Mo (antisites) to "
-                    "mark them as Mo_S2."]
+                    "antisite) — or Se, where the layer holds some; choose Mo among the "
+                    "substituents (its antisites) to mark them as Mo_S2."]
     assert said[0] in table.attrs["messages"]
 
 

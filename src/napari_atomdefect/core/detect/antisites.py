@@ -145,8 +145,8 @@ def antisite_calls(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray, meta
             return out, None, 0
         return out, (f"{n} {pair} column{'s are' if n != 1 else ' is'} as bright as a {metal} "
                      f"column: a {metal} atom in {'each' if n != 1 else 'it'} (an antisite) — or "
-                     f"{heavier}, where the layer holds some; tick {metal} (antisites) to mark "
-                     f"{'them' if n != 1 else 'it'} as {name}."), n
+                     f"{heavier}, where the layer holds some; choose {metal} among the substituents "
+                     f"(its antisites) to mark {'them' if n != 1 else 'it'} as {name}."), n
     out[f"p_{name}"] = p
     message = None
     if reason == "contrast":
