@@ -574,11 +574,13 @@ def _read_variant(data: _Rungs, h: str, janus: bool, tolerance: float = 0.0
                   - np.log(METAL_LOG_SIGMA * np.sqrt(2 * np.pi)))
     deviance = 0.0 if janus else ALLOY_DEVIANCE_WEIGHT * data.pairs.deviance(n_c)
     # The point-defect rungs' share of the columns, under its prior (:data:`POINT_DEFECT_MEAN`).
-    # In an ordered (Janus) layer every column off its median rung is one: a host or a doubly
-    # substituted column breaks the order as a vacancy does (an independent simulator's pristine
-    # MoSe2 with 5 % single-Se vacancies read as a Janus MoSSe layer whose vacancies were "S2"
-    # columns, free of the prior, and 726 columns were called S_Se).
-    defect_rungs = np.array(names) != h if janus else hyp_caps <= MAX_DEFECT_SHARE
+    # In an ordered (Janus) layer a doubly substituted column breaks the order as a vacancy does
+    # (an independent simulator's pristine MoSe2 with 5 % single-Se vacancies read as a Janus
+    # MoSSe layer whose vacancies were "S2" columns, free of the prior, and 726 columns were
+    # called S_Se); host columns are the part not converted (the real "fully converted" Nion
+    # image: a quarter of its columns Se2 beside two-thirds S + Se).
+    defect_rungs = ((hyp_caps <= MAX_DEFECT_SHARE) | (np.array(names) != h)) & (
+        np.array(names) != "chalcogen") if janus else hyp_caps <= MAX_DEFECT_SHARE
     share = n_c[:, defect_rungs].sum(1) / data.n_columns
     point_prior = (1 / POINT_DEFECT_MEAN - 2) * np.log1p(-np.minimum(share, 0.99))
     total = loglik + metal_term - deviance + point_prior
