@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -47,8 +48,6 @@ _BREAK = "\u200b"  # zero-width space: a place to break, drawn as nothing
 
 def _breakable(text: str) -> str:
     """``text`` with a zero-width space after each ``_``, ``-`` and ``.`` of its long words."""
-    import re
-
     return re.sub(rf"\S{{{LONG_WORD},}}",
                   lambda m: re.sub(r"([_\-.])", r"\1" + _BREAK, m.group(0)), text)
 

@@ -579,8 +579,8 @@ def _read_variant(data: _Rungs, h: str, janus: bool, tolerance: float = 0.0
     # MoSSe layer whose vacancies were "S2" columns, free of the prior, and 726 columns were
     # called S_Se); host columns are the part not converted (the real "fully converted" Nion
     # image: a quarter of its columns Se2 beside two-thirds S + Se).
-    defect_rungs = ((hyp_caps <= MAX_DEFECT_SHARE) | (np.array(names) != h)) & (
-        np.array(names) != "chalcogen") if janus else hyp_caps <= MAX_DEFECT_SHARE
+    defect_rungs = (np.isin(names, [h, "chalcogen"], invert=True) if janus
+                    else hyp_caps <= MAX_DEFECT_SHARE)
     share = n_c[:, defect_rungs].sum(1) / data.n_columns
     point_prior = (1 / POINT_DEFECT_MEAN - 2) * np.log1p(-np.minimum(share, 0.99))
     total = loglik + metal_term - deviance + point_prior
