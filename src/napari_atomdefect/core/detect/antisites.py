@@ -94,7 +94,7 @@ def antisite_probability(levels: np.ndarray, metal_level: float, host_level: flo
 def antisite_calls(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray, metal_level: float,
                    host_level: float, metal_spread: float, material: Material,
                    substituents: tuple[str, ...], chosen: bool, threshold: float = 0.5
-                   ) -> tuple[dict, str | None, int]:
+                   ) -> tuple[dict, str | None]:
     """The tiles' chalcogen columns that hold a metal atom, called the host's antisite class.
 
     Parameters
@@ -123,8 +123,6 @@ def antisite_calls(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray, meta
         least that), and a ``p_<class>`` column (only when ``chosen``).
     message : str or None
         One sentence for the user, or ``None``.
-    found : int
-        Columns called (``chosen``) or that look like antisites (not chosen).
     """
     name = antisite_class(material).name
     metal, pair = material.metal, f"{material.chalcogen}2"
@@ -135,18 +133,18 @@ def antisite_calls(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray, meta
             out[f"p_{name}"] = np.full(len(levels), np.nan)
             return out, (f"{metal} antisites ({name}) are not marked beside {heavier}: an {pair} "
                          f"column holding {heavier} can read as bright as one holding a {metal} "
-                         f"atom."), 0
-        return out, None, 0
+                         f"atom.")
+        return out, None
     p, reason = antisite_probability(levels, metal_level, host_level, metal_spread)
     call = p >= (threshold if chosen else 0.5)
     n = int(call.sum())
     if not chosen:
         if not n:
-            return out, None, 0
+            return out, None
         return out, (f"{n} {pair} column{'s are' if n != 1 else ' is'} as bright as a {metal} "
                      f"column: a {metal} atom in {'each' if n != 1 else 'it'} (an antisite) — or "
                      f"{heavier}, where the layer holds some; choose {metal} among the substituents "
-                     f"(its antisites) to mark {'them' if n != 1 else 'it'} as {name}."), n
+                     f"(its antisites) to mark {'them' if n != 1 else 'it'} as {name}.")
     out[f"p_{name}"] = p
     message = None
     if reason == "contrast":
@@ -164,7 +162,7 @@ def antisite_calls(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray, meta
     out["class"] = np.where(call, name, np.asarray(out["class"], object)).astype(object)
     out["confidence"] = np.where(call, p, out["confidence"])
     out["p_defect"] = np.where(call, np.maximum(p, out["p_defect"]), out["p_defect"])
-    return out, message, n
+    return out, message
 
 
 __all__ = ["antisite_calls", "antisite_probability"]

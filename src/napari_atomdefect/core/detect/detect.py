@@ -398,7 +398,7 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     overruled = median_rung_message(moved, ladder, fit.measurements.metal_to_chalcogen)
     # The host metal in a chalcogen column (an antisite): read from the levels when chosen, said
     # where columns look like one when not (the fit check's heavier substituent says it first).
-    chalcogen, antisites_said, _ = antisite_calls(
+    chalcogen, antisites_said = antisite_calls(
         chalcogen, column_levels, levels.metal_to_chalcogen, ladder.host_level,
         fit.measurements.metal_spread, mat, tuple(run.substituents), bool(run.antisites),
         float(op.get(antisite_class(mat).name, NEUTRAL)))
