@@ -116,3 +116,24 @@ def test_a_lowered_operating_point_reads_every_cell(mos2, monkeypatch):
         detect_module.detect(mos2.image, pixel_size_nm=0.012, material="MoS2", device="cpu",
                              operating_point="O_S=0.3")
     assert not called
+
+
+def test_a_lowered_antisite_operating_point_still_samples_plain_cells(mos2, monkeypatch):
+    """The antisite is read from the chalcogen levels, not by the detector: lowering its
+    operating point asks nothing of the detector's plain cells."""
+    import napari_atomdefect.core.detect.detect as detect_module
+
+    skipped = []
+    original = detect_module._with_plain_cells
+
+    def counting(read, batch, own, skip, is_plain):
+        skipped.append(int(skip.sum()))
+        return original(read, batch, own, skip, is_plain)
+
+    monkeypatch.setattr(detect_module, "_with_plain_cells", counting)
+    monkeypatch.setenv(plain.ENV_SWITCH, "1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        detect_module.detect(mos2.image, pixel_size_nm=0.012, material="MoS2", device="cpu",
+                             substituents="O,Mo", operating_point="Mo_S2=0.3")
+    assert sum(skipped) > 0

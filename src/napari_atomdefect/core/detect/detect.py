@@ -298,10 +298,11 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     # probabilities averaged with the readings' weights (one reading: one pass).
     readings = ladder.alternatives() if uses_host_units(card["detector"]) else [(None, 1.0)]
     # Cells whose two columns sit plainly on the host's levels: read in a sample (plain_cells) —
-    # unless an operating point was lowered below neutral: the user asks for the faint calls
-    # too (a trial at 0.15 lost three O_S calls at 0.05–0.09 on plain S2 columns).
+    # unless an operating point of the detector's classes was lowered below neutral: the user
+    # asks for the faint calls too (a trial at 0.15 lost three O_S calls at 0.05–0.09 on plain
+    # S2 columns). The antisite's is not the detector's: it is read from the levels.
     plain_sites: tuple[np.ndarray, np.ndarray] | None = None
-    lowered = any(float(v) < NEUTRAL for v in op.values())
+    lowered = any(float(v) < NEUTRAL for c, v in op.items() if c != antisite_class(mat).name)
     if (plain.enabled() and not lowered and len(readings) == 1
             and ladder.median_class == "chalcogen"):
         metal_sites = lattice.metal_sites_px.reshape(-1, 2)

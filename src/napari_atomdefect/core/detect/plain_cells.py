@@ -12,8 +12,9 @@ the detector reads them all. Nothing a defect could be is skipped:
 the band is the narrower of :data:`PLAIN_SIGMAS` robust noise widths of the image's own columns
 and :data:`MAX_DEVIATION` of the host level, and a noisy or alloyed image, whose columns spread
 wider, leaves few cells plain (below :data:`MIN_PLAIN_SHARE` none is skipped). An operating point
-lowered below neutral reads every cell (the user asks for faint calls, and a plain cell's small
-defect probability would be lost in the sample's mean); the calls can still differ where the
+of a detector class lowered below neutral reads every cell (the user asks for faint calls, and a
+plain cell's small defect probability would be lost in the sample's mean; the metal antisite's
+does not: it is read from the levels); the calls can still differ where the
 detector would have called a plain column a defect against its level (one false `S_Se` on a
 pristine Se2 column of the benchmark sets), and the notes that count the detector's raw calls
 (those lifted back to the host rung) count the read cells only.
