@@ -88,6 +88,11 @@ def test_chosen_antisites_are_called_where_they_are(antisite_image):
     before, _ = _detect(sim, "O")
     assert (table[table["class"] != "Mo_S2"]["class"].value_counts().to_dict()
             == before["class"].value_counts().to_dict())
+    # The detections layer's name says what was chosen: "Mo" alone would read as a Mo/W alloy.
+    from napari_atomdefect.widgets.detect import _run_label
+
+    assert _run_label("mos2-default", table) == "mos2-default, O+Mo antisites"
+    assert _run_label("mos2-default", before) == "mos2-default, O"
 
 
 def test_unchosen_antisites_are_said_and_not_called(antisite_image):

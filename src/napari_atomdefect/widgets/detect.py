@@ -34,6 +34,7 @@ from ..core.io.image import SUPPORTED_EXTENSIONS
 from ..core.materials.columns import (
     LEGACY_CLASSES,
     default_substituents,
+    lookup_class,
     rule_substituents,
     supported_substituents,
 )
@@ -1130,8 +1131,15 @@ ALL_FRAMES = "all"
 
 def _run_label(model: str, table) -> str:
     """``"ws2-default, O+Se"``: what a detections layer's name says of its run (two runs with
-    other substituents could not be told apart in the layer list)."""
-    subs = tuple(table.attrs.get("substituents", ()))
+    other substituents could not be told apart in the layer list); the host metal chosen for
+    its antisites reads ``"W antisites"`` (a bare ``"W"`` reads as a Mo/W alloy)."""
+    antisite_metals = set()
+    for name in table.attrs.get("classes", ()):
+        column = lookup_class(name)
+        if column is not None and column.kind == "M_X2":
+            antisite_metals.add(column.substituent)
+    subs = [f"{s} antisites" if s in antisite_metals else s
+            for s in table.attrs.get("substituents", ())]
     return f"{model}, {'+'.join(subs) if subs else 'vacancies only'}"
 
 
