@@ -58,8 +58,8 @@ def _levels(image: np.ndarray, lattice, flatten: bool):
 
 def measure(folder: Path) -> dict:
     """The figures of one image folder (see the module docstring)."""
-    from napari_atomdefect.core.cells.sampling import sample_bilinear
     from napari_atomdefect.core.lattice.lattice import find_lattice
+    from napari_atomdefect.core.sampling import sample_bilinear
 
     meta = json.loads((folder / "meta.json").read_text())
     px_nm = meta["pixel_size_A"] / 10

@@ -214,7 +214,7 @@ def chalcogen_intensities(image: np.ndarray, result: dict) -> pd.DataFrame:
         ``y_px, x_px, class, intensity``; pristine columns have class ``"chalcogen"``.
     """
     from napari_atomdefect.core.cells.normalize import site_smoothed
-    from napari_atomdefect.core.cells.sampling import sample_bilinear
+    from napari_atomdefect.core.sampling import sample_bilinear
 
     arr = np.asarray(image, np.float32)
     smoothed = site_smoothed(arr, result["lattice"])

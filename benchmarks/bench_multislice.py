@@ -44,7 +44,7 @@ def column_levels(folder: Path, result: dict, pixel_size_nm: float) -> pd.DataFr
     from scipy.spatial import cKDTree
 
     from napari_atomdefect.core.cells.normalize import prepare_image
-    from napari_atomdefect.core.cells.sampling import sample_bilinear
+    from napari_atomdefect.core.sampling import sample_bilinear
 
     cols = pd.read_csv(folder / "columns.csv")
     lattice = result["lattice"]

@@ -38,10 +38,10 @@ def metal_relative_levels(path: Path, material: str) -> tuple[np.ndarray, float]
     """Chalcogen-column levels of one image over its median metal column, and its lattice
     constant in pixels."""
     from napari_atomdefect.core.cells.normalize import intensity_levels, site_smoothed
-    from napari_atomdefect.core.cells.sampling import sample_bilinear
     from napari_atomdefect.core.io.image import read_image
     from napari_atomdefect.core.lattice.lattice import find_lattice
     from napari_atomdefect.core.materials.materials import get_material
+    from napari_atomdefect.core.sampling import sample_bilinear
 
     arr = np.asarray(read_image(path).data, np.float32)
     with warnings.catch_warnings(record=True):

@@ -498,7 +498,6 @@ def metal_alloy_section(material: str, info) -> list[str]:
 
     from napari_atomdefect.core.cells.background import hollow_sites_px
     from napari_atomdefect.core.cells.normalize import site_smoothed, site_values
-    from napari_atomdefect.core.cells.sampling import sample_bilinear
     from napari_atomdefect.core.detect.detect import iter_detect
     from napari_atomdefect.core.detect.evaluate import score
     from napari_atomdefect.core.materials.columns import (
@@ -506,6 +505,7 @@ def metal_alloy_section(material: str, info) -> list[str]:
         default_substituents,
     )
     from napari_atomdefect.core.materials.materials import get_material
+    from napari_atomdefect.core.sampling import sample_bilinear
     from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
 
     if info is None:

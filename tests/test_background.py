@@ -10,8 +10,8 @@ import pytest
 
 from napari_atomdefect.core.cells.background import flatten_background, local_background
 from napari_atomdefect.core.cells.normalize import intensity_levels, prepare_image, site_smoothed
-from napari_atomdefect.core.cells.sampling import sample_bilinear
 from napari_atomdefect.core.lattice.lattice import find_lattice
+from napari_atomdefect.core.sampling import sample_bilinear
 from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
 
 PX = 0.012

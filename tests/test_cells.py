@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from napari_atomdefect.core.cells.sampling import sample_bilinear
 from napari_atomdefect.core.cells.tiles import (
     CellTiles,
     TileSpec,
@@ -22,6 +21,7 @@ from napari_atomdefect.core.detect.model_view import stitch_tiles
 from napari_atomdefect.core.finetune.selection import preview_tiles
 from napari_atomdefect.core.lattice.lattice import find_lattice
 from napari_atomdefect.core.lattice.mean_cell import fold_onto_cell
+from napari_atomdefect.core.sampling import sample_bilinear
 from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
 from napari_atomdefect.core.train.noise_model import lattice_model_image
 

@@ -8,8 +8,8 @@ import numpy as np
 
 from napari_atomdefect.core.cells.edge_gain import EDGE_GAIN_BAND_A, correct_edge_gain
 from napari_atomdefect.core.cells.normalize import prepare_image
-from napari_atomdefect.core.cells.sampling import sample_bilinear
 from napari_atomdefect.core.lattice.lattice import find_lattice
+from napari_atomdefect.core.sampling import sample_bilinear
 from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
 
 PX = 0.012

@@ -89,8 +89,8 @@ def test_column_scatter_varies_columns_by_the_set_amount():
     """``column_scatter`` adds an independent variation to every column, in units of a pristine
     chalcogen column."""
     from napari_atomdefect.core.cells.normalize import prepare_image
-    from napari_atomdefect.core.cells.sampling import sample_bilinear
     from napari_atomdefect.core.lattice.lattice import find_lattice
+    from napari_atomdefect.core.sampling import sample_bilinear
     from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
 
     spreads = {}

@@ -23,7 +23,7 @@ from scipy import ndimage
 
 from ..lattice.lattice import Lattice
 from ..lattice.sites import within_field
-from .sampling import sample_bilinear
+from ..sampling import sample_bilinear
 
 #: Gaussian width of the background map, in lattice constants.
 BACKGROUND_SIGMA_CELLS = 0.75

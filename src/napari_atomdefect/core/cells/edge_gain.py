@@ -26,8 +26,8 @@ import numpy as np
 from ..lattice.lattice import Lattice
 from ..lattice.sites import within_field
 from ..robust import robust_sd
+from ..sampling import sample_bilinear
 from .background import hollow_sites_px
-from .sampling import sample_bilinear
 
 #: Decay length of the edge's gain (lattice constants): the real images' metal columns are
 #: 5-25 % dim within a quarter of a lattice constant of the edge and within 3 % of the

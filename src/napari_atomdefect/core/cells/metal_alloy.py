@@ -17,7 +17,7 @@ import numpy as np
 from ..lattice.lattice import Lattice
 from ..lattice.metal_rungs import EDGE_A, VACANCY_LEVEL, metal_rungs
 from ..lattice.sites import within_field
-from .sampling import sample_bilinear
+from ..sampling import sample_bilinear
 
 #: Radius (lattice constants) of the window's flat top around a metal column: the column itself.
 WINDOW_FLAT_A = 0.2

@@ -21,10 +21,10 @@ import numpy as np
 
 from ..lattice.lattice import Lattice
 from ..lattice.sites import box_smooth, within_field
+from ..sampling import sample_bilinear
 from .background import flatten_background, hollow_sites_px
 from .edge_gain import correct_edge_gain
 from .metal_alloy import equalise_metal_alloy, other_metal_columns
-from .sampling import sample_bilinear
 
 #: Bring the columns along the field's edge to the field's gain before reading them
 #: (:mod:`.edge_gain`; real scans are dimmer at their edges). A switch for measuring its effect.

@@ -26,8 +26,8 @@ import numpy as np
 
 from ..lattice.lattice import Lattice
 from ..lattice.sites import neighbour_mean
+from ..sampling import sample_bilinear
 from .lookup import CellLookup
-from .sampling import sample_bilinear
 
 #: Most image pixels per tile pixel read without averaging (a lattice constant of 32 px over the
 #: 16 tile pixels: 0.0099 nm/px for MoS2). Finer images read one pixel in four or more; averaged

@@ -21,7 +21,6 @@ import pandas as pd
 from ..cells.ladder import read_image_ladder, to_host_units, uses_host_units
 from ..cells.lookup import CellLookup
 from ..cells.normalize import image_context, prepare_image
-from ..cells.sampling import sample_bilinear
 from ..cells.tiles import (
     TileSpec,
     bin_image,
@@ -49,6 +48,7 @@ from ..materials.columns import (
     supported_substituents,
 )
 from ..materials.materials import Material, get_material
+from ..sampling import sample_bilinear
 from . import plain_cells as plain
 from .alloy_calibration import partner_share, vegard_calibration
 from .antisites import antisite_calls

@@ -20,9 +20,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ..cells.normalize import prepare_image
-from ..cells.sampling import sample_bilinear
 from ..cells.tiles import CellTiles, TileSpec, tile_cells
 from ..lattice.lattice import Lattice
+from ..sampling import sample_bilinear
 
 
 def stitch_tiles(tiles: CellTiles, shape: tuple[int, int], chunk: int = 262_144,

@@ -39,7 +39,6 @@ import pandas as pd
 
 from ..cells.background import hollow_sites_px
 from ..cells.normalize import prepare_image, smoothed_for_sites
-from ..cells.sampling import sample_bilinear
 from ..lattice.lattice import Lattice
 from ..lattice.sites import within_field
 from ..materials.columns import (
@@ -49,6 +48,7 @@ from ..materials.columns import (
     substituents_of,
 )
 from ..materials.materials import ATOMIC_NUMBER, Material, get_material
+from ..sampling import sample_bilinear
 
 #: Fewest corrected sites of a class for its level to be fitted.
 MIN_CLASS_SITES = 3

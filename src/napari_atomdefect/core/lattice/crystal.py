@@ -20,9 +20,9 @@ constant of a hole's edge the sites stay: the columns there are the edge's.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from ..sampling import sample_bilinear
 from .sites import within_field
 
 #: Columns of each sublattice compared around a site (its nearest six, within
@@ -121,7 +121,7 @@ def crystal_support(smoothed: np.ndarray, columns_px: list[np.ndarray], hollow_p
         return [np.zeros(n) for n in n_own], [np.zeros(n) for n in n_own]
 
     def values(points: np.ndarray) -> np.ndarray:
-        return ndimage.map_coordinates(smoothed, points.T, order=1, mode="nearest")
+        return sample_bilinear(smoothed, points[:, 0], points[:, 1], dtype=np.float64)
 
     bound = NEIGHBOUR_RADIUS_CELLS * a_px
     v_hollow = values(hollow_px)

@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import fft, ndimage
+from scipy import fft
 
 from ..errors import BadImageError
+from ..sampling import sample_bilinear
 
 #: Width of the Gaussian Bragg mask as a fraction of |g| (sets the spatial resolution, ~1 cell).
 MASK_FRACTION = 0.125
@@ -46,8 +47,8 @@ class PhaseMap:
     pad: int = 0
 
     def _sample(self, values: np.ndarray, points: np.ndarray) -> np.ndarray:
-        coords = ((np.asarray(points, float) + self.pad) / self.step).T
-        return ndimage.map_coordinates(values, coords, order=1, mode="nearest")
+        coords = (np.asarray(points, float) + self.pad) / self.step
+        return sample_bilinear(values, coords[..., 0], coords[..., 1], dtype=np.float64)
 
     def phase_at(self, points: np.ndarray) -> np.ndarray:
         """Residual phase at image points ``(N, 2)``."""

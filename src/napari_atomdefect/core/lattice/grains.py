@@ -26,6 +26,7 @@ from scipy import ndimage
 from ..errors import AtomDefectError
 from ..io.validate import check_region
 from ..materials.materials import Material, get_material
+from ..sampling import sample_bilinear
 from .crystal import OFF_CRYSTAL_NOTE
 from .lattice import CALIBRATION_TOLERANCE, FADED_NOTE, CalibrationWarning, Lattice, find_lattice
 from .sites import within_field
@@ -121,8 +122,8 @@ def _local_level(image: np.ndarray, points: np.ndarray, radius_px: float) -> np.
     """Mean of ``image`` at ``points`` and four points ``radius_px`` around each (bilinear)."""
     offsets = np.array([[0, 0], [radius_px, 0], [-radius_px, 0], [0, radius_px],
                         [0, -radius_px]], float)
-    return np.mean([ndimage.map_coordinates(image, (points + o).T, order=1, mode="nearest")
-                    for o in offsets], axis=0)
+    at = np.asarray(points, float)[None, :, :] + offsets[:, None, :]
+    return sample_bilinear(image, at[..., 0], at[..., 1], dtype=np.float64).mean(axis=0)
 
 
 def _neighbourhood_median(points: np.ndarray, values: np.ndarray, a_px: float) -> np.ndarray:

@@ -39,6 +39,7 @@ from ..materials.materials import (
     lattice_constant_range_nm,
 )
 from ..robust import robust_sd
+from ..sampling import sample_bilinear
 from .crystal import OFF_CRYSTAL_NOTE, cells_and_share, in_crystal, off_crystal_message
 from .fft_peaks import ReciprocalBasis, find_reciprocal_basis, finer_hexagon, spots_stand_out
 from .gpa import PhaseMap, image_spectrum, mean_frequency, phase_map
@@ -308,7 +309,7 @@ def _read_sublattice(smoothed: np.ndarray, frac_fn: FracFn, basis: np.ndarray,
     pos = pos[on_lattice(pos)]
     if len(pos) < MIN_CELLS:
         return _Sublattice(float("nan"), float("nan"), float("nan"), np.zeros(0))
-    levels = ndimage.map_coordinates(smoothed, pos.T, order=1) - background
+    levels = sample_bilinear(smoothed, pos[:, 0], pos[:, 1], dtype=np.float64) - background
     q25, med, q75 = np.percentile(levels, [25, 50, 75])
     # Outliers at each column's own peak (within 0.15 a of the prediction): a predicted
     # position off a sharp column reads low, which is no outlying column.
@@ -860,7 +861,8 @@ def find_lattice(
         raise NoLatticeError(
             f"Only {len(metal_pred)} unit cells were found; at least {MIN_CELLS} are needed. "
             "The crystalline area is too small or the image is mostly amorphous.")
-    background = float(np.median(ndimage.map_coordinates(smoothed, hollow_pred.T, order=1))) \
+    background = float(np.median(sample_bilinear(smoothed, hollow_pred[:, 0], hollow_pred[:, 1],
+                                                 dtype=np.float64))) \
         if len(hollow_pred) else float(np.percentile(smoothed, 5))
     radius = 0.2 * a_px0
     sigma_col = 0.11 * a_px0
