@@ -127,3 +127,38 @@ def test_the_images_own_columns_must_show_the_split_of_a_weak_light_substituent(
     # not asked: too few columns, or a selenide's S (a quarter to a half of an Se atom)
     assert with_image_split(gap, "O", one[:5], 2, spread).shown is None
     assert with_image_split(gap, "S", one, 15, spread).shown is None
+
+
+def test_two_groups_the_calls_do_not_follow_are_said():
+    """Set K (thirty-third session): an independent simulator's high-dose MoS2 + O image had its
+    V_S and O_S columns in two groups far apart (0.48 and 0.59 of S2), all called V_S at ~0.76,
+    and nothing was said (the image did show a split, so the 'unseen' test stayed silent)."""
+    from napari_atomdefect.core.detect.light_gap import two_groups, with_image_split
+
+    rng = np.random.default_rng(1)
+    spread = _spread(0.01, 2.9)
+    gap = light_gap("MoS2", ("O",), 2.9, spread)
+    width = 0.01 * np.sqrt(0.5)
+    levels = np.concatenate([0.48 + width * rng.standard_normal(6),
+                             0.59 + width * rng.standard_normal(18)])
+    upper, low, high = two_groups(levels, width)
+    np.testing.assert_array_equal(upper, np.arange(24) >= 6)
+    assert low == pytest.approx(0.48, abs=0.01) and high == pytest.approx(0.59, abs=0.01)
+    # every column called V_S: the calls do not follow the groups
+    none_light = with_image_split(gap, "O", levels, 0, spread, np.zeros(24, bool))
+    assert none_light.groups is not None and none_light.overlap and not none_light.unseen
+    said = none_light.message(24)
+    assert said.startswith("V_S and O_S cannot be told apart reliably in this image: the columns "
+                           "called either form two groups (0.48 and 0.59 of an S2 column)")
+    assert "their sum (24) is not" in said
+    # the calls follow the groups (either order: at rest at high angles O can read darker)
+    for is_light in (upper, ~upper):
+        followed = with_image_split(gap, "O", levels, int(is_light.sum()), spread, is_light)
+        assert followed.groups is None and not followed.overlap
+    # one population (a normal spread split in two is no two groups), and a pristine column
+    # called O_S at a low dose (0.8 of S2 and above) is no group of single-atom columns
+    one = 0.5 + 3 * width * rng.standard_normal(40)
+    assert two_groups(one, width) is None
+    stray = np.concatenate([0.53 + width * rng.standard_normal(15), [0.81, 0.82, 0.83]])
+    called = np.arange(18) >= 15
+    assert with_image_split(gap, "O", stray, 3, spread, ~called).groups is None

@@ -575,10 +575,10 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
                     fit.measurements.metal_spread)
     if gap is not None:  # (O in a sulfide: do the image's own columns show the split?)
         pair = sites[sites["class"].isin(gap.classes)]
+        is_light = (pair["class"] == gap.classes[1]).to_numpy()
         gap = with_image_split(gap, mat.light_substituent,
                                pair["level"].to_numpy(float) / max(ladder.host_level, 1e-6),
-                               int((pair["class"] == gap.classes[1]).sum()),
-                               fit.measurements.metal_spread)
+                               int(is_light.sum()), fit.measurements.metal_spread, is_light)
     pair_calls = 0 if gap is None else sum(int(chalcogen_counts.get(c, 0)) for c in gap.classes)
     # (the gap's fields and its sentence: a movie says it once, with every frame's calls)
     gap_said: dict[str, Any] | None = None

@@ -29,6 +29,17 @@ alone, and the two are said to overlap. Measured (twenty-eighth session, docs/be
 sentence came on 12 before and 21 after; on the 7 above, once (a dev-set image, 0.89). In
 selenides (S adds a quarter to a half of an Se atom) the test misread few-S images whose split
 was right, and is not applied.
+
+The image can also show the split plainly while the calls do not follow it: a fresh set of an
+independent simulator (thirty-third session) had two high-dose sulfide images whose columns
+called either class formed two groups far apart (0.48 and 0.59 of an S2 column, eleven noise
+widths), all called ``V_S`` at a confidence of ~0.76 — the detector's microscopes of that
+contrast put ``O_S`` higher still — and nothing was said. Where the columns fall into two
+groups (:func:`two_groups`: each of :data:`MIN_GROUP_COLUMNS`, :data:`GROUP_SEPARATION` of their
+own spreads and :data:`MIN_SHOWN_GAP` noise widths apart) whose calls are not one class each,
+the two are said to overlap too, with the groups' levels: which group holds the O the image
+cannot say for certain (an O usually brightens its column; at rest at high angles one on the
+exit side can read darker than a lone S).
 """
 
 from __future__ import annotations
@@ -56,6 +67,19 @@ WEAK_LIGHT = ("O",)
 MIN_SHOWN_GAP = 3.0
 #: Fewest columns called either class for the image's own test (fewer: not asked).
 MIN_SPLIT_COLUMNS = 6
+#: Two groups of levels (:func:`two_groups`): fewest columns (and least share) each, and least
+#: distance of their medians in their own robust spreads (one normal population split in two
+#: lies 2–3 apart).
+MIN_GROUP_COLUMNS = 3
+MIN_GROUP_SHARE = 0.1
+GROUP_SEPARATION = 5.0
+#: Columns above this level (host columns) are no single-atom columns: an O beside an S reads
+#: 0.77 of its column at most (low angles); a pristine column called either class at a low dose
+#: (a 1e5 e/Å² image's three S2 columns called O_S at 0.8) is no group of the two.
+HIGHEST_SINGLE_LEVEL = 0.8
+#: The calls follow two groups when each group's calls are this share one class, and the two
+#: groups' classes differ.
+GROUP_PURITY = 0.75
 
 
 @dataclass(frozen=True)
@@ -82,6 +106,9 @@ class LightGap:
     #: The gap the image's own columns show, in noise widths (:func:`with_image_split`; ``None``:
     #: not asked).
     shown: float | None = None
+    #: The median levels (host columns) of two groups the columns called either class form and
+    #: their calls do not follow (:func:`with_image_split`; ``None``: none such).
+    groups: tuple[float, float] | None = None
 
     @property
     def unseen(self) -> bool:
@@ -91,12 +118,23 @@ class LightGap:
     @property
     def overlap(self) -> bool:
         """Whether the two classes cannot be told apart reliably."""
-        return self.separation < MIN_SEPARATION or self.unseen
+        return self.separation < MIN_SEPARATION or self.unseen or self.groups is not None
 
     def message(self, n_calls: int, where: str = "this image's") -> str:
         """One sentence for the user (``n_calls``: calls of either class; ``where``: whose
         contrast, e.g. ``"these frames'"``)."""
         v, light = self.classes
+        if self.groups is not None and self.separation >= MIN_SEPARATION and not self.unseen:
+            whose = where.replace("this image's", "this image").rstrip("'")
+            element = light.split("_")[0]
+            host = f"{v.split('_')[-1]}2"
+            low, high = self.groups
+            return (f"{v} and {light} cannot be told apart reliably in {whose}: the columns "
+                    f"called either form two groups ({low:.2f} and {high:.2f} of an {host} "
+                    "column) that the calls do not follow; one group is probably the "
+                    f"{light} columns (an {element} usually brightens its column; at rest at "
+                    f"high angles it can read darker than a lone {v.split('_')[-1]}), so their "
+                    f"split is uncertain while their sum ({n_calls}) is not.")
         if self.unseen and self.separation >= MIN_SEPARATION:
             whose = where.replace("this image's", "this image").rstrip("'")
             element = light.split("_")[0]
@@ -156,10 +194,58 @@ def light_gap(material: str | Material, substituents: tuple[str, ...], contrast:
                     separation=float(gap / max(width, 1e-9)))
 
 
+def two_groups(levels: np.ndarray, width: float) -> tuple[np.ndarray, float, float] | None:
+    """Two groups the ``levels`` fall into plainly, or ``None``.
+
+    The split of the sorted levels with the least spread within the two parts (each of
+    :data:`MIN_GROUP_COLUMNS` and :data:`MIN_GROUP_SHARE` at least) is two groups when their
+    medians lie :data:`GROUP_SEPARATION` robust spreads (each part's, at least ``width``: a
+    column's noise) and :data:`MIN_SHOWN_GAP` noise widths apart.
+
+    Returns
+    -------
+    upper : ndarray of bool
+        Which levels (in their given order) are in the upper group.
+    low, high : float
+        The two groups' medians.
+    """
+    from ..robust import robust_sd
+
+    x = np.asarray(levels, float)
+    n = len(x)
+    least = max(MIN_GROUP_COLUMNS, int(np.ceil(MIN_GROUP_SHARE * n)))
+    if n < 2 * least or not width > 0:
+        return None
+    order = np.argsort(x)
+    xs = x[order]
+    k = np.arange(least, n - least + 1)
+    c1, c2 = np.cumsum(xs), np.cumsum(xs**2)
+    sse_low = c2[k - 1] - c1[k - 1] ** 2 / k
+    sse_high = (c2[-1] - c2[k - 1]) - (c1[-1] - c1[k - 1]) ** 2 / (n - k)
+    cut = int(k[np.argmin(sse_low + sse_high)])
+    low, high = xs[:cut], xs[cut:]
+    spread = np.sqrt((max(robust_sd(low), width) ** 2 + max(robust_sd(high), width) ** 2) / 2)
+    gap = float(np.median(high) - np.median(low))
+    if gap < GROUP_SEPARATION * spread or gap < MIN_SHOWN_GAP * width:
+        return None
+    upper = np.zeros(n, bool)
+    upper[order[cut:]] = True
+    return upper, float(np.median(low)), float(np.median(high))
+
+
+def _calls_follow(upper: np.ndarray, is_light: np.ndarray) -> bool:
+    """Whether each group's calls are one class (:data:`GROUP_PURITY`) and the two differ."""
+    share = [float(np.mean(is_light[part])) for part in (~upper, upper)]
+    return (all(max(p, 1 - p) >= GROUP_PURITY for p in share)
+            and (share[0] > 0.5) != (share[1] > 0.5))
+
+
 def with_image_split(gap: LightGap | None, light: str, levels: np.ndarray, n_light: int,
-                     metal_spread: float) -> LightGap | None:
+                     metal_spread: float, is_light: np.ndarray | None = None
+                     ) -> LightGap | None:
     """``gap`` with the gap the image's own columns show (:attr:`LightGap.shown`), for a
-    light substituent of :data:`WEAK_LIGHT`.
+    light substituent of :data:`WEAK_LIGHT`, and the two groups they form when their calls
+    do not follow them (:attr:`LightGap.groups`, given ``is_light``).
 
     Parameters
     ----------
@@ -173,14 +259,18 @@ def with_image_split(gap: LightGap | None, light: str, levels: np.ndarray, n_lig
         How many of them are called the light class.
     metal_spread : float
         As for :func:`light_gap`.
+    is_light : ndarray of bool, optional
+        Per level, whether its column is called the light class.
 
     Returns
     -------
     LightGap or None
-        With ``shown`` set where asked (:data:`MIN_SPLIT_COLUMNS` columns or more).
+        With ``shown`` (and ``groups``) set where asked (:data:`MIN_SPLIT_COLUMNS` columns or
+        more).
     """
     x = np.asarray(levels, float)
-    x = x[np.isfinite(x)]
+    finite = np.isfinite(x)
+    x = x[finite]
     if gap is None or light not in WEAK_LIGHT or len(x) < MIN_SPLIT_COLUMNS:
         return gap
     # The noise width of a single-atom column (as light_gap), and the columns' own spread.
@@ -191,7 +281,14 @@ def with_image_split(gap: LightGap | None, light: str, levels: np.ndarray, n_lig
     p = n_light / len(x)
     p = 0.5 if p <= 0 or p >= 1 else p  # (all called one class: the smallest gap it allows)
     shown = float(np.sqrt(max(spread**2 - 1, 0.0) / (p * (1 - p))))
-    return replace(gap, shown=shown)
+    groups = None
+    if is_light is not None:
+        single = x <= HIGHEST_SINGLE_LEVEL
+        found = two_groups(x[single], width)
+        if found is not None and not _calls_follow(
+                found[0], np.asarray(is_light, bool)[finite][single]):
+            groups = found[1:]
+    return replace(gap, shown=shown, groups=groups)
 
 
-__all__ = ["LightGap", "MIN_SEPARATION", "light_gap", "with_image_split"]
+__all__ = ["LightGap", "MIN_SEPARATION", "light_gap", "two_groups", "with_image_split"]
