@@ -21,7 +21,7 @@ PKG = "napari_atomdefect"
 LAYERS = ["base", "materials", "io", "simulate", "lattice", "cells", "models", "train", "detect",
           "finetune"]
 #: Modules directly in ``core/`` that every package may import.
-BASE = {"errors", "progress", "device", "cpu_share", "robust", "sampling"}
+BASE = {"errors", "progress", "device", "cpu_share", "robust", "sampling", "parallel"}
 
 
 def module_name(path: Path) -> str:

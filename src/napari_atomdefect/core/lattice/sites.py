@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy import ndimage
 
+from ..parallel import map_threads, n_workers
 from .filters import uniform_box
 
 
@@ -23,34 +21,9 @@ def within_field(points: np.ndarray, shape: tuple[int, ...], margin: float = 0.0
             & (pts[:, 1] <= w - 1 - margin))
 
 
-def _n_workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
-
-
-_POOL: tuple[int, ThreadPoolExecutor] | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    """One thread pool per process, started on first use (starting threads for every call cost
-    ~25 ms per 1024² detection); a forked child starts its own."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None or _POOL[0] != os.getpid():
-            _POOL = (os.getpid(), ThreadPoolExecutor(_n_workers(),
-                                                     thread_name_prefix="atomdefect-sites"))
-        return _POOL[1]
-
-
 def _run_chunks(fn: Callable[[int], None], starts: Iterable[int]) -> None:
-    """Run ``fn(start)`` for every chunk, on a few threads (numpy releases the GIL). ``fn`` must
-    not itself call this function (the pool is shared)."""
-    starts = list(starts)
-    if len(starts) <= 1 or _n_workers() == 1:
-        for s in starts:
-            fn(s)
-        return
-    list(_pool().map(fn, starts))
+    """Run ``fn(start)`` for every chunk, on a few threads (numpy releases the GIL)."""
+    map_threads(fn, starts)
 
 
 def box_smooth(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -100,7 +73,7 @@ def refine_peaks(smoothed: np.ndarray, predicted: np.ndarray,
     if n == 0:
         return predicted.copy(), np.zeros(0), np.zeros(0, bool)
     refined, height, ok = np.empty((n, 2)), np.empty(n), np.empty(n, bool)
-    chunk = max(512, n // (2 * _n_workers()) + 1)
+    chunk = max(512, n // (2 * n_workers()) + 1)
 
     def work(s: int) -> None:
         sl = slice(s, s + chunk)
@@ -223,7 +196,7 @@ def centroid_refine(image: np.ndarray, start: np.ndarray, sigma: float, backgrou
     image = np.asarray(image, np.float32)
     inv2s2 = np.float32(0.5 / sigma**2)
     bg = np.float32(background)
-    chunk = max(256, min(len(pos) // (2 * _n_workers()) + 1, 1_000_000 // off.size**2))
+    chunk = max(256, min(len(pos) // (2 * n_workers()) + 1, 1_000_000 // off.size**2))
 
     def work(s: int) -> None:
         p = pos[s:s + chunk].astype(np.float32)
