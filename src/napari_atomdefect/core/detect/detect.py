@@ -84,6 +84,7 @@ from .median_rung import (
 )
 from .overlap import class_overlaps, overlap_message
 from .rungs import split_heavy_rungs, split_vacancy_rung
+from .scan_lines import scan_line_message, scan_line_runs
 from .site_rows import site_table
 
 if TYPE_CHECKING:
@@ -264,6 +265,9 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     mat, card, run, net, dev = clf.mat, clf.card, clf.run, clf.net, clf.dev
     calib, op, share, batch_size = clf.calib, clf.op, clf.share, clf.batch_size
 
+    # (the ladder of an alloy takes a second or two: said, not a bar standing still at 0 %)
+    yield {"step": "ladder", "fraction": progress[0],
+           "message": f"Reading the columns' Z-contrast ladder{grain_text}…"}
     prepared = prepare_image(arr, lattice)  # read once, by the fit check and the levels
     ladder = read_image_ladder(prepared, lattice, mat, tuple(run.substituents))
     # A heavier substituent not chosen that explains the image better (the median column back
@@ -480,7 +484,9 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         warnings.warn(run.message, ModelFitWarning, stacklevel=2)
     dev, dev_text = select_device(device)
     share = CpuShare()  # how busy other programs keep the cores, measured until the network
-    yield {"step": "lattice", "fraction": 0.0, "message": "Finding the lattice…"}
+    # (with a lattice given — the dock's Run all found it first — the columns are read next)
+    yield {"step": "lattice", "fraction": 0.0,
+           "message": "Finding the lattice…" if lattice is None else "Reading the columns…"}
     if lattice is None:
         # Its warnings (e.g. a replaced calibration) reach the caller; the same sentences are
         # attached to the result as ``attrs["messages"]``.
@@ -536,6 +542,12 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     crowded = crowded_edge_message(sites, arr.shape, lattice.a_px)
     if crowded:
         warnings.warn(crowded, ModelFitWarning, stacklevel=2)
+    # Vacancy calls in a row along one scan line: a glitch of the scan (not where the model does
+    # not fit the image: its calls line up along the lattice's rows then, and that is said).
+    scan_line = (scan_line_message(scan_line_runs(sites, arr.shape, lattice.a_px))
+                 if fit.fits else None)
+    if scan_line:
+        warnings.warn(scan_line, ModelFitWarning, stacklevel=2)
     # Chalcogen sites called substituted by a chosen alloying chalcogen (not pristine, not flagged).
     substituted = ((sites.sublattice == "chalcogen") & (sites["class"] != "chalcogen")
                    & ~flaggable).to_numpy()
@@ -604,7 +616,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         metal_alloy.append(f"{run.metal_substituents[0]} was chosen, but the {mat.metal} columns "
                            f"show one level: no {run.metal_substituents[0]} column is marked.")
     fit_messages = list(dict.fromkeys(metal_alloy + fit.messages + grain_fit)) + [
-        m for m in (flagged, crowded, uniform, majority, strained, overlap) if m]
+        m for m in (flagged, crowded, scan_line, uniform, majority, strained, overlap) if m]
     class_messages = [run.message] if run.message else []
     if run.message and any(m.startswith("The model was trained for") for m in fit_messages):
         # One sentence for one fact: the longer one also says how the classes are named.

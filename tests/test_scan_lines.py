@@ -1,0 +1,67 @@
+"""Vacancy calls in a row along one scan line are said (a glitch of the scan dims the columns)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from napari_atomdefect.core.detect.scan_lines import scan_line_message, scan_line_runs
+
+
+def _lattice_sites(a: float = 30.0, size: int = 900, angle_deg: float = 0.0) -> pd.DataFrame:
+    """Chalcogen sites of a hexagonal lattice over a square field (pristine)."""
+    t = np.deg2rad(angle_deg)
+    a1 = a * np.array([np.sin(t), np.cos(t)])
+    a2 = a * np.array([np.sin(t + np.pi / 3), np.cos(t + np.pi / 3)])
+    ij = np.mgrid[-60:60, -60:60].reshape(2, -1).T
+    pts = ij @ np.stack([a1, a2]) + size / 2
+    pts = pts[(pts >= 0).all(1) & (pts < size).all(1)]
+    return pd.DataFrame({"y_px": pts[:, 0], "x_px": pts[:, 1], "sublattice": "chalcogen",
+                         "class": "chalcogen"})
+
+
+def test_a_row_of_vacancy_calls_along_a_scan_line_is_found_and_random_ones_are_not():
+    rng = np.random.default_rng(0)
+    sites = _lattice_sites()
+    random = rng.random(len(sites)) < 0.05
+    sites.loc[random, "class"] = "V_S"
+    assert scan_line_runs(sites, (900, 900), 30.0) == []     # 5 % at random: no row
+    # a glitch at row ~450 over x 100-320: every column whose centre lies on it called V_S
+    on_line = ((np.abs(sites["y_px"] - 450) < 3) & (sites["x_px"] > 100)
+               & (sites["x_px"] < 320)).to_numpy()
+    assert on_line.sum() >= 7
+    sites.loc[on_line, "class"] = "V_S"
+    runs = scan_line_runs(sites, (900, 900), 30.0)
+    assert len(runs) == 1
+    run = runs[0]
+    assert abs(run.y_px - 450) < 3 and run.n_calls >= on_line.sum()
+    assert 100 < run.x_px[0] < 140 and 280 < run.x_px[1] < 320
+    said = scan_line_message(runs)
+    assert said.startswith(f"{run.n_calls} vacancy or light-substituent calls lie in a row along "
+                           "a scan line (y ≈ 450 px")
+    assert "check those calls" in said
+    assert scan_line_message([]) is None
+
+
+def test_a_scan_glitch_in_a_simulated_image_is_said():
+    """A simulated MoS2 field with a few scan lines whose signal drops over a third of the width
+    (the tear a new user found on a real Nion image): the calls there are said."""
+    from napari_atomdefect.core.detect.detect import detect
+    from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
+
+    params = MicroscopeParams.random(np.random.default_rng(3), "MoS2", dose_e_per_A2=1e6)
+    sim = simulate_image("MoS2", 512, 0.012, params=params, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clean = detect(sim.image, pixel_size_nm=0.012, material="MoS2", device="cpu")
+    assert not [m for m in clean.attrs["messages"] if "scan line" in m]
+    torn = sim.image.astype(np.float32).copy()
+    rows = slice(250, 256)
+    torn[rows, :200] = torn[rows, :200].mean(axis=1, keepdims=True) * 0.3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = detect(torn, pixel_size_nm=0.012, material="MoS2", device="cpu")
+    said = [m for m in table.attrs["messages"] if "along a scan line" in m]
+    assert len(said) == 1 and "y ≈ 25" in said[0]
