@@ -19,18 +19,27 @@ R = TypeVar("R")
 
 _POOL: tuple[int, ThreadPoolExecutor] | None = None
 _POOL_LOCK = threading.Lock()
+#: Threads this process may use (:func:`set_thread_budget`; ``None``: the machine's cores).
+_BUDGET: list[int] = []
+
+
+def set_thread_budget(threads: int) -> None:
+    """Let this process use at most ``threads`` threads for numpy work: a batch worker that
+    shares the machine's cores with others (:mod:`..detect.batch`) takes its share only."""
+    _BUDGET[:] = [max(1, int(threads))]
 
 
 def n_workers() -> int:
-    """Threads of the pool: the machine's cores, at most four."""
-    return max(1, min(4, os.cpu_count() or 1))
+    """Threads of the pool: the machine's cores (at most four), within the process's budget."""
+    cores = max(1, min(4, os.cpu_count() or 1))
+    return min(cores, _BUDGET[0]) if _BUDGET else cores
 
 
 def _pool() -> ThreadPoolExecutor:
     global _POOL
     with _POOL_LOCK:
         if _POOL is None or _POOL[0] != os.getpid():
-            _POOL = (os.getpid(), ThreadPoolExecutor(n_workers(),
+            _POOL = (os.getpid(), ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1)),
                                                      thread_name_prefix="atomdefect-numpy"))
         return _POOL[1]
 
@@ -42,7 +51,7 @@ def map_threads(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
     items = list(items)
     if len(items) <= 1 or n_workers() == 1:
         return [fn(item) for item in items]
-    return list(_pool().map(fn, items))
+    return list(_pool().map(fn, items))  # (callers split their work into n_workers() items)
 
 
-__all__ = ["map_threads", "n_workers"]
+__all__ = ["map_threads", "n_workers", "set_thread_budget"]

@@ -338,8 +338,8 @@ def _fit_mixture(counts: np.ndarray, centres: np.ndarray, rungs: np.ndarray, spl
                  tolerance: float = 0.0
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`_fit_mixture_rows`, its microscopes shared out between a few threads: each row is
-    a fit of its own, so the result is the same (the real images' ladders took 1–2 s on one
-    core)."""
+    a fit of its own, so the result is the same, to a sum's last-bit rounding (the real images'
+    ladders took 1–2 s on one core)."""
     from ..parallel import map_threads, n_workers
 
     m = rungs.shape[0]

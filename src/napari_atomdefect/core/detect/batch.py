@@ -211,13 +211,17 @@ def _available_cores() -> int:
 
 
 def _set_torch_threads(threads_by_host: dict) -> None:
-    """Once per process: torch threads = cores // (task threads of all workers on this host)."""
+    """Once per process: torch threads = cores // (task threads of all workers on this host);
+    the numpy threads (:mod:`..parallel`) the same."""
     import torch
+
+    from ..parallel import set_thread_budget
 
     with _MODEL_LOCK:
         if not _TORCH_THREADS:
             _TORCH_THREADS.append(_torch_threads_here(threads_by_host))
             torch.set_num_threads(_TORCH_THREADS[0])
+            set_thread_budget(_TORCH_THREADS[0])
 
 
 def _torch_threads_here(threads_by_host: dict) -> int:
