@@ -341,3 +341,44 @@ def test_a_pristine_selenide_with_vacancies_is_not_read_as_an_ordered_layer():
     reading = read_ladder(data["levels"], float(data["metal_level"]), "MoSe2", ("S",))
     assert reading.median_class == "chalcogen" and not reading.ordered
     assert reading.posterior["chalcogen"] > 0.7
+
+
+def _zn_levels(material: str, counts: dict[str, int], n: float, sigma: float,
+               seed: int = 0) -> tuple[np.ndarray, float, float]:
+    """Column levels (median 1) of a microscope of the incoherent Z-contrast rule — every atom
+    ``Z**n``, the atoms of a column adding without a cross term, as simple independent
+    simulators make them — with shot noise ``sigma`` at the host level; returns the levels, the
+    metal level and the true host level."""
+    from napari_atomdefect.core.materials.materials import ATOMIC_NUMBER
+
+    mat = get_material(material)
+    params = MicroscopeParams(z_exponent=n, element_weights=None, light_ratio=None,
+                              second_atom_factor=1.0)
+    host = column_weight("chalcogen", "chalcogen", params, mat)
+    rng = np.random.default_rng(seed)
+    parts = [rng.normal(column_weight(c, "chalcogen", params, mat) / host, sigma, k)
+             for c, k in counts.items()]
+    x = np.concatenate(parts)
+    med = float(np.median(x))
+    assert ATOMIC_NUMBER[mat.metal] ** n / host > 0  # (the metal by the same rule)
+    return x / med, column_weight("metal", "metal", params, mat) / host / med, 1.0 / med
+
+
+@pytest.mark.parametrize("n", [1.6, 1.8, 2.0])
+def test_layers_of_the_incoherent_z_contrast_rule_are_read(n):
+    """Set K (thirty-third session): an independent simulator's WS2 with one whole side Se read
+    as uniform Se2 columns ("MoS2 fits better"), and Te-rich WSe2 (45-60 % Te) a rung low — its
+    physics (Z**n, no cross term) outside every microscope of ours. The ladder's microscopes
+    include that rule now."""
+    janus = {"Se_S": 760, "V_S": 16, "V_S2": 6}  # a single vacancy leaves the S
+    x, metal, host = _zn_levels("WS2", janus, n, sigma=0.02, seed=1)
+    reading = read_ladder(x, metal, "WS2", ("Se",))
+    assert reading.median_class == "Se_S" and reading.ordered, reading
+    assert reading.host_level == pytest.approx(host, rel=0.05)
+    c = 0.5  # Te per chalcogen atom: a random alloy
+    alloy = {"chalcogen": int(800 * (1 - c) ** 2), "Te_Se": int(800 * 2 * c * (1 - c)),
+             "Te2_Se2": int(800 * c * c), "V_Se": 20}
+    x, metal, host = _zn_levels("WSe2", alloy, n, sigma=0.02, seed=2)
+    reading = read_ladder(x, metal, "WSe2", ("Te",))
+    assert reading.median_class == "Te_Se" and not reading.ordered, reading
+    assert reading.host_level == pytest.approx(host, rel=0.05)
