@@ -587,3 +587,25 @@ def test_a_sulfide_alloy_analysed_as_the_selenide_is_sent_back():
     said = " ".join(as_wse2.attrs["fit_messages"])
     assert "analyse it as WS2 with Se" in said or as_wse2.attrs["fit"]["proposed"] == "WS2", said
     assert not any("analyse it as WSe2" in m for m in as_ws2.attrs["fit_messages"])
+
+
+def test_a_heavily_damaged_layer_is_named_beside_a_misfit():
+    """Set K (thirty-third session): a WS2 field with a quarter of its chalcogen columns damaged
+    was told "the model likely does not fit this image" while its vacancy calls were right
+    (the late frames of a beam-damage movie are such layers). Where every other check passes
+    (the columns' spread aside: many vacancies make it), the sentence names a heavily damaged
+    layer as well."""
+    from napari_atomdefect.core.detect.image_fit import flagged_fraction_message
+
+    params = MicroscopeParams.random(np.random.default_rng(4), "MoS2", dose_e_per_A2=1e6)
+    sim = simulate_image("MoS2", 384, 0.012, params=params, seed=4,
+                         defect_fractions={"V_X": 0.22, "V_X2": 0.08})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = detect(sim.image, 0.012, material="MoS2", substituents="O")
+    spread = [m for m in table.attrs["fit_messages"] if "vary far more" in m]
+    assert spread and "many vacancies (a damaged layer)" in spread[0]  # (the only misfit)
+    flagged = [m for m in table.attrs["fit_messages"] if "were flagged as defects" in m]
+    assert len(flagged) == 1 and "a heavily damaged layer (beam damage)" in flagged[0]
+    assert "likely does not fit" not in flagged[0]
+    assert "likely does not fit" in flagged_fraction_message(30, 100, fits=False)

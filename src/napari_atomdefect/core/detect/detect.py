@@ -535,7 +535,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     lowered = any(v < NEUTRAL for v in op.values())  # (a class called more readily)
     flagged = flagged_fraction_message(n_flagged, n_chalcogen,
                                        format_operating_point(op, run.classes) if lowered
-                                       else None)
+                                       else None, fits=fit.fits or fit.spread_only)
     if flagged:
         warnings.warn(flagged, ModelFitWarning, stacklevel=2)
     # Vacancy calls crowded along one edge: a distorted stretch of the scan, likelier than damage.

@@ -148,6 +148,9 @@ class FitReport:
     partner_substituents : tuple of str
         The substituents to name when the layer is sent to its S/Se partner host, where that
         host's heavier substituent is among them (:func:`partner_host_substituents`).
+    spread_only : bool
+        Whether the chalcogen columns' spread is the only problem found (many vacancies make
+        it too: a heavily damaged layer, :func:`flagged_fraction_message`).
     """
 
     material: str
@@ -159,6 +162,7 @@ class FitReport:
     messages: list[str] = field(default_factory=list)
     heavier: str | None = None
     partner_substituents: tuple[str, ...] = ()
+    spread_only: bool = False
 
     @property
     def summary(self) -> str:
@@ -679,11 +683,13 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
     excess = meas.excess_spread
     # Any alloying substituent chosen (S/Se, or Te in a selenide): a wide spread is expected.
     any_alloy = alloy_expected or any(d in DOUBLE_SUBSTITUTION for d in substituents)
+    spread_said = False
     if np.isfinite(excess) and excess > spread_max * SPREAD_TOLERANCE and not any_alloy:
         messages.append(f"Chalcogen columns vary far more than in any training image (excess "
                         f"spread {excess:.1f}, training ≤ {spread_max:.1f}): an alloy, a "
-                        "converted layer, contamination or another material; many columns will be "
-                        "flagged.")
+                        "converted layer, many vacancies (a damaged layer), contamination or "
+                        "another material; many columns will be flagged.")
+        spread_said = True
     # A pixel size the user typed is judged by the calibration policy, which knows an alloy's
     # range of lattice constants (Vegard) and has said it in the lattice's messages already.
     if meas.a_nm is not None and lattice.calibration != "user":
@@ -713,16 +719,23 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
         proposed = nearer
     return FitReport(material=chosen, model_material=trained, measurements=meas, fits=fits,
                      candidates=candidates, proposed=proposed, messages=messages,
-                     heavier=heavier_explains)
+                     heavier=heavier_explains, spread_only=spread_said and len(messages) == 1)
 
 
 def flagged_fraction_message(n_flagged: int, n_sites: int,
-                             operating_point: str | None = None) -> str | None:
+                             operating_point: str | None = None,
+                             fits: bool = False) -> str | None:
     """A sentence when an implausible fraction of chalcogen sites was flagged, else ``None``.
 
     ``n_flagged`` counts vacancies and substitutions other than an alloying chalcogen the user
     chose (see :func:`counts_as_flagged`); ``operating_point``: the run's, when the user set one
-    (a low one calls more defects: that is named as the likelier cause).
+    (a low one calls more defects: that is named as the likelier cause); ``fits``: whether the
+    image passed the other checks (contrast, lattice constant; :func:`assess_fit` — a wide spread
+    of the columns alone is what many vacancies make) — then a heavily damaged layer is as
+    likely as a misfit, and both are named (set K, thirty-third
+    session: a WS2 field with 25 % chalcogen defects was told "the model likely does not fit"
+    while its vacancy calls were right; the late frames of a beam-damage movie are such
+    layers).
     """
     if n_sites <= 0:
         return None
@@ -734,6 +747,10 @@ def flagged_fraction_message(n_flagged: int, n_sites: int,
                 f"operating point {operating_point} (a value below 0.5 calls its class more "
                 "readily): run at the neutral point (0.5) to tell whether the model fits this "
                 "image.")
+    if fits:
+        return (f"{100 * frac:.0f} % of the chalcogen columns were flagged as defects — more "
+                "than any training image holds: a heavily damaged layer (beam damage), or a "
+                "model that does not fit this image; check a few of the calls.")
     return (f"{100 * frac:.0f} % of the chalcogen columns were flagged as defects — implausible for "
             "the model's training data: the model likely does not fit this image.")
 
