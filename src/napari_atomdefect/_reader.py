@@ -152,7 +152,13 @@ def _other_calibration(name: str, px: float | None, image_name: str, shown: floa
                        ) -> str | None:
     """The sentence for a table measured at ``px`` nm/px drawn on an image shown at ``shown``
     (``None`` within :data:`CALIBRATION_SAID`): the markers sit on their columns, but the scale
-    bar and the table's nm columns differ."""
+    bar and the table's nm columns differ. An image shown without a pixel size (``shown``
+    ``None``: an uncalibrated ``.npy``) is told how to take the table's."""
+    if px and not shown:
+        return (f"{name} was measured at {px:.5f} nm/px; {image_name} has no pixel size and is "
+                "drawn in pixels. The markers sit on their columns; to show both in nm, type "
+                f"{px:.5f} as the image's pixel size in the Detect dock (or Calibrate from "
+                "lattice).")
     if not (px and shown and abs(shown / px - 1) > CALIBRATION_SAID):
         return None
     return (f"{name} was measured at {px:.5f} nm/px; {image_name} is shown at {shown:.5f} "

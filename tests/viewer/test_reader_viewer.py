@@ -445,3 +445,23 @@ def test_a_reopened_csv_goes_to_the_image_shown_at_its_pixel_size(make_napari_vi
         [layer] = viewer.open(str(tmp_path / "found_other.csv"), plugin="napari-atomdefect")
     assert any("could belong to 2 open images" in str(w.message) and "img14" in str(w.message)
                for w in said)
+
+
+def test_a_table_opened_over_an_uncalibrated_image_says_how_to_take_its_pixel_size(
+        make_napari_viewer, tmp_path):
+    """README trial, thirty-third session: a CLI table (0.012 nm/px from the lattice) opened
+    over the uncalibrated .npy it was made from left the image in pixels, without a hint."""
+    import pandas as pd
+
+    from napari_atomdefect.core.io.table import defects_table, write_csv_atomic
+
+    np.save(tmp_path / "raw.npy", np.zeros((200, 220), np.float32))
+    table = pd.DataFrame({"y_px": [20.0, 150.0], "x_px": [30.0, 160.0], "class": ["V_S", "O_S"],
+                          "confidence": [0.9, 1.0], "source": ["model", "model"]})
+    write_csv_atomic(defects_table(table, 0.012, source="model"), tmp_path / "found.csv")
+    viewer = make_napari_viewer()
+    [image] = viewer.open(str(tmp_path / "raw.npy"), plugin="napari-atomdefect")
+    with pytest.warns(UserWarning, match=r"found\.csv was measured at 0\.01200 nm/px; raw has no pixel "
+                                         r"size and is drawn in pixels.*type 0\.01200"):
+        [points] = viewer.open(str(tmp_path / "found.csv"), plugin="napari-atomdefect")
+    np.testing.assert_allclose(points.scale, image.scale)  # on its columns, in pixels
