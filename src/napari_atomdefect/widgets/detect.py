@@ -100,19 +100,20 @@ def _model_view_job(image, material, pixel_size_nm, calibration, model, device, 
     info = resolve_model(model)
     dev, dev_text = select_device(device)
     notes: list[str] = []
+    said: list[str] = []  # the lattice's own notes (calibration, faded parts): information
     grains = lattice  # the cached lattices of the grains (or a single lattice), or None
     if grains is None:
         yield {"fraction": 0.05, "message": "Finding the lattice…"}
         grains, notes = _find_lattice_noting(image, material, pixel_size_nm, calibration,
                                              region, substituents)
-        notes = list(grains[0].messages) + notes
+        said = list(grains[0].messages)
     _, gen_ba = load_noise_generators(info, dev)
     spec = TileSpec(**info.card["noise"].get("tile", {}))
     result = yield from relay(iter_model_view(np.asarray(image, np.float32), grains, gen_ba,
                                               dev, spec))
     first = grains[0] if isinstance(grains, (list, tuple)) else grains
     return {"image": result["image"], "model": info.name, "device": dev_text,
-            "lattice": first, "warnings": notes}
+            "lattice": first, "warnings": notes, "messages": said}
 
 
 def _detect_job(image, material, pixel_size_nm, calibration, model, device, lattice,
@@ -855,8 +856,12 @@ class DetectWidget(QWidget):
 
         def done(result):
             # as after a detection: the image (and its layers) take the pixel size in use
+            from napari.utils.notifications import show_info
+
             self._adopt_lattice_calibration(layer, [result["lattice"]])
             self._show_choice(layer, result["lattice"])
+            for msg in result.get("messages", []):  # (as Find lattice shows them: information)
+                show_info(msg)
             self._notify(result.get("warnings", []))
             view = self.viewer.add_image(
                 result["image"], name=f"{layer.name} model's view ({result['model']})",
