@@ -730,3 +730,24 @@ def test_statistics_stays_with_the_review_on_a_corrected_layer(viewer_and_layer)
                               **defect_layer_kwargs(table, 0.012, "det reopened", a_px=26.3))
     assert review.layer() is layer and stats.layer() is layer
     assert again.name in [stats.layer_combo.itemText(k) for k in range(stats.layer_combo.count())]
+
+
+def test_no_keys_are_offered_before_a_detections_layer_exists(make_napari_viewer):
+    """README trial, thirty-third session: before any detection the dock showed MoS2's keys
+    1-4 while the Detect dock was set to WS2 with Se. The keys and the legend are the reviewed
+    layer's; without one, the dock says so."""
+    viewer = make_napari_viewer()
+    review = ReviewWidget(viewer)
+    assert review.layer() is None
+    assert review.keys_label.text().startswith("No detections layer yet")
+    assert review.legend.classes == ()
+    table = pd.DataFrame({"y_px": [10.0, 50.0], "x_px": [20.0, 60.0], "class": ["Se_S", "V_S"],
+                          "confidence": [0.9, 0.8], "source": "model"})
+    kwargs = defect_layer_kwargs(table, 0.009, "det", a_px=35.0)
+    kwargs["metadata"]["atomdefect"]["classes"] = ["V_S", "V_S2", "O_S", "Se_S", "Se2_S2", "V_W"]
+    layer = viewer.add_points(table[["y_px", "x_px"]].to_numpy(), **kwargs)
+    assert review.layer() is layer
+    assert review.keys_label.text().startswith("Keys 1–6")
+    assert review.legend.classes == ("V_S", "V_S2", "O_S", "Se_S", "Se2_S2", "V_W")
+    viewer.layers.remove(layer)
+    assert review.keys_label.text().startswith("No detections layer yet")

@@ -384,6 +384,7 @@ class ReviewWidget(QWidget):
         layout.addWidget(self.legend)
         layout.addWidget(self.info)
         self._show_classes(LEGACY_CLASSES)
+        self._show_no_layer()
         layout.addStretch(1)
 
         self.class_combo.currentTextChanged.connect(self._class_changed)
@@ -424,6 +425,7 @@ class ReviewWidget(QWidget):
             self._watched = None
         if layer is None:
             self.undo_button.setEnabled(False)
+            self._show_no_layer()
             return
         if self._watched is None:
             layer.events.data.connect(self._points_changed)
@@ -463,6 +465,13 @@ class ReviewWidget(QWidget):
         self.keys_label.setText(f"Keys 1–{n} set the class of the selected points:"
                                 if n > 1 else "Key 1 sets the class of the selected points:")
         self.legend.set_classes(classes)
+
+    def _show_no_layer(self) -> None:
+        """No detections layer to review: no keys nor legend (a README trial read MoS2's keys
+        while the Detect dock was set to WS2 with Se: the classes are the layer's)."""
+        self.keys_label.setText("No detections layer yet: its classes and their keys appear "
+                                "here when a detection runs or a defect CSV opens.")
+        self.legend.set_classes(())
 
     def _history(self, layer) -> EditHistory:
         """The undo stack of ``layer`` (made when first needed; kept for the layer itself, not
