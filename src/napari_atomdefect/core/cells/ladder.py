@@ -69,23 +69,24 @@ N_MICROSCOPES = 256
 ZN_MICROSCOPES = 32
 ZN_EXPONENTS = (1.5, 2.0)
 #: ... and their share of the prior over microscopes (the rest shared by the
-#: :data:`N_MICROSCOPES`), in a random-alloy reading and in an ordered (Janus) one. Small, so
-#: that they decide only where none of the others explains the image (the Te-rich and Janus
-#: readings above were 30–42 log units worse without them); smaller in an ordered reading: a
-#: pristine MoSe2 with a few Te (and a clustered WSe2 + S alloy), chosen S and Te, read as a
-#: Janus MoSeTe layer under a Z**n microscope from a share of 5e-4 on, while an independent
-#: simulator's WSe2 + 47 % Te needed 1e-3 in its random-alloy reading (the full Janus WS2 reads
-#: right from 1e-4).
+#: :data:`N_MICROSCOPES`): small, so that they decide only where none of the others explains
+#: the image (the Te-rich and Janus readings above were 30–42 log units worse without them) —
+#: smaller still in an ordered reading of the heavy substituent (a Janus MoSeTe / WSeTe layer):
+#: a pristine MoSe2 with a few Te (and a clustered WSe2 + S alloy), S and Te chosen, read so
+#: under a Z**n microscope from a share of 5e-4 on, while an independent simulator's WSe2 +
+#: 47 % Te needed 1e-3 in its random-alloy reading, and its Janus MoSSe layers theirs in the
+#: ordered S/Se reading (the S/Se Janus layers are the common ones: made by converting one
+#: side).
 ZN_PRIOR = 1e-2
-ZN_PRIOR_ORDERED = 1e-4
+ZN_PRIOR_ORDERED_HEAVY = 1e-4
 
 
-def microscope_prior(n_rows: int, ordered: bool = False) -> np.ndarray:
+def microscope_prior(n_rows: int, ordered_heavy: bool = False) -> np.ndarray:
     """Prior weight of each microscope of :func:`ladder_physics` (``n_rows`` of them: the
-    :data:`ZN_MICROSCOPES` incoherent ones last) in a random-alloy or an ``ordered`` reading,
-    summing to 1."""
+    :data:`ZN_MICROSCOPES` incoherent ones last), summing to 1; ``ordered_heavy``: in an ordered
+    reading of the heavy substituent (Te in a selenide)."""
     n_zn = ZN_MICROSCOPES if n_rows > ZN_MICROSCOPES else 0
-    share = (ZN_PRIOR_ORDERED if ordered else ZN_PRIOR) if n_zn else 0.0
+    share = (ZN_PRIOR_ORDERED_HEAVY if ordered_heavy else ZN_PRIOR) if n_zn else 0.0
     prior = np.full(n_rows, (1.0 - share) / max(n_rows - n_zn, 1))
     if n_zn:
         prior[n_rows - n_zn:] = share / n_zn
@@ -664,7 +665,10 @@ def _read_variant(data: _Rungs, h: str, janus: bool, tolerance: float = 0.0
     total = loglik + metal_term - deviance + point_prior
     top = total.max()
     # (each microscope by its prior: a non-Janus reading holds every microscope twice)
-    scope = microscope_prior(len(rungs), janus)
+    column = data.classes.get(h)
+    partner = "Se" if h.rsplit("_", 1)[-1] == "S" else "S"  # (the host's S/Se partner)
+    scope = microscope_prior(len(rungs), janus and column is not None
+                             and column.substituent not in (None, partner))
     w = np.exp(total - top) * (scope if janus else np.concatenate([scope, scope]) / 2)
     prior = HOST_PRIOR if h == "chalcogen" else (1 - HOST_PRIOR) / (data.n_hypotheses - 1)
     if _is_single(h, data.classes):
