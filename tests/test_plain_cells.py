@@ -70,10 +70,11 @@ def _detect(sim, monkeypatch, mode: str):
         return detect(sim.image, pixel_size_nm=0.012, material="MoS2", device="cpu")
 
 
-def test_sampling_plain_cells_leaves_every_call_as_it_was(mos2, monkeypatch):
+def _count_skipped(monkeypatch) -> list[int]:
+    """How many plain cells each batch skipped (filled as detection runs)."""
     import napari_atomdefect.core.detect.detect as detect_module
 
-    skipped = []
+    skipped: list[int] = []
     original = detect_module._with_plain_cells
 
     def counting(read, batch, own, skip, is_plain):
@@ -81,6 +82,11 @@ def test_sampling_plain_cells_leaves_every_call_as_it_was(mos2, monkeypatch):
         return original(read, batch, own, skip, is_plain)
 
     monkeypatch.setattr(detect_module, "_with_plain_cells", counting)
+    return skipped
+
+
+def test_sampling_plain_cells_leaves_every_call_as_it_was(mos2, monkeypatch):
+    skipped = _count_skipped(monkeypatch)
     sampled = _detect(mos2, monkeypatch, "1")
     assert sum(skipped) > 0.3 * sampled.attrs["n_cells"]
     every = _detect(mos2, monkeypatch, "0")
@@ -123,14 +129,7 @@ def test_a_lowered_antisite_operating_point_still_samples_plain_cells(mos2, monk
     operating point asks nothing of the detector's plain cells."""
     import napari_atomdefect.core.detect.detect as detect_module
 
-    skipped = []
-    original = detect_module._with_plain_cells
-
-    def counting(read, batch, own, skip, is_plain):
-        skipped.append(int(skip.sum()))
-        return original(read, batch, own, skip, is_plain)
-
-    monkeypatch.setattr(detect_module, "_with_plain_cells", counting)
+    skipped = _count_skipped(monkeypatch)
     monkeypatch.setenv(plain.ENV_SWITCH, "1")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -43,13 +43,17 @@ def test_a_left_out_light_substituent_goes_to_its_neighbours_on_the_ladder():
     np.testing.assert_allclose(no_se[:2], q[:2, :4])
 
 
-def _columns(levels: np.ndarray, called: np.ndarray, n_host: int) -> tuple[dict, np.ndarray]:
+def _columns(levels: np.ndarray, called: np.ndarray, n_host: int,
+             pair: tuple[str, str] = ("Se_S", "Se2_S2")) -> tuple[dict, np.ndarray]:
+    """Columns as the decision gives them: ``n_host`` host columns, then ``called`` (one of the
+    heavy ``pair``, singly then doubly substituted) at ``levels``."""
+    lo, hi = pair
     cls = np.array(["chalcogen"] * n_host + list(called), object)
-    p_hi = np.where(cls == "Se2_S2", 0.7, np.where(cls == "Se_S", 0.2, 0.0))
-    p_lo = np.where(cls == "Se_S", 0.8, np.where(cls == "Se2_S2", 0.3, 0.0))
+    p_hi = np.where(cls == hi, 0.7, np.where(cls == lo, 0.2, 0.0))
+    p_lo = np.where(cls == lo, 0.8, np.where(cls == hi, 0.3, 0.0))
     cols = {"class": cls, "confidence": np.maximum(p_hi, p_lo),
-            "p_chalcogen": np.where(cls == "chalcogen", 1.0, 0.0), "p_Se_S": p_lo,
-            "p_Se2_S2": p_hi}
+            "p_chalcogen": np.where(cls == "chalcogen", 1.0, 0.0), f"p_{lo}": p_lo,
+            f"p_{hi}": p_hi}
     return cols, np.concatenate([np.ones(n_host), levels])
 
 
@@ -301,13 +305,7 @@ def test_the_boundary_between_the_heavy_rungs_follows_the_image():
     levels = np.concatenate([single, double])
     called = np.where(levels > 1.92, "Te2_Se2", "Te_Se")
     n_host = 650
-    cls = np.array(["chalcogen"] * n_host + list(called), object)
-    p_hi = np.where(cls == "Te2_Se2", 0.7, np.where(cls == "Te_Se", 0.25, 0.0))
-    p_lo = np.where(cls == "Te_Se", 0.75, np.where(cls == "Te2_Se2", 0.3, 0.0))
-    cols = {"class": cls, "confidence": np.maximum(p_hi, p_lo),
-            "p_chalcogen": np.where(cls == "chalcogen", 1.0, 0.0), "p_Te_Se": p_lo,
-            "p_Te2_Se2": p_hi}
-    lv = np.concatenate([np.ones(n_host), levels])
+    cols, lv = _columns(levels, called, n_host, ("Te_Se", "Te2_Se2"))
     truth = np.array(["Te_Se"] * 300 + ["Te2_Se2"] * 42)
     before = int((called != truth).sum())
     out, moved = split_heavy_rungs(cols, lv, "MoSe2", ("Te",))
