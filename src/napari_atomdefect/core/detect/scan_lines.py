@@ -127,10 +127,10 @@ def scan_line_runs(sites: pd.DataFrame, shape: tuple[int, ...], a_px: float
     # One run per line: bands centred a few rows apart find the same calls.
     found.sort(key=lambda r: r.chance)
     kept: list[ScanLineRun] = []
-    for run in found:
-        if all(abs(run.y_px - k.y_px) > 2 * half or run.x_px[1] < k.x_px[0]
-               or run.x_px[0] > k.x_px[1] for k in kept):
-            kept.append(run)
+    for line in found:
+        if all(abs(line.y_px - k.y_px) > 2 * half or line.x_px[1] < k.x_px[0]
+               or line.x_px[0] > k.x_px[1] for k in kept):
+            kept.append(line)
     return sorted(kept, key=lambda r: r.y_px)
 
 
