@@ -171,7 +171,7 @@ def light_gap(material: str | Material, substituents: tuple[str, ...], contrast:
         ``(q75 - q25) / q50`` of the metal columns
         (:attr:`~.image_fit.ImageMeasurements.metal_spread`).
     """
-    from ..cells.ladder import ladder_physics
+    from ..cells.ladder import N_MICROSCOPES, ladder_physics
 
     mat = get_material(material)
     light = mat.light_substituent
@@ -180,6 +180,9 @@ def light_gap(material: str | Material, substituents: tuple[str, ...], contrast:
         return None
     x = mat.chalcogen
     names, rungs, _, metal = ladder_physics(mat.name, (light,))
+    # (the simulator's microscopes only: the ladder's incoherent Z**n ones put the light atom
+    # at the top of its range, and the lower end is what this asks about)
+    rungs, metal = rungs[:N_MICROSCOPES], metal[:N_MICROSCOPES]
     vac, sub = names.index(f"V_{x}"), names.index(f"{light}_{x}")
     near = np.abs(np.log(metal / contrast)) <= np.log(CONTRAST_FACTOR)
     if near.sum() < MIN_MICROSCOPES:
