@@ -59,8 +59,9 @@ N_MICROSCOPES = 256
 #: evenly over :data:`ZN_EXPONENTS`, no cross term between a column's atoms, the light
 #: substituent too): the textbook description of annular dark field at high angles, and the
 #: physics of simple independent simulators, which our multislice-grounded microscopes do not
-#: reach — a lone S reads a fifth of an S + Se column where the metal outshines it 3.35 times
-#: (theirs: a third, at 1.9), Te-rich WSe2's rungs 1–2 % apart from ours and its W brighter.
+#: reach — a lone S reads a fifth of an S + Se column where the metal outshines that column
+#: 3.35 times (the nearest of ours: the metal 1.9 times), Te-rich WSe2's rungs 1–2 % apart
+#: from ours and its W brighter.
 #: Thirty-third session: an independent simulator's WS2 with one whole side Se read as uniform
 #: Se2 columns ("MoS2 fits better", 21 false Se2_S2) and three of six Te-rich WSe2 images
 #: (45–60 % Te) a rung low (`Te2_Se2` 0.00–0.75); with these microscopes they read right
@@ -91,6 +92,8 @@ def microscope_prior(n_rows: int, ordered_heavy: bool = False) -> np.ndarray:
     if n_zn:
         prior[n_rows - n_zn:] = share / n_zn
     return prior
+
+
 #: Prior probability that the median chalcogen column is a host column; the rest is shared by
 #: the alloy hypotheses.
 HOST_PRIOR = 0.6
@@ -294,7 +297,6 @@ def ladder_physics(material_name: str, substituents: tuple[str, ...]
         split.append(np.zeros(len(names)))
         metal.append(column_weight("metal", "metal", params, mat) / host)
     return names, np.array(rungs), np.array(split), np.array(metal)
-
 
 
 def hypotheses(material: Material, substituents: tuple[str, ...]) -> tuple[str, ...]:
