@@ -29,17 +29,21 @@ def set_thread_budget(threads: int) -> None:
     _BUDGET[:] = [max(1, int(threads))]
 
 
+def _cores() -> int:
+    """The machine's cores, at most four (the pool's size)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 def n_workers() -> int:
     """Threads of the pool: the machine's cores (at most four), within the process's budget."""
-    cores = max(1, min(4, os.cpu_count() or 1))
-    return min(cores, _BUDGET[0]) if _BUDGET else cores
+    return min(_cores(), _BUDGET[0]) if _BUDGET else _cores()
 
 
 def _pool() -> ThreadPoolExecutor:
     global _POOL
     with _POOL_LOCK:
         if _POOL is None or _POOL[0] != os.getpid():
-            _POOL = (os.getpid(), ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1)),
+            _POOL = (os.getpid(), ThreadPoolExecutor(_cores(),
                                                      thread_name_prefix="atomdefect-numpy"))
         return _POOL[1]
 

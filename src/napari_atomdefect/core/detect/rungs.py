@@ -178,6 +178,25 @@ def _two_clusters(z: np.ndarray, start: tuple[float, float], common: bool = True
     return loglik, m, w, s, post
 
 
+def _followed_clusters(z: np.ndarray, starts: list[tuple[float, float]], called_hi: np.ndarray
+                       ) -> tuple[float, np.ndarray] | None:
+    """Two clusters of the levels ``exp(z)`` (each its own spread: shot noise makes a lower
+    rung's narrower) that the detector's calls already follow — :data:`BOUNDARY_MIN_SEPARATION`
+    spreads apart, :data:`MIN_CLUSTER_COLUMNS` each, the calls (``called_hi``: called the upper
+    class) agreeing with them on :data:`BOUNDARY_AGREEMENT` of the columns — as ``(ratio of the
+    two levels, posterior of the upper)``, else ``None``. The columns between the two are the
+    ones the detector can get wrong; the clusters place its boundary where the image puts it."""
+    _, means, weights, sigma, post = _best_two_clusters(
+        np.exp(z), [tuple(np.exp(st)) for st in starts], common=False)
+    separation = (means[1] - means[0]) / float(np.sqrt((sigma**2).mean()))
+    agree = float((called_hi == (post > 0.5)).mean())
+    if not (separation >= BOUNDARY_MIN_SEPARATION
+            and (weights * len(z)).min() >= MIN_CLUSTER_COLUMNS
+            and agree >= BOUNDARY_AGREEMENT):
+        return None
+    return float(means[1] / max(means[0], 1e-6)), post
+
+
 def _random_alloy_counts(n_host: int, n_single: int, n_double: int) -> bool:
     """Whether host, singly and doubly substituted column counts are those of a random alloy:
     the host columns' share within :data:`HOST_SHARE_FACTOR` of ``(1 - c)**2`` at the
@@ -248,17 +267,10 @@ def split_heavy_rungs(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
     if not (r_lo <= ratio <= r_hi and (means[1] - means[0]) / sigma[0] >= MIN_SEPARATION
             and n_each.min() >= MIN_CLUSTER_COLUMNS and weights.min() >= MIN_CLUSTER_SHARE):
         # Two clusters the detector's calls already follow, nearer than a clear split: its
-        # boundary moved to where the image puts it (the columns between the two are the ones
-        # it can get wrong), as for the vacancy rung. Levels, each cluster its own spread.
-        _, means, weights, sigma, post = _best_two_clusters(
-            np.exp(z), [tuple(np.exp(st)) for st in starts], common=False)
-        separation = (means[1] - means[0]) / float(np.sqrt((sigma**2).mean()))
-        agree = float(((cls[pick] == hi) == (post > 0.5)).mean())
-        ratio = float(means[1] / max(means[0], 1e-6))
-        if (separation >= BOUNDARY_MIN_SEPARATION and r_lo <= ratio <= r_hi
-                and (weights * len(z)).min() >= MIN_CLUSTER_COLUMNS
-                and agree >= BOUNDARY_AGREEMENT):
-            _reassign(out, cls, pick, post, lo, hi, moved, operating_point)
+        # boundary moved to where the image puts it, as for the vacancy rung.
+        followed = _followed_clusters(z, starts, cls[pick] == hi)
+        if followed is not None and r_lo <= followed[0] <= r_hi:
+            _reassign(out, cls, pick, followed[1], lo, hi, moved, operating_point)
         return out, moved
     new_hi = post > 0.5
     n_hi, n_lo = int(new_hi.sum()), int((~new_hi).sum())
@@ -381,20 +393,15 @@ def split_vacancy_rung(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
                    and n_each.min() >= fewest
                    and (~new_hi).sum() <= VACANCY_MAX_SHARE * len(z)
                    and (cls[pick][new_hi] == hi).mean() >= UPPER_CALLED_SHARE)
+    ratio = float(np.exp(means[1] - means[0]))
     if not small_below:
         # Two clusters of any size that the detector's calls already follow: its boundary
-        # moved to where the image puts it (the columns between the two are the ones it can get
-        # wrong). Levels, each cluster its own spread (shot noise: the vacancies' is smaller).
-        _, means, weights, sigma, post = _best_two_clusters(
-            np.exp(z), [tuple(np.exp(st)) for st in starts], common=False)
-        separation = (means[1] - means[0]) / float(np.sqrt((sigma**2).mean()))
-        agree = float(((cls[pick] == hi) == (post > 0.5)).mean())
-        if not (separation >= BOUNDARY_MIN_SEPARATION
-                and (weights * len(z)).min() >= MIN_CLUSTER_COLUMNS
-                and agree >= BOUNDARY_AGREEMENT):
+        # moved to where the image puts it.
+        followed = _followed_clusters(z, starts, cls[pick] == hi)
+        if followed is None:
             return out, moved
-        means = np.log(np.maximum(means, 1e-6))  # (the ratio below is of the levels)
-    ratio = float(np.exp(means[1] - means[0]))  # (the physics last: its microscopes cost)
+        ratio, post = followed
+    # (the physics last: its microscopes cost)
     r_lo, r_hi = vacancy_ratio_range(mat, light, tuple(substituents))
     if not r_lo <= ratio <= r_hi:
         return out, moved

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-
 import numpy as np
 from scipy import ndimage
 
@@ -19,11 +17,6 @@ def within_field(points: np.ndarray, shape: tuple[int, ...], margin: float = 0.0
     h, w = shape[:2]
     return ((pts[:, 0] >= margin) & (pts[:, 0] <= h - 1 - margin) & (pts[:, 1] >= margin)
             & (pts[:, 1] <= w - 1 - margin))
-
-
-def _run_chunks(fn: Callable[[int], None], starts: Iterable[int]) -> None:
-    """Run ``fn(start)`` for every chunk, on a few threads (numpy releases the GIL)."""
-    map_threads(fn, starts)
 
 
 def box_smooth(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -79,7 +72,7 @@ def refine_peaks(smoothed: np.ndarray, predicted: np.ndarray,
         sl = slice(s, s + chunk)
         refined[sl], height[sl], ok[sl] = _refine_peaks_chunk(smoothed, predicted[sl], radius)
 
-    _run_chunks(work, range(0, n, chunk))
+    map_threads(work, range(0, n, chunk))
     return refined, height, ok
 
 
@@ -220,7 +213,7 @@ def centroid_refine(image: np.ndarray, start: np.ndarray, sigma: float, backgrou
             p = np.where(tot[:, None] > 0, np.stack([new_r, new_c], axis=1), p)
         pos[s:s + chunk] = p
 
-    _run_chunks(work, range(0, len(pos), chunk))
+    map_threads(work, range(0, len(pos), chunk))
     if max_shift is not None:
         far = np.hypot(*(pos - start).T) > max_shift
         pos[far] = start[far]
