@@ -36,7 +36,6 @@ hollow-site background is subtracted), so the rungs are read from the column wei
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 
 import numpy as np
 
@@ -45,58 +44,16 @@ from ..materials.columns import (
     DOUBLE_SUBSTITUTION,
     ColumnClass,
     column_classes,
+    median_classes,
     parse_substituents,
     supported_substituents,
 )
 from ..materials.materials import Material, get_material
+from ..simulate.microscopes import ladder_physics, median_class_prior, microscope_prior
 from .normalize import PreparedImage, site_values
 
 #: ``detector.unit`` of a model card whose detector reads tiles in host units.
 HOST_UNITS = "host"
-#: Microscopes drawn (seed 0) to span the physics of the rungs.
-N_MICROSCOPES = 256
-#: ... plus this many microscopes of the incoherent Z-contrast rule (each atom ``Z**n``, ``n``
-#: evenly over :data:`ZN_EXPONENTS`, no cross term between a column's atoms, the light
-#: substituent too): the textbook description of annular dark field at high angles, and the
-#: physics of simple independent simulators, which our multislice-grounded microscopes do not
-#: reach — a lone S reads a fifth of an S + Se column where the metal outshines that column
-#: 3.35 times (the nearest of ours: the metal 1.9 times), Te-rich WSe2's rungs 1–2 % apart
-#: from ours and its W brighter.
-#: Thirty-third session: an independent simulator's WS2 with one whole side Se read as uniform
-#: Se2 columns ("MoS2 fits better", 21 false Se2_S2) and three of six Te-rich WSe2 images
-#: (45–60 % Te) a rung low (`Te2_Se2` 0.00–0.75); with these microscopes they read right
-#: (set J `Te_Se` 0.004 → 0.93, set G 0.70 → 0.98), every other benchmark set within two calls
-#: and the real images' calls unchanged (with the prior shares below).
-ZN_MICROSCOPES = 32
-ZN_EXPONENTS = (1.5, 2.0)
-#: ... and their share of the prior over microscopes (the rest shared by the
-#: :data:`N_MICROSCOPES`): small, so that they decide only where none of the others explains
-#: the image (the Te-rich and Janus readings above were 30–42 log units worse without them) —
-#: smaller still in an ordered reading of the heavy substituent (a Janus MoSeTe / WSeTe layer):
-#: a pristine MoSe2 with a few Te (and a clustered WSe2 + S alloy), S and Te chosen, read so
-#: under a Z**n microscope from a share of 5e-4 on, while an independent simulator's WSe2 +
-#: 47 % Te needed 1e-3 in its random-alloy reading, and its Janus MoSSe layers theirs in the
-#: ordered S/Se reading (the S/Se Janus layers are the common ones: made by converting one
-#: side).
-ZN_PRIOR = 1e-2
-ZN_PRIOR_ORDERED_HEAVY = 1e-4
-
-
-def microscope_prior(n_rows: int, ordered_heavy: bool = False) -> np.ndarray:
-    """Prior weight of each microscope of :func:`ladder_physics` (``n_rows`` of them: the
-    :data:`ZN_MICROSCOPES` incoherent ones last), summing to 1; ``ordered_heavy``: in an ordered
-    reading of the heavy substituent (Te in a selenide)."""
-    n_zn = ZN_MICROSCOPES if n_rows > ZN_MICROSCOPES else 0
-    share = (ZN_PRIOR_ORDERED_HEAVY if ordered_heavy else ZN_PRIOR) if n_zn else 0.0
-    prior = np.full(n_rows, (1.0 - share) / max(n_rows - n_zn, 1))
-    if n_zn:
-        prior[n_rows - n_zn:] = share / n_zn
-    return prior
-
-
-#: Prior probability that the median chalcogen column is a host column; the rest is shared by
-#: the alloy hypotheses.
-HOST_PRIOR = 0.6
 #: Spread (in log) of the metal level around what a microscope predicts, beyond the spread of
 #: the drawn microscopes themselves (which already span the metal cross-section measured by
 #: multislice, :func:`~..materials.physics.metal_factor_range`): probe shape and what the
@@ -134,9 +91,6 @@ MAX_MIXED_SHARE = 0.75
 #: proportions, which tells readings apart that the rung spacings cannot (a WSe2 + Te image's
 #: Te_Se/Se2 ratio can equal Se2/S_Se); tempered, since ordered layers (Janus, domains) exist.
 ALLOY_DEVIANCE_WEIGHT = 0.1
-#: Share of a singly substituted median's prior given to the ordered (Janus) layer, whose
-#: columns are nearly all mixed: MoSSe, WSSe and WSeTe Janus monolayers are made on purpose.
-JANUS_PRIOR_SHARE = 0.25
 #: Least posterior of a reading under which a host-unit detector is also run (its probabilities
 #: averaged over the readings, weighted by their posteriors).
 MIN_ALTERNATIVE_POSTERIOR = 0.1
@@ -245,70 +199,6 @@ class LadderReading:
                 "host_levels": {k: round(v, 4) for k, v in self.host_levels.items()},
                 "point_share": round(self.point_share, 4),
                 "shares": {k: round(v, 4) for k, v in self.shares.items()}}
-
-
-@lru_cache(maxsize=32)
-def ladder_physics(material_name: str, substituents: tuple[str, ...]
-                   ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
-    """Rungs of :data:`N_MICROSCOPES` random microscopes (seed 0) and :data:`ZN_MICROSCOPES` of
-    the incoherent Z-contrast rule (``M`` in all).
-
-    Returns
-    -------
-    names : tuple of str
-        Class of each rung: ``"chalcogen"`` (the host column) first, then every chalcogen-site
-        class of ``material`` with ``substituents``.
-    rungs : ndarray
-        ``(M, len(names))`` column weights over the host column's (a column of one
-        substituent beside one host atom: the mean of its two orders).
-    split : ndarray
-        ``(M, len(names))`` half the difference between the two orders of such a
-        column (the substituent on the entrance or the exit side,
-        :func:`~..materials.physics.order_asymmetry`), 0 for the others: the rung is that much
-        wider.
-    metal : ndarray
-        ``(M,)`` metal column weight over the host column's.
-    """
-    from ..materials.physics import random_column_physics
-    from ..simulate.image import MicroscopeParams, column_weight
-
-    mat = get_material(material_name)
-    names = ("chalcogen",) + tuple(c.name for c in column_classes(mat, substituents)
-                                   if c.site == "chalcogen")
-    rng = np.random.default_rng(0)
-    rungs, split, metal = [], [], []
-    for _ in range(N_MICROSCOPES):
-        phys = random_column_physics(mat, rng)
-        params = MicroscopeParams(**{k: v for k, v in phys.items()
-                                     if k not in ("detector", "thermal_damping")})
-        host = column_weight("chalcogen", "chalcogen", params, mat)
-        sides = np.array([[column_weight(n, "chalcogen", params, mat, side=v) for v in (1, -1)]
-                          for n in names]) / host
-        rungs.append(sides.mean(1))
-        split.append(np.abs(sides[:, 0] - sides[:, 1]) / 2)
-        metal.append(column_weight("metal", "metal", params, mat) / host)
-    # ... and the incoherent limit: every atom by Z**n, the two atoms of a column adding
-    # without a cross term (see ZN_MICROSCOPES).
-    for n in np.linspace(ZN_EXPONENTS[0], ZN_EXPONENTS[1], ZN_MICROSCOPES):
-        params = MicroscopeParams(z_exponent=float(n), element_weights=None, light_ratio=None,
-                                  second_atom_factor=1.0)
-        host = column_weight("chalcogen", "chalcogen", params, mat)
-        rungs.append(np.array([column_weight(c, "chalcogen", params, mat) for c in names]) / host)
-        split.append(np.zeros(len(names)))
-        metal.append(column_weight("metal", "metal", params, mat) / host)
-    return names, np.array(rungs), np.array(split), np.array(metal)
-
-
-def hypotheses(material: Material, substituents: tuple[str, ...]) -> tuple[str, ...]:
-    """Classes the median chalcogen column may be: the host column; one substituent beside a
-    host atom, for each alloying substituent; two, for the other of S and Se only (an S/Se layer
-    converted past half; a selenide whose median column holds two Te is a telluride, which no
-    model covers)."""
-    x = material.chalcogen
-    partner = "Se" if x == "S" else "S"
-    alloying = [d for d in substituents if d in DOUBLE_SUBSTITUTION]
-    return ("chalcogen",) + tuple(f"{d}_{x}" for d in alloying) + tuple(
-        f"{d}2_{x}2" for d in alloying if d == partner)
 
 
 class _AlloyPairs:
@@ -532,7 +422,7 @@ def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str 
     if substituents is not None and not isinstance(substituents, str):
         substituents = tuple(d for d in substituents if d in supported_substituents(mat))
     subs = parse_substituents(substituents, mat)
-    hyps = hypotheses(mat, subs)
+    hyps = median_classes(mat, subs)
     x = np.asarray(chalcogen_levels, float)
     x = x[np.isfinite(x)]
     if len(hyps) == 1 or len(x) < 20 or not np.isfinite(metal_level) or metal_level <= 0:
@@ -672,9 +562,7 @@ def _read_variant(data: _Rungs, h: str, janus: bool, tolerance: float = 0.0
     scope = microscope_prior(len(rungs), janus and column is not None
                              and column.substituent not in (None, partner))
     w = np.exp(total - top) * (scope if janus else np.concatenate([scope, scope]) / 2)
-    prior = HOST_PRIOR if h == "chalcogen" else (1 - HOST_PRIOR) / (data.n_hypotheses - 1)
-    if _is_single(h, data.classes):
-        prior *= JANUS_PRIOR_SHARE if janus else 1 - JANUS_PRIOR_SHARE
+    prior = median_class_prior(h, data.n_hypotheses, _is_single(h, data.classes), janus)
     score = float(top + np.log(w.sum()) + np.log(prior))
     w /= w.sum()  # the microscopes, weighted by how well they explain the image
     # Where the host columns are: read off the data when enough of them are there, else
@@ -736,5 +624,5 @@ def to_host_units(tiles: np.ndarray, context: np.ndarray | None, host_level: flo
     return tiles, context
 
 
-__all__ = ["HOST_UNITS", "LadderReading", "hypotheses", "ladder_physics", "read_image_ladder", "read_ladder",
+__all__ = ["HOST_UNITS", "LadderReading", "ladder_physics", "read_image_ladder", "read_ladder",
            "to_host_units", "uses_host_units"]

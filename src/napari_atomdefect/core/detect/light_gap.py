@@ -11,7 +11,7 @@ confidence of ~0.8, and no sentence said so.
 
 The image tells which microscopes it may come from: its metal/chalcogen contrast (a high-angle
 detector raises it) selects the simulator's microscopes of that contrast
-(:func:`~..cells.ladder.ladder_physics`, within :data:`CONTRAST_FACTOR`), and their rungs say how
+(:func:`~..simulate.microscopes.ladder_physics`, within :data:`CONTRAST_FACTOR`), and their rungs say how
 far the light substituent's column lies above the single vacancy's; the metal columns' spread says
 how noisy a column is (shot noise, scaled to the single-atom level). When the gap at the lower
 :data:`GAP_QUANTILE` of those microscopes is less than :data:`MIN_SEPARATION` noise widths, the
@@ -171,7 +171,7 @@ def light_gap(material: str | Material, substituents: tuple[str, ...], contrast:
         ``(q75 - q25) / q50`` of the metal columns
         (:attr:`~.image_fit.ImageMeasurements.metal_spread`).
     """
-    from ..cells.ladder import N_MICROSCOPES, ladder_physics
+    from ..simulate.microscopes import N_MICROSCOPES, ladder_physics
 
     mat = get_material(material)
     light = mat.light_substituent

@@ -16,7 +16,7 @@ at 3.9–4.9 — had 92 % of its ``Se2_S2`` columns called ``Se_S`` although the
 (a Gaussian mixture of the log levels, one spread; columns whose level is nearer another
 class's calls are left out): when the clusters are clearly apart
 (:data:`MIN_SEPARATION`), their ratio is one the physics allows for the two rungs (the
-simulator's microscopes, :func:`~..cells.ladder.ladder_physics`, ± :data:`RATIO_MARGIN`) and
+simulator's microscopes, :func:`~..simulate.microscopes.ladder_physics`, ± :data:`RATIO_MARGIN`) and
 each holds enough columns, the two are not equal halves (:data:`EQUAL_HALVES`) and the host,
 ``D_X`` and ``D2_X2`` counts they give are those of a random alloy (:func:`_random_alloy_counts`)
 — the two orders of a singly substituted column (the substituent above or below its host atom)
@@ -108,10 +108,10 @@ FEW_VACANCIES_SEPARATION = 6.0
 
 def _ladder_physics(mat: Material, substituents: tuple[str, ...]
                     ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`~..cells.ladder.ladder_physics` of the rungs the image's ladder reading uses for
+    """:func:`~..simulate.microscopes.ladder_physics` of the rungs the image's ladder reading uses for
     ``substituents`` (those chosen and the light one, in the material's order): the same cached
     microscopes as that reading, not a second set (0.5 s the first time)."""
-    from ..cells.ladder import ladder_physics
+    from ..simulate.microscopes import ladder_physics
 
     light = mat.light_substituent
     rung_subs = tuple(d for d in supported_substituents(mat) if d in substituents or d == light)

@@ -228,6 +228,18 @@ def _chalcogen_classes(x: str, subs: Iterable[str]) -> list[ColumnClass]:
     return out
 
 
+def median_classes(material: Material, substituents: tuple[str, ...]) -> tuple[str, ...]:
+    """Classes the median chalcogen column may be: the host column; one substituent beside a
+    host atom, for each alloying substituent; two, for the other of S and Se only (an S/Se layer
+    converted past half; a selenide whose median column holds two Te is a telluride, which no
+    model covers)."""
+    x = material.chalcogen
+    partner = "Se" if x == "S" else "S"
+    alloying = [d for d in substituents if d in DOUBLE_SUBSTITUTION]
+    return ("chalcogen",) + tuple(f"{d}_{x}" for d in alloying) + tuple(
+        f"{d}2_{x}2" for d in alloying if d == partner)
+
+
 def column_classes(material: str | Material,
                    substituents: Iterable[str] | None = None) -> tuple[ColumnClass, ...]:
     """Defect classes of ``material`` with ``substituents``, in model channel order.

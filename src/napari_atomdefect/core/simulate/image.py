@@ -508,7 +508,7 @@ ALLOY_FRACTION_RANGE = (0.1, 1.0)
 #: Per-atom fraction range of an alloying substituent that is not the host's S/Se partner (Te
 #: in a selenide): past half, the layer is a telluride, which is analysed as no selenide (its
 #: lattice constant is 7 % larger) and whose median column the ladder reading does not consider
-#: (:func:`~..cells.ladder.hypotheses`).
+#: (:func:`~..materials.columns.median_classes`).
 OTHER_ALLOY_FRACTION_RANGE = (0.1, 0.5)
 #: Share of the alloy images (training and calibration) that are *partly converted* layers
 #: rather than random alloys: the singly and doubly substituted columns in independent
