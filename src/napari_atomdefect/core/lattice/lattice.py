@@ -37,9 +37,11 @@ from ..materials.materials import (
     Material,
     get_material,
     lattice_constant_range_nm,
+    partner_material,
 )
 from ..robust import robust_sd
 from ..sampling import sample_bilinear
+from .brightness_order import BrightnessOrder, brightness_order
 from .crystal import OFF_CRYSTAL_NOTE, cells_and_share, in_crystal, off_crystal_message
 from .fft_peaks import ReciprocalBasis, find_reciprocal_basis, finer_hexagon, spots_stand_out
 from .gpa import PhaseMap, image_spectrum, mean_frequency, phase_map
@@ -473,6 +475,40 @@ def _better_reading(swapped: MetalAlloyReading, first: MetalAlloyReading) -> boo
     return swapped.other_share > first.other_share
 
 
+def _inner_peaks(sub: _Sublattice) -> np.ndarray:
+    """A sublattice's column peaks clear of the field's edge (all where none is)."""
+    return sub.peaks[sub.inner] if sub.inner.any() else sub.peaks
+
+
+def _brightness_order_note(order: BrightnessOrder, mat: Material, chosen: Sequence[str],
+                           metal_brighter: bool) -> str:
+    """The sentence on two equally uniform sublattices about as bright (:mod:`.brightness_order`):
+    which was taken for the metal, and why; where undecided, how to take the other."""
+    brighter = max(order.ratio, 1 / order.ratio)
+    metal_is_brighter = metal_brighter != order.exchange
+    side = "brighter" if metal_is_brighter else "dimmer"
+    other_side = "dimmer" if metal_is_brighter else "brighter"
+    head = (f"The two sublattices are equally uniform and about as bright (the brighter "
+            f"{brighter:.2f} times the other)")
+    if order.exchange:
+        few, many = sorted(order.deficient)
+        return (f"{head}, as a Janus layer's {mat.metal} and mixed chalcogen columns are: the "
+                f"{other_side} one holds the columns that miss atoms ({many} against {few}), so "
+                f"it is taken for the chalcogen and the {side} for the {mat.metal}, against "
+                f"{mat.name}'s usual order.")
+    alloying = [d for d in chosen if d in DOUBLE_SUBSTITUTION]
+    held = f"{' or '.join(alloying)} beside {mat.chalcogen}" if alloying else "a substituent"
+    note = (f"{head}: {mat.name}'s own order and the other way round (chalcogen columns holding "
+            f"{held}, as in a Janus layer) fit them alike, and too few columns miss atoms to "
+            f"tell. The {side} sublattice is taken for the {mat.metal}")
+    partner = partner_material(mat)
+    if partner is not None and ((partner.column_contrast()[0] >= partner.column_contrast()[1])
+                                != metal_brighter):
+        return (f"{note}; if the {mat.metal} columns are the {other_side} ones, analyse the "
+                f"layer as {partner.name} with {mat.chalcogen}, which takes them so.")
+    return f"{note}: check the metal sites on the image."
+
+
 def _metal_sublattice(taken_m: _Sublattice, taken_x: _Sublattice, mat: Material,
                       substituents: str | Sequence[str] | None, metal_brighter: bool
                       ) -> tuple[bool, MetalAlloyReading | None, list[str]]:
@@ -555,6 +591,13 @@ def _metal_sublattice(taken_m: _Sublattice, taken_x: _Sublattice, mat: Material,
                             f"varies from column to column and the other does not: it is taken "
                             f"for the chalcogen, against {mat.name}'s usual brightness order "
                             "(an alloy?).")
+    if (not swap and metal_alloy is None and taken_m.finite and taken_x.finite
+            and not _is_the_varied_one(taken_x, taken_m)):
+        # Both uniform: the brightness order may be the wrong way round (a Janus layer).
+        order = brightness_order(_inner_peaks(taken_m), _inner_peaks(taken_x), mat, substituents)
+        if order is not None and (order.exchange or order.undecided):
+            swap = order.exchange
+            messages.append(_brightness_order_note(order, mat, chosen, metal_brighter))
     if metal_alloy is not None:
         messages.append(metal_alloy.message(mat))
     elif named:
