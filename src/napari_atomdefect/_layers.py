@@ -229,19 +229,21 @@ def site_layer_kwargs(lattice, name: str, frame: dict | None = None) -> tuple[np
 
 
 def grid_layer_data(lattice, name: str = "unit cells",
-                    frame: dict | None = None) -> tuple[list[np.ndarray], dict]:
-    """Unit-cell parallelograms (one per metal site, every grain's on its own lattice) for a
-    Shapes layer called ``name`` (``frame``: see :func:`defect_layer_kwargs`)."""
+                    frame: dict | None = None) -> tuple[np.ndarray, dict]:
+    """The unit-cell grid for a Vectors layer called ``name`` (``frame``: see
+    :func:`defect_layer_kwargs`): from every metal site (every grain's on its own lattice) its
+    cell's two edges along ``a1`` and ``a2``, drawn as lines — ``(N, 2, 2)`` data, each row a
+    site and an edge. (A Shapes layer of one parallelogram per cell took 0.3 s to add for 800
+    cells, the dock frozen meanwhile, while hidden; these lines take 0.06 s.)"""
     grains = _grains(lattice)
     px = grains[0].pixel_size_nm
-    corners = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], float)
     # Local vectors would follow distortion exactly; the global ones keep the grid readable.
-    shapes = [p + corners[:, :1] * la.a1_px + corners[:, 1:] * la.a2_px
-              for la in grains for p in la.metal_sites_px]
-    return shapes, {"name": name, **_frame_or_nm(px, frame),
-                    "shape_type": "polygon", "edge_color": "#ffd700", "edge_width": 0.5,
-                    "face_color": "transparent", "opacity": 0.4, "visible": False,
-                    "metadata": {"atomdefect": {"kind": "cell_grid"}}}
+    edges = [np.stack([p, edge]) for la in grains for p in la.metal_sites_px
+             for edge in (la.a1_px, la.a2_px)]
+    data = np.array(edges, float).reshape(-1, 2, 2)
+    return data, {"name": name, **_frame_or_nm(px, frame), "vector_style": "line",
+                  "length": 1.0, "edge_color": "#ffd700", "edge_width": 0.5, "opacity": 0.4,
+                  "visible": False, "metadata": {"atomdefect": {"kind": "cell_grid"}}}
 
 
 def track_layer_kwargs(name: str, frame: dict | None = None, pixel_size_nm: float | None = None,

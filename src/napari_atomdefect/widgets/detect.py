@@ -909,18 +909,20 @@ class DetectWidget(QWidget):
         frame = image_frame(layer, 3 if stack else 2)
         data, kwargs = site_layer_kwargs(lattices, f"{layer.name} sites", frame)
         # (named after the image: two images' grids told apart in the layer list)
-        shapes, gkw = grid_layer_data(lattices, f"{layer.name} unit cells", frame)
+        edges, gkw = grid_layer_data(lattices, f"{layer.name} unit cells", frame)
         lattice = lattices[0]
         n_cells = sum(la.n_cells for la in lattices)
         if stack:  # (frame, row, col): shown on the frame the lattice was found in
             data = np.column_stack([np.full(len(data), float(frame_index)), data])
-            shapes = [np.column_stack([np.full(len(s), float(frame_index)), s]) for s in shapes]
+            # (each edge starts on the frame and runs within it)
+            edges = np.concatenate([np.zeros((len(edges), 2, 1)), edges], axis=2)
+            edges[:, 0, 0] = float(frame_index)
             kwargs["name"] = f"{layer.name} sites (frame {frame_index})"
             gkw["name"] = f"{layer.name} unit cells (frame {frame_index})"
         for kw in (kwargs, gkw):
             kw["metadata"]["atomdefect"].update(image=layer.name, frame=frame_index)
         self.viewer.add_points(data, **kwargs)
-        self.viewer.add_shapes(shapes, **gkw)
+        self.viewer.add_vectors(edges, **gkw)
         self.viewer.layers.selection.active = layer
         for msg in lattice.messages:
             show_info(msg)
