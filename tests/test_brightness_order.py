@@ -84,3 +84,30 @@ def test_janus_mose2_layer_is_read_with_its_mo_columns_the_brighter():
     assert called.get("V_Mo", 0) == 0
     assert abs(called.get("V_Se", 0) - truth["V_Se"]) <= 2
     assert any("against MoSe2's usual order" in m for m in found.attrs["messages"])
+
+
+def test_an_undecided_order_is_a_warning_beside_the_result():
+    """A Janus MoSe2 + S layer with no column that lost an atom: its Mo and S + Se columns as
+    bright (our simulator: 1.02 times), nothing tells the sublattices apart. The host's order
+    stands, and the user is warned, before the long part and beside the result, how to take
+    the other; no Mo/W alloy is suggested for two uniform sublattices."""
+    import warnings
+
+    from napari_atomdefect.core.detect.detect import detect
+    from napari_atomdefect.core.detect.image_fit import ModelFitWarning
+    from napari_atomdefect.core.lattice.brightness_order import ORDER_UNDECIDED_NOTE
+    from napari_atomdefect.core.lattice.metal_rungs import METAL_ALLOY_NOTE
+    from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
+
+    sim = simulate_image("MoSe2", 384, 0.012, MicroscopeParams(dose_e_per_A2=5e5), seed=1,
+                         defect_fractions={"S_Se": 0.95, "V_Se": 0.03, "V_Se2": 0.01},
+                         substituents="S")
+    assert "V_Se" not in set(sim.defects["class"])  # (this draw has no single vacancy)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        found = detect(sim.image, 0.012, "MoSe2", substituents=["S"])
+    said = [str(w.message) for w in caught if issubclass(w.category, ModelFitWarning)
+            and ORDER_UNDECIDED_NOTE in str(w.message)]
+    assert len(said) == 1 and "analyse the layer as MoS2 with Se" in said[0]
+    assert said[0] in found.attrs["fit_messages"]
+    assert not any(METAL_ALLOY_NOTE in m for m in found.attrs["messages"])

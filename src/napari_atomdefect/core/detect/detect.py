@@ -33,6 +33,7 @@ from ..cpu_share import CpuShare, torch_threads_for_free_cores
 from ..errors import AtomDefectError
 from ..io.table import DEFECT_COLUMNS
 from ..io.validate import MAX_NONFINITE_SHARE, as_analysis_image
+from ..lattice.brightness_order import ORDER_NOTE, ORDER_UNDECIDED_NOTE
 from ..lattice.grains import MAX_GRAINS, find_grains, misorientation_deg
 from ..lattice.lattice import Lattice
 from ..lattice.metal_rungs import METAL_ALLOY_NOTE, METAL_TWO_LEVELS_NOTE
@@ -498,6 +499,10 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
                                max_grains=MAX_GRAINS if grains else 1)
     else:
         lattices = [lattice] if isinstance(lattice, Lattice) else list(lattice)
+    # Sublattices whose brightness order the image does not settle (a Janus layer): the metal
+    # sites may be on the chalcogen columns — a warning, before the long part.
+    for note in [m for m in lattices[0].messages if ORDER_UNDECIDED_NOTE in m]:
+        warnings.warn(note, ModelFitWarning, stacklevel=2)
     net = load_detector(info, dev)
     _check_channels(getattr(getattr(net, "head", None), "out_channels", None), info,
                     run.model_classes)
@@ -611,6 +616,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     # (a selenide's possible Mo/W alloy, not read unasked: said first, beside the result too)
     metal_alloy += [m for m in lattices[0].messages if METAL_ALLOY_NOTE in m]
     metal_alloy += [m for m in lattices[0].messages if METAL_TWO_LEVELS_NOTE in m]
+    # (which sublattice was taken for the metal where their brightness hardly differs)
+    metal_alloy += [m for m in lattices[0].messages if m.startswith(ORDER_NOTE)]
     if run.metal_substituents and lattices[0].metal_alloy is None and not any(
             METAL_TWO_LEVELS_NOTE in m for m in metal_alloy):
         metal_alloy.append(f"{run.metal_substituents[0]} was chosen, but the {mat.metal} columns "

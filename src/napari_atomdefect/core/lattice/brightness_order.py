@@ -50,6 +50,10 @@ DECISIVE_LOG10_ODDS = 2.0
 #: against it, a layer of another host (MoS2 analysed as MoSe2: the model-fit check says so,
 #: :mod:`..detect.image_fit`).
 RATIO_SETTLES_LOG10 = 4.0
+#: The words that begin the lattice's sentence on such a pair of sublattices, and those of its
+#: undecided form (the reading may be the wrong way round: said beside the result).
+ORDER_NOTE = "The two sublattices are equally uniform and about as bright"
+ORDER_UNDECIDED_NOTE = "fit them alike"
 
 
 @dataclass(frozen=True)
@@ -161,4 +165,5 @@ def brightness_order(metal_peaks: np.ndarray, chalcogen_peaks: np.ndarray, mater
                            (d_m, d_x), ratio)
 
 
-__all__ = ["BrightnessOrder", "brightness_order", "deficient_columns", "ratio_log10_odds"]
+__all__ = ["ORDER_NOTE", "ORDER_UNDECIDED_NOTE", "BrightnessOrder", "brightness_order",
+           "deficient_columns", "ratio_log10_odds"]

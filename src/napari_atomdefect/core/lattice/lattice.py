@@ -41,7 +41,7 @@ from ..materials.materials import (
 )
 from ..robust import robust_sd
 from ..sampling import sample_bilinear
-from .brightness_order import BrightnessOrder, brightness_order
+from .brightness_order import ORDER_NOTE, ORDER_UNDECIDED_NOTE, BrightnessOrder, brightness_order
 from .crystal import OFF_CRYSTAL_NOTE, cells_and_share, in_crystal, off_crystal_message
 from .fft_peaks import ReciprocalBasis, find_reciprocal_basis, finer_hexagon, spots_stand_out
 from .gpa import PhaseMap, image_spectrum, mean_frequency, phase_map
@@ -488,8 +488,7 @@ def _brightness_order_note(order: BrightnessOrder, mat: Material, chosen: Sequen
     metal_is_brighter = metal_brighter != order.exchange
     side = "brighter" if metal_is_brighter else "dimmer"
     other_side = "dimmer" if metal_is_brighter else "brighter"
-    head = (f"The two sublattices are equally uniform and about as bright (the brighter "
-            f"{brighter:.2f} times the other)")
+    head = f"{ORDER_NOTE} (the brighter {brighter:.2f} times the other)"
     if order.exchange:
         few, many = sorted(order.deficient)
         return (f"{head}, as a Janus layer's {mat.metal} and mixed chalcogen columns are: the "
@@ -499,8 +498,8 @@ def _brightness_order_note(order: BrightnessOrder, mat: Material, chosen: Sequen
     alloying = [d for d in chosen if d in DOUBLE_SUBSTITUTION]
     held = f"{' or '.join(alloying)} beside {mat.chalcogen}" if alloying else "a substituent"
     note = (f"{head}: {mat.name}'s own order and the other way round (chalcogen columns holding "
-            f"{held}, as in a Janus layer) fit them alike, and too few columns miss atoms to "
-            f"tell. The {side} sublattice is taken for the {mat.metal}")
+            f"{held}, as in a Janus layer) {ORDER_UNDECIDED_NOTE}, and too few columns miss "
+            f"atoms to tell. The {side} sublattice is taken for the {mat.metal}")
     partner = partner_material(mat)
     if partner is not None and ((partner.column_contrast()[0] >= partner.column_contrast()[1])
                                 != metal_brighter):
@@ -597,6 +596,8 @@ def _metal_sublattice(taken_m: _Sublattice, taken_x: _Sublattice, mat: Material,
         order = brightness_order(_inner_peaks(taken_m), _inner_peaks(taken_x), mat, substituents)
         if order is not None and (order.exchange or order.undecided):
             swap = order.exchange
+            # (two uniform sublattices: no metal columns in two rungs to read as a Mo/W alloy)
+            messages = [m for m in messages if METAL_ALLOY_NOTE not in m]
             messages.append(_brightness_order_note(order, mat, chosen, metal_brighter))
     if metal_alloy is not None:
         messages.append(metal_alloy.message(mat))
