@@ -49,7 +49,13 @@ from ..materials.columns import (
     supported_substituents,
 )
 from ..materials.materials import Material, get_material
-from ..simulate.microscopes import ladder_physics, median_class_prior, microscope_prior
+from ..simulate.microscopes import (
+    LONE_RUNG_PREFIX,
+    ladder_physics,
+    lone_rung,
+    median_class_prior,
+    microscope_prior,
+)
 from .normalize import PreparedImage, site_values
 
 #: ``detector.unit`` of a model card whose detector reads tiles in host units.
@@ -439,7 +445,9 @@ def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str 
     centres = (edges[:-1] + edges[1:]) / 2
     centres, counts = centres[counts > 0], counts[counts > 0]  # empty bins add nothing
     classes = {c.name: c for c in column_classes(mat, rung_subs)}
-    caps = np.array([_share_cap(classes.get(n), subs) for n in names])
+    # (a column left with one substituent atom: a point defect of an ordered layer only)
+    caps = np.array([MAX_DEFECT_SHARE if n.startswith(LONE_RUNG_PREFIX)
+                     else _share_cap(classes.get(n), subs) for n in names])
     data = _Rungs(counts.astype(float), centres, len(x), names, rungs, split, metal, caps,
                   classes, _AlloyPairs(names, mat.chalcogen, subs), len(hyps), metal_level)
     # Every rung the median column may be on; a singly substituted median also as an ordered
@@ -513,7 +521,30 @@ def _read_variant(data: _Rungs, h: str, janus: bool, tolerance: float = 0.0
     """The ladder read with its median column on rung ``h`` (``janus``: of an ordered layer):
     its score (log evidence over the microscopes, prior included), where it puts the host
     column, the spread, and the share of the columns on the median rung. ``tolerance``: how far
-    each other rung may sit off its microscope's place (:func:`_fit_mixture`)."""
+    each other rung may sit off its microscope's place (:func:`_fit_mixture`).
+
+    A column left with one substituent atom (its host atom lost, no class) is a level of an
+    ordered layer of that substituent's mixed columns only, where a single vacancy takes either
+    atom: the ordered reading is fitted with that rung as well, and the better of the two kept
+    (without it, a Janus MoSSe layer whose vacancies left S, read as MoSe2 + S, fitted pristine
+    MoSe2 better: every S_Se column called Se2; with it alone, the mixture's fit can settle
+    elsewhere — the real image 19 read as WSe2 with S and Te).
+    """
+    names = data.names
+    plain = [i for i, n in enumerate(names) if not n.startswith(LONE_RUNG_PREFIX)]
+    reading = _fit_variant(data, h, janus, tolerance, plain)
+    column = data.classes.get(h)
+    own = lone_rung(column.substituent) if janus and column is not None else None
+    if own in names:
+        with_lone = _fit_variant(data, h, janus, tolerance, sorted(plain + [names.index(own)]))
+        if with_lone.score > reading.score:
+            reading = with_lone
+    return reading
+
+
+def _fit_variant(data: _Rungs, h: str, janus: bool, tolerance: float, used: list[int]
+                 ) -> _VariantReading:
+    """:func:`_read_variant` with the rungs ``used`` only (indices into ``data.names``)."""
     names, rungs, split, metal = data.names, data.rungs, data.split, data.metal
     at, host = names.index(h), names.index("chalcogen")
     if janus:
@@ -523,11 +554,16 @@ def _read_variant(data: _Rungs, h: str, janus: bool, tolerance: float = 0.0
         rungs_h, metal_h = np.concatenate([rungs, rungs]), np.concatenate([metal, metal])
         split_h = np.concatenate([split, np.where(own, split, REDUCED_SPLIT_SHARE * split)])
     unit = rungs_h[:, at]  # the median rung in host units, per microscope
-    hyp_caps = np.where(np.array(names) == h, 1.0, data.caps) if janus else data.caps
+    column = data.classes.get(h)
+    used = np.asarray(used)
+    at_used = int(np.flatnonzero(used == at)[0])
+    all_caps = np.where(np.array(names) == h, 1.0, data.caps) if janus else data.caps
+    hyp_caps = all_caps[used]
     median_split = split_h[:, at] / unit
-    args = (data.counts, data.centres, rungs_h / unit[:, None], split_h / unit[:, None], hyp_caps)
-    loglik, sigma, scale, n_c, mean_c = _fit_mixture(*args, median_split, median=at,
-                                                     tolerance=tolerance)
+    args = (data.counts, data.centres, rungs_h[:, used] / unit[:, None],
+            split_h[:, used] / unit[:, None], hyp_caps)
+    loglik, sigma, scale, n_used, mean_used = _fit_mixture(*args, median_split, median=at_used,
+                                                           tolerance=tolerance)
     # The median column may sit on either order of a mixed median rung: where the two lie
     # far apart, the fit starts from each too and keeps, per microscope, the best.
     wide = np.flatnonzero(median_split > MIN_SPLIT_TO_START_TWICE)
@@ -535,11 +571,14 @@ def _read_variant(data: _Rungs, h: str, janus: bool, tolerance: float = 0.0
         if not len(wide):
             break
         sub = _fit_mixture(args[0], args[1], args[2][wide], args[3][wide], hyp_caps,
-                           median_split[wide], start, median=at, tolerance=tolerance)
+                           median_split[wide], start, median=at_used, tolerance=tolerance)
         better = wide[sub[0] > loglik[wide]]
         keep = sub[0] > loglik[wide]
-        for full, part in zip((loglik, sigma, scale, n_c, mean_c), sub, strict=True):
+        for full, part in zip((loglik, sigma, scale, n_used, mean_used), sub, strict=True):
             full[better] = part[keep]
+    n_c = np.zeros((len(loglik), len(names)))
+    mean_c = np.zeros((len(loglik), len(names)))
+    n_c[:, used], mean_c[:, used] = n_used, mean_used
     metal_term = (-0.5 * ((np.log(data.metal_level) - np.log(scale * metal_h / unit))
                           / METAL_LOG_SIGMA) ** 2
                   - np.log(METAL_LOG_SIGMA * np.sqrt(2 * np.pi)))
@@ -551,13 +590,12 @@ def _read_variant(data: _Rungs, h: str, janus: bool, tolerance: float = 0.0
     # called S_Se); host columns are the part not converted (the real "fully converted" Nion
     # image: a quarter of its columns Se2 beside two-thirds S + Se).
     defect_rungs = (np.isin(names, [h, "chalcogen"], invert=True) if janus
-                    else hyp_caps <= MAX_DEFECT_SHARE)
+                    else all_caps <= MAX_DEFECT_SHARE)
     share = n_c[:, defect_rungs].sum(1) / data.n_columns
     point_prior = (1 / POINT_DEFECT_MEAN - 2) * np.log1p(-np.minimum(share, 0.99))
     total = loglik + metal_term - deviance + point_prior
     top = total.max()
     # (each microscope by its prior: a non-Janus reading holds every microscope twice)
-    column = data.classes.get(h)
     partner = "Se" if h.rsplit("_", 1)[-1] == "S" else "S"  # (the host's S/Se partner)
     scope = microscope_prior(len(rungs), janus and column is not None
                              and column.substituent not in (None, partner))

@@ -334,6 +334,24 @@ def column_weight(cls: str, sublattice: str, params: MicroscopeParams, material:
     return float(w1 + w2 + 2.0 * c * np.sqrt(w1 * w2))
 
 
+def lone_substituent_weight(symbol: str, params: MicroscopeParams, material: Material) -> float:
+    """Weight of a chalcogen column left with one substituent atom ``symbol`` (its host atom
+    lost): no class of ``material`` (the columns that lost one atom are classes only when the
+    host atom is left, :mod:`..materials.columns`), but a level a layer of mixed columns shows
+    where its vacancies took the host atom. The atom's own weight, consistent with the mixed
+    column's: ``D_X = w_x + w_d + 2 c sqrt(w_x w_d)``, solved for ``w_d`` (a light substituent is
+    known only by what it adds beside a host atom, ``light_ratio``)."""
+    if not (params.light_ratio is not None and symbol == material.light_substituent):
+        return element_weight(symbol, params, material)
+    w_x = element_weight(material.chalcogen, params, material)
+    c = (params.second_atom_factor - 1.0) / 2.0
+    if params.partner_cross_term is not None and {symbol, material.chalcogen} == {"S", "Se"}:
+        c = 0.5 * (c + params.partner_cross_term)
+    excess = w_x * params.light_ratio  # = w_d + 2 c sqrt(w_x w_d)
+    root = -c * np.sqrt(w_x) + np.sqrt(max(c * c * w_x + excess, 0.0))
+    return float(max(root, 0.0) ** 2)
+
+
 def lattice_vectors_px(material: Material, pixel_size_nm: float, rotation_deg: float) -> tuple:
     """Primitive vectors ``(row, col)`` in pixels of the hexagonal lattice, 60 degrees apart."""
     a = material.a_nm / pixel_size_nm

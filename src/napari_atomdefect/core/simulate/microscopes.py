@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..materials.columns import column_classes
+from ..materials.columns import DOUBLE_SUBSTITUTION, column_classes
 from ..materials.materials import get_material
 
 #: Microscopes drawn (seed 0) to span the physics of the rungs.
@@ -65,7 +65,8 @@ def ladder_physics(material_name: str, substituents: tuple[str, ...]
     -------
     names : tuple of str
         Class of each rung: ``"chalcogen"`` (the host column) first, then every chalcogen-site
-        class of ``material`` with ``substituents``.
+        class of ``material`` with ``substituents``, then a column left with one atom of each
+        alloying substituent (:func:`lone_rung`: no class, a point defect of an ordered layer).
     rungs : ndarray
         ``(M, len(names))`` column weights over the host column's (a column of one
         substituent beside one host atom: the mean of its two orders).
@@ -78,11 +79,17 @@ def ladder_physics(material_name: str, substituents: tuple[str, ...]
         ``(M,)`` metal column weight over the host column's.
     """
     from ..materials.physics import random_column_physics
-    from .image import MicroscopeParams, column_weight
+    from .image import MicroscopeParams, column_weight, lone_substituent_weight
 
     mat = get_material(material_name)
-    names = ("chalcogen",) + tuple(c.name for c in column_classes(mat, substituents)
-                                   if c.site == "chalcogen")
+    classes = ("chalcogen",) + tuple(c.name for c in column_classes(mat, substituents)
+                                     if c.site == "chalcogen")
+    lone = tuple(d for d in substituents if d in DOUBLE_SUBSTITUTION and d != mat.chalcogen)
+    names = classes + tuple(lone_rung(d) for d in lone)
+
+    def weights(params: MicroscopeParams, side: float | None = None) -> np.ndarray:
+        return np.array([column_weight(n, "chalcogen", params, mat, side=side) for n in classes]
+                        + [lone_substituent_weight(d, params, mat) for d in lone])
     rng = np.random.default_rng(0)
     rungs, split, metal = [], [], []
     for _ in range(N_MICROSCOPES):
@@ -90,8 +97,7 @@ def ladder_physics(material_name: str, substituents: tuple[str, ...]
         params = MicroscopeParams(**{k: v for k, v in phys.items()
                                      if k not in ("detector", "thermal_damping")})
         host = column_weight("chalcogen", "chalcogen", params, mat)
-        sides = np.array([[column_weight(n, "chalcogen", params, mat, side=v) for v in (1, -1)]
-                          for n in names]) / host
+        sides = np.stack([weights(params, side=v) for v in (1, -1)], axis=1) / host
         rungs.append(sides.mean(1))
         split.append(np.abs(sides[:, 0] - sides[:, 1]) / 2)
         metal.append(column_weight("metal", "metal", params, mat) / host)
@@ -101,10 +107,22 @@ def ladder_physics(material_name: str, substituents: tuple[str, ...]
         params = MicroscopeParams(z_exponent=float(n), element_weights=None, light_ratio=None,
                                   second_atom_factor=1.0)
         host = column_weight("chalcogen", "chalcogen", params, mat)
-        rungs.append(np.array([column_weight(c, "chalcogen", params, mat) for c in names]) / host)
+        rungs.append(weights(params) / host)
         split.append(np.zeros(len(names)))
         metal.append(column_weight("metal", "metal", params, mat) / host)
     return names, np.array(rungs), np.array(split), np.array(metal)
+
+
+#: What the rung of a chalcogen column left with one substituent atom is called
+#: (:func:`lone_rung`).
+LONE_RUNG_PREFIX = "lone "
+
+
+def lone_rung(substituent: str) -> str:
+    """Name of the rung of a column left with one ``substituent`` atom, its host atom lost: a
+    level of an ordered (Janus) layer whose vacancies took either atom, not a class."""
+    return f"{LONE_RUNG_PREFIX}{substituent}"
+
 
 #: Prior probability that the median chalcogen column of a layer is a host column; the rest is
 #: shared by the alloy hypotheses (:func:`~..materials.columns.median_classes`).
@@ -125,5 +143,7 @@ def median_class_prior(name: str, n_classes: int, single: bool, ordered: bool) -
 
 
 
-__all__ = ["HOST_PRIOR", "JANUS_PRIOR_SHARE", "N_MICROSCOPES", "ZN_EXPONENTS", "ZN_MICROSCOPES", "ZN_PRIOR",
-           "ZN_PRIOR_ORDERED_HEAVY", "ladder_physics", "median_class_prior", "microscope_prior"]
+__all__ = ["HOST_PRIOR", "JANUS_PRIOR_SHARE", "LONE_RUNG_PREFIX", "N_MICROSCOPES", "ZN_EXPONENTS",
+           "ZN_MICROSCOPES", "ZN_PRIOR",
+           "ZN_PRIOR_ORDERED_HEAVY", "ladder_physics", "lone_rung", "median_class_prior",
+           "microscope_prior"]
