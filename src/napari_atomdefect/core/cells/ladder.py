@@ -555,13 +555,13 @@ def _fit_variant(data: _Rungs, h: str, janus: bool, tolerance: float, used: list
         split_h = np.concatenate([split, np.where(own, split, REDUCED_SPLIT_SHARE * split)])
     unit = rungs_h[:, at]  # the median rung in host units, per microscope
     column = data.classes.get(h)
-    used = np.asarray(used)
-    at_used = int(np.flatnonzero(used == at)[0])
+    cols = np.asarray(used)
+    at_used = int(np.flatnonzero(cols == at)[0])
     all_caps = np.where(np.array(names) == h, 1.0, data.caps) if janus else data.caps
-    hyp_caps = all_caps[used]
+    hyp_caps = all_caps[cols]
     median_split = split_h[:, at] / unit
-    args = (data.counts, data.centres, rungs_h[:, used] / unit[:, None],
-            split_h[:, used] / unit[:, None], hyp_caps)
+    args = (data.counts, data.centres, rungs_h[:, cols] / unit[:, None],
+            split_h[:, cols] / unit[:, None], hyp_caps)
     loglik, sigma, scale, n_used, mean_used = _fit_mixture(*args, median_split, median=at_used,
                                                            tolerance=tolerance)
     # The median column may sit on either order of a mixed median rung: where the two lie
@@ -578,7 +578,7 @@ def _fit_variant(data: _Rungs, h: str, janus: bool, tolerance: float, used: list
             full[better] = part[keep]
     n_c = np.zeros((len(loglik), len(names)))
     mean_c = np.zeros((len(loglik), len(names)))
-    n_c[:, used], mean_c[:, used] = n_used, mean_used
+    n_c[:, cols], mean_c[:, cols] = n_used, mean_used
     metal_term = (-0.5 * ((np.log(data.metal_level) - np.log(scale * metal_h / unit))
                           / METAL_LOG_SIGMA) ** 2
                   - np.log(METAL_LOG_SIGMA * np.sqrt(2 * np.pi)))
