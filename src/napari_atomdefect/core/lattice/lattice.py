@@ -295,6 +295,11 @@ class _Sublattice:
         return bool(np.isfinite(self.median) and np.isfinite(self.spread) and self.median > 0)
 
 
+def _inner_peaks(sub: _Sublattice) -> np.ndarray:
+    """A sublattice's column peaks clear of the field's edge (all where none is)."""
+    return sub.peaks[sub.inner] if sub.inner.any() else sub.peaks
+
+
 def _read_sublattice(smoothed: np.ndarray, frac_fn: FracFn, basis: np.ndarray,
                      offset: np.ndarray, background: float,
                      on_lattice: Callable[[np.ndarray], np.ndarray],
@@ -383,7 +388,7 @@ def _chalcogen_references(chalcogen: _Sublattice, mat: Material,
     host_z = ATOMIC_NUMBER[mat.chalcogen]
     ends = {"heavier" if ATOMIC_NUMBER[d] > host_z else "lighter"
             for d in chosen if d in DOUBLE_SUBSTITUTION}
-    peaks = chalcogen.peaks[chalcogen.inner] if chalcogen.inner.any() else chalcogen.peaks
+    peaks = _inner_peaks(chalcogen)
     peaks = peaks[np.isfinite(peaks)]
     if ends and len(peaks) >= MIN_CELLS:
         peaks = peaks[peaks > VACANCY_LEVEL * np.median(peaks)]
@@ -410,7 +415,7 @@ def _vacancy_rung(sub: _Sublattice, reading: MetalAlloyReading | None = None) ->
     chalcogen column that lost one of its two atoms keeps 0.45–0.7 of it; a metal column holds
     one atom or none (selenides of four simulators: never on the metal sublattice, 1–38 % of
     the chalcogen columns)."""
-    peaks = sub.peaks[sub.inner] if sub.inner.any() else sub.peaks
+    peaks = _inner_peaks(sub)
     peaks = peaks[np.isfinite(peaks)]
     if not len(peaks) or not sub.finite:
         return False
@@ -475,11 +480,6 @@ def _better_reading(swapped: MetalAlloyReading, first: MetalAlloyReading) -> boo
     return swapped.other_share > first.other_share
 
 
-def _inner_peaks(sub: _Sublattice) -> np.ndarray:
-    """A sublattice's column peaks clear of the field's edge (all where none is)."""
-    return sub.peaks[sub.inner] if sub.inner.any() else sub.peaks
-
-
 def _brightness_order_note(order: BrightnessOrder, mat: Material, chosen: Sequence[str],
                            metal_brighter: bool) -> str:
     """The sentence on two equally uniform sublattices about as bright (:mod:`.brightness_order`):
@@ -490,10 +490,14 @@ def _brightness_order_note(order: BrightnessOrder, mat: Material, chosen: Sequen
     other_side = "dimmer" if metal_is_brighter else "brighter"
     head = f"{ORDER_NOTE} (the brighter {brighter:.2f} times the other)"
     if order.exchange:
-        few, many = sorted(order.deficient)
-        return (f"{head}, as a Janus layer's {mat.metal} and mixed chalcogen columns are: the "
-                f"{other_side} one holds the columns that miss atoms ({many} against {few}), so "
-                f"it is taken for the chalcogen and the {side} for the {mat.metal}, against "
+        on_taken_metal, on_taken_chalcogen = order.deficient
+        why = (f"the {other_side} one holds the columns that miss atoms ({on_taken_metal} "
+               f"against {on_taken_chalcogen}), so it"
+               if on_taken_metal > on_taken_chalcogen else
+               f"their brightness ratio fits the {mat.metal} as the {side} one far better, so the "
+               f"{other_side} one")
+        return (f"{head}, as a Janus layer's {mat.metal} and mixed chalcogen columns are: {why} "
+                f"is taken for the chalcogen and the {side} for the {mat.metal}, against "
                 f"{mat.name}'s usual order.")
     alloying = [d for d in chosen if d in DOUBLE_SUBSTITUTION]
     held = f"{' or '.join(alloying)} beside {mat.chalcogen}" if alloying else "a substituent"
