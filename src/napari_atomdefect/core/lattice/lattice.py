@@ -480,8 +480,7 @@ def _better_reading(swapped: MetalAlloyReading, first: MetalAlloyReading) -> boo
     return swapped.other_share > first.other_share
 
 
-def _brightness_order_note(order: BrightnessOrder, mat: Material, chosen: Sequence[str],
-                           metal_brighter: bool) -> str:
+def _brightness_order_note(order: BrightnessOrder, mat: Material, metal_brighter: bool) -> str:
     """The sentence on two equally uniform sublattices about as bright (:mod:`.brightness_order`):
     which was taken for the metal, and why; where undecided, how to take the other."""
     brighter = max(order.ratio, 1 / order.ratio)
@@ -499,12 +498,12 @@ def _brightness_order_note(order: BrightnessOrder, mat: Material, chosen: Sequen
         return (f"{head}, as a Janus layer's {mat.metal} and mixed chalcogen columns are: {why} "
                 f"is taken for the chalcogen and the {side} for the {mat.metal}, against "
                 f"{mat.name}'s usual order.")
-    alloying = [d for d in chosen if d in DOUBLE_SUBSTITUTION]
-    held = f"{' or '.join(alloying)} beside {mat.chalcogen}" if alloying else "a substituent"
+    partner = partner_material(mat)
+    held = (f"{partner.chalcogen} beside {mat.chalcogen}" if partner is not None
+            else "a substituent")
     note = (f"{head}: {mat.name}'s own order and the other way round (chalcogen columns holding "
             f"{held}, as in a Janus layer) {ORDER_UNDECIDED_NOTE}, and too few columns miss "
             f"atoms to tell. The {side} sublattice is taken for the {mat.metal}")
-    partner = partner_material(mat)
     if partner is not None and ((partner.column_contrast()[0] >= partner.column_contrast()[1])
                                 != metal_brighter):
         return (f"{note}; if the {mat.metal} columns are the {other_side} ones, analyse the "
@@ -602,7 +601,7 @@ def _metal_sublattice(taken_m: _Sublattice, taken_x: _Sublattice, mat: Material,
             swap = order.exchange
             # (two uniform sublattices: no metal columns in two rungs to read as a Mo/W alloy)
             messages = [m for m in messages if METAL_ALLOY_NOTE not in m]
-            messages.append(_brightness_order_note(order, mat, chosen, metal_brighter))
+            messages.append(_brightness_order_note(order, mat, metal_brighter))
     if metal_alloy is not None:
         messages.append(metal_alloy.message(mat))
     elif named:
