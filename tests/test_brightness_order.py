@@ -116,15 +116,14 @@ def test_an_undecided_order_is_a_warning_beside_the_result():
 def test_the_exchange_sentence_names_what_decided_it():
     """The columns that miss atoms where they decided, else the brightness ratio (an exchange
     by the ratio alone, no column missing an atom, had been said as "0 against 0")."""
-    from napari_atomdefect.core.lattice.brightness_order import BrightnessOrder
-    from napari_atomdefect.core.lattice.lattice import _brightness_order_note
+    from napari_atomdefect.core.lattice.brightness_order import BrightnessOrder, order_note
 
     mose2 = get_material("MoSe2")
-    by_vacancies = _brightness_order_note(BrightnessOrder(True, 4.7, -0.1, (8, 0), 0.84), mose2,
+    by_vacancies = order_note(BrightnessOrder(True, 4.7, -0.1, (8, 0), 0.84), mose2,
                                           False)
     assert "the dimmer one holds the columns that miss atoms (8 against 0), so it is taken for " \
            "the chalcogen and the brighter for the Mo" in by_vacancies
-    by_ratio = _brightness_order_note(BrightnessOrder(True, 2.5, 2.5, (0, 0), 0.95), mose2,
+    by_ratio = order_note(BrightnessOrder(True, 2.5, 2.5, (0, 0), 0.95), mose2,
                                       False)
     assert "brightness ratio fits the Mo as the brighter one far better, so the dimmer one is " \
            "taken for the chalcogen" in by_ratio and "against" in by_ratio

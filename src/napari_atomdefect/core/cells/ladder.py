@@ -51,6 +51,7 @@ from ..materials.columns import (
 from ..materials.materials import Material, get_material
 from ..simulate.microscopes import (
     LONE_RUNG_PREFIX,
+    METAL_LOG_SIGMA,
     ladder_physics,
     lone_rung,
     median_class_prior,
@@ -60,14 +61,6 @@ from .normalize import PreparedImage, site_values
 
 #: ``detector.unit`` of a model card whose detector reads tiles in host units.
 HOST_UNITS = "host"
-#: Spread (in log) of the metal level around what a microscope predicts, beyond the spread of
-#: the drawn microscopes themselves (which already span the metal cross-section measured by
-#: multislice, :func:`~..materials.physics.metal_factor_range`): probe shape and what the
-#: simulator leaves out. 0.12 until the thirteenth session; at 0.07 the metal level — which an
-#: alloy does not change — outweighs an equally good histogram fit that puts it 30 % off
-#: (a clustered WSe2/MoSe2 + S alloy with Te chosen read as a WSeTe layer; S-rich binomial
-#: selenide alloys read as host); the multislice and real images read the same from 0.035 to 0.12.
-METAL_LOG_SIGMA = 0.07
 #: Histogram of the levels: range (chalcogen units) and bin width.
 LEVEL_RANGE: tuple[float, float] = (-0.5, 4.0)
 LEVEL_BIN = 0.02

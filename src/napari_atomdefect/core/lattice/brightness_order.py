@@ -11,12 +11,12 @@ reading about as well, and an independent simulator's Janus MoSe2 + S layer had 
 its sublattices exchanged, silently (every Mo column a "Se2" one).
 
 Two things tell them apart: the ratio of the two sublattices' levels, as likely under each
-reading over the microscopes and every class the median chalcogen column may be
-(:func:`~..materials.columns.median_classes`); and the columns that miss atoms, which lie on
-the chalcogen sublattice far more often (chalcogen vacancies are the common point defect of
-these layers; a metal column holds one atom, so it has no partly empty level either). Where
-both together still do not decide, the brighter-or-dimmer choice of the material stands and
-the user is told how to choose the other.
+reading over the microscopes (as taken, host columns or a Janus layer of the S/Se partner; the
+other way round, only the Janus layer, :func:`ratio_log10_odds`); and the columns that miss
+atoms, which lie on the chalcogen sublattice far more often (chalcogen vacancies are the common
+point defect of these layers; a metal column holds one atom, so it has no partly empty level
+either). Where both together still do not decide, the brighter-or-dimmer choice of the material
+stands and the user is told how to choose the other (:func:`order_note`).
 """
 
 from __future__ import annotations
@@ -27,16 +27,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..materials.columns import lookup_class, median_classes, parse_substituents
-from ..materials.materials import Material
+from ..materials.materials import Material, partner_material
+from ..materials.physics import partner_chalcogen
 from ..robust import robust_sd
-from ..simulate.microscopes import ladder_physics, median_class_prior, microscope_prior
+from ..simulate.microscopes import (
+    METAL_LOG_SIGMA,
+    ladder_physics,
+    median_class_prior,
+    microscope_prior,
+)
 
-#: The S/Se partner of each host chalcogen: the Janus layers whose mixed columns straddle the
-#: metal's brightness (MoSSe, WSSe).
-PARTNER_CHALCOGEN = {"S": "Se", "Se": "S"}
-#: Spread (in log) of a measured metal/chalcogen level ratio around what a microscope predicts
-#: (as the ladder reading's metal term, :data:`~..cells.ladder.METAL_LOG_SIGMA`).
-RATIO_LOG_SIGMA = 0.07
 #: A column is deficient below this fraction of its sublattice's median level and
 #: :data:`DEFICIENT_SIGMAS` robust spreads below it.
 DEFICIENT_LEVEL = 0.85
@@ -107,7 +107,7 @@ def ratio_log10_odds(ratio: float, material: Material, substituents: Sequence[st
     # would fit pristine WSe2 and MoSe2 images read the other way round (a held-out WSe2 at
     # W/Se2 1.34, S and Te chosen, was questioned).
     kinds = {c: getattr(lookup_class(c), "kind", None) for c in every}
-    partner = PARTNER_CHALCOGEN.get(material.chalcogen)
+    partner = partner_chalcogen(material)
     classes = [c for c in every if c in names and kinds[c] != "D2_X2"
                and (kinds[c] != "D_X" or getattr(lookup_class(c), "substituent", None) == partner)]
 
@@ -118,7 +118,7 @@ def ratio_log10_odds(ratio: float, material: Material, substituents: Sequence[st
             # (uniform: a layer of singly substituted columns is an ordered one)
             weight = median_class_prior(name, len(every), kinds[name] == "D_X", ordered=True)
             total += weight * float(prior @ np.exp(-0.5 * ((np.log(r) - np.log(predicted))
-                                                        / RATIO_LOG_SIGMA) ** 2))
+                                                        / METAL_LOG_SIGMA) ** 2))
         return total
 
     # The other way round, the layer is a Janus one: pristine host columns dimmer than their
@@ -177,5 +177,38 @@ def brightness_order(metal_peaks: np.ndarray, chalcogen_peaks: np.ndarray, mater
                            (d_m, d_x), ratio)
 
 
+
+def order_note(order: BrightnessOrder, mat: Material, metal_brighter: bool) -> str:
+    """The sentence on two equally uniform sublattices about as bright: which was taken for the
+    metal, and why; where undecided, how to take the other (``metal_brighter``: the material's
+    metal outshines its chalcogen)."""
+    brighter = max(order.ratio, 1 / order.ratio)
+    metal_is_brighter = metal_brighter != order.exchange
+    side = "brighter" if metal_is_brighter else "dimmer"
+    other_side = "dimmer" if metal_is_brighter else "brighter"
+    head = f"{ORDER_NOTE} (the brighter {brighter:.2f} times the other)"
+    if order.exchange:
+        on_taken_metal, on_taken_chalcogen = order.deficient
+        why = (f"the {other_side} one holds the columns that miss atoms ({on_taken_metal} "
+               f"against {on_taken_chalcogen}), so it"
+               if on_taken_metal > on_taken_chalcogen else
+               f"their brightness ratio fits the {mat.metal} as the {side} one far better, so the "
+               f"{other_side} one")
+        return (f"{head}, as a Janus layer's {mat.metal} and mixed chalcogen columns are: {why} "
+                f"is taken for the chalcogen and the {side} for the {mat.metal}, against "
+                f"{mat.name}'s usual order.")
+    partner = partner_material(mat)
+    held = (f"{partner.chalcogen} beside {mat.chalcogen}" if partner is not None
+            else "a substituent")
+    note = (f"{head}: {mat.name}'s own order and the other way round (chalcogen columns holding "
+            f"{held}, as in a Janus layer) {ORDER_UNDECIDED_NOTE}, and too few columns miss "
+            f"atoms to tell. The {side} sublattice is taken for the {mat.metal}")
+    if partner is not None and (partner.column_contrast()[0] >= partner.column_contrast()[1]) \
+            != metal_brighter:  # (the partner host takes the other order)
+        return (f"{note}; if the {mat.metal} columns are the {other_side} ones, analyse the "
+                f"layer as {partner.name} with {mat.chalcogen}, which takes them so.")
+    return f"{note}: check the metal sites on the image."
+
+
 __all__ = ["ORDER_NOTE", "ORDER_UNDECIDED_NOTE", "BrightnessOrder", "brightness_order",
-           "deficient_columns", "ratio_log10_odds"]
+           "deficient_columns", "order_note", "ratio_log10_odds"]

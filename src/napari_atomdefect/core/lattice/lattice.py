@@ -37,11 +37,10 @@ from ..materials.materials import (
     Material,
     get_material,
     lattice_constant_range_nm,
-    partner_material,
 )
 from ..robust import robust_sd
 from ..sampling import sample_bilinear
-from .brightness_order import ORDER_NOTE, ORDER_UNDECIDED_NOTE, BrightnessOrder, brightness_order
+from .brightness_order import brightness_order, order_note
 from .crystal import OFF_CRYSTAL_NOTE, cells_and_share, in_crystal, off_crystal_message
 from .fft_peaks import ReciprocalBasis, find_reciprocal_basis, finer_hexagon, spots_stand_out
 from .gpa import PhaseMap, image_spectrum, mean_frequency, phase_map
@@ -480,37 +479,6 @@ def _better_reading(swapped: MetalAlloyReading, first: MetalAlloyReading) -> boo
     return swapped.other_share > first.other_share
 
 
-def _brightness_order_note(order: BrightnessOrder, mat: Material, metal_brighter: bool) -> str:
-    """The sentence on two equally uniform sublattices about as bright (:mod:`.brightness_order`):
-    which was taken for the metal, and why; where undecided, how to take the other."""
-    brighter = max(order.ratio, 1 / order.ratio)
-    metal_is_brighter = metal_brighter != order.exchange
-    side = "brighter" if metal_is_brighter else "dimmer"
-    other_side = "dimmer" if metal_is_brighter else "brighter"
-    head = f"{ORDER_NOTE} (the brighter {brighter:.2f} times the other)"
-    if order.exchange:
-        on_taken_metal, on_taken_chalcogen = order.deficient
-        why = (f"the {other_side} one holds the columns that miss atoms ({on_taken_metal} "
-               f"against {on_taken_chalcogen}), so it"
-               if on_taken_metal > on_taken_chalcogen else
-               f"their brightness ratio fits the {mat.metal} as the {side} one far better, so the "
-               f"{other_side} one")
-        return (f"{head}, as a Janus layer's {mat.metal} and mixed chalcogen columns are: {why} "
-                f"is taken for the chalcogen and the {side} for the {mat.metal}, against "
-                f"{mat.name}'s usual order.")
-    partner = partner_material(mat)
-    held = (f"{partner.chalcogen} beside {mat.chalcogen}" if partner is not None
-            else "a substituent")
-    note = (f"{head}: {mat.name}'s own order and the other way round (chalcogen columns holding "
-            f"{held}, as in a Janus layer) {ORDER_UNDECIDED_NOTE}, and too few columns miss "
-            f"atoms to tell. The {side} sublattice is taken for the {mat.metal}")
-    if partner is not None and ((partner.column_contrast()[0] >= partner.column_contrast()[1])
-                                != metal_brighter):
-        return (f"{note}; if the {mat.metal} columns are the {other_side} ones, analyse the "
-                f"layer as {partner.name} with {mat.chalcogen}, which takes them so.")
-    return f"{note}: check the metal sites on the image."
-
-
 def _metal_sublattice(taken_m: _Sublattice, taken_x: _Sublattice, mat: Material,
                       substituents: str | Sequence[str] | None, metal_brighter: bool
                       ) -> tuple[bool, MetalAlloyReading | None, list[str]]:
@@ -601,7 +569,7 @@ def _metal_sublattice(taken_m: _Sublattice, taken_x: _Sublattice, mat: Material,
             swap = order.exchange
             # (two uniform sublattices: no metal columns in two rungs to read as a Mo/W alloy)
             messages = [m for m in messages if METAL_ALLOY_NOTE not in m]
-            messages.append(_brightness_order_note(order, mat, metal_brighter))
+            messages.append(order_note(order, mat, metal_brighter))
     if metal_alloy is not None:
         messages.append(metal_alloy.message(mat))
     elif named:
