@@ -203,7 +203,8 @@ def order_note(order: BrightnessOrder, mat: Material, metal_brighter: bool) -> s
     note = (f"{head}: {mat.name}'s own order and the other way round (chalcogen columns holding "
             f"{held}, as in a Janus layer) {ORDER_UNDECIDED_NOTE}, and too few columns miss "
             f"atoms to tell. The {side} sublattice is taken for the {mat.metal}")
-    if partner is not None and (partner.column_contrast()[0] >= partner.column_contrast()[1]) \
+    partner_weights = None if partner is None else partner.column_contrast()
+    if partner_weights is not None and (partner_weights[0] >= partner_weights[1]) \
             != metal_brighter:  # (the partner host takes the other order)
         return (f"{note}; if the {mat.metal} columns are the {other_side} ones, analyse the "
                 f"layer as {partner.name} with {mat.chalcogen}, which takes them so.")
