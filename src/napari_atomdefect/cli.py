@@ -723,6 +723,26 @@ def _cmd_calibrate_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_model_metrics(args: argparse.Namespace) -> int:
+    from .core.detect.held_out import iter_held_out_metrics
+
+    result = _quiet_calibration(
+        run_to_end, iter_held_out_metrics(
+            args.model, args.n_images, args.seed, args.size, args.device, write=args.write,
+            substituents=None if args.substituents is None else tuple(
+                d.strip() for d in args.substituents.split(",")
+                if d.strip() and d.strip().lower() != "none")),
+        _progress_printer(args))
+    held = result["held_out"]
+    print(held["validation"])
+    for name, sc in held["site_scores"].items():
+        print(f"{name:>8}  F1 {sc['f1']:.3f}  precision {sc['precision']:.3f}  recall "
+              f"{sc['recall']:.3f}  ({sc['support']} true sites)")
+    print(f"written to {result['path']}" if result["path"] else
+          "not written (--write stores the figures in the card)")
+    return 0
+
+
 def _cmd_finetune(args: argparse.Namespace) -> int:
     """Fine-tune a model on the cells of one image (the Fine-tune widget's run, without Qt)."""
     import numpy as np
@@ -869,8 +889,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulate a HAADF-STEM image of a 2H-TMD monolayer with known point defects "
                     "(the package's own fast simulator, the one its models are trained on). "
                     "Writes image.tif (noisy, calibrated), image_clean.tif (noise-free), "
-                    "defects.csv (every defect: y_px, x_px, y_nm, x_nm, class), sites.csv "
-                    "(every lattice site with its class) and meta.json (microscope, dose, "
+                    "defects.csv (every defect: y_px, x_px, y_nm, x_nm, class, confidence 1, "
+                    "source 'simulation'), sites.csv (every lattice site with its class) and "
+                    "meta.json (microscope, dose, "
                     "seed) into --out.",
         epilog="Example: atomdefect simulate --material MoSe2 --substituents S,Te --alloy "
                "Te:0.1 --size 512 --dose 2e5 --out sim_mose2; then atomdefect detect "
@@ -1081,6 +1102,24 @@ def build_parser() -> argparse.ArgumentParser:
                         "or on the calibrated probabilities")
     p.add_argument("--verbose", action="store_true")
     p.set_defaults(func=_cmd_calibrate_model)
+
+    p = sub.add_parser("model-metrics",
+                       help="score a model as it ships on held-out simulated images (per-class "
+                            "F1 of the whole detection); --write stores them in its card")
+    p.add_argument("model", nargs="?", default=None, help="model name or folder (default: bundled;"
+                   " the bundled card is written only with ATOMDEFECT_WRITE_BUNDLED=1)")
+    p.add_argument("--n-images", type=_positive_int, default=150,
+                   help="held-out simulated images")
+    p.add_argument("--seed", type=int, default=800_000, help="seed of the first image")
+    p.add_argument("--size", type=_image_side, default=256, help="image side in pixels")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--substituents", default=None,
+                   help="substituents the images carry and the detection looks for, e.g. O "
+                        "(default: all of the model's; 'none': vacancies only)")
+    p.add_argument("--write", action="store_true", help="store the figures in the model's card "
+                   "(detector.held_out)")
+    p.add_argument("--verbose", action="store_true")
+    p.set_defaults(func=_cmd_model_metrics)
 
     from ._batch_cli import add_batch_parser
 
