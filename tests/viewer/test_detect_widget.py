@@ -376,3 +376,37 @@ def test_a_long_file_name_breaks_in_the_dock_text(make_napari_viewer, qtbot):
     label.show()
     qtbot.waitExposed(label)
     assert label.sizeHint().width() < 400
+
+
+def test_the_status_lines_belong_to_their_image(make_napari_viewer, qtbot):
+    """After a run, choosing another image shows that image's lines (none yet), not the last
+    run's calls and warnings under its name; coming back shows them again. A cancelled or
+    failed run leaves the bar at 0, not at the 100 % of a result."""
+    from napari_atomdefect.core.simulate.image import simulate_image
+
+    viewer = make_napari_viewer()
+    sim = simulate_image("MoS2", (256, 256), 0.012, seed=3)
+    viewer.add_image(np.asarray(sim.image), name="first", scale=(0.012, 0.012))
+    viewer.add_image(np.random.default_rng(0).random((256, 256)).astype(np.float32),
+                     name="noise", scale=(0.012, 0.012))
+    widget = DetectWidget(viewer)
+    widget.image_combo.setCurrentText("first")
+    widget.run_all()
+    wait_idle(qtbot, widget)
+    result = widget.status.text()
+    assert "cells" in result and widget.progress.value() == 100
+    widget.image_combo.setCurrentText("noise")
+    assert widget.status.text() == "" and widget.progress.value() == 0
+    assert not widget.fit_label.isVisibleTo(widget)
+    widget.find_lattice()  # no lattice in noise: an error, the bar back at 0
+    wait_idle(qtbot, widget)
+    assert "No crystal lattice found" in widget.status.text() and widget.progress.value() == 0
+    widget.image_combo.setCurrentText("first")
+    assert widget.status.text() == result and widget.progress.value() == 100
+    widget.image_combo.setCurrentText("noise")
+    assert "No crystal lattice found" in widget.status.text()
+    widget.image_combo.setCurrentText("first")
+    widget.detect()
+    widget.cancel()
+    wait_idle(qtbot, widget)
+    assert "Cancelled" in widget.status.text() and widget.progress.value() == 0

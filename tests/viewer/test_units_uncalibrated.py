@@ -239,3 +239,21 @@ def test_the_calibration_line_says_what_a_new_choice_does(make_napari_viewer, qt
     label = widget.calibration_label.text()
     assert "Not calibrated" not in label, label
     assert "Calibrated from the lattice for MoS2 with O" in label and "again" in label, label
+
+
+def test_a_calibrated_image_under_an_uncalibrated_one_says_where_it_is(make_napari_viewer, sim):
+    """The reverse: a calibrated image opened after an uncalibrated one is drawn a few nm wide
+    in a corner of it (a trial took the other image for this one); the calibration line says
+    so and what to do, and stops saying it once the other image is hidden."""
+    viewer = make_napari_viewer()
+    widget = DetectWidget(viewer)
+    viewer.add_image(np.asarray(sim.image), name="raw")
+    viewer.add_image(np.asarray(sim.image), name="calibrated", scale=(0.012, 0.012))
+    widget.image_combo.setCurrentText("calibrated")
+    text = widget.calibration_label.text()
+    assert "drawn 3.07 nm wide in a corner of raw" in text and "hide raw" in text
+    widget.image_combo.setCurrentText("raw")
+    assert "in a corner of" not in widget.calibration_label.text()
+    viewer.layers["raw"].visible = False
+    widget.image_combo.setCurrentText("calibrated")
+    assert "in a corner of" not in widget.calibration_label.text()

@@ -51,6 +51,7 @@ from ._common import (
     is_image_layer,
     layer_by_name,
     layer_combo,
+    real_layer,
     run_pixel_size,
     same_layer,
     scrolling_layout,
@@ -231,6 +232,12 @@ class DetectWidget(QWidget):
         self._pending_detect = False
         self._region_said = False  # Run all: the missing region was already said (find lattice)
         self._setting_px = False  # True while the widget (not the user) sets the pixel size
+        # The status, warnings and progress shown belong to one image: each image's are kept
+        # for when it is chosen again (layers held weakly), another image starts blank.
+        import weakref
+
+        self._status_layer = None
+        self._status_by_layer: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
         self.image_combo = layer_combo()
         self.open_button = QPushButton("Open file…")
@@ -537,6 +544,7 @@ class DetectWidget(QWidget):
         self.frames.setEnabled(layer is not None and _is_stack(layer))
         if layer is None:
             return
+        self._switch_status(layer)
         # (what the next run starts from: a lattice calibration of another material or other
         # substituents is not kept)
         px, source = run_pixel_size(layer, self.material.currentText(), self.run_substituents())
@@ -561,7 +569,23 @@ class DetectWidget(QWidget):
                 text += (" Until then it is drawn at 1 nm per pixel beside the calibrated "
                          "images (napari says their units disagree): *Calibrate from lattice* "
                          "puts it at its own scale.")
-            self.calibration_label.setText(text)
+            self.calibration_label.setText(text + _under_uncalibrated(self.viewer, layer))
+
+    def _switch_status(self, layer) -> None:
+        """Another image chosen: keep the status lines of the one left, show this one's (a
+        user read the last image's calls and warnings under the next image's name)."""
+        layer = real_layer(layer)
+        if self.worker is not None or layer is self._status_layer:
+            return  # (a running job's lines are its image's until it ends)
+        if self._status_layer is not None:
+            self._status_by_layer[self._status_layer] = (
+                self.status.text(), self.fit_label.text(), self.progress.value())
+        self._status_layer = layer
+        text, fit, value = self._status_by_layer.get(layer, ("", "", 0))
+        self.status.setText(text)
+        self.fit_label.setText(fit)
+        self.fit_label.setVisible(bool(fit))
+        self.progress.setValue(value)
 
     def _pixel_size_edited(self, value: float) -> None:
         """The user typed a pixel size: remember it on the image layer (kept from now on)."""
@@ -598,7 +622,7 @@ class DetectWidget(QWidget):
             side = "below" if file_px < choice.pixel_size_nm else "above"
             text = text[:-1] + (f"; the file says {file_px:.5f} nm/px ({off:.1%} {side} the "
                                 "value in use).")
-        self.calibration_label.setText(text)
+        self.calibration_label.setText(text + _under_uncalibrated(self.viewer, layer))
 
     def _open_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -670,6 +694,7 @@ class DetectWidget(QWidget):
         if self.worker is not None:
             return
         if layer is not None:
+            self._switch_status(layer)  # (the lines that follow are this image's)
             show = on_done
 
             def on_done(result):
@@ -726,11 +751,13 @@ class DetectWidget(QWidget):
             show_warning(text)
             return
         self._pending_detect = False
+        self.progress.setValue(0)
         self.status.setText(text)
         show_error(text)
 
     def _on_aborted(self) -> None:
         self._pending_detect = False
+        self.progress.setValue(0)
         self.status.setText("Cancelled: no detections were added (a lattice found before stays).")
 
     def _on_finished(self) -> None:
@@ -743,6 +770,10 @@ class DetectWidget(QWidget):
                 self.detect()
             finally:
                 self._region_said = False
+        current = self.image_layer()
+        if self.worker is None and current is not None:
+            # another image chosen meanwhile: the lines stay with theirs
+            self._switch_status(current)
 
     def cancel(self) -> None:
         """Stop the running step at its next checkpoint; no partial layer is added."""
@@ -1156,6 +1187,27 @@ def _beside_calibrated(viewer, layer) -> bool:
     return any(is_image_layer(other) and not same_layer(other, layer)
                and not np.allclose(np.asarray(other.scale)[-2:], 1.0)
                for other in viewer.layers)
+
+
+def _under_uncalibrated(viewer, layer) -> str:
+    """A sentence (with a leading space) when ``layer``, drawn at its pixel size, lies under a
+    visible uncalibrated image drawn at one world unit per pixel, many times larger: a trial
+    took the uncalibrated image for this one, whose sites and calls were "visible" but a speck
+    in a corner. Empty otherwise."""
+    if np.allclose(np.asarray(layer.scale)[-2:], 1.0):
+        return ""
+
+    def width(lay) -> float:  # (world extent: any data, multiscale too)
+        return float(np.max(np.ptp(np.asarray(lay.extent.world)[:, -2:], axis=0)))
+
+    for other in viewer.layers:
+        if (is_image_layer(other) and not same_layer(other, layer) and other.visible
+                and np.allclose(np.asarray(other.scale)[-2:], 1.0)
+                and width(other) > 5 * width(layer)):
+            return (f" It is drawn {width(layer):.3g} nm wide in a corner of {other.name}, "
+                    f"which has no pixel size and is drawn at 1 per pixel ({width(other):.0f} "
+                    f"wide): hide {other.name} or calibrate it to see this image.")
+    return ""
 
 
 def _earlier_lattice_text(layer, source: str) -> str:
