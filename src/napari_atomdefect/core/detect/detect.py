@@ -53,6 +53,7 @@ from ..sampling import sample_bilinear
 from . import plain_cells as plain
 from .alloy_calibration import partner_share, vegard_calibration
 from .antisites import antisite_calls
+from .blanked import blank_pixels, blanked_message, blanked_sites
 from .decision import (
     NEUTRAL,
     RunClasses,
@@ -480,6 +481,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     _check_channels((card["detector"].get("architecture") or {}).get("n_classes"), info,
                     run.model_classes)
     op = parse_operating_point(operating_point, run.classes)  # bad values stop before any work
+    blank = blank_pixels(image)  # (NaN pixels: read as the median, their columns left out)
     arr = as_analysis_image(image)
     if run.message:
         warnings.warn(run.message, ModelFitWarning, stacklevel=2)
@@ -524,6 +526,14 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         levels = grain_levels if levels is None else levels
     sites = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     fit, ladder = fits[0], ladders[0]  # the first (largest) grain's reading of the image
+    blanked = None
+    if blank is not None:  # columns read from filled-in pixels: neither pristine nor defect
+        off = blanked_sites(blank, sites.y_px.to_numpy(), sites.x_px.to_numpy(),
+                            lattices[0].a_px)
+        if off.any():
+            sites = sites[~off].reset_index(drop=True)
+            blanked = blanked_message(int(off.sum()))
+            warnings.warn(blanked, ModelFitWarning, stacklevel=2)
     # An S/Se alloy calibrated from the host's lattice constant: Vegard's law over the columns.
     lattices = _one_calibration(lattices, sites)
     lattice = lattices[0]
@@ -623,7 +633,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         metal_alloy.append(f"{run.metal_substituents[0]} was chosen, but the {mat.metal} columns "
                            f"show one level: no {run.metal_substituents[0]} column is marked.")
     fit_messages = list(dict.fromkeys(metal_alloy + fit.messages + grain_fit)) + [
-        m for m in (flagged, crowded, scan_line, uniform, majority, strained, overlap) if m]
+        m for m in (blanked, flagged, crowded, scan_line, uniform, majority, strained, overlap)
+        if m]
     class_messages = [run.message] if run.message else []
     if run.message and any(m.startswith("The model was trained for") for m in fit_messages):
         # One sentence for one fact: the longer one also says how the classes are named.

@@ -1,0 +1,55 @@
+"""Columns over blanked (NaN) pixels are left out of the table and said."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from napari_atomdefect.core.detect.blanked import blank_pixels, blanked_sites
+from napari_atomdefect.core.detect.detect import detect
+from napari_atomdefect.core.simulate.image import simulate_image
+
+
+def test_blanked_sites_are_those_whose_disc_is_largely_blank():
+    blank = np.zeros((100, 100), bool)
+    blank[40:50, :] = True
+    rows = np.array([45.0, 51.0, 60.0, 10.0])
+    cols = np.array([50.0, 50.0, 50.0, 50.0])
+    # a = 20 px: a disc of 6 px; a site on the stripe, one 1 px beside it, two well away
+    assert blanked_sites(blank, rows, cols, 20.0).tolist() == [True, True, False, False]
+    assert blank_pixels(np.ones((8, 8), np.float32)) is None
+    assert blank_pixels(np.ones((8, 8), np.int16)) is None
+
+
+@pytest.fixture(scope="module")
+def striped():
+    sim = simulate_image("MoS2", 256, 0.012, seed=11)
+    img = sim.image.astype(np.float32).copy()
+    img[100:110, 50:200] = np.nan
+    return sim, img
+
+
+def test_no_call_on_a_blanked_stripe_and_the_rest_as_before(striped):
+    """A stripe ten rows high blanked to NaN: no column on it or beside it is called (a trial
+    got an O_S on a pristine column 89 % blanked), the sentence says how many were left out,
+    and the calls away from the stripe are those of the intact image."""
+    sim, img = striped
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = detect(img, pixel_size_nm=0.012, material="MoS2", device="cpu")
+    intact = detect(sim.image, pixel_size_nm=0.012, material="MoS2", device="cpu")
+    said = [str(w.message) for w in caught if "(blanked)" in str(w.message)]
+    assert len(said) == 1 and said[0].startswith("7 columns lie on NaN")
+    assert said[0] in table.attrs["fit_messages"]
+    near = (table.y_px > 100 - 8) & (table.y_px < 110 + 8) & (table.x_px > 50 - 8) \
+        & (table.x_px < 200 + 8)
+    assert not near.any()
+    assert table.attrs["n_chalcogen_sites"] < intact.attrs["n_chalcogen_sites"]
+    a_px = 0.316 / 0.012
+    far = lambda t: t[(np.abs(t.y_px - 105) > a_px) | (t.x_px < 50 - a_px)  # noqa: E731
+                      | (t.x_px > 200 + a_px)]
+    kept, before = far(table), far(intact)
+    assert len(kept) == len(before)
+    assert (kept["class"].to_numpy() == before["class"].to_numpy()).all()
