@@ -349,7 +349,7 @@ def test_export_says_when_hidden_points_are_in_the_file(viewer_and_layer, tmp_pa
     assert hidden > 0
     path = review.export_csv(str(tmp_path / "all.csv"))
     assert len(read_defects_csv(path)) == len(layer.data)
-    assert f"Saved {len(layer.data)} defects ({hidden} of them hidden" in review.info.text()
+    assert f"Saved {len(layer.data)} calls ({hidden} of them hidden" in review.info.text()
     review.threshold.setValue(0)
     review.export_csv(str(tmp_path / "all2.csv"))
     assert "of them hidden" not in review.info.text()

@@ -169,7 +169,7 @@ class FinetuneWidget(QWidget):
         self.region_button = QPushButton("Draw region")
         self.all_cells = QCheckBox("All cells of this image")
         self.suggest_button = QPushButton("Suggest cells to review")
-        self.count_label = QLabel("0 cells selected")
+        self.count_label = WrappingLabel("0 cells selected")  # (its note wraps in a narrow dock)
         self.preview = QLabel()
         self.corrections = layer_combo()
         self.use_corrections = QCheckBox("Learn from my corrected detections in")

@@ -781,8 +781,9 @@ class ReviewWidget(QWidget):
             return None
         hidden = int((~np.asarray(layer.shown, bool)).sum())
         note = (f" ({hidden} of them hidden by *Hide below* or *Seen in at least*: the file "
-                "holds every defect of the layer)" if hidden else "")
-        text = f"Saved {len(layer.data)} defects{note} to {written}."
+                "holds every call of the layer)" if hidden else "")
+        # (calls, as the Detect dock counts them: an alloy's substitutions are not defects)
+        text = f"Saved {len(layer.data)} calls{note} to {written}."
         if previous is not None:
             kept = f"The table it replaced is kept as {Path(previous).name}"
             edited_now = corrections_by_hand(layer)
