@@ -410,3 +410,27 @@ def test_the_status_lines_belong_to_their_image(make_napari_viewer, qtbot):
     widget.cancel()
     wait_idle(qtbot, widget)
     assert "Cancelled" in widget.status.text() and widget.progress.value() == 0
+
+
+def test_the_bar_is_busy_until_a_step_says_how_far_it_is(make_napari_viewer, qtbot):
+    """The lattice search says no fraction for seconds on a large image: the bar animates
+    (Qt's busy bar, range 0–0) instead of standing at 0 %, and is a plain bar at the end."""
+    from napari_atomdefect.widgets._common import StepProgressBar
+
+    bar = StepProgressBar()
+    bar.setValue(0)
+    bar.busy()
+    bar.setValue(0)  # a first progress item at 0: still busy
+    assert bar.maximum() == 0
+    bar.setValue(40)
+    assert (bar.minimum(), bar.maximum(), bar.value()) == (0, 100, 40)
+    bar.busy()
+    bar.idle()  # ended (cancelled) before any fraction: a plain bar at 0
+    assert (bar.maximum(), bar.value()) == (100, 0)
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-atomdefect", "mos2")
+    widget = DetectWidget(viewer)
+    widget.find_lattice()
+    assert widget.progress.maximum() == 0  # busy while the lattice is searched
+    wait_idle(qtbot, widget)
+    assert widget.progress.maximum() == 100 and widget.progress.value() == 100

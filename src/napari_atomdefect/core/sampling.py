@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+
 def sample_bilinear(image: np.ndarray, rows: np.ndarray, cols: np.ndarray,
                     layer: np.ndarray | None = None,
                     dtype: type[np.floating] = np.float32, threaded: bool = False) -> np.ndarray:

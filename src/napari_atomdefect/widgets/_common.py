@@ -14,6 +14,7 @@ from qtpy.QtWidgets import (
     QGridLayout,
     QLabel,
     QMainWindow,
+    QProgressBar,
     QScrollArea,
     QStyle,
     QStyleOptionComboBox,
@@ -50,6 +51,34 @@ def _breakable(text: str) -> str:
     """``text`` with a zero-width space after each ``_``, ``-`` and ``.`` of its long words."""
     return re.sub(rf"\S{{{LONG_WORD},}}",
                   lambda m: re.sub(r"([_\-.])", r"\1" + _BREAK, m.group(0)), text)
+
+
+class StepProgressBar(QProgressBar):
+    """A 0–100 % bar that shows Qt's busy animation while a step has said no fraction yet
+    (:meth:`busy`): the lattice search of a large image reports nothing for seconds, and a bar
+    standing at 0 % read as frozen. The first fraction above 0 (or :meth:`idle`) makes it a
+    plain bar again."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setRange(0, 100)
+
+    def busy(self) -> None:
+        """Animate until a fraction above 0 arrives."""
+        self.setRange(0, 0)
+
+    def idle(self) -> None:
+        """A plain bar again (at 0 % if it was still busy)."""
+        if self.maximum() == 0:
+            self.setRange(0, 100)
+            super().setValue(0)
+
+    def setValue(self, value: int) -> None:  # noqa: N802 - Qt's name
+        if self.maximum() == 0:
+            if value <= 0:
+                return  # (still nothing to show: keep the animation)
+            self.setRange(0, 100)
+        super().setValue(value)
 
 
 class WrappingLabel(QLabel):

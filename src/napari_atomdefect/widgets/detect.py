@@ -14,7 +14,6 @@ from qtpy.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QSizePolicy,
     QWidget,
@@ -42,6 +41,7 @@ from ..core.materials.materials import MATERIALS
 from ..core.progress import relay
 from ._common import (
     ClassLegend,
+    StepProgressBar,
     WrappingLabel,
     analysis_key,
     fold_group,
@@ -289,8 +289,7 @@ class DetectWidget(QWidget):
                                     "detector was trained on.")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 100)
+        self.progress = StepProgressBar()
         self.status = WrappingLabel("")
         # Whether the image looks like the model's training data: stays until the next detection.
         self.fit_label = WrappingLabel("")
@@ -720,7 +719,10 @@ class DetectWidget(QWidget):
         self.cancel_button.setEnabled(running)
         if running:
             self.progress.setValue(0)
+            self.progress.busy()  # (until the step says how far it is)
             self.status.setText(label)
+        else:
+            self.progress.idle()
 
     def _on_progress(self, item: dict) -> None:
         self.progress.setValue(int(100 * item.get("fraction", 0)))
