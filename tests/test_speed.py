@@ -183,6 +183,42 @@ def test_site_logits_fast_falls_back_near_the_tile_edge():
         torch.testing.assert_close(site_logits_fast(net, x, sites), site_logits(net(x), sites))
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_a_batch_with_some_sites_near_the_edge_splits_between_the_two_passes(channels_last):
+    """A distorted real lattice puts some tiles' chalcogen sites too near the tile edge for the
+    cropped decoder: those take the full pass, the others the cropped one (the whole batch had
+    taken the full pass, twice the work), in the batch's order."""
+    from napari_atomdefect.core.models import site_forward
+
+    net = _random_net().fused()
+    x = torch.randn(40, 1, 32, 32)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    gen = torch.Generator().manual_seed(2)
+    sites = torch.tensor([[17.8, 11.5], [13.2, 19.5]]) + torch.randn(40, 2, 2, generator=gen)
+    sites[::5, 1, 1] = 29.5  # every fifth tile: a site beside the edge
+    fits = site_forward.tiles_in_window(sites.numpy(), 32, 2, 2)
+    assert decoder_windows(sites.numpy(), 32, 2, 2) is None
+    assert not fits[::5].any() and fits.sum() == 32
+    calls = []
+    real_net_forward = type(net).forward
+
+    def counting(self, inp):
+        calls.append(len(inp))
+        return real_net_forward(self, inp)
+
+    with torch.inference_mode():
+        want = site_logits(net(x), sites)
+        type(net).forward = counting
+        try:
+            got = site_logits_fast(net, x, sites)
+        finally:
+            type(net).forward = real_net_forward
+    assert calls == [8]  # the full pass for the eight near the edge only
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
 def test_decoder_windows_cover_the_sites_with_margins():
     sites = np.array([[[17.8, 11.5], [13.2, 19.5]]])
     rows1, cols1, rows2, cols2 = decoder_windows(sites, 32, 2, 2)

@@ -91,6 +91,22 @@ def decoder_windows(sites: np.ndarray, size: int, margin1: int,
     return out[0][0], out[1][0], out[0][1], out[1][1]
 
 
+def tiles_in_window(sites: np.ndarray, size: int, margin1: int, margin2: int) -> np.ndarray:
+    """Which tiles' sites allow the cropped decoder on their own (:func:`decoder_windows` of
+    each tile alone is not ``None``); the window of any set of them is then valid too (its
+    limits only bound the lowest and the highest site)."""
+    pts = np.asarray(sites, np.float64)
+    pts = pts.reshape(len(pts), -1, 2)
+    ok = np.isfinite(pts).all(axis=(1, 2))
+    safe = np.where(np.isfinite(pts), pts, 0.0)
+    lo = np.floor(safe.min(1)).astype(int)
+    hi = np.floor(safe.max(1)).astype(int) + 1
+    a1, b1 = lo - margin1, hi + margin1
+    a2, b2 = a1 // 2 - margin2, b1 // 2 + margin2
+    ok &= ((a1 >= 0) & (b1 <= size - 1) & (a2 >= 0) & (b2 <= size // 2 - 1)).all(axis=1)
+    return ok
+
+
 def site_logits_fast(net: UNet, x: torch.Tensor, sites: torch.Tensor,
                      sites_host: np.ndarray | None = None) -> torch.Tensor:
     """Per-site logits ``(N, 2, C)`` of ``net`` on tiles ``x``: ``site_logits(net(x), sites)``.
@@ -110,7 +126,9 @@ def site_logits_fast(net: UNet, x: torch.Tensor, sites: torch.Tensor,
     -------
     Tensor
         ``(N, 2, C)``, equal to :func:`~.readout.site_logits` of the full output within float
-        rounding; computed on a cropped decoder when the sites allow it.
+        rounding; computed on a cropped decoder when the sites allow it. Where some tiles' sites
+        lie too near the tile edge (a distorted real lattice spreads its chalcogen sites over
+        a third of the tile), those take the full pass and the others the cropped one.
     """
     import torch
     import torch.nn.functional as F
@@ -121,7 +139,18 @@ def site_logits_fast(net: UNet, x: torch.Tensor, sites: torch.Tensor,
     win = None
     if x.shape[-2] == size and size % 4 == 0:
         host = sites.detach().cpu().numpy() if sites_host is None else sites_host
-        win = decoder_windows(host, size, _block_margin(net.dec1), _block_margin(net.dec2))
+        m1, m2 = _block_margin(net.dec1), _block_margin(net.dec2)
+        win = decoder_windows(host, size, m1, m2)
+        if win is None and len(host) > 1:
+            fits = tiles_in_window(host, size, m1, m2)
+            if fits.any() and not fits.all():
+                out = torch.empty((len(host), 2, int(net.head.out_channels)), dtype=x.dtype,
+                                  device=x.device)
+                keep = torch.from_numpy(fits).to(x.device)
+                out[keep] = site_logits_fast(net, _rows(x, keep), sites[keep],
+                                             np.asarray(host)[fits]).to(out.dtype)
+                out[~keep] = site_logits(net(_rows(x, ~keep)), sites[~keep]).to(out.dtype)
+                return out
     if win is None:
         return site_logits(net(x), sites)
     (r1a, r1b), (c1a, c1b), (r2a, r2b), (c2a, c2b) = win
@@ -147,6 +176,16 @@ def site_logits_fast(net: UNet, x: torch.Tensor, sites: torch.Tensor,
     out = F.grid_sample(logits, grid[:, :, None, :].to(logits.dtype), mode="bilinear",
                         align_corners=True)
     return out[..., 0].permute(0, 2, 1)
+
+
+def _rows(x: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
+    """``x[which]`` in ``x``'s memory format (a boolean index returns a contiguous copy)."""
+    import torch
+
+    part = x[which]
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        part = part.contiguous(memory_format=torch.channels_last)
+    return part
 
 
 def prepare_detector(net: UNet, device: torch.device) -> UNet:
