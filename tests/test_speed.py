@@ -152,17 +152,23 @@ def _random_net() -> UNet:
     return net
 
 
-@pytest.mark.parametrize("fused", [False, True])
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_site_logits_fast_equals_full_pass(fused, channels_last):
+def _net_tiles_sites(n: int, fused: bool, channels_last: bool, seed: int):
+    """A random detector, ``n`` random 32 px tiles and sites scattered about two tile points."""
     net = _random_net()
     net = net.fused() if fused else net
-    x = torch.randn(64, 1, 32, 32)
+    x = torch.randn(n, 1, 32, 32)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    gen = torch.Generator().manual_seed(1)
-    sites = torch.tensor([[17.8, 11.5], [13.2, 19.5]]) + torch.randn(64, 2, 2, generator=gen)
+    gen = torch.Generator().manual_seed(seed)
+    sites = torch.tensor([[17.8, 11.5], [13.2, 19.5]]) + torch.randn(n, 2, 2, generator=gen)
+    return net, x, sites
+
+
+@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_site_logits_fast_equals_full_pass(fused, channels_last):
+    net, x, sites = _net_tiles_sites(64, fused, channels_last, seed=1)
     assert decoder_windows(sites.numpy(), 32, 2, 2) is not None  # the cropped path is taken
     with torch.inference_mode():
         want = site_logits(net(x), sites)
@@ -190,13 +196,7 @@ def test_a_batch_with_some_sites_near_the_edge_splits_between_the_two_passes(cha
     taken the full pass, twice the work), in the batch's order."""
     from napari_atomdefect.core.models import site_forward
 
-    net = _random_net().fused()
-    x = torch.randn(40, 1, 32, 32)
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    gen = torch.Generator().manual_seed(2)
-    sites = torch.tensor([[17.8, 11.5], [13.2, 19.5]]) + torch.randn(40, 2, 2, generator=gen)
+    net, x, sites = _net_tiles_sites(40, True, channels_last, seed=2)
     sites[::5, 1, 1] = 29.5  # every fifth tile: a site beside the edge
     fits = site_forward.tiles_in_window(sites.numpy(), 32, 2, 2)
     assert decoder_windows(sites.numpy(), 32, 2, 2) is None

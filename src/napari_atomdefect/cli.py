@@ -723,6 +723,17 @@ def _cmd_calibrate_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _held_out_image_args(p: argparse.ArgumentParser, n_images: int, seed: int) -> None:
+    """The model and its held-out simulated images (calibrate-model, model-metrics)."""
+    p.add_argument("model", nargs="?", default=None, help="model name or folder (default: bundled;"
+                   " the bundled card is written only with ATOMDEFECT_WRITE_BUNDLED=1)")
+    p.add_argument("--n-images", type=_positive_int, default=n_images,
+                   help="held-out simulated images")
+    p.add_argument("--seed", type=int, default=seed, help="seed of the first image")
+    p.add_argument("--size", type=_image_side, default=256, help="image side in pixels")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+
+
 def _cmd_model_metrics(args: argparse.Namespace) -> int:
     from .core.detect.held_out import iter_held_out_metrics
 
@@ -1088,13 +1099,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate-model",
                        help="fit a model's per-class confidence calibration and store it in its card")
-    p.add_argument("model", nargs="?", default=None, help="model name or folder (default: bundled;"
-                   " the bundled card is written only with ATOMDEFECT_WRITE_BUNDLED=1)")
-    p.add_argument("--n-images", type=_positive_int, default=300,
-                   help="held-out simulated images")
-    p.add_argument("--seed", type=int, default=700_000, help="seed of the first image")
-    p.add_argument("--size", type=_image_side, default=256, help="image side in pixels")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    _held_out_image_args(p, n_images=300, seed=700_000)
     p.add_argument("--dry-run", action="store_true", help="fit and report, write nothing")
     p.add_argument("--decide-on", choices=["calibrated", "model"], default="model",
                    help="decide classes on the network's own probabilities with per-class call "
@@ -1106,13 +1111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("model-metrics",
                        help="score a model as it ships on held-out simulated images (per-class "
                             "F1 of the whole detection); --write stores them in its card")
-    p.add_argument("model", nargs="?", default=None, help="model name or folder (default: bundled;"
-                   " the bundled card is written only with ATOMDEFECT_WRITE_BUNDLED=1)")
-    p.add_argument("--n-images", type=_positive_int, default=150,
-                   help="held-out simulated images")
-    p.add_argument("--seed", type=int, default=800_000, help="seed of the first image")
-    p.add_argument("--size", type=_image_side, default=256, help="image side in pixels")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    _held_out_image_args(p, n_images=150, seed=800_000)
     p.add_argument("--substituents", default=None,
                    help="substituents the images carry and the detection looks for, e.g. O "
                         "(default: all of the model's; 'none': vacancies only)")

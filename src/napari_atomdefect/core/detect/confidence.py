@@ -12,10 +12,8 @@ Dirichlet calibration). Detection applies it through :func:`.decision.site_decis
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
@@ -293,7 +291,7 @@ def iter_calibrate_model(model: str | os.PathLike | None, n_images: int = 300,
         If the model has no detector, too few sites were found, or its card cannot be written
         (a bundled card needs ``ATOMDEFECT_WRITE_BUNDLED=1``).
     """
-    from ..models.registry import write_card
+    from ..models.registry import provenance, write_detector_entry
 
     if decide_on not in DECISION_BASES:  # before the long part
         raise AtomDefectError(f"Decide on one of {', '.join(DECISION_BASES)}, not {decide_on!r}.")
@@ -327,17 +325,10 @@ def iter_calibrate_model(model: str | os.PathLike | None, n_images: int = 300,
         "ece_after": after,
         "ece_evaluation": (f"mean over {len(after['folds'])} thirds of the images, each scored "
                            "with a calibration fitted on the other two (10 equal-width bins)"),
-        "command": ("ATOMDEFECT_WRITE_BUNDLED=1 " if info.bundled else "")
-        + (f"atomdefect calibrate-model {info.name} --n-images {n_images} --seed {seed}"
-           f" --size {size} --decide-on {decide_on}"),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "python": sys.version.split()[0],
+        **provenance(info, f"atomdefect calibrate-model {info.name} --n-images {n_images} "
+                           f"--seed {seed} --size {size} --decide-on {decide_on}"),
     })
-    path = None
-    if write:
-        card = dict(info.card)
-        card["detector"] = {**card["detector"], "calibration": cal}
-        path = write_card(info, card)
+    path = write_detector_entry(info, "calibration", cal) if write else None
     yield {"done": True, "calibration": cal, "path": path}
 
 

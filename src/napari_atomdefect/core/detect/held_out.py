@@ -15,9 +15,7 @@ the truth: ``detector.held_out`` in the card (``atomdefect model-metrics NAME``)
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
-from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
@@ -72,8 +70,9 @@ def iter_held_out_metrics(model: str | os.PathLike | None, n_images: int = 150,
         card_write_refusal,
         model_classes,
         model_substituents,
+        provenance,
         resolve_model,
-        write_card,
+        write_detector_entry,
     )
     from ..progress import run_to_end
     from .decision import run_classes
@@ -110,17 +109,11 @@ def iter_held_out_metrics(model: str | os.PathLike | None, n_images: int = 150,
                        f"{seed + n_images - 1}, random microscopes, doses 1e5–2e6 e/Å², pixel "
                        "sizes 0.010–0.016 nm; the whole detection (lattice, calibration) as "
                        "shipped; a site matches the true column within 0.08 nm"),
-        "command": ("ATOMDEFECT_WRITE_BUNDLED=1 " if info.bundled else "")
-        + (f"atomdefect model-metrics {info.name} --n-images {n_images} --seed {seed} "
-           f"--size {size} --substituents {','.join(subs) or 'none'} --write"),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "python": sys.version.split()[0],
+        **provenance(info, f"atomdefect model-metrics {info.name} --n-images {n_images} "
+                           f"--seed {seed} --size {size} --substituents "
+                           f"{','.join(subs) or 'none'} --write"),
     }
-    path = None
-    if write:
-        card = dict(info.card)
-        card["detector"] = {**card["detector"], "held_out": held}
-        path = write_card(info, card)
+    path = write_detector_entry(info, "held_out", held) if write else None
     yield {"done": True, "held_out": held, "path": path}
 
 

@@ -22,10 +22,12 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 
@@ -503,6 +505,22 @@ def write_card(info: ModelInfo, card: dict) -> Path:
     _load_cached.cache_clear()
     _notify()
     return path
+
+
+def provenance(info: ModelInfo, command: str) -> dict:
+    """The stamp of a card entry: the command that reproduces it (``ATOMDEFECT_WRITE_BUNDLED=1``
+    before it for a bundled model), when it was made and with which Python."""
+    return {"command": ("ATOMDEFECT_WRITE_BUNDLED=1 " if info.bundled else "") + command,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "python": sys.version.split()[0]}
+
+
+def write_detector_entry(info: ModelInfo, key: str, entry: dict) -> Path:
+    """Store ``entry`` as ``detector[key]`` in the card of ``info`` (:func:`write_card`, weights
+    untouched); returns the card's path."""
+    card = dict(info.card)
+    card["detector"] = {**card["detector"], key: entry}
+    return write_card(info, card)
 
 
 #: Callables run after the set of user models changes (widgets refresh their lists).
