@@ -259,28 +259,3 @@ def test_context_ladder_tells_an_alloy_from_a_pristine_layer():
     assert len(out["pristine"]) == len(CONTEXT_NAMES) == 3
     assert np.all(np.abs(out["pristine"][1:]) < 0.1)
     assert out["alloy"][1] < -0.3 and out["alloy"][2] > 0.3
-
-
-def test_both_sampling_engines_give_the_bilinear_values():
-    """The numpy sampler equals scipy's bilinear map (edges clamped); the threaded one (torch's
-    grid_sample, for unit-cell tiles) agrees within its float32 coordinate rounding."""
-    from scipy import ndimage
-
-    rng = np.random.default_rng(3)
-    image = rng.random((300, 410), dtype=np.float32) * 1000.0
-    n = 300_017
-    rows = rng.uniform(-3, 303, n).astype(np.float32)  # (some outside: clamped to the edge)
-    cols = rng.uniform(-3, 413, n).astype(np.float32)
-    exact = ndimage.map_coordinates(image.astype(np.float64),
-                                    (rows.astype(np.float64), cols.astype(np.float64)),
-                                    order=1, mode="nearest")
-    plain = sample_bilinear(image, rows, cols)
-    threaded = sample_bilinear(image, rows.reshape(-1, 1), cols.reshape(-1, 1), threaded=True)
-    assert threaded.shape == (n, 1) and threaded.dtype == np.float32
-    np.testing.assert_allclose(plain, exact, atol=1e-3)       # float32 arithmetic
-    # slope up to 1000 a pixel times ~1e-7 x 410 px of coordinate rounding
-    np.testing.assert_allclose(threaded[:, 0], exact, atol=0.1)
-    assert np.abs(threaded[:, 0] - exact).mean() < 0.005
-    # A point's value does not depend on the others sampled with it (tiles in batches).
-    np.testing.assert_array_equal(sample_bilinear(image, rows[:50], cols[:50], threaded=True),
-                                  threaded[:50, 0])

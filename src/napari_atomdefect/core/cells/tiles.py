@@ -290,7 +290,7 @@ def sample_tiles(image: np.ndarray, affines: np.ndarray, spec: TileSpec,
     cols = aff[:, 1, 0, None] * rr + aff[:, 1, 1, None] * cc + aff[:, 1, 2, None]
     centre = (binning - 1) / 2
     vals = sample_bilinear(np.asarray(image, np.float32), (rows - centre) / binning,
-                           (cols - centre) / binning, threaded=True)  # (tiles feed a network)
+                           (cols - centre) / binning)
     return vals.reshape(len(aff), s, s).astype(np.float32), rows, cols
 
 
