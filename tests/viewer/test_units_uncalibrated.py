@@ -250,7 +250,8 @@ def test_a_calibrated_image_under_an_uncalibrated_one_says_where_it_is(make_napa
     viewer = make_napari_viewer()
     widget = DetectWidget(viewer)
     viewer.add_image(np.asarray(sim.image), name="raw")
-    viewer.add_image(np.asarray(sim.image), name="calibrated", scale=(0.012, 0.012))
+    viewer.add_image(np.asarray(sim.image), name="calibrated", scale=(0.012, 0.012),
+                     units=("nm", "nm"))  # (as the plugin's reader opens a calibrated file)
     widget.image_combo.setCurrentText("calibrated")
     text = widget.calibration_label.text()
     # (3.06 or 3.07 nm: napari versions measure a layer's extent to pixel centres or edges)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -234,8 +235,6 @@ class DetectWidget(QWidget):
         self._setting_px = False  # True while the widget (not the user) sets the pixel size
         # The status, warnings and progress shown belong to one image: each image's are kept
         # for when it is chosen again (layers held weakly), another image starts blank.
-        import weakref
-
         self._status_layer = None
         self._status_by_layer: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -1206,7 +1205,9 @@ def _under_uncalibrated(viewer, layer) -> str:
         if (is_image_layer(other) and not same_layer(other, layer) and other.visible
                 and np.allclose(np.asarray(other.scale)[-2:], 1.0)
                 and width(other) > 5 * width(layer)):
-            return (f" It is drawn {width(layer):.3g} nm wide in a corner of {other.name}, "
+            unit = str(layer.units[-1])
+            unit = {"nanometer": "nm", "pixel": "units", "px": "units", "": "units"}.get(unit, unit)
+            return (f" It is drawn {width(layer):.3g} {unit} wide in a corner of {other.name}, "
                     f"which has no pixel size and is drawn at 1 per pixel ({width(other):.0f} "
                     f"wide): hide {other.name} or calibrate it to see this image.")
     return ""
