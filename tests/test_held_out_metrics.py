@@ -9,16 +9,16 @@ import pandas as pd
 import pytest
 
 from napari_atomdefect.cli import main
-from napari_atomdefect.core.detect.held_out import iter_held_out_metrics, site_scores
+from napari_atomdefect.core.detect.held_out import call_scores, iter_held_out_metrics
 from napari_atomdefect.core.models.registry import resolve_model
 from napari_atomdefect.core.progress import run_to_end
 
 
-def test_site_scores_count_a_wrong_class_against_both():
+def test_call_scores_count_a_wrong_class_against_both():
     sites = pd.DataFrame({
         "class": ["V_S", "V_S", "O_S", "chalcogen", "O_S", "V_Mo"],
         "truth": ["V_S", "O_S", "O_S", "V_S", "chalcogen", "V_Mo"]})
-    s = site_scores(sites, ("V_S", "O_S", "V_Mo"))
+    s = call_scores(sites, ("V_S", "O_S", "V_Mo"))
     # V_S: 1 right, 1 false (an O_S), 1 missed (called pristine)
     assert s["V_S"] == {"f1": 0.5, "precision": 0.5, "recall": 0.5, "support": 2}
     # O_S: 1 right, 1 false (a pristine column), 1 missed (called V_S)

@@ -27,7 +27,7 @@ from .confidence import RADIUS_NM, labelled_sites, simulated_validation
 HELD_OUT_SEED = 800_000
 
 
-def site_scores(sites: pd.DataFrame, classes: tuple[str, ...]) -> dict[str, dict[str, float]]:
+def call_scores(sites: pd.DataFrame, classes: tuple[str, ...]) -> dict[str, dict[str, float]]:
     """Per defect class: F1, precision, recall and the number of true sites (``support``).
 
     ``sites`` are labelled sites (:func:`~.confidence.labelled_sites`: the called ``class`` and
@@ -102,7 +102,7 @@ def iter_held_out_metrics(model: str | os.PathLike | None, n_images: int = 150,
     sites = pd.concat(parts, ignore_index=True)
     n_def = int((~sites.truth.isin(["metal", "chalcogen"])).sum())
     held = {
-        "site_scores": site_scores(sites, classes),
+        "site_scores": call_scores(sites, classes),
         "validation": (f"{len(sites)} sites ({n_def} defects and substitutions) of {n_images} "
                        f"held-out simulated {material} images of {size} px with "
                        f"{'/'.join(subs) or 'no substituent'}, seeds {seed}–"
@@ -117,4 +117,4 @@ def iter_held_out_metrics(model: str | os.PathLike | None, n_images: int = 150,
     yield {"done": True, "held_out": held, "path": path}
 
 
-__all__ = ["HELD_OUT_SEED", "iter_held_out_metrics", "site_scores"]
+__all__ = ["HELD_OUT_SEED", "call_scores", "iter_held_out_metrics"]
