@@ -7,8 +7,8 @@ import warnings
 import numpy as np
 import pytest
 
-from napari_atomdefect.core.detect.blanked import blank_pixels, blanked_sites
 from napari_atomdefect.core.detect.detect import detect
+from napari_atomdefect.core.io.blanked import blank_pixels, blanked_sites
 from napari_atomdefect.core.simulate.image import simulate_image
 
 
@@ -53,3 +53,32 @@ def test_no_call_on_a_blanked_stripe_and_the_rest_as_before(striped):
     kept, before = far(table), far(intact)
     assert len(kept) == len(before)
     assert (kept["class"].to_numpy() == before["class"].to_numpy()).all()
+
+
+def test_filled_in_columns_are_left_out_of_the_lattice_statistics():
+    """A stripe of filled-in pixels as grey as a Mo column over WS2's metal row: read with the
+    rest, its W columns made a dim rung and the lattice said "a Mo/W alloy" (a trial's real
+    image with a NaN stripe); told which pixels were filled in, the lattice reads the metal
+    columns without them, and keeps their cells (detection leaves them out, and says so)."""
+    sim = simulate_image("WS2", 384, 0.012, seed=3)
+    img = sim.image.astype(np.float32).copy()
+    lo, hi = np.percentile(img, [5, 99.5])
+    blank = np.zeros(img.shape, bool)
+    blank[150:162, 40:340] = True
+    img[blank] = lo + 0.3 * (hi - lo)
+    from napari_atomdefect.core.lattice.lattice import find_lattice
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        unaware = find_lattice(img, "WS2", 0.012)
+        aware = find_lattice(img, "WS2", 0.012, blank=blank)
+        intact = find_lattice(sim.image, "WS2", 0.012)
+    assert unaware.metal_alloy is not None  # the hazard this guards against
+    assert aware.metal_alloy is None
+    assert not any("Mo/W alloy" in m or "vacuum" in m for m in aware.messages)
+    assert aware.n_cells == intact.n_cells
+    # NaN pixels are found in the image itself
+    img[blank] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert find_lattice(img, "WS2", 0.012).metal_alloy is None

@@ -31,6 +31,7 @@ from ..cells.tiles import (
 )
 from ..cpu_share import CpuShare, torch_threads_for_free_cores
 from ..errors import AtomDefectError
+from ..io.blanked import blank_pixels, blanked_message, blanked_sites
 from ..io.table import DEFECT_COLUMNS
 from ..io.validate import MAX_NONFINITE_SHARE, as_analysis_image
 from ..lattice.brightness_order import ORDER_NOTE, ORDER_UNDECIDED_NOTE
@@ -53,7 +54,6 @@ from ..sampling import sample_bilinear
 from . import plain_cells as plain
 from .alloy_calibration import partner_share, vegard_calibration
 from .antisites import antisite_calls
-from .blanked import blank_pixels, blanked_message, blanked_sites
 from .decision import (
     NEUTRAL,
     RunClasses,
@@ -498,7 +498,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
             + run.metal_substituents  # (named: a Mo/W alloy is read in a selenide too)
         lattices = find_grains(arr, mat, pixel_size_nm=pixel_size_nm, calibration=calibration,
                                region=region, substituents=lattice_subs,
-                               max_grains=MAX_GRAINS if grains else 1)
+                               max_grains=MAX_GRAINS if grains else 1, blank=blank)
     else:
         lattices = [lattice] if isinstance(lattice, Lattice) else list(lattice)
     # Sublattices whose brightness order the image does not settle (a Janus layer): the metal

@@ -362,12 +362,12 @@ def find_grains(image: np.ndarray, material: str | Material = "MoS2",
                 pixel_size_nm: float | None = None, calibration: str = "user",
                 region: np.ndarray | tuple[float, float, float, float] | None = None,
                 substituents: str | Sequence[str] | None = None,
-                max_grains: int = MAX_GRAINS) -> list[Lattice]:
+                max_grains: int = MAX_GRAINS, blank: np.ndarray | None = None) -> list[Lattice]:
     """The lattices of every grain of the field, the largest first.
 
     Parameters
     ----------
-    image, material, pixel_size_nm, calibration, region, substituents
+    image, material, pixel_size_nm, calibration, region, substituents, blank
         As for :func:`~.lattice.find_lattice` (the first grain is what it finds; later grains
         share its pixel size).
     max_grains : int
@@ -388,7 +388,7 @@ def find_grains(image: np.ndarray, material: str | Material = "MoS2",
     """
     mat = get_material(material)
     first = find_lattice(image, mat, pixel_size_nm=pixel_size_nm, calibration=calibration,
-                         region=region, substituents=substituents)
+                         region=region, substituents=substituents, blank=blank)
     shape = first.shape
     allowed = np.ones(shape, bool) if region is None else check_region(region, shape)
     # Where the lattice runs over a mirror twin, leave the twin out (it is found below as a
@@ -411,7 +411,7 @@ def find_grains(image: np.ndarray, material: str | Material = "MoS2",
         try:
             first = find_lattice(image, mat, pixel_size_nm=pixel_size_nm,
                                  calibration=calibration, region=allowed & ~twin_area,
-                                 substituents=substituents)
+                                 substituents=substituents, blank=blank)
         except AtomDefectError:  # (the twin is nearly the whole field: keep the lattice)
             break
     # Where the lattice follows a grain turned by a few degrees (a low-angle boundary), leave
@@ -426,7 +426,7 @@ def find_grains(image: np.ndarray, material: str | Material = "MoS2",
             first = find_lattice(image, mat, pixel_size_nm=pixel_size_nm,
                                  calibration=calibration,
                                  region=allowed & ~twin_area & ~split_area,
-                                 substituents=substituents)
+                                 substituents=substituents, blank=blank)
         except AtomDefectError:  # (too little left: keep the lattice)
             break
     lattices, notes = [first], []
@@ -444,7 +444,7 @@ def find_grains(image: np.ndarray, material: str | Material = "MoS2",
             with warnings.catch_warnings():  # its calibration is the first grain's: said below
                 warnings.simplefilter("ignore")
                 newest = find_lattice(image, mat, pixel_size_nm=first.pixel_size_nm,
-                                      calibration="user", region=rest, substituents=substituents)
+                                      calibration="user", region=rest, substituents=substituents, blank=blank)
         except AtomDefectError:  # vacuum or amorphous material: no further grain
             break
         if any(same_grain(la, newest) for la in lattices):

@@ -24,6 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import AtomDefectError, NoLatticeError
+from ..io.blanked import blank_pixels, blanked_sites
 from ..io.validate import as_analysis_image, check_pixel_size, check_region
 from ..materials.columns import (
     DOUBLE_SUBSTITUTION,
@@ -675,7 +676,8 @@ def _refine_sublattice(image: np.ndarray, smoothed: np.ndarray, predicted: np.nd
 def _unit_cell_lattice(image: np.ndarray, arr: np.ndarray, basis0: ReciprocalBasis,
                        a_px0: float, mat: Material, pixel_size_nm: float | None,
                        calibration: str, region: np.ndarray | tuple | None,
-                       substituents: str | Sequence[str] | None) -> Lattice | None:
+                       substituents: str | Sequence[str] | None,
+                       blank: np.ndarray | None = None) -> Lattice | None:
     """The lattice of the unit cell when ``basis0`` is the second-order ring, else ``None``.
 
     On a small field the first-order spots are broad and the second-order ring (√3 farther
@@ -690,7 +692,7 @@ def _unit_cell_lattice(image: np.ndarray, arr: np.ndarray, basis0: ReciprocalBas
         return None  # (a mirror twin's lattice, run over both domains, has none there)
     try:
         coarser = find_lattice(image, mat, pixel_size_nm, calibration, region, substituents,
-                               _reciprocal=finer)
+                               blank=blank, _reciprocal=finer)
     except AtomDefectError:
         return None
     if any(SECOND_SUBLATTICE_NOTE in m for m in coarser.messages):
@@ -709,6 +711,7 @@ def find_lattice(
     calibration: str = "user",
     region: np.ndarray | tuple[float, float, float, float] | None = None,
     substituents: str | Sequence[str] | None = None,
+    blank: np.ndarray | None = None,
     _reciprocal: ReciprocalBasis | None = None,
 ) -> Lattice:
     """Detect the lattice, its metal and chalcogen sites, and calibrate the pixel size.
@@ -736,6 +739,10 @@ def find_lattice(
         two end members: a given pixel size agrees when it fits that range (the lattice
         calibration itself uses the host's constant; the detection follows the composition,
         :func:`~..detect.alloy_calibration.vegard_calibration`).
+    blank : ndarray of bool, optional
+        Pixels whose values were filled in (NaN or infinite in the original,
+        :func:`~..io.blanked.blank_pixels`; taken from ``image`` itself when not given): the
+        columns on them are left out of the sublattices' statistics (:mod:`~..io.blanked`).
 
     Returns
     -------
@@ -757,7 +764,11 @@ def find_lattice(
     if calibration not in SOURCES:  # ("none": no pixel size known, as the Detect dock says)
         raise AtomDefectError(f"calibration must be one of {', '.join(map(repr, SOURCES))} "
                               f"(where the pixel size comes from), not {calibration!r}.")
+    if blank is None:
+        blank = blank_pixels(image)
     arr = as_analysis_image(image)
+    if blank is not None and blank.shape != arr.shape:
+        blank = None
     mask = None if region is None else check_region(region, arr.shape)
     if mask is not None:  # the rest of the field neither shows a lattice nor holds sites
         arr = np.where(mask, arr, np.float32(np.median(arr[mask]))).astype(np.float32)
@@ -801,6 +812,13 @@ def find_lattice(
     def on_lattice(pos: np.ndarray) -> np.ndarray:
         return (amplitude(pos) > AMPLITUDE_CUT * amp_ref) & in_region(pos)
 
+    def readable(pos: np.ndarray) -> np.ndarray:
+        # (a column on filled-in pixels reads the median grey: not one of the sublattice's)
+        keep = on_lattice(pos)
+        if blank is not None:
+            keep &= ~blanked_sites(blank, pos[:, 0], pos[:, 1], a_px0)
+        return keep
+
     # Sublattices from the image folded onto one cell.
     cell = _mean_cell(smoothed, frac_fn)
     bins = cell.shape[0]
@@ -822,9 +840,9 @@ def find_lattice(
             return amplitude(pos) >= TRANSITION_CUT * amp_ref
 
         taken_m = _read_sublattice(smoothed, frac_fn, basis, _cell_peak(cell, metal_bin),
-                                   float(i_h), on_lattice, steady)
+                                   float(i_h), readable, steady)
         taken_x = _read_sublattice(smoothed, frac_fn, basis, _cell_peak(cell, chalc_bin),
-                                   float(i_h), on_lattice, steady)
+                                   float(i_h), readable, steady)
         swap, metal_alloy, said = _metal_sublattice(taken_m, taken_x, mat, substituents,
                                                     w_m >= w_x)
         if swap:
@@ -833,7 +851,7 @@ def find_lattice(
     if (i_b - i_h) < 0.05 * (i_a - i_h):
         if _reciprocal is None:  # the second-order ring of a small field? (see there)
             coarser = _unit_cell_lattice(image, arr, basis0, a_px0, mat, pixel_size_nm,
-                                         calibration, region, substituents)
+                                         calibration, region, substituents, blank)
             if coarser is not None:
                 return coarser
         messages.append(f"{SECOND_SUBLATTICE_NOTE}; chalcogen sites are placed from the lattice "
@@ -914,6 +932,9 @@ def find_lattice(
                                     faded_px=[metal_faded, chalc_faded],
                                     rung_ratio=[1.0 if metal_alloy is None else metal_alloy.ratio,
                                                 1.0])
+    if blank is not None:  # (filled-in pixels are no vacuum: detection leaves them out, said)
+        metal_in |= blanked_sites(blank, metal_pos[:, 0], metal_pos[:, 1], a_px)
+        chalc_in |= blanked_sites(blank, chalc_pos[:, 0], chalc_pos[:, 1], a_px)
     if metal_in.sum() < MIN_CELLS:
         raise NoLatticeError(
             f"Only {int(metal_in.sum())} unit cells lie in crystalline areas; at least "

@@ -1,15 +1,16 @@
 """Columns over blanked pixels: not read, and said.
 
 An image may carry NaN or infinite pixels where its owner blanked a detector glitch, a torn
-stretch of the scan or a label (up to :data:`~..io.validate.MAX_NONFINITE_SHARE` of them; more is
+stretch of the scan or a label (up to :data:`~.validate.MAX_NONFINITE_SHARE` of them; more is
 refused). The analysis reads them as the image's median so that the lattice search and the
 filters see a plain field; a column on such pixels is then read from that flat grey and called
 whatever a flat level resembles — a new-user trial blanked a stripe ten rows high and got an
 ``O_S`` (89 % of the pixels around it blanked) and a ``V_S`` on columns that were pristine and
 ``V_S2`` in the original. :func:`blanked_sites` marks the sites whose disc of
 :data:`BLANK_RADIUS_A` lattice constants holds at least :data:`BLANK_SHARE` of blanked pixels;
-detection leaves them out of its table (they are neither pristine nor defects) and says how
-many (:func:`blanked_message`).
+the lattice leaves them out of its sublattice statistics (a stripe of grey metal columns had
+read as the dim rung of a Mo/W alloy) and detection out of its table (they are neither pristine
+nor defects), saying how many (:func:`blanked_message`).
 """
 
 from __future__ import annotations
