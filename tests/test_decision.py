@@ -25,6 +25,7 @@ from napari_atomdefect.core.models.registry import (
     model_classes,
     resolve_model,
     write_card,
+    write_detector_entry,
 )
 from napari_atomdefect.core.progress import run_to_end
 from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
@@ -194,6 +195,27 @@ def test_write_card_guards_the_bundled_model(monkeypatch):
     with pytest.raises(ModelError, match="bundled model and its card is never overwritten"):
         write_card(info, {"name": "x"})
     assert (info.path / "card.json").read_text() == before
+
+
+def test_write_card_keeps_the_cards_layout(tmp_path, monkeypatch):
+    """A card written with one-space indents and unescaped text keeps that layout: a rewrite
+    shows in a diff as the entry it adds, not as every line of the card (model-metrics had
+    re-indented two bundled cards and escaped a third's text)."""
+    monkeypatch.setenv("ATOMDEFECT_USER_MODELS", str(tmp_path / "models"))
+    folder = tmp_path / "models" / "mine"
+    shutil.copytree(resolve_model().path, folder)
+    card = json.loads((folder / "card.json").read_text())
+    card["name"], card["note"] = "mine", "Å and ² kept as they are"
+    (folder / "card.json").write_text(json.dumps(card, indent=1, ensure_ascii=False) + "\n",
+                                      encoding="utf-8")
+    before = (folder / "card.json").read_text(encoding="utf-8").splitlines()
+    write_detector_entry(resolve_model("mine"), "checked", {"n_images": 3})
+    after = (folder / "card.json").read_text(encoding="utf-8").splitlines()
+    # every line kept, the entry's few lines added (a comma after the entry before it)
+    assert len([line for line in before if line not in after]) <= 1
+    added = [line for line in after if line not in before]
+    assert 2 <= len(added) <= 5, added
+    assert ' "note": "Å and ² kept as they are"' in after
 
 
 def test_calibrate_model_writes_a_user_card(tmp_path, monkeypatch):

@@ -64,5 +64,5 @@ def test_model_metrics_score_the_shipped_detection_and_write_a_user_card(tmp_pat
 def test_model_metrics_refuse_a_substituent_the_model_does_not_know():
     from napari_atomdefect.core.errors import AtomDefectError
 
-    with pytest.raises(AtomDefectError, match="does not look for Te"):
+    with pytest.raises(AtomDefectError, match="'Te' is not a substituent"):
         run_to_end(iter_held_out_metrics("mos2-default", n_images=1, substituents=("Te",)))

@@ -740,9 +740,7 @@ def _cmd_model_metrics(args: argparse.Namespace) -> int:
     result = _quiet_calibration(
         run_to_end, iter_held_out_metrics(
             args.model, args.n_images, args.seed, args.size, args.device, write=args.write,
-            substituents=None if args.substituents is None else tuple(
-                d.strip() for d in args.substituents.split(",")
-                if d.strip() and d.strip().lower() != "none")),
+            substituents=args.substituents),
         _progress_printer(args))
     held = result["held_out"]
     print(held["validation"])

@@ -15,12 +15,13 @@ the truth: ``detector.held_out`` in the card (``atomdefect model-metrics NAME``)
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..errors import AtomDefectError
+from ..materials.columns import parse_substituents
 from .confidence import RADIUS_NM, labelled_sites, simulated_validation
 
 #: First seed of the held-out images (apart from the calibration's 700 000 onwards).
@@ -50,12 +51,14 @@ def call_scores(sites: pd.DataFrame, classes: tuple[str, ...]) -> dict[str, dict
 def iter_held_out_metrics(model: str | os.PathLike | None, n_images: int = 150,
                           seed: int = HELD_OUT_SEED, size: int = 256, device: str = "auto",
                           write: bool = False,
-                          substituents: tuple[str, ...] | None = None) -> Iterator[dict]:
+                          substituents: str | Sequence[str] | None = None) -> Iterator[dict]:
     """Score ``model`` as it ships on held-out simulated images; ``write``: store the figures
     as ``detector.held_out`` in its card.
 
-    ``substituents``: those the images carry and the detection looks for (default: every one
-    of the model's; ``mos2-default`` is used with O only — Se hands MoS2 to ``mos2-alloy``).
+    ``substituents``: those the images carry and the detection looks for, as
+    :func:`~..materials.columns.parse_substituents` reads them (``"Se,O"``, ``"none"``; default:
+    every one of the model's; ``mos2-default`` is used with O only — Se hands MoS2 to
+    ``mos2-alloy``).
 
     Yields progress dicts, then ``{"done": True, "held_out": dict, "path": Path | None}``. The
     same ``n_images``, ``seed`` and ``size`` give the same images.
@@ -63,8 +66,8 @@ def iter_held_out_metrics(model: str | os.PathLike | None, n_images: int = 150,
     Raises
     ------
     AtomDefectError
-        If the model has no detector, or (``write``) its card cannot be written (a bundled card
-        needs ``ATOMDEFECT_WRITE_BUNDLED=1``).
+        If the model has no detector, does not look for a substituent named, or (``write``)
+        its card cannot be written (a bundled card needs ``ATOMDEFECT_WRITE_BUNDLED=1``).
     """
     from ..models.registry import (
         card_write_refusal,
@@ -86,10 +89,9 @@ def iter_held_out_metrics(model: str | os.PathLike | None, n_images: int = 150,
         if refusal:
             raise AtomDefectError(refusal)
     material = info.card.get("material") or "MoS2"
-    subs = tuple(model_substituents(info)) if substituents is None else tuple(substituents)
-    unknown = [d for d in subs if d not in model_substituents(info)]
-    if unknown:
-        raise AtomDefectError(f"Model {info.name} does not look for {', '.join(unknown)}.")
+    # (as the CLI and the widgets read them: "Se,O", "none"; only those the model looks for)
+    subs = (tuple(model_substituents(info)) if substituents is None else
+            parse_substituents(substituents, material, available=model_substituents(info)))
     classes = tuple(c for c in model_classes(info)
                     if c in run_classes(info.card, material, subs).classes)
     parts = []

@@ -478,11 +478,31 @@ def card_write_refusal(info: ModelInfo) -> str | None:
     return None
 
 
+#: The JSON layouts a card may have been written in (indent, ASCII escapes): a card keeps its own,
+#: so that a rewrite changes only what it adds (the first tried for a new card).
+CARD_LAYOUTS: tuple[dict, ...] = tuple({"indent": i, "ensure_ascii": a}
+                                       for i in (2, 1, 4) for a in (True, False))
+
+
+def _card_layout(path: Path) -> dict:
+    """The layout of the card at ``path`` (:data:`CARD_LAYOUTS`; the first for a new or
+    hand-edited card)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        card = json.loads(text)
+    except (OSError, ValueError):
+        return CARD_LAYOUTS[0]
+    for layout in CARD_LAYOUTS:
+        if json.dumps(card, default=str, **layout) + "\n" == text:
+            return layout
+    return CARD_LAYOUTS[0]
+
+
 def write_card(info: ModelInfo, card: dict) -> Path:
     """Replace the card of an existing model atomically (weights untouched); returns its path.
 
     A bundled model's card is written only with ``ATOMDEFECT_WRITE_BUNDLED=1`` (as the training
-    commands do).
+    commands do). The card keeps its JSON layout (indent, escapes: :data:`CARD_LAYOUTS`).
 
     Raises
     ------
@@ -494,9 +514,10 @@ def write_card(info: ModelInfo, card: dict) -> Path:
     refusal = card_write_refusal(info)
     if refusal:
         raise ModelError(refusal)
+    layout = _card_layout(path)
     tmp = path.with_name(f".{CARD}.part")
     try:
-        tmp.write_text(json.dumps(card, indent=2, default=str) + "\n")
+        tmp.write_text(json.dumps(card, default=str, **layout) + "\n", encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
