@@ -357,7 +357,7 @@ def test_a_reopened_csv_follows_its_image_calibration_and_keeps_its_classes(make
     [layer] = viewer.open(str(tmp_path / "ws2.csv"), plugin="napari-atomdefect")
     meta = layer.metadata["atomdefect"]
     assert meta["image"] == "scan" and meta["material"] == "WS2"
-    assert meta["class_overlaps"] == [["V_S", "O_S"]]  # (Statistics' "≈" kept; a trial)
+    assert meta["class_overlaps"] == [["V_S", "O_S"]]  # (Statistics' mark kept; a trial)
     assert {"V_W", "O_S", "Se_S", "Se2_S2"} <= set(meta["classes"]) and "V_Mo" not in \
         meta["classes"]
     image.metadata = {"atomdefect": {"calibration": "lattice", "pixel_size_nm": 0.0087}}

@@ -402,10 +402,12 @@ class StatsWidget(QWidget):
                       f"{row['per_nm2']:.3g}" if np.isfinite(row["per_nm2"]) else "–",
                       f"{row['per_cell']:.3g}" if np.isfinite(row["per_cell"]) else "–",
                       f"{row['per_site']:.2%}" if np.isfinite(row["per_site"]) else "–"]
-            # (a pair's class with no call is not "about zero": one side of a one-sided split)
-            approx = cls in partner and int(row["count"]) > 0
+            # The figures of an overlapping pair carry the note's mark: each is exact as a
+            # count of calls, what is uncertain is the split ("≈" had read as an estimate).
+            # (a pair's class with no call shows a plain 0: one side of a one-sided split)
+            marked = cls in partner and int(row["count"]) > 0
             for c, text in enumerate(values):
-                item = QTableWidgetItem(("≈ " + text) if approx else text)
+                item = QTableWidgetItem(f"{text} {OVERLAP_MARK}" if marked else text)
                 if cls in partner:  # the split of an overlapping pair is uncertain
                     item.setToolTip(f"{cls} and {partner[cls]} overlap in this image: their "
                                     "split is uncertain, their sum is not.")
@@ -428,9 +430,14 @@ class StatsWidget(QWidget):
                           + _overlap_note(overlaps, stats))
 
 
+#: The mark on the figures of a pair of classes the image could not tell apart, and on the note
+#: under the table that says so.
+OVERLAP_MARK = "†"
+
+
 def _overlap_partners(overlaps: list, classes) -> dict[str, str]:
-    """Each class of an overlapping pair shown in the table, with the other one: their rows are
-    marked "≈" (:mod:`~..core.detect.overlap`)."""
+    """Each class of an overlapping pair shown in the table, with the other one: their rows'
+    figures carry :data:`OVERLAP_MARK` (:mod:`~..core.detect.overlap`)."""
     shown = set(classes)
     out: dict[str, str] = {}
     for pair in overlaps:
@@ -449,8 +456,8 @@ def _overlap_note(overlaps: list, stats: pd.DataFrame) -> str:
             total = int(sum(stats.loc[c, "count"] for c in pair))
             if total == 0:  # (all hidden below a confidence, or corrected away)
                 continue
-            out += (f" ≈ {pair[0]} and {pair[1]} overlap in this image: their split is "
-                    f"uncertain, their sum ({total}) is not.")
+            out += (f" {OVERLAP_MARK} {pair[0]} and {pair[1]} overlap in this image: their "
+                    f"split is uncertain, their sum ({total}) is not.")
     return out
 
 

@@ -37,7 +37,7 @@ RUN_COLUMNS = ["material", "substituents"]
 #: months later tells whether its nm are the file's calibration or the lattice's.
 PIXEL_SIZE_COLUMNS = ["pixel_size_nm", "pixel_size_source"]
 #: Optional column naming the pairs of classes the run could not tell apart (``V_S|O_S``, pairs
-#: separated by ``;``): a reopened table keeps Statistics' "≈" on them.
+#: separated by ``;``): a reopened table keeps Statistics' mark on them.
 OVERLAPS_COLUMN = "overlaps"
 
 
