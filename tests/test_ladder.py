@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -178,6 +180,36 @@ def test_detection_of_a_janus_mos2_layer_analysed_as_mose2_with_s():
     assert truth["V_S"] >= 15
     assert defects.attrs["ladder"]["median_class"] == "S_Se"
     assert defects["class"].value_counts().get("S_Se", 0) >= 0.95 * truth["Se_S"]
+
+
+def test_a_near_tie_of_random_and_ordered_readings_is_weighed_and_said():
+    """The real partly converted image 12 read as WS2 with Se fits a random alloy and an ordered
+    (Janus-like) layer about alike, and their host levels differ: six rows cropped off flipped
+    the choice and its Se2_S2 count from 46 to 6, silently. Both readings now run the detector
+    (weighted by their posteriors) and a sentence names the tie."""
+    tie = LadderReading(median_class="Se_S", host_level=0.344,
+                        posterior={"chalcogen": 0.0, "Se_S": 1.0},
+                        host_levels={"chalcogen": 1.14, "Se_S": 0.344},
+                        readings=(("chalcogen", False, 1.14, 0.0), ("Se_S", False, 0.344, 0.55),
+                                  ("Se_S", True, 0.469, 0.45)))
+    assert dict(tie.alternatives()) == pytest.approx({0.344: 0.55, 0.469: 0.45})
+    said = tie.order_message("WS2")
+    assert "random (55%)" in said and "Janus layer (45%)" in said and "Se2_S2" in said
+    assert said.endswith("the calls weigh both.")
+    assert tie.order_message("WS2", weighed=False).endswith("the calls follow the likelier.")
+    sure = replace(tie, readings=(("Se_S", False, 0.344, 0.95), ("Se_S", True, 0.469, 0.05)))
+    assert sure.alternatives() == [(0.344, 1.0)] and sure.order_message("WS2") == ""
+
+
+def test_read_ladder_lists_every_reading_with_its_posterior():
+    levels, metal, host = _levels("WS2", ("Se",), {"chalcogen": 100, "Se_S": 200, "Se2_S2": 60,
+                                                   "V_S": 6}, 40, sigma=0.04, seed=3)
+    reading = read_ladder(levels, metal, "WS2", ("Se",))
+    assert sum(p for *_, p in reading.readings) == pytest.approx(1.0)
+    for h, p in reading.posterior.items():  # a class's posterior: its readings' together
+        assert sum(q for c, _, _, q in reading.readings if c == h) == pytest.approx(p)
+    assert any(c == reading.median_class and level == reading.host_level
+               for c, _, level, _ in reading.readings)
 
 
 def test_to_host_units_scales_tiles_and_shifts_context():

@@ -44,6 +44,7 @@ from ..materials.columns import (
     DOUBLE_SUBSTITUTION,
     ColumnClass,
     column_classes,
+    lookup_class,
     median_classes,
     parse_substituents,
     supported_substituents,
@@ -162,6 +163,13 @@ class LadderReading:
     evidence : float
         Log evidence of the levels under every reading together (priors included): readings of
         one image with different substituents compare by it.
+    readings : tuple of (str, bool, float, float)
+        ``(median class, ordered, host level, posterior)`` of every reading: each median class,
+        as atoms substituted at random and (a singly substituted median) as an ordered layer.
+        The two readings of one median class can be a near tie that puts the host rung in
+        different places (the real partly converted image 12: as a random alloy 46 ``Se2_S2``
+        calls, as an ordered layer 6, and six rows cropped off flipped the choice):
+        :meth:`alternatives` weighs them both, :meth:`order_message` says so.
     """
 
     median_class: str = "chalcogen"
@@ -173,6 +181,7 @@ class LadderReading:
     point_share: float = 0.0
     shares: dict[str, float] = field(default_factory=dict)
     evidence: float = float("nan")
+    readings: tuple[tuple[str, bool, float, float], ...] = ()
 
     @property
     def confidence(self) -> float:
@@ -183,12 +192,39 @@ class LadderReading:
                      ) -> list[tuple[float, float]]:
         """``(host level, weight)`` of every reading at least ``min_posterior`` probable, the
         weights summing to 1 (the best reading alone when no other is): a detector in host units
-        is run under each and its probabilities averaged with these weights."""
-        chosen = [(self.host_levels.get(h, self.host_level) if h != self.median_class
-                   else self.host_level, p) for h, p in self.posterior.items()
-                  if p >= min_posterior or h == self.median_class]
+        is run under each and its probabilities averaged with these weights. Readings are those
+        of :attr:`readings` where known (a random alloy and an ordered layer of one median
+        class count apart), else one per median class."""
+        if self.readings:
+            chosen = [(level, p) for _, _, level, p in self.readings
+                      if p >= min_posterior or level == self.host_level]
+        else:
+            chosen = [(self.host_levels.get(h, self.host_level) if h != self.median_class
+                       else self.host_level, p) for h, p in self.posterior.items()
+                      if p >= min_posterior or h == self.median_class]
         total = sum(p for _, p in chosen)
         return [(float(h), float(p / total)) for h, p in chosen]
+
+    def order_message(self, material: str | Material, weighed: bool = True,
+                      min_posterior: float = MIN_ALTERNATIVE_POSTERIOR) -> str:
+        """A sentence when the median class reads about as well as atoms substituted at random
+        and as an ordered layer (each at least ``min_posterior`` probable; empty otherwise):
+        the two put the host column's rung in different places, so the doubly substituted
+        columns' count depends on which holds; ``weighed``: the calls weigh both (a detector
+        in host units, :meth:`alternatives`), else they follow the likelier."""
+        both = {ordered: p for h, ordered, _, p in self.readings if h == self.median_class}
+        if len(both) < 2 or min(both.values()) < min_posterior:
+            return ""
+        mat = get_material(material)
+        column = lookup_class(self.median_class)
+        sub = getattr(column, "substituent", None) or "the substituent"
+        x = mat.chalcogen
+        total = sum(both.values())
+        return (f"The chalcogen columns fit atoms replaced at random ({both[False] / total:.0%}) "
+                f"and an ordered layer, one side converted first as in a Janus layer "
+                f"({both[True] / total:.0%}): the two readings put the {x}2 column's level in "
+                f"different places, so how many columns hold two {sub} ({sub}2_{x}2) depends "
+                f"on which is right; the calls {'weigh both' if weighed else 'follow the likelier'}.")
 
     def to_dict(self) -> dict:
         return {"median_class": self.median_class, "host_level": round(self.host_level, 4),
@@ -479,7 +515,10 @@ def read_ladder(chalcogen_levels: np.ndarray, metal_level: float, material: str 
                          posterior=posterior, sigma=best.sigma, ordered=best.ordered,
                          host_levels=host_levels, point_share=best.point_share,
                          shares=dict(zip(names, best.shares, strict=True)),
-                         evidence=float(top + np.log(norm)))
+                         evidence=float(top + np.log(norm)),
+                         readings=tuple((v[0], v[1], float(reads[v].host_level),
+                                         float(np.exp(score - top) / norm))
+                                        for v, score in scores.items()))
 
 
 @dataclass(frozen=True)

@@ -591,6 +591,11 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         strained_reading_message(ladder.point_share, mat, tuple(run.substituents))
     if strained:
         warnings.warn(strained, ModelFitWarning, stacklevel=2)
+    # The median class read about as well as atoms replaced at random and as an ordered layer:
+    # the calls weigh both readings, and the doubly substituted columns' count depends on which.
+    ordered_tie = ladder.order_message(mat, weighed=uses_host_units(card["detector"])) or None
+    if ordered_tie:
+        warnings.warn(ordered_tie, ModelFitWarning, stacklevel=2)
     # Two defect classes this image's calls cannot tell apart (their sum is what to trust).
     overlaps = class_overlaps(sites)
     overlap = overlap_message(overlaps, fine_tuned=not info.bundled)
@@ -633,8 +638,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         metal_alloy.append(f"{run.metal_substituents[0]} was chosen, but the {mat.metal} columns "
                            f"show one level: no {run.metal_substituents[0]} column is marked.")
     fit_messages = list(dict.fromkeys(metal_alloy + fit.messages + grain_fit)) + [
-        m for m in (blanked, flagged, crowded, scan_line, uniform, majority, strained, overlap)
-        if m]
+        m for m in (blanked, flagged, crowded, scan_line, uniform, majority, strained,
+                    ordered_tie, overlap) if m]
     class_messages = [run.message] if run.message else []
     if run.message and any(m.startswith("The model was trained for") for m in fit_messages):
         # One sentence for one fact: the longer one also says how the classes are named.
