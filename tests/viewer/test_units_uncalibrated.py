@@ -261,3 +261,24 @@ def test_a_calibrated_image_under_an_uncalibrated_one_says_where_it_is(make_napa
     viewer.layers["raw"].visible = False
     widget.image_combo.setCurrentText("calibrated")
     assert "in a corner of" not in widget.calibration_label.text()
+
+
+def test_run_all_on_an_uncalibrated_image_with_a_blanked_stripe(make_napari_viewer, qtbot, sim):
+    """A stripe of NaN pixels (a blanked glitch) in an uncalibrated array: no site and no call
+    on it, and the dock says beside the result how many columns were left out unread (a trial's
+    stripe had made "15 % of the columns can only be vacancies" and a Mo/W alloy)."""
+    viewer = make_napari_viewer()
+    data = np.asarray(sim.image, np.float32).copy()
+    data[120:132, 20:236] = np.nan
+    viewer.add_image(data, name="striped")
+    widget = DetectWidget(viewer)
+    widget.run_all()
+    wait_idle(qtbot, widget)
+    [sites], [det] = layers_of(viewer, "lattice_sites"), layers_of(viewer, "detections")
+    for layer in (sites, det):
+        on_stripe = (layer.data[:, -2] > 120 - 2) & (layer.data[:, -2] < 132 + 2) \
+            & (layer.data[:, -1] > 22) & (layer.data[:, -1] < 234)
+        assert not on_stripe.any(), layer.name
+    status = widget.status.text()
+    assert "on NaN or infinite pixels (blanked)" in status
+    assert "alloy" not in widget.fit_label.text() and "can only be" not in widget.fit_label.text()

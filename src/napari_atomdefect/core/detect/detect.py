@@ -527,7 +527,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     sites = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     fit, ladder = fits[0], ladders[0]  # the first (largest) grain's reading of the image
     blanked = None
-    if blank is not None:  # columns read from filled-in pixels: neither pristine nor defect
+    if blank is not None:  # (a lattice found without them: read from filled-in pixels)
         off = blanked_sites(blank, sites.y_px.to_numpy(), sites.x_px.to_numpy(),
                             lattices[0].a_px)
         if off.any():

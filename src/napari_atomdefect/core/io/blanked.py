@@ -9,8 +9,11 @@ whatever a flat level resembles — a new-user trial blanked a stripe ten rows h
 ``V_S2`` in the original. :func:`blanked_sites` marks the sites whose disc of
 :data:`BLANK_RADIUS_A` lattice constants holds at least :data:`BLANK_SHARE` of blanked pixels;
 the lattice leaves them out of its sublattice statistics (a stripe of grey metal columns had
-read as the dim rung of a Mo/W alloy) and detection out of its table (they are neither pristine
-nor defects), saying how many (:func:`blanked_message`).
+read as the dim rung of a Mo/W alloy) and then out of its sites, as pixels outside a region:
+every statistic of the image (its ladder, contrast, spread) and every count goes without them
+— a trial's stripe had added "15 % of the columns can only be vacancies" — and the lattice
+says how many (:func:`blanked_message`). Detection leaves out any such site of a lattice found
+without them.
 """
 
 from __future__ import annotations
@@ -69,11 +72,16 @@ def blanked_sites(blank: np.ndarray, rows: np.ndarray, cols: np.ndarray,
     return blank[yy, xx].mean(axis=1) >= BLANK_SHARE
 
 
+#: The words that mark the sentence of :func:`blanked_message` among a lattice's messages.
+BLANKED_NOTE = "on NaN or infinite pixels (blanked)"
+
+
 def blanked_message(n_sites: int) -> str:
     """The sentence for ``n_sites`` columns left unread on blanked pixels."""
-    return (f"{n_sites} column{' lies' if n_sites == 1 else 's lie'} on NaN or infinite pixels "
-            f"(blanked): {'it is' if n_sites == 1 else 'they are'} not read, neither pristine "
-            "nor defect, and not counted.")
+    return (f"{n_sites} column{' lies' if n_sites == 1 else 's lie'} {BLANKED_NOTE}: "
+            f"{'it is' if n_sites == 1 else 'they are'} not read, neither pristine nor defect, "
+            "and not counted.")
 
 
-__all__ = ["BLANK_RADIUS_A", "BLANK_SHARE", "blank_pixels", "blanked_message", "blanked_sites"]
+__all__ = ["BLANKED_NOTE", "BLANK_RADIUS_A", "BLANK_SHARE", "blank_pixels", "blanked_message",
+           "blanked_sites"]

@@ -24,7 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import AtomDefectError, NoLatticeError
-from ..io.blanked import blank_pixels, blanked_sites
+from ..io.blanked import BLANKED_NOTE, blank_pixels, blanked_message, blanked_sites
 from ..io.validate import as_analysis_image, check_pixel_size, check_region
 from ..materials.columns import (
     DOUBLE_SUBSTITUTION,
@@ -636,8 +636,10 @@ def faded_lattice_message(n_faded: int, n_cells: int) -> str:
 
 
 def left_out_messages(lattice: Lattice) -> list[str]:
-    """The lattice's notes on the parts of the field it leaves out (faded lattice, no crystal)."""
-    return [m for m in lattice.messages if FADED_NOTE in m or OFF_CRYSTAL_NOTE in m]
+    """The lattice's notes on the parts of the field it leaves out (faded lattice, no crystal,
+    blanked pixels)."""
+    return [m for m in lattice.messages
+            if FADED_NOTE in m or OFF_CRYSTAL_NOTE in m or BLANKED_NOTE in m]
 
 
 def _index_range(frac_fn: FracFn, shape: tuple[int, ...]) -> np.ndarray:
@@ -932,7 +934,7 @@ def find_lattice(
                                     faded_px=[metal_faded, chalc_faded],
                                     rung_ratio=[1.0 if metal_alloy is None else metal_alloy.ratio,
                                                 1.0])
-    if blank is not None:  # (filled-in pixels are no vacuum: detection leaves them out, said)
+    if blank is not None:  # (filled-in pixels are no vacuum: their columns are left out below)
         metal_in |= blanked_sites(blank, metal_pos[:, 0], metal_pos[:, 1], a_px)
         chalc_in |= blanked_sites(blank, chalc_pos[:, 0], chalc_pos[:, 1], a_px)
     if metal_in.sum() < MIN_CELLS:
@@ -944,6 +946,15 @@ def find_lattice(
         messages.append(left_out)
     metal_pos, metal_idx, metal_ok = metal_pos[metal_in], metal_idx[metal_in], metal_ok[metal_in]
     chalc_pos, chalc_idx, chalc_ok = chalc_pos[chalc_in], chalc_idx[chalc_in], chalc_ok[chalc_in]
+    if blank is not None:
+        # Columns on filled-in pixels read the median grey: no site of the lattice, as outside a
+        # region (every statistic of the image and every count then goes without them), said.
+        off_m = blanked_sites(blank, metal_pos[:, 0], metal_pos[:, 1], a_px)
+        off_x = blanked_sites(blank, chalc_pos[:, 0], chalc_pos[:, 1], a_px)
+        if off_m.any() or off_x.any():
+            messages.append(blanked_message(int(off_m.sum() + off_x.sum())))
+            metal_pos, metal_idx, metal_ok = (v[~off_m] for v in (metal_pos, metal_idx, metal_ok))
+            chalc_pos, chalc_idx, chalc_ok = (v[~off_x] for v in (chalc_pos, chalc_idx, chalc_ok))
 
     # The calibration policy (one for GUI, CLI and API): see core/lattice/calibration_policy.py.
     from .calibration_policy import choose_pixel_size
