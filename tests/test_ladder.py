@@ -212,6 +212,27 @@ def test_read_ladder_lists_every_reading_with_its_posterior():
                for c, _, level, _ in reading.readings)
 
 
+@pytest.mark.parametrize("seed", [3, 4])
+def test_detection_of_a_janus_mose2_layer_analysed_as_mos2_with_se(seed):
+    """The other way round: a Janus MoSSe layer whose single vacancies each left one Se (no
+    class in a sulfide), analysed as MoS2 with Se. A lone Se sits where a layer of Se2 columns
+    with some S has its S_Se rung; with the lone rung fitted on 32 microscopes only these
+    layers read as Se2 columns, a third of them called Se2_S2 (2 of 6 draws right); on every
+    microscope 5 of 6."""
+    from napari_atomdefect.core.detect.detect import detect
+
+    sim = simulate_image("MoSe2", 384, 0.012, seed=seed, substituents="S",
+                         defect_fractions={"S_Se": 0.95, "V_Se": 0.04, "V_Se2": 0.01})
+    truth = sim.defects["class"].value_counts()
+    assert truth["V_Se"] >= 8
+    defects = detect(sim.image, pixel_size_nm=0.012, material="MoS2", substituents=["Se"],
+                     device="cpu")
+    assert defects.attrs["ladder"]["median_class"] == "Se_S" and defects.attrs["ladder"]["ordered"]
+    called = defects["class"].value_counts()
+    assert called.get("Se_S", 0) >= 0.95 * truth["S_Se"]
+    assert called.get("Se2_S2", 0) <= 3
+
+
 def test_to_host_units_scales_tiles_and_shifts_context():
     tiles = np.ones((2, 4, 4), np.float32)
     context = np.array([[0.5, 0.0, 0.3], [0.5, 0.0, 0.3]], np.float32)
