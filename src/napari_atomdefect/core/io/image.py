@@ -359,9 +359,11 @@ def read_image(path: str | Path) -> StemImage:
     except (MemoryError, KeyboardInterrupt):
         raise
     except Exception as exc:  # noqa: BLE001 - any parser failure means an unreadable file
+        # (the parser's own words, which may say what is wrong; not its exception's class name)
+        detail = " ".join(str(exc).split()) or type(exc).__name__
         raise ImageReadError(
             f"{path.name} could not be read as a {ext} image: the file may be truncated, corrupt or "
-            f"of another format ({type(exc).__name__}: {exc})") from exc
+            f"of another format (the reader says: {detail})") from exc
     try:
         json.dumps(meta)
     except (TypeError, ValueError):
