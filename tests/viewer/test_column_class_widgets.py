@@ -466,3 +466,20 @@ def test_an_overlapping_pair_with_no_call_left_is_not_named():
     assert _overlap_note([["V_S", "O_S"]], stats) == ""
     stats.loc["V_S", "count"] = 3
     assert "their sum (3) is not" in _overlap_note([["V_S", "O_S"]], stats)
+
+
+def test_statistics_without_a_defect_layer_show_no_rows_of_another_material(make_napari_viewer):
+    """Opened before any detection, the dock showed MoS2's class rows, empty, to a trial
+    analysing WS2; a deleted layer left its figures. Now: no rows and a sentence saying what
+    fills the table."""
+    viewer = make_napari_viewer()
+    stats = StatsWidget(viewer)
+    assert stats.table.rowCount() == 0 and stats.note.text().startswith("No defect layer yet")
+    layer = _add_ws2_layer(viewer)
+    stats.layer_combo.setCurrentText(layer.name)
+    stats.update_stats()
+    assert stats.row_labels() == list(WS2_CLASSES)
+    viewer.layers.remove(layer)
+    stats.update_stats()
+    assert stats.table.rowCount() == 0 and stats.note.text().startswith("No defect layer yet")
+    assert stats.chart.values == {}

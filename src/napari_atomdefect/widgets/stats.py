@@ -199,6 +199,12 @@ class LinePlot(QWidget):
 _EVENTS = ("data", "features", "set_data")
 
 
+#: What the Statistics dock says while no defect layer is there to count (it showed MoS2's
+#: class rows, empty, to a trial analysing WS2).
+NO_LAYER_NOTE = ("No defect layer yet: run Detect in the Detect defects dock, or open a defect "
+                 "CSV; its classes and counts appear here.")
+
+
 class StatsWidget(QWidget):
     """Live statistics of the shown points of a detections layer."""
 
@@ -214,9 +220,9 @@ class StatsWidget(QWidget):
         self.table.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.classes: tuple[str, ...] = ()
-        self._set_rows(LEGACY_CLASSES)
+        self._set_rows(())  # (rows come with a defect layer: its material's classes)
         self.chart = BarChart()
-        self.note = QLabel("")
+        self.note = QLabel(NO_LAYER_NOTE)
         self.note.setWordWrap(True)
         # Movies (3-D layers): counts per class against frame (and cumulative dose if known).
         self.frame_table = QTableWidget(0, len(LEGACY_CLASSES))
@@ -387,7 +393,10 @@ class StatsWidget(QWidget):
     def update_stats(self, *args) -> None:
         stats = self.statistics()
         self._update_frames()
-        if stats is None:
+        if stats is None:  # (no defect layer, or it was deleted: no figures of another's)
+            self._set_rows(())
+            self.chart.set_values({})
+            self.note.setText(NO_LAYER_NOTE)
             return
         if tuple(stats.index) != self.classes:
             self._set_rows(stats.index)
