@@ -394,6 +394,19 @@ def test_a_reading_that_needs_many_vacancies_pays_for_them():
     assert sum(r.median_class != "chalcogen" or r.ordered for r in readings) <= 2
 
 
+def test_an_ordered_readings_doubly_substituted_columns_are_no_point_defects():
+    """An ordered (Janus-like) layer of Se_S columns with 13 % Se2_S2 among them: the order's
+    prior counts those as breaking it, but they are no vacancy nor an unchosen substituent —
+    a cropped real image was told "15 % of the chalcogen columns can only be vacancies or
+    substituents you did not choose" for them."""
+    for draw in (3, 17, 40, 100):
+        levels, metal, _ = _levels("WS2", ("Se",), {"Se_S": 300, "Se2_S2": 45, "V_S": 6}, draw,
+                                   sigma=0.04, seed=draw)
+        reading = read_ladder(levels, metal, "WS2", ("Se",))
+        assert reading.ordered and reading.shares["Se2_S2"] > 0.1, (draw, reading)
+        assert reading.point_share < 0.06, (draw, reading.point_share)
+
+
 def test_a_reading_that_needs_many_point_defects_is_said_to_be_strained():
     """An independent simulator's WSe2 + 53 % Te read as pristine WSe2 needed 17 % of its
     columns as vacancies or unchosen S; ordinary images stay at a few per cent."""

@@ -635,6 +635,12 @@ def _fit_variant(data: _Rungs, h: str, janus: bool, tolerance: float, used: list
                     else all_caps <= MAX_DEFECT_SHARE)
     share = n_c[:, defect_rungs].sum(1) / data.n_columns
     point_prior = (1 / POINT_DEFECT_MEAN - 2) * np.log1p(-np.minimum(share, 0.99))
+    # What the reading puts on vacancy and unchosen-substituent rungs (the point defects a user
+    # is told of): in an ordered reading the prior's share above also holds the columns that
+    # break the order (doubly substituted ones of a chosen substituent), which are no such thing
+    # — a cropped real image read as an ordered layer was told "15 % of the chalcogen columns
+    # can only be vacancies or substituents you did not choose" for its Se2_S2 columns.
+    point = (n_c[:, all_caps <= MAX_DEFECT_SHARE].sum(1) / data.n_columns) if janus else share
     total = loglik + metal_term - deviance + point_prior
     top = total.max()
     # (each microscope by its prior: a non-Janus reading holds every microscope twice)
@@ -651,7 +657,7 @@ def _fit_variant(data: _Rungs, h: str, janus: bool, tolerance: float, used: list
     enough = n_host >= max(MIN_HOST_COLUMNS, MIN_HOST_FRACTION * data.n_columns)
     host_level = float(w @ (mean_c[:, host] if enough else scale / unit))
     return _VariantReading(h, janus, score, host_level, float(w @ sigma),
-                           float(w @ n_c[:, at]) / data.n_columns, float(w @ share),
+                           float(w @ n_c[:, at]) / data.n_columns, float(w @ point),
                            tuple(float(v) for v in w @ n_c / data.n_columns))
 
 
