@@ -199,6 +199,9 @@ def test_a_near_tie_of_random_and_ordered_readings_is_weighed_and_said():
     assert tie.order_message("WS2", weighed=False).endswith("the calls follow the likelier.")
     sure = replace(tie, readings=(("Se_S", False, 0.344, 0.95), ("Se_S", True, 0.469, 0.05)))
     assert sure.alternatives() == [(0.344, 1.0)] and sure.order_message("WS2") == ""
+    # two readings with the host level at one place (read off the data): one detector run
+    same = replace(tie, readings=(("Se_S", False, 0.344, 0.99), ("Se_S", True, 0.344, 0.01)))
+    assert same.alternatives() == [(0.344, pytest.approx(1.0))]
 
 
 def test_read_ladder_lists_every_reading_with_its_posterior():

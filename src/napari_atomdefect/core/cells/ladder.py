@@ -196,8 +196,15 @@ class LadderReading:
         of :attr:`readings` where known (a random alloy and an ordered layer of one median
         class count apart), else one per median class."""
         if self.readings:
-            chosen = [(level, p) for _, _, level, p in self.readings
-                      if p >= min_posterior or level == self.host_level]
+            # (readings that put the host level at the same place are one run of the detector:
+            # a random and an ordered reading with enough host columns read it off the data)
+            merged: dict[float, float] = {}
+            for _, _, level, p in self.readings:
+                key = round(level, 4)
+                merged[key] = merged.get(key, 0.0) + p
+            best = round(self.host_level, 4)
+            chosen = [(self.host_level if key == best else key, p) for key, p in merged.items()
+                      if p >= min_posterior or key == best]
         else:
             chosen = [(self.host_levels.get(h, self.host_level) if h != self.median_class
                        else self.host_level, p) for h, p in self.posterior.items()
