@@ -744,7 +744,8 @@ def find_lattice(
     blank : ndarray of bool, optional
         Pixels whose values were filled in (NaN or infinite in the original,
         :func:`~..io.blanked.blank_pixels`; taken from ``image`` itself when not given): the
-        columns on them are left out of the sublattices' statistics (:mod:`~..io.blanked`).
+        columns on them are read in no statistic and are no sites, as outside ``region``; a
+        message says how many (:mod:`~..io.blanked`).
 
     Returns
     -------
