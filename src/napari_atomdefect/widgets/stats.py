@@ -222,6 +222,7 @@ class StatsWidget(QWidget):
         self.classes: tuple[str, ...] = ()
         self._set_rows(())  # (rows come with a defect layer: its material's classes)
         self.chart = BarChart()
+        self.chart.setVisible(False)
         self.note = QLabel(NO_LAYER_NOTE)
         self.note.setWordWrap(True)
         # Movies (3-D layers): counts per class against frame (and cumulative dose if known).
@@ -396,6 +397,7 @@ class StatsWidget(QWidget):
         if stats is None:  # (no defect layer, or it was deleted: no figures of another's)
             self._set_rows(())
             self.chart.set_values({})
+            self.chart.setVisible(False)  # (an empty chart left a blank gap above the sentence)
             self.note.setText(NO_LAYER_NOTE)
             return
         if tuple(stats.index) != self.classes:
@@ -425,6 +427,7 @@ class StatsWidget(QWidget):
         # scroll bar in a dock of the usual width); the last one takes what is left.
         self.table.resizeColumnsToContents()
         self.chart.set_values({c: int(stats.loc[c, "count"]) for c in self.classes})
+        self.chart.setVisible(True)
         movie = self.per_frame() is not None
         # (a movie's count is of detections in every frame: a defect seen in ten frames is ten)
         self.table.horizontalHeaderItem(0).setText("count (all frames)" if movie else "count")
