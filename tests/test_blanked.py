@@ -84,7 +84,10 @@ def test_filled_in_columns_are_left_out_of_the_lattice_statistics():
     img[blank] = np.nan
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert find_lattice(img, "WS2", 0.012).metal_alloy is None
+        found = find_lattice(img, "WS2", 0.012)
+    assert found.metal_alloy is None
+    assert intact.n_cells - 15 < found.n_cells < intact.n_cells
+    assert len(found.messages) == 1 and "(blanked)" in found.messages[0]
 
 
 def test_a_lattice_found_without_the_blank_has_its_blanked_sites_left_out_by_detection(striped):

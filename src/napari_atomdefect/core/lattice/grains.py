@@ -24,6 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import AtomDefectError
+from ..io.blanked import blank_pixels
 from ..io.validate import check_region
 from ..materials.materials import Material, get_material
 from ..sampling import sample_bilinear
@@ -387,6 +388,8 @@ def find_grains(image: np.ndarray, material: str | Material = "MoS2",
         ends the search.
     """
     mat = get_material(material)
+    if blank is None:  # (once, for every search below)
+        blank = blank_pixels(image)
     first = find_lattice(image, mat, pixel_size_nm=pixel_size_nm, calibration=calibration,
                          region=region, substituents=substituents, blank=blank)
     shape = first.shape
