@@ -220,12 +220,10 @@ class LadderReading:
         columns' count depends on which holds; ``weighed``: the calls weigh both (a detector
         in host units, :meth:`alternatives`), else they follow the likelier."""
         both = {ordered: p for h, ordered, _, p in self.readings if h == self.median_class}
-        if len(both) < 2 or min(both.values()) < min_posterior:
+        column = lookup_class(self.median_class)  # (only a singly substituted one is ordered)
+        if len(both) < 2 or min(both.values()) < min_posterior or column is None:
             return ""
-        mat = get_material(material)
-        column = lookup_class(self.median_class)
-        sub = getattr(column, "substituent", None) or "the substituent"
-        x = mat.chalcogen
+        sub, x = column.substituent, get_material(material).chalcogen
         total = sum(both.values())
         return (f"The chalcogen columns fit atoms replaced at random ({both[False] / total:.0%}) "
                 f"and an ordered layer, one side converted first as in a Janus layer "
