@@ -129,6 +129,11 @@ def test_statistics_update_live(viewer_and_layer):
     layer.remove_selected()
     assert stats.table.item(0, 0).text() == "4"          # live update
     assert stats.chart.values["V_S"] == 4
+    # The note that explains the table ("†", per site) comes right under it, above the chart
+    # (below the chart it was under the fold of a stacked dock).
+    layout = stats.note.parentWidget().layout()
+    assert layout.indexOf(stats.table) + 1 == layout.indexOf(stats.note) < layout.indexOf(
+        stats.chart)
 
 
 def test_export_and_reimport_identical(viewer_and_layer, tmp_path):

@@ -234,8 +234,10 @@ class StatsWidget(QWidget):
         layout = scrolling_layout(self)
         layout.addWidget(self.layer_combo)
         layout.addWidget(self.table)
-        layout.addWidget(self.chart)
+        # The note right under the table it explains (its "†"), above the chart: below the
+        # chart it sat under the fold of a dock stacked with others.
         layout.addWidget(self.note)
+        layout.addWidget(self.chart)
         layout.addWidget(self.frame_note)
         layout.addWidget(self.frame_table)
         layout.addWidget(self.frame_plot)
