@@ -156,6 +156,25 @@ def test_link_tracks_memory_and_sublattices():
     np.testing.assert_array_equal(data[:3, 1], [0, 1, 3])
 
 
+def test_a_hop_keeps_its_track_unless_the_search_range_is_shorter_than_a_hop():
+    """An independent movie's hops (one lattice constant) all kept their tracks at the default
+    range and all broke at 0.5 — which the README gave as an example, and nothing said so."""
+    a = 26.0
+    rows = [(f, 50.0, 50.0 + (a if f >= 3 else 0.0), "V_S") for f in range(6)]
+    table = pd.DataFrame(rows, columns=["frame", "y_px", "x_px", "class"])
+    table.attrs["messages"] = ["detection's sentence"]
+    linked = link_tracks(table, a_px=a)
+    assert linked["track_id"].nunique() == 1 and linked.attrs["tracking"]["message"] is None
+    assert linked.attrs["messages"] == ["detection's sentence"]
+    short = link_tracks(table, a_px=a, search_range=0.5)
+    assert short["track_id"].tolist() == [0, 0, 0, 1, 1, 1]
+    said = short.attrs["tracking"]["message"]
+    assert said.startswith("A search range of 0.5 lattice constants cannot link a defect that "
+                           "hops to a neighbouring site")
+    assert short.attrs["messages"] == ["detection's sentence", said]
+    assert table.attrs["messages"] == ["detection's sentence"]  # (the input's left as it was)
+
+
 def test_link_tracks_errors():
     with pytest.raises(AtomDefectError, match="no 'frame' column"):
         link_tracks(pd.DataFrame({"y_px": [1.0], "x_px": [1.0], "class": ["V_S"]}), a_px=20)

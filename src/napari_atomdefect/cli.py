@@ -980,9 +980,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="analyse only this rectangle of the image (pixels, end excluded), e.g. "
                         "one grain of a polycrystalline layer; coordinates stay the image's")
     p.add_argument("--search-range", type=_positive_float, default=1.2,
-                   help="with --all-frames: largest move between frames, in lattice constants")
+                   help="with --all-frames: largest move between frames, in lattice constants "
+                        "(default 1.2; a hop to a neighbouring site is 1: below it every hop "
+                        "starts a new track)")
     p.add_argument("--memory", type=int, default=1,
-                   help="with --all-frames: frames a defect may be missed and keep its track")
+                   help="with --all-frames: frames a defect may be missed and keep its track "
+                        "(default 1)")
     p.add_argument("--min-track-frames", type=int, default=1, metavar="N",
                    help="with --all-frames: keep only defects whose track spans at least N "
                         "frames (default 1: all); at a low dose per frame most false calls are "
