@@ -121,6 +121,14 @@ def test_the_images_own_columns_must_show_the_split_of_a_weak_light_substituent(
     assert said.startswith("V_S and O_S cannot be told apart reliably in this image") and \
         "their sum (40) is not" in said
     assert "in these frames: the levels" in unseen.message(40, "these frames'")  # (a movie)
+    # all called V_S (a layer without O reads so too: an independent movie with no O was told
+    # its "split" was uncertain): what the calls are, and what would hide among them
+    none = with_image_split(gap, "O", one, 0, spread)
+    assert none.unseen and none.overlap and none.n_light == 0
+    said = none.message(40, "these frames'")
+    assert said.startswith("All 40 columns at the single vacancy's level in these frames are "
+                           "called V_S, and their levels form one group"), said
+    assert "O_S columns, if the layer has any, would be among them" in said
     two = np.concatenate([one[:25], 0.5 + 6 * width + width * rng.standard_normal(15)])
     seen = with_image_split(gap, "O", two, 15, spread)
     assert not seen.unseen and not seen.overlap and seen.shown > MIN_SHOWN_GAP

@@ -109,6 +109,9 @@ class LightGap:
     #: The median levels (host columns) of two groups the columns called either class form and
     #: their calls do not follow (:func:`with_image_split`; ``None``: none such).
     groups: tuple[float, float] | None = None
+    #: How many of the columns called either class were called the light one
+    #: (:func:`with_image_split`; ``None``: not asked).
+    n_light: int | None = None
 
     @property
     def unseen(self) -> bool:
@@ -138,6 +141,14 @@ class LightGap:
         if self.unseen and self.separation >= MIN_SEPARATION:
             whose = where.replace("this image's", "this image").rstrip("'")
             element = light.split("_")[0]
+            if self.n_light == 0:  # (all called the vacancy: a layer without the light atom
+                # reads so too — an independent movie with no O was told its "split" was
+                # uncertain)
+                return (f"All {n_calls} columns at the single vacancy's level in {whose} are called {v}, and "
+                        f"their levels form one group: at some microscopes an {element} adds "
+                        f"less to its column than the noise, so {light} columns, if the layer "
+                        f"has any, would be among them and not stand out; the {n_calls} "
+                        f"together are sure, the share of {light} among them is not.")
             return (f"{v} and {light} cannot be told apart reliably in {whose}: the levels of "
                     f"the columns called either do not show two groups (at some microscopes an "
                     f"{element} adds less to its column than the noise), so their split rests on "
@@ -291,7 +302,7 @@ def with_image_split(gap: LightGap | None, light: str, levels: np.ndarray, n_lig
         if found is not None and not _calls_follow(
                 found[0], np.asarray(is_light, bool)[finite][single]):
             groups = found[1:]
-    return replace(gap, shown=shown, groups=groups)
+    return replace(gap, shown=shown, groups=groups, n_light=int(n_light))
 
 
 __all__ = ["LightGap", "MIN_SEPARATION", "light_gap", "two_groups", "with_image_split"]

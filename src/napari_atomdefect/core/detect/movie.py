@@ -18,6 +18,7 @@ defect never continues a metal-site track.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -402,8 +403,11 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
     if gap_said and not any(set(p) == set(gap_said["classes"]) for p in pairs):
         # (the first frame that said it, with the calls of every frame, as Statistics counts)
         gap = LightGap(**{k: v for k, v in gap_said.items() if k != "message"})
-        n_calls = sum(int((t["class"].astype(str) == c).sum()) for t in tables
-                      for c in gap.classes)
+        counts = [sum(int((t["class"].astype(str) == c).sum()) for t in tables)
+                  for c in gap.classes]
+        n_calls = sum(counts)
+        if gap.n_light is not None:
+            gap = dataclasses.replace(gap, n_light=counts[1])
         overlap = " ".join(m for m in (overlap, gap.message(n_calls, "these frames'")) if m)
         pairs.append(list(gap.classes))
     fit_messages += [m for m in (overlap, fast_drift_message(fast) if fast else None) if m]
