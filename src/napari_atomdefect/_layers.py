@@ -57,9 +57,10 @@ def is_movie_table(table: pd.DataFrame) -> bool:
 
 def defect_points_data(table: pd.DataFrame) -> np.ndarray:
     """Points-layer data of a defect table: ``(row, col)``, or ``(frame, row, col)`` for a
-    movie."""
+    movie; a writable array of its own (pandas' ``to_numpy`` gives a read-only view, and napari
+    moves a dragged point in place: every drag of a detection failed)."""
     cols = (["frame"] if is_movie_table(table) else []) + ["y_px", "x_px"]
-    return table[cols].to_numpy(float).reshape(-1, len(cols))
+    return np.array(table[cols].to_numpy(float).reshape(-1, len(cols)), copy=True)
 
 
 def table_classes(table: pd.DataFrame) -> tuple[str, ...]:

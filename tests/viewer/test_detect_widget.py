@@ -46,6 +46,12 @@ def test_find_lattice_then_detect(viewer_with_sample, qtbot):
     s = score(pred, truth, radius_px=0.08 / 0.012)
     assert s.loc["V_S2", "f1"] > 0.8 and s.loc["V_Mo", "f1"] > 0.8
     assert s.loc["V_S|O_S", "f1"] > 0.8
+    # napari moves a dragged point in place: the layer's data must be writable (pandas' view
+    # was not, and every drag of a call failed)
+    layer.selected_data = {0}
+    layer._move({0}, layer.data[0] + 2.0)
+    layer._move({0}, layer.data[0] + 4.0)
+    assert str(layer.features["source"].iloc[0]) == "model"  # (no Review dock: left as it is)
     # A second run makes a new layer and leaves the first (possibly edited) one alone.
     layer.data = layer.data[:-1]
     n_before = len(layer.data)

@@ -377,6 +377,13 @@ def test_a_reopened_csv_follows_its_image_calibration_and_keeps_its_classes(make
     # and the pixel size its nm follow, with its source: the image's calibration it follows now
     assert set(written["pixel_size_source"]) == {"lattice"}
     np.testing.assert_allclose(written["pixel_size_nm"], 0.0087)
+    # A later run's own calibration (an alloy's Vegard law: by the composition its reading
+    # gives) moves the drawing, not the table: exported again, the same nm (a trial's table
+    # came out in the last run's pixel size).
+    apply_calibration(viewer, image, 0.0088, tables=False)
+    np.testing.assert_allclose(layer.scale, image.scale)
+    [third] = write_points_csv(str(tmp_path / "third.csv"), layer.data, layer_meta(layer))
+    pd.testing.assert_frame_equal(pd.read_csv(third), written)
 
 
 def test_a_table_measured_at_another_calibration_says_so_and_a_point_past_the_edge_is_kept(

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_atomdefect._layers import defect_layer_kwargs, layer_classes
+from napari_atomdefect._layers import defect_layer_kwargs, defect_points_data, layer_classes
 from napari_atomdefect.core.io.table import read_defects_csv
 from napari_atomdefect.widgets.review import ReviewWidget, set_class
 from napari_atomdefect.widgets.stats import StatsWidget, defect_statistics
@@ -298,7 +298,7 @@ def review_on_a_lattice(make_napari_viewer):
                           "confidence": [0.9], "source": "model"})
     kwargs = defect_layer_kwargs(table, 0.012, "img defects", a_px=lattice.a_px)
     kwargs["metadata"]["atomdefect"].update(image="img")
-    layer = viewer.add_points(table[["y_px", "x_px"]].to_numpy(), **kwargs)
+    layer = viewer.add_points(defect_points_data(table), **kwargs)  # (as Detect adds it)
     review = ReviewWidget(viewer)
     review.layer_combo.setCurrentText("img defects")
     return review, layer, lattice
@@ -323,6 +323,34 @@ def test_added_defect_snaps_to_its_sublattice_site(review_on_a_lattice):
     np.testing.assert_allclose(layer.data[-1], target_m + [1.0, 1.0])
     assert list(layer.features["class"].iloc[-3:]) == ["V_Mo", "V_S", "O_S"]
     assert list(layer.features["source"].iloc[-3:].astype(str)) == ["manual"] * 3
+
+
+def test_a_dragged_call_becomes_the_users_and_settles_on_its_site(review_on_a_lattice, qtbot):
+    """Trial, thirty-seventh session: a call dragged by hand kept source 'model' and its
+    confidence, and stayed 8.5 px off the column it was dropped near; the CSV then gave the
+    model a place it never called. Now it is the user's, on the site, one undo."""
+    review, layer, lattice = review_on_a_lattice
+    a = lattice.a_px
+    chalc = lattice.chalcogen_sites_px
+    target = chalc[np.argmin(np.hypot(*(chalc - [128, 128]).T))]
+    start = layer.data.copy()
+    layer.selected_data = {0}
+    drop = target + [0.2 * a, -0.1 * a]
+    path = np.linspace(layer.data[0], drop, 4)[1:]
+    layer._set_drag_start({0}, layer.data[0])  # (napari's drag: pressed on the point, then
+    for point in path:                          # a move per mouse event, as its binding does)
+        layer._move({0}, point)
+    np.testing.assert_allclose(layer.data[0], drop)
+    row = layer.features.iloc[0]
+    assert (row["class"], row["source"], row["confidence"]) == ("V_S", "manual", 1.0)
+    qtbot.waitUntil(lambda: review._dragged is None, timeout=2000)
+    np.testing.assert_allclose(layer.data[0], target)
+    assert review.info.text() == ("Point 0 moved by hand (source manual, confidence 1.00, onto "
+                                  "the nearest site).")
+    assert review.undo()  # the drag and its settling are one edit
+    np.testing.assert_allclose(layer.data, start)
+    assert str(layer.features["source"].iloc[0]) == "model"
+    assert layer.features["confidence"].iloc[0] == pytest.approx(0.9)
 
 
 def test_a_class_added_on_the_other_sublattice_is_said_and_not_moved(review_on_a_lattice):

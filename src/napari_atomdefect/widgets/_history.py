@@ -77,6 +77,13 @@ class EditHistory:
             self._state = self._snapshot(layer)
         self._last_move = None
 
+    def amend(self) -> None:
+        """Take the layer's present state as the end of the last edit (changes made within
+        :meth:`quiet` after it was recorded, e.g. dragged points put onto their sites)."""
+        layer = self._layer()
+        if layer is not None:
+            self._state = self._snapshot(layer)
+
     def edited(self, moved: tuple | None = None) -> None:
         """Record that the layer was just edited (its state before goes on the undo stack).
 

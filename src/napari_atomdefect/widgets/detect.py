@@ -987,7 +987,9 @@ class DetectWidget(QWidget):
                         calibrated_for=analysis_key(lattice.material.name,
                                                     self.run_substituents()))
             layer.metadata = {**layer.metadata, "atomdefect": meta}
-        apply_calibration(self.viewer, layer, px)
+        # (a pixel size the user typed is theirs for every table; a run's own calibration is
+        # that run's: earlier tables keep theirs)
+        apply_calibration(self.viewer, layer, px, tables=lattice.calibration == "user")
         frame = self._frame(layer)[1]
         if remember and not self.region_check.isChecked():  # (a region's: under its region)
             self._lattices[self._key(layer, frame, px)] = lattices
@@ -1118,7 +1120,7 @@ class DetectWidget(QWidget):
                     class_overlaps=table.attrs.get("class_overlaps", []),
                     operating_point=table.attrs.get("operating_point", op))
         self._hide_earlier_detections(layer)
-        self.viewer.add_points(table[["y_px", "x_px"]].to_numpy(float), **kwargs)
+        self.viewer.add_points(defect_points_data(table), **kwargs)
         self._show_device(result["device"])
         self._show_fit(result.get("fit_messages", []))
         self._show_choice(layer, lattice)
@@ -1249,7 +1251,7 @@ def _pending_text(px: float | None, source: str) -> str:
     return "Not calibrated: the lattice will calibrate it."
 
 
-def apply_calibration(viewer, image_layer, pixel_size_nm: float) -> None:
+def apply_calibration(viewer, image_layer, pixel_size_nm: float, tables: bool = True) -> None:
     """Give the image layer the pixel size ``pixel_size_nm`` (scale and nm units) and make the
     plugin's layers of that image (sites, cell grid, detections, model's view) follow it.
 
@@ -1258,6 +1260,12 @@ def apply_calibration(viewer, image_layer, pixel_size_nm: float) -> None:
     viewer : napari.Viewer
     image_layer : napari.layers.Image
     pixel_size_nm : float
+    tables : bool
+        Whether the detection and reference tables take it as their pixel size too (their
+        CSV's nm and densities): yes for a calibration the user asked for; not for one a later
+        run made on its own — an alloy's Vegard calibration depends on the composition its
+        reading gives (a trial's WSe2 + S table, exported again after a WS2 + Se run, came out
+        in that run's pixel size). Their layers are drawn in the image's scale either way.
     """
     px = float(pixel_size_nm)
     lead = image_layer.ndim - 2
@@ -1277,7 +1285,8 @@ def apply_calibration(viewer, image_layer, pixel_size_nm: float) -> None:
         frame = image_frame(image_layer, min(other.ndim, image_layer.ndim))  # movies: 3-D
         other.scale, other.translate, other.units = (frame["scale"], frame["translate"],
                                                      frame["units"])
-        if meta.get("kind") in ("detections", "reference") and meta.get("pixel_size_nm"):
+        if tables and meta.get("kind") in ("detections", "reference") and \
+                meta.get("pixel_size_nm"):
             old = meta["pixel_size_nm"]
             for key in ("area_nm2", "frame_area_nm2"):
                 if meta.get(key):

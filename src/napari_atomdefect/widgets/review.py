@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -111,6 +111,20 @@ def set_class(layer, indices, cls: str, new_points: bool = False) -> None:
     layer.refresh_colors()
 
 
+def mark_moved(layer, indices) -> None:
+    """Points of ``layer`` moved by hand keep their class and become the user's calls (source
+    ``manual``, confidence 1: a trial's dragged call was exported as the model's, at 0.97)."""
+    if "source" not in layer.features:
+        return
+    source = layer.features["source"].astype(str).to_numpy()
+    classes = layer.features["class"].astype(str).to_numpy()
+    todo = [int(i) for i in indices if 0 <= int(i) < len(source) and source[int(i)] != "manual"]
+    for cls in sorted({classes[i] for i in todo}):
+        set_class(layer, [i for i in todo if classes[i] == cls], cls)
+
+
+#: A drag has ended when no move came for this long (ms): its points then go onto their sites.
+DRAG_END_MS = 300
 #: A point added by hand moves onto the nearest lattice site of its class's sublattice when one
 #: lies within this many lattice constants (a click is rarely on the column's centre; the
 #: nearest columns of the other sublattice are 0.58 a away, of the same one 1 a).
@@ -325,6 +339,12 @@ class ReviewWidget(QWidget):
         self._watched = None  # the layer whose data events mark added points as manual
         self._last_reviewed: tuple | None = None  # (confidence, row, col) of the last *Next*
         self._histories: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        # A drag is many moves; once they stop, the points dragged go onto their sites.
+        self._dragged: tuple[object, set[int]] | None = None
+        self._drag_end = QTimer(self)
+        self._drag_end.setSingleShot(True)
+        self._drag_end.setInterval(DRAG_END_MS)
+        self._drag_end.timeout.connect(self.settle_moved)
         self.layer_combo = layer_combo()
         self.class_combo = QComboBox()
         self.class_combo.addItems(list(LEGACY_CLASSES))  # until a layer says which it has
@@ -514,7 +534,14 @@ class ReviewWidget(QWidget):
             self.apply_threshold()
             return
         if action == "changed":
-            self._edited(layer, moved=tuple(sorted(getattr(event, "data_indices", None) or ())))
+            moved = tuple(sorted(int(i) % max(len(layer.data), 1)
+                                 for i in (getattr(event, "data_indices", None) or ())))
+            with history.quiet():  # (a call moved by hand is the user's: source manual)
+                mark_moved(layer, moved)
+            self._edited(layer, moved=moved)
+            previous = self._dragged[1] if self._dragged and self._dragged[0] is layer else set()
+            self._dragged = (layer, previous | set(moved))
+            self._drag_end.start()
             return
         if len(layer.data) == 0:
             return
@@ -555,6 +582,29 @@ class ReviewWidget(QWidget):
                 "it onto the column you meant.")
         if notes:
             self.info.setText(self.info.text() + " " + " ".join(notes))
+
+    def settle_moved(self) -> int:
+        """The points just dragged go onto the nearest site of their class's sublattice (as a
+        point added does); part of the drag's edit (one undo). Returns how many moved."""
+        dragged, self._dragged = self._dragged, None
+        layer = self.layer()
+        if dragged is None or dragged[0] is not layer or layer is None:
+            return 0
+        n = len(layer.data)
+        idx = sorted(i for i in dragged[1] if i < n)
+        history = self._history(layer)
+        moved = 0
+        with history.quiet():
+            classes = layer.features["class"].astype(str).to_numpy()
+            for cls in sorted({classes[i] for i in idx}):
+                moved += snap_to_sites(self.viewer, layer, [i for i in idx if classes[i] == cls],
+                                       cls)
+        history.amend()
+        if idx:
+            what = f"Point {idx[0]}" if len(idx) == 1 else f"{len(idx)} points"
+            self.info.setText(f"{what} moved by hand (source manual, confidence 1.00"
+                              + (", onto the nearest site" if moved else "") + ").")
+        return moved
 
     def paste(self, layer=None) -> list[int]:
         """Paste the points copied from the reviewed layer (Ctrl+V on it) into the frame shown
