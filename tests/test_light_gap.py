@@ -28,7 +28,8 @@ def test_a_high_angle_contrast_and_noise_overlap_a_low_angle_one_does_not():
     assert not quiet.overlap
     ws2 = light_gap("WS2", ("O",), 8.3, _spread(0.05, 8.3))
     assert ws2.overlap and "V_S and O_S cannot be told apart reliably" in ws2.message(23)
-    assert "their sum (23) is not" in ws2.message(23)
+    assert ("their 23 columns each hold one S atom — that is sure; whether the other site holds "
+            "O or is empty is not") in ws2.message(23)
     assert "as little as 0.0" in ws2.message(23) and "noise widths" in ws2.message(23)
     flat = light_gap("MoS2", ("O",), 3.8, _spread(0.05, 3.8))  # O may add nothing there
     assert flat.gap < 0.005 and "put O_S no brighter than V_S" in flat.message(5)
@@ -99,7 +100,7 @@ def test_a_movie_says_it_once_with_the_calls_of_every_frame():
     n_pair = int(table["class"].isin(["V_S", "O_S"]).sum())
     said = [m for m in result["fit_messages"] if "told apart reliably" in m]
     assert len(said) == 1 and "at these frames' metal/S2 contrast" in said[0]
-    assert f"their sum ({n_pair}) is not" in said[0]
+    assert f"their {n_pair} columns each hold one S atom" in said[0]
     assert ["V_S", "O_S"] in table.attrs["class_overlaps"]
 
 
@@ -119,7 +120,7 @@ def test_the_images_own_columns_must_show_the_split_of_a_weak_light_substituent(
     assert unseen.unseen and unseen.overlap and unseen.shown < MIN_SHOWN_GAP
     said = unseen.message(40)
     assert said.startswith("V_S and O_S cannot be told apart reliably in this image") and \
-        "their sum (40) is not" in said
+        "their 40 columns each hold one S atom" in said
     assert "in these frames: the levels" in unseen.message(40, "these frames'")  # (a movie)
     # all called V_S (a layer without O reads so too: an independent movie with no O was told
     # its "split" was uncertain): what the calls are, and what would hide among them
@@ -158,7 +159,7 @@ def test_two_groups_the_calls_do_not_follow_are_said():
     said = none_light.message(24)
     assert said.startswith("V_S and O_S cannot be told apart reliably in this image: the columns "
                            "called either form two groups (0.48 and 0.59 of an S2 column)")
-    assert "their sum (24) is not" in said
+    assert "their 24 columns each hold one S atom — that is sure" in said
     # the calls follow the groups (either order: at rest at high angles O can read darker)
     for is_light in (upper, ~upper):
         followed = with_image_split(gap, "O", levels, int(is_light.sum()), spread, is_light)

@@ -38,7 +38,18 @@ def test_a_pair_whose_calls_are_often_nearly_as_likely_the_other_is_reported():
     assert o.uncertain == (12, 0) and o.called == (12, 30) and o.n_union == 42
     message = overlap_message(class_overlaps(site_table(rows)))
     assert message.startswith("V_Se and S_Se overlap in this image: 12 of 12 V_Se")
-    assert "(42)" in message
+    # what is sure, in the words of the columns (a trial: "their sum is not" [uncertain] added
+    # an alloy atom to a vacancy)
+    assert ("so their 42 columns each hold one Se atom — that is sure; whether the other site "
+            "holds S or is empty is not;") in message
+    from napari_atomdefect.core.detect.overlap import one_atom_pair, sum_sentence
+
+    assert one_atom_pair("O_S", "V_S") == ("S", "O") and one_atom_pair("Se_S", "V_S") == (
+        "S", "Se")
+    assert one_atom_pair("V_S", "V_S2") is None and one_atom_pair("Se_S", "Se2_S2") is None
+    assert one_atom_pair("V_Se", "Se_S") is None  # (two hosts: no column in common)
+    assert sum_sentence("Se_S", "Se2_S2", 7) == ("their split is uncertain while their sum (7) "
+                                                 "is not")
 
 
 def test_firm_calls_and_pristine_runners_up_are_not_reported():

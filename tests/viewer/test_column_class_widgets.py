@@ -111,16 +111,19 @@ def test_statistics_say_which_classes_the_detection_could_not_tell_apart(make_na
     layer = _add_ws2_layer(viewer)
     layer.metadata["atomdefect"]["class_overlaps"] = [["V_S", "Se_S"]]
     stats = StatsWidget(viewer)
-    assert ("† V_S and Se_S overlap in this image: their split is uncertain, their sum (5) is "
-            "not.") in stats.note.text()
+    assert ("† V_S and Se_S overlap in this image: their 5 columns each hold one S atom — "
+            "that is sure; whether the other site holds Se or is empty is not.") in \
+        stats.note.text()
     # The pair's rows are marked where the figures are, with the reason as a tooltip.
     rows = {stats.table.verticalHeaderItem(r).text(): r for r in range(stats.table.rowCount())}
     marked = {c for c, r in rows.items() if stats.table.item(r, 0).text().endswith(" †")}
     assert marked == {"V_S", "Se_S"}
     assert "Se_S" in stats.table.item(rows["V_S"], 0).toolTip()
+    assert "holds one S atom; whether the other site holds Se or is empty" in \
+        stats.table.item(rows["V_S"], 0).toolTip()
     layer.selected_data = {0}  # an Se_S
     layer.remove_selected()
-    assert "their sum (4) is not." in stats.note.text()
+    assert "their 4 columns each hold one S atom" in stats.note.text()
     # A pair with one side never called (every O_S called V_S: a one-sided split) shows that
     # side as 0, not "≈ 0", which read as "about no O_S" (second new-user trial). The mark
     # follows the figure ("≈" before it had read as an estimate of the count).
@@ -465,7 +468,12 @@ def test_an_overlapping_pair_with_no_call_left_is_not_named():
     stats = pd.DataFrame({"count": [0, 0, 4]}, index=["V_S", "O_S", "Se_S"])
     assert _overlap_note([["V_S", "O_S"]], stats) == ""
     stats.loc["V_S", "count"] = 3
-    assert "their sum (3) is not" in _overlap_note([["V_S", "O_S"]], stats)
+    assert "their 3 columns each hold one S atom" in _overlap_note([["V_S", "O_S"]], stats)
+    # a pair of other kinds keeps the sum's words
+    stats.loc["Se_S", "count"] = 2
+    stats.loc["Se2_S2"] = 1
+    assert "their split is uncertain while their sum (3) is not" in _overlap_note(
+        [["Se_S", "Se2_S2"]], stats)
 
 
 def test_statistics_without_a_defect_layer_show_no_rows_of_another_material(make_napari_viewer):

@@ -17,6 +17,7 @@ from qtpy.QtWidgets import (
 )
 
 from .._layers import layer_classes
+from ..core.detect.overlap import one_atom_pair, sum_sentence
 from ..core.io.class_style import class_color
 from ..core.materials.columns import LEGACY_CLASSES, lookup_class
 from ._common import follow_layers, layer_by_name, layer_combo, scrolling_layout
@@ -422,8 +423,8 @@ class StatsWidget(QWidget):
             for c, text in enumerate(values):
                 item = QTableWidgetItem(f"{text} {OVERLAP_MARK}" if marked else text)
                 if cls in partner:  # the split of an overlapping pair is uncertain
-                    item.setToolTip(f"{cls} and {partner[cls]} overlap in this image: their "
-                                    "split is uncertain, their sum is not.")
+                    item.setToolTip(f"{cls} and {partner[cls]} overlap in this image: "
+                                    f"{pair_note(cls, partner[cls])}.")
                 self.table.setItem(r, c, item)
         # Columns as wide as their text (Qt's default of 100 px each hid "per site" behind a
         # scroll bar in a dock of the usual width); the last one takes what is left.
@@ -470,9 +471,18 @@ def _overlap_note(overlaps: list, stats: pd.DataFrame) -> str:
             total = int(sum(stats.loc[c, "count"] for c in pair))
             if total == 0:  # (all hidden below a confidence, or corrected away)
                 continue
-            out += (f" {OVERLAP_MARK} {pair[0]} and {pair[1]} overlap in this image: their "
-                    f"split is uncertain, their sum ({total}) is not.")
+            out += (f" {OVERLAP_MARK} {pair[0]} and {pair[1]} overlap in this image: "
+                    f"{sum_sentence(pair[0], pair[1], total)}.")
     return out
+
+
+def pair_note(a: str, b: str) -> str:
+    """What a table cell of an overlapping pair's class is (its tooltip), without a count."""
+    pair = one_atom_pair(a, b)
+    if pair is None:
+        return "their split is uncertain, their sum is not"
+    return (f"each of their columns holds one {pair[0]} atom; whether the other site holds "
+            f"{pair[1]} or is empty is uncertain")
 
 
 def _per_site_note(classes) -> str:

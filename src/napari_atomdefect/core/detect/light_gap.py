@@ -49,6 +49,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..materials.materials import Material, get_material
+from .overlap import sum_sentence
 
 #: Microscopes whose metal/chalcogen contrast lies within this factor of the image's.
 CONTRAST_FACTOR = 1.1
@@ -136,8 +137,8 @@ class LightGap:
                     f"called either form two groups ({low:.2f} and {high:.2f} of an {host} "
                     "column) that the calls do not follow; one group is probably the "
                     f"{light} columns (an {element} usually brightens its column; at rest at "
-                    f"high angles it can read darker than a lone {v.split('_')[-1]}), so their "
-                    f"split is uncertain while their sum ({n_calls}) is not.")
+                    f"high angles it can read darker than a lone {v.split('_')[-1]}), so "
+                    f"{sum_sentence(v, light, n_calls)}.")
         if self.unseen and self.separation >= MIN_SEPARATION:
             whose = where.replace("this image's", "this image").rstrip("'")
             element = light.split("_")[0]
@@ -152,8 +153,7 @@ class LightGap:
             return (f"{v} and {light} cannot be told apart reliably in {whose}: the levels of "
                     f"the columns called either do not show two groups (at some microscopes an "
                     f"{element} adds less to its column than the noise), so their split rests on "
-                    f"the model's training alone and is uncertain, while their sum ({n_calls}) "
-                    "is not.")
+                    f"the model's training alone: {sum_sentence(v, light, n_calls)}.")
         above = (f"no brighter than {v}" if self.gap < 0.005 else
                  f"as little as {self.gap:.2f} of a column above {v} "
                  f"({self.separation:.1f} noise widths)")
@@ -161,8 +161,7 @@ class LightGap:
         return (f"{v} and {light} cannot be told apart reliably at {where} metal/{host} "
                 f"contrast ({self.contrast:.2f}: a metal column over a pristine {host} column) "
                 "and noise: microscopes of that contrast put "
-                f"{light} {above}, so their split is uncertain while their sum ({n_calls}) is "
-                "not.")
+                f"{light} {above}, so {sum_sentence(v, light, n_calls)}.")
 
 
 def light_gap(material: str | Material, substituents: tuple[str, ...], contrast: float,

@@ -39,6 +39,35 @@ FEW_SUBSTITUTIONS = 5
 FEW_SUBSTITUTION_SHARE = 0.1
 
 
+def one_atom_pair(a: str, b: str) -> tuple[str, str] | None:
+    """``(host, substituent)`` when ``a`` and ``b`` are a single vacancy and a single
+    substitution of one host chalcogen (``V_S`` / ``O_S``, ``V_Se`` / ``S_Se``): columns that
+    hold one host atom either way, the other site empty or the substituent; else ``None``."""
+    ca, cb = lookup_class(a), lookup_class(b)
+    if ca is None or cb is None or {ca.kind, cb.kind} != {"V_X", "D_X"}:
+        return None
+    vac, sub = (ca, cb) if ca.kind == "V_X" else (cb, ca)
+    host = next((x for x in vac.atoms if x), None)
+    if host is None or sub.substituent is None or \
+            [x for x in sub.atoms if x != sub.substituent] != [host]:
+        return None
+    return host, sub.substituent
+
+
+def sum_sentence(a: str, b: str, n: int) -> str:
+    """What is sure of the ``n`` calls of an overlapping pair and what is not, in the words of
+    the columns: "their 517 columns each hold one Se atom — that is sure; whether the other
+    site holds S or is empty is not" for a single vacancy and a single substitution (a trial:
+    "their sum is not [uncertain]" added an alloy atom to a vacancy), else "their split is
+    uncertain while their sum (n) is not"."""
+    pair = one_atom_pair(a, b)
+    if pair is None:
+        return f"their split is uncertain while their sum ({n}) is not"
+    host, light = pair
+    return (f"their {n} columns each hold one {host} atom — that is sure; whether the other "
+            f"site holds {light} or is empty is not")
+
+
 @dataclass(frozen=True)
 class ClassOverlap:
     """Two defect classes whose calls in one image are often nearly as probable the other way.
@@ -74,8 +103,7 @@ class ClassOverlap:
                   "correcting a few of them and fine-tuning on those cells splits them for your "
                   "microscope")
         text = (f"{a} and {b} overlap in {where}: {' and '.join(parts)} calls are nearly as "
-                f"likely the other class, so their split is uncertain while their sum "
-                f"({self.n_union}) is not; {advice}.")
+                f"likely the other class, so {sum_sentence(a, b, self.n_union)}; {advice}.")
         return text + self._few_substitutions_note()
 
     def _few_substitutions_note(self) -> str:
@@ -151,4 +179,4 @@ def overlap_message(overlaps: list[ClassOverlap], where: str = "this image",
     return " ".join(o.message(where, fine_tuned) for o in overlaps) or None
 
 
-__all__ = ["ClassOverlap", "class_overlaps", "overlap_message"]
+__all__ = ["ClassOverlap", "class_overlaps", "one_atom_pair", "overlap_message", "sum_sentence"]
