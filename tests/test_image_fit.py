@@ -530,6 +530,16 @@ def test_a_partner_majority_is_named_with_the_host_to_analyse_it_as():
                            "layer may be called WS2 or WSe2 — analyse it as WSe2 with S as well "
                            "and compare the two.")
     assert "a column left with one Se atom has no class" in both
+    # Fewer partner atoms, still many (a trial's fully converted layer read 31 % S as WSe2: its
+    # V_Se were five times the WS2 reading's single vacancies, and nothing named that reading)
+    from napari_atomdefect.core.detect.image_fit import partner_vacancy_message
+
+    some = partner_vacancy_message(0.31, "WSe2")
+    assert some.startswith("31 % of the chalcogen atoms read as S: as WSe2, a column left with "
+                           "one S atom has no class (one left with Se is V_Se)")
+    assert some.endswith("compare the vacancy counts with a run as WS2 with Se.")
+    assert partner_vacancy_message(0.2, "WSe2") is None  # (a few: not worth a sentence)
+    assert partner_vacancy_message(0.5, "WSe2") is None  # (the majority's sentence says it)
 
 
 def test_a_te_rich_selenide_read_with_s_only_is_told_to_add_te():

@@ -73,6 +73,7 @@ from .image_fit import (
     other_host_reading,
     partner_host_substituents,
     partner_majority_message,
+    partner_vacancy_message,
     read_heavier_substituent,
     strained_reading_message,
     uniform_substitution_message,
@@ -585,6 +586,11 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         else partner_majority_message(partner_share(sites, mat), mat, fit.partner_substituents)
     if majority:
         warnings.warn(majority, ModelFitWarning, stacklevel=2)
+    # Fewer partner atoms, still many: the single vacancies that left one have no class here.
+    partner_vacancies = None if fit.proposed or fit.heavier or majority or (
+        uniform and other_host) else partner_vacancy_message(partner_share(sites, mat), mat)
+    if partner_vacancies:
+        warnings.warn(partner_vacancies, ModelFitWarning, stacklevel=2)
     # A ladder reading that needs many vacancies or unchosen substituents (one sentence per
     # fact: not when the fit check, a uniform or a majority reading named the cause already).
     strained = None if (not fit.fits or fit.heavier or uniform or majority) else \
@@ -638,8 +644,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         metal_alloy.append(f"{run.metal_substituents[0]} was chosen, but the {mat.metal} columns "
                            f"show one level: no {run.metal_substituents[0]} column is marked.")
     fit_messages = list(dict.fromkeys(metal_alloy + fit.messages + grain_fit)) + [
-        m for m in (blanked, flagged, crowded, scan_line, uniform, majority, strained,
-                    ordered_tie, overlap) if m]
+        m for m in (blanked, flagged, crowded, scan_line, uniform, majority, partner_vacancies,
+                    strained, ordered_tie, overlap) if m]
     class_messages = [run.message] if run.message else []
     if run.message and any(m.startswith("The model was trained for") for m in fit_messages):
         # One sentence for one fact: the longer one also says how the classes are named.

@@ -921,6 +921,31 @@ def partner_majority_message(share: float, material: str | Material,
             f"— analyse it as {other.name} with {subs} as well and compare the two. {missed}")
 
 
+#: Share of the chalcogen atoms read as the S/Se partner from which, below
+#: :data:`PARTNER_MAJORITY_SHARE`, the single vacancies that left a partner atom are said to be
+#: missed (:func:`partner_vacancy_message`): a trial's fully converted layer read 31 % S as
+#: WSe2 with S (61 % Se as WS2 with Se) and its 116 V_Se were five times the other reading's
+#: single vacancies, with nothing said of the other reading.
+PARTNER_MENTION_SHARE = 0.25
+
+
+def partner_vacancy_message(share: float, material: str | Material) -> str | None:
+    """A sentence when :data:`PARTNER_MENTION_SHARE` to :data:`PARTNER_MAJORITY_SHARE` of the
+    chalcogen atoms were read as the host's S/Se partner (above, :func:`partner_majority_message`
+    says more), else ``None``: the single vacancies that left the partner atom have no class in
+    this reading, and a run as the partner host counts them."""
+    mat = get_material(material)
+    other = partner_material(mat)
+    if other is None or not PARTNER_MENTION_SHARE <= share <= PARTNER_MAJORITY_SHARE:
+        return None
+    x, d = mat.chalcogen, other.chalcogen
+    return (f"{100 * share:.0f} % of the chalcogen atoms read as {d}: as {mat.name}, a column "
+            f"left with one {d} atom has no class (one left with {x} is V_{x}), so the single "
+            f"vacancies that left {d} are missed or called another class; where vacancies may "
+            f"have left either atom, compare the vacancy counts with a run as {other.name} "
+            f"with {x}.")
+
+
 #: Share of the chalcogen columns on point-defect rungs (vacancies, substituents not chosen) at
 #: which a ladder reading is strained: the fit allows 15 % at most. Over 143 simulated images of
 #: four simulators (true vacancy shares up to 7 %) the readings stayed at or below 6 %; an
@@ -985,5 +1010,6 @@ __all__ = ["FitReport", "ModelFitWarning", "ImageMeasurements", "alloying_count"
            "alloying_partner", "assess_fit",
            "calls_summary", "counts_as_flagged", "flagged_fraction_message",
            "heavier_suggestion", "partner_host_substituents", "partner_majority_message",
+           "partner_vacancy_message",
            "read_heavier_substituent", "uniform_substitution_message",
            "measure_image", "measure_training_ranges", "rank_materials", "alloy_between"]
