@@ -424,6 +424,27 @@ def test_a_short_column_of_docks_keeps_rows_of_statistics_in_view(make_napari_vi
         assert height >= 0.8 * total * need / sum(needs), (heights, needs)
 
 
+def test_the_review_message_is_in_view_with_statistics_docked_below(make_napari_viewer, qtbot):
+    """Trial, thirty-seventh session: with Detect, Review and Statistics docked as the guide
+    says, Review's message line (what an edit did, "Saved …") showed 5 of its 18 px."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1700, 1050)
+    viewer.add_image(np.zeros((500, 500), np.float32), name="img")
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"y_px": rng.uniform(0, 500, 12), "x_px": rng.uniform(0, 500, 12),
+                          "class": ["V_S"] * 12, "confidence": 0.9, "source": "model"})
+    kwargs = defect_layer_kwargs(table, 0.012, "det", a_px=26.3)
+    viewer.add_points(defect_points_data(table), **kwargs)
+    _, review, _ = (viewer.window.add_plugin_dock_widget("napari-atomdefect", name)[1]
+                    for name in ("Detect defects", "Review and correct", "Statistics"))
+    qtbot.wait(500)
+    review.add_defect([100.0, 120.0], cls="V_S2")
+    qtbot.wait(200)
+    assert review.info.text()
+    seen = review.info.visibleRegion().boundingRect().height()
+    assert seen >= review.info.height() - 1, (seen, review.info.height())
+
+
 def _classes(layer) -> list[str]:
     return [str(c) for c in layer.features["class"]]
 

@@ -397,12 +397,14 @@ class ReviewWidget(QWidget):
         layout.addLayout(row1)
         layout.addLayout(row2)
         layout.addLayout(row3)
+        # What an edit did, right under the buttons that made it (under the legend it was cut
+        # to a sliver when Statistics was docked below: a trial never saw "replaced" or "Saved").
+        layout.addWidget(self.info)
         self.keys_label = QLabel("")
         self.keys_label.setWordWrap(True)
         self.legend = ClassLegend(per_row=3, keys=True)
         layout.addWidget(self.keys_label)
         layout.addWidget(self.legend)
-        layout.addWidget(self.info)
         self._show_classes(LEGACY_CLASSES)
         self._show_no_layer()
         layout.addStretch(1)

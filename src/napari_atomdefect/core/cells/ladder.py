@@ -225,11 +225,14 @@ class LadderReading:
             return ""
         sub, x = column.substituent, get_material(material).chalcogen
         total = sum(both.values())
-        return (f"The chalcogen columns fit atoms replaced at random ({both[False] / total:.0%}) "
-                f"and an ordered layer, one side converted first as in a Janus layer "
-                f"({both[True] / total:.0%}): the two readings put the {x}2 column's level in "
-                f"different places, so how many columns hold two {sub} ({sub}2_{x}2) depends "
-                f"on which is right; the calls {'weigh both' if weighed else 'follow the likelier'}.")
+        # (the readings' probabilities, said as such: "(81%)" after each read as shares of
+        # the layer to a trial)
+        return (f"Two readings of the chalcogen columns fit about as well — {sub} atoms "
+                f"replaced at random ({both[False] / total:.0%} likely) or an ordered layer, "
+                f"one side converted first as in a Janus layer ({both[True] / total:.0%} "
+                f"likely): they put the {x}2 column's level in different places, so how many "
+                f"columns hold two {sub} ({sub}2_{x}2) depends on which is right; the calls "
+                f"{'weigh both' if weighed else 'follow the likelier'}.")
 
     def to_dict(self) -> dict:
         return {"median_class": self.median_class, "host_level": round(self.host_level, 4),
