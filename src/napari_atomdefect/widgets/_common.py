@@ -342,12 +342,15 @@ def show_in_dock(widget, *children) -> None:
         return
 
     def scroll_to_children() -> None:
-        inner = scroll.widget()
-        if inner is not None and inner.layout() is not None:
-            inner.layout().activate()  # the labels' heights for their new text
-        for child in children:
-            if child.isVisibleTo(widget):
-                scroll.ensureWidgetVisible(child, 0, 8)
+        try:
+            inner = scroll.widget()
+            if inner is not None and inner.layout() is not None:
+                inner.layout().activate()  # the labels' heights for their new text
+            for child in children:
+                if child.isVisibleTo(widget):
+                    scroll.ensureWidgetVisible(child, 0, 8)
+        except RuntimeError:  # (the dock was closed meanwhile: its Qt objects are gone)
+            return
 
     scroll_to_children()
     # once more after the pending layout: labels whose text just grew (the calibration line of
