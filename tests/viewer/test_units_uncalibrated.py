@@ -198,6 +198,13 @@ def test_a_lattice_calibration_of_another_material_is_not_kept(make_napari_viewe
     widget.run_all()
     wait_idle(qtbot, widget)
     assert float(image.scale[-1]) == before
+    # Back to the first analysis, whose lattice is kept: the line says what is in use now
+    # (WSe2's), not that lattice's MoS2 calibration (a trial read "In use: 0.00804" beside
+    # "unknown" and a scale of 0.00826)
+    widget.material.setCurrentText("MoS2")
+    said = widget.calibration_label.text()
+    assert said.startswith(f"Calibrated from the lattice for WSe2 with S: {before:.5f} nm/px; "
+                           "the next run calibrates it again"), said
     # the earlier runs' calls are hidden, not removed (a trial saw the MoSe2 run's S_Se calls
     # drawn under the next run's, as if both were the answer)
     runs = layers_of(viewer, "detections")

@@ -553,11 +553,14 @@ class DetectWidget(QWidget):
             self._setting_px = False
         # Once the lattice of this image is known, the line keeps saying what is in use.
         lattices = self._lattices.get(self._key(layer, self._frame(layer)[1], px))
-        if lattices is not None:  # (one per grain; the first holds the calibration)
+        # (an image another analysis calibrated since is shown at that one's pixel size: a
+        # lattice kept from an earlier run of this analysis is not what is in use — a trial
+        # read "In use: 0.00804" beside a box saying "unknown" and a scale of 0.00826)
+        earlier = _earlier_lattice_text(layer, source)
+        if lattices is not None and not earlier:  # (one per grain; the first holds it)
             self._show_choice(layer, lattices[0])
         else:
             text = _pending_text(px, source)
-            earlier = _earlier_lattice_text(layer, source)
             if earlier:
                 text = earlier
             elif source == "none" and (unitless := _unitless_scale(layer)) is not None:
