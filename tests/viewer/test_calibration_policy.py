@@ -58,6 +58,9 @@ def test_wrong_file_calibration_same_in_widget_cli_and_api(make_napari_viewer, q
     label = widget.calibration_label.text()
     assert "calibrated from the lattice" in label and "the file says 0.01392" in label
     assert "16." in label
+    # ... and the result line keeps the sentence that the file's was replaced (a trial saw it
+    # only in a toast cut short, the calibration line being scrolled out of view)
+    assert "The file's pixel size (0.01392 nm/px) disagrees" in widget.status.text()
     # The canvas uses it too: scale bar, cursor position and the CSV's nm agree.
     np.testing.assert_allclose(image.scale[-2:], [api, api], rtol=1e-9)
     np.testing.assert_allclose(det.scale[-2:], image.scale[-2:])

@@ -1130,12 +1130,15 @@ class DetectWidget(QWidget):
         counts = table["class"].value_counts()
         summary = ", ".join(f"{c}: {counts.get(c, 0)}" for c in meta["classes"])
         from ..core.detect.image_fit import calls_summary
+        from ..core.lattice.calibration_policy import REPLACED_NOTE
         from ..core.lattice.grains import GRAINS_NOTE
         from ..core.lattice.lattice import DISTORTION_NOTE, left_out_messages
 
-        # what the lattice says of the field stays beside the result (a toast truncates it)
+        # what the lattice says of the field stays beside the result (a toast truncates it),
+        # and that the file's pixel size was replaced
         left_out = left_out_messages(lattice) + [m for m in lattice.messages
-                                                 if m.startswith(DISTORTION_NOTE)]
+                                                 if m.startswith(DISTORTION_NOTE)
+                                                 or REPLACED_NOTE in m]
         what = calls_summary(list(table["class"]), tuple(table.attrs.get("substituents", ())))
         grains = [m for m in lattice.messages if GRAINS_NOTE in m]
         # a Mo/W alloy whose other metal the user named: its share is part of the result

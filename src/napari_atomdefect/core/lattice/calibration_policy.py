@@ -116,10 +116,16 @@ def choose_pixel_size(given_nm: float | None, source: str, lattice_nm: float, ma
     by = f"by at least {diff:.1%}" if span else f"by {diff:.1%}"
     refined = " (refined from the composition the detection finds)" if span else ""
     msg = (f"The {what} pixel size ({given_nm:.5f} nm/px) disagrees with the {what_lattice} "
-           f"{by}; using the lattice calibration{refined}. If the "
+           f"{by}; {REPLACED_NOTE}{refined}. If the "
            f"material is not {material}, choose the right one, or type the pixel size.")
     return PixelSizeChoice(float(lattice_nm), "lattice", float(lattice_nm), float(given_nm), diff,
                            msg, span)
+
+
+#: Words of the sentence that says the file's (or an earlier) pixel size was replaced by the
+#: lattice's: the Detect dock keeps it beside the result (as a toast it was cut short, and the
+#: calibration line was scrolled out of view; a trial missed a 9 % change of scale).
+REPLACED_NOTE = "using the lattice calibration"
 
 
 def _other_materials_note(given_nm: float, lattice_nm: float, material: str) -> str:
@@ -170,4 +176,4 @@ def describe_choice(choice: PixelSizeChoice, given_source: str = "none") -> str:
     return text + "."
 
 
-__all__ = ["PixelSizeChoice", "SOURCES", "choose_pixel_size", "describe_choice"]
+__all__ = ["PixelSizeChoice", "REPLACED_NOTE", "SOURCES", "choose_pixel_size", "describe_choice"]
