@@ -150,6 +150,18 @@ def test_truncated_and_garbage_files(tmp_path, image, ext):
         read_image(bad)
 
 
+def test_a_text_file_named_png_is_told_without_install_advice(tmp_path):
+    """Trial, thirty-seventh session: a text file renamed .png was told imageio's "pip install
+    imageio[pyav] ..." (it needs no package: it is no image), with a doubled backtick."""
+    (tmp_path / "bad.png").write_text("not a png")
+    with pytest.raises(ImageReadError) as info:
+        read_image(tmp_path / "bad.png")
+    said = str(info.value)
+    assert said.startswith("bad.png could not be read as a .png image") and said.endswith(
+        "(the reader says: it found nothing in the file it could decode as an image)")
+    assert "pip" not in said and "`" not in said
+
+
 def test_missing_empty_unsupported(tmp_path):
     with pytest.raises(ImageReadError, match="No such file"):
         read_image(tmp_path / "nope.tif")

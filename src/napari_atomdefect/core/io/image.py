@@ -291,6 +291,16 @@ def no_pixel_size_message(name: str) -> str:
     return f"{name}: no pixel size in the file; it will be calibrated from the lattice."
 
 
+def _reader_words(exc: BaseException) -> str:
+    """The parser's own words on a file it could not read, which may say what is wrong (not its
+    exception's class name); imageio's "no backend" has its advice to install video plugins
+    left out (a trial's corrupt .png was told "pip install imageio[pyav]")."""
+    detail = " ".join(str(exc).split())
+    if "Could not find a backend" in detail:
+        return "it found nothing in the file it could decode as an image"
+    return detail.replace("``", "'").replace("`", "'") or type(exc).__name__
+
+
 def read_image(path: str | Path) -> StemImage:
     """Read a STEM image file.
 
@@ -359,8 +369,7 @@ def read_image(path: str | Path) -> StemImage:
     except (MemoryError, KeyboardInterrupt):
         raise
     except Exception as exc:  # noqa: BLE001 - any parser failure means an unreadable file
-        # (the parser's own words, which may say what is wrong; not its exception's class name)
-        detail = " ".join(str(exc).split()) or type(exc).__name__
+        detail = _reader_words(exc)
         raise ImageReadError(
             f"{path.name} could not be read as a {ext} image: the file may be truncated, corrupt or "
             f"of another format (the reader says: {detail})") from exc
