@@ -384,6 +384,7 @@ def test_cli_batch_prints_each_images_notes_and_refuses_bad_options_first(folder
     assert len(summary) == 2 and all(summary.notes)
     for row in summary.itertuples():
         assert f"movie.npy frame {row.frame}: {row.notes}" in err
+        assert not row.notes.startswith("movie:")  # (the row names its image once)
     assert "calibrated from the lattice" in err and "Metal/chalcogen contrast" in err
     # A rerun skips the finished images and does not say their notes again (trial, 25th
     # session); they stay in the summary.
@@ -414,3 +415,25 @@ def test_batch_never_replaces_a_users_table_where_its_csv_goes(folder, tmp_path,
     assert (out / "img0.csv").read_text() == labels and (out / "img1.csv").read_text() == manual
     summary = pd.read_csv(out / "summary.csv")
     assert (summary.status == "error").all()
+
+
+def test_the_summary_gives_an_alloys_composition(tmp_path):
+    """Trial, thirty-seventh session: a conversion study wants the Se share of each image; the
+    summary had it only in the notes' Vegard sentence. It has a <D>_fraction column per
+    alloying substituent of the run (O is a defect, not an alloy)."""
+    from napari_atomdefect.core.detect.batch import alloy_elements, summary_columns
+
+    assert alloy_elements(("V_S", "V_S2", "O_S", "Se_S", "Se2_S2", "V_W")) == ["Se"]
+    assert "Se_fraction" in summary_columns(("V_S", "Se_S", "Se2_S2"))
+    assert not any(c.endswith("_fraction") for c in SUMMARY_COLUMNS)  # (MoS2 + O)
+    c = 0.3
+    sim = simulate_image("WS2", 256, PX, seed=3, substituents="Se",
+                         defect_fractions={"Se_S": 2 * c * (1 - c), "Se2_S2": c * c})
+    write_tiff(tmp_path / "alloy.tif", sim.image, PX)
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "alloy.tif"), "--out", str(out), "--workers", "1",
+                 "--material", "WS2", "--substituents", "Se", "--no-progress"]) == 0
+    summary = pd.read_csv(out / "summary.csv")
+    chalc = sim.sites[sim.sites["sublattice"] == "chalcogen"]["class"].astype(str)
+    truth = (chalc.eq("Se_S").sum() + 2 * chalc.eq("Se2_S2").sum()) / (2 * len(chalc))
+    assert summary["Se_fraction"].iloc[0] == pytest.approx(truth, abs=0.03)

@@ -246,7 +246,7 @@ class DetectWidget(QWidget):
         self.pixel_size.setDecimals(5)
         self.pixel_size.setRange(0.0, 1.0)
         self.pixel_size.setSingleStep(0.0005)
-        self.pixel_size.setSuffix(" nm")
+        self.pixel_size.setSuffix(" nm/px")
         self.pixel_size.setSpecialValueText("unknown")  # (the line below says what is used)
         self.pixel_size.setToolTip("Pixel size; 'unknown' calibrates it from the lattice.")
         self.pixel_size.setMinimumWidth(  # the whole value stays readable in a narrow dock
@@ -1145,7 +1145,7 @@ class DetectWidget(QWidget):
         alloy = ([lattice.metal_alloy.message(lattice.material)]
                  if getattr(lattice, "metal_alloy", None) and lattice.metal_alloy.named else [])
         n_cells = table.attrs.get("n_cells", lattice.n_cells)
-        self.status.setText(" ".join([f"{what} in {n_cells} cells ({summary}).", *alloy,
+        self.status.setText(" ".join([f"{what} in {n_cells} unit cells ({summary}).", *alloy,
                                       *grains, *left_out]))
         self.progress.setValue(100)
         self._adopt_lattice_calibration(layer, result.get("lattices", [lattice]))

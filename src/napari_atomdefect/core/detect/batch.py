@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import AtomDefectError
-from ..materials.columns import ALL_CLASS_NAMES, LEGACY_CLASSES
+from ..materials.columns import ALL_CLASS_NAMES, LEGACY_CLASSES, lookup_class
 from .image_fit import counts_as_flagged
 
 #: Name of the summary table written in the output folder.
@@ -46,13 +46,33 @@ _TAIL_COLUMNS = ["time_s", "model", "operating_point", "device", "notes"]
 _CLASS_KINDS = ("n", "per_nm2", "per_cell")
 
 
+#: Chalcogens whose share of a layer's chalcogen atoms the summary gives (an alloy's
+#: composition: what a conversion study wants, which a trial found only in the notes' Vegard
+#: sentence); O is a point defect, not an alloy.
+ALLOYING = ("S", "Se", "Te")
+
+
+def alloy_elements(classes: tuple[str, ...]) -> list[str]:
+    """Alloying chalcogens among the substituents of ``classes`` (their ``D_X`` classes), in
+    class order: each has a ``<D>_fraction`` column in ``summary.csv``."""
+    out: list[str] = []
+    for c in classes:
+        kind = lookup_class(c)
+        if kind is not None and kind.kind == "D_X" and kind.substituent in ALLOYING \
+                and kind.substituent not in out:
+            out.append(kind.substituent)
+    return out
+
+
 def summary_columns(classes: tuple[str, ...] = LEGACY_CLASSES) -> list[str]:
     """Columns of ``summary.csv`` for a run with defect ``classes``, in order.
 
-    Per class ``n_<class>``, ``per_nm2_<class>``, ``per_cell_<class>``, in the run's class order.
+    Per class ``n_<class>``, ``per_nm2_<class>``, ``per_cell_<class>``, in the run's class order;
+    per alloying substituent (:func:`alloy_elements`) ``<D>_fraction``, its share of the
+    chalcogen atoms (one per ``D_X`` column, two per ``D2_X2``, over two per chalcogen site).
     """
     return (_HEAD_COLUMNS + [f"{kind}_{c}" for c in classes for kind in _CLASS_KINDS]
-            + _TAIL_COLUMNS)
+            + [f"{d}_fraction" for d in alloy_elements(classes)] + _TAIL_COLUMNS)
 
 
 #: Columns of ``summary.csv`` of a run with the legacy MoS2 classes (V_S, V_S2, O_S, V_Mo).
@@ -281,6 +301,11 @@ def _result_row(item: BatchItem, frame: int | None, opts: BatchOptions, result: 
         row[f"n_{c}"] = n
         row[f"per_nm2_{c}"] = n / area if area else np.nan
         row[f"per_cell_{c}"] = n / n_cells if n_cells else np.nan
+    n_chalcogen = table.attrs.get("n_chalcogen_sites")
+    for d in alloy_elements(tuple(opts.classes)):
+        host = lattice.material.chalcogen
+        atoms = int(counts.get(f"{d}_{host}", 0)) + 2 * int(counts.get(f"{d}2_{host}2", 0))
+        row[f"{d}_fraction"] = atoms / (2 * n_chalcogen) if n_chalcogen else np.nan
     row.update({"time_s": round(time.perf_counter() - t0, 3), "model": result["model"],
                 "operating_point": operating_point_text(opts.operating_point, opts.classes),
                 "device": result["device"], "notes": " ".join(dict.fromkeys(notes))})
@@ -361,8 +386,11 @@ def process_file(item: BatchItem, opts: BatchOptions, done_frames: frozenset = f
             _write_defects(result["defects"], target)
             # (the reader's advice on stacks is the CLI's, a batch analyses every frame; a
             # pixel size the user gave makes the file's lack of one moot)
-            said = [m for m in img.messages if STACK_NOTE not in m and not (
-                opts.pixel_size_nm is not None and m == no_pixel_size_message(img.name))]
+            # (a row names its image: the reader's "name: " before a sentence is left out, the
+            # terminal said "scan.tif: scan: no pixel size in the file")
+            said = [m.removeprefix(f"{img.name}: ") for m in img.messages
+                    if STACK_NOTE not in m and not (opts.pixel_size_nm is not None
+                                                    and m == no_pixel_size_message(img.name))]
             rows.append(_result_row(item, frame, opts, result, said + notes, t0))
         except AtomDefectError as exc:
             rows.append(_error_row(item, frame, opts, str(exc), t0))
