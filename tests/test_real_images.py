@@ -269,3 +269,16 @@ def test_fully_converted_analysed_as_ws2_with_se_is_se2_s2(shared_data):
     for path in real_images(shared_data, "Fully_converted"):
         frac = chalcogen_fraction(path, "WS2", "Se", "Se2_S2")
         assert frac >= 0.9, f"{path.name}: {frac:.1%} of chalcogen columns Se2_S2"
+
+
+def test_a_converted_w_layer_analysed_as_mo_is_told_its_host_columns_are_ws2s(shared_data):
+    """Trial, thirty-seventh session: the fully converted WS2 layer analysed as MoS2 with O, Se
+    read a host-column contrast of 6.3 — outside MoS2's range — and no other host was named
+    (the ladder read its median column as substituted, so the median contrast, between the Mo
+    hosts', proposed nothing)."""
+    model_with("MoS2", "Se")
+    for path in real_images(shared_data, "Fully_converted"):
+        result, _ = analysed(str(path), "MoS2", "O,Se")
+        said = [m for m in result["fit_messages"] if "outside what the MoS2 model" in m]
+        assert said and said[0].endswith("the host columns' contrast is WS2's: if the metal is "
+                                         "W, analyse it as WS2 with O, Se."), said

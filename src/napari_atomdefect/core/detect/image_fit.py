@@ -363,6 +363,23 @@ def _edge_of_range_message(host_ratio: float, chosen: str, candidates: tuple[str
             f"{other.metal}, analyse it as {other.name}.")
 
 
+def _other_metal_host(host_ratio: float, chosen: str, substituents: tuple[str, ...]) -> str:
+    """"; the host columns' contrast is WS2's: if the metal is W, analyse it as WS2 with O, Se"
+    when the host contrast ``host_ratio`` lies in the range of the host of ``chosen``'s
+    chalcogen with the other metal, else ``""``."""
+    mat = MATERIALS[chosen]
+    other = next((n for n, m in MATERIALS.items() if m.chalcogen == mat.chalcogen
+                  and m.metal != mat.metal), None)
+    if other is None:
+        return ""
+    lo, _, hi = TRAINING_RANGES[other]["metal_to_chalcogen"]
+    if not lo <= host_ratio <= hi:
+        return ""
+    subs = f" with {', '.join(substituents)}" if substituents else ""
+    return (f"; the host columns' contrast is {other}'s: if the metal is "
+            f"{MATERIALS[other].metal}, analyse it as {other}{subs}")
+
+
 def _typical(material: str) -> str:
     """"WS2's typical 6.3": a host's median simulated contrast, for the alloy sentences."""
     return f"{material}'s typical {TRAINING_RANGES[material]['metal_to_chalcogen'][1]:.1f}"
@@ -615,6 +632,11 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
                   if heavier and heavier not in substituents else "")
     else:
         better = ""
+    if not better and host_ratio != ratio:
+        # The ladder read the median column as substituted: the host columns' contrast is what
+        # tells the metal (a trial's converted WS2 layer analysed as MoS2 with Se read 6.34,
+        # outside MoS2's range, and no other host was named).
+        better = _other_metal_host(host_ratio, chosen, substituents)
     if better and any(METAL_ALLOY_NOTE in m or METAL_TWO_LEVELS_NOTE in m
                       for m in lattice.messages):
         # (the lattice said its metal columns could be a Mo/W alloy's: another host proposed
