@@ -299,7 +299,9 @@ def review_on_a_lattice(make_napari_viewer):
     kwargs = defect_layer_kwargs(table, 0.012, "img defects", a_px=lattice.a_px)
     kwargs["metadata"]["atomdefect"].update(image="img")
     layer = viewer.add_points(defect_points_data(table), **kwargs)  # (as Detect adds it)
-    review = ReviewWidget(viewer)
+    # docked as a user docks it: napari then gives the widget a proxy of the viewer, whose
+    # layers are new objects at each access (a drag's settling compared them by identity)
+    _, review = viewer.window.add_plugin_dock_widget("napari-atomdefect", "Review and correct")
     review.layer_combo.setCurrentText("img defects")
     return review, layer, lattice
 

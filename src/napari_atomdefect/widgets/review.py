@@ -558,8 +558,10 @@ class ReviewWidget(QWidget):
             with history.quiet():  # (a call moved by hand is the user's: source manual)
                 mark_moved(layer, moved)
             self._edited(layer, moved=moved)
-            previous = self._dragged[1] if self._dragged and self._dragged[0] is layer else set()
-            self._dragged = (layer, previous | set(moved))
+            # (the layer itself: a docked widget's viewer hands out a new proxy at each access)
+            previous = (self._dragged[1] if self._dragged and same_layer(self._dragged[0], layer)
+                        else set())
+            self._dragged = (real_layer(layer), previous | set(moved))
             self._drag_end.start()
             return
         if len(layer.data) == 0:
@@ -607,7 +609,7 @@ class ReviewWidget(QWidget):
         point added does); part of the drag's edit (one undo). Returns how many moved."""
         dragged, self._dragged = self._dragged, None
         layer = self.layer()
-        if dragged is None or dragged[0] is not layer or layer is None:
+        if dragged is None or layer is None or not same_layer(dragged[0], layer):
             return 0
         n = len(layer.data)
         idx = sorted(i for i in dragged[1] if i < n)
