@@ -111,9 +111,14 @@ def test_statistics_say_which_classes_the_detection_could_not_tell_apart(make_na
     layer = _add_ws2_layer(viewer)
     layer.metadata["atomdefect"]["class_overlaps"] = [["V_S", "Se_S"]]
     stats = StatsWidget(viewer)
-    assert ("† V_S and Se_S overlap in this image: their 5 columns each hold one S atom — "
-            "that is sure; whether the other site holds Se or is empty is not.") in \
-        stats.note.text()
+    assert stats.overlap_note.text() == (
+        "† V_S and Se_S overlap in this image: their 5 columns each hold one S atom — that is "
+        "sure; whether the other site holds Se or is empty is not.")
+    # above the table it explains, where a stacked dock shows it (at the end of the note under
+    # the table it was out of view: a trial)
+    layout = stats.table.parentWidget().layout()
+    assert layout.indexOf(stats.overlap_note) + 1 == layout.indexOf(stats.table)
+    assert not stats.overlap_note.isHidden() and "overlap" not in stats.note.text()
     # The pair's rows are marked where the figures are, with the reason as a tooltip.
     rows = {stats.table.verticalHeaderItem(r).text(): r for r in range(stats.table.rowCount())}
     marked = {c for c, r in rows.items() if stats.table.item(r, 0).text().endswith(" †")}
@@ -123,7 +128,7 @@ def test_statistics_say_which_classes_the_detection_could_not_tell_apart(make_na
         stats.table.item(rows["V_S"], 0).toolTip()
     layer.selected_data = {0}  # an Se_S
     layer.remove_selected()
-    assert "their 4 columns each hold one S atom" in stats.note.text()
+    assert "their 4 columns each hold one S atom" in stats.overlap_note.text()
     # A pair with one side never called (every O_S called V_S: a one-sided split) shows that
     # side as 0, not "≈ 0", which read as "about no O_S" (second new-user trial). The mark
     # follows the figure ("≈" before it had read as an estimate of the count).
@@ -136,7 +141,7 @@ def test_statistics_say_which_classes_the_detection_could_not_tell_apart(make_na
     assert "V_S" in stats.table.item(rows["V_W"], 0).toolTip()
     layer.metadata["atomdefect"]["class_overlaps"] = []
     stats.update_stats()
-    assert "overlap" not in stats.note.text()
+    assert stats.overlap_note.isHidden() and not stats.overlap_note.text()
     assert not any(stats.table.item(r, 0).text().endswith(" †")
                    for r in range(stats.table.rowCount()))
 

@@ -226,6 +226,11 @@ class StatsWidget(QWidget):
         self.chart.setVisible(False)
         self.note = QLabel(NO_LAYER_NOTE)
         self.note.setWordWrap(True)
+        # What the "†" on the table's figures means, right above the table (shown only with a
+        # pair to name): at the end of the note below it was out of view in a stacked dock.
+        self.overlap_note = QLabel("")
+        self.overlap_note.setWordWrap(True)
+        self.overlap_note.setVisible(False)
         # Movies (3-D layers): counts per class against frame (and cumulative dose if known).
         self.frame_table = QTableWidget(0, len(LEGACY_CLASSES))
         self.frame_table.setMinimumHeight(100)
@@ -234,6 +239,7 @@ class StatsWidget(QWidget):
         self.frame_note.setWordWrap(True)
         layout = scrolling_layout(self)
         layout.addWidget(self.layer_combo)
+        layout.addWidget(self.overlap_note)
         layout.addWidget(self.table)
         # The note right under the table it explains (its "†"), above the chart: below the
         # chart it sat under the fold of a dock stacked with others.
@@ -402,6 +408,7 @@ class StatsWidget(QWidget):
             self.chart.set_values({})
             self.chart.setVisible(False)  # (an empty chart left a blank gap above the sentence)
             self.note.setText(NO_LAYER_NOTE)
+            self._show_overlap_note("")
             return
         if tuple(stats.index) != self.classes:
             self._set_rows(stats.index)
@@ -441,8 +448,12 @@ class StatsWidget(QWidget):
                           + (self._tracks_note() if movie else "")
                           + (" (reopened table: unit cells and sites estimated from the image "
                              "area)" if estimated else "")
-                          + ". " + _per_site_note(self.classes)
-                          + _overlap_note(overlaps, stats))
+                          + ". " + _per_site_note(self.classes))
+        self._show_overlap_note(_overlap_note(overlaps, stats).strip())
+
+    def _show_overlap_note(self, text: str) -> None:
+        self.overlap_note.setText(text)
+        self.overlap_note.setVisible(bool(text))
 
 
 #: The mark on the figures of a pair of classes the image could not tell apart, and on the note
