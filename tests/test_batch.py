@@ -385,6 +385,9 @@ def test_cli_batch_prints_each_images_notes_and_refuses_bad_options_first(folder
     for row in summary.itertuples():
         assert f"movie.npy frame {row.frame}: {row.notes}" in err
         assert not row.notes.startswith("movie:")  # (the row names its image once)
+        # the pairs the image could not tell apart, as its defect CSV writes them
+        own = pd.read_csv(out / row.csv, keep_default_na=False)
+        assert {row.overlaps} == set(own["overlaps"]) or (not row.overlaps and own.empty)
     assert "calibrated from the lattice" in err and "Metal/chalcogen contrast" in err
     # A rerun skips the finished images and does not say their notes again (trial, 25th
     # session); they stay in the summary.

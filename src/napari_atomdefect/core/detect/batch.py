@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import AtomDefectError
+from ..io.table import overlaps_text
 from ..materials.columns import ALL_CLASS_NAMES, LEGACY_CLASSES, lookup_class
 from .image_fit import counts_as_flagged
 
@@ -42,7 +43,10 @@ _HEAD_COLUMNS = ["image", "frame", "csv", "status", "error", "material", "substi
                  "pixel_size_nm",
                  "pixel_size_source", "n_cells", "area_nm2", "n_defects", "defects_per_nm2",
                  "defects_per_cell"]
-_TAIL_COLUMNS = ["time_s", "model", "operating_point", "device", "notes"]
+#: (``overlaps``: the pairs of classes the image could not tell apart, as the defect CSVs
+#: write them, ``O_S|V_S``, ``;`` between pairs — a spreadsheet filters on it, a trial found
+#: them only in the notes)
+_TAIL_COLUMNS = ["time_s", "model", "operating_point", "device", "overlaps", "notes"]
 _CLASS_KINDS = ("n", "per_nm2", "per_cell")
 
 
@@ -308,7 +312,9 @@ def _result_row(item: BatchItem, frame: int | None, opts: BatchOptions, result: 
         row[f"{d}_fraction"] = atoms / (2 * n_chalcogen) if n_chalcogen else np.nan
     row.update({"time_s": round(time.perf_counter() - t0, 3), "model": result["model"],
                 "operating_point": operating_point_text(opts.operating_point, opts.classes),
-                "device": result["device"], "notes": " ".join(dict.fromkeys(notes))})
+                "device": result["device"],
+                "overlaps": overlaps_text(table.attrs.get("class_overlaps", ())),
+                "notes": " ".join(dict.fromkeys(notes))})
     return row
 
 
@@ -416,9 +422,11 @@ def read_summary(out: Path) -> pd.DataFrame:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     try:
         table = pd.read_csv(path, dtype={"image": str, "csv": str, "status": str, "error": str,
-                                         "notes": str}, keep_default_na=False,
+                                         "notes": str, "overlaps": str},
+                            keep_default_na=False,
                             na_values={c: [""] for c in summary_columns(ALL_CLASS_NAMES)
-                                       if c not in ("image", "csv", "status", "error", "notes")})
+                                       if c not in ("image", "csv", "status", "error", "notes",
+                                                    "overlaps")})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
         raise AtomDefectError(f"{path} is not a batch summary ({exc}); choose another --out "
                               "folder.") from exc

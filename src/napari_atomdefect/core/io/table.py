@@ -6,7 +6,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -316,12 +316,18 @@ def with_run_columns(table: pd.DataFrame, material: str | None = None,
         out["material"] = str(material)
         out["substituents"] = ",".join(str(d).strip() for d in substituents)
         pairs = table.attrs.get("class_overlaps", []) if overlaps is None else overlaps
-        out[OVERLAPS_COLUMN] = ";".join("|".join(map(str, p)) for p in pairs if len(p) == 2)
+        out[OVERLAPS_COLUMN] = overlaps_text(pairs)
     if pixel_size_nm:
         size, source = PIXEL_SIZE_COLUMNS
         out[size] = float(pixel_size_nm)
         out[source] = str(pixel_size_source or "")
     return out
+
+
+def overlaps_text(pairs: Iterable[Sequence[str]]) -> str:
+    """Pairs of classes that overlap as the :data:`OVERLAPS_COLUMN` writes them
+    (``"V_S|O_S;S_Se|V_Se"``)."""
+    return ";".join("|".join(map(str, p)) for p in pairs if len(p) == 2)
 
 
 def _run_context(table: pd.DataFrame, name: str) -> dict:
