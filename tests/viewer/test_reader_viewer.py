@@ -384,6 +384,15 @@ def test_a_reopened_csv_follows_its_image_calibration_and_keeps_its_classes(make
     np.testing.assert_allclose(layer.scale, image.scale)
     [third] = write_points_csv(str(tmp_path / "third.csv"), layer.data, layer_meta(layer))
     pd.testing.assert_frame_equal(pd.read_csv(third), written)
+    # ... and the Review dock's export says so (the cursor's nm and the table's differ)
+    from napari_atomdefect.widgets.review import ReviewWidget
+
+    review = ReviewWidget(viewer)
+    review.layer_combo.setCurrentText(layer.name)
+    review.export_csv(str(tmp_path / "fourth.csv"))
+    assert review.info.text().endswith("Its nm columns use its run's pixel size, 0.00870 nm/px; "
+                                       "the image is drawn at 0.00880 nm/px now (a later run's "
+                                       "calibration).")
 
 
 def test_a_table_measured_at_another_calibration_says_so_and_a_point_past_the_edge_is_kept(

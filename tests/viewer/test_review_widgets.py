@@ -44,6 +44,8 @@ def test_add_delete_reclassify_keep_features_consistent(viewer_and_layer):
     assert len(layer.data) == 13 and len(layer.features) == 13
     new = layer.features.iloc[-1]
     assert (new["class"], new["source"], new["confidence"]) == ("V_Mo", "manual", 1.0)
+    # the message line says what the edit did (a trial read only "13 shown, 0 hidden.")
+    assert review.info.text().startswith("1 V_Mo call added (manual, confidence 1.00). 13 shown")
     layer.selected_data = {0, 1}
     review.class_combo.setCurrentText("O_S")
     review.set_selected_class()
@@ -52,6 +54,7 @@ def test_add_delete_reclassify_keep_features_consistent(viewer_and_layer):
     layer.selected_data = {2}
     review.delete_selected()
     assert len(layer.data) == 12 == len(layer.features)
+    assert review.info.text().startswith("1 call deleted. 12 shown")
     # Hollow markers whose border colour follows the class after every edit.
     _assert_hollow_class_colours(layer)
 

@@ -551,6 +551,9 @@ class ReviewWidget(QWidget):
         if action == "removed":
             self._edited(layer)
             self.apply_threshold()
+            n = len(getattr(event, "data_indices", None) or ())
+            if n:  # (what the edit did, before how many are shown: a trial read only the count)
+                self.info.setText(f"{n} call{'s' if n != 1 else ''} deleted. {self.info.text()}")
             return
         if action == "changed":
             moved = tuple(sorted(int(i) % max(len(layer.data), 1)
@@ -595,6 +598,10 @@ class ReviewWidget(QWidget):
         if added:
             self._edited(layer)
         self.apply_threshold()
+        if added:
+            n = len(added)
+            self.info.setText(f"{n} {cls} call{'s' if n != 1 else ''} added (manual, confidence "
+                              f"1.00). {self.info.text()}")
         if wrong:
             other = "metal" if class_site(cls) == "chalcogen" else "chalcogen"
             notes.append(
@@ -855,6 +862,12 @@ class ReviewWidget(QWidget):
                 "holds every call of the layer)" if hidden else "")
         # (calls, as the Detect dock counts them: an alloy's substitutions are not defects)
         text = f"Saved {len(layer.data)} calls{note} to {written}."
+        own = layer.metadata.get("atomdefect", {}).get("pixel_size_nm")
+        drawn = float(layer.scale[-1]) if str(layer.units[-1]) in ("nm", "nanometer") else None
+        if own and drawn and abs(drawn / float(own) - 1) > 1e-3:
+            # (a later run calibrated the image anew: this table keeps its own run's)
+            text += (f" Its nm columns use its run's pixel size, {float(own):.5f} nm/px; the "
+                     f"image is drawn at {drawn:.5f} nm/px now (a later run's calibration).")
         if previous is not None:
             kept = f"The table it replaced is kept as {Path(previous).name}"
             edited_now = corrections_by_hand(layer)
