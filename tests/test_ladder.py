@@ -431,8 +431,15 @@ def test_a_reading_that_needs_many_point_defects_is_said_to_be_strained():
     assert strained_reading_message(calm.point_share, "WSe2", ("S",)) is None
     said = strained_reading_message(strained.point_share, "WSe2", ("S",))
     assert said.startswith("Read as WSe2 with S, ") and "check the material" in said
-    assert "substituents (Te not chosen)" in said
+    assert "substituents (Te not chosen)" in said and "If the metal is W" not in said
     assert strained.to_dict()["point_share"] == round(strained.point_share, 4)
+    # A Mo sulfide read with Se may be a converted W layer (W over S + Se stands as Mo over S2):
+    # a trial's partly converted WS2 image as MoS2 with O, Se read five times the vacancies
+    mo = strained_reading_message(0.16, "MoS2", ("O", "Se"))
+    assert mo.endswith("If the metal is W, analyse it as WS2 with O, Se: a W layer's S + Se "
+                       "columns stand to W as S2 columns stand to Mo, so its S2 columns read a "
+                       "rung low, as vacancies.")
+    assert "If the metal is W" not in strained_reading_message(0.16, "MoS2", ("O",))
 
 
 def test_a_pristine_selenide_with_vacancies_is_not_read_as_an_ordered_layer():

@@ -991,7 +991,19 @@ def strained_reading_message(point_share: float, material: str | Material,
             "can only be vacancies or substituents you did not choose — near the most this "
             f"reading allows: check the material and the substituents{unchosen}; a layer "
             "substituted past half, another element or a heavily damaged layer reads like "
-            "this, and the calls may be a class off.")
+            f"this, and the calls may be a class off.{_other_metal_alloy_note(mat, substituents)}")
+
+
+def _other_metal_alloy_note(mat: Material, substituents: tuple[str, ...]) -> str:
+    """A sentence for a Mo sulfide read with Se: a W layer's S + Se columns stand to W as S2
+    columns stand to Mo (both about 2.7), so a converted WS2 layer reads as MoS2 with its S2
+    columns a rung low — as vacancies (a trial's partly converted WS2 image analysed as MoS2
+    with O, Se: 194 V_S against 39 as WS2, and nothing named W)."""
+    if mat.name != "MoS2" or "Se" not in substituents:
+        return ""
+    return (" If the metal is W, analyse it as WS2 with "
+            f"{', '.join(substituents)}: a W layer's S + Se columns stand to W as S2 columns "
+            "stand to Mo, so its S2 columns read a rung low, as vacancies.")
 
 
 def counts_as_flagged(class_name: str, substituents: tuple[str, ...]) -> bool:
