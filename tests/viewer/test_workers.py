@@ -121,7 +121,7 @@ def test_runtime_error_leaves_the_widget_usable(viewer_with_sample, qtbot, one_p
     monkeypatch.setattr(detect_module, "iter_detect", original)
     widget.detect()
     _idle(qtbot, widget)
-    found = re.search(r" defects in (\d+) cells \(", widget.status.text())
+    found = re.search(r" defects in (\d+) unit cells \(", widget.status.text())
     assert found and 400 < int(found.group(1)) < 460, widget.status.text()
 
 
