@@ -326,8 +326,9 @@ def scores_section(entry: dict | None) -> list[str]:
               "holds but the model cannot produce scores 0.", ""]
     if misfit:
         lines += [f"Images on which detection warned ({len(misfit)} of "
-                  f"{len(entry['images'])}, scored all the same: the model-fit check, or a "
-                  "pair of classes the image could not tell apart):", ""]
+                  f"{len(entry['images'])}, scored all the same: the model-fit check, a "
+                  "pair of classes the image could not tell apart, or single vacancies the "
+                  "reading cannot class in an alloy):", ""]
         lines += [f"- seed {im['seed']} ({im['kind']}, {im['n_true']} true, {im['n_pred']} "
                   f"called): {im['fit_messages'][0]}" for im in misfit] + [""]
     lines += score_table(entry["per_class"])

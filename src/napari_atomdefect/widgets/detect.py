@@ -250,7 +250,7 @@ class DetectWidget(QWidget):
         self.pixel_size.setSpecialValueText("unknown")  # (the line below says what is used)
         self.pixel_size.setToolTip("Pixel size; 'unknown' calibrates it from the lattice.")
         self.pixel_size.setMinimumWidth(  # the whole value stays readable in a narrow dock
-            self.pixel_size.fontMetrics().horizontalAdvance("0.00000 nm") + 80)
+            self.pixel_size.fontMetrics().horizontalAdvance("0.00000 nm/px") + 80)
         self.calibration_label = QLabel("")
         self.calibration_label.setWordWrap(True)
         # Room for two lines: a form row does not grow with a wrapped label.
