@@ -356,6 +356,10 @@ def test_a_dragged_call_becomes_the_users_and_settles_on_its_site(review_on_a_la
     np.testing.assert_allclose(layer.data, start)
     assert str(layer.features["source"].iloc[0]) == "model"
     assert layer.features["confidence"].iloc[0] == pytest.approx(0.9)
+    # the whole array set again unchanged (napari names every point then): no call is moved
+    layer.data = layer.data.copy()
+    qtbot.wait(400)
+    assert str(layer.features["source"].iloc[0]) == "model"
 
 
 def test_a_class_added_on_the_other_sublattice_is_said_and_not_moved(review_on_a_lattice):

@@ -77,6 +77,15 @@ class EditHistory:
             self._state = self._snapshot(layer)
         self._last_move = None
 
+    def moved_since(self, layer) -> tuple[int, ...]:
+        """Indices of the points of ``layer`` whose positions differ from the state the last
+        recorded edit left (none when points were added or removed since)."""
+        before = self._state.data
+        now = np.asarray(layer.data)
+        if before.shape != now.shape:
+            return ()
+        return tuple(int(i) for i in np.flatnonzero((before != now).any(axis=1)))
+
     def amend(self) -> None:
         """Take the layer's present state as the end of the last edit (changes made within
         :meth:`quiet` after it was recorded, e.g. dragged points put onto their sites)."""

@@ -556,16 +556,20 @@ class ReviewWidget(QWidget):
                 self.info.setText(f"{n} call{'s' if n != 1 else ''} deleted. {self.info.text()}")
             return
         if action == "changed":
-            moved = tuple(sorted(int(i) % max(len(layer.data), 1)
-                                 for i in (getattr(event, "data_indices", None) or ())))
-            with history.quiet():  # (a call moved by hand is the user's: source manual)
+            # The points whose place changed (napari names every point when a whole array is
+            # set, a script's say; a drag names the dragged ones): a call moved by hand is the
+            # user's, and goes onto its site once the drag stops.
+            moved = history.moved_since(layer)
+            with history.quiet():
                 mark_moved(layer, moved)
-            self._edited(layer, moved=moved)
-            # (the layer itself: a docked widget's viewer hands out a new proxy at each access)
-            previous = (self._dragged[1] if self._dragged and same_layer(self._dragged[0], layer)
-                        else set())
-            self._dragged = (real_layer(layer), previous | set(moved))
-            self._drag_end.start()
+            self._edited(layer, moved=tuple(sorted(int(i) % max(len(layer.data), 1) for i in (
+                getattr(event, "data_indices", None) or ()))))
+            if moved:
+                # (the layer itself: a docked widget's viewer hands out a new proxy each time)
+                previous = (self._dragged[1] if self._dragged
+                            and same_layer(self._dragged[0], layer) else set())
+                self._dragged = (real_layer(layer), previous | set(moved))
+                self._drag_end.start()
             return
         if len(layer.data) == 0:
             return
