@@ -145,8 +145,8 @@ class LightGap:
             if self.n_light == 0:  # (all called the vacancy: a layer without the light atom
                 # reads so too — an independent movie with no O was told its "split" was
                 # uncertain)
-                return (f"All {n_calls} columns at the single vacancy's level in {whose} are called {v}, and "
-                        f"their levels form one group: at some microscopes an {element} adds "
+                return (f"All {n_calls} columns at the single vacancy's level in {whose} are "
+                        f"called {v}, and their levels form one group: at some microscopes an {element} adds "
                         f"less to its column than the noise, so {light} columns, if the layer "
                         f"has any, would be among them and not stand out; the {n_calls} "
                         f"together are sure, the share of {light} among them is not.")
