@@ -49,8 +49,11 @@ def test_find_lattice_then_detect(viewer_with_sample, qtbot):
     # napari moves a dragged point in place: the layer's data must be writable (pandas' view
     # was not, and every drag of a call failed)
     layer.selected_data = {0}
-    layer._move({0}, layer.data[0] + 2.0)
-    layer._move({0}, layer.data[0] + 4.0)
+    start = layer.data[0].copy()
+    layer._set_drag_start({0}, start)  # (pressed on the point, then moved: napari's drag)
+    layer._move({0}, start + 2.0)
+    layer._move({0}, start + 4.0)
+    np.testing.assert_allclose(layer.data[0], start + 4.0)
     assert str(layer.features["source"].iloc[0]) == "model"  # (no Review dock: left as it is)
     # A second run makes a new layer and leaves the first (possibly edited) one alone.
     layer.data = layer.data[:-1]

@@ -305,11 +305,12 @@ def _result_row(item: BatchItem, frame: int | None, opts: BatchOptions, result: 
         row[f"n_{c}"] = n
         row[f"per_nm2_{c}"] = n / area if area else np.nan
         row[f"per_cell_{c}"] = n / n_cells if n_cells else np.nan
+    from .alloy_calibration import alloy_atoms
+
     n_chalcogen = table.attrs.get("n_chalcogen_sites")
+    atoms = alloy_atoms(table["class"], lattice.material)  # (as Vegard's calibration counts)
     for d in alloy_elements(tuple(opts.classes)):
-        host = lattice.material.chalcogen
-        atoms = int(counts.get(f"{d}_{host}", 0)) + 2 * int(counts.get(f"{d}2_{host}2", 0))
-        row[f"{d}_fraction"] = atoms / (2 * n_chalcogen) if n_chalcogen else np.nan
+        row[f"{d}_fraction"] = atoms.get(d, 0) / (2 * n_chalcogen) if n_chalcogen else np.nan
     row.update({"time_s": round(time.perf_counter() - t0, 3), "model": result["model"],
                 "operating_point": operating_point_text(opts.operating_point, opts.classes),
                 "device": result["device"],

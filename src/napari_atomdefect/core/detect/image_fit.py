@@ -925,8 +925,8 @@ def partner_majority_message(share: float, material: str | Material,
     if other is None or not share > PARTNER_MAJORITY_SHARE:
         return None
     x, d = mat.chalcogen, other.chalcogen
-    missed = (f"As {mat.name}, a column left with one {d} atom has no class (one left with {x} "
-              f"is V_{x}): the single vacancies that left {d} are missed, and other columns may "
+    missed = (f"As {mat.name}, {_no_class_clause(mat, d)}: the single vacancies that left {d} are "
+              "missed, and other columns may "
               f"be called V_{x} in their place; as {other.name} it is the reverse — where "
               "vacancies may have left either atom (made before the conversion, say), compare "
               "the two counts.")
@@ -961,11 +961,17 @@ def partner_vacancy_message(share: float, material: str | Material) -> str | Non
     if other is None or not PARTNER_MENTION_SHARE <= share <= PARTNER_MAJORITY_SHARE:
         return None
     x, d = mat.chalcogen, other.chalcogen
-    return (f"{100 * share:.0f} % of the chalcogen atoms read as {d}: as {mat.name}, a column "
-            f"left with one {d} atom has no class (one left with {x} is V_{x}), so the single "
-            f"vacancies that left {d} are missed or called another class; where vacancies may "
-            f"have left either atom, compare the vacancy counts with a run as {other.name} "
-            f"with {x}.")
+    return (f"{100 * share:.0f} % of the chalcogen atoms read as {d}: as {mat.name}, "
+            f"{_no_class_clause(mat, d)}, so the single vacancies that left {d} are missed or "
+            "called another class; where vacancies may have left either atom, compare the "
+            f"vacancy counts with a run as {other.name} with {x}.")
+
+
+def _no_class_clause(mat: Material, partner: str) -> str:
+    """"a column left with one Se atom has no class (one left with S is V_S)": why a reading
+    of ``mat`` misses the single vacancies that left the S/Se ``partner``."""
+    x = mat.chalcogen
+    return f"a column left with one {partner} atom has no class (one left with {x} is V_{x})"
 
 
 #: Share of the chalcogen columns on point-defect rungs (vacancies, substituents not chosen) at
