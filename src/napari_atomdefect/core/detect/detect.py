@@ -54,6 +54,7 @@ from ..sampling import sample_bilinear
 from . import plain_cells as plain
 from .alloy_calibration import partner_share, vegard_calibration
 from .antisites import antisite_calls
+from .clipping import clipped_columns, clipping_message
 from .decision import (
     NEUTRAL,
     RunClasses,
@@ -506,6 +507,11 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     # sites may be on the chalcogen columns — a warning, before the long part.
     for note in [m for m in lattices[0].messages if ORDER_UNDECIDED_NOTE in m]:
         warnings.warn(note, ModelFitWarning, stacklevel=2)
+    # Intensities cut at the image's ends (a saturated detector, a stretched export): the
+    # brightness every class rests on is off — said first, where the user looks.
+    clipped = clipping_message(clipped_columns(arr, lattices[0]), mat.metal)
+    if clipped:
+        warnings.warn(clipped, ModelFitWarning, stacklevel=2)
     net = load_detector(info, dev)
     _check_channels(getattr(getattr(net, "head", None), "out_channels", None), info,
                     run.model_classes)
@@ -643,7 +649,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
             METAL_TWO_LEVELS_NOTE in m for m in metal_alloy):
         metal_alloy.append(f"{run.metal_substituents[0]} was chosen, but the {mat.metal} columns "
                            f"show one level: no {run.metal_substituents[0]} column is marked.")
-    fit_messages = list(dict.fromkeys(metal_alloy + fit.messages + grain_fit)) + [
+    fit_messages = list(dict.fromkeys(([clipped] if clipped else []) + metal_alloy
+                                      + fit.messages + grain_fit)) + [
         m for m in (blanked, flagged, crowded, scan_line, uniform, majority, partner_vacancies,
                     strained, ordered_tie, overlap) if m]
     class_messages = [run.message] if run.message else []
