@@ -443,3 +443,38 @@ def test_the_bar_is_busy_until_a_step_says_how_far_it_is(make_napari_viewer, qtb
     assert widget.progress.maximum() == 0  # busy while the lattice is searched
     wait_idle(qtbot, widget)
     assert widget.progress.maximum() == 100 and widget.progress.value() == 100
+
+
+def test_the_result_line_counts_the_calls_as_corrected(make_napari_viewer, qtbot):
+    """A call deleted or reclassified in the detections layer: the Detect dock's result line
+    gives the counts of the layer as it is now and how many were detected (it kept the run's
+    counts beside corrected calls); the counts back as detected, the line is the run's again."""
+    from napari_atomdefect.core.simulate.image import simulate_image
+    from napari_atomdefect.widgets.review import set_class
+
+    viewer = make_napari_viewer()
+    sim = simulate_image("MoS2", (256, 256), 0.012, seed=3)
+    viewer.add_image(np.asarray(sim.image), name="first", scale=(0.012, 0.012))
+    viewer.add_image(np.zeros((64, 64), np.float32), name="other")
+    widget = DetectWidget(viewer)
+    widget.image_combo.setCurrentText("first")
+    widget.run_all()
+    wait_idle(qtbot, widget)
+    [layer] = layers_of(viewer, "detections")
+    detected = widget.status.text()
+    n = len(layer.data)
+    assert detected.startswith(f"{n} defects in ")
+    classes = layer.features["class"].astype(str).to_numpy()
+    was = classes[0]
+    set_class(layer, [0], "V_Mo" if was != "V_Mo" else "V_S2")
+    layer.data = layer.data[:-1]  # (the Review dock's delete does the same)
+    line = widget.status.text()
+    assert line.startswith(f"{n - 1} defects in ") and f"as corrected; {n} detected." in line
+    now = layer.features["class"].astype(str).to_numpy()
+    assert f"V_Mo: {int((now == 'V_Mo').sum())}" in line
+    widget.image_combo.setCurrentText("other")  # (edits while another image is shown)
+    set_class(layer, [1], "V_S2")
+    widget.image_combo.setCurrentText("first")
+    now = layer.features["class"].astype(str).to_numpy()
+    assert f"V_S2: {int((now == 'V_S2').sum())}" in widget.status.text()
+    assert "as corrected" in widget.status.text()

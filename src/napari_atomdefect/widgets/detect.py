@@ -1089,6 +1089,39 @@ class DetectWidget(QWidget):
         kwargs["metadata"]["atomdefect"].update(image=layer.name, frame=ALL_FRAMES)
         self.viewer.add_points(np.concatenate(parts), **kwargs)
 
+    def _follow_corrections(self, points, image, detected: str, classes, n_cells: int,
+                            n_detected: int, substituents: tuple[str, ...]) -> None:
+        """Keep the result line's counts those of the layer as corrected: after an edit in the
+        Review dock (a call added, deleted, reclassified) its first sentence gives the counts
+        now and how many were detected (a user read the run's counts beside corrected calls)."""
+        from ..core.detect.image_fit import calls_summary
+
+        points = real_layer(points)
+        image = real_layer(image)
+        said = [detected]
+
+        def recount(*args) -> None:
+            if points not in self.viewer.layers:
+                return
+            found = np.asarray(points.features["class"]).astype(str) \
+                if "class" in points.features else np.zeros(0, str)
+            counts = {c: int((found == c).sum()) for c in classes}
+            summary = ", ".join(f"{c}: {counts[c]}" for c in classes)
+            now = detected if len(found) == n_detected and summary in detected else (
+                f"{calls_summary(list(found), substituents)} in {n_cells} unit cells "
+                f"({summary}) as corrected; {n_detected} detected.")
+            if now == said[0]:
+                return
+            if self._status_layer is image:
+                self.status.setText(self.status.text().replace(said[0], now, 1))
+            elif image in self._status_by_layer:
+                text, fit, value = self._status_by_layer[image]
+                self._status_by_layer[image] = (text.replace(said[0], now, 1), fit, value)
+            said[0] = now
+
+        for name in ("data", "features"):
+            getattr(points.events, name).connect(recount)
+
     def _hide_earlier_detections(self, layer) -> None:
         """Hide (not remove: they may hold corrections) the detections layers earlier runs made
         of this image: a run with other substituents left the last run's calls drawn under the
@@ -1123,7 +1156,7 @@ class DetectWidget(QWidget):
                     class_overlaps=table.attrs.get("class_overlaps", []),
                     operating_point=table.attrs.get("operating_point", op))
         self._hide_earlier_detections(layer)
-        self.viewer.add_points(defect_points_data(table), **kwargs)
+        points = self.viewer.add_points(defect_points_data(table), **kwargs)
         self._show_device(result["device"])
         self._show_fit(result.get("fit_messages", []))
         self._show_choice(layer, lattice)
@@ -1145,8 +1178,10 @@ class DetectWidget(QWidget):
         alloy = ([lattice.metal_alloy.message(lattice.material)]
                  if getattr(lattice, "metal_alloy", None) and lattice.metal_alloy.named else [])
         n_cells = table.attrs.get("n_cells", lattice.n_cells)
-        self.status.setText(" ".join([f"{what} in {n_cells} unit cells ({summary}).", *alloy,
-                                      *grains, *left_out]))
+        detected = f"{what} in {n_cells} unit cells ({summary})."
+        self.status.setText(" ".join([detected, *alloy, *grains, *left_out]))
+        self._follow_corrections(points, layer, detected, meta["classes"], n_cells,
+                                 len(table), tuple(table.attrs.get("substituents", ())))
         self.progress.setValue(100)
         self._adopt_lattice_calibration(layer, result.get("lattices", [lattice]))
         # after the calibration line took its final text (an alloy's Vegard line is longer)
