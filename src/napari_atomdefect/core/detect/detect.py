@@ -55,6 +55,7 @@ from . import plain_cells as plain
 from .alloy_calibration import partner_share, vegard_calibration
 from .antisites import antisite_calls
 from .clipping import clipped_columns, clipping_message
+from .coarse import coarse_message, enlarged, enlargement, from_enlarged
 from .decision import (
     NEUTRAL,
     RunClasses,
@@ -268,6 +269,11 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
 
     mat, card, run, net, dev = clf.mat, clf.card, clf.run, clf.net, clf.dev
     calib, op, share, batch_size = clf.calib, clf.op, clf.share, clf.batch_size
+    # A coarse sampling (a survey image): the columns read on the image enlarged (coarse.py).
+    k = enlargement(lattice.a_px, arr.shape)
+    coarse = coarse_message(lattice.a_px, lattice.pixel_size_nm, k)
+    if k > 1:
+        arr, lattice = enlarged(arr, lattice, k)
 
     # (the ladder of an alloy takes a second or two: said, not a bar standing still at 0 %)
     yield {"step": "ladder", "fraction": progress[0],
@@ -416,7 +422,7 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     for name in chalcogen:
         if name not in metal:  # (the antisite's probability: NaN on the metal sites)
             metal[name] = np.full(len(m_rows), np.nan)
-    for said in (overruled, *(host_rung_message(m) for m in lifted), antisites_said):
+    for said in (coarse, overruled, *(host_rung_message(m) for m in lifted), antisites_said):
         if said:
             warnings.warn(said, ModelFitWarning, stacklevel=3)
             fit.messages.append(said)
@@ -425,6 +431,9 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     sites = site_table(lattice, m_rows, c_rows, metal, chalcogen)
     # Calls on columns the edge of the field cuts: their confidence is lower (edge.py).
     sites = edge_adjusted(sites, arr.shape, lattice.a_px)
+    if k > 1:  # (back in the image's pixels)
+        sites = sites.assign(y_px=from_enlarged(sites["y_px"].to_numpy(float), k),
+                             x_px=from_enlarged(sites["x_px"].to_numpy(float), k))
     return sites, fit, ladder, levels, dev_text
 
 
