@@ -170,6 +170,9 @@ class _Classifier:
     op: Mapping[str, float]
     share: CpuShare
     batch_size: int
+    #: Whether a coarse sampling is read enlarged (:mod:`.coarse`): the bundled detectors; a
+    #: fine-tuned one reads the cells as its fine-tuning read them.
+    enlarge: bool = True
 
 
 #: A tile whose own metal or chalcogen site the detector calls with less probability than this
@@ -270,8 +273,8 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     mat, card, run, net, dev = clf.mat, clf.card, clf.run, clf.net, clf.dev
     calib, op, share, batch_size = clf.calib, clf.op, clf.share, clf.batch_size
     # A coarse sampling (a survey image): the columns read on the image enlarged (coarse.py).
-    k = enlargement(lattice.a_px, arr.shape)
-    coarse = coarse_message(lattice.a_px, lattice.pixel_size_nm, k)
+    k = enlargement(lattice.a_px, arr.shape) if clf.enlarge else 1
+    coarse = coarse_message(lattice.a_px, lattice.pixel_size_nm, k) if clf.enlarge else None
     if k > 1:
         arr, lattice = enlarged(arr, lattice, k)
 
@@ -525,7 +528,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     _check_channels(getattr(getattr(net, "head", None), "out_channels", None), info,
                     run.model_classes)
     calib = card_calibration(card["detector"], run.model_classes)
-    clf = _Classifier(mat, card, run, net, dev, calib, op, share, batch_size)
+    clf = _Classifier(mat, card, run, net, dev, calib, op, share, batch_size,
+                      enlarge=bool(info.bundled))
     parts, fits, ladders = [], [], []
     levels = None
     weights = np.cumsum([0] + [la.n_cells for la in lattices]) / max(
