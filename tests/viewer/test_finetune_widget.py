@@ -344,3 +344,16 @@ def test_corrections_made_on_another_image_are_refused(make_napari_viewer, qtbot
         "'MoS2 sample (simulated)': choose that image to fine-tune on, or this image's own "
         "corrected detections.")
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+
+def test_a_selection_layer_going_away_starts_no_lattice_search(make_napari_viewer):
+    """Closing the viewer removes every layer: a lattice search started then outlived the
+    window and aborted napari (a trial). Removing a selection layer only updates the count."""
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-atomdefect", "mos2")
+    ft = FinetuneWidget(viewer)
+    viewer.add_points(np.zeros((0, 2)), name=CELLS_LAYER)
+    viewer.add_shapes(name=REGION_LAYER)
+    assert ft.lattice is None and ft.worker is None
+    viewer.layers.remove(REGION_LAYER)
+    assert ft.worker is None

@@ -298,7 +298,9 @@ class FinetuneWidget(QWidget):
     def _selection_layer_removed(self, event=None) -> None:
         layer = getattr(event, "value", None)
         if layer is not None and layer.name in (CELLS_LAYER, REGION_LAYER):
-            self.update_selection()
+            # (no lattice search started for a layer going away: closing the viewer removes
+            # every layer, and a search started then outlived the window and aborted napari)
+            self.update_selection(find=False)
 
     def refresh_models(self) -> None:
         from ..core.models.registry import default_model_name, list_models
@@ -469,12 +471,17 @@ class FinetuneWidget(QWidget):
         return self.all_cells.isChecked() or CELLS_LAYER in self.viewer.layers \
             or REGION_LAYER in self.viewer.layers
 
-    def update_selection(self, *args) -> None:
+    def update_selection(self, *args, find: bool = True) -> None:
         """Count and preview the selected cells (cheap: the lattice is found once, in a worker,
-        and only the previewed cells are tiled)."""
+        and only the previewed cells are tiled); ``find=False``: without a lattice found, the
+        count waits for one (no search is started)."""
         from ..core.finetune.selection import MIN_CELLS, preview_tiles
 
         if self.image_layer() is not None and self._selecting() and self.lattice is None:
+            if not find:
+                self.count_label.setText("")
+                self.preview.clear()
+                return
             if self.ensure_lattice() is None:
                 self.count_label.setText("Finding the lattice…")
                 return
