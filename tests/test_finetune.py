@@ -433,3 +433,48 @@ def test_held_out_cells_without_a_defect_say_so_not_nan():
               "decisive": False}
     said = describe_real_validation(scores, kept_base=False)
     assert "nan" not in said and "no defect site" in said and "87" in said
+
+
+def test_alloying_substitutions_are_scored_apart_from_the_defects():
+    """An alloy's held-out cells: the defects the user corrected decide, the alloying
+    substitutions (many more) are scored apart — a trial's 0.02 drop of Se_S on 33 sites had
+    decided against a detector that read its 5 vacancies and O better; absent classes are not
+    given an F1 of 0."""
+    from napari_atomdefect.core.finetune.verdict import (
+        compare_on_real_cells,
+        describe_outcome,
+        describe_real_validation,
+        fine_tuning_verdict,
+    )
+    from napari_atomdefect.core.train.datasets import class_index
+
+    classes = ("V_S", "V_S2", "O_S", "Se_S", "Se2_S2", "V_W")
+    index = class_index(classes)
+    chalcogen = ["V_S"] * 2 + ["O_S"] * 2 + ["V_S2"] + ["Se_S"] * 33 + ["Se2_S2"] * 5
+    pristine = [0] * 27
+
+    class Cells:  # (the two attributes the comparison reads, and a length)
+        own_classes = np.array([[0, index[c]] for c in chalcogen] + [[0, p] for p in pristine])
+
+        def __len__(self):
+            return len(self.own_classes)
+
+    cells = Cells()
+    cells.classes = classes
+    before = {"V_S": .25, "V_S2": 0., "O_S": .5, "Se_S": .98, "Se2_S2": .9, "V_W": 0.}
+    after = {"V_S": .6, "V_S2": 1., "O_S": .8, "Se_S": .96, "Se2_S2": .9, "V_W": 0.}
+    real = compare_on_real_cells(before, after, cells)
+    assert real["n_defect_sites"] == 5 and real["n_alloy_sites"] == 38
+    assert "V_W" not in real["f1_before"] and set(real["classes"]) == {"V_S", "V_S2", "O_S"}
+    assert real["mean_f1_after"] > real["mean_f1_before"]
+    same = _f1(.8, .8, .8, .8)
+    verdict = fine_tuning_verdict(real, same, same)
+    assert not verdict["lost"]
+    line = describe_real_validation(real, False)
+    assert "(5 defect sites)" in line and "Their 38 alloying substitutions: mean F1" in line
+    # the alloy read clearly worse is a loss of its own
+    worse = dict(after, Se_S=.85)
+    verdict = fine_tuning_verdict(compare_on_real_cells(before, worse, cells), same, same)
+    assert verdict["lost"] and "reads the alloy worse on your 38" in verdict["reasons"][0]
+    text = describe_outcome(verdict, True, "ws2-default")
+    assert text.count("(") == 1  # (no brackets inside brackets)

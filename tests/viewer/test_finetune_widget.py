@@ -357,3 +357,13 @@ def test_a_selection_layer_going_away_starts_no_lattice_search(make_napari_viewe
     assert ft.lattice is None and ft.worker is None
     viewer.layers.remove(REGION_LAYER)
     assert ft.worker is None
+
+
+def test_the_bar_is_full_when_the_lattice_is_found(make_napari_viewer, qtbot):
+    """The lattice search's bar ends full (it stood at 2 % after the search: a trial)."""
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-atomdefect", "mos2")
+    ft = FinetuneWidget(viewer)
+    ft.all_cells.setChecked(True)
+    _all_selected(qtbot, ft)
+    assert ft.status.text().startswith("Lattice: ") and ft.progress.value() == 100

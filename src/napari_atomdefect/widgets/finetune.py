@@ -412,6 +412,7 @@ class FinetuneWidget(QWidget):
 
             def done(found):
                 self._lattices[key] = found
+                self.progress.setValue(100)  # (it stood at the search's first step: a trial)
                 self.status.setText(f"Lattice: {found.n_cells} unit cells.")
 
             self._run("lattice", _lattice_job, (image, key[2], key[3], key[4]), done,

@@ -271,8 +271,11 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
                                      _SPANS[part], what, classes=classes)
 
     yield _step(0.01, "Fitting the simulator to your image…")
-    # (fitted to the calls of the selected cells, the ones the user reviewed)
-    use_corr = (corrections_in_cells(lattice, cell_ids, corrections)
+    # The selected cells split once: a fifth held out to check the result, never seen by the
+    # fit or the training (the fit had read the held-out cells' corrections too: a trial).
+    train_ids, val_ids = split_for_validation(np.asarray(cell_ids), s.seed)
+    # (fitted to the calls of the selected training cells, the ones the user reviewed)
+    use_corr = (corrections_in_cells(lattice, train_ids, corrections)
                 if s.use_corrections and corrections is not None else None)
     # (the image's host column read with the run's substituents, else those the user's calls
     # hold over the whole image: an alloy's median column is not the host's)
@@ -313,7 +316,6 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
     val = crop_cells(held, noise_spec, det_spec)
     n_real_labelled, real_val = 0, None
     if s.use_corrections and corrections is not None:
-        train_ids, val_ids = split_for_validation(np.asarray(cell_ids), s.seed)
         labelled = labelled_real_cells(image, lattice, train_ids, corrections, det_spec, classes)
         n_real_labelled = len(labelled)
         train = CellSet.concatenate([train] + [labelled] * max(1, s.real_label_weight))
