@@ -169,7 +169,7 @@ def test_finetune_from_the_command_line(tmp_path, capsys, monkeypatch):
             "--detector-steps", "2", "--verbose"]
     assert main(args) == 0
     out = capsys.readouterr()
-    assert "None of the" in out.err and "holds a correction by hand" in out.err
+    assert "None of the" in out.err and "holds a call added or changed by hand" in out.err
     assert "model written to" in out.out and "detector" in out.out
     # the outcome once, also with --verbose (it was printed twice)
     outcome = out.out.splitlines()[-2]

@@ -291,7 +291,7 @@ def test_suggestions_join_the_cells_picked_and_unreviewed_cells_are_said(make_na
     table = pd.DataFrame({"y_px": sites[:, 0], "x_px": sites[:, 1], "class": "V_Mo",
                           "confidence": 0.9, "source": "model"})
     note = unreviewed_note(lattice, ids, table)
-    assert note.startswith("None of the 40 selected cells holds a correction by hand")
+    assert note.startswith("None of the 40 selected cells holds a call added or changed by hand")
     table.loc[3, "source"] = "manual"
     assert unreviewed_note(lattice, ids, table) == ""
     far = table.copy()  # a correction on a cell not selected

@@ -67,10 +67,10 @@ def unreviewed_note(lattice: Lattice, cell_ids: np.ndarray, corrections: pd.Data
     on_cells = corrections_in_cells(lattice, cell_ids, corrections)
     if "source" in on_cells and (on_cells["source"].astype(str) == "manual").any():
         return ""
-    return (f"None of the {len(cell_ids)} selected cells holds a correction by hand: unless "
-            "you reviewed them and every call was right, the run learns the detections as "
-            "they are, and its check on held-out cells compares the detector with itself. "
-            "Review (and correct) the selected cells first.")
+    return (f"None of the {len(cell_ids)} selected cells holds a call added or changed by hand "
+            "(a deleted call leaves no mark in the table): unless you reviewed them and every "
+            "call was right, or only deleted wrong ones, the run learns the detections as they "
+            "are. Review (and correct) the selected cells first.")
 
 
 def check_selection(lattice: Lattice, cell_ids: np.ndarray) -> None:
