@@ -164,11 +164,14 @@ def test_finetune_from_the_command_line(tmp_path, capsys, monkeypatch):
     table = tmp_path / "det.csv"
     assert main(["detect", str(image), "--pixel-size-nm", "0.012", "--out", str(table)]) == 0
     capsys.readouterr()
-    args = ["finetune", str(image), "--pixel-size-nm", "0.012", "--name", "cli-tuned",
+    # (no pixel size given: the corrections table's, the detection's own calibration)
+    args = ["finetune", str(image), "--name", "cli-tuned",
             "--corrections", str(table), "--region", "0:200,0:256", "--noise-steps", "2",
             "--detector-steps", "2", "--verbose"]
     assert main(args) == 0
     out = capsys.readouterr()
+    assert "Pixel size 0.01200 nm/px from the corrections table" in out.err
+    assert "(0.01200 nm/px, user)" in out.err
     assert "None of the" in out.err and "holds a call added or changed by hand" in out.err
     assert "model written to" in out.out and "detector" in out.out
     # the outcome once, also with --verbose (it was printed twice)

@@ -752,6 +752,15 @@ def _cmd_model_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _table_pixel_size(table) -> float | None:
+    """The one pixel size a defect table was made with (its ``pixel_size_nm`` column), else
+    ``None`` (no table, no such column, or several values)."""
+    if table is None or "pixel_size_nm" not in table or not len(table):
+        return None
+    values = table["pixel_size_nm"].dropna().astype(float).unique()
+    return float(values[0]) if len(values) == 1 and values[0] > 0 else None
+
+
 def _cmd_finetune(args: argparse.Namespace) -> int:
     """Fine-tune a model on the cells of one image (the Fine-tune widget's run, without Qt)."""
     import numpy as np
@@ -773,6 +782,14 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
                     if args.substituents else None)
     base = args.model or default_model_name(args.material, substituents)
     corrections = read_defects_csv(args.corrections) if args.corrections else None
+    table_px = _table_pixel_size(corrections)
+    if args.pixel_size_nm is None and table_px is not None:
+        # The detection's own calibration (an alloy's Vegard refinement included): the fit of the
+        # simulator sees the lattice the corrected calls were made on (a trial's run had fitted
+        # another pixel size than Detect's and scored the same detector differently).
+        args.pixel_size_nm = table_px
+        print(f"Pixel size {table_px:.5f} nm/px from the corrections table (the detection's "
+              "calibration).", file=sys.stderr)
     _, data, [lattice] = _lattices_for(args, one_grain=True)
     for msg in lattice.messages:
         print(msg, file=sys.stderr)
