@@ -623,7 +623,11 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         warnings.warn(ordered_tie, ModelFitWarning, stacklevel=2)
     # Two defect classes this image's calls cannot tell apart (their sum is what to trust).
     overlaps = class_overlaps(sites)
-    overlap = overlap_message(overlaps, fine_tuned=not info.bundled)
+    # (a user model that kept its base detector reads with the bundled one: "fine-tune it
+    # again" told a trial's user to redo what had not changed the detector)
+    detector_tuned = not info.bundled and not (card["detector"].get("training") or {}).get(
+        "kept_base_detector", False)
+    overlap = overlap_message(overlaps, fine_tuned=detector_tuned)
     # The single vacancy and the light substituent, at a contrast whose microscopes may put
     # them within the noise of each other: said even where the detector's calls look sure.
     # (the contrast over the host column: the median one is a substituted column in an alloy)
@@ -699,7 +703,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     sites.attrs.update({"classes": run.classes, "substituents": run.all_substituents})
     yield {"done": True, "defects": table, "sites": sites, "lattice": lattice,
            "lattices": lattices, "levels": levels, "ladder": ladder,
-           "model": info.name, "fine_tuned": not info.bundled, "device": dev_text, "fit": fit,
+           "model": info.name, "fine_tuned": detector_tuned, "device": dev_text, "fit": fit,
            "fit_messages": fit_messages,
            "classes": run.classes, "substituents": run.all_substituents}
 
