@@ -400,7 +400,15 @@ def test_the_simulator_is_fitted_to_the_calls_of_the_selected_cells_only(monkeyp
     with pytest.raises(Stop):
         list(iter_finetune(sim.image, lattice, cells, None, "x", FinetuneSettings(),
                            corrections=calls, device="cpu"))
-    pd.testing.assert_frame_equal(fitted[0], inside)
+    # (the selected cells less the fifth held out to check the result: their corrections stay
+    # out of the fit too — a trial's fit had read them)
+    from napari_atomdefect.core.finetune.verdict import split_for_validation
+
+    train_ids, val_ids = split_for_validation(cells, FinetuneSettings().seed)
+    assert len(val_ids) > 0
+    pd.testing.assert_frame_equal(fitted[0], corrections_in_cells(lattice, train_ids, calls))
+    held = corrections_in_cells(lattice, val_ids, calls)
+    assert len(held) and not set(held.index) & set(fitted[0].index)
     # the host level is read with the run's substituents when given (a check run without
     # corrections, or with vacancies only, had fitted an alloy's contrast to its median column),
     # else with those of the calls (here O: the truth's O_S)
