@@ -753,12 +753,10 @@ def _cmd_model_metrics(args: argparse.Namespace) -> int:
 
 
 def _table_pixel_size(table) -> float | None:
-    """The one pixel size a defect table was made with (its ``pixel_size_nm`` column), else
-    ``None`` (no table, no such column, or several values)."""
-    if table is None or "pixel_size_nm" not in table or not len(table):
-        return None
-    values = table["pixel_size_nm"].dropna().astype(float).unique()
-    return float(values[0]) if len(values) == 1 and values[0] > 0 else None
+    """The one pixel size a defect table read by ``read_defects_csv`` was made with (its
+    ``pixel_size_nm`` column), else ``None``."""
+    value = None if table is None else table.attrs.get("pixel_size_nm")
+    return float(value) if value else None
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:

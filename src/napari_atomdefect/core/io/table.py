@@ -379,7 +379,8 @@ def read_defects_csv(path: str | Path) -> pd.DataFrame:
         empty) and :data:`GRAIN_COLUMN` (-1 where empty). A table with :data:`RUN_COLUMNS`
         has ``attrs`` ``material``, ``substituents``, ``classes`` (the run's classes) and
         ``class_overlaps`` (from :data:`OVERLAPS_COLUMN`); one with ``pixel_size_source`` has
-        ``attrs`` ``calibration`` (where its nm came from).
+        ``attrs`` ``calibration`` (where its nm came from), one with one ``pixel_size_nm``
+        value ``attrs`` ``pixel_size_nm``.
 
     Raises
     ------
@@ -439,6 +440,10 @@ def read_defects_csv(path: str | Path) -> pd.DataFrame:
         said = said[said != ""]
         if not said.empty:
             out.attrs["calibration"] = str(said.iloc[0])
+    if "pixel_size_nm" in table.columns:  # the one pixel size the nm columns were made with
+        values = pd.to_numeric(table["pixel_size_nm"], errors="coerce").dropna().unique()
+        if len(values) == 1 and values[0] > 0:
+            out.attrs["pixel_size_nm"] = float(values[0])
     return out
 
 
