@@ -124,7 +124,7 @@ def clipping_message(clip: Clipping, metal: str = "metal") -> str | None:
     elif clip.metal_cut >= METAL_CUT_SHARE:
         parts.append(f"{clip.metal_cut:.0%} of the {metal} columns are cut at the image's "
                      f"brightest value ({clip.top:g}), so the {metal}/chalcogen contrast reads "
-                     "low and the material it suggests may be wrong")
+                     "low (a material proposed from it may be wrong)")
     if clip.hollow_cut >= HOLLOW_CUT_SHARE:
         parts.append(f"{clip.hollow_cut:.0%} of the pixels between the columns sit at its darkest "
                      f"value ({clip.bottom:g}), so the background under the columns is hidden "
