@@ -285,6 +285,13 @@ def test_suggestions_join_the_cells_picked_and_unreviewed_cells_are_said(make_na
     picked = np.array([[100.0, 100.0], [200.0, 200.0]])
     near = np.linalg.norm(uncertain[:, None] - picked[None], axis=2).min(1) < 0.5 * lattice.a_px
     assert len(data) == 2 + int((~near).sum()) and (~near).sum() >= 28  # a site on a picked cell
+    # Suggest again: nothing new, and its own suggestions are not called "picked" (a trial)
+    from unittest import mock
+
+    with mock.patch("napari.utils.notifications.show_info") as said:
+        ft.suggest_cells()
+    assert len(viewer.layers[CELLS_LAYER].data) == len(data)
+    assert said.call_args[0][0].startswith(f"No new least-certain sites: the {len(data)} marked")
     # Learning from the detections of cells none of which holds a correction: said.
     ids = np.arange(40)
     sites = lattice.metal_sites_px[ids]

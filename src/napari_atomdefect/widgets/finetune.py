@@ -522,7 +522,13 @@ class FinetuneWidget(QWidget):
         added = len(pts) - len(picked)
         cells.data = pts
         cells.mode = "pan_zoom"
-        kept = f" (beside the {len(picked)} you picked)" if len(picked) else ""
+        # (the cells layer's points: picked by hand or suggested before — a second Suggest
+        # said "0 … beside the 55 you picked" of its own suggestions: a trial)
+        kept = f" (beside the {len(picked)} already marked)" if len(picked) else ""
+        if not added and len(picked):
+            show_info(f"No new least-certain sites: the {len(picked)} marked already hold "
+                      "them. Review (and correct) their detections, then fine-tune on these cells.")
+            return
         show_info(f"{added} least-certain sites marked{kept}: review (and correct) their "
                   "detections first, then fine-tune on these cells.")
 
