@@ -1,6 +1,8 @@
 """User models: rename, delete, export to and import from a single archive, safely."""
 
 import json
+import os
+import stat
 import zipfile
 
 import pytest
@@ -30,8 +32,15 @@ def test_export_import_rename_delete(user_dir, tmp_path):
     archive = export_model("mos2-default", tmp_path / "m.zip")
     with zipfile.ZipFile(archive) as zf:
         assert set(zf.namelist()) == {"card.json", "detector.safetensors", "noise.safetensors"}
-    dst = import_model(archive, name="copy")
+    old_umask = os.umask(0o022)
+    try:
+        dst = import_model(archive, name="copy")
+    finally:
+        os.umask(old_umask)
     assert dst.parent == user_dir and resolve_model("copy").card["name"] == "copy"
+    # the folder and its files as any the user makes (mkdtemp's 0700/0600 were left: a trial)
+    assert stat.S_IMODE(dst.stat().st_mode) == 0o755
+    assert {stat.S_IMODE(f.stat().st_mode) for f in dst.iterdir()} == {0o644}
     assert calls
     rename_model("copy", "renamed")
     assert [m.name for m in list_models() if not m.bundled] == ["renamed"]

@@ -427,6 +427,18 @@ def check_model_destination(folder: str | os.PathLike) -> Path:
     return folder
 
 
+def _normal_permissions(folder: Path) -> None:
+    """Give a model folder written through a temporary one (``mkdtemp``: 0700, weights 0600) the
+    permissions of any folder and file the user makes (their umask), as its card already had:
+    a model shared on a group's disk was readable only by its author."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.iterdir():
+        if path.is_file():
+            path.chmod(0o666 & ~umask)
+
+
 def write_model(folder: Path, card: dict, detector: torch.nn.Module | None = None,
                 noise: torch.nn.Module | None = None,
                 copy_files: dict[str, Path] | None = None) -> Path:
@@ -452,6 +464,7 @@ def write_model(folder: Path, card: dict, detector: torch.nn.Module | None = Non
         for name, source in (copy_files or {}).items():
             shutil.copy2(source, tmp / name)
         (tmp / CARD).write_text(json.dumps(card, indent=2, default=str))
+        _normal_permissions(tmp)
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -735,6 +748,7 @@ def import_model(archive: str | os.PathLike, name: str | None = None) -> Path:
             card["name"] = name
             (tmp / CARD).write_text(json.dumps(card, indent=2, default=str))
             _validate_model_folder(tmp, card)
+            _normal_permissions(tmp)
             os.replace(tmp, dst)
         except ModelError as exc:
             raise ModelError(f"{archive.name} does not hold a valid model: "
