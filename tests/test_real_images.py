@@ -284,16 +284,11 @@ def test_a_converted_w_layer_analysed_as_mo_is_told_its_host_columns_are_ws2s(sh
                                          "W, analyse it as WS2 with O, Se."), said
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "thirty-eighth session, a new user's trial: the Z-contrast ladder of partly converted real "
-    "image 10 (WS2 + O, Se) reads its median column as S + Se (37 % Se, confidence 0.99) on the "
-    "full field and as a pristine S2 column (18 % Se, 0.97) on the field cropped by 8 px — one "
-    "rung low, its S2 columns called V_S/O_S — with nothing said: the S2-median reading puts a "
-    "tenth of the columns on vacancy rungs and fits the histogram 15-25 nats better, the S + Se "
-    "reading wins on the metal level, the alloy proportions and the point prior; the sum "
-    "differs by a few nats that a crop reverses. Halving the histogram's weight fixed it and "
-    "left set N unchanged but broke a Janus MoSe2 read as MoS2 + Se (docs/status.md)"))
 def test_a_crop_of_a_real_alloy_reads_its_median_column_as_the_whole_field_does(shared_data):
+    """A new user's trial (thirty-eighth session): the Z-contrast ladder of partly converted real
+    image 10 (WS2 + O, Se) read its median column as S + Se (37 % Se) on the whole field and as
+    a pristine S2 column (18 % Se, confidence 0.97; its S2 columns called V_S/O_S) on the field
+    cropped by 8 px, with nothing said (``ladder.POINT_PRIOR_COLUMNS``)."""
     import tifffile
 
     from napari_atomdefect.core.detect.detect import detect

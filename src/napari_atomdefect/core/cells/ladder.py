@@ -81,6 +81,18 @@ MAX_DEFECT_SHARE = 0.15
 #: MoSe2 + 12 % S alloy of an independent simulator read as an even chance of a Janus MoSSe
 #: layer whose S + Se columns were 12 % single-Se vacancies (296 columns called ``S_Se``).
 POINT_DEFECT_MEAN = 0.03
+#: The point-defect prior counts once for every this many columns read (at least once): the
+#: histogram's evidence grows with the columns, and a fixed prior let a reading that put a tenth
+#: of them on vacancy rungs win by fitting the histogram's shape better. Real image 10 (WS2 +
+#: O, Se: 840 columns) read its median column as S + Se (37 % Se) on the whole field and as
+#: pristine S2 (18 % Se, confidence 0.97, its S2 columns called `V_S`/`O_S`) on the field cropped
+#: by 4 or 8 px — a new user's trial, thirty-eighth session; the S2 reading's histogram lead
+#: (15–25 nats) against the S + Se reading's metal level, alloy proportions and prior (~20) is
+#: reversed by a crop. Counted per 200 columns, every crop reads as the whole field; set N's 4375
+#: calls and the simulated and dev-set analyses are unchanged, the real images move by 55 of
+#: 4654 calls (image 10: `Se2_S2` 113 → 104). Dividing the histogram's weight by 2 instead fixed
+#: the crops too but read a Janus MoSe2 layer as MoS2 + Se a rung off (``test_ladder.py``).
+POINT_PRIOR_COLUMNS = 200
 #: Largest share of the chalcogen columns the singly substituted class may take in the fit: a
 #: random alloy has at most half its columns mixed (binomial, at half substitution); a layer
 #: whose columns are nearly all mixed is ordered (Janus), which this reading does not assume —
@@ -642,7 +654,8 @@ def _fit_variant(data: _Rungs, h: str, janus: bool, tolerance: float, used: list
     defect_rungs = (np.isin(names, [h, "chalcogen"], invert=True) if janus
                     else all_caps <= MAX_DEFECT_SHARE)
     share = n_c[:, defect_rungs].sum(1) / data.n_columns
-    point_prior = (1 / POINT_DEFECT_MEAN - 2) * np.log1p(-np.minimum(share, 0.99))
+    point_prior = ((1 / POINT_DEFECT_MEAN - 2) * np.log1p(-np.minimum(share, 0.99))
+                   * max(1.0, data.n_columns / POINT_PRIOR_COLUMNS))
     # What the reading puts on vacancy and unchosen-substituent rungs (the point defects a user
     # is told of): in an ordered reading the prior's share above also holds the columns that
     # break the order (doubly substituted ones of a chosen substituent), which are no such thing
