@@ -8,9 +8,10 @@ pixels, and the columns' levels scatter. Measured on an independent simulator's 
 thirty-sixth session) binned to coarser pixels (thirty-eighth session): WS2 + Se at 5.8 px
 lost every `V_S` (F1 0.86 → 0.00, 549 calls for 467 defects), MoSe2 + S at 6.0 px its `V_Se`
 (1.00 → 0.22), and a MoSe2 + S, Te field at 9.9 px made 730 calls for 93 defects (pooled F1
-0.14). Read on the same images enlarged by cubic interpolation they are back (0.86; 0.67 of
-one `V_Se`; 0.87), and from 11 to 12.4 px the enlarged reading was identical to the plain one
-on every image tried (pooled F1 of 15 readings of 8 images: none lower).
+0.14). Read on the same images enlarged by cubic interpolation they are back (`V_S` 0.86,
+`V_Se` 1.00, pooled 0.87); over set N binned 2× and 3× (``benchmarks/bench_sampling.py
+binned``), the 35 readings under 12 px went from a mean pooled F1 of 0.766 to 0.931 (18 better,
+16 the same, one lower by 0.012).
 
 So a lattice constant under :data:`COARSEST_READ_A_PX` pixels is read on the image enlarged by
 the smallest whole factor that brings it to :data:`READ_A_PX` (:func:`enlargement`); the calls
