@@ -655,7 +655,7 @@ class FinetuneWidget(QWidget):
         text = f"{result['message']} Validation F1 (simulated): " + ", ".join(
             f"{k} {v:.2f}" for k, v in metrics["validation_site_f1"].items()) + "."
         real = metrics.get("real_validation")
-        if real:
+        if real and real.get("n_defect_sites"):  # (no defect held out: no F1 to give, not nan)
             text += (f" On your held-out cells: mean F1 {real['mean_f1_before']:.2f} → "
                      f"{real['mean_f1_after']:.2f}.")
         self.status.setText(text)
