@@ -1094,8 +1094,6 @@ class DetectWidget(QWidget):
         """Keep the result line's counts those of the layer as corrected: after an edit in the
         Review dock (a call added, deleted, reclassified) its first sentence gives the counts
         now and how many were detected (a user read the run's counts beside corrected calls)."""
-        from ..core.detect.image_fit import calls_summary
-
         points = real_layer(points)
         image = real_layer(image)
         said = [detected]
@@ -1105,11 +1103,9 @@ class DetectWidget(QWidget):
                 return
             found = np.asarray(points.features["class"]).astype(str) \
                 if "class" in points.features else np.zeros(0, str)
-            counts = {c: int((found == c).sum()) for c in classes}
-            summary = ", ".join(f"{c}: {counts[c]}" for c in classes)
-            now = detected if len(found) == n_detected and summary in detected else (
-                f"{calls_summary(list(found), substituents)} in {n_cells} unit cells "
-                f"({summary}) as corrected; {n_detected} detected.")
+            counted = _counts_sentence(found, classes, n_cells, substituents)
+            now = detected if counted == detected else (
+                f"{counted[:-1]} as corrected; {n_detected} detected.")
             if now == said[0]:
                 return
             if self._status_layer is image:
@@ -1160,9 +1156,6 @@ class DetectWidget(QWidget):
         self._show_device(result["device"])
         self._show_fit(result.get("fit_messages", []))
         self._show_choice(layer, lattice)
-        counts = table["class"].value_counts()
-        summary = ", ".join(f"{c}: {counts.get(c, 0)}" for c in meta["classes"])
-        from ..core.detect.image_fit import calls_summary
         from ..core.lattice.calibration_policy import REPLACED_NOTE
         from ..core.lattice.grains import GRAINS_NOTE
         from ..core.lattice.lattice import DISTORTION_NOTE, left_out_messages
@@ -1172,13 +1165,13 @@ class DetectWidget(QWidget):
         left_out = left_out_messages(lattice) + [m for m in lattice.messages
                                                  if m.startswith(DISTORTION_NOTE)
                                                  or REPLACED_NOTE in m]
-        what = calls_summary(list(table["class"]), tuple(table.attrs.get("substituents", ())))
         grains = [m for m in lattice.messages if GRAINS_NOTE in m]
         # a Mo/W alloy whose other metal the user named: its share is part of the result
         alloy = ([lattice.metal_alloy.message(lattice.material)]
                  if getattr(lattice, "metal_alloy", None) and lattice.metal_alloy.named else [])
         n_cells = table.attrs.get("n_cells", lattice.n_cells)
-        detected = f"{what} in {n_cells} unit cells ({summary})."
+        detected = _counts_sentence(table["class"].astype(str).to_numpy(), meta["classes"],
+                                    n_cells, tuple(table.attrs.get("substituents", ())))
         self.status.setText(" ".join([detected, *alloy, *grains, *left_out]))
         self._follow_corrections(points, layer, detected, meta["classes"], n_cells,
                                  len(table), tuple(table.attrs.get("substituents", ())))
@@ -1192,6 +1185,16 @@ class DetectWidget(QWidget):
 #: with ``metadata["atomdefect"]["image"]`` naming it, they follow its calibration.
 _PLUGIN_KINDS = ("lattice_sites", "cell_grid", "detections", "reference", "model_view",
                  "finetune_selection", "tracks", "analysis_region")
+
+
+def _counts_sentence(found: np.ndarray, classes, n_cells: int,
+                     substituents: tuple[str, ...]) -> str:
+    """The result line's first sentence: ``"12 defects in 216 unit cells (V_S: 5, …)."`` for
+    the calls ``found`` (one class name each), every class of the run named."""
+    from ..core.detect.image_fit import calls_summary
+
+    summary = ", ".join(f"{c}: {int((found == c).sum())}" for c in classes)
+    return f"{calls_summary(list(found), substituents)} in {n_cells} unit cells ({summary})."
 
 
 def _is_stack(layer) -> bool:
