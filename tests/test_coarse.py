@@ -56,6 +56,9 @@ def test_the_enlarged_lattice_sits_on_the_same_columns(ws2_survey):
     large = sample_bilinear(big, big_pts[inside, 0], big_pts[inside, 1])
     assert np.corrcoef(small, large)[0, 1] > 0.85  # (bilinear and cubic differ at 6 px)
     assert np.median(large) > np.percentile(big, 90)
+    # its distortion maps read through the enlargement (fine-tuning cuts cells by them)
+    np.testing.assert_allclose(big_lattice.fractional((pts[inside] + 0.5) * 3 - 0.5),
+                               lattice.fractional(pts[inside]), atol=1e-9)
 
 
 def test_a_survey_image_is_read_enlarged_and_its_calls_mapped_back(ws2_survey, monkeypatch):
@@ -80,3 +83,38 @@ def test_a_survey_image_is_read_enlarged_and_its_calls_mapped_back(ws2_survey, m
         plain = detect(ws2_survey.image, PX, "WS2", device="cpu", substituents="O,Se")
     s_plain, f1_plain = pooled(plain)
     assert s_plain.loc["O_S", "f1"] < 0.5 and f1_plain < f1 - 0.2
+
+
+def test_the_model_view_of_a_coarse_image_is_translated_enlarged(ws2_survey):
+    """The model view translates the cells the detector reads: of a survey, those of the image
+    enlarged (binned back to its pixels, so the layer overlays the image); without the
+    enlargement (a model fine-tuned before it) the cells are cut from the coarse pixels."""
+    import torch
+
+    from napari_atomdefect.core.cells.tiles import TileSpec
+    from napari_atomdefect.core.detect.model_view import iter_model_view
+    from napari_atomdefect.core.io.validate import as_analysis_image
+    from napari_atomdefect.core.lattice.lattice import find_lattice
+    from napari_atomdefect.core.models.registry import load_noise_generators, resolve_model
+    from napari_atomdefect.core.progress import run_to_end
+    from napari_atomdefect.core.sampling import sample_bilinear
+
+    arr = as_analysis_image(ws2_survey.image[:160, :160])  # (a part: the translation's time)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lattice = find_lattice(arr, "WS2", pixel_size_nm=PX)
+    info = resolve_model(None, "WS2")
+    _, gen_ba = load_noise_generators(info, torch.device("cpu"))
+    spec = TileSpec(**info.card["noise"].get("tile", {}))
+    views = {e: run_to_end(iter_model_view(arr, lattice, gen_ba, torch.device("cpu"), spec,
+                                           enlarge=e))["image"]
+             for e in (True, False)}
+    for view in views.values():
+        assert view.shape == arr.shape and np.isfinite(view).all()
+    # both put the metal columns where the image has them
+    pts = lattice.metal_sites_px
+    inside = ((pts > 8) & (pts < 150)).all(axis=1)
+    for view in views.values():
+        on = sample_bilinear(view, pts[inside, 0], pts[inside, 1])
+        assert np.median(on) > np.percentile(view, 85)
+    assert not np.allclose(views[True], views[False])

@@ -486,3 +486,46 @@ def test_alloying_substitutions_are_scored_apart_from_the_defects():
     assert verdict["lost"] and "reads the alloy worse on your 38" in verdict["reasons"][0]
     text = describe_outcome(verdict, True, "ws2-default")
     assert text.count("(") == 1  # (no brackets inside brackets)
+
+
+def test_a_coarse_image_is_fine_tuned_enlarged_as_detection_reads_it(tmp_path, monkeypatch):
+    """A survey image (a lattice constant over 8 px) is read enlarged by detection; fine-tuned on
+    it, the model learns its cells enlarged the same way: the user's corrections land on the
+    enlarged image's columns, the simulator draws at the enlarged pixel size, and the card says
+    so, so that detection with the fine-tuned model enlarges the image too."""
+    import napari_atomdefect.core.finetune.finetune as finetune_module
+    from napari_atomdefect.core.detect.coarse import reads_coarse_enlarged
+    from napari_atomdefect.core.simulate.image import simulate_image
+
+    px = 0.04  # nm/px: an MoS2 lattice constant over 7.9 px
+    sim = simulate_image("MoS2", 256, px, seed=3, dose_e_per_A2=1e6)
+    lattice = find_lattice(sim.image, "MoS2", pixel_size_nm=px)
+    assert lattice.a_px < 12
+    fitted = []
+
+    def record(image, lattice, corrections, seed, substituents=None):
+        fitted.append((image.shape, lattice.a_px, lattice.pixel_size_nm, corrections))
+        return real_fit(image, lattice, corrections, seed, substituents)
+
+    real_fit = finetune_module.calibrated_simulator
+    monkeypatch.setattr(finetune_module, "calibrated_simulator", record)
+    items = list(iter_finetune(sim.image, lattice, select_cells(lattice, select_all=True), None,
+                               "survey", FinetuneSettings(noise_steps=2, detector_steps=4,
+                                                          n_sim_images=2, anchor_images=1),
+                               corrections=sim.defects, device="cpu", out_dir=tmp_path))
+    shape, a_px, pixel_size, corrections = fitted[0]
+    assert shape == (512, 512) and a_px == pytest.approx(2 * lattice.a_px)
+    assert pixel_size == pytest.approx(lattice.pixel_size_nm / 2)
+    # the corrections moved with the image: on the enlarged lattice's chalcogen or metal sites
+    from scipy.spatial import cKDTree
+
+    big_sites = np.concatenate([(lattice.chalcogen_sites_px + 0.5) * 2 - 0.5,
+                                (lattice.metal_sites_px + 0.5) * 2 - 0.5])
+    d, _ = cKDTree(big_sites).query(corrections[["y_px", "x_px"]].to_numpy(float))
+    assert len(d) and np.median(d) < 0.1 * a_px
+    card = items[-1]["card"]
+    assert card["fine_tuning"]["enlarged"] == 2 and card["fine_tuning"]["corrections_used"] > 0
+    assert "Enlarged 2×" in items[0]["message"]
+    assert reads_coarse_enlarged(card, bundled=False)
+    assert not reads_coarse_enlarged({"fine_tuning": {"enlarged": 1}}, bundled=False)  # (older)
+    assert reads_coarse_enlarged({}, bundled=True)

@@ -95,6 +95,7 @@ def _model_view_job(image, material, pixel_size_nm, calibration, model, device, 
                     region=None, substituents=None):
     """Worker body: translate the image cell by cell into the simulated domain (gen_ba)."""
     from ..core.cells.tiles import TileSpec
+    from ..core.detect.coarse import reads_coarse_enlarged
     from ..core.detect.model_view import iter_model_view
     from ..core.device import select_device
     from ..core.models.registry import load_noise_generators, resolve_model
@@ -112,7 +113,9 @@ def _model_view_job(image, material, pixel_size_nm, calibration, model, device, 
     _, gen_ba = load_noise_generators(info, dev)
     spec = TileSpec(**info.card["noise"].get("tile", {}))
     result = yield from relay(iter_model_view(np.asarray(image, np.float32), grains, gen_ba,
-                                              dev, spec))
+                                              dev, spec,
+                                              enlarge=reads_coarse_enlarged(info.card,
+                                                                            info.bundled)))
     first = grains[0] if isinstance(grains, (list, tuple)) else grains
     return {"image": result["image"], "model": info.name, "device": dev_text,
             "lattice": first, "warnings": notes, "messages": said}

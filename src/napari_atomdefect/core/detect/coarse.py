@@ -23,6 +23,7 @@ it is, and the sentence says the calls are unreliable.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +47,7 @@ def enlargement(a_px: float, shape: tuple[int, ...]) -> int:
     return k if int(shape[0]) * int(shape[1]) * k * k <= MAX_ENLARGED_PIXELS else 1
 
 
-def _to_enlarged(points: np.ndarray, k: int) -> np.ndarray:
+def to_enlarged(points: np.ndarray, k: int) -> np.ndarray:
     """Pixel positions in an image enlarged ``k`` times (pixel centres kept: ``(p + ½)k − ½``)."""
     return (np.asarray(points, float) + 0.5) * k - 0.5
 
@@ -56,10 +57,39 @@ def from_enlarged(points: np.ndarray, k: int) -> np.ndarray:
     return (np.asarray(points, float) + 0.5) / k - 0.5
 
 
+@dataclasses.dataclass(frozen=True)
+class _EnlargedPhaseMap:
+    """A lattice's distortion map (:class:`~..lattice.gpa.PhaseMap`) read at the positions of
+    an image enlarged ``k`` times: fine-tuning reads the cells' fractional coordinates off it."""
+
+    base: Any
+    k: int
+
+    @property
+    def g_ref(self) -> np.ndarray:
+        return np.asarray(self.base.g_ref, float) / self.k
+
+    @property
+    def kernel_sigma_px(self) -> float:
+        return float(self.base.kernel_sigma_px) * self.k
+
+    def phase_at(self, points: np.ndarray) -> np.ndarray:
+        return self.base.phase_at(from_enlarged(points, self.k))
+
+    def amplitude_at(self, points: np.ndarray) -> np.ndarray:
+        return self.base.amplitude_at(from_enlarged(points, self.k))
+
+    def field_amplitude_at(self, points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        small = tuple(int(round(s / self.k)) for s in shape)
+        return self.base.field_amplitude_at(from_enlarged(points, self.k), small)
+
+    def total_phase_cycles(self, points: np.ndarray) -> np.ndarray:
+        return self.base.total_phase_cycles(from_enlarged(points, self.k))
+
+
 def enlarged(image: np.ndarray, lattice: Lattice, k: int) -> tuple[np.ndarray, Lattice]:
     """``image`` enlarged ``k`` times by cubic interpolation, and ``lattice`` in its pixels (its
-    pixel size ``k`` times smaller; the distortion maps, which only the lattice search and
-    training read, are left out).
+    pixel size ``k`` times smaller; its distortion maps read through the enlargement).
 
     Parameters
     ----------
@@ -77,12 +107,20 @@ def enlarged(image: np.ndarray, lattice: Lattice, k: int) -> tuple[np.ndarray, L
     return img, dataclasses.replace(
         lattice, a1_px=np.asarray(lattice.a1_px, float) * k,
         a2_px=np.asarray(lattice.a2_px, float) * k,
-        origin_px=_to_enlarged(lattice.origin_px, k), shape=img.shape,
-        metal_sites_px=_to_enlarged(lattice.metal_sites_px, k),
-        chalcogen_sites_px=_to_enlarged(lattice.chalcogen_sites_px, k),
+        origin_px=to_enlarged(lattice.origin_px, k), shape=img.shape,
+        metal_sites_px=to_enlarged(lattice.metal_sites_px, k),
+        chalcogen_sites_px=to_enlarged(lattice.chalcogen_sites_px, k),
         pixel_size_nm=lattice.pixel_size_nm / k,
         pixel_size_lattice_nm=lattice.pixel_size_lattice_nm / k,
-        messages=list(lattice.messages), phase_maps=())
+        messages=list(lattice.messages),
+        phase_maps=tuple(_EnlargedPhaseMap(pm, k) for pm in lattice.phase_maps))
+
+
+def reads_coarse_enlarged(card: dict, bundled: bool) -> bool:
+    """Whether a model reads a coarse image enlarged: the bundled ones, and those fine-tuned on
+    an image enlarged as detection reads it (their card's ``fine_tuning.reads_coarse_enlarged``;
+    models fine-tuned before it read every image as it is, as their fine-tuning did)."""
+    return bundled or bool(card.get("fine_tuning", {}).get("reads_coarse_enlarged", False))
 
 
 def coarse_message(a_px: float, pixel_size_nm: float, k: int) -> str | None:
@@ -102,4 +140,4 @@ def coarse_message(a_px: float, pixel_size_nm: float, k: int) -> str | None:
 
 
 __all__ = ["COARSEST_READ_A_PX", "READ_A_PX", "coarse_message", "enlarged", "enlargement",
-           "from_enlarged"]
+           "from_enlarged", "reads_coarse_enlarged", "to_enlarged"]

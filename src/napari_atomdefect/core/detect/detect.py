@@ -55,7 +55,13 @@ from . import plain_cells as plain
 from .alloy_calibration import partner_share, vegard_calibration
 from .antisites import antisite_calls
 from .clipping import clipped_columns, clipping_message
-from .coarse import coarse_message, enlarged, enlargement, from_enlarged
+from .coarse import (
+    coarse_message,
+    enlarged,
+    enlargement,
+    from_enlarged,
+    reads_coarse_enlarged,
+)
 from .decision import (
     NEUTRAL,
     RunClasses,
@@ -170,7 +176,8 @@ class _Classifier:
     op: Mapping[str, float]
     share: CpuShare
     batch_size: int
-    #: Whether a coarse sampling is read enlarged (:mod:`.coarse`): the bundled detectors; a
+    #: Whether a coarse sampling is read enlarged (:mod:`.coarse`): the bundled detectors and
+    #: those fine-tuned on an enlarged image (:func:`.coarse.reads_coarse_enlarged`); an older
     #: fine-tuned one reads the cells as its fine-tuning read them.
     enlarge: bool = True
 
@@ -529,7 +536,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
                     run.model_classes)
     calib = card_calibration(card["detector"], run.model_classes)
     clf = _Classifier(mat, card, run, net, dev, calib, op, share, batch_size,
-                      enlarge=bool(info.bundled))
+                      enlarge=reads_coarse_enlarged(card, info.bundled))
     parts, fits, ladders = [], [], []
     levels = None
     weights = np.cumsum([0] + [la.n_cells for la in lattices]) / max(

@@ -23,6 +23,7 @@ from ..cells.normalize import prepare_image
 from ..cells.tiles import CellTiles, TileSpec, tile_cells
 from ..lattice.lattice import Lattice
 from ..sampling import sample_bilinear
+from .coarse import enlarged, enlargement
 
 
 def stitch_tiles(tiles: CellTiles, shape: tuple[int, int], chunk: int = 262_144,
@@ -49,12 +50,15 @@ def stitch_tiles(tiles: CellTiles, shape: tuple[int, int], chunk: int = 262_144,
 
 def iter_model_view(image: np.ndarray, lattice: Lattice | Sequence[Lattice],
                     generator: torch.nn.Module, device: torch.device,
-                    spec: TileSpec = TileSpec(), batch_size: int = 512) -> Iterator[dict]:
+                    spec: TileSpec = TileSpec(), batch_size: int = 512,
+                    enlarge: bool = True) -> Iterator[dict]:
     """Translate every cell with ``generator`` and stitch; yields progress, then the image.
 
     The result is in the image's own intensity units (the normalisation is undone). ``lattice``
     may be the lattices of several grains (:func:`~..lattice.grains.find_grains`): each grain's
-    cells are translated on its own lattice.
+    cells are translated on its own lattice. With ``enlarge`` (the model reads a coarse image
+    enlarged, :func:`.coarse.reads_coarse_enlarged`), a coarse grain's cells are cut from the
+    image enlarged as detection cuts them, and the view is binned back to the image's pixels.
     """
     from ..lattice.grains import lattice_cover
     from ..models.readout import translate
@@ -62,9 +66,11 @@ def iter_model_view(image: np.ndarray, lattice: Lattice | Sequence[Lattice],
     lattices = [lattice] if isinstance(lattice, Lattice) else list(lattice)
     composite = None
     for k, grain in enumerate(lattices):
-        prepared = prepare_image(image, grain)
+        factor = enlargement(grain.a_px, image.shape) if enlarge else 1
+        big, big_grain = enlarged(image, grain, factor) if factor > 1 else (image, grain)
+        prepared = prepare_image(big, big_grain)
         levels = prepared.levels
-        tiles = tile_cells(prepared.normalised, grain, spec)
+        tiles = tile_cells(prepared.normalised, big_grain, spec)
         out = []
         for start in range(0, len(tiles), batch_size):
             out.append(translate(generator, tiles.tiles[start:start + batch_size], device))
@@ -75,11 +81,14 @@ def iter_model_view(image: np.ndarray, lattice: Lattice | Sequence[Lattice],
         tiles.tiles = np.concatenate(out) if out else tiles.tiles
         # (no translated cell farther than a lattice constant: the background, e.g. in a hole or
         # outside the region analysed)
-        view = stitch_tiles(tiles, image.shape, max_distance=grain.a_px)
+        view = stitch_tiles(tiles, big.shape, max_distance=big_grain.a_px)
         scale = levels.chalcogen - levels.background
         view = view * scale + levels.background
         if prepared.offset is not None:  # back on the image's own background
             view = view + prepared.offset
+        if factor > 1:  # (the enlargement's pixels binned back to the image's)
+            h, w = image.shape
+            view = view.reshape(h, factor, w, factor).mean(axis=(1, 3))
         composite = view if composite is None else np.where(
             lattice_cover(grain, image.shape, radius_a=1.0), view, composite)
     yield {"done": True, "image": composite}

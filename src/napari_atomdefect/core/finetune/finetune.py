@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from ..cells.tiles import TileSpec
+from ..detect.coarse import enlarged, enlargement, to_enlarged
 from ..errors import AtomDefectError
 from ..lattice.lattice import Lattice
 from ..materials.columns import LEGACY_CLASSES
@@ -252,6 +253,16 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
     check_model_name(name)
     check_selection(lattice, np.asarray(cell_ids))
     info = resolve_model(base_model)
+    # A coarse image (a survey) is read enlarged by detection (:mod:`..detect.coarse`): it is
+    # fine-tuned on the same enlargement, so the model learns its cells as it will read them
+    # (fine-tuned on the coarse pixels, it had read them as they are, unlike its base model).
+    k = enlargement(lattice.a_px, np.shape(image))
+    if k > 1:
+        image, lattice = enlarged(np.asarray(image, np.float32), lattice, k)
+        if corrections is not None:
+            corrections = corrections.assign(
+                y_px=to_enlarged(corrections["y_px"].to_numpy(float), k),
+                x_px=to_enlarged(corrections["x_px"].to_numpy(float), k))
     if "noise" not in info.card or "detector" not in info.card:
         raise AtomDefectError(f"Model {info.name} lacks a stage; fine-tune from a full model.")
     dev, dev_text = select_device(device)
@@ -270,7 +281,9 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
         return iter_simulated_cells(n, seed, material, noise_spec, ideal, overrides, pixel_size,
                                      _SPANS[part], what, classes=classes)
 
-    yield _step(0.01, "Fitting the simulator to your image…")
+    yield _step(0.01, ("" if k == 1 else
+                       f"Enlarged {k}× (a lattice constant spans {lattice.a_px / k:.1f} px), as "
+                       "detection reads it. ") + "Fitting the simulator to your image…")
     # The selected cells split once: a fifth held out to check the result, never seen by the
     # fit or the training (the fit had read the held-out cells' corrections too: a trial).
     train_ids, val_ids = split_for_validation(np.asarray(cell_ids), s.seed)
@@ -361,6 +374,7 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
         "source_image": source, "cells_used": int(len(cell_ids)),
         "cell_indices": np.asarray(lattice.metal_index[np.asarray(cell_ids)]).tolist(),
         "corrections_used": n_real_labelled, "settings": asdict(s), "device": dev_text,
+        "enlarged": k, "reads_coarse_enlarged": True,
         "calibration": calibration,
         "outcome": {**verdict, "kept_base_detector": kept_base, "message": outcome},
         "elapsed_s": round(time.perf_counter() - t_start, 1)}
