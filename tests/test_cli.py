@@ -35,6 +35,28 @@ def test_simulate_an_alloy(tmp_path, capsys):
     assert "not a substituent this package models in MoS2" in capsys.readouterr().err
 
 
+def test_simulate_puts_the_named_metals_in(tmp_path):
+    """``--substituents O,W`` simulates W on a few metal sites (``--metal-alloy`` sets how many),
+    ``O,Mo`` Mo antisites in a few chalcogen columns: a trial's runs had dropped both silently."""
+    from napari_atomdefect.cli import NAMED_ANTISITE_SHARE, NAMED_METAL_SHARE
+
+    counts = {}
+    for subs, extra in (("O,W", []), ("O,W", ["--metal-alloy", "0.2"]), ("O,Mo", []),
+                        ("O", [])):
+        out = tmp_path / f"sim_{subs}_{len(extra)}"
+        assert main(["simulate", "--substituents", subs, "--size", "512", "--dose", "0",
+                     "--seed", "4", "--out", str(out)] + extra) == 0
+        sites = pd.read_csv(out / "sites.csv")
+        metal = sites[sites.sublattice == "metal"]
+        chalcogen = sites[sites.sublattice == "chalcogen"]
+        counts[subs, len(extra)] = ((metal["class"] == "W_Mo").mean(),
+                                    (chalcogen["class"] == "Mo_S2").mean())
+    assert 0.3 * NAMED_METAL_SHARE < counts["O,W", 0][0] < 3 * NAMED_METAL_SHARE
+    assert 0.12 < counts["O,W", 2][0] < 0.28
+    assert 0 < counts["O,Mo", 0][1] < 3 * NAMED_ANTISITE_SHARE and counts["O,Mo", 0][0] == 0
+    assert counts["O", 0] == (0, 0)
+
+
 def test_simulate_then_lattice_json(tmp_path, capsys):
     out = tmp_path / "sim"
     assert main(["simulate", "--material", "MoS2", "--size", "384", "--pixel-size-nm", "0.012",

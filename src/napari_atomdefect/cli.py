@@ -48,6 +48,12 @@ def _checked(convert: Callable[[str], float], ok: Callable[[float], bool], need:
     return parse
 
 
+#: Share of the metal sites holding the other metal when ``simulate --substituents`` names it
+#: (``O,W`` for MoS2) without ``--metal-alloy``: dilute, as a grown layer's stray W.
+NAMED_METAL_SHARE = 0.03
+#: Share of the pristine chalcogen columns holding a host metal atom when ``simulate
+#: --substituents`` names the host metal (``O,Mo`` for MoS2: antisites).
+NAMED_ANTISITE_SHARE = 0.01
 #: Smallest side of a simulated image (pixels).
 MIN_SIMULATED_SIDE = 32
 
@@ -185,7 +191,11 @@ def _quiet_calibration(func, *args, **kwargs):
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from .core.io.image import write_tiff
     from .core.io.table import defects_table, write_csv_atomic
-    from .core.materials.columns import parse_substituents
+    from .core.materials.columns import (
+        antisite_chosen,
+        metal_substituents,
+        parse_substituents,
+    )
     from .core.materials.materials import get_material
     from .core.simulate.image import (
         DEFAULT_KIND_FRACTIONS,
@@ -197,6 +207,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     params = MicroscopeParams(dose_e_per_A2=None if args.dose <= 0 else args.dose)
     substituents = args.substituents
     fractions = None
+    # The other metal and the host metal among the substituents occur too (a trial's
+    # "--substituents O,W" had simulated no W, silently): dilute, unless --metal-alloy says more.
+    metal_alloy = args.metal_alloy
+    if metal_substituents(substituents, args.material) and metal_alloy == 0:
+        metal_alloy = NAMED_METAL_SHARE
+    antisites = NAMED_ANTISITE_SHARE if antisite_chosen(substituents, args.material) else 0.0
     if args.alloy is not None:
         d, c = args.alloy
         mat = get_material(args.material)
@@ -207,7 +223,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         fractions = {**DEFAULT_KIND_FRACTIONS, f"{d}_{x}": 2 * c * (1 - c), f"{d}2_{x}2": c * c}
     sim = simulate_image(args.material, (args.size, args.size), args.pixel_size_nm, params=params,
                          rotation_deg=args.rotation, seed=args.seed, substituents=substituents,
-                         defect_fractions=fractions, metal_alloy=args.metal_alloy)
+                         defect_fractions=fractions, metal_alloy=metal_alloy,
+                         antisites=antisites)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_tiff(out / "image.tif", sim.image, sim.pixel_size_nm)
@@ -935,8 +952,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random seed: the same seed gives the same image (default 0)")
     p.add_argument("--substituents", default=None,
                    help="substituents whose defect classes occur, e.g. Se,O (default: the "
-                        "material's defaults, as detect; 'all': every one it supports; 'none': "
-                        "vacancies only)")
+                        "material's defaults, as detect; 'all': every chalcogen substituent it "
+                        "supports; 'none': vacancies only). The other metal (W in MoS2) puts it "
+                        "on 3 %% of the metal sites (more with --metal-alloy); the host metal (Mo "
+                        "in MoS2) puts antisites (Mo_S2) in 1 %% of the chalcogen columns")
     p.add_argument("--alloy", type=_alloy, default=None, metavar="D:FRACTION",
                    help="a random alloy: this share of the host's chalcogen atoms replaced by D, "
                         "each independently (e.g. Se:0.3 for MoS2, Te:0.1 for MoSe2); D is "
