@@ -478,10 +478,12 @@ def real_example(material: str, info, facts: dict) -> list[str]:
                      "warnings": sorted({str(w.message) for w in caught})}
     summary = "; ".join(f"{class_label(c)} {int(counts[c])} (mean {means[c]:.2f})"
                         for c in counts.index)
-    lines = [f"Real image `{fname}`: {what}. Central 512 px crop:", "",
+    shown = "The whole image" if max(arr.shape) <= 512 else "Central 512 px crop"
+    lines = [f"Real image `{fname}`: {what}. {shown}:", "",
              f"![real {material}](../images/materials/{over.name})", "",
              f"![real histogram](../images/materials/{hist.name})", "",
-             f"Chalcogen columns per called class (mean normalised intensity): {summary}."]
+             "Chalcogen columns per called class, those more than a pixel inside the image "
+             f"(mean normalised intensity): {summary}."]
     if result["fit_messages"]:
         lines += ["", "Model-fit check on this image:", ""]
         lines += [f"- {m}" for m in result["fit_messages"]]
