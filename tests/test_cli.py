@@ -28,6 +28,12 @@ def test_simulate_an_alloy(tmp_path, capsys):
                  "--out", str(tmp_path / "d.csv")]) == 0
     err = capsys.readouterr().err
     assert "add Te to the substituents (S, Te)" in err and "as uniform as" not in err
+    # the simulator's truth names no substituents: its classes say which are alloying
+    assert main(["evaluate", str(tmp_path / "d.csv"), str(out / "defects.csv")]) == 0
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    truth = pd.read_csv(out / "defects.csv")["class"]
+    n_alloy = int(truth.isin(["S_Se", "S2_Se2", "Te_Se", "Te2_Se2"]).sum())
+    assert summary.endswith(f"and {n_alloy} alloying substitutions"), summary
     for bad in ("Te", "Te:0", "Te:1.5", ":0.2"):
         assert main(["simulate", "--alloy", bad, "--out", str(tmp_path / "x")]) == 2
     assert main(["simulate", "--material", "MoS2", "--alloy", "Te:0.1",

@@ -582,8 +582,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         edits = corrections_needed(pred, truth, args.radius_nm / px)
         print(f"corrections needed to reach the truth: {edits['total']} (add {edits['add']}, "
               f"delete {edits['delete']}, reclassify {edits['reclassify']}) for "
-              f"{_truth_summary(list(truth['class']), tuple(truth.attrs.get('substituents', ())), 'true ')}")
+              f"{_truth_summary(list(truth['class']), _truth_substituents(truth), 'true ')}")
     return 0
+
+
+def _truth_substituents(truth) -> tuple[str, ...]:
+    """The substituents a truth table was made with: its run's (a reviewed detection table), else
+    those its classes hold (the simulator's truth names none: its Te_Se sites had counted as
+    defects where ``simulate`` called them alloying substitutions)."""
+    from .core.materials.columns import substituents_of
+
+    named = tuple(truth.attrs.get("substituents", ()))
+    return named or substituents_of(truth["class"].astype(str))
 
 
 def _evaluate_notes(pred_path: str, truth_path: str, pred, truth) -> list[str]:
