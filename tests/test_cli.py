@@ -199,7 +199,7 @@ def test_finetune_from_the_command_line(tmp_path, capsys, monkeypatch):
     assert main(args) == 0
     out = capsys.readouterr()
     assert "Pixel size 0.01200 nm/px from the corrections table" in out.err
-    assert "(0.01200 nm/px, user)" in out.err
+    assert "(0.01200 nm/px, the corrections table)" in out.err
     assert "None of the" in out.err and "holds a call added or changed by hand" in out.err
     assert "model written to" in out.out and "detector" in out.out
     # the outcome once, also with --verbose (it was printed twice)

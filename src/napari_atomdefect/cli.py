@@ -808,7 +808,8 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     base = args.model or default_model_name(args.material, substituents)
     corrections = read_defects_csv(args.corrections) if args.corrections else None
     table_px = _table_pixel_size(corrections)
-    if args.pixel_size_nm is None and table_px is not None:
+    from_table = args.pixel_size_nm is None and table_px is not None
+    if from_table:
         # The detection's own calibration (an alloy's Vegard refinement included): the fit of the
         # simulator sees the lattice the corrected calls were made on (a trial's run had fitted
         # another pixel size than Detect's and scored the same detector differently).
@@ -834,7 +835,8 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     if args.detector_steps is not None:
         settings.detector_steps = args.detector_steps
     print(f"fine-tuning {base} on {len(cells)} cells of {Path(args.image).name} "
-          f"({lattice.pixel_size_nm:.5f} nm/px, {lattice.calibration})", file=sys.stderr)
+          f"({lattice.pixel_size_nm:.5f} nm/px, "
+          f"{'the corrections table' if from_table else lattice.calibration})", file=sys.stderr)
     printer = _progress_printer(args)
     verdicts: list[str] = []  # the check on the held-out cells, then the outcome
 
