@@ -135,6 +135,29 @@ def test_demo_writes_results(tmp_path, capsys):
     assert abs(len(defects) - len(truth)) < 0.3 * len(truth)
 
 
+def test_demo_takes_the_substituents_and_pixel_size_of_an_image(tmp_path, capsys):
+    """``demo IMAGE`` reads an alloy with the substituents and pixel size given (a trial's real
+    WS2 + Se image could only be read for O: 36 O_S, where detect with Se found 113 Se_S)."""
+    from napari_atomdefect.core.simulate.image import simulate_image
+
+    c = 0.3
+    sim = simulate_image("WS2", 384, 0.012, seed=3, dose_e_per_A2=5e5, substituents="Se",
+                         defect_fractions={"Se_S": 2 * c * (1 - c), "Se2_S2": c * c,
+                                           "V_X": 0.03})
+    image = tmp_path / "alloy.npy"  # (no pixel size in the file)
+    np.save(image, sim.image)
+    out = tmp_path / "res"
+    assert main(["demo", str(image), "--material", "WS2", "--substituents", "Se",
+                 "--pixel-size-nm", "0.012", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "pixel size 0.01200 nm (user)" in said and "alloying substitutions" in said
+    defects = pd.read_csv(out / "defects.csv")
+    truth = sim.defects["class"].value_counts()
+    called = defects["class"].value_counts()
+    assert abs(called.get("Se_S", 0) - truth["Se_S"]) < 0.2 * truth["Se_S"]
+    assert called.get("O_S", 0) < 0.1 * truth["Se_S"]
+
+
 def _console_script():
     beside = Path(sys.executable).parent / "atomdefect"
     return str(beside) if beside.exists() else shutil.which("atomdefect")

@@ -29,6 +29,7 @@ def add_batch_parser(sub, pixel_size: Callable[[str], float],
                    help=substituents_help or "substituent elements to look for, e.g. Se,O")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--operating-point", type=operating_point, default=None,
+                   metavar="CLASS=T,...",
                    help="per-class operating point for every image, e.g. V_S=0.6,O_S=0.4 "
                         "(default: the most probable class)")
     p.add_argument("--workers", type=int, default=None,

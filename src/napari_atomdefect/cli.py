@@ -346,6 +346,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.image:  # (read before the folder is made: a bad image leaves no empty folder)
         img, data = _load_frame(args.image, args.frame, args)
         px, source, material = img.pixel_size_nm, "file", args.material
+        if args.pixel_size_nm is not None:
+            px, source = args.pixel_size_nm, "user"
     out.mkdir(parents=True, exist_ok=True)
     if not args.image:
         sim = simulate_image("MoS2", 512, 0.012, seed=0)
@@ -381,11 +383,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .core.detect.detect import iter_detect
 
     result = run_to_end(iter_detect(data, lattice.pixel_size_nm, material, None, "auto", "user",
-                                    lattice=lattice))
+                                    lattice=lattice, substituents=args.substituents))
     table = result["defects"]
     write_csv_atomic(with_run_columns(table), out / "defects.csv")
     counts = table["class"].value_counts().to_dict()
-    print(f"Detected {len(table)} defects with model {result['model']} on {result['device']}: "
+    from .core.detect.image_fit import calls_summary
+
+    found = calls_summary(list(table["class"]), tuple(result["substituents"]))
+    print(f"Detected {found} with model {result['model']} on {result['device']}: "
           f"{', '.join(f'{k} {v}' for k, v in sorted(counts.items())) or 'none'}.")
     imsave(out / "defects.png", overlay(data, {
         c: table[table["class"] == c][["y_px", "x_px"]].to_numpy() for c in counts},
@@ -996,9 +1001,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the pipeline headless on the sample and write results")
     p.add_argument("image", nargs="?", default=None, help="image file (default: built-in sample)")
-    p.add_argument("--material", default="MoS2")
-    p.add_argument("--frame", type=int, default=None)
-    p.add_argument("--out", default="results")
+    p.add_argument("--material", default="MoS2",
+                   help="host material of IMAGE: MoS2 (default), WS2, MoSe2 or WSe2")
+    p.add_argument("--pixel-size-nm", type=_pixel_size, default=None,
+                   help="override the file's calibration")
+    p.add_argument("--substituents", default=None, metavar="D[,D]", help=_substituents_help())
+    p.add_argument("--frame", type=int, default=None, help="frame of a stack")
+    p.add_argument("--out", default="results",
+                   help="output folder (default results; created, files in it replaced)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("detect", help="detect and classify defects; writes a CSV")
