@@ -440,3 +440,30 @@ def test_the_summary_gives_an_alloys_composition(tmp_path):
     chalc = sim.sites[sim.sites["sublattice"] == "chalcogen"]["class"].astype(str)
     truth = (chalc.eq("Se_S").sum() + 2 * chalc.eq("Se2_S2").sum()) / (2 * len(chalc))
     assert summary["Se_fraction"].iloc[0] == pytest.approx(truth, abs=0.03)
+
+
+def test_the_documented_summary_columns_are_the_files_in_order():
+    """docs/batch.md lists the summary's columns in the file's order (a docs trial found
+    ``overlaps`` and ``device`` out of place)."""
+    import re
+    from pathlib import Path
+
+    from napari_atomdefect.core.detect.batch import summary_columns
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "batch.md").read_text(encoding="utf-8")
+    table = doc.split("## Summary columns", 1)[1].split("\n\n", 3)[2]
+    documented = []
+    for row in table.splitlines()[2:]:
+        cell = row.split(" | ")[0]
+        documented += re.findall(r"`([^`]+)`", cell)
+    classes = ("V_S", "V_S2", "Se_S", "Se2_S2", "V_W")
+    expected = summary_columns(classes)
+    per_class = {f"{kind}_CLASS" for kind in ("n", "per_nm2", "per_cell")}
+    collapsed = []
+    for name in expected:  # (the per-class and per-substituent columns documented once)
+        name = re.sub(r"^(n|per_nm2|per_cell)_(" + "|".join(classes) + ")$", r"\1_CLASS", name)
+        name = re.sub(r"^[A-Z][a-z]?_fraction$", "D_fraction", name)
+        if name not in collapsed:
+            collapsed.append(name)
+    assert per_class <= set(documented)
+    assert documented == collapsed
