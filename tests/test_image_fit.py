@@ -619,3 +619,23 @@ def test_a_heavily_damaged_layer_is_named_beside_a_misfit():
     assert len(flagged) == 1 and "a heavily damaged layer (beam damage)" in flagged[0]
     assert "likely does not fit" not in flagged[0]
     assert "likely does not fit" in flagged_fraction_message(30, 100, fits=False)
+
+
+def test_a_contrast_above_the_range_on_the_chosen_lattice_blames_the_microscope():
+    """A WSe2 layer whose W columns outshine its Se2 more than any training microscope (a steep
+    Z exponent, no coherent boost: 2.37 against ≤ 2.05), its pixel size given: the lattice
+    constant is WSe2's, so no other host is proposed (an independent simulator's WSe2 + S was
+    told "MoS2 fits better"); a Se-rich MoS2 layer (contrast below the range) keeps its
+    proposal (the test above)."""
+    from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
+
+    sim = simulate_image("WSe2", 384, 0.012, MicroscopeParams(z_exponent=2.0,
+                                                             second_atom_factor=1.0,
+                                                             dose_e_per_A2=5e5),
+                         seed=1, substituents="S")
+    lattice = find_lattice(sim.image, "WSe2", pixel_size_nm=0.012)
+    report = assess_fit(sim.image, lattice, "WSe2", substituents=("S",))
+    text = " ".join(report.messages)
+    assert not report.fits and "outside what the WSe2 model was trained on" in text
+    assert "is WSe2's, not MoS2's" in text and "microscope rather than the material" in text
+    assert "fits better" not in text

@@ -314,6 +314,15 @@ def rank_materials(ratio: float, metal: str | None = None,
     return tuple(sorted(fitting, key=key))
 
 
+def _lattice_rules_out(candidate: str, chosen: str, a_nm: float | None) -> bool:
+    """Whether a lattice constant measured with a known pixel size (``a_nm``) is the ``chosen``
+    host's and not ``candidate``'s (the sulfides and selenides differ by 4 %)."""
+    if a_nm is None:
+        return False
+    on_lattice = materials_with_lattice_constant(a_nm)
+    return chosen in on_lattice and candidate not in on_lattice
+
+
 def alloy_between(ratio: float, metal: str) -> tuple[str, str] | None:
     """``(sulfide, selenide)`` of ``metal`` when ``ratio`` lies between their contrast ranges.
 
@@ -608,6 +617,20 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
         if other_metal is not None:
             better += (f" — or {other_metal}, if the metal is {MATERIALS[other_metal].metal} "
                        "(its contrast range holds it)")
+    elif (candidates and candidates[0] != chosen
+          and host_ratio > TRAINING_RANGES[chosen]["metal_to_chalcogen"][2]
+          and _lattice_rules_out(candidates[0], chosen, meas.a_nm)):
+        # The metal outshines the chalcogen columns more than the chosen host's range holds, and
+        # the lattice constant, measured with the file's or the user's pixel size, is the chosen
+        # host's and not the one whose contrast range holds the image's: the microscope, not the
+        # material (an independent simulator's WSe2 + S alloy at a W/Se2 contrast of 2.44, with
+        # its pixel size given, was told "MoS2 fits better"). Below the range the chalcogen
+        # columns are brighter than the host's: a heavier atom in them, said as before.
+        better = (f"; the image's lattice constant ({meas.a_nm:.3f} nm) is {chosen}'s, not "
+                  f"{candidates[0]}'s, so the microscope rather than the material is likely the "
+                  "cause (a larger inner detector angle makes the metal outshine the chalcogen "
+                  "columns more): the chalcogen classes, read from brightness, may be off — "
+                  "correct a few calls and fine-tune")
     elif candidates and candidates[0] != chosen:
         better = f"; {candidates[0]} fits better"
         partner = alloying_partner(chosen)
