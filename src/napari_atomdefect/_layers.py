@@ -117,6 +117,28 @@ def defect_features(table: pd.DataFrame, classes: tuple[str, ...] | None = None)
     return features
 
 
+#: Metadata key of a detections layer: its points' positions when it was made (a run's calls, or
+#: a table opened), which tells the calls deleted by hand since (:func:`calls_deleted`).
+CALLED_AT = "called_at"
+
+
+def calls_deleted(layer) -> int:
+    """How many of the points a detections layer was made with are no longer where they were:
+    deleted by hand (or dragged away: a moved call is a correction too). 0 for a layer made
+    without the record."""
+    at = layer.metadata.get("atomdefect", {}).get(CALLED_AT)
+    if at is None or not len(at):
+        return 0
+    at = np.asarray(at, float)
+    now = np.asarray(layer.data, float)
+    if not len(now) or now.shape[1] != at.shape[1]:
+        return len(at)
+    from scipy.spatial import cKDTree
+
+    dist, _ = cKDTree(now).query(at)
+    return int((dist > 1e-6).sum())
+
+
 def defect_layer_kwargs(table: pd.DataFrame, pixel_size_nm: float | None, name: str,
                         a_px: float | None = None, frame: dict | None = None) -> dict:
     """Keyword arguments of a Points layer showing ``table``.
@@ -164,7 +186,8 @@ def defect_layer_kwargs(table: pd.DataFrame, pixel_size_nm: float | None, name: 
         "size": size,
         "opacity": 1.0,
         "metadata": {"atomdefect": {"kind": "detections", "pixel_size_nm": pixel_size_nm,
-                                    "a_px": a_px, "classes": list(classes)}},
+                                    "a_px": a_px, "classes": list(classes),
+                                    CALLED_AT: defect_points_data(table)}},
     }
 
 

@@ -372,3 +372,41 @@ def test_a_call_pasted_into_a_drifted_frame_lands_on_its_column(viewer_with_movi
     np.testing.assert_allclose(moved, 3 * np.asarray(movie.drift_px[1] - movie.drift_px[0]),
                                atol=1.0)
     assert points.data[new, 0] == 3
+
+
+def test_a_deleted_track_is_a_correction_the_tracks_and_result_line_follow(viewer_with_movie,
+                                                                          qtbot):
+    """Deleting every call of a track (a trial's edit): the Tracks layer stops drawing it, the
+    result line counts the calls as corrected, and a second run neither takes Review and
+    Statistics off the corrected layer nor hides it (deletions leave no manual row: the next
+    run had taken both docks to the new layer and hidden the edited one)."""
+    from napari_atomdefect.widgets.review import ReviewWidget, corrections_by_hand
+
+    viewer = viewer_with_movie
+    widget, points = _detect_all_frames(viewer, qtbot)
+    [tracks] = layers_of(viewer, "tracks")
+    review = ReviewWidget(viewer)
+    review.layer_combo.setCurrentText(points.name)
+    stats = StatsWidget(viewer)
+    stats.layer_combo.setCurrentText(points.name)
+    ids = points.features["track_id"].to_numpy(int)
+    drawn = np.unique(tracks.data[:, 0]).astype(int)
+    gone = int(drawn[0])
+    n = len(points.data)
+    points.selected_data = set(np.flatnonzero(ids == gone).tolist())
+    review.delete_selected()
+    assert len(points.data) == n - int((ids == gone).sum())
+    assert gone not in set(np.unique(tracks.data[:, 0]).astype(int))
+    assert len(np.unique(tracks.data[:, 0])) == len(drawn) - 1
+    assert corrections_by_hand(points) == int((ids == gone).sum())
+    assert f"as corrected; {n} detected." in widget.status.text()
+    assert review.undo() and len(points.data) == n and corrections_by_hand(points) == 0
+    assert len(np.unique(tracks.data[:, 0])) == len(drawn)
+    points.selected_data = set(np.flatnonzero(ids == gone).tolist())
+    review.delete_selected()
+    widget.detect()  # a second run of every frame
+    wait_idle(qtbot, widget)
+    first, second = layers_of(viewer, "detections")
+    assert first is points and points.visible and second.visible
+    assert review.layer() is points and stats.layer_combo.currentText() == points.name
+    assert "holds" in review.info.text() and "deleted" in review.info.text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -1009,6 +1010,7 @@ class DetectWidget(QWidget):
         """Add a movie's detections as one 3-D Points layer (frame, row, col) and its tracks."""
         from napari.utils.notifications import show_info
 
+        from ..core.detect.image_fit import calls_summary
         from ..core.detect.movie import (
             DOSE_KEY,
             changing_class_message,
@@ -1043,18 +1045,24 @@ class DetectWidget(QWidget):
             kwargs["metadata"]["atomdefect"][DOSE_KEY] = dose
         self._hide_earlier_detections(layer)
         self._show_movie_sites(layer, result["lattices"], [f["frame"] for f in frames])
-        self.viewer.add_points(defect_points_data(table), **kwargs)
+        points = self.viewer.add_points(defect_points_data(table), **kwargs)
         tracks = track_layer_data(table)
         if len(tracks):
-            self.viewer.add_tracks(tracks, **track_layer_kwargs(
+            drawn = self.viewer.add_tracks(tracks, **track_layer_kwargs(
                 f"{layer.name} tracks ({result['model']})", frame3, px, layer.name))
+            self._follow_tracks(points, drawn)
         self._show_device(result["device"])
         self._show_fit(result.get("fit_messages", []))
         n_tracks = len(np.unique(tracks[:, 0])) if len(tracks) else 0
         drift = result["drift_px"][-1]
-        text = (f"{len(table)} defects in {len(frames)} frames; {n_tracks} tracks over two or "
-                f"more frames; lattice drift {drift[0]:+.1f}, {drift[1]:+.1f} px by the last "
-                "frame.")
+        subs = tuple(table.attrs.get("substituents", ()))
+
+        def counted(found: np.ndarray) -> str:  # (an alloy's substitutions are no defects)
+            return f"{calls_summary(list(found), subs)} in {len(frames)} frames."
+
+        detected = counted(table["class"].astype(str).to_numpy())
+        text = (f"{detected} {n_tracks} tracks over two or more frames; lattice drift "
+                f"{drift[0]:+.1f}, {drift[1]:+.1f} px by the last frame.")
         changing = changing_class_message(table)
         if changing:
             text += " " + changing
@@ -1066,6 +1074,7 @@ class DetectWidget(QWidget):
             show_warning(left_out[0])
         show_info(text)
         self.status.setText(text)
+        self._follow_corrections(points, layer, detected, counted, len(table))
         self.progress.setValue(100)
         # The first frame's calibration (every frame uses it) reaches the image and its layers,
         # as for a single image: a movie typed or calibrated in nm is shown in nm.
@@ -1092,11 +1101,12 @@ class DetectWidget(QWidget):
         kwargs["metadata"]["atomdefect"].update(image=layer.name, frame=ALL_FRAMES)
         self.viewer.add_points(np.concatenate(parts), **kwargs)
 
-    def _follow_corrections(self, points, image, detected: str, classes, n_cells: int,
-                            n_detected: int, substituents: tuple[str, ...]) -> None:
+    def _follow_corrections(self, points, image, detected: str,
+                            sentence: Callable[[np.ndarray], str], n_detected: int) -> None:
         """Keep the result line's counts those of the layer as corrected: after an edit in the
-        Review dock (a call added, deleted, reclassified) its first sentence gives the counts
-        now and how many were detected (a user read the run's counts beside corrected calls)."""
+        Review dock (a call added, deleted, reclassified) its first sentence (``sentence`` of
+        the calls' classes; ``detected`` the run's) gives the counts now and how many were
+        detected (a user read the run's counts beside corrected calls; a movie's too)."""
         points = real_layer(points)
         image = real_layer(image)
         said = [detected]
@@ -1106,7 +1116,7 @@ class DetectWidget(QWidget):
                 return
             found = np.asarray(points.features["class"]).astype(str) \
                 if "class" in points.features else np.zeros(0, str)
-            counted = _counts_sentence(found, classes, n_cells, substituents)
+            counted = sentence(found)
             now = detected if counted == detected else (
                 f"{counted[:-1]} as corrected; {n_detected} detected.")
             if now == said[0]:
@@ -1121,12 +1131,51 @@ class DetectWidget(QWidget):
         for name in ("data", "features"):
             getattr(points.events, name).connect(recount)
 
+    def _follow_tracks(self, points, tracks) -> None:
+        """Keep a movie's Tracks layer drawing the tracks of its calls as corrected: a track
+        whose calls were deleted by hand had stayed drawn with no marker on it (a trial)."""
+        import pandas as pd
+
+        from ..core.detect.movie import track_layer_data
+
+        points, tracks = real_layer(points), real_layer(tracks)
+
+        def redraw(event=None) -> None:
+            action = str(getattr(event, "action", "")) if event is not None else ""
+            if action.endswith("ing") or points not in self.viewer.layers \
+                    or tracks not in self.viewer.layers or "track_id" not in points.features:
+                return
+            data = np.asarray(points.data, float).reshape(-1, 3)
+            now = track_layer_data(pd.DataFrame({
+                "track_id": np.asarray(points.features["track_id"], float),
+                "frame": data[:, 0], "y_px": data[:, 1], "x_px": data[:, 2]}))
+            if len(now):
+                if now.shape != tracks.data.shape or not np.array_equal(now, tracks.data):
+                    tracks.data = now
+            else:  # (no track of two frames left: nothing to draw)
+                tracks.visible = False
+
+        points.events.data.connect(redraw)
+        points.events.features.connect(redraw)  # (Undo puts the track ids back after the data)
+
     def _hide_earlier_detections(self, layer) -> None:
         """Hide (not remove: they may hold corrections) the detections layers earlier runs made
         of this image: a run with other substituents left the last run's calls drawn under the
-        new ones, as if both were the answer. Their eye in the layer list shows them again."""
+        new ones, as if both were the answer. Their eye in the layer list shows them again. A
+        layer holding corrections by hand stays drawn (the docks stay on it)."""
+        from .review import corrections_by_hand
+
+        kept = False
         for old in _derived_layers(self.viewer, layer, ("detections",)):
-            old.visible = False
+            # (a layer you corrected stays drawn: Review and Statistics stay on it, and hiding
+            # it left a trial reviewing calls it could not see)
+            if corrections_by_hand(old):
+                kept = True
+            else:
+                old.visible = False
+        if not kept:  # (an earlier movie run's tracks go with its calls)
+            for old in _derived_layers(self.viewer, layer, ("tracks",)):
+                old.visible = False
 
     def _show_detections(self, layer, frame, result) -> None:
         table = result["defects"]
@@ -1176,8 +1225,10 @@ class DetectWidget(QWidget):
         detected = _counts_sentence(table["class"].astype(str).to_numpy(), meta["classes"],
                                     n_cells, tuple(table.attrs.get("substituents", ())))
         self.status.setText(" ".join([detected, *alloy, *grains, *left_out]))
-        self._follow_corrections(points, layer, detected, meta["classes"], n_cells,
-                                 len(table), tuple(table.attrs.get("substituents", ())))
+        subs = tuple(table.attrs.get("substituents", ()))
+        self._follow_corrections(
+            points, layer, detected,
+            lambda found: _counts_sentence(found, meta["classes"], n_cells, subs), len(table))
         self.progress.setValue(100)
         self._adopt_lattice_calibration(layer, result.get("lattices", [lattice]))
         # after the calibration line took its final text (an alloy's Vegard line is longer)

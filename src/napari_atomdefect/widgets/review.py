@@ -64,6 +64,15 @@ def marker_size(layer) -> float:
 
 
 def corrections_by_hand(layer) -> int:
+    """How many points of a detections layer were added or corrected by hand (source manual),
+    and how many of its calls were deleted (:func:`~.._layers.calls_deleted`: a movie's track
+    deleted by a trial left no manual row, and the next run took the docks off the layer)."""
+    from .._layers import calls_deleted
+
+    return manual_calls(layer) + calls_deleted(layer)
+
+
+def manual_calls(layer) -> int:
     """How many points of a detections layer were added or corrected by hand (source manual)."""
     features = layer.features
     return int((features["source"].astype(str) == "manual").sum()) if "source" in features else 0
@@ -447,9 +456,11 @@ class ReviewWidget(QWidget):
         follows = follows_new_detections(current, added)
         if not follows and None not in (current, added) and not is_reference_layer(added) \
                 and hasattr(self, "info"):
+            n = corrections_by_hand(current)
             self.info.setText(f"New detections in {added.name}: the review stays on "
-                              f"{current.name}, which holds {corrections_by_hand(current)} "
-                              "corrections by hand (choose the new layer above to review it).")
+                              f"{current.name}, which holds {n} correction{'s' if n != 1 else ''} "
+                              "by hand — calls added, changed or deleted (choose the new layer "
+                              "above to review it).")
         return follows
 
     def layer(self):
@@ -874,7 +885,7 @@ class ReviewWidget(QWidget):
                      f"image is drawn at {drawn:.5f} nm/px now (a later run's calibration).")
         if previous is not None:
             kept = f"The table it replaced is kept as {Path(previous).name}"
-            edited_now = corrections_by_hand(layer)
+            edited_now = manual_calls(layer)  # (as the file counts them: its manual rows)
             if edited_before > edited_now:  # corrections by hand the new file does not hold
                 kept = (f"{Path(written).name} held {edited_before} defects corrected by hand, "
                         f"this layer {edited_now}: {kept[0].lower()}{kept[1:]}")
