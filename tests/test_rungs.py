@@ -71,6 +71,21 @@ def test_two_clear_rungs_of_a_random_alloy_are_split_by_level():
     assert (out["confidence"][810:] > 0.5).all()
 
 
+def test_near_equal_rungs_are_split_when_the_ladder_says_doubly_substituted_columns_are_common():
+    """Past half substitution a random alloy's two rungs hold near-equal counts, as the two
+    orders of a singly substituted column would: kept as called unless the ladder says the
+    doubly substituted columns are about as many (an independent simulator's WS2 + 64 % Se, its
+    rungs 8 spreads apart, had 120 of 224 Se2_S2 called Se_S)."""
+    rng = np.random.default_rng(3)
+    single, double = 2.35 + 0.06 * rng.standard_normal(270), 3.7 + 0.08 * rng.standard_normal(220)
+    called = np.array(["Se_S"] * 270 + ["Se2_S2"] * 100 + ["Se_S"] * 120)
+    cols, levels = _columns(np.concatenate([single, double]), called, n_host=70)
+    assert split_heavy_rungs(cols, levels, "WS2", ("Se",))[1] == {}
+    out, moved = split_heavy_rungs(cols, levels, "WS2", ("Se",), doubly_common=True)
+    assert moved == {"Se2_S2": 120}
+    assert (out["class"][70:340] == "Se_S").all() and (out["class"][340:] == "Se2_S2").all()
+
+
 def test_rungs_that_overlap_or_a_layer_without_host_columns_keep_the_detectors_calls():
     """Clusters that overlap (a low dose), too few columns, a ratio the physics does not give
     two rungs, or two equal clusters with next to no host column (a singly substituted
@@ -288,7 +303,7 @@ def test_a_se_rich_layer_whose_median_column_is_se2_splits_near_equal_halves():
     called = np.array(["Se_S"] * 140 + ["Se_S"] * 99 + ["Se2_S2"] * 96)
     cols, levels = _columns(np.concatenate([single, double]), called, n_host=22)
     assert split_heavy_rungs(cols, levels, "WS2", ("Se",))[1] == {}
-    out, moved = split_heavy_rungs(cols, levels, "WS2", ("Se",), median_doubly=True)
+    out, moved = split_heavy_rungs(cols, levels, "WS2", ("Se",), doubly_common=True)
     assert moved == {"Se2_S2": 99}
     assert (out["class"][22:162] == "Se_S").all() and (out["class"][162:] == "Se2_S2").all()
 
@@ -317,3 +332,25 @@ def test_the_boundary_between_the_heavy_rungs_follows_the_image():
     cols2 = {**cols, "class": np.array(["chalcogen"] * n_host + list(mixed), object)}
     out2, moved2 = split_heavy_rungs(cols2, lv, "MoSe2", ("Te",))
     assert moved2 == {} and (out2["class"] == cols2["class"]).all()
+
+
+def test_a_layer_converted_past_half_reads_its_two_heavy_rungs_end_to_end():
+    """WS2 with 70 % of its S replaced by Se at random (our simulator, 5e5 e/Å²): its Se2 and
+    S + Se columns are near-equal in number and far apart in level; the ladder reads the Se2
+    columns as common, so the split follows the image (88 of 202 Se2_S2 had been called Se_S,
+    F1 0.72)."""
+    import warnings
+
+    from napari_atomdefect.core.detect.detect import detect
+    from napari_atomdefect.core.detect.evaluate import score
+    from napari_atomdefect.core.simulate.image import DEFAULT_KIND_FRACTIONS, simulate_image
+
+    c = 0.7
+    sim = simulate_image("WS2", 512, 0.012, seed=7, dose_e_per_A2=5e5, substituents="Se",
+                         defect_fractions={**DEFAULT_KIND_FRACTIONS, "Se_S": 2 * c * (1 - c),
+                                           "Se2_S2": c * c})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        calls = detect(sim.image, 0.012, "WS2", device="cpu", substituents="Se")
+    f1 = score(calls, sim.defects, 0.08 / 0.012)["f1"]
+    assert f1["Se2_S2"] >= 0.95 and f1["Se_S"] >= 0.95, f1.to_dict()

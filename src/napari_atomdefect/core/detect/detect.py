@@ -94,7 +94,7 @@ from .median_rung import (
     median_rung_message,
 )
 from .overlap import class_overlaps, overlap_message
-from .rungs import split_heavy_rungs, split_vacancy_rung
+from .rungs import EQUAL_HALVES, split_heavy_rungs, split_vacancy_rung
 from .scan_lines import scan_line_message, scan_line_runs
 from .site_rows import site_table
 
@@ -192,7 +192,8 @@ class _Classifier:
 #: needs the probabilities on the host: one synchronisation per batch on a GPU.
 SECOND_VIEW_BELOW = 0.9
 #: The ladder's reading of the median column counts as sure from this posterior (a median doubly
-#: substituted column then lets :func:`~.rungs.split_heavy_rungs` split near-equal halves).
+#: substituted column, or a random alloy read with about as many doubly as singly substituted
+#: columns, then lets :func:`~.rungs.split_heavy_rungs` split near-equal halves).
 SURE_MEDIAN = 0.9
 #: In mixed precision (:func:`~..models.site_forward.cpu_precision`) a tile whose bfloat16 reading
 #: leaves a site below this probability is read again in float32 before anything is decided:
@@ -412,12 +413,19 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     for below in (f"V_{mat.chalcogen}", f"{mat.light_substituent}_{mat.chalcogen}"):
         chalcogen, moved_up = keep_host_rung(chalcogen, column_levels, ladder, below)
         lifted.append(moved_up)
-    # (an S/Se layer past two-thirds Se: its Se2 and S + Se columns come in near-equal numbers,
-    # as the two orders of S + Se would; the ladder's median Se2 column tells them apart)
-    median_doubly = (ladder.median_class == f"{HEAVIER_SUBSTITUENT.get(mat.chalcogen)}2_"
-                     f"{mat.chalcogen}2" and ladder.confidence >= SURE_MEDIAN)
+    # (an S/Se layer past half Se: its Se2 and S + Se columns come in near-equal numbers, as
+    # the two orders of S + Se would; the ladder tells them apart — its median Se2 column, or
+    # its random-alloy reading with about as many Se2 as S + Se columns, the orders split as
+    # the microscopes split them: an independent simulator's WS2 + 64 % Se, its two rungs 8
+    # spreads apart, had 120 of 224 Se2_S2 called Se_S)
+    doubly = f"{HEAVIER_SUBSTITUENT.get(mat.chalcogen)}2_{mat.chalcogen}2"
+    single = f"{HEAVIER_SUBSTITUENT.get(mat.chalcogen)}_{mat.chalcogen}"
+    sure = ladder.confidence >= SURE_MEDIAN
+    doubly_common = sure and (ladder.median_class == doubly or (
+        not ladder.ordered and ladder.shares.get(single, 0.0) > 0
+        and ladder.shares.get(doubly, 0.0) >= ladder.shares[single] / EQUAL_HALVES))
     chalcogen, _ = split_heavy_rungs(chalcogen, tile_levels, mat, tuple(run.substituents), op,
-                                     median_doubly)
+                                     doubly_common)
     chalcogen, _ = split_vacancy_rung(chalcogen, tile_levels, mat, tuple(run.substituents), op)
     chalcogen, moved = keep_median_rung(chalcogen, column_levels, ladder)
     overruled = median_rung_message(moved, ladder, fit.measurements.metal_to_chalcogen)
