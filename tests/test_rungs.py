@@ -337,18 +337,16 @@ def test_the_boundary_between_the_heavy_rungs_follows_the_image():
 def test_a_layer_converted_past_half_reads_its_two_heavy_rungs_end_to_end():
     """WS2 with 70 % of its S replaced by Se at random (our simulator, 5e5 e/Å²): its Se2 and
     S + Se columns are near-equal in number and far apart in level; the ladder reads the Se2
-    columns as common, so the split follows the image (88 of 202 Se2_S2 had been called Se_S,
-    F1 0.72)."""
+    columns as common and the host columns are a random alloy's, so the split follows the image
+    (88 of 202 Se2_S2 had been called Se_S, F1 0.72)."""
     import warnings
 
     from napari_atomdefect.core.detect.detect import detect
     from napari_atomdefect.core.detect.evaluate import score
-    from napari_atomdefect.core.simulate.image import DEFAULT_KIND_FRACTIONS, simulate_image
+    from napari_atomdefect.core.simulate.image import random_alloy_fractions, simulate_image
 
-    c = 0.7
     sim = simulate_image("WS2", 512, 0.012, seed=7, dose_e_per_A2=5e5, substituents="Se",
-                         defect_fractions={**DEFAULT_KIND_FRACTIONS, "Se_S": 2 * c * (1 - c),
-                                           "Se2_S2": c * c})
+                         defect_fractions=random_alloy_fractions("WS2", "Se", 0.7, "Se"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         calls = detect(sim.image, 0.012, "WS2", device="cpu", substituents="Se")

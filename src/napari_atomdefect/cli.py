@@ -198,8 +198,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     )
     from .core.materials.materials import get_material
     from .core.simulate.image import (
-        DEFAULT_KIND_FRACTIONS,
         MicroscopeParams,
+        random_alloy_fractions,
         simulate_image,
         simulated_substituents,
     )
@@ -219,8 +219,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         chosen = simulated_substituents(mat, substituents)
         substituents = ",".join(dict.fromkeys((*chosen, d))) or d
         parse_substituents(substituents, mat)  # one sentence when D is not one of the material's
-        x = mat.chalcogen
-        fractions = {**DEFAULT_KIND_FRACTIONS, f"{d}_{x}": 2 * c * (1 - c), f"{d}2_{x}2": c * c}
+        fractions = random_alloy_fractions(mat, d, c, substituents)
     sim = simulate_image(args.material, (args.size, args.size), args.pixel_size_nm, params=params,
                          rotation_deg=args.rotation, seed=args.seed, substituents=substituents,
                          defect_fractions=fractions, metal_alloy=metal_alloy,

@@ -239,7 +239,7 @@ def split_heavy_rungs(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
         many as singly substituted ones (its median column ``D2_X2``, or a random alloy's
         reading with the two shares within :data:`EQUAL_HALVES`, the orders of ``D_X`` split as
         the microscopes split them): two clusters of near-equal counts are then the two rungs,
-        not the two orders of ``D_X``, whatever the host columns' count.
+        not the two orders of ``D_X`` (the host columns' count still a random alloy's).
 
     Returns
     -------
@@ -278,12 +278,12 @@ def split_heavy_rungs(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
     n_hi, n_lo = int(new_hi.sum()), int((~new_hi).sum())
     if not doubly_common and 1 / EQUAL_HALVES <= n_hi / max(n_lo, 1) <= EQUAL_HALVES:
         return out, moved  # (two halves: the two orders of one rung, as likely as two rungs)
-    # (the host columns' count: a random alloy's, unless the ladder itself read the doubly
-    # substituted columns as common — then the host is the rarest rung, and vacancies, which
-    # take host columns first in some layers, leave it too few to test: our simulator's WS2 +
-    # 70 % Se had its 202 Se2_S2 columns 21 spreads above its 209 Se_S, 88 of them called Se_S)
-    if not doubly_common and not _random_alloy_counts(
-            int((cls == "chalcogen").sum()), int((~new_hi).sum()), int(new_hi.sum())):
+    # (the host columns' count a random alloy's, also where the ladder read the doubly
+    # substituted columns as common: a Janus WSSe layer whose Se_S columns split by order was
+    # read by the ladder as a random alloy with 48 % Se2_S2, and only its 2.7 % of S2 columns —
+    # a third of such an alloy's — kept its Se_S calls)
+    if not _random_alloy_counts(int((cls == "chalcogen").sum()), int((~new_hi).sum()),
+                                int(new_hi.sum())):
         return out, moved
     _reassign(out, cls, pick, post, lo, hi, moved, operating_point)
     return out, moved

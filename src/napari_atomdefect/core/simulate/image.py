@@ -28,6 +28,7 @@ from ..materials.columns import (
     ColumnClass,
     antisite_class,
     column_classes,
+    lookup_class,
     parse_substituents,
     supported_substituents,
 )
@@ -587,6 +588,28 @@ def alloy_fractions(material: Material, substituents: tuple[str, ...],
         fractions[f"{d}_{x}"] = 2 * c * (1 - c)
         fractions[f"{d}2_{x}2"] = c * c
     return fractions
+
+
+def random_alloy_fractions(material: str | Material, substituent: str, share: float,
+                           substituents: str | list[str] | tuple[str, ...] | None = None,
+                           base: dict[str, float] | None = None) -> dict[str, float]:
+    """Defect fractions of a random alloy: a ``share`` of the host's chalcogen atoms replaced by
+    ``substituent``, each independently, in a layer that also holds ``base``'s point defects
+    (default :data:`DEFAULT_KIND_FRACTIONS`; ``substituents``: the others simulated). A column
+    holds a point defect or its two atoms, the latter binomial: ``D_X`` ``2c(1-c)(1-v)``,
+    ``D2_X2`` ``c²(1-v)`` and the host ``(1-c)²(1-v)``, ``v`` the share of the other chalcogen
+    defects (the vacancies come out of every composition; taken from the host columns alone, a
+    70 % Se layer held a third of its random share of S2 columns)."""
+    mat = get_material(material)
+    x = mat.chalcogen
+    base = dict(DEFAULT_KIND_FRACTIONS if base is None else base)
+    subs = tuple(dict.fromkeys((*simulated_substituents(mat, substituents), substituent)))
+    own = (f"{substituent}_{x}", f"{substituent}2_{x}2")
+    others = defect_fractions_for(column_classes(mat, subs), base)
+    v = sum(f for name, f in others.items()
+            if name not in own and (c := lookup_class(name)) is not None and c.site == "chalcogen")
+    keep = max(1.0 - v, 0.0)
+    return {**base, own[0]: 2 * share * (1 - share) * keep, own[1]: share * share * keep}
 
 
 def simulated_substituents(material: str | Material,
