@@ -157,3 +157,18 @@ def test_training_alloys_include_partly_converted_layers():
         f = alloy_fractions(wse2, ("S",), np.random.default_rng(k), {}, probability=1.0)
         c = np.sqrt(f["S2_Se2"])
         assert f["S_Se"] == pytest.approx(2 * c * (1 - c))
+
+
+def test_a_random_alloys_vacancies_come_out_of_every_composition():
+    """``random_alloy_fractions``: the columns that hold two atoms are binomial in the share
+    (host (1-c)², D_X 2c(1-c), D2_X2 c²), the point defects a share v of every composition (taken
+    from the host alone, a 70 % Se layer held a third of a random alloy's S2 columns)."""
+    from napari_atomdefect.core.simulate.image import DEFAULT_KIND_FRACTIONS, random_alloy_fractions
+
+    c = 0.7
+    f = random_alloy_fractions("WS2", "Se", c, "O,Se")
+    v = DEFAULT_KIND_FRACTIONS["V_X"] + DEFAULT_KIND_FRACTIONS["V_X2"] + DEFAULT_KIND_FRACTIONS["D_X"]
+    assert f["Se_S"] == pytest.approx(2 * c * (1 - c) * (1 - v))
+    assert f["Se2_S2"] == pytest.approx(c * c * (1 - v))
+    host = 1 - v - f["Se_S"] - f["Se2_S2"]
+    assert host == pytest.approx((1 - c) ** 2 * (1 - v))
