@@ -1139,6 +1139,7 @@ class DetectWidget(QWidget):
         from ..core.detect.movie import track_layer_data
 
         points, tracks = real_layer(points), real_layer(tracks)
+        hidden = [False]  # (hidden here for want of a track: shown again when one comes back)
 
         def redraw(event=None) -> None:
             action = str(getattr(event, "action", "")) if event is not None else ""
@@ -1152,8 +1153,10 @@ class DetectWidget(QWidget):
             if len(now):
                 if now.shape != tracks.data.shape or not np.array_equal(now, tracks.data):
                     tracks.data = now
-            else:  # (no track of two frames left: nothing to draw)
-                tracks.visible = False
+                if hidden[0]:
+                    tracks.visible, hidden[0] = True, False
+            elif tracks.visible:  # (no track of two frames left: nothing to draw)
+                tracks.visible, hidden[0] = False, True
 
         points.events.data.connect(redraw)
         points.events.features.connect(redraw)  # (Undo puts the track ids back after the data)
