@@ -22,7 +22,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._layers import layer_classes
+from .._layers import calls_deleted, layer_classes
 from ..core.io.class_style import class_symbol
 from ..core.materials.columns import LEGACY_CLASSES, class_site
 from ._common import (
@@ -67,8 +67,6 @@ def corrections_by_hand(layer) -> int:
     """How many points of a detections layer were added or corrected by hand (source manual),
     and how many of its calls were deleted (:func:`~.._layers.calls_deleted`: a movie's track
     deleted by a trial left no manual row, and the next run took the docks off the layer)."""
-    from .._layers import calls_deleted
-
     return manual_calls(layer) + calls_deleted(layer)
 
 

@@ -418,10 +418,9 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     # its random-alloy reading with about as many Se2 as S + Se columns, the orders split as
     # the microscopes split them: an independent simulator's WS2 + 64 % Se, its two rungs 8
     # spreads apart, had 120 of 224 Se2_S2 called Se_S)
-    doubly = f"{HEAVIER_SUBSTITUENT.get(mat.chalcogen)}2_{mat.chalcogen}2"
-    single = f"{HEAVIER_SUBSTITUENT.get(mat.chalcogen)}_{mat.chalcogen}"
-    sure = ladder.confidence >= SURE_MEDIAN
-    doubly_common = sure and (ladder.median_class == doubly or (
+    heavy, x = HEAVIER_SUBSTITUENT.get(mat.chalcogen), mat.chalcogen
+    single, doubly = f"{heavy}_{x}", f"{heavy}2_{x}2"
+    doubly_common = ladder.confidence >= SURE_MEDIAN and (ladder.median_class == doubly or (
         not ladder.ordered and ladder.shares.get(single, 0.0) > 0
         and ladder.shares.get(doubly, 0.0) >= ladder.shares[single] / EQUAL_HALVES))
     chalcogen, _ = split_heavy_rungs(chalcogen, tile_levels, mat, tuple(run.substituents), op,
