@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 import pandas as pd
 
@@ -271,12 +273,22 @@ def grid_layer_data(lattice, name: str = "unit cells",
 
 
 def track_layer_kwargs(name: str, frame: dict | None = None, pixel_size_nm: float | None = None,
-                       image: str | None = None) -> dict:
+                       image: str | None = None, points_kwargs: dict | None = None) -> dict:
     """Keyword arguments of the Tracks layer of a movie's defects (data from
-    :func:`~.core.detect.movie.track_layer_data`; ``frame`` from :func:`image_frame` with ``ndim=3``)."""
+    :func:`~.core.detect.movie.track_layer_data`; ``frame`` from :func:`image_frame` with
+    ``ndim=3``). ``points_kwargs``: those of the detections layer whose tracks it draws — both
+    layers' metadata get the same :data:`TRACK_KEY` (names change: napari renames a layer
+    whose name is taken)."""
+    key = uuid.uuid4().hex
+    if points_kwargs is not None:
+        points_kwargs["metadata"]["atomdefect"][TRACK_KEY] = key
     return {"name": name, **_frame_or_nm(pixel_size_nm, frame, movie=True), "tail_length": 5,
             "tail_width": 3, "colormap": "turbo", "blending": "translucent",
-            "metadata": {"atomdefect": {"kind": "tracks", "image": image}}}
+            "metadata": {"atomdefect": {"kind": "tracks", "image": image, TRACK_KEY: key}}}
+
+
+#: Metadata key that pairs a movie's detections layer with its Tracks layer.
+TRACK_KEY = "track_key"
 
 
 def layer_classes(layer) -> tuple[str, ...]:

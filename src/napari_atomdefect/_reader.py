@@ -128,8 +128,27 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
             features["source"] = pd.Categorical(["truth"] * len(features),
                                                 categories=sorted({*SOURCES, "truth"}))
             kwargs["features"] = features
-    # A movie's table (frame, track_id) becomes a 3-D layer (frame, row, col).
-    return [(data, kwargs, "points")]
+    # A movie's table (frame, track_id) becomes a 3-D layer (frame, row, col), with its tracks.
+    return [(data, kwargs, "points"), *_tracks_layer(table, kwargs, image, px)]
+
+
+def _tracks_layer(table: Any, points_kwargs: dict, image: Any, px: float | None) -> list[tuple]:
+    """The Tracks layer of a movie's table (its tracks of two frames or more, drawn on the
+    movie it sits on, as detection draws them), as a one-element list; empty for a table of
+    one image or one without such tracks (a reopened movie table had shown no tracks)."""
+    from ._layers import image_frame, is_movie_table, track_layer_kwargs
+    from .core.detect.movie import track_layer_data
+
+    if not is_movie_table(table) or "track_id" not in table.columns:
+        return []
+    tracks = track_layer_data(table)
+    if not len(tracks):
+        return []
+    frame = image_frame(image, 3) if image is not None and image.data.ndim == 3 else None
+    kwargs = track_layer_kwargs(f"{points_kwargs['name']} tracks", frame, px,
+                                image.name if image is not None else None,
+                                points_kwargs=points_kwargs)
+    return [(tracks, kwargs, "tracks")]
 
 
 #: A table's pixel size this far from its image layer's is said when the table opens.
@@ -362,7 +381,7 @@ def _draw_open_defect_layers_on(shape: tuple[int, ...], image_kwargs: dict
 
     from napari.layers import Points
 
-    from ._layers import image_frame
+    from ._layers import TRACK_KEY, image_frame
     from .widgets._common import is_image_layer
 
     images = [layer for layer in viewer.layers if is_image_layer(layer)]
@@ -384,11 +403,15 @@ def _draw_open_defect_layers_on(shape: tuple[int, ...], image_kwargs: dict
         lead = len(image_kwargs["scale"]) - ndim
         if lead < 0:
             continue
-        layer.scale = tuple(image_kwargs["scale"][lead:])
-        layer.translate = (0.0,) * ndim
-        layer.units = tuple(image_kwargs["units"][lead:])
-        meta = layer.metadata.setdefault("atomdefect", {})
-        meta["image"] = image_kwargs["name"]
+        key = layer.metadata.get("atomdefect", {}).get(TRACK_KEY)
+        tracks = [t for t in viewer.layers if key and t is not layer
+                  and t.metadata.get("atomdefect", {}).get(TRACK_KEY) == key]
+        for drawn in (layer, *tracks):  # (a movie's tracks go with their calls)
+            drawn.scale = tuple(image_kwargs["scale"][lead:])
+            drawn.translate = (0.0,) * ndim
+            drawn.units = tuple(image_kwargs["units"][lead:])
+            drawn.metadata.setdefault("atomdefect", {})["image"] = image_kwargs["name"]
+        meta = layer.metadata["atomdefect"]
         px = meta.get("pixel_size_nm")
         if "class" in getattr(layer.features, "columns", ()) and "area_nm2" not in meta:
             image = SimpleNamespace(data=SimpleNamespace(shape=shape),

@@ -137,8 +137,13 @@ def test_detect_all_frames_tracks_and_statistics(viewer_with_movie, movie, qtbot
     written = pd.read_csv(path)
     assert set(written["pixel_size_source"]) == {"file"}
     np.testing.assert_allclose(written["pixel_size_nm"], 0.012)
-    [(data, kwargs, kind)] = read_defects_layer(path)
-    assert kind == "points"
+    [(data, kwargs, kind), (track_data, track_kwargs, track_kind)] = read_defects_layer(path)
+    assert kind == "points" and track_kind == "tracks"
+    # the movie's tracks come back with it (a reopened movie table had shown none), drawn on it
+    np.testing.assert_array_equal(track_data, tracks.data)
+    key = track_kwargs["metadata"]["atomdefect"]["track_key"]
+    assert key and kwargs["metadata"]["atomdefect"]["track_key"] == key
+    np.testing.assert_allclose(track_kwargs["scale"], tracks.scale)
     assert kwargs["metadata"]["atomdefect"]["calibration"] == "file"  # (kept on export)
     # reopened over its movie: every frame's area and sites (a trial saw "–" densities)
     meta = kwargs["metadata"]["atomdefect"]
@@ -149,7 +154,16 @@ def test_detect_all_frames_tracks_and_statistics(viewer_with_movie, movie, qtbot
     np.testing.assert_array_equal(data, points.data)
     np.testing.assert_array_equal(kwargs["features"]["track_id"], points.features["track_id"])
     assert len(kwargs["scale"]) == 3
-    viewer.add_points(data, **kwargs)
+    reopened = viewer.add_points(data, **kwargs)
+    reopened_tracks = viewer.add_tracks(track_data, **track_kwargs)
+    # corrected in Review, the reopened tracks follow as a detection's do
+    review.layer_combo.setCurrentText(reopened.name)
+    ids = reopened.features["track_id"].to_numpy(int)
+    gone = int(reopened_tracks.data[0, 0])
+    reopened.selected_data = set(np.flatnonzero(ids == gone).tolist())
+    review.delete_selected()
+    assert gone not in set(reopened_tracks.data[:, 0].astype(int))
+    assert review.undo() and gone in set(reopened_tracks.data[:, 0].astype(int))
 
     # A new calibration reaches the 3-D layers (the frame axis keeps its scale).
     area = points.metadata["atomdefect"]["frame_area_nm2"]
@@ -410,3 +424,29 @@ def test_a_deleted_track_is_a_correction_the_tracks_and_result_line_follow(viewe
     assert first is points and points.visible and second.visible
     assert review.layer() is points and stats.layer_combo.currentText() == points.name
     assert "holds" in review.info.text() and "deleted" in review.info.text()
+
+
+def test_a_movie_table_opened_before_its_movie_brings_its_tracks_onto_it(
+        make_napari_viewer, movie, qtbot, tmp_path):
+    """A movie's CSV opened in a fresh viewer comes back with its Tracks layer; opened before
+    its (uncalibrated) movie file, both layers land on the movie's pixel grid together (a
+    reopened movie table had shown no tracks)."""
+    from napari_atomdefect.core.detect.movie import track_layer_data
+
+    viewer = make_napari_viewer()
+    viewer.add_image(movie.frames, name="movie")
+    _, points = _detect_all_frames(viewer, qtbot)
+    [path] = write_points_csv(str(tmp_path / "movie defects.csv"), points.data,
+                              layer_meta(points))
+    again = make_napari_viewer()
+    layers = again.open(path, plugin="napari-atomdefect")
+    assert [layer._type_string for layer in layers] == ["points", "tracks"]
+    reopened, tracks = layers
+    table = pd.read_csv(path)
+    np.testing.assert_array_equal(tracks.data, track_layer_data(table))
+    np.save(tmp_path / "movie.npy", movie.frames)
+    again.open(str(tmp_path / "movie.npy"), plugin="napari-atomdefect")
+    image = again.layers["movie"]
+    for layer in (reopened, tracks):  # drawn on the movie's frame (pixels: no calibration)
+        np.testing.assert_allclose(layer.scale, image.scale)
+        assert layer.metadata["atomdefect"]["image"] == "movie"

@@ -59,6 +59,7 @@ from ._common import (
     scrolling_layout,
     show_in_dock,
 )
+from ._tracks import follow_tracks
 from ._worker import LatticeCache, error_sentence, follow_models, start_job
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -1045,12 +1046,13 @@ class DetectWidget(QWidget):
             kwargs["metadata"]["atomdefect"][DOSE_KEY] = dose
         self._hide_earlier_detections(layer)
         self._show_movie_sites(layer, result["lattices"], [f["frame"] for f in frames])
-        points = self.viewer.add_points(defect_points_data(table), **kwargs)
         tracks = track_layer_data(table)
+        tracks_kwargs = track_layer_kwargs(f"{layer.name} tracks ({result['model']})", frame3,
+                                           px, layer.name, points_kwargs=kwargs)
+        points = self.viewer.add_points(defect_points_data(table), **kwargs)
         if len(tracks):
-            drawn = self.viewer.add_tracks(tracks, **track_layer_kwargs(
-                f"{layer.name} tracks ({result['model']})", frame3, px, layer.name))
-            self._follow_tracks(points, drawn)
+            drawn = self.viewer.add_tracks(tracks, **tracks_kwargs)
+            follow_tracks(self.viewer, points, drawn)
         self._show_device(result["device"])
         self._show_fit(result.get("fit_messages", []))
         n_tracks = len(np.unique(tracks[:, 0])) if len(tracks) else 0
@@ -1130,36 +1132,6 @@ class DetectWidget(QWidget):
 
         for name in ("data", "features"):
             getattr(points.events, name).connect(recount)
-
-    def _follow_tracks(self, points, tracks) -> None:
-        """Keep a movie's Tracks layer drawing the tracks of its calls as corrected: a track
-        whose calls were deleted by hand had stayed drawn with no marker on it (a trial)."""
-        import pandas as pd
-
-        from ..core.detect.movie import track_layer_data
-
-        points, tracks = real_layer(points), real_layer(tracks)
-        hidden = [False]  # (hidden here for want of a track: shown again when one comes back)
-
-        def redraw(event=None) -> None:
-            action = str(getattr(event, "action", "")) if event is not None else ""
-            if action.endswith("ing") or points not in self.viewer.layers \
-                    or tracks not in self.viewer.layers or "track_id" not in points.features:
-                return
-            data = np.asarray(points.data, float).reshape(-1, 3)
-            now = track_layer_data(pd.DataFrame({
-                "track_id": np.asarray(points.features["track_id"], float),
-                "frame": data[:, 0], "y_px": data[:, 1], "x_px": data[:, 2]}))
-            if len(now):
-                if now.shape != tracks.data.shape or not np.array_equal(now, tracks.data):
-                    tracks.data = now
-                if hidden[0]:
-                    tracks.visible, hidden[0] = True, False
-            elif tracks.visible:  # (no track of two frames left: nothing to draw)
-                tracks.visible, hidden[0] = False, True
-
-        points.events.data.connect(redraw)
-        points.events.features.connect(redraw)  # (Undo puts the track ids back after the data)
 
     def _hide_earlier_detections(self, layer) -> None:
         """Hide (not remove: they may hold corrections) the detections layers earlier runs made

@@ -38,6 +38,7 @@ from ._common import (
     show_in_dock,
 )
 from ._history import EditHistory
+from ._tracks import follow_tracks, tracks_layer_of
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -482,6 +483,9 @@ class ReviewWidget(QWidget):
             self._last_reviewed = None
             if layer in self._histories:  # edits made while another layer was reviewed
                 self._histories[layer].resync()
+        tracks = tracks_layer_of(self.viewer, layer)
+        if tracks is not None:  # (a reopened movie table's tracks follow the corrections too)
+            follow_tracks(self.viewer, layer, tracks)
         layer.bind_key("Control-Z", _while_alive(self, lambda widget, _layer: widget.undo()),
                        overwrite=True)
         layer.bind_key("Control-V", _paste_binding(self), overwrite=True)
