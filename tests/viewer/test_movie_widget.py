@@ -104,6 +104,9 @@ def test_detect_all_frames_tracks_and_statistics(viewer_with_movie, movie, qtbot
     # the count is of detections in every frame; the defects themselves are the tracks (a
     # trial read 282 V_S where 54 had been seen)
     assert stats.table.horizontalHeaderItem(0).text() == "count (all frames)"
+    header = stats.table.horizontalHeader()  # wide enough for its header (read ": (all fra")
+    assert stats.table.columnWidth(0) >= header.fontMetrics().horizontalAdvance(
+        "count (all frames)")
     from napari_atomdefect.core.io.table import track_classes
 
     feats = points.features.copy()

@@ -433,14 +433,15 @@ class StatsWidget(QWidget):
                     item.setToolTip(f"{cls} and {partner[cls]} overlap in this image: "
                                     f"{pair_note(cls, partner[cls])}.")
                 self.table.setItem(r, c, item)
-        # Columns as wide as their text (Qt's default of 100 px each hid "per site" behind a
-        # scroll bar in a dock of the usual width); the last one takes what is left.
-        self.table.resizeColumnsToContents()
-        self.chart.set_values({c: int(stats.loc[c, "count"]) for c in self.classes})
-        self.chart.setVisible(True)
         movie = self.per_frame() is not None
         # (a movie's count is of detections in every frame: a defect seen in ten frames is ten)
         self.table.horizontalHeaderItem(0).setText("count (all frames)" if movie else "count")
+        # Columns as wide as their text and header (Qt's default of 100 px each hid "per site"
+        # behind a scroll bar in a dock of the usual width; a header renamed after the resize
+        # read ": (all fra"); the last one takes what is left.
+        self.table.resizeColumnsToContents()
+        self.chart.set_values({c: int(stats.loc[c, "count"]) for c in self.classes})
+        self.chart.setVisible(True)
         estimated = layer is not None and \
             layer.metadata.get("atomdefect", {}).get("sites_from") == "image area"
         self.note.setText("Shown points only" + (", all frames together (per nm², cell and site: "
