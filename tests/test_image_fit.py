@@ -48,6 +48,7 @@ def test_each_material_fits_itself(material, seed):
     assert report.proposed is None
     assert material in report.candidates
     assert report.summary.startswith(f"Image fits {material}")
+    assert not report.beyond_contrast
 
 
 def test_ws2_image_analysed_as_mos2_says_so_and_proposes_ws2():
@@ -56,6 +57,7 @@ def test_ws2_image_analysed_as_mos2_says_so_and_proposes_ws2():
     assert report.proposed == "WS2"
     assert any("outside what the MoS2 model was trained on" in m for m in report.messages)
     assert "WS2 fits better" in report.summary
+    assert report.beyond_contrast
 
 
 def test_the_other_metals_host_is_named_when_the_contrast_is_far_likelier_under_it():
@@ -639,3 +641,4 @@ def test_a_contrast_above_the_range_on_the_chosen_lattice_blames_the_microscope(
     assert not report.fits and "outside what the WSe2 model was trained on" in text
     assert "is WSe2's, not MoS2's" in text and "microscope rather than the material" in text
     assert "fits better" not in text
+    assert report.beyond_contrast  # (the vacancy rung's split then trusts closer clusters)

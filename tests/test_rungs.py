@@ -156,6 +156,25 @@ def test_a_few_vacancies_far_below_the_light_substituent_are_a_cluster():
     assert split_vacancy_rung(cols, levels, "WSe2", ("S",))[1] == {}
 
 
+def test_past_the_trained_contrast_a_closer_vacancy_cluster_is_split():
+    """An independent simulator's WSe2 + 28 % S alloy at a W/Se2 contrast of 2.44 (the WSe2
+    model: 0.9–2.1): its 6 single-Se columns at 0.58 of the median column, 2.8 spreads below
+    its 116 S + Se ones at 0.69 (two orders in one cluster), and 41 of those called V_Se — the
+    detector's boundary extrapolated. Past the trained contrast the image's clusters decide;
+    within it, clusters that close keep the detector's calls. (A marginal case: of five draws
+    of these levels, two fit a lower cluster 2.5 spreads or more below — this one does.)"""
+    rng = np.random.default_rng(15)
+    vac = 0.584 + 0.021 * rng.standard_normal(6)
+    sub = np.sort(0.688 + 0.037 * rng.standard_normal(116))
+    called = np.array(["V_Se"] * 6 + ["V_Se"] * 41 + ["S_Se"] * 75)
+    cols, levels = _selenide_columns(np.concatenate([vac, sub]), called, n_host=160)
+    assert split_vacancy_rung(cols, levels, "WSe2", ("S",))[1] == {}
+    out, moved = split_vacancy_rung(cols, levels, "WSe2", ("S",), beyond_training=True)
+    new = out["class"][160:]
+    assert (new[:6] == "V_Se").sum() >= 5 and (new[6:] == "S_Se").sum() >= 110
+    assert moved.get("S_Se", 0) >= 35
+
+
 def test_columns_at_another_rung_do_not_make_the_vacancy_cluster():
     """A low-dose WSe2 + 26 % S alloy (another simulator): two S2 columns called V_Se sat below
     its 19 single Se columns; the two-cluster fit took them (and four single Se) for the

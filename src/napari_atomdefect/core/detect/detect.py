@@ -425,7 +425,8 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
         and ladder.shares.get(doubly, 0.0) >= ladder.shares[single] / EQUAL_HALVES))
     chalcogen, _ = split_heavy_rungs(chalcogen, tile_levels, mat, tuple(run.substituents), op,
                                      doubly_common)
-    chalcogen, _ = split_vacancy_rung(chalcogen, tile_levels, mat, tuple(run.substituents), op)
+    chalcogen, _ = split_vacancy_rung(chalcogen, tile_levels, mat, tuple(run.substituents), op,
+                                      beyond_training=fit.beyond_contrast)
     chalcogen, moved = keep_median_rung(chalcogen, column_levels, ladder)
     overruled = median_rung_message(moved, ladder, fit.measurements.metal_to_chalcogen)
     # The host metal in a chalcogen column (an antisite): read from the levels when chosen, said

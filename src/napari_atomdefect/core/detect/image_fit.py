@@ -151,6 +151,9 @@ class FitReport:
     spread_only : bool
         Whether the chalcogen columns' spread is the only problem found (many vacancies make
         it too: a heavily damaged layer, :func:`flagged_fraction_message`).
+    beyond_contrast : bool
+        Whether the host columns' metal/chalcogen contrast lies outside the range the model
+        was trained on (its calls between neighbouring rungs are then extrapolated).
     """
 
     material: str
@@ -163,6 +166,7 @@ class FitReport:
     heavier: str | None = None
     partner_substituents: tuple[str, ...] = ()
     spread_only: bool = False
+    beyond_contrast: bool = False
 
     @property
     def summary(self) -> str:
@@ -764,7 +768,8 @@ def assess_fit(image: np.ndarray, lattice: Lattice, material: str | Material,
         proposed = nearer
     return FitReport(material=chosen, model_material=trained, measurements=meas, fits=fits,
                      candidates=candidates, proposed=proposed, messages=messages,
-                     heavier=heavier_explains, spread_only=spread_said and len(messages) == 1)
+                     heavier=heavier_explains, spread_only=spread_said and len(messages) == 1,
+                     beyond_contrast=_contrast_distance(host_ratio, trained) > 0)
 
 
 def flagged_fraction_message(n_flagged: int, n_sites: int,

@@ -86,6 +86,14 @@ HOST_SHARE_FACTOR = 1.5
 #: share of the columns the lower cluster (the vacancies) may hold.
 VACANCY_MIN_SEPARATION = 3.0
 VACANCY_MAX_SHARE = 0.25
+#: The least separation of the vacancy rung where the image's metal/chalcogen contrast lies
+#: outside what the model was trained on: the detector's boundary between the two classes is
+#: then an extrapolation, and the image's own small lower cluster counts at a shorter distance.
+#: An independent simulator's WSe2 + 28 % S alloy at a W/Se2 contrast of 2.44 (the WSe2 model:
+#: 0.9–2.1) had its 6 single-Se columns 2.8 spreads below its 116 S + Se ones and 41 of those
+#: called V_Se; within the trained range, clusters that close keep the detector's calls (a low
+#: dose blurs an alloy's S + Se columns into a tail that fits as such a cluster).
+BEYOND_TRAINING_SEPARATION = 2.5
 #: Least share of the upper cluster's columns the detector itself called the light substituent:
 #: the large cluster is an alloy's light-substituent columns, not the vacancies themselves (a
 #: frame of an independent simulator's MoS2 movie, no O in it: its 21 V_S calls, a tight
@@ -361,15 +369,18 @@ def _pair_levels(out: Mapping[str, np.ndarray], levels: np.ndarray, pair: tuple[
 
 def split_vacancy_rung(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
                        material: str | Material, substituents: tuple[str, ...],
-                       operating_point: Mapping[str, float] | None = None
-                       ) -> tuple[dict, dict[str, int]]:
+                       operating_point: Mapping[str, float] | None = None,
+                       beyond_training: bool = False) -> tuple[dict, dict[str, int]]:
     """Calls of ``V_X`` and the light substituent's ``L_X`` made to follow the image's own two
     clusters of column levels, where a small cluster lies clearly below a large one.
 
-    Parameters and returns as :func:`split_heavy_rungs`. The split is made only when at least
+    Parameters and returns as :func:`split_heavy_rungs`; ``beyond_training``: the image's
+    metal/chalcogen contrast lies outside the model's training range
+    (:attr:`~.image_fit.FitReport.beyond_contrast`). The split is made only when at least
     :data:`MIN_COLUMNS` columns are called either class (those nearer another class's level
     left out, :func:`_pair_columns`), the two clusters are
-    :data:`VACANCY_MIN_SEPARATION` spreads apart, their ratio is one the physics allows
+    :data:`VACANCY_MIN_SEPARATION` spreads apart (:data:`BEYOND_TRAINING_SEPARATION`
+    ``beyond_training``), their ratio is one the physics allows
     (:func:`vacancy_ratio_range`), each holds :data:`MIN_CLUSTER_COLUMNS` (the lower as few as
     :data:`FEW_VACANCIES` when :data:`FEW_VACANCIES_SEPARATION` spreads below), the lower (the
     vacancies) holds at most :data:`VACANCY_MAX_SHARE` of the columns and the detector called
@@ -395,7 +406,8 @@ def split_vacancy_rung(chalcogen: Mapping[str, np.ndarray], levels: np.ndarray,
     separation = (means[1] - means[0]) / sigma[0]
     # A few vacancies (fewer than MIN_CLUSTER_COLUMNS) are a cluster too when far below.
     fewest = MIN_CLUSTER_COLUMNS if separation < FEW_VACANCIES_SEPARATION else FEW_VACANCIES
-    small_below = (separation >= VACANCY_MIN_SEPARATION
+    least = BEYOND_TRAINING_SEPARATION if beyond_training else VACANCY_MIN_SEPARATION
+    small_below = (separation >= least
                    and n_each.min() >= fewest
                    and (~new_hi).sum() <= VACANCY_MAX_SHARE * len(z)
                    and (cls[pick][new_hi] == hi).mean() >= UPPER_CALLED_SHARE)
