@@ -193,6 +193,15 @@ def check_writable(path: str | Path) -> Path:
     return path
 
 
+def normal_permissions(path: str | Path) -> None:
+    """Give a file or folder written through a temporary one (``mkstemp``: 0600, ``mkdtemp``:
+    0700) the permissions of any the user makes (0666 or 0777 less their umask): a table or
+    model shared on a group's disk was readable only by its author."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~umask)
+
+
 def write_csv_atomic(table: pd.DataFrame, path: str | Path, float_format: str | None = "%.4f"
                      ) -> None:
     """Write ``table`` to ``path`` through a temporary file and a rename (never half-written).
@@ -211,9 +220,7 @@ def write_csv_atomic(table: pd.DataFrame, path: str | Path, float_format: str | 
     try:
         with os.fdopen(fd, "w", newline="") as fh:
             table.to_csv(fh, index=False, float_format=float_format)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
+        normal_permissions(tmp)  # mkstemp creates 0600
         os.replace(tmp, path)
     except OSError as exc:
         raise OutputError(f"Cannot write {path}: {exc.strerror or exc}; nothing was "

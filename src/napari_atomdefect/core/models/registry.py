@@ -431,12 +431,12 @@ def _normal_permissions(folder: Path) -> None:
     """Give a model folder written through a temporary one (``mkdtemp``: 0700, weights 0600) the
     permissions of any folder and file the user makes (their umask), as its card already had:
     a model shared on a group's disk was readable only by its author."""
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
+    from ..io.table import normal_permissions
+
+    normal_permissions(folder)
     for path in folder.iterdir():
         if path.is_file():
-            path.chmod(0o666 & ~umask)
+            normal_permissions(path)
 
 
 def write_model(folder: Path, card: dict, detector: torch.nn.Module | None = None,
