@@ -215,3 +215,18 @@ def test_the_pixel_size_column_keeps_six_figures(tmp_path):
     write_csv_atomic(table, tmp_path / "t.csv")
     back = pd.read_csv(tmp_path / "t.csv")
     assert back["pixel_size_nm"].iloc[0] == 0.0082634 and back["x_px"].iloc[0] == 2.0
+
+
+def test_a_written_table_has_the_permissions_of_any_file_the_user_makes(tmp_path):
+    """The CSV is written through a temporary file (mkstemp: 0600) and renamed: it gets the
+    user's umask, as a file they make would (a table on a group's disk was its author's only)."""
+    import os
+    import stat
+
+    old_umask = os.umask(0o022)
+    try:
+        write_csv_atomic(pd.DataFrame({"y_px": [1.0], "x_px": [2.0], "class": ["V_S"]}),
+                         tmp_path / "calls.csv")
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE((tmp_path / "calls.csv").stat().st_mode) == 0o644
