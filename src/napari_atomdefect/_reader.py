@@ -347,10 +347,39 @@ def read_stem_layers(path: str | list[str]) -> list[tuple]:
     if moved:
         show_info(f"{', '.join(moved)}: drawn on {img.name}'s pixel grid (the table's pixel "
                   "coordinates belong to this image's pixels).")
+        _under_when_added(img.path, list(moved))
     for sentence in moved.values():
         if sentence:  # (the table opened first: told as it is when opened after its image)
             warnings.warn(sentence, UserWarning, stacklevel=2)
     return [(data, kwargs, kind)]
+
+
+def _under_when_added(source_path: Any, above: list[str]) -> None:
+    """Once the image layer read from ``source_path`` is added (napari puts a new layer on top),
+    move it under the layers named ``above`` — the defect layers opened before it and drawn on
+    its pixel grid, which it had covered (a trial saw no marker)."""
+    try:
+        import napari
+
+        viewer = napari.current_viewer()
+    except Exception:  # noqa: BLE001 - no Qt, no viewer: nothing to order
+        return
+    if viewer is None:
+        return
+    layers = viewer.layers
+
+    def inserted(event) -> None:
+        image = event.value
+        if (getattr(image, "metadata", None) or {}).get("atomdefect", {}).get(
+                "source_path") != source_path:
+            return
+        layers.events.inserted.disconnect(inserted)
+        below = [layers.index(layer) for layer in layers if layer.name in above]
+        here = layers.index(image)
+        if below and min(below) < here:
+            layers.move(here, min(below))
+
+    layers.events.inserted.connect(inserted)
 
 
 def _draw_open_defect_layers_on(shape: tuple[int, ...], image_kwargs: dict

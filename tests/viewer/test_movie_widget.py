@@ -453,3 +453,5 @@ def test_a_movie_table_opened_before_its_movie_brings_its_tracks_onto_it(
     for layer in (reopened, tracks):  # drawn on the movie's frame (pixels: no calibration)
         np.testing.assert_allclose(layer.scale, image.scale)
         assert layer.metadata["atomdefect"]["image"] == "movie"
+        # under its markers (napari puts a new layer on top: it had hidden them, a trial)
+        assert list(again.layers).index(image) < list(again.layers).index(layer)
