@@ -455,3 +455,24 @@ def test_a_movie_table_opened_before_its_movie_brings_its_tracks_onto_it(
         assert layer.metadata["atomdefect"]["image"] == "movie"
         # under its markers (napari puts a new layer on top: it had hidden them, a trial)
         assert list(again.layers).index(image) < list(again.layers).index(layer)
+
+
+def test_a_call_clicked_onto_a_tracked_call_keeps_its_track(viewer_with_movie, qtbot):
+    """Adding a call of another class on a column a tracked call holds replaces it and takes
+    over its track (the track had lost that frame, the Tracks layer a point, in a trial), as
+    *Set class of selected* keeps it."""
+    from napari_atomdefect.widgets.review import ReviewWidget
+
+    viewer = viewer_with_movie
+    _, points = _detect_all_frames(viewer, qtbot)
+    [tracks] = layers_of(viewer, "tracks")
+    review = ReviewWidget(viewer)
+    review.layer_combo.setCurrentText(points.name)
+    k = int(np.flatnonzero(points.features["track_id"].to_numpy(int) >= 0)[0])
+    track, where = int(points.features["track_id"].iloc[k]), points.data[k].copy()
+    n_rows = len(tracks.data)
+    review.add_defect(where, cls="V_S2")
+    [i] = np.flatnonzero(np.all(np.isclose(points.data, where), axis=1))
+    assert str(points.features["class"].iloc[i]) == "V_S2"
+    assert int(points.features["track_id"].iloc[i]) == track
+    assert len(tracks.data) == n_rows

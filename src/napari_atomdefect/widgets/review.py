@@ -242,6 +242,24 @@ def calls_on_same_column(layer, indices) -> list[int]:
     return sorted(out)
 
 
+def take_over_column(layer, added, replaced) -> None:
+    """Give each call just put on a called column the track and grain of the call it replaces
+    (the column's defect, reclassified by a click: a movie's track had lost that frame, as
+    *Set class of selected* keeps it)."""
+    columns = [c for c in ("track_id", "grain") if c in layer.features]
+    if not columns or not added:
+        return
+    data = np.asarray(layer.data, float)
+    features = layer.features.copy()
+    new = np.asarray(sorted(int(i) for i in added), int)
+    for r in replaced:
+        here = new[_same_frame(data[new], data[r])]
+        if len(here):
+            i = int(here[np.argmin(np.hypot(*(data[here, -2:] - data[r, -2:]).T))])
+            features.loc[i, columns] = features.loc[r, columns].to_numpy()
+    layer.features = features
+
+
 def image_shape(viewer, layer) -> tuple[int, int] | None:
     """Rows and columns of the image the detections ``layer`` belongs to (``None`` when it is
     not in the viewer)."""
@@ -607,6 +625,7 @@ class ReviewWidget(QWidget):
             replaced = calls_on_same_column(layer, [i for i in added if i not in wrong])
             if replaced:
                 old = ", ".join(sorted(set(layer.features["class"].iloc[replaced].astype(str))))
+                take_over_column(layer, added, replaced)
                 added, wrong = _remove_keeping_indices(layer, replaced, added, wrong)
                 notes.append(f"The {old} already called on that column was replaced by the "
                              f"new {cls} (one call per column).")
