@@ -51,6 +51,10 @@ def test_a_lattice_calibrated_alloy_follows_vegard(ws2_lattice):
     assert any("Vegard's law for 50% Se" in m for m in out.messages)
     assert not any(m.startswith("Pixel size calibrated from the WS2") for m in out.messages)
     assert vegard_calibration(out, sites) is out  # once only
+    # An earlier lattice calibration of the image given back (the Detect dock's, to a movie's
+    # frames; a fit of its own, so a little off this one's host value) follows Vegard too.
+    earlier = dataclasses.replace(lat, pixel_size_nm=lat.pixel_size_nm * 1.0004)
+    assert vegard_calibration(earlier, sites).pixel_size_nm == pytest.approx(out.pixel_size_nm)
     for source in ("file", "user"):
         given = dataclasses.replace(lat, calibration=source, pixel_size_nm=0.0123)
         assert vegard_calibration(given, sites) is given

@@ -95,15 +95,15 @@ VEGARD_NOTE = "with Vegard's law"
 def vegard_calibration(lattice: Lattice, sites: pd.DataFrame) -> Lattice:
     """``lattice`` with its pixel size re-derived from the alloy's lattice constant.
 
-    Only a lattice calibrated from the host's lattice constant is changed (a pixel size from the
-    file or typed by the user is kept), and only by the alloying elements (the S/Se partner, Te
-    in a selenide) of which at least :data:`MIN_PARTNER_SHARE` of the chalcogen atoms are;
-    the message says what was done.
+    Only a lattice calibrated from the lattice constant is changed (a pixel size from the file
+    or typed by the user is kept) — the host's, or an earlier lattice calibration of the image
+    (the Detect dock's, given back to a movie's frames: a movie of a WS2 + 22 % Se layer had
+    kept the host's 0.00869 nm/px where each of its frames read alone took Vegard's 0.00877) —
+    and only by the alloying elements (the S/Se partner, Te in a selenide) of which at least
+    :data:`MIN_PARTNER_SHARE` of the chalcogen atoms are; the message says what was done.
     """
     mat = lattice.material
-    host_px = mat.a_nm / lattice.a_px
-    if (lattice.calibration != "lattice"
-            or abs(lattice.pixel_size_nm - host_px) > 1e-6 * host_px):
+    if lattice.calibration != "lattice":
         return lattice
     chalcogen = sites[sites["sublattice"] == "chalcogen"]
     n_atoms = 2 * len(chalcogen)
@@ -113,6 +113,8 @@ def vegard_calibration(lattice: Lattice, sites: pd.DataFrame) -> Lattice:
         return lattice
     a_nm = alloy_lattice_constant(mat, shares)
     px = a_nm / lattice.a_px
+    if abs(px - lattice.pixel_size_nm) <= 1e-9 * px:  # (applied already)
+        return lattice
     ends = " and ".join(f"{_end_name(mat, d)} {end_member_lattice_constant(mat, d):.4f}"
                         for d in shares)
     what = " and ".join(f"{share:.0%} {d}" for d, share in shares.items())
