@@ -627,3 +627,16 @@ def test_a_frame_that_cannot_be_analysed_is_left_out_and_said(movie, detected, t
                  str(movie.pixel_size_nm), "--out", str(tmp_path / "m.csv")]) == 0
     assert "Frame 2 could not be analysed" in capsys.readouterr().err
     assert sorted(pd.read_csv(tmp_path / "m.csv")["frame"].unique()) == [0, 1, 3, 4]
+
+
+def test_a_pixel_size_the_lattice_disagrees_with_is_said_once_for_the_movie(movie):
+    """A pixel size the user gave that the lattice disagrees with is passed on to every frame;
+    the movie says so once (it had been said again as "The first frame's pixel size (frame
+    0)…", a trial)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run_to_end(iter_detect_frames(movie.frames[:3], movie.pixel_size_nm * 1.15,
+                                               device="cpu", calibration="user"))
+    said = [m for m in result["defects"].attrs["messages"] if "pixel size" in m.lower()
+            and "disagrees" in m]
+    assert len(said) == 1 and said[0].startswith("The pixel size you gave"), said

@@ -315,6 +315,7 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
     n = len(chosen)
     tables, lattices, per_frame, site_tables = [], [], [], []
     gap_said = None  # (light_gap.py: the first frame that said it)
+    said_raw: set[str] = set()  # (the frames' notes as they said them, numbers left out)
     messages: list[str] = []
     fit_messages: list[str] = []
     last, last_yx = None, np.zeros((0, 2))
@@ -374,12 +375,15 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
         # (two classes that overlap are said once, for the whole movie, below)
         frame_overlap = table.attrs.get("overlap_message")
         gap_said = gap_said or table.attrs.get("light_gap")
-        notes = [m for m in table.attrs.get("messages", []) if m != frame_overlap]
+        # One sentence per fact: frames that say the same with other numbers (a flagged
+        # share) keep the first frame's — compared as each frame said it (the pixel size the
+        # user gave, passed on to the later frames, had been said twice in other words).
+        notes = [m for m in table.attrs.get("messages", [])
+                 if m != frame_overlap and _shape(m) not in said_raw]
+        said_raw |= {_shape(m) for m in notes}
         if len(lattices) > 1:  # later frames were given the first one's pixel size, not the user's
             notes = [m.replace("The pixel size you gave", f"The first frame's pixel size (frame "
                                                         f"{per_frame[0]['frame']})") for m in notes]
-        # One sentence per fact: frames that say the same with other numbers (a flagged
-        # share) keep the first frame's.
         said = {_shape(m) for m in messages}
         messages += [m for m in notes if _shape(m) not in said]
         said = {_shape(m) for m in fit_messages}
