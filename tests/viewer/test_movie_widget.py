@@ -417,8 +417,11 @@ def test_a_deleted_track_is_a_correction_the_tracks_and_result_line_follow(viewe
     assert len(np.unique(tracks.data[:, 0])) == len(drawn) - 1
     assert corrections_by_hand(points) == int((ids == gone).sum())
     assert f"as corrected; {n} detected." in widget.status.text()
+    # the line's track count follows too (it had read the run's)
+    assert f" {len(drawn) - 1} tracks over two or more frames." in widget.status.text()
     assert review.undo() and len(points.data) == n and corrections_by_hand(points) == 0
     assert len(np.unique(tracks.data[:, 0])) == len(drawn)
+    assert f" {len(drawn)} tracks over two or more frames." in widget.status.text()
     points.selected_data = set(np.flatnonzero(ids == gone).tolist())
     review.delete_selected()
     widget.detect()  # a second run of every frame

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -1009,6 +1009,7 @@ class DetectWidget(QWidget):
 
     def _show_movie(self, layer, result) -> None:
         """Add a movie's detections as one 3-D Points layer (frame, row, col) and its tracks."""
+        import pandas as pd
         from napari.utils.notifications import show_info
 
         from ..core.detect.image_fit import calls_summary
@@ -1055,7 +1056,6 @@ class DetectWidget(QWidget):
             follow_tracks(self.viewer, points, drawn)
         self._show_device(result["device"])
         self._show_fit(result.get("fit_messages", []))
-        n_tracks = len(np.unique(tracks[:, 0])) if len(tracks) else 0
         drift = result["drift_px"][-1]
         subs = tuple(table.attrs.get("substituents", ()))
 
@@ -1063,11 +1063,21 @@ class DetectWidget(QWidget):
             return f"{calls_summary(list(found), subs)} in {len(frames)} frames."
 
         detected = counted(table["class"].astype(str).to_numpy())
-        text = (f"{detected} {n_tracks} tracks over two or more frames; lattice drift "
-                f"{drift[0]:+.1f}, {drift[1]:+.1f} px by the last frame.")
-        changing = changing_class_message(table)
-        if changing:
-            text += " " + changing
+
+        def tracks_said(layer) -> str:  # (the tracks as corrected: they follow the edits too)
+            data = np.asarray(layer.data, float).reshape(-1, 3)
+            now = pd.DataFrame({"frame": np.rint(data[:, 0]).astype(int),
+                                "y_px": data[:, 1], "x_px": data[:, 2],
+                                "class": np.asarray(layer.features["class"]).astype(str),
+                                "track_id": np.asarray(layer.features["track_id"], int)})
+            n_now = len(np.unique(track_layer_data(now)[:, 0])) if len(now) else 0
+            changing = changing_class_message(now) if len(now) else None
+            return (f"{n_now} tracks over two or more frames."
+                    + (f" {changing}" if changing else ""))
+
+        tracks_text = tracks_said(points)
+        text = (f"{detected} {tracks_text} Lattice drift {drift[0]:+.1f}, {drift[1]:+.1f} px by "
+                "the last frame.")
         left_out = [m for m in table.attrs.get("messages", []) if "could not be analysed" in m]
         if left_out:  # frames the run had to leave out (blank, constant): said where one looks
             from napari.utils.notifications import show_warning
@@ -1076,7 +1086,8 @@ class DetectWidget(QWidget):
             show_warning(left_out[0])
         show_info(text)
         self.status.setText(text)
-        self._follow_corrections(points, layer, detected, counted, len(table))
+        self._follow_corrections(points, layer, detected, counted, len(table),
+                                 [(tracks_text, tracks_said)])
         self.progress.setValue(100)
         # The first frame's calibration (every frame uses it) reaches the image and its layers,
         # as for a single image: a movie typed or calibrated in nm is shown in nm.
@@ -1104,14 +1115,17 @@ class DetectWidget(QWidget):
         self.viewer.add_points(np.concatenate(parts), **kwargs)
 
     def _follow_corrections(self, points, image, detected: str,
-                            sentence: Callable[[np.ndarray], str], n_detected: int) -> None:
+                            sentence: Callable[[np.ndarray], str], n_detected: int,
+                            parts: Sequence[tuple[str, Callable]] = ()) -> None:
         """Keep the result line's counts those of the layer as corrected: after an edit in the
         Review dock (a call added, deleted, reclassified) its first sentence (``sentence`` of
         the calls' classes; ``detected`` the run's) gives the counts now and how many were
-        detected (a user read the run's counts beside corrected calls; a movie's too)."""
+        detected (a user read the run's counts beside corrected calls; a movie's too).
+        ``parts``: further sentences of the line, each as said and its function of the layer
+        (a movie's tracks: a trial read "10 tracks" where a deleted one had left 9)."""
         points = real_layer(points)
         image = real_layer(image)
-        said = [detected]
+        said = [detected, *(text for text, _ in parts)]
 
         def recount(*args) -> None:
             if points not in self.viewer.layers:
@@ -1119,16 +1133,17 @@ class DetectWidget(QWidget):
             found = np.asarray(points.features["class"]).astype(str) \
                 if "class" in points.features else np.zeros(0, str)
             counted = sentence(found)
-            now = detected if counted == detected else (
+            first = detected if counted == detected else (
                 f"{counted[:-1]} as corrected; {n_detected} detected.")
-            if now == said[0]:
-                return
-            if self._status_layer is image:
-                self.status.setText(self.status.text().replace(said[0], now, 1))
-            elif image in self._status_by_layer:
-                text, fit, value = self._status_by_layer[image]
-                self._status_by_layer[image] = (text.replace(said[0], now, 1), fit, value)
-            said[0] = now
+            for k, now in enumerate([first, *(fn(points) for _, fn in parts)]):
+                if now == said[k]:
+                    continue
+                if self._status_layer is image:
+                    self.status.setText(self.status.text().replace(said[k], now, 1))
+                elif image in self._status_by_layer:
+                    text, fit, value = self._status_by_layer[image]
+                    self._status_by_layer[image] = (text.replace(said[k], now, 1), fit, value)
+                said[k] = now
 
         for name in ("data", "features"):
             getattr(points.events, name).connect(recount)
