@@ -254,6 +254,9 @@ class DetectWidget(QWidget):
         self.pixel_size.setSuffix(" nm/px")
         self.pixel_size.setSpecialValueText("unknown")  # (the line below says what is used)
         self.pixel_size.setToolTip("Pixel size; 'unknown' calibrates it from the lattice.")
+        # as wide as its longest value (a trial read "0.01200 nm/p" in a narrow dock)
+        self.pixel_size.setMinimumWidth(
+            self.pixel_size.fontMetrics().horizontalAdvance("0.00000 nm/px") + 40)
         self.pixel_size.setMinimumWidth(  # the whole value stays readable in a narrow dock
             self.pixel_size.fontMetrics().horizontalAdvance("0.00000 nm/px") + 80)
         self.calibration_label = QLabel("")

@@ -162,6 +162,10 @@ class LinePlot(QWidget):
             painter.setPen(QColor("#dddddd"))
             painter.drawText(QRectF(0, top - 4, left - 4, 14), Qt.AlignmentFlag.AlignRight,
                              f"{ymax:g}")
+            # (the counts start at zero: a trial read only the top value and took the bottom
+            # for the smallest count)
+            painter.drawText(QRectF(0, h - bottom - 10, left - 4, 14),
+                             Qt.AlignmentFlag.AlignRight, "0")
             painter.drawText(QRectF(left, h - bottom + 2, w - left - right, 14),
                              Qt.AlignmentFlag.AlignLeft, f"{x0:g}")
             painter.drawText(QRectF(left, h - bottom + 2, w - left - right, 14),
@@ -390,15 +394,18 @@ class StatsWidget(QWidget):
             for c, col in enumerate(columns):
                 text = f"{row[col]:.3g}" if col == "cumulative_dose" else f"{int(row[col])}"
                 self.frame_table.setItem(r, c, QTableWidgetItem(text))
+        # (counts are short: columns as wide as their header, not Qt's 100 px each, which hid
+        # an alloy's fifth and sixth class behind a scroll bar in a trial)
+        self.frame_table.resizeColumnsToContents()
         has_dose = "cumulative_dose" in counts.columns
         x = counts["cumulative_dose"] if has_dose else counts.index
         classes = [c for c in counts.columns if c != "cumulative_dose"]
         self.frame_plot.set_data(list(x), {c: counts[c].tolist() for c in classes},
                                  "cumulative dose (e/Å²)" if has_dose else "frame")
         self.frame_note.setText(
-            "Per frame (shown points)" + (", plotted against the cumulative dose:" if has_dose
-                                          else "; no dose per frame is known (metadata key "
-                                          "dose_e_per_A2_per_frame):"))
+            "Per frame (shown points)" + (", plotted against the cumulative dose." if has_dose
+                                          else ", plotted against frame (no dose per frame is "
+                                          "known: metadata key dose_e_per_A2_per_frame)."))
 
     def update_stats(self, *args) -> None:
         stats = self.statistics()
