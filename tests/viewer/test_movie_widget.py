@@ -303,6 +303,9 @@ def test_review_hides_defects_seen_in_too_few_frames(viewer_with_movie, qtbot):
     review.add_defect((40.0, 50.0), cls=str(points.features["class"].iloc[0]))
     assert len(points.data) == n + 1 and points.data[-1][0] == 2.0
     assert int(points.features["track_id"].iloc[-1]) == -1
+    review.min_frames.setValue(3)  # yours: not hidden as a one-frame call (a trial)
+    assert points.shown[-1] and not points.shown[:n].all()
+    review.min_frames.setValue(1)
     assert review.undo() and len(points.data) == n
     one = viewer.add_points(points.data[frames == 0][:, 1:], name="one frame",
                             features=points.features[frames == 0].drop(columns="track_id"),

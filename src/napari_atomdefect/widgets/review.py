@@ -807,7 +807,11 @@ class ReviewWidget(QWidget):
         if n_frames > 1:
             frames = np.round(np.asarray(layer.data)[:, 0]).astype(int)
             tracks = layer.features.assign(frame=frames)
-            shown &= track_frames(tracks) >= n_frames
+            # (a call you added is yours, not a detection to vet: it has no track of its own
+            # yet and had been hidden with the one-frame ones, a trial)
+            manual = (layer.features["source"].astype(str) == "manual").to_numpy() \
+                if "source" in layer.features else np.zeros(len(conf), bool)
+            shown &= (track_frames(tracks) >= n_frames) | manual
         sizes = np.asarray(layer.size, float).copy()
         sizes[sizes <= 0] = marker_size(layer)
         sizes[~shown] = 0.0
