@@ -45,11 +45,17 @@ def image_frame(image_layer, ndim: int = 2) -> dict:
 
 
 def _frame_or_nm(px: float | None, frame: dict | None, movie: bool = False) -> dict:
+    # (a movie's slider says "frame", as over the reader's movie: a table opened alone read "-3")
+    labels = {"axis_labels": MOVIE_AXES} if movie else {}
     if frame is not None:
-        return dict(frame)
+        return {**frame, **labels}
     lead = 1 if movie else 0  # a movie's frame axis: one frame per step, as the reader's image
     return {"scale": (1.0,) * lead + (px or 1.0, px or 1.0),
-            "units": ("pixel",) * lead + (("nm", "nm") if px else ("pixel", "pixel"))}
+            "units": ("pixel",) * lead + (("nm", "nm") if px else ("pixel", "pixel")), **labels}
+
+
+#: Axis names of a movie's layers (the reader's movie has the same).
+MOVIE_AXES = ("frame", "y", "x")
 
 
 def is_movie_table(table: pd.DataFrame) -> bool:

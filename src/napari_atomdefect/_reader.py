@@ -309,6 +309,8 @@ def _sites_from_area(image: Any, classes: Any, pixel_size_nm: float | None = Non
 
 def image_layer_data(img) -> tuple:
     """LayerData tuple of a :class:`~.core.io.image.StemImage` (scale in nm when calibrated)."""
+    from ._layers import MOVIE_AXES
+
     px = img.pixel_size_nm
     spatial = (px, px) if px else (1.0, 1.0)
     scale = ((1.0,) + spatial) if img.is_stack else spatial
@@ -325,7 +327,7 @@ def image_layer_data(img) -> tuple:
     kwargs = {"name": img.name, "scale": scale, "metadata": meta, "colormap": "gray",
               "units": ("pixel",) + (units, units) if img.is_stack else (units, units)}
     if img.is_stack:  # the slider says "frame" (napari's default was "-3")
-        kwargs["axis_labels"] = ("frame", "y", "x")
+        kwargs["axis_labels"] = MOVIE_AXES
     return img.data, kwargs, "image"
 
 

@@ -451,6 +451,7 @@ def test_a_movie_table_opened_before_its_movie_brings_its_tracks_onto_it(
     layers = again.open(path, plugin="napari-atomdefect")
     assert [layer._type_string for layer in layers] == ["points", "tracks"]
     reopened, tracks = layers
+    assert again.dims.axis_labels == ("frame", "y", "x")  # (alone, the slider read "-3")
     table = pd.read_csv(path)
     np.testing.assert_array_equal(tracks.data, track_layer_data(table))
     np.save(tmp_path / "movie.npy", movie.frames)
