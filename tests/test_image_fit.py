@@ -277,6 +277,12 @@ def test_uniform_substitution_message_only_for_uniform_images():
         180, 200, 1.0, "Se_S", 2.8)
     assert "at a higher metal/chalcogen contrast (1.77) than" in uniform_substitution_message(
         300, 310, 1.2, "S2_Se2/S_Se", 1.77, lighter=True)
+    # A contrast typical of the other metal's host names that pristine layer too (a simulated
+    # MoS2 field analysed as WS2 with Se read as a uniform 46 % Se alloy, MoS2 never named).
+    text = uniform_substitution_message(1610, 1742, 1.2, "Se_S", 2.30, material="WS2")
+    assert "or pristine MoS2, whose contrast this is" in text and "analyse it as MoS2" in text
+    assert "pristine MoS2" not in uniform_substitution_message(180, 200, 1.0, "Se_S", 4.5,
+                                                               material="WS2")
 
 
 def test_janus_ws2_layer_is_questioned_and_a_low_contrast_pristine_one_is_not():

@@ -611,7 +611,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         other_host_reading(chalcogen_counts, n_chalcogen, mat), fit.proposed)
     uniform = None if fit.heavier else uniform_substitution_message(  # (else: "add Te" said)
         int(substituted.sum()), n_chalcogen, fit.measurements.excess_spread, called,
-        fit.measurements.metal_to_chalcogen, other_host=other_host, lighter=lighter)
+        fit.measurements.metal_to_chalcogen, other_host=other_host, lighter=lighter,
+        material=mat.name)
     if uniform:
         warnings.warn(uniform, ModelFitWarning, stacklevel=2)
     # Mostly the partner chalcogen: the layer is the partner host's alloy (one material

@@ -850,7 +850,8 @@ UNIFORM_SUBSTITUTED_FRACTION = 0.5
 def uniform_substitution_message(n_substituted: int, n_sites: int, excess_spread: float,
                                  called: str, contrast: float,
                                  other_host: str | None = None,
-                                 lighter: bool = False) -> str | None:
+                                 lighter: bool = False,
+                                 material: str | None = None) -> str | None:
     """A sentence when most chalcogen columns are called substituted although they are as uniform
     as a pristine layer's, else ``None``.
 
@@ -876,6 +877,12 @@ def uniform_substitution_message(n_substituted: int, n_sites: int, excess_spread
     lighter : bool
         The substituent called is lighter than the host chalcogen (S in a selenide): the pristine
         alternative is a microscope of *higher* contrast than the reading expects, not lower.
+    material : str, optional
+        The chosen host: where the contrast is far likelier under the other metal's host of the
+        same chalcogen (:func:`twin_message`), that pristine layer is named too — a simulated
+        MoS2 field analysed as WS2 with Se read as a uniform 46 % Se alloy, and nothing named
+        MoS2 (with Se chosen, an alloy explains a low contrast; the lattice constants differ by
+        0.3 %).
     """
     if n_sites <= 0 or not np.isfinite(excess_spread):
         return None
@@ -887,12 +894,17 @@ def uniform_substitution_message(n_substituted: int, n_sites: int, excess_spread
                 f"as a pristine layer's (excess spread {excess_spread:.1f}): the layer is "
                 f"{other_host} — analyse it as {other_host} — unless it is the chosen host imaged "
                 "at an unusual metal/chalcogen contrast.")
+    twin = (twin_message(contrast, material) or (None,))[0] if material else None
+    pristine = (f", or pristine {twin}, whose contrast this is (typically "
+                f"{TRAINING_RANGES[twin]['metal_to_chalcogen'][1]:.1f}; the lattice constants "
+                "differ by 0.3 %: if the metal is "
+                f"{MATERIALS[twin].metal}, analyse it as {twin})" if twin else "")
     return (f"{100 * frac:.0f} % of the chalcogen columns were called {called}, yet they are as "
             f"uniform as a pristine layer's (excess spread {excess_spread:.1f}): either a uniform "
             "Janus or alloy layer, or the pristine host imaged at a "
             f"{'higher' if lighter else 'lower'} metal/chalcogen contrast ({contrast:.2f}) than "
-            "this reading expects of it. Check against a region of known composition, or detect "
-            "without that substituent.")
+            f"this reading expects of it{pristine}. Check against a region of known composition, "
+            "or detect without that substituent.")
 
 
 #: Share of the chalcogen columns holding atoms called doubly substituted by the S/Se partner above
