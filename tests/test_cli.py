@@ -218,7 +218,7 @@ def test_finetune_from_the_command_line(tmp_path, capsys, monkeypatch):
     # (no pixel size given: the corrections table's, the detection's own calibration)
     args = ["finetune", str(image), "--name", "cli-tuned",
             "--corrections", str(table), "--region", "0:200,0:256", "--noise-steps", "2",
-            "--detector-steps", "2", "--verbose"]
+            "--detector-steps", "2", "--batch-size", "4", "--verbose"]
     assert main(args) == 0
     out = capsys.readouterr()
     assert "Pixel size 0.01200 nm/px from the corrections table" in out.err
@@ -232,6 +232,11 @@ def test_finetune_from_the_command_line(tmp_path, capsys, monkeypatch):
     assert not info.bundled and info.card["material"] == "MoS2"
     used = info.card["fine_tuning"]["cells_used"]
     assert 40 < used < 90  # the region's cells of the 256² field (~78 cells in all)
+    # the widget's advanced settings, from the command line too (a trial's CLI run used 32)
+    settings = info.card["fine_tuning"]["settings"]
+    assert settings["detector_batch_size"] == 4 and settings["keep_better_detector"] is True
+    assert main([*args[:2], "--name", "x", "--batch-size", "1"]) == 2
+    assert "--batch-size 2 or more" in capsys.readouterr().err
     assert main(args) == 2  # the name is taken: refused at once
     assert "exists" in capsys.readouterr().err
 

@@ -812,6 +812,9 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 
     # (refused before the training, not after)
     out = check_model_destination(check_new_user_model(args.name))
+    if args.batch_size is not None and args.batch_size < 2:
+        raise AtomDefectError(f"A batch of {args.batch_size} cannot be trained on: give "
+                              "--batch-size 2 or more.")
     substituents = (parse_substituents(args.substituents, get_material(args.material))
                     if args.substituents else None)
     base = args.model or default_model_name(args.material, substituents)
@@ -843,6 +846,9 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         settings.noise_steps = args.noise_steps
     if args.detector_steps is not None:
         settings.detector_steps = args.detector_steps
+    if args.batch_size is not None:  # (the widget's advanced settings, the same names)
+        settings.detector_batch_size = args.batch_size
+    settings.keep_better_detector = not args.keep_finetuned
     print(f"fine-tuning {base} on {len(cells)} cells of {Path(args.image).name} "
           f"({lattice.pixel_size_nm:.5f} nm/px, "
           f"{'the corrections table' if from_table else lattice.calibration})", file=sys.stderr)
@@ -1072,6 +1078,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stage-1 steps (default as the widget: 150)")
     p.add_argument("--detector-steps", type=int, default=None,
                    help="stage-2 steps (default as the widget: 400)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="stage-2 batch size, 2 or more (default as the widget: 32)")
+    p.add_argument("--keep-finetuned", action="store_true",
+                   help="keep the fine-tuned detector even where it scores worse than the base "
+                        "one (default, as the widget: the base detector is kept then)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--verbose", action="store_true", help="print the progress of each step")
     p.set_defaults(func=_cmd_finetune)
