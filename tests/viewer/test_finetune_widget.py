@@ -64,6 +64,13 @@ def test_select_and_finetune(make_napari_viewer, qtbot, tmp_path, monkeypatch):
                              for i in range(ft.models.count())]
     # The Detect widget lists the new model at once.
     assert detect.model.findData("widget-test") >= 0
+    # its card says the dock made it (it had recorded the script that opened napari)
+    import json
+
+    from napari_atomdefect.widgets.finetune import WIDGET_COMMAND
+
+    card = json.loads((tmp_path / "models" / "widget-test" / "card.json").read_text())
+    assert card["command"] == WIDGET_COMMAND and card["fine_tuning"]["source_image"]
     # A name taken (by that model, or by a bundled one) is refused before anything runs: the
     # user's model is not replaced, and none is made that a bundled model would hide.
     written = (tmp_path / "models" / "widget-test" / "card.json").stat().st_mtime_ns

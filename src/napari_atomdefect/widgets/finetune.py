@@ -118,6 +118,15 @@ def _lattice_job(image, material, pixel_size_nm, calibration="user"):
     return find_lattice(image, material, pixel_size_nm=pixel_size_nm, calibration=calibration)
 
 
+def _source_name(layer) -> str:
+    """The image a model is tuned on, as its card names it: the file's name, as the command
+    line writes it (the layer's name had no extension), else the layer's."""
+    from pathlib import Path
+
+    path = (layer.metadata or {}).get("atomdefect", {}).get("source_path")
+    return Path(str(path)).name if path else layer.name
+
+
 def _finetune_job(image, lattice, cell_ids, base, name, settings, corrections, device, source,
                   substituents=None):
     from ..core.finetune.finetune import iter_finetune
@@ -125,7 +134,12 @@ def _finetune_job(image, lattice, cell_ids, base, name, settings, corrections, d
 
     return (yield from relay(iter_finetune(image, lattice, cell_ids, base, name, settings,
                                            corrections, device, source,
-                                           substituents=substituents)))
+                                           substituents=substituents, command=WIDGET_COMMAND)))
+
+
+#: How a model tuned in the dock was made, for its card (its settings are under
+#: ``fine_tuning.settings``; ``atomdefect finetune`` repeats them from the command line).
+WIDGET_COMMAND = "napari-atomdefect Fine-tune widget (settings: fine_tuning.settings)"
 
 
 def suggested_sites(uncertain: np.ndarray, lattice) -> np.ndarray:
@@ -608,8 +622,8 @@ class FinetuneWidget(QWidget):
                         and "substituents" in analysis else None)
         self._run("finetune", _finetune_job,
                   (image, self.lattice, ids, self.base_model.currentText() or None, name,
-                   self.settings(), corrections, self.device.currentText(), layer.name,
-                   substituents),
+                   self.settings(), corrections, self.device.currentText(),
+                   _source_name(layer), substituents),
                   self._on_done, "Starting fine-tuning…")
         if unreviewed:  # said once the run has started (its progress replaces the status)
             from napari.utils.notifications import show_warning

@@ -219,13 +219,15 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
                   name: str, settings: FinetuneSettings = FinetuneSettings(),
                   corrections: pd.DataFrame | None = None, device: str = "auto",
                   source: str = "", out_dir: Path | None = None,
-                  substituents: tuple[str, ...] | None = None) -> Iterator[dict]:
+                  substituents: tuple[str, ...] | None = None,
+                  command: str | None = None) -> Iterator[dict]:
     """Fine-tune both stages; yields progress and finally ``{"done", "path", "card"}``.
 
     ``substituents``: those the image was analysed for (its detection run's); the simulator's
     contrast is fitted against the host column the image's Z-contrast ladder reads with them
     (default: the substituents of the corrected classes) — an alloy's median column is not the
-    host's.
+    host's. ``command``: how the run was made, for the card (default: this process's command
+    line; the widget names itself — a card had recorded the script that opened napari).
 
     Progress comes at least every few seconds (per simulated image, every few training steps),
     so closing the generator stops the run promptly; nothing is written before the end.
@@ -369,6 +371,8 @@ def iter_finetune(image: np.ndarray, lattice: Lattice, cell_ids: np.ndarray,
         temperature = float(info.card["detector"].get("temperature", 1.0))
 
     card = new_card(name, material)
+    if command:
+        card["command"] = command
     card["base_model"] = info.name
     card["fine_tuning"] = {
         "source_image": source, "cells_used": int(len(cell_ids)),

@@ -100,7 +100,8 @@ def describe_real_validation(scores: dict, kept_base: bool) -> str:
                 "cells you select (Review) for that check." + alloy
                 + (" The base detector is kept." if kept_base else ""))
     text = (f"On {scores['n_cells']} of your cells held out of training "
-            f"({scores['n_defect_sites']} defect sites): mean F1 "
+            f"({scores['n_defect_sites']} defect site{'' if scores['n_defect_sites'] == 1 else 's'}"
+            "): mean F1 "
             f"{scores['mean_f1_before']:.2f} before, {scores['mean_f1_after']:.2f} after."
             + alloy)
     if kept_base:
