@@ -230,3 +230,12 @@ def test_a_written_table_has_the_permissions_of_any_file_the_user_makes(tmp_path
     finally:
         os.umask(old_umask)
     assert stat.S_IMODE((tmp_path / "calls.csv").stat().st_mode) == 0o644
+
+
+def test_an_overlapping_pair_is_written_in_the_order_of_the_class_lists():
+    """One pair reads alike in every row of a table or summary (a trial's batch summary held
+    V_S|O_S and O_S|V_S)."""
+    from napari_atomdefect.core.io.table import overlaps_text
+
+    assert overlaps_text([("O_S", "V_S"), ("S_Se", "V_Se")]) == "V_S|O_S;V_Se|S_Se"
+    assert overlaps_text([("V_S", "O_S")]) == "V_S|O_S"

@@ -333,8 +333,16 @@ def with_run_columns(table: pd.DataFrame, material: str | None = None,
 
 def overlaps_text(pairs: Iterable[Sequence[str]]) -> str:
     """Pairs of classes that overlap as the :data:`OVERLAPS_COLUMN` writes them
-    (``"V_S|O_S;S_Se|V_Se"``)."""
-    return ";".join("|".join(map(str, p)) for p in pairs if len(p) == 2)
+    (``"V_S|O_S;V_Se|S_Se"``): each pair in the order of the class lists, so that one pair
+    reads alike in every row of a batch summary (a trial's held ``V_S|O_S`` and ``O_S|V_S``)."""
+    from ..materials.columns import ALL_CLASS_NAMES
+
+    rank = {name: k for k, name in enumerate(ALL_CLASS_NAMES)}
+
+    def ordered(pair: Sequence[str]) -> list[str]:
+        return sorted(map(str, pair), key=lambda c: (rank.get(c, len(rank)), c))
+
+    return ";".join("|".join(ordered(p)) for p in pairs if len(p) == 2)
 
 
 def _run_context(table: pd.DataFrame, name: str) -> dict:
