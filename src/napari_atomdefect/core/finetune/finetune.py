@@ -136,8 +136,9 @@ _SPANS = {"fit": (0.0, 0.03), "domain_a": (0.03, 0.12), "noise": (0.12, 0.5),
           "held": (0.66, 0.69), "detector": (0.72, 0.96)}
 
 
-#: Training steps between progress items: a few seconds at most on two CPU cores.
-_REPORT_EVERY = 3
+#: Training steps between progress items: every step (three had kept a loaded machine's bar
+#: still for 100 s, a trial: a step took 30 s with a test suite running beside it).
+_REPORT_EVERY = 1
 
 
 def _relay_steps(items: Iterator[dict], span: tuple[float, float],
