@@ -136,7 +136,7 @@ class _PixelSizeBox(QDoubleSpinBox):
     def minimumSizeHint(self):  # noqa: N802 - Qt's name
         hint = super().minimumSizeHint()
         hint.setWidth(max(hint.width(),
-                          self.fontMetrics().horizontalAdvance("0.00000 nm/px") + 16))
+                          self.fontMetrics().horizontalAdvance("0.00000 nm/px") + 60))
         return hint
 
 
