@@ -351,8 +351,9 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     # Other programs keeping cores busy: threads beyond the free cores only contend with them.
     with torch_threads_for_free_cores(share, dev.type == "cpu") as (free, threads):
         if free < threads:
-            dev_text = (f"cpu ({free} of {threads} threads: other programs keep the other "
-                        f"core{'s' if threads - free != 1 else ''} busy)")
+            # (short: the Detect dock's device line had wrapped to three lines)
+            busy = "the other core is" if threads - free == 1 else f"{threads - free} cores are"
+            dev_text = f"cpu ({free} of {threads} threads: {busy} busy)"
         def read(tiles: Any, at: np.ndarray) -> tuple[Any, Any]:
             p_m = p_x = None
             for host_level, weight in readings:
