@@ -412,8 +412,9 @@ def _draw_open_defect_layers_on(shape: tuple[int, ...], image_kwargs: dict
 
     from napari.layers import Points
 
-    from ._layers import TRACK_KEY, image_frame
+    from ._layers import image_frame
     from .widgets._common import is_image_layer
+    from .widgets._tracks import tracks_layer_of
 
     images = [layer for layer in viewer.layers if is_image_layer(layer)]
     moved: dict[str, str | None] = {}
@@ -434,9 +435,7 @@ def _draw_open_defect_layers_on(shape: tuple[int, ...], image_kwargs: dict
         lead = len(image_kwargs["scale"]) - ndim
         if lead < 0:
             continue
-        key = layer.metadata.get("atomdefect", {}).get(TRACK_KEY)
-        tracks = [t for t in viewer.layers if key and t is not layer
-                  and t.metadata.get("atomdefect", {}).get(TRACK_KEY) == key]
+        tracks = [t for t in (tracks_layer_of(viewer, layer),) if t is not None]
         for drawn in (layer, *tracks):  # (a movie's tracks go with their calls)
             drawn.scale = tuple(image_kwargs["scale"][lead:])
             drawn.translate = (0.0,) * ndim

@@ -30,9 +30,8 @@ def follow_tracks(viewer, points, tracks) -> None:
     corrected: a track whose calls were deleted by hand had stayed drawn with no marker on it
     (a trial). A layer with no track of two frames left is hidden, and shown again when one
     comes back (Undo). Connecting the same pair twice does nothing."""
-    import pandas as pd
-
     from ..core.detect.movie import track_layer_data
+    from ..core.io.table import table_from_points
 
     points, tracks = real_layer(points), real_layer(tracks)
     if _FOLLOWED.get(points) is tracks:
@@ -46,10 +45,7 @@ def follow_tracks(viewer, points, tracks) -> None:
                 or points not in viewer.layers or tracks not in viewer.layers \
                 or "track_id" not in points.features:
             return
-        data = np.asarray(points.data, float).reshape(-1, 3)
-        now = track_layer_data(pd.DataFrame({
-            "track_id": np.asarray(points.features["track_id"], float),
-            "frame": data[:, 0], "y_px": data[:, 1], "x_px": data[:, 2]}))
+        now = track_layer_data(table_from_points(points.data, points.features, None))
         if len(now):
             if now.shape != tracks.data.shape or not np.array_equal(now, tracks.data):
                 tracks.data = now

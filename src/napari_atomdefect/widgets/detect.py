@@ -1024,7 +1024,6 @@ class DetectWidget(QWidget):
 
     def _show_movie(self, layer, result) -> None:
         """Add a movie's detections as one 3-D Points layer (frame, row, col) and its tracks."""
-        import pandas as pd
         from napari.utils.notifications import show_info
 
         from ..core.detect.image_fit import calls_summary
@@ -1034,6 +1033,7 @@ class DetectWidget(QWidget):
             dose_per_frame,
             track_layer_data,
         )
+        from ..core.io.table import table_from_points
 
         table = result["defects"]
         px = table.attrs["pixel_size_nm"]
@@ -1080,11 +1080,7 @@ class DetectWidget(QWidget):
         detected = counted(table["class"].astype(str).to_numpy())
 
         def tracks_said(layer) -> str:  # (the tracks as corrected: they follow the edits too)
-            data = np.asarray(layer.data, float).reshape(-1, 3)
-            now = pd.DataFrame({"frame": np.rint(data[:, 0]).astype(int),
-                                "y_px": data[:, 1], "x_px": data[:, 2],
-                                "class": np.asarray(layer.features["class"]).astype(str),
-                                "track_id": np.asarray(layer.features["track_id"], int)})
+            now = table_from_points(layer.data, layer.features, None)
             n_now = len(np.unique(track_layer_data(now)[:, 0])) if len(now) else 0
             changing = changing_class_message(now) if len(now) else None
             return (f"{n_now} tracks over two or more frames."
