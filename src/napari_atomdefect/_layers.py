@@ -126,25 +126,24 @@ def defect_features(table: pd.DataFrame, classes: tuple[str, ...] | None = None)
 
 
 #: Metadata key of a detections layer: its points' positions when it was made (a run's calls, or
-#: a table opened), which tells the calls deleted by hand since (:func:`calls_deleted`).
+#: a table opened), which tells the calls deleted by hand since (:func:`calls_gone`).
 CALLED_AT = "called_at"
 
 
-def calls_deleted(layer) -> int:
-    """How many of the points a detections layer was made with are no longer where they were:
-    deleted by hand (or dragged away: a moved call is a correction too). 0 for a layer made
-    without the record."""
+def calls_gone(layer) -> np.ndarray:
+    """The points a detections layer was made with that are no longer where they were (deleted
+    by hand, or dragged away), as rows of its data; none for a layer made without the record."""
     at = layer.metadata.get("atomdefect", {}).get(CALLED_AT)
-    if at is None or not len(at):
-        return 0
-    at = np.asarray(at, float)
     now = np.asarray(layer.data, float)
+    if at is None or not len(at):
+        return np.empty((0, now.shape[1] if now.ndim == 2 else 2))
+    at = np.asarray(at, float)
     if not len(now) or now.shape[1] != at.shape[1]:
-        return len(at)
+        return at
     from scipy.spatial import cKDTree
 
     dist, _ = cKDTree(now).query(at)
-    return int((dist > 1e-6).sum())
+    return at[dist > 1e-6]
 
 
 def defect_layer_kwargs(table: pd.DataFrame, pixel_size_nm: float | None, name: str,

@@ -6,7 +6,7 @@ import pytest
 
 from napari_atomdefect._layers import defect_layer_kwargs, defect_points_data, layer_classes
 from napari_atomdefect.core.io.table import read_defects_csv
-from napari_atomdefect.widgets.review import ReviewWidget, set_class
+from napari_atomdefect.widgets.review import ReviewWidget, corrections_by_hand, set_class
 from napari_atomdefect.widgets.stats import StatsWidget, defect_statistics
 
 pytestmark = pytest.mark.viewer
@@ -352,8 +352,10 @@ def test_a_dragged_call_becomes_the_users_and_settles_on_its_site(review_on_a_la
     np.testing.assert_allclose(layer.data[0], target)
     assert review.info.text() == ("Point 0 moved by hand (source manual, confidence 1.00, onto "
                                   "the nearest site).")
+    assert corrections_by_hand(layer) == 1  # one call moved (its old place gone: it said 2)
     assert review.undo()  # the drag and its settling are one edit
     np.testing.assert_allclose(layer.data, start)
+    assert corrections_by_hand(layer) == 0
     assert str(layer.features["source"].iloc[0]) == "model"
     assert layer.features["confidence"].iloc[0] == pytest.approx(0.9)
     # the whole array set again unchanged (napari names every point then): no call is moved
@@ -818,3 +820,35 @@ def test_no_keys_are_offered_before_a_detections_layer_exists(make_napari_viewer
     assert review.legend.classes == ("V_S", "V_S2", "O_S", "Se_S", "Se2_S2", "V_W")
     viewer.layers.remove(layer)
     assert review.keys_label.text().startswith("No detections layer yet")
+
+
+def test_corrections_count_a_moved_call_once():
+    """The count of corrections by hand: a call moved is one (its place gone and the point
+    manual had read two), a call deleted one, a class changed in place one; a movie's call
+    moved into another frame is not paired with a place gone from this one."""
+    from napari.layers import Points
+
+    table = pd.DataFrame({"y_px": [50.0, 150.0, 90.0], "x_px": [60.0, 160.0, 30.0],
+                          "class": ["V_S", "O_S", "V_S"], "confidence": [0.9, 0.8, 0.7],
+                          "source": "model"})
+    kwargs = defect_layer_kwargs(table, 0.012, "d", a_px=26.0)
+    layer = Points(defect_points_data(table), **kwargs)
+    assert corrections_by_hand(layer) == 0
+    moved = layer.data.copy()
+    moved[0] = [200.0, 20.0]
+    layer.data = moved
+    set_class(layer, [0], "V_S")
+    assert corrections_by_hand(layer) == 1
+    set_class(layer, [1], "V_S")  # a class changed in place
+    assert corrections_by_hand(layer) == 2
+    layer.data = layer.data[:2]  # a call deleted
+    layer.features = layer.features.iloc[:2].reset_index(drop=True)
+    assert corrections_by_hand(layer) == 3
+
+    movie = table.assign(frame=[0, 0, 1], track_id=[0, 1, 2])
+    layer = Points(defect_points_data(movie), **defect_layer_kwargs(movie, 0.012, "m", a_px=26.0))
+    data = layer.data.copy()
+    data[0, 0] = 1  # the frame-0 call now in frame 1
+    layer.data = data
+    set_class(layer, [0], "V_S")
+    assert corrections_by_hand(layer) == 2

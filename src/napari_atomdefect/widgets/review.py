@@ -22,7 +22,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._layers import calls_deleted, layer_classes
+from .._layers import CALLED_AT, calls_gone, layer_classes
 from ..core.io.class_style import class_symbol
 from ..core.materials.columns import LEGACY_CLASSES, class_site
 from ._common import (
@@ -66,9 +66,36 @@ def marker_size(layer) -> float:
 
 def corrections_by_hand(layer) -> int:
     """How many points of a detections layer were added or corrected by hand (source manual),
-    and how many of its calls were deleted (:func:`~.._layers.calls_deleted`: a movie's track
-    deleted by a trial left no manual row, and the next run took the docks off the layer)."""
-    return manual_calls(layer) + calls_deleted(layer)
+    and how many of its calls were deleted (:func:`~.._layers.calls_gone`: a movie's track
+    deleted by a trial left no manual row, and the next run took the docks off the layer).
+
+    A call dragged to another place is one correction, not two: its old place is gone *and*
+    the point is manual (the count had said two). So in each frame, as many gone places as
+    there are manual points off every recorded place count as calls moved, not deleted (a
+    call deleted and another added in the same frame count as one moved)."""
+    gone = calls_gone(layer)
+    return manual_calls(layer) + len(gone) - _moved_calls(layer, gone)
+
+
+def _moved_calls(layer, gone: np.ndarray) -> int:
+    """How many of the ``gone`` places (:func:`~.._layers.calls_gone`) are calls moved: per
+    frame (every coordinate but the last two), the fewer of the gone places and of the manual
+    points off every recorded place."""
+    if not len(gone) or "source" not in layer.features:
+        return 0
+    data = np.asarray(layer.data, float)
+    manual = data[(layer.features["source"].astype(str) == "manual").to_numpy()]
+    at = np.asarray(layer.metadata.get("atomdefect", {}).get(CALLED_AT, []), float)
+    if len(at) and len(manual) and at.shape[1] == manual.shape[1]:
+        from scipy.spatial import cKDTree
+
+        dist, _ = cKDTree(at).query(manual)
+        manual = manual[dist > 1e-6]
+    if not len(manual) or manual.shape[1] != gone.shape[1]:
+        return 0
+    frames_gone = [tuple(r) for r in gone[:, :-2]]
+    frames_new = [tuple(r) for r in manual[:, :-2]]
+    return sum(min(frames_gone.count(f), frames_new.count(f)) for f in set(frames_gone))
 
 
 def manual_calls(layer) -> int:
