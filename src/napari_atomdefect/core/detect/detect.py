@@ -54,6 +54,7 @@ from ..sampling import sample_bilinear
 from . import plain_cells as plain
 from .alloy_calibration import partner_share, vegard_calibration
 from .antisites import antisite_calls
+from .blur import blur_message, column_fwhm_nm
 from .clipping import clipped_columns, clipping_message
 from .coarse import (
     coarse_message,
@@ -540,6 +541,12 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     clipped = clipping_message(clipped_columns(arr, lattices[0]), mat.metal)
     if clipped:
         warnings.warn(clipped, ModelFitWarning, stacklevel=2)
+    # Columns wider than any the model was trained on (out of focus, a wide probe): defects
+    # fade into their neighbours' tails and are missed — said before the long part too.
+    column_fwhm = column_fwhm_nm(arr, lattices[0])
+    blurred = blur_message(column_fwhm, card.get("material") or mat.name)
+    if blurred:
+        warnings.warn(blurred, ModelFitWarning, stacklevel=2)
     net = load_detector(info, dev)
     _check_channels(getattr(getattr(net, "head", None), "out_channels", None), info,
                     run.model_classes)
@@ -683,7 +690,7 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
             METAL_TWO_LEVELS_NOTE in m for m in metal_alloy):
         metal_alloy.append(f"{run.metal_substituents[0]} was chosen, but the {mat.metal} columns "
                            f"show one level: no {run.metal_substituents[0]} column is marked.")
-    fit_messages = list(dict.fromkeys(([clipped] if clipped else []) + metal_alloy
+    fit_messages = list(dict.fromkeys([m for m in (clipped, blurred) if m] + metal_alloy
                                       + fit.messages + grain_fit)) + [
         m for m in (blanked, flagged, crowded, scan_line, uniform, majority, partner_vacancies,
                     strained, ordered_tie, overlap) if m]
@@ -701,8 +708,11 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
                         "n_metal_sites": int((sites.sublattice == "metal").sum()),
                         "n_chalcogen_sites": n_chalcogen,
                         "n_cells": n_cells,
+                        "column_fwhm_nm": column_fwhm if np.isfinite(column_fwhm) else None,
                         "area_nm2": float(sum(la.area_nm2 for la in lattices)),
                         "fit": {**fit.to_dict(), "flagged_fraction": n_flagged / max(n_chalcogen, 1),
+                                "column_fwhm_nm": (column_fwhm if np.isfinite(column_fwhm)
+                                                   else None),
                                 "messages": fit_messages},
                         "fit_messages": fit_messages,
                         "operating_point": format_operating_point(op, run.classes),

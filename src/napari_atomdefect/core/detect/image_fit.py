@@ -809,15 +809,17 @@ def measure_training_ranges(n_images: int = 200, seed: int = 1000) -> dict:
     """Regenerate :data:`TRAINING_RANGES` from ``n_images`` simulated images per material.
 
     Each image has a random microscope (:meth:`~.simulate.MicroscopeParams.random`), a random pixel
-    size (0.008–0.02 nm) and the default defect densities.
+    size (0.008–0.02 nm) and the default defect densities. Besides the contrast and spread, the
+    columns' width (:func:`~.blur.column_fwhm_nm`, 1st, 50th and 99th percentile).
     """
     from ..errors import NoLatticeError
     from ..lattice.lattice import find_lattice
     from ..simulate.image import MicroscopeParams, simulate_image
+    from .blur import column_fwhm_nm
 
     out = {}
     for name, mat in MATERIALS.items():
-        ratios, spreads = [], []
+        ratios, spreads, widths = [], [], []
         for k in range(n_images):
             rng = np.random.default_rng(seed + k)
             params = MicroscopeParams.random(rng, mat, all_voltages=True)
@@ -832,9 +834,12 @@ def measure_training_ranges(n_images: int = 200, seed: int = 1000) -> dict:
             meas = measure_image(prepared.flat, lattice, prepared.smoothed)
             ratios.append(meas.metal_to_chalcogen)
             spreads.append(meas.excess_spread)
+            widths.append(column_fwhm_nm(sim.image, lattice))
         out[name] = {"metal_to_chalcogen": tuple(round(float(v), 3) for v in
                                                  np.percentile(ratios, [1, 50, 99])),
                      "excess_spread": (round(float(np.nanpercentile(spreads, 99)), 3),),
+                     "column_fwhm_nm": tuple(round(float(v), 3) for v in
+                                             np.nanpercentile(widths, [1, 50, 99])),
                      "n_images": (len(ratios),)}
     return out
 

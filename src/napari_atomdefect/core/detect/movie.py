@@ -30,6 +30,7 @@ import pandas as pd
 from ..errors import AtomDefectError
 from ..io.table import DEFECT_COLUMNS, TRACK_CLASS_COLUMN, track_classes
 from ..materials.columns import LEGACY_CLASSES, class_site
+from .blur import BLUR_NOTE, blur_message, is_blurred
 from .light_gap import LightGap
 from .overlap import class_overlaps, overlap_message
 
@@ -316,6 +317,7 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
     tables, lattices, per_frame, site_tables = [], [], [], []
     gap_said = None  # (light_gap.py: the first frame that said it)
     said_raw: set[str] = set()  # (the frames' notes as they said them, numbers left out)
+    blurred: list[tuple[int, float]] = []  # (frame, column width) of frames too blurred
     messages: list[str] = []
     fit_messages: list[str] = []
     last, last_yx = None, np.zeros((0, 2))
@@ -366,7 +368,8 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
         per_frame.append({"frame": k, "drift_px": [0.0, 0.0],
                           "n_metal_sites": table.attrs.get("n_metal_sites"),
                           "n_chalcogen_sites": table.attrs.get("n_chalcogen_sites"),
-                          "a_px": lattice.a_px})
+                          "a_px": lattice.a_px,
+                          "column_fwhm_nm": table.attrs.get("column_fwhm_nm")})
         # (the defect calls and their probabilities: what the overlap of two classes is read
         # from; a long movie's pristine sites are not kept)
         sites = result["sites"]
@@ -378,8 +381,13 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
         # One sentence per fact: frames that say the same with other numbers (a flagged
         # share) keep the first frame's — compared as each frame said it (the pixel size the
         # user gave, passed on to the later frames, had been said twice in other words).
+        # (a blurred frame is named in one sentence for the movie, below)
+        if is_blurred(table.attrs.get("column_fwhm_nm"),
+                      table.attrs.get("model_material") or material):
+            blurred.append((k, float(table.attrs["column_fwhm_nm"])))
         notes = [m for m in table.attrs.get("messages", [])
-                 if m != frame_overlap and _shape(m) not in said_raw]
+                 if m != frame_overlap and _shape(m) not in said_raw
+                 and not m.startswith(BLUR_NOTE)]
         said_raw |= {_shape(m) for m in notes}
         if len(lattices) > 1:  # later frames were given the first one's pixel size, not the user's
             notes = [m.replace("The pixel size you gave", f"The first frame's pixel size (frame "
@@ -388,15 +396,23 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
         messages += [m for m in notes if _shape(m) not in said]
         said = {_shape(m) for m in fit_messages}
         fit_messages += [m for m in result.get("fit_messages", [])
-                         if m != frame_overlap and _shape(m) not in said]
+                         if m != frame_overlap and _shape(m) not in said
+                         and not m.startswith(BLUR_NOTE)]
     if done is None:  # no frame could be analysed: the first frame's reason
         raise failed[0][1]
     result = done
     if failed:
         ks = [k for k, _ in failed]
-        what = f"frame {ks[0]}" if len(ks) == 1 else f"{len(ks)} frames ({_frame_list(ks)})"
+        what = _frames_named(ks)
         messages.append(f"{what[0].upper()}{what[1:]} could not be analysed and "
                         f"{'was' if len(ks) == 1 else 'were'} left out: {failed[0][1]}")
+    if blurred:  # (one sentence naming the frames, first among the fit's)
+        sentence = blur_message(max(w for _, w in blurred), result["defects"].attrs.get(
+            "model_material") or material, frames=_frames_named([k for k, _ in blurred]),
+            several=len(blurred) > 1)
+        if sentence:
+            fit_messages.insert(0, sentence)
+            messages.append(sentence)
     fast = _follow_decided_steps(steps, steady_drift(evidence))
     drift = np.cumsum([np.zeros(2)] + [step for _, step, *_ in steps], axis=0)
     for entry, d in zip(per_frame, drift, strict=True):
@@ -436,6 +452,12 @@ def iter_detect_frames(stack: np.ndarray, pixel_size_nm: float | None = None,
            "model": result["model"], "device": result["device"],
            "fit_messages": fit_messages, "classes": result["classes"],
            "substituents": result["substituents"]}
+
+
+def _frames_named(frames: list[int]) -> str:
+    """``frame 4``, or ``3 frames (1, 4, 7)``: frames as a sentence names them."""
+    return (f"frame {frames[0]}" if len(frames) == 1
+            else f"{len(frames)} frames ({_frame_list(frames)})")
 
 
 def _frame_list(frames: list[int], most: int = 8) -> str:
