@@ -478,3 +478,24 @@ def test_the_result_line_counts_the_calls_as_corrected(make_napari_viewer, qtbot
     now = layer.features["class"].astype(str).to_numpy()
     assert f"V_S2: {int((now == 'V_S2').sum())}" in widget.status.text()
     assert "as corrected" in widget.status.text()
+
+
+def test_warning_and_plot_text_follow_the_theme(make_napari_viewer, qtbot):
+    """On napari's light theme the fit sentences were amber at 1.5:1 and the Statistics plots'
+    labels light grey on a light grey dock (a trial): both follow the theme now."""
+    from qtpy.QtGui import QPalette
+
+    from napari_atomdefect.widgets._common import WARNING_COLOURS
+    from napari_atomdefect.widgets.stats import BarChart, _text_colour
+
+    viewer = make_napari_viewer()
+    _, detect = viewer.window.add_plugin_dock_widget("napari-atomdefect", "Detect defects")
+    _, stats = viewer.window.add_plugin_dock_widget("napari-atomdefect", "Statistics")
+    chart = stats.findChild(BarChart)
+    for theme in ("light", "dark"):
+        viewer.theme = theme
+        qtbot.wait(50)
+        assert WARNING_COLOURS[theme] in detect.fit_label.styleSheet()
+        text = _text_colour(chart)
+        window = chart.palette().color(QPalette.ColorRole.Window)
+        assert abs(text.lightness() - window.lightness()) > 150  # (dark on light, light on dark)

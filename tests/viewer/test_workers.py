@@ -5,6 +5,7 @@ model lists refresh on the GUI thread, and the lattice caches follow their layer
 import re
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -188,3 +189,44 @@ def test_detect_lattice_cache_follows_the_layer(viewer_with_sample, qtbot):
     viewer.add_image(np.zeros((64, 64), np.float32), name=name)
     assert len(widget._lattices) == 0
     assert widget._inputs_and_lattice()[-1] is None
+
+
+@pytest.mark.parametrize("ending", ["returns", "raises"])
+def test_a_job_whose_widget_is_deleted_updates_nothing_and_stops(qtbot, one_pool_thread, ending):
+    """The viewer closed while a detection ran (a trial): the finished job's callbacks updated
+    deleted widgets ("wrapped C/C++ object … has been deleted") and the process aborted, and a
+    job failing after it (Python shutting down) emitted on deleted signals. Now the job is asked
+    to stop, no callback runs, and nothing is raised."""
+    from qtpy import sip
+    from qtpy.QtWidgets import QWidget
+
+    owner = QWidget()
+    calls: list[str] = []
+    release = threading.Event()
+    steps: list[int] = []
+
+    def job():
+        for k in range(50):
+            steps.append(k)
+            yield {"fraction": k / 50}
+            if k == 1:
+                release.wait(10)  # (the widget is deleted here)
+            time.sleep(0.01)
+            if k == 3 and ending == "raises":
+                raise ValueError("cannot schedule new futures after interpreter shutdown")
+        return "result"
+
+    record = {name: (lambda *a, name=name: calls.append(name))
+              for name in ("on_progress", "on_done", "on_error", "on_aborted", "on_finished")}
+    handle = start_job(job, (), owner=owner, **record)
+    qtbot.waitUntil(lambda: len(steps) >= 2, timeout=10_000)
+    QApplication.processEvents()
+    seen = list(calls)
+    sip.delete(owner)  # (as a closed viewer deletes its docks: destroyed asks the job to stop)
+    release.set()
+    qtbot.waitUntil(lambda: handle.ended or not one_pool_thread.activeThreadCount(),
+                    timeout=10_000)
+    one_pool_thread.waitForDone(10_000)
+    QApplication.processEvents()
+    assert calls == seen and "on_done" not in calls and "on_error" not in calls
+    assert len(steps) < 50  # it stopped at its next progress item

@@ -100,6 +100,23 @@ class WrappingLabel(QLabel):
         return self._text
 
 
+#: Colour of the model-fit sentences on a dark and on a light theme: amber on dark, a dark amber
+#: on light (the amber read at 1.5:1 on napari's light background; a trial).
+WARNING_COLOURS = {"dark": "#ffb000", "light": "#8a4b00"}
+
+
+def warning_colour(theme: str) -> str:
+    """The colour of warning text on napari's ``theme`` (its background light or dark)."""
+    from napari.utils.theme import get_theme
+
+    try:
+        background = get_theme(theme).background.as_rgb_tuple()
+    except Exception:  # (an unknown theme: as on the default, dark one)
+        return WARNING_COLOURS["dark"]
+    light = 0.299 * background[0] + 0.587 * background[1] + 0.114 * background[2] > 128
+    return WARNING_COLOURS["light" if light else "dark"]
+
+
 class MiddleElidedCombo(QComboBox):
     """A combo box that elides a long current text in the middle: real file names differ at
     their end (``…_HAADF__10_corrected`` / ``…_19_corrected``) and run labels end a

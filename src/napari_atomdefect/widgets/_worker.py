@@ -30,11 +30,19 @@ class JobFailed(Exception):
         self.original = original
 
 
-def _guarded(gen: Iterator) -> Generator:
-    """Relay ``gen`` (progress items, then its return value); wrap its errors in JobFailed."""
+def _guarded(gen: Iterator, alive: Callable[[], bool] = lambda: True) -> Generator:
+    """Relay ``gen`` (progress items, then its return value); wrap its errors in JobFailed.
+
+    Once ``alive()`` is false (the widget that started the job, or the worker's signals, were
+    deleted: the viewer closed while the job ran), an error is raised as a ``RuntimeError``:
+    superqt then ends the worker quietly — the wrapper had made it emit ``errored`` on deleted
+    signals, which aborted the process (a closed viewer's job that failed as Python shut down).
+    """
     try:
         return (yield from gen)
     except Exception as exc:
+        if not alive():
+            raise RuntimeError(f"the job's widget was closed ({exc})") from exc
         raise JobFailed(exc) from exc
 
 
@@ -76,9 +84,9 @@ class JobHandle:
 def start_job(job: Callable[..., Iterator], args: tuple, *,
               on_progress: Callable[[dict], None], on_done: Callable[[object], None],
               on_error: Callable[[BaseException], None], on_aborted: Callable[[], None],
-              on_finished: Callable[[], None]) -> JobHandle:
+              on_finished: Callable[[], None], owner: QObject | None = None) -> JobHandle:
     """Run generator function ``job(*args)`` in a napari worker; all callbacks run on the GUI
-    thread.
+    thread, and none once ``owner`` is deleted.
 
     Parameters
     ----------
@@ -91,21 +99,39 @@ def start_job(job: Callable[..., Iterator], args: tuple, *,
         ``on_error`` and ``on_aborted`` is called; an exception raised by ``on_done`` is passed
         to ``on_error``.
     on_finished
-        Called last, always: the widget clears its running state here.
+        Called last, always (while ``owner`` lives): the widget clears its running state here.
+    owner : QObject, optional
+        The widget the callbacks update. When it is deleted (the viewer closed while the job
+        ran) the job is asked to stop and no callback runs: they had updated deleted widgets
+        ("wrapped C/C++ object … has been deleted") and the process aborted.
 
     Returns
     -------
     JobHandle
     """
     from napari.qt.threading import create_worker
+    from qtpy import sip
+
+    handle: JobHandle | None = None
+
+    def alive() -> bool:
+        signals = getattr(handle.worker, "_signals", None) if handle is not None else None
+        return not ((owner is not None and sip.isdeleted(owner))
+                    or (signals is not None and sip.isdeleted(signals)))
 
     gen = job(*args)
-    worker = create_worker(_guarded, gen, _ignore_errors=True)
+    worker = create_worker(_guarded, gen, alive, _ignore_errors=True)
     handle = JobHandle(worker, gen)
     outcome: list[str] = []
 
+    def progress(item) -> None:
+        if alive():
+            on_progress(item)
+
     def done(result) -> None:
         outcome.append("returned")
+        if not alive():
+            return
         try:
             on_done(result)
         except Exception as exc:  # a failing result handler must not leave the widget stuck
@@ -113,24 +139,34 @@ def start_job(job: Callable[..., Iterator], args: tuple, *,
 
     def errored(exc) -> None:
         outcome.append("errored")
-        on_error(exc.original if isinstance(exc, JobFailed) else exc)
+        if alive():
+            on_error(exc.original if isinstance(exc, JobFailed) else exc)
 
     def aborted() -> None:
         outcome.append("aborted")
-        on_aborted()
+        if alive():
+            on_aborted()
+
+    def stop(*_args) -> None:
+        worker.quit()
 
     def finished() -> None:
         handle.ended = True
+        if owner is not None and not sip.isdeleted(owner):
+            owner.destroyed.disconnect(stop)  # (the ended job is not kept alive by the widget)
         try:
-            if not outcome:  # cancelled after its last step: no result, no 'aborted' signal
-                on_aborted()
+            if alive():
+                try:
+                    if not outcome:  # cancelled after its last step: no 'aborted' signal
+                        on_aborted()
+                finally:
+                    on_finished()
         finally:
-            try:
-                on_finished()
-            finally:
-                handle.close()
+            handle.close()
 
-    worker.yielded.connect(on_progress)
+    if owner is not None:  # (the viewer closed: the job stops at its next progress item)
+        owner.destroyed.connect(stop)
+    worker.yielded.connect(progress)
     worker.returned.connect(done)
     worker.errored.connect(errored)
     worker.aborted.connect(aborted)

@@ -58,6 +58,7 @@ from ._common import (
     same_layer,
     scrolling_layout,
     show_in_dock,
+    warning_colour,
 )
 from ._tracks import follow_tracks
 from ._worker import LatticeCache, error_sentence, follow_models, start_job
@@ -312,7 +313,6 @@ class DetectWidget(QWidget):
         self.status = WrappingLabel("")
         # Whether the image looks like the model's training data: stays until the next detection.
         self.fit_label = WrappingLabel("")
-        self.fit_label.setStyleSheet("color: #ffb000;")
         self.fit_label.setVisible(False)
         self.operating_group = self._operating_point_box()
 
@@ -376,6 +376,16 @@ class DetectWidget(QWidget):
         self.material.currentTextChanged.connect(self._material_changed)
         self.model.currentIndexChanged.connect(self._model_changed)
         self._material_changed(self.material.currentText())
+        self._follow_theme()
+        self.viewer.events.theme.connect(self._follow_theme)
+
+    def _follow_theme(self, event=None) -> None:
+        """The fit sentences in amber on a dark theme, dark amber on a light one (the amber had
+        read at 1.5:1 on napari's light background)."""
+        from qtpy import sip
+
+        if not sip.isdeleted(self.fit_label):
+            self.fit_label.setStyleSheet(f"color: {warning_colour(str(self.viewer.theme))};")
 
     def _operating_point_box(self) -> QGroupBox:
         """The advanced "Operating point" section: one spin box per defect class (0.5 neutral).
@@ -732,7 +742,7 @@ class DetectWidget(QWidget):
         # Every end (result, error — shown as one sentence —, Cancel) reaches _on_finished.
         self.worker = start_job(job, args, on_progress=self._on_progress, on_done=on_done,
                                 on_error=self._on_error, on_aborted=self._on_aborted,
-                                on_finished=self._on_finished)
+                                on_finished=self._on_finished, owner=self)
 
     def _set_running(self, running: bool, label: str = "") -> None:
         for b in (self.lattice_button, self.detect_button, self.run_button,

@@ -641,7 +641,7 @@ class FinetuneWidget(QWidget):
         show_in_dock(self, self.progress, self.status)  # (the progress, in a squeezed dock too)
         self.worker = start_job(job, args, on_progress=self._on_progress, on_done=on_done,
                                 on_error=self._on_error, on_aborted=self._on_aborted,
-                                on_finished=self._on_finished)
+                                on_finished=self._on_finished, owner=self)
 
     def _on_progress(self, item: dict) -> None:
         from napari.utils.notifications import show_info

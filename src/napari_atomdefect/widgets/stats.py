@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from qtpy.QtCore import QRectF, Qt
-from qtpy.QtGui import QColor, QPainter, QPen
+from qtpy.QtGui import QColor, QPainter, QPalette, QPen
 from qtpy.QtWidgets import (
     QAbstractScrollArea,
     QLabel,
@@ -80,6 +80,12 @@ def defect_statistics(classes: pd.Series, n_metal: int | None, n_chalcogen: int 
                                   columns=["count", "per_nm2", "per_cell", "per_site"])
 
 
+def _text_colour(widget: QWidget) -> QColor:
+    """The text colour of napari's theme (the widget's palette follows it): labels drawn in a
+    fixed light grey vanished on the light theme (a trial)."""
+    return widget.palette().color(QPalette.ColorRole.WindowText)
+
+
 class BarChart(QWidget):
     """A minimal bar chart of counts per class (no plotting library needed)."""
 
@@ -102,7 +108,7 @@ class BarChart(QWidget):
             bh = (h - 30) * v / top
             painter.fillRect(QRectF(k * bar_w + 6, h - 18 - bh, bar_w - 12, bh),
                              QColor(class_color(name)))
-            painter.setPen(QColor("#dddddd"))
+            painter.setPen(_text_colour(self))
             painter.drawText(QRectF(k * bar_w, h - 16, bar_w, 16), Qt.AlignmentFlag.AlignCenter, name)
             painter.drawText(QRectF(k * bar_w, h - 32 - bh, bar_w, 14),
                              Qt.AlignmentFlag.AlignCenter, f"{v:g}")
@@ -142,7 +148,7 @@ class LinePlot(QWidget):
         legend_w = self._legend_width(painter)
         # Room for the tick values and the label; the legend sits right of the axes.
         left, right, top, bottom = 34, 8 + legend_w, 8, 36
-        painter.setPen(QColor("#888888"))
+        painter.setPen(self.palette().color(QPalette.ColorRole.Mid))
         painter.drawLine(left, h - bottom, w - right, h - bottom)
         painter.drawLine(left, top, left, h - bottom)
         if self.x:
@@ -159,7 +165,7 @@ class LinePlot(QWidget):
                 pts = [point(xv, yv) for xv, yv in zip(self.x, values, strict=False)]
                 for (xa, ya), (xb, yb) in zip(pts, pts[1:], strict=False):
                     painter.drawLine(int(xa), int(ya), int(xb), int(yb))
-            painter.setPen(QColor("#dddddd"))
+            painter.setPen(_text_colour(self))
             painter.drawText(QRectF(0, top - 4, left - 4, 14), Qt.AlignmentFlag.AlignRight,
                              f"{ymax:g}")
             # (the counts start at zero: a trial read only the top value and took the bottom
@@ -170,7 +176,7 @@ class LinePlot(QWidget):
                              Qt.AlignmentFlag.AlignLeft, f"{x0:g}")
             painter.drawText(QRectF(left, h - bottom + 2, w - left - right, 14),
                              Qt.AlignmentFlag.AlignRight, f"{x1:g}")
-        painter.setPen(QColor("#dddddd"))
+        painter.setPen(_text_colour(self))
         painter.drawText(QRectF(left, h - 18, w - left - right, 16),
                          Qt.AlignmentFlag.AlignCenter, self.x_label)
         self._draw_legend(painter, w - legend_w, top)
@@ -194,7 +200,7 @@ class LinePlot(QWidget):
             y = top + k * line_h
             painter.setPen(_class_pen(name))
             painter.drawLine(int(x), int(y + line_h / 2), int(x + 14), int(y + line_h / 2))
-            painter.setPen(QColor("#dddddd"))
+            painter.setPen(_text_colour(self))
             painter.drawText(QRectF(x + 18, y, width - 18, line_h),
                              Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, name)
 
