@@ -499,3 +499,27 @@ def test_warning_and_plot_text_follow_the_theme(make_napari_viewer, qtbot):
         text = _text_colour(chart)
         window = chart.palette().color(QPalette.ColorRole.Window)
         assert abs(text.lightness() - window.lightness()) > 150  # (dark on light, light on dark)
+
+
+def test_a_renamed_image_keeps_its_layers_and_its_last_analysis(make_napari_viewer, qtbot):
+    """Trial (forty-first session): an image renamed in the layer list vanished from the Detect
+    dock (Run all: "Open an image first") and its sites and detections, linked by name, stayed
+    at the old pixel size after the next run; going back to an image analysed as WSe2 left the
+    material of the image before (MoS2), and Run all re-analysed it so."""
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-atomdefect", "Detect defects")
+    first = viewer.add_image(np.zeros((64, 64), np.float32), name="first")
+    first.metadata["atomdefect"] = {"material": "WSe2", "substituents": ["S"]}
+    sites = viewer.add_points(np.zeros((1, 2)), name="first sites",
+                              metadata={"atomdefect": {"kind": "lattice_sites", "image": "first"}})
+    viewer.add_image(np.zeros((64, 64), np.float32), name="second")
+    widget.material.setCurrentText("MoS2")  # (the second image, analysed as MoS2)
+    assert widget.image_combo.currentText() == "second"
+    widget.image_combo.setCurrentText("first")
+    assert widget.material.currentText() == "WSe2"
+    assert widget._ticked_substituents() == ("S",)
+    assert widget.model.currentData() == "wse2-default"
+    first.name = "renamed"
+    assert widget.image_combo.currentText() == "renamed"
+    assert widget.image_layer() is not None and widget.image_layer().name == "renamed"
+    assert sites.metadata["atomdefect"]["image"] == "renamed"

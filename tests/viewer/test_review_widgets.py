@@ -852,3 +852,36 @@ def test_corrections_count_a_moved_call_once():
     layer.data = data
     set_class(layer, [0], "V_S")
     assert corrections_by_hand(layer) == 2
+
+
+def test_a_renamed_detections_layer_stays_reviewed_and_ctrl_z_undoes_its_own_layer(
+        make_napari_viewer):
+    """Trial (forty-first session): a detections layer renamed vanished from Review and
+    Statistics (export: "no detections layer"), and Ctrl+Z pressed on one image's layer undid
+    the edit of the layer the dock showed."""
+    viewer = make_napari_viewer()
+    layers = []
+    for name in ("a defects", "b defects"):
+        table = pd.DataFrame({"y_px": [10.0, 20.0], "x_px": [10.0, 20.0], "class": ["V_S", "O_S"],
+                              "confidence": [0.9, 0.8], "source": "model"})
+        layers.append(viewer.add_points(defect_points_data(table),
+                                        **defect_layer_kwargs(table, 0.012, name)))
+    review = ReviewWidget(viewer)
+    stats = StatsWidget(viewer)
+    a, b = layers
+    review.layer_combo.setCurrentText("a defects")
+    stats.layer_combo.setCurrentText("a defects")
+    a.selected_data = {0}
+    review.delete_selected()  # an edit of a
+    review.layer_combo.setCurrentText("b defects")
+    b.selected_data = {1}
+    review.delete_selected()  # an edit of b, the layer the dock shows
+    assert (len(a.data), len(b.data)) == (1, 1)
+    assert review.undo(a)  # (Ctrl+Z pressed on a: its own edit back)
+    assert (len(a.data), len(b.data)) == (2, 1)
+    assert review.info.text() == "Last edit of a defects undone."
+    b.name = "b reviewed"
+    assert review.layer_combo.currentText() == "b reviewed"
+    assert review.layer() is not None and review.layer().name == "b reviewed"
+    a.name = "a reviewed"
+    assert stats.layer_combo.currentText() == "a reviewed"

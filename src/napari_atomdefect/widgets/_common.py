@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -152,15 +153,18 @@ def layer_combo() -> QComboBox:
     return combo
 
 
-def refresh_layer_combo(combo, layers, accept: Callable) -> None:
+def refresh_layer_combo(combo, layers, accept: Callable, keep=None) -> None:
     """Fill ``combo`` with the names of the accepted layers, keeping the current choice if it
-    is still there (else the last layer), without emitting change signals while filling."""
+    is still there (``keep``: that layer, under its name now — it was renamed; else the last
+    layer), without emitting change signals while filling."""
     current = combo.currentText()
     combo.blockSignals(True)
     combo.clear()
     for layer in layers:
         if accept(layer):
             combo.addItem(layer.name)
+            if keep is not None and same_layer(layer, keep):
+                current = layer.name
     k = combo.findText(current)
     combo.setCurrentIndex(k if k >= 0 else combo.count() - 1)
     combo.blockSignals(False)
@@ -240,11 +244,64 @@ def follow_layers(viewer, combo, accept: Callable, on_change: Callable | None = 
                 combo.setToolTip(combo.currentText())  # (its change signal was blocked)
         changed()
 
+    def renamed(event=None) -> None:
+        # (a layer renamed in the layer list: listed under its new name, still the choice —
+        # the combo had kept the old name, and the dock found no image to analyse)
+        refresh_layer_combo(combo, viewer.layers, accept, keep=chosen[0])
+        changed()
+
+    def watch(event=None) -> None:
+        layers = [event.value] if event is not None else list(viewer.layers)
+        for layer in layers:
+            layer.events.name.connect(renamed)
+
+    follow_renames(viewer)
     combo.currentIndexChanged.connect(changed)
     viewer.layers.events.inserted.connect(refresh)
+    viewer.layers.events.inserted.connect(watch)
     viewer.layers.events.removed.connect(refresh)
+    watch()
     refresh()
     return refresh
+
+
+#: Viewers whose layer renames are followed (:func:`follow_renames`): each layer's last name.
+_RENAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def follow_renames(viewer) -> None:
+    """Once per viewer: a layer renamed in the layer list takes the layers made for it along —
+    the sites, cell grid, detections and tracks of an image name it in their
+    ``metadata["atomdefect"]["image"]`` (renamed, the image had lost them: a new run's
+    calibration left them at the old pixel size, and Review found no sites to snap to)."""
+    real = getattr(viewer, "__wrapped__", viewer)
+    if real in _RENAMES:
+        return
+    names: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+    _RENAMES[real] = names
+
+    def renamed(ref: weakref.ref) -> None:
+        layer = ref()
+        if layer is None:
+            return
+        old, new = names.get(layer), layer.name
+        names[layer] = new
+        if old is None or old == new:
+            return
+        for other in real.layers:
+            meta = other.metadata.get("atomdefect")
+            if other is not layer and isinstance(meta, dict) and meta.get("image") == old:
+                meta["image"] = new
+
+    def watch(layer) -> None:
+        layer = real_layer(layer)
+        names[layer] = layer.name
+        ref = weakref.ref(layer)
+        layer.events.name.connect(lambda event=None: renamed(ref))
+
+    for layer in real.layers:
+        watch(layer)
+    real.layers.events.inserted.connect(lambda event: watch(event.value))
 
 
 class _VerticalScroll(QScrollArea):

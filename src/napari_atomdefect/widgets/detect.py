@@ -370,12 +370,14 @@ class DetectWidget(QWidget):
         self.pixel_size.valueChanged.connect(self._pixel_size_edited)
         # An image opened (or added) becomes the one analysed, as in the viewer.
         self._refresh_images = follow_layers(self.viewer, self.image_combo, is_image_layer,
-                                             self._image_changed, follow_new=True)
+                                             self._image_chosen, follow_new=True)
         self.refresh_models()
         follow_models(self, self.refresh_models)  # on the GUI thread, whoever saved the model
         self.material.currentTextChanged.connect(self._material_changed)
         self.model.currentIndexChanged.connect(self._model_changed)
         self._material_changed(self.material.currentText())
+        self._ready = True
+        self._image_chosen()  # (a dock opened again: the chosen image's last analysis)
         self._follow_theme()
         self.viewer.events.theme.connect(self._follow_theme)
 
@@ -434,8 +436,11 @@ class DetectWidget(QWidget):
         return {c: float(s.value()) for c, s in self.operating_spins.items()}
 
     # ------------------------------------------------------- classes of a run
-    def _material_changed(self, material: str) -> None:
-        """A new material: its substituent boxes (defaults ticked) and its default model."""
+    def _material_changed(self, material: str, substituents=None, model: str | None = None
+                          ) -> None:
+        """A new material: its substituent boxes (defaults ticked) and its default model —
+        or ``substituents`` ticked and ``model`` chosen (an image's last analysis, where
+        they are still offered)."""
         # (then the other metal of a Mo/W alloy: its columns are called from their brightness)
         supported = supported_substituents(material) + rule_substituents_of(material)
         if tuple(self.substituent_checks) != supported:
@@ -456,7 +461,14 @@ class DetectWidget(QWidget):
                 box.toggled.connect(self._substituents_toggled)
                 self.substituent_checks[d] = box
                 self.substituent_row.addWidget(box)
-        k = self.model.findData(_default_model_name(material, self._ticked_substituents()))
+        if substituents is not None:
+            for d, box in self.substituent_checks.items():
+                box.blockSignals(True)
+                box.setChecked(d in substituents)
+                box.blockSignals(False)
+        wanted = model if model is not None and self.model.findData(model) >= 0 else \
+            _default_model_name(material, self._ticked_substituents())
+        k = self.model.findData(wanted)
         if k >= 0 and k != self.model.currentIndex():
             self.model.setCurrentIndex(k)  # -> _model_changed
         else:
@@ -566,6 +578,23 @@ class DetectWidget(QWidget):
     def image_layer(self):
         """The selected Image layer (or ``None``)."""
         return layer_by_name(self.viewer, self.image_combo)
+
+    def _image_chosen(self, *args) -> None:
+        """Another image chosen: the material, substituents and model it was last analysed with
+        come back with its result line (a trial read an image's WSe2 result beside MoS2 left
+        from the image before, and Run all re-analysed it as MoS2)."""
+        layer = self.image_layer()
+        analysed = {} if layer is None else layer.metadata.get("atomdefect", {})
+        if not getattr(self, "_ready", False):  # (still being built: its boxes come later)
+            return
+        if analysed.get("material") and self.material.findText(analysed["material"]) >= 0:
+            self.material.blockSignals(True)  # (one update below, not one per setting)
+            self.material.setCurrentText(analysed["material"])
+            self.material.blockSignals(False)
+            self._material_changed(analysed["material"], substituents=analysed.get(
+                "substituents"), model=analysed.get("model"))
+        else:
+            self._image_changed()
 
     def _image_changed(self, *args) -> None:
         layer = self.image_layer()
@@ -683,7 +712,8 @@ class DetectWidget(QWidget):
         # The image's analysis (the Fine-tune widget follows it): material and substituents.
         meta = dict(layer.metadata.get("atomdefect", {}))
         analysis = {"material": self.material.currentText(),
-                    "substituents": list(self.run_substituents())}
+                    "substituents": list(self.run_substituents()),
+                    "model": self.model.currentData()}
         if {k: meta.get(k) for k in analysis} != analysis:
             layer.metadata = {**layer.metadata, "atomdefect": {**meta, **analysis}}
         return layer, image, frame, px, calibration

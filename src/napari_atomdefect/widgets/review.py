@@ -483,7 +483,7 @@ class ReviewWidget(QWidget):
         self.add_button.toggled.connect(self._toggle_add)
         self.set_button.clicked.connect(self.set_selected_class)
         self.delete_button.clicked.connect(self.delete_selected)
-        self.undo_button.clicked.connect(self.undo)
+        self.undo_button.clicked.connect(lambda *_: self.undo())
         self.next_button.clicked.connect(self.next_low_confidence)
         self.threshold.valueChanged.connect(self.apply_threshold)
         self.min_frames.valueChanged.connect(self.apply_threshold)
@@ -531,8 +531,9 @@ class ReviewWidget(QWidget):
         tracks = tracks_layer_of(self.viewer, layer)
         if tracks is not None:  # (a reopened movie table's tracks follow the corrections too)
             follow_tracks(self.viewer, layer, tracks)
-        layer.bind_key("Control-Z", _while_alive(self, lambda widget, _layer: widget.undo()),
-                       overwrite=True)
+        # (the layer the key was pressed on: the dock's had been undone, another image's edit)
+        layer.bind_key("Control-Z", _while_alive(self, lambda widget, pressed: widget.undo(
+            pressed)), overwrite=True)
         layer.bind_key("Control-V", _paste_binding(self), overwrite=True)
         self.undo_button.setEnabled(self._history(layer).can_undo)
         classes = layer_classes(layer)
@@ -582,13 +583,19 @@ class ReviewWidget(QWidget):
         self._history(layer).edited(moved)
         self.undo_button.setEnabled(self._history(layer).can_undo)
 
-    def undo(self) -> bool:
-        """Undo the last edit of the reviewed layer (points added, deleted or moved, classes
-        set); ``False`` when there is none."""
-        layer = self.layer()
+    def undo(self, layer=None) -> bool:
+        """Undo the last edit of ``layer`` (default: the reviewed layer) — points added,
+        deleted or moved, classes set; ``False`` when there is none. Ctrl+Z undoes the layer
+        it is pressed on, as napari's keys act on the active layer."""
+        reviewed = self.layer()
+        layer = reviewed if layer is None else layer
         if layer is None or not self._history(layer).undo():
-            self.info.setText("Nothing to undo.")
+            self.info.setText("Nothing to undo." if same_layer(layer, reviewed) or layer is None
+                              else f"Nothing to undo in {layer.name}.")
             return False
+        if not same_layer(layer, reviewed):
+            self.info.setText(f"Last edit of {layer.name} undone.")
+            return True
         self.undo_button.setEnabled(self._history(layer).can_undo)
         self.apply_threshold()
         self.info.setText(self.info.text() + " Last edit undone.")

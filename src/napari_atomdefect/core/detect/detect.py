@@ -292,6 +292,10 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
            "message": f"Reading the columns' Z-contrast ladder{grain_text}…"}
     prepared = prepare_image(arr, lattice)  # read once, by the fit check and the levels
     ladder = read_image_ladder(prepared, lattice, mat, tuple(run.substituents))
+    # (each item is a point where Cancel takes effect: a trial waited 3–5 s for it on a loaded
+    # machine, through the ladder, the fit check and the decisions after the network)
+    yield {"step": "ladder", "fraction": progress[0],
+           "message": f"Checking the image against the model{grain_text}…"}
     # A heavier substituent not chosen that explains the image better (the median column back
     # on the host's rung: the host columns are then the median ones, not where the chosen
     # substituents' reading puts them; or, past a tenth of it, far likelier levels), and the
@@ -392,6 +396,8 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
                    "fraction": progress[0] + (progress[1] - progress[0]) * done / max(n_tiles, 1),
                    "message": f"Classified {done}/{n_tiles} tiles (unit cells and border "
                               f"sites){grain_text}"}
+    yield {"step": "decide", "fraction": progress[1],
+           "message": f"Deciding each column's class{grain_text}…"}
     n_m, n_x = (len(c) for c in site_choices(run.model_classes))
     with torch.inference_mode():
         pm = torch.cat(p_metal).cpu().numpy() if p_metal else np.zeros((0, n_m), np.float32)
@@ -532,6 +538,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
                                max_grains=MAX_GRAINS if grains else 1, blank=blank)
     else:
         lattices = [lattice] if isinstance(lattice, Lattice) else list(lattice)
+    yield {"step": "lattice", "fraction": 0.0,
+           "message": f"Reading the columns of {sum(la.n_cells for la in lattices)} unit cells…"}
     # Sublattices whose brightness order the image does not settle (a Janus layer): the metal
     # sites may be on the chalcogen columns — a warning, before the long part.
     for note in [m for m in lattices[0].messages if ORDER_UNDECIDED_NOTE in m]:
