@@ -1,5 +1,7 @@
 """Defect CSV: schema, atomic writes, exact round trips through the npe2 writer and reader."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -206,6 +208,35 @@ def test_a_replaced_table_is_kept_and_nothing_is_replaced_when_it_cannot_be(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.previous.csv"]
 
 
+def test_a_backup_holding_corrections_is_never_overwritten(tmp_path):
+    """A trial saved a corrected table, then two uncorrected runs over it: the second save
+    replaced the only copy of the corrections (NAME.previous.csv). A backup holding
+    corrections by hand now moves to NAME.previous-2.csv, and the user is told."""
+    from napari_atomdefect.core.io.table import write_keeping_previous
+
+    path = tmp_path / "t.csv"
+    corrected = pd.DataFrame({"y_px": [1.0, 3.0], "x_px": [2.0, 4.0], "class": ["V_S", "O_S"],
+                              "confidence": [1.0, 0.9], "source": ["manual", "model"]})
+    first_run = corrected.assign(source="model", confidence=0.8)
+    second_run = first_run.assign(confidence=0.7)
+    write_keeping_previous(corrected, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (the first backup takes no other one's place)
+        assert write_keeping_previous(first_run, path) == tmp_path / "t.previous.csv"
+    with pytest.warns(UserWarning, match=r"t.previous.csv held 1 defects corrected by hand; "
+                                         r"it is kept as t.previous-2.csv"):
+        write_keeping_previous(second_run, path)
+    assert pd.read_csv(tmp_path / "t.previous-2.csv")["source"].tolist() == ["manual", "model"]
+    assert pd.read_csv(tmp_path / "t.previous.csv")["confidence"].tolist() == [0.8, 0.8]
+    assert pd.read_csv(path)["confidence"].tolist() == [0.7, 0.7]
+    # a further save keeps the uncorrected backup's place for the table it replaces
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_keeping_previous(first_run, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.previous-2.csv",
+                                                          "t.previous.csv"]
+
+
 def test_the_pixel_size_column_keeps_six_figures(tmp_path):
     """A trial: the CLI's CSV wrote pixel_size_nm 0.0083 for 0.00826 (the coordinates' four
     decimals): 0.5 % off, 2 % at 0.003 nm/px."""
@@ -239,3 +270,26 @@ def test_an_overlapping_pair_is_written_in_the_order_of_the_class_lists():
 
     assert overlaps_text([("O_S", "V_S"), ("S_Se", "V_Se")]) == "V_S|O_S;V_Se|S_Se"
     assert overlaps_text([("V_S", "O_S")]) == "V_S|O_S"
+
+
+def test_file_save_over_a_more_corrected_table_warns(tmp_path, monkeypatch):
+    """File → Save (napari's writer) over a table holding more corrections by hand says so, as
+    the Review dock's export does (it said nothing; the README promised the warning)."""
+    import napari.utils.notifications as notifications
+
+    said: list[str] = []
+    monkeypatch.setattr(notifications, "show_warning", said.append)
+    data = np.array([[10.0, 12.0], [20.0, 22.0]])
+
+    def meta(sources):
+        return {"features": pd.DataFrame({"class": ["V_S", "O_S"], "confidence": [1.0, 0.9],
+                                          "source": sources}), "scale": (0.01, 0.01),
+                "units": ("nm", "nm"), "metadata": {}}
+
+    path = str(tmp_path / "d.csv")
+    write_points_csv(path, data, meta(["manual", "manual"]))
+    write_points_csv(path, data, meta(["model", "manual"]))
+    assert said == ["d.csv held 2 defects corrected by hand, this layer 1: the table it "
+                    "replaced is kept as d.previous.csv."]
+    write_points_csv(path, data, meta(["manual", "manual"]))  # (more corrections: nothing said)
+    assert len(said) == 1

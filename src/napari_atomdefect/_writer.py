@@ -22,8 +22,23 @@ def write_points_csv(path: str, data: Any, meta: dict) -> list[str]:
     """Write defect points as ``y_px, x_px, y_nm, x_nm, class, confidence, source``; a 3-D layer
     of a movie (``(frame, row, col)``) adds ``frame`` and ``track_id``, a layer that knows its
     run (a detection, or a table that named it) ``material`` and ``substituents``. A different
-    table the file replaces is kept as ``<name>.previous.csv`` (:func:`write_points_table`)."""
-    return [write_points_table(path, data, meta)[0]]
+    table the file replaces is kept as ``<name>.previous.csv`` (:func:`write_points_table`),
+    with a warning when it held more corrections by hand than the layer written (as the
+    Review dock's *Export CSV…* says it; File → Save had said nothing)."""
+    from .core.io.table import manual_rows
+
+    target = path if str(path).lower().endswith(".csv") else f"{path}.csv"
+    before = manual_rows(target)
+    written, previous = write_points_table(path, data, meta)
+    now = manual_rows(written)
+    if previous is not None and before > now:
+        from pathlib import Path
+
+        from napari.utils.notifications import show_warning
+
+        show_warning(f"{Path(written).name} held {before} defects corrected by hand, this "
+                     f"layer {now}: the table it replaced is kept as {Path(previous).name}.")
+    return [written]
 
 
 def write_points_table(path: str, data: Any, meta: dict) -> tuple[str, str | None]:

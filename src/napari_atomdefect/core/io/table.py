@@ -258,6 +258,7 @@ def write_keeping_previous(table: pd.DataFrame, path: str | Path,
         if staged.read_bytes() == before:
             staged.unlink()
             return None
+        older = _keep_corrected_backup(previous, before)
         tmp.write_bytes(before)
         os.replace(tmp, previous)
         os.replace(staged, path)
@@ -265,7 +266,25 @@ def write_keeping_previous(table: pd.DataFrame, path: str | Path,
         staged.unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)
         raise
+    if older is not None:
+        warnings.warn(f"{previous.name} held {manual_rows(older)} defects corrected by hand; it "
+                      f"is kept as {older.name} (the table just replaced is {previous.name} "
+                      "now).", UserWarning, stacklevel=2)
     return previous
+
+
+def _keep_corrected_backup(previous: Path, replaced: bytes) -> Path | None:
+    """Move the backup ``previous`` out of the way to the first free ``<name>.previous-N.csv``
+    when it holds corrections by hand (``manual`` rows) and is not the table now replaced —
+    a third save over a corrected table had overwritten its only copy. The path it went to, or
+    ``None`` when it was left (missing, no corrections, the same table)."""
+    if manual_rows(previous) == 0 or previous.read_bytes() == replaced:
+        return None
+    k = 2
+    while (older := previous.with_name(f"{previous.stem}-{k}{previous.suffix}")).exists():
+        k += 1
+    os.replace(previous, older)
+    return older
 
 
 def _numeric_column(table: pd.DataFrame, column: str, name: str, required: bool) -> np.ndarray:
