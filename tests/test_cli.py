@@ -179,6 +179,9 @@ def test_detect_npy_says_no_pixel_size_only_when_none_was_given(tmp_path, capsys
     assert main(["detect", str(path), "--pixel-size-nm", "0.012",
                  "--out", str(tmp_path / "a.csv")]) == 0
     assert "no pixel size in the file" not in capsys.readouterr().err
+    # the table names its image (as napari names the layer of the file: reopened among
+    # images of one size, it goes onto this one)
+    assert set(pd.read_csv(tmp_path / "a.csv")["image"]) == {"frame"}
     assert main(["detect", str(path), "--out", str(tmp_path / "b.csv")]) == 0
     assert "no pixel size in the file" in capsys.readouterr().err
 

@@ -76,6 +76,7 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
         read_defects_csv,
     )
     from .core.materials.columns import ALL_CLASS_NAMES, lattice_constant_of_classes
+    from .widgets._common import given_pixel_size
 
     if isinstance(path, list):
         path = path[0]
@@ -93,7 +94,7 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
             f"{', '.join(ALL_CLASS_NAMES)} (or remove those rows) to open it as a defect layer.")
     px = pixel_size_from_table(table)
     data = defect_points_data(table)
-    image = _image_under(data, px, Path(path).name)
+    image = _image_under(data, px, Path(path).name, table.attrs.get("image"))
     frame = image_frame(image, data.shape[1] if data.ndim == 2 else 2) if image is not None else None
     # markers as large as a detection's (0.4 a) where the classes and nm columns give a
     a_nm = lattice_constant_of_classes(table["class"].dropna().unique())
@@ -104,9 +105,13 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
         meta.update(material=table.attrs["material"],
                     substituents=list(table.attrs.get("substituents", ())),
                     class_overlaps=list(table.attrs.get("class_overlaps", [])))
-    # where the pixel size came from (written again on export): the image's once drawn on it
-    source = (table.attrs.get("calibration") if image is None
-              else image.metadata.get("atomdefect", {}).get("calibration"))
+    # where the table's pixel size came from (written again on export with that pixel size: a
+    # trial's lattice-calibrated table, saved again over its image, said "file"); the image's
+    # where the table does not say and the image is read at the table's pixel size
+    source = table.attrs.get("calibration")
+    if not source and image is not None and px and (shown := given_pixel_size(image)[0]) \
+            and abs(shown / px - 1) <= 1e-6:
+        source = image.metadata.get("atomdefect", {}).get("calibration")
     if source:
         meta["calibration"] = source
     if image is not None:  # drawn on that image: it follows the image's calibration from now on
@@ -209,9 +214,11 @@ def _check_classes_kept(features: Any, table: Any, name: str) -> None:
 HOLD_MARGIN = 0.02
 
 
-def _image_under(points: Any, pixel_size_nm: float | None = None, name: str = "the table"
-                 ) -> Any:
-    """The image layer the points belong to in the current viewer: the selected image layer, else
+def _image_under(points: Any, pixel_size_nm: float | None = None, name: str = "the table",
+                 image: str | None = None) -> Any:
+    """The image layer the points belong to in the current viewer: the image the table names
+    (``image``: a layer of that name, or opened from a file of that name), else the selected
+    image layer, else
     among the images whose pixel grid holds every point those shown at the table's pixel size
     ``pixel_size_nm`` (within :data:`CALIBRATION_SAID`: a detection's lattice calibration tells
     images of one session apart), the last one; ``None`` when there is no viewer or no such image
@@ -248,6 +255,10 @@ def _image_under(points: Any, pixel_size_nm: float | None = None, name: str = "t
               and layer.data.ndim >= ndim and holds(layer)]
     if not images:
         return None
+    named = [layer for layer in images if image and image in (
+        layer.name, Path(str(getattr(layer.source, "path", None) or "")).stem)]
+    if named:
+        return named[-1]
     active = viewer.layers.selection.active
     if active in images:
         return active

@@ -53,7 +53,7 @@ def write_points_table(path: str, data: Any, meta: dict) -> tuple[str, str | Non
     own = (meta.get("metadata") or {}).get("atomdefect", {})
     table = with_run_columns(table, own.get("material"), own.get("substituents") or (),
                              _pixel_size(meta), own.get("calibration"),
-                             own.get("class_overlaps") or [])
+                             own.get("class_overlaps") or [], image=own.get("image"))
     if not str(path).lower().endswith(".csv"):
         path = f"{path}.csv"
     # full precision: exact round trip

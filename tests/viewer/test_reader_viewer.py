@@ -463,6 +463,51 @@ def test_a_reopened_csv_goes_to_the_image_shown_at_its_pixel_size(make_napari_vi
                for w in said)
 
 
+def test_a_table_naming_its_image_goes_onto_it_and_keeps_its_calibration_source(
+        make_napari_viewer, tmp_path):
+    """Trial (forty-first session): a table reopened among images of one size went onto
+    another one, between its columns — the table names its image now (``image``: the file's
+    name, as the CLI and the layer write it), and it is drawn on that image whichever is
+    selected; saved again it says where its own pixel size came from (it had said the
+    image's)."""
+    import warnings
+
+    import pandas as pd
+
+    from napari_atomdefect._writer import write_points_csv
+    from napari_atomdefect.core.io.table import (
+        defects_table,
+        read_defects_csv,
+        with_run_columns,
+        write_csv_atomic,
+    )
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((300, 300), np.float32), name="scan10",
+                     scale=(0.00781, 0.00781), units=("nm", "nm"),
+                     metadata={"atomdefect": {"calibration": "file"}})
+    viewer.add_image(np.zeros((300, 300), np.float32), name="scan14",
+                     scale=(0.00781, 0.00781), units=("nm", "nm"),
+                     metadata={"atomdefect": {"calibration": "file"}})
+    table = defects_table(pd.DataFrame({"y_px": [20.0], "x_px": [30.0], "class": ["V_S"],
+                                        "confidence": [0.9], "source": "model"}), 0.00859)
+    write_csv_atomic(with_run_columns(table, "WS2", ["Se"], 0.00859, "lattice", image="scan10"),
+                     tmp_path / "calls.csv")
+    assert read_defects_csv(tmp_path / "calls.csv").attrs["image"] == "scan10"
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        [layer] = viewer.open(str(tmp_path / "calls.csv"), plugin="napari-atomdefect")
+    assert layer.metadata["atomdefect"]["image"] == "scan10"  # (scan14 was the last, selected)
+    assert not [w for w in said if "could belong to" in str(w.message)]
+    write_points_csv(str(tmp_path / "again.csv"), layer.data, {
+        "features": layer.features, "scale": layer.scale, "units": layer.units,
+        "metadata": layer.metadata})
+    again = pd.read_csv(tmp_path / "again.csv")
+    assert again["pixel_size_source"].iloc[0] == "lattice"
+    assert again["pixel_size_nm"].iloc[0] == pytest.approx(0.00859)
+    assert again["image"].iloc[0] == "scan10"
+
+
 def test_a_table_opened_over_an_uncalibrated_image_says_how_to_take_its_pixel_size(
         make_napari_viewer, tmp_path):
     """README trial, thirty-third session: a CLI table (0.012 nm/px from the lattice) opened

@@ -390,6 +390,7 @@ def process_file(item: BatchItem, opts: BatchOptions, done_frames: frozenset = f
             continue
         try:
             result, notes = detect_frame(data, opts, img.pixel_size_nm)
+            result["defects"].attrs["image"] = img.name  # (its table names it: reopened)
             _write_defects(result["defects"], target)
             # (the reader's advice on stacks is the CLI's, a batch analyses every frame; a
             # pixel size the user gave makes the file's lack of one moot)

@@ -36,6 +36,10 @@ RUN_COLUMNS = ["material", "substituents"]
 #: (``file``, ``user``, ``lattice``: the calibration policy's sources), so that a table read
 #: months later tells whether its nm are the file's calibration or the lattice's.
 PIXEL_SIZE_COLUMNS = ["pixel_size_nm", "pixel_size_source"]
+#: The image the table's pixel coordinates belong to (its file's name without the extension, as
+#: napari names the image layer): reopened among several images of one size, the table is drawn
+#: on that one (a trial's table went onto another 1024² image).
+IMAGE_COLUMN = "image"
 #: Optional column naming the pairs of classes the run could not tell apart (``V_S|O_S``, pairs
 #: separated by ``;``): a reopened table keeps Statistics' mark on them.
 OVERLAPS_COLUMN = "overlaps"
@@ -305,7 +309,7 @@ def _numeric_column(table: pd.DataFrame, column: str, name: str, required: bool)
 def with_run_columns(table: pd.DataFrame, material: str | None = None,
                      substituents: Any = None, pixel_size_nm: float | None = None,
                      pixel_size_source: str | None = None,
-                     overlaps: list | None = None) -> pd.DataFrame:
+                     overlaps: list | None = None, image: str | None = None) -> pd.DataFrame:
     """``table`` with the columns of the run it came from.
 
     Parameters
@@ -322,6 +326,8 @@ def with_run_columns(table: pd.DataFrame, material: str | None = None,
     overlaps : list of pairs, optional
         The :data:`OVERLAPS_COLUMN` (default: the ``attrs`` ``"class_overlaps"``); added with
         the material.
+    image : str, optional
+        The :data:`IMAGE_COLUMN` (default: the ``attrs`` ``"image"``); added when known.
 
     Returns
     -------
@@ -331,7 +337,8 @@ def with_run_columns(table: pd.DataFrame, material: str | None = None,
     material = material or table.attrs.get("model_material") or table.attrs.get("material")
     pixel_size_nm = pixel_size_nm or table.attrs.get("pixel_size_nm")
     pixel_size_source = pixel_size_source or table.attrs.get("calibration")
-    if not material and not pixel_size_nm:
+    image = image or table.attrs.get("image")
+    if not material and not pixel_size_nm and not image:
         return table
     out = table.copy()
     if material:
@@ -347,6 +354,8 @@ def with_run_columns(table: pd.DataFrame, material: str | None = None,
         size, source = PIXEL_SIZE_COLUMNS
         out[size] = float(pixel_size_nm)
         out[source] = str(pixel_size_source or "")
+    if image:
+        out[IMAGE_COLUMN] = str(image)
     return out
 
 
@@ -414,7 +423,7 @@ def read_defects_csv(path: str | Path) -> pd.DataFrame:
         has ``attrs`` ``material``, ``substituents``, ``classes`` (the run's classes) and
         ``class_overlaps`` (from :data:`OVERLAPS_COLUMN`); one with ``pixel_size_source`` has
         ``attrs`` ``calibration`` (where its nm came from), one with one ``pixel_size_nm``
-        value ``attrs`` ``pixel_size_nm``.
+        value ``attrs`` ``pixel_size_nm``, one with :data:`IMAGE_COLUMN` ``attrs`` ``image``.
 
     Raises
     ------
@@ -478,6 +487,11 @@ def read_defects_csv(path: str | Path) -> pd.DataFrame:
         values = pd.to_numeric(table["pixel_size_nm"], errors="coerce").dropna().unique()
         if len(values) == 1 and values[0] > 0:
             out.attrs["pixel_size_nm"] = float(values[0])
+    if IMAGE_COLUMN in table.columns:  # the image its pixel coordinates belong to
+        named = table[IMAGE_COLUMN].str.strip()
+        named = named[named != ""]
+        if not named.empty:
+            out.attrs["image"] = str(named.iloc[0])
     return out
 
 
