@@ -523,3 +523,21 @@ def test_a_renamed_image_keeps_its_layers_and_its_last_analysis(make_napari_view
     assert widget.image_combo.currentText() == "renamed"
     assert widget.image_layer() is not None and widget.image_layer().name == "renamed"
     assert sites.metadata["atomdefect"]["image"] == "renamed"
+
+
+def test_an_edit_of_an_earlier_run_leaves_the_newest_runs_line(viewer_with_sample, qtbot):
+    """Trial (forty-first session): two runs alike, a call deleted from the first (hidden) —
+    the dock's line, the second run's, read "… as corrected" although that run was untouched."""
+    viewer = viewer_with_sample
+    widget = DetectWidget(viewer)
+    widget.run_all()
+    wait_idle(qtbot, widget)
+    widget.detect()
+    wait_idle(qtbot, widget)
+    first, second = layers_of(viewer, "detections")
+    line = widget.status.text()
+    assert "as corrected" not in line
+    first.data = first.data[1:]  # (as Review's delete does: one call fewer)
+    assert widget.status.text() == line
+    second.data = second.data[1:]
+    assert "as corrected" in widget.status.text()

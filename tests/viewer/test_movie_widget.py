@@ -135,8 +135,8 @@ def test_detect_all_frames_tracks_and_statistics(viewer_with_movie, movie, qtbot
     # Writer and reader keep frame and track_id: the same 3-D layer comes back.
     [path] = write_points_csv(str(tmp_path / "movie.csv"), points.data, layer_meta(points))
     header = open(path).readline().strip().split(",")
-    assert header[-8:] == ["frame", "track_id", "track_class", "material", "substituents",
-                           "overlaps", "pixel_size_nm", "pixel_size_source"]
+    assert header[-9:] == ["frame", "track_id", "track_class", "material", "substituents",
+                           "overlaps", "pixel_size_nm", "pixel_size_source", "image"]
     written = pd.read_csv(path)
     assert set(written["pixel_size_source"]) == {"file"}
     np.testing.assert_allclose(written["pixel_size_nm"], 0.012)

@@ -260,6 +260,8 @@ class DetectWidget(QWidget):
         # for when it is chosen again (layers held weakly), another image starts blank.
         self._status_layer = None
         self._status_by_layer: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        # image layer -> (weak) detections layer whose run the image's result line tells
+        self._line_of: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
         self.image_combo = layer_combo()
         self.open_button = QPushButton("Open file…")
@@ -1177,9 +1179,15 @@ class DetectWidget(QWidget):
         points = real_layer(points)
         image = real_layer(image)
         said = [detected, *(text for text, _ in parts)]
+        # (the image's line is this run's now: an edit of an earlier run, hidden, had rewritten
+        # the newest run's line where their sentences were alike — a trial)
+        self._line_of[image] = weakref.ref(points)
 
         def recount(*args) -> None:
             if points not in self.viewer.layers:
+                return
+            line = self._line_of.get(image)
+            if line is None or line() is not points:
                 return
             found = np.asarray(points.features["class"]).astype(str) \
                 if "class" in points.features else np.zeros(0, str)
