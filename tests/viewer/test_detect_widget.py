@@ -541,3 +541,18 @@ def test_an_edit_of_an_earlier_run_leaves_the_newest_runs_line(viewer_with_sampl
     assert widget.status.text() == line
     second.data = second.data[1:]
     assert "as corrected" in widget.status.text()
+
+
+def test_an_image_removed_takes_its_lattice_layers_and_leaves_its_calls(make_napari_viewer,
+                                                                         qtbot):
+    """Trial (forty-first session): an image deleted while Run all ran left its sites and cell
+    grid, which claimed the image opened again under its name, at the old pixel size."""
+    viewer = make_napari_viewer()
+    viewer.window.add_plugin_dock_widget("napari-atomdefect", "Detect defects")
+    image = viewer.add_image(np.zeros((64, 64), np.float32), name="scan")
+    for kind in ("lattice_sites", "cell_grid", "detections"):
+        viewer.add_points(np.zeros((1, 2)), name=f"scan {kind}",
+                          metadata={"atomdefect": {"kind": kind, "image": "scan"}})
+    viewer.layers.remove(image)
+    qtbot.waitUntil(lambda: "scan lattice_sites" not in viewer.layers, timeout=2000)
+    assert [la.name for la in viewer.layers] == ["scan detections"]

@@ -269,11 +269,18 @@ def follow_layers(viewer, combo, accept: Callable, on_change: Callable | None = 
 _RENAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+#: Layers made for an image that go when it goes (its lattice): calls stay — they may hold
+#: corrections, and a table reopened with its image goes onto it.
+LATTICE_KINDS = ("lattice_sites", "cell_grid")
+
+
 def follow_renames(viewer) -> None:
     """Once per viewer: a layer renamed in the layer list takes the layers made for it along —
     the sites, cell grid, detections and tracks of an image name it in their
     ``metadata["atomdefect"]["image"]`` (renamed, the image had lost them: a new run's
-    calibration left them at the old pixel size, and Review found no sites to snap to)."""
+    calibration left them at the old pixel size, and Review found no sites to snap to). An
+    image removed takes its sites and cell grid with it (:data:`LATTICE_KINDS`: left, they
+    claimed the image opened again under that name, at the old pixel size — a trial)."""
     real = getattr(viewer, "__wrapped__", viewer)
     if real in _RENAMES:
         return
@@ -299,9 +306,21 @@ def follow_renames(viewer) -> None:
         ref = weakref.ref(layer)
         layer.events.name.connect(lambda event=None: renamed(ref))
 
+    def removed(event) -> None:
+        gone = real_layer(event.value)
+        if not is_image_layer(gone) or any(
+                is_image_layer(la) and la.name == gone.name for la in real.layers):
+            return
+        # (after the removal has finished: not from inside the layer list's own event)
+        QTimer.singleShot(0, lambda: [real.layers.remove(la) for la in list(real.layers)
+                                      if la.metadata.get("atomdefect", {}).get("image")
+                                      == gone.name and la.metadata["atomdefect"].get("kind")
+                                      in LATTICE_KINDS])
+
     for layer in real.layers:
         watch(layer)
     real.layers.events.inserted.connect(lambda event: watch(event.value))
+    real.layers.events.removed.connect(removed)
 
 
 class _VerticalScroll(QScrollArea):
