@@ -448,12 +448,14 @@ def _write_keeping_previous(table, out: str) -> None:
     from .core.io.table import write_keeping_previous
 
     name = Path(out).name
+    existed = Path(out).is_file()
     try:
         previous = write_keeping_previous(table, out)
     except OSError as exc:  # (the file at --out is as it was)
-        raise AtomDefectError(f"{name} was not written: the table it would replace could not "
-                              f"be kept beside it ({exc.strerror or exc}); give another "
-                              "--out.") from exc
+        why = ("the table it would replace could not be kept beside it" if existed
+               else "its folder cannot be written to")  # (a folder gone during the run: a trial)
+        raise AtomDefectError(f"{name} was not written: {why} ({exc.strerror or exc}); give "
+                              "another --out.") from exc
     if previous is not None:
         print(f"atomdefect: the table {name} replaced is kept as {previous.name}.",
               file=sys.stderr)

@@ -706,7 +706,9 @@ class DetectWidget(QWidget):
 
         layer = self.image_layer()
         if layer is None:
-            show_warning("Open an image first (File → Open, or the Open file… button).")
+            said = "Open an image first (File → Open, or the Open file… button)."
+            self.status.setText(said)  # (the line still told of the image closed mid-run)
+            show_warning(said)
             return None
         image, frame = self._frame(layer)
         px, calibration = run_pixel_size(layer, self.material.currentText(),
