@@ -885,3 +885,29 @@ def test_a_renamed_detections_layer_stays_reviewed_and_ctrl_z_undoes_its_own_lay
     assert review.layer() is not None and review.layer().name == "b reviewed"
     a.name = "a reviewed"
     assert stats.layer_combo.currentText() == "a reviewed"
+
+
+def test_next_low_confidence_says_when_another_image_covers_the_call(make_napari_viewer):
+    """Trial (forty-first session): three images open at one origin, Next low-confidence
+    centred on a call of the first over the last one's columns, nothing said."""
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((100, 100), np.float32), name="scan10")
+    table = pd.DataFrame({"y_px": [10.0], "x_px": [20.0], "class": ["V_S"],
+                          "confidence": [0.6], "source": "model"})
+    kwargs = defect_layer_kwargs(table, None, "scan10 defects")
+    kwargs["metadata"]["atomdefect"]["image"] = "scan10"
+    viewer.add_points(defect_points_data(table), **kwargs)
+    review = ReviewWidget(viewer)
+    review.layer_combo.setCurrentText("scan10 defects")
+    review.next_low_confidence()
+    assert review.info.text() == "Point 0: V_S, confidence 0.60."
+    other = viewer.add_image(np.zeros((100, 100), np.float32), name="scan14")
+    review._last_reviewed = None
+    review.next_low_confidence()
+    assert review.info.text().endswith(" scan14 is drawn over scan10 here: hide it to see these "
+                                       "calls' columns.")
+    other.visible = False
+    viewer.layers["scan10"].visible = False
+    review._last_reviewed = None
+    review.next_low_confidence()
+    assert "scan10, the image of these calls, is hidden" in review.info.text()

@@ -332,6 +332,32 @@ def _while_alive(widget, handler):
     return bound
 
 
+def _image_seen_note(viewer, layer, world: np.ndarray) -> str:
+    """A sentence when the image the calls of ``layer`` were made on is not what the canvas
+    shows at ``world``: hidden, or under another visible image there (images open together are
+    drawn at one origin: a trial reviewed one image's calls over another's columns)."""
+    from ._common import is_image_layer
+
+    name = layer.metadata.get("atomdefect", {}).get("image")
+    layers = list(viewer.layers)
+    own = next((la for la in layers if la.name == name and is_image_layer(la)), None)
+    if own is None:
+        return ""
+    if not own.visible:
+        return f" {own.name}, the image of these calls, is hidden: show it to see the columns."
+    above = []
+    for other in layers[layers.index(own) + 1:]:
+        if not (is_image_layer(other) and other.visible and other.opacity > 0.5):
+            continue
+        low, high = (np.asarray(v, float)[-2:] for v in other.extent.world)
+        if np.all(world[-2:] >= low) and np.all(world[-2:] <= high):
+            above.append(other.name)
+    if not above:
+        return ""
+    return (f" {', '.join(above)} {'is' if len(above) == 1 else 'are'} drawn over {own.name} "
+            "here: hide it to see these calls' columns.")
+
+
 def _remove_keeping_indices(layer, remove: list[int], *indices: list[int]) -> list[list[int]]:
     """Remove the points ``remove`` of ``layer``; each list of ``indices`` (of other points)
     re-numbered as the layer now counts them (an index that was removed is dropped)."""
@@ -888,7 +914,8 @@ class ReviewWidget(QWidget):
         if zoom is not None:
             self.viewer.scene.camera.zoom = zoom
         cls = layer.features["class"].iloc[i]
-        self.info.setText(f"Point {i}: {cls}, confidence {conf[i]:.2f}.")
+        self.info.setText(f"Point {i}: {cls}, confidence {conf[i]:.2f}."
+                          + _image_seen_note(self.viewer, layer, world))
         return i
 
     def _zoom_showing_cells(self, layer: napari.layers.Points, n_cells: float) -> float | None:
