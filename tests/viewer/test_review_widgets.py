@@ -911,3 +911,27 @@ def test_next_low_confidence_says_when_another_image_covers_the_call(make_napari
     review._last_reviewed = None
     review.next_low_confidence()
     assert "scan10, the image of these calls, is hidden" in review.info.text()
+
+
+def test_undo_outlives_a_closed_review_dock(make_napari_viewer):
+    """Trial (forty-first session): a Review dock closed and opened again said "Nothing to undo"
+    for the edits made before."""
+    viewer = make_napari_viewer()
+    table = pd.DataFrame({"y_px": [10.0, 20.0], "x_px": [10.0, 20.0], "class": ["V_S", "O_S"],
+                          "confidence": [0.9, 0.8], "source": "model"})
+    layer = viewer.add_points(defect_points_data(table),
+                              **defect_layer_kwargs(table, 0.012, "d"))
+    review = ReviewWidget(viewer)
+    review.layer_combo.setCurrentText("d")
+    layer.selected_data = {0}
+    review.delete_selected()
+    from qtpy import sip
+
+    sip.delete(review)  # (as napari deletes a closed dock; its Python object may linger)
+    again = ReviewWidget(viewer)
+    again.layer_combo.setCurrentText("d")
+    assert again.undo() and len(layer.data) == 2
+    layer.selected_data = {1}
+    again.delete_selected()  # recorded once (not also by the closed dock)
+    assert again.undo() and len(layer.data) == 2
+    assert not again.undo()

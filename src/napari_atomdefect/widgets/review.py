@@ -332,6 +332,10 @@ def _while_alive(widget, handler):
     return bound
 
 
+#: The undo stack of each detections layer edited in a Review dock (layers held weakly).
+EDIT_HISTORIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _image_seen_note(viewer, layer, world: np.ndarray) -> str:
     """A sentence when the image the calls of ``layer`` were made on is not what the canvas
     shows at ``world``: hidden, or under another visible image there (images open together are
@@ -434,7 +438,9 @@ class ReviewWidget(QWidget):
         self.viewer = napari_viewer
         self._watched = None  # the layer whose data events mark added points as manual
         self._last_reviewed: tuple | None = None  # (confidence, row, col) of the last *Next*
-        self._histories: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        # (kept with the layers, not the dock: a Review dock closed and opened again had lost
+        # every edit's undo — a trial)
+        self._histories = EDIT_HISTORIES
         # A drag is many moves; once they stop, the points dragged go onto their sites.
         self._dragged: tuple[object, set[int]] | None = None
         self._drag_end = QTimer(self)
@@ -632,6 +638,10 @@ class ReviewWidget(QWidget):
         chosen class (napari fills new points from the last *selected* point's features
         otherwise), on their column's site; a point off the image is taken back, and a call
         put on a column that had one replaces it."""
+        from qtpy import sip
+
+        if sip.isdeleted(self):  # (a closed dock: the one opened again records the edit, once)
+            return
         action = str(getattr(event, "action", ""))
         layer = self.layer()
         if layer is None or action not in ("added", "removed", "changed"):
@@ -765,6 +775,10 @@ class ReviewWidget(QWidget):
     def _selection_changed(self, *args) -> None:
         """Hidden points (*Hide below*, *Seen in at least*) stay out of the selection: a box
         or select-all must not let them be deleted or reclassified unseen."""
+        from qtpy import sip
+
+        if sip.isdeleted(self):
+            return
         layer = self._watched
         if layer is None or not layer.selected_data:
             return
