@@ -1186,8 +1186,10 @@ class DetectWidget(QWidget):
         self._line_of[image] = weakref.ref(points)
 
         def recount(*args) -> None:
-            if points not in self.viewer.layers:
-                return
+            from qtpy import sip
+
+            if sip.isdeleted(self) or points not in self.viewer.layers:
+                return  # (a closed dock: its line is gone with it)
             line = self._line_of.get(image)
             if line is None or line() is not points:
                 return
