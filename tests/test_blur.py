@@ -103,3 +103,20 @@ def test_a_movie_names_its_blurred_frame_once():
     widths = {f["frame"]: f["column_fwhm_nm"] for f in table.attrs["frames"]}
     assert is_blurred(widths[2], "MoS2")
     assert not any(is_blurred(widths[k], "MoS2") for k in (0, 1, 3))
+
+
+def test_a_blurred_image_is_not_taken_for_an_inverted_one():
+    """Blur makes the pixel values symmetric: a blurred WSe2 field (skewness −0.1) was told it
+    "looks inverted … a bright-field or ABF image?" after the blur sentence."""
+    seed = 993000
+    rng = np.random.default_rng(seed)
+    params = MicroscopeParams.random(rng, "WSe2", probe_fwhm_nm=0.16,
+                                     dose_e_per_A2=10 ** rng.uniform(5.0, 6.0))
+    px = float(rng.uniform(0.010, 0.014))
+    sim = simulate_image("WSe2", 384, px, params=params, seed=seed)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        table = detect(sim.image, pixel_size_nm=px, material="WSe2", device="cpu")
+    said = table.attrs["fit_messages"]
+    assert said[0].startswith(BLUR_NOTE)
+    assert not any("looks inverted" in m for m in said)

@@ -181,6 +181,9 @@ class _Classifier:
     #: those fine-tuned on an enlarged image (:func:`.coarse.reads_coarse_enlarged`); an older
     #: fine-tuned one reads the cells as its fine-tuning read them.
     enlarge: bool = True
+    #: Whether the columns are blurred beyond the training images' (:mod:`.blur`): the fit
+    #: check's inverted-image test then asks for a plainly negative skewness.
+    blurred: bool = False
 
 
 #: A tile whose own metal or chalcogen site the detector calls with less probability than this
@@ -308,7 +311,8 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
                      smoothed=prepared.smoothed, substituents=tuple(run.substituents),
                      host_level=(1.0 if ladder.median_class == "chalcogen" or heavier
                                  else ladder.host_level),
-                     heavier_explains=heavier, suggested_substituents=suggested)
+                     heavier_explains=heavier, suggested_substituents=suggested,
+                     blurred=clf.blurred)
     fit = dataclasses.replace(fit, partner_substituents=partner_host_substituents(
         prepared, lattice, mat, ladder))
     if not fit.fits:  # before the long part: a script learns it at once, the widget shows it
@@ -560,7 +564,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
                     run.model_classes)
     calib = card_calibration(card["detector"], run.model_classes)
     clf = _Classifier(mat, card, run, net, dev, calib, op, share, batch_size,
-                      enlarge=reads_coarse_enlarged(card, info.bundled))
+                      enlarge=reads_coarse_enlarged(card, info.bundled),
+                      blurred=blurred is not None)
     parts, fits, ladders = [], [], []
     levels = None
     weights = np.cumsum([0] + [la.n_cells for la in lattices]) / max(
