@@ -247,6 +247,10 @@ def follow_layers(viewer, combo, accept: Callable, on_change: Callable | None = 
     def renamed(event=None) -> None:
         # (a layer renamed in the layer list: listed under its new name, still the choice —
         # the combo had kept the old name, and the dock found no image to analyse)
+        from qtpy import sip
+
+        if sip.isdeleted(combo):  # (a closed dock)
+            return
         refresh_layer_combo(combo, viewer.layers, accept, keep=chosen[0])
         changed()
 
