@@ -293,3 +293,21 @@ def test_file_save_over_a_more_corrected_table_warns(tmp_path, monkeypatch):
                     "replaced is kept as d.previous.csv."]
     write_points_csv(path, data, meta(["manual", "manual"]))  # (more corrections: nothing said)
     assert len(said) == 1
+
+
+def test_a_table_saved_again_as_its_corrections_grow_leaves_no_trail(tmp_path):
+    """Saving one layer over and over as more calls are corrected keeps one backup (the trial
+    feared a previous-N file per save), and a corrected backup the new table outdoes is not
+    kept twice."""
+    from napari_atomdefect.core.io.table import write_keeping_previous
+
+    path = tmp_path / "t.csv"
+    table = pd.DataFrame({"y_px": [1.0, 3.0, 5.0], "x_px": [2.0, 4.0, 6.0],
+                          "class": ["V_S", "O_S", "V_S"], "confidence": [0.9, 0.8, 0.7],
+                          "source": ["model", "model", "model"]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for k in range(4):
+            write_keeping_previous(table.assign(source=["manual"] * k + ["model"] * (3 - k)),
+                                   path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.previous.csv"]

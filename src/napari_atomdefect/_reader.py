@@ -76,7 +76,7 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
         read_defects_csv,
     )
     from .core.materials.columns import ALL_CLASS_NAMES, lattice_constant_of_classes
-    from .widgets._common import given_pixel_size
+    from .widgets._common import given_pixel_size, image_file_name
 
     if isinstance(path, list):
         path = path[0]
@@ -116,6 +116,7 @@ def read_defects_layer(path: str | list[str]) -> list[tuple]:
         meta["calibration"] = source
     if image is not None:  # drawn on that image: it follows the image's calibration from now on
         meta["image"] = image.name
+        meta["image_file"] = table.attrs.get("image") or image_file_name(image)
         _say_other_calibration(image, px, Path(path).name)
     if image is not None:  # (a movie's table over its 3-D image: every frame's area)
         movie = "frame" in table.columns and image.data.ndim == 3
@@ -259,6 +260,21 @@ def _image_under(points: Any, pixel_size_nm: float | None = None, name: str = "t
         layer.name, Path(str(getattr(layer.source, "path", None) or "")).stem)]
     if named:
         return named[-1]
+    chosen = _image_taken(viewer, images, pixel_size_nm, name, quiet=bool(image))
+    if image and chosen is not None:
+        import warnings
+
+        warnings.warn(f"{name} names its image {image}, which is not open: it is drawn on "
+                      f"{chosen.name}. If that is not its image, open {image} and open the "
+                      "table again.", UserWarning, stacklevel=3)
+    return chosen
+
+
+def _image_taken(viewer: Any, images: list, pixel_size_nm: float | None, name: str,
+                 quiet: bool = False) -> Any:
+    """Of the open ``images`` that hold a table's points (none named by it), the one it is
+    drawn on: the selected one, else those shown at its pixel size, the last (said when
+    several could be, unless ``quiet``: the caller says it)."""
     active = viewer.layers.selection.active
     if active in images:
         return active
@@ -269,13 +285,13 @@ def _image_under(points: Any, pixel_size_nm: float | None = None, name: str = "t
                 if (shown := given_pixel_size(layer)[0])
                 and abs(shown / pixel_size_nm - 1) <= CALIBRATION_SAID]
         images = same or images
-    if len(images) > 1:
+    if len(images) > 1 and not quiet:
         import warnings
 
         warnings.warn(
             f"{name} could belong to {len(images)} open images; it is drawn on "
             f"{images[-1].name}. If that is not its image, select the image layer and open "
-            "the table again.", UserWarning, stacklevel=3)
+            "the table again.", UserWarning, stacklevel=4)
     return images[-1]
 
 

@@ -25,19 +25,25 @@ def write_points_csv(path: str, data: Any, meta: dict) -> list[str]:
     table the file replaces is kept as ``<name>.previous.csv`` (:func:`write_points_table`),
     with a warning when it held more corrections by hand than the layer written (as the
     Review dock's *Export CSV…* says it; File → Save had said nothing)."""
+    import warnings
+    from pathlib import Path
+
+    from napari.utils.notifications import show_warning
+
     from .core.io.table import manual_rows
 
     target = path if str(path).lower().endswith(".csv") else f"{path}.csv"
     before = manual_rows(target)
-    written, previous = write_points_table(path, data, meta)
+    # (napari's save dialog records the warnings of a writer and shows none: said here)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        written, previous = write_points_table(path, data, meta)
     now = manual_rows(written)
     if previous is not None and before > now:
-        from pathlib import Path
-
-        from napari.utils.notifications import show_warning
-
         show_warning(f"{Path(written).name} held {before} defects corrected by hand, this "
                      f"layer {now}: the table it replaced is kept as {Path(previous).name}.")
+    for w in caught:  # (a corrected backup kept as NAME.previous-2.csv)
+        show_warning(str(w.message))
     return [written]
 
 
@@ -53,7 +59,8 @@ def write_points_table(path: str, data: Any, meta: dict) -> tuple[str, str | Non
     own = (meta.get("metadata") or {}).get("atomdefect", {})
     table = with_run_columns(table, own.get("material"), own.get("substituents") or (),
                              _pixel_size(meta), own.get("calibration"),
-                             own.get("class_overlaps") or [], image=own.get("image"))
+                             own.get("class_overlaps") or [],
+                             image=own.get("image_file") or own.get("image"))
     if not str(path).lower().endswith(".csv"):
         path = f"{path}.csv"
     # full precision: exact round trip

@@ -526,3 +526,46 @@ def test_a_table_opened_over_an_uncalibrated_image_says_how_to_take_its_pixel_si
                                          r"size and is drawn in pixels.*type 0\.01200"):
         [points] = viewer.open(str(tmp_path / "found.csv"), plugin="napari-atomdefect")
     np.testing.assert_allclose(points.scale, image.scale)  # on its columns, in pixels
+
+
+def test_a_table_saved_after_its_image_was_renamed_reopens_on_it(make_napari_viewer, tmp_path):
+    """Trial (forty-first session): an image renamed, its calls saved — the table named the new
+    name, which no image opened again had, and went onto another image unsaid. It names the
+    image's file now; a table naming an image that is not open says so."""
+    import warnings
+
+    import pandas as pd
+    import tifffile
+
+    from napari_atomdefect._layers import defect_layer_kwargs, defect_points_data
+    from napari_atomdefect._writer import write_points_csv
+    from napari_atomdefect.widgets._common import image_file_name
+
+    for name in ("scan10", "scan14"):
+        tifffile.imwrite(tmp_path / f"{name}.tif", np.zeros((120, 120), np.float32))
+    viewer = make_napari_viewer()
+    [image] = viewer.open(str(tmp_path / "scan10.tif"), plugin="napari-atomdefect")
+    table = pd.DataFrame({"y_px": [20.0], "x_px": [30.0], "class": ["V_S"],
+                          "confidence": [0.9], "source": "model"})
+    kwargs = defect_layer_kwargs(table, None, "scan10 defects")
+    kwargs["metadata"]["atomdefect"].update(image=image.name, image_file=image_file_name(image))
+    layer = viewer.add_points(defect_points_data(table), **kwargs)
+    viewer.window.add_plugin_dock_widget("napari-atomdefect", "Review and correct")
+    image.name = "R10 renamed"
+    assert layer.metadata["atomdefect"]["image"] == "R10 renamed"
+    write_points_csv(str(tmp_path / "a.csv"), layer.data, {
+        "features": layer.features, "scale": layer.scale, "units": layer.units,
+        "metadata": layer.metadata})
+    assert set(pd.read_csv(tmp_path / "a.csv")["image"]) == {"scan10"}
+
+    fresh = make_napari_viewer()
+    for name in ("scan10", "scan14"):
+        fresh.open(str(tmp_path / f"{name}.tif"), plugin="napari-atomdefect")
+    [reopened] = fresh.open(str(tmp_path / "a.csv"), plugin="napari-atomdefect")
+    assert reopened.metadata["atomdefect"]["image"] == "scan10"
+    fresh.layers.remove("scan10")
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        fresh.open(str(tmp_path / "a.csv"), plugin="napari-atomdefect")
+    assert any("names its image scan10, which is not open: it is drawn on scan14"
+               in str(w.message) for w in said)

@@ -269,6 +269,17 @@ def follow_layers(viewer, combo, accept: Callable, on_change: Callable | None = 
     return refresh
 
 
+def image_file_name(layer) -> str:
+    """The name a defect table gives the image ``layer`` (its ``image`` column): the name of the
+    file it was opened from, without extension — what napari names its layer, and stays so when
+    the layer is renamed (a table saved after a rename named the new name, which no reopened
+    image had: it went onto another image) — else the layer's name."""
+    from pathlib import Path
+
+    path = getattr(getattr(layer, "source", None), "path", None)
+    return Path(str(path)).stem if path else str(layer.name)
+
+
 #: Viewers whose layer renames are followed (:func:`follow_renames`): each layer's last name.
 _RENAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 

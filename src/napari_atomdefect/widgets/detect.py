@@ -50,6 +50,7 @@ from ._common import (
     foldable,
     follow_layers,
     given_pixel_size,
+    image_file_name,
     is_image_layer,
     layer_by_name,
     layer_combo,
@@ -1091,7 +1092,8 @@ class DetectWidget(QWidget):
         area = (sum(int(f["n_metal_sites"] or 0) for f in frames)
                 * cell_area_nm2(table.attrs["a_px"] * px))
         kwargs["metadata"]["atomdefect"].update(
-            model=result["model"], device=result["device"], image=layer.name, movie=True,
+            model=result["model"], device=result["device"], image=layer.name,
+            image_file=image_file_name(layer), movie=True,
             material=table.attrs.get("model_material"),
             substituents=list(table.attrs.get("substituents", ())),
             calibration=table.attrs.get("calibration"),
@@ -1244,6 +1246,7 @@ class DetectWidget(QWidget):
         meta.update(uncertain_sites_px=least[["y_px", "x_px"]].to_numpy().tolist(),
                     uncertain_confidence=least["confidence"].to_numpy().tolist())
         meta.update(model=result["model"], device=result["device"], image=layer.name,
+                    image_file=image_file_name(layer),
                     material=table.attrs.get("model_material"),
                     substituents=list(table.attrs.get("substituents", ())),
                     calibration=table.attrs.get("calibration", lattice.calibration),

@@ -447,7 +447,9 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
         chalcogen, column_levels, levels.metal_to_chalcogen, ladder.host_level,
         fit.measurements.metal_spread, mat, tuple(run.substituents), bool(run.antisites),
         float(op.get(antisite_class(mat).name, NEUTRAL)))
-    if fit.heavier and not run.antisites:
+    if (fit.heavier or clf.blurred) and not run.antisites:
+        # (blurred columns: their levels are smeared into each other — a frame out of focus
+        # was told of an antisite, a trial)
         antisites_said = None
     for name in chalcogen:
         if name not in metal:  # (the antisite's probability: NaN on the metal sites)
@@ -465,6 +467,15 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
         sites = sites.assign(y_px=from_enlarged(sites["y_px"].to_numpy(float), k),
                              x_px=from_enlarged(sites["x_px"].to_numpy(float), k))
     return sites, fit, ladder, levels, dev_text
+
+
+def _metal_level_note(message: str, lattice: Lattice) -> bool:
+    """Whether ``message`` is the lattice's reading of its metal columns' levels (a Mo/W alloy,
+    two levels): not said of blurred columns, whose levels are smeared into each other."""
+    alloy = lattice.metal_alloy
+    return (METAL_ALLOY_NOTE in message or METAL_TWO_LEVELS_NOTE in message
+            or (alloy is not None and not alloy.named
+                and message == alloy.message(lattice.material)))
 
 
 def _unless_another_proposed(other_host: str | None, proposed: str | None) -> str | None:
@@ -699,6 +710,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     metal_alloy += [m for m in lattices[0].messages if METAL_TWO_LEVELS_NOTE in m]
     # (which sublattice was taken for the metal where their brightness hardly differs)
     metal_alloy += [m for m in lattices[0].messages if m.startswith(ORDER_NOTE)]
+    if blurred:  # (levels smeared into each other: a frame out of focus was told of W columns)
+        metal_alloy = [m for m in metal_alloy if m.startswith(ORDER_NOTE)]
     if run.metal_substituents and lattices[0].metal_alloy is None and not any(
             METAL_TWO_LEVELS_NOTE in m for m in metal_alloy):
         metal_alloy.append(f"{run.metal_substituents[0]} was chosen, but the {mat.metal} columns "
@@ -734,7 +747,8 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
                         "class_overlaps": overlap_pairs,
                         "overlap_message": overlap,
                         "light_gap": gap_said,
-                        "messages": list(dict.fromkeys(list(lattice.messages) + class_messages
+                        "messages": list(dict.fromkeys([m for m in lattice.messages if not (
+                            blurred and _metal_level_note(m, lattice))] + class_messages
                                                        + fit_messages))})
     if len(lattices) > 1:
         table.attrs["grains"] = [{"grain": k, "n_cells": la.n_cells, "a_px": la.a_px,

@@ -120,14 +120,20 @@ def is_truth_table(path: str | Path) -> bool:
     return len(values) > 0 and bool(values.isin(TRUTH_SOURCES).all())
 
 
-def manual_rows(path: str | Path) -> int:
-    """How many rows of the defect CSV at ``path`` are the user's own (``source`` ``manual``:
-    added or corrected in the Review widget); 0 when the file is missing or not such a table."""
-    path = Path(path)
-    if not path.is_file():
+def manual_rows(path: str | Path | bytes) -> int:
+    """How many rows of the defect CSV at ``path`` (or of its ``bytes``) are the user's own
+    (``source`` ``manual``: added or corrected in the Review widget); 0 when the file is missing
+    or not such a table."""
+    import io
+
+    if isinstance(path, bytes):
+        text: Any = io.BytesIO(path)
+    elif Path(path).is_file():
+        text = Path(path)
+    else:
         return 0
     try:
-        source = pd.read_csv(path, usecols=["source"], encoding="utf-8-sig")["source"]
+        source = pd.read_csv(text, usecols=["source"], encoding="utf-8-sig")["source"]
     except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError):
         return 0
     return int((source.astype(str).str.strip() == "manual").sum())
@@ -262,7 +268,7 @@ def write_keeping_previous(table: pd.DataFrame, path: str | Path,
         if staged.read_bytes() == before:
             staged.unlink()
             return None
-        older = _keep_corrected_backup(previous, before)
+        older = _keep_corrected_backup(previous, before, staged)
         tmp.write_bytes(before)
         os.replace(tmp, previous)
         os.replace(staged, path)
@@ -277,12 +283,15 @@ def write_keeping_previous(table: pd.DataFrame, path: str | Path,
     return previous
 
 
-def _keep_corrected_backup(previous: Path, replaced: bytes) -> Path | None:
+def _keep_corrected_backup(previous: Path, replaced: bytes, new: Path) -> Path | None:
     """Move the backup ``previous`` out of the way to the first free ``<name>.previous-N.csv``
-    when it holds corrections by hand (``manual`` rows) and is not the table now replaced —
-    a third save over a corrected table had overwritten its only copy. The path it went to, or
-    ``None`` when it was left (missing, no corrections, the same table)."""
-    if manual_rows(previous) == 0 or previous.read_bytes() == replaced:
+    when it holds more corrections by hand (``manual`` rows) than both the table now replaced
+    (``replaced``: its bytes) and the ``new`` one (staged) — a third save over a corrected
+    table had overwritten its only copy; a table saved again as its corrections grow leaves no
+    trail of backups. The path it went to, or ``None`` when it was left."""
+    kept = manual_rows(previous)
+    if kept == 0 or previous.read_bytes() == replaced \
+            or kept <= max(manual_rows(replaced), manual_rows(new)):
         return None
     k = 2
     while (older := previous.with_name(f"{previous.stem}-{k}{previous.suffix}")).exists():
