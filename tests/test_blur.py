@@ -120,3 +120,17 @@ def test_a_blurred_image_is_not_taken_for_an_inverted_one():
     said = table.attrs["fit_messages"]
     assert said[0].startswith(BLUR_NOTE)
     assert not any("looks inverted" in m for m in said)
+
+
+def test_blurred_metal_columns_are_not_read_for_a_mow_alloy():
+    """A frame out of focus (a trial's movie) was told its Mo columns take two levels "as W
+    columns are in a Mo/W alloy" and of an antisite: blur smears the levels into each other."""
+    movie = simulate_movie("MoS2", 256, n_frames=1, pixel_size_nm=PX, seed=3)
+    frame = gaussian_filter(movie.frames[0].astype(np.float32), 0.2 / PX / 2.355)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run_to_end(iter_detect_frames(frame[None], PX, "MoS2", device="cpu"))
+    assert result["lattices"][0].metal_alloy is not None  # (the lattice reads two levels)
+    said = result["defects"].attrs["messages"]
+    assert said[0].startswith(BLUR_NOTE)
+    assert not any("two levels" in m or "Mo/W alloy" in m or "antisite" in m for m in said)
