@@ -240,8 +240,9 @@ def test_cli_detect_and_evaluate(tmp_path, sims, capsys):
     assert main(["detect", str(tmp_path / "img.tif"), "--out", str(tmp_path / "pred.csv")]) == 0
     pred = pd.read_csv(tmp_path / "pred.csv")
     assert list(pred.columns) == DEFECT_COLUMNS + ["material", "substituents", "overlaps",
-                                                   "pixel_size_nm", "pixel_size_source"] \
-        and len(pred) > 5
+                                                   "pixel_size_nm", "pixel_size_source",
+                                                   "image"] \
+        and len(pred) > 5 and set(pred["image"]) == {"img"}
     assert set(pred["material"]) == {"MoS2"} and set(pred["substituents"]) == {"O"}
     # the pixel size the nm columns follow, and where it came from (the TIFF says 0.012)
     assert set(pred["pixel_size_source"]) == {"file"}
