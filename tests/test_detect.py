@@ -248,7 +248,7 @@ def test_cli_detect_and_evaluate(tmp_path, sims, capsys):
     assert set(pred["pixel_size_source"]) == {"file"}
     np.testing.assert_allclose(pred["pixel_size_nm"], 0.012, rtol=1e-6)
     # to six figures, not the coordinates' four decimals (a trial: 0.0083 for 0.00826)
-    assert open(tmp_path / "pred.csv").readline().strip().endswith("pixel_size_source")
+    assert open(tmp_path / "pred.csv").readline().strip().endswith("pixel_size_source,image")
     np.testing.assert_allclose(pred["x_nm"], pred["x_px"] * pred["pixel_size_nm"], atol=1e-3)
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "pred.csv"), str(tmp_path / "truth.csv"),
