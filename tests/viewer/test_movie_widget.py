@@ -483,3 +483,11 @@ def test_a_call_clicked_onto_a_tracked_call_keeps_its_track(viewer_with_movie, q
     assert str(points.features["class"].iloc[i]) == "V_S2"
     assert int(points.features["track_id"].iloc[i]) == track
     assert len(tracks.data) == n_rows
+
+
+def test_a_frame_left_out_is_a_gap_in_the_per_frame_plot():
+    from napari_atomdefect.widgets.stats import joined_steps
+
+    assert joined_steps([0, 1, 3, 4, 5]) == [True, False, True, True]
+    assert joined_steps([0, 2, 4, 6]) == [True, True, True]  # (every other frame analysed)
+    assert joined_steps([3]) == []

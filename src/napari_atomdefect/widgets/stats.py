@@ -125,6 +125,17 @@ def _class_pen(name: str) -> QPen:
     return pen
 
 
+def joined_steps(x: list[float]) -> list[bool]:
+    """For each pair of neighbouring points of a line plot, whether the line joins them: not
+    across a gap more than 1.5 times the usual step (a frame left out, not analysed, had been
+    drawn as a line across it — a trial)."""
+    steps = np.diff(np.asarray(x, float))
+    if not len(steps):
+        return []
+    usual = float(np.median(steps))
+    return [bool(d <= 1.5 * usual) for d in steps]
+
+
 class LinePlot(QWidget):
     """A minimal line plot of counts per class against frame (no plotting library needed)."""
 
@@ -160,11 +171,16 @@ class LinePlot(QWidget):
                 return (left + (w - left - right) * (xv - x0) / span,
                         h - bottom - (h - top - bottom) * yv / ymax)
 
+            joined = joined_steps(self.x)
             for name, values in self.series.items():
                 painter.setPen(_class_pen(name))
                 pts = [point(xv, yv) for xv, yv in zip(self.x, values, strict=False)]
-                for (xa, ya), (xb, yb) in zip(pts, pts[1:], strict=False):
-                    painter.drawLine(int(xa), int(ya), int(xb), int(yb))
+                for k, ((xa, ya), (xb, yb)) in enumerate(zip(pts, pts[1:], strict=False)):
+                    if joined[k]:
+                        painter.drawLine(int(xa), int(ya), int(xb), int(yb))
+                    else:  # (each side of the gap a dot, so that a lone frame is seen)
+                        painter.drawPoint(int(xa), int(ya))
+                        painter.drawPoint(int(xb), int(yb))
             painter.setPen(_text_colour(self))
             painter.drawText(QRectF(0, top - 4, left - 4, 14), Qt.AlignmentFlag.AlignRight,
                              f"{ymax:g}")
