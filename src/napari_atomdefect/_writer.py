@@ -43,7 +43,10 @@ def write_points_csv(path: str, data: Any, meta: dict) -> list[str]:
         show_warning(f"{Path(written).name} held {before} defects corrected by hand, this "
                      f"layer {now}: the table it replaced is kept as {Path(previous).name}.")
     for w in caught:  # (a corrected backup kept as NAME.previous-2.csv)
-        show_warning(str(w.message))
+        if issubclass(w.category, UserWarning):
+            show_warning(str(w.message))
+        else:  # (a library's own warning goes on as it came)
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return [written]
 
 
