@@ -94,6 +94,9 @@ def test_batch_folder_with_corrupt_file_then_resume(folder, expected, tmp_path, 
     assert bad.image.tolist() == [str(folder / "bad.tif")]
     message = bad.error.iloc[0]
     assert message.startswith("bad.tif could not be read as a .tif image") and "\n" not in message
+    assert bad.column_fwhm_nm.isna().all()
+    ok = summary[summary.status == "ok"]  # (each image's column width: the simulator's probes)
+    assert ok.column_fwhm_nm.between(0.06, 0.14).all()
     _check_ok_rows(summary, out, expected)
     movie = summary[summary.image.str.endswith("movie.npy")]
     assert movie.frame.tolist() == [0, 1]

@@ -46,7 +46,8 @@ _HEAD_COLUMNS = ["image", "frame", "csv", "status", "error", "material", "substi
 #: (``overlaps``: the pairs of classes the image could not tell apart, as the defect CSVs
 #: write them, ``O_S|V_S``, ``;`` between pairs — a spreadsheet filters on it, a trial found
 #: them only in the notes)
-_TAIL_COLUMNS = ["time_s", "model", "operating_point", "device", "overlaps", "notes"]
+_TAIL_COLUMNS = ["time_s", "model", "operating_point", "device", "overlaps", "column_fwhm_nm",
+                 "notes"]
 _CLASS_KINDS = ("n", "per_nm2", "per_cell")
 
 
@@ -315,6 +316,8 @@ def _result_row(item: BatchItem, frame: int | None, opts: BatchOptions, result: 
                 "operating_point": operating_point_text(opts.operating_point, opts.classes),
                 "device": result["device"],
                 "overlaps": overlaps_text(table.attrs.get("class_overlaps", ())),
+                # (a folder of frames: the blurred ones found by sorting on it)
+                "column_fwhm_nm": table.attrs.get("column_fwhm_nm"),
                 "notes": " ".join(dict.fromkeys(notes))})
     return row
 
