@@ -491,3 +491,26 @@ def test_a_frame_left_out_is_a_gap_in_the_per_frame_plot():
     assert joined_steps([0, 1, 3, 4, 5]) == [True, False, True, True]
     assert joined_steps([0, 2, 4, 6]) == [True, True, True]  # (every other frame analysed)
     assert joined_steps([3]) == []
+
+
+def test_statistics_marks_a_movies_blurred_frames(make_napari_viewer):
+    """A frame out of focus (its columns wider than the training images') is marked in the
+    per-frame table, and the note says why its counts are not to be trusted."""
+    from napari_atomdefect._layers import defect_layer_kwargs, defect_points_data
+    from napari_atomdefect.widgets.stats import StatsWidget
+
+    viewer = make_napari_viewer()
+    table = pd.DataFrame({"y_px": [10.0, 12.0, 11.0], "x_px": [10.0, 12.0, 11.0],
+                          "class": ["V_S", "V_S", "V_S2"], "confidence": 0.9, "source": "model",
+                          "frame": [0, 1, 2], "track_id": [0, 0, 1]})
+    kwargs = defect_layer_kwargs(table, 0.012, "movie defects")
+    kwargs["metadata"]["atomdefect"].update(
+        material="MoS2", n_frames=3,
+        frames=[{"frame": k, "column_fwhm_nm": w} for k, w in ((0, 0.10), (1, 0.22), (2, None))])
+    viewer.add_points(defect_points_data(table), **kwargs)
+    stats = StatsWidget(viewer)
+    stats.layer_combo.setCurrentText("movie defects")
+    labels = [stats.frame_table.verticalHeaderItem(r).text()
+              for r in range(stats.frame_table.rowCount())]
+    assert labels == ["0", "1 (blurred)", "2"]
+    assert "Frames marked blurred" in stats.frame_note.text()

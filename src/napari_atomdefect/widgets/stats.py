@@ -125,6 +125,17 @@ def _class_pen(name: str) -> QPen:
     return pen
 
 
+def blurred_frames(layer) -> set[int]:
+    """The frames of a movie's detections ``layer`` whose columns its run measured wider than
+    the model's training images (:mod:`~..core.detect.blur`; recorded per frame)."""
+    from ..core.detect.blur import is_blurred
+
+    meta = {} if layer is None else layer.metadata.get("atomdefect", {})
+    material = meta.get("material") or "MoS2"
+    return {int(f["frame"]) for f in meta.get("frames") or []
+            if "frame" in f and is_blurred(f.get("column_fwhm_nm"), material)}
+
+
 def joined_steps(x: list[float]) -> list[bool]:
     """For each pair of neighbouring points of a line plot, whether the line joins them: not
     across a gap more than 1.5 times the usual step (a frame left out, not analysed, had been
@@ -411,7 +422,9 @@ class StatsWidget(QWidget):
         self.frame_table.setHorizontalHeaderLabels(
             [("dose (e/Å²)" if c == "cumulative_dose" else c) for c in columns])
         self.frame_table.setRowCount(len(counts))
-        self.frame_table.setVerticalHeaderLabels([str(f) for f in counts.index])
+        blurred = blurred_frames(self.layer())
+        self.frame_table.setVerticalHeaderLabels(
+            [f"{f} (blurred)" if f in blurred else str(f) for f in counts.index])
         for r, (_, row) in enumerate(counts.iterrows()):
             for c, col in enumerate(columns):
                 text = f"{row[col]:.3g}" if col == "cumulative_dose" else f"{int(row[col])}"
@@ -427,7 +440,9 @@ class StatsWidget(QWidget):
         self.frame_note.setText(
             "Per frame (shown points)" + (", plotted against the cumulative dose." if has_dose
                                           else ", plotted against frame (no dose per frame is "
-                                          "known: metadata key dose_e_per_A2_per_frame)."))
+                                          "known: metadata key dose_e_per_A2_per_frame).")
+            + (" Frames marked blurred have columns wider than the model was trained on: their "
+               "calls fail (out of focus?)." if blurred & set(counts.index) else ""))
 
     def update_stats(self, *args) -> None:
         stats = self.statistics()
