@@ -556,3 +556,19 @@ def test_an_image_removed_takes_its_lattice_layers_and_leaves_its_calls(make_nap
     viewer.layers.remove(image)
     qtbot.waitUntil(lambda: "scan lattice_sites" not in viewer.layers, timeout=2000)
     assert [la.name for la in viewer.layers] == ["scan detections"]
+
+
+def test_a_detect_dock_opened_again_shows_the_images_result_line(viewer_with_sample, qtbot):
+    """Trial (forty-first session): a Detect dock closed and opened again had lost every image's
+    result line."""
+    from qtpy import sip
+
+    viewer = viewer_with_sample
+    widget = DetectWidget(viewer)
+    widget.run_all()
+    wait_idle(qtbot, widget)
+    line = widget.status.text()
+    assert " defects in " in line
+    sip.delete(widget)
+    again = DetectWidget(viewer)
+    assert again.status.text() == line

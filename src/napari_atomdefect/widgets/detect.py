@@ -260,7 +260,8 @@ class DetectWidget(QWidget):
         # The status, warnings and progress shown belong to one image: each image's are kept
         # for when it is chosen again (layers held weakly), another image starts blank.
         self._status_layer = None
-        self._status_by_layer: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        # (kept with the images, not the dock: a dock opened again shows each image's lines)
+        self._status_by_layer = STATUS_BY_IMAGE
         # image layer -> (weak) detections layer whose run the image's result line tells
         self._line_of: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -843,6 +844,11 @@ class DetectWidget(QWidget):
         if self.worker is None and current is not None:
             # another image chosen meanwhile: the lines stay with theirs
             self._switch_status(current)
+        if self.worker is None and self._status_layer is not None:
+            # (the lines of the job's end, kept for a dock opened again: a trial's reopened
+            # dock had lost every image's result line)
+            self._status_by_layer[self._status_layer] = (
+                self.status.text(), self.fit_label.text(), self.progress.value())
 
     def cancel(self) -> None:
         """Stop the running step at its next checkpoint; no partial layer is added."""
@@ -1310,6 +1316,11 @@ def _counts_sentence(found: np.ndarray, classes, n_cells: int,
 def _is_stack(layer) -> bool:
     """Whether an image layer holds a stack of grey frames (frames × rows × cols)."""
     return layer.ndim == 3 and not getattr(layer, "rgb", False)
+
+
+#: Each image layer's result lines in the Detect dock — status, fit sentences, progress —
+#: (layers held weakly), shared by the docks of a session.
+STATUS_BY_IMAGE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _derived_layers(viewer, image_layer, kinds: tuple[str, ...]) -> list:
