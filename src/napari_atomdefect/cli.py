@@ -436,12 +436,6 @@ def _detect_input(args: argparse.Namespace):
     return img, img.data
 
 
-def _image_name(path: str) -> str:
-    """The name a table gives its image (:data:`~.core.io.table.IMAGE_COLUMN`): the file's name
-    without its extension, as napari names the image layer it opens."""
-    return Path(path).stem
-
-
 def _write_keeping_previous(table, out: str) -> None:
     """Write the defect table to ``out``, saying when the table it replaced is kept as
     ``<name>.previous.csv`` (:func:`~.core.io.table.write_keeping_previous`)."""
@@ -491,7 +485,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     else:
         px, source = img.pixel_size_nm, "file"
     if args.all_frames:
-        return _detect_movie(args, data, px, source)
+        return _detect_movie(args, data, px, source, img.name)
     if args.region is not None:
         r0, r1, c0, c1 = args.region
         h, w = data.shape[-2:]
@@ -510,7 +504,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     table = result["defects"]
     for msg in table.attrs["messages"]:  # calibration notes, then whether the model fits
         print(msg, file=sys.stderr)
-    _write_keeping_previous(with_run_columns(table, image=_image_name(args.image)), args.out)
+    # (the image named as the reader names it — napari's layer name, batch's column too)
+    _write_keeping_previous(with_run_columns(table, image=img.name), args.out)
     from .core.detect.image_fit import calls_summary
 
     counts = table["class"].value_counts().to_dict()
@@ -525,7 +520,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _detect_movie(args: argparse.Namespace, data, px, source) -> int:
+def _detect_movie(args: argparse.Namespace, data, px, source, image_name: str) -> int:
     """``detect --all-frames``: every frame, lattice drift followed, defects linked into tracks;
     one CSV with ``frame`` and ``track_id``."""
     from .core.detect.movie import (
@@ -551,7 +546,7 @@ def _detect_movie(args: argparse.Namespace, data, px, source) -> int:
         table = persistent_defects(table, args.min_track_frames)
         kept = (f" (of {n_all}: those seen in at least {args.min_track_frames} frames, "
                 "--min-track-frames)")
-    _write_keeping_previous(with_run_columns(table, image=_image_name(args.image)), args.out)
+    _write_keeping_previous(with_run_columns(table, image=image_name), args.out)
     n_frames = len(result["frames"])
     lengths = table.groupby("track_id").size() if len(table) else table["track_id"]
     drift = result["drift_px"][-1] if n_frames else (0.0, 0.0)
