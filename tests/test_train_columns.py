@@ -59,6 +59,30 @@ def test_wse2_detector_detects(wse2_model):
     assert set(table["class"]) <= set(WSE2)
 
 
+def test_only_a_fine_tuned_detector_is_called_fine_tuned(wse2_model, tmp_path):
+    """A model trained with train-detector is not fine-tuned: the overlap sentence must not tell
+    its user "this model is fine-tuned already"; one whose card says it was fine-tuned is."""
+    import shutil
+
+    from napari_atomdefect.core.detect.detect import iter_detect
+    from napari_atomdefect.core.progress import run_to_end
+    from napari_atomdefect.core.simulate.image import simulate_image
+
+    sim = simulate_image("WSe2", 192, 0.012, seed=3, substituents="all")
+
+    def tuned(model) -> bool:
+        return run_to_end(iter_detect(sim.image, 0.012, "WSe2", str(model), "cpu", "user",
+                                      substituents="S,Te"))["fine_tuned"]
+
+    assert tuned(wse2_model) is False
+    finetuned = tmp_path / "wse2-finetuned"
+    shutil.copytree(wse2_model, finetuned)
+    card = json.loads((finetuned / "card.json").read_text())
+    card["detector"]["training"] = {"fine_tuned_from": "wse2-default", "kept_base_detector": False}
+    (finetuned / "card.json").write_text(json.dumps(card))
+    assert tuned(finetuned) is True
+
+
 def test_init_from_another_class_list(wse2_model, tmp_path):
     """WS2 starts from the WSe2 detector: shared layers kept, the last layer remade."""
     out = tmp_path / "ws2-from-wse2"
@@ -202,3 +226,44 @@ def test_train_detector_records_where_the_host_level_came_from(tmp_path):
                  "--host-level", "truth", "--out", str(out)]) == 0
     card = json.loads((out / "card.json").read_text())
     assert card["detector"]["training"]["host_level_from"] == "truth"
+
+
+def test_incoherent_share_draws_textbook_microscopes():
+    """A share of the training microscopes follows the incoherent Z-contrast rule: each atom
+    Z**n, no cross term — a WSe2 column of W outshines Se2 past the multislice microscopes."""
+    from napari_atomdefect.core.materials.materials import get_material
+    from napari_atomdefect.core.simulate.image import MicroscopeParams, column_weight
+    from napari_atomdefect.core.simulate.microscopes import (
+        ZN_EXPONENTS,
+        incoherent_params,
+        incoherent_share_overrides,
+    )
+
+    assert incoherent_share_overrides(0.0) is None  # no draw: a seed's images stay the same
+    draw = incoherent_share_overrides(0.25)
+    rng = np.random.default_rng(0)
+    draws = [draw(rng) for _ in range(2000)]
+    made = [d for d in draws if d]
+    assert 0.22 < len(made) / len(draws) < 0.28
+    assert all(ZN_EXPONENTS[0] <= d["z_exponent"] <= ZN_EXPONENTS[1] for d in made)
+    assert {d["second_atom_factor"] for d in made} == {1.0}
+
+    wse2 = get_material("WSe2")
+    params = MicroscopeParams(**incoherent_params(2.0))
+    metal = column_weight("metal", "metal", params, wse2)
+    host = column_weight("chalcogen", "chalcogen", params, wse2)
+    single = column_weight("V_Se", "chalcogen", params, wse2)
+    light = column_weight("S_Se", "chalcogen", params, wse2)
+    assert metal / host == pytest.approx(74**2 / (2 * 34**2), rel=1e-6)
+    assert single / host == pytest.approx(0.5, rel=1e-6)
+    assert light / host == pytest.approx(0.5 + 0.5 * (16 / 34) ** 2, rel=1e-6)
+
+
+def test_train_detector_records_its_incoherent_share(tmp_path):
+    out = tmp_path / "wse2-zn"
+    assert main(["train-detector", "--material", "WSe2", *TINY, "--incoherent-share", "0.5",
+                 "--out", str(out)]) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["detector"]["training"]["incoherent_share"] == 0.5
+    assert main(["train-detector", "--material", "WSe2", *TINY, "--incoherent-share", "1.5",
+                 "--out", str(tmp_path / "refused")]) == 2

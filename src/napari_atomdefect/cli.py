@@ -705,7 +705,9 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
                                            labelled=args.labelled,
                                            labelled_doses=args.labelled_doses,
                                            host_level_from=args.host_level,
-                                           workers=args.workers), _print_training)
+                                           workers=args.workers,
+                                           incoherent_share=args.incoherent_share),
+                         _print_training)
     card = new_card(out.name, material)
     if noise is not None:
         card["noise"] = noise.card.get("noise")
@@ -1159,6 +1161,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes that simulate the training images (the same images whatever "
                         "the number; a machine with many cores, a GPU machine's, makes its data "
                         "that much faster)")
+    p.add_argument("--incoherent-share", type=_fraction, default=0.0,
+                   help="share of the simulated images whose microscope follows the incoherent "
+                        "Z-contrast rule (each atom Z**n, n 1.5-2, no cross term between a "
+                        "column's atoms) instead of the multislice-grounded one (default 0)")
     p.add_argument("--labelled-doses", type=_positive_int, default=3,
                    help="noise realisations of each labelled noise-free image (doses drawn "
                         "log-uniformly in 1e5-2e6 e/Å²)")

@@ -673,7 +673,9 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
     overlaps = class_overlaps(sites)
     # (a user model that kept its base detector reads with the bundled one: "fine-tune it
     # again" told a trial's user to redo what had not changed the detector)
-    detector_tuned = not info.bundled and not (card["detector"].get("training") or {}).get(
+    # (fine-tuned: a model trained from scratch or continued with train-detector is not)
+    training = card["detector"].get("training") or {}
+    detector_tuned = bool(training.get("fine_tuned_from")) and not training.get(
         "kept_base_detector", False)
     overlap = overlap_message(overlaps, fine_tuned=detector_tuned)
     # The single vacancy and the light substituent, at a contrast whose microscopes may put

@@ -815,24 +815,36 @@ def flagged_fraction_message(n_flagged: int, n_sites: int,
             "the model's training data: the model likely does not fit this image.")
 
 
-def measure_training_ranges(n_images: int = 200, seed: int = 1000) -> dict:
-    """Regenerate :data:`TRAINING_RANGES` from ``n_images`` simulated images per material.
+def measure_training_ranges(n_images: int = 200, seed: int = 1000,
+                            materials: tuple[str, ...] | None = None) -> dict:
+    """Regenerate :data:`TRAINING_RANGES` from ``n_images`` simulated images per material
+    (``materials``: only these).
 
-    Each image has a random microscope (:meth:`~.simulate.MicroscopeParams.random`), a random pixel
-    size (0.008–0.02 nm) and the default defect densities. Besides the contrast and spread, the
+    Each image has a random microscope (:meth:`~.simulate.MicroscopeParams.random`) — or, for
+    the material's :data:`~..materials.ranges.INCOHERENT_TRAINING_SHARE` of them, one of the
+    incoherent Z-contrast rule, as its model was trained (drawn from a generator of their own,
+    so that the other images stay those of a material without) —, a random pixel size
+    (0.008–0.02 nm) and the default defect densities. Besides the contrast and spread, the
     columns' width (:func:`~.blur.column_fwhm_nm`, 1st, 50th and 99th percentile).
     """
     from ..errors import NoLatticeError
     from ..lattice.lattice import find_lattice
+    from ..materials.ranges import INCOHERENT_TRAINING_SHARE
     from ..simulate.image import MicroscopeParams, simulate_image
+    from ..simulate.microscopes import incoherent_share_overrides
     from .blur import column_fwhm_nm
 
     out = {}
     for name, mat in MATERIALS.items():
+        if materials is not None and name not in materials:
+            continue
+        mix = incoherent_share_overrides(INCOHERENT_TRAINING_SHARE.get(name, 0.0))
+        mix_rng = np.random.default_rng(seed + 1_000_003)
         ratios, spreads, widths = [], [], []
         for k in range(n_images):
             rng = np.random.default_rng(seed + k)
-            params = MicroscopeParams.random(rng, mat, all_voltages=True)
+            fixed = mix(mix_rng) if mix is not None else {}
+            params = MicroscopeParams.random(rng, mat, all_voltages=True, **fixed)
             px = float(rng.uniform(0.008, 0.02))
             size = int(np.clip(14 * mat.a_nm / px, 192, 512))
             sim = simulate_image(mat, size, px, params=params, seed=k)

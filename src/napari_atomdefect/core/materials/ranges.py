@@ -24,3 +24,10 @@ TRAINING_RANGES: dict[str, dict[str, tuple[float, ...]]] = {
     "WSe2": {"metal_to_chalcogen": (0.917, 1.532, 2.051), "excess_spread": (1.735,),
              "column_fwhm_nm": (0.073, 0.097, 0.122)},
 }
+
+#: Per material, the share of its bundled model's training images whose microscope follows the
+#: incoherent Z-contrast rule (:func:`~..simulate.microscopes.incoherent_params`; the model's
+#: card says it as ``detector.training.incoherent_share``); :data:`TRAINING_RANGES` are measured
+#: with the same share. Materials not listed: none.
+INCOHERENT_TRAINING_SHARE: dict[str, float] = {}
+

@@ -7,6 +7,7 @@ an image with them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -41,6 +42,31 @@ ZN_EXPONENTS = (1.5, 2.0)
 #: side).
 ZN_PRIOR = 1e-2
 ZN_PRIOR_ORDERED_HEAVY = 1e-4
+
+
+def incoherent_params(z_exponent: float) -> dict:
+    """Keywords of :class:`~.image.MicroscopeParams` for a microscope of the incoherent
+    Z-contrast rule: every atom weighs ``Z**z_exponent`` (the light substituent too) and the two
+    atoms of a column add without a cross term, on either side alike (see :data:`ZN_MICROSCOPES`).
+    """
+    return dict(z_exponent=float(z_exponent), element_weights=None, light_ratio=None,
+                second_atom_factor=1.0, partner_cross_term=None, heavy_order_asymmetry=0.0,
+                light_order_asymmetry=0.0)
+
+
+def incoherent_share_overrides(share: float) -> Callable[[np.random.Generator], dict] | None:
+    """A function ``rng -> simulator keywords`` that makes a ``share`` of the images it is drawn
+    for microscopes of the incoherent rule (:func:`incoherent_params`, exponent uniform in
+    :data:`ZN_EXPONENTS`) and leaves the others to the random microscope; ``None`` for a share
+    of 0 (no draw at all: the images of a seed stay those without it)."""
+    if not 0.0 < share <= 1.0:
+        return None
+
+    def draw(rng: np.random.Generator) -> dict:
+        if rng.random() >= share:
+            return {}
+        return incoherent_params(rng.uniform(*ZN_EXPONENTS))
+    return draw
 
 
 def microscope_prior(n_rows: int, ordered_heavy: bool = False) -> np.ndarray:
@@ -104,8 +130,7 @@ def ladder_physics(material_name: str, substituents: tuple[str, ...]
     # ... and the incoherent limit: every atom by Z**n, the two atoms of a column adding
     # without a cross term (see ZN_MICROSCOPES).
     for n in np.linspace(ZN_EXPONENTS[0], ZN_EXPONENTS[1], ZN_MICROSCOPES):
-        params = MicroscopeParams(z_exponent=float(n), element_weights=None, light_ratio=None,
-                                  second_atom_factor=1.0)
+        params = MicroscopeParams(**incoherent_params(n))
         host = column_weight("chalcogen", "chalcogen", params, mat)
         rungs.append(weights(params) / host)
         split.append(np.zeros(len(names)))
@@ -155,4 +180,5 @@ def median_class_prior(name: str, n_classes: int, single: bool, ordered: bool) -
 
 __all__ = ["HOST_PRIOR", "JANUS_PRIOR_SHARE", "LONE_RUNG_PREFIX", "METAL_LOG_SIGMA",
            "N_MICROSCOPES", "ZN_EXPONENTS", "ZN_MICROSCOPES", "ZN_PRIOR", "ZN_PRIOR_ORDERED_HEAVY",
-           "ladder_physics", "lone_rung", "median_class_prior", "microscope_prior"]
+           "incoherent_params", "incoherent_share_overrides", "ladder_physics", "lone_rung",
+           "median_class_prior", "microscope_prior"]

@@ -279,7 +279,8 @@ def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_imag
                        host_units: bool = False,
                        labelled: list[str] | None = None,
                        labelled_doses: int = 3,
-                       host_level_from: str = "ladder", workers: int = 1) -> Iterator[dict]:
+                       host_level_from: str = "ladder", workers: int = 1,
+                       incoherent_share: float = 0.0) -> Iterator[dict]:
     """Generate stage-2 data (translated + direct simulated cells) and train the U-Net.
 
     ``labelled``: folders of labelled images of another simulator (multislice), whose cells
@@ -287,6 +288,13 @@ def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_imag
     (:mod:`.labelled_images`).
 
     ``workers``: processes that simulate the training images (:func:`iter_simulated_cells`).
+
+    ``incoherent_share``: the share of the training and validation images whose microscope
+    follows the incoherent Z-contrast rule (each atom ``Z**n``, no cross term:
+    :func:`~..simulate.microscopes.incoherent_params`) instead of the multislice-grounded
+    random microscope: the textbook limit of annular dark field at high angles, and the physics
+    of simple simulators, whose metal/chalcogen contrast reaches past the others (a W/Se2
+    contrast of 2.1–2.4). 0 draws nothing (the images of a seed stay those of earlier models).
 
     ``host_units``: the detector reads tiles in host units, a host chalcogen column 1 whatever
     the composition (:mod:`..cells.ladder`; the card says ``"unit": "host"``); otherwise in
@@ -305,6 +313,7 @@ def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_imag
     from ..models.readout import translate
     from ..models.registry import load_noise_generators
     from ..models.unet import add_context_inputs, transfer_head
+    from ..simulate.microscopes import incoherent_share_overrides
     from .datasets import crop_cells
     from .loops import train_detector
 
@@ -320,17 +329,18 @@ def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_imag
     det_spec = DETECTOR_TILE
     dev, dev_text = select_device(device)
     n_trans = int(round(n_images * translated_fraction)) if noise_model_info else 0
+    mix = incoherent_share_overrides(incoherent_share)
     parts = []
     if n_trans:
         gen_ab, _ = load_noise_generators(noise_model_info, dev)
         yield {"stage": "data", "message": f"simulating {n_trans} images for translation"}
-        ideal = simulated_cells(n_trans, seed, material, spec, ideal=True,
+        ideal = simulated_cells(n_trans, seed, material, spec, ideal=True, overrides=mix,
                                 classes=classes, workers=workers)
         ideal.tiles = translate(gen_ab, ideal.tiles, dev)
         parts.append(ideal)
     yield {"stage": "data", "message": f"simulating {n_images - n_trans} realistic images"}
     parts.append(simulated_cells(n_images - n_trans, seed + 1, material, spec, ideal=False,
-                                 classes=classes, workers=workers))
+                                 overrides=mix, classes=classes, workers=workers))
     train = crop_cells(CellSet.concatenate(parts), spec, det_spec)
     n_labelled = n_labelled_folders = 0
     if labelled:
@@ -346,7 +356,8 @@ def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_imag
             n_labelled = len(extra)
             train = CellSet.concatenate([train, extra])
     val = crop_cells(simulated_cells(val_images, seed + 2, material, spec, ideal=False,
-                                     classes=classes, workers=workers), spec, det_spec)
+                                     overrides=mix, classes=classes, workers=workers),
+                     spec, det_spec)
     if host_level_from not in HOST_LEVEL_SOURCES:
         raise AtomDefectError(f"The host level comes from one of "
                               f"{', '.join(HOST_LEVEL_SOURCES)}, not {host_level_from!r}.")
@@ -371,6 +382,7 @@ def run_train_detector(material: str, noise_model_info: ModelInfo | None, n_imag
                          "labelled_cells": n_labelled,
                          "labelled_doses": labelled_doses if labelled else None,
                          "host_level_from": host_level_from if host_units else None,
+                         "incoherent_share": incoherent_share,
                          "noise_model": noise_model_info.name if noise_model_info else None},
             "metrics": {"validation_site_f1": result["metrics"],
                         "validation": f"{len(val)} cells of {val_images} held-out simulated images"}}
