@@ -499,8 +499,10 @@ def test_a_contrast_past_the_chosen_range_names_the_other_metals_host():
     assert text is not None and "if the metal is W, analyse it as WSe2" in text
     assert _edge_of_range_message(0.80, "MoSe2", ("MoSe2", "WSe2")) is None  # MoSe2's own
     assert _edge_of_range_message(0.97, "MoSe2", ("MoSe2",)) is None  # (lattice excludes it)
-    assert _edge_of_range_message(2.2, "WSe2", ("WSe2", "MoS2"), a_nm=0.328) is None
-    assert "MoS2" in _edge_of_range_message(2.2, "WSe2", ("WSe2", "MoS2"))  # no lattice constant
+    # (past WSe2's range, 2.34 since its model trains on incoherent microscopes too, within its
+    # tolerance, and inside MoS2's)
+    assert _edge_of_range_message(2.5, "WSe2", ("WSe2", "MoS2"), a_nm=0.328) is None
+    assert "MoS2" in _edge_of_range_message(2.5, "WSe2", ("WSe2", "MoS2"))  # no lattice constant
     assert _other_metal_note(("MoSe2", "WSe2"), None) == " (or WSe2, if the metal is W)"
     assert _other_metal_note(("MoSe2", "WSe2"), 0.3288) == ""  # a lattice constant ranked them
     assert _other_metal_note(("MoS2", "MoSe2"), None) == ""  # one metal
@@ -631,14 +633,15 @@ def test_a_heavily_damaged_layer_is_named_beside_a_misfit():
 
 def test_a_contrast_above_the_range_on_the_chosen_lattice_blames_the_microscope():
     """A WSe2 layer whose W columns outshine its Se2 more than any training microscope (a steep
-    Z exponent, no coherent boost: 2.37 against ≤ 2.05), its pixel size given: the lattice
-    constant is WSe2's, so no other host is proposed (an independent simulator's WSe2 + S was
-    told "MoS2 fits better"); a Se-rich MoS2 layer (contrast below the range) keeps its
-    proposal (the test above)."""
+    Z exponent and the second Se atom adding 0.65 of the first, as at rest at high angles: 2.9
+    against ≤ 2.34 — the incoherent Z**2 contrast, 2.37, is trained on since the forty-second
+    session), its pixel size given: the lattice constant is WSe2's, so no other host is
+    proposed (an independent simulator's WSe2 + S was told "MoS2 fits better"); a Se-rich MoS2
+    layer (contrast below the range) keeps its proposal (the test above)."""
     from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
 
     sim = simulate_image("WSe2", 384, 0.012, MicroscopeParams(z_exponent=2.0,
-                                                             second_atom_factor=1.0,
+                                                             second_atom_factor=0.65,
                                                              dose_e_per_A2=5e5),
                          seed=1, substituents="S")
     lattice = find_lattice(sim.image, "WSe2", pixel_size_nm=0.012)
