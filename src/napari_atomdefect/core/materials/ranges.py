@@ -35,4 +35,3 @@ TRAINING_RANGES: dict[str, dict[str, tuple[float, ...]]] = {
 #: simulators' WSe2 reaches W/Se2 contrasts of 2.1–2.4, past the multislice-grounded microscopes,
 #: where its `S_Se` had been read as `V_Se` (docs/benchmarks.md).
 INCOHERENT_TRAINING_SHARE: dict[str, float] = {"WSe2": 0.2}
-
