@@ -185,12 +185,12 @@ bundled-models: install
 	  ATOMDEFECT_WRITE_BUNDLED=1 $(AD) calibrate-model mose2-default --n-images 150 --decide-on model
 	# Round 43 (forty-second session, CPU, ~10 min a round): a fifth of the WSe2 training
 	# microscopes follow the incoherent Z-contrast rule (--incoherent-share; independent
-	# simulators' WSe2 reaches W/Se2 contrasts past the multislice-grounded ones); two sibling
+	# simulators' WSe2 reaches W/Se2 contrasts past the multislice-grounded ones); three sibling
 	# rounds from round 17, averaged (docs/benchmarks.md#forty-second-session).
-	for s in 43 44; do $(AD) train-detector --material WSe2 --noise wse2-default \
+	for s in 43 44 45; do $(AD) train-detector --material WSe2 --noise wse2-default \
 	  --init wse2-default --n-images 200 --val-images 30 --steps 2000 --seed $$s --host-units \
 	  --incoherent-share 0.2 --workers 2 --out build/stage43/wse2-$$s || exit 1; done
-	$(AD) average-models build/stage43/wse2-43 build/stage43/wse2-44 \
+	$(AD) average-models build/stage43/wse2-43 build/stage43/wse2-44 build/stage43/wse2-45 \
 	  --out build/stage43/averaged/wse2-default
 	rm -rf src/napari_atomdefect/weights/wse2-default && \
 	  cp -r build/stage43/averaged/wse2-default src/napari_atomdefect/weights/ && \
