@@ -21,7 +21,7 @@ from napari_atomdefect.core.detect.model_view import stitch_tiles
 from napari_atomdefect.core.finetune.selection import preview_tiles
 from napari_atomdefect.core.lattice.lattice import find_lattice
 from napari_atomdefect.core.lattice.mean_cell import fold_onto_cell
-from napari_atomdefect.core.sampling import sample_bilinear
+from napari_atomdefect.core.sampling import sample_bilinear, sample_bilinear_many
 from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
 from napari_atomdefect.core.train.noise_model import lattice_model_image
 
@@ -176,6 +176,21 @@ def test_bilinear_sampling_of_a_stack_equals_each_image():
     assert sample_bilinear(stack[0], [2.5], [3.0])[0] == pytest.approx((stack[0, 2, 3] + stack[0, 3, 3]) / 2)
     with pytest.raises(ValueError):
         sample_bilinear(stack, rows, cols)
+
+
+def test_the_tiles_sampler_reads_what_numpys_does():
+    """Tiles are sampled with torch's grid sampler: the same bilinear values as the numpy
+    sampler (edges clamped), within the float32 rounding of the coordinates."""
+    rng = np.random.default_rng(2)
+    image = rng.uniform(0, 30, (300, 420)).astype(np.float32)
+    rows, cols = rng.uniform(-3, 303, (50, 64)), rng.uniform(-3, 423, (50, 64))
+    got = sample_bilinear_many(image, rows, cols)
+    assert got.shape == rows.shape and got.dtype == np.float32
+    # (a gradient of up to 30 per pixel times ~1e-5 pixel of coordinate rounding)
+    np.testing.assert_allclose(got, sample_bilinear(image, rows, cols), atol=2e-3)
+    assert sample_bilinear_many(image, [[-5.0]], [[500.0]])[0, 0] == image[0, -1]
+    with pytest.raises(ValueError):
+        sample_bilinear_many(image[None], rows, cols)
 
 
 def test_stitched_tiles_give_back_the_image(distorted):

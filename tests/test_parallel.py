@@ -21,7 +21,8 @@ def test_map_threads_keeps_the_order_and_a_budget_caps_the_threads(monkeypatch):
 
 def test_the_ladder_fit_is_the_same_on_threads_as_on_one():
     """Each microscope of the ladder's mixture fit is a fit of its own: shared out between
-    threads, the readings are the same (to the last bit or two of a sum's rounding)."""
+    threads, the readings are the same (but for the rounding of sums over different row blocks,
+    which the EM's iterations carry: 4e-12 relative on an AVX-512 machine)."""
     from napari_atomdefect.core.cells import ladder
 
     rng = np.random.default_rng(0)
@@ -38,4 +39,26 @@ def test_the_ladder_fit_is_the_same_on_threads_as_on_one():
     threaded = ladder._fit_mixture(*args)
     single = ladder._fit_mixture_rows(*args)
     for a, b in zip(threaded, single, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-15)
+
+
+def test_blas_runs_on_one_thread_within_overlapping_blocks():
+    """A detection runs numpy's BLAS on one thread; blocks may overlap and end in any order, and
+    the process's own count comes back when the last one ends."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> set[int]:
+        return {d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"}
+
+    before = blas_threads()
+    outer = parallel.blas_in_one_thread()
+    inner = parallel.blas_in_one_thread()
+    outer.__enter__()
+    inner.__enter__()
+    if before:
+        assert blas_threads() == {1}
+    outer.__exit__(None, None, None)  # (the first to start ends first)
+    if before:
+        assert blas_threads() == {1}
+    inner.__exit__(None, None, None)
+    assert blas_threads() == before

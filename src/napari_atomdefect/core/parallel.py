@@ -4,15 +4,22 @@ Numpy's large array operations release the GIL, so independent pieces of one com
 chunks of a site refinement, the microscopes of a ladder fit) run side by side on the cores of a
 small machine. Starting threads for every call cost ~25 ms per 1024² detection, so the pool is
 kept; a forked child (a batch worker) starts its own.
+
+The BLAS library under numpy (OpenBLAS) runs its own threads, which spin for a while after each
+multi-threaded call: beside this pool (each of whose threads may call BLAS) and torch's threads
+they only contend for the same cores. A 1024² detection's first network batch took 70 ms instead
+of 17 behind the ladder's matrix products (the whole run 0.48 → 0.43 s on two cores), so a
+detection runs BLAS on one thread (:func:`blas_in_one_thread`).
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -58,4 +65,30 @@ def map_threads(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
     return list(_pool().map(fn, items))  # (callers split their work into n_workers() items)
 
 
-__all__ = ["map_threads", "n_workers", "set_thread_budget"]
+_BLAS_LOCK = threading.Lock()
+#: Blocks of :func:`blas_in_one_thread` running in this process, and the limit they hold.
+_BLAS_HELD: list[Any] = [0, None]
+
+
+@contextmanager
+def blas_in_one_thread() -> Iterator[None]:
+    """Within the block numpy's BLAS runs on one thread (the previous counts come back on leaving,
+    when the last such block of the process ends: blocks may overlap, in any order, from any
+    thread). Nothing changes where threadpoolctl finds no BLAS library."""
+    with _BLAS_LOCK:
+        if _BLAS_HELD[0] == 0:  # (the libraries loaded by now: ~0.6 ms to find them)
+            from threadpoolctl import threadpool_limits
+
+            _BLAS_HELD[1] = threadpool_limits(limits=1, user_api="blas")
+        _BLAS_HELD[0] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_HELD[0] -= 1
+            if _BLAS_HELD[0] == 0 and _BLAS_HELD[1] is not None:
+                _BLAS_HELD[1].restore_original_limits()
+                _BLAS_HELD[1] = None
+
+
+__all__ = ["blas_in_one_thread", "map_threads", "n_workers", "set_thread_budget"]

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..lattice.lattice import Lattice
 from ..lattice.sites import neighbour_mean
-from ..sampling import sample_bilinear
+from ..sampling import sample_bilinear_many
 from .lookup import CellLookup
 
 #: Most image pixels per tile pixel read without averaging (a lattice constant of 32 px over the
@@ -289,8 +289,8 @@ def sample_tiles(image: np.ndarray, affines: np.ndarray, spec: TileSpec,
     rows = aff[:, 0, 0, None] * rr + aff[:, 0, 1, None] * cc + aff[:, 0, 2, None]
     cols = aff[:, 1, 0, None] * rr + aff[:, 1, 1, None] * cc + aff[:, 1, 2, None]
     centre = (binning - 1) / 2
-    vals = sample_bilinear(np.asarray(image, np.float32), (rows - centre) / binning,
-                           (cols - centre) / binning)
+    vals = sample_bilinear_many(np.asarray(image, np.float32), (rows - centre) / binning,
+                                (cols - centre) / binning)
     return vals.reshape(len(aff), s, s).astype(np.float32), rows, cols
 
 

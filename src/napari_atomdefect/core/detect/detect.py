@@ -50,6 +50,7 @@ from ..materials.columns import (
     supported_substituents,
 )
 from ..materials.materials import Material, get_material
+from ..parallel import blas_in_one_thread
 from ..sampling import sample_bilinear
 from . import plain_cells as plain
 from .alloy_calibration import partner_share, vegard_calibration
@@ -521,6 +522,22 @@ def iter_detect(image: np.ndarray, pixel_size_nm: float | None = None, material:
         "lattices": list, ...}`` (``lattice``: the first grain's, which holds the calibration;
         the sites and defects of several grains carry a ``grain`` column, 0 for the first).
     """
+    # (numpy's BLAS on one thread for the run: its spinning threads had taken a core from the
+    # network and the pool's threads, parallel.py)
+    with blas_in_one_thread():
+        return (yield from _detect_steps(
+            image, pixel_size_nm, material, model, device, calibration, lattice, batch_size,
+            operating_point, substituents=substituents, region=region, grains=grains))
+
+
+def _detect_steps(image: np.ndarray, pixel_size_nm: float | None, material: str,
+                  model: str | os.PathLike | ModelInfo | None, device: str, calibration: str,
+                  lattice: Lattice | Sequence[Lattice] | None, batch_size: int,
+                  operating_point: str | Mapping[str, float] | None, *,
+                  substituents: str | Sequence[str] | None,
+                  region: np.ndarray | tuple[float, float, float, float] | None,
+                  grains: bool) -> Generator[dict, None, None]:
+    """The steps of :func:`iter_detect` (its arguments, its items)."""
     from ..device import select_device
     from ..models.registry import load_detector, resolve_model
 
