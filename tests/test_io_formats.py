@@ -171,3 +171,35 @@ def test_detection_reads_a_nion_file_end_to_end(tmp_path):
     assert (found["class"] == "V_S2").sum() == pytest.approx(true_v, abs=1)
     # the file's calibration, not the lattice's
     np.testing.assert_allclose(found["y_nm"] / found["y_px"], 0.011, rtol=1e-3)
+
+
+def test_colour_pictures_are_left_to_napari_and_grey_ones_read_here(tmp_path):
+    """A colour photograph or false-colour rendering (.png, .jpg, .tif, .npy with RGB channels
+    that differ) is napari's own to open, in colour; a STEM image saved as RGB with equal
+    channels, a greyscale file and a corrupt one (whose error this plugin says) are read here."""
+    import tifffile
+    from PIL import Image
+
+    from napari_atomdefect._reader import get_reader
+
+    rng = np.random.default_rng(5)
+    grey = (rng.random((64, 80)) * 255).astype(np.uint8)
+    colour = np.stack([grey, grey[::-1], np.roll(grey, 7, axis=1)], axis=-1)
+    as_rgb = np.stack([grey] * 3, axis=-1)
+    for name, data in (("colour", colour), ("as_rgb", as_rgb), ("grey", grey)):
+        Image.fromarray(data).save(tmp_path / f"{name}.png")
+        Image.fromarray(data).save(tmp_path / f"{name}.jpg", quality=95)
+        tifffile.imwrite(tmp_path / f"{name}.tif", data,
+                         photometric="rgb" if data.ndim == 3 else "minisblack")
+        np.save(tmp_path / f"{name}.npy", data)
+    for ext in ("png", "jpg", "tif", "npy"):
+        assert get_reader(str(tmp_path / f"colour.{ext}")) is None, ext
+        assert get_reader(str(tmp_path / f"grey.{ext}")) is not None, ext
+    for ext in ("png", "jpg", "tif", "npy"):  # (a JPEG's compression tints them a little)
+        assert get_reader(str(tmp_path / f"as_rgb.{ext}")) is not None, ext
+    broken = tmp_path / "broken.png"
+    broken.write_bytes((tmp_path / "colour.png").read_bytes()[:40])
+    assert get_reader(str(broken)) is not None  # (its reading error is this plugin's sentence)
+    stack = tmp_path / "movie.npy"  # (frames, rows, cols): no colour axis
+    np.save(stack, rng.random((3, 40, 40)).astype(np.float32))
+    assert get_reader(str(stack)) is not None

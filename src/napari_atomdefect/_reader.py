@@ -6,11 +6,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .core.io.image import SUPPORTED_EXTENSIONS
+from .core.io.image import IMAGE_EXTENSIONS, SUPPORTED_EXTENSIONS, TIFF_EXTENSIONS
 
 
 def get_reader(path: str | list[str]) -> Callable | None:
-    """Return :func:`read_stem_layers` if ``path`` is a file type this plugin reads."""
+    """Return :func:`read_stem_layers` if ``path`` is a file type this plugin reads (not a colour
+    picture: napari's own reader shows it in colour; a STEM image saved as RGB with equal
+    channels is read here, as grey)."""
     if isinstance(path, list):
         if len(path) != 1:
             return None
@@ -24,6 +26,11 @@ def get_reader(path: str | list[str]) -> Callable | None:
         from .core.io.nion import is_nion_h5
 
         return read_stem_layers if is_nion_h5(path) else None
+    if suffix in (*IMAGE_EXTENSIONS, *TIFF_EXTENSIONS, ".npy"):
+        from .core.io.image import is_colour_picture
+
+        if is_colour_picture(path):  # a photograph: napari opens it in colour (a grey one here)
+            return None
     return read_stem_layers
 
 

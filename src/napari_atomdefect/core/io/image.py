@@ -118,11 +118,21 @@ def _jsonable(obj: Any, depth: int = 0) -> Any:
     return str(obj)
 
 
+def _is_rgb(data: np.ndarray) -> bool:
+    """Whether ``data``'s last axis holds colour channels (RGB or RGBA)."""
+    return data.ndim >= 3 and data.shape[-1] in (3, 4) and data.shape[-2] > 4
+
+
+def _equal_channels(rgb: np.ndarray) -> bool:
+    """Whether the red, green and blue channels of ``rgb`` (float) hold the same image."""
+    return bool(np.allclose(rgb[..., 0], rgb[..., 1]) and np.allclose(rgb[..., 0], rgb[..., 2]))
+
+
 def _to_grey(data: np.ndarray, messages: list, name: str) -> np.ndarray:
     """Convert an RGB(A) image to grey (luminance), with a message."""
-    if data.ndim >= 3 and data.shape[-1] in (3, 4) and data.shape[-2] > 4:
+    if _is_rgb(data):
         rgb = data[..., :3].astype(np.float32)
-        same = np.allclose(rgb[..., 0], rgb[..., 1]) and np.allclose(rgb[..., 0], rgb[..., 2])
+        same = _equal_channels(rgb)
         grey = rgb[..., 0] if same else rgb @ np.array([0.2125, 0.7154, 0.0721], np.float32)
         msg = (f"{name}: colour (RGB) image converted to greyscale"
                + (" (all channels were equal)." if same else " by luminance; intensities are no "
@@ -299,6 +309,48 @@ def _reader_words(exc: BaseException) -> str:
     if "Could not find a backend" in detail:
         return "it found nothing in the file it could decode as an image"
     return detail.replace("``", "'").replace("`", "'") or type(exc).__name__
+
+
+def is_colour_picture(path: str | Path) -> bool:
+    """Whether ``path`` is a readable colour picture (a ``.png``/``.jpg``/``.tif``/``.npy`` whose
+    red, green and blue channels differ): a photograph or a false-colour rendering, which napari
+    itself opens in colour. A grey image stored as RGB (equal channels), a greyscale image and a
+    file that cannot be read say ``False``: this plugin reads those (the last to say why not).
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    try:
+        if ext in IMAGE_EXTENSIONS:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                if im.mode not in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr"):
+                    return False  # (greyscale modes: L, LA, I, I;16, F, 1)
+                data = np.asarray(im.convert("RGB"))
+        elif ext in TIFF_EXTENSIONS:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                page = tif.pages.first
+                if getattr(page, "samplesperpixel", 1) not in (3, 4):
+                    return False
+                data = page.asarray()
+        elif ext == ".npy":
+            data = np.load(path, mmap_mode="r", allow_pickle=False)
+            if not _is_rgb(data) or data.ndim != 3:
+                return False
+            data = np.asarray(data)
+        else:
+            return False
+    except Exception:  # noqa: BLE001 - unreadable: this plugin's reader says why
+        return False
+    if not _is_rgb(data) or not np.issubdtype(data.dtype, np.number):
+        return False
+    rgb = data[..., :3].astype(np.float32)
+    # (a JPEG's compression tints a grey picture's channels apart by a grey level or two)
+    tint = 0.02 * max(float(rgb.max() - rgb.min()), 1e-12)
+    return not (np.abs(rgb[..., 1] - rgb[..., 0]).max() <= tint
+                and np.abs(rgb[..., 2] - rgb[..., 0]).max() <= tint)
 
 
 def read_image(path: str | Path) -> StemImage:
