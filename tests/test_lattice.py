@@ -362,3 +362,21 @@ def test_side_lobes_near_a_spot_are_not_taken_for_a_lower_order():
     # A hexagon √3 nearer the origin with at least 5 % of the strength is the first order.
     first = hexagon(6.0, 0.0316 / np.sqrt(3))
     assert _blind_choice([lattice, lobes, first])[1] == pytest.approx(0.0316 / np.sqrt(3))
+
+
+def test_the_phase_on_a_grid_is_the_phase_at_its_points():
+    """The mean cell reads the fractional coordinates of a grid of pixels separably (two small
+    matrix products): the same bilinear interpolation as at the points one by one, edges
+    clamped, within float64 rounding."""
+    from napari_atomdefect.core.lattice.gpa import PhaseMap
+
+    rng = np.random.default_rng(0)
+    phase = np.cumsum(rng.normal(size=(40, 36)), axis=0) * 3
+    pm = PhaseMap(g_ref=np.array([0.031, -0.012]), phase=phase, amplitude=np.ones_like(phase),
+                  step=np.array([27.3, 29.1]), pad=13)
+    rows, cols = np.arange(-20, 1100, 7.0), np.arange(-30, 1070, 5.0)  # (beyond both ends)
+    grid = pm.total_phase_cycles_grid(rows, cols)
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    points = pm.total_phase_cycles(np.stack([rr.ravel(), cc.ravel()], axis=1))
+    assert grid.shape == (len(rows), len(cols))
+    np.testing.assert_allclose(grid, points.reshape(grid.shape), rtol=0, atol=1e-12)

@@ -88,6 +88,8 @@ CHALCOGEN_OFFSET = np.array([1.0 / 3.0, 1.0 / 3.0])
 
 #: Fractional lattice coordinates ``(N, 2)`` of image points ``(N, 2)``.
 FracFn = Callable[[np.ndarray], np.ndarray]
+#: Fractional lattice coordinates on a grid of rows x cols: ``(len(rows), len(cols), 2)``.
+FracGridFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def cell_area_nm2(a_nm: float) -> float:
@@ -200,15 +202,14 @@ class Lattice:
         return out
 
 
-def _mean_cell(smoothed: np.ndarray, frac_fn: FracFn, bins: int = 24,
+def _mean_cell(smoothed: np.ndarray, frac_grid: FracGridFn, bins: int = 24,
                max_points: int = 120_000) -> np.ndarray:
     """Image folded onto one unit cell: mean intensity per fractional-coordinate bin."""
     h, w = smoothed.shape
     stride = max(1, int(np.sqrt(h * w / max_points)))
-    rr, cc = np.mgrid[0:h:stride, 0:w:stride]
-    pts = np.stack([rr.ravel(), cc.ravel()], axis=1).astype(float)
-    vals = smoothed[rr.ravel(), cc.ravel()]
-    cell, counts, _ = fold_onto_cell(vals, frac_fn(pts), bins)
+    rows, cols = np.arange(0, h, stride), np.arange(0, w, stride)
+    vals = smoothed[np.ix_(rows, cols)].ravel()
+    cell, counts, _ = fold_onto_cell(vals, frac_grid(rows, cols).reshape(-1, 2), bins)
     cell[counts == 0] = np.mean(vals)
     return ndimage.gaussian_filter(cell, 1.0, mode="wrap")
 
@@ -797,6 +798,10 @@ def find_lattice(
         s = sign if _s is None else _s
         return s * np.stack([pm1.total_phase_cycles(points), pm2.total_phase_cycles(points)], 1)
 
+    def frac_grid(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return sign * np.stack([pm1.total_phase_cycles_grid(rows, cols),
+                                pm2.total_phase_cycles_grid(rows, cols)], -1)
+
     a_px0 = float(np.sqrt(abs(np.linalg.det(basis)) / (np.sqrt(3) / 2)))
     smoothed = box_smooth(arr, max(0.8, 0.08 * a_px0))
     amp_ref = _amplitude_reference(pm1, pm2, arr.shape, mask)
@@ -823,7 +828,7 @@ def find_lattice(
         return keep
 
     # Sublattices from the image folded onto one cell.
-    cell = _mean_cell(smoothed, frac_fn)
+    cell = _mean_cell(smoothed, frac_grid)
     bins = cell.shape[0]
     third = bins // 3
     site_a = np.array(np.unravel_index(np.argmax(cell), cell.shape))
