@@ -87,6 +87,34 @@ def test_errors_become_messages(make_napari_viewer, qtbot):
     assert not layers_of(viewer, "lattice_sites")
 
 
+def test_a_colour_picture_opens_in_napari_and_is_detected_as_grey(make_napari_viewer, qtbot,
+                                                                    tmp_path):
+    """A false-colour rendering of a STEM image is napari's own to open (in colour); the Detect
+    dock reads such a layer as grey by luminance, says so, and finds the simulated defects."""
+    from PIL import Image
+
+    from napari_atomdefect.core.simulate.image import simulate_image
+
+    sim = simulate_image("MoS2", 320, 0.012, seed=3,
+                         defect_fractions={"V_S": 0.05, "V_S2": 0.04, "V_Mo": 0.03})
+    grey = (sim.image - sim.image.min()) / (sim.image.max() - sim.image.min())
+    tinted = np.stack([grey, grey ** 0.8, grey ** 1.25], axis=-1)  # (its channels differ)
+    Image.fromarray((tinted * 255).astype(np.uint8)).save(tmp_path / "rendering.png")
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(tmp_path / "rendering.png"))
+    assert layer.rgb  # napari's reader, in colour: this plugin's declined it
+    widget = DetectWidget(viewer)
+    widget.pixel_size.setValue(0.012)
+    widget.detect()
+    wait_idle(qtbot, widget)
+    [calls] = layers_of(viewer, "detections")
+    pred = pd.DataFrame({"y_px": calls.data[:, 0], "x_px": calls.data[:, 1],
+                         "class": calls.features["class"].astype(str)})
+    s = score(pred, sim.defects, radius_px=0.08 / 0.012)
+    assert s.loc["V_S2", "f1"] > 0.8 and s.loc["V_Mo", "f1"] > 0.8
+    assert s.loc["V_S", "f1"] > 0.7
+
+
 def test_model_view_layer(viewer_with_sample, qtbot):
     viewer = viewer_with_sample
     widget = DetectWidget(viewer)

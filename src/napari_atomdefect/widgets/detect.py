@@ -713,6 +713,14 @@ class DetectWidget(QWidget):
             show_warning(said)
             return None
         image, frame = self._frame(layer)
+        if getattr(layer, "rgb", False):  # (a colour picture napari opened: read as grey)
+            from napari.utils.notifications import show_info
+
+            from ..core.io.image import to_grey
+
+            image, said = to_grey(image, layer.name)
+            if said:
+                show_info(said)
         px, calibration = run_pixel_size(layer, self.material.currentText(),
                                          self.run_substituents())
         # The image's analysis (the Fine-tune widget follows it): material and substituents.

@@ -128,19 +128,34 @@ def _equal_channels(rgb: np.ndarray) -> bool:
     return bool(np.allclose(rgb[..., 0], rgb[..., 1]) and np.allclose(rgb[..., 0], rgb[..., 2]))
 
 
+def to_grey(data: np.ndarray, name: str) -> tuple[np.ndarray, str | None]:
+    """An RGB(A) image as grey (its one channel where all are equal, else the luminance) and the
+    sentence that says so; any other array as it is, and ``None``.
+
+    Parameters
+    ----------
+    data : ndarray
+        The image (colour channels last).
+    name : str
+        How the image is called in the sentence.
+    """
+    if not _is_rgb(data):
+        return data, None
+    rgb = data[..., :3].astype(np.float32)
+    same = _equal_channels(rgb)
+    grey = rgb[..., 0] if same else rgb @ np.array([0.2125, 0.7154, 0.0721], np.float32)
+    return grey, (f"{name}: colour (RGB) image converted to greyscale"
+                  + (" (all channels were equal)." if same else " by luminance; intensities are "
+                     "no longer detector counts."))
+
+
 def _to_grey(data: np.ndarray, messages: list, name: str) -> np.ndarray:
-    """Convert an RGB(A) image to grey (luminance), with a message."""
-    if _is_rgb(data):
-        rgb = data[..., :3].astype(np.float32)
-        same = _equal_channels(rgb)
-        grey = rgb[..., 0] if same else rgb @ np.array([0.2125, 0.7154, 0.0721], np.float32)
-        msg = (f"{name}: colour (RGB) image converted to greyscale"
-               + (" (all channels were equal)." if same else " by luminance; intensities are no "
-                  "longer detector counts."))
+    """Convert an RGB(A) image to grey (:func:`to_grey`), with a message and a warning."""
+    grey, msg = to_grey(data, name)
+    if msg:
         messages.append(msg)
         warnings.warn(msg, ReaderWarning, stacklevel=3)
-        return grey
-    return data
+    return grey
 
 
 #: 32-bit floats keep about 7 significant digits: data whose offset is this many times its

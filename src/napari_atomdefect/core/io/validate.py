@@ -150,7 +150,8 @@ def as_analysis_image(image: np.ndarray, name: str = "image") -> np.ndarray:
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):
         raise BadImageError(
             f"The {name} has colour channels (shape {arr.shape}); convert it to greyscale first "
-            "(the reader does this automatically).")
+            "(read_image and the Detect dock do: one channel where all are equal, else the "
+            "luminance).")
     if arr.ndim == 3:
         raise BadImageError(
             f"The {name} is a stack of {arr.shape[0]} frames; analyse one frame at a time "
