@@ -56,6 +56,14 @@ def _frequency_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return ky, kx, kr, idx
 
 
+@lru_cache(maxsize=4)
+def _ring_counts(h: int, w: int) -> np.ndarray:
+    """Pixels per ring of :func:`_frequency_grid` (read-only, cached with it)."""
+    counts = np.bincount(_frequency_grid(h, w)[3].ravel(), minlength=int(min(h, w) // 2) + 2)
+    counts.setflags(write=False)
+    return counts
+
+
 def _power_ratio(image: np.ndarray):
     """Centred, disc-averaged power spectrum over its radial median, the power spectrum itself,
     and the frequency grid."""
@@ -69,7 +77,7 @@ def _power_ratio(image: np.ndarray):
     nbins = int(min(h, w) // 2)
     # Ring background: geometric mean of the power per ring (robust to the few spot pixels, and
     # O(N) unlike a median); x1.25 brings it to about the median of exponential noise.
-    counts = np.bincount(idx.ravel(), minlength=nbins + 2)
+    counts = _ring_counts(h, w)
     log_sum = np.bincount(idx.ravel(), weights=np.log(spec.ravel() + np.float32(1e-30)),
                           minlength=nbins + 2)
     med = 1.25 * np.exp(log_sum / np.maximum(counts, 1))
@@ -295,7 +303,18 @@ def hexagonal_triplets(ratio: np.ndarray, ky: np.ndarray, kx: np.ndarray,
     k_min = 3.0 / min(h, w)          # at least ~3 periods across the field
     k_max = 1.0 / min_period_px
     band = (kr > k_min) & (kr < k_max) & (ky[:, None] >= 0)
-    maxima = (ratio == maximum_box(ratio, 5)) & band & (ratio > MIN_SPOT_RATIO)
+    # (the 5 x 5 maxima are looked for around the band only: the box of rows and columns it
+    # spans, two pixels wider, holds every window of its pixels — a quarter of the spectrum)
+    rows, cols = np.flatnonzero(band.any(1)), np.flatnonzero(band.any(0))
+    if rows.size == 0:
+        raise NoLatticeError(_no_lattice_message("no periodic spots stand out in the spectrum",
+                                                 (h, w)))
+    r0, r1 = max(int(rows[0]) - 2, 0), min(int(rows[-1]) + 3, h)
+    c0, c1 = max(int(cols[0]) - 2, 0), min(int(cols[-1]) + 3, w)
+    part = ratio[r0:r1, c0:c1]
+    maxima = np.zeros_like(band)
+    maxima[r0:r1, c0:c1] = part == maximum_box(part, 5)
+    maxima &= band & (ratio > MIN_SPOT_RATIO)
     rr, cc = np.nonzero(maxima)
     if rr.size < 2:
         raise NoLatticeError(_no_lattice_message("no periodic spots stand out in the spectrum",
