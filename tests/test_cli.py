@@ -186,6 +186,25 @@ def test_detect_npy_says_no_pixel_size_only_when_none_was_given(tmp_path, capsys
     assert "no pixel size in the file" in capsys.readouterr().err
 
 
+def test_detect_lists_its_counts_in_the_class_order_of_the_dock(tmp_path, capsys):
+    """The CLI's result line lists the classes as the Detect dock and the legend do (the run's
+    class order: V_S, V_S2, O_S, …, V_Mo), not alphabetically (a trial)."""
+    from napari_atomdefect.core.materials.columns import class_names
+    from napari_atomdefect.core.simulate.image import simulate_image
+
+    sim = simulate_image("MoS2", 320, 0.012, seed=4,
+                         defect_fractions={"V_S": 0.05, "O_S": 0.04, "V_S2": 0.03, "V_Mo": 0.03})
+    np.save(tmp_path / "frame.npy", sim.image)
+    assert main(["detect", str(tmp_path / "frame.npy"), "--pixel-size-nm", "0.012",
+                 "--out", str(tmp_path / "a.csv")]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    listed = [part.split(":")[0].strip() for part in line.split("(", 1)[1].split(")")[0].split(",")]
+    called = set(pd.read_csv(tmp_path / "a.csv")["class"])
+    assert set(listed) == called and {"V_S", "O_S", "V_S2", "V_Mo"} <= called
+    order = list(class_names("MoS2"))  # V_S, V_S2, O_S, Se_S, Se2_S2, V_Mo
+    assert listed == sorted(listed, key=order.index) != sorted(listed)
+
+
 def test_detect_never_replaces_a_table_corrected_by_hand(tmp_path, capsys):
     """A defect CSV holding rows the user added or corrected (source manual) is not replaced by
     a new detection written to the same --out; a table of model calls only is."""

@@ -389,8 +389,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .core.detect.image_fit import calls_summary
 
     found = calls_summary(list(table["class"]), tuple(result["substituents"]))
+    listed = ", ".join(f"{k} {v}" for k, v in _in_class_order(counts, result["classes"]))
     print(f"Detected {found} with model {result['model']} on {result['device']}: "
-          f"{', '.join(f'{k} {v}' for k, v in sorted(counts.items())) or 'none'}.")
+          f"{listed or 'none'}.")
     imsave(out / "defects.png", overlay(data, {
         c: table[table["class"] == c][["y_px", "x_px"]].to_numpy() for c in counts},
         radius=6, zoom=2), check_contrast=False)
@@ -509,15 +510,23 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     from .core.detect.image_fit import calls_summary
 
     counts = table["class"].value_counts().to_dict()
+    listed = ", ".join(f"{k}: {v}" for k, v in _in_class_order(counts, result["classes"]))
     subs = ", ".join(table.attrs["substituents"]) or "none"
     what = calls_summary(list(table["class"]), tuple(table.attrs["substituents"]))
     n_cells = table.attrs.get("n_cells", result["lattice"].n_cells)  # every grain's
     print(f"{what} in {n_cells} unit cells "
-          f"({', '.join(f'{k}: {v}' for k, v in sorted(counts.items())) or 'none'}); model "
+          f"({listed or 'none'}); model "
           f"{result['model']} on {result['device']}, substituents {subs}"
           + (f", operating point {table.attrs['operating_point']}" if args.operating_point
              else "") + f" -> {args.out}")
     return 0
+
+
+def _in_class_order(counts: dict, classes) -> list[tuple[str, int]]:
+    """``counts`` per class in the run's class order (the Detect dock's and the legend's;
+    classes it does not list last, by name)."""
+    order = {c: k for k, c in enumerate(classes)}
+    return sorted(counts.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
 
 
 def _detect_movie(args: argparse.Namespace, data, px, source, image_name: str) -> int:

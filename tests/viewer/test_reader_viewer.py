@@ -316,10 +316,11 @@ def test_fine_tune_follows_the_material_of_a_table_reopened_on_the_image(make_na
                                                                          tmp_path):
     """New-user trial, twenty-sixth session: with a WS2 detection table reopened over its image
     the Fine-tune dock stayed on MoS2 and mos2-default; it takes the material the table names
-    (whether the dock was opened before or after the table)."""
+    (whether the dock was opened before or after the table); so does the Detect dock."""
     import pandas as pd
 
     from napari_atomdefect.core.io.table import defects_table, with_run_columns, write_csv_atomic
+    from napari_atomdefect.widgets.detect import DetectWidget
     from napari_atomdefect.widgets.finetune import FinetuneWidget
 
     table = pd.DataFrame({"y_px": [20.0, 150.0], "x_px": [30.0, 160.0], "class": ["V_S", "V_W"],
@@ -335,6 +336,22 @@ def test_fine_tune_follows_the_material_of_a_table_reopened_on_the_image(make_na
         dock = dock or FinetuneWidget(viewer)
         assert dock.material.currentText() == "WS2", dock_first
         assert dock.base_model.currentText() == "ws2-default", dock_first
+    # The Detect dock too (a trial, forty-third session: it stayed on MoS2, and Run all would
+    # have analysed the WS2 image as MoS2), with the table's substituents ticked.
+    table = with_run_columns(defects_table(pd.DataFrame(
+        {"y_px": [20.0, 150.0], "x_px": [30.0, 160.0], "class": ["Se_S", "V_W"],
+         "confidence": [0.9, 0.8]}), 0.0078), "WS2", ("Se",))
+    write_csv_atomic(table, tmp_path / "found.csv")
+    for dock_first in (True, False):
+        viewer = make_napari_viewer()
+        viewer.add_image(np.zeros((300, 300), np.float32), scale=(0.0078, 0.0078),
+                         units=("nm", "nm"), name="scan")
+        detect = DetectWidget(viewer) if dock_first else None
+        viewer.open(str(tmp_path / "found.csv"), plugin="napari-atomdefect")
+        detect = detect or DetectWidget(viewer)
+        assert detect.material.currentText() == "WS2", dock_first
+        assert detect.model.currentText() == "ws2-default", dock_first
+        assert detect.run_substituents() == ("Se",), dock_first
 
 
 def test_a_reopened_csv_follows_its_image_calibration_and_keeps_its_classes(make_napari_viewer,

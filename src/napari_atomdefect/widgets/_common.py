@@ -196,6 +196,17 @@ def is_reference_layer(layer) -> bool:
     return (getattr(layer, "metadata", None) or {}).get("atomdefect", {}).get("kind") == "reference"
 
 
+def table_analysis_of(viewer, image) -> dict:
+    """The analysis (``material``, ``substituents``) named by the newest defect table reopened
+    on ``image`` (its layer's ``atomdefect`` metadata), ``{}`` when none names one: what the
+    docks follow for an image not analysed here."""
+    if image is None:
+        return {}
+    return next((la.metadata["atomdefect"] for la in reversed(viewer.layers)
+                 if la.metadata.get("atomdefect", {}).get("image") == image.name
+                 and la.metadata["atomdefect"].get("material")), {})
+
+
 def is_image_layer(layer) -> bool:
     """Whether ``layer`` is a napari Image layer holding a micrograph to analyse — not one this
     plugin derived from another image (the "model's view")."""

@@ -59,6 +59,7 @@ from ._common import (
     same_layer,
     scrolling_layout,
     show_in_dock,
+    table_analysis_of,
     warning_colour,
 )
 from ._tracks import follow_tracks
@@ -264,6 +265,7 @@ class DetectWidget(QWidget):
         self._status_by_layer = STATUS_BY_IMAGE
         # image layer -> (weak) detections layer whose run the image's result line tells
         self._line_of: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._told_grey: weakref.WeakSet = weakref.WeakSet()  # colour layers said read as grey
 
         self.image_combo = layer_combo()
         self.open_button = QPushButton("Open file…")
@@ -382,6 +384,7 @@ class DetectWidget(QWidget):
         self._material_changed(self.material.currentText())
         self._ready = True
         self._image_chosen()  # (a dock opened again: the chosen image's last analysis)
+        self.viewer.layers.events.inserted.connect(self._table_of_image_opened)
         self._follow_theme()
         self.viewer.events.theme.connect(self._follow_theme)
 
@@ -589,6 +592,10 @@ class DetectWidget(QWidget):
         from the image before, and Run all re-analysed it as MoS2)."""
         layer = self.image_layer()
         analysed = {} if layer is None else layer.metadata.get("atomdefect", {})
+        if layer is not None and not analysed.get("material"):
+            # Not analysed here: the material of a defect table reopened on it (a trial's WS2
+            # table over its image left the dock on MoS2, and Run all would have read MoS2)
+            analysed = table_analysis_of(self.viewer, layer) or analysed
         if not getattr(self, "_ready", False):  # (still being built: its boxes come later)
             return
         if analysed.get("material") and self.material.findText(analysed["material"]) >= 0:
@@ -599,6 +606,15 @@ class DetectWidget(QWidget):
                 "substituents"), model=analysed.get("model"))
         else:
             self._image_changed()
+
+    def _table_of_image_opened(self, event) -> None:
+        """A defect table opened on the chosen image, which was not analysed here: take the
+        material and substituents it names."""
+        table, image = getattr(event, "value", None), self.image_layer()
+        if (table is not None and image is not None
+                and table.metadata.get("atomdefect", {}).get("image") == image.name
+                and not image.metadata.get("atomdefect", {}).get("material")):
+            self._image_chosen()
 
     def _image_changed(self, *args) -> None:
         layer = self.image_layer()
@@ -719,7 +735,8 @@ class DetectWidget(QWidget):
             from ..core.io.image import to_grey
 
             image, said = to_grey(image, layer.name)
-            if said:
+            if said and real_layer(layer) not in self._told_grey:  # (once: Run all asked twice)
+                self._told_grey.add(real_layer(layer))
                 show_info(said)
         px, calibration = run_pixel_size(layer, self.material.currentText(),
                                          self.run_substituents())

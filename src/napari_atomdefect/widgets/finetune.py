@@ -41,6 +41,7 @@ from ._common import (
     run_pixel_size,
     scrolling_layout,
     show_in_dock,
+    table_analysis_of,
 )
 from ._worker import LatticeCache, error_sentence, follow_models, start_job
 from .review import is_defect_layer
@@ -360,9 +361,7 @@ class FinetuneWidget(QWidget):
         meta = {} if layer is None else layer.metadata.get("atomdefect", {})
         if layer is not None and not meta.get("material"):
             # Not analysed here: the material of a defect table reopened on this image
-            meta = next((la.metadata["atomdefect"] for la in reversed(self.viewer.layers)
-                         if la.metadata.get("atomdefect", {}).get("image") == layer.name
-                         and la.metadata["atomdefect"].get("material")), meta)
+            meta = table_analysis_of(self.viewer, layer) or meta
         material = meta.get("material")
         if not material or material == self.material.currentText() \
                 or self.material.findText(material) < 0:
