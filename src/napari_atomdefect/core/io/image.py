@@ -346,7 +346,7 @@ def is_colour_picture(path: str | Path) -> bool:
             import tifffile
 
             with tifffile.TiffFile(path) as tif:
-                page = tif.pages.first
+                page = tif.pages[0]
                 if getattr(page, "samplesperpixel", 1) not in (3, 4):
                     return False
                 data = page.asarray()

@@ -78,9 +78,9 @@ class PhaseMap:
     def total_phase_cycles_grid(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """:meth:`total_phase_cycles` at every point of the grid ``rows`` x ``cols`` (image
         pixels), ``(len(rows), len(cols))``: the same bilinear interpolation (edges clamped),
-        done along each axis in turn as two small matrix products — 0.3 ms where sampling the
-        262 000 points of a 1024² image's every other pixel took 20 ms. Equal to it within
-        float64 rounding."""
+        done along each axis in turn as two small matrix products — 2 ms where sampling the
+        262 000 points of a 1024² image's every other pixel one by one took 30. Equal to it
+        within float64 rounding."""
         rows, cols = np.asarray(rows, float), np.asarray(cols, float)
         along_rows = _linear_weights((rows + self.pad) / self.step[0], self.phase.shape[0])
         along_cols = _linear_weights((cols + self.pad) / self.step[1], self.phase.shape[1])
