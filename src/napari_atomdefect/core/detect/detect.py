@@ -75,6 +75,7 @@ from .decision import (
 )
 from .edge import crowded_edge_message, edge_adjusted
 from .image_fit import (
+    PARTNER_MAJORITY_SHARE,
     ModelFitWarning,
     assess_fit,
     counts_as_flagged,
@@ -280,7 +281,9 @@ def _with_plain_cells(read: Callable[[Any, np.ndarray], tuple[Any, Any]], batch:
 def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_text: str,
                     progress: tuple[float, float], grain_text: str) -> Generator[dict, None, tuple]:
     """Classify the sites of one grain's ``lattice``; yields progress (``progress``: the span of
-    the run's fraction this grain covers), returns ``(sites, fit, ladder, levels, dev_text)``."""
+    the run's fraction this grain covers), returns ``(sites, fit, ladder, levels, dev_text,
+    partner_reading)`` — the last a function giving the substituents to name for the layer read
+    as its S/Se partner host (:func:`~.image_fit.partner_host_substituents`), computed on demand."""
     import torch
 
     mat, card, run, net, dev = clf.mat, clf.card, clf.run, clf.net, clf.dev
@@ -314,8 +317,12 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
                                  else ladder.host_level),
                      heavier_explains=heavier, suggested_substituents=suggested,
                      blurred=clf.blurred)
-    fit = dataclasses.replace(fit, partner_substituents=partner_host_substituents(
-        prepared, lattice, mat, ladder))
+
+    def partner_reading(arr: np.ndarray = arr, lattice: Lattice = lattice) -> tuple[str, ...]:
+        # (the image read again as the S/Se partner host — a second ladder fit, 0.8 s on a real
+        # image — asked for only where its sentence is said, from the same prepared image)
+        return partner_host_substituents(prepare_image(arr, lattice), lattice, mat, ladder)
+
     if not fit.fits:  # before the long part: a script learns it at once, the widget shows it
         warnings.warn(fit.summary, ModelFitWarning, stacklevel=3)
         yield {"step": "fit", "fraction": progress[0] + 0.02 * (progress[1] - progress[0]),
@@ -467,7 +474,7 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     if k > 1:  # (back in the image's pixels)
         sites = sites.assign(y_px=from_enlarged(sites["y_px"].to_numpy(float), k),
                              x_px=from_enlarged(sites["x_px"].to_numpy(float), k))
-    return sites, fit, ladder, levels, dev_text
+    return sites, fit, ladder, levels, dev_text, partner_reading
 
 
 def _metal_level_note(message: str, lattice: Lattice) -> bool:
@@ -594,14 +601,15 @@ def _detect_steps(image: np.ndarray, pixel_size_nm: float | None, material: str,
     clf = _Classifier(mat, card, run, net, dev, calib, op, share, batch_size,
                       enlarge=reads_coarse_enlarged(card, info.bundled),
                       blurred=blurred is not None)
-    parts, fits, ladders = [], [], []
+    parts, fits, ladders, partner_readings = [], [], [], []
     levels = None
     weights = np.cumsum([0] + [la.n_cells for la in lattices]) / max(
         sum(la.n_cells for la in lattices), 1)
     for k, grain in enumerate(lattices):
         text = f" in grain {k + 1}/{len(lattices)}" if len(lattices) > 1 else ""
-        sites, fit, ladder, grain_levels, dev_text = yield from _classify_grain(
+        sites, fit, ladder, grain_levels, dev_text, partner_reading = yield from _classify_grain(
             arr, grain, clf, dev_text, (float(weights[k]), float(weights[k + 1])), text)
+        partner_readings.append(partner_reading)
         if len(lattices) > 1:
             sites = sites.assign(grain=k)
         parts.append(sites)
@@ -666,8 +674,12 @@ def _detect_steps(image: np.ndarray, pixel_size_nm: float | None, material: str,
         warnings.warn(uniform, ModelFitWarning, stacklevel=2)
     # Mostly the partner chalcogen: the layer is the partner host's alloy (one material
     # proposed at a time: not when the fit check or the uniform reading named one already).
-    majority = None if fit.proposed or fit.heavier or (uniform and other_host) \
-        else partner_majority_message(partner_share(sites, mat), mat, fit.partner_substituents)
+    majority = None
+    if not (fit.proposed or fit.heavier or (uniform and other_host)) \
+            and (partner := partner_share(sites, mat)) > PARTNER_MAJORITY_SHARE:
+        # (the first grain's reading as the partner host, only for the sentence that names it)
+        fit = dataclasses.replace(fit, partner_substituents=partner_readings[0]())
+        majority = partner_majority_message(partner, mat, fit.partner_substituents)
     if majority:
         warnings.warn(majority, ModelFitWarning, stacklevel=2)
     # Fewer partner atoms, still many: the single vacancies that left one have no class here.
