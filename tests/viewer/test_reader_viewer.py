@@ -327,13 +327,18 @@ def test_fine_tune_follows_the_material_of_a_table_reopened_on_the_image(make_na
                           "confidence": [0.9, 0.8]})
     table = with_run_columns(defects_table(table, 0.0078), "WS2", ("O",))
     write_csv_atomic(table, tmp_path / "found.csv")
-    for dock_first in (True, False):
+
+    def dock_over_table(dock_class, dock_first: bool):
+        """A dock opened before or after the table, which is opened over its image."""
         viewer = make_napari_viewer()
         viewer.add_image(np.zeros((300, 300), np.float32), scale=(0.0078, 0.0078),
                          units=("nm", "nm"), name="scan")
-        dock = FinetuneWidget(viewer) if dock_first else None
+        dock = dock_class(viewer) if dock_first else None
         viewer.open(str(tmp_path / "found.csv"), plugin="napari-atomdefect")
-        dock = dock or FinetuneWidget(viewer)
+        return dock or dock_class(viewer)
+
+    for dock_first in (True, False):
+        dock = dock_over_table(FinetuneWidget, dock_first)
         assert dock.material.currentText() == "WS2", dock_first
         assert dock.base_model.currentText() == "ws2-default", dock_first
     # The Detect dock too (a trial, forty-third session: it stayed on MoS2, and Run all would
@@ -343,12 +348,7 @@ def test_fine_tune_follows_the_material_of_a_table_reopened_on_the_image(make_na
          "confidence": [0.9, 0.8]}), 0.0078), "WS2", ("Se",))
     write_csv_atomic(table, tmp_path / "found.csv")
     for dock_first in (True, False):
-        viewer = make_napari_viewer()
-        viewer.add_image(np.zeros((300, 300), np.float32), scale=(0.0078, 0.0078),
-                         units=("nm", "nm"), name="scan")
-        detect = DetectWidget(viewer) if dock_first else None
-        viewer.open(str(tmp_path / "found.csv"), plugin="napari-atomdefect")
-        detect = detect or DetectWidget(viewer)
+        detect = dock_over_table(DetectWidget, dock_first)
         assert detect.material.currentText() == "WS2", dock_first
         assert detect.model.currentText() == "ws2-default", dock_first
         assert detect.run_substituents() == ("Se",), dock_first
