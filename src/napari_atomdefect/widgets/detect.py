@@ -610,6 +610,10 @@ class DetectWidget(QWidget):
     def _table_of_image_opened(self, event) -> None:
         """A defect table opened on the chosen image, which was not analysed here: take the
         material and substituents it names."""
+        from qtpy import sip
+
+        if sip.isdeleted(self.image_combo):  # (the dock closed: the viewer's event outlives it)
+            return
         table, image = getattr(event, "value", None), self.image_layer()
         if (table is not None and image is not None
                 and table.metadata.get("atomdefect", {}).get("image") == image.name

@@ -601,15 +601,16 @@ def _detect_steps(image: np.ndarray, pixel_size_nm: float | None, material: str,
     clf = _Classifier(mat, card, run, net, dev, calib, op, share, batch_size,
                       enlarge=reads_coarse_enlarged(card, info.bundled),
                       blurred=blurred is not None)
-    parts, fits, ladders, partner_readings = [], [], [], []
+    parts, fits, ladders = [], [], []
+    partner_reading = None  # (the first grain's: the image's reading, as its fit and ladder)
     levels = None
     weights = np.cumsum([0] + [la.n_cells for la in lattices]) / max(
         sum(la.n_cells for la in lattices), 1)
     for k, grain in enumerate(lattices):
         text = f" in grain {k + 1}/{len(lattices)}" if len(lattices) > 1 else ""
-        sites, fit, ladder, grain_levels, dev_text, partner_reading = yield from _classify_grain(
+        sites, fit, ladder, grain_levels, dev_text, reading = yield from _classify_grain(
             arr, grain, clf, dev_text, (float(weights[k]), float(weights[k + 1])), text)
-        partner_readings.append(partner_reading)
+        partner_reading = partner_reading or reading
         if len(lattices) > 1:
             sites = sites.assign(grain=k)
         parts.append(sites)
@@ -678,7 +679,7 @@ def _detect_steps(image: np.ndarray, pixel_size_nm: float | None, material: str,
     if not (fit.proposed or fit.heavier or (uniform and other_host)) \
             and (partner := partner_share(sites, mat)) > PARTNER_MAJORITY_SHARE:
         # (the first grain's reading as the partner host, only for the sentence that names it)
-        fit = dataclasses.replace(fit, partner_substituents=partner_readings[0]())
+        fit = dataclasses.replace(fit, partner_substituents=partner_reading())
         majority = partner_majority_message(partner, mat, fit.partner_substituents)
     if majority:
         warnings.warn(majority, ModelFitWarning, stacklevel=2)
