@@ -28,3 +28,22 @@ def test_maximum_box_equals_scipy(mode, size):
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="unsupported mode"):
         uniform_box(np.zeros((4, 4)), 3, "grid-wrap")
+
+
+def test_box_smooth_of_a_prepared_image_is_kept_and_equal():
+    """The smoothing of a prepared analysis image is computed once per box size and never of a
+    caller's own (writable) array, whose pixels may change between calls."""
+    from napari_atomdefect.core.io.validate import as_analysis_image
+    from napari_atomdefect.core.lattice.sites import box_smooth
+
+    rng = np.random.default_rng(3)
+    raw = rng.random((64, 80)).astype(np.float32)
+    prepared = as_analysis_image(raw)
+    first = box_smooth(prepared, 2.0)
+    assert box_smooth(prepared, 2.0) is first and not first.flags.writeable
+    np.testing.assert_array_equal(first, box_smooth(np.array(prepared), 2.0))
+    assert box_smooth(prepared, 4.0) is not first            # another box: computed anew
+    mine = raw.copy()
+    before = box_smooth(mine, 2.0)
+    mine += 1.0
+    np.testing.assert_allclose(box_smooth(mine, 2.0), before + 1.0, rtol=1e-6)

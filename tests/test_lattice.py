@@ -380,3 +380,23 @@ def test_the_phase_on_a_grid_is_the_phase_at_its_points():
     points = pm.total_phase_cycles(np.stack([rr.ravel(), cc.ravel()], axis=1))
     assert grid.shape == (len(rows), len(cols))
     np.testing.assert_allclose(grid, points.reshape(grid.shape), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(40, 36), (41, 37), (64, 50)])
+def test_half_spectrum_window_equals_the_full_transform(shape):
+    """GPA keeps only the non-negative column frequencies of a real image's spectrum; a window
+    anywhere — across the origin, across the Nyquist column, odd or even sizes — reads the same
+    bins as the full transform."""
+    from scipy import fft
+
+    from napari_atomdefect.core.lattice.gpa import ImageSpectrum
+
+    h, w = shape
+    x = np.random.default_rng(h).random(shape)
+    full = fft.fft2(x)
+    spectrum = ImageSpectrum(half=fft.rfft2(x), shape=shape)
+    rows = (np.arange(-8, 8) + 5) % h
+    for centre in (-3, 0, w // 2, w // 2 + 1):
+        cols = (np.arange(-8, 8) + centre) % w
+        np.testing.assert_allclose(spectrum.window(rows, cols), full[np.ix_(rows, cols)],
+                                   rtol=1e-10, atol=1e-10)

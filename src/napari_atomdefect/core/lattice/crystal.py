@@ -47,10 +47,16 @@ REFERENCE_PERCENTILE = 75.0
 FLAT = 1e-6
 
 
+#: Neighbour look-ups (points × neighbours) from which a query runs on every core.
+PARALLEL_QUERY_SIZE = 100_000
+
+
 def _nearest(tree: cKDTree, points: np.ndarray, k: int, bound: float) -> np.ndarray:
     """``(P, k)`` indices of the ``k`` nearest tree points within ``bound`` (``-1``: none)."""
     k = min(k, tree.n)
-    _, idx = tree.query(points, k=k, distance_upper_bound=bound, workers=-1)
+    # (threads pay only for large queries: each call starts its own, ~1 ms)
+    workers = -1 if len(points) * k > PARALLEL_QUERY_SIZE else 1
+    _, idx = tree.query(points, k=k, distance_upper_bound=bound, workers=workers)
     idx = np.asarray(idx).reshape(len(points), k)
     return np.where(idx < tree.n, idx, -1)
 

@@ -64,13 +64,37 @@ def _ring_counts(h: int, w: int) -> np.ndarray:
     return counts
 
 
+@lru_cache(maxsize=4)
+def _hann_window(h: int, w: int) -> np.ndarray:
+    """The separable Hann window of an ``h`` x ``w`` image, float32 (read-only, cached)."""
+    win = np.hanning(h)[:, None].astype(np.float32) * np.hanning(w)[None, :].astype(np.float32)
+    win.setflags(write=False)
+    return win
+
+
+def _max_outside_centre(spec: np.ndarray, kr: np.ndarray, radius: float) -> float:
+    """``spec[kr > radius].max()`` without copying the ring: the few bins of the centre disc
+    are set aside, the maximum taken over the whole spectrum, and the disc put back."""
+    h, w = spec.shape
+    r = int(np.ceil(radius * max(h, w))) + 1
+    r0, r1 = max(h // 2 - r, 0), min(h // 2 + r + 1, h)
+    c0, c1 = max(w // 2 - r, 0), min(w // 2 + r + 1, w)
+    centre = kr[r0:r1, c0:c1] <= radius
+    kept = spec[r0:r1, c0:c1][centre]
+    spec[r0:r1, c0:c1][centre] = -np.inf
+    try:
+        return float(spec.max())
+    finally:
+        spec[r0:r1, c0:c1][centre] = kept
+
+
 def _power_ratio(image: np.ndarray):
     """Centred, disc-averaged power spectrum over its radial median, the power spectrum itself,
     and the frequency grid."""
     h, w = image.shape
     img = image - image.mean()
-    win = np.hanning(h)[:, None].astype(np.float32) * np.hanning(w)[None, :].astype(np.float32)
-    f = fft.fftshift(fft.fft2((img * win).astype(np.float32), workers=-1))
+    f = fft.fftshift(fft.fft2((img * _hann_window(h, w)).astype(np.float32, copy=False),
+                              workers=-1))
     spec = uniform_box(f.real**2 + f.imag**2, 3)
     del f
     ky, kx, kr, idx = _frequency_grid(h, w)
@@ -83,7 +107,7 @@ def _power_ratio(image: np.ndarray):
     med = 1.25 * np.exp(log_sum / np.maximum(counts, 1))
     # Noise-free images have next to no power at high frequency: without a floor, round-off
     # ripples there would look like spots.
-    band_max = spec[kr > 3.0 / min(h, w)].max()
+    band_max = _max_outside_centre(spec, kr, 3.0 / min(h, w))
     med = np.maximum(med, 1e-6 * band_max)
     ratio = spec / med.astype(np.float32)[idx]
     return ratio, spec, ky, kx, kr

@@ -127,8 +127,37 @@ def edge_support(points: np.ndarray, shape: tuple[int, ...], g: np.ndarray,
     return out
 
 
-def image_spectrum(image: np.ndarray, period_px: float) -> tuple[np.ndarray, int]:
-    """Complex spectrum of the mean-subtracted image, zero-padded so that the Bragg filter does not
+@dataclass
+class ImageSpectrum:
+    """The spectrum of a real image, kept as its non-negative column frequencies (``rfft2``: half
+    the transform's work); every other bin is the complex conjugate of its mirror about the
+    origin.
+
+    Attributes
+    ----------
+    half : ndarray
+        ``rfft2`` of the (padded) image: columns ``0 .. W // 2``.
+    shape : tuple of int
+        ``(H, W)``, the full spectrum's shape.
+    """
+
+    half: np.ndarray
+    shape: tuple[int, int]
+
+    def window(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """The full spectrum's bins ``[np.ix_(rows, cols)]`` (indices in ``0 .. H - 1`` and
+        ``0 .. W - 1``)."""
+        h, w = self.shape
+        rows, cols = np.asarray(rows), np.asarray(cols)
+        kept = cols < self.half.shape[1]
+        out = np.empty((len(rows), len(cols)), self.half.dtype)
+        out[:, kept] = self.half[np.ix_(rows, cols[kept])]
+        out[:, ~kept] = np.conj(self.half[np.ix_((-rows) % h, (-cols[~kept]) % w)])
+        return out
+
+
+def image_spectrum(image: np.ndarray, period_px: float) -> tuple[ImageSpectrum, int]:
+    """Spectrum of the mean-subtracted image, zero-padded so that the Bragg filter does not
     wrap one edge of the image onto the other.
 
     Parameters
@@ -140,26 +169,26 @@ def image_spectrum(image: np.ndarray, period_px: float) -> tuple[np.ndarray, int
 
     Returns
     -------
-    spectrum : ndarray
-        Complex spectrum of the padded image.
+    spectrum : ImageSpectrum
+        Spectrum of the padded image.
     pad : int
         Padding width on every side.
     """
     pad = int(np.ceil(4.0 * period_px / (2 * np.pi * MASK_FRACTION)))
     h, w = image.shape
     shape = (fft.next_fast_len(h + 2 * pad, real=False), fft.next_fast_len(w + 2 * pad, real=False))
-    padded = np.zeros(shape, dtype=np.complex64)
+    padded = np.zeros(shape, dtype=np.float32)
     padded[pad:pad + h, pad:pad + w] = image - image.mean()
-    return fft.fft2(padded, workers=-1, overwrite_x=True), pad
+    return ImageSpectrum(half=fft.rfft2(padded, workers=-1, overwrite_x=True), shape=shape), pad
 
 
-def phase_map(spectrum: np.ndarray, g: np.ndarray, pad: int = 0,
+def phase_map(spectrum: ImageSpectrum, g: np.ndarray, pad: int = 0,
               mask_fraction: float = MASK_FRACTION) -> PhaseMap:
     """Compute the :class:`PhaseMap` of reflection ``g`` from the image ``spectrum``.
 
     Parameters
     ----------
-    spectrum : ndarray
+    spectrum : ImageSpectrum
         Output of :func:`image_spectrum`.
     g : ndarray
         Reflection ``(row, col)`` in cycles per pixel.
@@ -182,7 +211,7 @@ def phase_map(spectrum: np.ndarray, g: np.ndarray, pad: int = 0,
     m = 2 * half
     rows = (k0[0] + np.arange(-half, half)) % h
     cols = (k0[1] + np.arange(-half, half)) % w
-    window = spectrum[np.ix_(rows, cols)]
+    window = spectrum.window(rows, cols)
     dk_r = np.arange(-half, half) + k0[0] - g[0] * h
     dk_c = np.arange(-half, half) + k0[1] - g[1] * w
     mask = np.exp(-0.5 * (dk_r[:, None] ** 2 + dk_c[None, :] ** 2) / sigma_bins**2)
