@@ -171,3 +171,24 @@ def test_two_groups_the_calls_do_not_follow_are_said():
     stray = np.concatenate([0.53 + width * rng.standard_normal(15), [0.81, 0.82, 0.83]])
     called = np.arange(18) >= 15
     assert with_image_split(gap, "O", stray, 3, spread, ~called).groups is None
+
+
+def test_a_group_smaller_than_the_least_is_no_group_of_the_other():
+    """Set R (forty-fourth session): two V_S columns at 0.48 of S2 below nine O_S at 0.62–0.68,
+    every call right. A group is held to three columns at least, so the split took one O
+    column into the vacancies' "group" (the robust spreads blind to it), and the calls were
+    said not to follow two groups they followed exactly."""
+    from napari_atomdefect.core.detect.light_gap import two_groups, with_image_split
+
+    levels = np.array([0.481, 0.484, 0.615, 0.616, 0.641, 0.658, 0.664, 0.669, 0.675, 0.677,
+                       0.68])
+    width = 0.0203
+    assert two_groups(levels, width) is None
+    spread = _spread(0.01, 2.9)
+    gap = light_gap("MoS2", ("O",), 2.9, spread)
+    is_light = levels > 0.5
+    assert with_image_split(gap, "O", levels, 9, spread, is_light).groups is None
+    # three or more below: plain groups again
+    levels3 = np.concatenate([[0.475], levels])
+    upper, low, high = two_groups(levels3, width)
+    assert upper.sum() == 9 and low == pytest.approx(0.481, abs=0.005)

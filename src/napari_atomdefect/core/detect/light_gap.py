@@ -213,7 +213,8 @@ def two_groups(levels: np.ndarray, width: float) -> tuple[np.ndarray, float, flo
     The split of the sorted levels with the least spread within the two parts (each of
     :data:`MIN_GROUP_COLUMNS` and :data:`MIN_GROUP_SHARE` at least) is two groups when their
     medians lie :data:`GROUP_SEPARATION` robust spreads (each part's, at least ``width``: a
-    column's noise) and :data:`MIN_SHOWN_GAP` noise widths apart.
+    column's noise) and :data:`MIN_SHOWN_GAP` noise widths apart, and every level lies nearer
+    its own part's median than the other's.
 
     Returns
     -------
@@ -240,6 +241,12 @@ def two_groups(levels: np.ndarray, width: float) -> tuple[np.ndarray, float, flo
     spread = np.sqrt((max(robust_sd(low), width) ** 2 + max(robust_sd(high), width) ** 2) / 2)
     gap = float(np.median(high) - np.median(low))
     if gap < GROUP_SEPARATION * spread or gap < MIN_SHOWN_GAP * width:
+        return None
+    # Each level nearer its own group than the other: a group held to its least size can take
+    # in a level of the other (two vacancies below nine O columns made a "group" of three with
+    # one O in it, robust spreads blind to it, and correct calls were said not to follow it).
+    middle = 0.5 * (float(np.median(low)) + float(np.median(high)))
+    if low[-1] > middle or high[0] <= middle:
         return None
     upper = np.zeros(n, bool)
     upper[order[cut:]] = True

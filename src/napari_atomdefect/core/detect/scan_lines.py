@@ -12,7 +12,8 @@ for runs of dim chalcogen calls (``V_X``, ``V_X2`` and a substituent lighter tha
 what a dimmed column is called) no more than :data:`GAP_A` apart along the line, and keeps those
 that chance alone makes unlikely: at least :data:`MIN_RUN` calls, nearly all of the band's
 chalcogen columns over the run's stretch (binomial chance at the image's own rate of such calls,
-times the number of bands searched, below :data:`MAX_CHANCE`).
+times the number of bands searched and of the places along its band the run could have started,
+below :data:`MAX_CHANCE`).
 :func:`scan_line_message` says it in one sentence; the calls stay as they are (a row of real
 vacancies along a scan line is possible, a row of them by chance is not).
 """
@@ -32,7 +33,8 @@ BAND_A = 0.2
 GAP_A = 2.0
 #: Fewest calls in a run.
 MIN_RUN = 5
-#: Largest chance of a run (binomial at the image's rate, times the number of bands searched).
+#: Largest chance of a run (binomial at the image's rate, times the number of bands searched
+#: and of the run's possible starts along its band).
 MAX_CHANCE = 0.01
 #: Column kinds counted (what a dimmed or cut column is called; a lighter substituent too).
 _VACANCY_KINDS = ("V_X", "V_X2")
@@ -119,7 +121,11 @@ def scan_line_runs(sites: pd.DataFrame, shape: tuple[int, ...], a_px: float
                 continue
             over = band & (x >= run[0] - 0.5 * a_px) & (x <= run[-1] + 0.5 * a_px)
             n_cols, n_calls = int(over.sum()), int((over & vacancy).sum())
-            chance = float(binom.sf(n_calls - 1, n_cols, rate)) * n_bands
+            # (the run could have started at any of the band's columns: an alloy with a
+            # substituent lighter than its host calls two columns in five so, and ten in a
+            # row somewhere along one of its lines came by chance)
+            windows = max(int(band.sum()) - n_cols + 1, 1)
+            chance = float(binom.sf(n_calls - 1, n_cols, rate)) * n_bands * windows
             if chance < MAX_CHANCE:
                 found.append(ScanLineRun(float(np.median(y[over & vacancy])),
                                          (float(run[0]), float(run[-1])), n_calls, n_cols,
