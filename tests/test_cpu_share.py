@@ -10,7 +10,9 @@ import pytest
 import napari_atomdefect.core.cpu_share as cpu_share
 
 
-def _fake(monkeypatch, cores: int, busy: list[float], own: list[float], wall: list[float]):
+def _fake(monkeypatch, cores: int, busy: list[float], own: list[float], wall: list[float],
+          latest: list | None = None):
+    monkeypatch.setattr(cpu_share, "_LATEST", [] if latest is None else latest)
     monkeypatch.setattr(cpu_share, "_own_cores", lambda: set(range(cores)))
     monkeypatch.setattr(cpu_share, "_busy_seconds", lambda c: busy.pop(0))
     monkeypatch.setattr(cpu_share, "_own_cpu_seconds", lambda: own.pop(0))
@@ -33,6 +35,24 @@ def test_threads_never_raised_and_unknown_keeps_them(monkeypatch):
     assert cpu_share.CpuShare().threads(2) == 2
     _fake(monkeypatch, 2, [0.0, 0.1], [0.0, 0.0], [0.0, 0.05])  # too short to tell
     assert cpu_share.CpuShare().others_busy() is None
+
+
+def test_a_short_run_reads_the_window_since_the_one_before(monkeypatch):
+    """A small image reaches its network 0.02 s after it started: too short to tell, so the
+    window since the previous measurement's start (a batch's previous image, the command's
+    start-up) tells instead — within :data:`REACH_BACK_S` only."""
+    # previous start at t = 9.0 s (busy 50, own 3); this one at 10.0, the network at 10.02;
+    # over the 1.02 s since 9.0 the cores were busy 2.02 s, of which 1.0 s this process's
+    _fake(monkeypatch, 2, [51.0, 52.02], [3.9, 4.0], [10.0, 10.02], latest=[(9.0, 50.0, 3.0)])
+    share = cpu_share.CpuShare()
+    assert share.others_busy() == pytest.approx(1.0)   # one core busy: one thread
+    assert cpu_share._LATEST == [(10.0, 51.0, 3.9)]   # the next one reaches back to this one
+    # the previous one too long ago: unknown, as before
+    _fake(monkeypatch, 2, [51.0, 52.02], [3.9, 4.0], [100.0, 100.02], latest=[(9.0, 50.0, 3.0)])
+    assert cpu_share.CpuShare().others_busy() is None
+    # a window long enough of its own: its own (the busy core since its start, not before)
+    _fake(monkeypatch, 2, [51.0, 51.5], [3.9, 4.4], [10.0, 10.5], latest=[(9.0, 40.0, 3.0)])
+    assert cpu_share.CpuShare().others_busy() == pytest.approx(0.0)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/stat")
