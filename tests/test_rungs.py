@@ -6,6 +6,7 @@ of a substituent the user left out shared by its neighbours on the ladder
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from napari_atomdefect.core.detect.decision import column_signals, restrict
 from napari_atomdefect.core.detect.rungs import (
@@ -371,3 +372,51 @@ def test_a_layer_converted_past_half_reads_its_two_heavy_rungs_end_to_end():
         calls = detect(sim.image, 0.012, "WS2", device="cpu", substituents="Se")
     f1 = score(calls, sim.defects, 0.08 / 0.012)["f1"]
     assert f1["Se2_S2"] >= 0.95 and f1["Se_S"] >= 0.95, f1.to_dict()
+
+
+def _reference_two_clusters(z, start, common):
+    """The two-Gaussian EM of one start as written before the starts ran side by side."""
+    from napari_atomdefect.core.detect.rungs import EM_ITERATIONS
+
+    m, w = np.array(sorted(start), float), np.array([0.5, 0.5])
+    s = np.full(2, max(float(np.std(z)) / 2, 1e-3))
+    post, loglik = np.full(len(z), 0.5), -np.inf
+    for _ in range(EM_ITERATIONS):
+        d = np.exp(-0.5 * ((z[:, None] - m[None, :]) / s[None, :]) ** 2) * w[None, :] / s[None, :]
+        total = d.sum(1) + 1e-300
+        loglik = float(np.log(total).sum())
+        r = d / total[:, None]
+        n = r.sum(0)
+        if (n < 1e-9).any():
+            break
+        w = n / len(z)
+        m = (r * z[:, None]).sum(0) / n
+        sq = (r * (z[:, None] - m[None, :]) ** 2).sum(0)
+        s = np.maximum(np.sqrt(np.full(2, sq.sum() / len(z)) if common
+                               else sq / np.maximum(n, 1e-9)), 1e-3)
+        post = r[:, 1]
+    if m[1] < m[0]:
+        m, w, s, post = m[::-1], w[::-1], s[::-1], 1 - post
+    return loglik, m, w, s, post
+
+
+@pytest.mark.parametrize("common", [True, False])
+def test_the_starts_run_side_by_side_fit_as_each_alone(common):
+    """The EMs of several starts run as one array computation give each start's own fit to
+    the bit (also where one start's cluster empties and it stops early)."""
+    from napari_atomdefect.core.detect.rungs import _two_clusters_from
+
+    rng = np.random.default_rng(5)
+    for trial in range(40):
+        n = int(rng.integers(8, 300))
+        z = np.concatenate([rng.normal(0, 0.05, n),
+                            rng.normal(rng.uniform(0.05, 0.5), 0.05, int(rng.integers(1, 40)))])
+        if trial % 5 == 0:
+            z = np.round(z, 1)     # ties: a cluster can empty
+        starts = [tuple(np.quantile(z, q)) for q in ([0.05, 0.5], [0.1, 0.6], [0.2, 0.8])]
+        starts.append((float(z.max()) + 5.0, float(z.max()) + 6.0))   # far off: stops early
+        for got, start in zip(_two_clusters_from(z, starts, common), starts, strict=True):
+            want = _reference_two_clusters(z, start, common)
+            assert got[0] == want[0]
+            for a, b in zip(got[1:], want[1:], strict=True):
+                np.testing.assert_array_equal(a, b)

@@ -153,37 +153,65 @@ def vacancy_ratio_range(material: str | Material, light: str,
 
 def _best_two_clusters(z: np.ndarray, starts: list[tuple[float, float]], common: bool = True
                        ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The likeliest of :func:`_two_clusters` from several starts."""
-    return max((_two_clusters(z, s, common) for s in starts), key=lambda fit: fit[0])
+    """The likeliest of :func:`_two_clusters` from several starts (run side by side:
+    :func:`_two_clusters_from`)."""
+    return max(_two_clusters_from(z, starts, common), key=lambda fit: fit[0])
+
+
+def _two_clusters_from(z: np.ndarray, starts: list[tuple[float, float]], common: bool = True
+                       ) -> list[tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`_two_clusters` from each of ``starts``, the EMs run side by side (one array
+    operation for all: the iterations of a few hundred levels cost their numpy calls, not their
+    arithmetic). Each start's fit is :func:`_two_clusters`'s, its iterations stopping where
+    that one's would."""
+    z = np.asarray(z, float)
+    k = len(starts)
+    if k == 0:
+        return []
+    m = np.array([sorted(st) for st in starts], float)             # (k, 2)
+    w = np.full((k, 2), 0.5)
+    s = np.full((k, 2), max(float(np.std(z)) / 2, 1e-3))
+    post = np.full((k, len(z)), 0.5)
+    loglik = np.full(k, -np.inf)
+    active = np.ones(k, bool)
+    zc = z[None, :, None]                                          # (1, n, 1)
+    for _ in range(EM_ITERATIONS):
+        d = np.exp(-0.5 * ((zc - m[:, None, :]) / s[:, None, :]) ** 2) * w[:, None, :] \
+            / s[:, None, :]                                        # (k, n, 2)
+        total = d[..., 0] + d[..., 1] + 1e-300                     # (k, n)
+        loglik = np.where(active, np.log(total).sum(1), loglik)
+        r = d / total[..., None]
+        n = r.sum(1)                                               # (k, 2)
+        active &= ~(n < 1e-9).any(1)
+        if not active.any():
+            break
+        with np.errstate(divide="ignore", invalid="ignore"):
+            m_new = (r * zc).sum(1) / n
+            sq = (r * (zc - m_new[:, None, :]) ** 2).sum(1)
+            s_new = np.maximum(np.sqrt(np.repeat(((sq[:, 0] + sq[:, 1]) / len(z))[:, None], 2, 1)
+                                       if common else sq / np.maximum(n, 1e-9)), 1e-3)
+        if active.all():
+            w, m, s, post = n / len(z), m_new, s_new, r[:, :, 1]
+        else:  # (a start that stopped keeps its fit)
+            keep = active[:, None]
+            w = np.where(keep, n / len(z), w)
+            m = np.where(keep, m_new, m)
+            s = np.where(keep, s_new, s)
+            post = np.where(keep, r[:, :, 1], post)
+    fits = []
+    for i in range(k):
+        mi, wi, si, pi = m[i], w[i], s[i], post[i]
+        if mi[1] < mi[0]:
+            mi, wi, si, pi = mi[::-1], wi[::-1], si[::-1], 1 - pi
+        fits.append((float(loglik[i]), mi.copy(), wi.copy(), si.copy(), pi.copy()))
+    return fits
 
 
 def _two_clusters(z: np.ndarray, start: tuple[float, float], common: bool = True
                   ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """EM of two Gaussians on ``z``, with one spread (``common``) or one each; ``(loglik,
     means, weights, sigma (2,), posterior of the upper)``."""
-    m = np.array(sorted(start), float)
-    w = np.array([0.5, 0.5])
-    s = np.full(2, max(float(np.std(z)) / 2, 1e-3))
-    post = np.full(len(z), 0.5)
-    loglik = -np.inf
-    for _ in range(EM_ITERATIONS):
-        d = np.exp(-0.5 * ((z[:, None] - m[None, :]) / s[None, :]) ** 2) * w[None, :] / s[None, :]
-        total = d.sum(1) + 1e-300
-        loglik = float(np.log(total).sum())
-        r = d / total[:, None]
-        n = r.sum(0)
-        if (n < 1e-9).any():
-            break
-        w = n / len(z)
-        m = (r * z[:, None]).sum(0) / n
-        sq = (r * (z[:, None] - m[None, :]) ** 2).sum(0)
-        s = np.maximum(np.sqrt(np.full(2, sq.sum() / len(z)) if common
-                               else sq / np.maximum(n, 1e-9)), 1e-3)
-        post = r[:, 1]
-    order = np.argsort(m)
-    if order[0] == 1:
-        m, w, s, post = m[order], w[order], s[order], 1 - post
-    return loglik, m, w, s, post
+    return _two_clusters_from(z, [start], common)[0]
 
 
 def _followed_clusters(z: np.ndarray, starts: list[tuple[float, float]], called_hi: np.ndarray
