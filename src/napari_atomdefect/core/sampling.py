@@ -88,8 +88,11 @@ def sample_bilinear_many(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) 
     shape = np.shape(rows)
     # (x, y) in [-1, 1] with align_corners: -1 and 1 are the centres of the first and last pixel
     grid = np.empty((1, 1, int(np.prod(shape)), 2), np.float32)
-    grid[0, 0, :, 0] = np.asarray(cols, np.float64).ravel() * (2.0 / (w - 1)) - 1.0
-    grid[0, 0, :, 1] = np.asarray(rows, np.float64).ravel() * (2.0 / (h - 1)) - 1.0
+    for axis, coords, n in ((0, cols, w), (1, rows, h)):
+        scaled = np.array(coords, np.float64).ravel()  # (a copy: scaled in place)
+        scaled *= 2.0 / (n - 1)
+        scaled -= 1.0
+        grid[0, 0, :, axis] = scaled
     with torch.inference_mode():
         out = F.grid_sample(torch.from_numpy(np.ascontiguousarray(img))[None, None],
                             torch.from_numpy(grid), mode="bilinear", padding_mode="border",

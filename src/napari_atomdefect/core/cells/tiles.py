@@ -288,10 +288,13 @@ def sample_tiles(image: np.ndarray, affines: np.ndarray, spec: TileSpec,
     aff = np.asarray(affines, np.float32)
     rows = aff[:, 0, 0, None] * rr + aff[:, 0, 1, None] * cc + aff[:, 0, 2, None]
     cols = aff[:, 1, 0, None] * rr + aff[:, 1, 1, None] * cc + aff[:, 1, 2, None]
-    centre = (binning - 1) / 2
-    vals = sample_bilinear_many(np.asarray(image, np.float32), (rows - centre) / binning,
-                                (cols - centre) / binning)
-    return vals.reshape(len(aff), s, s).astype(np.float32), rows, cols
+    if binning == 1:
+        vals = sample_bilinear_many(np.asarray(image, np.float32), rows, cols)
+    else:
+        centre = (binning - 1) / 2
+        vals = sample_bilinear_many(np.asarray(image, np.float32), (rows - centre) / binning,
+                                    (cols - centre) / binning)
+    return vals.reshape(len(aff), s, s).astype(np.float32, copy=False), rows, cols
 
 
 def iter_cell_tiles(image: np.ndarray, lattice: Lattice, spec: TileSpec = TileSpec(),
