@@ -122,6 +122,27 @@ def test_streaming_batches_equal_all_at_once(distorted):
     assert len(whole) == lat.n_cells
 
 
+def test_lazy_batches_sample_the_same_tiles_when_asked(distorted):
+    """Detection reads a sample of an image's plain cells: its batches come without tiles and
+    the tiles it reads are sampled then — the same values, the same shares inside, for any
+    subset of a batch."""
+    from napari_atomdefect.core.cells.tiles import with_tiles
+
+    sim, lat = distorted
+    eager = list(iter_cell_tiles(sim.image, lat, batch_size=60, border=True))
+    lazy = list(iter_cell_tiles(sim.image, lat, batch_size=60, border=True, lazy=True))
+    assert [len(b) for b in lazy] == [len(b) for b in eager]
+    source = np.asarray(sim.image, np.float32)
+    for e, z in zip(eager, lazy, strict=True):
+        assert z.tiles.size == 0 and np.isnan(z.inside).all()
+        np.testing.assert_array_equal(z.has_metal, e.has_metal)
+        pick = np.arange(len(z)) % 3 == 1
+        got = with_tiles(z.subset(pick), source, sim.image.shape)
+        np.testing.assert_array_equal(got.tiles, e.tiles[pick])
+        np.testing.assert_array_equal(got.inside, e.inside[pick])
+        assert with_tiles(e, source, sim.image.shape) is e      # sampled already: as it is
+
+
 def test_inside_fraction_and_filter(distorted):
     sim, lat = distorted
     all_tiles = tile_cells(sim.image, lat)

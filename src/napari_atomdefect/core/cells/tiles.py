@@ -298,7 +298,8 @@ def sample_tiles(image: np.ndarray, affines: np.ndarray, spec: TileSpec,
 
 
 def iter_cell_tiles(image: np.ndarray, lattice: Lattice, spec: TileSpec = TileSpec(),
-                    batch_size: int = 2048, border: bool = False) -> Iterator[CellTiles]:
+                    batch_size: int = 2048, border: bool = False, lazy: bool = False
+                    ) -> Iterator[CellTiles]:
     """Yield the unit-cell tiles of ``image`` in batches (bounded memory for large images).
 
     Parameters
@@ -314,6 +315,10 @@ def iter_cell_tiles(image: np.ndarray, lattice: Lattice, spec: TileSpec = TileSp
     border : bool
         Also tile the :func:`border_cells` (after all others, ``has_metal`` False), so that every
         chalcogen site in the field of view is the own site of one tile.
+    lazy : bool
+        Yield the batches without their tiles (``(N, 0, 0)``, ``inside`` NaN): the caller
+        samples those it reads with :func:`with_tiles` (detection reads a sample of an image's
+        plain cells only).
 
     Notes
     -----
@@ -337,12 +342,45 @@ def iter_cell_tiles(image: np.ndarray, lattice: Lattice, spec: TileSpec = TileSp
     source = bin_image(img, binning)
     for start in range(0, len(affines), batch_size):
         aff = affines[start:start + batch_size]
-        tiles, rows, cols = sample_tiles(source, aff, spec, binning)
-        inside = ((rows >= -0.5) & (rows <= h - 0.5) & (cols >= -0.5) & (cols <= w - 0.5)).mean(1)
+        if lazy:
+            tiles, inside = np.empty((len(aff), 0, 0), np.float32), np.full(len(aff), np.nan)
+        else:
+            tiles, rows, cols = sample_tiles(source, aff, spec, binning)
+            inside = _inside(rows, cols, (h, w))
         yield CellTiles(tiles=tiles,
                         index=index[start:start + batch_size].copy(),
                         affine=aff.copy(), inside=inside, spec=spec,
                         has_metal=has_metal[start:start + batch_size].copy())
+
+
+def _inside(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Share of each tile's ``(N, S * S)`` pixel coordinates inside an image of ``shape``."""
+    h, w = shape
+    return ((rows >= -0.5) & (rows <= h - 0.5) & (cols >= -0.5) & (cols <= w - 0.5)).mean(1)
+
+
+def with_tiles(batch: CellTiles, source: np.ndarray, shape: tuple[int, int],
+               binning: int = 1) -> CellTiles:
+    """``batch`` with its tiles, sampled now where :func:`iter_cell_tiles` left them out
+    (``lazy``); the same values it would have sampled.
+
+    Parameters
+    ----------
+    batch : CellTiles
+        A batch (or a subset of one).
+    source : ndarray
+        The image, binned by ``binning`` (:func:`bin_image`).
+    shape : tuple of int
+        The (unbinned) image's shape.
+    binning : int
+        As :func:`tile_binning` says for the lattice.
+    """
+    s = batch.spec.size_px
+    if batch.tiles.shape[1:] == (s, s):
+        return batch
+    tiles, rows, cols = sample_tiles(source, batch.affine, batch.spec, binning)
+    return CellTiles(tiles, batch.index, batch.affine, _inside(rows, cols, shape), batch.spec,
+                     batch.has_metal)
 
 
 def tile_cells(image: np.ndarray, lattice: Lattice, spec: TileSpec = TileSpec(),

@@ -28,6 +28,7 @@ from ..cells.tiles import (
     mirrored_tiles,
     own_site_positions,
     tile_binning,
+    with_tiles,
 )
 from ..cpu_share import CpuShare, torch_threads_for_free_cores
 from ..errors import AtomDefectError
@@ -372,6 +373,7 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
             busy = "the other core is" if threads - free == 1 else f"{threads - free} cores are"
             dev_text = f"cpu ({free} of {threads} threads: {busy} busy)"
         def read(tiles: Any, at: np.ndarray) -> tuple[Any, Any]:
+            tiles = with_tiles(tiles, source, arr.shape, binning)  # (those read: sampled now)
             p_m = p_x = None
             for host_level, weight in readings:
                 q_m, q_x = _two_view_probabilities(
@@ -381,7 +383,8 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
                 p_x = weight * q_x if p_x is None else p_x + weight * q_x
             return p_m, p_x
 
-        for batch in iter_cell_tiles(norm, lattice, spec, batch_size=batch_size, border=True):
+        for batch in iter_cell_tiles(norm, lattice, spec, batch_size=batch_size, border=True,
+                                     lazy=True):
             c_rows = chalc_lookup.rows(batch.index)
             m_rows_b = np.where(batch.has_metal, metal_lookup.rows(batch.index), -1)
             own = own_site_positions(batch, lattice, chalcogen_rows=c_rows)
