@@ -503,8 +503,6 @@ def _cmd_detect(args: argparse.Namespace) -> int:
                                 substituents=args.substituents, region=args.region),
         _progress_printer(args))
     table = result["defects"]
-    for msg in table.attrs["messages"]:  # calibration notes, then whether the model fits
-        print(msg, file=sys.stderr)
     # (the image named as the reader names it — napari's layer name, batch's column too)
     _write_keeping_previous(with_run_columns(table, image=img.name), args.out)
     from .core.detect.image_fit import calls_summary
@@ -518,7 +516,11 @@ def _cmd_detect(args: argparse.Namespace) -> int:
           f"({listed or 'none'}); model "
           f"{result['model']} on {result['device']}, substituents {subs}"
           + (f", operating point {table.attrs['operating_point']}" if args.operating_point
-             else "") + f" -> {args.out}")
+             else "") + f" -> {args.out}", flush=True)
+    # The notes after the outcome (a new user read four to six paragraphs before it): the
+    # calibration first, then whether the model fits, each a line of its own.
+    for msg in table.attrs["messages"]:
+        print(msg, file=sys.stderr)
     return 0
 
 
