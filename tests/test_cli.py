@@ -496,3 +496,25 @@ def test_the_quick_look_draws_each_class_in_its_symbol():
     assert tuple(square[drawn(square)[0][0], drawn(square)[0][1]]) == (255, 32, 32)  # V_S2 red
     assert legend_text(["V_S", "O_S", "Se2_S2"]) == ("V_S circles, O_S downward triangles, "
                                                      "Se2_S2 stars")
+
+
+def test_detect_says_its_outcome_before_its_notes(tmp_path, monkeypatch):
+    """Trial, forty-third session: four to six paragraphs of notes came before the line that
+    says what was found. The outcome comes first now, then each note on a line of its own."""
+    import io
+
+    from napari_atomdefect.core.simulate.image import simulate_image
+
+    np.save(tmp_path / "one.npy", simulate_image("MoS2", 256, 0.012, seed=2).image)
+    both = io.StringIO()  # stdout and stderr as one terminal shows them
+    monkeypatch.setattr(sys, "stdout", both)
+    monkeypatch.setattr(sys, "stderr", both)
+    # (no pixel size in a bare .npy: the lattice calibrates it, and says so)
+    assert main(["detect", str(tmp_path / "one.npy"), "--out", str(tmp_path / "d.csv")]) == 0
+    lines = both.getvalue().strip().splitlines()
+    # (what the reader says of the file comes as it is read, before the long part)
+    assert lines[0].startswith("one: no pixel size in the file"), lines
+    outcome = [k for k, line in enumerate(lines) if " unit cells (" in line]
+    calibrated = [k for k, line in enumerate(lines) if line.startswith("Pixel size calibrated")]
+    assert outcome == [1] and lines[1].endswith(str(tmp_path / "d.csv")), lines
+    assert calibrated and calibrated[0] > 1, lines
