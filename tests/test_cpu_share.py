@@ -20,7 +20,7 @@ def _fake(monkeypatch, cores: int, busy: list[float], own: list[float], wall: li
 
 
 @pytest.mark.parametrize("others_busy, expected", [(0.0, 2), (0.4, 2), (0.9, 1), (1.2, 1),
-                                                    (1.6, 2), (2.0, 2)])
+                                                    (1.6, 1), (2.0, 1)])
 def test_threads_leave_the_busy_cores_to_their_programs(monkeypatch, others_busy, expected):
     # 1 s of wall time; this process used 1 s of CPU; the others what they keep busy.
     _fake(monkeypatch, 2, [100.0, 101.0 + others_busy], [5.0, 6.0], [0.0, 1.0])
@@ -84,3 +84,15 @@ def test_thread_count_is_restored_and_never_fought_over(monkeypatch):
     assert torch.get_num_threads() == before
     with cpu_share.torch_threads_for_free_cores(cpu_share.CpuShare(), False) as used:
         assert used == (before, before) and torch.get_num_threads() == before  # not the CPU
+
+
+@pytest.mark.parametrize("cores, others_busy, said", [
+    (2, 1.0, "the other core is busy"), (2, 1.9, "every core is busy"),
+    (4, 2.1, "2 of 4 cores are busy"), (4, 3.6, "every core is busy")])
+def test_the_device_line_says_how_busy_the_cores_are(monkeypatch, cores, others_busy, said):
+    """One thread on two busy cores had been said "the other core is busy"."""
+    monkeypatch.setattr(cpu_share.CpuShare, "others_busy", lambda self: others_busy)
+    monkeypatch.setattr(cpu_share, "_own_cores", lambda: set(range(cores)))
+    share = cpu_share.CpuShare()
+    assert share.busy_text() == said
+    assert share.threads(cores) == (cores // 2 if "every" in said else cores - round(others_busy))

@@ -6,9 +6,9 @@ image took 1.2–1.45 s with 2 threads and 0.95–1.05 s with 1. :class:`CpuShar
 the first stages of a detection (lattice, background, ladder: ~0.3 s on 1024²), how many of the
 cores this process may run on were busy with *other* processes (all busy time on those cores
 less this process's own CPU time), and :meth:`CpuShare.threads` proposes a thread count that
-does not exceed the cores left free (``benchmarks/bench_load.py``: 1.42 → 1.15 s with one of two
-cores busy, unchanged on a quiet machine and with both busy). Linux only (``/proc/stat``);
-elsewhere it proposes nothing.
+does not exceed the cores left free, half the cores when none is (``benchmarks/bench_load.py``:
+1.42 → 1.15 s with one of two cores busy, unchanged on a quiet machine). Linux only
+(``/proc/stat``); elsewhere it proposes nothing.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ def _own_cpu_seconds() -> float:
     return t.user + t.system
 
 
+#: Free cores (the machine's less those others keep busy) below which none counts as free.
+FREE_CORE = 0.75
 #: Shortest window (s) over which the others' busy time is told.
 MIN_WINDOW_S = 0.1
 #: How far back (s) a measurement too short to tell may reach for its start: to the previous
@@ -101,17 +103,33 @@ class CpuShare:
         others = (busy1 - busy0) - (own1 - own0)
         return max(0.0, others / wall)
 
+    def busy_text(self) -> str:
+        """How busy other programs keep the cores, in a few words for the device line ("the
+        other core is busy", "2 of 4 cores are busy", "every core is busy")."""
+        n = len(self._cores)
+        if not n:
+            return "other programs are busy"
+        free = n - (self.others_busy() or 0.0)
+        if free < FREE_CORE:  # (as :meth:`threads` reads it)
+            return "every core is busy"
+        if n == 2:
+            return "the other core is busy"
+        return f"{n - int(round(free))} of {n} cores are busy"
+
     def threads(self, current: int) -> int:
         """At most ``current`` threads, and no more than the cores the others leave free;
-        ``current`` when that is unknown, or when no core is free (then every program gets its
-        share of time per thread, and fewer threads would only get less: measured on 2 cores
-        with both busy, 1.9 s with 2 threads against 2.0 s with 1)."""
+        ``current`` when that is unknown; half the cores when none is free. (Every program then
+        gets its share of time per thread, but each parallel region of the network waits for
+        its thread that is not running: on 2 cores with both busy, a 1024² detection took
+        0.60–0.67 s with 1 thread against 0.70–0.73 s with 2, and one run in three 2.4 s; the
+        dev set's 200² images 0.16 s against 0.20 s with runs of 0.5–1.3 s. The thirteenth
+        session had measured 2.0 s against 1.9 s.)"""
         others = self.others_busy()
         if others is None or not self._cores:
             return current
         free = len(self._cores) - others
-        if free < 0.75:
-            return current
+        if free < FREE_CORE:
+            return max(1, min(current, len(self._cores) // 2))
         return max(1, min(current, int(round(free))))
 
 

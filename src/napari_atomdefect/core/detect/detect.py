@@ -370,8 +370,7 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
     with torch_threads_for_free_cores(share, dev.type == "cpu") as (free, threads):
         if free < threads:
             # (short: the Detect dock's device line had wrapped to three lines)
-            busy = "the other core is" if threads - free == 1 else f"{threads - free} cores are"
-            dev_text = f"cpu ({free} of {threads} threads: {busy} busy)"
+            dev_text = f"cpu ({free} of {threads} threads: {share.busy_text()})"
         def read(tiles: Any, at: np.ndarray) -> tuple[Any, Any]:
             tiles = with_tiles(tiles, source, arr.shape, binning)  # (those read: sampled now)
             p_m = p_x = None
