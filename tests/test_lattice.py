@@ -400,3 +400,16 @@ def test_half_spectrum_window_equals_the_full_transform(shape):
         cols = (np.arange(-8, 8) + centre) % w
         np.testing.assert_allclose(spectrum.window(rows, cols), full[np.ix_(rows, cols)],
                                    rtol=1e-10, atol=1e-10)
+
+
+def test_fractional_grid_equals_fractional_point_by_point():
+    """The separable reading of a pixel grid's lattice coordinates (the column-width fit's
+    fold) equals the point-by-point one."""
+    sim = simulate_image("MoS2", 256, 0.012, seed=11)
+    lat = find_lattice(sim.image, get_material("MoS2"), 0.012)
+    rows, cols = np.arange(0, 256, 5), np.arange(3, 256, 7)
+    grid = lat.fractional_grid(rows, cols)
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    points = lat.fractional(np.stack([rr.ravel(), cc.ravel()], 1))
+    assert grid.shape == (len(rows), len(cols), 2)
+    np.testing.assert_allclose(grid.reshape(-1, 2), points, rtol=0, atol=1e-9)

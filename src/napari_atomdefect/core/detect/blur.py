@@ -67,10 +67,9 @@ def column_fwhm_nm(image: np.ndarray, lattice: Lattice) -> float:
     img = np.asarray(image, float)
     h, w = img.shape
     stride = max(1, int(np.sqrt(h * w / FOLD_PIXELS)))
-    rr, cc = np.mgrid[0:h:stride, 0:w:stride]
-    pts = np.stack([rr.ravel(), cc.ravel()], axis=1).astype(float)
-    cell, counts, _ = fold_onto_cell(img[rr.ravel(), cc.ravel()], lattice.fractional(pts),
-                                     FOLD_BINS)
+    rows, cols = np.arange(0, h, stride), np.arange(0, w, stride)
+    cell, counts, _ = fold_onto_cell(img[np.ix_(rows, cols)].ravel(),
+                                     lattice.fractional_grid(rows, cols).reshape(-1, 2), FOLD_BINS)
     good = counts.ravel() > 0
     if good.sum() < 10 or not np.isfinite(cell).all():
         return float("nan")

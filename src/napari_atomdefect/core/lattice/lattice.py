@@ -184,6 +184,15 @@ class Lattice:
         uv = np.stack([pm1.total_phase_cycles(points), pm2.total_phase_cycles(points)], axis=1)
         return self.frac_sign * uv
 
+    def fractional_grid(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """:meth:`fractional` at every point of the pixel grid ``rows`` x ``cols``,
+        ``(len(rows), len(cols), 2)``: read separably (two small matrix products per phase map,
+        :meth:`~.gpa.PhaseMap.total_phase_cycles_grid`), equal within float64 rounding and far
+        faster for many points."""
+        pm1, pm2 = self.phase_maps
+        return self.frac_sign * np.stack([pm1.total_phase_cycles_grid(rows, cols),
+                                          pm2.total_phase_cycles_grid(rows, cols)], -1)
+
     def to_dict(self, sites: bool = True) -> dict:
         """JSON-ready summary (the format of ``atomdefect lattice --json``)."""
         out = {
