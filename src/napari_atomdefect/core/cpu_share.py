@@ -123,7 +123,7 @@ class CpuShare:
         its thread that is not running: on 2 cores with both busy, a 1024² detection took
         0.60–0.67 s with 1 thread against 0.70–0.73 s with 2, and one run in three 2.4 s; the
         dev set's 200² images 0.16 s against 0.20 s with runs of 0.5–1.3 s. An earlier
-        session had measured 2.0 s against 1.9 s.)"""
+        session had measured 2.0 s with 1 thread and 1.9 s with 2.)"""
         others = self.others_busy()
         if others is None or not self._cores:
             return current
