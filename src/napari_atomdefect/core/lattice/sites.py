@@ -178,6 +178,27 @@ def neighbour_mean(values: np.ndarray, index: np.ndarray, valid: np.ndarray, siz
     return out
 
 
+def _windows(image: np.ndarray, windows: np.ndarray | None, base: np.ndarray, rad: int,
+             rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """The ``(n, P, P)`` pixels around each ``base`` (rows ``rows``, columns ``cols``; edge
+    pixels repeated beyond the image): windows wholly inside are copied from the strided view
+    ``windows`` of ``image`` (a block copy each), the others gathered pixel by pixel."""
+    h, w = image.shape
+    b = base.astype(np.intp)
+    inside = ((b[:, 0] >= rad) & (b[:, 0] <= h - 1 - rad) & (b[:, 1] >= rad)
+              & (b[:, 1] <= w - 1 - rad)) if windows is not None else np.zeros(len(b), bool)
+    if inside.all():
+        return windows[b[:, 0] - rad, b[:, 1] - rad]
+    out = np.empty((len(b), rows.shape[1], cols.shape[1]), image.dtype)
+    if inside.any():
+        out[inside] = windows[b[inside, 0] - rad, b[inside, 1] - rad]
+    edge = ~inside
+    ri = np.clip(rows[edge], 0, h - 1).astype(np.intp)
+    ci = np.clip(cols[edge], 0, w - 1).astype(np.intp)
+    out[edge] = image[ri[:, :, None], ci[:, None, :]]
+    return out
+
+
 def centroid_refine(image: np.ndarray, start: np.ndarray, sigma: float, background: float,
                     n_iter: int = 2, max_shift: float | None = None) -> np.ndarray:
     """Gaussian-weighted centroid iterations ("mean shift") of a column around ``start``.
@@ -217,6 +238,8 @@ def centroid_refine(image: np.ndarray, start: np.ndarray, sigma: float, backgrou
     inv2s2 = np.float32(0.5 / sigma**2)
     bg = np.float32(background)
     chunk = max(256, min(len(pos) // (2 * n_workers()) + 1, 1_000_000 // off.size**2))
+    windows = (np.lib.stride_tricks.sliding_window_view(image, (off.size, off.size))
+               if min(h, w) >= off.size else None)
 
     def work(s: int) -> None:
         p = pos[s:s + chunk].astype(np.float32)
@@ -226,9 +249,7 @@ def centroid_refine(image: np.ndarray, start: np.ndarray, sigma: float, backgrou
             cols = base[:, 1:2] + off[None, :]
             r_ok = (rows >= 0) & (rows < h)
             c_ok = (cols >= 0) & (cols < w)
-            ri = np.clip(rows, 0, h - 1).astype(np.intp)
-            ci = np.clip(cols, 0, w - 1).astype(np.intp)
-            vals = image[ri[:, :, None], ci[:, None, :]]             # (n, P, P)
+            vals = _windows(image, windows, base, rad, rows, cols)  # (n, P, P)
             # Separable Gaussian weight: exp(-(dr^2 + dc^2) / 2 s^2) = wr * wc.
             wr = np.exp(-inv2s2 * (rows - p[:, 0:1]) ** 2) * r_ok
             wc = np.exp(-inv2s2 * (cols - p[:, 1:2]) ** 2) * c_ok
