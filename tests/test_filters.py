@@ -81,3 +81,32 @@ def test_column_windows_copied_as_blocks_equal_the_pixel_gather():
     np.testing.assert_array_equal(_windows(image, view, base, rad, rows, cols), gathered)
     np.testing.assert_array_equal(gathered[0], image[7:14, 7:14])
     np.testing.assert_array_equal(gathered[1][:3], np.repeat(image[0:1, 22:29], 3, 0))
+
+
+def test_peak_search_reads_every_disc_as_the_pixel_gather_did():
+    """The sub-pixel peak search copies discs wholly inside the image as blocks of a strided
+    view: the same peaks, heights and flags as reading every disc point by point, for discs
+    inside, across the edge, beyond it, over a NaN pixel and on a field smaller than a disc."""
+    from napari_atomdefect.core.lattice.sites import _refine_peaks_chunk, disc_offsets
+
+    def by_points(smoothed, predicted, radius):
+        h, w = smoothed.shape
+        off = disc_offsets(max(radius, 1.5))
+        pts = np.round(predicted).astype(int)[:, None, :] + off[None]
+        inside = (pts[..., 0] >= 0) & (pts[..., 0] < h) & (pts[..., 1] >= 0) & (pts[..., 1] < w)
+        vals = np.where(inside, smoothed[np.clip(pts[..., 0], 0, h - 1),
+                                         np.clip(pts[..., 1], 0, w - 1)], -np.inf)
+        best = np.argmax(vals, axis=1)
+        return pts[np.arange(len(pts)), best], vals[np.arange(len(pts)), best]
+
+    rng = np.random.default_rng(9)
+    for shape in ((60, 50), (7, 30), (3, 3)):
+        image = rng.random(shape).astype(np.float32)
+        image[1, 1] = np.nan
+        predicted = np.concatenate([rng.uniform(-6, max(shape) + 6, (80, 2)),
+                                    rng.uniform(0, min(shape) - 1, (200, 2))])
+        for radius in (1.0, 2.7, 4.2):
+            refined, height, ok = _refine_peaks_chunk(image, predicted, radius)
+            peak, want = by_points(image, predicted, radius)
+            np.testing.assert_array_equal(height, np.where(np.isfinite(want), want, np.nan))
+            assert (np.abs(refined - peak)[ok] <= 0.5).all()   # sub-pixel around that peak

@@ -109,13 +109,25 @@ def _refine_peaks_chunk(smoothed: np.ndarray, predicted: np.ndarray,
     radius = max(radius, 1.5)
     off = disc_offsets(radius)
     centre = np.round(predicted).astype(int)
-    pts = centre[:, None, :] + off[None, :, :]
-    inside = (pts[..., 0] >= 0) & (pts[..., 0] < h) & (pts[..., 1] >= 0) & (pts[..., 1] < w)
-    vals = smoothed[np.clip(pts[..., 0], 0, h - 1), np.clip(pts[..., 1], 0, w - 1)]
-    vals = np.where(inside, vals, -np.inf)
+    r = int(np.abs(off).max())
+    # Discs wholly inside are copied as blocks of a strided view (the disc picked out of each);
+    # those across the edge gathered point by point, the points beyond it never the maximum.
+    whole = ((centre[:, 0] >= r) & (centre[:, 0] <= h - 1 - r) & (centre[:, 1] >= r)
+             & (centre[:, 1] <= w - 1 - r))
+    vals = np.empty((len(centre), len(off)), smoothed.dtype)
+    if whole.any():
+        blocks = np.lib.stride_tricks.sliding_window_view(smoothed, (2 * r + 1, 2 * r + 1))
+        at = (off[:, 0] + r) * (2 * r + 1) + (off[:, 1] + r)
+        c = centre[whole]
+        vals[whole] = blocks[c[:, 0] - r, c[:, 1] - r].reshape(len(c), -1)[:, at]
+    if not whole.all():
+        pts = centre[~whole][:, None, :] + off[None, :, :]
+        inside = (pts[..., 0] >= 0) & (pts[..., 0] < h) & (pts[..., 1] >= 0) & (pts[..., 1] < w)
+        vals[~whole] = np.where(inside, smoothed[np.clip(pts[..., 0], 0, h - 1),
+                                                 np.clip(pts[..., 1], 0, w - 1)], -np.inf)
     best = np.argmax(vals, axis=1)
-    peak = pts[np.arange(len(pts)), best]
-    height = vals[np.arange(len(pts)), best]
+    peak = centre + off[best]
+    height = vals[np.arange(len(vals)), best]
     rim = np.hypot(off[best, 0], off[best, 1]) > radius - 1.0
     interior = (peak[:, 0] >= 1) & (peak[:, 0] < h - 1) & (peak[:, 1] >= 1) & (peak[:, 1] < w - 1)
     ok = ~rim & interior & np.isfinite(height)
