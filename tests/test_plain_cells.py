@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from napari_atomdefect.core.detect import plain_cells as plain
+from napari_atomdefect.core.materials.materials import get_material
 from napari_atomdefect.core.simulate.image import MicroscopeParams, simulate_image
 
 
@@ -27,6 +28,29 @@ def test_the_band_is_the_narrower_of_the_noise_and_the_nearest_defect_rung():
     inside = plain.in_band(rel, sd, "chalcogen")
     assert np.abs(rel[inside] - 1).max() <= 0.10 and inside.mean() < 0.45
     assert not plain.in_band(np.array([0.77, np.nan, 0.0]), 0.02, "chalcogen").any()
+
+
+def test_above_the_host_the_band_stops_at_a_defect_rung_only_where_one_is_brighter():
+    rel = np.array([0.85, 0.92, 1.08, 1.15, 1.19, 1.25])
+    # noise 0.08 of the level: 2.5 widths reach 0.20, the nearest lighter rung caps them at 0.10
+    np.testing.assert_array_equal(plain.in_band(rel, 0.08, "chalcogen"),
+                                  [False, True, True, False, False, False])
+    np.testing.assert_array_equal(plain.in_band(rel, 0.08, "chalcogen", brighter=False),
+                                  [False, True, True, True, True, False])
+    # a quiet image: the noise is the band on both sides
+    assert not plain.in_band(np.array([1.06]), 0.02, "chalcogen", brighter=False).any()
+
+
+def test_brighter_classes_are_heavier_elements_on_the_sublattice():
+    mos2, ws2, wse2 = (get_material(m) for m in ("MoS2", "WS2", "WSe2"))
+    assert plain.brighter_classes(("V_S", "V_S2", "O_S", "V_Mo"), mos2) == {
+        "metal": False, "chalcogen": False}
+    assert plain.brighter_classes(("O_S", "Se_S"), mos2) == {"metal": False, "chalcogen": True}
+    assert plain.brighter_classes(("V_Mo", "W_Mo"), mos2) == {"metal": True, "chalcogen": False}
+    assert plain.brighter_classes(("Mo_S2",), mos2)["chalcogen"]            # an antisite
+    assert plain.brighter_classes(("Mo_W", "V_S"), ws2) == {"metal": False, "chalcogen": False}
+    assert plain.brighter_classes(("S_Se", "S2_Se2"), wse2)["chalcogen"] is False
+    assert plain.brighter_classes(("S_Se", "Te_Se"), wse2)["chalcogen"] is True
 
 
 def test_plain_tiles_need_both_own_sites_and_a_sample_is_read():

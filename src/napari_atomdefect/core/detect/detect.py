@@ -351,10 +351,12 @@ def _classify_grain(arr: np.ndarray, lattice: Lattice, clf: _Classifier, dev_tex
         metal_sites = lattice.metal_sites_px.reshape(-1, 2)
         metal_levels = sample_bilinear(prepared.smoothed, metal_sites[:, 0],
                                        metal_sites[:, 1]) - levels.background
+        brighter = plain.brighter_classes(run.classes, get_material(run.material))
         plain_sites = (
-            plain.in_band(*plain.relative_levels(metal_levels), "metal")
+            plain.in_band(*plain.relative_levels(metal_levels), "metal", brighter["metal"])
             & within_field(metal_sites, arr.shape, lattice.a_px),
-            plain.in_band(*plain.relative_levels(chalc_levels), "chalcogen")
+            plain.in_band(*plain.relative_levels(chalc_levels), "chalcogen",
+                          brighter["chalcogen"])
             & within_field(chalc_sites, arr.shape, lattice.a_px))
     del prepared  # the flattened image, its smoothing and the offset: not needed any more
     temperature = float(card["detector"].get("temperature", 1.0))
