@@ -206,7 +206,8 @@ SURE_MEDIAN = 0.9
 #: leaves a site below this probability is read again in float32 before anything is decided:
 #: bfloat16 moved the probabilities of confident tiles by at most 0.01 (the 99th percentile
 #: 0.0006–0.005 on simulated, multislice and real images), so every tile the float32 reading
-#: would find uncertain (:data:`SECOND_VIEW_BELOW`) is read in float32.
+#: would find uncertain (:data:`SECOND_VIEW_BELOW`) is read in float32 (its mirrored view in
+#: bfloat16: :func:`~..models.site_forward.cpu_precision`).
 FP32_RECHECK_BELOW = 0.95
 
 
@@ -246,7 +247,7 @@ def _two_view_probabilities(net: Any, batch: Any, own: np.ndarray, source: np.nd
     if host_level is not None:
         mirrored, _ = to_host_units(mirrored, None, host_level)
     r_m, r_x = tile_site_probabilities(net, mirrored, sites, temperature, dev, classes, ctx,
-                                       bf16=precision == "bf16")
+                                       bf16=precision != "fp32")
     rows = torch.as_tensor(which, device=q_m.device)
     q_m, q_x = q_m.clone(), q_x.clone()
     q_m[rows] = (q_m[rows] + r_m) / 2
