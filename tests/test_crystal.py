@@ -10,9 +10,9 @@ import pytest
 
 from napari_atomdefect.core.lattice.crystal import (
     MIN_CRYSTAL_SUPPORT,
-    _median_of,
     crystal_support,
     in_crystal,
+    median_of,
     off_crystal_message,
 )
 from napari_atomdefect.core.lattice.grains import low_angle_domain
@@ -45,9 +45,23 @@ def holey():
 def test_median_of_ignores_missing_neighbours():
     values = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
     idx = np.array([[0, 1, 2, -1], [3, 4, -1, -1], [-1, -1, -1, -1], [0, 1, 2, 3]])
-    out = _median_of(values, idx)
+    out = median_of(values, idx)
     np.testing.assert_allclose(out[[0, 1, 3]], [2.0, 4.5, 2.5])
     assert np.isnan(out[2])
+
+
+def test_median_of_is_numpys_nanmedian_to_the_bit():
+    rng = np.random.default_rng(3)
+    for dtype in (np.float64, np.float32):
+        values = rng.normal(size=500).astype(dtype)
+        values[rng.random(500) < 0.2] = np.nan
+        idx = rng.integers(-1, 500, size=(300, 13))
+        idx[7] = -1
+        rows = np.where(idx >= 0, values[np.maximum(idx, 0)], np.nan)
+        with warnings.catch_warnings():  # (the rows without a value)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            expected = np.nanmedian(rows, axis=1)
+        np.testing.assert_array_equal(median_of(values, idx), expected)
 
 
 def test_no_site_inside_a_hole_or_an_amorphous_patch(holey):

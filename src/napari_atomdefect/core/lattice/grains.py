@@ -28,7 +28,7 @@ from ..io.blanked import blank_pixels
 from ..io.validate import check_region
 from ..materials.materials import Material, get_material
 from ..sampling import sample_bilinear
-from .crystal import OFF_CRYSTAL_NOTE
+from .crystal import OFF_CRYSTAL_NOTE, median_of, nearest_within
 from .lattice import CALIBRATION_TOLERANCE, FADED_NOTE, CalibrationWarning, Lattice, find_lattice
 from .sites import within_field
 
@@ -127,19 +127,16 @@ def _local_level(image: np.ndarray, points: np.ndarray, radius_px: float) -> np.
     return sample_bilinear(image, at[..., 0], at[..., 1], dtype=np.float64).mean(axis=0)
 
 
-def _neighbourhood_median(points: np.ndarray, values: np.ndarray, a_px: float) -> np.ndarray:
-    """Per point, the median of ``values`` over the points within :data:`TWIN_NEIGHBOURHOOD_A`
-    lattice constants (itself included; nan values left out, 0 where all are nan)."""
+def _neighbourhood_medians(points: np.ndarray, values: Sequence[np.ndarray],
+                           a_px: float) -> list[np.ndarray]:
+    """Per point, the median of each of ``values`` over the points within
+    :data:`TWIN_NEIGHBOURHOOD_A` lattice constants (the nearest :data:`TWIN_NEIGHBOURS`, itself
+    included; nan values left out, 0 where all are nan); one neighbour search for them all."""
     from scipy.spatial import cKDTree
 
-    k = min(TWIN_NEIGHBOURS + 1, len(points))
-    dist, near = cKDTree(points).query(points, k=k)
-    dist, near = dist.reshape(len(points), k), near.reshape(len(points), k)
-    around = np.where(dist <= TWIN_NEIGHBOURHOOD_A * a_px,
-                      values[np.minimum(near, len(points) - 1)], np.nan)
-    with warnings.catch_warnings():  # a point whose neighbours' values are all nan
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nan_to_num(np.nanmedian(around, axis=1), nan=0.0)
+    near = nearest_within(cKDTree(points), points, TWIN_NEIGHBOURS + 1,
+                          TWIN_NEIGHBOURHOOD_A * a_px)
+    return [np.nan_to_num(median_of(v, near), nan=0.0) for v in values]
 
 
 def _steps(lattice: Lattice, image: np.ndarray, sites: np.ndarray,
@@ -180,7 +177,7 @@ def twin_sites(lattice: Lattice, image: np.ndarray) -> np.ndarray:
     found = _steps(lattice, image, chalc, (lattice.a1_px + lattice.a2_px) / 3.0)
     if found is None:
         return np.zeros(len(chalc), bool)
-    return _neighbourhood_median(chalc, found[0], lattice.a_px) < TWIN_CUT
+    return _neighbourhood_medians(chalc, [found[0]], lattice.a_px)[0] < TWIN_CUT
 
 
 def off_column_sites(lattice: Lattice, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -202,7 +199,7 @@ def off_column_sites(lattice: Lattice, image: np.ndarray) -> tuple[np.ndarray, n
     found = _steps(lattice, image, metal, 2.0 * (lattice.a1_px + lattice.a2_px) / 3.0)
     if found is None or len(metal) == 0:
         return np.zeros(len(metal), bool), np.zeros(len(metal), bool)
-    step, bright = (_neighbourhood_median(metal, v, lattice.a_px) for v in found)
+    step, bright = _neighbourhood_medians(metal, found, lattice.a_px)
     off = step < OFF_COLUMN_CUT
     return off, off & (step > TWIN_METAL_FLOOR) & (bright > TWIN_HOLLOW_BRIGHT)
 
@@ -238,9 +235,8 @@ def site_orientations(lattice: Lattice) -> tuple[np.ndarray, np.ndarray]:
     pos, own = pos[keep], own[keep]
     if len(pos) < 7:
         return np.zeros((0, 2)), np.zeros(0)
-    dist, near = cKDTree(pos).query(pos, k=7)
-    values = np.where(dist <= ORIENTATION_NEIGHBOURHOOD_A * a, own[near], np.nan)
-    return pos, np.nanmedian(values, axis=1)
+    near = nearest_within(cKDTree(pos), pos, 7, ORIENTATION_NEIGHBOURHOOD_A * a)
+    return pos, median_of(own, near)
 
 
 def low_angle_domain(lattice: Lattice) -> np.ndarray:
