@@ -90,8 +90,8 @@ def column_fwhm_nm(image: np.ndarray, lattice: Lattice) -> float:
 
         def residual(sigma_a: float, d2_other: np.ndarray = d2_other) -> float:
             k = 1.0 / (2.0 * (sigma_a * a_px) ** 2)
-            design = np.stack([np.ones_like(values), np.exp(-d2_peak * k).sum(1),
-                               np.exp(-d2_other * k).sum(1)], axis=1)
+            design = np.stack([np.ones_like(values), _gaussian_sums(d2_peak, k),
+                               _gaussian_sums(d2_other, k)], axis=1)
             coef, *_ = np.linalg.lstsq(design, values, rcond=None)
             if coef[1] <= 0 or coef[2] < 0:
                 return np.inf
@@ -105,6 +105,17 @@ def column_fwhm_nm(image: np.ndarray, lattice: Lattice) -> float:
         return float("nan")
     sigma_a, _ = _golden_minimum(residual, grid, scan)
     return float(sigma_a * FWHM_PER_SIGMA * lattice.material.a_nm)
+
+
+#: Least exponent taken: ``exp`` of anything below underflows on a slow path (5x the time of the
+#: whole sum at the narrowest widths searched), and ``exp(-700)`` (1e-304) vanishes beside the
+#: nearest copy's term of every bin (at least 1e-87 there): the same sums to the bit.
+_LEAST_EXPONENT = -700.0
+
+
+def _gaussian_sums(d2: np.ndarray, k: float) -> np.ndarray:
+    """``exp(-d2 * k).sum(1)``: each bin's Gaussian weights of a site's 25 periodic copies."""
+    return np.exp(np.maximum(-d2 * k, _LEAST_EXPONENT)).sum(1)
 
 
 def _brightest(cell: np.ndarray) -> np.ndarray:
@@ -128,8 +139,12 @@ def _squared_distances(uv: np.ndarray, site: np.ndarray, basis: np.ndarray) -> n
     copies of ``site`` in the 5 × 5 cells around the folded one."""
     steps = np.arange(-2, 3, dtype=float)
     copies = np.stack(np.meshgrid(steps, steps, indexing="ij"), axis=-1).reshape(-1, 2) + site
-    offsets = (uv[:, None, :] - copies[None]) @ basis
-    return (offsets**2).sum(-1)
+    du = uv[:, None, 0] - copies[None, :, 0]
+    dv = uv[:, None, 1] - copies[None, :, 1]
+    # (the two components written out: a stacked (N, 25, 2) @ (2, 2) product took 4x the time)
+    rows = du * basis[0, 0] + dv * basis[1, 0]
+    cols = du * basis[0, 1] + dv * basis[1, 1]
+    return rows * rows + cols * cols
 
 
 def _golden_minimum(func: Callable[[float], float], grid: np.ndarray, scan: list[float],

@@ -240,7 +240,10 @@ def _skewness(image: np.ndarray) -> float:
     step = max(1, int(np.ceil(np.sqrt(img.size / SKEWNESS_PIXELS))))
     values = np.asarray(img[::step, ::step], np.float64).ravel()
     spread = float(values.std())
-    return float(np.mean(((values - values.mean()) / spread) ** 3)) if spread > 0 else 0.0
+    if not spread > 0:
+        return 0.0
+    z = (values - values.mean()) / spread
+    return float(np.mean(z * z * z))  # (``z ** 3`` runs numpy's pow: 60x the time)
 
 
 def _relative_spread(values: np.ndarray) -> float:
