@@ -68,6 +68,18 @@ def map_threads(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
 _BLAS_LOCK = threading.Lock()
 #: Blocks of :func:`blas_in_one_thread` running in this process, and the limit they hold.
 _BLAS_HELD: list[Any] = [0, None]
+#: The process and threadpoolctl's controller of its libraries (their search took ~0.5 ms of
+#: every detection: found once per process, by then numpy's and scipy's BLAS are loaded).
+_CONTROLLER: list[Any] = [None, None]
+
+
+def _blas_controller() -> Any:
+    """threadpoolctl's controller of this process's thread pools (made once per process)."""
+    if _CONTROLLER[0] != os.getpid():
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER[:] = [os.getpid(), ThreadpoolController()]
+    return _CONTROLLER[1]
 
 
 @contextmanager
@@ -76,10 +88,8 @@ def blas_in_one_thread() -> Iterator[None]:
     when the last such block of the process ends: blocks may overlap, in any order, from any
     thread). Nothing changes where threadpoolctl finds no BLAS library."""
     with _BLAS_LOCK:
-        if _BLAS_HELD[0] == 0:  # (the libraries loaded by now: ~0.6 ms to find them)
-            from threadpoolctl import threadpool_limits
-
-            _BLAS_HELD[1] = threadpool_limits(limits=1, user_api="blas")
+        if _BLAS_HELD[0] == 0:
+            _BLAS_HELD[1] = _blas_controller().limit(limits=1, user_api="blas")
         _BLAS_HELD[0] += 1
     try:
         yield
