@@ -83,3 +83,48 @@ def test_a_scan_glitch_in_a_simulated_image_is_said():
         table = detect(torn, pixel_size_nm=0.012, material="MoS2", device="cpu")
     said = [m for m in table.attrs["messages"] if "along a scan line" in m]
     assert len(said) == 1 and "y ≈ 25" in said[0]
+
+
+def _field_with_metals(a: float = 30.0, size: int = 900) -> pd.DataFrame:
+    """Chalcogen and metal sites of a lattice whose rows run along the scan (pristine)."""
+    chalc = _lattice_sites(a, size)
+    metal = chalc.assign(y_px=chalc["y_px"] - a / np.sqrt(3), sublattice="metal",
+                         **{"class": "metal"})               # a third of a cell away
+    return pd.concat([metal[metal["y_px"] >= 0], chalc], ignore_index=True)
+
+
+def _image_of(sites: pd.DataFrame, size: int = 900) -> np.ndarray:
+    """Gaussian columns at the sites (a metal 3x a chalcogen column, an empty one nothing) and
+    a little noise."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    image = np.random.default_rng(1).normal(0.0, 0.02, (size, size))
+    height = np.select([sites["class"] == "metal", sites["class"] == "chalcogen"], [3.0, 1.0], 0.0)
+    for (y, x), h in zip(sites[["y_px", "x_px"]].to_numpy(), height, strict=True):
+        if h > 0:
+            r0, r1, c0, c1 = (max(int(y) - 12, 0), min(int(y) + 13, size),
+                              max(int(x) - 12, 0), min(int(x) + 13, size))
+            image[r0:r1, c0:c1] += h * np.exp(
+                -((yy[r0:r1, c0:c1] - y) ** 2 + (xx[r0:r1, c0:c1] - x) ** 2) / (2 * 3.0 ** 2))
+    return image
+
+
+def test_a_line_of_vacancies_whose_metal_columns_read_as_elsewhere_is_no_glitch():
+    """An independent simulator's line of six V_S2 2 degrees off the scan direction had been
+    said to be a glitch (forty-fifth session): a glitch dims the metal columns it crosses too,
+    a line of chalcogen vacancies leaves them as they are."""
+    sites = _field_with_metals()
+    chalc = (sites["sublattice"] == "chalcogen").to_numpy()
+    y_line = np.sort(sites.loc[chalc, "y_px"].unique())[12]
+    on_line = chalc & (np.abs(sites["y_px"] - y_line) < 1).to_numpy() & (
+        (sites["x_px"] > 100) & (sites["x_px"] < 400)).to_numpy()
+    assert on_line.sum() >= 8
+    sites.loc[on_line, "class"] = "V_S2"
+    emptied = _image_of(sites)                              # the line's columns are empty
+    assert len(scan_line_runs(sites, emptied.shape, 30.0)) == 1   # without the image: said
+    assert scan_line_runs(sites, emptied.shape, 30.0, emptied) == []
+    # a glitch along the same line dims everything it crosses, the metal columns too: said
+    torn = emptied.copy()
+    rows = slice(int(y_line) - 12, int(y_line) + 13)
+    torn[rows, 80:420] *= 0.5
+    runs = scan_line_runs(sites, torn.shape, 30.0, torn)
+    assert len(runs) == 1 and abs(runs[0].y_px - y_line) < 2

@@ -657,7 +657,7 @@ def _detect_steps(image: np.ndarray, pixel_size_nm: float | None, material: str,
         warnings.warn(crowded, ModelFitWarning, stacklevel=2)
     # Vacancy calls in a row along one scan line: a glitch of the scan (not where the model does
     # not fit the image: its calls line up along the lattice's rows then, and that is said).
-    scan_line = (scan_line_message(scan_line_runs(sites, arr.shape, lattice.a_px))
+    scan_line = (scan_line_message(scan_line_runs(sites, arr.shape, lattice.a_px, arr))
                  if fit.fits else None)
     if scan_line:
         warnings.warn(scan_line, ModelFitWarning, stacklevel=2)
