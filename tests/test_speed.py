@@ -260,8 +260,8 @@ def test_bf16_is_opt_in_and_close(monkeypatch):
 
 def test_mixed_precision_decides_in_float32(monkeypatch):
     """Mixed precision (the default on a CPU with native bfloat16): every tile read in bfloat16,
-    the uncertain ones again in float32 — the calls, the mirrored views and every probability
-    near a decision are float32's; the confident tiles' probabilities move by thousandths."""
+    the uncertain ones again in float32 (their mirrored views stay bfloat16) — the calls are
+    float32's; the probabilities move by thousandths."""
     import napari_atomdefect.core.models.site_forward as sf
     from napari_atomdefect.core.detect.detect import detect
 
